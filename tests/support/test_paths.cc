@@ -1,0 +1,34 @@
+// Resolves test data locations from compile-time defaults and environment overrides.
+#include "support/test_paths.h"
+
+#include <cstdlib>
+#include <filesystem>
+#include <random>
+
+namespace attattr::testing {
+namespace {
+std::string EnvOr(const char* name, const std::string& fallback) {
+  const char* v = std::getenv(name);
+  return (v != nullptr && *v != '\0') ? std::string(v) : fallback;
+}
+}  // namespace
+
+std::string SharedDir() { return EnvOr("ATTATTR_SHARED_DIR", ATTATTR_SHARED_DIR); }
+std::string Sst2ModelDir() { return SharedDir() + "/models/sst2-bert-l4-h256"; }
+std::string GoldenPath() { return SharedDir() + "/golden/sst2-bert-l4-h256.json"; }
+std::string MiniLmDir() {
+  return EnvOr("ATTATTR_MINILM_DIR", std::string(ATTATTR_MODELS_DIR) + "/all-MiniLM-L6-v2");
+}
+std::string BinDir() { return ATTATTR_BIN_DIR; }
+bool PathExists(const std::string& path) { return std::filesystem::exists(path); }
+
+std::string MakeTempDir(const std::string& prefix) {
+  std::random_device rd;
+  auto base = std::filesystem::temp_directory_path();
+  for (;;) {
+    auto dir = base / (prefix + "-" + std::to_string(rd()));
+    if (std::filesystem::create_directory(dir)) return dir.string();
+  }
+}
+
+}  // namespace attattr::testing

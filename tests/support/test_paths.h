@@ -1,0 +1,33 @@
+// Where tests find their data: ../shared (DESIGN.md §3), the default model fetched by
+// scripts/setup.sh, and the built binaries. Tests that need data call the SKIP helpers, which skip
+// with a message naming the missing path rather than failing.
+#pragma once
+
+#include <string>
+
+namespace attattr::testing {
+
+// ../shared beside the checkout (override: ATTATTR_SHARED_DIR environment variable).
+std::string SharedDir();
+// The shared SST-2 classifier, ../shared/models/sst2-bert-l4-h256.
+std::string Sst2ModelDir();
+// The golden reference file for that model.
+std::string GoldenPath();
+// all-MiniLM-L6-v2 as scripts/setup.sh unpacks it (override: ATTATTR_MINILM_DIR).
+std::string MiniLmDir();
+// build/bin.
+std::string BinDir();
+// A fresh empty temporary directory, removed by nobody (tests are short-lived).
+std::string MakeTempDir(const std::string& prefix);
+bool PathExists(const std::string& path);
+
+}  // namespace attattr::testing
+
+// Skips the current test when `path` does not exist, saying what is missing.
+#define ATTATTR_SKIP_IF_MISSING(path)                                                   \
+  do {                                                                                  \
+    if (!::attattr::testing::PathExists(path)) {                                        \
+      GTEST_SKIP() << "test data not found: " << (path)                                 \
+                   << " (../shared or scripts/setup.sh's model folder is absent)";      \
+    }                                                                                   \
+  } while (0)
