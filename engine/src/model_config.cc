@@ -1,1 +1,167 @@
-// placeholder being written
+// Parses Hugging Face config.json / tokenizer_config.json (see model_config.h).
+#include "model_config.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "nlohmann/json.hpp"
+
+namespace attattr::engine {
+namespace {
+
+using nlohmann::json;
+
+absl::Status ReadPositiveInt(const json& j, const std::string& key, const std::string& path,
+                             int* out, bool required = true) {
+  auto it = j.find(key);
+  if (it == j.end()) {
+    if (!required) return absl::OkStatus();
+    return absl::InvalidArgumentError(absl::StrCat(path, ": missing key '", key, "'"));
+  }
+  if (!it->is_number_integer() || it->get<int64_t>() <= 0 || it->get<int64_t>() > (1 << 30)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": '", key, "' must be a positive integer, got ", it->dump()));
+  }
+  *out = static_cast<int>(it->get<int64_t>());
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> ReadFileToString(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open file"));
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+absl::StatusOr<BertConfig> ParseBertConfig(const std::string& json_text, const std::string& path) {
+  json j = json::parse(json_text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": not a JSON object"));
+  }
+  BertConfig c;
+  try {
+    if (auto it = j.find("model_type"); it != j.end() && it->is_string()) {
+      const std::string type = it->get<std::string>();
+      if (type != "bert") {
+        return absl::InvalidArgumentError(absl::StrCat(
+            path, ": 'model_type' is '", type, "'; only BERT-architecture checkpoints are supported"));
+      }
+    }
+    if (auto it = j.find("architectures"); it != j.end() && it->is_array()) {
+      for (const auto& a : *it) {
+        if (a.is_string()) c.architectures.push_back(a.get<std::string>());
+      }
+    }
+    absl::Status s;
+    if (!(s = ReadPositiveInt(j, "vocab_size", path, &c.vocab_size)).ok()) return s;
+    if (!(s = ReadPositiveInt(j, "hidden_size", path, &c.hidden_size)).ok()) return s;
+    if (!(s = ReadPositiveInt(j, "num_hidden_layers", path, &c.num_hidden_layers)).ok()) return s;
+    if (!(s = ReadPositiveInt(j, "num_attention_heads", path, &c.num_attention_heads)).ok()) return s;
+    if (!(s = ReadPositiveInt(j, "intermediate_size", path, &c.intermediate_size)).ok()) return s;
+    if (!(s = ReadPositiveInt(j, "max_position_embeddings", path, &c.max_position_embeddings)).ok())
+      return s;
+    if (!(s = ReadPositiveInt(j, "type_vocab_size", path, &c.type_vocab_size, false)).ok()) return s;
+    if (c.hidden_size % c.num_attention_heads != 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": 'hidden_size' (", c.hidden_size,
+                       ") is not a multiple of 'num_attention_heads' (", c.num_attention_heads, ")"));
+    }
+    if (auto it = j.find("layer_norm_eps"); it != j.end()) {
+      if (!it->is_number() || it->get<double>() <= 0) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(path, ": 'layer_norm_eps' must be a positive number"));
+      }
+      c.layer_norm_eps = it->get<double>();
+    }
+    if (auto it = j.find("hidden_act"); it != j.end()) {
+      if (!it->is_string() || it->get<std::string>() != "gelu") {
+        return absl::InvalidArgumentError(absl::StrCat(
+            path, ": 'hidden_act' is ", it->dump(), "; only \"gelu\" (exact erf) is supported"));
+      }
+    }
+    if (auto it = j.find("position_embedding_type"); it != j.end() && it->is_string() &&
+                                                     it->get<std::string>() != "absolute") {
+      return absl::InvalidArgumentError(absl::StrCat(
+          path, ": 'position_embedding_type' is ", it->dump(), "; only \"absolute\" is supported"));
+    }
+    if (auto it = j.find("id2label"); it != j.end() && it->is_object()) {
+      std::map<int, std::string> by_id;
+      for (auto& [k, v] : it->items()) {
+        char* end = nullptr;
+        long id = std::strtol(k.c_str(), &end, 10);
+        if (end == k.c_str() || *end != '\0' || id < 0 || id > 100000 || !v.is_string()) {
+          return absl::InvalidArgumentError(
+              absl::StrCat(path, ": 'id2label' entry '", k, "' is not id -> name"));
+        }
+        by_id[static_cast<int>(id)] = v.get<std::string>();
+      }
+      for (const auto& [id, name] : by_id) {
+        if (id != static_cast<int>(c.id2label.size())) {
+          return absl::InvalidArgumentError(
+              absl::StrCat(path, ": 'id2label' ids are not 0..", by_id.size() - 1));
+        }
+        c.id2label.push_back(name);
+      }
+    }
+    if (auto it = j.find("pruned_heads"); it != j.end() && it->is_object()) {
+      for (auto& [k, v] : it->items()) {
+        char* end = nullptr;
+        long layer = std::strtol(k.c_str(), &end, 10);
+        if (end == k.c_str() || *end != '\0' || layer < 0 || layer >= c.num_hidden_layers ||
+            !v.is_array()) {
+          return absl::InvalidArgumentError(
+              absl::StrCat(path, ": 'pruned_heads' key '", k, "' is not a layer index"));
+        }
+        std::vector<int> heads;
+        for (const auto& h : v) {
+          if (!h.is_number_integer() || h.get<int>() < 0 || h.get<int>() >= c.num_attention_heads) {
+            return absl::InvalidArgumentError(
+                absl::StrCat(path, ": 'pruned_heads' of layer ", k, " holds a bad head index"));
+          }
+          heads.push_back(h.get<int>());
+        }
+        c.pruned_heads[static_cast<int>(layer)] = heads;
+      }
+    }
+  } catch (const json::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": ", e.what()));
+  }
+  return c;
+}
+
+absl::StatusOr<BertConfig> ReadBertConfig(const std::string& path) {
+  auto text = ReadFileToString(path);
+  if (!text.ok()) return text.status();
+  return ParseBertConfig(*text, path);
+}
+
+absl::StatusOr<TokenizerConfig> ReadTokenizerConfig(const std::string& path) {
+  TokenizerConfig c;
+  auto text = ReadFileToString(path);
+  if (!text.ok()) return c;  // optional file
+  json j = json::parse(*text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": not a JSON object"));
+  }
+  if (auto it = j.find("do_lower_case"); it != j.end() && it->is_boolean()) {
+    c.do_lower_case = it->get<bool>();
+  }
+  if (auto it = j.find("strip_accents"); it != j.end() && it->is_boolean()) {
+    c.has_strip_accents = true;
+    c.strip_accents = it->get<bool>();
+  }
+  if (auto it = j.find("tokenize_chinese_chars"); it != j.end() && it->is_boolean()) {
+    c.tokenize_chinese_chars = it->get<bool>();
+  }
+  if (auto it = j.find("model_max_length"); it != j.end() && it->is_number_integer()) {
+    int64_t v = it->get<int64_t>();
+    if (v > 0 && v < (1 << 20)) c.model_max_length = static_cast<int>(v);
+  }
+  return c;
+}
+
+}  // namespace attattr::engine

@@ -1,0 +1,156 @@
+// `attattr explain` (see explain_command.h).
+#include "explain_command.h"
+
+#include <cstdlib>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "attattr/engine/dataset.h"
+#include "attattr/engine/model.h"
+#include "attattr/engine/runtime.h"
+#include "render.h"
+
+namespace attattr::client {
+namespace {
+
+absl::StatusOr<int> ParseClass(const std::string& value, const std::vector<std::string>& labels,
+                               const std::string& spec) {
+  int k = 0;
+  if (absl::SimpleAtoi(value, &k)) return k;
+  for (size_t i = 0; i < labels.size(); ++i) {
+    if (labels[i] == value) return static_cast<int>(i);
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("--target: '", spec, "': '", value, "' is neither a class index nor a label"));
+}
+
+// Examples to explain, from --text or --input.
+absl::StatusOr<std::vector<engine::Example>> CollectExamples(const ExplainFlags& flags) {
+  if (!flags.input.empty()) {
+    if (!flags.text.empty()) {
+      return absl::InvalidArgumentError("--input: give either --text or --input, not both");
+    }
+    auto ds = engine::ReadDataset(flags.input);
+    if (!ds.ok()) return absl::Status(absl::StatusCode::kNotFound, ds.status().message());
+    if (ds->examples.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("--input: ", flags.input, " has no examples"));
+    }
+    return std::move(ds->examples);
+  }
+  if (flags.text.empty()) return absl::InvalidArgumentError("--text: required (or --input FILE)");
+  engine::Example e;
+  e.text = flags.text;
+  if (!flags.text_pair.empty()) e.text_pair = flags.text_pair;
+  return std::vector<engine::Example>{e};
+}
+
+}  // namespace
+
+absl::StatusOr<engine::AttributionTarget> ParseTarget(const std::string& spec,
+                                                      const std::vector<std::string>& labels) {
+  engine::AttributionTarget t;
+  if (spec == "predicted") return t;
+  const auto colon = spec.find(':');
+  const std::string kind = spec.substr(0, colon);
+  const std::string value = colon == std::string::npos ? "" : spec.substr(colon + 1);
+  if (kind == "similarity" && colon != std::string::npos && !value.empty()) {
+    t.kind = engine::TargetKind::kEmbeddingSimilarity;
+    t.reference_text = value;
+    return t;
+  }
+  if ((kind == "class" || kind == "logit") && !value.empty()) {
+    auto k = ParseClass(value, labels, spec);
+    if (!k.ok()) return k.status();
+    t.kind = kind == "class" ? engine::TargetKind::kClassProb : engine::TargetKind::kClassLogit;
+    t.class_index = *k;
+    return t;
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "--target: '", spec, "' is not one of predicted, class:K, logit:K, similarity:TEXT"));
+}
+
+absl::StatusOr<std::vector<int>> ParseLayers(const std::string& spec) {
+  std::vector<int> layers;
+  if (spec.empty()) return layers;
+  for (absl::string_view part : absl::StrSplit(spec, ',')) {
+    int l = 0;
+    if (!absl::SimpleAtoi(part, &l)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--layers: '", std::string(part), "' is not a layer index"));
+    }
+    layers.push_back(l);
+  }
+  return layers;
+}
+
+absl::Status RunExplain(const ExplainFlags& flags, std::ostream& out) {
+  if (flags.format != "json" && flags.format != "text") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--format: '", flags.format, "' is not json or text"));
+  }
+  if (flags.batch < 1) return absl::InvalidArgumentError("--batch: must be at least 1");
+  auto rule = engine::ParseQuadratureRule(flags.rule);
+  if (!rule.ok()) return absl::InvalidArgumentError(absl::StrCat("--", rule.status().message()));
+  auto layers = ParseLayers(flags.layers);
+  if (!layers.ok()) return layers.status();
+  auto examples = CollectExamples(flags);
+  if (!examples.ok()) return examples.status();
+
+  engine::RuntimeOptions runtime;
+  runtime.intra_op_threads = flags.threads;
+  if (auto s = engine::ConfigureRuntime(runtime); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--threads: ", s.message()));
+  }
+  auto model = engine::Model::Load(flags.model);
+  if (!model.ok()) {
+    // A model that cannot be loaded is not a usage error.
+    return absl::Status(absl::StatusCode::kFailedPrecondition, model.status().message());
+  }
+  const auto& info = (*model)->info();
+  auto target = ParseTarget(flags.target, info.labels);
+  if (!target.ok()) return target.status();
+
+  engine::AttributionOptions options;
+  options.target = *target;
+  options.rule = *rule;
+  options.steps = flags.steps;
+  options.layers = *layers;
+  options.max_batch_examples = flags.batch;
+  options.keep_attention = false;
+  if (auto s = engine::ValidateAttributionOptions(**model, options); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--", s.message()));
+  }
+  RenderContext ctx{flags.model, flags.target, flags.rule, flags.steps, info.labels};
+  // Stream results in slices so memory stays bounded for long input files.
+  constexpr size_t kSlice = 64;
+  for (size_t start = 0; start < examples->size(); start += kSlice) {
+    std::vector<engine::Example> slice(
+        examples->begin() + start, examples->begin() + std::min(examples->size(), start + kSlice));
+    auto results = engine::AttributeExamples(**model, slice, options);
+    if (!results.ok()) {
+      if (results.status().code() == absl::StatusCode::kInvalidArgument && flags.input.empty()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--text: ", results.status().message()));
+      }
+      if (results.status().code() == absl::StatusCode::kInvalidArgument) {
+        // Report the line of the input file, not the slice index.
+        return absl::Status(absl::StatusCode::kFailedPrecondition,
+                            absl::StrCat(flags.input, " (examples ", start + 1, "..",
+                                         start + slice.size(), "): ", results.status().message()));
+      }
+      return results.status();
+    }
+    for (const auto& r : *results) {
+      if (flags.format == "json") {
+        out << AttributionToJson(r, ctx).dump() << "\n";
+      } else {
+        out << AttributionToText(r, ctx, flags.top_k) << "\n";
+      }
+    }
+    out.flush();
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace attattr::client

@@ -1,0 +1,40 @@
+// `attattr explain`: attributes one example (--text/--text-pair) or every line of a dataset file
+// (--input) with an in-process engine, printing JSON (one object per example and line) or text.
+// Parsing of the command-line strings into engine options lives here too. Single-threaded.
+#pragma once
+
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "attattr/engine/attention_attribution.h"
+
+namespace attattr::client {
+
+struct ExplainFlags {
+  std::string model;            // model directory
+  std::string text;
+  std::string text_pair;        // empty = single sentence
+  std::string input;            // dataset file instead of --text
+  int steps = 8;
+  std::string rule = "gauss-legendre";
+  std::string target = "predicted";
+  std::string layers;           // "0,3"; empty = all
+  std::string format = "json";  // json | text
+  int batch = 8;                // examples per engine batch
+  int top_k = 5;                // connections per layer in text output
+  int threads = 0;              // intra-op threads, 0 = all cores
+};
+
+// "predicted" | "class:K" | "logit:K" | "similarity:TEXT"; K is a class index or label name.
+absl::StatusOr<engine::AttributionTarget> ParseTarget(const std::string& spec,
+                                                      const std::vector<std::string>& labels);
+// "0,3" -> {0, 3}; empty -> {}.
+absl::StatusOr<std::vector<int>> ParseLayers(const std::string& spec);
+
+// Runs the command. InvalidArgument for bad flag values (the caller prints usage and exits 2);
+// other errors (model cannot be loaded, input unreadable) exit 1.
+absl::Status RunExplain(const ExplainFlags& flags, std::ostream& out);
+
+}  // namespace attattr::client

@@ -1,0 +1,74 @@
+// `attattr` command-line client: argument parsing and exit codes only; each subcommand lives in
+// its own file. Exit codes: 0 success, 1 runtime failure, 2 bad arguments (one-line error + usage).
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+
+#include "CLI/CLI.hpp"
+#include "explain_command.h"
+
+namespace {
+
+// The default model: $ATTATTR_MODEL, else models/all-MiniLM-L6-v2 of the checkout this binary was
+// built in (build/bin/attattr -> models/), where scripts/setup.sh unpacks it.
+std::string DefaultModel(const char* argv0) {
+  if (const char* env = std::getenv("ATTATTR_MODEL"); env != nullptr && *env != '\0') return env;
+  std::error_code ec;
+  auto exe = std::filesystem::canonical("/proc/self/exe", ec);
+  if (ec) exe = std::filesystem::absolute(argv0);
+  return (exe.parent_path().parent_path().parent_path() / "models" / "all-MiniLM-L6-v2").string();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"attattr: self-attention attribution (Hao et al., AAAI 2021) for BERT checkpoints"};
+  app.require_subcommand(1);
+  attattr::client::ExplainFlags ef;
+  ef.model = DefaultModel(argv[0]);
+  auto* explain = app.add_subcommand(
+      "explain", "Attribute a prediction (or similarity) to attention connections, layer by layer");
+  explain->add_option("--model", ef.model, "Hugging Face model directory")
+      ->capture_default_str();
+  explain->add_option("--text", ef.text, "Text to explain");
+  explain->add_option("--text-pair", ef.text_pair, "Second segment of a sentence pair");
+  explain->add_option("--input", ef.input,
+                      "Explain every example of a file (GLUE SST-2/RTE/MRPC TSV, or headerless "
+                      "text<TAB>text_pair lines); one JSON object per line, in input order");
+  explain->add_option("--steps", ef.steps, "Integration points m")->capture_default_str();
+  explain->add_option("--rule", ef.rule, "gauss-legendre | left-riemann | trapezoid")
+      ->capture_default_str();
+  explain->add_option("--target", ef.target,
+                      "predicted | class:K | logit:K | similarity:TEXT (K: index or label)")
+      ->capture_default_str();
+  explain->add_option("--layers", ef.layers, "Comma-separated layer indices (default: all)");
+  explain->add_option("--format", ef.format, "json | text")->capture_default_str();
+  explain->add_option("--batch", ef.batch, "Examples per engine batch")->capture_default_str();
+  explain->add_option("--top", ef.top_k, "Connections per layer in text output")
+      ->capture_default_str();
+  explain->add_option("--threads", ef.threads, "Intra-op threads (0 = all cores)")
+      ->capture_default_str();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    std::cout << app.help() << std::endl;
+    return 0;
+  } catch (const CLI::CallForAllHelp&) {
+    std::cout << app.help("", CLI::AppFormatMode::All) << std::endl;
+    return 0;
+  } catch (const CLI::ParseError& e) {
+    std::cerr << "error: " << e.what() << "\n"
+              << "usage: attattr explain [--model DIR] --text TEXT [--text-pair TEXT] [--steps M] "
+                 "[--rule RULE] [--target T] [--layers L] [--format json|text] (see --help)\n";
+    return 2;
+  }
+  absl::Status s = attattr::client::RunExplain(ef, std::cout);
+  if (s.ok()) return 0;
+  std::cerr << "error: " << s.message() << "\n";
+  if (s.code() == absl::StatusCode::kInvalidArgument) {
+    std::cerr << "usage: attattr explain [--model DIR] --text TEXT [--text-pair TEXT] [--steps M] "
+                 "[--rule RULE] [--target T] [--layers L] [--format json|text] (see --help)\n";
+    return 2;
+  }
+  return 1;
+}

@@ -1,0 +1,90 @@
+// JSON and terminal renderings of attribution results (see render.h).
+#include "render.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <numeric>
+#include <sstream>
+
+namespace attattr::client {
+
+nlohmann::json AttributionToJson(const engine::ExampleAttribution& r, const RenderContext& ctx) {
+  nlohmann::json j;
+  j["model"] = ctx.model;
+  j["tokens"] = r.encoding.tokens;
+  if (r.prediction.predicted >= 0) {
+    const int p = r.prediction.predicted;
+    j["prediction"] = {
+        {"label", p < static_cast<int>(ctx.labels.size()) ? ctx.labels[p] : std::to_string(p)},
+        {"probabilities", r.prediction.probabilities}};
+  } else {
+    j["prediction"] = nullptr;
+  }
+  j["target"] = ctx.target;
+  j["rule"] = ctx.rule;
+  j["steps"] = ctx.steps;
+  const size_t n = r.encoding.size();
+  nlohmann::json layers = nlohmann::json::array();
+  for (const auto& layer : r.layers) {
+    nlohmann::json heads = nlohmann::json::array();
+    for (int h = 0; h < layer.num_heads; ++h) {
+      nlohmann::json rows = nlohmann::json::array();
+      for (size_t i = 0; i < n; ++i) {
+        const float* row = layer.attribution.data() + (h * n + i) * n;
+        rows.push_back(std::vector<float>(row, row + n));
+      }
+      heads.push_back(std::move(rows));
+    }
+    layers.push_back({{"layer", layer.layer},
+                      {"attribution", std::move(heads)},
+                      {"completeness_gap", layer.completeness_gap},
+                      {"target_at_full", layer.target_at_full},
+                      {"target_at_zero", layer.target_at_zero}});
+  }
+  j["layers"] = std::move(layers);
+  return j;
+}
+
+std::string AttributionToText(const engine::ExampleAttribution& r, const RenderContext& ctx,
+                              int top_k) {
+  std::ostringstream out;
+  const auto& tokens = r.encoding.tokens;
+  out << "model: " << ctx.model << "\n";
+  out << "tokens (" << tokens.size() << "):";
+  for (const auto& t : tokens) out << " " << t;
+  out << "\n";
+  if (r.prediction.predicted >= 0) {
+    const int p = r.prediction.predicted;
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.4f", r.prediction.probabilities[p]);
+    out << "prediction: "
+        << (p < static_cast<int>(ctx.labels.size()) ? ctx.labels[p] : std::to_string(p)) << " (p="
+        << buf << ")\n";
+  }
+  out << "target: " << ctx.target << "   rule: " << ctx.rule << ", m = " << ctx.steps << "\n";
+  const size_t n = tokens.size();
+  for (const auto& layer : r.layers) {
+    char head[200];
+    std::snprintf(head, sizeof head,
+                  "\nlayer %d  F(A) = %.5f  F(0) = %.5f  sum(Attr) = %.5f  completeness gap = %.2e\n",
+                  layer.layer, layer.target_at_full, layer.target_at_zero, layer.attribution_sum,
+                  layer.completeness_gap);
+    out << head;
+    std::vector<size_t> idx(layer.attribution.size());
+    std::iota(idx.begin(), idx.end(), 0);
+    const size_t k = std::min<size_t>(top_k, idx.size());
+    std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), [&](size_t a, size_t b) {
+      return layer.attribution[a] > layer.attribution[b];
+    });
+    for (size_t t = 0; t < k; ++t) {
+      const size_t h = idx[t] / (n * n), i = (idx[t] / n) % n, j = idx[t] % n;
+      char line[256];
+      std::snprintf(line, sizeof line, "  head %2zu  %-14s <- %-14s %+.5f\n", h,
+                    tokens[i].c_str(), tokens[j].c_str(), layer.attribution[idx[t]]);
+      out << line;
+    }
+  }
+  return out.str();
+}
+
+}  // namespace attattr::client

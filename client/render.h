@@ -1,0 +1,31 @@
+// Renders attribution results for people and programs: the JSON object the CLI prints per example
+// (the format README.md documents) and a terminal summary of the strongest connections per layer.
+// Pure functions over engine result types; no I/O, thread-safe.
+#pragma once
+
+#include <string>
+
+#include "attattr/engine/attention_attribution.h"
+#include "nlohmann/json.hpp"
+
+namespace attattr::client {
+
+struct RenderContext {
+  std::string model;   // model name or directory, as the user gave it
+  std::string target;  // the target as given ("predicted", "class:1", "similarity:...")
+  std::string rule;    // "gauss-legendre", ...
+  int steps = 0;
+  std::vector<std::string> labels;  // class names of the model (empty for encoder-only)
+};
+
+// {"model", "tokens", "prediction": {"label", "probabilities"}, "target", "rule", "steps",
+//  "layers": [{"layer", "attribution": [heads][n][n], "completeness_gap", "target_at_full",
+//  "target_at_zero"}]}. `prediction` is null for encoder-only models.
+nlohmann::json AttributionToJson(const engine::ExampleAttribution& result, const RenderContext& ctx);
+
+// A few lines per layer: completeness, then the `top_k` strongest connections
+// (head, query token ← key token, score).
+std::string AttributionToText(const engine::ExampleAttribution& result, const RenderContext& ctx,
+                              int top_k = 5);
+
+}  // namespace attattr::client

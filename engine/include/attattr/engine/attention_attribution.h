@@ -1,0 +1,94 @@
+// Self-attention attribution (AttAttr, Hao et al. 2021; DESIGN.md §1):
+//   Attr^l = A^l ⊙ ∫₀¹ ∂F_x(α·A^l)/∂A^l dα   (zero-attention baseline),
+// for chosen layers l, with the per-layer completeness gap. The fast path runs the layers below l
+// once, needs only the value projection of layer l, takes gradients with respect to the scaled
+// probabilities only, trims to the real length and batches α-points and examples within a memory
+// budget. Thread-safety: Run() may be called concurrently on one const Model; each call uses
+// thread-local grad mode and its own tensors.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "attattr/engine/example.h"
+#include "attattr/engine/model.h"
+#include "attattr/engine/quadrature.h"
+#include "attattr/engine/run_control.h"
+
+namespace attattr::engine {
+
+enum class TargetKind {
+  kPredictedClassProb,   // softmax probability of the class the clean pass predicts (default)
+  kClassProb,            // softmax probability of `class_index`
+  kClassLogit,           // logit of `class_index`
+  kEmbeddingSimilarity,  // cosine(mean-pooled last hidden state, reference embedding)
+};
+
+struct AttributionTarget {
+  TargetKind kind = TargetKind::kPredictedClassProb;
+  int class_index = -1;                  // for kClassProb / kClassLogit
+  std::string reference_text;            // for kEmbeddingSimilarity (embedded with this model) ...
+  std::vector<float> reference_embedding;  // ... or given directly ([hidden_size]); text wins
+};
+
+struct AttributionOptions {
+  AttributionTarget target;
+  // Default: Gauss–Legendre with m = 8 (completeness gap ≤ 8e-4 on the shared model).
+  QuadratureRule rule = QuadratureRule::kGaussLegendre;
+  int steps = 8;
+  // Layers to attribute (0-based, ascending, unique). Empty: all layers.
+  std::vector<int> layers;
+  // Peak memory the α-point batches may use for activations. Default: 1 GiB.
+  int64_t memory_budget_bytes = int64_t{1} << 30;
+  // Examples padded into one batch (sorted by length first). Default: 8.
+  int max_batch_examples = 8;
+  // Keep the clean attention probabilities A^l in the result. Default: true.
+  bool keep_attention = true;
+};
+
+struct LayerAttribution {
+  int layer = 0;
+  int num_heads = 0;                // H of this layer
+  std::vector<float> attribution;   // [H, n, n], row i = query, column j = key
+  std::vector<float> attention;     // [H, n, n] clean probabilities (empty unless kept)
+  double target_at_full = 0;        // F_x(A^l)
+  double target_at_zero = 0;        // F_x(0)
+  double attribution_sum = 0;       // Σ Attr^l
+  double completeness_gap = 0;      // see completeness_gap.h
+};
+
+struct ExampleAttribution {
+  Encoding encoding;                // n tokens
+  Prediction prediction;            // clean pass (empty logits for encoder-only models)
+  int target_class = -1;            // class whose probability/logit is F (-1 for similarity)
+  std::vector<LayerAttribution> layers;  // in the order of AttributionOptions::layers
+};
+
+// Validates options against the model: InvalidArgument naming the field (steps, layers[i],
+// target.class_index, target.reference_text, memory_budget_bytes, max_batch_examples).
+absl::Status ValidateAttributionOptions(const Model& model, const AttributionOptions& options);
+
+// Attributes every example; results are in input order and do not depend on batching or chunking
+// (to ~1e-5). CancelledError when `control` asks to stop between batches.
+absl::StatusOr<std::vector<ExampleAttribution>> AttributeExamples(
+    const Model& model, const std::vector<Example>& examples, const AttributionOptions& options,
+    const RunControl& control = {});
+// Same, for already-tokenized inputs.
+absl::StatusOr<std::vector<ExampleAttribution>> AttributeEncodings(
+    const Model& model, const std::vector<Encoding>& encodings, const AttributionOptions& options,
+    const RunControl& control = {});
+
+// The authors' scheme, kept for cross-checks and as the benchmark baseline: per example and target
+// layer, full-model forward passes over all m α-points with inputs padded to `pad_to` tokens, then
+// backward through every parameter. Same result as AttributeEncodings up to float rounding; slow.
+absl::StatusOr<std::vector<ExampleAttribution>> AttributeEncodingsReference(
+    const Model& model, const std::vector<Encoding>& encodings, const AttributionOptions& options,
+    int pad_to);
+
+// Floating-point operations AttributeEncodings spends on one example of n tokens (forward and
+// input-gradient backward over all α-points and the chosen layers), for GFLOP/s reports.
+double AttributionFlops(const ModelInfo& info, int n, const AttributionOptions& options);
+
+}  // namespace attattr::engine

@@ -1,0 +1,98 @@
+// A loaded BERT-family checkpoint (Hugging Face directory) with its tokenizer, ready for prediction
+// and attribution. Opaque: the tensors live behind a pimpl so callers never include LibTorch.
+// Thread-safety: a Model is immutable after Load(); all const methods may run concurrently.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "attattr/engine/example.h"
+#include "attattr/engine/tokenizer.h"
+
+namespace attattr::engine {
+
+struct ModelInfo {
+  std::string path;            // the directory it was loaded from ("" for random models)
+  std::string architecture;    // "BertForSequenceClassification" or "BertModel"
+  std::string weights_file;    // file the weights came from (or the index of a sharded checkpoint)
+  int num_layers = 0;          // L
+  int num_heads = 0;           // H per layer as configured (before any pruning)
+  std::vector<int> heads_per_layer;  // heads actually present per layer (fewer when pruned)
+  int hidden_size = 0;
+  int intermediate_size = 0;
+  int vocab_size = 0;
+  int max_length = 0;          // longest accepted input in word pieces, [CLS]/[SEP] included
+  double layer_norm_eps = 0;
+  bool has_classifier = false; // false for encoder-only checkpoints (no pooler/classifier head)
+  std::vector<std::string> labels;  // class names by id (empty when !has_classifier)
+  int64_t parameter_count = 0;
+  std::string device;          // "cpu", "cuda:0", ...
+};
+
+struct LoadOptions {
+  // Where the weights live. Default: "cpu". A CUDA LibTorch build accepts "cuda" / "cuda:N".
+  std::string device = "cpu";
+};
+
+// Dimensions of a model with random weights (benchmarks, size tests). Default: BERT-base.
+struct RandomModelSpec {
+  int num_layers = 12;
+  int num_heads = 12;
+  int hidden_size = 768;
+  int intermediate_size = 3072;
+  int num_labels = 2;               // 0 = encoder-only
+  int max_position_embeddings = 512;
+  std::string vocab_path;           // a vocab.txt; its size sets the embedding rows
+  bool do_lower_case = true;
+  uint64_t seed = 0;
+  std::string device = "cpu";
+};
+
+// Output of a clean forward pass for one example.
+struct Prediction {
+  std::vector<float> logits;         // [C]; empty for encoder-only models
+  std::vector<float> probabilities;  // softmax(logits)
+  int predicted = -1;                // argmax, -1 for encoder-only models
+};
+
+class Model {
+ public:
+  // Loads config.json, tokenizer_config.json, vocab.txt and the weights (model.safetensors,
+  // model.safetensors.index.json, or pytorch_model.bin). Errors name the file and tensor:
+  // NotFound for missing files/tensors, InvalidArgument for shape/dtype/format problems.
+  static absl::StatusOr<std::unique_ptr<Model>> Load(const std::string& dir,
+                                                     const LoadOptions& options = {});
+  // A model with N(0, 0.02) weights, for benchmarks at realistic sizes.
+  static absl::StatusOr<std::unique_ptr<Model>> CreateRandom(const RandomModelSpec& spec);
+  ~Model();
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+
+  const ModelInfo& info() const;
+  const WordPieceTokenizer& tokenizer() const;
+
+  // Tokenizes with the model's maximum length. InvalidArgument ("text: empty") for empty text.
+  absl::StatusOr<Encoding> Encode(const Example& example) const;
+
+  // Clean forward passes, batched. `head_mask` (optional) is [L][H] with 1 = keep, 0 = masked.
+  absl::StatusOr<std::vector<Prediction>> Predict(
+      const std::vector<Encoding>& encodings,
+      const std::vector<std::vector<float>>* head_mask = nullptr) const;
+
+  // Mean-pooled last hidden state (sentence-transformers pooling), [hidden_size] per encoding.
+  absl::StatusOr<std::vector<std::vector<float>>> Embed(
+      const std::vector<Encoding>& encodings) const;
+
+  // Internal state, defined in engine/src; opaque outside the engine.
+  struct Impl;
+  const Impl& impl() const { return *impl_; }
+
+ private:
+  explicit Model(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace attattr::engine

@@ -1,0 +1,23 @@
+// Process-wide LibTorch settings the host program sets once at start-up (in main, never in a
+// library constructor): intra-op threads, and a description of the BLAS/parallel backend for logs
+// and benchmark reports. Call ConfigureRuntime before starting worker threads.
+#pragma once
+
+#include <string>
+
+#include "absl/status/status.h"
+
+namespace attattr::engine {
+
+struct RuntimeOptions {
+  // Intra-op threads for LibTorch (matmuls, elementwise ops). 0 = all hardware threads.
+  // Default: 0 (Debian's LibTorch otherwise starts with 1 on some machines).
+  int intra_op_threads = 0;
+};
+
+absl::Status ConfigureRuntime(const RuntimeOptions& options);
+
+// Threads in use and the parallel/BLAS backend LibTorch reports.
+std::string RuntimeDescription();
+
+}  // namespace attattr::engine

@@ -1,0 +1,449 @@
+// Self-attention attribution, fast path and the authors' reference scheme (see
+// attention_attribution.h). Fast path per batch of examples: one clean no-grad pass caches every
+// layer's input h_l and probabilities A^l; for each target layer l only V = h_l W_v is needed, the
+// α-points are stacked in the batch dimension (chunked by the memory budget) and gradients are
+// taken with respect to the scaled probabilities alone (weights never require grad).
+#include "attattr/engine/attention_attribution.h"
+
+#include <algorithm>
+#include <numeric>
+
+#include "absl/strings/str_cat.h"
+#include "attattr/engine/completeness_gap.h"
+#include "model_impl.h"
+
+namespace attattr::engine {
+namespace {
+
+// Per-row choice of what F reads off the output.
+struct TargetSpec {
+  TargetKind kind = TargetKind::kPredictedClassProb;
+  torch::Tensor classes;    // [B] int64, for classifier targets
+  torch::Tensor reference;  // [d], for similarity
+};
+
+// F for each row of the last hidden state x [R, n, d]; `rows` = how many copies of the B examples
+// are stacked (R = rows · B).
+torch::Tensor TargetValues(const BertEncoder& enc, const TargetSpec& target, const torch::Tensor& x,
+                           const torch::Tensor& attention_mask, int64_t rows) {
+  if (target.kind == TargetKind::kEmbeddingSimilarity) {
+    auto mask = attention_mask.repeat({rows, 1});
+    auto pooled = MeanPool(x, mask);
+    return torch::cosine_similarity(pooled, target.reference.unsqueeze(0), 1, 1e-8);
+  }
+  auto logits = enc.Head(x);
+  auto idx = target.classes.repeat({rows}).unsqueeze(1);
+  if (target.kind == TargetKind::kClassLogit) return logits.gather(1, idx).squeeze(1);
+  return torch::softmax(logits, -1).gather(1, idx).squeeze(1);
+}
+
+// Layers l+1.. on top of layer l whose context is `ctx`; returns F per row.
+torch::Tensor RunAbove(const BertEncoder& enc, int l, const torch::Tensor& h_rep,
+                       const torch::Tensor& ctx, const torch::Tensor& add_mask_rep,
+                       const TargetSpec& target, const torch::Tensor& attention_mask,
+                       int64_t rows) {
+  auto x = enc.FinishLayer(l, h_rep, ctx);
+  for (int u = l + 1; u < enc.num_layers(); ++u) x = enc.Layer(u, x, add_mask_rep, nullptr, nullptr);
+  return TargetValues(enc, target, x, attention_mask, rows);
+}
+
+// Stacks `rows` copies of t along dim 0: [B, ...] -> [rows·B, ...].
+torch::Tensor Stack(const torch::Tensor& t, int64_t rows) {
+  std::vector<int64_t> reps(t.dim(), 1);
+  reps[0] = rows;
+  return t.repeat(reps);
+}
+
+// Activation bytes one α-point of one example costs when attributing layer l at length n.
+int64_t BytesPerPoint(const ModelInfo& info, int l, int64_t n) {
+  const int64_t h = info.num_heads, d = info.hidden_size, i = info.intermediate_size;
+  const int64_t upper = info.num_layers - l;
+  return 4 * (upper * (4 * h * n * n + 12 * n * d + 3 * n * i) + 2 * h * n * n);
+}
+
+std::vector<int> ResolveLayers(const ModelInfo& info, const AttributionOptions& options) {
+  if (!options.layers.empty()) return options.layers;
+  std::vector<int> all(info.num_layers);
+  std::iota(all.begin(), all.end(), 0);
+  return all;
+}
+
+absl::StatusOr<torch::Tensor> ReferenceEmbedding(const Model& model,
+                                                 const AttributionTarget& target) {
+  const auto& impl = model.impl();
+  if (!target.reference_text.empty()) {
+    auto enc = model.Encode(Example{target.reference_text, std::nullopt, -1});
+    if (!enc.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("target.reference_text: ", enc.status().message()));
+    }
+    auto emb = model.Embed({*enc});
+    if (!emb.ok()) return emb.status();
+    return torch::tensor((*emb)[0]).to(impl.device);
+  }
+  return torch::tensor(target.reference_embedding).to(impl.device);
+}
+
+// Fills everything of an ExampleAttribution except the layers.
+void FillPrediction(const torch::Tensor& logits_row, ExampleAttribution* r) {
+  if (!logits_row.defined()) return;
+  r->prediction.logits = ToVector(logits_row);
+  r->prediction.probabilities = ToVector(torch::softmax(logits_row, -1));
+  r->prediction.predicted = static_cast<int>(logits_row.argmax().item<int64_t>());
+}
+
+// Per-row target classes for a batch of clean logits [B, C].
+TargetSpec MakeTargetSpec(const AttributionTarget& target, const torch::Tensor& logits,
+                          const torch::Tensor& reference) {
+  TargetSpec spec;
+  spec.kind = target.kind;
+  if (target.kind == TargetKind::kEmbeddingSimilarity) {
+    spec.reference = reference;
+  } else if (target.kind == TargetKind::kPredictedClassProb) {
+    spec.classes = logits.argmax(1);
+  } else {
+    spec.classes = torch::full({logits.size(0)}, static_cast<int64_t>(target.class_index),
+                               torch::TensorOptions().dtype(torch::kInt64).device(logits.device()));
+  }
+  return spec;
+}
+
+// Crops row r of [B, H, n, n] to its real length n_r and stores it in `layer`.
+void StoreLayer(const torch::Tensor& attr, const torch::Tensor& probs, int64_t r, int64_t n_r,
+                double f_full, double f_zero, bool keep_attention, LayerAttribution* layer) {
+  auto a = attr[r].narrow(1, 0, n_r).narrow(2, 0, n_r);
+  layer->num_heads = static_cast<int>(attr.size(1));
+  layer->attribution = ToVector(a);
+  if (keep_attention) layer->attention = ToVector(probs[r].narrow(1, 0, n_r).narrow(2, 0, n_r));
+  layer->target_at_full = f_full;
+  layer->target_at_zero = f_zero;
+  layer->attribution_sum = a.to(torch::kFloat64).sum().item<double>();
+  layer->completeness_gap = CompletenessGap(layer->attribution_sum, f_full, f_zero);
+}
+
+}  // namespace
+
+absl::Status ValidateAttributionOptions(const Model& model, const AttributionOptions& options) {
+  const ModelInfo& info = model.info();
+  auto points = MakeQuadrature(options.rule, options.steps);
+  if (!points.ok()) return points.status();
+  for (size_t i = 0; i < options.layers.size(); ++i) {
+    const int l = options.layers[i];
+    if (l < 0 || l >= info.num_layers) {
+      return absl::InvalidArgumentError(absl::StrCat("layers[", i, "]: ", l, " is not in [0, ",
+                                                     info.num_layers - 1, "]"));
+    }
+    if (i > 0 && l <= options.layers[i - 1]) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("layers[", i, "]: layers must be ascending and unique"));
+    }
+  }
+  const auto& t = options.target;
+  switch (t.kind) {
+    case TargetKind::kPredictedClassProb:
+      if (!info.has_classifier) {
+        return absl::InvalidArgumentError(
+            "target: encoder-only model has no classes; use the embedding-similarity target");
+      }
+      break;
+    case TargetKind::kClassProb:
+    case TargetKind::kClassLogit:
+      if (!info.has_classifier) {
+        return absl::InvalidArgumentError(
+            "target: encoder-only model has no classes; use the embedding-similarity target");
+      }
+      if (t.class_index < 0 || t.class_index >= static_cast<int>(info.labels.size())) {
+        return absl::InvalidArgumentError(absl::StrCat("target.class_index: ", t.class_index,
+                                                       " is not in [0, ", info.labels.size() - 1,
+                                                       "]"));
+      }
+      break;
+    case TargetKind::kEmbeddingSimilarity:
+      if (t.reference_text.empty() && t.reference_embedding.empty()) {
+        return absl::InvalidArgumentError(
+            "target.reference_text: the similarity target needs a reference text or embedding");
+      }
+      if (t.reference_text.empty() &&
+          static_cast<int>(t.reference_embedding.size()) != info.hidden_size) {
+        return absl::InvalidArgumentError(absl::StrCat("target.reference_embedding: has ",
+                                                       t.reference_embedding.size(),
+                                                       " values, expected ", info.hidden_size));
+      }
+      break;
+  }
+  if (options.memory_budget_bytes <= 0) {
+    return absl::InvalidArgumentError("memory_budget_bytes: must be positive");
+  }
+  if (options.max_batch_examples <= 0) {
+    return absl::InvalidArgumentError("max_batch_examples: must be positive");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<ExampleAttribution>> AttributeExamples(
+    const Model& model, const std::vector<Example>& examples, const AttributionOptions& options,
+    const RunControl& control) {
+  std::vector<Encoding> encodings;
+  encodings.reserve(examples.size());
+  for (size_t i = 0; i < examples.size(); ++i) {
+    auto e = model.Encode(examples[i]);
+    if (!e.ok()) {
+      return absl::Status(e.status().code(),
+                          absl::StrCat("examples[", i, "].", e.status().message()));
+    }
+    encodings.push_back(std::move(*e));
+  }
+  return AttributeEncodings(model, encodings, options, control);
+}
+
+absl::StatusOr<std::vector<ExampleAttribution>> AttributeEncodings(
+    const Model& model, const std::vector<Encoding>& encodings, const AttributionOptions& options,
+    const RunControl& control) {
+  if (auto s = ValidateAttributionOptions(model, options); !s.ok()) return s;
+  const auto& impl = model.impl();
+  const BertEncoder& enc = *impl.encoder;
+  const ModelInfo& info = model.info();
+  const std::vector<int> layers = ResolveLayers(info, options);
+  const auto points = *MakeQuadrature(options.rule, options.steps);
+  for (size_t i = 0; i < encodings.size(); ++i) {
+    if (encodings[i].size() < 1 || static_cast<int>(encodings[i].size()) > info.max_length) {
+      return absl::InvalidArgumentError(absl::StrCat("examples[", i, "]: length ",
+                                                     encodings[i].size(), " is not in [1, ",
+                                                     info.max_length, "]"));
+    }
+  }
+  std::vector<ExampleAttribution> results(encodings.size());
+  try {
+    torch::Tensor reference;
+    if (options.target.kind == TargetKind::kEmbeddingSimilarity) {
+      auto ref = ReferenceEmbedding(model, options.target);
+      if (!ref.ok()) return ref.status();
+      reference = *ref;
+    }
+    // Sort by length so each batch pads little; results go back to input order.
+    std::vector<size_t> order(encodings.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+      return encodings[a].size() < encodings[b].size();
+    });
+    const int64_t total = static_cast<int64_t>(encodings.size() * layers.size());
+    int64_t done = 0;
+    const auto dev_opts = torch::TensorOptions().dtype(torch::kFloat32).device(impl.device);
+    for (size_t start = 0; start < order.size(); start += options.max_batch_examples) {
+      if (control.ShouldStop()) return absl::CancelledError("attribution: cancelled");
+      std::vector<size_t> group(order.begin() + start,
+                                order.begin() + std::min(order.size(),
+                                                         start + options.max_batch_examples));
+      const int64_t b = static_cast<int64_t>(group.size());
+      EncoderBatch batch = MakeBatch(encodings, group, impl.device);
+      const int64_t n = batch.input_ids.size(1);
+      EncoderOutput clean;
+      {
+        torch::NoGradGuard no_grad;
+        ForwardOptions fo;
+        fo.capture_attention = true;
+        fo.capture_hidden_states = true;
+        clean = enc.Forward(batch, fo);
+      }
+      const TargetSpec target = MakeTargetSpec(options.target, clean.logits, reference);
+      for (int64_t r = 0; r < b; ++r) {
+        ExampleAttribution& res = results[group[r]];
+        res.encoding = encodings[group[r]];
+        if (clean.logits.defined()) FillPrediction(clean.logits[r], &res);
+        res.target_class = target.classes.defined()
+                               ? static_cast<int>(target.classes[r].item<int64_t>())
+                               : -1;
+        res.layers.resize(layers.size());
+      }
+      const auto add_mask = BertEncoder::AdditiveMask(batch.attention_mask);
+      for (size_t li = 0; li < layers.size(); ++li) {
+        if (control.ShouldStop()) return absl::CancelledError("attribution: cancelled");
+        const int l = layers[li];
+        const torch::Tensor& probs = clean.attentions[l];  // A^l [B, H, n, n]
+        const torch::Tensor& h = clean.hidden_states[l];   // input of layer l [B, n, d]
+        const int64_t heads = probs.size(1);
+        torch::Tensor values, f_ends;
+        {
+          torch::NoGradGuard no_grad;
+          values = enc.Values(l, h);  // [B, H, n, dh]
+          // F(0) and F(A) in one no-grad pass of the layers above.
+          auto ends = torch::cat({torch::zeros_like(probs), probs}, 0);
+          auto ctx = torch::matmul(ends, Stack(values, 2));
+          f_ends = RunAbove(enc, l, Stack(h, 2), ctx, Stack(add_mask, 2), target,
+                            batch.attention_mask, 2)
+                       .to(torch::kFloat64)
+                       .cpu();
+        }
+        const int64_t per_point = BytesPerPoint(info, l, n) * b;
+        const int64_t chunk = std::clamp<int64_t>(options.memory_budget_bytes / per_point, 1,
+                                                  static_cast<int64_t>(points.size()));
+        auto grad_sum = torch::zeros_like(probs);
+        torch::AutoGradMode grad_on(true);
+        for (size_t p0 = 0; p0 < points.size(); p0 += chunk) {
+          const int64_t c = std::min<int64_t>(chunk, points.size() - p0);
+          std::vector<float> alpha(c), weight(c);
+          for (int64_t k = 0; k < c; ++k) {
+            alpha[k] = static_cast<float>(points[p0 + k].alpha);
+            weight[k] = static_cast<float>(points[p0 + k].weight);
+          }
+          auto alpha_t = torch::tensor(alpha, dev_opts).view({c, 1, 1, 1, 1});
+          // Scaled probabilities α_k·A^l for every point and example: [c·B, H, n, n].
+          auto scaled = (alpha_t * probs.unsqueeze(0)).reshape({c * b, heads, n, n}).detach();
+          scaled.requires_grad_(true);
+          auto ctx = torch::matmul(scaled.view({c, b, heads, n, n}), values.unsqueeze(0))
+                         .view({c * b, heads, n, enc.head_dim()});
+          auto f = RunAbove(enc, l, Stack(h, c), ctx, Stack(add_mask, c), target,
+                            batch.attention_mask, c);
+          auto w = torch::tensor(weight, dev_opts).repeat_interleave(b);
+          auto objective = (f * w).sum();
+          auto grad = torch::autograd::grad({objective}, {scaled})[0];
+          grad_sum += grad.view({c, b, heads, n, n}).sum(0);
+        }
+        torch::NoGradGuard no_grad;
+        auto attr = probs * grad_sum;  // Attr^l = A^l ⊙ Σ_k w_k ∂F(α_k A^l)/∂(α_k A^l)
+        auto f_acc = f_ends.accessor<double, 1>();
+        for (int64_t r = 0; r < b; ++r) {
+          LayerAttribution& out = results[group[r]].layers[li];
+          out.layer = l;
+          StoreLayer(attr, probs, r, encodings[group[r]].size(), f_acc[b + r], f_acc[r],
+                     options.keep_attention, &out);
+        }
+        done += b;
+        control.Report({"attribution", done, total});
+      }
+    }
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("attribution: ", e.what_without_backtrace()));
+  }
+  return results;
+}
+
+absl::StatusOr<std::vector<ExampleAttribution>> AttributeEncodingsReference(
+    const Model& model, const std::vector<Encoding>& encodings, const AttributionOptions& options,
+    int pad_to) {
+  if (auto s = ValidateAttributionOptions(model, options); !s.ok()) return s;
+  const auto& impl = model.impl();
+  const ModelInfo& info = model.info();
+  const std::vector<int> layers = ResolveLayers(info, options);
+  const auto points = *MakeQuadrature(options.rule, options.steps);
+  std::vector<ExampleAttribution> results(encodings.size());
+  try {
+    // A private copy of the weights that require grad, as in the authors' training-mode code.
+    BertWeights w = impl.encoder->weights();
+    auto grad_copy = [](torch::Tensor& t) {
+      if (t.defined()) t = t.detach().clone().requires_grad_(true);
+    };
+    std::vector<torch::Tensor> params;
+    for (auto* t : {&w.word_emb, &w.pos_emb, &w.type_emb, &w.emb_ln_w, &w.emb_ln_b, &w.pooler_w,
+                    &w.pooler_b, &w.cls_w, &w.cls_b}) {
+      grad_copy(*t);
+      if (t->defined()) params.push_back(*t);
+    }
+    for (auto& lw : w.layers) {
+      for (auto* t : {&lw.q_w, &lw.q_b, &lw.k_w, &lw.k_b, &lw.v_w, &lw.v_b, &lw.o_w, &lw.o_b,
+                      &lw.ln1_w, &lw.ln1_b, &lw.i_w, &lw.i_b, &lw.f_w, &lw.f_b, &lw.ln2_w,
+                      &lw.ln2_b}) {
+        grad_copy(*t);
+        params.push_back(*t);
+      }
+    }
+    BertEncoder enc(std::move(w), impl.encoder->head_dim(), info.layer_norm_eps);
+    torch::Tensor reference;
+    if (options.target.kind == TargetKind::kEmbeddingSimilarity) {
+      auto ref = ReferenceEmbedding(model, options.target);
+      if (!ref.ok()) return ref.status();
+      reference = *ref;
+    }
+    const auto dev_opts = torch::TensorOptions().dtype(torch::kFloat32).device(impl.device);
+    const int64_t m = static_cast<int64_t>(points.size());
+    for (size_t e = 0; e < encodings.size(); ++e) {
+      Encoding padded = encodings[e];
+      const int64_t n_real = static_cast<int64_t>(padded.size());
+      const int64_t n = std::max<int64_t>(pad_to, n_real);
+      EncoderBatch batch = MakeBatch({padded}, {0}, impl.device);
+      if (n > n_real) {
+        auto pad = [&](const torch::Tensor& t) {
+          return torch::constant_pad_nd(t, {0, n - n_real}, 0);
+        };
+        batch = {pad(batch.input_ids), pad(batch.token_type_ids), pad(batch.attention_mask)};
+      }
+      EncoderOutput clean;
+      {
+        torch::NoGradGuard no_grad;
+        ForwardOptions fo;
+        fo.capture_attention = true;
+        clean = enc.Forward(batch, fo);
+      }
+      const TargetSpec target = MakeTargetSpec(options.target, clean.logits, reference);
+      ExampleAttribution& res = results[e];
+      res.encoding = encodings[e];
+      if (clean.logits.defined()) FillPrediction(clean.logits[0], &res);
+      res.target_class =
+          target.classes.defined() ? static_cast<int>(target.classes[0].item<int64_t>()) : -1;
+      const EncoderBatch rep{Stack(batch.input_ids, m), Stack(batch.token_type_ids, m),
+                             Stack(batch.attention_mask, m)};
+      const auto add_mask = BertEncoder::AdditiveMask(rep.attention_mask);
+      for (int l : layers) {
+        torch::AutoGradMode grad_on(true);
+        const torch::Tensor probs = clean.attentions[l].detach();
+        std::vector<float> alpha(m), weight(m);
+        for (int64_t k = 0; k < m; ++k) {
+          alpha[k] = static_cast<float>(points[k].alpha);
+          weight[k] = static_cast<float>(points[k].weight);
+        }
+        auto scaled = (torch::tensor(alpha, dev_opts).view({m, 1, 1, 1}) * probs).detach();
+        scaled.requires_grad_(true);
+        // Full forward from the embeddings for all m points, as the authors' code does.
+        auto x = enc.Embed(rep);
+        for (int u = 0; u < l; ++u) x = enc.Layer(u, x, add_mask, nullptr, nullptr);
+        x = enc.FinishLayer(l, x, torch::matmul(scaled, enc.Values(l, x)));
+        for (int u = l + 1; u < enc.num_layers(); ++u) x = enc.Layer(u, x, add_mask, nullptr, nullptr);
+        auto f = TargetValues(enc, target, x, batch.attention_mask, m);
+        auto objective = (f * torch::tensor(weight, dev_opts)).sum();
+        std::vector<torch::Tensor> inputs{scaled};
+        inputs.insert(inputs.end(), params.begin(), params.end());
+        auto grads = torch::autograd::grad({objective}, inputs);
+        torch::NoGradGuard no_grad;
+        auto attr = probs * grads[0].sum(0, /*keepdim=*/true);
+        // F(0), F(A) from the fast path's definition, for the completeness report.
+        auto ends = torch::cat({torch::zeros_like(probs), probs}, 0);
+        auto h = enc.Embed(batch);
+        auto add1 = BertEncoder::AdditiveMask(batch.attention_mask);
+        for (int u = 0; u < l; ++u) h = enc.Layer(u, h, add1, nullptr, nullptr);
+        auto f_ends = RunAbove(enc, l, Stack(h, 2), torch::matmul(ends, Stack(enc.Values(l, h), 2)),
+                               Stack(add1, 2), target, batch.attention_mask, 2)
+                          .to(torch::kFloat64)
+                          .cpu();
+        LayerAttribution out;
+        out.layer = l;
+        StoreLayer(attr, probs, 0, n_real, f_ends[1].item<double>(), f_ends[0].item<double>(),
+                   options.keep_attention, &out);
+        res.layers.push_back(std::move(out));
+      }
+    }
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("reference attribution: ", e.what_without_backtrace()));
+  }
+  return results;
+}
+
+double AttributionFlops(const ModelInfo& info, int n, const AttributionOptions& options) {
+  const double d = info.hidden_size, i = info.intermediate_size, h = info.num_heads;
+  const double dh = d / h, nn = static_cast<double>(n);
+  const double m = options.steps;
+  const double layer_fwd = 8 * nn * d * d + 4 * nn * nn * d + 4 * nn * d * i;
+  double flops = info.num_layers * layer_fwd;  // the clean pass
+  for (int l : ResolveLayers(info, options)) {
+    const double upper = info.num_layers - 1 - l;
+    const double target_fwd = 2 * h * nn * nn * dh + 2 * nn * d * d + 4 * nn * d * i;
+    const double target_bwd = target_fwd;
+    const double upper_fwd = upper * layer_fwd;
+    const double upper_bwd = upper * (8 * nn * d * d + 8 * nn * nn * d + 4 * nn * d * i);
+    flops += 2 * nn * d * d;                                  // value projection
+    flops += 2 * (target_fwd + upper_fwd);                    // F(0) and F(A)
+    flops += m * (target_fwd + target_bwd + upper_fwd + upper_bwd);
+  }
+  return flops;
+}
+
+}  // namespace attattr::engine

@@ -1,0 +1,279 @@
+// Checkpoint weights → BertWeights (see checkpoint_loader.h). Tensors are copied out of the
+// memory-mapped file into float32 tensors on the target device, so the mapping can be closed.
+#include "checkpoint_loader.h"
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "safetensors_reader.h"
+
+namespace attattr::engine {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Raw float tensors by name, with the file each came from for error messages.
+struct TensorSource {
+  std::map<std::string, torch::Tensor> tensors;
+  std::map<std::string, std::string> file_of;
+};
+
+std::string ShapeString(at::IntArrayRef shape) {
+  return absl::StrCat("[", absl::StrJoin(shape.vec(), ", "), "]");
+}
+
+absl::StatusOr<torch::ScalarType> TorchType(const TensorEntry& e, const std::string& file) {
+  switch (e.dtype) {
+    case SafetensorsDType::kF32:
+      return torch::kFloat32;
+    case SafetensorsDType::kF16:
+      return torch::kFloat16;
+    case SafetensorsDType::kBF16:
+      return torch::kBFloat16;
+    case SafetensorsDType::kF64:
+      return torch::kFloat64;
+    case SafetensorsDType::kI64:
+      return torch::kInt64;
+    default:
+      return absl::InvalidArgumentError(absl::StrCat(file, ": tensor '", e.name, "' has dtype ",
+                                                     std::string(DTypeName(e.dtype)),
+                                                     "; weights must be F32, F16 or BF16"));
+  }
+}
+
+absl::StatusOr<TensorSource> ReadSafetensors(const std::string& dir) {
+  auto ckpt = SafetensorsCheckpoint::Open(dir);
+  if (!ckpt.ok()) return ckpt.status();
+  TensorSource src;
+  for (const auto& name : (*ckpt)->TensorNames()) {
+    auto view = (*ckpt)->Find(name);
+    if (!view.ok()) return view.status();
+    const std::string file = (*ckpt)->FileOf(name);
+    auto type = TorchType(*view->entry, file);
+    if (!type.ok()) return type.status();
+    auto t = torch::from_blob(const_cast<uint8_t*>(view->data), view->entry->shape,
+                              torch::TensorOptions().dtype(*type));
+    src.tensors[name] = (*type == torch::kInt64) ? t.clone() : t.to(torch::kFloat32).clone();
+    src.file_of[name] = file;
+  }
+  return src;
+}
+
+absl::StatusOr<TensorSource> ReadPytorchBin(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open file"));
+  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  TensorSource src;
+  try {
+    c10::IValue root = torch::pickle_load(bytes);
+    if (!root.isGenericDict()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": expected a state dict (name -> tensor), got ", root.tagKind()));
+    }
+    for (const auto& item : root.toGenericDict()) {
+      if (!item.key().isString() || !item.value().isTensor()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(path, ": state dict entries must map names to tensors"));
+      }
+      const std::string name = item.key().toStringRef();
+      auto t = item.value().toTensor();
+      if (t.scalar_type() != torch::kInt64) {
+        if (!t.is_floating_point()) {
+          return absl::InvalidArgumentError(absl::StrCat(path, ": tensor '", name,
+                                                         "' has dtype ", std::string(t.dtype().name()),
+                                                         "; weights must be floating point"));
+        }
+        t = t.to(torch::kFloat32);
+      }
+      src.tensors[name] = t.contiguous().clone();
+      src.file_of[name] = path;
+    }
+  } catch (const c10::Error& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": not a readable PyTorch checkpoint: ", e.what_without_backtrace()));
+  } catch (const std::exception& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": not a readable PyTorch checkpoint: ", e.what()));
+  }
+  return src;
+}
+
+// Tensors a checkpoint may carry that the model does not use: buffers and pre-training heads.
+bool IsIgnorable(const std::string& name) {
+  return absl::EndsWith(name, "embeddings.position_ids") || absl::StartsWith(name, "cls.");
+}
+
+class WeightPicker {
+ public:
+  WeightPicker(TensorSource* src, std::string prefix, const torch::Device& device,
+               std::string default_file)
+      : src_(src), prefix_(std::move(prefix)), device_(device), default_file_(std::move(default_file)) {}
+
+  // Takes tensor `prefix + name`, checking its shape.
+  absl::Status Take(const std::string& name, std::vector<int64_t> shape, torch::Tensor* out) {
+    const std::string full = prefix_ + name;
+    auto it = src_->tensors.find(full);
+    if (it == src_->tensors.end()) {
+      return absl::NotFoundError(
+          absl::StrCat(default_file_, ": missing tensor '", full, "' (expected shape ",
+                       ShapeString(shape), ")"));
+    }
+    if (it->second.sizes().vec() != shape) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          src_->file_of[full], ": tensor '", full, "' has shape ", ShapeString(it->second.sizes()),
+          ", expected ", ShapeString(shape)));
+    }
+    if (it->second.scalar_type() != torch::kFloat32) {
+      return absl::InvalidArgumentError(absl::StrCat(src_->file_of[full], ": tensor '", full,
+                                                     "' is not floating point"));
+    }
+    *out = it->second.to(device_);
+    parameters_ += out->numel();
+    used_.insert(full);
+    return absl::OkStatus();
+  }
+
+  bool Has(const std::string& name) const { return src_->tensors.count(prefix_ + name) > 0; }
+
+  // InvalidArgument naming the first tensor nobody took (other than ignorable ones).
+  absl::Status CheckAllUsed() const {
+    for (const auto& [name, t] : src_->tensors) {
+      if (used_.count(name) == 0 && !IsIgnorable(name)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            src_->file_of.at(name), ": unexpected tensor '", name, "' with shape ",
+            ShapeString(t.sizes()), " (not part of a BERT encoder or classifier)"));
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  int64_t parameters() const { return parameters_; }
+
+ private:
+  TensorSource* src_;
+  std::string prefix_;
+  torch::Device device_;
+  std::string default_file_;
+  std::set<std::string> used_;
+  int64_t parameters_ = 0;
+};
+
+#define ATTATTR_RETURN_IF_ERROR(expr) \
+  do {                                \
+    absl::Status _s = (expr);         \
+    if (!_s.ok()) return _s;          \
+  } while (0)
+
+}  // namespace
+
+absl::StatusOr<LoadedWeights> LoadBertWeights(const std::string& dir, const BertConfig& config,
+                                              const torch::Device& device) {
+  LoadedWeights out;
+  absl::StatusOr<TensorSource> src;
+  const fs::path d(dir);
+  if (fs::exists(d / "model.safetensors.index.json")) {
+    out.weights_file = (d / "model.safetensors.index.json").string();
+    src = ReadSafetensors(dir);
+  } else if (fs::exists(d / "model.safetensors")) {
+    out.weights_file = (d / "model.safetensors").string();
+    src = ReadSafetensors(dir);
+  } else if (fs::exists(d / "pytorch_model.bin")) {
+    out.weights_file = (d / "pytorch_model.bin").string();
+    src = ReadPytorchBin(out.weights_file);
+  } else {
+    return absl::NotFoundError(absl::StrCat(
+        dir, ": no weights (model.safetensors, model.safetensors.index.json or pytorch_model.bin)"));
+  }
+  if (!src.ok()) return src.status();
+
+  std::string prefix;
+  if (src->tensors.count("bert.embeddings.word_embeddings.weight")) {
+    prefix = "bert.";
+  } else if (!src->tensors.count("embeddings.word_embeddings.weight")) {
+    return absl::NotFoundError(absl::StrCat(
+        out.weights_file,
+        ": missing tensor 'bert.embeddings.word_embeddings.weight' (or, for an encoder-only "
+        "checkpoint, 'embeddings.word_embeddings.weight')"));
+  }
+  WeightPicker pick(&*src, prefix, device, out.weights_file);
+  const int64_t d_model = config.hidden_size;
+  const int64_t dh = config.hidden_size / config.num_attention_heads;
+  const int64_t inter = config.intermediate_size;
+  BertWeights& w = out.weights;
+  ATTATTR_RETURN_IF_ERROR(pick.Take("embeddings.word_embeddings.weight",
+                                    {config.vocab_size, d_model}, &w.word_emb));
+  ATTATTR_RETURN_IF_ERROR(pick.Take("embeddings.position_embeddings.weight",
+                                    {config.max_position_embeddings, d_model}, &w.pos_emb));
+  ATTATTR_RETURN_IF_ERROR(pick.Take("embeddings.token_type_embeddings.weight",
+                                    {config.type_vocab_size, d_model}, &w.type_emb));
+  ATTATTR_RETURN_IF_ERROR(pick.Take("embeddings.LayerNorm.weight", {d_model}, &w.emb_ln_w));
+  ATTATTR_RETURN_IF_ERROR(pick.Take("embeddings.LayerNorm.bias", {d_model}, &w.emb_ln_b));
+  for (int l = 0; l < config.num_hidden_layers; ++l) {
+    BertLayerWeights lw;
+    int pruned = 0;
+    if (auto it = config.pruned_heads.find(l); it != config.pruned_heads.end()) {
+      pruned = static_cast<int>(std::set<int>(it->second.begin(), it->second.end()).size());
+    }
+    lw.num_heads = config.num_attention_heads - pruned;
+    const int64_t inner = lw.num_heads * dh;
+    const std::string p = absl::StrCat("encoder.layer.", l, ".");
+    ATTATTR_RETURN_IF_ERROR(pick.Take(p + "attention.self.query.weight", {inner, d_model}, &lw.q_w));
+    ATTATTR_RETURN_IF_ERROR(pick.Take(p + "attention.self.query.bias", {inner}, &lw.q_b));
+    ATTATTR_RETURN_IF_ERROR(pick.Take(p + "attention.self.key.weight", {inner, d_model}, &lw.k_w));
+    ATTATTR_RETURN_IF_ERROR(pick.Take(p + "attention.self.key.bias", {inner}, &lw.k_b));
+    ATTATTR_RETURN_IF_ERROR(pick.Take(p + "attention.self.value.weight", {inner, d_model}, &lw.v_w));
+    ATTATTR_RETURN_IF_ERROR(pick.Take(p + "attention.self.value.bias", {inner}, &lw.v_b));
+    ATTATTR_RETURN_IF_ERROR(pick.Take(p + "attention.output.dense.weight", {d_model, inner}, &lw.o_w));
+    ATTATTR_RETURN_IF_ERROR(pick.Take(p + "attention.output.dense.bias", {d_model}, &lw.o_b));
+    ATTATTR_RETURN_IF_ERROR(pick.Take(p + "attention.output.LayerNorm.weight", {d_model}, &lw.ln1_w));
+    ATTATTR_RETURN_IF_ERROR(pick.Take(p + "attention.output.LayerNorm.bias", {d_model}, &lw.ln1_b));
+    ATTATTR_RETURN_IF_ERROR(pick.Take(p + "intermediate.dense.weight", {inter, d_model}, &lw.i_w));
+    ATTATTR_RETURN_IF_ERROR(pick.Take(p + "intermediate.dense.bias", {inter}, &lw.i_b));
+    ATTATTR_RETURN_IF_ERROR(pick.Take(p + "output.dense.weight", {d_model, inter}, &lw.f_w));
+    ATTATTR_RETURN_IF_ERROR(pick.Take(p + "output.dense.bias", {d_model}, &lw.f_b));
+    ATTATTR_RETURN_IF_ERROR(pick.Take(p + "output.LayerNorm.weight", {d_model}, &lw.ln2_w));
+    ATTATTR_RETURN_IF_ERROR(pick.Take(p + "output.LayerNorm.bias", {d_model}, &lw.ln2_b));
+    w.layers.push_back(std::move(lw));
+  }
+  if (pick.Has("pooler.dense.weight")) {
+    ATTATTR_RETURN_IF_ERROR(pick.Take("pooler.dense.weight", {d_model, d_model}, &w.pooler_w));
+    ATTATTR_RETURN_IF_ERROR(pick.Take("pooler.dense.bias", {d_model}, &w.pooler_b));
+  }
+  // The classifier sits outside the `bert.` prefix.
+  const bool has_classifier = src->tensors.count("classifier.weight") > 0;
+  if (has_classifier) {
+    if (prefix.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          out.weights_file, ": unexpected tensor 'classifier.weight' in an encoder-only checkpoint "
+                            "(classifier checkpoints name the encoder 'bert.*')"));
+    }
+    if (!w.pooler_w.defined()) {
+      return absl::NotFoundError(absl::StrCat(out.weights_file, ": missing tensor 'bert.pooler.dense.weight' "
+                                                                "(a classifier needs the pooler)"));
+    }
+    const int64_t num_labels = src->tensors["classifier.weight"].size(0);
+    if (!config.id2label.empty() && num_labels != static_cast<int64_t>(config.id2label.size())) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(out.weights_file, ": tensor 'classifier.weight' has ", num_labels,
+                       " rows but config.json's id2label names ", config.id2label.size(), " labels"));
+    }
+    WeightPicker head(&*src, "", device, out.weights_file);
+    ATTATTR_RETURN_IF_ERROR(head.Take("classifier.weight", {num_labels, d_model}, &w.cls_w));
+    ATTATTR_RETURN_IF_ERROR(head.Take("classifier.bias", {num_labels}, &w.cls_b));
+    // Mark the head's tensors as used for the unexpected-tensor check below.
+    src->tensors.erase("classifier.weight");
+    src->tensors.erase("classifier.bias");
+    out.parameter_count += head.parameters();
+  }
+  ATTATTR_RETURN_IF_ERROR(pick.CheckAllUsed());
+  out.parameter_count += pick.parameters();
+  out.architecture = has_classifier ? "BertForSequenceClassification" : "BertModel";
+  return out;
+}
+
+}  // namespace attattr::engine

@@ -1,0 +1,281 @@
+// Model: loading a Hugging Face BERT directory (or random weights) and clean forward passes.
+// Torch and JSON exceptions stop here and in the other public entry points of the engine.
+#include <filesystem>
+#include <numeric>
+
+#include "absl/strings/str_cat.h"
+#include "checkpoint_loader.h"
+#include "model_config.h"
+#include "model_impl.h"
+
+namespace attattr::engine {
+namespace {
+
+namespace fs = std::filesystem;
+
+absl::StatusOr<torch::Device> ParseDevice(const std::string& name) {
+  try {
+    torch::Device device(name);
+    if (device.is_cuda() && !torch::cuda::is_available()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("device: '", name, "' requested but this LibTorch build sees no CUDA device"));
+    }
+    return device;
+  } catch (const c10::Error& e) {
+    return absl::InvalidArgumentError(absl::StrCat("device: cannot parse '", name, "'"));
+  }
+}
+
+}  // namespace
+
+EncoderBatch MakeBatch(const std::vector<Encoding>& encodings, const std::vector<size_t>& order,
+                       const torch::Device& device) {
+  int64_t n = 0;
+  for (size_t i : order) n = std::max<int64_t>(n, encodings[i].size());
+  const int64_t b = static_cast<int64_t>(order.size());
+  auto ids = torch::zeros({b, n}, torch::kInt64);
+  auto types = torch::zeros({b, n}, torch::kInt64);
+  auto mask = torch::zeros({b, n}, torch::kFloat32);
+  auto ids_a = ids.accessor<int64_t, 2>();
+  auto types_a = types.accessor<int64_t, 2>();
+  auto mask_a = mask.accessor<float, 2>();
+  for (int64_t r = 0; r < b; ++r) {
+    const Encoding& e = encodings[order[r]];
+    for (size_t j = 0; j < e.size(); ++j) {
+      ids_a[r][j] = e.input_ids[j];
+      types_a[r][j] = e.token_type_ids[j];
+      mask_a[r][j] = 1.0f;
+    }
+  }
+  return {ids.to(device), types.to(device), mask.to(device)};
+}
+
+std::vector<float> ToVector(const torch::Tensor& t) {
+  auto c = t.detach().to(torch::kCPU, torch::kFloat32).contiguous();
+  return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
+}
+
+Model::Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Model::~Model() = default;
+
+const ModelInfo& Model::info() const { return impl_->info; }
+const WordPieceTokenizer& Model::tokenizer() const { return *impl_->tokenizer; }
+
+absl::StatusOr<std::unique_ptr<Model>> Model::Load(const std::string& dir,
+                                                   const LoadOptions& options) {
+  if (!fs::is_directory(dir)) {
+    return absl::NotFoundError(absl::StrCat(dir, ": model directory not found"));
+  }
+  auto device = ParseDevice(options.device);
+  if (!device.ok()) return device.status();
+  auto config = ReadBertConfig((fs::path(dir) / "config.json").string());
+  if (!config.ok()) return config.status();
+  auto tok_config = ReadTokenizerConfig((fs::path(dir) / "tokenizer_config.json").string());
+  if (!tok_config.ok()) return tok_config.status();
+  TokenizerOptions tok_options;
+  tok_options.do_lower_case = tok_config->do_lower_case;
+  if (tok_config->has_strip_accents) tok_options.strip_accents = tok_config->strip_accents;
+  tok_options.tokenize_chinese_chars = tok_config->tokenize_chinese_chars;
+  auto tokenizer = WordPieceTokenizer::Load((fs::path(dir) / "vocab.txt").string(), tok_options);
+  if (!tokenizer.ok()) return tokenizer.status();
+  if ((*tokenizer)->vocab_size() != config->vocab_size) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        (fs::path(dir) / "vocab.txt").string(), ": has ", (*tokenizer)->vocab_size(),
+        " tokens but config.json says vocab_size = ", config->vocab_size));
+  }
+  try {
+    torch::NoGradGuard no_grad;
+    auto weights = LoadBertWeights(dir, *config, *device);
+    if (!weights.ok()) return weights.status();
+    auto impl = std::make_unique<Impl>();
+    ModelInfo& info = impl->info;
+    info.path = dir;
+    info.architecture = weights->architecture;
+    info.weights_file = weights->weights_file;
+    info.num_layers = config->num_hidden_layers;
+    info.num_heads = config->num_attention_heads;
+    for (const auto& lw : weights->weights.layers) info.heads_per_layer.push_back(lw.num_heads);
+    info.hidden_size = config->hidden_size;
+    info.intermediate_size = config->intermediate_size;
+    info.vocab_size = config->vocab_size;
+    info.max_length = config->max_position_embeddings;
+    if (tok_config->model_max_length > 0) {
+      info.max_length = std::min(info.max_length, tok_config->model_max_length);
+    }
+    info.layer_norm_eps = config->layer_norm_eps;
+    info.has_classifier = weights->weights.cls_w.defined();
+    if (info.has_classifier) {
+      info.labels = config->id2label;
+      if (info.labels.empty()) {
+        for (int64_t c = 0; c < weights->weights.cls_w.size(0); ++c) {
+          info.labels.push_back(absl::StrCat("LABEL_", c));
+        }
+      }
+    }
+    info.parameter_count = weights->parameter_count;
+    info.device = device->str();
+    impl->tokenizer = std::move(*tokenizer);
+    impl->device = *device;
+    impl->encoder = std::make_unique<BertEncoder>(
+        std::move(weights->weights), config->hidden_size / config->num_attention_heads,
+        config->layer_norm_eps);
+    return std::unique_ptr<Model>(new Model(std::move(impl)));
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat(dir, ": ", e.what_without_backtrace()));
+  }
+}
+
+absl::StatusOr<std::unique_ptr<Model>> Model::CreateRandom(const RandomModelSpec& spec) {
+  if (spec.num_layers <= 0 || spec.num_heads <= 0 || spec.hidden_size % spec.num_heads != 0 ||
+      spec.intermediate_size <= 0 || spec.max_position_embeddings < 2 || spec.num_labels < 0) {
+    return absl::InvalidArgumentError("random model: inconsistent dimensions");
+  }
+  auto device = ParseDevice(spec.device);
+  if (!device.ok()) return device.status();
+  TokenizerOptions tok_options;
+  tok_options.do_lower_case = spec.do_lower_case;
+  auto tokenizer = WordPieceTokenizer::Load(spec.vocab_path, tok_options);
+  if (!tokenizer.ok()) return tokenizer.status();
+  try {
+    torch::NoGradGuard no_grad;
+    torch::manual_seed(spec.seed);
+    const int64_t d = spec.hidden_size, inter = spec.intermediate_size;
+    auto opts = torch::TensorOptions().dtype(torch::kFloat32);
+    auto normal = [&](std::vector<int64_t> shape) { return torch::randn(shape, opts) * 0.02; };
+    auto zeros = [&](int64_t k) { return torch::zeros({k}, opts); };
+    auto ones = [&](int64_t k) { return torch::ones({k}, opts); };
+    BertWeights w;
+    w.word_emb = normal({(*tokenizer)->vocab_size(), d});
+    w.pos_emb = normal({spec.max_position_embeddings, d});
+    w.type_emb = normal({2, d});
+    w.emb_ln_w = ones(d);
+    w.emb_ln_b = zeros(d);
+    for (int l = 0; l < spec.num_layers; ++l) {
+      BertLayerWeights lw;
+      lw.num_heads = spec.num_heads;
+      lw.q_w = normal({d, d}), lw.q_b = zeros(d);
+      lw.k_w = normal({d, d}), lw.k_b = zeros(d);
+      lw.v_w = normal({d, d}), lw.v_b = zeros(d);
+      lw.o_w = normal({d, d}), lw.o_b = zeros(d);
+      lw.ln1_w = ones(d), lw.ln1_b = zeros(d);
+      lw.i_w = normal({inter, d}), lw.i_b = zeros(inter);
+      lw.f_w = normal({d, inter}), lw.f_b = zeros(d);
+      lw.ln2_w = ones(d), lw.ln2_b = zeros(d);
+      w.layers.push_back(std::move(lw));
+    }
+    if (spec.num_labels > 0) {
+      w.pooler_w = normal({d, d}), w.pooler_b = zeros(d);
+      w.cls_w = normal({spec.num_labels, d}), w.cls_b = zeros(spec.num_labels);
+    }
+    auto impl = std::make_unique<Impl>();
+    ModelInfo& info = impl->info;
+    info.architecture = spec.num_labels > 0 ? "BertForSequenceClassification" : "BertModel";
+    info.num_layers = spec.num_layers;
+    info.num_heads = spec.num_heads;
+    info.heads_per_layer.assign(spec.num_layers, spec.num_heads);
+    info.hidden_size = spec.hidden_size;
+    info.intermediate_size = spec.intermediate_size;
+    info.vocab_size = (*tokenizer)->vocab_size();
+    info.max_length = spec.max_position_embeddings;
+    info.layer_norm_eps = 1e-12;
+    info.has_classifier = spec.num_labels > 0;
+    for (int c = 0; c < spec.num_labels; ++c) info.labels.push_back(absl::StrCat("LABEL_", c));
+    for (auto* t : {&w.word_emb, &w.pos_emb, &w.type_emb}) info.parameter_count += t->numel();
+    info.device = device->str();
+    impl->tokenizer = std::move(*tokenizer);
+    impl->device = *device;
+    for (auto& lw : w.layers) {
+      for (auto* t : {&lw.q_w, &lw.q_b, &lw.k_w, &lw.k_b, &lw.v_w, &lw.v_b, &lw.o_w, &lw.o_b,
+                      &lw.ln1_w, &lw.ln1_b, &lw.i_w, &lw.i_b, &lw.f_w, &lw.f_b, &lw.ln2_w,
+                      &lw.ln2_b}) {
+        *t = t->to(*device);
+        info.parameter_count += t->numel();
+      }
+    }
+    for (auto* t : {&w.word_emb, &w.pos_emb, &w.type_emb, &w.emb_ln_w, &w.emb_ln_b, &w.pooler_w,
+                    &w.pooler_b, &w.cls_w, &w.cls_b}) {
+      if (t->defined()) *t = t->to(*device);
+    }
+    impl->encoder = std::make_unique<BertEncoder>(std::move(w), spec.hidden_size / spec.num_heads,
+                                                  info.layer_norm_eps);
+    return std::unique_ptr<Model>(new Model(std::move(impl)));
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("random model: ", e.what_without_backtrace()));
+  }
+}
+
+absl::StatusOr<Encoding> Model::Encode(const Example& example) const {
+  if (example.text.empty()) return absl::InvalidArgumentError("text: empty");
+  if (example.text_pair && example.text_pair->empty()) {
+    return absl::InvalidArgumentError("text_pair: empty");
+  }
+  std::optional<std::string_view> pair;
+  if (example.text_pair) pair = *example.text_pair;
+  return impl_->tokenizer->Encode(example.text, pair, impl_->info.max_length);
+}
+
+absl::StatusOr<std::vector<Prediction>> Model::Predict(
+    const std::vector<Encoding>& encodings,
+    const std::vector<std::vector<float>>* head_mask) const {
+  if (!impl_->info.has_classifier) {
+    return absl::FailedPreconditionError("model: encoder-only checkpoint has no classifier");
+  }
+  std::vector<Prediction> out;
+  if (encodings.empty()) return out;
+  try {
+    torch::NoGradGuard no_grad;
+    ForwardOptions fo;
+    if (head_mask != nullptr) {
+      if (static_cast<int>(head_mask->size()) != impl_->info.num_layers) {
+        return absl::InvalidArgumentError(absl::StrCat("head_mask: expected ",
+                                                       impl_->info.num_layers, " rows"));
+      }
+      auto m = torch::ones({impl_->info.num_layers, impl_->info.num_heads});
+      for (int l = 0; l < impl_->info.num_layers; ++l) {
+        const auto& row = (*head_mask)[l];
+        if (static_cast<int>(row.size()) != impl_->info.num_heads) {
+          return absl::InvalidArgumentError(absl::StrCat("head_mask[", l, "]: expected ",
+                                                         impl_->info.num_heads, " entries"));
+        }
+        for (int h = 0; h < impl_->info.num_heads; ++h) m[l][h] = row[h];
+      }
+      fo.head_mask = m.to(impl_->device);
+    }
+    constexpr size_t kBatch = 64;
+    for (size_t start = 0; start < encodings.size(); start += kBatch) {
+      std::vector<size_t> order;
+      for (size_t i = start; i < std::min(encodings.size(), start + kBatch); ++i) order.push_back(i);
+      auto batch = MakeBatch(encodings, order, impl_->device);
+      auto logits = impl_->encoder->Forward(batch, fo).logits;
+      auto probs = torch::softmax(logits, -1);
+      for (int64_t r = 0; r < logits.size(0); ++r) {
+        Prediction p;
+        p.logits = ToVector(logits[r]);
+        p.probabilities = ToVector(probs[r]);
+        p.predicted = static_cast<int>(logits[r].argmax().item<int64_t>());
+        out.push_back(std::move(p));
+      }
+    }
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("predict: ", e.what_without_backtrace()));
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<std::vector<float>>> Model::Embed(
+    const std::vector<Encoding>& encodings) const {
+  std::vector<std::vector<float>> out;
+  try {
+    torch::NoGradGuard no_grad;
+    for (size_t i = 0; i < encodings.size(); ++i) {
+      auto batch = MakeBatch(encodings, {i}, impl_->device);
+      auto h = impl_->encoder->Forward(batch).last_hidden;
+      out.push_back(ToVector(MeanPool(h, batch.attention_mask)[0]));
+    }
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("embed: ", e.what_without_backtrace()));
+  }
+  return out;
+}
+
+}  // namespace attattr::engine

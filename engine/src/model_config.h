@@ -1,0 +1,47 @@
+// Parses a Hugging Face BERT directory's config.json and tokenizer_config.json into plain structs.
+// Validates what the encoder relies on (positive sizes, hidden divisible by heads, gelu) and names
+// the offending key in errors. No torch, no I/O beyond reading the two files. Thread-compatible.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace attattr::engine {
+
+struct BertConfig {
+  std::vector<std::string> architectures;
+  int vocab_size = 0;
+  int hidden_size = 0;
+  int num_hidden_layers = 0;
+  int num_attention_heads = 0;
+  int intermediate_size = 0;
+  int max_position_embeddings = 0;
+  int type_vocab_size = 2;
+  double layer_norm_eps = 1e-12;
+  std::string hidden_act = "gelu";
+  std::vector<std::string> id2label;  // index = class id; empty when the config has none
+  // Heads removed per layer (Hugging Face `pruned_heads`: layer -> original head indices).
+  std::map<int, std::vector<int>> pruned_heads;
+};
+
+struct TokenizerConfig {
+  bool do_lower_case = true;
+  bool has_strip_accents = false;
+  bool strip_accents = false;
+  bool tokenize_chinese_chars = true;
+  int model_max_length = 0;  // 0 when absent or unreasonably large
+};
+
+// `path` names the file in messages. Missing file: NotFound; bad values: InvalidArgument.
+absl::StatusOr<BertConfig> ReadBertConfig(const std::string& path);
+absl::StatusOr<BertConfig> ParseBertConfig(const std::string& json_text, const std::string& path);
+// A missing tokenizer_config.json is not an error: defaults (uncased) are returned.
+absl::StatusOr<TokenizerConfig> ReadTokenizerConfig(const std::string& path);
+
+// Reads a whole file; NotFound naming the path when it cannot be opened.
+absl::StatusOr<std::string> ReadFileToString(const std::string& path);
+
+}  // namespace attattr::engine

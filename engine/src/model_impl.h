@@ -1,0 +1,28 @@
+// Model::Impl: what a loaded model owns (info, tokenizer, encoder, device), plus the helper that
+// pads encodings into a device batch. Private to the engine; the only place Model's tensors live.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "attattr/engine/model.h"
+#include "bert_encoder.h"
+
+namespace attattr::engine {
+
+struct Model::Impl {
+  ModelInfo info;
+  std::unique_ptr<WordPieceTokenizer> tokenizer;
+  std::unique_ptr<BertEncoder> encoder;
+  torch::Device device = torch::kCPU;
+};
+
+// Pads `encodings` (indices `order` of them, in that order) to the longest one; [B, n] tensors on
+// `device`.
+EncoderBatch MakeBatch(const std::vector<Encoding>& encodings, const std::vector<size_t>& order,
+                       const torch::Device& device);
+
+// Copies a float tensor into a std::vector (moving it to the CPU first).
+std::vector<float> ToVector(const torch::Tensor& t);
+
+}  // namespace attattr::engine
