@@ -402,7 +402,8 @@ absl::StatusOr<std::vector<ExampleAttribution>> AttributeEncodingsReference(
         auto objective = (f * torch::tensor(weight, dev_opts)).sum();
         std::vector<torch::Tensor> inputs{scaled};
         inputs.insert(inputs.end(), params.begin(), params.end());
-        auto grads = torch::autograd::grad({objective}, inputs);
+        auto grads = torch::autograd::grad({objective}, inputs, /*grad_outputs=*/{}, /*retain_graph=*/c10::nullopt,
+                                          /*create_graph=*/false, /*allow_unused=*/true);
         torch::NoGradGuard no_grad;
         auto attr = probs * grads[0].sum(0, /*keepdim=*/true);
         // F(0), F(A) from the fast path's definition, for the completeness report.

@@ -130,8 +130,9 @@ class RecordReader {
             !(text_[pos_] == '\r' &&
               (pos_ + 1 == text_.size() || text_[pos_ + 1] == '\n'))) {
           return absl::InvalidArgumentError(
-              absl::StrCat(Sv(source_), ":", line_, ": unexpected character after the closing quote",
-                           " of a quoted field (a '\"' inside a field must be doubled)"));
+              absl::StrCat(Sv(source_), ":", line_,
+                           ": unexpected character after the closing quote of a quoted field",
+                           " (a '\"' inside a field must be doubled)"));
         }
       } else {
         while (pos_ < text_.size() && text_[pos_] != '\t' && text_[pos_] != '\n') {
@@ -271,7 +272,8 @@ absl::StatusOr<Dataset> ReadDataset(const std::string& path, int limit) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     const int err = errno;
-    const std::string message = absl::StrCat("cannot read dataset ", path, ": ", std::strerror(err));
+    const std::string message =
+        absl::StrCat("cannot read dataset ", path, ": ", std::strerror(err));
     return err == ENOENT ? absl::NotFoundError(message) : absl::InvalidArgumentError(message);
   }
   std::ostringstream buffer;

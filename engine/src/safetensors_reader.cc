@@ -1,4 +1,4 @@
-// Safetensors parsing and memory mapping (see safetensors_reader.h for the format and the contract).
+// Safetensors parsing and memory mapping (safetensors_reader.h has the format and the contract).
 // Validates every header field before anything points into the data; it does not interpret tensor
 // bytes (no byte swapping, no dtype conversion) and does not require tensors to be aligned.
 // Parsing is a pure function; SafetensorsFile/SafetensorsCheckpoint are immutable after Open().
@@ -21,7 +21,6 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "nlohmann/json.hpp"
 
 namespace attattr::engine {

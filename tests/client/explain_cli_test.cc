@@ -1,0 +1,120 @@
+// The `attattr explain` command as a user runs it: JSON shape, text output, --input files in input
+// order, and bad arguments (one-line error + usage, exit code 2).
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include "nlohmann/json.hpp"
+#include "support/test_paths.h"
+
+namespace {
+
+using ::attattr::testing::BinDir;
+using ::attattr::testing::Sst2ModelDir;
+
+struct RunResult {
+  int exit_code = -1;
+  std::string out;  // stdout + stderr
+};
+
+RunResult RunCli(const std::string& args) {
+  const std::string cmd = BinDir() + "/attattr " + args + " 2>&1";
+  RunResult r;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (p == nullptr) return r;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
+  const int status = pclose(p);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+std::string Model() { return "--model " + Sst2ModelDir() + " --threads 1"; }
+
+TEST(ExplainCliTest, JsonHasTheDocumentedShape) {
+  ATTATTR_SKIP_IF_MISSING(Sst2ModelDir());
+  auto r = RunCli("explain " + Model() + " --text 'a gorgeous , witty , seductive movie .' --layers 0,3");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["tokens"].front(), "[CLS]");
+  EXPECT_EQ(j["prediction"]["label"], "positive");
+  EXPECT_EQ(j["prediction"]["probabilities"].size(), 2u);
+  EXPECT_EQ(j["target"], "predicted");
+  EXPECT_EQ(j["rule"], "gauss-legendre");
+  EXPECT_EQ(j["steps"], 8);
+  ASSERT_EQ(j["layers"].size(), 2u);
+  EXPECT_EQ(j["layers"][1]["layer"], 3);
+  const size_t n = j["tokens"].size();
+  EXPECT_EQ(j["layers"][0]["attribution"].size(), 8u);
+  EXPECT_EQ(j["layers"][0]["attribution"][0].size(), n);
+  EXPECT_EQ(j["layers"][0]["attribution"][0][0].size(), n);
+  EXPECT_LT(j["layers"][0]["completeness_gap"].get<double>(), 1e-3);
+  EXPECT_TRUE(j["layers"][0].contains("target_at_full"));
+  EXPECT_TRUE(j["layers"][0].contains("target_at_zero"));
+}
+
+TEST(ExplainCliTest, TextOutputListsStrongestConnections) {
+  ATTATTR_SKIP_IF_MISSING(Sst2ModelDir());
+  auto r = RunCli("explain " + Model() +
+               " --text 'the plot is a mess' --format text --rule left-riemann --steps 20");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("prediction: negative"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("layer 3"), std::string::npos);
+  EXPECT_NE(r.out.find("completeness gap"), std::string::npos);
+  EXPECT_NE(r.out.find("<-"), std::string::npos);
+}
+
+TEST(ExplainCliTest, InputFileGivesOneJsonLinePerExampleInOrder) {
+  ATTATTR_SKIP_IF_MISSING(Sst2ModelDir());
+  const std::string dir = ::attattr::testing::MakeTempDir("attattr-cli");
+  const std::string file = dir + "/pairs.tsv";
+  std::ofstream(file) << "a long and rather tedious film about nothing at all\tit bored me\n"
+                         "great\n"
+                         "an astonishing , moving piece of work\tloved it\n";
+  auto r = RunCli("explain " + Model() + " --input " + file + " --layers 3 --batch 2");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  std::istringstream lines(r.out);
+  std::string line;
+  std::vector<nlohmann::json> objs;
+  while (std::getline(lines, line)) objs.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(objs.size(), 3u);
+  EXPECT_EQ(objs[0]["tokens"][1], "a");
+  EXPECT_EQ(objs[1]["tokens"][1], "great");
+  EXPECT_EQ(objs[2]["tokens"][1], "an");
+  // A pair has two [SEP] tokens; a single text one.
+  EXPECT_EQ(std::count(objs[0]["tokens"].begin(), objs[0]["tokens"].end(), "[SEP]"), 2);
+  EXPECT_EQ(std::count(objs[1]["tokens"].begin(), objs[1]["tokens"].end(), "[SEP]"), 1);
+}
+
+TEST(ExplainCliTest, BadArgumentsExitWithCode2AndUsage) {
+  ATTATTR_SKIP_IF_MISSING(Sst2ModelDir());
+  for (const std::string args :
+       {"explain " + Model() + " --text hi --steps 0", "explain " + Model() + " --text hi --rule simpson",
+        "explain " + Model() + " --text hi --layers 9", "explain " + Model() + " --text hi --target class:7",
+        "explain " + Model() + " --text hi --format xml", "explain " + Model(),
+        "explain " + Model() + " --text hi --steps many", std::string("frobnicate")}) {
+    auto r = RunCli(args);
+    EXPECT_EQ(r.exit_code, 2) << args << "\n" << r.out;
+    EXPECT_NE(r.out.find("error: "), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("usage: "), std::string::npos) << r.out;
+  }
+  auto missing = RunCli("explain --model /nonexistent --text hi");
+  EXPECT_EQ(missing.exit_code, 1) << missing.out;
+  EXPECT_NE(missing.out.find("/nonexistent"), std::string::npos);
+}
+
+TEST(ExplainCliTest, HelpDocumentsEveryOption) {
+  auto r = RunCli("explain --help");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  for (const char* opt : {"--model", "--text", "--text-pair", "--input", "--steps", "--rule",
+                          "--target", "--layers", "--format", "--threads"}) {
+    EXPECT_NE(r.out.find(opt), std::string::npos) << opt;
+  }
+}
+
+}  // namespace

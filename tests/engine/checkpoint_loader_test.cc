@@ -1,0 +1,217 @@
+// Checkpoint loading: every weights format the engine accepts gives the same model (F32, F16 and
+// BF16 safetensors, sharded safetensors, pytorch_model.bin), and every defect is a clear error
+// naming the file and tensor. Fixtures are rewritten copies of the shared SST-2 model.
+#include <gtest/gtest.h>
+
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "attattr/engine/model.h"
+#include "nlohmann/json.hpp"
+#include "safetensors_reader.h"
+#include "support/safetensors_writer.h"
+#include "support/test_paths.h"
+
+namespace attattr::engine {
+namespace {
+
+namespace fs = std::filesystem;
+using ::attattr::testing::RawTensor;
+using ::attattr::testing::Sst2ModelDir;
+
+// All tensors of the shared model as float32 torch tensors, by name.
+std::map<std::string, torch::Tensor> SharedTensors() {
+  auto ckpt = SafetensorsCheckpoint::Open(Sst2ModelDir());
+  EXPECT_TRUE(ckpt.ok()) << ckpt.status();
+  std::map<std::string, torch::Tensor> out;
+  for (const auto& name : (*ckpt)->TensorNames()) {
+    auto v = (*ckpt)->Find(name);
+    out[name] = torch::from_blob(const_cast<uint8_t*>(v->data), v->entry->shape, torch::kFloat32)
+                    .clone();
+  }
+  return out;
+}
+
+RawTensor ToRaw(const std::string& name, const torch::Tensor& t, const std::string& dtype) {
+  torch::Tensor c = t;
+  if (dtype == "F16") c = t.to(torch::kFloat16);
+  if (dtype == "BF16") c = t.to(torch::kBFloat16);
+  if (dtype == "I8") c = t.to(torch::kInt8);
+  c = c.contiguous();
+  return {name, dtype, t.sizes().vec(),
+          std::string(static_cast<const char*>(c.data_ptr()), c.numel() * c.element_size())};
+}
+
+// A model directory with the shared config/vocab and the given weights file(s).
+class CheckpointFixture : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ATTATTR_SKIP_IF_MISSING(Sst2ModelDir());
+    dir_ = ::attattr::testing::MakeTempDir("attattr-ckpt");
+    for (const char* f : {"config.json", "vocab.txt", "tokenizer_config.json"}) {
+      fs::copy_file(fs::path(Sst2ModelDir()) / f, fs::path(dir_) / f);
+    }
+    tensors_ = SharedTensors();
+  }
+  void TearDown() override {
+    if (!dir_.empty()) fs::remove_all(dir_);
+  }
+  void WriteAll(const std::string& dtype, const std::string& file = "model.safetensors") {
+    std::vector<RawTensor> raw;
+    for (const auto& [name, t] : tensors_) raw.push_back(ToRaw(name, t, dtype));
+    ASSERT_TRUE(::attattr::testing::WriteSafetensors(dir_ + "/" + file, raw));
+  }
+  std::vector<float> Logits(const Model& m) {
+    auto e = m.Encode({"a moving and important film .", std::nullopt, -1});
+    auto p = m.Predict({*e});
+    EXPECT_TRUE(p.ok()) << p.status();
+    return (*p)[0].logits;
+  }
+  absl::Status LoadError() {
+    auto m = Model::Load(dir_);
+    return m.ok() ? absl::OkStatus() : m.status();
+  }
+  std::string dir_;
+  std::map<std::string, torch::Tensor> tensors_;
+};
+
+void ExpectMessageHas(const absl::Status& s, const std::string& a, const std::string& b = "") {
+  EXPECT_FALSE(s.ok());
+  const std::string msg(s.message());
+  EXPECT_NE(msg.find(a), std::string::npos) << msg;
+  if (!b.empty()) EXPECT_NE(msg.find(b), std::string::npos) << msg;
+}
+
+TEST_F(CheckpointFixture, HalfPrecisionWeightsLoadAsFloat) {
+  auto ref = Model::Load(Sst2ModelDir());
+  ASSERT_TRUE(ref.ok());
+  const auto want = Logits(**ref);
+  for (const char* dtype : {"F16", "BF16"}) {
+    WriteAll(dtype);
+    auto m = Model::Load(dir_);
+    ASSERT_TRUE(m.ok()) << dtype << ": " << m.status();
+    const auto got = Logits(**m);
+    const double tol = std::string(dtype) == "F16" ? 2e-2 : 2e-1;
+    EXPECT_NEAR(got[0], want[0], tol) << dtype;
+    EXPECT_NEAR(got[1], want[1], tol) << dtype;
+  }
+}
+
+TEST_F(CheckpointFixture, ShardedCheckpointEqualsSingleFile) {
+  std::vector<RawTensor> a, b;
+  nlohmann::json index;
+  int i = 0;
+  for (const auto& [name, t] : tensors_) {
+    const bool second = (i++ % 2) == 1;
+    const std::string shard =
+        second ? "model-00002-of-00002.safetensors" : "model-00001-of-00002.safetensors";
+    (second ? b : a).push_back(ToRaw(name, t, "F32"));
+    index["weight_map"][name] = shard;
+  }
+  ASSERT_TRUE(::attattr::testing::WriteSafetensors(dir_ + "/model-00001-of-00002.safetensors", a));
+  ASSERT_TRUE(::attattr::testing::WriteSafetensors(dir_ + "/model-00002-of-00002.safetensors", b));
+  std::ofstream(dir_ + "/model.safetensors.index.json") << index.dump();
+  auto m = Model::Load(dir_);
+  ASSERT_TRUE(m.ok()) << m.status();
+  auto ref = Model::Load(Sst2ModelDir());
+  EXPECT_EQ(Logits(**m), Logits(**ref));
+  EXPECT_NE((*m)->info().weights_file.find("index.json"), std::string::npos);
+
+  fs::remove(dir_ + "/model-00002-of-00002.safetensors");
+  ExpectMessageHas(LoadError(), "model-00002-of-00002.safetensors");
+}
+
+TEST_F(CheckpointFixture, PytorchBinThroughLibTorchUnpickler) {
+  c10::Dict<std::string, torch::Tensor> dict;
+  for (const auto& [name, t] : tensors_) dict.insert(name, t);
+  const std::vector<char> bytes = torch::pickle_save(c10::IValue(dict));
+  std::ofstream(dir_ + "/pytorch_model.bin", std::ios::binary).write(bytes.data(), bytes.size());
+  auto m = Model::Load(dir_);
+  ASSERT_TRUE(m.ok()) << m.status();
+  auto ref = Model::Load(Sst2ModelDir());
+  EXPECT_EQ(Logits(**m), Logits(**ref));
+
+  std::ofstream(dir_ + "/pytorch_model.bin", std::ios::binary) << "not a pickle";
+  ExpectMessageHas(LoadError(), "pytorch_model.bin");
+}
+
+TEST_F(CheckpointFixture, MissingTensorIsNamed) {
+  tensors_.erase("bert.encoder.layer.2.attention.self.key.bias");
+  WriteAll("F32");
+  const auto s = LoadError();
+  EXPECT_EQ(s.code(), absl::StatusCode::kNotFound);
+  ExpectMessageHas(s, "bert.encoder.layer.2.attention.self.key.bias", "model.safetensors");
+}
+
+TEST_F(CheckpointFixture, WrongShapeIsNamed) {
+  tensors_["bert.encoder.layer.1.output.dense.weight"] = torch::zeros({256, 1000});
+  WriteAll("F32");
+  const auto s = LoadError();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  ExpectMessageHas(s, "bert.encoder.layer.1.output.dense.weight", "[256, 1024]");
+}
+
+TEST_F(CheckpointFixture, UnexpectedTensorIsNamed) {
+  tensors_["bert.encoder.layer.9.extra.weight"] = torch::zeros({3});
+  WriteAll("F32");
+  ExpectMessageHas(LoadError(), "unexpected tensor", "bert.encoder.layer.9.extra.weight");
+}
+
+TEST_F(CheckpointFixture, IntegerWeightsAreRefused) {
+  std::vector<RawTensor> raw;
+  for (const auto& [name, t] : tensors_) {
+    raw.push_back(ToRaw(name, t, name == "classifier.bias" ? "I8" : "F32"));
+  }
+  ASSERT_TRUE(::attattr::testing::WriteSafetensors(dir_ + "/model.safetensors", raw));
+  ExpectMessageHas(LoadError(), "classifier.bias", "I8");
+}
+
+TEST_F(CheckpointFixture, TruncatedFileIsRefused) {
+  WriteAll("F32");
+  fs::resize_file(dir_ + "/model.safetensors", fs::file_size(dir_ + "/model.safetensors") - 100);
+  const auto s = LoadError();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  ExpectMessageHas(s, "model.safetensors");
+}
+
+TEST_F(CheckpointFixture, MissingFilesAreNamed) {
+  ExpectMessageHas(LoadError(), "no weights");
+  WriteAll("F32");
+  fs::remove(dir_ + "/vocab.txt");
+  ExpectMessageHas(LoadError(), "vocab.txt");
+  fs::copy_file(fs::path(Sst2ModelDir()) / "vocab.txt", fs::path(dir_) / "vocab.txt");
+  fs::remove(dir_ + "/config.json");
+  const auto s = LoadError();
+  EXPECT_EQ(s.code(), absl::StatusCode::kNotFound);
+  ExpectMessageHas(s, "config.json");
+  EXPECT_EQ(Model::Load(dir_ + "/nope").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(CheckpointFixture, BadConfigValuesAreNamed) {
+  WriteAll("F32");
+  std::ofstream(dir_ + "/config.json") << R"({"model_type": "bert", "vocab_size": 30522,
+    "hidden_size": 256, "num_hidden_layers": 4, "num_attention_heads": 7,
+    "intermediate_size": 1024, "max_position_embeddings": 128})";
+  ExpectMessageHas(LoadError(), "config.json", "num_attention_heads");
+  std::ofstream(dir_ + "/config.json") << R"({"model_type": "bert", "vocab_size": 30522,
+    "hidden_size": 256, "num_hidden_layers": 4, "num_attention_heads": 8, "hidden_act": "relu",
+    "intermediate_size": 1024, "max_position_embeddings": 128})";
+  ExpectMessageHas(LoadError(), "hidden_act");
+}
+
+TEST(MiniLmCheckpointTest, EncoderOnlyCheckpointLoads) {
+  const std::string dir = ::attattr::testing::MiniLmDir();
+  ATTATTR_SKIP_IF_MISSING(dir);
+  auto m = Model::Load(dir);
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ((*m)->info().architecture, "BertModel");
+  EXPECT_FALSE((*m)->info().has_classifier);
+  EXPECT_EQ((*m)->info().hidden_size, 384);
+  EXPECT_EQ((*m)->info().max_length, 512);
+  EXPECT_EQ((*m)->Predict({}).status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+}  // namespace
+}  // namespace attattr::engine
