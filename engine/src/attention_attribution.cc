@@ -330,23 +330,11 @@ absl::StatusOr<std::vector<ExampleAttribution>> AttributeEncodingsReference(
   try {
     // A private copy of the weights that require grad, as in the authors' training-mode code.
     BertWeights w = impl.encoder->weights();
-    auto grad_copy = [](torch::Tensor& t) {
-      if (t.defined()) t = t.detach().clone().requires_grad_(true);
-    };
     std::vector<torch::Tensor> params;
-    for (auto* t : {&w.word_emb, &w.pos_emb, &w.type_emb, &w.emb_ln_w, &w.emb_ln_b, &w.pooler_w,
-                    &w.pooler_b, &w.cls_w, &w.cls_b}) {
-      grad_copy(*t);
-      if (t->defined()) params.push_back(*t);
-    }
-    for (auto& lw : w.layers) {
-      for (auto* t : {&lw.q_w, &lw.q_b, &lw.k_w, &lw.k_b, &lw.v_w, &lw.v_b, &lw.o_w, &lw.o_b,
-                      &lw.ln1_w, &lw.ln1_b, &lw.i_w, &lw.i_b, &lw.f_w, &lw.f_b, &lw.ln2_w,
-                      &lw.ln2_b}) {
-        grad_copy(*t);
-        params.push_back(*t);
-      }
-    }
+    ForEachWeight(w, [&](torch::Tensor& t) {
+      t = t.detach().clone().requires_grad_(true);
+      params.push_back(t);
+    });
     BertEncoder enc(std::move(w), impl.encoder->head_dim(), info.layer_norm_eps);
     torch::Tensor reference;
     if (options.target.kind == TargetKind::kEmbeddingSimilarity) {

@@ -94,6 +94,19 @@ EncoderOutput BertEncoder::Forward(const EncoderBatch& batch, const ForwardOptio
   return out;
 }
 
+void ForEachWeight(BertWeights& w, const std::function<void(torch::Tensor&)>& fn) {
+  for (auto* t : {&w.word_emb, &w.pos_emb, &w.type_emb, &w.emb_ln_w, &w.emb_ln_b}) fn(*t);
+  for (auto& lw : w.layers) {
+    for (auto* t : {&lw.q_w, &lw.q_b, &lw.k_w, &lw.k_b, &lw.v_w, &lw.v_b, &lw.o_w, &lw.o_b,
+                    &lw.ln1_w, &lw.ln1_b, &lw.i_w, &lw.i_b, &lw.f_w, &lw.f_b, &lw.ln2_w, &lw.ln2_b}) {
+      fn(*t);
+    }
+  }
+  for (auto* t : {&w.pooler_w, &w.pooler_b, &w.cls_w, &w.cls_b}) {
+    if (t->defined()) fn(*t);
+  }
+}
+
 torch::Tensor MeanPool(const torch::Tensor& last_hidden, const torch::Tensor& attention_mask) {
   auto m = attention_mask.unsqueeze(-1).to(last_hidden.dtype());
   return (last_hidden * m).sum(1) / m.sum(1).clamp_min(1e-9);

@@ -6,6 +6,7 @@
 // plain tensors without requires_grad; a const BertEncoder is safe to use from many threads.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <vector>
 
@@ -29,6 +30,9 @@ struct BertWeights {
   torch::Tensor pooler_w, pooler_b;  // undefined when absent
   torch::Tensor cls_w, cls_b;        // undefined for encoder-only checkpoints
 };
+
+// Calls fn on every defined weight tensor (embeddings, layers, pooler, classifier), in a fixed order.
+void ForEachWeight(BertWeights& w, const std::function<void(torch::Tensor&)>& fn);
 
 // A padded batch: every tensor [B, n] (int64 ids, float mask with 1 = real token).
 struct EncoderBatch {

@@ -180,22 +180,13 @@ absl::StatusOr<std::unique_ptr<Model>> Model::CreateRandom(const RandomModelSpec
     info.layer_norm_eps = 1e-12;
     info.has_classifier = spec.num_labels > 0;
     for (int c = 0; c < spec.num_labels; ++c) info.labels.push_back(absl::StrCat("LABEL_", c));
-    for (auto* t : {&w.word_emb, &w.pos_emb, &w.type_emb}) info.parameter_count += t->numel();
     info.device = device->str();
     impl->tokenizer = std::move(*tokenizer);
     impl->device = *device;
-    for (auto& lw : w.layers) {
-      for (auto* t : {&lw.q_w, &lw.q_b, &lw.k_w, &lw.k_b, &lw.v_w, &lw.v_b, &lw.o_w, &lw.o_b,
-                      &lw.ln1_w, &lw.ln1_b, &lw.i_w, &lw.i_b, &lw.f_w, &lw.f_b, &lw.ln2_w,
-                      &lw.ln2_b}) {
-        *t = t->to(*device);
-        info.parameter_count += t->numel();
-      }
-    }
-    for (auto* t : {&w.word_emb, &w.pos_emb, &w.type_emb, &w.emb_ln_w, &w.emb_ln_b, &w.pooler_w,
-                    &w.pooler_b, &w.cls_w, &w.cls_b}) {
-      if (t->defined()) *t = t->to(*device);
-    }
+    ForEachWeight(w, [&](torch::Tensor& t) {
+      t = t.to(*device);
+      info.parameter_count += t.numel();
+    });
     impl->encoder = std::make_unique<BertEncoder>(std::move(w), spec.hidden_size / spec.num_heads,
                                                   info.layer_norm_eps);
     return std::unique_ptr<Model>(new Model(std::move(impl)));
