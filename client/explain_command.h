@@ -22,7 +22,7 @@ struct ExplainFlags {
   std::string target = "predicted";
   std::string layers;           // "0,3"; empty = all
   std::string format = "json";  // json | text
-  int batch = 8;                // examples per engine batch
+  int batch = 4;                // examples per engine batch
   int top_k = 5;                // connections per layer in text output
   int threads = 0;              // intra-op threads, 0 = all cores
 };
