@@ -314,6 +314,8 @@ absl::StatusOr<std::vector<ExampleAttribution>> AttributeEncodings(
     }
   } catch (const c10::Error& e) {
     return absl::InternalError(absl::StrCat("attribution: ", e.what_without_backtrace()));
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("attribution: ", e.what()));
   }
   return results;
 }
@@ -412,6 +414,8 @@ absl::StatusOr<std::vector<ExampleAttribution>> AttributeEncodingsReference(
     }
   } catch (const c10::Error& e) {
     return absl::InternalError(absl::StrCat("reference attribution: ", e.what_without_backtrace()));
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("reference attribution: ", e.what()));
   }
   return results;
 }

@@ -122,6 +122,8 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Load(const std::string& dir,
     return std::unique_ptr<Model>(new Model(std::move(impl)));
   } catch (const c10::Error& e) {
     return absl::InternalError(absl::StrCat(dir, ": ", e.what_without_backtrace()));
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat(dir, ": ", e.what()));
   }
 }
 
@@ -192,6 +194,8 @@ absl::StatusOr<std::unique_ptr<Model>> Model::CreateRandom(const RandomModelSpec
     return std::unique_ptr<Model>(new Model(std::move(impl)));
   } catch (const c10::Error& e) {
     return absl::InternalError(absl::StrCat("random model: ", e.what_without_backtrace()));
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("random model: ", e.what()));
   }
 }
 
@@ -249,6 +253,8 @@ absl::StatusOr<std::vector<Prediction>> Model::Predict(
     }
   } catch (const c10::Error& e) {
     return absl::InternalError(absl::StrCat("predict: ", e.what_without_backtrace()));
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("predict: ", e.what()));
   }
   return out;
 }
@@ -265,6 +271,8 @@ absl::StatusOr<std::vector<std::vector<float>>> Model::Embed(
     }
   } catch (const c10::Error& e) {
     return absl::InternalError(absl::StrCat("embed: ", e.what_without_backtrace()));
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("embed: ", e.what()));
   }
   return out;
 }

@@ -40,7 +40,9 @@ struct AttributionOptions {
   int steps = 8;
   // Layers to attribute (0-based, ascending, unique). Empty: all layers.
   std::vector<int> layers;
-  // Peak memory the α-point batches may use for activations. Default: 1 GiB.
+  // Activation memory one chunk of α-points may use; the chunk size is derived from it (estimated
+  // per layer and length). A chunk holds at least one α-point of the batch, so a single point of a
+  // batch larger than the budget still runs. Default: 1 GiB.
   int64_t memory_budget_bytes = int64_t{1} << 30;
   // Examples padded into one batch (sorted by length first). Default: 4 (bench/README.md: 4 beat
   // 8 and 16 by ~20 % on SST-2 lengths; the α-points already fill the batch dimension).

@@ -77,7 +77,9 @@ class Model {
   // Tokenizes with the model's maximum length. InvalidArgument ("text: empty") for empty text.
   absl::StatusOr<Encoding> Encode(const Example& example) const;
 
-  // Clean forward passes, batched. `head_mask` (optional) is [L][H] with 1 = keep, 0 = masked.
+  // Clean forward passes, batched. `head_mask` (optional) is [L][H] with 1 = keep, 0 = masked
+  // (multiplied into the attention probabilities, as Hugging Face does); in a pruned checkpoint the
+  // first heads_per_layer[l] entries of row l address the heads still present.
   absl::StatusOr<std::vector<Prediction>> Predict(
       const std::vector<Encoding>& encodings,
       const std::vector<std::vector<float>>* head_mask = nullptr) const;
