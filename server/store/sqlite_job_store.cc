@@ -1,0 +1,840 @@
+// SqliteJobStore: the JobStore schema, state transitions and chunked results on one SQLite
+// connection. Does not retry on SQLITE_BUSY beyond busy_timeout and does not share work between
+// processes. Thread-safe: each public call takes mu_ for its whole duration (ReadResult, inherited,
+// takes it once per chunk).
+#include "server/store/sqlite_job_store.h"
+
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <limits>
+#include <system_error>
+#include <utility>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+
+namespace attattr::store {
+namespace {
+
+constexpr int32_t kDefaultPageSize = 50;
+constexpr int32_t kMaxPageSize = 1000;
+constexpr size_t kMaxIdLength = 256;
+constexpr size_t kMaxKeyLength = 1024;  // request_id, kind, model
+constexpr int32_t kMaxCanonicalCode = 16;  // UNAUTHENTICATED
+constexpr int32_t kCancelledCode = 1;
+constexpr int64_t kWalSizeLimitBytes = int64_t{64} << 20;
+
+// Column order shared by every SELECT that builds a JobRecord (see RecordFromRow).
+constexpr char kJobColumns[] =
+    "id, request_id, kind, model, priority, state, spec, error_code, error_message, "
+    "progress_stage, progress_done, progress_total, create_time_ms, start_time_ms, end_time_ms, "
+    "update_time_ms, attempts, has_result, result_size_bytes, result_chunk_count";
+
+constexpr char kSchemaSql[] = R"sql(
+CREATE TABLE jobs (
+  id                 TEXT    PRIMARY KEY NOT NULL,
+  request_id         TEXT    UNIQUE,  -- NULL when the client gave none
+  kind               TEXT    NOT NULL,
+  model              TEXT    NOT NULL,
+  priority           INTEGER NOT NULL,
+  state              TEXT    NOT NULL
+                     CHECK (state IN ('QUEUED', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED')),
+  spec               BLOB    NOT NULL,
+  error_code         INTEGER NOT NULL DEFAULT 0,
+  error_message      TEXT    NOT NULL DEFAULT '',
+  progress_stage     TEXT    NOT NULL DEFAULT '',
+  progress_done      INTEGER NOT NULL DEFAULT 0,
+  progress_total     INTEGER NOT NULL DEFAULT 0,
+  create_time_ms     INTEGER NOT NULL,
+  start_time_ms      INTEGER NOT NULL DEFAULT 0,
+  end_time_ms        INTEGER NOT NULL DEFAULT 0,
+  update_time_ms     INTEGER NOT NULL,
+  attempts           INTEGER NOT NULL DEFAULT 0,
+  has_result         INTEGER NOT NULL DEFAULT 0,
+  result_size_bytes  INTEGER NOT NULL DEFAULT 0,
+  result_chunk_count INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX jobs_by_create_time ON jobs (create_time_ms, id);
+CREATE INDEX jobs_by_state ON jobs (state, create_time_ms, id);
+CREATE INDEX jobs_queued ON jobs (priority DESC, create_time_ms, id) WHERE state = 'QUEUED';
+CREATE INDEX jobs_by_end_time ON jobs (end_time_ms) WHERE end_time_ms > 0;
+CREATE TABLE results (
+  job_id TEXT    NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+  seq    INTEGER NOT NULL,
+  data   BLOB    NOT NULL,
+  PRIMARY KEY (job_id, seq)
+);
+)sql";
+
+std::string Quote(const std::string& s) { return absl::StrCat("'", s, "'"); }
+
+absl::Status NotFoundJob(const std::string& id) {
+  return absl::NotFoundError(absl::StrCat("job ", Quote(id), " not found"));
+}
+
+absl::Status WrongState(const std::string& id, JobState state, const std::string& wanted) {
+  return absl::FailedPreconditionError(absl::StrCat("job ", Quote(id), " is ",
+                                                    std::string(JobStateName(state)), ", not ",
+                                                    wanted));
+}
+
+// Printable ASCII without control characters, so ids and kinds fit in page tokens and logs.
+bool IsPrintable(const std::string& s) {
+  return std::all_of(s.begin(), s.end(), [](char c) { return c >= 0x20 && c < 0x7f; });
+}
+
+absl::Status ValidateId(const std::string& id) {
+  if (id.empty()) return absl::InvalidArgumentError("id: empty");
+  if (id.size() > kMaxIdLength || !IsPrintable(id)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("id: must be 1..", kMaxIdLength, " printable ASCII characters, got ",
+                     Quote(absl::CHexEscape(id.substr(0, kMaxIdLength)))));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusCode CodeForSqlite(int rc) {
+  switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      return absl::StatusCode::kUnavailable;
+    case SQLITE_FULL:
+    case SQLITE_NOMEM:
+    case SQLITE_TOOBIG:
+      return absl::StatusCode::kResourceExhausted;
+    case SQLITE_CORRUPT:
+      return absl::StatusCode::kDataLoss;
+    case SQLITE_NOTADB:
+    case SQLITE_READONLY:
+    case SQLITE_CANTOPEN:
+      return absl::StatusCode::kFailedPrecondition;
+    case SQLITE_PERM:
+    case SQLITE_AUTH:
+      return absl::StatusCode::kPermissionDenied;
+    case SQLITE_CONSTRAINT:
+      return absl::StatusCode::kAlreadyExists;
+    default:
+      return absl::StatusCode::kInternal;
+  }
+}
+
+int64_t SystemNowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Page tokens: web-safe base64 of "v1\n<create_time_ms>\n<state>\n<kind flag><kind>\n<id>" — the
+// last record of the previous page plus the filter it was listed with.
+std::string FilterState(const ListFilter& f) {
+  return f.state.has_value() ? JobStateName(*f.state) : "";
+}
+std::string FilterKind(const ListFilter& f) { return f.kind.has_value() ? "1" + *f.kind : "0"; }
+
+std::string EncodePageToken(const ListFilter& filter, const JobRecord& last) {
+  return absl::WebSafeBase64Escape(absl::StrCat("v1\n", last.create_time_ms, "\n",
+                                                FilterState(filter), "\n", FilterKind(filter),
+                                                "\n", last.id));
+}
+
+struct PageCursor {
+  int64_t create_time_ms = std::numeric_limits<int64_t>::min();
+  std::string id;
+};
+
+absl::StatusOr<PageCursor> DecodePageToken(const ListFilter& filter) {
+  PageCursor cursor;
+  if (filter.page_token.empty()) return cursor;
+  const auto bad = [&](const std::string& why) {
+    return absl::InvalidArgumentError(absl::StrCat("page_token: ", why));
+  };
+  std::string raw;
+  if (!absl::WebSafeBase64Unescape(filter.page_token, &raw)) return bad("not a page token");
+  std::vector<std::string> parts = absl::StrSplit(raw, absl::MaxSplits('\n', 4));
+  if (parts.size() != 5 || parts[0] != "v1" ||
+      !absl::SimpleAtoi(parts[1], &cursor.create_time_ms) || !ValidateId(parts[4]).ok()) {
+    return bad("not a page token");
+  }
+  if (parts[2] != FilterState(filter) || parts[3] != FilterKind(filter)) {
+    return bad("was issued for a different filter (state/kind)");
+  }
+  cursor.id = parts[4];
+  return cursor;
+}
+
+}  // namespace
+
+// A cached prepared statement in use: binds parameters, steps, and on destruction resets itself so
+// the cache can hand it out again. Valid only while the store's mutex is held.
+class SqliteJobStore::Statement {
+ public:
+  explicit Statement(sqlite3_stmt* stmt) : stmt_(stmt) {}
+  Statement(Statement&& other) noexcept
+      : stmt_(std::exchange(other.stmt_, nullptr)), bind_rc_(other.bind_rc_) {}
+  Statement& operator=(Statement&&) = delete;
+  ~Statement() {
+    if (stmt_ != nullptr) {
+      sqlite3_reset(stmt_);
+      sqlite3_clear_bindings(stmt_);
+    }
+  }
+
+  // Text and blobs are copied by SQLite unless `copy` is false, in which case `value` must outlive
+  // the statement's use (avoids copying result chunks).
+  void BindText(int index, const std::string& value) {
+    Check(sqlite3_bind_text64(stmt_, index, value.data(), value.size(), SQLITE_TRANSIENT,
+                              SQLITE_UTF8));
+  }
+  void BindBlob(int index, const char* data, size_t size, bool copy) {
+    // A zero-length blob from a null pointer would bind NULL; use a non-null empty string.
+    if (size == 0) data = "";
+    Check(sqlite3_bind_blob64(stmt_, index, data, size, copy ? SQLITE_TRANSIENT : SQLITE_STATIC));
+  }
+  void BindInt(int index, int64_t value) { Check(sqlite3_bind_int64(stmt_, index, value)); }
+  void BindNull(int index) { Check(sqlite3_bind_null(stmt_, index)); }
+
+  // SQLITE_ROW, SQLITE_DONE or an error code (including a failed bind).
+  int Step() { return bind_rc_ != SQLITE_OK ? bind_rc_ : sqlite3_step(stmt_); }
+
+  int64_t Int(int col) const { return sqlite3_column_int64(stmt_, col); }
+  bool IsNull(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
+  std::string Bytes(int col) const {
+    const void* data = sqlite3_column_blob(stmt_, col);
+    const int size = sqlite3_column_bytes(stmt_, col);
+    return data == nullptr ? std::string() : std::string(static_cast<const char*>(data), size);
+  }
+
+ private:
+  void Check(int rc) {
+    if (bind_rc_ == SQLITE_OK) bind_rc_ = rc;
+  }
+
+  sqlite3_stmt* stmt_;
+  int bind_rc_ = SQLITE_OK;
+};
+
+// BEGIN IMMEDIATE (takes the write lock up front, so two writers never deadlock upgrading) ...
+// COMMIT; rolls back when destroyed uncommitted. Valid only while the store's mutex is held.
+class SqliteJobStore::Transaction {
+ public:
+  explicit Transaction(SqliteJobStore* store) : store_(store) {}
+  Transaction(const Transaction&) = delete;
+  Transaction& operator=(const Transaction&) = delete;
+  ~Transaction() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    if (open_) store_->Exec("ROLLBACK").IgnoreError();
+  }
+  absl::Status Begin() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    absl::Status status = store_->Exec("BEGIN IMMEDIATE");
+    open_ = status.ok();
+    return status;
+  }
+  absl::Status Commit() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    absl::Status status = store_->Exec("COMMIT");
+    if (status.ok()) open_ = false;
+    return status;
+  }
+
+ private:
+  SqliteJobStore* store_;
+  bool open_ = false;
+};
+
+#define ATTATTR_STORE_RETURN_IF_ERROR(expr) \
+  do {                                      \
+    absl::Status status_ = (expr);          \
+    if (!status_.ok()) return status_;      \
+  } while (0)
+
+absl::Status SqliteJobStoreOptions::Validate() const {
+  if (path.empty()) return absl::InvalidArgumentError("path: empty");
+  if (busy_timeout_ms < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("busy_timeout_ms: must be >= 0, got ", busy_timeout_ms));
+  }
+  if (result_chunk_bytes < 4096 || result_chunk_bytes > (int64_t{64} << 20)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "result_chunk_bytes: must be in [4096, 67108864], got ", result_chunk_bytes));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<SqliteJobStore>> SqliteJobStore::Open(
+    const SqliteJobStoreOptions& options) {
+  ATTATTR_STORE_RETURN_IF_ERROR(options.Validate());
+  const std::string where = absl::StrCat("job store ", Quote(options.path), ": ");
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (fs::is_directory(options.path, ec)) {
+    return absl::FailedPreconditionError(absl::StrCat(where, "is a directory, not a file"));
+  }
+  fs::path dir = fs::path(options.path).parent_path();
+  if (dir.empty()) dir = ".";
+  if (!fs::is_directory(dir, ec)) {
+    return absl::NotFoundError(
+        absl::StrCat(where, "directory ", Quote(dir.string()), " does not exist"));
+  }
+
+  sqlite3* db = nullptr;
+  const int rc = sqlite3_open_v2(options.path.c_str(), &db,
+                                 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                                 nullptr);
+  if (rc != SQLITE_OK) {
+    std::string message = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+    sqlite3_close_v2(db);
+    return absl::Status(CodeForSqlite(rc), absl::StrCat(where, "cannot open: ", message));
+  }
+  std::unique_ptr<SqliteJobStore> store(new SqliteJobStore(options, db));
+  absl::Status status;
+  {
+    absl::MutexLock lock(&store->mu_);
+    status = store->Configure();
+    if (status.ok()) status = store->CreateOrCheckSchema();
+  }
+  if (!status.ok()) {
+    return absl::Status(status.code(), absl::StrCat(where, std::string(status.message())));
+  }
+  return store;
+}
+
+SqliteJobStore::SqliteJobStore(SqliteJobStoreOptions options, sqlite3* db)
+    : options_(std::move(options)), db_(db) {
+  std::random_device seed;
+  id_random_.seed((uint64_t{seed()} << 32) ^ seed() ^ static_cast<uint64_t>(SystemNowMs()));
+}
+
+SqliteJobStore::~SqliteJobStore() {
+  absl::MutexLock lock(&mu_);
+  for (auto& [sql, stmt] : statements_) sqlite3_finalize(stmt);
+  statements_.clear();
+  // The last connection to close checkpoints the WAL into the main file and removes it.
+  sqlite3_close_v2(db_);
+  db_ = nullptr;
+}
+
+int64_t SqliteJobStore::NowMs() const { return options_.clock ? options_.clock() : SystemNowMs(); }
+
+absl::Status SqliteJobStore::SqliteError(int rc, const std::string& what) {
+  return absl::Status(CodeForSqlite(rc), absl::StrCat(what, ": ", std::string(sqlite3_errmsg(db_)),
+                                                      " (sqlite code ", rc, ")"));
+}
+
+absl::Status SqliteJobStore::Exec(const std::string& sql) {
+  const int rc = sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, nullptr);
+  if (rc != SQLITE_OK) return SqliteError(rc, sql.substr(0, sql.find('\n')));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<SqliteJobStore::Statement> SqliteJobStore::Prepare(const std::string& sql) {
+  auto it = statements_.find(sql);
+  if (it == statements_.end()) {
+    sqlite3_stmt* stmt = nullptr;
+    const int rc = sqlite3_prepare_v3(db_, sql.c_str(), static_cast<int>(sql.size()),
+                                      SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
+    if (rc != SQLITE_OK) return SqliteError(rc, absl::StrCat("preparing ", sql));
+    it = statements_.emplace(sql, stmt).first;
+  }
+  return Statement(it->second);
+}
+
+absl::Status SqliteJobStore::Configure() {
+  sqlite3_busy_timeout(db_, options_.busy_timeout_ms);
+  sqlite3_extended_result_codes(db_, 1);
+  // The first statement reads the header: a file that is not a database fails here.
+  {
+    absl::StatusOr<Statement> stmt = Prepare("PRAGMA journal_mode = WAL");
+    if (!stmt.ok()) {
+      if ((sqlite3_errcode(db_) & 0xff) == SQLITE_NOTADB) {
+        return absl::FailedPreconditionError("not an SQLite database (file is not a database)");
+      }
+      return stmt.status();
+    }
+    const int rc = stmt->Step();
+    if (rc != SQLITE_ROW) {
+      if ((rc & 0xff) == SQLITE_NOTADB) {
+        return absl::FailedPreconditionError("not an SQLite database (file is not a database)");
+      }
+      return SqliteError(rc, "setting journal_mode = WAL");
+    }
+    const std::string mode = stmt->Bytes(0);
+    if (mode != "wal") {
+      return absl::FailedPreconditionError(
+          absl::StrCat("cannot use WAL journal mode (got ", Quote(mode), ")"));
+    }
+  }
+  ATTATTR_STORE_RETURN_IF_ERROR(Exec(options_.synchronous_full ? "PRAGMA synchronous = FULL"
+                                                               : "PRAGMA synchronous = NORMAL"));
+  ATTATTR_STORE_RETURN_IF_ERROR(Exec("PRAGMA foreign_keys = ON"));
+  ATTATTR_STORE_RETURN_IF_ERROR(
+      Exec(absl::StrCat("PRAGMA journal_size_limit = ", kWalSizeLimitBytes)));
+  return absl::OkStatus();
+}
+
+absl::Status SqliteJobStore::CreateOrCheckSchema() {
+  Transaction txn(this);
+  ATTATTR_STORE_RETURN_IF_ERROR(txn.Begin());
+  int64_t version = 0;
+  int64_t tables = 0;
+  {
+    absl::StatusOr<Statement> stmt = Prepare("PRAGMA user_version");
+    if (!stmt.ok()) return stmt.status();
+    const int rc = stmt->Step();
+    if (rc != SQLITE_ROW) return SqliteError(rc, "reading user_version");
+    version = stmt->Int(0);
+  }
+  {
+    absl::StatusOr<Statement> stmt =
+        Prepare("SELECT COUNT(*) FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%'");
+    if (!stmt.ok()) return stmt.status();
+    const int rc = stmt->Step();
+    if (rc != SQLITE_ROW) return SqliteError(rc, "reading the schema");
+    tables = stmt->Int(0);
+  }
+  if (version > kSchemaVersion) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("schema_version ", version, " is newer than this build supports (",
+                     kSchemaVersion, ")"));
+  }
+  if (version == kSchemaVersion) return absl::OkStatus();  // the transaction rolls back: no change
+  if (tables != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("not an attattr job store (an SQLite database with other tables, "
+                     "schema_version ",
+                     version, ")"));
+  }
+  ATTATTR_STORE_RETURN_IF_ERROR(Exec(kSchemaSql));
+  ATTATTR_STORE_RETURN_IF_ERROR(Exec(absl::StrCat("PRAGMA user_version = ", kSchemaVersion)));
+  return txn.Commit();
+}
+
+std::string SqliteJobStore::NewId() {
+  char hex[33];
+  std::snprintf(hex, sizeof(hex), "%016llx%016llx",
+                static_cast<unsigned long long>(id_random_()),
+                static_cast<unsigned long long>(id_random_()));
+  return absl::StrCat("jobs/", std::string(hex));
+}
+
+absl::StatusOr<std::vector<JobRecord>> SqliteJobStore::QueryRecords(Statement& stmt) {
+  std::vector<JobRecord> records;
+  for (;;) {
+    const int rc = stmt.Step();
+    if (rc == SQLITE_DONE) break;
+    if (rc != SQLITE_ROW) return SqliteError(rc, "reading jobs");
+    JobRecord r;
+    r.id = stmt.Bytes(0);
+    r.request_id = stmt.IsNull(1) ? std::string() : stmt.Bytes(1);
+    r.kind = stmt.Bytes(2);
+    r.model = stmt.Bytes(3);
+    r.priority = static_cast<int32_t>(stmt.Int(4));
+    std::optional<JobState> state = JobStateFromName(stmt.Bytes(5));
+    if (!state.has_value()) {
+      return absl::DataLossError(absl::StrCat("job ", Quote(r.id), " has an unknown state"));
+    }
+    r.state = *state;
+    r.spec = stmt.Bytes(6);
+    r.error_code = static_cast<int32_t>(stmt.Int(7));
+    r.error_message = stmt.Bytes(8);
+    r.progress.stage = stmt.Bytes(9);
+    r.progress.done = stmt.Int(10);
+    r.progress.total = stmt.Int(11);
+    r.create_time_ms = stmt.Int(12);
+    r.start_time_ms = stmt.Int(13);
+    r.end_time_ms = stmt.Int(14);
+    r.update_time_ms = stmt.Int(15);
+    r.attempts = static_cast<int32_t>(stmt.Int(16));
+    r.has_result = stmt.Int(17) != 0;
+    r.result_size_bytes = stmt.Int(18);
+    r.result_chunk_count = stmt.Int(19);
+    records.push_back(std::move(r));
+  }
+  return records;
+}
+
+absl::StatusOr<JobRecord> SqliteJobStore::GetLocked(const std::string& id) {
+  absl::StatusOr<Statement> stmt =
+      Prepare(absl::StrCat("SELECT ", std::string(kJobColumns), " FROM jobs WHERE id = ?1"));
+  if (!stmt.ok()) return stmt.status();
+  stmt->BindText(1, id);
+  absl::StatusOr<std::vector<JobRecord>> records = QueryRecords(*stmt);
+  if (!records.ok()) return records.status();
+  if (records->empty()) return NotFoundJob(id);
+  return std::move(records->front());
+}
+
+absl::Status SqliteJobStore::DeleteResultLocked(const std::string& id) {
+  absl::StatusOr<Statement> stmt = Prepare("DELETE FROM results WHERE job_id = ?1");
+  if (!stmt.ok()) return stmt.status();
+  stmt->BindText(1, id);
+  const int rc = stmt->Step();
+  if (rc != SQLITE_DONE) return SqliteError(rc, absl::StrCat("deleting the result of ", Quote(id)));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<CreateResult> SqliteJobStore::Create(const JobRecord& record) {
+  if (!record.id.empty()) ATTATTR_STORE_RETURN_IF_ERROR(ValidateId(record.id));
+  if (record.kind.empty()) return absl::InvalidArgumentError("kind: empty");
+  if (record.kind.size() > kMaxKeyLength || !IsPrintable(record.kind)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("kind: must be at most ", kMaxKeyLength, " printable ASCII characters"));
+  }
+  if (record.request_id.size() > kMaxKeyLength) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("request_id: longer than ", kMaxKeyLength, " bytes"));
+  }
+  if (record.model.size() > kMaxKeyLength) {
+    return absl::InvalidArgumentError(absl::StrCat("model: longer than ", kMaxKeyLength, " bytes"));
+  }
+  if (record.create_time_ms < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("create_time_ms: must be >= 0, got ", record.create_time_ms));
+  }
+
+  absl::MutexLock lock(&mu_);
+  Transaction txn(this);
+  ATTATTR_STORE_RETURN_IF_ERROR(txn.Begin());
+  if (!record.request_id.empty()) {
+    absl::StatusOr<Statement> stmt = Prepare(
+        absl::StrCat("SELECT ", std::string(kJobColumns), " FROM jobs WHERE request_id = ?1"));
+    if (!stmt.ok()) return stmt.status();
+    stmt->BindText(1, record.request_id);
+    absl::StatusOr<std::vector<JobRecord>> existing = QueryRecords(*stmt);
+    if (!existing.ok()) return existing.status();
+    if (!existing->empty()) return CreateResult{std::move(existing->front()), false};
+  }
+  const std::string id = record.id.empty() ? NewId() : record.id;
+  if (!record.id.empty()) {
+    absl::StatusOr<JobRecord> clash = GetLocked(id);
+    if (clash.ok()) {
+      return absl::AlreadyExistsError(absl::StrCat("job ", Quote(id), " already exists"));
+    }
+    if (!absl::IsNotFound(clash.status())) return clash.status();
+  }
+  const int64_t now = NowMs();
+  {
+    absl::StatusOr<Statement> stmt = Prepare(
+        "INSERT INTO jobs (id, request_id, kind, model, priority, state, spec, create_time_ms, "
+        "update_time_ms) VALUES (?1, ?2, ?3, ?4, ?5, 'QUEUED', ?6, ?7, ?8)");
+    if (!stmt.ok()) return stmt.status();
+    stmt->BindText(1, id);
+    if (record.request_id.empty()) {
+      stmt->BindNull(2);
+    } else {
+      stmt->BindText(2, record.request_id);
+    }
+    stmt->BindText(3, record.kind);
+    stmt->BindText(4, record.model);
+    stmt->BindInt(5, record.priority);
+    stmt->BindBlob(6, record.spec.data(), record.spec.size(), /*copy=*/false);
+    stmt->BindInt(7, record.create_time_ms != 0 ? record.create_time_ms : now);
+    stmt->BindInt(8, now);
+    const int rc = stmt->Step();
+    if (rc != SQLITE_DONE) return SqliteError(rc, absl::StrCat("inserting job ", Quote(id)));
+  }
+  absl::StatusOr<JobRecord> created = GetLocked(id);
+  if (!created.ok()) return created.status();
+  ATTATTR_STORE_RETURN_IF_ERROR(txn.Commit());
+  return CreateResult{std::move(*created), true};
+}
+
+absl::StatusOr<JobRecord> SqliteJobStore::Get(const std::string& id) {
+  absl::MutexLock lock(&mu_);
+  return GetLocked(id);
+}
+
+absl::StatusOr<ListPage> SqliteJobStore::List(const ListFilter& filter) {
+  if (filter.page_size < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("page_size: must be >= 0, got ", filter.page_size));
+  }
+  const int32_t page_size =
+      filter.page_size == 0 ? kDefaultPageSize : std::min(filter.page_size, kMaxPageSize);
+  absl::StatusOr<PageCursor> cursor = DecodePageToken(filter);
+  if (!cursor.ok()) return cursor.status();
+
+  std::string sql = absl::StrCat("SELECT ", std::string(kJobColumns),
+                                 " FROM jobs WHERE (create_time_ms, id) > (?1, ?2)");
+  if (filter.state.has_value()) absl::StrAppend(&sql, " AND state = ?3");
+  if (filter.kind.has_value()) absl::StrAppend(&sql, " AND kind = ?4");
+  absl::StrAppend(&sql, " ORDER BY create_time_ms, id LIMIT ?5");
+
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<Statement> stmt = Prepare(sql);
+  if (!stmt.ok()) return stmt.status();
+  stmt->BindInt(1, cursor->create_time_ms);
+  stmt->BindText(2, cursor->id);
+  if (filter.state.has_value()) stmt->BindText(3, JobStateName(*filter.state));
+  if (filter.kind.has_value()) stmt->BindText(4, *filter.kind);
+  stmt->BindInt(5, int64_t{page_size} + 1);
+  absl::StatusOr<std::vector<JobRecord>> records = QueryRecords(*stmt);
+  if (!records.ok()) return records.status();
+  ListPage page;
+  if (records->size() > static_cast<size_t>(page_size)) {
+    records->resize(page_size);
+    page.next_page_token = EncodePageToken(filter, records->back());
+  }
+  page.records = std::move(*records);
+  return page;
+}
+
+absl::StatusOr<JobRecord> SqliteJobStore::MarkRunning(const std::string& id) {
+  absl::MutexLock lock(&mu_);
+  Transaction txn(this);
+  ATTATTR_STORE_RETURN_IF_ERROR(txn.Begin());
+  absl::StatusOr<JobRecord> job = GetLocked(id);
+  if (!job.ok()) return job.status();
+  if (job->state != JobState::kQueued) return WrongState(id, job->state, "QUEUED");
+  ATTATTR_STORE_RETURN_IF_ERROR(DeleteResultLocked(id));
+  const int64_t now = NowMs();
+  {
+    absl::StatusOr<Statement> stmt = Prepare(
+        "UPDATE jobs SET state = 'RUNNING', attempts = attempts + 1, start_time_ms = ?2, "
+        "update_time_ms = ?2, has_result = 0, result_size_bytes = 0, result_chunk_count = 0 "
+        "WHERE id = ?1");
+    if (!stmt.ok()) return stmt.status();
+    stmt->BindText(1, id);
+    stmt->BindInt(2, now);
+    const int rc = stmt->Step();
+    if (rc != SQLITE_DONE) return SqliteError(rc, absl::StrCat("starting job ", Quote(id)));
+  }
+  absl::StatusOr<JobRecord> updated = GetLocked(id);
+  if (!updated.ok()) return updated.status();
+  ATTATTR_STORE_RETURN_IF_ERROR(txn.Commit());
+  return updated;
+}
+
+absl::Status SqliteJobStore::UpdateProgress(const std::string& id, const JobProgress& progress) {
+  if (progress.done < 0 || progress.total < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("progress: done (", progress.done,
+                                                   ") and total (", progress.total,
+                                                   ") must be >= 0"));
+  }
+  absl::MutexLock lock(&mu_);
+  {
+    absl::StatusOr<Statement> stmt = Prepare(
+        "UPDATE jobs SET progress_stage = ?2, progress_done = ?3, progress_total = ?4, "
+        "update_time_ms = ?5 WHERE id = ?1 AND state IN ('QUEUED', 'RUNNING')");
+    if (!stmt.ok()) return stmt.status();
+    stmt->BindText(1, id);
+    stmt->BindText(2, progress.stage);
+    stmt->BindInt(3, progress.done);
+    stmt->BindInt(4, progress.total);
+    stmt->BindInt(5, NowMs());
+    const int rc = stmt->Step();
+    if (rc != SQLITE_DONE) return SqliteError(rc, absl::StrCat("updating progress of ", Quote(id)));
+  }
+  if (sqlite3_changes(db_) == 1) return absl::OkStatus();
+  absl::StatusOr<JobRecord> job = GetLocked(id);  // say why nothing changed
+  if (!job.ok()) return job.status();
+  return WrongState(id, job->state, "QUEUED or RUNNING");
+}
+
+absl::StatusOr<JobRecord> SqliteJobStore::FinishLocked(const std::string& id, JobState state,
+                                                       int32_t error_code,
+                                                       const std::string& error_message) {
+  Transaction txn(this);
+  ATTATTR_STORE_RETURN_IF_ERROR(txn.Begin());
+  absl::StatusOr<JobRecord> job = GetLocked(id);
+  if (!job.ok()) return job.status();
+  if (IsTerminal(job->state)) return WrongState(id, job->state, "QUEUED or RUNNING");
+  if (state != JobState::kSucceeded) ATTATTR_STORE_RETURN_IF_ERROR(DeleteResultLocked(id));
+  const int64_t now = NowMs();
+  {
+    absl::StatusOr<Statement> stmt = Prepare(
+        "UPDATE jobs SET state = ?2, error_code = ?3, error_message = ?4, end_time_ms = ?5, "
+        "update_time_ms = ?5, has_result = has_result AND ?6, "
+        "result_size_bytes = CASE WHEN ?6 THEN result_size_bytes ELSE 0 END, "
+        "result_chunk_count = CASE WHEN ?6 THEN result_chunk_count ELSE 0 END WHERE id = ?1");
+    if (!stmt.ok()) return stmt.status();
+    stmt->BindText(1, id);
+    stmt->BindText(2, JobStateName(state));
+    stmt->BindInt(3, error_code);
+    stmt->BindText(4, error_message);
+    stmt->BindInt(5, now);
+    stmt->BindInt(6, state == JobState::kSucceeded ? 1 : 0);
+    const int rc = stmt->Step();
+    if (rc != SQLITE_DONE) return SqliteError(rc, absl::StrCat("finishing job ", Quote(id)));
+  }
+  absl::StatusOr<JobRecord> updated = GetLocked(id);
+  if (!updated.ok()) return updated.status();
+  ATTATTR_STORE_RETURN_IF_ERROR(txn.Commit());
+  return updated;
+}
+
+absl::StatusOr<JobRecord> SqliteJobStore::Finish(const std::string& id, JobState state,
+                                                 int32_t error_code,
+                                                 const std::string& error_message) {
+  if (!IsTerminal(state)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("state: ", std::string(JobStateName(state)), " is not a terminal state"));
+  }
+  if (error_code < 0 || error_code > kMaxCanonicalCode) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("error_code: ", error_code, " is not a canonical status code"));
+  }
+  if (state == JobState::kSucceeded && error_code != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("error_code: must be 0 for SUCCEEDED, got ", error_code));
+  }
+  if (state == JobState::kFailed && error_code == 0) {
+    return absl::InvalidArgumentError("error_code: FAILED needs a non-zero code");
+  }
+  if (state == JobState::kCancelled && error_code == 0) error_code = kCancelledCode;
+  absl::MutexLock lock(&mu_);
+  return FinishLocked(id, state, error_code, error_message);
+}
+
+absl::StatusOr<JobRecord> SqliteJobStore::Cancel(const std::string& id) {
+  absl::MutexLock lock(&mu_);
+  return FinishLocked(id, JobState::kCancelled, kCancelledCode, "job cancelled");
+}
+
+absl::Status SqliteJobStore::PutResult(const std::string& id, const std::string& bytes) {
+  absl::MutexLock lock(&mu_);
+  Transaction txn(this);
+  ATTATTR_STORE_RETURN_IF_ERROR(txn.Begin());
+  absl::StatusOr<JobRecord> job = GetLocked(id);
+  if (!job.ok()) return job.status();
+  if (job->state != JobState::kRunning) return WrongState(id, job->state, "RUNNING");
+  ATTATTR_STORE_RETURN_IF_ERROR(DeleteResultLocked(id));
+  const size_t chunk = static_cast<size_t>(options_.result_chunk_bytes);
+  int64_t chunks = 0;
+  for (size_t offset = 0; offset < bytes.size(); offset += chunk, ++chunks) {
+    absl::StatusOr<Statement> stmt =
+        Prepare("INSERT INTO results (job_id, seq, data) VALUES (?1, ?2, ?3)");
+    if (!stmt.ok()) return stmt.status();
+    stmt->BindText(1, id);
+    stmt->BindInt(2, chunks);
+    stmt->BindBlob(3, bytes.data() + offset, std::min(chunk, bytes.size() - offset),
+                   /*copy=*/false);
+    const int rc = stmt->Step();
+    if (rc != SQLITE_DONE) {
+      return SqliteError(rc, absl::StrCat("writing result chunk ", chunks, " of ", Quote(id)));
+    }
+  }
+  {
+    absl::StatusOr<Statement> stmt = Prepare(
+        "UPDATE jobs SET has_result = 1, result_size_bytes = ?2, result_chunk_count = ?3, "
+        "update_time_ms = ?4 WHERE id = ?1");
+    if (!stmt.ok()) return stmt.status();
+    stmt->BindText(1, id);
+    stmt->BindInt(2, static_cast<int64_t>(bytes.size()));
+    stmt->BindInt(3, chunks);
+    stmt->BindInt(4, NowMs());
+    const int rc = stmt->Step();
+    if (rc != SQLITE_DONE) return SqliteError(rc, absl::StrCat("recording result of ", Quote(id)));
+  }
+  return txn.Commit();
+}
+
+absl::StatusOr<ResultInfo> SqliteJobStore::GetResultInfo(const std::string& id) {
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<JobRecord> job = GetLocked(id);
+  if (!job.ok()) return job.status();
+  if (!job->has_result) {
+    return absl::NotFoundError(absl::StrCat("job ", Quote(id), " (", JobStateName(job->state),
+                                            ") has no result"));
+  }
+  return ResultInfo{job->result_size_bytes, job->result_chunk_count};
+}
+
+absl::StatusOr<std::string> SqliteJobStore::GetResultChunk(const std::string& id, int64_t seq) {
+  if (seq < 0) return absl::InvalidArgumentError(absl::StrCat("seq: must be >= 0, got ", seq));
+  absl::MutexLock lock(&mu_);
+  {
+    absl::StatusOr<Statement> stmt =
+        Prepare("SELECT data FROM results WHERE job_id = ?1 AND seq = ?2");
+    if (!stmt.ok()) return stmt.status();
+    stmt->BindText(1, id);
+    stmt->BindInt(2, seq);
+    const int rc = stmt->Step();
+    if (rc == SQLITE_ROW) return stmt->Bytes(0);
+    if (rc != SQLITE_DONE) {
+      return SqliteError(rc, absl::StrCat("reading result chunk ", seq, " of ", Quote(id)));
+    }
+  }
+  absl::StatusOr<JobRecord> job = GetLocked(id);
+  if (!job.ok()) return job.status();
+  return absl::NotFoundError(absl::StrCat("job ", Quote(id), " has no result chunk ", seq,
+                                          " (it has ", job->result_chunk_count, ")"));
+}
+
+absl::Status SqliteJobStore::Delete(const std::string& id) {
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<Statement> stmt = Prepare("DELETE FROM jobs WHERE id = ?1");
+  if (!stmt.ok()) return stmt.status();
+  stmt->BindText(1, id);
+  const int rc = stmt->Step();  // results go with it (ON DELETE CASCADE)
+  if (rc != SQLITE_DONE) return SqliteError(rc, absl::StrCat("deleting job ", Quote(id)));
+  if (sqlite3_changes(db_) == 0) return NotFoundJob(id);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<std::string>> SqliteJobStore::RequeueInterrupted() {
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<Statement> stmt = Prepare(
+      "UPDATE jobs SET state = 'QUEUED', update_time_ms = ?1 WHERE state = 'RUNNING' "
+      "RETURNING id");
+  if (!stmt.ok()) return stmt.status();
+  stmt->BindInt(1, NowMs());
+  std::vector<std::string> ids;
+  for (;;) {
+    const int rc = stmt->Step();
+    if (rc == SQLITE_DONE) break;
+    if (rc != SQLITE_ROW) return SqliteError(rc, "re-queueing running jobs");
+    ids.push_back(stmt->Bytes(0));
+  }
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
+absl::StatusOr<std::vector<JobRecord>> SqliteJobStore::ListQueued() {
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<Statement> stmt =
+      Prepare(absl::StrCat("SELECT ", std::string(kJobColumns),
+                           " FROM jobs WHERE state = 'QUEUED' "
+                           "ORDER BY priority DESC, create_time_ms, id"));
+  if (!stmt.ok()) return stmt.status();
+  return QueryRecords(*stmt);
+}
+
+absl::StatusOr<int64_t> SqliteJobStore::ExpireResults(int64_t now_ms, int64_t retention_ms) {
+  if (retention_ms < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("retention_ms: must be >= 0, got ", retention_ms));
+  }
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<Statement> stmt = Prepare(
+      "DELETE FROM jobs WHERE state IN ('SUCCEEDED', 'FAILED', 'CANCELLED') "
+      "AND end_time_ms > 0 AND end_time_ms < ?1");
+  if (!stmt.ok()) return stmt.status();
+  stmt->BindInt(1, now_ms - retention_ms);
+  const int rc = stmt->Step();
+  if (rc != SQLITE_DONE) return SqliteError(rc, "expiring finished jobs");
+  return static_cast<int64_t>(sqlite3_changes64(db_));
+}
+
+absl::StatusOr<StoreStats> SqliteJobStore::Stats() {
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<Statement> stmt =
+      Prepare("SELECT state, COUNT(*), SUM(result_size_bytes) FROM jobs GROUP BY state");
+  if (!stmt.ok()) return stmt.status();
+  StoreStats stats;
+  for (;;) {
+    const int rc = stmt->Step();
+    if (rc == SQLITE_DONE) break;
+    if (rc != SQLITE_ROW) return SqliteError(rc, "counting jobs");
+    std::optional<JobState> state = JobStateFromName(stmt->Bytes(0));
+    if (!state.has_value()) return absl::DataLossError("a job has an unknown state");
+    stats.jobs_by_state[static_cast<int>(*state)] = stmt->Int(1);
+    stats.result_bytes += stmt->Int(2);
+  }
+  return stats;
+}
+
+}  // namespace attattr::store

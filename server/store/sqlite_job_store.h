@@ -1,0 +1,111 @@
+// JobStore on one embedded SQLite file (WAL journal): the default single-machine store. Does not
+// share work between replicas (that is the PostgreSQL store's job) and keeps no cache: every call
+// reads or writes the file. Thread-safe: one connection, every call serialised by one mutex.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <random>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "server/store/job_store.h"
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace attattr::store {
+
+struct SqliteJobStoreOptions {
+  // The database file; created (with its schema) when absent. Its directory must exist.
+  // Default: none (required).
+  std::string path;
+  // synchronous=FULL instead of NORMAL. In WAL mode NORMAL already survives a crash or kill -9 of
+  // the process (a committed transaction is in the WAL file, which the OS keeps); only an OS crash
+  // or power loss may drop the last commits (never corrupting the file). FULL also fsyncs each
+  // commit. Default: false.
+  bool synchronous_full = false;
+  // How long a call waits for another process holding the file's write lock. Default: 5000.
+  int32_t busy_timeout_ms = 5000;
+  // Size of the stored result chunks, 4 KiB..64 MiB. Default: 1 MiB.
+  int64_t result_chunk_bytes = int64_t{1} << 20;
+  // Source of "now" in unix ms for create/start/end/update times. Default (empty): the system
+  // clock.
+  std::function<int64_t()> clock;
+
+  // InvalidArgument naming the first bad field.
+  absl::Status Validate() const;
+};
+
+class SqliteJobStore final : public JobStore {
+ public:
+  // Bumped when the schema changes; stored as PRAGMA user_version. A newer file is refused.
+  static constexpr int kSchemaVersion = 1;
+
+  // Opens (creating if needed) the store. Errors name the path: a missing directory is NotFound, a
+  // file that is not an SQLite database or not a job store, or a newer schema, is
+  // FailedPrecondition.
+  static absl::StatusOr<std::unique_ptr<SqliteJobStore>> Open(const SqliteJobStoreOptions& options);
+  ~SqliteJobStore() override;
+  SqliteJobStore(const SqliteJobStore&) = delete;
+  SqliteJobStore& operator=(const SqliteJobStore&) = delete;
+
+  absl::StatusOr<CreateResult> Create(const JobRecord& record) override;
+  absl::StatusOr<JobRecord> Get(const std::string& id) override;
+  absl::StatusOr<ListPage> List(const ListFilter& filter) override;
+  absl::StatusOr<JobRecord> MarkRunning(const std::string& id) override;
+  absl::Status UpdateProgress(const std::string& id, const JobProgress& progress) override;
+  absl::StatusOr<JobRecord> Finish(const std::string& id, JobState state, int32_t error_code,
+                                   const std::string& error_message) override;
+  absl::StatusOr<JobRecord> Cancel(const std::string& id) override;
+  absl::Status PutResult(const std::string& id, const std::string& bytes) override;
+  absl::StatusOr<ResultInfo> GetResultInfo(const std::string& id) override;
+  absl::StatusOr<std::string> GetResultChunk(const std::string& id, int64_t seq) override;
+  absl::Status Delete(const std::string& id) override;
+  absl::StatusOr<std::vector<std::string>> RequeueInterrupted() override;
+  absl::StatusOr<std::vector<JobRecord>> ListQueued() override;
+  absl::StatusOr<int64_t> ExpireResults(int64_t now_ms, int64_t retention_ms) override;
+  absl::StatusOr<StoreStats> Stats() override;
+
+  const std::string& path() const { return options_.path; }
+
+ private:
+  class Statement;
+  class Transaction;
+
+  SqliteJobStore(SqliteJobStoreOptions options, sqlite3* db);
+
+  absl::Status Configure() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status CreateOrCheckSchema() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Runs SQL without results or parameters (pragmas, DDL, BEGIN/COMMIT).
+  absl::Status Exec(const std::string& sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A cached prepared statement for `sql`, reset and unbound when the Statement goes out of scope.
+  absl::StatusOr<Statement> Prepare(const std::string& sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // An error from the last SQLite call, saying what was being done.
+  absl::Status SqliteError(int rc, const std::string& what) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  absl::StatusOr<JobRecord> GetLocked(const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<std::vector<JobRecord>> QueryRecords(Statement& stmt)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status DeleteResultLocked(const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Moves a QUEUED/RUNNING job to a terminal state (FailedPrecondition otherwise).
+  absl::StatusOr<JobRecord> FinishLocked(const std::string& id, JobState state, int32_t error_code,
+                                         const std::string& error_message)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::string NewId() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  int64_t NowMs() const;
+
+  const SqliteJobStoreOptions options_;
+  absl::Mutex mu_;
+  sqlite3* db_ ABSL_GUARDED_BY(mu_);
+  std::unordered_map<std::string, sqlite3_stmt*> statements_ ABSL_GUARDED_BY(mu_);
+  std::mt19937_64 id_random_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace attattr::store

@@ -1,0 +1,879 @@
+// Tests of SqliteJobStore through the JobStore interface: every operation and state transition,
+// idempotent create, pagination under inserts, chunked results, persistence across reopen and
+// across SIGKILL of a writing process (fork), expiry and concurrent use. Uses temporary files only;
+// each test owns its store, and the crash tests fork while the process is single-threaded.
+#include "server/store/sqlite_job_store.h"
+
+#include <signal.h>
+#include <sqlite3.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "support/test_paths.h"
+
+namespace attattr::store {
+namespace {
+
+std::string Message(const absl::Status& status) { return std::string(status.message()); }
+
+// Deterministic pseudo-random bytes, so a forked child and the parent agree on a result's content.
+std::string RandomBytes(size_t size, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::string bytes(size, '\0');
+  for (char& c : bytes) c = static_cast<char>(rng() & 0xff);
+  return bytes;
+}
+
+// Runs `sql` on a raw SQLite connection (fixtures and integrity checks); returns the first column
+// of the first row, or "" when there is none.
+std::string RawSql(const std::string& path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  EXPECT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  std::string out;
+  sqlite3_exec(
+      db, sql.c_str(),
+      [](void* p, int, char** values, char**) {
+        auto* s = static_cast<std::string*>(p);
+        if (s->empty() && values[0] != nullptr) *s = values[0];
+        return 0;
+      },
+      &out, nullptr);
+  sqlite3_close(db);
+  return out;
+}
+
+class SqliteJobStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = testing::MakeTempDir("attattr-store");
+    path_ = dir_ + "/jobs.db";
+  }
+
+  SqliteJobStoreOptions Options() {
+    SqliteJobStoreOptions options;
+    options.path = path_;
+    options.clock = [this] { return now_ms_.load(); };
+    return options;
+  }
+
+  std::unique_ptr<SqliteJobStore> OpenStore() {
+    absl::StatusOr<std::unique_ptr<SqliteJobStore>> store = SqliteJobStore::Open(Options());
+    EXPECT_TRUE(store.ok()) << store.status();
+    return store.ok() ? std::move(*store) : nullptr;
+  }
+
+  static JobRecord NewJob(const std::string& kind = "ATTRIBUTION", int32_t priority = 0,
+                          const std::string& request_id = "") {
+    JobRecord job;
+    job.kind = kind;
+    job.model = "sst2";
+    job.priority = priority;
+    job.request_id = request_id;
+    job.spec = std::string("spec\0bytes", 10);
+    return job;
+  }
+
+  // Creates a job and returns its id (failing the test on error).
+  static std::string MustCreate(JobStore& store, const JobRecord& job) {
+    absl::StatusOr<CreateResult> created = store.Create(job);
+    EXPECT_TRUE(created.ok()) << created.status();
+    return created.ok() ? created->record.id : "";
+  }
+
+  std::string ReadAll(JobStore& store, const std::string& id) {
+    std::string all;
+    absl::Status status = store.ReadResult(id, [&](const std::string& chunk) {
+      all += chunk;
+      return absl::OkStatus();
+    });
+    EXPECT_TRUE(status.ok()) << status;
+    return all;
+  }
+
+  std::string dir_;
+  std::string path_;
+  std::atomic<int64_t> now_ms_{1'000'000};
+};
+
+TEST_F(SqliteJobStoreTest, JobStateNames) {
+  for (int i = 0; i < kJobStateCount; ++i) {
+    const auto state = static_cast<JobState>(i);
+    EXPECT_EQ(JobStateFromName(JobStateName(state)), state);
+  }
+  EXPECT_STREQ(JobStateName(JobState::kCancelled), "CANCELLED");
+  EXPECT_FALSE(JobStateFromName("DONE").has_value());
+  EXPECT_FALSE(IsTerminal(JobState::kRunning));
+  EXPECT_TRUE(IsTerminal(JobState::kFailed));
+}
+
+TEST_F(SqliteJobStoreTest, OptionsAreValidated) {
+  SqliteJobStoreOptions options;
+  EXPECT_TRUE(absl::IsInvalidArgument(SqliteJobStore::Open(options).status()));
+  options.path = path_;
+  options.result_chunk_bytes = 10;
+  absl::Status status = SqliteJobStore::Open(options).status();
+  EXPECT_TRUE(absl::IsInvalidArgument(status));
+  EXPECT_NE(Message(status).find("result_chunk_bytes"), std::string::npos) << status;
+}
+
+TEST_F(SqliteJobStoreTest, OpenErrorsNameThePath) {
+  SqliteJobStoreOptions options = Options();
+  options.path = dir_ + "/no/such/dir/jobs.db";
+  absl::Status status = SqliteJobStore::Open(options).status();
+  EXPECT_TRUE(absl::IsNotFound(status)) << status;
+  EXPECT_NE(Message(status).find(options.path), std::string::npos) << status;
+
+  options.path = dir_;
+  status = SqliteJobStore::Open(options).status();
+  EXPECT_TRUE(absl::IsFailedPrecondition(status)) << status;
+  EXPECT_NE(Message(status).find("directory"), std::string::npos) << status;
+
+  options.path = dir_ + "/garbage.db";
+  std::ofstream(options.path) << std::string(8192, 'x');
+  status = SqliteJobStore::Open(options).status();
+  EXPECT_TRUE(absl::IsFailedPrecondition(status)) << status;
+  EXPECT_NE(Message(status).find(options.path), std::string::npos) << status;
+  EXPECT_NE(Message(status).find("not an SQLite database"), std::string::npos) << status;
+
+  options.path = dir_ + "/other.db";
+  RawSql(options.path, "CREATE TABLE people (name TEXT)");
+  status = SqliteJobStore::Open(options).status();
+  EXPECT_TRUE(absl::IsFailedPrecondition(status)) << status;
+  EXPECT_NE(Message(status).find("not an attattr job store"), std::string::npos) << status;
+
+  options.path = dir_ + "/newer.db";
+  RawSql(options.path, "PRAGMA user_version = 99");
+  status = SqliteJobStore::Open(options).status();
+  EXPECT_TRUE(absl::IsFailedPrecondition(status)) << status;
+  EXPECT_NE(Message(status).find("schema_version 99"), std::string::npos) << status;
+}
+
+TEST_F(SqliteJobStoreTest, OpenUsesWalAndSetsSchemaVersion) {
+  { auto store = OpenStore(); }
+  EXPECT_EQ(RawSql(path_, "PRAGMA journal_mode"), "wal");
+  EXPECT_EQ(RawSql(path_, "PRAGMA user_version"), std::to_string(SqliteJobStore::kSchemaVersion));
+}
+
+TEST_F(SqliteJobStoreTest, CreateFillsDefaults) {
+  auto store = OpenStore();
+  JobRecord job = NewJob("HEAD_IMPORTANCE", 3);
+  job.state = JobState::kSucceeded;  // ignored
+  job.attempts = 7;                   // ignored
+  absl::StatusOr<CreateResult> created = store->Create(job);
+  ASSERT_TRUE(created.ok()) << created.status();
+  EXPECT_TRUE(created->created);
+  const JobRecord& r = created->record;
+  EXPECT_EQ(r.id.rfind("jobs/", 0), 0u) << r.id;
+  EXPECT_EQ(r.id.size(), 5u + 32u) << r.id;
+  EXPECT_EQ(r.kind, "HEAD_IMPORTANCE");
+  EXPECT_EQ(r.model, "sst2");
+  EXPECT_EQ(r.priority, 3);
+  EXPECT_EQ(r.state, JobState::kQueued);
+  EXPECT_EQ(r.spec, job.spec);
+  EXPECT_EQ(r.create_time_ms, now_ms_.load());
+  EXPECT_EQ(r.update_time_ms, now_ms_.load());
+  EXPECT_EQ(r.start_time_ms, 0);
+  EXPECT_EQ(r.end_time_ms, 0);
+  EXPECT_EQ(r.attempts, 0);
+  EXPECT_EQ(r.error_code, 0);
+  EXPECT_FALSE(r.has_result);
+
+  absl::StatusOr<JobRecord> got = store->Get(r.id);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->spec, job.spec);
+  EXPECT_NE(MustCreate(*store, NewJob()), r.id);
+}
+
+TEST_F(SqliteJobStoreTest, CreateIsIdempotentOnRequestId) {
+  auto store = OpenStore();
+  absl::StatusOr<CreateResult> first = store->Create(NewJob("ATTRIBUTION", 0, "req-1"));
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_TRUE(first->created);
+  JobRecord again = NewJob("TRIGGER_SEARCH", 5, "req-1");
+  absl::StatusOr<CreateResult> second = store->Create(again);
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_FALSE(second->created);
+  EXPECT_EQ(second->record.id, first->record.id);
+  EXPECT_EQ(second->record.kind, "ATTRIBUTION");  // the stored job, unchanged
+  EXPECT_EQ(second->record.request_id, "req-1");
+
+  absl::StatusOr<CreateResult> other = store->Create(NewJob("ATTRIBUTION", 0, "req-2"));
+  ASSERT_TRUE(other.ok());
+  EXPECT_TRUE(other->created);
+  EXPECT_NE(other->record.id, first->record.id);
+  // Empty request ids never deduplicate.
+  EXPECT_NE(MustCreate(*store, NewJob()), MustCreate(*store, NewJob()));
+  absl::StatusOr<StoreStats> stats = store->Stats();
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->Count(JobState::kQueued), 4);
+}
+
+TEST_F(SqliteJobStoreTest, CreateWithCallerIdAndBadArguments) {
+  auto store = OpenStore();
+  JobRecord job = NewJob();
+  job.id = "jobs/mine";
+  EXPECT_EQ(MustCreate(*store, job), "jobs/mine");
+  absl::Status status = store->Create(job).status();
+  EXPECT_TRUE(absl::IsAlreadyExists(status)) << status;
+  EXPECT_NE(Message(status).find("jobs/mine"), std::string::npos);
+
+  JobRecord bad = NewJob("");
+  status = store->Create(bad).status();
+  EXPECT_TRUE(absl::IsInvalidArgument(status));
+  EXPECT_NE(Message(status).find("kind"), std::string::npos);
+  bad = NewJob();
+  bad.id = "jobs/with\nnewline";
+  status = store->Create(bad).status();
+  EXPECT_TRUE(absl::IsInvalidArgument(status));
+  EXPECT_NE(Message(status).find("id"), std::string::npos);
+  bad = NewJob();
+  bad.create_time_ms = -1;
+  EXPECT_TRUE(absl::IsInvalidArgument(store->Create(bad).status()));
+}
+
+TEST_F(SqliteJobStoreTest, GetMissingIsNotFoundNamingTheId) {
+  auto store = OpenStore();
+  absl::Status status = store->Get("jobs/nope").status();
+  EXPECT_TRUE(absl::IsNotFound(status));
+  EXPECT_NE(Message(status).find("jobs/nope"), std::string::npos) << status;
+  EXPECT_TRUE(absl::IsNotFound(store->MarkRunning("jobs/nope").status()));
+  EXPECT_TRUE(absl::IsNotFound(store->UpdateProgress("jobs/nope", {})));
+  EXPECT_TRUE(absl::IsNotFound(store->Finish("jobs/nope", JobState::kSucceeded, 0, "").status()));
+  EXPECT_TRUE(absl::IsNotFound(store->Cancel("jobs/nope").status()));
+  EXPECT_TRUE(absl::IsNotFound(store->PutResult("jobs/nope", "x")));
+  EXPECT_TRUE(absl::IsNotFound(store->GetResultInfo("jobs/nope").status()));
+  EXPECT_TRUE(absl::IsNotFound(store->GetResultChunk("jobs/nope", 0).status()));
+  EXPECT_TRUE(absl::IsNotFound(store->Delete("jobs/nope")));
+}
+
+TEST_F(SqliteJobStoreTest, RunAndSucceed) {
+  auto store = OpenStore();
+  const std::string id = MustCreate(*store, NewJob());
+  now_ms_ += 10;
+  absl::StatusOr<JobRecord> running = store->MarkRunning(id);
+  ASSERT_TRUE(running.ok()) << running.status();
+  EXPECT_EQ(running->state, JobState::kRunning);
+  EXPECT_EQ(running->attempts, 1);
+  EXPECT_EQ(running->start_time_ms, now_ms_.load());
+
+  absl::Status status = store->MarkRunning(id).status();
+  EXPECT_TRUE(absl::IsFailedPrecondition(status)) << status;
+  EXPECT_NE(Message(status).find("RUNNING"), std::string::npos) << status;
+
+  now_ms_ += 5;
+  ASSERT_TRUE(store->UpdateProgress(id, {"integrating", 3, 8}).ok());
+  absl::StatusOr<JobRecord> got = store->Get(id);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->progress.stage, "integrating");
+  EXPECT_EQ(got->progress.done, 3);
+  EXPECT_EQ(got->progress.total, 8);
+  EXPECT_EQ(got->update_time_ms, now_ms_.load());
+  EXPECT_TRUE(absl::IsInvalidArgument(store->UpdateProgress(id, {"x", -1, 2})));
+
+  now_ms_ += 5;
+  absl::StatusOr<JobRecord> done = store->Finish(id, JobState::kSucceeded, 0, "");
+  ASSERT_TRUE(done.ok()) << done.status();
+  EXPECT_EQ(done->state, JobState::kSucceeded);
+  EXPECT_EQ(done->end_time_ms, now_ms_.load());
+  EXPECT_EQ(done->progress.done, 3);
+
+  // Terminal is final.
+  EXPECT_TRUE(absl::IsFailedPrecondition(store->Finish(id, JobState::kFailed, 13, "x").status()));
+  EXPECT_TRUE(absl::IsFailedPrecondition(store->Finish(id, JobState::kSucceeded, 0, "").status()));
+  EXPECT_TRUE(absl::IsFailedPrecondition(store->Cancel(id).status()));
+  EXPECT_TRUE(absl::IsFailedPrecondition(store->MarkRunning(id).status()));
+  EXPECT_TRUE(absl::IsFailedPrecondition(store->UpdateProgress(id, {"late", 1, 1})));
+  EXPECT_TRUE(absl::IsFailedPrecondition(store->PutResult(id, "late")));
+}
+
+TEST_F(SqliteJobStoreTest, FailAndCancelTransitions) {
+  auto store = OpenStore();
+  // QUEUED -> FAILED (e.g. refused before it ran).
+  const std::string a = MustCreate(*store, NewJob());
+  absl::StatusOr<JobRecord> failed = store->Finish(a, JobState::kFailed, 8, "too big");
+  ASSERT_TRUE(failed.ok()) << failed.status();
+  EXPECT_EQ(failed->state, JobState::kFailed);
+  EXPECT_EQ(failed->error_code, 8);
+  EXPECT_EQ(failed->error_message, "too big");
+
+  // QUEUED -> CANCELLED and RUNNING -> CANCELLED.
+  const std::string b = MustCreate(*store, NewJob());
+  absl::StatusOr<JobRecord> cancelled = store->Cancel(b);
+  ASSERT_TRUE(cancelled.ok());
+  EXPECT_EQ(cancelled->state, JobState::kCancelled);
+  EXPECT_EQ(cancelled->error_code, 1);
+  EXPECT_GT(cancelled->end_time_ms, 0);
+  absl::Status status = store->Cancel(b).status();
+  EXPECT_TRUE(absl::IsFailedPrecondition(status));
+  EXPECT_NE(Message(status).find("CANCELLED"), std::string::npos) << status;
+
+  const std::string c = MustCreate(*store, NewJob());
+  ASSERT_TRUE(store->MarkRunning(c).ok());
+  ASSERT_TRUE(store->PutResult(c, "partial").ok());
+  cancelled = store->Cancel(c);
+  ASSERT_TRUE(cancelled.ok());
+  EXPECT_EQ(cancelled->state, JobState::kCancelled);
+  EXPECT_FALSE(cancelled->has_result);  // dropped with the cancel
+  EXPECT_TRUE(absl::IsNotFound(store->GetResultInfo(c).status()));
+
+  // Finish(CANCELLED) with code 0 records CANCELLED; bad arguments.
+  const std::string d = MustCreate(*store, NewJob());
+  EXPECT_EQ(store->Finish(d, JobState::kCancelled, 0, "deadline")->error_code, 1);
+  const std::string e = MustCreate(*store, NewJob());
+  EXPECT_TRUE(absl::IsInvalidArgument(store->Finish(e, JobState::kRunning, 0, "").status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(store->Finish(e, JobState::kQueued, 0, "").status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(store->Finish(e, JobState::kFailed, 0, "").status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(store->Finish(e, JobState::kSucceeded, 2, "").status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(store->Finish(e, JobState::kFailed, 99, "").status()));
+  EXPECT_EQ(store->Get(e)->state, JobState::kQueued);  // untouched by refused calls
+
+  // Progress on a queued job is allowed.
+  EXPECT_TRUE(store->UpdateProgress(e, {"waiting", 0, 10}).ok());
+}
+
+TEST_F(SqliteJobStoreTest, LargeResultRoundTripsInChunks) {
+  auto store = OpenStore();
+  const std::string id = MustCreate(*store, NewJob());
+  EXPECT_TRUE(absl::IsFailedPrecondition(store->PutResult(id, "queued")));  // not RUNNING
+  ASSERT_TRUE(store->MarkRunning(id).ok());
+  const std::string blob = RandomBytes((20u << 20) + 12345, 7);
+  ASSERT_TRUE(store->PutResult(id, blob).ok());
+  ASSERT_TRUE(store->Finish(id, JobState::kSucceeded, 0, "").ok());
+
+  absl::StatusOr<ResultInfo> info = store->GetResultInfo(id);
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->size_bytes, static_cast<int64_t>(blob.size()));
+  EXPECT_EQ(info->chunk_count, 21);
+  absl::StatusOr<JobRecord> job = store->Get(id);
+  EXPECT_TRUE(job->has_result);
+  EXPECT_EQ(job->result_size_bytes, static_cast<int64_t>(blob.size()));
+
+  int visits = 0;
+  std::string all;
+  ASSERT_TRUE(store
+                  ->ReadResult(id,
+                               [&](const std::string& chunk) {
+                                 EXPECT_LE(chunk.size(), 1u << 20);
+                                 ++visits;
+                                 all += chunk;
+                                 return absl::OkStatus();
+                               })
+                  .ok());
+  EXPECT_EQ(visits, 21);
+  EXPECT_TRUE(all == blob);
+
+  absl::StatusOr<std::string> last = store->GetResultChunk(id, 20);
+  ASSERT_TRUE(last.ok());
+  EXPECT_EQ(*last, blob.substr(20u << 20));
+  absl::Status status = store->GetResultChunk(id, 21).status();
+  EXPECT_TRUE(absl::IsNotFound(status));
+  EXPECT_NE(Message(status).find("chunk 21"), std::string::npos) << status;
+  EXPECT_TRUE(absl::IsInvalidArgument(store->GetResultChunk(id, -1).status()));
+
+  // A visitor error stops the read and is returned.
+  visits = 0;
+  status = store->ReadResult(id, [&](const std::string&) {
+    ++visits;
+    return absl::CancelledError("client went away");
+  });
+  EXPECT_TRUE(absl::IsCancelled(status));
+  EXPECT_EQ(visits, 1);
+
+  absl::StatusOr<StoreStats> stats = store->Stats();
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->result_bytes, static_cast<int64_t>(blob.size()));
+}
+
+TEST_F(SqliteJobStoreTest, EmptyAndReplacedResults) {
+  auto store = OpenStore();
+  const std::string id = MustCreate(*store, NewJob());
+  ASSERT_TRUE(store->MarkRunning(id).ok());
+  EXPECT_TRUE(absl::IsNotFound(store->GetResultInfo(id).status()));  // none yet
+  ASSERT_TRUE(store->PutResult(id, "").ok());
+  absl::StatusOr<ResultInfo> info = store->GetResultInfo(id);
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->size_bytes, 0);
+  EXPECT_EQ(info->chunk_count, 0);
+  EXPECT_EQ(ReadAll(*store, id), "");
+
+  const std::string big = RandomBytes(3u << 20, 1);
+  ASSERT_TRUE(store->PutResult(id, big).ok());
+  ASSERT_TRUE(store->PutResult(id, "small").ok());  // replaces, dropping the old chunks
+  EXPECT_EQ(store->GetResultInfo(id)->chunk_count, 1);
+  EXPECT_EQ(ReadAll(*store, id), "small");
+  EXPECT_TRUE(absl::IsNotFound(store->GetResultChunk(id, 1).status()));
+}
+
+TEST_F(SqliteJobStoreTest, FailedJobDropsItsResult) {
+  auto store = OpenStore();
+  const std::string id = MustCreate(*store, NewJob());
+  ASSERT_TRUE(store->MarkRunning(id).ok());
+  ASSERT_TRUE(store->PutResult(id, "half").ok());
+  absl::StatusOr<JobRecord> failed = store->Finish(id, JobState::kFailed, 13, "boom");
+  ASSERT_TRUE(failed.ok());
+  EXPECT_FALSE(failed->has_result);
+  EXPECT_EQ(failed->result_size_bytes, 0);
+  EXPECT_EQ(store->Stats()->result_bytes, 0);
+}
+
+TEST_F(SqliteJobStoreTest, DeleteRemovesJobAndResult) {
+  auto store = OpenStore();
+  const std::string id = MustCreate(*store, NewJob());
+  ASSERT_TRUE(store->MarkRunning(id).ok());
+  ASSERT_TRUE(store->PutResult(id, RandomBytes(3u << 20, 2)).ok());
+  ASSERT_TRUE(store->Finish(id, JobState::kSucceeded, 0, "").ok());
+  const std::string keep = MustCreate(*store, NewJob());
+  ASSERT_TRUE(store->Delete(id).ok());
+  EXPECT_TRUE(absl::IsNotFound(store->Get(id).status()));
+  EXPECT_TRUE(absl::IsNotFound(store->GetResultChunk(id, 0).status()));
+  absl::Status status = store->Delete(id);
+  EXPECT_TRUE(absl::IsNotFound(status));
+  EXPECT_NE(Message(status).find(id), std::string::npos);
+  EXPECT_TRUE(store->Get(keep).ok());
+  store.reset();
+  EXPECT_EQ(RawSql(path_, "SELECT COUNT(*) FROM results"), "0");
+}
+
+TEST_F(SqliteJobStoreTest, ListPagesAreStableUnderInserts) {
+  auto store = OpenStore();
+  std::vector<std::string> original;
+  for (int i = 0; i < 23; ++i) {
+    now_ms_ += (i % 3 == 0) ? 0 : 1;  // some share a create time: ties break by id
+    original.push_back(MustCreate(*store, NewJob()));
+  }
+  ListFilter filter;
+  filter.page_size = 5;
+  std::vector<std::string> seen;
+  int pages = 0;
+  for (;;) {
+    absl::StatusOr<ListPage> page = store->List(filter);
+    ASSERT_TRUE(page.ok()) << page.status();
+    ++pages;
+    EXPECT_LE(page->records.size(), 5u);
+    for (const JobRecord& r : page->records) seen.push_back(r.id);
+    // Inserts between pages: one later than everything, one with an early create time.
+    now_ms_ += 1;
+    MustCreate(*store, NewJob());
+    JobRecord early = NewJob();
+    early.create_time_ms = 1;
+    MustCreate(*store, early);
+    if (page->next_page_token.empty()) break;
+    filter.page_token = page->next_page_token;
+    ASSERT_LT(pages, 50);
+  }
+  // Every original job exactly once, in (create time, id) order; no duplicates at all.
+  std::set<std::string> unique(seen.begin(), seen.end());
+  EXPECT_EQ(unique.size(), seen.size());
+  for (const std::string& id : original) EXPECT_EQ(unique.count(id), 1u) << id;
+  std::vector<std::pair<int64_t, std::string>> keys;
+  for (const std::string& id : seen) keys.emplace_back(store->Get(id)->create_time_ms, id);
+  EXPECT_TRUE(std::is_sorted(keys.begin(), keys.end()));
+  EXPECT_GE(pages, 5);
+
+  // Default page size and bad tokens.
+  for (int i = 0; i < 20; ++i) MustCreate(*store, NewJob());
+  ListFilter all;
+  all.page_size = 0;
+  absl::StatusOr<ListPage> first = store->List(all);
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(first->records.size(), 50u);
+  ASSERT_FALSE(first->next_page_token.empty());
+  all.page_token = "garbage!";
+  absl::Status status = store->List(all).status();
+  EXPECT_TRUE(absl::IsInvalidArgument(status));
+  EXPECT_NE(Message(status).find("page_token"), std::string::npos) << status;
+  all.page_token = first->next_page_token;
+  all.kind = "ATTRIBUTION";  // a token from another filter
+  status = store->List(all).status();
+  EXPECT_TRUE(absl::IsInvalidArgument(status));
+  EXPECT_NE(Message(status).find("page_token"), std::string::npos) << status;
+  ListFilter negative;
+  negative.page_size = -1;
+  EXPECT_TRUE(absl::IsInvalidArgument(store->List(negative).status()));
+}
+
+TEST_F(SqliteJobStoreTest, ListFilters) {
+  auto store = OpenStore();
+  std::map<std::string, std::string> kind_of;
+  for (int i = 0; i < 12; ++i) {
+    now_ms_ += 1;
+    const std::string kind = i % 3 == 0 ? "TRIGGER_SEARCH" : "ATTRIBUTION";
+    const std::string id = MustCreate(*store, NewJob(kind));
+    kind_of[id] = kind;
+    if (i % 2 == 0) ASSERT_TRUE(store->MarkRunning(id).ok());
+  }
+  ListFilter filter;
+  filter.state = JobState::kRunning;
+  filter.kind = "ATTRIBUTION";
+  filter.page_size = 2;
+  int count = 0;
+  for (;;) {
+    absl::StatusOr<ListPage> page = store->List(filter);
+    ASSERT_TRUE(page.ok()) << page.status();
+    for (const JobRecord& r : page->records) {
+      EXPECT_EQ(r.state, JobState::kRunning);
+      EXPECT_EQ(r.kind, "ATTRIBUTION");
+      ++count;
+    }
+    if (page->next_page_token.empty()) break;
+    filter.page_token = page->next_page_token;
+  }
+  EXPECT_EQ(count, 4);  // i in {2, 4, 8, 10}
+  ListFilter queued;
+  queued.state = JobState::kQueued;
+  EXPECT_EQ(store->List(queued)->records.size(), 6u);
+  ListFilter triggers;
+  triggers.kind = "TRIGGER_SEARCH";
+  EXPECT_EQ(store->List(triggers)->records.size(), 4u);
+  ListFilter none;
+  none.kind = "NOPE";
+  absl::StatusOr<ListPage> empty = store->List(none);
+  ASSERT_TRUE(empty.ok());
+  EXPECT_TRUE(empty->records.empty());
+  EXPECT_TRUE(empty->next_page_token.empty());
+}
+
+TEST_F(SqliteJobStoreTest, ListQueuedByPriorityThenCreateTime) {
+  auto store = OpenStore();
+  const std::string low = MustCreate(*store, NewJob("ATTRIBUTION", 0));
+  now_ms_ += 1;
+  const std::string high1 = MustCreate(*store, NewJob("ATTRIBUTION", 5));
+  now_ms_ += 1;
+  const std::string running = MustCreate(*store, NewJob("ATTRIBUTION", 9));
+  ASSERT_TRUE(store->MarkRunning(running).ok());
+  now_ms_ += 1;
+  const std::string high2 = MustCreate(*store, NewJob("ATTRIBUTION", 5));
+  now_ms_ += 1;
+  const std::string negative = MustCreate(*store, NewJob("ATTRIBUTION", -2));
+  absl::StatusOr<std::vector<JobRecord>> queued = store->ListQueued();
+  ASSERT_TRUE(queued.ok()) << queued.status();
+  std::vector<std::string> ids;
+  for (const JobRecord& r : *queued) ids.push_back(r.id);
+  EXPECT_EQ(ids, (std::vector<std::string>{high1, high2, low, negative}));
+}
+
+TEST_F(SqliteJobStoreTest, PersistsAcrossReopenAndRequeuesInterrupted) {
+  std::string queued, running, running2, done;
+  const std::string blob = RandomBytes(2u << 20, 3);
+  {
+    auto store = OpenStore();
+    queued = MustCreate(*store, NewJob("ATTRIBUTION", 0, "req-q"));
+    running = MustCreate(*store, NewJob());
+    running2 = MustCreate(*store, NewJob());
+    done = MustCreate(*store, NewJob());
+    ASSERT_TRUE(store->MarkRunning(running).ok());
+    ASSERT_TRUE(store->UpdateProgress(running, {"integrating", 1, 4}).ok());
+    ASSERT_TRUE(store->MarkRunning(running2).ok());
+    ASSERT_TRUE(store->MarkRunning(done).ok());
+    ASSERT_TRUE(store->PutResult(done, blob).ok());
+    ASSERT_TRUE(store->Finish(done, JobState::kSucceeded, 0, "").ok());
+  }
+  auto store = OpenStore();
+  EXPECT_EQ(store->Get(running)->state, JobState::kRunning);
+  absl::StatusOr<std::vector<std::string>> requeued = store->RequeueInterrupted();
+  ASSERT_TRUE(requeued.ok()) << requeued.status();
+  std::vector<std::string> expected = {running, running2};
+  std::sort(expected.begin(), expected.end());
+  EXPECT_EQ(*requeued, expected);
+  absl::StatusOr<JobRecord> again = store->Get(running);
+  EXPECT_EQ(again->state, JobState::kQueued);
+  EXPECT_EQ(again->attempts, 1);
+  EXPECT_EQ(again->progress.stage, "integrating");
+  EXPECT_EQ(store->MarkRunning(running)->attempts, 2);
+  EXPECT_EQ(store->Get(queued)->state, JobState::kQueued);
+  EXPECT_FALSE(store->Create(NewJob("ATTRIBUTION", 0, "req-q"))->created);  // idempotency persists
+  EXPECT_EQ(store->Get(done)->state, JobState::kSucceeded);
+  EXPECT_TRUE(ReadAll(*store, done) == blob);
+  EXPECT_TRUE(store->RequeueInterrupted()->size() == 1u);  // only `running`, started again
+  EXPECT_EQ(store->ListQueued()->size(), 3u);
+}
+
+TEST_F(SqliteJobStoreTest, RestartedRunDropsStaleResult) {
+  auto store = OpenStore();
+  const std::string id = MustCreate(*store, NewJob());
+  ASSERT_TRUE(store->MarkRunning(id).ok());
+  ASSERT_TRUE(store->PutResult(id, "from the interrupted run").ok());
+  // The process dies before Finish; on restart the job is re-queued and run again.
+  ASSERT_EQ(store->RequeueInterrupted()->size(), 1u);
+  absl::StatusOr<JobRecord> rerun = store->MarkRunning(id);
+  ASSERT_TRUE(rerun.ok());
+  EXPECT_FALSE(rerun->has_result);
+  EXPECT_TRUE(absl::IsNotFound(store->GetResultInfo(id).status()));
+}
+
+TEST_F(SqliteJobStoreTest, ExpireResultsDeletesOldFinishedJobs) {
+  auto store = OpenStore();
+  now_ms_ = 1000;
+  const std::string old_done = MustCreate(*store, NewJob());
+  ASSERT_TRUE(store->MarkRunning(old_done).ok());
+  ASSERT_TRUE(store->PutResult(old_done, "old").ok());
+  ASSERT_TRUE(store->Finish(old_done, JobState::kSucceeded, 0, "").ok());  // ends at 1000
+  const std::string old_failed = MustCreate(*store, NewJob());
+  ASSERT_TRUE(store->Finish(old_failed, JobState::kFailed, 13, "x").ok());  // ends at 1000
+  const std::string old_running = MustCreate(*store, NewJob());
+  ASSERT_TRUE(store->MarkRunning(old_running).ok());
+  const std::string old_queued = MustCreate(*store, NewJob());
+  now_ms_ = 2000;
+  const std::string recent = MustCreate(*store, NewJob());
+  ASSERT_TRUE(store->Cancel(recent).ok());  // ends at 2000
+
+  // Finished more than 1000 ms before 2500 means end < 1500.
+  absl::StatusOr<int64_t> expired = store->ExpireResults(2500, 1000);
+  ASSERT_TRUE(expired.ok()) << expired.status();
+  EXPECT_EQ(*expired, 2);
+  EXPECT_TRUE(absl::IsNotFound(store->Get(old_done).status()));
+  EXPECT_TRUE(absl::IsNotFound(store->Get(old_failed).status()));
+  EXPECT_TRUE(store->Get(old_running).ok());
+  EXPECT_TRUE(store->Get(old_queued).ok());
+  EXPECT_TRUE(store->Get(recent).ok());
+  EXPECT_EQ(*store->ExpireResults(2500, 1000), 0);
+  EXPECT_EQ(*store->ExpireResults(3000, 999), 1);  // recent: 2000 < 2001
+  EXPECT_TRUE(absl::IsInvalidArgument(store->ExpireResults(3000, -1).status()));
+  store.reset();
+  EXPECT_EQ(RawSql(path_, "SELECT COUNT(*) FROM results"), "0");
+}
+
+TEST_F(SqliteJobStoreTest, StatsCountByState) {
+  auto store = OpenStore();
+  for (int i = 0; i < 3; ++i) MustCreate(*store, NewJob());
+  const std::string r = MustCreate(*store, NewJob());
+  ASSERT_TRUE(store->MarkRunning(r).ok());
+  ASSERT_TRUE(store->PutResult(r, "12345").ok());
+  const std::string s = MustCreate(*store, NewJob());
+  ASSERT_TRUE(store->MarkRunning(s).ok());
+  ASSERT_TRUE(store->PutResult(s, "123").ok());
+  ASSERT_TRUE(store->Finish(s, JobState::kSucceeded, 0, "").ok());
+  ASSERT_TRUE(store->Cancel(MustCreate(*store, NewJob())).ok());
+  ASSERT_TRUE(store->Finish(MustCreate(*store, NewJob()), JobState::kFailed, 4, "late").ok());
+  absl::StatusOr<StoreStats> stats = store->Stats();
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->Count(JobState::kQueued), 3);
+  EXPECT_EQ(stats->Count(JobState::kRunning), 1);
+  EXPECT_EQ(stats->Count(JobState::kSucceeded), 1);
+  EXPECT_EQ(stats->Count(JobState::kFailed), 1);
+  EXPECT_EQ(stats->Count(JobState::kCancelled), 1);
+  EXPECT_EQ(stats->result_bytes, 8);
+}
+
+TEST_F(SqliteJobStoreTest, ConcurrentWritersAndReaders) {
+  auto store = OpenStore();
+  constexpr int kThreads = 6;
+  constexpr int kJobsPerThread = 25;
+  std::atomic<int> errors{0};
+  std::atomic<bool> writers_done{false};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kJobsPerThread; ++i) {
+        absl::StatusOr<CreateResult> created =
+            store->Create(NewJob("ATTRIBUTION", i % 4, absl::StrCat("req-", t, "-", i)));
+        if (!created.ok()) {
+          ++errors;
+          continue;
+        }
+        const std::string& id = created->record.id;
+        bool ok = store->MarkRunning(id).ok() && store->UpdateProgress(id, {"x", 1, 2}).ok() &&
+                  store->PutResult(id, RandomBytes(10000 + i, t * 100 + i)).ok();
+        ok = ok && (i % 5 == 0 ? store->Cancel(id).ok()
+                               : store->Finish(id, JobState::kSucceeded, 0, "").ok());
+        if (!ok) ++errors;
+      }
+    });
+  }
+  // The same request id submitted from several threads at once creates exactly one job.
+  std::atomic<int> created_count{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      absl::StatusOr<CreateResult> created = store->Create(NewJob("ATTRIBUTION", 0, "shared"));
+      if (!created.ok()) ++errors;
+      if (created.ok() && created->created) ++created_count;
+    });
+  }
+  std::thread reader([&] {
+    while (!writers_done.load()) {
+      ListFilter filter;
+      filter.page_size = 7;
+      if (!store->List(filter).ok() || !store->Stats().ok() || !store->ListQueued().ok()) ++errors;
+    }
+  });
+  for (std::thread& thread : threads) thread.join();
+  writers_done = true;
+  reader.join();
+  EXPECT_EQ(errors.load(), 0);
+  EXPECT_EQ(created_count.load(), 1);
+  absl::StatusOr<StoreStats> stats = store->Stats();
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->Count(JobState::kSucceeded), kThreads * kJobsPerThread * 4 / 5);
+  EXPECT_EQ(stats->Count(JobState::kCancelled), kThreads * kJobsPerThread / 5);
+  EXPECT_EQ(stats->Count(JobState::kQueued), 1);
+}
+
+// Reads newline-separated lines from `fd` until `last` arrives or the pipe closes.
+std::vector<std::string> ReadLines(int fd, const std::string& last) {
+  std::vector<std::string> lines;
+  std::string buffer;
+  char c;
+  while (read(fd, &c, 1) == 1) {
+    if (c != '\n') {
+      buffer += c;
+      continue;
+    }
+    lines.push_back(buffer);
+    if (buffer == last) break;
+    buffer.clear();
+  }
+  return lines;
+}
+
+void WriteLine(int fd, const std::string& line) {
+  const std::string data = line + "\n";
+  if (write(fd, data.data(), data.size()) != static_cast<ssize_t>(data.size())) _exit(3);
+}
+
+// A child process writes to the store and is killed with SIGKILL right after reporting: everything
+// it reported must be in the file, the running job re-queued, the finished result intact.
+TEST_F(SqliteJobStoreTest, SurvivesSigkillOfTheWritingProcess) {
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  const std::string blob = RandomBytes((5u << 20) + 7, 42);
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    close(fds[0]);
+    SqliteJobStoreOptions options;
+    options.path = path_;
+    absl::StatusOr<std::unique_ptr<SqliteJobStore>> opened = SqliteJobStore::Open(options);
+    if (!opened.ok()) _exit(2);
+    SqliteJobStore& store = **opened;
+    for (int i = 0; i < 5; ++i) {
+      absl::StatusOr<CreateResult> created = store.Create(NewJob());
+      if (!created.ok()) _exit(2);
+      WriteLine(fds[1], "queued " + created->record.id);
+    }
+    absl::StatusOr<CreateResult> running = store.Create(NewJob());
+    if (!running.ok() || !store.MarkRunning(running->record.id).ok()) _exit(2);
+    WriteLine(fds[1], "running " + running->record.id);
+    absl::StatusOr<CreateResult> done = store.Create(NewJob());
+    if (!done.ok() || !store.MarkRunning(done->record.id).ok() ||
+        !store.PutResult(done->record.id, blob).ok() ||
+        !store.Finish(done->record.id, JobState::kSucceeded, 0, "").ok()) {
+      _exit(2);
+    }
+    WriteLine(fds[1], "done " + done->record.id);
+    WriteLine(fds[1], "end");
+    for (;;) pause();  // killed here, store still open, WAL not checkpointed
+  }
+  close(fds[1]);
+  std::vector<std::string> lines = ReadLines(fds[0], "end");
+  kill(pid, SIGKILL);
+  int wstatus = 0;
+  ASSERT_EQ(waitpid(pid, &wstatus, 0), pid);
+  close(fds[0]);
+  ASSERT_TRUE(WIFSIGNALED(wstatus) && WTERMSIG(wstatus) == SIGKILL)
+      << "child exited with " << (WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1);
+  ASSERT_EQ(lines.size(), 8u);
+
+  std::vector<std::string> queued;
+  std::string running, done;
+  for (const std::string& line : lines) {
+    const size_t space = line.find(' ');
+    if (space == std::string::npos) continue;
+    const std::string what = line.substr(0, space), id = line.substr(space + 1);
+    if (what == "queued") queued.push_back(id);
+    if (what == "running") running = id;
+    if (what == "done") done = id;
+  }
+  auto store = OpenStore();
+  for (const std::string& id : queued) EXPECT_EQ(store->Get(id)->state, JobState::kQueued) << id;
+  EXPECT_EQ(store->Get(running)->state, JobState::kRunning);
+  absl::StatusOr<std::vector<std::string>> requeued = store->RequeueInterrupted();
+  ASSERT_TRUE(requeued.ok());
+  EXPECT_EQ(*requeued, std::vector<std::string>{running});
+  EXPECT_EQ(store->ListQueued()->size(), 6u);
+  absl::StatusOr<JobRecord> finished = store->Get(done);
+  ASSERT_TRUE(finished.ok());
+  EXPECT_EQ(finished->state, JobState::kSucceeded);
+  EXPECT_TRUE(ReadAll(*store, done) == blob);
+  store.reset();
+  EXPECT_EQ(RawSql(path_, "PRAGMA integrity_check"), "ok");
+}
+
+// The child writes results in a loop and is killed at an arbitrary moment (possibly
+// mid-transaction): the file stays consistent and every job it reported finished keeps its exact
+// result.
+TEST_F(SqliteJobStoreTest, SigkillMidWriteKeepsReportedResults) {
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    close(fds[0]);
+    SqliteJobStoreOptions options;
+    options.path = path_;
+    options.result_chunk_bytes = 64 << 10;
+    absl::StatusOr<std::unique_ptr<SqliteJobStore>> opened = SqliteJobStore::Open(options);
+    if (!opened.ok()) _exit(2);
+    for (uint32_t i = 0;; ++i) {
+      absl::StatusOr<CreateResult> job = (*opened)->Create(NewJob());
+      if (!job.ok() || !(*opened)->MarkRunning(job->record.id).ok() ||
+          !(*opened)->PutResult(job->record.id, RandomBytes((1u << 20) + i, i)).ok() ||
+          !(*opened)->Finish(job->record.id, JobState::kSucceeded, 0, "").ok()) {
+        _exit(2);
+      }
+      WriteLine(fds[1], absl::StrCat(i, " ", job->record.id));
+    }
+  }
+  close(fds[1]);
+  std::vector<std::string> lines;
+  std::string buffer;
+  char c;
+  while (lines.size() < 6 && read(fds[0], &c, 1) == 1) {
+    if (c == '\n') {
+      lines.push_back(buffer);
+      buffer.clear();
+    } else {
+      buffer += c;
+    }
+  }
+  kill(pid, SIGKILL);
+  int wstatus = 0;
+  ASSERT_EQ(waitpid(pid, &wstatus, 0), pid);
+  close(fds[0]);
+  ASSERT_TRUE(WIFSIGNALED(wstatus)) << "child exited early";
+  ASSERT_EQ(lines.size(), 6u);
+
+  auto store = OpenStore();
+  for (const std::string& line : lines) {
+    const size_t space = line.find(' ');
+    const uint32_t i = static_cast<uint32_t>(std::stoul(line.substr(0, space)));
+    const std::string id = line.substr(space + 1);
+    absl::StatusOr<JobRecord> job = store->Get(id);
+    ASSERT_TRUE(job.ok()) << job.status();
+    EXPECT_EQ(job->state, JobState::kSucceeded);
+    EXPECT_TRUE(ReadAll(*store, id) == RandomBytes((1u << 20) + i, i)) << id;
+  }
+  ASSERT_TRUE(store->RequeueInterrupted().ok());  // the job it was writing, if any
+  absl::StatusOr<std::vector<JobRecord>> queued = store->ListQueued();
+  ASSERT_TRUE(queued.ok()) << queued.status();
+  for (const JobRecord& job : *queued) {
+    // A kill between PutResult and Finish leaves a whole result (MarkRunning drops it), never half.
+    if (job.has_result) EXPECT_EQ(ReadAll(*store, job.id).size(), job.result_size_bytes) << job.id;
+  }
+  store.reset();
+  EXPECT_EQ(RawSql(path_, "PRAGMA integrity_check"), "ok");
+}
+
+}  // namespace
+}  // namespace attattr::store
