@@ -280,6 +280,7 @@ absl::StatusOr<std::vector<ExampleAttribution>> AttributeEncodings(
         auto grad_sum = torch::zeros_like(probs);
         torch::AutoGradMode grad_on(true);
         for (size_t p0 = 0; p0 < points.size(); p0 += chunk) {
+          if (control.ShouldStop()) return absl::CancelledError("attribution: cancelled");
           const int64_t c = std::min<int64_t>(chunk, points.size() - p0);
           std::vector<float> alpha(c), weight(c);
           for (int64_t k = 0; k < c; ++k) {

@@ -74,7 +74,7 @@ struct ExampleAttribution {
 absl::Status ValidateAttributionOptions(const Model& model, const AttributionOptions& options);
 
 // Attributes every example; results are in input order and do not depend on batching or chunking
-// (to ~1e-5). CancelledError when `control` asks to stop between batches.
+// (to ~1e-5). CancelledError when `control` asks to stop (checked before every chunk of α-points).
 absl::StatusOr<std::vector<ExampleAttribution>> AttributeExamples(
     const Model& model, const std::vector<Example>& examples, const AttributionOptions& options,
     const RunControl& control = {});
