@@ -1,0 +1,118 @@
+// attattr-server: parses flags (CLI11: command line, ATTATTR_* environment variables, or an INI/TOML
+// --config file), sets up logging and LibTorch threads once, starts the Server and drains it on
+// SIGTERM/SIGINT (health NOT_SERVING, in-flight calls get --grace-seconds, exit 0).
+#include <csignal>
+#include <iostream>
+
+#include "CLI/CLI.hpp"
+#include "attattr/engine/runtime.h"
+#include "server/server.h"
+#include "spdlog/sinks/stdout_sinks.h"
+#include "spdlog/spdlog.h"
+
+namespace {
+
+std::shared_ptr<spdlog::logger> MakeLogger(const attattr::server::ServerConfig& config) {
+  auto log = spdlog::stderr_logger_mt("attattr");
+  if (config.log_format == "json") {
+    log->set_pattern(
+        R"({"time":"%Y-%m-%dT%H:%M:%S.%e%z","level":"%l","logger":"%n","message":"%v"})");
+  } else {
+    log->set_pattern("%Y-%m-%d %H:%M:%S.%e %l %v");
+  }
+  log->set_level(spdlog::level::from_str(config.log_level));
+  return log;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  attattr::server::ServerConfig config;
+  int grace_seconds = 30;
+  int64_t budget_mib = config.memory_budget_bytes >> 20;
+  CLI::App app{"attattr-server: self-attention attribution as a gRPC service"};
+  app.set_config("--config", "", "Read options from an INI/TOML file");
+  app.add_option("--models", config.models_dir,
+                 "Directory with one Hugging Face model directory per served model")
+      ->envname("ATTATTR_MODELS")
+      ->required();
+  app.add_option("--listen", config.listen, "gRPC listen address HOST:PORT (port 0 = any free)")
+      ->envname("ATTATTR_LISTEN")
+      ->capture_default_str();
+  app.add_option("--metrics-listen", config.metrics_listen,
+                 "Prometheus /metrics HTTP address HOST:PORT (empty = none)")
+      ->envname("ATTATTR_METRICS_LISTEN")
+      ->capture_default_str();
+  app.add_option("--workers", config.workers, "Threads running Explain calls")
+      ->envname("ATTATTR_WORKERS")
+      ->capture_default_str();
+  app.add_option("--threads", config.intra_op_threads, "LibTorch intra-op threads (0 = all cores)")
+      ->envname("ATTATTR_THREADS")
+      ->capture_default_str();
+  app.add_option("--max-explain-tokens", config.max_explain_tokens,
+                 "Longest Explain input in word pieces")
+      ->envname("ATTATTR_MAX_EXPLAIN_TOKENS")
+      ->capture_default_str();
+  app.add_option("--max-steps", config.max_steps, "Largest accepted integration steps m")
+      ->envname("ATTATTR_MAX_STEPS")
+      ->capture_default_str();
+  app.add_option("--max-pending-explains", config.max_pending_explains,
+                 "Explain calls waiting for a worker before RESOURCE_EXHAUSTED")
+      ->envname("ATTATTR_MAX_PENDING_EXPLAINS")
+      ->capture_default_str();
+  app.add_option("--memory-budget-mib", budget_mib, "Activation memory per attribution batch, MiB")
+      ->envname("ATTATTR_MEMORY_BUDGET_MIB")
+      ->capture_default_str();
+  app.add_option("--grace-seconds", grace_seconds, "Drain time for in-flight calls on SIGTERM")
+      ->envname("ATTATTR_GRACE_SECONDS")
+      ->capture_default_str();
+  app.add_option("--log-format", config.log_format, "text | json")
+      ->envname("ATTATTR_LOG_FORMAT")
+      ->capture_default_str();
+  app.add_option("--log-level", config.log_level, "trace | debug | info | warn | error")
+      ->envname("ATTATTR_LOG_LEVEL")
+      ->capture_default_str();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    std::cout << app.help() << std::endl;
+    return 0;
+  } catch (const CLI::ParseError& e) {
+    std::cerr << "error: " << e.what() << "\nusage: attattr-server --models DIR [--listen HOST:PORT] "
+                                          "[--metrics-listen HOST:PORT] (see --help)\n";
+    return 2;
+  }
+  config.memory_budget_bytes = budget_mib << 20;
+  if (auto s = config.Validate(); !s.ok()) {
+    std::cerr << "error: " << s.message() << "\n";
+    return 2;
+  }
+  auto log = MakeLogger(config);
+  attattr::engine::RuntimeOptions runtime;
+  runtime.intra_op_threads = config.intra_op_threads;
+  if (auto s = attattr::engine::ConfigureRuntime(runtime); !s.ok()) {
+    log->error("{}", std::string(s.message()));
+    return 2;
+  }
+  // Block the stop signals in every thread; main waits for them below.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  auto server = attattr::server::Server::Start(config, log);
+  if (!server.ok()) {
+    log->error("cannot start: {}", std::string(server.status().message()));
+    return 1;
+  }
+  std::cout << "attattr-server listening on port " << (*server)->port() << std::endl;
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  log->info("signal {} received", sig);
+  (*server)->Shutdown(std::chrono::seconds(grace_seconds));
+  (*server)->Wait();
+  server->reset();
+  log->info("stopped");
+  return 0;
+}

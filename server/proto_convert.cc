@@ -1,0 +1,251 @@
+// Proto <-> engine conversion (see proto_convert.h). The fp16 packing is written here rather than
+// taken from a library: the server links no tensor library (LibTorch stays in the engine), and the
+// conversion is the standard bit manipulation, tested against exact values.
+#include "server/proto_convert.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+
+#include "absl/strings/str_cat.h"
+
+namespace attattr::server {
+namespace {
+
+absl::Status Invalid(const std::string& field, const std::string& what) {
+  return absl::InvalidArgumentError(absl::StrCat(field, ": ", what));
+}
+
+void FillTensor(const float* data, size_t count, std::vector<int32_t> shape, bool fp16,
+                v1::Tensor* out) {
+  for (int32_t d : shape) out->add_shape(d);
+  if (fp16) {
+    std::string bytes(count * 2, '\0');
+    for (size_t i = 0; i < count; ++i) {
+      const uint16_t h = FloatToHalf(data[i]);
+      bytes[2 * i] = static_cast<char>(h & 0xff);
+      bytes[2 * i + 1] = static_cast<char>(h >> 8);
+    }
+    out->set_f16(std::move(bytes));
+  } else {
+    auto* values = out->mutable_f32()->mutable_values();
+    values->Reserve(static_cast<int>(count));
+    for (size_t i = 0; i < count; ++i) values->Add(data[i]);
+  }
+}
+
+}  // namespace
+
+uint16_t FloatToHalf(float value) {
+  uint32_t x;
+  std::memcpy(&x, &value, 4);
+  const uint32_t sign = (x >> 16) & 0x8000;
+  const uint32_t exp = (x >> 23) & 0xff;
+  uint32_t mant = x & 0x7fffff;
+  if (exp == 0xff) return static_cast<uint16_t>(sign | 0x7c00 | (mant ? 0x200 : 0));  // inf/nan
+  int32_t e = static_cast<int32_t>(exp) - 127 + 15;
+  if (e >= 0x1f) return static_cast<uint16_t>(sign | 0x7c00);  // overflow -> inf
+  if (e <= 0) {                                                // subnormal or zero
+    if (e < -10) return static_cast<uint16_t>(sign);
+    mant |= 0x800000;
+    const uint32_t shift = static_cast<uint32_t>(14 - e);
+    uint32_t half = mant >> shift;
+    const uint32_t rem = mant & ((1u << shift) - 1), mid = 1u << (shift - 1);
+    if (rem > mid || (rem == mid && (half & 1))) ++half;
+    return static_cast<uint16_t>(sign | half);
+  }
+  uint32_t half = (static_cast<uint32_t>(e) << 10) | (mant >> 13);
+  const uint32_t rem = mant & 0x1fff;
+  if (rem > 0x1000 || (rem == 0x1000 && (half & 1))) ++half;  // may carry into the exponent: fine
+  return static_cast<uint16_t>(sign | half);
+}
+
+float HalfToFloat(uint16_t h) {
+  const uint32_t sign = (h & 0x8000u) << 16;
+  uint32_t exp = (h >> 10) & 0x1f;
+  uint32_t mant = h & 0x3ff;
+  uint32_t x;
+  if (exp == 0x1f) {
+    x = sign | 0x7f800000 | (mant << 13);
+  } else if (exp == 0) {
+    if (mant == 0) {
+      x = sign;
+    } else {  // normalise a subnormal
+      exp = 113;
+      while ((mant & 0x400) == 0) mant <<= 1, --exp;
+      x = sign | (exp << 23) | ((mant & 0x3ff) << 13);
+    }
+  } else {
+    x = sign | ((exp + 112) << 23) | (mant << 13);
+  }
+  float f;
+  std::memcpy(&f, &x, 4);
+  return f;
+}
+
+absl::StatusOr<engine::AttributionOptions> AttributionOptionsFromProto(
+    const v1::AttributionOptions& p, const engine::Model& model, const ServerConfig& config,
+    const std::string& field) {
+  const engine::ModelInfo& info = model.info();
+  engine::AttributionOptions o;
+  o.memory_budget_bytes = config.memory_budget_bytes;
+  switch (p.rule()) {
+    case v1::LEFT_RIEMANN: o.rule = engine::QuadratureRule::kLeftRiemann; break;
+    case v1::TRAPEZOID: o.rule = engine::QuadratureRule::kTrapezoid; break;
+    case v1::GAUSS_LEGENDRE:
+    case v1::QUADRATURE_RULE_UNSPECIFIED: o.rule = engine::QuadratureRule::kGaussLegendre; break;
+    default: return Invalid(field + ".rule", absl::StrCat("unknown rule ", p.rule()));
+  }
+  if (p.steps() != 0) o.steps = p.steps();
+  const int min_steps = o.rule == engine::QuadratureRule::kTrapezoid ? 2 : 1;
+  if (o.steps < min_steps || o.steps > config.max_steps) {
+    return Invalid(field + ".steps", absl::StrCat(o.steps, " is not in [", min_steps, ", ",
+                                                  config.max_steps, "] (server limit --max-steps)"));
+  }
+  for (int i = 0; i < p.layers_size(); ++i) {
+    const int l = p.layers(i);
+    if (l < 0 || l >= info.num_layers) {
+      return Invalid(absl::StrCat(field, ".layers[", i, "]"),
+                     absl::StrCat(l, " is not a layer of this model (0..", info.num_layers - 1, ")"));
+    }
+    if (i > 0 && l <= p.layers(i - 1)) {
+      return Invalid(absl::StrCat(field, ".layers[", i, "]"), "layers must be ascending and unique");
+    }
+    o.layers.push_back(l);
+  }
+  const auto& t = p.target();
+  switch (t.kind()) {
+    case v1::Target::KIND_UNSPECIFIED:
+    case v1::Target::PREDICTED_CLASS_PROB:
+      o.target.kind = engine::TargetKind::kPredictedClassProb;
+      break;
+    case v1::Target::CLASS_PROB: o.target.kind = engine::TargetKind::kClassProb; break;
+    case v1::Target::CLASS_LOGIT: o.target.kind = engine::TargetKind::kClassLogit; break;
+    case v1::Target::EMBEDDING_SIMILARITY:
+      o.target.kind = engine::TargetKind::kEmbeddingSimilarity;
+      break;
+    default: return Invalid(field + ".target.kind", absl::StrCat("unknown kind ", t.kind()));
+  }
+  o.target.class_index = t.class_index();
+  o.target.reference_text = t.reference_text();
+  if (o.target.kind != engine::TargetKind::kEmbeddingSimilarity && !info.has_classifier) {
+    return Invalid(field + ".target.kind",
+                   "this model is encoder-only (no classes): use EMBEDDING_SIMILARITY");
+  }
+  if ((o.target.kind == engine::TargetKind::kClassProb ||
+       o.target.kind == engine::TargetKind::kClassLogit) &&
+      (t.class_index() < 0 || t.class_index() >= static_cast<int>(info.labels.size()))) {
+    return Invalid(field + ".target.class_index",
+                   absl::StrCat(t.class_index(), " is not a class of this model (0..",
+                                info.labels.size() - 1, ")"));
+  }
+  if (o.target.kind == engine::TargetKind::kEmbeddingSimilarity && t.reference_text().empty()) {
+    return Invalid(field + ".target.reference_text", "required for EMBEDDING_SIMILARITY");
+  }
+  if (auto s = engine::ValidateAttributionOptions(model, o); !s.ok()) {
+    return Invalid(field, std::string(s.message()));
+  }
+  return o;
+}
+
+absl::StatusOr<ExplainCall> ExplainFromProto(const v1::ExplainRequest& request,
+                                             const engine::Model& model,
+                                             const ServerConfig& config) {
+  ExplainCall call;
+  call.model = &model;
+  const auto& ex = request.example();
+  if (ex.text().empty()) return Invalid("example.text", "empty");
+  if (ex.has_text_pair() && ex.text_pair().empty()) return Invalid("example.text_pair", "empty");
+  const int limit = std::min(config.max_explain_tokens, model.info().max_length);
+  std::optional<std::string_view> pair;
+  if (ex.has_text_pair()) pair = ex.text_pair();
+  // Tokenize without truncation to tell the caller when the text is too long.
+  auto full = model.tokenizer().Encode(ex.text(), pair, 1 << 20);
+  if (!full.ok()) return Invalid("example.text", std::string(full.status().message()));
+  if (static_cast<int>(full->size()) > limit) {
+    return Invalid("example.text",
+                   absl::StrCat(full->size(), " word pieces (with [CLS]/[SEP]) exceed the limit of ",
+                                limit, " (the model's maximum length and --max-explain-tokens)"));
+  }
+  call.encoding = std::move(*full);
+  auto options = AttributionOptionsFromProto(request.options(), model, config, "options");
+  if (!options.ok()) return options.status();
+  call.options = std::move(*options);
+  call.result = request.result();
+  if (!request.has_result()) call.result.set_top_k(10);
+  if (call.result.top_k() < 0) return Invalid("result.top_k", "must be >= 0");
+  return call;
+}
+
+void ModelToProto(const std::string& name, const engine::ModelInfo& info, v1::Model* out) {
+  out->set_name(name);
+  out->set_architecture(info.architecture);
+  out->set_num_layers(info.num_layers);
+  out->set_num_heads(info.num_heads);
+  out->set_hidden_size(info.hidden_size);
+  out->set_max_length(info.max_length);
+  out->set_has_classifier(info.has_classifier);
+  for (const auto& l : info.labels) out->add_labels(l);
+  out->set_parameter_count(info.parameter_count);
+  out->set_device(info.device);
+}
+
+void AttributionToProto(const engine::ExampleAttribution& r, const v1::ResultOptions& options,
+                        const std::vector<std::string>& labels, v1::ExampleAttribution* out) {
+  for (const auto& t : r.encoding.tokens) out->add_tokens(t);
+  for (int32_t id : r.encoding.input_ids) out->add_input_ids(id);
+  for (int32_t id : r.encoding.token_type_ids) out->add_token_type_ids(id);
+  auto* pred = out->mutable_prediction();
+  pred->set_predicted(r.prediction.predicted);
+  if (r.prediction.predicted >= 0 && r.prediction.predicted < static_cast<int>(labels.size())) {
+    pred->set_label(labels[r.prediction.predicted]);
+  }
+  for (float p : r.prediction.probabilities) pred->add_probabilities(p);
+  for (float l : r.prediction.logits) pred->add_logits(l);
+  out->set_target_class(r.target_class);
+  const int n = static_cast<int>(r.encoding.size());
+  for (const auto& layer : r.layers) {
+    auto* pl = out->add_layers();
+    pl->set_layer(layer.layer);
+    pl->set_num_heads(layer.num_heads);
+    pl->set_target_at_full(layer.target_at_full);
+    pl->set_target_at_zero(layer.target_at_zero);
+    pl->set_attribution_sum(layer.attribution_sum);
+    pl->set_completeness_gap(layer.completeness_gap);
+    const int h = layer.num_heads;
+    if (options.full_matrices()) {
+      FillTensor(layer.attribution.data(), layer.attribution.size(), {h, n, n}, options.fp16(),
+                 pl->mutable_attribution());
+    }
+    if (options.attention() && !layer.attention.empty()) {
+      FillTensor(layer.attention.data(), layer.attention.size(), {h, n, n}, options.fp16(),
+                 pl->mutable_attention());
+    }
+    if (options.head_summed()) {
+      std::vector<float> sum(static_cast<size_t>(n) * n, 0.0f);
+      for (int k = 0; k < h; ++k) {
+        for (size_t c = 0; c < sum.size(); ++c) sum[c] += layer.attribution[k * sum.size() + c];
+      }
+      FillTensor(sum.data(), sum.size(), {n, n}, options.fp16(), pl->mutable_head_summed());
+    }
+    if (options.top_k() > 0) {
+      std::vector<size_t> idx(layer.attribution.size());
+      std::iota(idx.begin(), idx.end(), 0);
+      const size_t k = std::min<size_t>(options.top_k(), idx.size());
+      std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), [&](size_t a, size_t b) {
+        return layer.attribution[a] > layer.attribution[b];
+      });
+      for (size_t t = 0; t < k; ++t) {
+        auto* c = pl->add_top_connections();
+        c->set_layer(layer.layer);
+        c->set_head(static_cast<int>(idx[t] / (n * n)));
+        c->set_query(static_cast<int>((idx[t] / n) % n));
+        c->set_key(static_cast<int>(idx[t] % n));
+        c->set_score(layer.attribution[idx[t]]);
+      }
+    }
+  }
+}
+
+}  // namespace attattr::server

@@ -1,0 +1,44 @@
+// Proto <-> engine conversion, in one file (STYLE.md §2.5): requests are validated and turned into
+// native engine types as early as possible, with messages that name the field
+// ("example.text: empty", "options.layers[1]: ..."); engine results become protos honouring the
+// caller's ResultOptions (matrices, head sums, top-k, fp16). Pure functions, thread-safe.
+#pragma once
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "attattr/engine/attention_attribution.h"
+#include "attattr/engine/model.h"
+#include "attattr/v1/attattr_service.pb.h"
+#include "server/server_config.h"
+
+namespace attattr::server {
+
+// A validated Explain call.
+struct ExplainCall {
+  const engine::Model* model = nullptr;
+  engine::Encoding encoding;
+  engine::AttributionOptions options;
+  v1::ResultOptions result;
+};
+
+// Validates `request` against `model` and the server limits. InvalidArgument naming the field.
+absl::StatusOr<ExplainCall> ExplainFromProto(const v1::ExplainRequest& request,
+                                             const engine::Model& model,
+                                             const ServerConfig& config);
+
+// Validates and converts AttributionOptions (field names are prefixed with `field`).
+absl::StatusOr<engine::AttributionOptions> AttributionOptionsFromProto(
+    const v1::AttributionOptions& options, const engine::Model& model, const ServerConfig& config,
+    const std::string& field);
+
+void ModelToProto(const std::string& name, const engine::ModelInfo& info, v1::Model* out);
+
+void AttributionToProto(const engine::ExampleAttribution& result, const v1::ResultOptions& options,
+                        const std::vector<std::string>& labels, v1::ExampleAttribution* out);
+
+// IEEE 754 binary16 from binary32, round to nearest even (what `fp16` results carry).
+uint16_t FloatToHalf(float value);
+float HalfToFloat(uint16_t half);
+
+}  // namespace attattr::server

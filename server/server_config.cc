@@ -1,0 +1,47 @@
+// ServerConfig validation (see server_config.h).
+#include "server/server_config.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace attattr::server {
+namespace {
+
+bool LooksLikeHostPort(const std::string& s) {
+  const auto colon = s.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 >= s.size()) return false;
+  for (size_t i = colon + 1; i < s.size(); ++i) {
+    if (s[i] < '0' || s[i] > '9') return false;
+  }
+  return std::stol(s.substr(colon + 1)) <= 65535;
+}
+
+}  // namespace
+
+absl::Status ServerConfig::Validate() const {
+  if (models_dir.empty()) return absl::InvalidArgumentError("--models: required");
+  if (!LooksLikeHostPort(listen)) {
+    return absl::InvalidArgumentError(absl::StrCat("--listen: '", listen, "' is not HOST:PORT"));
+  }
+  if (!metrics_listen.empty() && !LooksLikeHostPort(metrics_listen)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--metrics-listen: '", metrics_listen, "' is not HOST:PORT"));
+  }
+  if (workers < 1 || workers > 64) return absl::InvalidArgumentError("--workers: must be in [1, 64]");
+  if (intra_op_threads < 0) return absl::InvalidArgumentError("--threads: must be >= 0");
+  if (max_explain_tokens < 2) return absl::InvalidArgumentError("--max-explain-tokens: must be >= 2");
+  if (max_steps < 1 || max_steps > 1024) {
+    return absl::InvalidArgumentError("--max-steps: must be in [1, 1024]");
+  }
+  if (max_pending_explains < 1) {
+    return absl::InvalidArgumentError("--max-pending-explains: must be >= 1");
+  }
+  if (memory_budget_bytes < (int64_t{1} << 20)) {
+    return absl::InvalidArgumentError("--memory-budget-mib: must be at least 1");
+  }
+  if (log_format != "text" && log_format != "json") {
+    return absl::InvalidArgumentError("--log-format: must be text or json");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace attattr::server

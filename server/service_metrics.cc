@@ -1,0 +1,54 @@
+// Service metric families (see service_metrics.h).
+#include "server/service_metrics.h"
+
+namespace attattr::server {
+
+ServiceMetrics::ServiceMetrics(metrics::Registry& registry)
+    : rpcs_(metrics::BuildCounter()
+                .Name("attattr_rpc_requests_total")
+                .Help("gRPC calls handled, by method and final status code")
+                .Register(registry)),
+      rpc_seconds_(metrics::BuildHistogram()
+                       .Name("attattr_rpc_duration_seconds")
+                       .Help("Time from receiving a gRPC call to finishing it, by method")
+                       .Register(registry)),
+      queue_depth_(metrics::BuildGauge()
+                       .Name("attattr_queue_depth")
+                       .Help("Work items waiting for a worker, by queue")
+                       .Register(registry)),
+      examples_(metrics::BuildCounter()
+                    .Name("attattr_examples_processed_total")
+                    .Help("Examples attributed, by job kind")
+                    .Register(registry)),
+      steps_(metrics::BuildCounter()
+                 .Name("attattr_integration_steps_total")
+                 .Help("Integration points evaluated (steps x layers, per example)")
+                 .Register(registry)),
+      completeness_gap_(
+          metrics::BuildHistogram()
+              .Name("attattr_completeness_gap")
+              .Help("Per-layer relative completeness gap |sum(Attr) - (F(A) - F(0))| / |F(A) - F(0)|")
+              .Register(registry)
+              .Add({}, metrics::ExponentialBuckets(1e-6, 10, 7))) {}
+
+void ServiceMetrics::RecordRpc(const std::string& method, const std::string& code,
+                               double seconds) {
+  rpcs_.Add({{"method", method}, {"code", code}}).Increment();
+  rpc_seconds_
+      .Add({{"method", method}},
+           metrics::BucketBoundaries{0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60})
+      .Observe(seconds);
+}
+
+void ServiceMetrics::RecordAttribution(const std::string& kind,
+                                       const engine::ExampleAttribution& result, int steps) {
+  examples_.Add({{"kind", kind}}).Increment();
+  steps_.Add({}).Increment(static_cast<double>(steps) * result.layers.size());
+  for (const auto& layer : result.layers) completeness_gap_.Observe(layer.completeness_gap);
+}
+
+metrics::Gauge& ServiceMetrics::QueueDepth(const std::string& queue) {
+  return queue_depth_.Add({{"queue", queue}});
+}
+
+}  // namespace attattr::server

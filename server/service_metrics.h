@@ -1,0 +1,39 @@
+// The service's Prometheus metrics, registered once in the Server's Registry: RPCs by method and
+// code with latency histograms (the gRPC server-side conventions), the Explain queue depth,
+// examples and integration steps processed, and the completeness-gap distribution users watch to
+// see integration error drift. Metric names are fixed here so dashboards and alert rules can rely
+// on them. Thread-safe (the metric types are).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "attattr/engine/attention_attribution.h"
+#include "server/metrics/metrics.h"
+
+namespace attattr::server {
+
+class ServiceMetrics {
+ public:
+  // Registers every family in `registry` (which must outlive this object).
+  explicit ServiceMetrics(metrics::Registry& registry);
+
+  // One finished RPC: attattr_rpc_requests_total{method,code} and
+  // attattr_rpc_duration_seconds{method}.
+  void RecordRpc(const std::string& method, const std::string& code, double seconds);
+  // One attributed example: examples, integration steps (m · layers) and each layer's gap.
+  void RecordAttribution(const std::string& kind, const engine::ExampleAttribution& result,
+                         int steps);
+  // attattr_queue_depth{queue}.
+  metrics::Gauge& QueueDepth(const std::string& queue);
+
+ private:
+  metrics::Family<metrics::Counter>& rpcs_;
+  metrics::Family<metrics::Histogram>& rpc_seconds_;
+  metrics::Family<metrics::Gauge>& queue_depth_;
+  metrics::Family<metrics::Counter>& examples_;
+  metrics::Family<metrics::Counter>& steps_;
+  metrics::Histogram& completeness_gap_;
+};
+
+}  // namespace attattr::server

@@ -1,0 +1,268 @@
+// The gRPC service end to end: a real Server on an ephemeral loopback port, called through the
+// generated stub — models, Explain (results equal the engine's, honest errors naming the field,
+// deadlines), grpc.health.v1, and draining.
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "attattr/engine/attention_attribution.h"
+#include "attattr/v1/attattr_service.grpc.pb.h"
+#include "server/proto_convert.h"
+#include "server/server.h"
+#include "spdlog/sinks/null_sink.h"
+#include "spdlog/spdlog.h"
+#include "server/metrics/http_get.h"
+#include "support/test_paths.h"
+
+namespace attattr::server {
+namespace {
+
+namespace fs = std::filesystem;
+
+class ExplainRpcTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (!::attattr::testing::PathExists(::attattr::testing::Sst2ModelDir())) return;
+    models_dir_ = new std::string(::attattr::testing::MakeTempDir("attattr-models"));
+    fs::create_directory_symlink(::attattr::testing::Sst2ModelDir(), *models_dir_ + "/sst2");
+    ServerConfig config;
+    config.models_dir = *models_dir_;
+    config.listen = "127.0.0.1:0";
+    config.metrics_listen = "127.0.0.1:0";
+    config.max_steps = 512;
+    auto log = std::make_shared<spdlog::logger>("test", std::make_shared<spdlog::sinks::null_sink_mt>());
+    auto server = Server::Start(config, log);
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = server->release();
+  }
+  static void TearDownTestSuite() {
+    delete server_;
+    server_ = nullptr;
+    if (models_dir_) fs::remove_all(*models_dir_);
+    delete models_dir_;
+  }
+  void SetUp() override {
+    ATTATTR_SKIP_IF_MISSING(::attattr::testing::Sst2ModelDir());
+    channel_ = grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->port()),
+                                   grpc::InsecureChannelCredentials());
+    stub_ = v1::Attattr::NewStub(channel_);
+  }
+  grpc::Status Explain(const v1::ExplainRequest& req, v1::ExplainResponse* resp,
+                       std::chrono::milliseconds deadline = std::chrono::seconds(60)) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + deadline);
+    return stub_->Explain(&ctx, req, resp);
+  }
+  static v1::ExplainRequest Request(const std::string& text) {
+    v1::ExplainRequest req;
+    req.set_model("sst2");
+    req.mutable_example()->set_text(text);
+    return req;
+  }
+  void ExpectError(const v1::ExplainRequest& req, grpc::StatusCode code, const std::string& field) {
+    v1::ExplainResponse resp;
+    auto s = Explain(req, &resp);
+    EXPECT_EQ(s.error_code(), code) << s.error_message();
+    EXPECT_NE(s.error_message().find(field), std::string::npos) << s.error_message();
+  }
+  static Server* server_;
+  static std::string* models_dir_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::Attattr::Stub> stub_;
+};
+Server* ExplainRpcTest::server_ = nullptr;
+std::string* ExplainRpcTest::models_dir_ = nullptr;
+
+TEST_F(ExplainRpcTest, ListsAndDescribesModels) {
+  grpc::ClientContext ctx;
+  v1::ListModelsResponse list;
+  ASSERT_TRUE(stub_->ListModels(&ctx, {}, &list).ok());
+  ASSERT_EQ(list.models_size(), 1);
+  EXPECT_EQ(list.models(0).name(), "sst2");
+  EXPECT_EQ(list.models(0).num_layers(), 4);
+  EXPECT_EQ(list.models(0).labels_size(), 2);
+  EXPECT_TRUE(list.models(0).has_classifier());
+
+  grpc::ClientContext ctx2;
+  v1::GetModelRequest get;
+  get.set_name("nope");
+  v1::Model model;
+  auto s = stub_->GetModel(&ctx2, get, &model);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_NE(s.error_message().find("nope"), std::string::npos);
+}
+
+TEST_F(ExplainRpcTest, ExplainEqualsTheEngine) {
+  auto req = Request("a gorgeous , witty , seductive movie .");
+  req.mutable_options()->set_rule(v1::LEFT_RIEMANN);
+  req.mutable_options()->set_steps(20);
+  req.mutable_result()->set_full_matrices(true);
+  req.mutable_result()->set_head_summed(true);
+  req.mutable_result()->set_top_k(5);
+  v1::ExplainResponse resp;
+  auto s = Explain(req, &resp);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  const auto& a = resp.attribution();
+  EXPECT_EQ(a.tokens(0), "[CLS]");
+  EXPECT_EQ(a.prediction().label(), "positive");
+  ASSERT_EQ(a.layers_size(), 4);
+
+  auto model = engine::Model::Load(::attattr::testing::Sst2ModelDir());
+  ASSERT_TRUE(model.ok());
+  engine::AttributionOptions o;
+  o.rule = engine::QuadratureRule::kLeftRiemann;
+  o.steps = 20;
+  auto local = engine::AttributeExamples(**model, {{req.example().text(), std::nullopt, -1}}, o);
+  ASSERT_TRUE(local.ok());
+  const size_t n = a.tokens_size();
+  for (int l = 0; l < 4; ++l) {
+    const auto& layer = a.layers(l);
+    const auto& want = (*local)[0].layers[l];
+    EXPECT_NEAR(layer.completeness_gap(), want.completeness_gap, 1e-6);
+    ASSERT_EQ(layer.attribution().shape_size(), 3);
+    ASSERT_EQ(static_cast<size_t>(layer.attribution().f32().values_size()), want.attribution.size());
+    for (size_t k = 0; k < want.attribution.size(); ++k) {
+      EXPECT_EQ(layer.attribution().f32().values(k), want.attribution[k]);
+    }
+    EXPECT_EQ(static_cast<size_t>(layer.head_summed().f32().values_size()), n * n);
+    ASSERT_EQ(layer.top_connections_size(), 5);
+    EXPECT_GE(layer.top_connections(0).score(), layer.top_connections(4).score());
+    const auto& top = layer.top_connections(0);
+    EXPECT_EQ(top.score(), want.attribution[(top.head() * n + top.query()) * n + top.key()]);
+  }
+}
+
+TEST_F(ExplainRpcTest, Fp16MatricesRoundTrip) {
+  auto req = Request("the plot is a mess");
+  req.mutable_options()->add_layers(3);
+  req.mutable_result()->set_full_matrices(true);
+  req.mutable_result()->set_fp16(true);
+  v1::ExplainResponse f16;
+  ASSERT_TRUE(Explain(req, &f16).ok());
+  req.mutable_result()->set_fp16(false);
+  v1::ExplainResponse f32;
+  ASSERT_TRUE(Explain(req, &f32).ok());
+  const auto& bytes = f16.attribution().layers(0).attribution().f16();
+  const auto& values = f32.attribution().layers(0).attribution().f32().values();
+  ASSERT_EQ(bytes.size(), static_cast<size_t>(values.size()) * 2);
+  for (int i = 0; i < values.size(); ++i) {
+    const uint16_t h = static_cast<uint8_t>(bytes[2 * i]) | (static_cast<uint8_t>(bytes[2 * i + 1]) << 8);
+    EXPECT_NEAR(HalfToFloat(h), values[i], std::fabs(values[i]) * 1e-3 + 1e-7);
+  }
+}
+
+TEST_F(ExplainRpcTest, BadRequestsNameTheField) {
+  ExpectError(Request(""), grpc::StatusCode::INVALID_ARGUMENT, "example.text");
+  auto unknown = Request("fine");
+  unknown.set_model("bert-large");
+  ExpectError(unknown, grpc::StatusCode::NOT_FOUND, "bert-large");
+  auto steps = Request("fine");
+  steps.mutable_options()->set_steps(5000);
+  ExpectError(steps, grpc::StatusCode::INVALID_ARGUMENT, "options.steps");
+  auto layer = Request("fine");
+  layer.mutable_options()->add_layers(7);
+  ExpectError(layer, grpc::StatusCode::INVALID_ARGUMENT, "options.layers[0]");
+  auto cls = Request("fine");
+  cls.mutable_options()->mutable_target()->set_kind(v1::Target::CLASS_PROB);
+  cls.mutable_options()->mutable_target()->set_class_index(3);
+  ExpectError(cls, grpc::StatusCode::INVALID_ARGUMENT, "options.target.class_index");
+  std::string long_text;
+  for (int i = 0; i < 200; ++i) long_text += "word ";
+  ExpectError(Request(long_text), grpc::StatusCode::INVALID_ARGUMENT, "example.text");
+  auto pair = Request("fine");
+  pair.mutable_example()->set_text_pair("");
+  ExpectError(pair, grpc::StatusCode::INVALID_ARGUMENT, "example.text_pair");
+}
+
+TEST_F(ExplainRpcTest, DeadlineExceededMidRun) {
+  auto req = Request("an astonishing , moving piece of work that never lets go of its audience");
+  req.mutable_options()->set_steps(512);
+  v1::ExplainResponse resp;
+  auto s = Explain(req, &resp, std::chrono::milliseconds(50));
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << s.error_message();
+  // The server is still healthy afterwards.
+  v1::ExplainResponse ok;
+  EXPECT_TRUE(Explain(Request("fine"), &ok).ok());
+}
+
+TEST_F(ExplainRpcTest, MetricsCountRpcsAndCompleteness) {
+  v1::ExplainResponse resp;
+  ASSERT_TRUE(Explain(Request("a fine film"), &resp).ok());
+  ExpectError(Request(""), grpc::StatusCode::INVALID_ARGUMENT, "example.text");
+  ASSERT_GT(server_->metrics_port(), 0);
+  auto got = ::attattr::testing::HttpGet(server_->metrics_port(), "/metrics");
+  ASSERT_EQ(got.status, 200);
+  for (const char* line :
+       {"attattr_rpc_requests_total{code=\"OK\",method=\"Explain\"}",
+        "attattr_rpc_requests_total{code=\"INVALID_ARGUMENT\",method=\"Explain\"}",
+        "attattr_rpc_duration_seconds_bucket{method=\"Explain\",le=\"+Inf\"}",
+        "attattr_completeness_gap_count", "attattr_examples_processed_total{kind=\"explain\"}",
+        "attattr_integration_steps_total", "attattr_queue_depth{queue=\"explain\"} 0",
+        "process_resident_memory_bytes"}) {
+    EXPECT_NE(got.body.find(line), std::string::npos) << line << "\n" << got.body;
+  }
+}
+
+TEST_F(ExplainRpcTest, UnimplementedJobRpcsSaySo) {
+  grpc::ClientContext ctx;
+  v1::GetJobRequest req;
+  req.set_name("jobs/1");
+  v1::Job job;
+  EXPECT_EQ(stub_->GetJob(&ctx, req, &job).error_code(), grpc::StatusCode::UNIMPLEMENTED);
+}
+
+TEST(ServerLifecycleTest, HealthServesOverallAndPerServiceStatusThenShutsDown) {
+  ATTATTR_SKIP_IF_MISSING(::attattr::testing::Sst2ModelDir());
+  const std::string dir = ::attattr::testing::MakeTempDir("attattr-models");
+  fs::create_directory_symlink(::attattr::testing::Sst2ModelDir(), dir + "/sst2");
+  ServerConfig config;
+  config.models_dir = dir;
+  config.listen = "127.0.0.1:0";
+  config.metrics_listen = "";
+  auto log = std::make_shared<spdlog::logger>("t", std::make_shared<spdlog::sinks::null_sink_mt>());
+  auto server = Server::Start(config, log);
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string((*server)->port()),
+                                     grpc::InsecureChannelCredentials());
+  // grpc.health.v1.Health/Check through a generic call: the health proto is not generated here.
+  grpc::GenericStub generic(channel);
+  auto check = [&](const std::string& service) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    // HealthCheckRequest{service}: field 1, length-delimited.
+    std::string req = std::string(1, '\x0a') + static_cast<char>(service.size()) + service;
+    grpc::Slice slice(req);
+    grpc::ByteBuffer in(&slice, 1), out;
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;
+    grpc::Status status;
+    generic.UnaryCall(&ctx, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &in, &out,
+                      [&](grpc::Status s) {
+                        std::lock_guard<std::mutex> l(mu);
+                        status = s;
+                        done = true;
+                        cv.notify_one();
+                      });
+    std::unique_lock<std::mutex> l(mu);
+    cv.wait(l, [&] { return done; });
+    std::vector<grpc::Slice> slices;
+    if (status.ok()) (void)out.Dump(&slices);
+    std::string body;
+    for (auto& s : slices) body.append(reinterpret_cast<const char*>(s.begin()), s.size());
+    // HealthCheckResponse{status}: 0x08 <enum>; SERVING = 1 (proto3 omits 0).
+    return status.ok() ? (body.size() == 2 ? body[1] : 0) : -1;
+  };
+  EXPECT_EQ(check(""), 1);
+  EXPECT_EQ(check("attattr.v1.Attattr"), 1);
+  EXPECT_EQ(check("no.such.Service"), -1);  // NOT_FOUND
+  (*server)->Shutdown(std::chrono::milliseconds(100));
+  (*server)->Wait();
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace attattr::server
