@@ -16,8 +16,9 @@ struct ServerConfig {
   std::string models_dir;
   // gRPC listen address. Default: 127.0.0.1:50051 (port 0 = any free port).
   std::string listen = "127.0.0.1:50051";
-  // Prometheus /metrics HTTP address; empty = no HTTP endpoint. Default: 127.0.0.1:9090.
-  std::string metrics_listen = "127.0.0.1:9090";
+  // Prometheus /metrics HTTP address; empty = no HTTP endpoint. Default: 127.0.0.1:9464
+  // (the Prometheus exporter convention; 9090 is Prometheus' own port).
+  std::string metrics_listen = "127.0.0.1:9464";
   // Threads that run Explain calls. Default: 1 (each engine call already uses every intra-op thread).
   int workers = 1;
   // LibTorch intra-op threads (0 = all cores). Default: 0.
