@@ -2,6 +2,8 @@
 #include "explain_command.h"
 
 #include <cstdlib>
+#include <functional>
+#include <filesystem>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -9,6 +11,7 @@
 #include "attattr/engine/dataset.h"
 #include "attattr/engine/model.h"
 #include "attattr/engine/runtime.h"
+#include "remote_runner.h"
 #include "render.h"
 
 namespace attattr::client {
@@ -43,6 +46,44 @@ absl::StatusOr<std::vector<engine::Example>> CollectExamples(const ExplainFlags&
   e.text = flags.text;
   if (!flags.text_pair.empty()) e.text_pair = flags.text_pair;
   return std::vector<engine::Example>{e};
+}
+
+// --server mode: one Explain call per example; the server validates and reports field errors.
+absl::Status RunRemote(const ExplainFlags& flags, const std::vector<engine::Example>& examples,
+                       engine::AttributionOptions options,
+                       const std::function<void(const engine::ExampleAttribution&,
+                                                const RenderContext&)>& print,
+                       std::ostream& out) {
+  RemoteRunner runner(flags.server, flags.deadline);
+  // A served model is named by its directory name: `--model models/x` and `--model x` both mean x.
+  const std::string name = std::filesystem::path(flags.model).filename().string();
+  auto model = runner.GetModel(name);
+  if (!model.ok()) {
+    return absl::Status(model.status().code() == absl::StatusCode::kInvalidArgument
+                            ? absl::StatusCode::kFailedPrecondition
+                            : model.status().code(),
+                        model.status().message());
+  }
+  auto target = ParseTarget(flags.target, model->labels);
+  if (!target.ok()) return target.status();
+  options.target = *target;
+  RenderContext ctx{flags.model, flags.target, flags.rule, flags.steps, model->labels};
+  for (size_t i = 0; i < examples.size(); ++i) {
+    auto r = runner.Explain(name, examples[i], options);
+    if (!r.ok()) {
+      if (!flags.input.empty()) {
+        return absl::Status(r.status().code() == absl::StatusCode::kInvalidArgument
+                                ? absl::StatusCode::kFailedPrecondition
+                                : r.status().code(),
+                            absl::StrCat(flags.input, " (example ", i + 1, "): ",
+                                         r.status().message()));
+      }
+      return r.status();
+    }
+    print(*r, ctx);
+    out.flush();
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -97,6 +138,21 @@ absl::Status RunExplain(const ExplainFlags& flags, std::ostream& out) {
   auto examples = CollectExamples(flags);
   if (!examples.ok()) return examples.status();
 
+  engine::AttributionOptions options;
+  options.rule = *rule;
+  options.steps = flags.steps;
+  options.layers = *layers;
+  options.max_batch_examples = flags.batch;
+  options.keep_attention = false;
+  auto print = [&](const engine::ExampleAttribution& r, const RenderContext& ctx) {
+    if (flags.format == "json") {
+      out << AttributionToJson(r, ctx).dump() << "\n";
+    } else {
+      out << AttributionToText(r, ctx, flags.top_k) << "\n";
+    }
+  };
+  if (!flags.server.empty()) return RunRemote(flags, *examples, options, print, out);
+
   engine::RuntimeOptions runtime;
   runtime.intra_op_threads = flags.threads;
   if (auto s = engine::ConfigureRuntime(runtime); !s.ok()) {
@@ -110,14 +166,7 @@ absl::Status RunExplain(const ExplainFlags& flags, std::ostream& out) {
   const auto& info = (*model)->info();
   auto target = ParseTarget(flags.target, info.labels);
   if (!target.ok()) return target.status();
-
-  engine::AttributionOptions options;
   options.target = *target;
-  options.rule = *rule;
-  options.steps = flags.steps;
-  options.layers = *layers;
-  options.max_batch_examples = flags.batch;
-  options.keep_attention = false;
   if (auto s = engine::ValidateAttributionOptions(**model, options); !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("--", s.message()));
   }
@@ -134,20 +183,14 @@ absl::Status RunExplain(const ExplainFlags& flags, std::ostream& out) {
             absl::StrCat("--text: ", results.status().message()));
       }
       if (results.status().code() == absl::StatusCode::kInvalidArgument) {
-        // Report the line of the input file, not the slice index.
+        // Report the lines of the input file, not the slice index.
         return absl::Status(absl::StatusCode::kFailedPrecondition,
                             absl::StrCat(flags.input, " (examples ", start + 1, "..",
                                          start + slice.size(), "): ", results.status().message()));
       }
       return results.status();
     }
-    for (const auto& r : *results) {
-      if (flags.format == "json") {
-        out << AttributionToJson(r, ctx).dump() << "\n";
-      } else {
-        out << AttributionToText(r, ctx, flags.top_k) << "\n";
-      }
-    }
+    for (const auto& r : *results) print(r, ctx);
     out.flush();
   }
   return absl::OkStatus();

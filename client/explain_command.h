@@ -1,5 +1,6 @@
 // `attattr explain`: attributes one example (--text/--text-pair) or every line of a dataset file
-// (--input) with an in-process engine, printing JSON (one object per example and line) or text.
+// (--input) with an in-process engine or, with --server, an attattr-server; prints JSON (one object
+// per example and line) or text, the same bytes either way.
 // Parsing of the command-line strings into engine options lives here too. Single-threaded.
 #pragma once
 
@@ -25,6 +26,8 @@ struct ExplainFlags {
   int batch = 4;                // examples per engine batch
   int top_k = 5;                // connections per layer in text output
   int threads = 0;              // intra-op threads, 0 = all cores
+  std::string server;           // HOST:PORT of an attattr-server; empty = run the engine in-process
+  double deadline = 300;        // seconds per remote call
 };
 
 // "predicted" | "class:K" | "logit:K" | "similarity:TEXT"; K is a class index or label name.

@@ -1,5 +1,6 @@
 // `attattr` command-line client: argument parsing and exit codes only; each subcommand lives in
-// its own file. Exit codes: 0 success, 1 runtime failure, 2 bad arguments (one-line error + usage).
+// its own file. Exit codes: 0 success, 1 runtime failure (including server errors other than
+// INVALID_ARGUMENT), 2 bad arguments (one-line error + usage).
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
@@ -47,6 +48,11 @@ int main(int argc, char** argv) {
   explain->add_option("--top", ef.top_k, "Connections per layer in text output")
       ->capture_default_str();
   explain->add_option("--threads", ef.threads, "Intra-op threads (0 = all cores)")
+      ->capture_default_str();
+  explain->add_option("--server", ef.server,
+                      "HOST:PORT of an attattr-server: explain there (--model names a served model, "
+                      "by directory name) instead of in-process");
+  explain->add_option("--deadline", ef.deadline, "Seconds each remote call may take")
       ->capture_default_str();
   try {
     app.parse(argc, argv);

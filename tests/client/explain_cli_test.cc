@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "nlohmann/json.hpp"
+#include "support/server_process.h"
 #include "support/test_paths.h"
 
 namespace {
@@ -115,6 +116,39 @@ TEST(ExplainCliTest, HelpDocumentsEveryOption) {
                           "--target", "--layers", "--format", "--threads"}) {
     EXPECT_NE(r.out.find(opt), std::string::npos) << opt;
   }
+}
+
+}  // namespace
+
+namespace {
+
+// --server: the same bytes as in-process, and server errors become the CLI's exit codes.
+TEST(ExplainCliRemoteTest, RemoteOutputEqualsLocalByteForByte) {
+  ATTATTR_SKIP_IF_MISSING(Sst2ModelDir());
+  ::attattr::testing::ServerProcess server({{"sst2-bert-l4-h256", Sst2ModelDir()}});
+  ASSERT_TRUE(server.ok());
+  const std::string common = " --model " + Sst2ModelDir() +
+                             " --text 'a gorgeous , witty , seductive movie .' --layers 0,3 "
+                             "--rule left-riemann --steps 20 --threads 1";
+  for (const char* format : {"json", "text"}) {
+    auto local = RunCli(std::string("explain --format ") + format + common);
+    auto remote = RunCli(std::string("explain --format ") + format + common + " --server " +
+                         server.address());
+    ASSERT_EQ(local.exit_code, 0) << local.out;
+    ASSERT_EQ(remote.exit_code, 0) << remote.out;
+    EXPECT_EQ(remote.out, local.out) << format;
+  }
+  auto unknown = RunCli("explain --model nope --text hi --server " + server.address());
+  EXPECT_EQ(unknown.exit_code, 1) << unknown.out;
+  EXPECT_NE(unknown.out.find("nope"), std::string::npos) << unknown.out;
+  auto bad = RunCli("explain --model sst2-bert-l4-h256 --text hi --steps 5000 --server " +
+                    server.address());
+  EXPECT_EQ(bad.exit_code, 2) << bad.out;
+  EXPECT_NE(bad.out.find("steps"), std::string::npos) << bad.out;
+  EXPECT_EQ(server.Stop(), 0);
+  auto down = RunCli("explain --model sst2 --text hi --deadline 5 --server " + server.address());
+  EXPECT_EQ(down.exit_code, 1) << down.out;
+  EXPECT_NE(down.out.find("unavailable"), std::string::npos) << down.out;
 }
 
 }  // namespace

@@ -1,20 +1,16 @@
 // attattr-server as an operator runs it: --help documents every option, bad flags exit 2, a real
 // process serves on an ephemeral port, and SIGTERM drains it to exit code 0.
 #include <gtest/gtest.h>
-#include <signal.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 #include <array>
 #include <cstdio>
-#include <filesystem>
 #include <string>
 
+#include "support/server_process.h"
 #include "support/test_paths.h"
 
 namespace {
-
-namespace fs = std::filesystem;
 
 std::string Server() { return ::attattr::testing::BinDir() + "/attattr-server"; }
 
@@ -50,33 +46,9 @@ TEST(ServerProcessTest, BadFlagsExitWith2) {
 
 TEST(ServerProcessTest, SigtermDrainsAndExitsZero) {
   ATTATTR_SKIP_IF_MISSING(::attattr::testing::Sst2ModelDir());
-  const std::string dir = ::attattr::testing::MakeTempDir("attattr-models");
-  fs::create_directory_symlink(::attattr::testing::Sst2ModelDir(), dir + "/sst2");
-  int out_pipe[2];
-  ASSERT_EQ(pipe(out_pipe), 0);
-  const pid_t pid = fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    dup2(out_pipe[1], STDOUT_FILENO);
-    close(out_pipe[0]);
-    const std::string models = "--models=" + dir;
-    execl(Server().c_str(), "attattr-server", models.c_str(), "--listen=127.0.0.1:0",
-          "--metrics-listen=127.0.0.1:0", "--threads=1", "--log-level=warn",
-          static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  close(out_pipe[1]);
-  FILE* out = fdopen(out_pipe[0], "r");
-  char line[256] = {0};
-  ASSERT_NE(fgets(line, sizeof line, out), nullptr);
-  EXPECT_NE(std::string(line).find("listening on port"), std::string::npos) << line;
-  ASSERT_EQ(kill(pid, SIGTERM), 0);
-  int status = 0;
-  ASSERT_EQ(waitpid(pid, &status, 0), pid);
-  ASSERT_TRUE(WIFEXITED(status));
-  EXPECT_EQ(WEXITSTATUS(status), 0);
-  fclose(out);
-  fs::remove_all(dir);
+  ::attattr::testing::ServerProcess server({{"sst2", ::attattr::testing::Sst2ModelDir()}});
+  ASSERT_TRUE(server.ok());
+  EXPECT_EQ(server.Stop(), 0);
 }
 
 }  // namespace

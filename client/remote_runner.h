@@ -1,0 +1,39 @@
+// Remote mode of the CLI: runs `explain` against an attattr-server over gRPC and turns the reply
+// back into the engine's plain result type, so local and remote output are rendered by the same
+// code (and compare byte for byte). Owns one channel; not thread-safe.
+#pragma once
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "attattr/engine/attention_attribution.h"
+#include "attattr/engine/model.h"
+
+namespace attattr::client {
+
+struct RemoteModel {
+  std::string name;
+  std::vector<std::string> labels;
+  bool has_classifier = false;
+};
+
+class RemoteRunner {
+ public:
+  // `server` is HOST:PORT; `deadline_seconds` bounds each call.
+  RemoteRunner(const std::string& server, double deadline_seconds);
+  ~RemoteRunner();
+
+  // GetModel; NotFound naming the model when the server does not serve it.
+  absl::StatusOr<RemoteModel> GetModel(const std::string& name);
+
+  // Explain one example with full fp32 matrices. Errors carry the server's status code and message.
+  absl::StatusOr<engine::ExampleAttribution> Explain(const std::string& model,
+                                                     const engine::Example& example,
+                                                     const engine::AttributionOptions& options);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace attattr::client

@@ -1,0 +1,68 @@
+// Child-process attattr-server for end-to-end tests (see server_process.h).
+#include "support/server_process.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+
+#include "support/test_paths.h"
+
+namespace attattr::testing {
+
+ServerProcess::ServerProcess(const std::map<std::string, std::string>& models,
+                             const std::vector<std::string>& extra_args) {
+  namespace fs = std::filesystem;
+  models_dir_ = MakeTempDir("attattr-models");
+  for (const auto& [name, dir] : models) fs::create_directory_symlink(dir, models_dir_ + "/" + name);
+  int out_pipe[2];
+  if (pipe(out_pipe) != 0) return;
+  std::vector<std::string> args = {BinDir() + "/attattr-server", "--models=" + models_dir_,
+                                   "--listen=127.0.0.1:0", "--metrics-listen=127.0.0.1:0",
+                                   "--threads=1", "--log-level=warn"};
+  args.insert(args.end(), extra_args.begin(), extra_args.end());
+  pid_ = fork();
+  if (pid_ == 0) {
+    dup2(out_pipe[1], STDOUT_FILENO);
+    close(out_pipe[0]);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  close(out_pipe[1]);
+  if (pid_ < 0) {
+    close(out_pipe[0]);
+    return;
+  }
+  // The server prints "attattr-server listening on port N" once it serves.
+  FILE* out = fdopen(out_pipe[0], "r");
+  char line[256] = {0};
+  if (fgets(line, sizeof line, out) != nullptr) {
+    const std::string s(line);
+    const auto pos = s.find("port ");
+    if (pos != std::string::npos) port_ = std::atoi(s.c_str() + pos + 5);
+  }
+  fclose(out);
+}
+
+int ServerProcess::Stop() {
+  if (pid_ <= 0) return exit_code_;
+  kill(pid_, SIGTERM);
+  int status = 0;
+  waitpid(pid_, &status, 0);
+  pid_ = -1;
+  exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return exit_code_;
+}
+
+ServerProcess::~ServerProcess() {
+  Stop();
+  std::error_code ec;
+  std::filesystem::remove_all(models_dir_, ec);
+}
+
+}  // namespace attattr::testing
