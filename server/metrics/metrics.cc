@@ -334,44 +334,31 @@ std::string FormatValue(double value) {
   return buf;
 }
 
-std::string EscapeLabelValue(const std::string& value) {
+namespace {
+
+// Backslash and newline are escaped in both HELP text and label values; '"' only in label values.
+std::string Escape(const std::string& text, bool escape_quotes) {
   std::string out;
-  out.reserve(value.size());
-  for (char c : value) {
-    switch (c) {
-      case '\\':
-        out += "\\\\";
-        break;
-      case '"':
-        out += "\\\"";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      default:
-        out.push_back(c);
+  out.reserve(text.size());
+  for (char c : text) {
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '"' && escape_quotes) {
+      out += "\\\"";
+    } else {
+      out.push_back(c);
     }
   }
   return out;
 }
 
-std::string EscapeHelp(const std::string& help) {
-  std::string out;
-  out.reserve(help.size());
-  for (char c : help) {
-    switch (c) {
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      default:
-        out.push_back(c);
-    }
-  }
-  return out;
-}
+}  // namespace
+
+std::string EscapeLabelValue(const std::string& value) { return Escape(value, true); }
+
+std::string EscapeHelp(const std::string& help) { return Escape(help, false); }
 
 std::string SerializeText(const std::vector<MetricFamilySnapshot>& families) {
   std::string out;
