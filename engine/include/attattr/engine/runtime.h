@@ -10,7 +10,8 @@
 namespace attattr::engine {
 
 struct RuntimeOptions {
-  // Intra-op threads for LibTorch (matmuls, elementwise ops). 0 = all hardware threads.
+  // Intra-op threads for LibTorch (matmuls, elementwise ops). 0 = the CPUs this process may use
+  // (affinity mask, capped by a cgroup v2 CPU quota).
   // Default: 0 (Debian's LibTorch otherwise starts with 1 on some machines).
   int intra_op_threads = 0;
 };
