@@ -7,8 +7,14 @@
 
 #include "CLI/CLI.hpp"
 #include "explain_command.h"
+#include "models_command.h"
 
 namespace {
+
+constexpr const char* kUsage =
+    "usage: attattr explain [--model DIR] --text TEXT [--text-pair TEXT] [--steps M] [--rule RULE] "
+    "[--target T] [--layers L] [--format json|text] [--server HOST:PORT]\n"
+    "       attattr models --server HOST:PORT [--format json|text]   (see --help)\n";
 
 // The default model: $ATTATTR_MODEL, else models/all-MiniLM-L6-v2 of the checkout this binary was
 // built in (build/bin/attattr -> models/), where scripts/setup.sh unpacks it.
@@ -54,6 +60,11 @@ int main(int argc, char** argv) {
                       "by directory name) instead of in-process");
   explain->add_option("--deadline", ef.deadline, "Seconds each remote call may take")
       ->capture_default_str();
+  attattr::client::ModelsFlags mf;
+  auto* models = app.add_subcommand("models", "List the models an attattr-server serves");
+  models->add_option("--server", mf.server, "HOST:PORT of an attattr-server")->required();
+  models->add_option("--format", mf.format, "json | text")->capture_default_str();
+  models->add_option("--deadline", mf.deadline, "Seconds the call may take")->capture_default_str();
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp&) {
@@ -64,16 +75,15 @@ int main(int argc, char** argv) {
     return 0;
   } catch (const CLI::ParseError& e) {
     std::cerr << "error: " << e.what() << "\n"
-              << "usage: attattr explain [--model DIR] --text TEXT [--text-pair TEXT] [--steps M] "
-                 "[--rule RULE] [--target T] [--layers L] [--format json|text] (see --help)\n";
+              << kUsage;
     return 2;
   }
-  absl::Status s = attattr::client::RunExplain(ef, std::cout);
+  absl::Status s = models->parsed() ? attattr::client::RunModels(mf, std::cout)
+                                    : attattr::client::RunExplain(ef, std::cout);
   if (s.ok()) return 0;
   std::cerr << "error: " << s.message() << "\n";
   if (s.code() == absl::StatusCode::kInvalidArgument) {
-    std::cerr << "usage: attattr explain [--model DIR] --text TEXT [--text-pair TEXT] [--steps M] "
-                 "[--rule RULE] [--target T] [--layers L] [--format json|text] (see --help)\n";
+    std::cerr << kUsage;
     return 2;
   }
   return 1;

@@ -41,6 +41,19 @@ v1::Target::Kind TargetToProto(engine::TargetKind k) {
   return v1::Target::KIND_UNSPECIFIED;
 }
 
+RemoteModel FromProto(const v1::Model& model) {
+  RemoteModel out;
+  out.name = model.name();
+  out.architecture = model.architecture();
+  out.num_layers = model.num_layers();
+  out.num_heads = model.num_heads();
+  out.hidden_size = model.hidden_size();
+  out.max_length = model.max_length();
+  out.labels.assign(model.labels().begin(), model.labels().end());
+  out.has_classifier = model.has_classifier();
+  return out;
+}
+
 }  // namespace
 
 struct RemoteRunner::Impl {
@@ -75,10 +88,18 @@ absl::StatusOr<RemoteModel> RemoteRunner::GetModel(const std::string& name) {
   if (auto s = FromGrpc(impl_->stub->GetModel(&ctx, req, &model), impl_->server); !s.ok()) {
     return s;
   }
-  RemoteModel out;
-  out.name = model.name();
-  out.labels.assign(model.labels().begin(), model.labels().end());
-  out.has_classifier = model.has_classifier();
+  return FromProto(model);
+}
+
+absl::StatusOr<std::vector<RemoteModel>> RemoteRunner::ListModels() {
+  grpc::ClientContext ctx;
+  impl_->SetDeadline(&ctx);
+  v1::ListModelsResponse list;
+  if (auto s = FromGrpc(impl_->stub->ListModels(&ctx, {}, &list), impl_->server); !s.ok()) {
+    return s;
+  }
+  std::vector<RemoteModel> out;
+  for (const auto& m : list.models()) out.push_back(FromProto(m));
   return out;
 }
 

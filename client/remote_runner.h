@@ -13,6 +13,11 @@ namespace attattr::client {
 
 struct RemoteModel {
   std::string name;
+  std::string architecture;
+  int num_layers = 0;
+  int num_heads = 0;
+  int hidden_size = 0;
+  int max_length = 0;
   std::vector<std::string> labels;
   bool has_classifier = false;
 };
@@ -25,6 +30,8 @@ class RemoteRunner {
 
   // GetModel; NotFound naming the model when the server does not serve it.
   absl::StatusOr<RemoteModel> GetModel(const std::string& name);
+  // ListModels.
+  absl::StatusOr<std::vector<RemoteModel>> ListModels();
 
   // Explain one example with full fp32 matrices. Errors carry the server's status code and message.
   absl::StatusOr<engine::ExampleAttribution> Explain(const std::string& model,

@@ -145,6 +145,18 @@ TEST(ExplainCliRemoteTest, RemoteOutputEqualsLocalByteForByte) {
                     server.address());
   EXPECT_EQ(bad.exit_code, 2) << bad.out;
   EXPECT_NE(bad.out.find("steps"), std::string::npos) << bad.out;
+  auto models = RunCli("models --format json --server " + server.address());
+  ASSERT_EQ(models.exit_code, 0) << models.out;
+  auto j = nlohmann::json::parse(models.out);
+  ASSERT_EQ(j["models"].size(), 1u);
+  EXPECT_EQ(j["models"][0]["name"], "sst2-bert-l4-h256");
+  EXPECT_EQ(j["models"][0]["num_layers"], 4);
+  EXPECT_EQ(j["models"][0]["labels"], (std::vector<std::string>{"negative", "positive"}));
+  auto table = RunCli("models --server " + server.address());
+  ASSERT_EQ(table.exit_code, 0) << table.out;
+  EXPECT_NE(table.out.find("sst2-bert-l4-h256"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("4x8"), std::string::npos) << table.out;
+  EXPECT_EQ(RunCli("models").exit_code, 2);
   EXPECT_EQ(server.Stop(), 0);
   auto down = RunCli("explain --model sst2 --text hi --deadline 5 --server " + server.address());
   EXPECT_EQ(down.exit_code, 1) << down.out;

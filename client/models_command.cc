@@ -1,0 +1,58 @@
+// `attattr models` (see models_command.h).
+#include "models_command.h"
+
+#include <cstdio>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "nlohmann/json.hpp"
+#include "remote_runner.h"
+
+namespace attattr::client {
+
+absl::Status RunModels(const ModelsFlags& flags, std::ostream& out) {
+  if (flags.server.empty()) return absl::InvalidArgumentError("--server: required");
+  if (flags.format != "json" && flags.format != "text") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--format: '", flags.format, "' is not json or text"));
+  }
+  RemoteRunner runner(flags.server, flags.deadline);
+  auto models = runner.ListModels();
+  if (!models.ok()) {
+    // A server's refusal here is never a usage error of this command.
+    return absl::Status(models.status().code() == absl::StatusCode::kInvalidArgument
+                            ? absl::StatusCode::kFailedPrecondition
+                            : models.status().code(),
+                        models.status().message());
+  }
+  if (flags.format == "json") {
+    nlohmann::json list = nlohmann::json::array();
+    for (const auto& m : *models) {
+      list.push_back({{"name", m.name},
+                      {"architecture", m.architecture},
+                      {"num_layers", m.num_layers},
+                      {"num_heads", m.num_heads},
+                      {"hidden_size", m.hidden_size},
+                      {"max_length", m.max_length},
+                      {"has_classifier", m.has_classifier},
+                      {"labels", m.labels}});
+    }
+    out << nlohmann::json{{"models", list}}.dump() << "\n";
+    return absl::OkStatus();
+  }
+  char line[512];
+  std::snprintf(line, sizeof line, "%-28s %-30s %8s %7s %8s  %s\n", "NAME", "ARCHITECTURE",
+                "LAYERSxH", "HIDDEN", "MAX_LEN", "LABELS");
+  out << line;
+  for (const auto& m : *models) {
+    const std::string shape = absl::StrCat(m.num_layers, "x", m.num_heads);
+    const std::string labels = m.has_classifier ? absl::StrJoin(m.labels, ",") : "(encoder-only)";
+    std::snprintf(line, sizeof line, "%-28s %-30s %8s %7d %8d  %s\n", m.name.c_str(),
+                  m.architecture.c_str(), shape.c_str(), m.hidden_size, m.max_length,
+                  labels.c_str());
+    out << line;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace attattr::client
