@@ -278,6 +278,10 @@ absl::StatusOr<std::vector<ExampleAttribution>> AttributeEncodings(
         const int64_t chunk = std::clamp<int64_t>(options.memory_budget_bytes / per_point, 1,
                                                   static_cast<int64_t>(points.size()));
         auto grad_sum = torch::zeros_like(probs);
+        // Layer l's input and mask stacked once for a full chunk; a shorter last chunk uses a
+        // prefix (Stack repeats along dim 0, so the first c·B rows are Stack(·, c)).
+        const auto h_chunk = Stack(h, chunk);
+        const auto mask_chunk = Stack(add_mask, chunk);
         torch::AutoGradMode grad_on(true);
         for (size_t p0 = 0; p0 < points.size(); p0 += chunk) {
           if (control.ShouldStop()) return absl::CancelledError("attribution: cancelled");
@@ -293,7 +297,8 @@ absl::StatusOr<std::vector<ExampleAttribution>> AttributeEncodings(
           scaled.requires_grad_(true);
           auto ctx = torch::matmul(scaled.view({c, b, heads, n, n}), values.unsqueeze(0))
                          .view({c * b, heads, n, enc.head_dim()});
-          auto f = RunAbove(enc, l, Stack(h, c), ctx, Stack(add_mask, c), target,
+          auto f = RunAbove(enc, l, h_chunk.narrow(0, 0, c * b), ctx,
+                            mask_chunk.narrow(0, 0, c * b), target,
                             batch.attention_mask, c);
           auto w = torch::tensor(weight, dev_opts).repeat_interleave(b);
           auto objective = (f * w).sum();
