@@ -35,6 +35,22 @@ absl::Status ServerConfig::Validate() const {
   if (max_pending_explains < 1) {
     return absl::InvalidArgumentError("--max-pending-explains: must be >= 1");
   }
+  if (job_runners < 1 || job_runners > 64) {
+    return absl::InvalidArgumentError("--job-runners: must be in [1, 64]");
+  }
+  if (batch_max_examples < 1 || batch_max_examples > 256) {
+    return absl::InvalidArgumentError("--batch-max-examples: must be in [1, 256]");
+  }
+  if (batch_max_delay_us < 0 || batch_max_delay_us > 1000000) {
+    return absl::InvalidArgumentError("--batch-max-delay-us: must be in [0, 1000000]");
+  }
+  if (max_queued_jobs < 1) return absl::InvalidArgumentError("--max-queued-jobs: must be >= 1");
+  if (max_job_examples < 1) return absl::InvalidArgumentError("--max-job-examples: must be >= 1");
+  if (max_result_bytes < (int64_t{1} << 20)) {
+    return absl::InvalidArgumentError("--max-result-mib: must be at least 1");
+  }
+  if (store_path.empty()) return absl::InvalidArgumentError("--store: required");
+  if (retention_seconds < 1) return absl::InvalidArgumentError("--retention-seconds: must be >= 1");
   if (memory_budget_bytes < (int64_t{1} << 20)) {
     return absl::InvalidArgumentError("--memory-budget-mib: must be at least 1");
   }

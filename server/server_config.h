@@ -19,8 +19,12 @@ struct ServerConfig {
   // Prometheus /metrics HTTP address; empty = no HTTP endpoint. Default: 127.0.0.1:9464
   // (the Prometheus exporter convention; 9090 is Prometheus' own port).
   std::string metrics_listen = "127.0.0.1:9464";
-  // Threads that run Explain calls. Default: 1 (each engine call already uses every intra-op thread).
+  // Engine workers per device: threads that run attribution batches (Explain calls and job items
+  // alike). Default: 1 (each engine call already uses every intra-op thread).
   int workers = 1;
+  // Jobs that run at the same time (each feeds its examples to the engine workers batch by batch,
+  // so items of concurrent jobs share engine batches). Default: 2.
+  int job_runners = 2;
   // LibTorch intra-op threads (0 = all cores). Default: 0.
   int intra_op_threads = 0;
   // Longest Explain input in word pieces (further bounded by each model's maximum). Default: 128.
@@ -29,6 +33,29 @@ struct ServerConfig {
   int max_steps = 256;
   // Explain calls waiting for a worker before RESOURCE_EXHAUSTED. Default: 64.
   int max_pending_explains = 64;
+  // Dynamic batching (Triton-style): attribution items with the same model and options that are
+  // waiting at the same time run in one engine call of at most this many examples; 1 = no dynamic
+  // batching. Default: 8.
+  int batch_max_examples = 8;
+  // How long the oldest waiting item may wait for others to join its batch, microseconds.
+  // Default: 2000 (2 ms).
+  int64_t batch_max_delay_us = 2000;
+  // Jobs waiting to run before SubmitJob answers RESOURCE_EXHAUSTED. Default: 256.
+  int max_queued_jobs = 256;
+  // Examples one job may hold. Default: 10000.
+  int max_job_examples = 10000;
+  // Largest result one job may produce (before fp16/top-k savings are counted, see job_spec.h),
+  // bytes. Default: 1 GiB.
+  int64_t max_result_bytes = int64_t{1} << 30;
+  // SQLite file holding jobs and results (created when missing). Default: attattr-jobs.db in the
+  // working directory.
+  std::string store_path = "attattr-jobs.db";
+  // Directory dataset paths in job specs are resolved under; empty = dataset refs are refused.
+  // Default: empty.
+  std::string data_root;
+  // Finished jobs (and their results) are deleted this long after they end, seconds. Default:
+  // 604800 (7 days).
+  int64_t retention_seconds = 7 * 24 * 3600;
   // Memory budget for one attribution batch's activations, bytes. Default: 1 GiB.
   int64_t memory_budget_bytes = int64_t{1} << 30;
   // Log format: "text" or "json". Default: text.

@@ -426,6 +426,12 @@ absl::StatusOr<std::vector<ExampleAttribution>> AttributeEncodingsReference(
   return results;
 }
 
+int64_t AttributionBytesPerPoint(const ModelInfo& info, int n, const AttributionOptions& options) {
+  int64_t most = 0;
+  for (int l : ResolveLayers(info, options)) most = std::max(most, BytesPerPoint(info, l, n));
+  return most;
+}
+
 double AttributionFlops(const ModelInfo& info, int n, const AttributionOptions& options) {
   const double d = info.hidden_size, i = info.intermediate_size, h = info.num_heads;
   const double dh = d / h, nn = static_cast<double>(n);

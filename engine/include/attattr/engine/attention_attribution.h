@@ -90,6 +90,11 @@ absl::StatusOr<std::vector<ExampleAttribution>> AttributeEncodingsReference(
     const Model& model, const std::vector<Encoding>& encodings, const AttributionOptions& options,
     int pad_to);
 
+// Activation bytes one α-point of one example of n tokens needs in the costliest of the chosen
+// layers (the smallest chunk the engine can run). Admission control compares it with
+// AttributionOptions::memory_budget_bytes before work is queued.
+int64_t AttributionBytesPerPoint(const ModelInfo& info, int n, const AttributionOptions& options);
+
 // Floating-point operations AttributeEncodings spends on one example of n tokens (forward and
 // input-gradient backward over all α-points and the chosen layers), for GFLOP/s reports.
 double AttributionFlops(const ModelInfo& info, int n, const AttributionOptions& options);
