@@ -1,10 +1,14 @@
-// gRPC handlers (see attattr_service.h). Every RPC ends through FinishRpc, which writes the one
-// access-log line (method, code, latency, request id) and finishes the reactor.
+// gRPC handlers of the unary RPCs (see attattr_service.h); the streaming ones and WaitJob live in
+// job_streams.cc. Every RPC ends through FinishRpc / RecordRpc, which write the one access-log
+// line (method, code, latency, request id, job id) and record the RPC metrics.
 #include "server/attattr_service.h"
 
 #include <chrono>
 
+#include "absl/strings/str_cat.h"
 #include "attattr/engine/attention_attribution.h"
+#include "server/job_convert.h"
+#include "server/job_spec.h"
 #include "server/proto_convert.h"
 #include "server/status_convert.h"
 
@@ -20,17 +24,29 @@ std::string RequestId(const grpc::CallbackServerContext* ctx) {
   return it == md.end() ? "-" : std::string(it->second.data(), it->second.size());
 }
 
+grpc::Status Draining(const char* method) {
+  return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                      absl::StrCat(method, ": the server is draining (shutting down); retry on "
+                                           "another replica or after the restart"));
+}
+
 }  // namespace
+
+void AttattrService::RecordRpc(const char* method, grpc::CallbackServerContext* ctx,
+                               Clock::time_point start, const grpc::Status& status,
+                               const std::string& job_id) {
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  const std::string code = GrpcCodeName(status.error_code());
+  d_.metrics.RecordRpc(method, code, seconds);
+  d_.log->info("rpc method={} code={} latency_ms={:.2f} request_id={} job_id={} peer={}{}{}",
+               method, code, seconds * 1e3, RequestId(ctx), job_id.empty() ? "-" : job_id,
+               ctx->peer(), status.ok() ? "" : " error=", status.error_message());
+}
 
 void AttattrService::FinishRpc(const char* method, grpc::CallbackServerContext* ctx,
                                Clock::time_point start, grpc::ServerUnaryReactor* reactor,
-                               const grpc::Status& status) {
-  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  const std::string code = GrpcCodeName(status.error_code());
-  metrics_.RecordRpc(method, code, seconds);
-  log_->info("rpc method={} code={} latency_ms={:.2f} request_id={} peer={}{}{}", method, code,
-             seconds * 1e3, RequestId(ctx), ctx->peer(), status.ok() ? "" : " error=",
-             status.error_message());
+                               const grpc::Status& status, const std::string& job_id) {
+  RecordRpc(method, ctx, start, status, job_id);
   reactor->Finish(status);
 }
 
@@ -39,8 +55,8 @@ grpc::ServerUnaryReactor* AttattrService::ListModels(grpc::CallbackServerContext
                                                      v1::ListModelsResponse* response) {
   const auto start = Clock::now();
   auto* reactor = ctx->DefaultReactor();
-  for (const auto& name : models_.Names()) {
-    ModelToProto(name, (*models_.Find(name))->info(), response->add_models());
+  for (const auto& name : d_.models.Names()) {
+    ModelToProto(name, (*d_.models.Find(name))->info(), response->add_models());
   }
   FinishRpc("ListModels", ctx, start, reactor, grpc::Status::OK);
   return reactor;
@@ -51,7 +67,7 @@ grpc::ServerUnaryReactor* AttattrService::GetModel(grpc::CallbackServerContext* 
                                                    v1::Model* response) {
   const auto start = Clock::now();
   auto* reactor = ctx->DefaultReactor();
-  auto model = models_.Find(request->name());
+  auto model = d_.models.Find(request->name());
   if (model.ok()) ModelToProto(request->name(), (*model)->info(), response);
   FinishRpc("GetModel", ctx, start, reactor, ToGrpcStatus(model.status()));
   return reactor;
@@ -62,41 +78,174 @@ grpc::ServerUnaryReactor* AttattrService::Explain(grpc::CallbackServerContext* c
                                                   v1::ExplainResponse* response) {
   const auto start = Clock::now();
   auto* reactor = ctx->DefaultReactor();
-  auto model = models_.Find(request->model());
+  if (draining_) {
+    FinishRpc("Explain", ctx, start, reactor, Draining("Explain"));
+    return reactor;
+  }
+  auto model = d_.models.Find(request->model());
   if (!model.ok()) {
     FinishRpc("Explain", ctx, start, reactor, ToGrpcStatus(model.status()));
     return reactor;
   }
-  auto call = ExplainFromProto(*request, **model, config_);
+  auto call = ExplainFromProto(*request, **model, d_.config);
   if (!call.ok()) {
     FinishRpc("Explain", ctx, start, reactor, ToGrpcStatus(call.status()));
     return reactor;
   }
-  // The call (and `response`) stay alive until reactor->Finish; the task owns its inputs.
-  auto task = [this, ctx, start, reactor, response, call = std::move(*call)]() mutable {
-    engine::RunControl control;
-    // gRPC marks the call cancelled when the client goes away or its deadline passes.
-    control.should_stop = [ctx] { return ctx->IsCancelled(); };
-    auto result = engine::AttributeEncodings(*call.model, {call.encoding}, call.options, control);
+  AttributionItem item;
+  item.model = call->model;
+  item.options = call->options;
+  item.options.keep_attention = call->result.attention();
+  item.encoding = call->encoding;
+  // gRPC marks the call cancelled when the client goes away or its deadline passes.
+  item.should_stop = [ctx] { return ctx->IsCancelled(); };
+  item.done = [this, ctx, start, reactor, response, result_options = call->result,
+               steps = call->options.steps,
+               labels = &call->model->info().labels](absl::StatusOr<engine::ExampleAttribution> r) {
     grpc::Status status;
-    if (result.ok()) {
-      AttributionToProto((*result)[0], call.result, call.model->info().labels,
-                         response->mutable_attribution());
-      metrics_.RecordAttribution("explain", (*result)[0], call.options.steps);
-    } else if (result.status().code() == absl::StatusCode::kCancelled &&
+    if (r.ok()) {
+      AttributionToProto(*r, result_options, *labels, response->mutable_attribution());
+      d_.metrics.RecordAttribution("explain", *r, steps);
+    } else if (r.status().code() == absl::StatusCode::kCancelled &&
                ctx->deadline() <= std::chrono::system_clock::now()) {
       status = grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
                             "Explain: deadline passed before the attribution finished");
     } else {
-      status = ToGrpcStatus(result.status());
+      status = ToGrpcStatus(r.status());
     }
     FinishRpc("Explain", ctx, start, reactor, status);
   };
-  if (!workers_.TrySubmit(std::move(task))) {
+  if (!d_.batcher.TrySubmit(std::move(item))) {
     FinishRpc("Explain", ctx, start, reactor,
               grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
                            "Explain: too many calls waiting (--max-pending-explains); retry later"));
   }
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AttattrService::SubmitJob(grpc::CallbackServerContext* ctx,
+                                                    const v1::SubmitJobRequest* request,
+                                                    v1::Job* response) {
+  const auto start = Clock::now();
+  auto* reactor = ctx->DefaultReactor();
+  auto finish = [&](const grpc::Status& status, const std::string& job_id = "") {
+    FinishRpc("SubmitJob", ctx, start, reactor, status, job_id);
+    return reactor;
+  };
+  if (draining_) return finish(Draining("SubmitJob"));
+  if (request->request_id().size() > 128) {
+    return finish(ToGrpcStatus(absl::InvalidArgumentError(absl::StrCat(
+        "request_id: ", request->request_id().size(), " characters, at most 128 allowed"))));
+  }
+  if (!request->has_spec()) {
+    return finish(ToGrpcStatus(absl::InvalidArgumentError("spec: required")));
+  }
+  const v1::JobSpec& spec = request->spec();
+  // Validates everything that can be checked now (model, examples, options, admission control),
+  // so a bad spec fails here rather than after it waited in the queue.
+  if (auto prepared = PrepareAttributionJob(spec, d_.models, d_.config); !prepared.ok()) {
+    return finish(ToGrpcStatus(prepared.status()));
+  }
+  store::JobRecord record;
+  record.request_id = request->request_id();
+  record.kind = JobKindName(JobKindOf(spec));
+  record.model = spec.model();
+  record.priority = spec.priority();
+  spec.SerializeToString(&record.spec);
+  auto submitted = d_.scheduler.Submit(record);
+  if (!submitted.ok()) {
+    if (submitted.status().code() == absl::StatusCode::kResourceExhausted) {
+      // gRPC's retry pushback (proposal A6): clients with a retry policy honour it.
+      const int64_t retry_ms = d_.scheduler.RetryAfterMs();
+      ctx->AddTrailingMetadata("grpc-retry-pushback-ms", std::to_string(retry_ms));
+      return finish(grpc::Status(
+          grpc::StatusCode::RESOURCE_EXHAUSTED,
+          absl::StrCat(submitted.status().message(), "; retry in about ", retry_ms, " ms")));
+    }
+    return finish(ToGrpcStatus(submitted.status()));
+  }
+  if (!submitted->created && (submitted->record.kind != record.kind ||
+                              submitted->record.model != record.model ||
+                              submitted->record.spec != record.spec)) {
+    return finish(grpc::Status(
+        grpc::StatusCode::ALREADY_EXISTS,
+        absl::StrCat("request_id: '", record.request_id, "' was already used for job ",
+                     submitted->record.id, " with a different spec")));
+  }
+  JobToProto(submitted->record, UnixNowMs(), response);
+  return finish(grpc::Status::OK, submitted->record.id);
+}
+
+grpc::ServerUnaryReactor* AttattrService::GetJob(grpc::CallbackServerContext* ctx,
+                                                 const v1::GetJobRequest* request,
+                                                 v1::Job* response) {
+  const auto start = Clock::now();
+  auto* reactor = ctx->DefaultReactor();
+  absl::Status status = CheckJobName(request->name());
+  if (status.ok()) {
+    auto record = d_.store.Get(request->name());
+    if (record.ok()) JobToProto(*record, UnixNowMs(), response);
+    status = record.status();
+  }
+  FinishRpc("GetJob", ctx, start, reactor, ToGrpcStatus(status), request->name());
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AttattrService::ListJobs(grpc::CallbackServerContext* ctx,
+                                                   const v1::ListJobsRequest* request,
+                                                   v1::ListJobsResponse* response) {
+  const auto start = Clock::now();
+  auto* reactor = ctx->DefaultReactor();
+  auto finish = [&](const absl::Status& status) {
+    FinishRpc("ListJobs", ctx, start, reactor, ToGrpcStatus(status));
+    return reactor;
+  };
+  if (request->page_size() < 0 || request->page_size() > 1000) {
+    return finish(absl::InvalidArgumentError(
+        absl::StrCat("page_size: ", request->page_size(), " is not in [0, 1000]")));
+  }
+  if (!v1::JobState_IsValid(request->state())) {
+    return finish(absl::InvalidArgumentError(absl::StrCat("state: unknown value ", request->state())));
+  }
+  if (!v1::JobKind_IsValid(request->kind())) {
+    return finish(absl::InvalidArgumentError(absl::StrCat("kind: unknown value ", request->kind())));
+  }
+  store::ListFilter filter;
+  filter.state = StateFromProto(request->state());
+  if (request->kind() != v1::JOB_KIND_UNSPECIFIED) filter.kind = JobKindName(request->kind());
+  filter.page_size = request->page_size() == 0 ? 100 : request->page_size();
+  filter.page_token = request->page_token();
+  auto page = d_.store.List(filter);
+  if (!page.ok()) return finish(page.status());
+  const int64_t now = UnixNowMs();
+  for (const auto& record : page->records) JobToProto(record, now, response->add_jobs());
+  response->set_next_page_token(page->next_page_token);
+  return finish(absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* AttattrService::CancelJob(grpc::CallbackServerContext* ctx,
+                                                    const v1::CancelJobRequest* request,
+                                                    v1::Job* response) {
+  const auto start = Clock::now();
+  auto* reactor = ctx->DefaultReactor();
+  absl::Status status = CheckJobName(request->name());
+  if (status.ok()) {
+    auto record = d_.scheduler.Cancel(request->name());
+    if (record.ok()) JobToProto(*record, UnixNowMs(), response);
+    status = record.status();
+  }
+  FinishRpc("CancelJob", ctx, start, reactor, ToGrpcStatus(status), request->name());
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AttattrService::DeleteJob(grpc::CallbackServerContext* ctx,
+                                                    const v1::DeleteJobRequest* request,
+                                                    v1::DeleteJobResponse*) {
+  const auto start = Clock::now();
+  auto* reactor = ctx->DefaultReactor();
+  absl::Status status = CheckJobName(request->name());
+  if (status.ok()) status = d_.scheduler.Delete(request->name());
+  FinishRpc("DeleteJob", ctx, start, reactor, ToGrpcStatus(status), request->name());
   return reactor;
 }
 

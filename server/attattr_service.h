@@ -1,27 +1,47 @@
-// The attattr.v1.Attattr gRPC service (callback API): handlers validate, convert and hand engine
-// work to the WorkerPool; they never run the engine on a reaction thread. Implemented today:
-// ListModels, GetModel, Explain. The job RPCs answer UNIMPLEMENTED until the scheduler and job store
-// are wired in. Thread-safe: one instance serves every call.
+// The attattr.v1.Attattr gRPC service (callback API). Handlers validate and convert requests, then
+// hand work on: Explain items to the dynamic batcher, jobs to the scheduler and store; they never
+// run the engine on a reaction thread. WaitJob and WatchJob subscribe to JobEvents instead of
+// blocking; streams keep one write in flight. Every call ends with one access-log line and the RPC
+// metrics (RecordRpc). Thread-safe: one instance serves every call.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <memory>
+#include <string>
 
 #include "attattr/v1/attattr_service.grpc.pb.h"
+#include "server/attribution_batcher.h"
+#include "server/job_events.h"
+#include "server/job_scheduler.h"
 #include "server/model_registry.h"
 #include "server/server_config.h"
 #include "server/service_metrics.h"
-#include "server/worker_pool.h"
+#include "server/store/job_store.h"
+#include "server/timer_queue.h"
 #include "spdlog/logger.h"
 
 namespace attattr::server {
 
+// What the handlers use; all borrowed from the Server, which outlives the service.
+struct ServiceDeps {
+  const ServerConfig& config;
+  const ModelRegistry& models;
+  AttributionBatcher& batcher;
+  JobScheduler& scheduler;
+  store::JobStore& store;
+  JobEvents& events;
+  TimerQueue& timers;
+  ServiceMetrics& metrics;
+  std::shared_ptr<spdlog::logger> log;
+};
+
 class AttattrService final : public v1::Attattr::CallbackService {
  public:
-  // Borrows everything; the owner (Server) outlives the service.
-  AttattrService(const ServerConfig& config, const ModelRegistry& models, WorkerPool& workers,
-                 ServiceMetrics& metrics, std::shared_ptr<spdlog::logger> log)
-      : config_(config), models_(models), workers_(workers), metrics_(metrics), log_(std::move(log)) {}
+  explicit AttattrService(ServiceDeps deps) : d_(std::move(deps)) {}
+
+  // From now on Explain and SubmitJob answer UNAVAILABLE (the server is draining).
+  void BeginDrain() { draining_ = true; }
 
   grpc::ServerUnaryReactor* ListModels(grpc::CallbackServerContext* ctx,
                                        const v1::ListModelsRequest* request,
@@ -32,18 +52,42 @@ class AttattrService final : public v1::Attattr::CallbackService {
   grpc::ServerUnaryReactor* Explain(grpc::CallbackServerContext* ctx,
                                     const v1::ExplainRequest* request,
                                     v1::ExplainResponse* response) override;
+  grpc::ServerUnaryReactor* SubmitJob(grpc::CallbackServerContext* ctx,
+                                      const v1::SubmitJobRequest* request,
+                                      v1::Job* response) override;
+  grpc::ServerUnaryReactor* GetJob(grpc::CallbackServerContext* ctx,
+                                   const v1::GetJobRequest* request, v1::Job* response) override;
+  grpc::ServerUnaryReactor* ListJobs(grpc::CallbackServerContext* ctx,
+                                     const v1::ListJobsRequest* request,
+                                     v1::ListJobsResponse* response) override;
+  grpc::ServerUnaryReactor* WaitJob(grpc::CallbackServerContext* ctx,
+                                    const v1::WaitJobRequest* request, v1::Job* response) override;
+  grpc::ServerUnaryReactor* CancelJob(grpc::CallbackServerContext* ctx,
+                                      const v1::CancelJobRequest* request,
+                                      v1::Job* response) override;
+  grpc::ServerUnaryReactor* DeleteJob(grpc::CallbackServerContext* ctx,
+                                      const v1::DeleteJobRequest* request,
+                                      v1::DeleteJobResponse* response) override;
+  grpc::ServerWriteReactor<v1::Job>* WatchJob(grpc::CallbackServerContext* ctx,
+                                              const v1::WatchJobRequest* request) override;
+  grpc::ServerWriteReactor<v1::ResultChunk>* GetJobResult(
+      grpc::CallbackServerContext* ctx, const v1::GetJobResultRequest* request) override;
+
+  // One finished RPC: the access-log line (method, code, latency, request and job ids) and the
+  // RPC metrics. Public for the reactors in job_streams.cc.
+  void RecordRpc(const char* method, grpc::CallbackServerContext* ctx,
+                 std::chrono::steady_clock::time_point start, const grpc::Status& status,
+                 const std::string& job_id = "");
+  const ServiceDeps& deps() const { return d_; }
 
  private:
-  // Writes the access-log line, records the RPC metrics and finishes the reactor.
+  // RecordRpc, then reactor->Finish(status).
   void FinishRpc(const char* method, grpc::CallbackServerContext* ctx,
                  std::chrono::steady_clock::time_point start, grpc::ServerUnaryReactor* reactor,
-                 const grpc::Status& status);
+                 const grpc::Status& status, const std::string& job_id = "");
 
-  const ServerConfig& config_;
-  const ModelRegistry& models_;
-  WorkerPool& workers_;
-  ServiceMetrics& metrics_;
-  std::shared_ptr<spdlog::logger> log_;
+  ServiceDeps d_;
+  std::atomic<bool> draining_{false};
 };
 
 }  // namespace attattr::server

@@ -1,6 +1,7 @@
 // attattr-server: parses flags (CLI11: command line, ATTATTR_* environment variables, or an INI/TOML
 // --config file), sets up logging and LibTorch threads once, starts the Server and drains it on
-// SIGTERM/SIGINT (health NOT_SERVING, in-flight calls get --grace-seconds, exit 0).
+// SIGTERM/SIGINT (health NOT_SERVING, new work refused, running jobs get --grace-seconds to finish
+// and are otherwise re-queued for the next start, exit 0).
 #include <csignal>
 #include <iostream>
 
@@ -30,6 +31,7 @@ int main(int argc, char** argv) {
   attattr::server::ServerConfig config;
   int grace_seconds = 30;
   int64_t budget_mib = config.memory_budget_bytes >> 20;
+  int64_t result_mib = config.max_result_bytes >> 20;
   CLI::App app{"attattr-server: self-attention attribution as a gRPC service"};
   app.set_config("--config", "", "Read options from an INI/TOML file");
   app.add_option("--models", config.models_dir,
@@ -43,8 +45,42 @@ int main(int argc, char** argv) {
                  "Prometheus /metrics HTTP address HOST:PORT (empty = none)")
       ->envname("ATTATTR_METRICS_LISTEN")
       ->capture_default_str();
-  app.add_option("--workers", config.workers, "Threads running Explain calls")
+  app.add_option("--store", config.store_path,
+                 "SQLite file holding jobs and results (created when missing)")
+      ->envname("ATTATTR_STORE")
+      ->capture_default_str();
+  app.add_option("--data-root", config.data_root,
+                 "Directory that job dataset paths are resolved under (empty = dataset refs refused)")
+      ->envname("ATTATTR_DATA_ROOT")
+      ->capture_default_str();
+  app.add_option("--workers", config.workers,
+                 "Engine workers per device: threads running attribution batches")
       ->envname("ATTATTR_WORKERS")
+      ->capture_default_str();
+  app.add_option("--job-runners", config.job_runners, "Jobs running at the same time")
+      ->envname("ATTATTR_JOB_RUNNERS")
+      ->capture_default_str();
+  app.add_option("--batch-max-examples", config.batch_max_examples,
+                 "Dynamic batching: most examples per engine call (1 = no dynamic batching)")
+      ->envname("ATTATTR_BATCH_MAX_EXAMPLES")
+      ->capture_default_str();
+  app.add_option("--batch-max-delay-us", config.batch_max_delay_us,
+                 "Dynamic batching: longest wait of the oldest item for others, microseconds")
+      ->envname("ATTATTR_BATCH_MAX_DELAY_US")
+      ->capture_default_str();
+  app.add_option("--max-queued-jobs", config.max_queued_jobs,
+                 "Jobs waiting to run before SubmitJob answers RESOURCE_EXHAUSTED")
+      ->envname("ATTATTR_MAX_QUEUED_JOBS")
+      ->capture_default_str();
+  app.add_option("--max-job-examples", config.max_job_examples, "Most examples in one job")
+      ->envname("ATTATTR_MAX_JOB_EXAMPLES")
+      ->capture_default_str();
+  app.add_option("--max-result-mib", result_mib, "Largest result one job may produce, MiB")
+      ->envname("ATTATTR_MAX_RESULT_MIB")
+      ->capture_default_str();
+  app.add_option("--retention-seconds", config.retention_seconds,
+                 "Finished jobs and their results are deleted this long after they end")
+      ->envname("ATTATTR_RETENTION_SECONDS")
       ->capture_default_str();
   app.add_option("--threads", config.intra_op_threads, "LibTorch intra-op threads (0 = all cores)")
       ->envname("ATTATTR_THREADS")
@@ -57,13 +93,14 @@ int main(int argc, char** argv) {
       ->envname("ATTATTR_MAX_STEPS")
       ->capture_default_str();
   app.add_option("--max-pending-explains", config.max_pending_explains,
-                 "Explain calls waiting for a worker before RESOURCE_EXHAUSTED")
+                 "Explain calls waiting for an engine worker before RESOURCE_EXHAUSTED")
       ->envname("ATTATTR_MAX_PENDING_EXPLAINS")
       ->capture_default_str();
   app.add_option("--memory-budget-mib", budget_mib, "Activation memory per attribution batch, MiB")
       ->envname("ATTATTR_MEMORY_BUDGET_MIB")
       ->capture_default_str();
-  app.add_option("--grace-seconds", grace_seconds, "Drain time for in-flight calls on SIGTERM")
+  app.add_option("--grace-seconds", grace_seconds,
+                 "On SIGTERM: time running jobs and calls get to finish (then jobs are re-queued)")
       ->envname("ATTATTR_GRACE_SECONDS")
       ->capture_default_str();
   app.add_option("--log-format", config.log_format, "text | json")
@@ -83,6 +120,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   config.memory_budget_bytes = budget_mib << 20;
+  config.max_result_bytes = result_mib << 20;
   if (auto s = config.Validate(); !s.ok()) {
     std::cerr << "error: " << s.message() << "\n";
     return 2;

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <numeric>
 
 #include "absl/strings/str_cat.h"
@@ -172,10 +173,24 @@ absl::StatusOr<ExplainCall> ExplainFromProto(const v1::ExplainRequest& request,
   auto options = AttributionOptionsFromProto(request.options(), model, config, "options");
   if (!options.ok()) return options.status();
   call.options = std::move(*options);
-  call.result = request.result();
-  if (!request.has_result()) call.result.set_top_k(10);
-  if (call.result.top_k() < 0) return Invalid("result.top_k", "must be >= 0");
+  auto result = ResultOptionsFromProto(request.result(), request.has_result(),
+                                       std::numeric_limits<int>::max(), "result");
+  if (!result.ok()) return result.status();
+  call.result = std::move(*result);
   return call;
+}
+
+absl::StatusOr<v1::ResultOptions> ResultOptionsFromProto(const v1::ResultOptions& result,
+                                                         bool has_result, int max_top_k,
+                                                         const std::string& field) {
+  v1::ResultOptions out = result;
+  if (!has_result) out.set_top_k(10);
+  if (out.top_k() < 0) return Invalid(field + ".top_k", "must be >= 0");
+  if (out.top_k() > max_top_k) {
+    return Invalid(field + ".top_k",
+                   absl::StrCat(out.top_k(), " is above the limit of ", max_top_k));
+  }
+  return out;
 }
 
 void ModelToProto(const std::string& name, const engine::ModelInfo& info, v1::Model* out) {

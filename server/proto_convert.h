@@ -32,6 +32,13 @@ absl::StatusOr<engine::AttributionOptions> AttributionOptionsFromProto(
     const v1::AttributionOptions& options, const engine::Model& model, const ServerConfig& config,
     const std::string& field);
 
+// ResultOptions with the defaults applied: an unset message (`has_result` false) means the top 10
+// connections per layer and no matrices. InvalidArgument naming `field`.top_k when top_k is
+// negative or above `max_top_k`.
+absl::StatusOr<v1::ResultOptions> ResultOptionsFromProto(const v1::ResultOptions& result,
+                                                         bool has_result, int max_top_k,
+                                                         const std::string& field);
+
 void ModelToProto(const std::string& name, const engine::ModelInfo& info, v1::Model* out);
 
 void AttributionToProto(const engine::ExampleAttribution& result, const v1::ResultOptions& options,

@@ -5,8 +5,17 @@
 #include <grpcpp/health_check_service_interface.h>
 
 #include "absl/strings/str_cat.h"
+#include "server/attribution_job.h"
+#include "server/job_convert.h"
+#include "server/store/sqlite_job_store.h"
 
 namespace attattr::server {
+namespace {
+
+// Stored result chunks stay under 1 MiB with the ResultChunk framing around them.
+constexpr int64_t kResultChunkBytes = (int64_t{1} << 20) - 4096;
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config,
                                                       std::shared_ptr<spdlog::logger> log) {
@@ -19,6 +28,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
     server->metrics_http_ = std::move(*http);
     server->log_->info("serving Prometheus metrics on port {}", server->metrics_http_->port());
   }
+  auto collector = metrics::ProcessCollector::Register(&server->registry_);
+  if (!collector.ok()) return collector.status();
+  server->process_collector_ = std::move(*collector);
+  server->metrics_ = std::make_unique<ServiceMetrics>(server->registry_);
+
   server->log_->info("loading models from {}", config.models_dir);
   auto models = ModelRegistry::Load(config.models_dir);
   if (!models.ok()) return models.status();
@@ -29,18 +43,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
                        info.num_layers, info.num_heads, info.hidden_size, info.max_length,
                        info.has_classifier ? "classifier" : "encoder-only");
   }
-  server->workers_ = std::make_unique<WorkerPool>(config.workers, config.max_pending_explains);
-  auto collector = metrics::ProcessCollector::Register(&server->registry_);
-  if (!collector.ok()) return collector.status();
-  server->process_collector_ = std::move(*collector);
-  server->metrics_ = std::make_unique<ServiceMetrics>(server->registry_);
-  metrics::Gauge& explain_depth = server->metrics_->QueueDepth("explain");
-  WorkerPool* workers = server->workers_.get();
-  server->queue_callback_ = server->registry_.AddCollectCallback(
-      [&explain_depth, workers] { explain_depth.Set(workers->Pending()); });
-  server->service_ = std::make_unique<AttattrService>(server->config_, *server->models_,
-                                                      *server->workers_, *server->metrics_,
-                                                      server->log_);
+  if (auto s = server->StartJobs(); !s.ok()) return s;
+
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -54,24 +58,113 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
   auto* health = server->grpc_->GetHealthCheckService();
   health->SetServingStatus("", true);
   health->SetServingStatus("attattr.v1.Attattr", true);
+  server->scheduler_->Start();
   server->log_->info("serving attattr.v1.Attattr on port {}", server->port_);
   return server;
 }
 
+absl::Status Server::StartJobs() {
+  store::SqliteJobStoreOptions store_options;
+  store_options.path = config_.store_path;
+  store_options.result_chunk_bytes = kResultChunkBytes;
+  auto store = store::SqliteJobStore::Open(store_options);
+  if (!store.ok()) {
+    return absl::Status(store.status().code(),
+                        absl::StrCat("--store: ", store.status().message()));
+  }
+  store_ = std::move(*store);
+  log_->info("job store: {}", config_.store_path);
+  timers_ = std::make_unique<TimerQueue>();
+
+  AttributionBatcher::Options batch;
+  batch.workers = config_.workers;
+  batch.max_examples = config_.batch_max_examples;
+  batch.max_delay = std::chrono::microseconds(config_.batch_max_delay_us);
+  batch.max_pending = config_.max_pending_explains;
+  ServiceMetrics* metrics = metrics_.get();
+  batcher_ = std::make_unique<AttributionBatcher>(
+      batch, [metrics](int items) { metrics->RecordBatch(items); });
+
+  JobObserver observer;
+  observer.on_start = [metrics](const std::string& kind, double seconds) {
+    metrics->RecordJobStart(kind, seconds);
+  };
+  observer.on_finish = [metrics](const std::string& kind, store::JobState state, double seconds) {
+    metrics->RecordJobFinish(kind, store::JobStateName(state), seconds);
+  };
+  AttributionJobExecutor attribution(*models_, config_, *batcher_, *metrics_);
+  JobExecutor executor = [attribution](const store::JobRecord& job, JobContext& context)
+      -> absl::StatusOr<std::string> {
+    if (job.kind == JobKindName(v1::ATTRIBUTION)) return attribution(job, context);
+    return absl::UnimplementedError(absl::StrCat("job kind ", job.kind, " is not implemented"));
+  };
+  JobScheduler::Options scheduling;
+  scheduling.runners = config_.job_runners;
+  scheduling.max_queued = config_.max_queued_jobs;
+  scheduler_ = std::make_unique<JobScheduler>(*store_, events_, std::move(executor), scheduling,
+                                              std::move(observer), log_);
+  if (auto s = scheduler_->Recover(); !s.ok()) return s;
+
+  JobScheduler* scheduler = scheduler_.get();
+  AttributionBatcher* batcher = batcher_.get();
+  metrics::Gauge& job_depth = metrics_->QueueDepth("jobs");
+  metrics::Gauge& item_depth = metrics_->QueueDepth("attribution_items");
+  metrics::Gauge& running = metrics_->JobsRunning();
+  collect_callbacks_.push_back(
+      registry_.AddCollectCallback([&job_depth, &item_depth, &running, scheduler, batcher] {
+        job_depth.Set(scheduler->QueueDepth());
+        item_depth.Set(batcher->Pending());
+        running.Set(scheduler->Running());
+      }));
+
+  service_ = std::make_unique<AttattrService>(ServiceDeps{config_, *models_, *batcher_,
+                                                          *scheduler_, *store_, events_, *timers_,
+                                                          *metrics_, log_});
+  ScheduleRetentionSweep();
+  return absl::OkStatus();
+}
+
+void Server::ScheduleRetentionSweep() {
+  // Every tenth of the retention, at most hourly and at least every second.
+  const auto period = std::chrono::milliseconds(
+      std::clamp<int64_t>(config_.retention_seconds * 100, 1000, 3600 * 1000));
+  timers_->Schedule(std::chrono::steady_clock::now() + period, [this] {
+    auto expired = store_->ExpireResults(UnixNowMs(), config_.retention_seconds * 1000);
+    if (!expired.ok()) {
+      log_->warn("retention sweep failed: {}", std::string(expired.status().message()));
+    } else if (*expired > 0) {
+      log_->info("retention: deleted {} jobs that ended over {} s ago", *expired,
+                 config_.retention_seconds);
+    }
+    ScheduleRetentionSweep();
+  });
+}
+
 Server::~Server() {
   if (grpc_) Shutdown(std::chrono::milliseconds(0));
+  grpc_.reset();
+  service_.reset();
   metrics_http_.reset();
-  if (queue_callback_ != 0) registry_.RemoveCollectCallback(queue_callback_);
-  workers_.reset();  // joins workers before the service and models go away
+  for (auto id : collect_callbacks_) registry_.RemoveCollectCallback(id);
+  scheduler_.reset();  // stops running jobs (re-queued) before the batcher goes
+  if (batcher_) batcher_->Stop();
+  batcher_.reset();
+  timers_.reset();
 }
 
 void Server::Shutdown(std::chrono::milliseconds grace) {
-  if (!grpc_) return;
+  if (!grpc_ || shut_down_) return;
+  shut_down_ = true;
+  const auto deadline = std::chrono::system_clock::now() + grace;
   log_->info("draining: health NOT_SERVING, grace {} ms", grace.count());
   auto* health = grpc_->GetHealthCheckService();
   health->SetServingStatus("", false);
   health->SetServingStatus("attattr.v1.Attattr", false);
-  grpc_->Shutdown(std::chrono::system_clock::now() + grace);
+  service_->BeginDrain();
+  scheduler_->Drain(grace);
+  events_.StopAll();
+  // In-flight Explain calls finish within what is left of the grace period.
+  grpc_->Shutdown(std::max(deadline, std::chrono::system_clock::now() + std::chrono::seconds(1)));
 }
 
 void Server::Wait() {

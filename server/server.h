@@ -1,7 +1,8 @@
-// Server: owns everything one attattr-server process runs — config, loaded models, worker pool,
-// gRPC server with the Attattr service, grpc.health.v1 and reflection — and its lifecycle:
-// NOT_SERVING while models load, SERVING once ready, NOT_SERVING again while draining.
-// No globals: tests build several Servers in one process. Start/Shutdown from one thread.
+// Server: owns everything one attattr-server process runs — config, loaded models, the job store,
+// the dynamic batcher (engine workers), the job scheduler, the gRPC server with the Attattr
+// service, grpc.health.v1 and reflection, /metrics — and its lifecycle: NOT_SERVING while models
+// load, SERVING once ready, NOT_SERVING again while draining. No globals: tests build several
+// Servers in one process. Start/Shutdown from one thread.
 #pragma once
 
 #include <grpcpp/grpcpp.h>
@@ -11,22 +12,26 @@
 
 #include "absl/status/statusor.h"
 #include "server/attattr_service.h"
+#include "server/attribution_batcher.h"
+#include "server/job_events.h"
+#include "server/job_scheduler.h"
 #include "server/metrics/metrics.h"
 #include "server/metrics/metrics_http.h"
 #include "server/metrics/process_collector.h"
-#include "server/service_metrics.h"
 #include "server/model_registry.h"
 #include "server/server_config.h"
-#include "server/worker_pool.h"
+#include "server/service_metrics.h"
+#include "server/store/job_store.h"
+#include "server/timer_queue.h"
 #include "spdlog/logger.h"
 
 namespace attattr::server {
 
 class Server {
  public:
-  // Validates the config, loads the models and starts listening. The health service reports
-  // NOT_SERVING until the models are loaded (they are loaded before the port opens, so a client
-  // that can connect sees SERVING).
+  // Validates the config, loads the models, opens the job store (re-queueing jobs a crash
+  // interrupted) and starts listening. The models are loaded before the port opens, so a client
+  // that can connect sees SERVING.
   static absl::StatusOr<std::unique_ptr<Server>> Start(const ServerConfig& config,
                                                        std::shared_ptr<spdlog::logger> log);
   ~Server();
@@ -35,7 +40,10 @@ class Server {
   int port() const { return port_; }
   // The /metrics HTTP port actually bound; 0 when --metrics-listen is empty.
   int metrics_port() const { return metrics_http_ ? metrics_http_->port() : 0; }
-  // Health goes NOT_SERVING, new calls are refused, running calls get up to `grace` to finish.
+  // Graceful drain: health goes NOT_SERVING, new Explain calls and jobs are refused (UNAVAILABLE),
+  // running jobs get `grace` to finish and are then stopped and re-queued in the store (they run
+  // after the next start), WaitJob/WatchJob calls end with UNAVAILABLE, in-flight Explain calls
+  // finish. Then the gRPC server stops.
   void Shutdown(std::chrono::milliseconds grace);
   // Blocks until Shutdown completes.
   void Wait();
@@ -43,21 +51,30 @@ class Server {
  private:
   Server(const ServerConfig& config, std::shared_ptr<spdlog::logger> log)
       : config_(config), log_(std::move(log)) {}
+  absl::Status StartJobs();
+  void ScheduleRetentionSweep();
 
   const ServerConfig config_;
   std::shared_ptr<spdlog::logger> log_;
-  // Declaration order is destruction order in reverse: the HTTP server and collectors go before
-  // the registry they read.
+  // Declaration order is construction order; destruction runs in reverse: the gRPC server and
+  // service go first, then the scheduler (which stops running jobs), the batcher (which the
+  // scheduler's jobs use), the timers, the events and the store; the HTTP server and collectors
+  // before the registry they read.
   metrics::Registry registry_;
   std::unique_ptr<metrics::ProcessCollector> process_collector_;
   std::unique_ptr<ServiceMetrics> metrics_;
-  metrics::Registry::CallbackId queue_callback_ = 0;
+  std::vector<metrics::Registry::CallbackId> collect_callbacks_;
   std::unique_ptr<metrics::MetricsHttpServer> metrics_http_;
   std::unique_ptr<ModelRegistry> models_;
-  std::unique_ptr<WorkerPool> workers_;
+  std::unique_ptr<store::JobStore> store_;
+  JobEvents events_;
+  std::unique_ptr<TimerQueue> timers_;
+  std::unique_ptr<AttributionBatcher> batcher_;
+  std::unique_ptr<JobScheduler> scheduler_;
   std::unique_ptr<AttattrService> service_;
   std::unique_ptr<grpc::Server> grpc_;
   int port_ = 0;
+  bool shut_down_ = false;
 };
 
 }  // namespace attattr::server

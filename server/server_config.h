@@ -44,8 +44,8 @@ struct ServerConfig {
   int max_queued_jobs = 256;
   // Examples one job may hold. Default: 10000.
   int max_job_examples = 10000;
-  // Largest result one job may produce (before fp16/top-k savings are counted, see job_spec.h),
-  // bytes. Default: 1 GiB.
+  // Largest result one job may produce, bytes, as estimated from what the result options ask for
+  // (fp16 and top-k counted; see EstimateAttributionResultBytes in job_spec.h). Default: 1 GiB.
   int64_t max_result_bytes = int64_t{1} << 30;
   // SQLite file holding jobs and results (created when missing). Default: attattr-jobs.db in the
   // working directory.

@@ -29,7 +29,51 @@ ServiceMetrics::ServiceMetrics(metrics::Registry& registry)
               .Name("attattr_completeness_gap")
               .Help("Per-layer relative completeness gap |sum(Attr) - (F(A) - F(0))| / |F(A) - F(0)|")
               .Register(registry)
-              .Add({}, metrics::ExponentialBuckets(1e-6, 10, 7))) {}
+              .Add({}, metrics::ExponentialBuckets(1e-6, 10, 7))),
+      job_queue_seconds_(metrics::BuildHistogram()
+                             .Name("attattr_job_queue_duration_seconds")
+                             .Help("Time jobs waited in the queue before a runner started them, "
+                                   "by kind")
+                             .Register(registry)),
+      job_run_seconds_(metrics::BuildHistogram()
+                           .Name("attattr_job_run_duration_seconds")
+                           .Help("Time from a job's start to its end, by kind")
+                           .Register(registry)),
+      jobs_(metrics::BuildCounter()
+                .Name("attattr_jobs_total")
+                .Help("Jobs that reached a final state, by kind and state")
+                .Register(registry)),
+      jobs_running_(metrics::BuildGauge()
+                        .Name("attattr_jobs_running")
+                        .Help("Jobs running now")
+                        .Register(registry)
+                        .Add({})),
+      batch_size_(metrics::BuildHistogram()
+                      .Name("attattr_batch_size")
+                      .Help("Examples per engine call of the dynamic batcher (Explain calls and "
+                            "job items together)")
+                      .Register(registry)
+                      .Add({}, metrics::BucketBoundaries{1, 2, 4, 8, 16, 32, 64, 128, 256})) {}
+
+namespace {
+
+metrics::BucketBoundaries JobSecondsBuckets() {
+  return {0.01, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 1800, 7200};
+}
+
+}  // namespace
+
+void ServiceMetrics::RecordJobStart(const std::string& kind, double seconds) {
+  job_queue_seconds_.Add({{"kind", kind}}, JobSecondsBuckets()).Observe(seconds);
+}
+
+void ServiceMetrics::RecordJobFinish(const std::string& kind, const std::string& state,
+                                     double seconds) {
+  jobs_.Add({{"kind", kind}, {"state", state}}).Increment();
+  job_run_seconds_.Add({{"kind", kind}}, JobSecondsBuckets()).Observe(seconds);
+}
+
+void ServiceMetrics::RecordBatch(int items) { batch_size_.Observe(items); }
 
 void ServiceMetrics::RecordRpc(const std::string& method, const std::string& code,
                                double seconds) {

@@ -1,7 +1,9 @@
 // The service's Prometheus metrics, registered once in the Server's Registry: RPCs by method and
-// code with latency histograms (the gRPC server-side conventions), the Explain queue depth,
-// examples and integration steps processed, and the completeness-gap distribution users watch to
-// see integration error drift. Metric names are fixed here so dashboards and alert rules can rely
+// code with latency histograms (the gRPC server-side conventions), queue depths, job queue-wait
+// and run-time histograms by kind (the meaning of Triton's nv_inference_queue_duration_us and
+// compute duration, in seconds), jobs by kind and final state, dynamic-batch sizes, examples and
+// integration steps processed, and the completeness-gap distribution users watch to see
+// integration error drift. Metric names are fixed here so dashboards and alert rules can rely
 // on them. Thread-safe (the metric types are).
 #pragma once
 
@@ -26,6 +28,15 @@ class ServiceMetrics {
                          int steps);
   // attattr_queue_depth{queue}.
   metrics::Gauge& QueueDepth(const std::string& queue);
+  // attattr_jobs_running.
+  metrics::Gauge& JobsRunning() { return jobs_running_; }
+  // A job left the queue after waiting `seconds`: attattr_job_queue_duration_seconds{kind}.
+  void RecordJobStart(const std::string& kind, double seconds);
+  // A job ended in `state` after running `seconds`: attattr_jobs_total{kind,state} and
+  // attattr_job_run_duration_seconds{kind}.
+  void RecordJobFinish(const std::string& kind, const std::string& state, double seconds);
+  // One engine call of the dynamic batcher ran `items` examples: attattr_batch_size.
+  void RecordBatch(int items);
 
  private:
   metrics::Family<metrics::Counter>& rpcs_;
@@ -34,6 +45,11 @@ class ServiceMetrics {
   metrics::Family<metrics::Counter>& examples_;
   metrics::Family<metrics::Counter>& steps_;
   metrics::Histogram& completeness_gap_;
+  metrics::Family<metrics::Histogram>& job_queue_seconds_;
+  metrics::Family<metrics::Histogram>& job_run_seconds_;
+  metrics::Family<metrics::Counter>& jobs_;
+  metrics::Gauge& jobs_running_;
+  metrics::Histogram& batch_size_;
 };
 
 }  // namespace attattr::server

@@ -143,6 +143,9 @@ class JobStore {
   // Removes the job and its result, in any state (the service cancels running work first).
   virtual absl::Status Delete(const std::string& id) = 0;
 
+  // RUNNING -> QUEUED for one job whose run was interrupted on purpose (a graceful drain): its
+  // progress and any partial result are dropped; attempts is kept. Returns the updated record.
+  virtual absl::StatusOr<JobRecord> Requeue(const std::string& id) = 0;
   // At startup: every RUNNING job (its process died) goes back to QUEUED. Returns their ids.
   virtual absl::StatusOr<std::vector<std::string>> RequeueInterrupted() = 0;
   // All QUEUED jobs by priority (highest first), then create time, then id: the scheduler's refill.

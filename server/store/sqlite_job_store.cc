@@ -775,6 +775,31 @@ absl::Status SqliteJobStore::Delete(const std::string& id) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<JobRecord> SqliteJobStore::Requeue(const std::string& id) {
+  absl::MutexLock lock(&mu_);
+  Transaction txn(this);
+  ATTATTR_STORE_RETURN_IF_ERROR(txn.Begin());
+  absl::StatusOr<JobRecord> job = GetLocked(id);
+  if (!job.ok()) return job.status();
+  if (job->state != JobState::kRunning) return WrongState(id, job->state, "RUNNING");
+  ATTATTR_STORE_RETURN_IF_ERROR(DeleteResultLocked(id));
+  {
+    absl::StatusOr<Statement> stmt = Prepare(
+        "UPDATE jobs SET state = 'QUEUED', update_time_ms = ?2, progress_stage = '', "
+        "progress_done = 0, progress_total = 0, has_result = 0, result_size_bytes = 0, "
+        "result_chunk_count = 0 WHERE id = ?1");
+    if (!stmt.ok()) return stmt.status();
+    stmt->BindText(1, id);
+    stmt->BindInt(2, NowMs());
+    const int rc = stmt->Step();
+    if (rc != SQLITE_DONE) return SqliteError(rc, absl::StrCat("re-queueing job ", Quote(id)));
+  }
+  absl::StatusOr<JobRecord> updated = GetLocked(id);
+  if (!updated.ok()) return updated.status();
+  ATTATTR_STORE_RETURN_IF_ERROR(txn.Commit());
+  return updated;
+}
+
 absl::StatusOr<std::vector<std::string>> SqliteJobStore::RequeueInterrupted() {
   absl::MutexLock lock(&mu_);
   absl::StatusOr<Statement> stmt = Prepare(

@@ -68,6 +68,7 @@ class SqliteJobStore final : public JobStore {
   absl::StatusOr<ResultInfo> GetResultInfo(const std::string& id) override;
   absl::StatusOr<std::string> GetResultChunk(const std::string& id, int64_t seq) override;
   absl::Status Delete(const std::string& id) override;
+  absl::StatusOr<JobRecord> Requeue(const std::string& id) override;
   absl::StatusOr<std::vector<std::string>> RequeueInterrupted() override;
   absl::StatusOr<std::vector<JobRecord>> ListQueued() override;
   absl::StatusOr<int64_t> ExpireResults(int64_t now_ms, int64_t retention_ms) override;

@@ -30,6 +30,7 @@ class ExplainRpcTest : public ::testing::Test {
     fs::create_directory_symlink(::attattr::testing::Sst2ModelDir(), *models_dir_ + "/sst2");
     ServerConfig config;
     config.models_dir = *models_dir_;
+    config.store_path = *models_dir_ + "/jobs.db";
     config.listen = "127.0.0.1:0";
     config.metrics_listen = "127.0.0.1:0";
     config.max_steps = 512;
@@ -200,18 +201,11 @@ TEST_F(ExplainRpcTest, MetricsCountRpcsAndCompleteness) {
         "attattr_rpc_requests_total{code=\"INVALID_ARGUMENT\",method=\"Explain\"}",
         "attattr_rpc_duration_seconds_bucket{method=\"Explain\",le=\"+Inf\"}",
         "attattr_completeness_gap_count", "attattr_examples_processed_total{kind=\"explain\"}",
-        "attattr_integration_steps_total", "attattr_queue_depth{queue=\"explain\"} 0",
+        "attattr_integration_steps_total", "attattr_queue_depth{queue=\"attribution_items\"} 0",
+        "attattr_queue_depth{queue=\"jobs\"} 0", "attattr_batch_size_count", "attattr_jobs_running 0",
         "process_resident_memory_bytes"}) {
     EXPECT_NE(got.body.find(line), std::string::npos) << line << "\n" << got.body;
   }
-}
-
-TEST_F(ExplainRpcTest, UnimplementedJobRpcsSaySo) {
-  grpc::ClientContext ctx;
-  v1::GetJobRequest req;
-  req.set_name("jobs/1");
-  v1::Job job;
-  EXPECT_EQ(stub_->GetJob(&ctx, req, &job).error_code(), grpc::StatusCode::UNIMPLEMENTED);
 }
 
 TEST(ServerLifecycleTest, HealthServesOverallAndPerServiceStatusThenShutsDown) {
@@ -220,6 +214,7 @@ TEST(ServerLifecycleTest, HealthServesOverallAndPerServiceStatusThenShutsDown) {
   fs::create_directory_symlink(::attattr::testing::Sst2ModelDir(), dir + "/sst2");
   ServerConfig config;
   config.models_dir = dir;
+  config.store_path = dir + "/jobs.db";
   config.listen = "127.0.0.1:0";
   config.metrics_listen = "";
   auto log = std::make_shared<spdlog::logger>("t", std::make_shared<spdlog::sinks::null_sink_mt>());

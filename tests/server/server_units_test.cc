@@ -1,5 +1,5 @@
 // Unit tests of the server's pure parts: the one absl→gRPC status mapping (every code), fp16
-// packing, the bounded worker pool, and ServerConfig validation naming the option.
+// packing, ServerConfig validation naming the option, the timer queue and job event fan-out.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -7,11 +7,14 @@
 #include <cmath>
 #include <limits>
 #include <mutex>
+#include <thread>
+#include <vector>
 
 #include "server/proto_convert.h"
 #include "server/server_config.h"
 #include "server/status_convert.h"
-#include "server/worker_pool.h"
+#include "server/timer_queue.h"
+#include "server/job_events.h"
 
 namespace attattr::server {
 namespace {
@@ -69,27 +72,6 @@ TEST(HalfPrecisionTest, ExactValuesAndRounding) {
   }
 }
 
-TEST(WorkerPoolTest, RunsEveryTaskAndRefusesBeyondCapacity) {
-  std::atomic<int> done{0};
-  std::mutex gate;
-  {
-    WorkerPool pool(1, 2);
-    gate.lock();  // hold the single worker inside the first task
-    ASSERT_TRUE(pool.TrySubmit([&] {
-      std::lock_guard<std::mutex> l(gate);
-      ++done;
-    }));
-    // Wait until the worker has taken the first task off the queue.
-    while (pool.Pending() != 0) std::this_thread::yield();
-    EXPECT_TRUE(pool.TrySubmit([&] { ++done; }));
-    EXPECT_TRUE(pool.TrySubmit([&] { ++done; }));
-    EXPECT_FALSE(pool.TrySubmit([&] { ++done; }));  // capacity 2 reached
-    EXPECT_EQ(pool.Pending(), 2);
-    gate.unlock();
-  }  // the destructor drains the queue
-  EXPECT_EQ(done.load(), 3);
-}
-
 TEST(ServerConfigTest, ValidateNamesTheOption) {
   ServerConfig c;
   EXPECT_NE(std::string(c.Validate().message()).find("--models"), std::string::npos);
@@ -118,6 +100,75 @@ TEST(ServerConfigTest, ValidateNamesTheOption) {
   b = c;
   b.metrics_listen = "";
   EXPECT_TRUE(b.Validate().ok());
+}
+
+
+TEST(TimerQueueTest, RunsInDeadlineOrderAndCancelIsSynchronous) {
+  TimerQueue timers;
+  std::mutex mu;
+  std::vector<int> fired;
+  const auto now = TimerQueue::Clock::now();
+  timers.Schedule(now + std::chrono::milliseconds(60), [&] {
+    std::lock_guard<std::mutex> lock(mu);
+    fired.push_back(2);
+  });
+  timers.Schedule(now + std::chrono::milliseconds(20), [&] {
+    std::lock_guard<std::mutex> lock(mu);
+    fired.push_back(1);
+  });
+  const auto cancelled = timers.Schedule(now + std::chrono::milliseconds(40), [&] {
+    std::lock_guard<std::mutex> lock(mu);
+    fired.push_back(99);
+  });
+  timers.Cancel(cancelled);
+  // A callback that is running when Cancel is called finishes before Cancel returns.
+  std::atomic<bool> inside{false}, finished{false};
+  const auto slow = timers.Schedule(now, [&] {
+    inside = true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    finished = true;
+  });
+  while (!inside) std::this_thread::yield();
+  timers.Cancel(slow);
+  EXPECT_TRUE(finished);
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  std::lock_guard<std::mutex> lock(mu);
+  EXPECT_EQ(fired, (std::vector<int>{1, 2}));
+}
+
+TEST(JobEventsTest, DeliversToSubscribersOfTheJobUntilUnsubscribed) {
+  JobEvents events;
+  int a = 0, b = 0, stopping = 0;
+  auto ta = events.Subscribe("jobs/a", [&](JobEvents::Kind kind, const store::JobRecord& r) {
+    EXPECT_EQ(r.id, "jobs/a");
+    if (kind == JobEvents::Kind::kServerStopping) ++stopping;
+    ++a;
+  });
+  events.Subscribe("jobs/b", [&](JobEvents::Kind, const store::JobRecord&) { ++b; });
+  store::JobRecord r;
+  r.id = "jobs/a";
+  events.Publish(r);
+  events.Publish(r, JobEvents::Kind::kDeleted);
+  EXPECT_EQ(a, 2);
+  EXPECT_EQ(b, 0);
+  events.StopAll();
+  EXPECT_EQ(stopping, 1);
+  EXPECT_EQ(b, 1);
+  events.Unsubscribe(ta);
+  events.Publish(r);
+  EXPECT_EQ(a, 3);
+  EXPECT_EQ(events.SubscriberCount(), 1);
+  // A callback may unsubscribe itself.
+  JobEvents::Token self = 0;
+  int calls = 0;
+  self = events.Subscribe("jobs/c", [&](JobEvents::Kind, const store::JobRecord&) {
+    ++calls;
+    events.Unsubscribe(self);
+  });
+  r.id = "jobs/c";
+  events.Publish(r);
+  events.Publish(r);
+  EXPECT_EQ(calls, 1);
 }
 
 }  // namespace

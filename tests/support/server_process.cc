@@ -22,6 +22,13 @@ ServerProcess::ServerProcess(const std::map<std::string, std::string>& models,
   std::vector<std::string> args = {BinDir() + "/attattr-server", "--models=" + models_dir_,
                                    "--listen=127.0.0.1:0", "--metrics-listen=127.0.0.1:0",
                                    "--threads=1", "--log-level=warn"};
+  bool has_store = false;
+  for (const auto& a : extra_args) has_store = has_store || a.rfind("--store", 0) == 0;
+  if (!has_store) {
+    store_dir_ = MakeTempDir("attattr-store");
+    store_path_ = store_dir_ + "/jobs.db";
+    args.push_back("--store=" + store_path_);
+  }
   args.insert(args.end(), extra_args.begin(), extra_args.end());
   pid_ = fork();
   if (pid_ == 0) {
@@ -59,10 +66,20 @@ int ServerProcess::Stop() {
   return exit_code_;
 }
 
+void ServerProcess::Kill() {
+  if (pid_ <= 0) return;
+  kill(pid_, SIGKILL);
+  int status = 0;
+  waitpid(pid_, &status, 0);
+  pid_ = -1;
+  exit_code_ = -1;
+}
+
 ServerProcess::~ServerProcess() {
   Stop();
   std::error_code ec;
   std::filesystem::remove_all(models_dir_, ec);
+  if (!store_dir_.empty()) std::filesystem::remove_all(store_dir_, ec);
 }
 
 }  // namespace attattr::testing

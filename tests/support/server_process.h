@@ -1,6 +1,7 @@
 // Runs the real attattr-server binary as a child process for end-to-end tests: serves a temporary
-// models directory (symlinks), on ephemeral loopback ports, and stops it on destruction (SIGTERM,
-// then waits). Not thread-safe; one per test.
+// models directory (symlinks), on ephemeral loopback ports, with a job store in a temporary
+// directory (unless `extra_args` names --store), and stops it on destruction (SIGTERM, then
+// waits). Not thread-safe; one per test.
 #pragma once
 
 #include <sys/types.h>
@@ -24,12 +25,19 @@ class ServerProcess {
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
   // Sends SIGTERM and returns the exit status (-1 when it did not exit normally).
   int Stop();
+  // Sends SIGKILL (a crash) and reaps the process.
+  void Kill();
+  pid_t pid() const { return pid_; }
+  // The job store file this server uses (empty when extra_args chose one).
+  const std::string& store_path() const { return store_path_; }
 
  private:
   pid_t pid_ = -1;
   int port_ = 0;
   int exit_code_ = -1;
   std::string models_dir_;
+  std::string store_dir_;
+  std::string store_path_;
 };
 
 }  // namespace attattr::testing

@@ -1,0 +1,157 @@
+// Dynamic batcher (see attribution_batcher.h).
+#include "server/attribution_batcher.h"
+
+#include <algorithm>
+#include <exception>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace attattr::server {
+
+using Clock = std::chrono::steady_clock;
+
+std::string BatchKey(const engine::Model* model, const engine::AttributionOptions& o) {
+  const auto& t = o.target;
+  // The reference embedding is compared by value: two jobs with equal vectors share batches.
+  std::string embedding(reinterpret_cast<const char*>(t.reference_embedding.data()),
+                        t.reference_embedding.size() * sizeof(float));
+  return absl::StrCat(reinterpret_cast<uintptr_t>(model), "|", static_cast<int>(o.rule), "|",
+                      o.steps, "|", absl::StrJoin(o.layers, ","), "|", static_cast<int>(t.kind),
+                      "|", t.class_index, "|", t.reference_text.size(), ":", t.reference_text, "|",
+                      embedding, "|", o.memory_budget_bytes, "|", o.max_batch_examples, "|",
+                      o.keep_attention);
+}
+
+AttributionBatcher::AttributionBatcher(const Options& options, BatchObserver observer)
+    : options_(options), observer_(std::move(observer)) {
+  for (int i = 0; i < options_.workers; ++i) threads_.emplace_back([this] { Loop(); });
+}
+
+AttributionBatcher::~AttributionBatcher() { Stop(); }
+
+bool AttributionBatcher::TrySubmit(AttributionItem item, bool force) {
+  std::string key = BatchKey(item.model, item.options);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return false;
+    if (!force && static_cast<int>(queue_.size()) >= options_.max_pending) return false;
+    queue_.push_back(Waiting{std::move(item), std::move(key), Clock::now()});
+  }
+  cv_.notify_all();
+  return true;
+}
+
+int AttributionBatcher::Pending() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return static_cast<int>(queue_.size());
+}
+
+void AttributionBatcher::Stop() {
+  std::deque<Waiting> dropped;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_ && threads_.empty()) return;
+    stopping_ = true;
+    dropped.swap(queue_);
+  }
+  cv_.notify_all();
+  for (auto& w : dropped) {
+    w.item.done(absl::UnavailableError("the server is shutting down; the item was not run"));
+  }
+  for (auto& t : threads_) t.join();
+  threads_.clear();
+}
+
+std::vector<AttributionBatcher::Waiting> AttributionBatcher::TakeBatch(
+    std::unique_lock<std::mutex>& lock) {
+  while (true) {
+    cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+    if (stopping_) return {};
+    const std::string key = queue_.front().key;
+    const auto deadline = queue_.front().arrived + options_.max_delay;
+    const auto same = std::count_if(queue_.begin(), queue_.end(),
+                                    [&](const Waiting& w) { return w.key == key; });
+    if (same >= options_.max_examples || Clock::now() >= deadline) break;
+    // Wait for company until the oldest item's delay runs out (or anything changes).
+    cv_.wait_until(lock, deadline);
+  }
+  std::vector<Waiting> batch;
+  const std::string key = queue_.front().key;
+  for (auto it = queue_.begin();
+       it != queue_.end() && static_cast<int>(batch.size()) < options_.max_examples;) {
+    if (it->key == key) {
+      batch.push_back(std::move(*it));
+      it = queue_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return batch;
+}
+
+void AttributionBatcher::Loop() {
+  while (true) {
+    std::vector<Waiting> batch;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      batch = TakeBatch(lock);
+    }
+    if (batch.empty()) return;
+    cv_.notify_all();  // another worker may now start on the next key
+    Run(batch);
+  }
+}
+
+namespace {
+
+bool WantsStop(const AttributionItem& item) { return item.should_stop && item.should_stop(); }
+
+absl::StatusOr<std::vector<engine::ExampleAttribution>> RunEngine(
+    const engine::Model& model, const std::vector<engine::Encoding>& encodings,
+    const engine::AttributionOptions& options, const engine::RunControl& control) {
+  try {
+    return engine::AttributeEncodings(model, encodings, options, control);
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("engine: ", e.what()));
+  }
+}
+
+}  // namespace
+
+void AttributionBatcher::Run(std::vector<Waiting>& batch) {
+  if (observer_) observer_(static_cast<int>(batch.size()));
+  const AttributionItem& first = batch.front().item;
+  std::vector<engine::Encoding> encodings;
+  encodings.reserve(batch.size());
+  for (const auto& w : batch) encodings.push_back(w.item.encoding);
+  engine::RunControl control;
+  control.should_stop = [&batch] {
+    return std::all_of(batch.begin(), batch.end(),
+                       [](const Waiting& w) { return WantsStop(w.item); });
+  };
+  auto results = RunEngine(*first.model, encodings, first.options, control);
+  if (results.ok()) {
+    for (size_t i = 0; i < batch.size(); ++i) {
+      auto& item = batch[i].item;
+      if (WantsStop(item)) {
+        item.done(absl::CancelledError("stopped before its batch finished"));
+      } else {
+        item.done(std::move((*results)[i]));
+      }
+    }
+    return;
+  }
+  if (batch.size() > 1 && results.status().code() != absl::StatusCode::kCancelled) {
+    // Isolate the failure: each item alone gets its own answer.
+    for (auto& w : batch) {
+      std::vector<Waiting> one;
+      one.push_back(std::move(w));
+      Run(one);
+    }
+    return;
+  }
+  for (auto& w : batch) w.item.done(results.status());
+}
+
+}  // namespace attattr::server

@@ -1,0 +1,90 @@
+// Dynamic batching of attribution work (Triton's dynamic batcher, applied to AttAttr): every
+// attribution item — one example of an Explain call or of a job — waits here until an engine
+// worker takes it. Items that are waiting at the same time and share a batch key (same model, same
+// attribution options) run in one engine call of at most `max_examples`; the oldest item waits at
+// most `max_delay` for others to join. The engine's results do not depend on how examples are
+// batched (to float rounding, ~1e-5), so a batched item gets the answer it would get alone.
+//
+// Workers are the "workers per device": each runs one engine call at a time. A batch is stopped
+// between engine chunks only when every item in it asks to stop; an item that asked to stop gets
+// CancelledError instead of its result. If a batched call fails for another reason, its items are
+// retried one by one so that one bad item cannot fail its neighbours.
+// Thread-safe; the destructor finishes queued items (or fails them with Unavailable after Stop).
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "attattr/engine/attention_attribution.h"
+#include "attattr/engine/model.h"
+
+namespace attattr::server {
+
+struct AttributionItem {
+  const engine::Model* model = nullptr;
+  engine::AttributionOptions options;
+  engine::Encoding encoding;
+  // Polled between engine chunks; true = the caller no longer wants the result.
+  std::function<bool()> should_stop;
+  // Called exactly once, on a worker thread, with the item's result or error.
+  std::function<void(absl::StatusOr<engine::ExampleAttribution>)> done;
+};
+
+class AttributionBatcher {
+ public:
+  struct Options {
+    int workers = 1;                        // engine workers (per device)
+    int max_examples = 8;                   // largest engine batch; 1 = no dynamic batching
+    std::chrono::microseconds max_delay{2000};  // how long the oldest item may wait for company
+    int max_pending = 256;                  // items waiting before TrySubmit refuses
+  };
+  // Called after every engine call with the number of items it ran (for the batch-size metric).
+  using BatchObserver = std::function<void(int items)>;
+
+  AttributionBatcher(const Options& options, BatchObserver observer);
+  ~AttributionBatcher();
+  AttributionBatcher(const AttributionBatcher&) = delete;
+  AttributionBatcher& operator=(const AttributionBatcher&) = delete;
+
+  // Queues `item`; false (and `item.done` not called) when max_pending items wait or the batcher
+  // is stopping. `force` ignores max_pending (job items already admitted by the job queue).
+  bool TrySubmit(AttributionItem item, bool force = false);
+  // Items waiting (not yet in an engine call).
+  int Pending() const;
+  // Fails every waiting item with Unavailable, refuses new ones and joins the workers once the
+  // running batches finish.
+  void Stop();
+
+ private:
+  struct Waiting {
+    AttributionItem item;
+    std::string key;
+    std::chrono::steady_clock::time_point arrived;
+  };
+  void Loop();
+  // Takes the next batch (under mu_): the oldest item and up to max_examples-1 later items with its
+  // key, once the batch is full or the oldest has waited max_delay. Empty when stopping.
+  std::vector<Waiting> TakeBatch(std::unique_lock<std::mutex>& lock);
+  void Run(std::vector<Waiting>& batch);
+
+  const Options options_;
+  const BatchObserver observer_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Waiting> queue_;
+  bool stopping_ = false;
+  std::vector<std::thread> threads_;
+};
+
+// The batch key: items with equal keys may share an engine call (same model and every option that
+// changes the computation).
+std::string BatchKey(const engine::Model* model, const engine::AttributionOptions& options);
+
+}  // namespace attattr::server

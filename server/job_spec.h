@@ -1,0 +1,71 @@
+// SubmitJob's validation: turns a v1::JobSpec into a native job the scheduler can run without
+// further checks (examples loaded and tokenized, options converted, result size and activation
+// memory admitted against the server limits). Errors name the field ("spec.attribution.examples.
+// inline.examples[3].text: empty") and, for a server limit, its flag. Runs no model; pure functions
+// apart from reading dataset files under --data-root; thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "attattr/engine/attention_attribution.h"
+#include "attattr/engine/example.h"
+#include "attattr/engine/model.h"
+#include "attattr/v1/job.pb.h"
+#include "server/model_registry.h"
+#include "server/server_config.h"
+
+namespace attattr::server {
+
+// A validated ATTRIBUTION job, ready for the scheduler.
+struct AttributionJob {
+  const engine::Model* model = nullptr;     // owned by the ModelRegistry
+  std::vector<engine::Encoding> encodings;  // one per example, in order
+  engine::AttributionOptions options;       // memory_budget_bytes from config
+  v1::ResultOptions result;                 // defaults applied (unset message -> top_k 10)
+  int64_t result_bytes_estimate = 0;        // serialized-size estimate of the whole JobResult
+};
+
+// Resolves `path` (relative, from a DatasetRef) under `data_root`. InvalidArgument naming `field`
+// when data_root is empty ("no --data-root configured"), the path is empty/absolute, has a ".."
+// component, resolves (after following symlinks, std::filesystem::weakly_canonical) outside the
+// canonical root, or is not a regular file; NotFound naming the field when the file does not exist;
+// FailedPrecondition when the root itself cannot be resolved. Messages never show the root.
+absl::StatusOr<std::string> ResolveDataPath(const std::string& data_root, const std::string& path,
+                                            const std::string& field);
+
+// Examples from an ExampleSource (inline list, or a dataset file under config.data_root with an
+// optional limit); dataset labels are kept. Errors name the field under `field`:
+// "<field>.inline.examples[3].text: empty", "<field>.dataset.path: ...",
+// "<field>.dataset.path: examples[3].text: empty" (index in file order). Neither set ->
+// InvalidArgument "<field>: inline or dataset is required"; zero examples, an empty text or
+// text_pair, a negative limit -> InvalidArgument; more than config.max_job_examples ->
+// InvalidArgument naming --max-job-examples.
+absl::StatusOr<std::vector<engine::Example>> LoadExamples(const v1::ExampleSource& source,
+                                                          const ServerConfig& config,
+                                                          const std::string& field);
+
+// Serialized-size estimate of the JobResult for these encodings: per example and chosen layer,
+// full_matrices H·n²·(2 or 4 bytes), head_summed n²·bytes, attention H·n²·bytes, top_k·24 bytes,
+// plus 64 bytes per layer and 64 + 16·n bytes per example (tokens, ids, prediction).
+int64_t EstimateAttributionResultBytes(const engine::ModelInfo& info,
+                                       const std::vector<engine::Encoding>& encodings,
+                                       const engine::AttributionOptions& options,
+                                       const v1::ResultOptions& result);
+
+// Checks what every job kind shares, then the kind: spec.model must be served (NotFound
+// "spec.model: ..."), spec.priority in [-10, 10], spec.timeout_ms >= 0, a kind must be set
+// (InvalidArgument "spec.kind: ..."); head_importance / trigger_search -> Unimplemented.
+// For attribution: LoadExamples ("spec.attribution.examples"), AttributionOptionsFromProto
+// ("spec.attribution.options"), result options (top_k in [0, 10000]), each example tokenized with
+// Model::Encode (truncated to the model's maximum), then admission control: an example whose one
+// integration point needs more than config.memory_budget_bytes (AttributionBytesPerPoint) ->
+// InvalidArgument naming the example and --memory-budget-mib; a result estimate above
+// config.max_result_bytes -> InvalidArgument naming --max-result-mib with both sizes.
+absl::StatusOr<AttributionJob> PrepareAttributionJob(const v1::JobSpec& spec,
+                                                     const ModelRegistry& models,
+                                                     const ServerConfig& config);
+
+}  // namespace attattr::server

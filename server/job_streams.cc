@@ -1,0 +1,319 @@
+// The job RPCs that wait or stream (see attattr_service.h): WaitJob, WatchJob and GetJobResult.
+// None of them blocks a reaction thread: WaitJob and WatchJob subscribe to JobEvents (and WaitJob
+// sets a TimerQueue timeout); the write reactors keep exactly one write in flight and pick up the
+// next message in OnWriteDone. Each reactor owns itself and is deleted in OnDone, after it has
+// unsubscribed and cancelled its timer (both synchronous, so no callback can reach a deleted
+// reactor). Nothing touches `this` after Finish.
+#include <chrono>
+#include <mutex>
+#include <optional>
+
+#include "absl/strings/str_cat.h"
+#include "server/attattr_service.h"
+#include "server/job_convert.h"
+#include "server/status_convert.h"
+
+namespace attattr::server {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using EventKind = JobEvents::Kind;
+
+grpc::Status StoppingStatus() {
+  return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                      "the server is draining (shutting down); call again after the restart");
+}
+
+grpc::Status DeletedStatus(const std::string& id) {
+  return grpc::Status(grpc::StatusCode::NOT_FOUND, absl::StrCat("job ", id, " was deleted"));
+}
+
+// WaitJob: answers when the job is terminal, or when timeout_ms passes (with the job as it is).
+class WaitJobReactor final : public grpc::ServerUnaryReactor {
+ public:
+  WaitJobReactor(AttattrService& service, grpc::CallbackServerContext* ctx,
+                 const v1::WaitJobRequest& request, v1::Job* response)
+      : service_(service), d_(service.deps()), ctx_(ctx), name_(request.name()),
+        timeout_ms_(request.timeout_ms()), response_(response) {}
+
+  void Begin() {
+    if (auto s = CheckJobName(name_); !s.ok()) return Complete(ToGrpcStatus(s));
+    if (timeout_ms_ < 0 || timeout_ms_ > 600000) {
+      return Complete(ToGrpcStatus(absl::InvalidArgumentError(
+          absl::StrCat("timeout_ms: ", timeout_ms_, " is not in [0, 600000]"))));
+    }
+    // Subscribe before reading, so a change in between is not missed.
+    token_ = d_.events.Subscribe(
+        name_, [this](EventKind kind, const store::JobRecord& record) { OnEvent(kind, record); });
+    auto record = d_.store.Get(name_);
+    if (!record.ok()) return Complete(ToGrpcStatus(record.status()));
+    if (store::IsTerminal(record->state) || timeout_ms_ == 0) return Complete(*record);
+    std::lock_guard<std::mutex> lock(mu_);
+    if (done_) return;
+    timer_ = d_.timers.Schedule(Clock::now() + std::chrono::milliseconds(timeout_ms_), [this] {
+      auto now = d_.store.Get(name_);
+      if (now.ok()) {
+        Complete(*now);
+      } else {
+        Complete(ToGrpcStatus(now.status()));
+      }
+    });
+  }
+
+  void OnCancel() override {
+    Complete(grpc::Status(grpc::StatusCode::CANCELLED, "WaitJob: cancelled by the client"));
+  }
+  void OnDone() override {
+    d_.events.Unsubscribe(token_);
+    TimerQueue::Id timer;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      timer = timer_;
+    }
+    if (timer != 0) d_.timers.Cancel(timer);
+    delete this;
+  }
+
+ private:
+  void OnEvent(EventKind kind, const store::JobRecord& record) {
+    if (kind == EventKind::kDeleted) return Complete(DeletedStatus(name_));
+    if (kind == EventKind::kServerStopping) return Complete(StoppingStatus());
+    if (store::IsTerminal(record.state)) Complete(record);
+  }
+  void Complete(const store::JobRecord& record) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (done_) return;
+      done_ = true;
+      JobToProto(record, UnixNowMs(), response_);
+    }
+    Send(grpc::Status::OK);
+  }
+  void Complete(const grpc::Status& status) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (done_) return;
+      done_ = true;
+    }
+    Send(status);
+  }
+  void Send(const grpc::Status& status) {
+    service_.RecordRpc("WaitJob", ctx_, start_, status, name_);
+    Finish(status);
+  }
+
+  AttattrService& service_;
+  const ServiceDeps& d_;
+  grpc::CallbackServerContext* const ctx_;
+  const std::string name_;
+  const int64_t timeout_ms_;
+  v1::Job* const response_;
+  const Clock::time_point start_ = Clock::now();
+  JobEvents::Token token_ = 0;
+  std::mutex mu_;
+  bool done_ = false;
+  TimerQueue::Id timer_ = 0;
+};
+
+// A server stream with one write in flight; subclasses say what to write next. Finish happens at
+// most once, never while a write is outstanding.
+template <typename Message>
+class OneWriteReactor : public grpc::ServerWriteReactor<Message> {
+ public:
+  OneWriteReactor(AttattrService& service, grpc::CallbackServerContext* ctx, const char* method,
+                  std::string name)
+      : service_(service), d_(service.deps()), ctx_(ctx), method_(method), name_(std::move(name)) {}
+
+  void OnCancel() override {
+    End(grpc::Status(grpc::StatusCode::CANCELLED, absl::StrCat(method_, ": cancelled by the client")));
+  }
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      End(grpc::Status(grpc::StatusCode::CANCELLED, absl::StrCat(method_, ": the client went away")));
+      return;
+    }
+    std::unique_lock<std::mutex> lock(mu_);
+    in_flight_ = false;
+    AfterWrite(lock);
+  }
+
+ protected:
+  // Called with mu_ held after each completed write: start the next write (WriteLocked), end the
+  // stream (EndLocked), or wait for more.
+  virtual void AfterWrite(std::unique_lock<std::mutex>& lock) = 0;
+
+  // Starts writing `message_` (filled by the caller under mu_). Releases the lock.
+  void WriteLocked(std::unique_lock<std::mutex>& lock) {
+    in_flight_ = true;
+    lock.unlock();
+    this->StartWrite(&message_);
+  }
+  // Ends the stream now if no write is in flight, else after it (the status is kept). Releases
+  // the lock.
+  void EndLocked(std::unique_lock<std::mutex>& lock, const grpc::Status& status) {
+    if (finished_) return;
+    if (in_flight_) {
+      if (!final_status_) final_status_ = status;
+      return;
+    }
+    finished_ = true;
+    lock.unlock();
+    service_.RecordRpc(method_, ctx_, start_, status, name_);
+    this->Finish(status);
+  }
+  void End(const grpc::Status& status) {
+    std::unique_lock<std::mutex> lock(mu_);
+    in_flight_ = false;  // a failed or cancelled write is over
+    EndLocked(lock, status);
+  }
+
+  AttattrService& service_;
+  const ServiceDeps& d_;
+  grpc::CallbackServerContext* const ctx_;
+  const char* const method_;
+  const std::string name_;
+  const Clock::time_point start_ = Clock::now();
+  std::mutex mu_;
+  Message message_;
+  bool in_flight_ = false;
+  bool finished_ = false;
+  std::optional<grpc::Status> final_status_;  // to send once the write in flight completes
+};
+
+// WatchJob: the job now, then each change (coalesced to the latest while a write is in flight),
+// until the job is terminal.
+class WatchJobReactor final : public OneWriteReactor<v1::Job> {
+ public:
+  WatchJobReactor(AttattrService& service, grpc::CallbackServerContext* ctx,
+                  const v1::WatchJobRequest& request)
+      : OneWriteReactor(service, ctx, "WatchJob", request.name()) {}
+
+  void Begin() {
+    if (auto s = CheckJobName(name_); !s.ok()) return End(ToGrpcStatus(s));
+    token_ = d_.events.Subscribe(name_, [this](EventKind kind, const store::JobRecord& record) {
+      OnEvent(kind, record);
+    });
+    auto record = d_.store.Get(name_);
+    if (!record.ok()) return End(ToGrpcStatus(record.status()));
+    Offer(*record);
+  }
+  void OnDone() override {
+    d_.events.Unsubscribe(token_);
+    delete this;
+  }
+
+ private:
+  void OnEvent(EventKind kind, const store::JobRecord& record) {
+    if (kind == EventKind::kChanged) return Offer(record);
+    std::unique_lock<std::mutex> lock(mu_);
+    if (wrote_terminal_) return;  // the stream ends OK once the terminal state is written
+    EndLocked(lock, kind == EventKind::kDeleted ? DeletedStatus(name_) : StoppingStatus());
+  }
+  void Offer(const store::JobRecord& record) {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (finished_ || wrote_terminal_ || final_status_) return;
+    if (in_flight_) {
+      pending_ = record;
+      return;
+    }
+    Write(lock, record);
+  }
+  void Write(std::unique_lock<std::mutex>& lock, const store::JobRecord& record) {
+    message_.Clear();
+    JobToProto(record, UnixNowMs(), &message_);
+    wrote_terminal_ = store::IsTerminal(record.state);
+    WriteLocked(lock);
+  }
+  void AfterWrite(std::unique_lock<std::mutex>& lock) override {
+    if (final_status_) return EndLocked(lock, *final_status_);
+    if (wrote_terminal_) return EndLocked(lock, grpc::Status::OK);
+    if (pending_) {
+      store::JobRecord next = std::move(*pending_);
+      pending_.reset();
+      return Write(lock, next);
+    }
+  }
+
+  JobEvents::Token token_ = 0;
+  std::optional<store::JobRecord> pending_;
+  bool wrote_terminal_ = false;
+};
+
+// GetJobResult: the stored result of a SUCCEEDED job, one stored chunk (< 1 MiB) per message.
+class ResultReactor final : public OneWriteReactor<v1::ResultChunk> {
+ public:
+  ResultReactor(AttattrService& service, grpc::CallbackServerContext* ctx,
+                const v1::GetJobResultRequest& request)
+      : OneWriteReactor(service, ctx, "GetJobResult", request.name()) {}
+
+  void Begin() {
+    if (auto s = CheckJobName(name_); !s.ok()) return End(ToGrpcStatus(s));
+    auto record = d_.store.Get(name_);
+    if (!record.ok()) return End(ToGrpcStatus(record.status()));
+    if (record->state != store::JobState::kSucceeded) {
+      return End(grpc::Status(
+          grpc::StatusCode::FAILED_PRECONDITION,
+          absl::StrCat("name: job ", name_, " is ", store::JobStateName(record->state),
+                       "; a result exists once it has SUCCEEDED")));
+    }
+    auto info = d_.store.GetResultInfo(name_);
+    if (!info.ok()) return End(ToGrpcStatus(info.status()));
+    count_ = std::max<int64_t>(info->chunk_count, 1);
+    std::unique_lock<std::mutex> lock(mu_);
+    Next(lock);
+  }
+  void OnDone() override { delete this; }
+
+ private:
+  // Reads chunk `next_` from the store (a bounded local read) and writes it.
+  void Next(std::unique_lock<std::mutex>& lock) {
+    if (finished_ || final_status_) return EndLocked(lock, final_status_.value_or(grpc::Status::OK));
+    message_.Clear();
+    message_.set_index(static_cast<int32_t>(next_));
+    message_.set_count(static_cast<int32_t>(count_));
+    if (count_ > 1 || next_ == 0) {
+      auto chunk = d_.store.GetResultChunk(name_, next_);
+      if (chunk.ok()) {
+        message_.set_data(std::move(*chunk));
+      } else if (chunk.status().code() != absl::StatusCode::kNotFound || next_ != 0) {
+        return EndLocked(lock, ToGrpcStatus(chunk.status()));
+      }  // an empty result has no chunk 0: send one empty chunk
+    }
+    ++next_;
+    WriteLocked(lock);
+  }
+  void AfterWrite(std::unique_lock<std::mutex>& lock) override {
+    if (final_status_) return EndLocked(lock, *final_status_);
+    if (next_ >= count_) return EndLocked(lock, grpc::Status::OK);
+    Next(lock);
+  }
+
+  int64_t count_ = 0;
+  int64_t next_ = 0;
+};
+
+}  // namespace
+
+grpc::ServerUnaryReactor* AttattrService::WaitJob(grpc::CallbackServerContext* ctx,
+                                                  const v1::WaitJobRequest* request,
+                                                  v1::Job* response) {
+  auto* reactor = new WaitJobReactor(*this, ctx, *request, response);
+  reactor->Begin();
+  return reactor;
+}
+
+grpc::ServerWriteReactor<v1::Job>* AttattrService::WatchJob(grpc::CallbackServerContext* ctx,
+                                                            const v1::WatchJobRequest* request) {
+  auto* reactor = new WatchJobReactor(*this, ctx, *request);
+  reactor->Begin();
+  return reactor;
+}
+
+grpc::ServerWriteReactor<v1::ResultChunk>* AttattrService::GetJobResult(
+    grpc::CallbackServerContext* ctx, const v1::GetJobResultRequest* request) {
+  auto* reactor = new ResultReactor(*this, ctx, *request);
+  reactor->Begin();
+  return reactor;
+}
+
+}  // namespace attattr::server
