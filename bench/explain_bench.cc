@@ -1,7 +1,8 @@
 // Explain RPC benchmark: an attattr Server started in-process on an ephemeral loopback port (models
 // dir = a symlink to the shared sst2-bert-l4-h256, --workers 1, null log sink), called through the
 // generated stub with SST-2 dev sentences, LEFT_RIEMANN m = 20, all layers, default top_k. Reports
-// (1) throughput and p50/p95 latency at client concurrency 1, 4 and 16 — the no-batching baseline,
+// (1) throughput and p50/p95 latency at client concurrency 1, 4 and 16, first on a server without
+// dynamic batching (--batch-max-examples 1), then on one with it, and their ratio,
 // (2) server overhead per call = RPC latency − engine-only time (engine::AttributeEncodings on a Model
 // loaded from the same directory with the same options, same process), (3) RSS after 100 and after
 // --leak-calls calls (leak check). A program, not a test: it never asserts timings. See
@@ -18,6 +19,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -58,6 +60,9 @@ struct Flags {
   int leak_calls = 1000;    // calls of the leak check (RSS read after 100 and after this many)
   int leak_sentences = 16;  // the shortest dev sentences (word pieces) the leak check cycles over
   int overhead_repeats = 3; // overhead check: runs per sentence and path; the minimum is kept
+  int batch_max_examples = 8;     // the dynamic-batching server's --batch-max-examples
+  int64_t batch_max_delay_us = 1000;  // ... and --batch-max-delay-us
+  std::string device = "cpu";  // the models' device (server and engine-only reference)
   std::string json_path;
 };
 
@@ -167,6 +172,16 @@ int main(int argc, char** argv) {
                  "Overhead check: runs per sentence and path (the minimum is kept)")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  app.add_option("--batch-max-examples", flags.batch_max_examples,
+                 "Dynamic-batching server: most examples per engine call")
+      ->check(CLI::Range(2, 256))
+      ->capture_default_str();
+  app.add_option("--batch-max-delay-us", flags.batch_max_delay_us,
+                 "Dynamic-batching server: longest wait of the oldest item, microseconds")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app.add_option("--device", flags.device, "Device of the models: cpu, or cuda / cuda:N")
+      ->capture_default_str();
   app.add_option("--json", flags.json_path, "Write the figures as JSON to this file");
   CLI11_PARSE(app, argc, argv);
 
@@ -198,15 +213,27 @@ int main(int argc, char** argv) {
   config.metrics_listen = "";
   config.workers = 1;
   config.intra_op_threads = flags.threads;  // informational: ConfigureRuntime above sets it
+  config.batch_max_examples = flags.batch_max_examples;
+  config.batch_max_delay_us = flags.batch_max_delay_us;
+  config.device = flags.device;
   auto log = std::make_shared<spdlog::logger>("bench", std::make_shared<spdlog::sinks::null_sink_mt>());
-  auto started = server::Server::Start(config, log);
-  if (!started.ok()) Die("Server::Start: " + started.status().ToString());
-  std::unique_ptr<server::Server> srv = std::move(*started);
-  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(srv->port()),
-                                     grpc::InsecureChannelCredentials());
+  // A server with `batch` as --batch-max-examples (1 = no dynamic batching), and a channel to it.
+  auto start_server = [&](int batch) {
+    server::ServerConfig c = config;
+    c.batch_max_examples = batch;
+    auto started = server::Server::Start(c, log);
+    if (!started.ok()) Die("Server::Start: " + started.status().ToString());
+    return std::move(*started);
+  };
+  std::unique_ptr<server::Server> srv = start_server(1);
+  auto connect = [](const server::Server& s) {
+    return grpc::CreateChannel("127.0.0.1:" + std::to_string(s.port()),
+                               grpc::InsecureChannelCredentials());
+  };
+  auto channel = connect(*srv);
 
   // Engine-only reference: the same directory, the options the server derives from the request.
-  auto model = engine::Model::Load(model_dir);
+  auto model = engine::Model::Load(model_dir, engine::LoadOptions{flags.device});
   if (!model.ok()) Die(model.status().ToString());
   engine::AttributionOptions options;
   options.rule = engine::QuadratureRule::kLeftRiemann;
@@ -229,8 +256,11 @@ int main(int argc, char** argv) {
   std::printf("explain_bench: model %s, %d SST-2 dev sentences (mean %.1f word pieces), "
               "LEFT_RIEMANN m=%d, all layers, top_k default (10)\n",
               model_dir.c_str(), n_examples, mean_tokens, kSteps);
-  std::printf("server: in-process, --workers %d, --threads %d\nruntime:\n%s\n", config.workers,
-              flags.threads, engine::RuntimeDescription().c_str());
+  std::printf("server: in-process, --device %s, --workers %d, --threads %d; dynamic batching: "
+              "--batch-max-examples %d, --batch-max-delay-us %lld\nruntime:\n%s\n",
+              flags.device.c_str(), config.workers, flags.threads, flags.batch_max_examples,
+              static_cast<long long>(flags.batch_max_delay_us),
+              engine::RuntimeDescription().c_str());
   std::printf("RSS after start-up (server + engine-only model): %.1f MiB\n\n", RssMiB());
 
   Json out;
@@ -240,7 +270,10 @@ int main(int argc, char** argv) {
                    {"rule", "LEFT_RIEMANN"},
                    {"steps", kSteps},
                    {"top_k", 10},
+                   {"device", flags.device},
                    {"workers", config.workers},
+                   {"batch_max_examples", flags.batch_max_examples},
+                   {"batch_max_delay_us", flags.batch_max_delay_us},
                    {"threads", flags.threads},
                    {"leak_calls", flags.leak_calls},
                    {"runtime", engine::RuntimeDescription()}};
@@ -255,30 +288,49 @@ int main(int argc, char** argv) {
     }
   }
 
-  // ---- 1. Throughput by client concurrency --------------------------------------------------
-  std::printf("1. Throughput, %d calls per level (NO dynamic batching: this is the baseline a "
-              "dynamic-batching change must beat by 2x at concurrency 16)\n",
-              n_examples);
-  std::printf("%12s %8s %10s %10s %10s %10s\n", "concurrency", "calls", "seconds", "calls/s",
-              "p50 ms", "p95 ms");
+  // ---- 1. Throughput by client concurrency, without and with dynamic batching ---------------
+  // The same process, the same sentences: first a server with --batch-max-examples 1 (every call
+  // its own engine call), then one with dynamic batching; the ratio at each concurrency compares
+  // them.
+  std::printf("1. Throughput, %d calls per level: without dynamic batching (--batch-max-examples "
+              "1), then with it (--batch-max-examples %d)\n",
+              n_examples, flags.batch_max_examples);
+  std::printf("%10s %12s %8s %10s %10s %10s %10s %8s\n", "batching", "concurrency", "calls",
+              "seconds", "calls/s", "p50 ms", "p95 ms", "ratio");
   Json throughput = Json::array();
-  for (int concurrency : {1, 4, 16}) {
-    LoadResult r = RunLoad(channel, requests, concurrency, n_examples);
-    const double p50 = Percentile(r.latencies_ms, 0.5), p95 = Percentile(r.latencies_ms, 0.95);
-    std::printf("%12d %8d %10.2f %10.2f %10.1f %10.1f\n", concurrency, r.calls, r.seconds,
-                r.calls_per_s(), p50, p95);
-    std::fflush(stdout);
-    throughput.push_back({{"concurrency", concurrency},
-                          {"calls", r.calls},
-                          {"seconds", r.seconds},
-                          {"calls_per_s", r.calls_per_s()},
-                          {"p50_ms", p50},
-                          {"p95_ms", p95},
-                          {"batching", false}});
+  std::map<int, double> baseline_rate;
+  for (bool batching : {false, true}) {
+    if (batching) {
+      srv->Shutdown(std::chrono::milliseconds(0));
+      srv->Wait();
+      srv.reset();
+      srv = start_server(flags.batch_max_examples);
+      channel = connect(*srv);
+      auto stub = v1::Attattr::NewStub(channel);
+      for (int i = 0; i < std::min(4, n_examples); ++i) CallOnce(*stub, requests[i]);
+    }
+    for (int concurrency : {1, 4, 16}) {
+      LoadResult r = RunLoad(channel, requests, concurrency, n_examples);
+      const double p50 = Percentile(r.latencies_ms, 0.5), p95 = Percentile(r.latencies_ms, 0.95);
+      if (!batching) baseline_rate[concurrency] = r.calls_per_s();
+      const double ratio = r.calls_per_s() / baseline_rate[concurrency];
+      std::printf("%10s %12d %8d %10.2f %10.2f %10.1f %10.1f %8.2f\n", batching ? "dynamic" : "none",
+                  concurrency, r.calls, r.seconds, r.calls_per_s(), p50, p95, ratio);
+      std::fflush(stdout);
+      throughput.push_back({{"concurrency", concurrency},
+                            {"calls", r.calls},
+                            {"seconds", r.seconds},
+                            {"calls_per_s", r.calls_per_s()},
+                            {"p50_ms", p50},
+                            {"p95_ms", p95},
+                            {"batching", batching},
+                            {"ratio_to_no_batching", ratio}});
+    }
   }
   out["throughput"] = throughput;
   out["throughput_note"] =
-      "no dynamic batching: baseline a dynamic-batching change must beat by 2x at concurrency 16";
+      "ratio = calls/s with dynamic batching / calls/s without, same process and sentences; "
+      "sections 2 and 3 use the dynamic-batching server";
 
   // ---- 2. Server overhead per call --------------------------------------------------------
   // Per sentence, the minimum over --overhead-repeats of each path (the VM's noise is larger than

@@ -2,12 +2,10 @@
 #include "explain_command.h"
 
 #include <cstdlib>
-#include <functional>
 #include <filesystem>
+#include <functional>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "attattr/engine/dataset.h"
 #include "attattr/engine/model.h"
 #include "attattr/engine/runtime.h"
@@ -16,17 +14,6 @@
 
 namespace attattr::client {
 namespace {
-
-absl::StatusOr<int> ParseClass(const std::string& value, const std::vector<std::string>& labels,
-                               const std::string& spec) {
-  int k = 0;
-  if (absl::SimpleAtoi(value, &k)) return k;
-  for (size_t i = 0; i < labels.size(); ++i) {
-    if (labels[i] == value) return static_cast<int>(i);
-  }
-  return absl::InvalidArgumentError(
-      absl::StrCat("--target: '", spec, "': '", value, "' is neither a class index nor a label"));
-}
 
 // Examples to explain, from --text or --input.
 absl::StatusOr<std::vector<engine::Example>> CollectExamples(const ExplainFlags& flags) {
@@ -49,11 +36,11 @@ absl::StatusOr<std::vector<engine::Example>> CollectExamples(const ExplainFlags&
 }
 
 // --server mode: one Explain call per example; the server validates and reports field errors.
-absl::Status RunRemote(const ExplainFlags& flags, const std::vector<engine::Example>& examples,
-                       engine::AttributionOptions options,
-                       const std::function<void(const engine::ExampleAttribution&,
-                                                const RenderContext&)>& print,
-                       std::ostream& out) {
+absl::Status RunRemote(
+    const ExplainFlags& flags, const std::vector<engine::Example>& examples,
+    engine::AttributionOptions options,
+    const std::function<void(const engine::ExampleAttribution&, const RenderContext&)>& print,
+    std::ostream& out) {
   RemoteRunner runner(flags.server, flags.deadline);
   // A served model is named by its directory name: `--model models/x` and `--model x` both mean x.
   const std::string name = std::filesystem::path(flags.model).filename().string();
@@ -72,11 +59,11 @@ absl::Status RunRemote(const ExplainFlags& flags, const std::vector<engine::Exam
     auto r = runner.Explain(name, examples[i], options);
     if (!r.ok()) {
       if (!flags.input.empty()) {
-        return absl::Status(r.status().code() == absl::StatusCode::kInvalidArgument
-                                ? absl::StatusCode::kFailedPrecondition
-                                : r.status().code(),
-                            absl::StrCat(flags.input, " (example ", i + 1, "): ",
-                                         r.status().message()));
+        return absl::Status(
+            r.status().code() == absl::StatusCode::kInvalidArgument
+                ? absl::StatusCode::kFailedPrecondition
+                : r.status().code(),
+            absl::StrCat(flags.input, " (example ", i + 1, "): ", r.status().message()));
       }
       return r.status();
     }
@@ -87,43 +74,6 @@ absl::Status RunRemote(const ExplainFlags& flags, const std::vector<engine::Exam
 }
 
 }  // namespace
-
-absl::StatusOr<engine::AttributionTarget> ParseTarget(const std::string& spec,
-                                                      const std::vector<std::string>& labels) {
-  engine::AttributionTarget t;
-  if (spec == "predicted") return t;
-  const auto colon = spec.find(':');
-  const std::string kind = spec.substr(0, colon);
-  const std::string value = colon == std::string::npos ? "" : spec.substr(colon + 1);
-  if (kind == "similarity" && colon != std::string::npos && !value.empty()) {
-    t.kind = engine::TargetKind::kEmbeddingSimilarity;
-    t.reference_text = value;
-    return t;
-  }
-  if ((kind == "class" || kind == "logit") && !value.empty()) {
-    auto k = ParseClass(value, labels, spec);
-    if (!k.ok()) return k.status();
-    t.kind = kind == "class" ? engine::TargetKind::kClassProb : engine::TargetKind::kClassLogit;
-    t.class_index = *k;
-    return t;
-  }
-  return absl::InvalidArgumentError(absl::StrCat(
-      "--target: '", spec, "' is not one of predicted, class:K, logit:K, similarity:TEXT"));
-}
-
-absl::StatusOr<std::vector<int>> ParseLayers(const std::string& spec) {
-  std::vector<int> layers;
-  if (spec.empty()) return layers;
-  for (absl::string_view part : absl::StrSplit(spec, ',')) {
-    int l = 0;
-    if (!absl::SimpleAtoi(part, &l)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--layers: '", std::string(part), "' is not a layer index"));
-    }
-    layers.push_back(l);
-  }
-  return layers;
-}
 
 absl::Status RunExplain(const ExplainFlags& flags, std::ostream& out) {
   if (flags.format != "json" && flags.format != "text") {
@@ -179,8 +129,7 @@ absl::Status RunExplain(const ExplainFlags& flags, std::ostream& out) {
     auto results = engine::AttributeExamples(**model, slice, options);
     if (!results.ok()) {
       if (results.status().code() == absl::StatusCode::kInvalidArgument && flags.input.empty()) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("--text: ", results.status().message()));
+        return absl::InvalidArgumentError(absl::StrCat("--text: ", results.status().message()));
       }
       if (results.status().code() == absl::StatusCode::kInvalidArgument) {
         // Report the lines of the input file, not the slice index.

@@ -1,7 +1,7 @@
 // `attattr explain`: attributes one example (--text/--text-pair) or every line of a dataset file
 // (--input) with an in-process engine or, with --server, an attattr-server; prints JSON (one object
 // per example and line) or text, the same bytes either way.
-// Parsing of the command-line strings into engine options lives here too. Single-threaded.
+// Parsing of --target/--layers is shared with `submit` (attribution_request.h). Single-threaded.
 #pragma once
 
 #include <ostream>
@@ -10,14 +10,15 @@
 
 #include "absl/status/status.h"
 #include "attattr/engine/attention_attribution.h"
+#include "attribution_request.h"  // ParseTarget, ParseLayers
 
 namespace attattr::client {
 
 struct ExplainFlags {
-  std::string model;            // model directory
+  std::string model;  // model directory
   std::string text;
-  std::string text_pair;        // empty = single sentence
-  std::string input;            // dataset file instead of --text
+  std::string text_pair;  // empty = single sentence
+  std::string input;      // dataset file instead of --text
   int steps = 8;
   std::string rule = "gauss-legendre";
   std::string target = "predicted";
@@ -29,12 +30,6 @@ struct ExplainFlags {
   std::string server;           // HOST:PORT of an attattr-server; empty = run the engine in-process
   double deadline = 300;        // seconds per remote call
 };
-
-// "predicted" | "class:K" | "logit:K" | "similarity:TEXT"; K is a class index or label name.
-absl::StatusOr<engine::AttributionTarget> ParseTarget(const std::string& spec,
-                                                      const std::vector<std::string>& labels);
-// "0,3" -> {0, 3}; empty -> {}.
-absl::StatusOr<std::vector<int>> ParseLayers(const std::string& spec);
 
 // Runs the command. InvalidArgument for bad flag values (the caller prints usage and exits 2);
 // other errors (model cannot be loaded, input unreadable) exit 1.

@@ -1,12 +1,17 @@
 // `attattr` command-line client: argument parsing and exit codes only; each subcommand lives in
-// its own file. Exit codes: 0 success, 1 runtime failure (including server errors other than
-// INVALID_ARGUMENT), 2 bad arguments (one-line error + usage).
+// its own file. Exit codes of explain/models: 0 success, 1 runtime failure (including server
+// errors other than INVALID_ARGUMENT), 2 bad arguments (one-line error + usage). The job commands
+// (job_commands.h) add codes 3-9, one per kind of outcome (kJobExitCodesHelp).
+#include <unistd.h>
+
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
 
 #include "CLI/CLI.hpp"
 #include "explain_command.h"
+#include "job_commands.h"
 #include "models_command.h"
 
 namespace {
@@ -14,7 +19,12 @@ namespace {
 constexpr const char* kUsage =
     "usage: attattr explain [--model DIR] --text TEXT [--text-pair TEXT] [--steps M] [--rule RULE] "
     "[--target T] [--layers L] [--format json|text] [--server HOST:PORT]\n"
-    "       attattr models --server HOST:PORT [--format json|text]   (see --help)\n";
+    "       attattr models --server HOST:PORT [--format json|text]\n"
+    "       attattr submit --server HOST:PORT --model M (--text T [--text-pair P] ... | --dataset "
+    "PATH [--limit N]) [options]\n"
+    "       attattr get|wait|watch|cancel|delete JOB --server HOST:PORT   attattr list --server "
+    "HOST:PORT\n"
+    "       (attattr COMMAND --help for each command's options and exit codes)\n";
 
 // The default model: $ATTATTR_MODEL, else models/all-MiniLM-L6-v2 of the checkout this binary was
 // built in (build/bin/attattr -> models/), where scripts/setup.sh unpacks it.
@@ -35,8 +45,7 @@ int main(int argc, char** argv) {
   ef.model = DefaultModel(argv[0]);
   auto* explain = app.add_subcommand(
       "explain", "Attribute a prediction (or similarity) to attention connections, layer by layer");
-  explain->add_option("--model", ef.model, "Hugging Face model directory")
-      ->capture_default_str();
+  explain->add_option("--model", ef.model, "Hugging Face model directory")->capture_default_str();
   explain->add_option("--text", ef.text, "Text to explain");
   explain->add_option("--text-pair", ef.text_pair, "Second segment of a sentence pair");
   explain->add_option("--input", ef.input,
@@ -45,8 +54,9 @@ int main(int argc, char** argv) {
   explain->add_option("--steps", ef.steps, "Integration points m")->capture_default_str();
   explain->add_option("--rule", ef.rule, "gauss-legendre | left-riemann | trapezoid")
       ->capture_default_str();
-  explain->add_option("--target", ef.target,
-                      "predicted | class:K | logit:K | similarity:TEXT (K: index or label)")
+  explain
+      ->add_option("--target", ef.target,
+                   "predicted | class:K | logit:K | similarity:TEXT (K: index or label)")
       ->capture_default_str();
   explain->add_option("--layers", ef.layers, "Comma-separated layer indices (default: all)");
   explain->add_option("--format", ef.format, "json | text")->capture_default_str();
@@ -55,9 +65,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   explain->add_option("--threads", ef.threads, "Intra-op threads (0 = all cores)")
       ->capture_default_str();
-  explain->add_option("--server", ef.server,
-                      "HOST:PORT of an attattr-server: explain there (--model names a served model, "
-                      "by directory name) instead of in-process");
+  explain->add_option(
+      "--server", ef.server,
+      "HOST:PORT of an attattr-server: explain there (--model names a served model, "
+      "by directory name) instead of in-process");
   explain->add_option("--deadline", ef.deadline, "Seconds each remote call may take")
       ->capture_default_str();
   attattr::client::ModelsFlags mf;
@@ -65,6 +76,10 @@ int main(int argc, char** argv) {
   models->add_option("--server", mf.server, "HOST:PORT of an attattr-server")->required();
   models->add_option("--format", mf.format, "json | text")->capture_default_str();
   models->add_option("--deadline", mf.deadline, "Seconds the call may take")->capture_default_str();
+  attattr::client::JobCommands jobs(app);
+  app.footer(
+      std::string("explain and models exit 0 on success, 1 on failure, 2 on bad arguments.\n") +
+      attattr::client::kJobExitCodesHelp);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp&) {
@@ -74,9 +89,14 @@ int main(int argc, char** argv) {
     std::cout << app.help("", CLI::AppFormatMode::All) << std::endl;
     return 0;
   } catch (const CLI::ParseError& e) {
-    std::cerr << "error: " << e.what() << "\n"
-              << kUsage;
+    std::cerr << "error: " << e.what() << "\n" << kUsage;
     return 2;
+  }
+  if (jobs.Parsed()) {
+    const int rc = jobs.Run(std::cout, std::cerr, isatty(fileno(stdout)) != 0);
+    std::cout.flush();
+    if (rc == attattr::client::kExitUsage) std::cerr << kUsage;
+    return rc;
   }
   absl::Status s = models->parsed() ? attattr::client::RunModels(mf, std::cout)
                                     : attattr::client::RunExplain(ef, std::cout);

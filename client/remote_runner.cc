@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "attattr/v1/attattr_service.grpc.pb.h"
+#include "attribution_request.h"
 
 namespace attattr::client {
 namespace {
@@ -20,25 +21,6 @@ absl::Status FromGrpc(const grpc::Status& s, const std::string& server) {
   }
   // gRPC's and absl's canonical codes share their numbers.
   return absl::Status(static_cast<absl::StatusCode>(s.error_code()), message);
-}
-
-v1::QuadratureRule RuleToProto(engine::QuadratureRule r) {
-  switch (r) {
-    case engine::QuadratureRule::kLeftRiemann: return v1::LEFT_RIEMANN;
-    case engine::QuadratureRule::kTrapezoid: return v1::TRAPEZOID;
-    case engine::QuadratureRule::kGaussLegendre: return v1::GAUSS_LEGENDRE;
-  }
-  return v1::QUADRATURE_RULE_UNSPECIFIED;
-}
-
-v1::Target::Kind TargetToProto(engine::TargetKind k) {
-  switch (k) {
-    case engine::TargetKind::kPredictedClassProb: return v1::Target::PREDICTED_CLASS_PROB;
-    case engine::TargetKind::kClassProb: return v1::Target::CLASS_PROB;
-    case engine::TargetKind::kClassLogit: return v1::Target::CLASS_LOGIT;
-    case engine::TargetKind::kEmbeddingSimilarity: return v1::Target::EMBEDDING_SIMILARITY;
-  }
-  return v1::Target::KIND_UNSPECIFIED;
 }
 
 RemoteModel FromProto(const v1::Model& model) {
@@ -110,41 +92,17 @@ absl::StatusOr<engine::ExampleAttribution> RemoteRunner::Explain(
   req.set_model(model);
   req.mutable_example()->set_text(example.text);
   if (example.text_pair) req.mutable_example()->set_text_pair(*example.text_pair);
-  auto* o = req.mutable_options();
-  o->set_rule(RuleToProto(options.rule));
-  o->set_steps(options.steps);
-  for (int l : options.layers) o->add_layers(l);
-  o->mutable_target()->set_kind(TargetToProto(options.target.kind));
-  o->mutable_target()->set_class_index(options.target.class_index);
-  o->mutable_target()->set_reference_text(options.target.reference_text);
+  OptionsToProto(options, req.mutable_options());
   req.mutable_result()->set_full_matrices(true);
   req.mutable_result()->set_top_k(0);
   grpc::ClientContext ctx;
   impl_->SetDeadline(&ctx);
   v1::ExplainResponse resp;
   if (auto s = FromGrpc(impl_->stub->Explain(&ctx, req, &resp), impl_->server); !s.ok()) return s;
-  const auto& a = resp.attribution();
-  engine::ExampleAttribution r;
-  r.encoding.tokens.assign(a.tokens().begin(), a.tokens().end());
-  r.encoding.input_ids.assign(a.input_ids().begin(), a.input_ids().end());
-  r.encoding.token_type_ids.assign(a.token_type_ids().begin(), a.token_type_ids().end());
-  r.prediction.predicted = a.prediction().predicted();
-  r.prediction.probabilities.assign(a.prediction().probabilities().begin(),
-                                    a.prediction().probabilities().end());
-  r.prediction.logits.assign(a.prediction().logits().begin(), a.prediction().logits().end());
-  r.target_class = a.target_class();
-  for (const auto& pl : a.layers()) {
-    engine::LayerAttribution l;
-    l.layer = pl.layer();
-    l.num_heads = pl.num_heads();
-    l.target_at_full = pl.target_at_full();
-    l.target_at_zero = pl.target_at_zero();
-    l.attribution_sum = pl.attribution_sum();
-    l.completeness_gap = pl.completeness_gap();
-    const auto& values = pl.attribution().f32().values();
-    l.attribution.assign(values.begin(), values.end());
-    r.layers.push_back(std::move(l));
-  }
+  // The server sent what was asked (full fp32 matrices); a malformed reply is the server's fault.
+  auto r = AttributionFromProto(resp.attribution());
+  if (!r.ok())
+    return absl::InternalError(absl::StrCat("malformed Explain reply: ", r.status().message()));
   return r;
 }
 

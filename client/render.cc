@@ -26,6 +26,15 @@ nlohmann::json AttributionToJson(const engine::ExampleAttribution& r, const Rend
   const size_t n = r.encoding.size();
   nlohmann::json layers = nlohmann::json::array();
   for (const auto& layer : r.layers) {
+    nlohmann::json l = {{"layer", layer.layer},
+                        {"completeness_gap", layer.completeness_gap},
+                        {"target_at_full", layer.target_at_full},
+                        {"target_at_zero", layer.target_at_zero}};
+    // A job may have asked for no full matrices (top-k or head sums only): no "attribution" then.
+    if (layer.attribution.size() != static_cast<size_t>(layer.num_heads) * n * n) {
+      layers.push_back(std::move(l));
+      continue;
+    }
     nlohmann::json heads = nlohmann::json::array();
     for (int h = 0; h < layer.num_heads; ++h) {
       nlohmann::json rows = nlohmann::json::array();
@@ -35,11 +44,8 @@ nlohmann::json AttributionToJson(const engine::ExampleAttribution& r, const Rend
       }
       heads.push_back(std::move(rows));
     }
-    layers.push_back({{"layer", layer.layer},
-                      {"attribution", std::move(heads)},
-                      {"completeness_gap", layer.completeness_gap},
-                      {"target_at_full", layer.target_at_full},
-                      {"target_at_zero", layer.target_at_zero}});
+    l["attribution"] = std::move(heads);
+    layers.push_back(std::move(l));
   }
   j["layers"] = std::move(layers);
   return j;
@@ -58,17 +64,18 @@ std::string AttributionToText(const engine::ExampleAttribution& r, const RenderC
     char buf[64];
     std::snprintf(buf, sizeof buf, "%.4f", r.prediction.probabilities[p]);
     out << "prediction: "
-        << (p < static_cast<int>(ctx.labels.size()) ? ctx.labels[p] : std::to_string(p)) << " (p="
-        << buf << ")\n";
+        << (p < static_cast<int>(ctx.labels.size()) ? ctx.labels[p] : std::to_string(p))
+        << " (p=" << buf << ")\n";
   }
   out << "target: " << ctx.target << "   rule: " << ctx.rule << ", m = " << ctx.steps << "\n";
   const size_t n = tokens.size();
   for (const auto& layer : r.layers) {
     char head[200];
-    std::snprintf(head, sizeof head,
-                  "\nlayer %d  F(A) = %.5f  F(0) = %.5f  sum(Attr) = %.5f  completeness gap = %.2e\n",
-                  layer.layer, layer.target_at_full, layer.target_at_zero, layer.attribution_sum,
-                  layer.completeness_gap);
+    std::snprintf(
+        head, sizeof head,
+        "\nlayer %d  F(A) = %.5f  F(0) = %.5f  sum(Attr) = %.5f  completeness gap = %.2e\n",
+        layer.layer, layer.target_at_full, layer.target_at_zero, layer.attribution_sum,
+        layer.completeness_gap);
     out << head;
     std::vector<size_t> idx(layer.attribution.size());
     std::iota(idx.begin(), idx.end(), 0);
@@ -79,8 +86,8 @@ std::string AttributionToText(const engine::ExampleAttribution& r, const RenderC
     for (size_t t = 0; t < k; ++t) {
       const size_t h = idx[t] / (n * n), i = (idx[t] / n) % n, j = idx[t] % n;
       char line[256];
-      std::snprintf(line, sizeof line, "  head %2zu  %-14s <- %-14s %+.5f\n", h,
-                    tokens[i].c_str(), tokens[j].c_str(), layer.attribution[idx[t]]);
+      std::snprintf(line, sizeof line, "  head %2zu  %-14s <- %-14s %+.5f\n", h, tokens[i].c_str(),
+                    tokens[j].c_str(), layer.attribution[idx[t]]);
       out << line;
     }
   }

@@ -20,8 +20,10 @@ struct RenderContext {
 
 // {"model", "tokens", "prediction": {"label", "probabilities"}, "target", "rule", "steps",
 //  "layers": [{"layer", "attribution": [heads][n][n], "completeness_gap", "target_at_full",
-//  "target_at_zero"}]}. `prediction` is null for encoder-only models.
-nlohmann::json AttributionToJson(const engine::ExampleAttribution& result, const RenderContext& ctx);
+//  "target_at_zero"}]}. `prediction` is null for encoder-only models; "attribution" is left out
+//  when the result carries no full matrices (a job that asked for top-k or head sums only).
+nlohmann::json AttributionToJson(const engine::ExampleAttribution& result,
+                                 const RenderContext& ctx);
 
 // A few lines per layer: completeness, then the `top_k` strongest connections
 // (head, query token ← key token, score).

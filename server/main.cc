@@ -7,25 +7,10 @@
 
 #include "CLI/CLI.hpp"
 #include "attattr/engine/runtime.h"
+#include "server/log_format.h"
 #include "server/server.h"
 #include "spdlog/sinks/stdout_sinks.h"
 #include "spdlog/spdlog.h"
-
-namespace {
-
-std::shared_ptr<spdlog::logger> MakeLogger(const attattr::server::ServerConfig& config) {
-  auto log = spdlog::stderr_logger_mt("attattr");
-  if (config.log_format == "json") {
-    log->set_pattern(
-        R"({"time":"%Y-%m-%dT%H:%M:%S.%e%z","level":"%l","logger":"%n","message":"%v"})");
-  } else {
-    log->set_pattern("%Y-%m-%d %H:%M:%S.%e %l %v");
-  }
-  log->set_level(spdlog::level::from_str(config.log_level));
-  return log;
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   attattr::server::ServerConfig config;
@@ -85,6 +70,10 @@ int main(int argc, char** argv) {
   app.add_option("--threads", config.intra_op_threads, "LibTorch intra-op threads (0 = all cores)")
       ->envname("ATTATTR_THREADS")
       ->capture_default_str();
+  app.add_option("--device", config.device,
+                 "Device of the models and attribution: cpu, or cuda / cuda:N (CUDA LibTorch)")
+      ->envname("ATTATTR_DEVICE")
+      ->capture_default_str();
   app.add_option("--max-explain-tokens", config.max_explain_tokens,
                  "Longest Explain input in word pieces")
       ->envname("ATTATTR_MAX_EXPLAIN_TOKENS")
@@ -125,7 +114,8 @@ int main(int argc, char** argv) {
     std::cerr << "error: " << s.message() << "\n";
     return 2;
   }
-  auto log = MakeLogger(config);
+  auto log = attattr::server::MakeServerLogger(
+      config.log_format, config.log_level, std::make_shared<spdlog::sinks::stderr_sink_mt>());
   attattr::engine::RuntimeOptions runtime;
   runtime.intra_op_threads = config.intra_op_threads;
   if (auto s = attattr::engine::ConfigureRuntime(runtime); !s.ok()) {

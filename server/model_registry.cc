@@ -7,7 +7,8 @@
 
 namespace attattr::server {
 
-absl::StatusOr<std::unique_ptr<ModelRegistry>> ModelRegistry::Load(const std::string& models_dir) {
+absl::StatusOr<std::unique_ptr<ModelRegistry>> ModelRegistry::Load(
+    const std::string& models_dir, const engine::LoadOptions& options) {
   namespace fs = std::filesystem;
   std::error_code ec;
   if (!fs::is_directory(models_dir, ec)) {
@@ -17,7 +18,7 @@ absl::StatusOr<std::unique_ptr<ModelRegistry>> ModelRegistry::Load(const std::st
   for (const auto& entry : fs::directory_iterator(models_dir, ec)) {
     if (!entry.is_directory() || !fs::exists(entry.path() / "config.json")) continue;
     const std::string name = entry.path().filename().string();
-    auto model = engine::Model::Load(entry.path().string());
+    auto model = engine::Model::Load(entry.path().string(), options);
     if (!model.ok()) {
       return absl::Status(model.status().code(),
                           absl::StrCat("model '", name, "': ", model.status().message()));

@@ -15,9 +15,10 @@ namespace attattr::server {
 
 class ModelRegistry {
  public:
-  // Loads every model under `models_dir`. Fails when the directory is missing, holds no model, or
-  // a model fails to load (the message names the model).
-  static absl::StatusOr<std::unique_ptr<ModelRegistry>> Load(const std::string& models_dir);
+  // Loads every model under `models_dir` with `options` (the device). Fails when the directory is
+  // missing, holds no model, or a model fails to load (the message names the model).
+  static absl::StatusOr<std::unique_ptr<ModelRegistry>> Load(
+      const std::string& models_dir, const engine::LoadOptions& options = {});
 
   // NotFound naming the model when it is not served.
   absl::StatusOr<const engine::Model*> Find(const std::string& name) const;

@@ -34,7 +34,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
   server->metrics_ = std::make_unique<ServiceMetrics>(server->registry_);
 
   server->log_->info("loading models from {}", config.models_dir);
-  auto models = ModelRegistry::Load(config.models_dir);
+  auto models = ModelRegistry::Load(config.models_dir, engine::LoadOptions{config.device});
   if (!models.ok()) return models.status();
   server->models_ = std::move(*models);
   for (const auto& name : server->models_->Names()) {

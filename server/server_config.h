@@ -27,6 +27,9 @@ struct ServerConfig {
   int job_runners = 2;
   // LibTorch intra-op threads (0 = all cores). Default: 0.
   int intra_op_threads = 0;
+  // Where the served models' weights live and attribution runs: "cpu", or "cuda" / "cuda:N" with a
+  // CUDA LibTorch build (engine::LoadOptions::device). Default: cpu.
+  std::string device = "cpu";
   // Longest Explain input in word pieces (further bounded by each model's maximum). Default: 128.
   int max_explain_tokens = 128;
   // Largest accepted integration steps m. Default: 256.
@@ -38,8 +41,8 @@ struct ServerConfig {
   // batching. Default: 8.
   int batch_max_examples = 8;
   // How long the oldest waiting item may wait for others to join its batch, microseconds.
-  // Default: 2000 (2 ms).
-  int64_t batch_max_delay_us = 2000;
+  // Default: 1000 (1 ms; only a lone item on an idle worker waits it out).
+  int64_t batch_max_delay_us = 1000;
   // Jobs waiting to run before SubmitJob answers RESOURCE_EXHAUSTED. Default: 256.
   int max_queued_jobs = 256;
   // Examples one job may hold. Default: 10000.

@@ -8,6 +8,12 @@ A small module plus command line showing how to call attattr-server from Python:
     python3 attattr_client.py --server 127.0.0.1:50051 explain --model sst2 \\
         --text "a gripping, beautifully acted film" --target predicted --top-k 5
     python3 attattr_client.py --server 127.0.0.1:50051 health
+    python3 attattr_client.py --server 127.0.0.1:50051 job --model sst2 \\
+        --text "a gripping film" --text "a dull one" --steps 4 --top-k 3
+
+`job` is the long-running way: SubmitJob returns a job name at once, WaitJob blocks until it
+finishes, and GetJobResult streams the result in chunks (reassembled here) — see
+run_attribution_job(); `submit`, `wait NAME` and `result NAME` do one step each.
 
 `explain` prints the prediction, each layer's completeness gap and its strongest attention
 connections as JSON; --head-summed / --full-matrices / --attention add the matrices, and --fp16
@@ -39,6 +45,7 @@ try:
     from attattr.v1 import attattr_service_pb2 as service_pb2
     from attattr.v1 import attattr_service_pb2_grpc as service_grpc
     from attattr.v1 import attribution_pb2
+    from attattr.v1 import job_pb2
 except ImportError as e:  # pragma: no cover - depends on the environment
     raise ImportError(
         f"{e}: run {HERE / 'setup_venv.sh'} first and use {HERE / '.venv/bin/python'} "
@@ -46,6 +53,8 @@ except ImportError as e:  # pragma: no cover - depends on the environment
 
 DEFAULT_SERVER = os.environ.get("ATTATTR_SERVER", "127.0.0.1:50051")
 DEFAULT_DEADLINE_S = 60.0
+# The longest WaitJob timeout the server accepts (attattr_service.proto); longer waits loop.
+MAX_WAIT_MS = 600_000
 
 RULES = {
     "default": attribution_pb2.QUADRATURE_RULE_UNSPECIFIED,  # server default: Gauss-Legendre
@@ -113,6 +122,32 @@ def build_explain_request(model: str, text: str, *, text_pair: Optional[str] = N
         fp16=fp16)
     return service_pb2.ExplainRequest(model=model, example=example, options=options,
                                       result=result)
+
+
+def build_attribution_job(model: str, examples: Sequence[Any], *, target: str = "predicted",
+                          rule: str = "default", steps: int = 0, layers: Sequence[int] = (),
+                          top_k: int = 10, head_summed: bool = False,
+                          full_matrices: bool = False, attention: bool = False,
+                          fp16: bool = False, priority: int = 0,
+                          timeout_ms: int = 0) -> job_pb2.JobSpec:
+    """Builds an ATTRIBUTION JobSpec over inline examples: each item of `examples` is a text or a
+    (text, text_pair) tuple. For a dataset file under the server's --data-root instead, set
+    spec.attribution.examples.dataset.path (and .limit) on the returned spec."""
+    inline = attribution_pb2.ExampleList()
+    for item in examples:
+        text, pair = (item, None) if isinstance(item, str) else item
+        e = inline.examples.add(text=text, label=-1)
+        if pair is not None:
+            e.text_pair = pair
+    attribution = attribution_pb2.AttributionSpec(
+        examples=attribution_pb2.ExampleSource(inline=inline),
+        options=attribution_pb2.AttributionOptions(
+            target=parse_target(target), rule=RULES[rule], steps=steps, layers=list(layers)),
+        result=attribution_pb2.ResultOptions(
+            top_k=top_k, head_summed=head_summed, full_matrices=full_matrices,
+            attention=attention, fp16=fp16))
+    return job_pb2.JobSpec(model=model, priority=priority, attribution=attribution,
+                           timeout_ms=timeout_ms)
 
 
 # --- Reading results ------------------------------------------------------------------------
@@ -210,6 +245,106 @@ def explain(stub: service_grpc.AttattrStub, request: service_pb2.ExplainRequest,
     return stub.Explain(request, timeout=deadline_s).attribution
 
 
+def submit_job(stub: service_grpc.AttattrStub, spec: job_pb2.JobSpec, request_id: str = "",
+               deadline_s: float = DEFAULT_DEADLINE_S) -> job_pb2.Job:
+    """SubmitJob: validates and stores the job and returns it at once (state QUEUED). The same
+    non-empty request_id returns the same job (safe to retry after a lost reply)."""
+    return stub.SubmitJob(service_pb2.SubmitJobRequest(spec=spec, request_id=request_id),
+                          timeout=deadline_s)
+
+
+def get_job(stub: service_grpc.AttattrStub, name: str,
+            deadline_s: float = DEFAULT_DEADLINE_S) -> job_pb2.Job:
+    return stub.GetJob(service_pb2.GetJobRequest(name=name), timeout=deadline_s)
+
+
+def is_finished(job: job_pb2.Job) -> bool:
+    return job.state in (job_pb2.SUCCEEDED, job_pb2.FAILED, job_pb2.CANCELLED)
+
+
+def wait_job(stub: service_grpc.AttattrStub, name: str, timeout_s: Optional[float] = None,
+             deadline_s: float = DEFAULT_DEADLINE_S) -> job_pb2.Job:
+    """Blocks until the job finishes (timeout_s=None) or timeout_s passes, and returns it either
+    way. The server waits at most 600 s per WaitJob call, so longer waits are several calls; each
+    call's deadline is its wait plus deadline_s."""
+    left_ms = None if timeout_s is None else max(0, int(timeout_s * 1000))
+    while True:
+        slice_ms = MAX_WAIT_MS if left_ms is None else min(left_ms, MAX_WAIT_MS)
+        job = stub.WaitJob(service_pb2.WaitJobRequest(name=name, timeout_ms=slice_ms),
+                           timeout=slice_ms / 1000 + deadline_s)
+        if left_ms is not None:
+            left_ms -= slice_ms
+        if is_finished(job) or (left_ms is not None and left_ms <= 0):
+            return job
+
+
+def read_job_result(stub: service_grpc.AttattrStub, name: str,
+                    deadline_s: float = DEFAULT_DEADLINE_S) -> Tuple[job_pb2.JobResult, int]:
+    """GetJobResult: reads the ResultChunk stream, concatenates the chunks' data in index order
+    (checking that every index 0..count-1 came exactly once) and parses it as JobResult.
+    Returns (result, serialized size in bytes)."""
+    chunks: Dict[int, bytes] = {}
+    count = None
+    for chunk in stub.GetJobResult(service_pb2.GetJobResultRequest(name=name),
+                                   timeout=deadline_s):
+        if count is None:
+            count = chunk.count
+        if chunk.count != count or not 0 <= chunk.index < count or chunk.index in chunks:
+            raise ValueError(f"{name}: bad result chunk {chunk.index} of {chunk.count}")
+        chunks[chunk.index] = chunk.data
+    if len(chunks) != (count or 0):
+        raise ValueError(f"{name}: received {len(chunks)} of {count} result chunks")
+    data = b"".join(chunks[i] for i in range(len(chunks)))
+    result = job_pb2.JobResult()
+    result.ParseFromString(data)
+    return result, len(data)
+
+
+def job_to_dict(job: job_pb2.Job) -> Dict[str, Any]:
+    p = job.progress
+    out: Dict[str, Any] = {
+        "name": job.name, "request_id": job.request_id, "kind": job_pb2.JobKind.Name(job.kind),
+        "state": job_pb2.JobState.Name(job.state), "model": job.spec.model,
+        "progress": {"stage": p.stage, "done": p.done, "total": p.total,
+                     "eta_seconds": p.eta_seconds},
+        "create_time_ms": job.create_time_ms or None, "start_time_ms": job.start_time_ms or None,
+        "end_time_ms": job.end_time_ms or None, "result_size_bytes": job.result_size_bytes,
+    }
+    if job.error_code or job.error_message:
+        out["error"] = {"code": _status_code_name(job.error_code), "message": job.error_message}
+    return out
+
+
+def _status_code_name(code: int) -> str:
+    """A canonical gRPC code number as its name (5 -> "NOT_FOUND")."""
+    for c in grpc.StatusCode:
+        if c.value[0] == code:
+            return c.name
+    return str(code)
+
+
+def run_attribution_job(stub: service_grpc.AttattrStub, spec: job_pb2.JobSpec,
+                        request_id: str = "", timeout_s: Optional[float] = None,
+                        deadline_s: float = DEFAULT_DEADLINE_S
+                        ) -> Tuple[job_pb2.Job, Optional[job_pb2.JobResult]]:
+    """The whole job round trip: submit, wait until it finishes, and read the result when it
+    SUCCEEDED. Returns (job, result); result is None when the job failed, was cancelled or did
+    not finish within timeout_s (see job.state and job.error_message)."""
+    job = submit_job(stub, spec, request_id, deadline_s)
+    job = wait_job(stub, job.name, timeout_s, deadline_s)
+    if job.state != job_pb2.SUCCEEDED:
+        return job, None
+    result, _ = read_job_result(stub, job.name, deadline_s)
+    return job, result
+
+
+def job_result_to_dict(job: job_pb2.Job, result: job_pb2.JobResult) -> Dict[str, Any]:
+    """{"job": job_to_dict(job), "examples": [attribution_to_dict(...) per example]}."""
+    return {"job": job_to_dict(job),
+            "examples": [{"model": job.spec.model, **attribution_to_dict(a)}
+                         for a in result.attribution.examples]}
+
+
 def health_status(channel: grpc.Channel, service: str = "",
                   deadline_s: float = DEFAULT_DEADLINE_S) -> str:
     """grpc.health.v1.Health/Check as a raw call (no grpcio-health-checking needed): the request
@@ -245,6 +380,49 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--model", required=True, help="a served model name (see `models`)")
     e.add_argument("--text", required=True, help="the input text")
     e.add_argument("--text-pair", default=None, help="optional second segment")
+    _add_attribution_options(e)
+    for name, what in (("job", "submit an attribution job, wait for it and print its result"),
+                       ("submit", "submit an attribution job; prints the job (JSON)")):
+        j = sub.add_parser(name, parents=[common], help=what)
+        j.add_argument("--model", required=True, help="a served model name (see `models`)")
+        j.add_argument("--text", dest="examples", action=_TextAction, required=True, metavar="T",
+                       help="an example's text; repeat for several examples")
+        j.add_argument("--text-pair", dest="examples", action=_PairAction, metavar="P",
+                       help="second segment for the --text just before it")
+        j.add_argument("--request-id", default="", help="idempotency key")
+        j.add_argument("--priority", type=int, default=0, help="-10..10, higher runs first")
+        _add_attribution_options(j)
+    w = sub.add_parser("wait", parents=[common],
+                       help="wait until a job finishes; prints it (exit 3 unless SUCCEEDED)")
+    w.add_argument("name", help="jobs/ID")
+    w.add_argument("--timeout", type=float, default=None, metavar="S",
+                   help="give up after S seconds (default: until it finishes)")
+    r = sub.add_parser("result", parents=[common],
+                       help="a finished job's result: {job, examples} (JSON)")
+    r.add_argument("name", help="jobs/ID")
+    return p
+
+
+class _TextAction(argparse.Action):
+    """--text T: appends [T, None] to the example list."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        items = list(getattr(namespace, self.dest, None) or [])
+        items.append([values, None])
+        setattr(namespace, self.dest, items)
+
+
+class _PairAction(argparse.Action):
+    """--text-pair P: sets the pair of the last --text."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        items = getattr(namespace, self.dest, None) or []
+        if not items or items[-1][1] is not None:
+            parser.error("--text-pair must follow the --text it pairs with")
+        items[-1][1] = values
+
+
+def _add_attribution_options(e: argparse.ArgumentParser) -> None:
     e.add_argument("--target", default="predicted",
                    help="predicted | class:K | logit:K | similarity:TEXT (default predicted)")
     e.add_argument("--rule", default="default", choices=sorted(RULES),
@@ -262,10 +440,11 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--attention", action="store_true",
                    help="include the clean attention probabilities")
     e.add_argument("--fp16", action="store_true", help="send matrices as IEEE fp16")
-    return p
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Exit codes: 0 done; 1 an RPC failed (error: CODE: details on stderr); 2 bad arguments;
+    3 (job, wait, result) the job did not succeed: FAILED, CANCELLED or not finished."""
     args = _parser().parse_args(argv)
     try:
         if args.command == "explain":
@@ -274,6 +453,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 rule=args.rule, steps=args.steps, layers=parse_layers(args.layers),
                 top_k=args.top_k, head_summed=args.head_summed,
                 full_matrices=args.full_matrices, attention=args.attention, fp16=args.fp16)
+        elif args.command in ("job", "submit"):
+            spec = build_attribution_job(
+                args.model, [tuple(e) for e in args.examples], target=args.target,
+                rule=args.rule, steps=args.steps, layers=parse_layers(args.layers),
+                top_k=args.top_k, head_summed=args.head_summed,
+                full_matrices=args.full_matrices, attention=args.attention, fp16=args.fp16,
+                priority=args.priority)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -286,6 +472,26 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 out = model_to_dict(get_model(stub, args.name, args.deadline))
             elif args.command == "health":
                 out = {"status": health_status(channel, "", args.deadline)}
+            elif args.command == "submit":
+                out = job_to_dict(submit_job(stub, spec, args.request_id, args.deadline))
+            elif args.command in ("job", "wait", "result"):
+                if args.command == "job":
+                    job, result = run_attribution_job(stub, spec, args.request_id, None,
+                                                      args.deadline)
+                elif args.command == "wait":
+                    job, result = wait_job(stub, args.name, args.timeout, args.deadline), None
+                else:
+                    job = get_job(stub, args.name, args.deadline)
+                    result = (read_job_result(stub, job.name, args.deadline)[0]
+                              if job.state == job_pb2.SUCCEEDED else None)
+                out = job_to_dict(job) if result is None else job_result_to_dict(job, result)
+                if job.state != job_pb2.SUCCEEDED:
+                    json.dump(out, sys.stdout, indent=2)
+                    sys.stdout.write("\n")
+                    print(f"error: job {job.name} is {job_pb2.JobState.Name(job.state)}"
+                          + (f": {job.error_message}" if job.error_message else ""),
+                          file=sys.stderr)
+                    return 3
             else:
                 out = {"model": args.model,
                        **attribution_to_dict(explain(stub, request, args.deadline))}

@@ -4,7 +4,8 @@
 Starts build/bin/attattr-server itself on a free port, serving the shared SST-2 test model
 (../shared/models/sst2-bert-l4-h256, linked as 'sst2'), then checks ListModels, GetModel,
 Explain (tokens, prediction, completeness gaps, top connections, fp16 matrices), the error codes
-(INVALID_ARGUMENT naming the field, NOT_FOUND), the grpc.health.v1 Check, the CLI, and that
+(INVALID_ARGUMENT naming the field, NOT_FOUND), the grpc.health.v1 Check, the CLI, the job round
+trip (SubmitJob, WaitJob, GetJobResult chunks reassembled; results equal Explain's), and that
 SIGTERM stops the server with exit code 0.
 
 Run with client/python/run_tests.sh (creates the venv), or .venv/bin/python -m unittest -v.
@@ -63,16 +64,33 @@ def _skip_reason():
     return None
 
 
+_server_help = None
+
+
+def _server_has_flag(flag: str) -> bool:
+    """Whether attattr-server --help lists `flag` (options that land with the job scheduler)."""
+    global _server_help
+    if _server_help is None:
+        _server_help = subprocess.run([str(SERVER_BIN), "--help"], capture_output=True,
+                                      text=True, timeout=60).stdout
+    return flag in _server_help
+
+
 class Server:
-    """attattr-server as a child process on 127.0.0.1:<free port> with the 'sst2' model."""
+    """attattr-server as a child process on 127.0.0.1:<free port> with the 'sst2' model, its job
+    store in a temporary directory."""
 
     def __init__(self):
         self.models_dir = tempfile.TemporaryDirectory(prefix="attattr-models-")
         os.symlink(MODEL_DIR, os.path.join(self.models_dir.name, "sst2"))
         self.stderr = tempfile.TemporaryFile(mode="w+")
+        extra = []
+        if _server_has_flag("--store"):  # not attattr-jobs.db in the working directory
+            extra += ["--store", os.path.join(self.models_dir.name, "jobs.db")]
         self.proc = subprocess.Popen(
             [str(SERVER_BIN), "--models", self.models_dir.name, "--listen", "127.0.0.1:0",
-             "--metrics-listen", "127.0.0.1:0", "--threads", "1", "--log-level", "warn"],
+             "--metrics-listen", "127.0.0.1:0", "--threads", "1", "--log-level", "warn",
+             *extra],
             stdout=subprocess.PIPE, stderr=self.stderr, text=True)
         self.port = self._wait_for_port()
         self.address = f"127.0.0.1:{self.port}"
@@ -254,6 +272,112 @@ class AttattrClientTest(unittest.TestCase):
         self.assertEqual(r.returncode, 1)
         self.assertIn("INVALID_ARGUMENT", r.stderr)
         self.assertIn("example.text", r.stderr)
+
+
+@unittest.skipIf(_skip_reason() is not None, _skip_reason() or "")
+class JobTest(unittest.TestCase):
+    """The long-running path: SubmitJob -> WaitJob -> GetJobResult (README's job example)."""
+    TEXTS = ["a gripping , beautifully acted film", ("the movie was dull", "far too long")]
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = Server()
+        cls.channel, cls.stub = ac.connect(cls.server.address)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.channel.close()
+        try:
+            code = cls.server.stop()
+            if code != 0:
+                raise AssertionError(f"attattr-server exited {code} on SIGTERM:\n"
+                                     f"{cls.server.stderr_text()}")
+        finally:
+            cls.server.close()
+
+    def test_submit_wait_result(self):
+        spec = ac.build_attribution_job("sst2", self.TEXTS, steps=4, layers=[0, 3], top_k=3,
+                                        head_summed=True, fp16=True)
+        job = ac.submit_job(self.stub, spec, request_id="py-job-1", deadline_s=30)
+        self.assertTrue(job.name.startswith("jobs/"), job.name)
+        self.assertEqual(job.request_id, "py-job-1")
+        self.assertEqual(ac.job_pb2.JobKind.Name(job.kind), "ATTRIBUTION")
+        # The same request id returns the same job.
+        self.assertEqual(ac.submit_job(self.stub, spec, "py-job-1", 30).name, job.name)
+
+        done = ac.wait_job(self.stub, job.name, timeout_s=120, deadline_s=30)
+        self.assertEqual(ac.job_pb2.JobState.Name(done.state), "SUCCEEDED", done.error_message)
+        result, size = ac.read_job_result(self.stub, job.name, deadline_s=60)
+        self.assertEqual(size, done.result_size_bytes)
+        examples = result.attribution.examples
+        self.assertEqual(len(examples), 2)
+        for item, a in zip(self.TEXTS, examples):
+            text, pair = (item, None) if isinstance(item, str) else item
+            # The same numbers as a synchronous Explain of that example (batching aside).
+            e = self.explain_like_job(text, pair)
+            self.assertEqual(list(a.tokens), list(e.tokens))
+            self.assertEqual(a.prediction.label, e.prediction.label)
+            self.assertEqual([l.layer for l in a.layers], [0, 3])
+            for lj, le in zip(a.layers, e.layers):
+                self.assertAlmostEqual(lj.target_at_full, le.target_at_full, places=4)
+                self.assertAlmostEqual(lj.attribution_sum, le.attribution_sum, places=3)
+                self.assertEqual(len(lj.top_connections), 3)
+                for cj, ce in zip(lj.top_connections, le.top_connections):
+                    self.assertTrue(math.isclose(cj.score, ce.score, rel_tol=1e-3, abs_tol=1e-5),
+                                    (cj, ce))
+                shape, values = ac.tensor_values(lj.head_summed)  # fp16
+                n = len(a.tokens)
+                self.assertEqual(shape, [n, n])
+                self.assertAlmostEqual(sum(values), lj.attribution_sum, places=2)
+        self.assertEqual(list(examples[1].tokens).count("[SEP]"), 2)
+        d = ac.job_result_to_dict(done, result)
+        json.dumps(d)
+        self.assertEqual(d["job"]["state"], "SUCCEEDED")
+
+    def explain_like_job(self, text, pair):
+        return ac.explain(self.stub, ac.build_explain_request(
+            "sst2", text, text_pair=pair, steps=4, layers=[0, 3], top_k=3), 60)
+
+    def test_run_attribution_job(self):
+        job, result = ac.run_attribution_job(
+            self.stub, ac.build_attribution_job("sst2", ["fine"], steps=2, layers=[1], top_k=1),
+            timeout_s=120, deadline_s=30)
+        self.assertEqual(ac.job_pb2.JobState.Name(job.state), "SUCCEEDED", job.error_message)
+        self.assertEqual(len(result.attribution.examples), 1)
+
+    def test_unknown_job(self):
+        with self.assertRaises(grpc.RpcError) as cm:
+            ac.get_job(self.stub, "jobs/no-such-job", 10)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.NOT_FOUND, cm.exception.details())
+        with self.assertRaises(grpc.RpcError) as cm:
+            ac.wait_job(self.stub, "jobs/no-such-job", 1, 10)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.NOT_FOUND, cm.exception.details())
+
+    def test_cli(self):
+        def cli(*args):
+            return subprocess.run(
+                [sys.executable, str(HERE / "attattr_client.py"), "--server",
+                 self.server.address, *args], capture_output=True, text=True, timeout=120)
+
+        r = cli("job", "--model", "sst2", "--text", "a gripping film", "--text", "a dull one",
+                "--text-pair", "i left early", "--steps", "2", "--layers", "3", "--top-k", "2")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        out = json.loads(r.stdout)
+        self.assertEqual(out["job"]["state"], "SUCCEEDED")
+        self.assertEqual(len(out["examples"]), 2)
+        self.assertEqual(len(out["examples"][0]["layers"][0]["top_connections"]), 2)
+        r = cli("submit", "--model", "sst2", "--text", "fine", "--steps", "2", "--layers", "0")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        name = json.loads(r.stdout)["name"]
+        r = cli("wait", name, "--timeout", "120")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json.loads(r.stdout)["state"], "SUCCEEDED")
+        r = cli("result", name)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json.loads(r.stdout)["examples"][0]["tokens"][1], "fine")
+        r = cli("result", "jobs/no-such-job")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("NOT_FOUND", r.stderr)
 
 
 @unittest.skipIf(_skip_reason() is not None, _skip_reason() or "")

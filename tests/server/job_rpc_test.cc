@@ -590,6 +590,26 @@ TEST_F(JobServerTest, SigtermDrainsWithinTheGraceAndTheNextStartFinishesTheJob) 
   EXPECT_EQ(WaitDone(*stub, name).state(), v1::SUCCEEDED);
 }
 
+TEST_F(JobServerTest, FinishedJobsExpireAfterTheRetention) {
+  auto server = Start({"--retention-seconds=1"});
+  auto stub = Connect(server->address());
+  v1::Job job;
+  ASSERT_TRUE(Submit(*stub, TextJob({"short-lived"}, 2), &job).ok());
+  ASSERT_EQ(WaitDone(*stub, job.name()).state(), v1::SUCCEEDED);
+  const auto until = Clock::now() + std::chrono::seconds(15);
+  grpc::Status status;
+  while (Clock::now() < until) {
+    grpc::ClientContext ctx;
+    v1::GetJobRequest req;
+    req.set_name(job.name());
+    v1::Job now;
+    status = stub->GetJob(&ctx, req, &now);
+    if (status.error_code() == grpc::StatusCode::NOT_FOUND) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND) << "still there after 15 s";
+}
+
 TEST_F(JobServerTest, BertBaseFullMatricesAtLength128StreamInChunksUnderOneMiB) {
   ::attattr::testing::RandomCheckpointSpec spec;  // BERT-base dimensions
   spec.vocab_path = ::attattr::testing::SharedDir() + "/vocab/bert-base-uncased-vocab.txt";

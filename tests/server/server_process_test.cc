@@ -30,7 +30,10 @@ TEST(ServerProcessTest, HelpListsEveryOptionWithDefaults) {
   for (const char* opt : {"--models", "--listen", "--metrics-listen", "--workers", "--threads",
                           "--max-explain-tokens", "--max-steps", "--max-pending-explains",
                           "--memory-budget-mib", "--grace-seconds", "--log-format", "--log-level",
-                          "--config", "ATTATTR_MODELS", "127.0.0.1:50051"}) {
+                          "--config", "ATTATTR_MODELS", "127.0.0.1:50051", "--store",
+                          "attattr-jobs.db", "--data-root", "--job-runners", "--batch-max-examples",
+                          "--batch-max-delay-us", "--max-queued-jobs", "--max-job-examples",
+                          "--max-result-mib", "--retention-seconds", "ATTATTR_STORE"}) {
     EXPECT_NE(out.find(opt), std::string::npos) << opt;
   }
 }

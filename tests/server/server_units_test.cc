@@ -14,6 +14,10 @@
 #include "server/server_config.h"
 #include "server/status_convert.h"
 #include "server/timer_queue.h"
+#include "server/log_format.h"
+#include "nlohmann/json.hpp"
+#include "spdlog/sinks/ostream_sink.h"
+#include <sstream>
 #include "server/job_events.h"
 
 namespace attattr::server {
@@ -98,6 +102,27 @@ TEST(ServerConfigTest, ValidateNamesTheOption) {
   b.log_format = "xml";
   expect(b, "--log-format");
   b = c;
+  b.job_runners = 0;
+  expect(b, "--job-runners");
+  b = c;
+  b.batch_max_examples = 0;
+  expect(b, "--batch-max-examples");
+  b = c;
+  b.batch_max_delay_us = -1;
+  expect(b, "--batch-max-delay-us");
+  b = c;
+  b.max_queued_jobs = 0;
+  expect(b, "--max-queued-jobs");
+  b = c;
+  b.store_path = "";
+  expect(b, "--store");
+  b = c;
+  b.retention_seconds = 0;
+  expect(b, "--retention-seconds");
+  b = c;
+  b.max_result_bytes = 1000;
+  expect(b, "--max-result-mib");
+  b = c;
   b.metrics_listen = "";
   EXPECT_TRUE(b.Validate().ok());
 }
@@ -169,6 +194,34 @@ TEST(JobEventsTest, DeliversToSubscribersOfTheJobUntilUnsubscribed) {
   events.Publish(r);
   events.Publish(r);
   EXPECT_EQ(calls, 1);
+}
+
+TEST(LogFormatTest, JsonLinesAreValidJsonWithTheAccessLogFieldsLifted) {
+  std::ostringstream out;
+  auto log = MakeServerLogger("json", "info", std::make_shared<spdlog::sinks::ostream_sink_mt>(out));
+  log->info("rpc method=GetJob code=INVALID_ARGUMENT latency_ms=0.12 request_id=- job_id=jobs/ab "
+            "peer=ipv4:127.0.0.1:1 error=name: 'x' is not a job name (\"jobs/<id>\")\n\tnext");
+  log->debug("not shown at info");
+  log->warn("plain message");
+  std::istringstream lines(out.str());
+  std::string line;
+  std::vector<nlohmann::json> parsed;
+  while (std::getline(lines, line)) parsed.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(parsed.size(), 2u) << out.str();
+  const auto& rpc = parsed[0];
+  EXPECT_EQ(rpc["level"], "info");
+  EXPECT_EQ(rpc["method"], "GetJob");
+  EXPECT_EQ(rpc["code"], "INVALID_ARGUMENT");
+  EXPECT_EQ(rpc["job_id"], "jobs/ab");
+  EXPECT_FALSE(rpc.contains("request_id"));  // "-" means none
+  EXPECT_EQ(rpc["error"], "name: 'x' is not a job name (\"jobs/<id>\")\n\tnext");
+  EXPECT_EQ(rpc["message"].get<std::string>().rfind("rpc method=GetJob", 0), 0u);
+  EXPECT_EQ(parsed[1]["message"], "plain message");
+  EXPECT_EQ(parsed[1]["level"], "warning");
+  std::ostringstream text;
+  MakeServerLogger("text", "info", std::make_shared<spdlog::sinks::ostream_sink_mt>(text))
+      ->info("hello job_id=jobs/x");
+  EXPECT_NE(text.str().find(" info hello job_id=jobs/x"), std::string::npos) << text.str();
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // End-to-end proof of the exposition format: `promtool check metrics` on a registry with one metric of
 // each type plus the process collector, then a real Prometheus server (child process, loopback,
-// ephemeral ports) scraping MetricsHttpServer until its query API returns the counter we set.
+// ephemeral ports) scraping MetricsHttpServer until its query API returns the counter we set; and
+// the same against the real attattr service after it served an Explain call and a job.
 // Skips when the Debian `prometheus` package (prometheus, promtool) is not installed. Single-threaded
 // test body; MetricsHttpServer serves the scrapes on its own threads.
 #include <fcntl.h>
@@ -25,6 +26,10 @@
 #include "server/metrics/metrics.h"
 #include "server/metrics/metrics_http.h"
 #include "server/metrics/process_collector.h"
+#include "server/server.h"
+#include "spdlog/sinks/null_sink.h"
+#include "attattr/v1/attattr_service.grpc.pb.h"
+#include <grpcpp/grpcpp.h>
 #include "support/test_paths.h"
 
 namespace attattr::metrics {
@@ -113,6 +118,70 @@ class ChildGuard {
   pid_t pid_;
 };
 
+// Runs `promtool check metrics` on `text`; "" when it passes, else promtool's output.
+std::string PromtoolProblems(const std::string& promtool, const std::string& text) {
+  const std::string dir = ::attattr::testing::MakeTempDir("metrics_promtool");
+  const std::string input = dir + "/metrics.txt";
+  const std::string log = dir + "/promtool.log";
+  std::ofstream(input) << text;
+  // promtool reads the exposition on stdin; exit 0 means it parsed and passed the linter.
+  const std::string command =
+      "'" + promtool + "' check metrics < '" + input + "' > '" + log + "' 2>&1";
+  const int status = std::system(command.c_str());
+  std::string problems;
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    problems = "promtool check metrics failed:\n" + ReadAll(log);
+  }
+  std::filesystem::remove_all(dir);
+  return problems;
+}
+
+// A real Prometheus (child process) scraping 127.0.0.1:`target_port` every second as job
+// `job_name`, with its own temporary directory; stopped and cleaned up on destruction.
+struct RealPrometheus {
+  RealPrometheus(const std::string& binary, const std::string& job_name, int target_port) {
+    port = FreeLoopbackPort();
+    if (port <= 0) return;
+    dir = ::attattr::testing::MakeTempDir("metrics_prometheus");
+    const std::string config = dir + "/prometheus.yml";
+    std::ofstream(config) << "global:\n"
+                             "  scrape_interval: 1s\n"
+                             "  evaluation_interval: 1s\n"
+                             "scrape_configs:\n"
+                             "  - job_name: "
+                          << job_name
+                          << "\n"
+                             "    scrape_interval: 1s\n"
+                             "    scrape_timeout: 1s\n"
+                             "    static_configs:\n"
+                             "      - targets: ['127.0.0.1:"
+                          << target_port << "']\n";
+    log = dir + "/prometheus.log";
+    child = std::make_unique<ChildGuard>(
+        Spawn({binary, "--config.file=" + config, "--storage.tsdb.path=" + dir + "/data",
+               "--web.listen-address=127.0.0.1:" + std::to_string(port), "--log.level=warn"},
+              "/dev/null", log));
+  }
+  ~RealPrometheus() {
+    child.reset();
+    if (!dir.empty()) std::filesystem::remove_all(dir);
+  }
+  // Polls the query API (≤ 30 s) until the answer contains `needle`; returns the last answer.
+  HttpResult QueryUntil(const std::string& query, const std::string& needle) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    HttpResult answer;
+    while (std::chrono::steady_clock::now() < deadline && !child->Exited()) {
+      answer = HttpGet(port, "/api/v1/query?query=" + query);
+      if (answer.ok && answer.status == 200 && answer.body.find(needle) != std::string::npos) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    }
+    return answer;
+  }
+  int port = 0;
+  std::string dir, log;
+  std::unique_ptr<ChildGuard> child;
+};
+
 // One metric of each type, named the way promtool's linter wants (base units, _total counters).
 struct DemoMetrics {
   explicit DemoMetrics(Registry& registry)
@@ -150,19 +219,7 @@ TEST(PrometheusTest, PromtoolAcceptsTheExposition) {
   const std::string text = SerializeText(registry.Collect());
   ASSERT_NE(text.find("process_resident_memory_bytes "), std::string::npos);
 
-  const std::string dir = ::attattr::testing::MakeTempDir("metrics_promtool");
-  const std::string input = dir + "/metrics.txt";
-  const std::string log = dir + "/promtool.log";
-  std::ofstream(input) << text;
-  // promtool reads the exposition on stdin; exit 0 means it parsed and passed the linter.
-  const std::string command =
-      "'" + promtool + "' check metrics < '" + input + "' > '" + log + "' 2>&1";
-  const int status = std::system(command.c_str());
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
-      << "promtool check metrics failed:\n"
-      << ReadAll(log) << "\n--- input ---\n"
-      << text;
-  std::filesystem::remove_all(dir);
+  EXPECT_EQ(PromtoolProblems(promtool, text), "") << "--- input ---\n" << text;
 }
 
 TEST(PrometheusTest, RealPrometheusScrapesTheServer) {
@@ -179,26 +236,11 @@ TEST(PrometheusTest, RealPrometheusScrapesTheServer) {
       MetricsHttpServer::Start("127.0.0.1:0", &registry);
   ASSERT_TRUE(server.ok()) << server.status();
 
-  const int prometheus_port = FreeLoopbackPort();
-  ASSERT_GT(prometheus_port, 0);
-  const std::string dir = ::attattr::testing::MakeTempDir("metrics_prometheus");
-  const std::string config = dir + "/prometheus.yml";
-  std::ofstream(config) << "global:\n"
-                           "  scrape_interval: 1s\n"
-                           "  evaluation_interval: 1s\n"
-                           "scrape_configs:\n"
-                           "  - job_name: attattr_e2e\n"
-                           "    scrape_interval: 1s\n"
-                           "    scrape_timeout: 1s\n"
-                           "    static_configs:\n"
-                           "      - targets: ['127.0.0.1:"
-                        << (*server)->port() << "']\n";
-  const std::string log = dir + "/prometheus.log";
-  ChildGuard child(Spawn({prometheus, "--config.file=" + config,
-                          "--storage.tsdb.path=" + dir + "/data",
-                          "--web.listen-address=127.0.0.1:" + std::to_string(prometheus_port),
-                          "--log.level=warn"},
-                         "/dev/null", log));
+  RealPrometheus prom(prometheus, "attattr_e2e", (*server)->port());
+  ASSERT_GT(prom.port, 0);
+  const int prometheus_port = prom.port;
+  const std::string& log = prom.log;
+  ChildGuard& child = *prom.child;
 
   // Wait (≤ 30 s) until Prometheus has scraped us and answers the counter's value.
   const std::string query =
@@ -230,7 +272,73 @@ TEST(PrometheusTest, RealPrometheusScrapesTheServer) {
   EXPECT_NE(up.body.find(",\"1\"]"), std::string::npos) << up.body;
 
   child.Stop();
-  std::filesystem::remove_all(dir);
+}
+
+TEST(PrometheusTest, RealPrometheusScrapesTheAttattrService) {
+  const std::string prometheus = FindOnPath("prometheus");
+  const std::string promtool = FindOnPath("promtool");
+  if (prometheus.empty() || promtool.empty()) {
+    GTEST_SKIP() << "prometheus/promtool not found on PATH: install the Debian package "
+                    "`prometheus` (scripts/packages.txt) to run this test";
+  }
+  ATTATTR_SKIP_IF_MISSING(::attattr::testing::Sst2ModelDir());
+  namespace v1 = ::attattr::v1;
+  const std::string models = ::attattr::testing::MakeTempDir("attattr-models");
+  std::filesystem::create_directory_symlink(::attattr::testing::Sst2ModelDir(), models + "/sst2");
+  server::ServerConfig config;
+  config.models_dir = models;
+  config.store_path = models + "/jobs.db";
+  config.listen = "127.0.0.1:0";
+  config.metrics_listen = "127.0.0.1:0";
+  auto started = server::Server::Start(
+      config, std::make_shared<spdlog::logger>("t", std::make_shared<spdlog::sinks::null_sink_mt>()));
+  ASSERT_TRUE(started.ok()) << started.status();
+  auto& srv = **started;
+  auto stub = v1::Attattr::NewStub(grpc::CreateChannel(
+      "127.0.0.1:" + std::to_string(srv.port()), grpc::InsecureChannelCredentials()));
+  {
+    grpc::ClientContext ctx;
+    v1::ExplainRequest req;
+    req.set_model("sst2");
+    req.mutable_example()->set_text("a fine film .");
+    v1::ExplainResponse resp;
+    ASSERT_TRUE(stub->Explain(&ctx, req, &resp).ok());
+  }
+  {
+    grpc::ClientContext ctx;
+    v1::SubmitJobRequest req;
+    req.mutable_spec()->set_model("sst2");
+    auto* a = req.mutable_spec()->mutable_attribution();
+    a->mutable_examples()->mutable_inline_()->add_examples()->set_text("a dull film .");
+    a->mutable_options()->set_steps(2);
+    v1::Job job;
+    ASSERT_TRUE(stub->SubmitJob(&ctx, req, &job).ok());
+    grpc::ClientContext wait_ctx;
+    v1::WaitJobRequest wait;
+    wait.set_name(job.name());
+    wait.set_timeout_ms(60000);
+    ASSERT_TRUE(stub->WaitJob(&wait_ctx, wait, &job).ok());
+    ASSERT_EQ(job.state(), v1::SUCCEEDED);
+  }
+  HttpResult exposition = HttpGet(srv.metrics_port(), "/metrics");
+  ASSERT_EQ(exposition.status, 200);
+  EXPECT_EQ(PromtoolProblems(promtool, exposition.body), "") << exposition.body;
+
+  RealPrometheus prom(prometheus, "attattr", srv.metrics_port());
+  ASSERT_GT(prom.port, 0);
+  HttpResult jobs = prom.QueryUntil(
+      "attattr_jobs_total%7Bkind%3D%22ATTRIBUTION%22%2Cstate%3D%22SUCCEEDED%22%7D", ",\"1\"]");
+  EXPECT_NE(jobs.body.find(",\"1\"]"), std::string::npos)
+      << jobs.body << "\nlog:\n" << ReadAll(prom.log);
+  HttpResult explains = prom.QueryUntil(
+      "attattr_rpc_requests_total%7Bmethod%3D%22Explain%22%2Ccode%3D%22OK%22%7D", ",\"1\"]");
+  EXPECT_NE(explains.body.find(",\"1\"]"), std::string::npos) << explains.body;
+  HttpResult batches = prom.QueryUntil("attattr_batch_size_count", "\"job\":\"attattr\"");
+  EXPECT_NE(batches.body.find("\"job\":\"attattr\""), std::string::npos) << batches.body;
+  srv.Shutdown(std::chrono::milliseconds(0));
+  srv.Wait();
+  started->reset();
+  std::filesystem::remove_all(models);
 }
 
 }  // namespace

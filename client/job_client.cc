@@ -1,0 +1,273 @@
+// gRPC side of the job commands (see job_client.h).
+#include "job_client.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "attattr/v1/attattr_service.grpc.pb.h"
+
+namespace attattr::client {
+namespace {
+
+// Case- and quote-insensitive: "job 'jobs/x' not found" contains "job jobs/x not found".
+bool ContainsIgnoreCase(const std::string& haystack, const std::string& needle) {
+  auto norm = [](const std::string& s) {
+    std::string out;
+    for (char c : s) {
+      if (c != '\'' && c != '"') out += absl::ascii_tolower(static_cast<unsigned char>(c));
+    }
+    return out;
+  };
+  return absl::StrContains(norm(haystack), norm(needle));
+}
+
+// `ours`, with the server's message after it unless one already says the other.
+std::string Combine(const std::string& ours, const std::string& theirs) {
+  if (theirs.empty() || ContainsIgnoreCase(ours, theirs)) return ours;
+  if (ContainsIgnoreCase(theirs, ours)) return theirs;
+  return absl::StrCat(ours, ": ", theirs);
+}
+
+std::string Seconds(double s) { return absl::StrFormat("%g s", s); }
+
+// gRPC's own words when no connection could be made (as opposed to a server that answered
+// UNAVAILABLE itself, e.g. while draining).
+bool IsConnectFailure(const std::string& message) {
+  for (const char* m : {"connect", "Connection", "DNS", "resolve", "Socket", "unreachable",
+                        "No route", "Broken pipe", "GOAWAY", "channel"}) {
+    if (ContainsIgnoreCase(message, m)) return true;
+  }
+  return message.empty();
+}
+
+}  // namespace
+
+std::string CanonicalJobName(const std::string& name) {
+  if (name.empty() || absl::StartsWith(name, "jobs/")) return name;
+  return absl::StrCat("jobs/", name);
+}
+
+struct JobClient::Impl {
+  std::string server;
+  double deadline_seconds = 0;
+  std::unique_ptr<v1::Attattr::Stub> stub;
+
+  // Deadline: the configured one plus `extra_ms` (a WaitJob's own wait); none when 0.
+  void SetDeadline(grpc::ClientContext* ctx, int64_t extra_ms = 0) const {
+    if (deadline_seconds <= 0) return;
+    ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(extra_ms) +
+                      std::chrono::milliseconds(static_cast<int64_t>(deadline_seconds * 1000)));
+  }
+
+  // The one place a gRPC status becomes the CLI's message. `subject` names what the call was
+  // about ("job jobs/x", "model m"); `waited_ms` is added to the deadline reported.
+  absl::Status FromGrpc(const grpc::Status& s, const grpc::ClientContext& ctx,
+                        const std::string& subject, int64_t waited_ms = 0,
+                        bool stream = false) const {
+    if (s.ok()) return absl::OkStatus();
+    const std::string theirs = s.error_message();
+    std::string message;
+    switch (s.error_code()) {
+      case grpc::StatusCode::NOT_FOUND:
+        message = subject.empty() ? theirs : Combine(absl::StrCat(subject, " not found"), theirs);
+        break;
+      case grpc::StatusCode::UNAVAILABLE:
+        message = IsConnectFailure(theirs)
+                      ? Combine(absl::StrCat("cannot reach server at ", server), theirs)
+                      : Combine(absl::StrCat("server at ", server, " is unavailable"), theirs);
+        break;
+      case grpc::StatusCode::DEADLINE_EXCEEDED:
+        message = stream ? absl::StrCat(subject, " did not finish within ",
+                                        Seconds(deadline_seconds), " (--deadline-seconds)")
+                         : absl::StrCat("no answer from ", server, " within ",
+                                        Seconds(deadline_seconds + waited_ms / 1000.0),
+                                        " (raise --deadline-seconds)");
+        if (!theirs.empty() && theirs != "Deadline Exceeded") message = Combine(message, theirs);
+        break;
+      case grpc::StatusCode::RESOURCE_EXHAUSTED: {
+        message = Combine("the server is busy", theirs);
+        const auto& trailers = ctx.GetServerTrailingMetadata();
+        const auto it = trailers.find("grpc-retry-pushback-ms");
+        int64_t ms = 0;
+        const bool has_hint = ContainsIgnoreCase(theirs, "retry");
+        if (it != trailers.end() &&
+            absl::SimpleAtoi(absl::string_view(it->second.data(), it->second.size()), &ms) &&
+            ms >= 0) {
+          absl::StrAppend(&message,
+                          has_hint ? " " : absl::StrCat("; retry in ", Seconds(ms / 1000.0), " "),
+                          "(grpc-retry-pushback-ms: ", ms, ")");
+        } else if (!has_hint) {
+          absl::StrAppend(&message, "; retry later");
+        }
+        break;
+      }
+      case grpc::StatusCode::UNIMPLEMENTED:
+        message = Combine(absl::StrCat("the server at ", server, " does not implement this call"),
+                          theirs);
+        break;
+      default:
+        message = theirs.empty() ? "(no message from the server)" : theirs;
+        break;
+    }
+    // gRPC's and absl's canonical codes share their numbers.
+    return absl::Status(static_cast<absl::StatusCode>(s.error_code()), message);
+  }
+};
+
+JobClient::JobClient(const std::string& server, double deadline_seconds)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->server = server;
+  impl_->deadline_seconds = deadline_seconds;
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(64 << 20);
+  impl_->stub = v1::Attattr::NewStub(
+      grpc::CreateCustomChannel(server, grpc::InsecureChannelCredentials(), args));
+}
+
+JobClient::~JobClient() = default;
+
+absl::StatusOr<v1::Job> JobClient::Submit(const v1::SubmitJobRequest& request) {
+  grpc::ClientContext ctx;
+  impl_->SetDeadline(&ctx);
+  v1::Job job;
+  const std::string subject = absl::StrCat("model ", request.spec().model());
+  if (auto s = impl_->FromGrpc(impl_->stub->SubmitJob(&ctx, request, &job), ctx, subject);
+      !s.ok()) {
+    return s;
+  }
+  return job;
+}
+
+absl::StatusOr<v1::Job> JobClient::Get(const std::string& name) {
+  grpc::ClientContext ctx;
+  impl_->SetDeadline(&ctx);
+  v1::GetJobRequest req;
+  req.set_name(name);
+  v1::Job job;
+  if (auto s = impl_->FromGrpc(impl_->stub->GetJob(&ctx, req, &job), ctx, "job " + name); !s.ok()) {
+    return s;
+  }
+  return job;
+}
+
+absl::StatusOr<v1::ListJobsResponse> JobClient::List(const v1::ListJobsRequest& request) {
+  grpc::ClientContext ctx;
+  impl_->SetDeadline(&ctx);
+  v1::ListJobsResponse resp;
+  if (auto s = impl_->FromGrpc(impl_->stub->ListJobs(&ctx, request, &resp), ctx, ""); !s.ok()) {
+    return s;
+  }
+  return resp;
+}
+
+absl::StatusOr<v1::Job> JobClient::Wait(const std::string& name, int64_t timeout_ms) {
+  timeout_ms = std::clamp<int64_t>(timeout_ms, 0, kMaxWaitTimeoutMs);
+  grpc::ClientContext ctx;
+  impl_->SetDeadline(&ctx, timeout_ms);
+  v1::WaitJobRequest req;
+  req.set_name(name);
+  req.set_timeout_ms(timeout_ms);
+  v1::Job job;
+  if (auto s =
+          impl_->FromGrpc(impl_->stub->WaitJob(&ctx, req, &job), ctx, "job " + name, timeout_ms);
+      !s.ok()) {
+    return s;
+  }
+  return job;
+}
+
+absl::StatusOr<v1::Job> JobClient::Cancel(const std::string& name) {
+  grpc::ClientContext ctx;
+  impl_->SetDeadline(&ctx);
+  v1::CancelJobRequest req;
+  req.set_name(name);
+  v1::Job job;
+  if (auto s = impl_->FromGrpc(impl_->stub->CancelJob(&ctx, req, &job), ctx, "job " + name);
+      !s.ok()) {
+    return s;
+  }
+  return job;
+}
+
+absl::Status JobClient::Delete(const std::string& name) {
+  grpc::ClientContext ctx;
+  impl_->SetDeadline(&ctx);
+  v1::DeleteJobRequest req;
+  req.set_name(name);
+  v1::DeleteJobResponse resp;
+  return impl_->FromGrpc(impl_->stub->DeleteJob(&ctx, req, &resp), ctx, "job " + name);
+}
+
+absl::Status JobClient::Watch(const std::string& name,
+                              const std::function<void(const v1::Job&)>& on_update) {
+  grpc::ClientContext ctx;
+  impl_->SetDeadline(&ctx);
+  v1::WatchJobRequest req;
+  req.set_name(name);
+  auto reader = impl_->stub->WatchJob(&ctx, req);
+  v1::Job job;
+  while (reader->Read(&job)) on_update(job);
+  return impl_->FromGrpc(reader->Finish(), ctx, "job " + name, 0, /*stream=*/true);
+}
+
+absl::StatusOr<v1::JobResult> JobClient::GetResult(const std::string& name) {
+  grpc::ClientContext ctx;
+  impl_->SetDeadline(&ctx);
+  v1::GetJobResultRequest req;
+  req.set_name(name);
+  auto reader = impl_->stub->GetJobResult(&ctx, req);
+  std::map<int, std::string> chunks;
+  int count = -1;
+  std::string problem;
+  v1::ResultChunk chunk;
+  while (reader->Read(&chunk)) {
+    if (!problem.empty()) continue;  // drain the stream, report the first problem
+    if (count < 0) count = chunk.count();
+    if (chunk.count() != count) {
+      problem = absl::StrCat("chunk ", chunk.index(), " says count ", chunk.count(),
+                             ", an earlier one said ", count);
+    } else if (chunk.index() < 0 || chunk.index() >= count) {
+      problem = absl::StrCat("chunk index ", chunk.index(), " outside [0, ", count, ")");
+    } else if (!chunks.emplace(chunk.index(), std::move(*chunk.mutable_data())).second) {
+      problem = absl::StrCat("chunk ", chunk.index(), " sent twice");
+    }
+  }
+  if (auto s = impl_->FromGrpc(reader->Finish(), ctx, "job " + name); !s.ok()) return s;
+  if (problem.empty() && static_cast<int>(chunks.size()) != std::max(count, 0)) {
+    problem = absl::StrCat("received ", chunks.size(), " of ", std::max(count, 0), " chunks");
+  }
+  if (!problem.empty()) {
+    return absl::DataLossError(absl::StrCat("result of ", name, " is incomplete: ", problem));
+  }
+  std::string data;
+  for (auto& [index, bytes] : chunks) data += bytes;
+  v1::JobResult result;
+  if (!result.ParseFromString(data)) {
+    return absl::DataLossError(absl::StrCat("result of ", name, " (", data.size(), " bytes in ",
+                                            chunks.size(), " chunks) does not parse as JobResult"));
+  }
+  return result;
+}
+
+absl::StatusOr<std::vector<std::string>> JobClient::ModelLabels(const std::string& model) {
+  grpc::ClientContext ctx;
+  impl_->SetDeadline(&ctx);
+  v1::GetModelRequest req;
+  req.set_name(model);
+  v1::Model m;
+  if (auto s = impl_->FromGrpc(impl_->stub->GetModel(&ctx, req, &m), ctx, "model " + model);
+      !s.ok()) {
+    return s;
+  }
+  return std::vector<std::string>(m.labels().begin(), m.labels().end());
+}
+
+}  // namespace attattr::client

@@ -1,0 +1,443 @@
+// The job commands of `attattr` (submit, get, wait, watch, cancel, delete, list) as a user runs
+// them against a real attattr-server child process: results equal `attattr explain --server`,
+// progress lines on a pipe, and one clear line plus a distinct exit code for each server error
+// (NOT_FOUND, FAILED_PRECONDITION, UNAVAILABLE, INVALID_ARGUMENT).
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <set>
+#include <sstream>
+
+#include "nlohmann/json.hpp"
+#include "support/server_process.h"
+#include "support/test_paths.h"
+
+namespace {
+
+using ::attattr::testing::BinDir;
+using ::attattr::testing::MakeTempDir;
+using ::attattr::testing::Sst2ModelDir;
+using nlohmann::json;
+
+// Exit codes documented in client/job_commands.h.
+constexpr int kExitUsage = 2;
+constexpr int kExitJobFailed = 3;
+constexpr int kExitNotFound = 5;
+constexpr int kExitUnavailable = 6;
+constexpr int kExitConflict = 9;
+
+struct RunResult {
+  int exit_code = -1;
+  std::string out;  // stdout
+  std::string err;  // stderr
+};
+
+std::string Quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+// Runs build/bin/attattr with `args` (already shell-quoted); stdout is a pipe, never a terminal.
+RunResult RunCli(const std::string& args) {
+  static const std::string dir = MakeTempDir("attattr-job-cli");
+  const std::string err_file = dir + "/stderr.txt";
+  const std::string cmd = BinDir() + "/attattr " + args + " 2>" + err_file + " </dev/null";
+  RunResult r;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (p == nullptr) return r;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
+  const int status = pclose(p);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  std::ifstream in(err_file);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  r.err = ss.str();
+  return r;
+}
+
+std::string Describe(const RunResult& r) {
+  return "exit " + std::to_string(r.exit_code) + "\nstdout: " + r.out + "\nstderr: " + r.err;
+}
+
+// Whether attattr-server's --help mentions `flag` (options that land with the job scheduler).
+bool ServerHasFlag(const std::string& flag) {
+  static const std::string help = [] {
+    std::string out;
+    FILE* p = popen((BinDir() + "/attattr-server --help 2>&1").c_str(), "r");
+    if (p == nullptr) return out;
+    std::array<char, 4096> buf;
+    size_t n;
+    while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
+    pclose(p);
+    return out;
+  }();
+  return help.find(flag) != std::string::npos;
+}
+
+std::vector<std::string> Lines(const std::string& s) {
+  std::vector<std::string> lines;
+  std::istringstream in(s);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.empty()) lines.push_back(line);
+  }
+  return lines;
+}
+
+bool EndsWith(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// Numbers equal to float tolerance (a job batches examples, Explain runs one: ~1e-5 apart).
+void ExpectClose(const json& a, const json& b, const std::string& where) {
+  if (a.is_number() && b.is_number()) {
+    const double x = a.get<double>(), y = b.get<double>();
+    EXPECT_LE(std::abs(x - y), 2e-4 + 1e-3 * std::abs(y)) << where << ": " << x << " vs " << y;
+    return;
+  }
+  ASSERT_EQ(a.type(), b.type()) << where;
+  if (a.is_array()) {
+    ASSERT_EQ(a.size(), b.size()) << where;
+    for (size_t i = 0; i < a.size(); ++i)
+      ExpectClose(a[i], b[i], where + "[" + std::to_string(i) + "]");
+  } else if (a.is_object()) {
+    ASSERT_EQ(a.size(), b.size()) << where << ": " << a.dump().substr(0, 200) << " vs "
+                                  << b.dump().substr(0, 200);
+    for (auto it = a.begin(); it != a.end(); ++it) {
+      ASSERT_TRUE(b.contains(it.key())) << where << "." << it.key();
+      ExpectClose(it.value(), b[it.key()], where + "." + it.key());
+    }
+  } else {
+    EXPECT_EQ(a, b) << where;
+  }
+}
+
+class JobCliTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (!::attattr::testing::PathExists(Sst2ModelDir())) return;
+    const std::string dir = MakeTempDir("attattr-job-server");
+    std::vector<std::string> extra;
+    // The job store: a fresh file per run, not attattr-jobs.db in the working directory.
+    if (ServerHasFlag("--store")) extra.push_back("--store=" + dir + "/jobs.db");
+    if (ServerHasFlag("--data-root")) {
+      data_root_ = new std::string(dir + "/data");
+      std::filesystem::create_directories(*data_root_);
+      std::ofstream(*data_root_ + "/tiny.tsv") << "sentence\tlabel\n"
+                                                  "a gorgeous , witty , seductive movie . \t1\n"
+                                                  "the plot is a mess \t0\n"
+                                                  "it is a film about nothing \t0\n";
+      extra.push_back("--data-root=" + *data_root_);
+    }
+    server_ = new ::attattr::testing::ServerProcess({{"sst2", Sst2ModelDir()}}, extra);
+  }
+  static void TearDownTestSuite() {
+    delete server_;
+    server_ = nullptr;
+    delete data_root_;
+    data_root_ = nullptr;
+  }
+  void SetUp() override {
+    ATTATTR_SKIP_IF_MISSING(Sst2ModelDir());
+    ASSERT_NE(server_, nullptr);
+    ASSERT_TRUE(server_->ok()) << "attattr-server did not start";
+  }
+
+  static std::string Server() { return " --server " + server_->address(); }
+
+  // Submits inline texts and returns the job name (fails the test otherwise).
+  static std::string Submit(const std::string& args) {
+    auto r = RunCli("submit" + Server() + " --model sst2 " + args);
+    EXPECT_EQ(r.exit_code, 0) << Describe(r);
+    if (r.exit_code != 0) return "";
+    auto job = json::parse(r.out);
+    return job["name"].get<std::string>();
+  }
+
+  static ::attattr::testing::ServerProcess* server_;
+  static std::string* data_root_;
+};
+
+::attattr::testing::ServerProcess* JobCliTest::server_ = nullptr;
+std::string* JobCliTest::data_root_ = nullptr;
+
+const char kText1[] = "a gorgeous , witty , seductive movie .";
+const char kText2[] = "a long and rather tedious film";
+const char kPair2[] = "it bored me";
+
+TEST_F(JobCliTest, SubmitWaitGetMatchesExplain) {
+  const std::string options = " --steps 4 --layers 0,3 --rule gauss-legendre";
+  auto submitted = RunCli("submit" + Server() + " --model sst2 --text " + Quote(kText1) +
+                          " --text " + Quote(kText2) + " --text-pair " + Quote(kPair2) + options +
+                          " --request-id cli-test-1");
+  ASSERT_EQ(submitted.exit_code, 0) << Describe(submitted);
+  const json job = json::parse(submitted.out);
+  const std::string name = job["name"];
+  EXPECT_EQ(name.rfind("jobs/", 0), 0u) << name;
+  EXPECT_EQ(job["kind"], "ATTRIBUTION");
+  EXPECT_EQ(job["request_id"], "cli-test-1");
+  EXPECT_EQ(job["model"], "sst2");
+  for (const char* key : {"state", "progress", "create_time_ms", "start_time_ms", "end_time_ms",
+                          "result_size_bytes"}) {
+    EXPECT_TRUE(job.contains(key)) << key;
+  }
+
+  // Same request id, same spec: the same job (idempotent submit).
+  auto again = RunCli("submit" + Server() + " --model sst2 --text " + Quote(kText1) + " --text " +
+                      Quote(kText2) + " --text-pair " + Quote(kPair2) + options +
+                      " --request-id cli-test-1");
+  ASSERT_EQ(again.exit_code, 0) << Describe(again);
+  EXPECT_EQ(json::parse(again.out)["name"], name);
+
+  auto waited = RunCli("wait " + name + Server() + " --timeout-seconds 120");
+  ASSERT_EQ(waited.exit_code, 0) << Describe(waited);
+  const json done = json::parse(waited.out);
+  EXPECT_EQ(done["state"], "SUCCEEDED");
+  EXPECT_GT(done["result_size_bytes"].get<int64_t>(), 0);
+  EXPECT_FALSE(done["end_time_ms"].is_null());
+  EXPECT_FALSE(done.contains("error"));
+
+  const std::string file = MakeTempDir("attattr-job-get") + "/result.json";
+  auto got = RunCli("get " + name + Server() + " -o " + file);
+  ASSERT_EQ(got.exit_code, 0) << Describe(got);
+  EXPECT_EQ(got.out, "");
+  std::ifstream in(file);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const json result = json::parse(ss.str());
+  EXPECT_EQ(result["job"]["name"], name);
+  EXPECT_EQ(result["job"]["state"], "SUCCEEDED");
+  ASSERT_EQ(result["examples"].size(), 2u);
+
+  // Each example is what `attattr explain --server` prints for the same text and options.
+  const std::vector<std::string> explain_args = {
+      " --text " + Quote(kText1), " --text " + Quote(kText2) + " --text-pair " + Quote(kPair2)};
+  for (size_t i = 0; i < 2; ++i) {
+    auto ex = RunCli("explain" + Server() + " --model sst2" + explain_args[i] + options);
+    ASSERT_EQ(ex.exit_code, 0) << Describe(ex);
+    const json expected = json::parse(ex.out);
+    const json& actual = result["examples"][i];
+    EXPECT_EQ(actual["tokens"], expected["tokens"]) << i;
+    EXPECT_EQ(actual["prediction"]["label"], expected["prediction"]["label"]) << i;
+    EXPECT_EQ(actual["model"], "sst2");
+    EXPECT_EQ(actual["target"], "predicted");
+    EXPECT_EQ(actual["rule"], "gauss-legendre");
+    EXPECT_EQ(actual["steps"], 4);
+    ASSERT_EQ(actual["layers"].size(), 2u);
+    EXPECT_EQ(actual["layers"][1]["layer"], 3);
+    ExpectClose(actual, expected, "examples[" + std::to_string(i) + "]");
+  }
+
+  // The same result on stdout, and as text.
+  auto to_stdout = RunCli("get " + name + Server());
+  ASSERT_EQ(to_stdout.exit_code, 0) << Describe(to_stdout);
+  EXPECT_EQ(json::parse(to_stdout.out), result);
+  auto text = RunCli("get " + name.substr(5) + Server() + " --format text");
+  ASSERT_EQ(text.exit_code, 0) << Describe(text);
+  EXPECT_NE(text.out.find(name + " SUCCEEDED"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("example 2 of 2"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("completeness gap"), std::string::npos) << text.out;
+
+  // list shows it (JSON and the table).
+  auto listed = RunCli("list" + Server() + " --format json --all");
+  ASSERT_EQ(listed.exit_code, 0) << Describe(listed);
+  bool found = false;
+  const json listed_jobs = json::parse(listed.out)["jobs"];
+  for (const auto& j : listed_jobs) {
+    if (j["name"] == name) {
+      found = true;
+      EXPECT_EQ(j["state"], "SUCCEEDED");
+    }
+  }
+  EXPECT_TRUE(found) << listed.out;
+  auto table = RunCli("list" + Server() + " --state succeeded");
+  ASSERT_EQ(table.exit_code, 0) << Describe(table);
+  EXPECT_NE(table.out.find("NAME"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find(name), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("ATTRIBUTION"), std::string::npos) << table.out;
+  auto none = RunCli("list" + Server() + " --state cancelled --format json");
+  ASSERT_EQ(none.exit_code, 0) << Describe(none);
+  const json cancelled_jobs = json::parse(none.out)["jobs"];
+  for (const auto& j : cancelled_jobs) EXPECT_NE(j["name"], name);
+
+  // A finished job cannot be cancelled.
+  auto cancel = RunCli("cancel " + name + Server());
+  EXPECT_EQ(cancel.exit_code, kExitConflict) << Describe(cancel);
+  EXPECT_NE(cancel.err.find("error: FAILED_PRECONDITION: "), std::string::npos) << cancel.err;
+  EXPECT_EQ(Lines(cancel.err).size(), 1u) << cancel.err;
+
+  // Deleted: gone.
+  auto deleted = RunCli("delete " + name + Server() + " --format text");
+  ASSERT_EQ(deleted.exit_code, 0) << Describe(deleted);
+  EXPECT_EQ(deleted.out, "deleted " + name + "\n");
+  auto gone = RunCli("get " + name + Server());
+  EXPECT_EQ(gone.exit_code, kExitNotFound) << Describe(gone);
+}
+
+TEST_F(JobCliTest, ListFollowsPages) {
+  const std::string a = Submit("--text 'one fine film' --steps 2 --layers 0 --format json");
+  const std::string b = Submit("--text 'another dull one' --steps 2 --layers 0");
+  ASSERT_FALSE(a.empty());
+  ASSERT_FALSE(b.empty());
+  auto page = RunCli("list" + Server() + " --format json --page-size 1");
+  ASSERT_EQ(page.exit_code, 0) << Describe(page);
+  const json first = json::parse(page.out);
+  EXPECT_EQ(first["jobs"].size(), 1u);
+  EXPECT_FALSE(first["next_page_token"].get<std::string>().empty());
+  auto all = RunCli("list" + Server() + " --format json --page-size 1 --all");
+  ASSERT_EQ(all.exit_code, 0) << Describe(all);
+  const json every = json::parse(all.out);
+  EXPECT_EQ(every["next_page_token"], "");
+  std::set<std::string> names;
+  for (const auto& j : every["jobs"]) names.insert(j["name"].get<std::string>());
+  EXPECT_GE(names.size(), 2u);
+  EXPECT_TRUE(names.count(a)) << all.out;
+  EXPECT_TRUE(names.count(b)) << all.out;
+  EXPECT_EQ(RunCli("wait " + a + Server()).exit_code, 0);
+  EXPECT_EQ(RunCli("wait " + b + Server()).exit_code, 0);
+}
+
+TEST_F(JobCliTest, WatchOnAPipePrintsOneLinePerUpdateEndingWithSucceeded) {
+  auto submitted = RunCli("submit" + Server() + " --model sst2 --text " + Quote(kText1) +
+                          " --text " + Quote(kText2) + " --steps 4 --format text");
+  ASSERT_EQ(submitted.exit_code, 0) << Describe(submitted);
+  // Text: one line, the name and the state.
+  ASSERT_EQ(Lines(submitted.out).size(), 1u) << submitted.out;
+  const std::string name = submitted.out.substr(0, submitted.out.find(' '));
+  EXPECT_EQ(name.rfind("jobs/", 0), 0u) << submitted.out;
+  auto watched = RunCli("watch " + name + Server());
+  ASSERT_EQ(watched.exit_code, 0) << Describe(watched);
+  EXPECT_EQ(watched.out.find('\r'), std::string::npos) << "no progress bar on a pipe";
+  const auto lines = Lines(watched.out);
+  ASSERT_FALSE(lines.empty());
+  for (const auto& line : lines) EXPECT_EQ(line.rfind(name, 0), 0u) << line;
+  EXPECT_TRUE(EndsWith(lines.back(), "SUCCEEDED")) << watched.out;
+  EXPECT_NE(lines.back().find("2/2"), std::string::npos) << watched.out;
+  // Watching a finished job: its final state at once.
+  auto json_watch = RunCli("watch " + name + Server() + " --format json");
+  ASSERT_EQ(json_watch.exit_code, 0) << Describe(json_watch);
+  EXPECT_EQ(json::parse(Lines(json_watch.out).back())["state"], "SUCCEEDED");
+}
+
+TEST_F(JobCliTest, CancelledJobMakesWaitExitWithJobFailed) {
+  // Enough work that it usually is still queued or running when cancel arrives.
+  std::string texts;
+  for (int i = 0; i < 48; ++i) {
+    texts += " --text 'an example sentence number " + std::to_string(i) +
+             " that is long enough to make the work take a while , with more words'";
+  }
+  const std::string name = Submit(texts + " --steps 64");
+  ASSERT_FALSE(name.empty());
+  auto cancel = RunCli("cancel " + name + Server());
+  if (cancel.exit_code == kExitConflict) {
+    GTEST_SKIP() << "the job finished before cancel arrived: " << cancel.err;
+  }
+  ASSERT_EQ(cancel.exit_code, 0) << Describe(cancel);
+  auto waited = RunCli("wait " + name + Server() + " --timeout-seconds 120");
+  EXPECT_EQ(waited.exit_code, kExitJobFailed) << Describe(waited);
+  EXPECT_EQ(json::parse(waited.out)["state"], "CANCELLED");
+  EXPECT_NE(waited.err.find("CANCELLED"), std::string::npos) << waited.err;
+  auto got = RunCli("get " + name + Server());
+  EXPECT_EQ(got.exit_code, kExitJobFailed) << Describe(got);
+  EXPECT_EQ(json::parse(got.out)["state"], "CANCELLED");
+}
+
+TEST_F(JobCliTest, UnknownJobIsNotFound) {
+  for (const std::string cmd : {"get", "wait", "watch", "cancel", "delete"}) {
+    auto r = RunCli(cmd + " jobs/no-such-job" + Server());
+    EXPECT_EQ(r.exit_code, kExitNotFound) << cmd << "\n" << Describe(r);
+    EXPECT_NE(r.err.find("error: NOT_FOUND: "), std::string::npos) << cmd << ": " << r.err;
+    EXPECT_NE(r.err.find("jobs/no-such-job"), std::string::npos) << cmd << ": " << r.err;
+    EXPECT_NE(r.err.find("not found"), std::string::npos) << cmd << ": " << r.err;
+    EXPECT_EQ(Lines(r.err).size(), 1u) << cmd << ": " << r.err;
+  }
+  // A bare id means jobs/ID.
+  auto bare = RunCli("wait no-such-job" + Server());
+  EXPECT_EQ(bare.exit_code, kExitNotFound) << Describe(bare);
+  EXPECT_NE(bare.err.find("jobs/no-such-job"), std::string::npos) << bare.err;
+}
+
+TEST_F(JobCliTest, BadSpecsAreUsageErrors) {
+  auto steps = RunCli("submit" + Server() + " --model sst2 --text hi --steps 5000");
+  EXPECT_EQ(steps.exit_code, kExitUsage) << Describe(steps);
+  EXPECT_NE(steps.err.find("error: INVALID_ARGUMENT: "), std::string::npos) << steps.err;
+  EXPECT_NE(steps.err.find("steps"), std::string::npos) << steps.err;
+  auto model = RunCli("submit" + Server() + " --model no-such-model --text hi");
+  EXPECT_NE(model.exit_code, 0) << Describe(model);
+  EXPECT_NE(model.err.find("no-such-model"), std::string::npos) << model.err;
+  // Caught before any call.
+  for (const std::string args :
+       {std::string("submit --model sst2 --text hi"), "submit" + Server() + " --model sst2",
+        "submit" + Server() + " --model sst2 --text hi --rule simpson",
+        "submit" + Server() + " --model sst2 --text-pair b --text a",
+        "submit" + Server() + " --model sst2 --text a --dataset x.tsv",
+        "list" + Server() + " --state sleeping", "get" + Server(),
+        "wait jobs/x" + Server() + " --format xml"}) {
+    auto r = RunCli(args);
+    EXPECT_EQ(r.exit_code, kExitUsage) << args << "\n" << Describe(r);
+    EXPECT_NE(r.err.find("error: "), std::string::npos) << args << ": " << r.err;
+  }
+}
+
+TEST_F(JobCliTest, DatasetJob) {
+  if (data_root_ == nullptr) GTEST_SKIP() << "attattr-server has no --data-root yet";
+  const std::string name = Submit("--dataset tiny.tsv --limit 2 --steps 2 --layers 3 --top-k 3");
+  ASSERT_FALSE(name.empty());
+  ASSERT_EQ(RunCli("wait " + name + Server()).exit_code, 0);
+  auto got = RunCli("get " + name + Server());
+  ASSERT_EQ(got.exit_code, 0) << Describe(got);
+  const json result = json::parse(got.out);
+  ASSERT_EQ(result["examples"].size(), 2u);
+  EXPECT_EQ(result["examples"][0]["tokens"][1], "a");
+  const json& layer = result["examples"][0]["layers"][0];
+  EXPECT_FALSE(layer.contains("attribution")) << "only --top-k was asked for";
+  EXPECT_EQ(layer["top_connections"].size(), 3u);
+  // Paths that leave the data root are refused (the server picks the code).
+  auto escape = RunCli("submit" + Server() + " --model sst2 --dataset ../../etc/passwd");
+  EXPECT_NE(escape.exit_code, 0) << Describe(escape);
+  EXPECT_NE(escape.err.find("error: "), std::string::npos) << escape.err;
+}
+
+TEST(JobCliStandaloneTest, UnreachableServerIsUnavailable) {
+  for (const std::string args : {"get jobs/x", "list", "submit --model m --text hi", "wait jobs/x",
+                                 "watch jobs/x", "cancel jobs/x", "delete jobs/x"}) {
+    auto r = RunCli(args + " --server 127.0.0.1:1 --deadline-seconds 10");
+    EXPECT_EQ(r.exit_code, kExitUnavailable) << args << "\n" << Describe(r);
+    EXPECT_NE(r.err.find("error: UNAVAILABLE: cannot reach server at 127.0.0.1:1"),
+              std::string::npos)
+        << args << ": " << r.err;
+    EXPECT_EQ(Lines(r.err).size(), 1u) << r.err;
+  }
+}
+
+TEST(JobCliStandaloneTest, HelpDocumentsCommandsAndExitCodes) {
+  auto r = RunCli("--help");
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  for (const char* s :
+       {"submit", "get", "wait", "watch", "cancel", "delete", "list", "NOT_FOUND", "UNAVAILABLE",
+        "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION"}) {
+    EXPECT_NE(r.out.find(s), std::string::npos) << s;
+  }
+  auto submit = RunCli("submit --help");
+  ASSERT_EQ(submit.exit_code, 0);
+  for (const char* opt :
+       {"--server",   "--model",           "--text",        "--text-pair",        "--dataset",
+        "--limit",    "--steps",           "--rule",        "--layers",           "--target",
+        "--top-k",    "--full-matrices",   "--head-summed", "--attention",        "--fp16",
+        "--priority", "--timeout-seconds", "--request-id",  "--deadline-seconds", "--format"}) {
+    EXPECT_NE(submit.out.find(opt), std::string::npos) << opt;
+  }
+}
+
+}  // namespace
