@@ -8,6 +8,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "attattr/engine/half_float.h"
 #include "attattr/engine/quadrature.h"
 
 namespace attattr::client {
@@ -36,30 +37,6 @@ v1::Target::Kind TargetToProto(engine::TargetKind k) {
       return v1::Target::EMBEDDING_SIMILARITY;
   }
   return v1::Target::KIND_UNSPECIFIED;
-}
-
-// IEEE 754 binary16 -> binary32 (exact).
-float HalfToFloat(uint16_t h) {
-  const uint32_t sign = (h & 0x8000u) << 16;
-  uint32_t exp = (h >> 10) & 0x1f;
-  uint32_t mant = h & 0x3ff;
-  uint32_t x;
-  if (exp == 0x1f) {
-    x = sign | 0x7f800000 | (mant << 13);
-  } else if (exp == 0) {
-    if (mant == 0) {
-      x = sign;
-    } else {  // a subnormal: normalise
-      exp = 113;
-      while ((mant & 0x400) == 0) mant <<= 1, --exp;
-      x = sign | (exp << 23) | ((mant & 0x3ff) << 13);
-    }
-  } else {
-    x = sign | ((exp + 112) << 23) | (mant << 13);
-  }
-  float f;
-  std::memcpy(&f, &x, 4);
-  return f;
 }
 
 }  // namespace
@@ -171,7 +148,7 @@ absl::StatusOr<std::vector<float>> TensorValues(const v1::Tensor& t) {
     for (size_t i = 0; i < values.size(); ++i) {
       const uint16_t h = static_cast<uint16_t>(static_cast<unsigned char>(raw[2 * i]) |
                                                (static_cast<unsigned char>(raw[2 * i + 1]) << 8));
-      values[i] = HalfToFloat(h);
+      values[i] = engine::HalfToFloat(h);
     }
   }
   if (values.size() != expected) {

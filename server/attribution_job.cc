@@ -56,7 +56,7 @@ absl::StatusOr<std::string> AttributionJobExecutor::operator()(const store::JobR
 
   auto window = std::make_shared<Window>();
   window->results.resize(work.encodings.size());
-  const int limit = 2 * config_.batch_max_examples;  // keep the next batch waiting in the batcher
+  const int limit = 2 * config_.EffectiveBatchMaxExamples();  // keep the next batch waiting in the batcher
   auto should_stop = [&context, past_deadline] { return context.ShouldStop() || past_deadline(); };
   v1::JobResult result;
   auto* out = result.mutable_attribution();
@@ -111,7 +111,7 @@ absl::StatusOr<std::string> AttributionJobExecutor::operator()(const store::JobR
       window->results[converted].reset();
       ++converted;
     }
-    if (converted > before && (converted == total || converted % config_.batch_max_examples == 0 ||
+    if (converted > before && (converted == total || converted % config_.EffectiveBatchMaxExamples() == 0 ||
                                window->outstanding == 0)) {
       lock.unlock();
       context.ReportProgress("attribution", converted, total);

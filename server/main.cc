@@ -46,7 +46,8 @@ int main(int argc, char** argv) {
       ->envname("ATTATTR_JOB_RUNNERS")
       ->capture_default_str();
   app.add_option("--batch-max-examples", config.batch_max_examples,
-                 "Dynamic batching: most examples per engine call (1 = no dynamic batching)")
+                 "Dynamic batching: most examples per engine call (1 = none; 0 = by device: 8 on cuda, 1 on "
+                 "cpu)")
       ->envname("ATTATTR_BATCH_MAX_EXAMPLES")
       ->capture_default_str();
   app.add_option("--batch-max-delay-us", config.batch_max_delay_us,

@@ -8,6 +8,7 @@
 
 #include "absl/status/statusor.h"
 #include "attattr/engine/attention_attribution.h"
+#include "attattr/engine/half_float.h"
 #include "attattr/engine/model.h"
 #include "attattr/v1/attattr_service.pb.h"
 #include "server/server_config.h"
@@ -44,8 +45,8 @@ void ModelToProto(const std::string& name, const engine::ModelInfo& info, v1::Mo
 void AttributionToProto(const engine::ExampleAttribution& result, const v1::ResultOptions& options,
                         const std::vector<std::string>& labels, v1::ExampleAttribution* out);
 
-// IEEE 754 binary16 from binary32, round to nearest even (what `fp16` results carry).
-uint16_t FloatToHalf(float value);
-float HalfToFloat(uint16_t half);
+// The fp16 wire encoding (engine/half_float.h), under the names the server has always used.
+using engine::FloatToHalf;
+using engine::HalfToFloat;
 
 }  // namespace attattr::server

@@ -78,9 +78,13 @@ absl::Status Server::StartJobs() {
 
   AttributionBatcher::Options batch;
   batch.workers = config_.workers;
-  batch.max_examples = config_.batch_max_examples;
+  batch.max_examples = config_.EffectiveBatchMaxExamples();
   batch.max_delay = std::chrono::microseconds(config_.batch_max_delay_us);
   batch.max_pending = config_.max_pending_explains;
+  log_->info("engine workers: {} on {}; dynamic batching: {}", batch.workers, config_.device,
+             batch.max_examples > 1 ? absl::StrCat("up to ", batch.max_examples, " examples, ",
+                                                   config_.batch_max_delay_us, " us delay")
+                                    : std::string("off"));
   ServiceMetrics* metrics = metrics_.get();
   batcher_ = std::make_unique<AttributionBatcher>(
       batch, [metrics](int items) { metrics->RecordBatch(items); });

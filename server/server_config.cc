@@ -17,6 +17,11 @@ bool LooksLikeHostPort(const std::string& s) {
 
 }  // namespace
 
+int ServerConfig::EffectiveBatchMaxExamples() const {
+  if (batch_max_examples > 0) return batch_max_examples;
+  return device.rfind("cuda", 0) == 0 ? 8 : 1;
+}
+
 absl::Status ServerConfig::Validate() const {
   if (models_dir.empty()) return absl::InvalidArgumentError("--models: required");
   if (!LooksLikeHostPort(listen)) {
@@ -38,8 +43,8 @@ absl::Status ServerConfig::Validate() const {
   if (job_runners < 1 || job_runners > 64) {
     return absl::InvalidArgumentError("--job-runners: must be in [1, 64]");
   }
-  if (batch_max_examples < 1 || batch_max_examples > 256) {
-    return absl::InvalidArgumentError("--batch-max-examples: must be in [1, 256]");
+  if (batch_max_examples < 0 || batch_max_examples > 256) {
+    return absl::InvalidArgumentError("--batch-max-examples: must be in [0, 256] (0 = by device)");
   }
   if (batch_max_delay_us < 0 || batch_max_delay_us > 1000000) {
     return absl::InvalidArgumentError("--batch-max-delay-us: must be in [0, 1000000]");

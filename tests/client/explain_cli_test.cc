@@ -17,22 +17,10 @@ namespace {
 using ::attattr::testing::BinDir;
 using ::attattr::testing::Sst2ModelDir;
 
-struct RunResult {
-  int exit_code = -1;
-  std::string out;  // stdout + stderr
-};
+using RunResult = ::attattr::testing::CommandResult;  // out = stdout + stderr
 
 RunResult RunCli(const std::string& args) {
-  const std::string cmd = BinDir() + "/attattr " + args + " 2>&1";
-  RunResult r;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (p == nullptr) return r;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  const int status = pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
+  return ::attattr::testing::RunCommand(BinDir() + "/attattr " + args + " 2>&1");
 }
 
 std::string Model() { return "--model " + Sst2ModelDir() + " --threads 1"; }

@@ -51,13 +51,9 @@ RunResult RunCli(const std::string& args) {
   const std::string err_file = dir + "/stderr.txt";
   const std::string cmd = BinDir() + "/attattr " + args + " 2>" + err_file + " </dev/null";
   RunResult r;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (p == nullptr) return r;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  const int status = pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  const auto done = ::attattr::testing::RunCommand(cmd);
+  r.exit_code = done.exit_code;
+  r.out = done.out;
   std::ifstream in(err_file);
   std::stringstream ss;
   ss << in.rdbuf();

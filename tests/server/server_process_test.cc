@@ -15,13 +15,8 @@ namespace {
 std::string Server() { return ::attattr::testing::BinDir() + "/attattr-server"; }
 
 std::pair<int, std::string> RunToEnd(const std::string& args) {
-  FILE* p = popen((Server() + " " + args + " 2>&1").c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  const int status = pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+  auto r = ::attattr::testing::RunCommand(Server() + " " + args + " 2>&1");
+  return {r.exit_code, r.out};
 }
 
 TEST(ServerProcessTest, HelpListsEveryOptionWithDefaults) {

@@ -105,8 +105,14 @@ TEST(ServerConfigTest, ValidateNamesTheOption) {
   b.job_runners = 0;
   expect(b, "--job-runners");
   b = c;
-  b.batch_max_examples = 0;
+  b.batch_max_examples = -1;
   expect(b, "--batch-max-examples");
+  b = c;
+  EXPECT_EQ(b.EffectiveBatchMaxExamples(), 1);  // by device: CPU
+  b.device = "cuda:0";
+  EXPECT_EQ(b.EffectiveBatchMaxExamples(), 8);
+  b.batch_max_examples = 3;
+  EXPECT_EQ(b.EffectiveBatchMaxExamples(), 3);
   b = c;
   b.batch_max_delay_us = -1;
   expect(b, "--batch-max-delay-us");

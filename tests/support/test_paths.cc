@@ -1,6 +1,10 @@
 // Resolves test data locations from compile-time defaults and environment overrides.
 #include "support/test_paths.h"
 
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <random>
@@ -29,6 +33,18 @@ std::string MakeTempDir(const std::string& prefix) {
     auto dir = base / (prefix + "-" + std::to_string(rd()));
     if (std::filesystem::create_directory(dir)) return dir.string();
   }
+}
+
+CommandResult RunCommand(const std::string& shell_command) {
+  CommandResult r;
+  FILE* p = popen(shell_command.c_str(), "r");
+  if (p == nullptr) return r;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
+  const int status = pclose(p);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
 }
 
 }  // namespace attattr::testing

@@ -21,6 +21,14 @@ std::string BinDir();
 std::string MakeTempDir(const std::string& prefix);
 bool PathExists(const std::string& path);
 
+// Runs `shell_command` through /bin/sh and returns its exit code (-1 when it did not exit normally)
+// and everything it wrote to stdout (redirect stderr in the command to capture it too).
+struct CommandResult {
+  int exit_code = -1;
+  std::string out;
+};
+CommandResult RunCommand(const std::string& shell_command);
+
 }  // namespace attattr::testing
 
 // Skips the current test when `path` does not exist, saying what is missing.

@@ -1,0 +1,192 @@
+// The dynamic batcher on the shared SST-2 model: items that wait at the same time run in one
+// engine call (the observer sees the batch size) and get the result they would get alone; items
+// with other options never share a batch; an item that asks to stop gets CANCELLED while its batch
+// neighbours finish; max_examples = 1 means no batching; Stop fails waiting items.
+#include "server/attribution_batcher.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+#include "support/test_paths.h"
+
+namespace attattr::server {
+namespace {
+
+using ::attattr::testing::Sst2ModelDir;
+
+class AttributionBatcherTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ATTATTR_SKIP_IF_MISSING(Sst2ModelDir());
+    auto model = engine::Model::Load(Sst2ModelDir());
+    ASSERT_TRUE(model.ok()) << model.status();
+    model_ = std::move(*model);
+    options_.steps = 4;
+  }
+
+  engine::Encoding Encode(const std::string& text) {
+    auto e = model_->Encode({text, std::nullopt, -1});
+    EXPECT_TRUE(e.ok());
+    return *e;
+  }
+
+  // Collects results by index and the batch sizes the observer saw.
+  struct Sink {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::vector<std::optional<absl::StatusOr<engine::ExampleAttribution>>> results;
+    std::vector<int> batches;
+    void WaitAll() {
+      std::unique_lock<std::mutex> lock(mu);
+      cv.wait(lock, [&] {
+        for (auto& r : results) {
+          if (!r.has_value()) return false;
+        }
+        return true;
+      });
+    }
+  };
+
+  AttributionItem Item(Sink& sink, int index, const std::string& text,
+                       const engine::AttributionOptions& options,
+                       std::function<bool()> stop = nullptr) {
+    AttributionItem item;
+    item.model = model_.get();
+    item.options = options;
+    item.encoding = Encode(text);
+    item.should_stop = std::move(stop);
+    item.done = [&sink, index](absl::StatusOr<engine::ExampleAttribution> r) {
+      std::lock_guard<std::mutex> lock(sink.mu);
+      sink.results[index] = std::move(r);
+      sink.cv.notify_all();
+    };
+    return item;
+  }
+
+  static void ExpectSameAttribution(const engine::ExampleAttribution& a,
+                                    const engine::ExampleAttribution& b) {
+    ASSERT_EQ(a.layers.size(), b.layers.size());
+    for (size_t l = 0; l < a.layers.size(); ++l) {
+      const auto& x = a.layers[l].attribution;
+      const auto& y = b.layers[l].attribution;
+      ASSERT_EQ(x.size(), y.size());
+      float scale = 1e-12f;
+      for (float v : x) scale = std::max(scale, std::abs(v));
+      for (size_t i = 0; i < x.size(); ++i) ASSERT_NEAR(x[i], y[i], 1e-5 * scale) << l << "/" << i;
+    }
+  }
+
+  std::unique_ptr<engine::Model> model_;
+  engine::AttributionOptions options_;
+};
+
+const std::vector<std::string> kTexts = {"a gorgeous , witty , seductive movie .",
+                                         "boring .",
+                                         "the plot is nothing but boilerplate clichés from start to "
+                                         "finish , and the script is no better .",
+                                         "a charming journey .",
+                                         "it never quite works .",
+                                         "one of the year 's best films ."};
+
+TEST_F(AttributionBatcherTest, WaitingItemsShareOneEngineCallAndGetTheirOwnResults) {
+  Sink sink;
+  sink.results.resize(kTexts.size());
+  AttributionBatcher::Options o;
+  o.max_examples = 8;
+  o.max_delay = std::chrono::milliseconds(500);  // long: every item joins the first batch
+  {
+    AttributionBatcher batcher(o, [&](int n) {
+      std::lock_guard<std::mutex> lock(sink.mu);
+      sink.batches.push_back(n);
+    });
+    for (size_t i = 0; i < kTexts.size(); ++i) {
+      ASSERT_TRUE(batcher.TrySubmit(Item(sink, i, kTexts[i], options_)));
+    }
+    sink.WaitAll();
+  }
+  EXPECT_EQ(sink.batches, std::vector<int>{static_cast<int>(kTexts.size())});
+  for (size_t i = 0; i < kTexts.size(); ++i) {
+    ASSERT_TRUE(sink.results[i]->ok()) << sink.results[i]->status();
+    auto alone = engine::AttributeEncodings(*model_, {Encode(kTexts[i])}, options_);
+    ASSERT_TRUE(alone.ok());
+    EXPECT_EQ((**sink.results[i]).encoding.input_ids, (*alone)[0].encoding.input_ids);
+    ExpectSameAttribution(**sink.results[i], (*alone)[0]);
+  }
+}
+
+TEST_F(AttributionBatcherTest, DifferentOptionsNeverShareABatchAndOneBatchMeansNone) {
+  Sink sink;
+  sink.results.resize(4);
+  engine::AttributionOptions other = options_;
+  other.steps = 2;
+  AttributionBatcher::Options o;
+  o.max_examples = 8;
+  o.max_delay = std::chrono::milliseconds(300);
+  {
+    AttributionBatcher batcher(o, [&](int n) {
+      std::lock_guard<std::mutex> lock(sink.mu);
+      sink.batches.push_back(n);
+    });
+    ASSERT_TRUE(batcher.TrySubmit(Item(sink, 0, kTexts[0], options_)));
+    ASSERT_TRUE(batcher.TrySubmit(Item(sink, 1, kTexts[1], other)));
+    ASSERT_TRUE(batcher.TrySubmit(Item(sink, 2, kTexts[2], options_)));
+    ASSERT_TRUE(batcher.TrySubmit(Item(sink, 3, kTexts[3], other)));
+    sink.WaitAll();
+  }
+  EXPECT_EQ(sink.batches, (std::vector<int>{2, 2}));
+  EXPECT_EQ((**sink.results[1]).layers.size(), 4u);
+
+  Sink single;
+  single.results.resize(3);
+  o.max_examples = 1;
+  AttributionBatcher unbatched(o, [&](int n) {
+    std::lock_guard<std::mutex> lock(single.mu);
+    single.batches.push_back(n);
+  });
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(unbatched.TrySubmit(Item(single, i, kTexts[i], options_)));
+  single.WaitAll();
+  EXPECT_EQ(single.batches, (std::vector<int>{1, 1, 1}));
+}
+
+TEST_F(AttributionBatcherTest, AStoppedItemIsCancelledWhileItsNeighboursFinish) {
+  Sink sink;
+  sink.results.resize(3);
+  AttributionBatcher::Options o;
+  o.max_delay = std::chrono::milliseconds(300);
+  AttributionBatcher batcher(o, nullptr);
+  ASSERT_TRUE(batcher.TrySubmit(Item(sink, 0, kTexts[0], options_)));
+  ASSERT_TRUE(batcher.TrySubmit(Item(sink, 1, kTexts[1], options_, [] { return true; })));
+  ASSERT_TRUE(batcher.TrySubmit(Item(sink, 2, kTexts[2], options_)));
+  sink.WaitAll();
+  EXPECT_TRUE(sink.results[0]->ok());
+  EXPECT_EQ(sink.results[1]->status().code(), absl::StatusCode::kCancelled);
+  EXPECT_TRUE(sink.results[2]->ok());
+}
+
+TEST_F(AttributionBatcherTest, BoundedQueueAndStopFailWaitingItems) {
+  Sink sink;
+  sink.results.resize(3);
+  AttributionBatcher::Options o;
+  o.max_pending = 2;
+  o.max_delay = std::chrono::seconds(30);  // nothing runs before Stop
+  o.max_examples = 8;
+  AttributionBatcher batcher(o, nullptr);
+  ASSERT_TRUE(batcher.TrySubmit(Item(sink, 0, kTexts[0], options_)));
+  ASSERT_TRUE(batcher.TrySubmit(Item(sink, 1, kTexts[1], options_)));
+  AttributionItem refused = Item(sink, 2, kTexts[2], options_);
+  EXPECT_FALSE(batcher.TrySubmit(refused));
+  EXPECT_EQ(batcher.Pending(), 2);
+  ASSERT_TRUE(batcher.TrySubmit(std::move(refused), /*force=*/true));  // admitted job items
+  batcher.Stop();
+  sink.WaitAll();
+  for (auto& r : sink.results) EXPECT_EQ(r->status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_FALSE(batcher.TrySubmit(Item(sink, 0, kTexts[0], options_)));
+}
+
+}  // namespace
+}  // namespace attattr::server
