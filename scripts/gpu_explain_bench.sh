@@ -41,6 +41,9 @@
 #   BENCH_ARGS     explain_bench arguments besides --shared/--device/--batch-max-examples/--json
 #                  (default "--examples 64 --leak-calls 200")
 #   RUN_TIMEOUT    seconds each explain_bench run may take (default 240)
+#   SKIP_BENCH=1   do not run explain_bench (only the server check below)
+#   SERVER_CHECK=0 do not build and start attattr-server --device $DEVICE to scrape its /metrics
+#                  (GPU memory gauges from NVML) into $OUT/metrics.txt (default: 1)
 set -uo pipefail
 
 SRC="$(pwd)"
@@ -247,7 +250,9 @@ grep -E '^(Protobuf_|gRPC_DIR|absl_DIR|spdlog_DIR|fmt_DIR|SQLite3_|OPENSSL_(SSL|
   "$BUILD/CMakeCache.txt" | sed 's/^/  cache: /'
 
 say "== build explain_bench -j$JOBS"
-cmake --build "$BUILD" -j "$JOBS" --target explain_bench || fail "build"
+TARGETS=(explain_bench)
+[[ "${SERVER_CHECK:-1}" == 1 ]] && TARGETS+=(attattr-server)
+cmake --build "$BUILD" -j "$JOBS" --target "${TARGETS[@]}" || fail "build"
 BIN="$BUILD/bin/explain_bench"
 [[ -x "$BIN" ]] || fail "no $BIN"
 say "built $BIN; its libraries:"
@@ -265,7 +270,9 @@ ln -s "$SRC/.gpu/dev.tsv" "$SHARED/data/sst2/dev.tsv"
 DEVICE="${DEVICE:-cuda}"
 rc_all=0
 first=1
-for b in ${BATCHES:-16 8}; do
+BATCH_LIST="${BATCHES:-16 8}"
+[[ "${SKIP_BENCH:-0}" == 1 ]] && BATCH_LIST=""
+for b in $BATCH_LIST; do
   say "-- --device $DEVICE --batch-max-examples $b"
   # shellcheck disable=SC2086
   timeout "${RUN_TIMEOUT:-240}" "$BIN" --shared "$SHARED" --device "$DEVICE" \
@@ -278,4 +285,22 @@ for b in ${BATCHES:-16 8}; do
   first=0
   command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.used --format=csv,noheader
 done
+
+if [[ "${SERVER_CHECK:-1}" == 1 ]]; then
+  say "== attattr-server --device $DEVICE: /metrics (GPU memory from NVML)"
+  SRV_OUT="$OUT/server-stdout.txt"
+  "$BUILD/bin/attattr-server" --models "$SHARED/models" --device "$DEVICE" --listen 127.0.0.1:0 \
+    --metrics-listen 127.0.0.1:19464 --store /tmp/gpu-check-jobs.db >"$SRV_OUT" 2>"$OUT/server-log.txt" &
+  SRV_PID=$!
+  for _ in $(seq 1 120); do grep -q "listening on port" "$SRV_OUT" 2>/dev/null && break; sleep 0.5; done
+  if grep -q "listening on port" "$SRV_OUT"; then
+    python3 -c "import urllib.request as u; print(u.urlopen('http://127.0.0.1:19464/metrics').read().decode())" \
+      >"$OUT/metrics.txt" || rc_all=1
+    grep -E '^attattr_device_memory|^process_resident' "$OUT/metrics.txt" || { say "no GPU memory gauges"; rc_all=1; }
+  else
+    say "attattr-server did not start"; cat "$OUT/server-log.txt"; rc_all=1
+  fi
+  kill -TERM "$SRV_PID" 2>/dev/null; wait "$SRV_PID"; say "attattr-server exited with $?"
+  tail -5 "$OUT/server-log.txt"
+fi
 exit $rc_all

@@ -31,6 +31,13 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
   auto collector = metrics::ProcessCollector::Register(&server->registry_);
   if (!collector.ok()) return collector.status();
   server->process_collector_ = std::move(*collector);
+  auto gpu = metrics::GpuMemoryCollector::Register(&server->registry_);
+  if (!gpu.ok()) return gpu.status();
+  server->gpu_collector_ = std::move(*gpu);
+  if (server->gpu_collector_) {
+    server->log_->info("GPU memory metrics for {} devices (NVML)",
+                       server->gpu_collector_->device_count());
+  }
   server->metrics_ = std::make_unique<ServiceMetrics>(server->registry_);
 
   server->log_->info("loading models from {}", config.models_dir);
@@ -149,6 +156,7 @@ Server::~Server() {
   grpc_.reset();
   service_.reset();
   metrics_http_.reset();
+  gpu_collector_.reset();
   for (auto id : collect_callbacks_) registry_.RemoveCollectCallback(id);
   scheduler_.reset();  // stops running jobs (re-queued) before the batcher goes
   if (batcher_) batcher_->Stop();

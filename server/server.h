@@ -17,6 +17,7 @@
 #include "server/job_scheduler.h"
 #include "server/metrics/metrics.h"
 #include "server/metrics/metrics_http.h"
+#include "server/metrics/gpu_memory_collector.h"
 #include "server/metrics/process_collector.h"
 #include "server/model_registry.h"
 #include "server/server_config.h"
@@ -62,6 +63,7 @@ class Server {
   // before the registry they read.
   metrics::Registry registry_;
   std::unique_ptr<metrics::ProcessCollector> process_collector_;
+  std::unique_ptr<metrics::GpuMemoryCollector> gpu_collector_;  // null without an NVIDIA driver
   std::unique_ptr<ServiceMetrics> metrics_;
   std::vector<metrics::Registry::CallbackId> collect_callbacks_;
   std::unique_ptr<metrics::MetricsHttpServer> metrics_http_;

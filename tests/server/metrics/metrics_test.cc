@@ -11,7 +11,10 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "server/metrics/gpu_memory_collector.h"
 #include "server/metrics/process_collector.h"
+
+#include <dlfcn.h>
 
 namespace attattr::metrics {
 namespace {
@@ -283,6 +286,33 @@ TEST(ProcessCollectorTest, ReportsThisProcess) {
             absl::StatusCode::kAlreadyExists);  // one per registry
   collector->reset();
   EXPECT_TRUE(registry.Collect().empty());  // families removed with the collector
+}
+
+// With an NVIDIA driver (libnvidia-ml.so.1 loadable) every GPU gets used/total gauges at scrape
+// time; without one nothing is registered. The test checks whichever machine it runs on.
+TEST(GpuMemoryCollectorTest, ReportsEveryGpuOrRegistersNothing) {
+  void* nvml = dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL);
+  const bool has_driver = nvml != nullptr;
+  if (nvml != nullptr) dlclose(nvml);
+  Registry registry;
+  auto collector = GpuMemoryCollector::Register(&registry);
+  ASSERT_TRUE(collector.ok()) << collector.status();
+  const std::string text = SerializeText(registry.Collect());
+  if (!has_driver || *collector == nullptr) {
+    EXPECT_EQ(*collector, nullptr);
+    EXPECT_FALSE(registry.Contains("attattr_device_memory_used_bytes"));
+    EXPECT_EQ(text.find("attattr_device_memory"), std::string::npos) << text;
+    return;
+  }
+  EXPECT_GE((*collector)->device_count(), 1);
+  EXPECT_NE(text.find("attattr_device_memory_total_bytes{device=\"cuda:0\"} "), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("attattr_device_memory_used_bytes{device=\"cuda:0\"} "), std::string::npos)
+      << text;
+  EXPECT_EQ(GpuMemoryCollector::Register(&registry).status().code(),
+            absl::StatusCode::kAlreadyExists);
+  collector->reset();
+  EXPECT_FALSE(registry.Contains("attattr_device_memory_used_bytes"));
 }
 
 }  // namespace
