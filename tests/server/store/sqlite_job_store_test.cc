@@ -613,6 +613,30 @@ TEST_F(SqliteJobStoreTest, RestartedRunDropsStaleResult) {
   EXPECT_TRUE(absl::IsNotFound(store->GetResultInfo(id).status()));
 }
 
+TEST_F(SqliteJobStoreTest, RequeueOneRunningJobDropsItsProgressAndPartialResult) {
+  auto store = OpenStore();
+  const std::string id = MustCreate(*store, NewJob());
+  const std::string other = MustCreate(*store, NewJob());
+  ASSERT_TRUE(store->MarkRunning(id).ok());
+  ASSERT_TRUE(store->MarkRunning(other).ok());
+  ASSERT_TRUE(store->UpdateProgress(id, {"attribution", 3, 9}).ok());
+  ASSERT_TRUE(store->PutResult(id, "partial").ok());
+  absl::StatusOr<JobRecord> requeued = store->Requeue(id);
+  ASSERT_TRUE(requeued.ok()) << requeued.status();
+  EXPECT_EQ(requeued->state, JobState::kQueued);
+  EXPECT_EQ(requeued->progress.done, 0);
+  EXPECT_EQ(requeued->progress.stage, "");
+  EXPECT_FALSE(requeued->has_result);
+  EXPECT_EQ(requeued->attempts, 1);
+  EXPECT_TRUE(absl::IsNotFound(store->GetResultInfo(id).status()));
+  EXPECT_EQ(store->Get(other)->state, JobState::kRunning);  // only the one named
+  // Only a RUNNING job can be re-queued; the message names the job and its state.
+  absl::StatusOr<JobRecord> again = store->Requeue(id);
+  EXPECT_TRUE(absl::IsFailedPrecondition(again.status())) << again.status();
+  EXPECT_NE(std::string(again.status().message()).find(id), std::string::npos);
+  EXPECT_TRUE(absl::IsNotFound(store->Requeue("jobs/missing").status()));
+}
+
 TEST_F(SqliteJobStoreTest, ExpireResultsDeletesOldFinishedJobs) {
   auto store = OpenStore();
   now_ms_ = 1000;
