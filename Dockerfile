@@ -1,28 +1,97 @@
-# attattr image: a build stage that installs scripts/packages.txt (the same list scripts/setup.sh
-# uses) and builds Release, and a slim runtime stage with the binaries and their shared libraries.
-# CPU LibTorch from Debian today; the CUDA variant and the server entry point come with the
-# deployment work (see the open Deployment issue).
-FROM debian:12 AS build
+# syntax=docker/dockerfile:1
+# attattr-server image. Two stages: `build` installs the Debian packages of scripts/packages.txt
+# (the one package list; scripts/setup.sh and CI read it too) and builds with the same CMake preset
+# commands as scripts/setup.sh; `runtime` is a slim image with the two binaries and the shared
+# libraries they load, running as a non-root user.
+#
+#   CPU (default): Debian 12 with Debian's LibTorch 1.13 (libtorch-dev, as in scripts/setup.sh)
+#     docker build -t attattr:cpu .
+#   CUDA: a CUDA base image and the official CUDA LibTorch (cxx11 ABI) instead of libtorch-dev; the
+#   server then defaults to --device cuda and needs the NVIDIA container runtime (or the GPU operator
+#   on Kubernetes), which also brings libnvidia-ml for the attattr_device_memory_* metrics:
+#     docker build -t attattr:cuda --build-arg VARIANT=cuda \
+#       --build-arg BUILD_IMAGE=nvidia/cuda:12.6.3-cudnn-devel-ubuntu24.04 \
+#       --build-arg RUNTIME_IMAGE=nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04 .
+#   (Ubuntu 24.04 carries the same gRPC 1.51 / Abseil 20220623 / Protobuf 3.21 as Debian 12, so
+#   scripts/packages.txt installs there unchanged; LIBTORCH_URL picks another LibTorch build.)
+#
+# Run: docker run -p 50051:50051 -p 9464:9464 -v /srv/models:/models:ro attattr:cpu
+# See deploy/README.md for Kubernetes (Helm chart helm/attattr).
+
+ARG VARIANT=cpu
+ARG BUILD_IMAGE=debian:12
+ARG RUNTIME_IMAGE=debian:12-slim
+
+# ---------------------------------------------------------------------------------------------
+FROM ${BUILD_IMAGE} AS build
+ARG VARIANT
+ARG LIBTORCH_URL=https://download.pytorch.org/libtorch/cu126/libtorch-cxx11-abi-shared-with-deps-2.7.1%2Bcu126.zip
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 WORKDIR /src
+# Packages: exactly the list and the filter scripts/setup.sh uses (CUDA: all but libtorch-dev).
 COPY scripts/packages.txt scripts/packages.txt
+# hadolint ignore=DL3008
 RUN apt-get update -qq \
  && grep -v '^\s*#' scripts/packages.txt | sed '/^\s*$/d' \
+    | { if [ "$VARIANT" = cuda ]; then grep -vx libtorch-dev; else cat; fi; } \
     | xargs env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+ && if [ "$VARIANT" = cuda ]; then \
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends curl ca-certificates \
+      && curl -fsSL -o /tmp/libtorch.zip "$LIBTORCH_URL" \
+      && unzip -q /tmp/libtorch.zip -d /opt && rm /tmp/libtorch.zip; \
+    fi \
  && rm -rf /var/lib/apt/lists/*
 COPY . .
-RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DATTATTR_BUILD_TESTS=OFF \
-      -DATTATTR_BUILD_BENCH=OFF \
- && cmake --build build -j "$(nproc)"
+# The build: scripts/setup.sh's two CMake commands (the `release` preset, Ninja, build/), with the
+# tests and benchmarks left out of the image.
+RUN if [ "$VARIANT" = cuda ]; then export CMAKE_PREFIX_PATH=/opt/libtorch; fi \
+ && cmake --preset release -DATTATTR_BUILD_TESTS=OFF -DATTATTR_BUILD_BENCH=OFF \
+ && cmake --build --preset release --target attattr-server attattr
+# Stage the binaries and every shared library they load except glibc's own (the runtime image has
+# the same glibc); for CUDA the whole LibTorch lib/ (it dlopens cuDNN/NVRTC parts ldd cannot see).
+RUN mkdir -p /out/bin /out/lib \
+ && cp build/bin/attattr-server build/bin/attattr /out/bin/ \
+ && ldd build/bin/attattr-server build/bin/attattr \
+    | awk '$2 == "=>" && $3 ~ /^\// {print $3}' | sort -u \
+    | grep -Ev '/(libc|libm|libdl|libpthread|librt|libresolv|ld-linux[^/]*)\.so' \
+    | xargs -r cp -L -t /out/lib/ \
+ && if [ "$VARIANT" = cuda ]; then cp -a /opt/libtorch/lib/. /out/lib/; fi
 
-FROM debian:12 AS runtime
-RUN apt-get update -qq \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-      libtorch1.13 libopenblas0-openmp libutf8proc2 libabsl20220623 ca-certificates \
- && rm -rf /var/lib/apt/lists/* \
- && useradd --system --uid 10001 --home /nonexistent --shell /usr/sbin/nologin attattr
-COPY --from=build /src/build/bin/attattr /usr/local/bin/attattr
-USER 10001
-VOLUME ["/models"]
-ENV ATTATTR_MODEL=/models/default
-ENTRYPOINT ["/usr/local/bin/attattr"]
-CMD ["--help"]
+# ---------------------------------------------------------------------------------------------
+FROM ${RUNTIME_IMAGE} AS runtime
+ARG VARIANT
+LABEL org.opencontainers.image.title="attattr" \
+      org.opencontainers.image.description="Self-attention attribution for BERT classifiers as a gRPC service"
+RUN useradd --system --uid 10001 --user-group --home-dir /nonexistent --shell /usr/sbin/nologin attattr \
+ && mkdir -p /models /data /var/lib/attattr \
+ && chown attattr:attattr /var/lib/attattr
+COPY --from=build /out/lib/ /opt/attattr/lib/
+COPY --from=build /out/bin/ /usr/local/bin/
+# Every server flag has an ATTATTR_* variable (attattr-server --help); these are the image's
+# defaults, overridden by flags or by the Helm chart's ConfigMap.
+#   /models           model root (--models): one Hugging Face directory per served model, read-only;
+#                     mount the serving cluster's model volume here
+#   /data             data root (--data-root): GLUE TSV files that jobs name by relative path
+#   /var/lib/attattr  the SQLite job store (--store), the only path the server writes
+ENV LD_LIBRARY_PATH=/opt/attattr/lib \
+    NVIDIA_VISIBLE_DEVICES=all \
+    NVIDIA_DRIVER_CAPABILITIES=compute,utility \
+    ATTATTR_MODELS=/models \
+    ATTATTR_DATA_ROOT=/data \
+    ATTATTR_STORE=/var/lib/attattr/attattr-jobs.db \
+    ATTATTR_LISTEN=0.0.0.0:50051 \
+    ATTATTR_METRICS_LISTEN=0.0.0.0:9464 \
+    ATTATTR_DEVICE=${VARIANT} \
+    ATTATTR_LOG_FORMAT=json \
+    ATTATTR_GRACE_SECONDS=30
+VOLUME ["/models", "/data", "/var/lib/attattr"]
+# gRPC (attattr.v1.Attattr, grpc.health.v1, reflection) and Prometheus /metrics.
+EXPOSE 50051 9464
+USER 10001:10001
+# On SIGTERM the server drains: health goes NOT_SERVING, new work is UNAVAILABLE, running jobs get
+# ATTATTR_GRACE_SECONDS (30 s) to finish and are re-queued otherwise, then it exits 0. Give the
+# container longer than that before SIGKILL: `docker stop -t 45`, and on Kubernetes
+# terminationGracePeriodSeconds >= grace seconds + 15 (the chart derives it from the same value).
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["/usr/local/bin/attattr-server"]
+CMD []

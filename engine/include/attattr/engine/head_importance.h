@@ -1,0 +1,74 @@
+// Head importance (AttAttr's first use, DESIGN.md §1): rank every attention head over a set of
+// labelled examples, mask the lowest-ranked heads, and measure what the model still gets right.
+// Rankings, each an [L][H] table (higher = more important):
+//   kAttribution — I_h = mean over examples of max_{i,j} Attr_h, target = the gold label's
+//                  probability (the authors' choice for this use);
+//   kAttention   — mean over examples of the head's largest attention probability;
+//   kTaylor      — |∂loss/∂g_h| for a gate g_h = 1 on each head's output (Michel et al. 2019),
+//                  averaged over examples, then L2-normalised within each layer;
+//   kRandom      — seeded uniform scores, the control.
+// Heads a pruned checkpoint no longer has score 0. Thread-safety: as AttributeEncodings (many calls
+// may share one const Model).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "attattr/engine/attention_attribution.h"
+#include "attattr/engine/example.h"
+#include "attattr/engine/model.h"
+#include "attattr/engine/run_control.h"
+
+namespace attattr::engine {
+
+enum class HeadRanking { kAttribution, kAttention, kTaylor, kRandom };
+
+// "attribution", "attention", "taylor", "random".
+const char* HeadRankingName(HeadRanking ranking);
+std::optional<HeadRanking> HeadRankingFromName(const std::string& name);
+
+using HeadTable = std::vector<std::vector<double>>;  // [L][H]
+
+struct HeadImportanceOptions {
+  // Quadrature, steps and memory budget of kAttribution; the target is replaced by the gold
+  // label's probability of each example.
+  AttributionOptions attribution;
+  uint64_t seed = 0;    // kRandom
+  int batch_size = 32;  // examples per forward pass (kAttention)
+};
+
+// InvalidArgument when `labels` does not match `encodings`, a label is outside the model's classes
+// (kAttribution, kTaylor; the message names labels[i]), there are no examples, or the model has no
+// classifier. CancelledError when `control` asks to stop.
+absl::StatusOr<HeadTable> ComputeHeadImportance(const Model& model,
+                                                const std::vector<Encoding>& encodings,
+                                                const std::vector<int>& labels, HeadRanking ranking,
+                                                const HeadImportanceOptions& options,
+                                                const RunControl& control = {});
+
+// The head mask (1 = keep, 0 = pruned) that removes the round(p/100 · L·H) lowest-scoring heads
+// of all layers together; ties go to the earlier (layer, head). p in [0, 100].
+std::vector<std::vector<float>> PruneLowest(const HeadTable& importance, double ratio_percent);
+
+struct PruningPoint {
+  double ratio_percent = 0;
+  int heads_pruned = 0;
+  double accuracy = 0;               // predicted == gold, over the evaluation set
+  double mean_gold_probability = 0;  // mean softmax probability of the gold label
+};
+
+// One point per ratio: mask the lowest-ranked heads (PruneLowest), no retraining, and evaluate
+// `encodings` in forward batches of `batch_size` (sorted by length). InvalidArgument for a ratio
+// outside [0, 100] (naming ratios[i]) or a label outside the model's classes.
+absl::StatusOr<std::vector<PruningPoint>> PruningCurve(const Model& model,
+                                                       const HeadTable& importance,
+                                                       const std::vector<Encoding>& encodings,
+                                                       const std::vector<int>& labels,
+                                                       const std::vector<double>& ratios_percent,
+                                                       int batch_size = 64,
+                                                       const RunControl& control = {});
+
+}  // namespace attattr::engine

@@ -1,0 +1,293 @@
+// Head importance rankings and pruning curves (see head_importance.h). kAttribution, kRandom and
+// the pruning curve use the engine's public calls (AttributeEncodings, Predict with a head mask);
+// kAttention captures the clean attention probabilities; kTaylor backpropagates a per-example loss
+// into a head gate (the head mask, which multiplies each head's probabilities and so its output).
+#include "attattr/engine/head_importance.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <numeric>
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "model_impl.h"
+
+namespace attattr::engine {
+namespace {
+
+HeadTable Zeros(const ModelInfo& info) {
+  return HeadTable(info.num_layers, std::vector<double>(info.num_heads, 0.0));
+}
+
+void DivideAll(HeadTable& t, double n) {
+  for (auto& row : t) {
+    for (double& v : row) v /= n;
+  }
+}
+
+absl::Status CheckInputs(const Model& model, const std::vector<Encoding>& encodings,
+                         const std::vector<int>& labels, bool need_labels) {
+  const ModelInfo& info = model.info();
+  if (!info.has_classifier) {
+    return absl::InvalidArgumentError("model: head importance needs a classifier checkpoint");
+  }
+  if (encodings.empty()) return absl::InvalidArgumentError("examples: empty");
+  if (labels.size() != encodings.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("labels: ", labels.size(), " labels for ",
+                                                   encodings.size(), " examples"));
+  }
+  if (!need_labels) return absl::OkStatus();
+  const int classes = static_cast<int>(info.labels.size());
+  for (size_t i = 0; i < labels.size(); ++i) {
+    if (labels[i] < 0 || labels[i] >= classes) {
+      return absl::InvalidArgumentError(absl::StrCat("labels[", i, "]: ", labels[i],
+                                                     " is not a class of this model (0..",
+                                                     classes - 1, ")"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// I_h = mean over examples of the largest entry of the head's attribution matrix, with the gold
+// label's probability as target (examples grouped by label: the target class is an option).
+absl::StatusOr<HeadTable> ByAttribution(const Model& model, const std::vector<Encoding>& encodings,
+                                        const std::vector<int>& labels,
+                                        const HeadImportanceOptions& options,
+                                        const RunControl& control) {
+  const ModelInfo& info = model.info();
+  HeadTable sum = Zeros(info);
+  std::map<int, std::vector<Encoding>> by_label;
+  for (size_t i = 0; i < encodings.size(); ++i) by_label[labels[i]].push_back(encodings[i]);
+  int64_t done = 0;
+  for (const auto& [label, group] : by_label) {
+    AttributionOptions o = options.attribution;
+    o.target = AttributionTarget{TargetKind::kClassProb, label, "", {}};
+    o.layers.clear();
+    o.keep_attention = false;
+    RunControl inner;
+    inner.should_stop = control.should_stop;
+    auto results = AttributeEncodings(model, group, o, inner);
+    if (!results.ok()) return results.status();
+    for (const auto& r : *results) {
+      for (const auto& layer : r.layers) {
+        const size_t per_head = layer.attribution.size() / std::max(1, layer.num_heads);
+        for (int h = 0; h < layer.num_heads; ++h) {
+          const auto begin = layer.attribution.begin() + h * per_head;
+          sum[layer.layer][h] += *std::max_element(begin, begin + per_head);
+        }
+      }
+    }
+    done += static_cast<int64_t>(group.size());
+    control.Report({"importance: attribution", done, static_cast<int64_t>(encodings.size())});
+  }
+  DivideAll(sum, static_cast<double>(encodings.size()));
+  return sum;
+}
+
+// Mean over examples of each head's largest attention probability (real tokens only).
+absl::StatusOr<HeadTable> ByAttention(const Model& model, const std::vector<Encoding>& encodings,
+                                      const HeadImportanceOptions& options,
+                                      const RunControl& control) {
+  const auto& impl = model.impl();
+  HeadTable sum = Zeros(impl.info);
+  torch::NoGradGuard no_grad;
+  ForwardOptions fo;
+  fo.capture_attention = true;
+  const size_t batch = static_cast<size_t>(std::max(1, options.batch_size));
+  for (size_t start = 0; start < encodings.size(); start += batch) {
+    if (control.ShouldStop()) return absl::CancelledError("head importance stopped");
+    std::vector<size_t> order;
+    for (size_t i = start; i < std::min(encodings.size(), start + batch); ++i) order.push_back(i);
+    const auto out = impl.encoder->Forward(MakeBatch(encodings, order, impl.device), fo);
+    for (size_t b = 0; b < order.size(); ++b) {
+      const int64_t n = static_cast<int64_t>(encodings[order[b]].input_ids.size());
+      for (size_t l = 0; l < out.attentions.size(); ++l) {
+        // [H, n, n] of this example, padding cut off; the largest entry per head.
+        const auto a = out.attentions[l][b].narrow(1, 0, n).narrow(2, 0, n);
+        const auto peak = std::get<0>(a.reshape({a.size(0), -1}).max(1)).to(torch::kCPU);
+        for (int64_t h = 0; h < peak.size(0); ++h) sum[l][h] += peak[h].item<double>();
+      }
+    }
+    control.Report({"importance: attention", static_cast<int64_t>(start + order.size()),
+                    static_cast<int64_t>(encodings.size())});
+  }
+  DivideAll(sum, static_cast<double>(encodings.size()));
+  return sum;
+}
+
+// Michel et al. 2019: |∂ loss / ∂ gate_h| per example, averaged, L2-normalised within each layer.
+absl::StatusOr<HeadTable> ByTaylor(const Model& model, const std::vector<Encoding>& encodings,
+                                   const std::vector<int>& labels, const RunControl& control) {
+  const auto& impl = model.impl();
+  const ModelInfo& info = impl.info;
+  HeadTable sum = Zeros(info);
+  torch::AutoGradMode grad(true);
+  for (size_t i = 0; i < encodings.size(); ++i) {
+    if (control.ShouldStop()) return absl::CancelledError("head importance stopped");
+    auto gate = torch::ones({info.num_layers, info.num_heads},
+                            torch::TensorOptions().device(impl.device).requires_grad(true));
+    ForwardOptions fo;
+    fo.head_mask = gate;
+    const auto logits = impl.encoder->Forward(MakeBatch(encodings, {i}, impl.device), fo).logits;
+    const auto target = torch::full({1}, labels[i], torch::TensorOptions().dtype(torch::kLong).device(impl.device));
+    const auto loss = torch::nn::functional::cross_entropy(logits, target);
+    const auto g = torch::autograd::grad({loss}, {gate})[0].abs().to(torch::kCPU);
+    for (int l = 0; l < info.num_layers; ++l) {
+      for (int h = 0; h < info.num_heads; ++h) sum[l][h] += g[l][h].item<double>();
+    }
+    if ((i + 1) % 16 == 0 || i + 1 == encodings.size()) {
+      control.Report({"importance: taylor", static_cast<int64_t>(i + 1),
+                      static_cast<int64_t>(encodings.size())});
+    }
+  }
+  DivideAll(sum, static_cast<double>(encodings.size()));
+  for (auto& row : sum) {
+    double norm = 0;
+    for (double v : row) norm += v * v;
+    norm = std::sqrt(norm);
+    if (norm > 0) {
+      for (double& v : row) v /= norm;
+    }
+  }
+  return sum;
+}
+
+HeadTable ByRandom(const ModelInfo& info, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> uniform(0.0, 1.0);
+  HeadTable t = Zeros(info);
+  for (auto& row : t) {
+    for (double& v : row) v = uniform(rng);
+  }
+  return t;
+}
+
+// Heads a pruned checkpoint no longer has score 0.
+void ZeroAbsentHeads(const ModelInfo& info, HeadTable& t) {
+  for (int l = 0; l < info.num_layers && l < static_cast<int>(info.heads_per_layer.size()); ++l) {
+    for (int h = info.heads_per_layer[l]; h < info.num_heads; ++h) t[l][h] = 0;
+  }
+}
+
+}  // namespace
+
+const char* HeadRankingName(HeadRanking ranking) {
+  switch (ranking) {
+    case HeadRanking::kAttribution: return "attribution";
+    case HeadRanking::kAttention: return "attention";
+    case HeadRanking::kTaylor: return "taylor";
+    case HeadRanking::kRandom: return "random";
+  }
+  return "?";
+}
+
+std::optional<HeadRanking> HeadRankingFromName(const std::string& name) {
+  for (auto r : {HeadRanking::kAttribution, HeadRanking::kAttention, HeadRanking::kTaylor,
+                 HeadRanking::kRandom}) {
+    if (name == HeadRankingName(r)) return r;
+  }
+  return std::nullopt;
+}
+
+absl::StatusOr<HeadTable> ComputeHeadImportance(const Model& model,
+                                                const std::vector<Encoding>& encodings,
+                                                const std::vector<int>& labels, HeadRanking ranking,
+                                                const HeadImportanceOptions& options,
+                                                const RunControl& control) {
+  const bool need_labels = ranking == HeadRanking::kAttribution || ranking == HeadRanking::kTaylor;
+  if (auto s = CheckInputs(model, encodings, labels, need_labels); !s.ok()) return s;
+  absl::StatusOr<HeadTable> table;
+  try {
+    switch (ranking) {
+      case HeadRanking::kAttribution:
+        table = ByAttribution(model, encodings, labels, options, control);
+        break;
+      case HeadRanking::kAttention: table = ByAttention(model, encodings, options, control); break;
+      case HeadRanking::kTaylor: table = ByTaylor(model, encodings, labels, control); break;
+      case HeadRanking::kRandom: table = ByRandom(model.info(), options.seed); break;
+    }
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("head importance: ", e.what_without_backtrace()));
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("head importance: ", e.what()));
+  }
+  if (table.ok()) ZeroAbsentHeads(model.info(), *table);
+  return table;
+}
+
+std::vector<std::vector<float>> PruneLowest(const HeadTable& importance, double ratio_percent) {
+  std::vector<std::pair<int, int>> heads;
+  for (size_t l = 0; l < importance.size(); ++l) {
+    for (size_t h = 0; h < importance[l].size(); ++h) heads.emplace_back(l, h);
+  }
+  std::stable_sort(heads.begin(), heads.end(), [&](const auto& a, const auto& b) {
+    return importance[a.first][a.second] < importance[b.first][b.second];
+  });
+  const double p = std::clamp(ratio_percent, 0.0, 100.0);
+  const size_t pruned = static_cast<size_t>(std::lround(p / 100.0 * static_cast<double>(heads.size())));
+  std::vector<std::vector<float>> mask;
+  for (const auto& row : importance) mask.emplace_back(row.size(), 1.0f);
+  for (size_t k = 0; k < pruned && k < heads.size(); ++k) mask[heads[k].first][heads[k].second] = 0.0f;
+  return mask;
+}
+
+absl::StatusOr<std::vector<PruningPoint>> PruningCurve(const Model& model,
+                                                       const HeadTable& importance,
+                                                       const std::vector<Encoding>& encodings,
+                                                       const std::vector<int>& labels,
+                                                       const std::vector<double>& ratios_percent,
+                                                       int batch_size, const RunControl& control) {
+  if (auto s = CheckInputs(model, encodings, labels, true); !s.ok()) return s;
+  const ModelInfo& info = model.info();
+  if (static_cast<int>(importance.size()) != info.num_layers) {
+    return absl::InvalidArgumentError(absl::StrCat("importance: ", importance.size(),
+                                                   " rows for ", info.num_layers, " layers"));
+  }
+  for (size_t i = 0; i < ratios_percent.size(); ++i) {
+    if (!(ratios_percent[i] >= 0 && ratios_percent[i] <= 100)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("ratios[", i, "]: ", ratios_percent[i], " is not in [0, 100]"));
+    }
+  }
+  // Evaluation order: by length, so each forward batch pads little.
+  std::vector<size_t> order(encodings.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    return encodings[a].input_ids.size() < encodings[b].input_ids.size();
+  });
+  const size_t batch = static_cast<size_t>(std::max(1, batch_size));
+  std::vector<PruningPoint> curve;
+  for (size_t r = 0; r < ratios_percent.size(); ++r) {
+    const auto mask = PruneLowest(importance, ratios_percent[r]);
+    PruningPoint point;
+    point.ratio_percent = ratios_percent[r];
+    for (const auto& row : mask) {
+      point.heads_pruned += static_cast<int>(std::count(row.begin(), row.end(), 0.0f));
+    }
+    int correct = 0;
+    double gold = 0;
+    for (size_t start = 0; start < order.size(); start += batch) {
+      if (control.ShouldStop()) return absl::CancelledError("pruning curve stopped");
+      std::vector<Encoding> chunk;
+      for (size_t k = start; k < std::min(order.size(), start + batch); ++k) {
+        chunk.push_back(encodings[order[k]]);
+      }
+      auto predictions = model.Predict(chunk, &mask);
+      if (!predictions.ok()) return predictions.status();
+      for (size_t k = 0; k < chunk.size(); ++k) {
+        const int label = labels[order[start + k]];
+        correct += (*predictions)[k].predicted == label ? 1 : 0;
+        gold += (*predictions)[k].probabilities[label];
+      }
+    }
+    point.accuracy = static_cast<double>(correct) / static_cast<double>(encodings.size());
+    point.mean_gold_probability = gold / static_cast<double>(encodings.size());
+    curve.push_back(point);
+    control.Report({"pruning curve", static_cast<int64_t>(r + 1),
+                    static_cast<int64_t>(ratios_percent.size())});
+  }
+  return curve;
+}
+
+}  // namespace attattr::engine

@@ -1,0 +1,56 @@
+# Sourced by the deploy tests: finds the tools scripts/setup.sh installs. Each need_* exits 77
+# (CTest: skipped) with a message saying how to get the tool when it is missing.
+# Expects $tools (directory with helm) and $venv (virtual environment with kubernetes-validate).
+
+skip() { echo "SKIP: $*"; exit 77; }
+
+need_helm() {
+  HELM=$(command -v helm || true)
+  [ -z "$HELM" ] && [ -x "$tools/helm" ] && HELM=$tools/helm
+  [ -z "$HELM" ] && [ -x "$HOME/go/bin/helm" ] && HELM=$HOME/go/bin/helm
+  [ -n "$HELM" ] || skip "helm not found (PATH, $tools, ~/go/bin): run scripts/setup.sh" \
+    "(go install helm.sh/helm/v3/cmd/helm@v3.22.0)"
+  echo "helm: $HELM ($("$HELM" version --short 2>/dev/null))"
+}
+
+# KUSTOMIZE: a command line that takes a kustomization directory and prints the manifests.
+need_kustomize() {
+  if command -v kustomize >/dev/null; then
+    KUSTOMIZE=(kustomize build)
+  elif [ -x "$tools/kustomize" ]; then
+    KUSTOMIZE=("$tools/kustomize" build)
+  elif command -v kubectl >/dev/null && kubectl kustomize --help >/dev/null 2>&1; then
+    KUSTOMIZE=(kubectl kustomize)
+  else
+    skip "neither kustomize nor kubectl found: run scripts/setup.sh" \
+      "(go install sigs.k8s.io/kustomize/kustomize/v5)"
+  fi
+  echo "kustomize: ${KUSTOMIZE[*]}"
+}
+
+need_venv() {
+  PY=$venv/bin/python
+  [ -x "$PY" ] && "$PY" -c 'import kubernetes_validate, yaml' 2>/dev/null ||
+    skip "$venv with kubernetes-validate not found: run scripts/setup.sh"
+}
+
+fails=0
+check() { # check NAME CMD...: CMD must succeed
+  local name=$1; shift
+  if "$@" >"$tmp/out" 2>&1; then echo "ok   $name"; else
+    echo "FAIL $name:"; sed 's/^/     /' "$tmp/out"; fails=$((fails + 1)); fi
+}
+refuse() { # refuse NAME PATTERN CMD...: CMD must fail, saying PATTERN
+  local name=$1 pattern=$2; shift 2
+  if "$@" >"$tmp/out" 2>&1; then
+    echo "FAIL $name: accepted, expected a refusal"; fails=$((fails + 1))
+  elif ! grep -qiE -- "$pattern" "$tmp/out"; then
+    echo "FAIL $name: refused, but without /$pattern/:"; sed 's/^/     /' "$tmp/out"; fails=$((fails + 1))
+  else
+    echo "ok   $name: refused ($(grep -iE -m1 -- "$pattern" "$tmp/out" | cut -c1-160))"
+  fi
+}
+finish() {
+  if ((fails)); then echo "$fails check(s) failed"; exit 1; fi
+  echo "all checks passed"
+}
