@@ -11,14 +11,14 @@
 #include "attattr/engine/model.h"
 #include "nlohmann/json.hpp"
 #include "safetensors_reader.h"
-#include "support/safetensors_writer.h"
+#include "safetensors_writer.h"
 #include "support/test_paths.h"
 
 namespace attattr::engine {
 namespace {
 
 namespace fs = std::filesystem;
-using ::attattr::testing::RawTensor;
+using ::attattr::engine::RawTensor;
 using ::attattr::testing::Sst2ModelDir;
 
 // All tensors of the shared model as float32 torch tensors, by name.
@@ -61,7 +61,7 @@ class CheckpointFixture : public ::testing::Test {
   void WriteAll(const std::string& dtype, const std::string& file = "model.safetensors") {
     std::vector<RawTensor> raw;
     for (const auto& [name, t] : tensors_) raw.push_back(ToRaw(name, t, dtype));
-    ASSERT_TRUE(::attattr::testing::WriteSafetensors(dir_ + "/" + file, raw));
+    ASSERT_TRUE(::attattr::engine::WriteSafetensors(dir_ + "/" + file, raw));
   }
   std::vector<float> Logits(const Model& m) {
     auto e = m.Encode({"a moving and important film .", std::nullopt, -1});
@@ -110,8 +110,8 @@ TEST_F(CheckpointFixture, ShardedCheckpointEqualsSingleFile) {
     (second ? b : a).push_back(ToRaw(name, t, "F32"));
     index["weight_map"][name] = shard;
   }
-  ASSERT_TRUE(::attattr::testing::WriteSafetensors(dir_ + "/model-00001-of-00002.safetensors", a));
-  ASSERT_TRUE(::attattr::testing::WriteSafetensors(dir_ + "/model-00002-of-00002.safetensors", b));
+  ASSERT_TRUE(::attattr::engine::WriteSafetensors(dir_ + "/model-00001-of-00002.safetensors", a));
+  ASSERT_TRUE(::attattr::engine::WriteSafetensors(dir_ + "/model-00002-of-00002.safetensors", b));
   std::ofstream(dir_ + "/model.safetensors.index.json") << index.dump();
   auto m = Model::Load(dir_);
   ASSERT_TRUE(m.ok()) << m.status();
@@ -164,7 +164,7 @@ TEST_F(CheckpointFixture, IntegerWeightsAreRefused) {
   for (const auto& [name, t] : tensors_) {
     raw.push_back(ToRaw(name, t, name == "classifier.bias" ? "I8" : "F32"));
   }
-  ASSERT_TRUE(::attattr::testing::WriteSafetensors(dir_ + "/model.safetensors", raw));
+  ASSERT_TRUE(::attattr::engine::WriteSafetensors(dir_ + "/model.safetensors", raw));
   ExpectMessageHas(LoadError(), "classifier.bias", "I8");
 }
 

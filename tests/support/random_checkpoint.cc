@@ -8,10 +8,13 @@
 #include <vector>
 
 #include "nlohmann/json.hpp"
-#include "support/safetensors_writer.h"
+#include "safetensors_writer.h"  // engine/src
 
 namespace attattr::testing {
 namespace {
+
+using ::attattr::engine::RawTensor;
+using ::attattr::engine::WriteSafetensors;
 
 // IEEE binary16 from a small float (|v| < 1, no overflow handling needed here).
 uint16_t Half(float v) {

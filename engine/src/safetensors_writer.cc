@@ -1,11 +1,11 @@
-// Test-only safetensors writer (see safetensors_writer.h).
-#include "support/safetensors_writer.h"
+// safetensors writer (see safetensors_writer.h).
+#include "safetensors_writer.h"
 
 #include <fstream>
 
 #include "nlohmann/json.hpp"
 
-namespace attattr::testing {
+namespace attattr::engine {
 
 bool WriteSafetensors(const std::string& path, const std::vector<RawTensor>& tensors) {
   nlohmann::json header = nlohmann::json::object();
@@ -27,4 +27,4 @@ bool WriteSafetensors(const std::string& path, const std::vector<RawTensor>& ten
   return static_cast<bool>(out);
 }
 
-}  // namespace attattr::testing
+}  // namespace attattr::engine

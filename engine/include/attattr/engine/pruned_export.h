@@ -1,0 +1,33 @@
+// Export of a pruned checkpoint (DESIGN.md §1, Head importance): the heads a head mask switches off
+// are physically removed — their rows of the query/key/value projections and their columns of the
+// attention output projection — and recorded in config.json as `pruned_heads` ({"layer": [heads]}),
+// the way Hugging Face's `prune_heads` does, so the serving cluster (and this engine) load the
+// smaller model as it is. Its logits equal the masked model's (tested to 1e-5).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "attattr/engine/model.h"
+
+namespace attattr::engine {
+
+struct ExportedCheckpoint {
+  std::string dir;
+  int heads_removed = 0;
+  int64_t weights_bytes = 0;  // size of model.safetensors
+  int64_t parameter_count = 0;
+};
+
+// Writes `model` without the heads where head_mask[l][h] == 0 into `out_dir` (created; it must not
+// exist or be empty): config.json (the source's, plus pruned_heads), vocab.txt,
+// tokenizer_config.json and model.safetensors (fp32). InvalidArgument for a mask of the wrong shape
+// or with values other than 0 and 1 (naming head_mask[l][h]); FailedPrecondition for a model that
+// was not loaded from a directory or is already pruned, or an out_dir that holds files.
+absl::StatusOr<ExportedCheckpoint> ExportPrunedCheckpoint(
+    const Model& model, const std::vector<std::vector<float>>& head_mask,
+    const std::string& out_dir);
+
+}  // namespace attattr::engine

@@ -1,0 +1,152 @@
+// Pruned-checkpoint export (see pruned_export.h).
+#include "attattr/engine/pruned_export.h"
+
+#include <filesystem>
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "model_impl.h"
+#include "nlohmann/json.hpp"
+#include "safetensors_writer.h"
+
+namespace attattr::engine {
+namespace {
+
+namespace fs = std::filesystem;
+
+RawTensor ToRaw(const std::string& name, const torch::Tensor& t) {
+  const torch::Tensor c = t.to(torch::kCPU, torch::kFloat32).contiguous();
+  return {name, "F32", c.sizes().vec(),
+          std::string(static_cast<const char*>(c.data_ptr()), c.numel() * c.element_size())};
+}
+
+// Row indices of the kept heads' slices ([h·dh, (h+1)·dh) for each kept h).
+torch::Tensor KeptRows(const std::vector<int>& kept, int head_dim, const torch::Device& device) {
+  std::vector<int64_t> rows;
+  for (int h : kept) {
+    for (int i = 0; i < head_dim; ++i) rows.push_back(static_cast<int64_t>(h) * head_dim + i);
+  }
+  return torch::tensor(rows, torch::kLong).to(device);
+}
+
+absl::Status CheckMask(const ModelInfo& info, const std::vector<std::vector<float>>& mask) {
+  if (static_cast<int>(mask.size()) != info.num_layers) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("head_mask: ", mask.size(), " rows for ", info.num_layers, " layers"));
+  }
+  for (int l = 0; l < info.num_layers; ++l) {
+    if (static_cast<int>(mask[l].size()) != info.num_heads) {
+      return absl::InvalidArgumentError(absl::StrCat("head_mask[", l, "]: ", mask[l].size(),
+                                                     " entries for ", info.num_heads, " heads"));
+    }
+    for (int h = 0; h < info.num_heads; ++h) {
+      if (mask[l][h] != 0.0f && mask[l][h] != 1.0f) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("head_mask[", l, "][", h, "]: ", mask[l][h], " is neither 0 nor 1"));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<ExportedCheckpoint> ExportPrunedCheckpoint(
+    const Model& model, const std::vector<std::vector<float>>& head_mask,
+    const std::string& out_dir) {
+  const auto& impl = model.impl();
+  const ModelInfo& info = impl.info;
+  if (auto s = CheckMask(info, head_mask); !s.ok()) return s;
+  if (info.path.empty()) {
+    return absl::FailedPreconditionError("model: not loaded from a directory (nothing to copy)");
+  }
+  for (int l = 0; l < info.num_layers; ++l) {
+    if (info.heads_per_layer[l] != info.num_heads) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("model: layer ", l, " is already pruned; export from the unpruned model"));
+    }
+  }
+  std::error_code ec;
+  if (fs::exists(out_dir, ec) && !fs::is_empty(out_dir, ec)) {
+    return absl::FailedPreconditionError(absl::StrCat(out_dir, ": exists and is not empty"));
+  }
+  fs::create_directories(out_dir, ec);
+  if (ec) return absl::PermissionDeniedError(absl::StrCat(out_dir, ": ", ec.message()));
+
+  nlohmann::json config;
+  {
+    std::ifstream in(fs::path(info.path) / "config.json");
+    config = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+    if (config.is_discarded() || !config.is_object()) {
+      return absl::DataLossError(absl::StrCat(info.path, "/config.json: not a JSON object"));
+    }
+  }
+  ExportedCheckpoint out;
+  out.dir = out_dir;
+  const std::string prefix = info.has_classifier ? "bert." : "";
+  const BertWeights& w = impl.encoder->weights();
+  const int dh = impl.encoder->head_dim();
+  std::vector<RawTensor> tensors;
+  auto add = [&](const std::string& name, const torch::Tensor& t) {
+    out.parameter_count += t.numel();
+    tensors.push_back(ToRaw(name, t));
+  };
+  try {
+    torch::NoGradGuard no_grad;
+    add(prefix + "embeddings.word_embeddings.weight", w.word_emb);
+    add(prefix + "embeddings.position_embeddings.weight", w.pos_emb);
+    add(prefix + "embeddings.token_type_embeddings.weight", w.type_emb);
+    add(prefix + "embeddings.LayerNorm.weight", w.emb_ln_w);
+    add(prefix + "embeddings.LayerNorm.bias", w.emb_ln_b);
+    nlohmann::json pruned = nlohmann::json::object();
+    for (int l = 0; l < info.num_layers; ++l) {
+      const BertLayerWeights& lw = w.layers[l];
+      std::vector<int> kept, removed;
+      for (int h = 0; h < info.num_heads; ++h) (head_mask[l][h] != 0 ? kept : removed).push_back(h);
+      if (!removed.empty()) pruned[std::to_string(l)] = removed;
+      out.heads_removed += static_cast<int>(removed.size());
+      const auto rows = KeptRows(kept, dh, impl.device);
+      const std::string p = prefix + "encoder.layer." + std::to_string(l) + ".";
+      add(p + "attention.self.query.weight", lw.q_w.index_select(0, rows));
+      add(p + "attention.self.query.bias", lw.q_b.index_select(0, rows));
+      add(p + "attention.self.key.weight", lw.k_w.index_select(0, rows));
+      add(p + "attention.self.key.bias", lw.k_b.index_select(0, rows));
+      add(p + "attention.self.value.weight", lw.v_w.index_select(0, rows));
+      add(p + "attention.self.value.bias", lw.v_b.index_select(0, rows));
+      add(p + "attention.output.dense.weight", lw.o_w.index_select(1, rows));
+      add(p + "attention.output.dense.bias", lw.o_b);
+      add(p + "attention.output.LayerNorm.weight", lw.ln1_w);
+      add(p + "attention.output.LayerNorm.bias", lw.ln1_b);
+      add(p + "intermediate.dense.weight", lw.i_w);
+      add(p + "intermediate.dense.bias", lw.i_b);
+      add(p + "output.dense.weight", lw.f_w);
+      add(p + "output.dense.bias", lw.f_b);
+      add(p + "output.LayerNorm.weight", lw.ln2_w);
+      add(p + "output.LayerNorm.bias", lw.ln2_b);
+    }
+    if (w.pooler_w.defined()) {
+      add(prefix + "pooler.dense.weight", w.pooler_w);
+      add(prefix + "pooler.dense.bias", w.pooler_b);
+    }
+    if (w.cls_w.defined()) {
+      add("classifier.weight", w.cls_w);
+      add("classifier.bias", w.cls_b);
+    }
+    config["pruned_heads"] = pruned;
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("export: ", e.what_without_backtrace()));
+  }
+  const fs::path dir(out_dir);
+  if (!WriteSafetensors((dir / "model.safetensors").string(), tensors)) {
+    return absl::ResourceExhaustedError(absl::StrCat(out_dir, "/model.safetensors: cannot write"));
+  }
+  std::ofstream(dir / "config.json") << config.dump(2) << "\n";
+  for (const char* file : {"vocab.txt", "tokenizer_config.json"}) {
+    fs::copy_file(fs::path(info.path) / file, dir / file, fs::copy_options::overwrite_existing, ec);
+    if (ec) return absl::DataLossError(absl::StrCat(info.path, "/", file, ": ", ec.message()));
+  }
+  out.weights_bytes = static_cast<int64_t>(fs::file_size(dir / "model.safetensors", ec));
+  return out;
+}
+
+}  // namespace attattr::engine
