@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "CLI/CLI.hpp"
+#include "bench_support.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -37,6 +38,11 @@
 #endif
 
 namespace {
+
+using ::attattr::bench::Die;
+using ::attattr::bench::MeanTokens;
+using ::attattr::bench::OrDie;
+using ::attattr::bench::SecondsSince;
 
 namespace engine = attattr::engine;
 using Clock = std::chrono::steady_clock;
@@ -66,21 +72,6 @@ struct Flags {
   bool skip_matmul = false;
   std::string json_path;
 };
-
-double SecondsSince(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-[[noreturn]] void Die(const std::string& what) {
-  std::cerr << "attribution_bench: " << what << std::endl;
-  std::exit(1);
-}
-
-template <typename T>
-T OrDie(absl::StatusOr<T> v, const std::string& what) {
-  if (!v.ok()) Die(absl::StrCat(what, ": ", v.status().ToString()));
-  return std::move(*v);
-}
 
 // ---- Memory ---------------------------------------------------------------------------------
 
@@ -224,12 +215,6 @@ std::vector<engine::Encoding> EncodeExactly(const engine::Model& model,
     out.push_back(std::move(enc));
   }
   return out;
-}
-
-double MeanLength(const std::vector<engine::Encoding>& encs) {
-  double s = 0;
-  for (const auto& e : encs) s += static_cast<double>(e.size());
-  return encs.empty() ? 0 : s / static_cast<double>(encs.size());
 }
 
 // ---- Measurements ---------------------------------------------------------------------------
@@ -466,7 +451,7 @@ Row FastVsBaseline(const std::string& name, const std::string& model_name,
   r.workload = name;
   r.model = model_name;
   r.num_layers = info.num_layers;
-  r.mean_n = MeanLength(fast_encs);
+  r.mean_n = MeanTokens(fast_encs);
   r.max_batch_examples = options.max_batch_examples;
   r.memory_budget_bytes = options.memory_budget_bytes;
   r.peak_gflops = peak_gflops;
@@ -562,7 +547,7 @@ Json GlSweep(const engine::Model& model, const std::vector<engine::Encoding>& en
   }
   Json j;
   j["examples"] = encs.size();
-  j["mean_tokens"] = MeanLength(encs);
+  j["mean_tokens"] = MeanTokens(encs);
   for (const auto& s : rows) {
     j["runs"].push_back(Json{{"rule", s.rule},
                              {"steps", s.steps},
@@ -593,7 +578,7 @@ Json Tune(const std::string& name, const engine::Model& model,
   const engine::ModelInfo& info = model.info();
   engine::AttributionOptions base = BaseOptions(flags);
   base.layers = flags.tune_layers;
-  std::cout << "[tune " << name << "] " << encs.size() << " examples, mean " << MeanLength(encs)
+  std::cout << "[tune " << name << "] " << encs.size() << " examples, mean " << MeanTokens(encs)
             << " tokens, layers " << (base.layers.empty() ? "all" : absl::StrJoin(base.layers, ","))
             << std::endl;
   WarmUp(model, encs.front(), base, flags.pad_to, false);

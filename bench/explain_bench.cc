@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "CLI/CLI.hpp"
+#include "bench_support.h"
 #include "attattr/engine/attention_attribution.h"
 #include "attattr/engine/dataset.h"
 #include "attattr/engine/model.h"
@@ -42,6 +43,8 @@
 #endif
 
 namespace {
+
+using ::attattr::bench::Die;
 
 namespace engine = attattr::engine;
 namespace server = attattr::server;
@@ -65,11 +68,6 @@ struct Flags {
   std::string device = "cpu";  // the models' device (server and engine-only reference)
   std::string json_path;
 };
-
-[[noreturn]] void Die(const std::string& what) {
-  std::cerr << "explain_bench: " << what << std::endl;
-  std::exit(1);
-}
 
 double Ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
 

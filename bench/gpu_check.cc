@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "CLI/CLI.hpp"
+#include "bench_support.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -41,6 +42,11 @@
 #endif
 
 namespace {
+
+using ::attattr::bench::Die;
+using ::attattr::bench::MeanTokens;
+using ::attattr::bench::OrDie;
+using ::attattr::bench::SecondsSince;
 
 namespace engine = attattr::engine;
 using Clock = std::chrono::steady_clock;
@@ -63,21 +69,6 @@ struct Flags {
   bool cpu_timing = false;  // without CUDA, run (b) and (c) on the CPU (to test this program)
   std::string json_path;
 };
-
-[[noreturn]] void Die(const std::string& what) {
-  std::cerr << "gpu_check: " << what << std::endl;
-  std::exit(1);
-}
-
-template <typename T>
-T OrDie(absl::StatusOr<T> v, const std::string& what) {
-  if (!v.ok()) Die(absl::StrCat(what, ": ", v.status().ToString()));
-  return std::move(*v);
-}
-
-double SecondsSince(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
 
 void Line(const std::string& s) {
   std::printf("%s\n", s.c_str());
@@ -129,12 +120,6 @@ std::vector<engine::Encoding> EncodeAll(const engine::Model& model,
     out.push_back(OrDie(model.Encode(examples[i]), absl::StrCat("encode example ", i)));
   }
   return out;
-}
-
-double MeanTokens(const std::vector<engine::Encoding>& encs) {
-  double s = 0;
-  for (const auto& e : encs) s += static_cast<double>(e.size());
-  return encs.empty() ? 0 : s / static_cast<double>(encs.size());
 }
 
 // Worst over examples of max |a − b| / max |a| for layer index li (a is the reference).

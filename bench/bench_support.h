@@ -1,0 +1,44 @@
+// Small helpers the benchmark programs share: fail loudly (a benchmark of failures is
+// meaningless), wall-clock seconds, mean input length. Header-only so that scripts/gpu_check.sh can
+// build bench/gpu_check.cc in its own minimal CMake project without another target.
+#pragma once
+
+#include <errno.h>  // program_invocation_short_name (glibc)
+
+#include <chrono>
+#include <cstdlib>
+#include <iostream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "attattr/engine/example.h"
+
+namespace attattr::bench {
+
+// Prints "<program>: what" on stderr and exits 1.
+[[noreturn]] inline void Die(const std::string& what) {
+  std::cerr << program_invocation_short_name << ": " << what << std::endl;
+  std::exit(1);
+}
+
+template <typename T>
+T OrDie(absl::StatusOr<T> v, const std::string& what) {
+  if (!v.ok()) Die(absl::StrCat(what, ": ", v.status().ToString()));
+  return std::move(*v);
+}
+
+inline double SecondsSince(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// Mean number of word pieces; 0 for none.
+inline double MeanTokens(const std::vector<engine::Encoding>& encodings) {
+  double s = 0;
+  for (const auto& e : encodings) s += static_cast<double>(e.size());
+  return encodings.empty() ? 0 : s / static_cast<double>(encodings.size());
+}
+
+}  // namespace attattr::bench
