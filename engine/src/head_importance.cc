@@ -59,7 +59,11 @@ absl::StatusOr<HeadTable> ByAttribution(const Model& model, const std::vector<En
   HeadTable sum = Zeros(info);
   std::map<int, std::vector<Encoding>> by_label;
   for (size_t i = 0; i < encodings.size(); ++i) by_label[labels[i]].push_back(encodings[i]);
+  // Progress is reported after every slice of examples, so long sets show movement.
+  constexpr size_t kSlice = 16;
   int64_t done = 0;
+  const int64_t total = static_cast<int64_t>(encodings.size());
+  control.Report({"importance: attribution", 0, total});
   for (const auto& [label, group] : by_label) {
     AttributionOptions o = options.attribution;
     o.target = AttributionTarget{TargetKind::kClassProb, label, "", {}};
@@ -67,19 +71,23 @@ absl::StatusOr<HeadTable> ByAttribution(const Model& model, const std::vector<En
     o.keep_attention = false;
     RunControl inner;
     inner.should_stop = control.should_stop;
-    auto results = AttributeEncodings(model, group, o, inner);
-    if (!results.ok()) return results.status();
-    for (const auto& r : *results) {
-      for (const auto& layer : r.layers) {
-        const size_t per_head = layer.attribution.size() / std::max(1, layer.num_heads);
-        for (int h = 0; h < layer.num_heads; ++h) {
-          const auto begin = layer.attribution.begin() + h * per_head;
-          sum[layer.layer][h] += *std::max_element(begin, begin + per_head);
+    for (size_t start = 0; start < group.size(); start += kSlice) {
+      const std::vector<Encoding> slice(group.begin() + start,
+                                        group.begin() + std::min(group.size(), start + kSlice));
+      auto results = AttributeEncodings(model, slice, o, inner);
+      if (!results.ok()) return results.status();
+      for (const auto& r : *results) {
+        for (const auto& layer : r.layers) {
+          const size_t per_head = layer.attribution.size() / std::max(1, layer.num_heads);
+          for (int h = 0; h < layer.num_heads; ++h) {
+            const auto begin = layer.attribution.begin() + h * per_head;
+            sum[layer.layer][h] += *std::max_element(begin, begin + per_head);
+          }
         }
       }
+      done += static_cast<int64_t>(slice.size());
+      control.Report({"importance: attribution", done, total});
     }
-    done += static_cast<int64_t>(group.size());
-    control.Report({"importance: attribution", done, static_cast<int64_t>(encodings.size())});
   }
   DivideAll(sum, static_cast<double>(encodings.size()));
   return sum;

@@ -1,0 +1,68 @@
+// The whole head-importance study of DESIGN.md §1 in one call, as a job or the CLI runs it: every
+// requested ranking on an importance set, its pruning curve on an evaluation set, the agreement
+// (Pearson and Spearman) between every pair of rankings, and optionally a pruned checkpoint that
+// drops the lowest-ranked heads of the first ranking. Orchestration only: the numbers come from
+// head_importance.h, rank_correlation.h and pruned_export.h. Thread-safety: as those (many calls
+// may share one const Model).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "attattr/engine/example.h"
+#include "attattr/engine/head_importance.h"
+#include "attattr/engine/model.h"
+#include "attattr/engine/pruned_export.h"
+#include "attattr/engine/run_control.h"
+
+namespace attattr::engine {
+
+struct HeadImportanceStudyOptions {
+  // Rankings to compute, in this order; each at most once; at least one.
+  std::vector<HeadRanking> methods;
+  // Percent of heads pruned at each curve point, each in [0, 100].
+  std::vector<double> ratios_percent;
+  HeadImportanceOptions importance;
+  int eval_batch_size = 64;  // examples per forward pass of the curves
+  // Write a checkpoint without the round(export_ratio_percent/100 · L·H) lowest-ranked heads of
+  // methods[0] here (ExportPrunedCheckpoint); empty = no export.
+  std::string export_dir;
+  double export_ratio_percent = 0;
+};
+
+struct MethodStudy {
+  HeadRanking method = HeadRanking::kAttribution;
+  HeadTable importance;              // [L][H]
+  std::vector<PruningPoint> curve;   // one point per ratio, in the given order
+};
+
+struct RankAgreement {
+  HeadRanking a = HeadRanking::kAttribution;
+  HeadRanking b = HeadRanking::kAttribution;
+  // Over the L·H scores; NaN when either ranking is constant (correlation undefined).
+  double pearson = 0;
+  double spearman = 0;
+};
+
+struct HeadImportanceStudy {
+  int num_layers = 0;
+  int num_heads = 0;
+  std::vector<MethodStudy> methods;
+  std::vector<RankAgreement> correlations;  // every pair (i < j) in method order
+  std::optional<ExportedCheckpoint> exported;
+};
+
+// InvalidArgument naming the field for: no methods or a repeated one ("methods[i]"), a ratio
+// outside [0, 100] ("ratios[i]"), an empty importance or evaluation set, a label outside the
+// model's classes ("importance_labels[i]" / "evaluation_labels[i]"), an export ratio outside
+// [0, 100]. Labels are checked before any work. CancelledError when `control` asks to stop.
+// Progress stages: "importance: <method>", "pruning curve: <method>", "export".
+absl::StatusOr<HeadImportanceStudy> RunHeadImportanceStudy(
+    const Model& model, const std::vector<Encoding>& importance_set,
+    const std::vector<int>& importance_labels, const std::vector<Encoding>& evaluation_set,
+    const std::vector<int>& evaluation_labels, const HeadImportanceStudyOptions& options,
+    const RunControl& control = {});
+
+}  // namespace attattr::engine

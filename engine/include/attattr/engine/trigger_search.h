@@ -1,0 +1,114 @@
+// Adversarial trigger search (AttAttr's third use, DESIGN.md §1): mine one TriggerPattern per
+// example of a mining set from its self-attention attribution, rank and filter them, insert the
+// best into every example of an evaluation set (placement rule: trigger_insertion.h), and measure
+// accuracy per gold class — clean, attacked, and a random-token control.
+//
+//  * Mining (the authors' rule): target = the predicted class's probability; over all layers and
+//    heads, the head holding the example's largest attribution entry Attr[i][j] is chosen; its two
+//    largest entries (i1, j1) ≥ (i2, j2) are the pattern's connections. score = v1 + v2 (the sum
+//    of the two top attribution values). The tokens at i1, j1 — and at i2, j2 only when v2 ≥ 0.2·v1
+//    — form the pattern, without [CLS]/[SEP], each position once, in source order. Ties go to the
+//    earlier (layer, head, i, j). An example whose connections touch only [CLS]/[SEP] yields an
+//    empty pattern, which RankAndFilter drops.
+//  * Ranking: score descending (ties: earlier source), score < threshold dropped (authors: 0.02),
+//    patterns with the same tokens in the same segments as a better one dropped (so top-K are K
+//    distinct triggers; the authors list distinct ones), then the first K.
+//  * Control: per pattern and evaluation example, the same number of tokens drawn uniformly (with
+//    replacement) from the whole-word, non-special vocabulary (no "##" prefix, not "[...]"), put at
+//    the same relative positions. Fresh draws per example estimate random insertion's expected
+//    effect rather than one random trigger's luck; seeded by (seed, pattern rank), so reproducible.
+//  * Accuracy per gold class present in the evaluation set: predicted == gold; Model::Predict runs
+//    in length-sorted batches.
+// Thread-safety: as AttributeEncodings (calls may share one const Model).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "attattr/engine/attention_attribution.h"
+#include "attattr/engine/example.h"
+#include "attattr/engine/model.h"
+#include "attattr/engine/run_control.h"
+#include "attattr/engine/trigger_insertion.h"
+
+namespace attattr::engine {
+
+struct TriggerSearchOptions {
+  // Quadrature, steps, memory budget and example batch of the mining attribution; its target is
+  // replaced by the predicted class's probability and all layers are attributed.
+  AttributionOptions attribution;
+  // Patterns kept after ranking (K). Valid: [1, 100]. Default: 3.
+  int top_k = 3;
+  // Patterns scoring below this are dropped. Default: 0.02 (the authors').
+  double threshold = 0.02;
+  // Seed of the random-token control. Default: 0.
+  uint64_t seed = 0;
+  // Examples per mining call of AttributeEncodings (progress and cancellation granularity).
+  // Default: 16.
+  int mining_batch = 16;
+  // Examples per Model::Predict batch in evaluation. Default: 64.
+  int eval_batch = 64;
+};
+
+// InvalidArgument naming the field (top_k, threshold, mining_batch, eval_batch, attribution.*).
+absl::Status ValidateTriggerSearchOptions(const Model& model, const TriggerSearchOptions& options);
+
+// One pattern per mining encoding, in input order (empty tokens when only [CLS]/[SEP] were
+// involved). Progress stage "mining"; CancelledError when `control` asks to stop.
+absl::StatusOr<std::vector<TriggerPattern>> MineTriggerPatterns(
+    const Model& model, const std::vector<Encoding>& mining, const TriggerSearchOptions& options,
+    const RunControl& control = {});
+
+// Ranking and filtering as in the header comment: at most options.top_k patterns.
+std::vector<TriggerPattern> RankAndFilter(std::vector<TriggerPattern> patterns,
+                                          const TriggerSearchOptions& options);
+
+struct ClassAccuracy {
+  int label = 0;          // class index
+  std::string name;       // the model's label name
+  double accuracy = 0;    // predicted == gold over this class's examples
+  int examples = 0;
+};
+
+struct TriggerEvaluation {
+  TriggerPattern pattern;
+  std::vector<ClassAccuracy> clean;     // per gold class present, ascending label
+  std::vector<ClassAccuracy> attacked;  // pattern inserted
+  std::vector<ClassAccuracy> control;   // random tokens at the same positions
+  int truncated = 0;  // evaluation examples that lost a trigger token to re-truncation
+};
+
+// Checks an evaluation set: a classifier model, examples present, one gold label each, every label
+// a class of the model ("labels[i]: ..."), encodings shaped [CLS] A [SEP] (B [SEP]). Returns whether
+// every example is a sentence pair (segment-B patterns need that).
+absl::StatusOr<bool> CheckEvaluationSet(const Model& model, const std::vector<Encoding>& evaluation,
+                                        const std::vector<int>& labels);
+
+// Evaluates each pattern on `evaluation` (gold `labels`). InvalidArgument: labels/encodings sizes
+// differ, "labels[i]: ... is not a class of this model", no examples, no classifier, a pattern with
+// no tokens, or "patterns[p]: ..." with segment-B tokens while an evaluation example is a single
+// sentence. Progress stage "evaluating" (done/total = forward batches); CancelledError on stop.
+absl::StatusOr<std::vector<TriggerEvaluation>> EvaluateTriggerPatterns(
+    const Model& model, const std::vector<Encoding>& evaluation, const std::vector<int>& labels,
+    const std::vector<TriggerPattern>& patterns, const TriggerSearchOptions& options,
+    const RunControl& control = {});
+
+struct TriggerSearchReport {
+  std::vector<TriggerEvaluation> patterns;  // the top-K, best first; empty: none passed
+  int mined_examples = 0;
+  int patterns_above_threshold = 0;         // non-empty, score >= threshold, before dedup and top-K
+};
+
+// The whole search: validate, check the evaluation set (before mining), mine, rank, evaluate.
+// Progress stages "mining" then "evaluating".
+absl::StatusOr<TriggerSearchReport> RunTriggerSearch(
+    const Model& model, const std::vector<Encoding>& mining, const std::vector<Encoding>& evaluation,
+    const std::vector<int>& labels, const TriggerSearchOptions& options,
+    const RunControl& control = {});
+
+// Vocabulary ids the control draws from: not "##…", not "[…]". Ascending.
+std::vector<int32_t> ControlVocabulary(const WordPieceTokenizer& tokenizer);
+
+}  // namespace attattr::engine

@@ -1,0 +1,137 @@
+// The head-importance study (see head_importance_study.h).
+#include "attattr/engine/head_importance_study.h"
+
+#include <cmath>
+#include <limits>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "attattr/engine/rank_correlation.h"
+
+namespace attattr::engine {
+namespace {
+
+absl::Status Invalid(const std::string& field, const std::string& what) {
+  return absl::InvalidArgumentError(absl::StrCat(field, ": ", what));
+}
+
+absl::Status CheckLabels(const ModelInfo& info, const std::vector<Encoding>& set,
+                         const std::vector<int>& labels, const std::string& field) {
+  if (set.empty()) return Invalid(field, "no examples");
+  if (labels.size() != set.size()) {
+    return Invalid(field, absl::StrCat(labels.size(), " labels for ", set.size(), " examples"));
+  }
+  const int classes = static_cast<int>(info.labels.size());
+  for (size_t i = 0; i < labels.size(); ++i) {
+    if (labels[i] < 0 || labels[i] >= classes) {
+      return Invalid(absl::StrCat(field, "[", i, "]"),
+                     absl::StrCat(labels[i], " is not one of the model's classes 0..", classes - 1,
+                                  labels[i] < 0 ? " (the example has no gold label)" : ""));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckOptions(const HeadImportanceStudyOptions& options) {
+  if (options.methods.empty()) return Invalid("methods", "at least one ranking is required");
+  for (size_t i = 0; i < options.methods.size(); ++i) {
+    for (size_t j = 0; j < i; ++j) {
+      if (options.methods[j] == options.methods[i]) {
+        return Invalid(absl::StrCat("methods[", i, "]"),
+                       absl::StrCat(HeadRankingName(options.methods[i]), " is given twice"));
+      }
+    }
+  }
+  if (options.ratios_percent.empty()) return Invalid("ratios", "at least one ratio is required");
+  for (size_t i = 0; i < options.ratios_percent.size(); ++i) {
+    const double r = options.ratios_percent[i];
+    if (!(r >= 0 && r <= 100)) {
+      return Invalid(absl::StrCat("ratios[", i, "]"), absl::StrCat(r, " is not in [0, 100]"));
+    }
+  }
+  if (!(options.export_ratio_percent >= 0 && options.export_ratio_percent <= 100)) {
+    return Invalid("export_ratio", absl::StrCat(options.export_ratio_percent, " is not in [0, 100]"));
+  }
+  if (options.eval_batch_size < 1) return Invalid("eval_batch_size", "must be >= 1");
+  return absl::OkStatus();
+}
+
+std::vector<double> Flatten(const HeadTable& table) {
+  std::vector<double> flat;
+  for (const auto& row : table) flat.insert(flat.end(), row.begin(), row.end());
+  return flat;
+}
+
+// A control whose progress reports carry `stage` instead of the callee's own stage name.
+RunControl Relabelled(const RunControl& control, std::string stage) {
+  RunControl out;
+  out.should_stop = control.should_stop;
+  if (control.on_progress) {
+    out.on_progress = [&control, stage = std::move(stage)](const Progress& p) {
+      control.Report({stage, p.done, p.total});
+    };
+  }
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<HeadImportanceStudy> RunHeadImportanceStudy(
+    const Model& model, const std::vector<Encoding>& importance_set,
+    const std::vector<int>& importance_labels, const std::vector<Encoding>& evaluation_set,
+    const std::vector<int>& evaluation_labels, const HeadImportanceStudyOptions& options,
+    const RunControl& control) {
+  const ModelInfo& info = model.info();
+  if (!info.has_classifier) {
+    return absl::InvalidArgumentError("model: head importance needs a classifier checkpoint");
+  }
+  if (auto s = CheckOptions(options); !s.ok()) return s;
+  if (auto s = CheckLabels(info, importance_set, importance_labels, "importance_labels"); !s.ok()) {
+    return s;
+  }
+  if (auto s = CheckLabels(info, evaluation_set, evaluation_labels, "evaluation_labels"); !s.ok()) {
+    return s;
+  }
+  HeadImportanceStudy study;
+  study.num_layers = info.num_layers;
+  study.num_heads = info.num_heads;
+  for (HeadRanking method : options.methods) {
+    const std::string name = HeadRankingName(method);
+    MethodStudy m;
+    m.method = method;
+    auto table = ComputeHeadImportance(model, importance_set, importance_labels, method,
+                                       options.importance, Relabelled(control, "importance: " + name));
+    if (!table.ok()) return table.status();
+    m.importance = std::move(*table);
+    auto curve = PruningCurve(model, m.importance, evaluation_set, evaluation_labels,
+                              options.ratios_percent, options.eval_batch_size,
+                              Relabelled(control, "pruning curve: " + name));
+    if (!curve.ok()) return curve.status();
+    m.curve = std::move(*curve);
+    study.methods.push_back(std::move(m));
+  }
+  constexpr double kUndefined = std::numeric_limits<double>::quiet_NaN();
+  for (size_t i = 0; i < study.methods.size(); ++i) {
+    for (size_t j = i + 1; j < study.methods.size(); ++j) {
+      const auto x = Flatten(study.methods[i].importance);
+      const auto y = Flatten(study.methods[j].importance);
+      auto pearson = PearsonCorrelation(x, y);
+      auto spearman = SpearmanCorrelation(x, y);
+      study.correlations.push_back({study.methods[i].method, study.methods[j].method,
+                                    pearson.ok() ? *pearson : kUndefined,
+                                    spearman.ok() ? *spearman : kUndefined});
+    }
+  }
+  if (!options.export_dir.empty()) {
+    if (control.ShouldStop()) return absl::CancelledError("stopped before the export");
+    control.Report({"export", 0, 1});
+    const auto mask = PruneLowest(study.methods.front().importance, options.export_ratio_percent);
+    auto exported = ExportPrunedCheckpoint(model, mask, options.export_dir);
+    if (!exported.ok()) return exported.status();
+    study.exported = std::move(*exported);
+    control.Report({"export", 1, 1});
+  }
+  return study;
+}
+
+}  // namespace attattr::engine

@@ -1,0 +1,217 @@
+// The authors' placement rule for trigger patterns (see trigger_insertion.h for every decision).
+// Works on token vectors only; no model, no tensors.
+#include "attattr/engine/trigger_insertion.h"
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+
+namespace attattr::engine {
+namespace {
+
+// One token of an encoding, carried through insertion and truncation together.
+struct Piece {
+  std::string token;
+  int32_t id = 0;
+  Encoding::Span span;
+  bool inserted = false;
+};
+
+std::vector<Piece> Slice(const Encoding& e, int begin, int end) {
+  std::vector<Piece> out;
+  for (int p = begin; p < end; ++p) {
+    Piece piece;
+    piece.token = p < static_cast<int>(e.tokens.size()) ? e.tokens[p] : "";
+    piece.id = e.input_ids[p];
+    if (p < static_cast<int>(e.offsets.size())) piece.span = e.offsets[p];
+    out.push_back(std::move(piece));
+  }
+  return out;
+}
+
+// Places `tokens` (all of one segment, source order) into `segment` by the slot rule.
+std::vector<Piece> Grow(const std::vector<Piece>& segment, const std::vector<TriggerToken>& tokens,
+                        int segment_index) {
+  if (tokens.empty()) return segment;
+  std::vector<double> r;
+  for (const auto& t : tokens) r.push_back(t.relative_position);
+  const std::vector<int> slots = TriggerSlots(static_cast<int>(segment.size()), r);
+  const size_t total = segment.size() + tokens.size();
+  std::vector<Piece> grown(total);
+  std::vector<bool> taken(total, false);
+  for (size_t k = 0; k < tokens.size(); ++k) {
+    Piece& p = grown[slots[k] - 1];
+    p.token = tokens[k].token;
+    p.id = tokens[k].id;
+    p.span = Encoding::Span{segment_index, 0, 0};
+    p.inserted = true;
+    taken[slots[k] - 1] = true;
+  }
+  size_t next = 0;
+  for (size_t i = 0; i < total; ++i) {
+    if (!taken[i]) grown[i] = segment[next++];
+  }
+  return grown;
+}
+
+}  // namespace
+
+bool TriggerPattern::NeedsSentencePair() const {
+  return std::any_of(tokens.begin(), tokens.end(), [](const TriggerToken& t) { return t.segment == 1; });
+}
+
+absl::StatusOr<SegmentBounds> FindSegments(const Encoding& e) {
+  const int n = static_cast<int>(e.input_ids.size());
+  if (n < 2 || e.token_type_ids.size() != e.input_ids.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("encoding: ", n, " ids and ", e.token_type_ids.size(),
+                     " token types; expected [CLS] A [SEP] (B [SEP])"));
+  }
+  int zeros = 0;
+  while (zeros < n && e.token_type_ids[zeros] == 0) ++zeros;
+  for (int p = zeros; p < n; ++p) {
+    if (e.token_type_ids[p] != 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("encoding: token type ", e.token_type_ids[p], " at ", p,
+                       "; expected 0…0 then 1…1"));
+    }
+  }
+  SegmentBounds b;
+  const int s = zeros - 1;  // the first [SEP]
+  if (s < 1) return absl::InvalidArgumentError("encoding: no [SEP] after [CLS]");
+  b.a_begin = 1;
+  b.a_end = s;
+  b.pair = zeros < n;
+  if (b.pair) {
+    b.b_begin = s + 1;
+    b.b_end = n - 1;
+  } else {
+    b.b_begin = b.b_end = n;
+  }
+  return b;
+}
+
+absl::StatusOr<TriggerToken> MakeTriggerToken(const Encoding& e, int position) {
+  auto bounds = FindSegments(e);
+  if (!bounds.ok()) return bounds.status();
+  const int n = static_cast<int>(e.input_ids.size());
+  const int s = bounds->a_end;
+  TriggerToken t;
+  t.source_position = position;
+  t.id = e.input_ids[std::clamp(position, 0, n - 1)];
+  t.token = position >= 0 && position < static_cast<int>(e.tokens.size()) ? e.tokens[position] : "";
+  if (position >= bounds->a_begin && position < bounds->a_end) {
+    t.segment = 0;
+    t.relative_position = static_cast<double>(position) / static_cast<double>(s - 1);
+  } else if (bounds->pair && position >= bounds->b_begin && position < bounds->b_end) {
+    t.segment = 1;
+    t.relative_position = static_cast<double>(position - s) / static_cast<double>(n - 2 - s);
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("position: ", position, " is [CLS], [SEP] or outside the ", n, " tokens"));
+  }
+  return t;
+}
+
+absl::StatusOr<TriggerPattern> MakeTriggerPattern(
+    const Encoding& e, const std::vector<std::pair<int, int>>& connections) {
+  auto bounds = FindSegments(e);
+  if (!bounds.ok()) return bounds.status();
+  std::set<int> positions;
+  for (const auto& [i, j] : connections) {
+    for (int p : {i, j}) {
+      const bool in_a = p >= bounds->a_begin && p < bounds->a_end;
+      const bool in_b = bounds->pair && p >= bounds->b_begin && p < bounds->b_end;
+      if (in_a || in_b) positions.insert(p);
+    }
+  }
+  TriggerPattern pattern;
+  pattern.connections = connections;
+  for (int p : positions) {
+    auto t = MakeTriggerToken(e, p);
+    if (!t.ok()) return t.status();
+    pattern.tokens.push_back(*t);
+  }
+  return pattern;
+}
+
+std::vector<int> TriggerSlots(int len, const std::vector<double>& r) {
+  const int total = len + static_cast<int>(r.size());
+  std::vector<bool> taken(total + 1, false);
+  std::vector<int> slots;
+  for (double rel : r) {
+    // std::nearbyint rounds half to even in the default rounding mode, as Python's round().
+    int t = static_cast<int>(std::nearbyint(static_cast<double>(total) * rel));
+    t = std::clamp(t, 1, total);
+    while (t <= total && taken[t]) ++t;  // a collision moves the later token right
+    if (t > total) {
+      t = total;
+      while (taken[t]) --t;  // pushed past the end: nearest free slot to the left
+    }
+    taken[t] = true;
+    slots.push_back(t);
+  }
+  return slots;
+}
+
+absl::StatusOr<InsertedTrigger> InsertTrigger(const Encoding& e,
+                                              const std::vector<TriggerToken>& tokens,
+                                              int max_length) {
+  auto bounds = FindSegments(e);
+  if (!bounds.ok()) return bounds.status();
+  std::vector<TriggerToken> in_a, in_b;
+  for (const auto& t : tokens) {
+    if (t.segment == 1) {
+      if (!bounds->pair) {
+        return absl::InvalidArgumentError(
+            "pattern: has segment-B tokens (mined from sentence pairs) but the example is a single "
+            "sentence");
+      }
+      in_b.push_back(t);
+    } else if (t.segment == 0) {
+      in_a.push_back(t);
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat("pattern: token segment ", t.segment));
+    }
+  }
+  if (max_length < (bounds->pair ? 3 : 2)) {
+    return absl::InvalidArgumentError(absl::StrCat("max_length: ", max_length, " is too small"));
+  }
+  std::vector<Piece> a = Grow(Slice(e, bounds->a_begin, bounds->a_end), in_a, 0);
+  std::vector<Piece> b =
+      bounds->pair ? Grow(Slice(e, bounds->b_begin, bounds->b_end), in_b, 1) : std::vector<Piece>{};
+  const size_t specials = bounds->pair ? 3 : 2;
+  while (a.size() + b.size() + specials > static_cast<size_t>(max_length)) {
+    if (a.size() > b.size()) {
+      a.pop_back();
+    } else {
+      b.pop_back();
+    }
+  }
+  const int n = static_cast<int>(e.input_ids.size());
+  const std::vector<Piece> cls = Slice(e, 0, 1);
+  const std::vector<Piece> sep_a = Slice(e, bounds->a_end, bounds->a_end + 1);
+  const std::vector<Piece> sep_b = bounds->pair ? Slice(e, n - 1, n) : std::vector<Piece>{};
+  InsertedTrigger out;
+  auto append = [&](const std::vector<Piece>& pieces, int32_t type) {
+    for (const auto& p : pieces) {
+      out.encoding.tokens.push_back(p.token);
+      out.encoding.input_ids.push_back(p.id);
+      out.encoding.token_type_ids.push_back(type);
+      out.encoding.offsets.push_back(p.span);
+      out.inserted += p.inserted ? 1 : 0;
+    }
+  };
+  append(cls, 0);
+  append(a, 0);
+  append(sep_a, 0);
+  if (bounds->pair) {
+    append(b, 1);
+    append(sep_b, 1);
+  }
+  return out;
+}
+
+}  // namespace attattr::engine

@@ -1,0 +1,334 @@
+// Trigger search (see trigger_search.h): mining through AttributeEncodings, ranking, and evaluation
+// through Model::Predict in length-sorted batches. Uses only the engine's public calls.
+#include "attattr/engine/trigger_search.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <numeric>
+#include <random>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+
+namespace attattr::engine {
+namespace {
+
+// The pattern of one attributed example (header comment of trigger_search.h).
+absl::StatusOr<TriggerPattern> PatternOf(const ExampleAttribution& r, int source) {
+  const int n = static_cast<int>(r.encoding.size());
+  const size_t per_head = static_cast<size_t>(n) * static_cast<size_t>(n);
+  int best_layer = -1, best_head = -1;
+  float best = 0;
+  for (const auto& layer : r.layers) {
+    for (int h = 0; h < layer.num_heads; ++h) {
+      const auto begin = layer.attribution.begin() + h * per_head;
+      const float m = *std::max_element(begin, begin + per_head);
+      if (best_layer < 0 || m > best) {
+        best = m;
+        best_layer = layer.layer;
+        best_head = h;
+      }
+    }
+  }
+  TriggerPattern pattern;
+  pattern.source = source;
+  if (best_layer < 0 || n < 2) return pattern;
+  const LayerAttribution* chosen = nullptr;
+  for (const auto& layer : r.layers) {
+    if (layer.layer == best_layer) chosen = &layer;
+  }
+  const auto begin = chosen->attribution.begin() + best_head * per_head;
+  // Top two entries, ties to the earlier (i, j).
+  size_t first = 0, second = 1;
+  if (begin[1] > begin[0]) std::swap(first, second);
+  for (size_t k = 2; k < per_head; ++k) {
+    if (begin[k] > begin[first]) {
+      second = first;
+      first = k;
+    } else if (begin[k] > begin[second]) {
+      second = k;
+    }
+  }
+  const double v1 = begin[first], v2 = begin[second];
+  std::vector<std::pair<int, int>> connections = {
+      {static_cast<int>(first / n), static_cast<int>(first % n)}};
+  if (v2 >= 0.2 * v1) {
+    connections.emplace_back(static_cast<int>(second / n), static_cast<int>(second % n));
+  }
+  auto made = MakeTriggerPattern(r.encoding, connections);
+  if (!made.ok()) return made.status();
+  made->source = source;
+  made->layer = best_layer;
+  made->head = best_head;
+  made->score = v1 + v2;
+  return made;
+}
+
+bool SameTokens(const TriggerPattern& a, const TriggerPattern& b) {
+  if (a.tokens.size() != b.tokens.size()) return false;
+  for (size_t k = 0; k < a.tokens.size(); ++k) {
+    if (a.tokens[k].id != b.tokens[k].id || a.tokens[k].segment != b.tokens[k].segment) return false;
+  }
+  return true;
+}
+
+// Counts correct predictions per class for one variant of the evaluation set.
+struct Tally {
+  std::map<int, int> correct;
+  std::map<int, int> total;
+  std::vector<ClassAccuracy> Result(const ModelInfo& info) const {
+    std::vector<ClassAccuracy> out;
+    for (const auto& [label, n] : total) {
+      ClassAccuracy c;
+      c.label = label;
+      c.name = label < static_cast<int>(info.labels.size()) ? info.labels[label] : "";
+      c.examples = n;
+      const auto it = correct.find(label);
+      c.accuracy = n > 0 ? static_cast<double>(it == correct.end() ? 0 : it->second) / n : 0;
+      out.push_back(c);
+    }
+    return out;
+  }
+};
+
+}  // namespace
+
+absl::Status ValidateTriggerSearchOptions(const Model& model, const TriggerSearchOptions& o) {
+  if (!model.info().has_classifier) {
+    return absl::InvalidArgumentError("model: trigger search needs a classifier checkpoint");
+  }
+  if (o.top_k < 1 || o.top_k > 100) {
+    return absl::InvalidArgumentError(absl::StrCat("top_k: ", o.top_k, " is not in [1, 100]"));
+  }
+  if (!std::isfinite(o.threshold) || o.threshold < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("threshold: ", o.threshold, " must be finite and >= 0"));
+  }
+  if (o.mining_batch < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("mining_batch: ", o.mining_batch, " < 1"));
+  }
+  if (o.eval_batch < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("eval_batch: ", o.eval_batch, " < 1"));
+  }
+  AttributionOptions a = o.attribution;
+  a.target = AttributionTarget{};
+  a.layers.clear();
+  if (auto s = ValidateAttributionOptions(model, a); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("attribution.", s.message()));
+  }
+  return absl::OkStatus();
+}
+
+std::vector<int32_t> ControlVocabulary(const WordPieceTokenizer& tokenizer) {
+  std::vector<int32_t> ids;
+  for (int32_t id = 0; id < tokenizer.vocab_size(); ++id) {
+    const std::string& t = tokenizer.IdToToken(id);
+    if (t.empty() || t.rfind("##", 0) == 0) continue;
+    if (t.size() >= 2 && t.front() == '[' && t.back() == ']') continue;
+    ids.push_back(id);
+  }
+  return ids;
+}
+
+absl::StatusOr<std::vector<TriggerPattern>> MineTriggerPatterns(const Model& model,
+                                                                const std::vector<Encoding>& mining,
+                                                                const TriggerSearchOptions& options,
+                                                                const RunControl& control) {
+  if (auto s = ValidateTriggerSearchOptions(model, options); !s.ok()) return s;
+  if (mining.empty()) return absl::InvalidArgumentError("mining_set: no examples");
+  AttributionOptions a = options.attribution;
+  a.target = AttributionTarget{};  // kPredictedClassProb
+  a.layers.clear();
+  a.keep_attention = false;
+  RunControl inner;
+  inner.should_stop = control.should_stop;
+  std::vector<TriggerPattern> patterns;
+  patterns.reserve(mining.size());
+  const size_t batch = static_cast<size_t>(options.mining_batch);
+  const int64_t total = static_cast<int64_t>(mining.size());
+  control.Report({"mining", 0, total});
+  for (size_t start = 0; start < mining.size(); start += batch) {
+    if (control.ShouldStop()) return absl::CancelledError("trigger search stopped");
+    const std::vector<Encoding> chunk(mining.begin() + start,
+                                      mining.begin() + std::min(mining.size(), start + batch));
+    auto results = AttributeEncodings(model, chunk, a, inner);
+    if (!results.ok()) return results.status();
+    for (size_t k = 0; k < results->size(); ++k) {
+      auto p = PatternOf((*results)[k], static_cast<int>(start + k));
+      if (!p.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("mining_set.examples[", start + k, "]: ", p.status().message()));
+      }
+      patterns.push_back(std::move(*p));
+    }
+    control.Report({"mining", static_cast<int64_t>(patterns.size()), total});
+  }
+  return patterns;
+}
+
+std::vector<TriggerPattern> RankAndFilter(std::vector<TriggerPattern> patterns,
+                                          const TriggerSearchOptions& options) {
+  std::stable_sort(patterns.begin(), patterns.end(),
+                   [](const TriggerPattern& a, const TriggerPattern& b) { return a.score > b.score; });
+  std::vector<TriggerPattern> kept;
+  for (auto& p : patterns) {
+    if (static_cast<int>(kept.size()) >= options.top_k) break;
+    if (p.tokens.empty() || p.score < options.threshold) continue;
+    const bool seen = std::any_of(kept.begin(), kept.end(),
+                                  [&](const TriggerPattern& k) { return SameTokens(k, p); });
+    if (!seen) kept.push_back(std::move(p));
+  }
+  return kept;
+}
+
+absl::StatusOr<bool> CheckEvaluationSet(const Model& model, const std::vector<Encoding>& evaluation,
+                                        const std::vector<int>& labels) {
+  const ModelInfo& info = model.info();
+  if (!info.has_classifier) {
+    return absl::InvalidArgumentError("model: trigger search needs a classifier checkpoint");
+  }
+  if (evaluation.empty()) return absl::InvalidArgumentError("evaluation_set: no examples");
+  if (labels.size() != evaluation.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("labels: ", labels.size(), " labels for ",
+                                                   evaluation.size(), " examples"));
+  }
+  const int classes = static_cast<int>(info.labels.size());
+  for (size_t i = 0; i < labels.size(); ++i) {
+    if (labels[i] < 0 || labels[i] >= classes) {
+      return absl::InvalidArgumentError(absl::StrCat("labels[", i, "]: ", labels[i],
+                                                     " is not a class of this model (0..",
+                                                     classes - 1, ")"));
+    }
+  }
+  bool all_pairs = true;
+  for (size_t i = 0; i < evaluation.size(); ++i) {
+    auto b = FindSegments(evaluation[i]);
+    if (!b.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("evaluation_set.examples[", i, "]: ", b.status().message()));
+    }
+    all_pairs = all_pairs && b->pair;
+  }
+  return all_pairs;
+}
+
+absl::StatusOr<std::vector<TriggerEvaluation>> EvaluateTriggerPatterns(
+    const Model& model, const std::vector<Encoding>& evaluation, const std::vector<int>& labels,
+    const std::vector<TriggerPattern>& patterns, const TriggerSearchOptions& options,
+    const RunControl& control) {
+  const ModelInfo& info = model.info();
+  auto checked = CheckEvaluationSet(model, evaluation, labels);
+  if (!checked.ok()) return checked.status();
+  const bool all_pairs = *checked;
+  for (size_t p = 0; p < patterns.size(); ++p) {
+    if (patterns[p].tokens.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("patterns[", p, "]: no tokens"));
+    }
+    if (patterns[p].NeedsSentencePair() && !all_pairs) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "patterns[", p, "]: was mined from sentence pairs and has segment-B tokens, but the "
+          "evaluation set has single-sentence examples"));
+    }
+  }
+  const auto vocabulary = ControlVocabulary(model.tokenizer());
+  if (vocabulary.empty()) return absl::InvalidArgumentError("model: vocabulary has no whole words");
+
+  // Length-sorted order keeps padding small; the attacked variants keep the clean order.
+  std::vector<size_t> order(evaluation.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    return evaluation[a].size() < evaluation[b].size();
+  });
+  const size_t batch = static_cast<size_t>(options.eval_batch);
+  const size_t batches_per_pass = (order.size() + batch - 1) / batch;
+  const int64_t total = static_cast<int64_t>(batches_per_pass * (1 + 2 * patterns.size()));
+  int64_t done = 0;
+  control.Report({"evaluating", 0, total});
+  // Predicts `variant` (parallel to `evaluation`) and tallies per gold class.
+  auto run = [&](const std::vector<Encoding>& variant) -> absl::StatusOr<Tally> {
+    Tally tally;
+    for (size_t start = 0; start < order.size(); start += batch) {
+      if (control.ShouldStop()) return absl::CancelledError("trigger search stopped");
+      std::vector<Encoding> chunk;
+      for (size_t k = start; k < std::min(order.size(), start + batch); ++k) {
+        chunk.push_back(variant[order[k]]);
+      }
+      auto predictions = model.Predict(chunk);
+      if (!predictions.ok()) return predictions.status();
+      for (size_t k = 0; k < chunk.size(); ++k) {
+        const int label = labels[order[start + k]];
+        ++tally.total[label];
+        if ((*predictions)[k].predicted == label) ++tally.correct[label];
+      }
+      control.Report({"evaluating", ++done, total});
+    }
+    return tally;
+  };
+  auto clean = run(evaluation);
+  if (!clean.ok()) return clean.status();
+  const auto clean_result = clean->Result(info);
+
+  std::vector<TriggerEvaluation> out;
+  for (size_t p = 0; p < patterns.size(); ++p) {
+    TriggerEvaluation ev;
+    ev.pattern = patterns[p];
+    ev.clean = clean_result;
+    std::vector<Encoding> attacked, controlled;
+    attacked.reserve(evaluation.size());
+    controlled.reserve(evaluation.size());
+    std::seed_seq seq{static_cast<uint32_t>(options.seed), static_cast<uint32_t>(options.seed >> 32),
+                      static_cast<uint32_t>(p)};
+    std::mt19937_64 rng(seq);
+    std::uniform_int_distribution<size_t> pick(0, vocabulary.size() - 1);
+    const size_t k = patterns[p].tokens.size();
+    for (size_t i = 0; i < evaluation.size(); ++i) {
+      auto a = InsertTrigger(evaluation[i], patterns[p].tokens, info.max_length);
+      if (!a.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat("patterns[", p, "]: evaluation_set.examples[",
+                                                       i, "]: ", a.status().message()));
+      }
+      if (a->inserted < static_cast<int>(k)) ++ev.truncated;
+      attacked.push_back(std::move(a->encoding));
+      std::vector<TriggerToken> random = patterns[p].tokens;
+      for (auto& t : random) {
+        t.id = vocabulary[pick(rng)];
+        t.token = model.tokenizer().IdToToken(t.id);
+      }
+      auto c = InsertTrigger(evaluation[i], random, info.max_length);
+      if (!c.ok()) return c.status();
+      controlled.push_back(std::move(c->encoding));
+    }
+    auto at = run(attacked);
+    if (!at.ok()) return at.status();
+    auto ct = run(controlled);
+    if (!ct.ok()) return ct.status();
+    ev.attacked = at->Result(info);
+    ev.control = ct->Result(info);
+    out.push_back(std::move(ev));
+  }
+  return out;
+}
+
+absl::StatusOr<TriggerSearchReport> RunTriggerSearch(
+    const Model& model, const std::vector<Encoding>& mining, const std::vector<Encoding>& evaluation,
+    const std::vector<int>& labels, const TriggerSearchOptions& options, const RunControl& control) {
+  if (auto s = ValidateTriggerSearchOptions(model, options); !s.ok()) return s;
+  // Evaluation inputs are checked before the expensive mining.
+  auto all_pairs = CheckEvaluationSet(model, evaluation, labels);
+  if (!all_pairs.ok()) return all_pairs.status();
+  auto mined = MineTriggerPatterns(model, mining, options, control);
+  if (!mined.ok()) return mined.status();
+  TriggerSearchReport report;
+  report.mined_examples = static_cast<int>(mined->size());
+  for (const auto& p : *mined) {
+    report.patterns_above_threshold += !p.tokens.empty() && p.score >= options.threshold ? 1 : 0;
+  }
+  const auto best = RankAndFilter(std::move(*mined), options);
+  auto evaluated = EvaluateTriggerPatterns(model, evaluation, labels, best, options, control);
+  if (!evaluated.ok()) return evaluated.status();
+  report.patterns = std::move(*evaluated);
+  return report;
+}
+
+}  // namespace attattr::engine

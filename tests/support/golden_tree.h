@@ -1,0 +1,53 @@
+// Compares an attribution tree with the golden reference's "tree_tau_0.4" (../shared/golden): same
+// top, nodes and edges in the same order, scores within 1e-4 (the golden README's tolerance). Also
+// reads the tree back from the CLI's JSON, so CLI and RPC tests use the same check. Header-only.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cstddef>
+
+#include "attattr/engine/attribution_tree.h"
+#include "nlohmann/json.hpp"
+#include "support/golden.h"
+
+namespace attattr::testing {
+
+inline void ExpectTreeMatchesGolden(const engine::AttributionTree& tree, const GoldenExample& g) {
+  EXPECT_EQ(tree.root, g.tree_root);
+  EXPECT_EQ(tree.top, g.tree_top);
+  EXPECT_NEAR(tree.root_edge_score, g.tree_root_edge_score, 1e-4);
+  ASSERT_EQ(tree.nodes.size(), g.tree_nodes.size());
+  for (size_t k = 0; k < g.tree_nodes.size(); ++k) {
+    EXPECT_EQ(tree.nodes[k].position, g.tree_nodes[k].first) << "node " << k;
+    EXPECT_EQ(tree.nodes[k].layer, g.tree_nodes[k].second) << "node " << k;
+    EXPECT_EQ(tree.nodes[k].token, g.tokens.at(g.tree_nodes[k].first)) << "node " << k;
+  }
+  ASSERT_EQ(tree.edges.size(), g.tree_edges.size());
+  for (size_t k = 0; k < g.tree_edges.size(); ++k) {
+    EXPECT_EQ(tree.edges[k].parent, g.tree_edges[k].parent) << "edge " << k;
+    EXPECT_EQ(tree.edges[k].child, g.tree_edges[k].child) << "edge " << k;
+    EXPECT_EQ(tree.edges[k].layer, g.tree_edges[k].layer) << "edge " << k;
+    EXPECT_NEAR(tree.edges[k].score, g.tree_edges[k].score, 1e-4) << "edge " << k;
+  }
+}
+
+// The tree of the documented JSON schema ({"tau","root","top","root_edge_score","nodes","edges"}).
+inline engine::AttributionTree TreeFromJson(const nlohmann::json& j) {
+  engine::AttributionTree t;
+  t.tau = j.value("tau", 0.0);
+  t.root = j.at("root").get<int>();
+  t.top = j.at("top").get<int>();
+  t.root_edge_score = j.value("root_edge_score", 0.0);
+  for (const auto& n : j.at("nodes")) {
+    t.nodes.push_back({n.at("position").get<int>(), n.at("token").get<std::string>(),
+                       n.at("layer").get<int>()});
+  }
+  for (const auto& e : j.at("edges")) {
+    t.edges.push_back({e.at("parent").get<int>(), e.at("child").get<int>(),
+                       e.at("layer").get<int>(), e.at("score").get<double>()});
+  }
+  return t;
+}
+
+}  // namespace attattr::testing
