@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "attattr/engine/attention_attribution.h"
 #include "server/job_convert.h"
+#include "server/job_kinds.h"
 #include "server/job_spec.h"
 #include "server/proto_convert.h"
 #include "server/status_convert.h"
@@ -143,8 +144,8 @@ grpc::ServerUnaryReactor* AttattrService::SubmitJob(grpc::CallbackServerContext*
   const v1::JobSpec& spec = request->spec();
   // Validates everything that can be checked now (model, examples, options, admission control),
   // so a bad spec fails here rather than after it waited in the queue.
-  if (auto prepared = PrepareAttributionJob(spec, d_.models, d_.config); !prepared.ok()) {
-    return finish(ToGrpcStatus(prepared.status()));
+  if (auto valid = ValidateJobSpec(spec, d_.models, d_.config); !valid.ok()) {
+    return finish(ToGrpcStatus(valid));
   }
   store::JobRecord record;
   record.request_id = request->request_id();

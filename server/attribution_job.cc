@@ -1,7 +1,6 @@
 // ATTRIBUTION job executor (see attribution_job.h).
 #include "server/attribution_job.h"
 
-#include <chrono>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -9,17 +8,12 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "server/job_run.h"
 #include "server/job_spec.h"
 #include "server/proto_convert.h"
 
 namespace attattr::server {
 namespace {
-
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 // Results of the items in flight, shared with the batcher's done callbacks (which may outlive an
 // early return of the executor only until `outstanding` reaches zero; the executor waits for that).
@@ -34,18 +28,9 @@ struct Window {
 
 absl::StatusOr<std::string> AttributionJobExecutor::operator()(const store::JobRecord& job,
                                                                JobContext& context) const {
-  v1::JobSpec spec;
-  if (!spec.ParseFromString(job.spec)) {
-    return absl::DataLossError(absl::StrCat("job ", job.id, ": stored spec does not parse"));
-  }
-  const int64_t deadline_ms = spec.timeout_ms() > 0 ? job.create_time_ms + spec.timeout_ms() : 0;
-  auto past_deadline = [deadline_ms] { return deadline_ms > 0 && NowMs() >= deadline_ms; };
-  auto deadline_error = [&spec] {
-    return absl::DeadlineExceededError(
-        absl::StrCat("the job did not finish within spec.timeout_ms = ", spec.timeout_ms()));
-  };
-  if (past_deadline()) return deadline_error();
-  context.ReportProgress("loading examples", 0, 0);
+  JobRun run(job, context);
+  if (auto s = run.Begin(); !s.ok()) return s;
+  const v1::JobSpec& spec = run.spec();
   auto prepared = PrepareAttributionJob(spec, models_, config_);
   if (!prepared.ok()) return prepared.status();
   AttributionJob& work = *prepared;
@@ -57,7 +42,7 @@ absl::StatusOr<std::string> AttributionJobExecutor::operator()(const store::JobR
   auto window = std::make_shared<Window>();
   window->results.resize(work.encodings.size());
   const int limit = 2 * config_.EffectiveBatchMaxExamples();  // keep the next batch waiting in the batcher
-  auto should_stop = [&context, past_deadline] { return context.ShouldStop() || past_deadline(); };
+  auto should_stop = [&run] { return run.ShouldStop(); };
   v1::JobResult result;
   auto* out = result.mutable_attribution();
   int64_t next = 0, converted = 0;
@@ -122,18 +107,13 @@ absl::StatusOr<std::string> AttributionJobExecutor::operator()(const store::JobR
   window->cv.wait(lock, [&] { return window->outstanding == 0; });
   lock.unlock();
   if (!failure.ok()) {
-    if (past_deadline()) return deadline_error();
+    if (run.PastDeadline()) return run.DeadlineError();
     if (failure.code() == absl::StatusCode::kCancelled && !context.ShouldStop()) {
       return absl::InternalError(absl::StrCat("attribution stopped unexpectedly: ", failure.message()));
     }
     return failure;
   }
-  context.ReportProgress("storing result", total, total);
-  std::string bytes;
-  if (!result.SerializeToString(&bytes)) {
-    return absl::InternalError("the result does not serialize (over 2 GiB?)");
-  }
-  return bytes;
+  return run.Finish(result, total);
 }
 
 }  // namespace attattr::server

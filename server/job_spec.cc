@@ -91,53 +91,30 @@ absl::Status CheckExamples(const std::vector<engine::Example>& examples,
   return absl::OkStatus();
 }
 
-// The fields every job kind shares; the model on success.
-absl::StatusOr<const engine::Model*> CheckCommon(const v1::JobSpec& spec,
-                                                 const ModelRegistry& models) {
-  if (spec.model().empty()) return Invalid("spec.model", "required (ListModels)");
-  auto model = models.Find(spec.model());
-  if (!model.ok()) {
-    return absl::NotFoundError(
-        absl::StrCat("spec.model: '", spec.model(), "' is not served (ListModels)"));
+// `path` under `root` (flag `flag`), with escapes refused; the file need not exist.
+absl::StatusOr<fs::path> ResolveUnderRoot(const std::string& root_dir, const std::string& flag,
+                                          const std::string& path, const std::string& field) {
+  if (path.empty()) return Invalid(field, "empty");
+  const fs::path relative(path);
+  if (relative.has_root_name() || relative.has_root_directory()) {
+    return Invalid(field, absl::StrCat("'", path, "' is absolute; give a path under ", flag));
   }
-  if (spec.priority() < kMinPriority || spec.priority() > kMaxPriority) {
-    return Invalid("spec.priority", absl::StrCat(spec.priority(), " is not in [", kMinPriority,
-                                                 ", ", kMaxPriority, "]"));
+  for (const auto& part : relative) {
+    if (part == "..") return Invalid(field, absl::StrCat("'", path, "' has a '..' component"));
   }
-  if (spec.timeout_ms() < 0) return Invalid("spec.timeout_ms", "must be >= 0 (0 = no limit)");
-  switch (spec.kind_case()) {
-    case v1::JobSpec::kAttribution:
-      return model;
-    case v1::JobSpec::kHeadImportance:
-      return absl::UnimplementedError(
-          "spec.head_importance: HEAD_IMPORTANCE jobs are not implemented yet");
-    case v1::JobSpec::kTriggerSearch:
-      return absl::UnimplementedError(
-          "spec.trigger_search: TRIGGER_SEARCH jobs are not implemented yet");
-    case v1::JobSpec::KIND_NOT_SET:
-      break;
+  std::error_code ec;
+  const fs::path root = fs::canonical(root_dir, ec);
+  if (ec) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(field, ": the server's ", flag, " is unusable: ", ec.message()));
   }
-  return Invalid("spec.kind", "one of attribution, head_importance or trigger_search is required");
-}
-
-// Admission control: every example's smallest engine chunk fits the activation budget.
-absl::Status CheckMemory(const engine::ModelInfo& info, const AttributionJob& job,
-                         const v1::ExampleSource& source, const ServerConfig& config,
-                         const std::string& field) {
-  for (size_t i = 0; i < job.encodings.size(); ++i) {
-    const int n = static_cast<int>(job.encodings[i].size());
-    const int64_t need = engine::AttributionBytesPerPoint(info, n, job.options);
-    if (need > config.memory_budget_bytes) {
-      return Invalid(ExampleField(source, field, i),
-                     absl::StrCat(n, " word pieces need ", Mib(need),
-                                  " of activations per integration point, above the server's "
-                                  "memory budget of ",
-                                  Mib(config.memory_budget_bytes),
-                                  " (--memory-budget-mib); shorten the text or attribute fewer "
-                                  "layers"));
-    }
+  const fs::path full = fs::weakly_canonical(root / relative, ec);
+  if (ec) return Invalid(field, absl::StrCat("'", path, "': ", ec.message()));
+  const auto root_end = std::mismatch(root.begin(), root.end(), full.begin(), full.end()).first;
+  if (root_end != root.end() || full == root) {
+    return Invalid(field, absl::StrCat("'", path, "' resolves outside ", flag, " (symlink)"));
   }
-  return absl::OkStatus();
+  return full;
 }
 
 }  // namespace
@@ -147,27 +124,10 @@ absl::StatusOr<std::string> ResolveDataPath(const std::string& data_root, const 
   if (data_root.empty()) {
     return Invalid(field, "dataset files are refused: no --data-root configured on this server");
   }
-  if (path.empty()) return Invalid(field, "empty");
-  const fs::path relative(path);
-  if (relative.has_root_name() || relative.has_root_directory()) {
-    return Invalid(field, absl::StrCat("'", path, "' is absolute; give a path under --data-root"));
-  }
-  for (const auto& part : relative) {
-    if (part == "..") return Invalid(field, absl::StrCat("'", path, "' has a '..' component"));
-  }
+  auto full = ResolveUnderRoot(data_root, "--data-root", path, field);
+  if (!full.ok()) return full.status();
   std::error_code ec;
-  const fs::path root = fs::canonical(data_root, ec);
-  if (ec) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(field, ": the server's --data-root is unusable: ", ec.message()));
-  }
-  const fs::path full = fs::weakly_canonical(root / relative, ec);
-  if (ec) return Invalid(field, absl::StrCat("'", path, "': ", ec.message()));
-  const auto root_end = std::mismatch(root.begin(), root.end(), full.begin(), full.end()).first;
-  if (root_end != root.end()) {
-    return Invalid(field, absl::StrCat("'", path, "' resolves outside --data-root (symlink)"));
-  }
-  const fs::file_status status = fs::status(full, ec);
+  const fs::file_status status = fs::status(*full, ec);
   if (!fs::exists(status)) {
     return absl::NotFoundError(
         absl::StrCat(field, ": '", path, "' does not exist under --data-root"));
@@ -175,7 +135,25 @@ absl::StatusOr<std::string> ResolveDataPath(const std::string& data_root, const 
   if (!fs::is_regular_file(status)) {
     return Invalid(field, absl::StrCat("'", path, "' is not a regular file"));
   }
-  return full.string();
+  return full->string();
+}
+
+absl::StatusOr<std::string> ResolveExportPath(const std::string& export_root,
+                                              const std::string& path, const std::string& field) {
+  if (export_root.empty()) {
+    return Invalid(field, "exports are refused: no --export-root configured on this server");
+  }
+  auto full = ResolveUnderRoot(export_root, "--export-root", path, field);
+  if (!full.ok()) return full.status();
+  std::error_code ec;
+  const fs::file_status status = fs::symlink_status(*full, ec);
+  if (fs::exists(status)) {
+    if (!fs::is_directory(status) || !fs::is_empty(*full, ec)) {
+      return absl::AlreadyExistsError(absl::StrCat(
+          field, ": '", path, "' already exists under --export-root and is not an empty directory"));
+    }
+  }
+  return full->string();
 }
 
 absl::StatusOr<std::vector<engine::Example>> LoadExamples(const v1::ExampleSource& source,
@@ -196,6 +174,89 @@ absl::StatusOr<std::vector<engine::Example>> LoadExamples(const v1::ExampleSourc
   return examples;
 }
 
+absl::StatusOr<const engine::Model*> CheckJobCommon(const v1::JobSpec& spec,
+                                                 const ModelRegistry& models) {
+  if (spec.model().empty()) return Invalid("spec.model", "required (ListModels)");
+  auto model = models.Find(spec.model());
+  if (!model.ok()) {
+    return absl::NotFoundError(
+        absl::StrCat("spec.model: '", spec.model(), "' is not served (ListModels)"));
+  }
+  if (spec.priority() < kMinPriority || spec.priority() > kMaxPriority) {
+    return Invalid("spec.priority", absl::StrCat(spec.priority(), " is not in [", kMinPriority,
+                                                 ", ", kMaxPriority, "]"));
+  }
+  if (spec.timeout_ms() < 0) return Invalid("spec.timeout_ms", "must be >= 0 (0 = no limit)");
+  if (spec.kind_case() == v1::JobSpec::KIND_NOT_SET) {
+    return Invalid("spec.kind", "one of attribution, head_importance or trigger_search is required");
+  }
+  return model;
+}
+
+absl::StatusOr<const engine::Model*> CheckClassifierJob(const v1::JobSpec& spec,
+                                                        const ModelRegistry& models,
+                                                        const std::string& job) {
+  auto model = CheckJobCommon(spec, models);
+  if (!model.ok()) return model.status();
+  if (!(*model)->info().has_classifier) {
+    return Invalid("spec.model",
+                   absl::StrCat("'", spec.model(), "' is encoder-only; ", job, " needs a classifier"));
+  }
+  return model;
+}
+
+absl::Status CheckAttributionMemory(const engine::ModelInfo& info,
+                                    const std::vector<engine::Encoding>& encodings,
+                                    const engine::AttributionOptions& options,
+                                    const v1::ExampleSource& source, const ServerConfig& config,
+                                    const std::string& field) {
+  for (size_t i = 0; i < encodings.size(); ++i) {
+    const int n = static_cast<int>(encodings[i].size());
+    const int64_t need = engine::AttributionBytesPerPoint(info, n, options);
+    if (need > config.memory_budget_bytes) {
+      return Invalid(ExampleField(source, field, i),
+                     absl::StrCat(n, " word pieces need ", Mib(need),
+                                  " of activations per integration point, above the server's "
+                                  "memory budget of ",
+                                  Mib(config.memory_budget_bytes),
+                                  " (--memory-budget-mib); shorten the text or attribute fewer "
+                                  "layers"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<engine::Encoding>> EncodeExamples(
+    const engine::Model& model, const std::vector<engine::Example>& examples,
+    const v1::ExampleSource& source, const std::string& field) {
+  std::vector<engine::Encoding> encodings;
+  encodings.reserve(examples.size());
+  for (size_t i = 0; i < examples.size(); ++i) {
+    auto encoding = model.Encode(examples[i]);
+    if (!encoding.ok()) return Prefixed(encoding.status(), ExampleField(source, field, i));
+    encodings.push_back(std::move(*encoding));
+  }
+  return encodings;
+}
+
+absl::Status CheckExampleLabels(const engine::ModelInfo& info,
+                                const std::vector<engine::Example>& examples,
+                                const v1::ExampleSource& source, const std::string& field) {
+  const int classes = static_cast<int>(info.labels.size());
+  if (classes == 0) return Invalid("spec.model", "has no classifier; this job needs one");
+  for (size_t i = 0; i < examples.size(); ++i) {
+    const int label = examples[i].label;
+    if (label >= 0 && label < classes) continue;
+    std::string names;
+    for (int c = 0; c < classes; ++c) absl::StrAppend(&names, c ? ", " : "", c, " = ", info.labels[c]);
+    return Invalid(ExampleField(source, field, i) + ".label",
+                   label < 0 ? absl::StrCat("missing; every example needs a gold label (", names, ")")
+                             : absl::StrCat(label, " is not one of the model's classes (", names,
+                                            "); is this dataset for another task?"));
+  }
+  return absl::OkStatus();
+}
+
 int64_t EstimateAttributionResultBytes(const engine::ModelInfo& info,
                                        const std::vector<engine::Encoding>& encodings,
                                        const engine::AttributionOptions& options,
@@ -209,6 +270,7 @@ int64_t EstimateAttributionResultBytes(const engine::ModelInfo& info,
   for (const auto& encoding : encodings) {
     const int64_t n = static_cast<int64_t>(encoding.size());
     total += kBytesPerExample + kBytesPerToken * n;
+    if (result.tree()) total += 2 * kBytesPerConnection * n;  // a node and an edge per token
     for (int l : layers) {
       const int64_t heads = l < static_cast<int>(info.heads_per_layer.size())
                                 ? info.heads_per_layer[l]
@@ -227,8 +289,9 @@ int64_t EstimateAttributionResultBytes(const engine::ModelInfo& info,
 absl::StatusOr<AttributionJob> PrepareAttributionJob(const v1::JobSpec& spec,
                                                      const ModelRegistry& models,
                                                      const ServerConfig& config) {
-  auto model = CheckCommon(spec, models);
+  auto model = CheckJobCommon(spec, models);
   if (!model.ok()) return model.status();
+  if (!spec.has_attribution()) return Invalid("spec.attribution", "required");
   const engine::ModelInfo& info = (*model)->info();
   const auto& attribution = spec.attribution();
   const std::string examples_field = "spec.attribution.examples";
@@ -244,15 +307,16 @@ absl::StatusOr<AttributionJob> PrepareAttributionJob(const v1::JobSpec& spec,
                                        "spec.attribution.result");
   if (!result.ok()) return result.status();
   job.result = std::move(*result);
-  job.encodings.reserve(examples->size());
-  for (size_t i = 0; i < examples->size(); ++i) {
-    auto encoding = (*model)->Encode((*examples)[i]);
-    if (!encoding.ok()) {
-      return Prefixed(encoding.status(), ExampleField(attribution.examples(), examples_field, i));
-    }
-    job.encodings.push_back(std::move(*encoding));
+  if (auto s = CheckTreeLayers(job.options, job.result, info, "spec.attribution.options.layers");
+      !s.ok()) {
+    return s;
   }
-  if (auto s = CheckMemory(info, job, attribution.examples(), config, examples_field); !s.ok()) {
+  auto encodings = EncodeExamples(**model, *examples, attribution.examples(), examples_field);
+  if (!encodings.ok()) return encodings.status();
+  job.encodings = std::move(*encodings);
+  if (auto s = CheckAttributionMemory(info, job.encodings, job.options, attribution.examples(),
+                                      config, examples_field);
+      !s.ok()) {
     return s;
   }
   job.result_bytes_estimate =

@@ -36,6 +36,12 @@ struct AttributionJob {
 absl::StatusOr<std::string> ResolveDataPath(const std::string& data_root, const std::string& path,
                                             const std::string& field);
 
+// Like ResolveDataPath, under `export_root` (--export-root) for a directory the job will create: it
+// may not exist yet, or be an empty directory; anything else there -> AlreadyExists naming `field`.
+// The root itself is refused as a target.
+absl::StatusOr<std::string> ResolveExportPath(const std::string& export_root,
+                                              const std::string& path, const std::string& field);
+
 // Examples from an ExampleSource (inline list, or a dataset file under config.data_root with an
 // optional limit); dataset labels are kept. Errors name the field under `field`:
 // "<field>.inline.examples[3].text: empty", "<field>.dataset.path: ...",
@@ -47,6 +53,40 @@ absl::StatusOr<std::vector<engine::Example>> LoadExamples(const v1::ExampleSourc
                                                           const ServerConfig& config,
                                                           const std::string& field);
 
+// What every job kind shares: spec.model must be served (NotFound "spec.model: ..."),
+// spec.priority in [-10, 10], spec.timeout_ms >= 0, a kind must be set (InvalidArgument
+// "spec.kind: ..."). The model on success.
+absl::StatusOr<const engine::Model*> CheckJobCommon(const v1::JobSpec& spec,
+                                                    const ModelRegistry& models);
+
+// CheckJobCommon, and the model must have a classification head: InvalidArgument
+// "spec.model: '<name>' is encoder-only; <job> needs a classifier" otherwise.
+absl::StatusOr<const engine::Model*> CheckClassifierJob(const v1::JobSpec& spec,
+                                                        const ModelRegistry& models,
+                                                        const std::string& job);
+
+// Model::Encode of each example (truncated to the model's maximum); errors name the example under
+// `field` as LoadExamples does.
+absl::StatusOr<std::vector<engine::Encoding>> EncodeExamples(
+    const engine::Model& model, const std::vector<engine::Example>& examples,
+    const v1::ExampleSource& source, const std::string& field);
+
+// Every example's gold label is one of the model's classes: InvalidArgument naming
+// "<field>...examples[i].label" (a missing label, -1, or one past the classes, with the model's
+// class names), or "spec.model" for a model without a classifier.
+absl::Status CheckExampleLabels(const engine::ModelInfo& info,
+                                const std::vector<engine::Example>& examples,
+                                const v1::ExampleSource& source, const std::string& field);
+
+// Admission control: an example whose one integration point needs more than
+// config.memory_budget_bytes (AttributionBytesPerPoint) -> InvalidArgument naming the example and
+// --memory-budget-mib.
+absl::Status CheckAttributionMemory(const engine::ModelInfo& info,
+                                    const std::vector<engine::Encoding>& encodings,
+                                    const engine::AttributionOptions& options,
+                                    const v1::ExampleSource& source, const ServerConfig& config,
+                                    const std::string& field);
+
 // Serialized-size estimate of the JobResult for these encodings: per example and chosen layer,
 // full_matrices H·n²·(2 or 4 bytes), head_summed n²·bytes, attention H·n²·bytes, top_k·24 bytes,
 // plus 64 bytes per layer and 64 + 16·n bytes per example (tokens, ids, prediction).
@@ -55,15 +95,10 @@ int64_t EstimateAttributionResultBytes(const engine::ModelInfo& info,
                                        const engine::AttributionOptions& options,
                                        const v1::ResultOptions& result);
 
-// Checks what every job kind shares, then the kind: spec.model must be served (NotFound
-// "spec.model: ..."), spec.priority in [-10, 10], spec.timeout_ms >= 0, a kind must be set
-// (InvalidArgument "spec.kind: ..."); head_importance / trigger_search -> Unimplemented.
-// For attribution: LoadExamples ("spec.attribution.examples"), AttributionOptionsFromProto
-// ("spec.attribution.options"), result options (top_k in [0, 10000]), each example tokenized with
-// Model::Encode (truncated to the model's maximum), then admission control: an example whose one
-// integration point needs more than config.memory_budget_bytes (AttributionBytesPerPoint) ->
-// InvalidArgument naming the example and --memory-budget-mib; a result estimate above
-// config.max_result_bytes -> InvalidArgument naming --max-result-mib with both sizes.
+// CheckJobCommon, then, for an attribution spec: LoadExamples ("spec.attribution.examples"),
+// AttributionOptionsFromProto ("spec.attribution.options"), result options (top_k in [0, 10000]),
+// EncodeExamples, CheckAttributionMemory; a result estimate above config.max_result_bytes ->
+// InvalidArgument naming --max-result-mib with both sizes.
 absl::StatusOr<AttributionJob> PrepareAttributionJob(const v1::JobSpec& spec,
                                                      const ModelRegistry& models,
                                                      const ServerConfig& config);

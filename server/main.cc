@@ -38,6 +38,11 @@ int main(int argc, char** argv) {
                  "Directory that job dataset paths are resolved under (empty = dataset refs refused)")
       ->envname("ATTATTR_DATA_ROOT")
       ->capture_default_str();
+  app.add_option("--export-root", config.export_root,
+                 "Directory head-importance jobs write pruned checkpoints under (empty = exports "
+                 "refused)")
+      ->envname("ATTATTR_EXPORT_ROOT")
+      ->capture_default_str();
   app.add_option("--workers", config.workers,
                  "Engine workers per device: threads running attribution batches")
       ->envname("ATTATTR_WORKERS")

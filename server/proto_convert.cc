@@ -8,6 +8,7 @@
 #include <numeric>
 
 #include "absl/strings/str_cat.h"
+#include "attattr/engine/attribution_tree.h"
 
 namespace attattr::server {
 namespace {
@@ -128,6 +129,10 @@ absl::StatusOr<ExplainCall> ExplainFromProto(const v1::ExplainRequest& request,
                                        std::numeric_limits<int>::max(), "result");
   if (!result.ok()) return result.status();
   call.result = std::move(*result);
+  if (auto s = CheckTreeLayers(call.options, call.result, model.info(), "options.layers");
+      !s.ok()) {
+    return s;
+  }
   return call;
 }
 
@@ -141,7 +146,23 @@ absl::StatusOr<v1::ResultOptions> ResultOptionsFromProto(const v1::ResultOptions
     return Invalid(field + ".top_k",
                    absl::StrCat(out.top_k(), " is above the limit of ", max_top_k));
   }
+  if (out.tree() && out.tree_tau() == 0) out.set_tree_tau(engine::kDefaultTreeTau);
+  if (out.tree_tau() != 0) {  // a τ given without a tree is still checked
+    if (auto s = engine::ValidateTreeTau(out.tree_tau(), field + ".tree_tau"); !s.ok()) return s;
+  }
   return out;
+}
+
+absl::Status CheckTreeLayers(const engine::AttributionOptions& options,
+                             const v1::ResultOptions& result, const engine::ModelInfo& info,
+                             const std::string& layers_field) {
+  if (!result.tree() || options.layers.empty() ||
+      static_cast<int>(options.layers.size()) == info.num_layers) {
+    return absl::OkStatus();
+  }
+  return Invalid(layers_field,
+                 absl::StrCat("an attribution tree needs every layer attributed; leave ",
+                              layers_field, " empty or list all ", info.num_layers, " layers"));
 }
 
 void ModelToProto(const std::string& name, const engine::ModelInfo& info, v1::Model* out) {
@@ -209,6 +230,32 @@ void AttributionToProto(const engine::ExampleAttribution& r, const v1::ResultOpt
         c->set_query(static_cast<int>((idx[t] / n) % n));
         c->set_key(static_cast<int>(idx[t] % n));
         c->set_score(layer.attribution[idx[t]]);
+      }
+    }
+  }
+  if (options.tree()) {
+    const double tau = options.tree_tau() > 0 ? options.tree_tau() : engine::kDefaultTreeTau;
+    // Cannot fail after CheckTreeLayers and ResultOptionsFromProto; a tree that cannot be built
+    // is left unset rather than guessed.
+    auto tree = engine::BuildAttributionTree(r, static_cast<int>(r.layers.size()), tau);
+    if (tree.ok()) {
+      auto* t = out->mutable_tree();
+      t->set_tau(tree->tau);
+      t->set_root(tree->root);
+      t->set_top(tree->top);
+      t->set_root_edge_score(tree->root_edge_score);
+      for (const auto& n : tree->nodes) {
+        auto* pn = t->add_nodes();
+        pn->set_position(n.position);
+        pn->set_token(n.token);
+        pn->set_layer(n.layer);
+      }
+      for (const auto& e : tree->edges) {
+        auto* pe = t->add_edges();
+        pe->set_parent(e.parent);
+        pe->set_child(e.child);
+        pe->set_layer(e.layer);
+        pe->set_score(e.score);
       }
     }
   }

@@ -34,14 +34,23 @@ absl::StatusOr<engine::AttributionOptions> AttributionOptionsFromProto(
     const std::string& field);
 
 // ResultOptions with the defaults applied: an unset message (`has_result` false) means the top 10
-// connections per layer and no matrices. InvalidArgument naming `field`.top_k when top_k is
-// negative or above `max_top_k`.
+// connections per layer and no matrices; with `tree`, tree_tau 0 means 0.4. InvalidArgument naming
+// `field`.top_k when top_k is negative or above `max_top_k`, `field`.tree_tau when set and not in
+// (0, 1].
 absl::StatusOr<v1::ResultOptions> ResultOptionsFromProto(const v1::ResultOptions& result,
                                                          bool has_result, int max_top_k,
                                                          const std::string& field);
 
+// An attribution tree needs every layer attributed: InvalidArgument naming `layers_field` when
+// `result` asks for a tree and `options` attributes only some of the model's layers.
+absl::Status CheckTreeLayers(const engine::AttributionOptions& options,
+                             const v1::ResultOptions& result, const engine::ModelInfo& info,
+                             const std::string& layers_field);
+
 void ModelToProto(const std::string& name, const engine::ModelInfo& info, v1::Model* out);
 
+// Fills `out` as `options` asks; with options.tree also the attribution tree (built from
+// result.layers, which CheckTreeLayers made sure hold every layer).
 void AttributionToProto(const engine::ExampleAttribution& result, const v1::ResultOptions& options,
                         const std::vector<std::string>& labels, v1::ExampleAttribution* out);
 

@@ -5,8 +5,9 @@
 #include <grpcpp/health_check_service_interface.h>
 
 #include "absl/strings/str_cat.h"
-#include "server/attribution_job.h"
+#include "server/job_kinds.h"
 #include "server/job_convert.h"
+#include "server/job_report_http.h"
 #include "server/store/sqlite_job_store.h"
 
 namespace attattr::server {
@@ -51,6 +52,12 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
                        info.has_classifier ? "classifier" : "encoder-only");
   }
   if (auto s = server->StartJobs(); !s.ok()) return s;
+  // HTML job reports beside /metrics, served on the HTTP server's threads (job_report_http.h).
+  if (server->metrics_http_) {
+    auto s = server->metrics_http_->AddHandler(kJobReportPrefix,
+                                               MakeJobReportHandler(*server->store_));
+    if (!s.ok()) return s;
+  }
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -103,12 +110,7 @@ absl::Status Server::StartJobs() {
   observer.on_finish = [metrics](const std::string& kind, store::JobState state, double seconds) {
     metrics->RecordJobFinish(kind, store::JobStateName(state), seconds);
   };
-  AttributionJobExecutor attribution(*models_, config_, *batcher_, *metrics_);
-  JobExecutor executor = [attribution](const store::JobRecord& job, JobContext& context)
-      -> absl::StatusOr<std::string> {
-    if (job.kind == JobKindName(v1::ATTRIBUTION)) return attribution(job, context);
-    return absl::UnimplementedError(absl::StrCat("job kind ", job.kind, " is not implemented"));
-  };
+  JobExecutor executor = MakeJobExecutor(*models_, config_, *batcher_, *metrics_);
   JobScheduler::Options scheduling;
   scheduling.runners = config_.job_runners;
   scheduling.max_queued = config_.max_queued_jobs;

@@ -60,6 +60,9 @@ struct ServerConfig {
   // Directory dataset paths in job specs are resolved under; empty = dataset refs are refused.
   // Default: empty.
   std::string data_root;
+  // Directory HEAD_IMPORTANCE jobs write pruned checkpoints under (export_path is relative to it);
+  // empty = exports are refused. Default: empty.
+  std::string export_root;
   // Finished jobs (and their results) are deleted this long after they end, seconds. Default:
   // 604800 (7 days).
   int64_t retention_seconds = 7 * 24 * 3600;

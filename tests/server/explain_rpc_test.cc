@@ -9,12 +9,15 @@
 #include <filesystem>
 
 #include "attattr/engine/attention_attribution.h"
+#include "attattr/engine/attribution_tree.h"
 #include "attattr/v1/attattr_service.grpc.pb.h"
 #include "server/proto_convert.h"
 #include "server/server.h"
 #include "spdlog/sinks/null_sink.h"
 #include "spdlog/spdlog.h"
 #include "server/metrics/http_get.h"
+#include "support/golden.h"
+#include "support/golden_tree.h"
 #include "support/test_paths.h"
 
 namespace attattr::server {
@@ -176,6 +179,96 @@ TEST_F(ExplainRpcTest, BadRequestsNameTheField) {
   auto pair = Request("fine");
   pair.mutable_example()->set_text_pair("");
   ExpectError(pair, grpc::StatusCode::INVALID_ARGUMENT, "example.text_pair");
+}
+
+// The proto tree as the engine's struct, for comparisons.
+engine::AttributionTree TreeFromProto(const v1::ExampleAttribution& a) {
+  engine::AttributionTree t;
+  t.tau = a.tree().tau();
+  t.root = a.tree().root();
+  t.root_token = a.tokens(0);
+  t.top = a.tree().top();
+  t.root_edge_score = a.tree().root_edge_score();
+  for (const auto& n : a.tree().nodes()) t.nodes.push_back({n.position(), n.token(), n.layer()});
+  for (const auto& e : a.tree().edges()) {
+    t.edges.push_back({e.parent(), e.child(), e.layer(), e.score()});
+  }
+  return t;
+}
+
+TEST_F(ExplainRpcTest, ExplainWithTreeEqualsTheEngineAndTheGolden) {
+  ATTATTR_SKIP_IF_MISSING(::attattr::testing::GoldenPath());
+  const auto golden = ::attattr::testing::LoadGolden(::attattr::testing::GoldenPath());
+  const auto& g = golden.examples.at(0);
+  auto req = Request(g.text);
+  req.mutable_options()->set_rule(v1::LEFT_RIEMANN);
+  req.mutable_options()->set_steps(golden.steps);
+  req.mutable_result()->set_tree(true);
+  v1::ExplainResponse resp;
+  auto s = Explain(req, &resp);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  const auto& a = resp.attribution();
+  ASSERT_TRUE(a.has_tree());
+  EXPECT_DOUBLE_EQ(a.tree().tau(), engine::kDefaultTreeTau);
+  const engine::AttributionTree got = TreeFromProto(a);
+  ::attattr::testing::ExpectTreeMatchesGolden(got, g);
+
+  auto model = engine::Model::Load(::attattr::testing::Sst2ModelDir());
+  ASSERT_TRUE(model.ok());
+  engine::AttributionOptions o;
+  o.rule = engine::QuadratureRule::kLeftRiemann;
+  o.steps = golden.steps;
+  auto local = engine::AttributeExamples(**model, {{g.text, std::nullopt, -1}}, o);
+  ASSERT_TRUE(local.ok());
+  auto want = engine::BuildAttributionTree((*local)[0], 4, engine::kDefaultTreeTau);
+  ASSERT_TRUE(want.ok()) << want.status();
+  EXPECT_EQ(got.top, want->top);
+  ASSERT_EQ(got.nodes.size(), want->nodes.size());
+  for (size_t k = 0; k < got.nodes.size(); ++k) {
+    EXPECT_EQ(got.nodes[k].position, want->nodes[k].position);
+    EXPECT_EQ(got.nodes[k].token, want->nodes[k].token);
+    EXPECT_EQ(got.nodes[k].layer, want->nodes[k].layer);
+  }
+  ASSERT_EQ(got.edges.size(), want->edges.size());
+  for (size_t k = 0; k < got.edges.size(); ++k) {
+    EXPECT_EQ(got.edges[k].parent, want->edges[k].parent);
+    EXPECT_EQ(got.edges[k].child, want->edges[k].child);
+    EXPECT_EQ(got.edges[k].layer, want->edges[k].layer);
+    EXPECT_NEAR(got.edges[k].score, want->edges[k].score, 1e-5);
+  }
+
+  // A higher τ keeps fewer edges; no tree unless asked.
+  req.mutable_result()->set_tree_tau(0.9);
+  v1::ExplainResponse strict;
+  ASSERT_TRUE(Explain(req, &strict).ok());
+  EXPECT_DOUBLE_EQ(strict.attribution().tree().tau(), 0.9);
+  EXPECT_LE(strict.attribution().tree().edges_size(), a.tree().edges_size());
+  req.mutable_result()->set_tree(false);
+  v1::ExplainResponse plain;
+  ASSERT_TRUE(Explain(req, &plain).ok());
+  EXPECT_FALSE(plain.attribution().has_tree());
+}
+
+TEST_F(ExplainRpcTest, BadTreeRequestsNameTheField) {
+  for (double tau : {-0.5, 1.5}) {
+    auto req = Request("fine");
+    req.mutable_result()->set_tree(true);
+    req.mutable_result()->set_tree_tau(tau);
+    ExpectError(req, grpc::StatusCode::INVALID_ARGUMENT, "result.tree_tau");
+  }
+  auto subset = Request("fine");
+  subset.mutable_result()->set_tree(true);
+  subset.mutable_options()->add_layers(0);
+  subset.mutable_options()->add_layers(3);
+  ExpectError(subset, grpc::StatusCode::INVALID_ARGUMENT, "options.layers");
+  // All layers listed explicitly is fine.
+  auto all = Request("fine");
+  all.mutable_result()->set_tree(true);
+  for (int l = 0; l < 4; ++l) all.mutable_options()->add_layers(l);
+  v1::ExplainResponse resp;
+  auto s = Explain(all, &resp);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  EXPECT_TRUE(resp.attribution().has_tree());
 }
 
 TEST_F(ExplainRpcTest, DeadlineExceededMidRun) {

@@ -17,6 +17,9 @@
 #include <vector>
 
 #include "attattr/v1/attattr_service.grpc.pb.h"
+#include "support/golden.h"
+#include "support/golden_tree.h"
+#include "support/job_rpc.h"
 #include "support/random_checkpoint.h"
 #include "support/server_process.h"
 #include "support/test_paths.h"
@@ -25,15 +28,19 @@ namespace {
 
 namespace v1 = attattr::v1;
 namespace fs = std::filesystem;
+using ::attattr::testing::Connect;
+using ::attattr::testing::ExpectStatus;
+using ::attattr::testing::Get;
+using ::attattr::testing::ReadResult;
 using ::attattr::testing::ServerProcess;
+using ::attattr::testing::StreamedResult;
+using ::attattr::testing::Submit;
+using ::attattr::testing::WaitDone;
+using ::attattr::testing::WaitForState;
 using ::attattr::testing::Sst2ModelDir;
 using Clock = std::chrono::steady_clock;
 
 constexpr char kModel[] = "sst2";
-
-std::unique_ptr<v1::Attattr::Stub> Connect(const std::string& address) {
-  return v1::Attattr::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
-}
 
 v1::JobSpec TextJob(const std::vector<std::string>& texts, int steps = 4) {
   v1::JobSpec spec;
@@ -52,91 +59,6 @@ std::vector<std::string> ManyTexts(int count) {
                     " is a gorgeous , witty , seductive movie that never quite works .");
   }
   return texts;
-}
-
-grpc::Status Submit(v1::Attattr::Stub& stub, const v1::JobSpec& spec, v1::Job* job,
-                    const std::string& request_id = "", grpc::ClientContext* given = nullptr) {
-  grpc::ClientContext local;
-  grpc::ClientContext* ctx = given ? given : &local;
-  ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
-  v1::SubmitJobRequest req;
-  *req.mutable_spec() = spec;
-  req.set_request_id(request_id);
-  return stub.SubmitJob(ctx, req, job);
-}
-
-v1::Job Get(v1::Attattr::Stub& stub, const std::string& name) {
-  grpc::ClientContext ctx;
-  v1::GetJobRequest req;
-  req.set_name(name);
-  v1::Job job;
-  auto s = stub.GetJob(&ctx, req, &job);
-  EXPECT_TRUE(s.ok()) << s.error_message();
-  return job;
-}
-
-// WaitJob until the job is terminal (at most `seconds`).
-v1::Job WaitDone(v1::Attattr::Stub& stub, const std::string& name, int seconds = 120) {
-  const auto until = Clock::now() + std::chrono::seconds(seconds);
-  v1::Job job;
-  while (Clock::now() < until) {
-    grpc::ClientContext ctx;
-    v1::WaitJobRequest req;
-    req.set_name(name);
-    req.set_timeout_ms(10000);
-    auto s = stub.WaitJob(&ctx, req, &job);
-    EXPECT_TRUE(s.ok()) << s.error_message();
-    if (!s.ok()) break;
-    if (job.state() >= v1::SUCCEEDED) return job;
-  }
-  ADD_FAILURE() << name << " did not finish; state " << v1::JobState_Name(job.state());
-  return job;
-}
-
-// Polls GetJob until `state` (RUNNING, usually).
-v1::Job WaitForState(v1::Attattr::Stub& stub, const std::string& name, v1::JobState state) {
-  const auto until = Clock::now() + std::chrono::seconds(60);
-  v1::Job job;
-  while (Clock::now() < until) {
-    job = Get(stub, name);
-    if (job.state() == state) return job;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  ADD_FAILURE() << name << " never reached " << v1::JobState_Name(state);
-  return job;
-}
-
-struct StreamedResult {
-  grpc::Status status;
-  v1::JobResult result;
-  std::string bytes;
-  int chunks = 0;
-  size_t largest_message = 0;
-};
-
-StreamedResult ReadResult(v1::Attattr::Stub& stub, const std::string& name) {
-  StreamedResult out;
-  grpc::ClientContext ctx;
-  v1::GetJobResultRequest req;
-  req.set_name(name);
-  auto reader = stub.GetJobResult(&ctx, req);
-  v1::ResultChunk chunk;
-  while (reader->Read(&chunk)) {
-    EXPECT_EQ(chunk.index(), out.chunks);
-    out.largest_message = std::max(out.largest_message, chunk.ByteSizeLong());
-    out.bytes += chunk.data();
-    ++out.chunks;
-    EXPECT_GT(chunk.count(), chunk.index());
-  }
-  out.status = reader->Finish();
-  if (out.status.ok()) EXPECT_TRUE(out.result.ParseFromString(out.bytes));
-  return out;
-}
-
-void ExpectStatus(const grpc::Status& s, grpc::StatusCode code, const std::string& text) {
-  EXPECT_EQ(s.error_code(), code) << s.error_message();
-  EXPECT_NE(s.error_message().find(text), std::string::npos)
-      << "'" << text << "' not in: " << s.error_message();
 }
 
 class JobRpcTest : public ::testing::Test {
@@ -404,11 +326,11 @@ TEST_F(JobRpcTest, BadRequestsGetTheirCodeAndNameTheField) {
   v1::JobSpec heads;
   heads.set_model(kModel);
   heads.mutable_head_importance();
-  expect_submit(heads, grpc::StatusCode::UNIMPLEMENTED, "head");
+  expect_submit(heads, grpc::StatusCode::INVALID_ARGUMENT, "spec.head_importance.importance_set");
   v1::JobSpec triggers;
   triggers.set_model(kModel);
   triggers.mutable_trigger_search();
-  expect_submit(triggers, grpc::StatusCode::UNIMPLEMENTED, "trigger");
+  expect_submit(triggers, grpc::StatusCode::INVALID_ARGUMENT, "spec.trigger_search.mining_set");
   v1::JobSpec spec = TextJob({"fine"});
   spec.set_model("no-such-model");
   expect_submit(spec, grpc::StatusCode::NOT_FOUND, "spec.model");
@@ -641,6 +563,52 @@ TEST_F(JobServerTest, BertBaseFullMatricesAtLength128StreamInChunksUnderOneMiB) 
     EXPECT_EQ(layer.attribution().shape(1), 128);
     EXPECT_EQ(layer.attribution().f32().values_size(), 12 * 128 * 128);
   }
+}
+
+TEST_F(JobRpcTest, AttributionJobWithTreeGivesTheGoldenTrees) {
+  ATTATTR_SKIP_IF_MISSING(::attattr::testing::GoldenPath());
+  const auto golden = ::attattr::testing::LoadGolden(::attattr::testing::GoldenPath());
+  std::vector<std::string> texts;
+  for (int e = 0; e < 3; ++e) texts.push_back(golden.examples.at(e).text);
+  v1::JobSpec spec = TextJob(texts, golden.steps);
+  spec.mutable_attribution()->mutable_options()->set_rule(v1::LEFT_RIEMANN);
+  spec.mutable_attribution()->mutable_result()->set_tree(true);
+  spec.mutable_attribution()->mutable_result()->set_top_k(1);
+  v1::Job job;
+  ASSERT_TRUE(Submit(*stub_, spec, &job).ok());
+  const v1::Job done = WaitDone(*stub_, job.name());
+  ASSERT_EQ(done.state(), v1::SUCCEEDED) << done.error_message();
+  auto streamed = ReadResult(*stub_, job.name());
+  ASSERT_TRUE(streamed.status.ok()) << streamed.status.error_message();
+  ASSERT_EQ(streamed.result.attribution().examples_size(), 3);
+  for (int e = 0; e < 3; ++e) {
+    const auto& g = golden.examples.at(e);
+    SCOPED_TRACE(g.text);
+    const auto& a = streamed.result.attribution().examples(e);
+    ASSERT_TRUE(a.has_tree());
+    EXPECT_DOUBLE_EQ(a.tree().tau(), 0.4);
+    attattr::engine::AttributionTree t;
+    t.root = a.tree().root();
+    t.top = a.tree().top();
+    t.root_edge_score = a.tree().root_edge_score();
+    for (const auto& n : a.tree().nodes()) t.nodes.push_back({n.position(), n.token(), n.layer()});
+    for (const auto& x : a.tree().edges()) {
+      t.edges.push_back({x.parent(), x.child(), x.layer(), x.score()});
+    }
+    ::attattr::testing::ExpectTreeMatchesGolden(t, g);
+  }
+
+  // A tree needs every layer; τ must be in (0, 1].
+  v1::JobSpec subset = TextJob({"fine"});
+  subset.mutable_attribution()->mutable_result()->set_tree(true);
+  subset.mutable_attribution()->mutable_options()->add_layers(2);
+  ExpectStatus(Submit(*stub_, subset, &job), grpc::StatusCode::INVALID_ARGUMENT,
+               "spec.attribution.options.layers");
+  v1::JobSpec bad_tau = TextJob({"fine"});
+  bad_tau.mutable_attribution()->mutable_result()->set_tree(true);
+  bad_tau.mutable_attribution()->mutable_result()->set_tree_tau(1.5);
+  ExpectStatus(Submit(*stub_, bad_tau, &job), grpc::StatusCode::INVALID_ARGUMENT,
+               "spec.attribution.result.tree_tau");
 }
 
 }  // namespace

@@ -265,14 +265,12 @@ TEST_F(JobSpecTest, PriorityAndTimeoutRanges) {
   ExpectError(spec, absl::StatusCode::kInvalidArgument, {"spec.timeout_ms: must be >= 0"});
 }
 
-TEST_F(JobSpecTest, KindIsRequiredAndOnlyAttributionIsImplemented) {
+TEST_F(JobSpecTest, KindIsRequiredAndMustBeAttribution) {
   v1::JobSpec spec;
   spec.set_model("sst2");
   ExpectError(spec, absl::StatusCode::kInvalidArgument, {"spec.kind:"});
   spec.mutable_head_importance();
-  ExpectError(spec, absl::StatusCode::kUnimplemented, {"head_importance", "not implemented"});
-  spec.mutable_trigger_search();
-  ExpectError(spec, absl::StatusCode::kUnimplemented, {"trigger_search", "not implemented"});
+  ExpectError(spec, absl::StatusCode::kInvalidArgument, {"spec.attribution: required"});
 }
 
 TEST_F(JobSpecTest, ExamplesAreRequiredAndNonEmpty) {

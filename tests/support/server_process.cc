@@ -20,10 +20,14 @@ ServerProcess::ServerProcess(const std::map<std::string, std::string>& models,
   int out_pipe[2];
   if (pipe(out_pipe) != 0) return;
   std::vector<std::string> args = {BinDir() + "/attattr-server", "--models=" + models_dir_,
-                                   "--listen=127.0.0.1:0", "--metrics-listen=127.0.0.1:0",
-                                   "--threads=1", "--log-level=warn"};
+                                   "--listen=127.0.0.1:0", "--threads=1", "--log-level=warn"};
   bool has_store = false;
-  for (const auto& a : extra_args) has_store = has_store || a.rfind("--store", 0) == 0;
+  bool has_metrics = false;
+  for (const auto& a : extra_args) {
+    has_store = has_store || a.rfind("--store", 0) == 0;
+    has_metrics = has_metrics || a.rfind("--metrics-listen", 0) == 0;
+  }
+  if (!has_metrics) args.push_back("--metrics-listen=127.0.0.1:0");
   if (!has_store) {
     store_dir_ = MakeTempDir("attattr-store");
     store_path_ = store_dir_ + "/jobs.db";

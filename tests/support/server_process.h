@@ -1,7 +1,7 @@
 // Runs the real attattr-server binary as a child process for end-to-end tests: serves a temporary
 // models directory (symlinks), on ephemeral loopback ports, with a job store in a temporary
-// directory (unless `extra_args` names --store), and stops it on destruction (SIGTERM, then
-// waits). Not thread-safe; one per test.
+// directory (unless `extra_args` names --store; --metrics-listen there replaces the ephemeral
+// metrics port), and stops it on destruction (SIGTERM, then waits). Not thread-safe; one per test.
 #pragma once
 
 #include <sys/types.h>

@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <random>
 
 namespace attattr::testing {
@@ -45,6 +47,23 @@ CommandResult RunCommand(const std::string& shell_command) {
   const int status = pclose(p);
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return r;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string SplitCommandResult::Describe() const {
+  return "exit " + std::to_string(exit_code) + "\nstdout: " + out + "\nstderr: " + err;
+}
+
+SplitCommandResult RunCommandSplit(const std::string& shell_command, const std::string& scratch_dir) {
+  const std::string err_file = scratch_dir + "/stderr.txt";
+  const auto done = RunCommand("{ " + shell_command + " ; } 2>" + err_file + " </dev/null");
+  return {done.exit_code, done.out, ReadFile(err_file)};
 }
 
 }  // namespace attattr::testing

@@ -29,6 +29,21 @@ struct CommandResult {
 };
 CommandResult RunCommand(const std::string& shell_command);
 
+// The whole file ("" when it cannot be read).
+std::string ReadFile(const std::string& path);
+
+// A command's exit code, stdout and stderr apart.
+struct SplitCommandResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+  // "exit N / stdout: … / stderr: …", for assertion messages.
+  std::string Describe() const;
+};
+// Runs `shell_command` with stdin from /dev/null and stderr captured through a file in
+// `scratch_dir` (one command at a time per directory).
+SplitCommandResult RunCommandSplit(const std::string& shell_command, const std::string& scratch_dir);
+
 }  // namespace attattr::testing
 
 // Skips the current test when `path` does not exist, saying what is missing.

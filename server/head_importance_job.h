@@ -1,0 +1,56 @@
+// HEAD_IMPORTANCE jobs (DESIGN.md §1, Head importance): SubmitJob's validation of a
+// HeadImportanceSpec into a native job, and the executor that runs the study (rankings on the
+// importance set, pruning curves on the evaluation set, rank correlations, optional pruned export
+// under --export-root) with progress per stage ("importance: <method>", "pruning curve: <method>",
+// "export") and cancellation between engine batches. The executor re-validates the stored spec, as
+// models, files and the export directory may have changed since submission.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "attattr/engine/head_importance_study.h"
+#include "attattr/engine/model.h"
+#include "attattr/v1/job.pb.h"
+#include "server/job_scheduler.h"
+#include "server/model_registry.h"
+#include "server/server_config.h"
+#include "server/store/job_store.h"
+
+namespace attattr::server {
+
+struct HeadImportanceJob {
+  const engine::Model* model = nullptr;  // owned by the ModelRegistry
+  std::vector<engine::Encoding> importance_set;
+  std::vector<int> importance_labels;
+  std::vector<engine::Encoding> evaluation_set;
+  std::vector<int> evaluation_labels;
+  engine::HeadImportanceStudyOptions options;  // export_dir resolved under --export-root
+  std::string export_path;                     // as the spec gave it (relative)
+};
+
+// CheckJobCommon, then, under "spec.head_importance": importance_set and evaluation_set
+// (LoadExamples, CheckExampleLabels, EncodeExamples), methods (known, unique; empty = all four),
+// ratios (finite, in [0, 100], at most 101; empty = 0, 10, …, 100), attribution (rule and steps
+// only; CheckAttributionMemory for the importance set when ATTRIBUTION is asked for),
+// export_path (ResolveExportPath; refused for an already pruned model), export_ratio in [0, 100]
+// and only with export_path. Errors are InvalidArgument naming the field, as job_spec.h.
+absl::StatusOr<HeadImportanceJob> PrepareHeadImportanceJob(const v1::JobSpec& spec,
+                                                           const ModelRegistry& models,
+                                                           const ServerConfig& config);
+
+class HeadImportanceJobExecutor {
+ public:
+  // Borrows both; the owner outlives the executor.
+  HeadImportanceJobExecutor(const ModelRegistry& models, const ServerConfig& config)
+      : models_(models), config_(config) {}
+
+  absl::StatusOr<std::string> operator()(const store::JobRecord& job, JobContext& context) const;
+
+ private:
+  const ModelRegistry& models_;
+  const ServerConfig& config_;
+};
+
+}  // namespace attattr::server

@@ -1,0 +1,124 @@
+// TRIGGER_SEARCH jobs (see trigger_search_job.h).
+#include "server/trigger_search_job.h"
+
+#include <cmath>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "server/job_run.h"
+#include "server/job_spec.h"
+#include "server/proto_convert.h"
+#include "server/trigger_search_convert.h"
+
+namespace attattr::server {
+namespace {
+
+constexpr const char* kField = "spec.trigger_search";
+constexpr int kMaxTopK = 100;
+constexpr int kDefaultTopK = 3;
+constexpr double kDefaultThreshold = 0.02;
+
+absl::Status Invalid(const std::string& field, const std::string& what) {
+  return absl::InvalidArgumentError(absl::StrCat(kField, ".", field, ": ", what));
+}
+
+}  // namespace
+
+absl::StatusOr<TriggerSearchJob> PrepareTriggerSearchJob(const v1::JobSpec& spec,
+                                                         const ModelRegistry& models,
+                                                         const ServerConfig& config) {
+  auto model = CheckClassifierJob(spec, models, "trigger search");
+  if (!model.ok()) return model.status();
+  const engine::ModelInfo& info = (*model)->info();
+  const v1::TriggerSearchSpec& t = spec.trigger_search();
+  TriggerSearchJob job;
+  job.model = *model;
+  if (t.top_k() < 0 || t.top_k() > kMaxTopK) {
+    return Invalid("top_k", absl::StrCat(t.top_k(), " is not in [1, ", kMaxTopK, "] (0 = ",
+                                         kDefaultTopK, ")"));
+  }
+  job.options.top_k = t.top_k() == 0 ? kDefaultTopK : t.top_k();
+  if (!std::isfinite(t.threshold()) || t.threshold() < 0) {
+    return Invalid("threshold", absl::StrCat(t.threshold(), " must be finite and >= 0 (0 = ",
+                                             kDefaultThreshold, ")"));
+  }
+  job.options.threshold = t.threshold() == 0 ? kDefaultThreshold : t.threshold();
+  job.options.seed = t.seed();
+  const auto& a = t.attribution();
+  if (a.has_target()) {
+    return Invalid("attribution.target",
+                   "must be unset: trigger search always uses the predicted class's probability");
+  }
+  if (a.layers_size() > 0) {
+    return Invalid("attribution.layers", "must be empty: the strongest head of every layer is mined");
+  }
+  auto options = AttributionOptionsFromProto(a, **model, config, absl::StrCat(kField, ".attribution"));
+  if (!options.ok()) return options.status();
+  job.options.attribution = std::move(*options);
+
+  // Mining set: the first 500 of a dataset unless a limit is given; labels are not used.
+  v1::ExampleSource mining_source = t.mining_set();
+  if (mining_source.has_dataset() && mining_source.dataset().limit() == 0) {
+    mining_source.mutable_dataset()->set_limit(kDefaultMiningExamples);
+  }
+  const std::string mining_field = absl::StrCat(kField, ".mining_set");
+  auto mining = LoadExamples(mining_source, config, mining_field);
+  if (!mining.ok()) return mining.status();
+  auto mining_encoded = EncodeExamples(**model, *mining, mining_source, mining_field);
+  if (!mining_encoded.ok()) return mining_encoded.status();
+  job.mining_set = std::move(*mining_encoded);
+  if (auto s = CheckAttributionMemory(info, job.mining_set, job.options.attribution, mining_source,
+                                      config, mining_field);
+      !s.ok()) {
+    return s;
+  }
+
+  const std::string eval_field = absl::StrCat(kField, ".evaluation_set");
+  auto evaluation = LoadExamples(t.evaluation_set(), config, eval_field);
+  if (!evaluation.ok()) return evaluation.status();
+  if (auto s = CheckExampleLabels(info, *evaluation, t.evaluation_set(), eval_field); !s.ok()) {
+    return s;
+  }
+  auto eval_encoded = EncodeExamples(**model, *evaluation, t.evaluation_set(), eval_field);
+  if (!eval_encoded.ok()) return eval_encoded.status();
+  job.evaluation_set = std::move(*eval_encoded);
+  for (const auto& e : *evaluation) job.evaluation_labels.push_back(e.label);
+
+  // Patterns from a pair's second sentence need pairs to go into.
+  bool mining_pairs = false;
+  for (const auto& e : *mining) mining_pairs = mining_pairs || e.text_pair.has_value();
+  if (mining_pairs) {
+    for (size_t i = 0; i < evaluation->size(); ++i) {
+      if (!(*evaluation)[i].text_pair) {
+        return Invalid("evaluation_set",
+                       absl::StrCat("example ", i, " is a single sentence but mining_set has "
+                                    "sentence pairs: patterns mined from a second sentence "
+                                    "cannot be placed"));
+      }
+    }
+  }
+  if (auto s = engine::ValidateTriggerSearchOptions(**model, job.options); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(kField, ".", s.message()));
+  }
+  return job;
+}
+
+absl::StatusOr<std::string> TriggerSearchJobExecutor::operator()(const store::JobRecord& job,
+                                                                 JobContext& context) const {
+  JobRun run(job, context);
+  if (auto s = run.Begin(); !s.ok()) return s;
+  const v1::JobSpec& spec = run.spec();
+  auto prepared = PrepareTriggerSearchJob(spec, models_, config_);
+  if (!prepared.ok()) return prepared.status();
+  const TriggerSearchJob& work = *prepared;
+
+  engine::RunControl control = run.Control();
+  auto report = engine::RunTriggerSearch(*work.model, work.mining_set, work.evaluation_set,
+                                         work.evaluation_labels, work.options, control);
+  if (!report.ok()) return run.EngineError(report.status());
+  v1::JobResult result;
+  TriggerSearchReportToProto(*report, result.mutable_trigger_search());
+  return run.Finish(result, 1);
+}
+
+}  // namespace attattr::server
