@@ -158,6 +158,19 @@ absl::StatusOr<std::vector<float>> TensorValues(const v1::Tensor& t) {
   return values;
 }
 
+engine::AttributionTree TreeFromProto(const v1::ExampleAttribution& a) {
+  const auto& p = a.tree();
+  engine::AttributionTree t;
+  t.tau = p.tau();
+  t.root = p.root();
+  if (p.root() >= 0 && p.root() < a.tokens_size()) t.root_token = a.tokens(p.root());
+  t.top = p.top();
+  t.root_edge_score = p.root_edge_score();
+  for (const auto& n : p.nodes()) t.nodes.push_back({n.position(), n.token(), n.layer()});
+  for (const auto& e : p.edges()) t.edges.push_back({e.parent(), e.child(), e.layer(), e.score()});
+  return t;
+}
+
 absl::StatusOr<engine::ExampleAttribution> AttributionFromProto(const v1::ExampleAttribution& a) {
   engine::ExampleAttribution r;
   r.encoding.tokens.assign(a.tokens().begin(), a.tokens().end());

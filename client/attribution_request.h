@@ -9,6 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "attattr/engine/attention_attribution.h"
+#include "attattr/engine/attribution_tree.h"
 #include "attattr/v1/attribution.pb.h"
 
 namespace attattr::client {
@@ -34,6 +35,10 @@ std::string RuleName(v1::QuadratureRule rule);
 // are decoded from fp32 or fp16 when present and left empty otherwise. InvalidArgument when a
 // tensor's size does not match its shape.
 absl::StatusOr<engine::ExampleAttribution> AttributionFromProto(const v1::ExampleAttribution& a);
+
+// The attribution tree a result carries (ExampleAttribution.tree) as the engine's type; the root's
+// token is taken from the result's tokens.
+engine::AttributionTree TreeFromProto(const v1::ExampleAttribution& a);
 
 // Values of a tensor (fp32, or IEEE fp16 little-endian), row-major.
 absl::StatusOr<std::vector<float>> TensorValues(const v1::Tensor& tensor);

@@ -3,14 +3,18 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 
 #include "absl/strings/str_cat.h"
+#include "attattr/engine/attribution_tree.h"
+#include "attattr/engine/attribution_tree_render.h"
 #include "attattr/engine/dataset.h"
 #include "attattr/engine/model.h"
 #include "attattr/engine/runtime.h"
 #include "remote_runner.h"
 #include "render.h"
+#include "command_support.h"
 
 namespace attattr::client {
 namespace {
@@ -35,12 +39,46 @@ absl::StatusOr<std::vector<engine::Example>> CollectExamples(const ExplainFlags&
   return std::vector<engine::Example>{e};
 }
 
+bool WantsTree(const ExplainFlags& flags) {
+  return flags.tree || !flags.tree_dot.empty() || !flags.tree_svg.empty();
+}
+
+// A tree needs every layer attributed.
+absl::Status CheckTreeLayers(const ExplainFlags& flags, const engine::AttributionOptions& options,
+                             int num_layers) {
+  if (!WantsTree(flags) || options.layers.empty() ||
+      static_cast<int>(options.layers.size()) == num_layers) {
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "--layers: an attribution tree needs every layer attributed; leave --layers out or list all ",
+      num_layers));
+}
+
+// Writes the DOT/SVG renderings the flags ask for, for example `index` of `count`.
+absl::Status WriteTreeFiles(const ExplainFlags& flags, const engine::AttributionTree& tree,
+                            size_t index, size_t count) {
+  if (!flags.tree_dot.empty()) {
+    if (auto s = WriteFlagFile("--tree-dot", NumberedTreePath(flags.tree_dot, index, count),
+                           engine::AttributionTreeToDot(tree));
+        !s.ok()) {
+      return s;
+    }
+  }
+  if (!flags.tree_svg.empty()) {
+    return WriteFlagFile("--tree-svg", NumberedTreePath(flags.tree_svg, index, count),
+                     engine::AttributionTreeToSvg(tree));
+  }
+  return absl::OkStatus();
+}
+
+using PrintFn = std::function<absl::Status(const engine::ExampleAttribution&, const RenderContext&,
+                                           const engine::AttributionTree*, size_t)>;
+
 // --server mode: one Explain call per example; the server validates and reports field errors.
-absl::Status RunRemote(
-    const ExplainFlags& flags, const std::vector<engine::Example>& examples,
-    engine::AttributionOptions options,
-    const std::function<void(const engine::ExampleAttribution&, const RenderContext&)>& print,
-    std::ostream& out) {
+absl::Status RunRemote(const ExplainFlags& flags, const std::vector<engine::Example>& examples,
+                       engine::AttributionOptions options, const PrintFn& print,
+                       std::ostream& out) {
   RemoteRunner runner(flags.server, flags.deadline);
   // A served model is named by its directory name: `--model models/x` and `--model x` both mean x.
   const std::string name = std::filesystem::path(flags.model).filename().string();
@@ -54,9 +92,12 @@ absl::Status RunRemote(
   auto target = ParseTarget(flags.target, model->labels);
   if (!target.ok()) return target.status();
   options.target = *target;
+  if (auto s = CheckTreeLayers(flags, options, model->num_layers); !s.ok()) return s;
   RenderContext ctx{flags.model, flags.target, flags.rule, flags.steps, model->labels};
+  const bool want_tree = WantsTree(flags);
   for (size_t i = 0; i < examples.size(); ++i) {
-    auto r = runner.Explain(name, examples[i], options);
+    engine::AttributionTree tree;
+    auto r = runner.Explain(name, examples[i], options, flags.tau, want_tree ? &tree : nullptr);
     if (!r.ok()) {
       if (!flags.input.empty()) {
         return absl::Status(
@@ -67,13 +108,22 @@ absl::Status RunRemote(
       }
       return r.status();
     }
-    print(*r, ctx);
+    if (auto s = print(*r, ctx, want_tree ? &tree : nullptr, i); !s.ok()) return s;
     out.flush();
   }
   return absl::OkStatus();
 }
 
 }  // namespace
+
+std::string NumberedTreePath(const std::string& path, size_t index, size_t count) {
+  if (count <= 1) return path;
+  const std::filesystem::path p(path);
+  std::filesystem::path numbered = p.parent_path() / p.stem();
+  numbered += absl::StrCat(".", index + 1);
+  numbered += p.extension();
+  return numbered.string();
+}
 
 absl::Status RunExplain(const ExplainFlags& flags, std::ostream& out) {
   if (flags.format != "json" && flags.format != "text") {
@@ -85,6 +135,7 @@ absl::Status RunExplain(const ExplainFlags& flags, std::ostream& out) {
   if (!rule.ok()) return absl::InvalidArgumentError(absl::StrCat("--", rule.status().message()));
   auto layers = ParseLayers(flags.layers);
   if (!layers.ok()) return layers.status();
+  if (auto s = engine::ValidateTreeTau(flags.tau, "--tau"); !s.ok()) return s;
   auto examples = CollectExamples(flags);
   if (!examples.ok()) return examples.status();
 
@@ -94,12 +145,20 @@ absl::Status RunExplain(const ExplainFlags& flags, std::ostream& out) {
   options.layers = *layers;
   options.max_batch_examples = flags.batch;
   options.keep_attention = false;
-  auto print = [&](const engine::ExampleAttribution& r, const RenderContext& ctx) {
-    if (flags.format == "json") {
-      out << AttributionToJson(r, ctx).dump() << "\n";
-    } else {
-      out << AttributionToText(r, ctx, flags.top_k) << "\n";
+  const size_t count = examples->size();
+  auto print = [&](const engine::ExampleAttribution& r, const RenderContext& ctx,
+                   const engine::AttributionTree* tree, size_t index) -> absl::Status {
+    if (tree != nullptr) {
+      if (auto s = WriteTreeFiles(flags, *tree, index, count); !s.ok()) return s;
     }
+    // --tree-dot/--tree-svg alone write files; --tree puts the tree in the output too.
+    const engine::AttributionTree* shown = flags.tree ? tree : nullptr;
+    if (flags.format == "json") {
+      out << AttributionToJson(r, ctx, shown).dump() << "\n";
+    } else {
+      out << AttributionToText(r, ctx, flags.top_k, shown) << "\n";
+    }
+    return absl::OkStatus();
   };
   if (!flags.server.empty()) return RunRemote(flags, *examples, options, print, out);
 
@@ -120,6 +179,7 @@ absl::Status RunExplain(const ExplainFlags& flags, std::ostream& out) {
   if (auto s = engine::ValidateAttributionOptions(**model, options); !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("--", s.message()));
   }
+  if (auto s = CheckTreeLayers(flags, options, info.num_layers); !s.ok()) return s;
   RenderContext ctx{flags.model, flags.target, flags.rule, flags.steps, info.labels};
   // Stream results in slices so memory stays bounded for long input files.
   constexpr size_t kSlice = 64;
@@ -139,7 +199,16 @@ absl::Status RunExplain(const ExplainFlags& flags, std::ostream& out) {
       }
       return results.status();
     }
-    for (const auto& r : *results) print(r, ctx);
+    for (size_t k = 0; k < results->size(); ++k) {
+      const auto& r = (*results)[k];
+      engine::AttributionTree tree;
+      if (WantsTree(flags)) {
+        auto built = engine::BuildAttributionTree(r, info.num_layers, flags.tau);
+        if (!built.ok()) return absl::InternalError(built.status().message());
+        tree = std::move(*built);
+      }
+      if (auto s = print(r, ctx, WantsTree(flags) ? &tree : nullptr, start + k); !s.ok()) return s;
+    }
     out.flush();
   }
   return absl::OkStatus();

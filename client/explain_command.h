@@ -1,6 +1,7 @@
 // `attattr explain`: attributes one example (--text/--text-pair) or every line of a dataset file
 // (--input) with an in-process engine or, with --server, an attattr-server; prints JSON (one object
-// per example and line) or text, the same bytes either way.
+// per example and line) or text, the same bytes either way. With --tree, each result also carries
+// its attribution tree (DESIGN.md §1), optionally written as DOT/SVG files (--tree-dot/--tree-svg).
 // Parsing of --target/--layers is shared with `submit` (attribution_request.h). Single-threaded.
 #pragma once
 
@@ -29,7 +30,15 @@ struct ExplainFlags {
   int threads = 0;              // intra-op threads, 0 = all cores
   std::string server;           // HOST:PORT of an attattr-server; empty = run the engine in-process
   double deadline = 300;        // seconds per remote call
+  bool tree = false;            // add each example's attribution tree to the output
+  double tau = 0.4;             // the tree's threshold τ, in (0, 1]
+  std::string tree_dot;         // write the tree as Graphviz DOT to this file (implies --tree)
+  std::string tree_svg;         // write the tree as SVG to this file (implies --tree)
 };
+
+// Where the tree of example `index` (0-based) of `count` goes: `path` itself for one example,
+// else `path` with ".<index+1>" before its extension (tree.svg -> tree.1.svg, tree.2.svg, ...).
+std::string NumberedTreePath(const std::string& path, size_t index, size_t count);
 
 // Runs the command. InvalidArgument for bad flag values (the caller prints usage and exits 2);
 // other errors (model cannot be loaded, input unreadable) exit 1.

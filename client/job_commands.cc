@@ -31,8 +31,6 @@ const char* const kJobExitCodesHelp =
     "     --request-id reused with a different spec\n"
     "Errors are one line on stderr: \"error: CODE: message\".";
 
-namespace {
-
 int ExitCodeFor(absl::StatusCode code) {
   switch (code) {
     case absl::StatusCode::kOk:
@@ -56,6 +54,8 @@ int ExitCodeFor(absl::StatusCode code) {
       return kExitFailure;
   }
 }
+
+namespace {
 
 // "error: NOT_FOUND: job jobs/x not found", and the matching exit code.
 int Report(const absl::Status& s, std::ostream& err) {
@@ -126,6 +126,9 @@ absl::StatusOr<v1::ResultOptions> ResultOptionsFrom(const JobCommands::Submit& f
   r.set_top_k(f.top_k);
   r.set_fp16(f.fp16);
   r.set_attention(f.attention);
+  if (auto s = engine::ValidateTreeTau(f.tau, "--tau"); !s.ok()) return s;
+  r.set_tree(f.tree);
+  if (f.tree) r.set_tree_tau(f.tau);
   return r;
 }
 
@@ -418,6 +421,10 @@ JobCommands::JobCommands(CLI::App& app) {
                         "Keep the head-summed n x n matrix per layer");
   submit_cmd_->add_flag("--attention", s.attention, "Also keep the attention probabilities A^l");
   submit_cmd_->add_flag("--fp16", s.fp16, "Store matrices as IEEE fp16 (half the size)");
+  submit_cmd_->add_flag("--tree", s.tree,
+                        "Keep each example's attribution tree (needs all layers; `get` prints it)");
+  submit_cmd_->add_option("--tau", s.tau, "The tree's threshold tau, in (0, 1]")
+      ->capture_default_str();
   submit_cmd_->add_option("--priority", s.priority, "-10..10, higher runs first")
       ->capture_default_str();
   submit_cmd_

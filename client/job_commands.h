@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "CLI/CLI.hpp"
+#include "absl/status/status.h"
 
 namespace attattr::client {
 
@@ -34,6 +35,9 @@ inline constexpr int kExitConflict = 9;  // FAILED_PRECONDITION / ALREADY_EXISTS
 
 // The exit-code table as help text (for --help footers and README.md).
 extern const char* const kJobExitCodesHelp;
+
+// The exit code (kExit*) for a final status of a call or job.
+int ExitCodeFor(absl::StatusCode code);
 
 // Registers submit, get, wait, watch, cancel, delete and list on `app`; after app.parse(), Run()
 // runs whichever was given. Keeps the flag values, so it must outlive parsing (do not move it).
@@ -72,6 +76,8 @@ class JobCommands {
     bool head_summed = false;
     bool attention = false;
     bool fp16 = false;
+    bool tree = false;   // keep each example's attribution tree (needs all layers)
+    double tau = 0.4;    // its threshold τ, in (0, 1]
     int priority = 0;
     double timeout_seconds = 0;
     std::string request_id;

@@ -1,6 +1,9 @@
 // JSON and text renderings of jobs and job results (see job_render.h).
 #include "job_render.h"
 
+#include "heads_render.h"
+#include "triggers_command.h"
+
 #include <google/protobuf/util/json_util.h>
 
 #include <algorithm>
@@ -87,7 +90,8 @@ absl::StatusOr<nlohmann::json> ExampleToJson(const v1::Job& job, const v1::Examp
   if (!r.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("examples[", index, "].", r.status().message()));
   }
-  nlohmann::json j = AttributionToJson(*r, ContextFor(job, a));
+  const engine::AttributionTree tree = TreeFromProto(a);
+  nlohmann::json j = AttributionToJson(*r, ContextFor(job, a), a.has_tree() ? &tree : nullptr);
   const size_t n = static_cast<size_t>(a.tokens_size());
   auto token = [&](int i) {
     return i >= 0 && i < a.tokens_size() ? a.tokens(i) : std::string("?");
@@ -227,6 +231,14 @@ std::string ProgressBar(const v1::Job& job, int width) {
 
 absl::StatusOr<nlohmann::json> JobResultToJson(const v1::Job& job, const v1::JobResult& result) {
   nlohmann::json out = {{"job", JobToJson(job)}};
+  if (result.kind_case() == v1::JobResult::kHeadImportance) {
+    out["result"] = HeadImportanceToJson(result.head_importance());
+    return out;
+  }
+  if (result.kind_case() == v1::JobResult::kTriggerSearch) {
+    out["result"] = TriggerSearchToJson(result.trigger_search());
+    return out;
+  }
   if (result.kind_case() != v1::JobResult::kAttribution) {
     std::string text;
     google::protobuf::util::JsonPrintOptions options;
@@ -252,6 +264,14 @@ absl::StatusOr<std::string> JobResultToText(const v1::Job& job, const v1::JobRes
                                             int top_k) {
   std::ostringstream out;
   out << JobToLine(job) << "\n";
+  if (result.kind_case() == v1::JobResult::kHeadImportance) {
+    out << "\n" << HeadImportanceToText(result.head_importance());
+    return out.str();
+  }
+  if (result.kind_case() == v1::JobResult::kTriggerSearch) {
+    out << "\n" << TriggerSearchToText(result.trigger_search());
+    return out.str();
+  }
   if (result.kind_case() != v1::JobResult::kAttribution) {
     out << "(a " << KindName(job.kind()) << " result; use --format json)\n";
     return out.str();
@@ -276,6 +296,7 @@ absl::StatusOr<std::string> JobResultToText(const v1::Job& job, const v1::JobRes
                                tok(c.key()), c.score());
       }
     }
+    if (a.examples(i).has_tree()) out << "\n" << TreeToText(TreeFromProto(a.examples(i)));
   }
   return out.str();
 }

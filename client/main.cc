@@ -11,19 +11,29 @@
 
 #include "CLI/CLI.hpp"
 #include "explain_command.h"
+#include "heads_command.h"
 #include "job_commands.h"
 #include "models_command.h"
+#include "report_command.h"
+#include "triggers_command.h"
 
 namespace {
 
 constexpr const char* kUsage =
     "usage: attattr explain [--model DIR] --text TEXT [--text-pair TEXT] [--steps M] [--rule RULE] "
-    "[--target T] [--layers L] [--format json|text] [--server HOST:PORT]\n"
+    "[--target T] [--layers L] [--format json|text] [--tree [--tau T]] [--tree-dot FILE] "
+    "[--tree-svg FILE] [--server HOST:PORT]\n"
     "       attattr models --server HOST:PORT [--format json|text]\n"
     "       attattr submit --server HOST:PORT --model M (--text T [--text-pair P] ... | --dataset "
     "PATH [--limit N]) [options]\n"
     "       attattr get|wait|watch|cancel|delete JOB --server HOST:PORT   attattr list --server "
     "HOST:PORT\n"
+    "       attattr heads [--model DIR] --importance-set FILE --eval-set FILE [--methods LIST] "
+    "[--ratios LIST] [--export DIR] [--format json|text] [--csv FILE] [--plot FILE.svg] [--server "
+    "HOST:PORT]\n"
+    "       attattr triggers [--model DIR] --mine-set FILE --eval-set FILE [--mine-count 500] "
+    "[--top 3] [--seed N] [--format json|text] [--server HOST:PORT]\n"
+    "       attattr report JOB -o FILE.html --server HOST:PORT\n"
     "       (attattr COMMAND --help for each command's options and exit codes)\n";
 
 // The default model: $ATTATTR_MODEL, else models/all-MiniLM-L6-v2 of the checkout this binary was
@@ -71,12 +81,25 @@ int main(int argc, char** argv) {
       "by directory name) instead of in-process");
   explain->add_option("--deadline", ef.deadline, "Seconds each remote call may take")
       ->capture_default_str();
+  explain->add_flag("--tree", ef.tree,
+                    "Add each example's attribution tree (needs all layers): \"tree\" in JSON, "
+                    "an indented tree in text");
+  explain->add_option("--tau", ef.tau, "The tree's threshold tau, in (0, 1]")
+      ->capture_default_str();
+  explain->add_option("--tree-dot", ef.tree_dot,
+                      "Write the tree as Graphviz DOT to FILE (FILE.N.dot per example when "
+                      "several)");
+  explain->add_option("--tree-svg", ef.tree_svg,
+                      "Write the tree as SVG to FILE (FILE.N.svg per example when several)");
   attattr::client::ModelsFlags mf;
   auto* models = app.add_subcommand("models", "List the models an attattr-server serves");
   models->add_option("--server", mf.server, "HOST:PORT of an attattr-server")->required();
   models->add_option("--format", mf.format, "json | text")->capture_default_str();
   models->add_option("--deadline", mf.deadline, "Seconds the call may take")->capture_default_str();
   attattr::client::JobCommands jobs(app);
+  attattr::client::ReportCommand report(app);
+  attattr::client::HeadsCommand heads(app, DefaultModel(argv[0]));
+  attattr::client::TriggersCommand triggers(app, DefaultModel(argv[0]));
   app.footer(
       std::string("explain and models exit 0 on success, 1 on failure, 2 on bad arguments.\n") +
       attattr::client::kJobExitCodesHelp);
@@ -91,6 +114,21 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     std::cerr << "error: " << e.what() << "\n" << kUsage;
     return 2;
+  }
+  if (heads.Parsed()) {
+    const int rc = heads.Run(std::cout, std::cerr);
+    if (rc == attattr::client::kExitUsage) std::cerr << kUsage;
+    return rc;
+  }
+  if (triggers.Parsed()) {
+    const int rc = triggers.Run(std::cout, std::cerr);
+    if (rc == attattr::client::kExitUsage) std::cerr << kUsage;
+    return rc;
+  }
+  if (report.Parsed()) {
+    const int rc = report.Run(std::cerr);
+    if (rc == attattr::client::kExitUsage) std::cerr << kUsage;
+    return rc;
   }
   if (jobs.Parsed()) {
     const int rc = jobs.Run(std::cout, std::cerr, isatty(fileno(stdout)) != 0);

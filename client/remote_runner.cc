@@ -87,7 +87,7 @@ absl::StatusOr<std::vector<RemoteModel>> RemoteRunner::ListModels() {
 
 absl::StatusOr<engine::ExampleAttribution> RemoteRunner::Explain(
     const std::string& model, const engine::Example& example,
-    const engine::AttributionOptions& options) {
+    const engine::AttributionOptions& options, double tree_tau, engine::AttributionTree* tree) {
   v1::ExplainRequest req;
   req.set_model(model);
   req.mutable_example()->set_text(example.text);
@@ -95,6 +95,10 @@ absl::StatusOr<engine::ExampleAttribution> RemoteRunner::Explain(
   OptionsToProto(options, req.mutable_options());
   req.mutable_result()->set_full_matrices(true);
   req.mutable_result()->set_top_k(0);
+  if (tree != nullptr) {
+    req.mutable_result()->set_tree(true);
+    req.mutable_result()->set_tree_tau(tree_tau);
+  }
   grpc::ClientContext ctx;
   impl_->SetDeadline(&ctx);
   v1::ExplainResponse resp;
@@ -103,6 +107,12 @@ absl::StatusOr<engine::ExampleAttribution> RemoteRunner::Explain(
   auto r = AttributionFromProto(resp.attribution());
   if (!r.ok())
     return absl::InternalError(absl::StrCat("malformed Explain reply: ", r.status().message()));
+  if (tree != nullptr) {
+    if (!resp.attribution().has_tree()) {
+      return absl::InternalError("malformed Explain reply: no attribution tree (old server?)");
+    }
+    *tree = TreeFromProto(resp.attribution());
+  }
   return r;
 }
 

@@ -7,6 +7,7 @@
 
 #include "absl/status/statusor.h"
 #include "attattr/engine/attention_attribution.h"
+#include "attattr/engine/attribution_tree.h"
 #include "attattr/engine/model.h"
 
 namespace attattr::client {
@@ -34,9 +35,13 @@ class RemoteRunner {
   absl::StatusOr<std::vector<RemoteModel>> ListModels();
 
   // Explain one example with full fp32 matrices. Errors carry the server's status code and message.
+  // With `tree` non-null, also asks for the attribution tree with threshold `tree_tau` and stores
+  // it there.
   absl::StatusOr<engine::ExampleAttribution> Explain(const std::string& model,
                                                      const engine::Example& example,
-                                                     const engine::AttributionOptions& options);
+                                                     const engine::AttributionOptions& options,
+                                                     double tree_tau = 0,
+                                                     engine::AttributionTree* tree = nullptr);
 
  private:
   struct Impl;

@@ -6,9 +6,12 @@
 #include <numeric>
 #include <sstream>
 
+#include "attattr/engine/attribution_tree_render.h"
+
 namespace attattr::client {
 
-nlohmann::json AttributionToJson(const engine::ExampleAttribution& r, const RenderContext& ctx) {
+nlohmann::json AttributionToJson(const engine::ExampleAttribution& r, const RenderContext& ctx,
+                                 const engine::AttributionTree* tree) {
   nlohmann::json j;
   j["model"] = ctx.model;
   j["tokens"] = r.encoding.tokens;
@@ -48,11 +51,20 @@ nlohmann::json AttributionToJson(const engine::ExampleAttribution& r, const Rend
     layers.push_back(std::move(l));
   }
   j["layers"] = std::move(layers);
+  if (tree != nullptr) j["tree"] = nlohmann::json::parse(engine::AttributionTreeToJson(*tree));
   return j;
 }
 
+std::string TreeToText(const engine::AttributionTree& tree) {
+  char head[160];
+  std::snprintf(head, sizeof head,
+                "attribution tree (tau = %g; each line: token #position (layer joined, score))\n",
+                tree.tau);
+  return head + engine::AttributionTreeToText(tree);
+}
+
 std::string AttributionToText(const engine::ExampleAttribution& r, const RenderContext& ctx,
-                              int top_k) {
+                              int top_k, const engine::AttributionTree* tree) {
   std::ostringstream out;
   const auto& tokens = r.encoding.tokens;
   out << "model: " << ctx.model << "\n";
@@ -91,6 +103,7 @@ std::string AttributionToText(const engine::ExampleAttribution& r, const RenderC
       out << line;
     }
   }
+  if (tree != nullptr) out << "\n" << TreeToText(*tree);
   return out.str();
 }
 

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "attattr/engine/attention_attribution.h"
+#include "attattr/engine/attribution_tree.h"
 #include "nlohmann/json.hpp"
 
 namespace attattr::client {
@@ -22,12 +23,19 @@ struct RenderContext {
 //  "layers": [{"layer", "attribution": [heads][n][n], "completeness_gap", "target_at_full",
 //  "target_at_zero"}]}. `prediction` is null for encoder-only models; "attribution" is left out
 //  when the result carries no full matrices (a job that asked for top-k or head sums only).
+//  With `tree`, also "tree": {"tau", "root", "top", "root_edge_score",
+//  "nodes": [{"position", "token", "layer"}], "edges": [{"parent", "child", "layer", "score"}]}
+//  (attribution_tree_render.h).
 nlohmann::json AttributionToJson(const engine::ExampleAttribution& result,
-                                 const RenderContext& ctx);
+                                 const RenderContext& ctx,
+                                 const engine::AttributionTree* tree = nullptr);
 
 // A few lines per layer: completeness, then the `top_k` strongest connections
-// (head, query token ← key token, score).
+// (head, query token ← key token, score); with `tree`, then the tree indented.
 std::string AttributionToText(const engine::ExampleAttribution& result, const RenderContext& ctx,
-                              int top_k = 5);
+                              int top_k = 5, const engine::AttributionTree* tree = nullptr);
+
+// The tree for a terminal: a heading line with τ, then one indented line per token.
+std::string TreeToText(const engine::AttributionTree& tree);
 
 }  // namespace attattr::client

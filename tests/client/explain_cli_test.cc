@@ -9,6 +9,8 @@
 #include <sstream>
 
 #include "nlohmann/json.hpp"
+#include "support/golden.h"
+#include "support/golden_tree.h"
 #include "support/server_process.h"
 #include "support/test_paths.h"
 
@@ -97,6 +99,76 @@ TEST(ExplainCliTest, BadArgumentsExitWithCode2AndUsage) {
   EXPECT_NE(missing.out.find("/nonexistent"), std::string::npos);
 }
 
+// 'text' for /bin/sh, whatever quotes it holds.
+std::string ShellQuote(const std::string& text) {
+  std::string out = "'";
+  for (char c : text) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+TEST(ExplainCliTest, TreeEqualsTheGoldenTree) {
+  ATTATTR_SKIP_IF_MISSING(Sst2ModelDir());
+  ATTATTR_SKIP_IF_MISSING(::attattr::testing::GoldenPath());
+  const auto golden = ::attattr::testing::LoadGolden(::attattr::testing::GoldenPath());
+  const std::string dir = ::attattr::testing::MakeTempDir("attattr-cli-tree");
+  for (size_t e : {size_t{0}, size_t{2}}) {
+    const auto& g = golden.examples.at(e);
+    SCOPED_TRACE(g.text);
+    auto r = RunCli("explain " + Model() + " --text " + ShellQuote(g.text) +
+                    " --rule left-riemann --steps " + std::to_string(golden.steps) +
+                    " --tree --tree-dot " + dir + "/t.dot --tree-svg " + dir + "/t.svg");
+    ASSERT_EQ(r.exit_code, 0) << r.out;
+    const auto j = nlohmann::json::parse(r.out);
+    ASSERT_TRUE(j.contains("tree")) << r.out.substr(0, 200);
+    const auto& t = j["tree"];
+    for (const char* key : {"tau", "root", "top", "root_edge_score", "nodes", "edges"}) {
+      EXPECT_TRUE(t.contains(key)) << key;
+    }
+    EXPECT_DOUBLE_EQ(t["tau"].get<double>(), 0.4);
+    ::attattr::testing::ExpectTreeMatchesGolden(::attattr::testing::TreeFromJson(t), g);
+    std::ifstream dot(dir + "/t.dot"), svg(dir + "/t.svg");
+    std::stringstream dot_text, svg_text;
+    dot_text << dot.rdbuf();
+    svg_text << svg.rdbuf();
+    EXPECT_EQ(dot_text.str().rfind("digraph attribution_tree {", 0), 0u) << dot_text.str();
+    EXPECT_NE(svg_text.str().find("<svg "), std::string::npos);
+    EXPECT_NE(svg_text.str().find("</svg>"), std::string::npos);
+  }
+  // Text output ends with the indented tree.
+  auto text = RunCli("explain " + Model() + " --text " + ShellQuote(golden.examples[0].text) +
+                     " --rule left-riemann --steps 20 --tree --format text");
+  ASSERT_EQ(text.exit_code, 0) << text.out;
+  EXPECT_NE(text.out.find("attribution tree (tau = 0.4"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("\n[CLS]\n└─ "), std::string::npos) << text.out;
+  // No tree unless asked.
+  auto plain = RunCli("explain " + Model() + " --text hi --layers 3");
+  ASSERT_EQ(plain.exit_code, 0) << plain.out;
+  EXPECT_FALSE(nlohmann::json::parse(plain.out).contains("tree"));
+}
+
+TEST(ExplainCliTest, BadTreeArgumentsExitWithCode2) {
+  ATTATTR_SKIP_IF_MISSING(Sst2ModelDir());
+  for (const char* tau : {"0", "1.5", "-1"}) {
+    auto r = RunCli("explain " + Model() + " --text hi --tree --tau " + tau);
+    EXPECT_EQ(r.exit_code, 2) << tau << "\n" << r.out;
+    EXPECT_NE(r.out.find("error: --tau: "), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("(0, 1]"), std::string::npos) << r.out;
+  }
+  auto layers = RunCli("explain " + Model() + " --text hi --tree --layers 0,3");
+  EXPECT_EQ(layers.exit_code, 2) << layers.out;
+  EXPECT_NE(layers.out.find("error: --layers: an attribution tree needs every layer"),
+            std::string::npos)
+      << layers.out;
+}
+
+TEST(ExplainCliTest, HelpDocumentsTheTreeOptions) {
+  auto r = RunCli("explain --help");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  for (const char* opt : {"--tree", "--tau", "--tree-dot", "--tree-svg"}) {
+    EXPECT_NE(r.out.find(opt), std::string::npos) << opt;
+  }
+}
+
 TEST(ExplainCliTest, HelpDocumentsEveryOption) {
   auto r = RunCli("explain --help");
   ASSERT_EQ(r.exit_code, 0) << r.out;
@@ -126,6 +198,23 @@ TEST(ExplainCliRemoteTest, RemoteOutputEqualsLocalByteForByte) {
     ASSERT_EQ(remote.exit_code, 0) << remote.out;
     EXPECT_EQ(remote.out, local.out) << format;
   }
+  // The tree too: the server builds it from the same matrices.
+  const std::string tree_args = " --model " + Sst2ModelDir() +
+                                " --text 'a gorgeous , witty , seductive movie .' --tree --tau 0.5 "
+                                "--rule left-riemann --steps 20 --threads 1";
+  for (const char* format : {"json", "text"}) {
+    auto local = RunCli(std::string("explain --format ") + format + tree_args);
+    auto remote = RunCli(std::string("explain --format ") + format + tree_args + " --server " +
+                         server.address());
+    ASSERT_EQ(local.exit_code, 0) << local.out;
+    ASSERT_EQ(remote.exit_code, 0) << remote.out;
+    EXPECT_NE(local.out.find("tau"), std::string::npos);
+    EXPECT_EQ(remote.out, local.out) << format;
+  }
+  auto subset = RunCli("explain --model sst2-bert-l4-h256 --text hi --tree --layers 1 --server " +
+                       server.address());
+  EXPECT_EQ(subset.exit_code, 2) << subset.out;
+  EXPECT_NE(subset.out.find("--layers"), std::string::npos) << subset.out;
   auto unknown = RunCli("explain --model nope --text hi --server " + server.address());
   EXPECT_EQ(unknown.exit_code, 1) << unknown.out;
   EXPECT_NE(unknown.out.find("nope"), std::string::npos) << unknown.out;

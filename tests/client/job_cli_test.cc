@@ -33,11 +33,7 @@ constexpr int kExitNotFound = 5;
 constexpr int kExitUnavailable = 6;
 constexpr int kExitConflict = 9;
 
-struct RunResult {
-  int exit_code = -1;
-  std::string out;  // stdout
-  std::string err;  // stderr
-};
+using RunResult = ::attattr::testing::SplitCommandResult;  // stdout and stderr apart
 
 std::string Quote(const std::string& s) {
   std::string q = "'";
@@ -48,21 +44,7 @@ std::string Quote(const std::string& s) {
 // Runs build/bin/attattr with `args` (already shell-quoted); stdout is a pipe, never a terminal.
 RunResult RunCli(const std::string& args) {
   static const std::string dir = MakeTempDir("attattr-job-cli");
-  const std::string err_file = dir + "/stderr.txt";
-  const std::string cmd = BinDir() + "/attattr " + args + " 2>" + err_file + " </dev/null";
-  RunResult r;
-  const auto done = ::attattr::testing::RunCommand(cmd);
-  r.exit_code = done.exit_code;
-  r.out = done.out;
-  std::ifstream in(err_file);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  r.err = ss.str();
-  return r;
-}
-
-std::string Describe(const RunResult& r) {
-  return "exit " + std::to_string(r.exit_code) + "\nstdout: " + r.out + "\nstderr: " + r.err;
+  return ::attattr::testing::RunCommandSplit(BinDir() + "/attattr " + args, dir);
 }
 
 // Whether attattr-server's --help mentions `flag` (options that land with the job scheduler).
@@ -155,7 +137,7 @@ class JobCliTest : public ::testing::Test {
   // Submits inline texts and returns the job name (fails the test otherwise).
   static std::string Submit(const std::string& args) {
     auto r = RunCli("submit" + Server() + " --model sst2 " + args);
-    EXPECT_EQ(r.exit_code, 0) << Describe(r);
+    EXPECT_EQ(r.exit_code, 0) << r.Describe();
     if (r.exit_code != 0) return "";
     auto job = json::parse(r.out);
     return job["name"].get<std::string>();
@@ -177,7 +159,7 @@ TEST_F(JobCliTest, SubmitWaitGetMatchesExplain) {
   auto submitted = RunCli("submit" + Server() + " --model sst2 --text " + Quote(kText1) +
                           " --text " + Quote(kText2) + " --text-pair " + Quote(kPair2) + options +
                           " --request-id cli-test-1");
-  ASSERT_EQ(submitted.exit_code, 0) << Describe(submitted);
+  ASSERT_EQ(submitted.exit_code, 0) << submitted.Describe();
   const json job = json::parse(submitted.out);
   const std::string name = job["name"];
   EXPECT_EQ(name.rfind("jobs/", 0), 0u) << name;
@@ -193,11 +175,11 @@ TEST_F(JobCliTest, SubmitWaitGetMatchesExplain) {
   auto again = RunCli("submit" + Server() + " --model sst2 --text " + Quote(kText1) + " --text " +
                       Quote(kText2) + " --text-pair " + Quote(kPair2) + options +
                       " --request-id cli-test-1");
-  ASSERT_EQ(again.exit_code, 0) << Describe(again);
+  ASSERT_EQ(again.exit_code, 0) << again.Describe();
   EXPECT_EQ(json::parse(again.out)["name"], name);
 
   auto waited = RunCli("wait " + name + Server() + " --timeout-seconds 120");
-  ASSERT_EQ(waited.exit_code, 0) << Describe(waited);
+  ASSERT_EQ(waited.exit_code, 0) << waited.Describe();
   const json done = json::parse(waited.out);
   EXPECT_EQ(done["state"], "SUCCEEDED");
   EXPECT_GT(done["result_size_bytes"].get<int64_t>(), 0);
@@ -206,7 +188,7 @@ TEST_F(JobCliTest, SubmitWaitGetMatchesExplain) {
 
   const std::string file = MakeTempDir("attattr-job-get") + "/result.json";
   auto got = RunCli("get " + name + Server() + " -o " + file);
-  ASSERT_EQ(got.exit_code, 0) << Describe(got);
+  ASSERT_EQ(got.exit_code, 0) << got.Describe();
   EXPECT_EQ(got.out, "");
   std::ifstream in(file);
   std::stringstream ss;
@@ -221,7 +203,7 @@ TEST_F(JobCliTest, SubmitWaitGetMatchesExplain) {
       " --text " + Quote(kText1), " --text " + Quote(kText2) + " --text-pair " + Quote(kPair2)};
   for (size_t i = 0; i < 2; ++i) {
     auto ex = RunCli("explain" + Server() + " --model sst2" + explain_args[i] + options);
-    ASSERT_EQ(ex.exit_code, 0) << Describe(ex);
+    ASSERT_EQ(ex.exit_code, 0) << ex.Describe();
     const json expected = json::parse(ex.out);
     const json& actual = result["examples"][i];
     EXPECT_EQ(actual["tokens"], expected["tokens"]) << i;
@@ -237,17 +219,17 @@ TEST_F(JobCliTest, SubmitWaitGetMatchesExplain) {
 
   // The same result on stdout, and as text.
   auto to_stdout = RunCli("get " + name + Server());
-  ASSERT_EQ(to_stdout.exit_code, 0) << Describe(to_stdout);
+  ASSERT_EQ(to_stdout.exit_code, 0) << to_stdout.Describe();
   EXPECT_EQ(json::parse(to_stdout.out), result);
   auto text = RunCli("get " + name.substr(5) + Server() + " --format text");
-  ASSERT_EQ(text.exit_code, 0) << Describe(text);
+  ASSERT_EQ(text.exit_code, 0) << text.Describe();
   EXPECT_NE(text.out.find(name + " SUCCEEDED"), std::string::npos) << text.out;
   EXPECT_NE(text.out.find("example 2 of 2"), std::string::npos) << text.out;
   EXPECT_NE(text.out.find("completeness gap"), std::string::npos) << text.out;
 
   // list shows it (JSON and the table).
   auto listed = RunCli("list" + Server() + " --format json --all");
-  ASSERT_EQ(listed.exit_code, 0) << Describe(listed);
+  ASSERT_EQ(listed.exit_code, 0) << listed.Describe();
   bool found = false;
   const json listed_jobs = json::parse(listed.out)["jobs"];
   for (const auto& j : listed_jobs) {
@@ -258,27 +240,27 @@ TEST_F(JobCliTest, SubmitWaitGetMatchesExplain) {
   }
   EXPECT_TRUE(found) << listed.out;
   auto table = RunCli("list" + Server() + " --state succeeded");
-  ASSERT_EQ(table.exit_code, 0) << Describe(table);
+  ASSERT_EQ(table.exit_code, 0) << table.Describe();
   EXPECT_NE(table.out.find("NAME"), std::string::npos) << table.out;
   EXPECT_NE(table.out.find(name), std::string::npos) << table.out;
   EXPECT_NE(table.out.find("ATTRIBUTION"), std::string::npos) << table.out;
   auto none = RunCli("list" + Server() + " --state cancelled --format json");
-  ASSERT_EQ(none.exit_code, 0) << Describe(none);
+  ASSERT_EQ(none.exit_code, 0) << none.Describe();
   const json cancelled_jobs = json::parse(none.out)["jobs"];
   for (const auto& j : cancelled_jobs) EXPECT_NE(j["name"], name);
 
   // A finished job cannot be cancelled.
   auto cancel = RunCli("cancel " + name + Server());
-  EXPECT_EQ(cancel.exit_code, kExitConflict) << Describe(cancel);
+  EXPECT_EQ(cancel.exit_code, kExitConflict) << cancel.Describe();
   EXPECT_NE(cancel.err.find("error: FAILED_PRECONDITION: "), std::string::npos) << cancel.err;
   EXPECT_EQ(Lines(cancel.err).size(), 1u) << cancel.err;
 
   // Deleted: gone.
   auto deleted = RunCli("delete " + name + Server() + " --format text");
-  ASSERT_EQ(deleted.exit_code, 0) << Describe(deleted);
+  ASSERT_EQ(deleted.exit_code, 0) << deleted.Describe();
   EXPECT_EQ(deleted.out, "deleted " + name + "\n");
   auto gone = RunCli("get " + name + Server());
-  EXPECT_EQ(gone.exit_code, kExitNotFound) << Describe(gone);
+  EXPECT_EQ(gone.exit_code, kExitNotFound) << gone.Describe();
 }
 
 TEST_F(JobCliTest, ListFollowsPages) {
@@ -287,12 +269,12 @@ TEST_F(JobCliTest, ListFollowsPages) {
   ASSERT_FALSE(a.empty());
   ASSERT_FALSE(b.empty());
   auto page = RunCli("list" + Server() + " --format json --page-size 1");
-  ASSERT_EQ(page.exit_code, 0) << Describe(page);
+  ASSERT_EQ(page.exit_code, 0) << page.Describe();
   const json first = json::parse(page.out);
   EXPECT_EQ(first["jobs"].size(), 1u);
   EXPECT_FALSE(first["next_page_token"].get<std::string>().empty());
   auto all = RunCli("list" + Server() + " --format json --page-size 1 --all");
-  ASSERT_EQ(all.exit_code, 0) << Describe(all);
+  ASSERT_EQ(all.exit_code, 0) << all.Describe();
   const json every = json::parse(all.out);
   EXPECT_EQ(every["next_page_token"], "");
   std::set<std::string> names;
@@ -307,13 +289,13 @@ TEST_F(JobCliTest, ListFollowsPages) {
 TEST_F(JobCliTest, WatchOnAPipePrintsOneLinePerUpdateEndingWithSucceeded) {
   auto submitted = RunCli("submit" + Server() + " --model sst2 --text " + Quote(kText1) +
                           " --text " + Quote(kText2) + " --steps 4 --format text");
-  ASSERT_EQ(submitted.exit_code, 0) << Describe(submitted);
+  ASSERT_EQ(submitted.exit_code, 0) << submitted.Describe();
   // Text: one line, the name and the state.
   ASSERT_EQ(Lines(submitted.out).size(), 1u) << submitted.out;
   const std::string name = submitted.out.substr(0, submitted.out.find(' '));
   EXPECT_EQ(name.rfind("jobs/", 0), 0u) << submitted.out;
   auto watched = RunCli("watch " + name + Server());
-  ASSERT_EQ(watched.exit_code, 0) << Describe(watched);
+  ASSERT_EQ(watched.exit_code, 0) << watched.Describe();
   EXPECT_EQ(watched.out.find('\r'), std::string::npos) << "no progress bar on a pipe";
   const auto lines = Lines(watched.out);
   ASSERT_FALSE(lines.empty());
@@ -322,7 +304,7 @@ TEST_F(JobCliTest, WatchOnAPipePrintsOneLinePerUpdateEndingWithSucceeded) {
   EXPECT_NE(lines.back().find("2/2"), std::string::npos) << watched.out;
   // Watching a finished job: its final state at once.
   auto json_watch = RunCli("watch " + name + Server() + " --format json");
-  ASSERT_EQ(json_watch.exit_code, 0) << Describe(json_watch);
+  ASSERT_EQ(json_watch.exit_code, 0) << json_watch.Describe();
   EXPECT_EQ(json::parse(Lines(json_watch.out).back())["state"], "SUCCEEDED");
 }
 
@@ -339,20 +321,20 @@ TEST_F(JobCliTest, CancelledJobMakesWaitExitWithJobFailed) {
   if (cancel.exit_code == kExitConflict) {
     GTEST_SKIP() << "the job finished before cancel arrived: " << cancel.err;
   }
-  ASSERT_EQ(cancel.exit_code, 0) << Describe(cancel);
+  ASSERT_EQ(cancel.exit_code, 0) << cancel.Describe();
   auto waited = RunCli("wait " + name + Server() + " --timeout-seconds 120");
-  EXPECT_EQ(waited.exit_code, kExitJobFailed) << Describe(waited);
+  EXPECT_EQ(waited.exit_code, kExitJobFailed) << waited.Describe();
   EXPECT_EQ(json::parse(waited.out)["state"], "CANCELLED");
   EXPECT_NE(waited.err.find("CANCELLED"), std::string::npos) << waited.err;
   auto got = RunCli("get " + name + Server());
-  EXPECT_EQ(got.exit_code, kExitJobFailed) << Describe(got);
+  EXPECT_EQ(got.exit_code, kExitJobFailed) << got.Describe();
   EXPECT_EQ(json::parse(got.out)["state"], "CANCELLED");
 }
 
 TEST_F(JobCliTest, UnknownJobIsNotFound) {
   for (const std::string cmd : {"get", "wait", "watch", "cancel", "delete"}) {
     auto r = RunCli(cmd + " jobs/no-such-job" + Server());
-    EXPECT_EQ(r.exit_code, kExitNotFound) << cmd << "\n" << Describe(r);
+    EXPECT_EQ(r.exit_code, kExitNotFound) << cmd << "\n" << r.Describe();
     EXPECT_NE(r.err.find("error: NOT_FOUND: "), std::string::npos) << cmd << ": " << r.err;
     EXPECT_NE(r.err.find("jobs/no-such-job"), std::string::npos) << cmd << ": " << r.err;
     EXPECT_NE(r.err.find("not found"), std::string::npos) << cmd << ": " << r.err;
@@ -360,17 +342,17 @@ TEST_F(JobCliTest, UnknownJobIsNotFound) {
   }
   // A bare id means jobs/ID.
   auto bare = RunCli("wait no-such-job" + Server());
-  EXPECT_EQ(bare.exit_code, kExitNotFound) << Describe(bare);
+  EXPECT_EQ(bare.exit_code, kExitNotFound) << bare.Describe();
   EXPECT_NE(bare.err.find("jobs/no-such-job"), std::string::npos) << bare.err;
 }
 
 TEST_F(JobCliTest, BadSpecsAreUsageErrors) {
   auto steps = RunCli("submit" + Server() + " --model sst2 --text hi --steps 5000");
-  EXPECT_EQ(steps.exit_code, kExitUsage) << Describe(steps);
+  EXPECT_EQ(steps.exit_code, kExitUsage) << steps.Describe();
   EXPECT_NE(steps.err.find("error: INVALID_ARGUMENT: "), std::string::npos) << steps.err;
   EXPECT_NE(steps.err.find("steps"), std::string::npos) << steps.err;
   auto model = RunCli("submit" + Server() + " --model no-such-model --text hi");
-  EXPECT_NE(model.exit_code, 0) << Describe(model);
+  EXPECT_NE(model.exit_code, 0) << model.Describe();
   EXPECT_NE(model.err.find("no-such-model"), std::string::npos) << model.err;
   // Caught before any call.
   for (const std::string args :
@@ -381,7 +363,7 @@ TEST_F(JobCliTest, BadSpecsAreUsageErrors) {
         "list" + Server() + " --state sleeping", "get" + Server(),
         "wait jobs/x" + Server() + " --format xml"}) {
     auto r = RunCli(args);
-    EXPECT_EQ(r.exit_code, kExitUsage) << args << "\n" << Describe(r);
+    EXPECT_EQ(r.exit_code, kExitUsage) << args << "\n" << r.Describe();
     EXPECT_NE(r.err.find("error: "), std::string::npos) << args << ": " << r.err;
   }
 }
@@ -392,7 +374,7 @@ TEST_F(JobCliTest, DatasetJob) {
   ASSERT_FALSE(name.empty());
   ASSERT_EQ(RunCli("wait " + name + Server()).exit_code, 0);
   auto got = RunCli("get " + name + Server());
-  ASSERT_EQ(got.exit_code, 0) << Describe(got);
+  ASSERT_EQ(got.exit_code, 0) << got.Describe();
   const json result = json::parse(got.out);
   ASSERT_EQ(result["examples"].size(), 2u);
   EXPECT_EQ(result["examples"][0]["tokens"][1], "a");
@@ -401,7 +383,7 @@ TEST_F(JobCliTest, DatasetJob) {
   EXPECT_EQ(layer["top_connections"].size(), 3u);
   // Paths that leave the data root are refused (the server picks the code).
   auto escape = RunCli("submit" + Server() + " --model sst2 --dataset ../../etc/passwd");
-  EXPECT_NE(escape.exit_code, 0) << Describe(escape);
+  EXPECT_NE(escape.exit_code, 0) << escape.Describe();
   EXPECT_NE(escape.err.find("error: "), std::string::npos) << escape.err;
 }
 
@@ -409,7 +391,7 @@ TEST(JobCliStandaloneTest, UnreachableServerIsUnavailable) {
   for (const std::string args : {"get jobs/x", "list", "submit --model m --text hi", "wait jobs/x",
                                  "watch jobs/x", "cancel jobs/x", "delete jobs/x"}) {
     auto r = RunCli(args + " --server 127.0.0.1:1 --deadline-seconds 10");
-    EXPECT_EQ(r.exit_code, kExitUnavailable) << args << "\n" << Describe(r);
+    EXPECT_EQ(r.exit_code, kExitUnavailable) << args << "\n" << r.Describe();
     EXPECT_NE(r.err.find("error: UNAVAILABLE: cannot reach server at 127.0.0.1:1"),
               std::string::npos)
         << args << ": " << r.err;
@@ -419,7 +401,7 @@ TEST(JobCliStandaloneTest, UnreachableServerIsUnavailable) {
 
 TEST(JobCliStandaloneTest, HelpDocumentsCommandsAndExitCodes) {
   auto r = RunCli("--help");
-  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  ASSERT_EQ(r.exit_code, 0) << r.Describe();
   for (const char* s :
        {"submit", "get", "wait", "watch", "cancel", "delete", "list", "NOT_FOUND", "UNAVAILABLE",
         "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION"}) {
@@ -434,6 +416,35 @@ TEST(JobCliStandaloneTest, HelpDocumentsCommandsAndExitCodes) {
         "--priority", "--timeout-seconds", "--request-id",  "--deadline-seconds", "--format"}) {
     EXPECT_NE(submit.out.find(opt), std::string::npos) << opt;
   }
+}
+
+TEST_F(JobCliTest, SubmitWithTreeAndGetPrintsIt) {
+  auto submitted = RunCli("submit" + Server() + " --model sst2 --text " + Quote(kText1) +
+                          " --rule left-riemann --steps 20 --top-k 1 --tree --tau 0.5");
+  ASSERT_EQ(submitted.exit_code, 0) << submitted.Describe();
+  const std::string name = json::parse(submitted.out)["name"];
+  ASSERT_EQ(RunCli("wait " + name + Server() + " --timeout-seconds 120").exit_code, 0);
+  auto got = RunCli("get " + name + Server());
+  ASSERT_EQ(got.exit_code, 0) << got.Describe();
+  const json result = json::parse(got.out);
+  ASSERT_EQ(result["examples"].size(), 1u);
+  const json& tree = result["examples"][0]["tree"];
+  EXPECT_DOUBLE_EQ(tree["tau"].get<double>(), 0.5);
+  EXPECT_EQ(tree["root"], 0);
+  EXPECT_FALSE(tree["nodes"].empty());
+  // The same tree as `explain --server --tree`.
+  auto explained = RunCli("explain --model sst2 --text " + Quote(kText1) + Server() +
+                          " --rule left-riemann --steps 20 --tree --tau 0.5");
+  ASSERT_EQ(explained.exit_code, 0) << explained.Describe();
+  EXPECT_EQ(json::parse(explained.out)["tree"], tree);
+  auto text = RunCli("get " + name + Server() + " --format text");
+  ASSERT_EQ(text.exit_code, 0) << text.Describe();
+  EXPECT_NE(text.out.find("attribution tree (tau = 0.5"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("[CLS]\n└─ "), std::string::npos) << text.out;
+
+  auto bad = RunCli("submit" + Server() + " --model sst2 --text hi --tree --tau 2");
+  EXPECT_EQ(bad.exit_code, kExitUsage) << bad.Describe();
+  EXPECT_NE(bad.err.find("--tau"), std::string::npos) << bad.err;
 }
 
 }  // namespace

@@ -1,0 +1,230 @@
+// `attattr heads` (see heads_command.h).
+#include "heads_command.h"
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "attattr/engine/dataset.h"
+#include "attattr/engine/head_importance_study.h"
+#include "attattr/engine/model.h"
+#include "attattr/engine/quadrature.h"
+#include "attattr/engine/runtime.h"
+#include "attribution_request.h"
+#include "heads_render.h"
+#include "job_commands.h"
+#include "command_support.h"
+#include "server/head_importance_convert.h"
+#include "server/report/pruning_curve_svg.h"
+
+namespace attattr::client {
+namespace {
+
+absl::StatusOr<std::vector<engine::HeadRanking>> ParseMethods(const std::string& spec) {
+  std::vector<engine::HeadRanking> methods;
+  for (absl::string_view part : absl::StrSplit(spec, ',', absl::SkipWhitespace())) {
+    const std::string name(absl::StripAsciiWhitespace(part));
+    auto ranking = engine::HeadRankingFromName(name);
+    if (!ranking) {
+      return InvalidFlag("--methods", absl::StrCat("unknown method '", name,
+                                               "' (attribution, attention, taylor, random)"));
+    }
+    methods.push_back(*ranking);
+  }
+  if (methods.empty()) return InvalidFlag("--methods", "at least one method is required");
+  return methods;
+}
+
+absl::StatusOr<std::vector<double>> ParseRatios(const std::string& spec) {
+  std::vector<double> ratios;
+  for (absl::string_view part : absl::StrSplit(spec, ',', absl::SkipWhitespace())) {
+    double r = 0;
+    if (!absl::SimpleAtod(absl::StripAsciiWhitespace(part), &r)) {
+      return InvalidFlag("--ratios", absl::StrCat("'", part, "' is not a number"));
+    }
+    if (!(r >= 0 && r <= 100)) return InvalidFlag("--ratios", absl::StrCat(r, " is not in [0, 100]"));
+    ratios.push_back(r);
+  }
+  if (ratios.empty()) return InvalidFlag("--ratios", "at least one ratio is required");
+  return ratios;
+}
+
+// A labelled set for the engine: encodings and gold labels. Labels outside the model's classes
+// are reported by the study with the example's index.
+absl::Status Encode(const engine::Model& model, const std::vector<engine::Example>& examples,
+                    const std::string& flag, std::vector<engine::Encoding>* encodings,
+                    std::vector<int>* labels) {
+  for (size_t i = 0; i < examples.size(); ++i) {
+    auto e = model.Encode(examples[i]);
+    if (!e.ok()) return InvalidFlag(flag, absl::StrCat("example ", i, ": ", e.status().message()));
+    encodings->push_back(std::move(*e));
+    labels->push_back(examples[i].label);
+  }
+  return absl::OkStatus();
+}
+
+// "importance_labels[3]: 2 is not ..." -> "--importance-set: example 3: label 2 is not ...".
+absl::Status WithFlagNames(const absl::Status& s) {
+  std::string message(s.message());
+  for (const auto& [field, flag] : {std::pair<std::string, std::string>{"importance_labels[", "--importance-set: example "},
+                                    {"evaluation_labels[", "--eval-set: example "}}) {
+    if (message.rfind(field, 0) == 0) {
+      message = flag + message.substr(field.size());
+      const auto close = message.find("]: ");
+      if (close != std::string::npos) message.replace(close, 3, ": label ");
+      return absl::Status(s.code(), message);
+    }
+  }
+  return s;
+}
+
+absl::StatusOr<v1::HeadImportanceResult> RunLocal(const HeadsCommand::Flags& f,
+                                                  const engine::HeadImportanceStudyOptions& options,
+                                                  std::ostream& err) {
+  engine::RuntimeOptions runtime;
+  runtime.intra_op_threads = f.threads;
+  if (auto s = engine::ConfigureRuntime(runtime); !s.ok()) return InvalidFlag("--threads", std::string(s.message()));
+  auto importance = ReadFlagSet(f.importance_set, f.importance_limit, "--importance-set");
+  if (!importance.ok()) return importance.status();
+  auto evaluation = ReadFlagSet(f.eval_set, f.eval_limit, "--eval-set");
+  if (!evaluation.ok()) return evaluation.status();
+  auto model = engine::Model::Load(f.model);
+  if (!model.ok()) return absl::FailedPreconditionError(model.status().message());
+  std::vector<engine::Encoding> imp, eval;
+  std::vector<int> imp_labels, eval_labels;
+  if (auto s = Encode(**model, *importance, "--importance-set", &imp, &imp_labels); !s.ok()) return s;
+  if (auto s = Encode(**model, *evaluation, "--eval-set", &eval, &eval_labels); !s.ok()) return s;
+  engine::RunControl control;
+  control.on_progress = StageProgressPrinter(err);
+  auto study = engine::RunHeadImportanceStudy(**model, imp, imp_labels, eval, eval_labels, options, control);
+  if (!study.ok()) return WithFlagNames(study.status());
+  v1::HeadImportanceResult result;
+  server::HeadImportanceStudyToProto(*study, f.export_dir, &result);
+  return result;
+}
+
+// `*job_failed` is set when the job ran and ended FAILED or CANCELLED (exit code 3).
+absl::StatusOr<v1::HeadImportanceResult> RunRemote(const HeadsCommand::Flags& f,
+                                                   const engine::HeadImportanceStudyOptions& options,
+                                                   std::ostream& err, bool* job_failed) {
+  v1::SubmitJobRequest request;
+  auto* spec = request.mutable_spec();
+  spec->set_model(std::filesystem::path(f.model).filename().string());
+  auto* h = spec->mutable_head_importance();
+  if (auto s = AddExampleSource(f.importance_set, f.importance_limit, f.server_data, "--importance-set",
+                      h->mutable_importance_set());
+      !s.ok()) {
+    return s;
+  }
+  if (auto s = AddExampleSource(f.eval_set, f.eval_limit, f.server_data, "--eval-set", h->mutable_evaluation_set());
+      !s.ok()) {
+    return s;
+  }
+  for (auto m : options.methods) h->add_methods(server::HeadRankingToProto(m));
+  for (double r : options.ratios_percent) h->add_ratios(r);
+  h->set_seed(options.importance.seed);
+  h->mutable_attribution()->set_rule(RuleToProto(options.importance.attribution.rule));
+  h->mutable_attribution()->set_steps(options.importance.attribution.steps);
+  if (!f.export_dir.empty()) {
+    h->set_export_path(f.export_dir);
+    h->set_export_ratio(f.export_ratio);
+  }
+  auto result = RunJobToResult(f.server, f.deadline, request, err, job_failed);
+  if (!result.ok()) return result.status();
+  if (!result->has_head_importance()) return absl::DataLossError("the job's result is not a head-importance result");
+  return result->head_importance();
+}
+
+}  // namespace
+
+HeadsCommand::HeadsCommand(CLI::App& app, const std::string& default_model) {
+  flags_.model = default_model;
+  Flags& f = flags_;
+  cmd_ = app.add_subcommand(
+      "heads",
+      "Rank attention heads (attribution, attention, Taylor, random), draw pruning curves, and "
+      "optionally export a pruned checkpoint");
+  cmd_->add_option("--model", f.model,
+                   "Hugging Face classifier directory (with --server: a served model's name)")
+      ->capture_default_str();
+  cmd_->add_option("--importance-set", f.importance_set,
+                   "GLUE TSV (SST-2/RTE/MRPC) whose gold labels drive the rankings")
+      ->required();
+  cmd_->add_option("--eval-set", f.eval_set, "GLUE TSV the pruning curves are measured on")->required();
+  cmd_->add_option("--importance-limit", f.importance_limit,
+                   "Use the first N importance examples (0 = all; the paper uses 200)")
+      ->capture_default_str();
+  cmd_->add_option("--eval-limit", f.eval_limit, "Use the first N evaluation examples (0 = all)")
+      ->capture_default_str();
+  cmd_->add_option("--methods", f.methods, "Comma-separated rankings; the first one drives --export")
+      ->capture_default_str();
+  cmd_->add_option("--ratios", f.ratios, "Comma-separated percents of heads to prune, each in [0, 100]")
+      ->capture_default_str();
+  cmd_->add_option("--seed", f.seed, "Seed of the random ranking")->capture_default_str();
+  cmd_->add_option("--steps", f.steps, "Integration points m of the attribution ranking")
+      ->capture_default_str();
+  cmd_->add_option("--rule", f.rule, "gauss-legendre | left-riemann | trapezoid")->capture_default_str();
+  cmd_->add_option("--export", f.export_dir,
+                   "Write a checkpoint without the lowest-ranked heads here (with --server: a path "
+                   "under the server's --export-root)");
+  cmd_->add_option("--export-ratio", f.export_ratio, "Percent of heads --export removes, in [0, 100]")
+      ->capture_default_str();
+  cmd_->add_option("--format", f.format, "json | text")->capture_default_str();
+  cmd_->add_option("--csv", f.csv, "Also write the curves as CSV to this file");
+  cmd_->add_option("--plot", f.plot, "Also write the curves as an SVG chart to this file");
+  cmd_->add_option("--threads", f.threads, "Intra-op threads (0 = all cores)")->capture_default_str();
+  cmd_->add_option("--server", f.server, "HOST:PORT of an attattr-server: run there as a job");
+  cmd_->add_flag("--server-data", f.server_data,
+                 "With --server: the set paths are under the server's --data-root (not read here)");
+  cmd_->add_option("--deadline", f.deadline, "Seconds each remote call may take")->capture_default_str();
+}
+
+int HeadsCommand::Run(std::ostream& out, std::ostream& err) const {
+  const Flags& f = flags_;
+  bool job_failed = false;
+  auto fail = [&err, &job_failed](const absl::Status& s) {
+    err << "error: " << s.message() << "\n";
+    return job_failed ? kExitJobFailed : ExitCodeFor(s.code());
+  };
+  if (f.format != "json" && f.format != "text") return fail(InvalidFlag("--format", "json or text"));
+  if (f.server_data && f.server.empty()) return fail(InvalidFlag("--server-data", "needs --server"));
+  if (!(f.export_ratio >= 0 && f.export_ratio <= 100)) {
+    return fail(InvalidFlag("--export-ratio", absl::StrCat(f.export_ratio, " is not in [0, 100]")));
+  }
+  engine::HeadImportanceStudyOptions options;
+  auto methods = ParseMethods(f.methods);
+  if (!methods.ok()) return fail(methods.status());
+  options.methods = *methods;
+  auto ratios = ParseRatios(f.ratios);
+  if (!ratios.ok()) return fail(ratios.status());
+  options.ratios_percent = *ratios;
+  auto rule = engine::ParseQuadratureRule(f.rule);
+  if (!rule.ok()) return fail(InvalidFlag("--rule", std::string(rule.status().message())));
+  options.importance.attribution.rule = *rule;
+  options.importance.attribution.steps = f.steps;
+  options.importance.seed = f.seed;
+  options.export_dir = f.export_dir;
+  options.export_ratio_percent = f.export_ratio;
+  auto result = f.server.empty() ? RunLocal(f, options, err) : RunRemote(f, options, err, &job_failed);
+  if (!result.ok()) return fail(result.status());
+  if (!f.csv.empty()) {
+    if (auto s = WriteFlagFile("--csv", f.csv, PruningCurvesCsv(*result)); !s.ok()) return fail(s);
+  }
+  if (!f.plot.empty()) {
+    if (auto s = WriteFlagFile("--plot", f.plot, report::PruningCurvesSvg(*result)); !s.ok()) return fail(s);
+  }
+  if (f.format == "json") {
+    out << HeadImportanceToJson(*result).dump() << "\n";
+  } else {
+    out << HeadImportanceToText(*result);
+  }
+  out.flush();
+  return kExitOk;
+}
+
+}  // namespace attattr::client

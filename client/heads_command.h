@@ -1,0 +1,54 @@
+// `attattr heads`: head importance (DESIGN.md §1) from the command line. Ranks every attention head
+// on an importance set by the chosen methods, draws pruning curves on an evaluation set, prints
+// the tables, curves and rank correlations (json or text), writes the curves as CSV and as an SVG
+// chart, and optionally exports a pruned checkpoint. Runs the engine in-process, or submits a
+// HEAD_IMPORTANCE job to an attattr-server with --server (files are read here and sent inline,
+// or named under the server's --data-root with --server-data). Exit codes as the job commands.
+#pragma once
+
+#include <ostream>
+#include <string>
+
+#include "CLI/CLI.hpp"
+
+namespace attattr::client {
+
+class HeadsCommand {
+ public:
+  // Registers `heads` on `app`; keeps the flag values, so it must outlive parsing.
+  explicit HeadsCommand(CLI::App& app, const std::string& default_model);
+  HeadsCommand(const HeadsCommand&) = delete;
+  HeadsCommand& operator=(const HeadsCommand&) = delete;
+
+  bool Parsed() const { return cmd_->parsed(); }
+  // Result on `out`, progress and errors on `err`. Returns the exit code (job_commands.h).
+  int Run(std::ostream& out, std::ostream& err) const;
+
+  struct Flags {
+    std::string model;
+    std::string importance_set;
+    std::string eval_set;
+    int importance_limit = 0;  // 0 = all examples
+    int eval_limit = 0;
+    std::string methods = "attribution,attention,taylor,random";
+    std::string ratios = "0,10,20,30,40,50,60,70,80,90,100";
+    uint64_t seed = 0;
+    int steps = 8;
+    std::string rule = "gauss-legendre";
+    std::string export_dir;
+    double export_ratio = 50;
+    std::string format = "text";
+    std::string csv;
+    std::string plot;
+    int threads = 0;
+    std::string server;
+    bool server_data = false;
+    double deadline = 30;
+  };
+
+ private:
+  CLI::App* cmd_ = nullptr;
+  Flags flags_;
+};
+
+}  // namespace attattr::client

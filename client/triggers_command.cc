@@ -1,0 +1,260 @@
+// `attattr triggers` (see triggers_command.h).
+#include "triggers_command.h"
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "attattr/engine/dataset.h"
+#include "attattr/engine/model.h"
+#include "attattr/engine/quadrature.h"
+#include "attattr/engine/runtime.h"
+#include "attattr/engine/trigger_search.h"
+#include "attribution_request.h"
+#include "job_client.h"
+#include "job_commands.h"
+#include "command_support.h"
+#include "server/trigger_search_convert.h"
+
+namespace attattr::client {
+namespace {
+
+constexpr int kMaxTop = 100;
+constexpr int kMaxMineCount = 100000;
+
+absl::StatusOr<v1::TriggerSearchResult> RunLocal(const TriggersCommand::Flags& f,
+                                                 const engine::TriggerSearchOptions& options,
+                                                 std::ostream& err) {
+  engine::RuntimeOptions runtime;
+  runtime.intra_op_threads = f.threads;
+  if (auto s = engine::ConfigureRuntime(runtime); !s.ok()) {
+    return InvalidFlag("--threads", std::string(s.message()));
+  }
+  auto mining = ReadFlagSet(f.mine_set, f.mine_count, "--mine-set");
+  if (!mining.ok()) return mining.status();
+  auto evaluation = ReadFlagSet(f.eval_set, f.eval_limit, "--eval-set");
+  if (!evaluation.ok()) return evaluation.status();
+  auto model = engine::Model::Load(f.model);
+  if (!model.ok()) return absl::FailedPreconditionError(model.status().message());
+  const auto& info = (*model)->info();
+  if (!info.has_classifier) return InvalidFlag("--model", "trigger search needs a classifier checkpoint");
+  const int classes = static_cast<int>(info.labels.size());
+  bool mining_pairs = false;
+  std::vector<engine::Encoding> mine, eval;
+  std::vector<int> labels;
+  for (size_t i = 0; i < mining->size(); ++i) {
+    auto e = (*model)->Encode((*mining)[i]);
+    if (!e.ok()) return InvalidFlag("--mine-set", absl::StrCat("example ", i, ": ", e.status().message()));
+    mine.push_back(std::move(*e));
+    mining_pairs = mining_pairs || (*mining)[i].text_pair.has_value();
+  }
+  for (size_t i = 0; i < evaluation->size(); ++i) {
+    const auto& ex = (*evaluation)[i];
+    if (ex.label < 0 || ex.label >= classes) {
+      std::string names;
+      for (int c = 0; c < classes; ++c) absl::StrAppend(&names, c ? ", " : "", c, " = ", info.labels[c]);
+      return InvalidFlag("--eval-set",
+                     ex.label < 0
+                         ? absl::StrCat("example ", i, " has no gold label (", names, ")")
+                         : absl::StrCat("example ", i, ": label ", ex.label,
+                                        " is not one of the model's classes (", names, ")"));
+    }
+    if (mining_pairs && !ex.text_pair) {
+      return InvalidFlag("--eval-set",
+                     absl::StrCat("example ", i, " is a single sentence but --mine-set has "
+                                  "sentence pairs: patterns mined from a second sentence cannot "
+                                  "be placed"));
+    }
+    auto e = (*model)->Encode(ex);
+    if (!e.ok()) return InvalidFlag("--eval-set", absl::StrCat("example ", i, ": ", e.status().message()));
+    eval.push_back(std::move(*e));
+    labels.push_back(ex.label);
+  }
+  engine::RunControl control;
+  control.on_progress = StageProgressPrinter(err);
+  auto report = engine::RunTriggerSearch(**model, mine, eval, labels, options, control);
+  if (!report.ok()) return report.status();
+  v1::TriggerSearchResult result;
+  server::TriggerSearchReportToProto(*report, &result);
+  return result;
+}
+
+// `*job_failed` is set when the job ran and ended FAILED or CANCELLED (exit code 3).
+absl::StatusOr<v1::TriggerSearchResult> RunRemote(const TriggersCommand::Flags& f,
+                                                  const engine::TriggerSearchOptions& options,
+                                                  std::ostream& err, bool* job_failed) {
+  v1::SubmitJobRequest request;
+  auto* spec = request.mutable_spec();
+  spec->set_model(std::filesystem::path(f.model).filename().string());
+  auto* t = spec->mutable_trigger_search();
+  if (auto s = AddExampleSource(f.mine_set, f.mine_count, f.server_data, "--mine-set", t->mutable_mining_set());
+      !s.ok()) {
+    return s;
+  }
+  if (auto s = AddExampleSource(f.eval_set, f.eval_limit, f.server_data, "--eval-set",
+                      t->mutable_evaluation_set());
+      !s.ok()) {
+    return s;
+  }
+  t->set_top_k(options.top_k);
+  t->set_threshold(options.threshold);
+  t->set_seed(options.seed);
+  t->mutable_attribution()->set_rule(RuleToProto(options.attribution.rule));
+  t->mutable_attribution()->set_steps(options.attribution.steps);
+  auto result = RunJobToResult(f.server, f.deadline, request, err, job_failed);
+  if (!result.ok()) return result.status();
+  if (!result->has_trigger_search()) {
+    return absl::DataLossError("the job's result is not a trigger-search result");
+  }
+  return result->trigger_search();
+}
+
+nlohmann::json ByClass(const google::protobuf::RepeatedPtrField<v1::ClassAccuracy>& v) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& c : v) j[c.label()] = c.accuracy();
+  return j;
+}
+
+std::string Percent(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%6.2f%%", 100 * v);
+  return buf;
+}
+
+}  // namespace
+
+nlohmann::json TriggerSearchToJson(const v1::TriggerSearchResult& result) {
+  nlohmann::json patterns = nlohmann::json::array();
+  for (const auto& p : result.patterns()) {
+    nlohmann::json j;
+    j["tokens"] = std::vector<std::string>(p.tokens().begin(), p.tokens().end());
+    j["source"] = p.source();
+    j["layer"] = p.layer();
+    j["head"] = p.head();
+    j["score"] = p.score();
+    j["clean"] = ByClass(p.clean());
+    j["attacked"] = ByClass(p.attacked());
+    j["control"] = ByClass(p.control());
+    j["segments"] = std::vector<int>(p.segments().begin(), p.segments().end());
+    j["relative_positions"] =
+        std::vector<double>(p.relative_positions().begin(), p.relative_positions().end());
+    j["truncated_examples"] = p.truncated_examples();
+    patterns.push_back(std::move(j));
+  }
+  return nlohmann::json{{"patterns", std::move(patterns)},
+                        {"mined_examples", result.mined_examples()},
+                        {"patterns_above_threshold", result.patterns_above_threshold()}};
+}
+
+std::string TriggerSearchToText(const v1::TriggerSearchResult& result) {
+  std::ostringstream out;
+  out << "mined " << result.mined_examples() << " examples; " << result.patterns_above_threshold()
+      << " patterns at or above the threshold; " << result.patterns_size() << " evaluated\n";
+  for (int k = 0; k < result.patterns_size(); ++k) {
+    const auto& p = result.patterns(k);
+    std::string tokens;
+    for (int t = 0; t < p.tokens_size(); ++t) {
+      absl::StrAppend(&tokens, t ? " " : "", p.tokens(t),
+                      t < p.segments_size() && p.segments(t) == 1 ? " (B)" : "");
+    }
+    char head[160];
+    std::snprintf(head, sizeof head, "\n#%d  [%s]  source %d  layer %d  head %d  score %.4f\n", k + 1,
+                  tokens.c_str(), p.source(), p.layer(), p.head(), p.score());
+    out << head;
+    out << "    class                  n     clean  attacked   control\n";
+    for (int c = 0; c < p.clean_size(); ++c) {
+      char row[160];
+      std::snprintf(row, sizeof row, "    %-18s %5d  %s  %s  %s\n", p.clean(c).label().c_str(),
+                    p.clean(c).examples(), Percent(p.clean(c).accuracy()).c_str(),
+                    c < p.attacked_size() ? Percent(p.attacked(c).accuracy()).c_str() : "",
+                    c < p.control_size() ? Percent(p.control(c).accuracy()).c_str() : "");
+      out << row;
+    }
+    if (p.truncated_examples() > 0) {
+      out << "    (" << p.truncated_examples()
+          << " evaluation examples lost a trigger token to re-truncation)\n";
+    }
+  }
+  return out.str();
+}
+
+TriggersCommand::TriggersCommand(CLI::App& app, const std::string& default_model) {
+  flags_.model = default_model;
+  Flags& f = flags_;
+  cmd_ = app.add_subcommand(
+      "triggers",
+      "Adversarial trigger search: mine attention patterns, insert the best into an evaluation "
+      "set, compare accuracy per class with a random-token control");
+  cmd_->add_option("--model", f.model,
+                   "Hugging Face classifier directory (with --server: a served model's name)")
+      ->capture_default_str();
+  cmd_->add_option("--mine-set", f.mine_set,
+                   "GLUE TSV (or headerless text lines) patterns are mined from; labels unused")
+      ->required();
+  cmd_->add_option("--eval-set", f.eval_set, "Labelled GLUE TSV the patterns are inserted into")
+      ->required();
+  cmd_->add_option("--mine-count", f.mine_count,
+                   "Mine the first N examples of --mine-set (the paper: 500)")
+      ->capture_default_str();
+  cmd_->add_option("--eval-limit", f.eval_limit, "Use the first N evaluation examples (0 = all)")
+      ->capture_default_str();
+  cmd_->add_option("--top", f.top, "Patterns to evaluate (K), in [1, 100]")->capture_default_str();
+  cmd_->add_option("--threshold", f.threshold,
+                   "Drop patterns scoring below this (sum of the two top attribution values)")
+      ->capture_default_str();
+  cmd_->add_option("--seed", f.seed, "Seed of the random-token control")->capture_default_str();
+  cmd_->add_option("--steps", f.steps, "Integration points m of the mining attribution")
+      ->capture_default_str();
+  cmd_->add_option("--rule", f.rule, "gauss-legendre | left-riemann | trapezoid")
+      ->capture_default_str();
+  cmd_->add_option("--format", f.format, "json | text")->capture_default_str();
+  cmd_->add_option("--threads", f.threads, "Intra-op threads (0 = all cores)")->capture_default_str();
+  cmd_->add_option("--server", f.server, "HOST:PORT of an attattr-server: run there as a job");
+  cmd_->add_flag("--server-data", f.server_data,
+                 "With --server: the set paths are under the server's --data-root (not read here)");
+  cmd_->add_option("--deadline", f.deadline, "Seconds each remote call may take")
+      ->capture_default_str();
+}
+
+int TriggersCommand::Run(std::ostream& out, std::ostream& err) const {
+  const Flags& f = flags_;
+  bool job_failed = false;
+  auto fail = [&err, &job_failed](const absl::Status& s) {
+    err << "error: " << s.message() << "\n";
+    return job_failed ? kExitJobFailed : ExitCodeFor(s.code());
+  };
+  if (f.format != "json" && f.format != "text") return fail(InvalidFlag("--format", "json or text"));
+  if (f.server_data && f.server.empty()) return fail(InvalidFlag("--server-data", "needs --server"));
+  if (f.top < 1 || f.top > kMaxTop) {
+    return fail(InvalidFlag("--top", absl::StrCat(f.top, " is not in [1, ", kMaxTop, "]")));
+  }
+  if (f.mine_count < 1 || f.mine_count > kMaxMineCount) {
+    return fail(InvalidFlag("--mine-count", absl::StrCat(f.mine_count, " is not in [1, ", kMaxMineCount, "]")));
+  }
+  if (f.eval_limit < 0) return fail(InvalidFlag("--eval-limit", "must be >= 0 (0 = all)"));
+  if (!std::isfinite(f.threshold) || f.threshold < 0) {
+    return fail(InvalidFlag("--threshold", absl::StrCat(f.threshold, " must be finite and >= 0")));
+  }
+  engine::TriggerSearchOptions options;
+  auto rule = engine::ParseQuadratureRule(f.rule);
+  if (!rule.ok()) return fail(InvalidFlag("--rule", std::string(rule.status().message())));
+  options.attribution.rule = *rule;
+  options.attribution.steps = f.steps;
+  options.top_k = f.top;
+  options.threshold = f.threshold;
+  options.seed = f.seed;
+  auto result = f.server.empty() ? RunLocal(f, options, err) : RunRemote(f, options, err, &job_failed);
+  if (!result.ok()) return fail(result.status());
+  if (f.format == "json") {
+    out << TriggerSearchToJson(*result).dump() << "\n";
+  } else {
+    out << TriggerSearchToText(*result);
+  }
+  out.flush();
+  return kExitOk;
+}
+
+}  // namespace attattr::client
