@@ -17,7 +17,7 @@
 namespace attattr::client {
 
 const char* const kJobExitCodesHelp =
-    "Exit codes of submit/get/wait/watch/cancel/delete/list:\n"
+    "Exit codes of submit/get/wait/watch/cancel/delete/list/report/heads/triggers:\n"
     "  0  success (get/wait/watch: the job SUCCEEDED)\n"
     "  1  other failure (INTERNAL, UNIMPLEMENTED, DATA_LOSS, cannot write -o FILE, ...)\n"
     "  2  bad arguments, or the server's INVALID_ARGUMENT (the message names the field)\n"
@@ -440,7 +440,9 @@ JobCommands::JobCommands(CLI::App& app) {
   get_cmd_ = app.add_subcommand(
       "get",
       "Show a job; when it SUCCEEDED, download its result: JSON {\"job\", \"examples\": [one "
-      "object per example, as `attattr explain` prints]} (exit 3/4 when it failed/is not done)");
+      "object per example, as `attattr explain` prints]} for attribution jobs, {\"job\", "
+      "\"result\": ...} as `attattr heads` / `attattr triggers` print for the others (exit 3/4 when "
+      "it failed/is not done)");
   AddCommon(get_cmd_, &get_.common, 300, "json",
             "Seconds each call may take, the result download included (0 = no limit)");
   get_cmd_->add_option("job", get_.job, "Job name (jobs/ID or ID)")->required();

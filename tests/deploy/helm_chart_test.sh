@@ -73,6 +73,9 @@ for name in ("default", "values-gpu.yaml", "full-values.yaml", "persistence-valu
         init = pod["initContainers"][0]
         expect(init["name"] == "fetch-models" and "emptyDir" in vols["models"], "full: model download")
         expect("--data-root=/data" in c["args"], "full: --data-root")
+        expect("--export-root=/exports" in c["args"], "full: --export-root")
+        expect(vols["exports"]["persistentVolumeClaim"]["claimName"] == "attattr-exports", "full: exports PVC")
+        expect(not any(m.get("readOnly") for m in c["volumeMounts"] if m["name"] == "exports"), "full: exports writable")
         expect(pod["terminationGracePeriodSeconds"] == 90, "full: terminationGracePeriodSeconds")
         expect(one(docs, "PodDisruptionBudget")["spec"].keys() >= {"minAvailable"} and
                "maxUnavailable" not in one(docs, "PodDisruptionBudget")["spec"], "full: PDB minAvailable")

@@ -181,7 +181,7 @@ def main():
         os.symlink(os.path.abspath(args.models_src), os.path.join(models, os.path.basename(args.models_src)))
         replaced = {"config": ini_path, "models": models, "listen": "127.0.0.1:0",
                     "metrics-listen": "127.0.0.1:0", "store": os.path.join(tmp, "store", "jobs.db"),
-                    "data-root": tmp}
+                    "data-root": tmp, "export-root": tmp}
         os.mkdir(os.path.join(tmp, "store"))
         cmd = [os.path.abspath(args.server)] + ["--%s=%s" % (k, replaced.get(k, v)) for k, v in opts.items()]
         print("INI:\n" + ini_text)
