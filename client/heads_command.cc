@@ -72,7 +72,8 @@ absl::Status Encode(const engine::Model& model, const std::vector<engine::Exampl
 absl::Status WithFlagNames(const absl::Status& s) {
   std::string message(s.message());
   for (const auto& [field, flag] : {std::pair<std::string, std::string>{"importance_labels[", "--importance-set: example "},
-                                    {"evaluation_labels[", "--eval-set: example "}}) {
+                                    {"evaluation_labels[", "--eval-set: example "},
+                                    {"agreement_labels[", "--agreement-set: example "}}) {
     if (message.rfind(field, 0) == 0) {
       message = flag + message.substr(field.size());
       const auto close = message.find("]: ");
@@ -95,13 +96,21 @@ absl::StatusOr<v1::HeadImportanceResult> RunLocal(const HeadsCommand::Flags& f,
   if (!evaluation.ok()) return evaluation.status();
   auto model = engine::Model::Load(f.model);
   if (!model.ok()) return absl::FailedPreconditionError(model.status().message());
-  std::vector<engine::Encoding> imp, eval;
-  std::vector<int> imp_labels, eval_labels;
+  std::vector<engine::Encoding> imp, eval, agree;
+  std::vector<int> imp_labels, eval_labels, agree_labels;
   if (auto s = Encode(**model, *importance, "--importance-set", &imp, &imp_labels); !s.ok()) return s;
   if (auto s = Encode(**model, *evaluation, "--eval-set", &eval, &eval_labels); !s.ok()) return s;
+  engine::HeadImportanceStudyOptions with_sets = options;
+  if (!f.agreement_set.empty()) {
+    auto agreement = ReadFlagSet(f.agreement_set, f.agreement_limit, "--agreement-set");
+    if (!agreement.ok()) return agreement.status();
+    if (auto s = Encode(**model, *agreement, "--agreement-set", &agree, &agree_labels); !s.ok()) return s;
+    with_sets.agreement_set = agree;
+    with_sets.agreement_labels = agree_labels;
+  }
   engine::RunControl control;
   control.on_progress = StageProgressPrinter(err);
-  auto study = engine::RunHeadImportanceStudy(**model, imp, imp_labels, eval, eval_labels, options, control);
+  auto study = engine::RunHeadImportanceStudy(**model, imp, imp_labels, eval, eval_labels, with_sets, control);
   if (!study.ok()) return WithFlagNames(study.status());
   v1::HeadImportanceResult result;
   server::HeadImportanceStudyToProto(*study, f.export_dir, &result);
@@ -124,6 +133,13 @@ absl::StatusOr<v1::HeadImportanceResult> RunRemote(const HeadsCommand::Flags& f,
   if (auto s = AddExampleSource(f.eval_set, f.eval_limit, f.server_data, "--eval-set", h->mutable_evaluation_set());
       !s.ok()) {
     return s;
+  }
+  if (!f.agreement_set.empty()) {
+    if (auto s = AddExampleSource(f.agreement_set, f.agreement_limit, f.server_data, "--agreement-set",
+                                  h->mutable_agreement_set());
+        !s.ok()) {
+      return s;
+    }
   }
   for (auto m : options.methods) h->add_methods(server::HeadRankingToProto(m));
   for (double r : options.ratios_percent) h->add_ratios(r);
@@ -160,6 +176,12 @@ HeadsCommand::HeadsCommand(CLI::App& app, const std::string& default_model) {
                    "Use the first N importance examples (0 = all; the paper uses 200)")
       ->capture_default_str();
   cmd_->add_option("--eval-limit", f.eval_limit, "Use the first N evaluation examples (0 = all)")
+      ->capture_default_str();
+  cmd_->add_option("--agreement-set", f.agreement_set,
+                   "GLUE TSV: rank again on it and print how each ranking (but random) agrees with "
+                   "itself on the importance set (Pearson, Spearman)");
+  cmd_->add_option("--agreement-limit", f.agreement_limit,
+                   "Use the first N agreement examples (0 = all)")
       ->capture_default_str();
   cmd_->add_option("--methods", f.methods, "Comma-separated rankings; the first one drives --export")
       ->capture_default_str();

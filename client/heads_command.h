@@ -30,6 +30,8 @@ class HeadsCommand {
     std::string eval_set;
     int importance_limit = 0;  // 0 = all examples
     int eval_limit = 0;
+    std::string agreement_set;  // empty = no agreement
+    int agreement_limit = 0;
     std::string methods = "attribution,attention,taylor,random";
     std::string ratios = "0,10,20,30,40,50,60,70,80,90,100";
     uint64_t seed = 0;

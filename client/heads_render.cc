@@ -40,8 +40,12 @@ nlohmann::json HeadImportanceToJson(const v1::HeadImportanceResult& result) {
                        {"accuracy", p.accuracy()},
                        {"mean_gold_probability", p.mean_gold_probability()}});
     }
-    methods[ImportanceMethodName(m.method())] = {{"importance", std::move(table)},
-                                                 {"curve", std::move(curve)}};
+    nlohmann::json method = {{"importance", std::move(table)}, {"curve", std::move(curve)}};
+    if (m.has_agreement()) {
+      method["agreement"] = {{"pearson", Number(m.agreement().pearson())},
+                             {"spearman", Number(m.agreement().spearman())}};
+    }
+    methods[ImportanceMethodName(m.method())] = std::move(method);
   }
   nlohmann::json correlations = nlohmann::json::array();
   for (const auto& c : result.correlations()) {
@@ -110,6 +114,17 @@ std::string HeadImportanceToText(const v1::HeadImportanceResult& result) {
     for (const auto& c : result.correlations()) {
       out << absl::StrFormat("  %-12s %-12s %8.3f %8.3f\n", ImportanceMethodName(c.a()),
                              ImportanceMethodName(c.b()), c.pearson(), c.spearman());
+    }
+  }
+  bool agreement = false;
+  for (const auto& m : result.methods()) agreement = agreement || m.has_agreement();
+  if (agreement) {
+    out << "\nsame ranking on the agreement set against the importance set\n";
+    out << absl::StrFormat("  %-12s %8s %8s\n", "method", "pearson", "spearman");
+    for (const auto& m : result.methods()) {
+      if (!m.has_agreement()) continue;
+      out << absl::StrFormat("  %-12s %8.3f %8.3f\n", ImportanceMethodName(m.method()),
+                             m.agreement().pearson(), m.agreement().spearman());
     }
   }
   if (!result.export_path().empty()) {

@@ -40,6 +40,13 @@ void HeadImportanceStudyToProto(const engine::HeadImportanceStudy& study,
       point->set_mean_gold_probability(p.mean_gold_probability);
       point->set_heads_pruned(p.heads_pruned);
     }
+    if (m.agreement) {
+      auto* a = method->mutable_agreement();
+      a->set_a(method->method());
+      a->set_b(method->method());
+      a->set_pearson(m.agreement->pearson);
+      a->set_spearman(m.agreement->spearman);
+    }
   }
   for (const auto& c : study.correlations) {
     auto* r = out->add_correlations();

@@ -112,11 +112,24 @@ absl::StatusOr<HeadImportanceJob> PrepareHeadImportanceJob(const v1::JobSpec& sp
       !s.ok()) {
     return s;
   }
+  if (h.has_agreement_set()) {
+    if (auto s = LoadSet(h.agreement_set(), **model, config, "agreement_set", &job.agreement_set,
+                         &job.agreement_labels);
+        !s.ok()) {
+      return s;
+    }
+  }
   for (auto m : job.options.methods) {
     if (m != engine::HeadRanking::kAttribution) continue;
     if (auto s = CheckAttributionMemory(info, job.importance_set, job.options.importance.attribution,
                                         h.importance_set(), config,
                                         absl::StrCat(kField, ".importance_set"));
+        !s.ok()) {
+      return s;
+    }
+    if (auto s = CheckAttributionMemory(info, job.agreement_set, job.options.importance.attribution,
+                                        h.agreement_set(), config,
+                                        absl::StrCat(kField, ".agreement_set"));
         !s.ok()) {
       return s;
     }
@@ -152,10 +165,13 @@ absl::StatusOr<std::string> HeadImportanceJobExecutor::operator()(const store::J
   if (!prepared.ok()) return prepared.status();
   const HeadImportanceJob& work = *prepared;
 
+  engine::HeadImportanceStudyOptions options = work.options;
+  options.agreement_set = work.agreement_set;
+  options.agreement_labels = work.agreement_labels;
   engine::RunControl control = run.Control();
   auto study = engine::RunHeadImportanceStudy(*work.model, work.importance_set,
                                               work.importance_labels, work.evaluation_set,
-                                              work.evaluation_labels, work.options, control);
+                                              work.evaluation_labels, options, control);
   if (!study.ok()) {
     if (study.status().code() == absl::StatusCode::kCancelled) return run.EngineError(study.status());
     if (study.status().code() == absl::StatusCode::kFailedPrecondition ||

@@ -26,14 +26,18 @@ struct HeadImportanceJob {
   std::vector<int> importance_labels;
   std::vector<engine::Encoding> evaluation_set;
   std::vector<int> evaluation_labels;
-  engine::HeadImportanceStudyOptions options;  // export_dir resolved under --export-root
+  std::vector<engine::Encoding> agreement_set;  // empty without spec agreement_set
+  std::vector<int> agreement_labels;
+  // export_dir resolved under --export-root; the agreement spans are left empty (they would point
+  // into this struct, which moves): the executor sets them.
+  engine::HeadImportanceStudyOptions options;
   std::string export_path;                     // as the spec gave it (relative)
 };
 
-// CheckJobCommon, then, under "spec.head_importance": importance_set and evaluation_set
-// (LoadExamples, CheckExampleLabels, EncodeExamples), methods (known, unique; empty = all four),
+// CheckJobCommon, then, under "spec.head_importance": importance_set, evaluation_set and, when
+// given, agreement_set (LoadExamples, CheckExampleLabels, EncodeExamples), methods (known, unique; empty = all four),
 // ratios (finite, in [0, 100], at most 101; empty = 0, 10, …, 100), attribution (rule and steps
-// only; CheckAttributionMemory for the importance set when ATTRIBUTION is asked for),
+// only; CheckAttributionMemory for the importance and agreement sets when ATTRIBUTION is asked for),
 // export_path (ResolveExportPath; refused for an already pruned model), export_ratio in [0, 100]
 // and only with export_path. Errors are InvalidArgument naming the field, as job_spec.h.
 absl::StatusOr<HeadImportanceJob> PrepareHeadImportanceJob(const v1::JobSpec& spec,

@@ -15,8 +15,8 @@ absl::Status Invalid(const std::string& field, const std::string& what) {
   return absl::InvalidArgumentError(absl::StrCat(field, ": ", what));
 }
 
-absl::Status CheckLabels(const ModelInfo& info, const std::vector<Encoding>& set,
-                         const std::vector<int>& labels, const std::string& field) {
+absl::Status CheckLabels(const ModelInfo& info, absl::Span<const Encoding> set,
+                         absl::Span<const int> labels, const std::string& field) {
   if (set.empty()) return Invalid(field, "no examples");
   if (labels.size() != set.size()) {
     return Invalid(field, absl::StrCat(labels.size(), " labels for ", set.size(), " examples"));
@@ -62,6 +62,15 @@ std::vector<double> Flatten(const HeadTable& table) {
   return flat;
 }
 
+Correlation Correlate(const HeadTable& a, const HeadTable& b) {
+  constexpr double kUndefined = std::numeric_limits<double>::quiet_NaN();
+  const auto x = Flatten(a);
+  const auto y = Flatten(b);
+  auto pearson = PearsonCorrelation(x, y);
+  auto spearman = SpearmanCorrelation(x, y);
+  return {pearson.ok() ? *pearson : kUndefined, spearman.ok() ? *spearman : kUndefined};
+}
+
 // A control whose progress reports carry `stage` instead of the callee's own stage name.
 RunControl Relabelled(const RunControl& control, std::string stage) {
   RunControl out;
@@ -92,6 +101,16 @@ absl::StatusOr<HeadImportanceStudy> RunHeadImportanceStudy(
   if (auto s = CheckLabels(info, evaluation_set, evaluation_labels, "evaluation_labels"); !s.ok()) {
     return s;
   }
+  const bool agreement = !options.agreement_set.empty() || !options.agreement_labels.empty();
+  if (agreement) {
+    if (auto s = CheckLabels(info, options.agreement_set, options.agreement_labels, "agreement_labels");
+        !s.ok()) {
+      return s;
+    }
+  }
+  // ComputeHeadImportance takes vectors: one copy of the (small) encodings for all methods.
+  const std::vector<Encoding> agreement_set(options.agreement_set.begin(), options.agreement_set.end());
+  const std::vector<int> agreement_labels(options.agreement_labels.begin(), options.agreement_labels.end());
   HeadImportanceStudy study;
   study.num_layers = info.num_layers;
   study.num_heads = info.num_heads;
@@ -108,18 +127,19 @@ absl::StatusOr<HeadImportanceStudy> RunHeadImportanceStudy(
                               Relabelled(control, "pruning curve: " + name));
     if (!curve.ok()) return curve.status();
     m.curve = std::move(*curve);
+    if (agreement && method != HeadRanking::kRandom) {
+      auto again = ComputeHeadImportance(model, agreement_set, agreement_labels, method, options.importance,
+                                         Relabelled(control, "agreement: " + name));
+      if (!again.ok()) return again.status();
+      m.agreement = Correlate(m.importance, *again);
+    }
     study.methods.push_back(std::move(m));
   }
-  constexpr double kUndefined = std::numeric_limits<double>::quiet_NaN();
   for (size_t i = 0; i < study.methods.size(); ++i) {
     for (size_t j = i + 1; j < study.methods.size(); ++j) {
-      const auto x = Flatten(study.methods[i].importance);
-      const auto y = Flatten(study.methods[j].importance);
-      auto pearson = PearsonCorrelation(x, y);
-      auto spearman = SpearmanCorrelation(x, y);
-      study.correlations.push_back({study.methods[i].method, study.methods[j].method,
-                                    pearson.ok() ? *pearson : kUndefined,
-                                    spearman.ok() ? *spearman : kUndefined});
+      const Correlation c = Correlate(study.methods[i].importance, study.methods[j].importance);
+      study.correlations.push_back(
+          {study.methods[i].method, study.methods[j].method, c.pearson, c.spearman});
     }
   }
   if (!options.export_dir.empty()) {

@@ -110,6 +110,21 @@ absl::Status AppendHeadImportanceSection(const v1::HeadImportanceResult& result,
     }
     absl::StrAppend(html, "</table>");
   }
+  bool agreement = false;
+  for (const auto& m : result.methods()) agreement = agreement || m.has_agreement();
+  if (agreement) {
+    absl::StrAppend(html,
+                    "<table class=\"agreement\"><caption>Each ranking on the agreement set "
+                    "against the importance set</caption><tr><th>method</th><th>Pearson</th>"
+                    "<th>Spearman</th></tr>");
+    for (const auto& m : result.methods()) {
+      if (!m.has_agreement()) continue;
+      absl::StrAppend(html, "<tr><td>", EscapeHtml(MethodName(m.method())), "</td><td>",
+                      FormatNumber(m.agreement().pearson()), "</td><td>",
+                      FormatNumber(m.agreement().spearman()), "</td></tr>");
+    }
+    absl::StrAppend(html, "</table>");
+  }
 
   absl::StrAppend(html,
                   "<section id=\"pruning-curves\" class=\"pruning-curves\"><h3>Pruning "

@@ -44,11 +44,11 @@ class HeadsCliTest : public ::testing::Test {
   RunResult Run(const std::string& args) {
     return ::attattr::testing::RunCommandSplit(BinDir() + "/attattr heads " + args, dir_);
   }
-  // A small study: 24 importance and 64 evaluation examples of SST-2 dev.
+  // A small study: 24 importance, 64 evaluation and 12 agreement examples of SST-2 dev.
   std::string Study(const std::string& set_dir) const {
     return "--importance-set " + set_dir + "/dev.tsv --importance-limit 24 --eval-set " + set_dir +
-           "/dev.tsv --eval-limit 64 --methods attribution,random --ratios 0,50,100 --steps 4 "
-           "--seed 3 ";
+           "/dev.tsv --eval-limit 64 --agreement-set " + set_dir + "/dev.tsv --agreement-limit 12 "
+           "--methods attribution,random --ratios 0,50,100 --steps 4 --seed 3 ";
   }
   std::string dir_;
 };
@@ -75,6 +75,11 @@ TEST_F(HeadsCliTest, LocalAndServerPrintTheSameStudyWithCsvPlotAndExport) {
       EXPECT_TRUE(p.contains("mean_gold_probability"));
     }
   }
+  // The agreement set ranks attribution again; random does not depend on the examples.
+  ASSERT_TRUE(a["methods"]["attribution"].contains("agreement")) << local.out;
+  EXPECT_GT(a["methods"]["attribution"]["agreement"]["spearman"].get<double>(), -1.0);
+  EXPECT_LE(a["methods"]["attribution"]["agreement"]["spearman"].get<double>(), 1.0);
+  EXPECT_FALSE(a["methods"]["random"].contains("agreement"));
   ASSERT_EQ(a.at("correlations").size(), 1u);
   EXPECT_EQ(a.at("correlations")[0].at("a"), "attribution");
   EXPECT_EQ(a.at("correlations")[0].at("b"), "random");
@@ -124,6 +129,10 @@ TEST_F(HeadsCliTest, LocalAndServerPrintTheSameStudyWithCsvPlotAndExport) {
                   cb[p]["mean_gold_probability"].get<double>(), 1e-6);
     }
   }
+  for (const std::string c : {"pearson", "spearman"}) {
+    EXPECT_NEAR(a["methods"]["attribution"]["agreement"][c].get<double>(),
+                b["methods"]["attribution"]["agreement"][c].get<double>(), 1e-6) << c;
+  }
   EXPECT_TRUE(b.at("export").is_null());
 
   // Text output: the tables, the curves and the agreement.
@@ -133,6 +142,7 @@ TEST_F(HeadsCliTest, LocalAndServerPrintTheSameStudyWithCsvPlotAndExport) {
   EXPECT_NE(text.out.find("importance (attribution)"), std::string::npos) << text.out;
   EXPECT_NE(text.out.find("pruning curves"), std::string::npos) << text.out;
   EXPECT_NE(text.out.find("rank agreement"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("same ranking on the agreement set"), std::string::npos) << text.out;
 
   // An export path that leaves the server's export root.
   const RunResult escape = Run("--server " + server.address() + " --model sst2 " +
@@ -155,6 +165,11 @@ TEST_F(HeadsCliTest, BadFlagsAndForeignLabelsExitTwoWithOneClearLine) {
           dir_ + "/data/three.tsv --methods random --ratios 0");
   EXPECT_EQ(r.exit_code, 2) << r.Describe();
   EXPECT_NE(r.err.find("--eval-set: example 2: label 2 is not one of the model's classes"),
+            std::string::npos)
+      << r.err;
+  r = Run(model + sets + "--agreement-set " + dir_ + "/data/three.tsv --methods attention --ratios 0");
+  EXPECT_EQ(r.exit_code, 2) << r.Describe();
+  EXPECT_NE(r.err.find("--agreement-set: example 2: label 2 is not one of the model's classes"),
             std::string::npos)
       << r.err;
   r = Run(model + "--importance-set " + dir_ + "/data/missing.tsv --eval-set " + dir_ + "/data/dev.tsv");

@@ -20,6 +20,7 @@
 #include "attattr/engine/dataset.h"
 #include "attattr/engine/head_importance.h"
 #include "attattr/engine/model.h"
+#include "attattr/engine/rank_correlation.h"
 #include "support/job_rpc.h"
 #include "support/server_process.h"
 #include "support/test_paths.h"
@@ -46,6 +47,7 @@ constexpr char kModel[] = "sst2";
 constexpr int kImportanceExamples = 16;
 constexpr int kEvaluationExamples = 48;
 constexpr int kSteps = 4;
+constexpr int kAgreementExamples = 32;
 
 v1::JobSpec HeadsJob(std::vector<v1::ImportanceMethod> methods, std::vector<double> ratios) {
   v1::JobSpec spec;
@@ -74,6 +76,15 @@ class HeadImportanceJobTest : public ::testing::Test {
     std::ofstream three(*root_ + "/data/three-class.tsv");
     three << "sentence\tlabel\ngood film .\t0\nbad film .\t1\nan okay film .\t2\n";
     three.close();
+    // Dev examples 200..231: a set disjoint from the importance set, for agreement.
+    {
+      std::ifstream dev(::attattr::testing::SharedDir() + "/data/sst2/dev.tsv");
+      std::ofstream later(*root_ + "/data/sst2-dev-later.tsv");
+      std::string line;
+      for (int row = 0; std::getline(dev, line) && row <= 200 + kAgreementExamples; ++row) {
+        if (row == 0 || row > 200) later << line << "\n";  // the header, then examples 200..
+      }
+    }
     fs::create_directory_symlink(*root_ + "/outside", *root_ + "/exports/escape");
     server_ = new ServerProcess({{kModel, Sst2ModelDir()}},
                                 {"--data-root=" + *root_ + "/data",
@@ -200,6 +211,60 @@ TEST_F(HeadImportanceJobTest, RankingsCurvesAndExportEqualTheEngine) {
                "spec.head_importance.export_path");
 }
 
+// With an agreement set every ranking but RANDOM is computed again on it and compared with the
+// importance set's: the job's correlations equal the engine's on the same two sets.
+TEST_F(HeadImportanceJobTest, AgreementSetCorrelatesEachRankingWithItself) {
+  v1::JobSpec spec = HeadsJob({v1::IMPORTANCE_METHOD_ATTRIBUTION, v1::IMPORTANCE_METHOD_TAYLOR,
+                               v1::IMPORTANCE_METHOD_RANDOM},
+                              {0});
+  *spec.mutable_head_importance()->mutable_agreement_set() =
+      DatasetSource("sst2-dev-later.tsv", 0);
+  v1::Job job;
+  ASSERT_TRUE(Submit(*stub_, spec, &job).ok());
+  const v1::Job done = WaitDone(*stub_, job.name(), 300);
+  ASSERT_EQ(done.state(), v1::SUCCEEDED) << done.error_message();
+  auto streamed = ReadResult(*stub_, job.name());
+  ASSERT_TRUE(streamed.status.ok()) << streamed.status.error_message();
+  const v1::HeadImportanceResult& r = streamed.result.head_importance();
+  ASSERT_EQ(r.methods_size(), 3);
+
+  auto model = engine::Model::Load(Sst2ModelDir());
+  ASSERT_TRUE(model.ok()) << model.status();
+  std::vector<engine::Encoding> imp, later;
+  std::vector<int> imp_labels, later_labels;
+  DevSet(**model, kImportanceExamples, &imp, &imp_labels);
+  auto ds = engine::ReadDataset(*root_ + "/data/sst2-dev-later.tsv");
+  ASSERT_TRUE(ds.ok()) << ds.status();
+  ASSERT_EQ(ds->examples.size(), static_cast<size_t>(kAgreementExamples));
+  for (const auto& e : ds->examples) {
+    later.push_back(*(*model)->Encode(e));
+    later_labels.push_back(e.label);
+  }
+  engine::HeadImportanceOptions options;
+  options.attribution.steps = kSteps;
+  options.seed = 7;
+  auto flat = [](const engine::HeadTable& t) {
+    std::vector<double> v;
+    for (const auto& row : t) v.insert(v.end(), row.begin(), row.end());
+    return v;
+  };
+  for (int m = 0; m < 2; ++m) {
+    const auto ranking = m == 0 ? engine::HeadRanking::kAttribution : engine::HeadRanking::kTaylor;
+    SCOPED_TRACE(engine::HeadRankingName(ranking));
+    ASSERT_TRUE(r.methods(m).has_agreement());
+    EXPECT_EQ(r.methods(m).agreement().a(), r.methods(m).method());
+    EXPECT_EQ(r.methods(m).agreement().b(), r.methods(m).method());
+    auto a = engine::ComputeHeadImportance(**model, imp, imp_labels, ranking, options);
+    auto b = engine::ComputeHeadImportance(**model, later, later_labels, ranking, options);
+    ASSERT_TRUE(a.ok() && b.ok());
+    EXPECT_NEAR(r.methods(m).agreement().pearson(), *engine::PearsonCorrelation(flat(*a), flat(*b)), 1e-6);
+    EXPECT_NEAR(r.methods(m).agreement().spearman(), *engine::SpearmanCorrelation(flat(*a), flat(*b)), 1e-6);
+    // Different examples, so not trivially identical tables.
+    EXPECT_LT(r.methods(m).agreement().pearson(), 1.0 - 1e-9);
+  }
+  EXPECT_FALSE(r.methods(2).has_agreement());  // RANDOM does not depend on the examples
+}
+
 TEST_F(HeadImportanceJobTest, ProgressNamesEachStageAndCancelStopsWithoutExport) {
   v1::JobSpec spec = HeadsJob({v1::IMPORTANCE_METHOD_ATTRIBUTION}, {0, 50});
   auto* h = spec.mutable_head_importance();
@@ -259,6 +324,10 @@ TEST_F(HeadImportanceJobTest, BadSpecsAreRefusedNamingTheFieldAndWriteNothing) {
   *spec.mutable_head_importance()->mutable_evaluation_set() = DatasetSource("three-class.tsv", 0);
   expect(spec, grpc::StatusCode::INVALID_ARGUMENT,
          "spec.head_importance.evaluation_set.dataset.path: examples[2].label: 2 is not one of the model's classes");
+  spec = good;
+  *spec.mutable_head_importance()->mutable_agreement_set() = DatasetSource("three-class.tsv", 0);
+  expect(spec, grpc::StatusCode::INVALID_ARGUMENT,
+         "spec.head_importance.agreement_set.dataset.path: examples[2].label: 2 is not one of the model's classes");
   spec = good;
   spec.mutable_head_importance()->mutable_attribution()->set_steps(-3);
   expect(spec, grpc::StatusCode::INVALID_ARGUMENT, "spec.head_importance.attribution.steps");

@@ -324,8 +324,14 @@ TEST(HtmlReportTest, HeadImportanceMapsCorrelationsAndCurves) {
   c->set_b(v1::IMPORTANCE_METHOD_RANDOM);
   c->set_pearson(0.1);
   c->set_spearman(0.05);
+  EXPECT_EQ(RenderJobReport(job, &result)->find("class=\"agreement\""), std::string::npos);
+  auto* agreement = hi->mutable_methods(0)->mutable_agreement();
+  agreement->set_pearson(0.875);
+  agreement->set_spearman(0.625);
   auto html = RenderJobReport(job, &result);
   ASSERT_TRUE(html.ok()) << html.status();
+  EXPECT_NE(html->find("class=\"agreement\""), std::string::npos);
+  EXPECT_NE(html->find("0.875"), std::string::npos);
   EXPECT_NE(html->find("id=\"head-importance\""), std::string::npos);
   EXPECT_EQ(Count(*html, "heat-map importance-map"), 2);
   EXPECT_GE(Count(*html, "<rect "), 12);  // 2 maps x 6 heads

@@ -1,7 +1,9 @@
 // The whole head-importance study of DESIGN.md §1 in one call, as a job or the CLI runs it: every
 // requested ranking on an importance set, its pruning curve on an evaluation set, the agreement
-// (Pearson and Spearman) between every pair of rankings, and optionally a pruned checkpoint that
-// drops the lowest-ranked heads of the first ranking. Orchestration only: the numbers come from
+// (Pearson and Spearman) between every pair of rankings, optionally the agreement of each ranking
+// with itself computed on a second example set (the paper: similar data give nearly the same
+// ranking), and optionally a pruned checkpoint that drops the lowest-ranked heads of the first
+// ranking. Orchestration only: the numbers come from
 // head_importance.h, rank_correlation.h and pruned_export.h. Thread-safety: as those (many calls
 // may share one const Model).
 #pragma once
@@ -11,6 +13,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "attattr/engine/example.h"
 #include "attattr/engine/head_importance.h"
 #include "attattr/engine/model.h"
@@ -30,19 +33,32 @@ struct HeadImportanceStudyOptions {
   // methods[0] here (ExportPrunedCheckpoint); empty = no export.
   std::string export_dir;
   double export_ratio_percent = 0;
+  // Optional second labelled set, borrowed for the call: every ranking but RANDOM (whose seeded
+  // table does not depend on the examples) is computed again on it and compared with the
+  // importance set's. Empty = no agreement.
+  absl::Span<const Encoding> agreement_set;
+  absl::Span<const int> agreement_labels;
+};
+
+// Pearson and Spearman correlation over the L·H scores; NaN when either ranking is constant.
+struct Correlation {
+  double pearson = 0;
+  double spearman = 0;
 };
 
 struct MethodStudy {
   HeadRanking method = HeadRanking::kAttribution;
   HeadTable importance;              // [L][H]
   std::vector<PruningPoint> curve;   // one point per ratio, in the given order
+  // The same ranking on the agreement set against `importance`; unset without an agreement set
+  // and for RANDOM.
+  std::optional<Correlation> agreement;
 };
 
 struct RankAgreement {
   HeadRanking a = HeadRanking::kAttribution;
   HeadRanking b = HeadRanking::kAttribution;
-  // Over the L·H scores; NaN when either ranking is constant (correlation undefined).
-  double pearson = 0;
+  double pearson = 0;   // as Correlation
   double spearman = 0;
 };
 
@@ -56,9 +72,10 @@ struct HeadImportanceStudy {
 
 // InvalidArgument naming the field for: no methods or a repeated one ("methods[i]"), a ratio
 // outside [0, 100] ("ratios[i]"), an empty importance or evaluation set, a label outside the
-// model's classes ("importance_labels[i]" / "evaluation_labels[i]"), an export ratio outside
-// [0, 100]. Labels are checked before any work. CancelledError when `control` asks to stop.
-// Progress stages: "importance: <method>", "pruning curve: <method>", "export".
+// model's classes ("importance_labels[i]" / "evaluation_labels[i]" / "agreement_labels[i]"), an
+// export ratio outside [0, 100]. Labels are checked before any work. CancelledError when `control`
+// asks to stop. Progress stages: "importance: <method>", "pruning curve: <method>",
+// "agreement: <method>" (with an agreement set), "export".
 absl::StatusOr<HeadImportanceStudy> RunHeadImportanceStudy(
     const Model& model, const std::vector<Encoding>& importance_set,
     const std::vector<int>& importance_labels, const std::vector<Encoding>& evaluation_set,
