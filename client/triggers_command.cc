@@ -42,14 +42,13 @@ absl::StatusOr<v1::TriggerSearchResult> RunLocal(const TriggersCommand::Flags& f
   const auto& info = (*model)->info();
   if (!info.has_classifier) return InvalidFlag("--model", "trigger search needs a classifier checkpoint");
   const int classes = static_cast<int>(info.labels.size());
-  bool mining_pairs = false;
+  const auto unplaceable = engine::FirstUnplaceableExample(*mining, *evaluation);
   std::vector<engine::Encoding> mine, eval;
   std::vector<int> labels;
   for (size_t i = 0; i < mining->size(); ++i) {
     auto e = (*model)->Encode((*mining)[i]);
     if (!e.ok()) return InvalidFlag("--mine-set", absl::StrCat("example ", i, ": ", e.status().message()));
     mine.push_back(std::move(*e));
-    mining_pairs = mining_pairs || (*mining)[i].text_pair.has_value();
   }
   for (size_t i = 0; i < evaluation->size(); ++i) {
     const auto& ex = (*evaluation)[i];
@@ -62,7 +61,7 @@ absl::StatusOr<v1::TriggerSearchResult> RunLocal(const TriggersCommand::Flags& f
                          : absl::StrCat("example ", i, ": label ", ex.label,
                                         " is not one of the model's classes (", names, ")"));
     }
-    if (mining_pairs && !ex.text_pair) {
+    if (unplaceable == i) {
       return InvalidFlag("--eval-set",
                      absl::StrCat("example ", i, " is a single sentence but --mine-set has "
                                   "sentence pairs: patterns mined from a second sentence cannot "

@@ -84,18 +84,11 @@ absl::StatusOr<TriggerSearchJob> PrepareTriggerSearchJob(const v1::JobSpec& spec
   job.evaluation_set = std::move(*eval_encoded);
   for (const auto& e : *evaluation) job.evaluation_labels.push_back(e.label);
 
-  // Patterns from a pair's second sentence need pairs to go into.
-  bool mining_pairs = false;
-  for (const auto& e : *mining) mining_pairs = mining_pairs || e.text_pair.has_value();
-  if (mining_pairs) {
-    for (size_t i = 0; i < evaluation->size(); ++i) {
-      if (!(*evaluation)[i].text_pair) {
-        return Invalid("evaluation_set",
-                       absl::StrCat("example ", i, " is a single sentence but mining_set has "
-                                    "sentence pairs: patterns mined from a second sentence "
-                                    "cannot be placed"));
-      }
-    }
+  if (auto i = engine::FirstUnplaceableExample(*mining, *evaluation)) {
+    return Invalid("evaluation_set",
+                   absl::StrCat("example ", *i, " is a single sentence but mining_set has "
+                                "sentence pairs: patterns mined from a second sentence "
+                                "cannot be placed"));
   }
   if (auto s = engine::ValidateTriggerSearchOptions(**model, job.options); !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(kField, ".", s.message()));

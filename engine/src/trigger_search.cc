@@ -94,6 +94,17 @@ struct Tally {
 
 }  // namespace
 
+std::optional<size_t> FirstUnplaceableExample(const std::vector<Example>& mining,
+                                              const std::vector<Example>& evaluation) {
+  bool mining_pairs = false;
+  for (const auto& e : mining) mining_pairs = mining_pairs || e.text_pair.has_value();
+  if (!mining_pairs) return std::nullopt;
+  for (size_t i = 0; i < evaluation.size(); ++i) {
+    if (!evaluation[i].text_pair) return i;
+  }
+  return std::nullopt;
+}
+
 absl::Status ValidateTriggerSearchOptions(const Model& model, const TriggerSearchOptions& o) {
   if (!model.info().has_classifier) {
     return absl::InvalidArgumentError("model: trigger search needs a classifier checkpoint");

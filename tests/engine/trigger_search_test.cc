@@ -21,6 +21,18 @@ namespace {
 using ::attattr::testing::SharedDir;
 using ::attattr::testing::Sst2ModelDir;
 
+// Pair patterns need pair examples: the first single-sentence evaluation example is named only when
+// some mining example is a pair.
+TEST(FirstUnplaceableExampleTest, OnlyPairMiningNeedsPairEvaluation) {
+  const Example single{"a film .", std::nullopt, 1};
+  const Example pair{"a premise .", "a hypothesis .", 0};
+  EXPECT_EQ(FirstUnplaceableExample({single}, {single, single}), std::nullopt);
+  EXPECT_EQ(FirstUnplaceableExample({single}, {pair}), std::nullopt);
+  EXPECT_EQ(FirstUnplaceableExample({single, pair}, {pair, pair}), std::nullopt);
+  EXPECT_EQ(FirstUnplaceableExample({single, pair}, {pair, single, single}), std::optional<size_t>(1));
+  EXPECT_EQ(FirstUnplaceableExample({pair}, {single}), std::optional<size_t>(0));
+}
+
 class TriggerSearchTest : public ::testing::Test {
  protected:
   void SetUp() override {

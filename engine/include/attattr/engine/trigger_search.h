@@ -23,6 +23,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -54,6 +55,13 @@ struct TriggerSearchOptions {
 
 // InvalidArgument naming the field (top_k, threshold, mining_batch, eval_batch, attribution.*).
 absl::Status ValidateTriggerSearchOptions(const Model& model, const TriggerSearchOptions& options);
+
+// Patterns mined from a sentence pair may hold second-sentence tokens, which only a pair can take.
+// When any mining example is a pair: the index of the first single-sentence evaluation example;
+// otherwise (or when every evaluation example is a pair) nullopt. Lets callers refuse such sets
+// before mining, naming their own fields.
+std::optional<size_t> FirstUnplaceableExample(const std::vector<Example>& mining,
+                                              const std::vector<Example>& evaluation);
 
 // One pattern per mining encoding, in input order (empty tokens when only [CLS]/[SEP] were
 // involved). Progress stage "mining"; CancelledError when `control` asks to stop.
