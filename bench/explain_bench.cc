@@ -34,7 +34,7 @@
 #include "attattr/engine/runtime.h"
 #include "attattr/v1/attattr_service.grpc.pb.h"
 #include "nlohmann/json.hpp"
-#include "server/server.h"
+#include "server.h"
 #include "spdlog/sinks/null_sink.h"
 #include "spdlog/spdlog.h"
 

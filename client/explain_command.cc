@@ -8,7 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "attattr/engine/attribution_tree.h"
-#include "attattr/engine/attribution_tree_render.h"
+#include "attattr/report/attribution_tree_render.h"
 #include "attattr/engine/dataset.h"
 #include "attattr/engine/model.h"
 #include "attattr/engine/runtime.h"
@@ -60,14 +60,14 @@ absl::Status WriteTreeFiles(const ExplainFlags& flags, const engine::Attribution
                             size_t index, size_t count) {
   if (!flags.tree_dot.empty()) {
     if (auto s = WriteFlagFile("--tree-dot", NumberedTreePath(flags.tree_dot, index, count),
-                           engine::AttributionTreeToDot(tree));
+                           report::AttributionTreeToDot(tree));
         !s.ok()) {
       return s;
     }
   }
   if (!flags.tree_svg.empty()) {
     return WriteFlagFile("--tree-svg", NumberedTreePath(flags.tree_svg, index, count),
-                     engine::AttributionTreeToSvg(tree));
+                     report::AttributionTreeSvgDocument(tree));
   }
   return absl::OkStatus();
 }

@@ -15,12 +15,13 @@
 #include "attattr/engine/model.h"
 #include "attattr/engine/quadrature.h"
 #include "attattr/engine/runtime.h"
+#include "attattr/convert/attribution_convert.h"
 #include "attribution_request.h"
 #include "heads_render.h"
 #include "job_commands.h"
 #include "command_support.h"
-#include "server/head_importance_convert.h"
-#include "server/report/pruning_curve_svg.h"
+#include "attattr/convert/head_importance_convert.h"
+#include "attattr/report/pruning_curve_svg.h"
 
 namespace attattr::client {
 namespace {
@@ -113,7 +114,7 @@ absl::StatusOr<v1::HeadImportanceResult> RunLocal(const HeadsCommand::Flags& f,
   auto study = engine::RunHeadImportanceStudy(**model, imp, imp_labels, eval, eval_labels, with_sets, control);
   if (!study.ok()) return WithFlagNames(study.status());
   v1::HeadImportanceResult result;
-  server::HeadImportanceStudyToProto(*study, f.export_dir, &result);
+  convert::HeadImportanceStudyToProto(*study, f.export_dir, &result);
   return result;
 }
 
@@ -141,10 +142,10 @@ absl::StatusOr<v1::HeadImportanceResult> RunRemote(const HeadsCommand::Flags& f,
       return s;
     }
   }
-  for (auto m : options.methods) h->add_methods(server::HeadRankingToProto(m));
+  for (auto m : options.methods) h->add_methods(convert::HeadRankingToProto(m));
   for (double r : options.ratios_percent) h->add_ratios(r);
   h->set_seed(options.importance.seed);
-  h->mutable_attribution()->set_rule(RuleToProto(options.importance.attribution.rule));
+  h->mutable_attribution()->set_rule(convert::RuleToProto(options.importance.attribution.rule));
   h->mutable_attribution()->set_steps(options.importance.attribution.steps);
   if (!f.export_dir.empty()) {
     h->set_export_path(f.export_dir);

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "attattr/engine/quadrature.h"
+#include "attattr/convert/attribution_convert.h"
 #include "attribution_request.h"
 #include "job_client.h"
 #include "job_render.h"
@@ -185,7 +186,7 @@ int RunSubmit(const JobCommands::Submit& f, std::ostream& out, std::ostream& err
     }
     for (const auto& [index, pair] : f.pairs) list->mutable_examples(index)->set_text_pair(pair);
   }
-  OptionsToProto(options, a->mutable_options());
+  convert::AttributionOptionsToProto(options, a->mutable_options());
   *a->mutable_result() = *result;
 
   auto job = client.Submit(req);

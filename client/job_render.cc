@@ -14,6 +14,8 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "attattr/convert/attribution_convert.h"
+#include "attattr/convert/tensor_convert.h"
 #include "attribution_request.h"
 #include "render.h"
 
@@ -72,7 +74,7 @@ RenderContext ContextFor(const v1::Job& job, const v1::ExampleAttribution& a) {
   RenderContext ctx;
   ctx.model = job.spec().model();
   ctx.target = TargetSpec(options.target());
-  ctx.rule = RuleName(options.rule());
+  ctx.rule = convert::RuleName(options.rule());
   ctx.steps = options.steps() > 0 ? options.steps() : 8;  // the server's default m
   // Only labels[predicted] is read; take it from the server's reply.
   const int p = a.prediction().predicted();
@@ -86,11 +88,11 @@ RenderContext ContextFor(const v1::Job& job, const v1::ExampleAttribution& a) {
 
 absl::StatusOr<nlohmann::json> ExampleToJson(const v1::Job& job, const v1::ExampleAttribution& a,
                                              size_t index) {
-  auto r = AttributionFromProto(a);
+  auto r = convert::AttributionFromProto(a);
   if (!r.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("examples[", index, "].", r.status().message()));
   }
-  const engine::AttributionTree tree = TreeFromProto(a);
+  const engine::AttributionTree tree = convert::TreeFromProto(a);
   nlohmann::json j = AttributionToJson(*r, ContextFor(job, a), a.has_tree() ? &tree : nullptr);
   const size_t n = static_cast<size_t>(a.tokens_size());
   auto token = [&](int i) {
@@ -100,7 +102,7 @@ absl::StatusOr<nlohmann::json> ExampleToJson(const v1::Job& job, const v1::Examp
     const auto& pl = a.layers(li);
     auto& l = j["layers"][li];
     if (pl.has_head_summed()) {
-      auto v = TensorValues(pl.head_summed());
+      auto v = convert::TensorValues(pl.head_summed());
       if (!v.ok() || v->size() != n * n) {
         return absl::InvalidArgumentError(absl::StrCat(
             "examples[", index, "].layers[", li, "].head_summed: expected ", n, "x", n, " values"));
@@ -278,7 +280,7 @@ absl::StatusOr<std::string> JobResultToText(const v1::Job& job, const v1::JobRes
   }
   const auto& a = result.attribution();
   for (int i = 0; i < a.examples_size(); ++i) {
-    auto r = AttributionFromProto(a.examples(i));
+    auto r = convert::AttributionFromProto(a.examples(i));
     if (!r.ok()) {
       return absl::InvalidArgumentError(absl::StrCat("examples[", i, "].", r.status().message()));
     }
@@ -296,7 +298,7 @@ absl::StatusOr<std::string> JobResultToText(const v1::Job& job, const v1::JobRes
                                tok(c.key()), c.score());
       }
     }
-    if (a.examples(i).has_tree()) out << "\n" << TreeToText(TreeFromProto(a.examples(i)));
+    if (a.examples(i).has_tree()) out << "\n" << TreeToText(convert::TreeFromProto(a.examples(i)));
   }
   return out.str();
 }

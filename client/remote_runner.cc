@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "attattr/v1/attattr_service.grpc.pb.h"
+#include "attattr/convert/attribution_convert.h"
 #include "attribution_request.h"
 
 namespace attattr::client {
@@ -92,7 +93,7 @@ absl::StatusOr<engine::ExampleAttribution> RemoteRunner::Explain(
   req.set_model(model);
   req.mutable_example()->set_text(example.text);
   if (example.text_pair) req.mutable_example()->set_text_pair(*example.text_pair);
-  OptionsToProto(options, req.mutable_options());
+  convert::AttributionOptionsToProto(options, req.mutable_options());
   req.mutable_result()->set_full_matrices(true);
   req.mutable_result()->set_top_k(0);
   if (tree != nullptr) {
@@ -104,14 +105,14 @@ absl::StatusOr<engine::ExampleAttribution> RemoteRunner::Explain(
   v1::ExplainResponse resp;
   if (auto s = FromGrpc(impl_->stub->Explain(&ctx, req, &resp), impl_->server); !s.ok()) return s;
   // The server sent what was asked (full fp32 matrices); a malformed reply is the server's fault.
-  auto r = AttributionFromProto(resp.attribution());
+  auto r = convert::AttributionFromProto(resp.attribution());
   if (!r.ok())
     return absl::InternalError(absl::StrCat("malformed Explain reply: ", r.status().message()));
   if (tree != nullptr) {
     if (!resp.attribution().has_tree()) {
       return absl::InternalError("malformed Explain reply: no attribution tree (old server?)");
     }
-    *tree = TreeFromProto(resp.attribution());
+    *tree = convert::TreeFromProto(resp.attribution());
   }
   return r;
 }

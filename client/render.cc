@@ -6,7 +6,7 @@
 #include <numeric>
 #include <sstream>
 
-#include "attattr/engine/attribution_tree_render.h"
+#include "attattr/report/attribution_tree_render.h"
 
 namespace attattr::client {
 
@@ -51,7 +51,7 @@ nlohmann::json AttributionToJson(const engine::ExampleAttribution& r, const Rend
     layers.push_back(std::move(l));
   }
   j["layers"] = std::move(layers);
-  if (tree != nullptr) j["tree"] = nlohmann::json::parse(engine::AttributionTreeToJson(*tree));
+  if (tree != nullptr) j["tree"] = nlohmann::json::parse(report::AttributionTreeToJson(*tree));
   return j;
 }
 
@@ -60,7 +60,7 @@ std::string TreeToText(const engine::AttributionTree& tree) {
   std::snprintf(head, sizeof head,
                 "attribution tree (tau = %g; each line: token #position (layer joined, score))\n",
                 tree.tau);
-  return head + engine::AttributionTreeToText(tree);
+  return head + report::AttributionTreeToText(tree);
 }
 
 std::string AttributionToText(const engine::ExampleAttribution& r, const RenderContext& ctx,

@@ -25,7 +25,7 @@ struct RenderContext {
 //  when the result carries no full matrices (a job that asked for top-k or head sums only).
 //  With `tree`, also "tree": {"tau", "root", "top", "root_edge_score",
 //  "nodes": [{"position", "token", "layer"}], "edges": [{"parent", "child", "layer", "score"}]}
-//  (attribution_tree_render.h).
+//  (attattr/report/attribution_tree_render.h).
 nlohmann::json AttributionToJson(const engine::ExampleAttribution& result,
                                  const RenderContext& ctx,
                                  const engine::AttributionTree* tree = nullptr);

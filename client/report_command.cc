@@ -8,7 +8,7 @@
 #include "absl/status/status.h"
 #include "job_client.h"
 #include "job_commands.h"
-#include "server/report/html_report.h"
+#include "attattr/report/html_report.h"
 
 namespace attattr::client {
 

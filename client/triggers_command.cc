@@ -13,11 +13,12 @@
 #include "attattr/engine/quadrature.h"
 #include "attattr/engine/runtime.h"
 #include "attattr/engine/trigger_search.h"
+#include "attattr/convert/attribution_convert.h"
 #include "attribution_request.h"
 #include "job_client.h"
 #include "job_commands.h"
 #include "command_support.h"
-#include "server/trigger_search_convert.h"
+#include "attattr/convert/trigger_search_convert.h"
 
 namespace attattr::client {
 namespace {
@@ -77,7 +78,7 @@ absl::StatusOr<v1::TriggerSearchResult> RunLocal(const TriggersCommand::Flags& f
   auto report = engine::RunTriggerSearch(**model, mine, eval, labels, options, control);
   if (!report.ok()) return report.status();
   v1::TriggerSearchResult result;
-  server::TriggerSearchReportToProto(*report, &result);
+  convert::TriggerSearchReportToProto(*report, &result);
   return result;
 }
 
@@ -101,7 +102,7 @@ absl::StatusOr<v1::TriggerSearchResult> RunRemote(const TriggersCommand::Flags& 
   t->set_top_k(options.top_k);
   t->set_threshold(options.threshold);
   t->set_seed(options.seed);
-  t->mutable_attribution()->set_rule(RuleToProto(options.attribution.rule));
+  t->mutable_attribution()->set_rule(convert::RuleToProto(options.attribution.rule));
   t->mutable_attribution()->set_steps(options.attribution.steps);
   auto result = RunJobToResult(f.server, f.deadline, request, err, job_failed);
   if (!result.ok()) return result.status();

@@ -1,28 +1,27 @@
 // gRPC handlers of the unary RPCs (see attattr_service.h); the streaming ones and WaitJob live in
 // job_streams.cc. Every RPC ends through FinishRpc / RecordRpc, which write the one access-log
 // line (method, code, latency, request id, job id) and record the RPC metrics.
-#include "server/attattr_service.h"
+#include "attattr_service.h"
 
 #include <chrono>
 
 #include "absl/strings/str_cat.h"
+#include "attattr/convert/attribution_convert.h"
 #include "attattr/engine/attention_attribution.h"
-#include "server/job_convert.h"
-#include "server/job_kinds.h"
-#include "server/job_spec.h"
-#include "server/proto_convert.h"
-#include "server/status_convert.h"
+#include "jobs/job_convert.h"
+#include "proto_convert.h"
+#include "status_convert.h"
 
 namespace attattr::server {
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// The client's x-request-id metadata, or "-".
+// The client's x-request-id metadata, or "" (the log shows "-").
 std::string RequestId(const grpc::CallbackServerContext* ctx) {
   const auto& md = ctx->client_metadata();
   auto it = md.find("x-request-id");
-  return it == md.end() ? "-" : std::string(it->second.data(), it->second.size());
+  return it == md.end() ? "" : std::string(it->second.data(), it->second.size());
 }
 
 grpc::Status Draining(const char* method) {
@@ -39,9 +38,13 @@ void AttattrService::RecordRpc(const char* method, grpc::CallbackServerContext* 
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
   const std::string code = GrpcCodeName(status.error_code());
   d_.metrics.RecordRpc(method, code, seconds);
-  d_.log->info("rpc method={} code={} latency_ms={:.2f} request_id={} job_id={} peer={}{}{}",
-               method, code, seconds * 1e3, RequestId(ctx), job_id.empty() ? "-" : job_id,
-               ctx->peer(), status.ok() ? "" : " error=", status.error_message());
+  d_.log.Info("rpc", {{"method", method},
+                      {"code", code},
+                      {"latency_ms", seconds * 1e3},
+                      {"request_id", RequestId(ctx)},
+                      {"job_id", job_id},
+                      {"peer", ctx->peer()},
+                      {"error", status.error_message()}});
 }
 
 void AttattrService::FinishRpc(const char* method, grpc::CallbackServerContext* ctx,
@@ -57,7 +60,7 @@ grpc::ServerUnaryReactor* AttattrService::ListModels(grpc::CallbackServerContext
   const auto start = Clock::now();
   auto* reactor = ctx->DefaultReactor();
   for (const auto& name : d_.models.Names()) {
-    ModelToProto(name, (*d_.models.Find(name))->info(), response->add_models());
+    convert::ModelToProto(name, (*d_.models.Find(name))->info(), response->add_models());
   }
   FinishRpc("ListModels", ctx, start, reactor, grpc::Status::OK);
   return reactor;
@@ -69,7 +72,7 @@ grpc::ServerUnaryReactor* AttattrService::GetModel(grpc::CallbackServerContext* 
   const auto start = Clock::now();
   auto* reactor = ctx->DefaultReactor();
   auto model = d_.models.Find(request->name());
-  if (model.ok()) ModelToProto(request->name(), (*model)->info(), response);
+  if (model.ok()) convert::ModelToProto(request->name(), (*model)->info(), response);
   FinishRpc("GetModel", ctx, start, reactor, ToGrpcStatus(model.status()));
   return reactor;
 }
@@ -105,7 +108,7 @@ grpc::ServerUnaryReactor* AttattrService::Explain(grpc::CallbackServerContext* c
                labels = &call->model->info().labels](absl::StatusOr<engine::ExampleAttribution> r) {
     grpc::Status status;
     if (r.ok()) {
-      AttributionToProto(*r, result_options, *labels, response->mutable_attribution());
+      convert::AttributionToProto(*r, result_options, *labels, response->mutable_attribution());
       d_.metrics.RecordAttribution("explain", *r, steps);
     } else if (r.status().code() == absl::StatusCode::kCancelled &&
                ctx->deadline() <= std::chrono::system_clock::now()) {
@@ -129,8 +132,8 @@ grpc::ServerUnaryReactor* AttattrService::SubmitJob(grpc::CallbackServerContext*
                                                     v1::Job* response) {
   const auto start = Clock::now();
   auto* reactor = ctx->DefaultReactor();
-  auto finish = [&](const grpc::Status& status, const std::string& job_id = "") {
-    FinishRpc("SubmitJob", ctx, start, reactor, status, job_id);
+  auto finish = [&](const grpc::Status& status) {
+    FinishRpc("SubmitJob", ctx, start, reactor, status);
     return reactor;
   };
   if (draining_) return finish(Draining("SubmitJob"));
@@ -141,11 +144,30 @@ grpc::ServerUnaryReactor* AttattrService::SubmitJob(grpc::CallbackServerContext*
   if (!request->has_spec()) {
     return finish(ToGrpcStatus(absl::InvalidArgumentError("spec: required")));
   }
+  // Validation reads dataset files and tokenizes every example: not on a reaction thread.
+  const bool queued = d_.submit_pool.TrySchedule([this, ctx, request, response, reactor, start] {
+    CompleteSubmitJob(ctx, request, response, reactor, start);
+  });
+  if (!queued) {
+    return finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                               "SubmitJob: too many submissions waiting for validation "
+                               "(--max-pending-submits); retry later"));
+  }
+  return reactor;
+}
+
+void AttattrService::CompleteSubmitJob(grpc::CallbackServerContext* ctx,
+                                       const v1::SubmitJobRequest* request, v1::Job* response,
+                                       grpc::ServerUnaryReactor* reactor, Clock::time_point start) {
+  auto finish = [&](const grpc::Status& status, const std::string& job_id = "") {
+    FinishRpc("SubmitJob", ctx, start, reactor, status, job_id);
+  };
+  if (ctx->IsCancelled()) return finish(grpc::Status(grpc::StatusCode::CANCELLED, "SubmitJob: cancelled by the client"));
   const v1::JobSpec& spec = request->spec();
   // Validates everything that can be checked now (model, examples, options, admission control),
   // so a bad spec fails here rather than after it waited in the queue.
-  if (auto valid = ValidateJobSpec(spec, d_.models, d_.config); !valid.ok()) {
-    return finish(ToGrpcStatus(valid));
+  if (auto prepared = d_.job_kinds.Prepare(spec); !prepared.ok()) {
+    return finish(ToGrpcStatus(prepared.status()));
   }
   store::JobRecord record;
   record.request_id = request->request_id();
@@ -174,7 +196,7 @@ grpc::ServerUnaryReactor* AttattrService::SubmitJob(grpc::CallbackServerContext*
                      submitted->record.id, " with a different spec")));
   }
   JobToProto(submitted->record, UnixNowMs(), response);
-  return finish(grpc::Status::OK, submitted->record.id);
+  finish(grpc::Status::OK, submitted->record.id);
 }
 
 grpc::ServerUnaryReactor* AttattrService::GetJob(grpc::CallbackServerContext* ctx,

@@ -1,6 +1,7 @@
 // The attattr.v1.Attattr gRPC service (callback API). Handlers validate and convert requests, then
-// hand work on: Explain items to the dynamic batcher, jobs to the scheduler and store; they never
-// run the engine on a reaction thread. WaitJob and WatchJob subscribe to JobEvents instead of
+// hand work on: Explain items to the dynamic batcher, job specs to the submit pool (which reads
+// and tokenizes their examples, then stores and queues the job); they never run the engine, read
+// files or tokenize datasets on a reaction thread. WaitJob and WatchJob subscribe to JobEvents instead of
 // blocking; streams keep one write in flight. Every call ends with one access-log line and the RPC
 // metrics (RecordRpc). Thread-safe: one instance serves every call.
 #pragma once
@@ -11,15 +12,17 @@
 #include <string>
 
 #include "attattr/v1/attattr_service.grpc.pb.h"
-#include "server/attribution_batcher.h"
-#include "server/job_events.h"
-#include "server/job_scheduler.h"
-#include "server/model_registry.h"
-#include "server/server_config.h"
-#include "server/service_metrics.h"
-#include "server/store/job_store.h"
-#include "server/timer_queue.h"
-#include "spdlog/logger.h"
+#include "attribution_batcher.h"
+#include "event_log.h"
+#include "jobs/job_events.h"
+#include "jobs/job_kinds.h"
+#include "jobs/job_scheduler.h"
+#include "model_registry.h"
+#include "server_config.h"
+#include "service_metrics.h"
+#include "store/job_store.h"
+#include "timer_queue.h"
+#include "worker_pool.h"
 
 namespace attattr::server {
 
@@ -28,12 +31,14 @@ struct ServiceDeps {
   const ServerConfig& config;
   const ModelRegistry& models;
   AttributionBatcher& batcher;
+  const JobKinds& job_kinds;
+  WorkerPool& submit_pool;  // SubmitJob's validation runs here, off the reaction threads
   JobScheduler& scheduler;
   store::JobStore& store;
   JobEvents& events;
   TimerQueue& timers;
   ServiceMetrics& metrics;
-  std::shared_ptr<spdlog::logger> log;
+  const EventLog& log;
 };
 
 class AttattrService final : public v1::Attattr::CallbackService {
@@ -81,6 +86,11 @@ class AttattrService final : public v1::Attattr::CallbackService {
   const ServiceDeps& deps() const { return d_; }
 
  private:
+  // SubmitJob's work on the submit pool: validation (the job kind's Prepare), then store and
+  // queue; finishes the call.
+  void CompleteSubmitJob(grpc::CallbackServerContext* ctx, const v1::SubmitJobRequest* request,
+                         v1::Job* response, grpc::ServerUnaryReactor* reactor,
+                         std::chrono::steady_clock::time_point start);
   // RecordRpc, then reactor->Finish(status).
   void FinishRpc(const char* method, grpc::CallbackServerContext* ctx,
                  std::chrono::steady_clock::time_point start, grpc::ServerUnaryReactor* reactor,

@@ -1,5 +1,5 @@
 // Dynamic batcher (see attribution_batcher.h).
-#include "server/attribution_batcher.h"
+#include "attribution_batcher.h"
 
 #include <algorithm>
 #include <exception>

@@ -1,5 +1,5 @@
 // The /jobs/{id}/report HTTP handler (see job_report_http.h).
-#include "server/job_report_http.h"
+#include "job_report_http.h"
 
 #include <string>
 
@@ -7,8 +7,8 @@
 #include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
 #include "attattr/v1/job.pb.h"
-#include "server/job_convert.h"
-#include "server/report/html_report.h"
+#include "jobs/job_convert.h"
+#include "attattr/report/html_report.h"
 
 namespace attattr::server {
 namespace {

@@ -9,9 +9,9 @@
 #include <optional>
 
 #include "absl/strings/str_cat.h"
-#include "server/attattr_service.h"
-#include "server/job_convert.h"
-#include "server/status_convert.h"
+#include "attattr_service.h"
+#include "jobs/job_convert.h"
+#include "status_convert.h"
 
 namespace attattr::server {
 namespace {

@@ -7,8 +7,8 @@
 
 #include "CLI/CLI.hpp"
 #include "attattr/engine/runtime.h"
-#include "server/log_format.h"
-#include "server/server.h"
+#include "event_log.h"
+#include "server.h"
 #include "spdlog/sinks/stdout_sinks.h"
 #include "spdlog/spdlog.h"
 
@@ -58,6 +58,14 @@ int main(int argc, char** argv) {
   app.add_option("--batch-max-delay-us", config.batch_max_delay_us,
                  "Dynamic batching: longest wait of the oldest item for others, microseconds")
       ->envname("ATTATTR_BATCH_MAX_DELAY_US")
+      ->capture_default_str();
+  app.add_option("--submit-workers", config.submit_workers,
+                 "Threads validating SubmitJob specs (reading datasets, tokenizing)")
+      ->envname("ATTATTR_SUBMIT_WORKERS")
+      ->capture_default_str();
+  app.add_option("--max-pending-submits", config.max_pending_submits,
+                 "SubmitJob calls waiting for validation before RESOURCE_EXHAUSTED")
+      ->envname("ATTATTR_MAX_PENDING_SUBMITS")
       ->capture_default_str();
   app.add_option("--max-queued-jobs", config.max_queued_jobs,
                  "Jobs waiting to run before SubmitJob answers RESOURCE_EXHAUSTED")
@@ -120,12 +128,13 @@ int main(int argc, char** argv) {
     std::cerr << "error: " << s.message() << "\n";
     return 2;
   }
-  auto log = attattr::server::MakeServerLogger(
-      config.log_format, config.log_level, std::make_shared<spdlog::sinks::stderr_sink_mt>());
+  auto logger = attattr::server::MakeLogger(config.log_format, config.log_level,
+                                            std::make_shared<spdlog::sinks::stderr_sink_mt>());
+  const attattr::server::EventLog log(logger, config.log_format);
   attattr::engine::RuntimeOptions runtime;
   runtime.intra_op_threads = config.intra_op_threads;
   if (auto s = attattr::engine::ConfigureRuntime(runtime); !s.ok()) {
-    log->error("{}", std::string(s.message()));
+    log.Error("cannot configure LibTorch", {{"error", s.message()}});
     return 2;
   }
   // Block the stop signals in every thread; main waits for them below.
@@ -135,18 +144,18 @@ int main(int argc, char** argv) {
   sigaddset(&stop_signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
-  auto server = attattr::server::Server::Start(config, log);
+  auto server = attattr::server::Server::Start(config, logger);
   if (!server.ok()) {
-    log->error("cannot start: {}", std::string(server.status().message()));
+    log.Error("cannot start", {{"error", server.status().message()}});
     return 1;
   }
   std::cout << "attattr-server listening on port " << (*server)->port() << std::endl;
   int sig = 0;
   sigwait(&stop_signals, &sig);
-  log->info("signal {} received", sig);
+  log.Info("signal received", {{"signal", sig}});
   (*server)->Shutdown(std::chrono::seconds(grace_seconds));
   (*server)->Wait();
   server->reset();
-  log->info("stopped");
+  log.Info("stopped");
   return 0;
 }

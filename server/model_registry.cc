@@ -1,5 +1,5 @@
 // Loading the served models (see model_registry.h).
-#include "server/model_registry.h"
+#include "model_registry.h"
 
 #include <filesystem>
 

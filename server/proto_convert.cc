@@ -1,13 +1,12 @@
 // Proto <-> engine conversion (see proto_convert.h).
-#include "server/proto_convert.h"
+#include "proto_convert.h"
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <limits>
-#include <numeric>
 
 #include "absl/strings/str_cat.h"
+#include "attattr/convert/attribution_convert.h"
 #include "attattr/engine/attribution_tree.h"
 
 namespace attattr::server {
@@ -15,24 +14,6 @@ namespace {
 
 absl::Status Invalid(const std::string& field, const std::string& what) {
   return absl::InvalidArgumentError(absl::StrCat(field, ": ", what));
-}
-
-void FillTensor(const float* data, size_t count, std::vector<int32_t> shape, bool fp16,
-                v1::Tensor* out) {
-  for (int32_t d : shape) out->add_shape(d);
-  if (fp16) {
-    std::string bytes(count * 2, '\0');
-    for (size_t i = 0; i < count; ++i) {
-      const uint16_t h = FloatToHalf(data[i]);
-      bytes[2 * i] = static_cast<char>(h & 0xff);
-      bytes[2 * i + 1] = static_cast<char>(h >> 8);
-    }
-    out->set_f16(std::move(bytes));
-  } else {
-    auto* values = out->mutable_f32()->mutable_values();
-    values->Reserve(static_cast<int>(count));
-    for (size_t i = 0; i < count; ++i) values->Add(data[i]);
-  }
 }
 
 }  // namespace
@@ -43,13 +24,9 @@ absl::StatusOr<engine::AttributionOptions> AttributionOptionsFromProto(
   const engine::ModelInfo& info = model.info();
   engine::AttributionOptions o;
   o.memory_budget_bytes = config.memory_budget_bytes;
-  switch (p.rule()) {
-    case v1::LEFT_RIEMANN: o.rule = engine::QuadratureRule::kLeftRiemann; break;
-    case v1::TRAPEZOID: o.rule = engine::QuadratureRule::kTrapezoid; break;
-    case v1::GAUSS_LEGENDRE:
-    case v1::QUADRATURE_RULE_UNSPECIFIED: o.rule = engine::QuadratureRule::kGaussLegendre; break;
-    default: return Invalid(field + ".rule", absl::StrCat("unknown rule ", p.rule()));
-  }
+  const auto rule = convert::RuleFromProto(p.rule());
+  if (!rule) return Invalid(field + ".rule", absl::StrCat("unknown rule ", p.rule()));
+  o.rule = *rule;
   if (p.steps() != 0) o.steps = p.steps();
   const int min_steps = o.rule == engine::QuadratureRule::kTrapezoid ? 2 : 1;
   if (o.steps < min_steps || o.steps > config.max_steps) {
@@ -68,18 +45,9 @@ absl::StatusOr<engine::AttributionOptions> AttributionOptionsFromProto(
     o.layers.push_back(l);
   }
   const auto& t = p.target();
-  switch (t.kind()) {
-    case v1::Target::KIND_UNSPECIFIED:
-    case v1::Target::PREDICTED_CLASS_PROB:
-      o.target.kind = engine::TargetKind::kPredictedClassProb;
-      break;
-    case v1::Target::CLASS_PROB: o.target.kind = engine::TargetKind::kClassProb; break;
-    case v1::Target::CLASS_LOGIT: o.target.kind = engine::TargetKind::kClassLogit; break;
-    case v1::Target::EMBEDDING_SIMILARITY:
-      o.target.kind = engine::TargetKind::kEmbeddingSimilarity;
-      break;
-    default: return Invalid(field + ".target.kind", absl::StrCat("unknown kind ", t.kind()));
-  }
+  const auto kind = convert::TargetKindFromProto(t.kind());
+  if (!kind) return Invalid(field + ".target.kind", absl::StrCat("unknown kind ", t.kind()));
+  o.target.kind = *kind;
   o.target.class_index = t.class_index();
   o.target.reference_text = t.reference_text();
   if (o.target.kind != engine::TargetKind::kEmbeddingSimilarity && !info.has_classifier) {
@@ -163,102 +131,6 @@ absl::Status CheckTreeLayers(const engine::AttributionOptions& options,
   return Invalid(layers_field,
                  absl::StrCat("an attribution tree needs every layer attributed; leave ",
                               layers_field, " empty or list all ", info.num_layers, " layers"));
-}
-
-void ModelToProto(const std::string& name, const engine::ModelInfo& info, v1::Model* out) {
-  out->set_name(name);
-  out->set_architecture(info.architecture);
-  out->set_num_layers(info.num_layers);
-  out->set_num_heads(info.num_heads);
-  out->set_hidden_size(info.hidden_size);
-  out->set_max_length(info.max_length);
-  out->set_has_classifier(info.has_classifier);
-  for (const auto& l : info.labels) out->add_labels(l);
-  out->set_parameter_count(info.parameter_count);
-  out->set_device(info.device);
-}
-
-void AttributionToProto(const engine::ExampleAttribution& r, const v1::ResultOptions& options,
-                        const std::vector<std::string>& labels, v1::ExampleAttribution* out) {
-  for (const auto& t : r.encoding.tokens) out->add_tokens(t);
-  for (int32_t id : r.encoding.input_ids) out->add_input_ids(id);
-  for (int32_t id : r.encoding.token_type_ids) out->add_token_type_ids(id);
-  auto* pred = out->mutable_prediction();
-  pred->set_predicted(r.prediction.predicted);
-  if (r.prediction.predicted >= 0 && r.prediction.predicted < static_cast<int>(labels.size())) {
-    pred->set_label(labels[r.prediction.predicted]);
-  }
-  for (float p : r.prediction.probabilities) pred->add_probabilities(p);
-  for (float l : r.prediction.logits) pred->add_logits(l);
-  out->set_target_class(r.target_class);
-  const int n = static_cast<int>(r.encoding.size());
-  for (const auto& layer : r.layers) {
-    auto* pl = out->add_layers();
-    pl->set_layer(layer.layer);
-    pl->set_num_heads(layer.num_heads);
-    pl->set_target_at_full(layer.target_at_full);
-    pl->set_target_at_zero(layer.target_at_zero);
-    pl->set_attribution_sum(layer.attribution_sum);
-    pl->set_completeness_gap(layer.completeness_gap);
-    const int h = layer.num_heads;
-    if (options.full_matrices()) {
-      FillTensor(layer.attribution.data(), layer.attribution.size(), {h, n, n}, options.fp16(),
-                 pl->mutable_attribution());
-    }
-    if (options.attention() && !layer.attention.empty()) {
-      FillTensor(layer.attention.data(), layer.attention.size(), {h, n, n}, options.fp16(),
-                 pl->mutable_attention());
-    }
-    if (options.head_summed()) {
-      std::vector<float> sum(static_cast<size_t>(n) * n, 0.0f);
-      for (int k = 0; k < h; ++k) {
-        for (size_t c = 0; c < sum.size(); ++c) sum[c] += layer.attribution[k * sum.size() + c];
-      }
-      FillTensor(sum.data(), sum.size(), {n, n}, options.fp16(), pl->mutable_head_summed());
-    }
-    if (options.top_k() > 0) {
-      std::vector<size_t> idx(layer.attribution.size());
-      std::iota(idx.begin(), idx.end(), 0);
-      const size_t k = std::min<size_t>(options.top_k(), idx.size());
-      std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), [&](size_t a, size_t b) {
-        return layer.attribution[a] > layer.attribution[b];
-      });
-      for (size_t t = 0; t < k; ++t) {
-        auto* c = pl->add_top_connections();
-        c->set_layer(layer.layer);
-        c->set_head(static_cast<int>(idx[t] / (n * n)));
-        c->set_query(static_cast<int>((idx[t] / n) % n));
-        c->set_key(static_cast<int>(idx[t] % n));
-        c->set_score(layer.attribution[idx[t]]);
-      }
-    }
-  }
-  if (options.tree()) {
-    const double tau = options.tree_tau() > 0 ? options.tree_tau() : engine::kDefaultTreeTau;
-    // Cannot fail after CheckTreeLayers and ResultOptionsFromProto; a tree that cannot be built
-    // is left unset rather than guessed.
-    auto tree = engine::BuildAttributionTree(r, static_cast<int>(r.layers.size()), tau);
-    if (tree.ok()) {
-      auto* t = out->mutable_tree();
-      t->set_tau(tree->tau);
-      t->set_root(tree->root);
-      t->set_top(tree->top);
-      t->set_root_edge_score(tree->root_edge_score);
-      for (const auto& n : tree->nodes) {
-        auto* pn = t->add_nodes();
-        pn->set_position(n.position);
-        pn->set_token(n.token);
-        pn->set_layer(n.layer);
-      }
-      for (const auto& e : tree->edges) {
-        auto* pe = t->add_edges();
-        pe->set_parent(e.parent);
-        pe->set_child(e.child);
-        pe->set_layer(e.layer);
-        pe->set_score(e.score);
-      }
-    }
-  }
 }
 
 }  // namespace attattr::server

@@ -1,17 +1,17 @@
-// Proto <-> engine conversion, in one file (STYLE.md §2.5): requests are validated and turned into
-// native engine types as early as possible, with messages that name the field
-// ("example.text: empty", "options.layers[1]: ..."); engine results become protos honouring the
-// caller's ResultOptions (matrices, head sums, top-k, fp16). Pure functions, thread-safe.
+// Requests validated against the model and the server's limits and turned into native engine
+// types as early as possible (STYLE.md §2.5), with messages that name the field ("example.text:
+// empty", "options.layers[1]: ...") and, for a server limit, its flag. The plain mappings (enums,
+// results back to protos) are convert/'s; this file adds what only the server knows. Pure
+// functions, thread-safe.
 #pragma once
 
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "attattr/engine/attention_attribution.h"
-#include "attattr/engine/half_float.h"
 #include "attattr/engine/model.h"
 #include "attattr/v1/attattr_service.pb.h"
-#include "server/server_config.h"
+#include "server_config.h"
 
 namespace attattr::server {
 
@@ -46,16 +46,5 @@ absl::StatusOr<v1::ResultOptions> ResultOptionsFromProto(const v1::ResultOptions
 absl::Status CheckTreeLayers(const engine::AttributionOptions& options,
                              const v1::ResultOptions& result, const engine::ModelInfo& info,
                              const std::string& layers_field);
-
-void ModelToProto(const std::string& name, const engine::ModelInfo& info, v1::Model* out);
-
-// Fills `out` as `options` asks; with options.tree also the attribution tree (built from
-// result.layers, which CheckTreeLayers made sure hold every layer).
-void AttributionToProto(const engine::ExampleAttribution& result, const v1::ResultOptions& options,
-                        const std::vector<std::string>& labels, v1::ExampleAttribution* out);
-
-// The fp16 wire encoding (engine/half_float.h), under the names the server has always used.
-using engine::FloatToHalf;
-using engine::HalfToFloat;
 
 }  // namespace attattr::server

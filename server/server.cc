@@ -1,14 +1,14 @@
 // Server assembly and lifecycle (see server.h).
-#include "server/server.h"
+#include "server.h"
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 
 #include "absl/strings/str_cat.h"
-#include "server/job_kinds.h"
-#include "server/job_convert.h"
-#include "server/job_report_http.h"
-#include "server/store/sqlite_job_store.h"
+#include "jobs/job_kinds.h"
+#include "jobs/job_convert.h"
+#include "job_report_http.h"
+#include "store/sqlite_job_store.h"
 
 namespace attattr::server {
 namespace {
@@ -27,7 +27,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
     auto http = metrics::MetricsHttpServer::Start(config.metrics_listen, &server->registry_);
     if (!http.ok()) return http.status();
     server->metrics_http_ = std::move(*http);
-    server->log_->info("serving Prometheus metrics on port {}", server->metrics_http_->port());
+    server->log_.Info("serving Prometheus metrics", {{"port", server->metrics_http_->port()}});
   }
   auto collector = metrics::ProcessCollector::Register(&server->registry_);
   if (!collector.ok()) return collector.status();
@@ -36,20 +36,23 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
   if (!gpu.ok()) return gpu.status();
   server->gpu_collector_ = std::move(*gpu);
   if (server->gpu_collector_) {
-    server->log_->info("GPU memory metrics for {} devices (NVML)",
-                       server->gpu_collector_->device_count());
+    server->log_.Info("GPU memory metrics (NVML)",
+                      {{"devices", server->gpu_collector_->device_count()}});
   }
   server->metrics_ = std::make_unique<ServiceMetrics>(server->registry_);
 
-  server->log_->info("loading models from {}", config.models_dir);
+  server->log_.Info("loading models", {{"models_dir", config.models_dir}});
   auto models = ModelRegistry::Load(config.models_dir, engine::LoadOptions{config.device});
   if (!models.ok()) return models.status();
   server->models_ = std::move(*models);
   for (const auto& name : server->models_->Names()) {
     const auto& info = (*server->models_->Find(name))->info();
-    server->log_->info("model {}: {} layers x {} heads, hidden {}, max length {}, {}", name,
-                       info.num_layers, info.num_heads, info.hidden_size, info.max_length,
-                       info.has_classifier ? "classifier" : "encoder-only");
+    server->log_.Info("model loaded", {{"model", name},
+                                       {"layers", info.num_layers},
+                                       {"heads", info.num_heads},
+                                       {"hidden", info.hidden_size},
+                                       {"max_length", info.max_length},
+                                       {"head", info.has_classifier ? "classifier" : "encoder-only"}});
   }
   if (auto s = server->StartJobs(); !s.ok()) return s;
   // HTML job reports beside /metrics, served on the HTTP server's threads (job_report_http.h).
@@ -73,7 +76,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
   health->SetServingStatus("", true);
   health->SetServingStatus("attattr.v1.Attattr", true);
   server->scheduler_->Start();
-  server->log_->info("serving attattr.v1.Attattr on port {}", server->port_);
+  server->log_.Info("serving attattr.v1.Attattr", {{"port", server->port_}});
   return server;
 }
 
@@ -87,7 +90,7 @@ absl::Status Server::StartJobs() {
                         absl::StrCat("--store: ", store.status().message()));
   }
   store_ = std::move(*store);
-  log_->info("job store: {}", config_.store_path);
+  log_.Info("job store opened", {{"store", config_.store_path}});
   timers_ = std::make_unique<TimerQueue>();
 
   AttributionBatcher::Options batch;
@@ -95,10 +98,11 @@ absl::Status Server::StartJobs() {
   batch.max_examples = config_.EffectiveBatchMaxExamples();
   batch.max_delay = std::chrono::microseconds(config_.batch_max_delay_us);
   batch.max_pending = config_.max_pending_explains;
-  log_->info("engine workers: {} on {}; dynamic batching: {}", batch.workers, config_.device,
-             batch.max_examples > 1 ? absl::StrCat("up to ", batch.max_examples, " examples, ",
-                                                   config_.batch_max_delay_us, " us delay")
-                                    : std::string("off"));
+  log_.Info("engine workers started",
+            {{"workers", batch.workers},
+             {"device", config_.device},
+             {"batch_max_examples", batch.max_examples},
+             {"batch_max_delay_us", int64_t{config_.batch_max_delay_us}}});
   ServiceMetrics* metrics = metrics_.get();
   batcher_ = std::make_unique<AttributionBatcher>(
       batch, [metrics](int items) { metrics->RecordBatch(items); });
@@ -110,7 +114,8 @@ absl::Status Server::StartJobs() {
   observer.on_finish = [metrics](const std::string& kind, store::JobState state, double seconds) {
     metrics->RecordJobFinish(kind, store::JobStateName(state), seconds);
   };
-  JobExecutor executor = MakeJobExecutor(*models_, config_, *batcher_, *metrics_);
+  job_kinds_ = std::make_unique<JobKinds>(JobKindDeps{*models_, config_, *batcher_, *metrics_});
+  JobExecutor executor = job_kinds_->Executor();
   JobScheduler::Options scheduling;
   scheduling.runners = config_.job_runners;
   scheduling.max_queued = config_.max_queued_jobs;
@@ -130,9 +135,10 @@ absl::Status Server::StartJobs() {
         running.Set(scheduler->Running());
       }));
 
-  service_ = std::make_unique<AttattrService>(ServiceDeps{config_, *models_, *batcher_,
-                                                          *scheduler_, *store_, events_, *timers_,
-                                                          *metrics_, log_});
+  submit_pool_ = std::make_unique<WorkerPool>(config_.submit_workers, config_.max_pending_submits);
+  service_ = std::make_unique<AttattrService>(
+      ServiceDeps{config_, *models_, *batcher_, *job_kinds_, *submit_pool_, *scheduler_, *store_,
+                  events_, *timers_, *metrics_, log_});
   ScheduleRetentionSweep();
   return absl::OkStatus();
 }
@@ -144,10 +150,10 @@ void Server::ScheduleRetentionSweep() {
   timers_->Schedule(std::chrono::steady_clock::now() + period, [this] {
     auto expired = store_->ExpireResults(UnixNowMs(), config_.retention_seconds * 1000);
     if (!expired.ok()) {
-      log_->warn("retention sweep failed: {}", std::string(expired.status().message()));
+      log_.Warn("retention sweep failed", {{"error", expired.status().message()}});
     } else if (*expired > 0) {
-      log_->info("retention: deleted {} jobs that ended over {} s ago", *expired,
-                 config_.retention_seconds);
+      log_.Info("retention: deleted finished jobs",
+                {{"jobs", *expired}, {"retention_seconds", int64_t{config_.retention_seconds}}});
     }
     ScheduleRetentionSweep();
   });
@@ -155,12 +161,15 @@ void Server::ScheduleRetentionSweep() {
 
 Server::~Server() {
   if (grpc_) Shutdown(std::chrono::milliseconds(0));
+  if (submit_pool_) submit_pool_->Stop();
   grpc_.reset();
   service_.reset();
+  submit_pool_.reset();
   metrics_http_.reset();
   gpu_collector_.reset();
   for (auto id : collect_callbacks_) registry_.RemoveCollectCallback(id);
   scheduler_.reset();  // stops running jobs (re-queued) before the batcher goes
+  job_kinds_.reset();
   if (batcher_) batcher_->Stop();
   batcher_.reset();
   timers_.reset();
@@ -170,11 +179,12 @@ void Server::Shutdown(std::chrono::milliseconds grace) {
   if (!grpc_ || shut_down_) return;
   shut_down_ = true;
   const auto deadline = std::chrono::system_clock::now() + grace;
-  log_->info("draining: health NOT_SERVING, grace {} ms", grace.count());
+  log_.Info("draining: health NOT_SERVING", {{"grace_ms", int64_t{grace.count()}}});
   auto* health = grpc_->GetHealthCheckService();
   health->SetServingStatus("", false);
   health->SetServingStatus("attattr.v1.Attattr", false);
   service_->BeginDrain();
+  submit_pool_->Stop();  // submissions already taken are validated and queued (run after restart)
   scheduler_->Drain(grace);
   events_.StopAll();
   // In-flight Explain calls finish within what is left of the grace period.

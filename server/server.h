@@ -11,19 +11,22 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "server/attattr_service.h"
-#include "server/attribution_batcher.h"
-#include "server/job_events.h"
-#include "server/job_scheduler.h"
-#include "server/metrics/metrics.h"
-#include "server/metrics/metrics_http.h"
-#include "server/metrics/gpu_memory_collector.h"
-#include "server/metrics/process_collector.h"
-#include "server/model_registry.h"
-#include "server/server_config.h"
-#include "server/service_metrics.h"
-#include "server/store/job_store.h"
-#include "server/timer_queue.h"
+#include "attattr_service.h"
+#include "attribution_batcher.h"
+#include "event_log.h"
+#include "jobs/job_events.h"
+#include "jobs/job_kinds.h"
+#include "jobs/job_scheduler.h"
+#include "metrics/metrics.h"
+#include "metrics/metrics_http.h"
+#include "metrics/gpu_memory_collector.h"
+#include "metrics/process_collector.h"
+#include "model_registry.h"
+#include "server_config.h"
+#include "service_metrics.h"
+#include "store/job_store.h"
+#include "timer_queue.h"
+#include "worker_pool.h"
 #include "spdlog/logger.h"
 
 namespace attattr::server {
@@ -31,7 +34,7 @@ namespace attattr::server {
 class Server {
  public:
   // Validates the config, loads the models, opens the job store (re-queueing jobs a crash
-  // interrupted) and starts listening. The models are loaded before the port opens, so a client
+  // interrupted) and starts listening. Logs through `logger` (MakeLogger) as config.log_format says. The models are loaded before the port opens, so a client
   // that can connect sees SERVING.
   static absl::StatusOr<std::unique_ptr<Server>> Start(const ServerConfig& config,
                                                        std::shared_ptr<spdlog::logger> log);
@@ -50,17 +53,17 @@ class Server {
   void Wait();
 
  private:
-  Server(const ServerConfig& config, std::shared_ptr<spdlog::logger> log)
-      : config_(config), log_(std::move(log)) {}
+  Server(const ServerConfig& config, std::shared_ptr<spdlog::logger> logger)
+      : config_(config), log_(std::move(logger), config.log_format) {}
   absl::Status StartJobs();
   void ScheduleRetentionSweep();
 
   const ServerConfig config_;
-  std::shared_ptr<spdlog::logger> log_;
+  const EventLog log_;
   // Declaration order is construction order; destruction runs in reverse: the gRPC server and
-  // service go first, then the scheduler (which stops running jobs), the batcher (which the
-  // scheduler's jobs use), the timers, the events and the store; the HTTP server and collectors
-  // before the registry they read.
+  // service go first, then the submit pool (its tasks finish calls), the scheduler (which stops
+  // running jobs), the job kinds and the batcher (which the scheduler's jobs use), the timers,
+  // the events and the store; the HTTP server and collectors before the registry they read.
   metrics::Registry registry_;
   std::unique_ptr<metrics::ProcessCollector> process_collector_;
   std::unique_ptr<metrics::GpuMemoryCollector> gpu_collector_;  // null without an NVIDIA driver
@@ -72,7 +75,9 @@ class Server {
   JobEvents events_;
   std::unique_ptr<TimerQueue> timers_;
   std::unique_ptr<AttributionBatcher> batcher_;
+  std::unique_ptr<JobKinds> job_kinds_;
   std::unique_ptr<JobScheduler> scheduler_;
+  std::unique_ptr<WorkerPool> submit_pool_;
   std::unique_ptr<AttattrService> service_;
   std::unique_ptr<grpc::Server> grpc_;
   int port_ = 0;

@@ -1,7 +1,9 @@
 // ServerConfig validation (see server_config.h).
-#include "server/server_config.h"
+#include "server_config.h"
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 
 namespace attattr::server {
 namespace {
@@ -9,10 +11,13 @@ namespace {
 bool LooksLikeHostPort(const std::string& s) {
   const auto colon = s.rfind(':');
   if (colon == std::string::npos || colon == 0 || colon + 1 >= s.size()) return false;
-  for (size_t i = colon + 1; i < s.size(); ++i) {
-    if (s[i] < '0' || s[i] > '9') return false;
+  const absl::string_view port = absl::string_view(s).substr(colon + 1);
+  if (port.size() > 5) return false;  // also keeps SimpleAtoi far from overflow
+  for (char c : port) {
+    if (c < '0' || c > '9') return false;
   }
-  return std::stol(s.substr(colon + 1)) <= 65535;
+  int value = 0;
+  return absl::SimpleAtoi(port, &value) && value <= 65535;
 }
 
 }  // namespace
@@ -48,6 +53,12 @@ absl::Status ServerConfig::Validate() const {
   }
   if (batch_max_delay_us < 0 || batch_max_delay_us > 1000000) {
     return absl::InvalidArgumentError("--batch-max-delay-us: must be in [0, 1000000]");
+  }
+  if (submit_workers < 1 || submit_workers > 64) {
+    return absl::InvalidArgumentError("--submit-workers: must be in [1, 64]");
+  }
+  if (max_pending_submits < 1) {
+    return absl::InvalidArgumentError("--max-pending-submits: must be >= 1");
   }
   if (max_queued_jobs < 1) return absl::InvalidArgumentError("--max-queued-jobs: must be >= 1");
   if (max_job_examples < 1) return absl::InvalidArgumentError("--max-job-examples: must be >= 1");

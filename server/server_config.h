@@ -47,6 +47,11 @@ struct ServerConfig {
   // How long the oldest waiting item may wait for others to join its batch, microseconds.
   // Default: 1000 (1 ms; only a lone item on an idle worker waits it out).
   int64_t batch_max_delay_us = 1000;
+  // Threads that validate SubmitJob specs (read dataset files, tokenize examples) off the gRPC
+  // reaction threads. Default: 2.
+  int submit_workers = 2;
+  // SubmitJob calls waiting for a validation thread before RESOURCE_EXHAUSTED. Default: 64.
+  int max_pending_submits = 64;
   // Jobs waiting to run before SubmitJob answers RESOURCE_EXHAUSTED. Default: 256.
   int max_queued_jobs = 256;
   // Examples one job may hold. Default: 10000.

@@ -1,5 +1,5 @@
 // Service metric families (see service_metrics.h).
-#include "server/service_metrics.h"
+#include "service_metrics.h"
 
 namespace attattr::server {
 

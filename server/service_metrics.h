@@ -11,7 +11,7 @@
 #include <string>
 
 #include "attattr/engine/attention_attribution.h"
-#include "server/metrics/metrics.h"
+#include "metrics/metrics.h"
 
 namespace attattr::server {
 

@@ -1,5 +1,5 @@
 // absl::Status -> grpc::Status (see status_convert.h).
-#include "server/status_convert.h"
+#include "status_convert.h"
 
 #include <string>
 

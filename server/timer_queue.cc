@@ -1,5 +1,5 @@
 // TimerQueue (see timer_queue.h).
-#include "server/timer_queue.h"
+#include "timer_queue.h"
 
 namespace attattr::server {
 

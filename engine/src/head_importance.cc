@@ -11,6 +11,7 @@
 #include <random>
 
 #include "absl/strings/str_cat.h"
+#include "attattr/engine/gold_label.h"
 #include "model_impl.h"
 
 namespace attattr::engine {
@@ -38,15 +39,7 @@ absl::Status CheckInputs(const Model& model, const std::vector<Encoding>& encodi
                                                    encodings.size(), " examples"));
   }
   if (!need_labels) return absl::OkStatus();
-  const int classes = static_cast<int>(info.labels.size());
-  for (size_t i = 0; i < labels.size(); ++i) {
-    if (labels[i] < 0 || labels[i] >= classes) {
-      return absl::InvalidArgumentError(absl::StrCat("labels[", i, "]: ", labels[i],
-                                                     " is not a class of this model (0..",
-                                                     classes - 1, ")"));
-    }
-  }
-  return absl::OkStatus();
+  return CheckGoldLabels(info, labels, "labels");
 }
 
 // I_h = mean over examples of the largest entry of the head's attribution matrix, with the gold

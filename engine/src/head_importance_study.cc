@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "attattr/engine/gold_label.h"
 #include "attattr/engine/rank_correlation.h"
 
 namespace attattr::engine {
@@ -21,15 +22,7 @@ absl::Status CheckLabels(const ModelInfo& info, absl::Span<const Encoding> set,
   if (labels.size() != set.size()) {
     return Invalid(field, absl::StrCat(labels.size(), " labels for ", set.size(), " examples"));
   }
-  const int classes = static_cast<int>(info.labels.size());
-  for (size_t i = 0; i < labels.size(); ++i) {
-    if (labels[i] < 0 || labels[i] >= classes) {
-      return Invalid(absl::StrCat(field, "[", i, "]"),
-                     absl::StrCat(labels[i], " is not one of the model's classes 0..", classes - 1,
-                                  labels[i] < 0 ? " (the example has no gold label)" : ""));
-    }
-  }
-  return absl::OkStatus();
+  return CheckGoldLabels(info, labels, field);
 }
 
 absl::Status CheckOptions(const HeadImportanceStudyOptions& options) {

@@ -4,6 +4,7 @@
 #include <numeric>
 
 #include "absl/strings/str_cat.h"
+#include "attattr/base/field_error.h"
 #include "checkpoint_loader.h"
 #include "model_config.h"
 #include "model_impl.h"
@@ -207,6 +208,19 @@ absl::StatusOr<Encoding> Model::Encode(const Example& example) const {
   std::optional<std::string_view> pair;
   if (example.text_pair) pair = *example.text_pair;
   return impl_->tokenizer->Encode(example.text, pair, impl_->info.max_length);
+}
+
+absl::StatusOr<std::vector<Encoding>> Model::EncodeAll(const std::vector<Example>& examples) const {
+  std::vector<Encoding> encodings;
+  encodings.reserve(examples.size());
+  for (size_t i = 0; i < examples.size(); ++i) {
+    auto encoding = Encode(examples[i]);
+    if (!encoding.ok()) {
+      return InvalidFieldError({"examples", static_cast<int64_t>(i)}, encoding.status().message());
+    }
+    encodings.push_back(std::move(*encoding));
+  }
+  return encodings;
 }
 
 absl::StatusOr<std::vector<Prediction>> Model::Predict(

@@ -10,6 +10,7 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "attattr/engine/gold_label.h"
 
 namespace attattr::engine {
 namespace {
@@ -109,8 +110,9 @@ absl::Status ValidateTriggerSearchOptions(const Model& model, const TriggerSearc
   if (!model.info().has_classifier) {
     return absl::InvalidArgumentError("model: trigger search needs a classifier checkpoint");
   }
-  if (o.top_k < 1 || o.top_k > 100) {
-    return absl::InvalidArgumentError(absl::StrCat("top_k: ", o.top_k, " is not in [1, 100]"));
+  if (o.top_k < 1 || o.top_k > kMaxTriggerTopK) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("top_k: ", o.top_k, " is not in [1, ", kMaxTriggerTopK, "]"));
   }
   if (!std::isfinite(o.threshold) || o.threshold < 0) {
     return absl::InvalidArgumentError(
@@ -204,14 +206,7 @@ absl::StatusOr<bool> CheckEvaluationSet(const Model& model, const std::vector<En
     return absl::InvalidArgumentError(absl::StrCat("labels: ", labels.size(), " labels for ",
                                                    evaluation.size(), " examples"));
   }
-  const int classes = static_cast<int>(info.labels.size());
-  for (size_t i = 0; i < labels.size(); ++i) {
-    if (labels[i] < 0 || labels[i] >= classes) {
-      return absl::InvalidArgumentError(absl::StrCat("labels[", i, "]: ", labels[i],
-                                                     " is not a class of this model (0..",
-                                                     classes - 1, ")"));
-    }
-  }
+  if (auto s = CheckGoldLabels(info, labels, "labels"); !s.ok()) return s;
   bool all_pairs = true;
   for (size_t i = 0; i < evaluation.size(); ++i) {
     auto b = FindSegments(evaluation[i]);

@@ -1,7 +1,7 @@
 // GPU memory through NVML, loaded at run time (see gpu_memory_collector.h). The few NVML
 // declarations below follow nvml.h of the driver's stable C ABI (the *_v2 entry points exist since
 // driver 3xx); they are written here because the NVML headers are not packaged in Debian main.
-#include "server/metrics/gpu_memory_collector.h"
+#include "metrics/gpu_memory_collector.h"
 
 #include <dlfcn.h>
 

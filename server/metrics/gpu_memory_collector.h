@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "server/metrics/metrics.h"
+#include "metrics/metrics.h"
 
 namespace attattr::metrics {
 

@@ -1,7 +1,7 @@
 // Registry, metric types, name validation and the text exposition format (see metrics.h).
 // No I/O here. Thread-safety: counters and gauges are lock-free atomics, each histogram and family
 // has its own mutex, the registry locks its family map and, separately, its callbacks.
-#include "server/metrics/metrics.h"
+#include "metrics/metrics.h"
 
 #include <algorithm>
 #include <chrono>

@@ -3,7 +3,7 @@
 // Why not civetweb: it starts workers with a fixed 100 KiB stack, which our libraries' static TLS
 // (openblas + glog + torch) outgrows, so its pthread_create fails with EINVAL; these are std::threads.
 // Thread-safety: requests run on the server's worker threads; the handler table has its own mutex.
-#include "server/metrics/metrics_http.h"
+#include "metrics/metrics_http.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

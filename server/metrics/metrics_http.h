@@ -16,7 +16,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
-#include "server/metrics/metrics.h"
+#include "metrics/metrics.h"
 
 namespace httplib {
 class Server;

@@ -1,7 +1,7 @@
 // Reads /proc/self for the standard process metrics (see process_collector.h). Linux only; a read
 // that fails at scrape time leaves the previous values. Thread-safety: Refresh runs inside
 // Registry::Collect's callback lock, never concurrently with itself.
-#include "server/metrics/process_collector.h"
+#include "metrics/process_collector.h"
 
 #include <dirent.h>
 #include <unistd.h>

@@ -8,7 +8,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "server/metrics/metrics.h"
+#include "metrics/metrics.h"
 
 namespace attattr::metrics {
 

@@ -1,7 +1,7 @@
 // Store-independent parts of the job store interface: state names and the chunk-by-chunk ReadResult
 // every implementation inherits. No storage here; these functions hold no state and are
 // thread-safe.
-#include "server/store/job_store.h"
+#include "store/job_store.h"
 
 namespace attattr::store {
 

@@ -2,7 +2,7 @@
 // connection. Does not retry on SQLITE_BUSY beyond busy_timeout and does not share work between
 // processes. Thread-safe: each public call takes mu_ for its whole duration (ReadResult, inherited,
 // takes it once per chunk).
-#include "server/store/sqlite_job_store.h"
+#include "store/sqlite_job_store.h"
 
 #include <sqlite3.h>
 

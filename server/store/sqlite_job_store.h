@@ -15,7 +15,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
-#include "server/store/job_store.h"
+#include "store/job_store.h"
 
 struct sqlite3;
 struct sqlite3_stmt;

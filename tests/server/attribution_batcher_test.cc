@@ -2,7 +2,7 @@
 // engine call (the observer sees the batch size) and get the result they would get alone; items
 // with other options never share a batch; an item that asks to stop gets CANCELLED while its batch
 // neighbours finish; max_examples = 1 means no batching; Stop fails waiting items.
-#include "server/attribution_batcher.h"
+#include "attribution_batcher.h"
 
 #include <gtest/gtest.h>
 

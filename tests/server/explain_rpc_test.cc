@@ -11,17 +11,21 @@
 #include "attattr/engine/attention_attribution.h"
 #include "attattr/engine/attribution_tree.h"
 #include "attattr/v1/attattr_service.grpc.pb.h"
-#include "server/proto_convert.h"
-#include "server/server.h"
+#include "attattr/engine/half_float.h"
+#include "proto_convert.h"
+#include "server.h"
 #include "spdlog/sinks/null_sink.h"
 #include "spdlog/spdlog.h"
-#include "server/metrics/http_get.h"
+#include "support/http_get.h"
 #include "support/golden.h"
 #include "support/golden_tree.h"
 #include "support/test_paths.h"
 
 namespace attattr::server {
 namespace {
+
+using engine::FloatToHalf;
+using engine::HalfToFloat;
 
 namespace fs = std::filesystem;
 

@@ -10,18 +10,22 @@
 #include <thread>
 #include <vector>
 
-#include "server/proto_convert.h"
-#include "server/server_config.h"
-#include "server/status_convert.h"
-#include "server/timer_queue.h"
-#include "server/log_format.h"
+#include "attattr/engine/half_float.h"
+#include "proto_convert.h"
+#include "server_config.h"
+#include "status_convert.h"
+#include "timer_queue.h"
+#include "event_log.h"
 #include "nlohmann/json.hpp"
 #include "spdlog/sinks/ostream_sink.h"
 #include <sstream>
-#include "server/job_events.h"
+#include "jobs/job_events.h"
 
 namespace attattr::server {
 namespace {
+
+using engine::FloatToHalf;
+using engine::HalfToFloat;
 
 TEST(StatusConvertTest, EveryCanonicalCodeMapsToTheSameGrpcCode) {
   const std::pair<absl::StatusCode, grpc::StatusCode> pairs[] = {
@@ -202,13 +206,19 @@ TEST(JobEventsTest, DeliversToSubscribersOfTheJobUntilUnsubscribed) {
   EXPECT_EQ(calls, 1);
 }
 
-TEST(LogFormatTest, JsonLinesAreValidJsonWithTheAccessLogFieldsLifted) {
+TEST(EventLogTest, JsonLinesCarryTheFieldsAsTypedMembers) {
   std::ostringstream out;
-  auto log = MakeServerLogger("json", "info", std::make_shared<spdlog::sinks::ostream_sink_mt>(out));
-  log->info("rpc method=GetJob code=INVALID_ARGUMENT latency_ms=0.12 request_id=- job_id=jobs/ab "
-            "peer=ipv4:127.0.0.1:1 error=name: 'x' is not a job name (\"jobs/<id>\")\n\tnext");
-  log->debug("not shown at info");
-  log->warn("plain message");
+  const EventLog log(
+      MakeLogger("json", "info", std::make_shared<spdlog::sinks::ostream_sink_mt>(out)), "json");
+  log.Info("rpc", {{"method", "GetJob"},
+                   {"code", "INVALID_ARGUMENT"},
+                   {"latency_ms", 0.126},
+                   {"request_id", ""},
+                   {"job_id", "jobs/ab"},
+                   {"peer", "ipv4:127.0.0.1:1"},
+                   {"error", "name: 'x' is not a job name (\"jobs/<id>\")\n\tnext"}});
+  log.Debug("not shown at info");
+  log.Warn("plain message", {{"attempt", 3}});
   std::istringstream lines(out.str());
   std::string line;
   std::vector<nlohmann::json> parsed;
@@ -219,15 +229,41 @@ TEST(LogFormatTest, JsonLinesAreValidJsonWithTheAccessLogFieldsLifted) {
   EXPECT_EQ(rpc["method"], "GetJob");
   EXPECT_EQ(rpc["code"], "INVALID_ARGUMENT");
   EXPECT_EQ(rpc["job_id"], "jobs/ab");
-  EXPECT_FALSE(rpc.contains("request_id"));  // "-" means none
+  EXPECT_DOUBLE_EQ(rpc["latency_ms"].get<double>(), 0.126);
+  EXPECT_FALSE(rpc.contains("request_id"));  // empty means none
   EXPECT_EQ(rpc["error"], "name: 'x' is not a job name (\"jobs/<id>\")\n\tnext");
-  EXPECT_EQ(rpc["message"].get<std::string>().rfind("rpc method=GetJob", 0), 0u);
-  EXPECT_EQ(parsed[1]["message"], "plain message");
+  EXPECT_EQ(rpc["message"].get<std::string>().rfind("rpc method=GetJob code=INVALID_ARGUMENT "
+                                                    "latency_ms=0.13 request_id=- job_id=jobs/ab",
+                                                    0),
+            0u)
+      << rpc["message"];
+  EXPECT_EQ(parsed[1]["message"], "plain message attempt=3");
+  EXPECT_EQ(parsed[1]["attempt"], 3);
   EXPECT_EQ(parsed[1]["level"], "warning");
+}
+
+TEST(EventLogTest, AFieldValueCannotForgeAnother) {
+  std::ostringstream out;
+  const EventLog log(
+      MakeLogger("json", "info", std::make_shared<spdlog::sinks::ostream_sink_mt>(out)), "json");
+  // A client-chosen request id that looks like more fields, and a forged level.
+  log.Info("rpc", {{"request_id", "x job_id=jobs/evil code=OK\",\"level\":\"error"},
+                   {"level", "error"}});
+  const auto j = nlohmann::json::parse(out.str());
+  EXPECT_EQ(j["request_id"], "x job_id=jobs/evil code=OK\",\"level\":\"error");
+  EXPECT_FALSE(j.contains("job_id"));
+  EXPECT_FALSE(j.contains("code"));
+  EXPECT_EQ(j["level"], "info");
+}
+
+TEST(EventLogTest, TextLinesPutTheErrorLast) {
   std::ostringstream text;
-  MakeServerLogger("text", "info", std::make_shared<spdlog::sinks::ostream_sink_mt>(text))
-      ->info("hello job_id=jobs/x");
-  EXPECT_NE(text.str().find(" info hello job_id=jobs/x"), std::string::npos) << text.str();
+  const EventLog log(
+      MakeLogger("text", "info", std::make_shared<spdlog::sinks::ostream_sink_mt>(text)), "text");
+  log.Info("job finished", {{"job_id", "jobs/x"}, {"error", "it broke"}, {"state", "FAILED"}});
+  EXPECT_NE(text.str().find(" info job finished job_id=jobs/x state=FAILED error=it broke\n"),
+            std::string::npos)
+      << text.str();
 }
 
 }  // namespace

@@ -1,12 +1,12 @@
 // Tests MetricsHttpServer on loopback: /metrics content type and body over a real socket, /healthz,
 // 404 and 405, extra handlers by prefix, ephemeral ports and listen-address errors.
 // Thread-safety: the server serves on its own threads; the test only talks to it over sockets.
-#include "server/metrics/metrics_http.h"
+#include "metrics/metrics_http.h"
 
 #include <chrono>
 
 #include "gtest/gtest.h"
-#include "http_get.h"
+#include "support/http_get.h"
 
 namespace attattr::metrics {
 namespace {

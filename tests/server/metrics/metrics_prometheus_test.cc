@@ -22,11 +22,11 @@
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "http_get.h"
-#include "server/metrics/metrics.h"
-#include "server/metrics/metrics_http.h"
-#include "server/metrics/process_collector.h"
-#include "server/server.h"
+#include "support/http_get.h"
+#include "metrics/metrics.h"
+#include "metrics/metrics_http.h"
+#include "metrics/process_collector.h"
+#include "server.h"
 #include "spdlog/sinks/null_sink.h"
 #include "attattr/v1/attattr_service.grpc.pb.h"
 #include <grpcpp/grpcpp.h>

@@ -1,7 +1,7 @@
 // Unit tests for server/metrics/metrics.h: metric types, labels, name rules, exposition text,
 // histogram buckets and concurrent updates. No network, no files (except /proc for the collector).
 // Thread-safety: the concurrency test drives one registry from several threads.
-#include "server/metrics/metrics.h"
+#include "metrics/metrics.h"
 
 #include <chrono>
 #include <cmath>
@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "server/metrics/gpu_memory_collector.h"
-#include "server/metrics/process_collector.h"
+#include "metrics/gpu_memory_collector.h"
+#include "metrics/process_collector.h"
 
 #include <dlfcn.h>
 

@@ -2,7 +2,7 @@
 // idempotent create, pagination under inserts, chunked results, persistence across reopen and
 // across SIGKILL of a writing process (fork), expiry and concurrent use. Uses temporary files only;
 // each test owns its store, and the crash tests fork while the process is single-threaded.
-#include "server/store/sqlite_job_store.h"
+#include "store/sqlite_job_store.h"
 
 #include <signal.h>
 #include <sqlite3.h>

@@ -35,9 +35,9 @@ struct AttributionTarget {
 
 struct AttributionOptions {
   AttributionTarget target;
-  // Default: Gauss–Legendre with m = 8 (completeness gap ≤ 8e-4 on the shared model).
-  QuadratureRule rule = QuadratureRule::kGaussLegendre;
-  int steps = 8;
+  // Default: Gauss–Legendre with m = 8 (kDefaultQuadratureRule / kDefaultQuadratureSteps).
+  QuadratureRule rule = kDefaultQuadratureRule;
+  int steps = kDefaultQuadratureSteps;
   // Layers to attribute (0-based, ascending, unique). Empty: all layers.
   std::vector<int> layers;
   // Activation memory one chunk of α-points may use; the chunk size is derived from it (estimated

@@ -22,6 +22,22 @@
 
 namespace attattr::engine {
 
+// The rankings a study compares when none are named: the paper's, then its baselines.
+inline std::vector<HeadRanking> DefaultHeadRankings() {
+  return {HeadRanking::kAttribution, HeadRanking::kAttention, HeadRanking::kTaylor,
+          HeadRanking::kRandom};
+}
+
+// Pruning-curve points when none are given: 0, 10, …, 100 percent of the heads.
+inline std::vector<double> DefaultPruningRatios() {
+  std::vector<double> ratios;
+  for (int p = 0; p <= 100; p += 10) ratios.push_back(p);
+  return ratios;
+}
+
+// Most pruning-curve points one study accepts.
+inline constexpr int kMaxPruningRatios = 101;
+
 struct HeadImportanceStudyOptions {
   // Rankings to compute, in this order; each at most once; at least one.
   std::vector<HeadRanking> methods;

@@ -76,6 +76,9 @@ class Model {
 
   // Tokenizes with the model's maximum length. InvalidArgument ("text: empty") for empty text.
   absl::StatusOr<Encoding> Encode(const Example& example) const;
+  // Encode() of each example, in order. The first failure is the field error {"examples", i}
+  // (attattr/base/field_error.h), so callers name example i in their own terms.
+  absl::StatusOr<std::vector<Encoding>> EncodeAll(const std::vector<Example>& examples) const;
 
   // Clean forward passes, batched. `head_mask` (optional) is [L][H] with 1 = keep, 0 = masked
   // (multiplied into the attention probabilities, as Hugging Face does); in a pruned checkpoint the

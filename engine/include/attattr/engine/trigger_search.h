@@ -36,14 +36,20 @@
 
 namespace attattr::engine {
 
+// Defaults and bounds of a trigger search, shared by the engine, the server and the CLI.
+inline constexpr int kDefaultTriggerTopK = 3;
+inline constexpr int kMaxTriggerTopK = 100;
+inline constexpr double kDefaultTriggerThreshold = 0.02;  // the authors'
+inline constexpr int kDefaultMiningExamples = 500;        // the authors' first 500
+
 struct TriggerSearchOptions {
   // Quadrature, steps, memory budget and example batch of the mining attribution; its target is
   // replaced by the predicted class's probability and all layers are attributed.
   AttributionOptions attribution;
-  // Patterns kept after ranking (K). Valid: [1, 100]. Default: 3.
-  int top_k = 3;
+  // Patterns kept after ranking (K). Valid: [1, kMaxTriggerTopK]. Default: 3.
+  int top_k = kDefaultTriggerTopK;
   // Patterns scoring below this are dropped. Default: 0.02 (the authors').
-  double threshold = 0.02;
+  double threshold = kDefaultTriggerThreshold;
   // Seed of the random-token control. Default: 0.
   uint64_t seed = 0;
   // Examples per mining call of AttributeEncodings (progress and cancellation granularity).

@@ -1,0 +1,199 @@
+// HEAD_IMPORTANCE jobs (see head_importance_job.h).
+#include "jobs/head_importance_job.h"
+
+#include <cmath>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "attattr/base/status_macros.h"
+#include "attattr/convert/head_importance_convert.h"
+#include "attattr/engine/gold_label.h"
+#include "jobs/job_spec.h"
+#include "proto_convert.h"
+
+namespace attattr::server {
+namespace {
+
+constexpr const char* kField = "spec.head_importance";
+
+absl::Status Invalid(const std::string& field, const std::string& what) {
+  return InvalidSpec(absl::StrCat(kField, ".", field), what);
+}
+
+// One labelled example set: loaded, labels checked, tokenized.
+absl::Status LoadSet(const v1::ExampleSource& source, const engine::Model& model,
+                     const ServerConfig& config, const std::string& name,
+                     std::vector<engine::Encoding>* encodings, std::vector<int>* labels) {
+  const std::string field = absl::StrCat(kField, ".", name);
+  auto examples = LoadExamples(source, config, field);
+  if (!examples.ok()) return examples.status();
+  if (auto s = CheckExampleLabels(model.info(), *examples, source, field); !s.ok()) return s;
+  auto encoded = EncodeExamples(model, *examples, source, field);
+  if (!encoded.ok()) return encoded.status();
+  *encodings = std::move(*encoded);
+  *labels = engine::GoldLabels(*examples);
+  return absl::OkStatus();
+}
+
+absl::Status ParseMethods(const v1::HeadImportanceSpec& spec,
+                          std::vector<engine::HeadRanking>* methods) {
+  methods->clear();
+  if (spec.methods_size() == 0) {
+    *methods = engine::DefaultHeadRankings();
+    return absl::OkStatus();
+  }
+  for (int i = 0; i < spec.methods_size(); ++i) {
+    const auto ranking = convert::HeadRankingFromProto(spec.methods(i));
+    const std::string field = absl::StrCat("methods[", i, "]");
+    if (!ranking) {
+      return Invalid(field, absl::StrCat("unknown method ", static_cast<int>(spec.methods(i)),
+                                         " (ATTRIBUTION, ATTENTION, TAYLOR or RANDOM)"));
+    }
+    for (auto m : *methods) {
+      if (m == *ranking) return Invalid(field, absl::StrCat(v1::ImportanceMethod_Name(spec.methods(i)), " is given twice"));
+    }
+    methods->push_back(*ranking);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ParseRatios(const v1::HeadImportanceSpec& spec, std::vector<double>* ratios) {
+  ratios->clear();
+  if (spec.ratios_size() == 0) {
+    *ratios = engine::DefaultPruningRatios();
+    return absl::OkStatus();
+  }
+  if (spec.ratios_size() > engine::kMaxPruningRatios) {
+    return Invalid("ratios", absl::StrCat(spec.ratios_size(), " values, at most ",
+                                          engine::kMaxPruningRatios));
+  }
+  for (int i = 0; i < spec.ratios_size(); ++i) {
+    const double r = spec.ratios(i);
+    if (!(r >= 0 && r <= 100)) {
+      return Invalid(absl::StrCat("ratios[", i, "]"), absl::StrCat(r, " is not in [0, 100]"));
+    }
+    ratios->push_back(r);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<HeadImportanceJob> PrepareHeadImportanceJob(const v1::JobSpec& spec,
+                                                           const ModelRegistry& models,
+                                                           const ServerConfig& config) {
+  auto model = CheckClassifierJob(spec, models, "head importance");
+  if (!model.ok()) return model.status();
+  const engine::ModelInfo& info = (*model)->info();
+  const v1::HeadImportanceSpec& h = spec.head_importance();
+  HeadImportanceJob job;
+  job.model = *model;
+  if (auto s = ParseMethods(h, &job.options.methods); !s.ok()) return s;
+  if (auto s = ParseRatios(h, &job.options.ratios_percent); !s.ok()) return s;
+  const auto& a = h.attribution();
+  if (a.has_target()) {
+    return Invalid("attribution.target",
+                   "must be unset: head importance always uses the gold label's probability");
+  }
+  if (a.layers_size() > 0) return Invalid("attribution.layers", "must be empty: every layer is ranked");
+  auto options = AttributionOptionsFromProto(a, **model, config, absl::StrCat(kField, ".attribution"));
+  if (!options.ok()) return options.status();
+  job.options.importance.attribution = std::move(*options);
+  job.options.importance.seed = h.seed();
+  if (auto s = LoadSet(h.importance_set(), **model, config, "importance_set", &job.importance_set,
+                       &job.importance_labels);
+      !s.ok()) {
+    return s;
+  }
+  if (auto s = LoadSet(h.evaluation_set(), **model, config, "evaluation_set", &job.evaluation_set,
+                       &job.evaluation_labels);
+      !s.ok()) {
+    return s;
+  }
+  if (h.has_agreement_set()) {
+    if (auto s = LoadSet(h.agreement_set(), **model, config, "agreement_set", &job.agreement_set,
+                         &job.agreement_labels);
+        !s.ok()) {
+      return s;
+    }
+  }
+  for (auto m : job.options.methods) {
+    if (m != engine::HeadRanking::kAttribution) continue;
+    if (auto s = CheckAttributionMemory(info, job.importance_set, job.options.importance.attribution,
+                                        h.importance_set(), config,
+                                        absl::StrCat(kField, ".importance_set"));
+        !s.ok()) {
+      return s;
+    }
+    if (auto s = CheckAttributionMemory(info, job.agreement_set, job.options.importance.attribution,
+                                        h.agreement_set(), config,
+                                        absl::StrCat(kField, ".agreement_set"));
+        !s.ok()) {
+      return s;
+    }
+  }
+  if (!(h.export_ratio() >= 0 && h.export_ratio() <= 100)) {
+    return Invalid("export_ratio", absl::StrCat(h.export_ratio(), " is not in [0, 100]"));
+  }
+  if (h.export_path().empty()) {
+    if (h.export_ratio() != 0) return Invalid("export_ratio", "set without export_path");
+    return job;
+  }
+  for (size_t l = 0; l < info.heads_per_layer.size(); ++l) {
+    if (info.heads_per_layer[l] != info.num_heads) {
+      return Invalid("export_path", absl::StrCat("model '", spec.model(),
+                                                 "' is already pruned; export from the full model"));
+    }
+  }
+  auto dir = ResolveExportPath(config.export_root, h.export_path(),
+                               absl::StrCat(kField, ".export_path"));
+  if (!dir.ok()) return dir.status();
+  job.options.export_dir = *dir;
+  job.options.export_ratio_percent = h.export_ratio();
+  job.export_path = h.export_path();
+  return job;
+}
+
+namespace {
+
+class PreparedHeadImportanceJob final : public PreparedJob {
+ public:
+  explicit PreparedHeadImportanceJob(HeadImportanceJob work) : work_(std::move(work)) {}
+
+  absl::StatusOr<v1::JobResult> Run(JobRun& run) override {
+    engine::HeadImportanceStudyOptions options = work_.options;
+    options.agreement_set = work_.agreement_set;
+    options.agreement_labels = work_.agreement_labels;
+    engine::RunControl control = run.Control();
+    auto study = engine::RunHeadImportanceStudy(*work_.model, work_.importance_set,
+                                                work_.importance_labels, work_.evaluation_set,
+                                                work_.evaluation_labels, options, control);
+    if (!study.ok()) {
+      if (study.status().code() == absl::StatusCode::kFailedPrecondition ||
+          study.status().code() == absl::StatusCode::kAlreadyExists) {
+        // The export directory changed since submission.
+        return absl::Status(study.status().code(), absl::StrCat(kField, ".export_path: ",
+                                                                study.status().message()));
+      }
+      return study.status();
+    }
+    v1::JobResult result;
+    convert::HeadImportanceStudyToProto(*study, work_.export_path,
+                                        result.mutable_head_importance());
+    return result;
+  }
+  int64_t items() const override { return 1; }
+
+ private:
+  HeadImportanceJob work_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<PreparedJob>> HeadImportanceJobKind::Prepare(
+    const v1::JobSpec& spec) const {
+  ATTATTR_ASSIGN_OR_RETURN(HeadImportanceJob work, PrepareHeadImportanceJob(spec, models_, config_));
+  return std::make_unique<PreparedHeadImportanceJob>(std::move(work));
+}
+
+}  // namespace attattr::server

@@ -1,0 +1,60 @@
+// HEAD_IMPORTANCE jobs (DESIGN.md §1, Head importance): the validation of a HeadImportanceSpec into
+// a native job, and its run — the study (rankings on the importance set, pruning curves on the
+// evaluation set, rank correlations, optional pruned export under --export-root) with progress
+// per stage ("importance: <method>", "pruning curve: <method>", "export") and cancellation
+// between engine batches. Thread-safe kind; a prepared job runs on one job runner.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "attattr/engine/head_importance_study.h"
+#include "attattr/engine/model.h"
+#include "attattr/v1/job.pb.h"
+#include "jobs/job_kind.h"
+#include "model_registry.h"
+#include "server_config.h"
+
+namespace attattr::server {
+
+struct HeadImportanceJob {
+  const engine::Model* model = nullptr;  // owned by the ModelRegistry
+  std::vector<engine::Encoding> importance_set;
+  std::vector<int> importance_labels;
+  std::vector<engine::Encoding> evaluation_set;
+  std::vector<int> evaluation_labels;
+  std::vector<engine::Encoding> agreement_set;  // empty without spec agreement_set
+  std::vector<int> agreement_labels;
+  // export_dir resolved under --export-root; the agreement spans are left empty (they would point
+  // into this struct, which moves): the executor sets them.
+  engine::HeadImportanceStudyOptions options;
+  std::string export_path;                     // as the spec gave it (relative)
+};
+
+// CheckJobCommon, then, under "spec.head_importance": importance_set, evaluation_set and, when
+// given, agreement_set (LoadExamples, CheckExampleLabels, EncodeExamples), methods (known, unique; empty = all four),
+// ratios (finite, in [0, 100], at most 101; empty = 0, 10, …, 100), attribution (rule and steps
+// only; CheckAttributionMemory for the importance and agreement sets when ATTRIBUTION is asked for),
+// export_path (ResolveExportPath; refused for an already pruned model), export_ratio in [0, 100]
+// and only with export_path. Errors are InvalidArgument naming the field, as job_spec.h.
+absl::StatusOr<HeadImportanceJob> PrepareHeadImportanceJob(const v1::JobSpec& spec,
+                                                           const ModelRegistry& models,
+                                                           const ServerConfig& config);
+
+class HeadImportanceJobKind final : public JobKind {
+ public:
+  // Borrows both; the owner outlives the kind and every job it prepares.
+  HeadImportanceJobKind(const ModelRegistry& models, const ServerConfig& config)
+      : models_(models), config_(config) {}
+
+  v1::JobKind kind() const override { return v1::HEAD_IMPORTANCE; }
+  absl::StatusOr<std::unique_ptr<PreparedJob>> Prepare(const v1::JobSpec& spec) const override;
+
+ private:
+  const ModelRegistry& models_;
+  const ServerConfig& config_;
+};
+
+}  // namespace attattr::server

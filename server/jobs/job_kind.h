@@ -1,0 +1,50 @@
+// The seam every job kind plugs into (ATTRIBUTION, HEAD_IMPORTANCE, TRIGGER_SEARCH; decoders and
+// other uses next): a JobKind validates a spec of its kind into a PreparedJob — everything that
+// can be checked before the job waits in the queue, done again when it runs, as models, files and
+// export directories may have changed — and a PreparedJob runs the engine under a JobRun
+// (cancellation, deadline, progress) and renders its result as a JobResult. The kinds are
+// registered in one table (job_kinds.h); the scheduler's one executor drives them all.
+// Thread-safety: a JobKind is immutable and shared by every caller; a PreparedJob belongs to one
+// thread at a time.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "absl/status/statusor.h"
+#include "attattr/v1/job.pb.h"
+#include "jobs/job_run.h"
+
+namespace attattr::server {
+
+// A validated job of one kind, holding its examples (loaded and tokenized), engine options and
+// borrowed model, ready to run.
+class PreparedJob {
+ public:
+  virtual ~PreparedJob() = default;
+
+  // Runs the engine work, checking run.ShouldStop() between batches and reporting progress
+  // through run, and renders the result. A stop surfaces as CancelledError (the executor turns
+  // one past the deadline into DEADLINE_EXCEEDED); other errors name the spec field at fault.
+  virtual absl::StatusOr<v1::JobResult> Run(JobRun& run) = 0;
+
+  // Items the job works through (examples of an attribution job; 1 for a study or a search), for
+  // the final progress report.
+  virtual int64_t items() const = 0;
+};
+
+class JobKind {
+ public:
+  virtual ~JobKind() = default;
+
+  // The kind of spec this validates (JobSpec.kind's case, as a v1::JobKind).
+  virtual v1::JobKind kind() const = 0;
+
+  // Validates `spec` (whose kind() is this one's) against the served models and the server's
+  // limits: InvalidArgument / NotFound / AlreadyExists naming the field ("spec.<kind>.<field>:
+  // ...") and, for a server limit, its flag. Reads dataset files under --data-root and tokenizes,
+  // so SubmitJob calls it off the gRPC reaction threads.
+  virtual absl::StatusOr<std::unique_ptr<PreparedJob>> Prepare(const v1::JobSpec& spec) const = 0;
+};
+
+}  // namespace attattr::server

@@ -1,0 +1,48 @@
+// The job kinds the service runs, registered in one table, and the one executor the scheduler
+// calls for every job: parse the stored spec, prepare it with its kind (validation again, as
+// models, files and the export root may have changed since submission), run it under a JobRun
+// and serialize the result. Adding a kind is a JobKind in its own file and one line in the table
+// (job_kinds.cc). Thread-safe once built; borrows the server parts it is given.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "attattr/v1/job.pb.h"
+#include "attribution_batcher.h"
+#include "jobs/job_kind.h"
+#include "jobs/job_scheduler.h"
+#include "model_registry.h"
+#include "server_config.h"
+#include "service_metrics.h"
+
+namespace attattr::server {
+
+// What the kinds borrow; the owner (Server) outlives the table.
+struct JobKindDeps {
+  const ModelRegistry& models;
+  const ServerConfig& config;
+  AttributionBatcher& batcher;
+  ServiceMetrics& metrics;
+};
+
+class JobKinds {
+ public:
+  explicit JobKinds(const JobKindDeps& deps);
+  JobKinds(const JobKinds&) = delete;
+  JobKinds& operator=(const JobKinds&) = delete;
+
+  // What every kind shares (CheckJobCommon: spec.model served, spec.priority, spec.timeout_ms,
+  // spec.kind set), then the kind's own Prepare.
+  absl::StatusOr<std::unique_ptr<PreparedJob>> Prepare(const v1::JobSpec& spec) const;
+
+  // The scheduler's executor for every kind; borrows this table, which must outlive it.
+  JobExecutor Executor() const;
+
+ private:
+  const ModelRegistry& models_;
+  std::vector<std::unique_ptr<JobKind>> kinds_;
+};
+
+}  // namespace attattr::server

@@ -1,0 +1,55 @@
+// The common frame of a job executor (see job_run.h).
+#include "jobs/job_run.h"
+
+#include "absl/strings/str_cat.h"
+#include "jobs/job_convert.h"
+
+namespace attattr::server {
+
+absl::Status JobRun::Begin() {
+  if (!spec_.ParseFromString(job_.spec)) {
+    return absl::DataLossError(absl::StrCat("job ", job_.id, ": stored spec does not parse"));
+  }
+  deadline_ms_ = spec_.timeout_ms() > 0 ? job_.create_time_ms + spec_.timeout_ms() : 0;
+  if (PastDeadline()) return DeadlineError();
+  context_.ReportProgress("loading examples", 0, 0);
+  return absl::OkStatus();
+}
+
+bool JobRun::PastDeadline() const { return deadline_ms_ > 0 && UnixNowMs() >= deadline_ms_; }
+
+absl::Status JobRun::DeadlineError() const {
+  return absl::DeadlineExceededError(
+      absl::StrCat("the job did not finish within spec.timeout_ms = ", spec_.timeout_ms()));
+}
+
+engine::RunControl JobRun::Control() {
+  engine::RunControl control;
+  control.should_stop = [this] { return ShouldStop(); };
+  control.on_progress = [this](const engine::Progress& p) {
+    const auto now = std::chrono::steady_clock::now();
+    if (p.stage == last_stage_ && p.done < p.total && now - last_report_ < std::chrono::milliseconds(250)) {
+      return;
+    }
+    last_stage_ = p.stage;
+    last_report_ = now;
+    context_.ReportProgress(p.stage, p.done, p.total);
+  };
+  return control;
+}
+
+absl::Status JobRun::EngineError(const absl::Status& status) const {
+  if (status.code() == absl::StatusCode::kCancelled && PastDeadline()) return DeadlineError();
+  return status;
+}
+
+absl::StatusOr<std::string> JobRun::Finish(const v1::JobResult& result, int64_t items) {
+  context_.ReportProgress("storing result", items, items);
+  std::string bytes;
+  if (!result.SerializeToString(&bytes)) {
+    return absl::InternalError("the result does not serialize (over 2 GiB?)");
+  }
+  return bytes;
+}
+
+}  // namespace attattr::server

@@ -1,0 +1,263 @@
+// JobScheduler (see job_scheduler.h).
+#include "jobs/job_scheduler.h"
+
+#include <algorithm>
+#include <exception>
+
+#include "absl/strings/str_cat.h"
+
+namespace attattr::server {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Seconds(int64_t from_ms, int64_t to_ms) {
+  return from_ms > 0 && to_ms >= from_ms ? (to_ms - from_ms) / 1000.0 : 0.0;
+}
+
+}  // namespace
+
+void JobContext::ReportProgress(const std::string& stage, int64_t done, int64_t total) {
+  if (!store_.UpdateProgress(id_, store::JobProgress{stage, done, total}).ok()) return;
+  auto record = store_.Get(id_);
+  if (record.ok()) events_.Publish(*record);
+}
+
+JobScheduler::JobScheduler(store::JobStore& store, JobEvents& events, JobExecutor executor,
+                           const Options& options, JobObserver observer,
+                           EventLog log)
+    : store_(store),
+      events_(events),
+      executor_(std::move(executor)),
+      options_(options),
+      observer_(std::move(observer)),
+      log_(std::move(log)) {}
+
+JobScheduler::~JobScheduler() { Drain(std::chrono::milliseconds(0)); }
+
+absl::Status JobScheduler::Recover() {
+  auto requeued = store_.RequeueInterrupted();
+  if (!requeued.ok()) return requeued.status();
+  for (const auto& id : *requeued) {
+    log_.Warn("job was running when the server stopped; re-queued", {{"job_id", id}});
+  }
+  auto queued = store_.ListQueued();
+  if (!queued.ok()) return queued.status();
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& job : *queued) Enqueue(job.id, job.priority);
+  if (!queued->empty()) log_.Info("recovered queued jobs from the store", {{"jobs", queued->size()}});
+  return absl::OkStatus();
+}
+
+void JobScheduler::Start() {
+  for (int i = 0; i < options_.runners; ++i) threads_.emplace_back([this] { Loop(); });
+}
+
+void JobScheduler::Enqueue(const std::string& id, int32_t priority) {
+  QueueKey key{-priority, next_seq_++, id};
+  queue_.insert(key);
+  queued_[id] = key;
+  cv_.notify_one();
+}
+
+absl::StatusOr<store::CreateResult> JobScheduler::Submit(const store::JobRecord& record) {
+  bool full = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (draining_) {
+      return absl::UnavailableError("the server is draining (shutting down); submit elsewhere");
+    }
+    full = static_cast<int>(queued_.size()) + reserved_ >= options_.max_queued;
+    if (!full) ++reserved_;
+  }
+  auto created = store_.Create(record);
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!full) --reserved_;
+  if (!created.ok()) return created.status();
+  if (!created->created) return created;  // the same request_id: the existing job
+  if (full) {
+    // Created only to honour idempotency above; a new job does not fit the queue.
+    (void)store_.Delete(created->record.id);
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the job queue is full (", options_.max_queued, " jobs waiting, --max-queued-jobs)"));
+  }
+  Enqueue(created->record.id, created->record.priority);
+  return created;
+}
+
+absl::StatusOr<store::JobRecord> JobScheduler::Cancel(const std::string& id) {
+  auto record = store_.Cancel(id);
+  if (!record.ok()) return record;
+  bool was_queued = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (auto it = queued_.find(id); it != queued_.end()) {
+      queue_.erase(it->second);
+      queued_.erase(it);
+      was_queued = true;
+    }
+    if (auto it = running_.find(id); it != running_.end()) {
+      it->second->RequestStop(StopReason::kCancelled);
+    }
+  }
+  if (was_queued && observer_.on_finish) {
+    observer_.on_finish(record->kind, store::JobState::kCancelled, 0.0);
+  }
+  log_.Info("job cancelled", {{"job_id", id}});
+  events_.Publish(*record);
+  return record;
+}
+
+absl::Status JobScheduler::Delete(const std::string& id) {
+  auto record = store_.Get(id);
+  if (!record.ok()) return record.status();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (auto it = queued_.find(id); it != queued_.end()) {
+      queue_.erase(it->second);
+      queued_.erase(it);
+    }
+    if (auto it = running_.find(id); it != running_.end()) {
+      it->second->RequestStop(StopReason::kDeleted);
+    }
+  }
+  if (auto s = store_.Delete(id); !s.ok()) return s;
+  log_.Info("job deleted", {{"job_id", id}});
+  events_.Publish(*record, JobEvents::Kind::kDeleted);
+  return absl::OkStatus();
+}
+
+int JobScheduler::QueueDepth() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return static_cast<int>(queued_.size());
+}
+
+int JobScheduler::Running() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return static_cast<int>(running_.size());
+}
+
+int64_t JobScheduler::RetryAfterMs() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  // One queue slot frees when one of the runners finishes its job.
+  const double seconds = mean_run_seconds_ / std::max(1, options_.runners);
+  return std::clamp<int64_t>(static_cast<int64_t>(seconds * 1000), 100, 600000);
+}
+
+void JobScheduler::Loop() {
+  while (true) {
+    std::string id;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [this] { return draining_ || !queue_.empty(); });
+      if (draining_) return;
+      id = std::get<2>(*queue_.begin());
+      queue_.erase(queue_.begin());
+      queued_.erase(id);
+      running_[id] = std::make_shared<JobContext>(store_, events_, id);
+    }
+    RunJob(id);
+    std::lock_guard<std::mutex> lock(mu_);
+    running_.erase(id);
+    cv_.notify_all();  // Drain waits for running_ to empty
+  }
+}
+
+void JobScheduler::RunJob(const std::string& id) {
+  std::shared_ptr<JobContext> context;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    context = running_[id];
+  }
+  auto running = store_.MarkRunning(id);
+  if (!running.ok()) {
+    // Cancelled or deleted between leaving the queue and starting: nothing to run.
+    log_.Debug("job not started", {{"job_id", id}, {"error", running.status().message()}});
+    return;
+  }
+  if (observer_.on_start) {
+    observer_.on_start(running->kind, Seconds(running->create_time_ms, running->start_time_ms));
+  }
+  log_.Info("job started", {{"job_id", id},
+                            {"kind", running->kind},
+                            {"model", running->model},
+                            {"attempt", int64_t{running->attempts}}});
+  events_.Publish(*running);
+  absl::StatusOr<std::string> result = absl::InternalError("executor did not run");
+  try {
+    result = executor_(*running, *context);
+  } catch (const std::exception& e) {
+    result = absl::InternalError(absl::StrCat("job failed: ", e.what()));
+  }
+  Finish(*running, result, context->reason());
+}
+
+void JobScheduler::Finish(const store::JobRecord& running, const absl::StatusOr<std::string>& result,
+                          StopReason reason) {
+  const std::string& id = running.id;
+  const bool stopped = !result.ok() && result.status().code() == absl::StatusCode::kCancelled;
+  if (stopped && reason == StopReason::kDraining) {
+    auto requeued = store_.Requeue(id);
+    log_.Info("job stopped by the drain; re-queued for the next start", {{"job_id", id}});
+    if (requeued.ok()) events_.Publish(*requeued);
+    return;
+  }
+  if (stopped && (reason == StopReason::kCancelled || reason == StopReason::kDeleted)) {
+    if (observer_.on_finish && reason == StopReason::kCancelled) {
+      auto now = store_.Get(id);
+      observer_.on_finish(running.kind, store::JobState::kCancelled,
+                          now.ok() ? Seconds(running.start_time_ms, now->end_time_ms) : 0.0);
+    }
+    return;  // the store already says CANCELLED (or the job is gone); Cancel/Delete published it
+  }
+  absl::StatusOr<store::JobRecord> finished;
+  if (result.ok()) {
+    if (auto s = store_.PutResult(id, *result); !s.ok()) {
+      if (s.code() == absl::StatusCode::kFailedPrecondition || s.code() == absl::StatusCode::kNotFound) {
+        return;  // cancelled or deleted while the result was being written
+      }
+      finished = store_.Finish(id, store::JobState::kFailed, static_cast<int32_t>(s.code()),
+                               absl::StrCat("storing the result: ", s.message()));
+    } else {
+      finished = store_.Finish(id, store::JobState::kSucceeded, 0, "");
+    }
+  } else {
+    finished = store_.Finish(id, store::JobState::kFailed,
+                             static_cast<int32_t>(result.status().code()),
+                             std::string(result.status().message()));
+  }
+  if (!finished.ok()) {
+    log_.Warn("job could not be finished", {{"job_id", id}, {"error", finished.status().message()}});
+    return;
+  }
+  const double seconds = Seconds(finished->start_time_ms, finished->end_time_ms);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    mean_run_seconds_ = 0.8 * mean_run_seconds_ + 0.2 * seconds;
+  }
+  if (observer_.on_finish) observer_.on_finish(finished->kind, finished->state, seconds);
+  log_.Info("job finished", {{"job_id", id},
+                             {"state", store::JobStateName(finished->state)},
+                             {"run_seconds", seconds},
+                             {"error", finished->error_message}});
+  events_.Publish(*finished);
+}
+
+void JobScheduler::Drain(std::chrono::milliseconds grace) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (!draining_) {
+    draining_ = true;
+    cv_.notify_all();
+    if (!running_.empty()) {
+      log_.Info("drain: waiting for running jobs",
+                {{"grace_ms", int64_t{grace.count()}}, {"running", running_.size()}});
+    }
+    cv_.wait_for(lock, grace, [this] { return running_.empty(); });
+    for (auto& [id, context] : running_) context->RequestStop(StopReason::kDraining);
+  }
+  lock.unlock();
+  for (auto& t : threads_) t.join();
+  threads_.clear();
+}
+
+}  // namespace attattr::server

@@ -1,0 +1,137 @@
+// JobScheduler: the job queue and the job runners. Jobs live in the JobStore (so nothing submitted
+// is lost); the scheduler keeps an in-memory priority queue of the QUEUED ones (higher priority
+// first, FIFO within a priority), bounded for new submissions (a full queue is ResourceExhausted
+// with a retry hint), and `runners` threads that each take the next job, mark it RUNNING, hand it to
+// the JobExecutor of its kind, store the result and finish it. Every change is published on
+// JobEvents. Cancel and Delete reach a running job through its JobContext (checked by the executor
+// between batches). Drain stops taking jobs, lets running ones finish within a grace period, then
+// stops them and puts them back in the queue (QUEUED in the store) for the next start.
+// Thread-safe; Start/Drain/destructor from one owner thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "event_log.h"
+#include "jobs/job_events.h"
+#include "store/job_store.h"
+
+namespace attattr::server {
+
+// Why a running job is asked to stop.
+enum class StopReason { kNone = 0, kCancelled, kDeleted, kDraining };
+
+// What an executor sees of its job: whether to stop, and where to report progress.
+class JobContext {
+ public:
+  JobContext(store::JobStore& store, JobEvents& events, std::string id)
+      : store_(store), events_(events), id_(std::move(id)) {}
+  const std::string& id() const { return id_; }
+  bool ShouldStop() const { return reason_.load() != StopReason::kNone; }
+  StopReason reason() const { return reason_.load(); }
+  void RequestStop(StopReason reason) {
+    auto none = StopReason::kNone;
+    reason_.compare_exchange_strong(none, reason);
+  }
+  // Stores and publishes progress (stage, items done of total). Store errors are logged by the
+  // caller's next step, not here: progress is advisory.
+  void ReportProgress(const std::string& stage, int64_t done, int64_t total);
+
+ private:
+  store::JobStore& store_;
+  JobEvents& events_;
+  const std::string id_;
+  std::atomic<StopReason> reason_{StopReason::kNone};
+};
+
+// Runs one job of one kind; returns the serialized result (JobResult bytes) or the job's error
+// (CancelledError when the context asked it to stop).
+using JobExecutor =
+    std::function<absl::StatusOr<std::string>(const store::JobRecord& job, JobContext& context)>;
+
+// Metric hooks (all optional): a job left the queue after `seconds`; a job finished in `state`
+// after running `seconds`.
+struct JobObserver {
+  std::function<void(const std::string& kind, double seconds)> on_start;
+  std::function<void(const std::string& kind, store::JobState state, double seconds)> on_finish;
+};
+
+class JobScheduler {
+ public:
+  struct Options {
+    int runners = 2;       // jobs running at once
+    int max_queued = 256;  // QUEUED jobs before Submit refuses new ones
+  };
+
+  JobScheduler(store::JobStore& store, JobEvents& events, JobExecutor executor,
+               const Options& options, JobObserver observer,
+               EventLog log);
+  ~JobScheduler();
+  JobScheduler(const JobScheduler&) = delete;
+  JobScheduler& operator=(const JobScheduler&) = delete;
+
+  // At start-up, before Start: RUNNING jobs left by a crash go back to QUEUED, and every QUEUED job
+  // in the store joins the queue (not bounded by max_queued: they were admitted before).
+  absl::Status Recover();
+  void Start();
+
+  // Stores a new job and queues it. Idempotent on record.request_id (the existing job comes back
+  // with created = false, even when the queue is full). ResourceExhausted when max_queued jobs
+  // wait; Unavailable while draining.
+  absl::StatusOr<store::CreateResult> Submit(const store::JobRecord& record);
+  // QUEUED/RUNNING -> CANCELLED; a running job stops at its next batch boundary.
+  absl::StatusOr<store::JobRecord> Cancel(const std::string& id);
+  // Cancels the job if needed, then removes it and its result.
+  absl::Status Delete(const std::string& id);
+
+  int QueueDepth() const;
+  int Running() const;
+  // A hint for clients refused with ResourceExhausted: about how long until a queue slot frees.
+  int64_t RetryAfterMs() const;
+
+  // Stops taking queued jobs; running ones get `grace` to finish, then are stopped and re-queued
+  // in the store. Joins the runners. Idempotent.
+  void Drain(std::chrono::milliseconds grace);
+
+ private:
+  // Queue order: priority descending, then arrival.
+  using QueueKey = std::tuple<int32_t, int64_t, std::string>;  // (-priority, seq, id)
+  void Enqueue(const std::string& id, int32_t priority);
+  void Loop();
+  void RunJob(const std::string& id);
+  void Finish(const store::JobRecord& running, const absl::StatusOr<std::string>& result,
+              StopReason reason);
+  void Publish(const std::string& id);
+
+  store::JobStore& store_;
+  JobEvents& events_;
+  const JobExecutor executor_;
+  const Options options_;
+  const JobObserver observer_;
+  const EventLog log_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::set<QueueKey> queue_;
+  std::map<std::string, QueueKey> queued_;                   // id -> its key in queue_
+  std::map<std::string, std::shared_ptr<JobContext>> running_;  // id -> context
+  int64_t next_seq_ = 0;
+  int reserved_ = 0;  // Submit calls between the queue check and Enqueue
+  bool draining_ = false;
+  double mean_run_seconds_ = 1.0;  // moving average, for RetryAfterMs
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace attattr::server

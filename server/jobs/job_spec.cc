@@ -1,0 +1,255 @@
+// SubmitJob's validation (see job_spec.h). Dataset files are read here, with the relative path as
+// the name in parse errors, so that no message shows where --data-root lives on the server.
+#include "jobs/job_spec.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "attattr/base/field_error.h"
+#include "attattr/engine/dataset.h"
+#include "attattr/engine/gold_label.h"
+
+namespace attattr::server {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr int kMinPriority = -10;
+constexpr int kMaxPriority = 10;
+
+absl::Status Invalid(const std::string& field, const std::string& what) {
+  return InvalidSpec(field, what);
+}
+
+// `status` with its code kept and `field: ` in front of its message.
+absl::Status Prefixed(const absl::Status& status, const std::string& field) {
+  return absl::Status(status.code(), absl::StrCat(field, ": ", status.message()));
+}
+
+std::string Mib(int64_t bytes) { return FormatMib(bytes); }
+
+// Where example `i` of `source` is, for messages.
+std::string ExampleField(const v1::ExampleSource& source, const std::string& field, size_t i) {
+  if (source.has_inline_()) return absl::StrCat(field, ".inline.examples[", i, "]");
+  return absl::StrCat(field, ".dataset.path: examples[", i, "]");
+}
+
+engine::Example FromProto(const v1::Example& p) {
+  engine::Example e;
+  e.text = p.text();
+  if (p.has_text_pair()) e.text_pair = p.text_pair();
+  e.label = p.label();
+  return e;
+}
+
+absl::StatusOr<std::vector<engine::Example>> ReadDatasetRef(const v1::DatasetRef& ref,
+                                                            const ServerConfig& config,
+                                                            const std::string& field) {
+  if (ref.limit() < 0) return Invalid(field + ".limit", "must be >= 0 (0 = all)");
+  auto path = ResolveDataPath(config.data_root, ref.path(), field + ".path");
+  if (!path.ok()) return path.status();
+  std::ifstream in(*path, std::ios::binary);
+  std::ostringstream contents;
+  contents << in.rdbuf();
+  if (!in || in.bad()) return Prefixed(absl::InternalError("cannot be read"), field + ".path");
+  // One example past the server limit is enough to refuse the job; the rest is not parsed.
+  int limit = config.max_job_examples + 1;
+  if (ref.limit() > 0) limit = std::min(limit, ref.limit());
+  auto dataset = engine::ParseDataset(contents.str(), ref.path(), limit);
+  if (!dataset.ok()) return Prefixed(dataset.status(), field + ".path");
+  return std::move(dataset->examples);
+}
+
+// Empty texts and the example count, for either source.
+absl::Status CheckExamples(const std::vector<engine::Example>& examples,
+                           const v1::ExampleSource& source, const ServerConfig& config,
+                           const std::string& field) {
+  if (examples.empty()) {
+    return source.has_inline_() ? Invalid(field + ".inline.examples", "at least one is required")
+                                : Invalid(field + ".dataset.path", "holds no examples");
+  }
+  if (static_cast<int64_t>(examples.size()) > config.max_job_examples) {
+    return Invalid(field, absl::StrCat("more than ", config.max_job_examples,
+                                       " examples (server limit --max-job-examples); split the "
+                                       "job or set dataset.limit"));
+  }
+  for (size_t i = 0; i < examples.size(); ++i) {
+    if (examples[i].text.empty()) return Invalid(ExampleField(source, field, i) + ".text", "empty");
+    if (examples[i].text_pair && examples[i].text_pair->empty()) {
+      return Invalid(ExampleField(source, field, i) + ".text_pair", "empty");
+    }
+  }
+  return absl::OkStatus();
+}
+
+// `path` under `root` (flag `flag`), with escapes refused; the file need not exist.
+absl::StatusOr<fs::path> ResolveUnderRoot(const std::string& root_dir, const std::string& flag,
+                                          const std::string& path, const std::string& field) {
+  if (path.empty()) return Invalid(field, "empty");
+  const fs::path relative(path);
+  if (relative.has_root_name() || relative.has_root_directory()) {
+    return Invalid(field, absl::StrCat("'", path, "' is absolute; give a path under ", flag));
+  }
+  for (const auto& part : relative) {
+    if (part == "..") return Invalid(field, absl::StrCat("'", path, "' has a '..' component"));
+  }
+  std::error_code ec;
+  const fs::path root = fs::canonical(root_dir, ec);
+  if (ec) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(field, ": the server's ", flag, " is unusable: ", ec.message()));
+  }
+  const fs::path full = fs::weakly_canonical(root / relative, ec);
+  if (ec) return Invalid(field, absl::StrCat("'", path, "': ", ec.message()));
+  const auto root_end = std::mismatch(root.begin(), root.end(), full.begin(), full.end()).first;
+  if (root_end != root.end() || full == root) {
+    return Invalid(field, absl::StrCat("'", path, "' resolves outside ", flag, " (symlink)"));
+  }
+  return full;
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> ResolveDataPath(const std::string& data_root, const std::string& path,
+                                            const std::string& field) {
+  if (data_root.empty()) {
+    return Invalid(field, "dataset files are refused: no --data-root configured on this server");
+  }
+  auto full = ResolveUnderRoot(data_root, "--data-root", path, field);
+  if (!full.ok()) return full.status();
+  std::error_code ec;
+  const fs::file_status status = fs::status(*full, ec);
+  if (!fs::exists(status)) {
+    return absl::NotFoundError(
+        absl::StrCat(field, ": '", path, "' does not exist under --data-root"));
+  }
+  if (!fs::is_regular_file(status)) {
+    return Invalid(field, absl::StrCat("'", path, "' is not a regular file"));
+  }
+  return full->string();
+}
+
+absl::StatusOr<std::string> ResolveExportPath(const std::string& export_root,
+                                              const std::string& path, const std::string& field) {
+  if (export_root.empty()) {
+    return Invalid(field, "exports are refused: no --export-root configured on this server");
+  }
+  auto full = ResolveUnderRoot(export_root, "--export-root", path, field);
+  if (!full.ok()) return full.status();
+  std::error_code ec;
+  const fs::file_status status = fs::symlink_status(*full, ec);
+  if (fs::exists(status)) {
+    if (!fs::is_directory(status) || !fs::is_empty(*full, ec)) {
+      return absl::AlreadyExistsError(absl::StrCat(
+          field, ": '", path, "' already exists under --export-root and is not an empty directory"));
+    }
+  }
+  return full->string();
+}
+
+absl::StatusOr<std::vector<engine::Example>> LoadExamples(const v1::ExampleSource& source,
+                                                          const ServerConfig& config,
+                                                          const std::string& field) {
+  std::vector<engine::Example> examples;
+  if (source.has_inline_()) {
+    examples.reserve(source.inline_().examples_size());
+    for (const auto& e : source.inline_().examples()) examples.push_back(FromProto(e));
+  } else if (source.has_dataset()) {
+    auto read = ReadDatasetRef(source.dataset(), config, field + ".dataset");
+    if (!read.ok()) return read.status();
+    examples = std::move(*read);
+  } else {
+    return Invalid(field, "inline or dataset is required");
+  }
+  if (auto s = CheckExamples(examples, source, config, field); !s.ok()) return s;
+  return examples;
+}
+
+absl::StatusOr<const engine::Model*> CheckJobCommon(const v1::JobSpec& spec,
+                                                 const ModelRegistry& models) {
+  if (spec.model().empty()) return Invalid("spec.model", "required (ListModels)");
+  auto model = models.Find(spec.model());
+  if (!model.ok()) {
+    return absl::NotFoundError(
+        absl::StrCat("spec.model: '", spec.model(), "' is not served (ListModels)"));
+  }
+  if (spec.priority() < kMinPriority || spec.priority() > kMaxPriority) {
+    return Invalid("spec.priority", absl::StrCat(spec.priority(), " is not in [", kMinPriority,
+                                                 ", ", kMaxPriority, "]"));
+  }
+  if (spec.timeout_ms() < 0) return Invalid("spec.timeout_ms", "must be >= 0 (0 = no limit)");
+  if (spec.kind_case() == v1::JobSpec::KIND_NOT_SET) {
+    return Invalid("spec.kind", "one of attribution, head_importance or trigger_search is required");
+  }
+  return model;
+}
+
+absl::StatusOr<const engine::Model*> CheckClassifierJob(const v1::JobSpec& spec,
+                                                        const ModelRegistry& models,
+                                                        const std::string& job) {
+  auto model = CheckJobCommon(spec, models);
+  if (!model.ok()) return model.status();
+  if (!(*model)->info().has_classifier) {
+    return Invalid("spec.model",
+                   absl::StrCat("'", spec.model(), "' is encoder-only; ", job, " needs a classifier"));
+  }
+  return model;
+}
+
+absl::Status CheckAttributionMemory(const engine::ModelInfo& info,
+                                    const std::vector<engine::Encoding>& encodings,
+                                    const engine::AttributionOptions& options,
+                                    const v1::ExampleSource& source, const ServerConfig& config,
+                                    const std::string& field) {
+  for (size_t i = 0; i < encodings.size(); ++i) {
+    const int n = static_cast<int>(encodings[i].size());
+    const int64_t need = engine::AttributionBytesPerPoint(info, n, options);
+    if (need > config.memory_budget_bytes) {
+      return Invalid(ExampleField(source, field, i),
+                     absl::StrCat(n, " word pieces need ", Mib(need),
+                                  " of activations per integration point, above the server's "
+                                  "memory budget of ",
+                                  Mib(config.memory_budget_bytes),
+                                  " (--memory-budget-mib); shorten the text or attribute fewer "
+                                  "layers"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<engine::Encoding>> EncodeExamples(
+    const engine::Model& model, const std::vector<engine::Example>& examples,
+    const v1::ExampleSource& source, const std::string& field) {
+  auto encodings = model.EncodeAll(examples);
+  if (encodings.ok()) return encodings;
+  const auto error = GetFieldError(encodings.status());
+  if (!error) return encodings.status();
+  return absl::Status(encodings.status().code(),
+                      absl::StrCat(ExampleField(source, field, error->field.index), ": ",
+                                   error->what));
+}
+
+absl::Status CheckExampleLabels(const engine::ModelInfo& info,
+                                const std::vector<engine::Example>& examples,
+                                const v1::ExampleSource& source, const std::string& field) {
+  if (!info.has_classifier) return Invalid("spec.model", "has no classifier; this job needs one");
+  for (size_t i = 0; i < examples.size(); ++i) {
+    if (auto s = engine::CheckGoldLabel(info, examples[i].label); !s.ok()) {
+      return Invalid(ExampleField(source, field, i) + ".label", std::string(s.message()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status InvalidSpec(const std::string& field, const std::string& what) {
+  return absl::InvalidArgumentError(absl::StrCat(field, ": ", what));
+}
+
+std::string FormatMib(int64_t bytes) { return absl::StrFormat("%.1f MiB", bytes / 1048576.0); }
+
+}  // namespace attattr::server

@@ -1,0 +1,87 @@
+// The parts of job-spec validation every kind shares (job_kind.h): the common spec fields, example
+// sources (inline or a dataset file under --data-root), labels, tokenization, activation memory,
+// and paths under --data-root / --export-root. Errors name the field ("spec.attribution.examples.
+// inline.examples[3].text: empty") and, for a server limit, its flag. Runs no model; pure functions
+// apart from reading dataset files under --data-root; thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "attattr/engine/attention_attribution.h"
+#include "attattr/engine/example.h"
+#include "attattr/engine/model.h"
+#include "attattr/v1/job.pb.h"
+#include "model_registry.h"
+#include "server_config.h"
+
+namespace attattr::server {
+
+// Resolves `path` (relative, from a DatasetRef) under `data_root`. InvalidArgument naming `field`
+// when data_root is empty ("no --data-root configured"), the path is empty/absolute, has a ".."
+// component, resolves (after following symlinks, std::filesystem::weakly_canonical) outside the
+// canonical root, or is not a regular file; NotFound naming the field when the file does not exist;
+// FailedPrecondition when the root itself cannot be resolved. Messages never show the root.
+absl::StatusOr<std::string> ResolveDataPath(const std::string& data_root, const std::string& path,
+                                            const std::string& field);
+
+// Like ResolveDataPath, under `export_root` (--export-root) for a directory the job will create: it
+// may not exist yet, or be an empty directory; anything else there -> AlreadyExists naming `field`.
+// The root itself is refused as a target.
+absl::StatusOr<std::string> ResolveExportPath(const std::string& export_root,
+                                              const std::string& path, const std::string& field);
+
+// Examples from an ExampleSource (inline list, or a dataset file under config.data_root with an
+// optional limit); dataset labels are kept. Errors name the field under `field`:
+// "<field>.inline.examples[3].text: empty", "<field>.dataset.path: ...",
+// "<field>.dataset.path: examples[3].text: empty" (index in file order). Neither set ->
+// InvalidArgument "<field>: inline or dataset is required"; zero examples, an empty text or
+// text_pair, a negative limit -> InvalidArgument; more than config.max_job_examples ->
+// InvalidArgument naming --max-job-examples.
+absl::StatusOr<std::vector<engine::Example>> LoadExamples(const v1::ExampleSource& source,
+                                                          const ServerConfig& config,
+                                                          const std::string& field);
+
+// What every job kind shares: spec.model must be served (NotFound "spec.model: ..."),
+// spec.priority in [-10, 10], spec.timeout_ms >= 0, a kind must be set (InvalidArgument
+// "spec.kind: ..."). The model on success.
+absl::StatusOr<const engine::Model*> CheckJobCommon(const v1::JobSpec& spec,
+                                                    const ModelRegistry& models);
+
+// CheckJobCommon, and the model must have a classification head: InvalidArgument
+// "spec.model: '<name>' is encoder-only; <job> needs a classifier" otherwise.
+absl::StatusOr<const engine::Model*> CheckClassifierJob(const v1::JobSpec& spec,
+                                                        const ModelRegistry& models,
+                                                        const std::string& job);
+
+// Model::Encode of each example (truncated to the model's maximum); errors name the example under
+// `field` as LoadExamples does.
+absl::StatusOr<std::vector<engine::Encoding>> EncodeExamples(
+    const engine::Model& model, const std::vector<engine::Example>& examples,
+    const v1::ExampleSource& source, const std::string& field);
+
+// Every example's gold label is one of the model's classes: InvalidArgument naming
+// "<field>...examples[i].label" (a missing label, -1, or one past the classes, with the model's
+// class names), or "spec.model" for a model without a classifier.
+absl::Status CheckExampleLabels(const engine::ModelInfo& info,
+                                const std::vector<engine::Example>& examples,
+                                const v1::ExampleSource& source, const std::string& field);
+
+// Admission control: an example whose one integration point needs more than
+// config.memory_budget_bytes (AttributionBytesPerPoint) -> InvalidArgument naming the example and
+// --memory-budget-mib.
+absl::Status CheckAttributionMemory(const engine::ModelInfo& info,
+                                    const std::vector<engine::Encoding>& encodings,
+                                    const engine::AttributionOptions& options,
+                                    const v1::ExampleSource& source, const ServerConfig& config,
+                                    const std::string& field);
+
+// InvalidArgument "<field>: <what>", the shape of every spec error.
+absl::Status InvalidSpec(const std::string& field, const std::string& what);
+
+// "12.3 MiB", for messages about sizes and limits.
+std::string FormatMib(int64_t bytes);
+
+}  // namespace attattr::server

@@ -1,0 +1,127 @@
+// TRIGGER_SEARCH jobs (see trigger_search_job.h).
+#include "jobs/trigger_search_job.h"
+
+#include <cmath>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "attattr/base/status_macros.h"
+#include "attattr/convert/trigger_search_convert.h"
+#include "attattr/engine/gold_label.h"
+#include "jobs/job_spec.h"
+#include "proto_convert.h"
+
+namespace attattr::server {
+namespace {
+
+constexpr const char* kField = "spec.trigger_search";
+
+absl::Status Invalid(const std::string& field, const std::string& what) {
+  return InvalidSpec(absl::StrCat(kField, ".", field), what);
+}
+
+}  // namespace
+
+absl::StatusOr<TriggerSearchJob> PrepareTriggerSearchJob(const v1::JobSpec& spec,
+                                                         const ModelRegistry& models,
+                                                         const ServerConfig& config) {
+  auto model = CheckClassifierJob(spec, models, "trigger search");
+  if (!model.ok()) return model.status();
+  const engine::ModelInfo& info = (*model)->info();
+  const v1::TriggerSearchSpec& t = spec.trigger_search();
+  TriggerSearchJob job;
+  job.model = *model;
+  if (t.top_k() < 0 || t.top_k() > engine::kMaxTriggerTopK) {
+    return Invalid("top_k", absl::StrCat(t.top_k(), " is not in [1, ", engine::kMaxTriggerTopK, "] (0 = ",
+                                         engine::kDefaultTriggerTopK, ")"));
+  }
+  job.options.top_k = t.top_k() == 0 ? engine::kDefaultTriggerTopK : t.top_k();
+  if (!std::isfinite(t.threshold()) || t.threshold() < 0) {
+    return Invalid("threshold", absl::StrCat(t.threshold(), " must be finite and >= 0 (0 = ",
+                                             engine::kDefaultTriggerThreshold, ")"));
+  }
+  job.options.threshold = t.threshold() == 0 ? engine::kDefaultTriggerThreshold : t.threshold();
+  job.options.seed = t.seed();
+  const auto& a = t.attribution();
+  if (a.has_target()) {
+    return Invalid("attribution.target",
+                   "must be unset: trigger search always uses the predicted class's probability");
+  }
+  if (a.layers_size() > 0) {
+    return Invalid("attribution.layers", "must be empty: the strongest head of every layer is mined");
+  }
+  auto options = AttributionOptionsFromProto(a, **model, config, absl::StrCat(kField, ".attribution"));
+  if (!options.ok()) return options.status();
+  job.options.attribution = std::move(*options);
+
+  // Mining set: the first 500 of a dataset unless a limit is given; labels are not used.
+  v1::ExampleSource mining_source = t.mining_set();
+  if (mining_source.has_dataset() && mining_source.dataset().limit() == 0) {
+    mining_source.mutable_dataset()->set_limit(engine::kDefaultMiningExamples);
+  }
+  const std::string mining_field = absl::StrCat(kField, ".mining_set");
+  auto mining = LoadExamples(mining_source, config, mining_field);
+  if (!mining.ok()) return mining.status();
+  auto mining_encoded = EncodeExamples(**model, *mining, mining_source, mining_field);
+  if (!mining_encoded.ok()) return mining_encoded.status();
+  job.mining_set = std::move(*mining_encoded);
+  if (auto s = CheckAttributionMemory(info, job.mining_set, job.options.attribution, mining_source,
+                                      config, mining_field);
+      !s.ok()) {
+    return s;
+  }
+
+  const std::string eval_field = absl::StrCat(kField, ".evaluation_set");
+  auto evaluation = LoadExamples(t.evaluation_set(), config, eval_field);
+  if (!evaluation.ok()) return evaluation.status();
+  if (auto s = CheckExampleLabels(info, *evaluation, t.evaluation_set(), eval_field); !s.ok()) {
+    return s;
+  }
+  auto eval_encoded = EncodeExamples(**model, *evaluation, t.evaluation_set(), eval_field);
+  if (!eval_encoded.ok()) return eval_encoded.status();
+  job.evaluation_set = std::move(*eval_encoded);
+  job.evaluation_labels = engine::GoldLabels(*evaluation);
+
+  if (auto i = engine::FirstUnplaceableExample(*mining, *evaluation)) {
+    return Invalid("evaluation_set",
+                   absl::StrCat("example ", *i, " is a single sentence but mining_set has "
+                                "sentence pairs: patterns mined from a second sentence "
+                                "cannot be placed"));
+  }
+  if (auto s = engine::ValidateTriggerSearchOptions(**model, job.options); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(kField, ".", s.message()));
+  }
+  return job;
+}
+
+namespace {
+
+class PreparedTriggerSearchJob final : public PreparedJob {
+ public:
+  explicit PreparedTriggerSearchJob(TriggerSearchJob work) : work_(std::move(work)) {}
+
+  absl::StatusOr<v1::JobResult> Run(JobRun& run) override {
+    engine::RunControl control = run.Control();
+    ATTATTR_ASSIGN_OR_RETURN(
+        engine::TriggerSearchReport report,
+        engine::RunTriggerSearch(*work_.model, work_.mining_set, work_.evaluation_set,
+                                 work_.evaluation_labels, work_.options, control));
+    v1::JobResult result;
+    convert::TriggerSearchReportToProto(report, result.mutable_trigger_search());
+    return result;
+  }
+  int64_t items() const override { return 1; }
+
+ private:
+  TriggerSearchJob work_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<PreparedJob>> TriggerSearchJobKind::Prepare(
+    const v1::JobSpec& spec) const {
+  ATTATTR_ASSIGN_OR_RETURN(TriggerSearchJob work, PrepareTriggerSearchJob(spec, models_, config_));
+  return std::make_unique<PreparedTriggerSearchJob>(std::move(work));
+}
+
+}  // namespace attattr::server

@@ -1,0 +1,242 @@
+// JobScheduler with the real SQLite store: priority order (FIFO within a priority), the bounded
+// queue and idempotent submit, cancellation and failure of running jobs, the drain re-queueing a
+// running job, and recovery of queued and interrupted jobs by the next scheduler on the same file.
+// Executors here are small test functions: the scheduler is generic over job kinds.
+#include "jobs/job_scheduler.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "store/sqlite_job_store.h"
+#include "spdlog/sinks/null_sink.h"
+#include "support/test_paths.h"
+
+namespace attattr::server {
+namespace {
+
+using store::JobRecord;
+using store::JobState;
+
+EventLog NullLog() {
+  return EventLog(std::make_shared<spdlog::logger>("t", std::make_shared<spdlog::sinks::null_sink_mt>()),
+                  LogFormat::kText);
+}
+
+class JobSchedulerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = ::attattr::testing::MakeTempDir("attattr-sched");
+    store_ = OpenStore();
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::unique_ptr<store::SqliteJobStore> OpenStore() {
+    store::SqliteJobStoreOptions o;
+    o.path = dir_ + "/jobs.db";
+    auto s = store::SqliteJobStore::Open(o);
+    EXPECT_TRUE(s.ok()) << s.status();
+    return std::move(*s);
+  }
+
+  static JobRecord Job(int priority, const std::string& spec, const std::string& request_id = "") {
+    JobRecord r;
+    r.kind = "ATTRIBUTION";
+    r.model = "m";
+    r.priority = priority;
+    r.spec = spec;
+    r.request_id = request_id;
+    return r;
+  }
+
+  // Polls the store until the job reaches `state` (or 10 s pass).
+  JobRecord WaitFor(store::JobStore& s, const std::string& id, JobState state) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (std::chrono::steady_clock::now() < until) {
+      auto r = s.Get(id);
+      if (r.ok() && r->state == state) return *r;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    auto r = s.Get(id);
+    ADD_FAILURE() << id << " never reached " << store::JobStateName(state) << "; now "
+                  << (r.ok() ? store::JobStateName(r->state) : "missing");
+    return r.ok() ? *r : JobRecord{};
+  }
+
+  std::string dir_;
+  std::unique_ptr<store::SqliteJobStore> store_;
+  JobEvents events_;
+};
+
+// An executor that blocks every job whose spec is "block" until released or stopped.
+struct Gate {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool open = false;
+  std::vector<std::string> order;  // specs in the order they ran
+  JobExecutor Executor() {
+    return [this](const JobRecord& job, JobContext& ctx) -> absl::StatusOr<std::string> {
+      std::unique_lock<std::mutex> lock(mu);
+      order.push_back(job.spec);
+      if (job.spec == "fail") return absl::InvalidArgumentError("spec: bad on purpose");
+      if (job.spec == "block") {
+        while (!open && !ctx.ShouldStop()) cv.wait_for(lock, std::chrono::milliseconds(5));
+        if (ctx.ShouldStop()) return absl::CancelledError("stopped");
+      }
+      ctx.ReportProgress("work", 1, 1);
+      return "result of " + job.spec;
+    };
+  }
+  void Open() {
+    std::lock_guard<std::mutex> lock(mu);
+    open = true;
+    cv.notify_all();
+  }
+};
+
+TEST_F(JobSchedulerTest, RunsByPriorityThenFifo) {
+  Gate gate;
+  JobScheduler s(*store_, events_, gate.Executor(), {1, 16}, {}, NullLog());
+  s.Start();
+  auto first = s.Submit(Job(0, "block"));
+  ASSERT_TRUE(first.ok()) << first.status();
+  WaitFor(*store_, first->record.id, JobState::kRunning);
+  std::vector<std::string> ids;
+  for (auto [p, spec] : std::vector<std::pair<int, std::string>>{
+           {0, "low-a"}, {5, "high"}, {0, "low-b"}, {2, "mid"}}) {
+    auto r = s.Submit(Job(p, spec));
+    ASSERT_TRUE(r.ok()) << r.status();
+    ids.push_back(r->record.id);
+  }
+  EXPECT_EQ(s.QueueDepth(), 4);
+  gate.Open();
+  for (const auto& id : ids) WaitFor(*store_, id, JobState::kSucceeded);
+  EXPECT_EQ(gate.order, (std::vector<std::string>{"block", "high", "mid", "low-a", "low-b"}));
+  std::string result;
+  ASSERT_TRUE(store_->ReadResult(ids[1], [&](const std::string& c) {
+    result += c;
+    return absl::OkStatus();
+  }).ok());
+  EXPECT_EQ(result, "result of high");
+}
+
+TEST_F(JobSchedulerTest, FullQueueRefusesNewJobsButHonoursKnownRequestIds) {
+  Gate gate;
+  JobScheduler s(*store_, events_, gate.Executor(), {1, 2}, {}, NullLog());
+  s.Start();
+  auto running = s.Submit(Job(0, "block"));
+  ASSERT_TRUE(running.ok());
+  WaitFor(*store_, running->record.id, JobState::kRunning);
+  ASSERT_TRUE(s.Submit(Job(0, "a", "req-a")).ok());
+  ASSERT_TRUE(s.Submit(Job(0, "b")).ok());
+  auto refused = s.Submit(Job(0, "c"));
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(refused.status().message().find("--max-queued-jobs"), std::string::npos);
+  EXPECT_GE(s.RetryAfterMs(), 100);
+  auto again = s.Submit(Job(0, "a", "req-a"));
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_FALSE(again->created);
+  auto stats = store_->Stats();
+  EXPECT_EQ(stats->Count(JobState::kQueued), 2);  // the refused job left nothing behind
+  gate.Open();
+}
+
+TEST_F(JobSchedulerTest, CancelStopsARunningJobAndFailureIsRecorded) {
+  Gate gate;
+  std::atomic<int> finished_cancelled{0};
+  JobObserver observer;
+  observer.on_finish = [&](const std::string&, JobState state, double) {
+    if (state == JobState::kCancelled) ++finished_cancelled;
+  };
+  JobScheduler s(*store_, events_, gate.Executor(), {1, 16}, observer, NullLog());
+  std::vector<JobState> seen;
+  std::mutex mu;
+  auto running = s.Submit(Job(0, "block"));
+  ASSERT_TRUE(running.ok());
+  events_.Subscribe(running->record.id, [&](JobEvents::Kind, const JobRecord& r) {
+    std::lock_guard<std::mutex> lock(mu);
+    seen.push_back(r.state);
+  });
+  s.Start();
+  WaitFor(*store_, running->record.id, JobState::kRunning);
+  auto cancelled = s.Cancel(running->record.id);
+  ASSERT_TRUE(cancelled.ok()) << cancelled.status();
+  EXPECT_EQ(cancelled->state, JobState::kCancelled);
+  auto failing = s.Submit(Job(0, "fail"));
+  ASSERT_TRUE(failing.ok());
+  auto failed = WaitFor(*store_, failing->record.id, JobState::kFailed);
+  EXPECT_EQ(failed.error_code, static_cast<int>(absl::StatusCode::kInvalidArgument));
+  EXPECT_EQ(failed.error_message, "spec: bad on purpose");
+  // Cancelling a terminal job is refused, naming its state.
+  auto twice = s.Cancel(running->record.id);
+  EXPECT_EQ(twice.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store_->Get(running->record.id)->state, JobState::kCancelled);
+  EXPECT_EQ(finished_cancelled.load(), 1);
+  std::lock_guard<std::mutex> lock(mu);
+  ASSERT_GE(seen.size(), 2u);
+  EXPECT_EQ(seen.front(), JobState::kRunning);
+  EXPECT_EQ(seen.back(), JobState::kCancelled);
+}
+
+TEST_F(JobSchedulerTest, DrainRequeuesRunningJobsAndTheNextStartRunsEverything) {
+  std::string running_id, queued_id;
+  {
+    Gate gate;
+    JobScheduler s(*store_, events_, gate.Executor(), {1, 16}, {}, NullLog());
+    s.Start();
+    auto running = s.Submit(Job(0, "block"));
+    auto queued = s.Submit(Job(0, "later"));
+    ASSERT_TRUE(running.ok() && queued.ok());
+    running_id = running->record.id;
+    queued_id = queued->record.id;
+    WaitFor(*store_, running_id, JobState::kRunning);
+    s.Drain(std::chrono::milliseconds(50));
+    EXPECT_EQ(s.Submit(Job(0, "x")).status().code(), absl::StatusCode::kUnavailable);
+    EXPECT_EQ(store_->Get(running_id)->state, JobState::kQueued);
+    EXPECT_EQ(store_->Get(queued_id)->state, JobState::kQueued);
+  }
+  // A crash in the middle of a job leaves it RUNNING in the store.
+  auto crashed = store_->Create(Job(0, "crashed"));
+  ASSERT_TRUE(crashed.ok());
+  ASSERT_TRUE(store_->MarkRunning(crashed->record.id).ok());
+  store_.reset();
+
+  auto reopened = OpenStore();
+  Gate gate;
+  gate.Open();
+  JobScheduler s(*reopened, events_, gate.Executor(), {1, 16}, {}, NullLog());
+  ASSERT_TRUE(s.Recover().ok());
+  EXPECT_EQ(s.QueueDepth(), 3);
+  s.Start();
+  for (const auto& id : {running_id, queued_id, crashed->record.id}) {
+    auto done = WaitFor(*reopened, id, JobState::kSucceeded);
+    EXPECT_GE(done.attempts, 1);
+  }
+  EXPECT_EQ(reopened->Get(running_id)->attempts, 2);
+  EXPECT_EQ(reopened->Get(crashed->record.id)->attempts, 2);
+}
+
+TEST_F(JobSchedulerTest, DeleteRemovesQueuedJobsAndTellsSubscribers) {
+  Gate gate;
+  JobScheduler s(*store_, events_, gate.Executor(), {1, 16}, {}, NullLog());
+  auto queued = s.Submit(Job(0, "never"));
+  ASSERT_TRUE(queued.ok());
+  bool deleted = false;
+  events_.Subscribe(queued->record.id, [&](JobEvents::Kind kind, const JobRecord&) {
+    deleted = kind == JobEvents::Kind::kDeleted;
+  });
+  ASSERT_TRUE(s.Delete(queued->record.id).ok());
+  EXPECT_TRUE(deleted);
+  EXPECT_EQ(s.QueueDepth(), 0);
+  EXPECT_EQ(store_->Get(queued->record.id).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(s.Delete(queued->record.id).code(), absl::StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace attattr::server

@@ -1,0 +1,400 @@
+// SubmitJob validation (server/job_spec.h) on the shared SST-2 model: inline and dataset examples
+// become the model's own encodings, and every refusal carries its exact code and names the field
+// (and the server flag, for limits). Dataset paths are confined to a temporary --data-root.
+#include "jobs/attribution_job.h"
+#include "jobs/job_spec.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <initializer_list>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "attattr/engine/dataset.h"
+#include "support/test_paths.h"
+
+namespace attattr::server {
+namespace {
+
+namespace fs = std::filesystem;
+
+class JobSpecTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (!::attattr::testing::PathExists(::attattr::testing::Sst2ModelDir())) return;
+    models_dir_ = new std::string(::attattr::testing::MakeTempDir("attattr-jobspec-models"));
+    fs::create_directory_symlink(::attattr::testing::Sst2ModelDir(), *models_dir_ + "/sst2");
+    auto registry = ModelRegistry::Load(*models_dir_);
+    ASSERT_TRUE(registry.ok()) << registry.status();
+    registry_ = registry->release();
+  }
+  static void TearDownTestSuite() {
+    delete registry_;
+    registry_ = nullptr;
+    if (models_dir_ != nullptr) fs::remove_all(*models_dir_);
+    delete models_dir_;
+    models_dir_ = nullptr;
+  }
+  void SetUp() override {
+    ATTATTR_SKIP_IF_MISSING(::attattr::testing::Sst2ModelDir());
+    ASSERT_NE(registry_, nullptr);
+    model_ = *registry_->Find("sst2");
+    data_root_ = ::attattr::testing::MakeTempDir("attattr-jobspec-data");
+    fs::create_directory(data_root_ + "/sst2");
+    // The header and the first kDevLines examples of the shared SST-2 dev set.
+    std::ifstream in(::attattr::testing::SharedDir() + "/data/sst2/dev.tsv");
+    std::ofstream out(data_root_ + "/sst2/dev.tsv");
+    std::string line;
+    for (int i = 0; i <= kDevLines && std::getline(in, line); ++i) out << line << "\n";
+    ASSERT_TRUE(out.good());
+    config_.data_root = data_root_;
+  }
+  void TearDown() override {
+    if (!data_root_.empty()) fs::remove_all(data_root_);
+  }
+
+  static v1::JobSpec Spec(const std::vector<std::string>& texts) {
+    v1::JobSpec spec;
+    spec.set_model("sst2");
+    auto* list = spec.mutable_attribution()->mutable_examples()->mutable_inline_();
+    for (const auto& t : texts) list->add_examples()->set_text(t);
+    return spec;
+  }
+  static v1::JobSpec DatasetSpec(const std::string& path, int limit = 0) {
+    v1::JobSpec spec;
+    spec.set_model("sst2");
+    auto* ref = spec.mutable_attribution()->mutable_examples()->mutable_dataset();
+    ref->set_path(path);
+    ref->set_limit(limit);
+    return spec;
+  }
+  absl::StatusOr<AttributionJob> Prepare(const v1::JobSpec& spec) const {
+    return PrepareAttributionJob(spec, *registry_, config_);
+  }
+  // The spec is refused with `code`, and the message contains every one of `parts`.
+  void ExpectError(const v1::JobSpec& spec, absl::StatusCode code,
+                   std::initializer_list<std::string> parts) const {
+    auto job = Prepare(spec);
+    ASSERT_FALSE(job.ok()) << "accepted: " << spec.DebugString();
+    EXPECT_EQ(job.status().code(), code) << job.status();
+    for (const auto& part : parts) {
+      EXPECT_NE(job.status().message().find(part), std::string::npos)
+          << "'" << part << "' not in: " << job.status().message();
+    }
+  }
+  void ExpectDatasetError(const std::string& path, absl::StatusCode code,
+                          std::initializer_list<std::string> parts) const {
+    ExpectError(DatasetSpec(path), code, parts);
+  }
+
+  static constexpr int kDevLines = 5;
+  static constexpr const char* kPathField = "spec.attribution.examples.dataset.path";
+  static ModelRegistry* registry_;
+  static std::string* models_dir_;
+  const engine::Model* model_ = nullptr;
+  std::string data_root_;
+  ServerConfig config_;
+};
+ModelRegistry* JobSpecTest::registry_ = nullptr;
+std::string* JobSpecTest::models_dir_ = nullptr;
+
+void ExpectSameEncoding(const engine::Encoding& got, const engine::Encoding& want) {
+  EXPECT_EQ(got.tokens, want.tokens);
+  EXPECT_EQ(got.input_ids, want.input_ids);
+  EXPECT_EQ(got.token_type_ids, want.token_type_ids);
+}
+
+std::string LongText(int words) {
+  std::string text;
+  for (int i = 0; i < words; ++i) text += (i % 2 == 0) ? "wonderful " : "movie ";
+  return text;
+}
+
+TEST_F(JobSpecTest, InlineExamplesBecomeTheModelsEncodings) {
+  v1::JobSpec spec = Spec({"a charming and often affecting journey .", "unflinchingly bleak"});
+  auto* pair = spec.mutable_attribution()->mutable_examples()->mutable_inline_()->add_examples();
+  pair->set_text("the premise");
+  pair->set_text_pair("the hypothesis");
+  pair->set_label(1);
+  spec.set_priority(-10);
+  spec.set_timeout_ms(5000);
+  auto job = Prepare(spec);
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(job->model, model_);
+  ASSERT_EQ(job->encodings.size(), 3u);
+  const engine::Example examples[] = {{"a charming and often affecting journey .", {}, -1},
+                                      {"unflinchingly bleak", {}, -1},
+                                      {"the premise", "the hypothesis", 1}};
+  for (size_t i = 0; i < 3; ++i) {
+    auto want = model_->Encode(examples[i]);
+    ASSERT_TRUE(want.ok()) << want.status();
+    ExpectSameEncoding(job->encodings[i], *want);
+  }
+  EXPECT_EQ(job->encodings[2].token_type_ids.back(), 1);  // the pair is segment B
+  EXPECT_EQ(job->options.memory_budget_bytes, config_.memory_budget_bytes);
+  EXPECT_EQ(job->options.steps, 8);
+  EXPECT_EQ(job->options.rule, engine::QuadratureRule::kGaussLegendre);
+  EXPECT_EQ(job->result.top_k(), 10);  // unset ResultOptions: the default
+  EXPECT_FALSE(job->result.full_matrices());
+  EXPECT_EQ(
+      job->result_bytes_estimate,
+      EstimateAttributionResultBytes(model_->info(), job->encodings, job->options, job->result));
+  EXPECT_GT(job->result_bytes_estimate, 0);
+}
+
+TEST_F(JobSpecTest, LongTextIsTruncatedToTheModelMaximum) {
+  auto job = Prepare(Spec({LongText(300)}));
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(static_cast<int>(job->encodings[0].size()), model_->info().max_length);
+}
+
+TEST_F(JobSpecTest, GivenResultOptionsAreKept) {
+  v1::JobSpec spec = Spec({"good"});
+  auto* result = spec.mutable_attribution()->mutable_result();
+  result->set_head_summed(true);
+  result->set_top_k(0);
+  spec.mutable_attribution()->mutable_options()->add_layers(3);
+  spec.mutable_attribution()->mutable_options()->set_steps(20);
+  spec.mutable_attribution()->mutable_options()->set_rule(v1::LEFT_RIEMANN);
+  auto job = Prepare(spec);
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(job->result.top_k(), 0);
+  EXPECT_TRUE(job->result.head_summed());
+  EXPECT_EQ(job->options.layers, std::vector<int>{3});
+  EXPECT_EQ(job->options.steps, 20);
+  EXPECT_EQ(job->options.rule, engine::QuadratureRule::kLeftRiemann);
+}
+
+TEST_F(JobSpecTest, ResultEstimateFollowsTheRequestedTensors) {
+  auto encoding = model_->Encode({"a charming and often affecting journey .", {}, -1});
+  ASSERT_TRUE(encoding.ok());
+  const int64_t n = static_cast<int64_t>(encoding->size());
+  const int64_t h = model_->info().num_heads;
+  engine::AttributionOptions options;
+  options.layers = {1, 2};
+  v1::ResultOptions result;
+  result.set_full_matrices(true);
+  result.set_head_summed(true);
+  result.set_attention(true);
+  result.set_top_k(5);
+  const int64_t per_layer = 64 + 2 * h * n * n * 4 + n * n * 4 + 5 * 24;
+  EXPECT_EQ(EstimateAttributionResultBytes(model_->info(), {*encoding}, options, result),
+            64 + 16 * n + 2 * per_layer);
+  result.set_fp16(true);
+  const int64_t per_layer_fp16 = 64 + 2 * h * n * n * 2 + n * n * 2 + 5 * 24;
+  EXPECT_EQ(EstimateAttributionResultBytes(model_->info(), {*encoding, *encoding}, options, result),
+            2 * (64 + 16 * n + 2 * per_layer_fp16));
+  options.layers.clear();  // all four layers; top_k beyond H·n² counts only H·n² connections
+  v1::ResultOptions top;
+  top.set_top_k(1000000);
+  EXPECT_EQ(EstimateAttributionResultBytes(model_->info(), {*encoding}, options, top),
+            64 + 16 * n + model_->info().num_layers * (64 + h * n * n * 24));
+}
+
+TEST_F(JobSpecTest, DatasetUnderTheDataRootWithLimit) {
+  auto job = Prepare(DatasetSpec("sst2/dev.tsv", 3));
+  ASSERT_TRUE(job.ok()) << job.status();
+  ASSERT_EQ(job->encodings.size(), 3u);
+  auto oracle = engine::ReadDataset(::attattr::testing::SharedDir() + "/data/sst2/dev.tsv", 3);
+  ASSERT_TRUE(oracle.ok()) << oracle.status();
+  for (size_t i = 0; i < 3; ++i) {
+    auto want = model_->Encode(oracle->examples[i]);
+    ASSERT_TRUE(want.ok());
+    ExpectSameEncoding(job->encodings[i], *want);
+  }
+  // Labels are kept; no limit reads every line.
+  auto examples =
+      LoadExamples(DatasetSpec("./sst2/dev.tsv").attribution().examples(), config_, "examples");
+  ASSERT_TRUE(examples.ok()) << examples.status();
+  ASSERT_EQ(examples->size(), static_cast<size_t>(kDevLines));
+  EXPECT_EQ((*examples)[0].text, oracle->examples[0].text);
+  EXPECT_EQ((*examples)[0].label, 1);
+  EXPECT_EQ((*examples)[1].label, 0);
+}
+
+TEST_F(JobSpecTest, ResolveDataPathStaysUnderTheRoot) {
+  auto path = ResolveDataPath(data_root_, "sst2/dev.tsv", "f");
+  ASSERT_TRUE(path.ok()) << path.status();
+  EXPECT_EQ(*path, fs::canonical(data_root_ + "/sst2/dev.tsv").string());
+  // A symlink that stays inside the root is followed.
+  fs::create_directory_symlink(data_root_ + "/sst2", data_root_ + "/alias");
+  path = ResolveDataPath(data_root_, "alias/dev.tsv", "f");
+  ASSERT_TRUE(path.ok()) << path.status();
+  EXPECT_EQ(*path, fs::canonical(data_root_ + "/sst2/dev.tsv").string());
+  // The root itself may be reached through a symlink.
+  const std::string link_root = ::attattr::testing::MakeTempDir("attattr-jobspec-link") + "/root";
+  fs::create_directory_symlink(data_root_, link_root);
+  EXPECT_TRUE(ResolveDataPath(link_root, "sst2/dev.tsv", "f").ok());
+  fs::remove_all(fs::path(link_root).parent_path());
+  // A sibling directory sharing the root's name as a prefix is outside.
+  const std::string sibling = data_root_ + "-evil";
+  fs::create_directory(sibling);
+  std::ofstream(sibling + "/x.tsv") << "sentence\tlabel\nbad\t0\n";
+  fs::create_symlink(sibling + "/x.tsv", data_root_ + "/sibling.tsv");
+  auto outside = ResolveDataPath(data_root_, "sibling.tsv", "f");
+  EXPECT_EQ(outside.status().code(), absl::StatusCode::kInvalidArgument) << outside.status();
+  fs::remove_all(sibling);
+  // The root must exist.
+  auto gone = ResolveDataPath(data_root_ + "/missing-root", "x.tsv", "f");
+  EXPECT_EQ(gone.status().code(), absl::StatusCode::kFailedPrecondition) << gone.status();
+}
+
+TEST_F(JobSpecTest, UnknownModelIsNotFound) {
+  v1::JobSpec spec = Spec({"good"});
+  spec.set_model("no-such-model");
+  ExpectError(spec, absl::StatusCode::kNotFound, {"spec.model", "no-such-model"});
+  spec.set_model("");
+  ExpectError(spec, absl::StatusCode::kInvalidArgument, {"spec.model: required"});
+}
+
+TEST_F(JobSpecTest, PriorityAndTimeoutRanges) {
+  v1::JobSpec spec = Spec({"good"});
+  for (int ok : {-10, 0, 10}) {
+    spec.set_priority(ok);
+    EXPECT_TRUE(Prepare(spec).ok()) << ok;
+  }
+  for (int bad : {-11, 11}) {
+    spec.set_priority(bad);
+    ExpectError(spec, absl::StatusCode::kInvalidArgument,
+                {"spec.priority: " + std::to_string(bad), "[-10, 10]"});
+  }
+  spec.set_priority(0);
+  spec.set_timeout_ms(-1);
+  ExpectError(spec, absl::StatusCode::kInvalidArgument, {"spec.timeout_ms: must be >= 0"});
+}
+
+TEST_F(JobSpecTest, KindIsRequiredAndMustBeAttribution) {
+  v1::JobSpec spec;
+  spec.set_model("sst2");
+  ExpectError(spec, absl::StatusCode::kInvalidArgument, {"spec.kind:"});
+  spec.mutable_head_importance();
+  ExpectError(spec, absl::StatusCode::kInvalidArgument, {"spec.attribution: required"});
+}
+
+TEST_F(JobSpecTest, ExamplesAreRequiredAndNonEmpty) {
+  v1::JobSpec spec;
+  spec.set_model("sst2");
+  spec.mutable_attribution();
+  ExpectError(spec, absl::StatusCode::kInvalidArgument,
+              {"spec.attribution.examples: inline or dataset is required"});
+  ExpectError(Spec({}), absl::StatusCode::kInvalidArgument,
+              {"spec.attribution.examples.inline.examples:"});
+  ExpectError(Spec({"good", "bad", "", "ugly"}), absl::StatusCode::kInvalidArgument,
+              {"spec.attribution.examples.inline.examples[2].text: empty"});
+  v1::JobSpec pair = Spec({"good", "bad"});
+  pair.mutable_attribution()
+      ->mutable_examples()
+      ->mutable_inline_()
+      ->mutable_examples(1)
+      ->set_text_pair("");
+  ExpectError(pair, absl::StatusCode::kInvalidArgument,
+              {"spec.attribution.examples.inline.examples[1].text_pair: empty"});
+}
+
+TEST_F(JobSpecTest, TooManyExamplesNamesTheFlag) {
+  config_.max_job_examples = 3;
+  EXPECT_TRUE(Prepare(Spec({"a", "b", "c"})).ok());
+  ExpectError(Spec({"a", "b", "c", "d"}), absl::StatusCode::kInvalidArgument,
+              {"spec.attribution.examples", "more than 3", "--max-job-examples"});
+  ExpectError(DatasetSpec("sst2/dev.tsv"), absl::StatusCode::kInvalidArgument,
+              {"spec.attribution.examples", "more than 3", "--max-job-examples"});
+  EXPECT_TRUE(Prepare(DatasetSpec("sst2/dev.tsv", 3)).ok());
+}
+
+TEST_F(JobSpecTest, DatasetWithoutDataRootIsRefused) {
+  config_.data_root.clear();
+  ExpectDatasetError("sst2/dev.tsv", absl::StatusCode::kInvalidArgument,
+                     {kPathField, "no --data-root configured"});
+}
+
+TEST_F(JobSpecTest, DatasetPathsThatEscapeTheRootAreRefused) {
+  ExpectDatasetError("", absl::StatusCode::kInvalidArgument, {kPathField, "empty"});
+  ExpectDatasetError(data_root_ + "/sst2/dev.tsv", absl::StatusCode::kInvalidArgument,
+                     {kPathField, "absolute"});
+  ExpectDatasetError("/etc/passwd", absl::StatusCode::kInvalidArgument, {kPathField, "absolute"});
+  ExpectDatasetError("../x", absl::StatusCode::kInvalidArgument, {kPathField, "'..'"});
+  ExpectDatasetError("sst2/../../x", absl::StatusCode::kInvalidArgument, {kPathField, "'..'"});
+  // A symlink inside the root pointing outside it (to the shared dev set itself).
+  fs::create_symlink(::attattr::testing::SharedDir() + "/data/sst2/dev.tsv",
+                     data_root_ + "/escape.tsv");
+  ExpectDatasetError("escape.tsv", absl::StatusCode::kInvalidArgument,
+                     {kPathField, "outside --data-root"});
+  fs::create_directory_symlink(::attattr::testing::SharedDir() + "/data", data_root_ + "/shared");
+  ExpectDatasetError("shared/sst2/dev.tsv", absl::StatusCode::kInvalidArgument,
+                     {kPathField, "outside --data-root"});
+}
+
+TEST_F(JobSpecTest, MissingOrUnreadableDatasets) {
+  ExpectDatasetError("sst2/nope.tsv", absl::StatusCode::kNotFound, {kPathField, "sst2/nope.tsv"});
+  ExpectDatasetError("sst2", absl::StatusCode::kInvalidArgument,
+                     {kPathField, "not a regular file"});
+  ExpectError(DatasetSpec("sst2/dev.tsv", -1), absl::StatusCode::kInvalidArgument,
+              {"spec.attribution.examples.dataset.limit: must be >= 0"});
+  // Parse errors keep the engine's code, name the field and show the relative path, not the root.
+  std::ofstream(data_root_ + "/bad.tsv") << "sentence\tlabel\ngood\tnot-a-number\n";
+  auto job = Prepare(DatasetSpec("bad.tsv"));
+  ASSERT_FALSE(job.ok());
+  EXPECT_EQ(job.status().code(), absl::StatusCode::kInvalidArgument) << job.status();
+  EXPECT_NE(job.status().message().find(std::string(kPathField) + ": bad.tsv"), std::string::npos)
+      << job.status();
+  EXPECT_EQ(job.status().message().find(data_root_), std::string::npos) << job.status();
+  std::ofstream(data_root_ + "/header-only.tsv") << "sentence\tlabel\n";
+  ExpectDatasetError("header-only.tsv", absl::StatusCode::kInvalidArgument,
+                     {kPathField, "holds no examples"});
+}
+
+TEST_F(JobSpecTest, AttributionOptionsAreValidated) {
+  v1::JobSpec spec = Spec({"good"});
+  spec.mutable_attribution()->mutable_options()->set_steps(config_.max_steps + 1);
+  ExpectError(spec, absl::StatusCode::kInvalidArgument,
+              {"spec.attribution.options.steps", "--max-steps"});
+  spec = Spec({"good"});
+  spec.mutable_attribution()->mutable_options()->add_layers(model_->info().num_layers);
+  ExpectError(spec, absl::StatusCode::kInvalidArgument,
+              {"spec.attribution.options.layers[0]", "is not a layer"});
+  spec = Spec({"good"});
+  spec.mutable_attribution()->mutable_result()->set_top_k(10001);
+  ExpectError(spec, absl::StatusCode::kInvalidArgument, {"spec.attribution.result.top_k", "10000"});
+  spec.mutable_attribution()->mutable_result()->set_top_k(-1);
+  ExpectError(spec, absl::StatusCode::kInvalidArgument, {"spec.attribution.result.top_k"});
+  spec.mutable_attribution()->mutable_result()->set_top_k(10000);
+  EXPECT_TRUE(Prepare(spec).ok());
+}
+
+TEST_F(JobSpecTest, ExampleAboveTheMemoryBudgetIsRefused) {
+  config_.memory_budget_bytes = int64_t{1} << 20;
+  EXPECT_TRUE(Prepare(Spec({"good"})).ok());
+  ExpectError(
+      Spec({"good", LongText(100)}), absl::StatusCode::kInvalidArgument,
+      {"spec.attribution.examples.inline.examples[1]:", "MiB", "1.0 MiB", "--memory-budget-mib"});
+  // A dataset example is named by its index in file order.
+  std::ofstream(data_root_ + "/long.tsv") << "sentence\tlabel\ngood\t1\n"
+                                          << LongText(100) << "\t0\n";
+  ExpectDatasetError("long.tsv", absl::StatusCode::kInvalidArgument,
+                     {std::string(kPathField) + ": examples[1]:", "--memory-budget-mib"});
+}
+
+TEST_F(JobSpecTest, ResultAboveTheLimitIsRefused) {
+  config_.max_result_bytes = int64_t{1} << 20;
+  // n = 30: full fp32 matrices are 8·30²·4 bytes per layer, 115 KiB per example of 4 layers.
+  v1::JobSpec spec = Spec(std::vector<std::string>(20, LongText(28)));
+  auto* result = spec.mutable_attribution()->mutable_result();
+  result->set_full_matrices(true);
+  ExpectError(spec, absl::StatusCode::kInvalidArgument,
+              {"spec.attribution.result", "about 2.2 MiB", "limit of 1.0 MiB", "--max-result-mib"});
+  result->set_fp16(true);  // still above: 1.1 MiB
+  ExpectError(spec, absl::StatusCode::kInvalidArgument, {"about 1.1 MiB", "--max-result-mib"});
+  // The same job fits as head sums, or with fewer examples.
+  result->set_full_matrices(false);
+  result->set_head_summed(true);
+  auto summed = Prepare(spec);
+  ASSERT_TRUE(summed.ok()) << summed.status();
+  EXPECT_LE(summed->result_bytes_estimate, config_.max_result_bytes);
+  EXPECT_TRUE(Prepare(Spec(std::vector<std::string>(5, LongText(28)))).ok());
+}
+
+}  // namespace
+}  // namespace attattr::server
