@@ -4,6 +4,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "attattr/base/status_macros.h"
 
 namespace attattr::client {
 namespace {
@@ -34,10 +35,9 @@ absl::StatusOr<engine::AttributionTarget> ParseTarget(const std::string& spec,
     return t;
   }
   if ((kind == "class" || kind == "logit") && !value.empty()) {
-    auto k = ParseClass(value, labels, spec);
-    if (!k.ok()) return k.status();
+    ATTATTR_ASSIGN_OR_RETURN(auto k, ParseClass(value, labels, spec));
     t.kind = kind == "class" ? engine::TargetKind::kClassProb : engine::TargetKind::kClassLogit;
-    t.class_index = *k;
+    t.class_index = k;
     return t;
   }
   return absl::InvalidArgumentError(absl::StrCat(

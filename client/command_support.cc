@@ -1,11 +1,17 @@
 // Shared parts of the client's commands (see command_support.h).
 #include "command_support.h"
 
+#include <csignal>
 #include <fstream>
 #include <memory>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "attattr/base/field_error.h"
 #include "job_client.h"
+#include "job_commands.h"
+#include "job_render.h"
+#include "attattr/base/status_macros.h"
 
 namespace attattr::client {
 
@@ -31,10 +37,9 @@ absl::Status AddExampleSource(const std::string& path, int limit, bool server_da
     out->mutable_dataset()->set_limit(limit);
     return absl::OkStatus();
   }
-  auto examples = ReadFlagSet(path, limit, flag);
-  if (!examples.ok()) return examples.status();
+  ATTATTR_ASSIGN_OR_RETURN(auto examples, ReadFlagSet(path, limit, flag));
   auto* list = out->mutable_inline_();
-  for (const auto& e : *examples) {
+  for (const auto& e : examples) {
     auto* p = list->add_examples();
     p->set_text(e.text);
     if (e.text_pair) p->set_text_pair(*e.text_pair);
@@ -68,26 +73,99 @@ std::function<void(const engine::Progress&)> StageProgressPrinter(std::ostream& 
   return [lines](const engine::Progress& p) { lines->Print(p.stage, p.done, p.total); };
 }
 
-absl::StatusOr<v1::JobResult> RunJobToResult(const std::string& server, double deadline_seconds,
-                                             const v1::SubmitJobRequest& request, std::ostream& err,
-                                             bool* job_failed) {
+namespace {
+
+volatile std::sig_atomic_t interrupt_raised = 0;
+struct sigaction previous_sigint;
+
+void OnInterrupt(int) { interrupt_raised = 1; }
+
+}  // namespace
+
+InterruptFlag::InterruptFlag() {
+  interrupt_raised = 0;
+  struct sigaction action {};
+  action.sa_handler = OnInterrupt;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGINT, &action, &previous_sigint);
+}
+
+InterruptFlag::~InterruptFlag() { sigaction(SIGINT, &previous_sigint, nullptr); }
+
+bool InterruptFlag::raised() const { return interrupt_raised != 0; }
+
+absl::StatusOr<v1::Job> FollowJob(const std::string& server, double deadline_seconds,
+                                  const std::string& name, double timeout_seconds,
+                                  std::ostream& err, int* job_exit) {
   JobClient client(server, deadline_seconds);
-  auto job = client.Submit(request);
-  if (!job.ok()) return job.status();
-  err << "submitted " << job->name() << "\n";
   StageLines lines(err);
-  auto watched = client.Watch(job->name(), [&lines](const v1::Job& j) {
-    lines.Print(j.progress().stage(), j.progress().done(), j.progress().total());
-  });
-  if (!watched.ok()) return watched;
-  auto done = client.Get(job->name());
-  if (!done.ok()) return done.status();
-  if (done->state() != v1::SUCCEEDED) {
-    *job_failed = true;
-    return absl::UnknownError(absl::StrCat(done->name(), " ", v1::JobState_Name(done->state()), ": ",
-                                           done->error_message()));
+  InterruptFlag interrupt;
+  auto end = client.Follow(
+      name,
+      [&lines](const v1::Job& j) {
+        lines.Print(j.progress().stage(), j.progress().done(), j.progress().total());
+      },
+      timeout_seconds, [&interrupt] { return interrupt.raised(); });
+  if (!end.ok()) return end.status();
+  const std::string follow =
+      absl::StrCat("`attattr wait ", name, " --server ", server, "` follows it, `attattr cancel ",
+                   name, " --server ", server, "` stops it");
+  if (*end == JobClient::FollowEnd::kTimedOut) {
+    *job_exit = kExitJobNotFinished;
+    return absl::DeadlineExceededError(absl::StrCat("job ", name, " has not finished within ",
+                                                    timeout_seconds,
+                                                    " s (--timeout-seconds); it goes on: ",
+                                                    follow));
   }
-  return client.GetResult(job->name());
+  if (*end == JobClient::FollowEnd::kInterrupted) {
+    *job_exit = kExitJobNotFinished;
+    return absl::CancelledError(
+        absl::StrCat("interrupted; job ", name, " goes on on the server: ", follow));
+  }
+  return client.Get(name);
+}
+
+absl::StatusOr<v1::JobResult> RunJobToResult(const std::string& server, double deadline_seconds,
+                                             double timeout_seconds,
+                                             const v1::SubmitJobRequest& request, std::ostream& err,
+                                             int* job_exit) {
+  JobClient client(server, deadline_seconds);
+  ATTATTR_ASSIGN_OR_RETURN(auto job, client.Submit(request));
+  err << "submitted " << job.name() << "\n";
+  ATTATTR_ASSIGN_OR_RETURN(auto done, FollowJob(server, deadline_seconds, job.name(), timeout_seconds, err, job_exit));
+  if (done.state() != v1::SUCCEEDED) {
+    *job_exit = IsFinished(done.state()) ? kExitJobFailed : kExitJobNotFinished;
+    return absl::UnknownError(absl::StrCat(done.name(), " ", v1::JobState_Name(done.state()), ": ",
+                                           done.error_message()));
+  }
+  return client.GetResult(job.name());
+}
+
+void AddWaitTimeoutFlag(CLI::App* cmd, double* seconds) {
+  cmd->add_option("--timeout-seconds", *seconds,
+                  "Stop waiting for the job after this long (exit 4; the job goes on on the "
+                  "server). Default: until it finishes");
+}
+
+absl::StatusOr<std::vector<engine::Encoding>> EncodeFlagSet(const engine::Model& model,
+                                                            const std::vector<engine::Example>& set,
+                                                            const std::string& flag) {
+  auto encodings = model.EncodeAll(set);
+  if (encodings.ok()) return encodings;
+  const auto error = GetFieldError(encodings.status());
+  if (!error) return encodings.status();
+  return InvalidFlag(flag, absl::StrCat("example ", error->field.index, ": ", error->what));
+}
+
+absl::Status NameExampleByFlag(const absl::Status& status,
+                               const std::function<std::string(const std::string&)>& flag_for) {
+  const auto error = GetFieldError(status);
+  if (!error || error->field.index < 0) return status;
+  const std::string flag = flag_for(error->field.name);
+  if (flag.empty()) return status;
+  const bool label = absl::EndsWith(error->field.name, "labels");
+  return absl::Status(status.code(), absl::StrCat(flag, ": example ", error->field.index, ": ",
+                                                  label ? "label " : "", error->what));
 }
 
 absl::Status WriteFlagFile(const std::string& flag, const std::string& path, const std::string& contents) {

@@ -1,7 +1,8 @@
-// What the client's commands share: reading a labelled GLUE set named by a flag, putting it into a
-// job's ExampleSource (inline, or as a dataset path under the server's data root), printing engine or
-// job progress one line per stage, running a job to its end and fetching its result (heads,
-// triggers), and writing an output file named by a flag. Errors name the flag they came from.
+// What the client's commands share: reading a labelled GLUE set named by a flag and tokenizing it,
+// putting it into a job's ExampleSource (inline, or as a dataset path under the server's data
+// root), printing engine or job progress one line per stage, following a job to its end (with
+// --timeout-seconds and Ctrl-C leaving it running) and fetching its result (heads, triggers, submit
+// --wait), and writing an output file named by a flag. Errors name the flag they came from.
 #pragma once
 
 #include <functional>
@@ -9,9 +10,11 @@
 #include <string>
 #include <vector>
 
+#include "CLI/CLI.hpp"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "attattr/engine/dataset.h"
+#include "attattr/engine/model.h"
 #include "attattr/engine/run_control.h"
 #include "attattr/v1/attattr_service.pb.h"
 
@@ -32,11 +35,52 @@ absl::Status AddExampleSource(const std::string& path, int limit, bool server_da
 // Prints "stage: done/total" to `err` when the stage changes and when it completes.
 std::function<void(const engine::Progress&)> StageProgressPrinter(std::ostream& err);
 
-// Submits `request` to `server`, prints progress to `err` while it runs and returns its result.
-// `*job_failed` is set when the job ran and ended FAILED or CANCELLED (the CLI's exit code 3).
+// While alive, Ctrl-C (SIGINT) raises a flag instead of ending the process, so a command that
+// follows a job can say how to follow it later; the previous handler comes back on destruction.
+// One at a time per process (the handler's flag is the process-wide exception to "no globals":
+// a signal handler can reach nothing else).
+class InterruptFlag {
+ public:
+  InterruptFlag();
+  ~InterruptFlag();
+  InterruptFlag(const InterruptFlag&) = delete;
+  InterruptFlag& operator=(const InterruptFlag&) = delete;
+  bool raised() const;
+};
+
+// Follows job `name` on `server` until it finishes, printing "stage: done/total" lines to `err`
+// (one per stage change and one when a stage completes), and returns the finished job. No
+// per-call deadline bounds the wait: `timeout_seconds` > 0 does, and Ctrl-C stops it; either way
+// the job goes on on the server, and the error (DeadlineExceeded / Cancelled, with `*job_exit` set
+// to kExitJobNotFinished) says how to follow it (`attattr wait JOB`) or stop it.
+absl::StatusOr<v1::Job> FollowJob(const std::string& server, double deadline_seconds,
+                                  const std::string& name, double timeout_seconds,
+                                  std::ostream& err, int* job_exit);
+
+// Submits `request` to `server` (each call bounded by `deadline_seconds`), prints "submitted JOB"
+// and its progress to `err` while it runs (FollowJob, bounded only by `timeout_seconds` > 0), and
+// returns its result. `*job_exit` is set to kExitJobFailed when the job ended FAILED or
+// CANCELLED, and to kExitJobNotFinished when the wait stopped before it finished.
 absl::StatusOr<v1::JobResult> RunJobToResult(const std::string& server, double deadline_seconds,
+                                             double timeout_seconds,
                                              const v1::SubmitJobRequest& request, std::ostream& err,
-                                             bool* job_failed);
+                                             int* job_exit);
+
+// Registers --timeout-seconds on a command that runs a job: how long to wait for it (default:
+// until it finishes; the job goes on after it either way).
+void AddWaitTimeoutFlag(CLI::App* cmd, double* seconds);
+
+// Model::EncodeAll of a set read from `flag`: an example that cannot be encoded is
+// InvalidArgument "<flag>: example <i>: <what>".
+absl::StatusOr<std::vector<engine::Encoding>> EncodeFlagSet(const engine::Model& model,
+                                                            const std::vector<engine::Example>& set,
+                                                            const std::string& flag);
+
+// An engine error that names an example of a set by its field (attattr/base/field_error.h), in the
+// set's flag: {"evaluation_labels", 3} with flag_for("evaluation_labels") = "--eval-set" becomes
+// "<flag>: example 3: <noun> <what>" (noun "label" for *_labels fields). Other errors pass through.
+absl::Status NameExampleByFlag(const absl::Status& status,
+                               const std::function<std::string(const std::string&)>& flag_for);
 
 // Writes `contents` to `path`; FAILED_PRECONDITION naming `flag` when it cannot.
 absl::Status WriteFlagFile(const std::string& flag, const std::string& path, const std::string& contents);

@@ -15,6 +15,7 @@
 #include "remote_runner.h"
 #include "render.h"
 #include "command_support.h"
+#include "attattr/base/status_macros.h"
 
 namespace attattr::client {
 namespace {
@@ -59,11 +60,7 @@ absl::Status CheckTreeLayers(const ExplainFlags& flags, const engine::Attributio
 absl::Status WriteTreeFiles(const ExplainFlags& flags, const engine::AttributionTree& tree,
                             size_t index, size_t count) {
   if (!flags.tree_dot.empty()) {
-    if (auto s = WriteFlagFile("--tree-dot", NumberedTreePath(flags.tree_dot, index, count),
-                           report::AttributionTreeToDot(tree));
-        !s.ok()) {
-      return s;
-    }
+    ATTATTR_RETURN_IF_ERROR(WriteFlagFile("--tree-dot", NumberedTreePath(flags.tree_dot, index, count), report::AttributionTreeToDot(tree)));
   }
   if (!flags.tree_svg.empty()) {
     return WriteFlagFile("--tree-svg", NumberedTreePath(flags.tree_svg, index, count),
@@ -89,10 +86,9 @@ absl::Status RunRemote(const ExplainFlags& flags, const std::vector<engine::Exam
                             : model.status().code(),
                         model.status().message());
   }
-  auto target = ParseTarget(flags.target, model->labels);
-  if (!target.ok()) return target.status();
-  options.target = *target;
-  if (auto s = CheckTreeLayers(flags, options, model->num_layers); !s.ok()) return s;
+  ATTATTR_ASSIGN_OR_RETURN(auto target, ParseTarget(flags.target, model->labels));
+  options.target = target;
+  ATTATTR_RETURN_IF_ERROR(CheckTreeLayers(flags, options, model->num_layers));
   RenderContext ctx{flags.model, flags.target, flags.rule, flags.steps, model->labels};
   const bool want_tree = WantsTree(flags);
   for (size_t i = 0; i < examples.size(); ++i) {
@@ -108,7 +104,7 @@ absl::Status RunRemote(const ExplainFlags& flags, const std::vector<engine::Exam
       }
       return r.status();
     }
-    if (auto s = print(*r, ctx, want_tree ? &tree : nullptr, i); !s.ok()) return s;
+    ATTATTR_RETURN_IF_ERROR(print(*r, ctx, want_tree ? &tree : nullptr, i));
     out.flush();
   }
   return absl::OkStatus();
@@ -133,23 +129,21 @@ absl::Status RunExplain(const ExplainFlags& flags, std::ostream& out) {
   if (flags.batch < 1) return absl::InvalidArgumentError("--batch: must be at least 1");
   auto rule = engine::ParseQuadratureRule(flags.rule);
   if (!rule.ok()) return absl::InvalidArgumentError(absl::StrCat("--", rule.status().message()));
-  auto layers = ParseLayers(flags.layers);
-  if (!layers.ok()) return layers.status();
-  if (auto s = engine::ValidateTreeTau(flags.tau, "--tau"); !s.ok()) return s;
-  auto examples = CollectExamples(flags);
-  if (!examples.ok()) return examples.status();
+  ATTATTR_ASSIGN_OR_RETURN(auto layers, ParseLayers(flags.layers));
+  ATTATTR_RETURN_IF_ERROR(engine::ValidateTreeTau(flags.tau, "--tau"));
+  ATTATTR_ASSIGN_OR_RETURN(auto examples, CollectExamples(flags));
 
   engine::AttributionOptions options;
   options.rule = *rule;
   options.steps = flags.steps;
-  options.layers = *layers;
+  options.layers = layers;
   options.max_batch_examples = flags.batch;
   options.keep_attention = false;
-  const size_t count = examples->size();
+  const size_t count = examples.size();
   auto print = [&](const engine::ExampleAttribution& r, const RenderContext& ctx,
                    const engine::AttributionTree* tree, size_t index) -> absl::Status {
     if (tree != nullptr) {
-      if (auto s = WriteTreeFiles(flags, *tree, index, count); !s.ok()) return s;
+      ATTATTR_RETURN_IF_ERROR(WriteTreeFiles(flags, *tree, index, count));
     }
     // --tree-dot/--tree-svg alone write files; --tree puts the tree in the output too.
     const engine::AttributionTree* shown = flags.tree ? tree : nullptr;
@@ -160,7 +154,7 @@ absl::Status RunExplain(const ExplainFlags& flags, std::ostream& out) {
     }
     return absl::OkStatus();
   };
-  if (!flags.server.empty()) return RunRemote(flags, *examples, options, print, out);
+  if (!flags.server.empty()) return RunRemote(flags, examples, options, print, out);
 
   engine::RuntimeOptions runtime;
   runtime.intra_op_threads = flags.threads;
@@ -173,19 +167,18 @@ absl::Status RunExplain(const ExplainFlags& flags, std::ostream& out) {
     return absl::Status(absl::StatusCode::kFailedPrecondition, model.status().message());
   }
   const auto& info = (*model)->info();
-  auto target = ParseTarget(flags.target, info.labels);
-  if (!target.ok()) return target.status();
-  options.target = *target;
+  ATTATTR_ASSIGN_OR_RETURN(auto target, ParseTarget(flags.target, info.labels));
+  options.target = target;
   if (auto s = engine::ValidateAttributionOptions(**model, options); !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("--", s.message()));
   }
-  if (auto s = CheckTreeLayers(flags, options, info.num_layers); !s.ok()) return s;
+  ATTATTR_RETURN_IF_ERROR(CheckTreeLayers(flags, options, info.num_layers));
   RenderContext ctx{flags.model, flags.target, flags.rule, flags.steps, info.labels};
   // Stream results in slices so memory stays bounded for long input files.
   constexpr size_t kSlice = 64;
-  for (size_t start = 0; start < examples->size(); start += kSlice) {
+  for (size_t start = 0; start < examples.size(); start += kSlice) {
     std::vector<engine::Example> slice(
-        examples->begin() + start, examples->begin() + std::min(examples->size(), start + kSlice));
+        examples.begin() + start, examples.begin() + std::min(examples.size(), start + kSlice));
     auto results = engine::AttributeExamples(**model, slice, options);
     if (!results.ok()) {
       if (results.status().code() == absl::StatusCode::kInvalidArgument && flags.input.empty()) {
@@ -207,7 +200,7 @@ absl::Status RunExplain(const ExplainFlags& flags, std::ostream& out) {
         if (!built.ok()) return absl::InternalError(built.status().message());
         tree = std::move(*built);
       }
-      if (auto s = print(r, ctx, WantsTree(flags) ? &tree : nullptr, start + k); !s.ok()) return s;
+      ATTATTR_RETURN_IF_ERROR(print(r, ctx, WantsTree(flags) ? &tree : nullptr, start + k));
     }
     out.flush();
   }

@@ -11,6 +11,8 @@
 
 #include "absl/status/status.h"
 #include "attattr/engine/attention_attribution.h"
+#include "attattr/engine/attribution_tree.h"
+#include "attattr/engine/quadrature.h"
 #include "attribution_request.h"  // ParseTarget, ParseLayers
 
 namespace attattr::client {
@@ -20,8 +22,8 @@ struct ExplainFlags {
   std::string text;
   std::string text_pair;  // empty = single sentence
   std::string input;      // dataset file instead of --text
-  int steps = 8;
-  std::string rule = "gauss-legendre";
+  int steps = engine::kDefaultQuadratureSteps;
+  std::string rule = std::string(engine::QuadratureRuleName(engine::kDefaultQuadratureRule));
   std::string target = "predicted";
   std::string layers;           // "0,3"; empty = all
   std::string format = "json";  // json | text
@@ -29,9 +31,9 @@ struct ExplainFlags {
   int top_k = 5;                // connections per layer in text output
   int threads = 0;              // intra-op threads, 0 = all cores
   std::string server;           // HOST:PORT of an attattr-server; empty = run the engine in-process
-  double deadline = 300;        // seconds per remote call
+  double deadline = 300;        // --deadline-seconds: each call to the server
   bool tree = false;            // add each example's attribution tree to the output
-  double tau = 0.4;             // the tree's threshold τ, in (0, 1]
+  double tau = engine::kDefaultTreeTau;  // the tree's threshold τ, in (0, 1]
   std::string tree_dot;         // write the tree as Graphviz DOT to this file (implies --tree)
   std::string tree_svg;         // write the tree as SVG to this file (implies --tree)
 };

@@ -8,8 +8,11 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "attattr/base/status_macros.h"
+#include "attattr/engine/gold_label.h"
 #include "attattr/engine/dataset.h"
 #include "attattr/engine/head_importance_study.h"
 #include "attattr/engine/model.h"
@@ -20,6 +23,7 @@
 #include "heads_render.h"
 #include "job_commands.h"
 #include "command_support.h"
+#include "grpc_call.h"
 #include "attattr/convert/head_importance_convert.h"
 #include "attattr/report/pruning_curve_svg.h"
 
@@ -55,34 +59,12 @@ absl::StatusOr<std::vector<double>> ParseRatios(const std::string& spec) {
   return ratios;
 }
 
-// A labelled set for the engine: encodings and gold labels. Labels outside the model's classes
-// are reported by the study with the example's index.
-absl::Status Encode(const engine::Model& model, const std::vector<engine::Example>& examples,
-                    const std::string& flag, std::vector<engine::Encoding>* encodings,
-                    std::vector<int>* labels) {
-  for (size_t i = 0; i < examples.size(); ++i) {
-    auto e = model.Encode(examples[i]);
-    if (!e.ok()) return InvalidFlag(flag, absl::StrCat("example ", i, ": ", e.status().message()));
-    encodings->push_back(std::move(*e));
-    labels->push_back(examples[i].label);
-  }
-  return absl::OkStatus();
-}
-
-// "importance_labels[3]: 2 is not ..." -> "--importance-set: example 3: label 2 is not ...".
-absl::Status WithFlagNames(const absl::Status& s) {
-  std::string message(s.message());
-  for (const auto& [field, flag] : {std::pair<std::string, std::string>{"importance_labels[", "--importance-set: example "},
-                                    {"evaluation_labels[", "--eval-set: example "},
-                                    {"agreement_labels[", "--agreement-set: example "}}) {
-    if (message.rfind(field, 0) == 0) {
-      message = flag + message.substr(field.size());
-      const auto close = message.find("]: ");
-      if (close != std::string::npos) message.replace(close, 3, ": label ");
-      return absl::Status(s.code(), message);
-    }
-  }
-  return s;
+// The flag an engine field names a set by.
+std::string SetFlag(const std::string& field) {
+  if (field == "importance_labels") return "--importance-set";
+  if (field == "evaluation_labels") return "--eval-set";
+  if (field == "agreement_labels") return "--agreement-set";
+  return "";
 }
 
 absl::StatusOr<v1::HeadImportanceResult> RunLocal(const HeadsCommand::Flags& f,
@@ -91,56 +73,46 @@ absl::StatusOr<v1::HeadImportanceResult> RunLocal(const HeadsCommand::Flags& f,
   engine::RuntimeOptions runtime;
   runtime.intra_op_threads = f.threads;
   if (auto s = engine::ConfigureRuntime(runtime); !s.ok()) return InvalidFlag("--threads", std::string(s.message()));
-  auto importance = ReadFlagSet(f.importance_set, f.importance_limit, "--importance-set");
-  if (!importance.ok()) return importance.status();
-  auto evaluation = ReadFlagSet(f.eval_set, f.eval_limit, "--eval-set");
-  if (!evaluation.ok()) return evaluation.status();
+  ATTATTR_ASSIGN_OR_RETURN(auto importance, ReadFlagSet(f.importance_set, f.importance_limit, "--importance-set"));
+  ATTATTR_ASSIGN_OR_RETURN(auto evaluation, ReadFlagSet(f.eval_set, f.eval_limit, "--eval-set"));
   auto model = engine::Model::Load(f.model);
   if (!model.ok()) return absl::FailedPreconditionError(model.status().message());
-  std::vector<engine::Encoding> imp, eval, agree;
-  std::vector<int> imp_labels, eval_labels, agree_labels;
-  if (auto s = Encode(**model, *importance, "--importance-set", &imp, &imp_labels); !s.ok()) return s;
-  if (auto s = Encode(**model, *evaluation, "--eval-set", &eval, &eval_labels); !s.ok()) return s;
+  ATTATTR_ASSIGN_OR_RETURN(auto imp, EncodeFlagSet(**model, importance, "--importance-set"));
+  ATTATTR_ASSIGN_OR_RETURN(auto eval, EncodeFlagSet(**model, evaluation, "--eval-set"));
+  const std::vector<int> imp_labels = engine::GoldLabels(importance);
+  const std::vector<int> eval_labels = engine::GoldLabels(evaluation);
+  std::vector<engine::Encoding> agree;
+  std::vector<int> agree_labels;
   engine::HeadImportanceStudyOptions with_sets = options;
   if (!f.agreement_set.empty()) {
-    auto agreement = ReadFlagSet(f.agreement_set, f.agreement_limit, "--agreement-set");
-    if (!agreement.ok()) return agreement.status();
-    if (auto s = Encode(**model, *agreement, "--agreement-set", &agree, &agree_labels); !s.ok()) return s;
+    ATTATTR_ASSIGN_OR_RETURN(auto agreement,
+                             ReadFlagSet(f.agreement_set, f.agreement_limit, "--agreement-set"));
+    ATTATTR_ASSIGN_OR_RETURN(agree, EncodeFlagSet(**model, agreement, "--agreement-set"));
+    agree_labels = engine::GoldLabels(agreement);
     with_sets.agreement_set = agree;
     with_sets.agreement_labels = agree_labels;
   }
   engine::RunControl control;
   control.on_progress = StageProgressPrinter(err);
   auto study = engine::RunHeadImportanceStudy(**model, imp, imp_labels, eval, eval_labels, with_sets, control);
-  if (!study.ok()) return WithFlagNames(study.status());
+  if (!study.ok()) return NameExampleByFlag(study.status(), SetFlag);
   v1::HeadImportanceResult result;
   convert::HeadImportanceStudyToProto(*study, f.export_dir, &result);
   return result;
 }
 
-// `*job_failed` is set when the job ran and ended FAILED or CANCELLED (exit code 3).
+// `*job_exit` is set when the job ran and did not succeed (job_commands.h's exit codes).
 absl::StatusOr<v1::HeadImportanceResult> RunRemote(const HeadsCommand::Flags& f,
                                                    const engine::HeadImportanceStudyOptions& options,
-                                                   std::ostream& err, bool* job_failed) {
+                                                   std::ostream& err, int* job_exit) {
   v1::SubmitJobRequest request;
   auto* spec = request.mutable_spec();
   spec->set_model(std::filesystem::path(f.model).filename().string());
   auto* h = spec->mutable_head_importance();
-  if (auto s = AddExampleSource(f.importance_set, f.importance_limit, f.server_data, "--importance-set",
-                      h->mutable_importance_set());
-      !s.ok()) {
-    return s;
-  }
-  if (auto s = AddExampleSource(f.eval_set, f.eval_limit, f.server_data, "--eval-set", h->mutable_evaluation_set());
-      !s.ok()) {
-    return s;
-  }
+  ATTATTR_RETURN_IF_ERROR(AddExampleSource(f.importance_set, f.importance_limit, f.server_data, "--importance-set", h->mutable_importance_set()));
+  ATTATTR_RETURN_IF_ERROR(AddExampleSource(f.eval_set, f.eval_limit, f.server_data, "--eval-set", h->mutable_evaluation_set()));
   if (!f.agreement_set.empty()) {
-    if (auto s = AddExampleSource(f.agreement_set, f.agreement_limit, f.server_data, "--agreement-set",
-                                  h->mutable_agreement_set());
-        !s.ok()) {
-      return s;
-    }
+    ATTATTR_RETURN_IF_ERROR(AddExampleSource(f.agreement_set, f.agreement_limit, f.server_data, "--agreement-set", h->mutable_agreement_set()));
   }
   for (auto m : options.methods) h->add_methods(convert::HeadRankingToProto(m));
   for (double r : options.ratios_percent) h->add_ratios(r);
@@ -151,13 +123,22 @@ absl::StatusOr<v1::HeadImportanceResult> RunRemote(const HeadsCommand::Flags& f,
     h->set_export_path(f.export_dir);
     h->set_export_ratio(f.export_ratio);
   }
-  auto result = RunJobToResult(f.server, f.deadline, request, err, job_failed);
-  if (!result.ok()) return result.status();
-  if (!result->has_head_importance()) return absl::DataLossError("the job's result is not a head-importance result");
-  return result->head_importance();
+  ATTATTR_ASSIGN_OR_RETURN(auto result, RunJobToResult(f.server, f.deadline, f.timeout_seconds, request, err, job_exit));
+  if (!result.has_head_importance()) return absl::DataLossError("the job's result is not a head-importance result");
+  return result.head_importance();
 }
 
 }  // namespace
+
+std::string HeadsCommand::DefaultMethods() {
+  std::vector<std::string> names;
+  for (auto r : engine::DefaultHeadRankings()) names.push_back(engine::HeadRankingName(r));
+  return absl::StrJoin(names, ",");
+}
+
+std::string HeadsCommand::DefaultRatios() {
+  return absl::StrJoin(engine::DefaultPruningRatios(), ",");
+}
 
 HeadsCommand::HeadsCommand(CLI::App& app, const std::string& default_model) {
   flags_.model = default_model;
@@ -204,18 +185,23 @@ HeadsCommand::HeadsCommand(CLI::App& app, const std::string& default_model) {
   cmd_->add_option("--server", f.server, "HOST:PORT of an attattr-server: run there as a job");
   cmd_->add_flag("--server-data", f.server_data,
                  "With --server: the set paths are under the server's --data-root (not read here)");
-  cmd_->add_option("--deadline", f.deadline, "Seconds each remote call may take")->capture_default_str();
+  AddDeadlineFlag(cmd_, &f.deadline, " (with --server)");
+  AddWaitTimeoutFlag(cmd_, &f.timeout_seconds);
 }
 
 int HeadsCommand::Run(std::ostream& out, std::ostream& err) const {
   const Flags& f = flags_;
-  bool job_failed = false;
-  auto fail = [&err, &job_failed](const absl::Status& s) {
+  int job_exit = 0;
+  auto fail = [&err, &job_exit](const absl::Status& s) {
     err << "error: " << s.message() << "\n";
-    return job_failed ? kExitJobFailed : ExitCodeFor(s.code());
+    return job_exit != 0 ? job_exit : ExitCodeFor(s.code());
   };
   if (f.format != "json" && f.format != "text") return fail(InvalidFlag("--format", "json or text"));
   if (f.server_data && f.server.empty()) return fail(InvalidFlag("--server-data", "needs --server"));
+  if (!(f.deadline >= 0)) return fail(InvalidFlag("--deadline-seconds", "must be >= 0 (0 = no limit)"));
+  if (!(f.timeout_seconds >= 0)) {
+    return fail(InvalidFlag("--timeout-seconds", "must be >= 0 (0 = until the job finishes)"));
+  }
   if (!(f.export_ratio >= 0 && f.export_ratio <= 100)) {
     return fail(InvalidFlag("--export-ratio", absl::StrCat(f.export_ratio, " is not in [0, 100]")));
   }
@@ -233,7 +219,7 @@ int HeadsCommand::Run(std::ostream& out, std::ostream& err) const {
   options.importance.seed = f.seed;
   options.export_dir = f.export_dir;
   options.export_ratio_percent = f.export_ratio;
-  auto result = f.server.empty() ? RunLocal(f, options, err) : RunRemote(f, options, err, &job_failed);
+  auto result = f.server.empty() ? RunLocal(f, options, err) : RunRemote(f, options, err, &job_exit);
   if (!result.ok()) return fail(result.status());
   if (!f.csv.empty()) {
     if (auto s = WriteFlagFile("--csv", f.csv, PruningCurvesCsv(*result)); !s.ok()) return fail(s);

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "CLI/CLI.hpp"
+#include "attattr/engine/quadrature.h"
 
 namespace attattr::client {
 
@@ -32,11 +33,11 @@ class HeadsCommand {
     int eval_limit = 0;
     std::string agreement_set;  // empty = no agreement
     int agreement_limit = 0;
-    std::string methods = "attribution,attention,taylor,random";
-    std::string ratios = "0,10,20,30,40,50,60,70,80,90,100";
+    std::string methods = DefaultMethods();  // the engine's DefaultHeadRankings
+    std::string ratios = DefaultRatios();    // the engine's DefaultPruningRatios
     uint64_t seed = 0;
-    int steps = 8;
-    std::string rule = "gauss-legendre";
+    int steps = engine::kDefaultQuadratureSteps;
+    std::string rule = std::string(engine::QuadratureRuleName(engine::kDefaultQuadratureRule));
     std::string export_dir;
     double export_ratio = 50;
     std::string format = "text";
@@ -45,8 +46,12 @@ class HeadsCommand {
     int threads = 0;
     std::string server;
     bool server_data = false;
-    double deadline = 30;
+    double deadline = 30;        // --deadline-seconds: each call to the server
+    double timeout_seconds = 0;  // --timeout-seconds: the wait for the job; 0 = until it ends
   };
+  // "attribution,attention,taylor,random" and "0,10,...,100", spelled from the engine's defaults.
+  static std::string DefaultMethods();
+  static std::string DefaultRatios();
 
  private:
   CLI::App* cmd_ = nullptr;

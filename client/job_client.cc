@@ -4,8 +4,10 @@
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <map>
+#include <thread>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -13,6 +15,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "attattr/v1/attattr_service.grpc.pb.h"
+#include "grpc_call.h"
+#include "attattr/base/status_macros.h"
 
 namespace attattr::client {
 namespace {
@@ -62,9 +66,7 @@ struct JobClient::Impl {
 
   // Deadline: the configured one plus `extra_ms` (a WaitJob's own wait); none when 0.
   void SetDeadline(grpc::ClientContext* ctx, int64_t extra_ms = 0) const {
-    if (deadline_seconds <= 0) return;
-    ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(extra_ms) +
-                      std::chrono::milliseconds(static_cast<int64_t>(deadline_seconds * 1000)));
+    SetCallDeadline(ctx, deadline_seconds, extra_ms);
   }
 
   // The one place a gRPC status becomes the CLI's message. `subject` names what the call was
@@ -126,10 +128,7 @@ JobClient::JobClient(const std::string& server, double deadline_seconds)
     : impl_(std::make_unique<Impl>()) {
   impl_->server = server;
   impl_->deadline_seconds = deadline_seconds;
-  grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(64 << 20);
-  impl_->stub = v1::Attattr::NewStub(
-      grpc::CreateCustomChannel(server, grpc::InsecureChannelCredentials(), args));
+  impl_->stub = NewAttattrStub(server);
 }
 
 JobClient::~JobClient() = default;
@@ -139,10 +138,7 @@ absl::StatusOr<v1::Job> JobClient::Submit(const v1::SubmitJobRequest& request) {
   impl_->SetDeadline(&ctx);
   v1::Job job;
   const std::string subject = absl::StrCat("model ", request.spec().model());
-  if (auto s = impl_->FromGrpc(impl_->stub->SubmitJob(&ctx, request, &job), ctx, subject);
-      !s.ok()) {
-    return s;
-  }
+  ATTATTR_RETURN_IF_ERROR(impl_->FromGrpc(impl_->stub->SubmitJob(&ctx, request, &job), ctx, subject));
   return job;
 }
 
@@ -152,9 +148,7 @@ absl::StatusOr<v1::Job> JobClient::Get(const std::string& name) {
   v1::GetJobRequest req;
   req.set_name(name);
   v1::Job job;
-  if (auto s = impl_->FromGrpc(impl_->stub->GetJob(&ctx, req, &job), ctx, "job " + name); !s.ok()) {
-    return s;
-  }
+  ATTATTR_RETURN_IF_ERROR(impl_->FromGrpc(impl_->stub->GetJob(&ctx, req, &job), ctx, "job " + name));
   return job;
 }
 
@@ -162,9 +156,7 @@ absl::StatusOr<v1::ListJobsResponse> JobClient::List(const v1::ListJobsRequest& 
   grpc::ClientContext ctx;
   impl_->SetDeadline(&ctx);
   v1::ListJobsResponse resp;
-  if (auto s = impl_->FromGrpc(impl_->stub->ListJobs(&ctx, request, &resp), ctx, ""); !s.ok()) {
-    return s;
-  }
+  ATTATTR_RETURN_IF_ERROR(impl_->FromGrpc(impl_->stub->ListJobs(&ctx, request, &resp), ctx, ""));
   return resp;
 }
 
@@ -190,10 +182,7 @@ absl::StatusOr<v1::Job> JobClient::Cancel(const std::string& name) {
   v1::CancelJobRequest req;
   req.set_name(name);
   v1::Job job;
-  if (auto s = impl_->FromGrpc(impl_->stub->CancelJob(&ctx, req, &job), ctx, "job " + name);
-      !s.ok()) {
-    return s;
-  }
+  ATTATTR_RETURN_IF_ERROR(impl_->FromGrpc(impl_->stub->CancelJob(&ctx, req, &job), ctx, "job " + name));
   return job;
 }
 
@@ -218,6 +207,39 @@ absl::Status JobClient::Watch(const std::string& name,
   return impl_->FromGrpc(reader->Finish(), ctx, "job " + name, 0, /*stream=*/true);
 }
 
+absl::StatusOr<JobClient::FollowEnd> JobClient::Follow(
+    const std::string& name, const std::function<void(const v1::Job&)>& on_update,
+    double timeout_seconds, const std::function<bool()>& interrupted) {
+  grpc::ClientContext ctx;
+  SetCallDeadline(&ctx, timeout_seconds);
+  v1::WatchJobRequest req;
+  req.set_name(name);
+  auto reader = impl_->stub->WatchJob(&ctx, req);
+  // Reads block; a second thread turns an interrupt into a cancelled stream.
+  std::atomic<bool> done{false}, cancelled{false};
+  std::thread watchdog([&] {
+    while (!done.load()) {
+      if (interrupted && interrupted()) {
+        cancelled.store(true);
+        ctx.TryCancel();
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  });
+  v1::Job job;
+  while (reader->Read(&job)) on_update(job);
+  const grpc::Status status = reader->Finish();
+  done.store(true);
+  watchdog.join();
+  if (cancelled.load()) return FollowEnd::kInterrupted;
+  if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED && timeout_seconds > 0) {
+    return FollowEnd::kTimedOut;
+  }
+  ATTATTR_RETURN_IF_ERROR(impl_->FromGrpc(status, ctx, "job " + name, 0, /*stream=*/true));
+  return FollowEnd::kFinished;
+}
+
 absl::StatusOr<v1::JobResult> JobClient::GetResult(const std::string& name) {
   grpc::ClientContext ctx;
   impl_->SetDeadline(&ctx);
@@ -240,7 +262,7 @@ absl::StatusOr<v1::JobResult> JobClient::GetResult(const std::string& name) {
       problem = absl::StrCat("chunk ", chunk.index(), " sent twice");
     }
   }
-  if (auto s = impl_->FromGrpc(reader->Finish(), ctx, "job " + name); !s.ok()) return s;
+  ATTATTR_RETURN_IF_ERROR(impl_->FromGrpc(reader->Finish(), ctx, "job " + name));
   if (problem.empty() && static_cast<int>(chunks.size()) != std::max(count, 0)) {
     problem = absl::StrCat("received ", chunks.size(), " of ", std::max(count, 0), " chunks");
   }
@@ -263,10 +285,7 @@ absl::StatusOr<std::vector<std::string>> JobClient::ModelLabels(const std::strin
   v1::GetModelRequest req;
   req.set_name(model);
   v1::Model m;
-  if (auto s = impl_->FromGrpc(impl_->stub->GetModel(&ctx, req, &m), ctx, "model " + model);
-      !s.ok()) {
-    return s;
-  }
+  ATTATTR_RETURN_IF_ERROR(impl_->FromGrpc(impl_->stub->GetModel(&ctx, req, &m), ctx, "model " + model));
   return std::vector<std::string>(m.labels().begin(), m.labels().end());
 }
 

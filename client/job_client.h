@@ -24,7 +24,7 @@ std::string CanonicalJobName(const std::string& name);
 class JobClient {
  public:
   // `server` is HOST:PORT. `deadline_seconds` bounds each call (0 = no deadline); for WaitJob it is
-  // added to the wait itself.
+  // added to the wait itself, and a WatchJob stream is one call (Follow has its own bound).
   JobClient(const std::string& server, double deadline_seconds);
   ~JobClient();
 
@@ -38,6 +38,16 @@ class JobClient {
   // Calls `on_update` for every Job the stream sends (the job now, then each change) and returns
   // the stream's final status (OK once the job finished).
   absl::Status Watch(const std::string& name, const std::function<void(const v1::Job&)>& on_update);
+  // How Follow ended.
+  enum class FollowEnd { kFinished, kTimedOut, kInterrupted };
+  // Streams WatchJob until the job finishes, calling `on_update` for each change. No per-call
+  // deadline applies: `timeout_seconds` > 0 bounds the whole follow (kTimedOut when it passes),
+  // and `interrupted` (polled every 100 ms) cancels it (kInterrupted). The job goes on on the
+  // server either way. Errors of the stream itself (server gone, job deleted) as a Status.
+  absl::StatusOr<FollowEnd> Follow(const std::string& name,
+                                   const std::function<void(const v1::Job&)>& on_update,
+                                   double timeout_seconds,
+                                   const std::function<bool()>& interrupted);
   // GetJobResult: the chunks, checked (indices 0..count-1, each once) and concatenated in index
   // order, parsed as JobResult. DataLoss when chunks are missing or do not parse.
   absl::StatusOr<v1::JobResult> GetResult(const std::string& name);

@@ -12,8 +12,11 @@
 #include "attattr/engine/quadrature.h"
 #include "attattr/convert/attribution_convert.h"
 #include "attribution_request.h"
+#include "command_support.h"
+#include "grpc_call.h"
 #include "job_client.h"
 #include "job_render.h"
+#include "attattr/base/status_macros.h"
 
 namespace attattr::client {
 
@@ -23,7 +26,8 @@ const char* const kJobExitCodesHelp =
     "  1  other failure (INTERNAL, UNIMPLEMENTED, DATA_LOSS, cannot write -o FILE, ...)\n"
     "  2  bad arguments, or the server's INVALID_ARGUMENT (the message names the field)\n"
     "  3  the job ended FAILED or CANCELLED (its error is printed)\n"
-    "  4  the job has not finished (wait --timeout-seconds passed; get before it finished)\n"
+    "  4  the job has not finished (--timeout-seconds passed or Ctrl-C while waiting; get\n"
+    "     before it finished); the job goes on on the server\n"
     "  5  NOT_FOUND: no such job (or model)\n"
     "  6  UNAVAILABLE: cannot reach the server, or it is draining\n"
     "  7  DEADLINE_EXCEEDED: no answer within --deadline-seconds\n"
@@ -127,7 +131,7 @@ absl::StatusOr<v1::ResultOptions> ResultOptionsFrom(const JobCommands::Submit& f
   r.set_top_k(f.top_k);
   r.set_fp16(f.fp16);
   r.set_attention(f.attention);
-  if (auto s = engine::ValidateTreeTau(f.tau, "--tau"); !s.ok()) return s;
+  ATTATTR_RETURN_IF_ERROR(engine::ValidateTreeTau(f.tau, "--tau"));
   r.set_tree(f.tree);
   if (f.tree) r.set_tree_tau(f.tau);
   return r;
@@ -143,7 +147,17 @@ int RunSubmit(const JobCommands::Submit& f, std::ostream& out, std::ostream& err
   }
   if (f.limit < 0) return Usage("--limit: must be >= 0 (0 = all)", err);
   if (f.limit > 0 && f.dataset.empty()) return Usage("--limit: only with --dataset", err);
-  if (!(f.timeout_seconds >= 0)) return Usage("--timeout-seconds: must be >= 0 (0 = none)", err);
+  if (!(f.job_timeout_seconds >= 0)) {
+    return Usage("--job-timeout-seconds: must be >= 0 (0 = none)", err);
+  }
+  if (!(f.timeout_seconds >= 0)) {
+    return Usage("--timeout-seconds: must be >= 0 (0 = until the job finishes)", err);
+  }
+  if (f.timeout_seconds > 0 && !f.wait) {
+    return Usage("--timeout-seconds: bounds --wait; the job's own limit on the server is "
+                 "--job-timeout-seconds",
+                 err);
+  }
   auto rule = engine::ParseQuadratureRule(f.rule);
   if (!rule.ok()) return Usage(absl::StrCat("--", rule.status().message()), err);
   auto layers = ParseLayers(f.layers);
@@ -172,7 +186,7 @@ int RunSubmit(const JobCommands::Submit& f, std::ostream& out, std::ostream& err
   v1::JobSpec* spec = req.mutable_spec();
   spec->set_model(f.model);
   spec->set_priority(f.priority);
-  spec->set_timeout_ms(static_cast<int64_t>(std::llround(f.timeout_seconds * 1000)));
+  spec->set_timeout_ms(static_cast<int64_t>(std::llround(f.job_timeout_seconds * 1000)));
   v1::AttributionSpec* a = spec->mutable_attribution();
   if (!f.dataset.empty()) {
     a->mutable_examples()->mutable_dataset()->set_path(f.dataset);
@@ -191,8 +205,21 @@ int RunSubmit(const JobCommands::Submit& f, std::ostream& out, std::ostream& err
 
   auto job = client.Submit(req);
   if (!job.ok()) return Report(job.status(), err);
-  PrintJob(*job, f.common.format, out);
-  return kExitOk;
+  if (!f.wait) {
+    PrintJob(*job, f.common.format, out);
+    return kExitOk;
+  }
+  err << "submitted " << job->name() << "\n";
+  int job_exit = 0;
+  auto done = FollowJob(f.common.server, f.common.deadline_seconds, job->name(), f.timeout_seconds,
+                        err, &job_exit);
+  if (!done.ok()) {
+    if (job_exit == 0) return Report(done.status(), err);
+    err << "error: " << done.status().message() << "\n";
+    return job_exit;
+  }
+  PrintJob(*done, f.common.format, out);
+  return FinalState(*done, err);
 }
 
 int RunGet(const JobCommands::Get& f, std::ostream& out, std::ostream& err) {
@@ -380,7 +407,7 @@ void AddCommon(CLI::App* cmd, JobCommands::Common* c, double deadline, const std
   c->format = format;
   cmd->add_option("--server", c->server, "HOST:PORT of an attattr-server")->required();
   cmd->add_option("--format", c->format, "json | text")->capture_default_str();
-  cmd->add_option("--deadline-seconds", c->deadline_seconds, deadline_help)->capture_default_str();
+  AddDeadlineFlag(cmd, &c->deadline_seconds, deadline_help);
   cmd->footer(kJobExitCodesHelp);
 }
 
@@ -393,7 +420,7 @@ JobCommands::JobCommands(CLI::App& app) {
       "Submit an attribution job (inline --text examples or a --dataset on the server); prints "
       "the job (its name is what get/wait/watch/cancel/delete take)");
   Submit& s = submit_;
-  AddCommon(submit_cmd_, &s.common, 60, "json", "Seconds the call may take (0 = no limit)");
+  AddCommon(submit_cmd_, &s.common, 60, "json", "");
   submit_cmd_->add_option("--model", s.model, "A served model (see `attattr models`)")->required();
   text_opt_ = submit_cmd_->add_option("--text", s.texts,
                                       "An example's text; repeat for several examples (one job)");
@@ -429,10 +456,14 @@ JobCommands::JobCommands(CLI::App& app) {
   submit_cmd_->add_option("--priority", s.priority, "-10..10, higher runs first")
       ->capture_default_str();
   submit_cmd_
-      ->add_option("--timeout-seconds", s.timeout_seconds,
+      ->add_option("--job-timeout-seconds", s.job_timeout_seconds,
                    "The job fails with DEADLINE_EXCEEDED if not finished this long after "
                    "submission (0 = no limit)")
       ->capture_default_str();
+  submit_cmd_->add_flag("--wait", s.wait,
+                        "Follow the job to its end (progress on stderr), then print it; exit as "
+                        "`attattr wait` does");
+  AddWaitTimeoutFlag(submit_cmd_, &s.timeout_seconds);
   submit_cmd_->add_option(
       "--request-id", s.request_id,
       "Idempotency key: submitting again with the same id returns the same job");
@@ -444,8 +475,7 @@ JobCommands::JobCommands(CLI::App& app) {
       "object per example, as `attattr explain` prints]} for attribution jobs, {\"job\", "
       "\"result\": ...} as `attattr heads` / `attattr triggers` print for the others (exit 3/4 when "
       "it failed/is not done)");
-  AddCommon(get_cmd_, &get_.common, 300, "json",
-            "Seconds each call may take, the result download included (0 = no limit)");
+  AddCommon(get_cmd_, &get_.common, 300, "json", "; the result download is one call");
   get_cmd_->add_option("job", get_.job, "Job name (jobs/ID or ID)")->required();
   get_cmd_->add_option("-o,--output", get_.output, "Write the result to FILE instead of stdout");
   get_cmd_->add_option("--top", get_.top_k, "Connections per layer in text output")
@@ -455,7 +485,7 @@ JobCommands::JobCommands(CLI::App& app) {
   wait_cmd_ = app.add_subcommand(
       "wait", "Block until a job finishes; prints it (exit 0 only when it SUCCEEDED)");
   AddCommon(wait_cmd_, &wait_.common, 30, "json",
-            "Seconds each WaitJob call may take beyond its own wait (0 = no limit)");
+            "; a WaitJob call (at most 600 s of waiting) may take this beyond its wait");
   wait_cmd_->add_option("job", wait_.job, "Job name (jobs/ID or ID)")->required();
   wait_cmd_->add_option("--timeout-seconds", wait_.timeout_seconds,
                         "Give up (exit 4) after this long; default: until the job finishes");
@@ -465,23 +495,21 @@ JobCommands::JobCommands(CLI::App& app) {
       "watch",
       "Follow a job's progress: a progress bar on a terminal, one line per update otherwise "
       "(exit 0 only when it SUCCEEDED)");
-  AddCommon(watch_cmd_, &watch_.common, 0, "text",
-            "Seconds the whole stream may take (0 = until the job finishes)");
+  AddCommon(watch_cmd_, &watch_.common, 0, "text", "; the progress stream is one call");
   watch_cmd_->add_option("job", watch_.job, "Job name (jobs/ID or ID)")->required();
 
   // cancel, delete --------------------------------------------------------------------------
   cancel_cmd_ = app.add_subcommand("cancel", "Cancel a queued or running job; prints it");
-  AddCommon(cancel_cmd_, &cancel_.common, 30, "json", "Seconds the call may take (0 = no limit)");
+  AddCommon(cancel_cmd_, &cancel_.common, 30, "json", "");
   cancel_cmd_->add_option("job", cancel_.job, "Job name (jobs/ID or ID)")->required();
   delete_cmd_ = app.add_subcommand(
       "delete", "Delete a job and its result (a queued or running job is cancelled first)");
-  AddCommon(delete_cmd_, &delete_.common, 30, "json", "Seconds the call may take (0 = no limit)");
+  AddCommon(delete_cmd_, &delete_.common, 30, "json", "");
   delete_cmd_->add_option("job", delete_.job, "Job name (jobs/ID or ID)")->required();
 
   // list ------------------------------------------------------------------------------------
   list_cmd_ = app.add_subcommand("list", "List jobs, newest first (text: a table)");
-  AddCommon(list_cmd_, &list_.common, 30, "text",
-            "Seconds each ListJobs call may take (0 = no limit)");
+  AddCommon(list_cmd_, &list_.common, 30, "text", "");
   list_cmd_->add_option("--state", list_.state,
                         "Only jobs in this state: queued | running | succeeded | failed | "
                         "cancelled");

@@ -1,6 +1,7 @@
 // The job commands of `attattr`, each talking to an attattr-server (--server HOST:PORT):
 //   submit  build an ATTRIBUTION JobSpec from flags (inline --text examples or a --dataset under
-//           the server's data root) and SubmitJob it; prints the Job
+//           the server's data root) and SubmitJob it; prints the Job (with --wait: follows it to
+//           its end, as heads and triggers do, and prints it then)
 //   get     GetJob; when SUCCEEDED, stream GetJobResult and print or write (-o) the result
 //   wait    WaitJob (in 600 s slices) until the job finishes or --timeout-seconds pass
 //   watch   WatchJob: a progress bar on a terminal, one line per update otherwise
@@ -16,6 +17,8 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/status/status.h"
+#include "attattr/engine/attribution_tree.h"
+#include "attattr/engine/quadrature.h"
 
 namespace attattr::client {
 
@@ -25,7 +28,7 @@ inline constexpr int kExitFailure = 1;    // any other error (INTERNAL, UNIMPLEM
 inline constexpr int kExitUsage = 2;      // bad arguments, or the server's INVALID_ARGUMENT
 inline constexpr int kExitJobFailed = 3;  // the job ended FAILED or CANCELLED
 inline constexpr int kExitJobNotFinished =
-    4;                                      // still QUEUED/RUNNING (wait timed out; get too early)
+    4;  // still QUEUED/RUNNING (--timeout-seconds passed or Ctrl-C while waiting; get too early)
 inline constexpr int kExitNotFound = 5;     // NOT_FOUND: no such job (or model)
 inline constexpr int kExitUnavailable = 6;  // UNAVAILABLE: server unreachable or draining
 inline constexpr int kExitDeadline = 7;  // DEADLINE_EXCEEDED: no answer within --deadline-seconds
@@ -67,8 +70,8 @@ class JobCommands {
     std::vector<std::pair<size_t, std::string>> pairs;
     std::string dataset;
     int limit = 0;
-    int steps = 8;
-    std::string rule = "gauss-legendre";
+    int steps = engine::kDefaultQuadratureSteps;
+    std::string rule = std::string(engine::QuadratureRuleName(engine::kDefaultQuadratureRule));
     std::string layers;
     std::string target = "predicted";
     int top_k = 0;
@@ -77,9 +80,11 @@ class JobCommands {
     bool attention = false;
     bool fp16 = false;
     bool tree = false;   // keep each example's attribution tree (needs all layers)
-    double tau = 0.4;    // its threshold τ, in (0, 1]
+    double tau = engine::kDefaultTreeTau;  // its threshold τ, in (0, 1]
     int priority = 0;
-    double timeout_seconds = 0;
+    double job_timeout_seconds = 0;  // the job's own limit on the server (spec.timeout_ms)
+    bool wait = false;               // follow the job to its end
+    double timeout_seconds = 0;      // with wait: stop waiting after this long; 0 = until it ends
     std::string request_id;
   };
   struct Get {

@@ -18,6 +18,7 @@
 #include "attattr/convert/tensor_convert.h"
 #include "attribution_request.h"
 #include "render.h"
+#include "attattr/base/status_macros.h"
 
 namespace attattr::client {
 namespace {
@@ -254,9 +255,8 @@ absl::StatusOr<nlohmann::json> JobResultToJson(const v1::Job& job, const v1::Job
   nlohmann::json examples = nlohmann::json::array();
   const auto& a = result.attribution();
   for (int i = 0; i < a.examples_size(); ++i) {
-    auto e = ExampleToJson(job, a.examples(i), static_cast<size_t>(i));
-    if (!e.ok()) return e.status();
-    examples.push_back(std::move(*e));
+    ATTATTR_ASSIGN_OR_RETURN(auto e, ExampleToJson(job, a.examples(i), static_cast<size_t>(i)));
+    examples.push_back(std::move(e));
   }
   out["examples"] = std::move(examples);
   return out;

@@ -11,6 +11,7 @@
 
 #include "CLI/CLI.hpp"
 #include "explain_command.h"
+#include "grpc_call.h"
 #include "heads_command.h"
 #include "job_commands.h"
 #include "models_command.h"
@@ -79,8 +80,7 @@ int main(int argc, char** argv) {
       "--server", ef.server,
       "HOST:PORT of an attattr-server: explain there (--model names a served model, "
       "by directory name) instead of in-process");
-  explain->add_option("--deadline", ef.deadline, "Seconds each remote call may take")
-      ->capture_default_str();
+  attattr::client::AddDeadlineFlag(explain, &ef.deadline, " (with --server)");
   explain->add_flag("--tree", ef.tree,
                     "Add each example's attribution tree (needs all layers): \"tree\" in JSON, "
                     "an indented tree in text");
@@ -95,7 +95,7 @@ int main(int argc, char** argv) {
   auto* models = app.add_subcommand("models", "List the models an attattr-server serves");
   models->add_option("--server", mf.server, "HOST:PORT of an attattr-server")->required();
   models->add_option("--format", mf.format, "json | text")->capture_default_str();
-  models->add_option("--deadline", mf.deadline, "Seconds the call may take")->capture_default_str();
+  attattr::client::AddDeadlineFlag(models, &mf.deadline);
   attattr::client::JobCommands jobs(app);
   attattr::client::ReportCommand report(app);
   attattr::client::HeadsCommand heads(app, DefaultModel(argv[0]));

@@ -8,6 +8,8 @@
 #include "attattr/v1/attattr_service.grpc.pb.h"
 #include "attattr/convert/attribution_convert.h"
 #include "attribution_request.h"
+#include "grpc_call.h"
+#include "attattr/base/status_macros.h"
 
 namespace attattr::client {
 namespace {
@@ -18,7 +20,7 @@ absl::Status FromGrpc(const grpc::Status& s, const std::string& server) {
   if (s.error_code() == grpc::StatusCode::UNAVAILABLE) {
     message = absl::StrCat("server ", server, " unavailable: ", message);
   } else if (s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
-    message = absl::StrCat("deadline exceeded (--deadline): ", message);
+    message = absl::StrCat("deadline exceeded (--deadline-seconds): ", message);
   }
   // gRPC's and absl's canonical codes share their numbers.
   return absl::Status(static_cast<absl::StatusCode>(s.error_code()), message);
@@ -44,20 +46,14 @@ struct RemoteRunner::Impl {
   double deadline_seconds = 0;
   std::unique_ptr<v1::Attattr::Stub> stub;
 
-  void SetDeadline(grpc::ClientContext* ctx) const {
-    ctx->set_deadline(std::chrono::system_clock::now() +
-                      std::chrono::milliseconds(static_cast<int64_t>(deadline_seconds * 1000)));
-  }
+  void SetDeadline(grpc::ClientContext* ctx) const { SetCallDeadline(ctx, deadline_seconds); }
 };
 
 RemoteRunner::RemoteRunner(const std::string& server, double deadline_seconds)
     : impl_(std::make_unique<Impl>()) {
   impl_->server = server;
   impl_->deadline_seconds = deadline_seconds;
-  grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(256 << 20);
-  impl_->stub = v1::Attattr::NewStub(
-      grpc::CreateCustomChannel(server, grpc::InsecureChannelCredentials(), args));
+  impl_->stub = NewAttattrStub(server);
 }
 
 RemoteRunner::~RemoteRunner() = default;
@@ -68,9 +64,7 @@ absl::StatusOr<RemoteModel> RemoteRunner::GetModel(const std::string& name) {
   v1::GetModelRequest req;
   req.set_name(name);
   v1::Model model;
-  if (auto s = FromGrpc(impl_->stub->GetModel(&ctx, req, &model), impl_->server); !s.ok()) {
-    return s;
-  }
+  ATTATTR_RETURN_IF_ERROR(FromGrpc(impl_->stub->GetModel(&ctx, req, &model), impl_->server));
   return FromProto(model);
 }
 
@@ -78,9 +72,7 @@ absl::StatusOr<std::vector<RemoteModel>> RemoteRunner::ListModels() {
   grpc::ClientContext ctx;
   impl_->SetDeadline(&ctx);
   v1::ListModelsResponse list;
-  if (auto s = FromGrpc(impl_->stub->ListModels(&ctx, {}, &list), impl_->server); !s.ok()) {
-    return s;
-  }
+  ATTATTR_RETURN_IF_ERROR(FromGrpc(impl_->stub->ListModels(&ctx, {}, &list), impl_->server));
   std::vector<RemoteModel> out;
   for (const auto& m : list.models()) out.push_back(FromProto(m));
   return out;
@@ -103,7 +95,7 @@ absl::StatusOr<engine::ExampleAttribution> RemoteRunner::Explain(
   grpc::ClientContext ctx;
   impl_->SetDeadline(&ctx);
   v1::ExplainResponse resp;
-  if (auto s = FromGrpc(impl_->stub->Explain(&ctx, req, &resp), impl_->server); !s.ok()) return s;
+  ATTATTR_RETURN_IF_ERROR(FromGrpc(impl_->stub->Explain(&ctx, req, &resp), impl_->server));
   // The server sent what was asked (full fp32 matrices); a malformed reply is the server's fault.
   auto r = convert::AttributionFromProto(resp.attribution());
   if (!r.ok())

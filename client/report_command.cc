@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "absl/status/status.h"
+#include "grpc_call.h"
 #include "job_client.h"
 #include "job_commands.h"
 #include "attattr/report/html_report.h"
@@ -18,9 +19,7 @@ ReportCommand::ReportCommand(CLI::App& app) {
   cmd_->add_option("job", flags_.job, "jobs/ID or ID")->required();
   cmd_->add_option("-o,--output", flags_.output, "The HTML file to write (- = stdout)")->required();
   cmd_->add_option("--server", flags_.server, "HOST:PORT of an attattr-server")->required();
-  cmd_->add_option("--deadline-seconds", flags_.deadline_seconds,
-                   "Seconds each call may take (0 = no deadline)")
-      ->capture_default_str();
+  AddDeadlineFlag(cmd_, &flags_.deadline_seconds, "; the result download is one call");
   cmd_->footer(
       "Exit codes: 0 the job SUCCEEDED and its report was written; 3 it ended FAILED or "
       "CANCELLED and 4 it has not finished (its status page was written); others as `attattr "

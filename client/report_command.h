@@ -1,5 +1,5 @@
 // `attattr report JOB -o FILE.html --server HOST:PORT`: writes the job's self-contained HTML report
-// (server/report/html_report.h, the same library and bytes as the server's /jobs/{id}/report):
+// (attattr/report/html_report.h, the same library and bytes as the server's /jobs/{id}/report):
 // GetJob, then GetJobResult once it SUCCEEDED. An unfinished, failed or cancelled job still gets
 // its status page written; the exit code then says so as `get` does (4 not finished, 3 FAILED or
 // CANCELLED). Single-threaded.

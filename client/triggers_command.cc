@@ -8,6 +8,8 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "attattr/base/status_macros.h"
+#include "attattr/engine/gold_label.h"
 #include "attattr/engine/dataset.h"
 #include "attattr/engine/model.h"
 #include "attattr/engine/quadrature.h"
@@ -18,12 +20,12 @@
 #include "job_client.h"
 #include "job_commands.h"
 #include "command_support.h"
+#include "grpc_call.h"
 #include "attattr/convert/trigger_search_convert.h"
 
 namespace attattr::client {
 namespace {
 
-constexpr int kMaxTop = 100;
 constexpr int kMaxMineCount = 100000;
 
 absl::StatusOr<v1::TriggerSearchResult> RunLocal(const TriggersCommand::Flags& f,
@@ -34,82 +36,52 @@ absl::StatusOr<v1::TriggerSearchResult> RunLocal(const TriggersCommand::Flags& f
   if (auto s = engine::ConfigureRuntime(runtime); !s.ok()) {
     return InvalidFlag("--threads", std::string(s.message()));
   }
-  auto mining = ReadFlagSet(f.mine_set, f.mine_count, "--mine-set");
-  if (!mining.ok()) return mining.status();
-  auto evaluation = ReadFlagSet(f.eval_set, f.eval_limit, "--eval-set");
-  if (!evaluation.ok()) return evaluation.status();
+  ATTATTR_ASSIGN_OR_RETURN(auto mining, ReadFlagSet(f.mine_set, f.mine_count, "--mine-set"));
+  ATTATTR_ASSIGN_OR_RETURN(auto evaluation, ReadFlagSet(f.eval_set, f.eval_limit, "--eval-set"));
   auto model = engine::Model::Load(f.model);
   if (!model.ok()) return absl::FailedPreconditionError(model.status().message());
   const auto& info = (*model)->info();
   if (!info.has_classifier) return InvalidFlag("--model", "trigger search needs a classifier checkpoint");
-  const int classes = static_cast<int>(info.labels.size());
-  const auto unplaceable = engine::FirstUnplaceableExample(*mining, *evaluation);
-  std::vector<engine::Encoding> mine, eval;
-  std::vector<int> labels;
-  for (size_t i = 0; i < mining->size(); ++i) {
-    auto e = (*model)->Encode((*mining)[i]);
-    if (!e.ok()) return InvalidFlag("--mine-set", absl::StrCat("example ", i, ": ", e.status().message()));
-    mine.push_back(std::move(*e));
+  if (auto i = engine::FirstUnplaceableExample(mining, evaluation)) {
+    return InvalidFlag("--eval-set",
+                       absl::StrCat("example ", *i, " is a single sentence but --mine-set has "
+                                    "sentence pairs: patterns mined from a second sentence cannot "
+                                    "be placed"));
   }
-  for (size_t i = 0; i < evaluation->size(); ++i) {
-    const auto& ex = (*evaluation)[i];
-    if (ex.label < 0 || ex.label >= classes) {
-      std::string names;
-      for (int c = 0; c < classes; ++c) absl::StrAppend(&names, c ? ", " : "", c, " = ", info.labels[c]);
-      return InvalidFlag("--eval-set",
-                     ex.label < 0
-                         ? absl::StrCat("example ", i, " has no gold label (", names, ")")
-                         : absl::StrCat("example ", i, ": label ", ex.label,
-                                        " is not one of the model's classes (", names, ")"));
-    }
-    if (unplaceable == i) {
-      return InvalidFlag("--eval-set",
-                     absl::StrCat("example ", i, " is a single sentence but --mine-set has "
-                                  "sentence pairs: patterns mined from a second sentence cannot "
-                                  "be placed"));
-    }
-    auto e = (*model)->Encode(ex);
-    if (!e.ok()) return InvalidFlag("--eval-set", absl::StrCat("example ", i, ": ", e.status().message()));
-    eval.push_back(std::move(*e));
-    labels.push_back(ex.label);
+  const std::vector<int> labels = engine::GoldLabels(evaluation);
+  if (auto s = engine::CheckGoldLabels(info, labels, "evaluation_labels"); !s.ok()) {
+    return NameExampleByFlag(s, [](const std::string&) { return std::string("--eval-set"); });
   }
+  ATTATTR_ASSIGN_OR_RETURN(auto mine, EncodeFlagSet(**model, mining, "--mine-set"));
+  ATTATTR_ASSIGN_OR_RETURN(auto eval, EncodeFlagSet(**model, evaluation, "--eval-set"));
   engine::RunControl control;
   control.on_progress = StageProgressPrinter(err);
-  auto report = engine::RunTriggerSearch(**model, mine, eval, labels, options, control);
-  if (!report.ok()) return report.status();
+  ATTATTR_ASSIGN_OR_RETURN(auto report, engine::RunTriggerSearch(**model, mine, eval, labels, options, control));
   v1::TriggerSearchResult result;
-  convert::TriggerSearchReportToProto(*report, &result);
+  convert::TriggerSearchReportToProto(report, &result);
   return result;
 }
 
-// `*job_failed` is set when the job ran and ended FAILED or CANCELLED (exit code 3).
+// `*job_exit` is set when the job ran and did not succeed (job_commands.h's exit codes).
 absl::StatusOr<v1::TriggerSearchResult> RunRemote(const TriggersCommand::Flags& f,
                                                   const engine::TriggerSearchOptions& options,
-                                                  std::ostream& err, bool* job_failed) {
+                                                  std::ostream& err, int* job_exit) {
   v1::SubmitJobRequest request;
   auto* spec = request.mutable_spec();
   spec->set_model(std::filesystem::path(f.model).filename().string());
   auto* t = spec->mutable_trigger_search();
-  if (auto s = AddExampleSource(f.mine_set, f.mine_count, f.server_data, "--mine-set", t->mutable_mining_set());
-      !s.ok()) {
-    return s;
-  }
-  if (auto s = AddExampleSource(f.eval_set, f.eval_limit, f.server_data, "--eval-set",
-                      t->mutable_evaluation_set());
-      !s.ok()) {
-    return s;
-  }
+  ATTATTR_RETURN_IF_ERROR(AddExampleSource(f.mine_set, f.mine_count, f.server_data, "--mine-set", t->mutable_mining_set()));
+  ATTATTR_RETURN_IF_ERROR(AddExampleSource(f.eval_set, f.eval_limit, f.server_data, "--eval-set", t->mutable_evaluation_set()));
   t->set_top_k(options.top_k);
   t->set_threshold(options.threshold);
   t->set_seed(options.seed);
   t->mutable_attribution()->set_rule(convert::RuleToProto(options.attribution.rule));
   t->mutable_attribution()->set_steps(options.attribution.steps);
-  auto result = RunJobToResult(f.server, f.deadline, request, err, job_failed);
-  if (!result.ok()) return result.status();
-  if (!result->has_trigger_search()) {
+  ATTATTR_ASSIGN_OR_RETURN(auto result, RunJobToResult(f.server, f.deadline, f.timeout_seconds, request, err, job_exit));
+  if (!result.has_trigger_search()) {
     return absl::DataLossError("the job's result is not a trigger-search result");
   }
-  return result->trigger_search();
+  return result.trigger_search();
 }
 
 nlohmann::json ByClass(const google::protobuf::RepeatedPtrField<v1::ClassAccuracy>& v) {
@@ -215,26 +187,30 @@ TriggersCommand::TriggersCommand(CLI::App& app, const std::string& default_model
   cmd_->add_option("--server", f.server, "HOST:PORT of an attattr-server: run there as a job");
   cmd_->add_flag("--server-data", f.server_data,
                  "With --server: the set paths are under the server's --data-root (not read here)");
-  cmd_->add_option("--deadline", f.deadline, "Seconds each remote call may take")
-      ->capture_default_str();
+  AddDeadlineFlag(cmd_, &f.deadline, " (with --server)");
+  AddWaitTimeoutFlag(cmd_, &f.timeout_seconds);
 }
 
 int TriggersCommand::Run(std::ostream& out, std::ostream& err) const {
   const Flags& f = flags_;
-  bool job_failed = false;
-  auto fail = [&err, &job_failed](const absl::Status& s) {
+  int job_exit = 0;
+  auto fail = [&err, &job_exit](const absl::Status& s) {
     err << "error: " << s.message() << "\n";
-    return job_failed ? kExitJobFailed : ExitCodeFor(s.code());
+    return job_exit != 0 ? job_exit : ExitCodeFor(s.code());
   };
   if (f.format != "json" && f.format != "text") return fail(InvalidFlag("--format", "json or text"));
   if (f.server_data && f.server.empty()) return fail(InvalidFlag("--server-data", "needs --server"));
-  if (f.top < 1 || f.top > kMaxTop) {
-    return fail(InvalidFlag("--top", absl::StrCat(f.top, " is not in [1, ", kMaxTop, "]")));
+  if (f.top < 1 || f.top > engine::kMaxTriggerTopK) {
+    return fail(InvalidFlag("--top", absl::StrCat(f.top, " is not in [1, ", engine::kMaxTriggerTopK, "]")));
   }
   if (f.mine_count < 1 || f.mine_count > kMaxMineCount) {
     return fail(InvalidFlag("--mine-count", absl::StrCat(f.mine_count, " is not in [1, ", kMaxMineCount, "]")));
   }
   if (f.eval_limit < 0) return fail(InvalidFlag("--eval-limit", "must be >= 0 (0 = all)"));
+  if (!(f.deadline >= 0)) return fail(InvalidFlag("--deadline-seconds", "must be >= 0 (0 = no limit)"));
+  if (!(f.timeout_seconds >= 0)) {
+    return fail(InvalidFlag("--timeout-seconds", "must be >= 0 (0 = until the job finishes)"));
+  }
   if (!std::isfinite(f.threshold) || f.threshold < 0) {
     return fail(InvalidFlag("--threshold", absl::StrCat(f.threshold, " must be finite and >= 0")));
   }
@@ -246,7 +222,7 @@ int TriggersCommand::Run(std::ostream& out, std::ostream& err) const {
   options.top_k = f.top;
   options.threshold = f.threshold;
   options.seed = f.seed;
-  auto result = f.server.empty() ? RunLocal(f, options, err) : RunRemote(f, options, err, &job_failed);
+  auto result = f.server.empty() ? RunLocal(f, options, err) : RunRemote(f, options, err, &job_exit);
   if (!result.ok()) return fail(result.status());
   if (f.format == "json") {
     out << TriggerSearchToJson(*result).dump() << "\n";

@@ -14,6 +14,8 @@
 #include <nlohmann/json.hpp>
 
 #include "CLI/CLI.hpp"
+#include "attattr/engine/quadrature.h"
+#include "attattr/engine/trigger_search.h"
 #include "attattr/v1/trigger_search.pb.h"
 
 namespace attattr::client {
@@ -40,18 +42,19 @@ class TriggersCommand {
     std::string model;
     std::string mine_set;
     std::string eval_set;
-    int mine_count = 500;  // N, the authors' 500
-    int eval_limit = 0;    // 0 = all
-    int top = 3;           // K
-    double threshold = 0.02;
+    int mine_count = engine::kDefaultMiningExamples;  // N, the authors' 500
+    int eval_limit = 0;                               // 0 = all
+    int top = engine::kDefaultTriggerTopK;            // K
+    double threshold = engine::kDefaultTriggerThreshold;
     uint64_t seed = 0;
-    int steps = 8;
-    std::string rule = "gauss-legendre";
+    int steps = engine::kDefaultQuadratureSteps;
+    std::string rule = std::string(engine::QuadratureRuleName(engine::kDefaultQuadratureRule));
     std::string format = "text";
     int threads = 0;
     std::string server;
     bool server_data = false;
-    double deadline = 30;
+    double deadline = 30;        // --deadline-seconds: each call to the server
+    double timeout_seconds = 0;  // --timeout-seconds: the wait for the job; 0 = until it ends
   };
 
  private:

@@ -223,9 +223,9 @@ grpc::ServerUnaryReactor* AttattrService::ListJobs(grpc::CallbackServerContext* 
     FinishRpc("ListJobs", ctx, start, reactor, ToGrpcStatus(status));
     return reactor;
   };
-  if (request->page_size() < 0 || request->page_size() > 1000) {
-    return finish(absl::InvalidArgumentError(
-        absl::StrCat("page_size: ", request->page_size(), " is not in [0, 1000]")));
+  if (request->page_size() < 0 || request->page_size() > store::kMaxListPageSize) {
+    return finish(absl::InvalidArgumentError(absl::StrCat(
+        "page_size: ", request->page_size(), " is not in [0, ", store::kMaxListPageSize, "]")));
   }
   if (!v1::JobState_IsValid(request->state())) {
     return finish(absl::InvalidArgumentError(absl::StrCat("state: unknown value ", request->state())));
@@ -236,7 +236,7 @@ grpc::ServerUnaryReactor* AttattrService::ListJobs(grpc::CallbackServerContext* 
   store::ListFilter filter;
   filter.state = StateFromProto(request->state());
   if (request->kind() != v1::JOB_KIND_UNSPECIFIED) filter.kind = JobKindName(request->kind());
-  filter.page_size = request->page_size() == 0 ? 100 : request->page_size();
+  filter.page_size = request->page_size();  // 0: the store's default, kDefaultListPageSize
   filter.page_token = request->page_token();
   auto page = d_.store.List(filter);
   if (!page.ok()) return finish(page.status());

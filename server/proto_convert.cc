@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "attattr/convert/attribution_convert.h"
 #include "attattr/engine/attribution_tree.h"
+#include "attattr/base/status_macros.h"
 
 namespace attattr::server {
 namespace {
@@ -90,17 +91,11 @@ absl::StatusOr<ExplainCall> ExplainFromProto(const v1::ExplainRequest& request,
                                 limit, " (the model's maximum length and --max-explain-tokens)"));
   }
   call.encoding = std::move(*full);
-  auto options = AttributionOptionsFromProto(request.options(), model, config, "options");
-  if (!options.ok()) return options.status();
-  call.options = std::move(*options);
-  auto result = ResultOptionsFromProto(request.result(), request.has_result(),
-                                       std::numeric_limits<int>::max(), "result");
-  if (!result.ok()) return result.status();
-  call.result = std::move(*result);
-  if (auto s = CheckTreeLayers(call.options, call.result, model.info(), "options.layers");
-      !s.ok()) {
-    return s;
-  }
+  ATTATTR_ASSIGN_OR_RETURN(auto options, AttributionOptionsFromProto(request.options(), model, config, "options"));
+  call.options = std::move(options);
+  ATTATTR_ASSIGN_OR_RETURN(auto result, ResultOptionsFromProto(request.result(), request.has_result(), std::numeric_limits<int>::max(), "result"));
+  call.result = std::move(result);
+  ATTATTR_RETURN_IF_ERROR(CheckTreeLayers(call.options, call.result, model.info(), "options.layers"));
   return call;
 }
 
@@ -116,7 +111,7 @@ absl::StatusOr<v1::ResultOptions> ResultOptionsFromProto(const v1::ResultOptions
   }
   if (out.tree() && out.tree_tau() == 0) out.set_tree_tau(engine::kDefaultTreeTau);
   if (out.tree_tau() != 0) {  // a τ given without a tree is still checked
-    if (auto s = engine::ValidateTreeTau(out.tree_tau(), field + ".tree_tau"); !s.ok()) return s;
+    ATTATTR_RETURN_IF_ERROR(engine::ValidateTreeTau(out.tree_tau(), field + ".tree_tau"));
   }
   return out;
 }

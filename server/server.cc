@@ -9,6 +9,7 @@
 #include "jobs/job_convert.h"
 #include "job_report_http.h"
 #include "store/sqlite_job_store.h"
+#include "attattr/base/status_macros.h"
 
 namespace attattr::server {
 namespace {
@@ -20,21 +21,18 @@ constexpr int64_t kResultChunkBytes = (int64_t{1} << 20) - 4096;
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config,
                                                       std::shared_ptr<spdlog::logger> log) {
-  if (auto s = config.Validate(); !s.ok()) return s;
+  ATTATTR_RETURN_IF_ERROR(config.Validate());
   auto server = std::unique_ptr<Server>(new Server(config, std::move(log)));
   // /metrics comes up first, so a scrape shows the process while models load.
   if (!config.metrics_listen.empty()) {
-    auto http = metrics::MetricsHttpServer::Start(config.metrics_listen, &server->registry_);
-    if (!http.ok()) return http.status();
-    server->metrics_http_ = std::move(*http);
+    ATTATTR_ASSIGN_OR_RETURN(auto http, metrics::MetricsHttpServer::Start(config.metrics_listen, &server->registry_));
+    server->metrics_http_ = std::move(http);
     server->log_.Info("serving Prometheus metrics", {{"port", server->metrics_http_->port()}});
   }
-  auto collector = metrics::ProcessCollector::Register(&server->registry_);
-  if (!collector.ok()) return collector.status();
-  server->process_collector_ = std::move(*collector);
-  auto gpu = metrics::GpuMemoryCollector::Register(&server->registry_);
-  if (!gpu.ok()) return gpu.status();
-  server->gpu_collector_ = std::move(*gpu);
+  ATTATTR_ASSIGN_OR_RETURN(auto collector, metrics::ProcessCollector::Register(&server->registry_));
+  server->process_collector_ = std::move(collector);
+  ATTATTR_ASSIGN_OR_RETURN(auto gpu, metrics::GpuMemoryCollector::Register(&server->registry_));
+  server->gpu_collector_ = std::move(gpu);
   if (server->gpu_collector_) {
     server->log_.Info("GPU memory metrics (NVML)",
                       {{"devices", server->gpu_collector_->device_count()}});
@@ -42,9 +40,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
   server->metrics_ = std::make_unique<ServiceMetrics>(server->registry_);
 
   server->log_.Info("loading models", {{"models_dir", config.models_dir}});
-  auto models = ModelRegistry::Load(config.models_dir, engine::LoadOptions{config.device});
-  if (!models.ok()) return models.status();
-  server->models_ = std::move(*models);
+  ATTATTR_ASSIGN_OR_RETURN(auto models, ModelRegistry::Load(config.models_dir, engine::LoadOptions{config.device}));
+  server->models_ = std::move(models);
   for (const auto& name : server->models_->Names()) {
     const auto& info = (*server->models_->Find(name))->info();
     server->log_.Info("model loaded", {{"model", name},
@@ -54,7 +51,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
                                        {"max_length", info.max_length},
                                        {"head", info.has_classifier ? "classifier" : "encoder-only"}});
   }
-  if (auto s = server->StartJobs(); !s.ok()) return s;
+  ATTATTR_RETURN_IF_ERROR(server->StartJobs());
   // HTML job reports beside /metrics, served on the HTTP server's threads (job_report_http.h).
   if (server->metrics_http_) {
     auto s = server->metrics_http_->AddHandler(kJobReportPrefix,
@@ -121,7 +118,7 @@ absl::Status Server::StartJobs() {
   scheduling.max_queued = config_.max_queued_jobs;
   scheduler_ = std::make_unique<JobScheduler>(*store_, events_, std::move(executor), scheduling,
                                               std::move(observer), log_);
-  if (auto s = scheduler_->Recover(); !s.ok()) return s;
+  ATTATTR_RETURN_IF_ERROR(scheduler_->Recover());
 
   JobScheduler* scheduler = scheduler_.get();
   AttributionBatcher* batcher = batcher_.get();

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "attattr/convert/tensor_convert.h"
 #include "attattr/engine/quadrature.h"
+#include "attattr/base/status_macros.h"
 
 namespace attattr::convert {
 namespace {
@@ -168,14 +169,12 @@ absl::StatusOr<engine::ExampleAttribution> AttributionFromProto(const v1::Exampl
     l.attribution_sum = pl.attribution_sum();
     l.completeness_gap = pl.completeness_gap();
     if (pl.has_attribution()) {
-      auto values = LayerMatrix(pl.attribution(), l.layer, l.num_heads, n, "attribution");
-      if (!values.ok()) return values.status();
-      l.attribution = std::move(*values);
+      ATTATTR_ASSIGN_OR_RETURN(auto values, LayerMatrix(pl.attribution(), l.layer, l.num_heads, n, "attribution"));
+      l.attribution = std::move(values);
     }
     if (pl.has_attention()) {
-      auto values = LayerMatrix(pl.attention(), l.layer, l.num_heads, n, "attention");
-      if (!values.ok()) return values.status();
-      l.attention = std::move(*values);
+      ATTATTR_ASSIGN_OR_RETURN(auto values, LayerMatrix(pl.attention(), l.layer, l.num_heads, n, "attention"));
+      l.attention = std::move(values);
     }
     r.layers.push_back(std::move(l));
   }

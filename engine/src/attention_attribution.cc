@@ -9,8 +9,10 @@
 #include <numeric>
 
 #include "absl/strings/str_cat.h"
+#include "torch_boundary.h"
 #include "attattr/engine/completeness_gap.h"
 #include "model_impl.h"
+#include "attattr/base/status_macros.h"
 
 namespace attattr::engine {
 namespace {
@@ -77,9 +79,8 @@ absl::StatusOr<torch::Tensor> ReferenceEmbedding(const Model& model,
       return absl::InvalidArgumentError(
           absl::StrCat("target.reference_text: ", enc.status().message()));
     }
-    auto emb = model.Embed({*enc});
-    if (!emb.ok()) return emb.status();
-    return torch::tensor((*emb)[0]).to(impl.device);
+    ATTATTR_ASSIGN_OR_RETURN(auto emb, model.Embed({*enc}));
+    return torch::tensor(emb[0]).to(impl.device);
   }
   return torch::tensor(target.reference_embedding).to(impl.device);
 }
@@ -125,8 +126,7 @@ void StoreLayer(const torch::Tensor& attr, const torch::Tensor& probs, int64_t r
 
 absl::Status ValidateAttributionOptions(const Model& model, const AttributionOptions& options) {
   const ModelInfo& info = model.info();
-  auto points = MakeQuadrature(options.rule, options.steps);
-  if (!points.ok()) return points.status();
+  ATTATTR_ASSIGN_OR_RETURN(auto points, MakeQuadrature(options.rule, options.steps));
   for (size_t i = 0; i < options.layers.size(); ++i) {
     const int l = options.layers[i];
     if (l < 0 || l >= info.num_layers) {
@@ -199,7 +199,7 @@ absl::StatusOr<std::vector<ExampleAttribution>> AttributeExamples(
 absl::StatusOr<std::vector<ExampleAttribution>> AttributeEncodings(
     const Model& model, const std::vector<Encoding>& encodings, const AttributionOptions& options,
     const RunControl& control) {
-  if (auto s = ValidateAttributionOptions(model, options); !s.ok()) return s;
+  ATTATTR_RETURN_IF_ERROR(ValidateAttributionOptions(model, options));
   const auto& impl = model.impl();
   const BertEncoder& enc = *impl.encoder;
   const ModelInfo& info = model.info();
@@ -216,9 +216,8 @@ absl::StatusOr<std::vector<ExampleAttribution>> AttributeEncodings(
   try {
     torch::Tensor reference;
     if (options.target.kind == TargetKind::kEmbeddingSimilarity) {
-      auto ref = ReferenceEmbedding(model, options.target);
-      if (!ref.ok()) return ref.status();
-      reference = *ref;
+      ATTATTR_ASSIGN_OR_RETURN(auto ref, ReferenceEmbedding(model, options.target));
+      reference = ref;
     }
     // Sort by length so each batch pads little; results go back to input order.
     std::vector<size_t> order(encodings.size());
@@ -318,10 +317,8 @@ absl::StatusOr<std::vector<ExampleAttribution>> AttributeEncodings(
         control.Report({"attribution", done, total});
       }
     }
-  } catch (const c10::Error& e) {
-    return absl::InternalError(absl::StrCat("attribution: ", e.what_without_backtrace()));
-  } catch (const std::exception& e) {
-    return absl::InternalError(absl::StrCat("attribution: ", e.what()));
+  } catch (...) {
+    return TorchExceptionToStatus("attribution");
   }
   return results;
 }
@@ -329,7 +326,7 @@ absl::StatusOr<std::vector<ExampleAttribution>> AttributeEncodings(
 absl::StatusOr<std::vector<ExampleAttribution>> AttributeEncodingsReference(
     const Model& model, const std::vector<Encoding>& encodings, const AttributionOptions& options,
     int pad_to) {
-  if (auto s = ValidateAttributionOptions(model, options); !s.ok()) return s;
+  ATTATTR_RETURN_IF_ERROR(ValidateAttributionOptions(model, options));
   const auto& impl = model.impl();
   const ModelInfo& info = model.info();
   const std::vector<int> layers = ResolveLayers(info, options);
@@ -346,9 +343,8 @@ absl::StatusOr<std::vector<ExampleAttribution>> AttributeEncodingsReference(
     BertEncoder enc(std::move(w), impl.encoder->head_dim(), info.layer_norm_eps);
     torch::Tensor reference;
     if (options.target.kind == TargetKind::kEmbeddingSimilarity) {
-      auto ref = ReferenceEmbedding(model, options.target);
-      if (!ref.ok()) return ref.status();
-      reference = *ref;
+      ATTATTR_ASSIGN_OR_RETURN(auto ref, ReferenceEmbedding(model, options.target));
+      reference = ref;
     }
     const auto dev_opts = torch::TensorOptions().dtype(torch::kFloat32).device(impl.device);
     const int64_t m = static_cast<int64_t>(points.size());
@@ -418,10 +414,8 @@ absl::StatusOr<std::vector<ExampleAttribution>> AttributeEncodingsReference(
         res.layers.push_back(std::move(out));
       }
     }
-  } catch (const c10::Error& e) {
-    return absl::InternalError(absl::StrCat("reference attribution: ", e.what_without_backtrace()));
-  } catch (const std::exception& e) {
-    return absl::InternalError(absl::StrCat("reference attribution: ", e.what()));
+  } catch (...) {
+    return TorchExceptionToStatus("reference attribution");
   }
   return results;
 }

@@ -6,6 +6,7 @@
 #include <cstddef>
 
 #include "absl/strings/str_cat.h"
+#include "attattr/base/status_macros.h"
 
 namespace attattr::engine {
 namespace {
@@ -37,7 +38,7 @@ absl::Status ValidateTreeTau(double tau, const std::string& field) {
 absl::StatusOr<AttributionTree> BuildAttributionTree(const std::vector<std::string>& tokens,
                                                      const std::vector<LayerAttribution>& layers,
                                                      int num_layers, double tau) {
-  if (auto s = ValidateTreeTau(tau); !s.ok()) return s;
+  ATTATTR_RETURN_IF_ERROR(ValidateTreeTau(tau));
   const size_t n = tokens.size();
   if (n < 2) {
     return Invalid("tokens", absl::StrCat(n, " tokens; the tree needs [CLS] and at least one more"));

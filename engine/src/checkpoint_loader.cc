@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "safetensors_reader.h"
+#include "attattr/base/status_macros.h"
 
 namespace attattr::engine {
 namespace {
@@ -47,18 +48,15 @@ absl::StatusOr<torch::ScalarType> TorchType(const TensorEntry& e, const std::str
 }
 
 absl::StatusOr<TensorSource> ReadSafetensors(const std::string& dir) {
-  auto ckpt = SafetensorsCheckpoint::Open(dir);
-  if (!ckpt.ok()) return ckpt.status();
+  ATTATTR_ASSIGN_OR_RETURN(auto ckpt, SafetensorsCheckpoint::Open(dir));
   TensorSource src;
-  for (const auto& name : (*ckpt)->TensorNames()) {
-    auto view = (*ckpt)->Find(name);
-    if (!view.ok()) return view.status();
-    const std::string file = (*ckpt)->FileOf(name);
-    auto type = TorchType(*view->entry, file);
-    if (!type.ok()) return type.status();
-    auto t = torch::from_blob(const_cast<uint8_t*>(view->data), view->entry->shape,
-                              torch::TensorOptions().dtype(*type));
-    src.tensors[name] = (*type == torch::kInt64) ? t.clone() : t.to(torch::kFloat32).clone();
+  for (const auto& name : ckpt->TensorNames()) {
+    ATTATTR_ASSIGN_OR_RETURN(auto view, ckpt->Find(name));
+    const std::string file = ckpt->FileOf(name);
+    ATTATTR_ASSIGN_OR_RETURN(auto type, TorchType(*view.entry, file));
+    auto t = torch::from_blob(const_cast<uint8_t*>(view.data), view.entry->shape,
+                              torch::TensorOptions().dtype(type));
+    src.tensors[name] = (type == torch::kInt64) ? t.clone() : t.to(torch::kFloat32).clone();
     src.file_of[name] = file;
   }
   return src;

@@ -11,8 +11,10 @@
 #include <random>
 
 #include "absl/strings/str_cat.h"
+#include "torch_boundary.h"
 #include "attattr/engine/gold_label.h"
 #include "model_impl.h"
+#include "attattr/base/status_macros.h"
 
 namespace attattr::engine {
 namespace {
@@ -67,9 +69,8 @@ absl::StatusOr<HeadTable> ByAttribution(const Model& model, const std::vector<En
     for (size_t start = 0; start < group.size(); start += kSlice) {
       const std::vector<Encoding> slice(group.begin() + start,
                                         group.begin() + std::min(group.size(), start + kSlice));
-      auto results = AttributeEncodings(model, slice, o, inner);
-      if (!results.ok()) return results.status();
-      for (const auto& r : *results) {
+      ATTATTR_ASSIGN_OR_RETURN(auto results, AttributeEncodings(model, slice, o, inner));
+      for (const auto& r : results) {
         for (const auto& layer : r.layers) {
           const size_t per_head = layer.attribution.size() / std::max(1, layer.num_heads);
           for (int h = 0; h < layer.num_heads; ++h) {
@@ -197,7 +198,7 @@ absl::StatusOr<HeadTable> ComputeHeadImportance(const Model& model,
                                                 const HeadImportanceOptions& options,
                                                 const RunControl& control) {
   const bool need_labels = ranking == HeadRanking::kAttribution || ranking == HeadRanking::kTaylor;
-  if (auto s = CheckInputs(model, encodings, labels, need_labels); !s.ok()) return s;
+  ATTATTR_RETURN_IF_ERROR(CheckInputs(model, encodings, labels, need_labels));
   absl::StatusOr<HeadTable> table;
   try {
     switch (ranking) {
@@ -208,10 +209,8 @@ absl::StatusOr<HeadTable> ComputeHeadImportance(const Model& model,
       case HeadRanking::kTaylor: table = ByTaylor(model, encodings, labels, control); break;
       case HeadRanking::kRandom: table = ByRandom(model.info(), options.seed); break;
     }
-  } catch (const c10::Error& e) {
-    return absl::InternalError(absl::StrCat("head importance: ", e.what_without_backtrace()));
-  } catch (const std::exception& e) {
-    return absl::InternalError(absl::StrCat("head importance: ", e.what()));
+  } catch (...) {
+    return TorchExceptionToStatus("head importance");
   }
   if (table.ok()) ZeroAbsentHeads(model.info(), *table);
   return table;
@@ -239,7 +238,7 @@ absl::StatusOr<std::vector<PruningPoint>> PruningCurve(const Model& model,
                                                        const std::vector<int>& labels,
                                                        const std::vector<double>& ratios_percent,
                                                        int batch_size, const RunControl& control) {
-  if (auto s = CheckInputs(model, encodings, labels, true); !s.ok()) return s;
+  ATTATTR_RETURN_IF_ERROR(CheckInputs(model, encodings, labels, true));
   const ModelInfo& info = model.info();
   if (static_cast<int>(importance.size()) != info.num_layers) {
     return absl::InvalidArgumentError(absl::StrCat("importance: ", importance.size(),
@@ -274,12 +273,11 @@ absl::StatusOr<std::vector<PruningPoint>> PruningCurve(const Model& model,
       for (size_t k = start; k < std::min(order.size(), start + batch); ++k) {
         chunk.push_back(encodings[order[k]]);
       }
-      auto predictions = model.Predict(chunk, &mask);
-      if (!predictions.ok()) return predictions.status();
+      ATTATTR_ASSIGN_OR_RETURN(auto predictions, model.Predict(chunk, &mask));
       for (size_t k = 0; k < chunk.size(); ++k) {
         const int label = labels[order[start + k]];
-        correct += (*predictions)[k].predicted == label ? 1 : 0;
-        gold += (*predictions)[k].probabilities[label];
+        correct += predictions[k].predicted == label ? 1 : 0;
+        gold += predictions[k].probabilities[label];
       }
     }
     point.accuracy = static_cast<double>(correct) / static_cast<double>(encodings.size());

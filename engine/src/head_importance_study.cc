@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "attattr/engine/gold_label.h"
 #include "attattr/engine/rank_correlation.h"
+#include "attattr/base/status_macros.h"
 
 namespace attattr::engine {
 namespace {
@@ -87,19 +88,12 @@ absl::StatusOr<HeadImportanceStudy> RunHeadImportanceStudy(
   if (!info.has_classifier) {
     return absl::InvalidArgumentError("model: head importance needs a classifier checkpoint");
   }
-  if (auto s = CheckOptions(options); !s.ok()) return s;
-  if (auto s = CheckLabels(info, importance_set, importance_labels, "importance_labels"); !s.ok()) {
-    return s;
-  }
-  if (auto s = CheckLabels(info, evaluation_set, evaluation_labels, "evaluation_labels"); !s.ok()) {
-    return s;
-  }
+  ATTATTR_RETURN_IF_ERROR(CheckOptions(options));
+  ATTATTR_RETURN_IF_ERROR(CheckLabels(info, importance_set, importance_labels, "importance_labels"));
+  ATTATTR_RETURN_IF_ERROR(CheckLabels(info, evaluation_set, evaluation_labels, "evaluation_labels"));
   const bool agreement = !options.agreement_set.empty() || !options.agreement_labels.empty();
   if (agreement) {
-    if (auto s = CheckLabels(info, options.agreement_set, options.agreement_labels, "agreement_labels");
-        !s.ok()) {
-      return s;
-    }
+    ATTATTR_RETURN_IF_ERROR(CheckLabels(info, options.agreement_set, options.agreement_labels, "agreement_labels"));
   }
   // ComputeHeadImportance takes vectors: one copy of the (small) encodings for all methods.
   const std::vector<Encoding> agreement_set(options.agreement_set.begin(), options.agreement_set.end());
@@ -111,20 +105,13 @@ absl::StatusOr<HeadImportanceStudy> RunHeadImportanceStudy(
     const std::string name = HeadRankingName(method);
     MethodStudy m;
     m.method = method;
-    auto table = ComputeHeadImportance(model, importance_set, importance_labels, method,
-                                       options.importance, Relabelled(control, "importance: " + name));
-    if (!table.ok()) return table.status();
-    m.importance = std::move(*table);
-    auto curve = PruningCurve(model, m.importance, evaluation_set, evaluation_labels,
-                              options.ratios_percent, options.eval_batch_size,
-                              Relabelled(control, "pruning curve: " + name));
-    if (!curve.ok()) return curve.status();
-    m.curve = std::move(*curve);
+    ATTATTR_ASSIGN_OR_RETURN(auto table, ComputeHeadImportance(model, importance_set, importance_labels, method, options.importance, Relabelled(control, "importance: " + name)));
+    m.importance = std::move(table);
+    ATTATTR_ASSIGN_OR_RETURN(auto curve, PruningCurve(model, m.importance, evaluation_set, evaluation_labels, options.ratios_percent, options.eval_batch_size, Relabelled(control, "pruning curve: " + name)));
+    m.curve = std::move(curve);
     if (agreement && method != HeadRanking::kRandom) {
-      auto again = ComputeHeadImportance(model, agreement_set, agreement_labels, method, options.importance,
-                                         Relabelled(control, "agreement: " + name));
-      if (!again.ok()) return again.status();
-      m.agreement = Correlate(m.importance, *again);
+      ATTATTR_ASSIGN_OR_RETURN(auto again, ComputeHeadImportance(model, agreement_set, agreement_labels, method, options.importance, Relabelled(control, "agreement: " + name)));
+      m.agreement = Correlate(m.importance, again);
     }
     study.methods.push_back(std::move(m));
   }
@@ -139,9 +126,8 @@ absl::StatusOr<HeadImportanceStudy> RunHeadImportanceStudy(
     if (control.ShouldStop()) return absl::CancelledError("stopped before the export");
     control.Report({"export", 0, 1});
     const auto mask = PruneLowest(study.methods.front().importance, options.export_ratio_percent);
-    auto exported = ExportPrunedCheckpoint(model, mask, options.export_dir);
-    if (!exported.ok()) return exported.status();
-    study.exported = std::move(*exported);
+    ATTATTR_ASSIGN_OR_RETURN(auto exported, ExportPrunedCheckpoint(model, mask, options.export_dir));
+    study.exported = std::move(exported);
     control.Report({"export", 1, 1});
   }
   return study;

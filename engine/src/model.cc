@@ -4,10 +4,12 @@
 #include <numeric>
 
 #include "absl/strings/str_cat.h"
+#include "torch_boundary.h"
 #include "attattr/base/field_error.h"
 #include "checkpoint_loader.h"
 #include "model_config.h"
 #include "model_impl.h"
+#include "attattr/base/status_macros.h"
 
 namespace attattr::engine {
 namespace {
@@ -67,64 +69,57 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Load(const std::string& dir,
   if (!fs::is_directory(dir)) {
     return absl::NotFoundError(absl::StrCat(dir, ": model directory not found"));
   }
-  auto device = ParseDevice(options.device);
-  if (!device.ok()) return device.status();
-  auto config = ReadBertConfig((fs::path(dir) / "config.json").string());
-  if (!config.ok()) return config.status();
-  auto tok_config = ReadTokenizerConfig((fs::path(dir) / "tokenizer_config.json").string());
-  if (!tok_config.ok()) return tok_config.status();
+  ATTATTR_ASSIGN_OR_RETURN(auto device, ParseDevice(options.device));
+  ATTATTR_ASSIGN_OR_RETURN(auto config, ReadBertConfig((fs::path(dir) / "config.json").string()));
+  ATTATTR_ASSIGN_OR_RETURN(auto tok_config, ReadTokenizerConfig((fs::path(dir) / "tokenizer_config.json").string()));
   TokenizerOptions tok_options;
-  tok_options.do_lower_case = tok_config->do_lower_case;
-  if (tok_config->has_strip_accents) tok_options.strip_accents = tok_config->strip_accents;
-  tok_options.tokenize_chinese_chars = tok_config->tokenize_chinese_chars;
-  auto tokenizer = WordPieceTokenizer::Load((fs::path(dir) / "vocab.txt").string(), tok_options);
-  if (!tokenizer.ok()) return tokenizer.status();
-  if ((*tokenizer)->vocab_size() != config->vocab_size) {
+  tok_options.do_lower_case = tok_config.do_lower_case;
+  if (tok_config.has_strip_accents) tok_options.strip_accents = tok_config.strip_accents;
+  tok_options.tokenize_chinese_chars = tok_config.tokenize_chinese_chars;
+  ATTATTR_ASSIGN_OR_RETURN(auto tokenizer, WordPieceTokenizer::Load((fs::path(dir) / "vocab.txt").string(), tok_options));
+  if (tokenizer->vocab_size() != config.vocab_size) {
     return absl::InvalidArgumentError(absl::StrCat(
-        (fs::path(dir) / "vocab.txt").string(), ": has ", (*tokenizer)->vocab_size(),
-        " tokens but config.json says vocab_size = ", config->vocab_size));
+        (fs::path(dir) / "vocab.txt").string(), ": has ", tokenizer->vocab_size(),
+        " tokens but config.json says vocab_size = ", config.vocab_size));
   }
   try {
     torch::NoGradGuard no_grad;
-    auto weights = LoadBertWeights(dir, *config, *device);
-    if (!weights.ok()) return weights.status();
+    ATTATTR_ASSIGN_OR_RETURN(auto weights, LoadBertWeights(dir, config, device));
     auto impl = std::make_unique<Impl>();
     ModelInfo& info = impl->info;
     info.path = dir;
-    info.architecture = weights->architecture;
-    info.weights_file = weights->weights_file;
-    info.num_layers = config->num_hidden_layers;
-    info.num_heads = config->num_attention_heads;
-    for (const auto& lw : weights->weights.layers) info.heads_per_layer.push_back(lw.num_heads);
-    info.hidden_size = config->hidden_size;
-    info.intermediate_size = config->intermediate_size;
-    info.vocab_size = config->vocab_size;
-    info.max_length = config->max_position_embeddings;
-    if (tok_config->model_max_length > 0) {
-      info.max_length = std::min(info.max_length, tok_config->model_max_length);
+    info.architecture = weights.architecture;
+    info.weights_file = weights.weights_file;
+    info.num_layers = config.num_hidden_layers;
+    info.num_heads = config.num_attention_heads;
+    for (const auto& lw : weights.weights.layers) info.heads_per_layer.push_back(lw.num_heads);
+    info.hidden_size = config.hidden_size;
+    info.intermediate_size = config.intermediate_size;
+    info.vocab_size = config.vocab_size;
+    info.max_length = config.max_position_embeddings;
+    if (tok_config.model_max_length > 0) {
+      info.max_length = std::min(info.max_length, tok_config.model_max_length);
     }
-    info.layer_norm_eps = config->layer_norm_eps;
-    info.has_classifier = weights->weights.cls_w.defined();
+    info.layer_norm_eps = config.layer_norm_eps;
+    info.has_classifier = weights.weights.cls_w.defined();
     if (info.has_classifier) {
-      info.labels = config->id2label;
+      info.labels = config.id2label;
       if (info.labels.empty()) {
-        for (int64_t c = 0; c < weights->weights.cls_w.size(0); ++c) {
+        for (int64_t c = 0; c < weights.weights.cls_w.size(0); ++c) {
           info.labels.push_back(absl::StrCat("LABEL_", c));
         }
       }
     }
-    info.parameter_count = weights->parameter_count;
-    info.device = device->str();
-    impl->tokenizer = std::move(*tokenizer);
-    impl->device = *device;
+    info.parameter_count = weights.parameter_count;
+    info.device = device.str();
+    impl->tokenizer = std::move(tokenizer);
+    impl->device = device;
     impl->encoder = std::make_unique<BertEncoder>(
-        std::move(weights->weights), config->hidden_size / config->num_attention_heads,
-        config->layer_norm_eps);
+        std::move(weights.weights), config.hidden_size / config.num_attention_heads,
+        config.layer_norm_eps);
     return std::unique_ptr<Model>(new Model(std::move(impl)));
-  } catch (const c10::Error& e) {
-    return absl::InternalError(absl::StrCat(dir, ": ", e.what_without_backtrace()));
-  } catch (const std::exception& e) {
-    return absl::InternalError(absl::StrCat(dir, ": ", e.what()));
+  } catch (...) {
+    return TorchExceptionToStatus(dir);
   }
 }
 
@@ -133,12 +128,10 @@ absl::StatusOr<std::unique_ptr<Model>> Model::CreateRandom(const RandomModelSpec
       spec.intermediate_size <= 0 || spec.max_position_embeddings < 2 || spec.num_labels < 0) {
     return absl::InvalidArgumentError("random model: inconsistent dimensions");
   }
-  auto device = ParseDevice(spec.device);
-  if (!device.ok()) return device.status();
+  ATTATTR_ASSIGN_OR_RETURN(auto device, ParseDevice(spec.device));
   TokenizerOptions tok_options;
   tok_options.do_lower_case = spec.do_lower_case;
-  auto tokenizer = WordPieceTokenizer::Load(spec.vocab_path, tok_options);
-  if (!tokenizer.ok()) return tokenizer.status();
+  ATTATTR_ASSIGN_OR_RETURN(auto tokenizer, WordPieceTokenizer::Load(spec.vocab_path, tok_options));
   try {
     torch::NoGradGuard no_grad;
     torch::manual_seed(spec.seed);
@@ -148,7 +141,7 @@ absl::StatusOr<std::unique_ptr<Model>> Model::CreateRandom(const RandomModelSpec
     auto zeros = [&](int64_t k) { return torch::zeros({k}, opts); };
     auto ones = [&](int64_t k) { return torch::ones({k}, opts); };
     BertWeights w;
-    w.word_emb = normal({(*tokenizer)->vocab_size(), d});
+    w.word_emb = normal({tokenizer->vocab_size(), d});
     w.pos_emb = normal({spec.max_position_embeddings, d});
     w.type_emb = normal({2, d});
     w.emb_ln_w = ones(d);
@@ -178,25 +171,23 @@ absl::StatusOr<std::unique_ptr<Model>> Model::CreateRandom(const RandomModelSpec
     info.heads_per_layer.assign(spec.num_layers, spec.num_heads);
     info.hidden_size = spec.hidden_size;
     info.intermediate_size = spec.intermediate_size;
-    info.vocab_size = (*tokenizer)->vocab_size();
+    info.vocab_size = tokenizer->vocab_size();
     info.max_length = spec.max_position_embeddings;
     info.layer_norm_eps = 1e-12;
     info.has_classifier = spec.num_labels > 0;
     for (int c = 0; c < spec.num_labels; ++c) info.labels.push_back(absl::StrCat("LABEL_", c));
-    info.device = device->str();
-    impl->tokenizer = std::move(*tokenizer);
-    impl->device = *device;
+    info.device = device.str();
+    impl->tokenizer = std::move(tokenizer);
+    impl->device = device;
     ForEachWeight(w, [&](torch::Tensor& t) {
-      t = t.to(*device);
+      t = t.to(device);
       info.parameter_count += t.numel();
     });
     impl->encoder = std::make_unique<BertEncoder>(std::move(w), spec.hidden_size / spec.num_heads,
                                                   info.layer_norm_eps);
     return std::unique_ptr<Model>(new Model(std::move(impl)));
-  } catch (const c10::Error& e) {
-    return absl::InternalError(absl::StrCat("random model: ", e.what_without_backtrace()));
-  } catch (const std::exception& e) {
-    return absl::InternalError(absl::StrCat("random model: ", e.what()));
+  } catch (...) {
+    return TorchExceptionToStatus("random model");
   }
 }
 
@@ -265,10 +256,8 @@ absl::StatusOr<std::vector<Prediction>> Model::Predict(
         out.push_back(std::move(p));
       }
     }
-  } catch (const c10::Error& e) {
-    return absl::InternalError(absl::StrCat("predict: ", e.what_without_backtrace()));
-  } catch (const std::exception& e) {
-    return absl::InternalError(absl::StrCat("predict: ", e.what()));
+  } catch (...) {
+    return TorchExceptionToStatus("predict");
   }
   return out;
 }
@@ -283,10 +272,8 @@ absl::StatusOr<std::vector<std::vector<float>>> Model::Embed(
       auto h = impl_->encoder->Forward(batch).last_hidden;
       out.push_back(ToVector(MeanPool(h, batch.attention_mask)[0]));
     }
-  } catch (const c10::Error& e) {
-    return absl::InternalError(absl::StrCat("embed: ", e.what_without_backtrace()));
-  } catch (const std::exception& e) {
-    return absl::InternalError(absl::StrCat("embed: ", e.what()));
+  } catch (...) {
+    return TorchExceptionToStatus("embed");
   }
   return out;
 }

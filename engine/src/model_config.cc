@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
+#include "attattr/base/status_macros.h"
 
 namespace attattr::engine {
 namespace {
@@ -134,9 +135,8 @@ absl::StatusOr<BertConfig> ParseBertConfig(const std::string& json_text, const s
 }
 
 absl::StatusOr<BertConfig> ReadBertConfig(const std::string& path) {
-  auto text = ReadFileToString(path);
-  if (!text.ok()) return text.status();
-  return ParseBertConfig(*text, path);
+  ATTATTR_ASSIGN_OR_RETURN(auto text, ReadFileToString(path));
+  return ParseBertConfig(text, path);
 }
 
 absl::StatusOr<TokenizerConfig> ReadTokenizerConfig(const std::string& path) {

@@ -5,9 +5,11 @@
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
+#include "torch_boundary.h"
 #include "model_impl.h"
 #include "nlohmann/json.hpp"
 #include "safetensors_writer.h"
+#include "attattr/base/status_macros.h"
 
 namespace attattr::engine {
 namespace {
@@ -56,7 +58,7 @@ absl::StatusOr<ExportedCheckpoint> ExportPrunedCheckpoint(
     const std::string& out_dir) {
   const auto& impl = model.impl();
   const ModelInfo& info = impl.info;
-  if (auto s = CheckMask(info, head_mask); !s.ok()) return s;
+  ATTATTR_RETURN_IF_ERROR(CheckMask(info, head_mask));
   if (info.path.empty()) {
     return absl::FailedPreconditionError("model: not loaded from a directory (nothing to copy)");
   }
@@ -133,8 +135,8 @@ absl::StatusOr<ExportedCheckpoint> ExportPrunedCheckpoint(
       add("classifier.bias", w.cls_b);
     }
     config["pruned_heads"] = pruned;
-  } catch (const c10::Error& e) {
-    return absl::InternalError(absl::StrCat("export: ", e.what_without_backtrace()));
+  } catch (...) {
+    return TorchExceptionToStatus("export");
   }
   const fs::path dir(out_dir);
   if (!WriteSafetensors((dir / "model.safetensors").string(), tensors)) {

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "attattr/base/status_macros.h"
 
 namespace attattr::engine {
 namespace {
@@ -94,18 +95,17 @@ absl::StatusOr<SegmentBounds> FindSegments(const Encoding& e) {
 }
 
 absl::StatusOr<TriggerToken> MakeTriggerToken(const Encoding& e, int position) {
-  auto bounds = FindSegments(e);
-  if (!bounds.ok()) return bounds.status();
+  ATTATTR_ASSIGN_OR_RETURN(auto bounds, FindSegments(e));
   const int n = static_cast<int>(e.input_ids.size());
-  const int s = bounds->a_end;
+  const int s = bounds.a_end;
   TriggerToken t;
   t.source_position = position;
   t.id = e.input_ids[std::clamp(position, 0, n - 1)];
   t.token = position >= 0 && position < static_cast<int>(e.tokens.size()) ? e.tokens[position] : "";
-  if (position >= bounds->a_begin && position < bounds->a_end) {
+  if (position >= bounds.a_begin && position < bounds.a_end) {
     t.segment = 0;
     t.relative_position = static_cast<double>(position) / static_cast<double>(s - 1);
-  } else if (bounds->pair && position >= bounds->b_begin && position < bounds->b_end) {
+  } else if (bounds.pair && position >= bounds.b_begin && position < bounds.b_end) {
     t.segment = 1;
     t.relative_position = static_cast<double>(position - s) / static_cast<double>(n - 2 - s);
   } else {
@@ -117,22 +117,20 @@ absl::StatusOr<TriggerToken> MakeTriggerToken(const Encoding& e, int position) {
 
 absl::StatusOr<TriggerPattern> MakeTriggerPattern(
     const Encoding& e, const std::vector<std::pair<int, int>>& connections) {
-  auto bounds = FindSegments(e);
-  if (!bounds.ok()) return bounds.status();
+  ATTATTR_ASSIGN_OR_RETURN(auto bounds, FindSegments(e));
   std::set<int> positions;
   for (const auto& [i, j] : connections) {
     for (int p : {i, j}) {
-      const bool in_a = p >= bounds->a_begin && p < bounds->a_end;
-      const bool in_b = bounds->pair && p >= bounds->b_begin && p < bounds->b_end;
+      const bool in_a = p >= bounds.a_begin && p < bounds.a_end;
+      const bool in_b = bounds.pair && p >= bounds.b_begin && p < bounds.b_end;
       if (in_a || in_b) positions.insert(p);
     }
   }
   TriggerPattern pattern;
   pattern.connections = connections;
   for (int p : positions) {
-    auto t = MakeTriggerToken(e, p);
-    if (!t.ok()) return t.status();
-    pattern.tokens.push_back(*t);
+    ATTATTR_ASSIGN_OR_RETURN(auto t, MakeTriggerToken(e, p));
+    pattern.tokens.push_back(t);
   }
   return pattern;
 }
@@ -159,12 +157,11 @@ std::vector<int> TriggerSlots(int len, const std::vector<double>& r) {
 absl::StatusOr<InsertedTrigger> InsertTrigger(const Encoding& e,
                                               const std::vector<TriggerToken>& tokens,
                                               int max_length) {
-  auto bounds = FindSegments(e);
-  if (!bounds.ok()) return bounds.status();
+  ATTATTR_ASSIGN_OR_RETURN(auto bounds, FindSegments(e));
   std::vector<TriggerToken> in_a, in_b;
   for (const auto& t : tokens) {
     if (t.segment == 1) {
-      if (!bounds->pair) {
+      if (!bounds.pair) {
         return absl::InvalidArgumentError(
             "pattern: has segment-B tokens (mined from sentence pairs) but the example is a single "
             "sentence");
@@ -176,13 +173,13 @@ absl::StatusOr<InsertedTrigger> InsertTrigger(const Encoding& e,
       return absl::InvalidArgumentError(absl::StrCat("pattern: token segment ", t.segment));
     }
   }
-  if (max_length < (bounds->pair ? 3 : 2)) {
+  if (max_length < (bounds.pair ? 3 : 2)) {
     return absl::InvalidArgumentError(absl::StrCat("max_length: ", max_length, " is too small"));
   }
-  std::vector<Piece> a = Grow(Slice(e, bounds->a_begin, bounds->a_end), in_a, 0);
+  std::vector<Piece> a = Grow(Slice(e, bounds.a_begin, bounds.a_end), in_a, 0);
   std::vector<Piece> b =
-      bounds->pair ? Grow(Slice(e, bounds->b_begin, bounds->b_end), in_b, 1) : std::vector<Piece>{};
-  const size_t specials = bounds->pair ? 3 : 2;
+      bounds.pair ? Grow(Slice(e, bounds.b_begin, bounds.b_end), in_b, 1) : std::vector<Piece>{};
+  const size_t specials = bounds.pair ? 3 : 2;
   while (a.size() + b.size() + specials > static_cast<size_t>(max_length)) {
     if (a.size() > b.size()) {
       a.pop_back();
@@ -192,8 +189,8 @@ absl::StatusOr<InsertedTrigger> InsertTrigger(const Encoding& e,
   }
   const int n = static_cast<int>(e.input_ids.size());
   const std::vector<Piece> cls = Slice(e, 0, 1);
-  const std::vector<Piece> sep_a = Slice(e, bounds->a_end, bounds->a_end + 1);
-  const std::vector<Piece> sep_b = bounds->pair ? Slice(e, n - 1, n) : std::vector<Piece>{};
+  const std::vector<Piece> sep_a = Slice(e, bounds.a_end, bounds.a_end + 1);
+  const std::vector<Piece> sep_b = bounds.pair ? Slice(e, n - 1, n) : std::vector<Piece>{};
   InsertedTrigger out;
   auto append = [&](const std::vector<Piece>& pieces, int32_t type) {
     for (const auto& p : pieces) {
@@ -207,7 +204,7 @@ absl::StatusOr<InsertedTrigger> InsertTrigger(const Encoding& e,
   append(cls, 0);
   append(a, 0);
   append(sep_a, 0);
-  if (bounds->pair) {
+  if (bounds.pair) {
     append(b, 1);
     append(sep_b, 1);
   }

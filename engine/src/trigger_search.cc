@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "attattr/engine/gold_label.h"
+#include "attattr/base/status_macros.h"
 
 namespace attattr::engine {
 namespace {
@@ -57,12 +58,11 @@ absl::StatusOr<TriggerPattern> PatternOf(const ExampleAttribution& r, int source
   if (v2 >= 0.2 * v1) {
     connections.emplace_back(static_cast<int>(second / n), static_cast<int>(second % n));
   }
-  auto made = MakeTriggerPattern(r.encoding, connections);
-  if (!made.ok()) return made.status();
-  made->source = source;
-  made->layer = best_layer;
-  made->head = best_head;
-  made->score = v1 + v2;
+  ATTATTR_ASSIGN_OR_RETURN(auto made, MakeTriggerPattern(r.encoding, connections));
+  made.source = source;
+  made.layer = best_layer;
+  made.head = best_head;
+  made.score = v1 + v2;
   return made;
 }
 
@@ -148,7 +148,7 @@ absl::StatusOr<std::vector<TriggerPattern>> MineTriggerPatterns(const Model& mod
                                                                 const std::vector<Encoding>& mining,
                                                                 const TriggerSearchOptions& options,
                                                                 const RunControl& control) {
-  if (auto s = ValidateTriggerSearchOptions(model, options); !s.ok()) return s;
+  ATTATTR_RETURN_IF_ERROR(ValidateTriggerSearchOptions(model, options));
   if (mining.empty()) return absl::InvalidArgumentError("mining_set: no examples");
   AttributionOptions a = options.attribution;
   a.target = AttributionTarget{};  // kPredictedClassProb
@@ -165,10 +165,9 @@ absl::StatusOr<std::vector<TriggerPattern>> MineTriggerPatterns(const Model& mod
     if (control.ShouldStop()) return absl::CancelledError("trigger search stopped");
     const std::vector<Encoding> chunk(mining.begin() + start,
                                       mining.begin() + std::min(mining.size(), start + batch));
-    auto results = AttributeEncodings(model, chunk, a, inner);
-    if (!results.ok()) return results.status();
-    for (size_t k = 0; k < results->size(); ++k) {
-      auto p = PatternOf((*results)[k], static_cast<int>(start + k));
+    ATTATTR_ASSIGN_OR_RETURN(auto results, AttributeEncodings(model, chunk, a, inner));
+    for (size_t k = 0; k < results.size(); ++k) {
+      auto p = PatternOf(results[k], static_cast<int>(start + k));
       if (!p.ok()) {
         return absl::InvalidArgumentError(
             absl::StrCat("mining_set.examples[", start + k, "]: ", p.status().message()));
@@ -206,7 +205,7 @@ absl::StatusOr<bool> CheckEvaluationSet(const Model& model, const std::vector<En
     return absl::InvalidArgumentError(absl::StrCat("labels: ", labels.size(), " labels for ",
                                                    evaluation.size(), " examples"));
   }
-  if (auto s = CheckGoldLabels(info, labels, "labels"); !s.ok()) return s;
+  ATTATTR_RETURN_IF_ERROR(CheckGoldLabels(info, labels, "labels"));
   bool all_pairs = true;
   for (size_t i = 0; i < evaluation.size(); ++i) {
     auto b = FindSegments(evaluation[i]);
@@ -224,9 +223,8 @@ absl::StatusOr<std::vector<TriggerEvaluation>> EvaluateTriggerPatterns(
     const std::vector<TriggerPattern>& patterns, const TriggerSearchOptions& options,
     const RunControl& control) {
   const ModelInfo& info = model.info();
-  auto checked = CheckEvaluationSet(model, evaluation, labels);
-  if (!checked.ok()) return checked.status();
-  const bool all_pairs = *checked;
+  ATTATTR_ASSIGN_OR_RETURN(auto checked, CheckEvaluationSet(model, evaluation, labels));
+  const bool all_pairs = checked;
   for (size_t p = 0; p < patterns.size(); ++p) {
     if (patterns[p].tokens.empty()) {
       return absl::InvalidArgumentError(absl::StrCat("patterns[", p, "]: no tokens"));
@@ -260,20 +258,18 @@ absl::StatusOr<std::vector<TriggerEvaluation>> EvaluateTriggerPatterns(
       for (size_t k = start; k < std::min(order.size(), start + batch); ++k) {
         chunk.push_back(variant[order[k]]);
       }
-      auto predictions = model.Predict(chunk);
-      if (!predictions.ok()) return predictions.status();
+      ATTATTR_ASSIGN_OR_RETURN(auto predictions, model.Predict(chunk));
       for (size_t k = 0; k < chunk.size(); ++k) {
         const int label = labels[order[start + k]];
         ++tally.total[label];
-        if ((*predictions)[k].predicted == label) ++tally.correct[label];
+        if (predictions[k].predicted == label) ++tally.correct[label];
       }
       control.Report({"evaluating", ++done, total});
     }
     return tally;
   };
-  auto clean = run(evaluation);
-  if (!clean.ok()) return clean.status();
-  const auto clean_result = clean->Result(info);
+  ATTATTR_ASSIGN_OR_RETURN(auto clean, run(evaluation));
+  const auto clean_result = clean.Result(info);
 
   std::vector<TriggerEvaluation> out;
   for (size_t p = 0; p < patterns.size(); ++p) {
@@ -301,16 +297,13 @@ absl::StatusOr<std::vector<TriggerEvaluation>> EvaluateTriggerPatterns(
         t.id = vocabulary[pick(rng)];
         t.token = model.tokenizer().IdToToken(t.id);
       }
-      auto c = InsertTrigger(evaluation[i], random, info.max_length);
-      if (!c.ok()) return c.status();
-      controlled.push_back(std::move(c->encoding));
+      ATTATTR_ASSIGN_OR_RETURN(auto c, InsertTrigger(evaluation[i], random, info.max_length));
+      controlled.push_back(std::move(c.encoding));
     }
-    auto at = run(attacked);
-    if (!at.ok()) return at.status();
-    auto ct = run(controlled);
-    if (!ct.ok()) return ct.status();
-    ev.attacked = at->Result(info);
-    ev.control = ct->Result(info);
+    ATTATTR_ASSIGN_OR_RETURN(auto at, run(attacked));
+    ATTATTR_ASSIGN_OR_RETURN(auto ct, run(controlled));
+    ev.attacked = at.Result(info);
+    ev.control = ct.Result(info);
     out.push_back(std::move(ev));
   }
   return out;
@@ -319,21 +312,18 @@ absl::StatusOr<std::vector<TriggerEvaluation>> EvaluateTriggerPatterns(
 absl::StatusOr<TriggerSearchReport> RunTriggerSearch(
     const Model& model, const std::vector<Encoding>& mining, const std::vector<Encoding>& evaluation,
     const std::vector<int>& labels, const TriggerSearchOptions& options, const RunControl& control) {
-  if (auto s = ValidateTriggerSearchOptions(model, options); !s.ok()) return s;
+  ATTATTR_RETURN_IF_ERROR(ValidateTriggerSearchOptions(model, options));
   // Evaluation inputs are checked before the expensive mining.
-  auto all_pairs = CheckEvaluationSet(model, evaluation, labels);
-  if (!all_pairs.ok()) return all_pairs.status();
-  auto mined = MineTriggerPatterns(model, mining, options, control);
-  if (!mined.ok()) return mined.status();
+  ATTATTR_ASSIGN_OR_RETURN(auto all_pairs, CheckEvaluationSet(model, evaluation, labels));
+  ATTATTR_ASSIGN_OR_RETURN(auto mined, MineTriggerPatterns(model, mining, options, control));
   TriggerSearchReport report;
-  report.mined_examples = static_cast<int>(mined->size());
-  for (const auto& p : *mined) {
+  report.mined_examples = static_cast<int>(mined.size());
+  for (const auto& p : mined) {
     report.patterns_above_threshold += !p.tokens.empty() && p.score >= options.threshold ? 1 : 0;
   }
-  const auto best = RankAndFilter(std::move(*mined), options);
-  auto evaluated = EvaluateTriggerPatterns(model, evaluation, labels, best, options, control);
-  if (!evaluated.ok()) return evaluated.status();
-  report.patterns = std::move(*evaluated);
+  const auto best = RankAndFilter(std::move(mined), options);
+  ATTATTR_ASSIGN_OR_RETURN(auto evaluated, EvaluateTriggerPatterns(model, evaluation, labels, best, options, control));
+  report.patterns = std::move(evaluated);
   return report;
 }
 

@@ -179,36 +179,22 @@ int64_t EstimateAttributionResultBytes(const engine::ModelInfo& info,
 absl::StatusOr<AttributionJob> PrepareAttributionJob(const v1::JobSpec& spec,
                                                      const ModelRegistry& models,
                                                      const ServerConfig& config) {
-  auto model = CheckJobCommon(spec, models);
-  if (!model.ok()) return model.status();
+  ATTATTR_ASSIGN_OR_RETURN(auto model, CheckJobCommon(spec, models));
   if (!spec.has_attribution()) return Invalid("spec.attribution", "required");
-  const engine::ModelInfo& info = (*model)->info();
+  const engine::ModelInfo& info = model->info();
   const auto& attribution = spec.attribution();
   const std::string examples_field = "spec.attribution.examples";
-  auto examples = LoadExamples(attribution.examples(), config, examples_field);
-  if (!examples.ok()) return examples.status();
+  ATTATTR_ASSIGN_OR_RETURN(auto examples, LoadExamples(attribution.examples(), config, examples_field));
   AttributionJob job;
-  job.model = *model;
-  auto options = AttributionOptionsFromProto(attribution.options(), **model, config,
-                                             "spec.attribution.options");
-  if (!options.ok()) return options.status();
-  job.options = std::move(*options);
-  auto result = ResultOptionsFromProto(attribution.result(), attribution.has_result(), kMaxTopK,
-                                       "spec.attribution.result");
-  if (!result.ok()) return result.status();
-  job.result = std::move(*result);
-  if (auto s = CheckTreeLayers(job.options, job.result, info, "spec.attribution.options.layers");
-      !s.ok()) {
-    return s;
-  }
-  auto encodings = EncodeExamples(**model, *examples, attribution.examples(), examples_field);
-  if (!encodings.ok()) return encodings.status();
-  job.encodings = std::move(*encodings);
-  if (auto s = CheckAttributionMemory(info, job.encodings, job.options, attribution.examples(),
-                                      config, examples_field);
-      !s.ok()) {
-    return s;
-  }
+  job.model = model;
+  ATTATTR_ASSIGN_OR_RETURN(auto options, AttributionOptionsFromProto(attribution.options(), *model, config, "spec.attribution.options"));
+  job.options = std::move(options);
+  ATTATTR_ASSIGN_OR_RETURN(auto result, ResultOptionsFromProto(attribution.result(), attribution.has_result(), kMaxTopK, "spec.attribution.result"));
+  job.result = std::move(result);
+  ATTATTR_RETURN_IF_ERROR(CheckTreeLayers(job.options, job.result, info, "spec.attribution.options.layers"));
+  ATTATTR_ASSIGN_OR_RETURN(auto encodings, EncodeExamples(*model, examples, attribution.examples(), examples_field));
+  job.encodings = std::move(encodings);
+  ATTATTR_RETURN_IF_ERROR(CheckAttributionMemory(info, job.encodings, job.options, attribution.examples(), config, examples_field));
   job.result_bytes_estimate =
       EstimateAttributionResultBytes(info, job.encodings, job.options, job.result);
   if (job.result_bytes_estimate > config.max_result_bytes) {

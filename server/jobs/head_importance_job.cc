@@ -25,13 +25,11 @@ absl::Status LoadSet(const v1::ExampleSource& source, const engine::Model& model
                      const ServerConfig& config, const std::string& name,
                      std::vector<engine::Encoding>* encodings, std::vector<int>* labels) {
   const std::string field = absl::StrCat(kField, ".", name);
-  auto examples = LoadExamples(source, config, field);
-  if (!examples.ok()) return examples.status();
-  if (auto s = CheckExampleLabels(model.info(), *examples, source, field); !s.ok()) return s;
-  auto encoded = EncodeExamples(model, *examples, source, field);
-  if (!encoded.ok()) return encoded.status();
-  *encodings = std::move(*encoded);
-  *labels = engine::GoldLabels(*examples);
+  ATTATTR_ASSIGN_OR_RETURN(auto examples, LoadExamples(source, config, field));
+  ATTATTR_RETURN_IF_ERROR(CheckExampleLabels(model.info(), examples, source, field));
+  ATTATTR_ASSIGN_OR_RETURN(auto encoded, EncodeExamples(model, examples, source, field));
+  *encodings = std::move(encoded);
+  *labels = engine::GoldLabels(examples);
   return absl::OkStatus();
 }
 
@@ -82,55 +80,31 @@ absl::Status ParseRatios(const v1::HeadImportanceSpec& spec, std::vector<double>
 absl::StatusOr<HeadImportanceJob> PrepareHeadImportanceJob(const v1::JobSpec& spec,
                                                            const ModelRegistry& models,
                                                            const ServerConfig& config) {
-  auto model = CheckClassifierJob(spec, models, "head importance");
-  if (!model.ok()) return model.status();
-  const engine::ModelInfo& info = (*model)->info();
+  ATTATTR_ASSIGN_OR_RETURN(auto model, CheckClassifierJob(spec, models, "head importance"));
+  const engine::ModelInfo& info = model->info();
   const v1::HeadImportanceSpec& h = spec.head_importance();
   HeadImportanceJob job;
-  job.model = *model;
-  if (auto s = ParseMethods(h, &job.options.methods); !s.ok()) return s;
-  if (auto s = ParseRatios(h, &job.options.ratios_percent); !s.ok()) return s;
+  job.model = model;
+  ATTATTR_RETURN_IF_ERROR(ParseMethods(h, &job.options.methods));
+  ATTATTR_RETURN_IF_ERROR(ParseRatios(h, &job.options.ratios_percent));
   const auto& a = h.attribution();
   if (a.has_target()) {
     return Invalid("attribution.target",
                    "must be unset: head importance always uses the gold label's probability");
   }
   if (a.layers_size() > 0) return Invalid("attribution.layers", "must be empty: every layer is ranked");
-  auto options = AttributionOptionsFromProto(a, **model, config, absl::StrCat(kField, ".attribution"));
-  if (!options.ok()) return options.status();
-  job.options.importance.attribution = std::move(*options);
+  ATTATTR_ASSIGN_OR_RETURN(auto options, AttributionOptionsFromProto(a, *model, config, absl::StrCat(kField, ".attribution")));
+  job.options.importance.attribution = std::move(options);
   job.options.importance.seed = h.seed();
-  if (auto s = LoadSet(h.importance_set(), **model, config, "importance_set", &job.importance_set,
-                       &job.importance_labels);
-      !s.ok()) {
-    return s;
-  }
-  if (auto s = LoadSet(h.evaluation_set(), **model, config, "evaluation_set", &job.evaluation_set,
-                       &job.evaluation_labels);
-      !s.ok()) {
-    return s;
-  }
+  ATTATTR_RETURN_IF_ERROR(LoadSet(h.importance_set(), *model, config, "importance_set", &job.importance_set, &job.importance_labels));
+  ATTATTR_RETURN_IF_ERROR(LoadSet(h.evaluation_set(), *model, config, "evaluation_set", &job.evaluation_set, &job.evaluation_labels));
   if (h.has_agreement_set()) {
-    if (auto s = LoadSet(h.agreement_set(), **model, config, "agreement_set", &job.agreement_set,
-                         &job.agreement_labels);
-        !s.ok()) {
-      return s;
-    }
+    ATTATTR_RETURN_IF_ERROR(LoadSet(h.agreement_set(), *model, config, "agreement_set", &job.agreement_set, &job.agreement_labels));
   }
   for (auto m : job.options.methods) {
     if (m != engine::HeadRanking::kAttribution) continue;
-    if (auto s = CheckAttributionMemory(info, job.importance_set, job.options.importance.attribution,
-                                        h.importance_set(), config,
-                                        absl::StrCat(kField, ".importance_set"));
-        !s.ok()) {
-      return s;
-    }
-    if (auto s = CheckAttributionMemory(info, job.agreement_set, job.options.importance.attribution,
-                                        h.agreement_set(), config,
-                                        absl::StrCat(kField, ".agreement_set"));
-        !s.ok()) {
-      return s;
-    }
+    ATTATTR_RETURN_IF_ERROR(CheckAttributionMemory(info, job.importance_set, job.options.importance.attribution, h.importance_set(), config, absl::StrCat(kField, ".importance_set")));
+    ATTATTR_RETURN_IF_ERROR(CheckAttributionMemory(info, job.agreement_set, job.options.importance.attribution, h.agreement_set(), config, absl::StrCat(kField, ".agreement_set")));
   }
   if (!(h.export_ratio() >= 0 && h.export_ratio() <= 100)) {
     return Invalid("export_ratio", absl::StrCat(h.export_ratio(), " is not in [0, 100]"));
@@ -145,10 +119,8 @@ absl::StatusOr<HeadImportanceJob> PrepareHeadImportanceJob(const v1::JobSpec& sp
                                                  "' is already pruned; export from the full model"));
     }
   }
-  auto dir = ResolveExportPath(config.export_root, h.export_path(),
-                               absl::StrCat(kField, ".export_path"));
-  if (!dir.ok()) return dir.status();
-  job.options.export_dir = *dir;
+  ATTATTR_ASSIGN_OR_RETURN(auto dir, ResolveExportPath(config.export_root, h.export_path(), absl::StrCat(kField, ".export_path")));
+  job.options.export_dir = dir;
   job.options.export_ratio_percent = h.export_ratio();
   job.export_path = h.export_path();
   return job;

@@ -5,6 +5,7 @@
 #include <exception>
 
 #include "absl/strings/str_cat.h"
+#include "attattr/base/status_macros.h"
 
 namespace attattr::server {
 namespace {
@@ -36,16 +37,14 @@ JobScheduler::JobScheduler(store::JobStore& store, JobEvents& events, JobExecuto
 JobScheduler::~JobScheduler() { Drain(std::chrono::milliseconds(0)); }
 
 absl::Status JobScheduler::Recover() {
-  auto requeued = store_.RequeueInterrupted();
-  if (!requeued.ok()) return requeued.status();
-  for (const auto& id : *requeued) {
+  ATTATTR_ASSIGN_OR_RETURN(auto requeued, store_.RequeueInterrupted());
+  for (const auto& id : requeued) {
     log_.Warn("job was running when the server stopped; re-queued", {{"job_id", id}});
   }
-  auto queued = store_.ListQueued();
-  if (!queued.ok()) return queued.status();
+  ATTATTR_ASSIGN_OR_RETURN(auto queued, store_.ListQueued());
   std::lock_guard<std::mutex> lock(mu_);
-  for (const auto& job : *queued) Enqueue(job.id, job.priority);
-  if (!queued->empty()) log_.Info("recovered queued jobs from the store", {{"jobs", queued->size()}});
+  for (const auto& job : queued) Enqueue(job.id, job.priority);
+  if (!queued.empty()) log_.Info("recovered queued jobs from the store", {{"jobs", queued.size()}});
   return absl::OkStatus();
 }
 
@@ -109,8 +108,7 @@ absl::StatusOr<store::JobRecord> JobScheduler::Cancel(const std::string& id) {
 }
 
 absl::Status JobScheduler::Delete(const std::string& id) {
-  auto record = store_.Get(id);
-  if (!record.ok()) return record.status();
+  ATTATTR_ASSIGN_OR_RETURN(auto record, store_.Get(id));
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (auto it = queued_.find(id); it != queued_.end()) {
@@ -121,9 +119,9 @@ absl::Status JobScheduler::Delete(const std::string& id) {
       it->second->RequestStop(StopReason::kDeleted);
     }
   }
-  if (auto s = store_.Delete(id); !s.ok()) return s;
+  ATTATTR_RETURN_IF_ERROR(store_.Delete(id));
   log_.Info("job deleted", {{"job_id", id}});
-  events_.Publish(*record, JobEvents::Kind::kDeleted);
+  events_.Publish(record, JobEvents::Kind::kDeleted);
   return absl::OkStatus();
 }
 

@@ -13,6 +13,7 @@
 #include "attattr/base/field_error.h"
 #include "attattr/engine/dataset.h"
 #include "attattr/engine/gold_label.h"
+#include "attattr/base/status_macros.h"
 
 namespace attattr::server {
 namespace {
@@ -51,9 +52,8 @@ absl::StatusOr<std::vector<engine::Example>> ReadDatasetRef(const v1::DatasetRef
                                                             const ServerConfig& config,
                                                             const std::string& field) {
   if (ref.limit() < 0) return Invalid(field + ".limit", "must be >= 0 (0 = all)");
-  auto path = ResolveDataPath(config.data_root, ref.path(), field + ".path");
-  if (!path.ok()) return path.status();
-  std::ifstream in(*path, std::ios::binary);
+  ATTATTR_ASSIGN_OR_RETURN(auto path, ResolveDataPath(config.data_root, ref.path(), field + ".path"));
+  std::ifstream in(path, std::ios::binary);
   std::ostringstream contents;
   contents << in.rdbuf();
   if (!in || in.bad()) return Prefixed(absl::InternalError("cannot be read"), field + ".path");
@@ -120,10 +120,9 @@ absl::StatusOr<std::string> ResolveDataPath(const std::string& data_root, const 
   if (data_root.empty()) {
     return Invalid(field, "dataset files are refused: no --data-root configured on this server");
   }
-  auto full = ResolveUnderRoot(data_root, "--data-root", path, field);
-  if (!full.ok()) return full.status();
+  ATTATTR_ASSIGN_OR_RETURN(auto full, ResolveUnderRoot(data_root, "--data-root", path, field));
   std::error_code ec;
-  const fs::file_status status = fs::status(*full, ec);
+  const fs::file_status status = fs::status(full, ec);
   if (!fs::exists(status)) {
     return absl::NotFoundError(
         absl::StrCat(field, ": '", path, "' does not exist under --data-root"));
@@ -131,7 +130,7 @@ absl::StatusOr<std::string> ResolveDataPath(const std::string& data_root, const 
   if (!fs::is_regular_file(status)) {
     return Invalid(field, absl::StrCat("'", path, "' is not a regular file"));
   }
-  return full->string();
+  return full.string();
 }
 
 absl::StatusOr<std::string> ResolveExportPath(const std::string& export_root,
@@ -139,17 +138,16 @@ absl::StatusOr<std::string> ResolveExportPath(const std::string& export_root,
   if (export_root.empty()) {
     return Invalid(field, "exports are refused: no --export-root configured on this server");
   }
-  auto full = ResolveUnderRoot(export_root, "--export-root", path, field);
-  if (!full.ok()) return full.status();
+  ATTATTR_ASSIGN_OR_RETURN(auto full, ResolveUnderRoot(export_root, "--export-root", path, field));
   std::error_code ec;
-  const fs::file_status status = fs::symlink_status(*full, ec);
+  const fs::file_status status = fs::symlink_status(full, ec);
   if (fs::exists(status)) {
-    if (!fs::is_directory(status) || !fs::is_empty(*full, ec)) {
+    if (!fs::is_directory(status) || !fs::is_empty(full, ec)) {
       return absl::AlreadyExistsError(absl::StrCat(
           field, ": '", path, "' already exists under --export-root and is not an empty directory"));
     }
   }
-  return full->string();
+  return full.string();
 }
 
 absl::StatusOr<std::vector<engine::Example>> LoadExamples(const v1::ExampleSource& source,
@@ -160,13 +158,12 @@ absl::StatusOr<std::vector<engine::Example>> LoadExamples(const v1::ExampleSourc
     examples.reserve(source.inline_().examples_size());
     for (const auto& e : source.inline_().examples()) examples.push_back(FromProto(e));
   } else if (source.has_dataset()) {
-    auto read = ReadDatasetRef(source.dataset(), config, field + ".dataset");
-    if (!read.ok()) return read.status();
-    examples = std::move(*read);
+    ATTATTR_ASSIGN_OR_RETURN(auto read, ReadDatasetRef(source.dataset(), config, field + ".dataset"));
+    examples = std::move(read);
   } else {
     return Invalid(field, "inline or dataset is required");
   }
-  if (auto s = CheckExamples(examples, source, config, field); !s.ok()) return s;
+  ATTATTR_RETURN_IF_ERROR(CheckExamples(examples, source, config, field));
   return examples;
 }
 
@@ -192,9 +189,8 @@ absl::StatusOr<const engine::Model*> CheckJobCommon(const v1::JobSpec& spec,
 absl::StatusOr<const engine::Model*> CheckClassifierJob(const v1::JobSpec& spec,
                                                         const ModelRegistry& models,
                                                         const std::string& job) {
-  auto model = CheckJobCommon(spec, models);
-  if (!model.ok()) return model.status();
-  if (!(*model)->info().has_classifier) {
+  ATTATTR_ASSIGN_OR_RETURN(auto model, CheckJobCommon(spec, models));
+  if (!model->info().has_classifier) {
     return Invalid("spec.model",
                    absl::StrCat("'", spec.model(), "' is encoder-only; ", job, " needs a classifier"));
   }

@@ -25,12 +25,11 @@ absl::Status Invalid(const std::string& field, const std::string& what) {
 absl::StatusOr<TriggerSearchJob> PrepareTriggerSearchJob(const v1::JobSpec& spec,
                                                          const ModelRegistry& models,
                                                          const ServerConfig& config) {
-  auto model = CheckClassifierJob(spec, models, "trigger search");
-  if (!model.ok()) return model.status();
-  const engine::ModelInfo& info = (*model)->info();
+  ATTATTR_ASSIGN_OR_RETURN(auto model, CheckClassifierJob(spec, models, "trigger search"));
+  const engine::ModelInfo& info = model->info();
   const v1::TriggerSearchSpec& t = spec.trigger_search();
   TriggerSearchJob job;
-  job.model = *model;
+  job.model = model;
   if (t.top_k() < 0 || t.top_k() > engine::kMaxTriggerTopK) {
     return Invalid("top_k", absl::StrCat(t.top_k(), " is not in [1, ", engine::kMaxTriggerTopK, "] (0 = ",
                                          engine::kDefaultTriggerTopK, ")"));
@@ -50,9 +49,8 @@ absl::StatusOr<TriggerSearchJob> PrepareTriggerSearchJob(const v1::JobSpec& spec
   if (a.layers_size() > 0) {
     return Invalid("attribution.layers", "must be empty: the strongest head of every layer is mined");
   }
-  auto options = AttributionOptionsFromProto(a, **model, config, absl::StrCat(kField, ".attribution"));
-  if (!options.ok()) return options.status();
-  job.options.attribution = std::move(*options);
+  ATTATTR_ASSIGN_OR_RETURN(auto options, AttributionOptionsFromProto(a, *model, config, absl::StrCat(kField, ".attribution")));
+  job.options.attribution = std::move(options);
 
   // Mining set: the first 500 of a dataset unless a limit is given; labels are not used.
   v1::ExampleSource mining_source = t.mining_set();
@@ -60,35 +58,25 @@ absl::StatusOr<TriggerSearchJob> PrepareTriggerSearchJob(const v1::JobSpec& spec
     mining_source.mutable_dataset()->set_limit(engine::kDefaultMiningExamples);
   }
   const std::string mining_field = absl::StrCat(kField, ".mining_set");
-  auto mining = LoadExamples(mining_source, config, mining_field);
-  if (!mining.ok()) return mining.status();
-  auto mining_encoded = EncodeExamples(**model, *mining, mining_source, mining_field);
-  if (!mining_encoded.ok()) return mining_encoded.status();
-  job.mining_set = std::move(*mining_encoded);
-  if (auto s = CheckAttributionMemory(info, job.mining_set, job.options.attribution, mining_source,
-                                      config, mining_field);
-      !s.ok()) {
-    return s;
-  }
+  ATTATTR_ASSIGN_OR_RETURN(auto mining, LoadExamples(mining_source, config, mining_field));
+  ATTATTR_ASSIGN_OR_RETURN(auto mining_encoded, EncodeExamples(*model, mining, mining_source, mining_field));
+  job.mining_set = std::move(mining_encoded);
+  ATTATTR_RETURN_IF_ERROR(CheckAttributionMemory(info, job.mining_set, job.options.attribution, mining_source, config, mining_field));
 
   const std::string eval_field = absl::StrCat(kField, ".evaluation_set");
-  auto evaluation = LoadExamples(t.evaluation_set(), config, eval_field);
-  if (!evaluation.ok()) return evaluation.status();
-  if (auto s = CheckExampleLabels(info, *evaluation, t.evaluation_set(), eval_field); !s.ok()) {
-    return s;
-  }
-  auto eval_encoded = EncodeExamples(**model, *evaluation, t.evaluation_set(), eval_field);
-  if (!eval_encoded.ok()) return eval_encoded.status();
-  job.evaluation_set = std::move(*eval_encoded);
-  job.evaluation_labels = engine::GoldLabels(*evaluation);
+  ATTATTR_ASSIGN_OR_RETURN(auto evaluation, LoadExamples(t.evaluation_set(), config, eval_field));
+  ATTATTR_RETURN_IF_ERROR(CheckExampleLabels(info, evaluation, t.evaluation_set(), eval_field));
+  ATTATTR_ASSIGN_OR_RETURN(auto eval_encoded, EncodeExamples(*model, evaluation, t.evaluation_set(), eval_field));
+  job.evaluation_set = std::move(eval_encoded);
+  job.evaluation_labels = engine::GoldLabels(evaluation);
 
-  if (auto i = engine::FirstUnplaceableExample(*mining, *evaluation)) {
+  if (auto i = engine::FirstUnplaceableExample(mining, evaluation)) {
     return Invalid("evaluation_set",
                    absl::StrCat("example ", *i, " is a single sentence but mining_set has "
                                 "sentence pairs: patterns mined from a second sentence "
                                 "cannot be placed"));
   }
-  if (auto s = engine::ValidateTriggerSearchOptions(**model, job.options); !s.ok()) {
+  if (auto s = engine::ValidateTriggerSearchOptions(*model, job.options); !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(kField, ".", s.message()));
   }
   return job;

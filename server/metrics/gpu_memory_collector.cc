@@ -6,6 +6,7 @@
 #include <dlfcn.h>
 
 #include "absl/strings/str_cat.h"
+#include "attattr/base/status_macros.h"
 
 namespace attattr::metrics {
 namespace {
@@ -73,14 +74,10 @@ absl::StatusOr<std::unique_ptr<GpuMemoryCollector>> GpuMemoryCollector::Register
     }
   }
   std::unique_ptr<GpuMemoryCollector> c(new GpuMemoryCollector(registry, std::move(nvml)));
-  auto used = registry->AddGauge("attattr_device_memory_used_bytes",
-                                 "GPU memory in use (all processes), bytes, as NVML reports it");
-  if (!used.ok()) return used.status();
-  c->used_family_ = *used;
-  auto total = registry->AddGauge("attattr_device_memory_total_bytes",
-                                  "GPU memory installed, bytes, as NVML reports it");
-  if (!total.ok()) return total.status();
-  c->total_family_ = *total;
+  ATTATTR_ASSIGN_OR_RETURN(auto used, registry->AddGauge("attattr_device_memory_used_bytes", "GPU memory in use (all processes), bytes, as NVML reports it"));
+  c->used_family_ = used;
+  ATTATTR_ASSIGN_OR_RETURN(auto total, registry->AddGauge("attattr_device_memory_total_bytes", "GPU memory installed, bytes, as NVML reports it"));
+  c->total_family_ = total;
   for (unsigned int i = 0; i < count; ++i) {
     Device d;
     if (c->nvml_->device_handle(i, &d.handle) != kNvmlSuccess) continue;

@@ -67,10 +67,15 @@ struct CreateResult {
   bool created = false;
 };
 
+// ListJobs' page size when none is asked for, and the largest one (attattr_service.proto).
+inline constexpr int32_t kDefaultListPageSize = 100;
+inline constexpr int32_t kMaxListPageSize = 1000;
+
 struct ListFilter {
   std::optional<JobState> state;   // only jobs in this state.
   std::optional<std::string> kind;  // only jobs of this kind.
-  // Records per page; 0 = 50; values above 1000 are clamped to 1000; negative is InvalidArgument.
+  // Records per page; 0 = kDefaultListPageSize; values above kMaxListPageSize are clamped to it;
+  // negative is InvalidArgument.
   int32_t page_size = 0;
   // Empty for the first page, else a previous ListPage::next_page_token obtained with the same
   // filter.

@@ -22,8 +22,6 @@
 namespace attattr::store {
 namespace {
 
-constexpr int32_t kDefaultPageSize = 50;
-constexpr int32_t kMaxPageSize = 1000;
 constexpr size_t kMaxIdLength = 256;
 constexpr size_t kMaxKeyLength = 1024;  // request_id, kind, model
 constexpr int32_t kMaxCanonicalCode = 16;  // UNAUTHENTICATED
@@ -553,7 +551,7 @@ absl::StatusOr<ListPage> SqliteJobStore::List(const ListFilter& filter) {
         absl::StrCat("page_size: must be >= 0, got ", filter.page_size));
   }
   const int32_t page_size =
-      filter.page_size == 0 ? kDefaultPageSize : std::min(filter.page_size, kMaxPageSize);
+      filter.page_size == 0 ? kDefaultListPageSize : std::min(filter.page_size, kMaxListPageSize);
   absl::StatusOr<PageCursor> cursor = DecodePageToken(filter);
   if (!cursor.ok()) return cursor.status();
 

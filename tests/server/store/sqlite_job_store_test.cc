@@ -483,12 +483,12 @@ TEST_F(SqliteJobStoreTest, ListPagesAreStableUnderInserts) {
   EXPECT_GE(pages, 5);
 
   // Default page size and bad tokens.
-  for (int i = 0; i < 20; ++i) MustCreate(*store, NewJob());
+  for (int i = 0; i < kDefaultListPageSize; ++i) MustCreate(*store, NewJob());
   ListFilter all;
   all.page_size = 0;
   absl::StatusOr<ListPage> first = store->List(all);
   ASSERT_TRUE(first.ok());
-  EXPECT_EQ(first->records.size(), 50u);
+  EXPECT_EQ(first->records.size(), static_cast<size_t>(kDefaultListPageSize));
   ASSERT_FALSE(first->next_page_token.empty());
   all.page_token = "garbage!";
   absl::Status status = store->List(all).status();
