@@ -2,12 +2,15 @@
 #include "command_support.h"
 
 #include <csignal>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "attattr/base/field_error.h"
+#include "attattr/engine/runtime.h"
+#include "grpc_call.h"
 #include "job_client.h"
 #include "job_commands.h"
 #include "job_render.h"
@@ -17,6 +20,57 @@ namespace attattr::client {
 
 absl::Status InvalidFlag(const std::string& flag, const std::string& what) {
   return absl::InvalidArgumentError(absl::StrCat(flag, ": ", what));
+}
+
+void AddStudyFlags(CLI::App* cmd, StudyFlags* f, const std::string& steps_help) {
+  cmd->add_option("--model", f->model,
+                  "Hugging Face classifier directory (with --server: a served model's name)")
+      ->capture_default_str();
+  cmd->add_option("--steps", f->steps, steps_help)->capture_default_str();
+  cmd->add_option("--rule", f->rule, "gauss-legendre | left-riemann | trapezoid")
+      ->capture_default_str();
+  cmd->add_option("--format", f->format, "json | text")->capture_default_str();
+  cmd->add_option("--threads", f->threads, "Intra-op threads (0 = all cores)")
+      ->capture_default_str();
+  cmd->add_option("--server", f->server, "HOST:PORT of an attattr-server: run there as a job");
+  cmd->add_flag("--server-data", f->server_data,
+                "With --server: the set paths are under the server's --data-root (not read here)");
+  AddDeadlineFlag(cmd, &f->deadline, " (with --server)");
+  AddWaitTimeoutFlag(cmd, &f->timeout_seconds);
+}
+
+absl::StatusOr<engine::QuadratureRule> CheckStudyFlags(const StudyFlags& f) {
+  if (f.format != "json" && f.format != "text") return InvalidFlag("--format", "json or text");
+  if (f.server_data && f.server.empty()) return InvalidFlag("--server-data", "needs --server");
+  if (!(f.deadline >= 0)) return InvalidFlag("--deadline-seconds", "must be >= 0 (0 = no limit)");
+  if (!(f.timeout_seconds >= 0)) {
+    return InvalidFlag("--timeout-seconds", "must be >= 0 (0 = until the job finishes)");
+  }
+  auto rule = engine::ParseQuadratureRule(f.rule);
+  if (!rule.ok()) return InvalidFlag("--rule", std::string(rule.status().message()));
+  return rule;
+}
+
+absl::StatusOr<std::unique_ptr<engine::Model>> LoadStudyModel(const StudyFlags& f) {
+  engine::RuntimeOptions runtime;
+  runtime.intra_op_threads = f.threads;
+  if (auto s = engine::ConfigureRuntime(runtime); !s.ok()) {
+    return InvalidFlag("--threads", std::string(s.message()));
+  }
+  auto model = engine::Model::Load(f.model);
+  if (!model.ok()) return absl::FailedPreconditionError(model.status().message());
+  return model;
+}
+
+v1::SubmitJobRequest StudyJobRequest(const StudyFlags& f) {
+  v1::SubmitJobRequest request;
+  request.mutable_spec()->set_model(std::filesystem::path(f.model).filename().string());
+  return request;
+}
+
+int FailStudy(std::ostream& err, const absl::Status& s, int job_exit) {
+  err << "error: " << s.message() << "\n";
+  return job_exit != 0 ? job_exit : ExitCodeFor(s.code());
 }
 
 absl::StatusOr<std::vector<engine::Example>> ReadFlagSet(const std::string& path, int limit,

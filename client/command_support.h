@@ -6,6 +6,7 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -15,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "attattr/engine/dataset.h"
 #include "attattr/engine/model.h"
+#include "attattr/engine/quadrature.h"
 #include "attattr/engine/run_control.h"
 #include "attattr/v1/attattr_service.pb.h"
 
@@ -22,6 +24,37 @@ namespace attattr::client {
 
 // INVALID_ARGUMENT "<flag>: <what>".
 absl::Status InvalidFlag(const std::string& flag, const std::string& what);
+
+// What the study commands (heads, triggers) share: the model, how the study's attribution
+// integrates, where the study runs (in-process, or as a job on a server) and how it is printed.
+struct StudyFlags {
+  std::string model;  // a model directory; with --server, a served model (its last path component)
+  int steps = engine::kDefaultQuadratureSteps;
+  std::string rule = std::string(engine::QuadratureRuleName(engine::kDefaultQuadratureRule));
+  std::string format = "text";  // json | text
+  int threads = 0;              // intra-op threads of the local engine, 0 = all cores
+  std::string server;           // HOST:PORT; empty = in-process
+  bool server_data = false;     // set paths are under the server's --data-root
+  double deadline = 30;         // --deadline-seconds: each call to the server
+  double timeout_seconds = 0;   // --timeout-seconds: the wait for the job; 0 = until it ends
+};
+
+// Registers StudyFlags' options on `cmd`; `steps_help` says what --steps integrates.
+void AddStudyFlags(CLI::App* cmd, StudyFlags* f, const std::string& steps_help);
+
+// Checks StudyFlags (InvalidArgument naming the flag) and returns the quadrature rule.
+absl::StatusOr<engine::QuadratureRule> CheckStudyFlags(const StudyFlags& f);
+
+// In-process: sets the engine's intra-op threads and loads --model (FailedPrecondition when it
+// cannot be loaded).
+absl::StatusOr<std::unique_ptr<engine::Model>> LoadStudyModel(const StudyFlags& f);
+
+// On a server: a SubmitJobRequest naming the served model.
+v1::SubmitJobRequest StudyJobRequest(const StudyFlags& f);
+
+// Prints "error: <message>" and returns the exit code: `job_exit` when the job ran and did not
+// succeed (RunJobToResult), else ExitCodeFor(s.code()).
+int FailStudy(std::ostream& err, const absl::Status& s, int job_exit);
 
 // The first `limit` examples (0 = all) of the GLUE TSV at `path`; an empty set is an error.
 absl::StatusOr<std::vector<engine::Example>> ReadFlagSet(const std::string& path, int limit,

@@ -70,15 +70,11 @@ std::string SetFlag(const std::string& field) {
 absl::StatusOr<v1::HeadImportanceResult> RunLocal(const HeadsCommand::Flags& f,
                                                   const engine::HeadImportanceStudyOptions& options,
                                                   std::ostream& err) {
-  engine::RuntimeOptions runtime;
-  runtime.intra_op_threads = f.threads;
-  if (auto s = engine::ConfigureRuntime(runtime); !s.ok()) return InvalidFlag("--threads", std::string(s.message()));
   ATTATTR_ASSIGN_OR_RETURN(auto importance, ReadFlagSet(f.importance_set, f.importance_limit, "--importance-set"));
   ATTATTR_ASSIGN_OR_RETURN(auto evaluation, ReadFlagSet(f.eval_set, f.eval_limit, "--eval-set"));
-  auto model = engine::Model::Load(f.model);
-  if (!model.ok()) return absl::FailedPreconditionError(model.status().message());
-  ATTATTR_ASSIGN_OR_RETURN(auto imp, EncodeFlagSet(**model, importance, "--importance-set"));
-  ATTATTR_ASSIGN_OR_RETURN(auto eval, EncodeFlagSet(**model, evaluation, "--eval-set"));
+  ATTATTR_ASSIGN_OR_RETURN(const auto model, LoadStudyModel(f.study));
+  ATTATTR_ASSIGN_OR_RETURN(auto imp, EncodeFlagSet(*model, importance, "--importance-set"));
+  ATTATTR_ASSIGN_OR_RETURN(auto eval, EncodeFlagSet(*model, evaluation, "--eval-set"));
   const std::vector<int> imp_labels = engine::GoldLabels(importance);
   const std::vector<int> eval_labels = engine::GoldLabels(evaluation);
   std::vector<engine::Encoding> agree;
@@ -87,14 +83,14 @@ absl::StatusOr<v1::HeadImportanceResult> RunLocal(const HeadsCommand::Flags& f,
   if (!f.agreement_set.empty()) {
     ATTATTR_ASSIGN_OR_RETURN(auto agreement,
                              ReadFlagSet(f.agreement_set, f.agreement_limit, "--agreement-set"));
-    ATTATTR_ASSIGN_OR_RETURN(agree, EncodeFlagSet(**model, agreement, "--agreement-set"));
+    ATTATTR_ASSIGN_OR_RETURN(agree, EncodeFlagSet(*model, agreement, "--agreement-set"));
     agree_labels = engine::GoldLabels(agreement);
     with_sets.agreement_set = agree;
     with_sets.agreement_labels = agree_labels;
   }
   engine::RunControl control;
   control.on_progress = StageProgressPrinter(err);
-  auto study = engine::RunHeadImportanceStudy(**model, imp, imp_labels, eval, eval_labels, with_sets, control);
+  auto study = engine::RunHeadImportanceStudy(*model, imp, imp_labels, eval, eval_labels, with_sets, control);
   if (!study.ok()) return NameExampleByFlag(study.status(), SetFlag);
   v1::HeadImportanceResult result;
   convert::HeadImportanceStudyToProto(*study, f.export_dir, &result);
@@ -105,14 +101,12 @@ absl::StatusOr<v1::HeadImportanceResult> RunLocal(const HeadsCommand::Flags& f,
 absl::StatusOr<v1::HeadImportanceResult> RunRemote(const HeadsCommand::Flags& f,
                                                    const engine::HeadImportanceStudyOptions& options,
                                                    std::ostream& err, int* job_exit) {
-  v1::SubmitJobRequest request;
-  auto* spec = request.mutable_spec();
-  spec->set_model(std::filesystem::path(f.model).filename().string());
-  auto* h = spec->mutable_head_importance();
-  ATTATTR_RETURN_IF_ERROR(AddExampleSource(f.importance_set, f.importance_limit, f.server_data, "--importance-set", h->mutable_importance_set()));
-  ATTATTR_RETURN_IF_ERROR(AddExampleSource(f.eval_set, f.eval_limit, f.server_data, "--eval-set", h->mutable_evaluation_set()));
+  v1::SubmitJobRequest request = StudyJobRequest(f.study);
+  auto* h = request.mutable_spec()->mutable_head_importance();
+  ATTATTR_RETURN_IF_ERROR(AddExampleSource(f.importance_set, f.importance_limit, f.study.server_data, "--importance-set", h->mutable_importance_set()));
+  ATTATTR_RETURN_IF_ERROR(AddExampleSource(f.eval_set, f.eval_limit, f.study.server_data, "--eval-set", h->mutable_evaluation_set()));
   if (!f.agreement_set.empty()) {
-    ATTATTR_RETURN_IF_ERROR(AddExampleSource(f.agreement_set, f.agreement_limit, f.server_data, "--agreement-set", h->mutable_agreement_set()));
+    ATTATTR_RETURN_IF_ERROR(AddExampleSource(f.agreement_set, f.agreement_limit, f.study.server_data, "--agreement-set", h->mutable_agreement_set()));
   }
   for (auto m : options.methods) h->add_methods(convert::HeadRankingToProto(m));
   for (double r : options.ratios_percent) h->add_ratios(r);
@@ -123,7 +117,7 @@ absl::StatusOr<v1::HeadImportanceResult> RunRemote(const HeadsCommand::Flags& f,
     h->set_export_path(f.export_dir);
     h->set_export_ratio(f.export_ratio);
   }
-  ATTATTR_ASSIGN_OR_RETURN(auto result, RunJobToResult(f.server, f.deadline, f.timeout_seconds, request, err, job_exit));
+  ATTATTR_ASSIGN_OR_RETURN(auto result, RunJobToResult(f.study.server, f.study.deadline, f.study.timeout_seconds, request, err, job_exit));
   if (!result.has_head_importance()) return absl::DataLossError("the job's result is not a head-importance result");
   return result.head_importance();
 }
@@ -141,15 +135,13 @@ std::string HeadsCommand::DefaultRatios() {
 }
 
 HeadsCommand::HeadsCommand(CLI::App& app, const std::string& default_model) {
-  flags_.model = default_model;
+  flags_.study.model = default_model;
   Flags& f = flags_;
   cmd_ = app.add_subcommand(
       "heads",
       "Rank attention heads (attribution, attention, Taylor, random), draw pruning curves, and "
       "optionally export a pruned checkpoint");
-  cmd_->add_option("--model", f.model,
-                   "Hugging Face classifier directory (with --server: a served model's name)")
-      ->capture_default_str();
+  AddStudyFlags(cmd_, &f.study, "Integration points m of the attribution ranking");
   cmd_->add_option("--importance-set", f.importance_set,
                    "GLUE TSV (SST-2/RTE/MRPC) whose gold labels drive the rankings")
       ->required();
@@ -170,38 +162,22 @@ HeadsCommand::HeadsCommand(CLI::App& app, const std::string& default_model) {
   cmd_->add_option("--ratios", f.ratios, "Comma-separated percents of heads to prune, each in [0, 100]")
       ->capture_default_str();
   cmd_->add_option("--seed", f.seed, "Seed of the random ranking")->capture_default_str();
-  cmd_->add_option("--steps", f.steps, "Integration points m of the attribution ranking")
-      ->capture_default_str();
-  cmd_->add_option("--rule", f.rule, "gauss-legendre | left-riemann | trapezoid")->capture_default_str();
   cmd_->add_option("--export", f.export_dir,
                    "Write a checkpoint without the lowest-ranked heads here (with --server: a path "
                    "under the server's --export-root)");
   cmd_->add_option("--export-ratio", f.export_ratio, "Percent of heads --export removes, in [0, 100]")
       ->capture_default_str();
-  cmd_->add_option("--format", f.format, "json | text")->capture_default_str();
   cmd_->add_option("--csv", f.csv, "Also write the curves as CSV to this file");
   cmd_->add_option("--plot", f.plot, "Also write the curves as an SVG chart to this file");
-  cmd_->add_option("--threads", f.threads, "Intra-op threads (0 = all cores)")->capture_default_str();
-  cmd_->add_option("--server", f.server, "HOST:PORT of an attattr-server: run there as a job");
-  cmd_->add_flag("--server-data", f.server_data,
-                 "With --server: the set paths are under the server's --data-root (not read here)");
-  AddDeadlineFlag(cmd_, &f.deadline, " (with --server)");
-  AddWaitTimeoutFlag(cmd_, &f.timeout_seconds);
 }
 
 int HeadsCommand::Run(std::ostream& out, std::ostream& err) const {
   const Flags& f = flags_;
   int job_exit = 0;
-  auto fail = [&err, &job_exit](const absl::Status& s) {
-    err << "error: " << s.message() << "\n";
-    return job_exit != 0 ? job_exit : ExitCodeFor(s.code());
-  };
-  if (f.format != "json" && f.format != "text") return fail(InvalidFlag("--format", "json or text"));
-  if (f.server_data && f.server.empty()) return fail(InvalidFlag("--server-data", "needs --server"));
-  if (!(f.deadline >= 0)) return fail(InvalidFlag("--deadline-seconds", "must be >= 0 (0 = no limit)"));
-  if (!(f.timeout_seconds >= 0)) {
-    return fail(InvalidFlag("--timeout-seconds", "must be >= 0 (0 = until the job finishes)"));
-  }
+  auto fail = [&err, &job_exit](const absl::Status& s) { return FailStudy(err, s, job_exit); };
+  auto rule = CheckStudyFlags(f.study);
+  if (!rule.ok()) return fail(rule.status());
+
   if (!(f.export_ratio >= 0 && f.export_ratio <= 100)) {
     return fail(InvalidFlag("--export-ratio", absl::StrCat(f.export_ratio, " is not in [0, 100]")));
   }
@@ -212,14 +188,12 @@ int HeadsCommand::Run(std::ostream& out, std::ostream& err) const {
   auto ratios = ParseRatios(f.ratios);
   if (!ratios.ok()) return fail(ratios.status());
   options.ratios_percent = *ratios;
-  auto rule = engine::ParseQuadratureRule(f.rule);
-  if (!rule.ok()) return fail(InvalidFlag("--rule", std::string(rule.status().message())));
   options.importance.attribution.rule = *rule;
-  options.importance.attribution.steps = f.steps;
+  options.importance.attribution.steps = f.study.steps;
   options.importance.seed = f.seed;
   options.export_dir = f.export_dir;
   options.export_ratio_percent = f.export_ratio;
-  auto result = f.server.empty() ? RunLocal(f, options, err) : RunRemote(f, options, err, &job_exit);
+  auto result = f.study.server.empty() ? RunLocal(f, options, err) : RunRemote(f, options, err, &job_exit);
   if (!result.ok()) return fail(result.status());
   if (!f.csv.empty()) {
     if (auto s = WriteFlagFile("--csv", f.csv, PruningCurvesCsv(*result)); !s.ok()) return fail(s);
@@ -227,7 +201,7 @@ int HeadsCommand::Run(std::ostream& out, std::ostream& err) const {
   if (!f.plot.empty()) {
     if (auto s = WriteFlagFile("--plot", f.plot, report::PruningCurvesSvg(*result)); !s.ok()) return fail(s);
   }
-  if (f.format == "json") {
+  if (f.study.format == "json") {
     out << HeadImportanceToJson(*result).dump() << "\n";
   } else {
     out << HeadImportanceToText(*result);

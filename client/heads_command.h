@@ -10,7 +10,7 @@
 #include <string>
 
 #include "CLI/CLI.hpp"
-#include "attattr/engine/quadrature.h"
+#include "command_support.h"
 
 namespace attattr::client {
 
@@ -26,7 +26,7 @@ class HeadsCommand {
   int Run(std::ostream& out, std::ostream& err) const;
 
   struct Flags {
-    std::string model;
+    StudyFlags study;  // --model, --steps, --rule, --format, --threads, --server, ...
     std::string importance_set;
     std::string eval_set;
     int importance_limit = 0;  // 0 = all examples
@@ -36,18 +36,10 @@ class HeadsCommand {
     std::string methods = DefaultMethods();  // the engine's DefaultHeadRankings
     std::string ratios = DefaultRatios();    // the engine's DefaultPruningRatios
     uint64_t seed = 0;
-    int steps = engine::kDefaultQuadratureSteps;
-    std::string rule = std::string(engine::QuadratureRuleName(engine::kDefaultQuadratureRule));
     std::string export_dir;
     double export_ratio = 50;
-    std::string format = "text";
     std::string csv;
     std::string plot;
-    int threads = 0;
-    std::string server;
-    bool server_data = false;
-    double deadline = 30;        // --deadline-seconds: each call to the server
-    double timeout_seconds = 0;  // --timeout-seconds: the wait for the job; 0 = until it ends
   };
   // "attribution,attention,taylor,random" and "0,10,...,100", spelled from the engine's defaults.
   static std::string DefaultMethods();

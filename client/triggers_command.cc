@@ -31,16 +31,10 @@ constexpr int kMaxMineCount = 100000;
 absl::StatusOr<v1::TriggerSearchResult> RunLocal(const TriggersCommand::Flags& f,
                                                  const engine::TriggerSearchOptions& options,
                                                  std::ostream& err) {
-  engine::RuntimeOptions runtime;
-  runtime.intra_op_threads = f.threads;
-  if (auto s = engine::ConfigureRuntime(runtime); !s.ok()) {
-    return InvalidFlag("--threads", std::string(s.message()));
-  }
   ATTATTR_ASSIGN_OR_RETURN(auto mining, ReadFlagSet(f.mine_set, f.mine_count, "--mine-set"));
   ATTATTR_ASSIGN_OR_RETURN(auto evaluation, ReadFlagSet(f.eval_set, f.eval_limit, "--eval-set"));
-  auto model = engine::Model::Load(f.model);
-  if (!model.ok()) return absl::FailedPreconditionError(model.status().message());
-  const auto& info = (*model)->info();
+  ATTATTR_ASSIGN_OR_RETURN(const auto model, LoadStudyModel(f.study));
+  const auto& info = model->info();
   if (!info.has_classifier) return InvalidFlag("--model", "trigger search needs a classifier checkpoint");
   if (auto i = engine::FirstUnplaceableExample(mining, evaluation)) {
     return InvalidFlag("--eval-set",
@@ -52,11 +46,11 @@ absl::StatusOr<v1::TriggerSearchResult> RunLocal(const TriggersCommand::Flags& f
   if (auto s = engine::CheckGoldLabels(info, labels, "evaluation_labels"); !s.ok()) {
     return NameExampleByFlag(s, [](const std::string&) { return std::string("--eval-set"); });
   }
-  ATTATTR_ASSIGN_OR_RETURN(auto mine, EncodeFlagSet(**model, mining, "--mine-set"));
-  ATTATTR_ASSIGN_OR_RETURN(auto eval, EncodeFlagSet(**model, evaluation, "--eval-set"));
+  ATTATTR_ASSIGN_OR_RETURN(auto mine, EncodeFlagSet(*model, mining, "--mine-set"));
+  ATTATTR_ASSIGN_OR_RETURN(auto eval, EncodeFlagSet(*model, evaluation, "--eval-set"));
   engine::RunControl control;
   control.on_progress = StageProgressPrinter(err);
-  ATTATTR_ASSIGN_OR_RETURN(auto report, engine::RunTriggerSearch(**model, mine, eval, labels, options, control));
+  ATTATTR_ASSIGN_OR_RETURN(auto report, engine::RunTriggerSearch(*model, mine, eval, labels, options, control));
   v1::TriggerSearchResult result;
   convert::TriggerSearchReportToProto(report, &result);
   return result;
@@ -66,18 +60,16 @@ absl::StatusOr<v1::TriggerSearchResult> RunLocal(const TriggersCommand::Flags& f
 absl::StatusOr<v1::TriggerSearchResult> RunRemote(const TriggersCommand::Flags& f,
                                                   const engine::TriggerSearchOptions& options,
                                                   std::ostream& err, int* job_exit) {
-  v1::SubmitJobRequest request;
-  auto* spec = request.mutable_spec();
-  spec->set_model(std::filesystem::path(f.model).filename().string());
-  auto* t = spec->mutable_trigger_search();
-  ATTATTR_RETURN_IF_ERROR(AddExampleSource(f.mine_set, f.mine_count, f.server_data, "--mine-set", t->mutable_mining_set()));
-  ATTATTR_RETURN_IF_ERROR(AddExampleSource(f.eval_set, f.eval_limit, f.server_data, "--eval-set", t->mutable_evaluation_set()));
+  v1::SubmitJobRequest request = StudyJobRequest(f.study);
+  auto* t = request.mutable_spec()->mutable_trigger_search();
+  ATTATTR_RETURN_IF_ERROR(AddExampleSource(f.mine_set, f.mine_count, f.study.server_data, "--mine-set", t->mutable_mining_set()));
+  ATTATTR_RETURN_IF_ERROR(AddExampleSource(f.eval_set, f.eval_limit, f.study.server_data, "--eval-set", t->mutable_evaluation_set()));
   t->set_top_k(options.top_k);
   t->set_threshold(options.threshold);
   t->set_seed(options.seed);
   t->mutable_attribution()->set_rule(convert::RuleToProto(options.attribution.rule));
   t->mutable_attribution()->set_steps(options.attribution.steps);
-  ATTATTR_ASSIGN_OR_RETURN(auto result, RunJobToResult(f.server, f.deadline, f.timeout_seconds, request, err, job_exit));
+  ATTATTR_ASSIGN_OR_RETURN(auto result, RunJobToResult(f.study.server, f.study.deadline, f.study.timeout_seconds, request, err, job_exit));
   if (!result.has_trigger_search()) {
     return absl::DataLossError("the job's result is not a trigger-search result");
   }
@@ -154,15 +146,13 @@ std::string TriggerSearchToText(const v1::TriggerSearchResult& result) {
 }
 
 TriggersCommand::TriggersCommand(CLI::App& app, const std::string& default_model) {
-  flags_.model = default_model;
+  flags_.study.model = default_model;
   Flags& f = flags_;
   cmd_ = app.add_subcommand(
       "triggers",
       "Adversarial trigger search: mine attention patterns, insert the best into an evaluation "
       "set, compare accuracy per class with a random-token control");
-  cmd_->add_option("--model", f.model,
-                   "Hugging Face classifier directory (with --server: a served model's name)")
-      ->capture_default_str();
+  AddStudyFlags(cmd_, &f.study, "Integration points m of the mining attribution");
   cmd_->add_option("--mine-set", f.mine_set,
                    "GLUE TSV (or headerless text lines) patterns are mined from; labels unused")
       ->required();
@@ -178,28 +168,15 @@ TriggersCommand::TriggersCommand(CLI::App& app, const std::string& default_model
                    "Drop patterns scoring below this (sum of the two top attribution values)")
       ->capture_default_str();
   cmd_->add_option("--seed", f.seed, "Seed of the random-token control")->capture_default_str();
-  cmd_->add_option("--steps", f.steps, "Integration points m of the mining attribution")
-      ->capture_default_str();
-  cmd_->add_option("--rule", f.rule, "gauss-legendre | left-riemann | trapezoid")
-      ->capture_default_str();
-  cmd_->add_option("--format", f.format, "json | text")->capture_default_str();
-  cmd_->add_option("--threads", f.threads, "Intra-op threads (0 = all cores)")->capture_default_str();
-  cmd_->add_option("--server", f.server, "HOST:PORT of an attattr-server: run there as a job");
-  cmd_->add_flag("--server-data", f.server_data,
-                 "With --server: the set paths are under the server's --data-root (not read here)");
-  AddDeadlineFlag(cmd_, &f.deadline, " (with --server)");
-  AddWaitTimeoutFlag(cmd_, &f.timeout_seconds);
 }
 
 int TriggersCommand::Run(std::ostream& out, std::ostream& err) const {
   const Flags& f = flags_;
   int job_exit = 0;
-  auto fail = [&err, &job_exit](const absl::Status& s) {
-    err << "error: " << s.message() << "\n";
-    return job_exit != 0 ? job_exit : ExitCodeFor(s.code());
-  };
-  if (f.format != "json" && f.format != "text") return fail(InvalidFlag("--format", "json or text"));
-  if (f.server_data && f.server.empty()) return fail(InvalidFlag("--server-data", "needs --server"));
+  auto fail = [&err, &job_exit](const absl::Status& s) { return FailStudy(err, s, job_exit); };
+  auto rule = CheckStudyFlags(f.study);
+  if (!rule.ok()) return fail(rule.status());
+
   if (f.top < 1 || f.top > engine::kMaxTriggerTopK) {
     return fail(InvalidFlag("--top", absl::StrCat(f.top, " is not in [1, ", engine::kMaxTriggerTopK, "]")));
   }
@@ -207,24 +184,18 @@ int TriggersCommand::Run(std::ostream& out, std::ostream& err) const {
     return fail(InvalidFlag("--mine-count", absl::StrCat(f.mine_count, " is not in [1, ", kMaxMineCount, "]")));
   }
   if (f.eval_limit < 0) return fail(InvalidFlag("--eval-limit", "must be >= 0 (0 = all)"));
-  if (!(f.deadline >= 0)) return fail(InvalidFlag("--deadline-seconds", "must be >= 0 (0 = no limit)"));
-  if (!(f.timeout_seconds >= 0)) {
-    return fail(InvalidFlag("--timeout-seconds", "must be >= 0 (0 = until the job finishes)"));
-  }
   if (!std::isfinite(f.threshold) || f.threshold < 0) {
     return fail(InvalidFlag("--threshold", absl::StrCat(f.threshold, " must be finite and >= 0")));
   }
   engine::TriggerSearchOptions options;
-  auto rule = engine::ParseQuadratureRule(f.rule);
-  if (!rule.ok()) return fail(InvalidFlag("--rule", std::string(rule.status().message())));
   options.attribution.rule = *rule;
-  options.attribution.steps = f.steps;
+  options.attribution.steps = f.study.steps;
   options.top_k = f.top;
   options.threshold = f.threshold;
   options.seed = f.seed;
-  auto result = f.server.empty() ? RunLocal(f, options, err) : RunRemote(f, options, err, &job_exit);
+  auto result = f.study.server.empty() ? RunLocal(f, options, err) : RunRemote(f, options, err, &job_exit);
   if (!result.ok()) return fail(result.status());
-  if (f.format == "json") {
+  if (f.study.format == "json") {
     out << TriggerSearchToJson(*result).dump() << "\n";
   } else {
     out << TriggerSearchToText(*result);

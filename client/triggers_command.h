@@ -14,8 +14,8 @@
 #include <nlohmann/json.hpp>
 
 #include "CLI/CLI.hpp"
-#include "attattr/engine/quadrature.h"
 #include "attattr/engine/trigger_search.h"
+#include "command_support.h"
 #include "attattr/v1/trigger_search.pb.h"
 
 namespace attattr::client {
@@ -39,7 +39,7 @@ class TriggersCommand {
   int Run(std::ostream& out, std::ostream& err) const;
 
   struct Flags {
-    std::string model;
+    StudyFlags study;  // --model, --steps, --rule, --format, --threads, --server, ...
     std::string mine_set;
     std::string eval_set;
     int mine_count = engine::kDefaultMiningExamples;  // N, the authors' 500
@@ -47,14 +47,6 @@ class TriggersCommand {
     int top = engine::kDefaultTriggerTopK;            // K
     double threshold = engine::kDefaultTriggerThreshold;
     uint64_t seed = 0;
-    int steps = engine::kDefaultQuadratureSteps;
-    std::string rule = std::string(engine::QuadratureRuleName(engine::kDefaultQuadratureRule));
-    std::string format = "text";
-    int threads = 0;
-    std::string server;
-    bool server_data = false;
-    double deadline = 30;        // --deadline-seconds: each call to the server
-    double timeout_seconds = 0;  // --timeout-seconds: the wait for the job; 0 = until it ends
   };
 
  private:

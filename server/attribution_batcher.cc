@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/time.h"
 
 namespace attattr::server {
 
@@ -33,29 +34,27 @@ AttributionBatcher::~AttributionBatcher() { Stop(); }
 bool AttributionBatcher::TrySubmit(AttributionItem item, bool force) {
   std::string key = BatchKey(item.model, item.options);
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (stopping_) return false;
     if (!force && static_cast<int>(queue_.size()) >= options_.max_pending) return false;
     queue_.push_back(Waiting{std::move(item), std::move(key), Clock::now()});
   }
-  cv_.notify_all();
   return true;
 }
 
 int AttributionBatcher::Pending() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return static_cast<int>(queue_.size());
 }
 
 void AttributionBatcher::Stop() {
   std::deque<Waiting> dropped;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (stopping_ && threads_.empty()) return;
     stopping_ = true;
     dropped.swap(queue_);
   }
-  cv_.notify_all();
   for (auto& w : dropped) {
     w.item.done(absl::UnavailableError("the server is shutting down; the item was not run"));
   }
@@ -63,18 +62,30 @@ void AttributionBatcher::Stop() {
   threads_.clear();
 }
 
-std::vector<AttributionBatcher::Waiting> AttributionBatcher::TakeBatch(
-    std::unique_lock<std::mutex>& lock) {
+int AttributionBatcher::CountKey(const std::string& key) const {
+  return static_cast<int>(std::count_if(queue_.begin(), queue_.end(),
+                                        [&](const Waiting& w) { return w.key == key; }));
+}
+
+std::vector<AttributionBatcher::Waiting> AttributionBatcher::TakeBatch() {
+  // The conditions below run under mu_ (Await), which the analysis cannot see.
   while (true) {
-    cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+    const auto ready = [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+      return stopping_ || !queue_.empty();
+    };
+    mu_.Await(absl::Condition(&ready));
     if (stopping_) return {};
     const std::string key = queue_.front().key;
-    const auto deadline = queue_.front().arrived + options_.max_delay;
-    const auto same = std::count_if(queue_.begin(), queue_.end(),
-                                    [&](const Waiting& w) { return w.key == key; });
-    if (same >= options_.max_examples || Clock::now() >= deadline) break;
-    // Wait for company until the oldest item's delay runs out (or anything changes).
-    cv_.wait_until(lock, deadline);
+    const Clock::time_point arrived = queue_.front().arrived;
+    const Clock::time_point deadline = arrived + options_.max_delay;
+    const Clock::time_point now = Clock::now();
+    if (CountKey(key) >= options_.max_examples || now >= deadline) break;
+    // Wait for company until the oldest item's delay runs out (or the queue changes under it).
+    const auto changed = [this, &key, arrived]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+      return stopping_ || queue_.empty() || queue_.front().arrived != arrived ||
+             CountKey(key) >= options_.max_examples;
+    };
+    mu_.AwaitWithTimeout(absl::Condition(&changed), absl::FromChrono(deadline - now));
   }
   std::vector<Waiting> batch;
   const std::string key = queue_.front().key;
@@ -94,11 +105,10 @@ void AttributionBatcher::Loop() {
   while (true) {
     std::vector<Waiting> batch;
     {
-      std::unique_lock<std::mutex> lock(mu_);
-      batch = TakeBatch(lock);
+      absl::MutexLock lock(&mu_);
+      batch = TakeBatch();
     }
     if (batch.empty()) return;
-    cv_.notify_all();  // another worker may now start on the next key
     Run(batch);
   }
 }

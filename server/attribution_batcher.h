@@ -13,15 +13,15 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <deque>
 #include <functional>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "attattr/engine/attention_attribution.h"
 #include "attattr/engine/model.h"
 
@@ -69,18 +69,19 @@ class AttributionBatcher {
     std::chrono::steady_clock::time_point arrived;
   };
   void Loop();
-  // Takes the next batch (under mu_): the oldest item and up to max_examples-1 later items with its
-  // key, once the batch is full or the oldest has waited max_delay. Empty when stopping.
-  std::vector<Waiting> TakeBatch(std::unique_lock<std::mutex>& lock);
+  // Takes the next batch: the oldest item and up to max_examples-1 later items with its key, once
+  // the batch is full or the oldest has waited max_delay. Empty when stopping.
+  std::vector<Waiting> TakeBatch() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Waiting items with `key`.
+  int CountKey(const std::string& key) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Run(std::vector<Waiting>& batch);
 
   const Options options_;
   const BatchObserver observer_;
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<Waiting> queue_;
-  bool stopping_ = false;
-  std::vector<std::thread> threads_;
+  mutable absl::Mutex mu_;
+  std::deque<Waiting> queue_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::thread> threads_;  // started by the constructor, joined by Stop (owner thread)
 };
 
 // The batch key: items with equal keys may share an engine call (same model and every option that

@@ -5,10 +5,11 @@
 // unsubscribed and cancelled its timer (both synchronous, so no callback can reach a deleted
 // reactor). Nothing touches `this` after Finish.
 #include <chrono>
-#include <mutex>
 #include <optional>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "attattr_service.h"
 #include "jobs/job_convert.h"
 #include "status_convert.h"
@@ -48,7 +49,7 @@ class WaitJobReactor final : public grpc::ServerUnaryReactor {
     auto record = d_.store.Get(name_);
     if (!record.ok()) return Complete(ToGrpcStatus(record.status()));
     if (store::IsTerminal(record->state) || timeout_ms_ == 0) return Complete(*record);
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (done_) return;
     timer_ = d_.timers.Schedule(Clock::now() + std::chrono::milliseconds(timeout_ms_), [this] {
       auto now = d_.store.Get(name_);
@@ -67,7 +68,7 @@ class WaitJobReactor final : public grpc::ServerUnaryReactor {
     d_.events.Unsubscribe(token_);
     TimerQueue::Id timer;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      absl::MutexLock lock(&mu_);
       timer = timer_;
     }
     if (timer != 0) d_.timers.Cancel(timer);
@@ -82,7 +83,7 @@ class WaitJobReactor final : public grpc::ServerUnaryReactor {
   }
   void Complete(const store::JobRecord& record) {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      absl::MutexLock lock(&mu_);
       if (done_) return;
       done_ = true;
       JobToProto(record, UnixNowMs(), response_);
@@ -91,7 +92,7 @@ class WaitJobReactor final : public grpc::ServerUnaryReactor {
   }
   void Complete(const grpc::Status& status) {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      absl::MutexLock lock(&mu_);
       if (done_) return;
       done_ = true;
     }
@@ -110,13 +111,14 @@ class WaitJobReactor final : public grpc::ServerUnaryReactor {
   v1::Job* const response_;
   const Clock::time_point start_ = Clock::now();
   JobEvents::Token token_ = 0;
-  std::mutex mu_;
-  bool done_ = false;
-  TimerQueue::Id timer_ = 0;
+  absl::Mutex mu_;
+  bool done_ ABSL_GUARDED_BY(mu_) = false;
+  TimerQueue::Id timer_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 // A server stream with one write in flight; subclasses say what to write next. Finish happens at
-// most once, never while a write is outstanding.
+// most once, never while a write is outstanding. The helpers marked ABSL_UNLOCK_FUNCTION are called
+// with mu_ held and release it on every path (before StartWrite or Finish).
 template <typename Message>
 class OneWriteReactor : public grpc::ServerWriteReactor<Message> {
  public:
@@ -132,39 +134,38 @@ class OneWriteReactor : public grpc::ServerWriteReactor<Message> {
       End(grpc::Status(grpc::StatusCode::CANCELLED, absl::StrCat(method_, ": the client went away")));
       return;
     }
-    std::unique_lock<std::mutex> lock(mu_);
+    mu_.Lock();
     in_flight_ = false;
-    AfterWrite(lock);
+    AfterWrite();
   }
 
  protected:
-  // Called with mu_ held after each completed write: start the next write (WriteLocked), end the
-  // stream (EndLocked), or wait for more.
-  virtual void AfterWrite(std::unique_lock<std::mutex>& lock) = 0;
+  // After each completed write: start the next write (WriteLocked), end the stream (EndLocked),
+  // or release mu_ and wait for more.
+  virtual void AfterWrite() ABSL_UNLOCK_FUNCTION(mu_) = 0;
 
-  // Starts writing `message_` (filled by the caller under mu_). Releases the lock.
-  void WriteLocked(std::unique_lock<std::mutex>& lock) {
+  // Starts writing `message_` (filled by the caller under mu_).
+  void WriteLocked() ABSL_UNLOCK_FUNCTION(mu_) {
     in_flight_ = true;
-    lock.unlock();
+    mu_.Unlock();
     this->StartWrite(&message_);
   }
-  // Ends the stream now if no write is in flight, else after it (the status is kept). Releases
-  // the lock.
-  void EndLocked(std::unique_lock<std::mutex>& lock, const grpc::Status& status) {
-    if (finished_) return;
-    if (in_flight_) {
-      if (!final_status_) final_status_ = status;
+  // Ends the stream now if no write is in flight, else after it (the status is kept).
+  void EndLocked(const grpc::Status& status) ABSL_UNLOCK_FUNCTION(mu_) {
+    if (finished_ || in_flight_) {
+      if (!finished_ && !final_status_) final_status_ = status;
+      mu_.Unlock();
       return;
     }
     finished_ = true;
-    lock.unlock();
+    mu_.Unlock();
     service_.RecordRpc(method_, ctx_, start_, status, name_);
     this->Finish(status);
   }
-  void End(const grpc::Status& status) {
-    std::unique_lock<std::mutex> lock(mu_);
+  void End(const grpc::Status& status) ABSL_LOCKS_EXCLUDED(mu_) {
+    mu_.Lock();
     in_flight_ = false;  // a failed or cancelled write is over
-    EndLocked(lock, status);
+    EndLocked(status);
   }
 
   AttattrService& service_;
@@ -173,11 +174,12 @@ class OneWriteReactor : public grpc::ServerWriteReactor<Message> {
   const char* const method_;
   const std::string name_;
   const Clock::time_point start_ = Clock::now();
-  std::mutex mu_;
-  Message message_;
-  bool in_flight_ = false;
-  bool finished_ = false;
-  std::optional<grpc::Status> final_status_;  // to send once the write in flight completes
+  absl::Mutex mu_;
+  Message message_;  // written under mu_, then read by gRPC while the write is in flight
+  bool in_flight_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  // To send once the write in flight completes.
+  std::optional<grpc::Status> final_status_ ABSL_GUARDED_BY(mu_);
 };
 
 // WatchJob: the job now, then each change (coalesced to the latest while a write is in flight),
@@ -203,40 +205,48 @@ class WatchJobReactor final : public OneWriteReactor<v1::Job> {
   }
 
  private:
-  void OnEvent(EventKind kind, const store::JobRecord& record) {
+  void OnEvent(EventKind kind, const store::JobRecord& record) ABSL_LOCKS_EXCLUDED(mu_) {
     if (kind == EventKind::kChanged) return Offer(record);
-    std::unique_lock<std::mutex> lock(mu_);
-    if (wrote_terminal_) return;  // the stream ends OK once the terminal state is written
-    EndLocked(lock, kind == EventKind::kDeleted ? DeletedStatus(name_) : StoppingStatus());
-  }
-  void Offer(const store::JobRecord& record) {
-    std::unique_lock<std::mutex> lock(mu_);
-    if (finished_ || wrote_terminal_ || final_status_) return;
-    if (in_flight_) {
-      pending_ = record;
+    mu_.Lock();
+    if (wrote_terminal_) {  // the stream ends OK once the terminal state is written
+      mu_.Unlock();
       return;
     }
-    Write(lock, record);
+    EndLocked(kind == EventKind::kDeleted ? DeletedStatus(name_) : StoppingStatus());
   }
-  void Write(std::unique_lock<std::mutex>& lock, const store::JobRecord& record) {
+  void Offer(const store::JobRecord& record) ABSL_LOCKS_EXCLUDED(mu_) {
+    mu_.Lock();
+    if (finished_ || wrote_terminal_ || final_status_) {
+      mu_.Unlock();
+      return;
+    }
+    if (in_flight_) {
+      pending_ = record;
+      mu_.Unlock();
+      return;
+    }
+    Write(record);
+  }
+  void Write(const store::JobRecord& record) ABSL_UNLOCK_FUNCTION(mu_) {
     message_.Clear();
     JobToProto(record, UnixNowMs(), &message_);
     wrote_terminal_ = store::IsTerminal(record.state);
-    WriteLocked(lock);
+    WriteLocked();
   }
-  void AfterWrite(std::unique_lock<std::mutex>& lock) override {
-    if (final_status_) return EndLocked(lock, *final_status_);
-    if (wrote_terminal_) return EndLocked(lock, grpc::Status::OK);
+  void AfterWrite() override ABSL_UNLOCK_FUNCTION(mu_) {
+    if (final_status_) return EndLocked(*final_status_);
+    if (wrote_terminal_) return EndLocked(grpc::Status::OK);
     if (pending_) {
       store::JobRecord next = std::move(*pending_);
       pending_.reset();
-      return Write(lock, next);
+      return Write(next);
     }
+    mu_.Unlock();
   }
 
   JobEvents::Token token_ = 0;
-  std::optional<store::JobRecord> pending_;
-  bool wrote_terminal_ = false;
+  std::optional<store::JobRecord> pending_ ABSL_GUARDED_BY(mu_);
+  bool wrote_terminal_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 // GetJobResult: the stored result of a SUCCEEDED job, one stored chunk (< 1 MiB) per message.
@@ -258,16 +268,16 @@ class ResultReactor final : public OneWriteReactor<v1::ResultChunk> {
     }
     auto info = d_.store.GetResultInfo(name_);
     if (!info.ok()) return End(ToGrpcStatus(info.status()));
+    mu_.Lock();
     count_ = std::max<int64_t>(info->chunk_count, 1);
-    std::unique_lock<std::mutex> lock(mu_);
-    Next(lock);
+    Next();
   }
   void OnDone() override { delete this; }
 
  private:
   // Reads chunk `next_` from the store (a bounded local read) and writes it.
-  void Next(std::unique_lock<std::mutex>& lock) {
-    if (finished_ || final_status_) return EndLocked(lock, final_status_.value_or(grpc::Status::OK));
+  void Next() ABSL_UNLOCK_FUNCTION(mu_) {
+    if (finished_ || final_status_) return EndLocked(final_status_.value_or(grpc::Status::OK));
     message_.Clear();
     message_.set_index(static_cast<int32_t>(next_));
     message_.set_count(static_cast<int32_t>(count_));
@@ -276,20 +286,20 @@ class ResultReactor final : public OneWriteReactor<v1::ResultChunk> {
       if (chunk.ok()) {
         message_.set_data(std::move(*chunk));
       } else if (chunk.status().code() != absl::StatusCode::kNotFound || next_ != 0) {
-        return EndLocked(lock, ToGrpcStatus(chunk.status()));
+        return EndLocked(ToGrpcStatus(chunk.status()));
       }  // an empty result has no chunk 0: send one empty chunk
     }
     ++next_;
-    WriteLocked(lock);
+    WriteLocked();
   }
-  void AfterWrite(std::unique_lock<std::mutex>& lock) override {
-    if (final_status_) return EndLocked(lock, *final_status_);
-    if (next_ >= count_) return EndLocked(lock, grpc::Status::OK);
-    Next(lock);
+  void AfterWrite() override ABSL_UNLOCK_FUNCTION(mu_) {
+    if (final_status_) return EndLocked(*final_status_);
+    if (next_ >= count_) return EndLocked(grpc::Status::OK);
+    Next();
   }
 
-  int64_t count_ = 0;
-  int64_t next_ = 0;
+  int64_t count_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t next_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace

@@ -6,13 +6,14 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
-#include <mutex>
 #include <thread>
 #include <utility>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 
 namespace attattr::server {
 
@@ -36,14 +37,13 @@ class TimerQueue {
  private:
   void Loop();
 
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::multimap<Clock::time_point, std::pair<Id, std::function<void()>>> timers_;
-  std::map<Id, Clock::time_point> deadlines_;
-  Id next_ = 1;
-  Id running_ = 0;  // the id whose callback is running now
-  std::thread::id timer_thread_;
-  bool stopping_ = false;
+  absl::Mutex mu_;
+  std::multimap<Clock::time_point, std::pair<Id, std::function<void()>>> timers_ ABSL_GUARDED_BY(mu_);
+  std::map<Id, Clock::time_point> deadlines_ ABSL_GUARDED_BY(mu_);
+  Id next_ ABSL_GUARDED_BY(mu_) = 1;
+  Id running_ ABSL_GUARDED_BY(mu_) = 0;  // the id whose callback is running now
+  std::thread::id timer_thread_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
 };
 

@@ -364,8 +364,10 @@ def health_status(channel: grpc.Channel, service: str = "",
 
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--deadline", type=float, default=DEFAULT_DEADLINE_S, metavar="S",
-                        help="call deadline in seconds (default %(default)s)")
+    common.add_argument("--deadline-seconds", "--deadline", dest="deadline", type=float,
+                        default=DEFAULT_DEADLINE_S, metavar="S",
+                        help="seconds each call to the server may take, as in the C++ CLI "
+                             "(default %(default)s)")
     p = argparse.ArgumentParser(
         description="Example client for attattr-server (attattr.v1.Attattr).")
     p.add_argument("--server", default=DEFAULT_SERVER, metavar="HOST:PORT",

@@ -161,12 +161,6 @@ class WeightPicker {
   int64_t parameters_ = 0;
 };
 
-#define ATTATTR_RETURN_IF_ERROR(expr) \
-  do {                                \
-    absl::Status _s = (expr);         \
-    if (!_s.ok()) return _s;          \
-  } while (0)
-
 }  // namespace
 
 absl::StatusOr<LoadedWeights> LoadBertWeights(const std::string& dir, const BertConfig& config,

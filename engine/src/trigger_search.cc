@@ -314,7 +314,7 @@ absl::StatusOr<TriggerSearchReport> RunTriggerSearch(
     const std::vector<int>& labels, const TriggerSearchOptions& options, const RunControl& control) {
   ATTATTR_RETURN_IF_ERROR(ValidateTriggerSearchOptions(model, options));
   // Evaluation inputs are checked before the expensive mining.
-  ATTATTR_ASSIGN_OR_RETURN(auto all_pairs, CheckEvaluationSet(model, evaluation, labels));
+  ATTATTR_RETURN_IF_ERROR(CheckEvaluationSet(model, evaluation, labels).status());
   ATTATTR_ASSIGN_OR_RETURN(auto mined, MineTriggerPatterns(model, mining, options, control));
   TriggerSearchReport report;
   report.mined_examples = static_cast<int>(mined.size());

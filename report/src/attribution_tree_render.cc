@@ -42,7 +42,7 @@ std::string TokenAt(const AttributionTree& tree, const Structure& s, int positio
   return it == s.node.end() ? std::string() : it->second->token;
 }
 
-int LayerAt(const AttributionTree& tree, const Structure& s, int position) {
+int LayerAt(const AttributionTree& /*tree*/, const Structure& s, int position) {
   auto it = s.node.find(position);
   return it == s.node.end() ? -1 : it->second->layer;
 }

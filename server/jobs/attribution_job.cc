@@ -39,31 +39,19 @@ struct Window {
       ABSL_GUARDED_BY(mu);
 };
 
-class PreparedAttributionJob final : public PreparedJob {
- public:
-  PreparedAttributionJob(AttributionJob work, const ServerConfig& config,
-                         AttributionBatcher& batcher, ServiceMetrics& metrics)
-      : work_(std::move(work)), config_(config), batcher_(batcher), metrics_(metrics) {}
+}  // namespace
 
-  absl::StatusOr<v1::JobResult> Run(JobRun& run) override;
-  int64_t items() const override { return static_cast<int64_t>(work_.encodings.size()); }
-
- private:
-  AttributionJob work_;
-  const ServerConfig& config_;
-  AttributionBatcher& batcher_;
-  ServiceMetrics& metrics_;
-};
-
-absl::StatusOr<v1::JobResult> PreparedAttributionJob::Run(JobRun& run) {
-  AttributionJob& work = work_;
+absl::StatusOr<v1::JobResult> RunAttributionJob(AttributionJob& work, JobRun& run,
+                                                const ServerConfig& config,
+                                                AttributionBatcher& batcher,
+                                                ServiceMetrics& metrics) {
   // The clean attention is only kept when the result asks for it.
   work.options.keep_attention = work.result.attention();
-  const int64_t total = items();
+  const int64_t total = work.items();
   run.ReportProgress("attribution", 0, total);
 
   auto window = std::make_shared<Window>();
-  const int batch = config_.EffectiveBatchMaxExamples();
+  const int batch = config.EffectiveBatchMaxExamples();
   const int limit = 2 * batch;  // keep the next batch waiting in the batcher
   auto should_stop = [&run] { return run.ShouldStop(); };
   v1::JobResult result;
@@ -88,7 +76,7 @@ absl::StatusOr<v1::JobResult> PreparedAttributionJob::Run(JobRun& run) {
       ++window->outstanding;
       ++next;
       window->mu.Unlock();
-      const bool queued = batcher_.TrySubmit(std::move(item), /*force=*/true);
+      const bool queued = batcher.TrySubmit(std::move(item), /*force=*/true);
       window->mu.Lock();
       if (!queued) {
         --window->outstanding;
@@ -114,7 +102,7 @@ absl::StatusOr<v1::JobResult> PreparedAttributionJob::Run(JobRun& run) {
         failure = r.status();
         break;
       }
-      metrics_.RecordAttribution("attribution_job", *r, work.options.steps);
+      metrics.RecordAttribution("attribution_job", *r, work.options.steps);
       window->mu.Unlock();
       convert::AttributionToProto(*r, work.result, work.model->info().labels,
                                   out->add_examples());
@@ -144,8 +132,6 @@ absl::StatusOr<v1::JobResult> PreparedAttributionJob::Run(JobRun& run) {
   }
   return result;
 }
-
-}  // namespace
 
 int64_t EstimateAttributionResultBytes(const engine::ModelInfo& info,
                                        const std::vector<engine::Encoding>& encodings,
@@ -205,12 +191,6 @@ absl::StatusOr<AttributionJob> PrepareAttributionJob(const v1::JobSpec& spec,
                                 "of full matrices, fewer layers, or fewer examples per job"));
   }
   return job;
-}
-
-absl::StatusOr<std::unique_ptr<PreparedJob>> AttributionJobKind::Prepare(
-    const v1::JobSpec& spec) const {
-  ATTATTR_ASSIGN_OR_RETURN(AttributionJob work, PrepareAttributionJob(spec, models_, config_));
-  return std::make_unique<PreparedAttributionJob>(std::move(work), config_, batcher_, metrics_);
 }
 
 }  // namespace attattr::server

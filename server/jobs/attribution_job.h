@@ -7,7 +7,6 @@
 #pragma once
 
 #include <cstdint>
-#include <memory>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -16,7 +15,7 @@
 #include "attattr/engine/model.h"
 #include "attattr/v1/job.pb.h"
 #include "attribution_batcher.h"
-#include "jobs/job_kind.h"
+#include "jobs/job_run.h"
 #include "model_registry.h"
 #include "server_config.h"
 #include "service_metrics.h"
@@ -30,6 +29,8 @@ struct AttributionJob {
   engine::AttributionOptions options;       // memory_budget_bytes from config
   v1::ResultOptions result;                 // defaults applied (unset message -> top_k 10)
   int64_t result_bytes_estimate = 0;        // serialized-size estimate of the whole JobResult
+
+  int64_t items() const { return static_cast<int64_t>(encodings.size()); }
 };
 
 // Serialized-size estimate of the JobResult for these encodings: per example and chosen layer,
@@ -48,21 +49,11 @@ absl::StatusOr<AttributionJob> PrepareAttributionJob(const v1::JobSpec& spec,
                                                      const ModelRegistry& models,
                                                      const ServerConfig& config);
 
-class AttributionJobKind final : public JobKind {
- public:
-  // Borrows everything; the owner outlives the kind and every job it prepares.
-  AttributionJobKind(const ModelRegistry& models, const ServerConfig& config,
-                     AttributionBatcher& batcher, ServiceMetrics& metrics)
-      : models_(models), config_(config), batcher_(batcher), metrics_(metrics) {}
-
-  v1::JobKind kind() const override { return v1::ATTRIBUTION; }
-  absl::StatusOr<std::unique_ptr<PreparedJob>> Prepare(const v1::JobSpec& spec) const override;
-
- private:
-  const ModelRegistry& models_;
-  const ServerConfig& config_;
-  AttributionBatcher& batcher_;
-  ServiceMetrics& metrics_;
-};
+// Runs a prepared job (the examples through `batcher`, a window at a time) and renders its
+// JobResult. Borrows everything for the call.
+absl::StatusOr<v1::JobResult> RunAttributionJob(AttributionJob& job, JobRun& run,
+                                                const ServerConfig& config,
+                                                AttributionBatcher& batcher,
+                                                ServiceMetrics& metrics);
 
 }  // namespace attattr::server

@@ -126,46 +126,26 @@ absl::StatusOr<HeadImportanceJob> PrepareHeadImportanceJob(const v1::JobSpec& sp
   return job;
 }
 
-namespace {
-
-class PreparedHeadImportanceJob final : public PreparedJob {
- public:
-  explicit PreparedHeadImportanceJob(HeadImportanceJob work) : work_(std::move(work)) {}
-
-  absl::StatusOr<v1::JobResult> Run(JobRun& run) override {
-    engine::HeadImportanceStudyOptions options = work_.options;
-    options.agreement_set = work_.agreement_set;
-    options.agreement_labels = work_.agreement_labels;
-    engine::RunControl control = run.Control();
-    auto study = engine::RunHeadImportanceStudy(*work_.model, work_.importance_set,
-                                                work_.importance_labels, work_.evaluation_set,
-                                                work_.evaluation_labels, options, control);
-    if (!study.ok()) {
-      if (study.status().code() == absl::StatusCode::kFailedPrecondition ||
-          study.status().code() == absl::StatusCode::kAlreadyExists) {
-        // The export directory changed since submission.
-        return absl::Status(study.status().code(), absl::StrCat(kField, ".export_path: ",
-                                                                study.status().message()));
-      }
-      return study.status();
+absl::StatusOr<v1::JobResult> RunHeadImportanceJob(HeadImportanceJob& job, JobRun& run) {
+  engine::HeadImportanceStudyOptions options = job.options;
+  options.agreement_set = job.agreement_set;
+  options.agreement_labels = job.agreement_labels;
+  engine::RunControl control = run.Control();
+  auto study = engine::RunHeadImportanceStudy(*job.model, job.importance_set,
+                                              job.importance_labels, job.evaluation_set,
+                                              job.evaluation_labels, options, control);
+  if (!study.ok()) {
+    if (study.status().code() == absl::StatusCode::kFailedPrecondition ||
+        study.status().code() == absl::StatusCode::kAlreadyExists) {
+      // The export directory changed since submission.
+      return absl::Status(study.status().code(),
+                          absl::StrCat(kField, ".export_path: ", study.status().message()));
     }
-    v1::JobResult result;
-    convert::HeadImportanceStudyToProto(*study, work_.export_path,
-                                        result.mutable_head_importance());
-    return result;
+    return study.status();
   }
-  int64_t items() const override { return 1; }
-
- private:
-  HeadImportanceJob work_;
-};
-
-}  // namespace
-
-absl::StatusOr<std::unique_ptr<PreparedJob>> HeadImportanceJobKind::Prepare(
-    const v1::JobSpec& spec) const {
-  ATTATTR_ASSIGN_OR_RETURN(HeadImportanceJob work, PrepareHeadImportanceJob(spec, models_, config_));
-  return std::make_unique<PreparedHeadImportanceJob>(std::move(work));
+  v1::JobResult result;
+  convert::HeadImportanceStudyToProto(*study, job.export_path, result.mutable_head_importance());
+  return result;
 }
 
 }  // namespace attattr::server

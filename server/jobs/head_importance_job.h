@@ -5,7 +5,6 @@
 // between engine batches. Thread-safe kind; a prepared job runs on one job runner.
 #pragma once
 
-#include <memory>
 #include <string>
 #include <vector>
 
@@ -13,7 +12,7 @@
 #include "attattr/engine/head_importance_study.h"
 #include "attattr/engine/model.h"
 #include "attattr/v1/job.pb.h"
-#include "jobs/job_kind.h"
+#include "jobs/job_run.h"
 #include "model_registry.h"
 #include "server_config.h"
 
@@ -28,9 +27,11 @@ struct HeadImportanceJob {
   std::vector<engine::Encoding> agreement_set;  // empty without spec agreement_set
   std::vector<int> agreement_labels;
   // export_dir resolved under --export-root; the agreement spans are left empty (they would point
-  // into this struct, which moves): the executor sets them.
+  // into this struct, which moves): RunHeadImportanceJob sets them.
   engine::HeadImportanceStudyOptions options;
   std::string export_path;                     // as the spec gave it (relative)
+
+  int64_t items() const { return 1; }  // one study
 };
 
 // CheckJobCommon, then, under "spec.head_importance": importance_set, evaluation_set and, when
@@ -43,18 +44,8 @@ absl::StatusOr<HeadImportanceJob> PrepareHeadImportanceJob(const v1::JobSpec& sp
                                                            const ModelRegistry& models,
                                                            const ServerConfig& config);
 
-class HeadImportanceJobKind final : public JobKind {
- public:
-  // Borrows both; the owner outlives the kind and every job it prepares.
-  HeadImportanceJobKind(const ModelRegistry& models, const ServerConfig& config)
-      : models_(models), config_(config) {}
-
-  v1::JobKind kind() const override { return v1::HEAD_IMPORTANCE; }
-  absl::StatusOr<std::unique_ptr<PreparedJob>> Prepare(const v1::JobSpec& spec) const override;
-
- private:
-  const ModelRegistry& models_;
-  const ServerConfig& config_;
-};
+// Runs a prepared job under `run` (progress per stage, cancellation between engine batches) and
+// renders its JobResult.
+absl::StatusOr<v1::JobResult> RunHeadImportanceJob(HeadImportanceJob& job, JobRun& run);
 
 }  // namespace attattr::server

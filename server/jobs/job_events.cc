@@ -6,7 +6,7 @@
 namespace attattr::server {
 
 JobEvents::Token JobEvents::Subscribe(const std::string& job_id, Callback callback) {
-  std::lock_guard<std::recursive_mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   const Token token = next_++;
   subscribers_.emplace(token, Subscriber{job_id, std::move(callback)});
   by_job_.emplace(job_id, token);
@@ -14,46 +14,74 @@ JobEvents::Token JobEvents::Subscribe(const std::string& job_id, Callback callba
 }
 
 void JobEvents::Unsubscribe(Token token) {
-  std::lock_guard<std::recursive_mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   auto it = subscribers_.find(token);
-  if (it == subscribers_.end()) return;
-  auto range = by_job_.equal_range(it->second.job_id);
-  for (auto j = range.first; j != range.second; ++j) {
-    if (j->second == token) {
-      by_job_.erase(j);
-      break;
+  if (it != subscribers_.end()) {
+    auto range = by_job_.equal_range(it->second.job_id);
+    for (auto j = range.first; j != range.second; ++j) {
+      if (j->second == token) {
+        by_job_.erase(j);
+        break;
+      }
     }
+    subscribers_.erase(it);
   }
-  subscribers_.erase(it);
+  // A callback of `token` running on another thread finishes before this returns; one running on
+  // this thread is the caller itself (a callback unsubscribing itself).
+  const std::thread::id self = std::this_thread::get_id();
+  const auto idle = [this, token, self]() ABSL_NO_THREAD_SAFETY_ANALYSIS {  // under mu_ (Await)
+    for (const auto& [t, thread] : running_) {
+      if (t == token && thread != self) return false;
+    }
+    return true;
+  };
+  mu_.Await(absl::Condition(&idle));
+}
+
+void JobEvents::Deliver(Token token, Kind kind, const store::JobRecord& record) {
+  const std::pair<Token, std::thread::id> mark(token, std::this_thread::get_id());
+  Callback callback;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = subscribers_.find(token);
+    if (it == subscribers_.end()) return;  // unsubscribed meanwhile
+    callback = it->second.callback;
+    running_.insert(mark);
+  }
+  callback(kind, record);
+  absl::MutexLock lock(&mu_);
+  running_.erase(running_.find(mark));
 }
 
 void JobEvents::Publish(const store::JobRecord& record, Kind kind) {
-  std::lock_guard<std::recursive_mutex> lock(mu_);
-  // Tokens are copied first: a callback may unsubscribe itself (the mutex is recursive).
+  absl::MutexLock publishing(&publish_mu_);
   std::vector<Token> tokens;
-  auto range = by_job_.equal_range(record.id);
-  for (auto j = range.first; j != range.second; ++j) tokens.push_back(j->second);
-  for (Token token : tokens) {
-    auto it = subscribers_.find(token);
-    if (it != subscribers_.end()) it->second.callback(kind, record);
+  {
+    absl::MutexLock lock(&mu_);
+    auto range = by_job_.equal_range(record.id);
+    for (auto j = range.first; j != range.second; ++j) tokens.push_back(j->second);
   }
+  for (Token token : tokens) Deliver(token, kind, record);
 }
 
 void JobEvents::StopAll() {
-  std::lock_guard<std::recursive_mutex> lock(mu_);
-  std::vector<Token> tokens;
-  for (const auto& [token, subscriber] : subscribers_) tokens.push_back(token);
-  for (Token token : tokens) {
-    auto it = subscribers_.find(token);
-    if (it == subscribers_.end()) continue;
+  absl::MutexLock publishing(&publish_mu_);
+  std::vector<std::pair<Token, std::string>> subscribers;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [token, subscriber] : subscribers_) {
+      subscribers.emplace_back(token, subscriber.job_id);
+    }
+  }
+  for (const auto& [token, job_id] : subscribers) {
     store::JobRecord record;
-    record.id = it->second.job_id;
-    it->second.callback(Kind::kServerStopping, record);
+    record.id = job_id;
+    Deliver(token, Kind::kServerStopping, record);
   }
 }
 
 int JobEvents::SubscriberCount() const {
-  std::lock_guard<std::recursive_mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return static_cast<int>(subscribers_.size());
 }
 

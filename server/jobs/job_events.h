@@ -1,16 +1,21 @@
 // JobEvents: the fan-out of job changes to the RPCs that wait on them (WaitJob, WatchJob). The
 // scheduler publishes every state change and progress update; subscribers get the new record on
-// the publishing thread and must not block (reactors only queue a write or finish). Subscribing
-// never blocks a gRPC reaction thread. Thread-safe. After Unsubscribe returns, the callback is not
-// running and will not run again.
+// the publishing thread, in publication order, and must not block (reactors only queue a write or
+// finish) nor Publish themselves. Subscribing never blocks a gRPC reaction thread. Thread-safe.
+// After Unsubscribe returns, the callback is not running (unless Unsubscribe was called from it)
+// and will not run again.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <map>
-#include <mutex>
+#include <set>
 #include <string>
+#include <thread>
+#include <utility>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "store/job_store.h"
 
 namespace attattr::server {
@@ -39,12 +44,20 @@ class JobEvents {
     std::string job_id;
     Callback callback;
   };
-  // Held while callbacks run, so Unsubscribe from another thread waits for a running callback;
-  // recursive so a callback may unsubscribe itself.
-  mutable std::recursive_mutex mu_;
-  std::map<Token, Subscriber> subscribers_;
-  std::multimap<std::string, Token> by_job_;
-  Token next_ = 1;
+  // Runs the callback of `token` (if still subscribed) outside mu_, marked as running so that
+  // Unsubscribe can wait for it.
+  void Deliver(Token token, Kind kind, const store::JobRecord& record)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(publish_mu_) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Held for a whole Publish / StopAll: subscribers see one job's records in publication order.
+  absl::Mutex publish_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+  // Guards the subscriptions; never held while a callback runs.
+  mutable absl::Mutex mu_;
+  std::map<Token, Subscriber> subscribers_ ABSL_GUARDED_BY(mu_);
+  std::multimap<std::string, Token> by_job_ ABSL_GUARDED_BY(mu_);
+  // Callbacks running now, by token and the thread running them.
+  std::multiset<std::pair<Token, std::thread::id>> running_ ABSL_GUARDED_BY(mu_);
+  Token next_ ABSL_GUARDED_BY(mu_) = 1;
 };
 
 }  // namespace attattr::server

@@ -2,14 +2,17 @@
 // other uses next): a JobKind validates a spec of its kind into a PreparedJob — everything that
 // can be checked before the job waits in the queue, done again when it runs, as models, files and
 // export directories may have changed — and a PreparedJob runs the engine under a JobRun
-// (cancellation, deadline, progress) and renders its result as a JobResult. The kinds are
-// registered in one table (job_kinds.h); the scheduler's one executor drives them all.
+// (cancellation, deadline, progress) and renders its result as a JobResult. A kind is usually two
+// functions given to MakeJobKind (its file declares them); the kinds are registered in one table
+// (job_kinds.cc), and the scheduler's one executor drives them all.
 // Thread-safety: a JobKind is immutable and shared by every caller; a PreparedJob belongs to one
 // thread at a time.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <utility>
 
 #include "absl/status/statusor.h"
 #include "attattr/v1/job.pb.h"
@@ -46,5 +49,44 @@ class JobKind {
   // so SubmitJob calls it off the gRPC reaction threads.
   virtual absl::StatusOr<std::unique_ptr<PreparedJob>> Prepare(const v1::JobSpec& spec) const = 0;
 };
+
+// A JobKind from its steps, for a kind whose validated job is a value `Job` (with
+// `int64_t items() const`): `prepare` validates a spec into a Job, `run` runs it under a JobRun and
+// renders its JobResult. Both may capture what they borrow from the server (models, config, the
+// batcher), which must outlive the kind and every job it prepares.
+template <typename Job>
+std::unique_ptr<JobKind> MakeJobKind(
+    v1::JobKind kind, std::function<absl::StatusOr<Job>(const v1::JobSpec&)> prepare,
+    std::function<absl::StatusOr<v1::JobResult>(Job&, JobRun&)> run) {
+  class Prepared final : public PreparedJob {
+   public:
+    Prepared(Job job, const std::function<absl::StatusOr<v1::JobResult>(Job&, JobRun&)>& run)
+        : job_(std::move(job)), run_(run) {}
+    absl::StatusOr<v1::JobResult> Run(JobRun& run) override { return run_(job_, run); }
+    int64_t items() const override { return job_.items(); }
+
+   private:
+    Job job_;
+    const std::function<absl::StatusOr<v1::JobResult>(Job&, JobRun&)>& run_;  // the kind's
+  };
+  class Kind final : public JobKind {
+   public:
+    Kind(v1::JobKind kind, std::function<absl::StatusOr<Job>(const v1::JobSpec&)> prepare,
+         std::function<absl::StatusOr<v1::JobResult>(Job&, JobRun&)> run)
+        : kind_(kind), prepare_(std::move(prepare)), run_(std::move(run)) {}
+    v1::JobKind kind() const override { return kind_; }
+    absl::StatusOr<std::unique_ptr<PreparedJob>> Prepare(const v1::JobSpec& spec) const override {
+      absl::StatusOr<Job> job = prepare_(spec);
+      if (!job.ok()) return job.status();
+      return std::make_unique<Prepared>(std::move(*job), run_);
+    }
+
+   private:
+    const v1::JobKind kind_;
+    const std::function<absl::StatusOr<Job>(const v1::JobSpec&)> prepare_;
+    const std::function<absl::StatusOr<v1::JobResult>(Job&, JobRun&)> run_;
+  };
+  return std::make_unique<Kind>(kind, std::move(prepare), std::move(run));
+}
 
 }  // namespace attattr::server

@@ -12,10 +12,31 @@
 namespace attattr::server {
 
 JobKinds::JobKinds(const JobKindDeps& deps) : models_(deps.models) {
-  kinds_.push_back(std::make_unique<AttributionJobKind>(deps.models, deps.config, deps.batcher,
-                                                        deps.metrics));
-  kinds_.push_back(std::make_unique<HeadImportanceJobKind>(deps.models, deps.config));
-  kinds_.push_back(std::make_unique<TriggerSearchJobKind>(deps.models, deps.config));
+  const ModelRegistry& models = deps.models;
+  const ServerConfig& config = deps.config;
+  AttributionBatcher& batcher = deps.batcher;
+  ServiceMetrics& metrics = deps.metrics;
+  // The table: one entry per kind, its validation and its run.
+  kinds_.push_back(MakeJobKind<AttributionJob>(
+      v1::ATTRIBUTION,
+      [&models, &config](const v1::JobSpec& spec) {
+        return PrepareAttributionJob(spec, models, config);
+      },
+      [&config, &batcher, &metrics](AttributionJob& job, JobRun& run) {
+        return RunAttributionJob(job, run, config, batcher, metrics);
+      }));
+  kinds_.push_back(MakeJobKind<HeadImportanceJob>(
+      v1::HEAD_IMPORTANCE,
+      [&models, &config](const v1::JobSpec& spec) {
+        return PrepareHeadImportanceJob(spec, models, config);
+      },
+      RunHeadImportanceJob));
+  kinds_.push_back(MakeJobKind<TriggerSearchJob>(
+      v1::TRIGGER_SEARCH,
+      [&models, &config](const v1::JobSpec& spec) {
+        return PrepareTriggerSearchJob(spec, models, config);
+      },
+      RunTriggerSearchJob));
 }
 
 absl::StatusOr<std::unique_ptr<PreparedJob>> JobKinds::Prepare(const v1::JobSpec& spec) const {

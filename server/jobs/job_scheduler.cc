@@ -5,6 +5,7 @@
 #include <exception>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "attattr/base/status_macros.h"
 
 namespace attattr::server {
@@ -42,7 +43,7 @@ absl::Status JobScheduler::Recover() {
     log_.Warn("job was running when the server stopped; re-queued", {{"job_id", id}});
   }
   ATTATTR_ASSIGN_OR_RETURN(auto queued, store_.ListQueued());
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   for (const auto& job : queued) Enqueue(job.id, job.priority);
   if (!queued.empty()) log_.Info("recovered queued jobs from the store", {{"jobs", queued.size()}});
   return absl::OkStatus();
@@ -56,13 +57,12 @@ void JobScheduler::Enqueue(const std::string& id, int32_t priority) {
   QueueKey key{-priority, next_seq_++, id};
   queue_.insert(key);
   queued_[id] = key;
-  cv_.notify_one();
 }
 
 absl::StatusOr<store::CreateResult> JobScheduler::Submit(const store::JobRecord& record) {
   bool full = false;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (draining_) {
       return absl::UnavailableError("the server is draining (shutting down); submit elsewhere");
     }
@@ -70,7 +70,7 @@ absl::StatusOr<store::CreateResult> JobScheduler::Submit(const store::JobRecord&
     if (!full) ++reserved_;
   }
   auto created = store_.Create(record);
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   if (!full) --reserved_;
   if (!created.ok()) return created.status();
   if (!created->created) return created;  // the same request_id: the existing job
@@ -89,7 +89,7 @@ absl::StatusOr<store::JobRecord> JobScheduler::Cancel(const std::string& id) {
   if (!record.ok()) return record;
   bool was_queued = false;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (auto it = queued_.find(id); it != queued_.end()) {
       queue_.erase(it->second);
       queued_.erase(it);
@@ -110,7 +110,7 @@ absl::StatusOr<store::JobRecord> JobScheduler::Cancel(const std::string& id) {
 absl::Status JobScheduler::Delete(const std::string& id) {
   ATTATTR_ASSIGN_OR_RETURN(auto record, store_.Get(id));
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (auto it = queued_.find(id); it != queued_.end()) {
       queue_.erase(it->second);
       queued_.erase(it);
@@ -126,17 +126,17 @@ absl::Status JobScheduler::Delete(const std::string& id) {
 }
 
 int JobScheduler::QueueDepth() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return static_cast<int>(queued_.size());
 }
 
 int JobScheduler::Running() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return static_cast<int>(running_.size());
 }
 
 int64_t JobScheduler::RetryAfterMs() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   // One queue slot frees when one of the runners finishes its job.
   const double seconds = mean_run_seconds_ / std::max(1, options_.runners);
   return std::clamp<int64_t>(static_cast<int64_t>(seconds * 1000), 100, 600000);
@@ -146,8 +146,11 @@ void JobScheduler::Loop() {
   while (true) {
     std::string id;
     {
-      std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [this] { return draining_ || !queue_.empty(); });
+      absl::MutexLock lock(&mu_);
+      const auto ready = [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS {  // under mu_ (Await)
+        return draining_ || !queue_.empty();
+      };
+      mu_.Await(absl::Condition(&ready));
       if (draining_) return;
       id = std::get<2>(*queue_.begin());
       queue_.erase(queue_.begin());
@@ -155,16 +158,15 @@ void JobScheduler::Loop() {
       running_[id] = std::make_shared<JobContext>(store_, events_, id);
     }
     RunJob(id);
-    std::lock_guard<std::mutex> lock(mu_);
-    running_.erase(id);
-    cv_.notify_all();  // Drain waits for running_ to empty
+    absl::MutexLock lock(&mu_);
+    running_.erase(id);  // Drain waits for running_ to empty
   }
 }
 
 void JobScheduler::RunJob(const std::string& id) {
   std::shared_ptr<JobContext> context;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     context = running_[id];
   }
   auto running = store_.MarkRunning(id);
@@ -230,7 +232,7 @@ void JobScheduler::Finish(const store::JobRecord& running, const absl::StatusOr<
   }
   const double seconds = Seconds(finished->start_time_ms, finished->end_time_ms);
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     mean_run_seconds_ = 0.8 * mean_run_seconds_ + 0.2 * seconds;
   }
   if (observer_.on_finish) observer_.on_finish(finished->kind, finished->state, seconds);
@@ -242,18 +244,19 @@ void JobScheduler::Finish(const store::JobRecord& running, const absl::StatusOr<
 }
 
 void JobScheduler::Drain(std::chrono::milliseconds grace) {
-  std::unique_lock<std::mutex> lock(mu_);
-  if (!draining_) {
-    draining_ = true;
-    cv_.notify_all();
-    if (!running_.empty()) {
-      log_.Info("drain: waiting for running jobs",
-                {{"grace_ms", int64_t{grace.count()}}, {"running", running_.size()}});
+  {
+    absl::MutexLock lock(&mu_);
+    if (!draining_) {
+      draining_ = true;
+      if (!running_.empty()) {
+        log_.Info("drain: waiting for running jobs",
+                  {{"grace_ms", int64_t{grace.count()}}, {"running", running_.size()}});
+      }
+      const auto idle = [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return running_.empty(); };
+      mu_.AwaitWithTimeout(absl::Condition(&idle), absl::FromChrono(grace));
+      for (auto& [id, context] : running_) context->RequestStop(StopReason::kDraining);
     }
-    cv_.wait_for(lock, grace, [this] { return running_.empty(); });
-    for (auto& [id, context] : running_) context->RequestStop(StopReason::kDraining);
   }
-  lock.unlock();
   for (auto& t : threads_) t.join();
   threads_.clear();
 }

@@ -11,19 +11,19 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <set>
 #include <string>
 #include <thread>
 #include <tuple>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "event_log.h"
 #include "jobs/job_events.h"
 #include "store/job_store.h"
@@ -108,7 +108,7 @@ class JobScheduler {
  private:
   // Queue order: priority descending, then arrival.
   using QueueKey = std::tuple<int32_t, int64_t, std::string>;  // (-priority, seq, id)
-  void Enqueue(const std::string& id, int32_t priority);
+  void Enqueue(const std::string& id, int32_t priority) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Loop();
   void RunJob(const std::string& id);
   void Finish(const store::JobRecord& running, const absl::StatusOr<std::string>& result,
@@ -122,15 +122,15 @@ class JobScheduler {
   const JobObserver observer_;
   const EventLog log_;
 
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  std::set<QueueKey> queue_;
-  std::map<std::string, QueueKey> queued_;                   // id -> its key in queue_
-  std::map<std::string, std::shared_ptr<JobContext>> running_;  // id -> context
-  int64_t next_seq_ = 0;
-  int reserved_ = 0;  // Submit calls between the queue check and Enqueue
-  bool draining_ = false;
-  double mean_run_seconds_ = 1.0;  // moving average, for RetryAfterMs
+  mutable absl::Mutex mu_;
+  std::set<QueueKey> queue_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, QueueKey> queued_ ABSL_GUARDED_BY(mu_);  // id -> its key in queue_
+  std::map<std::string, std::shared_ptr<JobContext>> running_ ABSL_GUARDED_BY(mu_);  // id -> context
+  int64_t next_seq_ ABSL_GUARDED_BY(mu_) = 0;
+  int reserved_ ABSL_GUARDED_BY(mu_) = 0;  // Submit calls between the queue check and Enqueue
+  bool draining_ ABSL_GUARDED_BY(mu_) = false;
+  double mean_run_seconds_ ABSL_GUARDED_BY(mu_) = 1.0;  // moving average, for RetryAfterMs
+  // Started by Start, joined by Drain; both from the owner thread.
   std::vector<std::thread> threads_;
 };
 

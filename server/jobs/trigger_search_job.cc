@@ -82,34 +82,15 @@ absl::StatusOr<TriggerSearchJob> PrepareTriggerSearchJob(const v1::JobSpec& spec
   return job;
 }
 
-namespace {
-
-class PreparedTriggerSearchJob final : public PreparedJob {
- public:
-  explicit PreparedTriggerSearchJob(TriggerSearchJob work) : work_(std::move(work)) {}
-
-  absl::StatusOr<v1::JobResult> Run(JobRun& run) override {
-    engine::RunControl control = run.Control();
-    ATTATTR_ASSIGN_OR_RETURN(
-        engine::TriggerSearchReport report,
-        engine::RunTriggerSearch(*work_.model, work_.mining_set, work_.evaluation_set,
-                                 work_.evaluation_labels, work_.options, control));
-    v1::JobResult result;
-    convert::TriggerSearchReportToProto(report, result.mutable_trigger_search());
-    return result;
-  }
-  int64_t items() const override { return 1; }
-
- private:
-  TriggerSearchJob work_;
-};
-
-}  // namespace
-
-absl::StatusOr<std::unique_ptr<PreparedJob>> TriggerSearchJobKind::Prepare(
-    const v1::JobSpec& spec) const {
-  ATTATTR_ASSIGN_OR_RETURN(TriggerSearchJob work, PrepareTriggerSearchJob(spec, models_, config_));
-  return std::make_unique<PreparedTriggerSearchJob>(std::move(work));
+absl::StatusOr<v1::JobResult> RunTriggerSearchJob(TriggerSearchJob& job, JobRun& run) {
+  engine::RunControl control = run.Control();
+  ATTATTR_ASSIGN_OR_RETURN(
+      engine::TriggerSearchReport report,
+      engine::RunTriggerSearch(*job.model, job.mining_set, job.evaluation_set, job.evaluation_labels,
+                               job.options, control));
+  v1::JobResult result;
+  convert::TriggerSearchReportToProto(report, result.mutable_trigger_search());
+  return result;
 }
 
 }  // namespace attattr::server

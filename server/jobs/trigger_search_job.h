@@ -5,7 +5,6 @@
 // prepared job runs on one job runner.
 #pragma once
 
-#include <memory>
 #include <string>
 #include <vector>
 
@@ -13,7 +12,7 @@
 #include "attattr/engine/model.h"
 #include "attattr/engine/trigger_search.h"
 #include "attattr/v1/job.pb.h"
-#include "jobs/job_kind.h"
+#include "jobs/job_run.h"
 #include "model_registry.h"
 #include "server_config.h"
 
@@ -25,6 +24,8 @@ struct TriggerSearchJob {
   std::vector<engine::Encoding> evaluation_set;
   std::vector<int> evaluation_labels;
   engine::TriggerSearchOptions options;
+
+  int64_t items() const { return 1; }  // one search
 };
 
 // CheckJobCommon, then, under "spec.trigger_search": top_k in [1, 100] (0 = 3), threshold >= 0
@@ -37,18 +38,8 @@ absl::StatusOr<TriggerSearchJob> PrepareTriggerSearchJob(const v1::JobSpec& spec
                                                          const ModelRegistry& models,
                                                          const ServerConfig& config);
 
-class TriggerSearchJobKind final : public JobKind {
- public:
-  // Borrows both; the owner outlives the kind and every job it prepares.
-  TriggerSearchJobKind(const ModelRegistry& models, const ServerConfig& config)
-      : models_(models), config_(config) {}
-
-  v1::JobKind kind() const override { return v1::TRIGGER_SEARCH; }
-  absl::StatusOr<std::unique_ptr<PreparedJob>> Prepare(const v1::JobSpec& spec) const override;
-
- private:
-  const ModelRegistry& models_;
-  const ServerConfig& config_;
-};
+// Runs a prepared job under `run` (progress per stage, cancellation between engine batches) and
+// renders its JobResult.
+absl::StatusOr<v1::JobResult> RunTriggerSearchJob(TriggerSearchJob& job, JobRun& run);
 
 }  // namespace attattr::server

@@ -84,7 +84,7 @@ TEST(ExplainCliTest, InputFileGivesOneJsonLinePerExampleInOrder) {
 
 TEST(ExplainCliTest, BadArgumentsExitWithCode2AndUsage) {
   ATTATTR_SKIP_IF_MISSING(Sst2ModelDir());
-  for (const std::string args :
+  for (const std::string& args :
        {"explain " + Model() + " --text hi --steps 0", "explain " + Model() + " --text hi --rule simpson",
         "explain " + Model() + " --text hi --layers 9", "explain " + Model() + " --text hi --target class:7",
         "explain " + Model() + " --text hi --format xml", "explain " + Model(),

@@ -355,7 +355,7 @@ TEST_F(JobCliTest, BadSpecsAreUsageErrors) {
   EXPECT_NE(model.exit_code, 0) << model.Describe();
   EXPECT_NE(model.err.find("no-such-model"), std::string::npos) << model.err;
   // Caught before any call.
-  for (const std::string args :
+  for (const std::string& args :
        {std::string("submit --model sst2 --text hi"), "submit" + Server() + " --model sst2",
         "submit" + Server() + " --model sst2 --text hi --rule simpson",
         "submit" + Server() + " --model sst2 --text-pair b --text a",

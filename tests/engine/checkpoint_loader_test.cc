@@ -81,7 +81,9 @@ void ExpectMessageHas(const absl::Status& s, const std::string& a, const std::st
   EXPECT_FALSE(s.ok());
   const std::string msg(s.message());
   EXPECT_NE(msg.find(a), std::string::npos) << msg;
-  if (!b.empty()) EXPECT_NE(msg.find(b), std::string::npos) << msg;
+  if (!b.empty()) {
+    EXPECT_NE(msg.find(b), std::string::npos) << msg;
+  }
 }
 
 TEST_F(CheckpointFixture, HalfPrecisionWeightsLoadAsFloat) {

@@ -51,7 +51,9 @@ TEST(StatusConvertTest, EveryCanonicalCodeMapsToTheSameGrpcCode) {
     EXPECT_EQ(ToGrpcCode(absl_code), grpc_code) << static_cast<int>(absl_code);
     const auto s = ToGrpcStatus(absl::Status(absl_code, "field: why"));
     EXPECT_EQ(s.error_code(), grpc_code);
-    if (absl_code != absl::StatusCode::kOk) EXPECT_EQ(s.error_message(), "field: why");
+    if (absl_code != absl::StatusCode::kOk) {
+      EXPECT_EQ(s.error_message(), "field: why");
+    }
   }
   EXPECT_EQ(GrpcCodeName(grpc::StatusCode::INVALID_ARGUMENT), "INVALID_ARGUMENT");
   EXPECT_EQ(GrpcCodeName(grpc::StatusCode::OK), "OK");

@@ -106,7 +106,9 @@ StreamedResult ReadResult(v1::Attattr::Stub& stub, const std::string& name) {
     EXPECT_GT(chunk.count(), chunk.index());
   }
   out.status = reader->Finish();
-  if (out.status.ok()) EXPECT_TRUE(out.result.ParseFromString(out.bytes));
+  if (out.status.ok()) {
+    EXPECT_TRUE(out.result.ParseFromString(out.bytes));
+  }
   return out;
 }
 

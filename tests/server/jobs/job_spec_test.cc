@@ -1,4 +1,4 @@
-// SubmitJob validation (server/job_spec.h) on the shared SST-2 model: inline and dataset examples
+// SubmitJob validation (server/jobs/job_spec.h, server/jobs/attribution_job.h) on the shared SST-2 model: inline and dataset examples
 // become the model's own encodings, and every refusal carries its exact code and names the field
 // (and the server flag, for limits). Dataset paths are confined to a temporary --data-root.
 #include "jobs/attribution_job.h"

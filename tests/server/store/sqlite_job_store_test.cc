@@ -512,7 +512,9 @@ TEST_F(SqliteJobStoreTest, ListFilters) {
     const std::string kind = i % 3 == 0 ? "TRIGGER_SEARCH" : "ATTRIBUTION";
     const std::string id = MustCreate(*store, NewJob(kind));
     kind_of[id] = kind;
-    if (i % 2 == 0) ASSERT_TRUE(store->MarkRunning(id).ok());
+    if (i % 2 == 0) {
+      ASSERT_TRUE(store->MarkRunning(id).ok());
+    }
   }
   ListFilter filter;
   filter.state = JobState::kRunning;
@@ -893,7 +895,9 @@ TEST_F(SqliteJobStoreTest, SigkillMidWriteKeepsReportedResults) {
   ASSERT_TRUE(queued.ok()) << queued.status();
   for (const JobRecord& job : *queued) {
     // A kill between PutResult and Finish leaves a whole result (MarkRunning drops it), never half.
-    if (job.has_result) EXPECT_EQ(ReadAll(*store, job.id).size(), job.result_size_bytes) << job.id;
+    if (job.has_result) {
+      EXPECT_EQ(ReadAll(*store, job.id).size(), job.result_size_bytes) << job.id;
+    }
   }
   store.reset();
   EXPECT_EQ(RawSql(path_, "PRAGMA integrity_check"), "ok");
