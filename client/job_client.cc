@@ -168,11 +168,7 @@ absl::StatusOr<v1::Job> JobClient::Wait(const std::string& name, int64_t timeout
   req.set_name(name);
   req.set_timeout_ms(timeout_ms);
   v1::Job job;
-  if (auto s =
-          impl_->FromGrpc(impl_->stub->WaitJob(&ctx, req, &job), ctx, "job " + name, timeout_ms);
-      !s.ok()) {
-    return s;
-  }
+  ATTATTR_RETURN_IF_ERROR(impl_->FromGrpc(impl_->stub->WaitJob(&ctx, req, &job), ctx, "job " + name, timeout_ms));
   return job;
 }
 

@@ -22,6 +22,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
+#include "attattr/base/status_macros.h"
 
 namespace attattr::engine {
 namespace {
@@ -227,9 +228,8 @@ absl::StatusOr<SafetensorsHeader> ParseHeaderImpl(const uint8_t* data, std::size
       }
       continue;
     }
-    absl::StatusOr<TensorEntry> entry = ParseEntry(key, value, data_size, file_label);
-    if (!entry.ok()) return entry.status();
-    header.tensors.push_back(*std::move(entry));
+    ATTATTR_ASSIGN_OR_RETURN(auto entry, ParseEntry(key, value, data_size, file_label));
+    header.tensors.push_back(std::move(entry));
   }
 
   // Overlap check: walk the non-empty ranges by begin, remembering the furthest end seen so far.
@@ -363,10 +363,9 @@ absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(const std
     MappingGuard guard(addr, size);
 
     const auto* bytes = static_cast<const uint8_t*>(addr);
-    absl::StatusOr<SafetensorsHeader> header = ParseSafetensorsHeader(bytes, size, path);
-    if (!header.ok()) return header.status();
+    ATTATTR_ASSIGN_OR_RETURN(auto header, ParseSafetensorsHeader(bytes, size, path));
     std::unique_ptr<SafetensorsFile> file(
-        new SafetensorsFile(path, bytes, size, *std::move(header)));
+        new SafetensorsFile(path, bytes, size, std::move(header)));
     guard.Release();
     return file;
   } catch (const std::exception& e) {
@@ -406,12 +405,11 @@ absl::StatusOr<std::unique_ptr<SafetensorsCheckpoint>> SafetensorsCheckpoint::Op
         return absl::NotFoundError(absl::StrCat("checkpoint directory ", dir, " has neither ",
                                                 kSingleFile, " nor ", kIndexFile));
       }
-      absl::StatusOr<std::unique_ptr<SafetensorsFile>> file = SafetensorsFile::Open(single_path);
-      if (!file.ok()) return file.status();
-      for (const TensorEntry& entry : (*file)->header().tensors) {
-        checkpoint->index_.emplace(entry.name, file->get());
+      ATTATTR_ASSIGN_OR_RETURN(auto file, SafetensorsFile::Open(single_path));
+      for (const TensorEntry& entry : file->header().tensors) {
+        checkpoint->index_.emplace(entry.name, file.get());
       }
-      checkpoint->files_.push_back(*std::move(file));
+      checkpoint->files_.push_back(std::move(file));
       return checkpoint;
     }
 

@@ -14,6 +14,7 @@
 #include "attattr/convert/tensor_convert.h"
 #include "attattr/convert/attribution_convert.h"
 #include "attattr/report/attribution_tree_render.h"
+#include "attattr/base/status_macros.h"
 
 namespace attattr::report::internal {
 namespace {
@@ -268,11 +269,7 @@ absl::Status AppendAttributionSection(const v1::ResultOptions& options,
                       AttributionTreeSvg(convert::TreeFromProto(example)), "</div></section>");
     }
     for (const auto& layer : example.layers()) {
-      if (auto s =
-              AppendLayer(example, layer, absl::StrCat(id, "-layer-", layer.layer()), budget, html);
-          !s.ok()) {
-        return s;
-      }
+      ATTATTR_RETURN_IF_ERROR(AppendLayer(example, layer, absl::StrCat(id, "-layer-", layer.layer()), budget, html));
     }
     absl::StrAppend(html, "</section>");
   }

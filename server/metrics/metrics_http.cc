@@ -18,6 +18,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "httplib.h"
+#include "attattr/base/status_macros.h"
 
 namespace attattr::metrics {
 namespace {
@@ -104,8 +105,7 @@ MetricsHttpServer::MetricsHttpServer(Registry* registry)
 
 absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
     const std::string& listen, Registry* registry) {
-  absl::StatusOr<ListenAddress> address = ParseListen(listen);
-  if (!address.ok()) return address.status();
+  ATTATTR_ASSIGN_OR_RETURN(auto address, ParseListen(listen));
   std::unique_ptr<MetricsHttpServer> server(new MetricsHttpServer(registry));
   MetricsHttpServer* self = server.get();
   httplib::Server& http = *server->http_;
@@ -136,16 +136,16 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
     return httplib::Server::HandlerResponse::Handled;
   });
 
-  if (address->port == 0) {
-    server->port_ = http.bind_to_any_port(address->host);
-  } else if (http.bind_to_port(address->host, address->port)) {
-    server->port_ = address->port;
+  if (address.port == 0) {
+    server->port_ = http.bind_to_any_port(address.host);
+  } else if (http.bind_to_port(address.host, address.port)) {
+    server->port_ = address.port;
   } else {
     server->port_ = -1;
   }
   if (server->port_ <= 0) {
     return absl::UnavailableError(absl::StrCat("metrics_listen: cannot listen on ", listen, ": ",
-                                               BindFailureReason(*address)));
+                                               BindFailureReason(address)));
   }
 
   // A std::thread gets the default (8 MiB) stack, and so do the ThreadPool workers it starts.

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "attattr/base/status_macros.h"
 
 namespace attattr::metrics {
 namespace {
@@ -29,14 +30,13 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
 absl::StatusOr<ProcessStats> ReadProcessStats(const std::string& proc_root) {
   ProcessStats stats;
   const std::string stat_path = proc_root + "/self/stat";
-  absl::StatusOr<std::string> stat = ReadFile(stat_path);
-  if (!stat.ok()) return stat.status();
+  ATTATTR_ASSIGN_OR_RETURN(auto stat, ReadFile(stat_path));
   // Fields after "(comm)", which may itself hold spaces and parentheses: field 3 is the state.
-  const size_t close = stat->rfind(')');
+  const size_t close = stat.rfind(')');
   if (close == std::string::npos) {
     return absl::InternalError(absl::StrCat("cannot parse ", stat_path));
   }
-  std::istringstream fields(stat->substr(close + 1));
+  std::istringstream fields(stat.substr(close + 1));
   std::vector<std::string> f;  // f[0] = field 3 (state)
   for (std::string field; fields >> field;) f.push_back(field);
   if (f.size() < 22) return absl::InternalError(absl::StrCat("too few fields in ", stat_path));
@@ -47,14 +47,13 @@ absl::StatusOr<ProcessStats> ReadProcessStats(const std::string& proc_root) {
   stats.virtual_memory_bytes = field(23);
   stats.resident_memory_bytes = field(24) * page_size;
 
-  absl::StatusOr<std::string> proc_stat = ReadFile(proc_root + "/stat");
-  if (!proc_stat.ok()) return proc_stat.status();
-  const size_t btime = proc_stat->find("\nbtime ");
+  ATTATTR_ASSIGN_OR_RETURN(auto proc_stat, ReadFile(proc_root + "/stat"));
+  const size_t btime = proc_stat.find("\nbtime ");
   if (btime == std::string::npos) {
     return absl::InternalError(absl::StrCat("no btime in ", proc_root, "/stat"));
   }
   stats.start_time_seconds =
-      std::strtod(proc_stat->c_str() + btime + 7, nullptr) + field(22) / ticks;
+      std::strtod(proc_stat.c_str() + btime + 7, nullptr) + field(22) / ticks;
 
   const std::string fd_dir = proc_root + "/self/fd";
   DIR* dir = opendir(fd_dir.c_str());
@@ -80,8 +79,7 @@ absl::StatusOr<ProcessStats> ReadProcessStats(const std::string& proc_root) {
 }
 
 absl::StatusOr<std::unique_ptr<ProcessCollector>> ProcessCollector::Register(Registry* registry) {
-  absl::StatusOr<ProcessStats> probe = ReadProcessStats();
-  if (!probe.ok()) return probe.status();
+  ATTATTR_ASSIGN_OR_RETURN(auto probe, ReadProcessStats());
   // The collector owns its families (its destructor removes them), so it cannot share them.
   for (const char* name :
        {"process_resident_memory_bytes", "process_virtual_memory_bytes", "process_cpu_seconds_total",
@@ -95,10 +93,9 @@ absl::StatusOr<std::unique_ptr<ProcessCollector>> ProcessCollector::Register(Reg
   std::unique_ptr<ProcessCollector> c(new ProcessCollector(registry));
   const auto add_gauge = [&](const char* name, const char* help, Family<Gauge>** family,
                              Gauge** metric) -> absl::Status {
-    absl::StatusOr<Family<Gauge>*> f = registry->AddGauge(name, help);
-    if (!f.ok()) return f.status();
-    *family = *f;
-    *metric = &(*f)->Add({});
+    ATTATTR_ASSIGN_OR_RETURN(auto f, registry->AddGauge(name, help));
+    *family = f;
+    *metric = &f->Add({});
     return absl::OkStatus();
   };
   absl::Status status = add_gauge("process_resident_memory_bytes", "Resident memory size in bytes.",
@@ -131,7 +128,7 @@ absl::StatusOr<std::unique_ptr<ProcessCollector>> ProcessCollector::Register(Reg
     }
   }
   if (!status.ok()) return status;  // the destructor removes what was registered
-  c->start_->Set(probe->start_time_seconds);
+  c->start_->Set(probe.start_time_seconds);
   c->Refresh();  // not yet shared: no callback registered
   c->callback_id_ = registry->AddCollectCallback([raw = c.get()] { raw->Refresh(); });
   return c;

@@ -2,6 +2,7 @@
 // every implementation inherits. No storage here; these functions hold no state and are
 // thread-safe.
 #include "store/job_store.h"
+#include "attattr/base/status_macros.h"
 
 namespace attattr::store {
 
@@ -35,12 +36,10 @@ bool IsTerminal(JobState state) {
 }
 
 absl::Status JobStore::ReadResult(const std::string& id, const ResultChunkVisitor& visitor) {
-  absl::StatusOr<ResultInfo> info = GetResultInfo(id);
-  if (!info.ok()) return info.status();
-  for (int64_t seq = 0; seq < info->chunk_count; ++seq) {
-    absl::StatusOr<std::string> chunk = GetResultChunk(id, seq);
-    if (!chunk.ok()) return chunk.status();
-    absl::Status visited = visitor(*chunk);
+  ATTATTR_ASSIGN_OR_RETURN(auto info, GetResultInfo(id));
+  for (int64_t seq = 0; seq < info.chunk_count; ++seq) {
+    ATTATTR_ASSIGN_OR_RETURN(auto chunk, GetResultChunk(id, seq));
+    absl::Status visited = visitor(chunk);
     if (!visited.ok()) return visited;
   }
   return absl::OkStatus();

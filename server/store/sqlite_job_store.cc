@@ -18,6 +18,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "attattr/base/status_macros.h"
 
 namespace attattr::store {
 namespace {
@@ -379,11 +380,10 @@ absl::Status SqliteJobStore::CreateOrCheckSchema() {
   int64_t version = 0;
   int64_t tables = 0;
   {
-    absl::StatusOr<Statement> stmt = Prepare("PRAGMA user_version");
-    if (!stmt.ok()) return stmt.status();
-    const int rc = stmt->Step();
+    ATTATTR_ASSIGN_OR_RETURN(auto stmt, Prepare("PRAGMA user_version"));
+    const int rc = stmt.Step();
     if (rc != SQLITE_ROW) return SqliteError(rc, "reading user_version");
-    version = stmt->Int(0);
+    version = stmt.Int(0);
   }
   {
     absl::StatusOr<Statement> stmt =
@@ -459,17 +459,15 @@ absl::StatusOr<JobRecord> SqliteJobStore::GetLocked(const std::string& id) {
       Prepare(absl::StrCat("SELECT ", std::string(kJobColumns), " FROM jobs WHERE id = ?1"));
   if (!stmt.ok()) return stmt.status();
   stmt->BindText(1, id);
-  absl::StatusOr<std::vector<JobRecord>> records = QueryRecords(*stmt);
-  if (!records.ok()) return records.status();
-  if (records->empty()) return NotFoundJob(id);
-  return std::move(records->front());
+  ATTATTR_ASSIGN_OR_RETURN(auto records, QueryRecords(*stmt));
+  if (records.empty()) return NotFoundJob(id);
+  return std::move(records.front());
 }
 
 absl::Status SqliteJobStore::DeleteResultLocked(const std::string& id) {
-  absl::StatusOr<Statement> stmt = Prepare("DELETE FROM results WHERE job_id = ?1");
-  if (!stmt.ok()) return stmt.status();
-  stmt->BindText(1, id);
-  const int rc = stmt->Step();
+  ATTATTR_ASSIGN_OR_RETURN(auto stmt, Prepare("DELETE FROM results WHERE job_id = ?1"));
+  stmt.BindText(1, id);
+  const int rc = stmt.Step();
   if (rc != SQLITE_DONE) return SqliteError(rc, absl::StrCat("deleting the result of ", Quote(id)));
   return absl::OkStatus();
 }
@@ -497,13 +495,10 @@ absl::StatusOr<CreateResult> SqliteJobStore::Create(const JobRecord& record) {
   Transaction txn(this);
   ATTATTR_STORE_RETURN_IF_ERROR(txn.Begin());
   if (!record.request_id.empty()) {
-    absl::StatusOr<Statement> stmt = Prepare(
-        absl::StrCat("SELECT ", std::string(kJobColumns), " FROM jobs WHERE request_id = ?1"));
-    if (!stmt.ok()) return stmt.status();
-    stmt->BindText(1, record.request_id);
-    absl::StatusOr<std::vector<JobRecord>> existing = QueryRecords(*stmt);
-    if (!existing.ok()) return existing.status();
-    if (!existing->empty()) return CreateResult{std::move(existing->front()), false};
+    ATTATTR_ASSIGN_OR_RETURN(auto stmt, Prepare( absl::StrCat("SELECT ", std::string(kJobColumns), " FROM jobs WHERE request_id = ?1")));
+    stmt.BindText(1, record.request_id);
+    ATTATTR_ASSIGN_OR_RETURN(auto existing, QueryRecords(stmt));
+    if (!existing.empty()) return CreateResult{std::move(existing.front()), false};
   }
   const std::string id = record.id.empty() ? NewId() : record.id;
   if (!record.id.empty()) {
@@ -515,29 +510,25 @@ absl::StatusOr<CreateResult> SqliteJobStore::Create(const JobRecord& record) {
   }
   const int64_t now = NowMs();
   {
-    absl::StatusOr<Statement> stmt = Prepare(
-        "INSERT INTO jobs (id, request_id, kind, model, priority, state, spec, create_time_ms, "
-        "update_time_ms) VALUES (?1, ?2, ?3, ?4, ?5, 'QUEUED', ?6, ?7, ?8)");
-    if (!stmt.ok()) return stmt.status();
-    stmt->BindText(1, id);
+    ATTATTR_ASSIGN_OR_RETURN(auto stmt, Prepare( "INSERT INTO jobs (id, request_id, kind, model, priority, state, spec, create_time_ms, " "update_time_ms) VALUES (?1, ?2, ?3, ?4, ?5, 'QUEUED', ?6, ?7, ?8)"));
+    stmt.BindText(1, id);
     if (record.request_id.empty()) {
-      stmt->BindNull(2);
+      stmt.BindNull(2);
     } else {
-      stmt->BindText(2, record.request_id);
+      stmt.BindText(2, record.request_id);
     }
-    stmt->BindText(3, record.kind);
-    stmt->BindText(4, record.model);
-    stmt->BindInt(5, record.priority);
-    stmt->BindBlob(6, record.spec.data(), record.spec.size(), /*copy=*/false);
-    stmt->BindInt(7, record.create_time_ms != 0 ? record.create_time_ms : now);
-    stmt->BindInt(8, now);
-    const int rc = stmt->Step();
+    stmt.BindText(3, record.kind);
+    stmt.BindText(4, record.model);
+    stmt.BindInt(5, record.priority);
+    stmt.BindBlob(6, record.spec.data(), record.spec.size(), /*copy=*/false);
+    stmt.BindInt(7, record.create_time_ms != 0 ? record.create_time_ms : now);
+    stmt.BindInt(8, now);
+    const int rc = stmt.Step();
     if (rc != SQLITE_DONE) return SqliteError(rc, absl::StrCat("inserting job ", Quote(id)));
   }
-  absl::StatusOr<JobRecord> created = GetLocked(id);
-  if (!created.ok()) return created.status();
+  ATTATTR_ASSIGN_OR_RETURN(auto created, GetLocked(id));
   ATTATTR_STORE_RETURN_IF_ERROR(txn.Commit());
-  return CreateResult{std::move(*created), true};
+  return CreateResult{std::move(created), true};
 }
 
 absl::StatusOr<JobRecord> SqliteJobStore::Get(const std::string& id) {
@@ -552,8 +543,7 @@ absl::StatusOr<ListPage> SqliteJobStore::List(const ListFilter& filter) {
   }
   const int32_t page_size =
       filter.page_size == 0 ? kDefaultListPageSize : std::min(filter.page_size, kMaxListPageSize);
-  absl::StatusOr<PageCursor> cursor = DecodePageToken(filter);
-  if (!cursor.ok()) return cursor.status();
+  ATTATTR_ASSIGN_OR_RETURN(auto cursor, DecodePageToken(filter));
 
   std::string sql = absl::StrCat("SELECT ", std::string(kJobColumns),
                                  " FROM jobs WHERE (create_time_ms, id) > (?1, ?2)");
@@ -562,21 +552,19 @@ absl::StatusOr<ListPage> SqliteJobStore::List(const ListFilter& filter) {
   absl::StrAppend(&sql, " ORDER BY create_time_ms, id LIMIT ?5");
 
   absl::MutexLock lock(&mu_);
-  absl::StatusOr<Statement> stmt = Prepare(sql);
-  if (!stmt.ok()) return stmt.status();
-  stmt->BindInt(1, cursor->create_time_ms);
-  stmt->BindText(2, cursor->id);
-  if (filter.state.has_value()) stmt->BindText(3, JobStateName(*filter.state));
-  if (filter.kind.has_value()) stmt->BindText(4, *filter.kind);
-  stmt->BindInt(5, int64_t{page_size} + 1);
-  absl::StatusOr<std::vector<JobRecord>> records = QueryRecords(*stmt);
-  if (!records.ok()) return records.status();
+  ATTATTR_ASSIGN_OR_RETURN(auto stmt, Prepare(sql));
+  stmt.BindInt(1, cursor.create_time_ms);
+  stmt.BindText(2, cursor.id);
+  if (filter.state.has_value()) stmt.BindText(3, JobStateName(*filter.state));
+  if (filter.kind.has_value()) stmt.BindText(4, *filter.kind);
+  stmt.BindInt(5, int64_t{page_size} + 1);
+  ATTATTR_ASSIGN_OR_RETURN(auto records, QueryRecords(stmt));
   ListPage page;
-  if (records->size() > static_cast<size_t>(page_size)) {
-    records->resize(page_size);
-    page.next_page_token = EncodePageToken(filter, records->back());
+  if (records.size() > static_cast<size_t>(page_size)) {
+    records.resize(page_size);
+    page.next_page_token = EncodePageToken(filter, records.back());
   }
-  page.records = std::move(*records);
+  page.records = std::move(records);
   return page;
 }
 
@@ -584,24 +572,18 @@ absl::StatusOr<JobRecord> SqliteJobStore::MarkRunning(const std::string& id) {
   absl::MutexLock lock(&mu_);
   Transaction txn(this);
   ATTATTR_STORE_RETURN_IF_ERROR(txn.Begin());
-  absl::StatusOr<JobRecord> job = GetLocked(id);
-  if (!job.ok()) return job.status();
-  if (job->state != JobState::kQueued) return WrongState(id, job->state, "QUEUED");
+  ATTATTR_ASSIGN_OR_RETURN(auto job, GetLocked(id));
+  if (job.state != JobState::kQueued) return WrongState(id, job.state, "QUEUED");
   ATTATTR_STORE_RETURN_IF_ERROR(DeleteResultLocked(id));
   const int64_t now = NowMs();
   {
-    absl::StatusOr<Statement> stmt = Prepare(
-        "UPDATE jobs SET state = 'RUNNING', attempts = attempts + 1, start_time_ms = ?2, "
-        "update_time_ms = ?2, has_result = 0, result_size_bytes = 0, result_chunk_count = 0 "
-        "WHERE id = ?1");
-    if (!stmt.ok()) return stmt.status();
-    stmt->BindText(1, id);
-    stmt->BindInt(2, now);
-    const int rc = stmt->Step();
+    ATTATTR_ASSIGN_OR_RETURN(auto stmt, Prepare( "UPDATE jobs SET state = 'RUNNING', attempts = attempts + 1, start_time_ms = ?2, " "update_time_ms = ?2, has_result = 0, result_size_bytes = 0, result_chunk_count = 0 " "WHERE id = ?1"));
+    stmt.BindText(1, id);
+    stmt.BindInt(2, now);
+    const int rc = stmt.Step();
     if (rc != SQLITE_DONE) return SqliteError(rc, absl::StrCat("starting job ", Quote(id)));
   }
-  absl::StatusOr<JobRecord> updated = GetLocked(id);
-  if (!updated.ok()) return updated.status();
+  ATTATTR_ASSIGN_OR_RETURN(auto updated, GetLocked(id));
   ATTATTR_STORE_RETURN_IF_ERROR(txn.Commit());
   return updated;
 }
@@ -614,16 +596,13 @@ absl::Status SqliteJobStore::UpdateProgress(const std::string& id, const JobProg
   }
   absl::MutexLock lock(&mu_);
   {
-    absl::StatusOr<Statement> stmt = Prepare(
-        "UPDATE jobs SET progress_stage = ?2, progress_done = ?3, progress_total = ?4, "
-        "update_time_ms = ?5 WHERE id = ?1 AND state IN ('QUEUED', 'RUNNING')");
-    if (!stmt.ok()) return stmt.status();
-    stmt->BindText(1, id);
-    stmt->BindText(2, progress.stage);
-    stmt->BindInt(3, progress.done);
-    stmt->BindInt(4, progress.total);
-    stmt->BindInt(5, NowMs());
-    const int rc = stmt->Step();
+    ATTATTR_ASSIGN_OR_RETURN(auto stmt, Prepare( "UPDATE jobs SET progress_stage = ?2, progress_done = ?3, progress_total = ?4, " "update_time_ms = ?5 WHERE id = ?1 AND state IN ('QUEUED', 'RUNNING')"));
+    stmt.BindText(1, id);
+    stmt.BindText(2, progress.stage);
+    stmt.BindInt(3, progress.done);
+    stmt.BindInt(4, progress.total);
+    stmt.BindInt(5, NowMs());
+    const int rc = stmt.Step();
     if (rc != SQLITE_DONE) return SqliteError(rc, absl::StrCat("updating progress of ", Quote(id)));
   }
   if (sqlite3_changes(db_) == 1) return absl::OkStatus();
@@ -637,29 +616,22 @@ absl::StatusOr<JobRecord> SqliteJobStore::FinishLocked(const std::string& id, Jo
                                                        const std::string& error_message) {
   Transaction txn(this);
   ATTATTR_STORE_RETURN_IF_ERROR(txn.Begin());
-  absl::StatusOr<JobRecord> job = GetLocked(id);
-  if (!job.ok()) return job.status();
-  if (IsTerminal(job->state)) return WrongState(id, job->state, "QUEUED or RUNNING");
+  ATTATTR_ASSIGN_OR_RETURN(auto job, GetLocked(id));
+  if (IsTerminal(job.state)) return WrongState(id, job.state, "QUEUED or RUNNING");
   if (state != JobState::kSucceeded) ATTATTR_STORE_RETURN_IF_ERROR(DeleteResultLocked(id));
   const int64_t now = NowMs();
   {
-    absl::StatusOr<Statement> stmt = Prepare(
-        "UPDATE jobs SET state = ?2, error_code = ?3, error_message = ?4, end_time_ms = ?5, "
-        "update_time_ms = ?5, has_result = has_result AND ?6, "
-        "result_size_bytes = CASE WHEN ?6 THEN result_size_bytes ELSE 0 END, "
-        "result_chunk_count = CASE WHEN ?6 THEN result_chunk_count ELSE 0 END WHERE id = ?1");
-    if (!stmt.ok()) return stmt.status();
-    stmt->BindText(1, id);
-    stmt->BindText(2, JobStateName(state));
-    stmt->BindInt(3, error_code);
-    stmt->BindText(4, error_message);
-    stmt->BindInt(5, now);
-    stmt->BindInt(6, state == JobState::kSucceeded ? 1 : 0);
-    const int rc = stmt->Step();
+    ATTATTR_ASSIGN_OR_RETURN(auto stmt, Prepare( "UPDATE jobs SET state = ?2, error_code = ?3, error_message = ?4, end_time_ms = ?5, " "update_time_ms = ?5, has_result = has_result AND ?6, " "result_size_bytes = CASE WHEN ?6 THEN result_size_bytes ELSE 0 END, " "result_chunk_count = CASE WHEN ?6 THEN result_chunk_count ELSE 0 END WHERE id = ?1"));
+    stmt.BindText(1, id);
+    stmt.BindText(2, JobStateName(state));
+    stmt.BindInt(3, error_code);
+    stmt.BindText(4, error_message);
+    stmt.BindInt(5, now);
+    stmt.BindInt(6, state == JobState::kSucceeded ? 1 : 0);
+    const int rc = stmt.Step();
     if (rc != SQLITE_DONE) return SqliteError(rc, absl::StrCat("finishing job ", Quote(id)));
   }
-  absl::StatusOr<JobRecord> updated = GetLocked(id);
-  if (!updated.ok()) return updated.status();
+  ATTATTR_ASSIGN_OR_RETURN(auto updated, GetLocked(id));
   ATTATTR_STORE_RETURN_IF_ERROR(txn.Commit());
   return updated;
 }
@@ -696,9 +668,8 @@ absl::Status SqliteJobStore::PutResult(const std::string& id, const std::string&
   absl::MutexLock lock(&mu_);
   Transaction txn(this);
   ATTATTR_STORE_RETURN_IF_ERROR(txn.Begin());
-  absl::StatusOr<JobRecord> job = GetLocked(id);
-  if (!job.ok()) return job.status();
-  if (job->state != JobState::kRunning) return WrongState(id, job->state, "RUNNING");
+  ATTATTR_ASSIGN_OR_RETURN(auto job, GetLocked(id));
+  if (job.state != JobState::kRunning) return WrongState(id, job.state, "RUNNING");
   ATTATTR_STORE_RETURN_IF_ERROR(DeleteResultLocked(id));
   const size_t chunk = static_cast<size_t>(options_.result_chunk_bytes);
   int64_t chunks = 0;
@@ -716,15 +687,12 @@ absl::Status SqliteJobStore::PutResult(const std::string& id, const std::string&
     }
   }
   {
-    absl::StatusOr<Statement> stmt = Prepare(
-        "UPDATE jobs SET has_result = 1, result_size_bytes = ?2, result_chunk_count = ?3, "
-        "update_time_ms = ?4 WHERE id = ?1");
-    if (!stmt.ok()) return stmt.status();
-    stmt->BindText(1, id);
-    stmt->BindInt(2, static_cast<int64_t>(bytes.size()));
-    stmt->BindInt(3, chunks);
-    stmt->BindInt(4, NowMs());
-    const int rc = stmt->Step();
+    ATTATTR_ASSIGN_OR_RETURN(auto stmt, Prepare( "UPDATE jobs SET has_result = 1, result_size_bytes = ?2, result_chunk_count = ?3, " "update_time_ms = ?4 WHERE id = ?1"));
+    stmt.BindText(1, id);
+    stmt.BindInt(2, static_cast<int64_t>(bytes.size()));
+    stmt.BindInt(3, chunks);
+    stmt.BindInt(4, NowMs());
+    const int rc = stmt.Step();
     if (rc != SQLITE_DONE) return SqliteError(rc, absl::StrCat("recording result of ", Quote(id)));
   }
   return txn.Commit();
@@ -732,13 +700,12 @@ absl::Status SqliteJobStore::PutResult(const std::string& id, const std::string&
 
 absl::StatusOr<ResultInfo> SqliteJobStore::GetResultInfo(const std::string& id) {
   absl::MutexLock lock(&mu_);
-  absl::StatusOr<JobRecord> job = GetLocked(id);
-  if (!job.ok()) return job.status();
-  if (!job->has_result) {
-    return absl::NotFoundError(absl::StrCat("job ", Quote(id), " (", JobStateName(job->state),
+  ATTATTR_ASSIGN_OR_RETURN(auto job, GetLocked(id));
+  if (!job.has_result) {
+    return absl::NotFoundError(absl::StrCat("job ", Quote(id), " (", JobStateName(job.state),
                                             ") has no result"));
   }
-  return ResultInfo{job->result_size_bytes, job->result_chunk_count};
+  return ResultInfo{job.result_size_bytes, job.result_chunk_count};
 }
 
 absl::StatusOr<std::string> SqliteJobStore::GetResultChunk(const std::string& id, int64_t seq) {
@@ -756,18 +723,16 @@ absl::StatusOr<std::string> SqliteJobStore::GetResultChunk(const std::string& id
       return SqliteError(rc, absl::StrCat("reading result chunk ", seq, " of ", Quote(id)));
     }
   }
-  absl::StatusOr<JobRecord> job = GetLocked(id);
-  if (!job.ok()) return job.status();
+  ATTATTR_ASSIGN_OR_RETURN(auto job, GetLocked(id));
   return absl::NotFoundError(absl::StrCat("job ", Quote(id), " has no result chunk ", seq,
-                                          " (it has ", job->result_chunk_count, ")"));
+                                          " (it has ", job.result_chunk_count, ")"));
 }
 
 absl::Status SqliteJobStore::Delete(const std::string& id) {
   absl::MutexLock lock(&mu_);
-  absl::StatusOr<Statement> stmt = Prepare("DELETE FROM jobs WHERE id = ?1");
-  if (!stmt.ok()) return stmt.status();
-  stmt->BindText(1, id);
-  const int rc = stmt->Step();  // results go with it (ON DELETE CASCADE)
+  ATTATTR_ASSIGN_OR_RETURN(auto stmt, Prepare("DELETE FROM jobs WHERE id = ?1"));
+  stmt.BindText(1, id);
+  const int rc = stmt.Step();  // results go with it (ON DELETE CASCADE)
   if (rc != SQLITE_DONE) return SqliteError(rc, absl::StrCat("deleting job ", Quote(id)));
   if (sqlite3_changes(db_) == 0) return NotFoundJob(id);
   return absl::OkStatus();
@@ -777,40 +742,31 @@ absl::StatusOr<JobRecord> SqliteJobStore::Requeue(const std::string& id) {
   absl::MutexLock lock(&mu_);
   Transaction txn(this);
   ATTATTR_STORE_RETURN_IF_ERROR(txn.Begin());
-  absl::StatusOr<JobRecord> job = GetLocked(id);
-  if (!job.ok()) return job.status();
-  if (job->state != JobState::kRunning) return WrongState(id, job->state, "RUNNING");
+  ATTATTR_ASSIGN_OR_RETURN(auto job, GetLocked(id));
+  if (job.state != JobState::kRunning) return WrongState(id, job.state, "RUNNING");
   ATTATTR_STORE_RETURN_IF_ERROR(DeleteResultLocked(id));
   {
-    absl::StatusOr<Statement> stmt = Prepare(
-        "UPDATE jobs SET state = 'QUEUED', update_time_ms = ?2, progress_stage = '', "
-        "progress_done = 0, progress_total = 0, has_result = 0, result_size_bytes = 0, "
-        "result_chunk_count = 0 WHERE id = ?1");
-    if (!stmt.ok()) return stmt.status();
-    stmt->BindText(1, id);
-    stmt->BindInt(2, NowMs());
-    const int rc = stmt->Step();
+    ATTATTR_ASSIGN_OR_RETURN(auto stmt, Prepare( "UPDATE jobs SET state = 'QUEUED', update_time_ms = ?2, progress_stage = '', " "progress_done = 0, progress_total = 0, has_result = 0, result_size_bytes = 0, " "result_chunk_count = 0 WHERE id = ?1"));
+    stmt.BindText(1, id);
+    stmt.BindInt(2, NowMs());
+    const int rc = stmt.Step();
     if (rc != SQLITE_DONE) return SqliteError(rc, absl::StrCat("re-queueing job ", Quote(id)));
   }
-  absl::StatusOr<JobRecord> updated = GetLocked(id);
-  if (!updated.ok()) return updated.status();
+  ATTATTR_ASSIGN_OR_RETURN(auto updated, GetLocked(id));
   ATTATTR_STORE_RETURN_IF_ERROR(txn.Commit());
   return updated;
 }
 
 absl::StatusOr<std::vector<std::string>> SqliteJobStore::RequeueInterrupted() {
   absl::MutexLock lock(&mu_);
-  absl::StatusOr<Statement> stmt = Prepare(
-      "UPDATE jobs SET state = 'QUEUED', update_time_ms = ?1 WHERE state = 'RUNNING' "
-      "RETURNING id");
-  if (!stmt.ok()) return stmt.status();
-  stmt->BindInt(1, NowMs());
+  ATTATTR_ASSIGN_OR_RETURN(auto stmt, Prepare( "UPDATE jobs SET state = 'QUEUED', update_time_ms = ?1 WHERE state = 'RUNNING' " "RETURNING id"));
+  stmt.BindInt(1, NowMs());
   std::vector<std::string> ids;
   for (;;) {
-    const int rc = stmt->Step();
+    const int rc = stmt.Step();
     if (rc == SQLITE_DONE) break;
     if (rc != SQLITE_ROW) return SqliteError(rc, "re-queueing running jobs");
-    ids.push_back(stmt->Bytes(0));
+    ids.push_back(stmt.Bytes(0));
   }
   std::sort(ids.begin(), ids.end());
   return ids;
@@ -832,12 +788,9 @@ absl::StatusOr<int64_t> SqliteJobStore::ExpireResults(int64_t now_ms, int64_t re
         absl::StrCat("retention_ms: must be >= 0, got ", retention_ms));
   }
   absl::MutexLock lock(&mu_);
-  absl::StatusOr<Statement> stmt = Prepare(
-      "DELETE FROM jobs WHERE state IN ('SUCCEEDED', 'FAILED', 'CANCELLED') "
-      "AND end_time_ms > 0 AND end_time_ms < ?1");
-  if (!stmt.ok()) return stmt.status();
-  stmt->BindInt(1, now_ms - retention_ms);
-  const int rc = stmt->Step();
+  ATTATTR_ASSIGN_OR_RETURN(auto stmt, Prepare( "DELETE FROM jobs WHERE state IN ('SUCCEEDED', 'FAILED', 'CANCELLED') " "AND end_time_ms > 0 AND end_time_ms < ?1"));
+  stmt.BindInt(1, now_ms - retention_ms);
+  const int rc = stmt.Step();
   if (rc != SQLITE_DONE) return SqliteError(rc, "expiring finished jobs");
   return static_cast<int64_t>(sqlite3_changes64(db_));
 }

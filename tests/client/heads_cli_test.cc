@@ -177,4 +177,24 @@ TEST_F(HeadsCliTest, BadFlagsAndForeignLabelsExitTwoWithOneClearLine) {
   EXPECT_NE(r.err.find("--importance-set"), std::string::npos) << r.err;
 }
 
+// With --server the study runs as a job the command follows to its end however long it takes;
+// only --timeout-seconds stops the wait, and then the job goes on and the command says how to
+// follow it (exit 4).
+TEST_F(HeadsCliTest, TimeoutSecondsLeavesTheJobRunningAndSaysHowToFollowIt) {
+  ::attattr::testing::ServerProcess server({{"sst2", Sst2ModelDir()}});
+  ASSERT_TRUE(server.ok());
+  const RunResult r = Run("--server " + server.address() + " --model sst2 " +
+                          Study(dir_ + "/data") + "--timeout-seconds 0.2");
+  ASSERT_EQ(r.exit_code, 4) << r.Describe();
+  EXPECT_NE(r.err.find("submitted jobs/"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("(--timeout-seconds); it goes on: `attattr wait jobs/"), std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("--server " + server.address() + "` follows it"), std::string::npos)
+      << r.err;
+  const RunResult bad = Run("--server " + server.address() + " --model sst2 " +
+                            Study(dir_ + "/data") + "--deadline-seconds -1");
+  EXPECT_EQ(bad.exit_code, 2) << bad.Describe();
+  EXPECT_NE(bad.err.find("--deadline-seconds: must be >= 0"), std::string::npos) << bad.err;
+}
+
 }  // namespace

@@ -447,4 +447,40 @@ TEST_F(JobCliTest, SubmitWithTreeAndGetPrintsIt) {
   EXPECT_NE(bad.err.find("--tau"), std::string::npos) << bad.err;
 }
 
+// `submit --wait` follows the job to its end like `wait` (progress on stderr, the finished job on
+// stdout, exit 0 only when it SUCCEEDED); --timeout-seconds bounds that wait and only that wait.
+TEST_F(JobCliTest, SubmitWaitFollowsTheJobToItsEnd) {
+  auto done = RunCli("submit" + Server() + " --model sst2 --text " + Quote(kText1) +
+                     " --top-k 2 --wait --format json");
+  ASSERT_EQ(done.exit_code, 0) << done.Describe();
+  const json job = json::parse(done.out);
+  EXPECT_EQ(job["state"], "SUCCEEDED");
+  EXPECT_NE(done.err.find("submitted " + job["name"].get<std::string>()), std::string::npos)
+      << done.err;
+  EXPECT_NE(done.err.find("attribution: 1/1"), std::string::npos) << done.err;
+  // Without --wait there is no wait to bound: the job's own limit has its own name.
+  auto unbound = RunCli("submit" + Server() + " --model sst2 --text hi --timeout-seconds 5");
+  EXPECT_EQ(unbound.exit_code, kExitUsage) << unbound.Describe();
+  EXPECT_NE(unbound.err.find("--job-timeout-seconds"), std::string::npos) << unbound.err;
+}
+
+// A wait that runs out leaves the job running and says how to follow it (exit 4); the job then
+// finishes on its own.
+TEST_F(JobCliTest, AWaitThatTimesOutLeavesTheJobRunningAndSaysHowToFollowIt) {
+  std::string texts;
+  for (int i = 0; i < 12; ++i) texts += " --text " + Quote(kText1);
+  auto timed_out = RunCli("submit" + Server() + " --model sst2" + texts +
+                          " --steps 64 --top-k 1 --wait --timeout-seconds 0.3");
+  ASSERT_EQ(timed_out.exit_code, 4) << timed_out.Describe();
+  EXPECT_NE(timed_out.err.find("has not finished within 0.3 s (--timeout-seconds); it goes on"),
+            std::string::npos)
+      << timed_out.err;
+  const auto at = timed_out.err.find("`attattr wait jobs/");
+  ASSERT_NE(at, std::string::npos) << timed_out.err;
+  const std::string name = timed_out.err.substr(at + 15, timed_out.err.find(' ', at + 15) - at - 15);
+  auto waited = RunCli("wait " + name + Server() + " --timeout-seconds 300");
+  EXPECT_EQ(waited.exit_code, 0) << waited.Describe();
+  EXPECT_EQ(json::parse(waited.out)["state"], "SUCCEEDED");
+}
+
 }  // namespace

@@ -231,25 +231,13 @@ TEST(AttributionTreeTest, RefusesBadInput) {
   EXPECT_NE(tiny.status().message().find("tokens"), std::string::npos);
 }
 
-std::vector<LayerAttribution> GoldenLayers(const ::attattr::testing::GoldenExample& g) {
-  std::vector<LayerAttribution> layers;
-  for (size_t l = 0; l < g.attribution.size(); ++l) {
-    LayerAttribution la;
-    la.layer = static_cast<int>(l);
-    la.num_heads = g.num_heads;
-    la.attribution.assign(g.attribution[l].begin(), g.attribution[l].end());
-    layers.push_back(std::move(la));
-  }
-  return layers;
-}
-
 TEST(AttributionTreeGoldenTest, GoldenAttributionsGiveTheGoldenTrees) {
   ATTATTR_SKIP_IF_MISSING(::attattr::testing::GoldenPath());
   const auto golden = ::attattr::testing::LoadGolden(::attattr::testing::GoldenPath());
   ASSERT_FALSE(golden.examples.empty());
   for (const auto& g : golden.examples) {
     SCOPED_TRACE(g.text);
-    const auto layers = GoldenLayers(g);
+    const auto layers = ::attattr::testing::GoldenLayers(g);
     auto tree = BuildAttributionTree(g.tokens, layers, static_cast<int>(layers.size()),
                                      kDefaultTreeTau);
     ASSERT_TRUE(tree.ok()) << tree.status();

@@ -12,6 +12,7 @@
 #include "attattr/engine/attribution_tree.h"
 #include "nlohmann/json.hpp"
 #include "support/golden.h"
+#include "support/golden_tree.h"
 #include "support/test_paths.h"
 
 namespace attattr::report {
@@ -168,18 +169,6 @@ TEST(AttributionTreeRenderTest, TextIsAnIndentedTree) {
             "   └─ x\\y #4 (L1, 0.500)\n");
 }
 
-std::vector<engine::LayerAttribution> GoldenLayers(const ::attattr::testing::GoldenExample& g) {
-  std::vector<engine::LayerAttribution> layers;
-  for (size_t l = 0; l < g.attribution.size(); ++l) {
-    engine::LayerAttribution la;
-    la.layer = static_cast<int>(l);
-    la.num_heads = g.num_heads;
-    la.attribution.assign(g.attribution[l].begin(), g.attribution[l].end());
-    layers.push_back(std::move(la));
-  }
-  return layers;
-}
-
 TEST(AttributionTreeRenderTest, SvgElementAndDocumentDrawTheSameTree) {
   const std::string element = AttributionTreeSvg(NastyTree());
   const std::string document = AttributionTreeSvgDocument(NastyTree());
@@ -211,7 +200,7 @@ TEST(AttributionTreeRenderTest, GoldenTreesRenderInEveryFormat) {
   ASSERT_FALSE(golden.examples.empty());
   for (const auto& g : golden.examples) {
     SCOPED_TRACE(g.text);
-    const auto layers = GoldenLayers(g);
+    const auto layers = ::attattr::testing::GoldenLayers(g);
     auto tree = engine::BuildAttributionTree(g.tokens, layers, static_cast<int>(layers.size()),
                                              engine::kDefaultTreeTau);
     ASSERT_TRUE(tree.ok()) << tree.status();

@@ -1,17 +1,35 @@
 // Compares an attribution tree with the golden reference's "tree_tau_0.4" (../shared/golden): same
 // top, nodes and edges in the same order, scores within 1e-4 (the golden README's tolerance). Also
-// reads the tree back from the CLI's JSON, so CLI and RPC tests use the same check. Header-only.
+// reads the tree back from the CLI's JSON, so CLI and RPC tests use the same check, and gives the
+// golden attributions as per-layer engine results to build trees from. Header-only.
 #pragma once
 
 #include <gtest/gtest.h>
 
 #include <cstddef>
+#include <utility>
+#include <vector>
 
+#include "attattr/engine/attention_attribution.h"
 #include "attattr/engine/attribution_tree.h"
 #include "nlohmann/json.hpp"
 #include "support/golden.h"
 
 namespace attattr::testing {
+
+// The golden attributions of `g` as the engine's per-layer results (one per layer, in order), the
+// input of BuildAttributionTree.
+inline std::vector<engine::LayerAttribution> GoldenLayers(const GoldenExample& g) {
+  std::vector<engine::LayerAttribution> layers;
+  for (size_t l = 0; l < g.attribution.size(); ++l) {
+    engine::LayerAttribution la;
+    la.layer = static_cast<int>(l);
+    la.num_heads = g.num_heads;
+    la.attribution.assign(g.attribution[l].begin(), g.attribution[l].end());
+    layers.push_back(std::move(la));
+  }
+  return layers;
+}
 
 inline void ExpectTreeMatchesGolden(const engine::AttributionTree& tree, const GoldenExample& g) {
   EXPECT_EQ(tree.root, g.tree_root);
