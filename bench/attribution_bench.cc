@@ -3,10 +3,9 @@
 // padded to 128 tokens, backward through every parameter) in one process, with achieved GFLOP/s
 // against the machine's matmul peak measured in-process, peak RSS, and a fast-vs-baseline agreement
 // check. A program, not a test: it reports figures and never asserts timings. See bench/README.md.
+#include <ATen/ATen.h>
 #include <malloc.h>
 #include <sys/resource.h>
-
-#include <ATen/ATen.h>
 
 #include <algorithm>
 #include <chrono>
@@ -22,7 +21,6 @@
 #include <vector>
 
 #include "CLI/CLI.hpp"
-#include "bench_support.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -31,6 +29,7 @@
 #include "attattr/engine/model.h"
 #include "attattr/engine/quadrature.h"
 #include "attattr/engine/runtime.h"
+#include "bench_support.h"
 #include "nlohmann/json.hpp"
 
 #ifndef ATTATTR_DEFAULT_SHARED_DIR
@@ -50,24 +49,24 @@ using Json = nlohmann::json;
 
 struct Flags {
   std::string shared = ATTATTR_DEFAULT_SHARED_DIR;
-  int examples = 16;            // SST-2 dev sentences for workloads 1 and 3
-  int examples_128 = 2;         // fast-path inputs for workload 2 (each 128 tokens)
-  int gl_examples = 16;         // dev sentences for the gl-sweep
+  int examples = 16;     // SST-2 dev sentences for workloads 1 and 3
+  int examples_128 = 2;  // fast-path inputs for workload 2 (each 128 tokens)
+  int gl_examples = 16;  // dev sentences for the gl-sweep
   int threads = 0;
   int steps = 20;
   std::string rule = "left-riemann";
   std::string workload = "all";
   int baseline_examples = 2;
-  int baseline_layers = 2;      // BERT-base baseline: layers actually run (0 = all); scaled to all
-  int fast_layers_128 = 0;      // bertbase-128 fast path: layers run (0 = all); FLOP-scaled to all
+  int baseline_layers = 2;  // BERT-base baseline: layers actually run (0 = all); scaled to all
+  int fast_layers_128 = 0;  // bertbase-128 fast path: layers run (0 = all); FLOP-scaled to all
   int pad_to = 128;
-  int max_batch_examples = 0;   // 0 = engine default
+  int max_batch_examples = 0;     // 0 = engine default
   int64_t memory_budget_mib = 0;  // 0 = engine default
   bool tune = false;
   std::vector<int> tune_batches = {1, 4, 8, 16};
   std::vector<int64_t> tune_budgets_mib = {256, 1024, 4096};
   int tune_examples = 8;
-  std::vector<int> tune_layers;   // empty = all layers
+  std::vector<int> tune_layers;         // empty = all layers
   std::string tune_workloads = "both";  // both | bertbase-sst2 | bertbase-128
   bool skip_matmul = false;
   std::string json_path;
@@ -116,8 +115,8 @@ double PhasePeakRssMiB() {
 
 struct MatmulFigure {
   std::string name;
-  double flops = 0;     // per call
-  double seconds = 0;   // best call
+  double flops = 0;    // per call
+  double seconds = 0;  // best call
   double gflops() const { return flops / seconds / 1e9; }
 };
 
@@ -158,11 +157,11 @@ std::vector<MatmulFigure> MeasureMatmul() {
     const char* name;
     int64_t rows, in, out;
   };
-  for (const Lin& s : {Lin{"linear [5x8x25 rows] 768->3072 (FFN in, n=25)", 5 * 8 * 25, 768, 3072},
-                       Lin{"linear [5x8x25 rows] 3072->768 (FFN out, n=25)", 5 * 8 * 25, 3072, 768},
-                       Lin{"linear [5x8x25 rows] 768->768 (Q/K/V/O, n=25)", 5 * 8 * 25, 768, 768},
-                       Lin{"linear [3x2x128 rows] 768->3072 (FFN in, n=128)", 3 * 2 * 128, 768,
-                           3072}}) {
+  for (const Lin& s :
+       {Lin{"linear [5x8x25 rows] 768->3072 (FFN in, n=25)", 5 * 8 * 25, 768, 3072},
+        Lin{"linear [5x8x25 rows] 3072->768 (FFN out, n=25)", 5 * 8 * 25, 3072, 768},
+        Lin{"linear [5x8x25 rows] 768->768 (Q/K/V/O, n=25)", 5 * 8 * 25, 768, 768},
+        Lin{"linear [3x2x128 rows] 768->3072 (FFN in, n=128)", 3 * 2 * 128, 768, 3072}}) {
     auto x = at::randn({s.rows, s.in});
     auto w = at::randn({s.out, s.in});
     auto b = at::randn({s.out});
@@ -248,7 +247,8 @@ Timed TimeBaseline(const engine::Model& model, const std::vector<engine::Encodin
   return t;
 }
 
-// `count` layers spread evenly over [0, L-1] (first and last included); all when count <= 0 or >= L.
+// `count` layers spread evenly over [0, L-1] (first and last included); all when count <= 0 or >=
+// L.
 std::vector<int> SpreadLayers(int num_layers, int count) {
   std::vector<int> all(num_layers);
   std::iota(all.begin(), all.end(), 0);
@@ -256,8 +256,8 @@ std::vector<int> SpreadLayers(int num_layers, int count) {
   if (count == 1) return {0};
   std::vector<int> out;
   for (int k = 0; k < count; ++k) {
-    const int l = static_cast<int>(std::lround(static_cast<double>(k) * (num_layers - 1) /
-                                               (count - 1)));
+    const int l =
+        static_cast<int>(std::lround(static_cast<double>(k) * (num_layers - 1) / (count - 1)));
     if (out.empty() || out.back() != l) out.push_back(l);
   }
   return out;
@@ -323,7 +323,8 @@ double MeanGap(const std::vector<engine::ExampleAttribution>& results, double* m
 double TotalFlops(const engine::ModelInfo& info, const std::vector<engine::Encoding>& encs,
                   const engine::AttributionOptions& options) {
   double f = 0;
-  for (const auto& e : encs) f += engine::AttributionFlops(info, static_cast<int>(e.size()), options);
+  for (const auto& e : encs)
+    f += engine::AttributionFlops(info, static_cast<int>(e.size()), options);
   return f;
 }
 
@@ -373,33 +374,34 @@ struct Row {
 };
 
 Json ToJson(const Row& r) {
-  return Json{{"workload", r.workload},
-              {"model", r.model},
-              {"mean_tokens", r.mean_n},
-              {"fast_examples", r.fast_examples},
-              {"baseline_examples", r.baseline_examples},
-              {"baseline_layers_run", r.baseline_layers},
-              {"fast_layers_run", r.fast_layers},
-              {"num_layers", r.num_layers},
-              {"fast_seconds", r.fast_seconds},
-              {"baseline_seconds_measured", r.baseline_seconds},
-              {"fast_examples_per_s", r.fast_eps},
-              {"baseline_examples_per_s", r.baseline_eps},
-              {"ratio_fast_over_baseline", r.ratio},
-              {"fast_gflops", r.fast_gflops},
-              {"baseline_gflops_estimated", r.baseline_gflops},
-              {"matmul_peak_gflops", r.peak_gflops},
-              {"fast_percent_of_peak", r.pct_peak},
-              {"fast_peak_rss_mib", r.fast_rss},
-              {"baseline_peak_rss_mib", r.baseline_rss},
-              {"process_max_rss_mib", r.max_rss},
-              {"max_rel_diff_fast_vs_baseline", r.max_rel_diff},
-              {"fast_mean_completeness_gap", r.fast_mean_gap},
-              {"baseline_mean_completeness_gap", r.baseline_mean_gap},
-              {"fast_mean_completeness_gap_on_baseline_examples_layers", r.fast_mean_gap_on_baseline},
-              {"max_batch_examples", r.max_batch_examples},
-              {"memory_budget_bytes", r.memory_budget_bytes},
-              {"note", r.note}};
+  return Json{
+      {"workload", r.workload},
+      {"model", r.model},
+      {"mean_tokens", r.mean_n},
+      {"fast_examples", r.fast_examples},
+      {"baseline_examples", r.baseline_examples},
+      {"baseline_layers_run", r.baseline_layers},
+      {"fast_layers_run", r.fast_layers},
+      {"num_layers", r.num_layers},
+      {"fast_seconds", r.fast_seconds},
+      {"baseline_seconds_measured", r.baseline_seconds},
+      {"fast_examples_per_s", r.fast_eps},
+      {"baseline_examples_per_s", r.baseline_eps},
+      {"ratio_fast_over_baseline", r.ratio},
+      {"fast_gflops", r.fast_gflops},
+      {"baseline_gflops_estimated", r.baseline_gflops},
+      {"matmul_peak_gflops", r.peak_gflops},
+      {"fast_percent_of_peak", r.pct_peak},
+      {"fast_peak_rss_mib", r.fast_rss},
+      {"baseline_peak_rss_mib", r.baseline_rss},
+      {"process_max_rss_mib", r.max_rss},
+      {"max_rel_diff_fast_vs_baseline", r.max_rel_diff},
+      {"fast_mean_completeness_gap", r.fast_mean_gap},
+      {"baseline_mean_completeness_gap", r.baseline_mean_gap},
+      {"fast_mean_completeness_gap_on_baseline_examples_layers", r.fast_mean_gap_on_baseline},
+      {"max_batch_examples", r.max_batch_examples},
+      {"memory_budget_bytes", r.memory_budget_bytes},
+      {"note", r.note}};
 }
 
 void PrintRow(const Row& r) {
@@ -418,8 +420,7 @@ void PrintRow(const Row& r) {
         "  ratio fast/baseline (examples/s) %.2fx; max |fast-base| / max|base| per layer %.2e; "
         "mean completeness gap on the baseline's examples and layers: fast %.3e, baseline %.3e "
         "(fast over all its examples and layers: %.3e)\n",
-        r.ratio, r.max_rel_diff, r.fast_mean_gap_on_baseline, r.baseline_mean_gap,
-        r.fast_mean_gap);
+        r.ratio, r.max_rel_diff, r.fast_mean_gap_on_baseline, r.baseline_mean_gap, r.fast_mean_gap);
   }
   std::cout << absl::StrFormat("  fast options: max_batch_examples %d, memory_budget %d MiB\n",
                                r.max_batch_examples, r.memory_budget_bytes >> 20);
@@ -593,9 +594,9 @@ Json Tune(const std::string& name, const engine::Model& model,
       const double gf = flops / t.seconds / 1e9;
       const std::string pct =
           peak_gflops > 0 ? absl::StrFormat("%.0f%%", 100 * gf / peak_gflops) : std::string("-");
-      const std::string line = absl::StrFormat(
-          "| %s | %d | %d | %.3f | %.1f | %s | %.0f |", name, mb, mib,
-          static_cast<double>(encs.size()) / t.seconds, gf, pct, t.peak_rss_mib);
+      const std::string line =
+          absl::StrFormat("| %s | %d | %d | %.3f | %.1f | %s | %.0f |", name, mb, mib,
+                          static_cast<double>(encs.size()) / t.seconds, gf, pct, t.peak_rss_mib);
       std::cout << line << std::endl;
       table->push_back(line);
       j.push_back(Json{{"workload", name},
@@ -630,8 +631,11 @@ int main(int argc, char** argv) {
   app.add_option("--steps", flags.steps, "Integration points m")->capture_default_str();
   app.add_option("--rule", flags.rule, "left-riemann | trapezoid | gauss-legendre")
       ->capture_default_str();
-  app.add_option("--workload", flags.workload, "all | bertbase-sst2 | bertbase-128 | sst2-model | gl-sweep | none (e.g. with --tune)")
-      ->check(CLI::IsMember({"all", "bertbase-sst2", "bertbase-128", "sst2-model", "gl-sweep", "none"}))
+  app.add_option(
+         "--workload", flags.workload,
+         "all | bertbase-sst2 | bertbase-128 | sst2-model | gl-sweep | none (e.g. with --tune)")
+      ->check(
+          CLI::IsMember({"all", "bertbase-sst2", "bertbase-128", "sst2-model", "gl-sweep", "none"}))
       ->capture_default_str();
   app.add_option("--baseline-examples", flags.baseline_examples,
                  "Examples the (slow) baseline runs on; compared per example (0 = skip)")
@@ -737,8 +741,7 @@ int main(int argc, char** argv) {
       }
       if (flags.tune_workloads != "bertbase-sst2") {
         auto e2 = EncodeExactly(*model, ReadDev(flags, flags.examples_128), 128);
-        out["tuning"]["bertbase-128"] =
-            Tune("bertbase-128", *model, e2, flags, peak, &tune_table);
+        out["tuning"]["bertbase-128"] = Tune("bertbase-128", *model, e2, flags, peak, &tune_table);
       }
     }
   }
@@ -770,11 +773,11 @@ int main(int argc, char** argv) {
                "matmul peak | % peak | RSS fast / base MiB | max rel diff |\n"
                "|---|---|---|---|---|---|---|---|---|---|\n";
   for (const Row& r : rows) {
-    std::cout << absl::StrFormat("| %s | %.1f | %.3f | %.4f | %.2fx | %.1f | %.1f | %.0f%% | "
-                                 "%.0f / %.0f | %.1e |\n",
-                                 r.workload, r.mean_n, r.fast_eps, r.baseline_eps, r.ratio,
-                                 r.fast_gflops, r.peak_gflops, r.pct_peak, r.fast_rss,
-                                 r.baseline_rss, r.max_rel_diff);
+    std::cout << absl::StrFormat(
+        "| %s | %.1f | %.3f | %.4f | %.2fx | %.1f | %.1f | %.0f%% | "
+        "%.0f / %.0f | %.1e |\n",
+        r.workload, r.mean_n, r.fast_eps, r.baseline_eps, r.ratio, r.fast_gflops, r.peak_gflops,
+        r.pct_peak, r.fast_rss, r.baseline_rss, r.max_rel_diff);
     out["workloads"].push_back(ToJson(r));
   }
   if (!gl_summary.empty()) std::cout << gl_summary << "\n";

@@ -3,8 +3,9 @@
 // generated stub with SST-2 dev sentences, LEFT_RIEMANN m = 20, all layers, default top_k. Reports
 // (1) throughput and p50/p95 latency at client concurrency 1, 4 and 16, first on a server without
 // dynamic batching (--batch-max-examples 1), then on one with it, and their ratio,
-// (2) server overhead per call = RPC latency − engine-only time (engine::AttributeEncodings on a Model
-// loaded from the same directory with the same options, same process), (3) RSS after 100 and after
+// (2) server overhead per call = RPC latency − engine-only time (engine::AttributeEncodings on a
+// Model loaded from the same directory with the same options, same process), (3) RSS after 100 and
+// after
 // --leak-calls calls (leak check). A program, not a test: it never asserts timings. See
 // bench/README.md.
 #include <grpcpp/grpcpp.h>
@@ -27,12 +28,12 @@
 #include <vector>
 
 #include "CLI/CLI.hpp"
-#include "bench_support.h"
 #include "attattr/engine/attention_attribution.h"
 #include "attattr/engine/dataset.h"
 #include "attattr/engine/model.h"
 #include "attattr/engine/runtime.h"
 #include "attattr/v1/attattr_service.grpc.pb.h"
+#include "bench_support.h"
 #include "nlohmann/json.hpp"
 #include "server.h"
 #include "spdlog/sinks/null_sink.h"
@@ -58,14 +59,14 @@ constexpr int kSteps = 20;
 
 struct Flags {
   std::string shared = ATTATTR_DEFAULT_SHARED_DIR;
-  int examples = 64;        // SST-2 dev sentences; also the calls per concurrency level
-  int threads = 2;          // LibTorch intra-op threads
-  int leak_calls = 1000;    // calls of the leak check (RSS read after 100 and after this many)
-  int leak_sentences = 16;  // the shortest dev sentences (word pieces) the leak check cycles over
-  int overhead_repeats = 3; // overhead check: runs per sentence and path; the minimum is kept
-  int batch_max_examples = 8;     // the dynamic-batching server's --batch-max-examples
+  int examples = 64;         // SST-2 dev sentences; also the calls per concurrency level
+  int threads = 2;           // LibTorch intra-op threads
+  int leak_calls = 1000;     // calls of the leak check (RSS read after 100 and after this many)
+  int leak_sentences = 16;   // the shortest dev sentences (word pieces) the leak check cycles over
+  int overhead_repeats = 3;  // overhead check: runs per sentence and path; the minimum is kept
+  int batch_max_examples = 8;         // the dynamic-batching server's --batch-max-examples
   int64_t batch_max_delay_us = 1000;  // ... and --batch-max-delay-us
-  std::string device = "cpu";  // the models' device (server and engine-only reference)
+  std::string device = "cpu";         // the models' device (server and engine-only reference)
   std::string json_path;
 };
 
@@ -148,8 +149,9 @@ LoadResult RunLoad(const std::shared_ptr<grpc::Channel>& channel,
 
 int main(int argc, char** argv) {
   Flags flags;
-  CLI::App app{"Explain RPC benchmark: throughput by client concurrency, server overhead per call, "
-               "RSS leak check (reports only; never asserts timings)"};
+  CLI::App app{
+      "Explain RPC benchmark: throughput by client concurrency, server overhead per call, "
+      "RSS leak check (reports only; never asserts timings)"};
   app.add_option("--shared", flags.shared, "Shared data/models directory")->capture_default_str();
   app.add_option("--examples", flags.examples,
                  "SST-2 dev sentences; also the calls per concurrency level")
@@ -214,7 +216,8 @@ int main(int argc, char** argv) {
   config.batch_max_examples = flags.batch_max_examples;
   config.batch_max_delay_us = flags.batch_max_delay_us;
   config.device = flags.device;
-  auto log = std::make_shared<spdlog::logger>("bench", std::make_shared<spdlog::sinks::null_sink_mt>());
+  auto log =
+      std::make_shared<spdlog::logger>("bench", std::make_shared<spdlog::sinks::null_sink_mt>());
   // A server with `batch` as --batch-max-examples (1 = no dynamic batching), and a channel to it.
   auto start_server = [&](int batch) {
     server::ServerConfig c = config;
@@ -251,14 +254,15 @@ int main(int argc, char** argv) {
   }
   mean_tokens /= n_examples;
 
-  std::printf("explain_bench: model %s, %d SST-2 dev sentences (mean %.1f word pieces), "
-              "LEFT_RIEMANN m=%d, all layers, top_k default (10)\n",
-              model_dir.c_str(), n_examples, mean_tokens, kSteps);
-  std::printf("server: in-process, --device %s, --workers %d, --threads %d; dynamic batching: "
-              "--batch-max-examples %d, --batch-max-delay-us %lld\nruntime:\n%s\n",
-              flags.device.c_str(), config.workers, flags.threads, flags.batch_max_examples,
-              static_cast<long long>(flags.batch_max_delay_us),
-              engine::RuntimeDescription().c_str());
+  std::printf(
+      "explain_bench: model %s, %d SST-2 dev sentences (mean %.1f word pieces), "
+      "LEFT_RIEMANN m=%d, all layers, top_k default (10)\n",
+      model_dir.c_str(), n_examples, mean_tokens, kSteps);
+  std::printf(
+      "server: in-process, --device %s, --workers %d, --threads %d; dynamic batching: "
+      "--batch-max-examples %d, --batch-max-delay-us %lld\nruntime:\n%s\n",
+      flags.device.c_str(), config.workers, flags.threads, flags.batch_max_examples,
+      static_cast<long long>(flags.batch_max_delay_us), engine::RuntimeDescription().c_str());
   std::printf("RSS after start-up (server + engine-only model): %.1f MiB\n\n", RssMiB());
 
   Json out;
@@ -290,9 +294,10 @@ int main(int argc, char** argv) {
   // The same process, the same sentences: first a server with --batch-max-examples 1 (every call
   // its own engine call), then one with dynamic batching; the ratio at each concurrency compares
   // them.
-  std::printf("1. Throughput, %d calls per level: without dynamic batching (--batch-max-examples "
-              "1), then with it (--batch-max-examples %d)\n",
-              n_examples, flags.batch_max_examples);
+  std::printf(
+      "1. Throughput, %d calls per level: without dynamic batching (--batch-max-examples "
+      "1), then with it (--batch-max-examples %d)\n",
+      n_examples, flags.batch_max_examples);
   std::printf("%10s %12s %8s %10s %10s %10s %10s %8s\n", "batching", "concurrency", "calls",
               "seconds", "calls/s", "p50 ms", "p95 ms", "ratio");
   Json throughput = Json::array();
@@ -312,8 +317,9 @@ int main(int argc, char** argv) {
       const double p50 = Percentile(r.latencies_ms, 0.5), p95 = Percentile(r.latencies_ms, 0.95);
       if (!batching) baseline_rate[concurrency] = r.calls_per_s();
       const double ratio = r.calls_per_s() / baseline_rate[concurrency];
-      std::printf("%10s %12d %8d %10.2f %10.2f %10.1f %10.1f %8.2f\n", batching ? "dynamic" : "none",
-                  concurrency, r.calls, r.seconds, r.calls_per_s(), p50, p95, ratio);
+      std::printf("%10s %12d %8d %10.2f %10.2f %10.1f %10.1f %8.2f\n",
+                  batching ? "dynamic" : "none", concurrency, r.calls, r.seconds, r.calls_per_s(),
+                  p50, p95, ratio);
       std::fflush(stdout);
       throughput.push_back({{"concurrency", concurrency},
                             {"calls", r.calls},
@@ -334,12 +340,14 @@ int main(int argc, char** argv) {
   // Per sentence, the minimum over --overhead-repeats of each path (the VM's noise is larger than
   // the overhead we look for). Passes alternate (engine pass, RPC pass, ...) rather than calls, so
   // neither path runs right after the other on the same sentence with the other's OpenMP pool hot.
-  std::printf("\n2. Server overhead per call (concurrency 1, RPC latency - engine-only time, "
-              "same sentence, min of %d runs each)\n",
-              flags.overhead_repeats);
+  std::printf(
+      "\n2. Server overhead per call (concurrency 1, RPC latency - engine-only time, "
+      "same sentence, min of %d runs each)\n",
+      flags.overhead_repeats);
   std::vector<double> rpc_ms(n_examples, 1e30), engine_ms(n_examples, 1e30), overhead_ms;
   // Both paths are driven from one non-main thread, as the server runs the engine on a worker
-  // thread (on the main thread the engine-only time was ~30 ms slower in a trial run; cause unknown).
+  // thread (on the main thread the engine-only time was ~30 ms slower in a trial run; cause
+  // unknown).
   std::thread([&] {
     auto stub = v1::Attattr::NewStub(channel);
     for (int rep = 0; rep < flags.overhead_repeats; ++rep) {
@@ -390,9 +398,10 @@ int main(int argc, char** argv) {
     }
     short_tokens /= k;
     const int first = std::min(100, flags.leak_calls);
-    std::printf("\n3. Leak check: %d calls at concurrency 4 over the %zu shortest dev sentences "
-                "(mean %.1f word pieces)\n",
-                flags.leak_calls, k, short_tokens);
+    std::printf(
+        "\n3. Leak check: %d calls at concurrency 4 over the %zu shortest dev sentences "
+        "(mean %.1f word pieces)\n",
+        flags.leak_calls, k, short_tokens);
     const auto t0 = Clock::now();
     RunLoad(channel, short_requests, 4, first);
     const double rss_first = RssMiB();
@@ -402,9 +411,10 @@ int main(int argc, char** argv) {
     malloc_trim(0);
     const double rss_trimmed = RssMiB();
     const double ratio = rss_first > 0 ? rss_last / rss_first : 0;
-    std::printf("   RSS after %d calls: %.1f MiB; after %d calls: %.1f MiB; ratio %.3f "
-                "(target within 10%%); %.1f s; after malloc_trim: %.1f MiB\n",
-                first, rss_first, flags.leak_calls, rss_last, ratio, seconds, rss_trimmed);
+    std::printf(
+        "   RSS after %d calls: %.1f MiB; after %d calls: %.1f MiB; ratio %.3f "
+        "(target within 10%%); %.1f s; after malloc_trim: %.1f MiB\n",
+        first, rss_first, flags.leak_calls, rss_last, ratio, seconds, rss_trimmed);
     out["leak"] = {{"calls", flags.leak_calls},
                    {"concurrency", 4},
                    {"sentences", k},

@@ -6,8 +6,8 @@
 // with a message; scripts/gpu_check.sh builds and runs it on a machine with a GPU.
 //
 //   (a) correctness: the SST-2 model on cpu and on cuda, the first --examples dev sentences,
-//       LEFT_RIEMANN m = 20, all layers: per layer the worst max |Attr_cpu − Attr_cuda| / max |Attr_cpu|
-//       over the examples, and the completeness gaps of both devices;
+//       LEFT_RIEMANN m = 20, all layers: per layer the worst max |Attr_cpu − Attr_cuda| / max
+//       |Attr_cpu| over the examples, and the completeness gaps of both devices;
 //   (b) batching: on cuda, --bench-examples sentences attributed with max_batch_examples = each of
 //       --batches (large memory budget, so the α-points of a batch run as one chunk), after a
 //       warm-up, timed with torch::cuda::synchronize; examples/s and the ratio to batch 1;
@@ -27,7 +27,6 @@
 #include <vector>
 
 #include "CLI/CLI.hpp"
-#include "bench_support.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -35,6 +34,7 @@
 #include "attattr/engine/dataset.h"
 #include "attattr/engine/model.h"
 #include "attattr/engine/runtime.h"
+#include "bench_support.h"
 #include "nlohmann/json.hpp"
 
 #ifndef ATTATTR_DEFAULT_SHARED_DIR
@@ -77,8 +77,10 @@ void Line(const std::string& s) {
 
 // The GPU's name as nvidia-smi reports it ("" when there is none).
 std::string GpuName() {
-  FILE* p = popen("nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader "
-                  "2>/dev/null", "r");
+  FILE* p = popen(
+      "nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader "
+      "2>/dev/null",
+      "r");
   if (p == nullptr) return "";
   std::string out;
   char buf[256];
@@ -126,7 +128,7 @@ std::vector<engine::Encoding> EncodeAll(const engine::Model& model,
 struct Agreement {
   std::vector<double> per_layer;  // worst relative difference per layer
   double worst = 0;
-  double max_target_diff = 0;     // max |F_a(A) − F_b(A)| and |F_a(0) − F_b(0)|
+  double max_target_diff = 0;  // max |F_a(A) − F_b(A)| and |F_a(0) − F_b(0)|
   int predictions_agree = 0;
 };
 
@@ -149,9 +151,9 @@ Agreement Compare(const std::vector<engine::ExampleAttribution>& a,
       const double rel = diff / std::max(scale, 1e-30);
       g.per_layer[li] = std::max(g.per_layer[li], rel);
       g.worst = std::max(g.worst, rel);
-      g.max_target_diff = std::max({g.max_target_diff,
-                                    std::fabs(x.target_at_full - y.target_at_full),
-                                    std::fabs(x.target_at_zero - y.target_at_zero)});
+      g.max_target_diff =
+          std::max({g.max_target_diff, std::fabs(x.target_at_full - y.target_at_full),
+                    std::fabs(x.target_at_zero - y.target_at_zero)});
     }
   }
   return g;
@@ -224,10 +226,11 @@ Json BatchSweep(const std::string& label, const engine::Model& model,
     } else {
       rel = Compare(first, t.results).worst;
     }
-    Line(absl::StrFormat("  batch %3d: %8.4f s (median %8.4f s)  %9.2f ex/s  x%.2f vs batch %d"
-                         "  (max rel diff to batch %d: %.2e)",
-                         batch, t.best_s, t.median_s, ex_s, ex_s / base_ex_s, batches.front(),
-                         batches.front(), rel));
+    Line(
+        absl::StrFormat("  batch %3d: %8.4f s (median %8.4f s)  %9.2f ex/s  x%.2f vs batch %d"
+                        "  (max rel diff to batch %d: %.2e)",
+                        batch, t.best_s, t.median_s, ex_s, ex_s / base_ex_s, batches.front(),
+                        batches.front(), rel));
     rows.push_back({{"max_batch_examples", batch},
                     {"best_s", t.best_s},
                     {"median_s", t.median_s},
@@ -256,8 +259,9 @@ int main(int argc, char** argv) {
   CLI::App app{"GPU check: engine CUDA path vs CPU path, and the speed-up of batching examples"};
   app.add_option("--model", flags.model, "SST-2 model directory")->capture_default_str();
   app.add_option("--data", flags.data, "SST-2 dev.tsv")->capture_default_str();
-  app.add_option("--vocab", flags.vocab, "vocab.txt of the random BERT-base model (default: "
-                                         "<model>/vocab.txt)");
+  app.add_option("--vocab", flags.vocab,
+                 "vocab.txt of the random BERT-base model (default: "
+                 "<model>/vocab.txt)");
   app.add_option("--examples", flags.examples, "(a) sentences compared cpu vs cuda")
       ->capture_default_str();
   app.add_option("--bench-examples", flags.bench_examples, "(b) sentences timed")
@@ -267,7 +271,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--bertbase-examples", flags.bertbase_examples, "(c) sentences timed")
       ->capture_default_str();
-  app.add_option("--bertbase-batches", flags.bertbase_batches, "(c) max_batch_examples values (comma-separated)")
+  app.add_option("--bertbase-batches", flags.bertbase_batches,
+                 "(c) max_batch_examples values (comma-separated)")
       ->delimiter(',')
       ->capture_default_str();
   app.add_option("--steps", flags.steps, "LEFT_RIEMANN steps m")->capture_default_str();
@@ -308,25 +313,24 @@ int main(int argc, char** argv) {
   const auto check_examples = take(flags.examples);
   const auto check_options = Options(flags.steps, 4, flags.memory_budget_mib, true);
   auto t0 = Clock::now();
-  auto cpu_results =
-      OrDie(engine::AttributeExamples(*cpu_model, check_examples, check_options), "cpu attribution");
+  auto cpu_results = OrDie(engine::AttributeExamples(*cpu_model, check_examples, check_options),
+                           "cpu attribution");
   const double cpu_s = SecondsSince(t0);
   const Gaps cpu_gaps = CompletenessGaps(cpu_results);
-  Line(absl::StrFormat("[correctness] %s, %d sentences, LEFT_RIEMANN m=%d, all %d layers, "
-                       "max_batch_examples 4",
-                       flags.model, flags.examples, flags.steps, cpu_model->info().num_layers));
+  Line(
+      absl::StrFormat("[correctness] %s, %d sentences, LEFT_RIEMANN m=%d, all %d layers, "
+                      "max_batch_examples 4",
+                      flags.model, flags.examples, flags.steps, cpu_model->info().num_layers));
   Line(absl::StrFormat("  cpu : %.3f s; completeness gap mean %.3e, max %.3e", cpu_s, cpu_gaps.mean,
                        cpu_gaps.max));
-  Json correctness = {{"model", flags.model},
-                      {"examples", flags.examples},
-                      {"steps", flags.steps},
-                      {"cpu_seconds", cpu_s},
-                      {"cpu_gap_mean", cpu_gaps.mean},
-                      {"cpu_gap_max", cpu_gaps.max}};
+  Json correctness = {{"model", flags.model},          {"examples", flags.examples},
+                      {"steps", flags.steps},          {"cpu_seconds", cpu_s},
+                      {"cpu_gap_mean", cpu_gaps.mean}, {"cpu_gap_max", cpu_gaps.max}};
   std::unique_ptr<engine::Model> cuda_model;
   if (!cuda) {
-    Line("  cuda: skipped (torch::cuda::is_available() is false: no CUDA device, or a CPU-only "
-         "LibTorch)");
+    Line(
+        "  cuda: skipped (torch::cuda::is_available() is false: no CUDA device, or a CPU-only "
+        "LibTorch)");
   } else {
     engine::LoadOptions lo;
     lo.device = "cuda";
@@ -344,14 +348,15 @@ int main(int argc, char** argv) {
                          cuda_s, cuda_gaps.mean, cuda_gaps.max));
     std::vector<std::string> per_layer;
     for (size_t li = 0; li < g.per_layer.size(); ++li) {
-      per_layer.push_back(absl::StrFormat("layer %d %.2e", cpu_results[0].layers[li].layer,
-                                          g.per_layer[li]));
+      per_layer.push_back(
+          absl::StrFormat("layer %d %.2e", cpu_results[0].layers[li].layer, g.per_layer[li]));
     }
     Line(absl::StrCat("  max |cpu - cuda| / max |cpu| per layer (worst example): ",
                       absl::StrJoin(per_layer, ", ")));
-    Line(absl::StrFormat("  worst over layers: %.3e; max |F_cpu - F_cuda| (F(A), F(0)): %.3e; "
-                         "predictions agree %d/%d",
-                         g.worst, g.max_target_diff, g.predictions_agree, flags.examples));
+    Line(
+        absl::StrFormat("  worst over layers: %.3e; max |F_cpu - F_cuda| (F(A), F(0)): %.3e; "
+                        "predictions agree %d/%d",
+                        g.worst, g.max_target_diff, g.predictions_agree, flags.examples));
     correctness["cuda_seconds"] = cuda_s;
     correctness["cuda_gap_mean"] = cuda_gaps.mean;
     correctness["cuda_gap_max"] = cuda_gaps.max;

@@ -9,12 +9,12 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "attattr/base/field_error.h"
+#include "attattr/base/status_macros.h"
 #include "attattr/engine/runtime.h"
 #include "grpc_call.h"
 #include "job_client.h"
 #include "job_commands.h"
 #include "job_render.h"
-#include "attattr/base/status_macros.h"
 
 namespace attattr::client {
 
@@ -78,7 +78,8 @@ absl::StatusOr<std::vector<engine::Example>> ReadFlagSet(const std::string& path
   if (path.empty()) return InvalidFlag(flag, "required");
   if (limit < 0) return InvalidFlag(flag, "limit must be >= 0");
   auto ds = engine::ReadDataset(path, limit);
-  if (!ds.ok()) return absl::Status(ds.status().code(), absl::StrCat(flag, ": ", ds.status().message()));
+  if (!ds.ok())
+    return absl::Status(ds.status().code(), absl::StrCat(flag, ": ", ds.status().message()));
   if (ds->examples.empty()) return InvalidFlag(flag, absl::StrCat(path, " has no examples"));
   return std::move(ds->examples);
 }
@@ -166,10 +167,9 @@ absl::StatusOr<v1::Job> FollowJob(const std::string& server, double deadline_sec
                    name, " --server ", server, "` stops it");
   if (*end == JobClient::FollowEnd::kTimedOut) {
     *job_exit = kExitJobNotFinished;
-    return absl::DeadlineExceededError(absl::StrCat("job ", name, " has not finished within ",
-                                                    timeout_seconds,
-                                                    " s (--timeout-seconds); it goes on: ",
-                                                    follow));
+    return absl::DeadlineExceededError(
+        absl::StrCat("job ", name, " has not finished within ", timeout_seconds,
+                     " s (--timeout-seconds); it goes on: ", follow));
   }
   if (*end == JobClient::FollowEnd::kInterrupted) {
     *job_exit = kExitJobNotFinished;
@@ -186,7 +186,8 @@ absl::StatusOr<v1::JobResult> RunJobToResult(const std::string& server, double d
   JobClient client(server, deadline_seconds);
   ATTATTR_ASSIGN_OR_RETURN(auto job, client.Submit(request));
   err << "submitted " << job.name() << "\n";
-  ATTATTR_ASSIGN_OR_RETURN(auto done, FollowJob(server, deadline_seconds, job.name(), timeout_seconds, err, job_exit));
+  ATTATTR_ASSIGN_OR_RETURN(
+      auto done, FollowJob(server, deadline_seconds, job.name(), timeout_seconds, err, job_exit));
   if (done.state() != v1::SUCCEEDED) {
     *job_exit = IsFinished(done.state()) ? kExitJobFailed : kExitJobNotFinished;
     return absl::UnknownError(absl::StrCat(done.name(), " ", v1::JobState_Name(done.state()), ": ",
@@ -222,7 +223,8 @@ absl::Status NameExampleByFlag(const absl::Status& status,
                                                   label ? "label " : "", error->what));
 }
 
-absl::Status WriteFlagFile(const std::string& flag, const std::string& path, const std::string& contents) {
+absl::Status WriteFlagFile(const std::string& flag, const std::string& path,
+                           const std::string& contents) {
   std::ofstream file(path, std::ios::binary | std::ios::trunc);
   file << contents;
   file.close();

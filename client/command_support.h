@@ -116,6 +116,7 @@ absl::Status NameExampleByFlag(const absl::Status& status,
                                const std::function<std::string(const std::string&)>& flag_for);
 
 // Writes `contents` to `path`; FAILED_PRECONDITION naming `flag` when it cannot.
-absl::Status WriteFlagFile(const std::string& flag, const std::string& path, const std::string& contents);
+absl::Status WriteFlagFile(const std::string& flag, const std::string& path,
+                           const std::string& contents);
 
 }  // namespace attattr::client

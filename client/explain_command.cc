@@ -7,15 +7,15 @@
 #include <functional>
 
 #include "absl/strings/str_cat.h"
+#include "attattr/base/status_macros.h"
 #include "attattr/engine/attribution_tree.h"
-#include "attattr/report/attribution_tree_render.h"
 #include "attattr/engine/dataset.h"
 #include "attattr/engine/model.h"
 #include "attattr/engine/runtime.h"
+#include "attattr/report/attribution_tree_render.h"
+#include "command_support.h"
 #include "remote_runner.h"
 #include "render.h"
-#include "command_support.h"
-#include "attattr/base/status_macros.h"
 
 namespace attattr::client {
 namespace {
@@ -60,11 +60,13 @@ absl::Status CheckTreeLayers(const ExplainFlags& flags, const engine::Attributio
 absl::Status WriteTreeFiles(const ExplainFlags& flags, const engine::AttributionTree& tree,
                             size_t index, size_t count) {
   if (!flags.tree_dot.empty()) {
-    ATTATTR_RETURN_IF_ERROR(WriteFlagFile("--tree-dot", NumberedTreePath(flags.tree_dot, index, count), report::AttributionTreeToDot(tree)));
+    ATTATTR_RETURN_IF_ERROR(WriteFlagFile("--tree-dot",
+                                          NumberedTreePath(flags.tree_dot, index, count),
+                                          report::AttributionTreeToDot(tree)));
   }
   if (!flags.tree_svg.empty()) {
     return WriteFlagFile("--tree-svg", NumberedTreePath(flags.tree_svg, index, count),
-                     report::AttributionTreeSvgDocument(tree));
+                         report::AttributionTreeSvgDocument(tree));
   }
   return absl::OkStatus();
 }

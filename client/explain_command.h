@@ -34,8 +34,8 @@ struct ExplainFlags {
   double deadline = 300;        // --deadline-seconds: each call to the server
   bool tree = false;            // add each example's attribution tree to the output
   double tau = engine::kDefaultTreeTau;  // the tree's threshold τ, in (0, 1]
-  std::string tree_dot;         // write the tree as Graphviz DOT to this file (implies --tree)
-  std::string tree_svg;         // write the tree as SVG to this file (implies --tree)
+  std::string tree_dot;  // write the tree as Graphviz DOT to this file (implies --tree)
+  std::string tree_svg;  // write the tree as SVG to this file (implies --tree)
 };
 
 // Where the tree of example `index` (0-based) of `count` goes: `path` itself for one example,

@@ -12,20 +12,20 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "attattr/base/status_macros.h"
-#include "attattr/engine/gold_label.h"
+#include "attattr/convert/attribution_convert.h"
+#include "attattr/convert/head_importance_convert.h"
 #include "attattr/engine/dataset.h"
+#include "attattr/engine/gold_label.h"
 #include "attattr/engine/head_importance_study.h"
 #include "attattr/engine/model.h"
 #include "attattr/engine/quadrature.h"
 #include "attattr/engine/runtime.h"
-#include "attattr/convert/attribution_convert.h"
+#include "attattr/report/pruning_curve_svg.h"
 #include "attribution_request.h"
-#include "heads_render.h"
-#include "job_commands.h"
 #include "command_support.h"
 #include "grpc_call.h"
-#include "attattr/convert/head_importance_convert.h"
-#include "attattr/report/pruning_curve_svg.h"
+#include "heads_render.h"
+#include "job_commands.h"
 
 namespace attattr::client {
 namespace {
@@ -37,7 +37,7 @@ absl::StatusOr<std::vector<engine::HeadRanking>> ParseMethods(const std::string&
     auto ranking = engine::HeadRankingFromName(name);
     if (!ranking) {
       return InvalidFlag("--methods", absl::StrCat("unknown method '", name,
-                                               "' (attribution, attention, taylor, random)"));
+                                                   "' (attribution, attention, taylor, random)"));
     }
     methods.push_back(*ranking);
   }
@@ -52,7 +52,8 @@ absl::StatusOr<std::vector<double>> ParseRatios(const std::string& spec) {
     if (!absl::SimpleAtod(absl::StripAsciiWhitespace(part), &r)) {
       return InvalidFlag("--ratios", absl::StrCat("'", part, "' is not a number"));
     }
-    if (!(r >= 0 && r <= 100)) return InvalidFlag("--ratios", absl::StrCat(r, " is not in [0, 100]"));
+    if (!(r >= 0 && r <= 100))
+      return InvalidFlag("--ratios", absl::StrCat(r, " is not in [0, 100]"));
     ratios.push_back(r);
   }
   if (ratios.empty()) return InvalidFlag("--ratios", "at least one ratio is required");
@@ -70,7 +71,8 @@ std::string SetFlag(const std::string& field) {
 absl::StatusOr<v1::HeadImportanceResult> RunLocal(const HeadsCommand::Flags& f,
                                                   const engine::HeadImportanceStudyOptions& options,
                                                   std::ostream& err) {
-  ATTATTR_ASSIGN_OR_RETURN(auto importance, ReadFlagSet(f.importance_set, f.importance_limit, "--importance-set"));
+  ATTATTR_ASSIGN_OR_RETURN(auto importance,
+                           ReadFlagSet(f.importance_set, f.importance_limit, "--importance-set"));
   ATTATTR_ASSIGN_OR_RETURN(auto evaluation, ReadFlagSet(f.eval_set, f.eval_limit, "--eval-set"));
   ATTATTR_ASSIGN_OR_RETURN(const auto model, LoadStudyModel(f.study));
   ATTATTR_ASSIGN_OR_RETURN(auto imp, EncodeFlagSet(*model, importance, "--importance-set"));
@@ -90,7 +92,8 @@ absl::StatusOr<v1::HeadImportanceResult> RunLocal(const HeadsCommand::Flags& f,
   }
   engine::RunControl control;
   control.on_progress = StageProgressPrinter(err);
-  auto study = engine::RunHeadImportanceStudy(*model, imp, imp_labels, eval, eval_labels, with_sets, control);
+  auto study = engine::RunHeadImportanceStudy(*model, imp, imp_labels, eval, eval_labels, with_sets,
+                                              control);
   if (!study.ok()) return NameExampleByFlag(study.status(), SetFlag);
   v1::HeadImportanceResult result;
   convert::HeadImportanceStudyToProto(*study, f.export_dir, &result);
@@ -98,15 +101,20 @@ absl::StatusOr<v1::HeadImportanceResult> RunLocal(const HeadsCommand::Flags& f,
 }
 
 // `*job_exit` is set when the job ran and did not succeed (job_commands.h's exit codes).
-absl::StatusOr<v1::HeadImportanceResult> RunRemote(const HeadsCommand::Flags& f,
-                                                   const engine::HeadImportanceStudyOptions& options,
-                                                   std::ostream& err, int* job_exit) {
+absl::StatusOr<v1::HeadImportanceResult> RunRemote(
+    const HeadsCommand::Flags& f, const engine::HeadImportanceStudyOptions& options,
+    std::ostream& err, int* job_exit) {
   v1::SubmitJobRequest request = StudyJobRequest(f.study);
   auto* h = request.mutable_spec()->mutable_head_importance();
-  ATTATTR_RETURN_IF_ERROR(AddExampleSource(f.importance_set, f.importance_limit, f.study.server_data, "--importance-set", h->mutable_importance_set()));
-  ATTATTR_RETURN_IF_ERROR(AddExampleSource(f.eval_set, f.eval_limit, f.study.server_data, "--eval-set", h->mutable_evaluation_set()));
+  ATTATTR_RETURN_IF_ERROR(AddExampleSource(f.importance_set, f.importance_limit,
+                                           f.study.server_data, "--importance-set",
+                                           h->mutable_importance_set()));
+  ATTATTR_RETURN_IF_ERROR(AddExampleSource(f.eval_set, f.eval_limit, f.study.server_data,
+                                           "--eval-set", h->mutable_evaluation_set()));
   if (!f.agreement_set.empty()) {
-    ATTATTR_RETURN_IF_ERROR(AddExampleSource(f.agreement_set, f.agreement_limit, f.study.server_data, "--agreement-set", h->mutable_agreement_set()));
+    ATTATTR_RETURN_IF_ERROR(AddExampleSource(f.agreement_set, f.agreement_limit,
+                                             f.study.server_data, "--agreement-set",
+                                             h->mutable_agreement_set()));
   }
   for (auto m : options.methods) h->add_methods(convert::HeadRankingToProto(m));
   for (double r : options.ratios_percent) h->add_ratios(r);
@@ -117,8 +125,11 @@ absl::StatusOr<v1::HeadImportanceResult> RunRemote(const HeadsCommand::Flags& f,
     h->set_export_path(f.export_dir);
     h->set_export_ratio(f.export_ratio);
   }
-  ATTATTR_ASSIGN_OR_RETURN(auto result, RunJobToResult(f.study.server, f.study.deadline, f.study.timeout_seconds, request, err, job_exit));
-  if (!result.has_head_importance()) return absl::DataLossError("the job's result is not a head-importance result");
+  ATTATTR_ASSIGN_OR_RETURN(auto result,
+                           RunJobToResult(f.study.server, f.study.deadline, f.study.timeout_seconds,
+                                          request, err, job_exit));
+  if (!result.has_head_importance())
+    return absl::DataLossError("the job's result is not a head-importance result");
   return result.head_importance();
 }
 
@@ -145,7 +156,8 @@ HeadsCommand::HeadsCommand(CLI::App& app, const std::string& default_model) {
   cmd_->add_option("--importance-set", f.importance_set,
                    "GLUE TSV (SST-2/RTE/MRPC) whose gold labels drive the rankings")
       ->required();
-  cmd_->add_option("--eval-set", f.eval_set, "GLUE TSV the pruning curves are measured on")->required();
+  cmd_->add_option("--eval-set", f.eval_set, "GLUE TSV the pruning curves are measured on")
+      ->required();
   cmd_->add_option("--importance-limit", f.importance_limit,
                    "Use the first N importance examples (0 = all; the paper uses 200)")
       ->capture_default_str();
@@ -157,15 +169,18 @@ HeadsCommand::HeadsCommand(CLI::App& app, const std::string& default_model) {
   cmd_->add_option("--agreement-limit", f.agreement_limit,
                    "Use the first N agreement examples (0 = all)")
       ->capture_default_str();
-  cmd_->add_option("--methods", f.methods, "Comma-separated rankings; the first one drives --export")
+  cmd_->add_option("--methods", f.methods,
+                   "Comma-separated rankings; the first one drives --export")
       ->capture_default_str();
-  cmd_->add_option("--ratios", f.ratios, "Comma-separated percents of heads to prune, each in [0, 100]")
+  cmd_->add_option("--ratios", f.ratios,
+                   "Comma-separated percents of heads to prune, each in [0, 100]")
       ->capture_default_str();
   cmd_->add_option("--seed", f.seed, "Seed of the random ranking")->capture_default_str();
   cmd_->add_option("--export", f.export_dir,
                    "Write a checkpoint without the lowest-ranked heads here (with --server: a path "
                    "under the server's --export-root)");
-  cmd_->add_option("--export-ratio", f.export_ratio, "Percent of heads --export removes, in [0, 100]")
+  cmd_->add_option("--export-ratio", f.export_ratio,
+                   "Percent of heads --export removes, in [0, 100]")
       ->capture_default_str();
   cmd_->add_option("--csv", f.csv, "Also write the curves as CSV to this file");
   cmd_->add_option("--plot", f.plot, "Also write the curves as an SVG chart to this file");
@@ -193,13 +208,15 @@ int HeadsCommand::Run(std::ostream& out, std::ostream& err) const {
   options.importance.seed = f.seed;
   options.export_dir = f.export_dir;
   options.export_ratio_percent = f.export_ratio;
-  auto result = f.study.server.empty() ? RunLocal(f, options, err) : RunRemote(f, options, err, &job_exit);
+  auto result =
+      f.study.server.empty() ? RunLocal(f, options, err) : RunRemote(f, options, err, &job_exit);
   if (!result.ok()) return fail(result.status());
   if (!f.csv.empty()) {
     if (auto s = WriteFlagFile("--csv", f.csv, PruningCurvesCsv(*result)); !s.ok()) return fail(s);
   }
   if (!f.plot.empty()) {
-    if (auto s = WriteFlagFile("--plot", f.plot, report::PruningCurvesSvg(*result)); !s.ok()) return fail(s);
+    if (auto s = WriteFlagFile("--plot", f.plot, report::PruningCurvesSvg(*result)); !s.ok())
+      return fail(s);
   }
   if (f.study.format == "json") {
     out << HeadImportanceToJson(*result).dump() << "\n";

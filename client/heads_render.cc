@@ -12,7 +12,9 @@
 namespace attattr::client {
 namespace {
 
-nlohmann::json Number(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
+nlohmann::json Number(double v) {
+  return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr);
+}
 
 }  // namespace
 
@@ -30,7 +32,8 @@ nlohmann::json HeadImportanceToJson(const v1::HeadImportanceResult& result) {
     nlohmann::json table = nlohmann::json::array();
     for (int l = 0; l < L; ++l) {
       nlohmann::json row = nlohmann::json::array();
-      for (int h = 0; h < H && l * H + h < m.importance_size(); ++h) row.push_back(m.importance(l * H + h));
+      for (int h = 0; h < H && l * H + h < m.importance_size(); ++h)
+        row.push_back(m.importance(l * H + h));
       table.push_back(std::move(row));
     }
     nlohmann::json curve = nlohmann::json::array();
@@ -72,7 +75,8 @@ std::string HeadImportanceToText(const v1::HeadImportanceResult& result) {
   std::ostringstream out;
   const int L = result.num_layers(), H = result.num_heads();
   for (const auto& m : result.methods()) {
-    out << "importance (" << ImportanceMethodName(m.method()) << "), rows = layers, columns = heads\n";
+    out << "importance (" << ImportanceMethodName(m.method())
+        << "), rows = layers, columns = heads\n";
     out << "       ";
     for (int h = 0; h < H; ++h) out << absl::StrFormat(" %8s", absl::StrCat("h", h));
     out << "\n";
@@ -90,9 +94,11 @@ std::string HeadImportanceToText(const v1::HeadImportanceResult& result) {
   for (int m = 0; m < result.methods_size(); ++m) {
     for (const auto& p : result.methods(m).curve()) rows[p.ratio()][m] = &p;
   }
-  out << "pruning curves: accuracy (mean gold-label probability) with the lowest-ranked heads masked\n";
+  out << "pruning curves: accuracy (mean gold-label probability) with the lowest-ranked heads "
+         "masked\n";
   out << absl::StrFormat("  %7s %6s", "pruned", "heads");
-  for (const auto& m : result.methods()) out << absl::StrFormat("  %-17s", ImportanceMethodName(m.method()));
+  for (const auto& m : result.methods())
+    out << absl::StrFormat("  %-17s", ImportanceMethodName(m.method()));
   out << "\n";
   for (const auto& [ratio, by_method] : rows) {
     int heads = by_method.begin()->second->heads_pruned();
@@ -128,9 +134,10 @@ std::string HeadImportanceToText(const v1::HeadImportanceResult& result) {
     }
   }
   if (!result.export_path().empty()) {
-    out << absl::StrFormat("\npruned checkpoint: %s (%d heads removed, %d parameters, %.1f MB weights)\n",
-                           result.export_path(), result.export_heads_removed(),
-                           result.export_parameter_count(), result.export_weights_bytes() / 1e6);
+    out << absl::StrFormat(
+        "\npruned checkpoint: %s (%d heads removed, %d parameters, %.1f MB weights)\n",
+        result.export_path(), result.export_heads_removed(), result.export_parameter_count(),
+        result.export_weights_bytes() / 1e6);
   }
   return out.str();
 }

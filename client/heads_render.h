@@ -5,9 +5,8 @@
 // from the public proto so the local and --server modes print the same thing. Pure functions.
 #pragma once
 
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "attattr/v1/head_importance.pb.h"
 

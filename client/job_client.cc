@@ -14,9 +14,9 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "attattr/base/status_macros.h"
 #include "attattr/v1/attattr_service.grpc.pb.h"
 #include "grpc_call.h"
-#include "attattr/base/status_macros.h"
 
 namespace attattr::client {
 namespace {
@@ -138,7 +138,8 @@ absl::StatusOr<v1::Job> JobClient::Submit(const v1::SubmitJobRequest& request) {
   impl_->SetDeadline(&ctx);
   v1::Job job;
   const std::string subject = absl::StrCat("model ", request.spec().model());
-  ATTATTR_RETURN_IF_ERROR(impl_->FromGrpc(impl_->stub->SubmitJob(&ctx, request, &job), ctx, subject));
+  ATTATTR_RETURN_IF_ERROR(
+      impl_->FromGrpc(impl_->stub->SubmitJob(&ctx, request, &job), ctx, subject));
   return job;
 }
 
@@ -148,7 +149,8 @@ absl::StatusOr<v1::Job> JobClient::Get(const std::string& name) {
   v1::GetJobRequest req;
   req.set_name(name);
   v1::Job job;
-  ATTATTR_RETURN_IF_ERROR(impl_->FromGrpc(impl_->stub->GetJob(&ctx, req, &job), ctx, "job " + name));
+  ATTATTR_RETURN_IF_ERROR(
+      impl_->FromGrpc(impl_->stub->GetJob(&ctx, req, &job), ctx, "job " + name));
   return job;
 }
 
@@ -168,7 +170,8 @@ absl::StatusOr<v1::Job> JobClient::Wait(const std::string& name, int64_t timeout
   req.set_name(name);
   req.set_timeout_ms(timeout_ms);
   v1::Job job;
-  ATTATTR_RETURN_IF_ERROR(impl_->FromGrpc(impl_->stub->WaitJob(&ctx, req, &job), ctx, "job " + name, timeout_ms));
+  ATTATTR_RETURN_IF_ERROR(
+      impl_->FromGrpc(impl_->stub->WaitJob(&ctx, req, &job), ctx, "job " + name, timeout_ms));
   return job;
 }
 
@@ -178,7 +181,8 @@ absl::StatusOr<v1::Job> JobClient::Cancel(const std::string& name) {
   v1::CancelJobRequest req;
   req.set_name(name);
   v1::Job job;
-  ATTATTR_RETURN_IF_ERROR(impl_->FromGrpc(impl_->stub->CancelJob(&ctx, req, &job), ctx, "job " + name));
+  ATTATTR_RETURN_IF_ERROR(
+      impl_->FromGrpc(impl_->stub->CancelJob(&ctx, req, &job), ctx, "job " + name));
   return job;
 }
 
@@ -281,7 +285,8 @@ absl::StatusOr<std::vector<std::string>> JobClient::ModelLabels(const std::strin
   v1::GetModelRequest req;
   req.set_name(model);
   v1::Model m;
-  ATTATTR_RETURN_IF_ERROR(impl_->FromGrpc(impl_->stub->GetModel(&ctx, req, &m), ctx, "model " + model));
+  ATTATTR_RETURN_IF_ERROR(
+      impl_->FromGrpc(impl_->stub->GetModel(&ctx, req, &m), ctx, "model " + model));
   return std::vector<std::string>(m.labels().begin(), m.labels().end());
 }
 

@@ -9,14 +9,14 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
-#include "attattr/engine/quadrature.h"
+#include "attattr/base/status_macros.h"
 #include "attattr/convert/attribution_convert.h"
+#include "attattr/engine/quadrature.h"
 #include "attribution_request.h"
 #include "command_support.h"
 #include "grpc_call.h"
 #include "job_client.h"
 #include "job_render.h"
-#include "attattr/base/status_macros.h"
 
 namespace attattr::client {
 
@@ -154,9 +154,10 @@ int RunSubmit(const JobCommands::Submit& f, std::ostream& out, std::ostream& err
     return Usage("--timeout-seconds: must be >= 0 (0 = until the job finishes)", err);
   }
   if (f.timeout_seconds > 0 && !f.wait) {
-    return Usage("--timeout-seconds: bounds --wait; the job's own limit on the server is "
-                 "--job-timeout-seconds",
-                 err);
+    return Usage(
+        "--timeout-seconds: bounds --wait; the job's own limit on the server is "
+        "--job-timeout-seconds",
+        err);
   }
   auto rule = engine::ParseQuadratureRule(f.rule);
   if (!rule.ok()) return Usage(absl::StrCat("--", rule.status().message()), err);
@@ -473,7 +474,8 @@ JobCommands::JobCommands(CLI::App& app) {
       "get",
       "Show a job; when it SUCCEEDED, download its result: JSON {\"job\", \"examples\": [one "
       "object per example, as `attattr explain` prints]} for attribution jobs, {\"job\", "
-      "\"result\": ...} as `attattr heads` / `attattr triggers` print for the others (exit 3/4 when "
+      "\"result\": ...} as `attattr heads` / `attattr triggers` print for the others (exit 3/4 "
+      "when "
       "it failed/is not done)");
   AddCommon(get_cmd_, &get_.common, 300, "json", "; the result download is one call");
   get_cmd_->add_option("job", get_.job, "Job name (jobs/ID or ID)")->required();

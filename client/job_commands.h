@@ -79,7 +79,7 @@ class JobCommands {
     bool head_summed = false;
     bool attention = false;
     bool fp16 = false;
-    bool tree = false;   // keep each example's attribution tree (needs all layers)
+    bool tree = false;  // keep each example's attribution tree (needs all layers)
     double tau = engine::kDefaultTreeTau;  // its threshold τ, in (0, 1]
     int priority = 0;
     double job_timeout_seconds = 0;  // the job's own limit on the server (spec.timeout_ms)

@@ -1,9 +1,6 @@
 // JSON and text renderings of jobs and job results (see job_render.h).
 #include "job_render.h"
 
-#include "heads_render.h"
-#include "triggers_command.h"
-
 #include <google/protobuf/util/json_util.h>
 
 #include <algorithm>
@@ -14,11 +11,13 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "attattr/base/status_macros.h"
 #include "attattr/convert/attribution_convert.h"
 #include "attattr/convert/tensor_convert.h"
 #include "attribution_request.h"
+#include "heads_render.h"
 #include "render.h"
-#include "attattr/base/status_macros.h"
+#include "triggers_command.h"
 
 namespace attattr::client {
 namespace {

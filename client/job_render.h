@@ -37,8 +37,8 @@ bool IsFinished(v1::JobState state);
 
 // A finished job's result. Attribution jobs: {"job", "examples": [AttributionToJson(...) per
 // example, plus per layer "head_summed" [n][n], "attention" [H][n][n] and "top_connections", and
-// the example's "tree", when the job asked for them]}. Other kinds: {"job", "result": the JobResult as protobuf JSON}.
-// InvalidArgument when a tensor in the result is malformed.
+// the example's "tree", when the job asked for them]}. Other kinds: {"job", "result": the JobResult
+// as protobuf JSON}. InvalidArgument when a tensor in the result is malformed.
 absl::StatusOr<nlohmann::json> JobResultToJson(const v1::Job& job, const v1::JobResult& result);
 // The text form: the job line, then AttributionToText per example (`top_k` connections per layer)
 // and its attribution tree when the job kept one.

@@ -5,11 +5,11 @@
 #include <grpcpp/grpcpp.h>
 
 #include "absl/strings/str_cat.h"
-#include "attattr/v1/attattr_service.grpc.pb.h"
+#include "attattr/base/status_macros.h"
 #include "attattr/convert/attribution_convert.h"
+#include "attattr/v1/attattr_service.grpc.pb.h"
 #include "attribution_request.h"
 #include "grpc_call.h"
-#include "attattr/base/status_macros.h"
 
 namespace attattr::client {
 namespace {

@@ -26,8 +26,7 @@ struct RenderContext {
 //  With `tree`, also "tree": {"tau", "root", "top", "root_edge_score",
 //  "nodes": [{"position", "token", "layer"}], "edges": [{"parent", "child", "layer", "score"}]}
 //  (attattr/report/attribution_tree_render.h).
-nlohmann::json AttributionToJson(const engine::ExampleAttribution& result,
-                                 const RenderContext& ctx,
+nlohmann::json AttributionToJson(const engine::ExampleAttribution& result, const RenderContext& ctx,
                                  const engine::AttributionTree* tree = nullptr);
 
 // A few lines per layer: completeness, then the `top_k` strongest connections

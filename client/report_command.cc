@@ -6,10 +6,10 @@
 #include <iostream>
 
 #include "absl/status/status.h"
+#include "attattr/report/html_report.h"
 #include "grpc_call.h"
 #include "job_client.h"
 #include "job_commands.h"
-#include "attattr/report/html_report.h"
 
 namespace attattr::client {
 

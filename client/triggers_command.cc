@@ -9,19 +9,19 @@
 
 #include "absl/strings/str_cat.h"
 #include "attattr/base/status_macros.h"
-#include "attattr/engine/gold_label.h"
+#include "attattr/convert/attribution_convert.h"
+#include "attattr/convert/trigger_search_convert.h"
 #include "attattr/engine/dataset.h"
+#include "attattr/engine/gold_label.h"
 #include "attattr/engine/model.h"
 #include "attattr/engine/quadrature.h"
 #include "attattr/engine/runtime.h"
 #include "attattr/engine/trigger_search.h"
-#include "attattr/convert/attribution_convert.h"
 #include "attribution_request.h"
-#include "job_client.h"
-#include "job_commands.h"
 #include "command_support.h"
 #include "grpc_call.h"
-#include "attattr/convert/trigger_search_convert.h"
+#include "job_client.h"
+#include "job_commands.h"
 
 namespace attattr::client {
 namespace {
@@ -35,10 +35,12 @@ absl::StatusOr<v1::TriggerSearchResult> RunLocal(const TriggersCommand::Flags& f
   ATTATTR_ASSIGN_OR_RETURN(auto evaluation, ReadFlagSet(f.eval_set, f.eval_limit, "--eval-set"));
   ATTATTR_ASSIGN_OR_RETURN(const auto model, LoadStudyModel(f.study));
   const auto& info = model->info();
-  if (!info.has_classifier) return InvalidFlag("--model", "trigger search needs a classifier checkpoint");
+  if (!info.has_classifier)
+    return InvalidFlag("--model", "trigger search needs a classifier checkpoint");
   if (auto i = engine::FirstUnplaceableExample(mining, evaluation)) {
     return InvalidFlag("--eval-set",
-                       absl::StrCat("example ", *i, " is a single sentence but --mine-set has "
+                       absl::StrCat("example ", *i,
+                                    " is a single sentence but --mine-set has "
                                     "sentence pairs: patterns mined from a second sentence cannot "
                                     "be placed"));
   }
@@ -50,7 +52,8 @@ absl::StatusOr<v1::TriggerSearchResult> RunLocal(const TriggersCommand::Flags& f
   ATTATTR_ASSIGN_OR_RETURN(auto eval, EncodeFlagSet(*model, evaluation, "--eval-set"));
   engine::RunControl control;
   control.on_progress = StageProgressPrinter(err);
-  ATTATTR_ASSIGN_OR_RETURN(auto report, engine::RunTriggerSearch(*model, mine, eval, labels, options, control));
+  ATTATTR_ASSIGN_OR_RETURN(auto report,
+                           engine::RunTriggerSearch(*model, mine, eval, labels, options, control));
   v1::TriggerSearchResult result;
   convert::TriggerSearchReportToProto(report, &result);
   return result;
@@ -62,14 +65,18 @@ absl::StatusOr<v1::TriggerSearchResult> RunRemote(const TriggersCommand::Flags& 
                                                   std::ostream& err, int* job_exit) {
   v1::SubmitJobRequest request = StudyJobRequest(f.study);
   auto* t = request.mutable_spec()->mutable_trigger_search();
-  ATTATTR_RETURN_IF_ERROR(AddExampleSource(f.mine_set, f.mine_count, f.study.server_data, "--mine-set", t->mutable_mining_set()));
-  ATTATTR_RETURN_IF_ERROR(AddExampleSource(f.eval_set, f.eval_limit, f.study.server_data, "--eval-set", t->mutable_evaluation_set()));
+  ATTATTR_RETURN_IF_ERROR(AddExampleSource(f.mine_set, f.mine_count, f.study.server_data,
+                                           "--mine-set", t->mutable_mining_set()));
+  ATTATTR_RETURN_IF_ERROR(AddExampleSource(f.eval_set, f.eval_limit, f.study.server_data,
+                                           "--eval-set", t->mutable_evaluation_set()));
   t->set_top_k(options.top_k);
   t->set_threshold(options.threshold);
   t->set_seed(options.seed);
   t->mutable_attribution()->set_rule(convert::RuleToProto(options.attribution.rule));
   t->mutable_attribution()->set_steps(options.attribution.steps);
-  ATTATTR_ASSIGN_OR_RETURN(auto result, RunJobToResult(f.study.server, f.study.deadline, f.study.timeout_seconds, request, err, job_exit));
+  ATTATTR_ASSIGN_OR_RETURN(auto result,
+                           RunJobToResult(f.study.server, f.study.deadline, f.study.timeout_seconds,
+                                          request, err, job_exit));
   if (!result.has_trigger_search()) {
     return absl::DataLossError("the job's result is not a trigger-search result");
   }
@@ -125,8 +132,8 @@ std::string TriggerSearchToText(const v1::TriggerSearchResult& result) {
                       t < p.segments_size() && p.segments(t) == 1 ? " (B)" : "");
     }
     char head[160];
-    std::snprintf(head, sizeof head, "\n#%d  [%s]  source %d  layer %d  head %d  score %.4f\n", k + 1,
-                  tokens.c_str(), p.source(), p.layer(), p.head(), p.score());
+    std::snprintf(head, sizeof head, "\n#%d  [%s]  source %d  layer %d  head %d  score %.4f\n",
+                  k + 1, tokens.c_str(), p.source(), p.layer(), p.head(), p.score());
     out << head;
     out << "    class                  n     clean  attacked   control\n";
     for (int c = 0; c < p.clean_size(); ++c) {
@@ -178,10 +185,12 @@ int TriggersCommand::Run(std::ostream& out, std::ostream& err) const {
   if (!rule.ok()) return fail(rule.status());
 
   if (f.top < 1 || f.top > engine::kMaxTriggerTopK) {
-    return fail(InvalidFlag("--top", absl::StrCat(f.top, " is not in [1, ", engine::kMaxTriggerTopK, "]")));
+    return fail(
+        InvalidFlag("--top", absl::StrCat(f.top, " is not in [1, ", engine::kMaxTriggerTopK, "]")));
   }
   if (f.mine_count < 1 || f.mine_count > kMaxMineCount) {
-    return fail(InvalidFlag("--mine-count", absl::StrCat(f.mine_count, " is not in [1, ", kMaxMineCount, "]")));
+    return fail(InvalidFlag("--mine-count",
+                            absl::StrCat(f.mine_count, " is not in [1, ", kMaxMineCount, "]")));
   }
   if (f.eval_limit < 0) return fail(InvalidFlag("--eval-limit", "must be >= 0 (0 = all)"));
   if (!std::isfinite(f.threshold) || f.threshold < 0) {
@@ -193,7 +202,8 @@ int TriggersCommand::Run(std::ostream& out, std::ostream& err) const {
   options.top_k = f.top;
   options.threshold = f.threshold;
   options.seed = f.seed;
-  auto result = f.study.server.empty() ? RunLocal(f, options, err) : RunRemote(f, options, err, &job_exit);
+  auto result =
+      f.study.server.empty() ? RunLocal(f, options, err) : RunRemote(f, options, err, &job_exit);
   if (!result.ok()) return fail(result.status());
   if (f.study.format == "json") {
     out << TriggerSearchToJson(*result).dump() << "\n";

@@ -8,15 +8,14 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <ostream>
 #include <string>
 
-#include <nlohmann/json.hpp>
-
 #include "CLI/CLI.hpp"
 #include "attattr/engine/trigger_search.h"
-#include "command_support.h"
 #include "attattr/v1/trigger_search.pb.h"
+#include "command_support.h"
 
 namespace attattr::client {
 

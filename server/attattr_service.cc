@@ -26,8 +26,9 @@ std::string RequestId(const grpc::CallbackServerContext* ctx) {
 
 grpc::Status Draining(const char* method) {
   return grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                      absl::StrCat(method, ": the server is draining (shutting down); retry on "
-                                           "another replica or after the restart"));
+                      absl::StrCat(method,
+                                   ": the server is draining (shutting down); retry on "
+                                   "another replica or after the restart"));
 }
 
 }  // namespace
@@ -120,9 +121,10 @@ grpc::ServerUnaryReactor* AttattrService::Explain(grpc::CallbackServerContext* c
     FinishRpc("Explain", ctx, start, reactor, status);
   };
   if (!d_.batcher.TrySubmit(std::move(item))) {
-    FinishRpc("Explain", ctx, start, reactor,
-              grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                           "Explain: too many calls waiting (--max-pending-explains); retry later"));
+    FinishRpc(
+        "Explain", ctx, start, reactor,
+        grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                     "Explain: too many calls waiting (--max-pending-explains); retry later"));
   }
   return reactor;
 }
@@ -162,7 +164,8 @@ void AttattrService::CompleteSubmitJob(grpc::CallbackServerContext* ctx,
   auto finish = [&](const grpc::Status& status, const std::string& job_id = "") {
     FinishRpc("SubmitJob", ctx, start, reactor, status, job_id);
   };
-  if (ctx->IsCancelled()) return finish(grpc::Status(grpc::StatusCode::CANCELLED, "SubmitJob: cancelled by the client"));
+  if (ctx->IsCancelled())
+    return finish(grpc::Status(grpc::StatusCode::CANCELLED, "SubmitJob: cancelled by the client"));
   const v1::JobSpec& spec = request->spec();
   // Validates everything that can be checked now (model, examples, options, admission control),
   // so a bad spec fails here rather than after it waited in the queue.
@@ -187,13 +190,13 @@ void AttattrService::CompleteSubmitJob(grpc::CallbackServerContext* ctx,
     }
     return finish(ToGrpcStatus(submitted.status()));
   }
-  if (!submitted->created && (submitted->record.kind != record.kind ||
-                              submitted->record.model != record.model ||
-                              submitted->record.spec != record.spec)) {
-    return finish(grpc::Status(
-        grpc::StatusCode::ALREADY_EXISTS,
-        absl::StrCat("request_id: '", record.request_id, "' was already used for job ",
-                     submitted->record.id, " with a different spec")));
+  if (!submitted->created &&
+      (submitted->record.kind != record.kind || submitted->record.model != record.model ||
+       submitted->record.spec != record.spec)) {
+    return finish(
+        grpc::Status(grpc::StatusCode::ALREADY_EXISTS,
+                     absl::StrCat("request_id: '", record.request_id, "' was already used for job ",
+                                  submitted->record.id, " with a different spec")));
   }
   JobToProto(submitted->record, UnixNowMs(), response);
   finish(grpc::Status::OK, submitted->record.id);
@@ -228,10 +231,12 @@ grpc::ServerUnaryReactor* AttattrService::ListJobs(grpc::CallbackServerContext* 
         "page_size: ", request->page_size(), " is not in [0, ", store::kMaxListPageSize, "]")));
   }
   if (!v1::JobState_IsValid(request->state())) {
-    return finish(absl::InvalidArgumentError(absl::StrCat("state: unknown value ", request->state())));
+    return finish(
+        absl::InvalidArgumentError(absl::StrCat("state: unknown value ", request->state())));
   }
   if (!v1::JobKind_IsValid(request->kind())) {
-    return finish(absl::InvalidArgumentError(absl::StrCat("kind: unknown value ", request->kind())));
+    return finish(
+        absl::InvalidArgumentError(absl::StrCat("kind: unknown value ", request->kind())));
   }
   store::ListFilter filter;
   filter.state = StateFromProto(request->state());

@@ -1,9 +1,9 @@
 // The attattr.v1.Attattr gRPC service (callback API). Handlers validate and convert requests, then
 // hand work on: Explain items to the dynamic batcher, job specs to the submit pool (which reads
 // and tokenizes their examples, then stores and queues the job); they never run the engine, read
-// files or tokenize datasets on a reaction thread. WaitJob and WatchJob subscribe to JobEvents instead of
-// blocking; streams keep one write in flight. Every call ends with one access-log line and the RPC
-// metrics (RecordRpc). Thread-safe: one instance serves every call.
+// files or tokenize datasets on a reaction thread. WaitJob and WatchJob subscribe to JobEvents
+// instead of blocking; streams keep one write in flight. Every call ends with one access-log line
+// and the RPC metrics (RecordRpc). Thread-safe: one instance serves every call.
 #pragma once
 
 #include <atomic>

@@ -63,16 +63,15 @@ void AttributionBatcher::Stop() {
 }
 
 int AttributionBatcher::CountKey(const std::string& key) const {
-  return static_cast<int>(std::count_if(queue_.begin(), queue_.end(),
-                                        [&](const Waiting& w) { return w.key == key; }));
+  return static_cast<int>(
+      std::count_if(queue_.begin(), queue_.end(), [&](const Waiting& w) { return w.key == key; }));
 }
 
 std::vector<AttributionBatcher::Waiting> AttributionBatcher::TakeBatch() {
   // The conditions below run under mu_ (Await), which the analysis cannot see.
   while (true) {
-    const auto ready = [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
-      return stopping_ || !queue_.empty();
-    };
+    const auto ready = [this]()
+                           ABSL_NO_THREAD_SAFETY_ANALYSIS { return stopping_ || !queue_.empty(); };
     mu_.Await(absl::Condition(&ready));
     if (stopping_) return {};
     const std::string key = queue_.front().key;

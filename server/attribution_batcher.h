@@ -40,10 +40,10 @@ struct AttributionItem {
 class AttributionBatcher {
  public:
   struct Options {
-    int workers = 1;                        // engine workers (per device)
-    int max_examples = 8;                   // largest engine batch; 1 = no dynamic batching
+    int workers = 1;                            // engine workers (per device)
+    int max_examples = 8;                       // largest engine batch; 1 = no dynamic batching
     std::chrono::microseconds max_delay{2000};  // how long the oldest item may wait for company
-    int max_pending = 256;                  // items waiting before TrySubmit refuses
+    int max_pending = 256;                      // items waiting before TrySubmit refuses
   };
   // Called after every engine call with the number of items it ran (for the batch-size metric).
   using BatchObserver = std::function<void(int items)>;

@@ -4,11 +4,11 @@
 #include <string>
 
 #include "absl/strings/match.h"
-#include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "attattr/report/html_report.h"
 #include "attattr/v1/job.pb.h"
 #include "jobs/job_convert.h"
-#include "attattr/report/html_report.h"
 
 namespace attattr::server {
 namespace {

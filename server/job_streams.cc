@@ -34,8 +34,12 @@ class WaitJobReactor final : public grpc::ServerUnaryReactor {
  public:
   WaitJobReactor(AttattrService& service, grpc::CallbackServerContext* ctx,
                  const v1::WaitJobRequest& request, v1::Job* response)
-      : service_(service), d_(service.deps()), ctx_(ctx), name_(request.name()),
-        timeout_ms_(request.timeout_ms()), response_(response) {}
+      : service_(service),
+        d_(service.deps()),
+        ctx_(ctx),
+        name_(request.name()),
+        timeout_ms_(request.timeout_ms()),
+        response_(response) {}
 
   void Begin() {
     if (auto s = CheckJobName(name_); !s.ok()) return Complete(ToGrpcStatus(s));
@@ -127,11 +131,13 @@ class OneWriteReactor : public grpc::ServerWriteReactor<Message> {
       : service_(service), d_(service.deps()), ctx_(ctx), method_(method), name_(std::move(name)) {}
 
   void OnCancel() override {
-    End(grpc::Status(grpc::StatusCode::CANCELLED, absl::StrCat(method_, ": cancelled by the client")));
+    End(grpc::Status(grpc::StatusCode::CANCELLED,
+                     absl::StrCat(method_, ": cancelled by the client")));
   }
   void OnWriteDone(bool ok) override {
     if (!ok) {
-      End(grpc::Status(grpc::StatusCode::CANCELLED, absl::StrCat(method_, ": the client went away")));
+      End(grpc::Status(grpc::StatusCode::CANCELLED,
+                       absl::StrCat(method_, ": the client went away")));
       return;
     }
     mu_.Lock();
@@ -192,9 +198,8 @@ class WatchJobReactor final : public OneWriteReactor<v1::Job> {
 
   void Begin() {
     if (auto s = CheckJobName(name_); !s.ok()) return End(ToGrpcStatus(s));
-    token_ = d_.events.Subscribe(name_, [this](EventKind kind, const store::JobRecord& record) {
-      OnEvent(kind, record);
-    });
+    token_ = d_.events.Subscribe(
+        name_, [this](EventKind kind, const store::JobRecord& record) { OnEvent(kind, record); });
     auto record = d_.store.Get(name_);
     if (!record.ok()) return End(ToGrpcStatus(record.status()));
     Offer(*record);
@@ -261,10 +266,10 @@ class ResultReactor final : public OneWriteReactor<v1::ResultChunk> {
     auto record = d_.store.Get(name_);
     if (!record.ok()) return End(ToGrpcStatus(record.status()));
     if (record->state != store::JobState::kSucceeded) {
-      return End(grpc::Status(
-          grpc::StatusCode::FAILED_PRECONDITION,
-          absl::StrCat("name: job ", name_, " is ", store::JobStateName(record->state),
-                       "; a result exists once it has SUCCEEDED")));
+      return End(
+          grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                       absl::StrCat("name: job ", name_, " is ", store::JobStateName(record->state),
+                                    "; a result exists once it has SUCCEEDED")));
     }
     auto info = d_.store.GetResultInfo(name_);
     if (!info.ok()) return End(ToGrpcStatus(info.status()));

@@ -1,4 +1,5 @@
-// attattr-server: parses flags (CLI11: command line, ATTATTR_* environment variables, or an INI/TOML
+// attattr-server: parses flags (CLI11: command line, ATTATTR_* environment variables, or an
+// INI/TOML
 // --config file), sets up logging and LibTorch threads once, starts the Server and drains it on
 // SIGTERM/SIGINT (health NOT_SERVING, new work refused, running jobs get --grace-seconds to finish
 // and are otherwise re-queued for the next start, exit 0).
@@ -34,8 +35,9 @@ int main(int argc, char** argv) {
                  "SQLite file holding jobs and results (created when missing)")
       ->envname("ATTATTR_STORE")
       ->capture_default_str();
-  app.add_option("--data-root", config.data_root,
-                 "Directory that job dataset paths are resolved under (empty = dataset refs refused)")
+  app.add_option(
+         "--data-root", config.data_root,
+         "Directory that job dataset paths are resolved under (empty = dataset refs refused)")
       ->envname("ATTATTR_DATA_ROOT")
       ->capture_default_str();
   app.add_option("--export-root", config.export_root,
@@ -51,7 +53,8 @@ int main(int argc, char** argv) {
       ->envname("ATTATTR_JOB_RUNNERS")
       ->capture_default_str();
   app.add_option("--batch-max-examples", config.batch_max_examples,
-                 "Dynamic batching: most examples per engine call (1 = none; 0 = by device: 8 on cuda, 1 on "
+                 "Dynamic batching: most examples per engine call (1 = none; 0 = by device: 8 on "
+                 "cuda, 1 on "
                  "cpu)")
       ->envname("ATTATTR_BATCH_MAX_EXAMPLES")
       ->capture_default_str();
@@ -118,8 +121,9 @@ int main(int argc, char** argv) {
     std::cout << app.help() << std::endl;
     return 0;
   } catch (const CLI::ParseError& e) {
-    std::cerr << "error: " << e.what() << "\nusage: attattr-server --models DIR [--listen HOST:PORT] "
-                                          "[--metrics-listen HOST:PORT] (see --help)\n";
+    std::cerr << "error: " << e.what()
+              << "\nusage: attattr-server --models DIR [--listen HOST:PORT] "
+                 "[--metrics-listen HOST:PORT] (see --help)\n";
     return 2;
   }
   config.memory_budget_bytes = budget_mib << 20;

@@ -6,9 +6,9 @@
 #include <limits>
 
 #include "absl/strings/str_cat.h"
+#include "attattr/base/status_macros.h"
 #include "attattr/convert/attribution_convert.h"
 #include "attattr/engine/attribution_tree.h"
-#include "attattr/base/status_macros.h"
 
 namespace attattr::server {
 namespace {
@@ -31,17 +31,20 @@ absl::StatusOr<engine::AttributionOptions> AttributionOptionsFromProto(
   if (p.steps() != 0) o.steps = p.steps();
   const int min_steps = o.rule == engine::QuadratureRule::kTrapezoid ? 2 : 1;
   if (o.steps < min_steps || o.steps > config.max_steps) {
-    return Invalid(field + ".steps", absl::StrCat(o.steps, " is not in [", min_steps, ", ",
-                                                  config.max_steps, "] (server limit --max-steps)"));
+    return Invalid(field + ".steps",
+                   absl::StrCat(o.steps, " is not in [", min_steps, ", ", config.max_steps,
+                                "] (server limit --max-steps)"));
   }
   for (int i = 0; i < p.layers_size(); ++i) {
     const int l = p.layers(i);
     if (l < 0 || l >= info.num_layers) {
-      return Invalid(absl::StrCat(field, ".layers[", i, "]"),
-                     absl::StrCat(l, " is not a layer of this model (0..", info.num_layers - 1, ")"));
+      return Invalid(
+          absl::StrCat(field, ".layers[", i, "]"),
+          absl::StrCat(l, " is not a layer of this model (0..", info.num_layers - 1, ")"));
     }
     if (i > 0 && l <= p.layers(i - 1)) {
-      return Invalid(absl::StrCat(field, ".layers[", i, "]"), "layers must be ascending and unique");
+      return Invalid(absl::StrCat(field, ".layers[", i, "]"),
+                     "layers must be ascending and unique");
     }
     o.layers.push_back(l);
   }
@@ -86,16 +89,21 @@ absl::StatusOr<ExplainCall> ExplainFromProto(const v1::ExplainRequest& request,
   auto full = model.tokenizer().Encode(ex.text(), pair, 1 << 20);
   if (!full.ok()) return Invalid("example.text", std::string(full.status().message()));
   if (static_cast<int>(full->size()) > limit) {
-    return Invalid("example.text",
-                   absl::StrCat(full->size(), " word pieces (with [CLS]/[SEP]) exceed the limit of ",
-                                limit, " (the model's maximum length and --max-explain-tokens)"));
+    return Invalid(
+        "example.text",
+        absl::StrCat(full->size(), " word pieces (with [CLS]/[SEP]) exceed the limit of ", limit,
+                     " (the model's maximum length and --max-explain-tokens)"));
   }
   call.encoding = std::move(*full);
-  ATTATTR_ASSIGN_OR_RETURN(auto options, AttributionOptionsFromProto(request.options(), model, config, "options"));
+  ATTATTR_ASSIGN_OR_RETURN(
+      auto options, AttributionOptionsFromProto(request.options(), model, config, "options"));
   call.options = std::move(options);
-  ATTATTR_ASSIGN_OR_RETURN(auto result, ResultOptionsFromProto(request.result(), request.has_result(), std::numeric_limits<int>::max(), "result"));
+  ATTATTR_ASSIGN_OR_RETURN(auto result,
+                           ResultOptionsFromProto(request.result(), request.has_result(),
+                                                  std::numeric_limits<int>::max(), "result"));
   call.result = std::move(result);
-  ATTATTR_RETURN_IF_ERROR(CheckTreeLayers(call.options, call.result, model.info(), "options.layers"));
+  ATTATTR_RETURN_IF_ERROR(
+      CheckTreeLayers(call.options, call.result, model.info(), "options.layers"));
   return call;
 }
 

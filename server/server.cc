@@ -5,11 +5,11 @@
 #include <grpcpp/health_check_service_interface.h>
 
 #include "absl/strings/str_cat.h"
-#include "jobs/job_kinds.h"
-#include "jobs/job_convert.h"
-#include "job_report_http.h"
-#include "store/sqlite_job_store.h"
 #include "attattr/base/status_macros.h"
+#include "job_report_http.h"
+#include "jobs/job_convert.h"
+#include "jobs/job_kinds.h"
+#include "store/sqlite_job_store.h"
 
 namespace attattr::server {
 namespace {
@@ -25,7 +25,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
   auto server = std::unique_ptr<Server>(new Server(config, std::move(log)));
   // /metrics comes up first, so a scrape shows the process while models load.
   if (!config.metrics_listen.empty()) {
-    ATTATTR_ASSIGN_OR_RETURN(auto http, metrics::MetricsHttpServer::Start(config.metrics_listen, &server->registry_));
+    ATTATTR_ASSIGN_OR_RETURN(
+        auto http, metrics::MetricsHttpServer::Start(config.metrics_listen, &server->registry_));
     server->metrics_http_ = std::move(http);
     server->log_.Info("serving Prometheus metrics", {{"port", server->metrics_http_->port()}});
   }
@@ -40,22 +41,24 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
   server->metrics_ = std::make_unique<ServiceMetrics>(server->registry_);
 
   server->log_.Info("loading models", {{"models_dir", config.models_dir}});
-  ATTATTR_ASSIGN_OR_RETURN(auto models, ModelRegistry::Load(config.models_dir, engine::LoadOptions{config.device}));
+  ATTATTR_ASSIGN_OR_RETURN(
+      auto models, ModelRegistry::Load(config.models_dir, engine::LoadOptions{config.device}));
   server->models_ = std::move(models);
   for (const auto& name : server->models_->Names()) {
     const auto& info = (*server->models_->Find(name))->info();
-    server->log_.Info("model loaded", {{"model", name},
-                                       {"layers", info.num_layers},
-                                       {"heads", info.num_heads},
-                                       {"hidden", info.hidden_size},
-                                       {"max_length", info.max_length},
-                                       {"head", info.has_classifier ? "classifier" : "encoder-only"}});
+    server->log_.Info("model loaded",
+                      {{"model", name},
+                       {"layers", info.num_layers},
+                       {"heads", info.num_heads},
+                       {"hidden", info.hidden_size},
+                       {"max_length", info.max_length},
+                       {"head", info.has_classifier ? "classifier" : "encoder-only"}});
   }
   ATTATTR_RETURN_IF_ERROR(server->StartJobs());
   // HTML job reports beside /metrics, served on the HTTP server's threads (job_report_http.h).
   if (server->metrics_http_) {
-    auto s = server->metrics_http_->AddHandler(kJobReportPrefix,
-                                               MakeJobReportHandler(*server->store_));
+    auto s =
+        server->metrics_http_->AddHandler(kJobReportPrefix, MakeJobReportHandler(*server->store_));
     if (!s.ok()) return s;
   }
 
@@ -83,8 +86,7 @@ absl::Status Server::StartJobs() {
   store_options.result_chunk_bytes = kResultChunkBytes;
   auto store = store::SqliteJobStore::Open(store_options);
   if (!store.ok()) {
-    return absl::Status(store.status().code(),
-                        absl::StrCat("--store: ", store.status().message()));
+    return absl::Status(store.status().code(), absl::StrCat("--store: ", store.status().message()));
   }
   store_ = std::move(*store);
   log_.Info("job store opened", {{"store", config_.store_path}});
@@ -133,9 +135,9 @@ absl::Status Server::StartJobs() {
       }));
 
   submit_pool_ = std::make_unique<WorkerPool>(config_.submit_workers, config_.max_pending_submits);
-  service_ = std::make_unique<AttattrService>(
-      ServiceDeps{config_, *models_, *batcher_, *job_kinds_, *submit_pool_, *scheduler_, *store_,
-                  events_, *timers_, *metrics_, log_});
+  service_ = std::make_unique<AttattrService>(ServiceDeps{config_, *models_, *batcher_, *job_kinds_,
+                                                          *submit_pool_, *scheduler_, *store_,
+                                                          events_, *timers_, *metrics_, log_});
   ScheduleRetentionSweep();
   return absl::OkStatus();
 }

@@ -17,25 +17,25 @@
 #include "jobs/job_events.h"
 #include "jobs/job_kinds.h"
 #include "jobs/job_scheduler.h"
+#include "metrics/gpu_memory_collector.h"
 #include "metrics/metrics.h"
 #include "metrics/metrics_http.h"
-#include "metrics/gpu_memory_collector.h"
 #include "metrics/process_collector.h"
 #include "model_registry.h"
 #include "server_config.h"
 #include "service_metrics.h"
+#include "spdlog/logger.h"
 #include "store/job_store.h"
 #include "timer_queue.h"
 #include "worker_pool.h"
-#include "spdlog/logger.h"
 
 namespace attattr::server {
 
 class Server {
  public:
   // Validates the config, loads the models, opens the job store (re-queueing jobs a crash
-  // interrupted) and starts listening. Logs through `logger` (MakeLogger) as config.log_format says. The models are loaded before the port opens, so a client
-  // that can connect sees SERVING.
+  // interrupted) and starts listening. Logs through `logger` (MakeLogger) as config.log_format
+  // says. The models are loaded before the port opens, so a client that can connect sees SERVING.
   static absl::StatusOr<std::unique_ptr<Server>> Start(const ServerConfig& config,
                                                        std::shared_ptr<spdlog::logger> log);
   ~Server();

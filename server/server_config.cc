@@ -36,9 +36,11 @@ absl::Status ServerConfig::Validate() const {
     return absl::InvalidArgumentError(
         absl::StrCat("--metrics-listen: '", metrics_listen, "' is not HOST:PORT"));
   }
-  if (workers < 1 || workers > 64) return absl::InvalidArgumentError("--workers: must be in [1, 64]");
+  if (workers < 1 || workers > 64)
+    return absl::InvalidArgumentError("--workers: must be in [1, 64]");
   if (intra_op_threads < 0) return absl::InvalidArgumentError("--threads: must be >= 0");
-  if (max_explain_tokens < 2) return absl::InvalidArgumentError("--max-explain-tokens: must be >= 2");
+  if (max_explain_tokens < 2)
+    return absl::InvalidArgumentError("--max-explain-tokens: must be >= 2");
   if (max_steps < 1 || max_steps > 1024) {
     return absl::InvalidArgumentError("--max-steps: must be in [1, 1024]");
   }

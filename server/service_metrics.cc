@@ -27,7 +27,8 @@ ServiceMetrics::ServiceMetrics(metrics::Registry& registry)
       completeness_gap_(
           metrics::BuildHistogram()
               .Name("attattr_completeness_gap")
-              .Help("Per-layer relative completeness gap |sum(Attr) - (F(A) - F(0))| / |F(A) - F(0)|")
+              .Help(
+                  "Per-layer relative completeness gap |sum(Attr) - (F(A) - F(0))| / |F(A) - F(0)|")
               .Register(registry)
               .Add({}, metrics::ExponentialBuckets(1e-6, 10, 7))),
       job_queue_seconds_(metrics::BuildHistogram()
@@ -75,8 +76,7 @@ void ServiceMetrics::RecordJobFinish(const std::string& kind, const std::string&
 
 void ServiceMetrics::RecordBatch(int items) { batch_size_.Observe(items); }
 
-void ServiceMetrics::RecordRpc(const std::string& method, const std::string& code,
-                               double seconds) {
+void ServiceMetrics::RecordRpc(const std::string& method, const std::string& code, double seconds) {
   rpcs_.Add({{"method", method}, {"code", code}}).Increment();
   rpc_seconds_
       .Add({{"method", method}},

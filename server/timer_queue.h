@@ -38,7 +38,8 @@ class TimerQueue {
   void Loop();
 
   absl::Mutex mu_;
-  std::multimap<Clock::time_point, std::pair<Id, std::function<void()>>> timers_ ABSL_GUARDED_BY(mu_);
+  std::multimap<Clock::time_point, std::pair<Id, std::function<void()>>> timers_
+      ABSL_GUARDED_BY(mu_);
   std::map<Id, Clock::time_point> deadlines_ ABSL_GUARDED_BY(mu_);
   Id next_ ABSL_GUARDED_BY(mu_) = 1;
   Id running_ ABSL_GUARDED_BY(mu_) = 0;  // the id whose callback is running now

@@ -17,7 +17,8 @@ absl::Status FieldError(absl::StatusCode code, const ErrorField& field, absl::st
   const std::string where =
       field.index >= 0 ? absl::StrCat(field.name, "[", field.index, "]") : field.name;
   absl::Status status(code, absl::StrCat(where, ": ", what));
-  status.SetPayload(kPayloadUrl, absl::Cord(absl::StrCat(field.index, "\n", field.name, "\n", what)));
+  status.SetPayload(kPayloadUrl,
+                    absl::Cord(absl::StrCat(field.index, "\n", field.name, "\n", what)));
   return status;
 }
 

@@ -5,9 +5,9 @@
 #include <numeric>
 
 #include "absl/strings/str_cat.h"
+#include "attattr/base/status_macros.h"
 #include "attattr/convert/tensor_convert.h"
 #include "attattr/engine/quadrature.h"
-#include "attattr/base/status_macros.h"
 
 namespace attattr::convert {
 namespace {
@@ -29,19 +29,27 @@ absl::StatusOr<std::vector<float>> LayerMatrix(const v1::Tensor& tensor, int lay
 
 std::optional<engine::QuadratureRule> RuleFromProto(v1::QuadratureRule rule) {
   switch (rule) {
-    case v1::LEFT_RIEMANN: return engine::QuadratureRule::kLeftRiemann;
-    case v1::TRAPEZOID: return engine::QuadratureRule::kTrapezoid;
-    case v1::GAUSS_LEGENDRE: return engine::QuadratureRule::kGaussLegendre;
-    case v1::QUADRATURE_RULE_UNSPECIFIED: return engine::kDefaultQuadratureRule;
-    default: return std::nullopt;
+    case v1::LEFT_RIEMANN:
+      return engine::QuadratureRule::kLeftRiemann;
+    case v1::TRAPEZOID:
+      return engine::QuadratureRule::kTrapezoid;
+    case v1::GAUSS_LEGENDRE:
+      return engine::QuadratureRule::kGaussLegendre;
+    case v1::QUADRATURE_RULE_UNSPECIFIED:
+      return engine::kDefaultQuadratureRule;
+    default:
+      return std::nullopt;
   }
 }
 
 v1::QuadratureRule RuleToProto(engine::QuadratureRule rule) {
   switch (rule) {
-    case engine::QuadratureRule::kLeftRiemann: return v1::LEFT_RIEMANN;
-    case engine::QuadratureRule::kTrapezoid: return v1::TRAPEZOID;
-    case engine::QuadratureRule::kGaussLegendre: return v1::GAUSS_LEGENDRE;
+    case engine::QuadratureRule::kLeftRiemann:
+      return v1::LEFT_RIEMANN;
+    case engine::QuadratureRule::kTrapezoid:
+      return v1::TRAPEZOID;
+    case engine::QuadratureRule::kGaussLegendre:
+      return v1::GAUSS_LEGENDRE;
   }
   return v1::QUADRATURE_RULE_UNSPECIFIED;
 }
@@ -54,20 +62,29 @@ std::string RuleName(v1::QuadratureRule rule) {
 std::optional<engine::TargetKind> TargetKindFromProto(v1::Target::Kind kind) {
   switch (kind) {
     case v1::Target::KIND_UNSPECIFIED:
-    case v1::Target::PREDICTED_CLASS_PROB: return engine::TargetKind::kPredictedClassProb;
-    case v1::Target::CLASS_PROB: return engine::TargetKind::kClassProb;
-    case v1::Target::CLASS_LOGIT: return engine::TargetKind::kClassLogit;
-    case v1::Target::EMBEDDING_SIMILARITY: return engine::TargetKind::kEmbeddingSimilarity;
-    default: return std::nullopt;
+    case v1::Target::PREDICTED_CLASS_PROB:
+      return engine::TargetKind::kPredictedClassProb;
+    case v1::Target::CLASS_PROB:
+      return engine::TargetKind::kClassProb;
+    case v1::Target::CLASS_LOGIT:
+      return engine::TargetKind::kClassLogit;
+    case v1::Target::EMBEDDING_SIMILARITY:
+      return engine::TargetKind::kEmbeddingSimilarity;
+    default:
+      return std::nullopt;
   }
 }
 
 v1::Target::Kind TargetKindToProto(engine::TargetKind kind) {
   switch (kind) {
-    case engine::TargetKind::kPredictedClassProb: return v1::Target::PREDICTED_CLASS_PROB;
-    case engine::TargetKind::kClassProb: return v1::Target::CLASS_PROB;
-    case engine::TargetKind::kClassLogit: return v1::Target::CLASS_LOGIT;
-    case engine::TargetKind::kEmbeddingSimilarity: return v1::Target::EMBEDDING_SIMILARITY;
+    case engine::TargetKind::kPredictedClassProb:
+      return v1::Target::PREDICTED_CLASS_PROB;
+    case engine::TargetKind::kClassProb:
+      return v1::Target::CLASS_PROB;
+    case engine::TargetKind::kClassLogit:
+      return v1::Target::CLASS_LOGIT;
+    case engine::TargetKind::kEmbeddingSimilarity:
+      return v1::Target::EMBEDDING_SIMILARITY;
   }
   return v1::Target::KIND_UNSPECIFIED;
 }
@@ -169,11 +186,13 @@ absl::StatusOr<engine::ExampleAttribution> AttributionFromProto(const v1::Exampl
     l.attribution_sum = pl.attribution_sum();
     l.completeness_gap = pl.completeness_gap();
     if (pl.has_attribution()) {
-      ATTATTR_ASSIGN_OR_RETURN(auto values, LayerMatrix(pl.attribution(), l.layer, l.num_heads, n, "attribution"));
+      ATTATTR_ASSIGN_OR_RETURN(
+          auto values, LayerMatrix(pl.attribution(), l.layer, l.num_heads, n, "attribution"));
       l.attribution = std::move(values);
     }
     if (pl.has_attention()) {
-      ATTATTR_ASSIGN_OR_RETURN(auto values, LayerMatrix(pl.attention(), l.layer, l.num_heads, n, "attention"));
+      ATTATTR_ASSIGN_OR_RETURN(auto values,
+                               LayerMatrix(pl.attention(), l.layer, l.num_heads, n, "attention"));
       l.attention = std::move(values);
     }
     r.layers.push_back(std::move(l));

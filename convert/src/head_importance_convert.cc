@@ -5,20 +5,29 @@ namespace attattr::convert {
 
 std::optional<engine::HeadRanking> HeadRankingFromProto(v1::ImportanceMethod method) {
   switch (method) {
-    case v1::IMPORTANCE_METHOD_ATTRIBUTION: return engine::HeadRanking::kAttribution;
-    case v1::IMPORTANCE_METHOD_ATTENTION: return engine::HeadRanking::kAttention;
-    case v1::IMPORTANCE_METHOD_TAYLOR: return engine::HeadRanking::kTaylor;
-    case v1::IMPORTANCE_METHOD_RANDOM: return engine::HeadRanking::kRandom;
-    default: return std::nullopt;
+    case v1::IMPORTANCE_METHOD_ATTRIBUTION:
+      return engine::HeadRanking::kAttribution;
+    case v1::IMPORTANCE_METHOD_ATTENTION:
+      return engine::HeadRanking::kAttention;
+    case v1::IMPORTANCE_METHOD_TAYLOR:
+      return engine::HeadRanking::kTaylor;
+    case v1::IMPORTANCE_METHOD_RANDOM:
+      return engine::HeadRanking::kRandom;
+    default:
+      return std::nullopt;
   }
 }
 
 v1::ImportanceMethod HeadRankingToProto(engine::HeadRanking ranking) {
   switch (ranking) {
-    case engine::HeadRanking::kAttribution: return v1::IMPORTANCE_METHOD_ATTRIBUTION;
-    case engine::HeadRanking::kAttention: return v1::IMPORTANCE_METHOD_ATTENTION;
-    case engine::HeadRanking::kTaylor: return v1::IMPORTANCE_METHOD_TAYLOR;
-    case engine::HeadRanking::kRandom: return v1::IMPORTANCE_METHOD_RANDOM;
+    case engine::HeadRanking::kAttribution:
+      return v1::IMPORTANCE_METHOD_ATTRIBUTION;
+    case engine::HeadRanking::kAttention:
+      return v1::IMPORTANCE_METHOD_ATTENTION;
+    case engine::HeadRanking::kTaylor:
+      return v1::IMPORTANCE_METHOD_TAYLOR;
+    case engine::HeadRanking::kRandom:
+      return v1::IMPORTANCE_METHOD_RANDOM;
   }
   return v1::IMPORTANCE_METHOD_UNSPECIFIED;
 }

@@ -9,10 +9,10 @@
 #include <numeric>
 
 #include "absl/strings/str_cat.h"
-#include "torch_boundary.h"
+#include "attattr/base/status_macros.h"
 #include "attattr/engine/completeness_gap.h"
 #include "model_impl.h"
-#include "attattr/base/status_macros.h"
+#include "torch_boundary.h"
 
 namespace attattr::engine {
 namespace {
@@ -45,7 +45,8 @@ torch::Tensor RunAbove(const BertEncoder& enc, int l, const torch::Tensor& h_rep
                        const TargetSpec& target, const torch::Tensor& attention_mask,
                        int64_t rows) {
   auto x = enc.FinishLayer(l, h_rep, ctx);
-  for (int u = l + 1; u < enc.num_layers(); ++u) x = enc.Layer(u, x, add_mask_rep, nullptr, nullptr);
+  for (int u = l + 1; u < enc.num_layers(); ++u)
+    x = enc.Layer(u, x, add_mask_rep, nullptr, nullptr);
   return TargetValues(enc, target, x, attention_mask, rows);
 }
 
@@ -130,8 +131,8 @@ absl::Status ValidateAttributionOptions(const Model& model, const AttributionOpt
   for (size_t i = 0; i < options.layers.size(); ++i) {
     const int l = options.layers[i];
     if (l < 0 || l >= info.num_layers) {
-      return absl::InvalidArgumentError(absl::StrCat("layers[", i, "]: ", l, " is not in [0, ",
-                                                     info.num_layers - 1, "]"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("layers[", i, "]: ", l, " is not in [0, ", info.num_layers - 1, "]"));
     }
     if (i > 0 && l <= options.layers[i - 1]) {
       return absl::InvalidArgumentError(
@@ -153,9 +154,8 @@ absl::Status ValidateAttributionOptions(const Model& model, const AttributionOpt
             "target: encoder-only model has no classes; use the embedding-similarity target");
       }
       if (t.class_index < 0 || t.class_index >= static_cast<int>(info.labels.size())) {
-        return absl::InvalidArgumentError(absl::StrCat("target.class_index: ", t.class_index,
-                                                       " is not in [0, ", info.labels.size() - 1,
-                                                       "]"));
+        return absl::InvalidArgumentError(absl::StrCat(
+            "target.class_index: ", t.class_index, " is not in [0, ", info.labels.size() - 1, "]"));
       }
       break;
     case TargetKind::kEmbeddingSimilarity:
@@ -222,17 +222,16 @@ absl::StatusOr<std::vector<ExampleAttribution>> AttributeEncodings(
     // Sort by length so each batch pads little; results go back to input order.
     std::vector<size_t> order(encodings.size());
     std::iota(order.begin(), order.end(), 0);
-    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-      return encodings[a].size() < encodings[b].size();
-    });
+    std::stable_sort(order.begin(), order.end(),
+                     [&](size_t a, size_t b) { return encodings[a].size() < encodings[b].size(); });
     const int64_t total = static_cast<int64_t>(encodings.size() * layers.size());
     int64_t done = 0;
     const auto dev_opts = torch::TensorOptions().dtype(torch::kFloat32).device(impl.device);
     for (size_t start = 0; start < order.size(); start += options.max_batch_examples) {
       if (control.ShouldStop()) return absl::CancelledError("attribution: cancelled");
-      std::vector<size_t> group(order.begin() + start,
-                                order.begin() + std::min(order.size(),
-                                                         start + options.max_batch_examples));
+      std::vector<size_t> group(
+          order.begin() + start,
+          order.begin() + std::min(order.size(), start + options.max_batch_examples));
       const int64_t b = static_cast<int64_t>(group.size());
       EncoderBatch batch = MakeBatch(encodings, group, impl.device);
       const int64_t n = batch.input_ids.size(1);
@@ -249,9 +248,8 @@ absl::StatusOr<std::vector<ExampleAttribution>> AttributeEncodings(
         ExampleAttribution& res = results[group[r]];
         res.encoding = encodings[group[r]];
         if (clean.logits.defined()) FillPrediction(clean.logits[r], &res);
-        res.target_class = target.classes.defined()
-                               ? static_cast<int>(target.classes[r].item<int64_t>())
-                               : -1;
+        res.target_class =
+            target.classes.defined() ? static_cast<int>(target.classes[r].item<int64_t>()) : -1;
         res.layers.resize(layers.size());
       }
       const auto add_mask = BertEncoder::AdditiveMask(batch.attention_mask);
@@ -297,8 +295,7 @@ absl::StatusOr<std::vector<ExampleAttribution>> AttributeEncodings(
           auto ctx = torch::matmul(scaled.view({c, b, heads, n, n}), values.unsqueeze(0))
                          .view({c * b, heads, n, enc.head_dim()});
           auto f = RunAbove(enc, l, h_chunk.narrow(0, 0, c * b), ctx,
-                            mask_chunk.narrow(0, 0, c * b), target,
-                            batch.attention_mask, c);
+                            mask_chunk.narrow(0, 0, c * b), target, batch.attention_mask, c);
           auto w = torch::tensor(weight, dev_opts).repeat_interleave(b);
           auto objective = (f * w).sum();
           auto grad = torch::autograd::grad({objective}, {scaled})[0];
@@ -389,13 +386,15 @@ absl::StatusOr<std::vector<ExampleAttribution>> AttributeEncodingsReference(
         auto x = enc.Embed(rep);
         for (int u = 0; u < l; ++u) x = enc.Layer(u, x, add_mask, nullptr, nullptr);
         x = enc.FinishLayer(l, x, torch::matmul(scaled, enc.Values(l, x)));
-        for (int u = l + 1; u < enc.num_layers(); ++u) x = enc.Layer(u, x, add_mask, nullptr, nullptr);
+        for (int u = l + 1; u < enc.num_layers(); ++u)
+          x = enc.Layer(u, x, add_mask, nullptr, nullptr);
         auto f = TargetValues(enc, target, x, batch.attention_mask, m);
         auto objective = (f * torch::tensor(weight, dev_opts)).sum();
         std::vector<torch::Tensor> inputs{scaled};
         inputs.insert(inputs.end(), params.begin(), params.end());
-        auto grads = torch::autograd::grad({objective}, inputs, /*grad_outputs=*/{}, /*retain_graph=*/c10::nullopt,
-                                          /*create_graph=*/false, /*allow_unused=*/true);
+        auto grads = torch::autograd::grad({objective}, inputs, /*grad_outputs=*/{},
+                                           /*retain_graph=*/c10::nullopt,
+                                           /*create_graph=*/false, /*allow_unused=*/true);
         torch::NoGradGuard no_grad;
         auto attr = probs * grads[0].sum(0, /*keepdim=*/true);
         // F(0), F(A) from the fast path's definition, for the completeness report.
@@ -438,8 +437,8 @@ double AttributionFlops(const ModelInfo& info, int n, const AttributionOptions& 
     const double target_bwd = target_fwd;
     const double upper_fwd = upper * layer_fwd;
     const double upper_bwd = upper * (8 * nn * d * d + 8 * nn * nn * d + 4 * nn * d * i);
-    flops += 2 * nn * d * d;                                  // value projection
-    flops += 2 * (target_fwd + upper_fwd);                    // F(0) and F(A)
+    flops += 2 * nn * d * d;                // value projection
+    flops += 2 * (target_fwd + upper_fwd);  // F(0) and F(A)
     flops += m * (target_fwd + target_bwd + upper_fwd + upper_bwd);
   }
   return flops;

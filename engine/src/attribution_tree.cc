@@ -41,7 +41,8 @@ absl::StatusOr<AttributionTree> BuildAttributionTree(const std::vector<std::stri
   ATTATTR_RETURN_IF_ERROR(ValidateTreeTau(tau));
   const size_t n = tokens.size();
   if (n < 2) {
-    return Invalid("tokens", absl::StrCat(n, " tokens; the tree needs [CLS] and at least one more"));
+    return Invalid("tokens",
+                   absl::StrCat(n, " tokens; the tree needs [CLS] and at least one more"));
   }
   if (num_layers < 1) return Invalid("num_layers", absl::StrCat(num_layers, " must be >= 1"));
   if (static_cast<int>(layers.size()) != num_layers) {
@@ -51,12 +52,11 @@ absl::StatusOr<AttributionTree> BuildAttributionTree(const std::vector<std::stri
   for (int l = 0; l < num_layers; ++l) {
     const LayerAttribution& la = layers[l];
     if (la.layer != l) {
-      return Invalid(absl::StrCat("layers[", l, "].layer"),
-                     absl::StrCat(la.layer, "; the tree needs layers 0..", num_layers - 1,
-                                  " in order"));
+      return Invalid(
+          absl::StrCat("layers[", l, "].layer"),
+          absl::StrCat(la.layer, "; the tree needs layers 0..", num_layers - 1, " in order"));
     }
-    if (la.num_heads < 1 ||
-        la.attribution.size() != static_cast<size_t>(la.num_heads) * n * n) {
+    if (la.num_heads < 1 || la.attribution.size() != static_cast<size_t>(la.num_heads) * n * n) {
       return Invalid(absl::StrCat("layers[", l, "].attribution"),
                      absl::StrCat(la.attribution.size(), " values do not match [", la.num_heads,
                                   ", ", n, ", ", n, "]"));
@@ -109,7 +109,7 @@ absl::StatusOr<AttributionTree> BuildAttributionTree(const std::vector<std::stri
     for (size_t j = 1; j < n; ++j) {
       if (joined_at[j] >= 0) continue;
       int parent = -1;
-      double score = tau;  // strictly above τ
+      double score = tau;         // strictly above τ
       for (size_t i : parents) {  // ascending: a tie keeps the smaller i
         if (i != j && nl[i * n + j] > score) {
           score = nl[i * n + j];

@@ -12,7 +12,8 @@ namespace F = torch::nn::functional;
 torch::Tensor BertEncoder::Embed(const EncoderBatch& batch) const {
   const int64_t n = batch.input_ids.size(1);
   auto positions = torch::arange(n, batch.input_ids.options()).unsqueeze(0);
-  auto e = torch::embedding(w_.word_emb, batch.input_ids) + torch::embedding(w_.pos_emb, positions) +
+  auto e = torch::embedding(w_.word_emb, batch.input_ids) +
+           torch::embedding(w_.pos_emb, positions) +
            torch::embedding(w_.type_emb, batch.token_type_ids);
   return torch::layer_norm(e, {e.size(-1)}, w_.emb_ln_w, w_.emb_ln_b, eps_);
 }
@@ -46,7 +47,8 @@ torch::Tensor BertEncoder::FinishLayer(int l, const torch::Tensor& h,
   const auto& lw = w_.layers[l];
   auto ctx = context.transpose(1, 2).reshape({h.size(0), h.size(1), lw.num_heads * head_dim_});
   const int64_t d = h.size(-1);
-  auto h1 = torch::layer_norm(torch::linear(ctx, lw.o_w, lw.o_b) + h, {d}, lw.ln1_w, lw.ln1_b, eps_);
+  auto h1 =
+      torch::layer_norm(torch::linear(ctx, lw.o_w, lw.o_b) + h, {d}, lw.ln1_w, lw.ln1_b, eps_);
   auto inter = torch::gelu(torch::linear(h1, lw.i_w, lw.i_b));  // exact erf GELU
   return torch::layer_norm(torch::linear(inter, lw.f_w, lw.f_b) + h1, {d}, lw.ln2_w, lw.ln2_b,
                            eps_);
@@ -97,8 +99,9 @@ EncoderOutput BertEncoder::Forward(const EncoderBatch& batch, const ForwardOptio
 void ForEachWeight(BertWeights& w, const std::function<void(torch::Tensor&)>& fn) {
   for (auto* t : {&w.word_emb, &w.pos_emb, &w.type_emb, &w.emb_ln_w, &w.emb_ln_b}) fn(*t);
   for (auto& lw : w.layers) {
-    for (auto* t : {&lw.q_w, &lw.q_b, &lw.k_w, &lw.k_b, &lw.v_w, &lw.v_b, &lw.o_w, &lw.o_b,
-                    &lw.ln1_w, &lw.ln1_b, &lw.i_w, &lw.i_b, &lw.f_w, &lw.f_b, &lw.ln2_w, &lw.ln2_b}) {
+    for (auto* t :
+         {&lw.q_w, &lw.q_b, &lw.k_w, &lw.k_b, &lw.v_w, &lw.v_b, &lw.o_w, &lw.o_b, &lw.ln1_w,
+          &lw.ln1_b, &lw.i_w, &lw.i_b, &lw.f_w, &lw.f_b, &lw.ln2_w, &lw.ln2_b}) {
       fn(*t);
     }
   }

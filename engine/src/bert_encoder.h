@@ -1,9 +1,10 @@
 // The BERT encoder in plain LibTorch ops, matching Hugging Face `BertModel` /
-// `BertForSequenceClassification` in eval mode: embeddings (word + position + token type, LayerNorm),
-// layers of self-attention (additive mask, optional head mask, optional replacement of one layer's
-// probabilities) and exact-erf GELU feed-forward, pooler tanh(dense(h[CLS])), classifier.
-// It exposes the pieces attribution needs (per-layer steps, value projection, head). Weights are
-// plain tensors without requires_grad; a const BertEncoder is safe to use from many threads.
+// `BertForSequenceClassification` in eval mode: embeddings (word + position + token type,
+// LayerNorm), layers of self-attention (additive mask, optional head mask, optional replacement of
+// one layer's probabilities) and exact-erf GELU feed-forward, pooler tanh(dense(h[CLS])),
+// classifier. It exposes the pieces attribution needs (per-layer steps, value projection, head).
+// Weights are plain tensors without requires_grad; a const BertEncoder is safe to use from many
+// threads.
 #pragma once
 
 #include <functional>
@@ -15,7 +16,7 @@
 namespace attattr::engine {
 
 struct BertLayerWeights {
-  int num_heads = 0;  // heads present (fewer than configured when pruned)
+  int num_heads = 0;                           // heads present (fewer than configured when pruned)
   torch::Tensor q_w, q_b, k_w, k_b, v_w, v_b;  // [H*dh, d], [H*dh]
   torch::Tensor o_w, o_b;                      // [d, H*dh], [d]
   torch::Tensor ln1_w, ln1_b;                  // attention output LayerNorm
@@ -31,7 +32,8 @@ struct BertWeights {
   torch::Tensor cls_w, cls_b;        // undefined for encoder-only checkpoints
 };
 
-// Calls fn on every defined weight tensor (embeddings, layers, pooler, classifier), in a fixed order.
+// Calls fn on every defined weight tensor (embeddings, layers, pooler, classifier), in a fixed
+// order.
 void ForEachWeight(BertWeights& w, const std::function<void(torch::Tensor&)>& fn);
 
 // A padded batch: every tensor [B, n] (int64 ids, float mask with 1 = real token).

@@ -10,8 +10,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "safetensors_reader.h"
 #include "attattr/base/status_macros.h"
+#include "safetensors_reader.h"
 
 namespace attattr::engine {
 namespace {
@@ -82,8 +82,8 @@ absl::StatusOr<TensorSource> ReadPytorchBin(const std::string& path) {
       auto t = item.value().toTensor();
       if (t.scalar_type() != torch::kInt64) {
         if (!t.is_floating_point()) {
-          return absl::InvalidArgumentError(absl::StrCat(path, ": tensor '", name,
-                                                         "' has dtype ", std::string(t.dtype().name()),
+          return absl::InvalidArgumentError(absl::StrCat(path, ": tensor '", name, "' has dtype ",
+                                                         std::string(t.dtype().name()),
                                                          "; weights must be floating point"));
         }
         t = t.to(torch::kFloat32);
@@ -110,25 +110,27 @@ class WeightPicker {
  public:
   WeightPicker(TensorSource* src, std::string prefix, const torch::Device& device,
                std::string default_file)
-      : src_(src), prefix_(std::move(prefix)), device_(device), default_file_(std::move(default_file)) {}
+      : src_(src),
+        prefix_(std::move(prefix)),
+        device_(device),
+        default_file_(std::move(default_file)) {}
 
   // Takes tensor `prefix + name`, checking its shape.
   absl::Status Take(const std::string& name, std::vector<int64_t> shape, torch::Tensor* out) {
     const std::string full = prefix_ + name;
     auto it = src_->tensors.find(full);
     if (it == src_->tensors.end()) {
-      return absl::NotFoundError(
-          absl::StrCat(default_file_, ": missing tensor '", full, "' (expected shape ",
-                       ShapeString(shape), ")"));
+      return absl::NotFoundError(absl::StrCat(default_file_, ": missing tensor '", full,
+                                              "' (expected shape ", ShapeString(shape), ")"));
     }
     if (it->second.sizes().vec() != shape) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          src_->file_of[full], ": tensor '", full, "' has shape ", ShapeString(it->second.sizes()),
-          ", expected ", ShapeString(shape)));
+      return absl::InvalidArgumentError(
+          absl::StrCat(src_->file_of[full], ": tensor '", full, "' has shape ",
+                       ShapeString(it->second.sizes()), ", expected ", ShapeString(shape)));
     }
     if (it->second.scalar_type() != torch::kFloat32) {
-      return absl::InvalidArgumentError(absl::StrCat(src_->file_of[full], ": tensor '", full,
-                                                     "' is not floating point"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(src_->file_of[full], ": tensor '", full, "' is not floating point"));
     }
     *out = it->second.to(device_);
     parameters_ += out->numel();
@@ -142,9 +144,9 @@ class WeightPicker {
   absl::Status CheckAllUsed() const {
     for (const auto& [name, t] : src_->tensors) {
       if (used_.count(name) == 0 && !IsIgnorable(name)) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            src_->file_of.at(name), ": unexpected tensor '", name, "' with shape ",
-            ShapeString(t.sizes()), " (not part of a BERT encoder or classifier)"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(src_->file_of.at(name), ": unexpected tensor '", name, "' with shape ",
+                         ShapeString(t.sizes()), " (not part of a BERT encoder or classifier)"));
       }
     }
     return absl::OkStatus();
@@ -179,7 +181,8 @@ absl::StatusOr<LoadedWeights> LoadBertWeights(const std::string& dir, const Bert
     src = ReadPytorchBin(out.weights_file);
   } else {
     return absl::NotFoundError(absl::StrCat(
-        dir, ": no weights (model.safetensors, model.safetensors.index.json or pytorch_model.bin)"));
+        dir,
+        ": no weights (model.safetensors, model.safetensors.index.json or pytorch_model.bin)"));
   }
   if (!src.ok()) return src.status();
 
@@ -197,8 +200,8 @@ absl::StatusOr<LoadedWeights> LoadBertWeights(const std::string& dir, const Bert
   const int64_t dh = config.hidden_size / config.num_attention_heads;
   const int64_t inter = config.intermediate_size;
   BertWeights& w = out.weights;
-  ATTATTR_RETURN_IF_ERROR(pick.Take("embeddings.word_embeddings.weight",
-                                    {config.vocab_size, d_model}, &w.word_emb));
+  ATTATTR_RETURN_IF_ERROR(
+      pick.Take("embeddings.word_embeddings.weight", {config.vocab_size, d_model}, &w.word_emb));
   ATTATTR_RETURN_IF_ERROR(pick.Take("embeddings.position_embeddings.weight",
                                     {config.max_position_embeddings, d_model}, &w.pos_emb));
   ATTATTR_RETURN_IF_ERROR(pick.Take("embeddings.token_type_embeddings.weight",
@@ -214,15 +217,19 @@ absl::StatusOr<LoadedWeights> LoadBertWeights(const std::string& dir, const Bert
     lw.num_heads = config.num_attention_heads - pruned;
     const int64_t inner = lw.num_heads * dh;
     const std::string p = absl::StrCat("encoder.layer.", l, ".");
-    ATTATTR_RETURN_IF_ERROR(pick.Take(p + "attention.self.query.weight", {inner, d_model}, &lw.q_w));
+    ATTATTR_RETURN_IF_ERROR(
+        pick.Take(p + "attention.self.query.weight", {inner, d_model}, &lw.q_w));
     ATTATTR_RETURN_IF_ERROR(pick.Take(p + "attention.self.query.bias", {inner}, &lw.q_b));
     ATTATTR_RETURN_IF_ERROR(pick.Take(p + "attention.self.key.weight", {inner, d_model}, &lw.k_w));
     ATTATTR_RETURN_IF_ERROR(pick.Take(p + "attention.self.key.bias", {inner}, &lw.k_b));
-    ATTATTR_RETURN_IF_ERROR(pick.Take(p + "attention.self.value.weight", {inner, d_model}, &lw.v_w));
+    ATTATTR_RETURN_IF_ERROR(
+        pick.Take(p + "attention.self.value.weight", {inner, d_model}, &lw.v_w));
     ATTATTR_RETURN_IF_ERROR(pick.Take(p + "attention.self.value.bias", {inner}, &lw.v_b));
-    ATTATTR_RETURN_IF_ERROR(pick.Take(p + "attention.output.dense.weight", {d_model, inner}, &lw.o_w));
+    ATTATTR_RETURN_IF_ERROR(
+        pick.Take(p + "attention.output.dense.weight", {d_model, inner}, &lw.o_w));
     ATTATTR_RETURN_IF_ERROR(pick.Take(p + "attention.output.dense.bias", {d_model}, &lw.o_b));
-    ATTATTR_RETURN_IF_ERROR(pick.Take(p + "attention.output.LayerNorm.weight", {d_model}, &lw.ln1_w));
+    ATTATTR_RETURN_IF_ERROR(
+        pick.Take(p + "attention.output.LayerNorm.weight", {d_model}, &lw.ln1_w));
     ATTATTR_RETURN_IF_ERROR(pick.Take(p + "attention.output.LayerNorm.bias", {d_model}, &lw.ln1_b));
     ATTATTR_RETURN_IF_ERROR(pick.Take(p + "intermediate.dense.weight", {inter, d_model}, &lw.i_w));
     ATTATTR_RETURN_IF_ERROR(pick.Take(p + "intermediate.dense.bias", {inter}, &lw.i_b));
@@ -240,19 +247,21 @@ absl::StatusOr<LoadedWeights> LoadBertWeights(const std::string& dir, const Bert
   const bool has_classifier = src->tensors.count("classifier.weight") > 0;
   if (has_classifier) {
     if (prefix.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          out.weights_file, ": unexpected tensor 'classifier.weight' in an encoder-only checkpoint "
-                            "(classifier checkpoints name the encoder 'bert.*')"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(out.weights_file,
+                       ": unexpected tensor 'classifier.weight' in an encoder-only checkpoint "
+                       "(classifier checkpoints name the encoder 'bert.*')"));
     }
     if (!w.pooler_w.defined()) {
-      return absl::NotFoundError(absl::StrCat(out.weights_file, ": missing tensor 'bert.pooler.dense.weight' "
-                                                                "(a classifier needs the pooler)"));
+      return absl::NotFoundError(absl::StrCat(out.weights_file,
+                                              ": missing tensor 'bert.pooler.dense.weight' "
+                                              "(a classifier needs the pooler)"));
     }
     const int64_t num_labels = src->tensors["classifier.weight"].size(0);
     if (!config.id2label.empty() && num_labels != static_cast<int64_t>(config.id2label.size())) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(out.weights_file, ": tensor 'classifier.weight' has ", num_labels,
-                       " rows but config.json's id2label names ", config.id2label.size(), " labels"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          out.weights_file, ": tensor 'classifier.weight' has ", num_labels,
+          " rows but config.json's id2label names ", config.id2label.size(), " labels"));
     }
     WeightPicker head(&*src, "", device, out.weights_file);
     ATTATTR_RETURN_IF_ERROR(head.Take("classifier.weight", {num_labels, d_model}, &w.cls_w));

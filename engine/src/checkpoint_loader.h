@@ -14,8 +14,8 @@ namespace attattr::engine {
 
 struct LoadedWeights {
   BertWeights weights;
-  std::string weights_file;   // file the weights came from (index file for sharded checkpoints)
-  std::string architecture;   // "BertForSequenceClassification" or "BertModel"
+  std::string weights_file;  // file the weights came from (index file for sharded checkpoints)
+  std::string architecture;  // "BertForSequenceClassification" or "BertModel"
   int64_t parameter_count = 0;
 };
 

@@ -88,8 +88,8 @@ class RecordReader {
       std::size_t begin = 0;
       while (true) {
         const std::size_t tab = line.find('\t', begin);
-        fields->emplace_back(line.substr(begin, tab == std::string_view::npos ? line.npos
-                                                                              : tab - begin));
+        fields->emplace_back(
+            line.substr(begin, tab == std::string_view::npos ? line.npos : tab - begin));
         if (tab == std::string_view::npos) break;
         begin = tab + 1;
       }
@@ -127,8 +127,7 @@ class RecordReader {
         }
         // After the closing quote: a tab, the end of the line, or the end of the file.
         if (pos_ < text_.size() && text_[pos_] != '\t' && text_[pos_] != '\n' &&
-            !(text_[pos_] == '\r' &&
-              (pos_ + 1 == text_.size() || text_[pos_ + 1] == '\n'))) {
+            !(text_[pos_] == '\r' && (pos_ + 1 == text_.size() || text_[pos_ + 1] == '\n'))) {
           return absl::InvalidArgumentError(
               absl::StrCat(Sv(source_), ":", line_,
                            ": unexpected character after the closing quote of a quoted field",
@@ -165,9 +164,9 @@ class RecordReader {
 absl::Status ParseLabel(std::string_view field, std::string_view source, int line, int* label) {
   int value = 0;
   if (!absl::SimpleAtoi(Sv(field), &value) || value < -1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        Sv(source), ":", line, ": label '", Sv(field),
-        "' is not an integer class index (or -1 for unknown)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(Sv(source), ":", line, ": label '", Sv(field),
+                     "' is not an integer class index (or -1 for unknown)"));
   }
   *label = value;
   return absl::OkStatus();
@@ -266,8 +265,8 @@ absl::StatusOr<Dataset> ParseDataset(const std::string& contents, const std::str
 absl::StatusOr<Dataset> ReadDataset(const std::string& path, int limit) {
   struct stat st;
   if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
-    return absl::InvalidArgumentError(absl::StrCat("cannot read dataset ", path,
-                                                   ": not a regular file"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot read dataset ", path, ": not a regular file"));
   }
   std::ifstream in(path, std::ios::binary);
   if (!in) {

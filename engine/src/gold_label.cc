@@ -17,16 +17,17 @@ std::string ClassList(const ModelInfo& info) {
 absl::Status CheckGoldLabel(const ModelInfo& info, int label) {
   const int classes = static_cast<int>(info.labels.size());
   if (classes == 0) {
-    return absl::InvalidArgumentError("the model has no classifier, so there are no classes to label");
+    return absl::InvalidArgumentError(
+        "the model has no classifier, so there are no classes to label");
   }
   if (label >= 0 && label < classes) return absl::OkStatus();
   if (label < 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("missing; every example needs a gold label (", ClassList(info), ")"));
   }
-  return absl::InvalidArgumentError(
-      absl::StrCat(label, " is not one of the model's classes (", ClassList(info),
-                   "); is this dataset for another task?"));
+  return absl::InvalidArgumentError(absl::StrCat(label, " is not one of the model's classes (",
+                                                 ClassList(info),
+                                                 "); is this dataset for another task?"));
 }
 
 absl::Status CheckGoldLabels(const ModelInfo& info, absl::Span<const int> labels,

@@ -11,10 +11,10 @@
 #include <random>
 
 #include "absl/strings/str_cat.h"
-#include "torch_boundary.h"
+#include "attattr/base/status_macros.h"
 #include "attattr/engine/gold_label.h"
 #include "model_impl.h"
-#include "attattr/base/status_macros.h"
+#include "torch_boundary.h"
 
 namespace attattr::engine {
 namespace {
@@ -37,8 +37,8 @@ absl::Status CheckInputs(const Model& model, const std::vector<Encoding>& encodi
   }
   if (encodings.empty()) return absl::InvalidArgumentError("examples: empty");
   if (labels.size() != encodings.size()) {
-    return absl::InvalidArgumentError(absl::StrCat("labels: ", labels.size(), " labels for ",
-                                                   encodings.size(), " examples"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("labels: ", labels.size(), " labels for ", encodings.size(), " examples"));
   }
   if (!need_labels) return absl::OkStatus();
   return CheckGoldLabels(info, labels, "labels");
@@ -132,7 +132,8 @@ absl::StatusOr<HeadTable> ByTaylor(const Model& model, const std::vector<Encodin
     ForwardOptions fo;
     fo.head_mask = gate;
     const auto logits = impl.encoder->Forward(MakeBatch(encodings, {i}, impl.device), fo).logits;
-    const auto target = torch::full({1}, labels[i], torch::TensorOptions().dtype(torch::kLong).device(impl.device));
+    const auto target =
+        torch::full({1}, labels[i], torch::TensorOptions().dtype(torch::kLong).device(impl.device));
     const auto loss = torch::nn::functional::cross_entropy(logits, target);
     const auto g = torch::autograd::grad({loss}, {gate})[0].abs().to(torch::kCPU);
     for (int l = 0; l < info.num_layers; ++l) {
@@ -176,10 +177,14 @@ void ZeroAbsentHeads(const ModelInfo& info, HeadTable& t) {
 
 const char* HeadRankingName(HeadRanking ranking) {
   switch (ranking) {
-    case HeadRanking::kAttribution: return "attribution";
-    case HeadRanking::kAttention: return "attention";
-    case HeadRanking::kTaylor: return "taylor";
-    case HeadRanking::kRandom: return "random";
+    case HeadRanking::kAttribution:
+      return "attribution";
+    case HeadRanking::kAttention:
+      return "attention";
+    case HeadRanking::kTaylor:
+      return "taylor";
+    case HeadRanking::kRandom:
+      return "random";
   }
   return "?";
 }
@@ -205,9 +210,15 @@ absl::StatusOr<HeadTable> ComputeHeadImportance(const Model& model,
       case HeadRanking::kAttribution:
         table = ByAttribution(model, encodings, labels, options, control);
         break;
-      case HeadRanking::kAttention: table = ByAttention(model, encodings, options, control); break;
-      case HeadRanking::kTaylor: table = ByTaylor(model, encodings, labels, control); break;
-      case HeadRanking::kRandom: table = ByRandom(model.info(), options.seed); break;
+      case HeadRanking::kAttention:
+        table = ByAttention(model, encodings, options, control);
+        break;
+      case HeadRanking::kTaylor:
+        table = ByTaylor(model, encodings, labels, control);
+        break;
+      case HeadRanking::kRandom:
+        table = ByRandom(model.info(), options.seed);
+        break;
     }
   } catch (...) {
     return TorchExceptionToStatus("head importance");
@@ -225,10 +236,12 @@ std::vector<std::vector<float>> PruneLowest(const HeadTable& importance, double 
     return importance[a.first][a.second] < importance[b.first][b.second];
   });
   const double p = std::clamp(ratio_percent, 0.0, 100.0);
-  const size_t pruned = static_cast<size_t>(std::lround(p / 100.0 * static_cast<double>(heads.size())));
+  const size_t pruned =
+      static_cast<size_t>(std::lround(p / 100.0 * static_cast<double>(heads.size())));
   std::vector<std::vector<float>> mask;
   for (const auto& row : importance) mask.emplace_back(row.size(), 1.0f);
-  for (size_t k = 0; k < pruned && k < heads.size(); ++k) mask[heads[k].first][heads[k].second] = 0.0f;
+  for (size_t k = 0; k < pruned && k < heads.size(); ++k)
+    mask[heads[k].first][heads[k].second] = 0.0f;
   return mask;
 }
 
@@ -241,8 +254,8 @@ absl::StatusOr<std::vector<PruningPoint>> PruningCurve(const Model& model,
   ATTATTR_RETURN_IF_ERROR(CheckInputs(model, encodings, labels, true));
   const ModelInfo& info = model.info();
   if (static_cast<int>(importance.size()) != info.num_layers) {
-    return absl::InvalidArgumentError(absl::StrCat("importance: ", importance.size(),
-                                                   " rows for ", info.num_layers, " layers"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("importance: ", importance.size(), " rows for ", info.num_layers, " layers"));
   }
   for (size_t i = 0; i < ratios_percent.size(); ++i) {
     if (!(ratios_percent[i] >= 0 && ratios_percent[i] <= 100)) {

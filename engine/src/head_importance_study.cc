@@ -6,9 +6,9 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "attattr/base/status_macros.h"
 #include "attattr/engine/gold_label.h"
 #include "attattr/engine/rank_correlation.h"
-#include "attattr/base/status_macros.h"
 
 namespace attattr::engine {
 namespace {
@@ -44,7 +44,8 @@ absl::Status CheckOptions(const HeadImportanceStudyOptions& options) {
     }
   }
   if (!(options.export_ratio_percent >= 0 && options.export_ratio_percent <= 100)) {
-    return Invalid("export_ratio", absl::StrCat(options.export_ratio_percent, " is not in [0, 100]"));
+    return Invalid("export_ratio",
+                   absl::StrCat(options.export_ratio_percent, " is not in [0, 100]"));
   }
   if (options.eval_batch_size < 1) return Invalid("eval_batch_size", "must be >= 1");
   return absl::OkStatus();
@@ -89,15 +90,20 @@ absl::StatusOr<HeadImportanceStudy> RunHeadImportanceStudy(
     return absl::InvalidArgumentError("model: head importance needs a classifier checkpoint");
   }
   ATTATTR_RETURN_IF_ERROR(CheckOptions(options));
-  ATTATTR_RETURN_IF_ERROR(CheckLabels(info, importance_set, importance_labels, "importance_labels"));
-  ATTATTR_RETURN_IF_ERROR(CheckLabels(info, evaluation_set, evaluation_labels, "evaluation_labels"));
+  ATTATTR_RETURN_IF_ERROR(
+      CheckLabels(info, importance_set, importance_labels, "importance_labels"));
+  ATTATTR_RETURN_IF_ERROR(
+      CheckLabels(info, evaluation_set, evaluation_labels, "evaluation_labels"));
   const bool agreement = !options.agreement_set.empty() || !options.agreement_labels.empty();
   if (agreement) {
-    ATTATTR_RETURN_IF_ERROR(CheckLabels(info, options.agreement_set, options.agreement_labels, "agreement_labels"));
+    ATTATTR_RETURN_IF_ERROR(
+        CheckLabels(info, options.agreement_set, options.agreement_labels, "agreement_labels"));
   }
   // ComputeHeadImportance takes vectors: one copy of the (small) encodings for all methods.
-  const std::vector<Encoding> agreement_set(options.agreement_set.begin(), options.agreement_set.end());
-  const std::vector<int> agreement_labels(options.agreement_labels.begin(), options.agreement_labels.end());
+  const std::vector<Encoding> agreement_set(options.agreement_set.begin(),
+                                            options.agreement_set.end());
+  const std::vector<int> agreement_labels(options.agreement_labels.begin(),
+                                          options.agreement_labels.end());
   HeadImportanceStudy study;
   study.num_layers = info.num_layers;
   study.num_heads = info.num_heads;
@@ -105,12 +111,21 @@ absl::StatusOr<HeadImportanceStudy> RunHeadImportanceStudy(
     const std::string name = HeadRankingName(method);
     MethodStudy m;
     m.method = method;
-    ATTATTR_ASSIGN_OR_RETURN(auto table, ComputeHeadImportance(model, importance_set, importance_labels, method, options.importance, Relabelled(control, "importance: " + name)));
+    ATTATTR_ASSIGN_OR_RETURN(
+        auto table,
+        ComputeHeadImportance(model, importance_set, importance_labels, method, options.importance,
+                              Relabelled(control, "importance: " + name)));
     m.importance = std::move(table);
-    ATTATTR_ASSIGN_OR_RETURN(auto curve, PruningCurve(model, m.importance, evaluation_set, evaluation_labels, options.ratios_percent, options.eval_batch_size, Relabelled(control, "pruning curve: " + name)));
+    ATTATTR_ASSIGN_OR_RETURN(
+        auto curve,
+        PruningCurve(model, m.importance, evaluation_set, evaluation_labels, options.ratios_percent,
+                     options.eval_batch_size, Relabelled(control, "pruning curve: " + name)));
     m.curve = std::move(curve);
     if (agreement && method != HeadRanking::kRandom) {
-      ATTATTR_ASSIGN_OR_RETURN(auto again, ComputeHeadImportance(model, agreement_set, agreement_labels, method, options.importance, Relabelled(control, "agreement: " + name)));
+      ATTATTR_ASSIGN_OR_RETURN(
+          auto again,
+          ComputeHeadImportance(model, agreement_set, agreement_labels, method, options.importance,
+                                Relabelled(control, "agreement: " + name)));
       m.agreement = Correlate(m.importance, again);
     }
     study.methods.push_back(std::move(m));
@@ -126,7 +141,8 @@ absl::StatusOr<HeadImportanceStudy> RunHeadImportanceStudy(
     if (control.ShouldStop()) return absl::CancelledError("stopped before the export");
     control.Report({"export", 0, 1});
     const auto mask = PruneLowest(study.methods.front().importance, options.export_ratio_percent);
-    ATTATTR_ASSIGN_OR_RETURN(auto exported, ExportPrunedCheckpoint(model, mask, options.export_dir));
+    ATTATTR_ASSIGN_OR_RETURN(auto exported,
+                             ExportPrunedCheckpoint(model, mask, options.export_dir));
     study.exported = std::move(exported);
     control.Report({"export", 1, 1});
   }

@@ -4,12 +4,12 @@
 #include <numeric>
 
 #include "absl/strings/str_cat.h"
-#include "torch_boundary.h"
 #include "attattr/base/field_error.h"
+#include "attattr/base/status_macros.h"
 #include "checkpoint_loader.h"
 #include "model_config.h"
 #include "model_impl.h"
-#include "attattr/base/status_macros.h"
+#include "torch_boundary.h"
 
 namespace attattr::engine {
 namespace {
@@ -20,8 +20,8 @@ absl::StatusOr<torch::Device> ParseDevice(const std::string& name) {
   try {
     torch::Device device(name);
     if (device.is_cuda() && !torch::cuda::is_available()) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("device: '", name, "' requested but this LibTorch build sees no CUDA device"));
+      return absl::FailedPreconditionError(absl::StrCat(
+          "device: '", name, "' requested but this LibTorch build sees no CUDA device"));
     }
     return device;
   } catch (const c10::Error& e) {
@@ -71,16 +71,19 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Load(const std::string& dir,
   }
   ATTATTR_ASSIGN_OR_RETURN(auto device, ParseDevice(options.device));
   ATTATTR_ASSIGN_OR_RETURN(auto config, ReadBertConfig((fs::path(dir) / "config.json").string()));
-  ATTATTR_ASSIGN_OR_RETURN(auto tok_config, ReadTokenizerConfig((fs::path(dir) / "tokenizer_config.json").string()));
+  ATTATTR_ASSIGN_OR_RETURN(auto tok_config,
+                           ReadTokenizerConfig((fs::path(dir) / "tokenizer_config.json").string()));
   TokenizerOptions tok_options;
   tok_options.do_lower_case = tok_config.do_lower_case;
   if (tok_config.has_strip_accents) tok_options.strip_accents = tok_config.strip_accents;
   tok_options.tokenize_chinese_chars = tok_config.tokenize_chinese_chars;
-  ATTATTR_ASSIGN_OR_RETURN(auto tokenizer, WordPieceTokenizer::Load((fs::path(dir) / "vocab.txt").string(), tok_options));
+  ATTATTR_ASSIGN_OR_RETURN(
+      auto tokenizer,
+      WordPieceTokenizer::Load((fs::path(dir) / "vocab.txt").string(), tok_options));
   if (tokenizer->vocab_size() != config.vocab_size) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        (fs::path(dir) / "vocab.txt").string(), ": has ", tokenizer->vocab_size(),
-        " tokens but config.json says vocab_size = ", config.vocab_size));
+    return absl::InvalidArgumentError(
+        absl::StrCat((fs::path(dir) / "vocab.txt").string(), ": has ", tokenizer->vocab_size(),
+                     " tokens but config.json says vocab_size = ", config.vocab_size));
   }
   try {
     torch::NoGradGuard no_grad;
@@ -114,9 +117,9 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Load(const std::string& dir,
     info.device = device.str();
     impl->tokenizer = std::move(tokenizer);
     impl->device = device;
-    impl->encoder = std::make_unique<BertEncoder>(
-        std::move(weights.weights), config.hidden_size / config.num_attention_heads,
-        config.layer_norm_eps);
+    impl->encoder = std::make_unique<BertEncoder>(std::move(weights.weights),
+                                                  config.hidden_size / config.num_attention_heads,
+                                                  config.layer_norm_eps);
     return std::unique_ptr<Model>(new Model(std::move(impl)));
   } catch (...) {
     return TorchExceptionToStatus(dir);
@@ -227,15 +230,15 @@ absl::StatusOr<std::vector<Prediction>> Model::Predict(
     ForwardOptions fo;
     if (head_mask != nullptr) {
       if (static_cast<int>(head_mask->size()) != impl_->info.num_layers) {
-        return absl::InvalidArgumentError(absl::StrCat("head_mask: expected ",
-                                                       impl_->info.num_layers, " rows"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("head_mask: expected ", impl_->info.num_layers, " rows"));
       }
       auto m = torch::ones({impl_->info.num_layers, impl_->info.num_heads});
       for (int l = 0; l < impl_->info.num_layers; ++l) {
         const auto& row = (*head_mask)[l];
         if (static_cast<int>(row.size()) != impl_->info.num_heads) {
-          return absl::InvalidArgumentError(absl::StrCat("head_mask[", l, "]: expected ",
-                                                         impl_->info.num_heads, " entries"));
+          return absl::InvalidArgumentError(
+              absl::StrCat("head_mask[", l, "]: expected ", impl_->info.num_heads, " entries"));
         }
         for (int h = 0; h < impl_->info.num_heads; ++h) m[l][h] = row[h];
       }
@@ -244,7 +247,8 @@ absl::StatusOr<std::vector<Prediction>> Model::Predict(
     constexpr size_t kBatch = 64;
     for (size_t start = 0; start < encodings.size(); start += kBatch) {
       std::vector<size_t> order;
-      for (size_t i = start; i < std::min(encodings.size(), start + kBatch); ++i) order.push_back(i);
+      for (size_t i = start; i < std::min(encodings.size(), start + kBatch); ++i)
+        order.push_back(i);
       auto batch = MakeBatch(encodings, order, impl_->device);
       auto logits = impl_->encoder->Forward(batch, fo).logits;
       auto probs = torch::softmax(logits, -1);

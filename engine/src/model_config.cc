@@ -5,8 +5,8 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
-#include "nlohmann/json.hpp"
 #include "attattr/base/status_macros.h"
+#include "nlohmann/json.hpp"
 
 namespace attattr::engine {
 namespace {
@@ -48,8 +48,9 @@ absl::StatusOr<BertConfig> ParseBertConfig(const std::string& json_text, const s
     if (auto it = j.find("model_type"); it != j.end() && it->is_string()) {
       const std::string type = it->get<std::string>();
       if (type != "bert") {
-        return absl::InvalidArgumentError(absl::StrCat(
-            path, ": 'model_type' is '", type, "'; only BERT-architecture checkpoints are supported"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(path, ": 'model_type' is '", type,
+                         "'; only BERT-architecture checkpoints are supported"));
       }
     }
     if (auto it = j.find("architectures"); it != j.end() && it->is_array()) {
@@ -61,15 +62,17 @@ absl::StatusOr<BertConfig> ParseBertConfig(const std::string& json_text, const s
     if (!(s = ReadPositiveInt(j, "vocab_size", path, &c.vocab_size)).ok()) return s;
     if (!(s = ReadPositiveInt(j, "hidden_size", path, &c.hidden_size)).ok()) return s;
     if (!(s = ReadPositiveInt(j, "num_hidden_layers", path, &c.num_hidden_layers)).ok()) return s;
-    if (!(s = ReadPositiveInt(j, "num_attention_heads", path, &c.num_attention_heads)).ok()) return s;
+    if (!(s = ReadPositiveInt(j, "num_attention_heads", path, &c.num_attention_heads)).ok())
+      return s;
     if (!(s = ReadPositiveInt(j, "intermediate_size", path, &c.intermediate_size)).ok()) return s;
     if (!(s = ReadPositiveInt(j, "max_position_embeddings", path, &c.max_position_embeddings)).ok())
       return s;
-    if (!(s = ReadPositiveInt(j, "type_vocab_size", path, &c.type_vocab_size, false)).ok()) return s;
+    if (!(s = ReadPositiveInt(j, "type_vocab_size", path, &c.type_vocab_size, false)).ok())
+      return s;
     if (c.hidden_size % c.num_attention_heads != 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(path, ": 'hidden_size' (", c.hidden_size,
-                       ") is not a multiple of 'num_attention_heads' (", c.num_attention_heads, ")"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          path, ": 'hidden_size' (", c.hidden_size,
+          ") is not a multiple of 'num_attention_heads' (", c.num_attention_heads, ")"));
     }
     if (auto it = j.find("layer_norm_eps"); it != j.end()) {
       if (!it->is_number() || it->get<double>() <= 0) {
@@ -80,12 +83,12 @@ absl::StatusOr<BertConfig> ParseBertConfig(const std::string& json_text, const s
     }
     if (auto it = j.find("hidden_act"); it != j.end()) {
       if (!it->is_string() || it->get<std::string>() != "gelu") {
-        return absl::InvalidArgumentError(absl::StrCat(
-            path, ": 'hidden_act' is ", it->dump(), "; only \"gelu\" (exact erf) is supported"));
+        return absl::InvalidArgumentError(absl::StrCat(path, ": 'hidden_act' is ", it->dump(),
+                                                       "; only \"gelu\" (exact erf) is supported"));
       }
     }
-    if (auto it = j.find("position_embedding_type"); it != j.end() && it->is_string() &&
-                                                     it->get<std::string>() != "absolute") {
+    if (auto it = j.find("position_embedding_type");
+        it != j.end() && it->is_string() && it->get<std::string>() != "absolute") {
       return absl::InvalidArgumentError(absl::StrCat(
           path, ": 'position_embedding_type' is ", it->dump(), "; only \"absolute\" is supported"));
     }

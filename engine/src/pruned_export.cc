@@ -5,11 +5,11 @@
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
-#include "torch_boundary.h"
+#include "attattr/base/status_macros.h"
 #include "model_impl.h"
 #include "nlohmann/json.hpp"
 #include "safetensors_writer.h"
-#include "attattr/base/status_macros.h"
+#include "torch_boundary.h"
 
 namespace attattr::engine {
 namespace {

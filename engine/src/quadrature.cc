@@ -44,9 +44,9 @@ void GaussLegendre(int m, std::vector<double>* x, std::vector<double>* w) {
 absl::StatusOr<std::vector<QuadraturePoint>> MakeQuadrature(QuadratureRule rule, int steps) {
   const int min_steps = rule == QuadratureRule::kTrapezoid ? 2 : 1;
   if (steps < min_steps || steps > kMaxQuadratureSteps) {
-    return absl::InvalidArgumentError(absl::StrCat("steps: must be in [", min_steps, ", ",
-                                                   kMaxQuadratureSteps, "] for ",
-                                                   std::string(QuadratureRuleName(rule)), ", got ", steps));
+    return absl::InvalidArgumentError(
+        absl::StrCat("steps: must be in [", min_steps, ", ", kMaxQuadratureSteps, "] for ",
+                     std::string(QuadratureRuleName(rule)), ", got ", steps));
   }
   std::vector<QuadraturePoint> points(steps);
   switch (rule) {
@@ -87,12 +87,13 @@ std::string_view QuadratureRuleName(QuadratureRule rule) {
 }
 
 absl::StatusOr<QuadratureRule> ParseQuadratureRule(std::string_view name) {
-  for (auto r : {QuadratureRule::kLeftRiemann, QuadratureRule::kTrapezoid,
-                 QuadratureRule::kGaussLegendre}) {
+  for (auto r :
+       {QuadratureRule::kLeftRiemann, QuadratureRule::kTrapezoid, QuadratureRule::kGaussLegendre}) {
     if (name == QuadratureRuleName(r)) return r;
   }
-  return absl::InvalidArgumentError(absl::StrCat(
-      "rule: unknown quadrature rule '", std::string(name), "' (use left-riemann, trapezoid or gauss-legendre)"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("rule: unknown quadrature rule '", std::string(name),
+                   "' (use left-riemann, trapezoid or gauss-legendre)"));
 }
 
 }  // namespace attattr::engine

@@ -28,8 +28,9 @@ std::vector<double> AverageRanks(const std::vector<double>& values) {
 absl::StatusOr<double> PearsonCorrelation(const std::vector<double>& x,
                                           const std::vector<double>& y) {
   if (x.size() != y.size() || x.size() < 2) {
-    return absl::InvalidArgumentError(absl::StrCat("correlation needs two series of equal length >= 2 (got ",
-                                                   x.size(), " and ", y.size(), ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("correlation needs two series of equal length >= 2 (got ", x.size(), " and ",
+                     y.size(), ")"));
   }
   const double n = static_cast<double>(x.size());
   const double mx = std::accumulate(x.begin(), x.end(), 0.0) / n;

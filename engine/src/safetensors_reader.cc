@@ -21,8 +21,8 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "nlohmann/json.hpp"
 #include "attattr/base/status_macros.h"
+#include "nlohmann/json.hpp"
 
 namespace attattr::engine {
 namespace {
@@ -47,11 +47,11 @@ struct DTypeInfo {
 };
 
 constexpr DTypeInfo kDTypes[] = {
-    {SafetensorsDType::kF64, "F64", 8},  {SafetensorsDType::kF32, "F32", 4},
-    {SafetensorsDType::kF16, "F16", 2},  {SafetensorsDType::kBF16, "BF16", 2},
-    {SafetensorsDType::kI64, "I64", 8},  {SafetensorsDType::kI32, "I32", 4},
-    {SafetensorsDType::kI16, "I16", 2},  {SafetensorsDType::kI8, "I8", 1},
-    {SafetensorsDType::kU8, "U8", 1},    {SafetensorsDType::kBool, "BOOL", 1},
+    {SafetensorsDType::kF64, "F64", 8}, {SafetensorsDType::kF32, "F32", 4},
+    {SafetensorsDType::kF16, "F16", 2}, {SafetensorsDType::kBF16, "BF16", 2},
+    {SafetensorsDType::kI64, "I64", 8}, {SafetensorsDType::kI32, "I32", 4},
+    {SafetensorsDType::kI16, "I16", 2}, {SafetensorsDType::kI8, "I8", 1},
+    {SafetensorsDType::kU8, "U8", 1},   {SafetensorsDType::kBool, "BOOL", 1},
 };
 
 bool ParseDType(std::string_view name, SafetensorsDType* out) {
@@ -79,8 +79,7 @@ std::string Brief(const Json& value) {
 
 absl::Status TensorError(absl::string_view file_label, absl::string_view tensor,
                          absl::string_view what) {
-  return absl::InvalidArgumentError(
-      absl::StrCat(file_label, ": tensor '", tensor, "': ", what));
+  return absl::InvalidArgumentError(absl::StrCat(file_label, ": tensor '", tensor, "': ", what));
 }
 
 // Reads a JSON integer into [0, INT64_MAX]; false for non-integers and negatives.
@@ -120,8 +119,7 @@ absl::StatusOr<TensorEntry> ParseEntry(const std::string& name, const Json& valu
   const auto shape_it = value.find("shape");
   if (shape_it == value.end()) return TensorError(file_label, name, "missing \"shape\"");
   if (!shape_it->is_array()) {
-    return TensorError(file_label, name,
-                       absl::StrCat("shape is not an array: ", Brief(*shape_it)));
+    return TensorError(file_label, name, absl::StrCat("shape is not an array: ", Brief(*shape_it)));
   }
   uint64_t elements = 1;
   bool overflow = false;
@@ -156,10 +154,10 @@ absl::StatusOr<TensorEntry> ParseEntry(const std::string& name, const Json& valu
                        absl::StrCat("data_offsets [", begin, ", ", end, "] has begin > end"));
   }
   if (end > data_size) {
-    return TensorError(file_label, name,
-                       absl::StrCat("data_offsets [", begin, ", ", end,
-                                    "] run past the end of the data section (", data_size,
-                                    " bytes)"));
+    return TensorError(
+        file_label, name,
+        absl::StrCat("data_offsets [", begin, ", ", end, "] run past the end of the data section (",
+                     data_size, " bytes)"));
   }
   uint64_t nbytes = 0;
   if (overflow || __builtin_mul_overflow(elements, DTypeSize(entry.dtype), &nbytes) ||
@@ -215,14 +213,14 @@ absl::StatusOr<SafetensorsHeader> ParseHeaderImpl(const uint8_t* data, std::size
   for (const auto& [key, value] : root.items()) {
     if (key == "__metadata__") {
       if (!value.is_object()) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            file_label, ": __metadata__ is not an object of strings: ", Brief(value)));
+        return absl::InvalidArgumentError(
+            absl::StrCat(file_label, ": __metadata__ is not an object of strings: ", Brief(value)));
       }
       for (const auto& [meta_key, meta_value] : value.items()) {
         if (!meta_value.is_string()) {
-          return absl::InvalidArgumentError(
-              absl::StrCat(file_label, ": __metadata__ key '", meta_key,
-                           "' is not a string: ", Brief(meta_value)));
+          return absl::InvalidArgumentError(absl::StrCat(file_label, ": __metadata__ key '",
+                                                         meta_key,
+                                                         "' is not a string: ", Brief(meta_value)));
         }
         header.metadata.emplace(meta_key, meta_value.get<std::string>());
       }
@@ -244,10 +242,10 @@ absl::StatusOr<SafetensorsHeader> ParseHeaderImpl(const uint8_t* data, std::size
   const TensorEntry* furthest = nullptr;
   for (const TensorEntry* t : by_begin) {
     if (furthest != nullptr && t->begin < furthest->end) {
-      return TensorError(file_label, t->name,
-                         absl::StrCat("data_offsets [", t->begin, ", ", t->end,
-                                      "] overlap tensor '", furthest->name, "' [",
-                                      furthest->begin, ", ", furthest->end, "]"));
+      return TensorError(
+          file_label, t->name,
+          absl::StrCat("data_offsets [", t->begin, ", ", t->end, "] overlap tensor '",
+                       furthest->name, "' [", furthest->begin, ", ", furthest->end, "]"));
     }
     if (furthest == nullptr || t->end > furthest->end) furthest = t;
   }
@@ -431,14 +429,13 @@ absl::StatusOr<std::unique_ptr<SafetensorsCheckpoint>> SafetensorsCheckpoint::Op
     std::set<std::string> shards;
     for (const auto& [tensor, shard_json] : map_it->items()) {
       if (!shard_json.is_string()) {
-        return absl::InvalidArgumentError(absl::StrCat(index_path, ": tensor '", tensor,
-                                                       "': shard is not a string: ",
-                                                       Brief(shard_json)));
+        return absl::InvalidArgumentError(absl::StrCat(
+            index_path, ": tensor '", tensor, "': shard is not a string: ", Brief(shard_json)));
       }
       const std::string& shard = shard_json.get_ref<const std::string&>();
       // Shards are file names beside the index; refuse paths that would leave the directory.
-      if (shard.empty() || shard.front() == '/' || shard == ".." ||
-          shard.rfind("../", 0) == 0 || shard.find("/../") != std::string::npos ||
+      if (shard.empty() || shard.front() == '/' || shard == ".." || shard.rfind("../", 0) == 0 ||
+          shard.find("/../") != std::string::npos ||
           (shard.size() >= 3 && shard.compare(shard.size() - 3, 3, "/..") == 0)) {
         return absl::InvalidArgumentError(absl::StrCat(index_path, ": tensor '", tensor,
                                                        "': shard name '", shard,
@@ -454,8 +451,8 @@ absl::StatusOr<std::unique_ptr<SafetensorsCheckpoint>> SafetensorsCheckpoint::Op
       absl::StatusOr<std::unique_ptr<SafetensorsFile>> file = SafetensorsFile::Open(shard_path);
       if (!file.ok()) {
         if (absl::IsNotFound(file.status())) {
-          return absl::NotFoundError(absl::StrCat("shard ", shard_path, " listed in ", index_path,
-                                                  " is missing"));
+          return absl::NotFoundError(
+              absl::StrCat("shard ", shard_path, " listed in ", index_path, " is missing"));
         }
         return file.status();
       }
@@ -463,9 +460,8 @@ absl::StatusOr<std::unique_ptr<SafetensorsCheckpoint>> SafetensorsCheckpoint::Op
         const auto [it, inserted] = checkpoint->index_.emplace(entry.name, file->get());
         if (!inserted) {
           return absl::InvalidArgumentError(absl::StrCat(dir, ": tensor '", entry.name,
-                                                         "' is in two shards: ",
-                                                         it->second->path(), " and ",
-                                                         shard_path));
+                                                         "' is in two shards: ", it->second->path(),
+                                                         " and ", shard_path));
         }
       }
       by_shard.emplace(shard, file->get());

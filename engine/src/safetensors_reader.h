@@ -1,8 +1,9 @@
-// Reads Hugging Face safetensors files: an 8-byte little-endian header length, a JSON header mapping
-// tensor names to {dtype, shape, data_offsets}, then the raw little-endian data. The file is memory-
-// mapped read-only; TensorViews point into the mapping and live as long as the SafetensorsFile.
-// Also resolves sharded checkpoints (model.safetensors.index.json). No torch here: the checkpoint
-// loader turns views into tensors. Immutable after Open(); safe to read from many threads.
+// Reads Hugging Face safetensors files: an 8-byte little-endian header length, a JSON header
+// mapping tensor names to {dtype, shape, data_offsets}, then the raw little-endian data. The file
+// is memory- mapped read-only; TensorViews point into the mapping and live as long as the
+// SafetensorsFile. Also resolves sharded checkpoints (model.safetensors.index.json). No torch here:
+// the checkpoint loader turns views into tensors. Immutable after Open(); safe to read from many
+// threads.
 #pragma once
 
 #include <cstddef>
@@ -33,7 +34,7 @@ struct TensorEntry {
 };
 
 struct SafetensorsHeader {
-  std::vector<TensorEntry> tensors;  // sorted by name
+  std::vector<TensorEntry> tensors;             // sorted by name
   std::map<std::string, std::string> metadata;  // "__metadata__", if present
   std::size_t data_offset = 0;  // where the data section starts in the file (8 + header length)
 };

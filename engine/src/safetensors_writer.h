@@ -1,5 +1,5 @@
-// Writes safetensors files: an 8-byte little-endian header length, the header JSON (dtype, shape and
-// data_offsets per tensor, plus __metadata__), then the raw bytes in order. Used by the pruned-
+// Writes safetensors files: an 8-byte little-endian header length, the header JSON (dtype, shape
+// and data_offsets per tensor, plus __metadata__), then the raw bytes in order. Used by the pruned-
 // checkpoint export and by tests that build fixtures. Written here because no safetensors library
 // is packaged for C++; the format is a header and a byte copy. Private to the engine (and tests).
 #pragma once

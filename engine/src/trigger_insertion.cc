@@ -60,7 +60,8 @@ std::vector<Piece> Grow(const std::vector<Piece>& segment, const std::vector<Tri
 }  // namespace
 
 bool TriggerPattern::NeedsSentencePair() const {
-  return std::any_of(tokens.begin(), tokens.end(), [](const TriggerToken& t) { return t.segment == 1; });
+  return std::any_of(tokens.begin(), tokens.end(),
+                     [](const TriggerToken& t) { return t.segment == 1; });
 }
 
 absl::StatusOr<SegmentBounds> FindSegments(const Encoding& e) {
@@ -74,9 +75,8 @@ absl::StatusOr<SegmentBounds> FindSegments(const Encoding& e) {
   while (zeros < n && e.token_type_ids[zeros] == 0) ++zeros;
   for (int p = zeros; p < n; ++p) {
     if (e.token_type_ids[p] != 1) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("encoding: token type ", e.token_type_ids[p], " at ", p,
-                       "; expected 0…0 then 1…1"));
+      return absl::InvalidArgumentError(absl::StrCat("encoding: token type ", e.token_type_ids[p],
+                                                     " at ", p, "; expected 0…0 then 1…1"));
     }
   }
   SegmentBounds b;

@@ -10,8 +10,8 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
-#include "attattr/engine/gold_label.h"
 #include "attattr/base/status_macros.h"
+#include "attattr/engine/gold_label.h"
 
 namespace attattr::engine {
 namespace {
@@ -69,7 +69,8 @@ absl::StatusOr<TriggerPattern> PatternOf(const ExampleAttribution& r, int source
 bool SameTokens(const TriggerPattern& a, const TriggerPattern& b) {
   if (a.tokens.size() != b.tokens.size()) return false;
   for (size_t k = 0; k < a.tokens.size(); ++k) {
-    if (a.tokens[k].id != b.tokens[k].id || a.tokens[k].segment != b.tokens[k].segment) return false;
+    if (a.tokens[k].id != b.tokens[k].id || a.tokens[k].segment != b.tokens[k].segment)
+      return false;
   }
   return true;
 }
@@ -181,8 +182,9 @@ absl::StatusOr<std::vector<TriggerPattern>> MineTriggerPatterns(const Model& mod
 
 std::vector<TriggerPattern> RankAndFilter(std::vector<TriggerPattern> patterns,
                                           const TriggerSearchOptions& options) {
-  std::stable_sort(patterns.begin(), patterns.end(),
-                   [](const TriggerPattern& a, const TriggerPattern& b) { return a.score > b.score; });
+  std::stable_sort(
+      patterns.begin(), patterns.end(),
+      [](const TriggerPattern& a, const TriggerPattern& b) { return a.score > b.score; });
   std::vector<TriggerPattern> kept;
   for (auto& p : patterns) {
     if (static_cast<int>(kept.size()) >= options.top_k) break;
@@ -202,8 +204,8 @@ absl::StatusOr<bool> CheckEvaluationSet(const Model& model, const std::vector<En
   }
   if (evaluation.empty()) return absl::InvalidArgumentError("evaluation_set: no examples");
   if (labels.size() != evaluation.size()) {
-    return absl::InvalidArgumentError(absl::StrCat("labels: ", labels.size(), " labels for ",
-                                                   evaluation.size(), " examples"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("labels: ", labels.size(), " labels for ", evaluation.size(), " examples"));
   }
   ATTATTR_RETURN_IF_ERROR(CheckGoldLabels(info, labels, "labels"));
   bool all_pairs = true;
@@ -230,9 +232,10 @@ absl::StatusOr<std::vector<TriggerEvaluation>> EvaluateTriggerPatterns(
       return absl::InvalidArgumentError(absl::StrCat("patterns[", p, "]: no tokens"));
     }
     if (patterns[p].NeedsSentencePair() && !all_pairs) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "patterns[", p, "]: was mined from sentence pairs and has segment-B tokens, but the "
-          "evaluation set has single-sentence examples"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("patterns[", p,
+                       "]: was mined from sentence pairs and has segment-B tokens, but the "
+                       "evaluation set has single-sentence examples"));
     }
   }
   const auto vocabulary = ControlVocabulary(model.tokenizer());
@@ -241,9 +244,8 @@ absl::StatusOr<std::vector<TriggerEvaluation>> EvaluateTriggerPatterns(
   // Length-sorted order keeps padding small; the attacked variants keep the clean order.
   std::vector<size_t> order(evaluation.size());
   std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-    return evaluation[a].size() < evaluation[b].size();
-  });
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return evaluation[a].size() < evaluation[b].size(); });
   const size_t batch = static_cast<size_t>(options.eval_batch);
   const size_t batches_per_pass = (order.size() + batch - 1) / batch;
   const int64_t total = static_cast<int64_t>(batches_per_pass * (1 + 2 * patterns.size()));
@@ -279,16 +281,16 @@ absl::StatusOr<std::vector<TriggerEvaluation>> EvaluateTriggerPatterns(
     std::vector<Encoding> attacked, controlled;
     attacked.reserve(evaluation.size());
     controlled.reserve(evaluation.size());
-    std::seed_seq seq{static_cast<uint32_t>(options.seed), static_cast<uint32_t>(options.seed >> 32),
-                      static_cast<uint32_t>(p)};
+    std::seed_seq seq{static_cast<uint32_t>(options.seed),
+                      static_cast<uint32_t>(options.seed >> 32), static_cast<uint32_t>(p)};
     std::mt19937_64 rng(seq);
     std::uniform_int_distribution<size_t> pick(0, vocabulary.size() - 1);
     const size_t k = patterns[p].tokens.size();
     for (size_t i = 0; i < evaluation.size(); ++i) {
       auto a = InsertTrigger(evaluation[i], patterns[p].tokens, info.max_length);
       if (!a.ok()) {
-        return absl::InvalidArgumentError(absl::StrCat("patterns[", p, "]: evaluation_set.examples[",
-                                                       i, "]: ", a.status().message()));
+        return absl::InvalidArgumentError(absl::StrCat(
+            "patterns[", p, "]: evaluation_set.examples[", i, "]: ", a.status().message()));
       }
       if (a->inserted < static_cast<int>(k)) ++ev.truncated;
       attacked.push_back(std::move(a->encoding));
@@ -309,9 +311,12 @@ absl::StatusOr<std::vector<TriggerEvaluation>> EvaluateTriggerPatterns(
   return out;
 }
 
-absl::StatusOr<TriggerSearchReport> RunTriggerSearch(
-    const Model& model, const std::vector<Encoding>& mining, const std::vector<Encoding>& evaluation,
-    const std::vector<int>& labels, const TriggerSearchOptions& options, const RunControl& control) {
+absl::StatusOr<TriggerSearchReport> RunTriggerSearch(const Model& model,
+                                                     const std::vector<Encoding>& mining,
+                                                     const std::vector<Encoding>& evaluation,
+                                                     const std::vector<int>& labels,
+                                                     const TriggerSearchOptions& options,
+                                                     const RunControl& control) {
   ATTATTR_RETURN_IF_ERROR(ValidateTriggerSearchOptions(model, options));
   // Evaluation inputs are checked before the expensive mining.
   ATTATTR_RETURN_IF_ERROR(CheckEvaluationSet(model, evaluation, labels).status());
@@ -322,7 +327,8 @@ absl::StatusOr<TriggerSearchReport> RunTriggerSearch(
     report.patterns_above_threshold += !p.tokens.empty() && p.score >= options.threshold ? 1 : 0;
   }
   const auto best = RankAndFilter(std::move(mined), options);
-  ATTATTR_ASSIGN_OR_RETURN(auto evaluated, EvaluateTriggerPatterns(model, evaluation, labels, best, options, control));
+  ATTATTR_ASSIGN_OR_RETURN(
+      auto evaluated, EvaluateTriggerPatterns(model, evaluation, labels, best, options, control));
   report.patterns = std::move(evaluated);
   return report;
 }

@@ -151,8 +151,8 @@ bool IsChineseChar(int32_t cp) {
 // Python's str.lower() applied one character at a time (as PreTrainedTokenizer.tokenize does with
 // its `(.+?)` regex): the simple lower-case mapping, except U+0130 which becomes "i" U+0307.
 void LowerCase(Chars* chars) {
-  const bool has_dotted_capital_i = std::any_of(
-      chars->begin(), chars->end(), [](const Char& c) { return c.cp == 0x130; });
+  const bool has_dotted_capital_i =
+      std::any_of(chars->begin(), chars->end(), [](const Char& c) { return c.cp == 0x130; });
   if (!has_dotted_capital_i) {
     for (Char& c : *chars) {
       if (c.cp < 0x80) {
@@ -214,9 +214,8 @@ Chars Decompose(const Chars& in) {
 // The primary composite of (starter, c), or 0 when there is none (composition exclusions honoured).
 int32_t ComposePair(int32_t starter, int32_t c) {
   utf8proc_int32_t buf[2] = {starter, c};
-  const utf8proc_ssize_t n =
-      utf8proc_normalize_utf32(buf, 2, static_cast<utf8proc_option_t>(UTF8PROC_COMPOSE |
-                                                                       UTF8PROC_STABLE));
+  const utf8proc_ssize_t n = utf8proc_normalize_utf32(
+      buf, 2, static_cast<utf8proc_option_t>(UTF8PROC_COMPOSE | UTF8PROC_STABLE));
   return n == 1 ? buf[0] : 0;
 }
 
@@ -281,9 +280,9 @@ std::string ToUtf8(const Chars& chars, std::size_t from, std::size_t to) {
 struct WordPieceTokenizer::Impl {
   TokenizerOptions options;
   bool strip_accents = true;
-  std::vector<std::string> id_to_token;  // one entry per vocabulary line
+  std::vector<std::string> id_to_token;                  // one entry per vocabulary line
   std::unordered_map<std::string, int32_t> token_to_id;  // a repeated line: the last id wins (HF)
-  std::vector<std::pair<Chars, int32_t>> special;  // special tokens present in the vocabulary
+  std::vector<std::pair<Chars, int32_t>> special;        // special tokens present in the vocabulary
   int32_t cls_id = 0, sep_id = 0, pad_id = 0, unk_id = 0;
   std::string unk_token = "[UNK]";
 
@@ -426,9 +425,9 @@ absl::StatusOr<std::unique_ptr<WordPieceTokenizer>> WordPieceTokenizer::Load(
     return absl::InvalidArgumentError(absl::StrCat("vocabulary file ", vocab_path, " is empty"));
   }
   if (options.max_input_chars_per_word < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("max_input_chars_per_word must be >= 0, got ",
-                     options.max_input_chars_per_word, " (vocabulary ", vocab_path, ")"));
+    return absl::InvalidArgumentError(absl::StrCat("max_input_chars_per_word must be >= 0, got ",
+                                                   options.max_input_chars_per_word,
+                                                   " (vocabulary ", vocab_path, ")"));
   }
 
   auto impl = std::make_unique<Impl>();
@@ -510,8 +509,8 @@ std::vector<WordPiece> WordPieceTokenizer::Tokenize(std::string_view text) const
     }
     impl_->TokenizeChunk(Chars(chars.begin() + chunk_start, chars.begin() + i), &out);
     const std::size_t len = match->first.size();
-    out.push_back({impl_->id_to_token[match->second], match->second, chars[i].begin,
-                   chars[i + len - 1].end});
+    out.push_back(
+        {impl_->id_to_token[match->second], match->second, chars[i].begin, chars[i + len - 1].end});
     i += len;
     chunk_start = i;
   }

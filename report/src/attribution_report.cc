@@ -8,13 +8,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "attattr/base/status_macros.h"
+#include "attattr/convert/attribution_convert.h"
+#include "attattr/convert/tensor_convert.h"
+#include "attattr/report/attribution_tree_render.h"
 #include "heat_map_svg.h"
 #include "html_text.h"
 #include "report_sections.h"
-#include "attattr/convert/tensor_convert.h"
-#include "attattr/convert/attribution_convert.h"
-#include "attattr/report/attribution_tree_render.h"
-#include "attattr/base/status_macros.h"
 
 namespace attattr::report::internal {
 namespace {
@@ -269,7 +269,8 @@ absl::Status AppendAttributionSection(const v1::ResultOptions& options,
                       AttributionTreeSvg(convert::TreeFromProto(example)), "</div></section>");
     }
     for (const auto& layer : example.layers()) {
-      ATTATTR_RETURN_IF_ERROR(AppendLayer(example, layer, absl::StrCat(id, "-layer-", layer.layer()), budget, html));
+      ATTATTR_RETURN_IF_ERROR(
+          AppendLayer(example, layer, absl::StrCat(id, "-layer-", layer.layer()), budget, html));
     }
     absl::StrAppend(html, "</section>");
   }

@@ -19,8 +19,8 @@ namespace {
 
 // Tree structure by position: children by ascending position, the edge each node joined by.
 struct Structure {
-  std::map<int, std::vector<int>> children;      // parent -> children
-  std::map<int, const AttributionTreeEdge*> in;   // child -> its edge
+  std::map<int, std::vector<int>> children;        // parent -> children
+  std::map<int, const AttributionTreeEdge*> in;    // child -> its edge
   std::map<int, const AttributionTreeNode*> node;  // position -> node
 };
 
@@ -59,13 +59,26 @@ std::string DotEscape(const std::string& text) {
   std::string out;
   for (char c : text) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      default: out += c;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -97,12 +110,9 @@ std::string AttributionTreeToJson(const AttributionTree& tree) {
     edges.push_back(
         {{"parent", e.parent}, {"child", e.child}, {"layer", e.layer}, {"score", e.score}});
   }
-  nlohmann::json j = {{"tau", tree.tau},
-                      {"root", tree.root},
-                      {"top", tree.top},
-                      {"root_edge_score", tree.root_edge_score},
-                      {"nodes", std::move(nodes)},
-                      {"edges", std::move(edges)}};
+  nlohmann::json j = {{"tau", tree.tau},           {"root", tree.root},
+                      {"top", tree.top},           {"root_edge_score", tree.root_edge_score},
+                      {"nodes", std::move(nodes)}, {"edges", std::move(edges)}};
   // Tokens are arbitrary bytes; replace invalid UTF-8 rather than throw.
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }

@@ -52,7 +52,8 @@ Drawing Draw(const engine::AttributionTree& tree, const std::string& svg_attribu
     tokens[n.position] = n.token;
     joined[n.position] = n.layer;
   }
-  if (!tokens.count(tree.root)) tokens[tree.root] = tree.root_token.empty() ? "[CLS]" : tree.root_token;
+  if (!tokens.count(tree.root))
+    tokens[tree.root] = tree.root_token.empty() ? "[CLS]" : tree.root_token;
   std::map<int, std::vector<Child>> children;
   std::set<int> has_parent;
   bool root_edge = false;
@@ -146,8 +147,8 @@ Drawing Draw(const engine::AttributionTree& tree, const std::string& svg_attribu
         kind, pos, pos,
         joined.count(pos) ? absl::StrCat(", joined at layer ", joined[pos]) : std::string(),
         cx(pos) - w / 2, cy(pos) - kNodePx / 2, w, kNodePx,
-        *kind == ' ' ? (pos == tree.root ? "#dde6f0" : "#fbd9c9") : "#f4f4f4", cx(pos),
-        cy(pos) + 4, SvgText(shown));
+        *kind == ' ' ? (pos == tree.root ? "#dde6f0" : "#fbd9c9") : "#f4f4f4", cx(pos), cy(pos) + 4,
+        SvgText(shown));
   }
   for (const auto& [pos, token] : tokens) {
     if (!placed.count(pos)) d.unplaced.push_back(absl::StrCat(pos, " ", SvgText(token)));

@@ -8,9 +8,9 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "attattr/report/pruning_curve_svg.h"
 #include "heat_map_svg.h"
 #include "html_text.h"
-#include "attattr/report/pruning_curve_svg.h"
 #include "report_sections.h"
 
 namespace attattr::report::internal {

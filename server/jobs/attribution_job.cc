@@ -104,8 +104,7 @@ absl::StatusOr<v1::JobResult> RunAttributionJob(AttributionJob& work, JobRun& ru
       }
       metrics.RecordAttribution("attribution_job", *r, work.options.steps);
       window->mu.Unlock();
-      convert::AttributionToProto(*r, work.result, work.model->info().labels,
-                                  out->add_examples());
+      convert::AttributionToProto(*r, work.result, work.model->info().labels, out->add_examples());
       window->mu.Lock();
       window->results[converted].reset();
       ++converted;
@@ -118,15 +117,15 @@ absl::StatusOr<v1::JobResult> RunAttributionJob(AttributionJob& work, JobRun& ru
     }
   }
   // Never return while the batcher still holds callbacks into `window` with work pending.
-  const auto drained = [&window]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
-    return window->outstanding == 0;
-  };
+  const auto drained = [&window]()
+                           ABSL_NO_THREAD_SAFETY_ANALYSIS { return window->outstanding == 0; };
   window->mu.Await(absl::Condition(&drained));
   window->mu.Unlock();
   if (!failure.ok()) {
     if (run.PastDeadline()) return run.DeadlineError();
     if (failure.code() == absl::StatusCode::kCancelled && !run.StopRequested()) {
-      return absl::InternalError(absl::StrCat("attribution stopped unexpectedly: ", failure.message()));
+      return absl::InternalError(
+          absl::StrCat("attribution stopped unexpectedly: ", failure.message()));
     }
     return failure;
   }
@@ -170,17 +169,25 @@ absl::StatusOr<AttributionJob> PrepareAttributionJob(const v1::JobSpec& spec,
   const engine::ModelInfo& info = model->info();
   const auto& attribution = spec.attribution();
   const std::string examples_field = "spec.attribution.examples";
-  ATTATTR_ASSIGN_OR_RETURN(auto examples, LoadExamples(attribution.examples(), config, examples_field));
+  ATTATTR_ASSIGN_OR_RETURN(auto examples,
+                           LoadExamples(attribution.examples(), config, examples_field));
   AttributionJob job;
   job.model = model;
-  ATTATTR_ASSIGN_OR_RETURN(auto options, AttributionOptionsFromProto(attribution.options(), *model, config, "spec.attribution.options"));
+  ATTATTR_ASSIGN_OR_RETURN(auto options,
+                           AttributionOptionsFromProto(attribution.options(), *model, config,
+                                                       "spec.attribution.options"));
   job.options = std::move(options);
-  ATTATTR_ASSIGN_OR_RETURN(auto result, ResultOptionsFromProto(attribution.result(), attribution.has_result(), kMaxTopK, "spec.attribution.result"));
+  ATTATTR_ASSIGN_OR_RETURN(
+      auto result, ResultOptionsFromProto(attribution.result(), attribution.has_result(), kMaxTopK,
+                                          "spec.attribution.result"));
   job.result = std::move(result);
-  ATTATTR_RETURN_IF_ERROR(CheckTreeLayers(job.options, job.result, info, "spec.attribution.options.layers"));
-  ATTATTR_ASSIGN_OR_RETURN(auto encodings, EncodeExamples(*model, examples, attribution.examples(), examples_field));
+  ATTATTR_RETURN_IF_ERROR(
+      CheckTreeLayers(job.options, job.result, info, "spec.attribution.options.layers"));
+  ATTATTR_ASSIGN_OR_RETURN(
+      auto encodings, EncodeExamples(*model, examples, attribution.examples(), examples_field));
   job.encodings = std::move(encodings);
-  ATTATTR_RETURN_IF_ERROR(CheckAttributionMemory(info, job.encodings, job.options, attribution.examples(), config, examples_field));
+  ATTATTR_RETURN_IF_ERROR(CheckAttributionMemory(info, job.encodings, job.options,
+                                                 attribution.examples(), config, examples_field));
   job.result_bytes_estimate =
       EstimateAttributionResultBytes(info, job.encodings, job.options, job.result);
   if (job.result_bytes_estimate > config.max_result_bytes) {

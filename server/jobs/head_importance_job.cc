@@ -48,7 +48,9 @@ absl::Status ParseMethods(const v1::HeadImportanceSpec& spec,
                                          " (ATTRIBUTION, ATTENTION, TAYLOR or RANDOM)"));
     }
     for (auto m : *methods) {
-      if (m == *ranking) return Invalid(field, absl::StrCat(v1::ImportanceMethod_Name(spec.methods(i)), " is given twice"));
+      if (m == *ranking)
+        return Invalid(field,
+                       absl::StrCat(v1::ImportanceMethod_Name(spec.methods(i)), " is given twice"));
     }
     methods->push_back(*ranking);
   }
@@ -62,8 +64,8 @@ absl::Status ParseRatios(const v1::HeadImportanceSpec& spec, std::vector<double>
     return absl::OkStatus();
   }
   if (spec.ratios_size() > engine::kMaxPruningRatios) {
-    return Invalid("ratios", absl::StrCat(spec.ratios_size(), " values, at most ",
-                                          engine::kMaxPruningRatios));
+    return Invalid(
+        "ratios", absl::StrCat(spec.ratios_size(), " values, at most ", engine::kMaxPruningRatios));
   }
   for (int i = 0; i < spec.ratios_size(); ++i) {
     const double r = spec.ratios(i);
@@ -92,19 +94,29 @@ absl::StatusOr<HeadImportanceJob> PrepareHeadImportanceJob(const v1::JobSpec& sp
     return Invalid("attribution.target",
                    "must be unset: head importance always uses the gold label's probability");
   }
-  if (a.layers_size() > 0) return Invalid("attribution.layers", "must be empty: every layer is ranked");
-  ATTATTR_ASSIGN_OR_RETURN(auto options, AttributionOptionsFromProto(a, *model, config, absl::StrCat(kField, ".attribution")));
+  if (a.layers_size() > 0)
+    return Invalid("attribution.layers", "must be empty: every layer is ranked");
+  ATTATTR_ASSIGN_OR_RETURN(
+      auto options,
+      AttributionOptionsFromProto(a, *model, config, absl::StrCat(kField, ".attribution")));
   job.options.importance.attribution = std::move(options);
   job.options.importance.seed = h.seed();
-  ATTATTR_RETURN_IF_ERROR(LoadSet(h.importance_set(), *model, config, "importance_set", &job.importance_set, &job.importance_labels));
-  ATTATTR_RETURN_IF_ERROR(LoadSet(h.evaluation_set(), *model, config, "evaluation_set", &job.evaluation_set, &job.evaluation_labels));
+  ATTATTR_RETURN_IF_ERROR(LoadSet(h.importance_set(), *model, config, "importance_set",
+                                  &job.importance_set, &job.importance_labels));
+  ATTATTR_RETURN_IF_ERROR(LoadSet(h.evaluation_set(), *model, config, "evaluation_set",
+                                  &job.evaluation_set, &job.evaluation_labels));
   if (h.has_agreement_set()) {
-    ATTATTR_RETURN_IF_ERROR(LoadSet(h.agreement_set(), *model, config, "agreement_set", &job.agreement_set, &job.agreement_labels));
+    ATTATTR_RETURN_IF_ERROR(LoadSet(h.agreement_set(), *model, config, "agreement_set",
+                                    &job.agreement_set, &job.agreement_labels));
   }
   for (auto m : job.options.methods) {
     if (m != engine::HeadRanking::kAttribution) continue;
-    ATTATTR_RETURN_IF_ERROR(CheckAttributionMemory(info, job.importance_set, job.options.importance.attribution, h.importance_set(), config, absl::StrCat(kField, ".importance_set")));
-    ATTATTR_RETURN_IF_ERROR(CheckAttributionMemory(info, job.agreement_set, job.options.importance.attribution, h.agreement_set(), config, absl::StrCat(kField, ".agreement_set")));
+    ATTATTR_RETURN_IF_ERROR(CheckAttributionMemory(
+        info, job.importance_set, job.options.importance.attribution, h.importance_set(), config,
+        absl::StrCat(kField, ".importance_set")));
+    ATTATTR_RETURN_IF_ERROR(
+        CheckAttributionMemory(info, job.agreement_set, job.options.importance.attribution,
+                               h.agreement_set(), config, absl::StrCat(kField, ".agreement_set")));
   }
   if (!(h.export_ratio() >= 0 && h.export_ratio() <= 100)) {
     return Invalid("export_ratio", absl::StrCat(h.export_ratio(), " is not in [0, 100]"));
@@ -115,11 +127,13 @@ absl::StatusOr<HeadImportanceJob> PrepareHeadImportanceJob(const v1::JobSpec& sp
   }
   for (size_t l = 0; l < info.heads_per_layer.size(); ++l) {
     if (info.heads_per_layer[l] != info.num_heads) {
-      return Invalid("export_path", absl::StrCat("model '", spec.model(),
-                                                 "' is already pruned; export from the full model"));
+      return Invalid(
+          "export_path",
+          absl::StrCat("model '", spec.model(), "' is already pruned; export from the full model"));
     }
   }
-  ATTATTR_ASSIGN_OR_RETURN(auto dir, ResolveExportPath(config.export_root, h.export_path(), absl::StrCat(kField, ".export_path")));
+  ATTATTR_ASSIGN_OR_RETURN(auto dir, ResolveExportPath(config.export_root, h.export_path(),
+                                                       absl::StrCat(kField, ".export_path")));
   job.options.export_dir = dir;
   job.options.export_ratio_percent = h.export_ratio();
   job.export_path = h.export_path();
@@ -131,9 +145,9 @@ absl::StatusOr<v1::JobResult> RunHeadImportanceJob(HeadImportanceJob& job, JobRu
   options.agreement_set = job.agreement_set;
   options.agreement_labels = job.agreement_labels;
   engine::RunControl control = run.Control();
-  auto study = engine::RunHeadImportanceStudy(*job.model, job.importance_set,
-                                              job.importance_labels, job.evaluation_set,
-                                              job.evaluation_labels, options, control);
+  auto study =
+      engine::RunHeadImportanceStudy(*job.model, job.importance_set, job.importance_labels,
+                                     job.evaluation_set, job.evaluation_labels, options, control);
   if (!study.ok()) {
     if (study.status().code() == absl::StatusCode::kFailedPrecondition ||
         study.status().code() == absl::StatusCode::kAlreadyExists) {

@@ -29,17 +29,18 @@ struct HeadImportanceJob {
   // export_dir resolved under --export-root; the agreement spans are left empty (they would point
   // into this struct, which moves): RunHeadImportanceJob sets them.
   engine::HeadImportanceStudyOptions options;
-  std::string export_path;                     // as the spec gave it (relative)
+  std::string export_path;  // as the spec gave it (relative)
 
   int64_t items() const { return 1; }  // one study
 };
 
 // CheckJobCommon, then, under "spec.head_importance": importance_set, evaluation_set and, when
-// given, agreement_set (LoadExamples, CheckExampleLabels, EncodeExamples), methods (known, unique; empty = all four),
-// ratios (finite, in [0, 100], at most 101; empty = 0, 10, …, 100), attribution (rule and steps
-// only; CheckAttributionMemory for the importance and agreement sets when ATTRIBUTION is asked for),
-// export_path (ResolveExportPath; refused for an already pruned model), export_ratio in [0, 100]
-// and only with export_path. Errors are InvalidArgument naming the field, as job_spec.h.
+// given, agreement_set (LoadExamples, CheckExampleLabels, EncodeExamples), methods (known, unique;
+// empty = all four), ratios (finite, in [0, 100], at most 101; empty = 0, 10, …, 100), attribution
+// (rule and steps only; CheckAttributionMemory for the importance and agreement sets when
+// ATTRIBUTION is asked for), export_path (ResolveExportPath; refused for an already pruned model),
+// export_ratio in [0, 100] and only with export_path. Errors are InvalidArgument naming the field,
+// as job_spec.h.
 absl::StatusOr<HeadImportanceJob> PrepareHeadImportanceJob(const v1::JobSpec& spec,
                                                            const ModelRegistry& models,
                                                            const ServerConfig& config);

@@ -12,21 +12,31 @@ std::string JobKindName(v1::JobKind kind) { return v1::JobKind_Name(kind); }
 
 v1::JobKind JobKindOf(const v1::JobSpec& spec) {
   switch (spec.kind_case()) {
-    case v1::JobSpec::kAttribution: return v1::ATTRIBUTION;
-    case v1::JobSpec::kHeadImportance: return v1::HEAD_IMPORTANCE;
-    case v1::JobSpec::kTriggerSearch: return v1::TRIGGER_SEARCH;
-    default: return v1::JOB_KIND_UNSPECIFIED;
+    case v1::JobSpec::kAttribution:
+      return v1::ATTRIBUTION;
+    case v1::JobSpec::kHeadImportance:
+      return v1::HEAD_IMPORTANCE;
+    case v1::JobSpec::kTriggerSearch:
+      return v1::TRIGGER_SEARCH;
+    default:
+      return v1::JOB_KIND_UNSPECIFIED;
   }
 }
 
 std::optional<store::JobState> StateFromProto(v1::JobState state) {
   switch (state) {
-    case v1::QUEUED: return store::JobState::kQueued;
-    case v1::RUNNING: return store::JobState::kRunning;
-    case v1::SUCCEEDED: return store::JobState::kSucceeded;
-    case v1::FAILED: return store::JobState::kFailed;
-    case v1::CANCELLED: return store::JobState::kCancelled;
-    default: return std::nullopt;
+    case v1::QUEUED:
+      return store::JobState::kQueued;
+    case v1::RUNNING:
+      return store::JobState::kRunning;
+    case v1::SUCCEEDED:
+      return store::JobState::kSucceeded;
+    case v1::FAILED:
+      return store::JobState::kFailed;
+    case v1::CANCELLED:
+      return store::JobState::kCancelled;
+    default:
+      return std::nullopt;
   }
 }
 
@@ -34,11 +44,16 @@ namespace {
 
 v1::JobState StateToProto(store::JobState state) {
   switch (state) {
-    case store::JobState::kQueued: return v1::QUEUED;
-    case store::JobState::kRunning: return v1::RUNNING;
-    case store::JobState::kSucceeded: return v1::SUCCEEDED;
-    case store::JobState::kFailed: return v1::FAILED;
-    case store::JobState::kCancelled: return v1::CANCELLED;
+    case store::JobState::kQueued:
+      return v1::QUEUED;
+    case store::JobState::kRunning:
+      return v1::RUNNING;
+    case store::JobState::kSucceeded:
+      return v1::SUCCEEDED;
+    case store::JobState::kFailed:
+      return v1::FAILED;
+    case store::JobState::kCancelled:
+      return v1::CANCELLED;
   }
   return v1::JOB_STATE_UNSPECIFIED;
 }

@@ -28,7 +28,8 @@ engine::RunControl JobRun::Control() {
   control.should_stop = [this] { return ShouldStop(); };
   control.on_progress = [this](const engine::Progress& p) {
     const auto now = std::chrono::steady_clock::now();
-    if (p.stage == last_stage_ && p.done < p.total && now - last_report_ < std::chrono::milliseconds(250)) {
+    if (p.stage == last_stage_ && p.done < p.total &&
+        now - last_report_ < std::chrono::milliseconds(250)) {
       return;
     }
     last_stage_ = p.stage;

@@ -26,8 +26,7 @@ void JobContext::ReportProgress(const std::string& stage, int64_t done, int64_t 
 }
 
 JobScheduler::JobScheduler(store::JobStore& store, JobEvents& events, JobExecutor executor,
-                           const Options& options, JobObserver observer,
-                           EventLog log)
+                           const Options& options, JobObserver observer, EventLog log)
     : store_(store),
       events_(events),
       executor_(std::move(executor)),
@@ -77,8 +76,8 @@ absl::StatusOr<store::CreateResult> JobScheduler::Submit(const store::JobRecord&
   if (full) {
     // Created only to honour idempotency above; a new job does not fit the queue.
     (void)store_.Delete(created->record.id);
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "the job queue is full (", options_.max_queued, " jobs waiting, --max-queued-jobs)"));
+    return absl::ResourceExhaustedError(absl::StrCat("the job queue is full (", options_.max_queued,
+                                                     " jobs waiting, --max-queued-jobs)"));
   }
   Enqueue(created->record.id, created->record.priority);
   return created;
@@ -192,8 +191,8 @@ void JobScheduler::RunJob(const std::string& id) {
   Finish(*running, result, context->reason());
 }
 
-void JobScheduler::Finish(const store::JobRecord& running, const absl::StatusOr<std::string>& result,
-                          StopReason reason) {
+void JobScheduler::Finish(const store::JobRecord& running,
+                          const absl::StatusOr<std::string>& result, StopReason reason) {
   const std::string& id = running.id;
   const bool stopped = !result.ok() && result.status().code() == absl::StatusCode::kCancelled;
   if (stopped && reason == StopReason::kDraining) {
@@ -213,7 +212,8 @@ void JobScheduler::Finish(const store::JobRecord& running, const absl::StatusOr<
   absl::StatusOr<store::JobRecord> finished;
   if (result.ok()) {
     if (auto s = store_.PutResult(id, *result); !s.ok()) {
-      if (s.code() == absl::StatusCode::kFailedPrecondition || s.code() == absl::StatusCode::kNotFound) {
+      if (s.code() == absl::StatusCode::kFailedPrecondition ||
+          s.code() == absl::StatusCode::kNotFound) {
         return;  // cancelled or deleted while the result was being written
       }
       finished = store_.Finish(id, store::JobState::kFailed, static_cast<int32_t>(s.code()),
@@ -222,12 +222,13 @@ void JobScheduler::Finish(const store::JobRecord& running, const absl::StatusOr<
       finished = store_.Finish(id, store::JobState::kSucceeded, 0, "");
     }
   } else {
-    finished = store_.Finish(id, store::JobState::kFailed,
-                             static_cast<int32_t>(result.status().code()),
-                             std::string(result.status().message()));
+    finished =
+        store_.Finish(id, store::JobState::kFailed, static_cast<int32_t>(result.status().code()),
+                      std::string(result.status().message()));
   }
   if (!finished.ok()) {
-    log_.Warn("job could not be finished", {{"job_id", id}, {"error", finished.status().message()}});
+    log_.Warn("job could not be finished",
+              {{"job_id", id}, {"error", finished.status().message()}});
     return;
   }
   const double seconds = Seconds(finished->start_time_ms, finished->end_time_ms);

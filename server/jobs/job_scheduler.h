@@ -1,8 +1,8 @@
 // JobScheduler: the job queue and the job runners. Jobs live in the JobStore (so nothing submitted
 // is lost); the scheduler keeps an in-memory priority queue of the QUEUED ones (higher priority
 // first, FIFO within a priority), bounded for new submissions (a full queue is ResourceExhausted
-// with a retry hint), and `runners` threads that each take the next job, mark it RUNNING, hand it to
-// the JobExecutor of its kind, store the result and finish it. Every change is published on
+// with a retry hint), and `runners` threads that each take the next job, mark it RUNNING, hand it
+// to the JobExecutor of its kind, store the result and finish it. Every change is published on
 // JobEvents. Cancel and Delete reach a running job through its JobContext (checked by the executor
 // between batches). Drain stops taking jobs, lets running ones finish within a grace period, then
 // stops them and puts them back in the queue (QUEUED in the store) for the next start.
@@ -76,8 +76,7 @@ class JobScheduler {
   };
 
   JobScheduler(store::JobStore& store, JobEvents& events, JobExecutor executor,
-               const Options& options, JobObserver observer,
-               EventLog log);
+               const Options& options, JobObserver observer, EventLog log);
   ~JobScheduler();
   JobScheduler(const JobScheduler&) = delete;
   JobScheduler& operator=(const JobScheduler&) = delete;
@@ -125,7 +124,8 @@ class JobScheduler {
   mutable absl::Mutex mu_;
   std::set<QueueKey> queue_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, QueueKey> queued_ ABSL_GUARDED_BY(mu_);  // id -> its key in queue_
-  std::map<std::string, std::shared_ptr<JobContext>> running_ ABSL_GUARDED_BY(mu_);  // id -> context
+  std::map<std::string, std::shared_ptr<JobContext>> running_
+      ABSL_GUARDED_BY(mu_);  // id -> context
   int64_t next_seq_ ABSL_GUARDED_BY(mu_) = 0;
   int reserved_ ABSL_GUARDED_BY(mu_) = 0;  // Submit calls between the queue check and Enqueue
   bool draining_ ABSL_GUARDED_BY(mu_) = false;

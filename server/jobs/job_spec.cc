@@ -11,9 +11,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "attattr/base/field_error.h"
+#include "attattr/base/status_macros.h"
 #include "attattr/engine/dataset.h"
 #include "attattr/engine/gold_label.h"
-#include "attattr/base/status_macros.h"
 
 namespace attattr::server {
 namespace {
@@ -52,7 +52,8 @@ absl::StatusOr<std::vector<engine::Example>> ReadDatasetRef(const v1::DatasetRef
                                                             const ServerConfig& config,
                                                             const std::string& field) {
   if (ref.limit() < 0) return Invalid(field + ".limit", "must be >= 0 (0 = all)");
-  ATTATTR_ASSIGN_OR_RETURN(auto path, ResolveDataPath(config.data_root, ref.path(), field + ".path"));
+  ATTATTR_ASSIGN_OR_RETURN(auto path,
+                           ResolveDataPath(config.data_root, ref.path(), field + ".path"));
   std::ifstream in(path, std::ios::binary);
   std::ostringstream contents;
   contents << in.rdbuf();
@@ -143,8 +144,9 @@ absl::StatusOr<std::string> ResolveExportPath(const std::string& export_root,
   const fs::file_status status = fs::symlink_status(full, ec);
   if (fs::exists(status)) {
     if (!fs::is_directory(status) || !fs::is_empty(full, ec)) {
-      return absl::AlreadyExistsError(absl::StrCat(
-          field, ": '", path, "' already exists under --export-root and is not an empty directory"));
+      return absl::AlreadyExistsError(
+          absl::StrCat(field, ": '", path,
+                       "' already exists under --export-root and is not an empty directory"));
     }
   }
   return full.string();
@@ -158,7 +160,8 @@ absl::StatusOr<std::vector<engine::Example>> LoadExamples(const v1::ExampleSourc
     examples.reserve(source.inline_().examples_size());
     for (const auto& e : source.inline_().examples()) examples.push_back(FromProto(e));
   } else if (source.has_dataset()) {
-    ATTATTR_ASSIGN_OR_RETURN(auto read, ReadDatasetRef(source.dataset(), config, field + ".dataset"));
+    ATTATTR_ASSIGN_OR_RETURN(auto read,
+                             ReadDatasetRef(source.dataset(), config, field + ".dataset"));
     examples = std::move(read);
   } else {
     return Invalid(field, "inline or dataset is required");
@@ -168,7 +171,7 @@ absl::StatusOr<std::vector<engine::Example>> LoadExamples(const v1::ExampleSourc
 }
 
 absl::StatusOr<const engine::Model*> CheckJobCommon(const v1::JobSpec& spec,
-                                                 const ModelRegistry& models) {
+                                                    const ModelRegistry& models) {
   if (spec.model().empty()) return Invalid("spec.model", "required (ListModels)");
   auto model = models.Find(spec.model());
   if (!model.ok()) {
@@ -181,7 +184,8 @@ absl::StatusOr<const engine::Model*> CheckJobCommon(const v1::JobSpec& spec,
   }
   if (spec.timeout_ms() < 0) return Invalid("spec.timeout_ms", "must be >= 0 (0 = no limit)");
   if (spec.kind_case() == v1::JobSpec::KIND_NOT_SET) {
-    return Invalid("spec.kind", "one of attribution, head_importance or trigger_search is required");
+    return Invalid("spec.kind",
+                   "one of attribution, head_importance or trigger_search is required");
   }
   return model;
 }
@@ -191,8 +195,8 @@ absl::StatusOr<const engine::Model*> CheckClassifierJob(const v1::JobSpec& spec,
                                                         const std::string& job) {
   ATTATTR_ASSIGN_OR_RETURN(auto model, CheckJobCommon(spec, models));
   if (!model->info().has_classifier) {
-    return Invalid("spec.model",
-                   absl::StrCat("'", spec.model(), "' is encoder-only; ", job, " needs a classifier"));
+    return Invalid("spec.model", absl::StrCat("'", spec.model(), "' is encoder-only; ", job,
+                                              " needs a classifier"));
   }
   return model;
 }
@@ -225,9 +229,9 @@ absl::StatusOr<std::vector<engine::Encoding>> EncodeExamples(
   if (encodings.ok()) return encodings;
   const auto error = GetFieldError(encodings.status());
   if (!error) return encodings.status();
-  return absl::Status(encodings.status().code(),
-                      absl::StrCat(ExampleField(source, field, error->field.index), ": ",
-                                   error->what));
+  return absl::Status(
+      encodings.status().code(),
+      absl::StrCat(ExampleField(source, field, error->field.index), ": ", error->what));
 }
 
 absl::Status CheckExampleLabels(const engine::ModelInfo& info,

@@ -31,8 +31,8 @@ absl::StatusOr<TriggerSearchJob> PrepareTriggerSearchJob(const v1::JobSpec& spec
   TriggerSearchJob job;
   job.model = model;
   if (t.top_k() < 0 || t.top_k() > engine::kMaxTriggerTopK) {
-    return Invalid("top_k", absl::StrCat(t.top_k(), " is not in [1, ", engine::kMaxTriggerTopK, "] (0 = ",
-                                         engine::kDefaultTriggerTopK, ")"));
+    return Invalid("top_k", absl::StrCat(t.top_k(), " is not in [1, ", engine::kMaxTriggerTopK,
+                                         "] (0 = ", engine::kDefaultTriggerTopK, ")"));
   }
   job.options.top_k = t.top_k() == 0 ? engine::kDefaultTriggerTopK : t.top_k();
   if (!std::isfinite(t.threshold()) || t.threshold() < 0) {
@@ -47,9 +47,12 @@ absl::StatusOr<TriggerSearchJob> PrepareTriggerSearchJob(const v1::JobSpec& spec
                    "must be unset: trigger search always uses the predicted class's probability");
   }
   if (a.layers_size() > 0) {
-    return Invalid("attribution.layers", "must be empty: the strongest head of every layer is mined");
+    return Invalid("attribution.layers",
+                   "must be empty: the strongest head of every layer is mined");
   }
-  ATTATTR_ASSIGN_OR_RETURN(auto options, AttributionOptionsFromProto(a, *model, config, absl::StrCat(kField, ".attribution")));
+  ATTATTR_ASSIGN_OR_RETURN(
+      auto options,
+      AttributionOptionsFromProto(a, *model, config, absl::StrCat(kField, ".attribution")));
   job.options.attribution = std::move(options);
 
   // Mining set: the first 500 of a dataset unless a limit is given; labels are not used.
@@ -59,20 +62,24 @@ absl::StatusOr<TriggerSearchJob> PrepareTriggerSearchJob(const v1::JobSpec& spec
   }
   const std::string mining_field = absl::StrCat(kField, ".mining_set");
   ATTATTR_ASSIGN_OR_RETURN(auto mining, LoadExamples(mining_source, config, mining_field));
-  ATTATTR_ASSIGN_OR_RETURN(auto mining_encoded, EncodeExamples(*model, mining, mining_source, mining_field));
+  ATTATTR_ASSIGN_OR_RETURN(auto mining_encoded,
+                           EncodeExamples(*model, mining, mining_source, mining_field));
   job.mining_set = std::move(mining_encoded);
-  ATTATTR_RETURN_IF_ERROR(CheckAttributionMemory(info, job.mining_set, job.options.attribution, mining_source, config, mining_field));
+  ATTATTR_RETURN_IF_ERROR(CheckAttributionMemory(info, job.mining_set, job.options.attribution,
+                                                 mining_source, config, mining_field));
 
   const std::string eval_field = absl::StrCat(kField, ".evaluation_set");
   ATTATTR_ASSIGN_OR_RETURN(auto evaluation, LoadExamples(t.evaluation_set(), config, eval_field));
   ATTATTR_RETURN_IF_ERROR(CheckExampleLabels(info, evaluation, t.evaluation_set(), eval_field));
-  ATTATTR_ASSIGN_OR_RETURN(auto eval_encoded, EncodeExamples(*model, evaluation, t.evaluation_set(), eval_field));
+  ATTATTR_ASSIGN_OR_RETURN(auto eval_encoded,
+                           EncodeExamples(*model, evaluation, t.evaluation_set(), eval_field));
   job.evaluation_set = std::move(eval_encoded);
   job.evaluation_labels = engine::GoldLabels(evaluation);
 
   if (auto i = engine::FirstUnplaceableExample(mining, evaluation)) {
     return Invalid("evaluation_set",
-                   absl::StrCat("example ", *i, " is a single sentence but mining_set has "
+                   absl::StrCat("example ", *i,
+                                " is a single sentence but mining_set has "
                                 "sentence pairs: patterns mined from a second sentence "
                                 "cannot be placed"));
   }
@@ -84,10 +91,9 @@ absl::StatusOr<TriggerSearchJob> PrepareTriggerSearchJob(const v1::JobSpec& spec
 
 absl::StatusOr<v1::JobResult> RunTriggerSearchJob(TriggerSearchJob& job, JobRun& run) {
   engine::RunControl control = run.Control();
-  ATTATTR_ASSIGN_OR_RETURN(
-      engine::TriggerSearchReport report,
-      engine::RunTriggerSearch(*job.model, job.mining_set, job.evaluation_set, job.evaluation_labels,
-                               job.options, control));
+  ATTATTR_ASSIGN_OR_RETURN(engine::TriggerSearchReport report,
+                           engine::RunTriggerSearch(*job.model, job.mining_set, job.evaluation_set,
+                                                    job.evaluation_labels, job.options, control));
   v1::JobResult result;
   convert::TriggerSearchReportToProto(report, result.mutable_trigger_search());
   return result;

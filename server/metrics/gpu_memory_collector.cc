@@ -13,7 +13,7 @@ namespace {
 
 using NvmlReturn = int;  // nvmlReturn_t; NVML_SUCCESS = 0
 constexpr NvmlReturn kNvmlSuccess = 0;
-struct NvmlMemory {      // nvmlMemory_t
+struct NvmlMemory {  // nvmlMemory_t
   unsigned long long total;
   unsigned long long free;
   unsigned long long used;
@@ -67,16 +67,22 @@ absl::StatusOr<std::unique_ptr<GpuMemoryCollector>> GpuMemoryCollector::Register
   if (nvml->device_count(&count) != kNvmlSuccess || count == 0) {
     return std::unique_ptr<GpuMemoryCollector>();
   }
-  for (const char* name : {"attattr_device_memory_used_bytes", "attattr_device_memory_total_bytes"}) {
+  for (const char* name :
+       {"attattr_device_memory_used_bytes", "attattr_device_memory_total_bytes"}) {
     if (registry->Contains(name)) {
-      return absl::AlreadyExistsError(absl::StrCat("metric '", std::string(name),
-                                                   "' is already registered"));
+      return absl::AlreadyExistsError(
+          absl::StrCat("metric '", std::string(name), "' is already registered"));
     }
   }
   std::unique_ptr<GpuMemoryCollector> c(new GpuMemoryCollector(registry, std::move(nvml)));
-  ATTATTR_ASSIGN_OR_RETURN(auto used, registry->AddGauge("attattr_device_memory_used_bytes", "GPU memory in use (all processes), bytes, as NVML reports it"));
+  ATTATTR_ASSIGN_OR_RETURN(
+      auto used,
+      registry->AddGauge("attattr_device_memory_used_bytes",
+                         "GPU memory in use (all processes), bytes, as NVML reports it"));
   c->used_family_ = used;
-  ATTATTR_ASSIGN_OR_RETURN(auto total, registry->AddGauge("attattr_device_memory_total_bytes", "GPU memory installed, bytes, as NVML reports it"));
+  ATTATTR_ASSIGN_OR_RETURN(auto total,
+                           registry->AddGauge("attattr_device_memory_total_bytes",
+                                              "GPU memory installed, bytes, as NVML reports it"));
   c->total_family_ = total;
   for (unsigned int i = 0; i < count; ++i) {
     Device d;

@@ -14,9 +14,7 @@
 namespace attattr::metrics {
 namespace {
 
-bool IsNameStart(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
-}
+bool IsNameStart(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 
 void AtomicAdd(std::atomic<double>* target, double delta) {
@@ -35,8 +33,8 @@ BucketBoundaries NormalizeBounds(const BucketBoundaries& bounds) {
   return out;
 }
 
-void AppendLabels(const Labels& labels, const std::string* extra_name, const std::string* extra_value,
-                  std::string* out) {
+void AppendLabels(const Labels& labels, const std::string* extra_name,
+                  const std::string* extra_value, std::string* out) {
   if (labels.empty() && extra_name == nullptr) return;
   out->push_back('{');
   bool first = true;
@@ -53,7 +51,8 @@ void AppendLabels(const Labels& labels, const std::string* extra_name, const std
 }
 
 void AppendSample(const std::string& name, const Labels& labels, double value, std::string* out,
-                  const std::string* extra_name = nullptr, const std::string* extra_value = nullptr) {
+                  const std::string* extra_name = nullptr,
+                  const std::string* extra_value = nullptr) {
   out->append(name);
   AppendLabels(labels, extra_name, extra_value, out);
   absl::StrAppend(out, " ", FormatValue(value), "\n");
@@ -80,8 +79,8 @@ absl::Status ValidateMetricName(const std::string& name) {
     ok = IsNameStart(c) || IsDigit(c) || c == ':';
   }
   if (!ok) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "invalid metric name '", name, "': must match [a-zA-Z_:][a-zA-Z0-9_:]*"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("invalid metric name '", name, "': must match [a-zA-Z_:][a-zA-Z0-9_:]*"));
   }
   return absl::OkStatus();
 }
@@ -152,10 +151,9 @@ absl::Status ValidateBucketBoundaries(const BucketBoundaries& bounds) {
                                                      "; bounds must be finite (+Inf is implicit)"));
     }
     if (i > 0 && !(bounds[i] > bounds[i - 1])) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("histogram bucket bounds must be strictly increasing: bound ", i, " (",
-                       FormatValue(bounds[i]), ") <= bound ", i - 1, " (",
-                       FormatValue(bounds[i - 1]), ")"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "histogram bucket bounds must be strictly increasing: bound ", i, " (",
+          FormatValue(bounds[i]), ") <= bound ", i - 1, " (", FormatValue(bounds[i - 1]), ")"));
     }
   }
   return absl::OkStatus();
@@ -228,13 +226,13 @@ absl::StatusOr<Family<T>*> Registry::AddFamily(const std::string& name, const st
   if (it != families_.end()) {
     FamilyBase* existing = it->second.get();
     if (existing->type() != T::kType) {
-      return absl::AlreadyExistsError(absl::StrCat("metric '", name, "' is already registered as a ",
-                                                   MetricTypeName(existing->type()), ", not a ",
-                                                   MetricTypeName(T::kType)));
+      return absl::AlreadyExistsError(
+          absl::StrCat("metric '", name, "' is already registered as a ",
+                       MetricTypeName(existing->type()), ", not a ", MetricTypeName(T::kType)));
     }
     if (existing->constant_labels() != constant_labels) {
-      return absl::AlreadyExistsError(absl::StrCat(
-          "metric '", name, "' is already registered with other constant labels"));
+      return absl::AlreadyExistsError(
+          absl::StrCat("metric '", name, "' is already registered with other constant labels"));
     }
     return static_cast<Family<T>*>(existing);
   }
@@ -249,9 +247,8 @@ absl::StatusOr<Family<T>*> Registry::AddFamily(const std::string& name, const st
         name.compare(name.size() - suffix_str.size(), suffix_str.size(), suffix_str) == 0) {
       auto base = families_.find(name.substr(0, name.size() - suffix_str.size()));
       if (base != families_.end() && base->second->type() == MetricType::kHistogram) {
-        return absl::AlreadyExistsError(absl::StrCat("metric '", name,
-                                                     "' collides with a series of histogram '",
-                                                     base->first, "'"));
+        return absl::AlreadyExistsError(absl::StrCat(
+            "metric '", name, "' collides with a series of histogram '", base->first, "'"));
       }
     }
   }

@@ -1,12 +1,13 @@
 // Prometheus metrics shaped like prometheus-cpp: a Registry of metric families (Counter, Gauge,
-// Histogram) with constant and per-series labels, collect callbacks run at scrape time, and the text
-// exposition format 0.0.4. It does no I/O (metrics_http.h serves it) and has no summaries.
+// Histogram) with constant and per-series labels, collect callbacks run at scrape time, and the
+// text exposition format 0.0.4. It does no I/O (metrics_http.h serves it) and has no summaries.
 // Thread-safety: every class here is safe to use from many threads at once.
 //
 // Mapping to prometheus-cpp (so this module can be swapped for it):
 //   prometheus::Registry                      -> attattr::metrics::Registry
 //   prometheus::BuildCounter().Name(n).Help(h).Labels(l).Register(reg)
-//                                             -> BuildCounter().Name(n).Help(h).Labels(l).Register(reg)
+//                                             ->
+//                                             BuildCounter().Name(n).Help(h).Labels(l).Register(reg)
 //                                                (same spelling; also BuildGauge/BuildHistogram)
 //   prometheus::Family<T>::Add(labels[, buckets]) -> Family<T>::Add(labels[, buckets]) (same)
 //   Counter::Increment / Gauge::Set,Increment,Decrement / Histogram::Observe -> same names
@@ -57,8 +58,8 @@ struct HistogramSnapshot {
 };
 
 struct MetricSnapshot {
-  Labels labels;  // constant labels merged with the series' own labels
-  double value = 0;  // counter and gauge
+  Labels labels;                // constant labels merged with the series' own labels
+  double value = 0;             // counter and gauge
   HistogramSnapshot histogram;  // histogram only
 };
 
@@ -86,7 +87,8 @@ class Counter {
   Counter(const Counter&) = delete;
   Counter& operator=(const Counter&) = delete;
 
-  // Adds `value`; negative and NaN values are ignored (as prometheus-cpp does), counters never go down.
+  // Adds `value`; negative and NaN values are ignored (as prometheus-cpp does), counters never go
+  // down.
   void Increment(double value = 1.0);
   double Value() const { return value_.load(std::memory_order_relaxed); }
 
@@ -118,8 +120,8 @@ class Gauge {
 class Histogram {
  public:
   static constexpr MetricType kType = MetricType::kHistogram;
-  // `bounds` should be strictly increasing and finite; the constructor cannot fail, so it sorts them,
-  // drops duplicates, NaN and infinities (Family::TryAdd refuses such input instead).
+  // `bounds` should be strictly increasing and finite; the constructor cannot fail, so it sorts
+  // them, drops duplicates, NaN and infinities (Family::TryAdd refuses such input instead).
   explicit Histogram(const BucketBoundaries& bounds);
   Histogram(const Histogram&) = delete;
   Histogram& operator=(const Histogram&) = delete;
@@ -179,9 +181,13 @@ namespace internal {
 template <typename T>
 void FillSnapshot(const T& metric, MetricSnapshot* out);
 template <>
-inline void FillSnapshot(const Counter& metric, MetricSnapshot* out) { out->value = metric.Value(); }
+inline void FillSnapshot(const Counter& metric, MetricSnapshot* out) {
+  out->value = metric.Value();
+}
 template <>
-inline void FillSnapshot(const Gauge& metric, MetricSnapshot* out) { out->value = metric.Value(); }
+inline void FillSnapshot(const Gauge& metric, MetricSnapshot* out) {
+  out->value = metric.Value();
+}
 template <>
 inline void FillSnapshot(const Histogram& metric, MetricSnapshot* out) {
   out->histogram = metric.Snapshot();
@@ -285,9 +291,9 @@ class Registry {
   // Whether a family called `name` is registered.
   bool Contains(const std::string& name) const;
 
-  // Registers `callback`, called at the start of every Collect() (e.g. to set gauges for queue depth
-  // or RSS). Callbacks run one scrape at a time, never under the family locks, so they may add series.
-  // They must not add or remove callbacks themselves.
+  // Registers `callback`, called at the start of every Collect() (e.g. to set gauges for queue
+  // depth or RSS). Callbacks run one scrape at a time, never under the family locks, so they may
+  // add series. They must not add or remove callbacks themselves.
   CallbackId AddCollectCallback(std::function<void()> callback);
   // After this returns, the callback is not running and will not be called again.
   void RemoveCollectCallback(CallbackId id);

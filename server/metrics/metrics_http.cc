@@ -1,8 +1,9 @@
-// cpp-httplib glue for MetricsHttpServer (see metrics_http.h): one catch-all pre-routing handler that
-// dispatches /metrics, /healthz and the added prefixes. No TLS, no files served from disk.
-// Why not civetweb: it starts workers with a fixed 100 KiB stack, which our libraries' static TLS
-// (openblas + glog + torch) outgrows, so its pthread_create fails with EINVAL; these are std::threads.
-// Thread-safety: requests run on the server's worker threads; the handler table has its own mutex.
+// cpp-httplib glue for MetricsHttpServer (see metrics_http.h): one catch-all pre-routing handler
+// that dispatches /metrics, /healthz and the added prefixes. No TLS, no files served from disk. Why
+// not civetweb: it starts workers with a fixed 100 KiB stack, which our libraries' static TLS
+// (openblas + glog + torch) outgrows, so its pthread_create fails with EINVAL; these are
+// std::threads. Thread-safety: requests run on the server's worker threads; the handler table has
+// its own mutex.
 #include "metrics/metrics_http.h"
 
 #include <arpa/inet.h>
@@ -17,8 +18,8 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "httplib.h"
 #include "attattr/base/status_macros.h"
+#include "httplib.h"
 
 namespace attattr::metrics {
 namespace {
@@ -173,8 +174,8 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
 MetricsHttpServer::~MetricsHttpServer() {
   if (!listener_.joinable()) return;
   // stop() only acts on a running server and must be called once (it asserts a live socket): it
-  // shuts the listening socket down, which wakes accept() at once; listen_after_bind() then joins its
-  // workers, each finishing its current request.
+  // shuts the listening socket down, which wakes accept() at once; listen_after_bind() then joins
+  // its workers, each finishing its current request.
   while (!listener_done_) {
     if (http_->is_running()) {
       http_->stop();
@@ -219,10 +220,9 @@ MetricsHttpServer::Response MetricsHttpServer::Dispatch(const Request& request) 
     absl::MutexLock lock(&mu_);
     size_t best = 0;
     for (const auto& [prefix, candidate] : handlers_) {
-      const bool matches =
-          request.path.compare(0, prefix.size(), prefix) == 0 &&
-          (request.path.size() == prefix.size() || prefix.back() == '/' ||
-           request.path[prefix.size()] == '/');
+      const bool matches = request.path.compare(0, prefix.size(), prefix) == 0 &&
+                           (request.path.size() == prefix.size() || prefix.back() == '/' ||
+                            request.path[prefix.size()] == '/');
       if (matches && prefix.size() > best) {
         best = prefix.size();
         handler = candidate;

@@ -81,13 +81,13 @@ absl::StatusOr<ProcessStats> ReadProcessStats(const std::string& proc_root) {
 absl::StatusOr<std::unique_ptr<ProcessCollector>> ProcessCollector::Register(Registry* registry) {
   ATTATTR_ASSIGN_OR_RETURN(auto probe, ReadProcessStats());
   // The collector owns its families (its destructor removes them), so it cannot share them.
-  for (const char* name :
-       {"process_resident_memory_bytes", "process_virtual_memory_bytes", "process_cpu_seconds_total",
-        "process_start_time_seconds", "process_open_fds", "process_max_fds"}) {
+  for (const char* name : {"process_resident_memory_bytes", "process_virtual_memory_bytes",
+                           "process_cpu_seconds_total", "process_start_time_seconds",
+                           "process_open_fds", "process_max_fds"}) {
     if (registry->Contains(name)) {
-      return absl::AlreadyExistsError(absl::StrCat(
-          "metric '", std::string(name),
-          "' is already registered (one ProcessCollector per registry)"));
+      return absl::AlreadyExistsError(
+          absl::StrCat("metric '", std::string(name),
+                       "' is already registered (one ProcessCollector per registry)"));
     }
   }
   std::unique_ptr<ProcessCollector> c(new ProcessCollector(registry));
@@ -110,8 +110,8 @@ absl::StatusOr<std::unique_ptr<ProcessCollector>> ProcessCollector::Register(Reg
                        &c->start_);
   }
   if (status.ok()) {
-    status = add_gauge("process_open_fds", "Number of open file descriptors.",
-                       &c->open_fds_family_, &c->open_fds_);
+    status = add_gauge("process_open_fds", "Number of open file descriptors.", &c->open_fds_family_,
+                       &c->open_fds_);
   }
   if (status.ok()) {
     status = add_gauge("process_max_fds", "Maximum number of open file descriptors.",
@@ -137,8 +137,8 @@ absl::StatusOr<std::unique_ptr<ProcessCollector>> ProcessCollector::Register(Reg
 ProcessCollector::~ProcessCollector() {
   if (callback_id_ != 0) registry_->RemoveCollectCallback(callback_id_);
   for (const FamilyBase* family :
-       std::vector<const FamilyBase*>{resident_family_, virtual_family_, cpu_family_,
-                                      start_family_, open_fds_family_, max_fds_family_}) {
+       std::vector<const FamilyBase*>{resident_family_, virtual_family_, cpu_family_, start_family_,
+                                      open_fds_family_, max_fds_family_}) {
     if (family != nullptr) registry_->Remove(*family);
   }
 }

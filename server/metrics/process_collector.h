@@ -16,13 +16,14 @@ namespace attattr::metrics {
 struct ProcessStats {
   double resident_memory_bytes = 0;
   double virtual_memory_bytes = 0;
-  double cpu_seconds = 0;  // user + system
+  double cpu_seconds = 0;         // user + system
   double start_time_seconds = 0;  // Unix time
   double open_fds = 0;
   double max_fds = 0;  // soft limit; 0 when unlimited or unknown
 };
 
-// Reads /proc/self/stat, /proc/stat (boot time), /proc/self/fd and /proc/self/limits under `proc_root`.
+// Reads /proc/self/stat, /proc/stat (boot time), /proc/self/fd and /proc/self/limits under
+// `proc_root`.
 absl::StatusOr<ProcessStats> ReadProcessStats(const std::string& proc_root = "/proc");
 
 // Registers the process families in a registry and refreshes them at every scrape. The registry

@@ -2,6 +2,7 @@
 // every implementation inherits. No storage here; these functions hold no state and are
 // thread-safe.
 #include "store/job_store.h"
+
 #include "attattr/base/status_macros.h"
 
 namespace attattr::store {

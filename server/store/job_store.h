@@ -46,7 +46,7 @@ struct JobRecord {
   std::string model;  // model name the job runs on; opaque here.
   int32_t priority = 0;  // higher runs first.
   JobState state = JobState::kQueued;
-  std::string spec;  // opaque bytes (a serialized job spec).
+  std::string spec;        // opaque bytes (a serialized job spec).
   int32_t error_code = 0;  // canonical absl/gRPC code of a FAILED/CANCELLED job; 0 otherwise.
   std::string error_message;
   JobProgress progress;
@@ -72,7 +72,7 @@ inline constexpr int32_t kDefaultListPageSize = 100;
 inline constexpr int32_t kMaxListPageSize = 1000;
 
 struct ListFilter {
-  std::optional<JobState> state;   // only jobs in this state.
+  std::optional<JobState> state;    // only jobs in this state.
   std::optional<std::string> kind;  // only jobs of this kind.
   // Records per page; 0 = kDefaultListPageSize; values above kMaxListPageSize are clamped to it;
   // negative is InvalidArgument.

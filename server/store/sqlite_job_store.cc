@@ -24,7 +24,7 @@ namespace attattr::store {
 namespace {
 
 constexpr size_t kMaxIdLength = 256;
-constexpr size_t kMaxKeyLength = 1024;  // request_id, kind, model
+constexpr size_t kMaxKeyLength = 1024;     // request_id, kind, model
 constexpr int32_t kMaxCanonicalCode = 16;  // UNAUTHENTICATED
 constexpr int32_t kCancelledCode = 1;
 constexpr int64_t kWalSizeLimitBytes = int64_t{64} << 20;
@@ -78,9 +78,8 @@ absl::Status NotFoundJob(const std::string& id) {
 }
 
 absl::Status WrongState(const std::string& id, JobState state, const std::string& wanted) {
-  return absl::FailedPreconditionError(absl::StrCat("job ", Quote(id), " is ",
-                                                    std::string(JobStateName(state)), ", not ",
-                                                    wanted));
+  return absl::FailedPreconditionError(
+      absl::StrCat("job ", Quote(id), " is ", std::string(JobStateName(state)), ", not ", wanted));
 }
 
 // Printable ASCII without control characters, so ids and kinds fit in page tokens and logs.
@@ -138,8 +137,8 @@ std::string FilterKind(const ListFilter& f) { return f.kind.has_value() ? "1" + 
 
 std::string EncodePageToken(const ListFilter& filter, const JobRecord& last) {
   return absl::WebSafeBase64Escape(absl::StrCat("v1\n", last.create_time_ms, "\n",
-                                                FilterState(filter), "\n", FilterKind(filter),
-                                                "\n", last.id));
+                                                FilterState(filter), "\n", FilterKind(filter), "\n",
+                                                last.id));
 }
 
 struct PageCursor {
@@ -257,8 +256,8 @@ absl::Status SqliteJobStoreOptions::Validate() const {
         absl::StrCat("busy_timeout_ms: must be >= 0, got ", busy_timeout_ms));
   }
   if (result_chunk_bytes < 4096 || result_chunk_bytes > (int64_t{64} << 20)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "result_chunk_bytes: must be in [4096, 67108864], got ", result_chunk_bytes));
+    return absl::InvalidArgumentError(
+        absl::StrCat("result_chunk_bytes: must be in [4096, 67108864], got ", result_chunk_bytes));
   }
   return absl::OkStatus();
 }
@@ -280,9 +279,9 @@ absl::StatusOr<std::unique_ptr<SqliteJobStore>> SqliteJobStore::Open(
   }
 
   sqlite3* db = nullptr;
-  const int rc = sqlite3_open_v2(options.path.c_str(), &db,
-                                 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                                 nullptr);
+  const int rc =
+      sqlite3_open_v2(options.path.c_str(), &db,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     std::string message = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
     sqlite3_close_v2(db);
@@ -394,9 +393,8 @@ absl::Status SqliteJobStore::CreateOrCheckSchema() {
     tables = stmt->Int(0);
   }
   if (version > kSchemaVersion) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("schema_version ", version, " is newer than this build supports (",
-                     kSchemaVersion, ")"));
+    return absl::FailedPreconditionError(absl::StrCat(
+        "schema_version ", version, " is newer than this build supports (", kSchemaVersion, ")"));
   }
   if (version == kSchemaVersion) return absl::OkStatus();  // the transaction rolls back: no change
   if (tables != 0) {
@@ -412,8 +410,7 @@ absl::Status SqliteJobStore::CreateOrCheckSchema() {
 
 std::string SqliteJobStore::NewId() {
   char hex[33];
-  std::snprintf(hex, sizeof(hex), "%016llx%016llx",
-                static_cast<unsigned long long>(id_random_()),
+  std::snprintf(hex, sizeof(hex), "%016llx%016llx", static_cast<unsigned long long>(id_random_()),
                 static_cast<unsigned long long>(id_random_()));
   return absl::StrCat("jobs/", std::string(hex));
 }
@@ -495,7 +492,8 @@ absl::StatusOr<CreateResult> SqliteJobStore::Create(const JobRecord& record) {
   Transaction txn(this);
   ATTATTR_STORE_RETURN_IF_ERROR(txn.Begin());
   if (!record.request_id.empty()) {
-    ATTATTR_ASSIGN_OR_RETURN(auto stmt, Prepare( absl::StrCat("SELECT ", std::string(kJobColumns), " FROM jobs WHERE request_id = ?1")));
+    ATTATTR_ASSIGN_OR_RETURN(auto stmt, Prepare(absl::StrCat("SELECT ", std::string(kJobColumns),
+                                                             " FROM jobs WHERE request_id = ?1")));
     stmt.BindText(1, record.request_id);
     ATTATTR_ASSIGN_OR_RETURN(auto existing, QueryRecords(stmt));
     if (!existing.empty()) return CreateResult{std::move(existing.front()), false};
@@ -510,7 +508,11 @@ absl::StatusOr<CreateResult> SqliteJobStore::Create(const JobRecord& record) {
   }
   const int64_t now = NowMs();
   {
-    ATTATTR_ASSIGN_OR_RETURN(auto stmt, Prepare( "INSERT INTO jobs (id, request_id, kind, model, priority, state, spec, create_time_ms, " "update_time_ms) VALUES (?1, ?2, ?3, ?4, ?5, 'QUEUED', ?6, ?7, ?8)"));
+    ATTATTR_ASSIGN_OR_RETURN(
+        auto stmt,
+        Prepare(
+            "INSERT INTO jobs (id, request_id, kind, model, priority, state, spec, create_time_ms, "
+            "update_time_ms) VALUES (?1, ?2, ?3, ?4, ?5, 'QUEUED', ?6, ?7, ?8)"));
     stmt.BindText(1, id);
     if (record.request_id.empty()) {
       stmt.BindNull(2);
@@ -577,7 +579,12 @@ absl::StatusOr<JobRecord> SqliteJobStore::MarkRunning(const std::string& id) {
   ATTATTR_STORE_RETURN_IF_ERROR(DeleteResultLocked(id));
   const int64_t now = NowMs();
   {
-    ATTATTR_ASSIGN_OR_RETURN(auto stmt, Prepare( "UPDATE jobs SET state = 'RUNNING', attempts = attempts + 1, start_time_ms = ?2, " "update_time_ms = ?2, has_result = 0, result_size_bytes = 0, result_chunk_count = 0 " "WHERE id = ?1"));
+    ATTATTR_ASSIGN_OR_RETURN(
+        auto stmt,
+        Prepare(
+            "UPDATE jobs SET state = 'RUNNING', attempts = attempts + 1, start_time_ms = ?2, "
+            "update_time_ms = ?2, has_result = 0, result_size_bytes = 0, result_chunk_count = 0 "
+            "WHERE id = ?1"));
     stmt.BindText(1, id);
     stmt.BindInt(2, now);
     const int rc = stmt.Step();
@@ -590,13 +597,15 @@ absl::StatusOr<JobRecord> SqliteJobStore::MarkRunning(const std::string& id) {
 
 absl::Status SqliteJobStore::UpdateProgress(const std::string& id, const JobProgress& progress) {
   if (progress.done < 0 || progress.total < 0) {
-    return absl::InvalidArgumentError(absl::StrCat("progress: done (", progress.done,
-                                                   ") and total (", progress.total,
-                                                   ") must be >= 0"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "progress: done (", progress.done, ") and total (", progress.total, ") must be >= 0"));
   }
   absl::MutexLock lock(&mu_);
   {
-    ATTATTR_ASSIGN_OR_RETURN(auto stmt, Prepare( "UPDATE jobs SET progress_stage = ?2, progress_done = ?3, progress_total = ?4, " "update_time_ms = ?5 WHERE id = ?1 AND state IN ('QUEUED', 'RUNNING')"));
+    ATTATTR_ASSIGN_OR_RETURN(
+        auto stmt,
+        Prepare("UPDATE jobs SET progress_stage = ?2, progress_done = ?3, progress_total = ?4, "
+                "update_time_ms = ?5 WHERE id = ?1 AND state IN ('QUEUED', 'RUNNING')"));
     stmt.BindText(1, id);
     stmt.BindText(2, progress.stage);
     stmt.BindInt(3, progress.done);
@@ -621,7 +630,13 @@ absl::StatusOr<JobRecord> SqliteJobStore::FinishLocked(const std::string& id, Jo
   if (state != JobState::kSucceeded) ATTATTR_STORE_RETURN_IF_ERROR(DeleteResultLocked(id));
   const int64_t now = NowMs();
   {
-    ATTATTR_ASSIGN_OR_RETURN(auto stmt, Prepare( "UPDATE jobs SET state = ?2, error_code = ?3, error_message = ?4, end_time_ms = ?5, " "update_time_ms = ?5, has_result = has_result AND ?6, " "result_size_bytes = CASE WHEN ?6 THEN result_size_bytes ELSE 0 END, " "result_chunk_count = CASE WHEN ?6 THEN result_chunk_count ELSE 0 END WHERE id = ?1"));
+    ATTATTR_ASSIGN_OR_RETURN(
+        auto stmt,
+        Prepare(
+            "UPDATE jobs SET state = ?2, error_code = ?3, error_message = ?4, end_time_ms = ?5, "
+            "update_time_ms = ?5, has_result = has_result AND ?6, "
+            "result_size_bytes = CASE WHEN ?6 THEN result_size_bytes ELSE 0 END, "
+            "result_chunk_count = CASE WHEN ?6 THEN result_chunk_count ELSE 0 END WHERE id = ?1"));
     stmt.BindText(1, id);
     stmt.BindText(2, JobStateName(state));
     stmt.BindInt(3, error_code);
@@ -687,7 +702,10 @@ absl::Status SqliteJobStore::PutResult(const std::string& id, const std::string&
     }
   }
   {
-    ATTATTR_ASSIGN_OR_RETURN(auto stmt, Prepare( "UPDATE jobs SET has_result = 1, result_size_bytes = ?2, result_chunk_count = ?3, " "update_time_ms = ?4 WHERE id = ?1"));
+    ATTATTR_ASSIGN_OR_RETURN(
+        auto stmt,
+        Prepare("UPDATE jobs SET has_result = 1, result_size_bytes = ?2, result_chunk_count = ?3, "
+                "update_time_ms = ?4 WHERE id = ?1"));
     stmt.BindText(1, id);
     stmt.BindInt(2, static_cast<int64_t>(bytes.size()));
     stmt.BindInt(3, chunks);
@@ -702,8 +720,8 @@ absl::StatusOr<ResultInfo> SqliteJobStore::GetResultInfo(const std::string& id) 
   absl::MutexLock lock(&mu_);
   ATTATTR_ASSIGN_OR_RETURN(auto job, GetLocked(id));
   if (!job.has_result) {
-    return absl::NotFoundError(absl::StrCat("job ", Quote(id), " (", JobStateName(job.state),
-                                            ") has no result"));
+    return absl::NotFoundError(
+        absl::StrCat("job ", Quote(id), " (", JobStateName(job.state), ") has no result"));
   }
   return ResultInfo{job.result_size_bytes, job.result_chunk_count};
 }
@@ -746,7 +764,11 @@ absl::StatusOr<JobRecord> SqliteJobStore::Requeue(const std::string& id) {
   if (job.state != JobState::kRunning) return WrongState(id, job.state, "RUNNING");
   ATTATTR_STORE_RETURN_IF_ERROR(DeleteResultLocked(id));
   {
-    ATTATTR_ASSIGN_OR_RETURN(auto stmt, Prepare( "UPDATE jobs SET state = 'QUEUED', update_time_ms = ?2, progress_stage = '', " "progress_done = 0, progress_total = 0, has_result = 0, result_size_bytes = 0, " "result_chunk_count = 0 WHERE id = ?1"));
+    ATTATTR_ASSIGN_OR_RETURN(
+        auto stmt,
+        Prepare("UPDATE jobs SET state = 'QUEUED', update_time_ms = ?2, progress_stage = '', "
+                "progress_done = 0, progress_total = 0, has_result = 0, result_size_bytes = 0, "
+                "result_chunk_count = 0 WHERE id = ?1"));
     stmt.BindText(1, id);
     stmt.BindInt(2, NowMs());
     const int rc = stmt.Step();
@@ -759,7 +781,10 @@ absl::StatusOr<JobRecord> SqliteJobStore::Requeue(const std::string& id) {
 
 absl::StatusOr<std::vector<std::string>> SqliteJobStore::RequeueInterrupted() {
   absl::MutexLock lock(&mu_);
-  ATTATTR_ASSIGN_OR_RETURN(auto stmt, Prepare( "UPDATE jobs SET state = 'QUEUED', update_time_ms = ?1 WHERE state = 'RUNNING' " "RETURNING id"));
+  ATTATTR_ASSIGN_OR_RETURN(
+      auto stmt,
+      Prepare("UPDATE jobs SET state = 'QUEUED', update_time_ms = ?1 WHERE state = 'RUNNING' "
+              "RETURNING id"));
   stmt.BindInt(1, NowMs());
   std::vector<std::string> ids;
   for (;;) {
@@ -788,7 +813,9 @@ absl::StatusOr<int64_t> SqliteJobStore::ExpireResults(int64_t now_ms, int64_t re
         absl::StrCat("retention_ms: must be >= 0, got ", retention_ms));
   }
   absl::MutexLock lock(&mu_);
-  ATTATTR_ASSIGN_OR_RETURN(auto stmt, Prepare( "DELETE FROM jobs WHERE state IN ('SUCCEEDED', 'FAILED', 'CANCELLED') " "AND end_time_ms > 0 AND end_time_ms < ?1"));
+  ATTATTR_ASSIGN_OR_RETURN(
+      auto stmt, Prepare("DELETE FROM jobs WHERE state IN ('SUCCEEDED', 'FAILED', 'CANCELLED') "
+                         "AND end_time_ms > 0 AND end_time_ms < ?1"));
   stmt.BindInt(1, now_ms - retention_ms);
   const int rc = stmt.Step();
   if (rc != SQLITE_DONE) return SqliteError(rc, "expiring finished jobs");

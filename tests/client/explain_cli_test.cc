@@ -29,7 +29,8 @@ std::string Model() { return "--model " + Sst2ModelDir() + " --threads 1"; }
 
 TEST(ExplainCliTest, JsonHasTheDocumentedShape) {
   ATTATTR_SKIP_IF_MISSING(Sst2ModelDir());
-  auto r = RunCli("explain " + Model() + " --text 'a gorgeous , witty , seductive movie .' --layers 0,3");
+  auto r = RunCli("explain " + Model() +
+                  " --text 'a gorgeous , witty , seductive movie .' --layers 0,3");
   ASSERT_EQ(r.exit_code, 0) << r.out;
   auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["tokens"].front(), "[CLS]");
@@ -52,7 +53,7 @@ TEST(ExplainCliTest, JsonHasTheDocumentedShape) {
 TEST(ExplainCliTest, TextOutputListsStrongestConnections) {
   ATTATTR_SKIP_IF_MISSING(Sst2ModelDir());
   auto r = RunCli("explain " + Model() +
-               " --text 'the plot is a mess' --format text --rule left-riemann --steps 20");
+                  " --text 'the plot is a mess' --format text --rule left-riemann --steps 20");
   ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_NE(r.out.find("prediction: negative"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("layer 3"), std::string::npos);
@@ -85,8 +86,10 @@ TEST(ExplainCliTest, InputFileGivesOneJsonLinePerExampleInOrder) {
 TEST(ExplainCliTest, BadArgumentsExitWithCode2AndUsage) {
   ATTATTR_SKIP_IF_MISSING(Sst2ModelDir());
   for (const std::string& args :
-       {"explain " + Model() + " --text hi --steps 0", "explain " + Model() + " --text hi --rule simpson",
-        "explain " + Model() + " --text hi --layers 9", "explain " + Model() + " --text hi --target class:7",
+       {"explain " + Model() + " --text hi --steps 0",
+        "explain " + Model() + " --text hi --rule simpson",
+        "explain " + Model() + " --text hi --layers 9",
+        "explain " + Model() + " --text hi --target class:7",
         "explain " + Model() + " --text hi --format xml", "explain " + Model(),
         "explain " + Model() + " --text hi --steps many", std::string("frobnicate")}) {
     auto r = RunCli(args);

@@ -47,7 +47,8 @@ class HeadsCliTest : public ::testing::Test {
   // A small study: 24 importance, 64 evaluation and 12 agreement examples of SST-2 dev.
   std::string Study(const std::string& set_dir) const {
     return "--importance-set " + set_dir + "/dev.tsv --importance-limit 24 --eval-set " + set_dir +
-           "/dev.tsv --eval-limit 64 --agreement-set " + set_dir + "/dev.tsv --agreement-limit 12 "
+           "/dev.tsv --eval-limit 64 --agreement-set " + set_dir +
+           "/dev.tsv --agreement-limit 12 "
            "--methods attribution,random --ratios 0,50,100 --steps 4 --seed 3 ";
   }
   std::string dir_;
@@ -114,7 +115,8 @@ TEST_F(HeadsCliTest, LocalAndServerPrintTheSameStudyWithCsvPlotAndExport) {
   for (const std::string name : {"attribution", "random"}) {
     for (int l = 0; l < 4; ++l) {
       for (int h = 0; h < 8; ++h) {
-        const double x = a["methods"][name]["importance"][l][h], y = b["methods"][name]["importance"][l][h];
+        const double x = a["methods"][name]["importance"][l][h],
+                     y = b["methods"][name]["importance"][l][h];
         EXPECT_NEAR(x, y, 1e-5 * std::max(1.0, std::abs(x))) << name << " " << l << " " << h;
       }
     }
@@ -131,7 +133,8 @@ TEST_F(HeadsCliTest, LocalAndServerPrintTheSameStudyWithCsvPlotAndExport) {
   }
   for (const std::string c : {"pearson", "spearman"}) {
     EXPECT_NEAR(a["methods"]["attribution"]["agreement"][c].get<double>(),
-                b["methods"]["attribution"]["agreement"][c].get<double>(), 1e-6) << c;
+                b["methods"]["attribution"]["agreement"][c].get<double>(), 1e-6)
+        << c;
   }
   EXPECT_TRUE(b.at("export").is_null());
 
@@ -153,8 +156,9 @@ TEST_F(HeadsCliTest, LocalAndServerPrintTheSameStudyWithCsvPlotAndExport) {
 
 TEST_F(HeadsCliTest, BadFlagsAndForeignLabelsExitTwoWithOneClearLine) {
   const std::string model = "--model " + Sst2ModelDir() + " ";
-  const std::string sets = "--importance-set " + dir_ + "/data/dev.tsv --importance-limit 4 --eval-set " +
-                           dir_ + "/data/dev.tsv --eval-limit 4 ";
+  const std::string sets = "--importance-set " + dir_ +
+                           "/data/dev.tsv --importance-limit 4 --eval-set " + dir_ +
+                           "/data/dev.tsv --eval-limit 4 ";
   RunResult r = Run(model + sets + "--methods attribution,saliency");
   EXPECT_EQ(r.exit_code, 2) << r.Describe();
   EXPECT_NE(r.err.find("--methods: unknown method 'saliency'"), std::string::npos) << r.err;
@@ -167,12 +171,14 @@ TEST_F(HeadsCliTest, BadFlagsAndForeignLabelsExitTwoWithOneClearLine) {
   EXPECT_NE(r.err.find("--eval-set: example 2: label 2 is not one of the model's classes"),
             std::string::npos)
       << r.err;
-  r = Run(model + sets + "--agreement-set " + dir_ + "/data/three.tsv --methods attention --ratios 0");
+  r = Run(model + sets + "--agreement-set " + dir_ +
+          "/data/three.tsv --methods attention --ratios 0");
   EXPECT_EQ(r.exit_code, 2) << r.Describe();
   EXPECT_NE(r.err.find("--agreement-set: example 2: label 2 is not one of the model's classes"),
             std::string::npos)
       << r.err;
-  r = Run(model + "--importance-set " + dir_ + "/data/missing.tsv --eval-set " + dir_ + "/data/dev.tsv");
+  r = Run(model + "--importance-set " + dir_ + "/data/missing.tsv --eval-set " + dir_ +
+          "/data/dev.tsv");
   EXPECT_NE(r.exit_code, 0) << r.Describe();
   EXPECT_NE(r.err.find("--importance-set"), std::string::npos) << r.err;
 }

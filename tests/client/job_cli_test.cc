@@ -477,7 +477,8 @@ TEST_F(JobCliTest, AWaitThatTimesOutLeavesTheJobRunningAndSaysHowToFollowIt) {
       << timed_out.err;
   const auto at = timed_out.err.find("`attattr wait jobs/");
   ASSERT_NE(at, std::string::npos) << timed_out.err;
-  const std::string name = timed_out.err.substr(at + 15, timed_out.err.find(' ', at + 15) - at - 15);
+  const std::string name =
+      timed_out.err.substr(at + 15, timed_out.err.find(' ', at + 15) - at - 15);
   auto waited = RunCli("wait " + name + Server() + " --timeout-seconds 300");
   EXPECT_EQ(waited.exit_code, 0) << waited.Describe();
   EXPECT_EQ(json::parse(waited.out)["state"], "SUCCEEDED");

@@ -55,8 +55,8 @@ class TriggersCliTest : public ::testing::Test {
 };
 
 TEST_F(TriggersCliTest, LocalAndServerPrintTheSamePatterns) {
-  const RunResult local = Run("--model " + Sst2ModelDir() + " " + Search(dir_ + "/data") +
-                              "--format json");
+  const RunResult local =
+      Run("--model " + Sst2ModelDir() + " " + Search(dir_ + "/data") + "--format json");
   ASSERT_EQ(local.exit_code, 0) << local.Describe();
   const json a = json::parse(local.out);
   ASSERT_TRUE(a.at("patterns").is_array());
@@ -109,17 +109,17 @@ TEST_F(TriggersCliTest, LocalAndServerPrintTheSamePatterns) {
   ASSERT_EQ(got.exit_code, 0) << got.out;
   EXPECT_EQ(json::parse(got.out).at("result").at("patterns"), b.at("patterns"));
   // The same sets named under the server's --data-root, text output.
-  const RunResult text = Run("--server " + server.address() + " --model sst2 --server-data " +
-                             Search("."));
+  const RunResult text =
+      Run("--server " + server.address() + " --model sst2 --server-data " + Search("."));
   ASSERT_EQ(text.exit_code, 0) << text.Describe();
   EXPECT_NE(text.out.find("#1"), std::string::npos) << text.out;
   EXPECT_NE(text.out.find("attacked"), std::string::npos);
   EXPECT_NE(text.out.find("negative"), std::string::npos);
   EXPECT_NE(text.out.find("positive"), std::string::npos);
   // The server names the field of a bad evaluation set; the CLI exits 2.
-  const RunResult labels = Run("--server " + server.address() + " --model sst2 " +
-                               "--mine-set " + dir_ + "/data/train.tsv --mine-count 2 --eval-set " +
-                               dir_ + "/data/three.tsv --steps 2");
+  const RunResult labels =
+      Run("--server " + server.address() + " --model sst2 " + "--mine-set " + dir_ +
+          "/data/train.tsv --mine-count 2 --eval-set " + dir_ + "/data/three.tsv --steps 2");
   EXPECT_EQ(labels.exit_code, 2) << labels.Describe();
   EXPECT_NE(labels.err.find("evaluation_set"), std::string::npos) << labels.err;
 }

@@ -136,11 +136,14 @@ TEST(AttributionConvertTest, ResultRoundTripsAndKeepsWhatWasAskedFor) {
 
 TEST(AttributionConvertTest, RefusesMatricesOfTheWrongSize) {
   v1::ExampleAttribution proto;
-  AttributionToProto(TwoLayerResult(), [] {
-    v1::ResultOptions o;
-    o.set_full_matrices(true);
-    return o;
-  }(), {}, &proto);
+  AttributionToProto(
+      TwoLayerResult(),
+      [] {
+        v1::ResultOptions o;
+        o.set_full_matrices(true);
+        return o;
+      }(),
+      {}, &proto);
   proto.mutable_layers(1)->set_num_heads(2);
   auto back = AttributionFromProto(proto);
   ASSERT_FALSE(back.ok());

@@ -1,6 +1,7 @@
 // AttentionAttribution against the independent reference (../shared/golden), the completeness
 // axiom for every rule and target, and the laws the fast path must keep: batched == unbatched,
-// chunked == unchunked, fast == the authors' scheme, a layer subset == the same layers of a full run.
+// chunked == unchunked, fast == the authors' scheme, a layer subset == the same layers of a full
+// run.
 #include "attattr/engine/attention_attribution.h"
 
 #include <gtest/gtest.h>
@@ -121,7 +122,8 @@ TEST_F(AttributionTest, GaussLegendreSatisfiesCompletenessOnGolden) {
 }
 
 TEST_F(AttributionTest, LeftRiemannGapIsVisibleAndShrinksWithSteps) {
-  // The rule's error is real (the paper's m = 20 misses completeness by percents) and shrinks with m.
+  // The rule's error is real (the paper's m = 20 misses completeness by percents) and shrinks with
+  // m.
   const auto examples = DevSentences(3);
   double gap20 = 0, gap200 = 0;
   for (int m : {20, 200}) {

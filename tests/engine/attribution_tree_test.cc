@@ -51,9 +51,9 @@ Matrix TopMaker(int n, int top) {
 TEST(AttributionTreeTest, ThresholdAndNormalisation) {
   // n = 4, L = 2: top = 1 (from layer 1); layer 0 decides the children of 1.
   Matrix l0 = Zeros(4);
-  l0[1][2] = 2.0;   // N = 0.5 > 0.4: joins
-  l0[1][3] = 1.0;   // N = 0.25: stays out
-  l0[3][1] = 4.0;   // the row maximum (4), but 3 is no parent
+  l0[1][2] = 2.0;  // N = 0.5 > 0.4: joins
+  l0[1][3] = 1.0;  // N = 0.25: stays out
+  l0[3][1] = 4.0;  // the row maximum (4), but 3 is no parent
   auto tree = BuildAttributionTree(Tokens(4), {Layer(0, l0), Layer(1, TopMaker(4, 1))}, 2, 0.4);
   ASSERT_TRUE(tree.ok()) << tree.status();
   EXPECT_EQ(tree->root, 0);
@@ -98,8 +98,8 @@ TEST(AttributionTreeTest, TiesGoToTheSmallerParent) {
   Matrix l0 = Zeros(5);
   l0[1][4] = 1.0;
   l0[3][4] = 1.0;
-  auto tree = BuildAttributionTree(
-      Tokens(5), {Layer(0, l0), Layer(1, l1), Layer(2, TopMaker(5, 3))}, 3, 0.4);
+  auto tree = BuildAttributionTree(Tokens(5),
+                                   {Layer(0, l0), Layer(1, l1), Layer(2, TopMaker(5, 3))}, 3, 0.4);
   ASSERT_TRUE(tree.ok()) << tree.status();
   EXPECT_EQ(tree->top, 3);
   ASSERT_EQ(tree->edges.size(), 2u);
@@ -145,8 +145,8 @@ TEST(AttributionTreeTest, LayerWithoutPositiveEntriesHasNoEdges) {
   top[1][0] = 10.0;  // makes 1 the top, gives layer 1 a positive maximum but no child above τ
   Matrix last = Zeros(4);
   last[0][1] = 3.0;  // only the [CLS] row, as in a classifier's last layer
-  auto tree = BuildAttributionTree(Tokens(4), {Layer(0, neg), Layer(1, top), Layer(2, last)}, 3,
-                                   0.4);
+  auto tree =
+      BuildAttributionTree(Tokens(4), {Layer(0, neg), Layer(1, top), Layer(2, last)}, 3, 0.4);
   ASSERT_TRUE(tree.ok()) << tree.status();
   EXPECT_EQ(tree->top, 1);
   EXPECT_TRUE(tree->edges.empty());
@@ -177,8 +177,8 @@ TEST(AttributionTreeTest, EachTokenHasAtMostOneParentAndKeepsItsFirstLayer) {
   l0[1][2] = 1.0;
   l0[1][3] = 1.0;
   l0[2][3] = 0.9;
-  auto tree = BuildAttributionTree(
-      Tokens(4), {Layer(0, l0), Layer(1, l1), Layer(2, TopMaker(4, 1))}, 3, 0.4);
+  auto tree = BuildAttributionTree(Tokens(4),
+                                   {Layer(0, l0), Layer(1, l1), Layer(2, TopMaker(4, 1))}, 3, 0.4);
   ASSERT_TRUE(tree.ok()) << tree.status();
   ASSERT_EQ(tree->edges.size(), 2u);
   EXPECT_EQ(tree->edges[0].child, 2);
@@ -194,7 +194,7 @@ TEST(AttributionTreeTest, HeadsAreSummed) {
   l0.layer = 0;
   l0.num_heads = 2;
   l0.attribution.assign(2 * 9, 0.0f);
-  l0.attribution[0 * 9 + 1 * 3 + 1] = 1.0f;  // head 0: (1,1), the layer's maximum (1)
+  l0.attribution[0 * 9 + 1 * 3 + 1] = 1.0f;   // head 0: (1,1), the layer's maximum (1)
   l0.attribution[0 * 9 + 1 * 3 + 2] = 0.25f;  // head 0: (1,2)
   l0.attribution[1 * 9 + 1 * 3 + 2] = 0.25f;  // head 1: (1,2); S = 0.5 → N = 0.5
   auto tree = BuildAttributionTree(Tokens(3), {l0, Layer(1, TopMaker(3, 1))}, 2, 0.4);
@@ -238,8 +238,8 @@ TEST(AttributionTreeGoldenTest, GoldenAttributionsGiveTheGoldenTrees) {
   for (const auto& g : golden.examples) {
     SCOPED_TRACE(g.text);
     const auto layers = ::attattr::testing::GoldenLayers(g);
-    auto tree = BuildAttributionTree(g.tokens, layers, static_cast<int>(layers.size()),
-                                     kDefaultTreeTau);
+    auto tree =
+        BuildAttributionTree(g.tokens, layers, static_cast<int>(layers.size()), kDefaultTreeTau);
     ASSERT_TRUE(tree.ok()) << tree.status();
     ::attattr::testing::ExpectTreeMatchesGolden(*tree, g);
   }

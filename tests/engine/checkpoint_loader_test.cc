@@ -2,7 +2,6 @@
 // BF16 safetensors, sharded safetensors, pytorch_model.bin), and every defect is a clear error
 // naming the file and tensor. Fixtures are rewritten copies of the shared SST-2 model.
 #include <gtest/gtest.h>
-
 #include <torch/torch.h>
 
 #include <filesystem>
@@ -28,8 +27,8 @@ std::map<std::string, torch::Tensor> SharedTensors() {
   std::map<std::string, torch::Tensor> out;
   for (const auto& name : (*ckpt)->TensorNames()) {
     auto v = (*ckpt)->Find(name);
-    out[name] = torch::from_blob(const_cast<uint8_t*>(v->data), v->entry->shape, torch::kFloat32)
-                    .clone();
+    out[name] =
+        torch::from_blob(const_cast<uint8_t*>(v->data), v->entry->shape, torch::kFloat32).clone();
   }
   return out;
 }

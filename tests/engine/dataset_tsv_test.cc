@@ -22,8 +22,7 @@ Dataset ParseOk(const std::string& text, int limit = 0) {
   return parsed.ok() ? *std::move(parsed) : Dataset();
 }
 
-void ExpectError(const std::string& text, const std::string& where,
-                 const std::string& what = "") {
+void ExpectError(const std::string& text, const std::string& where, const std::string& what = "") {
   SCOPED_TRACE(text);
   absl::StatusOr<Dataset> parsed = ParseDataset(text, "test.tsv");
   ASSERT_FALSE(parsed.ok());

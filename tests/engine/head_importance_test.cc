@@ -144,7 +144,8 @@ double Area(const std::vector<PruningPoint>& curve) {
 
 void Print(const char* name, const std::vector<PruningPoint>& curve) {
   std::printf("%-12s", name);
-  for (const auto& p : curve) std::printf(" %5.1f%%:%.4f/%.4f", p.ratio_percent, p.accuracy, p.mean_gold_probability);
+  for (const auto& p : curve)
+    std::printf(" %5.1f%%:%.4f/%.4f", p.ratio_percent, p.accuracy, p.mean_gold_probability);
   std::printf("  area(0-90) %.2f\n", Area(curve));
 }
 
@@ -170,7 +171,8 @@ TEST_F(HeadImportanceTest, AttributionRankingBeatsRandomOnTheDevSet) {
   double random_mean = 0;
   for (uint64_t seed = 1; seed <= 5; ++seed) {
     o.seed = seed;
-    auto t = ComputeHeadImportance(*model_, importance_set, importance_labels, HeadRanking::kRandom, o);
+    auto t =
+        ComputeHeadImportance(*model_, importance_set, importance_labels, HeadRanking::kRandom, o);
     ASSERT_TRUE(t.ok());
     auto curve = PruningCurve(*model_, *t, encodings_, labels_, ratios);
     ASSERT_TRUE(curve.ok());

@@ -91,19 +91,21 @@ TEST_F(PrunedExportTest, ExportedModelEqualsTheMaskedModel) {
     for (int rep = 0; rep < 3; ++rep) {
       const auto t0 = std::chrono::steady_clock::now();
       EXPECT_TRUE(m.Predict(encodings_).ok());
-      best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      best = std::min(best,
+                      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     }
     return best;
   };
   const double t_original = time(*model_), t_pruned = time(**pruned);
-  std::printf("export: %d of %d heads removed; model.safetensors %llu -> %lld bytes (%.1f%%); "
-              "encoder+head parameters %lld -> %lld; forward of 64 dev sentences %.1f -> %.1f ms\n",
-              exported->heads_removed, model_->info().num_layers * model_->info().num_heads,
-              static_cast<unsigned long long>(original_bytes),
-              static_cast<long long>(exported->weights_bytes),
-              100.0 * exported->weights_bytes / original_bytes,
-              static_cast<long long>(model_->info().parameter_count),
-              static_cast<long long>(exported->parameter_count), t_original * 1e3, t_pruned * 1e3);
+  std::printf(
+      "export: %d of %d heads removed; model.safetensors %llu -> %lld bytes (%.1f%%); "
+      "encoder+head parameters %lld -> %lld; forward of 64 dev sentences %.1f -> %.1f ms\n",
+      exported->heads_removed, model_->info().num_layers * model_->info().num_heads,
+      static_cast<unsigned long long>(original_bytes),
+      static_cast<long long>(exported->weights_bytes),
+      100.0 * exported->weights_bytes / original_bytes,
+      static_cast<long long>(model_->info().parameter_count),
+      static_cast<long long>(exported->parameter_count), t_original * 1e3, t_pruned * 1e3);
   // An exported model is not exported again (its head indices no longer match the original's).
   auto again = ExportPrunedCheckpoint(**pruned, mask, dir_ + "/again");
   EXPECT_EQ(again.status().code(), absl::StatusCode::kFailedPrecondition);

@@ -73,8 +73,8 @@ TEST(QuadratureTest, RejectsOutOfRangeSteps) {
 }
 
 TEST(QuadratureTest, RuleNamesRoundTrip) {
-  for (auto r : {QuadratureRule::kLeftRiemann, QuadratureRule::kTrapezoid,
-                 QuadratureRule::kGaussLegendre}) {
+  for (auto r :
+       {QuadratureRule::kLeftRiemann, QuadratureRule::kTrapezoid, QuadratureRule::kGaussLegendre}) {
     auto parsed = ParseQuadratureRule(QuadratureRuleName(r));
     ASSERT_TRUE(parsed.ok());
     EXPECT_EQ(*parsed, r);

@@ -20,8 +20,8 @@ namespace {
 using Json = nlohmann::json;
 
 // gmock is not linked into the tests; a plain substring check with the message on failure.
-#define EXPECT_CONTAINS(haystack, needle)                                        \
-  EXPECT_NE(std::string(haystack).find(needle), std::string::npos)               \
+#define EXPECT_CONTAINS(haystack, needle)                          \
+  EXPECT_NE(std::string(haystack).find(needle), std::string::npos) \
       << "expected \"" << (needle) << "\" in: " << (haystack)
 
 // A whole safetensors file: 8-byte little-endian length, `header` verbatim, then `data_size`
@@ -168,10 +168,10 @@ TEST(ParseSafetensorsHeaderTest, AcceptsEmptyHeaderObjectAndTrailingSpaces) {
 }
 
 TEST(ParseSafetensorsHeaderTest, ZeroSizeTensorInsideAnotherIsNotAnOverlap) {
-  absl::StatusOr<SafetensorsHeader> header = Parse(MakeFile(
-      R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},)"
-      R"("e":{"dtype":"F32","shape":[0],"data_offsets":[8,8]}})",
-      16));
+  absl::StatusOr<SafetensorsHeader> header =
+      Parse(MakeFile(R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},)"
+                     R"("e":{"dtype":"F32","shape":[0],"data_offsets":[8,8]}})",
+                     16));
   EXPECT_TRUE(header.ok()) << header.status();
 }
 
@@ -234,8 +234,7 @@ TEST(ParseSafetensorsHeaderTest, RejectsMalformedEntries) {
                  {t, "unknown dtype \"F8\""});
   ExpectRejected(entry(R"({"dtype":"f32","shape":[1],"data_offsets":[0,4]})"), 4,
                  {t, "unknown dtype"});
-  ExpectRejected(entry(R"({"dtype":4,"shape":[1],"data_offsets":[0,4]})"), 4,
-                 {t, "unknown dtype"});
+  ExpectRejected(entry(R"({"dtype":4,"shape":[1],"data_offsets":[0,4]})"), 4, {t, "unknown dtype"});
 }
 
 TEST(ParseSafetensorsHeaderTest, RejectsBadShapes) {
@@ -277,9 +276,8 @@ TEST(ParseSafetensorsHeaderTest, RejectsShapeProductOverflow) {
       R"({"big":{"dtype":"F32","shape":[4294967296,4294967296,16],"data_offsets":[0,0]}})", 0,
       {"tensor 'big'", "overflows"});
   // Elements fit but times the dtype size they wrap.
-  ExpectRejected(
-      R"({"big":{"dtype":"F64","shape":[2305843009213693952],"data_offsets":[0,0]}})", 0,
-      {"tensor 'big'"});
+  ExpectRejected(R"({"big":{"dtype":"F64","shape":[2305843009213693952],"data_offsets":[0,0]}})", 0,
+                 {"tensor 'big'"});
   // An overflowing product with a zero dimension is an empty tensor.
   absl::StatusOr<SafetensorsHeader> empty = Parse(MakeFile(
       R"({"e":{"dtype":"F32","shape":[4294967296,4294967296,0],"data_offsets":[0,0]}})", 0));
@@ -453,17 +451,13 @@ TEST_F(SafetensorsCheckpointTest, TensorInTwoShards) {
 
 TEST_F(SafetensorsCheckpointTest, MalformedIndex) {
   WriteFile(dir_ + "/model.safetensors.index.json", "{not json");
-  EXPECT_EQ(SafetensorsCheckpoint::Open(dir_).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(SafetensorsCheckpoint::Open(dir_).status().code(), absl::StatusCode::kInvalidArgument);
   WriteFile(dir_ + "/model.safetensors.index.json", R"({"metadata":{}})");
-  EXPECT_EQ(SafetensorsCheckpoint::Open(dir_).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(SafetensorsCheckpoint::Open(dir_).status().code(), absl::StatusCode::kInvalidArgument);
   WriteIndex({{"x", 3}});
-  EXPECT_EQ(SafetensorsCheckpoint::Open(dir_).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(SafetensorsCheckpoint::Open(dir_).status().code(), absl::StatusCode::kInvalidArgument);
   WriteIndex({{"x", "../outside.safetensors"}});
-  EXPECT_EQ(SafetensorsCheckpoint::Open(dir_).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(SafetensorsCheckpoint::Open(dir_).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(SharedModelTest, ReadsSst2Checkpoint) {
@@ -479,7 +473,7 @@ TEST(SharedModelTest, ReadsSst2Checkpoint) {
   const std::vector<std::string> names = (*ckpt)->TensorNames();
   EXPECT_GT(names.size(), 50u);
   for (const char* name : {"bert.pooler.dense.weight", "classifier.weight",
-                                  "bert.encoder.layer.3.attention.self.query.weight"}) {
+                           "bert.encoder.layer.3.attention.self.query.weight"}) {
     EXPECT_TRUE((*ckpt)->Find(name).ok()) << name;
   }
   absl::StatusOr<TensorView> classifier = (*ckpt)->Find("classifier.weight");

@@ -12,7 +12,8 @@ namespace attattr::engine {
 namespace {
 
 // [CLS] a… [SEP] (b… [SEP]) with ids 101 / 102 for the specials and 1000 + k for word k.
-Encoding Make(const std::vector<std::string>& a, const std::optional<std::vector<std::string>>& b = {}) {
+Encoding Make(const std::vector<std::string>& a,
+              const std::optional<std::vector<std::string>>& b = {}) {
   Encoding e;
   int next = 1000;
   auto add = [&](const std::string& t, int32_t id, int type, int segment) {
@@ -73,13 +74,13 @@ TEST(TriggerInsertionTest, PatternDropsSpecialsAndRepeatsAndKeepsSourceOrder) {
 }
 
 TEST(TriggerInsertionTest, SlotsRoundHalfToEvenCollideRightAndClamp) {
-  EXPECT_EQ(TriggerSlots(5, {0.5}), (std::vector<int>{3}));        // 6·0.5 = 3
+  EXPECT_EQ(TriggerSlots(5, {0.5}), (std::vector<int>{3}));           // 6·0.5 = 3
   EXPECT_EQ(TriggerSlots(5, {0.25, 1.0}), (std::vector<int>{2, 7}));  // 7·0.25 = 1.75 → 2
-  EXPECT_EQ(TriggerSlots(4, {0.5}), (std::vector<int>{2}));        // 2.5 → 2 (half to even)
-  EXPECT_EQ(TriggerSlots(6, {0.5}), (std::vector<int>{4}));        // 3.5 → 4
-  EXPECT_EQ(TriggerSlots(3, {0.5, 0.5}), (std::vector<int>{2, 3}));  // 2.5 → 2; collision → 3
-  EXPECT_EQ(TriggerSlots(1, {1.0, 1.0}), (std::vector<int>{3, 2}));  // past the end → left
-  EXPECT_EQ(TriggerSlots(5, {0.05}), (std::vector<int>{1}));       // 0.3 → 0, clamped to 1
+  EXPECT_EQ(TriggerSlots(4, {0.5}), (std::vector<int>{2}));           // 2.5 → 2 (half to even)
+  EXPECT_EQ(TriggerSlots(6, {0.5}), (std::vector<int>{4}));           // 3.5 → 4
+  EXPECT_EQ(TriggerSlots(3, {0.5, 0.5}), (std::vector<int>{2, 3}));   // 2.5 → 2; collision → 3
+  EXPECT_EQ(TriggerSlots(1, {1.0, 1.0}), (std::vector<int>{3, 2}));   // past the end → left
+  EXPECT_EQ(TriggerSlots(5, {0.05}), (std::vector<int>{1}));          // 0.3 → 0, clamped to 1
 }
 
 TEST(TriggerInsertionTest, InsertsIntoSingleSentence) {
@@ -120,8 +121,8 @@ TEST(TriggerInsertionTest, RetruncatesLongestFirstKeepingSeparators) {
   // 10 tokens; A = 3, B = 4: B loses its last token, the inserted "z".
   auto r9 = InsertTrigger(e, pattern, 9);
   ASSERT_TRUE(r9.ok());
-  EXPECT_EQ(r9->encoding.tokens, (std::vector<std::string>{"[CLS]", "a", "w", "b", "[SEP]", "c", "d",
-                                                           "e", "[SEP]"}));
+  EXPECT_EQ(r9->encoding.tokens,
+            (std::vector<std::string>{"[CLS]", "a", "w", "b", "[SEP]", "c", "d", "e", "[SEP]"}));
   EXPECT_EQ(r9->inserted, 1);
   // A = 3, B = 3: a tie cuts B.
   auto r8 = InsertTrigger(e, pattern, 8);

@@ -29,7 +29,8 @@ TEST(FirstUnplaceableExampleTest, OnlyPairMiningNeedsPairEvaluation) {
   EXPECT_EQ(FirstUnplaceableExample({single}, {single, single}), std::nullopt);
   EXPECT_EQ(FirstUnplaceableExample({single}, {pair}), std::nullopt);
   EXPECT_EQ(FirstUnplaceableExample({single, pair}, {pair, pair}), std::nullopt);
-  EXPECT_EQ(FirstUnplaceableExample({single, pair}, {pair, single, single}), std::optional<size_t>(1));
+  EXPECT_EQ(FirstUnplaceableExample({single, pair}, {pair, single, single}),
+            std::optional<size_t>(1));
   EXPECT_EQ(FirstUnplaceableExample({pair}, {single}), std::optional<size_t>(0));
 }
 
@@ -201,9 +202,10 @@ TEST_F(TriggerSearchTest, BestMinedPatternBeatsRandomInsertionOnTheDevSet) {
   auto results = EvaluateTriggerPatterns(*model_, dev_, labels_, best, o);
   ASSERT_TRUE(results.ok()) << results.status();
   const auto t2 = std::chrono::steady_clock::now();
-  std::printf("mining 500 train examples: %.1f s; evaluating %zu patterns on %zu dev examples: %.1f s\n",
-              std::chrono::duration<double>(t1 - t0).count(), best.size(), dev_.size(),
-              std::chrono::duration<double>(t2 - t1).count());
+  std::printf(
+      "mining 500 train examples: %.1f s; evaluating %zu patterns on %zu dev examples: %.1f s\n",
+      std::chrono::duration<double>(t1 - t0).count(), best.size(), dev_.size(),
+      std::chrono::duration<double>(t2 - t1).count());
   int above = 0;
   for (const auto& p : *mined) above += p.score >= o.threshold && !p.tokens.empty();
   std::printf("patterns with score >= %.2f: %d of %zu\n", o.threshold, above, mined->size());

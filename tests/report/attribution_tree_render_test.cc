@@ -123,8 +123,8 @@ bool WellFormedXml(const std::string& xml, std::string* why) {
       return false;
     }
     if (tag.back() == '/') continue;
-    const std::string name = tag.substr(tag[0] == '/' ? 1 : 0, tag.find_first_of(" \t\n/", 1) -
-                                                                  (tag[0] == '/' ? 1 : 0));
+    const std::string name =
+        tag.substr(tag[0] == '/' ? 1 : 0, tag.find_first_of(" \t\n/", 1) - (tag[0] == '/' ? 1 : 0));
     if (tag[0] == '/') {
       if (open.empty() || open.back() != name) {
         *why = "mismatched </" + name + ">";
@@ -174,9 +174,9 @@ TEST(AttributionTreeRenderTest, SvgElementAndDocumentDrawTheSameTree) {
   const std::string document = AttributionTreeSvgDocument(NastyTree());
   EXPECT_EQ(element.rfind("<svg ", 0), 0u) << element;
   EXPECT_EQ(document.rfind("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<svg ", 0), 0u);
-  for (const char* hook : {"class=\"tree-node root\"", "class=\"tree-node top\"",
-                           "data-parent=\"0\" data-child=\"2\"",
-                           "data-parent=\"1\" data-child=\"3\""}) {
+  for (const char* hook :
+       {"class=\"tree-node root\"", "class=\"tree-node top\"", "data-parent=\"0\" data-child=\"2\"",
+        "data-parent=\"1\" data-child=\"3\""}) {
     EXPECT_NE(element.find(hook), std::string::npos) << hook;
     EXPECT_NE(document.find(hook), std::string::npos) << hook;
   }

@@ -85,13 +85,14 @@ class AttributionBatcherTest : public ::testing::Test {
   engine::AttributionOptions options_;
 };
 
-const std::vector<std::string> kTexts = {"a gorgeous , witty , seductive movie .",
-                                         "boring .",
-                                         "the plot is nothing but boilerplate clichés from start to "
-                                         "finish , and the script is no better .",
-                                         "a charming journey .",
-                                         "it never quite works .",
-                                         "one of the year 's best films ."};
+const std::vector<std::string> kTexts = {
+    "a gorgeous , witty , seductive movie .",
+    "boring .",
+    "the plot is nothing but boilerplate clichés from start to "
+    "finish , and the script is no better .",
+    "a charming journey .",
+    "it never quite works .",
+    "one of the year 's best films ."};
 
 TEST_F(AttributionBatcherTest, WaitingItemsShareOneEngineCallAndGetTheirOwnResults) {
   Sink sink;
@@ -148,7 +149,8 @@ TEST_F(AttributionBatcherTest, DifferentOptionsNeverShareABatchAndOneBatchMeansN
     std::lock_guard<std::mutex> lock(single.mu);
     single.batches.push_back(n);
   });
-  for (int i = 0; i < 3; ++i) ASSERT_TRUE(unbatched.TrySubmit(Item(single, i, kTexts[i], options_)));
+  for (int i = 0; i < 3; ++i)
+    ASSERT_TRUE(unbatched.TrySubmit(Item(single, i, kTexts[i], options_)));
   single.WaitAll();
   EXPECT_EQ(single.batches, (std::vector<int>{1, 1, 1}));
 }

@@ -10,15 +10,15 @@
 
 #include "attattr/engine/attention_attribution.h"
 #include "attattr/engine/attribution_tree.h"
-#include "attattr/v1/attattr_service.grpc.pb.h"
 #include "attattr/engine/half_float.h"
+#include "attattr/v1/attattr_service.grpc.pb.h"
 #include "proto_convert.h"
 #include "server.h"
 #include "spdlog/sinks/null_sink.h"
 #include "spdlog/spdlog.h"
-#include "support/http_get.h"
 #include "support/golden.h"
 #include "support/golden_tree.h"
+#include "support/http_get.h"
 #include "support/test_paths.h"
 
 namespace attattr::server {
@@ -41,7 +41,8 @@ class ExplainRpcTest : public ::testing::Test {
     config.listen = "127.0.0.1:0";
     config.metrics_listen = "127.0.0.1:0";
     config.max_steps = 512;
-    auto log = std::make_shared<spdlog::logger>("test", std::make_shared<spdlog::sinks::null_sink_mt>());
+    auto log =
+        std::make_shared<spdlog::logger>("test", std::make_shared<spdlog::sinks::null_sink_mt>());
     auto server = Server::Start(config, log);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = server->release();
@@ -131,7 +132,8 @@ TEST_F(ExplainRpcTest, ExplainEqualsTheEngine) {
     const auto& want = (*local)[0].layers[l];
     EXPECT_NEAR(layer.completeness_gap(), want.completeness_gap, 1e-6);
     ASSERT_EQ(layer.attribution().shape_size(), 3);
-    ASSERT_EQ(static_cast<size_t>(layer.attribution().f32().values_size()), want.attribution.size());
+    ASSERT_EQ(static_cast<size_t>(layer.attribution().f32().values_size()),
+              want.attribution.size());
     for (size_t k = 0; k < want.attribution.size(); ++k) {
       EXPECT_EQ(layer.attribution().f32().values(k), want.attribution[k]);
     }
@@ -157,7 +159,8 @@ TEST_F(ExplainRpcTest, Fp16MatricesRoundTrip) {
   const auto& values = f32.attribution().layers(0).attribution().f32().values();
   ASSERT_EQ(bytes.size(), static_cast<size_t>(values.size()) * 2);
   for (int i = 0; i < values.size(); ++i) {
-    const uint16_t h = static_cast<uint8_t>(bytes[2 * i]) | (static_cast<uint8_t>(bytes[2 * i + 1]) << 8);
+    const uint16_t h =
+        static_cast<uint8_t>(bytes[2 * i]) | (static_cast<uint8_t>(bytes[2 * i + 1]) << 8);
     EXPECT_NEAR(HalfToFloat(h), values[i], std::fabs(values[i]) * 1e-3 + 1e-7);
   }
 }
@@ -299,8 +302,8 @@ TEST_F(ExplainRpcTest, MetricsCountRpcsAndCompleteness) {
         "attattr_rpc_duration_seconds_bucket{method=\"Explain\",le=\"+Inf\"}",
         "attattr_completeness_gap_count", "attattr_examples_processed_total{kind=\"explain\"}",
         "attattr_integration_steps_total", "attattr_queue_depth{queue=\"attribution_items\"} 0",
-        "attattr_queue_depth{queue=\"jobs\"} 0", "attattr_batch_size_count", "attattr_jobs_running 0",
-        "process_resident_memory_bytes"}) {
+        "attattr_queue_depth{queue=\"jobs\"} 0", "attattr_batch_size_count",
+        "attattr_jobs_running 0", "process_resident_memory_bytes"}) {
     EXPECT_NE(got.body.find(line), std::string::npos) << line << "\n" << got.body;
   }
 }

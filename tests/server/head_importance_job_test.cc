@@ -10,12 +10,11 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "attattr/engine/dataset.h"
 #include "attattr/engine/head_importance.h"
@@ -30,10 +29,10 @@ namespace {
 namespace v1 = attattr::v1;
 namespace engine = attattr::engine;
 namespace fs = std::filesystem;
-using ::attattr::testing::Connect;
-using ::attattr::testing::ExpectStatus;
 using ::attattr::testing::Cancel;
+using ::attattr::testing::Connect;
 using ::attattr::testing::DatasetSource;
+using ::attattr::testing::ExpectStatus;
 using ::attattr::testing::Get;
 using ::attattr::testing::ReadResult;
 using ::attattr::testing::ServerProcess;
@@ -105,8 +104,8 @@ class HeadImportanceJobTest : public ::testing::Test {
   static std::string Exports() { return *root_ + "/exports"; }
 
   // The first `count` dev examples, encoded by the engine itself, with their labels.
-  static void DevSet(const engine::Model& model, int count, std::vector<engine::Encoding>* encodings,
-                     std::vector<int>* labels) {
+  static void DevSet(const engine::Model& model, int count,
+                     std::vector<engine::Encoding>* encodings, std::vector<int>* labels) {
     auto ds = engine::ReadDataset(::attattr::testing::SharedDir() + "/data/sst2/dev.tsv");
     ASSERT_TRUE(ds.ok()) << ds.status();
     for (int i = 0; i < count; ++i) {
@@ -153,8 +152,9 @@ TEST_F(HeadImportanceJobTest, RankingsCurvesAndExportEqualTheEngine) {
   engine::HeadImportanceOptions options;
   options.attribution.steps = kSteps;
   options.seed = 7;
-  const std::vector<engine::HeadRanking> rankings = {
-      engine::HeadRanking::kAttribution, engine::HeadRanking::kAttention, engine::HeadRanking::kRandom};
+  const std::vector<engine::HeadRanking> rankings = {engine::HeadRanking::kAttribution,
+                                                     engine::HeadRanking::kAttention,
+                                                     engine::HeadRanking::kRandom};
   ASSERT_EQ(r.methods_size(), 3);
   for (int m = 0; m < 3; ++m) {
     SCOPED_TRACE(engine::HeadRankingName(rankings[m]));
@@ -195,7 +195,8 @@ TEST_F(HeadImportanceJobTest, RankingsCurvesAndExportEqualTheEngine) {
   EXPECT_EQ(r.export_heads_removed(), L * H / 2);
   const std::string dir = Exports() + "/pruned/sst2-half";
   ASSERT_TRUE(fs::exists(dir + "/model.safetensors"));
-  EXPECT_EQ(static_cast<int64_t>(fs::file_size(dir + "/model.safetensors")), r.export_weights_bytes());
+  EXPECT_EQ(static_cast<int64_t>(fs::file_size(dir + "/model.safetensors")),
+            r.export_weights_bytes());
   std::ifstream config(dir + "/config.json");
   const auto json = nlohmann::json::parse(config);
   int pruned = 0;
@@ -217,8 +218,7 @@ TEST_F(HeadImportanceJobTest, AgreementSetCorrelatesEachRankingWithItself) {
   v1::JobSpec spec = HeadsJob({v1::IMPORTANCE_METHOD_ATTRIBUTION, v1::IMPORTANCE_METHOD_TAYLOR,
                                v1::IMPORTANCE_METHOD_RANDOM},
                               {0});
-  *spec.mutable_head_importance()->mutable_agreement_set() =
-      DatasetSource("sst2-dev-later.tsv", 0);
+  *spec.mutable_head_importance()->mutable_agreement_set() = DatasetSource("sst2-dev-later.tsv", 0);
   v1::Job job;
   ASSERT_TRUE(Submit(*stub_, spec, &job).ok());
   const v1::Job done = WaitDone(*stub_, job.name(), 300);
@@ -257,8 +257,10 @@ TEST_F(HeadImportanceJobTest, AgreementSetCorrelatesEachRankingWithItself) {
     auto a = engine::ComputeHeadImportance(**model, imp, imp_labels, ranking, options);
     auto b = engine::ComputeHeadImportance(**model, later, later_labels, ranking, options);
     ASSERT_TRUE(a.ok() && b.ok());
-    EXPECT_NEAR(r.methods(m).agreement().pearson(), *engine::PearsonCorrelation(flat(*a), flat(*b)), 1e-6);
-    EXPECT_NEAR(r.methods(m).agreement().spearman(), *engine::SpearmanCorrelation(flat(*a), flat(*b)), 1e-6);
+    EXPECT_NEAR(r.methods(m).agreement().pearson(), *engine::PearsonCorrelation(flat(*a), flat(*b)),
+                1e-6);
+    EXPECT_NEAR(r.methods(m).agreement().spearman(),
+                *engine::SpearmanCorrelation(flat(*a), flat(*b)), 1e-6);
     // Different examples, so not trivially identical tables.
     EXPECT_LT(r.methods(m).agreement().pearson(), 1.0 - 1e-9);
   }
@@ -295,19 +297,22 @@ TEST_F(HeadImportanceJobTest, BadSpecsAreRefusedNamingTheFieldAndWriteNothing) {
   const v1::JobSpec good = HeadsJob({v1::IMPORTANCE_METHOD_ATTENTION}, {0, 50});
   v1::JobSpec spec = good;
   spec.mutable_head_importance()->set_methods(0, static_cast<v1::ImportanceMethod>(9));
-  expect(spec, grpc::StatusCode::INVALID_ARGUMENT, "spec.head_importance.methods[0]: unknown method 9");
+  expect(spec, grpc::StatusCode::INVALID_ARGUMENT,
+         "spec.head_importance.methods[0]: unknown method 9");
   spec = good;
   spec.mutable_head_importance()->add_methods(v1::IMPORTANCE_METHOD_ATTENTION);
   expect(spec, grpc::StatusCode::INVALID_ARGUMENT, "spec.head_importance.methods[1]");
   spec = good;
   spec.mutable_head_importance()->add_ratios(100.5);
-  expect(spec, grpc::StatusCode::INVALID_ARGUMENT, "spec.head_importance.ratios[2]: 100.5 is not in [0, 100]");
+  expect(spec, grpc::StatusCode::INVALID_ARGUMENT,
+         "spec.head_importance.ratios[2]: 100.5 is not in [0, 100]");
   spec = good;
   spec.mutable_head_importance()->set_ratios(0, -10);
   expect(spec, grpc::StatusCode::INVALID_ARGUMENT, "spec.head_importance.ratios[0]");
   spec = good;
   spec.mutable_head_importance()->clear_importance_set();
-  expect(spec, grpc::StatusCode::INVALID_ARGUMENT, "spec.head_importance.importance_set: inline or dataset is required");
+  expect(spec, grpc::StatusCode::INVALID_ARGUMENT,
+         "spec.head_importance.importance_set: inline or dataset is required");
   spec = good;
   spec.mutable_head_importance()->mutable_evaluation_set()->mutable_inline_();
   expect(spec, grpc::StatusCode::INVALID_ARGUMENT, "spec.head_importance.evaluation_set");
@@ -323,11 +328,13 @@ TEST_F(HeadImportanceJobTest, BadSpecsAreRefusedNamingTheFieldAndWriteNothing) {
   spec = good;
   *spec.mutable_head_importance()->mutable_evaluation_set() = DatasetSource("three-class.tsv", 0);
   expect(spec, grpc::StatusCode::INVALID_ARGUMENT,
-         "spec.head_importance.evaluation_set.dataset.path: examples[2].label: 2 is not one of the model's classes");
+         "spec.head_importance.evaluation_set.dataset.path: examples[2].label: 2 is not one of the "
+         "model's classes");
   spec = good;
   *spec.mutable_head_importance()->mutable_agreement_set() = DatasetSource("three-class.tsv", 0);
   expect(spec, grpc::StatusCode::INVALID_ARGUMENT,
-         "spec.head_importance.agreement_set.dataset.path: examples[2].label: 2 is not one of the model's classes");
+         "spec.head_importance.agreement_set.dataset.path: examples[2].label: 2 is not one of the "
+         "model's classes");
   spec = good;
   spec.mutable_head_importance()->mutable_attribution()->set_steps(-3);
   expect(spec, grpc::StatusCode::INVALID_ARGUMENT, "spec.head_importance.attribution.steps");
@@ -335,7 +342,8 @@ TEST_F(HeadImportanceJobTest, BadSpecsAreRefusedNamingTheFieldAndWriteNothing) {
   spec.mutable_head_importance()->mutable_attribution()->add_layers(1);
   expect(spec, grpc::StatusCode::INVALID_ARGUMENT, "spec.head_importance.attribution.layers");
   spec = good;
-  spec.mutable_head_importance()->mutable_attribution()->mutable_target()->set_kind(v1::Target::CLASS_PROB);
+  spec.mutable_head_importance()->mutable_attribution()->mutable_target()->set_kind(
+      v1::Target::CLASS_PROB);
   expect(spec, grpc::StatusCode::INVALID_ARGUMENT, "spec.head_importance.attribution.target");
   // Export paths that leave the export root, and a ratio without a path or out of range.
   for (const std::string bad : {"../outside/x", "/tmp/x", "escape/x", "a/../../x"}) {
@@ -346,7 +354,8 @@ TEST_F(HeadImportanceJobTest, BadSpecsAreRefusedNamingTheFieldAndWriteNothing) {
   }
   spec = good;
   spec.mutable_head_importance()->set_export_ratio(50);
-  expect(spec, grpc::StatusCode::INVALID_ARGUMENT, "spec.head_importance.export_ratio: set without export_path");
+  expect(spec, grpc::StatusCode::INVALID_ARGUMENT,
+         "spec.head_importance.export_ratio: set without export_path");
   spec = good;
   spec.mutable_head_importance()->set_export_path("fine");
   spec.mutable_head_importance()->set_export_ratio(150);
@@ -359,8 +368,7 @@ TEST_F(HeadImportanceJobTest, BadSpecsAreRefusedNamingTheFieldAndWriteNothing) {
 }
 
 TEST_F(HeadImportanceJobTest, ExportsAreRefusedWithoutAnExportRoot) {
-  ServerProcess plain({{kModel, Sst2ModelDir()}},
-                      {"--data-root=" + *root_ + "/data"});
+  ServerProcess plain({{kModel, Sst2ModelDir()}}, {"--data-root=" + *root_ + "/data"});
   ASSERT_TRUE(plain.ok());
   auto stub = Connect(plain.address());
   v1::JobSpec spec = HeadsJob({v1::IMPORTANCE_METHOD_RANDOM}, {0});

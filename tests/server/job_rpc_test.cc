@@ -4,6 +4,8 @@
 // with its code and field; a full queue with the retry pushback; restart after kill -9 and after a
 // SIGTERM drain with nothing lost; 32 concurrent clients; a BERT-base-sized result streamed in
 // chunks under 1 MiB.
+#include "support/job_rpc.h"
+
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
@@ -19,7 +21,6 @@
 #include "attattr/v1/attattr_service.grpc.pb.h"
 #include "support/golden.h"
 #include "support/golden_tree.h"
-#include "support/job_rpc.h"
 #include "support/random_checkpoint.h"
 #include "support/server_process.h"
 #include "support/test_paths.h"
@@ -33,11 +34,11 @@ using ::attattr::testing::ExpectStatus;
 using ::attattr::testing::Get;
 using ::attattr::testing::ReadResult;
 using ::attattr::testing::ServerProcess;
+using ::attattr::testing::Sst2ModelDir;
 using ::attattr::testing::StreamedResult;
 using ::attattr::testing::Submit;
 using ::attattr::testing::WaitDone;
 using ::attattr::testing::WaitForState;
-using ::attattr::testing::Sst2ModelDir;
 using Clock = std::chrono::steady_clock;
 
 constexpr char kModel[] = "sst2";
@@ -71,7 +72,8 @@ class JobRpcTest : public ::testing::Test {
     std::string line;
     for (int i = 0; i < 6 && std::getline(in, line); ++i) out << line << "\n";
     out.close();
-    fs::create_directories(*data_root_ + "/../outside-" + fs::path(*data_root_).filename().string());
+    fs::create_directories(*data_root_ + "/../outside-" +
+                           fs::path(*data_root_).filename().string());
     server_ = new ServerProcess({{kModel, Sst2ModelDir()}},
                                 {"--data-root=" + *data_root_, "--job-runners=2"});
   }
@@ -155,8 +157,8 @@ TEST_F(JobRpcTest, SubmitIsIdempotentOnRequestId) {
   ASSERT_TRUE(Submit(*stub_, TextJob({"fine"}), &second, id).ok());
   EXPECT_EQ(first.name(), second.name());
   EXPECT_EQ(second.request_id(), id);
-  ExpectStatus(Submit(*stub_, TextJob({"different"}), &other, id),
-               grpc::StatusCode::ALREADY_EXISTS, "request_id");
+  ExpectStatus(Submit(*stub_, TextJob({"different"}), &other, id), grpc::StatusCode::ALREADY_EXISTS,
+               "request_id");
   WaitDone(*stub_, first.name());
 }
 
@@ -317,7 +319,8 @@ TEST_F(JobRpcTest, DatasetUnderTheDataRootRunsAndEscapesAreRefused) {
 
 TEST_F(JobRpcTest, BadRequestsGetTheirCodeAndNameTheField) {
   v1::Job job;
-  auto expect_submit = [&](const v1::JobSpec& spec, grpc::StatusCode code, const std::string& field) {
+  auto expect_submit = [&](const v1::JobSpec& spec, grpc::StatusCode code,
+                           const std::string& field) {
     ExpectStatus(Submit(*stub_, spec, &job), code, field);
   };
   v1::JobSpec no_kind;
@@ -405,7 +408,8 @@ TEST_F(JobRpcTest, ThirtyTwoConcurrentClientsSubmitAndWatch) {
     clients.emplace_back([&, c] {
       auto stub = Connect(server_->address());  // a channel per client
       v1::Job job;
-      auto s = Submit(*stub, TextJob({"client " + std::to_string(c) + " likes this film ."}, 2), &job);
+      auto s =
+          Submit(*stub, TextJob({"client " + std::to_string(c) + " likes this film ."}, 2), &job);
       if (!s.ok()) {
         ADD_FAILURE() << "client " << c << ": " << s.error_message();
         return;
@@ -418,9 +422,11 @@ TEST_F(JobRpcTest, ThirtyTwoConcurrentClientsSubmitAndWatch) {
       v1::Job update, last;
       while (reader->Read(&update)) last = update;
       auto finished = reader->Finish();
-      if (finished.ok() && last.state() == v1::SUCCEEDED) ++succeeded;
-      else ADD_FAILURE() << "client " << c << ": " << finished.error_message() << " "
-                         << v1::JobState_Name(last.state());
+      if (finished.ok() && last.state() == v1::SUCCEEDED)
+        ++succeeded;
+      else
+        ADD_FAILURE() << "client " << c << ": " << finished.error_message() << " "
+                      << v1::JobState_Name(last.state());
     });
   }
   for (auto& t : clients) t.join();

@@ -1,5 +1,7 @@
 // attattr-server as an operator runs it: --help documents every option, bad flags exit 2, a real
 // process serves on an ephemeral port, and SIGTERM drains it to exit code 0.
+#include "support/server_process.h"
+
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
@@ -7,7 +9,6 @@
 #include <cstdio>
 #include <string>
 
-#include "support/server_process.h"
 #include "support/test_paths.h"
 
 namespace {
@@ -22,13 +23,32 @@ std::pair<int, std::string> RunToEnd(const std::string& args) {
 TEST(ServerProcessTest, HelpListsEveryOptionWithDefaults) {
   auto [code, out] = RunToEnd("--help");
   EXPECT_EQ(code, 0);
-  for (const char* opt : {"--models", "--listen", "--metrics-listen", "--workers", "--threads",
-                          "--max-explain-tokens", "--max-steps", "--max-pending-explains",
-                          "--memory-budget-mib", "--grace-seconds", "--log-format", "--log-level",
-                          "--config", "ATTATTR_MODELS", "127.0.0.1:50051", "--store",
-                          "attattr-jobs.db", "--data-root", "--job-runners", "--batch-max-examples",
-                          "--batch-max-delay-us", "--max-queued-jobs", "--max-job-examples",
-                          "--max-result-mib", "--retention-seconds", "ATTATTR_STORE"}) {
+  for (const char* opt : {"--models",
+                          "--listen",
+                          "--metrics-listen",
+                          "--workers",
+                          "--threads",
+                          "--max-explain-tokens",
+                          "--max-steps",
+                          "--max-pending-explains",
+                          "--memory-budget-mib",
+                          "--grace-seconds",
+                          "--log-format",
+                          "--log-level",
+                          "--config",
+                          "ATTATTR_MODELS",
+                          "127.0.0.1:50051",
+                          "--store",
+                          "attattr-jobs.db",
+                          "--data-root",
+                          "--job-runners",
+                          "--batch-max-examples",
+                          "--batch-max-delay-us",
+                          "--max-queued-jobs",
+                          "--max-job-examples",
+                          "--max-result-mib",
+                          "--retention-seconds",
+                          "ATTATTR_STORE"}) {
     EXPECT_NE(out.find(opt), std::string::npos) << opt;
   }
 }

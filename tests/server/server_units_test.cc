@@ -7,19 +7,19 @@
 #include <cmath>
 #include <limits>
 #include <mutex>
+#include <sstream>
 #include <thread>
 #include <vector>
 
 #include "attattr/engine/half_float.h"
+#include "event_log.h"
+#include "jobs/job_events.h"
+#include "nlohmann/json.hpp"
 #include "proto_convert.h"
 #include "server_config.h"
+#include "spdlog/sinks/ostream_sink.h"
 #include "status_convert.h"
 #include "timer_queue.h"
-#include "event_log.h"
-#include "nlohmann/json.hpp"
-#include "spdlog/sinks/ostream_sink.h"
-#include <sstream>
-#include "jobs/job_events.h"
 
 namespace attattr::server {
 namespace {
@@ -64,12 +64,12 @@ TEST(HalfPrecisionTest, ExactValuesAndRounding) {
   EXPECT_EQ(FloatToHalf(-0.0f), 0x8000);
   EXPECT_EQ(FloatToHalf(1.0f), 0x3c00);
   EXPECT_EQ(FloatToHalf(-2.0f), 0xc000);
-  EXPECT_EQ(FloatToHalf(65504.0f), 0x7bff);        // largest half
-  EXPECT_EQ(FloatToHalf(1e6f), 0x7c00);            // overflow -> inf
+  EXPECT_EQ(FloatToHalf(65504.0f), 0x7bff);  // largest half
+  EXPECT_EQ(FloatToHalf(1e6f), 0x7c00);      // overflow -> inf
   EXPECT_EQ(FloatToHalf(std::numeric_limits<float>::infinity()), 0x7c00);
-  EXPECT_EQ(FloatToHalf(std::ldexp(1.0f, -24)), 0x0001);  // smallest subnormal
-  EXPECT_EQ(FloatToHalf(std::ldexp(1.0f, -26)), 0x0000);  // rounds to zero
-  EXPECT_EQ(FloatToHalf(1.0f + std::ldexp(1.0f, -11)), 0x3c00);  // tie to even (down)
+  EXPECT_EQ(FloatToHalf(std::ldexp(1.0f, -24)), 0x0001);             // smallest subnormal
+  EXPECT_EQ(FloatToHalf(std::ldexp(1.0f, -26)), 0x0000);             // rounds to zero
+  EXPECT_EQ(FloatToHalf(1.0f + std::ldexp(1.0f, -11)), 0x3c00);      // tie to even (down)
   EXPECT_EQ(FloatToHalf(1.0f + 3 * std::ldexp(1.0f, -11)), 0x3c02);  // tie to even (up)
   EXPECT_TRUE(std::isnan(HalfToFloat(FloatToHalf(std::nanf("")))));
   for (float v : {0.1f, -3.14159f, 1e-5f, 123.456f, 6.1e-5f}) {
@@ -138,7 +138,6 @@ TEST(ServerConfigTest, ValidateNamesTheOption) {
   b.metrics_listen = "";
   EXPECT_TRUE(b.Validate().ok());
 }
-
 
 TEST(TimerQueueTest, RunsInDeadlineOrderAndCancelIsSynchronous) {
   TimerQueue timers;
@@ -249,8 +248,8 @@ TEST(EventLogTest, AFieldValueCannotForgeAnother) {
   const EventLog log(
       MakeLogger("json", "info", std::make_shared<spdlog::sinks::ostream_sink_mt>(out)), "json");
   // A client-chosen request id that looks like more fields, and a forged level.
-  log.Info("rpc", {{"request_id", "x job_id=jobs/evil code=OK\",\"level\":\"error"},
-                   {"level", "error"}});
+  log.Info("rpc",
+           {{"request_id", "x job_id=jobs/evil code=OK\",\"level\":\"error"}, {"level", "error"}});
   const auto j = nlohmann::json::parse(out.str());
   EXPECT_EQ(j["request_id"], "x job_id=jobs/evil code=OK\",\"level\":\"error");
   EXPECT_FALSE(j.contains("job_id"));

@@ -25,10 +25,10 @@ namespace {
 namespace v1 = attattr::v1;
 namespace engine = attattr::engine;
 namespace fs = std::filesystem;
-using ::attattr::testing::Connect;
-using ::attattr::testing::ExpectStatus;
 using ::attattr::testing::Cancel;
+using ::attattr::testing::Connect;
 using ::attattr::testing::DatasetSource;
+using ::attattr::testing::ExpectStatus;
 using ::attattr::testing::Get;
 using ::attattr::testing::ReadResult;
 using ::attattr::testing::ServerProcess;
@@ -41,13 +41,12 @@ using ::attattr::testing::WaitForState;
 constexpr char kModel[] = "sst2";
 constexpr int kEvaluationExamples = 40;
 constexpr int kSteps = 2;
-const std::vector<std::string> kMining = {
-    "a gorgeous , witty , seductive movie .",
-    "the story is bogus and its characters tissue-thin .",
-    "it 's a charming and often affecting journey .",
-    "unflinchingly bleak and desperate",
-    "the acting is awful and the plot makes no sense .",
-    "one of the greatest films of the year ."};
+const std::vector<std::string> kMining = {"a gorgeous , witty , seductive movie .",
+                                          "the story is bogus and its characters tissue-thin .",
+                                          "it 's a charming and often affecting journey .",
+                                          "unflinchingly bleak and desperate",
+                                          "the acting is awful and the plot makes no sense .",
+                                          "one of the greatest films of the year ."};
 
 v1::JobSpec TriggerJob() {
   v1::JobSpec spec;
@@ -112,7 +111,8 @@ TEST_F(TriggerSearchJobTest, PatternsAndAccuraciesEqualTheEngine) {
   ASSERT_TRUE(model.ok()) << model.status();
   std::vector<engine::Encoding> mining, eval;
   std::vector<int> labels;
-  for (const auto& text : kMining) mining.push_back(*(*model)->Encode(engine::Example{text, {}, -1}));
+  for (const auto& text : kMining)
+    mining.push_back(*(*model)->Encode(engine::Example{text, {}, -1}));
   auto ds = engine::ReadDataset(::attattr::testing::SharedDir() + "/data/sst2/dev.tsv",
                                 kEvaluationExamples);
   ASSERT_TRUE(ds.ok());
@@ -182,7 +182,8 @@ TEST_F(TriggerSearchJobTest, BadSpecsAreInvalidArgumentNamingTheField) {
   const v1::JobSpec good = TriggerJob();
   v1::JobSpec spec = good;
   spec.mutable_trigger_search()->set_top_k(101);
-  expect(spec, grpc::StatusCode::INVALID_ARGUMENT, "spec.trigger_search.top_k: 101 is not in [1, 100]");
+  expect(spec, grpc::StatusCode::INVALID_ARGUMENT,
+         "spec.trigger_search.top_k: 101 is not in [1, 100]");
   spec = good;
   spec.mutable_trigger_search()->set_top_k(-1);
   expect(spec, grpc::StatusCode::INVALID_ARGUMENT, "spec.trigger_search.top_k");
@@ -201,7 +202,8 @@ TEST_F(TriggerSearchJobTest, BadSpecsAreInvalidArgumentNamingTheField) {
   expect(spec, grpc::StatusCode::INVALID_ARGUMENT,
          "spec.trigger_search.evaluation_set.inline.examples[0].label: missing");
   spec = good;
-  auto* pair = spec.mutable_trigger_search()->mutable_mining_set()->mutable_inline_()->add_examples();
+  auto* pair =
+      spec.mutable_trigger_search()->mutable_mining_set()->mutable_inline_()->add_examples();
   pair->set_text("a premise .");
   pair->set_text_pair("a hypothesis .");
   expect(spec, grpc::StatusCode::INVALID_ARGUMENT, "spec.trigger_search.evaluation_set: example 0");

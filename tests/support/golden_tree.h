@@ -58,8 +58,8 @@ inline engine::AttributionTree TreeFromJson(const nlohmann::json& j) {
   t.top = j.at("top").get<int>();
   t.root_edge_score = j.value("root_edge_score", 0.0);
   for (const auto& n : j.at("nodes")) {
-    t.nodes.push_back({n.at("position").get<int>(), n.at("token").get<std::string>(),
-                       n.at("layer").get<int>()});
+    t.nodes.push_back(
+        {n.at("position").get<int>(), n.at("token").get<std::string>(), n.at("layer").get<int>()});
   }
   for (const auto& e : j.at("edges")) {
     t.edges.push_back({e.at("parent").get<int>(), e.at("child").get<int>(),

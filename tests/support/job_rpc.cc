@@ -72,7 +72,8 @@ v1::Job WaitForState(v1::Attattr::Stub& stub, const std::string& name, v1::JobSt
   return job;
 }
 
-v1::Job WaitForProgress(v1::Attattr::Stub& stub, const std::string& name, const std::string& stage) {
+v1::Job WaitForProgress(v1::Attattr::Stub& stub, const std::string& name,
+                        const std::string& stage) {
   const auto until = Clock::now() + std::chrono::seconds(60);
   v1::Job job;
   while (Clock::now() < until) {

@@ -69,34 +69,33 @@ bool WriteRandomCheckpoint(const std::string& dir, const RandomCheckpointSpec& s
     while (std::getline(in, line)) ++vocab;
   }
   if (vocab == 0) return false;
-  nlohmann::json config = {
-      {"architectures", {"BertForSequenceClassification"}},
-      {"model_type", "bert"},
-      {"vocab_size", vocab},
-      {"hidden_size", s.hidden_size},
-      {"num_hidden_layers", s.num_layers},
-      {"num_attention_heads", s.num_heads},
-      {"intermediate_size", s.intermediate_size},
-      {"hidden_act", "gelu"},
-      {"max_position_embeddings", s.max_position_embeddings},
-      {"type_vocab_size", 2},
-      {"layer_norm_eps", 1e-12},
-      {"pad_token_id", 0}};
+  nlohmann::json config = {{"architectures", {"BertForSequenceClassification"}},
+                           {"model_type", "bert"},
+                           {"vocab_size", vocab},
+                           {"hidden_size", s.hidden_size},
+                           {"num_hidden_layers", s.num_layers},
+                           {"num_attention_heads", s.num_heads},
+                           {"intermediate_size", s.intermediate_size},
+                           {"hidden_act", "gelu"},
+                           {"max_position_embeddings", s.max_position_embeddings},
+                           {"type_vocab_size", 2},
+                           {"layer_norm_eps", 1e-12},
+                           {"pad_token_id", 0}};
   for (int c = 0; c < s.num_labels; ++c) {
     config["id2label"][std::to_string(c)] = "LABEL_" + std::to_string(c);
     config["label2id"]["LABEL_" + std::to_string(c)] = c;
   }
   std::ofstream(dir + "/config.json") << config.dump(2);
-  std::ofstream(dir + "/tokenizer_config.json")
-      << nlohmann::json{{"do_lower_case", true},
-                        {"model_max_length", s.max_position_embeddings}}
-             .dump(2);
+  std::ofstream(dir + "/tokenizer_config.json") << nlohmann::json{
+      {"do_lower_case", true},
+      {"model_max_length", s.max_position_embeddings}}.dump(2);
 
   Filler f(s.seed);
   const int64_t d = s.hidden_size, inter = s.intermediate_size;
   std::vector<RawTensor> t;
   t.push_back(f.Random("bert.embeddings.word_embeddings.weight", {vocab, d}));
-  t.push_back(f.Random("bert.embeddings.position_embeddings.weight", {s.max_position_embeddings, d}));
+  t.push_back(
+      f.Random("bert.embeddings.position_embeddings.weight", {s.max_position_embeddings, d}));
   t.push_back(f.Random("bert.embeddings.token_type_embeddings.weight", {2, d}));
   t.push_back(f.Constant("bert.embeddings.LayerNorm.weight", {d}, 1.0f));
   t.push_back(f.Constant("bert.embeddings.LayerNorm.bias", {d}, 0.0f));

@@ -16,7 +16,8 @@ ServerProcess::ServerProcess(const std::map<std::string, std::string>& models,
                              const std::vector<std::string>& extra_args) {
   namespace fs = std::filesystem;
   models_dir_ = MakeTempDir("attattr-models");
-  for (const auto& [name, dir] : models) fs::create_directory_symlink(dir, models_dir_ + "/" + name);
+  for (const auto& [name, dir] : models)
+    fs::create_directory_symlink(dir, models_dir_ + "/" + name);
   int out_pipe[2];
   if (pipe(out_pipe) != 0) return;
   std::vector<std::string> args = {BinDir() + "/attattr-server", "--models=" + models_dir_,

@@ -8,8 +8,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <random>
+#include <sstream>
 
 namespace attattr::testing {
 namespace {
@@ -60,7 +60,8 @@ std::string SplitCommandResult::Describe() const {
   return "exit " + std::to_string(exit_code) + "\nstdout: " + out + "\nstderr: " + err;
 }
 
-SplitCommandResult RunCommandSplit(const std::string& shell_command, const std::string& scratch_dir) {
+SplitCommandResult RunCommandSplit(const std::string& shell_command,
+                                   const std::string& scratch_dir) {
   const std::string err_file = scratch_dir + "/stderr.txt";
   const auto done = RunCommand("{ " + shell_command + " ; } 2>" + err_file + " </dev/null");
   return {done.exit_code, done.out, ReadFile(err_file)};

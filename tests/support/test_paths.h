@@ -42,15 +42,16 @@ struct SplitCommandResult {
 };
 // Runs `shell_command` with stdin from /dev/null and stderr captured through a file in
 // `scratch_dir` (one command at a time per directory).
-SplitCommandResult RunCommandSplit(const std::string& shell_command, const std::string& scratch_dir);
+SplitCommandResult RunCommandSplit(const std::string& shell_command,
+                                   const std::string& scratch_dir);
 
 }  // namespace attattr::testing
 
 // Skips the current test when `path` does not exist, saying what is missing.
-#define ATTATTR_SKIP_IF_MISSING(path)                                                   \
-  do {                                                                                  \
-    if (!::attattr::testing::PathExists(path)) {                                        \
-      GTEST_SKIP() << "test data not found: " << (path)                                 \
-                   << " (../shared or scripts/setup.sh's model folder is absent)";      \
-    }                                                                                   \
+#define ATTATTR_SKIP_IF_MISSING(path)                                              \
+  do {                                                                             \
+    if (!::attattr::testing::PathExists(path)) {                                   \
+      GTEST_SKIP() << "test data not found: " << (path)                            \
+                   << " (../shared or scripts/setup.sh's model folder is absent)"; \
+    }                                                                              \
   } while (0)

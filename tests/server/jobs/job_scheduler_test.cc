@@ -14,8 +14,8 @@
 #include <thread>
 #include <vector>
 
-#include "store/sqlite_job_store.h"
 #include "spdlog/sinks/null_sink.h"
+#include "store/sqlite_job_store.h"
 #include "support/test_paths.h"
 
 namespace attattr::server {
@@ -25,8 +25,9 @@ using store::JobRecord;
 using store::JobState;
 
 EventLog NullLog() {
-  return EventLog(std::make_shared<spdlog::logger>("t", std::make_shared<spdlog::sinks::null_sink_mt>()),
-                  LogFormat::kText);
+  return EventLog(
+      std::make_shared<spdlog::logger>("t", std::make_shared<spdlog::sinks::null_sink_mt>()),
+      LogFormat::kText);
 }
 
 class JobSchedulerTest : public ::testing::Test {
@@ -119,10 +120,13 @@ TEST_F(JobSchedulerTest, RunsByPriorityThenFifo) {
   for (const auto& id : ids) WaitFor(*store_, id, JobState::kSucceeded);
   EXPECT_EQ(gate.order, (std::vector<std::string>{"block", "high", "mid", "low-a", "low-b"}));
   std::string result;
-  ASSERT_TRUE(store_->ReadResult(ids[1], [&](const std::string& c) {
-    result += c;
-    return absl::OkStatus();
-  }).ok());
+  ASSERT_TRUE(store_
+                  ->ReadResult(ids[1],
+                               [&](const std::string& c) {
+                                 result += c;
+                                 return absl::OkStatus();
+                               })
+                  .ok());
   EXPECT_EQ(result, "result of high");
 }
 

@@ -1,7 +1,7 @@
-// SubmitJob validation (server/jobs/job_spec.h, server/jobs/attribution_job.h) on the shared SST-2 model: inline and dataset examples
-// become the model's own encodings, and every refusal carries its exact code and names the field
-// (and the server flag, for limits). Dataset paths are confined to a temporary --data-root.
-#include "jobs/attribution_job.h"
+// SubmitJob validation (server/jobs/job_spec.h, server/jobs/attribution_job.h) on the shared SST-2
+// model: inline and dataset examples become the model's own encodings, and every refusal carries
+// its exact code and names the field (and the server flag, for limits). Dataset paths are confined
+// to a temporary --data-root.
 #include "jobs/job_spec.h"
 
 #include <gtest/gtest.h>
@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "attattr/engine/dataset.h"
+#include "jobs/attribution_job.h"
 #include "support/test_paths.h"
 
 namespace attattr::server {

@@ -16,7 +16,12 @@ using ::attattr::testing::HttpResult;
 
 TEST(MetricsHttpServerTest, ServesMetricsAndHealth) {
   Registry registry;
-  BuildCounter().Name("demo_total").Help("A demo.").Register(registry).Add({{"a", "b"}}).Increment(7);
+  BuildCounter()
+      .Name("demo_total")
+      .Help("A demo.")
+      .Register(registry)
+      .Add({{"a", "b"}})
+      .Increment(7);
   absl::StatusOr<std::unique_ptr<MetricsHttpServer>> server =
       MetricsHttpServer::Start("127.0.0.1:0", &registry);
   ASSERT_TRUE(server.ok()) << server.status();
@@ -64,18 +69,21 @@ TEST(MetricsHttpServerTest, ExtraHandlersByPrefix) {
                  response.body = "special";
                  return response;
                }).ok());
-  EXPECT_EQ(s.AddHandler("/reports", [](const MetricsHttpServer::Request&) {
-               return MetricsHttpServer::Response{};
-             }).code(),
-            absl::StatusCode::kAlreadyExists);
-  EXPECT_EQ(s.AddHandler("/metrics", [](const MetricsHttpServer::Request&) {
-               return MetricsHttpServer::Response{};
-             }).code(),
-            absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(s.AddHandler("nope", [](const MetricsHttpServer::Request&) {
-               return MetricsHttpServer::Response{};
-             }).code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      s.AddHandler("/reports",
+                   [](const MetricsHttpServer::Request&) { return MetricsHttpServer::Response{}; })
+          .code(),
+      absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(
+      s.AddHandler("/metrics",
+                   [](const MetricsHttpServer::Request&) { return MetricsHttpServer::Response{}; })
+          .code(),
+      absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      s.AddHandler("nope",
+                   [](const MetricsHttpServer::Request&) { return MetricsHttpServer::Response{}; })
+          .code(),
+      absl::StatusCode::kInvalidArgument);
 
   HttpResult report = HttpGet(s.port(), "/reports/job-1?format=html");
   EXPECT_EQ(report.status, 200);

@@ -1,10 +1,11 @@
-// End-to-end proof of the exposition format: `promtool check metrics` on a registry with one metric of
-// each type plus the process collector, then a real Prometheus server (child process, loopback,
+// End-to-end proof of the exposition format: `promtool check metrics` on a registry with one metric
+// of each type plus the process collector, then a real Prometheus server (child process, loopback,
 // ephemeral ports) scraping MetricsHttpServer until its query API returns the counter we set; and
 // the same against the real attattr service after it served an Explain call and a job.
-// Skips when the Debian `prometheus` package (prometheus, promtool) is not installed. Single-threaded
-// test body; MetricsHttpServer serves the scrapes on its own threads.
+// Skips when the Debian `prometheus` package (prometheus, promtool) is not installed.
+// Single-threaded test body; MetricsHttpServer serves the scrapes on its own threads.
 #include <fcntl.h>
+#include <grpcpp/grpcpp.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -21,15 +22,14 @@
 #include <thread>
 #include <vector>
 
+#include "attattr/v1/attattr_service.grpc.pb.h"
 #include "gtest/gtest.h"
-#include "support/http_get.h"
 #include "metrics/metrics.h"
 #include "metrics/metrics_http.h"
 #include "metrics/process_collector.h"
 #include "server.h"
 #include "spdlog/sinks/null_sink.h"
-#include "attattr/v1/attattr_service.grpc.pb.h"
-#include <grpcpp/grpcpp.h>
+#include "support/http_get.h"
 #include "support/test_paths.h"
 
 namespace attattr::metrics {
@@ -190,7 +190,8 @@ struct DemoMetrics {
                  .Help("Jobs finished, by kind and final state.")
                  .Labels({{"instance_role", "test"}})
                  .Register(registry)),
-        depth(BuildGauge().Name("attattr_e2e_queue_depth").Help("Jobs waiting.").Register(registry)),
+        depth(
+            BuildGauge().Name("attattr_e2e_queue_depth").Help("Jobs waiting.").Register(registry)),
         latency(BuildHistogram()
                     .Name("attattr_e2e_job_duration_seconds")
                     .Help("Job duration \"wall\" time.\nIncludes queueing \\ waiting.")
@@ -255,13 +256,14 @@ TEST(PrometheusTest, RealPrometheusScrapesTheServer) {
     if (!found) std::this_thread::sleep_for(std::chrono::milliseconds(250));
   }
   ASSERT_TRUE(found) << "no value 42 from Prometheus within 30 s; last answer (status "
-                     << answer.status << "): " << answer.body << "\nlog:\n" << ReadAll(log);
+                     << answer.status << "): " << answer.body << "\nlog:\n"
+                     << ReadAll(log);
   EXPECT_NE(answer.body.find("\"job\":\"attattr_e2e\""), std::string::npos) << answer.body;
   EXPECT_NE(answer.body.find("\"instance_role\":\"test\""), std::string::npos) << answer.body;
 
   // The same scrape carried the histogram and the escaped label value.
-  HttpResult count = HttpGet(prometheus_port,
-                             "/api/v1/query?query=attattr_e2e_job_duration_seconds_count");
+  HttpResult count =
+      HttpGet(prometheus_port, "/api/v1/query?query=attattr_e2e_job_duration_seconds_count");
   EXPECT_NE(count.body.find(",\"4\"]"), std::string::npos) << count.body;
   HttpResult failed = HttpGet(prometheus_port,
                               "/api/v1/query?query=attattr_e2e_jobs_total%7Bkind%3D%22trigger_"
@@ -291,11 +293,12 @@ TEST(PrometheusTest, RealPrometheusScrapesTheAttattrService) {
   config.listen = "127.0.0.1:0";
   config.metrics_listen = "127.0.0.1:0";
   auto started = server::Server::Start(
-      config, std::make_shared<spdlog::logger>("t", std::make_shared<spdlog::sinks::null_sink_mt>()));
+      config,
+      std::make_shared<spdlog::logger>("t", std::make_shared<spdlog::sinks::null_sink_mt>()));
   ASSERT_TRUE(started.ok()) << started.status();
   auto& srv = **started;
-  auto stub = v1::Attattr::NewStub(grpc::CreateChannel(
-      "127.0.0.1:" + std::to_string(srv.port()), grpc::InsecureChannelCredentials()));
+  auto stub = v1::Attattr::NewStub(grpc::CreateChannel("127.0.0.1:" + std::to_string(srv.port()),
+                                                       grpc::InsecureChannelCredentials()));
   {
     grpc::ClientContext ctx;
     v1::ExplainRequest req;
@@ -328,8 +331,8 @@ TEST(PrometheusTest, RealPrometheusScrapesTheAttattrService) {
   ASSERT_GT(prom.port, 0);
   HttpResult jobs = prom.QueryUntil(
       "attattr_jobs_total%7Bkind%3D%22ATTRIBUTION%22%2Cstate%3D%22SUCCEEDED%22%7D", ",\"1\"]");
-  EXPECT_NE(jobs.body.find(",\"1\"]"), std::string::npos)
-      << jobs.body << "\nlog:\n" << ReadAll(prom.log);
+  EXPECT_NE(jobs.body.find(",\"1\"]"), std::string::npos) << jobs.body << "\nlog:\n"
+                                                          << ReadAll(prom.log);
   HttpResult explains = prom.QueryUntil(
       "attattr_rpc_requests_total%7Bmethod%3D%22Explain%22%2Ccode%3D%22OK%22%7D", ",\"1\"]");
   EXPECT_NE(explains.body.find(",\"1\"]"), std::string::npos) << explains.body;

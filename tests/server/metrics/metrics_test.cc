@@ -3,6 +3,8 @@
 // Thread-safety: the concurrency test drives one registry from several threads.
 #include "metrics/metrics.h"
 
+#include <dlfcn.h>
+
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -13,8 +15,6 @@
 #include "gtest/gtest.h"
 #include "metrics/gpu_memory_collector.h"
 #include "metrics/process_collector.h"
-
-#include <dlfcn.h>
 
 namespace attattr::metrics {
 namespace {
@@ -265,7 +265,8 @@ TEST(ConcurrencyTest, ManyThreadsUpdateAndScrape) {
 
 TEST(ProcessCollectorTest, ReportsThisProcess) {
   Registry registry;
-  absl::StatusOr<std::unique_ptr<ProcessCollector>> collector = ProcessCollector::Register(&registry);
+  absl::StatusOr<std::unique_ptr<ProcessCollector>> collector =
+      ProcessCollector::Register(&registry);
   ASSERT_TRUE(collector.ok()) << collector.status();
   std::map<std::string, double> values;
   for (const MetricFamilySnapshot& family : registry.Collect()) {
@@ -277,9 +278,8 @@ TEST(ProcessCollectorTest, ReportsThisProcess) {
   EXPECT_GE(values["process_cpu_seconds_total"], 0);
   EXPECT_GT(values["process_open_fds"], 2);
   EXPECT_GT(values["process_max_fds"], 0);
-  const double now = std::chrono::duration<double>(
-                         std::chrono::system_clock::now().time_since_epoch())
-                         .count();
+  const double now =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   EXPECT_LE(values["process_start_time_seconds"], now + 1);
   EXPECT_GT(values["process_start_time_seconds"], now - 3600);
   EXPECT_EQ(ProcessCollector::Register(&registry).status().code(),

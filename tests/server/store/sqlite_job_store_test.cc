@@ -170,7 +170,7 @@ TEST_F(SqliteJobStoreTest, CreateFillsDefaults) {
   auto store = OpenStore();
   JobRecord job = NewJob("HEAD_IMPORTANCE", 3);
   job.state = JobState::kSucceeded;  // ignored
-  job.attempts = 7;                   // ignored
+  job.attempts = 7;                  // ignored
   absl::StatusOr<CreateResult> created = store->Create(job);
   ASSERT_TRUE(created.ok()) << created.status();
   EXPECT_TRUE(created->created);

@@ -17,11 +17,11 @@
 #define ATTATTR_STATUS_CONCAT_(a, b) ATTATTR_STATUS_CONCAT_INNER_(a, b)
 
 // Evaluates `expr` (an absl::Status) once and returns it from the enclosing function unless OK.
-#define ATTATTR_RETURN_IF_ERROR(expr)                                          \
-  do {                                                                         \
-    if (::absl::Status attattr_status_ = (expr); !attattr_status_.ok()) {      \
-      return attattr_status_;                                                  \
-    }                                                                          \
+#define ATTATTR_RETURN_IF_ERROR(expr)                                     \
+  do {                                                                    \
+    if (::absl::Status attattr_status_ = (expr); !attattr_status_.ok()) { \
+      return attattr_status_;                                             \
+    }                                                                     \
   } while (false)
 
 // Evaluates `rexpr` (an absl::StatusOr<T>) once; returns its status unless OK, otherwise moves

@@ -28,8 +28,8 @@ enum class TargetKind {
 
 struct AttributionTarget {
   TargetKind kind = TargetKind::kPredictedClassProb;
-  int class_index = -1;                  // for kClassProb / kClassLogit
-  std::string reference_text;            // for kEmbeddingSimilarity (embedded with this model) ...
+  int class_index = -1;        // for kClassProb / kClassLogit
+  std::string reference_text;  // for kEmbeddingSimilarity (embedded with this model) ...
   std::vector<float> reference_embedding;  // ... or given directly ([hidden_size]); text wins
 };
 
@@ -53,19 +53,19 @@ struct AttributionOptions {
 
 struct LayerAttribution {
   int layer = 0;
-  int num_heads = 0;                // H of this layer
-  std::vector<float> attribution;   // [H, n, n], row i = query, column j = key
-  std::vector<float> attention;     // [H, n, n] clean probabilities (empty unless kept)
-  double target_at_full = 0;        // F_x(A^l)
-  double target_at_zero = 0;        // F_x(0)
-  double attribution_sum = 0;       // Σ Attr^l
-  double completeness_gap = 0;      // see completeness_gap.h
+  int num_heads = 0;               // H of this layer
+  std::vector<float> attribution;  // [H, n, n], row i = query, column j = key
+  std::vector<float> attention;    // [H, n, n] clean probabilities (empty unless kept)
+  double target_at_full = 0;       // F_x(A^l)
+  double target_at_zero = 0;       // F_x(0)
+  double attribution_sum = 0;      // Σ Attr^l
+  double completeness_gap = 0;     // see completeness_gap.h
 };
 
 struct ExampleAttribution {
-  Encoding encoding;                // n tokens
-  Prediction prediction;            // clean pass (empty logits for encoder-only models)
-  int target_class = -1;            // class whose probability/logit is F (-1 for similarity)
+  Encoding encoding;                     // n tokens
+  Prediction prediction;                 // clean pass (empty logits for encoder-only models)
+  int target_class = -1;                 // class whose probability/logit is F (-1 for similarity)
   std::vector<LayerAttribution> layers;  // in the order of AttributionOptions::layers
 };
 

@@ -39,10 +39,10 @@ struct AttributionTreeEdge {
 
 struct AttributionTree {
   double tau = kDefaultTreeTau;
-  int root = 0;                   // always [CLS], position 0
-  std::string root_token;         // the root's word piece, for renderers
-  int top = 0;                    // the top node's position
-  double root_edge_score = 0;     // N^{L−1}[root][top]; not listed in `edges`
+  int root = 0;                // always [CLS], position 0
+  std::string root_token;      // the root's word piece, for renderers
+  int top = 0;                 // the top node's position
+  double root_edge_score = 0;  // N^{L−1}[root][top]; not listed in `edges`
   // Every token in the tree except the root, by ascending position.
   std::vector<AttributionTreeNode> nodes;
   // In the order they were found: by descending layer, then ascending child position. The root

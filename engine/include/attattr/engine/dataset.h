@@ -23,8 +23,8 @@ struct Dataset {
   std::vector<Example> examples;  // in file order
 };
 
-// Parses the file at `path`. `limit` > 0 keeps only the first `limit` examples. Errors name the file
-// and the 1-based line: unreadable file, wrong column count, a label that is not an integer.
+// Parses the file at `path`. `limit` > 0 keeps only the first `limit` examples. Errors name the
+// file and the 1-based line: unreadable file, wrong column count, a label that is not an integer.
 absl::StatusOr<Dataset> ReadDataset(const std::string& path, int limit = 0);
 
 // Same, from text already in memory; `source_name` is used in error messages.

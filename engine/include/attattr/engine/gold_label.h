@@ -5,10 +5,10 @@
 #pragma once
 
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "attattr/engine/example.h"
 #include "attattr/engine/model.h"
@@ -21,7 +21,8 @@ std::string ClassList(const ModelInfo& info);
 // OK when `label` is one of the model's classes; otherwise InvalidArgument with a message that
 // names no field: "missing; every example needs a gold label (0 = negative, 1 = positive)" for a
 // negative label, "2 is not one of the model's classes (0 = negative, 1 = positive)" above the
-// range (with "; is this dataset for another task?"), "the model has no classifier, so there are no classes to label" without one.
+// range (with "; is this dataset for another task?"), "the model has no classifier, so there are no
+// classes to label" without one.
 absl::Status CheckGoldLabel(const ModelInfo& info, int label);
 
 // The first of `labels` failing CheckGoldLabel, as the field error {field, index}

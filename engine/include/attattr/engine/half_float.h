@@ -1,7 +1,7 @@
-// IEEE 754 binary16 <-> binary32, as `fp16` results carry matrices on the wire (Tensor.f16). Written
-// here rather than taken from a library: the server and client link no tensor library (LibTorch
-// stays in the engine's private sources), and the conversion is the standard bit manipulation,
-// tested against exact values. Pure functions.
+// IEEE 754 binary16 <-> binary32, as `fp16` results carry matrices on the wire (Tensor.f16).
+// Written here rather than taken from a library: the server and client link no tensor library
+// (LibTorch stays in the engine's private sources), and the conversion is the standard bit
+// manipulation, tested against exact values. Pure functions.
 #pragma once
 
 #include <cstdint>

@@ -63,12 +63,9 @@ struct PruningPoint {
 // One point per ratio: mask the lowest-ranked heads (PruneLowest), no retraining, and evaluate
 // `encodings` in forward batches of `batch_size` (sorted by length). InvalidArgument for a ratio
 // outside [0, 100] (naming ratios[i]) or a label outside the model's classes.
-absl::StatusOr<std::vector<PruningPoint>> PruningCurve(const Model& model,
-                                                       const HeadTable& importance,
-                                                       const std::vector<Encoding>& encodings,
-                                                       const std::vector<int>& labels,
-                                                       const std::vector<double>& ratios_percent,
-                                                       int batch_size = 64,
-                                                       const RunControl& control = {});
+absl::StatusOr<std::vector<PruningPoint>> PruningCurve(
+    const Model& model, const HeadTable& importance, const std::vector<Encoding>& encodings,
+    const std::vector<int>& labels, const std::vector<double>& ratios_percent, int batch_size = 64,
+    const RunControl& control = {});
 
 }  // namespace attattr::engine

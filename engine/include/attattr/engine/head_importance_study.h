@@ -64,8 +64,8 @@ struct Correlation {
 
 struct MethodStudy {
   HeadRanking method = HeadRanking::kAttribution;
-  HeadTable importance;              // [L][H]
-  std::vector<PruningPoint> curve;   // one point per ratio, in the given order
+  HeadTable importance;             // [L][H]
+  std::vector<PruningPoint> curve;  // one point per ratio, in the given order
   // The same ranking on the agreement set against `importance`; unset without an agreement set
   // and for RANDOM.
   std::optional<Correlation> agreement;
@@ -74,7 +74,7 @@ struct MethodStudy {
 struct RankAgreement {
   HeadRanking a = HeadRanking::kAttribution;
   HeadRanking b = HeadRanking::kAttribution;
-  double pearson = 0;   // as Correlation
+  double pearson = 0;  // as Correlation
   double spearman = 0;
 };
 

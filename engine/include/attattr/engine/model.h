@@ -15,21 +15,21 @@
 namespace attattr::engine {
 
 struct ModelInfo {
-  std::string path;            // the directory it was loaded from ("" for random models)
-  std::string architecture;    // "BertForSequenceClassification" or "BertModel"
-  std::string weights_file;    // file the weights came from (or the index of a sharded checkpoint)
-  int num_layers = 0;          // L
-  int num_heads = 0;           // H per layer as configured (before any pruning)
+  std::string path;          // the directory it was loaded from ("" for random models)
+  std::string architecture;  // "BertForSequenceClassification" or "BertModel"
+  std::string weights_file;  // file the weights came from (or the index of a sharded checkpoint)
+  int num_layers = 0;        // L
+  int num_heads = 0;         // H per layer as configured (before any pruning)
   std::vector<int> heads_per_layer;  // heads actually present per layer (fewer when pruned)
   int hidden_size = 0;
   int intermediate_size = 0;
   int vocab_size = 0;
-  int max_length = 0;          // longest accepted input in word pieces, [CLS]/[SEP] included
+  int max_length = 0;  // longest accepted input in word pieces, [CLS]/[SEP] included
   double layer_norm_eps = 0;
-  bool has_classifier = false; // false for encoder-only checkpoints (no pooler/classifier head)
+  bool has_classifier = false;  // false for encoder-only checkpoints (no pooler/classifier head)
   std::vector<std::string> labels;  // class names by id (empty when !has_classifier)
   int64_t parameter_count = 0;
-  std::string device;          // "cpu", "cuda:0", ...
+  std::string device;  // "cpu", "cuda:0", ...
 };
 
 struct LoadOptions {
@@ -43,9 +43,9 @@ struct RandomModelSpec {
   int num_heads = 12;
   int hidden_size = 768;
   int intermediate_size = 3072;
-  int num_labels = 2;               // 0 = encoder-only
+  int num_labels = 2;  // 0 = encoder-only
   int max_position_embeddings = 512;
-  std::string vocab_path;           // a vocab.txt; its size sets the embedding rows
+  std::string vocab_path;  // a vocab.txt; its size sets the embedding rows
   bool do_lower_case = true;
   uint64_t seed = 0;
   std::string device = "cpu";

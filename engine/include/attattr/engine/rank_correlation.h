@@ -11,7 +11,8 @@
 namespace attattr::engine {
 
 // InvalidArgument when the sizes differ or are below 2, or either side is constant (r undefined).
-absl::StatusOr<double> PearsonCorrelation(const std::vector<double>& x, const std::vector<double>& y);
+absl::StatusOr<double> PearsonCorrelation(const std::vector<double>& x,
+                                          const std::vector<double>& y);
 absl::StatusOr<double> SpearmanCorrelation(const std::vector<double>& x,
                                            const std::vector<double>& y);
 

@@ -10,9 +10,9 @@
 namespace attattr::engine {
 
 struct Progress {
-  std::string stage;   // e.g. "attribution"
-  int64_t done = 0;    // items finished in this stage
-  int64_t total = 0;   // items in this stage
+  std::string stage;  // e.g. "attribution"
+  int64_t done = 0;   // items finished in this stage
+  int64_t total = 0;  // items in this stage
 };
 
 struct RunControl {

@@ -1,6 +1,6 @@
-// BERT WordPiece tokenizer (Hugging Face `BertTokenizer` semantics): basic tokenization (text cleanup,
-// optional lower-casing and accent stripping via Unicode NFD, punctuation and CJK splitting), then
-// greedy longest-match-first WordPiece with a 100-character word limit and [UNK].
+// BERT WordPiece tokenizer (Hugging Face `BertTokenizer` semantics): basic tokenization (text
+// cleanup, optional lower-casing and accent stripping via Unicode NFD, punctuation and CJK
+// splitting), then greedy longest-match-first WordPiece with a 100-character word limit and [UNK].
 // Immutable after Load(); all const methods are safe to call from many threads at once.
 #pragma once
 
@@ -40,7 +40,7 @@ class WordPieceTokenizer {
   // Reads a vocab.txt (one token per line, id = line number). Fails with NotFound / InvalidArgument
   // naming the file when it is missing, empty, or lacks [CLS], [SEP], [PAD] or [UNK].
   static absl::StatusOr<std::unique_ptr<WordPieceTokenizer>> Load(const std::string& vocab_path,
-                                                                   const TokenizerOptions& options);
+                                                                  const TokenizerOptions& options);
   ~WordPieceTokenizer();
 
   // Word pieces of one text, without special tokens. Invalid UTF-8 bytes are dropped.

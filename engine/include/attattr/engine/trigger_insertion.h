@@ -38,11 +38,11 @@ namespace attattr::engine {
 
 // One token of a trigger pattern, as mined.
 struct TriggerToken {
-  std::string token;               // word piece, e.g. "bad" or "##ly"
-  int32_t id = 0;                  // vocabulary id
-  int segment = 0;                 // 0 = segment A (text), 1 = segment B (text_pair)
-  int source_position = 0;         // index in the mined example's encoding
-  double relative_position = 0;    // r ∈ (0, 1] (see the header comment)
+  std::string token;             // word piece, e.g. "bad" or "##ly"
+  int32_t id = 0;                // vocabulary id
+  int segment = 0;               // 0 = segment A (text), 1 = segment B (text_pair)
+  int source_position = 0;       // index in the mined example's encoding
+  double relative_position = 0;  // r ∈ (0, 1] (see the header comment)
 };
 
 // A pattern mined from one example: the tokens of the top attribution connections of the head
@@ -76,8 +76,8 @@ absl::StatusOr<TriggerToken> MakeTriggerToken(const Encoding& encoding, int posi
 
 // Builds the pattern of `encoding` from its connections: tokens at i and j of each connection,
 // without [CLS]/[SEP], each position once, in source order.
-absl::StatusOr<TriggerPattern> MakeTriggerPattern(const Encoding& encoding,
-                                                  const std::vector<std::pair<int, int>>& connections);
+absl::StatusOr<TriggerPattern> MakeTriggerPattern(
+    const Encoding& encoding, const std::vector<std::pair<int, int>>& connections);
 
 // The 1-based slots the k tokens (relative positions `r`, in source order) take in a segment of
 // `len` tokens grown to len + k (see the header comment).
@@ -85,7 +85,7 @@ std::vector<int> TriggerSlots(int len, const std::vector<double>& r);
 
 struct InsertedTrigger {
   Encoding encoding;
-  int inserted = 0;   // trigger tokens still present after re-truncation
+  int inserted = 0;  // trigger tokens still present after re-truncation
 };
 
 // Inserts `tokens` (ids and strings as given — a random control passes other ids) into

@@ -71,18 +71,19 @@ std::optional<size_t> FirstUnplaceableExample(const std::vector<Example>& mining
 
 // One pattern per mining encoding, in input order (empty tokens when only [CLS]/[SEP] were
 // involved). Progress stage "mining"; CancelledError when `control` asks to stop.
-absl::StatusOr<std::vector<TriggerPattern>> MineTriggerPatterns(
-    const Model& model, const std::vector<Encoding>& mining, const TriggerSearchOptions& options,
-    const RunControl& control = {});
+absl::StatusOr<std::vector<TriggerPattern>> MineTriggerPatterns(const Model& model,
+                                                                const std::vector<Encoding>& mining,
+                                                                const TriggerSearchOptions& options,
+                                                                const RunControl& control = {});
 
 // Ranking and filtering as in the header comment: at most options.top_k patterns.
 std::vector<TriggerPattern> RankAndFilter(std::vector<TriggerPattern> patterns,
                                           const TriggerSearchOptions& options);
 
 struct ClassAccuracy {
-  int label = 0;          // class index
-  std::string name;       // the model's label name
-  double accuracy = 0;    // predicted == gold over this class's examples
+  int label = 0;        // class index
+  std::string name;     // the model's label name
+  double accuracy = 0;  // predicted == gold over this class's examples
   int examples = 0;
 };
 
@@ -95,8 +96,8 @@ struct TriggerEvaluation {
 };
 
 // Checks an evaluation set: a classifier model, examples present, one gold label each, every label
-// a class of the model ("labels[i]: ..."), encodings shaped [CLS] A [SEP] (B [SEP]). Returns whether
-// every example is a sentence pair (segment-B patterns need that).
+// a class of the model ("labels[i]: ..."), encodings shaped [CLS] A [SEP] (B [SEP]). Returns
+// whether every example is a sentence pair (segment-B patterns need that).
 absl::StatusOr<bool> CheckEvaluationSet(const Model& model, const std::vector<Encoding>& evaluation,
                                         const std::vector<int>& labels);
 
@@ -112,15 +113,17 @@ absl::StatusOr<std::vector<TriggerEvaluation>> EvaluateTriggerPatterns(
 struct TriggerSearchReport {
   std::vector<TriggerEvaluation> patterns;  // the top-K, best first; empty: none passed
   int mined_examples = 0;
-  int patterns_above_threshold = 0;         // non-empty, score >= threshold, before dedup and top-K
+  int patterns_above_threshold = 0;  // non-empty, score >= threshold, before dedup and top-K
 };
 
 // The whole search: validate, check the evaluation set (before mining), mine, rank, evaluate.
 // Progress stages "mining" then "evaluating".
-absl::StatusOr<TriggerSearchReport> RunTriggerSearch(
-    const Model& model, const std::vector<Encoding>& mining, const std::vector<Encoding>& evaluation,
-    const std::vector<int>& labels, const TriggerSearchOptions& options,
-    const RunControl& control = {});
+absl::StatusOr<TriggerSearchReport> RunTriggerSearch(const Model& model,
+                                                     const std::vector<Encoding>& mining,
+                                                     const std::vector<Encoding>& evaluation,
+                                                     const std::vector<int>& labels,
+                                                     const TriggerSearchOptions& options,
+                                                     const RunControl& control = {});
 
 // Vocabulary ids the control draws from: not "##…", not "[…]". Ascending.
 std::vector<int32_t> ControlVocabulary(const WordPieceTokenizer& tokenizer);
