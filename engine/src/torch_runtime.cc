@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "attattr/engine/runtime.h"
+#include "torch_boundary.h"
 #include "torch_pch.h"
 
 namespace attattr::engine {
@@ -38,8 +39,8 @@ absl::Status ConfigureRuntime(const RuntimeOptions& options) {
   if (threads == 0) threads = UsableCpus();
   try {
     at::set_num_threads(threads);
-  } catch (const c10::Error& e) {
-    return absl::InternalError(absl::StrCat("intra_op_threads: ", e.what_without_backtrace()));
+  } catch (...) {
+    return TorchExceptionToStatus("intra_op_threads");
   }
   return absl::OkStatus();
 }

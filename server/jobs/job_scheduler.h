@@ -2,7 +2,8 @@
 // is lost); the scheduler keeps an in-memory priority queue of the QUEUED ones (higher priority
 // first, FIFO within a priority), bounded for new submissions (a full queue is ResourceExhausted
 // with a retry hint), and `runners` threads that each take the next job, mark it RUNNING, hand it
-// to the JobExecutor of its kind, store the result and finish it. Every change is published on
+// to the JobExecutor (the job kinds' one executor, jobs/job_kinds.h), store the result and finish
+// it. Every change is published on
 // JobEvents. Cancel and Delete reach a running job through its JobContext (checked by the executor
 // between batches). Drain stops taking jobs, lets running ones finish within a grace period, then
 // stops them and puts them back in the queue (QUEUED in the store) for the next start.

@@ -475,10 +475,11 @@ TEST_F(JobCliTest, AWaitThatTimesOutLeavesTheJobRunningAndSaysHowToFollowIt) {
   EXPECT_NE(timed_out.err.find("has not finished within 0.3 s (--timeout-seconds); it goes on"),
             std::string::npos)
       << timed_out.err;
-  const auto at = timed_out.err.find("`attattr wait jobs/");
+  const std::string follow = "`attattr wait ";
+  const auto at = timed_out.err.find(follow + "jobs/");
   ASSERT_NE(at, std::string::npos) << timed_out.err;
-  const std::string name =
-      timed_out.err.substr(at + 15, timed_out.err.find(' ', at + 15) - at - 15);
+  const auto begin = at + follow.size();
+  const std::string name = timed_out.err.substr(begin, timed_out.err.find(' ', begin) - begin);
   auto waited = RunCli("wait " + name + Server() + " --timeout-seconds 300");
   EXPECT_EQ(waited.exit_code, 0) << waited.Describe();
   EXPECT_EQ(json::parse(waited.out)["state"], "SUCCEEDED");
