@@ -88,10 +88,10 @@ absl::Status RunRemote(const ExplainFlags& flags, const std::vector<engine::Exam
                             : model.status().code(),
                         model.status().message());
   }
-  ATTATTR_ASSIGN_OR_RETURN(auto target, ParseTarget(flags.target, model->labels));
+  ATTATTR_ASSIGN_OR_RETURN(auto target, ParseTarget(flags.target, model->info.labels));
   options.target = target;
-  ATTATTR_RETURN_IF_ERROR(CheckTreeLayers(flags, options, model->num_layers));
-  RenderContext ctx{flags.model, flags.target, flags.rule, flags.steps, model->labels};
+  ATTATTR_RETURN_IF_ERROR(CheckTreeLayers(flags, options, model->info.num_layers));
+  RenderContext ctx{flags.model, flags.target, flags.rule, flags.steps, model->info.labels};
   const bool want_tree = WantsTree(flags);
   for (size_t i = 0; i < examples.size(); ++i) {
     engine::AttributionTree tree;

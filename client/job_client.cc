@@ -69,6 +69,20 @@ struct JobClient::Impl {
     SetCallDeadline(ctx, deadline_seconds, extra_ms);
   }
 
+  // One unary call: a fresh context with the per-call deadline (plus `extra_ms`), the reply or
+  // the status as FromGrpc words it.
+  template <typename Request, typename Response>
+  absl::StatusOr<Response> Unary(
+      grpc::Status (v1::Attattr::Stub::*method)(grpc::ClientContext*, const Request&, Response*),
+      const Request& request, const std::string& subject, int64_t extra_ms = 0) const {
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx, extra_ms);
+    Response response;
+    ATTATTR_RETURN_IF_ERROR(
+        FromGrpc((stub.get()->*method)(&ctx, request, &response), ctx, subject, extra_ms));
+    return response;
+  }
+
   // The one place a gRPC status becomes the CLI's message. `subject` names what the call was
   // about ("job jobs/x", "model m"); `waited_ms` is added to the deadline reported.
   absl::Status FromGrpc(const grpc::Status& s, const grpc::ClientContext& ctx,
@@ -134,65 +148,38 @@ JobClient::JobClient(const std::string& server, double deadline_seconds)
 JobClient::~JobClient() = default;
 
 absl::StatusOr<v1::Job> JobClient::Submit(const v1::SubmitJobRequest& request) {
-  grpc::ClientContext ctx;
-  impl_->SetDeadline(&ctx);
-  v1::Job job;
-  const std::string subject = absl::StrCat("model ", request.spec().model());
-  ATTATTR_RETURN_IF_ERROR(
-      impl_->FromGrpc(impl_->stub->SubmitJob(&ctx, request, &job), ctx, subject));
-  return job;
+  return impl_->Unary(&v1::Attattr::Stub::SubmitJob, request,
+                      absl::StrCat("model ", request.spec().model()));
 }
 
 absl::StatusOr<v1::Job> JobClient::Get(const std::string& name) {
-  grpc::ClientContext ctx;
-  impl_->SetDeadline(&ctx);
   v1::GetJobRequest req;
   req.set_name(name);
-  v1::Job job;
-  ATTATTR_RETURN_IF_ERROR(
-      impl_->FromGrpc(impl_->stub->GetJob(&ctx, req, &job), ctx, "job " + name));
-  return job;
+  return impl_->Unary(&v1::Attattr::Stub::GetJob, req, "job " + name);
 }
 
 absl::StatusOr<v1::ListJobsResponse> JobClient::List(const v1::ListJobsRequest& request) {
-  grpc::ClientContext ctx;
-  impl_->SetDeadline(&ctx);
-  v1::ListJobsResponse resp;
-  ATTATTR_RETURN_IF_ERROR(impl_->FromGrpc(impl_->stub->ListJobs(&ctx, request, &resp), ctx, ""));
-  return resp;
+  return impl_->Unary(&v1::Attattr::Stub::ListJobs, request, "");
 }
 
 absl::StatusOr<v1::Job> JobClient::Wait(const std::string& name, int64_t timeout_ms) {
   timeout_ms = std::clamp<int64_t>(timeout_ms, 0, kMaxWaitTimeoutMs);
-  grpc::ClientContext ctx;
-  impl_->SetDeadline(&ctx, timeout_ms);
   v1::WaitJobRequest req;
   req.set_name(name);
   req.set_timeout_ms(timeout_ms);
-  v1::Job job;
-  ATTATTR_RETURN_IF_ERROR(
-      impl_->FromGrpc(impl_->stub->WaitJob(&ctx, req, &job), ctx, "job " + name, timeout_ms));
-  return job;
+  return impl_->Unary(&v1::Attattr::Stub::WaitJob, req, "job " + name, timeout_ms);
 }
 
 absl::StatusOr<v1::Job> JobClient::Cancel(const std::string& name) {
-  grpc::ClientContext ctx;
-  impl_->SetDeadline(&ctx);
   v1::CancelJobRequest req;
   req.set_name(name);
-  v1::Job job;
-  ATTATTR_RETURN_IF_ERROR(
-      impl_->FromGrpc(impl_->stub->CancelJob(&ctx, req, &job), ctx, "job " + name));
-  return job;
+  return impl_->Unary(&v1::Attattr::Stub::CancelJob, req, "job " + name);
 }
 
 absl::Status JobClient::Delete(const std::string& name) {
-  grpc::ClientContext ctx;
-  impl_->SetDeadline(&ctx);
   v1::DeleteJobRequest req;
   req.set_name(name);
-  v1::DeleteJobResponse resp;
-  return impl_->FromGrpc(impl_->stub->DeleteJob(&ctx, req, &resp), ctx, "job " + name);
+  return impl_->Unary(&v1::Attattr::Stub::DeleteJob, req, "job " + name).status();
 }
 
 absl::Status JobClient::Watch(const std::string& name,
@@ -280,13 +267,10 @@ absl::StatusOr<v1::JobResult> JobClient::GetResult(const std::string& name) {
 }
 
 absl::StatusOr<std::vector<std::string>> JobClient::ModelLabels(const std::string& model) {
-  grpc::ClientContext ctx;
-  impl_->SetDeadline(&ctx);
   v1::GetModelRequest req;
   req.set_name(model);
-  v1::Model m;
-  ATTATTR_RETURN_IF_ERROR(
-      impl_->FromGrpc(impl_->stub->GetModel(&ctx, req, &m), ctx, "model " + model));
+  ATTATTR_ASSIGN_OR_RETURN(const v1::Model m,
+                           impl_->Unary(&v1::Attattr::Stub::GetModel, req, "model " + model));
   return std::vector<std::string>(m.labels().begin(), m.labels().end());
 }
 

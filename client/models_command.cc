@@ -29,13 +29,13 @@ absl::Status RunModels(const ModelsFlags& flags, std::ostream& out) {
     nlohmann::json list = nlohmann::json::array();
     for (const auto& m : *models) {
       list.push_back({{"name", m.name},
-                      {"architecture", m.architecture},
-                      {"num_layers", m.num_layers},
-                      {"num_heads", m.num_heads},
-                      {"hidden_size", m.hidden_size},
-                      {"max_length", m.max_length},
-                      {"has_classifier", m.has_classifier},
-                      {"labels", m.labels}});
+                      {"architecture", m.info.architecture},
+                      {"num_layers", m.info.num_layers},
+                      {"num_heads", m.info.num_heads},
+                      {"hidden_size", m.info.hidden_size},
+                      {"max_length", m.info.max_length},
+                      {"has_classifier", m.info.has_classifier},
+                      {"labels", m.info.labels}});
     }
     out << nlohmann::json{{"models", list}}.dump() << "\n";
     return absl::OkStatus();
@@ -45,10 +45,11 @@ absl::Status RunModels(const ModelsFlags& flags, std::ostream& out) {
                 "LAYERSxH", "HIDDEN", "MAX_LEN", "LABELS");
   out << line;
   for (const auto& m : *models) {
-    const std::string shape = absl::StrCat(m.num_layers, "x", m.num_heads);
-    const std::string labels = m.has_classifier ? absl::StrJoin(m.labels, ",") : "(encoder-only)";
+    const std::string shape = absl::StrCat(m.info.num_layers, "x", m.info.num_heads);
+    const std::string labels =
+        m.info.has_classifier ? absl::StrJoin(m.info.labels, ",") : "(encoder-only)";
     std::snprintf(line, sizeof line, "%-28s %-30s %8s %7d %8d  %s\n", m.name.c_str(),
-                  m.architecture.c_str(), shape.c_str(), m.hidden_size, m.max_length,
+                  m.info.architecture.c_str(), shape.c_str(), m.info.hidden_size, m.info.max_length,
                   labels.c_str());
     out << line;
   }

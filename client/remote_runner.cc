@@ -27,16 +27,7 @@ absl::Status FromGrpc(const grpc::Status& s, const std::string& server) {
 }
 
 RemoteModel FromProto(const v1::Model& model) {
-  RemoteModel out;
-  out.name = model.name();
-  out.architecture = model.architecture();
-  out.num_layers = model.num_layers();
-  out.num_heads = model.num_heads();
-  out.hidden_size = model.hidden_size();
-  out.max_length = model.max_length();
-  out.labels.assign(model.labels().begin(), model.labels().end());
-  out.has_classifier = model.has_classifier();
-  return out;
+  return RemoteModel{model.name(), convert::ModelInfoFromProto(model)};
 }
 
 }  // namespace

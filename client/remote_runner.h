@@ -12,17 +12,11 @@
 
 namespace attattr::client {
 
+// A served model: its name and what the server says of it (convert::ModelInfoFromProto).
 struct RemoteModel {
   std::string name;
-  std::string architecture;
-  int num_layers = 0;
-  int num_heads = 0;
-  int hidden_size = 0;
-  int max_length = 0;
-  std::vector<std::string> labels;
-  bool has_classifier = false;
+  engine::ModelInfo info;
 };
-
 class RemoteRunner {
  public:
   // `server` is HOST:PORT; `deadline_seconds` bounds each call.

@@ -38,11 +38,7 @@ absl::StatusOr<v1::TriggerSearchResult> RunLocal(const TriggersCommand::Flags& f
   if (!info.has_classifier)
     return InvalidFlag("--model", "trigger search needs a classifier checkpoint");
   if (auto i = engine::FirstUnplaceableExample(mining, evaluation)) {
-    return InvalidFlag("--eval-set",
-                       absl::StrCat("example ", *i,
-                                    " is a single sentence but --mine-set has "
-                                    "sentence pairs: patterns mined from a second sentence cannot "
-                                    "be placed"));
+    return InvalidFlag("--eval-set", engine::UnplaceableExampleMessage(*i, "--mine-set"));
   }
   const std::vector<int> labels = engine::GoldLabels(evaluation);
   if (auto s = engine::CheckGoldLabels(info, labels, "evaluation_labels"); !s.ok()) {

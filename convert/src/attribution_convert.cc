@@ -246,4 +246,18 @@ void ModelToProto(const std::string& name, const engine::ModelInfo& info, v1::Mo
   out->set_device(info.device);
 }
 
+engine::ModelInfo ModelInfoFromProto(const v1::Model& model) {
+  engine::ModelInfo info;
+  info.architecture = model.architecture();
+  info.num_layers = model.num_layers();
+  info.num_heads = model.num_heads();
+  info.hidden_size = model.hidden_size();
+  info.max_length = model.max_length();
+  info.has_classifier = model.has_classifier();
+  info.labels.assign(model.labels().begin(), model.labels().end());
+  info.parameter_count = model.parameter_count();
+  info.device = model.device();
+  return info;
+}
+
 }  // namespace attattr::convert

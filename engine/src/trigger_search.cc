@@ -107,6 +107,12 @@ std::optional<size_t> FirstUnplaceableExample(const std::vector<Example>& mining
   return std::nullopt;
 }
 
+std::string UnplaceableExampleMessage(size_t index, const std::string& mining_set) {
+  return absl::StrCat("example ", index, " is a single sentence but ", mining_set,
+                      " has sentence pairs: patterns mined from a second sentence cannot be "
+                      "placed");
+}
+
 absl::Status ValidateTriggerSearchOptions(const Model& model, const TriggerSearchOptions& o) {
   if (!model.info().has_classifier) {
     return absl::InvalidArgumentError("model: trigger search needs a classifier checkpoint");

@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_replace.h"
 #include "nlohmann/json.hpp"
 
 namespace attattr::report {
@@ -56,32 +57,12 @@ double ScoreInto(const AttributionTree& tree, const Structure& s, int position) 
 // A DOT quoted-string body: quotes and backslashes escaped; &, <, > as the HTML entities
 // Graphviz decodes in labels, so no token can end the string or be misread as an entity.
 std::string DotEscape(const std::string& text) {
-  std::string out;
-  for (char c : text) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
+  return absl::StrReplaceAll(text, {{"\"", "\\\""},
+                                    {"\\", "\\\\"},
+                                    {"\n", "\\n"},
+                                    {"&", "&amp;"},
+                                    {"<", "&lt;"},
+                                    {">", "&gt;"}});
 }
 
 void TextLines(const AttributionTree& tree, const Structure& s, int position,

@@ -77,11 +77,7 @@ absl::StatusOr<TriggerSearchJob> PrepareTriggerSearchJob(const v1::JobSpec& spec
   job.evaluation_labels = engine::GoldLabels(evaluation);
 
   if (auto i = engine::FirstUnplaceableExample(mining, evaluation)) {
-    return Invalid("evaluation_set",
-                   absl::StrCat("example ", *i,
-                                " is a single sentence but mining_set has "
-                                "sentence pairs: patterns mined from a second sentence "
-                                "cannot be placed"));
+    return Invalid("evaluation_set", engine::UnplaceableExampleMessage(*i, "mining_set"));
   }
   if (auto s = engine::ValidateTriggerSearchOptions(*model, job.options); !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(kField, ".", s.message()));

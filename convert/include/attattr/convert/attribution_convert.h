@@ -50,5 +50,7 @@ void TreeToProto(const engine::AttributionTree& tree, v1::AttributionTree* out);
 engine::AttributionTree TreeFromProto(const v1::ExampleAttribution& a);
 
 void ModelToProto(const std::string& name, const engine::ModelInfo& info, v1::Model* out);
+// What a served model's description says of it (the fields ModelToProto fills).
+engine::ModelInfo ModelInfoFromProto(const v1::Model& model);
 
 }  // namespace attattr::convert

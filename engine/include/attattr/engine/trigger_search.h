@@ -68,6 +68,9 @@ absl::Status ValidateTriggerSearchOptions(const Model& model, const TriggerSearc
 // before mining, naming their own fields.
 std::optional<size_t> FirstUnplaceableExample(const std::vector<Example>& mining,
                                               const std::vector<Example>& evaluation);
+// The words for it, naming the mining set as the caller calls it: "example 3 is a single sentence
+// but <mining_set> has sentence pairs: patterns mined from a second sentence cannot be placed".
+std::string UnplaceableExampleMessage(size_t index, const std::string& mining_set);
 
 // One pattern per mining encoding, in input order (empty tokens when only [CLS]/[SEP] were
 // involved). Progress stage "mining"; CancelledError when `control` asks to stop.
