@@ -28,13 +28,12 @@ ARG VARIANT
 ARG LIBTORCH_URL=https://download.pytorch.org/libtorch/cu126/libtorch-cxx11-abi-shared-with-deps-2.7.1%2Bcu126.zip
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 WORKDIR /src
-# Packages: exactly the list and the filter scripts/setup.sh uses (CUDA: all but libtorch-dev;
-# never chromium, which only the report browser test needs).
+# Packages: exactly the build's list and the filter scripts/setup.sh uses (CUDA: all but
+# libtorch-dev). scripts/dev-packages.txt (tests, style checks, the image build) stays out.
 COPY scripts/packages.txt scripts/packages.txt
 # hadolint ignore=DL3008
 RUN apt-get update -qq \
  && grep -v '^\s*#' scripts/packages.txt | sed '/^\s*$/d' \
-    | grep -vx chromium \
     | { if [ "$VARIANT" = cuda ]; then grep -vx libtorch-dev; else cat; fi; } \
     | xargs env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
  && if [ "$VARIANT" = cuda ]; then \

@@ -13,6 +13,7 @@
 #include "explain_command.h"
 #include "grpc_call.h"
 #include "heads_command.h"
+#include "health_command.h"
 #include "job_commands.h"
 #include "models_command.h"
 #include "report_command.h"
@@ -24,7 +25,8 @@ constexpr const char* kUsage =
     "usage: attattr explain [--model DIR] --text TEXT [--text-pair TEXT] [--steps M] [--rule RULE] "
     "[--target T] [--layers L] [--format json|text] [--tree [--tau T]] [--tree-dot FILE] "
     "[--tree-svg FILE] [--server HOST:PORT]\n"
-    "       attattr models --server HOST:PORT [--format json|text]\n"
+    "       attattr models --server HOST:PORT [--format json|text]   attattr health --server "
+    "HOST:PORT [--service NAME]\n"
     "       attattr submit --server HOST:PORT --model M (--text T [--text-pair P] ... | --dataset "
     "PATH [--limit N]) [options]\n"
     "       attattr get|wait|watch|cancel|delete JOB --server HOST:PORT   attattr list --server "
@@ -98,6 +100,7 @@ int main(int argc, char** argv) {
   attattr::client::AddDeadlineFlag(models, &mf.deadline);
   attattr::client::JobCommands jobs(app);
   attattr::client::ReportCommand report(app);
+  attattr::client::HealthCommand health(app);
   attattr::client::HeadsCommand heads(app, DefaultModel(argv[0]));
   attattr::client::TriggersCommand triggers(app, DefaultModel(argv[0]));
   app.footer(
@@ -122,6 +125,11 @@ int main(int argc, char** argv) {
   }
   if (triggers.Parsed()) {
     const int rc = triggers.Run(std::cout, std::cerr);
+    if (rc == attattr::client::kExitUsage) std::cerr << kUsage;
+    return rc;
+  }
+  if (health.Parsed()) {
+    const int rc = health.Run(std::cout, std::cerr);
     if (rc == attattr::client::kExitUsage) std::cerr << kUsage;
     return rc;
   }

