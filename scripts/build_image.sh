@@ -9,7 +9,9 @@
 #                             does (the runtime stage's base)
 # and passes them as BUILD_IMAGE / RUNTIME_IMAGE. The Dockerfile itself is unchanged: on a machine
 # with Docker, `docker build -t attattr:cpu .` builds the same stages from Docker Hub's debian:12.
-# Layers are cached (buildah --layers): a second build with unchanged sources takes seconds.
+# Layers are cached (buildah --layers): a second build with unchanged sources takes seconds. The
+# image is in Docker's format (--format docker), as `docker build` makes it: OCI's has no SHELL,
+# and the Dockerfile's RUN steps rely on its `bash -o pipefail`.
 #
 # usage: scripts/build_image.sh [--tag NAME] [--no-cache] [--bases-only]
 #   ATTATTR_DEBIAN_MIRROR   the Debian mirror debootstrap and apt use (default deb.debian.org)
@@ -103,7 +105,7 @@ $bases_only && exit 0
 # 3. The image ---------------------------------------------------------------------------------
 log "buildah build -t $tag (CPU variant, bases $base and $slim)"
 start=$(date +%s)
-buildah build --isolation chroot --network host --pull=never "${cache[@]}" \
+buildah build --isolation chroot --network host --pull=never --format docker "${cache[@]}" \
   --build-arg VARIANT=cpu --build-arg BUILD_IMAGE="$base" --build-arg RUNTIME_IMAGE="$slim" \
   -f Dockerfile -t "$tag" .
 log "built $tag in $(($(date +%s) - start)) s: $(buildah images --format '{{.Size}}' "$tag" | head -1)"

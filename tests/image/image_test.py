@@ -119,7 +119,7 @@ def image_contents(root):
     total = sum(s for s, _ in sizes)
     by_top = {}
     for s, p in sizes:
-        key = "/".join(p.split("/")[:3])
+        key = "/".join(os.path.dirname(p).split("/")[:3])
         by_top[key] = by_top.get(key, 0) + s
     print("     file system: %.0f MB in %d files; largest directories:" % (total / 1e6, len(sizes)))
     for key, s in sorted(by_top.items(), key=lambda kv: -kv[1])[:6]:
