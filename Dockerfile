@@ -16,6 +16,8 @@
 #   scripts/packages.txt installs there unchanged; LIBTORCH_URL picks another LibTorch build.)
 #
 # Run: docker run -p 50051:50051 -p 9464:9464 -v /srv/models:/models:ro attattr:cpu
+# Without a Docker engine (as in CI): scripts/build_image.sh builds this same file with buildah on
+# debootstrapped Debian bases (tests/image checks and serves the result).
 # See deploy/README.md for Kubernetes (Helm chart helm/attattr).
 
 ARG VARIANT=cpu
