@@ -6,6 +6,7 @@
 #include <chrono>
 
 #include "absl/strings/str_cat.h"
+#include "attattr/base/quote.h"
 #include "attattr/convert/attribution_convert.h"
 #include "attattr/engine/attention_attribution.h"
 #include "jobs/job_convert.h"
@@ -87,16 +88,32 @@ grpc::ServerUnaryReactor* AttattrService::Explain(grpc::CallbackServerContext* c
     FinishRpc("Explain", ctx, start, reactor, Draining("Explain"));
     return reactor;
   }
+  // Tokenizing runs on the validation pool: a reaction thread only queues the call.
+  const bool queued =
+      d_.validation_pool.TrySchedule([this, ctx, request, response, reactor, start] {
+        CompleteExplain(ctx, request, response, reactor, start);
+      });
+  if (!queued) {
+    FinishRpc("Explain", ctx, start, reactor,
+              grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                           "Explain: too many calls waiting for validation "
+                           "(--max-pending-validations); retry later"));
+  }
+  return reactor;
+}
+
+void AttattrService::CompleteExplain(grpc::CallbackServerContext* ctx,
+                                     const v1::ExplainRequest* request,
+                                     v1::ExplainResponse* response,
+                                     grpc::ServerUnaryReactor* reactor, Clock::time_point start) {
+  if (ctx->IsCancelled()) {
+    return FinishRpc("Explain", ctx, start, reactor,
+                     grpc::Status(grpc::StatusCode::CANCELLED, "Explain: cancelled by the client"));
+  }
   auto model = d_.models.Find(request->model());
-  if (!model.ok()) {
-    FinishRpc("Explain", ctx, start, reactor, ToGrpcStatus(model.status()));
-    return reactor;
-  }
+  if (!model.ok()) return FinishRpc("Explain", ctx, start, reactor, ToGrpcStatus(model.status()));
   auto call = ExplainFromProto(*request, **model, d_.config);
-  if (!call.ok()) {
-    FinishRpc("Explain", ctx, start, reactor, ToGrpcStatus(call.status()));
-    return reactor;
-  }
+  if (!call.ok()) return FinishRpc("Explain", ctx, start, reactor, ToGrpcStatus(call.status()));
   AttributionItem item;
   item.model = call->model;
   item.options = call->options;
@@ -126,7 +143,6 @@ grpc::ServerUnaryReactor* AttattrService::Explain(grpc::CallbackServerContext* c
         grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
                      "Explain: too many calls waiting (--max-pending-explains); retry later"));
   }
-  return reactor;
 }
 
 grpc::ServerUnaryReactor* AttattrService::SubmitJob(grpc::CallbackServerContext* ctx,
@@ -147,13 +163,14 @@ grpc::ServerUnaryReactor* AttattrService::SubmitJob(grpc::CallbackServerContext*
     return finish(ToGrpcStatus(absl::InvalidArgumentError("spec: required")));
   }
   // Validation reads dataset files and tokenizes every example: not on a reaction thread.
-  const bool queued = d_.submit_pool.TrySchedule([this, ctx, request, response, reactor, start] {
-    CompleteSubmitJob(ctx, request, response, reactor, start);
-  });
+  const bool queued =
+      d_.validation_pool.TrySchedule([this, ctx, request, response, reactor, start] {
+        CompleteSubmitJob(ctx, request, response, reactor, start);
+      });
   if (!queued) {
     return finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
                                "SubmitJob: too many submissions waiting for validation "
-                               "(--max-pending-submits); retry later"));
+                               "(--max-pending-validations); retry later"));
   }
   return reactor;
 }
@@ -193,10 +210,10 @@ void AttattrService::CompleteSubmitJob(grpc::CallbackServerContext* ctx,
   if (!submitted->created &&
       (submitted->record.kind != record.kind || submitted->record.model != record.model ||
        submitted->record.spec != record.spec)) {
-    return finish(
-        grpc::Status(grpc::StatusCode::ALREADY_EXISTS,
-                     absl::StrCat("request_id: '", record.request_id, "' was already used for job ",
-                                  submitted->record.id, " with a different spec")));
+    return finish(grpc::Status(
+        grpc::StatusCode::ALREADY_EXISTS,
+        absl::StrCat("request_id: ", QuoteInput(record.request_id), " was already used for job ",
+                     submitted->record.id, " with a different spec")));
   }
   JobToProto(submitted->record, UnixNowMs(), response);
   finish(grpc::Status::OK, submitted->record.id);

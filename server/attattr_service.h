@@ -1,9 +1,9 @@
-// The attattr.v1.Attattr gRPC service (callback API). Handlers validate and convert requests, then
-// hand work on: Explain items to the dynamic batcher, job specs to the submit pool (which reads
-// and tokenizes their examples, then stores and queues the job); they never run the engine, read
-// files or tokenize datasets on a reaction thread. WaitJob and WatchJob subscribe to JobEvents
-// instead of blocking; streams keep one write in flight. Every call ends with one access-log line
-// and the RPC metrics (RecordRpc). Thread-safe: one instance serves every call.
+// The attattr.v1.Attattr gRPC service (callback API). Handlers do constant-time checks and hand
+// work on: Explain calls and job specs to the validation pool (which validates, reads datasets and
+// tokenizes, then gives Explain items to the dynamic batcher and stores and queues jobs); they
+// never run the engine, read files or tokenize on a reaction thread. WaitJob and WatchJob subscribe
+// to JobEvents instead of blocking; streams keep one write in flight. Every call ends with one
+// access-log line and the RPC metrics (RecordRpc). Thread-safe: one instance serves every call.
 #pragma once
 
 #include <atomic>
@@ -32,7 +32,7 @@ struct ServiceDeps {
   const ModelRegistry& models;
   AttributionBatcher& batcher;
   const JobKinds& job_kinds;
-  WorkerPool& submit_pool;  // SubmitJob's validation runs here, off the reaction threads
+  WorkerPool& validation_pool;  // Explain's and SubmitJob's validation, off the reaction threads
   JobScheduler& scheduler;
   store::JobStore& store;
   JobEvents& events;
@@ -86,7 +86,12 @@ class AttattrService final : public v1::Attattr::CallbackService {
   const ServiceDeps& deps() const { return d_; }
 
  private:
-  // SubmitJob's work on the submit pool: validation (the job kind's Prepare), then store and
+  // Explain's work on the validation pool: the model, the request's validation and tokenizing,
+  // then the batcher; finishes the call on failure (the batcher finishes it otherwise).
+  void CompleteExplain(grpc::CallbackServerContext* ctx, const v1::ExplainRequest* request,
+                       v1::ExplainResponse* response, grpc::ServerUnaryReactor* reactor,
+                       std::chrono::steady_clock::time_point start);
+  // SubmitJob's work on the validation pool: validation (the job kind's Prepare), then store and
   // queue; finishes the call.
   void CompleteSubmitJob(grpc::CallbackServerContext* ctx, const v1::SubmitJobRequest* request,
                          v1::Job* response, grpc::ServerUnaryReactor* reactor,

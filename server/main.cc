@@ -18,6 +18,8 @@ int main(int argc, char** argv) {
   int grace_seconds = 30;
   int64_t budget_mib = config.memory_budget_bytes >> 20;
   int64_t result_mib = config.max_result_bytes >> 20;
+  int64_t request_mib = config.max_request_bytes >> 20;
+  int64_t dataset_mib = config.max_dataset_bytes >> 20;
   CLI::App app{"attattr-server: self-attention attribution as a gRPC service"};
   app.set_config("--config", "", "Read options from an INI/TOML file");
   app.add_option("--models", config.models_dir,
@@ -62,17 +64,28 @@ int main(int argc, char** argv) {
                  "Dynamic batching: longest wait of the oldest item for others, microseconds")
       ->envname("ATTATTR_BATCH_MAX_DELAY_US")
       ->capture_default_str();
-  app.add_option("--submit-workers", config.submit_workers,
-                 "Threads validating SubmitJob specs (reading datasets, tokenizing)")
-      ->envname("ATTATTR_SUBMIT_WORKERS")
+  app.add_option("--max-text-bytes", config.max_text_bytes,
+                 "Longest text (example, pair, reference) in bytes, refused before tokenizing")
+      ->envname("ATTATTR_MAX_TEXT_BYTES")
       ->capture_default_str();
-  app.add_option("--max-pending-submits", config.max_pending_submits,
+  app.add_option("--max-request-mib", request_mib, "Largest request message gRPC accepts, MiB")
+      ->envname("ATTATTR_MAX_REQUEST_MIB")
+      ->capture_default_str();
+  app.add_option("--validation-workers", config.validation_workers,
+                 "Threads validating SubmitJob specs (reading datasets, tokenizing)")
+      ->envname("ATTATTR_VALIDATION_WORKERS")
+      ->capture_default_str();
+  app.add_option("--max-pending-validations", config.max_pending_validations,
                  "SubmitJob calls waiting for validation before RESOURCE_EXHAUSTED")
-      ->envname("ATTATTR_MAX_PENDING_SUBMITS")
+      ->envname("ATTATTR_MAX_PENDING_VALIDATIONS")
       ->capture_default_str();
   app.add_option("--max-queued-jobs", config.max_queued_jobs,
                  "Jobs waiting to run before SubmitJob answers RESOURCE_EXHAUSTED")
       ->envname("ATTATTR_MAX_QUEUED_JOBS")
+      ->capture_default_str();
+  app.add_option("--max-dataset-mib", dataset_mib,
+                 "Most MiB read from one dataset file (only as far as a job's examples need)")
+      ->envname("ATTATTR_MAX_DATASET_MIB")
       ->capture_default_str();
   app.add_option("--max-job-examples", config.max_job_examples, "Most examples in one job")
       ->envname("ATTATTR_MAX_JOB_EXAMPLES")
@@ -128,6 +141,8 @@ int main(int argc, char** argv) {
   }
   config.memory_budget_bytes = budget_mib << 20;
   config.max_result_bytes = result_mib << 20;
+  config.max_request_bytes = request_mib << 20;
+  config.max_dataset_bytes = dataset_mib << 20;
   if (auto s = config.Validate(); !s.ok()) {
     std::cerr << "error: " << s.message() << "\n";
     return 2;

@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "attattr/base/quote.h"
 
 namespace attattr::server {
 
@@ -35,7 +36,8 @@ absl::StatusOr<std::unique_ptr<ModelRegistry>> ModelRegistry::Load(
 absl::StatusOr<const engine::Model*> ModelRegistry::Find(const std::string& name) const {
   auto it = models_.find(name);
   if (it == models_.end()) {
-    return absl::NotFoundError(absl::StrCat("model: '", name, "' is not served (ListModels)"));
+    return absl::NotFoundError(
+        absl::StrCat("model: ", QuoteInput(name), " is not served (ListModels)"));
   }
   return it->second.get();
 }

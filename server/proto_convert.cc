@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "absl/strings/str_cat.h"
+#include "attattr/base/field_error.h"
 #include "attattr/base/status_macros.h"
 #include "attattr/convert/attribution_convert.h"
 #include "attattr/engine/attribution_tree.h"
@@ -65,6 +66,8 @@ absl::StatusOr<engine::AttributionOptions> AttributionOptionsFromProto(
                    absl::StrCat(t.class_index(), " is not a class of this model (0..",
                                 info.labels.size() - 1, ")"));
   }
+  ATTATTR_RETURN_IF_ERROR(
+      CheckTextBytes(t.reference_text(), config, field + ".target.reference_text"));
   if (o.target.kind == engine::TargetKind::kEmbeddingSimilarity && t.reference_text().empty()) {
     return Invalid(field + ".target.reference_text", "required for EMBEDDING_SIMILARITY");
   }
@@ -72,6 +75,13 @@ absl::StatusOr<engine::AttributionOptions> AttributionOptionsFromProto(
     return Invalid(field, std::string(s.message()));
   }
   return o;
+}
+
+absl::Status CheckTextBytes(absl::string_view text, const ServerConfig& config,
+                            const std::string& field) {
+  if (static_cast<int64_t>(text.size()) <= config.max_text_bytes) return absl::OkStatus();
+  return Invalid(field, absl::StrCat(text.size(), " bytes, above the server's limit of ",
+                                     config.max_text_bytes, " (--max-text-bytes)"));
 }
 
 absl::StatusOr<ExplainCall> ExplainFromProto(const v1::ExplainRequest& request,
@@ -82,6 +92,8 @@ absl::StatusOr<ExplainCall> ExplainFromProto(const v1::ExplainRequest& request,
   const auto& ex = request.example();
   if (ex.text().empty()) return Invalid("example.text", "empty");
   if (ex.has_text_pair() && ex.text_pair().empty()) return Invalid("example.text_pair", "empty");
+  ATTATTR_RETURN_IF_ERROR(CheckTextBytes(ex.text(), config, "example.text"));
+  ATTATTR_RETURN_IF_ERROR(CheckTextBytes(ex.text_pair(), config, "example.text_pair"));
   const int limit = std::min(config.max_explain_tokens, model.info().max_length);
   std::optional<std::string_view> pair;
   if (ex.has_text_pair()) pair = ex.text_pair();
@@ -93,6 +105,10 @@ absl::StatusOr<ExplainCall> ExplainFromProto(const v1::ExplainRequest& request,
         "example.text",
         absl::StrCat(full->size(), " word pieces (with [CLS]/[SEP]) exceed the limit of ", limit,
                      " (the model's maximum length and --max-explain-tokens)"));
+  }
+  if (auto s = engine::CheckSegmentsHaveWordPieces(*full, ex.has_text_pair()); !s.ok()) {
+    const auto field = GetFieldError(s);
+    return field ? Invalid("example." + field->field.name, field->what) : s;
   }
   call.encoding = std::move(*full);
   ATTATTR_ASSIGN_OR_RETURN(

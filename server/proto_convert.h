@@ -23,6 +23,11 @@ struct ExplainCall {
   v1::ResultOptions result;
 };
 
+// InvalidArgument naming `field` and --max-text-bytes when `text` is longer than the server takes;
+// checked before any tokenizing.
+absl::Status CheckTextBytes(absl::string_view text, const ServerConfig& config,
+                            const std::string& field);
+
 // Validates `request` against `model` and the server limits. InvalidArgument naming the field.
 absl::StatusOr<ExplainCall> ExplainFromProto(const v1::ExplainRequest& request,
                                              const engine::Model& model,

@@ -65,6 +65,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
+  builder.SetMaxReceiveMessageSize(static_cast<int>(config.max_request_bytes));
   builder.AddListeningPort(config.listen, grpc::InsecureServerCredentials(), &server->port_);
   builder.RegisterService(server->service_.get());
   server->grpc_ = builder.BuildAndStart();
@@ -134,9 +135,10 @@ absl::Status Server::StartJobs() {
         running.Set(scheduler->Running());
       }));
 
-  submit_pool_ = std::make_unique<WorkerPool>(config_.submit_workers, config_.max_pending_submits);
+  validation_pool_ =
+      std::make_unique<WorkerPool>(config_.validation_workers, config_.max_pending_validations);
   service_ = std::make_unique<AttattrService>(ServiceDeps{config_, *models_, *batcher_, *job_kinds_,
-                                                          *submit_pool_, *scheduler_, *store_,
+                                                          *validation_pool_, *scheduler_, *store_,
                                                           events_, *timers_, *metrics_, log_});
   ScheduleRetentionSweep();
   return absl::OkStatus();
@@ -160,10 +162,10 @@ void Server::ScheduleRetentionSweep() {
 
 Server::~Server() {
   if (grpc_) Shutdown(std::chrono::milliseconds(0));
-  if (submit_pool_) submit_pool_->Stop();
+  if (validation_pool_) validation_pool_->Stop();
   grpc_.reset();
   service_.reset();
-  submit_pool_.reset();
+  validation_pool_.reset();
   metrics_http_.reset();
   gpu_collector_.reset();
   for (auto id : collect_callbacks_) registry_.RemoveCollectCallback(id);
@@ -183,7 +185,8 @@ void Server::Shutdown(std::chrono::milliseconds grace) {
   health->SetServingStatus("", false);
   health->SetServingStatus("attattr.v1.Attattr", false);
   service_->BeginDrain();
-  submit_pool_->Stop();  // submissions already taken are validated and queued (run after restart)
+  validation_pool_
+      ->Stop();  // submissions already taken are validated and queued (run after restart)
   scheduler_->Drain(grace);
   events_.StopAll();
   // In-flight Explain calls finish within what is left of the grace period.

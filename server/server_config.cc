@@ -39,8 +39,15 @@ absl::Status ServerConfig::Validate() const {
   if (workers < 1 || workers > 64)
     return absl::InvalidArgumentError("--workers: must be in [1, 64]");
   if (intra_op_threads < 0) return absl::InvalidArgumentError("--threads: must be >= 0");
-  if (max_explain_tokens < 2)
+  if (max_explain_tokens < 2) {
     return absl::InvalidArgumentError("--max-explain-tokens: must be >= 2");
+  }
+  if (max_text_bytes < 16 || max_text_bytes > (64 << 20)) {
+    return absl::InvalidArgumentError("--max-text-bytes: must be in [16, 67108864]");
+  }
+  if (max_request_bytes < (int64_t{1} << 20) || max_request_bytes > (int64_t{1} << 30)) {
+    return absl::InvalidArgumentError("--max-request-mib: must be in [1, 1024]");
+  }
   if (max_steps < 1 || max_steps > 1024) {
     return absl::InvalidArgumentError("--max-steps: must be in [1, 1024]");
   }
@@ -56,14 +63,17 @@ absl::Status ServerConfig::Validate() const {
   if (batch_max_delay_us < 0 || batch_max_delay_us > 1000000) {
     return absl::InvalidArgumentError("--batch-max-delay-us: must be in [0, 1000000]");
   }
-  if (submit_workers < 1 || submit_workers > 64) {
-    return absl::InvalidArgumentError("--submit-workers: must be in [1, 64]");
+  if (validation_workers < 1 || validation_workers > 64) {
+    return absl::InvalidArgumentError("--validation-workers: must be in [1, 64]");
   }
-  if (max_pending_submits < 1) {
-    return absl::InvalidArgumentError("--max-pending-submits: must be >= 1");
+  if (max_pending_validations < 1) {
+    return absl::InvalidArgumentError("--max-pending-validations: must be >= 1");
   }
   if (max_queued_jobs < 1) return absl::InvalidArgumentError("--max-queued-jobs: must be >= 1");
   if (max_job_examples < 1) return absl::InvalidArgumentError("--max-job-examples: must be >= 1");
+  if (max_dataset_bytes < (int64_t{1} << 20)) {
+    return absl::InvalidArgumentError("--max-dataset-mib: must be at least 1");
+  }
   if (max_result_bytes < (int64_t{1} << 20)) {
     return absl::InvalidArgumentError("--max-result-mib: must be at least 1");
   }

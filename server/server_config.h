@@ -30,6 +30,13 @@ struct ServerConfig {
   // Where the served models' weights live and attribution runs: "cpu", or "cuda" / "cuda:N" with a
   // CUDA LibTorch build (engine::LoadOptions::device). Default: cpu.
   std::string device = "cpu";
+  // Longest text accepted anywhere (Explain's text and text_pair, a similarity target's
+  // reference_text, every job example's texts), in bytes, checked before any tokenizing.
+  // Default: 65536 (a model's 128–512 word pieces are a few KiB of text).
+  int max_text_bytes = 65536;
+  // Largest request message gRPC accepts, bytes (gRPC's default is 4 MiB; inline job examples
+  // need more). Default: 32 MiB.
+  int64_t max_request_bytes = int64_t{32} << 20;
   // Longest Explain input in word pieces (further bounded by each model's maximum). Default: 128.
   int max_explain_tokens = 128;
   // Largest accepted integration steps m. Default: 256.
@@ -49,11 +56,14 @@ struct ServerConfig {
   int64_t batch_max_delay_us = 1000;
   // Threads that validate SubmitJob specs (read dataset files, tokenize examples) off the gRPC
   // reaction threads. Default: 2.
-  int submit_workers = 2;
+  int validation_workers = 2;
   // SubmitJob calls waiting for a validation thread before RESOURCE_EXHAUSTED. Default: 64.
-  int max_pending_submits = 64;
+  int max_pending_validations = 64;
   // Jobs waiting to run before SubmitJob answers RESOURCE_EXHAUSTED. Default: 256.
   int max_queued_jobs = 256;
+  // Most bytes read from one dataset file for a job (only as far as its examples need: a limit of
+  // 10 reads a few KiB of any file). Default: 256 MiB.
+  int64_t max_dataset_bytes = int64_t{256} << 20;
   // Examples one job may hold. Default: 10000.
   int max_job_examples = 10000;
   // Largest result one job may produce, bytes, as estimated from what the result options ask for

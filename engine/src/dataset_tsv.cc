@@ -283,4 +283,44 @@ absl::StatusOr<Dataset> ReadDataset(const std::string& path, int limit) {
   return ParseDataset(buffer.str(), path, limit);
 }
 
+absl::StatusOr<Dataset> ReadDatasetPrefix(const std::string& path, int limit, int64_t max_bytes,
+                                          const std::string& display_name) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    const int err = errno;
+    const std::string message =
+        absl::StrCat("cannot read dataset ", display_name, ": ", std::strerror(err));
+    return err == ENOENT ? absl::NotFoundError(message) : absl::InvalidArgumentError(message);
+  }
+  std::string text;
+  std::size_t chunk = 64 << 10;
+  while (true) {
+    const std::size_t want = static_cast<std::size_t>(std::min<int64_t>(
+        static_cast<int64_t>(chunk), max_bytes + 1 - static_cast<int64_t>(text.size())));
+    const std::size_t before = text.size();
+    text.resize(before + want);
+    in.read(text.data() + before, static_cast<std::streamsize>(want));
+    text.resize(before + static_cast<std::size_t>(in.gcount()));
+    if (in.bad())
+      return absl::InvalidArgumentError(absl::StrCat("cannot read dataset ", display_name));
+    const bool at_end = in.eof();
+    if (!at_end && static_cast<int64_t>(text.size()) > max_bytes) {
+      return absl::OutOfRangeError(absl::StrCat(
+          display_name, ": its first ", limit > 0 ? absl::StrCat(limit, " examples") : "examples",
+          " take more than ", max_bytes, " bytes, the most read for a dataset"));
+    }
+    if (at_end) return ParseDataset(text, display_name, limit);
+    if (limit > 0) {
+      // Whole lines only: a record is never cut except inside a quoted field, which then fails to
+      // close and sends us back for more.
+      const std::size_t last = text.rfind('\n');
+      if (last != std::string::npos) {
+        auto prefix = ParseDataset(text.substr(0, last + 1), display_name, limit);
+        if (prefix.ok() && static_cast<int>(prefix->examples.size()) >= limit) return prefix;
+      }
+    }
+    chunk *= 2;
+  }
+}
+
 }  // namespace attattr::engine

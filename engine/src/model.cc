@@ -201,7 +201,10 @@ absl::StatusOr<Encoding> Model::Encode(const Example& example) const {
   }
   std::optional<std::string_view> pair;
   if (example.text_pair) pair = *example.text_pair;
-  return impl_->tokenizer->Encode(example.text, pair, impl_->info.max_length);
+  ATTATTR_ASSIGN_OR_RETURN(Encoding encoding,
+                           impl_->tokenizer->Encode(example.text, pair, impl_->info.max_length));
+  ATTATTR_RETURN_IF_ERROR(CheckSegmentsHaveWordPieces(encoding, example.text_pair.has_value()));
+  return encoding;
 }
 
 absl::StatusOr<std::vector<Encoding>> Model::EncodeAll(const std::vector<Example>& examples) const {

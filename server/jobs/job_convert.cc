@@ -5,6 +5,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "attattr/base/quote.h"
 
 namespace attattr::server {
 
@@ -70,7 +71,7 @@ absl::Status CheckJobName(const std::string& name) {
   if (name.empty()) return absl::InvalidArgumentError("name: required (\"jobs/<id>\")");
   if (!absl::StartsWith(name, "jobs/") || name.size() > 256) {
     return absl::InvalidArgumentError(
-        absl::StrCat("name: '", name.substr(0, 64), "' is not a job name (\"jobs/<id>\")"));
+        absl::StrCat("name: ", QuoteInput(name), " is not a job name (\"jobs/<id>\")"));
   }
   return absl::OkStatus();
 }

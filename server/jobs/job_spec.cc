@@ -4,16 +4,16 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "attattr/base/field_error.h"
+#include "attattr/base/quote.h"
 #include "attattr/base/status_macros.h"
 #include "attattr/engine/dataset.h"
 #include "attattr/engine/gold_label.h"
+#include "proto_convert.h"
 
 namespace attattr::server {
 namespace {
@@ -54,14 +54,14 @@ absl::StatusOr<std::vector<engine::Example>> ReadDatasetRef(const v1::DatasetRef
   if (ref.limit() < 0) return Invalid(field + ".limit", "must be >= 0 (0 = all)");
   ATTATTR_ASSIGN_OR_RETURN(auto path,
                            ResolveDataPath(config.data_root, ref.path(), field + ".path"));
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream contents;
-  contents << in.rdbuf();
-  if (!in || in.bad()) return Prefixed(absl::InternalError("cannot be read"), field + ".path");
-  // One example past the server limit is enough to refuse the job; the rest is not parsed.
+  // One example past the server limit is enough to refuse the job; the rest is not read.
   int limit = config.max_job_examples + 1;
   if (ref.limit() > 0) limit = std::min(limit, ref.limit());
-  auto dataset = engine::ParseDataset(contents.str(), ref.path(), limit);
+  auto dataset = engine::ReadDatasetPrefix(path, limit, config.max_dataset_bytes, ref.path());
+  if (dataset.status().code() == absl::StatusCode::kOutOfRange) {
+    return Invalid(field + ".path", absl::StrCat(dataset.status().message(),
+                                                 " (--max-dataset-mib); set dataset.limit"));
+  }
   if (!dataset.ok()) return Prefixed(dataset.status(), field + ".path");
   return std::move(dataset->examples);
 }
@@ -84,6 +84,12 @@ absl::Status CheckExamples(const std::vector<engine::Example>& examples,
     if (examples[i].text_pair && examples[i].text_pair->empty()) {
       return Invalid(ExampleField(source, field, i) + ".text_pair", "empty");
     }
+    ATTATTR_RETURN_IF_ERROR(
+        CheckTextBytes(examples[i].text, config, ExampleField(source, field, i) + ".text"));
+    if (examples[i].text_pair) {
+      ATTATTR_RETURN_IF_ERROR(CheckTextBytes(*examples[i].text_pair, config,
+                                             ExampleField(source, field, i) + ".text_pair"));
+    }
   }
   return absl::OkStatus();
 }
@@ -94,10 +100,11 @@ absl::StatusOr<fs::path> ResolveUnderRoot(const std::string& root_dir, const std
   if (path.empty()) return Invalid(field, "empty");
   const fs::path relative(path);
   if (relative.has_root_name() || relative.has_root_directory()) {
-    return Invalid(field, absl::StrCat("'", path, "' is absolute; give a path under ", flag));
+    return Invalid(field, absl::StrCat(QuoteInput(path), " is absolute; give a path under ", flag));
   }
   for (const auto& part : relative) {
-    if (part == "..") return Invalid(field, absl::StrCat("'", path, "' has a '..' component"));
+    if (part == "..")
+      return Invalid(field, absl::StrCat(QuoteInput(path), " has a '..' component"));
   }
   std::error_code ec;
   const fs::path root = fs::canonical(root_dir, ec);
@@ -106,10 +113,10 @@ absl::StatusOr<fs::path> ResolveUnderRoot(const std::string& root_dir, const std
         absl::StrCat(field, ": the server's ", flag, " is unusable: ", ec.message()));
   }
   const fs::path full = fs::weakly_canonical(root / relative, ec);
-  if (ec) return Invalid(field, absl::StrCat("'", path, "': ", ec.message()));
+  if (ec) return Invalid(field, absl::StrCat(QuoteInput(path), ": ", ec.message()));
   const auto root_end = std::mismatch(root.begin(), root.end(), full.begin(), full.end()).first;
   if (root_end != root.end() || full == root) {
-    return Invalid(field, absl::StrCat("'", path, "' resolves outside ", flag, " (symlink)"));
+    return Invalid(field, absl::StrCat(QuoteInput(path), " resolves outside ", flag, " (symlink)"));
   }
   return full;
 }
@@ -126,10 +133,10 @@ absl::StatusOr<std::string> ResolveDataPath(const std::string& data_root, const 
   const fs::file_status status = fs::status(full, ec);
   if (!fs::exists(status)) {
     return absl::NotFoundError(
-        absl::StrCat(field, ": '", path, "' does not exist under --data-root"));
+        absl::StrCat(field, ": ", QuoteInput(path), " does not exist under --data-root"));
   }
   if (!fs::is_regular_file(status)) {
-    return Invalid(field, absl::StrCat("'", path, "' is not a regular file"));
+    return Invalid(field, absl::StrCat(QuoteInput(path), " is not a regular file"));
   }
   return full.string();
 }
@@ -145,7 +152,7 @@ absl::StatusOr<std::string> ResolveExportPath(const std::string& export_root,
   if (fs::exists(status)) {
     if (!fs::is_directory(status) || !fs::is_empty(full, ec)) {
       return absl::AlreadyExistsError(
-          absl::StrCat(field, ": '", path,
+          absl::StrCat(field, ": ", QuoteInput(path),
                        "' already exists under --export-root and is not an empty directory"));
     }
   }
@@ -176,7 +183,7 @@ absl::StatusOr<const engine::Model*> CheckJobCommon(const v1::JobSpec& spec,
   auto model = models.Find(spec.model());
   if (!model.ok()) {
     return absl::NotFoundError(
-        absl::StrCat("spec.model: '", spec.model(), "' is not served (ListModels)"));
+        absl::StrCat("spec.model: ", QuoteInput(spec.model()), " is not served (ListModels)"));
   }
   if (spec.priority() < kMinPriority || spec.priority() > kMaxPriority) {
     return Invalid("spec.priority", absl::StrCat(spec.priority(), " is not in [", kMinPriority,

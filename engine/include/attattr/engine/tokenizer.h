@@ -68,4 +68,9 @@ class WordPieceTokenizer {
   std::unique_ptr<Impl> impl_;
 };
 
+// The field error {"text"} or {"text_pair"} ("text: holds no word pieces …") when a segment of
+// `encoding` holds no word piece: its text was only whitespace or control characters, which a
+// classifier cannot be asked about.
+absl::Status CheckSegmentsHaveWordPieces(const Encoding& encoding, bool pair);
+
 }  // namespace attattr::engine
