@@ -79,6 +79,10 @@ int main(int argc, char** argv) {
                  "SubmitJob calls waiting for validation before RESOURCE_EXHAUSTED")
       ->envname("ATTATTR_MAX_PENDING_VALIDATIONS")
       ->capture_default_str();
+  app.add_option("--max-job-attempts", config.max_job_attempts,
+                 "Starts after which a job the server died under fails instead of running again")
+      ->envname("ATTATTR_MAX_JOB_ATTEMPTS")
+      ->capture_default_str();
   app.add_option("--max-queued-jobs", config.max_queued_jobs,
                  "Jobs waiting to run before SubmitJob answers RESOURCE_EXHAUSTED")
       ->envname("ATTATTR_MAX_QUEUED_JOBS")

@@ -70,6 +70,9 @@ absl::Status ServerConfig::Validate() const {
     return absl::InvalidArgumentError("--max-pending-validations: must be >= 1");
   }
   if (max_queued_jobs < 1) return absl::InvalidArgumentError("--max-queued-jobs: must be >= 1");
+  if (max_job_attempts < 1 || max_job_attempts > 100) {
+    return absl::InvalidArgumentError("--max-job-attempts: must be in [1, 100]");
+  }
   if (max_job_examples < 1) return absl::InvalidArgumentError("--max-job-examples: must be >= 1");
   if (max_dataset_bytes < (int64_t{1} << 20)) {
     return absl::InvalidArgumentError("--max-dataset-mib: must be at least 1");

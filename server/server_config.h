@@ -59,6 +59,9 @@ struct ServerConfig {
   int validation_workers = 2;
   // SubmitJob calls waiting for a validation thread before RESOURCE_EXHAUSTED. Default: 64.
   int max_pending_validations = 64;
+  // Starts after which a job found running when the server restarts (the process died under it)
+  // fails instead of running again. Default: 3.
+  int max_job_attempts = 3;
   // Jobs waiting to run before SubmitJob answers RESOURCE_EXHAUSTED. Default: 256.
   int max_queued_jobs = 256;
   // Most bytes read from one dataset file for a job (only as far as its examples need: a limit of

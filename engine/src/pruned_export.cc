@@ -1,6 +1,12 @@
 // Pruned-checkpoint export (see pruned_export.h).
 #include "attattr/engine/pruned_export.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -51,6 +57,68 @@ absl::Status CheckMask(const ModelInfo& info, const std::vector<std::vector<floa
   return absl::OkStatus();
 }
 
+// fsync of a file or directory, so a rename publishes data that is on disk.
+bool SyncPath(const fs::path& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  const bool ok = ::fsync(fd) == 0;
+  ::close(fd);
+  return ok;
+}
+
+// A staging directory beside the target, created exclusively (mkdtemp) and removed on destruction
+// unless Publish renamed it into place.
+class StagingDir {
+ public:
+  static absl::StatusOr<StagingDir> Create(const fs::path& target) {
+    std::string name =
+        (target.parent_path() / ("." + target.filename().string() + ".attattr-export-XXXXXX"))
+            .string();
+    if (::mkdtemp(name.data()) == nullptr) {
+      return absl::PermissionDeniedError(absl::StrCat(
+          "the export directory's parent cannot hold a staging directory: ", std::strerror(errno)));
+    }
+    return StagingDir(name);
+  }
+  StagingDir(StagingDir&& other) noexcept : path_(std::move(other.path_)) { other.path_.clear(); }
+  StagingDir(const StagingDir&) = delete;
+  StagingDir& operator=(const StagingDir&) = delete;
+  ~StagingDir() {
+    std::error_code ec;
+    if (!path_.empty()) fs::remove_all(path_, ec);
+  }
+  const fs::path& path() const { return path_; }
+
+  // Renames the staged files into `target` in one step: the target must not exist or be an empty
+  // directory (rename replaces an empty directory atomically); otherwise AlreadyExists, and the
+  // first of two racing exports wins. The parent directory is synced after the rename.
+  absl::Status Publish(const fs::path& target) {
+    for (const auto& entry : fs::directory_iterator(path_)) {
+      if (!SyncPath(entry.path())) {
+        return absl::DataLossError(
+            absl::StrCat("syncing ", entry.path().filename().string(), ": ", std::strerror(errno)));
+      }
+    }
+    SyncPath(path_);
+    if (::rename(path_.c_str(), target.c_str()) != 0) {
+      const int err = errno;
+      if (err == ENOTEMPTY || err == EEXIST || err == ENOTDIR) {
+        return absl::AlreadyExistsError(
+            "the export directory already exists and is not empty (another export won?)");
+      }
+      return absl::PermissionDeniedError(
+          absl::StrCat("publishing the export: ", std::strerror(err)));
+    }
+    path_.clear();
+    SyncPath(target.parent_path());
+    return absl::OkStatus();
+  }
+
+ private:
+  explicit StagingDir(fs::path path) : path_(std::move(path)) {}
+  fs::path path_;
+};
+
 }  // namespace
 
 absl::StatusOr<ExportedCheckpoint> ExportPrunedCheckpoint(
@@ -69,11 +137,18 @@ absl::StatusOr<ExportedCheckpoint> ExportPrunedCheckpoint(
     }
   }
   std::error_code ec;
-  if (fs::exists(out_dir, ec) && !fs::is_empty(out_dir, ec)) {
-    return absl::FailedPreconditionError(absl::StrCat(out_dir, ": exists and is not empty"));
+  const fs::path target = fs::path(out_dir).lexically_normal();
+  if (fs::exists(target, ec) && !fs::is_empty(target, ec)) {
+    return absl::FailedPreconditionError("the export directory exists and is not empty");
   }
-  fs::create_directories(out_dir, ec);
-  if (ec) return absl::PermissionDeniedError(absl::StrCat(out_dir, ": ", ec.message()));
+  fs::create_directories(target.parent_path(), ec);
+  if (ec) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("the export directory's parent cannot be created: ", ec.message()));
+  }
+  // Everything is written into a staging directory and renamed into place at the end: a reader
+  // never sees a half-written checkpoint, and of two exports to one path exactly one lands.
+  ATTATTR_ASSIGN_OR_RETURN(StagingDir staging, StagingDir::Create(target));
 
   nlohmann::json config;
   {
@@ -138,16 +213,21 @@ absl::StatusOr<ExportedCheckpoint> ExportPrunedCheckpoint(
   } catch (...) {
     return TorchExceptionToStatus("export");
   }
-  const fs::path dir(out_dir);
+  const fs::path& dir = staging.path();
   if (!WriteSafetensors((dir / "model.safetensors").string(), tensors)) {
-    return absl::ResourceExhaustedError(absl::StrCat(out_dir, "/model.safetensors: cannot write"));
+    return absl::ResourceExhaustedError("model.safetensors: cannot be written (disk full?)");
   }
-  std::ofstream(dir / "config.json") << config.dump(2) << "\n";
+  {
+    std::ofstream config_file(dir / "config.json");
+    config_file << config.dump(2) << "\n";
+    if (!config_file.flush()) return absl::ResourceExhaustedError("config.json: cannot be written");
+  }
   for (const char* file : {"vocab.txt", "tokenizer_config.json"}) {
     fs::copy_file(fs::path(info.path) / file, dir / file, fs::copy_options::overwrite_existing, ec);
     if (ec) return absl::DataLossError(absl::StrCat(info.path, "/", file, ": ", ec.message()));
   }
   out.weights_bytes = static_cast<int64_t>(fs::file_size(dir / "model.safetensors", ec));
+  ATTATTR_RETURN_IF_ERROR(staging.Publish(target));
   return out;
 }
 

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "attattr/base/quote.h"
 #include "attattr/base/status_macros.h"
 #include "attattr/convert/head_importance_convert.h"
 #include "attattr/engine/gold_label.h"
@@ -153,7 +154,8 @@ absl::StatusOr<v1::JobResult> RunHeadImportanceJob(HeadImportanceJob& job, JobRu
         study.status().code() == absl::StatusCode::kAlreadyExists) {
       // The export directory changed since submission.
       return absl::Status(study.status().code(),
-                          absl::StrCat(kField, ".export_path: ", study.status().message()));
+                          absl::StrCat(kField, ".export_path: ", QuoteInput(job.export_path), ": ",
+                                       study.status().message()));
     }
     return study.status();
   }

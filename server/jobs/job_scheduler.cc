@@ -39,7 +39,23 @@ JobScheduler::~JobScheduler() { Drain(std::chrono::milliseconds(0)); }
 absl::Status JobScheduler::Recover() {
   ATTATTR_ASSIGN_OR_RETURN(auto requeued, store_.RequeueInterrupted());
   for (const auto& id : requeued) {
-    log_.Warn("job was running when the server stopped; re-queued", {{"job_id", id}});
+    ATTATTR_ASSIGN_OR_RETURN(const store::JobRecord job, store_.Get(id));
+    if (job.attempts < options_.max_attempts) {
+      log_.Warn("job was running when the server stopped; re-queued",
+                {{"job_id", id}, {"attempt", job.attempts}});
+      continue;
+    }
+    // A poison job: every start so far ended with the process dying under it.
+    ATTATTR_ASSIGN_OR_RETURN(
+        const store::JobRecord failed,
+        store_.Finish(id, store::JobState::kFailed,
+                      static_cast<int32_t>(absl::StatusCode::kInternal),
+                      absl::StrCat("the server stopped while running this job ", job.attempts,
+                                   " times (--max-job-attempts ", options_.max_attempts,
+                                   "); it is not run again")));
+    log_.Error("job failed: the server stopped under it every time it ran",
+               {{"job_id", id}, {"attempts", job.attempts}});
+    if (observer_.on_finish) observer_.on_finish(failed.kind, failed.state, 0.0);
   }
   ATTATTR_ASSIGN_OR_RETURN(auto queued, store_.ListQueued());
   absl::MutexLock lock(&mu_);

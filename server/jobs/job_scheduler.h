@@ -74,6 +74,10 @@ class JobScheduler {
   struct Options {
     int runners = 2;       // jobs running at once
     int max_queued = 256;  // QUEUED jobs before Submit refuses new ones
+    // A job found RUNNING at start-up (the process died under it) that has been started this many
+    // times already fails instead of running again, so a job that kills the server cannot
+    // crash-loop it.
+    int max_attempts = 3;
   };
 
   JobScheduler(store::JobStore& store, JobEvents& events, JobExecutor executor,
@@ -82,8 +86,9 @@ class JobScheduler {
   JobScheduler(const JobScheduler&) = delete;
   JobScheduler& operator=(const JobScheduler&) = delete;
 
-  // At start-up, before Start: RUNNING jobs left by a crash go back to QUEUED, and every QUEUED job
-  // in the store joins the queue (not bounded by max_queued: they were admitted before).
+  // At start-up, before Start: RUNNING jobs left by a crash go back to QUEUED — or, once started
+  // max_attempts times, end FAILED (INTERNAL, saying so) — and every QUEUED job in the store joins
+  // the queue (not bounded by max_queued: they were admitted before).
   absl::Status Recover();
   void Start();
 

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <future>
 
 #include "attattr/engine/dataset.h"
 #include "nlohmann/json.hpp"
@@ -125,6 +126,34 @@ TEST_F(PrunedExportTest, BadMasksAndTargetsAreRefused) {
   auto occupied = ExportPrunedCheckpoint(*model_, Mask(), dir_);
   EXPECT_EQ(occupied.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_FALSE(fs::exists(dir_ + "/a/model.safetensors"));
+}
+
+// Exports land whole or not at all: two exports racing to one path — exactly one succeeds, the
+// other is AlreadyExists — and no staging directory or half-written file is left behind.
+TEST_F(PrunedExportTest, TwoExportsToOnePathLandExactlyOnceAndNothingHalfWrittenRemains) {
+  const std::string target = dir_ + "/race";
+  auto first = std::async(std::launch::async,
+                          [&] { return ExportPrunedCheckpoint(*model_, Mask(), target); });
+  auto second = std::async(std::launch::async,
+                           [&] { return ExportPrunedCheckpoint(*model_, Mask(), target); });
+  const auto a = first.get();
+  const auto b = second.get();
+  EXPECT_EQ(a.ok() + b.ok(), 1) << a.status() << " / " << b.status();
+  const absl::Status lost = a.ok() ? b.status() : a.status();
+  EXPECT_TRUE(lost.code() == absl::StatusCode::kAlreadyExists ||
+              lost.code() == absl::StatusCode::kFailedPrecondition)
+      << lost;
+  EXPECT_EQ(lost.message().find(dir_), std::string::npos) << "no absolute path: " << lost;
+  EXPECT_TRUE(fs::exists(target + "/model.safetensors"));
+  EXPECT_TRUE(fs::exists(target + "/config.json"));
+  for (const auto& entry : fs::directory_iterator(dir_)) {
+    EXPECT_EQ(entry.path().filename().string().find(".attattr-export-"), std::string::npos)
+        << "staging left behind: " << entry.path();
+  }
+  // An empty directory is a fine target (the chart may pre-create it); it is replaced whole.
+  fs::create_directories(dir_ + "/empty");
+  EXPECT_TRUE(ExportPrunedCheckpoint(*model_, Mask(), dir_ + "/empty").ok());
+  EXPECT_TRUE(fs::exists(dir_ + "/empty/vocab.txt"));
 }
 
 }  // namespace

@@ -500,6 +500,36 @@ TEST_F(JobServerTest, KillNineThenRestartKeepsResultsAndCompletesQueuedAndRunnin
   EXPECT_EQ(WaitDone(*stub, queued_name).state(), v1::SUCCEEDED);
 }
 
+// A poison job — the process dies under it every time it runs — fails after --max-job-attempts
+// starts instead of crash-looping the server (the review's finding, reproduced with kill -9).
+TEST_F(JobServerTest, AJobTheServerKeepsDyingUnderFailsAfterTheAttemptLimit) {
+  std::string name;
+  for (int start = 1; start <= 2; ++start) {
+    auto server = Start({"--job-runners=1", "--max-job-attempts=2"});
+    auto stub = Connect(server->address());
+    if (name.empty()) {
+      v1::Job job;
+      ASSERT_TRUE(Submit(*stub, TextJob(ManyTexts(64), 64), &job).ok());
+      name = job.name();
+    }
+    WaitForState(*stub, name, v1::RUNNING);
+    server->Kill();
+  }
+  auto server = Start({"--job-runners=1", "--max-job-attempts=2"});
+  auto stub = Connect(server->address());
+  const v1::Job failed = Get(*stub, name);
+  EXPECT_EQ(failed.state(), v1::FAILED);
+  EXPECT_EQ(failed.error_code(), static_cast<int>(grpc::StatusCode::INTERNAL));
+  EXPECT_NE(failed.error_message().find("stopped while running this job 2 times "
+                                        "(--max-job-attempts 2)"),
+            std::string::npos)
+      << failed.error_message();
+  // The server is fine and runs other work.
+  v1::Job other;
+  ASSERT_TRUE(Submit(*stub, TextJob({"after the poison job"}), &other).ok());
+  EXPECT_EQ(WaitDone(*stub, other.name()).state(), v1::SUCCEEDED);
+}
+
 TEST_F(JobServerTest, SigtermDrainsWithinTheGraceAndTheNextStartFinishesTheJob) {
   std::string name;
   {

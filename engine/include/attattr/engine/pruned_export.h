@@ -21,11 +21,16 @@ struct ExportedCheckpoint {
   int64_t parameter_count = 0;
 };
 
-// Writes `model` without the heads where head_mask[l][h] == 0 into `out_dir` (created; it must not
-// exist or be empty): config.json (the source's, plus pruned_heads), vocab.txt,
-// tokenizer_config.json and model.safetensors (fp32). InvalidArgument for a mask of the wrong shape
-// or with values other than 0 and 1 (naming head_mask[l][h]); FailedPrecondition for a model that
-// was not loaded from a directory or is already pruned, or an out_dir that holds files.
+// Writes `model` without the heads where head_mask[l][h] == 0 into `out_dir`: config.json (the
+// source's, plus pruned_heads), vocab.txt, tokenizer_config.json and model.safetensors (fp32). The
+// files are written and fsynced in a staging directory beside out_dir, then renamed into place in
+// one step, so out_dir either does not change or holds the whole checkpoint; out_dir must not
+// exist or be an empty directory, and of two exports racing to one path exactly one lands (the
+// other: AlreadyExists). InvalidArgument for a mask of the wrong shape or with values other than
+// 0 and 1 (naming head_mask[l][h]); FailedPrecondition for a model that was not loaded from a
+// directory or is already pruned, or an out_dir that already holds files. Messages do not show
+// out_dir (callers name it their own way).
+// Not thread-safe against other writers of out_dir's parent beyond that race.
 absl::StatusOr<ExportedCheckpoint> ExportPrunedCheckpoint(
     const Model& model, const std::vector<std::vector<float>>& head_mask,
     const std::string& out_dir);
