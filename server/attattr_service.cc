@@ -25,6 +25,11 @@ std::string RequestId(const grpc::CallbackServerContext* ctx) {
   return it == md.end() ? "" : std::string(it->second.data(), it->second.size());
 }
 
+// ListJobs: the most a page carries before it ends early (FULL view), and the longest page token
+// (the store's tokens are far shorter).
+constexpr size_t kListResponseBudgetBytes = size_t{4} << 20;
+constexpr size_t kMaxPageTokenBytes = 1024;
+
 grpc::Status Draining(const char* method) {
   return grpc::Status(grpc::StatusCode::UNAVAILABLE,
                       absl::StrCat(method,
@@ -255,15 +260,45 @@ grpc::ServerUnaryReactor* AttattrService::ListJobs(grpc::CallbackServerContext* 
     return finish(
         absl::InvalidArgumentError(absl::StrCat("kind: unknown value ", request->kind())));
   }
+  if (!v1::JobView_IsValid(request->view())) {
+    return finish(
+        absl::InvalidArgumentError(absl::StrCat("view: unknown value ", request->view())));
+  }
+  if (request->page_token().size() > kMaxPageTokenBytes) {
+    return finish(absl::InvalidArgumentError(
+        absl::StrCat("page_token: ", request->page_token().size(), " characters, at most ",
+                     kMaxPageTokenBytes, " (pass back a next_page_token as it came)")));
+  }
+  const bool full = request->view() == v1::JOB_VIEW_FULL;
   store::ListFilter filter;
   filter.state = StateFromProto(request->state());
   if (request->kind() != v1::JOB_KIND_UNSPECIFIED) filter.kind = JobKindName(request->kind());
   filter.page_size = request->page_size();  // 0: the store's default, kDefaultListPageSize
   filter.page_token = request->page_token();
+  filter.include_spec = full;  // a summary never reads the (possibly large) specs
   auto page = d_.store.List(filter);
   if (!page.ok()) return finish(page.status());
   const int64_t now = UnixNowMs();
-  for (const auto& record : page->records) JobToProto(record, now, response->add_jobs());
+  size_t bytes = 0;
+  for (size_t i = 0; i < page->records.size(); ++i) {
+    v1::Job job;
+    if (full) {
+      JobToProto(page->records[i], now, &job);
+    } else {
+      JobSummaryToProto(page->records[i], now, &job);
+    }
+    bytes += job.ByteSizeLong();
+    if (i > 0 && bytes > kListResponseBudgetBytes) {
+      // Over the budget: end the page before this job; the token resumes at it.
+      store::ListFilter upto = filter;
+      upto.page_size = static_cast<int32_t>(i);
+      auto shorter = d_.store.List(upto);
+      if (!shorter.ok()) return finish(shorter.status());
+      response->set_next_page_token(shorter->next_page_token);
+      return finish(absl::OkStatus());
+    }
+    *response->add_jobs() = std::move(job);
+  }
   response->set_next_page_token(page->next_page_token);
   return finish(absl::OkStatus());
 }

@@ -3,19 +3,26 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "attattr/base/quote.h"
 #include "nlohmann/json.hpp"
 
 namespace attattr::server {
 namespace {
 
+// Longest value a log line shows (a client's request id, an error that quotes input): longer ones
+// are cut and marked with their size.
+constexpr size_t kMaxValueBytes = 2048;
+
 std::string TextValue(const LogField& f) {
-  if (const auto* s = std::get_if<std::string>(&f.value)) return s->empty() ? "-" : *s;
+  if (const auto* s = std::get_if<std::string>(&f.value)) {
+    return s->empty() ? "-" : EscapeForLog(*s, kMaxValueBytes);
+  }
   if (const auto* i = std::get_if<int64_t>(&f.value)) return absl::StrCat(*i);
   return absl::StrFormat("%.2f", std::get<double>(f.value));
 }
 
 nlohmann::json JsonValue(const LogField& f) {
-  if (const auto* s = std::get_if<std::string>(&f.value)) return *s;
+  if (const auto* s = std::get_if<std::string>(&f.value)) return ClipForLog(*s, kMaxValueBytes);
   if (const auto* i = std::get_if<int64_t>(&f.value)) return *i;
   return std::get<double>(f.value);
 }
@@ -48,7 +55,7 @@ EventLog::EventLog(std::shared_ptr<spdlog::logger> logger, const std::string& fo
 void EventLog::Log(spdlog::level::level_enum level, absl::string_view message,
                    std::initializer_list<LogField> fields) const {
   if (!logger_->should_log(level)) return;
-  std::string text(message);
+  std::string text = EscapeForLog(message, kMaxValueBytes);
   const LogField* error = nullptr;
   for (const auto& f : fields) {
     if (f.key == "error") {

@@ -52,9 +52,11 @@ class EventLog {
   // ParseLogFormat(format) over `logger`, whose pattern MakeLogger set for that format.
   EventLog(std::shared_ptr<spdlog::logger> logger, const std::string& format);
 
-  // Text: "<message> k1=v1 k2=v2 ..." (an `error` field last, running to the end of the line).
+  // Text: "<message> k1=v1 k2=v2 ..." (an `error` field last, running to the end of the line),
+  // control characters escaped (\n, \x01, …) so a value can never start a line of its own.
   // JSON: "message" is that same text line, and every field is a key of its own (strings as
-  // strings, numbers as numbers; empty strings left out).
+  // strings, numbers as numbers; empty strings left out). Strings longer than 2 KiB are cut and
+  // marked "…(N bytes)" in both.
   void Log(spdlog::level::level_enum level, absl::string_view message,
            std::initializer_list<LogField> fields = {}) const;
   void Debug(absl::string_view message, std::initializer_list<LogField> fields = {}) const {

@@ -107,4 +107,26 @@ void JobToProto(const store::JobRecord& r, int64_t now_ms, v1::Job* out) {
   out->set_result_size_bytes(r.result_size_bytes);
 }
 
+void JobSummaryToProto(const store::JobRecord& r, int64_t now_ms, v1::Job* out) {
+  store::JobRecord without_spec = r;
+  without_spec.spec.clear();
+  JobToProto(without_spec, now_ms, out);
+  v1::JobSpec* spec = out->mutable_spec();
+  spec->set_model(r.model);
+  spec->set_priority(r.priority);
+  switch (out->kind()) {
+    case v1::ATTRIBUTION:
+      spec->mutable_attribution();
+      break;
+    case v1::HEAD_IMPORTANCE:
+      spec->mutable_head_importance();
+      break;
+    case v1::TRIGGER_SEARCH:
+      spec->mutable_trigger_search();
+      break;
+    default:
+      break;
+  }
+}
+
 }  // namespace attattr::server

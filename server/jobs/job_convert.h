@@ -22,6 +22,9 @@ std::optional<store::JobState> StateFromProto(v1::JobState state);
 
 // `now_ms` (unix ms) is used for the ETA: (elapsed since start) · (total − done) / done.
 void JobToProto(const store::JobRecord& record, int64_t now_ms, v1::Job* out);
+// The BASIC view (attattr_service.proto JobView): the job with a spec of only model, priority and
+// the kind's (empty) case; `record` may come without its spec.
+void JobSummaryToProto(const store::JobRecord& record, int64_t now_ms, v1::Job* out);
 
 int64_t UnixNowMs();
 

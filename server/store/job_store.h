@@ -80,6 +80,9 @@ struct ListFilter {
   // Empty for the first page, else a previous ListPage::next_page_token obtained with the same
   // filter.
   std::string page_token;
+  // false: records come without their spec (empty), which can be megabytes each; a listing of
+  // summaries does not read them. Not part of the filter a page token belongs to.
+  bool include_spec = true;
 };
 
 struct ListPage {

@@ -17,6 +17,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "attattr/base/status_macros.h"
 
@@ -547,8 +548,12 @@ absl::StatusOr<ListPage> SqliteJobStore::List(const ListFilter& filter) {
       filter.page_size == 0 ? kDefaultListPageSize : std::min(filter.page_size, kMaxListPageSize);
   ATTATTR_ASSIGN_OR_RETURN(auto cursor, DecodePageToken(filter));
 
-  std::string sql = absl::StrCat("SELECT ", std::string(kJobColumns),
-                                 " FROM jobs WHERE (create_time_ms, id) > (?1, ?2)");
+  std::string columns = kJobColumns;
+  if (!filter.include_spec) {
+    columns = absl::StrReplaceAll(columns, {{" spec,", " X'' AS spec,"}});
+  }
+  std::string sql =
+      absl::StrCat("SELECT ", columns, " FROM jobs WHERE (create_time_ms, id) > (?1, ?2)");
   if (filter.state.has_value()) absl::StrAppend(&sql, " AND state = ?3");
   if (filter.kind.has_value()) absl::StrAppend(&sql, " AND kind = ?4");
   absl::StrAppend(&sql, " ORDER BY create_time_ms, id LIMIT ?5");

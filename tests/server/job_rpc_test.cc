@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -528,6 +529,55 @@ TEST_F(JobServerTest, AJobTheServerKeepsDyingUnderFailsAfterTheAttemptLimit) {
   v1::Job other;
   ASSERT_TRUE(Submit(*stub, TextJob({"after the poison job"}), &other).ok());
   EXPECT_EQ(WaitDone(*stub, other.name()).state(), v1::SUCCEEDED);
+}
+
+// ListJobs used to return every job's whole spec (130 MiB for one page of 1000): the default view
+// now carries summaries, and the FULL view ends a page at the response budget (4 MiB).
+TEST_F(JobServerTest, ListJobsReturnsSummariesAndKeepsFullPagesUnderTheBudget) {
+  auto server = Start({"--job-runners=1"});
+  auto stub = Connect(server->address());
+  const std::vector<std::string> big(20, std::string(60000, 'a') + " film .");  // ~1.2 MB a spec
+  std::set<std::string> names;
+  for (int i = 0; i < 8; ++i) {
+    v1::Job job;
+    ASSERT_TRUE(Submit(*stub, TextJob(big, 1), &job).ok());
+    names.insert(job.name());
+  }
+  {
+    grpc::ClientContext ctx;
+    v1::ListJobsRequest request;
+    v1::ListJobsResponse page;
+    ASSERT_TRUE(stub->ListJobs(&ctx, request, &page).ok());
+    EXPECT_EQ(page.jobs_size(), 8);
+    EXPECT_LT(page.ByteSizeLong(), 8000u);
+    EXPECT_EQ(page.jobs(0).spec().model(), kModel);
+    EXPECT_TRUE(page.jobs(0).spec().has_attribution());
+    EXPECT_FALSE(page.jobs(0).spec().attribution().has_examples()) << "no examples in a summary";
+  }
+  std::set<std::string> seen;
+  v1::ListJobsRequest request;
+  request.set_view(v1::JOB_VIEW_FULL);
+  int pages = 0;
+  do {
+    grpc::ClientContext ctx;
+    v1::ListJobsResponse page;
+    ASSERT_TRUE(stub->ListJobs(&ctx, request, &page).ok());
+    ++pages;
+    EXPECT_GE(page.jobs_size(), 1);
+    EXPECT_LE(page.ByteSizeLong(), size_t{6} << 20) << "one job over the 4 MiB budget at most";
+    for (const auto& job : page.jobs()) {
+      EXPECT_EQ(job.spec().attribution().examples().inline_().examples_size(), 20);
+      seen.insert(job.name());
+    }
+    request.set_page_token(page.next_page_token());
+  } while (!request.page_token().empty() && pages < 20);
+  EXPECT_EQ(seen, names);
+  EXPECT_GE(pages, 3) << "8 jobs of ~1.2 MB do not fit one 4 MiB page";
+  grpc::ClientContext ctx;
+  v1::ListJobsResponse refused;
+  request.set_page_token(std::string(5000, 'x'));
+  ExpectStatus(stub->ListJobs(&ctx, request, &refused), grpc::StatusCode::INVALID_ARGUMENT,
+               "page_token: 5000 characters");
 }
 
 TEST_F(JobServerTest, SigtermDrainsWithinTheGraceAndTheNextStartFinishesTheJob) {

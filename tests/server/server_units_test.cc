@@ -257,6 +257,28 @@ TEST(EventLogTest, AFieldValueCannotForgeAnother) {
   EXPECT_EQ(j["level"], "info");
 }
 
+// A client's value with a newline used to split a text log line (a forged second line); a huge
+// one used to be written whole.
+TEST(EventLogTest, ControlCharactersAreEscapedAndLongValuesCut) {
+  std::ostringstream text;
+  const EventLog log(
+      MakeLogger("text", "info", std::make_shared<spdlog::sinks::ostream_sink_mt>(text)), "text");
+  log.Info("rpc", {{"job_id", "jobs/x\n2026-01-01 00:00:00.000 error forged"},
+                   {"request_id", std::string(1 << 20, 'r')}});
+  const std::string line = text.str();
+  EXPECT_EQ(std::count(line.begin(), line.end(), '\n'), 1) << line;
+  EXPECT_NE(line.find("job_id=jobs/x\\n2026"), std::string::npos) << line;
+  EXPECT_LT(line.size(), 4096u);
+  EXPECT_NE(line.find("(1048576 bytes)"), std::string::npos);
+  std::ostringstream json;
+  const EventLog jlog(
+      MakeLogger("json", "info", std::make_shared<spdlog::sinks::ostream_sink_mt>(json)), "json");
+  jlog.Info("rpc", {{"request_id", std::string(1 << 20, 'r')}});
+  EXPECT_LT(json.str().size(), 8192u);
+  EXPECT_NE(nlohmann::json::parse(json.str())["request_id"].get<std::string>().find("bytes)"),
+            std::string::npos);
+}
+
 TEST(EventLogTest, TextLinesPutTheErrorLast) {
   std::ostringstream text;
   const EventLog log(
