@@ -79,6 +79,14 @@ int main(int argc, char** argv) {
                  "SubmitJob calls waiting for validation before RESOURCE_EXHAUSTED")
       ->envname("ATTATTR_MAX_PENDING_VALIDATIONS")
       ->capture_default_str();
+  app.add_option("--max-job-seconds", config.max_job_seconds,
+                 "Longest a job may run, whatever its own timeout asks")
+      ->envname("ATTATTR_MAX_JOB_SECONDS")
+      ->capture_default_str();
+  app.add_option("--max-job-work", config.max_job_work,
+                 "Largest job: examples x steps x attributed layers")
+      ->envname("ATTATTR_MAX_JOB_WORK")
+      ->capture_default_str();
   app.add_option("--max-job-attempts", config.max_job_attempts,
                  "Starts after which a job the server died under fails instead of running again")
       ->envname("ATTATTR_MAX_JOB_ATTEMPTS")

@@ -70,6 +70,8 @@ absl::Status ServerConfig::Validate() const {
     return absl::InvalidArgumentError("--max-pending-validations: must be >= 1");
   }
   if (max_queued_jobs < 1) return absl::InvalidArgumentError("--max-queued-jobs: must be >= 1");
+  if (max_job_seconds < 1) return absl::InvalidArgumentError("--max-job-seconds: must be >= 1");
+  if (max_job_work < 1) return absl::InvalidArgumentError("--max-job-work: must be >= 1");
   if (max_job_attempts < 1 || max_job_attempts > 100) {
     return absl::InvalidArgumentError("--max-job-attempts: must be in [1, 100]");
   }

@@ -59,6 +59,13 @@ struct ServerConfig {
   int validation_workers = 2;
   // SubmitJob calls waiting for a validation thread before RESOURCE_EXHAUSTED. Default: 64.
   int max_pending_validations = 64;
+  // Longest a job may run (each start), seconds, whatever its spec.timeout_ms asks: a job still
+  // running then fails with DEADLINE_EXCEEDED naming this flag. Default: 86400 (a day).
+  int64_t max_job_seconds = 86400;
+  // Largest job accepted, in attribution integration points: examples × steps × attributed
+  // layers (the mining or importance set's for trigger search and head importance). Default:
+  // 2,000,000 (10,000 examples × 8 steps × 12 layers is 960,000).
+  int64_t max_job_work = 2000000;
   // Starts after which a job found running when the server restarts (the process died under it)
   // fails instead of running again. Default: 3.
   int max_job_attempts = 3;

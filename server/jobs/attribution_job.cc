@@ -183,6 +183,8 @@ absl::StatusOr<AttributionJob> PrepareAttributionJob(const v1::JobSpec& spec,
   job.result = std::move(result);
   ATTATTR_RETURN_IF_ERROR(
       CheckTreeLayers(job.options, job.result, info, "spec.attribution.options.layers"));
+  ATTATTR_RETURN_IF_ERROR(CheckJobWork(static_cast<int64_t>(examples.size()), job.options, info,
+                                       config, "spec.attribution"));
   ATTATTR_ASSIGN_OR_RETURN(
       auto encodings, EncodeExamples(*model, examples, attribution.examples(), examples_field));
   job.encodings = std::move(encodings);

@@ -112,6 +112,9 @@ absl::StatusOr<HeadImportanceJob> PrepareHeadImportanceJob(const v1::JobSpec& sp
   }
   for (auto m : job.options.methods) {
     if (m != engine::HeadRanking::kAttribution) continue;
+    ATTATTR_RETURN_IF_ERROR(
+        CheckJobWork(static_cast<int64_t>(job.importance_set.size() + job.agreement_set.size()),
+                     job.options.importance.attribution, info, config, kField));
     ATTATTR_RETURN_IF_ERROR(CheckAttributionMemory(
         info, job.importance_set, job.options.importance.attribution, h.importance_set(), config,
         absl::StrCat(kField, ".importance_set")));

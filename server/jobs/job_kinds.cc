@@ -11,7 +11,8 @@
 
 namespace attattr::server {
 
-JobKinds::JobKinds(const JobKindDeps& deps) : models_(deps.models) {
+JobKinds::JobKinds(const JobKindDeps& deps)
+    : models_(deps.models), max_run_ms_(deps.config.max_job_seconds * 1000) {
   const ModelRegistry& models = deps.models;
   const ServerConfig& config = deps.config;
   AttributionBatcher& batcher = deps.batcher;
@@ -51,7 +52,7 @@ absl::StatusOr<std::unique_ptr<PreparedJob>> JobKinds::Prepare(const v1::JobSpec
 
 JobExecutor JobKinds::Executor() const {
   return [this](const store::JobRecord& job, JobContext& context) -> absl::StatusOr<std::string> {
-    JobRun run(job, context);
+    JobRun run(job, context, max_run_ms_);
     ATTATTR_RETURN_IF_ERROR(run.Begin());
     ATTATTR_ASSIGN_OR_RETURN(std::unique_ptr<PreparedJob> prepared, Prepare(run.spec()));
     auto result = prepared->Run(run);

@@ -42,6 +42,7 @@ class JobKinds {
 
  private:
   const ModelRegistry& models_;
+  const int64_t max_run_ms_;  // --max-job-seconds
   std::vector<std::unique_ptr<JobKind>> kinds_;
 };
 

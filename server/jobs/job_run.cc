@@ -11,6 +11,15 @@ absl::Status JobRun::Begin() {
     return absl::DataLossError(absl::StrCat("job ", job_.id, ": stored spec does not parse"));
   }
   deadline_ms_ = spec_.timeout_ms() > 0 ? job_.create_time_ms + spec_.timeout_ms() : 0;
+  // The server's own bound on one run, whatever the spec asks: counted from this start.
+  if (max_run_ms_ > 0) {
+    const int64_t started = job_.start_time_ms > 0 ? job_.start_time_ms : UnixNowMs();
+    const int64_t server_deadline = started + max_run_ms_;
+    if (deadline_ms_ == 0 || server_deadline < deadline_ms_) {
+      deadline_ms_ = server_deadline;
+      server_bound_ = true;
+    }
+  }
   if (PastDeadline()) return DeadlineError();
   context_.ReportProgress("loading examples", 0, 0);
   return absl::OkStatus();
@@ -19,6 +28,10 @@ absl::Status JobRun::Begin() {
 bool JobRun::PastDeadline() const { return deadline_ms_ > 0 && UnixNowMs() >= deadline_ms_; }
 
 absl::Status JobRun::DeadlineError() const {
+  if (server_bound_) {
+    return absl::DeadlineExceededError(absl::StrCat("the job ran longer than the server allows (",
+                                                    max_run_ms_ / 1000, " s, --max-job-seconds)"));
+  }
   return absl::DeadlineExceededError(
       absl::StrCat("the job did not finish within spec.timeout_ms = ", spec_.timeout_ms()));
 }

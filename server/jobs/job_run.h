@@ -1,8 +1,9 @@
 // What every job executor does around its engine work: parse the stored spec, keep the job's
-// deadline (spec.timeout_ms counted from creation), answer "should this stop?" for cancellation,
-// shutdown and the deadline together, hand the engine a RunControl whose progress reaches the store
-// at most every 250 ms within a stage (always on a stage change and at a stage's end), turn an
-// engine stop past the deadline into DEADLINE_EXCEEDED, and serialize the result.
+// deadline (spec.timeout_ms counted from creation, and the server's bound on a run), answer "should
+// this stop?" for cancellation, shutdown and the deadline together, hand the engine a RunControl
+// whose progress reaches the store at most every 250 ms within a stage (always on a stage change
+// and at a stage's end), turn an engine stop past the deadline into DEADLINE_EXCEEDED, and
+// serialize the result.
 #pragma once
 
 #include <chrono>
@@ -19,8 +20,10 @@ namespace attattr::server {
 
 class JobRun {
  public:
-  // Borrows both for its lifetime.
-  JobRun(const store::JobRecord& job, JobContext& context) : job_(job), context_(context) {}
+  // Borrows both for its lifetime. `max_run_ms` > 0 bounds this run whatever the spec's
+  // timeout_ms says (the server's --max-job-seconds), counted from the job's start.
+  JobRun(const store::JobRecord& job, JobContext& context, int64_t max_run_ms = 0)
+      : job_(job), context_(context), max_run_ms_(max_run_ms) {}
   JobRun(const JobRun&) = delete;
   JobRun& operator=(const JobRun&) = delete;
 
@@ -50,7 +53,9 @@ class JobRun {
   const store::JobRecord& job_;
   JobContext& context_;
   v1::JobSpec spec_;
-  int64_t deadline_ms_ = 0;  // 0 = none
+  const int64_t max_run_ms_;
+  int64_t deadline_ms_ = 0;    // 0 = none
+  bool server_bound_ = false;  // deadline_ms_ is the server's bound, not the spec's
   std::string last_stage_;
   std::chrono::steady_clock::time_point last_report_{};
 };

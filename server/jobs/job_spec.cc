@@ -253,6 +253,21 @@ absl::Status CheckExampleLabels(const engine::ModelInfo& info,
   return absl::OkStatus();
 }
 
+absl::Status CheckJobWork(int64_t examples, const engine::AttributionOptions& options,
+                          const engine::ModelInfo& info, const ServerConfig& config,
+                          const std::string& field) {
+  const int64_t layers =
+      options.layers.empty() ? info.num_layers : static_cast<int64_t>(options.layers.size());
+  const int64_t work = examples * options.steps * layers;
+  if (work <= config.max_job_work) return absl::OkStatus();
+  return Invalid(
+      field,
+      absl::StrCat(examples, " examples x ", options.steps, " steps x ", layers, " layers = ", work,
+                   " integration points, above the server's limit of ", config.max_job_work,
+                   " (--max-job-work); split the job, or use fewer steps or "
+                   "layers"));
+}
+
 absl::Status InvalidSpec(const std::string& field, const std::string& what) {
   return absl::InvalidArgumentError(absl::StrCat(field, ": ", what));
 }

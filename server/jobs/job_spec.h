@@ -78,6 +78,13 @@ absl::Status CheckAttributionMemory(const engine::ModelInfo& info,
                                     const v1::ExampleSource& source, const ServerConfig& config,
                                     const std::string& field);
 
+// The server's cap on one job's attribution work: `examples` × options.steps × the layers the
+// options attribute (all of them when none are named) must not exceed config.max_job_work;
+// otherwise InvalidArgument naming `field` and --max-job-work with the product.
+absl::Status CheckJobWork(int64_t examples, const engine::AttributionOptions& options,
+                          const engine::ModelInfo& info, const ServerConfig& config,
+                          const std::string& field);
+
 // InvalidArgument "<field>: <what>", the shape of every spec error.
 absl::Status InvalidSpec(const std::string& field, const std::string& what);
 

@@ -62,6 +62,8 @@ absl::StatusOr<TriggerSearchJob> PrepareTriggerSearchJob(const v1::JobSpec& spec
   }
   const std::string mining_field = absl::StrCat(kField, ".mining_set");
   ATTATTR_ASSIGN_OR_RETURN(auto mining, LoadExamples(mining_source, config, mining_field));
+  ATTATTR_RETURN_IF_ERROR(CheckJobWork(static_cast<int64_t>(mining.size()), job.options.attribution,
+                                       info, config, kField));
   ATTATTR_ASSIGN_OR_RETURN(auto mining_encoded,
                            EncodeExamples(*model, mining, mining_source, mining_field));
   job.mining_set = std::move(mining_encoded);

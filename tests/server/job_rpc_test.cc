@@ -531,6 +531,26 @@ TEST_F(JobServerTest, AJobTheServerKeepsDyingUnderFailsAfterTheAttemptLimit) {
   EXPECT_EQ(WaitDone(*stub, other.name()).state(), v1::SUCCEEDED);
 }
 
+// A job that asks for no timeout (or a long one) is still bounded by the server: with
+// --max-job-seconds=1 it fails with DEADLINE_EXCEEDED naming the flag, and the runner is free.
+TEST_F(JobServerTest, AJobWithoutATimeoutStopsAtTheServersBound) {
+  auto server = Start({"--job-runners=1", "--max-job-seconds=1"});
+  auto stub = Connect(server->address());
+  v1::JobSpec spec = TextJob(ManyTexts(64), 64);
+  spec.set_timeout_ms(3600 * 1000);
+  v1::Job job;
+  ASSERT_TRUE(Submit(*stub, spec, &job).ok());
+  const v1::Job done = WaitDone(*stub, job.name());
+  EXPECT_EQ(done.state(), v1::FAILED);
+  EXPECT_EQ(done.error_code(), static_cast<int>(grpc::StatusCode::DEADLINE_EXCEEDED));
+  EXPECT_NE(done.error_message().find("ran longer than the server allows (1 s, --max-job-seconds)"),
+            std::string::npos)
+      << done.error_message();
+  v1::Job small;
+  ASSERT_TRUE(Submit(*stub, TextJob({"short"}, 1), &small).ok());
+  EXPECT_EQ(WaitDone(*stub, small.name()).state(), v1::SUCCEEDED);
+}
+
 // ListJobs used to return every job's whole spec (130 MiB for one page of 1000): the default view
 // now carries summaries, and the FULL view ends a page at the response budget (4 MiB).
 TEST_F(JobServerTest, ListJobsReturnsSummariesAndKeepsFullPagesUnderTheBudget) {

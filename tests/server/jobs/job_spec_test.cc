@@ -305,6 +305,23 @@ TEST_F(JobSpecTest, TooManyExamplesNamesTheFlag) {
   EXPECT_TRUE(Prepare(DatasetSpec("sst2/dev.tsv", 3)).ok());
 }
 
+TEST_F(JobSpecTest, AJobAboveTheWorkCapNamesTheProductAndTheFlag) {
+  const int layers = model_->info().num_layers;
+  // 3 examples x 10 steps x every layer is exactly the cap: accepted.
+  config_.max_job_work = 3 * 10 * layers;
+  v1::JobSpec spec = Spec({"a", "b", "c"});
+  spec.mutable_attribution()->mutable_options()->set_steps(10);
+  EXPECT_TRUE(Prepare(spec).ok());
+  // One more step is over it, and the message says what to change.
+  spec.mutable_attribution()->mutable_options()->set_steps(11);
+  ExpectError(spec, absl::StatusCode::kInvalidArgument,
+              {"spec.attribution: 3 examples x 11 steps x " + std::to_string(layers) + " layers",
+               "--max-job-work", "fewer steps or layers"});
+  // Attributing fewer layers brings the same job back under the cap.
+  spec.mutable_attribution()->mutable_options()->add_layers(0);
+  EXPECT_TRUE(Prepare(spec).ok());
+}
+
 TEST_F(JobSpecTest, DatasetWithoutDataRootIsRefused) {
   config_.data_root.clear();
   ExpectDatasetError("sst2/dev.tsv", absl::StatusCode::kInvalidArgument,
