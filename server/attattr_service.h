@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 
+#include "attattr/base/worker_pool.h"
 #include "attattr/v1/attattr_service.grpc.pb.h"
 #include "attribution_batcher.h"
 #include "event_log.h"
@@ -22,7 +23,6 @@
 #include "service_metrics.h"
 #include "store/job_store.h"
 #include "timer_queue.h"
-#include "worker_pool.h"
 
 namespace attattr::server {
 

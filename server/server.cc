@@ -28,6 +28,18 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
     ATTATTR_ASSIGN_OR_RETURN(
         auto http, metrics::MetricsHttpServer::Start(config.metrics_listen, &server->registry_));
     server->metrics_http_ = std::move(http);
+    // /healthz says what grpc.health.v1 says: 503 while models load and while draining.
+    Server* self = server.get();
+    server->metrics_http_->SetHealthCheck([self] {
+      switch (self->phase_.load()) {
+        case Phase::kStarting:
+          return absl::UnavailableError("starting: loading models");
+        case Phase::kDraining:
+          return absl::UnavailableError("draining: shutting down");
+        default:
+          return absl::OkStatus();
+      }
+    });
     server->log_.Info("serving Prometheus metrics", {{"port", server->metrics_http_->port()}});
   }
   ATTATTR_ASSIGN_OR_RETURN(auto collector, metrics::ProcessCollector::Register(&server->registry_));
@@ -77,6 +89,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
   health->SetServingStatus("", true);
   health->SetServingStatus("attattr.v1.Attattr", true);
   server->scheduler_->Start();
+  server->phase_ = Phase::kServing;
   server->log_.Info("serving attattr.v1.Attattr", {{"port", server->port_}});
   return server;
 }
@@ -180,6 +193,7 @@ Server::~Server() {
 void Server::Shutdown(std::chrono::milliseconds grace) {
   if (!grpc_ || shut_down_) return;
   shut_down_ = true;
+  phase_ = Phase::kDraining;
   const auto deadline = std::chrono::system_clock::now() + grace;
   log_.Info("draining: health NOT_SERVING", {{"grace_ms", int64_t{grace.count()}}});
   auto* health = grpc_->GetHealthCheckService();

@@ -7,10 +7,12 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
 #include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "attattr/base/worker_pool.h"
 #include "attattr_service.h"
 #include "attribution_batcher.h"
 #include "event_log.h"
@@ -27,7 +29,6 @@
 #include "spdlog/logger.h"
 #include "store/job_store.h"
 #include "timer_queue.h"
-#include "worker_pool.h"
 
 namespace attattr::server {
 
@@ -82,6 +83,9 @@ class Server {
   std::unique_ptr<grpc::Server> grpc_;
   int port_ = 0;
   bool shut_down_ = false;
+  // What /healthz reports (the same as grpc.health.v1): read on the HTTP server's threads.
+  enum class Phase { kStarting, kServing, kDraining };
+  std::atomic<Phase> phase_{Phase::kStarting};
 };
 
 }  // namespace attattr::server

@@ -1,20 +1,25 @@
-// cpp-httplib glue for MetricsHttpServer (see metrics_http.h): one catch-all pre-routing handler
-// that dispatches /metrics, /healthz and the added prefixes. No TLS, no files served from disk. Why
-// not civetweb: it starts workers with a fixed 100 KiB stack, which our libraries' static TLS
-// (openblas + glog + torch) outgrows, so its pthread_create fails with EINVAL; these are
-// std::threads. Thread-safety: requests run on the server's worker threads; the handler table has
-// its own mutex.
+// cpp-httplib glue for MetricsHttpServer (see metrics_http.h): the listening socket, a
+// httplib::Stream over a connection HttpListener has read the head of (replaying that head, then
+// writing under the response deadline), and one catch-all pre-routing handler that dispatches
+// /metrics, /healthz and the added prefixes, so httplib's own routes, file mounts and error pages
+// never run. No TLS, no files served from disk. Why not civetweb: it starts workers with a fixed
+// 100 KiB stack, which our libraries' static TLS (openblas + glog + torch) outgrows, so its
+// pthread_create fails with EINVAL; these are std::threads. Thread-safety: requests run on the
+// listener's workers; the handler table has its own mutex.
 #include "metrics/metrics_http.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -67,10 +72,11 @@ absl::StatusOr<ListenAddress> ParseListen(const std::string& listen) {
   return out;
 }
 
-// httplib reports only false / -1 from bind; bind once ourselves to learn why.
-std::string BindFailureReason(const ListenAddress& address) {
-  const int fd = socket(address.ipv6 ? AF_INET6 : AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return std::strerror(errno);
+// A bound, listening socket for `address` (SO_REUSEADDR only: SO_REUSEPORT would let a second
+// server bind a port that is already in use instead of failing), or the reason it cannot be.
+absl::StatusOr<int> CreateListenSocket(const ListenAddress& address) {
+  const int fd = socket(address.ipv6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return absl::UnavailableError(std::strerror(errno));
   const int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
   int rc;
@@ -87,37 +93,131 @@ std::string BindFailureReason(const ListenAddress& address) {
     inet_pton(AF_INET, address.host.c_str(), &sa.sin_addr);
     rc = bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa));
   }
-  const int bind_errno = errno;
-  close(fd);
-  return rc == 0 ? "cpp-httplib could not listen" : std::strerror(bind_errno);
+  if (rc != 0 || listen(fd, 128) != 0) {
+    const std::string why = std::strerror(errno);
+    close(fd);
+    return absl::UnavailableError(why);
+  }
+  return fd;
 }
 
-// SO_REUSEADDR only: httplib's default also sets SO_REUSEPORT, which would let a second server bind
-// a port that is already in use instead of failing.
-void ListenSocketOptions(int fd) {
-  const int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+int BoundPort(int fd) {
+  sockaddr_storage addr{};
+  socklen_t len = sizeof(addr);
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return -1;
+  return addr.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port)
+                                    : ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
 }
+
+// Responses allow no scripts, frames, forms or network resources: reports are self-contained
+// pages with inline CSS and SVG.
+constexpr char kContentSecurityPolicy[] =
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; "
+    "form-action 'none'; frame-ancestors 'none'";
+
+// A connection whose head HttpListener has read: reads replay that head (httplib asks for no
+// more: every request is answered before a body would be read); writes wait for the socket at
+// most until the response deadline, which never resets.
+class ConnectionStream : public httplib::Stream {
+ public:
+  explicit ConnectionStream(const HttpConnection& connection) : c_(connection) {}
+
+  bool is_readable() const override { return read_ < c_.head.size(); }
+  bool is_writable() const override { return WaitWritable(); }
+  ssize_t read(char* ptr, size_t size) override {
+    const size_t n = std::min(size, c_.head.size() - read_);
+    std::memcpy(ptr, c_.head.data() + read_, n);
+    read_ += n;
+    return static_cast<ssize_t>(n);
+  }
+  ssize_t write(const char* ptr, size_t size) override {
+    size_t written = 0;
+    while (written < size) {
+      const ssize_t n = send(c_.fd, ptr + written, size - written, MSG_NOSIGNAL);
+      if (n > 0) {
+        written += static_cast<size_t>(n);
+      } else if (n < 0 && errno == EINTR) {
+        continue;
+      } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        if (!WaitWritable()) return -1;
+      } else {
+        return -1;
+      }
+    }
+    return static_cast<ssize_t>(written);
+  }
+  void get_remote_ip_and_port(std::string& ip, int& port) const override {
+    ip = c_.peer_ip;
+    port = c_.peer_port;
+  }
+  void get_local_ip_and_port(std::string& ip, int& port) const override {
+    sockaddr_storage addr{};
+    socklen_t len = sizeof(addr);
+    char text[INET6_ADDRSTRLEN] = {};
+    port = 0;
+    if (getsockname(c_.fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return;
+    if (addr.ss_family == AF_INET6) {
+      const auto* a = reinterpret_cast<const sockaddr_in6*>(&addr);
+      inet_ntop(AF_INET6, &a->sin6_addr, text, sizeof(text));
+      port = ntohs(a->sin6_port);
+    } else {
+      const auto* a = reinterpret_cast<const sockaddr_in*>(&addr);
+      inet_ntop(AF_INET, &a->sin_addr, text, sizeof(text));
+      port = ntohs(a->sin_port);
+    }
+    ip = text;
+  }
+  socket_t socket() const override { return c_.fd; }
+
+ private:
+  // Whether the socket takes more bytes before the response deadline.
+  bool WaitWritable() const {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        c_.write_deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return false;
+    pollfd p{c_.fd, POLLOUT, 0};
+    int rc;
+    do {
+      rc = poll(&p, 1, static_cast<int>(std::min<int64_t>(left.count(), 1 << 30)));
+    } while (rc < 0 && errno == EINTR);
+    return rc > 0 && (p.revents & POLLOUT) != 0;
+  }
+
+  const HttpConnection& c_;
+  size_t read_ = 0;
+};
 
 }  // namespace
 
+// httplib::Server used for its request parsing and response writing only: HttpListener owns the
+// sockets, so httplib's listen loop never runs.
+class MetricsHttpServer::RequestProcessor : public httplib::Server {
+ public:
+  // httplib ends a chunked (streamed) body early when its own listening socket is unset ("the
+  // server is shutting down"); it has none here, so it gets a descriptor number no file has,
+  // never used for I/O and never closed, and gets it back unset before httplib's destructor runs.
+  RequestProcessor() { svr_sock_ = std::numeric_limits<int>::max(); }
+  ~RequestProcessor() override { svr_sock_ = INVALID_SOCKET; }
+
+  // Parses the request on `connection`, runs the handlers and writes the answer ("Connection:
+  // close": one request per connection).
+  void Serve(const HttpConnection& connection) {
+    ConnectionStream stream(connection);
+    bool closed = false;
+    process_request(stream, /*close_connection=*/true, closed, [](httplib::Request&) {});
+  }
+};
+
 MetricsHttpServer::MetricsHttpServer(Registry* registry)
-    : registry_(registry), http_(std::make_unique<httplib::Server>()) {}
+    : registry_(registry), processor_(std::make_unique<RequestProcessor>()) {}
 
 absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
-    const std::string& listen, Registry* registry) {
+    const std::string& listen, Registry* registry, const HttpListener::Options& limits) {
   ATTATTR_ASSIGN_OR_RETURN(auto address, ParseListen(listen));
   std::unique_ptr<MetricsHttpServer> server(new MetricsHttpServer(registry));
   MetricsHttpServer* self = server.get();
-  httplib::Server& http = *server->http_;
-
-  http.new_task_queue = [] { return new httplib::ThreadPool(4); };
-  http.set_socket_options(&ListenSocketOptions);
-  http.set_keep_alive_max_count(1);  // one request per connection, "Connection: close"
-  http.set_read_timeout(10, 0);
-  http.set_write_timeout(10, 0);
-  http.set_payload_max_length(64 * 1024);
-  // Every request is answered here, so httplib's own routes, file mounts and error pages never run.
+  RequestProcessor& http = *server->processor_;
+  http.set_payload_max_length(limits.max_head_bytes);
   http.set_pre_routing_handler([self](const httplib::Request& req, httplib::Response& res) {
     Response response;
     if (req.method != "GET" && req.method != "HEAD") {
@@ -133,57 +233,51 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
     }
     res.status = response.status;
     res.set_header("Cache-Control", "no-store");
-    res.set_content(response.body, response.content_type.c_str());
+    res.set_header("Content-Security-Policy", kContentSecurityPolicy);
+    res.set_header("X-Content-Type-Options", "nosniff");
+    res.set_header("X-Frame-Options", "DENY");
+    res.set_header("Referrer-Policy", "no-referrer");
+    if (response.stream) {
+      auto stream = std::move(response.stream);
+      auto provider = [stream](size_t /*offset*/, httplib::DataSink& sink) {
+        const bool whole = stream([&sink](absl::string_view piece) {
+          return piece.empty() || sink.write(piece.data(), piece.size());
+        });
+        if (whole) sink.done();
+        return whole;
+      };
+      // HTTP/1.1 clients get chunks, so a page cut short shows as incomplete; HTTP/1.0 has no
+      // chunks, and the end of the connection ends the body.
+      if (req.version == "HTTP/1.0") {
+        res.set_content_provider(response.content_type, std::move(provider));
+      } else {
+        res.set_chunked_content_provider(response.content_type, std::move(provider));
+      }
+    } else {
+      res.set_content(response.body, response.content_type.c_str());
+    }
     return httplib::Server::HandlerResponse::Handled;
   });
 
-  if (address.port == 0) {
-    server->port_ = http.bind_to_any_port(address.host);
-  } else if (http.bind_to_port(address.host, address.port)) {
-    server->port_ = address.port;
-  } else {
-    server->port_ = -1;
+  auto fd = CreateListenSocket(address);
+  if (!fd.ok()) {
+    return absl::UnavailableError(
+        absl::StrCat("metrics_listen: cannot listen on ", listen, ": ", fd.status().message()));
   }
-  if (server->port_ <= 0) {
-    return absl::UnavailableError(absl::StrCat("metrics_listen: cannot listen on ", listen, ": ",
-                                               BindFailureReason(address)));
-  }
-
-  // A std::thread gets the default (8 MiB) stack, and so do the ThreadPool workers it starts.
-  server->listener_ = std::thread([self] {
-    self->http_->listen_after_bind();
-    self->listener_done_ = true;
-  });
-  // The socket already listens (connections queue in its backlog); wait until the accept loop runs
-  // so that the destructor's stop() is never lost.
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (!http.is_running() && !server->listener_done_) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      return absl::InternalError(
-          absl::StrCat("metrics_listen: ", listen, ": the HTTP server did not start within 5 s"));
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  if (server->listener_done_ && !http.is_running()) {
-    return absl::InternalError(
-        absl::StrCat("metrics_listen: ", listen, ": the HTTP server stopped right after starting"));
-  }
+  server->port_ = BoundPort(*fd);
+  ATTATTR_ASSIGN_OR_RETURN(
+      server->listener_, HttpListener::Start(*fd, limits, [self](const HttpConnection& connection) {
+        self->processor_->Serve(connection);
+      }));
   return server;
 }
 
-MetricsHttpServer::~MetricsHttpServer() {
-  if (!listener_.joinable()) return;
-  // stop() only acts on a running server and must be called once (it asserts a live socket): it
-  // shuts the listening socket down, which wakes accept() at once; listen_after_bind() then joins
-  // its workers, each finishing its current request.
-  while (!listener_done_) {
-    if (http_->is_running()) {
-      http_->stop();
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  listener_.join();
+MetricsHttpServer::~MetricsHttpServer() { listener_.reset(); }
+
+void MetricsHttpServer::SetHealthCheck(HealthCheck check) {
+  auto shared = std::make_shared<const HealthCheck>(std::move(check));
+  absl::MutexLock lock(&mu_);
+  health_ = std::move(shared);
 }
 
 absl::Status MetricsHttpServer::AddHandler(const std::string& prefix, Handler handler) {
@@ -211,8 +305,15 @@ MetricsHttpServer::Response MetricsHttpServer::Dispatch(const Request& request) 
     return response;
   }
   if (request.path == "/healthz") {
+    std::shared_ptr<const HealthCheck> check;
+    {
+      absl::MutexLock lock(&mu_);
+      check = health_;
+    }
+    const absl::Status health = check != nullptr && *check ? (*check)() : absl::OkStatus();
     Response response;
-    response.body = "ok\n";
+    response.status = health.ok() ? 200 : 503;
+    response.body = health.ok() ? "ok\n" : absl::StrCat(health.message(), "\n");
     return response;
   }
   std::shared_ptr<const Handler> handler;

@@ -1,10 +1,19 @@
 // Tests MetricsHttpServer on loopback: /metrics content type and body over a real socket, /healthz,
-// 404 and 405, extra handlers by prefix, ephemeral ports and listen-address errors.
+// 404 and 405, extra handlers by prefix, streamed bodies, security headers, ephemeral ports and
+// listen-address errors; and the hostile clients HttpListener bounds (regression tests for the
+// hardening review): trickling and oversized heads, too many connections from one peer, a full
+// queue, none of which may keep /healthz from answering.
 // Thread-safety: the server serves on its own threads; the test only talks to it over sockets.
 #include "metrics/metrics_http.h"
 
-#include <chrono>
+#include <poll.h>
 
+#include <atomic>
+#include <chrono>
+#include <thread>
+#include <vector>
+
+#include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
 #include "support/http_get.h"
 
@@ -13,6 +22,67 @@ namespace {
 
 using ::attattr::testing::HttpGet;
 using ::attattr::testing::HttpResult;
+using Clock = std::chrono::steady_clock;
+
+// A raw loopback connection to `port` from `source` (any 127.x.y.z address), or -1.
+int Connect(int port, const char* source = "127.0.0.1") {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  sockaddr_in from{};
+  from.sin_family = AF_INET;
+  inet_pton(AF_INET, source, &from.sin_addr);
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(static_cast<uint16_t>(port));
+  inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&from), sizeof(from)) != 0 ||
+      connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof(to)) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+void SendText(int fd, const std::string& text) {
+  (void)send(fd, text.data(), text.size(), MSG_NOSIGNAL);
+}
+
+// Everything the server sends until it closes the connection or `limit` passes.
+std::string ReadUntilClosed(int fd, std::chrono::milliseconds limit = std::chrono::seconds(10)) {
+  std::string out;
+  const auto deadline = Clock::now() + limit;
+  char buf[4096];
+  while (Clock::now() < deadline) {
+    pollfd p{fd, POLLIN, 0};
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    if (poll(&p, 1, static_cast<int>(std::max<int64_t>(1, left.count()))) <= 0) break;
+    const ssize_t n = recv(fd, buf, sizeof(buf), 0);
+    if (n <= 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  return out;
+}
+
+// Whether the server has closed `fd` (or answered and closed) within `limit`.
+bool ClosedWithin(int fd, std::chrono::milliseconds limit) {
+  const auto deadline = Clock::now() + limit;
+  char buf[4096];
+  while (Clock::now() < deadline) {
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, 50) <= 0) continue;
+    const ssize_t n = recv(fd, buf, sizeof(buf), 0);
+    if (n <= 0) return true;
+  }
+  return false;
+}
+
+// /healthz answers 200 within `limit`.
+bool HealthyWithin(int port, std::chrono::milliseconds limit) {
+  const auto before = Clock::now();
+  const HttpResult health = HttpGet(port, "/healthz");
+  return health.status == 200 && Clock::now() - before < limit;
+}
 
 TEST(MetricsHttpServerTest, ServesMetricsAndHealth) {
   Registry registry;
@@ -141,6 +211,195 @@ TEST(MetricsHttpServerTest, DestructorReleasesThePort) {
   absl::StatusOr<std::unique_ptr<MetricsHttpServer>> again =
       MetricsHttpServer::Start("127.0.0.1:" + std::to_string(port), &registry);
   EXPECT_TRUE(again.ok()) << again.status();
+}
+
+TEST(MetricsHttpServerTest, EveryAnswerCarriesTheSecurityHeaders) {
+  Registry registry;
+  auto server = MetricsHttpServer::Start("127.0.0.1:0", &registry);
+  ASSERT_TRUE(server.ok()) << server.status();
+  for (const char* path : {"/metrics", "/healthz", "/missing"}) {
+    HttpResult r = HttpGet((*server)->port(), path);
+    ASSERT_TRUE(r.ok) << path;
+    EXPECT_EQ(r.headers["x-content-type-options"], "nosniff") << path;
+    EXPECT_EQ(r.headers["x-frame-options"], "DENY") << path;
+    EXPECT_EQ(r.headers["referrer-policy"], "no-referrer") << path;
+    EXPECT_EQ(r.headers["cache-control"], "no-store") << path;
+    const std::string csp = r.headers["content-security-policy"];
+    EXPECT_NE(csp.find("default-src 'none'"), std::string::npos) << path << ": " << csp;
+    EXPECT_EQ(csp.find("script-src"), std::string::npos) << csp;  // no scripts at all
+  }
+}
+
+TEST(MetricsHttpServerTest, HealthzAnswersWhatTheOwnersCheckSays) {
+  Registry registry;
+  auto server = MetricsHttpServer::Start("127.0.0.1:0", &registry);
+  ASSERT_TRUE(server.ok()) << server.status();
+  std::atomic<bool> draining{false};
+  (*server)->SetHealthCheck([&draining] {
+    return draining ? absl::UnavailableError("draining: shutting down") : absl::OkStatus();
+  });
+  EXPECT_EQ(HttpGet((*server)->port(), "/healthz").status, 200);
+  draining = true;
+  HttpResult health = HttpGet((*server)->port(), "/healthz");
+  EXPECT_EQ(health.status, 503);
+  EXPECT_EQ(health.body, "draining: shutting down\n");
+}
+
+TEST(MetricsHttpServerTest, StreamedBodiesArriveWholeInBothHttpVersions) {
+  Registry registry;
+  auto server = MetricsHttpServer::Start("127.0.0.1:0", &registry);
+  ASSERT_TRUE(server.ok()) << server.status();
+  ASSERT_TRUE((*server)
+                  ->AddHandler("/page",
+                               [](const MetricsHttpServer::Request&) {
+                                 MetricsHttpServer::Response r;
+                                 r.content_type = "text/html; charset=utf-8";
+                                 r.stream = [](const MetricsHttpServer::BodyWriter& write) {
+                                   for (int i = 0; i < 3; ++i) {
+                                     if (!write(std::string(100000, 'a' + i))) return false;
+                                   }
+                                   return true;
+                                 };
+                                 return r;
+                               })
+                  .ok());
+  const std::string expected =
+      std::string(100000, 'a') + std::string(100000, 'b') + std::string(100000, 'c');
+  HttpResult old = HttpGet((*server)->port(), "/page");  // HTTP/1.0: the close ends the body
+  EXPECT_EQ(old.status, 200);
+  EXPECT_EQ(old.headers.count("transfer-encoding"), 0u);
+  EXPECT_EQ(old.body, expected);
+
+  const int fd = Connect((*server)->port());
+  ASSERT_GE(fd, 0);
+  SendText(fd, "GET /page HTTP/1.1\r\nHost: x\r\n\r\n");
+  const std::string raw = ReadUntilClosed(fd);
+  close(fd);
+  EXPECT_EQ(raw.compare(0, 15, "HTTP/1.1 200 OK"), 0) << raw.substr(0, 100);
+  EXPECT_NE(raw.find("Transfer-Encoding: chunked"), std::string::npos);
+  EXPECT_NE(raw.find("\r\n0\r\n\r\n"), std::string::npos);  // the last chunk: the page is whole
+}
+
+// Regression: cpp-httplib's listener restarted its read timeout on every byte and handed
+// connections to a worker before their head arrived, so a few clients trickling one byte a second
+// held every worker and /healthz stopped answering (a failed liveness probe restarts the pod).
+TEST(MetricsHttpServerTest, TricklingClientsDoNotKeepHealthzFromAnswering) {
+  Registry registry;
+  HttpListener::Options limits;
+  limits.workers = 2;
+  limits.head_timeout = std::chrono::milliseconds(1500);
+  auto server = MetricsHttpServer::Start("127.0.0.1:0", &registry, limits);
+  ASSERT_TRUE(server.ok()) << server.status();
+  const int port = (*server)->port();
+  std::vector<int> slow;
+  for (int i = 0; i < 20; ++i) {
+    const int fd = Connect(port, i % 2 == 0 ? "127.0.0.1" : "127.0.0.2");
+    ASSERT_GE(fd, 0);
+    SendText(fd, "GET /metrics HTTP/1.1\r\n");
+    slow.push_back(fd);
+  }
+  const auto start = Clock::now();
+  // Every 100 ms each slow client sends one more header byte (until just before its deadline);
+  // /healthz answers all along.
+  for (int tick = 0; Clock::now() - start < std::chrono::milliseconds(1200); ++tick) {
+    for (int fd : slow) SendText(fd, "X");
+    EXPECT_TRUE(HealthyWithin(port, std::chrono::milliseconds(500))) << "tick " << tick;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  // The head deadline counts from the accept and never resets: every slow client got 408.
+  for (int fd : slow) {
+    const std::string answer = ReadUntilClosed(fd, std::chrono::seconds(5));
+    EXPECT_EQ(answer.compare(0, 12, "HTTP/1.1 408"), 0) << answer;
+    close(fd);
+  }
+  EXPECT_LT(Clock::now() - start, std::chrono::seconds(6));
+  EXPECT_TRUE(HealthyWithin(port, std::chrono::milliseconds(500)));
+}
+
+// Regression: a header line of any length was buffered before it was checked.
+TEST(MetricsHttpServerTest, AnOversizedHeadIsRefusedWithoutBeingBuffered) {
+  Registry registry;
+  HttpListener::Options limits;
+  limits.max_head_bytes = 1024;
+  auto server = MetricsHttpServer::Start("127.0.0.1:0", &registry, limits);
+  ASSERT_TRUE(server.ok()) << server.status();
+  const int port = (*server)->port();
+  {
+    // Exactly one byte over: the server reads it all and answers 431.
+    const int fd = Connect(port);
+    ASSERT_GE(fd, 0);
+    std::string head = "GET /metrics HTTP/1.1\r\nX-Long: ";
+    head += std::string(1025 - head.size(), 'a');
+    SendText(fd, head);
+    const std::string answer = ReadUntilClosed(fd, std::chrono::seconds(5));
+    EXPECT_EQ(answer.compare(0, 12, "HTTP/1.1 431"), 0) << answer;
+    close(fd);
+  }
+  {
+    // A 64 KiB header line: the connection ends long before the client has sent it.
+    const int fd = Connect(port);
+    ASSERT_GE(fd, 0);
+    SendText(fd, "GET /metrics HTTP/1.1\r\nX-Long: " + std::string(64 * 1024, 'a'));
+    EXPECT_TRUE(ClosedWithin(fd, std::chrono::seconds(2)));
+    close(fd);
+  }
+  EXPECT_TRUE(HealthyWithin(port, std::chrono::milliseconds(500)));
+}
+
+TEST(MetricsHttpServerTest, OnePeerCannotTakeEveryConnection) {
+  Registry registry;
+  HttpListener::Options limits;
+  limits.max_connections_per_peer = 3;
+  auto server = MetricsHttpServer::Start("127.0.0.1:0", &registry, limits);
+  ASSERT_TRUE(server.ok()) << server.status();
+  const int port = (*server)->port();
+  std::vector<int> idle;
+  for (int i = 0; i < 3; ++i) {
+    idle.push_back(Connect(port, "127.0.0.3"));
+    ASSERT_GE(idle.back(), 0);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // all three accepted
+  const int fourth = Connect(port, "127.0.0.3");
+  ASSERT_GE(fourth, 0);
+  const std::string refused = ReadUntilClosed(fourth, std::chrono::seconds(2));
+  EXPECT_EQ(refused.compare(0, 12, "HTTP/1.1 503"), 0) << refused;
+  close(fourth);
+  EXPECT_TRUE(HealthyWithin(port, std::chrono::milliseconds(500)));  // another peer is served
+  for (int fd : idle) close(fd);
+}
+
+TEST(MetricsHttpServerTest, AFullQueueAnswers503AtOnce) {
+  Registry registry;
+  HttpListener::Options limits;
+  limits.workers = 1;
+  limits.max_queued = 1;
+  auto server = MetricsHttpServer::Start("127.0.0.1:0", &registry, limits);
+  ASSERT_TRUE(server.ok()) << server.status();
+  const int port = (*server)->port();
+  absl::Notification started, release;
+  ASSERT_TRUE((*server)
+                  ->AddHandler("/slow",
+                               [&](const MetricsHttpServer::Request&) {
+                                 if (!started.HasBeenNotified()) started.Notify();  // one worker
+                                 release.WaitForNotification();
+                                 return MetricsHttpServer::Response{};
+                               })
+                  .ok());
+  const int running = Connect(port);
+  SendText(running, "GET /slow HTTP/1.0\r\n\r\n");
+  ASSERT_TRUE(started.WaitForNotificationWithTimeout(absl::Seconds(5)));
+  const int queued = Connect(port);
+  SendText(queued, "GET /slow HTTP/1.0\r\n\r\n");
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // its head is read and queued
+  const auto before = Clock::now();
+  const HttpResult refused = HttpGet(port, "/metrics");
+  EXPECT_EQ(refused.status, 503);
+  EXPECT_LT(Clock::now() - before, std::chrono::seconds(1));
+  release.Notify();
+  EXPECT_EQ(ReadUntilClosed(running).compare(0, 12, "HTTP/1.1 200"), 0);
+  EXPECT_EQ(ReadUntilClosed(queued).compare(0, 12, "HTTP/1.1 200"), 0);
+  close(running);
+  close(queued);
 }
 
 }  // namespace

@@ -338,7 +338,12 @@ TEST(PrometheusTest, RealPrometheusScrapesTheAttattrService) {
   EXPECT_NE(explains.body.find(",\"1\"]"), std::string::npos) << explains.body;
   HttpResult batches = prom.QueryUntil("attattr_batch_size_count", "\"job\":\"attattr\"");
   EXPECT_NE(batches.body.find("\"job\":\"attattr\""), std::string::npos) << batches.body;
+  // /healthz agrees with grpc.health.v1: serving now, 503 once the server drains.
+  EXPECT_EQ(HttpGet(srv.metrics_port(), "/healthz").status, 200);
   srv.Shutdown(std::chrono::milliseconds(0));
+  HttpResult draining = HttpGet(srv.metrics_port(), "/healthz");
+  EXPECT_EQ(draining.status, 503);
+  EXPECT_EQ(draining.body, "draining: shutting down\n");
   srv.Wait();
   started->reset();
   std::filesystem::remove_all(models);

@@ -1,6 +1,6 @@
-// WorkerPool (server/worker_pool.h): tasks run on the workers, a full queue refuses at once
-// instead of growing, and Stop runs what was queued, then refuses.
-#include "worker_pool.h"
+// WorkerPool (base/include/attattr/base/worker_pool.h): tasks run on the workers, a full queue
+// refuses at once instead of growing, and Stop runs what was queued, then refuses.
+#include "attattr/base/worker_pool.h"
 
 #include <gtest/gtest.h>
 
@@ -9,7 +9,7 @@
 
 #include "absl/synchronization/notification.h"
 
-namespace attattr::server {
+namespace attattr {
 namespace {
 
 TEST(WorkerPoolTest, RunsTasksOffTheCallingThread) {
@@ -50,4 +50,4 @@ TEST(WorkerPoolTest, AFullQueueRefusesAndStopRunsWhatWasQueued) {
 }
 
 }  // namespace
-}  // namespace attattr::server
+}  // namespace attattr

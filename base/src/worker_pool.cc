@@ -1,9 +1,9 @@
 // WorkerPool (see worker_pool.h).
-#include "worker_pool.h"
+#include "attattr/base/worker_pool.h"
 
 #include <utility>
 
-namespace attattr::server {
+namespace attattr {
 
 WorkerPool::WorkerPool(int threads, int max_queued) : max_queued_(max_queued) {
   for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Loop(); });
@@ -50,4 +50,4 @@ void WorkerPool::Loop() {
   }
 }
 
-}  // namespace attattr::server
+}  // namespace attattr

@@ -1,8 +1,9 @@
 // WorkerPool: a fixed set of threads running queued tasks in order, with a bound on the tasks
 // waiting, so a burst is refused at once instead of queued without limit. SubmitJob's validation
 // (reading dataset files under --data-root, tokenizing up to --max-job-examples examples) runs
-// here, never on a gRPC reaction thread. Hand-written: Abseil and gRPC 1.51 ship no public thread
-// pool, and this is a mutex, a queue and a few threads. Thread-safe; Stop from one owner thread.
+// here, never on a gRPC reaction thread, and so do the HTTP port's requests
+// (metrics/http_listener.h). Hand-written: Abseil and gRPC 1.51 ship no public thread pool, and
+// this is a mutex, a queue and a few threads. Thread-safe; Stop from one owner thread.
 #pragma once
 
 #include <deque>
@@ -13,7 +14,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 
-namespace attattr::server {
+namespace attattr {
 
 class WorkerPool {
  public:
@@ -43,4 +44,4 @@ class WorkerPool {
   std::vector<std::thread> threads_;  // touched only by the constructor and Stop
 };
 
-}  // namespace attattr::server
+}  // namespace attattr

@@ -1,0 +1,237 @@
+// HttpListener (see http_listener.h): accept and head reading on one poll() thread, serving on a
+// WorkerPool. poll() rather than epoll: at most max_connections + 2 descriptors, rebuilt each turn,
+// which is simpler and costs microseconds at these sizes.
+#include "metrics/http_listener.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <list>
+#include <map>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace attattr::metrics {
+
+struct HttpListener::Pending {
+  HttpConnection connection;
+  std::chrono::steady_clock::time_point deadline;
+};
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+const char* Reason(int status) {
+  switch (status) {
+    case 408:
+      return "Request Timeout";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 503:
+      return "Service Unavailable";
+    default:
+      return "Error";
+  }
+}
+
+// The end of a request head ("\r\n\r\n", or "\n\n" from lenient clients), searched from `from`.
+bool HeadComplete(const std::string& bytes, size_t from) {
+  const size_t start = from >= 3 ? from - 3 : 0;
+  return bytes.find("\r\n\r\n", start) != std::string::npos ||
+         bytes.find("\n\n", start) != std::string::npos;
+}
+
+void PeerOf(const sockaddr_storage& addr, HttpConnection* connection) {
+  char text[INET6_ADDRSTRLEN] = {};
+  if (addr.ss_family == AF_INET6) {
+    const auto* a = reinterpret_cast<const sockaddr_in6*>(&addr);
+    inet_ntop(AF_INET6, &a->sin6_addr, text, sizeof(text));
+    connection->peer_port = ntohs(a->sin6_port);
+  } else {
+    const auto* a = reinterpret_cast<const sockaddr_in*>(&addr);
+    inet_ntop(AF_INET, &a->sin_addr, text, sizeof(text));
+    connection->peer_port = ntohs(a->sin_port);
+  }
+  connection->peer_ip = text;
+}
+
+}  // namespace
+
+void RefuseConnection(int fd, int status) {
+  const std::string answer = absl::StrCat("HTTP/1.1 ", status, " ", Reason(status),
+                                          "\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+  (void)send(fd, answer.data(), answer.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  shutdown(fd, SHUT_RDWR);
+  close(fd);
+}
+
+HttpListener::HttpListener(int listen_fd, int wake_fd, const Options& options, Handler handler)
+    : listen_fd_(listen_fd),
+      wake_fd_(wake_fd),
+      options_(options),
+      handler_(std::move(handler)),
+      workers_(options.workers, options.max_queued) {}
+
+absl::StatusOr<std::unique_ptr<HttpListener>> HttpListener::Start(int listen_fd,
+                                                                  const Options& options,
+                                                                  Handler handler) {
+  if (options.workers < 1 || options.max_queued < 1 || options.max_connections < 1 ||
+      options.max_connections_per_peer < 1 || options.max_head_bytes < 64) {
+    close(listen_fd);
+    return absl::InvalidArgumentError("HttpListener: every limit must be positive");
+  }
+  const int flags = fcntl(listen_fd, F_GETFL, 0);
+  const int wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (flags < 0 || fcntl(listen_fd, F_SETFL, flags | O_NONBLOCK) < 0 || wake_fd < 0) {
+    const std::string why = std::strerror(errno);
+    close(listen_fd);
+    if (wake_fd >= 0) close(wake_fd);
+    return absl::InternalError(absl::StrCat("HttpListener: ", why));
+  }
+  std::unique_ptr<HttpListener> listener(
+      new HttpListener(listen_fd, wake_fd, options, std::move(handler)));
+  HttpListener* self = listener.get();
+  listener->poller_ = std::thread([self] { self->PollLoop(); });
+  return listener;
+}
+
+HttpListener::~HttpListener() {
+  stopping_ = true;
+  const uint64_t one = 1;
+  (void)write(wake_fd_, &one, sizeof(one));
+  if (poller_.joinable()) poller_.join();
+  workers_.Stop();  // serves what was queued, then joins
+  close(wake_fd_);
+}
+
+void HttpListener::Dispatch(HttpConnection connection) {
+  connection.write_deadline = Clock::now() + options_.response_timeout;
+  const int fd = connection.fd;
+  const bool queued = workers_.TrySchedule([this, connection = std::move(connection)] {
+    handler_(connection);
+    shutdown(connection.fd, SHUT_RDWR);
+    close(connection.fd);
+  });
+  if (!queued) RefuseConnection(fd, 503);
+}
+
+void HttpListener::PollLoop() {
+  std::list<Pending> pending;
+  std::map<std::string, int> per_peer;  // pending connections by peer address
+  std::vector<pollfd> fds;
+  std::vector<std::list<Pending>::iterator> polled;  // fds[i + 2] <-> polled[i]
+  char buffer[4096];
+
+  auto forget = [&per_peer](const Pending& p) {
+    auto it = per_peer.find(p.connection.peer_ip);
+    if (it != per_peer.end() && --it->second == 0) per_peer.erase(it);
+  };
+
+  while (!stopping_) {
+    fds.clear();
+    polled.clear();
+    fds.push_back({wake_fd_, POLLIN, 0});
+    fds.push_back({listen_fd_, POLLIN, 0});
+    Clock::time_point next_deadline = Clock::time_point::max();
+    for (auto it = pending.begin(); it != pending.end(); ++it) {
+      fds.push_back({it->connection.fd, POLLIN, 0});
+      polled.push_back(it);
+      next_deadline = std::min(next_deadline, it->deadline);
+    }
+    int timeout_ms = -1;
+    if (next_deadline != Clock::time_point::max()) {
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(next_deadline - Clock::now());
+      timeout_ms = static_cast<int>(std::max<int64_t>(0, left.count() + 1));
+    }
+    const int ready = poll(fds.data(), fds.size(), timeout_ms);
+    if (ready < 0 && errno != EINTR) break;
+    if (stopping_) break;
+
+    // Heads arriving: read what is there; dispatch a complete head; refuse an oversized one.
+    for (size_t i = 0; ready > 0 && i < polled.size(); ++i) {
+      if (fds[i + 2].revents == 0) continue;
+      auto it = polled[i];
+      HttpConnection& c = it->connection;
+      // What ends the connection's wait: 0 more to read for now, else dispatch, 431 or close.
+      enum { kWaiting, kComplete, kTooLarge, kGone } outcome = kWaiting;
+      while (outcome == kWaiting) {
+        const size_t room = options_.max_head_bytes + 1 - c.head.size();
+        const ssize_t n = recv(c.fd, buffer, std::min(room, sizeof(buffer)), 0);
+        if (n > 0) {
+          const size_t before = c.head.size();
+          c.head.append(buffer, static_cast<size_t>(n));
+          if (HeadComplete(c.head, before)) {
+            outcome = kComplete;  // (bytes after the head are the start of a body, unread)
+          } else if (c.head.size() > options_.max_head_bytes) {
+            outcome = kTooLarge;
+          }
+        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+          break;  // all read for now
+        } else if (!(n < 0 && errno == EINTR)) {
+          outcome = kGone;  // the client went away (0) or the socket failed
+        }
+      }
+      if (outcome == kWaiting) continue;
+      forget(*it);
+      if (outcome == kComplete) {
+        Dispatch(std::move(c));
+      } else if (outcome == kTooLarge) {
+        RefuseConnection(c.fd, 431);
+      } else {
+        close(c.fd);
+      }
+      pending.erase(it);
+    }
+
+    // Heads that did not arrive in time.
+    const auto now = Clock::now();
+    for (auto it = pending.begin(); it != pending.end();) {
+      if (it->deadline > now) {
+        ++it;
+        continue;
+      }
+      RefuseConnection(it->connection.fd, 408);
+      forget(*it);
+      it = pending.erase(it);
+    }
+
+    // New connections, each with its head deadline; past the limits, refused at once.
+    if ((fds[1].revents & POLLIN) != 0) {
+      for (;;) {
+        sockaddr_storage addr{};
+        socklen_t len = sizeof(addr);
+        const int fd = accept4(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len,
+                               SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) break;  // EAGAIN: accepted all; anything else: try on the next turn
+        Pending p;
+        p.connection.fd = fd;
+        PeerOf(addr, &p.connection);
+        p.deadline = Clock::now() + options_.head_timeout;
+        int& from_peer = per_peer[p.connection.peer_ip];
+        if (static_cast<int>(pending.size()) >= options_.max_connections ||
+            from_peer >= options_.max_connections_per_peer) {
+          if (from_peer == 0) per_peer.erase(p.connection.peer_ip);
+          RefuseConnection(fd, 503);
+          continue;
+        }
+        ++from_peer;
+        pending.push_back(std::move(p));
+      }
+    }
+  }
+  for (auto& p : pending) close(p.connection.fd);
+  close(listen_fd_);
+}
+
+}  // namespace attattr::metrics
