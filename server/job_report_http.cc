@@ -1,6 +1,8 @@
 // The /jobs/{id}/report HTTP handler (see job_report_http.h).
 #include "job_report_http.h"
 
+#include <atomic>
+#include <memory>
 #include <string>
 
 #include "absl/strings/match.h"
@@ -17,6 +19,13 @@ using Response = metrics::MetricsHttpServer::Response;
 
 constexpr absl::string_view kReportSuffix = "/report";
 
+// "12 MiB", "300 KiB" or "80 bytes".
+std::string FormatSize(int64_t bytes) {
+  if (bytes >= (int64_t{1} << 20)) return absl::StrCat(bytes >> 20, " MiB");
+  if (bytes >= 1024) return absl::StrCat(bytes >> 10, " KiB");
+  return absl::StrCat(bytes, " bytes");
+}
+
 Response Plain(int status, const std::string& message) {
   Response r;
   r.status = status;
@@ -32,7 +41,14 @@ Response StoreError(const absl::Status& s) {
   return Plain(status, std::string(s.message()));
 }
 
-Response Serve(store::JobStore& store, const metrics::MetricsHttpServer::Request& request) {
+// Shared by the handler's calls: how many report pages are being drawn now.
+struct ReportLoad {
+  std::atomic<int> rendering{0};
+};
+
+Response Serve(store::JobStore& store, const JobReportLimits& limits,
+               const std::shared_ptr<ReportLoad>& load,
+               const metrics::MetricsHttpServer::Request& request) {
   // "/jobs/<id>/report" -> "jobs/<id>".
   absl::string_view path = request.path;
   if (!absl::ConsumeSuffix(&path, kReportSuffix) || !absl::ConsumePrefix(&path, "/") ||
@@ -49,39 +65,59 @@ Response Serve(store::JobStore& store, const metrics::MetricsHttpServer::Request
     }
     return StoreError(record.status());
   }
-  v1::Job job;
-  JobToProto(*record, UnixNowMs(), &job);
-  v1::JobResult result;
+  auto job = std::make_shared<v1::Job>();
+  JobToProto(*record, UnixNowMs(), job.get());
+  auto result = std::make_shared<v1::JobResult>();
+  report::ReportOptions options;
+  options.max_page_bytes = limits.max_page_bytes;
   bool has_result = false;
+  std::shared_ptr<void> slot;  // a drawing slot, released when the page is sent
   if (record->state == store::JobState::kSucceeded && record->has_result) {
-    std::string bytes;
-    bytes.reserve(static_cast<size_t>(record->result_size_bytes));
-    auto s = store.ReadResult(name, [&bytes](const std::string& chunk) {
-      bytes += chunk;
-      return absl::OkStatus();
-    });
-    if (!s.ok()) return StoreError(s);
-    if (!result.ParseFromString(bytes)) {
-      return Plain(500, absl::StrCat("the stored result of ", name, " does not parse"));
+    if (record->result_size_bytes > limits.max_drawn_result_bytes) {
+      options.result_note = absl::StrCat("The result (", FormatSize(record->result_size_bytes),
+                                         ") is larger than a report page draws (",
+                                         FormatSize(limits.max_drawn_result_bytes),
+                                         "): `attattr get ", name, "` fetches it.");
+    } else {
+      // A result is held in memory while its page is drawn: at most max_concurrent_pages at once.
+      if (load->rendering.fetch_add(1) >= limits.max_concurrent_pages) {
+        load->rendering.fetch_sub(1);
+        return Plain(503, "busy drawing other reports; retry in a few seconds");
+      }
+      slot = std::shared_ptr<void>(nullptr, [load](void*) { load->rendering.fetch_sub(1); });
+      std::string bytes;
+      bytes.reserve(static_cast<size_t>(record->result_size_bytes));
+      auto s = store.ReadResult(name, [&bytes](const std::string& chunk) {
+        bytes += chunk;
+        return absl::OkStatus();
+      });
+      const bool parsed = s.ok() && result->ParseFromString(bytes);
+      if (!s.ok()) return StoreError(s);
+      if (!parsed)
+        return Plain(500, absl::StrCat("the stored result of ", name, " does not parse"));
+      has_result = true;
     }
-    has_result = true;
   }
-  auto html = report::RenderJobReport(job, has_result ? &result : nullptr);
-  if (!html.ok()) {
-    return Plain(500,
-                 absl::StrCat("cannot render the report of ", name, ": ", html.status().message()));
-  }
+  // The page is drawn while it is sent: a failure part-way (an inconsistent result) can only end
+  // the connection early.
   Response r;
   r.content_type = "text/html; charset=utf-8";
-  r.body = std::move(*html);
+  r.stream = [job, result, has_result, options,
+              slot](const metrics::MetricsHttpServer::BodyWriter& write) {
+    const absl::Status s =
+        report::WriteJobReport(*job, has_result ? result.get() : nullptr, options, write);
+    return s.ok();
+  };
   return r;
 }
 
 }  // namespace
 
-metrics::MetricsHttpServer::Handler MakeJobReportHandler(store::JobStore& store) {
-  return [&store](const metrics::MetricsHttpServer::Request& request) {
-    return Serve(store, request);
+metrics::MetricsHttpServer::Handler MakeJobReportHandler(store::JobStore& store,
+                                                         const JobReportLimits& limits) {
+  auto load = std::make_shared<ReportLoad>();
+  return [&store, limits, load](const metrics::MetricsHttpServer::Request& request) {
+    return Serve(store, limits, load, request);
   };
 }
 

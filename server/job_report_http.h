@@ -1,10 +1,15 @@
 // GET /jobs/{id}/report on the server's HTTP port (the one serving /metrics): the job's HTML report
 // (report/include/attattr/report/html_report.h), read from the job store — the status page while
-// the job is queued, running, failed or cancelled, the full report once it SUCCEEDED. 404 with a
+// the job is queued, running, failed or cancelled, the full report once it SUCCEEDED, streamed as
+// it is drawn within the report's page budget. A result above
+// JobReportLimits::max_drawn_result_bytes is not drawn (the page says how to fetch it), and at most
+// max_concurrent_pages pages drawn from results are in memory at once (one more is 503). 404 with a
 // plain message for an unknown job or path. The handler runs on the HTTP server's own threads,
 // never on gRPC threads; it is thread-safe as the store is. The metrics module stays unaware of
 // jobs: Server registers this handler through MetricsHttpServer::AddHandler.
 #pragma once
+
+#include <cstdint>
 
 #include "metrics/metrics_http.h"
 #include "store/job_store.h"
@@ -14,7 +19,17 @@ namespace attattr::server {
 // The path prefix to register the handler under.
 inline constexpr char kJobReportPrefix[] = "/jobs/";
 
+struct JobReportLimits {
+  // A result is parsed whole in memory to draw it: larger ones are not drawn.
+  int64_t max_drawn_result_bytes = int64_t{64} << 20;
+  // Pages drawn from a result at the same time (each holds its result until it is sent).
+  int max_concurrent_pages = 2;
+  // The page's own budget (report::ReportOptions::max_page_bytes).
+  int64_t max_page_bytes = int64_t{16} << 20;
+};
+
 // `store` is not owned and must outlive every request the handler serves.
-metrics::MetricsHttpServer::Handler MakeJobReportHandler(store::JobStore& store);
+metrics::MetricsHttpServer::Handler MakeJobReportHandler(store::JobStore& store,
+                                                         const JobReportLimits& limits = {});
 
 }  // namespace attattr::server

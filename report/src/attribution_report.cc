@@ -27,6 +27,8 @@ constexpr int64_t kLayerCellBudget = 350000;
 constexpr int64_t kHeadCellBudget = 250000;
 // Token labels and per-cell tooltips on the layer maps up to this many tokens.
 constexpr int kLabelledTokens = 64;
+// Rows a top-connections table shows (top_k may ask for 10,000 per layer and example).
+constexpr int kTopConnectionRows = 100;
 
 struct Budget {
   int64_t layer_cells_left = kLayerCellBudget;
@@ -104,12 +106,19 @@ void AppendTopConnections(const v1::LayerAttribution& layer, const std::vector<s
   absl::StrAppend(html,
                   "<table class=\"top-connections\"><caption>Strongest connections</caption><tr>"
                   "<th>head</th><th>query</th><th>\u2190 key</th><th>score</th></tr>");
-  for (const auto& c : layer.top_connections()) {
+  const int shown = std::min(layer.top_connections_size(), kTopConnectionRows);
+  for (int i = 0; i < shown; ++i) {
+    const auto& c = layer.top_connections(i);
     absl::StrAppend(html, "<tr><td>", c.head() < 0 ? std::string("\u03a3") : absl::StrCat(c.head()),
                     "</td><td>", c.query(), " ", token(c.query()), "</td><td>", c.key(), " ",
                     token(c.key()), "</td><td>", FormatNumber(c.score()), "</td></tr>");
   }
   absl::StrAppend(html, "</table>");
+  if (shown < layer.top_connections_size()) {
+    absl::StrAppend(html,
+                    Note(absl::StrCat("The strongest ", shown, " of ", layer.top_connections_size(),
+                                      " connections (`attattr get` has them all).")));
+  }
 }
 
 absl::Status AppendLayer(const v1::ExampleAttribution& example, const v1::LayerAttribution& layer,
@@ -247,7 +256,8 @@ std::string OptionsNote(const v1::ResultOptions& o) {
 }  // namespace
 
 absl::Status AppendAttributionSection(const v1::ResultOptions& options,
-                                      const v1::AttributionResult& result, std::string* html) {
+                                      const v1::AttributionResult& result, PageWriter& page) {
+  std::string* html = page.html();
   absl::StrAppend(html,
                   "<section id=\"attribution\" class=\"result attribution-result\"><h2>"
                   "Attribution</h2>");
@@ -256,6 +266,15 @@ absl::Status AppendAttributionSection(const v1::ResultOptions& options,
   }
   Budget budget;
   for (int e = 0; e < result.examples_size(); ++e) {
+    if (page.OverBudget()) {
+      absl::StrAppend(html, "<p class=\"note left-out\">",
+                      EscapeHtml(absl::StrCat("Examples ", e, " to ", result.examples_size() - 1,
+                                              " are left out: the page has reached its budget of ",
+                                              page.max_bytes() >> 10,
+                                              " KiB (`attattr get` has every example).")),
+                      "</p>");
+      break;
+    }
     const auto& example = result.examples(e);
     const std::string id = absl::StrCat("example-", e);
     absl::StrAppend(html, "<section class=\"example\" id=\"", id, "\"><h3>Example ", e, "</h3>");
@@ -273,6 +292,7 @@ absl::Status AppendAttributionSection(const v1::ResultOptions& options,
           AppendLayer(example, layer, absl::StrCat(id, "-layer-", layer.layer()), budget, html));
     }
     absl::StrAppend(html, "</section>");
+    ATTATTR_RETURN_IF_ERROR(page.Flush());
   }
   absl::StrAppend(html, "</section>");
   return absl::OkStatus();

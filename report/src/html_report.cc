@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "attattr/base/status_macros.h"
 #include "html_text.h"
 #include "report_sections.h"
 
@@ -104,20 +105,25 @@ void AppendSummary(const v1::Job& job, std::string* html) {
 
 }  // namespace
 
-absl::StatusOr<std::string> RenderJobReport(const v1::Job& job, const v1::JobResult* result) {
-  std::string html = absl::StrCat(
+absl::Status WriteJobReport(const v1::Job& job, const v1::JobResult* result,
+                            const ReportOptions& options, const ReportSink& sink) {
+  internal::PageWriter page(sink, options.max_page_bytes);
+  std::string* html = page.html();
+  absl::StrAppend(
+      html,
       "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" "
       "content=\"width=device-width, initial-scale=1\"><title>attattr report: ",
       EscapeHtml(job.name()), "</title><style>", kStyle, "</style></head><body>");
-  AppendSummary(job, &html);
-  absl::Status status;
+  AppendSummary(job, html);
+  ATTATTR_RETURN_IF_ERROR(page.Flush());
   if (result == nullptr) {
-    absl::StrAppend(&html, "<p class=\"note no-result\">",
-                    job.state() == v1::QUEUED || job.state() == v1::RUNNING
-                        ? "The job has not finished: this page shows its status; reload it later."
-                        : (job.state() == v1::SUCCEEDED ? "The result is not available."
-                                                        : "The job has no result."),
-                    "</p>");
+    const std::string note =
+        !options.result_note.empty() ? options.result_note
+        : job.state() == v1::QUEUED || job.state() == v1::RUNNING
+            ? "The job has not finished: this page shows its status; reload it later."
+            : (job.state() == v1::SUCCEEDED ? "The result is not available."
+                                            : "The job has no result.");
+    absl::StrAppend(html, "<p class=\"note no-result\">", EscapeHtml(note), "</p>");
   } else {
     const int result_kind = static_cast<int>(result->kind_case());  // the same numbers as JobKind
     if (job.kind() != v1::JOB_KIND_UNSPECIFIED && result_kind != 0 && result_kind != job.kind()) {
@@ -126,24 +132,35 @@ absl::StatusOr<std::string> RenderJobReport(const v1::Job& job, const v1::JobRes
     }
     switch (result->kind_case()) {
       case v1::JobResult::kAttribution:
-        status = internal::AppendAttributionSection(job.spec().attribution().result(),
-                                                    result->attribution(), &html);
+        ATTATTR_RETURN_IF_ERROR(internal::AppendAttributionSection(
+            job.spec().attribution().result(), result->attribution(), page));
         break;
       case v1::JobResult::kHeadImportance:
-        status = internal::AppendHeadImportanceSection(result->head_importance(), &html);
+        ATTATTR_RETURN_IF_ERROR(
+            internal::AppendHeadImportanceSection(result->head_importance(), html));
         break;
       case v1::JobResult::kTriggerSearch:
-        status = internal::AppendTriggerSearchSection(result->trigger_search(), &html);
+        ATTATTR_RETURN_IF_ERROR(
+            internal::AppendTriggerSearchSection(result->trigger_search(), html));
         break;
       default:
-        absl::StrAppend(&html, "<p class=\"note no-result\">The result is empty.</p>");
+        absl::StrAppend(html, "<p class=\"note no-result\">The result is empty.</p>");
     }
   }
-  if (!status.ok()) return status;
-  absl::StrAppend(&html,
+  absl::StrAppend(html,
                   "<footer class=\"note\">attattr: self-attention attribution (Hao et al., "
                   "AAAI 2021).</footer></body></html>\n");
-  return html;
+  return page.Flush();
+}
+
+absl::StatusOr<std::string> RenderJobReport(const v1::Job& job, const v1::JobResult* result,
+                                            const ReportOptions& options) {
+  std::string page;
+  ATTATTR_RETURN_IF_ERROR(WriteJobReport(job, result, options, [&page](absl::string_view piece) {
+    page.append(piece.data(), piece.size());
+    return true;
+  }));
+  return page;
 }
 
 }  // namespace attattr::report

@@ -20,6 +20,8 @@ namespace {
 
 namespace v1 = attattr::v1;
 using attattr::report::RenderJobReport;
+using attattr::report::ReportOptions;
+using attattr::report::WriteJobReport;
 
 constexpr char kEvil[] = "<script>alert('x')</script>";
 
@@ -372,3 +374,74 @@ TEST(HtmlReportTest, TriggerSearchTablePerPattern) {
 }
 
 }  // namespace
+
+// Many examples, each with its full matrices.
+v1::JobResult ManyExamples(int examples) {
+  v1::JobResult result;
+  const v1::JobResult one = AttributionResult(/*fp16=*/false, /*full=*/true, /*attention=*/true);
+  for (int e = 0; e < examples; ++e) {
+    *result.mutable_attribution()->add_examples() = one.attribution().examples(0);
+  }
+  return result;
+}
+
+// Regression (hardening review): a result of 10,000 examples drew a page of hundreds of MiB held
+// whole in memory. The page now stops at its budget and says which examples it left out.
+TEST(HtmlReportTest, APageStopsAtItsBudgetAndNamesWhatItLeftOut) {
+  const v1::Job job = MakeJob(v1::ATTRIBUTION, v1::SUCCEEDED);
+  const v1::JobResult result = ManyExamples(400);
+  auto whole = RenderJobReport(job, &result);
+  ASSERT_TRUE(whole.ok()) << whole.status();
+  EXPECT_EQ(Count(*whole, "class=\"example\""), 400);
+  EXPECT_EQ(whole->find("left-out"), std::string::npos);
+  const size_t per_example = whole->size() / 400;
+
+  ReportOptions options;
+  options.max_page_bytes = 64 * 1024;
+  auto cut = RenderJobReport(job, &result, options);
+  ASSERT_TRUE(cut.ok()) << cut.status();
+  const int drawn = Count(*cut, "class=\"example\"");
+  EXPECT_GT(drawn, 0);
+  EXPECT_LT(drawn, 400);
+  EXPECT_LE(cut->size(), options.max_page_bytes + 2 * per_example);
+  EXPECT_NE(cut->find("class=\"note left-out\">Examples " + std::to_string(drawn) +
+                      " to 399 are left out: the page has reached its budget of 64 KiB"),
+            std::string::npos);
+  EXPECT_NE(cut->find("</html>"), std::string::npos);  // still a whole page
+}
+
+TEST(HtmlReportTest, ATopConnectionsTableShowsAtMostAHundredRows) {
+  const v1::Job job = MakeJob(v1::ATTRIBUTION, v1::SUCCEEDED);
+  v1::JobResult result = AttributionResult(/*fp16=*/false, /*full=*/false, /*attention=*/false);
+  auto before = RenderJobReport(job, &result);  // one connection per layer
+  ASSERT_TRUE(before.ok()) << before.status();
+  auto* layer = result.mutable_attribution()->mutable_examples(0)->mutable_layers(0);
+  for (int i = 0; i < 5000; ++i) *layer->add_top_connections() = layer->top_connections(0);
+  auto html = RenderJobReport(job, &result);
+  ASSERT_TRUE(html.ok()) << html.status();
+  EXPECT_NE(html->find("The strongest 100 of 5001 connections"), std::string::npos);
+  // The first layer's table went from 1 row to 100, not 5001.
+  EXPECT_EQ(Count(*html, "<tr><td>"), Count(*before, "<tr><td>") + 99);
+}
+
+TEST(HtmlReportTest, WritingSendsThePageInPiecesAndStopsWhenTheReaderLeaves) {
+  const v1::Job job = MakeJob(v1::ATTRIBUTION, v1::SUCCEEDED);
+  const v1::JobResult result = ManyExamples(20);
+  std::vector<std::string> pieces;
+  ASSERT_TRUE(WriteJobReport(job, &result, ReportOptions{}, [&pieces](absl::string_view piece) {
+                pieces.emplace_back(piece);
+                return true;
+              }).ok());
+  EXPECT_GE(pieces.size(), 20u);  // at least one piece per example
+  std::string joined;
+  for (const auto& p : pieces) joined += p;
+  auto whole = RenderJobReport(job, &result);
+  ASSERT_TRUE(whole.ok());
+  EXPECT_EQ(joined, *whole);  // streaming and rendering give the same bytes
+
+  int calls = 0;
+  const absl::Status gone = WriteJobReport(job, &result, ReportOptions{},
+                                           [&calls](absl::string_view) { return ++calls < 3; });
+  EXPECT_EQ(gone.code(), absl::StatusCode::kCancelled) << gone;
+  EXPECT_EQ(calls, 3);  // nothing drawn after the reader left
+}

@@ -1,0 +1,119 @@
+// Tests the /jobs/{id}/report handler against a real SQLite job store, without a socket: the page
+// of a finished job, the note in place of a result too large to draw, and the bound on pages drawn
+// from results at the same time (each holds its parsed result until its page is sent).
+#include "job_report_http.h"
+
+#include <memory>
+#include <string>
+
+#include "attattr/v1/job.pb.h"
+#include "gtest/gtest.h"
+#include "store/sqlite_job_store.h"
+#include "support/test_paths.h"
+
+namespace attattr::server {
+namespace {
+
+using Request = metrics::MetricsHttpServer::Request;
+using Response = metrics::MetricsHttpServer::Response;
+
+// The body a response sends (its stream, or its body when it has none).
+std::string BodyOf(const Response& response) {
+  if (!response.stream) return response.body;
+  std::string body;
+  EXPECT_TRUE(response.stream([&body](absl::string_view piece) {
+    body.append(piece.data(), piece.size());
+    return true;
+  }));
+  return body;
+}
+
+class JobReportHttpTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = testing::MakeTempDir("attattr-report-http");
+    store::SqliteJobStoreOptions options;
+    options.path = dir_ + "/jobs.db";
+    auto opened = store::SqliteJobStore::Open(options);
+    ASSERT_TRUE(opened.ok()) << opened.status();
+    store_ = std::move(*opened);
+
+    // A finished attribution job with a small result.
+    v1::JobSpec spec;
+    spec.set_model("sst2");
+    spec.mutable_attribution()->mutable_examples()->mutable_inline_()->add_examples()->set_text(
+        "a fine film");
+    store::JobRecord record;
+    record.kind = "ATTRIBUTION";
+    record.model = "sst2";
+    record.spec = spec.SerializeAsString();
+    auto created = store_->Create(record);
+    ASSERT_TRUE(created.ok()) << created.status();
+    id_ = created->record.id;
+    v1::JobResult result;
+    auto* example = result.mutable_attribution()->add_examples();
+    for (const char* t : {"[CLS]", "a", "fine", "film", "[SEP]"}) example->add_tokens(t);
+    example->mutable_prediction()->set_predicted(1);
+    ASSERT_TRUE(store_->MarkRunning(id_).ok());
+    result_bytes_ = static_cast<int64_t>(result.ByteSizeLong());
+    ASSERT_TRUE(store_->PutResult(id_, result.SerializeAsString()).ok());
+    ASSERT_TRUE(store_->Finish(id_, store::JobState::kSucceeded, 0, "").ok());
+  }
+
+  Request ReportRequest() const {
+    Request request;
+    request.path = "/" + id_ + "/report";
+    return request;
+  }
+
+  std::string dir_;
+  std::unique_ptr<store::SqliteJobStore> store_;
+  std::string id_;
+  int64_t result_bytes_ = 0;
+};
+
+TEST_F(JobReportHttpTest, AFinishedJobIsDrawnWithItsResult) {
+  auto handler = MakeJobReportHandler(*store_);
+  const Response page = handler(ReportRequest());
+  EXPECT_EQ(page.status, 200);
+  EXPECT_EQ(page.content_type, "text/html; charset=utf-8");
+  const std::string html = BodyOf(page);
+  EXPECT_NE(html.find("id=\"attribution\""), std::string::npos);
+  EXPECT_NE(html.find("fine"), std::string::npos);
+  EXPECT_NE(html.find("</html>"), std::string::npos);
+
+  Request unknown;
+  unknown.path = "/jobs/0000/report";
+  const Response missing = handler(unknown);
+  EXPECT_EQ(missing.status, 404);
+  EXPECT_EQ(missing.body, "job jobs/0000 not found\n");
+}
+
+TEST_F(JobReportHttpTest, AResultAboveTheDrawingLimitIsNotParsedAndThePageSaysHowToGetIt) {
+  JobReportLimits limits;
+  limits.max_drawn_result_bytes = result_bytes_ - 1;
+  const Response page = MakeJobReportHandler(*store_, limits)(ReportRequest());
+  EXPECT_EQ(page.status, 200);
+  const std::string html = BodyOf(page);
+  EXPECT_EQ(html.find("id=\"attribution\""), std::string::npos);
+  EXPECT_NE(html.find("is larger than a report page draws"), std::string::npos) << html;
+  EXPECT_NE(html.find("`attattr get " + id_ + "` fetches it"), std::string::npos) << html;
+}
+
+TEST_F(JobReportHttpTest, PagesDrawnAtOnceAreBounded) {
+  JobReportLimits limits;
+  limits.max_concurrent_pages = 1;
+  auto handler = MakeJobReportHandler(*store_, limits);
+  auto first = std::make_unique<Response>(handler(ReportRequest()));
+  ASSERT_EQ(first->status, 200);
+  // The first page still holds its result (not yet sent): a second one waits its turn.
+  const Response second = handler(ReportRequest());
+  EXPECT_EQ(second.status, 503);
+  EXPECT_NE(second.body.find("busy drawing other reports"), std::string::npos);
+  EXPECT_FALSE(BodyOf(*first).empty());
+  first.reset();  // sent and gone: its slot is free
+  EXPECT_EQ(handler(ReportRequest()).status, 200);
+}
+
+}  // namespace
+}  // namespace attattr::server
