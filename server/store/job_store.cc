@@ -3,9 +3,31 @@
 // thread-safe.
 #include "store/job_store.h"
 
+#include <sys/random.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
 #include "attattr/base/status_macros.h"
 
 namespace attattr::store {
+
+absl::StatusOr<std::string> NewJobId() {
+  char bytes[16];
+  size_t have = 0;
+  while (have < sizeof(bytes)) {
+    const ssize_t n = getrandom(bytes + have, sizeof(bytes) - have, 0);
+    if (n > 0) {
+      have += static_cast<size_t>(n);
+    } else if (n < 0 && errno != EINTR) {
+      return absl::InternalError(
+          absl::StrCat("no randomness for a job id: ", std::strerror(errno)));
+    }
+  }
+  return absl::StrCat("jobs/", absl::BytesToHexString(absl::string_view(bytes, sizeof(bytes))));
+}
 
 const char* JobStateName(JobState state) {
   switch (state) {

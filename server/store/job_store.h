@@ -28,6 +28,10 @@ std::optional<JobState> JobStateFromName(const std::string& name);
 // SUCCEEDED, FAILED or CANCELLED.
 bool IsTerminal(JobState state);
 
+// A new job id, "jobs/<32 lowercase hex>": 128 bits from the kernel's CSPRNG (getrandom), so ids
+// cannot be guessed from others. Internal when the kernel gives no randomness.
+absl::StatusOr<std::string> NewJobId();
+
 // Where a running job is: a stage name ("integrating", "ranking heads") and examples done of total.
 struct JobProgress {
   std::string stage;

@@ -302,10 +302,7 @@ absl::StatusOr<std::unique_ptr<SqliteJobStore>> SqliteJobStore::Open(
 }
 
 SqliteJobStore::SqliteJobStore(SqliteJobStoreOptions options, sqlite3* db)
-    : options_(std::move(options)), db_(db) {
-  std::random_device seed;
-  id_random_.seed((uint64_t{seed()} << 32) ^ seed() ^ static_cast<uint64_t>(SystemNowMs()));
-}
+    : options_(std::move(options)), db_(db) {}
 
 SqliteJobStore::~SqliteJobStore() {
   absl::MutexLock lock(&mu_);
@@ -409,13 +406,6 @@ absl::Status SqliteJobStore::CreateOrCheckSchema() {
   return txn.Commit();
 }
 
-std::string SqliteJobStore::NewId() {
-  char hex[33];
-  std::snprintf(hex, sizeof(hex), "%016llx%016llx", static_cast<unsigned long long>(id_random_()),
-                static_cast<unsigned long long>(id_random_()));
-  return absl::StrCat("jobs/", std::string(hex));
-}
-
 absl::StatusOr<std::vector<JobRecord>> SqliteJobStore::QueryRecords(Statement& stmt) {
   std::vector<JobRecord> records;
   for (;;) {
@@ -499,7 +489,10 @@ absl::StatusOr<CreateResult> SqliteJobStore::Create(const JobRecord& record) {
     ATTATTR_ASSIGN_OR_RETURN(auto existing, QueryRecords(stmt));
     if (!existing.empty()) return CreateResult{std::move(existing.front()), false};
   }
-  const std::string id = record.id.empty() ? NewId() : record.id;
+  std::string id = record.id;
+  if (id.empty()) {
+    ATTATTR_ASSIGN_OR_RETURN(id, NewJobId());
+  }
   if (!record.id.empty()) {
     absl::StatusOr<JobRecord> clash = GetLocked(id);
     if (clash.ok()) {

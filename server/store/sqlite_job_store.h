@@ -6,7 +6,6 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <random>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -99,14 +98,12 @@ class SqliteJobStore final : public JobStore {
   absl::StatusOr<JobRecord> FinishLocked(const std::string& id, JobState state, int32_t error_code,
                                          const std::string& error_message)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  std::string NewId() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int64_t NowMs() const;
 
   const SqliteJobStoreOptions options_;
   absl::Mutex mu_;
   sqlite3* db_ ABSL_GUARDED_BY(mu_);
   std::unordered_map<std::string, sqlite3_stmt*> statements_ ABSL_GUARDED_BY(mu_);
-  std::mt19937_64 id_random_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace attattr::store

@@ -196,6 +196,29 @@ TEST_F(SqliteJobStoreTest, CreateFillsDefaults) {
   EXPECT_NE(MustCreate(*store, NewJob()), r.id);
 }
 
+// Regression (hardening review): ids came from a seeded mt19937_64, so one id predicted the next.
+// They are 128 bits from the kernel's CSPRNG: distinct, and every bit as likely 0 as 1.
+TEST(NewJobIdTest, IdsAre128RandomBitsInHex) {
+  std::set<std::string> seen;
+  int64_t ones = 0;
+  constexpr int kIds = 2000;
+  for (int i = 0; i < kIds; ++i) {
+    absl::StatusOr<std::string> id = NewJobId();
+    ASSERT_TRUE(id.ok()) << id.status();
+    ASSERT_EQ(id->size(), 5u + 32u) << *id;
+    ASSERT_EQ(id->substr(0, 5), "jobs/");
+    for (char c : id->substr(5)) {
+      ASSERT_TRUE((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')) << *id;
+      const int nibble = c <= '9' ? c - '0' : c - 'a' + 10;
+      ones += __builtin_popcount(nibble);
+    }
+    seen.insert(*id);
+  }
+  EXPECT_EQ(seen.size(), static_cast<size_t>(kIds));
+  // 256,000 fair bits: 128,000 ones, standard deviation 253; 8 deviations is a broken generator.
+  EXPECT_NEAR(static_cast<double>(ones), kIds * 64.0, 8 * 253.0);
+}
+
 TEST_F(SqliteJobStoreTest, CreateIsIdempotentOnRequestId) {
   auto store = OpenStore();
   absl::StatusOr<CreateResult> first = store->Create(NewJob("ATTRIBUTION", 0, "req-1"));
