@@ -1,6 +1,6 @@
 // ServerConfig: every setting of attattr-server in one plain struct with in-class defaults,
-// validated once (Validate names the offending option). Read from flags/env/file only in main.cc,
-// then passed by const reference. Thread-compatible value type.
+// validated once (Validate names the offending option). Read from flags/env/file only by
+// ParseServerFlags (server_flags.h), then passed by const reference. Thread-compatible value type.
 #pragma once
 
 #include <cstdint>

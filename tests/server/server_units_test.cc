@@ -1,10 +1,12 @@
 // Unit tests of the server's pure parts: the one absl→gRPC status mapping (every code), fp16
-// packing, ServerConfig validation naming the option, the timer queue and job event fan-out.
+// packing, ServerConfig validation naming the option, the flag parser (command line and --config
+// files), the timer queue and job event fan-out.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <fstream>
 #include <limits>
 #include <mutex>
 #include <sstream>
@@ -17,8 +19,10 @@
 #include "nlohmann/json.hpp"
 #include "proto_convert.h"
 #include "server_config.h"
+#include "server_flags.h"
 #include "spdlog/sinks/ostream_sink.h"
 #include "status_convert.h"
+#include "support/test_paths.h"
 #include "timer_queue.h"
 
 namespace attattr::server {
@@ -80,6 +84,47 @@ TEST(HalfPrecisionTest, ExactValuesAndRounding) {
   for (uint32_t h = 0; h < 0x7c00; ++h) {  // every finite positive half round-trips
     EXPECT_EQ(FloatToHalf(HalfToFloat(static_cast<uint16_t>(h))), h);
   }
+}
+
+TEST(ServerFlagsTest, CommandLineAndConfigFile) {
+  const std::string dir = testing::MakeTempDir("attattr-flags");
+  const std::string ini = dir + "/attattr.ini";
+  std::ofstream(ini) << "models=/m\njob-runners=3\nmax-result-mib=8\n";
+  absl::StatusOr<ServerFlags> flags =
+      ParseServerFlags({"--config", ini, "--workers", "2", "--grace-seconds", "7"});
+  ASSERT_TRUE(flags.ok()) << flags.status();
+  EXPECT_EQ(flags->config.models_dir, "/m");
+  EXPECT_EQ(flags->config.job_runners, 3);
+  EXPECT_EQ(flags->config.workers, 2);
+  EXPECT_EQ(flags->config.max_result_bytes, int64_t{8} << 20);
+  EXPECT_EQ(flags->grace_seconds, 7);
+
+  absl::StatusOr<ServerFlags> help = ParseServerFlags({"--help"});
+  ASSERT_TRUE(help.ok());
+  EXPECT_TRUE(help->help_requested);
+  EXPECT_NE(help->help.find("--max-job-work"), std::string::npos);
+
+  absl::StatusOr<ServerFlags> unknown = ParseServerFlags({"--models", "/m", "--workrs", "2"});
+  EXPECT_EQ(unknown.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(unknown.status().message().find("--workrs"), std::string::npos) << unknown.status();
+  EXPECT_NE(unknown.status().message().find("usage: attattr-server"), std::string::npos);
+
+  std::ofstream(ini) << "models=/m\nworkers=lots\n";
+  absl::StatusOr<ServerFlags> typed = ParseServerFlags({"--config", ini});
+  EXPECT_EQ(typed.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(typed.status().message().find("workers"), std::string::npos) << typed.status();
+}
+
+// Regression (seen while writing tests/fuzz/server_flags_fuzz.cc): a MiB value above 2^43
+// overflowed the signed shift to bytes (undefined behaviour) instead of being refused.
+TEST(ServerFlagsTest, HugeMibValuesAreRefusedNotOverflowed) {
+  absl::StatusOr<ServerFlags> huge =
+      ParseServerFlags({"--models", "/m", "--max-dataset-mib", "9223372036854775807"});
+  EXPECT_EQ(huge.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(huge.status().message().find("--max-dataset-mib"), std::string::npos) << huge.status();
+  absl::StatusOr<ServerFlags> negative =
+      ParseServerFlags({"--models", "/m", "--memory-budget-mib", "-1"});
+  EXPECT_EQ(negative.status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(ServerConfigTest, ValidateNamesTheOption) {
