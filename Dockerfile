@@ -11,9 +11,12 @@
 #   on Kubernetes), which also brings libnvidia-ml for the attattr_device_memory_* metrics:
 #     docker build -t attattr:cuda --build-arg VARIANT=cuda \
 #       --build-arg BUILD_IMAGE=nvidia/cuda:12.6.3-cudnn-devel-ubuntu24.04 \
-#       --build-arg RUNTIME_IMAGE=nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04 .
+#       --build-arg RUNTIME_IMAGE=nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04 \
+#       --build-arg LIBTORCH_SHA256=<sha256sum of the LibTorch zip> .
 #   (Ubuntu 24.04 carries the same gRPC 1.51 / Abseil 20220623 / Protobuf 3.21 as Debian 12, so
 #   scripts/packages.txt installs there unchanged; LIBTORCH_URL picks another LibTorch build.)
+#   The zip is unpacked only if its SHA-256 is LIBTORCH_SHA256, which has no default: pytorch.org
+#   publishes none, so pin the one of a copy you trust (`sha256sum libtorch-….zip`).
 #
 # Run: docker run -p 50051:50051 -p 9464:9464 -v /srv/models:/models:ro attattr:cpu
 # Without a Docker engine (as in CI): scripts/build_image.sh builds this same file with buildah on
@@ -28,6 +31,7 @@ ARG RUNTIME_IMAGE=debian:12-slim
 FROM ${BUILD_IMAGE} AS build
 ARG VARIANT
 ARG LIBTORCH_URL=https://download.pytorch.org/libtorch/cu126/libtorch-cxx11-abi-shared-with-deps-2.7.1%2Bcu126.zip
+ARG LIBTORCH_SHA256=
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 WORKDIR /src
 # Packages: exactly the build's list and the filter scripts/setup.sh uses (CUDA: all but
@@ -40,7 +44,10 @@ RUN apt-get update -qq \
     | xargs env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
  && if [ "$VARIANT" = cuda ]; then \
       DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends curl ca-certificates \
+      && { [ -n "$LIBTORCH_SHA256" ] \
+           || { echo "error: the CUDA variant needs --build-arg LIBTORCH_SHA256 (the zip's sha256sum)" >&2; exit 1; }; } \
       && curl -fsSL -o /tmp/libtorch.zip "$LIBTORCH_URL" \
+      && echo "$LIBTORCH_SHA256  /tmp/libtorch.zip" | sha256sum -c - \
       && unzip -q /tmp/libtorch.zip -d /opt && rm /tmp/libtorch.zip; \
     fi \
  && rm -rf /var/lib/apt/lists/*

@@ -72,6 +72,12 @@ for name in ("default", "values-gpu.yaml", "full-values.yaml", "persistence-valu
         expect("replicas" not in dep["spec"], "full: replicas left to the HPA")
         init = pod["initContainers"][0]
         expect(init["name"] == "fetch-models" and "emptyDir" in vols["models"], "full: model download")
+        script = init["args"][0]
+        env = {e["name"]: e["value"] for e in init["env"]}
+        expect("sha256sum -c -" in script and script.index("sha256sum") < script.index("tar -xzf"),
+               "full: each archive checked before it is unpacked")
+        expect(env.get("MODEL_SHA256_1") == "60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752",
+               "full: the second model's sha256 reaches the init container")
         expect("--data-root=/data" in c["args"], "full: --data-root")
         expect("--export-root=/exports" in c["args"], "full: --export-root")
         expect(vols["exports"]["persistentVolumeClaim"]["claimName"] == "attattr-exports", "full: exports PVC")
@@ -126,6 +132,35 @@ bad "a string for an integer" "graceSeconds" --set-string server.graceSeconds=th
 bad "gpu.count 0" "count" --set gpu.enabled=true --set gpu.count=0
 bad "an unknown model source" "source" --set models.source=s3
 bad "download without items" "items" --set models.source=download
+bad "a download without its sha256" "sha256" --set models.source=download \
+  --set 'models.download.items[0].name=m' --set 'models.download.items[0].url=https://h/m.tar.gz'
+bad "a download with a malformed sha256" "sha256" --set models.source=download \
+  --set 'models.download.items[0].name=m' --set 'models.download.items[0].url=https://h/m.tar.gz' \
+  --set 'models.download.items[0].sha256=abc'
+
+# The init container's script, run here against a local archive (curl reads file:// URLs; /models
+# becomes a temporary directory): a matching checksum unpacks the model, a wrong one stops before
+# unpacking and leaves nothing behind.
+"$HELM" template attattr "$chart" -f "$chart/ci/full-values.yaml" --show-only templates/deployment.yaml \
+  | "$PY" -c 'import sys, yaml; d = yaml.safe_load(sys.stdin); print(d["spec"]["template"]["spec"]["initContainers"][0]["args"][0])' \
+  | sed "s#/models#$tmp/models#g" >"$tmp/fetch.sh"
+mkdir -p "$tmp/archive" "$tmp/models"
+printf '{}' >"$tmp/archive/config.json"
+tar -czf "$tmp/model.tar.gz" -C "$tmp/archive" config.json
+good_sha=$(sha256sum "$tmp/model.tar.gz" | cut -d' ' -f1)
+fetch() { # fetch SHA_OF_THE_SECOND_MODEL: runs the script with the first model already present
+  mkdir -p "$tmp/models/sst2-bert" && printf '{}' >"$tmp/models/sst2-bert/config.json"
+  MODEL_URL_0=unused MODEL_SHA256_0=unused MODEL_URL_1="file://$tmp/model.tar.gz" MODEL_SHA256_1=$1 \
+    sh -ec "$(cat "$tmp/fetch.sh")"
+}
+check "the init script unpacks an archive whose SHA-256 matches" fetch "$good_sha"
+check "  ... and the model is there" test -f "$tmp/models/minilm/config.json"
+rm -rf "$tmp/models"
+refuse "the init script refuses an archive whose SHA-256 differs" "minilm: the archive's SHA-256" \
+  fetch "$(printf '%064d' 0)"
+check "  ... leaving neither the model nor the archive" \
+  test ! -e "$tmp/models/minilm" -a ! -e "$tmp/models/.minilm.tar.gz"
+
 bad "a relative hostPath" "path" --set models.source=hostPath --set models.hostPath.path=models
 bad "an out-of-range port" "grpcPort" --set service.grpcPort=70000
 bad_template "the same port twice" "must differ" --set service.metricsPort=50051
