@@ -140,9 +140,12 @@ class JobStore {
   // QUEUED/RUNNING -> CANCELLED (code CANCELLED); terminal jobs are FailedPrecondition.
   virtual absl::StatusOr<JobRecord> Cancel(const std::string& id) = 0;
 
-  // Stores the result of a RUNNING job, replacing any previous one atomically, in chunks so it can
-  // be read back piecewise. Call it before Finish(SUCCEEDED); a job in another state (e.g.
-  // cancelled meanwhile) is FailedPrecondition. Once the job is terminal its result never changes.
+  // Stores the result of a RUNNING job, replacing any previous one, in chunks so it can be read
+  // back piecewise; readers see no result until the new one is stored whole (an implementation
+  // may write it in several transactions, leaving the store to other calls between them). Call
+  // it before Finish(SUCCEEDED); a job in another state (e.g. cancelled meanwhile, even part-way
+  // through the write) is FailedPrecondition and keeps no chunk. Once the job is terminal its
+  // result never changes.
   virtual absl::Status PutResult(const std::string& id, const std::string& bytes) = 0;
   // Size and chunk count of a stored result; NotFound when the job or its result is absent.
   virtual absl::StatusOr<ResultInfo> GetResultInfo(const std::string& id) = 0;

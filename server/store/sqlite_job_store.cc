@@ -260,6 +260,10 @@ absl::Status SqliteJobStoreOptions::Validate() const {
     return absl::InvalidArgumentError(
         absl::StrCat("result_chunk_bytes: must be in [4096, 67108864], got ", result_chunk_bytes));
   }
+  if (result_write_batch_bytes < 4096 || result_write_batch_bytes > (int64_t{1} << 30)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "result_write_batch_bytes: must be in [4096, 1073741824], got ", result_write_batch_bytes));
+  }
   return absl::OkStatus();
 }
 
@@ -677,28 +681,63 @@ absl::StatusOr<JobRecord> SqliteJobStore::Cancel(const std::string& id) {
   return FinishLocked(id, JobState::kCancelled, kCancelledCode, "job cancelled");
 }
 
-absl::Status SqliteJobStore::PutResult(const std::string& id, const std::string& bytes) {
-  absl::MutexLock lock(&mu_);
-  Transaction txn(this);
+absl::Status SqliteJobStore::BeginOnRunningJob(Transaction& txn, const std::string& id) {
   ATTATTR_STORE_RETURN_IF_ERROR(txn.Begin());
   ATTATTR_ASSIGN_OR_RETURN(auto job, GetLocked(id));
   if (job.state != JobState::kRunning) return WrongState(id, job.state, "RUNNING");
-  ATTATTR_STORE_RETURN_IF_ERROR(DeleteResultLocked(id));
+  return absl::OkStatus();
+}
+
+// A result is written in batches, each its own short transaction that first checks the job is
+// still RUNNING (a job cancelled meanwhile has its chunks dropped by Finish, and no batch lands
+// after that). Chunks are invisible until the last transaction sets has_result; a process that
+// dies part-way leaves chunks of a RUNNING job, which MarkRunning drops when it runs again.
+absl::Status SqliteJobStore::PutResult(const std::string& id, const std::string& bytes) {
   const size_t chunk = static_cast<size_t>(options_.result_chunk_bytes);
-  int64_t chunks = 0;
-  for (size_t offset = 0; offset < bytes.size(); offset += chunk, ++chunks) {
-    absl::StatusOr<Statement> stmt =
-        Prepare("INSERT INTO results (job_id, seq, data) VALUES (?1, ?2, ?3)");
-    if (!stmt.ok()) return stmt.status();
-    stmt->BindText(1, id);
-    stmt->BindInt(2, chunks);
-    stmt->BindBlob(3, bytes.data() + offset, std::min(chunk, bytes.size() - offset),
-                   /*copy=*/false);
-    const int rc = stmt->Step();
-    if (rc != SQLITE_DONE) {
-      return SqliteError(rc, absl::StrCat("writing result chunk ", chunks, " of ", Quote(id)));
-    }
+  const size_t chunks_per_batch =
+      std::max<size_t>(1, static_cast<size_t>(options_.result_write_batch_bytes) / chunk);
+  const int64_t total_chunks = static_cast<int64_t>((bytes.size() + chunk - 1) / chunk);
+  {
+    // 1. The previous result goes, and with it has_result.
+    absl::MutexLock lock(&mu_);
+    Transaction txn(this);
+    ATTATTR_STORE_RETURN_IF_ERROR(BeginOnRunningJob(txn, id));
+    ATTATTR_STORE_RETURN_IF_ERROR(DeleteResultLocked(id));
+    ATTATTR_ASSIGN_OR_RETURN(auto stmt,
+                             Prepare("UPDATE jobs SET has_result = 0, result_size_bytes = 0, "
+                                     "result_chunk_count = 0 WHERE id = ?1"));
+    stmt.BindText(1, id);
+    const int rc = stmt.Step();
+    if (rc != SQLITE_DONE)
+      return SqliteError(rc, absl::StrCat("clearing the result of ", Quote(id)));
+    ATTATTR_STORE_RETURN_IF_ERROR(txn.Commit());
   }
+  // 2. The chunks, a batch per transaction.
+  for (int64_t first = 0; first < total_chunks; first += static_cast<int64_t>(chunks_per_batch)) {
+    absl::MutexLock lock(&mu_);
+    Transaction txn(this);
+    ATTATTR_STORE_RETURN_IF_ERROR(BeginOnRunningJob(txn, id));
+    const int64_t last = std::min(total_chunks, first + static_cast<int64_t>(chunks_per_batch));
+    for (int64_t seq = first; seq < last; ++seq) {
+      const size_t offset = static_cast<size_t>(seq) * chunk;
+      absl::StatusOr<Statement> stmt =
+          Prepare("INSERT INTO results (job_id, seq, data) VALUES (?1, ?2, ?3)");
+      if (!stmt.ok()) return stmt.status();
+      stmt->BindText(1, id);
+      stmt->BindInt(2, seq);
+      stmt->BindBlob(3, bytes.data() + offset, std::min(chunk, bytes.size() - offset),
+                     /*copy=*/false);
+      const int rc = stmt->Step();
+      if (rc != SQLITE_DONE) {
+        return SqliteError(rc, absl::StrCat("writing result chunk ", seq, " of ", Quote(id)));
+      }
+    }
+    ATTATTR_STORE_RETURN_IF_ERROR(txn.Commit());
+  }
+  // 3. The result becomes visible.
+  absl::MutexLock lock(&mu_);
+  Transaction txn(this);
+  ATTATTR_STORE_RETURN_IF_ERROR(BeginOnRunningJob(txn, id));
   {
     ATTATTR_ASSIGN_OR_RETURN(
         auto stmt,
@@ -706,7 +745,7 @@ absl::Status SqliteJobStore::PutResult(const std::string& id, const std::string&
                 "update_time_ms = ?4 WHERE id = ?1"));
     stmt.BindText(1, id);
     stmt.BindInt(2, static_cast<int64_t>(bytes.size()));
-    stmt.BindInt(3, chunks);
+    stmt.BindInt(3, total_chunks);
     stmt.BindInt(4, NowMs());
     const int rc = stmt.Step();
     if (rc != SQLITE_DONE) return SqliteError(rc, absl::StrCat("recording result of ", Quote(id)));

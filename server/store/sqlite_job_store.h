@@ -34,6 +34,10 @@ struct SqliteJobStoreOptions {
   int32_t busy_timeout_ms = 5000;
   // Size of the stored result chunks, 4 KiB..64 MiB. Default: 1 MiB.
   int64_t result_chunk_bytes = int64_t{1} << 20;
+  // PutResult writes a result in transactions of at most this many bytes (at least one chunk),
+  // releasing the store between them, so a 1 GiB result never holds every other call for the
+  // whole write. 4 KiB..1 GiB. Default: 8 MiB.
+  int64_t result_write_batch_bytes = int64_t{8} << 20;
   // Source of "now" in unix ms for create/start/end/update times. Default (empty): the system
   // clock.
   std::function<int64_t()> clock;
@@ -94,6 +98,9 @@ class SqliteJobStore final : public JobStore {
   absl::StatusOr<std::vector<JobRecord>> QueryRecords(Statement& stmt)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status DeleteResultLocked(const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Begins `txn` and checks that job `id` is RUNNING (FailedPrecondition otherwise).
+  absl::Status BeginOnRunningJob(Transaction& txn, const std::string& id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Moves a QUEUED/RUNNING job to a terminal state (FailedPrecondition otherwise).
   absl::StatusOr<JobRecord> FinishLocked(const std::string& id, JobState state, int32_t error_code,
                                          const std::string& error_message)

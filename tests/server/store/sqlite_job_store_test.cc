@@ -419,6 +419,62 @@ TEST_F(SqliteJobStoreTest, LargeResultRoundTripsInChunks) {
   EXPECT_EQ(stats->result_bytes, static_cast<int64_t>(blob.size()));
 }
 
+// Regression (hardening review): a result was written in one transaction under the store's lock,
+// so a 1 GiB result held every other call (GetJob, ListJobs, health of the queue) for the whole
+// write. It is now written a batch per transaction: other calls run between batches, see no
+// result until it is whole, and a cancel part-way leaves no chunk behind.
+TEST_F(SqliteJobStoreTest, BatchedResultWritesAreInvisibleUntilWholeAndStopOnCancel) {
+  SqliteJobStoreOptions options = Options();
+  options.result_chunk_bytes = 4096;
+  options.result_write_batch_bytes = 4096;  // one chunk per transaction
+  absl::StatusOr<std::unique_ptr<SqliteJobStore>> opened = SqliteJobStore::Open(options);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  SqliteJobStore& store = **opened;
+  const std::string blob = RandomBytes(4u << 20, 11);  // 1024 transactions
+
+  const std::string whole = MustCreate(store, NewJob());
+  ASSERT_TRUE(store.MarkRunning(whole).ok());
+  std::atomic<bool> done{false};
+  absl::Status written;
+  std::thread writer([&] {
+    written = store.PutResult(whole, blob);
+    done = true;
+  });
+  int reads = 0;
+  while (!done) {
+    absl::StatusOr<ResultInfo> info = store.GetResultInfo(whole);
+    if (info.ok()) {
+      EXPECT_EQ(info->size_bytes, static_cast<int64_t>(blob.size()));  // never a partial result
+    } else {
+      EXPECT_TRUE(absl::IsNotFound(info.status())) << info.status();
+    }
+    ++reads;
+  }
+  writer.join();
+  ASSERT_TRUE(written.ok()) << written;
+  EXPECT_GT(reads, 0);
+  EXPECT_EQ(ReadAll(store, whole), blob);
+
+  const std::string cancelled = MustCreate(store, NewJob());
+  ASSERT_TRUE(store.MarkRunning(cancelled).ok());
+  std::atomic<bool> interrupted_done{false};
+  std::thread interrupted([&] {
+    written = store.PutResult(cancelled, blob);
+    interrupted_done = true;
+  });
+  const std::string count_sql = "SELECT COUNT(*) FROM results WHERE job_id = '" + cancelled + "'";
+  while (!interrupted_done && RawSql(path_, count_sql) == "0") {
+    std::this_thread::yield();  // until the first batches are in
+  }
+  ASSERT_TRUE(store.Cancel(cancelled).ok());
+  interrupted.join();
+  // Either the write finished before the cancel (which then dropped the result) or it stopped
+  // at the next batch: no chunk of the cancelled job is left either way.
+  EXPECT_TRUE(written.ok() || absl::IsFailedPrecondition(written)) << written;
+  EXPECT_EQ(RawSql(path_, count_sql), "0");
+  EXPECT_TRUE(absl::IsNotFound(store.GetResultInfo(cancelled).status()));
+}
+
 TEST_F(SqliteJobStoreTest, EmptyAndReplacedResults) {
   auto store = OpenStore();
   const std::string id = MustCreate(*store, NewJob());
