@@ -1,23 +1,49 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets (CMake preset `fuzz`, clang-14) and fuzzes the safetensors header
-# parser for $1 seconds (default 600) with one worker, on a scratch copy of the seed corpus so the
-# checked-in seeds stay small. Crashes land in build-fuzz/artifacts/; the exit status is
-# libFuzzer's. Does not minimise or check in the grown corpus. Usage: scripts/fuzz.sh [seconds]
+# Builds the libFuzzer targets (CMake preset `fuzz`, clang-14, ASan + UBSan) and fuzzes each one
+# named (default: all) for SECONDS (default 600) with one worker, starting from its committed corpus
+# in tests/fuzz/corpus/<target>/. The corpus is then rewritten as the hand-written seeds plus the
+# fewest inputs the run found that keep its coverage (libFuzzer -merge=1), so commit it: CTest
+# replays every corpus (fuzz_corpus.* tests). Crashes land in build-fuzz/artifacts/ and stop the script with
+# libFuzzer's status; a summary line per target (runs, coverage, corpus size) goes to stdout.
+# Usage: scripts/fuzz.sh [SECONDS] [TARGET...]
+#   targets: safetensors_header_fuzz model_config_fuzz wordpiece_fuzz dataset_fuzz server_flags_fuzz
 set -euo pipefail
 
 seconds="${1:-600}"
+shift || true
+targets=("$@")
+if [ ${#targets[@]} -eq 0 ]; then
+  targets=(safetensors_header_fuzz model_config_fuzz wordpiece_fuzz dataset_fuzz server_flags_fuzz)
+fi
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "${root}"
 
-cmake --preset fuzz
-cmake --build --preset fuzz --target safetensors_header_fuzz
+cmake --preset fuzz >/dev/null
+cmake --build --preset fuzz --target "${targets[@]}"
+mkdir -p build-fuzz/artifacts build-fuzz/logs
 
-corpus="$(mktemp -d /tmp/safetensors_corpus.XXXXXX)"
-cp tests/fuzz/corpus/safetensors/* "${corpus}/"
-mkdir -p build-fuzz/artifacts
-echo "fuzzing for ${seconds}s; corpus copy in ${corpus}"
-exec build-fuzz/bin/safetensors_header_fuzz \
-  -max_total_time="${seconds}" -rss_limit_mb=2048 \
-  -dict=tests/fuzz/safetensors.dict \
-  -artifact_prefix=build-fuzz/artifacts/ \
-  "${corpus}"
+for target in "${targets[@]}"; do
+  seeds="tests/fuzz/corpus/${target}"
+  scratch="$(mktemp -d "/tmp/${target}.XXXXXX")"
+  cp "${seeds}"/* "${scratch}/"
+  dict=()
+  [ -f "tests/fuzz/${target%_fuzz}.dict" ] && dict=(-dict="tests/fuzz/${target%_fuzz}.dict")
+  [ -f "tests/fuzz/${target%_header_fuzz}.dict" ] && dict=(-dict="tests/fuzz/${target%_header_fuzz}.dict")
+  log="build-fuzz/logs/${target}.log"
+  echo "== ${target}: fuzzing for ${seconds}s (log ${log})"
+  build-fuzz/bin/"${target}" -max_total_time="${seconds}" -rss_limit_mb=2048 -max_len=65536 \
+    -timeout=10 -print_final_stats=1 "${dict[@]}" -artifact_prefix=build-fuzz/artifacts/ \
+    "${scratch}" >"${log}" 2>&1 || { tail -40 "${log}"; exit 1; }
+  runs=$(grep -m1 '^stat::number_of_executed_units' "${log}" | awk '{print $2}')
+  cov=$(grep -E '^#[0-9]+' "${log}" | tail -1 | grep -oE 'cov: [0-9]+' || true)
+  # The new corpus: the hand-written seeds (named; never dropped), then the fewest inputs found by
+  # fuzzing (named by their SHA-1) that cover what the run reached.
+  before=$(ls "${seeds}" | wc -l)
+  merged="$(mktemp -d "/tmp/${target}.merged.XXXXXX")"
+  find "${seeds}" -type f ! -regex '.*/[0-9a-f]\{40\}' -exec cp -t "${merged}" {} +
+  build-fuzz/bin/"${target}" -merge=1 "${merged}" "${scratch}" >>"${log}" 2>&1
+  rm -rf "${seeds}" && mkdir -p "${seeds}" && cp "${merged}"/* "${seeds}/"
+  after=$(ls "${seeds}" | wc -l)
+  echo "${target}: ${runs} runs in ${seconds}s, ${cov}, corpus ${before} -> ${after} inputs"
+  rm -rf "${scratch}" "${merged}"
+done

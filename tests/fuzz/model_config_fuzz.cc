@@ -1,0 +1,44 @@
+// libFuzzer entry point for a model directory's JSON files: the input is a config.json for
+// ParseBertConfig and, written to a file, a tokenizer_config.json for ReadTokenizerConfig. Both
+// must return a value or a Status with a message for anything (no crash, exception or UB), and a
+// config they accept must keep the promises the encoder relies on. Single-threaded.
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+
+#include "fuzz_file.h"
+#include "model_config.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  const std::string text(reinterpret_cast<const char*>(data), size);
+  absl::StatusOr<attattr::engine::BertConfig> config =
+      attattr::engine::ParseBertConfig(text, "config.json");
+  if (config.ok()) {
+    if (config->vocab_size <= 0 || config->hidden_size <= 0 || config->num_hidden_layers <= 0 ||
+        config->num_attention_heads <= 0 || config->intermediate_size <= 0 ||
+        config->max_position_embeddings <= 0 ||
+        config->hidden_size % config->num_attention_heads != 0) {
+      std::abort();
+    }
+    for (const auto& [layer, heads] : config->pruned_heads) {
+      if (layer < 0 || layer >= config->num_hidden_layers) std::abort();
+      for (int h : heads) {
+        if (h < 0 || h >= config->num_attention_heads) std::abort();
+      }
+    }
+  } else if (config.status().message().empty()) {
+    std::abort();
+  }
+
+  static attattr::fuzz::ScratchFile file("-tokenizer_config.json");
+  file.Write(data, size);
+  absl::StatusOr<attattr::engine::TokenizerConfig> tokenizer =
+      attattr::engine::ReadTokenizerConfig(file.path());
+  if (tokenizer.ok()) {
+    if (tokenizer->model_max_length < 0) std::abort();
+  } else if (tokenizer.status().message().empty()) {
+    std::abort();
+  }
+  return 0;
+}
