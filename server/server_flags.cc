@@ -2,6 +2,7 @@
 #include "server_flags.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cstdint>
 
 #include "CLI/CLI.hpp"
@@ -11,6 +12,16 @@ namespace attattr::server {
 namespace {
 
 constexpr int64_t kMaxMib = int64_t{1} << 40;  // 2^60 bytes: far above any real limit, no overflow
+
+// Adds --NAME to `app`, also read from the environment variable ATTATTR_NAME (upper case, '-' as
+// '_') and shown in --help with its default.
+template <typename T>
+CLI::Option* Flag(CLI::App& app, const std::string& name, T& value, const std::string& help) {
+  std::string env = "ATTATTR_" + name.substr(2);
+  for (char& c : env)
+    c = c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return app.add_option(name, value, help)->envname(env)->capture_default_str();
+}
 
 constexpr char kUsage[] =
     "usage: attattr-server --models DIR [--listen HOST:PORT] [--metrics-listen HOST:PORT] (see "
@@ -29,124 +40,62 @@ absl::StatusOr<ServerFlags> ParseServerFlags(const std::vector<std::string>& arg
   CLI::App app{"attattr-server: self-attention attribution as a gRPC service"};
   app.name("attattr-server");
   app.set_config("--config", "", "Read options from an INI/TOML file");
-  app.add_option("--models", config.models_dir,
-                 "Directory with one Hugging Face model directory per served model")
-      ->envname("ATTATTR_MODELS")
+  Flag(app, "--models", config.models_dir,
+       "Directory with one Hugging Face model directory per served model")
       ->required();
-  app.add_option("--listen", config.listen, "gRPC listen address HOST:PORT (port 0 = any free)")
-      ->envname("ATTATTR_LISTEN")
-      ->capture_default_str();
-  app.add_option("--metrics-listen", config.metrics_listen,
-                 "Prometheus /metrics HTTP address HOST:PORT (empty = none)")
-      ->envname("ATTATTR_METRICS_LISTEN")
-      ->capture_default_str();
-  app.add_option("--store", config.store_path,
-                 "SQLite file holding jobs and results (created when missing)")
-      ->envname("ATTATTR_STORE")
-      ->capture_default_str();
-  app.add_option(
-         "--data-root", config.data_root,
-         "Directory that job dataset paths are resolved under (empty = dataset refs refused)")
-      ->envname("ATTATTR_DATA_ROOT")
-      ->capture_default_str();
-  app.add_option("--export-root", config.export_root,
-                 "Directory head-importance jobs write pruned checkpoints under (empty = exports "
-                 "refused)")
-      ->envname("ATTATTR_EXPORT_ROOT")
-      ->capture_default_str();
-  app.add_option("--workers", config.workers,
-                 "Engine workers per device: threads running attribution batches")
-      ->envname("ATTATTR_WORKERS")
-      ->capture_default_str();
-  app.add_option("--job-runners", config.job_runners, "Jobs running at the same time")
-      ->envname("ATTATTR_JOB_RUNNERS")
-      ->capture_default_str();
-  app.add_option("--batch-max-examples", config.batch_max_examples,
-                 "Dynamic batching: most examples per engine call (1 = none; 0 = by device: 8 on "
-                 "cuda, 1 on "
-                 "cpu)")
-      ->envname("ATTATTR_BATCH_MAX_EXAMPLES")
-      ->capture_default_str();
-  app.add_option("--batch-max-delay-us", config.batch_max_delay_us,
-                 "Dynamic batching: longest wait of the oldest item for others, microseconds")
-      ->envname("ATTATTR_BATCH_MAX_DELAY_US")
-      ->capture_default_str();
-  app.add_option("--max-text-bytes", config.max_text_bytes,
-                 "Longest text (example, pair, reference) in bytes, refused before tokenizing")
-      ->envname("ATTATTR_MAX_TEXT_BYTES")
-      ->capture_default_str();
-  app.add_option("--max-request-mib", request_mib, "Largest request message gRPC accepts, MiB")
-      ->envname("ATTATTR_MAX_REQUEST_MIB")
-      ->capture_default_str();
-  app.add_option("--validation-workers", config.validation_workers,
-                 "Threads validating SubmitJob specs (reading datasets, tokenizing)")
-      ->envname("ATTATTR_VALIDATION_WORKERS")
-      ->capture_default_str();
-  app.add_option("--max-pending-validations", config.max_pending_validations,
-                 "SubmitJob calls waiting for validation before RESOURCE_EXHAUSTED")
-      ->envname("ATTATTR_MAX_PENDING_VALIDATIONS")
-      ->capture_default_str();
-  app.add_option("--max-job-seconds", config.max_job_seconds,
-                 "Longest a job may run, whatever its own timeout asks")
-      ->envname("ATTATTR_MAX_JOB_SECONDS")
-      ->capture_default_str();
-  app.add_option("--max-job-work", config.max_job_work,
-                 "Largest job: examples x steps x attributed layers")
-      ->envname("ATTATTR_MAX_JOB_WORK")
-      ->capture_default_str();
-  app.add_option("--max-job-attempts", config.max_job_attempts,
-                 "Starts after which a job the server died under fails instead of running again")
-      ->envname("ATTATTR_MAX_JOB_ATTEMPTS")
-      ->capture_default_str();
-  app.add_option("--max-queued-jobs", config.max_queued_jobs,
-                 "Jobs waiting to run before SubmitJob answers RESOURCE_EXHAUSTED")
-      ->envname("ATTATTR_MAX_QUEUED_JOBS")
-      ->capture_default_str();
-  app.add_option("--max-dataset-mib", dataset_mib,
-                 "Most MiB read from one dataset file (only as far as a job's examples need)")
-      ->envname("ATTATTR_MAX_DATASET_MIB")
-      ->capture_default_str();
-  app.add_option("--max-job-examples", config.max_job_examples, "Most examples in one job")
-      ->envname("ATTATTR_MAX_JOB_EXAMPLES")
-      ->capture_default_str();
-  app.add_option("--max-result-mib", result_mib, "Largest result one job may produce, MiB")
-      ->envname("ATTATTR_MAX_RESULT_MIB")
-      ->capture_default_str();
-  app.add_option("--retention-seconds", config.retention_seconds,
-                 "Finished jobs and their results are deleted this long after they end")
-      ->envname("ATTATTR_RETENTION_SECONDS")
-      ->capture_default_str();
-  app.add_option("--threads", config.intra_op_threads, "LibTorch intra-op threads (0 = all cores)")
-      ->envname("ATTATTR_THREADS")
-      ->capture_default_str();
-  app.add_option("--device", config.device,
-                 "Device of the models and attribution: cpu, or cuda / cuda:N (CUDA LibTorch)")
-      ->envname("ATTATTR_DEVICE")
-      ->capture_default_str();
-  app.add_option("--max-explain-tokens", config.max_explain_tokens,
-                 "Longest Explain input in word pieces")
-      ->envname("ATTATTR_MAX_EXPLAIN_TOKENS")
-      ->capture_default_str();
-  app.add_option("--max-steps", config.max_steps, "Largest accepted integration steps m")
-      ->envname("ATTATTR_MAX_STEPS")
-      ->capture_default_str();
-  app.add_option("--max-pending-explains", config.max_pending_explains,
-                 "Explain calls waiting for an engine worker before RESOURCE_EXHAUSTED")
-      ->envname("ATTATTR_MAX_PENDING_EXPLAINS")
-      ->capture_default_str();
-  app.add_option("--memory-budget-mib", budget_mib, "Activation memory per attribution batch, MiB")
-      ->envname("ATTATTR_MEMORY_BUDGET_MIB")
-      ->capture_default_str();
-  app.add_option("--grace-seconds", grace_seconds,
-                 "On SIGTERM: time running jobs and calls get to finish (then jobs are re-queued)")
-      ->envname("ATTATTR_GRACE_SECONDS")
-      ->capture_default_str();
-  app.add_option("--log-format", config.log_format, "text | json")
-      ->envname("ATTATTR_LOG_FORMAT")
-      ->capture_default_str();
-  app.add_option("--log-level", config.log_level, "trace | debug | info | warn | error")
-      ->envname("ATTATTR_LOG_LEVEL")
-      ->capture_default_str();
+  Flag(app, "--listen", config.listen, "gRPC listen address HOST:PORT (port 0 = any free)");
+  Flag(app, "--metrics-listen", config.metrics_listen,
+       "Prometheus /metrics HTTP address HOST:PORT (empty = none)");
+  Flag(app, "--store", config.store_path,
+       "SQLite file holding jobs and results (created when missing)");
+  Flag(app, "--data-root", config.data_root,
+       "Directory that job dataset paths are resolved under (empty = dataset refs refused)");
+  Flag(app, "--export-root", config.export_root,
+       "Directory head-importance jobs write pruned checkpoints under (empty = exports "
+       "refused)");
+  Flag(app, "--workers", config.workers,
+       "Engine workers per device: threads running attribution batches");
+  Flag(app, "--job-runners", config.job_runners, "Jobs running at the same time");
+  Flag(app, "--batch-max-examples", config.batch_max_examples,
+       "Dynamic batching: most examples per engine call (1 = none; 0 = by device: 8 on "
+       "cuda, 1 on "
+       "cpu)");
+  Flag(app, "--batch-max-delay-us", config.batch_max_delay_us,
+       "Dynamic batching: longest wait of the oldest item for others, microseconds");
+  Flag(app, "--max-text-bytes", config.max_text_bytes,
+       "Longest text (example, pair, reference) in bytes, refused before tokenizing");
+  Flag(app, "--max-request-mib", request_mib, "Largest request message gRPC accepts, MiB");
+  Flag(app, "--validation-workers", config.validation_workers,
+       "Threads validating SubmitJob specs (reading datasets, tokenizing)");
+  Flag(app, "--max-pending-validations", config.max_pending_validations,
+       "SubmitJob calls waiting for validation before RESOURCE_EXHAUSTED");
+  Flag(app, "--max-job-seconds", config.max_job_seconds,
+       "Longest a job may run, whatever its own timeout asks");
+  Flag(app, "--max-job-work", config.max_job_work,
+       "Largest job: examples x steps x attributed layers");
+  Flag(app, "--max-job-attempts", config.max_job_attempts,
+       "Starts after which a job the server died under fails instead of running again");
+  Flag(app, "--max-queued-jobs", config.max_queued_jobs,
+       "Jobs waiting to run before SubmitJob answers RESOURCE_EXHAUSTED");
+  Flag(app, "--max-dataset-mib", dataset_mib,
+       "Most MiB read from one dataset file (only as far as a job's examples need)");
+  Flag(app, "--max-job-examples", config.max_job_examples, "Most examples in one job");
+  Flag(app, "--max-result-mib", result_mib, "Largest result one job may produce, MiB");
+  Flag(app, "--retention-seconds", config.retention_seconds,
+       "Finished jobs and their results are deleted this long after they end");
+  Flag(app, "--threads", config.intra_op_threads, "LibTorch intra-op threads (0 = all cores)");
+  Flag(app, "--device", config.device,
+       "Device of the models and attribution: cpu, or cuda / cuda:N (CUDA LibTorch)");
+  Flag(app, "--max-explain-tokens", config.max_explain_tokens,
+       "Longest Explain input in word pieces");
+  Flag(app, "--max-steps", config.max_steps, "Largest accepted integration steps m");
+  Flag(app, "--max-pending-explains", config.max_pending_explains,
+       "Explain calls waiting for an engine worker before RESOURCE_EXHAUSTED");
+  Flag(app, "--memory-budget-mib", budget_mib, "Activation memory per attribution batch, MiB");
+  Flag(app, "--grace-seconds", grace_seconds,
+       "On SIGTERM: time running jobs and calls get to finish (then jobs are re-queued)");
+  Flag(app, "--log-format", config.log_format, "text | json");
+  Flag(app, "--log-level", config.log_level, "trace | debug | info | warn | error");
   try {
     // CLI11 takes the arguments last first.
     std::vector<std::string> reversed(args.rbegin(), args.rend());

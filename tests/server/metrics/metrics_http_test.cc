@@ -77,6 +77,14 @@ bool ClosedWithin(int fd, std::chrono::milliseconds limit) {
   return false;
 }
 
+// A server on an ephemeral loopback port with `limits` (null, failing the test, when it cannot).
+std::unique_ptr<MetricsHttpServer> StartServer(Registry& registry,
+                                               const HttpListener::Options& limits) {
+  auto server = MetricsHttpServer::Start("127.0.0.1:0", &registry, limits);
+  EXPECT_TRUE(server.ok()) << server.status();
+  return server.ok() ? std::move(*server) : nullptr;
+}
+
 // /healthz answers 200 within `limit`.
 bool HealthyWithin(int port, std::chrono::milliseconds limit) {
   const auto before = Clock::now();
@@ -288,9 +296,9 @@ TEST(MetricsHttpServerTest, TricklingClientsDoNotKeepHealthzFromAnswering) {
   HttpListener::Options limits;
   limits.workers = 2;
   limits.head_timeout = std::chrono::milliseconds(1500);
-  auto server = MetricsHttpServer::Start("127.0.0.1:0", &registry, limits);
-  ASSERT_TRUE(server.ok()) << server.status();
-  const int port = (*server)->port();
+  auto server = StartServer(registry, limits);
+  ASSERT_NE(server, nullptr);
+  const int port = server->port();
   std::vector<int> slow;
   for (int i = 0; i < 20; ++i) {
     const int fd = Connect(port, i % 2 == 0 ? "127.0.0.1" : "127.0.0.2");
@@ -321,9 +329,9 @@ TEST(MetricsHttpServerTest, AnOversizedHeadIsRefusedWithoutBeingBuffered) {
   Registry registry;
   HttpListener::Options limits;
   limits.max_head_bytes = 1024;
-  auto server = MetricsHttpServer::Start("127.0.0.1:0", &registry, limits);
-  ASSERT_TRUE(server.ok()) << server.status();
-  const int port = (*server)->port();
+  auto server = StartServer(registry, limits);
+  ASSERT_NE(server, nullptr);
+  const int port = server->port();
   {
     // Exactly one byte over: the server reads it all and answers 431.
     const int fd = Connect(port);
@@ -350,9 +358,9 @@ TEST(MetricsHttpServerTest, OnePeerCannotTakeEveryConnection) {
   Registry registry;
   HttpListener::Options limits;
   limits.max_connections_per_peer = 3;
-  auto server = MetricsHttpServer::Start("127.0.0.1:0", &registry, limits);
-  ASSERT_TRUE(server.ok()) << server.status();
-  const int port = (*server)->port();
+  auto server = StartServer(registry, limits);
+  ASSERT_NE(server, nullptr);
+  const int port = server->port();
   std::vector<int> idle;
   for (int i = 0; i < 3; ++i) {
     idle.push_back(Connect(port, "127.0.0.3"));
@@ -373,11 +381,11 @@ TEST(MetricsHttpServerTest, AFullQueueAnswers503AtOnce) {
   HttpListener::Options limits;
   limits.workers = 1;
   limits.max_queued = 1;
-  auto server = MetricsHttpServer::Start("127.0.0.1:0", &registry, limits);
-  ASSERT_TRUE(server.ok()) << server.status();
-  const int port = (*server)->port();
+  auto server = StartServer(registry, limits);
+  ASSERT_NE(server, nullptr);
+  const int port = server->port();
   absl::Notification started, release;
-  ASSERT_TRUE((*server)
+  ASSERT_TRUE(server
                   ->AddHandler("/slow",
                                [&](const MetricsHttpServer::Request&) {
                                  if (!started.HasBeenNotified()) started.Notify();  // one worker
