@@ -1,0 +1,4 @@
+
+sst2
+
+../outside/passwd
