@@ -199,10 +199,13 @@ void AttattrService::CompleteSubmitJob(grpc::CallbackServerContext* ctx,
   record.kind = JobKindName(JobKindOf(spec));
   record.model = spec.model();
   record.priority = spec.priority();
+  // Callers do not authenticate yet: every job belongs to the one principal "anonymous".
+  record.owner = kAnonymousPrincipal;
   spec.SerializeToString(&record.spec);
   auto submitted = d_.scheduler.Submit(record);
   if (!submitted.ok()) {
-    if (submitted.status().code() == absl::StatusCode::kResourceExhausted) {
+    if (submitted.status().code() == absl::StatusCode::kResourceExhausted &&
+        !submitted.status().GetPayload(JobScheduler::kQuotaPayload).has_value()) {
       // gRPC's retry pushback (proposal A6): clients with a retry policy honour it.
       const int64_t retry_ms = d_.scheduler.RetryAfterMs();
       ctx->AddTrailingMetadata("grpc-retry-pushback-ms", std::to_string(retry_ms));

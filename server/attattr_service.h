@@ -26,6 +26,10 @@
 
 namespace attattr::server {
 
+// The principal of every call until callers authenticate: the owner of every job, and the one
+// whose stored bytes --max-stored-mib-per-principal bounds.
+inline constexpr char kAnonymousPrincipal[] = "anonymous";
+
 // What the handlers use; all borrowed from the Server, which outlives the service.
 struct ServiceDeps {
   const ServerConfig& config;

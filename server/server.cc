@@ -133,6 +133,7 @@ absl::Status Server::StartJobs() {
   scheduling.runners = config_.job_runners;
   scheduling.max_queued = config_.max_queued_jobs;
   scheduling.max_attempts = config_.max_job_attempts;
+  scheduling.max_stored_bytes_per_owner = config_.max_stored_bytes_per_principal;
   scheduler_ = std::make_unique<JobScheduler>(*store_, events_, std::move(executor), scheduling,
                                               std::move(observer), log_);
   ATTATTR_RETURN_IF_ERROR(scheduler_->Recover());

@@ -82,6 +82,9 @@ absl::Status ServerConfig::Validate() const {
   if (max_result_bytes < (int64_t{1} << 20)) {
     return absl::InvalidArgumentError("--max-result-mib: must be at least 1");
   }
+  if (max_stored_bytes_per_principal < (int64_t{1} << 20)) {
+    return absl::InvalidArgumentError("--max-stored-mib-per-principal: must be at least 1");
+  }
   if (store_path.empty()) return absl::InvalidArgumentError("--store: required");
   if (retention_seconds < 1) return absl::InvalidArgumentError("--retention-seconds: must be >= 1");
   if (memory_budget_bytes < (int64_t{1} << 20)) {

@@ -37,6 +37,7 @@ absl::StatusOr<ServerFlags> ParseServerFlags(const std::vector<std::string>& arg
   int64_t result_mib = config.max_result_bytes >> 20;
   int64_t request_mib = config.max_request_bytes >> 20;
   int64_t dataset_mib = config.max_dataset_bytes >> 20;
+  int64_t stored_mib = config.max_stored_bytes_per_principal >> 20;
   CLI::App app{"attattr-server: self-attention attribution as a gRPC service"};
   app.name("attattr-server");
   app.set_config("--config", "", "Read options from an INI/TOML file");
@@ -80,6 +81,9 @@ absl::StatusOr<ServerFlags> ParseServerFlags(const std::vector<std::string>& arg
   Flag(app, "--max-dataset-mib", dataset_mib,
        "Most MiB read from one dataset file (only as far as a job's examples need)");
   Flag(app, "--max-job-examples", config.max_job_examples, "Most examples in one job");
+  Flag(app, "--max-stored-mib-per-principal", stored_mib,
+       "Most MiB one principal's stored jobs (specs and results) may occupy before SubmitJob "
+       "answers RESOURCE_EXHAUSTED; DeleteJob frees it");
   Flag(app, "--max-result-mib", result_mib, "Largest result one job may produce, MiB");
   Flag(app, "--retention-seconds", config.retention_seconds,
        "Finished jobs and their results are deleted this long after they end");
@@ -111,7 +115,8 @@ absl::StatusOr<ServerFlags> ParseServerFlags(const std::vector<std::string>& arg
        {std::pair<const char*, int64_t>{"--memory-budget-mib", budget_mib},
         {"--max-result-mib", result_mib},
         {"--max-request-mib", request_mib},
-        {"--max-dataset-mib", dataset_mib}}) {
+        {"--max-dataset-mib", dataset_mib},
+        {"--max-stored-mib-per-principal", stored_mib}}) {
     if (mib < 0 || mib > kMaxMib) {
       return absl::InvalidArgumentError(
           absl::StrCat(name, " must be between 0 and ", kMaxMib, " (got ", mib, ")"));
@@ -121,6 +126,7 @@ absl::StatusOr<ServerFlags> ParseServerFlags(const std::vector<std::string>& arg
   config.max_result_bytes = result_mib << 20;
   config.max_request_bytes = request_mib << 20;
   config.max_dataset_bytes = dataset_mib << 20;
+  config.max_stored_bytes_per_principal = stored_mib << 20;
   if (absl::Status s = config.Validate(); !s.ok()) return s;
   return flags;
 }

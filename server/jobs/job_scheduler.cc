@@ -5,6 +5,7 @@
 #include <exception>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/time/time.h"
 #include "attattr/base/status_macros.h"
 
@@ -74,6 +75,15 @@ void JobScheduler::Enqueue(const std::string& id, int32_t priority) {
   queued_[id] = key;
 }
 
+namespace {
+
+// "12.5 MiB".
+std::string FormatBytes(int64_t bytes) {
+  return absl::StrFormat("%.1f MiB", static_cast<double>(bytes) / (1 << 20));
+}
+
+}  // namespace
+
 absl::StatusOr<store::CreateResult> JobScheduler::Submit(const store::JobRecord& record) {
   bool full = false;
   {
@@ -94,6 +104,25 @@ absl::StatusOr<store::CreateResult> JobScheduler::Submit(const store::JobRecord&
     (void)store_.Delete(created->record.id);
     return absl::ResourceExhaustedError(absl::StrCat("the job queue is full (", options_.max_queued,
                                                      " jobs waiting, --max-queued-jobs)"));
+  }
+  if (options_.max_stored_bytes_per_owner > 0) {
+    // Checked after the job is stored (so the check counts it, and idempotent retries above are
+    // answered whatever the quota); concurrent submissions can overshoot by what they add at once.
+    absl::StatusOr<int64_t> stored = store_.StoredBytes(record.owner);
+    if (!stored.ok()) {
+      (void)store_.Delete(created->record.id);
+      return stored.status();
+    }
+    if (*stored > options_.max_stored_bytes_per_owner) {
+      (void)store_.Delete(created->record.id);
+      absl::Status over = absl::ResourceExhaustedError(
+          absl::StrCat("principal '", record.owner, "' would store ", FormatBytes(*stored),
+                       " of jobs (specs and results), above --max-stored-mib-per-principal (",
+                       FormatBytes(options_.max_stored_bytes_per_owner),
+                       "); delete finished or cancelled jobs (DeleteJob) to make room"));
+      over.SetPayload(kQuotaPayload, absl::Cord());
+      return over;
+    }
   }
   Enqueue(created->record.id, created->record.priority);
   return created;

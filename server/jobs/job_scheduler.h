@@ -78,7 +78,14 @@ class JobScheduler {
     // times already fails instead of running again, so a job that kills the server cannot
     // crash-loop it.
     int max_attempts = 3;
+    // What one owner's stored jobs (specs and results) may occupy; a new job that takes its owner
+    // past it is refused (0 = no limit).
+    int64_t max_stored_bytes_per_owner = 0;
   };
+
+  // Set on the ResourceExhausted of an owner over its stored-bytes quota: waiting does not help
+  // (deleting jobs does), so no retry pushback goes with it.
+  static constexpr char kQuotaPayload[] = "type.attattr.dev/attattr.StoredBytesQuota";
 
   JobScheduler(store::JobStore& store, JobEvents& events, JobExecutor executor,
                const Options& options, JobObserver observer, EventLog log);
@@ -93,8 +100,9 @@ class JobScheduler {
   void Start();
 
   // Stores a new job and queues it. Idempotent on record.request_id (the existing job comes back
-  // with created = false, even when the queue is full). ResourceExhausted when max_queued jobs
-  // wait; Unavailable while draining.
+  // with created = false, even when the queue is full or the owner over its quota).
+  // ResourceExhausted when max_queued jobs wait, or (with kQuotaPayload) when the new job takes
+  // record.owner past max_stored_bytes_per_owner; Unavailable while draining.
   absl::StatusOr<store::CreateResult> Submit(const store::JobRecord& record);
   // QUEUED/RUNNING -> CANCELLED; a running job stops at its next batch boundary.
   absl::StatusOr<store::JobRecord> Cancel(const std::string& id);

@@ -62,6 +62,8 @@ struct JobRecord {
   bool has_result = false;     // a result blob is stored (see PutResult).
   int64_t result_size_bytes = 0;
   int64_t result_chunk_count = 0;
+  // The principal that submitted the job ("" for jobs stored before owners were recorded).
+  std::string owner;
 };
 
 struct CreateResult {
@@ -115,10 +117,10 @@ class JobStore {
  public:
   virtual ~JobStore() = default;
 
-  // Stores a new QUEUED job. Only id, request_id, kind, model, priority, spec and create_time_ms
-  // are taken from `record`; everything else starts empty. Idempotent on a non-empty request_id: if
-  // a job with it exists, returns that job with created = false. A caller-chosen id that exists
-  // (with another request_id) is AlreadyExists.
+  // Stores a new QUEUED job. Only id, request_id, kind, model, priority, spec, owner and
+  // create_time_ms are taken from `record`; everything else starts empty. Idempotent on a non-empty
+  // request_id: if a job with it exists, returns that job with created = false. A caller-chosen id
+  // that exists (with another request_id) is AlreadyExists.
   virtual absl::StatusOr<CreateResult> Create(const JobRecord& record) = 0;
   virtual absl::StatusOr<JobRecord> Get(const std::string& id) = 0;
   // A page of jobs ordered by (create_time_ms, id). Tokens are keyset cursors: jobs inserted
@@ -168,6 +170,8 @@ class JobStore {
   // Deletes terminal jobs (and results) whose end_time_ms < now_ms - retention_ms. Returns how
   // many.
   virtual absl::StatusOr<int64_t> ExpireResults(int64_t now_ms, int64_t retention_ms) = 0;
+  // What `owner`'s jobs occupy: their specs and results, in bytes (0 for an owner with none).
+  virtual absl::StatusOr<int64_t> StoredBytes(const std::string& owner) = 0;
   virtual absl::StatusOr<StoreStats> Stats() = 0;
 };
 

@@ -34,7 +34,7 @@ constexpr int64_t kWalSizeLimitBytes = int64_t{64} << 20;
 constexpr char kJobColumns[] =
     "id, request_id, kind, model, priority, state, spec, error_code, error_message, "
     "progress_stage, progress_done, progress_total, create_time_ms, start_time_ms, end_time_ms, "
-    "update_time_ms, attempts, has_result, result_size_bytes, result_chunk_count";
+    "update_time_ms, attempts, has_result, result_size_bytes, result_chunk_count, owner";
 
 constexpr char kSchemaSql[] = R"sql(
 CREATE TABLE jobs (
@@ -58,8 +58,10 @@ CREATE TABLE jobs (
   attempts           INTEGER NOT NULL DEFAULT 0,
   has_result         INTEGER NOT NULL DEFAULT 0,
   result_size_bytes  INTEGER NOT NULL DEFAULT 0,
-  result_chunk_count INTEGER NOT NULL DEFAULT 0
+  result_chunk_count INTEGER NOT NULL DEFAULT 0,
+  owner              TEXT    NOT NULL DEFAULT ''
 );
+CREATE INDEX jobs_by_owner ON jobs (owner);
 CREATE INDEX jobs_by_create_time ON jobs (create_time_ms, id);
 CREATE INDEX jobs_by_state ON jobs (state, create_time_ms, id);
 CREATE INDEX jobs_queued ON jobs (priority DESC, create_time_ms, id) WHERE state = 'QUEUED';
@@ -399,6 +401,14 @@ absl::Status SqliteJobStore::CreateOrCheckSchema() {
         "schema_version ", version, " is newer than this build supports (", kSchemaVersion, ")"));
   }
   if (version == kSchemaVersion) return absl::OkStatus();  // the transaction rolls back: no change
+  if (version == 1) {
+    // 1 -> 2: jobs record their owner (the principal that submitted them); older jobs have none.
+    ATTATTR_STORE_RETURN_IF_ERROR(
+        Exec("ALTER TABLE jobs ADD COLUMN owner TEXT NOT NULL DEFAULT ''; "
+             "CREATE INDEX jobs_by_owner ON jobs (owner);"));
+    ATTATTR_STORE_RETURN_IF_ERROR(Exec(absl::StrCat("PRAGMA user_version = ", kSchemaVersion)));
+    return txn.Commit();
+  }
   if (tables != 0) {
     return absl::FailedPreconditionError(
         absl::StrCat("not an attattr job store (an SQLite database with other tables, "
@@ -441,6 +451,7 @@ absl::StatusOr<std::vector<JobRecord>> SqliteJobStore::QueryRecords(Statement& s
     r.has_result = stmt.Int(17) != 0;
     r.result_size_bytes = stmt.Int(18);
     r.result_chunk_count = stmt.Int(19);
+    r.owner = stmt.Bytes(20);
     records.push_back(std::move(r));
   }
   return records;
@@ -510,7 +521,7 @@ absl::StatusOr<CreateResult> SqliteJobStore::Create(const JobRecord& record) {
         auto stmt,
         Prepare(
             "INSERT INTO jobs (id, request_id, kind, model, priority, state, spec, create_time_ms, "
-            "update_time_ms) VALUES (?1, ?2, ?3, ?4, ?5, 'QUEUED', ?6, ?7, ?8)"));
+            "update_time_ms, owner) VALUES (?1, ?2, ?3, ?4, ?5, 'QUEUED', ?6, ?7, ?8, ?9)"));
     stmt.BindText(1, id);
     if (record.request_id.empty()) {
       stmt.BindNull(2);
@@ -523,6 +534,7 @@ absl::StatusOr<CreateResult> SqliteJobStore::Create(const JobRecord& record) {
     stmt.BindBlob(6, record.spec.data(), record.spec.size(), /*copy=*/false);
     stmt.BindInt(7, record.create_time_ms != 0 ? record.create_time_ms : now);
     stmt.BindInt(8, now);
+    stmt.BindText(9, record.owner);
     const int rc = stmt.Step();
     if (rc != SQLITE_DONE) return SqliteError(rc, absl::StrCat("inserting job ", Quote(id)));
   }
@@ -857,6 +869,18 @@ absl::StatusOr<int64_t> SqliteJobStore::ExpireResults(int64_t now_ms, int64_t re
   const int rc = stmt.Step();
   if (rc != SQLITE_DONE) return SqliteError(rc, "expiring finished jobs");
   return static_cast<int64_t>(sqlite3_changes64(db_));
+}
+
+absl::StatusOr<int64_t> SqliteJobStore::StoredBytes(const std::string& owner) {
+  absl::MutexLock lock(&mu_);
+  ATTATTR_ASSIGN_OR_RETURN(
+      auto stmt,
+      Prepare(
+          "SELECT COALESCE(SUM(length(spec) + result_size_bytes), 0) FROM jobs WHERE owner = ?1"));
+  stmt.BindText(1, owner);
+  const int rc = stmt.Step();
+  if (rc != SQLITE_ROW) return SqliteError(rc, absl::StrCat("summing the jobs of ", Quote(owner)));
+  return stmt.Int(0);
 }
 
 absl::StatusOr<StoreStats> SqliteJobStore::Stats() {

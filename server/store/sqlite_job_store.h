@@ -49,7 +49,8 @@ struct SqliteJobStoreOptions {
 class SqliteJobStore final : public JobStore {
  public:
   // Bumped when the schema changes; stored as PRAGMA user_version. A newer file is refused.
-  static constexpr int kSchemaVersion = 1;
+  // 2: jobs.owner (migrated in place from 1 at Open).
+  static constexpr int kSchemaVersion = 2;
 
   // Opens (creating if needed) the store. Errors name the path: a missing directory is NotFound, a
   // file that is not an SQLite database or not a job store, or a newer schema, is
@@ -75,6 +76,7 @@ class SqliteJobStore final : public JobStore {
   absl::StatusOr<std::vector<std::string>> RequeueInterrupted() override;
   absl::StatusOr<std::vector<JobRecord>> ListQueued() override;
   absl::StatusOr<int64_t> ExpireResults(int64_t now_ms, int64_t retention_ms) override;
+  absl::StatusOr<int64_t> StoredBytes(const std::string& owner) override;
   absl::StatusOr<StoreStats> Stats() override;
 
   const std::string& path() const { return options_.path; }

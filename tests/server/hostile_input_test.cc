@@ -2,13 +2,15 @@
 // case reproduces a finding of the hardening review and checks the clean status. A tokenizer bomb
 // is refused before any tokenizing while health and ListModels keep answering; a text with no word
 // pieces, an oversized text in a job, an oversized request, a 1 MiB model name (answered with a
-// short message) and a dataset far larger than its limit needs are all handled without work.
+// short message) and a dataset far larger than its limit needs are all handled without work; a
+// submit-then-cancel loop meets the caller's stored-bytes quota.
 #include <gtest/gtest.h>
 
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -51,6 +53,7 @@ class HostileInputTest : public ::testing::Test {
     config.max_request_bytes = int64_t{2} << 20;
     config.max_dataset_bytes = int64_t{1} << 20;
     config.max_job_examples = 100000;  // so the dataset cap, not the example cap, is what binds
+    config.max_stored_bytes_per_principal = int64_t{1} << 20;
     auto log =
         std::make_shared<spdlog::logger>("t", std::make_shared<spdlog::sinks::null_sink_mt>());
     auto server = Server::Start(config, log);
@@ -169,6 +172,56 @@ TEST_F(HostileInputTest, ADatasetIsReadOnlyAsFarAsItsLimitNeeds) {
   *spec.mutable_attribution()->mutable_examples() = ::attattr::testing::DatasetSource("big.tsv", 0);
   ExpectStatus(::attattr::testing::Submit(*stub_, spec, &job), grpc::StatusCode::INVALID_ARGUMENT,
                "(--max-dataset-mib)");
+}
+
+// Regression (hardening review): submit-then-cancel bypassed the queue bound and cancelled jobs
+// stayed stored for days (40 calls: 4.5 -> 144 MiB). The caller's stored bytes are bounded: the
+// third ~400 KiB job is refused (RESOURCE_EXHAUSTED naming the flag, without a retry pushback,
+// since waiting does not help), and deleting a cancelled job makes room again.
+TEST_F(HostileInputTest, SubmitThenCancelLoopsHitTheStoredBytesQuota) {
+  v1::SubmitJobRequest request;
+  request.mutable_spec()->set_model("sst2");
+  auto* a = request.mutable_spec()->mutable_attribution();
+  a->mutable_options()->set_steps(1);
+  std::string text;
+  while (text.size() + 12 < kMaxTextBytes) text += "a fine film ";
+  for (int i = 0; i < 100; ++i)
+    a->mutable_examples()->mutable_inline_()->add_examples()->set_text(text);
+  std::vector<std::string> cancelled;
+  grpc::Status refused;
+  std::multimap<grpc::string_ref, grpc::string_ref> trailers;
+  for (int i = 0; i < 10 && refused.ok(); ++i) {
+    grpc::ClientContext ctx;
+    v1::Job job;
+    refused = stub_->SubmitJob(&ctx, request, &job);
+    if (refused.ok()) {
+      grpc::ClientContext cancel_ctx;
+      v1::CancelJobRequest cancel;
+      cancel.set_name(job.name());
+      v1::Job after;
+      ASSERT_TRUE(stub_->CancelJob(&cancel_ctx, cancel, &after).ok());
+      cancelled.push_back(job.name());
+    } else {
+      trailers = ctx.GetServerTrailingMetadata();
+    }
+  }
+  EXPECT_EQ(cancelled.size(), 2u);  // 2 x ~400 KiB fit in 1 MiB; the third does not
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << refused.error_message();
+  EXPECT_NE(refused.error_message().find("--max-stored-mib-per-principal"), std::string::npos)
+      << refused.error_message();
+  EXPECT_EQ(trailers.count("grpc-retry-pushback-ms"), 0u);
+  ASSERT_FALSE(cancelled.empty());
+  {
+    grpc::ClientContext ctx;
+    v1::DeleteJobRequest del;
+    del.set_name(cancelled.front());
+    v1::DeleteJobResponse response;
+    ASSERT_TRUE(stub_->DeleteJob(&ctx, del, &response).ok());
+  }
+  grpc::ClientContext ctx;
+  v1::Job job;
+  const grpc::Status again = stub_->SubmitJob(&ctx, request, &job);
+  EXPECT_TRUE(again.ok()) << again.error_message();
 }
 
 }  // namespace

@@ -151,6 +151,40 @@ TEST_F(JobSchedulerTest, FullQueueRefusesNewJobsButHonoursKnownRequestIds) {
   gate.Open();
 }
 
+// Regression (hardening review): submit-then-cancel bypassed the queue bound, and cancelled jobs
+// stayed stored for the retention period (40 calls grew the store from 4.5 to 144 MiB). An owner's
+// stored bytes are bounded: cancelling frees nothing, deleting does, other owners are unaffected.
+TEST_F(JobSchedulerTest, AnOwnersStoredBytesAreBoundedAndCancellingDoesNotFreeThem) {
+  Gate gate;
+  JobScheduler::Options options{1, 16};
+  options.max_stored_bytes_per_owner = 100;
+  JobScheduler s(*store_, events_, gate.Executor(), options, {}, NullLog());
+  auto job = [](const std::string& owner, const std::string& request_id = "") {
+    JobRecord r = Job(0, std::string(60, 'x'), request_id);
+    r.owner = owner;
+    return r;
+  };
+  auto first = s.Submit(job("alice", "req-1"));
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_TRUE(s.Cancel(first->record.id).ok());
+  auto second = s.Submit(job("alice"));
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(second.status().message().find("principal 'alice'"), std::string::npos)
+      << second.status();
+  EXPECT_NE(second.status().message().find("--max-stored-mib-per-principal"), std::string::npos);
+  EXPECT_TRUE(second.status().GetPayload(JobScheduler::kQuotaPayload).has_value());
+  EXPECT_EQ(*store_->StoredBytes("alice"), 60);  // the refused job left nothing behind
+  // A retry of an accepted submission is answered whatever the quota.
+  auto retry = s.Submit(job("alice", "req-1"));
+  ASSERT_TRUE(retry.ok()) << retry.status();
+  EXPECT_FALSE(retry->created);
+  // Another owner has its own room; deleting frees the first owner's.
+  EXPECT_TRUE(s.Submit(job("bob")).ok());
+  ASSERT_TRUE(store_->Delete(first->record.id).ok());
+  EXPECT_TRUE(s.Submit(job("alice")).ok());
+  gate.Open();
+}
+
 TEST_F(JobSchedulerTest, CancelStopsARunningJobAndFailureIsRecorded) {
   Gate gate;
   std::atomic<int> finished_cancelled{0};

@@ -475,6 +475,42 @@ TEST_F(SqliteJobStoreTest, BatchedResultWritesAreInvisibleUntilWholeAndStopOnCan
   EXPECT_TRUE(absl::IsNotFound(store.GetResultInfo(cancelled).status()));
 }
 
+TEST_F(SqliteJobStoreTest, OwnersAndTheBytesTheirJobsOccupy) {
+  auto store = OpenStore();
+  JobRecord a = NewJob();
+  a.owner = "alice";
+  const std::string id = MustCreate(*store, a);
+  EXPECT_EQ(store->Get(id)->owner, "alice");
+  EXPECT_EQ(*store->StoredBytes("alice"), static_cast<int64_t>(a.spec.size()));
+  ASSERT_TRUE(store->MarkRunning(id).ok());
+  ASSERT_TRUE(store->PutResult(id, std::string(5000, 'r')).ok());
+  EXPECT_EQ(*store->StoredBytes("alice"), static_cast<int64_t>(a.spec.size()) + 5000);
+  EXPECT_EQ(*store->StoredBytes("bob"), 0);
+  ASSERT_TRUE(store->Delete(id).ok());
+  EXPECT_EQ(*store->StoredBytes("alice"), 0);
+}
+
+// A store written by schema version 1 (no owners) is migrated in place when opened.
+TEST_F(SqliteJobStoreTest, AVersionOneStoreGainsOwnersWhenOpened) {
+  std::string id;
+  {
+    auto store = OpenStore();
+    id = MustCreate(*store, NewJob());
+  }
+  RawSql(path_,
+         "DROP INDEX jobs_by_owner; ALTER TABLE jobs DROP COLUMN owner; PRAGMA user_version = 1;");
+  ASSERT_EQ(RawSql(path_, "PRAGMA user_version"), "1");
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(RawSql(path_, "PRAGMA user_version"), std::to_string(SqliteJobStore::kSchemaVersion));
+  absl::StatusOr<JobRecord> old = store->Get(id);
+  ASSERT_TRUE(old.ok()) << old.status();
+  EXPECT_EQ(old->owner, "");
+  JobRecord b = NewJob();
+  b.owner = "bob";
+  EXPECT_EQ(store->Get(MustCreate(*store, b))->owner, "bob");
+}
+
 TEST_F(SqliteJobStoreTest, EmptyAndReplacedResults) {
   auto store = OpenStore();
   const std::string id = MustCreate(*store, NewJob());
