@@ -9,14 +9,16 @@ ports), then runs --clients concurrent gRPC clients (grpc.aio, one channel per 8
            attribution job followed by GetJob, ListJobs (BASIC view), GET /metrics
   hostile  the tokenizer bomb (64k alternating combining marks), a 3.9 MiB text of one-letter
            words, a 1 MiB model name, a ListJobs page_size of 1000 in the FULL view, a job asking
-           for 10,000 examples x 256 steps, a request above --max-request-mib, a spec with
-           garbage bytes, a slow HTTP client trickling its head, a 64 KiB HTTP header line
+           for 10,000 examples x 256 steps, a 33 MiB request (above --max-request-mib), a spec
+           whose only text is control characters, a slow HTTP client trickling its head, a 64 KiB
+           HTTP header line (the gRPC ones serialized once, so the client is not the bottleneck)
 
 Every call must end with a gRPC status (or an HTTP status): a client-side deadline (30 s) or a
 transport failure counts as unanswered. While it runs, the server's RSS (VmRSS from /proc) is
 sampled every second. At the end it prints the calls per kind and status, p50/p90/p99/max latency
-of the normal calls, and RSS at start (after a warm-up), at the end and at most; with --json FILE
-it writes them too. Exit status: 0 when every call was answered, 1 otherwise.
+of the normal calls (all answered, and per kind those that succeeded: a full Explain queue answers
+RESOURCE_EXHAUSTED at once), and RSS at start (after a warm-up), every 10 s, at the end and at
+most; with --json FILE it writes them too. Exit status: 0 when every call was answered, 1 otherwise.
 
 A program, not a test: it asserts no timings. Needs the Python client's venv
 (client/python/setup_venv.sh) and a Release build:
@@ -122,6 +124,7 @@ class Stats:
         self.outcomes: Counter = Counter()        # (kind, status) -> calls
         self.latency: dict = defaultdict(list)    # normal kind -> seconds
         self.unanswered: Counter = Counter()      # kind -> calls without a status
+        self.ok_latency: dict = defaultdict(list) # normal kind -> seconds, calls that succeeded
 
     def record(self, kind: str, normal: bool, status: str, seconds: float, answered: bool) -> None:
         self.outcomes[(kind, status)] += 1
@@ -129,6 +132,8 @@ class Stats:
             self.unanswered[kind] += 1
         elif normal:
             self.latency[kind].append(seconds)
+            if status in ("OK", "HTTP 200"):
+                self.ok_latency[kind].append(seconds)
 
 
 async def timed(stats: Stats, kind: str, normal: bool, call) -> None:
@@ -151,15 +156,21 @@ async def http_get(port: int, head: bytes, trickle: bool = False) -> str:
     """Sends `head` (byte by byte every 100 ms when trickling); the status line's code."""
     reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), DEADLINE_S)
     try:
-        if trickle:
-            for b in head[:40]:
-                writer.write(bytes([b]))
+        # Read while sending: the server may answer (408/431/503) and close before the head is
+        # sent, and asyncio drops what was received once a write fails.
+        answer = asyncio.ensure_future(reader.readline())
+        pieces = [bytes([b]) for b in head[:40]] if trickle else [head]
+        for piece in pieces:
+            if answer.done():
+                break
+            try:
+                writer.write(piece)
                 await writer.drain()
+            except ConnectionError:
+                break
+            if trickle:
                 await asyncio.sleep(0.1)
-        else:
-            writer.write(head)
-            await writer.drain()
-        line = await asyncio.wait_for(reader.readline(), DEADLINE_S)
+        line = await asyncio.wait_for(answer, DEADLINE_S)
         if not line.startswith(b"HTTP/"):
             raise OSError("no HTTP status line")
         await asyncio.wait_for(reader.read(), DEADLINE_S)
@@ -188,25 +199,46 @@ def example_spec(text: str, examples: int = 1, steps: int = 4) -> job_pb2.JobSpe
     return spec
 
 
-def calls(stub, health, rng: random.Random):
+def explain_bytes(text: str, model: str = "sst2") -> bytes:
+    req = pb.ExplainRequest(model=model)
+    req.example.text = text
+    return req.SerializeToString()
+
+
+# The hostile requests, serialized once (sending them must not cost the client more than the
+# server): the tokenizer bomb (64k alternating combining marks), 3.9 MiB of one-letter words, a
+# 1 MiB model name, a 33 MiB request (above the server's 32 MiB receive limit), a 10,000-example x
+# 256-step job and a spec whose only text is control characters.
+HOSTILE = {
+    "tokenizer bomb": ("Explain", explain_bytes("a" + "\u0301\u0316" * 32768)),
+    "3.9 MiB text": ("Explain", explain_bytes(("a " * (2 << 20))[: int(3.9 * (1 << 20))])),
+    "1 MiB model name": ("Explain", explain_bytes("fine", "m" * (1 << 20))),
+    "33 MiB request": ("Explain", explain_bytes("x" * (33 << 20))),
+    "huge job": ("SubmitJob", pb.SubmitJobRequest(
+        spec=example_spec("fine", 10000, 256)).SerializeToString()),
+}
+_garbage = job_pb2.JobSpec(model="sst2")
+_garbage.attribution.examples.inline.examples.add(text="\x00\x01\x02\x1b\x7f\t")
+HOSTILE["garbage spec"] = ("SubmitJob", pb.SubmitJobRequest(spec=_garbage).SerializeToString())
+
+
+def calls(channel, stub, health, rng: random.Random):
     """The weighted mix: (weight, kind, normal, coroutine factory)."""
-    bomb = "a" + "\u0301\u0316" * 32768
-    letters = "a " * (2 << 20)  # one-letter words; 3.9 MiB of them are sent
-    big_name = "m" * (1 << 20)
-    huge_request = "x" * (40 << 20)
     t = lambda: rng.choice(SENTENCES)  # noqa: E731
 
     async def submit_and_get():
         job = await stub.SubmitJob(pb.SubmitJobRequest(spec=example_spec(t())), timeout=DEADLINE_S)
         await stub.GetJob(pb.GetJobRequest(name=job.name), timeout=DEADLINE_S)
 
-    def explain(text, model="sst2"):
-        req = pb.ExplainRequest(model=model)
+    def explain(text):
+        req = pb.ExplainRequest(model="sst2")
         req.example.text = text
         return lambda: stub.Explain(req, timeout=DEADLINE_S)
 
-    garbage = job_pb2.JobSpec(model="sst2")
-    garbage.attribution.examples.inline.examples.add(text="\x00\x01\x02\x1b\x7f\t")
+    def raw(kind):
+        method, body = HOSTILE[kind]
+        call = channel.unary_unary(f"/attattr.v1.Attattr/{method}")  # bytes in, bytes out
+        return lambda: call(body, timeout=DEADLINE_S)
 
     return [
         (30, "Explain", True, lambda: explain(t())()),
@@ -216,26 +248,24 @@ def calls(stub, health, rng: random.Random):
         (6, "SubmitJob+GetJob", True, submit_and_get),
         (5, "ListJobs", True, lambda: stub.ListJobs(pb.ListJobsRequest(page_size=50), timeout=DEADLINE_S)),
         (5, "GET /metrics", True, None),
-        (2, "tokenizer bomb", False, explain(bomb)),
-        (1, "3.9 MiB text", False, explain(letters[: int(3.9 * (1 << 20))])),
-        (2, "1 MiB model name", False, explain("fine", big_name)),
+        (2, "tokenizer bomb", False, raw("tokenizer bomb")),
+        (1, "3.9 MiB text", False, raw("3.9 MiB text")),
+        (2, "1 MiB model name", False, raw("1 MiB model name")),
         (1, "ListJobs FULL 1000", False,
          lambda: stub.ListJobs(pb.ListJobsRequest(page_size=1000, view=pb.JOB_VIEW_FULL),
                                timeout=DEADLINE_S)),
-        (2, "huge job", False,
-         lambda: stub.SubmitJob(pb.SubmitJobRequest(spec=example_spec("fine", 10000, 256)),
-                                timeout=DEADLINE_S)),
-        (1, "40 MiB request", False, explain(huge_request)),
-        (2, "garbage spec", False,
-         lambda: stub.SubmitJob(pb.SubmitJobRequest(spec=garbage), timeout=DEADLINE_S)),
+        (2, "huge job", False, raw("huge job")),
+        (1, "33 MiB request", False, raw("33 MiB request")),
+        (2, "garbage spec", False, raw("garbage spec")),
         (1, "slow HTTP head", False, None),
         (1, "64 KiB HTTP header", False, None),
     ]
 
 
-async def client(stub, health, http_port: int, stats: Stats, stop_at: float, seed: int) -> None:
+async def client(channel, stub, health, http_port: int, stats: Stats, stop_at: float,
+                 seed: int) -> None:
     rng = random.Random(seed)
-    mix = calls(stub, health, rng)
+    mix = calls(channel, stub, health, rng)
     weights = [w for w, *_ in mix]
     while time.monotonic() < stop_at:
         _, kind, normal, factory = rng.choices(mix, weights)[0]
@@ -269,10 +299,10 @@ async def run(args) -> int:
             f"127.0.0.1:{server.grpc_port}",
             options=[("grpc.max_send_message_length", 64 << 20)])
             for _ in range((args.clients + 7) // 8)]
-        stubs = [(pb_grpc.AttattrStub(c), health_pb2_grpc.HealthStub(c)) for c in channels]
+        stubs = [(c, pb_grpc.AttattrStub(c), health_pb2_grpc.HealthStub(c)) for c in channels]
         # Warm-up: one of each normal call, so the start RSS includes the loaded model and pools.
         warm = Stats()
-        await timed(warm, "Explain", True, lambda: stubs[0][0].Explain(
+        await timed(warm, "Explain", True, lambda: stubs[0][1].Explain(
             pb.ExplainRequest(model="sst2", example={"text": SENTENCES[0]}), timeout=DEADLINE_S))
         rss_start = rss_mib(server.proc.pid)
         stop_at = time.monotonic() + args.seconds
@@ -281,6 +311,7 @@ async def run(args) -> int:
             while time.monotonic() < stop_at:
                 rss.append(rss_mib(server.proc.pid))
                 await asyncio.sleep(1)
+
 
         began = time.perf_counter()
         await asyncio.gather(sample(), *[
@@ -309,8 +340,12 @@ async def run(args) -> int:
         "normal_latency_ms_by_kind": {
             k: {"calls": len(v), "p50": round(1000 * percentile(v, 0.5), 1),
                 "p99": round(1000 * percentile(v, 0.99), 1)} for k, v in sorted(stats.latency.items())},
+        "ok_latency_ms": {
+            k: {"calls": len(v), "p50": round(1000 * percentile(v, 0.5), 1),
+                "p99": round(1000 * percentile(v, 0.99), 1)} for k, v in sorted(stats.ok_latency.items())},
         "rss_mib": {"start": round(rss_start, 1), "end": round(rss_end, 1),
-                    "max": round(max(rss + [rss_end]), 1)},
+                    "max": round(max(rss + [rss_end]), 1),
+                    "every_10_s": [round(r, 1) for r in rss[::10]]},
         "outcomes": {f"{k} -> {s}": n for (k, s), n in sorted(stats.outcomes.items())},
     }
     print(json.dumps(report, indent=2))
