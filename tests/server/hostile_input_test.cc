@@ -179,9 +179,9 @@ TEST_F(HostileInputTest, ADatasetIsReadOnlyAsFarAsItsLimitNeeds) {
 // third ~400 KiB job is refused (RESOURCE_EXHAUSTED naming the flag, without a retry pushback,
 // since waiting does not help), and deleting a cancelled job makes room again.
 TEST_F(HostileInputTest, SubmitThenCancelLoopsHitTheStoredBytesQuota) {
-  v1::SubmitJobRequest request;
-  request.mutable_spec()->set_model("sst2");
-  auto* a = request.mutable_spec()->mutable_attribution();
+  v1::JobSpec spec;
+  spec.set_model("sst2");
+  auto* a = spec.mutable_attribution();
   a->mutable_options()->set_steps(1);
   std::string text;
   while (text.size() + 12 < kMaxTextBytes) text += "a fine film ";
@@ -193,13 +193,9 @@ TEST_F(HostileInputTest, SubmitThenCancelLoopsHitTheStoredBytesQuota) {
   for (int i = 0; i < 10 && refused.ok(); ++i) {
     grpc::ClientContext ctx;
     v1::Job job;
-    refused = stub_->SubmitJob(&ctx, request, &job);
+    refused = ::attattr::testing::Submit(*stub_, spec, &job, "", &ctx);
     if (refused.ok()) {
-      grpc::ClientContext cancel_ctx;
-      v1::CancelJobRequest cancel;
-      cancel.set_name(job.name());
-      v1::Job after;
-      ASSERT_TRUE(stub_->CancelJob(&cancel_ctx, cancel, &after).ok());
+      ASSERT_TRUE(::attattr::testing::Cancel(*stub_, job.name()).ok());
       cancelled.push_back(job.name());
     } else {
       trailers = ctx.GetServerTrailingMetadata();
@@ -211,16 +207,9 @@ TEST_F(HostileInputTest, SubmitThenCancelLoopsHitTheStoredBytesQuota) {
       << refused.error_message();
   EXPECT_EQ(trailers.count("grpc-retry-pushback-ms"), 0u);
   ASSERT_FALSE(cancelled.empty());
-  {
-    grpc::ClientContext ctx;
-    v1::DeleteJobRequest del;
-    del.set_name(cancelled.front());
-    v1::DeleteJobResponse response;
-    ASSERT_TRUE(stub_->DeleteJob(&ctx, del, &response).ok());
-  }
-  grpc::ClientContext ctx;
+  ASSERT_TRUE(::attattr::testing::Delete(*stub_, cancelled.front()).ok());
   v1::Job job;
-  const grpc::Status again = stub_->SubmitJob(&ctx, request, &job);
+  const grpc::Status again = ::attattr::testing::Submit(*stub_, spec, &job);
   EXPECT_TRUE(again.ok()) << again.error_message();
 }
 

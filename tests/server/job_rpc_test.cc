@@ -31,6 +31,7 @@ namespace {
 namespace v1 = attattr::v1;
 namespace fs = std::filesystem;
 using ::attattr::testing::Connect;
+using ::attattr::testing::Delete;
 using ::attattr::testing::ExpectStatus;
 using ::attattr::testing::Get;
 using ::attattr::testing::ReadResult;
@@ -280,11 +281,7 @@ TEST_F(JobRpcTest, DeleteJobRemovesItAndItsResult) {
   v1::Job job;
   ASSERT_TRUE(Submit(*stub_, TextJob({"delete me"}), &job).ok());
   WaitDone(*stub_, job.name());
-  grpc::ClientContext ctx;
-  v1::DeleteJobRequest req;
-  req.set_name(job.name());
-  v1::DeleteJobResponse resp;
-  ASSERT_TRUE(stub_->DeleteJob(&ctx, req, &resp).ok());
+  ASSERT_TRUE(Delete(*stub_, job.name()).ok());
   grpc::ClientContext get_ctx;
   v1::GetJobRequest get;
   get.set_name(job.name());

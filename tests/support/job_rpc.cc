@@ -92,6 +92,14 @@ grpc::Status Cancel(v1::Attattr::Stub& stub, const std::string& name) {
   return stub.CancelJob(&ctx, req, &cancelled);
 }
 
+grpc::Status Delete(v1::Attattr::Stub& stub, const std::string& name) {
+  grpc::ClientContext ctx;
+  v1::DeleteJobRequest req;
+  req.set_name(name);
+  v1::DeleteJobResponse response;
+  return stub.DeleteJob(&ctx, req, &response);
+}
+
 StreamedResult ReadResult(v1::Attattr::Stub& stub, const std::string& name) {
   StreamedResult out;
   grpc::ClientContext ctx;

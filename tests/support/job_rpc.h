@@ -37,6 +37,9 @@ v1::Job WaitForProgress(v1::Attattr::Stub& stub, const std::string& name, const 
 // CancelJob; the call's status.
 grpc::Status Cancel(v1::Attattr::Stub& stub, const std::string& name);
 
+// DeleteJob; the call's status.
+grpc::Status Delete(v1::Attattr::Stub& stub, const std::string& name);
+
 struct StreamedResult {
   grpc::Status status;
   v1::JobResult result;
