@@ -251,6 +251,18 @@ absl::StatusOr<Dataset> ParseImpl(std::string_view text, const std::string& sour
   return dataset;
 }
 
+// Opens `path` for reading into `in`; NotFound when it does not exist, InvalidArgument for any
+// other failure, both naming the file as `display_name` with the reason.
+absl::Status OpenDataset(const std::string& path, const std::string& display_name,
+                         std::ifstream& in) {
+  in.open(path, std::ios::binary);
+  if (in) return absl::OkStatus();
+  const int err = errno;
+  const std::string message =
+      absl::StrCat("cannot read dataset ", display_name, ": ", std::strerror(err));
+  return err == ENOENT ? absl::NotFoundError(message) : absl::InvalidArgumentError(message);
+}
+
 }  // namespace
 
 absl::StatusOr<Dataset> ParseDataset(const std::string& contents, const std::string& source_name,
@@ -268,13 +280,8 @@ absl::StatusOr<Dataset> ReadDataset(const std::string& path, int limit) {
     return absl::InvalidArgumentError(
         absl::StrCat("cannot read dataset ", path, ": not a regular file"));
   }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    const int err = errno;
-    const std::string message =
-        absl::StrCat("cannot read dataset ", path, ": ", std::strerror(err));
-    return err == ENOENT ? absl::NotFoundError(message) : absl::InvalidArgumentError(message);
-  }
+  std::ifstream in;
+  if (absl::Status opened = OpenDataset(path, path, in); !opened.ok()) return opened;
   std::ostringstream buffer;
   buffer << in.rdbuf();
   if (in.bad()) {
@@ -285,13 +292,8 @@ absl::StatusOr<Dataset> ReadDataset(const std::string& path, int limit) {
 
 absl::StatusOr<Dataset> ReadDatasetPrefix(const std::string& path, int limit, int64_t max_bytes,
                                           const std::string& display_name) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    const int err = errno;
-    const std::string message =
-        absl::StrCat("cannot read dataset ", display_name, ": ", std::strerror(err));
-    return err == ENOENT ? absl::NotFoundError(message) : absl::InvalidArgumentError(message);
-  }
+  std::ifstream in;
+  if (absl::Status opened = OpenDataset(path, display_name, in); !opened.ok()) return opened;
   std::string text;
   std::size_t chunk = 64 << 10;
   while (true) {
