@@ -149,10 +149,10 @@ InterruptFlag::~InterruptFlag() { sigaction(SIGINT, &previous_sigint, nullptr); 
 
 bool InterruptFlag::raised() const { return interrupt_raised != 0; }
 
-absl::StatusOr<v1::Job> FollowJob(const std::string& server, double deadline_seconds,
-                                  const std::string& name, double timeout_seconds,
-                                  std::ostream& err, int* job_exit) {
-  JobClient client(server, deadline_seconds);
+absl::StatusOr<v1::Job> FollowJob(const std::string& server, const ChannelSecurity& security,
+                                  double deadline_seconds, const std::string& name,
+                                  double timeout_seconds, std::ostream& err, int* job_exit) {
+  JobClient client(server, security, deadline_seconds);
   StageLines lines(err);
   InterruptFlag interrupt;
   auto end = client.Follow(
@@ -179,15 +179,16 @@ absl::StatusOr<v1::Job> FollowJob(const std::string& server, double deadline_sec
   return client.Get(name);
 }
 
-absl::StatusOr<v1::JobResult> RunJobToResult(const std::string& server, double deadline_seconds,
-                                             double timeout_seconds,
+absl::StatusOr<v1::JobResult> RunJobToResult(const std::string& server,
+                                             const ChannelSecurity& security,
+                                             double deadline_seconds, double timeout_seconds,
                                              const v1::SubmitJobRequest& request, std::ostream& err,
                                              int* job_exit) {
-  JobClient client(server, deadline_seconds);
+  JobClient client(server, security, deadline_seconds);
   ATTATTR_ASSIGN_OR_RETURN(auto job, client.Submit(request));
   err << "submitted " << job.name() << "\n";
-  ATTATTR_ASSIGN_OR_RETURN(
-      auto done, FollowJob(server, deadline_seconds, job.name(), timeout_seconds, err, job_exit));
+  ATTATTR_ASSIGN_OR_RETURN(auto done, FollowJob(server, security, deadline_seconds, job.name(),
+                                                timeout_seconds, err, job_exit));
   if (done.state() != v1::SUCCEEDED) {
     *job_exit = IsFinished(done.state()) ? kExitJobFailed : kExitJobNotFinished;
     return absl::UnknownError(absl::StrCat(done.name(), " ", v1::JobState_Name(done.state()), ": ",

@@ -19,6 +19,7 @@
 #include "attattr/engine/quadrature.h"
 #include "attattr/engine/run_control.h"
 #include "attattr/v1/attattr_service.pb.h"
+#include "grpc_call.h"
 
 namespace attattr::client {
 
@@ -34,6 +35,7 @@ struct StudyFlags {
   std::string format = "text";  // json | text
   int threads = 0;              // intra-op threads of the local engine, 0 = all cores
   std::string server;           // HOST:PORT; empty = in-process
+  ChannelSecurity security;     // how to reach `server` (the global TLS and token flags)
   bool server_data = false;     // set paths are under the server's --data-root
   double deadline = 30;         // --deadline-seconds: each call to the server
   double timeout_seconds = 0;   // --timeout-seconds: the wait for the job; 0 = until it ends
@@ -86,16 +88,17 @@ class InterruptFlag {
 // per-call deadline bounds the wait: `timeout_seconds` > 0 does, and Ctrl-C stops it; either way
 // the job goes on on the server, and the error (DeadlineExceeded / Cancelled, with `*job_exit` set
 // to kExitJobNotFinished) says how to follow it (`attattr wait JOB`) or stop it.
-absl::StatusOr<v1::Job> FollowJob(const std::string& server, double deadline_seconds,
-                                  const std::string& name, double timeout_seconds,
-                                  std::ostream& err, int* job_exit);
+absl::StatusOr<v1::Job> FollowJob(const std::string& server, const ChannelSecurity& security,
+                                  double deadline_seconds, const std::string& name,
+                                  double timeout_seconds, std::ostream& err, int* job_exit);
 
 // Submits `request` to `server` (each call bounded by `deadline_seconds`), prints "submitted JOB"
 // and its progress to `err` while it runs (FollowJob, bounded only by `timeout_seconds` > 0), and
 // returns its result. `*job_exit` is set to kExitJobFailed when the job ended FAILED or
 // CANCELLED, and to kExitJobNotFinished when the wait stopped before it finished.
-absl::StatusOr<v1::JobResult> RunJobToResult(const std::string& server, double deadline_seconds,
-                                             double timeout_seconds,
+absl::StatusOr<v1::JobResult> RunJobToResult(const std::string& server,
+                                             const ChannelSecurity& security,
+                                             double deadline_seconds, double timeout_seconds,
                                              const v1::SubmitJobRequest& request, std::ostream& err,
                                              int* job_exit);
 

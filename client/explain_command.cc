@@ -78,7 +78,7 @@ using PrintFn = std::function<absl::Status(const engine::ExampleAttribution&, co
 absl::Status RunRemote(const ExplainFlags& flags, const std::vector<engine::Example>& examples,
                        engine::AttributionOptions options, const PrintFn& print,
                        std::ostream& out) {
-  RemoteRunner runner(flags.server, flags.deadline);
+  RemoteRunner runner(flags.server, flags.security, flags.deadline);
   // A served model is named by its directory name: `--model models/x` and `--model x` both mean x.
   const std::string name = std::filesystem::path(flags.model).filename().string();
   auto model = runner.GetModel(name);

@@ -14,6 +14,7 @@
 #include "attattr/engine/attribution_tree.h"
 #include "attattr/engine/quadrature.h"
 #include "attribution_request.h"  // ParseTarget, ParseLayers
+#include "grpc_call.h"
 
 namespace attattr::client {
 
@@ -31,6 +32,7 @@ struct ExplainFlags {
   int top_k = 5;                // connections per layer in text output
   int threads = 0;              // intra-op threads, 0 = all cores
   std::string server;           // HOST:PORT of an attattr-server; empty = run the engine in-process
+  ChannelSecurity security;     // how to reach `server` (the global TLS and token flags)
   double deadline = 300;        // --deadline-seconds: each call to the server
   bool tree = false;            // add each example's attribution tree to the output
   double tau = engine::kDefaultTreeTau;  // the tree's threshold τ, in (0, 1]

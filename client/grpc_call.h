@@ -1,6 +1,6 @@
-// What every gRPC call of the CLI shares: the stub over one channel to an attattr-server, and the
-// per-call deadline — the one meaning --deadline-seconds has in every command (0 = none). Thread-
-// compatible free functions.
+// What every gRPC call of the CLI shares: the channel to an attattr-server — plain, or TLS (with a
+// client certificate for mTLS) and a bearer token sent on every call — and the per-call deadline,
+// the one meaning --deadline-seconds has in every command (0 = none). Thread-compatible.
 #pragma once
 
 #include <grpcpp/grpcpp.h>
@@ -10,13 +10,47 @@
 #include <string>
 
 #include "CLI/CLI.hpp"
+#include "absl/status/status.h"
 #include "attattr/v1/attattr_service.grpc.pb.h"
 
 namespace attattr::client {
 
-// A stub over a new channel to `server` (HOST:PORT) that accepts replies up to 256 MiB (a
-// BERT-base Explain reply with every matrix is ~10 MB; job results come in chunks under 1 MiB).
-std::unique_ptr<v1::Attattr::Stub> NewAttattrStub(const std::string& server);
+// How the CLI connects: the global flags --tls, --tls-ca, --tls-cert, --tls-key,
+// --tls-server-name, --token-file (else $ATTATTR_TOKEN). Load() reads the files.
+struct ChannelSecurity {
+  bool tls = false;
+  std::string tls_ca;    // PEM file of the CAs to trust; empty = the system's roots
+  std::string tls_cert;  // PEM client certificate (mTLS), with tls_key
+  std::string tls_key;
+  std::string tls_server_name;  // the name the server's certificate must carry, if not the host
+  std::string token_file;
+
+  // Filled by Load().
+  std::string ca_pem, cert_pem, key_pem, token;
+
+  // TLS asked for by any of the tls flags.
+  bool UseTls() const {
+    return tls || !tls_ca.empty() || !tls_cert.empty() || !tls_key.empty() ||
+           !tls_server_name.empty();
+  }
+  // Reads the PEM files and the token (--token-file, else ATTATTR_TOKEN; one trailing newline
+  // dropped); InvalidArgument naming the flag when a file cannot be read, --tls-cert comes without
+  // --tls-key (or the reverse), or the token is empty or not printable ASCII.
+  absl::Status Load();
+};
+
+// Registers the ChannelSecurity flags on the top-level `app` (subcommands fall through to it, so
+// they may come before or after the command name).
+void AddChannelSecurityFlags(CLI::App* app, ChannelSecurity* security);
+
+// A channel to `server` (HOST:PORT) as `security` says (loaded), accepting replies up to 256 MiB
+// (a BERT-base Explain reply with every matrix is ~10 MB; job results come in chunks under 1 MiB).
+std::shared_ptr<grpc::Channel> OpenChannel(const std::string& server,
+                                           const ChannelSecurity& security);
+
+// An Attattr stub over OpenChannel(server, security).
+std::unique_ptr<v1::Attattr::Stub> NewAttattrStub(const std::string& server,
+                                                  const ChannelSecurity& security);
 
 // Sets ctx's deadline to now + `seconds` + `extra_ms` (a WaitJob's own wait); none when
 // `seconds` <= 0.

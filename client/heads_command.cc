@@ -126,8 +126,8 @@ absl::StatusOr<v1::HeadImportanceResult> RunRemote(
     h->set_export_ratio(f.export_ratio);
   }
   ATTATTR_ASSIGN_OR_RETURN(auto result,
-                           RunJobToResult(f.study.server, f.study.deadline, f.study.timeout_seconds,
-                                          request, err, job_exit));
+                           RunJobToResult(f.study.server, f.study.security, f.study.deadline,
+                                          f.study.timeout_seconds, request, err, job_exit));
   if (!result.has_head_importance())
     return absl::DataLossError("the job's result is not a head-importance result");
   return result.head_importance();

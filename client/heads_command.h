@@ -45,6 +45,9 @@ class HeadsCommand {
   static std::string DefaultMethods();
   static std::string DefaultRatios();
 
+  // How the command reaches the server (the global TLS and token flags, loaded).
+  void SetChannelSecurity(const ChannelSecurity& security) { flags_.study.security = security; }
+
  private:
   CLI::App* cmd_ = nullptr;
   Flags flags_;

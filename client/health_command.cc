@@ -86,7 +86,7 @@ int HealthCommand::Run(std::ostream& out, std::ostream& err) const {
     err << "error: --format: '" << f.format << "' is not json or text\n";
     return kExitUsage;
   }
-  grpc::GenericStub stub(grpc::CreateChannel(f.server, grpc::InsecureChannelCredentials()));
+  grpc::GenericStub stub(OpenChannel(f.server, f.security));
   const std::string request_bytes = EncodeRequest(f.service);
   grpc::Slice slice(request_bytes);
   grpc::ByteBuffer request(&slice, 1), response;

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "CLI/CLI.hpp"
+#include "grpc_call.h"
 
 namespace attattr::client {
 
@@ -24,10 +25,14 @@ class HealthCommand {
 
   struct Flags {
     std::string server;
-    std::string service;  // "" = the whole server
+    ChannelSecurity security;  // the global TLS and token flags
+    std::string service;       // "" = the whole server
     std::string format = "text";
     double deadline = 10;
   };
+
+  // How the command reaches the server (the global TLS and token flags, loaded).
+  void SetChannelSecurity(const ChannelSecurity& security) { flags_.security = security; }
 
  private:
   CLI::App* cmd_ = nullptr;

@@ -138,11 +138,12 @@ struct JobClient::Impl {
   }
 };
 
-JobClient::JobClient(const std::string& server, double deadline_seconds)
+JobClient::JobClient(const std::string& server, const ChannelSecurity& security,
+                     double deadline_seconds)
     : impl_(std::make_unique<Impl>()) {
   impl_->server = server;
   impl_->deadline_seconds = deadline_seconds;
-  impl_->stub = NewAttattrStub(server);
+  impl_->stub = NewAttattrStub(server, security);
 }
 
 JobClient::~JobClient() = default;

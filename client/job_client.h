@@ -12,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "attattr/v1/attattr_service.pb.h"
+#include "grpc_call.h"
 
 namespace attattr::client {
 
@@ -25,7 +26,7 @@ class JobClient {
  public:
   // `server` is HOST:PORT. `deadline_seconds` bounds each call (0 = no deadline); for WaitJob it is
   // added to the wait itself, and a WatchJob stream is one call (Follow has its own bound).
-  JobClient(const std::string& server, double deadline_seconds);
+  JobClient(const std::string& server, const ChannelSecurity& security, double deadline_seconds);
   ~JobClient();
 
   absl::StatusOr<v1::Job> Submit(const v1::SubmitJobRequest& request);

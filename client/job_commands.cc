@@ -166,7 +166,7 @@ int RunSubmit(const JobCommands::Submit& f, std::ostream& out, std::ostream& err
   auto result = ResultOptionsFrom(f);
   if (!result.ok()) return Usage(std::string(result.status().message()), err);
 
-  JobClient client(f.common.server, f.common.deadline_seconds);
+  JobClient client(f.common.server, f.common.security, f.common.deadline_seconds);
   std::vector<std::string> labels;
   if (TargetNeedsLabels(f.target)) {  // --target class:positive needs the model's labels
     auto l = client.ModelLabels(f.model);
@@ -212,8 +212,8 @@ int RunSubmit(const JobCommands::Submit& f, std::ostream& out, std::ostream& err
   }
   err << "submitted " << job->name() << "\n";
   int job_exit = 0;
-  auto done = FollowJob(f.common.server, f.common.deadline_seconds, job->name(), f.timeout_seconds,
-                        err, &job_exit);
+  auto done = FollowJob(f.common.server, f.common.security, f.common.deadline_seconds, job->name(),
+                        f.timeout_seconds, err, &job_exit);
   if (!done.ok()) {
     if (job_exit == 0) return Report(done.status(), err);
     err << "error: " << done.status().message() << "\n";
@@ -226,7 +226,7 @@ int RunSubmit(const JobCommands::Submit& f, std::ostream& out, std::ostream& err
 int RunGet(const JobCommands::Get& f, std::ostream& out, std::ostream& err) {
   if (auto s = CheckCommon(f.common); !s.ok()) return Usage(std::string(s.message()), err);
   const std::string name = CanonicalJobName(f.job);
-  JobClient client(f.common.server, f.common.deadline_seconds);
+  JobClient client(f.common.server, f.common.security, f.common.deadline_seconds);
   auto job = client.Get(name);
   if (!job.ok()) return Report(job.status(), err);
   if (job->state() != v1::SUCCEEDED) {
@@ -264,7 +264,7 @@ int RunWait(const JobCommands::Wait& f, std::ostream& out, std::ostream& err) {
   if (auto s = CheckCommon(f.common); !s.ok()) return Usage(std::string(s.message()), err);
   if (std::isnan(f.timeout_seconds)) return Usage("--timeout-seconds: not a number", err);
   const std::string name = CanonicalJobName(f.job);
-  JobClient client(f.common.server, f.common.deadline_seconds);
+  JobClient client(f.common.server, f.common.security, f.common.deadline_seconds);
   const bool forever = f.timeout_seconds < 0 || std::isinf(f.timeout_seconds);
   int64_t left_ms = forever ? 0 : static_cast<int64_t>(std::llround(f.timeout_seconds * 1000));
   v1::Job last;
@@ -284,7 +284,7 @@ int RunWait(const JobCommands::Wait& f, std::ostream& out, std::ostream& err) {
 int RunWatch(const JobCommands::Watch& f, std::ostream& out, std::ostream& err, bool interactive) {
   if (auto s = CheckCommon(f.common); !s.ok()) return Usage(std::string(s.message()), err);
   const std::string name = CanonicalJobName(f.job);
-  JobClient client(f.common.server, f.common.deadline_seconds);
+  JobClient client(f.common.server, f.common.security, f.common.deadline_seconds);
   const bool json = f.common.format == "json";
   const bool bar = interactive && !json;
   v1::Job last;
@@ -327,7 +327,7 @@ int RunWatch(const JobCommands::Watch& f, std::ostream& out, std::ostream& err, 
 
 int RunCancel(const JobCommands::OneJob& f, std::ostream& out, std::ostream& err) {
   if (auto s = CheckCommon(f.common); !s.ok()) return Usage(std::string(s.message()), err);
-  JobClient client(f.common.server, f.common.deadline_seconds);
+  JobClient client(f.common.server, f.common.security, f.common.deadline_seconds);
   auto job = client.Cancel(CanonicalJobName(f.job));
   if (!job.ok()) return Report(job.status(), err);
   PrintJob(*job, f.common.format, out);
@@ -337,7 +337,7 @@ int RunCancel(const JobCommands::OneJob& f, std::ostream& out, std::ostream& err
 int RunDelete(const JobCommands::OneJob& f, std::ostream& out, std::ostream& err) {
   if (auto s = CheckCommon(f.common); !s.ok()) return Usage(std::string(s.message()), err);
   const std::string name = CanonicalJobName(f.job);
-  JobClient client(f.common.server, f.common.deadline_seconds);
+  JobClient client(f.common.server, f.common.security, f.common.deadline_seconds);
   if (auto s = client.Delete(name); !s.ok()) return Report(s, err);
   if (f.common.format == "json") {
     out << nlohmann::json{{"name", name}, {"deleted", true}}.dump() << "\n";
@@ -378,7 +378,7 @@ int RunList(const JobCommands::List& f, std::ostream& out, std::ostream& err) {
   }
   req.set_page_size(f.page_size);
   req.set_page_token(f.page_token);
-  JobClient client(f.common.server, f.common.deadline_seconds);
+  JobClient client(f.common.server, f.common.security, f.common.deadline_seconds);
   std::vector<v1::Job> jobs;
   std::string next;
   while (true) {

@@ -19,6 +19,7 @@
 #include "absl/status/status.h"
 #include "attattr/engine/attribution_tree.h"
 #include "attattr/engine/quadrature.h"
+#include "grpc_call.h"
 
 namespace attattr::client {
 
@@ -56,9 +57,17 @@ class JobCommands {
   // draws a progress bar). Returns the exit code. Usage errors return kExitUsage after printing
   // "error: ..." (the caller adds the usage lines).
   int Run(std::ostream& out, std::ostream& err, bool interactive);
+  // How every job command reaches the server (the global TLS and token flags, loaded).
+  void SetChannelSecurity(const ChannelSecurity& security) {
+    for (Common* c : {&submit_.common, &get_.common, &wait_.common, &watch_.common, &cancel_.common,
+                      &delete_.common, &list_.common}) {
+      c->security = security;
+    }
+  }
 
   struct Common {
     std::string server;
+    ChannelSecurity security;  // the global TLS and token flags
     std::string format;
     double deadline_seconds = 30;
   };

@@ -103,6 +103,9 @@ int main(int argc, char** argv) {
   attattr::client::HealthCommand health(app);
   attattr::client::HeadsCommand heads(app, DefaultModel(argv[0]));
   attattr::client::TriggersCommand triggers(app, DefaultModel(argv[0]));
+  attattr::client::ChannelSecurity security;
+  attattr::client::AddChannelSecurityFlags(&app, &security);
+  for (CLI::App* sub : app.get_subcommands({})) sub->fallthrough();
   app.footer(
       std::string("explain and models exit 0 on success, 1 on failure, 2 on bad arguments.\n") +
       attattr::client::kJobExitCodesHelp);
@@ -118,6 +121,17 @@ int main(int argc, char** argv) {
     std::cerr << "error: " << e.what() << "\n" << kUsage;
     return 2;
   }
+  if (absl::Status s = security.Load(); !s.ok()) {
+    std::cerr << "error: " << s.message() << "\n" << kUsage;
+    return 2;
+  }
+  ef.security = security;
+  mf.security = security;
+  jobs.SetChannelSecurity(security);
+  report.SetChannelSecurity(security);
+  health.SetChannelSecurity(security);
+  heads.SetChannelSecurity(security);
+  triggers.SetChannelSecurity(security);
   if (heads.Parsed()) {
     const int rc = heads.Run(std::cout, std::cerr);
     if (rc == attattr::client::kExitUsage) std::cerr << kUsage;

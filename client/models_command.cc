@@ -16,7 +16,7 @@ absl::Status RunModels(const ModelsFlags& flags, std::ostream& out) {
     return absl::InvalidArgumentError(
         absl::StrCat("--format: '", flags.format, "' is not json or text"));
   }
-  RemoteRunner runner(flags.server, flags.deadline);
+  RemoteRunner runner(flags.server, flags.security, flags.deadline);
   auto models = runner.ListModels();
   if (!models.ok()) {
     // A server's refusal here is never a usage error of this command.

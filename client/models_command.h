@@ -6,11 +6,13 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "grpc_call.h"
 
 namespace attattr::client {
 
 struct ModelsFlags {
   std::string server;           // HOST:PORT, required
+  ChannelSecurity security;     // the global TLS and token flags
   std::string format = "text";  // json | text
   double deadline = 30;         // seconds
 };

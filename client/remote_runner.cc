@@ -40,11 +40,12 @@ struct RemoteRunner::Impl {
   void SetDeadline(grpc::ClientContext* ctx) const { SetCallDeadline(ctx, deadline_seconds); }
 };
 
-RemoteRunner::RemoteRunner(const std::string& server, double deadline_seconds)
+RemoteRunner::RemoteRunner(const std::string& server, const ChannelSecurity& security,
+                           double deadline_seconds)
     : impl_(std::make_unique<Impl>()) {
   impl_->server = server;
   impl_->deadline_seconds = deadline_seconds;
-  impl_->stub = NewAttattrStub(server);
+  impl_->stub = NewAttattrStub(server, security);
 }
 
 RemoteRunner::~RemoteRunner() = default;

@@ -9,6 +9,7 @@
 #include "attattr/engine/attention_attribution.h"
 #include "attattr/engine/attribution_tree.h"
 #include "attattr/engine/model.h"
+#include "grpc_call.h"
 
 namespace attattr::client {
 
@@ -20,7 +21,7 @@ struct RemoteModel {
 class RemoteRunner {
  public:
   // `server` is HOST:PORT; `deadline_seconds` bounds each call.
-  RemoteRunner(const std::string& server, double deadline_seconds);
+  RemoteRunner(const std::string& server, const ChannelSecurity& security, double deadline_seconds);
   ~RemoteRunner();
 
   // GetModel; NotFound naming the model when the server does not serve it.

@@ -36,7 +36,7 @@ int ReportCommand::Run(std::ostream& err) const {
     return kExitUsage;
   }
   const std::string name = CanonicalJobName(flags_.job);
-  JobClient client(flags_.server, flags_.deadline_seconds);
+  JobClient client(flags_.server, flags_.security, flags_.deadline_seconds);
   auto job = client.Get(name);
   if (!job.ok()) return report(job.status());
   v1::JobResult result;

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "CLI/CLI.hpp"
+#include "grpc_call.h"
 
 namespace attattr::client {
 
@@ -28,8 +29,12 @@ class ReportCommand {
     std::string job;
     std::string output;  // FILE.html; "-" = stdout
     std::string server;
+    ChannelSecurity security;  // the global TLS and token flags
     double deadline_seconds = 120;
   };
+
+  // How the command reaches the server (the global TLS and token flags, loaded).
+  void SetChannelSecurity(const ChannelSecurity& security) { flags_.security = security; }
 
  private:
   CLI::App* cmd_ = nullptr;

@@ -71,8 +71,8 @@ absl::StatusOr<v1::TriggerSearchResult> RunRemote(const TriggersCommand::Flags& 
   t->mutable_attribution()->set_rule(convert::RuleToProto(options.attribution.rule));
   t->mutable_attribution()->set_steps(options.attribution.steps);
   ATTATTR_ASSIGN_OR_RETURN(auto result,
-                           RunJobToResult(f.study.server, f.study.deadline, f.study.timeout_seconds,
-                                          request, err, job_exit));
+                           RunJobToResult(f.study.server, f.study.security, f.study.deadline,
+                                          f.study.timeout_seconds, request, err, job_exit));
   if (!result.has_trigger_search()) {
     return absl::DataLossError("the job's result is not a trigger-search result");
   }

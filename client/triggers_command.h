@@ -48,6 +48,9 @@ class TriggersCommand {
     uint64_t seed = 0;
   };
 
+  // How the command reaches the server (the global TLS and token flags, loaded).
+  void SetChannelSecurity(const ChannelSecurity& security) { flags_.study.security = security; }
+
  private:
   CLI::App* cmd_ = nullptr;
   Flags flags_;

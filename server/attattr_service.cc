@@ -7,8 +7,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "attattr/base/quote.h"
+#include "attattr/base/status_macros.h"
 #include "attattr/convert/attribution_convert.h"
 #include "attattr/engine/attention_attribution.h"
+#include "google/protobuf/descriptor.h"
+#include "google/protobuf/reflection.h"
 #include "jobs/job_convert.h"
 #include "proto_convert.h"
 #include "status_convert.h"
@@ -30,6 +33,38 @@ std::string RequestId(const grpc::CallbackServerContext* ctx) {
 constexpr size_t kListResponseBudgetBytes = size_t{4} << 20;
 constexpr size_t kMaxPageTokenBytes = 1024;
 
+// Whether `message` holds, at any depth, an ExampleSource naming a dataset file. Walks the message
+// by reflection, so a dataset field added to any job kind later is covered.
+bool NamesDataset(const google::protobuf::Message& message) {
+  if (const auto* source = dynamic_cast<const v1::ExampleSource*>(&message)) {
+    if (source->has_dataset()) return true;
+  }
+  const auto* reflection = message.GetReflection();
+  std::vector<const google::protobuf::FieldDescriptor*> fields;
+  reflection->ListFields(message, &fields);
+  for (const auto* field : fields) {
+    if (field->cpp_type() != google::protobuf::FieldDescriptor::CPPTYPE_MESSAGE) continue;
+    if (field->message_type() == v1::Example::descriptor()) continue;  // texts only: no sources
+    if (field->is_repeated()) {
+      for (int i = 0; i < reflection->FieldSize(message, field); ++i) {
+        if (NamesDataset(reflection->GetRepeatedMessage(message, field, i))) return true;
+      }
+    } else if (NamesDataset(reflection->GetMessage(message, field))) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// RESOURCE_EXHAUSTED with gRPC's retry pushback (proposal A6; clients with a retry policy honour
+// it) and the wait in the message.
+grpc::Status RetryLater(grpc::CallbackServerContext* ctx, absl::string_view message,
+                        int64_t retry_ms) {
+  ctx->AddTrailingMetadata("grpc-retry-pushback-ms", std::to_string(retry_ms));
+  return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                      absl::StrCat(message, "; retry in about ", retry_ms, " ms"));
+}
+
 grpc::Status Draining(const char* method) {
   return grpc::Status(grpc::StatusCode::UNAVAILABLE,
                       absl::StrCat(method,
@@ -41,24 +76,99 @@ grpc::Status Draining(const char* method) {
 
 void AttattrService::RecordRpc(const char* method, grpc::CallbackServerContext* ctx,
                                Clock::time_point start, const grpc::Status& status,
-                               const std::string& job_id) {
+                               const std::string& job_id, const std::string& principal) {
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
   const std::string code = GrpcCodeName(status.error_code());
   d_.metrics.RecordRpc(method, code, seconds);
   d_.log.Info("rpc", {{"method", method},
                       {"code", code},
                       {"latency_ms", seconds * 1e3},
+                      {"principal", principal},
                       {"request_id", RequestId(ctx)},
                       {"job_id", job_id},
                       {"peer", ctx->peer()},
                       {"error", status.error_message()}});
+  const auto c = status.error_code();
+  if (c == grpc::StatusCode::PERMISSION_DENIED || c == grpc::StatusCode::RESOURCE_EXHAUSTED) {
+    d_.log.Warn("call denied", {{"audit", "call.denied"},
+                                {"principal", principal},
+                                {"method", method},
+                                {"code", code},
+                                {"job_id", job_id},
+                                {"peer", ctx->peer()},
+                                {"error", status.error_message()}});
+  }
 }
 
 void AttattrService::FinishRpc(const char* method, grpc::CallbackServerContext* ctx,
                                Clock::time_point start, grpc::ServerUnaryReactor* reactor,
-                               const grpc::Status& status, const std::string& job_id) {
-  RecordRpc(method, ctx, start, status, job_id);
+                               const grpc::Status& status, const std::string& job_id,
+                               const std::string& principal) {
+  RecordRpc(method, ctx, start, status, job_id, principal);
   reactor->Finish(status);
+}
+
+absl::StatusOr<Principal> AttattrService::Authenticate(grpc::CallbackServerContext* ctx,
+                                                       const char* method) {
+  Credentials credentials;
+  const auto& md = ctx->client_metadata();
+  if (auto it = md.find("authorization"); it != md.end()) {
+    credentials.authorization = absl::string_view(it->second.data(), it->second.size());
+  }
+  std::string identity;
+  if (auto auth = ctx->auth_context(); auth != nullptr && auth->IsPeerAuthenticated()) {
+    const auto names = auth->GetPeerIdentity();
+    if (!names.empty()) identity.assign(names.front().data(), names.front().size());
+  }
+  credentials.certificate_identity = identity;
+  auto caller = d_.auth.Authenticate(credentials);
+  if (!caller.ok()) {
+    d_.log.Warn("call denied", {{"audit", "call.denied"},
+                                {"method", method},
+                                {"code", "UNAUTHENTICATED"},
+                                {"peer", ctx->peer()},
+                                {"error", caller.status().message()}});
+  }
+  return caller;
+}
+
+absl::StatusOr<store::JobRecord> AttattrService::OwnedJob(const Principal& caller,
+                                                          const std::string& name,
+                                                          const char* method) {
+  ATTATTR_RETURN_IF_ERROR(CheckJobName(name));
+  ATTATTR_ASSIGN_OR_RETURN(auto record, d_.store.Get(name));
+  if (!caller.admin && record.owner != caller.name) {
+    d_.log.Warn("call denied", {{"audit", "call.denied"},
+                                {"principal", caller.name},
+                                {"method", method},
+                                {"code", "NOT_FOUND"},
+                                {"job_id", name},
+                                {"owner", record.owner},
+                                {"error", "another principal's job"}});
+    return store::JobNotFound(name);
+  }
+  return record;
+}
+
+absl::Status AttattrService::CheckSpecPermissions(const Principal& caller,
+                                                  const v1::JobSpec& spec) const {
+  if (spec.priority() > caller.max_priority) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "spec.priority: ", spec.priority(), " is above ", caller.max_priority,
+        ", the highest principal '", caller.name, "' may ask for (--max-user-priority)"));
+  }
+  if (spec.has_head_importance() && !spec.head_importance().export_path().empty() &&
+      !caller.may_export) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("spec.head_importance.export_path: principal '", caller.name,
+                     "' may not write checkpoints (--export-principals)"));
+  }
+  if (!caller.may_read_datasets && NamesDataset(spec)) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("dataset: principal '", caller.name,
+                     "' may not read datasets under --data-root (--dataset-principals)"));
+  }
+  return absl::OkStatus();
 }
 
 grpc::ServerUnaryReactor* AttattrService::ListModels(grpc::CallbackServerContext* ctx,
@@ -66,10 +176,15 @@ grpc::ServerUnaryReactor* AttattrService::ListModels(grpc::CallbackServerContext
                                                      v1::ListModelsResponse* response) {
   const auto start = Clock::now();
   auto* reactor = ctx->DefaultReactor();
+  auto caller = Authenticate(ctx, "ListModels");
+  if (!caller.ok()) {
+    FinishRpc("ListModels", ctx, start, reactor, ToGrpcStatus(caller.status()));
+    return reactor;
+  }
   for (const auto& name : d_.models.Names()) {
     convert::ModelToProto(name, (*d_.models.Find(name))->info(), response->add_models());
   }
-  FinishRpc("ListModels", ctx, start, reactor, grpc::Status::OK);
+  FinishRpc("ListModels", ctx, start, reactor, grpc::Status::OK, "", caller->name);
   return reactor;
 }
 
@@ -78,9 +193,14 @@ grpc::ServerUnaryReactor* AttattrService::GetModel(grpc::CallbackServerContext* 
                                                    v1::Model* response) {
   const auto start = Clock::now();
   auto* reactor = ctx->DefaultReactor();
+  auto caller = Authenticate(ctx, "GetModel");
+  if (!caller.ok()) {
+    FinishRpc("GetModel", ctx, start, reactor, ToGrpcStatus(caller.status()));
+    return reactor;
+  }
   auto model = d_.models.Find(request->name());
   if (model.ok()) convert::ModelToProto(request->name(), (*model)->info(), response);
-  FinishRpc("GetModel", ctx, start, reactor, ToGrpcStatus(model.status()));
+  FinishRpc("GetModel", ctx, start, reactor, ToGrpcStatus(model.status()), "", caller->name);
   return reactor;
 }
 
@@ -89,20 +209,35 @@ grpc::ServerUnaryReactor* AttattrService::Explain(grpc::CallbackServerContext* c
                                                   v1::ExplainResponse* response) {
   const auto start = Clock::now();
   auto* reactor = ctx->DefaultReactor();
+  auto caller = Authenticate(ctx, "Explain");
+  if (!caller.ok()) {
+    FinishRpc("Explain", ctx, start, reactor, ToGrpcStatus(caller.status()));
+    return reactor;
+  }
   if (draining_) {
-    FinishRpc("Explain", ctx, start, reactor, Draining("Explain"));
+    FinishRpc("Explain", ctx, start, reactor, Draining("Explain"), "", caller->name);
+    return reactor;
+  }
+  if (const int64_t wait_ms = d_.explain_limiter.TryAcquire(caller->name); wait_ms > 0) {
+    FinishRpc("Explain", ctx, start, reactor,
+              RetryLater(ctx,
+                         absl::StrCat("Explain: principal '", caller->name,
+                                      "' is over its call rate (--explain-rate-per-principal)"),
+                         wait_ms),
+              "", caller->name);
     return reactor;
   }
   // Tokenizing runs on the validation pool: a reaction thread only queues the call.
-  const bool queued =
-      d_.validation_pool.TrySchedule([this, ctx, request, response, reactor, start] {
-        CompleteExplain(ctx, request, response, reactor, start);
+  const bool queued = d_.validation_pool.TrySchedule(
+      [this, ctx, request, response, reactor, start, caller = *caller] {
+        CompleteExplain(ctx, request, response, reactor, start, caller);
       });
   if (!queued) {
     FinishRpc("Explain", ctx, start, reactor,
               grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
                            "Explain: too many calls waiting for validation "
-                           "(--max-pending-validations); retry later"));
+                           "(--max-pending-validations); retry later"),
+              "", caller->name);
   }
   return reactor;
 }
@@ -110,15 +245,18 @@ grpc::ServerUnaryReactor* AttattrService::Explain(grpc::CallbackServerContext* c
 void AttattrService::CompleteExplain(grpc::CallbackServerContext* ctx,
                                      const v1::ExplainRequest* request,
                                      v1::ExplainResponse* response,
-                                     grpc::ServerUnaryReactor* reactor, Clock::time_point start) {
+                                     grpc::ServerUnaryReactor* reactor, Clock::time_point start,
+                                     const Principal& caller) {
+  auto finish = [&](const grpc::Status& status) {
+    FinishRpc("Explain", ctx, start, reactor, status, "", caller.name);
+  };
   if (ctx->IsCancelled()) {
-    return FinishRpc("Explain", ctx, start, reactor,
-                     grpc::Status(grpc::StatusCode::CANCELLED, "Explain: cancelled by the client"));
+    return finish(grpc::Status(grpc::StatusCode::CANCELLED, "Explain: cancelled by the client"));
   }
   auto model = d_.models.Find(request->model());
-  if (!model.ok()) return FinishRpc("Explain", ctx, start, reactor, ToGrpcStatus(model.status()));
+  if (!model.ok()) return finish(ToGrpcStatus(model.status()));
   auto call = ExplainFromProto(*request, **model, d_.config);
-  if (!call.ok()) return FinishRpc("Explain", ctx, start, reactor, ToGrpcStatus(call.status()));
+  if (!call.ok()) return finish(ToGrpcStatus(call.status()));
   AttributionItem item;
   item.model = call->model;
   item.options = call->options;
@@ -127,7 +265,7 @@ void AttattrService::CompleteExplain(grpc::CallbackServerContext* ctx,
   // gRPC marks the call cancelled when the client goes away or its deadline passes.
   item.should_stop = [ctx] { return ctx->IsCancelled(); };
   item.done = [this, ctx, start, reactor, response, result_options = call->result,
-               steps = call->options.steps,
+               steps = call->options.steps, principal = caller.name,
                labels = &call->model->info().labels](absl::StatusOr<engine::ExampleAttribution> r) {
     grpc::Status status;
     if (r.ok()) {
@@ -140,13 +278,11 @@ void AttattrService::CompleteExplain(grpc::CallbackServerContext* ctx,
     } else {
       status = ToGrpcStatus(r.status());
     }
-    FinishRpc("Explain", ctx, start, reactor, status);
+    FinishRpc("Explain", ctx, start, reactor, status, "", principal);
   };
   if (!d_.batcher.TrySubmit(std::move(item))) {
-    FinishRpc(
-        "Explain", ctx, start, reactor,
-        grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                     "Explain: too many calls waiting (--max-pending-explains); retry later"));
+    finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                        "Explain: too many calls waiting (--max-pending-explains); retry later"));
   }
 }
 
@@ -155,8 +291,13 @@ grpc::ServerUnaryReactor* AttattrService::SubmitJob(grpc::CallbackServerContext*
                                                     v1::Job* response) {
   const auto start = Clock::now();
   auto* reactor = ctx->DefaultReactor();
+  auto caller = Authenticate(ctx, "SubmitJob");
+  if (!caller.ok()) {
+    FinishRpc("SubmitJob", ctx, start, reactor, ToGrpcStatus(caller.status()));
+    return reactor;
+  }
   auto finish = [&](const grpc::Status& status) {
-    FinishRpc("SubmitJob", ctx, start, reactor, status);
+    FinishRpc("SubmitJob", ctx, start, reactor, status, "", caller->name);
     return reactor;
   };
   if (draining_) return finish(Draining("SubmitJob"));
@@ -168,9 +309,9 @@ grpc::ServerUnaryReactor* AttattrService::SubmitJob(grpc::CallbackServerContext*
     return finish(ToGrpcStatus(absl::InvalidArgumentError("spec: required")));
   }
   // Validation reads dataset files and tokenizes every example: not on a reaction thread.
-  const bool queued =
-      d_.validation_pool.TrySchedule([this, ctx, request, response, reactor, start] {
-        CompleteSubmitJob(ctx, request, response, reactor, start);
+  const bool queued = d_.validation_pool.TrySchedule(
+      [this, ctx, request, response, reactor, start, caller = *caller] {
+        CompleteSubmitJob(ctx, request, response, reactor, start, caller);
       });
   if (!queued) {
     return finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
@@ -182,13 +323,15 @@ grpc::ServerUnaryReactor* AttattrService::SubmitJob(grpc::CallbackServerContext*
 
 void AttattrService::CompleteSubmitJob(grpc::CallbackServerContext* ctx,
                                        const v1::SubmitJobRequest* request, v1::Job* response,
-                                       grpc::ServerUnaryReactor* reactor, Clock::time_point start) {
+                                       grpc::ServerUnaryReactor* reactor, Clock::time_point start,
+                                       const Principal& caller) {
   auto finish = [&](const grpc::Status& status, const std::string& job_id = "") {
-    FinishRpc("SubmitJob", ctx, start, reactor, status, job_id);
+    FinishRpc("SubmitJob", ctx, start, reactor, status, job_id, caller.name);
   };
   if (ctx->IsCancelled())
     return finish(grpc::Status(grpc::StatusCode::CANCELLED, "SubmitJob: cancelled by the client"));
   const v1::JobSpec& spec = request->spec();
+  if (auto s = CheckSpecPermissions(caller, spec); !s.ok()) return finish(ToGrpcStatus(s));
   // Validates everything that can be checked now (model, examples, options, admission control),
   // so a bad spec fails here rather than after it waited in the queue.
   if (auto prepared = d_.job_kinds.Prepare(spec); !prepared.ok()) {
@@ -199,19 +342,13 @@ void AttattrService::CompleteSubmitJob(grpc::CallbackServerContext* ctx,
   record.kind = JobKindName(JobKindOf(spec));
   record.model = spec.model();
   record.priority = spec.priority();
-  // Callers do not authenticate yet: every job belongs to the one principal "anonymous".
-  record.owner = kAnonymousPrincipal;
+  record.owner = caller.name;
   spec.SerializeToString(&record.spec);
   auto submitted = d_.scheduler.Submit(record);
   if (!submitted.ok()) {
     if (submitted.status().code() == absl::StatusCode::kResourceExhausted &&
         !submitted.status().GetPayload(JobScheduler::kQuotaPayload).has_value()) {
-      // gRPC's retry pushback (proposal A6): clients with a retry policy honour it.
-      const int64_t retry_ms = d_.scheduler.RetryAfterMs();
-      ctx->AddTrailingMetadata("grpc-retry-pushback-ms", std::to_string(retry_ms));
-      return finish(grpc::Status(
-          grpc::StatusCode::RESOURCE_EXHAUSTED,
-          absl::StrCat(submitted.status().message(), "; retry in about ", retry_ms, " ms")));
+      return finish(RetryLater(ctx, submitted.status().message(), d_.scheduler.RetryAfterMs()));
     }
     return finish(ToGrpcStatus(submitted.status()));
   }
@@ -232,13 +369,15 @@ grpc::ServerUnaryReactor* AttattrService::GetJob(grpc::CallbackServerContext* ct
                                                  v1::Job* response) {
   const auto start = Clock::now();
   auto* reactor = ctx->DefaultReactor();
-  absl::Status status = CheckJobName(request->name());
-  if (status.ok()) {
-    auto record = d_.store.Get(request->name());
-    if (record.ok()) JobToProto(*record, UnixNowMs(), response);
-    status = record.status();
+  auto caller = Authenticate(ctx, "GetJob");
+  if (!caller.ok()) {
+    FinishRpc("GetJob", ctx, start, reactor, ToGrpcStatus(caller.status()), request->name());
+    return reactor;
   }
-  FinishRpc("GetJob", ctx, start, reactor, ToGrpcStatus(status), request->name());
+  auto record = OwnedJob(*caller, request->name(), "GetJob");
+  if (record.ok()) JobToProto(*record, UnixNowMs(), response);
+  FinishRpc("GetJob", ctx, start, reactor, ToGrpcStatus(record.status()), request->name(),
+            caller->name);
   return reactor;
 }
 
@@ -247,8 +386,13 @@ grpc::ServerUnaryReactor* AttattrService::ListJobs(grpc::CallbackServerContext* 
                                                    v1::ListJobsResponse* response) {
   const auto start = Clock::now();
   auto* reactor = ctx->DefaultReactor();
+  auto caller = Authenticate(ctx, "ListJobs");
+  if (!caller.ok()) {
+    FinishRpc("ListJobs", ctx, start, reactor, ToGrpcStatus(caller.status()));
+    return reactor;
+  }
   auto finish = [&](const absl::Status& status) {
-    FinishRpc("ListJobs", ctx, start, reactor, ToGrpcStatus(status));
+    FinishRpc("ListJobs", ctx, start, reactor, ToGrpcStatus(status), "", caller->name);
     return reactor;
   };
   if (request->page_size() < 0 || request->page_size() > store::kMaxListPageSize) {
@@ -279,6 +423,7 @@ grpc::ServerUnaryReactor* AttattrService::ListJobs(grpc::CallbackServerContext* 
   filter.page_size = request->page_size();  // 0: the store's default, kDefaultListPageSize
   filter.page_token = request->page_token();
   filter.include_spec = full;  // a summary never reads the (possibly large) specs
+  if (!caller->admin) filter.owner = caller->name;  // only the caller's own jobs
   auto page = d_.store.List(filter);
   if (!page.ok()) return finish(page.status());
   const int64_t now = UnixNowMs();
@@ -311,13 +456,18 @@ grpc::ServerUnaryReactor* AttattrService::CancelJob(grpc::CallbackServerContext*
                                                     v1::Job* response) {
   const auto start = Clock::now();
   auto* reactor = ctx->DefaultReactor();
-  absl::Status status = CheckJobName(request->name());
+  auto caller = Authenticate(ctx, "CancelJob");
+  if (!caller.ok()) {
+    FinishRpc("CancelJob", ctx, start, reactor, ToGrpcStatus(caller.status()), request->name());
+    return reactor;
+  }
+  absl::Status status = OwnedJob(*caller, request->name(), "CancelJob").status();
   if (status.ok()) {
-    auto record = d_.scheduler.Cancel(request->name());
+    auto record = d_.scheduler.Cancel(request->name(), caller->name);
     if (record.ok()) JobToProto(*record, UnixNowMs(), response);
     status = record.status();
   }
-  FinishRpc("CancelJob", ctx, start, reactor, ToGrpcStatus(status), request->name());
+  FinishRpc("CancelJob", ctx, start, reactor, ToGrpcStatus(status), request->name(), caller->name);
   return reactor;
 }
 
@@ -326,9 +476,14 @@ grpc::ServerUnaryReactor* AttattrService::DeleteJob(grpc::CallbackServerContext*
                                                     v1::DeleteJobResponse*) {
   const auto start = Clock::now();
   auto* reactor = ctx->DefaultReactor();
-  absl::Status status = CheckJobName(request->name());
-  if (status.ok()) status = d_.scheduler.Delete(request->name());
-  FinishRpc("DeleteJob", ctx, start, reactor, ToGrpcStatus(status), request->name());
+  auto caller = Authenticate(ctx, "DeleteJob");
+  if (!caller.ok()) {
+    FinishRpc("DeleteJob", ctx, start, reactor, ToGrpcStatus(caller.status()), request->name());
+    return reactor;
+  }
+  absl::Status status = OwnedJob(*caller, request->name(), "DeleteJob").status();
+  if (status.ok()) status = d_.scheduler.Delete(request->name(), caller->name);
+  FinishRpc("DeleteJob", ctx, start, reactor, ToGrpcStatus(status), request->name(), caller->name);
   return reactor;
 }
 

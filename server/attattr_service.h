@@ -3,7 +3,11 @@
 // tokenizes, then gives Explain items to the dynamic batcher and stores and queues jobs); they
 // never run the engine, read files or tokenize on a reaction thread. WaitJob and WatchJob subscribe
 // to JobEvents instead of blocking; streams keep one write in flight. Every call ends with one
-// access-log line and the RPC metrics (RecordRpc). Thread-safe: one instance serves every call.
+// access-log line and the RPC metrics (RecordRpc). Every call first authenticates (Authenticate:
+// the bearer token or client certificate, auth/authenticator.h) and sees only its principal's jobs
+// (OwnedJob; an administrator sees all); another principal's job is NOT_FOUND, worded exactly as
+// a missing one. Denied calls get an `audit` log line with the principal. Thread-safe: one
+// instance serves every call.
 #pragma once
 
 #include <atomic>
@@ -14,6 +18,8 @@
 #include "attattr/base/worker_pool.h"
 #include "attattr/v1/attattr_service.grpc.pb.h"
 #include "attribution_batcher.h"
+#include "auth/authenticator.h"
+#include "auth/rate_limiter.h"
 #include "event_log.h"
 #include "jobs/job_events.h"
 #include "jobs/job_kinds.h"
@@ -25,10 +31,6 @@
 #include "timer_queue.h"
 
 namespace attattr::server {
-
-// The principal of every call until callers authenticate: the owner of every job, and the one
-// whose stored bytes --max-stored-mib-per-principal bounds.
-inline constexpr char kAnonymousPrincipal[] = "anonymous";
 
 // What the handlers use; all borrowed from the Server, which outlives the service.
 struct ServiceDeps {
@@ -43,6 +45,8 @@ struct ServiceDeps {
   TimerQueue& timers;
   ServiceMetrics& metrics;
   const EventLog& log;
+  const Authenticator& auth;
+  PrincipalRateLimiter& explain_limiter;  // --explain-rate-per-principal
 };
 
 class AttattrService final : public v1::Attattr::CallbackService {
@@ -86,24 +90,37 @@ class AttattrService final : public v1::Attattr::CallbackService {
   // RPC metrics. Public for the reactors in job_streams.cc.
   void RecordRpc(const char* method, grpc::CallbackServerContext* ctx,
                  std::chrono::steady_clock::time_point start, const grpc::Status& status,
-                 const std::string& job_id = "");
+                 const std::string& job_id = "", const std::string& principal = "");
   const ServiceDeps& deps() const { return d_; }
+
+  // The caller of `ctx` (its bearer token or verified client certificate), or Unauthenticated;
+  // a refusal gets an audit line naming `method`.
+  absl::StatusOr<Principal> Authenticate(grpc::CallbackServerContext* ctx, const char* method);
+  // Job `name` when `caller` may see it: a well-formed name, stored, and the caller's own (or the
+  // caller an admin). Another principal's job is the store's NotFound, word for word, with an
+  // audit line.
+  absl::StatusOr<store::JobRecord> OwnedJob(const Principal& caller, const std::string& name,
+                                            const char* method);
 
  private:
   // Explain's work on the validation pool: the model, the request's validation and tokenizing,
   // then the batcher; finishes the call on failure (the batcher finishes it otherwise).
   void CompleteExplain(grpc::CallbackServerContext* ctx, const v1::ExplainRequest* request,
                        v1::ExplainResponse* response, grpc::ServerUnaryReactor* reactor,
-                       std::chrono::steady_clock::time_point start);
+                       std::chrono::steady_clock::time_point start, const Principal& caller);
   // SubmitJob's work on the validation pool: validation (the job kind's Prepare), then store and
   // queue; finishes the call.
   void CompleteSubmitJob(grpc::CallbackServerContext* ctx, const v1::SubmitJobRequest* request,
                          v1::Job* response, grpc::ServerUnaryReactor* reactor,
-                         std::chrono::steady_clock::time_point start);
+                         std::chrono::steady_clock::time_point start, const Principal& caller);
   // RecordRpc, then reactor->Finish(status).
   void FinishRpc(const char* method, grpc::CallbackServerContext* ctx,
                  std::chrono::steady_clock::time_point start, grpc::ServerUnaryReactor* reactor,
-                 const grpc::Status& status, const std::string& job_id = "");
+                 const grpc::Status& status, const std::string& job_id = "",
+                 const std::string& principal = "");
+  // What `caller`'s roles forbid in `spec` (a priority above its maximum, an export, a dataset),
+  // as PermissionDenied naming the field; OK otherwise.
+  absl::Status CheckSpecPermissions(const Principal& caller, const v1::JobSpec& spec) const;
 
   ServiceDeps d_;
   std::atomic<bool> draining_{false};

@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/strings/match.h"
@@ -46,9 +47,25 @@ struct ReportLoad {
   std::atomic<int> rendering{0};
 };
 
-Response Serve(store::JobStore& store, const JobReportLimits& limits,
+Response Serve(store::JobStore& store, const JobReportAccess& access, const JobReportLimits& limits,
                const std::shared_ptr<ReportLoad>& load,
                const metrics::MetricsHttpServer::Request& request) {
+  std::optional<Principal> caller;
+  if (access.auth != nullptr) {
+    auto who = access.auth->Authenticate(Credentials{request.authorization, request.peer_identity});
+    if (!who.ok()) {
+      if (access.log != nullptr) {
+        access.log->Warn("call denied", {{"audit", "call.denied"},
+                                         {"method", "GET /jobs/{id}/report"},
+                                         {"code", "401"},
+                                         {"error", who.status().message()}});
+      }
+      Response r = Plain(401, std::string(who.status().message()));
+      r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"attattr\"");
+      return r;
+    }
+    caller = std::move(*who);
+  }
   // "/jobs/<id>/report" -> "jobs/<id>".
   absl::string_view path = request.path;
   if (!absl::ConsumeSuffix(&path, kReportSuffix) || !absl::ConsumePrefix(&path, "/") ||
@@ -59,11 +76,19 @@ Response Serve(store::JobStore& store, const JobReportLimits& limits,
   }
   const std::string name(path);
   auto record = store.Get(name);
-  if (!record.ok()) {
-    if (record.status().code() == absl::StatusCode::kNotFound) {
-      return Plain(404, absl::StrCat("job ", name, " not found"));
+  if (!record.ok()) return StoreError(record.status());
+  if (caller.has_value() && !caller->admin && record->owner != caller->name) {
+    // Another principal's job reads exactly like a missing one.
+    if (access.log != nullptr) {
+      access.log->Warn("call denied", {{"audit", "call.denied"},
+                                       {"principal", caller->name},
+                                       {"method", "GET /jobs/{id}/report"},
+                                       {"code", "404"},
+                                       {"job_id", name},
+                                       {"owner", record->owner},
+                                       {"error", "another principal's job"}});
     }
-    return StoreError(record.status());
+    return StoreError(store::JobNotFound(name));
   }
   auto job = std::make_shared<v1::Job>();
   JobToProto(*record, UnixNowMs(), job.get());
@@ -114,10 +139,11 @@ Response Serve(store::JobStore& store, const JobReportLimits& limits,
 }  // namespace
 
 metrics::MetricsHttpServer::Handler MakeJobReportHandler(store::JobStore& store,
+                                                         const JobReportAccess& access,
                                                          const JobReportLimits& limits) {
   auto load = std::make_shared<ReportLoad>();
-  return [&store, limits, load](const metrics::MetricsHttpServer::Request& request) {
-    return Serve(store, limits, load, request);
+  return [&store, access, limits, load](const metrics::MetricsHttpServer::Request& request) {
+    return Serve(store, access, limits, load, request);
   };
 }
 

@@ -4,13 +4,19 @@
 // it is drawn within the report's page budget. A result above
 // JobReportLimits::max_drawn_result_bytes is not drawn (the page says how to fetch it), and at most
 // max_concurrent_pages pages drawn from results are in memory at once (one more is 503). 404 with a
-// plain message for an unknown job or path. The handler runs on the HTTP server's own threads,
-// never on gRPC threads; it is thread-safe as the store is. The metrics module stays unaware of
-// jobs: Server registers this handler through MetricsHttpServer::AddHandler.
+// plain message for an unknown job or path. With an Authenticator the request needs the same
+// credentials as gRPC (Authorization: Bearer, or a verified client certificate): 401 with
+// WWW-Authenticate without them, and another principal's job is a 404 worded as a missing one
+// (an administrator sees all); refusals get an audit log line. The handler runs on the HTTP
+// server's own threads, never on gRPC threads; it is thread-safe as the store is. The metrics
+// module stays unaware of jobs: Server registers this handler through
+// MetricsHttpServer::AddHandler.
 #pragma once
 
 #include <cstdint>
 
+#include "auth/authenticator.h"
+#include "event_log.h"
 #include "metrics/metrics_http.h"
 #include "store/job_store.h"
 
@@ -28,8 +34,15 @@ struct JobReportLimits {
   int64_t max_page_bytes = int64_t{16} << 20;
 };
 
+// Who may see which report. Not owned; both must outlive every request the handler serves.
+struct JobReportAccess {
+  const Authenticator* auth = nullptr;  // null: every job's report to anyone who reaches the port
+  const EventLog* log = nullptr;        // where refusals are logged; null: not logged
+};
+
 // `store` is not owned and must outlive every request the handler serves.
 metrics::MetricsHttpServer::Handler MakeJobReportHandler(store::JobStore& store,
+                                                         const JobReportAccess& access = {},
                                                          const JobReportLimits& limits = {});
 
 }  // namespace attattr::server

@@ -42,12 +42,19 @@ class WaitJobReactor final : public grpc::ServerUnaryReactor {
         response_(response) {}
 
   void Begin() {
+    auto caller = service_.Authenticate(ctx_, "WaitJob");
+    if (!caller.ok()) return Complete(ToGrpcStatus(caller.status()));
+    principal_ = caller->name;
     if (auto s = CheckJobName(name_); !s.ok()) return Complete(ToGrpcStatus(s));
     if (timeout_ms_ < 0 || timeout_ms_ > 600000) {
       return Complete(ToGrpcStatus(absl::InvalidArgumentError(
           absl::StrCat("timeout_ms: ", timeout_ms_, " is not in [0, 600000]"))));
     }
-    // Subscribe before reading, so a change in between is not missed.
+    // Whose job it is first (that never changes); then subscribe before reading again, so a
+    // change in between is not missed.
+    if (auto owned = service_.OwnedJob(*caller, name_, "WaitJob"); !owned.ok()) {
+      return Complete(ToGrpcStatus(owned.status()));
+    }
     token_ = d_.events.Subscribe(
         name_, [this](EventKind kind, const store::JobRecord& record) { OnEvent(kind, record); });
     auto record = d_.store.Get(name_);
@@ -103,7 +110,7 @@ class WaitJobReactor final : public grpc::ServerUnaryReactor {
     Send(status);
   }
   void Send(const grpc::Status& status) {
-    service_.RecordRpc("WaitJob", ctx_, start_, status, name_);
+    service_.RecordRpc("WaitJob", ctx_, start_, status, name_, principal_);
     Finish(status);
   }
 
@@ -114,6 +121,7 @@ class WaitJobReactor final : public grpc::ServerUnaryReactor {
   const int64_t timeout_ms_;
   v1::Job* const response_;
   const Clock::time_point start_ = Clock::now();
+  std::string principal_;  // set by Begin before anything can finish the call
   JobEvents::Token token_ = 0;
   absl::Mutex mu_;
   bool done_ ABSL_GUARDED_BY(mu_) = false;
@@ -165,7 +173,7 @@ class OneWriteReactor : public grpc::ServerWriteReactor<Message> {
     }
     finished_ = true;
     mu_.Unlock();
-    service_.RecordRpc(method_, ctx_, start_, status, name_);
+    service_.RecordRpc(method_, ctx_, start_, status, name_, principal_);
     this->Finish(status);
   }
   void End(const grpc::Status& status) ABSL_LOCKS_EXCLUDED(mu_) {
@@ -180,6 +188,7 @@ class OneWriteReactor : public grpc::ServerWriteReactor<Message> {
   const char* const method_;
   const std::string name_;
   const Clock::time_point start_ = Clock::now();
+  std::string principal_;  // set by Begin before anything can end the stream
   absl::Mutex mu_;
   Message message_;  // written under mu_, then read by gRPC while the write is in flight
   bool in_flight_ ABSL_GUARDED_BY(mu_) = false;
@@ -197,7 +206,14 @@ class WatchJobReactor final : public OneWriteReactor<v1::Job> {
       : OneWriteReactor(service, ctx, "WatchJob", request.name()) {}
 
   void Begin() {
-    if (auto s = CheckJobName(name_); !s.ok()) return End(ToGrpcStatus(s));
+    auto caller = service_.Authenticate(ctx_, "WatchJob");
+    if (!caller.ok()) return End(ToGrpcStatus(caller.status()));
+    principal_ = caller->name;
+    // Whose job it is first (that never changes); then subscribe before reading again, so a
+    // change in between is not missed.
+    if (auto owned = service_.OwnedJob(*caller, name_, "WatchJob"); !owned.ok()) {
+      return End(ToGrpcStatus(owned.status()));
+    }
     token_ = d_.events.Subscribe(
         name_, [this](EventKind kind, const store::JobRecord& record) { OnEvent(kind, record); });
     auto record = d_.store.Get(name_);
@@ -262,8 +278,10 @@ class ResultReactor final : public OneWriteReactor<v1::ResultChunk> {
       : OneWriteReactor(service, ctx, "GetJobResult", request.name()) {}
 
   void Begin() {
-    if (auto s = CheckJobName(name_); !s.ok()) return End(ToGrpcStatus(s));
-    auto record = d_.store.Get(name_);
+    auto caller = service_.Authenticate(ctx_, "GetJobResult");
+    if (!caller.ok()) return End(ToGrpcStatus(caller.status()));
+    principal_ = caller->name;
+    auto record = service_.OwnedJob(*caller, name_, "GetJobResult");
     if (!record.ok()) return End(ToGrpcStatus(record.status()));
     if (record->state != store::JobState::kSucceeded) {
       return End(

@@ -3,6 +3,8 @@
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/security/tls_certificate_provider.h>
+#include <grpcpp/security/tls_credentials_options.h>
 
 #include "absl/strings/str_cat.h"
 #include "attattr/base/status_macros.h"
@@ -17,16 +19,60 @@ namespace {
 // Stored result chunks stay under 1 MiB with the ResultChunk framing around them.
 constexpr int64_t kResultChunkBytes = (int64_t{1} << 20) - 4096;
 
+// Whether HOST:PORT names a loopback host (reachable from this machine only).
+bool IsLoopback(const std::string& host_port) {
+  const std::string host = host_port.substr(0, host_port.rfind(':'));
+  return host == "localhost" || host == "[::1]" || host.rfind("127.", 0) == 0;
+}
+
+// The gRPC port's credentials: TLS from the PEM files, re-read by gRPC's file watcher every
+// tls_reload_seconds (mTLS with a client CA: certificates required and verified), else plain text.
+std::shared_ptr<grpc::ServerCredentials> GrpcCredentials(const ServerConfig& config) {
+  if (config.tls_cert.empty()) return grpc::InsecureServerCredentials();
+  auto provider = std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
+      config.tls_key, config.tls_cert, config.tls_client_ca,
+      static_cast<unsigned int>(config.tls_reload_seconds));
+  grpc::experimental::TlsServerCredentialsOptions options(provider);
+  options.watch_identity_key_cert_pairs();
+  if (config.tls_client_ca.empty()) {
+    options.set_cert_request_type(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+  } else {
+    options.watch_root_certs();
+    options.set_cert_request_type(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  }
+  return grpc::experimental::TlsServerCredentials(options);
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config,
                                                       std::shared_ptr<spdlog::logger> log) {
   ATTATTR_RETURN_IF_ERROR(config.Validate());
   auto server = std::unique_ptr<Server>(new Server(config, std::move(log)));
+  metrics::HttpListener::Options http_options;
+  if (!config.tls_cert.empty()) {
+    // Loaded now, so a missing or mismatched file fails the start with its name (gRPC's own file
+    // watcher, below, would only log it).
+    const EventLog* log = &server->log_;
+    ATTATTR_ASSIGN_OR_RETURN(
+        server->tls_,
+        metrics::TlsContext::Open(
+            {config.tls_cert, config.tls_key, config.tls_client_ca},
+            std::chrono::seconds(config.tls_reload_seconds), [log](const absl::Status& s) {
+              if (s.ok()) {
+                log->Info("TLS files re-read: new connections use them");
+              } else {
+                log->Error("TLS files changed but do not load; keeping the previous ones",
+                           {{"error", s.message()}});
+              }
+            }));
+    http_options.tls = server->tls_;
+  }
   // /metrics comes up first, so a scrape shows the process while models load.
   if (!config.metrics_listen.empty()) {
     ATTATTR_ASSIGN_OR_RETURN(
-        auto http, metrics::MetricsHttpServer::Start(config.metrics_listen, &server->registry_));
+        auto http,
+        metrics::MetricsHttpServer::Start(config.metrics_listen, &server->registry_, http_options));
     server->metrics_http_ = std::move(http);
     // /healthz says what grpc.health.v1 says: 503 while models load and while draining.
     Server* self = server.get();
@@ -40,7 +86,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
           return absl::OkStatus();
       }
     });
-    server->log_.Info("serving Prometheus metrics", {{"port", server->metrics_http_->port()}});
+    server->log_.Info("serving Prometheus metrics",
+                      {{"port", server->metrics_http_->port()},
+                       {"scheme", config.tls_cert.empty() ? "http" : "https"}});
   }
   ATTATTR_ASSIGN_OR_RETURN(auto collector, metrics::ProcessCollector::Register(&server->registry_));
   server->process_collector_ = std::move(collector);
@@ -67,18 +115,44 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
                        {"head", info.has_classifier ? "classifier" : "encoder-only"}});
   }
   ATTATTR_RETURN_IF_ERROR(server->StartJobs());
-  // HTML job reports beside /metrics, served on the HTTP server's threads (job_report_http.h).
-  if (server->metrics_http_) {
-    auto s =
-        server->metrics_http_->AddHandler(kJobReportPrefix, MakeJobReportHandler(*server->store_));
-    if (!s.ok()) return s;
+  // HTML job reports on their own port (--report-listen) or beside /metrics, served on the HTTP
+  // server's threads (job_report_http.h), with the same credentials as gRPC.
+  metrics::MetricsHttpServer* reports = server->metrics_http_.get();
+  if (!config.report_listen.empty()) {
+    ATTATTR_ASSIGN_OR_RETURN(server->report_http_, metrics::MetricsHttpServer::Start(
+                                                       config.report_listen, &server->registry_,
+                                                       http_options, /*serve_metrics=*/false));
+    reports = server->report_http_.get();
+    server->log_.Info("serving job reports", {{"port", reports->port()}});
+  }
+  if (reports != nullptr) {
+    ATTATTR_RETURN_IF_ERROR(reports->AddHandler(
+        kJobReportPrefix, MakeJobReportHandler(*server->store_, JobReportAccess{server->auth_.get(),
+                                                                                &server->log_})));
   }
 
   grpc::EnableDefaultHealthCheckService(true);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  // Reflection is a process-wide plugin in gRPC: once on, every server built in the process has it.
+  if (config.reflection) grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   builder.SetMaxReceiveMessageSize(static_cast<int>(config.max_request_bytes));
-  builder.AddListeningPort(config.listen, grpc::InsecureServerCredentials(), &server->port_);
+  builder.AddListeningPort(config.listen, GrpcCredentials(config), &server->port_);
+  if (config.tls_cert.empty() && !IsLoopback(config.listen)) {
+    server->log_.Warn(
+        "the gRPC port is plain text on a non-loopback address: calls, texts, results and bearer "
+        "tokens cross the network unencrypted; use --tls-cert/--tls-key, or a service mesh's mTLS",
+        {{"listen", config.listen}});
+  }
+  if (config.AuthEnabled()) {
+    server->log_.Info("callers authenticate",
+                      {{"bearer_tokens", config.auth_tokens.empty() ? "off" : "on"},
+                       {"client_certificates", config.tls_client_ca.empty() ? "off" : "on"},
+                       {"admins", config.admin_principals.size()}});
+  } else {
+    server->log_.Warn(
+        "authentication is off: every caller is the administrator \"anonymous\" and sees every "
+        "job (--auth-tokens, --tls-client-ca)");
+  }
   builder.RegisterService(server->service_.get());
   server->grpc_ = builder.BuildAndStart();
   if (server->grpc_ == nullptr || server->port_ == 0) {
@@ -105,6 +179,26 @@ absl::Status Server::StartJobs() {
   store_ = std::move(*store);
   log_.Info("job store opened", {{"store", config_.store_path}});
   timers_ = std::make_unique<TimerQueue>();
+
+  AuthOptions auth;
+  auth.tokens_path = config_.auth_tokens;
+  auth.client_certificates = !config_.tls_client_ca.empty();
+  auth.admins = config_.admin_principals;
+  auth.exporters = config_.export_principals;
+  auth.dataset_readers = config_.dataset_principals;
+  auth.max_user_priority = config_.max_user_priority;
+  const EventLog* log = &log_;
+  auth.on_token_reload = [log](const absl::Status& s, size_t entries) {
+    if (s.ok()) {
+      log->Info("auth tokens re-read", {{"tokens", entries}});
+    } else {
+      log->Error("auth token file changed but does not parse; keeping the previous tokens",
+                 {{"tokens", entries}, {"error", s.message()}});
+    }
+  };
+  ATTATTR_ASSIGN_OR_RETURN(auth_, Authenticator::Create(auth));
+  explain_limiter_ = std::make_unique<PrincipalRateLimiter>(config_.explain_rate_per_principal,
+                                                            config_.explain_burst_per_principal);
 
   AttributionBatcher::Options batch;
   batch.workers = config_.workers;
@@ -134,6 +228,8 @@ absl::Status Server::StartJobs() {
   scheduling.max_queued = config_.max_queued_jobs;
   scheduling.max_attempts = config_.max_job_attempts;
   scheduling.max_stored_bytes_per_owner = config_.max_stored_bytes_per_principal;
+  scheduling.max_queued_per_owner = config_.max_queued_jobs_per_principal;
+  scheduling.max_running_per_owner = config_.max_running_jobs_per_principal;
   scheduler_ = std::make_unique<JobScheduler>(*store_, events_, std::move(executor), scheduling,
                                               std::move(observer), log_);
   ATTATTR_RETURN_IF_ERROR(scheduler_->Recover());
@@ -152,9 +248,9 @@ absl::Status Server::StartJobs() {
 
   validation_pool_ =
       std::make_unique<WorkerPool>(config_.validation_workers, config_.max_pending_validations);
-  service_ = std::make_unique<AttattrService>(ServiceDeps{config_, *models_, *batcher_, *job_kinds_,
-                                                          *validation_pool_, *scheduler_, *store_,
-                                                          events_, *timers_, *metrics_, log_});
+  service_ = std::make_unique<AttattrService>(
+      ServiceDeps{config_, *models_, *batcher_, *job_kinds_, *validation_pool_, *scheduler_,
+                  *store_, events_, *timers_, *metrics_, log_, *auth_, *explain_limiter_});
   ScheduleRetentionSweep();
   return absl::OkStatus();
 }
@@ -181,6 +277,7 @@ Server::~Server() {
   grpc_.reset();
   service_.reset();
   validation_pool_.reset();
+  report_http_.reset();
   metrics_http_.reset();
   gpu_collector_.reset();
   for (auto id : collect_callbacks_) registry_.RemoveCollectCallback(id);

@@ -15,6 +15,8 @@
 #include "attattr/base/worker_pool.h"
 #include "attattr_service.h"
 #include "attribution_batcher.h"
+#include "auth/authenticator.h"
+#include "auth/rate_limiter.h"
 #include "event_log.h"
 #include "jobs/job_events.h"
 #include "jobs/job_kinds.h"
@@ -23,6 +25,7 @@
 #include "metrics/metrics.h"
 #include "metrics/metrics_http.h"
 #include "metrics/process_collector.h"
+#include "metrics/tls_context.h"
 #include "model_registry.h"
 #include "server_config.h"
 #include "service_metrics.h"
@@ -45,6 +48,8 @@ class Server {
   int port() const { return port_; }
   // The /metrics HTTP port actually bound; 0 when --metrics-listen is empty.
   int metrics_port() const { return metrics_http_ ? metrics_http_->port() : 0; }
+  // The job reports' HTTP port: --report-listen's, else the metrics port.
+  int report_port() const { return report_http_ ? report_http_->port() : metrics_port(); }
   // Graceful drain: health goes NOT_SERVING, new Explain calls and jobs are refused (UNAVAILABLE),
   // running jobs get `grace` to finish and are then stopped and re-queued in the store (they run
   // after the next start), WaitJob/WatchJob calls end with UNAVAILABLE, in-flight Explain calls
@@ -70,11 +75,15 @@ class Server {
   std::unique_ptr<metrics::GpuMemoryCollector> gpu_collector_;  // null without an NVIDIA driver
   std::unique_ptr<ServiceMetrics> metrics_;
   std::vector<metrics::Registry::CallbackId> collect_callbacks_;
+  std::shared_ptr<metrics::TlsContext> tls_;  // the HTTP ports' TLS; null without --tls-cert
   std::unique_ptr<metrics::MetricsHttpServer> metrics_http_;
   std::unique_ptr<ModelRegistry> models_;
   std::unique_ptr<store::JobStore> store_;
   JobEvents events_;
   std::unique_ptr<TimerQueue> timers_;
+  std::unique_ptr<Authenticator> auth_;
+  std::unique_ptr<PrincipalRateLimiter> explain_limiter_;
+  std::unique_ptr<metrics::MetricsHttpServer> report_http_;  // --report-listen; reads store_, auth_
   std::unique_ptr<AttributionBatcher> batcher_;
   std::unique_ptr<JobKinds> job_kinds_;
   std::unique_ptr<JobScheduler> scheduler_;

@@ -90,6 +90,50 @@ absl::Status ServerConfig::Validate() const {
   if (memory_budget_bytes < (int64_t{1} << 20)) {
     return absl::InvalidArgumentError("--memory-budget-mib: must be at least 1");
   }
+  if (!report_listen.empty() && !LooksLikeHostPort(report_listen)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--report-listen: '", report_listen, "' is not HOST:PORT"));
+  }
+  if (!report_listen.empty() && report_listen == metrics_listen) {
+    return absl::InvalidArgumentError(
+        "--report-listen: the same address as --metrics-listen (leave it empty to serve reports "
+        "there)");
+  }
+  if (tls_cert.empty() != tls_key.empty()) {
+    return absl::InvalidArgumentError("--tls-cert and --tls-key: give both or neither");
+  }
+  if (!tls_client_ca.empty() && tls_cert.empty()) {
+    return absl::InvalidArgumentError("--tls-client-ca: needs --tls-cert and --tls-key");
+  }
+  if (tls_reload_seconds < 1 || tls_reload_seconds > 86400) {
+    return absl::InvalidArgumentError("--tls-reload-seconds: must be in [1, 86400]");
+  }
+  for (const auto& [flag, names] : {std::pair<const char*, const std::vector<std::string>*>{
+                                        "--admin-principals", &admin_principals},
+                                    {"--export-principals", &export_principals},
+                                    {"--dataset-principals", &dataset_principals}}) {
+    for (const auto& name : *names) {
+      if (name.empty() || name.size() > 256) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(flag, ": a principal name must be 1..256 characters"));
+      }
+    }
+  }
+  if (max_user_priority < -10 || max_user_priority > 10) {
+    return absl::InvalidArgumentError("--max-user-priority: must be in [-10, 10]");
+  }
+  if (max_queued_jobs_per_principal < 0) {
+    return absl::InvalidArgumentError("--max-queued-jobs-per-principal: must be >= 0");
+  }
+  if (max_running_jobs_per_principal < 0) {
+    return absl::InvalidArgumentError("--max-running-jobs-per-principal: must be >= 0");
+  }
+  if (!(explain_rate_per_principal >= 0) || explain_rate_per_principal > 1e6) {
+    return absl::InvalidArgumentError("--explain-rate-per-principal: must be in [0, 1000000]");
+  }
+  if (explain_burst_per_principal < 1 || explain_burst_per_principal > 1000000) {
+    return absl::InvalidArgumentError("--explain-burst-per-principal: must be in [1, 1000000]");
+  }
   if (log_format != "text" && log_format != "json") {
     return absl::InvalidArgumentError("--log-format: must be text or json");
   }

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 
@@ -98,10 +99,55 @@ struct ServerConfig {
   int64_t retention_seconds = 7 * 24 * 3600;
   // Memory budget for one attribution batch's activations, bytes. Default: 1 GiB.
   int64_t memory_budget_bytes = int64_t{1} << 30;
+  // HTML job reports' HTTP address; empty = on the metrics_listen port. Default: empty.
+  std::string report_listen;
+  // TLS (PEM files) for the gRPC port and every HTTP port; both or neither. Re-read when they
+  // change (checked every tls_reload_seconds), without a restart. Default: none (plain text).
+  std::string tls_cert;
+  std::string tls_key;
+  // mTLS: the gRPC port requires a client certificate signed by this CA, and a verified
+  // certificate identifies its caller (first subject alternative name, else common name); the
+  // HTTP ports ask for one but do not require it. Needs tls_cert. Default: none.
+  std::string tls_client_ca;
+  // How often the TLS files are checked for a new version, seconds. Default: 10.
+  int tls_reload_seconds = 10;
+  // Bearer tokens: `principal<TAB>hex sha256 of the token` lines, re-read on change. With this or
+  // tls_client_ca set, every Attattr call needs credentials (UNAUTHENTICATED otherwise) and sees
+  // only its principal's jobs. Default: none (authentication off: every caller is "anonymous",
+  // an administrator).
+  std::string auth_tokens;
+  // Principals that see and manage every job and may use any priority. Default: none.
+  std::vector<std::string> admin_principals;
+  // Principals (besides admins) that may submit head-importance jobs writing a pruned checkpoint
+  // ("*" = every principal). Default: none.
+  std::vector<std::string> export_principals;
+  // Principals (besides admins) that may read datasets under data_root ("*" = every principal).
+  // Default: "*".
+  std::vector<std::string> dataset_principals = {"*"};
+  // Highest JobSpec.priority a principal that is not an admin may ask for, in [-10, 10].
+  // Default: 0.
+  int max_user_priority = 0;
+  // Jobs one principal may have waiting to run before SubmitJob answers RESOURCE_EXHAUSTED (with
+  // a retry pushback); 0 = only max_queued_jobs bounds them. Default: 64.
+  int max_queued_jobs_per_principal = 64;
+  // Jobs of one principal running at the same time; the rest wait while other principals' jobs
+  // run. 0 = no limit but job_runners. Default: 0.
+  int max_running_jobs_per_principal = 0;
+  // Explain calls per second one principal may make (a token bucket holding
+  // explain_burst_per_principal); more are RESOURCE_EXHAUSTED with a retry pushback. 0 = no
+  // limit. Default: 0.
+  double explain_rate_per_principal = 0;
+  int explain_burst_per_principal = 20;
+  // Serve gRPC server reflection (grpc.reflection.v1alpha), which needs no credentials. Default:
+  // true.
+  bool reflection = true;
   // Log format: "text" or "json". Default: text.
   std::string log_format = "text";
   // Log level: trace, debug, info, warn, error. Default: info.
   std::string log_level = "info";
+
+  // Whether calls must authenticate (auth_tokens or tls_client_ca set).
+  bool AuthEnabled() const { return !auth_tokens.empty() || !tls_client_ca.empty(); }
 
   // InvalidArgument naming the option ("--listen: ...") when a value is out of range.
   absl::Status Validate() const;

@@ -96,6 +96,41 @@ absl::StatusOr<ServerFlags> ParseServerFlags(const std::vector<std::string>& arg
   Flag(app, "--max-pending-explains", config.max_pending_explains,
        "Explain calls waiting for an engine worker before RESOURCE_EXHAUSTED");
   Flag(app, "--memory-budget-mib", budget_mib, "Activation memory per attribution batch, MiB");
+  Flag(app, "--report-listen", config.report_listen,
+       "HTML job reports' HTTP address HOST:PORT (empty = on the --metrics-listen port)");
+  Flag(app, "--tls-cert", config.tls_cert,
+       "PEM certificate chain: TLS on the gRPC and HTTP ports (re-read when it changes)");
+  Flag(app, "--tls-key", config.tls_key, "PEM private key of --tls-cert");
+  Flag(app, "--tls-client-ca", config.tls_client_ca,
+       "PEM CA bundle: mTLS, gRPC callers need a client certificate it signed, which "
+       "identifies them (first SAN, else CN)");
+  Flag(app, "--tls-reload-seconds", config.tls_reload_seconds,
+       "How often the TLS files are checked for a new version");
+  Flag(app, "--auth-tokens", config.auth_tokens,
+       "File of `principal<TAB>hex sha256 of the token` lines (re-read on change): calls need "
+       "'authorization: Bearer <token>'");
+  Flag(app, "--admin-principals", config.admin_principals,
+       "Principals that see and manage every job (comma-separated)")
+      ->delimiter(',');
+  Flag(app, "--export-principals", config.export_principals,
+       "Principals besides admins that may export pruned checkpoints ('*' = all)")
+      ->delimiter(',');
+  Flag(app, "--dataset-principals", config.dataset_principals,
+       "Principals besides admins that may read --data-root datasets ('*' = all)")
+      ->delimiter(',');
+  Flag(app, "--max-user-priority", config.max_user_priority,
+       "Highest job priority a principal that is not an admin may ask for");
+  Flag(app, "--max-queued-jobs-per-principal", config.max_queued_jobs_per_principal,
+       "Jobs one principal may have waiting before SubmitJob answers RESOURCE_EXHAUSTED (0 = "
+       "no limit)");
+  Flag(app, "--max-running-jobs-per-principal", config.max_running_jobs_per_principal,
+       "Jobs of one principal running at once (0 = no limit but --job-runners)");
+  Flag(app, "--explain-rate-per-principal", config.explain_rate_per_principal,
+       "Explain calls per second per principal, token bucket (0 = no limit)");
+  Flag(app, "--explain-burst-per-principal", config.explain_burst_per_principal,
+       "Explain calls a principal may make at once before the rate applies");
+  Flag(app, "--reflection", config.reflection,
+       "Serve gRPC server reflection (open to every caller)");
   Flag(app, "--grace-seconds", grace_seconds,
        "On SIGTERM: time running jobs and calls get to finish (then jobs are re-queued)");
   Flag(app, "--log-format", config.log_format, "text | json");

@@ -20,6 +20,13 @@ connections as JSON; --head-summed / --full-matrices / --attention add the matri
 asks the server to send them as IEEE half floats (decoded here with struct's 'e' format, no
 numpy needed — see tensor_values()).
 
+Security (see connect()): --tls-ca FILE (or --tls for public roots) turns on TLS, --tls-cert
+FILE --tls-key FILE add a client certificate for servers that require one, and a bearer token
+from --token-file FILE or $ATTATTR_TOKEN goes out as `authorization: Bearer` on every call:
+
+    python3 attattr_client.py --server attattr.example:443 --tls-ca ca.pem \\
+        --token-file ~/.attattr-token models
+
 The stubs are generated from proto/attattr/v1/*.proto into ./gen by setup_venv.sh (run it once,
 then use .venv/bin/python). Errors come back as canonical gRPC status codes whose details name
 the offending field (e.g. "example.text: empty"); the CLI prints them on stderr and exits 1.
@@ -28,12 +35,13 @@ the offending field (e.g. "example.text: empty"); the CLI prints them on stderr 
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
 import struct
 import sys
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 HERE = Path(__file__).resolve().parent
 GEN_DIR = HERE / "gen"
@@ -66,13 +74,173 @@ RULES = {
 
 # --- Connecting -----------------------------------------------------------------------------
 
-def connect(server: str) -> Tuple[grpc.Channel, service_grpc.AttattrStub]:
-    """Opens an insecure channel to HOST:PORT and returns (channel, stub).
+TOKEN_ENV = "ATTATTR_TOKEN"
 
-    Close the channel when done (channel.close(), or use it as a context manager).
+# A path (str or os.PathLike) names a PEM file; bytes are the PEM itself.
+PemSource = Any
+
+
+def connect(server: str, *, tls_ca: PemSource = None, tls_cert: PemSource = None,
+            tls_key: PemSource = None, tls_server_name: Optional[str] = None,
+            tls: bool = False, token: Optional[str] = None,
+            options: Sequence[Tuple[str, Any]] = ()) -> Tuple[grpc.Channel,
+                                                              service_grpc.AttattrStub]:
+    """Opens a channel to HOST:PORT and returns (channel, stub).
+
+    Plaintext unless TLS is asked for: tls=True, or any tls_* argument (each a PEM file path,
+    or the PEM bytes themselves).
+      tls_ca           CA certificate(s) the server's certificate must chain to (default: gRPC's
+                       default roots: the public CAs bundled with grpcio, or the file named by
+                       $GRPC_DEFAULT_SSL_ROOTS_FILE_PATH, e.g. /etc/ssl/certs/ca-certificates.crt).
+      tls_cert/tls_key the client certificate chain and its private key, for servers that require
+                       client certificates (mutual TLS); give both or neither.
+      tls_server_name  the name to check the server's certificate against instead of the host in
+                       `server` (gRPC option grpc.ssl_target_name_override).
+    token: a bearer token sent as `authorization: Bearer <token>` metadata on every call. With
+    TLS it travels as call credentials composed into the channel credentials; on a plaintext
+    channel (where gRPC refuses call credentials) a client interceptor adds the same metadata,
+    readable by anyone on the path, so use that only over loopback or inside a service mesh
+    that encrypts for you.
+    options: extra gRPC channel options, (name, value) pairs.
+
+    Raises ValueError (naming the argument) for an unreadable or non-PEM file, a certificate
+    without its key (or the reverse), or an empty or non-printable token. Close the channel when
+    done (channel.close(), or use it as a context manager).
     """
-    channel = grpc.insecure_channel(server)
+    token = None if token is None else check_token(token, "token")
+    if (tls_cert is None) != (tls_key is None):
+        raise ValueError("tls_cert and tls_key go together (the client certificate and its "
+                         "private key): give both or neither")
+    options = list(options)
+    use_tls = tls or any(v is not None for v in (tls_ca, tls_cert, tls_key, tls_server_name))
+    if not use_tls:
+        channel = grpc.insecure_channel(server, options=options)
+        if token is not None:
+            channel = grpc.intercept_channel(channel, _BearerTokenInterceptor(token))
+        return channel, service_grpc.AttattrStub(channel)
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=None if tls_ca is None else read_pem(tls_ca, "tls_ca"),
+        private_key=None if tls_key is None else read_pem(tls_key, "tls_key"),
+        certificate_chain=None if tls_cert is None else read_pem(tls_cert, "tls_cert"))
+    if token is not None:
+        credentials = grpc.composite_channel_credentials(
+            credentials, grpc.access_token_call_credentials(token))
+    if tls_server_name:
+        options.append(("grpc.ssl_target_name_override", tls_server_name))
+    channel = grpc.secure_channel(server, credentials, options=options)
     return channel, service_grpc.AttattrStub(channel)
+
+
+def read_pem(source: PemSource, what: str) -> bytes:
+    """The PEM bytes of `source` (bytes as they are, else a file path). Raises ValueError naming
+    `what` (an argument or a flag) when the file cannot be read or holds no PEM block."""
+    if isinstance(source, (bytes, bytearray)):
+        data = bytes(source)
+        where = "PEM data"
+    else:
+        path = os.fspath(source)
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as e:
+            raise ValueError(f"{what} {path}: cannot read: {e.strerror or e}") from None
+        where = path
+    if b"-----BEGIN " not in data:
+        raise ValueError(f"{what} {where}: not PEM (no '-----BEGIN' line)")
+    return data
+
+
+def check_token(token: str, what: str) -> str:
+    """Returns `token` after one trailing newline ("\n" or "\r\n") is stripped; raises
+    ValueError naming `what` when it is empty or holds characters a gRPC metadata value cannot
+    (anything but printable ASCII)."""
+    if token.endswith("\r\n"):
+        token = token[:-2]
+    elif token.endswith("\n"):
+        token = token[:-1]
+    if not token:
+        raise ValueError(f"{what}: the token is empty")
+    bad = next((c for c in token if not " " <= c <= "~"), None)
+    if bad is not None:
+        raise ValueError(f"{what}: the token holds {bad!r}; only printable ASCII can travel "
+                         "in gRPC metadata")
+    return token
+
+
+def token_from(token_file: Optional[str] = None,
+               environ: Optional[Mapping[str, str]] = None) -> Optional[str]:
+    """The CLI's bearer token: the contents of token_file (--token-file) when given, else
+    $ATTATTR_TOKEN when set, else None. One trailing newline is stripped; an empty token is an
+    error (ValueError naming the flag or the variable), as is an unreadable file."""
+    environ = os.environ if environ is None else environ
+    if token_file is not None:
+        try:
+            with open(token_file, "r", encoding="utf-8", newline="") as f:
+                text = f.read()
+        except OSError as e:
+            raise ValueError(f"--token-file {token_file}: cannot read: {e.strerror or e}") \
+                from None
+        except UnicodeDecodeError:
+            raise ValueError(f"--token-file {token_file}: not UTF-8 text") from None
+        return check_token(text, f"--token-file {token_file}")
+    if TOKEN_ENV in environ:
+        return check_token(environ[TOKEN_ENV], f"${TOKEN_ENV}")
+    return None
+
+
+def connect_options(args: argparse.Namespace,
+                    environ: Optional[Mapping[str, str]] = None) -> Dict[str, Any]:
+    """connect()'s keyword arguments from the CLI's security flags (--tls, --tls-ca, --tls-cert,
+    --tls-key, --tls-server-name, --token-file, $ATTATTR_TOKEN), with the files read here so
+    that errors name the flag. Raises ValueError."""
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise ValueError("--tls-cert and --tls-key go together (the client certificate and its "
+                         "private key): give both or neither")
+    out: Dict[str, Any] = {"tls": bool(args.tls), "token": token_from(args.token_file, environ)}
+    for flag, dest in (("--tls-ca", "tls_ca"), ("--tls-cert", "tls_cert"),
+                       ("--tls-key", "tls_key")):
+        path = getattr(args, dest)
+        out[dest] = None if path is None else read_pem(path, flag)
+    if args.tls_server_name is not None:
+        if not args.tls_server_name:
+            raise ValueError("--tls-server-name: empty name")
+        out["tls_server_name"] = args.tls_server_name
+    return out
+
+
+class _CallDetails(collections.namedtuple(
+        "_CallDetails", ("method", "timeout", "metadata", "credentials", "wait_for_ready",
+                         "compression")), grpc.ClientCallDetails):
+    pass
+
+
+class _BearerTokenInterceptor(grpc.UnaryUnaryClientInterceptor,
+                              grpc.UnaryStreamClientInterceptor,
+                              grpc.StreamUnaryClientInterceptor,
+                              grpc.StreamStreamClientInterceptor):
+    """Adds `authorization: Bearer <token>` to every call on a plaintext channel, where gRPC
+    does not allow call credentials (grpc.access_token_call_credentials)."""
+
+    def __init__(self, token: str):
+        self._header = ("authorization", f"Bearer {token}")
+
+    def _details(self, d: grpc.ClientCallDetails) -> grpc.ClientCallDetails:
+        metadata = [m for m in (d.metadata or ()) if m[0].lower() != "authorization"]
+        metadata.append(self._header)
+        return _CallDetails(d.method, d.timeout, metadata, d.credentials,
+                            getattr(d, "wait_for_ready", None), getattr(d, "compression", None))
+
+    def intercept_unary_unary(self, continuation, client_call_details, request):
+        return continuation(self._details(client_call_details), request)
+
+    def intercept_unary_stream(self, continuation, client_call_details, request):
+        return continuation(self._details(client_call_details), request)
+
+    def intercept_stream_unary(self, continuation, client_call_details, request_iterator):
+        return continuation(self._details(client_call_details), request_iterator)
+
+    def intercept_stream_stream(self, continuation, client_call_details, request_iterator):
+        return continuation(self._details(client_call_details), request_iterator)
 
 
 # --- Building requests ----------------------------------------------------------------------
@@ -372,6 +540,26 @@ def _parser() -> argparse.ArgumentParser:
         description="Example client for attattr-server (attattr.v1.Attattr).")
     p.add_argument("--server", default=DEFAULT_SERVER, metavar="HOST:PORT",
                    help="server address (default %(default)s; env ATTATTR_SERVER)")
+    sec = p.add_argument_group(
+        "security", "TLS when --tls or any --tls-* flag is given, else plaintext. The bearer "
+        "token comes from --token-file, else $ATTATTR_TOKEN; over plaintext it is readable on "
+        "the wire, so use that only over loopback or inside an encrypting service mesh.")
+    sec.add_argument("--tls", action="store_true",
+                     help="use TLS, trusting gRPC's default roots (the public CAs bundled with "
+                          "grpcio, or $GRPC_DEFAULT_SSL_ROOTS_FILE_PATH)")
+    sec.add_argument("--tls-ca", metavar="FILE",
+                     help="PEM CA certificate(s) the server's certificate must chain to "
+                          "(implies --tls)")
+    sec.add_argument("--tls-cert", metavar="FILE",
+                     help="PEM client certificate chain for mutual TLS (needs --tls-key)")
+    sec.add_argument("--tls-key", metavar="FILE",
+                     help="PEM private key of --tls-cert (needs --tls-cert)")
+    sec.add_argument("--tls-server-name", metavar="NAME",
+                     help="check the server's certificate against NAME instead of the host in "
+                          "--server (implies --tls)")
+    sec.add_argument("--token-file", metavar="FILE",
+                     help="file holding the bearer token sent as 'authorization: Bearer' "
+                          "(one trailing newline ignored; wins over $ATTATTR_TOKEN)")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("models", parents=[common], help="list the served models (JSON)")
     m = sub.add_parser("model", parents=[common], help="describe one model (JSON)")
@@ -445,8 +633,10 @@ def _add_attribution_options(e: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Exit codes: 0 done; 1 an RPC failed (error: CODE: details on stderr); 2 bad arguments;
-    3 (job, wait, result) the job did not succeed: FAILED, CANCELLED or not finished."""
+    """Exit codes: 0 done; 1 an RPC failed (error: CODE: details on stderr, e.g. UNAUTHENTICATED
+    for a missing or wrong token, UNAVAILABLE when the TLS handshake fails); 2 bad arguments,
+    including unreadable --tls-*/--token-file files and an empty token; 3 (job, wait, result) the
+    job did not succeed: FAILED, CANCELLED or not finished."""
     args = _parser().parse_args(argv)
     try:
         if args.command == "explain":
@@ -462,10 +652,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 top_k=args.top_k, head_summed=args.head_summed,
                 full_matrices=args.full_matrices, attention=args.attention, fp16=args.fp16,
                 priority=args.priority)
+        security = connect_options(args)
+        channel, stub = connect(args.server, **security)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    channel, stub = connect(args.server)
     with channel:
         try:
             if args.command == "models":

@@ -8,6 +8,15 @@ Explain (tokens, prediction, completeness gaps, top connections, fp16 matrices),
 trip (SubmitJob, WaitJob, GetJobResult chunks reassembled; results equal Explain's), and that
 SIGTERM stops the server with exit code 0.
 
+Security (issue 14): unit tests of the CLI's --tls*/--token-file flags and $ATTATTR_TOKEN
+(SecurityOptionsTest, no server needed); every RPC helper through TLS, mutual TLS and bearer-token
+channels against an in-process Python gRPC server (FakeServerSecurityTest, needs the openssl CLI);
+and the same against attattr-server started with --tls-cert/--tls-key[/--tls-client-ca] and
+--auth-tokens (SecureServerTest, MutualTlsServerTest). The certificates (a CA, a server
+certificate with SAN DNS:localhost,IP:127.0.0.1, a client certificate, and an unrelated CA) are
+made with the openssl CLI in a temporary directory. The attattr-server tests skip, saying so,
+when the binary's --help lacks those flags (a build from before them).
+
 Run with client/python/run_tests.sh (creates the venv), or .venv/bin/python -m unittest -v.
 Skips (with the reason) when the shared folder, the server binary or the stubs are absent.
 Environment: ATTATTR_SHARED_DIR (default: ATTATTR_SHARED_DIR_DEFAULT, which CTest sets from the
@@ -17,17 +26,25 @@ ATTATTR_SERVER_BIN (default: <repo>/build/bin/attattr-server).
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import io
 import json
 import math
 import os
+import secrets
 import selectors
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
+from concurrent import futures
 from pathlib import Path
+from unittest import mock
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -37,6 +54,8 @@ MODEL_DIR = SHARED / "models" / "sst2-bert-l4-h256"
 SERVER_BIN = Path(os.environ.get("ATTATTR_SERVER_BIN") or REPO / "build" / "bin" / "attattr-server")
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 30.0
+OPENSSL = shutil.which("openssl")
+SECURITY_FLAGS = ("--tls-cert", "--tls-key", "--tls-client-ca", "--auth-tokens")
 
 sys.path.insert(0, str(HERE))
 _import_error = None
@@ -76,11 +95,33 @@ def _server_has_flag(flag: str) -> bool:
     return flag in _server_help
 
 
+def _security_skip_reason():
+    """Why the attattr-server TLS/token tests cannot run here, or None."""
+    reason = _skip_reason()
+    if reason is not None:
+        return reason
+    missing = [f for f in SECURITY_FLAGS if not _server_has_flag(f)]
+    if missing:
+        return (f"{SERVER_BIN} --help lacks {', '.join(missing)}: a build from before TLS and "
+                "token support (issue 14); rebuild attattr-server to run these tests")
+    if OPENSSL is None:
+        return "no openssl CLI to make the test certificates (Debian: apt-get install openssl)"
+    return None
+
+
+def _cli_env(**extra):
+    """The environment for a CLI subprocess: ours without ATTATTR_TOKEN / ATTATTR_SERVER (so
+    that a developer's own settings do not leak in), plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if k not in ("ATTATTR_TOKEN", "ATTATTR_SERVER")}
+    env.update(extra)
+    return env
+
+
 class Server:
     """attattr-server as a child process on 127.0.0.1:<free port> with the 'sst2' model, its job
-    store in a temporary directory."""
+    store in a temporary directory; `extra_args` are added to its command line."""
 
-    def __init__(self):
+    def __init__(self, extra_args=()):
         self.models_dir = tempfile.TemporaryDirectory(prefix="attattr-models-")
         os.symlink(MODEL_DIR, os.path.join(self.models_dir.name, "sst2"))
         self.stderr = tempfile.TemporaryFile(mode="w+")
@@ -90,7 +131,7 @@ class Server:
         self.proc = subprocess.Popen(
             [str(SERVER_BIN), "--models", self.models_dir.name, "--listen", "127.0.0.1:0",
              "--metrics-listen", "127.0.0.1:0", "--threads", "1", "--log-level", "warn",
-             *extra],
+             *extra, *extra_args],
             stdout=subprocess.PIPE, stderr=self.stderr, text=True)
         self.port = self._wait_for_port()
         self.address = f"127.0.0.1:{self.port}"
@@ -256,7 +297,8 @@ class AttattrClientTest(unittest.TestCase):
         def cli(*args):
             return subprocess.run(
                 [sys.executable, str(HERE / "attattr_client.py"), "--server",
-                 self.server.address, *args], capture_output=True, text=True, timeout=60)
+                 self.server.address, *args], capture_output=True, text=True, timeout=60,
+                env=_cli_env())
 
         r = cli("models")
         self.assertEqual(r.returncode, 0, r.stderr)
@@ -357,7 +399,8 @@ class JobTest(unittest.TestCase):
         def cli(*args):
             return subprocess.run(
                 [sys.executable, str(HERE / "attattr_client.py"), "--server",
-                 self.server.address, *args], capture_output=True, text=True, timeout=120)
+                 self.server.address, *args], capture_output=True, text=True, timeout=120,
+                env=_cli_env())
 
         r = cli("job", "--model", "sst2", "--text", "a gripping film", "--text", "a dull one",
                 "--text-pair", "i left early", "--steps", "2", "--layers", "3", "--top-k", "2")
@@ -391,6 +434,590 @@ class ServerShutdownTest(unittest.TestCase):
             self.assertEqual(server.stop(), 0, server.stderr_text())
         finally:
             server.close()
+
+
+# --- Security: TLS, mutual TLS and bearer tokens (issue 14) ---------------------------------
+
+def _openssl(cwd, *args):
+    r = subprocess.run([OPENSSL, *args], cwd=cwd, capture_output=True, text=True, timeout=60)
+    if r.returncode != 0:
+        raise RuntimeError(f"openssl {' '.join(args)} failed (exit {r.returncode}):\n{r.stderr}")
+
+
+class Pki:
+    """Test certificates made with the openssl CLI (EC P-256 keys, valid 2 days) in a temporary
+    directory:
+      ca.pem                      the CA everything below except stranger-client is signed by
+      server.pem / server.key     SAN DNS:localhost,IP:127.0.0.1 (serverAuth)
+      alt-server.pem / .key       SAN DNS:attattr.internal only (for tls_server_name)
+      client.pem / client.key     a client certificate (clientAuth, CN py-test-client)
+      other-ca.pem                an unrelated CA ("wrong CA")
+      stranger-client.pem / .key  a client certificate signed by other-ca
+    """
+
+    def __init__(self):
+        self.dir = tempfile.TemporaryDirectory(prefix="attattr-pki-")
+        self._ca("ca", "attattr test CA")
+        self._ca("other-ca", "attattr unrelated test CA")
+        self._leaf("server", "ca", "localhost", "serverAuth",
+                   "DNS:localhost,IP:127.0.0.1")
+        self._leaf("alt-server", "ca", "attattr.internal", "serverAuth", "DNS:attattr.internal")
+        self._leaf("client", "ca", "py-test-client", "clientAuth", None)
+        self._leaf("stranger-client", "other-ca", "py-test-stranger", "clientAuth", None)
+        for name in os.listdir(self.dir.name):  # private keys readable by their owner only
+            if name.endswith(".key"):
+                os.chmod(self.path(name), 0o600)
+
+    def path(self, name: str) -> str:
+        return os.path.join(self.dir.name, name)
+
+    def read(self, name: str) -> bytes:
+        with open(self.path(name), "rb") as f:
+            return f.read()
+
+    _KEY = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
+
+    def _ca(self, name, cn):
+        _openssl(self.dir.name, "req", "-x509", "-new", *self._KEY, "-keyout", f"{name}.key",
+                 "-out", f"{name}.pem", "-days", "2", "-subj", f"/CN={cn}",
+                 "-addext", "basicConstraints=critical,CA:TRUE",
+                 "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+
+    def _leaf(self, name, ca, cn, usage, san):
+        ext = ["basicConstraints=CA:FALSE", "keyUsage=critical,digitalSignature",
+               f"extendedKeyUsage={usage}"]
+        if san:
+            ext.append(f"subjectAltName={san}")
+        with open(self.path(f"{name}.ext"), "w") as f:
+            f.write("\n".join(ext) + "\n")
+        _openssl(self.dir.name, "req", "-new", *self._KEY, "-keyout", f"{name}.key",
+                 "-out", f"{name}.csr", "-subj", f"/CN={cn}")
+        _openssl(self.dir.name, "x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem",
+                 "-CAkey", f"{ca}.key", "-set_serial", str(secrets.randbits(63)), "-days", "2",
+                 "-extfile", f"{name}.ext", "-out", f"{name}.pem")
+
+    def cleanup(self):
+        self.dir.cleanup()
+
+
+_pki_instance = None
+_pki_lock = threading.Lock()
+
+
+def _pki() -> Pki:
+    """The module's one Pki, made on first use (about 0.1 s) and removed by tearDownModule."""
+    global _pki_instance
+    with _pki_lock:
+        if _pki_instance is None:
+            _pki_instance = Pki()
+        return _pki_instance
+
+
+def tearDownModule():
+    global _pki_instance
+    if _pki_instance is not None:
+        _pki_instance.cleanup()
+        _pki_instance = None
+
+
+def _write(directory: str, name: str, text: str) -> str:
+    """Writes `text` to directory/name, mode 0600 (tokens are secrets), and returns the path."""
+    path = os.path.join(directory, name)
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", newline="") as f:
+        f.write(text)
+    return path
+
+
+FAKE_PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+
+
+@unittest.skipIf(_import_error is not None, f"python client unavailable ({_import_error})")
+class SecurityOptionsTest(unittest.TestCase):
+    """The CLI's security flags and token sourcing, and connect()'s argument checks (no server)."""
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory(prefix="attattr-flags-")
+        self.addCleanup(self.tmp.cleanup)
+        self.pem = _write(self.tmp.name, "ca.pem", FAKE_PEM)
+
+    def options(self, *argv, environ=None):
+        args = ac._parser().parse_args([*argv, "models"])
+        return ac.connect_options(args, {} if environ is None else environ)
+
+    def main(self, *argv, environ=None):
+        """ac.main(argv + ['models']) in-process: (exit code, stderr)."""
+        err = io.StringIO()
+        env = _cli_env(**(environ or {}))
+        with mock.patch.dict(os.environ, env, clear=True), contextlib.redirect_stderr(err), \
+                contextlib.redirect_stdout(io.StringIO()):
+            code = ac.main([*argv, "models"])
+        return code, err.getvalue()
+
+    def test_flags_parse_on_the_main_parser(self):
+        key = _write(self.tmp.name, "c.key", "-----BEGIN PRIVATE KEY-----\nx\n")
+        tok = _write(self.tmp.name, "tok", "s3cret\n")
+        args = ac._parser().parse_args(
+            ["--server", "h:1", "--tls-ca", self.pem, "--tls-cert", self.pem, "--tls-key", key,
+             "--tls-server-name", "attattr.internal", "--token-file", tok, "health"])
+        self.assertEqual((args.tls_ca, args.tls_cert, args.tls_key, args.tls_server_name,
+                          args.token_file, args.tls, args.command),
+                         (self.pem, self.pem, key, "attattr.internal", tok, False, "health"))
+        o = ac.connect_options(args, {})
+        self.assertEqual(o["tls_ca"], FAKE_PEM.encode())
+        self.assertEqual(o["tls_cert"], FAKE_PEM.encode())
+        self.assertTrue(o["tls_key"].startswith(b"-----BEGIN PRIVATE KEY"))
+        self.assertEqual(o["tls_server_name"], "attattr.internal")
+        self.assertEqual(o["token"], "s3cret")
+
+    def test_defaults_are_plaintext_without_token(self):
+        self.assertEqual(self.options(), {"tls": False, "token": None, "tls_ca": None,
+                                          "tls_cert": None, "tls_key": None})
+        self.assertEqual(self.options("--tls")["tls"], True)
+
+    def test_token_sources(self):
+        tok = _write(self.tmp.name, "tok", "from-file\n")
+        self.assertEqual(self.options(environ={"ATTATTR_TOKEN": "from-env"})["token"],
+                         "from-env")
+        # The file wins over the environment.
+        self.assertEqual(self.options("--token-file", tok,
+                                      environ={"ATTATTR_TOKEN": "from-env"})["token"],
+                         "from-file")
+        self.assertEqual(ac.token_from(None, {}), None)
+        self.assertEqual(ac.token_from(None, {"ATTATTR_TOKEN": "t\n"}), "t")
+
+    def test_token_strips_one_trailing_newline(self):
+        for text, want in (("tok", "tok"), ("tok\n", "tok"), ("tok\r\n", "tok"),
+                           ("a b=c/+", "a b=c/+")):
+            path = _write(self.tmp.name, "tok", text)
+            self.assertEqual(ac.token_from(path, {}), want, repr(text))
+        for text in ("tok\n\n", "tok\nmore", "t\tok", "tök"):
+            path = _write(self.tmp.name, "tok", text)
+            with self.assertRaises(ValueError, msg=repr(text)) as cm:
+                ac.token_from(path, {})
+            self.assertIn("--token-file", str(cm.exception))
+
+    def test_empty_token_is_an_error(self):
+        for text in ("", "\n", "\r\n"):
+            path = _write(self.tmp.name, "tok", text)
+            code, err = self.main("--token-file", path)
+            self.assertEqual(code, 2, err)
+            self.assertIn(f"--token-file {path}: the token is empty", err)
+        code, err = self.main(environ={"ATTATTR_TOKEN": ""})
+        self.assertEqual(code, 2, err)
+        self.assertIn("$ATTATTR_TOKEN: the token is empty", err)
+
+    def test_missing_or_unreadable_file_names_the_flag(self):
+        missing = os.path.join(self.tmp.name, "no-such-file")
+        key = _write(self.tmp.name, "c.key", "-----BEGIN PRIVATE KEY-----\nx\n")
+        for argv, flag in ((["--tls-ca", missing], "--tls-ca"),
+                           (["--tls-cert", missing, "--tls-key", key], "--tls-cert"),
+                           (["--tls-cert", self.pem, "--tls-key", missing], "--tls-key"),
+                           (["--token-file", missing], "--token-file"),
+                           (["--token-file", self.tmp.name], "--token-file"),  # a directory
+                           (["--tls-ca", self.tmp.name], "--tls-ca")):
+            code, err = self.main(*argv)
+            self.assertEqual(code, 2, (argv, err))
+            self.assertIn(f"error: {flag} ", err)
+            self.assertIn("cannot read", err)
+            self.assertNotIn("Traceback", err)
+
+    def test_non_pem_file_is_an_error(self):
+        junk = _write(self.tmp.name, "junk.pem", "not a certificate\n")
+        code, err = self.main("--tls-ca", junk)
+        self.assertEqual(code, 2, err)
+        self.assertIn(f"--tls-ca {junk}: not PEM", err)
+
+    def test_cert_and_key_go_together(self):
+        for argv in (["--tls-cert", self.pem], ["--tls-key", self.pem]):
+            code, err = self.main(*argv)
+            self.assertEqual(code, 2, err)
+            self.assertIn("--tls-cert and --tls-key go together", err)
+        with self.assertRaisesRegex(ValueError, "tls_cert and tls_key go together"):
+            ac.connect("127.0.0.1:1", tls_cert=FAKE_PEM.encode())
+
+    def test_cli_error_exits_2_without_traceback(self):
+        r = subprocess.run(
+            [sys.executable, str(HERE / "attattr_client.py"), "--server", "127.0.0.1:1",
+             "--tls-ca", os.path.join(self.tmp.name, "missing.pem"), "models"],
+            capture_output=True, text=True, timeout=60, env=_cli_env())
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("error: --tls-ca ", r.stderr)
+        self.assertIn("missing.pem: cannot read: No such file or directory", r.stderr)
+        self.assertNotIn("Traceback", r.stderr)
+
+    def test_connect_arguments(self):
+        # The positional call of before still works and makes a plaintext channel.
+        channel, stub = ac.connect("127.0.0.1:1")
+        channel.close()
+        self.assertIsNotNone(stub)
+        for kwargs in ({"token": "t"}, {"tls": True}, {"tls_ca": self.pem, "token": "t"},
+                       {"tls_server_name": "x"}, {"tls_ca": Path(self.pem)}):
+            channel, _ = ac.connect("127.0.0.1:1", **kwargs)
+            with channel:  # a context manager, interceptor or not
+                self.assertTrue(hasattr(channel, "unary_unary"))
+        with self.assertRaisesRegex(ValueError, "token: the token is empty"):
+            ac.connect("127.0.0.1:1", token="")
+        with self.assertRaisesRegex(ValueError, "tls_ca .*no-such: cannot read"):
+            ac.connect("127.0.0.1:1", tls_ca=os.path.join(self.tmp.name, "no-such"))
+
+
+class FakeAttattr(ac.service_grpc.AttattrServicer if _import_error is None else object):
+    """An in-process stand-in for attattr-server answering every RPC the client helpers use,
+    with canned replies; it records each call's `authorization` metadata and, when given a
+    token, answers UNAUTHENTICATED unless it is exactly `Bearer <token>`."""
+
+    def __init__(self, token=None):
+        self.token = token
+        self.seen = []  # per call: the list of authorization values
+
+    def check(self, context):
+        auth = [v for k, v in context.invocation_metadata() if k == "authorization"]
+        self.seen.append(auth)
+        if self.token is not None and auth != [f"Bearer {self.token}"]:
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
+
+    def ListModels(self, request, context):
+        self.check(context)
+        return ac.service_pb2.ListModelsResponse(models=[ac.service_pb2.Model(name="fake")])
+
+    def GetModel(self, request, context):
+        self.check(context)
+        return ac.service_pb2.Model(name=request.name)
+
+    def Explain(self, request, context):
+        self.check(context)
+        r = ac.service_pb2.ExplainResponse()
+        r.attribution.tokens.extend(["[CLS]", request.example.text, "[SEP]"])
+        return r
+
+    def SubmitJob(self, request, context):
+        self.check(context)
+        return ac.job_pb2.Job(name="jobs/1", request_id=request.request_id,
+                              state=ac.job_pb2.QUEUED)
+
+    def GetJob(self, request, context):
+        self.check(context)
+        return ac.job_pb2.Job(name=request.name, state=ac.job_pb2.SUCCEEDED)
+
+    def WaitJob(self, request, context):
+        return self.GetJob(request, context)
+
+    def GetJobResult(self, request, context):  # server streaming
+        self.check(context)
+        result = ac.job_pb2.JobResult()
+        result.attribution.examples.add(tokens=["[CLS]", "fine", "[SEP]"])
+        data = result.SerializeToString()
+        half = len(data) // 2
+        yield ac.job_pb2.ResultChunk(index=0, count=2, data=data[:half])
+        yield ac.job_pb2.ResultChunk(index=1, count=2, data=data[half:])
+
+
+class FakeServer:
+    """FakeAttattr plus a raw grpc.health.v1 Check on 127.0.0.1:<free port>: plaintext, or TLS
+    with `cert` (a Pki name: 'server' or 'alt-server'), requiring a client certificate signed by
+    the Pki's CA when client_ca."""
+
+    def __init__(self, token=None, cert=None, client_ca=False):
+        self.servicer = FakeAttattr(token)
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        ac.service_grpc.add_AttattrServicer_to_server(self.servicer, self.server)
+
+        def health_check(request, context):
+            self.servicer.check(context)
+            return b"\x08\x01"  # HealthCheckResponse{status: SERVING}
+
+        self.server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
+            "grpc.health.v1.Health", {"Check": grpc.unary_unary_rpc_method_handler(
+                health_check, request_deserializer=lambda b: b,
+                response_serializer=lambda b: b)}),))
+        if cert is None:
+            port = self.server.add_insecure_port("127.0.0.1:0")
+        else:
+            pki = _pki()
+            creds = grpc.ssl_server_credentials(
+                [(pki.read(f"{cert}.key"), pki.read(f"{cert}.pem"))],
+                root_certificates=pki.read("ca.pem") if client_ca else None,
+                require_client_auth=client_ca)
+            port = self.server.add_secure_port("127.0.0.1:0", creds)
+        self.address = f"127.0.0.1:{port}"
+        self.server.start()
+
+    def stop(self):
+        self.server.stop(None).wait()
+
+
+def call_every_helper(test, channel, stub):
+    """Calls each RPC helper of the client once (unary calls, the GetJobResult stream, the raw
+    health check) and checks the canned replies; returns the number of calls made."""
+    test.assertEqual([m.name for m in ac.list_models(stub, 10)], ["fake"])
+    test.assertEqual(ac.get_model(stub, "sst2", 10).name, "sst2")
+    a = ac.explain(stub, ac.build_explain_request("sst2", "fine"), 10)
+    test.assertEqual(list(a.tokens), ["[CLS]", "fine", "[SEP]"])
+    test.assertEqual(ac.get_job(stub, "jobs/1", 10).name, "jobs/1")
+    test.assertEqual(ac.health_status(channel, "", 10), "SERVING")
+    # submit_job + wait_job + read_job_result (two result chunks).
+    job, result = ac.run_attribution_job(stub, ac.build_attribution_job("sst2", ["fine"]),
+                                         "r1", 10, 10)
+    test.assertEqual(ac.job_pb2.JobState.Name(job.state), "SUCCEEDED")
+    test.assertEqual(list(result.attribution.examples[0].tokens), ["[CLS]", "fine", "[SEP]"])
+    return 8
+
+
+@unittest.skipIf(_import_error is not None, f"python client unavailable ({_import_error})")
+@unittest.skipIf(OPENSSL is None, "no openssl CLI to make the test certificates")
+class FakeServerSecurityTest(unittest.TestCase):
+    """connect()'s TLS, mutual TLS and token channels, each RPC helper through them, and the
+    CLI flags, against the in-process FakeServer (no attattr-server or model needed)."""
+    TOKEN = "fake-token-0123"
+
+    def serve(self, **kwargs) -> FakeServer:
+        server = FakeServer(**kwargs)
+        self.addCleanup(server.stop)
+        return server
+
+    def connect(self, server, **kwargs):
+        channel, stub = ac.connect(server.address, **kwargs)
+        self.addCleanup(channel.close)
+        return channel, stub
+
+    def assert_code(self, code, fn, *args):
+        with self.assertRaises(grpc.RpcError) as cm:
+            fn(*args)
+        self.assertEqual(cm.exception.code(), code, cm.exception.details())
+
+    def test_plaintext_token_on_every_call(self):
+        server = self.serve(token=self.TOKEN)
+        n = call_every_helper(self, *self.connect(server, token=self.TOKEN))
+        self.assertEqual(server.servicer.seen, [[f"Bearer {self.TOKEN}"]] * n)
+
+    def test_plaintext_without_token(self):
+        server = self.serve()
+        call_every_helper(self, *self.connect(server))
+        self.assertTrue(all(auth == [] for auth in server.servicer.seen))
+        server = self.serve(token=self.TOKEN)
+        _, stub = self.connect(server)
+        self.assert_code(grpc.StatusCode.UNAUTHENTICATED, ac.list_models, stub, 10)
+
+    def test_tls_token_on_every_call(self):
+        server = self.serve(token=self.TOKEN, cert="server")
+        n = call_every_helper(self, *self.connect(server, tls_ca=_pki().path("ca.pem"),
+                                                   token=self.TOKEN))
+        self.assertEqual(server.servicer.seen, [[f"Bearer {self.TOKEN}"]] * n)
+
+    def test_tls_missing_or_wrong_token(self):
+        server = self.serve(token=self.TOKEN, cert="server")
+        for token in (None, "wrong-token"):
+            _, stub = self.connect(server, tls_ca=_pki().path("ca.pem"), token=token)
+            self.assert_code(grpc.StatusCode.UNAUTHENTICATED, ac.list_models, stub, 10)
+
+    def test_wrong_ca_is_unavailable(self):
+        server = self.serve(cert="server")
+        channel, stub = self.connect(server, tls_ca=_pki().path("other-ca.pem"),
+                                     token=self.TOKEN)
+        self.assert_code(grpc.StatusCode.UNAVAILABLE, ac.list_models, stub, 10)
+        self.assert_code(grpc.StatusCode.UNAVAILABLE, ac.health_status, channel, "", 10)
+        self.assertEqual(server.servicer.seen, [])  # the token never left the client
+
+    def test_plaintext_client_to_tls_server_is_unavailable(self):
+        server = self.serve(cert="server")
+        _, stub = self.connect(server)
+        self.assert_code(grpc.StatusCode.UNAVAILABLE, ac.list_models, stub, 10)
+
+    def test_tls_server_name(self):
+        server = self.serve(cert="alt-server")  # SAN DNS:attattr.internal only
+        _, stub = self.connect(server, tls_ca=_pki().path("ca.pem"))
+        self.assert_code(grpc.StatusCode.UNAVAILABLE, ac.list_models, stub, 10)
+        call_every_helper(self, *self.connect(server, tls_ca=_pki().path("ca.pem"),
+                                               tls_server_name="attattr.internal"))
+
+    def test_mutual_tls(self):
+        pki = _pki()
+        server = self.serve(cert="server", client_ca=True, token=self.TOKEN)
+        _, stub = self.connect(server, tls_ca=pki.path("ca.pem"), token=self.TOKEN)
+        self.assert_code(grpc.StatusCode.UNAVAILABLE, ac.list_models, stub, 10)
+        _, stub = self.connect(server, tls_ca=pki.path("ca.pem"), token=self.TOKEN,
+                               tls_cert=pki.path("stranger-client.pem"),
+                               tls_key=pki.path("stranger-client.key"))
+        self.assert_code(grpc.StatusCode.UNAVAILABLE, ac.list_models, stub, 10)
+        # PEM bytes work as well as paths.
+        n = call_every_helper(self, *self.connect(
+            server, tls_ca=pki.read("ca.pem"), tls_cert=pki.read("client.pem"),
+            tls_key=pki.read("client.key"), token=self.TOKEN))
+        self.assertEqual(server.servicer.seen, [[f"Bearer {self.TOKEN}"]] * n)
+
+    def cli(self, server, *args, **env):
+        return subprocess.run(
+            [sys.executable, str(HERE / "attattr_client.py"), "--server", server.address,
+             *args], capture_output=True, text=True, timeout=60, env=_cli_env(**env))
+
+    def test_cli(self):
+        pki = _pki()
+        tmp = tempfile.TemporaryDirectory(prefix="attattr-cli-")
+        self.addCleanup(tmp.cleanup)
+        tok = _write(tmp.name, "token", self.TOKEN + "\n")
+        server = self.serve(token=self.TOKEN, cert="server", client_ca=True)
+        tls = ["--tls-ca", pki.path("ca.pem"), "--tls-cert", pki.path("client.pem"),
+               "--tls-key", pki.path("client.key")]
+        r = self.cli(server, *tls, "--token-file", tok, "models")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json.loads(r.stdout)[0]["name"], "fake")
+        r = self.cli(server, *tls, "health", ATTATTR_TOKEN=self.TOKEN)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json.loads(r.stdout), {"status": "SERVING"})
+        r = self.cli(server, *tls, "models")
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("error: UNAUTHENTICATED", r.stderr)
+        r = self.cli(server, "--tls-ca", pki.path("ca.pem"), "--token-file", tok, "models")
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("error: UNAVAILABLE", r.stderr)
+        # Plaintext with a token (the interceptor path).
+        server = self.serve(token=self.TOKEN)
+        r = self.cli(server, "--token-file", tok, "result", "jobs/1")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json.loads(r.stdout)["examples"][0]["tokens"][1], "fine")
+
+
+class _SecureServerBase(unittest.TestCase):
+    """attattr-server with TLS (server.pem) and --auth-tokens (principal 'py-test' holding
+    TOKEN); subclasses add flags in EXTRA (e.g. --tls-client-ca)."""
+    TOKEN = "attattr-test-" + secrets.token_hex(8)
+    EXTRA: tuple = ()
+
+    @classmethod
+    def setUpClass(cls):
+        cls.pki = _pki()
+        cls.tokens = _write(cls.pki.dir.name, f"tokens-{cls.__name__}.tsv",
+                            "py-test\t" + hashlib.sha256(cls.TOKEN.encode()).hexdigest() + "\n")
+        cls.token_file = _write(cls.pki.dir.name, f"token-{cls.__name__}", cls.TOKEN + "\n")
+        cls.server = Server(["--tls-cert", cls.pki.path("server.pem"),
+                             "--tls-key", cls.pki.path("server.key"),
+                             "--auth-tokens", cls.tokens, *cls.EXTRA])
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            code = cls.server.stop()
+            if code != 0:
+                raise AssertionError(f"attattr-server exited {code} on SIGTERM:\n"
+                                     f"{cls.server.stderr_text()}")
+        finally:
+            cls.server.close()
+
+    def connect(self, **kwargs):
+        channel, stub = ac.connect(self.server.address, **kwargs)
+        self.addCleanup(channel.close)
+        return channel, stub
+
+    def assert_code(self, code, fn, *args):
+        with self.assertRaises(grpc.RpcError) as cm:
+            fn(*args)
+        self.assertEqual(cm.exception.code(), code, cm.exception.details())
+        return cm.exception.details()
+
+    def cli(self, *args, **env):
+        return subprocess.run(
+            [sys.executable, str(HERE / "attattr_client.py"), "--server", self.server.address,
+             *args], capture_output=True, text=True, timeout=120, env=_cli_env(**env))
+
+
+@unittest.skipIf(_security_skip_reason() is not None, _security_skip_reason() or "")
+class SecureServerTest(_SecureServerBase):
+    """attattr-server --tls-cert --tls-key --auth-tokens: TLS + token works for every helper, a
+    missing or wrong token is UNAUTHENTICATED, a client trusting another CA is UNAVAILABLE."""
+
+    def test_tls_token_lists_models(self):
+        _, stub = self.connect(tls_ca=self.pki.path("ca.pem"), token=self.TOKEN)
+        self.assertEqual([m.name for m in ac.list_models(stub, 10)], ["sst2"])
+
+    def test_every_helper(self):
+        channel, stub = self.connect(tls_ca=self.pki.path("ca.pem"), token=self.TOKEN,
+                                     tls_server_name="localhost")
+        self.assertEqual(ac.get_model(stub, "sst2", 10).num_layers, 4)
+        a = ac.explain(stub, ac.build_explain_request("sst2", "fine", layers=[1], top_k=1), 60)
+        self.assertEqual(list(a.tokens), ["[CLS]", "fine", "[SEP]"])
+        self.assertEqual(ac.health_status(channel, "", 10), "SERVING")
+        job, result = ac.run_attribution_job(
+            stub, ac.build_attribution_job("sst2", ["fine"], steps=2, layers=[1], top_k=1),
+            "py-secure-1", 120, 30)
+        self.assertEqual(ac.job_pb2.JobState.Name(job.state), "SUCCEEDED", job.error_message)
+        self.assertEqual(ac.get_job(stub, job.name, 10).name, job.name)
+        self.assertEqual(list(result.attribution.examples[0].tokens), ["[CLS]", "fine", "[SEP]"])
+
+    def test_missing_or_wrong_token_is_unauthenticated(self):
+        for token in (None, "not-the-token"):
+            _, stub = self.connect(tls_ca=self.pki.path("ca.pem"), token=token)
+            self.assert_code(grpc.StatusCode.UNAUTHENTICATED, ac.list_models, stub, 10)
+            self.assert_code(grpc.StatusCode.UNAUTHENTICATED, ac.explain, stub,
+                             ac.build_explain_request("sst2", "fine"), 10)
+
+    def test_wrong_ca_is_unavailable(self):
+        _, stub = self.connect(tls_ca=self.pki.path("other-ca.pem"), token=self.TOKEN)
+        self.assert_code(grpc.StatusCode.UNAVAILABLE, ac.list_models, stub, 10)
+
+    def test_cli(self):
+        ca = ["--tls-ca", self.pki.path("ca.pem")]
+        r = self.cli(*ca, "--token-file", self.token_file, "models")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json.loads(r.stdout)[0]["name"], "sst2")
+        r = self.cli(*ca, "model", "sst2", ATTATTR_TOKEN=self.TOKEN)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json.loads(r.stdout)["num_layers"], 4)
+        r = self.cli(*ca, "models")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("UNAUTHENTICATED", r.stderr)
+        r = self.cli("--tls-ca", self.pki.path("other-ca.pem"), "--token-file", self.token_file,
+                     "models")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("UNAVAILABLE", r.stderr)
+
+
+@unittest.skipIf(_security_skip_reason() is not None, _security_skip_reason() or "")
+class MutualTlsServerTest(_SecureServerBase):
+    """attattr-server --tls-client-ca too: a client certificate signed by that CA is required,
+    and identifies the caller when no token is sent."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.EXTRA = ("--tls-client-ca", _pki().path("ca.pem"))
+        super().setUpClass()
+
+    def test_without_client_cert_refused(self):
+        _, stub = self.connect(tls_ca=self.pki.path("ca.pem"), token=self.TOKEN)
+        self.assert_code(grpc.StatusCode.UNAVAILABLE, ac.list_models, stub, 10)
+
+    def test_client_cert_of_another_ca_refused(self):
+        _, stub = self.connect(tls_ca=self.pki.path("ca.pem"), token=self.TOKEN,
+                               tls_cert=self.pki.path("stranger-client.pem"),
+                               tls_key=self.pki.path("stranger-client.key"))
+        self.assert_code(grpc.StatusCode.UNAVAILABLE, ac.list_models, stub, 10)
+
+    def test_with_client_cert_ok(self):
+        channel, stub = self.connect(tls_ca=self.pki.path("ca.pem"), token=self.TOKEN,
+                                     tls_cert=self.pki.path("client.pem"),
+                                     tls_key=self.pki.path("client.key"))
+        self.assertEqual([m.name for m in ac.list_models(stub, 10)], ["sst2"])
+        self.assertEqual(ac.health_status(channel, "", 10), "SERVING")
+        r = self.cli("--tls-ca", self.pki.path("ca.pem"), "--tls-cert",
+                     self.pki.path("client.pem"), "--tls-key", self.pki.path("client.key"),
+                     "--token-file", self.token_file, "models")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json.loads(r.stdout)[0]["name"], "sst2")
+        r = self.cli("--tls-ca", self.pki.path("ca.pem"), "--token-file", self.token_file,
+                     "models")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("UNAVAILABLE", r.stderr)
+
+    def test_client_cert_identifies_without_token(self):
+        # The certificate names the caller (its CN, py-test-client), no token needed.
+        _, stub = self.connect(tls_ca=self.pki.path("ca.pem"),
+                               tls_cert=self.pki.path("client.pem"),
+                               tls_key=self.pki.path("client.key"))
+        self.assertEqual([m.name for m in ac.list_models(stub, 10)], ["sst2"])
+        # A token that is present but wrong is still refused.
+        _, stub = self.connect(tls_ca=self.pki.path("ca.pem"), token="not-the-token",
+                               tls_cert=self.pki.path("client.pem"),
+                               tls_key=self.pki.path("client.key"))
+        self.assert_code(grpc.StatusCode.UNAUTHENTICATED, ac.list_models, stub, 10)
 
 
 if __name__ == "__main__":

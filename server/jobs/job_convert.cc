@@ -79,6 +79,7 @@ absl::Status CheckJobName(const std::string& name) {
 void JobToProto(const store::JobRecord& r, int64_t now_ms, v1::Job* out) {
   out->set_name(r.id);
   out->set_request_id(r.request_id);
+  out->set_owner(r.owner);
   v1::JobKind kind = v1::JOB_KIND_UNSPECIFIED;
   v1::JobKind_Parse(r.kind, &kind);
   out->set_kind(kind);

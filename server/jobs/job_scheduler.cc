@@ -42,8 +42,10 @@ absl::Status JobScheduler::Recover() {
   for (const auto& id : requeued) {
     ATTATTR_ASSIGN_OR_RETURN(const store::JobRecord job, store_.Get(id));
     if (job.attempts < options_.max_attempts) {
-      log_.Warn("job was running when the server stopped; re-queued",
-                {{"job_id", id}, {"attempt", job.attempts}});
+      log_.Warn("job was running when the server stopped; re-queued", {{"audit", "job.requeued"},
+                                                                       {"principal", job.owner},
+                                                                       {"job_id", id},
+                                                                       {"attempt", job.attempts}});
       continue;
     }
     // A poison job: every start so far ended with the process dying under it.
@@ -55,12 +57,15 @@ absl::Status JobScheduler::Recover() {
                                    " times (--max-job-attempts ", options_.max_attempts,
                                    "); it is not run again")));
     log_.Error("job failed: the server stopped under it every time it ran",
-               {{"job_id", id}, {"attempts", job.attempts}});
+               {{"audit", "job.failed"},
+                {"principal", job.owner},
+                {"job_id", id},
+                {"attempts", job.attempts}});
     if (observer_.on_finish) observer_.on_finish(failed.kind, failed.state, 0.0);
   }
   ATTATTR_ASSIGN_OR_RETURN(auto queued, store_.ListQueued());
   absl::MutexLock lock(&mu_);
-  for (const auto& job : queued) Enqueue(job.id, job.priority);
+  for (const auto& job : queued) Enqueue(job);
   if (!queued.empty()) log_.Info("recovered queued jobs from the store", {{"jobs", queued.size()}});
   return absl::OkStatus();
 }
@@ -69,10 +74,35 @@ void JobScheduler::Start() {
   for (int i = 0; i < options_.runners; ++i) threads_.emplace_back([this] { Loop(); });
 }
 
-void JobScheduler::Enqueue(const std::string& id, int32_t priority) {
-  QueueKey key{-priority, next_seq_++, id};
+void JobScheduler::Enqueue(const store::JobRecord& job) {
+  OwnerLoad& load = owners_[job.owner];
+  load.last_round = std::max(load.last_round, serving_round_) + 1;
+  ++load.queued;
+  QueueKey key{-job.priority, load.last_round, next_seq_++, job.id};
   queue_.insert(key);
-  queued_[id] = key;
+  queued_[job.id] = Queued{key, job.owner};
+}
+
+bool JobScheduler::Dequeue(const std::string& id) {
+  auto it = queued_.find(id);
+  if (it == queued_.end()) return false;
+  queue_.erase(it->second.key);
+  auto owner = owners_.find(it->second.owner);
+  if (owner != owners_.end() && --owner->second.queued == 0 && owner->second.running == 0) {
+    owners_.erase(owner);
+  }
+  queued_.erase(it);
+  return true;
+}
+
+std::set<JobScheduler::QueueKey>::iterator JobScheduler::NextRunnable() {
+  if (options_.max_running_per_owner <= 0) return queue_.begin();
+  for (auto it = queue_.begin(); it != queue_.end(); ++it) {
+    const std::string& owner = queued_.at(std::get<3>(*it)).owner;
+    auto load = owners_.find(owner);
+    if (load == owners_.end() || load->second.running < options_.max_running_per_owner) return it;
+  }
+  return queue_.end();
 }
 
 namespace {
@@ -99,6 +129,16 @@ absl::StatusOr<store::CreateResult> JobScheduler::Submit(const store::JobRecord&
   if (!full) --reserved_;
   if (!created.ok()) return created.status();
   if (!created->created) return created;  // the same request_id: the existing job
+  if (!full && options_.max_queued_per_owner > 0) {
+    auto load = owners_.find(record.owner);
+    if (load != owners_.end() && load->second.queued >= options_.max_queued_per_owner) {
+      (void)store_.Delete(created->record.id);
+      return absl::ResourceExhaustedError(
+          absl::StrCat("principal '", record.owner, "' has ", load->second.queued,
+                       " jobs waiting to run (--max-queued-jobs-per-principal ",
+                       options_.max_queued_per_owner, ")"));
+    }
+  }
   if (full) {
     // Created only to honour idempotency above; a new job does not fit the queue.
     (void)store_.Delete(created->record.id);
@@ -124,47 +164,53 @@ absl::StatusOr<store::CreateResult> JobScheduler::Submit(const store::JobRecord&
       return over;
     }
   }
-  Enqueue(created->record.id, created->record.priority);
+  Enqueue(created->record);
+  log_.Info("job submitted", {{"audit", "job.submitted"},
+                              {"principal", record.owner},
+                              {"job_id", created->record.id},
+                              {"kind", created->record.kind},
+                              {"model", created->record.model},
+                              {"priority", int64_t{created->record.priority}}});
   return created;
 }
 
-absl::StatusOr<store::JobRecord> JobScheduler::Cancel(const std::string& id) {
+absl::StatusOr<store::JobRecord> JobScheduler::Cancel(const std::string& id,
+                                                      const std::string& by) {
   auto record = store_.Cancel(id);
   if (!record.ok()) return record;
   bool was_queued = false;
   {
     absl::MutexLock lock(&mu_);
-    if (auto it = queued_.find(id); it != queued_.end()) {
-      queue_.erase(it->second);
-      queued_.erase(it);
-      was_queued = true;
-    }
+    was_queued = Dequeue(id);
     if (auto it = running_.find(id); it != running_.end()) {
-      it->second->RequestStop(StopReason::kCancelled);
+      it->second.context->RequestStop(StopReason::kCancelled);
     }
   }
   if (was_queued && observer_.on_finish) {
     observer_.on_finish(record->kind, store::JobState::kCancelled, 0.0);
   }
-  log_.Info("job cancelled", {{"job_id", id}});
+  log_.Info("job cancelled", {{"audit", "job.cancelled"},
+                              {"principal", by.empty() ? record->owner : by},
+                              {"owner", record->owner},
+                              {"job_id", id}});
   events_.Publish(*record);
   return record;
 }
 
-absl::Status JobScheduler::Delete(const std::string& id) {
+absl::Status JobScheduler::Delete(const std::string& id, const std::string& by) {
   ATTATTR_ASSIGN_OR_RETURN(auto record, store_.Get(id));
   {
     absl::MutexLock lock(&mu_);
-    if (auto it = queued_.find(id); it != queued_.end()) {
-      queue_.erase(it->second);
-      queued_.erase(it);
-    }
+    Dequeue(id);
     if (auto it = running_.find(id); it != running_.end()) {
-      it->second->RequestStop(StopReason::kDeleted);
+      it->second.context->RequestStop(StopReason::kDeleted);
     }
   }
   ATTATTR_RETURN_IF_ERROR(store_.Delete(id));
-  log_.Info("job deleted", {{"job_id", id}});
+  log_.Info("job deleted", {{"audit", "job.deleted"},
+                            {"principal", by.empty() ? record.owner : by},
+                            {"owner", record.owner},
+                            {"job_id", id}});
   events_.Publish(record, JobEvents::Kind::kDeleted);
   return absl::OkStatus();
 }
@@ -192,18 +238,27 @@ void JobScheduler::Loop() {
     {
       absl::MutexLock lock(&mu_);
       const auto ready = [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS {  // under mu_ (Await)
-        return draining_ || !queue_.empty();
+        return draining_ || NextRunnable() != queue_.end();
       };
       mu_.Await(absl::Condition(&ready));
       if (draining_) return;
-      id = std::get<2>(*queue_.begin());
-      queue_.erase(queue_.begin());
-      queued_.erase(id);
-      running_[id] = std::make_shared<JobContext>(store_, events_, id);
+      const QueueKey key = *NextRunnable();
+      id = std::get<3>(key);
+      serving_round_ = std::max(serving_round_, std::get<1>(key));
+      const std::string owner = queued_.at(id).owner;
+      Dequeue(id);
+      ++owners_[owner].running;
+      running_[id] = RunningJob{std::make_shared<JobContext>(store_, events_, id), owner};
     }
     RunJob(id);
     absl::MutexLock lock(&mu_);
-    running_.erase(id);  // Drain waits for running_ to empty
+    // Drain waits for running_ to empty.
+    auto it = running_.find(id);
+    auto owner = owners_.find(it->second.owner);
+    if (owner != owners_.end() && --owner->second.running == 0 && owner->second.queued == 0) {
+      owners_.erase(owner);
+    }
+    running_.erase(it);
   }
 }
 
@@ -211,7 +266,7 @@ void JobScheduler::RunJob(const std::string& id) {
   std::shared_ptr<JobContext> context;
   {
     absl::MutexLock lock(&mu_);
-    context = running_[id];
+    context = running_.at(id).context;
   }
   auto running = store_.MarkRunning(id);
   if (!running.ok()) {
@@ -222,7 +277,9 @@ void JobScheduler::RunJob(const std::string& id) {
   if (observer_.on_start) {
     observer_.on_start(running->kind, Seconds(running->create_time_ms, running->start_time_ms));
   }
-  log_.Info("job started", {{"job_id", id},
+  log_.Info("job started", {{"audit", "job.started"},
+                            {"principal", running->owner},
+                            {"job_id", id},
                             {"kind", running->kind},
                             {"model", running->model},
                             {"attempt", int64_t{running->attempts}}});
@@ -242,7 +299,8 @@ void JobScheduler::Finish(const store::JobRecord& running,
   const bool stopped = !result.ok() && result.status().code() == absl::StatusCode::kCancelled;
   if (stopped && reason == StopReason::kDraining) {
     auto requeued = store_.Requeue(id);
-    log_.Info("job stopped by the drain; re-queued for the next start", {{"job_id", id}});
+    log_.Info("job stopped by the drain; re-queued for the next start",
+              {{"audit", "job.requeued"}, {"principal", running.owner}, {"job_id", id}});
     if (requeued.ok()) events_.Publish(*requeued);
     return;
   }
@@ -282,10 +340,14 @@ void JobScheduler::Finish(const store::JobRecord& running,
     mean_run_seconds_ = 0.8 * mean_run_seconds_ + 0.2 * seconds;
   }
   if (observer_.on_finish) observer_.on_finish(finished->kind, finished->state, seconds);
-  log_.Info("job finished", {{"job_id", id},
-                             {"state", store::JobStateName(finished->state)},
-                             {"run_seconds", seconds},
-                             {"error", finished->error_message}});
+  log_.Info(
+      "job finished",
+      {{"audit", finished->state == store::JobState::kSucceeded ? "job.succeeded" : "job.failed"},
+       {"principal", finished->owner},
+       {"job_id", id},
+       {"state", store::JobStateName(finished->state)},
+       {"run_seconds", seconds},
+       {"error", finished->error_message}});
   events_.Publish(*finished);
 }
 
@@ -300,7 +362,7 @@ void JobScheduler::Drain(std::chrono::milliseconds grace) {
       }
       const auto idle = [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return running_.empty(); };
       mu_.AwaitWithTimeout(absl::Condition(&idle), absl::FromChrono(grace));
-      for (auto& [id, context] : running_) context->RequestStop(StopReason::kDraining);
+      for (auto& [id, running] : running_) running.context->RequestStop(StopReason::kDraining);
     }
   }
   for (auto& t : threads_) t.join();

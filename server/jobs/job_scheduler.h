@@ -1,13 +1,17 @@
 // JobScheduler: the job queue and the job runners. Jobs live in the JobStore (so nothing submitted
 // is lost); the scheduler keeps an in-memory priority queue of the QUEUED ones (higher priority
-// first, FIFO within a priority), bounded for new submissions (a full queue is ResourceExhausted
-// with a retry hint), and `runners` threads that each take the next job, mark it RUNNING, hand it
-// to the JobExecutor (the job kinds' one executor, jobs/job_kinds.h), store the result and finish
-// it. Every change is published on
-// JobEvents. Cancel and Delete reach a running job through its JobContext (checked by the executor
-// between batches). Drain stops taking jobs, lets running ones finish within a grace period, then
-// stops them and puts them back in the queue (QUEUED in the store) for the next start.
-// Thread-safe; Start/Drain/destructor from one owner thread.
+// first; within a priority, owners take turns — fair queueing by rounds, so one principal's
+// thousand jobs do not starve another's one — then FIFO), bounded for new submissions, overall
+// and per owner (a full queue is ResourceExhausted with a retry hint), and `runners` threads that
+// each take the next job, mark it RUNNING, hand it to the JobExecutor (the job kinds' one executor,
+// jobs/job_kinds.h), store the result and finish it. Every change is published on JobEvents, and
+// every lifecycle event is one log line with an `audit` field (job.submitted, job.started,
+// job.succeeded/failed, job.cancelled, job.deleted, job.requeued) and the principal. A runner skips
+// jobs whose owner already runs max_running_per_owner. Cancel and Delete reach a running job
+// through its JobContext (checked by the executor between batches). Drain stops taking jobs, lets
+// running ones finish within a grace period, then stops them and puts them back in the queue
+// (QUEUED in the store) for the next start. Thread-safe; Start/Drain/destructor from one owner
+// thread.
 #pragma once
 
 #include <atomic>
@@ -81,6 +85,10 @@ class JobScheduler {
     // What one owner's stored jobs (specs and results) may occupy; a new job that takes its owner
     // past it is refused (0 = no limit).
     int64_t max_stored_bytes_per_owner = 0;
+    // QUEUED jobs of one owner before Submit refuses its new ones (0 = no limit but max_queued).
+    int max_queued_per_owner = 0;
+    // Jobs of one owner running at once (0 = no limit but runners).
+    int max_running_per_owner = 0;
   };
 
   // Set on the ResourceExhausted of an owner over its stored-bytes quota: waiting does not help
@@ -101,13 +109,15 @@ class JobScheduler {
 
   // Stores a new job and queues it. Idempotent on record.request_id (the existing job comes back
   // with created = false, even when the queue is full or the owner over its quota).
-  // ResourceExhausted when max_queued jobs wait, or (with kQuotaPayload) when the new job takes
+  // ResourceExhausted when max_queued jobs wait or record.owner has max_queued_per_owner
+  // waiting, or (with kQuotaPayload) when the new job takes
   // record.owner past max_stored_bytes_per_owner; Unavailable while draining.
   absl::StatusOr<store::CreateResult> Submit(const store::JobRecord& record);
-  // QUEUED/RUNNING -> CANCELLED; a running job stops at its next batch boundary.
-  absl::StatusOr<store::JobRecord> Cancel(const std::string& id);
+  // QUEUED/RUNNING -> CANCELLED; a running job stops at its next batch boundary. `by` is the
+  // principal asking (for the audit line).
+  absl::StatusOr<store::JobRecord> Cancel(const std::string& id, const std::string& by = "");
   // Cancels the job if needed, then removes it and its result.
-  absl::Status Delete(const std::string& id);
+  absl::Status Delete(const std::string& id, const std::string& by = "");
 
   int QueueDepth() const;
   int Running() const;
@@ -119,9 +129,19 @@ class JobScheduler {
   void Drain(std::chrono::milliseconds grace);
 
  private:
-  // Queue order: priority descending, then arrival.
-  using QueueKey = std::tuple<int32_t, int64_t, std::string>;  // (-priority, seq, id)
-  void Enqueue(const std::string& id, int32_t priority) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Queue order: priority descending, then the owner's round (its n-th waiting job is in round
+  // n, counted from the round being served when it arrived), then arrival.
+  using QueueKey =
+      std::tuple<int32_t, int64_t, int64_t, std::string>;  // (-priority, round, seq, id)
+  struct Queued {
+    QueueKey key;
+    std::string owner;
+  };
+  void Enqueue(const store::JobRecord& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Takes `id` out of the queue; false when it was not queued.
+  bool Dequeue(const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The first queued job whose owner may start another one; queue_.end() when none.
+  std::set<QueueKey>::iterator NextRunnable() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Loop();
   void RunJob(const std::string& id);
   void Finish(const store::JobRecord& running, const absl::StatusOr<std::string>& result,
@@ -137,9 +157,21 @@ class JobScheduler {
 
   mutable absl::Mutex mu_;
   std::set<QueueKey> queue_ ABSL_GUARDED_BY(mu_);
-  std::map<std::string, QueueKey> queued_ ABSL_GUARDED_BY(mu_);  // id -> its key in queue_
-  std::map<std::string, std::shared_ptr<JobContext>> running_
-      ABSL_GUARDED_BY(mu_);  // id -> context
+  std::map<std::string, Queued> queued_ ABSL_GUARDED_BY(mu_);  // id -> its key in queue_
+  struct RunningJob {
+    std::shared_ptr<JobContext> context;
+    std::string owner;
+  };
+  std::map<std::string, RunningJob> running_ ABSL_GUARDED_BY(mu_);  // id -> context
+  // Per owner: jobs queued, jobs running, and the round of its last queued job (entries go when
+  // an owner has nothing queued or running).
+  struct OwnerLoad {
+    int queued = 0;
+    int running = 0;
+    int64_t last_round = 0;
+  };
+  std::map<std::string, OwnerLoad> owners_ ABSL_GUARDED_BY(mu_);
+  int64_t serving_round_ ABSL_GUARDED_BY(mu_) = 0;  // the round of the job started last
   int64_t next_seq_ ABSL_GUARDED_BY(mu_) = 0;
   int reserved_ ABSL_GUARDED_BY(mu_) = 0;  // Submit calls between the queue check and Enqueue
   bool draining_ ABSL_GUARDED_BY(mu_) = false;

@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <openssl/err.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -25,6 +26,8 @@ namespace attattr::metrics {
 struct HttpListener::Pending {
   HttpConnection connection;
   std::chrono::steady_clock::time_point deadline;
+  bool handshake_done = false;  // always true without TLS
+  short events = POLLIN;        // what the connection waits for (TLS may need to write)
 };
 
 namespace {
@@ -67,12 +70,17 @@ void PeerOf(const sockaddr_storage& addr, HttpConnection* connection) {
 
 }  // namespace
 
-void RefuseConnection(int fd, int status) {
+void RefuseConnection(const HttpConnection& connection, int status) {
   const std::string answer = absl::StrCat("HTTP/1.1 ", status, " ", Reason(status),
                                           "\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
-  (void)send(fd, answer.data(), answer.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-  shutdown(fd, SHUT_RDWR);
-  close(fd);
+  if (connection.ssl != nullptr) {
+    (void)SSL_write(connection.ssl.get(), answer.data(), static_cast<int>(answer.size()));
+    (void)SSL_shutdown(connection.ssl.get());
+  } else {
+    (void)send(connection.fd, answer.data(), answer.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  }
+  shutdown(connection.fd, SHUT_RDWR);
+  close(connection.fd);
 }
 
 HttpListener::HttpListener(int listen_fd, int wake_fd, const Options& options, Handler handler)
@@ -116,13 +124,68 @@ HttpListener::~HttpListener() {
 
 void HttpListener::Dispatch(HttpConnection connection) {
   connection.write_deadline = Clock::now() + options_.response_timeout;
-  const int fd = connection.fd;
-  const bool queued = workers_.TrySchedule([this, connection = std::move(connection)] {
-    handler_(connection);
-    shutdown(connection.fd, SHUT_RDWR);
-    close(connection.fd);
+  auto shared = std::make_shared<HttpConnection>(std::move(connection));
+  const bool queued = workers_.TrySchedule([this, shared] {
+    handler_(*shared);
+    if (shared->ssl != nullptr) (void)SSL_shutdown(shared->ssl.get());  // close_notify, best effort
+    shutdown(shared->fd, SHUT_RDWR);
+    close(shared->fd);
   });
-  if (!queued) RefuseConnection(fd, 503);
+  if (!queued) RefuseConnection(*shared, 503);
+}
+
+HttpListener::Outcome HttpListener::ReadHead(Pending& p, char* buffer, size_t size) {
+  HttpConnection& c = p.connection;
+  SSL* ssl = c.ssl.get();
+  p.events = POLLIN;
+  if (!p.handshake_done) {
+    ERR_clear_error();
+    const int rc = SSL_accept(ssl);
+    if (rc != 1) {
+      const int error = SSL_get_error(ssl, rc);
+      if (error == SSL_ERROR_WANT_READ) return Outcome::kWaiting;
+      if (error == SSL_ERROR_WANT_WRITE) {
+        p.events = POLLOUT;
+        return Outcome::kWaiting;
+      }
+      ERR_clear_error();
+      return Outcome::kGone;  // a failed handshake (wrong protocol, a refused certificate, ...)
+    }
+    p.handshake_done = true;
+    X509* certificate = SSL_get0_peer_certificate(ssl);
+    if (certificate != nullptr && SSL_get_verify_result(ssl) == X509_V_OK) {
+      c.peer_identity = CertificateIdentity(certificate);
+    }
+  }
+  for (;;) {
+    const size_t room = std::min(options_.max_head_bytes + 1 - c.head.size(), size);
+    ssize_t n;
+    if (ssl != nullptr) {
+      ERR_clear_error();
+      const int rc = SSL_read(ssl, buffer, static_cast<int>(room));
+      if (rc <= 0) {
+        const int error = SSL_get_error(ssl, rc);
+        if (error == SSL_ERROR_WANT_READ) return Outcome::kWaiting;
+        if (error == SSL_ERROR_WANT_WRITE) {
+          p.events = POLLOUT;
+          return Outcome::kWaiting;
+        }
+        ERR_clear_error();
+        return Outcome::kGone;
+      }
+      n = rc;
+    } else {
+      n = recv(c.fd, buffer, room, 0);
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return Outcome::kWaiting;
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return Outcome::kGone;  // the client went away (0) or the socket failed
+    }
+    const size_t before = c.head.size();
+    c.head.append(buffer, static_cast<size_t>(n));
+    // (bytes after the head are the start of a body, unread)
+    if (HeadComplete(c.head, before)) return Outcome::kComplete;
+    if (c.head.size() > options_.max_head_bytes) return Outcome::kTooLarge;
+  }
 }
 
 void HttpListener::PollLoop() {
@@ -144,7 +207,7 @@ void HttpListener::PollLoop() {
     fds.push_back({listen_fd_, POLLIN, 0});
     Clock::time_point next_deadline = Clock::time_point::max();
     for (auto it = pending.begin(); it != pending.end(); ++it) {
-      fds.push_back({it->connection.fd, POLLIN, 0});
+      fds.push_back({it->connection.fd, it->events, 0});
       polled.push_back(it);
       next_deadline = std::min(next_deadline, it->deadline);
     }
@@ -162,32 +225,14 @@ void HttpListener::PollLoop() {
     for (size_t i = 0; ready > 0 && i < polled.size(); ++i) {
       if (fds[i + 2].revents == 0) continue;
       auto it = polled[i];
-      HttpConnection& c = it->connection;
-      // What ends the connection's wait: 0 more to read for now, else dispatch, 431 or close.
-      enum { kWaiting, kComplete, kTooLarge, kGone } outcome = kWaiting;
-      while (outcome == kWaiting) {
-        const size_t room = options_.max_head_bytes + 1 - c.head.size();
-        const ssize_t n = recv(c.fd, buffer, std::min(room, sizeof(buffer)), 0);
-        if (n > 0) {
-          const size_t before = c.head.size();
-          c.head.append(buffer, static_cast<size_t>(n));
-          if (HeadComplete(c.head, before)) {
-            outcome = kComplete;  // (bytes after the head are the start of a body, unread)
-          } else if (c.head.size() > options_.max_head_bytes) {
-            outcome = kTooLarge;
-          }
-        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-          break;  // all read for now
-        } else if (!(n < 0 && errno == EINTR)) {
-          outcome = kGone;  // the client went away (0) or the socket failed
-        }
-      }
-      if (outcome == kWaiting) continue;
+      const Outcome outcome = ReadHead(*it, buffer, sizeof(buffer));
+      if (outcome == Outcome::kWaiting) continue;
       forget(*it);
-      if (outcome == kComplete) {
+      HttpConnection& c = it->connection;
+      if (outcome == Outcome::kComplete) {
         Dispatch(std::move(c));
-      } else if (outcome == kTooLarge) {
-        RefuseConnection(c.fd, 431);
+      } else if (outcome == Outcome::kTooLarge) {
+        RefuseConnection(c, 431);
       } else {
         close(c.fd);
       }
@@ -201,7 +246,7 @@ void HttpListener::PollLoop() {
         ++it;
         continue;
       }
-      RefuseConnection(it->connection.fd, 408);
+      RefuseConnection(it->connection, 408);
       forget(*it);
       it = pending.erase(it);
     }
@@ -222,8 +267,23 @@ void HttpListener::PollLoop() {
         if (static_cast<int>(pending.size()) >= options_.max_connections ||
             from_peer >= options_.max_connections_per_peer) {
           if (from_peer == 0) per_peer.erase(p.connection.peer_ip);
-          RefuseConnection(fd, 503);
+          if (options_.tls != nullptr) {
+            close(fd);  // no HTTP can be spoken before a handshake
+          } else {
+            RefuseConnection(p.connection, 503);
+          }
           continue;
+        }
+        if (options_.tls != nullptr) {
+          std::shared_ptr<SSL_CTX> ctx = options_.tls->Current();
+          p.connection.ssl.reset(SSL_new(ctx.get()), SSL_free);
+          if (p.connection.ssl == nullptr || SSL_set_fd(p.connection.ssl.get(), fd) != 1) {
+            if (from_peer == 0) per_peer.erase(p.connection.peer_ip);
+            close(fd);
+            continue;
+          }
+        } else {
+          p.handshake_done = true;
         }
         ++from_peer;
         pending.push_back(std::move(p));

@@ -7,6 +7,11 @@
 // Connections past the limits (too many open, too many from one peer address, a full queue) get a
 // short 503 and are closed; a late head gets 408, an oversized one 431.
 //
+// With a TlsContext (Options::tls) every connection is TLS: the handshake runs on the same poll
+// thread, non-blocking, inside the same never-reset head deadline (a client that stalls the
+// handshake is closed like one that stalls its head); the head read is the decrypted one, and the
+// verified client certificate's identity (if any) comes with it.
+//
 // Why not cpp-httplib's own listener: its read timeout restarts on every byte received, it buffers
 // a header line of any length before checking it, and its thread pool's queue is unbounded (the
 // hardening review's findings). cpp-httplib still parses and answers each request
@@ -23,6 +28,7 @@
 
 #include "absl/status/statusor.h"
 #include "attattr/base/worker_pool.h"
+#include "metrics/tls_context.h"
 
 namespace attattr::metrics {
 
@@ -33,6 +39,10 @@ struct HttpConnection {
   std::string peer_ip;
   int peer_port = 0;
   std::string head;  // everything read so far: the head, maybe the start of a body
+  // The TLS session on `fd` (null without TLS): reads and writes go through it.
+  std::shared_ptr<SSL> ssl;
+  // CertificateIdentity of the client certificate the handshake verified; "" when none was sent.
+  std::string peer_identity;
   // When the response must be written by (HttpListener::Options::response_timeout from dispatch).
   std::chrono::steady_clock::time_point write_deadline;
 };
@@ -47,6 +57,7 @@ class HttpListener {
     size_t max_head_bytes = 16 * 1024;                  // request line + headers
     std::chrono::milliseconds head_timeout{5000};       // from accept; never reset
     std::chrono::milliseconds response_timeout{30000};  // writing the response, from dispatch
+    std::shared_ptr<TlsContext> tls;                    // null: plain HTTP
   };
   // Runs on a worker for each complete head; writes the response to the connection.
   using Handler = std::function<void(const HttpConnection& connection)>;
@@ -62,8 +73,12 @@ class HttpListener {
 
  private:
   struct Pending;  // a connection still sending its head
+  // What ends a pending connection's wait: nothing yet, its whole head, too large, gone.
+  enum class Outcome { kWaiting, kComplete, kTooLarge, kGone };
   HttpListener(int listen_fd, int wake_fd, const Options& options, Handler handler);
   void PollLoop();
+  // Advances `p`'s handshake and reads what has arrived (into `buffer` first), without blocking.
+  Outcome ReadHead(Pending& p, char* buffer, size_t size);
   // Hands a complete head to the workers, or answers 503 when max_queued already wait.
   void Dispatch(HttpConnection connection);
 
@@ -77,7 +92,7 @@ class HttpListener {
 };
 
 // Writes a minimal "HTTP/1.1 <status> <reason>" answer without blocking (best effort: a client
-// that does not read loses it) and closes `fd`.
-void RefuseConnection(int fd, int status);
+// that does not read loses it; through the TLS session when there is one) and closes the socket.
+void RefuseConnection(const HttpConnection& connection, int status);
 
 }  // namespace attattr::metrics

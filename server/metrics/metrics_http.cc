@@ -2,7 +2,8 @@
 // httplib::Stream over a connection HttpListener has read the head of (replaying that head, then
 // writing under the response deadline), and one catch-all pre-routing handler that dispatches
 // /metrics, /healthz and the added prefixes, so httplib's own routes, file mounts and error pages
-// never run. No TLS, no files served from disk. Why not civetweb: it starts workers with a fixed
+// never run. HTTPS when HttpListener has a TlsContext (reads and writes through its session); no
+// files served from disk. Why not civetweb: it starts workers with a fixed
 // 100 KiB stack, which our libraries' static TLS (openblas + glog + torch) outgrows, so its
 // pthread_create fails with EINVAL; these are std::threads. Thread-safety: requests run on the
 // listener's workers; the handler table has its own mutex.
@@ -10,6 +11,8 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -109,6 +112,9 @@ int BoundPort(int fd) {
                                     : ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
 }
 
+// Carries HttpConnection::peer_identity from Serve to the handler (see Serve).
+constexpr char kPeerIdentityHeader[] = "X-Attattr-Verified-Client-Identity";
+
 // Responses allow no scripts, frames, forms or network resources: reports are self-contained
 // pages with inline CSS and SVG.
 constexpr char kContentSecurityPolicy[] =
@@ -123,7 +129,7 @@ class ConnectionStream : public httplib::Stream {
   explicit ConnectionStream(const HttpConnection& connection) : c_(connection) {}
 
   bool is_readable() const override { return read_ < c_.head.size(); }
-  bool is_writable() const override { return WaitWritable(); }
+  bool is_writable() const override { return Wait(POLLOUT); }
   ssize_t read(char* ptr, size_t size) override {
     const size_t n = std::min(size, c_.head.size() - read_);
     std::memcpy(ptr, c_.head.data() + read_, n);
@@ -133,13 +139,27 @@ class ConnectionStream : public httplib::Stream {
   ssize_t write(const char* ptr, size_t size) override {
     size_t written = 0;
     while (written < size) {
+      if (c_.ssl != nullptr) {
+        ERR_clear_error();
+        const int n = SSL_write(c_.ssl.get(), ptr + written,
+                                static_cast<int>(std::min<size_t>(size - written, 1 << 30)));
+        if (n > 0) {
+          written += static_cast<size_t>(n);
+          continue;
+        }
+        const int error = SSL_get_error(c_.ssl.get(), n);
+        if (error == SSL_ERROR_WANT_WRITE && Wait(POLLOUT)) continue;
+        if (error == SSL_ERROR_WANT_READ && Wait(POLLIN)) continue;
+        ERR_clear_error();
+        return -1;
+      }
       const ssize_t n = send(c_.fd, ptr + written, size - written, MSG_NOSIGNAL);
       if (n > 0) {
         written += static_cast<size_t>(n);
       } else if (n < 0 && errno == EINTR) {
         continue;
       } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-        if (!WaitWritable()) return -1;
+        if (!Wait(POLLOUT)) return -1;
       } else {
         return -1;
       }
@@ -170,17 +190,18 @@ class ConnectionStream : public httplib::Stream {
   socket_t socket() const override { return c_.fd; }
 
  private:
-  // Whether the socket takes more bytes before the response deadline.
-  bool WaitWritable() const {
+  // Whether the socket is ready for `events` (more bytes to send, or TLS records to read) before
+  // the response deadline.
+  bool Wait(short events) const {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         c_.write_deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) return false;
-    pollfd p{c_.fd, POLLOUT, 0};
+    pollfd p{c_.fd, events, 0};
     int rc;
     do {
       rc = poll(&p, 1, static_cast<int>(std::min<int64_t>(left.count(), 1 << 30)));
     } while (rc < 0 && errno == EINTR);
-    return rc > 0 && (p.revents & POLLOUT) != 0;
+    return rc > 0 && (p.revents & events) != 0;
   }
 
   const HttpConnection& c_;
@@ -204,7 +225,15 @@ class MetricsHttpServer::RequestProcessor : public httplib::Server {
   void Serve(const HttpConnection& connection) {
     ConnectionStream stream(connection);
     bool closed = false;
-    process_request(stream, /*close_connection=*/true, closed, [](httplib::Request&) {});
+    // The verified client certificate's identity travels to the handler as a header set here, after
+    // the client's headers are parsed (any copy the client sent is dropped first).
+    process_request(stream, /*close_connection=*/true, closed,
+                    [&connection](httplib::Request& req) {
+                      req.headers.erase(kPeerIdentityHeader);
+                      if (!connection.peer_identity.empty()) {
+                        req.set_header(kPeerIdentityHeader, connection.peer_identity);
+                      }
+                    });
   }
 };
 
@@ -212,9 +241,11 @@ MetricsHttpServer::MetricsHttpServer(Registry* registry)
     : registry_(registry), processor_(std::make_unique<RequestProcessor>()) {}
 
 absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
-    const std::string& listen, Registry* registry, const HttpListener::Options& limits) {
+    const std::string& listen, Registry* registry, const HttpListener::Options& limits,
+    bool serve_metrics) {
   ATTATTR_ASSIGN_OR_RETURN(auto address, ParseListen(listen));
   std::unique_ptr<MetricsHttpServer> server(new MetricsHttpServer(registry));
+  server->serve_metrics_ = serve_metrics;
   MetricsHttpServer* self = server.get();
   RequestProcessor& http = *server->processor_;
   http.set_payload_max_length(limits.max_head_bytes);
@@ -229,6 +260,8 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
       request.path = req.path.empty() ? "/" : req.path;
       const size_t question = req.target.find('?');
       if (question != std::string::npos) request.query = req.target.substr(question + 1);
+      request.authorization = req.get_header_value("Authorization");
+      request.peer_identity = req.get_header_value(kPeerIdentityHeader);
       response = self->Dispatch(request);
     }
     res.status = response.status;
@@ -237,6 +270,7 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
     res.set_header("X-Content-Type-Options", "nosniff");
     res.set_header("X-Frame-Options", "DENY");
     res.set_header("Referrer-Policy", "no-referrer");
+    for (const auto& [name, value] : response.headers) res.set_header(name.c_str(), value);
     if (response.stream) {
       auto stream = std::move(response.stream);
       auto provider = [stream](size_t /*offset*/, httplib::DataSink& sink) {
@@ -298,7 +332,7 @@ absl::Status MetricsHttpServer::AddHandler(const std::string& prefix, Handler ha
 }
 
 MetricsHttpServer::Response MetricsHttpServer::Dispatch(const Request& request) {
-  if (request.path == "/metrics") {
+  if (request.path == "/metrics" && serve_metrics_) {
     Response response;
     response.content_type = kTextContentType;
     response.body = SerializeText(registry_->Collect());

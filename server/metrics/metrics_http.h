@@ -4,16 +4,19 @@
 // parses and answers each complete request. Every answer carries Cache-Control: no-store and the
 // security headers (a Content-Security-Policy that allows no scripts, frames or network
 // resources; X-Content-Type-Options: nosniff; X-Frame-Options: DENY; Referrer-Policy:
-// no-referrer). It does not do TLS, auth or POST. Thread-safety: handlers run on the listener's
-// worker threads, several at once; AddHandler and SetHealthCheck may be called at any time from
-// any thread; handlers must be thread-safe themselves. prometheus-cpp equivalent:
-// prometheus::Exposer(listen).RegisterCollectable(registry).
+// no-referrer). HTTPS when started with a TlsContext; handlers see the Authorization header and the
+// verified client certificate's identity and decide on access themselves. No POST. Thread-safety:
+// handlers run on the listener's worker threads, several at once; AddHandler and SetHealthCheck may
+// be called at any time from any thread; handlers must be thread-safe themselves. prometheus-cpp
+// equivalent: prometheus::Exposer(listen).RegisterCollectable(registry).
 #pragma once
 
 #include <functional>
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
@@ -28,8 +31,10 @@ namespace attattr::metrics {
 class MetricsHttpServer {
  public:
   struct Request {
-    std::string path;   // decoded, e.g. "/reports/job-1"
-    std::string query;  // raw query string without '?', may be empty
+    std::string path;           // decoded, e.g. "/reports/job-1"
+    std::string query;          // raw query string without '?', may be empty
+    std::string authorization;  // the Authorization header, "" when absent
+    std::string peer_identity;  // the verified client certificate's identity, "" when none
   };
   // Sends one piece of a streamed body; false when the client is gone (stop writing).
   using BodyWriter = std::function<bool(absl::string_view piece)>;
@@ -37,6 +42,8 @@ class MetricsHttpServer {
     int status = 200;
     std::string content_type = "text/plain; charset=utf-8";
     std::string body;
+    // Extra response headers (e.g. WWW-Authenticate).
+    std::vector<std::pair<std::string, std::string>> headers;
     // When set, the body is written by this instead, piece by piece as it is produced (chunked
     // transfer encoding), so a large page is never held whole; it returns false to abort.
     std::function<bool(const BodyWriter& write)> stream;
@@ -50,8 +57,11 @@ class MetricsHttpServer {
   // and must outlive the server. A malformed address is InvalidArgument naming metrics_listen; an
   // address that cannot be bound (in use, not local) is Unavailable with the address and the
   // reason. `limits` bound connections, heads and queueing (HttpListener::Options).
+  // With limits.tls set, the port speaks HTTPS only. `serve_metrics` false: /metrics is not served
+  // here (a port for reports only; /healthz still is).
   static absl::StatusOr<std::unique_ptr<MetricsHttpServer>> Start(
-      const std::string& listen, Registry* registry, const HttpListener::Options& limits = {});
+      const std::string& listen, Registry* registry, const HttpListener::Options& limits = {},
+      bool serve_metrics = true);
   // Stops accepting (closes the listening socket at once), serves the requests already read,
   // then joins the listener's threads.
   ~MetricsHttpServer();
@@ -78,6 +88,7 @@ class MetricsHttpServer {
   Response Dispatch(const Request& request);
 
   Registry* const registry_;
+  bool serve_metrics_ = true;  // set by Start
   std::unique_ptr<RequestProcessor> processor_;
   int port_ = 0;
   absl::Mutex mu_;

@@ -29,6 +29,10 @@ absl::StatusOr<std::string> NewJobId() {
   return absl::StrCat("jobs/", absl::BytesToHexString(absl::string_view(bytes, sizeof(bytes))));
 }
 
+absl::Status JobNotFound(const std::string& id) {
+  return absl::NotFoundError(absl::StrCat("job '", id, "' not found"));
+}
+
 const char* JobStateName(JobState state) {
   switch (state) {
     case JobState::kQueued:

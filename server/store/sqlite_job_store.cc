@@ -36,10 +36,11 @@ constexpr char kJobColumns[] =
     "progress_stage, progress_done, progress_total, create_time_ms, start_time_ms, end_time_ms, "
     "update_time_ms, attempts, has_result, result_size_bytes, result_chunk_count, owner";
 
-constexpr char kSchemaSql[] = R"sql(
+// The schema of version kSchemaVersion: the jobs table, its indexes, the results table.
+constexpr char kJobsTableSql[] = R"sql(
 CREATE TABLE jobs (
   id                 TEXT    PRIMARY KEY NOT NULL,
-  request_id         TEXT    UNIQUE,  -- NULL when the client gave none
+  request_id         TEXT,            -- NULL when the client gave none; unique per owner
   kind               TEXT    NOT NULL,
   model              TEXT    NOT NULL,
   priority           INTEGER NOT NULL,
@@ -61,11 +62,16 @@ CREATE TABLE jobs (
   result_chunk_count INTEGER NOT NULL DEFAULT 0,
   owner              TEXT    NOT NULL DEFAULT ''
 );
-CREATE INDEX jobs_by_owner ON jobs (owner);
+)sql";
+constexpr char kJobsIndexesSql[] = R"sql(
+CREATE INDEX jobs_by_owner ON jobs (owner, create_time_ms, id);
+CREATE UNIQUE INDEX jobs_by_request_id ON jobs (owner, request_id);
 CREATE INDEX jobs_by_create_time ON jobs (create_time_ms, id);
 CREATE INDEX jobs_by_state ON jobs (state, create_time_ms, id);
 CREATE INDEX jobs_queued ON jobs (priority DESC, create_time_ms, id) WHERE state = 'QUEUED';
 CREATE INDEX jobs_by_end_time ON jobs (end_time_ms) WHERE end_time_ms > 0;
+)sql";
+constexpr char kResultsTableSql[] = R"sql(
 CREATE TABLE results (
   job_id TEXT    NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
   seq    INTEGER NOT NULL,
@@ -76,9 +82,7 @@ CREATE TABLE results (
 
 std::string Quote(const std::string& s) { return absl::StrCat("'", s, "'"); }
 
-absl::Status NotFoundJob(const std::string& id) {
-  return absl::NotFoundError(absl::StrCat("job ", Quote(id), " not found"));
-}
+absl::Status NotFoundJob(const std::string& id) { return JobNotFound(id); }
 
 absl::Status WrongState(const std::string& id, JobState state, const std::string& wanted) {
   return absl::FailedPreconditionError(
@@ -239,6 +243,11 @@ class SqliteJobStore::Transaction {
     absl::Status status = store_->Exec("COMMIT");
     if (status.ok()) open_ = false;
     return status;
+  }
+  absl::Status Rollback() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    if (!open_) return absl::OkStatus();
+    open_ = false;
+    return store_->Exec("ROLLBACK");
   }
 
  private:
@@ -401,13 +410,9 @@ absl::Status SqliteJobStore::CreateOrCheckSchema() {
         "schema_version ", version, " is newer than this build supports (", kSchemaVersion, ")"));
   }
   if (version == kSchemaVersion) return absl::OkStatus();  // the transaction rolls back: no change
-  if (version == 1) {
-    // 1 -> 2: jobs record their owner (the principal that submitted them); older jobs have none.
-    ATTATTR_STORE_RETURN_IF_ERROR(
-        Exec("ALTER TABLE jobs ADD COLUMN owner TEXT NOT NULL DEFAULT ''; "
-             "CREATE INDEX jobs_by_owner ON jobs (owner);"));
-    ATTATTR_STORE_RETURN_IF_ERROR(Exec(absl::StrCat("PRAGMA user_version = ", kSchemaVersion)));
-    return txn.Commit();
+  if (version == 1 || version == 2) {
+    ATTATTR_STORE_RETURN_IF_ERROR(txn.Rollback());
+    return MigrateToCurrent(version);
   }
   if (tables != 0) {
     return absl::FailedPreconditionError(
@@ -415,9 +420,54 @@ absl::Status SqliteJobStore::CreateOrCheckSchema() {
                      "schema_version ",
                      version, ")"));
   }
-  ATTATTR_STORE_RETURN_IF_ERROR(Exec(kSchemaSql));
+  ATTATTR_STORE_RETURN_IF_ERROR(
+      Exec(absl::StrCat(kJobsTableSql, kJobsIndexesSql, kResultsTableSql)));
   ATTATTR_STORE_RETURN_IF_ERROR(Exec(absl::StrCat("PRAGMA user_version = ", kSchemaVersion)));
   return txn.Commit();
+}
+
+absl::Status SqliteJobStore::MigrateToCurrent(int64_t version) {
+  // SQLite's procedure for a table change ALTER TABLE cannot make (sqlite.org/lang_altertable.html,
+  // "Making Other Kinds Of Table Schema Changes"): foreign keys off outside the transaction, a new
+  // table filled from the old, the old dropped (no cascade into results with foreign keys off),
+  // the new renamed, the indexes made again, the foreign keys checked before the commit.
+  ATTATTR_STORE_RETURN_IF_ERROR(Exec("PRAGMA foreign_keys = OFF"));
+  absl::Status status = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::Status {
+    Transaction txn(this);
+    ATTATTR_STORE_RETURN_IF_ERROR(txn.Begin());
+    {
+      // Another process may have migrated the file between our read and this transaction.
+      ATTATTR_ASSIGN_OR_RETURN(auto stmt, Prepare("PRAGMA user_version"));
+      if (stmt.Step() != SQLITE_ROW) return SqliteError(SQLITE_ERROR, "reading user_version");
+      if (stmt.Int(0) == kSchemaVersion) return absl::OkStatus();
+    }
+    if (version == 1) {
+      // 1 -> 2: jobs record their owner (the principal that submitted them); older jobs have none.
+      ATTATTR_STORE_RETURN_IF_ERROR(
+          Exec("ALTER TABLE jobs ADD COLUMN owner TEXT NOT NULL DEFAULT ''"));
+    }
+    // 2 -> 3: request_id is unique per owner, no longer across owners (a column's UNIQUE cannot
+    // be dropped: the table is rebuilt).
+    std::string create = kJobsTableSql;
+    create.replace(create.find("CREATE TABLE jobs ("), 19, "CREATE TABLE jobs_new (");
+    ATTATTR_STORE_RETURN_IF_ERROR(Exec(create));
+    ATTATTR_STORE_RETURN_IF_ERROR(Exec(absl::StrCat("INSERT INTO jobs_new (", kJobColumns,
+                                                    ") SELECT ", kJobColumns, " FROM jobs")));
+    ATTATTR_STORE_RETURN_IF_ERROR(Exec("DROP TABLE jobs; ALTER TABLE jobs_new RENAME TO jobs"));
+    ATTATTR_STORE_RETURN_IF_ERROR(Exec(kJobsIndexesSql));
+    {
+      ATTATTR_ASSIGN_OR_RETURN(auto check, Prepare("PRAGMA foreign_key_check"));
+      const int rc = check.Step();
+      if (rc == SQLITE_ROW) {
+        return absl::DataLossError("schema migration: results refer to jobs that do not exist");
+      }
+      if (rc != SQLITE_DONE) return SqliteError(rc, "checking foreign keys");
+    }
+    ATTATTR_STORE_RETURN_IF_ERROR(Exec(absl::StrCat("PRAGMA user_version = ", kSchemaVersion)));
+    return txn.Commit();
+  }();
+  absl::Status on = Exec("PRAGMA foreign_keys = ON");
+  return status.ok() ? on : status;
 }
 
 absl::StatusOr<std::vector<JobRecord>> SqliteJobStore::QueryRecords(Statement& stmt) {
@@ -498,9 +548,11 @@ absl::StatusOr<CreateResult> SqliteJobStore::Create(const JobRecord& record) {
   Transaction txn(this);
   ATTATTR_STORE_RETURN_IF_ERROR(txn.Begin());
   if (!record.request_id.empty()) {
-    ATTATTR_ASSIGN_OR_RETURN(auto stmt, Prepare(absl::StrCat("SELECT ", std::string(kJobColumns),
-                                                             " FROM jobs WHERE request_id = ?1")));
-    stmt.BindText(1, record.request_id);
+    ATTATTR_ASSIGN_OR_RETURN(
+        auto stmt, Prepare(absl::StrCat("SELECT ", std::string(kJobColumns),
+                                        " FROM jobs WHERE owner = ?1 AND request_id = ?2")));
+    stmt.BindText(1, record.owner);
+    stmt.BindText(2, record.request_id);
     ATTATTR_ASSIGN_OR_RETURN(auto existing, QueryRecords(stmt));
     if (!existing.empty()) return CreateResult{std::move(existing.front()), false};
   }
@@ -565,6 +617,7 @@ absl::StatusOr<ListPage> SqliteJobStore::List(const ListFilter& filter) {
       absl::StrCat("SELECT ", columns, " FROM jobs WHERE (create_time_ms, id) > (?1, ?2)");
   if (filter.state.has_value()) absl::StrAppend(&sql, " AND state = ?3");
   if (filter.kind.has_value()) absl::StrAppend(&sql, " AND kind = ?4");
+  if (filter.owner.has_value()) absl::StrAppend(&sql, " AND owner = ?6");
   absl::StrAppend(&sql, " ORDER BY create_time_ms, id LIMIT ?5");
 
   absl::MutexLock lock(&mu_);
@@ -573,6 +626,7 @@ absl::StatusOr<ListPage> SqliteJobStore::List(const ListFilter& filter) {
   stmt.BindText(2, cursor.id);
   if (filter.state.has_value()) stmt.BindText(3, JobStateName(*filter.state));
   if (filter.kind.has_value()) stmt.BindText(4, *filter.kind);
+  if (filter.owner.has_value()) stmt.BindText(6, *filter.owner);
   stmt.BindInt(5, int64_t{page_size} + 1);
   ATTATTR_ASSIGN_OR_RETURN(auto records, QueryRecords(stmt));
   ListPage page;

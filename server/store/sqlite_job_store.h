@@ -50,7 +50,7 @@ class SqliteJobStore final : public JobStore {
  public:
   // Bumped when the schema changes; stored as PRAGMA user_version. A newer file is refused.
   // 2: jobs.owner (migrated in place from 1 at Open).
-  static constexpr int kSchemaVersion = 2;
+  static constexpr int kSchemaVersion = 3;
 
   // Opens (creating if needed) the store. Errors name the path: a missing directory is NotFound, a
   // file that is not an SQLite database or not a job store, or a newer schema, is
@@ -89,6 +89,8 @@ class SqliteJobStore final : public JobStore {
 
   absl::Status Configure() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status CreateOrCheckSchema() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Brings a store of schema `version` (1 or 2) to kSchemaVersion in one transaction.
+  absl::Status MigrateToCurrent(int64_t version) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Runs SQL without results or parameters (pragmas, DDL, BEGIN/COMMIT).
   absl::Status Exec(const std::string& sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A cached prepared statement for `sql`, reset and unbound when the Statement goes out of scope.

@@ -92,7 +92,7 @@ TEST_F(JobReportHttpTest, AFinishedJobIsDrawnWithItsResult) {
 TEST_F(JobReportHttpTest, AResultAboveTheDrawingLimitIsNotParsedAndThePageSaysHowToGetIt) {
   JobReportLimits limits;
   limits.max_drawn_result_bytes = result_bytes_ - 1;
-  const Response page = MakeJobReportHandler(*store_, limits)(ReportRequest());
+  const Response page = MakeJobReportHandler(*store_, {}, limits)(ReportRequest());
   EXPECT_EQ(page.status, 200);
   const std::string html = BodyOf(page);
   EXPECT_EQ(html.find("id=\"attribution\""), std::string::npos);
@@ -103,7 +103,7 @@ TEST_F(JobReportHttpTest, AResultAboveTheDrawingLimitIsNotParsedAndThePageSaysHo
 TEST_F(JobReportHttpTest, PagesDrawnAtOnceAreBounded) {
   JobReportLimits limits;
   limits.max_concurrent_pages = 1;
-  auto handler = MakeJobReportHandler(*store_, limits);
+  auto handler = MakeJobReportHandler(*store_, {}, limits);
   auto first = std::make_unique<Response>(handler(ReportRequest()));
   ASSERT_EQ(first->status, 200);
   // The first page still holds its result (not yet sent): a second one waits its turn.

@@ -1,0 +1,402 @@
+// Security end to end (issue 14): the real attattr-server binary with TLS from certificates this
+// test makes with OpenSSL, bearer tokens and client certificates, called through real gRPC and
+// HTTPS clients. Handshakes (wrong CA, expired certificate, mTLS without or with a foreign client
+// certificate refused), rotation picked up without a restart, UNAUTHENTICATED without a valid
+// token, tenancy (another principal's job is NOT_FOUND everywhere, the report included; request
+// ids are per principal; admins see all), roles (export, datasets, priority) and quotas (queued
+// jobs, Explain rate) with the retry pushback while other tenants are served.
+#include <gtest/gtest.h>
+#include <openssl/evp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+
+#include "httplib.h"
+#include "support/job_rpc.h"
+#include "support/server_process.h"
+#include "support/test_certs.h"
+#include "support/test_paths.h"
+
+namespace {
+
+namespace v1 = attattr::v1;
+namespace fs = std::filesystem;
+using ::attattr::testing::ExpectStatus;
+using ::attattr::testing::PemFiles;
+using ::attattr::testing::ReadTextFile;
+using ::attattr::testing::ServerProcess;
+using ::attattr::testing::Sst2ModelDir;
+using ::attattr::testing::TestCa;
+
+constexpr char kModel[] = "sst2";
+
+std::string Sha256Hex(const std::string& text) {
+  unsigned char digest[32];
+  unsigned int length = 0;
+  EVP_Digest(text.data(), text.size(), digest, &length, EVP_sha256(), nullptr);
+  char hex[65];
+  for (int i = 0; i < 32; ++i) std::snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+  return std::string(hex, 64);
+}
+
+// A TCP port that was free a moment ago (for --report-listen, whose port the test must know).
+int FreePort() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len = sizeof(addr);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+struct ClientOptions {
+  std::string ca;     // PEM file the client trusts
+  std::string token;  // bearer token; "" = none
+  PemFiles cert;      // client certificate; empty = none
+};
+
+std::unique_ptr<v1::Attattr::Stub> SecureStub(const std::string& address, const ClientOptions& o) {
+  grpc::SslCredentialsOptions ssl;
+  ssl.pem_root_certs = ReadTextFile(o.ca);
+  if (!o.cert.cert.empty()) {
+    ssl.pem_cert_chain = ReadTextFile(o.cert.cert);
+    ssl.pem_private_key = ReadTextFile(o.cert.key);
+  }
+  std::shared_ptr<grpc::ChannelCredentials> creds = grpc::SslCredentials(ssl);
+  if (!o.token.empty()) {
+    creds = grpc::CompositeChannelCredentials(creds, grpc::AccessTokenCredentials(o.token));
+  }
+  grpc::ChannelArguments args;
+  args.SetSslTargetNameOverride("localhost");
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // a fresh connection per stub
+  return v1::Attattr::NewStub(grpc::CreateCustomChannel(address, creds, args));
+}
+
+grpc::Status ListModels(v1::Attattr::Stub& stub) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  v1::ListModelsRequest request;
+  v1::ListModelsResponse response;
+  return stub.ListModels(&ctx, request, &response);
+}
+
+v1::JobSpec TextJob(int examples = 1, int steps = 4) {
+  v1::JobSpec spec;
+  spec.set_model(kModel);
+  auto* a = spec.mutable_attribution();
+  for (int i = 0; i < examples; ++i) {
+    a->mutable_examples()->mutable_inline_()->add_examples()->set_text(
+        "the film number " + std::to_string(i) + " is a gorgeous , witty , seductive movie .");
+  }
+  a->mutable_options()->set_steps(steps);
+  return spec;
+}
+
+// A token file of principals alice, bob and root (the admin); tokens are "<name>-token-secret".
+std::string WriteTokens(const std::string& dir) {
+  const std::string path = dir + "/tokens";
+  std::ofstream out(path);
+  out << "# principal<TAB>sha256 of the token\n";
+  for (const char* name : {"alice", "bob", "root"}) {
+    out << name << "\t" << Sha256Hex(std::string(name) + "-token-secret") << "\n";
+  }
+  return path;
+}
+
+std::string Token(const std::string& name) { return name + "-token-secret"; }
+
+class SecurityTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!::attattr::testing::PathExists(Sst2ModelDir())) GTEST_SKIP() << "no SST-2 model";
+    dir_ = ::attattr::testing::MakeTempDir("attattr-security");
+    ca_ = std::make_unique<TestCa>(dir_, "ca");
+    other_ca_ = std::make_unique<TestCa>(dir_, "other-ca");
+    server_cert_ = ca_->Issue("server", "attattr", {"DNS:localhost", "IP:127.0.0.1"});
+  }
+  void TearDown() override {
+    server_.reset();
+    if (!dir_.empty()) fs::remove_all(dir_);
+  }
+  // Starts the server with TLS (server_cert_) and `extra` flags.
+  void StartServer(std::vector<std::string> extra) {
+    extra.push_back("--tls-cert=" + server_cert_.cert);
+    extra.push_back("--tls-key=" + server_cert_.key);
+    extra.push_back("--tls-reload-seconds=1");
+    server_ = std::make_unique<ServerProcess>(
+        std::map<std::string, std::string>{{kModel, Sst2ModelDir()}}, extra);
+    ASSERT_TRUE(server_->ok());
+  }
+  std::unique_ptr<v1::Attattr::Stub> As(const std::string& principal) {
+    return SecureStub(server_->address(), {ca_->cert_path(), Token(principal), {}});
+  }
+
+  std::string dir_;
+  std::unique_ptr<TestCa> ca_, other_ca_;
+  PemFiles server_cert_;
+  std::unique_ptr<ServerProcess> server_;
+};
+
+TEST_F(SecurityTest, TlsAndTokens) {
+  StartServer({"--auth-tokens=" + WriteTokens(dir_)});
+  EXPECT_TRUE(ListModels(*As("alice")).ok());
+  // A client that trusts another CA never gets through the handshake.
+  auto foreign = SecureStub(server_->address(), {other_ca_->cert_path(), Token("alice"), {}});
+  EXPECT_EQ(ListModels(*foreign).error_code(), grpc::StatusCode::UNAVAILABLE);
+  // No token, a wrong token: UNAUTHENTICATED, and the message never echoes the token.
+  auto anonymous = SecureStub(server_->address(), {ca_->cert_path(), "", {}});
+  ExpectStatus(ListModels(*anonymous), grpc::StatusCode::UNAUTHENTICATED, "Bearer");
+  auto wrong = SecureStub(server_->address(), {ca_->cert_path(), "not-a-token-at-all", {}});
+  const grpc::Status refused = ListModels(*wrong);
+  ExpectStatus(refused, grpc::StatusCode::UNAUTHENTICATED, "not valid");
+  EXPECT_EQ(refused.error_message().find("not-a-token"), std::string::npos);
+  v1::Job job;
+  ExpectStatus(attattr::testing::Submit(*wrong, TextJob(), &job), grpc::StatusCode::UNAUTHENTICATED,
+               "");
+  // Plain text to a TLS port is not spoken.
+  auto plain = attattr::testing::Connect(server_->address());
+  EXPECT_EQ(ListModels(*plain).error_code(), grpc::StatusCode::UNAVAILABLE);
+}
+
+TEST_F(SecurityTest, ExpiredServerCertificateIsRefusedByClients) {
+  server_cert_ = ca_->Issue("expired-server", "attattr", {"DNS:localhost"}, -7200, -3600);
+  StartServer({"--auth-tokens=" + WriteTokens(dir_)});
+  EXPECT_EQ(ListModels(*As("alice")).error_code(), grpc::StatusCode::UNAVAILABLE);
+}
+
+TEST_F(SecurityTest, JobsArePrivateToTheirOwner) {
+  const int report_port = FreePort();
+  StartServer({"--auth-tokens=" + WriteTokens(dir_), "--admin-principals=root",
+               "--report-listen=127.0.0.1:" + std::to_string(report_port)});
+  auto alice = As("alice");
+  auto bob = As("bob");
+  auto root = As("root");
+  v1::Job job;
+  ASSERT_TRUE(attattr::testing::Submit(*alice, TextJob(), &job, "request-1").ok());
+  EXPECT_EQ(job.owner(), "alice");
+  const std::string name = job.name();
+  const v1::Job done = attattr::testing::WaitDone(*alice, name);
+  ASSERT_EQ(done.state(), v1::SUCCEEDED);
+
+  // Bob: NOT_FOUND everywhere, worded exactly as for a job that does not exist.
+  const std::string missing = "jobs/00000000000000000000000000000000";
+  grpc::ClientContext get_missing;
+  v1::GetJobRequest get_request;
+  get_request.set_name(missing);
+  v1::Job unused;
+  const grpc::Status absent = bob->GetJob(&get_missing, get_request, &unused);
+  ASSERT_EQ(absent.error_code(), grpc::StatusCode::NOT_FOUND);
+  get_request.set_name(name);
+  {
+    grpc::ClientContext ctx;
+    const grpc::Status s = bob->GetJob(&ctx, get_request, &unused);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
+    std::string expected = absent.error_message();
+    expected.replace(expected.find(missing), missing.size(), name);
+    EXPECT_EQ(s.error_message(), expected);
+  }
+  {
+    grpc::ClientContext ctx;
+    v1::WaitJobRequest wait;
+    wait.set_name(name);
+    EXPECT_EQ(bob->WaitJob(&ctx, wait, &unused).error_code(), grpc::StatusCode::NOT_FOUND);
+  }
+  {
+    grpc::ClientContext ctx;
+    v1::WatchJobRequest watch;
+    watch.set_name(name);
+    auto reader = bob->WatchJob(&ctx, watch);
+    v1::Job update;
+    EXPECT_FALSE(reader->Read(&update));
+    EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::NOT_FOUND);
+  }
+  EXPECT_EQ(attattr::testing::ReadResult(*bob, name).status.error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(attattr::testing::Cancel(*bob, name).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(attattr::testing::Delete(*bob, name).error_code(), grpc::StatusCode::NOT_FOUND);
+  {
+    grpc::ClientContext ctx;
+    v1::ListJobsRequest list;
+    v1::ListJobsResponse page;
+    ASSERT_TRUE(bob->ListJobs(&ctx, list, &page).ok());
+    EXPECT_EQ(page.jobs_size(), 0);
+  }
+  // The same request id is bob's own: a new job, not alice's.
+  v1::Job bobs;
+  ASSERT_TRUE(attattr::testing::Submit(*bob, TextJob(), &bobs, "request-1").ok());
+  EXPECT_NE(bobs.name(), name);
+  EXPECT_EQ(bobs.owner(), "bob");
+  // Alice's retry with her request id is idempotent.
+  v1::Job again;
+  ASSERT_TRUE(attattr::testing::Submit(*alice, TextJob(), &again, "request-1").ok());
+  EXPECT_EQ(again.name(), name);
+  // The admin sees both.
+  {
+    grpc::ClientContext ctx;
+    v1::ListJobsRequest list;
+    v1::ListJobsResponse page;
+    ASSERT_TRUE(root->ListJobs(&ctx, list, &page).ok());
+    EXPECT_EQ(page.jobs_size(), 2);
+  }
+  EXPECT_TRUE(attattr::testing::ReadResult(*alice, name).status.ok());
+  EXPECT_EQ(attattr::testing::Get(*root, name).owner(), "alice");
+
+  // The report over HTTPS, with the same credentials.
+  httplib::SSLClient https("127.0.0.1", report_port);
+  https.set_ca_cert_path(ca_->cert_path().c_str());
+  https.enable_server_certificate_verification(true);
+  const std::string path = "/" + name + "/report";
+  auto no_token = https.Get(path.c_str());
+  ASSERT_TRUE(no_token) << httplib::to_string(no_token.error());
+  EXPECT_EQ(no_token->status, 401);
+  EXPECT_NE(no_token->get_header_value("WWW-Authenticate").find("Bearer"), std::string::npos);
+  auto as_bob = https.Get(path.c_str(), {{"Authorization", "Bearer " + Token("bob")}});
+  ASSERT_TRUE(as_bob);
+  EXPECT_EQ(as_bob->status, 404);
+  auto as_alice = https.Get(path.c_str(), {{"Authorization", "Bearer " + Token("alice")}});
+  ASSERT_TRUE(as_alice);
+  EXPECT_EQ(as_alice->status, 200);
+  EXPECT_NE(as_alice->body.find("<html"), std::string::npos);
+  EXPECT_NE(as_alice->get_header_value("Content-Security-Policy").find("default-src 'none'"),
+            std::string::npos);
+  // Bob may delete his own job; alice's stays.
+  EXPECT_TRUE(attattr::testing::Delete(*bob, bobs.name()).ok());
+  EXPECT_EQ(attattr::testing::Get(*alice, name).state(), v1::SUCCEEDED);
+}
+
+TEST_F(SecurityTest, RolesDecideExportsDatasetsAndPriority) {
+  const std::string exports = dir_ + "/exports";
+  fs::create_directories(exports);
+  StartServer({"--auth-tokens=" + WriteTokens(dir_), "--admin-principals=root",
+               "--export-root=" + exports, "--data-root=" + dir_, "--dataset-principals=alice",
+               "--max-user-priority=2"});
+  v1::JobSpec heads;
+  heads.set_model(kModel);
+  auto* h = heads.mutable_head_importance();
+  h->mutable_importance_set()->mutable_inline_()->add_examples()->set_text("a fine film .");
+  h->mutable_evaluation_set()->mutable_inline_()->add_examples()->set_text("a dull film .");
+  h->set_export_path("pruned/model");
+  h->set_export_ratio(50);
+  v1::Job job;
+  ExpectStatus(attattr::testing::Submit(*As("bob"), heads, &job),
+               grpc::StatusCode::PERMISSION_DENIED, "spec.head_importance.export_path");
+  EXPECT_FALSE(fs::exists(exports + "/pruned"));
+
+  v1::JobSpec dataset = TextJob();
+  *dataset.mutable_attribution()->mutable_examples() = attattr::testing::DatasetSource("tokens", 1);
+  ExpectStatus(attattr::testing::Submit(*As("bob"), dataset, &job),
+               grpc::StatusCode::PERMISSION_DENIED, "--dataset-principals");
+
+  v1::JobSpec urgent = TextJob();
+  urgent.set_priority(5);
+  ExpectStatus(attattr::testing::Submit(*As("alice"), urgent, &job),
+               grpc::StatusCode::PERMISSION_DENIED, "spec.priority");
+  EXPECT_TRUE(attattr::testing::Submit(*As("root"), urgent, &job).ok());
+}
+
+TEST_F(SecurityTest, QuotasPushBackOneTenantWhileOthersAreServed) {
+  StartServer({"--auth-tokens=" + WriteTokens(dir_), "--job-runners=1",
+               "--max-queued-jobs-per-principal=2", "--explain-rate-per-principal=0.05",
+               "--explain-burst-per-principal=1"});
+  auto alice = As("alice");
+  auto bob = As("bob");
+  // Alice: one job running (long), two waiting, the next refused with a pushback.
+  v1::Job job;
+  ASSERT_TRUE(attattr::testing::Submit(*alice, TextJob(40, 32), &job).ok());
+  attattr::testing::WaitForState(*alice, job.name(), v1::RUNNING);
+  ASSERT_TRUE(attattr::testing::Submit(*alice, TextJob(), &job).ok());
+  ASSERT_TRUE(attattr::testing::Submit(*alice, TextJob(), &job).ok());
+  grpc::ClientContext refused;
+  ExpectStatus(attattr::testing::Submit(*alice, TextJob(), &job, "", &refused),
+               grpc::StatusCode::RESOURCE_EXHAUSTED, "--max-queued-jobs-per-principal");
+  EXPECT_EQ(refused.GetServerTrailingMetadata().count("grpc-retry-pushback-ms"), 1u);
+  // Bob's job is accepted, and runs before alice's two waiting ones (owners take turns).
+  v1::Job bobs;
+  ASSERT_TRUE(attattr::testing::Submit(*bob, TextJob(), &bobs).ok());
+
+  // Explain: one call per 20 s each; alice's second is refused, bob's first is served.
+  v1::ExplainRequest explain;
+  explain.set_model(kModel);
+  explain.mutable_example()->set_text("a gorgeous film .");
+  explain.mutable_options()->set_steps(2);
+  v1::ExplainResponse response;
+  {
+    grpc::ClientContext ctx;
+    EXPECT_TRUE(alice->Explain(&ctx, explain, &response).ok());
+  }
+  {
+    grpc::ClientContext ctx;
+    ExpectStatus(alice->Explain(&ctx, explain, &response), grpc::StatusCode::RESOURCE_EXHAUSTED,
+                 "--explain-rate-per-principal");
+    EXPECT_EQ(ctx.GetServerTrailingMetadata().count("grpc-retry-pushback-ms"), 1u);
+  }
+  {
+    grpc::ClientContext ctx;
+    EXPECT_TRUE(bob->Explain(&ctx, explain, &response).ok());
+  }
+  EXPECT_EQ(attattr::testing::WaitDone(*bob, bobs.name()).state(), v1::SUCCEEDED);
+}
+
+TEST_F(SecurityTest, MutualTlsIdentifiesCallersByCertificate) {
+  StartServer({"--tls-client-ca=" + ca_->cert_path()});
+  const PemFiles team_a = ca_->Issue("team-a", "team-a", {"URI:spiffe://cluster/team-a"});
+  const PemFiles team_b = ca_->Issue("team-b", "team-b-cn", {});
+  const PemFiles expired = ca_->Issue("expired", "old", {"DNS:old"}, -7200, -3600);
+  const PemFiles foreign = other_ca_->Issue("foreign", "foreign", {"DNS:foreign"});
+  auto a = SecureStub(server_->address(), {ca_->cert_path(), "", team_a});
+  auto b = SecureStub(server_->address(), {ca_->cert_path(), "", team_b});
+  // No client certificate, an expired one, one from another CA: no handshake.
+  for (const PemFiles& cert : {PemFiles{}, expired, foreign}) {
+    auto stub = SecureStub(server_->address(), {ca_->cert_path(), "", cert});
+    EXPECT_EQ(ListModels(*stub).error_code(), grpc::StatusCode::UNAVAILABLE) << cert.cert;
+  }
+  v1::Job job;
+  ASSERT_TRUE(attattr::testing::Submit(*a, TextJob(), &job).ok());
+  EXPECT_EQ(job.owner(), "spiffe://cluster/team-a");  // the first subject alternative name
+  v1::Job other;
+  ASSERT_TRUE(attattr::testing::Submit(*b, TextJob(), &other).ok());
+  EXPECT_EQ(other.owner(), "team-b-cn");  // no SAN: the common name
+  grpc::ClientContext ctx;
+  v1::GetJobRequest get;
+  get.set_name(job.name());
+  EXPECT_EQ(b->GetJob(&ctx, get, &other).error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(SecurityTest, RotatedCertificatesAreServedWithoutRestart) {
+  const int report_port = FreePort();
+  StartServer({"--auth-tokens=" + WriteTokens(dir_),
+               "--report-listen=127.0.0.1:" + std::to_string(report_port)});
+  ASSERT_TRUE(ListModels(*As("alice")).ok());
+  // cert-manager's way: new files in place (here: renamed over the old ones), no restart.
+  const PemFiles next = other_ca_->Issue("next", "attattr", {"DNS:localhost", "IP:127.0.0.1"});
+  fs::rename(next.key, server_cert_.key);
+  fs::rename(next.cert, server_cert_.cert);
+  bool grpc_rotated = false;
+  bool https_rotated = false;
+  for (int i = 0; i < 100 && !(grpc_rotated && https_rotated); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    auto stub = SecureStub(server_->address(), {other_ca_->cert_path(), Token("alice"), {}});
+    grpc_rotated = grpc_rotated || ListModels(*stub).ok();
+    httplib::SSLClient https("127.0.0.1", report_port);
+    https.set_ca_cert_path(other_ca_->cert_path().c_str());
+    https.enable_server_certificate_verification(true);
+    auto health = https.Get("/healthz");
+    https_rotated = https_rotated || (health && health->status == 200);
+  }
+  EXPECT_TRUE(grpc_rotated);
+  EXPECT_TRUE(https_rotated);
+  // The old CA no longer verifies the server.
+  auto old = SecureStub(server_->address(), {ca_->cert_path(), Token("alice"), {}});
+  EXPECT_EQ(ListModels(*old).error_code(), grpc::StatusCode::UNAVAILABLE);
+}
+
+}  // namespace
