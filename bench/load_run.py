@@ -93,6 +93,7 @@ class Server:
             [str(binary), "--models", str(models), "--listen", f"127.0.0.1:{self.grpc_port}",
              "--metrics-listen", f"127.0.0.1:{self.http_port}", "--store", str(workdir / "jobs.db"),
              "--data-root", str(data), "--job-runners", "2", "--max-queued-jobs", "1000",
+             "--max-queued-jobs-per-principal", "1000",
              "--threads", "1"],
             stdout=self.log, stderr=subprocess.STDOUT)
 

@@ -127,6 +127,18 @@ std::unique_ptr<v1::Attattr::Stub> NewAttattrStub(const std::string& server,
   return v1::Attattr::NewStub(OpenChannel(server, security));
 }
 
+std::string AccessDeniedMessage(const grpc::Status& status) {
+  if (status.error_code() == grpc::StatusCode::UNAUTHENTICATED) {
+    return absl::StrCat("UNAUTHENTICATED: ", status.error_message(),
+                        " (send a token with --token-file or ATTATTR_TOKEN, or a client "
+                        "certificate with --tls-cert and --tls-key)");
+  }
+  if (status.error_code() == grpc::StatusCode::PERMISSION_DENIED) {
+    return absl::StrCat("PERMISSION_DENIED: ", status.error_message());
+  }
+  return "";
+}
+
 void SetCallDeadline(grpc::ClientContext* ctx, double seconds, int64_t extra_ms) {
   if (!(seconds > 0)) return;
   ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(extra_ms) +

@@ -52,6 +52,10 @@ std::shared_ptr<grpc::Channel> OpenChannel(const std::string& server,
 std::unique_ptr<v1::Attattr::Stub> NewAttattrStub(const std::string& server,
                                                   const ChannelSecurity& security);
 
+// The CLI's message for a refused caller: UNAUTHENTICATED and PERMISSION_DENIED named, with how
+// to send credentials for the first; "" for any other status.
+std::string AccessDeniedMessage(const grpc::Status& status);
+
 // Sets ctx's deadline to now + `seconds` + `extra_ms` (a WaitJob's own wait); none when
 // `seconds` <= 0.
 void SetCallDeadline(grpc::ClientContext* ctx, double seconds, int64_t extra_ms = 0);

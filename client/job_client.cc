@@ -125,6 +125,10 @@ struct JobClient::Impl {
         }
         break;
       }
+      case grpc::StatusCode::UNAUTHENTICATED:
+      case grpc::StatusCode::PERMISSION_DENIED:
+        message = AccessDeniedMessage(s);
+        break;
       case grpc::StatusCode::UNIMPLEMENTED:
         message = Combine(absl::StrCat("the server at ", server, " does not implement this call"),
                           theirs);

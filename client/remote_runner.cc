@@ -21,6 +21,8 @@ absl::Status FromGrpc(const grpc::Status& s, const std::string& server) {
     message = absl::StrCat("server ", server, " unavailable: ", message);
   } else if (s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
     message = absl::StrCat("deadline exceeded (--deadline-seconds): ", message);
+  } else if (std::string denied = AccessDeniedMessage(s); !denied.empty()) {
+    message = std::move(denied);
   }
   // gRPC's and absl's canonical codes share their numbers.
   return absl::Status(static_cast<absl::StatusCode>(s.error_code()), message);

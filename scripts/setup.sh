@@ -47,8 +47,9 @@ cmake --build --preset release
 log "done: binaries in build/bin/"
 
 # 4. Deployment test tools (tests/deploy/helm_*, k8s_*) ---------------------------------------
-# helm built from the Go module proxy into build/tools/bin (a few minutes on 2 cores the first
-# time, seconds with a warm Go build cache); kubernetes-validate (offline Kubernetes schemas) in
+# helm and tests/deploy/psa_check (k8s.io/pod-security-admission) built from the Go module proxy
+# into build/tools/bin (a few minutes on 2 cores the first time, seconds with a warm Go build
+# cache); kubernetes-validate (offline Kubernetes schemas) in
 # the virtual environment build/deploy-venv (with hadolint, the Dockerfile linter); kustomize is `kubectl kustomize` where kubectl is
 # installed, otherwise built from the Go module proxy too. Tests skip (77) without them.
 tools_bin="$root/build/tools/bin"
@@ -56,12 +57,17 @@ mkdir -p "$tools_bin"
 go_cmd=$(command -v go || true)
 [ -z "$go_cmd" ] && [ -x /usr/local/go/bin/go ] && go_cmd=/usr/local/go/bin/go
 if [ -z "$go_cmd" ]; then
-  log "warning: no Go toolchain: helm is not installed, tests/deploy/helm_* will be skipped"
+  log "warning: no Go toolchain: helm and psa_check are not installed, tests/deploy/helm_* and psa_* will be skipped"
 else
   if [ ! -x "$tools_bin/helm" ]; then
     log "building helm v3.22.0 into build/tools/bin (go install)"
     GOBIN="$tools_bin" "$go_cmd" install helm.sh/helm/v3/cmd/helm@v3.22.0
   fi
+  # The Pod Security Standard checker of tests/deploy/psa_restricted_test.sh (go build is a no-op
+  # when it is up to date; the test builds it too, and skips when the modules cannot be fetched).
+  log "building tests/deploy/psa_check into build/tools/bin (go build)"
+  (cd tests/deploy/psa_check && "$go_cmd" build -buildvcs=false -o "$tools_bin/psa_check" .) ||
+    log "warning: tests/deploy/psa_check did not build; psa_restricted_test will try again"
   if ! command -v kustomize >/dev/null && ! command -v kubectl >/dev/null &&
     [ ! -x "$tools_bin/kustomize" ]; then
     log "building kustomize v5.8.1 into build/tools/bin (go install)"

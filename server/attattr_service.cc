@@ -13,6 +13,7 @@
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/reflection.h"
 #include "jobs/job_convert.h"
+#include "jobs/job_priority.h"
 #include "proto_convert.h"
 #include "status_convert.h"
 
@@ -152,7 +153,8 @@ absl::StatusOr<store::JobRecord> AttattrService::OwnedJob(const Principal& calle
 
 absl::Status AttattrService::CheckSpecPermissions(const Principal& caller,
                                                   const v1::JobSpec& spec) const {
-  if (spec.priority() > caller.max_priority) {
+  // (A priority outside the proto's range is the spec's validation's INVALID_ARGUMENT.)
+  if (spec.priority() > caller.max_priority && spec.priority() <= kMaxJobPriority) {
     return absl::PermissionDeniedError(absl::StrCat(
         "spec.priority: ", spec.priority(), " is above ", caller.max_priority,
         ", the highest principal '", caller.name, "' may ask for (--max-user-priority)"));

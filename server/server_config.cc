@@ -4,6 +4,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "jobs/job_priority.h"
 
 namespace attattr::server {
 namespace {
@@ -119,7 +120,7 @@ absl::Status ServerConfig::Validate() const {
       }
     }
   }
-  if (max_user_priority < -10 || max_user_priority > 10) {
+  if (max_user_priority < kMinJobPriority || max_user_priority > kMaxJobPriority) {
     return absl::InvalidArgumentError("--max-user-priority: must be in [-10, 10]");
   }
   if (max_queued_jobs_per_principal < 0) {

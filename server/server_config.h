@@ -77,7 +77,7 @@ struct ServerConfig {
   int64_t max_dataset_bytes = int64_t{256} << 20;
   // What one principal's stored jobs (specs and results, queued, running or finished and not yet
   // expired or deleted) may occupy before SubmitJob answers RESOURCE_EXHAUSTED: cancelling a job
-  // does not free its place, deleting it does. Until callers authenticate every caller is the one
+  // does not free its place, deleting it does. Without authentication every caller is the one
   // principal "anonymous", so this bounds the whole store. Default: 4 GiB.
   int64_t max_stored_bytes_per_principal = int64_t{4} << 30;
   // Examples one job may hold. Default: 10000.

@@ -6,12 +6,11 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "attattr/base/status_macros.h"
+#include "jobs/job_priority.h"
 
 namespace attattr::server {
 namespace {
 
-// JobSpec.priority's range (job.proto).
-constexpr int32_t kMaxPriority = 10;
 constexpr size_t kMaxIdentityBytes = 256;
 
 }  // namespace
@@ -37,7 +36,7 @@ Principal Authenticator::Resolve(const std::string& name) const {
   p.admin = !enabled() || Listed(admins_, name);
   p.may_export = p.admin || Listed(exporters_, name);
   p.may_read_datasets = p.admin || Listed(dataset_readers_, name);
-  p.max_priority = p.admin ? kMaxPriority : max_user_priority_;
+  p.max_priority = p.admin ? kMaxJobPriority : max_user_priority_;
   return p;
 }
 

@@ -13,15 +13,13 @@
 #include "attattr/base/status_macros.h"
 #include "attattr/engine/dataset.h"
 #include "attattr/engine/gold_label.h"
+#include "jobs/job_priority.h"
 #include "proto_convert.h"
 
 namespace attattr::server {
 namespace {
 
 namespace fs = std::filesystem;
-
-constexpr int kMinPriority = -10;
-constexpr int kMaxPriority = 10;
 
 absl::Status Invalid(const std::string& field, const std::string& what) {
   return InvalidSpec(field, what);
@@ -185,9 +183,9 @@ absl::StatusOr<const engine::Model*> CheckJobCommon(const v1::JobSpec& spec,
     return absl::NotFoundError(
         absl::StrCat("spec.model: ", QuoteInput(spec.model()), " is not served (ListModels)"));
   }
-  if (spec.priority() < kMinPriority || spec.priority() > kMaxPriority) {
-    return Invalid("spec.priority", absl::StrCat(spec.priority(), " is not in [", kMinPriority,
-                                                 ", ", kMaxPriority, "]"));
+  if (spec.priority() < kMinJobPriority || spec.priority() > kMaxJobPriority) {
+    return Invalid("spec.priority", absl::StrCat(spec.priority(), " is not in [", kMinJobPriority,
+                                                 ", ", kMaxJobPriority, "]"));
   }
   if (spec.timeout_ms() < 0) return Invalid("spec.timeout_ms", "must be >= 0 (0 = no limit)");
   if (spec.kind_case() == v1::JobSpec::KIND_NOT_SET) {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # helm lint and helm template of helm/attattr for the default values, values-gpu.yaml and the
-# chart's ci/*.yaml; what the renders must contain; and values that must be refused at install
+# chart's ci/*.yaml (every optional feature; TLS, mutual TLS, tokens, cert-manager, NetworkPolicy,
+# a service mesh); what the renders must contain; and values that must be refused at install
 # time (values.schema.json and the chart's own checks), each by both `helm template` and `helm lint`.
 # usage: helm_chart_test.sh SOURCE_DIR TOOLS_DIR VENV_DIR     (exit 77: a tool is missing)
 set -uo pipefail
@@ -12,7 +13,8 @@ chart=$src/helm/attattr
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-for values in "" values-gpu.yaml ci/full-values.yaml ci/persistence-values.yaml; do
+for values in "" values-gpu.yaml ci/full-values.yaml ci/persistence-values.yaml ci/secure-values.yaml \
+  ci/certmanager-values.yaml ci/mesh-values.yaml; do
   f=(); [ -n "$values" ] && f=(-f "$chart/$values")
   label=${values:-default values}
   check "helm lint --strict ($label)" "$HELM" lint --strict "$chart" "${f[@]}"
@@ -22,7 +24,7 @@ done
 
 # What the renders must say (the Kubernetes schema check is helm_schema_test).
 check "rendered content" "$PY" - "$tmp" <<'PY'
-import sys, yaml
+import base64, sys, yaml
 tmp = sys.argv[1]
 def load(name):
     return {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(open(f"{tmp}/{name}.out")) if d}
@@ -34,21 +36,53 @@ errors = []
 def expect(cond, msg):
     if not cond: errors.append(msg)
 
-for name in ("default", "values-gpu.yaml", "full-values.yaml", "persistence-values.yaml"):
+def arg(c, flag):
+    """The value of --flag=VALUE in the container's args (None when absent)."""
+    found = [a.split("=", 1)[1] for a in c["args"] if a.startswith(flag + "=")]
+    return found[0] if found else None
+def ingress_from(docs, port):
+    rules = [r for r in one(docs, "NetworkPolicy")["spec"]["ingress"] if any(p["port"] == port for p in r["ports"])]
+    return [peer for r in rules for peer in r["from"]]
+
+names = ("default", "values-gpu.yaml", "full-values.yaml", "persistence-values.yaml", "secure-values.yaml",
+         "certmanager-values.yaml", "mesh-values.yaml")
+for name in names:
     docs = load(name)
     dep = one(docs, "Deployment"); pod = dep["spec"]["template"]["spec"]
     c = pod["containers"][0]
-    sc, psc = c["securityContext"], pod["securityContext"]
-    expect(psc.get("runAsNonRoot") and sc.get("runAsNonRoot"), f"{name}: runAsNonRoot")
-    expect(sc.get("readOnlyRootFilesystem") is True, f"{name}: readOnlyRootFilesystem")
-    expect(sc.get("allowPrivilegeEscalation") is False, f"{name}: allowPrivilegeEscalation")
-    expect(sc.get("capabilities", {}).get("drop") == ["ALL"], f"{name}: drop ALL")
-    expect(c["livenessProbe"]["grpc"]["service"] == "", f"{name}: liveness grpc.health.v1 ''")
-    expect(c["readinessProbe"]["grpc"]["service"] == "attattr.v1.Attattr", f"{name}: readiness service")
+    psc = pod["securityContext"]
+    expect(psc.get("runAsNonRoot") and psc.get("seccompProfile") == {"type": "RuntimeDefault"},
+           f"{name}: pod runAsNonRoot, RuntimeDefault seccomp")
+    for ct in pod["containers"] + pod.get("initContainers", []):
+        sc = ct["securityContext"]
+        expect(sc.get("runAsNonRoot"), f"{name}: {ct['name']}: runAsNonRoot")
+        expect(sc.get("readOnlyRootFilesystem") is True, f"{name}: {ct['name']}: readOnlyRootFilesystem")
+        expect(sc.get("allowPrivilegeEscalation") is False, f"{name}: {ct['name']}: allowPrivilegeEscalation")
+        expect(sc.get("capabilities", {}).get("drop") == ["ALL"], f"{name}: {ct['name']}: drop ALL")
+    tls = name in ("secure-values.yaml", "certmanager-values.yaml")
+    if tls:
+        # The kubelet's gRPC probes cannot do (mutual) TLS: HTTPS GET /healthz on the metrics port.
+        for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+            expect(c[probe].get("httpGet") == {"path": "/healthz", "port": "metrics", "scheme": "HTTPS"}
+                   and "grpc" not in c[probe], f"{name}: {probe} is HTTPS /healthz: {c[probe]}")
+        expect(arg(c, "--tls-cert") == "/etc/attattr-tls/tls.crt" and arg(c, "--tls-key") == "/etc/attattr-tls/tls.key",
+               f"{name}: --tls-cert/--tls-key")
+        mounts = {m["name"]: m for m in c["volumeMounts"]}
+        expect(mounts["tls"]["mountPath"] == "/etc/attattr-tls" and "subPath" not in mounts["tls"],
+               f"{name}: the TLS Secret is mounted as a directory (rotation reaches the pod)")
+    else:
+        expect(c["livenessProbe"]["grpc"]["service"] == "", f"{name}: liveness grpc.health.v1 ''")
+        expect(c["readinessProbe"]["grpc"]["service"] == "attattr.v1.Attattr", f"{name}: readiness service")
+        expect(not any(a.startswith("--tls-") for a in c["args"]), f"{name}: no --tls-* without tls.enabled")
     svc = one(docs, "Service")
-    expect({p["name"] for p in svc["spec"]["ports"]} == {"grpc", "metrics"}, f"{name}: service ports")
+    ports = {p["name"]: p for p in svc["spec"]["ports"]}
+    expect(set(ports) == ({"grpc", "metrics", "reports"} if name == "secure-values.yaml" else {"grpc", "metrics"}),
+           f"{name}: service ports {sorted(ports)}")
+    expect(ports["grpc"]["appProtocol"] == ("tls" if tls else "grpc"), f"{name}: grpc appProtocol")
     expect("--config=/etc/attattr/attattr.ini" in c["args"], f"{name}: --config")
     one(docs, "ConfigMap"); one(docs, "PodDisruptionBudget")
+    ini = one(docs, "ConfigMap")["data"]["attattr.ini"]
+    expect(("NetworkPolicy", "attattr") in docs or name == "mesh-values.yaml", f"{name}: a NetworkPolicy by default")
     vols = {v["name"]: v for v in pod["volumes"]}
     expect("emptyDir" in vols["tmp"], f"{name}: /tmp emptyDir")
     gpu = name == "values-gpu.yaml"
@@ -61,8 +95,23 @@ for name in ("default", "values-gpu.yaml", "full-values.yaml", "persistence-valu
         expect("emptyDir" in vols["store"], "default: store on an emptyDir")
         expect(vols["models"]["persistentVolumeClaim"]["claimName"] == "attattr-models", "default: models PVC")
         expect(pod["terminationGracePeriodSeconds"] == 45, "default: grace 30 + 15")
-        for kind in ("ServiceMonitor", "HorizontalPodAutoscaler", "PersistentVolumeClaim"):
+        for kind in ("ServiceMonitor", "HorizontalPodAutoscaler", "PersistentVolumeClaim", "Secret", "Certificate"):
             expect(not any(k == kind for k, _ in docs), f"default: no {kind}")
+        for line in ("reflection=true", "max-queued-jobs-per-principal=64", "explain-rate-per-principal=0",
+                     "max-user-priority=0"):
+            expect(line + "\n" in ini, f"default: {line} in the INI")
+        expect(not any(a.startswith(("--auth-tokens", "--admin-principals", "--export-principals",
+                                     "--dataset-principals", "--report-listen")) for a in c["args"]),
+               f"default: no auth, principal or report flags: {c['args']}")
+        np = one(docs, "NetworkPolicy")["spec"]
+        expect(np["policyTypes"] == ["Ingress"], "default: egress not restricted")
+        expect(np["podSelector"]["matchLabels"] == dep["spec"]["selector"]["matchLabels"],
+               "default: the NetworkPolicy selects the Deployment's pods")
+        expect(ingress_from(docs, "grpc") == [{"podSelector": {"matchLabels": {"attattr-client": "true"}}}],
+               f"default: gRPC from pods labelled attattr-client=true: {ingress_from(docs, 'grpc')}")
+        expect(ingress_from(docs, "metrics") ==
+               [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}],
+               f"default: metrics from the monitoring namespace: {ingress_from(docs, 'metrics')}")
     if name == "full-values.yaml":
         sm = one(docs, "ServiceMonitor")
         expect(sm["spec"]["endpoints"][0]["port"] == "metrics", "full: ServiceMonitor port")
@@ -85,12 +134,82 @@ for name in ("default", "values-gpu.yaml", "full-values.yaml", "persistence-valu
         expect(pod["terminationGracePeriodSeconds"] == 90, "full: terminationGracePeriodSeconds")
         expect(one(docs, "PodDisruptionBudget")["spec"].keys() >= {"minAvailable"} and
                "maxUnavailable" not in one(docs, "PodDisruptionBudget")["spec"], "full: PDB minAvailable")
-        ini = one(docs, "ConfigMap")["data"]["attattr.ini"]
         expect("batch-max-delay-us=1000000\n" in ini, f"full: big integers stay integers: {ini}")
+        egress = one(docs, "NetworkPolicy")["spec"]["egress"]
+        expect([p["port"] for r in egress for p in r["ports"]] == [53, 53, 443],
+               f"full: restricted egress allows DNS and HTTPS for the download: {egress}")
     if name == "persistence-values.yaml":
         expect(dep["spec"]["strategy"]["type"] == "Recreate", "persistence: Recreate")
         expect(one(docs, "PersistentVolumeClaim")["spec"]["storageClassName"] == "standard", "persistence: PVC")
         expect(vols["models"]["hostPath"]["path"] == "/mnt/models", "persistence: hostPath models")
+    if name == "secure-values.yaml":
+        expect(arg(c, "--tls-client-ca") == "/etc/attattr-client-ca/ca.crt", "secure: --tls-client-ca from clientCASecret")
+        expect(vols["client-ca"]["secret"]["secretName"] == "attattr-client-ca", "secure: client CA Secret")
+        expect(vols["tls"]["secret"]["secretName"] == "attattr-tls", "secure: TLS Secret")
+        expect(arg(c, "--tls-reload-seconds") == "30", "secure: --tls-reload-seconds")
+        expect(arg(c, "--auth-tokens") == "/etc/attattr-auth/tokens", "secure: --auth-tokens")
+        expect(arg(c, "--admin-principals") == "alice", "secure: --admin-principals")
+        expect(arg(c, "--export-principals") == "alice,ci-pipeline", "secure: --export-principals")
+        expect(arg(c, "--dataset-principals") == "alice,ci-pipeline,spiffe://cluster.local/ns/ml/sa/notebooks",
+               "secure: --dataset-principals")
+        expect(arg(c, "--report-listen") == "0.0.0.0:9465", "secure: --report-listen")
+        expect({"name": "reports", "containerPort": 9465, "protocol": "TCP"} in c["ports"], "secure: reports port")
+        for m in c["volumeMounts"]:
+            if "secret" in vols[m["name"]]:
+                expect(m.get("readOnly") and "subPath" not in m, f"secure: Secret {m['name']} read-only, no subPath")
+                expect(vols[m["name"]]["secret"]["defaultMode"] == 0o440, f"secure: Secret {m['name']} mode 0440")
+        secret = one(docs, "Secret")
+        expect(vols["auth-tokens"]["secret"]["secretName"] == secret["metadata"]["name"] == "attattr-tokens",
+               "secure: the chart's token Secret is the one mounted")
+        lines = [l for l in base64.b64decode(secret["data"]["tokens"]).decode().splitlines() if not l.startswith("#")]
+        expect(lines == ["alice\t2bd806c97f0e00af1a1fc3328fa763a9269723c8db8fac4f93af71db186d6e90",
+                         "ci-pipeline\t81b637d8fcd2c6da6359e6963113a1170de795e4b725b84d1e0b4cfd9ec58ce9",
+                         "alice\t4e07408562bedb8b60ce05c1decfe3ad16b72230967de01f640b7e4729b49fce"],
+               f"secure: token file lines principal<TAB>sha256: {lines}")
+        for line in ("reflection=false", "explain-rate-per-principal=2.5", "explain-burst-per-principal=10",
+                     "max-queued-jobs-per-principal=16", "max-running-jobs-per-principal=2", "max-user-priority=5"):
+            expect(line + "\n" in ini, f"secure: {line} in the INI")
+        sm = one(docs, "ServiceMonitor")["spec"]["endpoints"][0]
+        expect(sm["scheme"] == "https" and sm["tlsConfig"] == {"ca": {"secret": {"name": "attattr-tls", "key": "ca.crt"}},
+                                                               "serverName": "attattr.ml.svc"},
+               f"secure: ServiceMonitor over https, verified: {sm}")
+        expect(ports["metrics"]["appProtocol"] == "https" and ports["reports"]["appProtocol"] == "https",
+               "secure: https appProtocol")
+        expect(ingress_from(docs, "grpc") == [{"namespaceSelector": {"matchLabels": {"team": "ml"}},
+                                               "podSelector": {"matchLabels": {"attattr-client": "true"}}}],
+               f"secure: gRPC clients in namespaces labelled team=ml (one peer: both selectors): {ingress_from(docs, 'grpc')}")
+        expect(ingress_from(docs, "metrics") == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+                                                  "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}],
+               f"secure: metrics from Prometheus' pods only: {ingress_from(docs, 'metrics')}")
+        expect(ingress_from(docs, "reports") == [{"namespaceSelector": {"matchLabels": {"team": "ml"}},
+                                                  "podSelector": {"matchLabels": {"app": "report-viewer"}}}],
+               f"secure: reports from the report readers: {ingress_from(docs, 'reports')}")
+    if name == "certmanager-values.yaml":
+        cert = one(docs, "Certificate")["spec"]
+        expect(cert["secretName"] == "attattr-tls" == vols["tls"]["secret"]["secretName"],
+               "certmanager: the Certificate writes the Secret the pod mounts")
+        expect(cert["dnsNames"] == ["attattr", "attattr.ml", "attattr.ml.svc", "attattr.ml.svc.cluster.local"],
+               f"certmanager: dnsNames default to the Service's names: {cert['dnsNames']}")
+        expect(cert["issuerRef"] == {"name": "internal-ca", "kind": "ClusterIssuer", "group": "cert-manager.io"},
+               "certmanager: issuerRef")
+        expect(cert["duration"] == "720h" and cert["renewBefore"] == "240h", "certmanager: duration, renewBefore")
+        expect(cert["privateKey"] == {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"}, "certmanager: key")
+        expect("server auth" in cert["usages"] and "key encipherment" not in cert["usages"], "certmanager: ECDSA usages")
+        expect(arg(c, "--tls-client-ca") is None, "certmanager: no mutual TLS")
+        expect(arg(c, "--auth-tokens") == "/etc/attattr-auth/tokens.tsv", "certmanager: --auth-tokens with tokensKey")
+        expect(vols["auth-tokens"]["secret"]["secretName"] == "attattr-tokens", "certmanager: the existing token Secret")
+        expect(not any(k == "Secret" for k, _ in docs), "certmanager: no chart-made Secret")
+        np = one(docs, "NetworkPolicy")["spec"]
+        expect(np["policyTypes"] == ["Ingress", "Egress"] and [p["port"] for r in np["egress"] for p in r["ports"]] == [53, 53],
+               f"certmanager: egress restricted to DNS: {np}")
+        sm = one(docs, "ServiceMonitor")["spec"]["endpoints"][0]
+        expect(sm["scheme"] == "https" and sm["tlsConfig"] == {"insecureSkipVerify": True},
+               "certmanager: serviceMonitor.tlsConfig replaces the default")
+    if name == "mesh-values.yaml":
+        expect(arg(c, "--auth-tokens") == "/etc/attattr-auth/tokens", "mesh: tokens without TLS")
+        expect(pod.get("terminationGracePeriodSeconds") == 45, "mesh: grace")
+        expect(dep["spec"]["template"]["metadata"]["labels"].get("sidecar.istio.io/inject") == "true",
+               "mesh: podLabels reach the pod")
 for e in errors: print("  " + e)
 sys.exit(1 if errors else 0)
 PY
@@ -105,6 +224,19 @@ check "NOTES.txt: attattr models --server" grep -q 'attattr models --server 127.
 check "NOTES.txt: attattr explain --server --model" \
   grep -q 'attattr explain --server 127.0.0.1:50051 --model ' "$tmp/notes"
 check "NOTES.txt: port-forward of the named ports" grep -q 'port-forward svc/attattr 50051:grpc 9464:metrics' "$tmp/notes"
+check "NOTES.txt: the NetworkPolicy's client label" grep -q 'attattr-client' "$tmp/notes"
+notes() { # notes VALUES_FILE: NOTES.txt rendered with those values
+  "$HELM" template attattr "$tmp/chart" --namespace ml -f "$chart/$1" --show-only templates/notes-copy.yaml \
+    | "$PY" -c 'import sys, yaml; print(yaml.safe_load(sys.stdin)["data"]["notes"])'
+}
+notes ci/secure-values.yaml >"$tmp/notes-secure"
+check "NOTES.txt with mutual TLS and tokens: the client's TLS and token flags" grep -qF \
+  'attattr models --server 127.0.0.1:50051 --tls-ca ca.crt --tls-server-name attattr.ml.svc --tls-cert client.crt --tls-key client.key --token-file token' \
+  "$tmp/notes-secure"
+check "NOTES.txt with TLS: metrics over https" grep -qF 'https://attattr.ml.svc:9464/metrics' "$tmp/notes-secure"
+notes ci/mesh-values.yaml >"$tmp/notes-mesh"
+check "NOTES.txt warns of tokens without TLS" grep -q 'tokens cross the network in plaintext' "$tmp/notes-mesh"
+check "NOTES.txt does not warn with TLS" sh -c '! grep -q plaintext "$1"' sh "$tmp/notes-secure"
 
 # Values that must be refused, with the reason named: values.schema.json refuses them in
 # `helm lint` and `helm template`/`install`.
@@ -173,4 +305,42 @@ bad "a shared SQLite store under an autoscaler" "autoscaling" --set store.persis
   --set autoscaling.enabled=true
 bad_template "minReplicas above maxReplicas" "minReplicas" --set autoscaling.enabled=true \
   --set autoscaling.minReplicas=5 --set autoscaling.maxReplicas=2
+
+# TLS, tokens, principals, quotas, NetworkPolicy.
+bad "TLS without a Secret or cert-manager" "secretName" --set tls.enabled=true
+bad "mutual TLS without TLS" "tls/enabled" --set tls.clientAuth=true
+bad "cert-manager without TLS" "tls/enabled" --set tls.certManager.enabled=true \
+  --set tls.certManager.issuerRef.name=ca
+bad "cert-manager without an issuer" "issuerRef" --set tls.enabled=true --set tls.certManager.enabled=true
+bad "an unknown private key algorithm" "algorithm" --set tls.enabled=true --set tls.certManager.enabled=true \
+  --set tls.certManager.issuerRef.name=ca --set tls.certManager.privateKey.algorithm=DSA
+bad "a malformed certificate duration" "duration" --set tls.enabled=true --set tls.certManager.enabled=true \
+  --set tls.certManager.issuerRef.name=ca --set tls.certManager.duration=90d
+bad "a TLS Secret name that is not a DNS name" "secretName" --set tls.enabled=true --set tls.secretName=My_Secret
+bad "tokens both inline and from a Secret" "tokens" --set auth.tokensSecret=attattr-tokens \
+  --set 'auth.tokens[0].principal=alice' --set "auth.tokens[0].sha256=$(printf '%064d' 0)"
+bad "a token without its sha256" "sha256" --set 'auth.tokens[0].principal=alice'
+bad "a token's sha256 in capitals" "sha256" --set 'auth.tokens[0].principal=alice' \
+  --set "auth.tokens[0].sha256=$(printf '%064d' 0 | tr 0 A)"
+bad "a principal with a space" "principal" --set 'auth.tokens[0].principal=alice smith' \
+  --set "auth.tokens[0].sha256=$(printf '%064d' 0)"
+bad_template "the same token twice" "listed twice" --set 'auth.tokens[0].principal=alice' \
+  --set "auth.tokens[0].sha256=$(printf '%064d' 0)" --set 'auth.tokens[1].principal=bob' \
+  --set "auth.tokens[1].sha256=$(printf '%064d' 0)"
+bad "a principal longer than 128 bytes" "principal" --set "auth.tokens[0].principal=$(printf '%0129d' 0)" \
+  --set "auth.tokens[0].sha256=$(printf '%064d' 0)"
+bad "a principal with a comma" "exportPrincipals" --set 'auth.exportPrincipals[0]=a\,b'
+bad "everyone as admin" "adminPrincipals" --set 'auth.adminPrincipals[0]=*'
+printf 'auth:\n  datasetPrincipals: []\n' >"$tmp/no-dataset-principals.yaml"
+bad "no dataset principals at all" "datasetPrincipals" -f "$tmp/no-dataset-principals.yaml"
+bad "a misspelt auth key" "tokenSecret" --set auth.tokenSecret=x
+bad "a negative Explain rate" "explainRatePerPrincipal" --set server.explainRatePerPrincipal=-1
+bad "a negative maxQueuedJobsPerPrincipal" "maxQueuedJobsPerPrincipal" --set server.maxQueuedJobsPerPrincipal=-1
+bad "reflection as a string" "reflection" --set-string server.reflection=yes
+bad "a reports port out of range" "reports" --set reports.port=0
+bad_template "the reports port on the metrics port" "reports.port" --set reports.port=9464
+bad_template "a client CA without mutual TLS" "clientCASecret" --set tls.enabled=true --set tls.secretName=t \
+  --set tls.clientCASecret=ca
+bad "a NetworkPolicy without a client selector" "podSelector" --set networkPolicy.clients.podSelector=null
+bad "a misspelt NetworkPolicy key" "egres" --set networkPolicy.egres.restrict=true
 finish

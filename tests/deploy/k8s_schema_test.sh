@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# deploy/k8s: the kustomize base and the cpu and gpu overlays build (kustomize or kubectl
+# deploy/k8s: the kustomize base and the cpu, gpu and secure overlays build (kustomize or kubectl
 # kustomize), and every manifest validates offline and strictly against the Kubernetes 1.27 and
-# 1.37 schemas (kubernetes-validate).
+# 1.37 schemas (kubernetes-validate); the NetworkPolicy against the pods and ports of the build.
 # usage: k8s_schema_test.sh SOURCE_DIR TOOLS_DIR VENV_DIR     (exit 77: a tool is missing)
 set -uo pipefail
 src=$1 tools=$2 venv=$3
@@ -13,7 +13,7 @@ trap 'rm -rf "$tmp"' EXIT
 validate=("$PY" "$(dirname "$0")/k8s_validate.py" --versions 1.27.0,1.37.0)
 
 files=()
-for dir in base overlays/cpu overlays/gpu; do
+for dir in base overlays/cpu overlays/gpu overlays/secure; do
   out=$tmp/$(basename "$dir").yaml
   check "kustomize build deploy/k8s/$dir" "${KUSTOMIZE[@]}" "$src/deploy/k8s/$dir"
   "${KUSTOMIZE[@]}" "$src/deploy/k8s/$dir" >"$out" 2>/dev/null && files+=("$out")
@@ -25,6 +25,35 @@ check "gpu overlay: --device=cuda, one nvidia.com/gpu, GPU nodes" \
 check "gpu overlay: nvidia.com/gpu limit" grep -qE '^ +nvidia.com/gpu: 1$' "$tmp/gpu.yaml"
 check "gpu overlay: toleration" grep -q 'key: nvidia.com/gpu' "$tmp/gpu.yaml"
 check "cpu overlay: --device=cpu" grep -q -e '- --device=cpu' "$tmp/cpu.yaml"
+check "secure overlay: TLS, mutual TLS, tokens, HTTPS probes, Secrets as directories" "$PY" - "$tmp/secure.yaml" <<'PY'
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+dep = next(d for d in docs if d["kind"] == "Deployment")
+pod = dep["spec"]["template"]["spec"]; c = pod["containers"][0]
+errors = []
+for flag in ("--tls-cert=/etc/attattr-tls/tls.crt", "--tls-key=/etc/attattr-tls/tls.key",
+             "--tls-client-ca=/etc/attattr-tls/ca.crt", "--auth-tokens=/etc/attattr-auth/tokens"):
+    if flag not in c["args"]: errors.append("missing " + flag)
+for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+    if c[probe].get("httpGet") != {"path": "/healthz", "port": "metrics", "scheme": "HTTPS"} or "grpc" in c[probe]:
+        errors.append("%s is not HTTPS GET /healthz: %s" % (probe, c[probe]))
+vols = {v["name"]: v for v in pod["volumes"]}
+for m in c["volumeMounts"]:
+    if "secret" in vols[m["name"]] and ("subPath" in m or not m.get("readOnly")):
+        errors.append("Secret volume %s must be mounted read-only as a directory: %s" % (m["name"], m))
+if {vols[n]["secret"]["secretName"] for n in ("tls", "auth-tokens")} != {"attattr-tls", "attattr-tokens"}:
+    errors.append("Secrets attattr-tls and attattr-tokens are not the ones mounted")
+print("\n".join(errors)); sys.exit(1 if errors else 0)
+PY
+# kustomize's labels (includeSelectors) reach every matchLabels of a NetworkPolicy: the client
+# selector must not end up demanding attattr's own labels of the clients.
+check "NetworkPolicy: the gRPC clients are selected by attattr-client alone" "$PY" - "$tmp/cpu.yaml" <<'PY'
+import sys, yaml
+np = next(d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d["kind"] == "NetworkPolicy")
+peers = [p for r in np["spec"]["ingress"] if r["ports"][0]["port"] == "grpc" for p in r["from"]]
+want = [{"podSelector": {"matchExpressions": [{"key": "attattr-client", "operator": "In", "values": ["true"]}]}}]
+print(peers); sys.exit(0 if peers == want else 1)
+PY
 sed -e 's/^  replicas: 1$/  replicas: "one"/' "$tmp/cpu.yaml" >"$tmp/bad-type.yaml"
 refuse "the validator catches a wrong type" 'replicas' "${validate[@]}" "$tmp/bad-type.yaml"
 finish

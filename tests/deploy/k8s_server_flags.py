@@ -4,20 +4,41 @@ server's flags: takes the attattr-server container's command and arguments and t
 from the ConfigMap it mounts, points the paths at temporary ones, and starts the REAL server
 binary with them.
 
-usage: k8s_server_flags.py --server BIN --models-src DIR (--start | --parse-only) MANIFESTS.yaml
+usage: k8s_server_flags.py --server BIN --models-src DIR [--client BIN] (--start | --parse-only)
+                           MANIFESTS.yaml
 
 --start:      the server must print "attattr-server listening on port N", then exit 0 on SIGTERM.
 --parse-only: for --device cuda on a machine without CUDA: the flags and the INI must be accepted
               (a CLI11 parse or validation error exits 2); exit 1 naming cuda (the model could not
               be put on the device) counts as accepted, and so does a clean start where CUDA exists.
+
+TLS and authentication (--tls-cert/--tls-key/--tls-client-ca, --auth-tokens): the files must come
+from Secret volumes mounted as directories (no subPath: the kubelet then updates them when the
+Secret changes, and the server re-reads them), under the keys the Secret has; the probes must be
+HTTPS GET /healthz on the metrics port (the kubelet's gRPC probes cannot do mutual TLS) and a
+ServiceMonitor must scrape over https. --start then runs the server with a CA, a server
+certificate (localhost, 127.0.0.1) and a client certificate made with the openssl CLI, and a token
+file (the render's own lines, when the chart made the Secret, plus a token of this test), and
+checks what the deployment relies on: /healthz answers the kubelet (HTTPS, no certificate
+verified, no client certificate), /metrics answers Prometheus without credentials, job reports
+need them; and with --client: `attattr models` lists the model over TLS with the client
+certificate and/or the token (--token-file, and ATTATTR_TOKEN), is refused without the token
+(UNAUTHENTICATED) or without the client certificate, cannot talk plaintext to the TLS port, and
+`attattr health` needs no token.
 Exit 0 on success, 1 on failure.
 """
 import argparse
+import base64
+import hashlib
+import http.client
 import json
 import os
 import re
+import secrets
 import select
 import signal
+import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -49,6 +70,91 @@ def split_arg(arg):
         fail("argument %r is not --option=value" % arg)
     key, _, value = arg[2:].partition("=")
     return key, value
+
+
+def free_port():
+    """A port free on 127.0.0.1 now (the server binds it a moment later)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_pki(tmp):
+    """A CA, a server certificate for localhost/127.0.0.1 and a client certificate whose first SAN
+    is a URI (the principal under mutual TLS), with the openssl CLI. Returns their paths."""
+    d = os.path.join(tmp, "pki")
+    os.mkdir(d)
+    p = {k: os.path.join(d, k) for k in ("ca.crt", "ca.key", "tls.crt", "tls.key", "client.crt", "client.key")}
+
+    def run(*cmd):
+        r = subprocess.run(["openssl"] + list(cmd), capture_output=True, text=True)
+        if r.returncode != 0:
+            fail("openssl %s: %s" % (" ".join(cmd), r.stderr))
+
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    run("req", "-x509", *ec, "-keyout", p["ca.key"], "-out", p["ca.crt"], "-days", "2",
+        "-subj", "/CN=attattr-flags-test-ca", "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    for name, ext in (("tls", "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n"),
+                      ("client", "subjectAltName=URI:%s\nextendedKeyUsage=clientAuth\n" % CLIENT_PRINCIPAL)):
+        ext_file = os.path.join(d, name + ".ext")
+        with open(ext_file, "w") as f:
+            f.write(ext + "keyUsage=critical,digitalSignature\n")
+        csr = os.path.join(d, name + ".csr")
+        run("req", *ec, "-keyout", p[name + ".key"], "-out", csr, "-subj", "/CN=attattr-flags-test-" + name)
+        run("x509", "-req", "-in", csr, "-CA", p["ca.crt"], "-CAkey", p["ca.key"], "-CAcreateserial",
+            "-out", p[name + ".crt"], "-days", "2", "-extfile", ext_file)
+    for k in ("ca.key", "tls.key", "client.key"):
+        os.chmod(p[k], 0o600)
+    return p
+
+
+# The principals this test authenticates as: by token, and by client certificate (its URI SAN).
+TOKEN_PRINCIPAL = "flags-test"
+CLIENT_PRINCIPAL = "spiffe://attattr.test/flags-test"
+
+
+def http_get(port, path, tls=True, ca=None, cert=None, token=None):
+    """GET http(s)://127.0.0.1:port/path; over TLS verifies the server against `ca` when given (else,
+    like the kubelet, not at all). Returns (status, body)."""
+    if tls:
+        ctx = ssl.create_default_context(cafile=ca) if ca else ssl._create_unverified_context()
+        if cert:
+            ctx.load_cert_chain(cert[0], cert[1])
+        conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=10)
+    else:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", path, headers={"Authorization": "Bearer " + token} if token else {})
+        r = conn.getresponse()
+        return r.status, r.read().decode(errors="replace")
+    finally:
+        conn.close()
+
+
+def client_flag_position(client, flag):
+    """Where the client takes `flag`: after the subcommand (its own option) or before it (global)."""
+    sub = subprocess.run([client, "models", "--help"], capture_output=True, text=True).stdout
+    if flag in sub:
+        return "after"
+    top = subprocess.run([client, "--help"], capture_output=True, text=True).stdout
+    if flag in top:
+        return "before"
+    fail("the client %s has no %s option" % (client, flag))
+
+
+def run_client(client, command, port, flags, env=None):
+    """`attattr COMMAND --server 127.0.0.1:PORT` with flags [(flag, value)], each placed where the
+    client takes it. Returns the CompletedProcess."""
+    before, after = [], []
+    for flag, value in flags:
+        (before if client_flag_position(client, flag) == "before" else after).extend([flag, value])
+    cmd = [client] + before + [command, "--server", "127.0.0.1:%d" % port] + after
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=60,
+                       env=dict(os.environ, **(env or {})))
+    print("%s%s -> exit %d\n%s%s" % (" ".join(cmd), " (with %s)" % ", ".join(env) if env else "",
+                                      r.returncode, r.stdout, r.stderr))
+    return r
 
 
 def parse_ini(text):
@@ -130,9 +236,51 @@ def main():
     if not c.get("securityContext", {}).get("readOnlyRootFilesystem"):
         fail("readOnlyRootFilesystem is not set")
 
+    # TLS and token files: Secret volumes, mounted whole (rotation), holding the named key.
+    tls = "tls-cert" in opts
+    if tls != ("tls-key" in opts):
+        fail("--tls-cert and --tls-key come together")
+    if "tls-client-ca" in opts and not tls:
+        fail("--tls-client-ca without --tls-cert: mutual TLS needs TLS")
+    auth = "auth-tokens" in opts or "tls-client-ca" in opts
+    certificates = [d for d in docs if d.get("kind") == "Certificate"]
+    rendered_tokens = None
+    for flag in ("tls-cert", "tls-key", "tls-client-ca", "auth-tokens"):
+        if flag not in opts:
+            continue
+        m = mount_for(opts[flag])
+        if m.get("subPath"):
+            fail("--%s %s is on a subPath mount: the kubelet never updates those, so a renewed "
+                 "Secret would not reach the server" % (flag, opts[flag]))
+        if not m.get("readOnly"):
+            fail("--%s %s is on a writable mount" % (flag, opts[flag]))
+        volume = volumes[m["name"]]
+        if "secret" not in volume:
+            fail("--%s %s is not on a Secret volume (%s)" % (flag, opts[flag], volume))
+        secret_name = volume["secret"]["secretName"]
+        key = os.path.relpath(opts[flag], m["mountPath"])
+        rendered = [d for d in docs if d.get("kind") == "Secret" and d["metadata"]["name"] == secret_name]
+        if rendered:
+            data = dict(rendered[0].get("data") or {})
+            data.update({k: base64.b64encode(v.encode()).decode()
+                         for k, v in (rendered[0].get("stringData") or {}).items()})
+            if key not in data:
+                fail("--%s: Secret %s has no key %s" % (flag, secret_name, key))
+            if flag == "auth-tokens":
+                rendered_tokens = base64.b64decode(data[key]).decode()
+        elif flag != "auth-tokens" and key not in ("tls.crt", "tls.key", "ca.crt"):
+            fail("--%s: %s is not a key of a kubernetes.io/tls Secret (tls.crt, tls.key, ca.crt)" % (flag, key))
+        if flag == "tls-cert" and certificates and secret_name not in [
+                x["spec"]["secretName"] for x in certificates]:
+            fail("the Certificate writes %s, the pod mounts %s"
+                 % ([x["spec"]["secretName"] for x in certificates], secret_name))
+
     # Ports: the listen addresses, named container ports, probes and the Service agree.
     ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
-    for flag, name in (("listen", "grpc"), ("metrics-listen", "metrics")):
+    listeners = [("listen", "grpc"), ("metrics-listen", "metrics")]
+    if opts.get("report-listen"):
+        listeners.append(("report-listen", "reports"))
+    for flag, name in listeners:
         host, _, port = opts[flag].rpartition(":")
         if host not in ("0.0.0.0", "[::]"):
             fail("--%s=%s does not listen on all interfaces" % (flag, opts[flag]))
@@ -140,6 +288,14 @@ def main():
             fail("--%s port %s is not the container port named %s (%s)" % (flag, port, name, ports.get(name)))
     for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
         p = c.get(probe)
+        if tls:
+            # The kubelet's gRPC probes speak plaintext (or TLS without a client certificate):
+            # with TLS the probe is HTTPS GET /healthz on the metrics port, which needs none.
+            get = (p or {}).get("httpGet") or {}
+            if get.get("scheme") != "HTTPS" or get.get("path") != "/healthz" or \
+                    get.get("port") not in ("metrics", ports["metrics"]):
+                fail("with TLS, %s must be HTTPS GET /healthz on the metrics port: %s" % (probe, p))
+            continue
         if not p or "grpc" not in p:
             fail("%s is not a gRPC probe" % probe)
         if p["grpc"]["port"] != ports["grpc"]:
@@ -147,9 +303,14 @@ def main():
     services = [d for d in docs if d.get("kind") == "Service"]
     for s in services:
         names = {p["name"]: p for p in s["spec"]["ports"]}
-        for name in ("grpc", "metrics"):
+        for _, name in listeners:
             if name not in names or names[name].get("targetPort") not in (name, ports[name]):
                 fail("Service %s has no port %s targeting the container" % (s["metadata"]["name"], name))
+    for sm in [d for d in docs if d.get("kind") == "ServiceMonitor"]:
+        for ep in sm["spec"]["endpoints"]:
+            if (ep.get("scheme") == "https") != tls:
+                fail("ServiceMonitor scheme %r, but the metrics port %s TLS"
+                     % (ep.get("scheme"), "serves" if tls else "does not serve"))
 
     # Drain: the pod outlives the server's grace period.
     grace = int(opts.get("grace-seconds", ini.get("grace-seconds", 30)))
@@ -179,10 +340,30 @@ def main():
         models = os.path.join(tmp, "models")
         os.mkdir(models)
         os.symlink(os.path.abspath(args.models_src), os.path.join(models, os.path.basename(args.models_src)))
+        metrics_port = free_port()
+        report_port = free_port() if opts.get("report-listen") else metrics_port
         replaced = {"config": ini_path, "models": models, "listen": "127.0.0.1:0",
-                    "metrics-listen": "127.0.0.1:0", "store": os.path.join(tmp, "store", "jobs.db"),
+                    "metrics-listen": "127.0.0.1:%d" % metrics_port,
+                    "report-listen": "127.0.0.1:%d" % report_port,
+                    "store": os.path.join(tmp, "store", "jobs.db"),
                     "data-root": tmp, "export-root": tmp}
         os.mkdir(os.path.join(tmp, "store"))
+        pki = token = None
+        if tls:
+            pki = make_pki(tmp)
+            replaced.update({"tls-cert": pki["tls.crt"], "tls-key": pki["tls.key"], "tls-client-ca": pki["ca.crt"]})
+        if "auth-tokens" in opts:
+            # The render's token lines (when the chart made the Secret) and one of this test's.
+            token = secrets.token_hex(32)
+            token_file = os.path.join(tmp, "token")
+            with open(token_file, "w") as f:
+                f.write(token + "\n")  # as `openssl rand -hex 32 >token` writes it
+            tokens_path = os.path.join(tmp, "tokens")
+            with open(tokens_path, "w") as f:
+                f.write((rendered_tokens or "") + "%s\t%s\n" % (TOKEN_PRINCIPAL, hashlib.sha256(token.encode()).hexdigest()))
+            os.chmod(tokens_path, 0o600)
+            replaced["auth-tokens"] = tokens_path
+            print("token file:\n" + open(tokens_path).read())
         cmd = [os.path.abspath(args.server)] + ["--%s=%s" % (k, replaced.get(k, v)) for k, v in opts.items()]
         print("INI:\n" + ini_text)
         print("running: " + " ".join(cmd))
@@ -213,14 +394,83 @@ def main():
                 return 0
             fail("the server did not start with the rendered flags")
         print("started on port %d" % port)
+
+        def stop_and_fail(msg):
+            proc.kill()
+            proc.wait()
+            print("server stderr:\n" + proc.stderr.read())
+            fail(msg)
+
+        model = os.path.basename(args.models_src)
+        if tls:
+            # The kubelet's probe: HTTPS, the certificate not verified, no client certificate.
+            status, body = None, ""
+            for _ in range(60):
+                try:
+                    status, body = http_get(metrics_port, "/healthz")
+                except (OSError, ssl.SSLError) as e:
+                    status, body = None, str(e)
+                if status == 200:
+                    break
+                time.sleep(0.5)
+            print("GET https://127.0.0.1:%d/healthz (as the kubelet) -> %s %s" % (metrics_port, status, body.strip()))
+            if status != 200:
+                stop_and_fail("/healthz over HTTPS did not answer 200 as the kubelet asks it")
+            # Prometheus: verifies the server certificate, presents no credentials.
+            status, body = http_get(metrics_port, "/metrics", ca=pki["ca.crt"])
+            print("GET https://127.0.0.1:%d/metrics (CA verified, no credentials) -> %s" % (metrics_port, status))
+            if status != 200 or "attattr_" not in body:
+                stop_and_fail("/metrics over HTTPS did not answer 200 without credentials")
+        if auth:
+            # Reports need credentials; with a token (or the client certificate) they are found or not.
+            path = "/jobs/%s/report" % ("0" * 32)
+            ca = pki["ca.crt"] if tls else None
+            status, _ = http_get(report_port, path, tls=tls, ca=ca)
+            print("GET %s without credentials -> %s" % (path, status))
+            if status not in (401, 403):
+                stop_and_fail("a job report without credentials answered %s, not 401/403" % status)
+            cred = {"token": token} if token else {"cert": (pki["client.crt"], pki["client.key"])}
+            status, _ = http_get(report_port, path, tls=tls, ca=ca, **cred)
+            print("GET %s with %s -> %s" % (path, ", ".join(cred), status))
+            if status in (401, 403):
+                stop_and_fail("a job report with credentials answered %s" % status)
         if args.client:
             # The command NOTES.txt suggests, against the server as configured.
-            r = subprocess.run([os.path.abspath(args.client), "models", "--server", "127.0.0.1:%d" % port],
-                               capture_output=True, text=True, timeout=60)
-            print("attattr models --server 127.0.0.1:%d -> exit %d\n%s%s" % (port, r.returncode, r.stdout, r.stderr))
-            if r.returncode != 0 or os.path.basename(args.models_src) not in r.stdout:
-                proc.kill()
-                fail("`attattr models` did not list %s" % os.path.basename(args.models_src))
+            client = os.path.abspath(args.client)
+            tls_flags = [("--tls-ca", pki["ca.crt"]), ("--tls-server-name", "localhost")] if tls else []
+            cert_flags = [("--tls-cert", pki["client.crt"]), ("--tls-key", pki["client.key"])] \
+                if "tls-client-ca" in opts else []
+            token_flags = [("--token-file", os.path.join(tmp, "token"))] if token else []
+            r = run_client(client, "models", port, tls_flags + cert_flags + token_flags)
+            if r.returncode != 0 or model not in r.stdout:
+                stop_and_fail("`attattr models` did not list %s" % model)
+            if token:
+                r = run_client(client, "models", port, tls_flags + cert_flags, env={"ATTATTR_TOKEN": token})
+                if r.returncode != 0 or model not in r.stdout:
+                    stop_and_fail("`attattr models` with ATTATTR_TOKEN did not list %s" % model)
+            if token and not cert_flags:
+                # Refused for want of credentials (UNAUTHENTICATED; `models` prints the message,
+                # which names them), not for any other reason.
+                refused = re.compile(r"UNAUTHENTICATED|credentials|token", re.I)
+                r = run_client(client, "models", port, tls_flags)
+                if r.returncode == 0 or not refused.search(r.stderr):
+                    stop_and_fail("`attattr models` without a token was not refused UNAUTHENTICATED")
+                r = run_client(client, "models", port, tls_flags, env={"ATTATTR_TOKEN": "0" * 64})
+                if r.returncode == 0 or not refused.search(r.stderr):
+                    stop_and_fail("`attattr models` with a wrong token was not refused UNAUTHENTICATED")
+            if cert_flags:
+                r = run_client(client, "models", port, tls_flags + token_flags)
+                if r.returncode == 0:
+                    stop_and_fail("`attattr models` without a client certificate was served under mutual TLS")
+            if tls:
+                r = run_client(client, "models", port, token_flags)
+                if r.returncode == 0:
+                    stop_and_fail("`attattr models` in plaintext was served by the TLS port")
+            if auth:
+                # grpc.health.v1 stays open: no token (the TLS handshake still needs the certificate).
+                r = run_client(client, "health", port, tls_flags + cert_flags)
+                if r.returncode != 0:
+                    stop_and_fail("`attattr health` without a token did not say SERVING")
         print("sending SIGTERM")
         proc.send_signal(signal.SIGTERM)
         try:

@@ -1,6 +1,7 @@
 # Sourced by the deploy tests: finds the tools scripts/setup.sh installs. Each need_* exits 77
 # (CTest: skipped) with a message saying how to get the tool when it is missing.
-# Expects $tools (directory with helm) and $venv (virtual environment with kubernetes-validate).
+# Expects $tools (directory with helm), $venv (virtual environment with kubernetes-validate), and,
+# for need_psa_check, $src (the source tree) and $tmp (a scratch directory).
 
 skip() { echo "SKIP: $*"; exit 77; }
 
@@ -26,6 +27,25 @@ need_kustomize() {
       "(go install sigs.k8s.io/kustomize/kustomize/v5)"
   fi
   echo "kustomize: ${KUSTOMIZE[*]}"
+}
+
+# PSA_CHECK: tests/deploy/psa_check (k8s.io/pod-security-admission's own checks), built with Go into
+# $tools. `go build` is a no-op when the binary is up to date; the first build downloads the
+# modules in go.sum from the Go module proxy (skip when that fails) and compiles (a minute or two
+# with a cold build cache; scripts/setup.sh builds it beforehand).
+need_psa_check() {
+  local go_cmd dir=$src/tests/deploy/psa_check
+  go_cmd=$(command -v go || true)
+  [ -z "$go_cmd" ] && [ -x /usr/local/go/bin/go ] && go_cmd=/usr/local/go/bin/go
+  [ -n "$go_cmd" ] || skip "no Go toolchain (go) to build tests/deploy/psa_check: run scripts/setup.sh"
+  (cd "$dir" && "$go_cmd" mod download) >"$tmp/go-download" 2>&1 ||
+    skip "the Go modules of tests/deploy/psa_check cannot be downloaded: $(tail -n 3 "$tmp/go-download")"
+  mkdir -p "$tools"
+  PSA_CHECK=$(cd "$tools" && pwd)/psa_check  # absolute: the build runs in the module directory
+  if ! (cd "$dir" && "$go_cmd" build -buildvcs=false -o "$PSA_CHECK" .) >"$tmp/go-build" 2>&1; then
+    echo "FAIL: go build tests/deploy/psa_check:"; sed 's/^/     /' "$tmp/go-build"; exit 1
+  fi
+  echo "psa_check: $PSA_CHECK (k8s.io/pod-security-admission $(sed -n 's/^\s*k8s.io\/pod-security-admission //p' "$dir/go.mod"))"
 }
 
 need_venv() {

@@ -227,7 +227,7 @@ TEST(ReportBrowserTest, AttributionReportRendersInHeadlessChromium) {
   auto missing = http.Get("/jobs/0000000000000000/report");
   ASSERT_TRUE(missing);
   EXPECT_EQ(missing->status, 404);
-  EXPECT_NE(missing->body.find("jobs/0000000000000000 not found"), std::string::npos);
+  EXPECT_NE(missing->body.find("job 'jobs/0000000000000000' not found"), std::string::npos);
   EXPECT_EQ(missing->get_header_value("Content-Type").rfind("text/plain", 0), 0u);
 
   // A job that has not finished (or only just has) gets its status page; unknown jobs exit 5.

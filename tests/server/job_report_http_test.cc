@@ -86,7 +86,7 @@ TEST_F(JobReportHttpTest, AFinishedJobIsDrawnWithItsResult) {
   unknown.path = "/jobs/0000/report";
   const Response missing = handler(unknown);
   EXPECT_EQ(missing.status, 404);
-  EXPECT_EQ(missing.body, "job jobs/0000 not found\n");
+  EXPECT_EQ(missing.body, "job 'jobs/0000' not found\n");
 }
 
 TEST_F(JobReportHttpTest, AResultAboveTheDrawingLimitIsNotParsedAndThePageSaysHowToGetIt) {

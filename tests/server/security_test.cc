@@ -14,10 +14,12 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <string>
 #include <thread>
 
 #include "httplib.h"
+#include "nlohmann/json.hpp"
 #include "support/job_rpc.h"
 #include "support/server_process.h"
 #include "support/test_certs.h"
@@ -89,13 +91,19 @@ grpc::Status ListModels(v1::Attattr::Stub& stub) {
   return stub.ListModels(&ctx, request, &response);
 }
 
-v1::JobSpec TextJob(int examples = 1, int steps = 4) {
+// A text that would be markup if any page echoed it unescaped.
+constexpr char kHostileText[] =
+    "<script>alert('owned')</script> \"><img src=x onerror=alert(1)> a gorgeous film";
+
+v1::JobSpec TextJob(int examples = 1, int steps = 4, const std::string& text = "") {
   v1::JobSpec spec;
   spec.set_model(kModel);
   auto* a = spec.mutable_attribution();
   for (int i = 0; i < examples; ++i) {
     a->mutable_examples()->mutable_inline_()->add_examples()->set_text(
-        "the film number " + std::to_string(i) + " is a gorgeous , witty , seductive movie .");
+        !text.empty() ? text
+                      : "the film number " + std::to_string(i) +
+                            " is a gorgeous , witty , seductive movie .");
   }
   a->mutable_options()->set_steps(steps);
   return spec;
@@ -127,20 +135,48 @@ class SecurityTest : public ::testing::Test {
     server_.reset();
     if (!dir_.empty()) fs::remove_all(dir_);
   }
-  // Starts the server with TLS (server_cert_) and `extra` flags.
+  // Starts the server with TLS (server_cert_) and `extra` flags; its JSON log goes to log_path_.
   void StartServer(std::vector<std::string> extra) {
     extra.push_back("--tls-cert=" + server_cert_.cert);
     extra.push_back("--tls-key=" + server_cert_.key);
     extra.push_back("--tls-reload-seconds=1");
+    extra.push_back("--log-level=info");
+    extra.push_back("--log-format=json");
+    log_path_ = dir_ + "/server.log";
     server_ = std::make_unique<ServerProcess>(
-        std::map<std::string, std::string>{{kModel, Sst2ModelDir()}}, extra);
+        std::map<std::string, std::string>{{kModel, Sst2ModelDir()}}, extra, log_path_);
     ASSERT_TRUE(server_->ok());
+  }
+  // The server's audit log lines so far (JSON objects with an "audit" field).
+  std::vector<nlohmann::json> AuditLines() const {
+    std::vector<nlohmann::json> lines;
+    std::istringstream log(ReadTextFile(log_path_));
+    std::string line;
+    while (std::getline(log, line)) {
+      const auto start = line.find('{');
+      if (start == std::string::npos) continue;
+      auto json = nlohmann::json::parse(line.substr(start), nullptr, /*allow_exceptions=*/false);
+      if (json.is_object() && json.contains("audit")) lines.push_back(std::move(json));
+    }
+    return lines;
+  }
+  // Whether an audit line has `event` and every field of `fields`.
+  bool Audited(const std::string& event, const nlohmann::json& fields) const {
+    for (const auto& line : AuditLines()) {
+      if (line.value("audit", "") != event) continue;
+      bool all = true;
+      for (const auto& [key, value] : fields.items())
+        all = all && line.value(key, nlohmann::json()) == value;
+      if (all) return true;
+    }
+    return false;
   }
   std::unique_ptr<v1::Attattr::Stub> As(const std::string& principal) {
     return SecureStub(server_->address(), {ca_->cert_path(), Token(principal), {}});
   }
 
   std::string dir_;
+  std::string log_path_;
   std::unique_ptr<TestCa> ca_, other_ca_;
   PemFiles server_cert_;
   std::unique_ptr<ServerProcess> server_;
@@ -165,6 +201,8 @@ TEST_F(SecurityTest, TlsAndTokens) {
   // Plain text to a TLS port is not spoken.
   auto plain = attattr::testing::Connect(server_->address());
   EXPECT_EQ(ListModels(*plain).error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_TRUE(Audited("call.denied", {{"method", "ListModels"}, {"code", "UNAUTHENTICATED"}}));
+  EXPECT_EQ(ReadTextFile(log_path_).find("not-a-token-at-all"), std::string::npos);
 }
 
 TEST_F(SecurityTest, ExpiredServerCertificateIsRefusedByClients) {
@@ -175,13 +213,16 @@ TEST_F(SecurityTest, ExpiredServerCertificateIsRefusedByClients) {
 
 TEST_F(SecurityTest, JobsArePrivateToTheirOwner) {
   const int report_port = FreePort();
+  const int metrics_port = FreePort();
   StartServer({"--auth-tokens=" + WriteTokens(dir_), "--admin-principals=root",
-               "--report-listen=127.0.0.1:" + std::to_string(report_port)});
+               "--report-listen=127.0.0.1:" + std::to_string(report_port),
+               "--metrics-listen=127.0.0.1:" + std::to_string(metrics_port)});
   auto alice = As("alice");
   auto bob = As("bob");
   auto root = As("root");
   v1::Job job;
-  ASSERT_TRUE(attattr::testing::Submit(*alice, TextJob(), &job, "request-1").ok());
+  ASSERT_TRUE(
+      attattr::testing::Submit(*alice, TextJob(1, 4, kHostileText), &job, "request-1").ok());
   EXPECT_EQ(job.owner(), "alice");
   const std::string name = job.name();
   const v1::Job done = attattr::testing::WaitDone(*alice, name);
@@ -237,7 +278,8 @@ TEST_F(SecurityTest, JobsArePrivateToTheirOwner) {
   EXPECT_EQ(bobs.owner(), "bob");
   // Alice's retry with her request id is idempotent.
   v1::Job again;
-  ASSERT_TRUE(attattr::testing::Submit(*alice, TextJob(), &again, "request-1").ok());
+  ASSERT_TRUE(
+      attattr::testing::Submit(*alice, TextJob(1, 4, kHostileText), &again, "request-1").ok());
   EXPECT_EQ(again.name(), name);
   // The admin sees both.
   {
@@ -266,11 +308,52 @@ TEST_F(SecurityTest, JobsArePrivateToTheirOwner) {
   ASSERT_TRUE(as_alice);
   EXPECT_EQ(as_alice->status, 200);
   EXPECT_NE(as_alice->body.find("<html"), std::string::npos);
+  // The hostile text is on the page, escaped: no markup of its own.
+  EXPECT_NE(as_alice->body.find("&lt;"), std::string::npos);
+  EXPECT_EQ(as_alice->body.find("<script"), std::string::npos);
+  EXPECT_EQ(as_alice->body.find("<img"), std::string::npos);
+  // The reports' port serves no metrics; the metrics port (HTTPS too) carries no user data.
+  auto no_metrics = https.Get("/metrics");
+  ASSERT_TRUE(no_metrics);
+  EXPECT_EQ(no_metrics->status, 404);
+  httplib::SSLClient metrics_client("127.0.0.1", metrics_port);
+  metrics_client.set_ca_cert_path(ca_->cert_path().c_str());
+  metrics_client.enable_server_certificate_verification(true);
+  auto metrics = metrics_client.Get("/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_EQ(metrics->status, 200);
+  EXPECT_NE(metrics->body.find("attattr_jobs_total"), std::string::npos);
+  for (const std::string& secret :
+       {std::string("alice"), std::string("bob"), name, std::string("<script"),
+        std::string("onerror"), std::string("gorgeous")}) {
+    EXPECT_EQ(metrics->body.find(secret), std::string::npos) << secret;
+  }
+  auto reports_on_metrics = metrics_client.Get(path.c_str());
+  ASSERT_TRUE(reports_on_metrics);
+  EXPECT_EQ(reports_on_metrics->status, 404);
   EXPECT_NE(as_alice->get_header_value("Content-Security-Policy").find("default-src 'none'"),
             std::string::npos);
   // Bob may delete his own job; alice's stays.
   EXPECT_TRUE(attattr::testing::Delete(*bob, bobs.name()).ok());
   EXPECT_EQ(attattr::testing::Get(*alice, name).state(), v1::SUCCEEDED);
+
+  // The audit log: lifecycle events and denied calls, each with its principal.
+  EXPECT_TRUE(Audited("job.submitted", {{"principal", "alice"}, {"job_id", name}}));
+  EXPECT_TRUE(Audited("job.started", {{"principal", "alice"}, {"job_id", name}}));
+  EXPECT_TRUE(Audited("job.succeeded", {{"principal", "alice"}, {"job_id", name}}));
+  EXPECT_TRUE(Audited("job.deleted", {{"principal", "bob"}, {"job_id", bobs.name()}}));
+  EXPECT_TRUE(
+      Audited("call.denied",
+              {{"principal", "bob"}, {"method", "GetJob"}, {"job_id", name}, {"owner", "alice"}}));
+  EXPECT_TRUE(
+      Audited("call.denied",
+              {{"principal", "bob"}, {"method", "GET /jobs/{id}/report"}, {"job_id", name}}));
+  EXPECT_TRUE(Audited("call.denied", {{"method", "GET /jobs/{id}/report"}, {"code", "401"}}));
+  // Tokens never reach the log.
+  const std::string log = ReadTextFile(log_path_);
+  for (const char* who : {"alice", "bob", "root"}) {
+    EXPECT_EQ(log.find(Token(who)), std::string::npos) << who;
+  }
 }
 
 TEST_F(SecurityTest, RolesDecideExportsDatasetsAndPriority) {

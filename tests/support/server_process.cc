@@ -1,6 +1,7 @@
 // Child-process attattr-server for end-to-end tests (see server_process.h).
 #include "support/server_process.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -13,7 +14,8 @@
 namespace attattr::testing {
 
 ServerProcess::ServerProcess(const std::map<std::string, std::string>& models,
-                             const std::vector<std::string>& extra_args) {
+                             const std::vector<std::string>& extra_args,
+                             const std::string& log_path) {
   namespace fs = std::filesystem;
   models_dir_ = MakeTempDir("attattr-models");
   for (const auto& [name, dir] : models)
@@ -21,13 +23,16 @@ ServerProcess::ServerProcess(const std::map<std::string, std::string>& models,
   int out_pipe[2];
   if (pipe(out_pipe) != 0) return;
   std::vector<std::string> args = {BinDir() + "/attattr-server", "--models=" + models_dir_,
-                                   "--listen=127.0.0.1:0", "--threads=1", "--log-level=warn"};
+                                   "--listen=127.0.0.1:0", "--threads=1"};
   bool has_store = false;
   bool has_metrics = false;
+  bool has_log_level = false;
   for (const auto& a : extra_args) {
     has_store = has_store || a.rfind("--store", 0) == 0;
     has_metrics = has_metrics || a.rfind("--metrics-listen", 0) == 0;
+    has_log_level = has_log_level || a.rfind("--log-level", 0) == 0;
   }
+  if (!has_log_level) args.push_back("--log-level=warn");
   if (!has_metrics) args.push_back("--metrics-listen=127.0.0.1:0");
   if (!has_store) {
     store_dir_ = MakeTempDir("attattr-store");
@@ -39,6 +44,10 @@ ServerProcess::ServerProcess(const std::map<std::string, std::string>& models,
   if (pid_ == 0) {
     dup2(out_pipe[1], STDOUT_FILENO);
     close(out_pipe[0]);
+    if (!log_path.empty()) {
+      const int log = open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+      if (log >= 0) dup2(log, STDERR_FILENO);
+    }
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);

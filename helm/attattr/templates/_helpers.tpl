@@ -44,6 +44,41 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- default (printf "%s-store" (include "attattr.fullname" .)) .Values.store.persistence.existingClaim }}
 {{- end }}
 
+{{/* The Secret with tls.crt and tls.key (the Certificate's secretName with cert-manager). */}}
+{{- define "attattr.tlsSecret" -}}
+{{- default (printf "%s-tls" (include "attattr.fullname" .)) .Values.tls.secretName }}
+{{- end }}
+
+{{/* The Secret whose ca.crt verifies client certificates (mutual TLS). */}}
+{{- define "attattr.clientCASecret" -}}
+{{- default (include "attattr.tlsSecret" .) .Values.tls.clientCASecret }}
+{{- end }}
+
+{{/* The Secret holding the token file: auth.tokensSecret, or the chart's own for auth.tokens; "" = none. */}}
+{{- define "attattr.tokensSecret" -}}
+{{- if .Values.auth.tokensSecret }}{{ .Values.auth.tokensSecret }}
+{{- else if .Values.auth.tokens }}{{ printf "%s-tokens" (include "attattr.fullname" .) }}
+{{- end }}
+{{- end }}
+
+{{/* The probe handler with TLS: GET /healthz over HTTPS on the metrics port. */}}
+{{- define "attattr.httpsProbe" -}}
+httpGet:
+  path: /healthz
+  port: metrics
+  scheme: HTTPS
+{{- end }}
+
+{{/* The names the Service answers to inside the cluster (the Certificate's default dnsNames). */}}
+{{- define "attattr.serviceDNSNames" -}}
+{{- $svc := include "attattr.fullname" . }}
+{{- $ns := .Release.Namespace }}
+- {{ $svc }}
+- {{ $svc }}.{{ $ns }}
+- {{ $svc }}.{{ $ns }}.svc
+- {{ $svc }}.{{ $ns }}.svc.{{ .Values.tls.certManager.clusterDomain }}
+{{- end }}
+
 {{/* Value checks the JSON schema cannot express; each fails `helm template/install` with a reason. */}}
 {{- define "attattr.validate" -}}
 {{- $grace := int .Values.server.graceSeconds }}
@@ -61,5 +96,18 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 {{- if eq (int .Values.service.grpcPort) (int .Values.service.metricsPort) }}
 {{- fail "service.grpcPort and service.metricsPort must differ" }}
+{{- end }}
+{{- if and (not (kindIs "invalid" .Values.reports.port)) (has (int .Values.reports.port) (list (int .Values.service.grpcPort) (int .Values.service.metricsPort))) }}
+{{- fail "reports.port must differ from service.grpcPort and service.metricsPort (leave it null to serve reports on the metrics port)" }}
+{{- end }}
+{{- $digests := list }}
+{{- range .Values.auth.tokens }}
+{{- if has .sha256 $digests }}
+{{- fail (printf "auth.tokens: the sha256 %s is listed twice (the server refuses such a token file; one token has one principal)" .sha256) }}
+{{- end }}
+{{- $digests = append $digests .sha256 }}
+{{- end }}
+{{- if and .Values.tls.clientCASecret (not .Values.tls.clientAuth) }}
+{{- fail "tls.clientCASecret is set but tls.clientAuth is false: no client certificate would be verified" }}
 {{- end }}
 {{- end }}

@@ -130,6 +130,70 @@ TEST_F(JobSchedulerTest, RunsByPriorityThenFifo) {
   EXPECT_EQ(result, "result of high");
 }
 
+// Within a priority owners take turns: alice's many queued jobs do not starve bob's, whatever
+// the arrival order; per-owner limits refuse a fifth queued job and hold a second running one.
+TEST_F(JobSchedulerTest, OwnersTakeTurnsWithinAPriorityAndHaveTheirOwnLimits) {
+  Gate gate;
+  JobScheduler::Options options;
+  options.runners = 1;
+  options.max_queued = 64;
+  options.max_queued_per_owner = 4;
+  JobScheduler s(*store_, events_, gate.Executor(), options, {}, NullLog());
+  s.Start();
+  auto owned = [](const std::string& owner, const std::string& spec, int priority = 0) {
+    JobRecord r = Job(priority, spec);
+    r.owner = owner;
+    return r;
+  };
+  auto first = s.Submit(owned("alice", "block"));
+  ASSERT_TRUE(first.ok());
+  WaitFor(*store_, first->record.id, JobState::kRunning);
+  std::vector<std::string> ids;
+  for (const auto& [owner, spec] :
+       std::vector<std::pair<std::string, std::string>>{{"alice", "a1"},
+                                                        {"alice", "a2"},
+                                                        {"alice", "a3"},
+                                                        {"alice", "a4"},
+                                                        {"bob", "b1"},
+                                                        {"bob", "b2"},
+                                                        {"carol", "c1"}}) {
+    auto r = s.Submit(owned(owner, spec));
+    ASSERT_TRUE(r.ok()) << r.status();
+    ids.push_back(r->record.id);
+  }
+  auto over = s.Submit(owned("alice", "a5"));
+  ASSERT_EQ(over.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(over.status().message().find("--max-queued-jobs-per-principal"), std::string::npos);
+  EXPECT_TRUE(s.Submit(owned("dave", "d1", 1)).ok());  // others are still served
+  gate.Open();
+  for (const auto& id : ids) WaitFor(*store_, id, JobState::kSucceeded);
+  EXPECT_EQ(gate.order,
+            (std::vector<std::string>{"block", "d1", "a1", "b1", "c1", "a2", "b2", "a3", "a4"}));
+}
+
+TEST_F(JobSchedulerTest, AnOwnersRunningJobsAreBounded) {
+  Gate gate;
+  JobScheduler::Options options;
+  options.runners = 2;
+  options.max_running_per_owner = 1;
+  JobScheduler s(*store_, events_, gate.Executor(), options, {}, NullLog());
+  s.Start();
+  JobRecord a1 = Job(0, "block");
+  a1.owner = "alice";
+  JobRecord a2 = a1;
+  JobRecord b1 = a1;
+  b1.owner = "bob";
+  auto first = s.Submit(a1);
+  auto second = s.Submit(a2);
+  auto bobs = s.Submit(b1);
+  ASSERT_TRUE(first.ok() && second.ok() && bobs.ok());
+  WaitFor(*store_, first->record.id, JobState::kRunning);
+  WaitFor(*store_, bobs->record.id, JobState::kRunning);  // the second runner takes bob's
+  EXPECT_EQ(store_->Get(second->record.id)->state, JobState::kQueued);
+  gate.Open();
+  WaitFor(*store_, second->record.id, JobState::kSucceeded);
+}
+
 TEST_F(JobSchedulerTest, FullQueueRefusesNewJobsButHonoursKnownRequestIds) {
   Gate gate;
   JobScheduler s(*store_, events_, gate.Executor(), {1, 2}, {}, NullLog());

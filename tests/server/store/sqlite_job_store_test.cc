@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <random>
@@ -490,25 +491,80 @@ TEST_F(SqliteJobStoreTest, OwnersAndTheBytesTheirJobsOccupy) {
   EXPECT_EQ(*store->StoredBytes("alice"), 0);
 }
 
-// A store written by schema version 1 (no owners) is migrated in place when opened.
-TEST_F(SqliteJobStoreTest, AVersionOneStoreGainsOwnersWhenOpened) {
-  std::string id;
-  {
+// The jobs and results tables as schema versions 1 and 2 wrote them (1: no owner column; 2:
+// request_id unique across owners).
+std::string OldSchema(int version) {
+  return std::string(
+             "CREATE TABLE jobs (id TEXT PRIMARY KEY NOT NULL, request_id TEXT UNIQUE, "
+             "kind TEXT NOT NULL, model TEXT NOT NULL, priority INTEGER NOT NULL, "
+             "state TEXT NOT NULL, spec BLOB NOT NULL, error_code INTEGER NOT NULL "
+             "DEFAULT 0, error_message TEXT NOT NULL DEFAULT '', progress_stage TEXT NOT "
+             "NULL DEFAULT '', progress_done INTEGER NOT NULL DEFAULT 0, progress_total "
+             "INTEGER NOT NULL DEFAULT 0, create_time_ms INTEGER NOT NULL, start_time_ms "
+             "INTEGER NOT NULL DEFAULT 0, end_time_ms INTEGER NOT NULL DEFAULT 0, "
+             "update_time_ms INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, "
+             "has_result INTEGER NOT NULL DEFAULT 0, result_size_bytes INTEGER NOT NULL "
+             "DEFAULT 0, result_chunk_count INTEGER NOT NULL DEFAULT 0") +
+         (version >= 2 ? ", owner TEXT NOT NULL DEFAULT ''" : "") +
+         "); CREATE TABLE results (job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE, "
+         "seq INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (job_id, seq)); "
+         "INSERT INTO jobs (id, request_id, kind, model, priority, state, spec, create_time_ms, "
+         "update_time_ms, has_result, result_size_bytes, result_chunk_count) VALUES ('jobs/old', "
+         "'req', 'ATTRIBUTION', 'm', 0, 'SUCCEEDED', X'0102', 1, 1, 1, 3, 1); "
+         "INSERT INTO results VALUES ('jobs/old', 0, 'abc'); PRAGMA user_version = " +
+         std::to_string(version) + ";";
+}
+
+// Stores written by schema versions 1 and 2 are migrated in place when opened: every job and result
+// kept, owners recorded from then on, request ids unique per owner.
+TEST_F(SqliteJobStoreTest, OlderStoresAreMigratedWhenOpened) {
+  for (int version : {1, 2}) {
+    SCOPED_TRACE(version);
+    std::filesystem::remove(path_);
+    RawSql(path_, OldSchema(version));
+    ASSERT_EQ(RawSql(path_, "PRAGMA user_version"), std::to_string(version));
     auto store = OpenStore();
-    id = MustCreate(*store, NewJob());
+    ASSERT_NE(store, nullptr);
+    EXPECT_EQ(RawSql(path_, "PRAGMA user_version"), std::to_string(SqliteJobStore::kSchemaVersion));
+    absl::StatusOr<JobRecord> old = store->Get("jobs/old");
+    ASSERT_TRUE(old.ok()) << old.status();
+    EXPECT_EQ(old->owner, "");
+    EXPECT_EQ(ReadAll(*store, "jobs/old"), "abc");
+    // The old job's request id belongs to the owner "" only: bob may use it too.
+    JobRecord b = NewJob();
+    b.owner = "bob";
+    b.request_id = "req";
+    absl::StatusOr<CreateResult> created = store->Create(b);
+    ASSERT_TRUE(created.ok()) << created.status();
+    EXPECT_TRUE(created->created);
+    EXPECT_EQ(created->record.owner, "bob");
+    // Deleting the old job still cascades to its result.
+    ASSERT_TRUE(store->Delete("jobs/old").ok());
+    EXPECT_EQ(RawSql(path_, "SELECT COUNT(*) FROM results"), "0");
   }
-  RawSql(path_,
-         "DROP INDEX jobs_by_owner; ALTER TABLE jobs DROP COLUMN owner; PRAGMA user_version = 1;");
-  ASSERT_EQ(RawSql(path_, "PRAGMA user_version"), "1");
+}
+
+TEST_F(SqliteJobStoreTest, RequestIdsArePerOwner) {
   auto store = OpenStore();
-  ASSERT_NE(store, nullptr);
-  EXPECT_EQ(RawSql(path_, "PRAGMA user_version"), std::to_string(SqliteJobStore::kSchemaVersion));
-  absl::StatusOr<JobRecord> old = store->Get(id);
-  ASSERT_TRUE(old.ok()) << old.status();
-  EXPECT_EQ(old->owner, "");
-  JobRecord b = NewJob();
+  JobRecord a = NewJob();
+  a.owner = "alice";
+  a.request_id = "same";
+  JobRecord b = a;
   b.owner = "bob";
-  EXPECT_EQ(store->Get(MustCreate(*store, b))->owner, "bob");
+  auto first = store->Create(a);
+  auto other = store->Create(b);
+  auto again = store->Create(a);
+  ASSERT_TRUE(first.ok() && other.ok() && again.ok());
+  EXPECT_TRUE(other->created);
+  EXPECT_NE(other->record.id, first->record.id);
+  EXPECT_FALSE(again->created);
+  EXPECT_EQ(again->record.id, first->record.id);
+  ListFilter mine;
+  mine.owner = "bob";
+  auto page = store->List(mine);
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->records.size(), 1u);
+  EXPECT_EQ(page->records[0].id, other->record.id);
 }
 
 TEST_F(SqliteJobStoreTest, EmptyAndReplacedResults) {
