@@ -134,6 +134,17 @@ void HttpListener::Dispatch(HttpConnection connection) {
   if (!queued) RefuseConnection(*shared, 503);
 }
 
+HttpListener::Outcome HttpListener::TlsWait(SSL* ssl, int rc, short* events) {
+  const int error = SSL_get_error(ssl, rc);
+  if (error == SSL_ERROR_WANT_READ) return Outcome::kWaiting;
+  if (error == SSL_ERROR_WANT_WRITE) {
+    *events = POLLOUT;
+    return Outcome::kWaiting;
+  }
+  ERR_clear_error();
+  return Outcome::kGone;
+}
+
 HttpListener::Outcome HttpListener::ReadHead(Pending& p, char* buffer, size_t size) {
   HttpConnection& c = p.connection;
   SSL* ssl = c.ssl.get();
@@ -141,16 +152,9 @@ HttpListener::Outcome HttpListener::ReadHead(Pending& p, char* buffer, size_t si
   if (!p.handshake_done) {
     ERR_clear_error();
     const int rc = SSL_accept(ssl);
-    if (rc != 1) {
-      const int error = SSL_get_error(ssl, rc);
-      if (error == SSL_ERROR_WANT_READ) return Outcome::kWaiting;
-      if (error == SSL_ERROR_WANT_WRITE) {
-        p.events = POLLOUT;
-        return Outcome::kWaiting;
-      }
-      ERR_clear_error();
-      return Outcome::kGone;  // a failed handshake (wrong protocol, a refused certificate, ...)
-    }
+    // Not done: waiting for the client, or a failed handshake (wrong protocol, a refused
+    // certificate, ...).
+    if (rc != 1) return TlsWait(ssl, rc, &p.events);
     p.handshake_done = true;
     X509* certificate = SSL_get0_peer_certificate(ssl);
     if (certificate != nullptr && SSL_get_verify_result(ssl) == X509_V_OK) {
@@ -163,16 +167,7 @@ HttpListener::Outcome HttpListener::ReadHead(Pending& p, char* buffer, size_t si
     if (ssl != nullptr) {
       ERR_clear_error();
       const int rc = SSL_read(ssl, buffer, static_cast<int>(room));
-      if (rc <= 0) {
-        const int error = SSL_get_error(ssl, rc);
-        if (error == SSL_ERROR_WANT_READ) return Outcome::kWaiting;
-        if (error == SSL_ERROR_WANT_WRITE) {
-          p.events = POLLOUT;
-          return Outcome::kWaiting;
-        }
-        ERR_clear_error();
-        return Outcome::kGone;
-      }
+      if (rc <= 0) return TlsWait(ssl, rc, &p.events);
       n = rc;
     } else {
       n = recv(c.fd, buffer, room, 0);

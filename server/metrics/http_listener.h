@@ -79,6 +79,9 @@ class HttpListener {
   void PollLoop();
   // Advances `p`'s handshake and reads what has arrived (into `buffer` first), without blocking.
   Outcome ReadHead(Pending& p, char* buffer, size_t size);
+  // After an SSL_accept or SSL_read that returned `rc` without progress: kWaiting (with `events`
+  // set to what the session waits for) or kGone.
+  static Outcome TlsWait(SSL* ssl, int rc, short* events);
   // Hands a complete head to the workers, or answers 503 when max_queued already wait.
   void Dispatch(HttpConnection connection);
 

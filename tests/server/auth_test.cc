@@ -2,7 +2,6 @@
 // re-reading on change and keeping the old table when the new one is broken), the Authenticator
 // (the Bearer scheme, certificate identities, roles) and the per-principal token bucket.
 #include <gtest/gtest.h>
-#include <openssl/evp.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -12,19 +11,13 @@
 #include "auth/authenticator.h"
 #include "auth/rate_limiter.h"
 #include "auth/token_table.h"
+#include "support/test_certs.h"
 #include "support/test_paths.h"
 
 namespace attattr::server {
 namespace {
 
-std::string Sha256Hex(const std::string& text) {
-  unsigned char digest[32];
-  unsigned int length = 0;
-  EVP_Digest(text.data(), text.size(), digest, &length, EVP_sha256(), nullptr);
-  char hex[65];
-  for (int i = 0; i < 32; ++i) std::snprintf(hex + 2 * i, 3, "%02x", digest[i]);
-  return std::string(hex, 64);
-}
+using ::attattr::testing::Sha256Hex;
 
 class TokenFileTest : public ::testing::Test {
  protected:

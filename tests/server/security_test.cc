@@ -31,21 +31,13 @@ namespace v1 = attattr::v1;
 namespace fs = std::filesystem;
 using ::attattr::testing::ExpectStatus;
 using ::attattr::testing::PemFiles;
-using ::attattr::testing::ReadTextFile;
+using ::attattr::testing::ReadFile;
 using ::attattr::testing::ServerProcess;
+using ::attattr::testing::Sha256Hex;
 using ::attattr::testing::Sst2ModelDir;
 using ::attattr::testing::TestCa;
 
 constexpr char kModel[] = "sst2";
-
-std::string Sha256Hex(const std::string& text) {
-  unsigned char digest[32];
-  unsigned int length = 0;
-  EVP_Digest(text.data(), text.size(), digest, &length, EVP_sha256(), nullptr);
-  char hex[65];
-  for (int i = 0; i < 32; ++i) std::snprintf(hex + 2 * i, 3, "%02x", digest[i]);
-  return std::string(hex, 64);
-}
 
 // A TCP port that was free a moment ago (for --report-listen, whose port the test must know).
 int FreePort() {
@@ -68,10 +60,10 @@ struct ClientOptions {
 
 std::unique_ptr<v1::Attattr::Stub> SecureStub(const std::string& address, const ClientOptions& o) {
   grpc::SslCredentialsOptions ssl;
-  ssl.pem_root_certs = ReadTextFile(o.ca);
+  ssl.pem_root_certs = ReadFile(o.ca);
   if (!o.cert.cert.empty()) {
-    ssl.pem_cert_chain = ReadTextFile(o.cert.cert);
-    ssl.pem_private_key = ReadTextFile(o.cert.key);
+    ssl.pem_cert_chain = ReadFile(o.cert.cert);
+    ssl.pem_private_key = ReadFile(o.cert.key);
   }
   std::shared_ptr<grpc::ChannelCredentials> creds = grpc::SslCredentials(ssl);
   if (!o.token.empty()) {
@@ -150,7 +142,7 @@ class SecurityTest : public ::testing::Test {
   // The server's audit log lines so far (JSON objects with an "audit" field).
   std::vector<nlohmann::json> AuditLines() const {
     std::vector<nlohmann::json> lines;
-    std::istringstream log(ReadTextFile(log_path_));
+    std::istringstream log(ReadFile(log_path_));
     std::string line;
     while (std::getline(log, line)) {
       const auto start = line.find('{');
@@ -202,7 +194,7 @@ TEST_F(SecurityTest, TlsAndTokens) {
   auto plain = attattr::testing::Connect(server_->address());
   EXPECT_EQ(ListModels(*plain).error_code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_TRUE(Audited("call.denied", {{"method", "ListModels"}, {"code", "UNAUTHENTICATED"}}));
-  EXPECT_EQ(ReadTextFile(log_path_).find("not-a-token-at-all"), std::string::npos);
+  EXPECT_EQ(ReadFile(log_path_).find("not-a-token-at-all"), std::string::npos);
 }
 
 TEST_F(SecurityTest, ExpiredServerCertificateIsRefusedByClients) {
@@ -350,7 +342,7 @@ TEST_F(SecurityTest, JobsArePrivateToTheirOwner) {
               {{"principal", "bob"}, {"method", "GET /jobs/{id}/report"}, {"job_id", name}}));
   EXPECT_TRUE(Audited("call.denied", {{"method", "GET /jobs/{id}/report"}, {"code", "401"}}));
   // Tokens never reach the log.
-  const std::string log = ReadTextFile(log_path_);
+  const std::string log = ReadFile(log_path_);
   for (const char* who : {"alice", "bob", "root"}) {
     EXPECT_EQ(log.find(Token(who)), std::string::npos) << who;
   }

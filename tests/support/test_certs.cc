@@ -9,8 +9,6 @@
 #include <openssl/x509v3.h>
 
 #include <cstdio>
-#include <fstream>
-#include <sstream>
 #include <stdexcept>
 
 namespace attattr::testing {
@@ -106,11 +104,13 @@ PemFiles TestCa::Issue(const std::string& file_name, const std::string& common_n
   return files;
 }
 
-std::string ReadTextFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
+std::string Sha256Hex(const std::string& text) {
+  unsigned char digest[32];
+  unsigned int length = 0;
+  EVP_Digest(text.data(), text.size(), digest, &length, EVP_sha256(), nullptr);
+  char hex[65];
+  for (int i = 0; i < 32; ++i) std::snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+  return std::string(hex, 64);
 }
 
 }  // namespace attattr::testing

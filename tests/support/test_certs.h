@@ -37,7 +37,7 @@ class TestCa {
   PemFiles files_;
 };
 
-// The whole content of a file ("" when it cannot be read).
-std::string ReadTextFile(const std::string& path);
+// The SHA-256 of `text` in lowercase hex (what an --auth-tokens line holds for a token).
+std::string Sha256Hex(const std::string& text);
 
 }  // namespace attattr::testing

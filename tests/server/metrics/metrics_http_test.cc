@@ -10,12 +10,17 @@
 
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <thread>
 #include <vector>
 
 #include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
+#include "httplib.h"
+#include "metrics/tls_context.h"
 #include "support/http_get.h"
+#include "support/test_certs.h"
+#include "support/test_paths.h"
 
 namespace attattr::metrics {
 namespace {
@@ -408,6 +413,69 @@ TEST(MetricsHttpServerTest, AFullQueueAnswers503AtOnce) {
   EXPECT_EQ(ReadUntilClosed(queued).compare(0, 12, "HTTP/1.1 200"), 0);
   close(running);
   close(queued);
+}
+
+// HTTPS (a TlsContext): answers over TLS to a client that trusts the CA; a client that stalls the
+// handshake is closed at the head deadline (which covers the handshake) while /healthz keeps
+// answering; plain HTTP to the TLS port gets no HTTP at all; a client certificate the CA signed is
+// seen by handlers as its identity, and one from another CA fails the handshake.
+TEST(MetricsHttpServerTest, HttpsWithHandshakesWithinTheHeadDeadline) {
+  const std::string dir = ::attattr::testing::MakeTempDir("attattr-https");
+  ::attattr::testing::TestCa ca(dir, "ca");
+  ::attattr::testing::TestCa other(dir, "other");
+  const auto leaf = ca.Issue("server", "server", {"DNS:localhost", "IP:127.0.0.1"});
+  const auto client = ca.Issue("client", "client", {"URI:spiffe://test/client"});
+  const auto foreign = other.Issue("foreign", "foreign", {"DNS:foreign"});
+  auto tls = TlsContext::Open({leaf.cert, leaf.key, ca.cert_path()}, std::chrono::seconds(1));
+  ASSERT_TRUE(tls.ok()) << tls.status();
+  Registry registry;
+  HttpListener::Options limits;
+  limits.tls = *tls;
+  limits.head_timeout = std::chrono::milliseconds(800);
+  auto server = StartServer(registry, limits);
+  ASSERT_NE(server, nullptr);
+  ASSERT_TRUE(server
+                  ->AddHandler("/whoami",
+                               [](const MetricsHttpServer::Request& request) {
+                                 MetricsHttpServer::Response r;
+                                 r.body = "identity=" + request.peer_identity;
+                                 return r;
+                               })
+                  .ok());
+  const int port = server->port();
+  auto https = [&](const ::attattr::testing::PemFiles& cert) {
+    auto c = cert.cert.empty()
+                 ? std::make_unique<httplib::SSLClient>("127.0.0.1", port)
+                 : std::make_unique<httplib::SSLClient>("127.0.0.1", port, cert.cert, cert.key);
+    c->set_ca_cert_path(ca.cert_path().c_str());
+    c->enable_server_certificate_verification(true);
+    return c;
+  };
+  auto health = https({})->Get("/healthz");
+  ASSERT_TRUE(health) << httplib::to_string(health.error());
+  EXPECT_EQ(health->status, 200);
+  EXPECT_EQ(health->get_header_value("X-Content-Type-Options"), "nosniff");
+  auto anonymous = https({})->Get("/whoami");
+  ASSERT_TRUE(anonymous);
+  EXPECT_EQ(anonymous->body, "identity=");
+  auto known = https(client)->Get("/whoami");
+  ASSERT_TRUE(known);
+  EXPECT_EQ(known->body, "identity=spiffe://test/client");
+  EXPECT_FALSE(https(foreign)->Get("/whoami"));
+  // A client that connects and never says hello is closed at the deadline.
+  const int stalled = Connect(port);
+  ASSERT_GE(stalled, 0);
+  auto beside = https({})->Get("/healthz");
+  EXPECT_TRUE(beside && beside->status == 200);
+  EXPECT_TRUE(ClosedWithin(stalled, std::chrono::seconds(5)));
+  close(stalled);
+  // Plain HTTP to the TLS port: no HTTP answer comes back.
+  const int plain = Connect(port);
+  ASSERT_GE(plain, 0);
+  SendText(plain, "GET /healthz HTTP/1.0\r\n\r\n");
+  EXPECT_EQ(ReadUntilClosed(plain, std::chrono::seconds(5)).find("HTTP/1."), std::string::npos);
+  close(plain);
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
