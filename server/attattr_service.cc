@@ -109,6 +109,18 @@ void AttattrService::FinishRpc(const char* method, grpc::CallbackServerContext* 
   reactor->Finish(status);
 }
 
+void AttattrService::OnStorePool(const char* method, grpc::CallbackServerContext* ctx,
+                                 Clock::time_point start, grpc::ServerUnaryReactor* reactor,
+                                 const std::string& job_id, const std::string& principal,
+                                 std::function<void()> work) {
+  if (d_.store_pool.TrySchedule(std::move(work))) return;
+  FinishRpc(
+      method, ctx, start, reactor,
+      grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                   absl::StrCat(method, ": too many calls waiting for the job store; retry later")),
+      job_id, principal);
+}
+
 absl::StatusOr<Principal> AttattrService::Authenticate(grpc::CallbackServerContext* ctx,
                                                        const char* method) {
   Credentials credentials;
@@ -376,10 +388,13 @@ grpc::ServerUnaryReactor* AttattrService::GetJob(grpc::CallbackServerContext* ct
     FinishRpc("GetJob", ctx, start, reactor, ToGrpcStatus(caller.status()), request->name());
     return reactor;
   }
-  auto record = OwnedJob(*caller, request->name(), "GetJob");
-  if (record.ok()) JobToProto(*record, UnixNowMs(), response);
-  FinishRpc("GetJob", ctx, start, reactor, ToGrpcStatus(record.status()), request->name(),
-            caller->name);
+  OnStorePool("GetJob", ctx, start, reactor, request->name(), caller->name,
+              [this, ctx, request, response, reactor, start, caller = *caller] {
+                auto record = OwnedJob(caller, request->name(), "GetJob");
+                if (record.ok()) JobToProto(*record, UnixNowMs(), response);
+                FinishRpc("GetJob", ctx, start, reactor, ToGrpcStatus(record.status()),
+                          request->name(), caller.name);
+              });
   return reactor;
 }
 
@@ -418,39 +433,48 @@ grpc::ServerUnaryReactor* AttattrService::ListJobs(grpc::CallbackServerContext* 
         absl::StrCat("page_token: ", request->page_token().size(), " characters, at most ",
                      kMaxPageTokenBytes, " (pass back a next_page_token as it came)")));
   }
-  const bool full = request->view() == v1::JOB_VIEW_FULL;
+  OnStorePool("ListJobs", ctx, start, reactor, "", caller->name,
+              [this, ctx, request, response, reactor, start, caller = *caller] {
+                FinishRpc("ListJobs", ctx, start, reactor,
+                          ToGrpcStatus(ListJobsPage(caller, *request, response)), "", caller.name);
+              });
+  return reactor;
+}
+
+absl::Status AttattrService::ListJobsPage(const Principal& caller,
+                                          const v1::ListJobsRequest& request,
+                                          v1::ListJobsResponse* response) {
+  const bool full = request.view() == v1::JOB_VIEW_FULL;
   store::ListFilter filter;
-  filter.state = StateFromProto(request->state());
-  if (request->kind() != v1::JOB_KIND_UNSPECIFIED) filter.kind = JobKindName(request->kind());
-  filter.page_size = request->page_size();  // 0: the store's default, kDefaultListPageSize
-  filter.page_token = request->page_token();
+  filter.state = StateFromProto(request.state());
+  if (request.kind() != v1::JOB_KIND_UNSPECIFIED) filter.kind = JobKindName(request.kind());
+  filter.page_size = request.page_size();  // 0: the store's default, kDefaultListPageSize
+  filter.page_token = request.page_token();
   filter.include_spec = full;  // a summary never reads the (possibly large) specs
-  if (!caller->admin) filter.owner = caller->name;  // only the caller's own jobs
-  auto page = d_.store.List(filter);
-  if (!page.ok()) return finish(page.status());
+  if (!caller.admin) filter.owner = caller.name;  // only the caller's own jobs
+  ATTATTR_ASSIGN_OR_RETURN(auto page, d_.store.List(filter));
   const int64_t now = UnixNowMs();
   size_t bytes = 0;
-  for (size_t i = 0; i < page->records.size(); ++i) {
+  for (size_t i = 0; i < page.records.size(); ++i) {
     v1::Job job;
     if (full) {
-      JobToProto(page->records[i], now, &job);
+      JobToProto(page.records[i], now, &job);
     } else {
-      JobSummaryToProto(page->records[i], now, &job);
+      JobSummaryToProto(page.records[i], now, &job);
     }
     bytes += job.ByteSizeLong();
     if (i > 0 && bytes > kListResponseBudgetBytes) {
       // Over the budget: end the page before this job; the token resumes at it.
       store::ListFilter upto = filter;
       upto.page_size = static_cast<int32_t>(i);
-      auto shorter = d_.store.List(upto);
-      if (!shorter.ok()) return finish(shorter.status());
-      response->set_next_page_token(shorter->next_page_token);
-      return finish(absl::OkStatus());
+      ATTATTR_ASSIGN_OR_RETURN(auto shorter, d_.store.List(upto));
+      response->set_next_page_token(shorter.next_page_token);
+      return absl::OkStatus();
     }
     *response->add_jobs() = std::move(job);
   }
-  response->set_next_page_token(page->next_page_token);
-  return finish(absl::OkStatus());
+  response->set_next_page_token(page.next_page_token);
+  return absl::OkStatus();
 }
 
 grpc::ServerUnaryReactor* AttattrService::CancelJob(grpc::CallbackServerContext* ctx,
@@ -463,13 +487,17 @@ grpc::ServerUnaryReactor* AttattrService::CancelJob(grpc::CallbackServerContext*
     FinishRpc("CancelJob", ctx, start, reactor, ToGrpcStatus(caller.status()), request->name());
     return reactor;
   }
-  absl::Status status = OwnedJob(*caller, request->name(), "CancelJob").status();
-  if (status.ok()) {
-    auto record = d_.scheduler.Cancel(request->name(), caller->name);
-    if (record.ok()) JobToProto(*record, UnixNowMs(), response);
-    status = record.status();
-  }
-  FinishRpc("CancelJob", ctx, start, reactor, ToGrpcStatus(status), request->name(), caller->name);
+  OnStorePool("CancelJob", ctx, start, reactor, request->name(), caller->name,
+              [this, ctx, request, response, reactor, start, caller = *caller] {
+                absl::Status status = OwnedJob(caller, request->name(), "CancelJob").status();
+                if (status.ok()) {
+                  auto record = d_.scheduler.Cancel(request->name(), caller.name);
+                  if (record.ok()) JobToProto(*record, UnixNowMs(), response);
+                  status = record.status();
+                }
+                FinishRpc("CancelJob", ctx, start, reactor, ToGrpcStatus(status), request->name(),
+                          caller.name);
+              });
   return reactor;
 }
 
@@ -483,9 +511,13 @@ grpc::ServerUnaryReactor* AttattrService::DeleteJob(grpc::CallbackServerContext*
     FinishRpc("DeleteJob", ctx, start, reactor, ToGrpcStatus(caller.status()), request->name());
     return reactor;
   }
-  absl::Status status = OwnedJob(*caller, request->name(), "DeleteJob").status();
-  if (status.ok()) status = d_.scheduler.Delete(request->name(), caller->name);
-  FinishRpc("DeleteJob", ctx, start, reactor, ToGrpcStatus(status), request->name(), caller->name);
+  OnStorePool("DeleteJob", ctx, start, reactor, request->name(), caller->name,
+              [this, ctx, request, reactor, start, caller = *caller] {
+                absl::Status status = OwnedJob(caller, request->name(), "DeleteJob").status();
+                if (status.ok()) status = d_.scheduler.Delete(request->name(), caller.name);
+                FinishRpc("DeleteJob", ctx, start, reactor, ToGrpcStatus(status), request->name(),
+                          caller.name);
+              });
   return reactor;
 }
 

@@ -1,17 +1,20 @@
 // The attattr.v1.Attattr gRPC service (callback API). Handlers do constant-time checks and hand
 // work on: Explain calls and job specs to the validation pool (which validates, reads datasets and
-// tokenizes, then gives Explain items to the dynamic batcher and stores and queues jobs); they
-// never run the engine, read files or tokenize on a reaction thread. WaitJob and WatchJob subscribe
-// to JobEvents instead of blocking; streams keep one write in flight. Every call ends with one
-// access-log line and the RPC metrics (RecordRpc). Every call first authenticates (Authenticate:
-// the bearer token or client certificate, auth/authenticator.h) and sees only its principal's jobs
-// (OwnedJob; an administrator sees all); another principal's job is NOT_FOUND, worded exactly as
-// a missing one. Denied calls get an `audit` log line with the principal. Thread-safe: one
-// instance serves every call.
+// tokenizes, then gives Explain items to the dynamic batcher and stores and queues jobs), and
+// GetJob/ListJobs/CancelJob/DeleteJob to the store pool; they never run the engine, read files,
+// tokenize or wait on the job store's transactions on a reaction thread (the streams' first read
+// and their result chunks are single-row reads by key, done in place). WaitJob and WatchJob
+// subscribe to JobEvents instead of blocking; streams keep one write in flight. Every call ends
+// with one access-log line and the RPC metrics (RecordRpc). Every call first authenticates
+// (Authenticate: the bearer token or client certificate, auth/authenticator.h) and sees only its
+// principal's jobs (OwnedJob; an administrator sees all); another principal's job is NOT_FOUND,
+// worded exactly as a missing one. Denied calls get an `audit` log line with the principal.
+// Thread-safe: one instance serves every call.
 #pragma once
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -39,6 +42,7 @@ struct ServiceDeps {
   AttributionBatcher& batcher;
   const JobKinds& job_kinds;
   WorkerPool& validation_pool;  // Explain's and SubmitJob's validation, off the reaction threads
+  WorkerPool& store_pool;       // Get/List/Cancel/DeleteJob's store calls, off the reaction threads
   JobScheduler& scheduler;
   store::JobStore& store;
   JobEvents& events;
@@ -118,6 +122,15 @@ class AttattrService final : public v1::Attattr::CallbackService {
                  std::chrono::steady_clock::time_point start, grpc::ServerUnaryReactor* reactor,
                  const grpc::Status& status, const std::string& job_id = "",
                  const std::string& principal = "");
+  // Runs `work` (which finishes the call) on the store pool; when the pool's queue is full,
+  // finishes the call with RESOURCE_EXHAUSTED instead.
+  void OnStorePool(const char* method, grpc::CallbackServerContext* ctx,
+                   std::chrono::steady_clock::time_point start, grpc::ServerUnaryReactor* reactor,
+                   const std::string& job_id, const std::string& principal,
+                   std::function<void()> work);
+  // ListJobs' page for `caller` (its own jobs unless an admin), within the response budget.
+  absl::Status ListJobsPage(const Principal& caller, const v1::ListJobsRequest& request,
+                            v1::ListJobsResponse* response);
   // What `caller`'s roles forbid in `spec` (a priority above its maximum, an export, a dataset),
   // as PermissionDenied naming the field; OK otherwise.
   absl::Status CheckSpecPermissions(const Principal& caller, const v1::JobSpec& spec) const;

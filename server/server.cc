@@ -16,6 +16,12 @@
 namespace attattr::server {
 namespace {
 
+// The store pool: threads running GetJob/ListJobs/CancelJob/DeleteJob's store calls, and how many
+// such calls may wait for one (more are RESOURCE_EXHAUSTED). SQLite serializes writers, so more
+// threads would only queue inside the store.
+constexpr int kStoreWorkers = 4;
+constexpr int kMaxPendingStoreCalls = 256;
+
 // Stored result chunks stay under 1 MiB with the ResultChunk framing around them.
 constexpr int64_t kResultChunkBytes = (int64_t{1} << 20) - 4096;
 
@@ -248,9 +254,10 @@ absl::Status Server::StartJobs() {
 
   validation_pool_ =
       std::make_unique<WorkerPool>(config_.validation_workers, config_.max_pending_validations);
-  service_ = std::make_unique<AttattrService>(
-      ServiceDeps{config_, *models_, *batcher_, *job_kinds_, *validation_pool_, *scheduler_,
-                  *store_, events_, *timers_, *metrics_, log_, *auth_, *explain_limiter_});
+  store_pool_ = std::make_unique<WorkerPool>(kStoreWorkers, kMaxPendingStoreCalls);
+  service_ = std::make_unique<AttattrService>(ServiceDeps{
+      config_, *models_, *batcher_, *job_kinds_, *validation_pool_, *store_pool_, *scheduler_,
+      *store_, events_, *timers_, *metrics_, log_, *auth_, *explain_limiter_});
   ScheduleRetentionSweep();
   return absl::OkStatus();
 }
@@ -274,9 +281,11 @@ void Server::ScheduleRetentionSweep() {
 Server::~Server() {
   if (grpc_) Shutdown(std::chrono::milliseconds(0));
   if (validation_pool_) validation_pool_->Stop();
+  if (store_pool_) store_pool_->Stop();  // finishes the calls it holds
   grpc_.reset();
   service_.reset();
   validation_pool_.reset();
+  store_pool_.reset();
   report_http_.reset();
   metrics_http_.reset();
   gpu_collector_.reset();

@@ -88,6 +88,7 @@ class Server {
   std::unique_ptr<JobKinds> job_kinds_;
   std::unique_ptr<JobScheduler> scheduler_;
   std::unique_ptr<WorkerPool> validation_pool_;
+  std::unique_ptr<WorkerPool> store_pool_;
   std::unique_ptr<AttattrService> service_;
   std::unique_ptr<grpc::Server> grpc_;
   int port_ = 0;
