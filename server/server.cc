@@ -63,8 +63,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
     ATTATTR_ASSIGN_OR_RETURN(
         server->tls_,
         metrics::TlsContext::Open(
-            {config.tls_cert, config.tls_key, config.tls_client_ca},
-            std::chrono::seconds(config.tls_reload_seconds), [log](const absl::Status& s) {
+            {config.tls_cert, config.tls_key, config.tls_client_ca}, [log](const absl::Status& s) {
               if (s.ok()) {
                 log->Info("TLS files re-read: new connections use them");
               } else {
@@ -258,15 +257,23 @@ absl::Status Server::StartJobs() {
   service_ = std::make_unique<AttattrService>(ServiceDeps{
       config_, *models_, *batcher_, *job_kinds_, *validation_pool_, *store_pool_, *scheduler_,
       *store_, events_, *timers_, *metrics_, log_, *auth_, *explain_limiter_});
-  ScheduleRetentionSweep();
+  SchedulePeriodicWork();
   return absl::OkStatus();
 }
 
-void Server::ScheduleRetentionSweep() {
-  // Every tenth of the retention, at most hourly and at least every second.
-  const auto period = std::chrono::milliseconds(
+void Server::Every(std::chrono::milliseconds period, std::function<void()> work) {
+  timers_->Schedule(std::chrono::steady_clock::now() + period,
+                    [this, period, work = std::move(work)]() mutable {
+                      work();
+                      Every(period, std::move(work));
+                    });
+}
+
+void Server::SchedulePeriodicWork() {
+  // The retention sweep: every tenth of the retention, at most hourly and at least every second.
+  const auto sweep_period = std::chrono::milliseconds(
       std::clamp<int64_t>(config_.retention_seconds * 100, 1000, 3600 * 1000));
-  timers_->Schedule(std::chrono::steady_clock::now() + period, [this] {
+  Every(sweep_period, [this] {
     auto expired = store_->ExpireResults(UnixNowMs(), config_.retention_seconds * 1000);
     if (!expired.ok()) {
       log_.Warn("retention sweep failed", {{"error", expired.status().message()}});
@@ -274,8 +281,15 @@ void Server::ScheduleRetentionSweep() {
       log_.Info("retention: deleted finished jobs",
                 {{"jobs", *expired}, {"retention_seconds", int64_t{config_.retention_seconds}}});
     }
-    ScheduleRetentionSweep();
   });
+  // New versions of the token file and the HTTP ports' TLS files, read here on the timer thread so
+  // no call and no accept ever waits on a file (gRPC's own file watcher covers the gRPC port).
+  if (!config_.auth_tokens.empty()) {
+    Every(std::chrono::seconds(1), [this] { auth_->ReloadTokensIfChanged(); });
+  }
+  if (tls_ != nullptr) {
+    Every(std::chrono::seconds(config_.tls_reload_seconds), [this] { tls_->ReloadIfChanged(); });
+  }
 }
 
 Server::~Server() {

@@ -8,6 +8,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -62,7 +63,10 @@ class Server {
   Server(const ServerConfig& config, std::shared_ptr<spdlog::logger> logger)
       : config_(config), log_(std::move(logger), config.log_format) {}
   absl::Status StartJobs();
-  void ScheduleRetentionSweep();
+  // Runs `work` on the timer thread every `period`, until the timers stop.
+  void Every(std::chrono::milliseconds period, std::function<void()> work);
+  // The retention sweep and the re-reads of the token and TLS files.
+  void SchedulePeriodicWork();
 
   const ServerConfig config_;
   const EventLog log_;

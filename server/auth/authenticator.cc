@@ -18,9 +18,8 @@ constexpr size_t kMaxIdentityBytes = 256;
 absl::StatusOr<std::unique_ptr<Authenticator>> Authenticator::Create(const AuthOptions& options) {
   std::unique_ptr<Authenticator> auth(new Authenticator());
   if (!options.tokens_path.empty()) {
-    ATTATTR_ASSIGN_OR_RETURN(
-        auth->tokens_,
-        TokenTable::Open(options.tokens_path, std::chrono::seconds(1), options.on_token_reload));
+    ATTATTR_ASSIGN_OR_RETURN(auth->tokens_,
+                             TokenTable::Open(options.tokens_path, options.on_token_reload));
   }
   auth->client_certificates_ = options.client_certificates;
   auth->admins_ = {options.admins.begin(), options.admins.end()};

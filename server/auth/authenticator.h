@@ -51,6 +51,11 @@ class Authenticator {
   // The principal named `name` with its roles.
   Principal Resolve(const std::string& name) const;
 
+  // Re-reads the token file if it changed (TokenTable::ReloadIfChanged); nothing without one.
+  void ReloadTokensIfChanged() {
+    if (tokens_ != nullptr) tokens_->ReloadIfChanged();
+  }
+
  private:
   Authenticator() = default;
   static bool Listed(const std::set<std::string>& names, const std::string& name) {

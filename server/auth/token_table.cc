@@ -87,16 +87,14 @@ absl::StatusOr<std::vector<TokenTable::Entry>> TokenTable::Read(const std::strin
 }
 
 absl::StatusOr<std::unique_ptr<TokenTable>> TokenTable::Open(const std::string& path,
-                                                             std::chrono::milliseconds recheck,
                                                              ReloadObserver on_reload) {
-  std::unique_ptr<TokenTable> table(new TokenTable(path, recheck, std::move(on_reload)));
+  std::unique_ptr<TokenTable> table(new TokenTable(path, std::move(on_reload)));
   const auto stamp = StampOf(path);
   auto entries = Read(path);
   if (!entries.ok()) return entries.status();
   absl::MutexLock lock(&table->mu_);
   table->entries_ = std::move(*entries);
   table->stamp_ = stamp;
-  table->last_check_ = Clock::now();
   return table;
 }
 
@@ -105,7 +103,6 @@ void TokenTable::ReloadIfChanged() {
   size_t count = 0;
   {
     absl::MutexLock lock(&mu_);
-    last_check_ = Clock::now();
     const auto stamp = StampOf(path_);
     if (!stamp.has_value() || stamp == stamp_) return;  // gone (kept) or unchanged
     stamp_ = stamp;
@@ -121,13 +118,7 @@ void TokenTable::ReloadIfChanged() {
   if (on_reload_) on_reload_(status, count);
 }
 
-std::optional<std::string> TokenTable::Lookup(absl::string_view token) {
-  bool due;
-  {
-    absl::MutexLock lock(&mu_);
-    due = Clock::now() - last_check_ >= recheck_;
-  }
-  if (due) ReloadIfChanged();
+std::optional<std::string> TokenTable::Lookup(absl::string_view token) const {
   if (token.empty() || token.size() > kMaxTokenBytes) return std::nullopt;
   const auto digest = Sha256(token);
   absl::MutexLock lock(&mu_);

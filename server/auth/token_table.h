@@ -2,13 +2,13 @@
 // per token (the token's SHA-256 in hex, so the file never holds a token itself; '#' starts a
 // comment line; blank lines are skipped). Lookup hashes the presented token and compares it with
 // every entry in constant time (CRYPTO_memcmp, no early exit), so neither timing nor the file
-// reveals a token. The file is re-read when it changes (checked at most once per `recheck`
-// interval, by FileStamp); a new version that does not parse is refused and the previous table
-// kept, so a bad edit never locks every caller out. Thread-safe.
+// reveals a token. ReloadIfChanged re-reads the file when its FileStamp changed (the server calls
+// it every second from its timer thread, so no call's path ever touches the file); a new version
+// that does not parse is refused and the previous table kept, so a bad edit never locks every
+// caller out. Thread-safe.
 #pragma once
 
 #include <array>
-#include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -25,19 +25,17 @@ namespace attattr::server {
 
 class TokenTable {
  public:
-  using Clock = std::chrono::steady_clock;
   // What a re-read did: OK with the entry count, or why the new version was refused.
   using ReloadObserver = std::function<void(const absl::Status& status, size_t entries)>;
 
   // Reads `path`; InvalidArgument naming --auth-tokens and the line when it does not parse (a
   // missing file, a line without a tab, a digest that is not 64 hex digits, a principal with
   // spaces or control characters or longer than 128 bytes, a digest listed twice).
-  static absl::StatusOr<std::unique_ptr<TokenTable>> Open(
-      const std::string& path, std::chrono::milliseconds recheck = std::chrono::seconds(1),
-      ReloadObserver on_reload = nullptr);
+  static absl::StatusOr<std::unique_ptr<TokenTable>> Open(const std::string& path,
+                                                          ReloadObserver on_reload = nullptr);
 
-  // The principal `token` belongs to, or nullopt. Re-reads the file first when it changed.
-  std::optional<std::string> Lookup(absl::string_view token);
+  // The principal `token` belongs to, or nullopt.
+  std::optional<std::string> Lookup(absl::string_view token) const;
 
   // Re-reads the file now if its stamp changed since the last read.
   void ReloadIfChanged();
@@ -49,18 +47,16 @@ class TokenTable {
     std::string principal;
     std::array<unsigned char, 32> digest{};
   };
-  TokenTable(std::string path, std::chrono::milliseconds recheck, ReloadObserver on_reload)
-      : path_(std::move(path)), recheck_(recheck), on_reload_(std::move(on_reload)) {}
+  TokenTable(std::string path, ReloadObserver on_reload)
+      : path_(std::move(path)), on_reload_(std::move(on_reload)) {}
   // The file's entries, or why they are refused.
   static absl::StatusOr<std::vector<Entry>> Read(const std::string& path);
 
   const std::string path_;
-  const std::chrono::milliseconds recheck_;
   const ReloadObserver on_reload_;
   mutable absl::Mutex mu_;
   std::vector<Entry> entries_ ABSL_GUARDED_BY(mu_);
   std::optional<FileStamp> stamp_ ABSL_GUARDED_BY(mu_);  // of the version last tried
-  Clock::time_point last_check_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace attattr::server

@@ -60,15 +60,13 @@ absl::StatusOr<std::shared_ptr<SSL_CTX>> MakeServerContext(const TlsFiles& files
 }
 
 absl::StatusOr<std::shared_ptr<TlsContext>> TlsContext::Open(const TlsFiles& files,
-                                                             std::chrono::milliseconds recheck,
                                                              ReloadObserver on_reload) {
   auto ctx = MakeServerContext(files);
   if (!ctx.ok()) return ctx.status();
-  std::shared_ptr<TlsContext> tls(new TlsContext(files, recheck, std::move(on_reload)));
+  std::shared_ptr<TlsContext> tls(new TlsContext(files, std::move(on_reload)));
   absl::MutexLock lock(&tls->mu_);
   tls->ctx_ = std::move(*ctx);
   tls->stamp_ = tls->Stamp();
-  tls->last_check_ = Clock::now();
   return tls;
 }
 
@@ -85,31 +83,24 @@ std::optional<std::string> TlsContext::Stamp() const {
 }
 
 std::shared_ptr<SSL_CTX> TlsContext::Current() {
-  absl::Status reloaded;
-  bool tried = false;
-  std::shared_ptr<SSL_CTX> current;
+  absl::MutexLock lock(&mu_);
+  return ctx_;
+}
+
+void TlsContext::ReloadIfChanged() {
+  const auto stamp = Stamp();
   {
     absl::MutexLock lock(&mu_);
-    const auto now = Clock::now();
-    if (now - last_check_ >= recheck_) {
-      last_check_ = now;
-      const auto stamp = Stamp();
-      // A file missing for a moment (a rotation in progress) keeps the context as it is.
-      if (stamp.has_value() && stamp != stamp_) {
-        stamp_ = stamp;
-        tried = true;
-        auto ctx = MakeServerContext(files_);
-        if (ctx.ok()) {
-          ctx_ = std::move(*ctx);
-        } else {
-          reloaded = ctx.status();
-        }
-      }
-    }
-    current = ctx_;
+    if (!stamp.has_value() || stamp == stamp_) return;
+    stamp_ = stamp;
   }
-  if (tried && on_reload_) on_reload_(reloaded);
-  return current;
+  // Built outside the lock: new connections keep getting the current context meanwhile.
+  auto ctx = MakeServerContext(files_);
+  if (ctx.ok()) {
+    absl::MutexLock lock(&mu_);
+    ctx_ = std::move(*ctx);
+  }
+  if (on_reload_) on_reload_(ctx.status());
 }
 
 std::string CertificateIdentity(X509* certificate) {

@@ -61,19 +61,21 @@ TEST_F(TokenFileTest, RefusesMalformedFilesNamingTheLine) {
 TEST_F(TokenFileTest, RereadsOnChangeAndKeepsTheOldTableWhenTheNewOneIsBroken) {
   const std::string path = Write("alice\t" + Sha256Hex("one") + "\n");
   std::vector<absl::Status> reloads;
-  auto table = TokenTable::Open(path, std::chrono::milliseconds(0),
-                                [&](const absl::Status& s, size_t) { reloads.push_back(s); });
+  auto table = TokenTable::Open(path, [&](const absl::Status& s, size_t) { reloads.push_back(s); });
   ASSERT_TRUE(table.ok());
   EXPECT_EQ((*table)->Lookup("one").value_or(""), "alice");
   // A new version, swapped in by rename (as Secret volumes do).
   const std::string next = Write("alice\t" + Sha256Hex("two") + "\n", "tokens.new");
   std::filesystem::rename(next, path);
+  EXPECT_EQ((*table)->Lookup("one").value_or(""), "alice");  // lookups never read the file
+  (*table)->ReloadIfChanged();
   EXPECT_EQ((*table)->Lookup("two").value_or(""), "alice");
   EXPECT_FALSE((*table)->Lookup("one").has_value());
   ASSERT_EQ(reloads.size(), 1u);
   EXPECT_TRUE(reloads[0].ok());
   // A broken version: refused, the previous tokens still work.
   std::filesystem::rename(Write("garbage\n", "tokens.bad"), path);
+  (*table)->ReloadIfChanged();
   EXPECT_EQ((*table)->Lookup("two").value_or(""), "alice");
   ASSERT_EQ(reloads.size(), 2u);
   EXPECT_FALSE(reloads[1].ok());

@@ -195,6 +195,17 @@ TEST_F(SecurityTest, TlsAndTokens) {
   EXPECT_EQ(ListModels(*plain).error_code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_TRUE(Audited("call.denied", {{"method", "ListModels"}, {"code", "UNAUTHENTICATED"}}));
   EXPECT_EQ(ReadFile(log_path_).find("not-a-token-at-all"), std::string::npos);
+  // A new token file (renamed into place, as a Secret volume updates) is picked up without a
+  // restart: carol's token works within seconds, alice's, now gone, no longer does.
+  { std::ofstream(dir_ + "/tokens.next") << "carol\t" << Sha256Hex(Token("carol")) << "\n"; }
+  fs::rename(dir_ + "/tokens.next", dir_ + "/tokens");
+  bool rotated = false;
+  for (int i = 0; i < 50 && !rotated; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    rotated = ListModels(*As("carol")).ok();
+  }
+  EXPECT_TRUE(rotated);
+  EXPECT_EQ(ListModels(*As("alice")).error_code(), grpc::StatusCode::UNAUTHENTICATED);
 }
 
 TEST_F(SecurityTest, ExpiredServerCertificateIsRefusedByClients) {
