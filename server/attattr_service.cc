@@ -121,6 +121,17 @@ void AttattrService::OnStorePool(const char* method, grpc::CallbackServerContext
       job_id, principal);
 }
 
+std::optional<Principal> AttattrService::CallerOrFinish(const char* method,
+                                                        grpc::CallbackServerContext* ctx,
+                                                        Clock::time_point start,
+                                                        grpc::ServerUnaryReactor* reactor,
+                                                        const std::string& job_id) {
+  auto caller = Authenticate(ctx, method);
+  if (caller.ok()) return std::move(*caller);
+  FinishRpc(method, ctx, start, reactor, ToGrpcStatus(caller.status()), job_id);
+  return std::nullopt;
+}
+
 absl::StatusOr<Principal> AttattrService::Authenticate(grpc::CallbackServerContext* ctx,
                                                        const char* method) {
   Credentials credentials;
@@ -190,11 +201,8 @@ grpc::ServerUnaryReactor* AttattrService::ListModels(grpc::CallbackServerContext
                                                      v1::ListModelsResponse* response) {
   const auto start = Clock::now();
   auto* reactor = ctx->DefaultReactor();
-  auto caller = Authenticate(ctx, "ListModels");
-  if (!caller.ok()) {
-    FinishRpc("ListModels", ctx, start, reactor, ToGrpcStatus(caller.status()));
-    return reactor;
-  }
+  auto caller = CallerOrFinish("ListModels", ctx, start, reactor);
+  if (!caller.has_value()) return reactor;
   for (const auto& name : d_.models.Names()) {
     convert::ModelToProto(name, (*d_.models.Find(name))->info(), response->add_models());
   }
@@ -207,11 +215,8 @@ grpc::ServerUnaryReactor* AttattrService::GetModel(grpc::CallbackServerContext* 
                                                    v1::Model* response) {
   const auto start = Clock::now();
   auto* reactor = ctx->DefaultReactor();
-  auto caller = Authenticate(ctx, "GetModel");
-  if (!caller.ok()) {
-    FinishRpc("GetModel", ctx, start, reactor, ToGrpcStatus(caller.status()));
-    return reactor;
-  }
+  auto caller = CallerOrFinish("GetModel", ctx, start, reactor);
+  if (!caller.has_value()) return reactor;
   auto model = d_.models.Find(request->name());
   if (model.ok()) convert::ModelToProto(request->name(), (*model)->info(), response);
   FinishRpc("GetModel", ctx, start, reactor, ToGrpcStatus(model.status()), "", caller->name);
@@ -223,11 +228,8 @@ grpc::ServerUnaryReactor* AttattrService::Explain(grpc::CallbackServerContext* c
                                                   v1::ExplainResponse* response) {
   const auto start = Clock::now();
   auto* reactor = ctx->DefaultReactor();
-  auto caller = Authenticate(ctx, "Explain");
-  if (!caller.ok()) {
-    FinishRpc("Explain", ctx, start, reactor, ToGrpcStatus(caller.status()));
-    return reactor;
-  }
+  auto caller = CallerOrFinish("Explain", ctx, start, reactor);
+  if (!caller.has_value()) return reactor;
   if (draining_) {
     FinishRpc("Explain", ctx, start, reactor, Draining("Explain"), "", caller->name);
     return reactor;
@@ -305,11 +307,8 @@ grpc::ServerUnaryReactor* AttattrService::SubmitJob(grpc::CallbackServerContext*
                                                     v1::Job* response) {
   const auto start = Clock::now();
   auto* reactor = ctx->DefaultReactor();
-  auto caller = Authenticate(ctx, "SubmitJob");
-  if (!caller.ok()) {
-    FinishRpc("SubmitJob", ctx, start, reactor, ToGrpcStatus(caller.status()));
-    return reactor;
-  }
+  auto caller = CallerOrFinish("SubmitJob", ctx, start, reactor);
+  if (!caller.has_value()) return reactor;
   auto finish = [&](const grpc::Status& status) {
     FinishRpc("SubmitJob", ctx, start, reactor, status, "", caller->name);
     return reactor;
@@ -383,11 +382,8 @@ grpc::ServerUnaryReactor* AttattrService::GetJob(grpc::CallbackServerContext* ct
                                                  v1::Job* response) {
   const auto start = Clock::now();
   auto* reactor = ctx->DefaultReactor();
-  auto caller = Authenticate(ctx, "GetJob");
-  if (!caller.ok()) {
-    FinishRpc("GetJob", ctx, start, reactor, ToGrpcStatus(caller.status()), request->name());
-    return reactor;
-  }
+  auto caller = CallerOrFinish("GetJob", ctx, start, reactor, request->name());
+  if (!caller.has_value()) return reactor;
   OnStorePool("GetJob", ctx, start, reactor, request->name(), caller->name,
               [this, ctx, request, response, reactor, start, caller = *caller] {
                 auto record = OwnedJob(caller, request->name(), "GetJob");
@@ -403,11 +399,8 @@ grpc::ServerUnaryReactor* AttattrService::ListJobs(grpc::CallbackServerContext* 
                                                    v1::ListJobsResponse* response) {
   const auto start = Clock::now();
   auto* reactor = ctx->DefaultReactor();
-  auto caller = Authenticate(ctx, "ListJobs");
-  if (!caller.ok()) {
-    FinishRpc("ListJobs", ctx, start, reactor, ToGrpcStatus(caller.status()));
-    return reactor;
-  }
+  auto caller = CallerOrFinish("ListJobs", ctx, start, reactor);
+  if (!caller.has_value()) return reactor;
   auto finish = [&](const absl::Status& status) {
     FinishRpc("ListJobs", ctx, start, reactor, ToGrpcStatus(status), "", caller->name);
     return reactor;
@@ -482,11 +475,8 @@ grpc::ServerUnaryReactor* AttattrService::CancelJob(grpc::CallbackServerContext*
                                                     v1::Job* response) {
   const auto start = Clock::now();
   auto* reactor = ctx->DefaultReactor();
-  auto caller = Authenticate(ctx, "CancelJob");
-  if (!caller.ok()) {
-    FinishRpc("CancelJob", ctx, start, reactor, ToGrpcStatus(caller.status()), request->name());
-    return reactor;
-  }
+  auto caller = CallerOrFinish("CancelJob", ctx, start, reactor, request->name());
+  if (!caller.has_value()) return reactor;
   OnStorePool("CancelJob", ctx, start, reactor, request->name(), caller->name,
               [this, ctx, request, response, reactor, start, caller = *caller] {
                 absl::Status status = OwnedJob(caller, request->name(), "CancelJob").status();
@@ -506,11 +496,8 @@ grpc::ServerUnaryReactor* AttattrService::DeleteJob(grpc::CallbackServerContext*
                                                     v1::DeleteJobResponse*) {
   const auto start = Clock::now();
   auto* reactor = ctx->DefaultReactor();
-  auto caller = Authenticate(ctx, "DeleteJob");
-  if (!caller.ok()) {
-    FinishRpc("DeleteJob", ctx, start, reactor, ToGrpcStatus(caller.status()), request->name());
-    return reactor;
-  }
+  auto caller = CallerOrFinish("DeleteJob", ctx, start, reactor, request->name());
+  if (!caller.has_value()) return reactor;
   OnStorePool("DeleteJob", ctx, start, reactor, request->name(), caller->name,
               [this, ctx, request, reactor, start, caller = *caller] {
                 absl::Status status = OwnedJob(caller, request->name(), "DeleteJob").status();

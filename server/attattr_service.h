@@ -16,6 +16,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "attattr/base/worker_pool.h"
@@ -117,6 +118,11 @@ class AttattrService final : public v1::Attattr::CallbackService {
   void CompleteSubmitJob(grpc::CallbackServerContext* ctx, const v1::SubmitJobRequest* request,
                          v1::Job* response, grpc::ServerUnaryReactor* reactor,
                          std::chrono::steady_clock::time_point start, const Principal& caller);
+  // A unary call's caller (Authenticate), or nullopt with the call finished UNAUTHENTICATED.
+  std::optional<Principal> CallerOrFinish(const char* method, grpc::CallbackServerContext* ctx,
+                                          std::chrono::steady_clock::time_point start,
+                                          grpc::ServerUnaryReactor* reactor,
+                                          const std::string& job_id = "");
   // RecordRpc, then reactor->Finish(status).
   void FinishRpc(const char* method, grpc::CallbackServerContext* ctx,
                  std::chrono::steady_clock::time_point start, grpc::ServerUnaryReactor* reactor,
