@@ -746,6 +746,14 @@ class FakeServer:
         self.server.stop(None).wait()
 
 
+def assert_rpc_code(test, code, fn, *args):
+    """`fn(*args)` raises an RpcError with `code`; returns its details."""
+    with test.assertRaises(grpc.RpcError) as cm:
+        fn(*args)
+    test.assertEqual(cm.exception.code(), code, cm.exception.details())
+    return cm.exception.details()
+
+
 def call_every_helper(test, channel, stub):
     """Calls each RPC helper of the client once (unary calls, the GetJobResult stream, the raw
     health check) and checks the canned replies; returns the number of calls made."""
@@ -780,10 +788,7 @@ class FakeServerSecurityTest(unittest.TestCase):
         self.addCleanup(channel.close)
         return channel, stub
 
-    def assert_code(self, code, fn, *args):
-        with self.assertRaises(grpc.RpcError) as cm:
-            fn(*args)
-        self.assertEqual(cm.exception.code(), code, cm.exception.details())
+    assert_code = assert_rpc_code
 
     def test_plaintext_token_on_every_call(self):
         server = self.serve(token=self.TOKEN)
@@ -908,11 +913,7 @@ class _SecureServerBase(unittest.TestCase):
         self.addCleanup(channel.close)
         return channel, stub
 
-    def assert_code(self, code, fn, *args):
-        with self.assertRaises(grpc.RpcError) as cm:
-            fn(*args)
-        self.assertEqual(cm.exception.code(), code, cm.exception.details())
-        return cm.exception.details()
+    assert_code = assert_rpc_code
 
     def cli(self, *args, **env):
         return subprocess.run(
