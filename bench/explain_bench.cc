@@ -208,7 +208,7 @@ int main(int argc, char** argv) {
 
   server::ServerConfig config;
   config.models_dir = models_dir;
-  config.store_path = models_dir + "/jobs.db";
+  config.store = models_dir + "/jobs.db";
   config.listen = "127.0.0.1:0";
   config.metrics_listen = "";
   config.workers = 1;

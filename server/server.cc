@@ -6,11 +6,15 @@
 #include <grpcpp/security/tls_certificate_provider.h>
 #include <grpcpp/security/tls_credentials_options.h>
 
+#include <fstream>
+#include <iterator>
+
 #include "absl/strings/str_cat.h"
 #include "attattr/base/status_macros.h"
 #include "job_report_http.h"
 #include "jobs/job_convert.h"
 #include "jobs/job_kinds.h"
+#include "store/postgres_job_store.h"
 #include "store/sqlite_job_store.h"
 
 namespace attattr::server {
@@ -173,16 +177,46 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
   return server;
 }
 
-absl::Status Server::StartJobs() {
-  store::SqliteJobStoreOptions store_options;
-  store_options.path = config_.store_path;
-  store_options.result_chunk_bytes = kResultChunkBytes;
-  auto store = store::SqliteJobStore::Open(store_options);
-  if (!store.ok()) {
-    return absl::Status(store.status().code(), absl::StrCat("--store: ", store.status().message()));
+absl::StatusOr<std::unique_ptr<store::JobStore>> Server::OpenJobStore() {
+  const auto with_flag = [](const absl::Status& status) {
+    return absl::Status(status.code(), absl::StrCat("--store: ", status.message()));
+  };
+  if (!store::IsPostgresUri(config_.store)) {
+    store::SqliteJobStoreOptions options;
+    options.path = config_.store;
+    options.result_chunk_bytes = kResultChunkBytes;
+    auto opened = store::SqliteJobStore::Open(options);
+    if (!opened.ok()) return with_flag(opened.status());
+    log_.Info("job store opened", {{"store", config_.store}});
+    return std::unique_ptr<store::JobStore>(std::move(*opened));
   }
-  store_ = std::move(*store);
-  log_.Info("job store opened", {{"store", config_.store_path}});
+  store::PostgresJobStoreOptions options;
+  options.uri = config_.store;
+  options.connections = config_.store_connections;
+  options.result_chunk_bytes = kResultChunkBytes;
+  if (!config_.store_password_file.empty()) {
+    std::ifstream file(config_.store_password_file, std::ios::binary);
+    std::string password((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+    if (!file.good() && !file.eof()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("--store-password-file: cannot read '", config_.store_password_file, "'"));
+    }
+    while (!password.empty() && (password.back() == '\n' || password.back() == '\r')) {
+      password.pop_back();
+    }
+    options.password = std::move(password);
+  }
+  auto opened = store::PostgresJobStore::Open(options);
+  if (!opened.ok()) return with_flag(opened.status());
+  log_.Info("job store opened",
+            {{"store", store::RedactUri(config_.store)},
+             {"schema", (*opened)->schema_change().empty() ? std::string("current")
+                                                           : (*opened)->schema_change()}});
+  return std::unique_ptr<store::JobStore>(std::move(*opened));
+}
+
+absl::Status Server::StartJobs() {
+  ATTATTR_ASSIGN_OR_RETURN(store_, OpenJobStore());
   timers_ = std::make_unique<TimerQueue>();
 
   AuthOptions auth;

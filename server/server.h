@@ -63,6 +63,8 @@ class Server {
   Server(const ServerConfig& config, std::shared_ptr<spdlog::logger> logger)
       : config_(config), log_(std::move(logger), config.log_format) {}
   absl::Status StartJobs();
+  // The --store: an SqliteJobStore for a file, a PostgresJobStore for a postgresql:// URI.
+  absl::StatusOr<std::unique_ptr<store::JobStore>> OpenJobStore();
   // Runs `work` on the timer thread every `period`, until the timers stop.
   void Every(std::chrono::milliseconds period, std::function<void()> work);
   // The retention sweep and the re-reads of the token and TLS files.

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "jobs/job_priority.h"
+#include "store/store_uri.h"
 
 namespace attattr::server {
 namespace {
@@ -86,7 +87,16 @@ absl::Status ServerConfig::Validate() const {
   if (max_stored_bytes_per_principal < (int64_t{1} << 20)) {
     return absl::InvalidArgumentError("--max-stored-mib-per-principal: must be at least 1");
   }
-  if (store_path.empty()) return absl::InvalidArgumentError("--store: required");
+  if (store.empty()) return absl::InvalidArgumentError("--store: required");
+  if (store::IsPostgresUri(store)) {
+    if (store_connections < 1 || store_connections > 256) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--store-connections: must be between 1 and 256 (got ", store_connections, ")"));
+    }
+  } else if (!store_password_file.empty()) {
+    return absl::InvalidArgumentError(
+        "--store-password-file: only for a PostgreSQL --store (postgresql://...)");
+  }
   if (retention_seconds < 1) return absl::InvalidArgumentError("--retention-seconds: must be >= 1");
   if (memory_budget_bytes < (int64_t{1} << 20)) {
     return absl::InvalidArgumentError("--memory-budget-mib: must be at least 1");

@@ -85,9 +85,16 @@ struct ServerConfig {
   // Largest result one job may produce, bytes, as estimated from what the result options ask for
   // (fp16 and top-k counted; see EstimateAttributionResultBytes in job_spec.h). Default: 1 GiB.
   int64_t max_result_bytes = int64_t{1} << 30;
-  // SQLite file holding jobs and results (created when missing). Default: attattr-jobs.db in the
-  // working directory.
-  std::string store_path = "attattr-jobs.db";
+  // Where jobs and results are kept: an SQLite file (created when missing), or a PostgreSQL
+  // connection URI "postgresql://user@host:port/database?..." (its password not on the command
+  // line: store_password_file, the ATTATTR_STORE environment variable or libpq's PGPASSWORD /
+  // PGPASSFILE). Default: attattr-jobs.db in the working directory.
+  std::string store = "attattr-jobs.db";
+  // With a PostgreSQL store: a file holding its password (trailing newline ignored). Default:
+  // none.
+  std::string store_password_file;
+  // With a PostgreSQL store: connections at most, 1..256. Default: 8.
+  int store_connections = 8;
   // Directory dataset paths in job specs are resolved under; empty = dataset refs are refused.
   // Default: empty.
   std::string data_root;

@@ -6,7 +6,9 @@
 #include <cstdint>
 
 #include "CLI/CLI.hpp"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "store/store_uri.h"
 
 namespace attattr::server {
 namespace {
@@ -47,8 +49,14 @@ absl::StatusOr<ServerFlags> ParseServerFlags(const std::vector<std::string>& arg
   Flag(app, "--listen", config.listen, "gRPC listen address HOST:PORT (port 0 = any free)");
   Flag(app, "--metrics-listen", config.metrics_listen,
        "Prometheus /metrics HTTP address HOST:PORT (empty = none)");
-  Flag(app, "--store", config.store_path,
-       "SQLite file holding jobs and results (created when missing)");
+  Flag(app, "--store", config.store,
+       "Where jobs and results are kept: an SQLite file (created when missing), or a PostgreSQL "
+       "URI postgresql://USER@HOST:PORT/DB?PARAMS (a password in it only through the "
+       "ATTATTR_STORE environment variable, not the command line)");
+  Flag(app, "--store-password-file", config.store_password_file,
+       "PostgreSQL store: file holding the password (else libpq's PGPASSWORD / PGPASSFILE)");
+  Flag(app, "--store-connections", config.store_connections,
+       "PostgreSQL store: connections at most");
   Flag(app, "--data-root", config.data_root,
        "Directory that job dataset paths are resolved under (empty = dataset refs refused)");
   Flag(app, "--export-root", config.export_root,
@@ -145,6 +153,18 @@ absl::StatusOr<ServerFlags> ParseServerFlags(const std::vector<std::string>& arg
     return flags;
   } catch (const CLI::ParseError& e) {
     return absl::InvalidArgumentError(absl::StrCat(e.what(), "\n", kUsage));
+  }
+  // A password on the command line is visible to every local user (ps, /proc) and in logs of
+  // the pod spec: refused there, accepted from the environment or a config file.
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string value;
+    if (absl::StartsWith(args[i], "--store=")) value = args[i].substr(8);
+    if (args[i] == "--store" && i + 1 < args.size()) value = args[i + 1];
+    if (store::UriHasPassword(value)) {
+      return absl::InvalidArgumentError(
+          "--store: the PostgreSQL URI carries a password on the command line; use "
+          "--store-password-file, the ATTATTR_STORE environment variable or PGPASSWORD");
+    }
   }
   for (const auto& [name, mib] :
        {std::pair<const char*, int64_t>{"--memory-budget-mib", budget_mib},

@@ -20,14 +20,11 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "attattr/base/status_macros.h"
+#include "store/job_store_rules.h"
 
 namespace attattr::store {
 namespace {
 
-constexpr size_t kMaxIdLength = 256;
-constexpr size_t kMaxKeyLength = 1024;     // request_id, kind, model
-constexpr int32_t kMaxCanonicalCode = 16;  // UNAUTHENTICATED
-constexpr int32_t kCancelledCode = 1;
 constexpr int64_t kWalSizeLimitBytes = int64_t{64} << 20;
 
 // Column order shared by every SELECT that builds a JobRecord (see RecordFromRow).
@@ -80,30 +77,6 @@ CREATE TABLE results (
 );
 )sql";
 
-std::string Quote(const std::string& s) { return absl::StrCat("'", s, "'"); }
-
-absl::Status NotFoundJob(const std::string& id) { return JobNotFound(id); }
-
-absl::Status WrongState(const std::string& id, JobState state, const std::string& wanted) {
-  return absl::FailedPreconditionError(
-      absl::StrCat("job ", Quote(id), " is ", std::string(JobStateName(state)), ", not ", wanted));
-}
-
-// Printable ASCII without control characters, so ids and kinds fit in page tokens and logs.
-bool IsPrintable(const std::string& s) {
-  return std::all_of(s.begin(), s.end(), [](char c) { return c >= 0x20 && c < 0x7f; });
-}
-
-absl::Status ValidateId(const std::string& id) {
-  if (id.empty()) return absl::InvalidArgumentError("id: empty");
-  if (id.size() > kMaxIdLength || !IsPrintable(id)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("id: must be 1..", kMaxIdLength, " printable ASCII characters, got ",
-                     Quote(absl::CHexEscape(id.substr(0, kMaxIdLength)))));
-  }
-  return absl::OkStatus();
-}
-
 absl::StatusCode CodeForSqlite(int rc) {
   switch (rc & 0xff) {
     case SQLITE_BUSY:
@@ -133,44 +106,6 @@ int64_t SystemNowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
-}
-
-// Page tokens: web-safe base64 of "v1\n<create_time_ms>\n<state>\n<kind flag><kind>\n<id>" — the
-// last record of the previous page plus the filter it was listed with.
-std::string FilterState(const ListFilter& f) {
-  return f.state.has_value() ? JobStateName(*f.state) : "";
-}
-std::string FilterKind(const ListFilter& f) { return f.kind.has_value() ? "1" + *f.kind : "0"; }
-
-std::string EncodePageToken(const ListFilter& filter, const JobRecord& last) {
-  return absl::WebSafeBase64Escape(absl::StrCat("v1\n", last.create_time_ms, "\n",
-                                                FilterState(filter), "\n", FilterKind(filter), "\n",
-                                                last.id));
-}
-
-struct PageCursor {
-  int64_t create_time_ms = std::numeric_limits<int64_t>::min();
-  std::string id;
-};
-
-absl::StatusOr<PageCursor> DecodePageToken(const ListFilter& filter) {
-  PageCursor cursor;
-  if (filter.page_token.empty()) return cursor;
-  const auto bad = [&](const std::string& why) {
-    return absl::InvalidArgumentError(absl::StrCat("page_token: ", why));
-  };
-  std::string raw;
-  if (!absl::WebSafeBase64Unescape(filter.page_token, &raw)) return bad("not a page token");
-  std::vector<std::string> parts = absl::StrSplit(raw, absl::MaxSplits('\n', 4));
-  if (parts.size() != 5 || parts[0] != "v1" ||
-      !absl::SimpleAtoi(parts[1], &cursor.create_time_ms) || !ValidateId(parts[4]).ok()) {
-    return bad("not a page token");
-  }
-  if (parts[2] != FilterState(filter) || parts[3] != FilterKind(filter)) {
-    return bad("was issued for a different filter (state/kind)");
-  }
-  cursor.id = parts[4];
-  return cursor;
 }
 
 }  // namespace
@@ -513,7 +448,7 @@ absl::StatusOr<JobRecord> SqliteJobStore::GetLocked(const std::string& id) {
   if (!stmt.ok()) return stmt.status();
   stmt->BindText(1, id);
   ATTATTR_ASSIGN_OR_RETURN(auto records, QueryRecords(*stmt));
-  if (records.empty()) return NotFoundJob(id);
+  if (records.empty()) return JobNotFound(id);
   return std::move(records.front());
 }
 
@@ -526,23 +461,7 @@ absl::Status SqliteJobStore::DeleteResultLocked(const std::string& id) {
 }
 
 absl::StatusOr<CreateResult> SqliteJobStore::Create(const JobRecord& record) {
-  if (!record.id.empty()) ATTATTR_STORE_RETURN_IF_ERROR(ValidateId(record.id));
-  if (record.kind.empty()) return absl::InvalidArgumentError("kind: empty");
-  if (record.kind.size() > kMaxKeyLength || !IsPrintable(record.kind)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("kind: must be at most ", kMaxKeyLength, " printable ASCII characters"));
-  }
-  if (record.request_id.size() > kMaxKeyLength) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("request_id: longer than ", kMaxKeyLength, " bytes"));
-  }
-  if (record.model.size() > kMaxKeyLength) {
-    return absl::InvalidArgumentError(absl::StrCat("model: longer than ", kMaxKeyLength, " bytes"));
-  }
-  if (record.create_time_ms < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("create_time_ms: must be >= 0, got ", record.create_time_ms));
-  }
+  ATTATTR_STORE_RETURN_IF_ERROR(ValidateNewRecord(record));
 
   absl::MutexLock lock(&mu_);
   Transaction txn(this);
@@ -601,12 +520,7 @@ absl::StatusOr<JobRecord> SqliteJobStore::Get(const std::string& id) {
 }
 
 absl::StatusOr<ListPage> SqliteJobStore::List(const ListFilter& filter) {
-  if (filter.page_size < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("page_size: must be >= 0, got ", filter.page_size));
-  }
-  const int32_t page_size =
-      filter.page_size == 0 ? kDefaultListPageSize : std::min(filter.page_size, kMaxListPageSize);
+  ATTATTR_ASSIGN_OR_RETURN(const int32_t page_size, PageSize(filter));
   ATTATTR_ASSIGN_OR_RETURN(auto cursor, DecodePageToken(filter));
 
   std::string columns = kJobColumns;
@@ -664,10 +578,7 @@ absl::StatusOr<JobRecord> SqliteJobStore::MarkRunning(const std::string& id) {
 }
 
 absl::Status SqliteJobStore::UpdateProgress(const std::string& id, const JobProgress& progress) {
-  if (progress.done < 0 || progress.total < 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "progress: done (", progress.done, ") and total (", progress.total, ") must be >= 0"));
-  }
+  ATTATTR_STORE_RETURN_IF_ERROR(ValidateProgress(progress));
   absl::MutexLock lock(&mu_);
   {
     ATTATTR_ASSIGN_OR_RETURN(
@@ -675,7 +586,7 @@ absl::Status SqliteJobStore::UpdateProgress(const std::string& id, const JobProg
         Prepare("UPDATE jobs SET progress_stage = ?2, progress_done = ?3, progress_total = ?4, "
                 "update_time_ms = ?5 WHERE id = ?1 AND state IN ('QUEUED', 'RUNNING')"));
     stmt.BindText(1, id);
-    stmt.BindText(2, progress.stage);
+    stmt.BindText(2, TextForStore(progress.stage));
     stmt.BindInt(3, progress.done);
     stmt.BindInt(4, progress.total);
     stmt.BindInt(5, NowMs());
@@ -708,7 +619,7 @@ absl::StatusOr<JobRecord> SqliteJobStore::FinishLocked(const std::string& id, Jo
     stmt.BindText(1, id);
     stmt.BindText(2, JobStateName(state));
     stmt.BindInt(3, error_code);
-    stmt.BindText(4, error_message);
+    stmt.BindText(4, TextForStore(error_message));
     stmt.BindInt(5, now);
     stmt.BindInt(6, state == JobState::kSucceeded ? 1 : 0);
     const int rc = stmt.Step();
@@ -722,24 +633,9 @@ absl::StatusOr<JobRecord> SqliteJobStore::FinishLocked(const std::string& id, Jo
 absl::StatusOr<JobRecord> SqliteJobStore::Finish(const std::string& id, JobState state,
                                                  int32_t error_code,
                                                  const std::string& error_message) {
-  if (!IsTerminal(state)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("state: ", std::string(JobStateName(state)), " is not a terminal state"));
-  }
-  if (error_code < 0 || error_code > kMaxCanonicalCode) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("error_code: ", error_code, " is not a canonical status code"));
-  }
-  if (state == JobState::kSucceeded && error_code != 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("error_code: must be 0 for SUCCEEDED, got ", error_code));
-  }
-  if (state == JobState::kFailed && error_code == 0) {
-    return absl::InvalidArgumentError("error_code: FAILED needs a non-zero code");
-  }
-  if (state == JobState::kCancelled && error_code == 0) error_code = kCancelledCode;
+  ATTATTR_ASSIGN_OR_RETURN(const int32_t code, ValidateFinish(state, error_code));
   absl::MutexLock lock(&mu_);
-  return FinishLocked(id, state, error_code, error_message);
+  return FinishLocked(id, state, code, error_message);
 }
 
 absl::StatusOr<JobRecord> SqliteJobStore::Cancel(const std::string& id) {
@@ -855,7 +751,7 @@ absl::Status SqliteJobStore::Delete(const std::string& id) {
   stmt.BindText(1, id);
   const int rc = stmt.Step();  // results go with it (ON DELETE CASCADE)
   if (rc != SQLITE_DONE) return SqliteError(rc, absl::StrCat("deleting job ", Quote(id)));
-  if (sqlite3_changes(db_) == 0) return NotFoundJob(id);
+  if (sqlite3_changes(db_) == 0) return JobNotFound(id);
   return absl::OkStatus();
 }
 

@@ -37,7 +37,7 @@ class ExplainRpcTest : public ::testing::Test {
     fs::create_directory_symlink(::attattr::testing::Sst2ModelDir(), *models_dir_ + "/sst2");
     ServerConfig config;
     config.models_dir = *models_dir_;
-    config.store_path = *models_dir_ + "/jobs.db";
+    config.store = *models_dir_ + "/jobs.db";
     config.listen = "127.0.0.1:0";
     config.metrics_listen = "127.0.0.1:0";
     config.max_steps = 512;
@@ -314,7 +314,7 @@ TEST(ServerLifecycleTest, HealthServesOverallAndPerServiceStatusThenShutsDown) {
   fs::create_directory_symlink(::attattr::testing::Sst2ModelDir(), dir + "/sst2");
   ServerConfig config;
   config.models_dir = dir;
-  config.store_path = dir + "/jobs.db";
+  config.store = dir + "/jobs.db";
   config.listen = "127.0.0.1:0";
   config.metrics_listen = "";
   auto log = std::make_shared<spdlog::logger>("t", std::make_shared<spdlog::sinks::null_sink_mt>());

@@ -46,7 +46,7 @@ class HostileInputTest : public ::testing::Test {
     ServerConfig config;
     config.models_dir = *dir_ + "/models";
     config.data_root = *dir_ + "/data";
-    config.store_path = *dir_ + "/jobs.db";
+    config.store = *dir_ + "/jobs.db";
     config.listen = "127.0.0.1:0";
     config.metrics_listen = "";
     config.max_text_bytes = kMaxTextBytes;

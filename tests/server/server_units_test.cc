@@ -127,6 +127,33 @@ TEST(ServerFlagsTest, HugeMibValuesAreRefusedNotOverflowed) {
   EXPECT_EQ(negative.status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+// A database password on the command line is readable by every local user (ps, /proc): refused
+// there, without repeating it; the same URI from the environment (ATTATTR_STORE) is accepted.
+TEST(ServerFlagsTest, StorePasswordsStayOffTheCommandLine) {
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"--models", "/m", "--store=postgresql://u:hunter2@db/jobs"},
+        std::vector<std::string>{"--models", "/m", "--store",
+                                 "postgres://db/jobs?password=hunter2"}}) {
+    absl::StatusOr<ServerFlags> flags = ParseServerFlags(args);
+    EXPECT_EQ(flags.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(flags.status().message().find("--store"), std::string::npos) << flags.status();
+    EXPECT_EQ(flags.status().message().find("hunter2"), std::string::npos) << flags.status();
+  }
+  setenv("ATTATTR_STORE", "postgresql://u:hunter2@db/jobs", 1);
+  absl::StatusOr<ServerFlags> from_env = ParseServerFlags({"--models", "/m"});
+  unsetenv("ATTATTR_STORE");
+  ASSERT_TRUE(from_env.ok()) << from_env.status();
+  EXPECT_EQ(from_env->config.store, "postgresql://u:hunter2@db/jobs");
+  absl::StatusOr<ServerFlags> file_store =
+      ParseServerFlags({"--models", "/m", "--store-password-file", "/run/pw"});
+  EXPECT_NE(file_store.status().message().find("--store-password-file"), std::string::npos)
+      << file_store.status();
+  absl::StatusOr<ServerFlags> connections = ParseServerFlags(
+      {"--models", "/m", "--store", "postgresql://db/jobs", "--store-connections", "0"});
+  EXPECT_NE(connections.status().message().find("--store-connections"), std::string::npos)
+      << connections.status();
+}
+
 TEST(ServerConfigTest, ValidateNamesTheOption) {
   ServerConfig c;
   EXPECT_NE(std::string(c.Validate().message()).find("--models"), std::string::npos);
@@ -171,7 +198,7 @@ TEST(ServerConfigTest, ValidateNamesTheOption) {
   b.max_queued_jobs = 0;
   expect(b, "--max-queued-jobs");
   b = c;
-  b.store_path = "";
+  b.store = "";
   expect(b, "--store");
   b = c;
   b.retention_seconds = 0;

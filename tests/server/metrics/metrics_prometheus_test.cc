@@ -289,7 +289,7 @@ TEST(PrometheusTest, RealPrometheusScrapesTheAttattrService) {
   std::filesystem::create_directory_symlink(::attattr::testing::Sst2ModelDir(), models + "/sst2");
   server::ServerConfig config;
   config.models_dir = models;
-  config.store_path = models + "/jobs.db";
+  config.store = models + "/jobs.db";
   config.listen = "127.0.0.1:0";
   config.metrics_listen = "127.0.0.1:0";
   auto started = server::Server::Start(

@@ -1,9 +1,10 @@
-// Tests of SqliteJobStore through the JobStore interface: every operation and state transition,
-// idempotent create, pagination under inserts, chunked results, persistence across reopen and
-// across SIGKILL of a writing process (fork), expiry and concurrent use. Uses temporary files only;
-// each test owns its store, and the crash tests fork while the process is single-threaded.
-#include "store/sqlite_job_store.h"
-
+// Tests of the job stores through the JobStore interface. The contract suite (JobStoreTest) runs
+// every operation and state transition, idempotent create, pagination under inserts, chunked
+// results, persistence across reopen, expiry and concurrent use against both SqliteJobStore and
+// PostgresJobStore (a real PostgreSQL server the suite starts; those cases skip with a message
+// where none can be started). SqliteJobStoreTest adds what only the file store has: paths, WAL,
+// schema migration of old files, SIGKILL of a writing process (fork). Each test owns its store
+// (a temporary file, or a fresh database).
 #include <signal.h>
 #include <sqlite3.h>
 #include <sys/wait.h>
@@ -14,6 +15,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <random>
 #include <set>
 #include <string>
@@ -22,6 +24,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "store/postgres_job_store.h"
+#include "store/sqlite_job_store.h"
+#include "support/postgres_server.h"
 #include "support/test_paths.h"
 
 namespace attattr::store {
@@ -55,11 +60,42 @@ std::string RawSql(const std::string& path, const std::string& sql) {
   return out;
 }
 
-class SqliteJobStoreTest : public ::testing::Test {
+// The PostgreSQL server of the contract suite, started by its first test that needs it and kept
+// for the process (a cluster takes seconds to initialise), stopped and removed at exit; null with
+// the reason when none starts.
+struct SharedPostgres {
+  SharedPostgres() {
+    why_not = testing::PostgresServer::Unavailable();
+    if (!why_not.empty()) return;
+    auto started = testing::PostgresServer::Start();
+    if (started.ok()) {
+      server = std::move(*started);
+    } else {
+      why_not = started.status().ToString();
+    }
+  }
+  std::unique_ptr<testing::PostgresServer> server;
+  std::string why_not;
+};
+SharedPostgres& Postgres() {
+  static SharedPostgres shared;
+  return shared;
+}
+
+class JobStoreTestBase : public ::testing::Test {
  protected:
+  explicit JobStoreTestBase(std::string backend = "sqlite") : backend_(std::move(backend)) {}
+
   void SetUp() override {
     dir_ = testing::MakeTempDir("attattr-store");
     path_ = dir_ + "/jobs.db";
+    if (backend_ != "postgresql") return;
+    SharedPostgres& pg = Postgres();
+    if (pg.server == nullptr) GTEST_SKIP() << "no PostgreSQL server: " << pg.why_not;
+    absl::StatusOr<std::string> uri = pg.server->CreateDatabase();
+    ASSERT_TRUE(uri.ok()) << uri.status();
+    uri_ = *uri;
+    database_ = uri_.substr(uri_.rfind('/') + 1);
   }
 
   SqliteJobStoreOptions Options() {
@@ -69,10 +105,35 @@ class SqliteJobStoreTest : public ::testing::Test {
     return options;
   }
 
-  std::unique_ptr<SqliteJobStore> OpenStore() {
-    absl::StatusOr<std::unique_ptr<SqliteJobStore>> store = SqliteJobStore::Open(Options());
+  // The store under test; chunk and batch sizes 0 keep the defaults.
+  std::unique_ptr<JobStore> OpenStore(int64_t chunk_bytes = 0, int64_t batch_bytes = 0) {
+    if (backend_ == "postgresql") {
+      PostgresJobStoreOptions options;
+      options.uri = uri_;
+      options.clock = [this] { return now_ms_.load(); };
+      if (chunk_bytes > 0) options.result_chunk_bytes = chunk_bytes;
+      if (batch_bytes > 0) options.result_write_batch_bytes = batch_bytes;
+      auto store = PostgresJobStore::Open(options);
+      EXPECT_TRUE(store.ok()) << store.status();
+      return store.ok() ? std::move(*store) : nullptr;
+    }
+    SqliteJobStoreOptions options = Options();
+    if (chunk_bytes > 0) options.result_chunk_bytes = chunk_bytes;
+    if (batch_bytes > 0) options.result_write_batch_bytes = batch_bytes;
+    absl::StatusOr<std::unique_ptr<SqliteJobStore>> store = SqliteJobStore::Open(options);
     EXPECT_TRUE(store.ok()) << store.status();
     return store.ok() ? std::move(*store) : nullptr;
+  }
+
+  // Stored result chunks (of job `id` when given), counted on the database itself.
+  std::string ResultRows(const std::string& id = "") {
+    const std::string table = backend_ == "postgresql" ? "attattr_results" : "results";
+    std::string sql = "SELECT COUNT(*) FROM " + table;
+    if (!id.empty()) sql += " WHERE job_id = '" + id + "'";
+    if (backend_ != "postgresql") return RawSql(path_, sql);
+    absl::StatusOr<std::string> count = Postgres().server->Query(database_, sql);
+    EXPECT_TRUE(count.ok()) << count.status();
+    return count.value_or("");
   }
 
   static JobRecord NewJob(const std::string& kind = "ATTRIBUTION", int32_t priority = 0,
@@ -103,12 +164,28 @@ class SqliteJobStoreTest : public ::testing::Test {
     return all;
   }
 
+  const std::string backend_;
   std::string dir_;
   std::string path_;
+  std::string uri_;       // postgresql only
+  std::string database_;  // postgresql only
   std::atomic<int64_t> now_ms_{1'000'000};
 };
 
-TEST_F(SqliteJobStoreTest, JobStateNames) {
+// The contract, for each store.
+class JobStoreTest : public JobStoreTestBase, public ::testing::WithParamInterface<std::string> {
+ protected:
+  JobStoreTest() : JobStoreTestBase(GetParam()) {}
+};
+INSTANTIATE_TEST_SUITE_P(Stores, JobStoreTest, ::testing::Values("sqlite", "postgresql"),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           return info.param;
+                         });
+
+// What only the SQLite file store has.
+class SqliteJobStoreTest : public JobStoreTestBase {};
+
+TEST_P(JobStoreTest, JobStateNames) {
   for (int i = 0; i < kJobStateCount; ++i) {
     const auto state = static_cast<JobState>(i);
     EXPECT_EQ(JobStateFromName(JobStateName(state)), state);
@@ -167,7 +244,7 @@ TEST_F(SqliteJobStoreTest, OpenUsesWalAndSetsSchemaVersion) {
   EXPECT_EQ(RawSql(path_, "PRAGMA user_version"), std::to_string(SqliteJobStore::kSchemaVersion));
 }
 
-TEST_F(SqliteJobStoreTest, CreateFillsDefaults) {
+TEST_P(JobStoreTest, CreateFillsDefaults) {
   auto store = OpenStore();
   JobRecord job = NewJob("HEAD_IMPORTANCE", 3);
   job.state = JobState::kSucceeded;  // ignored
@@ -220,7 +297,7 @@ TEST(NewJobIdTest, IdsAre128RandomBitsInHex) {
   EXPECT_NEAR(static_cast<double>(ones), kIds * 64.0, 8 * 253.0);
 }
 
-TEST_F(SqliteJobStoreTest, CreateIsIdempotentOnRequestId) {
+TEST_P(JobStoreTest, CreateIsIdempotentOnRequestId) {
   auto store = OpenStore();
   absl::StatusOr<CreateResult> first = store->Create(NewJob("ATTRIBUTION", 0, "req-1"));
   ASSERT_TRUE(first.ok()) << first.status();
@@ -244,7 +321,7 @@ TEST_F(SqliteJobStoreTest, CreateIsIdempotentOnRequestId) {
   EXPECT_EQ(stats->Count(JobState::kQueued), 4);
 }
 
-TEST_F(SqliteJobStoreTest, CreateWithCallerIdAndBadArguments) {
+TEST_P(JobStoreTest, CreateWithCallerIdAndBadArguments) {
   auto store = OpenStore();
   JobRecord job = NewJob();
   job.id = "jobs/mine";
@@ -267,7 +344,7 @@ TEST_F(SqliteJobStoreTest, CreateWithCallerIdAndBadArguments) {
   EXPECT_TRUE(absl::IsInvalidArgument(store->Create(bad).status()));
 }
 
-TEST_F(SqliteJobStoreTest, GetMissingIsNotFoundNamingTheId) {
+TEST_P(JobStoreTest, GetMissingIsNotFoundNamingTheId) {
   auto store = OpenStore();
   absl::Status status = store->Get("jobs/nope").status();
   EXPECT_TRUE(absl::IsNotFound(status));
@@ -282,7 +359,7 @@ TEST_F(SqliteJobStoreTest, GetMissingIsNotFoundNamingTheId) {
   EXPECT_TRUE(absl::IsNotFound(store->Delete("jobs/nope")));
 }
 
-TEST_F(SqliteJobStoreTest, RunAndSucceed) {
+TEST_P(JobStoreTest, RunAndSucceed) {
   auto store = OpenStore();
   const std::string id = MustCreate(*store, NewJob());
   now_ms_ += 10;
@@ -322,7 +399,7 @@ TEST_F(SqliteJobStoreTest, RunAndSucceed) {
   EXPECT_TRUE(absl::IsFailedPrecondition(store->PutResult(id, "late")));
 }
 
-TEST_F(SqliteJobStoreTest, FailAndCancelTransitions) {
+TEST_P(JobStoreTest, FailAndCancelTransitions) {
   auto store = OpenStore();
   // QUEUED -> FAILED (e.g. refused before it ran).
   const std::string a = MustCreate(*store, NewJob());
@@ -367,7 +444,7 @@ TEST_F(SqliteJobStoreTest, FailAndCancelTransitions) {
   EXPECT_TRUE(store->UpdateProgress(e, {"waiting", 0, 10}).ok());
 }
 
-TEST_F(SqliteJobStoreTest, LargeResultRoundTripsInChunks) {
+TEST_P(JobStoreTest, LargeResultRoundTripsInChunks) {
   auto store = OpenStore();
   const std::string id = MustCreate(*store, NewJob());
   EXPECT_TRUE(absl::IsFailedPrecondition(store->PutResult(id, "queued")));  // not RUNNING
@@ -424,13 +501,10 @@ TEST_F(SqliteJobStoreTest, LargeResultRoundTripsInChunks) {
 // so a 1 GiB result held every other call (GetJob, ListJobs, health of the queue) for the whole
 // write. It is now written a batch per transaction: other calls run between batches, see no
 // result until it is whole, and a cancel part-way leaves no chunk behind.
-TEST_F(SqliteJobStoreTest, BatchedResultWritesAreInvisibleUntilWholeAndStopOnCancel) {
-  SqliteJobStoreOptions options = Options();
-  options.result_chunk_bytes = 4096;
-  options.result_write_batch_bytes = 4096;  // one chunk per transaction
-  absl::StatusOr<std::unique_ptr<SqliteJobStore>> opened = SqliteJobStore::Open(options);
-  ASSERT_TRUE(opened.ok()) << opened.status();
-  SqliteJobStore& store = **opened;
+TEST_P(JobStoreTest, BatchedResultWritesAreInvisibleUntilWholeAndStopOnCancel) {
+  std::unique_ptr<JobStore> opened = OpenStore(4096, 4096);  // one chunk per transaction
+  ASSERT_NE(opened, nullptr);
+  JobStore& store = *opened;
   const std::string blob = RandomBytes(4u << 20, 11);  // 1024 transactions
 
   const std::string whole = MustCreate(store, NewJob());
@@ -463,8 +537,7 @@ TEST_F(SqliteJobStoreTest, BatchedResultWritesAreInvisibleUntilWholeAndStopOnCan
     written = store.PutResult(cancelled, blob);
     interrupted_done = true;
   });
-  const std::string count_sql = "SELECT COUNT(*) FROM results WHERE job_id = '" + cancelled + "'";
-  while (!interrupted_done && RawSql(path_, count_sql) == "0") {
+  while (!interrupted_done && ResultRows(cancelled) == "0") {
     std::this_thread::yield();  // until the first batches are in
   }
   ASSERT_TRUE(store.Cancel(cancelled).ok());
@@ -472,11 +545,11 @@ TEST_F(SqliteJobStoreTest, BatchedResultWritesAreInvisibleUntilWholeAndStopOnCan
   // Either the write finished before the cancel (which then dropped the result) or it stopped
   // at the next batch: no chunk of the cancelled job is left either way.
   EXPECT_TRUE(written.ok() || absl::IsFailedPrecondition(written)) << written;
-  EXPECT_EQ(RawSql(path_, count_sql), "0");
+  EXPECT_EQ(ResultRows(cancelled), "0");
   EXPECT_TRUE(absl::IsNotFound(store.GetResultInfo(cancelled).status()));
 }
 
-TEST_F(SqliteJobStoreTest, OwnersAndTheBytesTheirJobsOccupy) {
+TEST_P(JobStoreTest, OwnersAndTheBytesTheirJobsOccupy) {
   auto store = OpenStore();
   JobRecord a = NewJob();
   a.owner = "alice";
@@ -540,11 +613,11 @@ TEST_F(SqliteJobStoreTest, OlderStoresAreMigratedWhenOpened) {
     EXPECT_EQ(created->record.owner, "bob");
     // Deleting the old job still cascades to its result.
     ASSERT_TRUE(store->Delete("jobs/old").ok());
-    EXPECT_EQ(RawSql(path_, "SELECT COUNT(*) FROM results"), "0");
+    EXPECT_EQ(ResultRows(), "0");
   }
 }
 
-TEST_F(SqliteJobStoreTest, RequestIdsArePerOwner) {
+TEST_P(JobStoreTest, RequestIdsArePerOwner) {
   auto store = OpenStore();
   JobRecord a = NewJob();
   a.owner = "alice";
@@ -567,7 +640,7 @@ TEST_F(SqliteJobStoreTest, RequestIdsArePerOwner) {
   EXPECT_EQ(page->records[0].id, other->record.id);
 }
 
-TEST_F(SqliteJobStoreTest, EmptyAndReplacedResults) {
+TEST_P(JobStoreTest, EmptyAndReplacedResults) {
   auto store = OpenStore();
   const std::string id = MustCreate(*store, NewJob());
   ASSERT_TRUE(store->MarkRunning(id).ok());
@@ -587,7 +660,7 @@ TEST_F(SqliteJobStoreTest, EmptyAndReplacedResults) {
   EXPECT_TRUE(absl::IsNotFound(store->GetResultChunk(id, 1).status()));
 }
 
-TEST_F(SqliteJobStoreTest, FailedJobDropsItsResult) {
+TEST_P(JobStoreTest, FailedJobDropsItsResult) {
   auto store = OpenStore();
   const std::string id = MustCreate(*store, NewJob());
   ASSERT_TRUE(store->MarkRunning(id).ok());
@@ -599,7 +672,7 @@ TEST_F(SqliteJobStoreTest, FailedJobDropsItsResult) {
   EXPECT_EQ(store->Stats()->result_bytes, 0);
 }
 
-TEST_F(SqliteJobStoreTest, DeleteRemovesJobAndResult) {
+TEST_P(JobStoreTest, DeleteRemovesJobAndResult) {
   auto store = OpenStore();
   const std::string id = MustCreate(*store, NewJob());
   ASSERT_TRUE(store->MarkRunning(id).ok());
@@ -614,10 +687,10 @@ TEST_F(SqliteJobStoreTest, DeleteRemovesJobAndResult) {
   EXPECT_NE(Message(status).find(id), std::string::npos);
   EXPECT_TRUE(store->Get(keep).ok());
   store.reset();
-  EXPECT_EQ(RawSql(path_, "SELECT COUNT(*) FROM results"), "0");
+  EXPECT_EQ(ResultRows(), "0");
 }
 
-TEST_F(SqliteJobStoreTest, ListPagesAreStableUnderInserts) {
+TEST_P(JobStoreTest, ListPagesAreStableUnderInserts) {
   auto store = OpenStore();
   std::vector<std::string> original;
   for (int i = 0; i < 23; ++i) {
@@ -675,7 +748,7 @@ TEST_F(SqliteJobStoreTest, ListPagesAreStableUnderInserts) {
   EXPECT_TRUE(absl::IsInvalidArgument(store->List(negative).status()));
 }
 
-TEST_F(SqliteJobStoreTest, ListFilters) {
+TEST_P(JobStoreTest, ListFilters) {
   auto store = OpenStore();
   std::map<std::string, std::string> kind_of;
   for (int i = 0; i < 12; ++i) {
@@ -718,7 +791,7 @@ TEST_F(SqliteJobStoreTest, ListFilters) {
   EXPECT_TRUE(empty->next_page_token.empty());
 }
 
-TEST_F(SqliteJobStoreTest, ListQueuedByPriorityThenCreateTime) {
+TEST_P(JobStoreTest, ListQueuedByPriorityThenCreateTime) {
   auto store = OpenStore();
   const std::string low = MustCreate(*store, NewJob("ATTRIBUTION", 0));
   now_ms_ += 1;
@@ -737,7 +810,7 @@ TEST_F(SqliteJobStoreTest, ListQueuedByPriorityThenCreateTime) {
   EXPECT_EQ(ids, (std::vector<std::string>{high1, high2, low, negative}));
 }
 
-TEST_F(SqliteJobStoreTest, PersistsAcrossReopenAndRequeuesInterrupted) {
+TEST_P(JobStoreTest, PersistsAcrossReopenAndRequeuesInterrupted) {
   std::string queued, running, running2, done;
   const std::string blob = RandomBytes(2u << 20, 3);
   {
@@ -773,7 +846,7 @@ TEST_F(SqliteJobStoreTest, PersistsAcrossReopenAndRequeuesInterrupted) {
   EXPECT_EQ(store->ListQueued()->size(), 3u);
 }
 
-TEST_F(SqliteJobStoreTest, RestartedRunDropsStaleResult) {
+TEST_P(JobStoreTest, RestartedRunDropsStaleResult) {
   auto store = OpenStore();
   const std::string id = MustCreate(*store, NewJob());
   ASSERT_TRUE(store->MarkRunning(id).ok());
@@ -786,7 +859,7 @@ TEST_F(SqliteJobStoreTest, RestartedRunDropsStaleResult) {
   EXPECT_TRUE(absl::IsNotFound(store->GetResultInfo(id).status()));
 }
 
-TEST_F(SqliteJobStoreTest, RequeueOneRunningJobDropsItsProgressAndPartialResult) {
+TEST_P(JobStoreTest, RequeueOneRunningJobDropsItsProgressAndPartialResult) {
   auto store = OpenStore();
   const std::string id = MustCreate(*store, NewJob());
   const std::string other = MustCreate(*store, NewJob());
@@ -810,7 +883,7 @@ TEST_F(SqliteJobStoreTest, RequeueOneRunningJobDropsItsProgressAndPartialResult)
   EXPECT_TRUE(absl::IsNotFound(store->Requeue("jobs/missing").status()));
 }
 
-TEST_F(SqliteJobStoreTest, ExpireResultsDeletesOldFinishedJobs) {
+TEST_P(JobStoreTest, ExpireResultsDeletesOldFinishedJobs) {
   auto store = OpenStore();
   now_ms_ = 1000;
   const std::string old_done = MustCreate(*store, NewJob());
@@ -839,10 +912,10 @@ TEST_F(SqliteJobStoreTest, ExpireResultsDeletesOldFinishedJobs) {
   EXPECT_EQ(*store->ExpireResults(3000, 999), 1);  // recent: 2000 < 2001
   EXPECT_TRUE(absl::IsInvalidArgument(store->ExpireResults(3000, -1).status()));
   store.reset();
-  EXPECT_EQ(RawSql(path_, "SELECT COUNT(*) FROM results"), "0");
+  EXPECT_EQ(ResultRows(), "0");
 }
 
-TEST_F(SqliteJobStoreTest, StatsCountByState) {
+TEST_P(JobStoreTest, StatsCountByState) {
   auto store = OpenStore();
   for (int i = 0; i < 3; ++i) MustCreate(*store, NewJob());
   const std::string r = MustCreate(*store, NewJob());
@@ -864,7 +937,7 @@ TEST_F(SqliteJobStoreTest, StatsCountByState) {
   EXPECT_EQ(stats->result_bytes, 8);
 }
 
-TEST_F(SqliteJobStoreTest, ConcurrentWritersAndReaders) {
+TEST_P(JobStoreTest, ConcurrentWritersAndReaders) {
   auto store = OpenStore();
   constexpr int kThreads = 6;
   constexpr int kJobsPerThread = 25;
@@ -1072,6 +1145,158 @@ TEST_F(SqliteJobStoreTest, SigkillMidWriteKeepsReportedResults) {
   }
   store.reset();
   EXPECT_EQ(RawSql(path_, "PRAGMA integrity_check"), "ok");
+}
+
+// What only the PostgreSQL store has: URIs and passwords, the versioned schema shared by
+// replicas, reconnecting after the database restarts.
+class PostgresJobStoreTest : public JobStoreTestBase {
+ protected:
+  PostgresJobStoreTest() : JobStoreTestBase("postgresql") {}
+};
+
+TEST(PostgresUriTest, PasswordsAreFoundAndRedacted) {
+  EXPECT_TRUE(IsPostgresUri("postgresql://h/db"));
+  EXPECT_TRUE(IsPostgresUri("postgres://h/db"));
+  EXPECT_FALSE(IsPostgresUri("/var/lib/attattr/jobs.db"));
+  EXPECT_FALSE(UriHasPassword("postgresql://attattr@db.example:5432/jobs?sslmode=require"));
+  EXPECT_TRUE(UriHasPassword("postgresql://attattr:s3cret@db.example/jobs"));
+  EXPECT_TRUE(UriHasPassword("postgresql://db.example/jobs?user=a&password=s3cret"));
+  EXPECT_EQ(RedactUri("postgresql://attattr:s3cret@db.example/jobs"),
+            "postgresql://attattr:***@db.example/jobs");
+  EXPECT_EQ(RedactUri("postgresql://h/jobs?password=s3cret&sslmode=require"),
+            "postgresql://h/jobs?password=***&sslmode=require");
+  // An '@' in the path or query is not user info.
+  EXPECT_EQ(RedactUri("postgresql://h/jobs?application_name=a@b"),
+            "postgresql://h/jobs?application_name=a@b");
+}
+
+TEST(PostgresUriTest, OptionsAreValidated) {
+  PostgresJobStoreOptions options;
+  options.uri = "/var/lib/attattr/jobs.db";
+  absl::Status status = PostgresJobStore::Open(options).status();
+  EXPECT_TRUE(absl::IsInvalidArgument(status)) << status;
+  EXPECT_NE(Message(status).find("uri"), std::string::npos) << status;
+  options.uri = "postgresql://127.0.0.1:1/none";
+  options.result_chunk_bytes = 2 << 20;  // results are stored in chunks of at most 1 MiB
+  status = PostgresJobStore::Open(options).status();
+  EXPECT_TRUE(absl::IsInvalidArgument(status)) << status;
+  EXPECT_NE(Message(status).find("result_chunk_bytes"), std::string::npos) << status;
+}
+
+TEST(PostgresUriTest, UnreachableDatabaseIsUnavailableWithoutThePassword) {
+  PostgresJobStoreOptions options;
+  options.uri = "postgresql://attattr:s3cret@127.0.0.1:1/none";  // nothing listens on port 1
+  options.connect_timeout_s = 1;
+  absl::Status status = PostgresJobStore::Open(options).status();
+  EXPECT_TRUE(absl::IsUnavailable(status)) << status;
+  EXPECT_NE(Message(status).find("postgresql://attattr:***@127.0.0.1:1/none"), std::string::npos)
+      << status;
+  EXPECT_EQ(Message(status).find("s3cret"), std::string::npos) << status;
+}
+
+TEST_F(PostgresJobStoreTest, ReplicasOpeningAnEmptyDatabaseAtOnceCreateTheSchemaOnce) {
+  constexpr int kReplicas = 4;
+  std::vector<std::unique_ptr<JobStore>> stores(kReplicas);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kReplicas; ++i) {
+    threads.emplace_back([&, i] { stores[i] = OpenStore(); });
+  }
+  for (auto& t : threads) t.join();
+  int created = 0;
+  for (const auto& store : stores) {
+    ASSERT_NE(store, nullptr);
+    const std::string& change = static_cast<PostgresJobStore&>(*store).schema_change();
+    if (!change.empty()) {
+      EXPECT_EQ(change, "created version 1");
+      ++created;
+    }
+  }
+  EXPECT_EQ(created, 1);
+  EXPECT_EQ(*Postgres().server->Query(database_, "SELECT COUNT(*) FROM attattr_schema"), "1");
+  // Every replica serves: a job created through one is read through the others.
+  const std::string id = MustCreate(*stores[0], NewJob());
+  for (const auto& store : stores) EXPECT_TRUE(store->Get(id).ok());
+}
+
+TEST_F(PostgresJobStoreTest, NewerSchemasAndForeignTablesAreRefused) {
+  { ASSERT_NE(OpenStore(), nullptr); }
+  ASSERT_TRUE(Postgres().server->Query(database_, "UPDATE attattr_schema SET version = 99").ok());
+  PostgresJobStoreOptions options;
+  options.uri = uri_;
+  absl::Status status = PostgresJobStore::Open(options).status();
+  EXPECT_TRUE(absl::IsFailedPrecondition(status)) << status;
+  EXPECT_NE(Message(status).find("schema version 99 is newer"), std::string::npos) << status;
+  EXPECT_NE(Message(status).find(uri_), std::string::npos) << status;
+
+  ASSERT_TRUE(Postgres().server->Query(database_, "DROP TABLE attattr_schema").ok());
+  status = PostgresJobStore::Open(options).status();
+  EXPECT_TRUE(absl::IsFailedPrecondition(status)) << status;
+  EXPECT_NE(Message(status).find("not an attattr job store"), std::string::npos) << status;
+}
+
+// Two replicas (two stores on one database) receive the same request_id at once: the unique
+// constraint makes one job, and both answer with it.
+TEST_F(PostgresJobStoreTest, ConcurrentIdempotentCreatesOnTwoReplicasYieldOneJob) {
+  auto a = OpenStore();
+  auto b = OpenStore();
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  for (int round = 0; round < 20; ++round) {
+    const std::string request_id = absl::StrCat("req-", round);
+    std::vector<absl::StatusOr<CreateResult>> results(8, absl::UnknownError("not run"));
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 8; ++i) {
+      threads.emplace_back([&, i] {
+        results[i] = (i % 2 == 0 ? *a : *b).Create(NewJob("ATTRIBUTION", 0, request_id));
+      });
+    }
+    for (auto& t : threads) t.join();
+    int created = 0;
+    std::set<std::string> ids;
+    for (const auto& r : results) {
+      ASSERT_TRUE(r.ok()) << r.status();
+      created += r->created ? 1 : 0;
+      ids.insert(r->record.id);
+    }
+    EXPECT_EQ(created, 1) << request_id;
+    EXPECT_EQ(ids.size(), 1u) << request_id;
+  }
+}
+
+TEST_F(PostgresJobStoreTest, TextThatIsNotUtf8IsRefusedOrEscaped) {
+  auto store = OpenStore();
+  JobRecord job = NewJob();
+  job.model = std::string("m\xff", 2);
+  absl::Status status = store->Create(job).status();
+  EXPECT_TRUE(absl::IsInvalidArgument(status)) << status;
+  EXPECT_NE(Message(status).find("model"), std::string::npos) << status;
+  const std::string id = MustCreate(*store, NewJob());
+  ASSERT_TRUE(store->UpdateProgress(id, {std::string("st\0ge", 5), 1, 2}).ok());
+  EXPECT_EQ(store->Get(id)->progress.stage, "st\\x00ge");
+  ASSERT_TRUE(store->Finish(id, JobState::kFailed, 3, "bad \xc3(").ok());
+  EXPECT_EQ(store->Get(id)->error_message, "bad \\xc3(");
+}
+
+// The database restarts under an open store: calls fail with Unavailable while it is down, and
+// the store reconnects by itself when it is back; nothing stored is lost.
+TEST_F(PostgresJobStoreTest, ReconnectsAfterTheDatabaseRestarts) {
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  const std::string id = MustCreate(*store, NewJob());
+  ASSERT_TRUE(store->MarkRunning(id).ok());
+  ASSERT_TRUE(store->PutResult(id, RandomBytes(3u << 20, 5)).ok());
+  ASSERT_TRUE(store->Finish(id, JobState::kSucceeded, 0, "").ok());
+  testing::PostgresServer& pg = *Postgres().server;
+  ASSERT_TRUE(pg.Stop().ok());
+  absl::Status down = store->Get(id).status();
+  EXPECT_TRUE(absl::IsUnavailable(down)) << down;
+  EXPECT_FALSE(static_cast<PostgresJobStore&>(*store).connected());
+  ASSERT_TRUE(pg.Restart().ok()) << pg.Log();
+  absl::StatusOr<JobRecord> back = store->Get(id);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->state, JobState::kSucceeded);
+  EXPECT_EQ(ReadAll(*store, id), RandomBytes(3u << 20, 5));
+  EXPECT_TRUE(static_cast<PostgresJobStore&>(*store).connected());
 }
 
 }  // namespace

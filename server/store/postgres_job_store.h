@@ -1,0 +1,104 @@
+// JobStore on a PostgreSQL database (libpqxx), for several server replicas sharing one queue: the
+// same contract as SqliteJobStore (the contract tests run against both), with request_id
+// idempotency held by a unique constraint (concurrent creates on different replicas yield one
+// job) and results in chunks of at most 1 MiB. Tables are prefixed attattr_ in the connection's
+// schema (choose another schema with the URI's options=-csearch_path=...). The schema is
+// versioned (attattr_schema) and created or migrated at Open under a transaction-scoped advisory
+// lock, so replicas starting at once migrate exactly once; a database newer than this build is
+// refused. Thread-safe: calls run on a bounded pool of connections.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "store/job_store.h"
+#include "store/store_uri.h"
+
+namespace attattr::store {
+
+class PgConnectionPool;
+
+struct PostgresJobStoreOptions {
+  // libpq connection URI, "postgresql://[user@]host[:port]/database[?param=value&...]" (or
+  // "postgres://"). Required.
+  std::string uri;
+  // The password, when it does not come from the URI or libpq's own PGPASSWORD/PGPASSFILE.
+  // Default: none.
+  std::string password;
+  // Connections at most (calls beyond wait for one). 1..256. Default: 8.
+  int connections = 8;
+  // How long opening a connection may take, seconds (libpq connect_timeout). 1..300. Default: 5.
+  int connect_timeout_s = 5;
+  // How long one SQL statement may run before PostgreSQL cancels it (Unavailable). 100..600000.
+  // Default: 30000.
+  int64_t statement_timeout_ms = 30000;
+  // Size of the stored result chunks, 4 KiB..1 MiB. Default: 1 MiB.
+  int64_t result_chunk_bytes = int64_t{1} << 20;
+  // PutResult writes a result in transactions of at most this many bytes (at least one chunk).
+  // 4 KiB..1 GiB. Default: 8 MiB.
+  int64_t result_write_batch_bytes = int64_t{8} << 20;
+  // Source of "now" in unix ms for create/start/end/update times. Default (empty): the system
+  // clock.
+  std::function<int64_t()> clock;
+
+  // InvalidArgument naming the first bad field.
+  absl::Status Validate() const;
+};
+
+class PostgresJobStore final : public JobStore {
+ public:
+  // The schema version this build writes, stored in attattr_schema.version.
+  static constexpr int kSchemaVersion = 1;
+
+  // Connects, then creates or migrates the schema. Unavailable when the database cannot be
+  // reached; FailedPrecondition for a newer schema. Messages show the URI without its password.
+  static absl::StatusOr<std::unique_ptr<PostgresJobStore>> Open(
+      const PostgresJobStoreOptions& options);
+  ~PostgresJobStore() override;
+  PostgresJobStore(const PostgresJobStore&) = delete;
+  PostgresJobStore& operator=(const PostgresJobStore&) = delete;
+
+  absl::StatusOr<CreateResult> Create(const JobRecord& record) override;
+  absl::StatusOr<JobRecord> Get(const std::string& id) override;
+  absl::StatusOr<ListPage> List(const ListFilter& filter) override;
+  absl::StatusOr<JobRecord> MarkRunning(const std::string& id) override;
+  absl::Status UpdateProgress(const std::string& id, const JobProgress& progress) override;
+  absl::StatusOr<JobRecord> Finish(const std::string& id, JobState state, int32_t error_code,
+                                   const std::string& error_message) override;
+  absl::StatusOr<JobRecord> Cancel(const std::string& id) override;
+  absl::Status PutResult(const std::string& id, const std::string& bytes) override;
+  absl::StatusOr<ResultInfo> GetResultInfo(const std::string& id) override;
+  absl::StatusOr<std::string> GetResultChunk(const std::string& id, int64_t seq) override;
+  absl::Status Delete(const std::string& id) override;
+  absl::StatusOr<JobRecord> Requeue(const std::string& id) override;
+  absl::StatusOr<std::vector<std::string>> RequeueInterrupted() override;
+  absl::StatusOr<std::vector<JobRecord>> ListQueued() override;
+  absl::StatusOr<int64_t> ExpireResults(int64_t now_ms, int64_t retention_ms) override;
+  absl::StatusOr<int64_t> StoredBytes(const std::string& owner) override;
+  absl::StatusOr<StoreStats> Stats() override;
+
+  // What Open did to the schema: "created version 1", "migrated from version N to M", or "" when
+  // it was current (so of replicas opening an empty database at once, exactly one says created).
+  const std::string& schema_change() const { return schema_change_; }
+  // True while the last call reached the database.
+  bool connected() const;
+
+ private:
+  PostgresJobStore(PostgresJobStoreOptions options, std::unique_ptr<PgConnectionPool> pool);
+  absl::Status CreateOrMigrateSchema();
+  // QUEUED/RUNNING -> terminal `state` (FailedPrecondition otherwise).
+  absl::StatusOr<JobRecord> FinishJob(const std::string& id, JobState state, int32_t error_code,
+                                      const std::string& error_message);
+  int64_t NowMs() const;
+
+  const PostgresJobStoreOptions options_;
+  const std::unique_ptr<PgConnectionPool> pool_;
+  std::string schema_change_;
+};
+
+}  // namespace attattr::store
