@@ -6,6 +6,7 @@
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -16,8 +17,9 @@
 namespace attattr::store {
 
 // Lifecycle of a job. QUEUED -> RUNNING -> {SUCCEEDED, FAILED, CANCELLED}; QUEUED may also go
-// straight to FAILED/CANCELLED; RUNNING goes back to QUEUED only through RequeueInterrupted
-// (restart after a crash). Terminal states are final.
+// straight to FAILED/CANCELLED; RUNNING goes back to QUEUED through Requeue (a drain),
+// RecoverExpiredLeases (its replica died) or RequeueInterrupted (restart of the only process).
+// Terminal states are final.
 enum class JobState { kQueued = 0, kRunning = 1, kSucceeded = 2, kFailed = 3, kCancelled = 4 };
 inline constexpr int kJobStateCount = 5;
 
@@ -68,6 +70,46 @@ struct JobRecord {
   int64_t result_chunk_count = 0;
   // The principal that submitted the job ("" for jobs stored before owners were recorded).
   std::string owner;
+  // The lease of a RUNNING job: the replica running it (ClaimRequest::holder; "" for a job started
+  // by MarkRunning or not running), the fencing token of this run (a new, larger value each time
+  // the job is started; kept when it stops), and when the lease lapses unless renewed (unix ms,
+  // 0 = never).
+  std::string lease_holder;
+  int64_t lease_token = 0;
+  int64_t lease_expiry_ms = 0;
+};
+
+// Writes that name a lease token (UpdateProgress, PutResult, Finish, Requeue) are fenced: they
+// apply only while the job's lease_token is still that value, so a replica that lost its lease
+// (frozen, cut off, taken over) can never overwrite the new run's work. kNoLease skips the check
+// (a user's or an administrator's action, not a run's).
+inline constexpr int64_t kNoLease = 0;
+
+struct ClaimRequest {
+  std::string holder;    // who runs the job (a replica's id); non-empty.
+  int64_t lease_ms = 0;  // the lease lasts this long unless renewed; > 0.
+  // Skip owners with this many RUNNING jobs already (0 = no limit). Across replicas claiming at
+  // the same moment the count may be exceeded by the concurrent claims.
+  int32_t max_running_per_owner = 0;
+};
+
+// A running job's lease as its holder knows it.
+struct HeldLease {
+  std::string id;
+  int64_t token = 0;
+};
+
+struct QueueCounts {
+  int64_t queued = 0;        // QUEUED jobs in the store
+  int64_t owner_queued = 0;  // of them, the asked owner's
+};
+
+// What another process sharing the store changed (see SubscribeChanges).
+struct ChangeCallbacks {
+  // Job `id` was created, changed or deleted by another process.
+  std::function<void(const std::string& id)> on_change;
+  // The change stream was interrupted and is back: changes meanwhile may have been missed.
+  std::function<void()> on_resync;
 };
 
 struct CreateResult {
@@ -136,17 +178,37 @@ class JobStore {
   // from another filter, is InvalidArgument naming page_token.
   virtual absl::StatusOr<ListPage> List(const ListFilter& filter) = 0;
 
-  // QUEUED -> RUNNING: attempts + 1, start time = now, any stale result (left by a run interrupted
-  // after PutResult) dropped. Returns the updated record.
+  // QUEUED -> RUNNING for this job: attempts + 1, start time = now, a new lease token (no holder,
+  // no expiry), any stale result (left by a run interrupted after PutResult) dropped. Returns the
+  // updated record.
   virtual absl::StatusOr<JobRecord> MarkRunning(const std::string& id) = 0;
-  // Records progress of a QUEUED or RUNNING job; a terminal job is FailedPrecondition.
-  virtual absl::Status UpdateProgress(const std::string& id, const JobProgress& progress) = 0;
+  // Like MarkRunning for the next job to run: the first QUEUED job by priority (highest first);
+  // within a priority owners take turns (the owner whose last job started longest ago, or never,
+  // goes first, so one owner's thousand jobs do not starve another's one), then submission
+  // order; owners at max_running_per_owner are passed over. The lease goes to request.holder until now +
+  // lease_ms. Several processes may claim at once: each job goes to one of them. nullopt when
+  // nothing can be claimed.
+  virtual absl::StatusOr<std::optional<JobRecord>> Claim(const ClaimRequest& request) = 0;
+  // Extends `holder`'s leases to now + lease_ms. Returns the ids of those no longer held (the job
+  // finished, was cancelled or deleted, or another run took it over): their runs must stop.
+  virtual absl::StatusOr<std::vector<std::string>> RenewLeases(const std::string& holder,
+                                                               const std::vector<HeldLease>& leases,
+                                                               int64_t lease_ms) = 0;
+  // Every RUNNING job whose lease lapsed (its holder died, froze or lost the store) goes back to
+  // QUEUED like Requeue, or ends FAILED (INTERNAL, saying so) once started max_attempts times.
+  // Returns the records as changed. Safe to run from many processes at once.
+  virtual absl::StatusOr<std::vector<JobRecord>> RecoverExpiredLeases(int32_t max_attempts) = 0;
+  // Records progress of a QUEUED or RUNNING job; a terminal job, or a lease token that is no
+  // longer the job's, is FailedPrecondition.
+  virtual absl::Status UpdateProgress(const std::string& id, const JobProgress& progress,
+                                      int64_t lease_token = kNoLease) = 0;
   // QUEUED/RUNNING -> `state` (which must be terminal). SUCCEEDED requires error_code 0; FAILED
   // requires a non-zero code; CANCELLED with code 0 records CANCELLED (1). FAILED and CANCELLED
-  // drop any stored result. A second Finish is FailedPrecondition.
+  // drop any stored result. A second Finish, or a lease token that is no longer the job's, is
+  // FailedPrecondition.
   virtual absl::StatusOr<JobRecord> Finish(const std::string& id, JobState state,
-                                           int32_t error_code,
-                                           const std::string& error_message) = 0;
+                                           int32_t error_code, const std::string& error_message,
+                                           int64_t lease_token = kNoLease) = 0;
   // QUEUED/RUNNING -> CANCELLED (code CANCELLED); terminal jobs are FailedPrecondition.
   virtual absl::StatusOr<JobRecord> Cancel(const std::string& id) = 0;
 
@@ -154,9 +216,10 @@ class JobStore {
   // back piecewise; readers see no result until the new one is stored whole (an implementation
   // may write it in several transactions, leaving the store to other calls between them). Call
   // it before Finish(SUCCEEDED); a job in another state (e.g. cancelled meanwhile, even part-way
-  // through the write) is FailedPrecondition and keeps no chunk. Once the job is terminal its
-  // result never changes.
-  virtual absl::Status PutResult(const std::string& id, const std::string& bytes) = 0;
+  // through the write, or whose lease token changed) is FailedPrecondition and keeps no chunk.
+  // Once the job is terminal its result never changes.
+  virtual absl::Status PutResult(const std::string& id, const std::string& bytes,
+                                 int64_t lease_token = kNoLease) = 0;
   // Size and chunk count of a stored result; NotFound when the job or its result is absent.
   virtual absl::StatusOr<ResultInfo> GetResultInfo(const std::string& id) = 0;
   // One chunk (0-based); NotFound when absent (e.g. the job was deleted meanwhile).
@@ -169,18 +232,30 @@ class JobStore {
   virtual absl::Status Delete(const std::string& id) = 0;
 
   // RUNNING -> QUEUED for one job whose run was interrupted on purpose (a graceful drain): its
-  // progress and any partial result are dropped; attempts is kept. Returns the updated record.
-  virtual absl::StatusOr<JobRecord> Requeue(const std::string& id) = 0;
-  // At startup: every RUNNING job (its process died) goes back to QUEUED. Returns their ids.
+  // lease is released at once (no waiting for expiry), its progress and any partial result are
+  // dropped; attempts is kept. Returns the updated record.
+  virtual absl::StatusOr<JobRecord> Requeue(const std::string& id,
+                                            int64_t lease_token = kNoLease) = 0;
+  // At startup of the only process using the store: every RUNNING job (its process died) goes
+  // back to QUEUED. Returns their ids. Not for a store shared by replicas (their running jobs
+  // are alive): there RecoverExpiredLeases does it once the leases lapse.
   virtual absl::StatusOr<std::vector<std::string>> RequeueInterrupted() = 0;
-  // All QUEUED jobs by priority (highest first), then create time, then id: the scheduler's refill.
-  virtual absl::StatusOr<std::vector<JobRecord>> ListQueued() = 0;
+  // How many jobs are QUEUED, overall and of `owner`.
+  virtual absl::StatusOr<QueueCounts> CountQueued(const std::string& owner) = 0;
   // Deletes terminal jobs (and results) whose end_time_ms < now_ms - retention_ms. Returns how
   // many.
   virtual absl::StatusOr<int64_t> ExpireResults(int64_t now_ms, int64_t retention_ms) = 0;
   // What `owner`'s jobs occupy: their specs and results, in bytes (0 for an owner with none).
   virtual absl::StatusOr<int64_t> StoredBytes(const std::string& owner) = 0;
   virtual absl::StatusOr<StoreStats> Stats() = 0;
+
+  // True when other processes may share this store (then RecoverExpiredLeases, not
+  // RequeueInterrupted, recovers their jobs).
+  virtual bool Shared() const = 0;
+  // Starts delivering other processes' changes to `callbacks` (from a thread of the store's),
+  // until the store is destroyed. False when the store has no such stream (one process: its own
+  // changes are all there are).
+  virtual bool SubscribeChanges(ChangeCallbacks callbacks) { return false; }
 };
 
 }  // namespace attattr::store

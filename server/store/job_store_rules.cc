@@ -68,6 +68,30 @@ absl::Status WrongState(const std::string& id, JobState state, const std::string
       absl::StrCat("job ", Quote(id), " is ", std::string(JobStateName(state)), ", not ", wanted));
 }
 
+absl::Status LeaseLost(const std::string& id, int64_t token, int64_t current) {
+  return absl::FailedPreconditionError(absl::StrCat("job ", Quote(id),
+                                                    " is no longer held by this run (lease token ",
+                                                    token, ", the job's is now ", current, ")"));
+}
+
+std::string TooManyAttemptsMessage(int32_t attempts, int32_t max_attempts) {
+  return absl::StrCat("the server running this job stopped or lost it ", attempts,
+                      " times (--max-job-attempts ", max_attempts, "); it is not run again");
+}
+
+absl::Status ValidateClaim(const ClaimRequest& request) {
+  if (request.holder.empty()) return absl::InvalidArgumentError("holder: empty");
+  if (request.lease_ms <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("lease_ms: must be > 0, got ", request.lease_ms));
+  }
+  if (request.max_running_per_owner < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_running_per_owner: must be >= 0, got ", request.max_running_per_owner));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateId(const std::string& id) {
   if (id.empty()) return absl::InvalidArgumentError("id: empty");
   if (id.size() > kMaxIdLength || !IsPrintable(id)) {

@@ -22,6 +22,15 @@ std::string Quote(const std::string& s);
 // FailedPrecondition: "job 'ID' is STATE, not WANTED".
 absl::Status WrongState(const std::string& id, JobState state, const std::string& wanted);
 
+// FailedPrecondition for a fenced write whose lease token is no longer the job's: "job 'ID' is no
+// longer held by this run (lease token T, the job's is now C)".
+absl::Status LeaseLost(const std::string& id, int64_t token, int64_t current);
+// What a job records when it ends FAILED because its runs kept dying: started `attempts` times,
+// at most `max_attempts`.
+std::string TooManyAttemptsMessage(int32_t attempts, int32_t max_attempts);
+// ClaimRequest's checks: holder non-empty, lease_ms > 0, max_running_per_owner >= 0.
+absl::Status ValidateClaim(const ClaimRequest& request);
+
 // A caller-chosen job id: 1..256 printable ASCII characters (InvalidArgument naming `id`).
 absl::Status ValidateId(const std::string& id);
 

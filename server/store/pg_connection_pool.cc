@@ -74,6 +74,8 @@ absl::StatusOr<std::unique_ptr<pqxx::connection>> PgConnectionPool::Connect(
     pqxx::nontransaction session(*connection);
     for (const std::string& sql : options_.session_sql) session.exec(sql);
     connected_ = true;
+    absl::MutexLock lock(&mu_);
+    backends_[connection.get()] = connection->backendpid();
     return connection;
   } catch (const std::exception& e) {
     connected_ = false;
@@ -97,7 +99,7 @@ absl::StatusOr<std::unique_ptr<pqxx::connection>> PgConnectionPool::Acquire(
       auto connection = std::move(idle_.back());
       idle_.pop_back();
       if (!Stale(*connection)) return connection;
-      --open_;
+      Drop(*connection);
     }
     ++open_;  // reserved: connecting happens outside the lock
   }
@@ -109,14 +111,29 @@ absl::StatusOr<std::unique_ptr<pqxx::connection>> PgConnectionPool::Acquire(
   return connection;
 }
 
+void PgConnectionPool::Drop(const pqxx::connection& connection) {
+  --open_;
+  backends_.erase(&connection);
+}
+
 void PgConnectionPool::Release(std::unique_ptr<pqxx::connection> connection, bool broken) {
-  if (broken) connection.reset();  // closes the socket outside the lock
-  absl::MutexLock lock(&mu_);
-  if (connection == nullptr) {
-    --open_;
-  } else {
-    idle_.push_back(std::move(connection));
+  {
+    absl::MutexLock lock(&mu_);
+    if (!broken) {
+      idle_.push_back(std::move(connection));
+      return;
+    }
+    Drop(*connection);
   }
+  connection.reset();  // closes the socket outside the lock
+}
+
+bool PgConnectionPool::IsOwnBackend(int backend_pid) const {
+  absl::MutexLock lock(&mu_);
+  for (const auto& [connection, pid] : backends_) {
+    if (pid == backend_pid) return true;
+  }
+  return false;
 }
 
 absl::Status PgConnectionPool::Run(const std::string& what,

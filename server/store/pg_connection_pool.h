@@ -8,6 +8,7 @@
 #include <atomic>
 #include <exception>
 #include <functional>
+#include <map>
 #include <memory>
 #include <pqxx/pqxx>
 #include <string>
@@ -52,16 +53,22 @@ class PgConnectionPool {
 
   // True while the last attempt to use the database found it reachable.
   bool connected() const { return connected_.load(); }
+  // True when `backend_pid` serves one of this pool's open connections (a notification it sent).
+  bool IsOwnBackend(int backend_pid) const;
 
  private:
   absl::StatusOr<std::unique_ptr<pqxx::connection>> Acquire(const std::string& what);
   void Release(std::unique_ptr<pqxx::connection> connection, bool broken);
+  // Forgets a connection being closed: its count and backend.
+  void Drop(const pqxx::connection& connection) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<std::unique_ptr<pqxx::connection>> Connect(const std::string& what);
 
   const PgPoolOptions options_;
-  absl::Mutex mu_;
+  mutable absl::Mutex mu_;
   std::vector<std::unique_ptr<pqxx::connection>> idle_ ABSL_GUARDED_BY(mu_);
   int open_ ABSL_GUARDED_BY(mu_) = 0;  // idle + in use
+  // The backend pid of each open connection (read when it opened: a broken one reports none).
+  std::map<const pqxx::connection*, int> backends_ ABSL_GUARDED_BY(mu_);
   std::atomic<bool> connected_{false};
 };
 

@@ -1,11 +1,15 @@
 // PostgresJobStore: the JobStore schema, state transitions and chunked results in PostgreSQL.
 // Every transition is one transaction that locks the job's row (SELECT ... FOR UPDATE), so two
-// replicas changing one job serialise on the database, not in this process. Ids, kinds, owners and
-// request ids are COLLATE "C" so listings order them bytewise, as SQLite does.
+// replicas changing one job serialise on the database, not in this process; claims skip rows
+// another claim holds (FOR UPDATE SKIP LOCKED). Every change sends NOTIFY attattr_jobs with the
+// job id, delivered at commit. Lease expiry is the database's clock, so replicas' clocks need not
+// agree. Ids, kinds, owners and request ids are COLLATE "C" so listings order them bytewise, as
+// SQLite does.
 #include "store/postgres_job_store.h"
 
 #include <algorithm>
 #include <chrono>
+#include <set>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -15,6 +19,7 @@
 #include "absl/strings/str_replace.h"
 #include "attattr/base/status_macros.h"
 #include "store/job_store_rules.h"
+#include "store/pg_change_listener.h"
 #include "store/pg_connection_pool.h"
 #include "store/store_uri.h"
 
@@ -25,7 +30,28 @@ namespace {
 constexpr char kJobColumns[] =
     "id, request_id, kind, model, priority, state, spec, error_code, error_message, "
     "progress_stage, progress_done, progress_total, create_time_ms, start_time_ms, end_time_ms, "
-    "update_time_ms, attempts, has_result, result_size_bytes, result_chunk_count, owner";
+    "update_time_ms, attempts, has_result, result_size_bytes, result_chunk_count, owner, "
+    "lease_holder, lease_token, lease_expiry_ms";
+
+// The notification channel of job changes; the payload is the job id.
+constexpr char kChannel[] = "attattr_jobs";
+// The database's clock in unix ms (leases are timed by it).
+constexpr char kDbNowMs[] = "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT";
+// How many QUEUED jobs a claim considers at once (those other claims hold are skipped).
+constexpr int kClaimCandidates = 32;
+
+// The QUEUED jobs in claim order (see JobStore::Claim): by priority, then owners take turns (the
+// owner whose last job started longest ago, or never, first: start_seq numbers the starts), then
+// submission order; $1 = max running per owner (0 = no limit), $2 = how many.
+constexpr char kClaimCandidatesSql[] = R"sql(
+SELECT q.id FROM attattr_jobs AS q
+LEFT JOIN (SELECT owner, max(start_seq) AS last_start FROM attattr_jobs
+           WHERE start_seq > 0 AND owner IN (SELECT owner FROM attattr_jobs WHERE state = 'QUEUED')
+           GROUP BY owner) AS s ON s.owner = q.owner
+WHERE q.state = 'QUEUED' AND ($1 = 0 OR
+      (SELECT count(*) FROM attattr_jobs AS r WHERE r.state = 'RUNNING' AND r.owner = q.owner) < $1)
+ORDER BY q.priority DESC, COALESCE(s.last_start, 0), q.seq LIMIT $2
+)sql";
 
 // The schema of version kSchemaVersion.
 constexpr char kSchemaSql[] = R"sql(
@@ -52,13 +78,22 @@ CREATE TABLE attattr_jobs (
   result_size_bytes  BIGINT  NOT NULL DEFAULT 0,
   result_chunk_count BIGINT  NOT NULL DEFAULT 0,
   owner              TEXT    COLLATE "C" NOT NULL DEFAULT '',
+  seq                BIGINT  GENERATED ALWAYS AS IDENTITY,  -- submission order (ids are random)
+  start_seq          BIGINT  NOT NULL DEFAULT 0,  -- order of the last start (0 = never)
+  lease_holder       TEXT    NOT NULL DEFAULT '',
+  lease_token        BIGINT  NOT NULL DEFAULT 0,
+  lease_expiry_ms    BIGINT  NOT NULL DEFAULT 0,
   CONSTRAINT attattr_jobs_request_id UNIQUE (owner, request_id)
 );
 CREATE INDEX attattr_jobs_by_owner ON attattr_jobs (owner, create_time_ms, id);
 CREATE INDEX attattr_jobs_by_create_time ON attattr_jobs (create_time_ms, id);
 CREATE INDEX attattr_jobs_by_state ON attattr_jobs (state, create_time_ms, id);
-CREATE INDEX attattr_jobs_queued ON attattr_jobs (priority DESC, create_time_ms, id)
+CREATE INDEX attattr_jobs_queued ON attattr_jobs (priority DESC, owner, seq)
   WHERE state = 'QUEUED';
+CREATE INDEX attattr_jobs_running ON attattr_jobs (owner, lease_expiry_ms)
+  WHERE state = 'RUNNING';
+CREATE INDEX attattr_jobs_owner_starts ON attattr_jobs (owner, start_seq);
+CREATE SEQUENCE attattr_start_seq;
 CREATE INDEX attattr_jobs_by_end_time ON attattr_jobs (end_time_ms) WHERE end_time_ms > 0;
 CREATE TABLE attattr_results (
   job_id TEXT   COLLATE "C" NOT NULL REFERENCES attattr_jobs (id) ON DELETE CASCADE,
@@ -102,6 +137,9 @@ absl::StatusOr<JobRecord> RecordFromRow(const pqxx::row& row) {
   r.result_size_bytes = row[18].as<int64_t>();
   r.result_chunk_count = row[19].as<int64_t>();
   r.owner = row[20].as<std::string>();
+  r.lease_holder = row[21].as<std::string>();
+  r.lease_token = row[22].as<int64_t>();
+  r.lease_expiry_ms = row[23].as<int64_t>();
   return r;
 }
 
@@ -117,23 +155,106 @@ absl::StatusOr<std::vector<JobRecord>> Records(const pqxx::result& rows) {
 
 std::string SelectJob() { return absl::StrCat("SELECT ", kJobColumns, " FROM attattr_jobs"); }
 
-// The job's state, its row locked until `txn` ends; NotFound when absent.
-absl::StatusOr<JobState> LockJob(pqxx::work& txn, const std::string& id) {
+struct LockedJob {
+  JobState state = JobState::kQueued;
+  int64_t lease_token = 0;
+};
+
+// The job's state and lease token, its row locked until `txn` ends; NotFound when absent.
+absl::StatusOr<LockedJob> LockJob(pqxx::work& txn, const std::string& id) {
   const pqxx::result rows =
-      txn.exec_params("SELECT state FROM attattr_jobs WHERE id = $1 FOR UPDATE", id);
+      txn.exec_params("SELECT state, lease_token FROM attattr_jobs WHERE id = $1 FOR UPDATE", id);
   if (rows.empty()) return JobNotFound(id);
   std::optional<JobState> state = JobStateFromName(rows[0][0].as<std::string>());
   if (!state.has_value()) {
     return absl::DataLossError(absl::StrCat("job ", Quote(id), " has an unknown state"));
   }
-  return *state;
+  return LockedJob{*state, rows[0][1].as<int64_t>()};
 }
 
-// Locks job `id` and checks it is RUNNING (FailedPrecondition otherwise).
-absl::Status LockRunningJob(pqxx::work& txn, const std::string& id) {
-  ATTATTR_ASSIGN_OR_RETURN(const JobState state, LockJob(txn, id));
-  if (state != JobState::kRunning) return WrongState(id, state, "RUNNING");
+// Locks job `id` and checks it is RUNNING, with `lease_token` unless kNoLease
+// (FailedPrecondition otherwise).
+absl::Status LockRunningJob(pqxx::work& txn, const std::string& id, int64_t lease_token) {
+  ATTATTR_ASSIGN_OR_RETURN(const LockedJob job, LockJob(txn, id));
+  if (job.state != JobState::kRunning) return WrongState(id, job.state, "RUNNING");
+  if (lease_token != kNoLease && job.lease_token != lease_token) {
+    return LeaseLost(id, lease_token, job.lease_token);
+  }
   return absl::OkStatus();
+}
+
+void Notify(pqxx::transaction_base& txn, const std::string& id) {
+  txn.exec_params("SELECT pg_notify($1, $2)", std::string(kChannel), id);
+}
+
+// A PostgreSQL text[] literal of printable-ASCII ids ('"' and '\' escaped).
+std::string TextArray(const std::vector<std::string>& values) {
+  std::string out = "{";
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (i > 0) out += ',';
+    out += '"';
+    for (char c : values[i]) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    out += '"';
+  }
+  return out + "}";
+}
+
+// Within `txn`: QUEUED job `id` (checked by the caller) starts RUNNING with a new lease token for
+// `holder`, lasting `lease_ms` by the database's clock (0 = no expiry).
+absl::StatusOr<JobRecord> StartJob(pqxx::work& txn, const std::string& id,
+                                   const std::string& holder, int64_t lease_ms, int64_t now_ms) {
+  txn.exec_params("DELETE FROM attattr_results WHERE job_id = $1", id);
+  const pqxx::result rows = txn.exec_params(
+      absl::StrCat("UPDATE attattr_jobs SET state = 'RUNNING', attempts = attempts + 1, "
+                   "start_time_ms = $2, update_time_ms = $2, has_result = FALSE, "
+                   "result_size_bytes = 0, result_chunk_count = 0, lease_holder = $3, "
+                   "lease_token = lease_token + 1, start_seq = nextval('attattr_start_seq'), "
+                   "lease_expiry_ms = CASE WHEN $4 > 0 THEN ",
+                   kDbNowMs, " + $4 ELSE 0 END WHERE id = $1 RETURNING ", kJobColumns),
+      id, now_ms, holder, lease_ms);
+  Notify(txn, id);
+  if (rows.empty()) return JobNotFound(id);
+  return RecordFromRow(rows[0]);
+}
+
+// Within `txn`: RUNNING job `id` (locked by the caller) back to QUEUED, lease released, progress
+// and partial result dropped.
+absl::StatusOr<JobRecord> RequeueJob(pqxx::work& txn, const std::string& id, int64_t now_ms) {
+  txn.exec_params("DELETE FROM attattr_results WHERE job_id = $1", id);
+  const pqxx::result rows = txn.exec_params(
+      absl::StrCat("UPDATE attattr_jobs SET state = 'QUEUED', update_time_ms = $2, "
+                   "progress_stage = '', progress_done = 0, progress_total = 0, "
+                   "has_result = FALSE, result_size_bytes = 0, result_chunk_count = 0, "
+                   "lease_holder = '', lease_expiry_ms = 0 WHERE id = $1 RETURNING ",
+                   kJobColumns),
+      id, now_ms);
+  Notify(txn, id);
+  if (rows.empty()) return JobNotFound(id);
+  return RecordFromRow(rows[0]);
+}
+
+// Within `txn`: job `id` (locked by the caller, not terminal) ends in terminal `state`.
+absl::StatusOr<JobRecord> FinishLockedJob(pqxx::work& txn, const std::string& id, JobState state,
+                                          int32_t error_code, const std::string& error_message,
+                                          int64_t now_ms) {
+  const bool keep_result = state == JobState::kSucceeded;
+  if (!keep_result) txn.exec_params("DELETE FROM attattr_results WHERE job_id = $1", id);
+  const pqxx::result rows = txn.exec_params(
+      absl::StrCat("UPDATE attattr_jobs SET state = $2, error_code = $3, error_message = $4, "
+                   "end_time_ms = $5, update_time_ms = $5, has_result = has_result AND $6, "
+                   "lease_expiry_ms = 0, "
+                   "result_size_bytes = CASE WHEN $6 THEN result_size_bytes ELSE 0 END, "
+                   "result_chunk_count = CASE WHEN $6 THEN result_chunk_count ELSE 0 END "
+                   "WHERE id = $1 RETURNING ",
+                   kJobColumns),
+      id, std::string(JobStateName(state)), error_code, TextForStore(error_message), now_ms,
+      keep_result);
+  Notify(txn, id);
+  if (rows.empty()) return JobNotFound(id);
+  return RecordFromRow(rows[0]);
 }
 
 // The one record an UPDATE ... RETURNING gave.
@@ -179,7 +300,7 @@ absl::StatusOr<std::unique_ptr<PostgresJobStore>> PostgresJobStore::Open(
   conninfo = WithUriDefault(conninfo, "keepalives_count", "2");
   if (!options.password.empty()) conninfo = WithUriDefault(conninfo, "password", options.password);
   PgPoolOptions pool;
-  pool.conninfo = std::move(conninfo);
+  pool.conninfo = conninfo;
   pool.size = options.connections;
   pool.acquire_timeout = absl::Seconds(options.connect_timeout_s) + absl::Seconds(5);
   pool.session_sql = {
@@ -188,7 +309,7 @@ absl::StatusOr<std::unique_ptr<PostgresJobStore>> PostgresJobStore::Open(
       absl::StrCat("SET idle_in_transaction_session_timeout = ", options.statement_timeout_ms),
   };
   std::unique_ptr<PostgresJobStore> store(
-      new PostgresJobStore(options, std::make_unique<PgConnectionPool>(std::move(pool))));
+      new PostgresJobStore(options, conninfo, std::make_unique<PgConnectionPool>(std::move(pool))));
   absl::Status schema = store->CreateOrMigrateSchema();
   if (!schema.ok()) {
     return absl::Status(schema.code(), absl::StrCat("job store ", Quote(RedactUri(options.uri)),
@@ -197,9 +318,19 @@ absl::StatusOr<std::unique_ptr<PostgresJobStore>> PostgresJobStore::Open(
   return store;
 }
 
-PostgresJobStore::PostgresJobStore(PostgresJobStoreOptions options,
+PostgresJobStore::PostgresJobStore(PostgresJobStoreOptions options, std::string conninfo,
                                    std::unique_ptr<PgConnectionPool> pool)
-    : options_(std::move(options)), pool_(std::move(pool)) {}
+    : options_(std::move(options)), conninfo_(std::move(conninfo)), pool_(std::move(pool)) {}
+
+bool PostgresJobStore::SubscribeChanges(ChangeCallbacks callbacks) {
+  if (listener_ == nullptr) {
+    PgConnectionPool* pool = pool_.get();
+    listener_ = std::make_unique<PgChangeListener>(
+        conninfo_, kChannel, std::move(callbacks),
+        [pool](int backend_pid) { return pool->IsOwnBackend(backend_pid); });
+  }
+  return true;
+}
 
 PostgresJobStore::~PostgresJobStore() = default;
 
@@ -263,7 +394,7 @@ absl::StatusOr<CreateResult> PostgresJobStore::Create(const JobRecord& record) {
             absl::StrCat("INSERT INTO attattr_jobs (id, request_id, kind, model, priority, state, "
                          "spec, create_time_ms, update_time_ms, owner) VALUES ($1, NULLIF($2, ''), "
                          "$3, $4, $5, 'QUEUED', $6, $7, $8, $9) ON CONFLICT DO NOTHING RETURNING ",
-                         kJobColumns),
+                         kJobColumns, ", pg_notify('", kChannel, "', id)"),
             id, record.request_id, record.kind, record.model, record.priority,
             pqxx::binarystring(record.spec.data(), record.spec.size()),
             record.create_time_ms != 0 ? record.create_time_ms : now, now, record.owner);
@@ -336,70 +467,139 @@ absl::StatusOr<JobRecord> PostgresJobStore::MarkRunning(const std::string& id) {
   ATTATTR_RETURN_IF_ERROR(pool_->Run(
       absl::StrCat("starting job ", Quote(id)), [&](pqxx::connection& c) -> absl::Status {
         pqxx::work txn(c);
-        ATTATTR_ASSIGN_OR_RETURN(const JobState state, LockJob(txn, id));
-        if (state != JobState::kQueued) return WrongState(id, state, "QUEUED");
-        txn.exec_params("DELETE FROM attattr_results WHERE job_id = $1", id);
-        ATTATTR_ASSIGN_OR_RETURN(
-            updated,
-            OneRecord(txn.exec_params(absl::StrCat("UPDATE attattr_jobs SET state = 'RUNNING', "
-                                                   "attempts = attempts + 1, start_time_ms = $2, "
-                                                   "update_time_ms = $2, has_result = FALSE, "
-                                                   "result_size_bytes = 0, result_chunk_count = 0 "
-                                                   "WHERE id = $1 RETURNING ",
-                                                   kJobColumns),
-                                      id, NowMs()),
-                      id));
+        ATTATTR_ASSIGN_OR_RETURN(const LockedJob job, LockJob(txn, id));
+        if (job.state != JobState::kQueued) return WrongState(id, job.state, "QUEUED");
+        ATTATTR_ASSIGN_OR_RETURN(updated, StartJob(txn, id, "", 0, NowMs()));
         txn.commit();
         return absl::OkStatus();
       }));
   return updated;
 }
 
-absl::Status PostgresJobStore::UpdateProgress(const std::string& id, const JobProgress& progress) {
+absl::StatusOr<std::optional<JobRecord>> PostgresJobStore::Claim(const ClaimRequest& request) {
+  ATTATTR_RETURN_IF_ERROR(ValidateClaim(request));
+  std::optional<JobRecord> claimed;
+  ATTATTR_RETURN_IF_ERROR(pool_->Run("claiming a job", [&](pqxx::connection& c) -> absl::Status {
+    pqxx::work txn(c);
+    std::vector<std::string> candidates;
+    for (const auto& row :
+         txn.exec_params(kClaimCandidatesSql, request.max_running_per_owner, kClaimCandidates)) {
+      candidates.push_back(row[0].as<std::string>());
+    }
+    if (candidates.empty()) return absl::OkStatus();
+    // The first candidate no other claim holds, still QUEUED once locked.
+    const pqxx::result locked = txn.exec_params(
+        "SELECT id FROM attattr_jobs WHERE id = ANY($1::text[]) AND state = 'QUEUED' "
+        "ORDER BY array_position($1::text[], id) LIMIT 1 FOR UPDATE SKIP LOCKED",
+        TextArray(candidates));
+    if (locked.empty()) return absl::OkStatus();
+    ATTATTR_ASSIGN_OR_RETURN(JobRecord record, StartJob(txn, locked[0][0].as<std::string>(),
+                                                        request.holder, request.lease_ms, NowMs()));
+    txn.commit();
+    claimed = std::move(record);
+    return absl::OkStatus();
+  }));
+  return claimed;
+}
+
+absl::StatusOr<std::vector<std::string>> PostgresJobStore::RenewLeases(
+    const std::string& holder, const std::vector<HeldLease>& leases, int64_t lease_ms) {
+  if (leases.empty()) return std::vector<std::string>();
+  std::vector<std::string> ids;
+  std::string tokens = "{";
+  for (const HeldLease& lease : leases) {
+    ids.push_back(lease.id);
+    absl::StrAppend(&tokens, tokens.size() > 1 ? "," : "", lease.token);
+  }
+  tokens += "}";
+  std::set<std::string> renewed;
+  ATTATTR_RETURN_IF_ERROR(pool_->Run("renewing leases", [&](pqxx::connection& c) -> absl::Status {
+    pqxx::nontransaction txn(c);
+    const pqxx::result rows =
+        txn.exec_params(absl::StrCat("UPDATE attattr_jobs AS j SET lease_expiry_ms = ", kDbNowMs,
+                                     " + $4 FROM unnest($2::text[], $3::bigint[]) AS l(id, token) "
+                                     "WHERE j.id = l.id AND j.lease_token = l.token AND "
+                                     "j.state = 'RUNNING' AND j.lease_holder = $1 RETURNING j.id"),
+                        holder, TextArray(ids), tokens, lease_ms);
+    for (const auto& row : rows) renewed.insert(row[0].as<std::string>());
+    return absl::OkStatus();
+  }));
+  std::vector<std::string> lost;
+  for (const std::string& id : ids) {
+    if (renewed.count(id) == 0) lost.push_back(id);
+  }
+  return lost;
+}
+
+absl::StatusOr<std::vector<JobRecord>> PostgresJobStore::RecoverExpiredLeases(
+    int32_t max_attempts) {
+  std::vector<JobRecord> changed;
+  ATTATTR_RETURN_IF_ERROR(
+      pool_->Run("recovering jobs whose lease lapsed", [&](pqxx::connection& c) -> absl::Status {
+        pqxx::work txn(c);
+        // Rows another replica is recovering (or finishing) right now are skipped, not waited
+        // for: that replica deals with them.
+        const pqxx::result expired = txn.exec(
+            absl::StrCat("SELECT id, attempts FROM attattr_jobs WHERE state = 'RUNNING' AND "
+                         "lease_expiry_ms > 0 AND lease_expiry_ms < ",
+                         kDbNowMs, " ORDER BY id FOR UPDATE SKIP LOCKED"));
+        for (const auto& row : expired) {
+          const std::string id = row[0].as<std::string>();
+          const int32_t attempts = row[1].as<int32_t>();
+          absl::StatusOr<JobRecord> after =
+              attempts >= max_attempts
+                  ? FinishLockedJob(txn, id, JobState::kFailed,
+                                    static_cast<int32_t>(absl::StatusCode::kInternal),
+                                    TooManyAttemptsMessage(attempts, max_attempts), NowMs())
+                  : RequeueJob(txn, id, NowMs());
+          if (!after.ok()) return after.status();
+          changed.push_back(*std::move(after));
+        }
+        txn.commit();
+        return absl::OkStatus();
+      }));
+  return changed;
+}
+
+absl::Status PostgresJobStore::UpdateProgress(const std::string& id, const JobProgress& progress,
+                                              int64_t lease_token) {
   ATTATTR_RETURN_IF_ERROR(ValidateProgress(progress));
   return pool_->Run(
       absl::StrCat("updating progress of ", Quote(id)), [&](pqxx::connection& c) -> absl::Status {
         pqxx::nontransaction txn(c);
         const pqxx::result changed = txn.exec_params(
-            "UPDATE attattr_jobs SET progress_stage = $2, progress_done = $3, "
-            "progress_total = $4, update_time_ms = $5 "
-            "WHERE id = $1 AND state IN ('QUEUED', 'RUNNING')",
-            id, TextForStore(progress.stage), progress.done, progress.total, NowMs());
-        if (changed.affected_rows() == 1) return absl::OkStatus();
-        const pqxx::result job =
-            txn.exec_params("SELECT state FROM attattr_jobs WHERE id = $1", id);  // say why
+            absl::StrCat("UPDATE attattr_jobs SET progress_stage = $2, progress_done = $3, "
+                         "progress_total = $4, update_time_ms = $5 "
+                         "WHERE id = $1 AND state IN ('QUEUED', 'RUNNING') "
+                         "AND ($6 = 0 OR lease_token = $6) RETURNING pg_notify('",
+                         kChannel, "', id)"),
+            id, TextForStore(progress.stage), progress.done, progress.total, NowMs(), lease_token);
+        if (changed.size() == 1) return absl::OkStatus();
+        const pqxx::result job = txn.exec_params(  // say why nothing changed
+            "SELECT state, lease_token FROM attattr_jobs WHERE id = $1", id);
         if (job.empty()) return JobNotFound(id);
-        std::optional<JobState> state = JobStateFromName(job[0][0].as<std::string>());
-        return WrongState(id, state.value_or(JobState::kQueued), "QUEUED or RUNNING");
+        const JobState state =
+            JobStateFromName(job[0][0].as<std::string>()).value_or(JobState::kQueued);
+        if (!IsTerminal(state)) return LeaseLost(id, lease_token, job[0][1].as<int64_t>());
+        return WrongState(id, state, "QUEUED or RUNNING");
       });
 }
 
 absl::StatusOr<JobRecord> PostgresJobStore::FinishJob(const std::string& id, JobState state,
                                                       int32_t error_code,
-                                                      const std::string& error_message) {
+                                                      const std::string& error_message,
+                                                      int64_t lease_token) {
   JobRecord updated;
   ATTATTR_RETURN_IF_ERROR(pool_->Run(
       absl::StrCat("finishing job ", Quote(id)), [&](pqxx::connection& c) -> absl::Status {
         pqxx::work txn(c);
-        ATTATTR_ASSIGN_OR_RETURN(const JobState current, LockJob(txn, id));
-        if (IsTerminal(current)) return WrongState(id, current, "QUEUED or RUNNING");
-        const bool keep_result = state == JobState::kSucceeded;
-        if (!keep_result) txn.exec_params("DELETE FROM attattr_results WHERE job_id = $1", id);
+        ATTATTR_ASSIGN_OR_RETURN(const LockedJob job, LockJob(txn, id));
+        if (IsTerminal(job.state)) return WrongState(id, job.state, "QUEUED or RUNNING");
+        if (lease_token != kNoLease && job.lease_token != lease_token) {
+          return LeaseLost(id, lease_token, job.lease_token);
+        }
         ATTATTR_ASSIGN_OR_RETURN(
-            updated,
-            OneRecord(
-                txn.exec_params(
-                    absl::StrCat(
-                        "UPDATE attattr_jobs SET state = $2, error_code = $3, "
-                        "error_message = $4, end_time_ms = $5, update_time_ms = $5, "
-                        "has_result = has_result AND $6, "
-                        "result_size_bytes = CASE WHEN $6 THEN result_size_bytes ELSE 0 END, "
-                        "result_chunk_count = CASE WHEN $6 THEN result_chunk_count ELSE 0 END "
-                        "WHERE id = $1 RETURNING ",
-                        kJobColumns),
-                    id, std::string(JobStateName(state)), error_code, TextForStore(error_message),
-                    NowMs(), keep_result),
-                id));
+            updated, FinishLockedJob(txn, id, state, error_code, error_message, NowMs()));
         txn.commit();
         return absl::OkStatus();
       }));
@@ -408,19 +608,21 @@ absl::StatusOr<JobRecord> PostgresJobStore::FinishJob(const std::string& id, Job
 
 absl::StatusOr<JobRecord> PostgresJobStore::Finish(const std::string& id, JobState state,
                                                    int32_t error_code,
-                                                   const std::string& error_message) {
+                                                   const std::string& error_message,
+                                                   int64_t lease_token) {
   ATTATTR_ASSIGN_OR_RETURN(const int32_t code, ValidateFinish(state, error_code));
-  return FinishJob(id, state, code, error_message);
+  return FinishJob(id, state, code, error_message, lease_token);
 }
 
 absl::StatusOr<JobRecord> PostgresJobStore::Cancel(const std::string& id) {
-  return FinishJob(id, JobState::kCancelled, kCancelledCode, "job cancelled");
+  return FinishJob(id, JobState::kCancelled, kCancelledCode, "job cancelled", kNoLease);
 }
 
 // Like SqliteJobStore::PutResult: the old result goes, the chunks follow in batches (each a
 // transaction that locks the job and checks it is still RUNNING, so a Cancel between batches ends
 // the write and drops what was written), and the result becomes visible in the last transaction.
-absl::Status PostgresJobStore::PutResult(const std::string& id, const std::string& bytes) {
+absl::Status PostgresJobStore::PutResult(const std::string& id, const std::string& bytes,
+                                         int64_t lease_token) {
   const size_t chunk = static_cast<size_t>(options_.result_chunk_bytes);
   const int64_t chunks_per_batch =
       std::max<int64_t>(1, options_.result_write_batch_bytes / options_.result_chunk_bytes);
@@ -428,7 +630,7 @@ absl::Status PostgresJobStore::PutResult(const std::string& id, const std::strin
   const std::string what = absl::StrCat("writing the result of ", Quote(id));
   ATTATTR_RETURN_IF_ERROR(pool_->Run(what, [&](pqxx::connection& c) -> absl::Status {
     pqxx::work txn(c);
-    ATTATTR_RETURN_IF_ERROR(LockRunningJob(txn, id));
+    ATTATTR_RETURN_IF_ERROR(LockRunningJob(txn, id, lease_token));
     txn.exec_params("DELETE FROM attattr_results WHERE job_id = $1", id);
     txn.exec_params(
         "UPDATE attattr_jobs SET has_result = FALSE, result_size_bytes = 0, "
@@ -440,7 +642,7 @@ absl::Status PostgresJobStore::PutResult(const std::string& id, const std::strin
   for (int64_t first = 0; first < total_chunks; first += chunks_per_batch) {
     ATTATTR_RETURN_IF_ERROR(pool_->Run(what, [&](pqxx::connection& c) -> absl::Status {
       pqxx::work txn(c);
-      ATTATTR_RETURN_IF_ERROR(LockRunningJob(txn, id));
+      ATTATTR_RETURN_IF_ERROR(LockRunningJob(txn, id, lease_token));
       const int64_t last = std::min(total_chunks, first + chunks_per_batch);
       for (int64_t seq = first; seq < last; ++seq) {
         const size_t offset = static_cast<size_t>(seq) * chunk;
@@ -454,11 +656,12 @@ absl::Status PostgresJobStore::PutResult(const std::string& id, const std::strin
   }
   return pool_->Run(what, [&](pqxx::connection& c) -> absl::Status {
     pqxx::work txn(c);
-    ATTATTR_RETURN_IF_ERROR(LockRunningJob(txn, id));
+    ATTATTR_RETURN_IF_ERROR(LockRunningJob(txn, id, lease_token));
     txn.exec_params(
         "UPDATE attattr_jobs SET has_result = TRUE, result_size_bytes = $2, "
         "result_chunk_count = $3, update_time_ms = $4 WHERE id = $1",
         id, static_cast<int64_t>(bytes.size()), total_chunks, NowMs());
+    Notify(txn, id);
     txn.commit();
     return absl::OkStatus();
   });
@@ -500,29 +703,22 @@ absl::Status PostgresJobStore::Delete(const std::string& id) {
       absl::StrCat("deleting job ", Quote(id)), [&](pqxx::connection& c) -> absl::Status {
         pqxx::nontransaction txn(c);
         // Results go with it (ON DELETE CASCADE).
-        const pqxx::result deleted = txn.exec_params("DELETE FROM attattr_jobs WHERE id = $1", id);
-        if (deleted.affected_rows() == 0) return JobNotFound(id);
+        const pqxx::result deleted = txn.exec_params(
+            absl::StrCat("DELETE FROM attattr_jobs WHERE id = $1 RETURNING pg_notify('", kChannel,
+                         "', id)"),
+            id);
+        if (deleted.empty()) return JobNotFound(id);
         return absl::OkStatus();
       });
 }
 
-absl::StatusOr<JobRecord> PostgresJobStore::Requeue(const std::string& id) {
+absl::StatusOr<JobRecord> PostgresJobStore::Requeue(const std::string& id, int64_t lease_token) {
   JobRecord updated;
   ATTATTR_RETURN_IF_ERROR(pool_->Run(
       absl::StrCat("re-queueing job ", Quote(id)), [&](pqxx::connection& c) -> absl::Status {
         pqxx::work txn(c);
-        ATTATTR_RETURN_IF_ERROR(LockRunningJob(txn, id));
-        txn.exec_params("DELETE FROM attattr_results WHERE job_id = $1", id);
-        ATTATTR_ASSIGN_OR_RETURN(
-            updated, OneRecord(txn.exec_params(
-                                   absl::StrCat("UPDATE attattr_jobs SET state = 'QUEUED', "
-                                                "update_time_ms = $2, progress_stage = '', "
-                                                "progress_done = 0, progress_total = 0, "
-                                                "has_result = FALSE, result_size_bytes = 0, "
-                                                "result_chunk_count = 0 WHERE id = $1 RETURNING ",
-                                                kJobColumns),
-                                   id, NowMs()),
-                               id));
+        ATTATTR_RETURN_IF_ERROR(LockRunningJob(txn, id, lease_token));
+        ATTATTR_ASSIGN_OR_RETURN(updated, RequeueJob(txn, id, NowMs()));
         txn.commit();
         return absl::OkStatus();
       }));
@@ -535,8 +731,10 @@ absl::StatusOr<std::vector<std::string>> PostgresJobStore::RequeueInterrupted() 
       pool_->Run("re-queueing running jobs", [&](pqxx::connection& c) -> absl::Status {
         pqxx::nontransaction txn(c);
         const pqxx::result rows = txn.exec_params(
-            "UPDATE attattr_jobs SET state = 'QUEUED', update_time_ms = $1 "
-            "WHERE state = 'RUNNING' RETURNING id",
+            absl::StrCat("UPDATE attattr_jobs SET state = 'QUEUED', update_time_ms = $1, "
+                         "lease_holder = '', lease_expiry_ms = 0 WHERE state = 'RUNNING' "
+                         "RETURNING id, pg_notify('",
+                         kChannel, "', id)"),
             NowMs());
         for (const auto& row : rows) ids.push_back(row[0].as<std::string>());
         return absl::OkStatus();
@@ -545,18 +743,20 @@ absl::StatusOr<std::vector<std::string>> PostgresJobStore::RequeueInterrupted() 
   return ids;
 }
 
-absl::StatusOr<std::vector<JobRecord>> PostgresJobStore::ListQueued() {
-  std::vector<JobRecord> records;
+absl::StatusOr<QueueCounts> PostgresJobStore::CountQueued(const std::string& owner) {
+  QueueCounts counts;
   ATTATTR_RETURN_IF_ERROR(
-      pool_->Run("listing queued jobs", [&](pqxx::connection& c) -> absl::Status {
+      pool_->Run("counting queued jobs", [&](pqxx::connection& c) -> absl::Status {
         pqxx::nontransaction txn(c);
-        ATTATTR_ASSIGN_OR_RETURN(
-            records, Records(txn.exec(absl::StrCat(SelectJob(),
-                                                   " WHERE state = 'QUEUED' "
-                                                   "ORDER BY priority DESC, create_time_ms, id"))));
+        const pqxx::row row = txn.exec_params1(
+            "SELECT count(*), count(*) FILTER (WHERE owner = $1) FROM attattr_jobs "
+            "WHERE state = 'QUEUED'",
+            owner);
+        counts.queued = row[0].as<int64_t>();
+        counts.owner_queued = row[1].as<int64_t>();
         return absl::OkStatus();
       }));
-  return records;
+  return counts;
 }
 
 absl::StatusOr<int64_t> PostgresJobStore::ExpireResults(int64_t now_ms, int64_t retention_ms) {

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,7 @@
 namespace attattr::store {
 
 class PgConnectionPool;
+class PgChangeListener;
 
 struct PostgresJobStoreOptions {
   // libpq connection URI, "postgresql://[user@]host[:port]/database[?param=value&...]" (or
@@ -67,20 +69,32 @@ class PostgresJobStore final : public JobStore {
   absl::StatusOr<JobRecord> Get(const std::string& id) override;
   absl::StatusOr<ListPage> List(const ListFilter& filter) override;
   absl::StatusOr<JobRecord> MarkRunning(const std::string& id) override;
-  absl::Status UpdateProgress(const std::string& id, const JobProgress& progress) override;
+  absl::StatusOr<std::optional<JobRecord>> Claim(const ClaimRequest& request) override;
+  absl::StatusOr<std::vector<std::string>> RenewLeases(const std::string& holder,
+                                                       const std::vector<HeldLease>& leases,
+                                                       int64_t lease_ms) override;
+  absl::StatusOr<std::vector<JobRecord>> RecoverExpiredLeases(int32_t max_attempts) override;
+  absl::Status UpdateProgress(const std::string& id, const JobProgress& progress,
+                              int64_t lease_token) override;
   absl::StatusOr<JobRecord> Finish(const std::string& id, JobState state, int32_t error_code,
-                                   const std::string& error_message) override;
+                                   const std::string& error_message, int64_t lease_token) override;
   absl::StatusOr<JobRecord> Cancel(const std::string& id) override;
-  absl::Status PutResult(const std::string& id, const std::string& bytes) override;
+  absl::Status PutResult(const std::string& id, const std::string& bytes,
+                         int64_t lease_token) override;
   absl::StatusOr<ResultInfo> GetResultInfo(const std::string& id) override;
   absl::StatusOr<std::string> GetResultChunk(const std::string& id, int64_t seq) override;
   absl::Status Delete(const std::string& id) override;
-  absl::StatusOr<JobRecord> Requeue(const std::string& id) override;
+  absl::StatusOr<JobRecord> Requeue(const std::string& id, int64_t lease_token) override;
   absl::StatusOr<std::vector<std::string>> RequeueInterrupted() override;
-  absl::StatusOr<std::vector<JobRecord>> ListQueued() override;
+  absl::StatusOr<QueueCounts> CountQueued(const std::string& owner) override;
   absl::StatusOr<int64_t> ExpireResults(int64_t now_ms, int64_t retention_ms) override;
   absl::StatusOr<int64_t> StoredBytes(const std::string& owner) override;
   absl::StatusOr<StoreStats> Stats() override;
+  bool Shared() const override { return true; }
+  // LISTENs on attattr_jobs on a connection of its own (reconnecting with backoff when it breaks,
+  // then on_resync), calling on_change for other processes' changes (this store's own are
+  // recognised by their backend process and skipped). Once per store.
+  bool SubscribeChanges(ChangeCallbacks callbacks) override;
 
   // What Open did to the schema: "created version 1", "migrated from version N to M", or "" when
   // it was current (so of replicas opening an empty database at once, exactly one says created).
@@ -89,16 +103,19 @@ class PostgresJobStore final : public JobStore {
   bool connected() const;
 
  private:
-  PostgresJobStore(PostgresJobStoreOptions options, std::unique_ptr<PgConnectionPool> pool);
+  PostgresJobStore(PostgresJobStoreOptions options, std::string conninfo,
+                   std::unique_ptr<PgConnectionPool> pool);
   absl::Status CreateOrMigrateSchema();
   // QUEUED/RUNNING -> terminal `state` (FailedPrecondition otherwise).
   absl::StatusOr<JobRecord> FinishJob(const std::string& id, JobState state, int32_t error_code,
-                                      const std::string& error_message);
+                                      const std::string& error_message, int64_t lease_token);
   int64_t NowMs() const;
 
   const PostgresJobStoreOptions options_;
+  const std::string conninfo_;  // the URI with defaults and password added; never logged
   const std::unique_ptr<PgConnectionPool> pool_;
   std::string schema_change_;
+  std::unique_ptr<PgChangeListener> listener_;  // after SubscribeChanges; stopped first
 };
 
 }  // namespace attattr::store

@@ -27,8 +27,14 @@ namespace {
 
 constexpr int64_t kWalSizeLimitBytes = int64_t{64} << 20;
 
-// Column order shared by every SELECT that builds a JobRecord (see RecordFromRow).
+// Column order shared by every SELECT that builds a JobRecord (see QueryRecords).
 constexpr char kJobColumns[] =
+    "id, request_id, kind, model, priority, state, spec, error_code, error_message, "
+    "progress_stage, progress_done, progress_total, create_time_ms, start_time_ms, end_time_ms, "
+    "update_time_ms, attempts, has_result, result_size_bytes, result_chunk_count, owner, "
+    "lease_holder, lease_token, lease_expiry_ms";
+// The columns of schema version 3, which migrations copy from older files.
+constexpr char kJobColumnsV3[] =
     "id, request_id, kind, model, priority, state, spec, error_code, error_message, "
     "progress_stage, progress_done, progress_total, create_time_ms, start_time_ms, end_time_ms, "
     "update_time_ms, attempts, has_result, result_size_bytes, result_chunk_count, owner";
@@ -57,7 +63,12 @@ CREATE TABLE jobs (
   has_result         INTEGER NOT NULL DEFAULT 0,
   result_size_bytes  INTEGER NOT NULL DEFAULT 0,
   result_chunk_count INTEGER NOT NULL DEFAULT 0,
-  owner              TEXT    NOT NULL DEFAULT ''
+  owner              TEXT    NOT NULL DEFAULT '',
+  seq                INTEGER NOT NULL DEFAULT 0,  -- submission order (ids are random)
+  start_seq          INTEGER NOT NULL DEFAULT 0,  -- order of the last start (0 = never)
+  lease_holder       TEXT    NOT NULL DEFAULT '',
+  lease_token        INTEGER NOT NULL DEFAULT 0,
+  lease_expiry_ms    INTEGER NOT NULL DEFAULT 0
 );
 )sql";
 constexpr char kJobsIndexesSql[] = R"sql(
@@ -65,7 +76,11 @@ CREATE INDEX jobs_by_owner ON jobs (owner, create_time_ms, id);
 CREATE UNIQUE INDEX jobs_by_request_id ON jobs (owner, request_id);
 CREATE INDEX jobs_by_create_time ON jobs (create_time_ms, id);
 CREATE INDEX jobs_by_state ON jobs (state, create_time_ms, id);
-CREATE INDEX jobs_queued ON jobs (priority DESC, create_time_ms, id) WHERE state = 'QUEUED';
+CREATE INDEX jobs_queued ON jobs (priority DESC, owner, seq) WHERE state = 'QUEUED';
+CREATE INDEX jobs_running ON jobs (owner, lease_expiry_ms) WHERE state = 'RUNNING';
+CREATE INDEX jobs_by_seq ON jobs (seq);
+CREATE INDEX jobs_by_start_seq ON jobs (start_seq);
+CREATE INDEX jobs_owner_starts ON jobs (owner, start_seq);
 CREATE INDEX jobs_by_end_time ON jobs (end_time_ms) WHERE end_time_ms > 0;
 )sql";
 constexpr char kResultsTableSql[] = R"sql(
@@ -75,6 +90,19 @@ CREATE TABLE results (
   data   BLOB    NOT NULL,
   PRIMARY KEY (job_id, seq)
 );
+)sql";
+
+// The next QUEUED job to claim (see JobStore::Claim): by priority, then owners take turns (the
+// owner whose last job started longest ago, or never, first: start_seq numbers the starts), then
+// submission order; ?1 = max running per owner (0 = no limit).
+constexpr char kClaimOrderSql[] = R"sql(
+SELECT q.id FROM jobs AS q
+LEFT JOIN (SELECT owner, MAX(start_seq) AS last_start FROM jobs
+           WHERE start_seq > 0 AND owner IN (SELECT owner FROM jobs WHERE state = 'QUEUED')
+           GROUP BY owner) AS s ON s.owner = q.owner
+WHERE q.state = 'QUEUED' AND (?1 = 0 OR
+      (SELECT COUNT(*) FROM jobs AS r WHERE r.state = 'RUNNING' AND r.owner = q.owner) < ?1)
+ORDER BY q.priority DESC, COALESCE(s.last_start, 0), q.seq LIMIT 1
 )sql";
 
 absl::StatusCode CodeForSqlite(int rc) {
@@ -345,7 +373,7 @@ absl::Status SqliteJobStore::CreateOrCheckSchema() {
         "schema_version ", version, " is newer than this build supports (", kSchemaVersion, ")"));
   }
   if (version == kSchemaVersion) return absl::OkStatus();  // the transaction rolls back: no change
-  if (version == 1 || version == 2) {
+  if (version >= 1 && version < kSchemaVersion) {
     ATTATTR_STORE_RETURN_IF_ERROR(txn.Rollback());
     return MigrateToCurrent(version);
   }
@@ -382,12 +410,15 @@ absl::Status SqliteJobStore::MigrateToCurrent(int64_t version) {
           Exec("ALTER TABLE jobs ADD COLUMN owner TEXT NOT NULL DEFAULT ''"));
     }
     // 2 -> 3: request_id is unique per owner, no longer across owners (a column's UNIQUE cannot
-    // be dropped: the table is rebuilt).
+    // be dropped: the table is rebuilt). 3 -> 4: the submission order (seq, numbered by create
+    // time) and the lease columns; the rebuild makes them too.
     std::string create = kJobsTableSql;
     create.replace(create.find("CREATE TABLE jobs ("), 19, "CREATE TABLE jobs_new (");
     ATTATTR_STORE_RETURN_IF_ERROR(Exec(create));
-    ATTATTR_STORE_RETURN_IF_ERROR(Exec(absl::StrCat("INSERT INTO jobs_new (", kJobColumns,
-                                                    ") SELECT ", kJobColumns, " FROM jobs")));
+    ATTATTR_STORE_RETURN_IF_ERROR(
+        Exec(absl::StrCat("INSERT INTO jobs_new (", kJobColumnsV3, ") SELECT ", kJobColumnsV3,
+                          " FROM jobs ORDER BY create_time_ms, id")));
+    ATTATTR_STORE_RETURN_IF_ERROR(Exec("UPDATE jobs_new SET seq = rowid"));
     ATTATTR_STORE_RETURN_IF_ERROR(Exec("DROP TABLE jobs; ALTER TABLE jobs_new RENAME TO jobs"));
     ATTATTR_STORE_RETURN_IF_ERROR(Exec(kJobsIndexesSql));
     {
@@ -437,6 +468,9 @@ absl::StatusOr<std::vector<JobRecord>> SqliteJobStore::QueryRecords(Statement& s
     r.result_size_bytes = stmt.Int(18);
     r.result_chunk_count = stmt.Int(19);
     r.owner = stmt.Bytes(20);
+    r.lease_holder = stmt.Bytes(21);
+    r.lease_token = stmt.Int(22);
+    r.lease_expiry_ms = stmt.Int(23);
     records.push_back(std::move(r));
   }
   return records;
@@ -492,7 +526,8 @@ absl::StatusOr<CreateResult> SqliteJobStore::Create(const JobRecord& record) {
         auto stmt,
         Prepare(
             "INSERT INTO jobs (id, request_id, kind, model, priority, state, spec, create_time_ms, "
-            "update_time_ms, owner) VALUES (?1, ?2, ?3, ?4, ?5, 'QUEUED', ?6, ?7, ?8, ?9)"));
+            "update_time_ms, owner, seq) VALUES (?1, ?2, ?3, ?4, ?5, 'QUEUED', ?6, ?7, ?8, ?9, "
+            "(SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs))"));
     stmt.BindText(1, id);
     if (record.request_id.empty()) {
       stmt.BindNull(2);
@@ -552,39 +587,123 @@ absl::StatusOr<ListPage> SqliteJobStore::List(const ListFilter& filter) {
   return page;
 }
 
+absl::StatusOr<JobRecord> SqliteJobStore::StartLocked(const std::string& id,
+                                                      const std::string& holder,
+                                                      int64_t lease_expiry_ms) {
+  ATTATTR_STORE_RETURN_IF_ERROR(DeleteResultLocked(id));
+  {
+    ATTATTR_ASSIGN_OR_RETURN(
+        auto stmt,
+        Prepare("UPDATE jobs SET state = 'RUNNING', attempts = attempts + 1, start_time_ms = ?2, "
+                "update_time_ms = ?2, has_result = 0, result_size_bytes = 0, "
+                "result_chunk_count = 0, lease_holder = ?3, lease_token = lease_token + 1, "
+                "lease_expiry_ms = ?4, start_seq = (SELECT COALESCE(MAX(start_seq), 0) + 1 FROM "
+                "jobs) WHERE id = ?1"));
+    stmt.BindText(1, id);
+    stmt.BindInt(2, NowMs());
+    stmt.BindText(3, holder);
+    stmt.BindInt(4, lease_expiry_ms);
+    const int rc = stmt.Step();
+    if (rc != SQLITE_DONE) return SqliteError(rc, absl::StrCat("starting job ", Quote(id)));
+  }
+  return GetLocked(id);
+}
+
 absl::StatusOr<JobRecord> SqliteJobStore::MarkRunning(const std::string& id) {
   absl::MutexLock lock(&mu_);
   Transaction txn(this);
   ATTATTR_STORE_RETURN_IF_ERROR(txn.Begin());
   ATTATTR_ASSIGN_OR_RETURN(auto job, GetLocked(id));
   if (job.state != JobState::kQueued) return WrongState(id, job.state, "QUEUED");
-  ATTATTR_STORE_RETURN_IF_ERROR(DeleteResultLocked(id));
-  const int64_t now = NowMs();
-  {
-    ATTATTR_ASSIGN_OR_RETURN(
-        auto stmt,
-        Prepare(
-            "UPDATE jobs SET state = 'RUNNING', attempts = attempts + 1, start_time_ms = ?2, "
-            "update_time_ms = ?2, has_result = 0, result_size_bytes = 0, result_chunk_count = 0 "
-            "WHERE id = ?1"));
-    stmt.BindText(1, id);
-    stmt.BindInt(2, now);
-    const int rc = stmt.Step();
-    if (rc != SQLITE_DONE) return SqliteError(rc, absl::StrCat("starting job ", Quote(id)));
-  }
-  ATTATTR_ASSIGN_OR_RETURN(auto updated, GetLocked(id));
+  ATTATTR_ASSIGN_OR_RETURN(auto updated, StartLocked(id, "", 0));
   ATTATTR_STORE_RETURN_IF_ERROR(txn.Commit());
   return updated;
 }
 
-absl::Status SqliteJobStore::UpdateProgress(const std::string& id, const JobProgress& progress) {
+absl::StatusOr<std::optional<JobRecord>> SqliteJobStore::Claim(const ClaimRequest& request) {
+  ATTATTR_STORE_RETURN_IF_ERROR(ValidateClaim(request));
+  absl::MutexLock lock(&mu_);
+  Transaction txn(this);
+  ATTATTR_STORE_RETURN_IF_ERROR(txn.Begin());
+  std::string id;
+  {
+    ATTATTR_ASSIGN_OR_RETURN(auto stmt, Prepare(kClaimOrderSql));
+    stmt.BindInt(1, request.max_running_per_owner);
+    const int rc = stmt.Step();
+    if (rc == SQLITE_DONE) return std::optional<JobRecord>();
+    if (rc != SQLITE_ROW) return SqliteError(rc, "choosing the next job");
+    id = stmt.Bytes(0);
+  }
+  ATTATTR_ASSIGN_OR_RETURN(auto claimed,
+                           StartLocked(id, request.holder, NowMs() + request.lease_ms));
+  ATTATTR_STORE_RETURN_IF_ERROR(txn.Commit());
+  return std::optional<JobRecord>(std::move(claimed));
+}
+
+absl::StatusOr<std::vector<std::string>> SqliteJobStore::RenewLeases(
+    const std::string& holder, const std::vector<HeldLease>& leases, int64_t lease_ms) {
+  absl::MutexLock lock(&mu_);
+  Transaction txn(this);
+  ATTATTR_STORE_RETURN_IF_ERROR(txn.Begin());
+  std::vector<std::string> lost;
+  const int64_t expiry = NowMs() + lease_ms;
+  for (const HeldLease& lease : leases) {
+    ATTATTR_ASSIGN_OR_RETURN(
+        auto stmt, Prepare("UPDATE jobs SET lease_expiry_ms = ?4 WHERE id = ?1 AND "
+                           "state = 'RUNNING' AND lease_holder = ?2 AND lease_token = ?3"));
+    stmt.BindText(1, lease.id);
+    stmt.BindText(2, holder);
+    stmt.BindInt(3, lease.token);
+    stmt.BindInt(4, expiry);
+    const int rc = stmt.Step();
+    if (rc != SQLITE_DONE) return SqliteError(rc, absl::StrCat("renewing the lease of ", lease.id));
+    if (sqlite3_changes(db_) == 0) lost.push_back(lease.id);
+  }
+  ATTATTR_STORE_RETURN_IF_ERROR(txn.Commit());
+  return lost;
+}
+
+absl::StatusOr<std::vector<JobRecord>> SqliteJobStore::RecoverExpiredLeases(int32_t max_attempts) {
+  absl::MutexLock lock(&mu_);
+  Transaction txn(this);
+  ATTATTR_STORE_RETURN_IF_ERROR(txn.Begin());
+  std::vector<JobRecord> expired;
+  {
+    ATTATTR_ASSIGN_OR_RETURN(
+        auto stmt,
+        Prepare(absl::StrCat("SELECT ", kJobColumns,
+                             " FROM jobs WHERE state = 'RUNNING' AND "
+                             "lease_expiry_ms > 0 AND lease_expiry_ms < ?1 ORDER BY id")));
+    stmt.BindInt(1, NowMs());
+    ATTATTR_ASSIGN_OR_RETURN(expired, QueryRecords(stmt));
+  }
+  std::vector<JobRecord> changed;
+  for (const JobRecord& job : expired) {
+    absl::StatusOr<JobRecord> after =
+        job.attempts >= max_attempts
+            ? FinishLocked(job.id, JobState::kFailed,
+                           static_cast<int32_t>(absl::StatusCode::kInternal),
+                           TooManyAttemptsMessage(job.attempts, max_attempts), kNoLease,
+                           /*own_transaction=*/false)
+            : RequeueLocked(job.id);
+    if (!after.ok()) return after.status();
+    changed.push_back(*std::move(after));
+  }
+  ATTATTR_STORE_RETURN_IF_ERROR(txn.Commit());
+  return changed;
+}
+
+absl::Status SqliteJobStore::UpdateProgress(const std::string& id, const JobProgress& progress,
+                                            int64_t lease_token) {
   ATTATTR_STORE_RETURN_IF_ERROR(ValidateProgress(progress));
   absl::MutexLock lock(&mu_);
   {
     ATTATTR_ASSIGN_OR_RETURN(
         auto stmt,
         Prepare("UPDATE jobs SET progress_stage = ?2, progress_done = ?3, progress_total = ?4, "
-                "update_time_ms = ?5 WHERE id = ?1 AND state IN ('QUEUED', 'RUNNING')"));
+                "update_time_ms = ?5 WHERE id = ?1 AND state IN ('QUEUED', 'RUNNING') "
+                "AND (?6 = 0 OR lease_token = ?6)"));
+    stmt.BindInt(6, lease_token);
     stmt.BindText(1, id);
     stmt.BindText(2, TextForStore(progress.stage));
     stmt.BindInt(3, progress.done);
@@ -596,16 +715,21 @@ absl::Status SqliteJobStore::UpdateProgress(const std::string& id, const JobProg
   if (sqlite3_changes(db_) == 1) return absl::OkStatus();
   absl::StatusOr<JobRecord> job = GetLocked(id);  // say why nothing changed
   if (!job.ok()) return job.status();
+  if (!IsTerminal(job->state)) return LeaseLost(id, lease_token, job->lease_token);
   return WrongState(id, job->state, "QUEUED or RUNNING");
 }
 
 absl::StatusOr<JobRecord> SqliteJobStore::FinishLocked(const std::string& id, JobState state,
                                                        int32_t error_code,
-                                                       const std::string& error_message) {
+                                                       const std::string& error_message,
+                                                       int64_t lease_token, bool own_transaction) {
   Transaction txn(this);
-  ATTATTR_STORE_RETURN_IF_ERROR(txn.Begin());
+  if (own_transaction) ATTATTR_STORE_RETURN_IF_ERROR(txn.Begin());
   ATTATTR_ASSIGN_OR_RETURN(auto job, GetLocked(id));
   if (IsTerminal(job.state)) return WrongState(id, job.state, "QUEUED or RUNNING");
+  if (lease_token != kNoLease && job.lease_token != lease_token) {
+    return LeaseLost(id, lease_token, job.lease_token);
+  }
   if (state != JobState::kSucceeded) ATTATTR_STORE_RETURN_IF_ERROR(DeleteResultLocked(id));
   const int64_t now = NowMs();
   {
@@ -613,7 +737,7 @@ absl::StatusOr<JobRecord> SqliteJobStore::FinishLocked(const std::string& id, Jo
         auto stmt,
         Prepare(
             "UPDATE jobs SET state = ?2, error_code = ?3, error_message = ?4, end_time_ms = ?5, "
-            "update_time_ms = ?5, has_result = has_result AND ?6, "
+            "update_time_ms = ?5, has_result = has_result AND ?6, lease_expiry_ms = 0, "
             "result_size_bytes = CASE WHEN ?6 THEN result_size_bytes ELSE 0 END, "
             "result_chunk_count = CASE WHEN ?6 THEN result_chunk_count ELSE 0 END WHERE id = ?1"));
     stmt.BindText(1, id);
@@ -626,27 +750,33 @@ absl::StatusOr<JobRecord> SqliteJobStore::FinishLocked(const std::string& id, Jo
     if (rc != SQLITE_DONE) return SqliteError(rc, absl::StrCat("finishing job ", Quote(id)));
   }
   ATTATTR_ASSIGN_OR_RETURN(auto updated, GetLocked(id));
-  ATTATTR_STORE_RETURN_IF_ERROR(txn.Commit());
+  if (own_transaction) ATTATTR_STORE_RETURN_IF_ERROR(txn.Commit());
   return updated;
 }
 
 absl::StatusOr<JobRecord> SqliteJobStore::Finish(const std::string& id, JobState state,
                                                  int32_t error_code,
-                                                 const std::string& error_message) {
+                                                 const std::string& error_message,
+                                                 int64_t lease_token) {
   ATTATTR_ASSIGN_OR_RETURN(const int32_t code, ValidateFinish(state, error_code));
   absl::MutexLock lock(&mu_);
-  return FinishLocked(id, state, code, error_message);
+  return FinishLocked(id, state, code, error_message, lease_token, /*own_transaction=*/true);
 }
 
 absl::StatusOr<JobRecord> SqliteJobStore::Cancel(const std::string& id) {
   absl::MutexLock lock(&mu_);
-  return FinishLocked(id, JobState::kCancelled, kCancelledCode, "job cancelled");
+  return FinishLocked(id, JobState::kCancelled, kCancelledCode, "job cancelled", kNoLease,
+                      /*own_transaction=*/true);
 }
 
-absl::Status SqliteJobStore::BeginOnRunningJob(Transaction& txn, const std::string& id) {
+absl::Status SqliteJobStore::BeginOnRunningJob(Transaction& txn, const std::string& id,
+                                               int64_t lease_token) {
   ATTATTR_STORE_RETURN_IF_ERROR(txn.Begin());
   ATTATTR_ASSIGN_OR_RETURN(auto job, GetLocked(id));
   if (job.state != JobState::kRunning) return WrongState(id, job.state, "RUNNING");
+  if (lease_token != kNoLease && job.lease_token != lease_token) {
+    return LeaseLost(id, lease_token, job.lease_token);
+  }
   return absl::OkStatus();
 }
 
@@ -654,7 +784,8 @@ absl::Status SqliteJobStore::BeginOnRunningJob(Transaction& txn, const std::stri
 // still RUNNING (a job cancelled meanwhile has its chunks dropped by Finish, and no batch lands
 // after that). Chunks are invisible until the last transaction sets has_result; a process that
 // dies part-way leaves chunks of a RUNNING job, which MarkRunning drops when it runs again.
-absl::Status SqliteJobStore::PutResult(const std::string& id, const std::string& bytes) {
+absl::Status SqliteJobStore::PutResult(const std::string& id, const std::string& bytes,
+                                       int64_t lease_token) {
   const size_t chunk = static_cast<size_t>(options_.result_chunk_bytes);
   const size_t chunks_per_batch =
       std::max<size_t>(1, static_cast<size_t>(options_.result_write_batch_bytes) / chunk);
@@ -663,7 +794,7 @@ absl::Status SqliteJobStore::PutResult(const std::string& id, const std::string&
     // 1. The previous result goes, and with it has_result.
     absl::MutexLock lock(&mu_);
     Transaction txn(this);
-    ATTATTR_STORE_RETURN_IF_ERROR(BeginOnRunningJob(txn, id));
+    ATTATTR_STORE_RETURN_IF_ERROR(BeginOnRunningJob(txn, id, lease_token));
     ATTATTR_STORE_RETURN_IF_ERROR(DeleteResultLocked(id));
     ATTATTR_ASSIGN_OR_RETURN(auto stmt,
                              Prepare("UPDATE jobs SET has_result = 0, result_size_bytes = 0, "
@@ -678,7 +809,7 @@ absl::Status SqliteJobStore::PutResult(const std::string& id, const std::string&
   for (int64_t first = 0; first < total_chunks; first += static_cast<int64_t>(chunks_per_batch)) {
     absl::MutexLock lock(&mu_);
     Transaction txn(this);
-    ATTATTR_STORE_RETURN_IF_ERROR(BeginOnRunningJob(txn, id));
+    ATTATTR_STORE_RETURN_IF_ERROR(BeginOnRunningJob(txn, id, lease_token));
     const int64_t last = std::min(total_chunks, first + static_cast<int64_t>(chunks_per_batch));
     for (int64_t seq = first; seq < last; ++seq) {
       const size_t offset = static_cast<size_t>(seq) * chunk;
@@ -699,7 +830,7 @@ absl::Status SqliteJobStore::PutResult(const std::string& id, const std::string&
   // 3. The result becomes visible.
   absl::MutexLock lock(&mu_);
   Transaction txn(this);
-  ATTATTR_STORE_RETURN_IF_ERROR(BeginOnRunningJob(txn, id));
+  ATTATTR_STORE_RETURN_IF_ERROR(BeginOnRunningJob(txn, id, lease_token));
   {
     ATTATTR_ASSIGN_OR_RETURN(
         auto stmt,
@@ -755,25 +886,27 @@ absl::Status SqliteJobStore::Delete(const std::string& id) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<JobRecord> SqliteJobStore::Requeue(const std::string& id) {
-  absl::MutexLock lock(&mu_);
-  Transaction txn(this);
-  ATTATTR_STORE_RETURN_IF_ERROR(txn.Begin());
-  ATTATTR_ASSIGN_OR_RETURN(auto job, GetLocked(id));
-  if (job.state != JobState::kRunning) return WrongState(id, job.state, "RUNNING");
+absl::StatusOr<JobRecord> SqliteJobStore::RequeueLocked(const std::string& id) {
   ATTATTR_STORE_RETURN_IF_ERROR(DeleteResultLocked(id));
   {
     ATTATTR_ASSIGN_OR_RETURN(
         auto stmt,
         Prepare("UPDATE jobs SET state = 'QUEUED', update_time_ms = ?2, progress_stage = '', "
                 "progress_done = 0, progress_total = 0, has_result = 0, result_size_bytes = 0, "
-                "result_chunk_count = 0 WHERE id = ?1"));
+                "result_chunk_count = 0, lease_holder = '', lease_expiry_ms = 0 WHERE id = ?1"));
     stmt.BindText(1, id);
     stmt.BindInt(2, NowMs());
     const int rc = stmt.Step();
     if (rc != SQLITE_DONE) return SqliteError(rc, absl::StrCat("re-queueing job ", Quote(id)));
   }
-  ATTATTR_ASSIGN_OR_RETURN(auto updated, GetLocked(id));
+  return GetLocked(id);
+}
+
+absl::StatusOr<JobRecord> SqliteJobStore::Requeue(const std::string& id, int64_t lease_token) {
+  absl::MutexLock lock(&mu_);
+  Transaction txn(this);
+  ATTATTR_STORE_RETURN_IF_ERROR(BeginOnRunningJob(txn, id, lease_token));
+  ATTATTR_ASSIGN_OR_RETURN(auto updated, RequeueLocked(id));
   ATTATTR_STORE_RETURN_IF_ERROR(txn.Commit());
   return updated;
 }
@@ -782,8 +915,8 @@ absl::StatusOr<std::vector<std::string>> SqliteJobStore::RequeueInterrupted() {
   absl::MutexLock lock(&mu_);
   ATTATTR_ASSIGN_OR_RETURN(
       auto stmt,
-      Prepare("UPDATE jobs SET state = 'QUEUED', update_time_ms = ?1 WHERE state = 'RUNNING' "
-              "RETURNING id"));
+      Prepare("UPDATE jobs SET state = 'QUEUED', update_time_ms = ?1, lease_holder = '', "
+              "lease_expiry_ms = 0 WHERE state = 'RUNNING' RETURNING id"));
   stmt.BindInt(1, NowMs());
   std::vector<std::string> ids;
   for (;;) {
@@ -796,14 +929,15 @@ absl::StatusOr<std::vector<std::string>> SqliteJobStore::RequeueInterrupted() {
   return ids;
 }
 
-absl::StatusOr<std::vector<JobRecord>> SqliteJobStore::ListQueued() {
+absl::StatusOr<QueueCounts> SqliteJobStore::CountQueued(const std::string& owner) {
   absl::MutexLock lock(&mu_);
-  absl::StatusOr<Statement> stmt =
-      Prepare(absl::StrCat("SELECT ", std::string(kJobColumns),
-                           " FROM jobs WHERE state = 'QUEUED' "
-                           "ORDER BY priority DESC, create_time_ms, id"));
-  if (!stmt.ok()) return stmt.status();
-  return QueryRecords(*stmt);
+  ATTATTR_ASSIGN_OR_RETURN(auto stmt,
+                           Prepare("SELECT COUNT(*), COALESCE(SUM(owner = ?1), 0) FROM jobs "
+                                   "WHERE state = 'QUEUED'"));
+  stmt.BindText(1, owner);
+  const int rc = stmt.Step();
+  if (rc != SQLITE_ROW) return SqliteError(rc, "counting queued jobs");
+  return QueueCounts{stmt.Int(0), stmt.Int(1)};
 }
 
 absl::StatusOr<int64_t> SqliteJobStore::ExpireResults(int64_t now_ms, int64_t retention_ms) {

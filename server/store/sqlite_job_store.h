@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -49,8 +50,9 @@ struct SqliteJobStoreOptions {
 class SqliteJobStore final : public JobStore {
  public:
   // Bumped when the schema changes; stored as PRAGMA user_version. A newer file is refused.
-  // 2: jobs.owner (migrated in place from 1 at Open).
-  static constexpr int kSchemaVersion = 3;
+  // 2: jobs.owner; 3: request_id unique per owner; 4: submission order and leases (older files
+  // are migrated in place at Open).
+  static constexpr int kSchemaVersion = 4;
 
   // Opens (creating if needed) the store. Errors name the path: a missing directory is NotFound, a
   // file that is not an SQLite database or not a job store, or a newer schema, is
@@ -64,20 +66,29 @@ class SqliteJobStore final : public JobStore {
   absl::StatusOr<JobRecord> Get(const std::string& id) override;
   absl::StatusOr<ListPage> List(const ListFilter& filter) override;
   absl::StatusOr<JobRecord> MarkRunning(const std::string& id) override;
-  absl::Status UpdateProgress(const std::string& id, const JobProgress& progress) override;
+  absl::StatusOr<std::optional<JobRecord>> Claim(const ClaimRequest& request) override;
+  absl::StatusOr<std::vector<std::string>> RenewLeases(const std::string& holder,
+                                                       const std::vector<HeldLease>& leases,
+                                                       int64_t lease_ms) override;
+  absl::StatusOr<std::vector<JobRecord>> RecoverExpiredLeases(int32_t max_attempts) override;
+  absl::Status UpdateProgress(const std::string& id, const JobProgress& progress,
+                              int64_t lease_token) override;
   absl::StatusOr<JobRecord> Finish(const std::string& id, JobState state, int32_t error_code,
-                                   const std::string& error_message) override;
+                                   const std::string& error_message, int64_t lease_token) override;
   absl::StatusOr<JobRecord> Cancel(const std::string& id) override;
-  absl::Status PutResult(const std::string& id, const std::string& bytes) override;
+  absl::Status PutResult(const std::string& id, const std::string& bytes,
+                         int64_t lease_token) override;
   absl::StatusOr<ResultInfo> GetResultInfo(const std::string& id) override;
   absl::StatusOr<std::string> GetResultChunk(const std::string& id, int64_t seq) override;
   absl::Status Delete(const std::string& id) override;
-  absl::StatusOr<JobRecord> Requeue(const std::string& id) override;
+  absl::StatusOr<JobRecord> Requeue(const std::string& id, int64_t lease_token) override;
   absl::StatusOr<std::vector<std::string>> RequeueInterrupted() override;
-  absl::StatusOr<std::vector<JobRecord>> ListQueued() override;
+  absl::StatusOr<QueueCounts> CountQueued(const std::string& owner) override;
   absl::StatusOr<int64_t> ExpireResults(int64_t now_ms, int64_t retention_ms) override;
   absl::StatusOr<int64_t> StoredBytes(const std::string& owner) override;
   absl::StatusOr<StoreStats> Stats() override;
+  // One process owns the file.
+  bool Shared() const override { return false; }
 
   const std::string& path() const { return options_.path; }
 
@@ -102,13 +113,22 @@ class SqliteJobStore final : public JobStore {
   absl::StatusOr<std::vector<JobRecord>> QueryRecords(Statement& stmt)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status DeleteResultLocked(const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Begins `txn` and checks that job `id` is RUNNING (FailedPrecondition otherwise).
-  absl::Status BeginOnRunningJob(Transaction& txn, const std::string& id)
+  // Begins `txn` and checks that job `id` is RUNNING, with `lease_token` unless kNoLease
+  // (FailedPrecondition otherwise).
+  absl::Status BeginOnRunningJob(Transaction& txn, const std::string& id, int64_t lease_token)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Moves a QUEUED/RUNNING job to a terminal state (FailedPrecondition otherwise).
+  // Moves a QUEUED/RUNNING job to a terminal state (FailedPrecondition otherwise, or when
+  // `lease_token` is set and not the job's), in its own transaction or the caller's.
   absl::StatusOr<JobRecord> FinishLocked(const std::string& id, JobState state, int32_t error_code,
-                                         const std::string& error_message)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+                                         const std::string& error_message, int64_t lease_token,
+                                         bool own_transaction) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Within the caller's transaction: job `id` (QUEUED, checked by the caller) starts RUNNING with
+  // a new lease token for `holder` until `lease_expiry_ms` (0 = no expiry).
+  absl::StatusOr<JobRecord> StartLocked(const std::string& id, const std::string& holder,
+                                        int64_t lease_expiry_ms) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Within the caller's transaction: RUNNING job `id` back to QUEUED, lease released, progress
+  // and partial result dropped.
+  absl::StatusOr<JobRecord> RequeueLocked(const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int64_t NowMs() const;
 
   const SqliteJobStoreOptions options_;

@@ -11,11 +11,14 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <random>
 #include <set>
 #include <string>
@@ -791,23 +794,183 @@ TEST_P(JobStoreTest, ListFilters) {
   EXPECT_TRUE(empty->next_page_token.empty());
 }
 
-TEST_P(JobStoreTest, ListQueuedByPriorityThenCreateTime) {
+TEST_P(JobStoreTest, ClaimTakesByPriorityThenOwnersInTurnsThenSubmissionOrder) {
   auto store = OpenStore();
-  const std::string low = MustCreate(*store, NewJob("ATTRIBUTION", 0));
-  now_ms_ += 1;
-  const std::string high1 = MustCreate(*store, NewJob("ATTRIBUTION", 5));
-  now_ms_ += 1;
-  const std::string running = MustCreate(*store, NewJob("ATTRIBUTION", 9));
-  ASSERT_TRUE(store->MarkRunning(running).ok());
-  now_ms_ += 1;
-  const std::string high2 = MustCreate(*store, NewJob("ATTRIBUTION", 5));
-  now_ms_ += 1;
-  const std::string negative = MustCreate(*store, NewJob("ATTRIBUTION", -2));
-  absl::StatusOr<std::vector<JobRecord>> queued = store->ListQueued();
-  ASSERT_TRUE(queued.ok()) << queued.status();
-  std::vector<std::string> ids;
-  for (const JobRecord& r : *queued) ids.push_back(r.id);
-  EXPECT_EQ(ids, (std::vector<std::string>{high1, high2, low, negative}));
+  // One create time for all: the order comes from submission, not the clock or the random ids.
+  const auto owned = [&](const std::string& owner, int priority) {
+    JobRecord job = NewJob("ATTRIBUTION", priority);
+    job.owner = owner;
+    return MustCreate(*store, job);
+  };
+  const std::string a1 = owned("alice", 0);
+  const std::string a2 = owned("alice", 0);
+  const std::string a3 = owned("alice", 0);
+  const std::string b1 = owned("bob", 0);
+  const std::string b2 = owned("bob", 0);
+  const std::string c1 = owned("carol", 0);
+  const std::string high = owned("alice", 5);
+  const std::string low = owned("dave", -2);
+  std::vector<std::string> order;
+  for (;;) {
+    absl::StatusOr<std::optional<JobRecord>> claimed = store->Claim({"replica-a", 60000, 0});
+    ASSERT_TRUE(claimed.ok()) << claimed.status();
+    if (!claimed->has_value()) break;
+    const JobRecord& job = **claimed;
+    order.push_back(job.id);
+    EXPECT_EQ(job.state, JobState::kRunning);
+    EXPECT_EQ(job.attempts, 1);
+    EXPECT_EQ(job.lease_holder, "replica-a");
+    EXPECT_GT(job.lease_token, 0);
+    EXPECT_GT(job.lease_expiry_ms, 0);
+  }
+  // alice's high-priority job starts first; then, among priority 0, owners who have started
+  // nothing (bob, carol) before alice, and after that whoever started least recently.
+  EXPECT_EQ(order, (std::vector<std::string>{high, b1, c1, a1, b2, a2, a3, low}));
+  EXPECT_EQ(store->CountQueued("alice")->queued, 0);
+  absl::Status bad = store->Claim({"", 1000, 0}).status();
+  EXPECT_TRUE(absl::IsInvalidArgument(bad)) << bad;
+  EXPECT_NE(Message(bad).find("holder"), std::string::npos) << bad;
+}
+
+TEST_P(JobStoreTest, ClaimPassesOverOwnersAtTheirRunningLimit) {
+  auto store = OpenStore();
+  JobRecord alices = NewJob();
+  alices.owner = "alice";
+  JobRecord bobs = NewJob();
+  bobs.owner = "bob";
+  const std::string a1 = MustCreate(*store, alices);
+  const std::string a2 = MustCreate(*store, alices);
+  const std::string b1 = MustCreate(*store, bobs);
+  const ClaimRequest one_each{"r", 60000, 1};
+  EXPECT_EQ((*store->Claim(one_each))->id, a1);
+  EXPECT_EQ((*store->Claim(one_each))->id, b1);  // a2 waits: alice runs one already
+  EXPECT_FALSE(store->Claim(one_each)->has_value());
+  const QueueCounts counts = *store->CountQueued("alice");
+  EXPECT_EQ(counts.queued, 1);
+  EXPECT_EQ(counts.owner_queued, 1);
+  ASSERT_TRUE(store->Finish(a1, JobState::kSucceeded, 0, "").ok());
+  EXPECT_EQ((*store->Claim(one_each))->id, a2);
+}
+
+// A run that lost its lease (its replica froze past the lease, another took the job over) has
+// every later write refused, and the new run's are kept.
+TEST_P(JobStoreTest, LeasesFenceTheWritesOfARunThatLostItsJob) {
+  auto store = OpenStore();
+  const std::string id = MustCreate(*store, NewJob());
+  const JobRecord first = **store->Claim({"replica-a", 10, 0});
+  // The lease lapses: the SQLite store's clock is the test's, PostgreSQL's the database's.
+  now_ms_ += 1000;
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  absl::StatusOr<std::vector<JobRecord>> recovered = store->RecoverExpiredLeases(3);
+  ASSERT_TRUE(recovered.ok()) << recovered.status();
+  ASSERT_EQ(recovered->size(), 1u);
+  EXPECT_EQ((*recovered)[0].state, JobState::kQueued);
+  EXPECT_EQ((*recovered)[0].lease_holder, "");
+  const JobRecord second = **store->Claim({"replica-b", 60000, 0});
+  ASSERT_EQ(second.id, id);
+  EXPECT_EQ(second.attempts, 2);
+  EXPECT_GT(second.lease_token, first.lease_token);
+
+  const int64_t stale = first.lease_token;
+  absl::Status late = store->UpdateProgress(id, {"late", 1, 2}, stale);
+  EXPECT_TRUE(absl::IsFailedPrecondition(late)) << late;
+  EXPECT_NE(Message(late).find("no longer held by this run"), std::string::npos) << late;
+  EXPECT_TRUE(absl::IsFailedPrecondition(store->PutResult(id, "late result", stale)));
+  EXPECT_TRUE(
+      absl::IsFailedPrecondition(store->Finish(id, JobState::kSucceeded, 0, "", stale).status()));
+  EXPECT_TRUE(absl::IsFailedPrecondition(store->Requeue(id, stale).status()));
+  EXPECT_EQ(*store->RenewLeases("replica-a", {{id, stale}}, 60000), std::vector<std::string>{id});
+  EXPECT_TRUE(store->RenewLeases("replica-b", {{id, second.lease_token}}, 60000)->empty());
+
+  ASSERT_TRUE(store->UpdateProgress(id, {"work", 2, 2}, second.lease_token).ok());
+  ASSERT_TRUE(store->PutResult(id, "the new run's result", second.lease_token).ok());
+  ASSERT_TRUE(store->Finish(id, JobState::kSucceeded, 0, "", second.lease_token).ok());
+  EXPECT_EQ(ReadAll(*store, id), "the new run's result");
+  // Finished: the lease is no longer anyone's to renew.
+  EXPECT_EQ(*store->RenewLeases("replica-b", {{id, second.lease_token}}, 60000),
+            std::vector<std::string>{id});
+}
+
+TEST_P(JobStoreTest, LapsedLeasesRequeueUntilMaxAttemptsThenFail) {
+  auto store = OpenStore();
+  const std::string id = MustCreate(*store, NewJob());
+  const std::string live = MustCreate(*store, NewJob());
+  for (int attempt = 1; attempt <= 2; ++attempt) {
+    absl::StatusOr<std::optional<JobRecord>> claimed = store->Claim({"r", 10, 0});
+    ASSERT_TRUE(claimed.ok() && claimed->has_value());
+    ASSERT_EQ((*claimed)->id, id);
+    if (attempt == 1) ASSERT_TRUE(store->Claim({"r", 600000, 0})->has_value());  // `live`
+    ASSERT_TRUE(store->PutResult(id, "partial", (*claimed)->lease_token).ok());
+    now_ms_ += 1000;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    absl::StatusOr<std::vector<JobRecord>> recovered = store->RecoverExpiredLeases(2);
+    ASSERT_TRUE(recovered.ok()) << recovered.status();
+    ASSERT_EQ(recovered->size(), 1u);  // not `live`: its lease holds
+    EXPECT_FALSE((*recovered)[0].has_result);
+    if (attempt == 1) {
+      EXPECT_EQ((*recovered)[0].state, JobState::kQueued);
+    } else {
+      EXPECT_EQ((*recovered)[0].state, JobState::kFailed);
+      EXPECT_EQ((*recovered)[0].error_code, static_cast<int32_t>(absl::StatusCode::kInternal));
+      EXPECT_NE((*recovered)[0].error_message.find("2 times"), std::string::npos);
+    }
+  }
+  EXPECT_EQ(store->Get(live)->state, JobState::kRunning);
+  EXPECT_EQ(ResultRows(id), "0");
+}
+
+// A drain hands its running job back at once: the next claim (any replica's) takes it without
+// waiting for the lease to lapse.
+TEST_P(JobStoreTest, RequeueReleasesTheLeaseAtOnce) {
+  auto store = OpenStore();
+  const std::string id = MustCreate(*store, NewJob());
+  const JobRecord held = **store->Claim({"replica-a", 600000, 0});
+  ASSERT_TRUE(store->UpdateProgress(id, {"work", 1, 4}, held.lease_token).ok());
+  absl::StatusOr<JobRecord> released = store->Requeue(id, held.lease_token);
+  ASSERT_TRUE(released.ok()) << released.status();
+  EXPECT_EQ(released->state, JobState::kQueued);
+  EXPECT_EQ(released->lease_holder, "");
+  EXPECT_EQ(released->progress.done, 0);
+  const JobRecord again = **store->Claim({"replica-b", 600000, 0});
+  EXPECT_EQ(again.id, id);
+  EXPECT_EQ(again.lease_holder, "replica-b");
+}
+
+// Replicas (stores on one file or database) claiming at once each get different jobs, and every
+// job is claimed exactly once.
+TEST_P(JobStoreTest, ConcurrentClaimsTakeEachJobOnce) {
+  auto a = OpenStore();
+  auto b = OpenStore();
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  constexpr int kJobs = 60;
+  for (int i = 0; i < kJobs; ++i) MustCreate(*a, NewJob("ATTRIBUTION", i % 3));
+  std::mutex mu;
+  std::vector<std::string> claimed;
+  std::atomic<int> errors{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 6; ++t) {
+    threads.emplace_back([&, t] {
+      JobStore& store = t % 2 == 0 ? *a : *b;
+      const std::string holder = t % 2 == 0 ? "a" : "b";
+      for (;;) {
+        absl::StatusOr<std::optional<JobRecord>> job = store.Claim({holder, 60000, 0});
+        if (!job.ok()) {
+          if (!absl::IsUnavailable(job.status())) ++errors;  // SQLite's lock timeout may say so
+          continue;
+        }
+        if (!job->has_value()) return;
+        std::lock_guard<std::mutex> lock(mu);
+        claimed.push_back((*job)->id);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(errors.load(), 0);
+  EXPECT_EQ(claimed.size(), static_cast<size_t>(kJobs));
+  EXPECT_EQ(std::set<std::string>(claimed.begin(), claimed.end()).size(),
+            static_cast<size_t>(kJobs));
+  EXPECT_EQ(a->Stats()->Count(JobState::kRunning), kJobs);
 }
 
 TEST_P(JobStoreTest, PersistsAcrossReopenAndRequeuesInterrupted) {
@@ -843,7 +1006,7 @@ TEST_P(JobStoreTest, PersistsAcrossReopenAndRequeuesInterrupted) {
   EXPECT_EQ(store->Get(done)->state, JobState::kSucceeded);
   EXPECT_TRUE(ReadAll(*store, done) == blob);
   EXPECT_TRUE(store->RequeueInterrupted()->size() == 1u);  // only `running`, started again
-  EXPECT_EQ(store->ListQueued()->size(), 3u);
+  EXPECT_EQ(store->CountQueued("")->queued, 3);
 }
 
 TEST_P(JobStoreTest, RestartedRunDropsStaleResult) {
@@ -975,7 +1138,8 @@ TEST_P(JobStoreTest, ConcurrentWritersAndReaders) {
     while (!writers_done.load()) {
       ListFilter filter;
       filter.page_size = 7;
-      if (!store->List(filter).ok() || !store->Stats().ok() || !store->ListQueued().ok()) ++errors;
+      if (!store->List(filter).ok() || !store->Stats().ok() || !store->CountQueued("x").ok())
+        ++errors;
     }
   });
   for (std::thread& thread : threads) thread.join();
@@ -1026,7 +1190,7 @@ TEST_F(SqliteJobStoreTest, SurvivesSigkillOfTheWritingProcess) {
     options.path = path_;
     absl::StatusOr<std::unique_ptr<SqliteJobStore>> opened = SqliteJobStore::Open(options);
     if (!opened.ok()) _exit(2);
-    SqliteJobStore& store = **opened;
+    JobStore& store = **opened;
     for (int i = 0; i < 5; ++i) {
       absl::StatusOr<CreateResult> created = store.Create(NewJob());
       if (!created.ok()) _exit(2);
@@ -1071,7 +1235,7 @@ TEST_F(SqliteJobStoreTest, SurvivesSigkillOfTheWritingProcess) {
   absl::StatusOr<std::vector<std::string>> requeued = store->RequeueInterrupted();
   ASSERT_TRUE(requeued.ok());
   EXPECT_EQ(*requeued, std::vector<std::string>{running});
-  EXPECT_EQ(store->ListQueued()->size(), 6u);
+  EXPECT_EQ(store->CountQueued("")->queued, 6);
   absl::StatusOr<JobRecord> finished = store->Get(done);
   ASSERT_TRUE(finished.ok());
   EXPECT_EQ(finished->state, JobState::kSucceeded);
@@ -1095,11 +1259,12 @@ TEST_F(SqliteJobStoreTest, SigkillMidWriteKeepsReportedResults) {
     options.result_chunk_bytes = 64 << 10;
     absl::StatusOr<std::unique_ptr<SqliteJobStore>> opened = SqliteJobStore::Open(options);
     if (!opened.ok()) _exit(2);
+    JobStore& store = **opened;
     for (uint32_t i = 0;; ++i) {
-      absl::StatusOr<CreateResult> job = (*opened)->Create(NewJob());
-      if (!job.ok() || !(*opened)->MarkRunning(job->record.id).ok() ||
-          !(*opened)->PutResult(job->record.id, RandomBytes((1u << 20) + i, i)).ok() ||
-          !(*opened)->Finish(job->record.id, JobState::kSucceeded, 0, "").ok()) {
+      absl::StatusOr<CreateResult> job = store.Create(NewJob());
+      if (!job.ok() || !store.MarkRunning(job->record.id).ok() ||
+          !store.PutResult(job->record.id, RandomBytes((1u << 20) + i, i)).ok() ||
+          !store.Finish(job->record.id, JobState::kSucceeded, 0, "").ok()) {
         _exit(2);
       }
       WriteLine(fds[1], absl::StrCat(i, " ", job->record.id));
@@ -1135,9 +1300,12 @@ TEST_F(SqliteJobStoreTest, SigkillMidWriteKeepsReportedResults) {
     EXPECT_TRUE(ReadAll(*store, id) == RandomBytes((1u << 20) + i, i)) << id;
   }
   ASSERT_TRUE(store->RequeueInterrupted().ok());  // the job it was writing, if any
-  absl::StatusOr<std::vector<JobRecord>> queued = store->ListQueued();
+  ListFilter only_queued;
+  only_queued.state = JobState::kQueued;
+  only_queued.page_size = kMaxListPageSize;
+  absl::StatusOr<ListPage> queued = store->List(only_queued);
   ASSERT_TRUE(queued.ok()) << queued.status();
-  for (const JobRecord& job : *queued) {
+  for (const JobRecord& job : queued->records) {
     // A kill between PutResult and Finish leaves a whole result (MarkRunning drops it), never half.
     if (job.has_result) {
       EXPECT_EQ(ReadAll(*store, job.id).size(), job.result_size_bytes) << job.id;
