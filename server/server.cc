@@ -5,15 +5,19 @@
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/security/tls_certificate_provider.h>
 #include <grpcpp/security/tls_credentials_options.h>
+#include <sys/random.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <iterator>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "attattr/base/status_macros.h"
 #include "job_report_http.h"
 #include "jobs/job_convert.h"
 #include "jobs/job_kinds.h"
+#include "measured_job_store.h"
 #include "store/postgres_job_store.h"
 #include "store/sqlite_job_store.h"
 
@@ -28,6 +32,17 @@ constexpr int kMaxPendingStoreCalls = 256;
 
 // Stored result chunks stay under 1 MiB with the ResultChunk framing around them.
 constexpr int64_t kResultChunkBytes = (int64_t{1} << 20) - 4096;
+
+// This process's name in job leases: host name (the pod's on Kubernetes), pid, random suffix.
+std::string DefaultReplicaName() {
+  char host[256] = {0};
+  gethostname(host, sizeof(host) - 1);
+  uint32_t suffix = 0;
+  if (getrandom(&suffix, sizeof(suffix), 0) != static_cast<ssize_t>(sizeof(suffix))) {
+    suffix = static_cast<uint32_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+  }
+  return absl::StrFormat("%s-%d-%08x", host, getpid(), suffix);
+}
 
 // Whether HOST:PORT names a loopback host (reachable from this machine only).
 bool IsLoopback(const std::string& host_port) {
@@ -92,6 +107,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
         case Phase::kDraining:
           return absl::UnavailableError("draining: shutting down");
         default:
+          if (!self->store_reachable_.load()) {
+            return absl::UnavailableError("the job store is unreachable");
+          }
           return absl::OkStatus();
       }
     });
@@ -168,11 +186,13 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
     return absl::UnavailableError(
         absl::StrCat("--listen: cannot listen on ", config.listen, " (in use or not local?)"));
   }
-  auto* health = server->grpc_->GetHealthCheckService();
-  health->SetServingStatus("", true);
-  health->SetServingStatus("attattr.v1.Attattr", true);
+  {
+    absl::MutexLock lock(&server->health_mu_);
+    server->SetServing(true);
+  }
   server->scheduler_->Start();
   server->phase_ = Phase::kServing;
+  server->WatchStoreHealth();
   server->log_.Info("serving attattr.v1.Attattr", {{"port", server->port_}});
   return server;
 }
@@ -216,7 +236,8 @@ absl::StatusOr<std::unique_ptr<store::JobStore>> Server::OpenJobStore() {
 }
 
 absl::Status Server::StartJobs() {
-  ATTATTR_ASSIGN_OR_RETURN(store_, OpenJobStore());
+  ATTATTR_ASSIGN_OR_RETURN(auto opened, OpenJobStore());
+  store_ = std::make_unique<MeasuredJobStore>(std::move(opened), *metrics_);
   timers_ = std::make_unique<TimerQueue>();
 
   AuthOptions auth;
@@ -260,6 +281,7 @@ absl::Status Server::StartJobs() {
   observer.on_finish = [metrics](const std::string& kind, store::JobState state, double seconds) {
     metrics->RecordJobFinish(kind, store::JobStateName(state), seconds);
   };
+  observer.on_lease_takeover = [metrics] { metrics->LeaseTakeovers().Increment(); };
   job_kinds_ = std::make_unique<JobKinds>(JobKindDeps{*models_, config_, *batcher_, *metrics_});
   JobExecutor executor = job_kinds_->Executor();
   JobScheduler::Options scheduling;
@@ -269,9 +291,17 @@ absl::Status Server::StartJobs() {
   scheduling.max_stored_bytes_per_owner = config_.max_stored_bytes_per_principal;
   scheduling.max_queued_per_owner = config_.max_queued_jobs_per_principal;
   scheduling.max_running_per_owner = config_.max_running_jobs_per_principal;
+  scheduling.holder = config_.replica_name.empty() ? DefaultReplicaName() : config_.replica_name;
+  scheduling.lease = std::chrono::seconds(config_.lease_seconds);
+  scheduling.heartbeat = std::chrono::seconds(config_.heartbeat_seconds);
   scheduler_ = std::make_unique<JobScheduler>(*store_, events_, std::move(executor), scheduling,
                                               std::move(observer), log_);
   ATTATTR_RETURN_IF_ERROR(scheduler_->Recover());
+  if (store_->SubscribeChanges(store::ChangeCallbacks{
+          [this](const std::string& id) { OnStoreChange(id); }, [this] { OnStoreResync(); }})) {
+    log_.Info("shared job store: following other replicas' changes",
+              {{"replica", scheduling.holder}});
+  }
 
   JobScheduler* scheduler = scheduler_.get();
   AttributionBatcher* batcher = batcher_.get();
@@ -293,6 +323,49 @@ absl::Status Server::StartJobs() {
       *store_, events_, *timers_, *metrics_, log_, *auth_, *explain_limiter_});
   SchedulePeriodicWork();
   return absl::OkStatus();
+}
+
+void Server::OnStoreChange(const std::string& id) {
+  absl::StatusOr<store::JobRecord> record = store_->Get(id);
+  if (record.ok()) {
+    events_.Publish(*record);
+    scheduler_->OnStoreChange(id, *record);
+  } else if (absl::IsNotFound(record.status())) {
+    store::JobRecord gone;
+    gone.id = id;
+    events_.Publish(gone, JobEvents::Kind::kDeleted);
+    scheduler_->OnStoreChange(id, std::nullopt);
+  }
+}
+
+void Server::OnStoreResync() {
+  log_.Info("job store change stream is back; re-reading the jobs waited on");
+  scheduler_->Wake();
+  for (const std::string& id : events_.SubscribedJobs()) OnStoreChange(id);
+}
+
+void Server::SetServing(bool serving) {
+  auto* health = grpc_->GetHealthCheckService();
+  health->SetServingStatus("", serving);
+  health->SetServingStatus("attattr.v1.Attattr", serving);
+}
+
+void Server::WatchStoreHealth() {
+  Every(std::chrono::seconds(1), [this] {
+    absl::Status answered = store_->CountQueued("").status();
+    const bool reachable = answered.ok();
+    metrics_->StoreUp().Set(reachable ? 1 : 0);
+    if (reachable == store_reachable_.exchange(reachable)) return;
+    absl::MutexLock lock(&health_mu_);
+    if (phase_.load() != Phase::kServing) return;
+    SetServing(reachable);
+    if (reachable) {
+      log_.Info("job store reachable again: health SERVING");
+    } else {
+      log_.Error("job store unreachable: health NOT_SERVING until it answers",
+                 {{"error", answered.message()}});
+    }
+  });
 }
 
 void Server::Every(std::chrono::milliseconds period, std::function<void()> work) {
@@ -338,7 +411,9 @@ Server::~Server() {
   metrics_http_.reset();
   gpu_collector_.reset();
   for (auto id : collect_callbacks_) registry_.RemoveCollectCallback(id);
-  scheduler_.reset();  // stops running jobs (re-queued) before the batcher goes
+  timers_.reset();  // the store watch and sweeps use the store and the health service
+  if (store_) store_->StopChanges();  // its callbacks use the scheduler and the events
+  scheduler_.reset();                 // stops running jobs (re-queued) before the batcher goes
   job_kinds_.reset();
   if (batcher_) batcher_->Stop();
   batcher_.reset();
@@ -351,9 +426,10 @@ void Server::Shutdown(std::chrono::milliseconds grace) {
   phase_ = Phase::kDraining;
   const auto deadline = std::chrono::system_clock::now() + grace;
   log_.Info("draining: health NOT_SERVING", {{"grace_ms", int64_t{grace.count()}}});
-  auto* health = grpc_->GetHealthCheckService();
-  health->SetServingStatus("", false);
-  health->SetServingStatus("attattr.v1.Attattr", false);
+  {
+    absl::MutexLock lock(&health_mu_);
+    SetServing(false);
+  }
   service_->BeginDrain();
   validation_pool_
       ->Stop();  // submissions already taken are validated and queued (run after restart)

@@ -12,7 +12,9 @@
 #include <memory>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "attattr/base/worker_pool.h"
 #include "attattr_service.h"
 #include "attribution_batcher.h"
@@ -69,6 +71,15 @@ class Server {
   void Every(std::chrono::milliseconds period, std::function<void()> work);
   // The retention sweep and the re-reads of the token and TLS files.
   void SchedulePeriodicWork();
+  // Every second: whether the job store answers; health is NOT_SERVING while it does not.
+  void WatchStoreHealth();
+  // Another process changed job `id` in the shared store: the waiters here hear of it, and the
+  // scheduler (a cancelled job running here stops, a queued one is claimed).
+  void OnStoreChange(const std::string& id);
+  // The store's change stream was interrupted: re-read what is waited on, look for work.
+  void OnStoreResync();
+  // Sets grpc.health.v1 for the whole server and the service.
+  void SetServing(bool serving) ABSL_EXCLUSIVE_LOCKS_REQUIRED(health_mu_);
 
   const ServerConfig config_;
   const EventLog log_;
@@ -102,6 +113,9 @@ class Server {
   // What /healthz reports (the same as grpc.health.v1): read on the HTTP server's threads.
   enum class Phase { kStarting, kServing, kDraining };
   std::atomic<Phase> phase_{Phase::kStarting};
+  std::atomic<bool> store_reachable_{true};
+  // Serialises the health changes of the store watch and of Shutdown.
+  absl::Mutex health_mu_;
 };
 
 }  // namespace attattr::server

@@ -77,6 +77,17 @@ absl::Status ServerConfig::Validate() const {
   if (max_job_attempts < 1 || max_job_attempts > 100) {
     return absl::InvalidArgumentError("--max-job-attempts: must be in [1, 100]");
   }
+  if (heartbeat_seconds < 1 || heartbeat_seconds > 3600) {
+    return absl::InvalidArgumentError("--heartbeat-seconds: must be in [1, 3600]");
+  }
+  if (lease_seconds < 2 * heartbeat_seconds || lease_seconds > 86400) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--lease-seconds: must be at least twice --heartbeat-seconds (",
+                     heartbeat_seconds, ") and at most 86400, got ", lease_seconds));
+  }
+  if (replica_name.size() > 200) {
+    return absl::InvalidArgumentError("--replica-name: longer than 200 characters");
+  }
   if (max_job_examples < 1) return absl::InvalidArgumentError("--max-job-examples: must be >= 1");
   if (max_dataset_bytes < (int64_t{1} << 20)) {
     return absl::InvalidArgumentError("--max-dataset-mib: must be at least 1");

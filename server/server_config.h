@@ -67,9 +67,17 @@ struct ServerConfig {
   // layers (the mining or importance set's for trigger search and head importance). Default:
   // 2,000,000 (10,000 examples × 8 steps × 12 layers is 960,000).
   int64_t max_job_work = 2000000;
-  // Starts after which a job found running when the server restarts (the process died under it)
-  // fails instead of running again. Default: 3.
+  // Starts after which a job whose server died under it (found running at a restart, or its
+  // lease lapsed) fails instead of running again. Default: 3.
   int max_job_attempts = 3;
+  // A running job's lease: the replica running it renews it every heartbeat_seconds; one that
+  // stops (killed, frozen, cut off from the store) loses its jobs to the other replicas after
+  // lease_seconds. lease_seconds >= 2 x heartbeat_seconds. Defaults: 30 and 10.
+  int lease_seconds = 30;
+  int heartbeat_seconds = 10;
+  // This process's name in the leases it holds; unique per replica. Default (empty): the host
+  // name (the pod's name on Kubernetes), the process id and a random suffix.
+  std::string replica_name;
   // Jobs waiting to run before SubmitJob answers RESOURCE_EXHAUSTED. Default: 256.
   int max_queued_jobs = 256;
   // Most bytes read from one dataset file for a job (only as far as its examples need: a limit of

@@ -84,6 +84,13 @@ absl::StatusOr<ServerFlags> ParseServerFlags(const std::vector<std::string>& arg
        "Largest job: examples x steps x attributed layers");
   Flag(app, "--max-job-attempts", config.max_job_attempts,
        "Starts after which a job the server died under fails instead of running again");
+  Flag(app, "--lease-seconds", config.lease_seconds,
+       "A running job's lease: after it lapses unrenewed (its replica died or froze) another "
+       "replica runs the job");
+  Flag(app, "--heartbeat-seconds", config.heartbeat_seconds,
+       "How often a replica renews its jobs' leases (at most half of --lease-seconds)");
+  Flag(app, "--replica-name", config.replica_name,
+       "This replica's name in job leases (empty = host name, pid and a random suffix)");
   Flag(app, "--max-queued-jobs", config.max_queued_jobs,
        "Jobs waiting to run before SubmitJob answers RESOURCE_EXHAUSTED");
   Flag(app, "--max-dataset-mib", dataset_mib,

@@ -54,7 +54,27 @@ ServiceMetrics::ServiceMetrics(metrics::Registry& registry)
                       .Help("Examples per engine call of the dynamic batcher (Explain calls and "
                             "job items together)")
                       .Register(registry)
-                      .Add({}, metrics::BucketBoundaries{1, 2, 4, 8, 16, 32, 64, 128, 256})) {}
+                      .Add({}, metrics::BucketBoundaries{1, 2, 4, 8, 16, 32, 64, 128, 256})),
+      store_seconds_(metrics::BuildHistogram()
+                         .Name("attattr_store_operation_seconds")
+                         .Help("Time of job store calls, by operation")
+                         .Register(registry)),
+      store_errors_(metrics::BuildCounter()
+                        .Name("attattr_store_errors_total")
+                        .Help("Job store calls that failed in the store itself (unreachable, "
+                              "timed out, full, corrupt), by operation")
+                        .Register(registry)),
+      store_up_(metrics::BuildGauge()
+                    .Name("attattr_store_up")
+                    .Help("1 while the job store answers its every-second check, else 0")
+                    .Register(registry)
+                    .Add({})),
+      lease_takeovers_(metrics::BuildCounter()
+                           .Name("attattr_job_lease_takeovers_total")
+                           .Help("Jobs given back to the queue (or failed) by this replica "
+                                 "because their replica's lease lapsed")
+                           .Register(registry)
+                           .Add({})) {}
 
 namespace {
 
@@ -75,6 +95,14 @@ void ServiceMetrics::RecordJobFinish(const std::string& kind, const std::string&
 }
 
 void ServiceMetrics::RecordBatch(int items) { batch_size_.Observe(items); }
+
+void ServiceMetrics::RecordStoreCall(const std::string& operation, double seconds, bool failed) {
+  store_seconds_
+      .Add({{"operation", operation}}, metrics::BucketBoundaries{0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                                                 0.025, 0.05, 0.1, 0.5, 1, 5})
+      .Observe(seconds);
+  if (failed) store_errors_.Add({{"operation", operation}}).Increment();
+}
 
 void ServiceMetrics::RecordRpc(const std::string& method, const std::string& code, double seconds) {
   rpcs_.Add({{"method", method}, {"code", code}}).Increment();

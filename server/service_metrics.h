@@ -37,6 +37,14 @@ class ServiceMetrics {
   void RecordJobFinish(const std::string& kind, const std::string& state, double seconds);
   // One engine call of the dynamic batcher ran `items` examples: attattr_batch_size.
   void RecordBatch(int items);
+  // One job store call: attattr_store_operation_seconds{operation}, and
+  // attattr_store_errors_total{operation} when the store itself failed.
+  void RecordStoreCall(const std::string& operation, double seconds, bool failed);
+  // attattr_store_up: 1 while the job store answers its every-second check.
+  metrics::Gauge& StoreUp() { return store_up_; }
+  // attattr_job_lease_takeovers_total: jobs this replica gave back to the queue (or failed)
+  // because their holder's lease lapsed.
+  metrics::Counter& LeaseTakeovers() { return lease_takeovers_; }
 
  private:
   metrics::Family<metrics::Counter>& rpcs_;
@@ -50,6 +58,10 @@ class ServiceMetrics {
   metrics::Family<metrics::Counter>& jobs_;
   metrics::Gauge& jobs_running_;
   metrics::Histogram& batch_size_;
+  metrics::Family<metrics::Histogram>& store_seconds_;
+  metrics::Family<metrics::Counter>& store_errors_;
+  metrics::Gauge& store_up_;
+  metrics::Counter& lease_takeovers_;
 };
 
 }  // namespace attattr::server

@@ -80,6 +80,15 @@ void JobEvents::StopAll() {
   }
 }
 
+std::vector<std::string> JobEvents::SubscribedJobs() const {
+  absl::MutexLock lock(&mu_);
+  std::vector<std::string> ids;
+  for (auto it = by_job_.begin(); it != by_job_.end(); it = by_job_.upper_bound(it->first)) {
+    ids.push_back(it->first);
+  }
+  return ids;
+}
+
 int JobEvents::SubscriberCount() const {
   absl::MutexLock lock(&mu_);
   return static_cast<int>(subscribers_.size());

@@ -13,6 +13,7 @@
 #include <string>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
@@ -38,6 +39,8 @@ class JobEvents {
   // Tells every subscriber the server is stopping (kServerStopping).
   void StopAll();
   int SubscriberCount() const;
+  // The jobs someone is subscribed to now.
+  std::vector<std::string> SubscribedJobs() const;
 
  private:
   struct Subscriber {

@@ -3,11 +3,13 @@
 
 #include <algorithm>
 #include <exception>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
 #include "attattr/base/status_macros.h"
+#include "store/job_store_rules.h"
 
 namespace attattr::server {
 namespace {
@@ -21,7 +23,10 @@ double Seconds(int64_t from_ms, int64_t to_ms) {
 }  // namespace
 
 void JobContext::ReportProgress(const std::string& stage, int64_t done, int64_t total) {
-  if (!store_.UpdateProgress(id_, store::JobProgress{stage, done, total}).ok()) return;
+  absl::Status stored =
+      store_.UpdateProgress(id_, store::JobProgress{stage, done, total}, lease_token_);
+  if (absl::IsFailedPrecondition(stored)) RequestStop(StopReason::kLeaseLost);
+  if (!stored.ok()) return;
   auto record = store_.Get(id_);
   if (record.ok()) events_.Publish(*record);
 }
@@ -38,6 +43,7 @@ JobScheduler::JobScheduler(store::JobStore& store, JobEvents& events, JobExecuto
 JobScheduler::~JobScheduler() { Drain(std::chrono::milliseconds(0)); }
 
 absl::Status JobScheduler::Recover() {
+  if (store_.Shared()) return RecoverLapsed();
   ATTATTR_ASSIGN_OR_RETURN(auto requeued, store_.RequeueInterrupted());
   for (const auto& id : requeued) {
     ATTATTR_ASSIGN_OR_RETURN(const store::JobRecord job, store_.Get(id));
@@ -53,9 +59,7 @@ absl::Status JobScheduler::Recover() {
         const store::JobRecord failed,
         store_.Finish(id, store::JobState::kFailed,
                       static_cast<int32_t>(absl::StatusCode::kInternal),
-                      absl::StrCat("the server stopped while running this job ", job.attempts,
-                                   " times (--max-job-attempts ", options_.max_attempts,
-                                   "); it is not run again")));
+                      store::TooManyAttemptsMessage(job.attempts, options_.max_attempts)));
     log_.Error("job failed: the server stopped under it every time it ran",
                {{"audit", "job.failed"},
                 {"principal", job.owner},
@@ -63,46 +67,57 @@ absl::Status JobScheduler::Recover() {
                 {"attempts", job.attempts}});
     if (observer_.on_finish) observer_.on_finish(failed.kind, failed.state, 0.0);
   }
-  ATTATTR_ASSIGN_OR_RETURN(auto queued, store_.ListQueued());
-  absl::MutexLock lock(&mu_);
-  for (const auto& job : queued) Enqueue(job);
-  if (!queued.empty()) log_.Info("recovered queued jobs from the store", {{"jobs", queued.size()}});
+  return absl::OkStatus();
+}
+
+absl::Status JobScheduler::RecoverLapsed() {
+  ATTATTR_ASSIGN_OR_RETURN(auto changed, store_.RecoverExpiredLeases(options_.max_attempts));
+  for (const store::JobRecord& job : changed) {
+    if (observer_.on_lease_takeover) observer_.on_lease_takeover();
+    if (job.state == store::JobState::kQueued) {
+      log_.Warn("job's lease lapsed (its replica stopped renewing it); re-queued",
+                {{"audit", "job.requeued"},
+                 {"principal", job.owner},
+                 {"job_id", job.id},
+                 {"attempt", job.attempts}});
+    } else {
+      log_.Error("job failed: its replica stopped under it every time it ran",
+                 {{"audit", "job.failed"},
+                  {"principal", job.owner},
+                  {"job_id", job.id},
+                  {"attempts", job.attempts}});
+      if (observer_.on_finish) observer_.on_finish(job.kind, job.state, 0.0);
+    }
+    events_.Publish(job);
+  }
+  if (!changed.empty()) Wake();
   return absl::OkStatus();
 }
 
 void JobScheduler::Start() {
-  for (int i = 0; i < options_.runners; ++i) threads_.emplace_back([this] { Loop(); });
+  for (int i = 0; i < options_.runners; ++i) runners_.emplace_back([this] { Loop(); });
+  heartbeat_ = std::thread([this] { Heartbeat(); });
 }
 
-void JobScheduler::Enqueue(const store::JobRecord& job) {
-  OwnerLoad& load = owners_[job.owner];
-  load.last_round = std::max(load.last_round, serving_round_) + 1;
-  ++load.queued;
-  QueueKey key{-job.priority, load.last_round, next_seq_++, job.id};
-  queue_.insert(key);
-  queued_[job.id] = Queued{key, job.owner};
+void JobScheduler::Wake() {
+  absl::MutexLock lock(&mu_);
+  ++wakes_;
 }
 
-bool JobScheduler::Dequeue(const std::string& id) {
-  auto it = queued_.find(id);
-  if (it == queued_.end()) return false;
-  queue_.erase(it->second.key);
-  auto owner = owners_.find(it->second.owner);
-  if (owner != owners_.end() && --owner->second.queued == 0 && owner->second.running == 0) {
-    owners_.erase(owner);
+void JobScheduler::OnStoreChange(const std::string& id,
+                                 const std::optional<store::JobRecord>& record) {
+  if (record.has_value() && record->state == store::JobState::kQueued) Wake();
+  absl::MutexLock lock(&mu_);
+  auto it = running_.find(id);
+  if (it == running_.end()) return;
+  JobContext& context = *it->second.context;
+  if (!record.has_value()) {
+    context.RequestStop(StopReason::kDeleted);
+  } else if (store::IsTerminal(record->state)) {
+    context.RequestStop(StopReason::kCancelled);
+  } else if (record->lease_token != context.lease_token()) {
+    context.RequestStop(StopReason::kLeaseLost);
   }
-  queued_.erase(it);
-  return true;
-}
-
-std::set<JobScheduler::QueueKey>::iterator JobScheduler::NextRunnable() {
-  if (options_.max_running_per_owner <= 0) return queue_.begin();
-  for (auto it = queue_.begin(); it != queue_.end(); ++it) {
-    const std::string& owner = queued_.at(std::get<3>(*it)).owner;
-    auto load = owners_.find(owner);
-    if (load == owners_.end() || load->second.running < options_.max_running_per_owner) return it;
-  }
-  return queue_.end();
 }
 
 namespace {
@@ -115,29 +130,27 @@ std::string FormatBytes(int64_t bytes) {
 }  // namespace
 
 absl::StatusOr<store::CreateResult> JobScheduler::Submit(const store::JobRecord& record) {
-  bool full = false;
   {
     absl::MutexLock lock(&mu_);
     if (draining_) {
       return absl::UnavailableError("the server is draining (shutting down); submit elsewhere");
     }
-    full = static_cast<int>(queued_.size()) + reserved_ >= options_.max_queued;
-    if (!full) ++reserved_;
   }
+  // Counted before the job is stored (so a retry of an accepted submission is answered below
+  // whatever the queue holds); submissions racing on several replicas may overshoot by their
+  // number.
+  ATTATTR_ASSIGN_OR_RETURN(const store::QueueCounts counts, store_.CountQueued(record.owner));
+  const bool full = counts.queued >= options_.max_queued;
   auto created = store_.Create(record);
-  absl::MutexLock lock(&mu_);
-  if (!full) --reserved_;
   if (!created.ok()) return created.status();
   if (!created->created) return created;  // the same request_id: the existing job
-  if (!full && options_.max_queued_per_owner > 0) {
-    auto load = owners_.find(record.owner);
-    if (load != owners_.end() && load->second.queued >= options_.max_queued_per_owner) {
-      (void)store_.Delete(created->record.id);
-      return absl::ResourceExhaustedError(
-          absl::StrCat("principal '", record.owner, "' has ", load->second.queued,
-                       " jobs waiting to run (--max-queued-jobs-per-principal ",
-                       options_.max_queued_per_owner, ")"));
-    }
+  if (!full && options_.max_queued_per_owner > 0 &&
+      counts.owner_queued >= options_.max_queued_per_owner) {
+    (void)store_.Delete(created->record.id);
+    return absl::ResourceExhaustedError(
+        absl::StrCat("principal '", record.owner, "' has ", counts.owner_queued,
+                     " jobs waiting to run (--max-queued-jobs-per-principal ",
+                     options_.max_queued_per_owner, ")"));
   }
   if (full) {
     // Created only to honour idempotency above; a new job does not fit the queue.
@@ -164,7 +177,7 @@ absl::StatusOr<store::CreateResult> JobScheduler::Submit(const store::JobRecord&
       return over;
     }
   }
-  Enqueue(created->record);
+  Wake();
   log_.Info("job submitted", {{"audit", "job.submitted"},
                               {"principal", record.owner},
                               {"job_id", created->record.id},
@@ -178,14 +191,17 @@ absl::StatusOr<store::JobRecord> JobScheduler::Cancel(const std::string& id,
                                                       const std::string& by) {
   auto record = store_.Cancel(id);
   if (!record.ok()) return record;
-  bool was_queued = false;
+  bool ran_here = false;
   {
     absl::MutexLock lock(&mu_);
-    was_queued = Dequeue(id);
     if (auto it = running_.find(id); it != running_.end()) {
       it->second.context->RequestStop(StopReason::kCancelled);
+      ran_here = true;
     }
   }
+  // A job that was queued ends here; a running one ends in its runner's Finish (this process's
+  // or another replica's, which counts it there).
+  const bool was_queued = !ran_here && record->lease_holder.empty();
   if (was_queued && observer_.on_finish) {
     observer_.on_finish(record->kind, store::JobState::kCancelled, 0.0);
   }
@@ -201,7 +217,6 @@ absl::Status JobScheduler::Delete(const std::string& id, const std::string& by) 
   ATTATTR_ASSIGN_OR_RETURN(auto record, store_.Get(id));
   {
     absl::MutexLock lock(&mu_);
-    Dequeue(id);
     if (auto it = running_.find(id); it != running_.end()) {
       it->second.context->RequestStop(StopReason::kDeleted);
     }
@@ -216,8 +231,10 @@ absl::Status JobScheduler::Delete(const std::string& id, const std::string& by) 
 }
 
 int JobScheduler::QueueDepth() const {
+  absl::StatusOr<store::QueueCounts> counts = store_.CountQueued("");
   absl::MutexLock lock(&mu_);
-  return static_cast<int>(queued_.size());
+  if (counts.ok()) last_queue_depth_ = static_cast<int>(counts->queued);
+  return last_queue_depth_;
 }
 
 int JobScheduler::Running() const {
@@ -233,75 +250,122 @@ int64_t JobScheduler::RetryAfterMs() const {
 }
 
 void JobScheduler::Loop() {
+  bool claim_failed_before = false;
   while (true) {
-    std::string id;
+    uint64_t seen = 0;
     {
       absl::MutexLock lock(&mu_);
-      const auto ready = [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS {  // under mu_ (Await)
-        return draining_ || NextRunnable() != queue_.end();
-      };
-      mu_.Await(absl::Condition(&ready));
       if (draining_) return;
-      const QueueKey key = *NextRunnable();
-      id = std::get<3>(key);
-      serving_round_ = std::max(serving_round_, std::get<1>(key));
-      const std::string owner = queued_.at(id).owner;
-      Dequeue(id);
-      ++owners_[owner].running;
-      running_[id] = RunningJob{std::make_shared<JobContext>(store_, events_, id), owner};
+      seen = wakes_;
     }
-    RunJob(id);
+    absl::StatusOr<std::optional<store::JobRecord>> claimed =
+        store_.Claim({options_.holder, options_.lease.count(), options_.max_running_per_owner});
+    if (!claimed.ok() && !claim_failed_before) {
+      log_.Warn("cannot claim jobs from the store; retrying",
+                {{"error", claimed.status().message()}});
+    }
+    claim_failed_before = !claimed.ok();
+    if (!claimed.ok() || !claimed->has_value()) {
+      absl::MutexLock lock(&mu_);
+      const auto woken = [this, seen]() ABSL_NO_THREAD_SAFETY_ANALYSIS {  // under mu_ (Await)
+        return draining_ || wakes_ != seen;
+      };
+      mu_.AwaitWithTimeout(absl::Condition(&woken), absl::FromChrono(options_.poll));
+      continue;
+    }
+    const store::JobRecord job = **claimed;
+    auto context = std::make_shared<JobContext>(store_, events_, job.id, job.lease_token);
+    {
+      absl::MutexLock lock(&mu_);
+      if (!draining_) running_[job.id] = RunningJob{context, job.owner};
+    }
+    if (context.use_count() == 1) {  // claimed as the drain began: back to the queue at once
+      (void)store_.Requeue(job.id, job.lease_token);
+      return;
+    }
+    RunJob(job, context);
     absl::MutexLock lock(&mu_);
-    // Drain waits for running_ to empty.
-    auto it = running_.find(id);
-    auto owner = owners_.find(it->second.owner);
-    if (owner != owners_.end() && --owner->second.running == 0 && owner->second.queued == 0) {
-      owners_.erase(owner);
-    }
-    running_.erase(it);
+    running_.erase(job.id);  // Drain waits for running_ to empty
   }
 }
 
-void JobScheduler::RunJob(const std::string& id) {
-  std::shared_ptr<JobContext> context;
-  {
-    absl::MutexLock lock(&mu_);
-    context = running_.at(id).context;
+void JobScheduler::Heartbeat() {
+  while (true) {
+    std::vector<store::HeldLease> held;
+    {
+      absl::MutexLock lock(&mu_);
+      const auto stopped = [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return stopped_; };
+      mu_.AwaitWithTimeout(absl::Condition(&stopped), absl::FromChrono(options_.heartbeat));
+      if (stopped_) return;
+      for (const auto& [id, run] : running_) {
+        held.push_back({id, run.context->lease_token()});
+      }
+    }
+    absl::StatusOr<std::vector<std::string>> lost =
+        store_.RenewLeases(options_.holder, held, options_.lease.count());
+    if (!lost.ok()) {
+      log_.Warn("cannot renew job leases", {{"error", lost.status().message()}});
+    } else {
+      absl::MutexLock lock(&mu_);
+      for (const std::string& id : *lost) {
+        auto it = running_.find(id);
+        if (it == running_.end()) continue;
+        // Finished, cancelled or deleted elsewhere, or taken over after this process froze.
+        it->second.context->RequestStop(StopReason::kLeaseLost);
+      }
+    }
+    if (absl::Status recovered = RecoverLapsed(); !recovered.ok()) {
+      log_.Warn("cannot recover jobs whose lease lapsed", {{"error", recovered.message()}});
+    }
   }
-  auto running = store_.MarkRunning(id);
-  if (!running.ok()) {
-    // Cancelled or deleted between leaving the queue and starting: nothing to run.
-    log_.Debug("job not started", {{"job_id", id}, {"error", running.status().message()}});
-    return;
-  }
+}
+
+void JobScheduler::RunJob(const store::JobRecord& job, const std::shared_ptr<JobContext>& context) {
   if (observer_.on_start) {
-    observer_.on_start(running->kind, Seconds(running->create_time_ms, running->start_time_ms));
+    observer_.on_start(job.kind, Seconds(job.create_time_ms, job.start_time_ms));
   }
   log_.Info("job started", {{"audit", "job.started"},
-                            {"principal", running->owner},
-                            {"job_id", id},
-                            {"kind", running->kind},
-                            {"model", running->model},
-                            {"attempt", int64_t{running->attempts}}});
-  events_.Publish(*running);
+                            {"principal", job.owner},
+                            {"job_id", job.id},
+                            {"kind", job.kind},
+                            {"model", job.model},
+                            {"attempt", int64_t{job.attempts}}});
+  events_.Publish(job);
   absl::StatusOr<std::string> result = absl::InternalError("executor did not run");
   try {
-    result = executor_(*running, *context);
+    result = executor_(job, *context);
   } catch (const std::exception& e) {
     result = absl::InternalError(absl::StrCat("job failed: ", e.what()));
   }
-  Finish(*running, result, context->reason());
+  Finish(job, result, context->reason(), context->lease_token());
+}
+
+absl::Status JobScheduler::WhileUnavailable(const std::function<absl::Status()>& write) const {
+  const auto until = Clock::now() + options_.lease;
+  for (;;) {
+    absl::Status status = write();
+    if (!absl::IsUnavailable(status) || Clock::now() >= until) return status;
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
 }
 
 void JobScheduler::Finish(const store::JobRecord& running,
-                          const absl::StatusOr<std::string>& result, StopReason reason) {
+                          const absl::StatusOr<std::string>& result, StopReason reason,
+                          int64_t lease_token) {
   const std::string& id = running.id;
   const bool stopped = !result.ok() && result.status().code() == absl::StatusCode::kCancelled;
   if (stopped && reason == StopReason::kDraining) {
-    auto requeued = store_.Requeue(id);
-    log_.Info("job stopped by the drain; re-queued for the next start",
+    auto requeued = store_.Requeue(id, lease_token);
+    log_.Info("job stopped by the drain; released to the queue",
               {{"audit", "job.requeued"}, {"principal", running.owner}, {"job_id", id}});
     if (requeued.ok()) events_.Publish(*requeued);
+    return;
+  }
+  if (stopped && reason == StopReason::kLeaseLost) {
+    log_.Warn(
+        "job stopped: this replica no longer holds it (finished, cancelled or taken over "
+        "elsewhere)",
+        {{"principal", running.owner}, {"job_id", id}});
     return;
   }
   if (stopped && (reason == StopReason::kCancelled || reason == StopReason::kDeleted)) {
@@ -313,21 +377,31 @@ void JobScheduler::Finish(const store::JobRecord& running,
     return;  // the store already says CANCELLED (or the job is gone); Cancel/Delete published it
   }
   absl::StatusOr<store::JobRecord> finished;
+  const auto finish = [&](store::JobState state, int32_t code, const std::string& message) {
+    absl::Status written = WhileUnavailable([&] {
+      finished = store_.Finish(id, state, code, message, lease_token);
+      return finished.status();
+    });
+    (void)written;
+  };
   if (result.ok()) {
-    if (auto s = store_.PutResult(id, *result); !s.ok()) {
-      if (s.code() == absl::StatusCode::kFailedPrecondition ||
-          s.code() == absl::StatusCode::kNotFound) {
-        return;  // cancelled or deleted while the result was being written
-      }
-      finished = store_.Finish(id, store::JobState::kFailed, static_cast<int32_t>(s.code()),
-                               absl::StrCat("storing the result: ", s.message()));
+    absl::Status s = WhileUnavailable([&] { return store_.PutResult(id, *result, lease_token); });
+    if (s.code() == absl::StatusCode::kFailedPrecondition ||
+        s.code() == absl::StatusCode::kNotFound) {
+      // Cancelled, deleted or taken over while the result was being written.
+      log_.Info("job result not stored: the job is no longer this run's",
+                {{"job_id", id}, {"error", s.message()}});
+      return;
+    }
+    if (!s.ok()) {
+      finish(store::JobState::kFailed, static_cast<int32_t>(s.code()),
+             absl::StrCat("storing the result: ", s.message()));
     } else {
-      finished = store_.Finish(id, store::JobState::kSucceeded, 0, "");
+      finish(store::JobState::kSucceeded, 0, "");
     }
   } else {
-    finished =
-        store_.Finish(id, store::JobState::kFailed, static_cast<int32_t>(result.status().code()),
-                      std::string(result.status().message()));
+    finish(store::JobState::kFailed, static_cast<int32_t>(result.status().code()),
+           std::string(result.status().message()));
   }
   if (!finished.ok()) {
     log_.Warn("job could not be finished",
@@ -365,8 +439,13 @@ void JobScheduler::Drain(std::chrono::milliseconds grace) {
       for (auto& [id, running] : running_) running.context->RequestStop(StopReason::kDraining);
     }
   }
-  for (auto& t : threads_) t.join();
-  threads_.clear();
+  for (auto& t : runners_) t.join();
+  runners_.clear();
+  {
+    absl::MutexLock lock(&mu_);
+    stopped_ = true;
+  }
+  if (heartbeat_.joinable()) heartbeat_.join();
 }
 
 }  // namespace attattr::server

@@ -1,17 +1,20 @@
-// JobScheduler: the job queue and the job runners. Jobs live in the JobStore (so nothing submitted
-// is lost); the scheduler keeps an in-memory priority queue of the QUEUED ones (higher priority
-// first; within a priority, owners take turns — fair queueing by rounds, so one principal's
-// thousand jobs do not starve another's one — then FIFO), bounded for new submissions, overall
-// and per owner (a full queue is ResourceExhausted with a retry hint), and `runners` threads that
-// each take the next job, mark it RUNNING, hand it to the JobExecutor (the job kinds' one executor,
-// jobs/job_kinds.h), store the result and finish it. Every change is published on JobEvents, and
-// every lifecycle event is one log line with an `audit` field (job.submitted, job.started,
-// job.succeeded/failed, job.cancelled, job.deleted, job.requeued) and the principal. A runner skips
-// jobs whose owner already runs max_running_per_owner. Cancel and Delete reach a running job
-// through its JobContext (checked by the executor between batches). Drain stops taking jobs, lets
-// running ones finish within a grace period, then stops them and puts them back in the queue
-// (QUEUED in the store) for the next start. Thread-safe; Start/Drain/destructor from one owner
-// thread.
+// JobScheduler: the job runners of one server process. Jobs and their queue live in the
+// JobStore, which several replicas may share: each of `runners` threads claims the next QUEUED
+// job from the store (JobStore::Claim: priority, owners in turns, submission order; owners at
+// max_running_per_owner passed over), holding a lease it renews every heartbeat, hands it to the
+// JobExecutor (the job kinds' one executor, jobs/job_kinds.h), stores the result and finishes it,
+// every write fenced by the lease token. Runners wake when this process submits a job, when
+// another process changes one (OnStoreChange), and every poll interval at the latest. The
+// heartbeat also gives jobs whose lease lapsed (their replica died or froze) back to the queue.
+// Submissions are bounded overall and per owner (a full queue is ResourceExhausted with a retry
+// hint; concurrent submissions may overshoot the bound by their number). Every change is
+// published on JobEvents, and every lifecycle event is one log line with an `audit` field
+// (job.submitted, job.started, job.succeeded/failed, job.cancelled, job.deleted, job.requeued)
+// and the principal. Cancel and Delete reach a job running here through its JobContext (checked
+// by the executor between batches), one running elsewhere through the store (its replica's
+// OnStoreChange or heartbeat stops it). Drain stops taking jobs, lets running ones finish within
+// a grace period, then stops them and releases them to the queue at once (any replica may take
+// them). Thread-safe; Start/Drain/destructor from one owner thread.
 #pragma once
 
 #include <atomic>
@@ -20,10 +23,9 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <set>
+#include <optional>
 #include <string>
 #include <thread>
-#include <tuple>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -36,28 +38,32 @@
 namespace attattr::server {
 
 // Why a running job is asked to stop.
-enum class StopReason { kNone = 0, kCancelled, kDeleted, kDraining };
+enum class StopReason { kNone = 0, kCancelled, kDeleted, kDraining, kLeaseLost };
 
 // What an executor sees of its job: whether to stop, and where to report progress.
 class JobContext {
  public:
-  JobContext(store::JobStore& store, JobEvents& events, std::string id)
-      : store_(store), events_(events), id_(std::move(id)) {}
+  JobContext(store::JobStore& store, JobEvents& events, std::string id, int64_t lease_token)
+      : store_(store), events_(events), id_(std::move(id)), lease_token_(lease_token) {}
   const std::string& id() const { return id_; }
+  // The fencing token of this run (store::JobRecord::lease_token).
+  int64_t lease_token() const { return lease_token_; }
   bool ShouldStop() const { return reason_.load() != StopReason::kNone; }
   StopReason reason() const { return reason_.load(); }
   void RequestStop(StopReason reason) {
     auto none = StopReason::kNone;
     reason_.compare_exchange_strong(none, reason);
   }
-  // Stores and publishes progress (stage, items done of total). Store errors are logged by the
-  // caller's next step, not here: progress is advisory.
+  // Stores and publishes progress (stage, items done of total). Progress is advisory: a store
+  // error is ignored, except that a refused write (the job was cancelled, or its lease lost)
+  // asks the run to stop.
   void ReportProgress(const std::string& stage, int64_t done, int64_t total);
 
  private:
   store::JobStore& store_;
   JobEvents& events_;
   const std::string id_;
+  const int64_t lease_token_;
   std::atomic<StopReason> reason_{StopReason::kNone};
 };
 
@@ -71,6 +77,8 @@ using JobExecutor =
 struct JobObserver {
   std::function<void(const std::string& kind, double seconds)> on_start;
   std::function<void(const std::string& kind, store::JobState state, double seconds)> on_finish;
+  // This process gave a job back to the queue (or failed it) because its holder's lease lapsed.
+  std::function<void()> on_lease_takeover;
 };
 
 class JobScheduler {
@@ -87,8 +95,18 @@ class JobScheduler {
     int64_t max_stored_bytes_per_owner = 0;
     // QUEUED jobs of one owner before Submit refuses its new ones (0 = no limit but max_queued).
     int max_queued_per_owner = 0;
-    // Jobs of one owner running at once (0 = no limit but runners).
+    // Jobs of one owner running at once, on all replicas (0 = no limit but runners).
     int max_running_per_owner = 0;
+    // This process's name in the leases it holds (unique among the replicas of a store).
+    std::string holder = "local";
+    // A claimed job's lease lasts this long unless renewed; a replica that stops renewing (dead,
+    // frozen, cut off from the store) loses its jobs to the others after it.
+    std::chrono::milliseconds lease{30000};
+    // How often leases are renewed and lapsed ones recovered (well under `lease`).
+    std::chrono::milliseconds heartbeat{10000};
+    // Idle runners look for work at least this often (a fallback: submissions and other
+    // processes' changes wake them at once).
+    std::chrono::milliseconds poll{2000};
   };
 
   // Set on the ResourceExhausted of an owner over its stored-bytes quota: waiting does not help
@@ -101,9 +119,9 @@ class JobScheduler {
   JobScheduler(const JobScheduler&) = delete;
   JobScheduler& operator=(const JobScheduler&) = delete;
 
-  // At start-up, before Start: RUNNING jobs left by a crash go back to QUEUED — or, once started
-  // max_attempts times, end FAILED (INTERNAL, saying so) — and every QUEUED job in the store joins
-  // the queue (not bounded by max_queued: they were admitted before).
+  // At start-up, before Start: on a store of this process alone, RUNNING jobs left by a crash go
+  // back to QUEUED — or, once started max_attempts times, end FAILED (INTERNAL, saying so); on a
+  // shared store only jobs whose lease lapsed do (the others run on live replicas).
   absl::Status Recover();
   void Start();
 
@@ -119,7 +137,15 @@ class JobScheduler {
   // Cancels the job if needed, then removes it and its result.
   absl::Status Delete(const std::string& id, const std::string& by = "");
 
+  // Another process changed job `id` (now `record`; nullopt when it was deleted): a job running
+  // here that was cancelled, deleted or taken over stops; a newly queued one wakes the runners.
+  void OnStoreChange(const std::string& id, const std::optional<store::JobRecord>& record);
+  // Wakes idle runners to claim (after changes may have been missed).
+  void Wake();
+
+  // QUEUED jobs in the store (all replicas'); the last known count when the store is unreachable.
   int QueueDepth() const;
+  // Jobs running in this process.
   int Running() const;
   // A hint for clients refused with ResourceExhausted: about how long until a queue slot frees.
   int64_t RetryAfterMs() const;
@@ -129,24 +155,20 @@ class JobScheduler {
   void Drain(std::chrono::milliseconds grace);
 
  private:
-  // Queue order: priority descending, then the owner's round (its n-th waiting job is in round
-  // n, counted from the round being served when it arrived), then arrival.
-  using QueueKey =
-      std::tuple<int32_t, int64_t, int64_t, std::string>;  // (-priority, round, seq, id)
-  struct Queued {
-    QueueKey key;
+  struct RunningJob {
+    std::shared_ptr<JobContext> context;
     std::string owner;
   };
-  void Enqueue(const store::JobRecord& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Takes `id` out of the queue; false when it was not queued.
-  bool Dequeue(const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The first queued job whose owner may start another one; queue_.end() when none.
-  std::set<QueueKey>::iterator NextRunnable() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Loop();
-  void RunJob(const std::string& id);
+  void Heartbeat();
+  // Gives jobs whose lease lapsed back to the queue (or fails them), logging and publishing.
+  absl::Status RecoverLapsed();
+  void RunJob(const store::JobRecord& job, const std::shared_ptr<JobContext>& context);
   void Finish(const store::JobRecord& running, const absl::StatusOr<std::string>& result,
-              StopReason reason);
-  void Publish(const std::string& id);
+              StopReason reason, int64_t lease_token);
+  // Runs a store write of a finishing job again while the store is unreachable, for at most a
+  // lease (after that the job is another replica's).
+  absl::Status WhileUnavailable(const std::function<absl::Status()>& write) const;
 
   store::JobStore& store_;
   JobEvents& events_;
@@ -156,28 +178,15 @@ class JobScheduler {
   const EventLog log_;
 
   mutable absl::Mutex mu_;
-  std::set<QueueKey> queue_ ABSL_GUARDED_BY(mu_);
-  std::map<std::string, Queued> queued_ ABSL_GUARDED_BY(mu_);  // id -> its key in queue_
-  struct RunningJob {
-    std::shared_ptr<JobContext> context;
-    std::string owner;
-  };
-  std::map<std::string, RunningJob> running_ ABSL_GUARDED_BY(mu_);  // id -> context
-  // Per owner: jobs queued, jobs running, and the round of its last queued job (entries go when
-  // an owner has nothing queued or running).
-  struct OwnerLoad {
-    int queued = 0;
-    int running = 0;
-    int64_t last_round = 0;
-  };
-  std::map<std::string, OwnerLoad> owners_ ABSL_GUARDED_BY(mu_);
-  int64_t serving_round_ ABSL_GUARDED_BY(mu_) = 0;  // the round of the job started last
-  int64_t next_seq_ ABSL_GUARDED_BY(mu_) = 0;
-  int reserved_ ABSL_GUARDED_BY(mu_) = 0;  // Submit calls between the queue check and Enqueue
+  std::map<std::string, RunningJob> running_ ABSL_GUARDED_BY(mu_);  // id -> its run
   bool draining_ ABSL_GUARDED_BY(mu_) = false;
+  bool stopped_ ABSL_GUARDED_BY(mu_) = false;  // the heartbeat's end (after the runners')
+  uint64_t wakes_ ABSL_GUARDED_BY(mu_) = 0;    // bumped by Wake: idle runners claim again
+  mutable int last_queue_depth_ ABSL_GUARDED_BY(mu_) = 0;
   double mean_run_seconds_ ABSL_GUARDED_BY(mu_) = 1.0;  // moving average, for RetryAfterMs
   // Started by Start, joined by Drain; both from the owner thread.
-  std::vector<std::thread> threads_;
+  std::vector<std::thread> runners_;
+  std::thread heartbeat_;
 };
 
 }  // namespace attattr::server

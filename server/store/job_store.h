@@ -185,8 +185,8 @@ class JobStore {
   // Like MarkRunning for the next job to run: the first QUEUED job by priority (highest first);
   // within a priority owners take turns (the owner whose last job started longest ago, or never,
   // goes first, so one owner's thousand jobs do not starve another's one), then submission
-  // order; owners at max_running_per_owner are passed over. The lease goes to request.holder until now +
-  // lease_ms. Several processes may claim at once: each job goes to one of them. nullopt when
+  // order; owners at max_running_per_owner are passed over. The lease goes to request.holder until
+  // now + lease_ms. Several processes may claim at once: each job goes to one of them. nullopt when
   // nothing can be claimed.
   virtual absl::StatusOr<std::optional<JobRecord>> Claim(const ClaimRequest& request) = 0;
   // Extends `holder`'s leases to now + lease_ms. Returns the ids of those no longer held (the job
@@ -256,6 +256,8 @@ class JobStore {
   // until the store is destroyed. False when the store has no such stream (one process: its own
   // changes are all there are).
   virtual bool SubscribeChanges(ChangeCallbacks callbacks) { return false; }
+  // Stops the deliveries SubscribeChanges started (a callback running now finishes first).
+  virtual void StopChanges() {}
 };
 
 }  // namespace attattr::store

@@ -322,6 +322,8 @@ PostgresJobStore::PostgresJobStore(PostgresJobStoreOptions options, std::string 
                                    std::unique_ptr<PgConnectionPool> pool)
     : options_(std::move(options)), conninfo_(std::move(conninfo)), pool_(std::move(pool)) {}
 
+void PostgresJobStore::StopChanges() { listener_.reset(); }
+
 bool PostgresJobStore::SubscribeChanges(ChangeCallbacks callbacks) {
   if (listener_ == nullptr) {
     PgConnectionPool* pool = pool_.get();

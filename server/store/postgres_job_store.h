@@ -95,6 +95,7 @@ class PostgresJobStore final : public JobStore {
   // then on_resync), calling on_change for other processes' changes (this store's own are
   // recognised by their backend process and skipped). Once per store.
   bool SubscribeChanges(ChangeCallbacks callbacks) override;
+  void StopChanges() override;
 
   // What Open did to the schema: "created version 1", "migrated from version N to M", or "" when
   // it was current (so of replicas opening an empty database at once, exactly one says created).

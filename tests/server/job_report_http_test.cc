@@ -67,7 +67,7 @@ class JobReportHttpTest : public ::testing::Test {
   }
 
   std::string dir_;
-  std::unique_ptr<store::SqliteJobStore> store_;
+  std::unique_ptr<store::JobStore> store_;
   std::string id_;
   int64_t result_bytes_ = 0;
 };

@@ -518,8 +518,7 @@ TEST_F(JobServerTest, AJobTheServerKeepsDyingUnderFailsAfterTheAttemptLimit) {
   const v1::Job failed = Get(*stub, name);
   EXPECT_EQ(failed.state(), v1::FAILED);
   EXPECT_EQ(failed.error_code(), static_cast<int>(grpc::StatusCode::INTERNAL));
-  EXPECT_NE(failed.error_message().find("stopped while running this job 2 times "
-                                        "(--max-job-attempts 2)"),
+  EXPECT_NE(failed.error_message().find("stopped or lost it 2 times (--max-job-attempts 2)"),
             std::string::npos)
       << failed.error_message();
   // The server is fine and runs other work.

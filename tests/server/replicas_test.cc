@@ -1,0 +1,381 @@
+// Several real attattr-server processes on one real PostgreSQL job store (the scale-out of
+// DESIGN.md: any replica serves any job): a job submitted to one replica is read, waited on,
+// watched, listed and fetched through the others, byte-identical to a single-replica run;
+// idempotent submits race across replicas into one job; a replica killed (SIGKILL) or frozen
+// (SIGSTOP) loses its job to another within lease + heartbeat, and the frozen one's late writes
+// are fenced off; SIGTERM hands running work back at once; a cancel sent to one replica stops the
+// run on another; a PostgreSQL restart loses nothing. Leases are short here (--lease-seconds 3,
+// --heartbeat-seconds 1). Skips with a message without PostgreSQL or the shared model.
+#include <signal.h>
+
+#include <algorithm>
+#include <chrono>
+#include <fstream>
+#include <future>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "support/job_rpc.h"
+#include "support/postgres_server.h"
+#include "support/server_process.h"
+#include "support/test_paths.h"
+
+namespace {
+
+namespace v1 = attattr::v1;
+using ::attattr::testing::Connect;
+using ::attattr::testing::PostgresServer;
+using ::attattr::testing::ReadFile;
+using ::attattr::testing::ReadResult;
+using ::attattr::testing::ServerProcess;
+using ::attattr::testing::Sst2ModelDir;
+using ::attattr::testing::Submit;
+using ::attattr::testing::WaitDone;
+using ::attattr::testing::WaitForState;
+using Clock = std::chrono::steady_clock;
+
+constexpr char kModel[] = "sst2";
+constexpr int kLeaseSeconds = 3;
+constexpr int kHeartbeatSeconds = 1;
+
+// `count` SST-2-like reviews attributed with `steps` steps: small counts finish in a second,
+// large ones run long enough to kill, freeze or cancel their replica mid-job.
+v1::JobSpec TextJob(int count, int steps = 4) {
+  v1::JobSpec spec;
+  spec.set_model(kModel);
+  auto* a = spec.mutable_attribution();
+  for (int i = 0; i < count; ++i) {
+    a->mutable_examples()->mutable_inline_()->add_examples()->set_text(
+        "review number " + std::to_string(i) + " : a gorgeous , witty , seductive movie .");
+  }
+  a->mutable_options()->set_steps(steps);
+  return spec;
+}
+
+double SecondsSince(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+class ReplicasTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    const std::string why = PostgresServer::Unavailable();
+    if (!why.empty()) {
+      *why_not_ = why;
+      return;
+    }
+    auto started = PostgresServer::Start();
+    if (!started.ok()) {
+      *why_not_ = started.status().ToString();
+      return;
+    }
+    pg_ = started->release();
+  }
+  static void TearDownTestSuite() {
+    delete pg_;
+    pg_ = nullptr;
+  }
+  void SetUp() override {
+    ATTATTR_SKIP_IF_MISSING(Sst2ModelDir());
+    if (pg_ == nullptr) GTEST_SKIP() << "no PostgreSQL server: " << *why_not_;
+    auto uri = pg_->CreateDatabase();
+    ASSERT_TRUE(uri.ok()) << uri.status();
+    uri_ = *uri;
+    database_ = uri_.substr(uri_.rfind('/') + 1);
+    dir_ = ::attattr::testing::MakeTempDir("attattr-replicas");
+  }
+
+  // A replica named `name` on the test's database; its log goes to dir_/<name>.log.
+  std::unique_ptr<ServerProcess> Replica(const std::string& name,
+                                         std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {"--store=" + uri_, "--replica-name=" + name,
+                                     "--heartbeat-seconds=" + std::to_string(kHeartbeatSeconds),
+                                     "--job-runners=1", "--log-level=info"};
+    const bool own_lease = std::any_of(extra.begin(), extra.end(), [](const std::string& a) {
+      return a.rfind("--lease-seconds", 0) == 0;
+    });
+    if (!own_lease) args.push_back("--lease-seconds=" + std::to_string(kLeaseSeconds));
+    args.insert(args.end(), extra.begin(), extra.end());
+    auto replica = std::make_unique<ServerProcess>(
+        std::map<std::string, std::string>{{kModel, Sst2ModelDir()}}, args,
+        dir_ + "/" + name + ".log");
+    EXPECT_TRUE(replica->ok()) << ReadFile(dir_ + "/" + name + ".log");
+    return replica;
+  }
+
+  std::string Sql(const std::string& sql) {
+    auto value = pg_->Query(database_, sql);
+    EXPECT_TRUE(value.ok()) << value.status();
+    return value.value_or("");
+  }
+  std::string Holder(const std::string& job) {
+    return Sql("SELECT lease_holder FROM attattr_jobs WHERE id = '" + job + "'");
+  }
+  int Attempts(const std::string& job) {
+    return std::stoi(Sql("SELECT attempts FROM attattr_jobs WHERE id = '" + job + "'"));
+  }
+  // Polls until `job` runs under a lease of a holder other than `not_holder` ("" = any).
+  std::string WaitForHolder(const std::string& job, const std::string& not_holder,
+                            int seconds = 60) {
+    const auto until = Clock::now() + std::chrono::seconds(seconds);
+    while (Clock::now() < until) {
+      const std::string state = Sql("SELECT state FROM attattr_jobs WHERE id = '" + job + "'");
+      const std::string holder = Holder(job);
+      if (state == "RUNNING" && !holder.empty() && holder != not_holder) return holder;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    ADD_FAILURE() << job << " never ran on a replica other than '" << not_holder << "'";
+    return "";
+  }
+  // The result bytes of `spec` run by a single replica on its own SQLite store.
+  static std::string SingleReplicaResult(const v1::JobSpec& spec) {
+    ServerProcess alone({{kModel, Sst2ModelDir()}});
+    EXPECT_TRUE(alone.ok());
+    auto stub = Connect(alone.address());
+    v1::Job job;
+    EXPECT_TRUE(Submit(*stub, spec, &job).ok());
+    EXPECT_EQ(WaitDone(*stub, job.name(), 300).state(), v1::SUCCEEDED);
+    return ReadResult(*stub, job.name()).bytes;
+  }
+
+  static PostgresServer* pg_;
+  static std::string* why_not_;
+  std::string uri_;
+  std::string database_;
+  std::string dir_;
+};
+
+PostgresServer* ReplicasTest::pg_ = nullptr;
+std::string* ReplicasTest::why_not_ = new std::string;
+
+TEST_F(ReplicasTest, AnyReplicaServesEveryJob) {
+  auto a = Replica("a");
+  auto b = Replica("b");
+  auto c = Replica("c");
+  ASSERT_TRUE(a->ok() && b->ok() && c->ok());
+  auto on_a = Connect(a->address());
+  auto on_b = Connect(b->address());
+  auto on_c = Connect(c->address());
+  const v1::JobSpec spec = TextJob(3);
+  v1::Job job;
+  ASSERT_TRUE(Submit(*on_a, spec, &job).ok());
+  EXPECT_EQ(::attattr::testing::Get(*on_b, job.name()).name(), job.name());
+  // WatchJob on B and WaitJob on C, both woken by the other replicas' changes (NOTIFY).
+  auto watched = std::async(std::launch::async, [&] {
+    grpc::ClientContext ctx;
+    v1::WatchJobRequest req;
+    req.set_name(job.name());
+    auto reader = on_b->WatchJob(&ctx, req);
+    v1::Job update, last;
+    while (reader->Read(&update)) last = update;
+    EXPECT_TRUE(reader->Finish().ok());
+    return last.state();
+  });
+  EXPECT_EQ(WaitDone(*on_c, job.name()).state(), v1::SUCCEEDED);
+  EXPECT_EQ(watched.get(), v1::SUCCEEDED);
+  auto result = ReadResult(*on_c, job.name());
+  ASSERT_TRUE(result.status.ok()) << result.status.error_message();
+  EXPECT_TRUE(result.bytes == SingleReplicaResult(spec));
+
+  // Jobs submitted through every replica list once each, whichever replica serves each page.
+  std::set<std::string> submitted = {job.name()};
+  for (int i = 0; i < 5; ++i) {
+    v1::Job more;
+    ASSERT_TRUE(Submit(*(i % 3 == 0 ? on_a : i % 3 == 1 ? on_b : on_c), TextJob(1), &more).ok());
+    submitted.insert(more.name());
+  }
+  std::multiset<std::string> listed;
+  std::string token;
+  int page = 0;
+  do {
+    grpc::ClientContext ctx;
+    v1::ListJobsRequest req;
+    req.set_page_size(2);
+    req.set_page_token(token);
+    v1::ListJobsResponse resp;
+    auto& stub = page % 3 == 0 ? on_a : page % 3 == 1 ? on_b : on_c;
+    ASSERT_TRUE(stub->ListJobs(&ctx, req, &resp).ok());
+    for (const auto& j : resp.jobs()) listed.insert(j.name());
+    token = resp.next_page_token();
+    ++page;
+  } while (!token.empty());
+  EXPECT_EQ(std::set<std::string>(listed.begin(), listed.end()), submitted);
+  EXPECT_EQ(listed.size(), submitted.size());
+
+  // The same request_id sent to the three replicas at once makes one job.
+  std::vector<std::future<std::string>> racing;
+  for (auto* stub : {on_a.get(), on_b.get(), on_c.get(), on_a.get(), on_b.get(), on_c.get()}) {
+    racing.push_back(std::async(std::launch::async, [stub] {
+      v1::Job raced;
+      EXPECT_TRUE(Submit(*stub, TextJob(1), &raced, "same-request").ok());
+      return raced.name();
+    }));
+  }
+  std::set<std::string> names;
+  for (auto& r : racing) names.insert(r.get());
+  EXPECT_EQ(names.size(), 1u);
+}
+
+TEST_F(ReplicasTest, TwoReplicasStartingTogetherOnAnEmptyDatabaseMigrateOnce) {
+  std::unique_ptr<ServerProcess> a, b;
+  std::thread start_a([&] { a = Replica("a"); });
+  std::thread start_b([&] { b = Replica("b"); });
+  start_a.join();
+  start_b.join();
+  ASSERT_TRUE(a->ok() && b->ok());
+  EXPECT_EQ(Sql("SELECT COUNT(*) FROM attattr_schema"), "1");
+  const std::string logs = ReadFile(dir_ + "/a.log") + ReadFile(dir_ + "/b.log");
+  size_t created = 0;
+  for (size_t at = logs.find("created version"); at != std::string::npos;
+       at = logs.find("created version", at + 1)) {
+    ++created;
+  }
+  EXPECT_EQ(created, 1u) << logs;
+  for (auto* replica : {a.get(), b.get()}) {
+    auto stub = Connect(replica->address());
+    v1::Job job;
+    ASSERT_TRUE(Submit(*stub, TextJob(1), &job).ok());
+    EXPECT_EQ(WaitDone(*stub, job.name()).state(), v1::SUCCEEDED);
+  }
+}
+
+// kill -9 of the replica running a job: another takes it over once the lease lapses (within
+// lease + heartbeat of the kill), runs it again from the start, and the result is the
+// single-replica one, stored once.
+TEST_F(ReplicasTest, KilledReplicasJobIsTakenOverWithinTheLease) {
+  auto a = Replica("a");
+  auto b = Replica("b");
+  ASSERT_TRUE(a->ok() && b->ok());
+  auto on_a = Connect(a->address());
+  const v1::JobSpec spec = TextJob(24, 8);
+  v1::Job job;
+  ASSERT_TRUE(Submit(*on_a, spec, &job).ok());
+  const std::string first = WaitForHolder(job.name(), "");
+  ASSERT_FALSE(first.empty());
+  ServerProcess& victim = first == "a" ? *a : *b;
+  ServerProcess& survivor = first == "a" ? *b : *a;
+  const auto killed = Clock::now();
+  victim.Kill();
+  const std::string second = WaitForHolder(job.name(), first);
+  const double takeover = SecondsSince(killed);
+  EXPECT_NE(second, first);
+  EXPECT_LE(takeover, kLeaseSeconds + kHeartbeatSeconds + 2.0) << "took over after " << takeover;
+  std::cout << "[ measured ] takeover after kill -9: " << takeover << " s (lease " << kLeaseSeconds
+            << " s, heartbeat " << kHeartbeatSeconds << " s)\n";
+  auto on_survivor = Connect(survivor.address());
+  EXPECT_EQ(WaitDone(*on_survivor, job.name(), 300).state(), v1::SUCCEEDED);
+  EXPECT_EQ(Attempts(job.name()), 2);
+  auto result = ReadResult(*on_survivor, job.name());
+  ASSERT_TRUE(result.status.ok());
+  EXPECT_TRUE(result.bytes == SingleReplicaResult(spec));
+}
+
+// SIGSTOP past the lease: the job is taken over and finished elsewhere; after SIGCONT the frozen
+// replica's writes (progress, result, finish) are refused by the lease token and change nothing.
+TEST_F(ReplicasTest, FrozenReplicaIsFencedOffAfterItsJobIsTakenOver) {
+  auto a = Replica("a");
+  auto b = Replica("b");
+  ASSERT_TRUE(a->ok() && b->ok());
+  auto on_a = Connect(a->address());
+  const v1::JobSpec spec = TextJob(12, 8);
+  v1::Job job;
+  ASSERT_TRUE(Submit(*on_a, spec, &job).ok());
+  const std::string first = WaitForHolder(job.name(), "");
+  ServerProcess& frozen = first == "a" ? *a : *b;
+  ServerProcess& other = first == "a" ? *b : *a;
+  ASSERT_EQ(kill(frozen.pid(), SIGSTOP), 0);
+  WaitForHolder(job.name(), first);
+  auto on_other = Connect(other.address());
+  ASSERT_EQ(WaitDone(*on_other, job.name(), 300).state(), v1::SUCCEEDED);
+  const std::string bytes = ReadResult(*on_other, job.name()).bytes;
+  ASSERT_EQ(kill(frozen.pid(), SIGCONT), 0);
+  // The thawed replica goes on with its run until its next write or heartbeat is refused.
+  std::this_thread::sleep_for(std::chrono::seconds(kHeartbeatSeconds * 3));
+  v1::Job after = ::attattr::testing::Get(*on_other, job.name());
+  EXPECT_EQ(after.state(), v1::SUCCEEDED);
+  EXPECT_EQ(Attempts(job.name()), 2);
+  EXPECT_TRUE(ReadResult(*on_other, job.name()).bytes == bytes);
+  EXPECT_TRUE(bytes == SingleReplicaResult(spec));
+  const std::string log = ReadFile(dir_ + "/" + first + ".log");
+  EXPECT_NE(log.find("no longer holds it"), std::string::npos) << log;
+}
+
+// SIGTERM: the draining replica hands its running job back at once (no waiting for the lease,
+// which is a minute here) and another replica runs it.
+TEST_F(ReplicasTest, SigtermReleasesRunningJobsAtOnce) {
+  auto a = Replica("a", {"--lease-seconds=60", "--grace-seconds=0"});
+  auto b = Replica("b", {"--lease-seconds=60", "--grace-seconds=0"});
+  ASSERT_TRUE(a->ok() && b->ok());
+  auto on_a = Connect(a->address());
+  v1::Job job;
+  ASSERT_TRUE(Submit(*on_a, TextJob(24, 8), &job).ok());
+  const std::string first = WaitForHolder(job.name(), "");
+  ServerProcess& leaving = first == "a" ? *a : *b;
+  ServerProcess& staying = first == "a" ? *b : *a;
+  const auto terminated = Clock::now();
+  EXPECT_EQ(leaving.Stop(), 0);
+  WaitForHolder(job.name(), first, 20);
+  const double handover = SecondsSince(terminated);
+  EXPECT_LE(handover, 10.0);
+  std::cout << "[ measured ] handover after SIGTERM: " << handover << " s (lease 60 s)\n";
+  auto on_staying = Connect(staying.address());
+  EXPECT_EQ(WaitDone(*on_staying, job.name(), 300).state(), v1::SUCCEEDED);
+}
+
+// A cancel sent to one replica stops the run on another at once: that replica's only runner is
+// free for the next job long before the cancelled job could have finished.
+TEST_F(ReplicasTest, CancelOnOneReplicaStopsTheRunOnAnother) {
+  auto a = Replica("a");
+  auto b = Replica("b");
+  ASSERT_TRUE(a->ok() && b->ok());
+  auto on_a = Connect(a->address());
+  auto on_b = Connect(b->address());
+  v1::Job first, second;
+  ASSERT_TRUE(Submit(*on_a, TextJob(400, 16), &first).ok());
+  const std::string first_holder = WaitForHolder(first.name(), "");
+  ASSERT_TRUE(Submit(*on_a, TextJob(400, 16), &second).ok());
+  WaitForHolder(second.name(), first_holder);           // both replicas busy now
+  auto& elsewhere = first_holder == "a" ? on_b : on_a;  // the replica not running `first`
+  const auto cancelled = Clock::now();
+  ASSERT_TRUE(::attattr::testing::Cancel(*elsewhere, first.name()).ok());
+  v1::Job next;
+  ASSERT_TRUE(Submit(*elsewhere, TextJob(1), &next).ok());
+  EXPECT_EQ(WaitForHolder(next.name(), ""), first_holder);
+  const double freed = SecondsSince(cancelled);
+  EXPECT_LE(freed, 5.0);
+  std::cout << "[ measured ] runner freed after a cancel on another replica: " << freed << " s\n";
+  EXPECT_EQ(WaitDone(*elsewhere, next.name()).state(), v1::SUCCEEDED);
+  EXPECT_EQ(::attattr::testing::Get(*elsewhere, second.name()).state(), v1::RUNNING);
+  ASSERT_TRUE(::attattr::testing::Cancel(*elsewhere, second.name()).ok());
+}
+
+// PostgreSQL restarts mid-job: the replicas report NOT_SERVING (submissions UNAVAILABLE) while
+// it is down, reconnect by themselves, and every acknowledged job completes.
+TEST_F(ReplicasTest, PostgresRestartLosesNoAcknowledgedJob) {
+  auto a = Replica("a");
+  auto b = Replica("b");
+  ASSERT_TRUE(a->ok() && b->ok());
+  auto on_a = Connect(a->address());
+  std::vector<std::string> names;
+  for (int i = 0; i < 4; ++i) {
+    v1::Job job;
+    ASSERT_TRUE(Submit(*on_a, TextJob(i == 0 ? 24 : 2, 8), &job).ok());
+    names.push_back(job.name());
+  }
+  WaitForHolder(names[0], "");
+  ASSERT_TRUE(pg_->Stop().ok());
+  v1::Job refused;
+  grpc::Status down = Submit(*on_a, TextJob(1), &refused);
+  EXPECT_EQ(down.error_code(), grpc::StatusCode::UNAVAILABLE) << down.error_message();
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  ASSERT_TRUE(pg_->Restart().ok()) << pg_->Log();
+  for (const std::string& name : names) {
+    EXPECT_EQ(WaitDone(*on_a, name, 300).state(), v1::SUCCEEDED) << name;
+  }
+}
+
+}  // namespace
