@@ -98,21 +98,23 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
         auto http,
         metrics::MetricsHttpServer::Start(config.metrics_listen, &server->registry_, http_options));
     server->metrics_http_ = std::move(http);
-    // /healthz says what grpc.health.v1 says: 503 while models load and while draining.
+    // /healthz (liveness) says what grpc.health.v1's "" says: 503 while models load and while
+    // draining; /readyz (readiness) what "attattr.v1.Attattr" says: also 503 while the job store
+    // is unreachable (a database outage takes replicas out of the Service, it does not restart
+    // them).
     Server* self = server.get();
-    server->metrics_http_->SetHealthCheck([self] {
-      switch (self->phase_.load()) {
-        case Phase::kStarting:
-          return absl::UnavailableError("starting: loading models");
-        case Phase::kDraining:
-          return absl::UnavailableError("draining: shutting down");
-        default:
-          if (!self->store_reachable_.load()) {
-            return absl::UnavailableError("the job store is unreachable");
+    server->metrics_http_->SetHealthCheck([self] { return self->Liveness(); });
+    ATTATTR_RETURN_IF_ERROR(server->metrics_http_->AddHandler(
+        "/readyz", [self](const metrics::MetricsHttpServer::Request&) {
+          metrics::MetricsHttpServer::Response response;
+          absl::Status ready = self->Liveness();
+          if (ready.ok() && !self->store_reachable_.load()) {
+            ready = absl::UnavailableError("the job store is unreachable");
           }
-          return absl::OkStatus();
-      }
-    });
+          response.status = ready.ok() ? 200 : 503;
+          response.body = ready.ok() ? "ok\n" : absl::StrCat(ready.message(), "\n");
+          return response;
+        }));
     server->log_.Info("serving Prometheus metrics",
                       {{"port", server->metrics_http_->port()},
                        {"scheme", config.tls_cert.empty() ? "http" : "https"}});
@@ -344,10 +346,21 @@ void Server::OnStoreResync() {
   for (const std::string& id : events_.SubscribedJobs()) OnStoreChange(id);
 }
 
+absl::Status Server::Liveness() const {
+  switch (phase_.load()) {
+    case Phase::kStarting:
+      return absl::UnavailableError("starting: loading models");
+    case Phase::kDraining:
+      return absl::UnavailableError("draining: shutting down");
+    default:
+      return absl::OkStatus();
+  }
+}
+
 void Server::SetServing(bool serving) {
   auto* health = grpc_->GetHealthCheckService();
   health->SetServingStatus("", serving);
-  health->SetServingStatus("attattr.v1.Attattr", serving);
+  health->SetServingStatus("attattr.v1.Attattr", serving && store_reachable_.load());
 }
 
 void Server::WatchStoreHealth() {
@@ -358,12 +371,14 @@ void Server::WatchStoreHealth() {
     if (reachable == store_reachable_.exchange(reachable)) return;
     absl::MutexLock lock(&health_mu_);
     if (phase_.load() != Phase::kServing) return;
-    SetServing(reachable);
+    SetServing(true);
     if (reachable) {
-      log_.Info("job store reachable again: health SERVING");
+      log_.Info("job store reachable again: attattr.v1.Attattr SERVING");
     } else {
-      log_.Error("job store unreachable: health NOT_SERVING until it answers",
-                 {{"error", answered.message()}});
+      log_.Error(
+          "job store unreachable: attattr.v1.Attattr NOT_SERVING (and /readyz 503) until it "
+          "answers",
+          {{"error", answered.message()}});
     }
   });
 }

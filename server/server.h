@@ -78,8 +78,11 @@ class Server {
   void OnStoreChange(const std::string& id);
   // The store's change stream was interrupted: re-read what is waited on, look for work.
   void OnStoreResync();
-  // Sets grpc.health.v1 for the whole server and the service.
+  // Sets grpc.health.v1: "" (liveness) to `serving`, attattr.v1.Attattr (readiness) to `serving`
+  // while the job store answers.
   void SetServing(bool serving) ABSL_EXCLUSIVE_LOCKS_REQUIRED(health_mu_);
+  // What /healthz and grpc.health.v1's "" say: starting, serving or draining.
+  absl::Status Liveness() const;
 
   const ServerConfig config_;
   const EventLog log_;

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # helm lint and helm template of helm/attattr for the default values, values-gpu.yaml and the
 # chart's ci/*.yaml (every optional feature; TLS, mutual TLS, tokens, cert-manager, NetworkPolicy,
-# a service mesh); what the renders must contain; and values that must be refused at install
-# time (values.schema.json and the chart's own checks), each by both `helm template` and `helm lint`.
+# a service mesh; the PostgreSQL job store from a URL, from a Secret, and in the cluster); what the
+# renders must contain; and values that must be refused at install time (values.schema.json and
+# the chart's own checks), each by both `helm template` and `helm lint`.
 # usage: helm_chart_test.sh SOURCE_DIR TOOLS_DIR VENV_DIR     (exit 77: a tool is missing)
 set -uo pipefail
 src=$1 tools=$2 venv=$3
@@ -14,7 +15,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 for values in "" values-gpu.yaml ci/full-values.yaml ci/persistence-values.yaml ci/secure-values.yaml \
-  ci/certmanager-values.yaml ci/mesh-values.yaml; do
+  ci/certmanager-values.yaml ci/mesh-values.yaml ci/postgresql-values.yaml; do
   f=(); [ -n "$values" ] && f=(-f "$chart/$values")
   label=${values:-default values}
   check "helm lint --strict ($label)" "$HELM" lint --strict "$chart" "${f[@]}"
@@ -44,10 +45,20 @@ def ingress_from(docs, port):
     rules = [r for r in one(docs, "NetworkPolicy")["spec"]["ingress"] if any(p["port"] == port for p in r["ports"])]
     return [peer for r in rules for peer in r["from"]]
 
+def env_of(c):
+    return {e["name"]: e for e in c.get("env") or []}
+def selects(selector, labels):
+    return all(labels.get(k) == v for k, v in selector.items())
+
 names = ("default", "values-gpu.yaml", "full-values.yaml", "persistence-values.yaml", "secure-values.yaml",
-         "certmanager-values.yaml", "mesh-values.yaml")
+         "certmanager-values.yaml", "mesh-values.yaml", "postgresql-values.yaml")
 for name in names:
-    docs = load(name)
+    rendered = load(name)
+    # The server's objects; the in-cluster PostgreSQL's (component: database) are checked below.
+    database = {k: d for k, d in rendered.items()
+                if d["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "database"}
+    docs = {k: d for k, d in rendered.items() if k not in database}
+    expect(bool(database) == (name == "postgresql-values.yaml"), f"{name}: in-cluster PostgreSQL objects: {sorted(database)}")
     dep = one(docs, "Deployment"); pod = dep["spec"]["template"]["spec"]
     c = pod["containers"][0]
     psc = pod["securityContext"]
@@ -63,8 +74,9 @@ for name in names:
     if tls:
         # The kubelet's gRPC probes cannot do (mutual) TLS: HTTPS GET /healthz on the metrics port.
         for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
-            expect(c[probe].get("httpGet") == {"path": "/healthz", "port": "metrics", "scheme": "HTTPS"}
-                   and "grpc" not in c[probe], f"{name}: {probe} is HTTPS /healthz: {c[probe]}")
+            path = "/readyz" if probe == "readinessProbe" else "/healthz"
+            expect(c[probe].get("httpGet") == {"path": path, "port": "metrics", "scheme": "HTTPS"}
+                   and "grpc" not in c[probe], f"{name}: {probe} is HTTPS {path}: {c[probe]}")
         expect(arg(c, "--tls-cert") == "/etc/attattr-tls/tls.crt" and arg(c, "--tls-key") == "/etc/attattr-tls/tls.key",
                f"{name}: --tls-cert/--tls-key")
         mounts = {m["name"]: m for m in c["volumeMounts"]}
@@ -85,6 +97,23 @@ for name in names:
     expect(("NetworkPolicy", "attattr") in docs or name == "mesh-values.yaml", f"{name}: a NetworkPolicy by default")
     vols = {v["name"]: v for v in pod["volumes"]}
     expect("emptyDir" in vols["tmp"], f"{name}: /tmp emptyDir")
+    # The job store: SQLite on the store volume, or PostgreSQL shared by the replicas (no volume,
+    # never a password in the arguments, RollingUpdate).
+    postgres = name in ("full-values.yaml", "secure-values.yaml", "postgresql-values.yaml")
+    store = arg(c, "--store")
+    expect(("store" not in vols) == postgres and
+           any(m["name"] == "store" for m in c["volumeMounts"]) == (not postgres),
+           f"{name}: the SQLite store volume only without PostgreSQL: {sorted(vols)}")
+    if postgres:
+        expect(dep["spec"]["strategy"]["type"] == "RollingUpdate", f"{name}: RollingUpdate with PostgreSQL")
+        expect(store is None or (store.startswith("postgresql://") and ":" not in store.split("@")[0][len("postgresql://"):]
+                                 and "password=" not in store), f"{name}: no password in --store: {store}")
+    else:
+        expect(store == "/var/lib/attattr/attattr-jobs.db", f"{name}: --store is the SQLite file: {store}")
+        expect(not any(a.startswith(("--store-connections", "--store-password-file")) for a in c["args"]) and
+               "ATTATTR_STORE" not in env_of(c), f"{name}: no PostgreSQL flags with SQLite")
+        expect(dep["spec"].get("replicas", 1) <= 1 and not any(k == "HorizontalPodAutoscaler" for k, _ in docs),
+               f"{name}: one replica with SQLite")
     gpu = name == "values-gpu.yaml"
     expect(("--device=cuda" in c["args"]) == gpu, f"{name}: --device")
     expect(("nvidia.com/gpu" in c.get("resources", {}).get("limits", {})) == gpu, f"{name}: nvidia.com/gpu")
@@ -93,6 +122,8 @@ for name in names:
         expect(pod.get("nodeSelector") and pod.get("tolerations"), "gpu: nodeSelector and tolerations")
     if name == "default":
         expect("emptyDir" in vols["store"], "default: store on an emptyDir")
+        for line in ("lease-seconds=30", "heartbeat-seconds=10", "grace-seconds=30"):
+            expect(line + "\n" in ini, f"default: {line} in the INI")
         expect(vols["models"]["persistentVolumeClaim"]["claimName"] == "attattr-models", "default: models PVC")
         expect(pod["terminationGracePeriodSeconds"] == 45, "default: grace 30 + 15")
         for kind in ("ServiceMonitor", "HorizontalPodAutoscaler", "PersistentVolumeClaim", "Secret", "Certificate"):
@@ -136,13 +167,35 @@ for name in names:
                "maxUnavailable" not in one(docs, "PodDisruptionBudget")["spec"], "full: PDB minAvailable")
         expect("batch-max-delay-us=1000000\n" in ini, f"full: big integers stay integers: {ini}")
         egress = one(docs, "NetworkPolicy")["spec"]["egress"]
-        expect([p["port"] for r in egress for p in r["ports"]] == [53, 53, 443],
-               f"full: restricted egress allows DNS and HTTPS for the download: {egress}")
+        expect([p["port"] for r in egress for p in r["ports"]] == [53, 53, 443, 5432],
+               f"full: restricted egress allows DNS, HTTPS for the download and PostgreSQL: {egress}")
+        # A managed PostgreSQL: the URL (no password) as --store, the password as a file.
+        expect(arg(c, "--store") == "postgresql://attattr@db.example.internal:5432/attattr?sslmode=require"
+               "&options=-csearch_path%3Dattattr", f"full: --store is the PostgreSQL URL: {arg(c, '--store')}")
+        expect(arg(c, "--store-connections") == "4", "full: --store-connections")
+        expect(arg(c, "--store-password-file") == "/etc/attattr-store/db-password", "full: --store-password-file")
+        expect(vols["store-password"]["secret"] == {"secretName": "attattr-db", "defaultMode": 0o440},
+               f"full: the password Secret: {vols['store-password']}")
+        mount = [m for m in c["volumeMounts"] if m["name"] == "store-password"]
+        expect(mount == [{"name": "store-password", "mountPath": "/etc/attattr-store", "readOnly": True}],
+               f"full: the password Secret mounted read-only as a directory: {mount}")
+        expect("ATTATTR_STORE" not in env_of(c), "full: no ATTATTR_STORE with a URL")
+        for line in ("lease-seconds=20", "heartbeat-seconds=5"):
+            expect(line + "\n" in ini, f"full: {line} in the INI")
     if name == "persistence-values.yaml":
         expect(dep["spec"]["strategy"]["type"] == "Recreate", "persistence: Recreate")
+        expect(vols["store"]["persistentVolumeClaim"]["claimName"] == "attattr-store", "persistence: store PVC")
         expect(one(docs, "PersistentVolumeClaim")["spec"]["storageClassName"] == "standard", "persistence: PVC")
         expect(vols["models"]["hostPath"]["path"] == "/mnt/models", "persistence: hostPath models")
     if name == "secure-values.yaml":
+        # The whole PostgreSQL URI from a Secret, through the environment: no --store at all.
+        expect(arg(c, "--store") is None, f"secure: no --store argument with store.postgresql.existingSecret: {c['args']}")
+        expect(env_of(c).get("ATTATTR_STORE") == {"name": "ATTATTR_STORE", "valueFrom": {
+            "secretKeyRef": {"name": "attattr-store", "key": "uri"}}},
+            f"secure: ATTATTR_STORE from the Secret's key: {env_of(c).get('ATTATTR_STORE')}")
+        expect(arg(c, "--store-connections") == "8" and arg(c, "--store-password-file") is None,
+               "secure: --store-connections, no password file")
+        expect(dep["spec"]["replicas"] == 2, "secure: two replicas")
         expect(arg(c, "--tls-client-ca") == "/etc/attattr-client-ca/ca.crt", "secure: --tls-client-ca from clientCASecret")
         expect(vols["client-ca"]["secret"]["secretName"] == "attattr-client-ca", "secure: client CA Secret")
         expect(vols["tls"]["secret"]["secretName"] == "attattr-tls", "secure: TLS Secret")
@@ -210,8 +263,96 @@ for name in names:
         expect(pod.get("terminationGracePeriodSeconds") == 45, "mesh: grace")
         expect(dep["spec"]["template"]["metadata"]["labels"].get("sidecar.istio.io/inject") == "true",
                "mesh: podLabels reach the pod")
+    if name == "postgresql-values.yaml":
+        # The in-cluster PostgreSQL: a StatefulSet of the official image under restricted Pod
+        # Security, its Service, a generated password, and the server pointed at it.
+        sts = one(database, "StatefulSet"); spod = sts["spec"]["template"]["spec"]
+        pg = spod["containers"][0]
+        expect(sts["metadata"]["name"] == "attattr-postgresql" and sts["spec"]["replicas"] == 1, "postgresql: one instance")
+        expect(pg["image"] == "postgres:15", f"postgresql: the official image: {pg['image']}")
+        expect(spod["securityContext"] == {"runAsNonRoot": True, "runAsUser": 999, "runAsGroup": 999, "fsGroup": 999,
+                                           "fsGroupChangePolicy": "OnRootMismatch",
+                                           "seccompProfile": {"type": "RuntimeDefault"}},
+               f"postgresql: pod securityContext: {spod['securityContext']}")
+        sc = pg["securityContext"]
+        expect(sc.get("allowPrivilegeEscalation") is False and sc.get("capabilities", {}).get("drop") == ["ALL"]
+               and sc.get("readOnlyRootFilesystem") is True and sc.get("runAsNonRoot"),
+               f"postgresql: container securityContext: {sc}")
+        expect({m["mountPath"] for m in pg["volumeMounts"]} ==
+               {"/var/lib/postgresql/data", "/var/run/postgresql", "/tmp"}, "postgresql: writable paths")
+        claim = sts["spec"]["volumeClaimTemplates"][0]["spec"]
+        expect(claim["storageClassName"] == "standard" and claim["resources"]["requests"]["storage"] == "2Gi",
+               f"postgresql: the data claim: {claim}")
+        expect("max_connections=100" in pg["args"], f"postgresql: max_connections: {pg['args']}")
+        pg_env = env_of(pg)
+        pod_labels = sts["spec"]["template"]["metadata"]["labels"]
+        svc_db = one(database, "Service")
+        expect(svc_db["metadata"]["name"] == sts["spec"]["serviceName"] == "attattr-postgresql" and
+               selects(svc_db["spec"]["selector"], pod_labels) and svc_db["spec"]["ports"][0]["port"] == 5432,
+               "postgresql: its Service selects its pod on 5432")
+        expect(not selects(svc["spec"]["selector"], pod_labels) and
+               not selects(one(docs, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"], pod_labels) and
+               not selects(sts["spec"]["selector"]["matchLabels"], dep["spec"]["template"]["metadata"]["labels"]),
+               "postgresql: the server's Service and PDB do not select the database, nor its selector the server")
+        secret = one(database, "Secret")
+        password = base64.b64decode(secret["data"]["password"]).decode()
+        expect(len(password) == 32 and password.isalnum(), "postgresql: a generated 32-character password")
+        expect(secret["metadata"]["annotations"].get("helm.sh/resource-policy") == "keep",
+               "postgresql: the password Secret outlives an uninstall (as the data volume does)")
+        expect(pg_env["POSTGRES_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": secret["metadata"]["name"], "key": "password"}
+               and pg_env["POSTGRES_USER"]["value"] == "attattr" and pg_env["POSTGRES_DB"]["value"] == "attattr",
+               f"postgresql: the database is initialised from the Secret: {pg_env}")
+        expect(arg(c, "--store") == "postgresql://attattr@attattr-postgresql:5432/attattr?sslmode=disable",
+               f"postgresql: the server points at the in-cluster database: {arg(c, '--store')}")
+        expect(arg(c, "--store-password-file") == "/etc/attattr-store/password" and
+               vols["store-password"]["secret"]["secretName"] == secret["metadata"]["name"],
+               "postgresql: the server reads the password from the same Secret")
+        expect(arg(c, "--store-connections") == "4" and dep["spec"]["replicas"] == 3, "postgresql: 3 replicas, 4 connections")
+        egress = one(docs, "NetworkPolicy")["spec"]["egress"]
+        to_db = [r for r in egress if any(selects(p.get("podSelector", {}).get("matchLabels", {}), pod_labels)
+                                          and "namespaceSelector" not in p for p in r.get("to", []))]
+        expect(len(to_db) == 1 and to_db[0]["ports"] == [{"port": 5432, "protocol": "TCP"}],
+               f"postgresql: restricted server egress reaches the database on 5432: {egress}")
+        np_db = one(database, "NetworkPolicy")["spec"]
+        expect(selects(np_db["podSelector"]["matchLabels"], pod_labels) and
+               np_db["ingress"] == [{"ports": [{"port": "postgresql", "protocol": "TCP"}],
+                                     "from": [{"podSelector": {"matchLabels": dep["spec"]["selector"]["matchLabels"]}}]}]
+               and np_db.get("egress") == [], f"postgresql: only the server pods reach the database: {np_db}")
 for e in errors: print("  " + e)
 sys.exit(1 if errors else 0)
+PY
+
+# Store variants set on the command line: the SQLite file's volume disappears with PostgreSQL,
+# and an existingSecret's URI reaches the server only through the environment.
+"$HELM" template attattr "$chart" --namespace ml --set replicaCount=2 \
+  --set store.postgresql.url='postgresql://attattr@db:5432/attattr?sslmode=require' >"$tmp/pg-url.out"
+"$HELM" template attattr "$chart" --namespace ml --set autoscaling.enabled=true \
+  --set store.postgresql.existingSecret=db-uri >"$tmp/pg-secret.out"
+check "store.postgresql.url and existingSecret renders" "$PY" - "$tmp" <<'PY'
+import sys, yaml
+tmp = sys.argv[1]
+errors = []
+for name in ("pg-url", "pg-secret"):
+    docs = [d for d in yaml.safe_load_all(open(f"{tmp}/{name}.out")) if d]
+    dep = next(d for d in docs if d["kind"] == "Deployment"); pod = dep["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    if any(v["name"] == "store" for v in pod["volumes"]) or any(m["name"] == "store" for m in c["volumeMounts"]):
+        errors.append(f"{name}: the SQLite store volume is still there")
+    if any(d["kind"] in ("PersistentVolumeClaim", "StatefulSet") for d in docs):
+        errors.append(f"{name}: a PVC or StatefulSet without persistence or postgresql.enabled")
+    stores = [a for a in c["args"] if a.startswith("--store=")]
+    env = {e["name"]: e for e in c.get("env") or []}
+    if name == "pg-url":
+        if stores != ["--store=postgresql://attattr@db:5432/attattr?sslmode=require"] or "ATTATTR_STORE" in env:
+            errors.append(f"pg-url: --store {stores}, env {env}")
+    else:
+        if stores or env.get("ATTATTR_STORE", {}).get("valueFrom") != {"secretKeyRef": {"name": "db-uri", "key": "url"}}:
+            errors.append(f"pg-secret: --store {stores}, ATTATTR_STORE {env.get('ATTATTR_STORE')}")
+        if "replicas" in dep["spec"] or not any(d["kind"] == "HorizontalPodAutoscaler" for d in docs):
+            errors.append("pg-secret: the autoscaler owns the replicas")
+    if "--store-connections=8" not in c["args"]:
+        errors.append(f"{name}: --store-connections=8")
+print("\n".join(errors)); sys.exit(1 if errors else 0)
 PY
 
 # NOTES.txt (helm template does not print it: render it through a copy of the chart).
@@ -237,6 +378,10 @@ check "NOTES.txt with TLS: metrics over https" grep -qF 'https://attattr.ml.svc:
 notes ci/mesh-values.yaml >"$tmp/notes-mesh"
 check "NOTES.txt warns of tokens without TLS" grep -q 'tokens cross the network in plaintext' "$tmp/notes-mesh"
 check "NOTES.txt does not warn with TLS" sh -c '! grep -q plaintext "$1"' sh "$tmp/notes-secure"
+notes ci/postgresql-values.yaml >"$tmp/notes-postgresql"
+check "NOTES.txt with PostgreSQL: the shared job store" grep -q 'shared by every replica' "$tmp/notes-postgresql"
+check "NOTES.txt with the in-cluster PostgreSQL: not for production" grep -q 'is for trying this out' "$tmp/notes-postgresql"
+check "NOTES.txt with PostgreSQL: no emptyDir note" sh -c '! grep -q emptyDir "$1"' sh "$tmp/notes-postgresql"
 
 # Values that must be refused, with the reason named: values.schema.json refuses them in
 # `helm lint` and `helm template`/`install`.
@@ -303,8 +448,43 @@ bad "cuda without a GPU" "server/device" --set server.device=cuda
 bad "a shared SQLite store" "replicaCount" --set store.persistence.enabled=true --set replicaCount=2
 bad "a shared SQLite store under an autoscaler" "autoscaling" --set store.persistence.enabled=true \
   --set autoscaling.enabled=true
+
+# The job store: several replicas only with PostgreSQL, and the refusal says why (the schema's
+# message, and the template's own check behind it).
+why="own job queue, so its jobs are invisible to the other replicas and lost when it is scaled down"
+bad "several replicas without PostgreSQL" "$why" --set replicaCount=2
+bad "an autoscaler without PostgreSQL" "$why" --set autoscaling.enabled=true
+refuse "helm template --skip-schema-validation refuses several replicas without PostgreSQL" "$why" \
+  "$HELM" template attattr "$chart" --skip-schema-validation --set replicaCount=2
+refuse "helm template --skip-schema-validation refuses an autoscaler without PostgreSQL" "$why" \
+  "$HELM" template attattr "$chart" --skip-schema-validation --set autoscaling.enabled=true
+bad "a password in store.postgresql.url" "store/postgresql/url" \
+  --set store.postgresql.url='postgresql://attattr:secret@db/attattr'
+refuse "helm template --skip-schema-validation refuses a password in the URL" "carries a password" \
+  "$HELM" template attattr "$chart" --skip-schema-validation --set store.postgresql.url='postgresql://attattr:secret@db/attattr'
+bad_template "a password= parameter in store.postgresql.url" "carries a password" \
+  --set store.postgresql.url='postgresql://attattr@db/attattr?password=secret'
+bad "a store URL that is not PostgreSQL" "store/postgresql/url" --set store.postgresql.url=mysql://db/attattr
+bad "both store.postgresql.url and existingSecret" "existingSecret" \
+  --set store.postgresql.url=postgresql://attattr@db/attattr --set store.postgresql.existingSecret=db-uri
+bad "the in-cluster PostgreSQL and a URL" "store/postgresql/url" --set postgresql.enabled=true \
+  --set store.postgresql.url=postgresql://attattr@db/attattr
+bad "store persistence with PostgreSQL" "store/postgresql/url" --set store.persistence.enabled=true \
+  --set store.postgresql.url=postgresql://attattr@db/attattr
+refuse "helm template --skip-schema-validation refuses store persistence with PostgreSQL" "SQLite store's volume" \
+  "$HELM" template attattr "$chart" --skip-schema-validation --set store.persistence.enabled=true \
+  --set store.postgresql.url=postgresql://attattr@db/attattr
+bad "store.postgresql.connections above 256" "connections" --set store.postgresql.connections=300
+bad "a misspelt store.postgresql key" "existingSecrets" --set store.postgresql.existingSecrets=db-uri
+bad_template "a lease shorter than two heartbeats" "leaseSeconds.*2 x server.heartbeatSeconds" \
+  --set server.leaseSeconds=15 --set server.heartbeatSeconds=10
+bad "a heartbeat of 0" "heartbeatSeconds" --set server.heartbeatSeconds=0
+bad_template "more connections than the in-cluster PostgreSQL allows" "postgresql.maxConnections" \
+  --set postgresql.enabled=true --set replicaCount=20
+bad "a PostgreSQL user name that needs quoting" "username" --set postgresql.enabled=true \
+  --set postgresql.auth.username=Attattr-Server
 bad_template "minReplicas above maxReplicas" "minReplicas" --set autoscaling.enabled=true \
-  --set autoscaling.minReplicas=5 --set autoscaling.maxReplicas=2
+  --set autoscaling.minReplicas=5 --set autoscaling.maxReplicas=2 --set store.postgresql.existingSecret=db-uri
 
 # TLS, tokens, principals, quotas, NetworkPolicy.
 bad "TLS without a Secret or cert-manager" "secretName" --set tls.enabled=true

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Every manifest helm/attattr renders (default values, values-gpu.yaml, ci/*.yaml) validated
+# Every manifest helm/attattr renders (default values, values-gpu.yaml, ci/*.yaml: also the
+# in-cluster PostgreSQL's StatefulSet, Service, Secret and NetworkPolicy) validated
 # offline and strictly against the Kubernetes schemas of the oldest supported (1.27) and the
 # newest shipped (1.37) version (kubernetes-validate); the ServiceMonitor and cert-manager
 # Certificate CRDs structurally, the NetworkPolicy against the pods and ports of the render.
@@ -16,7 +17,7 @@ validate=("$PY" "$(dirname "$0")/k8s_validate.py" --versions 1.27.0,1.37.0)
 
 files=()
 for values in "" values-gpu.yaml ci/full-values.yaml ci/persistence-values.yaml ci/secure-values.yaml \
-  ci/certmanager-values.yaml ci/mesh-values.yaml; do
+  ci/certmanager-values.yaml ci/mesh-values.yaml ci/postgresql-values.yaml; do
   f=(); [ -n "$values" ] && f=(-f "$chart/$values")
   out=$tmp/$(basename "${values:-default}" .yaml).yaml
   check "helm template ${values:-(default values)}" "$HELM" template attattr "$chart" --namespace ml "${f[@]}"
@@ -40,6 +41,9 @@ sed -e 's/^  renewBefore: 240h$/  renewBefore: 800h/' "$tmp/certmanager-values.y
 refuse "renewBefore beyond the duration is caught" 'renewBefore' "${validate[@]}" "$tmp/bad-renew.yaml"
 sed -e 's/^        - port: metrics$/        - port: metric/' "$tmp/default.yaml" >"$tmp/bad-netpol.yaml"
 refuse "a NetworkPolicy port the pods lack is caught" "port 'metric'" "${validate[@]}" "$tmp/bad-netpol.yaml"
+# ... also for the in-cluster PostgreSQL's policy, whose pods are a StatefulSet's.
+sed -e 's/^        - port: postgresql$/        - port: postgres/' "$tmp/postgresql-values.yaml" >"$tmp/bad-netpol-db.yaml"
+refuse "a PostgreSQL NetworkPolicy port its pods lack is caught" "port 'postgres'" "${validate[@]}" "$tmp/bad-netpol-db.yaml"
 sed -e 's/^      scheme: https$/      scheme: http/' "$tmp/secure-values.yaml" >"$tmp/bad-sm.yaml"
 refuse "a ServiceMonitor tlsConfig over http is caught" 'tlsConfig' "${validate[@]}" "$tmp/bad-sm.yaml"
 finish

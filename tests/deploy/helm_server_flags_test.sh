@@ -6,6 +6,9 @@
 # model load, after the flags and the INI were accepted. The TLS, mutual TLS and token renders
 # (ci/secure-values.yaml, ci/certmanager-values.yaml, ci/mesh-values.yaml) start with certificates
 # made by openssl and a token file; the client then connects with them (k8s_server_flags.py).
+# The PostgreSQL renders (ci/full-values.yaml: a URL and a password file; ci/secure-values.yaml: the
+# URI from a Secret; ci/postgresql-values.yaml: in the cluster) have their store flags checked and
+# start on a temporary SQLite store instead (no PostgreSQL here).
 # usage: helm_server_flags_test.sh SOURCE_DIR TOOLS_DIR VENV_DIR SERVER_BINARY [SHARED_DIR [CLIENT]]
 #        exit 77: a tool or the shared model is missing
 set -uo pipefail
@@ -25,7 +28,7 @@ flags=("$PY" "$(dirname "$0")/k8s_server_flags.py" --server "$server" --models-s
 [ -n "$client" ] && flags+=(--client "$client")
 
 for values in "" ci/full-values.yaml ci/persistence-values.yaml ci/secure-values.yaml \
-  ci/certmanager-values.yaml ci/mesh-values.yaml values-gpu.yaml; do
+  ci/certmanager-values.yaml ci/mesh-values.yaml ci/postgresql-values.yaml values-gpu.yaml; do
   f=(); [ -n "$values" ] && f=(-f "$chart/$values")
   out=$tmp/$(basename "${values:-default}" .yaml).yaml
   "$HELM" template attattr "$chart" "${f[@]}" >"$out" || { echo "FAIL: helm template"; exit 1; }

@@ -12,6 +12,14 @@ usage: k8s_server_flags.py --server BIN --models-src DIR [--client BIN] (--start
               (a CLI11 parse or validation error exits 2); exit 1 naming cuda (the model could not
               be put on the device) counts as accepted, and so does a clean start where CUDA exists.
 
+Job store: --store is an SQLite file on a writable volume, or a PostgreSQL URI — as an argument
+without a password (the server refuses one there), or the whole URI in the environment variable
+ATTATTR_STORE from a Secret (secretKeyRef), never both. With PostgreSQL, --store-password-file
+must come from a Secret volume mounted as a directory under a key the Secret has, and
+--store-connections must be 1-256; --store-password-file with SQLite is refused. The server is
+then started against a temporary SQLite store instead (no PostgreSQL here): the other flags and
+the INI (lease-seconds, heartbeat-seconds, store-connections) are still taken by the real server.
+
 TLS and authentication (--tls-cert/--tls-key/--tls-client-ca, --auth-tokens): the files must come
 from Secret volumes mounted as directories (no subPath: the kubelet then updates them when the
 Secret changes, and the server re-reads them), under the keys the Secret has; the probes must be
@@ -157,6 +165,18 @@ def run_client(client, command, port, flags, env=None):
     return r
 
 
+def is_postgres_uri(value):
+    """What the server takes as a PostgreSQL --store (store_uri.h: IsPostgresUri)."""
+    return value.startswith(("postgresql://", "postgres://"))
+
+
+def uri_has_password(uri):
+    """A password in the user info (postgresql://user:secret@host) or a password= parameter."""
+    if not is_postgres_uri(uri):
+        return False
+    return bool(re.match(r"^postgres(ql)?://[^/?#@]*:[^/?#@]*@", uri) or re.search(r"[?&]password=", uri))
+
+
 def parse_ini(text):
     values = {}
     for line in text.splitlines():
@@ -196,9 +216,38 @@ def main():
         if k in opts:
             fail("option --%s given twice" % k)
         opts[k] = v
-    for required in ("config", "models", "listen", "metrics-listen", "store", "device"):
+    # The job store: an argument, or ATTATTR_STORE from a Secret (the server reads every flag from
+    # ATTATTR_<NAME>; a URI with a password belongs there, not in the arguments).
+    env = {e["name"]: e for e in c.get("env") or []}
+    store_env = env.get("ATTATTR_STORE")
+    if store_env is not None:
+        if "store" in opts:
+            fail("both --store and ATTATTR_STORE: the argument would silently win over the Secret")
+        ref = (store_env.get("valueFrom") or {}).get("secretKeyRef")
+        if ref is None and uri_has_password(store_env.get("value", "")):
+            fail("ATTATTR_STORE holds a password as a literal in the pod spec: take it from a Secret (secretKeyRef)")
+        if ref is not None:
+            rendered = [d for d in docs if d.get("kind") == "Secret" and d["metadata"]["name"] == ref["name"]]
+            if rendered and ref["key"] not in (rendered[0].get("data") or {}) and \
+                    ref["key"] not in (rendered[0].get("stringData") or {}):
+                fail("ATTATTR_STORE: Secret %s has no key %s" % (ref["name"], ref["key"]))
+            print("job store: ATTATTR_STORE from Secret %s key %s" % (ref["name"], ref["key"]))
+    for required in ("config", "models", "listen", "metrics-listen", "device"):
         if required not in opts:
             fail("--%s is not passed" % required)
+    if "store" not in opts and store_env is None:
+        fail("--store is not passed (nor ATTATTR_STORE)")
+    # From the Secret: a URI by the chart's contract (store.postgresql.existingSecret).
+    postgres = store_env is not None and "store" not in opts and \
+        (store_env.get("valueFrom") is not None or is_postgres_uri(store_env.get("value", "")))
+    if "store" in opts:
+        postgres = is_postgres_uri(opts["store"])
+        if postgres and uri_has_password(opts["store"]):
+            fail("--store carries a PostgreSQL password on the command line (the server refuses it)")
+    if postgres and "store-connections" in opts and not 1 <= int(opts["store-connections"]) <= 256:
+        fail("--store-connections=%s is not in 1..256" % opts["store-connections"])
+    if not postgres and "store-password-file" in opts:
+        fail("--store-password-file with an SQLite --store (the server refuses it)")
 
     # Mounts: the config file comes from a ConfigMap volume; store is on a writable volume.
     volumes = {v["name"]: v for v in pod.get("volumes", [])}
@@ -229,9 +278,12 @@ def main():
     ini_text = cms[0]["data"][key]
     ini = parse_ini(ini_text)
 
-    store_mount = mount_for(opts["store"])
-    if store_mount.get("readOnly"):
-        fail("--store %s is on a read-only mount" % opts["store"])
+    if not postgres:
+        store_mount = mount_for(opts["store"])
+        if store_mount.get("readOnly"):
+            fail("--store %s is on a read-only mount" % opts["store"])
+    elif any(m["name"] == "store" for m in mounts):
+        fail("a PostgreSQL store, but the SQLite store volume is still mounted")
     models_mount = mount_for(opts["models"])
     if not c.get("securityContext", {}).get("readOnlyRootFilesystem"):
         fail("readOnlyRootFilesystem is not set")
@@ -245,7 +297,7 @@ def main():
     auth = "auth-tokens" in opts or "tls-client-ca" in opts
     certificates = [d for d in docs if d.get("kind") == "Certificate"]
     rendered_tokens = None
-    for flag in ("tls-cert", "tls-key", "tls-client-ca", "auth-tokens"):
+    for flag in ("tls-cert", "tls-key", "tls-client-ca", "auth-tokens", "store-password-file"):
         if flag not in opts:
             continue
         m = mount_for(opts[flag])
@@ -268,7 +320,7 @@ def main():
                 fail("--%s: Secret %s has no key %s" % (flag, secret_name, key))
             if flag == "auth-tokens":
                 rendered_tokens = base64.b64decode(data[key]).decode()
-        elif flag != "auth-tokens" and key not in ("tls.crt", "tls.key", "ca.crt"):
+        elif flag.startswith("tls-") and key not in ("tls.crt", "tls.key", "ca.crt"):
             fail("--%s: %s is not a key of a kubernetes.io/tls Secret (tls.crt, tls.key, ca.crt)" % (flag, key))
         if flag == "tls-cert" and certificates and secret_name not in [
                 x["spec"]["secretName"] for x in certificates]:
@@ -291,16 +343,23 @@ def main():
         if tls:
             # The kubelet's gRPC probes speak plaintext (or TLS without a client certificate):
             # with TLS the probe is HTTPS GET /healthz on the metrics port, which needs none.
+            # Readiness asks /readyz (also 503 while the job store is unreachable).
+            path = "/readyz" if probe == "readinessProbe" else "/healthz"
             get = (p or {}).get("httpGet") or {}
-            if get.get("scheme") != "HTTPS" or get.get("path") != "/healthz" or \
+            if get.get("scheme") != "HTTPS" or get.get("path") != path or \
                     get.get("port") not in ("metrics", ports["metrics"]):
-                fail("with TLS, %s must be HTTPS GET /healthz on the metrics port: %s" % (probe, p))
+                fail("with TLS, %s must be HTTPS GET %s on the metrics port: %s" % (probe, path, p))
             continue
         if not p or "grpc" not in p:
             fail("%s is not a gRPC probe" % probe)
         if p["grpc"]["port"] != ports["grpc"]:
             fail("%s probes port %s, the server listens on %s" % (probe, p["grpc"]["port"], ports["grpc"]))
-    services = [d for d in docs if d.get("kind") == "Service"]
+    # The server's Services: those selecting its pods (not, e.g., the in-cluster PostgreSQL's).
+    pod_labels = deployment["spec"]["template"]["metadata"].get("labels") or {}
+    services = [d for d in docs if d.get("kind") == "Service" and (d["spec"].get("selector") or {}) and
+                all(pod_labels.get(k) == v for k, v in d["spec"]["selector"].items())]
+    if not services:
+        fail("no Service selects the server's pods")
     for s in services:
         names = {p["name"]: p for p in s["spec"]["ports"]}
         for _, name in listeners:
@@ -364,6 +423,13 @@ def main():
             os.chmod(tokens_path, 0o600)
             replaced["auth-tokens"] = tokens_path
             print("token file:\n" + open(tokens_path).read())
+        if postgres:
+            # No PostgreSQL here: the same flags against a temporary SQLite store (which refuses a
+            # password file). A real PostgreSQL run is tests/server's business.
+            print("PostgreSQL store %s: started on a temporary SQLite store instead"
+                  % (opts.get("store") or "from ATTATTR_STORE"))
+            opts.pop("store-password-file", None)
+            opts.setdefault("store", "")
         cmd = [os.path.abspath(args.server)] + ["--%s=%s" % (k, replaced.get(k, v)) for k, v in opts.items()]
         print("INI:\n" + ini_text)
         print("running: " + " ".join(cmd))
@@ -416,6 +482,10 @@ def main():
             print("GET https://127.0.0.1:%d/healthz (as the kubelet) -> %s %s" % (metrics_port, status, body.strip()))
             if status != 200:
                 stop_and_fail("/healthz over HTTPS did not answer 200 as the kubelet asks it")
+            status, body = http_get(metrics_port, "/readyz")
+            print("GET https://127.0.0.1:%d/readyz (as the kubelet) -> %s %s" % (metrics_port, status, body.strip()))
+            if status != 200:
+                stop_and_fail("/readyz over HTTPS did not answer 200 as the kubelet asks it")
             # Prometheus: verifies the server certificate, presents no credentials.
             status, body = http_get(metrics_port, "/metrics", ca=pki["ca.crt"])
             print("GET https://127.0.0.1:%d/metrics (CA verified, no credentials) -> %s" % (metrics_port, status))

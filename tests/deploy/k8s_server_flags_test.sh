@@ -2,7 +2,9 @@
 # Nothing in deploy/k8s contradicts the server's flags: builds the cpu and gpu overlays and starts
 # the REAL attattr-server with their arguments and ConfigMap INI (tests/deploy/k8s_server_flags.py);
 # the gpu overlay (--device=cuda) is checked to parse; the secure overlay (TLS, mutual TLS, tokens)
-# starts with certificates made by openssl and a token file, and the client connects with them.
+# starts with certificates made by openssl and a token file, and the client connects with them;
+# the postgresql overlays' store flags are checked and the server started on a temporary SQLite
+# store instead (no PostgreSQL here).
 # usage: k8s_server_flags_test.sh SOURCE_DIR TOOLS_DIR VENV_DIR SERVER_BINARY [SHARED_DIR [CLIENT]]
 #        exit 77: a tool or the shared model is missing
 set -uo pipefail
@@ -20,7 +22,7 @@ flags=("$PY" "$(dirname "$0")/k8s_server_flags.py" --server "$server" --models-s
 # With the client, `attattr models --server` (the command NOTES.txt suggests) must list the model.
 [ -n "$client" ] && flags+=(--client "$client")
 
-for overlay in cpu gpu secure; do
+for overlay in cpu gpu secure postgresql postgresql-in-cluster; do
   out=$tmp/$overlay.yaml
   "${KUSTOMIZE[@]}" "$src/deploy/k8s/overlays/$overlay" >"$out" || { echo "FAIL: kustomize"; exit 1; }
   mode=--start; [ "$overlay" = gpu ] && mode=--parse-only

@@ -4,8 +4,9 @@ OpenAPI schemas shipped in the PyPI package kubernetes-validate, strictly (unkno
 errors), for each Kubernetes version given. Custom resources whose schema is not shipped
 (ServiceMonitor, cert-manager's Certificate) are checked structurally here instead, with a note:
 their fields, and that they point at the Service port / the Secret a Deployment mounts. A
-NetworkPolicy is also checked against the render: it selects the Deployment's pods, names only
-their container ports, and every rule names its peers (a rule without `from` admits everyone).
+NetworkPolicy is also checked against the render: it selects the pods of a Deployment or
+StatefulSet, names only their container ports, and every rule names its peers (a rule without
+`from` admits everyone).
 
 usage: k8s_validate.py --versions 1.27.0,1.37.0 FILE...
 Exit 0 when every document is valid, 1 otherwise.
@@ -90,7 +91,9 @@ def go_duration(text):
 
 
 def pod_templates(docs):
-    return [d["spec"]["template"] for d in docs if d.get("kind") == "Deployment"]
+    """The pod templates of the render's workloads (the server's Deployment, the in-cluster
+    PostgreSQL's StatefulSet)."""
+    return [d["spec"]["template"] for d in docs if d.get("kind") in ("Deployment", "StatefulSet")]
 
 
 def check_certificate(doc, docs):
@@ -154,7 +157,7 @@ def check_network_policy(doc, docs):
     selected = [t for t in templates
                 if all((t["metadata"].get("labels") or {}).get(k) == v for k, v in selector.items())]
     if templates and not selected:
-        errors.append("spec.podSelector %s selects no Deployment's pods" % selector)
+        errors.append("spec.podSelector %s selects no Deployment's or StatefulSet's pods" % selector)
     port_names = {p["name"] for t in selected for c in t["spec"]["containers"] for p in c.get("ports") or []
                   if "name" in p}
     for i, rule in enumerate(spec.get("ingress") or []):

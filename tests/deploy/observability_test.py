@@ -2,7 +2,8 @@
 """Checks of the Grafana dashboard and the Prometheus alert rules (CTest label `deploy`).
 
   observability_test.py rules      SOURCE_DIR
-      promtool check rules + promtool test rules (unit tests for every alert).
+      promtool check rules + promtool test rules (unit tests for every alert); the expected alerts
+      are defined, and each has a row in deploy/README.md's table and a runbook entry.
   observability_test.py dashboard  SOURCE_DIR
       the dashboard is a Grafana 10 model (schemaVersion, unique panel ids, grid positions, every
       panel and target on the templated `datasource`) and every PromQL expression in it parses
@@ -37,6 +38,13 @@ MODEL = "sst2-bert-l4-h256"
 NVML_ONLY = {"attattr_device_memory_used_bytes", "attattr_device_memory_total_bytes"}
 # Series Prometheus makes itself for every target (not exposed by the server).
 PROMETHEUS_OWN = {"up", "scrape_duration_seconds", "scrape_samples_scraped"}
+# Counters whose series (one per label value) appear only once the event happened — a store call
+# that failed in the store itself. A healthy server declares the family (`# TYPE`) with no sample.
+FAILURE_ONLY = {"attattr_store_errors_total"}
+# The alerts the rules must define (deploy/README.md, "Alerts and what to do", has each runbook).
+EXPECTED_ALERTS = {"AttattrQueueSaturated", "AttattrRpcErrorRatioHigh", "AttattrJobsFailing",
+                   "AttattrNoReadyReplica", "AttattrCompletenessGapDrifting", "AttattrStoreDown",
+                   "AttattrStoreErrors"}
 
 
 def fail(msg):
@@ -167,6 +175,15 @@ def cmd_rules(src):
             fail("promtool " + " ".join(args))
     # Every alert has at least one firing and one not-firing case in the unit tests.
     alerts = [w.split(" ", 1)[1] for w, _ in rules_exprs(os.path.join(src, RULES))]
+    if set(alerts) != EXPECTED_ALERTS:
+        fail(f"{RULES}: alerts {sorted(alerts)}, expected {sorted(EXPECTED_ALERTS)}")
+    readme = open(os.path.join(src, "deploy/README.md")).read()
+    runbooks = readme.split("## Alerts and what to do", 1)[-1]
+    for a in alerts:
+        if f"**{a}**" not in runbooks:
+            fail(f"deploy/README.md: no runbook entry **{a}** under 'Alerts and what to do'")
+        if f"`{a}`" not in readme:
+            fail(f"deploy/README.md: alert {a} is not in the alert table")
     tests = open(os.path.join(src, RULES_TEST)).read()
     for a in alerts:
         blocks = re.findall(r"alertname:\s*" + re.escape(a) + r"\s*\n\s*exp_alerts:(.*?)(?=\n\s*- eval_time|\n\s*#|\n  - interval|\Z)",
@@ -252,9 +269,28 @@ def cmd_dashboard(src):
                    "attattr_job_run_duration_seconds_bucket", "attattr_jobs_total", "attattr_jobs_running",
                    "attattr_rpc_requests_total", "attattr_rpc_duration_seconds_bucket",
                    "attattr_completeness_gap_bucket", "attattr_batch_size", "process_resident_memory_bytes",
-                   "attattr_device_memory_used_bytes", "attattr_device_memory_total_bytes"):
+                   "attattr_device_memory_used_bytes", "attattr_device_memory_total_bytes",
+                   "attattr_store_up", "attattr_store_operation_seconds_bucket", "attattr_store_errors_total",
+                   "attattr_job_lease_takeovers_total"):
         if needed not in all_text:
             errors.append(f"no panel shows {needed}")
+    # The job store row (issue 7): up per replica, latency p50/p99 by operation, errors by
+    # operation, lease takeovers.
+    rows = [p for p in panels if p.get("type") == "row"]
+    store_row = [r for r in rows if r.get("title") == "Job store"]
+    if not store_row:
+        errors.append("no row 'Job store'")
+    else:
+        y0 = store_row[0]["gridPos"]["y"]
+        later_rows = [r["gridPos"]["y"] for r in rows if r["gridPos"]["y"] > y0]
+        y1 = min(later_rows) if later_rows else 10 ** 6
+        row_exprs = "\n".join(t.get("expr", "") for p in panels if y0 < p.get("gridPos", {}).get("y", -1) < y1
+                              for t in p.get("targets", []))
+        for needed in (r'attattr_store_up\{', r'histogram_quantile\(0\.5, sum by \(le, operation\) \(rate\(attattr_store_operation_seconds_bucket',
+                       r'histogram_quantile\(0\.99, sum by \(le, operation\) \(rate\(attattr_store_operation_seconds_bucket',
+                       r'sum by \(operation\) \(rate\(attattr_store_errors_total', r'attattr_job_lease_takeovers_total'):
+            if not re.search(needed, row_exprs):
+                errors.append(f"the 'Job store' row has no panel matching /{needed}/")
     if not re.search(r'code!="OK"', all_text):
         errors.append("no RPC error ratio (code!=\"OK\")")
     if errors:
@@ -353,9 +389,13 @@ def cmd_metric_names(src, bin_dir, shared):
             log.close()
 
     exposed = exposed_names(text)
+    declared = set(re.findall(r"^# TYPE (\S+) ", text, re.M))
     missing = []
     for name, where in sorted(used.items()):
         if name in exposed or name in PROMETHEUS_OWN:
+            continue
+        if name in FAILURE_ONLY and name in declared:
+            print(f"declared without series (only failures make one): {name} ({where})")
             continue
         if name in NVML_ONLY:
             print(f"allowed without a GPU: {name} ({where}; registered only where the NVIDIA driver is)")

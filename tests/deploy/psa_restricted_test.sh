@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Pod Security Standard `restricted`: every pod spec that helm/attattr renders (default values,
 # values-gpu.yaml, ci/*.yaml: the model download init container, TLS, mutual TLS, tokens,
-# cert-manager, NetworkPolicy, a mesh) and that deploy/k8s builds (base and overlays) is allowed
+# cert-manager, NetworkPolicy, a mesh, the in-cluster PostgreSQL's StatefulSet) and that
+# deploy/k8s builds (base and overlays, the in-cluster PostgreSQL too) is allowed
 # at the policy versions latest and v1.27 (the oldest supported Kubernetes), judged by the
 # admission controller's own checks (k8s.io/pod-security-admission, tests/deploy/psa_check) as in
 # a namespace labelled pod-security.kubernetes.io/enforce=restricted. The one exception is
@@ -22,14 +23,14 @@ chart=$src/helm/attattr
 psa=("$PSA_CHECK" -level restricted -versions latest,v1.27)
 
 for values in "" values-gpu.yaml ci/full-values.yaml ci/secure-values.yaml ci/certmanager-values.yaml \
-  ci/mesh-values.yaml; do
+  ci/mesh-values.yaml ci/postgresql-values.yaml; do
   f=(); [ -n "$values" ] && f=(-f "$chart/$values")
   out=$tmp/helm-$(basename "${values:-default}" .yaml).yaml
   "$HELM" template attattr "$chart" --namespace ml "${f[@]}" >"$out" || { echo "FAIL: helm template $values"; exit 1; }
   check "restricted: helm/attattr (${values:-default values})" "${psa[@]}" "$out"
   grep -E '^(ok|FAIL)' "$tmp/out" | sed 's/^/     /'
 done
-for dir in base overlays/cpu overlays/gpu overlays/secure; do
+for dir in base overlays/cpu overlays/gpu overlays/secure overlays/postgresql overlays/postgresql-in-cluster; do
   out=$tmp/k8s-$(basename "$dir").yaml
   "${KUSTOMIZE[@]}" "$src/deploy/k8s/$dir" >"$out" || { echo "FAIL: kustomize $dir"; exit 1; }
   check "restricted: deploy/k8s/$dir" "${psa[@]}" "$out"

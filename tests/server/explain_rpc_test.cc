@@ -1,7 +1,6 @@
 // The gRPC service end to end: a real Server on an ephemeral loopback port, called through the
 // generated stub — models, Explain (results equal the engine's, honest errors naming the field,
 // deadlines), grpc.health.v1, and draining.
-#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <gtest/gtest.h>
@@ -19,6 +18,7 @@
 #include "support/golden.h"
 #include "support/golden_tree.h"
 #include "support/http_get.h"
+#include "support/job_rpc.h"
 #include "support/test_paths.h"
 
 namespace attattr::server {
@@ -320,36 +320,9 @@ TEST(ServerLifecycleTest, HealthServesOverallAndPerServiceStatusThenShutsDown) {
   auto log = std::make_shared<spdlog::logger>("t", std::make_shared<spdlog::sinks::null_sink_mt>());
   auto server = Server::Start(config, log);
   ASSERT_TRUE(server.ok()) << server.status();
-  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string((*server)->port()),
-                                     grpc::InsecureChannelCredentials());
-  // grpc.health.v1.Health/Check through a generic call: the health proto is not generated here.
-  grpc::GenericStub generic(channel);
-  auto check = [&](const std::string& service) {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-    // HealthCheckRequest{service}: field 1, length-delimited.
-    std::string req = std::string(1, '\x0a') + static_cast<char>(service.size()) + service;
-    grpc::Slice slice(req);
-    grpc::ByteBuffer in(&slice, 1), out;
-    std::mutex mu;
-    std::condition_variable cv;
-    bool done = false;
-    grpc::Status status;
-    generic.UnaryCall(&ctx, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &in, &out,
-                      [&](grpc::Status s) {
-                        std::lock_guard<std::mutex> l(mu);
-                        status = s;
-                        done = true;
-                        cv.notify_one();
-                      });
-    std::unique_lock<std::mutex> l(mu);
-    cv.wait(l, [&] { return done; });
-    std::vector<grpc::Slice> slices;
-    if (status.ok()) (void)out.Dump(&slices);
-    std::string body;
-    for (auto& s : slices) body.append(reinterpret_cast<const char*>(s.begin()), s.size());
-    // HealthCheckResponse{status}: 0x08 <enum>; SERVING = 1 (proto3 omits 0).
-    return status.ok() ? (body.size() == 2 ? body[1] : 0) : -1;
+  const std::string address = "127.0.0.1:" + std::to_string((*server)->port());
+  const auto check = [&](const std::string& service) {
+    return ::attattr::testing::HealthStatus(address, service);
   };
   EXPECT_EQ(check(""), 1);
   EXPECT_EQ(check("attattr.v1.Attattr"), 1);

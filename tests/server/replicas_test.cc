@@ -353,8 +353,8 @@ TEST_F(ReplicasTest, CancelOnOneReplicaStopsTheRunOnAnother) {
   ASSERT_TRUE(::attattr::testing::Cancel(*elsewhere, second.name()).ok());
 }
 
-// PostgreSQL restarts mid-job: the replicas report NOT_SERVING (submissions UNAVAILABLE) while
-// it is down, reconnect by themselves, and every acknowledged job completes.
+// PostgreSQL restarts mid-job: the replicas turn unready but stay alive (submissions UNAVAILABLE)
+// while it is down, reconnect by themselves, and every acknowledged job completes.
 TEST_F(ReplicasTest, PostgresRestartLosesNoAcknowledgedJob) {
   auto a = Replica("a");
   auto b = Replica("b");
@@ -371,11 +371,21 @@ TEST_F(ReplicasTest, PostgresRestartLosesNoAcknowledgedJob) {
   v1::Job refused;
   grpc::Status down = Submit(*on_a, TextJob(1), &refused);
   EXPECT_EQ(down.error_code(), grpc::StatusCode::UNAVAILABLE) << down.error_message();
-  std::this_thread::sleep_for(std::chrono::seconds(2));
+  // Unready (out of the Service) but alive (not restarted), within the every-second store check.
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  EXPECT_EQ(::attattr::testing::HealthStatus(a->address(), "attattr.v1.Attattr"), 2);
+  EXPECT_EQ(::attattr::testing::HealthStatus(a->address(), ""), 1);
   ASSERT_TRUE(pg_->Restart().ok()) << pg_->Log();
   for (const std::string& name : names) {
     EXPECT_EQ(WaitDone(*on_a, name, 300).state(), v1::SUCCEEDED) << name;
   }
+  // Ready again at the next store check.
+  int ready = 0;
+  for (int i = 0; i < 50 && ready != 1; ++i) {
+    ready = ::attattr::testing::HealthStatus(a->address(), "attattr.v1.Attattr");
+    if (ready != 1) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(ready, 1);
 }
 
 }  // namespace

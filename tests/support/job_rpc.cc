@@ -1,11 +1,15 @@
 // Job RPC helpers for end-to-end tests (see job_rpc.h).
 #include "support/job_rpc.h"
 
+#include <grpcpp/generic/generic_stub.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <thread>
+#include <vector>
 
 namespace attattr::testing {
 
@@ -119,6 +123,37 @@ StreamedResult ReadResult(v1::Attattr::Stub& stub, const std::string& name) {
     EXPECT_TRUE(out.result.ParseFromString(out.bytes));
   }
   return out;
+}
+
+int HealthStatus(const std::string& address, const std::string& service) {
+  auto channel = grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
+  grpc::GenericStub generic(channel);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  // HealthCheckRequest{service}: field 1, length-delimited.
+  std::string req = std::string(1, '\x0a') + static_cast<char>(service.size()) + service;
+  grpc::Slice slice(req);
+  grpc::ByteBuffer in(&slice, 1), out;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  grpc::Status status;
+  generic.UnaryCall(&ctx, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &in, &out,
+                    [&](grpc::Status s) {
+                      std::lock_guard<std::mutex> l(mu);
+                      status = s;
+                      done = true;
+                      cv.notify_one();
+                    });
+  std::unique_lock<std::mutex> l(mu);
+  cv.wait(l, [&] { return done; });
+  if (!status.ok()) return -1;
+  std::vector<grpc::Slice> slices;
+  (void)out.Dump(&slices);
+  std::string body;
+  for (auto& s : slices) body.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  // HealthCheckResponse{status}: 0x08 <enum> (proto3 omits UNKNOWN = 0).
+  return body.size() == 2 ? body[1] : 0;
 }
 
 void ExpectStatus(const grpc::Status& s, grpc::StatusCode code, const std::string& text) {

@@ -51,6 +51,11 @@ struct StreamedResult {
 // GetJobResult, chunks concatenated and parsed; chunk indices checked.
 StreamedResult ReadResult(v1::Attattr::Stub& stub, const std::string& name);
 
+// grpc.health.v1.Health/Check of `service` ("" = the whole server) at `address`, through a generic
+// call (the health proto is not generated here): 1 SERVING, 2 NOT_SERVING, 0 UNKNOWN, -1 when
+// the call failed (NOT_FOUND for an unknown service).
+int HealthStatus(const std::string& address, const std::string& service);
+
 // `s` has `code` and its message contains `text`.
 void ExpectStatus(const grpc::Status& s, grpc::StatusCode code, const std::string& text);
 

@@ -39,6 +39,57 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- printf "%s/%s" (trimSuffix "/" .Values.store.mountPath) .Values.store.fileName }}
 {{- end }}
 
+{{/* "true" when the job store is PostgreSQL (store.postgresql.url/existingSecret, or the in-cluster
+   postgresql), else "" (the SQLite file). */}}
+{{- define "attattr.postgresStore" -}}
+{{- if or .Values.store.postgresql.url .Values.store.postgresql.existingSecret .Values.postgresql.enabled }}true{{ end }}
+{{- end }}
+
+{{/* The --store argument for PostgreSQL ("" when the URI comes from the Secret existingSecret). */}}
+{{- define "attattr.postgresUrl" -}}
+{{- if .Values.postgresql.enabled }}
+{{- printf "postgresql://%s@%s:5432/%s?sslmode=disable" .Values.postgresql.auth.username (include "attattr.postgresql.fullname" .) .Values.postgresql.auth.database }}
+{{- else }}{{ .Values.store.postgresql.url }}
+{{- end }}
+{{- end }}
+
+{{/* The Secret and key holding the PostgreSQL password for --store-password-file ("" = none). */}}
+{{- define "attattr.storePasswordSecret" -}}
+{{- if .Values.postgresql.enabled }}{{ include "attattr.postgresql.secret" . }}
+{{- else }}{{ .Values.store.postgresql.passwordSecret }}
+{{- end }}
+{{- end }}
+{{- define "attattr.storePasswordKey" -}}
+{{- if .Values.postgresql.enabled }}{{ .Values.postgresql.auth.secretKey }}
+{{- else }}{{ .Values.store.postgresql.passwordKey }}
+{{- end }}
+{{- end }}
+
+{{/* The in-cluster PostgreSQL (postgresql.enabled): names and labels. Its selector labels differ
+   from the server's (another app.kubernetes.io/name), so the server's Service, PodDisruptionBudget
+   and NetworkPolicy never select it. */}}
+{{- define "attattr.postgresql.fullname" -}}
+{{- printf "%s-postgresql" (include "attattr.fullname" . | trunc 52 | trimSuffix "-") }}
+{{- end }}
+
+{{- define "attattr.postgresql.secret" -}}
+{{- default (include "attattr.postgresql.fullname" .) .Values.postgresql.auth.existingSecret }}
+{{- end }}
+
+{{- define "attattr.postgresql.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "attattr.name" . }}-postgresql
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "attattr.postgresql.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "attattr.postgresql.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Values.postgresql.image.tag | quote }}
+app.kubernetes.io/component: database
+app.kubernetes.io/part-of: {{ include "attattr.name" . }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
 {{/* The store's claim name when persistence is on. */}}
 {{- define "attattr.storeClaim" -}}
 {{- default (printf "%s-store" (include "attattr.fullname" .)) .Values.store.persistence.existingClaim }}
@@ -64,7 +115,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{/* The probe handler with TLS: GET /healthz over HTTPS on the metrics port. */}}
 {{- define "attattr.httpsProbe" -}}
 httpGet:
-  path: /healthz
+  path: {{ .path | default "/healthz" }}
   port: metrics
   scheme: HTTPS
 {{- end }}
@@ -88,8 +139,39 @@ httpGet:
 {{- if and (hasPrefix "cuda" .Values.server.device) (not .Values.gpu.enabled) }}
 {{- fail "server.device is cuda but gpu.enabled is false: the pod would get no GPU (set gpu.enabled=true)" }}
 {{- end }}
-{{- if and .Values.store.persistence.enabled (or (gt (int .Values.replicaCount) 1) .Values.autoscaling.enabled) }}
-{{- fail "store.persistence.enabled needs replicaCount 1 and autoscaling off: one SQLite store file cannot be shared by replicas" }}
+{{- $postgres := include "attattr.postgresStore" . }}
+{{- $pg := .Values.store.postgresql }}
+{{- if and (not $postgres) (or (gt (int .Values.replicaCount) 1) .Values.autoscaling.enabled) }}
+{{- fail "replicaCount > 1 and autoscaling need the shared PostgreSQL job store (store.postgresql.url, store.postgresql.existingSecret or postgresql.enabled): with SQLite each replica keeps its own job queue, so its jobs are invisible to the other replicas and lost when it is scaled down" }}
+{{- end }}
+{{- if and .Values.store.persistence.enabled $postgres }}
+{{- fail "store.persistence.enabled is the SQLite store's volume: with PostgreSQL (store.postgresql, postgresql.enabled) nothing is stored on the pod; turn persistence off" }}
+{{- end }}
+{{- if and $pg.url $pg.existingSecret }}
+{{- fail "store.postgresql.url and store.postgresql.existingSecret are exclusive: give one PostgreSQL URI" }}
+{{- end }}
+{{- if and .Values.postgresql.enabled (or $pg.url $pg.existingSecret $pg.passwordSecret) }}
+{{- fail "postgresql.enabled points the server at the in-cluster PostgreSQL: leave store.postgresql.url, existingSecret and passwordSecret empty" }}
+{{- end }}
+{{- if $pg.url }}
+{{- if not (regexMatch "^postgres(ql)?://" $pg.url) }}
+{{- fail (printf "store.postgresql.url %q is not a PostgreSQL URI (postgresql://USER@HOST:PORT/DB?PARAMS)" $pg.url) }}
+{{- end }}
+{{- if or (regexMatch "^postgres(ql)?://[^/?#@]*:[^/?#@]*@" $pg.url) (regexMatch "[?&]password=" $pg.url) }}
+{{- fail "store.postgresql.url carries a password: the server refuses one on its command line (every reader of the pod spec and `ps` would see it); put the password into a Secret (store.postgresql.passwordSecret) or the whole URI into one (store.postgresql.existingSecret)" }}
+{{- end }}
+{{- end }}
+{{- if lt (int .Values.server.leaseSeconds) (mul 2 (int .Values.server.heartbeatSeconds)) }}
+{{- fail (printf "server.leaseSeconds (%d) must be at least 2 x server.heartbeatSeconds (%d): a lease would lapse between two renewals" (int .Values.server.leaseSeconds) (int .Values.server.heartbeatSeconds)) }}
+{{- end }}
+{{- if .Values.postgresql.enabled }}
+{{- $replicas := ternary (int .Values.autoscaling.maxReplicas) (int .Values.replicaCount) .Values.autoscaling.enabled }}
+{{- /* Each replica: store.postgresql.connections plus one LISTEN connection; a rollout adds a
+       replica (maxSurge 1); PostgreSQL reserves 3 for superusers. */}}
+{{- $needed := add (mul (add $replicas 1) (add (int $pg.connections) 1)) 3 }}
+{{- if gt $needed (int .Values.postgresql.maxConnections) }}
+{{- fail (printf "postgresql.maxConnections (%d) is too small: %d replicas (+1 during a rollout) x (store.postgresql.connections %d + 1 for LISTEN) + 3 reserved need %d" (int .Values.postgresql.maxConnections) $replicas (int $pg.connections) $needed) }}
+{{- end }}
 {{- end }}
 {{- if and .Values.autoscaling.enabled (gt (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas)) }}
 {{- fail "autoscaling.minReplicas must not exceed autoscaling.maxReplicas" }}
