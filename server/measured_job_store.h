@@ -52,6 +52,7 @@ class MeasuredJobStore final : public store::JobStore {
     return inner_->SubscribeChanges(std::move(callbacks));
   }
   void StopChanges() override { inner_->StopChanges(); }
+  store::ShardStore* shards() override { return inner_->shards(); }
 
   store::JobStore& inner() { return *inner_; }
 

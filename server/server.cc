@@ -19,6 +19,7 @@
 #include "jobs/job_kinds.h"
 #include "measured_job_store.h"
 #include "store/postgres_job_store.h"
+#include "store/shard_store.h"
 #include "store/sqlite_job_store.h"
 
 namespace attattr::server {
@@ -296,11 +297,15 @@ absl::Status Server::StartJobs() {
   scheduling.holder = config_.replica_name.empty() ? DefaultReplicaName() : config_.replica_name;
   scheduling.lease = std::chrono::seconds(config_.lease_seconds);
   scheduling.heartbeat = std::chrono::seconds(config_.heartbeat_seconds);
+  scheduling.sharding = job_kinds_->Sharding();
   scheduler_ = std::make_unique<JobScheduler>(*store_, events_, std::move(executor), scheduling,
                                               std::move(observer), log_);
   ATTATTR_RETURN_IF_ERROR(scheduler_->Recover());
-  if (store_->SubscribeChanges(store::ChangeCallbacks{
-          [this](const std::string& id) { OnStoreChange(id); }, [this] { OnStoreResync(); }})) {
+  store::ChangeCallbacks changes;
+  changes.on_change = [this](const std::string& id) { OnStoreChange(id); };
+  changes.on_work = [this] { scheduler_->Wake(); };
+  changes.on_resync = [this] { OnStoreResync(); };
+  if (store_->SubscribeChanges(std::move(changes))) {
     log_.Info("shared job store: following other replicas' changes",
               {{"replica", scheduling.holder}});
   }
@@ -316,6 +321,17 @@ absl::Status Server::StartJobs() {
         item_depth.Set(batcher->Pending());
         running.Set(scheduler->Running());
       }));
+  std::array<metrics::Gauge*, store::kShardStateCount> shard_gauges{};
+  for (int i = 0; i < store::kShardStateCount; ++i) {
+    shard_gauges[i] = &metrics_->Shards(store::ShardStateName(static_cast<store::ShardState>(i)));
+  }
+  if (store::ShardStore* shards = store_->shards(); shards != nullptr) {
+    collect_callbacks_.push_back(registry_.AddCollectCallback([shard_gauges, shards] {
+      auto counts = shards->CountShards();
+      if (!counts.ok()) return;
+      for (int i = 0; i < store::kShardStateCount; ++i) shard_gauges[i]->Set((*counts)[i]);
+    }));
+  }
 
   validation_pool_ =
       std::make_unique<WorkerPool>(config_.validation_workers, config_.max_pending_validations);

@@ -85,6 +85,9 @@ absl::Status ServerConfig::Validate() const {
         absl::StrCat("--lease-seconds: must be at least twice --heartbeat-seconds (",
                      heartbeat_seconds, ") and at most 86400, got ", lease_seconds));
   }
+  if (shard_examples < 0 || shard_examples > 1000000) {
+    return absl::InvalidArgumentError("--shard-examples: must be in [0, 1000000]");
+  }
   if (replica_name.size() > 200) {
     return absl::InvalidArgumentError("--replica-name: longer than 200 characters");
   }

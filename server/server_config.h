@@ -75,6 +75,9 @@ struct ServerConfig {
   // lease_seconds. lease_seconds >= 2 x heartbeat_seconds. Defaults: 30 and 10.
   int lease_seconds = 30;
   int heartbeat_seconds = 10;
+  // With a shared store: an ATTRIBUTION job of more than twice this many examples is split into
+  // shards of this many that every replica's idle runners run (0 = never split). Default: 64.
+  int shard_examples = 64;
   // This process's name in the leases it holds; unique per replica. Default (empty): the host
   // name (the pod's name on Kubernetes), the process id and a random suffix.
   std::string replica_name;

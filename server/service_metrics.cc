@@ -74,7 +74,11 @@ ServiceMetrics::ServiceMetrics(metrics::Registry& registry)
                            .Help("Jobs given back to the queue (or failed) by this replica "
                                  "because their replica's lease lapsed")
                            .Register(registry)
-                           .Add({})) {}
+                           .Add({})),
+      shards_(metrics::BuildGauge()
+                  .Name("attattr_shards")
+                  .Help("Shards of jobs split across replicas in the shared job store, by state")
+                  .Register(registry)) {}
 
 namespace {
 

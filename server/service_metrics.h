@@ -45,6 +45,8 @@ class ServiceMetrics {
   // attattr_job_lease_takeovers_total: jobs this replica gave back to the queue (or failed)
   // because their holder's lease lapsed.
   metrics::Counter& LeaseTakeovers() { return lease_takeovers_; }
+  // attattr_shards{state}: shards of split jobs in the shared store, by state.
+  metrics::Gauge& Shards(const std::string& state) { return shards_.Add({{"state", state}}); }
 
  private:
   metrics::Family<metrics::Counter>& rpcs_;
@@ -62,6 +64,7 @@ class ServiceMetrics {
   metrics::Family<metrics::Counter>& store_errors_;
   metrics::Gauge& store_up_;
   metrics::Counter& lease_takeovers_;
+  metrics::Family<metrics::Gauge>& shards_;
 };
 
 }  // namespace attattr::server

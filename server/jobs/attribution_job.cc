@@ -132,6 +132,31 @@ absl::StatusOr<v1::JobResult> RunAttributionJob(AttributionJob& work, JobRun& ru
   return result;
 }
 
+absl::Status SliceAttributionJob(AttributionJob& job, int64_t begin, int64_t end) {
+  if (begin < 0 || end > job.items() || begin >= end) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("shard: items ", begin, "..", end, " are not within the job's ", job.items()));
+  }
+  job.encodings =
+      std::vector<engine::Encoding>(job.encodings.begin() + begin, job.encodings.begin() + end);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::JobResult> MergeAttributionResults(const std::vector<std::string>& shards) {
+  v1::JobResult merged;
+  auto* examples = merged.mutable_attribution()->mutable_examples();
+  for (size_t i = 0; i < shards.size(); ++i) {
+    v1::JobResult shard;
+    if (!shard.ParseFromString(shards[i]) || !shard.has_attribution()) {
+      return absl::DataLossError(absl::StrCat("shard ", i, ": stored result does not parse"));
+    }
+    for (auto& example : *shard.mutable_attribution()->mutable_examples()) {
+      *examples->Add() = std::move(example);
+    }
+  }
+  return merged;
+}
+
 int64_t EstimateAttributionResultBytes(const engine::ModelInfo& info,
                                        const std::vector<engine::Encoding>& encodings,
                                        const engine::AttributionOptions& options,

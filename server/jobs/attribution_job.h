@@ -50,10 +50,18 @@ absl::StatusOr<AttributionJob> PrepareAttributionJob(const v1::JobSpec& spec,
                                                      const ServerConfig& config);
 
 // Runs a prepared job (the examples through `batcher`, a window at a time) and renders its
-// JobResult. Borrows everything for the call.
+// JobResult. Borrows everything for the call. A shard of a job runs the job prepared whole with
+// its encodings cut to the shard's items (SliceAttributionJob); the shards' results, joined in
+// order (MergeAttributionResults), are the whole job's, byte for byte.
 absl::StatusOr<v1::JobResult> RunAttributionJob(AttributionJob& job, JobRun& run,
                                                 const ServerConfig& config,
                                                 AttributionBatcher& batcher,
                                                 ServiceMetrics& metrics);
+
+// Keeps examples [begin, end) of a prepared job; InvalidArgument when the range is not within it.
+absl::Status SliceAttributionJob(AttributionJob& job, int64_t begin, int64_t end);
+
+// The serialized JobResults of consecutive shards joined into one (their examples in order).
+absl::StatusOr<v1::JobResult> MergeAttributionResults(const std::vector<std::string>& shards);
 
 }  // namespace attattr::server

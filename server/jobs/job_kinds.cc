@@ -12,7 +12,11 @@
 namespace attattr::server {
 
 JobKinds::JobKinds(const JobKindDeps& deps)
-    : models_(deps.models), max_run_ms_(deps.config.max_job_seconds * 1000) {
+    : models_(deps.models),
+      config_(deps.config),
+      batcher_(deps.batcher),
+      metrics_(deps.metrics),
+      max_run_ms_(deps.config.max_job_seconds * 1000) {
   const ModelRegistry& models = deps.models;
   const ServerConfig& config = deps.config;
   AttributionBatcher& batcher = deps.batcher;
@@ -59,6 +63,55 @@ JobExecutor JobKinds::Executor() const {
     if (!result.ok()) return run.EngineError(result.status());
     return run.Finish(*result, prepared->items());
   };
+}
+
+JobSharding JobKinds::Sharding() const {
+  JobSharding sharding;
+  const int64_t size = config_.shard_examples;
+  sharding.plan =
+      [this, size](const store::JobRecord& job) -> absl::StatusOr<std::vector<store::ShardRange>> {
+    std::vector<store::ShardRange> ranges;
+    v1::JobSpec spec;
+    if (size <= 0 || !spec.ParseFromString(job.spec) || !spec.has_attribution()) return ranges;
+    // Too few examples to split, known without loading them: the job runs whole.
+    const v1::ExampleSource& source = spec.attribution().examples();
+    const int64_t known = source.has_inline_() ? source.inline_().examples_size()
+                          : source.has_dataset() && source.dataset().limit() > 0
+                              ? source.dataset().limit()
+                              : -1;
+    if (known >= 0 && known <= 2 * size) return ranges;
+    ATTATTR_ASSIGN_OR_RETURN(AttributionJob prepared,
+                             PrepareAttributionJob(spec, models_, config_));
+    const int64_t items = prepared.items();
+    if (items <= 2 * size) return ranges;
+    for (int64_t begin = 0; begin < items; begin += size) {
+      ranges.push_back({begin, std::min(items, begin + size)});
+    }
+    return ranges;
+  };
+  sharding.run_shard = [this](const store::JobRecord& job, const store::ShardRecord& shard,
+                              JobContext& context) -> absl::StatusOr<std::string> {
+    JobRun run(job, context, max_run_ms_);
+    ATTATTR_RETURN_IF_ERROR(run.Begin());
+    ATTATTR_ASSIGN_OR_RETURN(AttributionJob prepared,
+                             PrepareAttributionJob(run.spec(), models_, config_));
+    ATTATTR_RETURN_IF_ERROR(SliceAttributionJob(prepared, shard.items.begin, shard.items.end));
+    auto result = RunAttributionJob(prepared, run, config_, batcher_, metrics_);
+    if (!result.ok()) return run.EngineError(result.status());
+    std::string bytes;
+    if (!result->SerializeToString(&bytes)) return absl::InternalError("shard result too large");
+    return bytes;
+  };
+  sharding.merge = [](const store::JobRecord&,
+                      const std::vector<std::string>& shards) -> absl::StatusOr<std::string> {
+    ATTATTR_ASSIGN_OR_RETURN(v1::JobResult merged, MergeAttributionResults(shards));
+    std::string bytes;
+    if (!merged.SerializeToString(&bytes)) {
+      return absl::InternalError("the result does not serialize (over 2 GiB?)");
+    }
+    return bytes;
+  };
+  return sharding;
 }
 
 }  // namespace attattr::server

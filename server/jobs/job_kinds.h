@@ -40,8 +40,16 @@ class JobKinds {
   // The scheduler's executor for every kind; borrows this table, which must outlive it.
   JobExecutor Executor() const;
 
+  // How jobs split across replicas: an ATTRIBUTION job of more than twice --shard-examples
+  // examples into shards of --shard-examples (the other kinds run whole); each shard prepares the
+  // job and runs its examples; the merge joins the shards' examples in order. Borrows this table.
+  JobSharding Sharding() const;
+
  private:
   const ModelRegistry& models_;
+  const ServerConfig& config_;
+  AttributionBatcher& batcher_;
+  ServiceMetrics& metrics_;
   const int64_t max_run_ms_;  // --max-job-seconds
   std::vector<std::unique_ptr<JobKind>> kinds_;
 };

@@ -16,6 +16,24 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+const absl::Status& StatusOf(const absl::Status& status) { return status; }
+template <typename T>
+const absl::Status& StatusOf(const absl::StatusOr<T>& result) {
+  return result.status();
+}
+
+// Runs a store write again while the store is unreachable, for at most `budget` (a lease: after
+// that the work is another replica's).
+template <typename Write>
+auto RetryWhileUnavailable(std::chrono::milliseconds budget, Write&& write) -> decltype(write()) {
+  const auto until = Clock::now() + budget;
+  for (;;) {
+    auto result = write();
+    if (!absl::IsUnavailable(StatusOf(result)) || Clock::now() >= until) return result;
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+}
+
 double Seconds(int64_t from_ms, int64_t to_ms) {
   return from_ms > 0 && to_ms >= from_ms ? (to_ms - from_ms) / 1000.0 : 0.0;
 }
@@ -23,6 +41,7 @@ double Seconds(int64_t from_ms, int64_t to_ms) {
 }  // namespace
 
 void JobContext::ReportProgress(const std::string& stage, int64_t done, int64_t total) {
+  if (shard_) return;  // a shard's progress is its completion (ShardStore::CompleteShard)
   absl::Status stored =
       store_.UpdateProgress(id_, store::JobProgress{stage, done, total}, lease_token_);
   if (absl::IsFailedPrecondition(stored)) RequestStop(StopReason::kLeaseLost);
@@ -90,8 +109,71 @@ absl::Status JobScheduler::RecoverLapsed() {
     }
     events_.Publish(job);
   }
-  if (!changed.empty()) Wake();
+  bool requeued_shards = false;
+  if (store_.shards() != nullptr) {
+    ATTATTR_ASSIGN_OR_RETURN(auto shards,
+                             store_.shards()->RecoverExpiredShardLeases(options_.max_attempts));
+    for (const store::ShardRecord& shard : shards) {
+      if (observer_.on_lease_takeover) observer_.on_lease_takeover();
+      log_.Warn(shard.state == store::ShardState::kQueued
+                    ? "shard's lease lapsed (its replica stopped renewing it); re-queued"
+                    : "shard failed: its replica stopped under it every time; the job fails",
+                {{"job_id", shard.job_id}, {"shard", shard.index}, {"attempt", shard.attempts}});
+      requeued_shards = requeued_shards || shard.state == store::ShardState::kQueued;
+      if (shard.state == store::ShardState::kFailed) PublishJob(shard.job_id);
+    }
+  }
+  if (!changed.empty() || requeued_shards) Wake();
   return absl::OkStatus();
+}
+
+void JobScheduler::PublishJob(const std::string& id) {
+  absl::StatusOr<store::JobRecord> job = store_.Get(id);
+  if (!job.ok()) return;
+  events_.Publish(*job);
+  if (store::IsTerminal(job->state) && observer_.on_finish) {
+    observer_.on_finish(job->kind, job->state, Seconds(job->start_time_ms, job->end_time_ms));
+  }
+}
+
+void JobScheduler::RenewLeases() {
+  std::vector<store::HeldLease> jobs;
+  std::vector<store::HeldShard> shards;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [key, run] : running_) {
+      if (run.shard.has_value()) {
+        shards.push_back(*run.shard);
+      } else {
+        jobs.push_back({run.job_id, run.context->lease_token()});
+      }
+    }
+  }
+  std::vector<std::string> lost_keys;
+  absl::StatusOr<std::vector<std::string>> lost =
+      store_.RenewLeases(options_.holder, jobs, options_.lease.count());
+  if (!lost.ok()) {
+    log_.Warn("cannot renew job leases", {{"error", lost.status().message()}});
+  } else {
+    lost_keys = *lost;
+  }
+  if (!shards.empty() && store_.shards() != nullptr) {
+    absl::StatusOr<std::vector<store::HeldShard>> lost_shards =
+        store_.shards()->RenewShardLeases(options_.holder, shards, options_.lease.count());
+    if (!lost_shards.ok()) {
+      log_.Warn("cannot renew shard leases", {{"error", lost_shards.status().message()}});
+    } else {
+      for (const store::HeldShard& s : *lost_shards) {
+        lost_keys.push_back(absl::StrCat(s.job_id, "#", s.index));
+      }
+    }
+  }
+  absl::MutexLock lock(&mu_);
+  for (const std::string& key : lost_keys) {
+    auto it = running_.find(key);
+    // Finished, cancelled or deleted elsewhere, or taken over after this process froze.
+    if (it != running_.end()) it->second.context->RequestStop(StopReason::kLeaseLost);
+  }
 }
 
 void JobScheduler::Start() {
@@ -108,15 +190,16 @@ void JobScheduler::OnStoreChange(const std::string& id,
                                  const std::optional<store::JobRecord>& record) {
   if (record.has_value() && record->state == store::JobState::kQueued) Wake();
   absl::MutexLock lock(&mu_);
-  auto it = running_.find(id);
-  if (it == running_.end()) return;
-  JobContext& context = *it->second.context;
-  if (!record.has_value()) {
-    context.RequestStop(StopReason::kDeleted);
-  } else if (store::IsTerminal(record->state)) {
-    context.RequestStop(StopReason::kCancelled);
-  } else if (record->lease_token != context.lease_token()) {
-    context.RequestStop(StopReason::kLeaseLost);
+  for (auto& [key, run] : running_) {
+    if (run.job_id != id) continue;
+    JobContext& context = *run.context;
+    if (!record.has_value()) {
+      context.RequestStop(StopReason::kDeleted);
+    } else if (store::IsTerminal(record->state)) {
+      context.RequestStop(StopReason::kCancelled);
+    } else if (!run.shard.has_value() && record->lease_token != context.lease_token()) {
+      context.RequestStop(StopReason::kLeaseLost);
+    }
   }
 }
 
@@ -194,9 +277,10 @@ absl::StatusOr<store::JobRecord> JobScheduler::Cancel(const std::string& id,
   bool ran_here = false;
   {
     absl::MutexLock lock(&mu_);
-    if (auto it = running_.find(id); it != running_.end()) {
-      it->second.context->RequestStop(StopReason::kCancelled);
-      ran_here = true;
+    for (auto& [key, run] : running_) {
+      if (run.job_id != id) continue;  // the job, or a shard of it
+      run.context->RequestStop(StopReason::kCancelled);
+      ran_here = ran_here || !run.shard.has_value();
     }
   }
   // A job that was queued ends here; a running one ends in its runner's Finish (this process's
@@ -217,8 +301,8 @@ absl::Status JobScheduler::Delete(const std::string& id, const std::string& by) 
   ATTATTR_ASSIGN_OR_RETURN(auto record, store_.Get(id));
   {
     absl::MutexLock lock(&mu_);
-    if (auto it = running_.find(id); it != running_.end()) {
-      it->second.context->RequestStop(StopReason::kDeleted);
+    for (auto& [key, run] : running_) {
+      if (run.job_id == id) run.context->RequestStop(StopReason::kDeleted);
     }
   }
   ATTATTR_RETURN_IF_ERROR(store_.Delete(id));
@@ -265,6 +349,16 @@ void JobScheduler::Loop() {
                 {{"error", claimed.status().message()}});
     }
     claim_failed_before = !claimed.ok();
+    if (claimed.ok() && !claimed->has_value() && store_.shards() != nullptr &&
+        options_.sharding.run_shard) {
+      // No job to start: help with another job's shards.
+      absl::StatusOr<std::optional<store::ShardRecord>> shard =
+          store_.shards()->ClaimShard({options_.holder, options_.lease.count(), 0});
+      if (shard.ok() && shard->has_value()) {
+        RunShard(**shard);
+        continue;
+      }
+    }
     if (!claimed.ok() || !claimed->has_value()) {
       absl::MutexLock lock(&mu_);
       const auto woken = [this, seen]() ABSL_NO_THREAD_SAFETY_ANALYSIS {  // under mu_ (Await)
@@ -277,7 +371,7 @@ void JobScheduler::Loop() {
     auto context = std::make_shared<JobContext>(store_, events_, job.id, job.lease_token);
     {
       absl::MutexLock lock(&mu_);
-      if (!draining_) running_[job.id] = RunningJob{context, job.owner};
+      if (!draining_) running_[job.id] = RunningJob{context, job.owner, job.id, std::nullopt};
     }
     if (context.use_count() == 1) {  // claimed as the drain began: back to the queue at once
       (void)store_.Requeue(job.id, job.lease_token);
@@ -291,29 +385,13 @@ void JobScheduler::Loop() {
 
 void JobScheduler::Heartbeat() {
   while (true) {
-    std::vector<store::HeldLease> held;
     {
       absl::MutexLock lock(&mu_);
       const auto stopped = [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return stopped_; };
       mu_.AwaitWithTimeout(absl::Condition(&stopped), absl::FromChrono(options_.heartbeat));
       if (stopped_) return;
-      for (const auto& [id, run] : running_) {
-        held.push_back({id, run.context->lease_token()});
-      }
     }
-    absl::StatusOr<std::vector<std::string>> lost =
-        store_.RenewLeases(options_.holder, held, options_.lease.count());
-    if (!lost.ok()) {
-      log_.Warn("cannot renew job leases", {{"error", lost.status().message()}});
-    } else {
-      absl::MutexLock lock(&mu_);
-      for (const std::string& id : *lost) {
-        auto it = running_.find(id);
-        if (it == running_.end()) continue;
-        // Finished, cancelled or deleted elsewhere, or taken over after this process froze.
-        it->second.context->RequestStop(StopReason::kLeaseLost);
-      }
-    }
+    RenewLeases();
     if (absl::Status recovered = RecoverLapsed(); !recovered.ok()) {
       log_.Warn("cannot recover jobs whose lease lapsed", {{"error", recovered.message()}});
     }
@@ -331,6 +409,7 @@ void JobScheduler::RunJob(const store::JobRecord& job, const std::shared_ptr<Job
                             {"model", job.model},
                             {"attempt", int64_t{job.attempts}}});
   events_.Publish(job);
+  if (SplitJob(job, context)) return;
   absl::StatusOr<std::string> result = absl::InternalError("executor did not run");
   try {
     result = executor_(job, *context);
@@ -340,13 +419,133 @@ void JobScheduler::RunJob(const store::JobRecord& job, const std::shared_ptr<Job
   Finish(job, result, context->reason(), context->lease_token());
 }
 
-absl::Status JobScheduler::WhileUnavailable(const std::function<absl::Status()>& write) const {
-  const auto until = Clock::now() + options_.lease;
-  for (;;) {
-    absl::Status status = write();
-    if (!absl::IsUnavailable(status) || Clock::now() >= until) return status;
-    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+bool JobScheduler::SplitJob(const store::JobRecord& job,
+                            const std::shared_ptr<JobContext>& context) {
+  if (store_.shards() == nullptr || !options_.sharding.plan) return false;
+  absl::StatusOr<std::vector<store::ShardRange>> plan = options_.sharding.plan(job);
+  if (plan.ok() && plan->size() < 2) return false;
+  if (!plan.ok()) {
+    Finish(job, plan.status(), context->reason(), context->lease_token());
+    return true;
   }
+  absl::StatusOr<std::vector<store::ShardRecord>> shards =
+      store_.shards()->SplitJob(job.id, context->lease_token(), *plan);
+  if (!shards.ok()) {
+    if (absl::IsFailedPrecondition(shards.status()) || absl::IsNotFound(shards.status())) {
+      return true;  // cancelled, deleted or taken over meanwhile
+    }
+    Finish(job, shards.status(), context->reason(), context->lease_token());
+    return true;
+  }
+  const bool all_done = std::all_of(shards->begin(), shards->end(), [](const auto& shard) {
+    return shard.state == store::ShardState::kSucceeded;
+  });
+  if (all_done) {
+    // Split by an earlier run whose merge did not finish: merge now.
+    Finish(job, MergeShards(job), context->reason(), context->lease_token());
+    return true;
+  }
+  log_.Info("job split into shards that every replica runs",
+            {{"job_id", job.id}, {"shards", shards->size()}, {"items", plan->back().end}});
+  PublishJob(job.id);
+  Wake();
+  return true;
+}
+
+absl::StatusOr<std::string> JobScheduler::MergeShards(const store::JobRecord& job) {
+  ATTATTR_ASSIGN_OR_RETURN(auto shards, store_.shards()->ListShards(job.id));
+  std::vector<std::string> results;
+  results.reserve(shards.size());
+  for (const store::ShardRecord& shard : shards) {
+    ATTATTR_ASSIGN_OR_RETURN(std::string result,
+                             store_.shards()->GetShardResult(job.id, shard.index));
+    results.push_back(std::move(result));
+  }
+  return options_.sharding.merge(job, results);
+}
+
+void JobScheduler::RunShard(const store::ShardRecord& shard) {
+  const store::HeldShard held{shard.job_id, shard.index, shard.lease_token};
+  absl::StatusOr<store::JobRecord> job = store_.Get(shard.job_id);
+  if (!job.ok()) return;  // deleted meanwhile: the shard went with it
+  auto context =
+      std::make_shared<JobContext>(store_, events_, job->id, shard.lease_token, /*shard=*/true);
+  {
+    absl::MutexLock lock(&mu_);
+    if (draining_) {
+      (void)store_.shards()->ReleaseShard(held);
+      return;
+    }
+    running_[absl::StrCat(shard.job_id, "#", shard.index)] =
+        RunningJob{context, job->owner, job->id, held};
+  }
+  log_.Debug("shard started", {{"job_id", job->id},
+                               {"shard", shard.index},
+                               {"items", absl::StrCat(shard.items.begin, "..", shard.items.end)},
+                               {"attempt", shard.attempts}});
+  absl::StatusOr<std::string> result = absl::InternalError("shard did not run");
+  try {
+    result = options_.sharding.run_shard(*job, shard, *context);
+  } catch (const std::exception& e) {
+    result = absl::InternalError(absl::StrCat("shard failed: ", e.what()));
+  }
+  FinishShard(*job, held, result, context->reason());
+  absl::MutexLock lock(&mu_);
+  running_.erase(absl::StrCat(shard.job_id, "#", shard.index));
+}
+
+void JobScheduler::FinishShard(const store::JobRecord& job, const store::HeldShard& held,
+                               const absl::StatusOr<std::string>& result, StopReason reason) {
+  const bool stopped = !result.ok() && result.status().code() == absl::StatusCode::kCancelled;
+  if (stopped && reason == StopReason::kDraining) {
+    (void)store_.shards()->ReleaseShard(held);
+    return;
+  }
+  if (stopped && reason != StopReason::kNone) return;  // its job ended, or another run has it
+  if (!result.ok()) {
+    absl::StatusOr<store::ShardRecord> after = RetryWhileUnavailable(options_.lease, [&] {
+      return store_.shards()->FailShard(held, static_cast<int32_t>(result.status().code()),
+                                        std::string(result.status().message()),
+                                        options_.max_attempts);
+    });
+    if (after.ok() && after->state == store::ShardState::kFailed) {
+      log_.Error("job failed: a shard failed every time it ran",
+                 {{"audit", "job.failed"},
+                  {"principal", job.owner},
+                  {"job_id", job.id},
+                  {"shard", held.index},
+                  {"error", result.status().message()}});
+      PublishJob(job.id);
+    } else if (after.ok()) {
+      Wake();
+    }
+    return;
+  }
+  absl::StatusOr<store::ShardCompletion> completion = RetryWhileUnavailable(options_.lease, [&] {
+    return store_.shards()->CompleteShard(held, *result, options_.holder, options_.lease.count());
+  });
+  if (!completion.ok()) {
+    log_.Info(
+        "shard result not stored: the shard is no longer this run's",
+        {{"job_id", job.id}, {"shard", held.index}, {"error", completion.status().message()}});
+    return;
+  }
+  PublishJob(job.id);
+  if (!completion->job_complete) return;
+  // The last shard: this runner merges the job, holding it like a claimed job.
+  const store::JobRecord merging = completion->job;
+  auto context = std::make_shared<JobContext>(store_, events_, merging.id, merging.lease_token);
+  {
+    absl::MutexLock lock(&mu_);
+    running_[merging.id] = RunningJob{context, merging.owner, merging.id, std::nullopt};
+  }
+  Finish(merging, MergeShards(merging), context->reason(), context->lease_token());
+  absl::MutexLock lock(&mu_);
+  running_.erase(merging.id);
+}
+
+absl::Status JobScheduler::WhileUnavailable(const std::function<absl::Status()>& write) const {
+  return RetryWhileUnavailable(options_.lease, write);
 }
 
 void JobScheduler::Finish(const store::JobRecord& running,

@@ -34,6 +34,7 @@
 #include "event_log.h"
 #include "jobs/job_events.h"
 #include "store/job_store.h"
+#include "store/shard_store.h"
 
 namespace attattr::server {
 
@@ -43,8 +44,15 @@ enum class StopReason { kNone = 0, kCancelled, kDeleted, kDraining, kLeaseLost }
 // What an executor sees of its job: whether to stop, and where to report progress.
 class JobContext {
  public:
-  JobContext(store::JobStore& store, JobEvents& events, std::string id, int64_t lease_token)
-      : store_(store), events_(events), id_(std::move(id)), lease_token_(lease_token) {}
+  // `shard`: the run is of one shard of job `id` (its progress is its completion, not reported
+  // here), `lease_token` the shard's.
+  JobContext(store::JobStore& store, JobEvents& events, std::string id, int64_t lease_token,
+             bool shard = false)
+      : store_(store),
+        events_(events),
+        id_(std::move(id)),
+        lease_token_(lease_token),
+        shard_(shard) {}
   const std::string& id() const { return id_; }
   // The fencing token of this run (store::JobRecord::lease_token).
   int64_t lease_token() const { return lease_token_; }
@@ -64,6 +72,7 @@ class JobContext {
   JobEvents& events_;
   const std::string id_;
   const int64_t lease_token_;
+  const bool shard_;
   std::atomic<StopReason> reason_{StopReason::kNone};
 };
 
@@ -71,6 +80,22 @@ class JobContext {
 // (CancelledError when the context asked it to stop).
 using JobExecutor =
     std::function<absl::StatusOr<std::string>(const store::JobRecord& job, JobContext& context)>;
+
+// How job kinds split a job across replicas (store/shard_store.h). Without `plan`, or on a store
+// of one process, nothing is split.
+struct JobSharding {
+  // The item ranges `job` splits into; none or one: it runs whole. Called by the runner that
+  // claimed the job.
+  std::function<absl::StatusOr<std::vector<store::ShardRange>>(const store::JobRecord& job)> plan;
+  // Runs one shard of `job`; its serialized partial result (CancelledError when asked to stop).
+  std::function<absl::StatusOr<std::string>(const store::JobRecord& job,
+                                            const store::ShardRecord& shard, JobContext& context)>
+      run_shard;
+  // The job's serialized result from its shards' results, in shard order.
+  std::function<absl::StatusOr<std::string>(const store::JobRecord& job,
+                                            const std::vector<std::string>& shard_results)>
+      merge;
+};
 
 // Metric hooks (all optional): a job left the queue after `seconds`; a job finished in `state`
 // after running `seconds`.
@@ -107,6 +132,8 @@ class JobScheduler {
     // Idle runners look for work at least this often (a fallback: submissions and other
     // processes' changes wake them at once).
     std::chrono::milliseconds poll{2000};
+    // Splitting jobs into shards that every replica's idle runners run (a shared store only).
+    JobSharding sharding;
   };
 
   // Set on the ResourceExhausted of an owner over its stored-bytes quota: waiting does not help
@@ -155,15 +182,31 @@ class JobScheduler {
   void Drain(std::chrono::milliseconds grace);
 
  private:
+  // A run of this process: a job, or one shard of a job (running_ keys them "<id>" and
+  // "<id>#<shard>").
   struct RunningJob {
     std::shared_ptr<JobContext> context;
     std::string owner;
+    std::string job_id;
+    std::optional<store::HeldShard> shard;
   };
   void Loop();
   void Heartbeat();
   // Gives jobs whose lease lapsed back to the queue (or fails them), logging and publishing.
   absl::Status RecoverLapsed();
   void RunJob(const store::JobRecord& job, const std::shared_ptr<JobContext>& context);
+  // Splits `job` when its kind says so; true when it was split (its shards run it from now on)
+  // or failed. False: run it whole.
+  bool SplitJob(const store::JobRecord& job, const std::shared_ptr<JobContext>& context);
+  // The shards' results merged into `job`'s result (the job held by this process).
+  absl::StatusOr<std::string> MergeShards(const store::JobRecord& job);
+  void RunShard(const store::ShardRecord& shard);
+  void FinishShard(const store::JobRecord& job, const store::HeldShard& held,
+                   const absl::StatusOr<std::string>& result, StopReason reason);
+  // Publishes job `id` as the store has it now (and counts it when it ended: a shard failed it).
+  void PublishJob(const std::string& id);
+  // Renews this process's job and shard leases, stopping the runs whose lease is gone.
+  void RenewLeases();
   void Finish(const store::JobRecord& running, const absl::StatusOr<std::string>& result,
               StopReason reason, int64_t lease_token);
   // Runs a store write of a finishing job again while the store is unreachable, for at most a

@@ -104,10 +104,14 @@ struct QueueCounts {
   int64_t owner_queued = 0;  // of them, the asked owner's
 };
 
+class ShardStore;
+
 // What another process sharing the store changed (see SubscribeChanges).
 struct ChangeCallbacks {
   // Job `id` was created, changed or deleted by another process.
   std::function<void(const std::string& id)> on_change;
+  // Shards of a job became claimable (a job was split, a shard went back to the queue).
+  std::function<void()> on_work;
   // The change stream was interrupted and is back: changes meanwhile may have been missed.
   std::function<void()> on_resync;
 };
@@ -255,9 +259,11 @@ class JobStore {
   // Starts delivering other processes' changes to `callbacks` (from a thread of the store's),
   // until the store is destroyed. False when the store has no such stream (one process: its own
   // changes are all there are).
-  virtual bool SubscribeChanges(ChangeCallbacks callbacks) { return false; }
+  virtual bool SubscribeChanges(ChangeCallbacks /*callbacks*/) { return false; }
   // Stops the deliveries SubscribeChanges started (a callback running now finishes first).
   virtual void StopChanges() {}
+  // The shards of jobs split across replicas (shard_store.h); null for a store of one process.
+  virtual ShardStore* shards() { return nullptr; }
 };
 
 }  // namespace attattr::store

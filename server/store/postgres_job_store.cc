@@ -21,22 +21,18 @@
 #include "store/job_store_rules.h"
 #include "store/pg_change_listener.h"
 #include "store/pg_connection_pool.h"
+#include "store/pg_job_rows.h"
+#include "store/postgres_shard_store.h"
 #include "store/store_uri.h"
 
 namespace attattr::store {
 namespace {
 
-// Column order shared by every SELECT that builds a JobRecord (see RecordFromRow).
-constexpr char kJobColumns[] =
-    "id, request_id, kind, model, priority, state, spec, error_code, error_message, "
-    "progress_stage, progress_done, progress_total, create_time_ms, start_time_ms, end_time_ms, "
-    "update_time_ms, attempts, has_result, result_size_bytes, result_chunk_count, owner, "
-    "lease_holder, lease_token, lease_expiry_ms";
+using pg::kChannel;
+using pg::kDbNowMs;
+using pg::kJobColumns;
+using pg::LockedJob;
 
-// The notification channel of job changes; the payload is the job id.
-constexpr char kChannel[] = "attattr_jobs";
-// The database's clock in unix ms (leases are timed by it).
-constexpr char kDbNowMs[] = "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT";
 // How many QUEUED jobs a claim considers at once (those other claims hold are skipped).
 constexpr int kClaimCandidates = 32;
 
@@ -101,6 +97,23 @@ CREATE TABLE attattr_results (
   data   BYTEA  NOT NULL,
   PRIMARY KEY (job_id, seq)
 );
+CREATE TABLE attattr_shards (
+  job_id          TEXT    COLLATE "C" NOT NULL REFERENCES attattr_jobs (id) ON DELETE CASCADE,
+  shard           INTEGER NOT NULL,
+  state           TEXT    NOT NULL CHECK (state IN ('QUEUED', 'RUNNING', 'SUCCEEDED', 'FAILED')),
+  begin_item      BIGINT  NOT NULL,
+  end_item        BIGINT  NOT NULL,
+  attempts        INTEGER NOT NULL DEFAULT 0,
+  lease_holder    TEXT    NOT NULL DEFAULT '',
+  lease_token     BIGINT  NOT NULL DEFAULT 0,
+  lease_expiry_ms BIGINT  NOT NULL DEFAULT 0,
+  error_code      INTEGER NOT NULL DEFAULT 0,
+  error_message   TEXT    NOT NULL DEFAULT '',
+  result          BYTEA,
+  PRIMARY KEY (job_id, shard)
+);
+CREATE INDEX attattr_shards_queued ON attattr_shards (job_id, shard) WHERE state = 'QUEUED';
+CREATE INDEX attattr_shards_running ON attattr_shards (lease_expiry_ms) WHERE state = 'RUNNING';
 CREATE TABLE attattr_schema (version INTEGER NOT NULL);
 )sql";
 
@@ -108,159 +121,6 @@ int64_t SystemNowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
-}
-
-absl::StatusOr<JobRecord> RecordFromRow(const pqxx::row& row) {
-  JobRecord r;
-  r.id = row[0].as<std::string>();
-  r.request_id = row[1].is_null() ? std::string() : row[1].as<std::string>();
-  r.kind = row[2].as<std::string>();
-  r.model = row[3].as<std::string>();
-  r.priority = row[4].as<int32_t>();
-  std::optional<JobState> state = JobStateFromName(row[5].as<std::string>());
-  if (!state.has_value()) {
-    return absl::DataLossError(absl::StrCat("job ", Quote(r.id), " has an unknown state"));
-  }
-  r.state = *state;
-  r.spec = pqxx::binarystring(row[6]).str();
-  r.error_code = row[7].as<int32_t>();
-  r.error_message = row[8].as<std::string>();
-  r.progress.stage = row[9].as<std::string>();
-  r.progress.done = row[10].as<int64_t>();
-  r.progress.total = row[11].as<int64_t>();
-  r.create_time_ms = row[12].as<int64_t>();
-  r.start_time_ms = row[13].as<int64_t>();
-  r.end_time_ms = row[14].as<int64_t>();
-  r.update_time_ms = row[15].as<int64_t>();
-  r.attempts = row[16].as<int32_t>();
-  r.has_result = row[17].as<bool>();
-  r.result_size_bytes = row[18].as<int64_t>();
-  r.result_chunk_count = row[19].as<int64_t>();
-  r.owner = row[20].as<std::string>();
-  r.lease_holder = row[21].as<std::string>();
-  r.lease_token = row[22].as<int64_t>();
-  r.lease_expiry_ms = row[23].as<int64_t>();
-  return r;
-}
-
-absl::StatusOr<std::vector<JobRecord>> Records(const pqxx::result& rows) {
-  std::vector<JobRecord> records;
-  records.reserve(rows.size());
-  for (const auto& row : rows) {
-    ATTATTR_ASSIGN_OR_RETURN(auto record, RecordFromRow(row));
-    records.push_back(std::move(record));
-  }
-  return records;
-}
-
-std::string SelectJob() { return absl::StrCat("SELECT ", kJobColumns, " FROM attattr_jobs"); }
-
-struct LockedJob {
-  JobState state = JobState::kQueued;
-  int64_t lease_token = 0;
-};
-
-// The job's state and lease token, its row locked until `txn` ends; NotFound when absent.
-absl::StatusOr<LockedJob> LockJob(pqxx::work& txn, const std::string& id) {
-  const pqxx::result rows =
-      txn.exec_params("SELECT state, lease_token FROM attattr_jobs WHERE id = $1 FOR UPDATE", id);
-  if (rows.empty()) return JobNotFound(id);
-  std::optional<JobState> state = JobStateFromName(rows[0][0].as<std::string>());
-  if (!state.has_value()) {
-    return absl::DataLossError(absl::StrCat("job ", Quote(id), " has an unknown state"));
-  }
-  return LockedJob{*state, rows[0][1].as<int64_t>()};
-}
-
-// Locks job `id` and checks it is RUNNING, with `lease_token` unless kNoLease
-// (FailedPrecondition otherwise).
-absl::Status LockRunningJob(pqxx::work& txn, const std::string& id, int64_t lease_token) {
-  ATTATTR_ASSIGN_OR_RETURN(const LockedJob job, LockJob(txn, id));
-  if (job.state != JobState::kRunning) return WrongState(id, job.state, "RUNNING");
-  if (lease_token != kNoLease && job.lease_token != lease_token) {
-    return LeaseLost(id, lease_token, job.lease_token);
-  }
-  return absl::OkStatus();
-}
-
-void Notify(pqxx::transaction_base& txn, const std::string& id) {
-  txn.exec_params("SELECT pg_notify($1, $2)", std::string(kChannel), id);
-}
-
-// A PostgreSQL text[] literal of printable-ASCII ids ('"' and '\' escaped).
-std::string TextArray(const std::vector<std::string>& values) {
-  std::string out = "{";
-  for (size_t i = 0; i < values.size(); ++i) {
-    if (i > 0) out += ',';
-    out += '"';
-    for (char c : values[i]) {
-      if (c == '"' || c == '\\') out += '\\';
-      out += c;
-    }
-    out += '"';
-  }
-  return out + "}";
-}
-
-// Within `txn`: QUEUED job `id` (checked by the caller) starts RUNNING with a new lease token for
-// `holder`, lasting `lease_ms` by the database's clock (0 = no expiry).
-absl::StatusOr<JobRecord> StartJob(pqxx::work& txn, const std::string& id,
-                                   const std::string& holder, int64_t lease_ms, int64_t now_ms) {
-  txn.exec_params("DELETE FROM attattr_results WHERE job_id = $1", id);
-  const pqxx::result rows = txn.exec_params(
-      absl::StrCat("UPDATE attattr_jobs SET state = 'RUNNING', attempts = attempts + 1, "
-                   "start_time_ms = $2, update_time_ms = $2, has_result = FALSE, "
-                   "result_size_bytes = 0, result_chunk_count = 0, lease_holder = $3, "
-                   "lease_token = lease_token + 1, start_seq = nextval('attattr_start_seq'), "
-                   "lease_expiry_ms = CASE WHEN $4 > 0 THEN ",
-                   kDbNowMs, " + $4 ELSE 0 END WHERE id = $1 RETURNING ", kJobColumns),
-      id, now_ms, holder, lease_ms);
-  Notify(txn, id);
-  if (rows.empty()) return JobNotFound(id);
-  return RecordFromRow(rows[0]);
-}
-
-// Within `txn`: RUNNING job `id` (locked by the caller) back to QUEUED, lease released, progress
-// and partial result dropped.
-absl::StatusOr<JobRecord> RequeueJob(pqxx::work& txn, const std::string& id, int64_t now_ms) {
-  txn.exec_params("DELETE FROM attattr_results WHERE job_id = $1", id);
-  const pqxx::result rows = txn.exec_params(
-      absl::StrCat("UPDATE attattr_jobs SET state = 'QUEUED', update_time_ms = $2, "
-                   "progress_stage = '', progress_done = 0, progress_total = 0, "
-                   "has_result = FALSE, result_size_bytes = 0, result_chunk_count = 0, "
-                   "lease_holder = '', lease_expiry_ms = 0 WHERE id = $1 RETURNING ",
-                   kJobColumns),
-      id, now_ms);
-  Notify(txn, id);
-  if (rows.empty()) return JobNotFound(id);
-  return RecordFromRow(rows[0]);
-}
-
-// Within `txn`: job `id` (locked by the caller, not terminal) ends in terminal `state`.
-absl::StatusOr<JobRecord> FinishLockedJob(pqxx::work& txn, const std::string& id, JobState state,
-                                          int32_t error_code, const std::string& error_message,
-                                          int64_t now_ms) {
-  const bool keep_result = state == JobState::kSucceeded;
-  if (!keep_result) txn.exec_params("DELETE FROM attattr_results WHERE job_id = $1", id);
-  const pqxx::result rows = txn.exec_params(
-      absl::StrCat("UPDATE attattr_jobs SET state = $2, error_code = $3, error_message = $4, "
-                   "end_time_ms = $5, update_time_ms = $5, has_result = has_result AND $6, "
-                   "lease_expiry_ms = 0, "
-                   "result_size_bytes = CASE WHEN $6 THEN result_size_bytes ELSE 0 END, "
-                   "result_chunk_count = CASE WHEN $6 THEN result_chunk_count ELSE 0 END "
-                   "WHERE id = $1 RETURNING ",
-                   kJobColumns),
-      id, std::string(JobStateName(state)), error_code, TextForStore(error_message), now_ms,
-      keep_result);
-  Notify(txn, id);
-  if (rows.empty()) return JobNotFound(id);
-  return RecordFromRow(rows[0]);
-}
-
-// The one record an UPDATE ... RETURNING gave.
-absl::StatusOr<JobRecord> OneRecord(const pqxx::result& rows, const std::string& id) {
-  if (rows.empty()) return JobNotFound(id);
-  return RecordFromRow(rows[0]);
 }
 
 }  // namespace
@@ -320,15 +180,30 @@ absl::StatusOr<std::unique_ptr<PostgresJobStore>> PostgresJobStore::Open(
 
 PostgresJobStore::PostgresJobStore(PostgresJobStoreOptions options, std::string conninfo,
                                    std::unique_ptr<PgConnectionPool> pool)
-    : options_(std::move(options)), conninfo_(std::move(conninfo)), pool_(std::move(pool)) {}
+    : options_(std::move(options)),
+      conninfo_(std::move(conninfo)),
+      pool_(std::move(pool)),
+      shards_(std::make_unique<PostgresShardStore>(*pool_, [this] { return NowMs(); })) {}
+
+ShardStore* PostgresJobStore::shards() { return shards_.get(); }
 
 void PostgresJobStore::StopChanges() { listener_.reset(); }
 
 bool PostgresJobStore::SubscribeChanges(ChangeCallbacks callbacks) {
   if (listener_ == nullptr) {
     PgConnectionPool* pool = pool_.get();
+    // "shards:<id>" says shards became claimable; anything else is a job id.
+    ChangeCallbacks routed;
+    routed.on_change = [callbacks](const std::string& payload) {
+      if (absl::StartsWith(payload, pg::kShardsPayloadPrefix)) {
+        if (callbacks.on_work) callbacks.on_work();
+      } else if (callbacks.on_change) {
+        callbacks.on_change(payload);
+      }
+    };
+    routed.on_resync = callbacks.on_resync;
     listener_ = std::make_unique<PgChangeListener>(
-        conninfo_, kChannel, std::move(callbacks),
+        conninfo_, kChannel, std::move(routed),
         [pool](int backend_pid) { return pool->IsOwnBackend(backend_pid); });
   }
   return true;
@@ -401,16 +276,16 @@ absl::StatusOr<CreateResult> PostgresJobStore::Create(const JobRecord& record) {
             pqxx::binarystring(record.spec.data(), record.spec.size()),
             record.create_time_ms != 0 ? record.create_time_ms : now, now, record.owner);
         if (!inserted.empty()) {
-          ATTATTR_ASSIGN_OR_RETURN(result.record, RecordFromRow(inserted[0]));
+          ATTATTR_ASSIGN_OR_RETURN(result.record, pg::RecordFromRow(inserted[0]));
           result.created = true;
           return absl::OkStatus();
         }
         if (!record.request_id.empty()) {
-          const pqxx::result existing =
-              txn.exec_params(absl::StrCat(SelectJob(), " WHERE owner = $1 AND request_id = $2"),
-                              record.owner, record.request_id);
+          const pqxx::result existing = txn.exec_params(
+              absl::StrCat(pg::SelectJob(), " WHERE owner = $1 AND request_id = $2"), record.owner,
+              record.request_id);
           if (!existing.empty()) {
-            ATTATTR_ASSIGN_OR_RETURN(result.record, RecordFromRow(existing[0]));
+            ATTATTR_ASSIGN_OR_RETURN(result.record, pg::RecordFromRow(existing[0]));
             result.created = false;
             return absl::OkStatus();
           }
@@ -426,8 +301,8 @@ absl::StatusOr<JobRecord> PostgresJobStore::Get(const std::string& id) {
       pool_->Run(absl::StrCat("reading job ", Quote(id)), [&](pqxx::connection& c) -> absl::Status {
         pqxx::nontransaction txn(c);
         ATTATTR_ASSIGN_OR_RETURN(
-            record,
-            OneRecord(txn.exec_params(absl::StrCat(SelectJob(), " WHERE id = $1"), id), id));
+            record, pg::OneRecord(
+                        txn.exec_params(absl::StrCat(pg::SelectJob(), " WHERE id = $1"), id), id));
         return absl::OkStatus();
       }));
   return record;
@@ -454,7 +329,7 @@ absl::StatusOr<ListPage> PostgresJobStore::List(const ListFilter& filter) {
         std::string(filter.state.has_value() ? JobStateName(*filter.state) : ""),
         filter.kind.has_value() ? 1 : 0, filter.kind.value_or(""), filter.owner.has_value() ? 1 : 0,
         filter.owner.value_or(""), int64_t{page_size} + 1);
-    ATTATTR_ASSIGN_OR_RETURN(page.records, Records(rows));
+    ATTATTR_ASSIGN_OR_RETURN(page.records, pg::Records(rows));
     return absl::OkStatus();
   }));
   if (page.records.size() > static_cast<size_t>(page_size)) {
@@ -469,9 +344,9 @@ absl::StatusOr<JobRecord> PostgresJobStore::MarkRunning(const std::string& id) {
   ATTATTR_RETURN_IF_ERROR(pool_->Run(
       absl::StrCat("starting job ", Quote(id)), [&](pqxx::connection& c) -> absl::Status {
         pqxx::work txn(c);
-        ATTATTR_ASSIGN_OR_RETURN(const LockedJob job, LockJob(txn, id));
+        ATTATTR_ASSIGN_OR_RETURN(const LockedJob job, pg::LockJob(txn, id));
         if (job.state != JobState::kQueued) return WrongState(id, job.state, "QUEUED");
-        ATTATTR_ASSIGN_OR_RETURN(updated, StartJob(txn, id, "", 0, NowMs()));
+        ATTATTR_ASSIGN_OR_RETURN(updated, pg::StartJob(txn, id, "", 0, NowMs()));
         txn.commit();
         return absl::OkStatus();
       }));
@@ -493,10 +368,11 @@ absl::StatusOr<std::optional<JobRecord>> PostgresJobStore::Claim(const ClaimRequ
     const pqxx::result locked = txn.exec_params(
         "SELECT id FROM attattr_jobs WHERE id = ANY($1::text[]) AND state = 'QUEUED' "
         "ORDER BY array_position($1::text[], id) LIMIT 1 FOR UPDATE SKIP LOCKED",
-        TextArray(candidates));
+        pg::TextArray(candidates));
     if (locked.empty()) return absl::OkStatus();
-    ATTATTR_ASSIGN_OR_RETURN(JobRecord record, StartJob(txn, locked[0][0].as<std::string>(),
-                                                        request.holder, request.lease_ms, NowMs()));
+    ATTATTR_ASSIGN_OR_RETURN(JobRecord record,
+                             pg::StartJob(txn, locked[0][0].as<std::string>(), request.holder,
+                                          request.lease_ms, NowMs()));
     txn.commit();
     claimed = std::move(record);
     return absl::OkStatus();
@@ -522,7 +398,7 @@ absl::StatusOr<std::vector<std::string>> PostgresJobStore::RenewLeases(
                                      " + $4 FROM unnest($2::text[], $3::bigint[]) AS l(id, token) "
                                      "WHERE j.id = l.id AND j.lease_token = l.token AND "
                                      "j.state = 'RUNNING' AND j.lease_holder = $1 RETURNING j.id"),
-                        holder, TextArray(ids), tokens, lease_ms);
+                        holder, pg::TextArray(ids), tokens, lease_ms);
     for (const auto& row : rows) renewed.insert(row[0].as<std::string>());
     return absl::OkStatus();
   }));
@@ -550,10 +426,10 @@ absl::StatusOr<std::vector<JobRecord>> PostgresJobStore::RecoverExpiredLeases(
           const int32_t attempts = row[1].as<int32_t>();
           absl::StatusOr<JobRecord> after =
               attempts >= max_attempts
-                  ? FinishLockedJob(txn, id, JobState::kFailed,
-                                    static_cast<int32_t>(absl::StatusCode::kInternal),
-                                    TooManyAttemptsMessage(attempts, max_attempts), NowMs())
-                  : RequeueJob(txn, id, NowMs());
+                  ? pg::FinishLockedJob(txn, id, JobState::kFailed,
+                                        static_cast<int32_t>(absl::StatusCode::kInternal),
+                                        TooManyAttemptsMessage(attempts, max_attempts), NowMs())
+                  : pg::RequeueJob(txn, id, NowMs());
           if (!after.ok()) return after.status();
           changed.push_back(*std::move(after));
         }
@@ -595,13 +471,13 @@ absl::StatusOr<JobRecord> PostgresJobStore::FinishJob(const std::string& id, Job
   ATTATTR_RETURN_IF_ERROR(pool_->Run(
       absl::StrCat("finishing job ", Quote(id)), [&](pqxx::connection& c) -> absl::Status {
         pqxx::work txn(c);
-        ATTATTR_ASSIGN_OR_RETURN(const LockedJob job, LockJob(txn, id));
+        ATTATTR_ASSIGN_OR_RETURN(const LockedJob job, pg::LockJob(txn, id));
         if (IsTerminal(job.state)) return WrongState(id, job.state, "QUEUED or RUNNING");
         if (lease_token != kNoLease && job.lease_token != lease_token) {
           return LeaseLost(id, lease_token, job.lease_token);
         }
         ATTATTR_ASSIGN_OR_RETURN(
-            updated, FinishLockedJob(txn, id, state, error_code, error_message, NowMs()));
+            updated, pg::FinishLockedJob(txn, id, state, error_code, error_message, NowMs()));
         txn.commit();
         return absl::OkStatus();
       }));
@@ -632,7 +508,7 @@ absl::Status PostgresJobStore::PutResult(const std::string& id, const std::strin
   const std::string what = absl::StrCat("writing the result of ", Quote(id));
   ATTATTR_RETURN_IF_ERROR(pool_->Run(what, [&](pqxx::connection& c) -> absl::Status {
     pqxx::work txn(c);
-    ATTATTR_RETURN_IF_ERROR(LockRunningJob(txn, id, lease_token));
+    ATTATTR_RETURN_IF_ERROR(pg::LockRunningJob(txn, id, lease_token));
     txn.exec_params("DELETE FROM attattr_results WHERE job_id = $1", id);
     txn.exec_params(
         "UPDATE attattr_jobs SET has_result = FALSE, result_size_bytes = 0, "
@@ -644,7 +520,7 @@ absl::Status PostgresJobStore::PutResult(const std::string& id, const std::strin
   for (int64_t first = 0; first < total_chunks; first += chunks_per_batch) {
     ATTATTR_RETURN_IF_ERROR(pool_->Run(what, [&](pqxx::connection& c) -> absl::Status {
       pqxx::work txn(c);
-      ATTATTR_RETURN_IF_ERROR(LockRunningJob(txn, id, lease_token));
+      ATTATTR_RETURN_IF_ERROR(pg::LockRunningJob(txn, id, lease_token));
       const int64_t last = std::min(total_chunks, first + chunks_per_batch);
       for (int64_t seq = first; seq < last; ++seq) {
         const size_t offset = static_cast<size_t>(seq) * chunk;
@@ -658,12 +534,12 @@ absl::Status PostgresJobStore::PutResult(const std::string& id, const std::strin
   }
   return pool_->Run(what, [&](pqxx::connection& c) -> absl::Status {
     pqxx::work txn(c);
-    ATTATTR_RETURN_IF_ERROR(LockRunningJob(txn, id, lease_token));
+    ATTATTR_RETURN_IF_ERROR(pg::LockRunningJob(txn, id, lease_token));
     txn.exec_params(
         "UPDATE attattr_jobs SET has_result = TRUE, result_size_bytes = $2, "
         "result_chunk_count = $3, update_time_ms = $4 WHERE id = $1",
         id, static_cast<int64_t>(bytes.size()), total_chunks, NowMs());
-    Notify(txn, id);
+    pg::Notify(txn, id);
     txn.commit();
     return absl::OkStatus();
   });
@@ -719,8 +595,8 @@ absl::StatusOr<JobRecord> PostgresJobStore::Requeue(const std::string& id, int64
   ATTATTR_RETURN_IF_ERROR(pool_->Run(
       absl::StrCat("re-queueing job ", Quote(id)), [&](pqxx::connection& c) -> absl::Status {
         pqxx::work txn(c);
-        ATTATTR_RETURN_IF_ERROR(LockRunningJob(txn, id, lease_token));
-        ATTATTR_ASSIGN_OR_RETURN(updated, RequeueJob(txn, id, NowMs()));
+        ATTATTR_RETURN_IF_ERROR(pg::LockRunningJob(txn, id, lease_token));
+        ATTATTR_ASSIGN_OR_RETURN(updated, pg::RequeueJob(txn, id, NowMs()));
         txn.commit();
         return absl::OkStatus();
       }));

@@ -24,6 +24,7 @@ namespace attattr::store {
 
 class PgConnectionPool;
 class PgChangeListener;
+class PostgresShardStore;
 
 struct PostgresJobStoreOptions {
   // libpq connection URI, "postgresql://[user@]host[:port]/database[?param=value&...]" (or
@@ -96,6 +97,7 @@ class PostgresJobStore final : public JobStore {
   // recognised by their backend process and skipped). Once per store.
   bool SubscribeChanges(ChangeCallbacks callbacks) override;
   void StopChanges() override;
+  ShardStore* shards() override;
 
   // What Open did to the schema: "created version 1", "migrated from version N to M", or "" when
   // it was current (so of replicas opening an empty database at once, exactly one says created).
@@ -116,7 +118,8 @@ class PostgresJobStore final : public JobStore {
   const std::string conninfo_;  // the URI with defaults and password added; never logged
   const std::unique_ptr<PgConnectionPool> pool_;
   std::string schema_change_;
-  std::unique_ptr<PgChangeListener> listener_;  // after SubscribeChanges; stopped first
+  const std::unique_ptr<PostgresShardStore> shards_;  // shares pool_
+  std::unique_ptr<PgChangeListener> listener_;        // after SubscribeChanges; stopped first
 };
 
 }  // namespace attattr::store

@@ -95,10 +95,15 @@ class ReplicasTest : public ::testing::Test {
     std::vector<std::string> args = {"--store=" + uri_, "--replica-name=" + name,
                                      "--heartbeat-seconds=" + std::to_string(kHeartbeatSeconds),
                                      "--job-runners=1", "--log-level=info"};
-    const bool own_lease = std::any_of(extra.begin(), extra.end(), [](const std::string& a) {
-      return a.rfind("--lease-seconds", 0) == 0;
-    });
-    if (!own_lease) args.push_back("--lease-seconds=" + std::to_string(kLeaseSeconds));
+    const auto given = [&extra](const std::string& flag) {
+      return std::any_of(extra.begin(), extra.end(),
+                         [&flag](const std::string& a) { return a.rfind(flag, 0) == 0; });
+    };
+    if (!given("--lease-seconds")) {
+      args.push_back("--lease-seconds=" + std::to_string(kLeaseSeconds));
+    }
+    // Jobs run whole unless a test splits them.
+    if (!given("--shard-examples")) args.push_back("--shard-examples=0");
     args.insert(args.end(), extra.begin(), extra.end());
     auto replica = std::make_unique<ServerProcess>(
         std::map<std::string, std::string>{{kModel, Sst2ModelDir()}}, args,
@@ -132,8 +137,9 @@ class ReplicasTest : public ::testing::Test {
     return "";
   }
   // The result bytes of `spec` run by a single replica on its own SQLite store.
-  static std::string SingleReplicaResult(const v1::JobSpec& spec) {
-    ServerProcess alone({{kModel, Sst2ModelDir()}});
+  static std::string SingleReplicaResult(const v1::JobSpec& spec,
+                                         const std::vector<std::string>& args = {}) {
+    ServerProcess alone({{kModel, Sst2ModelDir()}}, args);
     EXPECT_TRUE(alone.ok());
     auto stub = Connect(alone.address());
     v1::Job job;
@@ -148,6 +154,24 @@ class ReplicasTest : public ::testing::Test {
   std::string database_;
   std::string dir_;
 };
+
+// A data root holding the first `lines` of the shared SST-2 dev set as sst2-dev.tsv.
+std::string DataRoot(const std::string& dir, int lines) {
+  std::ifstream in(::attattr::testing::SharedDir() + "/data/sst2/dev.tsv");
+  std::ofstream out(dir + "/sst2-dev.tsv");
+  std::string line;
+  for (int i = 0; i < lines && std::getline(in, line); ++i) out << line << "\n";
+  return dir;
+}
+
+v1::JobSpec DatasetJob(int limit) {
+  v1::JobSpec spec;
+  spec.set_model(kModel);
+  *spec.mutable_attribution()->mutable_examples() =
+      ::attattr::testing::DatasetSource("sst2-dev.tsv", limit);
+  spec.mutable_attribution()->mutable_options()->set_steps(4);
+  return spec;
+}
 
 PostgresServer* ReplicasTest::pg_ = nullptr;
 std::string* ReplicasTest::why_not_ = new std::string;
@@ -300,8 +324,22 @@ TEST_F(ReplicasTest, FrozenReplicaIsFencedOffAfterItsJobIsTakenOver) {
   EXPECT_EQ(Attempts(job.name()), 2);
   EXPECT_TRUE(ReadResult(*on_other, job.name()).bytes == bytes);
   EXPECT_TRUE(bytes == SingleReplicaResult(spec));
-  const std::string log = ReadFile(dir_ + "/" + first + ".log");
-  EXPECT_NE(log.find("no longer holds it"), std::string::npos) << log;
+  // Its run stops at a refused write or renewal, or finishes and has its result refused.
+  std::string log;
+  const auto until = Clock::now() + std::chrono::seconds(30);
+  while (Clock::now() < until) {
+    log = ReadFile(dir_ + "/" + first + ".log");
+    if (log.find("no longer holds it") != std::string::npos ||
+        log.find("no longer this run's") != std::string::npos) {
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_TRUE(log.find("no longer holds it") != std::string::npos ||
+              log.find("no longer this run's") != std::string::npos)
+      << log;
+  EXPECT_EQ(::attattr::testing::Get(*on_other, job.name()).state(), v1::SUCCEEDED);
+  EXPECT_TRUE(ReadResult(*on_other, job.name()).bytes == bytes);
 }
 
 // SIGTERM: the draining replica hands its running job back at once (no waiting for the lease,
@@ -386,6 +424,75 @@ TEST_F(ReplicasTest, PostgresRestartLosesNoAcknowledgedJob) {
     if (ready != 1) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   EXPECT_EQ(ready, 1);
+}
+
+// A dataset job split into shards (--shard-examples 10): the three replicas each run some, the
+// merged result is the single replica's byte for byte, and every shard succeeded once.
+TEST_F(ReplicasTest, DatasetJobIsShardedAcrossReplicasWithTheSingleReplicaResult) {
+  const std::string data = DataRoot(dir_, 121);  // a header and 120 reviews
+  const std::vector<std::string> args = {"--data-root=" + data, "--shard-examples=10"};
+  auto a = Replica("a", args);
+  auto b = Replica("b", args);
+  auto c = Replica("c", args);
+  ASSERT_TRUE(a->ok() && b->ok() && c->ok());
+  auto on_a = Connect(a->address());
+  auto on_b = Connect(b->address());
+  const v1::JobSpec spec = DatasetJob(120);
+  v1::Job job;
+  ASSERT_TRUE(Submit(*on_a, spec, &job).ok());
+  const auto started = Clock::now();
+  const v1::Job done = WaitDone(*on_b, job.name(), 600);
+  const double sharded_seconds = SecondsSince(started);
+  ASSERT_EQ(done.state(), v1::SUCCEEDED) << done.error_message();
+  const std::string where = "FROM attattr_shards WHERE job_id = '" + job.name() + "'";
+  EXPECT_EQ(Sql("SELECT COUNT(*) " + where + " AND state = 'SUCCEEDED'"), "12");
+  EXPECT_EQ(Sql("SELECT MAX(attempts) " + where), "1");
+  const int holders = std::stoi(Sql("SELECT COUNT(DISTINCT lease_holder) " + where));
+  EXPECT_GE(holders, 2) << "shards ran on " << holders << " replica(s)";
+  auto result = ReadResult(*on_b, job.name());
+  ASSERT_TRUE(result.status.ok()) << result.status.error_message();
+  EXPECT_EQ(result.result.attribution().examples_size(), 120);
+  EXPECT_TRUE(result.bytes == SingleReplicaResult(spec, {"--data-root=" + data}));
+  std::cout << "[ measured ] 120 examples in 12 shards on 3 replicas: " << sharded_seconds
+            << " s, shards on " << holders << " replicas\n";
+}
+
+// kill -9 of a replica running shards of a job: its shards run again elsewhere once their leases
+// lapse, the job completes with the single replica's result, and each shard is merged once.
+TEST_F(ReplicasTest, KilledReplicasShardsRunAgainAndTheResultIsUnchanged) {
+  const std::string data = DataRoot(dir_, 121);
+  const std::vector<std::string> args = {"--data-root=" + data, "--shard-examples=10"};
+  auto a = Replica("a", args);
+  auto b = Replica("b", args);
+  auto c = Replica("c", args);
+  ASSERT_TRUE(a->ok() && b->ok() && c->ok());
+  auto on_a = Connect(a->address());
+  const v1::JobSpec spec = DatasetJob(120);
+  v1::Job job;
+  ASSERT_TRUE(Submit(*on_a, spec, &job).ok());
+  const std::string where = "FROM attattr_shards WHERE job_id = '" + job.name() + "'";
+  // Wait until replica c runs a shard, then kill it.
+  const auto until = Clock::now() + std::chrono::seconds(120);
+  while (Clock::now() < until &&
+         Sql("SELECT COUNT(*) " + where + " AND state = 'RUNNING' AND lease_holder = 'c'") == "0") {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  const std::string killed_shard =
+      Sql("SELECT MIN(shard) " + where + " AND state = 'RUNNING' AND lease_holder = 'c'");
+  c->Kill();
+  ASSERT_FALSE(killed_shard.empty());
+  auto on_b = Connect(b->address());
+  const v1::Job done = WaitDone(*on_b, job.name(), 600);
+  ASSERT_EQ(done.state(), v1::SUCCEEDED) << done.error_message();
+  EXPECT_EQ(Sql("SELECT COUNT(*) " + where + " AND state = 'SUCCEEDED'"), "12");
+  EXPECT_EQ(Sql("SELECT MAX(attempts) " + where), "2");  // the killed replica's shard, again
+  const std::string killed = where + " AND shard = " + killed_shard;
+  EXPECT_EQ(Sql("SELECT attempts " + killed), "2");
+  EXPECT_NE(Sql("SELECT lease_holder " + killed), "c");
+  auto result = ReadResult(*on_b, job.name());
+  ASSERT_TRUE(result.status.ok());
+  EXPECT_EQ(result.result.attribution().examples_size(), 120);
+  EXPECT_TRUE(result.bytes == SingleReplicaResult(spec, {"--data-root=" + data}));
 }
 
 }  // namespace

@@ -30,6 +30,14 @@ EventLog NullLog() {
       LogFormat::kText);
 }
 
+// Options with `runners` runners and room for `max_queued` queued jobs, the rest defaults.
+JobScheduler::Options Opts(int runners, int max_queued) {
+  JobScheduler::Options options;
+  options.runners = runners;
+  options.max_queued = max_queued;
+  return options;
+}
+
 class JobSchedulerTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -103,7 +111,7 @@ struct Gate {
 
 TEST_F(JobSchedulerTest, RunsByPriorityThenFifo) {
   Gate gate;
-  JobScheduler s(*store_, events_, gate.Executor(), {1, 16}, {}, NullLog());
+  JobScheduler s(*store_, events_, gate.Executor(), Opts(1, 16), {}, NullLog());
   s.Start();
   auto first = s.Submit(Job(0, "block"));
   ASSERT_TRUE(first.ok()) << first.status();
@@ -197,7 +205,7 @@ TEST_F(JobSchedulerTest, AnOwnersRunningJobsAreBounded) {
 
 TEST_F(JobSchedulerTest, FullQueueRefusesNewJobsButHonoursKnownRequestIds) {
   Gate gate;
-  JobScheduler s(*store_, events_, gate.Executor(), {1, 2}, {}, NullLog());
+  JobScheduler s(*store_, events_, gate.Executor(), Opts(1, 2), {}, NullLog());
   s.Start();
   auto running = s.Submit(Job(0, "block"));
   ASSERT_TRUE(running.ok());
@@ -221,7 +229,7 @@ TEST_F(JobSchedulerTest, FullQueueRefusesNewJobsButHonoursKnownRequestIds) {
 // stored bytes are bounded: cancelling frees nothing, deleting does, other owners are unaffected.
 TEST_F(JobSchedulerTest, AnOwnersStoredBytesAreBoundedAndCancellingDoesNotFreeThem) {
   Gate gate;
-  JobScheduler::Options options{1, 16};
+  JobScheduler::Options options = Opts(1, 16);
   options.max_stored_bytes_per_owner = 100;
   JobScheduler s(*store_, events_, gate.Executor(), options, {}, NullLog());
   auto job = [](const std::string& owner, const std::string& request_id = "") {
@@ -257,7 +265,7 @@ TEST_F(JobSchedulerTest, CancelStopsARunningJobAndFailureIsRecorded) {
   observer.on_finish = [&](const std::string&, JobState state, double) {
     if (state == JobState::kCancelled) ++finished_cancelled;
   };
-  JobScheduler s(*store_, events_, gate.Executor(), {1, 16}, observer, NullLog());
+  JobScheduler s(*store_, events_, gate.Executor(), Opts(1, 16), observer, NullLog());
   std::vector<JobState> seen;
   std::mutex mu;
   auto running = s.Submit(Job(0, "block"));
@@ -291,7 +299,7 @@ TEST_F(JobSchedulerTest, DrainRequeuesRunningJobsAndTheNextStartRunsEverything) 
   std::string running_id, queued_id;
   {
     Gate gate;
-    JobScheduler s(*store_, events_, gate.Executor(), {1, 16}, {}, NullLog());
+    JobScheduler s(*store_, events_, gate.Executor(), Opts(1, 16), {}, NullLog());
     s.Start();
     auto running = s.Submit(Job(0, "block"));
     auto queued = s.Submit(Job(0, "later"));
@@ -313,7 +321,7 @@ TEST_F(JobSchedulerTest, DrainRequeuesRunningJobsAndTheNextStartRunsEverything) 
   auto reopened = OpenStore();
   Gate gate;
   gate.Open();
-  JobScheduler s(*reopened, events_, gate.Executor(), {1, 16}, {}, NullLog());
+  JobScheduler s(*reopened, events_, gate.Executor(), Opts(1, 16), {}, NullLog());
   ASSERT_TRUE(s.Recover().ok());
   EXPECT_EQ(s.QueueDepth(), 3);
   s.Start();
@@ -327,7 +335,7 @@ TEST_F(JobSchedulerTest, DrainRequeuesRunningJobsAndTheNextStartRunsEverything) 
 
 TEST_F(JobSchedulerTest, DeleteRemovesQueuedJobsAndTellsSubscribers) {
   Gate gate;
-  JobScheduler s(*store_, events_, gate.Executor(), {1, 16}, {}, NullLog());
+  JobScheduler s(*store_, events_, gate.Executor(), Opts(1, 16), {}, NullLog());
   auto queued = s.Submit(Job(0, "never"));
   ASSERT_TRUE(queued.ok());
   bool deleted = false;

@@ -28,6 +28,7 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "store/postgres_job_store.h"
+#include "store/shard_store.h"
 #include "store/sqlite_job_store.h"
 #include "support/postgres_server.h"
 #include "support/test_paths.h"
@@ -899,7 +900,9 @@ TEST_P(JobStoreTest, LapsedLeasesRequeueUntilMaxAttemptsThenFail) {
     absl::StatusOr<std::optional<JobRecord>> claimed = store->Claim({"r", 10, 0});
     ASSERT_TRUE(claimed.ok() && claimed->has_value());
     ASSERT_EQ((*claimed)->id, id);
-    if (attempt == 1) ASSERT_TRUE(store->Claim({"r", 600000, 0})->has_value());  // `live`
+    if (attempt == 1) {
+      ASSERT_TRUE(store->Claim({"r", 600000, 0})->has_value());  // `live`
+    }
     ASSERT_TRUE(store->PutResult(id, "partial", (*claimed)->lease_token).ok());
     now_ms_ += 1000;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -1465,6 +1468,116 @@ TEST_F(PostgresJobStoreTest, ReconnectsAfterTheDatabaseRestarts) {
   EXPECT_EQ(back->state, JobState::kSucceeded);
   EXPECT_EQ(ReadAll(*store, id), RandomBytes(3u << 20, 5));
   EXPECT_TRUE(static_cast<PostgresJobStore&>(*store).connected());
+}
+
+// Shards of a split job: claimed in order by replicas, fenced by their lease tokens; the last
+// completion hands the job to its runner with a fresh lease; a failing shard is retried, then
+// fails the job; a lapsed shard lease is recovered; finishing the job keeps the finished shards
+// (without results) as the record of who ran what.
+TEST_F(PostgresJobStoreTest, ShardsOfASplitJob) {
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  ShardStore* shards = store->shards();
+  ASSERT_NE(shards, nullptr);
+  const std::string id = MustCreate(*store, NewJob());
+  const JobRecord job = **store->Claim({"splitter", 10, 0});
+  EXPECT_TRUE(
+      absl::IsInvalidArgument(shards->SplitJob(id, job.lease_token, {{0, 5}, {6, 9}}).status()));
+  EXPECT_TRUE(
+      absl::IsFailedPrecondition(shards->SplitJob(id, job.lease_token + 1, {{0, 9}}).status()));
+  auto split = shards->SplitJob(id, job.lease_token, {{0, 4}, {4, 8}, {8, 9}});
+  ASSERT_TRUE(split.ok()) << split.status();
+  ASSERT_EQ(split->size(), 3u);
+  // Split again (a later run of the job): the same shards.
+  EXPECT_EQ(shards->SplitJob(id, job.lease_token, {{0, 9}})->size(), 3u);
+  // The job's own lease no longer lapses: its shards carry it.
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_TRUE(store->RecoverExpiredLeases(3)->empty());
+  EXPECT_EQ(store->Get(id)->progress.total, 9);
+
+  const ShardRecord s0 = **shards->ClaimShard({"a", 60000, 0});
+  const ShardRecord s1 = **shards->ClaimShard({"b", 10, 0});
+  const ShardRecord s2 = **shards->ClaimShard({"a", 60000, 0});
+  EXPECT_EQ(s0.index, 0);
+  EXPECT_EQ(s1.index, 1);
+  EXPECT_EQ(s2.index, 2);
+  EXPECT_EQ(s1.items.begin, 4);
+  EXPECT_FALSE(shards->ClaimShard({"c", 60000, 0})->has_value());
+
+  // s1's lease lapses: recovered, claimed again; the old run's writes are refused.
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  auto recovered = shards->RecoverExpiredShardLeases(3);
+  ASSERT_TRUE(recovered.ok()) << recovered.status();
+  ASSERT_EQ(recovered->size(), 1u);
+  EXPECT_EQ((*recovered)[0].state, ShardState::kQueued);
+  const ShardRecord s1b = **shards->ClaimShard({"c", 60000, 0});
+  EXPECT_EQ(s1b.index, 1);
+  EXPECT_EQ(s1b.attempts, 2);
+  const HeldShard stale{id, 1, s1.lease_token};
+  EXPECT_TRUE(
+      absl::IsFailedPrecondition(shards->CompleteShard(stale, "late", "b", 60000).status()));
+  EXPECT_EQ(shards->RenewShardLeases("b", {stale}, 60000)->size(), 1u);
+  EXPECT_TRUE(shards->RenewShardLeases("c", {{id, 1, s1b.lease_token}}, 60000)->empty());
+
+  // s2 fails once (retried), then completes; s0 completes; s1 is last and takes the job.
+  auto failed = shards->FailShard({id, 2, s2.lease_token}, 14, "flaky", 3);
+  ASSERT_TRUE(failed.ok()) << failed.status();
+  EXPECT_EQ(failed->state, ShardState::kQueued);
+  const ShardRecord s2b = **shards->ClaimShard({"a", 60000, 0});
+  EXPECT_EQ(s2b.index, 2);
+  ASSERT_FALSE(shards->CompleteShard({id, 2, s2b.lease_token}, "C", "a", 60000)->job_complete);
+  ASSERT_FALSE(shards->CompleteShard({id, 0, s0.lease_token}, "A", "a", 60000)->job_complete);
+  EXPECT_EQ(store->Get(id)->progress.done, 5);
+  auto last = shards->CompleteShard({id, 1, s1b.lease_token}, "B", "c", 60000);
+  ASSERT_TRUE(last.ok()) << last.status();
+  ASSERT_TRUE(last->job_complete);
+  EXPECT_EQ(last->job.lease_holder, "c");
+  EXPECT_GT(last->job.lease_token, job.lease_token);
+  EXPECT_EQ(*shards->GetShardResult(id, 0) + *shards->GetShardResult(id, 1) +
+                *shards->GetShardResult(id, 2),
+            "ABC");
+  // The splitter's token is stale now; the merger's finishes the job.
+  EXPECT_TRUE(absl::IsFailedPrecondition(store->PutResult(id, "ABC", job.lease_token)));
+  ASSERT_TRUE(store->PutResult(id, "ABC", last->job.lease_token).ok());
+  ASSERT_TRUE(store->Finish(id, JobState::kSucceeded, 0, "", last->job.lease_token).ok());
+  auto kept = shards->ListShards(id);
+  ASSERT_EQ(kept->size(), 3u);
+  EXPECT_EQ((*kept)[1].attempts, 2);
+  EXPECT_EQ((*kept)[1].lease_holder, "c");
+  EXPECT_TRUE(absl::IsNotFound(shards->GetShardResult(id, 0).status()));  // merged, gone
+}
+
+TEST_F(PostgresJobStoreTest, AShardFailingEveryAttemptFailsItsJobAndACancelDropsShards) {
+  auto store = OpenStore();
+  ShardStore* shards = store->shards();
+  const std::string doomed = MustCreate(*store, NewJob());
+  const JobRecord job = **store->Claim({"r", 60000, 0});
+  ASSERT_TRUE(shards->SplitJob(doomed, job.lease_token, {{0, 2}, {2, 4}}).ok());
+  for (int attempt = 1; attempt <= 2; ++attempt) {
+    const ShardRecord shard = **shards->ClaimShard({"r", 60000, 0});
+    ASSERT_EQ(shard.index, 0);
+    auto failed = shards->FailShard({doomed, 0, shard.lease_token}, 3, "bad example", 2);
+    ASSERT_TRUE(failed.ok()) << failed.status();
+    EXPECT_EQ(failed->state, attempt == 1 ? ShardState::kQueued : ShardState::kFailed);
+  }
+  const JobRecord after = *store->Get(doomed);
+  EXPECT_EQ(after.state, JobState::kFailed);
+  EXPECT_EQ(after.error_code, 3);
+  EXPECT_EQ(after.error_message, "shard 0 (items 0..1): bad example");
+  EXPECT_FALSE(shards->ClaimShard({"r", 60000, 0})->has_value());  // shard 1 went with the job
+
+  const std::string cancelled = MustCreate(*store, NewJob());
+  const JobRecord held = **store->Claim({"r", 60000, 0});
+  ASSERT_TRUE(shards->SplitJob(cancelled, held.lease_token, {{0, 2}, {2, 4}}).ok());
+  const ShardRecord running = **shards->ClaimShard({"r", 60000, 0});
+  ASSERT_TRUE(store->Cancel(cancelled).ok());
+  EXPECT_TRUE(shards->ListShards(cancelled)->empty());
+  EXPECT_TRUE(absl::IsFailedPrecondition(
+      shards->CompleteShard({cancelled, running.index, running.lease_token}, "x", "r", 60000)
+          .status()));
+  EXPECT_EQ(shards->RenewShardLeases("r", {{cancelled, running.index, running.lease_token}}, 1000)
+                ->size(),
+            1u);
 }
 
 }  // namespace
