@@ -171,6 +171,12 @@ absl::StatusOr<std::unique_ptr<PostgresJobStore>> PostgresJobStore::Open(
   std::unique_ptr<PostgresJobStore> store(
       new PostgresJobStore(options, conninfo, std::make_unique<PgConnectionPool>(std::move(pool))));
   absl::Status schema = store->CreateOrMigrateSchema();
+  if (absl::StrContains(schema.message(), "SQLSTATE 3F000")) {
+    schema = absl::Status(schema.code(),
+                          absl::StrCat(schema.message(),
+                                       " (create the schema the URI's search_path names, owned by "
+                                       "the connecting role, or leave search_path out)"));
+  }
   if (!schema.ok()) {
     return absl::Status(schema.code(), absl::StrCat("job store ", Quote(RedactUri(options.uri)),
                                                     ": ", schema.message()));

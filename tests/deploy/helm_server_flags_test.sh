@@ -8,7 +8,8 @@
 # made by openssl and a token file; the client then connects with them (k8s_server_flags.py).
 # The PostgreSQL renders (ci/full-values.yaml: a URL and a password file; ci/secure-values.yaml: the
 # URI from a Secret; ci/postgresql-values.yaml: in the cluster) have their store flags checked and
-# start on a temporary SQLite store instead (no PostgreSQL here).
+# start against a real PostgreSQL the test starts (tests/deploy/pg_for_tests.py; with TLS, so
+# sslmode=require connects), where the server must create its schema.
 # usage: helm_server_flags_test.sh SOURCE_DIR TOOLS_DIR VENV_DIR SERVER_BINARY [SHARED_DIR [CLIENT]]
 #        exit 77: a tool or the shared model is missing
 set -uo pipefail

@@ -16,9 +16,12 @@ Job store: --store is an SQLite file on a writable volume, or a PostgreSQL URI â
 without a password (the server refuses one there), or the whole URI in the environment variable
 ATTATTR_STORE from a Secret (secretKeyRef), never both. With PostgreSQL, --store-password-file
 must come from a Secret volume mounted as a directory under a key the Secret has, and
---store-connections must be 1-256; --store-password-file with SQLite is refused. The server is
-then started against a temporary SQLite store instead (no PostgreSQL here): the other flags and
-the INI (lease-seconds, heartbeat-seconds, store-connections) are still taken by the real server.
+--store-connections must be 1-256; --store-password-file with SQLite is refused. With --start the
+server then runs against a real PostgreSQL started here (pg_for_tests.py, TLS on, so
+sslmode=require connects): the rendered URI's user, database and parameters with this server's
+host and port, the password in a file where the chart mounts one (or in ATTATTR_STORE, as a Secret
+would hold it); the server must create its schema there. Only where no PostgreSQL can be started
+does it fall back to a temporary SQLite store.
 
 TLS and authentication (--tls-cert/--tls-key/--tls-client-ca, --auth-tokens): the files must come
 from Secret volumes mounted as directories (no subPath: the kubelet then updates them when the
@@ -51,8 +54,11 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 
 import yaml
+
+import pg_for_tests
 
 CONTAINER = "attattr-server"
 
@@ -392,6 +398,55 @@ def main():
             fail("--%s (from the %s) is not an attattr-server option" % (k, "INI" if k in ini else "arguments"))
 
     # Run the real server with the rendered flags, paths moved to a temporary directory.
+    cleanup = []
+    try:
+        return run_server(args, opts, ini, ini_text, tls, auth, postgres, rendered_tokens, cleanup)
+    finally:
+        for stop in cleanup:
+            stop()
+
+
+def point_at_postgres(pg, opts, replaced, env, tmp):
+    """Points the rendered store flags at `pg` as a cluster's DNS would: the rendered URI (its
+    user, database and parameters kept; host and port this server's) or, for ATTATTR_STORE from a
+    Secret, a URI with a password; a role with a password in --store-password-file when rendered.
+    Returns 'DATABASE"."SCHEMA' where the server is to make its tables, and the updated
+    replacements and environment."""
+    password = secrets.token_hex(16)
+    if "store" in opts:
+        parts = urllib.parse.urlsplit(opts["store"])
+        user = parts.username or "attattr"
+        database = parts.path.lstrip("/") or user
+        uri = urllib.parse.urlunsplit((parts.scheme, "%s@127.0.0.1:%d" % (user, pg.port),
+                                       "/" + database, parts.query, ""))
+        replaced = dict(replaced, store=uri)
+        if "store-password-file" not in opts:
+            env = dict(env, PGPASSWORD=password)  # libpq's own; the chart passed no password
+    else:
+        user, database = "attattr", "attattr"
+        env = dict(env, ATTATTR_STORE="postgresql://%s:%s@127.0.0.1:%d/%s?sslmode=require"
+                   % (user, password, pg.port, database))
+    pg.create_role(user, password)
+    pg.create_database(database, owner=user)
+    # A schema the URI selects (options=-csearch_path=NAME) is the operator's to create.
+    schema = "public"
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(replaced.get("store", "")).query)
+    for option in query.get("options", []):
+        m = re.search(r"-c\s*search_path=([A-Za-z_][A-Za-z0-9_]*)", option)
+        if m:
+            schema = m.group(1)
+            pg.sql(database, 'CREATE SCHEMA "%s" AUTHORIZATION "%s"' % (schema, user))
+    if "store-password-file" in opts:
+        path = os.path.join(tmp, "store-password")
+        with open(path, "w") as f:
+            f.write(password + "\n")  # as a Secret key often ends
+        replaced = dict(replaced, **{"store-password-file": path})
+    print("PostgreSQL for the store: 127.0.0.1:%d, role %s, database %s, schema %s"
+          % (pg.port, user, database, schema))
+    return '%s"."%s' % (database, schema), replaced, env
+
+
+def run_server(args, opts, ini, ini_text, tls, auth, postgres, rendered_tokens, cleanup):
     with tempfile.TemporaryDirectory(prefix="attattr-k8s-") as tmp:
         ini_path = os.path.join(tmp, "attattr.ini")
         with open(ini_path, "w") as f:
@@ -423,17 +478,25 @@ def main():
             os.chmod(tokens_path, 0o600)
             replaced["auth-tokens"] = tokens_path
             print("token file:\n" + open(tokens_path).read())
+        server_env = dict(os.environ)
+        pg = pg_database = None
         if postgres:
-            # No PostgreSQL here: the same flags against a temporary SQLite store (which refuses a
-            # password file). A real PostgreSQL run is tests/server's business.
-            print("PostgreSQL store %s: started on a temporary SQLite store instead"
-                  % (opts.get("store") or "from ATTATTR_STORE"))
-            opts.pop("store-password-file", None)
-            opts.setdefault("store", "")
+            pg = pg_for_tests.start()
+            if pg is None:
+                # Only where no PostgreSQL can be installed: the same flags on a temporary SQLite
+                # store (which refuses a password file).
+                print("no PostgreSQL here (%s): started on a temporary SQLite store instead"
+                      % pg_for_tests.why_not())
+                opts.pop("store-password-file", None)
+                opts.setdefault("store", "")
+            else:
+                cleanup.append(pg.stop)
+                pg_database, replaced, server_env = point_at_postgres(pg, opts, replaced, server_env, tmp)
         cmd = [os.path.abspath(args.server)] + ["--%s=%s" % (k, replaced.get(k, v)) for k, v in opts.items()]
         print("INI:\n" + ini_text)
         print("running: " + " ".join(cmd))
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp,
+                                env=server_env)
         port = None
         deadline = time.time() + 120
         out = ""
@@ -460,6 +523,14 @@ def main():
                 return 0
             fail("the server did not start with the rendered flags")
         print("started on port %d" % port)
+        if pg is not None:
+            # The rendered store flags reached the real database: the server made its schema there.
+            database, schema = pg_database.split('"."')
+            version = pg.sql(database, 'SELECT max(version) FROM "%s".attattr_schema' % schema)
+            print("PostgreSQL database %s: attattr_schema version %s" % (pg_database, version))
+            if version != "1":
+                proc.kill()
+                fail("the server did not create its schema in the PostgreSQL database")
 
         def stop_and_fail(msg):
             proc.kill()

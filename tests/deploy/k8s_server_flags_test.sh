@@ -3,8 +3,8 @@
 # the REAL attattr-server with their arguments and ConfigMap INI (tests/deploy/k8s_server_flags.py);
 # the gpu overlay (--device=cuda) is checked to parse; the secure overlay (TLS, mutual TLS, tokens)
 # starts with certificates made by openssl and a token file, and the client connects with them;
-# the postgresql overlays' store flags are checked and the server started on a temporary SQLite
-# store instead (no PostgreSQL here).
+# the postgresql overlays' store flags are checked and the server started against a real
+# PostgreSQL the test starts (tests/deploy/pg_for_tests.py), where it must create its schema.
 # usage: k8s_server_flags_test.sh SOURCE_DIR TOOLS_DIR VENV_DIR SERVER_BINARY [SHARED_DIR [CLIENT]]
 #        exit 77: a tool or the shared model is missing
 set -uo pipefail

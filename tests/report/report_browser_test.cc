@@ -32,6 +32,7 @@ namespace {
 namespace v1 = attattr::v1;
 namespace fs = std::filesystem;
 using ::attattr::testing::BinDir;
+using ::attattr::testing::FreeLoopbackPort;
 using ::attattr::testing::ReadFile;
 using ::attattr::testing::RunCommand;
 using ::attattr::testing::ServerProcess;
@@ -54,23 +55,6 @@ std::string FindChromium() {
     }
   }
   return "";
-}
-
-// A loopback port that was free a moment ago (for --metrics-listen, whose bound port the server
-// does not print).
-int FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  int port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  close(fd);
-  return port;
 }
 
 int Count(const std::string& haystack, const std::string& needle) {
@@ -181,7 +165,7 @@ TEST(ReportBrowserTest, AttributionReportRendersInHeadlessChromium) {
     GTEST_SKIP() << "chromium not installed (Debian package `chromium`, in scripts/packages.txt; "
                     "or set ATTATTR_CHROMIUM)";
   }
-  const int http_port = FreePort();
+  const int http_port = FreeLoopbackPort();
   ASSERT_GT(http_port, 0);
   ServerProcess server({{"sst2", Sst2ModelDir()}},
                        {"--metrics-listen=127.0.0.1:" + std::to_string(http_port)});

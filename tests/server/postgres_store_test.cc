@@ -43,40 +43,21 @@ v1::JobSpec TextJob(int count) {
 
 class PostgresStoreTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    const std::string why = PostgresServer::Unavailable();
-    if (!why.empty()) {
-      *why_not_ = why;
-      return;
-    }
-    auto started = PostgresServer::Start();
-    if (!started.ok()) {
-      *why_not_ = started.status().ToString();
-      return;
-    }
-    pg_ = started->release();
-  }
-  static void TearDownTestSuite() {
-    delete pg_;
-    pg_ = nullptr;
-  }
   void SetUp() override {
     ATTATTR_SKIP_IF_MISSING(Sst2ModelDir());
-    if (pg_ == nullptr) GTEST_SKIP() << "no PostgreSQL server: " << *why_not_;
+    std::string why_not;
+    pg_ = ::attattr::testing::SharedPostgres(&why_not);
+    if (pg_ == nullptr) GTEST_SKIP() << "no PostgreSQL server: " << why_not;
     auto uri = pg_->CreateDatabase();
     ASSERT_TRUE(uri.ok()) << uri.status();
     uri_ = *uri;
     dir_ = ::attattr::testing::MakeTempDir("attattr-pg-e2e");
   }
 
-  static PostgresServer* pg_;
-  static std::string* why_not_;
+  PostgresServer* pg_ = nullptr;
   std::string uri_;
   std::string dir_;
 };
-
-PostgresServer* PostgresStoreTest::pg_ = nullptr;
-std::string* PostgresStoreTest::why_not_ = new std::string;
 
 TEST_F(PostgresStoreTest, JobsAndResultsOutliveTheServerProcess) {
   std::string done_name;

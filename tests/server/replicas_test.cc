@@ -60,28 +60,31 @@ double SecondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
+// A data root holding the first `lines` of the shared SST-2 dev set as sst2-dev.tsv.
+std::string DataRoot(const std::string& dir, int lines) {
+  std::ifstream in(::attattr::testing::SharedDir() + "/data/sst2/dev.tsv");
+  std::ofstream out(dir + "/sst2-dev.tsv");
+  std::string line;
+  for (int i = 0; i < lines && std::getline(in, line); ++i) out << line << "\n";
+  return dir;
+}
+
+v1::JobSpec DatasetJob(int limit) {
+  v1::JobSpec spec;
+  spec.set_model(kModel);
+  *spec.mutable_attribution()->mutable_examples() =
+      ::attattr::testing::DatasetSource("sst2-dev.tsv", limit);
+  spec.mutable_attribution()->mutable_options()->set_steps(4);
+  return spec;
+}
+
 class ReplicasTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    const std::string why = PostgresServer::Unavailable();
-    if (!why.empty()) {
-      *why_not_ = why;
-      return;
-    }
-    auto started = PostgresServer::Start();
-    if (!started.ok()) {
-      *why_not_ = started.status().ToString();
-      return;
-    }
-    pg_ = started->release();
-  }
-  static void TearDownTestSuite() {
-    delete pg_;
-    pg_ = nullptr;
-  }
   void SetUp() override {
     ATTATTR_SKIP_IF_MISSING(Sst2ModelDir());
-    if (pg_ == nullptr) GTEST_SKIP() << "no PostgreSQL server: " << *why_not_;
+    std::string why_not;
+    pg_ = ::attattr::testing::SharedPostgres(&why_not);
+    if (pg_ == nullptr) GTEST_SKIP() << "no PostgreSQL server: " << why_not;
     auto uri = pg_->CreateDatabase();
     ASSERT_TRUE(uri.ok()) << uri.status();
     uri_ = *uri;
@@ -148,33 +151,31 @@ class ReplicasTest : public ::testing::Test {
     return ReadResult(*stub, job.name()).bytes;
   }
 
-  static PostgresServer* pg_;
-  static std::string* why_not_;
+  // Three replicas (a, b, c) splitting jobs into shards of 10 examples, and a 120-review dataset
+  // job submitted to a.
+  struct ShardedRun {
+    std::vector<std::unique_ptr<ServerProcess>> replicas;
+    std::string data;  // the data root
+    v1::JobSpec spec;
+    v1::Job job;  // empty name when something failed (reported)
+  };
+  ShardedRun StartShardedJob() {
+    ShardedRun run;
+    run.data = DataRoot(dir_, 121);  // a header and 120 reviews
+    for (const char* name : {"a", "b", "c"}) {
+      run.replicas.push_back(Replica(name, {"--data-root=" + run.data, "--shard-examples=10"}));
+      if (!run.replicas.back()->ok()) return run;
+    }
+    run.spec = DatasetJob(120);
+    EXPECT_TRUE(Submit(*Connect(run.replicas[0]->address()), run.spec, &run.job).ok());
+    return run;
+  }
+
+  PostgresServer* pg_ = nullptr;
   std::string uri_;
   std::string database_;
   std::string dir_;
 };
-
-// A data root holding the first `lines` of the shared SST-2 dev set as sst2-dev.tsv.
-std::string DataRoot(const std::string& dir, int lines) {
-  std::ifstream in(::attattr::testing::SharedDir() + "/data/sst2/dev.tsv");
-  std::ofstream out(dir + "/sst2-dev.tsv");
-  std::string line;
-  for (int i = 0; i < lines && std::getline(in, line); ++i) out << line << "\n";
-  return dir;
-}
-
-v1::JobSpec DatasetJob(int limit) {
-  v1::JobSpec spec;
-  spec.set_model(kModel);
-  *spec.mutable_attribution()->mutable_examples() =
-      ::attattr::testing::DatasetSource("sst2-dev.tsv", limit);
-  spec.mutable_attribution()->mutable_options()->set_steps(4);
-  return spec;
-}
-
-PostgresServer* ReplicasTest::pg_ = nullptr;
-std::string* ReplicasTest::why_not_ = new std::string;
 
 TEST_F(ReplicasTest, AnyReplicaServesEveryJob) {
   auto a = Replica("a");
@@ -429,18 +430,13 @@ TEST_F(ReplicasTest, PostgresRestartLosesNoAcknowledgedJob) {
 // A dataset job split into shards (--shard-examples 10): the three replicas each run some, the
 // merged result is the single replica's byte for byte, and every shard succeeded once.
 TEST_F(ReplicasTest, DatasetJobIsShardedAcrossReplicasWithTheSingleReplicaResult) {
-  const std::string data = DataRoot(dir_, 121);  // a header and 120 reviews
-  const std::vector<std::string> args = {"--data-root=" + data, "--shard-examples=10"};
-  auto a = Replica("a", args);
-  auto b = Replica("b", args);
-  auto c = Replica("c", args);
-  ASSERT_TRUE(a->ok() && b->ok() && c->ok());
-  auto on_a = Connect(a->address());
-  auto on_b = Connect(b->address());
-  const v1::JobSpec spec = DatasetJob(120);
-  v1::Job job;
-  ASSERT_TRUE(Submit(*on_a, spec, &job).ok());
-  const auto started = Clock::now();
+  ShardedRun run = StartShardedJob();
+  ASSERT_FALSE(run.job.name().empty());
+  const auto started = Clock::now();  // just after the submission
+  const v1::Job& job = run.job;
+  const v1::JobSpec& spec = run.spec;
+  const std::string& data = run.data;
+  auto on_b = Connect(run.replicas[1]->address());
   const v1::Job done = WaitDone(*on_b, job.name(), 600);
   const double sharded_seconds = SecondsSince(started);
   ASSERT_EQ(done.state(), v1::SUCCEEDED) << done.error_message();
@@ -460,16 +456,12 @@ TEST_F(ReplicasTest, DatasetJobIsShardedAcrossReplicasWithTheSingleReplicaResult
 // kill -9 of a replica running shards of a job: its shards run again elsewhere once their leases
 // lapse, the job completes with the single replica's result, and each shard is merged once.
 TEST_F(ReplicasTest, KilledReplicasShardsRunAgainAndTheResultIsUnchanged) {
-  const std::string data = DataRoot(dir_, 121);
-  const std::vector<std::string> args = {"--data-root=" + data, "--shard-examples=10"};
-  auto a = Replica("a", args);
-  auto b = Replica("b", args);
-  auto c = Replica("c", args);
-  ASSERT_TRUE(a->ok() && b->ok() && c->ok());
-  auto on_a = Connect(a->address());
-  const v1::JobSpec spec = DatasetJob(120);
-  v1::Job job;
-  ASSERT_TRUE(Submit(*on_a, spec, &job).ok());
+  ShardedRun run = StartShardedJob();
+  ASSERT_FALSE(run.job.name().empty());
+  const v1::Job& job = run.job;
+  const v1::JobSpec& spec = run.spec;
+  const std::string& data = run.data;
+  ServerProcess* c = run.replicas[2].get();
   const std::string where = "FROM attattr_shards WHERE job_id = '" + job.name() + "'";
   // Wait until replica c runs a shard, then kill it.
   const auto until = Clock::now() + std::chrono::seconds(120);
@@ -481,7 +473,7 @@ TEST_F(ReplicasTest, KilledReplicasShardsRunAgainAndTheResultIsUnchanged) {
       Sql("SELECT MIN(shard) " + where + " AND state = 'RUNNING' AND lease_holder = 'c'");
   c->Kill();
   ASSERT_FALSE(killed_shard.empty());
-  auto on_b = Connect(b->address());
+  auto on_b = Connect(run.replicas[1]->address());
   const v1::Job done = WaitDone(*on_b, job.name(), 600);
   ASSERT_EQ(done.state(), v1::SUCCEEDED) << done.error_message();
   EXPECT_EQ(Sql("SELECT COUNT(*) " + where + " AND state = 'SUCCEEDED'"), "12");

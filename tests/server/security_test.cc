@@ -30,6 +30,7 @@ namespace {
 namespace v1 = attattr::v1;
 namespace fs = std::filesystem;
 using ::attattr::testing::ExpectStatus;
+using ::attattr::testing::FreeLoopbackPort;
 using ::attattr::testing::PemFiles;
 using ::attattr::testing::ReadFile;
 using ::attattr::testing::ServerProcess;
@@ -38,19 +39,6 @@ using ::attattr::testing::Sst2ModelDir;
 using ::attattr::testing::TestCa;
 
 constexpr char kModel[] = "sst2";
-
-// A TCP port that was free a moment ago (for --report-listen, whose port the test must know).
-int FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
 
 struct ClientOptions {
   std::string ca;     // PEM file the client trusts
@@ -215,8 +203,8 @@ TEST_F(SecurityTest, ExpiredServerCertificateIsRefusedByClients) {
 }
 
 TEST_F(SecurityTest, JobsArePrivateToTheirOwner) {
-  const int report_port = FreePort();
-  const int metrics_port = FreePort();
+  const int report_port = FreeLoopbackPort();
+  const int metrics_port = FreeLoopbackPort();
   StartServer({"--auth-tokens=" + WriteTokens(dir_), "--admin-principals=root",
                "--report-listen=127.0.0.1:" + std::to_string(report_port),
                "--metrics-listen=127.0.0.1:" + std::to_string(metrics_port)});
@@ -458,7 +446,7 @@ TEST_F(SecurityTest, MutualTlsIdentifiesCallersByCertificate) {
 }
 
 TEST_F(SecurityTest, RotatedCertificatesAreServedWithoutRestart) {
-  const int report_port = FreePort();
+  const int report_port = FreeLoopbackPort();
   StartServer({"--auth-tokens=" + WriteTokens(dir_),
                "--report-listen=127.0.0.1:" + std::to_string(report_port)});
   ASSERT_TRUE(ListModels(*As("alice")).ok());

@@ -56,21 +56,6 @@ std::string RunAsUser() {
   return env != nullptr && *env != '\0' ? env : "nobody";
 }
 
-int FreeLoopbackPort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  int port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  close(fd);
-  return port;
-}
-
 // Forks `argv` with stdout/stderr appended to `log`, as uid/gid when `drop` (the parent-death
 // signal set after the switch, which clears it). Returns the child's pid or -1.
 pid_t Spawn(const std::vector<std::string>& argv, const std::string& log, bool drop, uid_t uid,
@@ -261,6 +246,26 @@ absl::Status PostgresServer::Stop() {
 absl::Status PostgresServer::Restart() {
   if (pid_ >= 0) return absl::FailedPreconditionError("PostgreSQL is running");
   return Launch();
+}
+
+PostgresServer* SharedPostgres(std::string* why_not) {
+  struct Shared {
+    Shared() {
+      why_not = PostgresServer::Unavailable();
+      if (!why_not.empty()) return;
+      auto started = PostgresServer::Start();
+      if (started.ok()) {
+        server = std::move(*started);
+      } else {
+        why_not = started.status().ToString();
+      }
+    }
+    std::unique_ptr<PostgresServer> server;
+    std::string why_not;
+  };
+  static Shared shared;
+  *why_not = shared.why_not;
+  return shared.server.get();
 }
 
 std::string PostgresServer::Log() const {

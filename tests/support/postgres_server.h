@@ -59,4 +59,9 @@ class PostgresServer {
   pid_t pid_ = -1;
 };
 
+// The PostgreSQL server the tests of one process share: started by the first call (a cluster takes
+// seconds to initialise), stopped and removed at exit. Null where none can be started, with the
+// reason in *why_not.
+PostgresServer* SharedPostgres(std::string* why_not);
+
 }  // namespace attattr::testing

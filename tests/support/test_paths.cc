@@ -1,7 +1,10 @@
 // Resolves test data locations from compile-time defaults and environment overrides.
 #include "support/test_paths.h"
 
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
 #include <cstdio>
@@ -65,6 +68,22 @@ SplitCommandResult RunCommandSplit(const std::string& shell_command,
   const std::string err_file = scratch_dir + "/stderr.txt";
   const auto done = RunCommand("{ " + shell_command + " ; } 2>" + err_file + " </dev/null");
   return {done.exit_code, done.out, ReadFile(err_file)};
+}
+
+int FreeLoopbackPort() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return 0;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  int port = 0;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    port = ntohs(addr.sin_port);
+  }
+  close(fd);
+  return port;
 }
 
 }  // namespace attattr::testing

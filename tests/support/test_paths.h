@@ -29,6 +29,10 @@ struct CommandResult {
 };
 CommandResult RunCommand(const std::string& shell_command);
 
+// A loopback TCP port that was free a moment ago (0 when none could be had): for listeners whose
+// bound port a test must know beforehand. The kernel does not hand it out again for a while.
+int FreeLoopbackPort();
+
 // The whole file ("" when it cannot be read).
 std::string ReadFile(const std::string& path);
 

@@ -56,23 +56,6 @@ std::string ReadAll(const std::string& path) {
   return buffer.str();
 }
 
-// A loopback port free right now (the kernel may hand it out again, but not for a while).
-int FreeLoopbackPort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof(addr);
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    close(fd);
-    return 0;
-  }
-  close(fd);
-  return ntohs(addr.sin_port);
-}
-
 // Runs argv with stdin from `stdin_path`, stdout+stderr to `log_path`; returns the child's pid.
 pid_t Spawn(const std::vector<std::string>& argv, const std::string& stdin_path,
             const std::string& log_path) {
@@ -140,7 +123,7 @@ std::string PromtoolProblems(const std::string& promtool, const std::string& tex
 // `job_name`, with its own temporary directory; stopped and cleaned up on destruction.
 struct RealPrometheus {
   RealPrometheus(const std::string& binary, const std::string& job_name, int target_port) {
-    port = FreeLoopbackPort();
+    port = ::attattr::testing::FreeLoopbackPort();
     if (port <= 0) return;
     dir = ::attattr::testing::MakeTempDir("metrics_prometheus");
     const std::string config = dir + "/prometheus.yml";

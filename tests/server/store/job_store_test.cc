@@ -64,28 +64,6 @@ std::string RawSql(const std::string& path, const std::string& sql) {
   return out;
 }
 
-// The PostgreSQL server of the contract suite, started by its first test that needs it and kept
-// for the process (a cluster takes seconds to initialise), stopped and removed at exit; null with
-// the reason when none starts.
-struct SharedPostgres {
-  SharedPostgres() {
-    why_not = testing::PostgresServer::Unavailable();
-    if (!why_not.empty()) return;
-    auto started = testing::PostgresServer::Start();
-    if (started.ok()) {
-      server = std::move(*started);
-    } else {
-      why_not = started.status().ToString();
-    }
-  }
-  std::unique_ptr<testing::PostgresServer> server;
-  std::string why_not;
-};
-SharedPostgres& Postgres() {
-  static SharedPostgres shared;
-  return shared;
-}
-
 class JobStoreTestBase : public ::testing::Test {
  protected:
   explicit JobStoreTestBase(std::string backend = "sqlite") : backend_(std::move(backend)) {}
@@ -94,9 +72,10 @@ class JobStoreTestBase : public ::testing::Test {
     dir_ = testing::MakeTempDir("attattr-store");
     path_ = dir_ + "/jobs.db";
     if (backend_ != "postgresql") return;
-    SharedPostgres& pg = Postgres();
-    if (pg.server == nullptr) GTEST_SKIP() << "no PostgreSQL server: " << pg.why_not;
-    absl::StatusOr<std::string> uri = pg.server->CreateDatabase();
+    std::string why_not;
+    pg_ = testing::SharedPostgres(&why_not);
+    if (pg_ == nullptr) GTEST_SKIP() << "no PostgreSQL server: " << why_not;
+    absl::StatusOr<std::string> uri = pg_->CreateDatabase();
     ASSERT_TRUE(uri.ok()) << uri.status();
     uri_ = *uri;
     database_ = uri_.substr(uri_.rfind('/') + 1);
@@ -135,7 +114,7 @@ class JobStoreTestBase : public ::testing::Test {
     std::string sql = "SELECT COUNT(*) FROM " + table;
     if (!id.empty()) sql += " WHERE job_id = '" + id + "'";
     if (backend_ != "postgresql") return RawSql(path_, sql);
-    absl::StatusOr<std::string> count = Postgres().server->Query(database_, sql);
+    absl::StatusOr<std::string> count = pg_->Query(database_, sql);
     EXPECT_TRUE(count.ok()) << count.status();
     return count.value_or("");
   }
@@ -171,8 +150,9 @@ class JobStoreTestBase : public ::testing::Test {
   const std::string backend_;
   std::string dir_;
   std::string path_;
-  std::string uri_;       // postgresql only
-  std::string database_;  // postgresql only
+  testing::PostgresServer* pg_ = nullptr;  // postgresql only
+  std::string uri_;                        // postgresql only
+  std::string database_;                   // postgresql only
   std::atomic<int64_t> now_ms_{1'000'000};
 };
 
@@ -1383,7 +1363,7 @@ TEST_F(PostgresJobStoreTest, ReplicasOpeningAnEmptyDatabaseAtOnceCreateTheSchema
     }
   }
   EXPECT_EQ(created, 1);
-  EXPECT_EQ(*Postgres().server->Query(database_, "SELECT COUNT(*) FROM attattr_schema"), "1");
+  EXPECT_EQ(*pg_->Query(database_, "SELECT COUNT(*) FROM attattr_schema"), "1");
   // Every replica serves: a job created through one is read through the others.
   const std::string id = MustCreate(*stores[0], NewJob());
   for (const auto& store : stores) EXPECT_TRUE(store->Get(id).ok());
@@ -1391,7 +1371,7 @@ TEST_F(PostgresJobStoreTest, ReplicasOpeningAnEmptyDatabaseAtOnceCreateTheSchema
 
 TEST_F(PostgresJobStoreTest, NewerSchemasAndForeignTablesAreRefused) {
   { ASSERT_NE(OpenStore(), nullptr); }
-  ASSERT_TRUE(Postgres().server->Query(database_, "UPDATE attattr_schema SET version = 99").ok());
+  ASSERT_TRUE(pg_->Query(database_, "UPDATE attattr_schema SET version = 99").ok());
   PostgresJobStoreOptions options;
   options.uri = uri_;
   absl::Status status = PostgresJobStore::Open(options).status();
@@ -1399,7 +1379,7 @@ TEST_F(PostgresJobStoreTest, NewerSchemasAndForeignTablesAreRefused) {
   EXPECT_NE(Message(status).find("schema version 99 is newer"), std::string::npos) << status;
   EXPECT_NE(Message(status).find(uri_), std::string::npos) << status;
 
-  ASSERT_TRUE(Postgres().server->Query(database_, "DROP TABLE attattr_schema").ok());
+  ASSERT_TRUE(pg_->Query(database_, "DROP TABLE attattr_schema").ok());
   status = PostgresJobStore::Open(options).status();
   EXPECT_TRUE(absl::IsFailedPrecondition(status)) << status;
   EXPECT_NE(Message(status).find("not an attattr job store"), std::string::npos) << status;
@@ -1457,7 +1437,7 @@ TEST_F(PostgresJobStoreTest, ReconnectsAfterTheDatabaseRestarts) {
   ASSERT_TRUE(store->MarkRunning(id).ok());
   ASSERT_TRUE(store->PutResult(id, RandomBytes(3u << 20, 5)).ok());
   ASSERT_TRUE(store->Finish(id, JobState::kSucceeded, 0, "").ok());
-  testing::PostgresServer& pg = *Postgres().server;
+  testing::PostgresServer& pg = *pg_;
   ASSERT_TRUE(pg.Stop().ok());
   absl::Status down = store->Get(id).status();
   EXPECT_TRUE(absl::IsUnavailable(down)) << down;
