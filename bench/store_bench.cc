@@ -2,8 +2,9 @@
 // measured in the same process. One job's store life is what the scheduler and a client do with
 // it: Create, Claim (lease), two progress updates, PutResult (--result-kib), Finish, Get and
 // ReadResult; each job is timed whole. Prints the median and p99 per job for each store and their
-// ratio. PostgreSQL is the server at --postgres, or one started here from Debian's binaries (the
-// tests' fixture). A program, not a test: it never asserts a timing (bench/README.md).
+// ratio, then the same for one shard of a split job (ClaimShard + CompleteShard; PostgreSQL only).
+// PostgreSQL is the server at --postgres, or one started here from Debian's binaries (the tests'
+// fixture). A program, not a test: it never asserts a timing (bench/README.md).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -16,6 +17,7 @@
 #include "absl/strings/str_format.h"
 #include "bench_support.h"
 #include "store/postgres_job_store.h"
+#include "store/shard_store.h"
 #include "store/sqlite_job_store.h"
 #include "support/postgres_server.h"
 #include "support/test_paths.h"
@@ -69,6 +71,35 @@ std::vector<double> RunJobs(store::JobStore& store, int jobs, size_t result_byte
   return seconds;
 }
 
+// Splits one job into `shards` one-item shards and runs each shard's store life (ClaimShard,
+// CompleteShard with a `result_bytes` result; the last completion takes the job back); each
+// shard's seconds.
+std::vector<double> RunShards(store::JobStore& store, int shards, size_t result_bytes) {
+  store::ShardStore* shard_store = store.shards();
+  if (shard_store == nullptr) Die("this store has no shards");
+  store::JobRecord record;
+  record.kind = "ATTRIBUTION";
+  record.model = "sst2";
+  record.owner = "bench";
+  OrDie(store.Create(record), "Create");
+  const store::JobRecord job = *OrDie(store.Claim({"bench", 30000, 0}), "Claim");
+  std::vector<store::ShardRange> ranges;
+  for (int i = 0; i < shards; ++i) ranges.push_back({i, i + 1});
+  OrDie(shard_store->SplitJob(job.id, job.lease_token, ranges), "SplitJob");
+  const std::string result(result_bytes, 'r');
+  std::vector<double> seconds;
+  for (int i = 0; i < shards; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const store::ShardRecord shard =
+        *OrDie(shard_store->ClaimShard({"bench", 30000, 0}), "ClaimShard");
+    OrDie(shard_store->CompleteShard({shard.job_id, shard.index, shard.lease_token}, result,
+                                     "bench", 30000),
+          "CompleteShard");
+    seconds.push_back(SecondsSince(t0));
+  }
+  return seconds;
+}
+
 }  // namespace
 }  // namespace attattr::bench
 
@@ -116,5 +147,13 @@ int main(int argc, char** argv) {
   std::cout << absl::StrFormat("postgresql / sqlite: median %.2fx, p99 %.2fx\n",
                                measured.median_ms / baseline.median_ms,
                                measured.p99_ms / baseline.p99_ms);
+  // Shards exist only in the shared store: their cost is against a whole job's on SQLite.
+  const bench::Timing shard =
+      bench::Summarise(bench::RunShards(*pg, jobs, static_cast<size_t>(result_kib) << 10));
+  std::cout << absl::StrFormat(
+      "postgresql, one shard (ClaimShard + CompleteShard, %d KiB result): median %.3f ms, p99 "
+      "%.3f ms (%.2fx / %.2fx a whole job on sqlite)\n",
+      result_kib, shard.median_ms, shard.p99_ms, shard.median_ms / baseline.median_ms,
+      shard.p99_ms / baseline.p99_ms);
   return 0;
 }
