@@ -197,7 +197,9 @@ void JobScheduler::OnStoreChange(const std::string& id,
       context.RequestStop(StopReason::kDeleted);
     } else if (store::IsTerminal(record->state)) {
       context.RequestStop(StopReason::kCancelled);
-    } else if (!run.shard.has_value() && record->lease_token != context.lease_token()) {
+    } else if (!run.shard.has_value() && record->lease_token > context.lease_token()) {
+      // Claimed again since (tokens only grow): a record read before this run's own claim
+      // (older token) is no reason to stop.
       context.RequestStop(StopReason::kLeaseLost);
     }
   }
@@ -501,6 +503,10 @@ void JobScheduler::FinishShard(const store::JobRecord& job, const store::HeldSha
     (void)store_.shards()->ReleaseShard(held);
     return;
   }
+  if (stopped && reason == StopReason::kLeaseLost) {
+    (void)store_.shards()->ReleaseShard(held);  // fenced: only if this run still holds it
+    return;
+  }
   if (stopped && reason != StopReason::kNone) return;  // its job ended, or another run has it
   if (!result.ok()) {
     absl::StatusOr<store::ShardRecord> after = RetryWhileUnavailable(options_.lease, [&] {
@@ -561,10 +567,17 @@ void JobScheduler::Finish(const store::JobRecord& running,
     return;
   }
   if (stopped && reason == StopReason::kLeaseLost) {
+    // Should the store still say this run holds the job, hand it back at once rather than let the
+    // lease lapse (fenced: refused when another run has it).
+    auto released = store_.Requeue(id, lease_token);
     log_.Warn(
         "job stopped: this replica no longer holds it (finished, cancelled or taken over "
         "elsewhere)",
-        {{"principal", running.owner}, {"job_id", id}});
+        {{"principal", running.owner}, {"job_id", id}, {"released", released.ok()}});
+    if (released.ok()) {
+      events_.Publish(*released);
+      Wake();
+    }
     return;
   }
   if (stopped && (reason == StopReason::kCancelled || reason == StopReason::kDeleted)) {

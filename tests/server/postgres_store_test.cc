@@ -29,16 +29,10 @@ using ::attattr::testing::WaitForState;
 
 constexpr char kModel[] = "sst2";
 
-v1::JobSpec TextJob(int count) {
-  v1::JobSpec spec;
-  spec.set_model(kModel);
-  auto* a = spec.mutable_attribution();
-  for (int i = 0; i < count; ++i) {
-    a->mutable_examples()->mutable_inline_()->add_examples()->set_text(
-        "review number " + std::to_string(i) + " : a gorgeous , witty , seductive movie .");
-  }
-  a->mutable_options()->set_steps(4);
-  return spec;
+// `count` distinct reviews (ReviewsJob): small counts finish in a second, large ones run long
+// enough to kill, freeze or cancel their replica mid-job.
+v1::JobSpec TextJob(int count, int steps = 4) {
+  return ::attattr::testing::ReviewsJob(kModel, count, steps);
 }
 
 class PostgresStoreTest : public ::testing::Test {

@@ -4,8 +4,9 @@
 // idempotent submits race across replicas into one job; a replica killed (SIGKILL) or frozen
 // (SIGSTOP) loses its job to another within lease + heartbeat, and the frozen one's late writes
 // are fenced off; SIGTERM hands running work back at once; a cancel sent to one replica stops the
-// run on another; a PostgreSQL restart loses nothing. Leases are short here (--lease-seconds 3,
-// --heartbeat-seconds 1). Skips with a message without PostgreSQL or the shared model.
+// run on another; a PostgreSQL restart loses nothing. Leases are short here (--lease-seconds 6,
+// --heartbeat-seconds 1: short for the tests' sake, long enough that a replica on a loaded CI
+// machine still renews in time). Skips with a message without PostgreSQL or the shared model.
 #include <signal.h>
 
 #include <algorithm>
@@ -39,21 +40,13 @@ using ::attattr::testing::WaitForState;
 using Clock = std::chrono::steady_clock;
 
 constexpr char kModel[] = "sst2";
-constexpr int kLeaseSeconds = 3;
+constexpr int kLeaseSeconds = 6;
 constexpr int kHeartbeatSeconds = 1;
 
-// `count` SST-2-like reviews attributed with `steps` steps: small counts finish in a second,
-// large ones run long enough to kill, freeze or cancel their replica mid-job.
+// `count` distinct reviews (ReviewsJob): small counts finish in a second, large ones run long
+// enough to kill, freeze or cancel their replica mid-job.
 v1::JobSpec TextJob(int count, int steps = 4) {
-  v1::JobSpec spec;
-  spec.set_model(kModel);
-  auto* a = spec.mutable_attribution();
-  for (int i = 0; i < count; ++i) {
-    a->mutable_examples()->mutable_inline_()->add_examples()->set_text(
-        "review number " + std::to_string(i) + " : a gorgeous , witty , seductive movie .");
-  }
-  a->mutable_options()->set_steps(steps);
-  return spec;
+  return ::attattr::testing::ReviewsJob(kModel, count, steps);
 }
 
 double SecondsSince(Clock::time_point start) {
@@ -126,14 +119,17 @@ class ReplicasTest : public ::testing::Test {
   int Attempts(const std::string& job) {
     return std::stoi(Sql("SELECT attempts FROM attattr_jobs WHERE id = '" + job + "'"));
   }
-  // Polls until `job` runs under a lease of a holder other than `not_holder` ("" = any).
+  // Polls until `job` runs (or ran) under a lease of a holder other than `not_holder` ("" = any).
   std::string WaitForHolder(const std::string& job, const std::string& not_holder,
                             int seconds = 60) {
     const auto until = Clock::now() + std::chrono::seconds(seconds);
     while (Clock::now() < until) {
       const std::string state = Sql("SELECT state FROM attattr_jobs WHERE id = '" + job + "'");
       const std::string holder = Holder(job);
-      if (state == "RUNNING" && !holder.empty() && holder != not_holder) return holder;
+      // A short job may already be done when looked at: its last holder stays recorded.
+      if ((state == "RUNNING" || state == "SUCCEEDED") && !holder.empty() && holder != not_holder) {
+        return holder;
+      }
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
     ADD_FAILURE() << job << " never ran on a replica other than '" << not_holder << "'";

@@ -15,6 +15,18 @@ namespace attattr::testing {
 
 using Clock = std::chrono::steady_clock;
 
+v1::JobSpec ReviewsJob(const std::string& model, int count, int steps) {
+  v1::JobSpec spec;
+  spec.set_model(model);
+  auto* a = spec.mutable_attribution();
+  for (int i = 0; i < count; ++i) {
+    a->mutable_examples()->mutable_inline_()->add_examples()->set_text(
+        "review number " + std::to_string(i) + " : a gorgeous , witty , seductive movie .");
+  }
+  a->mutable_options()->set_steps(steps);
+  return spec;
+}
+
 v1::ExampleSource DatasetSource(const std::string& path, int limit) {
   v1::ExampleSource source;
   source.mutable_dataset()->set_path(path);

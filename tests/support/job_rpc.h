@@ -13,6 +13,9 @@
 
 namespace attattr::testing {
 
+// An ATTRIBUTION job on `model` of `count` distinct SST-2-like reviews, `steps` integration steps.
+v1::JobSpec ReviewsJob(const std::string& model, int count, int steps);
+
 // An ExampleSource naming a dataset under the server's --data-root (limit 0 = all).
 v1::ExampleSource DatasetSource(const std::string& path, int limit);
 

@@ -349,5 +349,36 @@ TEST_F(JobSchedulerTest, DeleteRemovesQueuedJobsAndTellsSubscribers) {
   EXPECT_EQ(s.Delete(queued->record.id).code(), absl::StatusCode::kNotFound);
 }
 
+// Regression (CI, replicas_test): a change notification read before this replica's own claim
+// (the job's record with an older lease token) stopped the run it had just claimed, leaving the
+// job held by nobody until its lease lapsed. A newer claim does stop the run, and a run stopped
+// while the store still says it holds the job hands the job back at once.
+TEST_F(JobSchedulerTest, AStaleChangeDoesNotStopARunButANewerClaimDoes) {
+  Gate gate;
+  JobScheduler s(*store_, events_, gate.Executor(), Opts(1, 16), {}, NullLog());
+  s.Start();
+  auto submitted = s.Submit(Job(0, "block"));
+  ASSERT_TRUE(submitted.ok()) << submitted.status();
+  const JobRecord running = WaitFor(*store_, submitted->record.id, JobState::kRunning);
+  JobRecord stale = running;
+  stale.state = JobState::kQueued;
+  stale.lease_token = running.lease_token - 1;
+  s.OnStoreChange(running.id, stale);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(store_->Get(running.id)->lease_token, running.lease_token);  // still this run's
+  EXPECT_EQ(store_->Get(running.id)->attempts, 1);
+  JobRecord newer = running;
+  newer.lease_token = running.lease_token + 1;
+  s.OnStoreChange(running.id, newer);
+  // Stopped and handed back (the store still said this run held it): claimed again at once.
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (store_->Get(running.id)->attempts < 2 && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ(store_->Get(running.id)->attempts, 2);
+  gate.Open();
+  WaitFor(*store_, running.id, JobState::kSucceeded);
+}
+
 }  // namespace
 }  // namespace attattr::server
