@@ -3,14 +3,10 @@
 
 #include <chrono>
 
+#include "attattr/base/status_macros.h"
+
 namespace attattr::server {
 namespace {
-
-const absl::Status& StatusOf(const absl::Status& status) { return status; }
-template <typename T>
-const absl::Status& StatusOf(const absl::StatusOr<T>& result) {
-  return result.status();
-}
 
 // A failure of the store itself, as opposed to an answer about the job (missing, wrong state,
 // bad argument, already there).

@@ -13,6 +13,18 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
+namespace attattr {
+
+// The status of a call returning either absl::Status or absl::StatusOr<T>, for code generic over
+// both (a retry loop, a timing wrapper).
+inline const absl::Status& StatusOf(const absl::Status& status) { return status; }
+template <typename T>
+const absl::Status& StatusOf(const absl::StatusOr<T>& result) {
+  return result.status();
+}
+
+}  // namespace attattr
+
 #define ATTATTR_STATUS_CONCAT_INNER_(a, b) a##b
 #define ATTATTR_STATUS_CONCAT_(a, b) ATTATTR_STATUS_CONCAT_INNER_(a, b)
 
