@@ -544,10 +544,6 @@ void JobScheduler::FinishShard(const store::JobRecord& job, const store::HeldSha
   running_.erase(merging.id);
 }
 
-absl::Status JobScheduler::WhileUnavailable(const std::function<absl::Status()>& write) const {
-  return RetryWhileUnavailable(options_.lease, write);
-}
-
 void JobScheduler::Finish(const store::JobRecord& running,
                           const absl::StatusOr<std::string>& result, StopReason reason,
                           int64_t lease_token) {
@@ -584,14 +580,15 @@ void JobScheduler::Finish(const store::JobRecord& running,
   }
   absl::StatusOr<store::JobRecord> finished;
   const auto finish = [&](store::JobState state, int32_t code, const std::string& message) {
-    absl::Status written = WhileUnavailable([&] {
+    absl::Status written = RetryWhileUnavailable(options_.lease, [&] {
       finished = store_.Finish(id, state, code, message, lease_token);
       return finished.status();
     });
     (void)written;
   };
   if (result.ok()) {
-    absl::Status s = WhileUnavailable([&] { return store_.PutResult(id, *result, lease_token); });
+    absl::Status s = RetryWhileUnavailable(
+        options_.lease, [&] { return store_.PutResult(id, *result, lease_token); });
     if (s.code() == absl::StatusCode::kFailedPrecondition ||
         s.code() == absl::StatusCode::kNotFound) {
       // Cancelled, deleted or taken over while the result was being written.

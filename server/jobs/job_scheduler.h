@@ -209,9 +209,6 @@ class JobScheduler {
   void RenewLeases();
   void Finish(const store::JobRecord& running, const absl::StatusOr<std::string>& result,
               StopReason reason, int64_t lease_token);
-  // Runs a store write of a finishing job again while the store is unreachable, for at most a
-  // lease (after that the job is another replica's).
-  absl::Status WhileUnavailable(const std::function<absl::Status()>& write) const;
 
   store::JobStore& store_;
   JobEvents& events_;
