@@ -23,12 +23,6 @@ HeadTable Zeros(const ModelInfo& info) {
   return HeadTable(info.num_layers, std::vector<double>(info.num_heads, 0.0));
 }
 
-void DivideAll(HeadTable& t, double n) {
-  for (auto& row : t) {
-    for (double& v : row) v /= n;
-  }
-}
-
 absl::Status CheckInputs(const Model& model, const std::vector<Encoding>& encodings,
                          const std::vector<int>& labels, bool need_labels) {
   const ModelInfo& info = model.info();
@@ -44,8 +38,8 @@ absl::Status CheckInputs(const Model& model, const std::vector<Encoding>& encodi
   return CheckGoldLabels(info, labels, "labels");
 }
 
-// I_h = mean over examples of the largest entry of the head's attribution matrix, with the gold
-// label's probability as target (examples grouped by label: the target class is an option).
+// Σ over examples of the largest entry of the head's attribution matrix, with the gold label's
+// probability as target (examples grouped by label: the target class is an option).
 absl::StatusOr<HeadTable> ByAttribution(const Model& model, const std::vector<Encoding>& encodings,
                                         const std::vector<int>& labels,
                                         const HeadImportanceOptions& options,
@@ -83,11 +77,10 @@ absl::StatusOr<HeadTable> ByAttribution(const Model& model, const std::vector<En
       control.Report({"importance: attribution", done, total});
     }
   }
-  DivideAll(sum, static_cast<double>(encodings.size()));
   return sum;
 }
 
-// Mean over examples of each head's largest attention probability (real tokens only).
+// Σ over examples of each head's largest attention probability (real tokens only).
 absl::StatusOr<HeadTable> ByAttention(const Model& model, const std::vector<Encoding>& encodings,
                                       const HeadImportanceOptions& options,
                                       const RunControl& control) {
@@ -114,11 +107,11 @@ absl::StatusOr<HeadTable> ByAttention(const Model& model, const std::vector<Enco
     control.Report({"importance: attention", static_cast<int64_t>(start + order.size()),
                     static_cast<int64_t>(encodings.size())});
   }
-  DivideAll(sum, static_cast<double>(encodings.size()));
   return sum;
 }
 
-// Michel et al. 2019: |∂ loss / ∂ gate_h| per example, averaged, L2-normalised within each layer.
+// Michel et al. 2019: Σ over examples of |∂ loss / ∂ gate_h| (FinishHeadImportance averages and
+// L2-normalises within each layer).
 absl::StatusOr<HeadTable> ByTaylor(const Model& model, const std::vector<Encoding>& encodings,
                                    const std::vector<int>& labels, const RunControl& control) {
   const auto& impl = model.impl();
@@ -142,15 +135,6 @@ absl::StatusOr<HeadTable> ByTaylor(const Model& model, const std::vector<Encodin
     if ((i + 1) % 16 == 0 || i + 1 == encodings.size()) {
       control.Report({"importance: taylor", static_cast<int64_t>(i + 1),
                       static_cast<int64_t>(encodings.size())});
-    }
-  }
-  DivideAll(sum, static_cast<double>(encodings.size()));
-  for (auto& row : sum) {
-    double norm = 0;
-    for (double v : row) norm += v * v;
-    norm = std::sqrt(norm);
-    if (norm > 0) {
-      for (double& v : row) v /= norm;
     }
   }
   return sum;
@@ -197,11 +181,9 @@ std::optional<HeadRanking> HeadRankingFromName(const std::string& name) {
   return std::nullopt;
 }
 
-absl::StatusOr<HeadTable> ComputeHeadImportance(const Model& model,
-                                                const std::vector<Encoding>& encodings,
-                                                const std::vector<int>& labels, HeadRanking ranking,
-                                                const HeadImportanceOptions& options,
-                                                const RunControl& control) {
+absl::StatusOr<HeadImportanceSums> SumHeadImportance(
+    const Model& model, const std::vector<Encoding>& encodings, const std::vector<int>& labels,
+    HeadRanking ranking, const HeadImportanceOptions& options, const RunControl& control) {
   const bool need_labels = ranking == HeadRanking::kAttribution || ranking == HeadRanking::kTaylor;
   ATTATTR_RETURN_IF_ERROR(CheckInputs(model, encodings, labels, need_labels));
   absl::StatusOr<HeadTable> table;
@@ -217,14 +199,72 @@ absl::StatusOr<HeadTable> ComputeHeadImportance(const Model& model,
         table = ByTaylor(model, encodings, labels, control);
         break;
       case HeadRanking::kRandom:
-        table = ByRandom(model.info(), options.seed);
+        table = Zeros(model.info());  // its scores do not depend on the examples
         break;
     }
   } catch (...) {
     return TorchExceptionToStatus("head importance");
   }
-  if (table.ok()) ZeroAbsentHeads(model.info(), *table);
+  if (!table.ok()) return table.status();
+  return HeadImportanceSums{std::move(*table), static_cast<int64_t>(encodings.size())};
+}
+
+absl::Status AddHeadImportanceSums(HeadImportanceSums& into, const HeadImportanceSums& part) {
+  if (into.examples == 0 && into.sums.empty()) {
+    into = part;
+    return absl::OkStatus();
+  }
+  if (part.sums.size() != into.sums.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("sums: ", part.sums.size(), " layers, expected ", into.sums.size()));
+  }
+  for (size_t l = 0; l < into.sums.size(); ++l) {
+    if (part.sums[l].size() != into.sums[l].size()) {
+      return absl::InvalidArgumentError(absl::StrCat("sums: layer ", l, " has ",
+                                                     part.sums[l].size(), " heads, expected ",
+                                                     into.sums[l].size()));
+    }
+    for (size_t h = 0; h < into.sums[l].size(); ++h) into.sums[l][h] += part.sums[l][h];
+  }
+  into.examples += part.examples;
+  return absl::OkStatus();
+}
+
+HeadTable FinishHeadImportance(const ModelInfo& info, HeadRanking ranking,
+                               const HeadImportanceSums& sums,
+                               const HeadImportanceOptions& options) {
+  HeadTable table;
+  if (ranking == HeadRanking::kRandom) {
+    table = ByRandom(info, options.seed);
+  } else {
+    table = sums.sums;
+    const double n = static_cast<double>(std::max<int64_t>(1, sums.examples));
+    for (auto& row : table) {
+      for (double& v : row) v /= n;
+    }
+  }
+  if (ranking == HeadRanking::kTaylor) {
+    for (auto& row : table) {
+      double norm = 0;
+      for (double v : row) norm += v * v;
+      norm = std::sqrt(norm);
+      if (norm > 0) {
+        for (double& v : row) v /= norm;
+      }
+    }
+  }
+  ZeroAbsentHeads(info, table);
   return table;
+}
+
+absl::StatusOr<HeadTable> ComputeHeadImportance(const Model& model,
+                                                const std::vector<Encoding>& encodings,
+                                                const std::vector<int>& labels, HeadRanking ranking,
+                                                const HeadImportanceOptions& options,
+                                                const RunControl& control) {
+  ATTATTR_ASSIGN_OR_RETURN(HeadImportanceSums sums,
+                           SumHeadImportance(model, encodings, labels, ranking, options, control));
+  return FinishHeadImportance(model.info(), ranking, sums, options);
 }
 
 std::vector<std::vector<float>> PruneLowest(const HeadTable& importance, double ratio_percent) {
@@ -245,7 +285,7 @@ std::vector<std::vector<float>> PruneLowest(const HeadTable& importance, double 
   return mask;
 }
 
-absl::StatusOr<std::vector<PruningPoint>> PruningCurve(const Model& model,
+absl::StatusOr<std::vector<PruningTally>> TallyPruning(const Model& model,
                                                        const HeadTable& importance,
                                                        const std::vector<Encoding>& encodings,
                                                        const std::vector<int>& labels,
@@ -270,16 +310,11 @@ absl::StatusOr<std::vector<PruningPoint>> PruningCurve(const Model& model,
     return encodings[a].input_ids.size() < encodings[b].input_ids.size();
   });
   const size_t batch = static_cast<size_t>(std::max(1, batch_size));
-  std::vector<PruningPoint> curve;
+  std::vector<PruningTally> tallies;
   for (size_t r = 0; r < ratios_percent.size(); ++r) {
     const auto mask = PruneLowest(importance, ratios_percent[r]);
-    PruningPoint point;
-    point.ratio_percent = ratios_percent[r];
-    for (const auto& row : mask) {
-      point.heads_pruned += static_cast<int>(std::count(row.begin(), row.end(), 0.0f));
-    }
-    int correct = 0;
-    double gold = 0;
+    PruningTally tally;
+    tally.examples = static_cast<int64_t>(encodings.size());
     for (size_t start = 0; start < order.size(); start += batch) {
       if (control.ShouldStop()) return absl::CancelledError("pruning curve stopped");
       std::vector<Encoding> chunk;
@@ -289,17 +324,62 @@ absl::StatusOr<std::vector<PruningPoint>> PruningCurve(const Model& model,
       ATTATTR_ASSIGN_OR_RETURN(auto predictions, model.Predict(chunk, &mask));
       for (size_t k = 0; k < chunk.size(); ++k) {
         const int label = labels[order[start + k]];
-        correct += predictions[k].predicted == label ? 1 : 0;
-        gold += predictions[k].probabilities[label];
+        tally.correct += predictions[k].predicted == label ? 1 : 0;
+        tally.gold_probability += predictions[k].probabilities[label];
       }
     }
-    point.accuracy = static_cast<double>(correct) / static_cast<double>(encodings.size());
-    point.mean_gold_probability = gold / static_cast<double>(encodings.size());
-    curve.push_back(point);
+    tallies.push_back(tally);
     control.Report({"pruning curve", static_cast<int64_t>(r + 1),
                     static_cast<int64_t>(ratios_percent.size())});
   }
+  return tallies;
+}
+
+absl::Status AddPruningTallies(std::vector<PruningTally>& into,
+                               const std::vector<PruningTally>& part) {
+  if (into.empty()) {
+    into = part;
+    return absl::OkStatus();
+  }
+  if (part.size() != into.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("tallies: ", part.size(), " ratios, expected ", into.size()));
+  }
+  for (size_t r = 0; r < into.size(); ++r) {
+    into[r].correct += part[r].correct;
+    into[r].gold_probability += part[r].gold_probability;
+    into[r].examples += part[r].examples;
+  }
+  return absl::OkStatus();
+}
+
+std::vector<PruningPoint> FinishPruningCurve(const HeadTable& importance,
+                                             const std::vector<double>& ratios_percent,
+                                             const std::vector<PruningTally>& tallies) {
+  std::vector<PruningPoint> curve;
+  for (size_t r = 0; r < ratios_percent.size() && r < tallies.size(); ++r) {
+    PruningPoint point;
+    point.ratio_percent = ratios_percent[r];
+    for (const auto& row : PruneLowest(importance, ratios_percent[r])) {
+      point.heads_pruned += static_cast<int>(std::count(row.begin(), row.end(), 0.0f));
+    }
+    const double n = static_cast<double>(std::max<int64_t>(1, tallies[r].examples));
+    point.accuracy = static_cast<double>(tallies[r].correct) / n;
+    point.mean_gold_probability = tallies[r].gold_probability / n;
+    curve.push_back(point);
+  }
   return curve;
+}
+
+absl::StatusOr<std::vector<PruningPoint>> PruningCurve(const Model& model,
+                                                       const HeadTable& importance,
+                                                       const std::vector<Encoding>& encodings,
+                                                       const std::vector<int>& labels,
+                                                       const std::vector<double>& ratios_percent,
+                                                       int batch_size, const RunControl& control) {
+  ATTATTR_ASSIGN_OR_RETURN(auto tallies, TallyPruning(model, importance, encodings, labels,
+                                                      ratios_percent, batch_size, control));
+  return FinishPruningCurve(importance, ratios_percent, tallies);
 }
 
 }  // namespace attattr::engine

@@ -78,6 +78,29 @@ RunControl Relabelled(const RunControl& control, std::string stage) {
   return out;
 }
 
+// The correlations between every pair of rankings and the optional export, once every method's
+// importance (and curve) is in `study`.
+absl::Status CompleteStudy(const Model& model, const HeadImportanceStudyOptions& options,
+                           const RunControl& control, HeadImportanceStudy& study) {
+  for (size_t i = 0; i < study.methods.size(); ++i) {
+    for (size_t j = i + 1; j < study.methods.size(); ++j) {
+      const Correlation c = Correlate(study.methods[i].importance, study.methods[j].importance);
+      study.correlations.push_back(
+          {study.methods[i].method, study.methods[j].method, c.pearson, c.spearman});
+    }
+  }
+  if (!options.export_dir.empty()) {
+    if (control.ShouldStop()) return absl::CancelledError("stopped before the export");
+    control.Report({"export", 0, 1});
+    const auto mask = PruneLowest(study.methods.front().importance, options.export_ratio_percent);
+    ATTATTR_ASSIGN_OR_RETURN(auto exported,
+                             ExportPrunedCheckpoint(model, mask, options.export_dir));
+    study.exported = std::move(exported);
+    control.Report({"export", 1, 1});
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<HeadImportanceStudy> RunHeadImportanceStudy(
@@ -130,22 +153,145 @@ absl::StatusOr<HeadImportanceStudy> RunHeadImportanceStudy(
     }
     study.methods.push_back(std::move(m));
   }
-  for (size_t i = 0; i < study.methods.size(); ++i) {
-    for (size_t j = i + 1; j < study.methods.size(); ++j) {
-      const Correlation c = Correlate(study.methods[i].importance, study.methods[j].importance);
-      study.correlations.push_back(
-          {study.methods[i].method, study.methods[j].method, c.pearson, c.spearman});
+  ATTATTR_RETURN_IF_ERROR(CompleteStudy(model, options, control, study));
+  return study;
+}
+
+absl::StatusOr<StudyImportanceSums> SumStudyImportance(const Model& model,
+                                                       const std::vector<Encoding>& importance_part,
+                                                       const std::vector<int>& importance_labels,
+                                                       const std::vector<Encoding>& agreement_part,
+                                                       const std::vector<int>& agreement_labels,
+                                                       const HeadImportanceStudyOptions& options,
+                                                       const RunControl& control) {
+  ATTATTR_RETURN_IF_ERROR(CheckOptions(options));
+  StudyImportanceSums sums;
+  for (HeadRanking method : options.methods) {
+    HeadImportanceSums importance, agreement;
+    // RANDOM's table does not depend on the examples, and an empty part adds nothing.
+    if (method != HeadRanking::kRandom && !importance_part.empty()) {
+      ATTATTR_ASSIGN_OR_RETURN(
+          importance,
+          SumHeadImportance(
+              model, importance_part, importance_labels, method, options.importance,
+              Relabelled(control, absl::StrCat("importance: ", HeadRankingName(method)))));
+    }
+    if (method != HeadRanking::kRandom && !agreement_part.empty()) {
+      ATTATTR_ASSIGN_OR_RETURN(
+          agreement,
+          SumHeadImportance(
+              model, agreement_part, agreement_labels, method, options.importance,
+              Relabelled(control, absl::StrCat("agreement: ", HeadRankingName(method)))));
+    }
+    sums.importance.push_back(std::move(importance));
+    sums.agreement.push_back(std::move(agreement));
+  }
+  return sums;
+}
+
+absl::Status AddStudyImportanceSums(StudyImportanceSums& into, const StudyImportanceSums& part) {
+  if (into.importance.empty()) {
+    into = part;
+    return absl::OkStatus();
+  }
+  if (part.importance.size() != into.importance.size() ||
+      part.agreement.size() != into.agreement.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("sums: ", part.importance.size(),
+                                                   " methods, expected ", into.importance.size()));
+  }
+  for (size_t m = 0; m < into.importance.size(); ++m) {
+    if (part.importance[m].examples > 0) {
+      ATTATTR_RETURN_IF_ERROR(AddHeadImportanceSums(into.importance[m], part.importance[m]));
+    }
+    if (part.agreement[m].examples > 0) {
+      ATTATTR_RETURN_IF_ERROR(AddHeadImportanceSums(into.agreement[m], part.agreement[m]));
     }
   }
-  if (!options.export_dir.empty()) {
-    if (control.ShouldStop()) return absl::CancelledError("stopped before the export");
-    control.Report({"export", 0, 1});
-    const auto mask = PruneLowest(study.methods.front().importance, options.export_ratio_percent);
-    ATTATTR_ASSIGN_OR_RETURN(auto exported,
-                             ExportPrunedCheckpoint(model, mask, options.export_dir));
-    study.exported = std::move(exported);
-    control.Report({"export", 1, 1});
+  return absl::OkStatus();
+}
+
+StudyRankings RankStudyHeads(const ModelInfo& info, const HeadImportanceStudyOptions& options,
+                             const StudyImportanceSums& sums) {
+  StudyRankings rankings;
+  for (size_t m = 0; m < options.methods.size() && m < sums.importance.size(); ++m) {
+    const HeadRanking method = options.methods[m];
+    rankings.importance.push_back(
+        FinishHeadImportance(info, method, sums.importance[m], options.importance));
+    std::optional<Correlation> agreement;
+    if (method != HeadRanking::kRandom && m < sums.agreement.size() &&
+        sums.agreement[m].examples > 0) {
+      agreement =
+          Correlate(rankings.importance.back(),
+                    FinishHeadImportance(info, method, sums.agreement[m], options.importance));
+    }
+    rankings.agreement.push_back(agreement);
   }
+  return rankings;
+}
+
+absl::StatusOr<StudyPruningTallies> TallyStudyPruning(const Model& model,
+                                                      const StudyRankings& rankings,
+                                                      const std::vector<Encoding>& evaluation_part,
+                                                      const std::vector<int>& evaluation_labels,
+                                                      const HeadImportanceStudyOptions& options,
+                                                      const RunControl& control) {
+  ATTATTR_RETURN_IF_ERROR(CheckOptions(options));
+  if (rankings.importance.size() != options.methods.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("rankings: ", rankings.importance.size(),
+                                                   " tables for ", options.methods.size(),
+                                                   " methods"));
+  }
+  StudyPruningTallies tallies;
+  for (size_t m = 0; m < options.methods.size(); ++m) {
+    ATTATTR_ASSIGN_OR_RETURN(
+        auto tally,
+        TallyPruning(model, rankings.importance[m], evaluation_part, evaluation_labels,
+                     options.ratios_percent, options.eval_batch_size,
+                     Relabelled(control, absl::StrCat("pruning curve: ",
+                                                      HeadRankingName(options.methods[m])))));
+    tallies.push_back(std::move(tally));
+  }
+  return tallies;
+}
+
+absl::Status AddStudyPruningTallies(StudyPruningTallies& into, const StudyPruningTallies& part) {
+  if (into.empty()) {
+    into = part;
+    return absl::OkStatus();
+  }
+  if (part.size() != into.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("tallies: ", part.size(), " methods, expected ", into.size()));
+  }
+  for (size_t m = 0; m < into.size(); ++m) {
+    ATTATTR_RETURN_IF_ERROR(AddPruningTallies(into[m], part[m]));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<HeadImportanceStudy> FinishHeadImportanceStudy(
+    const Model& model, const HeadImportanceStudyOptions& options, const StudyRankings& rankings,
+    const StudyPruningTallies& tallies, const RunControl& control) {
+  ATTATTR_RETURN_IF_ERROR(CheckOptions(options));
+  if (rankings.importance.size() != options.methods.size() ||
+      rankings.agreement.size() != options.methods.size() ||
+      tallies.size() != options.methods.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("rankings and tallies: ", rankings.importance.size(), " and ", tallies.size(),
+                     " for ", options.methods.size(), " methods"));
+  }
+  HeadImportanceStudy study;
+  study.num_layers = model.info().num_layers;
+  study.num_heads = model.info().num_heads;
+  for (size_t m = 0; m < options.methods.size(); ++m) {
+    MethodStudy method;
+    method.method = options.methods[m];
+    method.importance = rankings.importance[m];
+    method.curve = FinishPruningCurve(method.importance, options.ratios_percent, tallies[m]);
+    method.agreement = rankings.agreement[m];
+    study.methods.push_back(std::move(method));
+  }
+  ATTATTR_RETURN_IF_ERROR(CompleteStudy(model, options, control, study));
   return study;
 }
 

@@ -75,24 +75,26 @@ bool SameTokens(const TriggerPattern& a, const TriggerPattern& b) {
   return true;
 }
 
-// Counts correct predictions per class for one variant of the evaluation set.
-struct Tally {
-  std::map<int, int> correct;
-  std::map<int, int> total;
-  std::vector<ClassAccuracy> Result(const ModelInfo& info) const {
-    std::vector<ClassAccuracy> out;
-    for (const auto& [label, n] : total) {
-      ClassAccuracy c;
-      c.label = label;
-      c.name = label < static_cast<int>(info.labels.size()) ? info.labels[label] : "";
-      c.examples = n;
-      const auto it = correct.find(label);
-      c.accuracy = n > 0 ? static_cast<double>(it == correct.end() ? 0 : it->second) / n : 0;
-      out.push_back(c);
-    }
-    return out;
+std::vector<ClassAccuracy> Accuracies(const ClassTally& tally, const ModelInfo& info) {
+  std::vector<ClassAccuracy> out;
+  for (const auto& [label, n] : tally.total) {
+    ClassAccuracy c;
+    c.label = label;
+    c.name = label < static_cast<int>(info.labels.size()) ? info.labels[label] : "";
+    c.examples = static_cast<int>(n);
+    const auto it = tally.correct.find(label);
+    c.accuracy = n > 0 ? static_cast<double>(it == tally.correct.end() ? 0 : it->second) /
+                             static_cast<double>(n)
+                       : 0;
+    out.push_back(c);
   }
-};
+  return out;
+}
+
+void AddClassTally(ClassTally& into, const ClassTally& part) {
+  for (const auto& [label, n] : part.correct) into.correct[label] += n;
+  for (const auto& [label, n] : part.total) into.total[label] += n;
+}
 
 }  // namespace
 
@@ -154,7 +156,8 @@ std::vector<int32_t> ControlVocabulary(const WordPieceTokenizer& tokenizer) {
 absl::StatusOr<std::vector<TriggerPattern>> MineTriggerPatterns(const Model& model,
                                                                 const std::vector<Encoding>& mining,
                                                                 const TriggerSearchOptions& options,
-                                                                const RunControl& control) {
+                                                                const RunControl& control,
+                                                                int64_t first_example) {
   ATTATTR_RETURN_IF_ERROR(ValidateTriggerSearchOptions(model, options));
   if (mining.empty()) return absl::InvalidArgumentError("mining_set: no examples");
   AttributionOptions a = options.attribution;
@@ -174,10 +177,11 @@ absl::StatusOr<std::vector<TriggerPattern>> MineTriggerPatterns(const Model& mod
                                       mining.begin() + std::min(mining.size(), start + batch));
     ATTATTR_ASSIGN_OR_RETURN(auto results, AttributeEncodings(model, chunk, a, inner));
     for (size_t k = 0; k < results.size(); ++k) {
-      auto p = PatternOf(results[k], static_cast<int>(start + k));
+      const int64_t source = first_example + static_cast<int64_t>(start + k);
+      auto p = PatternOf(results[k], static_cast<int>(source));
       if (!p.ok()) {
         return absl::InvalidArgumentError(
-            absl::StrCat("mining_set.examples[", start + k, "]: ", p.status().message()));
+            absl::StrCat("mining_set.examples[", source, "]: ", p.status().message()));
       }
       patterns.push_back(std::move(*p));
     }
@@ -226,10 +230,10 @@ absl::StatusOr<bool> CheckEvaluationSet(const Model& model, const std::vector<En
   return all_pairs;
 }
 
-absl::StatusOr<std::vector<TriggerEvaluation>> EvaluateTriggerPatterns(
+absl::StatusOr<TriggerTallies> TallyTriggerPatterns(
     const Model& model, const std::vector<Encoding>& evaluation, const std::vector<int>& labels,
     const std::vector<TriggerPattern>& patterns, const TriggerSearchOptions& options,
-    const RunControl& control) {
+    const RunControl& control, int64_t first_example) {
   const ModelInfo& info = model.info();
   ATTATTR_ASSIGN_OR_RETURN(auto checked, CheckEvaluationSet(model, evaluation, labels));
   const bool all_pairs = checked;
@@ -258,8 +262,8 @@ absl::StatusOr<std::vector<TriggerEvaluation>> EvaluateTriggerPatterns(
   int64_t done = 0;
   control.Report({"evaluating", 0, total});
   // Predicts `variant` (parallel to `evaluation`) and tallies per gold class.
-  auto run = [&](const std::vector<Encoding>& variant) -> absl::StatusOr<Tally> {
-    Tally tally;
+  auto run = [&](const std::vector<Encoding>& variant) -> absl::StatusOr<ClassTally> {
+    ClassTally tally;
     for (size_t start = 0; start < order.size(); start += batch) {
       if (control.ShouldStop()) return absl::CancelledError("trigger search stopped");
       std::vector<Encoding> chunk;
@@ -276,30 +280,30 @@ absl::StatusOr<std::vector<TriggerEvaluation>> EvaluateTriggerPatterns(
     }
     return tally;
   };
-  ATTATTR_ASSIGN_OR_RETURN(auto clean, run(evaluation));
-  const auto clean_result = clean.Result(info);
-
-  std::vector<TriggerEvaluation> out;
+  TriggerTallies out;
+  ATTATTR_ASSIGN_OR_RETURN(out.clean, run(evaluation));
   for (size_t p = 0; p < patterns.size(); ++p) {
-    TriggerEvaluation ev;
-    ev.pattern = patterns[p];
-    ev.clean = clean_result;
     std::vector<Encoding> attacked, controlled;
     attacked.reserve(evaluation.size());
     controlled.reserve(evaluation.size());
-    std::seed_seq seq{static_cast<uint32_t>(options.seed),
-                      static_cast<uint32_t>(options.seed >> 32), static_cast<uint32_t>(p)};
-    std::mt19937_64 rng(seq);
     std::uniform_int_distribution<size_t> pick(0, vocabulary.size() - 1);
     const size_t k = patterns[p].tokens.size();
+    int64_t truncated = 0;
     for (size_t i = 0; i < evaluation.size(); ++i) {
+      const int64_t example = first_example + static_cast<int64_t>(i);
       auto a = InsertTrigger(evaluation[i], patterns[p].tokens, info.max_length);
       if (!a.ok()) {
         return absl::InvalidArgumentError(absl::StrCat(
-            "patterns[", p, "]: evaluation_set.examples[", i, "]: ", a.status().message()));
+            "patterns[", p, "]: evaluation_set.examples[", example, "]: ", a.status().message()));
       }
-      if (a->inserted < static_cast<int>(k)) ++ev.truncated;
+      if (a->inserted < static_cast<int>(k)) ++truncated;
       attacked.push_back(std::move(a->encoding));
+      // The control's draws for an example depend on (seed, pattern rank, example) only, so
+      // any split of the evaluation set draws the same tokens.
+      std::seed_seq seq{static_cast<uint32_t>(options.seed),
+                        static_cast<uint32_t>(options.seed >> 32), static_cast<uint32_t>(p),
+                        static_cast<uint32_t>(example), static_cast<uint32_t>(example >> 32)};
+      std::mt19937_64 rng(seq);
       std::vector<TriggerToken> random = patterns[p].tokens;
       for (auto& t : random) {
         t.id = vocabulary[pick(rng)];
@@ -310,11 +314,57 @@ absl::StatusOr<std::vector<TriggerEvaluation>> EvaluateTriggerPatterns(
     }
     ATTATTR_ASSIGN_OR_RETURN(auto at, run(attacked));
     ATTATTR_ASSIGN_OR_RETURN(auto ct, run(controlled));
-    ev.attacked = at.Result(info);
-    ev.control = ct.Result(info);
+    out.attacked.push_back(std::move(at));
+    out.control.push_back(std::move(ct));
+    out.truncated.push_back(truncated);
+  }
+  return out;
+}
+
+absl::Status AddTriggerTallies(TriggerTallies& into, const TriggerTallies& part) {
+  if (into.clean.total.empty() && into.attacked.empty()) {
+    into = part;
+    return absl::OkStatus();
+  }
+  if (part.attacked.size() != into.attacked.size() || part.control.size() != into.control.size() ||
+      part.truncated.size() != into.truncated.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("tallies: ", part.attacked.size(),
+                                                   " patterns, expected ", into.attacked.size()));
+  }
+  AddClassTally(into.clean, part.clean);
+  for (size_t p = 0; p < into.attacked.size(); ++p) {
+    AddClassTally(into.attacked[p], part.attacked[p]);
+    AddClassTally(into.control[p], part.control[p]);
+    into.truncated[p] += part.truncated[p];
+  }
+  return absl::OkStatus();
+}
+
+std::vector<TriggerEvaluation> FinishTriggerEvaluation(const ModelInfo& info,
+                                                       const std::vector<TriggerPattern>& patterns,
+                                                       const TriggerTallies& tallies) {
+  std::vector<TriggerEvaluation> out;
+  const auto clean = Accuracies(tallies.clean, info);
+  for (size_t p = 0; p < patterns.size() && p < tallies.attacked.size(); ++p) {
+    TriggerEvaluation ev;
+    ev.pattern = patterns[p];
+    ev.clean = clean;
+    ev.attacked = Accuracies(tallies.attacked[p], info);
+    ev.control = Accuracies(tallies.control[p], info);
+    ev.truncated = static_cast<int>(tallies.truncated[p]);
     out.push_back(std::move(ev));
   }
   return out;
+}
+
+absl::StatusOr<std::vector<TriggerEvaluation>> EvaluateTriggerPatterns(
+    const Model& model, const std::vector<Encoding>& evaluation, const std::vector<int>& labels,
+    const std::vector<TriggerPattern>& patterns, const TriggerSearchOptions& options,
+    const RunControl& control) {
+  ATTATTR_ASSIGN_OR_RETURN(
+      TriggerTallies tallies,
+      TallyTriggerPatterns(model, evaluation, labels, patterns, options, control));
+  return FinishTriggerEvaluation(model.info(), patterns, tallies);
 }
 
 absl::StatusOr<TriggerSearchReport> RunTriggerSearch(const Model& model,

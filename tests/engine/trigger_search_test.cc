@@ -158,6 +158,57 @@ TEST_F(TriggerSearchTest, InvalidInputsNameTheField) {
   EXPECT_NE(std::string(refused.status().message()).find("patterns[0]"), std::string::npos);
 }
 
+// The law behind sharded searches: mining and evaluation over parts of their sets give the whole
+// set's patterns (sources counted from each part's first example; scores within float rounding,
+// as parts batch differently) and exactly its counts (the control draws per example).
+TEST_F(TriggerSearchTest, SearchSplitIntoPartsEqualsTheWholeSearch) {
+  const std::vector<Encoding> mining(mining_.begin(), mining_.begin() + 11);
+  TriggerSearchOptions o;
+  o.attribution.steps = 3;
+  o.mining_batch = 4;
+  o.eval_batch = 8;
+  o.seed = 3;
+  auto whole = MineTriggerPatterns(*model_, mining, o);
+  ASSERT_TRUE(whole.ok()) << whole.status();
+  std::vector<TriggerPattern> parts;
+  for (auto [b, e] : std::vector<std::pair<int, int>>{{0, 3}, {3, 11}}) {
+    auto part = MineTriggerPatterns(
+        *model_, std::vector<Encoding>(mining.begin() + b, mining.begin() + e), o, {}, b);
+    ASSERT_TRUE(part.ok()) << part.status();
+    parts.insert(parts.end(), part->begin(), part->end());
+  }
+  ASSERT_EQ(parts.size(), whole->size());
+  for (size_t i = 0; i < parts.size(); ++i) {
+    EXPECT_EQ(parts[i].source, (*whole)[i].source);
+    EXPECT_EQ(Tokens(parts[i]), Tokens((*whole)[i]));
+    EXPECT_NEAR(parts[i].score, (*whole)[i].score, 1e-5);
+  }
+
+  o.top_k = 2;
+  const auto best = RankAndFilter(*whole, o);
+  ASSERT_FALSE(best.empty());
+  const std::vector<Encoding> eval(dev_.begin(), dev_.begin() + 30);
+  const std::vector<int> labels(labels_.begin(), labels_.begin() + 30);
+  auto all = EvaluateTriggerPatterns(*model_, eval, labels, best, o);
+  ASSERT_TRUE(all.ok()) << all.status();
+  TriggerTallies tallies;
+  for (auto [b, e] : std::vector<std::pair<int, int>>{{0, 9}, {9, 10}, {10, 30}}) {
+    auto part = TallyTriggerPatterns(
+        *model_, std::vector<Encoding>(eval.begin() + b, eval.begin() + e),
+        std::vector<int>(labels.begin() + b, labels.begin() + e), best, o, {}, b);
+    ASSERT_TRUE(part.ok()) << part.status();
+    ASSERT_TRUE(AddTriggerTallies(tallies, *part).ok());
+  }
+  const auto split = FinishTriggerEvaluation(model_->info(), best, tallies);
+  ASSERT_EQ(split.size(), all->size());
+  for (size_t p = 0; p < split.size(); ++p) {
+    EXPECT_EQ(Accuracies(split[p].clean), Accuracies((*all)[p].clean));
+    EXPECT_EQ(Accuracies(split[p].attacked), Accuracies((*all)[p].attacked));
+    EXPECT_EQ(Accuracies(split[p].control), Accuracies((*all)[p].control));
+    EXPECT_EQ(split[p].truncated, (*all)[p].truncated);
+  }
+}
+
 TEST_F(TriggerSearchTest, ControlIsSeededAndCleanMatchesPredict) {
   const std::vector<Encoding> eval(dev_.begin(), dev_.begin() + 40);
   const std::vector<int> labels(labels_.begin(), labels_.begin() + 40);

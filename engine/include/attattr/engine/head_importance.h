@@ -49,6 +49,25 @@ absl::StatusOr<HeadTable> ComputeHeadImportance(const Model& model,
                                                 const HeadImportanceOptions& options,
                                                 const RunControl& control = {});
 
+// A ranking taken apart so that an example set split into parts (shards run by several replicas)
+// ranks as the whole set does, up to float rounding: ComputeHeadImportance is
+// FinishHeadImportance of SumHeadImportance, and the sums of parts add up (AddHeadImportanceSums).
+struct HeadImportanceSums {
+  HeadTable sums;  // [L][H], Σ over the examples of each head's per-example score (0 for kRandom)
+  int64_t examples = 0;
+};
+// As ComputeHeadImportance, without the mean, the normalisation or kRandom's scores.
+absl::StatusOr<HeadImportanceSums> SumHeadImportance(
+    const Model& model, const std::vector<Encoding>& encodings, const std::vector<int>& labels,
+    HeadRanking ranking, const HeadImportanceOptions& options, const RunControl& control = {});
+// into += part; into may be empty (default). InvalidArgument when the tables' shapes differ.
+absl::Status AddHeadImportanceSums(HeadImportanceSums& into, const HeadImportanceSums& part);
+// The ranking from its sums: the mean over sums.examples (kTaylor then L2-normalised within each
+// layer; kRandom the seeded table), heads a pruned checkpoint no longer has at 0.
+HeadTable FinishHeadImportance(const ModelInfo& info, HeadRanking ranking,
+                               const HeadImportanceSums& sums,
+                               const HeadImportanceOptions& options);
+
 // The head mask (1 = keep, 0 = pruned) that removes the round(p/100 · L·H) lowest-scoring heads
 // of all layers together; ties go to the earlier (layer, head). p in [0, 100].
 std::vector<std::vector<float>> PruneLowest(const HeadTable& importance, double ratio_percent);
@@ -67,5 +86,26 @@ absl::StatusOr<std::vector<PruningPoint>> PruningCurve(
     const Model& model, const HeadTable& importance, const std::vector<Encoding>& encodings,
     const std::vector<int>& labels, const std::vector<double>& ratios_percent, int batch_size = 64,
     const RunControl& control = {});
+
+// A pruning curve taken apart as the rankings are: PruningCurve is FinishPruningCurve of
+// TallyPruning, and the tallies of parts of the evaluation set add up (AddPruningTallies), exactly
+// for the counts and up to float rounding for the probabilities.
+struct PruningTally {
+  int64_t correct = 0;          // predicted == gold
+  double gold_probability = 0;  // Σ softmax probability of the gold label
+  int64_t examples = 0;
+};
+// One tally per ratio, with PruningCurve's checks and progress.
+absl::StatusOr<std::vector<PruningTally>> TallyPruning(
+    const Model& model, const HeadTable& importance, const std::vector<Encoding>& encodings,
+    const std::vector<int>& labels, const std::vector<double>& ratios_percent, int batch_size = 64,
+    const RunControl& control = {});
+// into += part, ratio by ratio; into may be empty. InvalidArgument when the lengths differ.
+absl::Status AddPruningTallies(std::vector<PruningTally>& into,
+                               const std::vector<PruningTally>& part);
+// The curve's points from the tallies of the whole evaluation set.
+std::vector<PruningPoint> FinishPruningCurve(const HeadTable& importance,
+                                             const std::vector<double>& ratios_percent,
+                                             const std::vector<PruningTally>& tallies);
 
 }  // namespace attattr::engine

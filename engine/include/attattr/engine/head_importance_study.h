@@ -98,4 +98,50 @@ absl::StatusOr<HeadImportanceStudy> RunHeadImportanceStudy(
     const std::vector<int>& evaluation_labels, const HeadImportanceStudyOptions& options,
     const RunControl& control = {});
 
+// The study taken apart into two passes whose work splits over parts of the example sets (shards
+// that several replicas run): the first sums every ranking over parts of the importance and
+// agreement sets, the second tallies every pruning curve over parts of the evaluation set. The
+// results of the parts add up, and FinishHeadImportanceStudy assembles what
+// RunHeadImportanceStudy returns for the whole sets, up to float rounding (counts exactly).
+// Options as RunHeadImportanceStudy's (its agreement spans unused: the parts are given instead);
+// labels are the caller's to check first (RunHeadImportanceStudy's checks).
+struct StudyImportanceSums {
+  std::vector<HeadImportanceSums> importance;  // per options.methods entry (RANDOM: empty)
+  std::vector<HeadImportanceSums> agreement;   // per entry; empty without agreement examples
+};
+absl::StatusOr<StudyImportanceSums> SumStudyImportance(const Model& model,
+                                                       const std::vector<Encoding>& importance_part,
+                                                       const std::vector<int>& importance_labels,
+                                                       const std::vector<Encoding>& agreement_part,
+                                                       const std::vector<int>& agreement_labels,
+                                                       const HeadImportanceStudyOptions& options,
+                                                       const RunControl& control = {});
+// into += part; into may be empty. InvalidArgument when the method counts differ.
+absl::Status AddStudyImportanceSums(StudyImportanceSums& into, const StudyImportanceSums& part);
+
+// What the first pass decides: each method's ranking and its agreement with itself on the
+// agreement set (unset for RANDOM and without agreement examples).
+struct StudyRankings {
+  std::vector<HeadTable> importance;
+  std::vector<std::optional<Correlation>> agreement;
+};
+StudyRankings RankStudyHeads(const ModelInfo& info, const HeadImportanceStudyOptions& options,
+                             const StudyImportanceSums& sums);
+
+using StudyPruningTallies = std::vector<std::vector<PruningTally>>;  // [method][ratio]
+absl::StatusOr<StudyPruningTallies> TallyStudyPruning(const Model& model,
+                                                      const StudyRankings& rankings,
+                                                      const std::vector<Encoding>& evaluation_part,
+                                                      const std::vector<int>& evaluation_labels,
+                                                      const HeadImportanceStudyOptions& options,
+                                                      const RunControl& control = {});
+// into += part; into may be empty. InvalidArgument when the shapes differ.
+absl::Status AddStudyPruningTallies(StudyPruningTallies& into, const StudyPruningTallies& part);
+
+// The study from both passes over the whole sets: curves, correlations, and the export (progress
+// stage "export").
+absl::StatusOr<HeadImportanceStudy> FinishHeadImportanceStudy(
+    const Model& model, const HeadImportanceStudyOptions& options, const StudyRankings& rankings,
+    const StudyPruningTallies& tallies, const RunControl& control = {});
+
 }  // namespace attattr::engine

@@ -16,13 +16,15 @@
 //  * Control: per pattern and evaluation example, the same number of tokens drawn uniformly (with
 //    replacement) from the whole-word, non-special vocabulary (no "##" prefix, not "[...]"), put at
 //    the same relative positions. Fresh draws per example estimate random insertion's expected
-//    effect rather than one random trigger's luck; seeded by (seed, pattern rank), so reproducible.
+//    effect rather than one random trigger's luck; seeded by (seed, pattern rank, example index),
+//    so reproducible, and the same however the evaluation set is split.
 //  * Accuracy per gold class present in the evaluation set: predicted == gold; Model::Predict runs
 //    in length-sorted batches.
 // Thread-safety: as AttributeEncodings (calls may share one const Model).
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -73,11 +75,14 @@ std::optional<size_t> FirstUnplaceableExample(const std::vector<Example>& mining
 std::string UnplaceableExampleMessage(size_t index, const std::string& mining_set);
 
 // One pattern per mining encoding, in input order (empty tokens when only [CLS]/[SEP] were
-// involved). Progress stage "mining"; CancelledError when `control` asks to stop.
+// involved). Progress stage "mining"; CancelledError when `control` asks to stop. `mining` may be
+// a part of a larger set that starts at example `first_example`: sources and messages count from
+// there.
 absl::StatusOr<std::vector<TriggerPattern>> MineTriggerPatterns(const Model& model,
                                                                 const std::vector<Encoding>& mining,
                                                                 const TriggerSearchOptions& options,
-                                                                const RunControl& control = {});
+                                                                const RunControl& control = {},
+                                                                int64_t first_example = 0);
 
 // Ranking and filtering as in the header comment: at most options.top_k patterns.
 std::vector<TriggerPattern> RankAndFilter(std::vector<TriggerPattern> patterns,
@@ -112,6 +117,32 @@ absl::StatusOr<std::vector<TriggerEvaluation>> EvaluateTriggerPatterns(
     const Model& model, const std::vector<Encoding>& evaluation, const std::vector<int>& labels,
     const std::vector<TriggerPattern>& patterns, const TriggerSearchOptions& options,
     const RunControl& control = {});
+
+// An evaluation taken apart so that an evaluation set split into parts (shards run by several
+// replicas) gives exactly the whole set's numbers: EvaluateTriggerPatterns is
+// FinishTriggerEvaluation of TallyTriggerPatterns, and the counts of parts add up.
+struct ClassTally {
+  std::map<int, int64_t> correct;  // per gold label
+  std::map<int, int64_t> total;
+};
+struct TriggerTallies {
+  ClassTally clean;
+  std::vector<ClassTally> attacked;  // per pattern
+  std::vector<ClassTally> control;   // per pattern
+  std::vector<int64_t> truncated;    // per pattern
+};
+// As EvaluateTriggerPatterns on a part of an evaluation set that starts at example
+// `first_example` (the control's draws and the messages count from there).
+absl::StatusOr<TriggerTallies> TallyTriggerPatterns(
+    const Model& model, const std::vector<Encoding>& evaluation, const std::vector<int>& labels,
+    const std::vector<TriggerPattern>& patterns, const TriggerSearchOptions& options,
+    const RunControl& control = {}, int64_t first_example = 0);
+// into += part; into may be empty (default). InvalidArgument when the pattern counts differ.
+absl::Status AddTriggerTallies(TriggerTallies& into, const TriggerTallies& part);
+// The evaluations from the tallies of the whole evaluation set.
+std::vector<TriggerEvaluation> FinishTriggerEvaluation(const ModelInfo& info,
+                                                       const std::vector<TriggerPattern>& patterns,
+                                                       const TriggerTallies& tallies);
 
 struct TriggerSearchReport {
   std::vector<TriggerEvaluation> patterns;  // the top-K, best first; empty: none passed
