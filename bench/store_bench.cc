@@ -85,7 +85,7 @@ std::vector<double> RunShards(store::JobStore& store, int shards, size_t result_
   const store::JobRecord job = *OrDie(store.Claim({"bench", 30000, 0}), "Claim");
   std::vector<store::ShardRange> ranges;
   for (int i = 0; i < shards; ++i) ranges.push_back({i, i + 1});
-  OrDie(shard_store->SplitJob(job.id, job.lease_token, ranges), "SplitJob");
+  OrDie(shard_store->SplitJob(job.id, job.lease_token, {0, "bench", ranges, ""}), "SplitJob");
   const std::string result(result_bytes, 'r');
   std::vector<double> seconds;
   for (int i = 0; i < shards; ++i) {

@@ -149,9 +149,14 @@ absl::StatusOr<v1::JobResult> RunHeadImportanceJob(HeadImportanceJob& job, JobRu
   options.agreement_set = job.agreement_set;
   options.agreement_labels = job.agreement_labels;
   engine::RunControl control = run.Control();
-  auto study =
+  return HeadImportanceResult(
+      job,
       engine::RunHeadImportanceStudy(*job.model, job.importance_set, job.importance_labels,
-                                     job.evaluation_set, job.evaluation_labels, options, control);
+                                     job.evaluation_set, job.evaluation_labels, options, control));
+}
+
+absl::StatusOr<v1::JobResult> HeadImportanceResult(
+    const HeadImportanceJob& job, const absl::StatusOr<engine::HeadImportanceStudy>& study) {
   if (!study.ok()) {
     if (study.status().code() == absl::StatusCode::kFailedPrecondition ||
         study.status().code() == absl::StatusCode::kAlreadyExists) {

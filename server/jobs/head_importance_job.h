@@ -49,4 +49,9 @@ absl::StatusOr<HeadImportanceJob> PrepareHeadImportanceJob(const v1::JobSpec& sp
 // renders its JobResult.
 absl::StatusOr<v1::JobResult> RunHeadImportanceJob(HeadImportanceJob& job, JobRun& run);
 
+// The JobResult of a study of `job` (whole or merged from shards); an export that failed because
+// the directory changed since submission names spec.head_importance.export_path.
+absl::StatusOr<v1::JobResult> HeadImportanceResult(
+    const HeadImportanceJob& job, const absl::StatusOr<engine::HeadImportanceStudy>& study);
+
 }  // namespace attattr::server

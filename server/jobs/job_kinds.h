@@ -12,6 +12,7 @@
 #include "attattr/v1/job.pb.h"
 #include "attribution_batcher.h"
 #include "jobs/job_kind.h"
+#include "jobs/job_run.h"
 #include "jobs/job_scheduler.h"
 #include "model_registry.h"
 #include "server_config.h"
@@ -40,12 +41,17 @@ class JobKinds {
   // The scheduler's executor for every kind; borrows this table, which must outlive it.
   JobExecutor Executor() const;
 
-  // How jobs split across replicas: an ATTRIBUTION job of more than twice --shard-examples
-  // examples into shards of --shard-examples (the other kinds run whole); each shard prepares the
-  // job and runs its examples; the merge joins the shards' examples in order. Borrows this table.
+  // How jobs split across replicas, in shards of --shard-examples examples, when a stage of the
+  // job has more than twice that: an ATTRIBUTION job in one stage (the merge joins the shards'
+  // examples in order: the same bytes as a whole run); a HEAD_IMPORTANCE study and a
+  // TRIGGER_SEARCH in two (head_importance_shards.h, trigger_search_shards.h). Every shard and
+  // merge prepares the job again (its data is re-read and re-tokenized). Borrows this table.
   JobSharding Sharding() const;
 
  private:
+  // One shard of the job `run` runs, of whatever kind.
+  absl::StatusOr<std::string> RunShard(JobRun& run, const store::ShardRecord& shard) const;
+
   const ModelRegistry& models_;
   const ServerConfig& config_;
   AttributionBatcher& batcher_;

@@ -418,38 +418,69 @@ void JobScheduler::RunJob(const store::JobRecord& job, const std::shared_ptr<Job
 bool JobScheduler::SplitJob(const store::JobRecord& job,
                             const std::shared_ptr<JobContext>& context) {
   if (store_.shards() == nullptr || !options_.sharding.plan) return false;
-  absl::StatusOr<std::vector<store::ShardRange>> plan = options_.sharding.plan(job);
-  if (plan.ok() && plan->size() < 2) return false;
+  absl::StatusOr<std::vector<store::ShardRecord>> existing = store_.shards()->ListShards(job.id);
+  if (!existing.ok()) {
+    Finish(job, existing.status(), context->reason(), context->lease_token());
+    return true;
+  }
+  if (!existing->empty()) {
+    // Split by an earlier run whose merge did not finish: on from its latest stage.
+    RunStages(job, context, {existing->back().stage, "", {}, ""});
+    return true;
+  }
+  absl::StatusOr<store::ShardStage> plan = options_.sharding.plan(job);
+  if (plan.ok() && plan->ranges.size() < 2) return false;
   if (!plan.ok()) {
     Finish(job, plan.status(), context->reason(), context->lease_token());
     return true;
   }
-  absl::StatusOr<std::vector<store::ShardRecord>> shards =
-      store_.shards()->SplitJob(job.id, context->lease_token(), *plan);
-  if (!shards.ok()) {
-    if (absl::IsFailedPrecondition(shards.status()) || absl::IsNotFound(shards.status())) {
-      return true;  // cancelled, deleted or taken over meanwhile
-    }
-    Finish(job, shards.status(), context->reason(), context->lease_token());
-    return true;
-  }
-  const bool all_done = std::all_of(shards->begin(), shards->end(), [](const auto& shard) {
-    return shard.state == store::ShardState::kSucceeded;
-  });
-  if (all_done) {
-    // Split by an earlier run whose merge did not finish: merge now.
-    Finish(job, MergeShards(job), context->reason(), context->lease_token());
-    return true;
-  }
-  log_.Info("job split into shards that every replica runs",
-            {{"job_id", job.id}, {"shards", shards->size()}, {"items", plan->back().end}});
-  PublishJob(job.id);
-  Wake();
+  RunStages(job, context, *std::move(plan));
   return true;
 }
 
-absl::StatusOr<std::string> JobScheduler::MergeShards(const store::JobRecord& job) {
-  ATTATTR_ASSIGN_OR_RETURN(auto shards, store_.shards()->ListShards(job.id));
+void JobScheduler::RunStages(const store::JobRecord& job,
+                             const std::shared_ptr<JobContext>& context, store::ShardStage stage) {
+  for (;;) {
+    absl::StatusOr<std::vector<store::ShardRecord>> shards =
+        store_.shards()->SplitJob(job.id, context->lease_token(), stage);
+    if (!shards.ok()) {
+      if (absl::IsFailedPrecondition(shards.status()) || absl::IsNotFound(shards.status())) {
+        return;  // cancelled, deleted or taken over meanwhile
+      }
+      Finish(job, shards.status(), context->reason(), context->lease_token());
+      return;
+    }
+    const bool all_done = std::all_of(shards->begin(), shards->end(), [](const auto& shard) {
+      return shard.state == store::ShardState::kSucceeded;
+    });
+    if (!all_done) {
+      log_.Info("job split into shards that every replica runs",
+                {{"job_id", job.id},
+                 {"stage", int64_t{stage.stage}},
+                 {"shards", shards->size()},
+                 {"items", shards->back().items.end}});
+      PublishJob(job.id);
+      Wake();
+      return;
+    }
+    absl::StatusOr<StageMerge> merged = MergeStage(job, *shards);
+    if (!merged.ok() || !merged->next.has_value()) {
+      Finish(job,
+             merged.ok() ? absl::StatusOr<std::string>(std::move(merged->result)) : merged.status(),
+             context->reason(), context->lease_token());
+      return;
+    }
+    if (context->ShouldStop()) {
+      Finish(job, absl::CancelledError("stopped between stages"), context->reason(),
+             context->lease_token());
+      return;
+    }
+    stage = *std::move(merged->next);
+  }
+}
+
+absl::StatusOr<StageMerge> JobScheduler::MergeStage(const store::JobRecord& job,
+                                                    const std::vector<store::ShardRecord>& shards) {
   std::vector<std::string> results;
   results.reserve(shards.size());
   for (const store::ShardRecord& shard : shards) {
@@ -457,7 +488,14 @@ absl::StatusOr<std::string> JobScheduler::MergeShards(const store::JobRecord& jo
                              store_.shards()->GetShardResult(job.id, shard.index));
     results.push_back(std::move(result));
   }
-  return options_.sharding.merge(job, results);
+  const int32_t stage = shards.empty() ? 0 : shards.front().stage;
+  ATTATTR_ASSIGN_OR_RETURN(
+      StageMerge merged,
+      options_.sharding.merge(job, stage, shards.empty() ? "" : shards.front().input, results));
+  if (merged.next.has_value() && (merged.next->stage != stage + 1 || merged.next->ranges.empty())) {
+    return absl::InternalError(absl::StrCat("merging stage ", stage, " gave no valid next stage"));
+  }
+  return merged;
 }
 
 void JobScheduler::RunShard(const store::ShardRecord& shard) {
@@ -485,13 +523,14 @@ void JobScheduler::RunShard(const store::ShardRecord& shard) {
   } catch (const std::exception& e) {
     result = absl::InternalError(absl::StrCat("shard failed: ", e.what()));
   }
-  FinishShard(*job, held, result, context->reason());
+  FinishShard(*job, held, shard.stage, result, context->reason());
   absl::MutexLock lock(&mu_);
   running_.erase(absl::StrCat(shard.job_id, "#", shard.index));
 }
 
 void JobScheduler::FinishShard(const store::JobRecord& job, const store::HeldShard& held,
-                               const absl::StatusOr<std::string>& result, StopReason reason) {
+                               int32_t stage, const absl::StatusOr<std::string>& result,
+                               StopReason reason) {
   const bool stopped = !result.ok() && result.status().code() == absl::StatusCode::kCancelled;
   if (stopped && reason == StopReason::kDraining) {
     (void)store_.shards()->ReleaseShard(held);
@@ -539,7 +578,7 @@ void JobScheduler::FinishShard(const store::JobRecord& job, const store::HeldSha
     absl::MutexLock lock(&mu_);
     running_[merging.id] = RunningJob{context, merging.owner, merging.id, std::nullopt};
   }
-  Finish(merging, MergeShards(merging), context->reason(), context->lease_token());
+  RunStages(merging, context, {stage, "", {}, ""});
   absl::MutexLock lock(&mu_);
   running_.erase(merging.id);
 }

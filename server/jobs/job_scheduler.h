@@ -83,17 +83,27 @@ using JobExecutor =
 
 // How job kinds split a job across replicas (store/shard_store.h). Without `plan`, or on a store
 // of one process, nothing is split.
+// A job runs in one or more stages (a study's rankings, then its pruning curves); each stage's
+// items are split into shards, and the merge of a stage's results gives the job's result or the
+// next stage (with the input its shards need: the rankings, the patterns).
+struct StageMerge {
+  std::optional<store::ShardStage> next;  // set: split this stage next
+  std::string result;                     // else: the job's serialized result
+};
 struct JobSharding {
-  // The item ranges `job` splits into; none or one: it runs whole. Called by the runner that
-  // claimed the job.
-  std::function<absl::StatusOr<std::vector<store::ShardRange>>(const store::JobRecord& job)> plan;
-  // Runs one shard of `job`; its serialized partial result (CancelledError when asked to stop).
+  // The first stage of `job`; fewer than two ranges: the job runs whole. Called by the runner
+  // that claimed the job.
+  std::function<absl::StatusOr<store::ShardStage>(const store::JobRecord& job)> plan;
+  // Runs one shard of `job` (shard.stage and shard.input say of what); its serialized partial
+  // result (CancelledError when asked to stop).
   std::function<absl::StatusOr<std::string>(const store::JobRecord& job,
                                             const store::ShardRecord& shard, JobContext& context)>
       run_shard;
-  // The job's serialized result from its shards' results, in shard order.
-  std::function<absl::StatusOr<std::string>(const store::JobRecord& job,
-                                            const std::vector<std::string>& shard_results)>
+  // Merges the results of every shard of stage `stage` (in shard order; `input` is the stage's):
+  // the job's result, or its next stage (numbered stage + 1, with at least one range).
+  std::function<absl::StatusOr<StageMerge>(const store::JobRecord& job, int32_t stage,
+                                           const std::string& input,
+                                           const std::vector<std::string>& shard_results)>
       merge;
 };
 
@@ -195,13 +205,21 @@ class JobScheduler {
   // Gives jobs whose lease lapsed back to the queue (or fails them), logging and publishing.
   absl::Status RecoverLapsed();
   void RunJob(const store::JobRecord& job, const std::shared_ptr<JobContext>& context);
-  // Splits `job` when its kind says so; true when it was split (its shards run it from now on)
-  // or failed. False: run it whole.
+  // Splits `job` when its kind says so, or goes on with the stages an earlier run split; true
+  // when its shards run it from now on, or it ended. False: run it whole.
   bool SplitJob(const store::JobRecord& job, const std::shared_ptr<JobContext>& context);
-  // The shards' results merged into `job`'s result (the job held by this process).
-  absl::StatusOr<std::string> MergeShards(const store::JobRecord& job);
+  // Stage `stage` of `job` (held by this runner under `context`) split, or found split; while
+  // every shard of the stage is done, merges it into the job's result (finishing the job) or
+  // into its next stage, split in turn.
+  void RunStages(const store::JobRecord& job, const std::shared_ptr<JobContext>& context,
+                 store::ShardStage stage);
+  // The results of `shards` (one stage's, all done) merged.
+  absl::StatusOr<StageMerge> MergeStage(const store::JobRecord& job,
+                                        const std::vector<store::ShardRecord>& shards);
   void RunShard(const store::ShardRecord& shard);
-  void FinishShard(const store::JobRecord& job, const store::HeldShard& held,
+  // `held` of stage `stage` ran to `result`: stored, retried or failed; the runner completing a
+  // stage's last shard merges the stage (RunStages).
+  void FinishShard(const store::JobRecord& job, const store::HeldShard& held, int32_t stage,
                    const absl::StatusOr<std::string>& result, StopReason reason);
   // Publishes job `id` as the store has it now (and counts it when it ended: a shard failed it).
   void PublishJob(const std::string& id);

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <iterator>
 #include <set>
 #include <utility>
 
@@ -110,12 +111,25 @@ CREATE TABLE attattr_shards (
   error_code      INTEGER NOT NULL DEFAULT 0,
   error_message   TEXT    NOT NULL DEFAULT '',
   result          BYTEA,
+  stage           INTEGER NOT NULL DEFAULT 0,      -- the job's pass (version 2)
+  input           BYTEA   NOT NULL DEFAULT '',    -- what the stage's shards are given (version 2)
   PRIMARY KEY (job_id, shard)
 );
 CREATE INDEX attattr_shards_queued ON attattr_shards (job_id, shard) WHERE state = 'QUEUED';
 CREATE INDEX attattr_shards_running ON attattr_shards (lease_expiry_ms) WHERE state = 'RUNNING';
 CREATE TABLE attattr_schema (version INTEGER NOT NULL);
 )sql";
+
+// Forward migrations: kMigrations[v - 1] brings version v to v + 1.
+constexpr const char* kMigrations[] = {
+    // 1 -> 2: shards of jobs that run in several stages (studies, searches).
+    R"sql(
+ALTER TABLE attattr_shards ADD COLUMN stage INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE attattr_shards ADD COLUMN input BYTEA NOT NULL DEFAULT '';
+)sql",
+};
+static_assert(std::size(kMigrations) == PostgresJobStore::kSchemaVersion - 1,
+              "one migration per version step");
 
 int64_t SystemNowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -256,7 +270,12 @@ absl::Status PostgresJobStore::CreateOrMigrateSchema() {
     if (stored < 1) {
       return absl::FailedPreconditionError(absl::StrCat("unknown schema version ", stored));
     }
-    return absl::OkStatus();  // current; the transaction ends without a change
+    if (stored == kSchemaVersion) return absl::OkStatus();  // the transaction ends unchanged
+    for (int v = stored; v < kSchemaVersion; ++v) txn.exec(kMigrations[v - 1]);
+    txn.exec_params("UPDATE attattr_schema SET version = $1", kSchemaVersion);
+    txn.commit();
+    schema_change_ = absl::StrCat("migrated from version ", stored, " to ", kSchemaVersion);
+    return absl::OkStatus();
   });
 }
 
@@ -403,7 +422,8 @@ absl::StatusOr<std::vector<std::string>> PostgresJobStore::RenewLeases(
         txn.exec_params(absl::StrCat("UPDATE attattr_jobs AS j SET lease_expiry_ms = ", kDbNowMs,
                                      " + $4 FROM unnest($2::text[], $3::bigint[]) AS l(id, token) "
                                      "WHERE j.id = l.id AND j.lease_token = l.token AND "
-                                     "j.state = 'RUNNING' AND j.lease_holder = $1 RETURNING j.id"),
+                                     "j.state = 'RUNNING' AND j.lease_holder = $1 AND "
+                                     "j.lease_expiry_ms > 0 RETURNING j.id"),
                         holder, pg::TextArray(ids), tokens, lease_ms);
     for (const auto& row : rows) renewed.insert(row[0].as<std::string>());
     return absl::OkStatus();

@@ -17,7 +17,7 @@ namespace {
 
 constexpr char kShardColumns[] =
     "job_id, shard, state, begin_item, end_item, attempts, lease_holder, lease_token, "
-    "lease_expiry_ms, error_code, error_message";
+    "lease_expiry_ms, error_code, error_message, stage, input";
 
 std::optional<ShardState> ShardStateFromName(const std::string& name) {
   for (int i = 0; i <= static_cast<int>(ShardState::kFailed); ++i) {
@@ -44,6 +44,8 @@ absl::StatusOr<ShardRecord> ShardFromRow(const pqxx::row& row) {
   r.lease_expiry_ms = row[8].as<int64_t>();
   r.error_code = row[9].as<int32_t>();
   r.error_message = row[10].as<std::string>();
+  r.stage = row[11].as<int32_t>();
+  r.input = pqxx::binarystring(row[12]).str();
   return r;
 }
 
@@ -107,6 +109,19 @@ void RequeueShard(pqxx::work& txn, const ShardRecord& shard, int32_t error_code,
   pg::Notify(txn, std::string(pg::kShardsPayloadPrefix) + shard.job_id);
 }
 
+absl::Status CheckRanges(const std::vector<ShardRange>& ranges) {
+  int64_t expected_begin = 0;
+  for (const ShardRange& r : ranges) {
+    if (r.begin != expected_begin || r.end <= r.begin) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "ranges: not contiguous non-empty ranges from item 0 (at ", r.begin, "..", r.end, ")"));
+    }
+    expected_begin = r.end;
+  }
+  if (ranges.empty()) return absl::InvalidArgumentError("ranges: empty");
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 const char* ShardStateName(ShardState state) {
@@ -123,42 +138,55 @@ const char* ShardStateName(ShardState state) {
   return "UNKNOWN";
 }
 
-absl::StatusOr<std::vector<ShardRecord>> PostgresShardStore::SplitJob(
-    const std::string& job_id, int64_t job_lease_token, const std::vector<ShardRange>& ranges) {
-  int64_t expected_begin = 0;
-  for (const ShardRange& r : ranges) {
-    if (r.begin != expected_begin || r.end <= r.begin) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "ranges: not contiguous non-empty ranges from item 0 (at ", r.begin, "..", r.end, ")"));
-    }
-    expected_begin = r.end;
-  }
-  if (ranges.empty()) return absl::InvalidArgumentError("ranges: empty");
+absl::StatusOr<std::vector<ShardRecord>> PostgresShardStore::SplitJob(const std::string& job_id,
+                                                                      int64_t job_lease_token,
+                                                                      const ShardStage& stage) {
+  const std::vector<ShardRange>& ranges = stage.ranges;
+  if (stage.stage < 0) return absl::InvalidArgumentError("stage: negative");
   std::vector<ShardRecord> shards;
   ATTATTR_RETURN_IF_ERROR(pool_.Run(
       absl::StrCat("splitting job ", Quote(job_id)), [&](pqxx::connection& c) -> absl::Status {
         pqxx::work txn(c);
         ATTATTR_RETURN_IF_ERROR(pg::LockRunningJob(txn, job_id, job_lease_token));
-        const std::string select = absl::StrCat(
-            "SELECT ", kShardColumns, " FROM attattr_shards WHERE job_id = $1 ORDER BY shard");
-        if (txn.exec_params(select, job_id).empty()) {
+        const pqxx::row latest = txn.exec_params1(
+            "SELECT COALESCE(max(stage), -1), COALESCE(max(shard), -1) FROM attattr_shards "
+            "WHERE job_id = $1",
+            job_id);
+        if (latest[0].as<int32_t>() > stage.stage) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "stage: ", stage.stage, " is before the job's latest, ", latest[0].as<int32_t>()));
+        }
+        if (latest[0].as<int32_t>() < stage.stage) {
+          ATTATTR_RETURN_IF_ERROR(CheckRanges(ranges));
+          const int32_t first = latest[1].as<int32_t>() + 1;
+          const pqxx::binarystring input(stage.input.data(), stage.input.size());
           for (size_t i = 0; i < ranges.size(); ++i) {
             txn.exec_params(
-                "INSERT INTO attattr_shards (job_id, shard, state, begin_item, end_item) "
-                "VALUES ($1, $2, 'QUEUED', $3, $4)",
-                job_id, static_cast<int32_t>(i), ranges[i].begin, ranges[i].end);
+                "INSERT INTO attattr_shards (job_id, shard, state, begin_item, end_item, stage, "
+                "input) VALUES ($1, $2, 'QUEUED', $3, $4, $5, $6)",
+                job_id, first + static_cast<int32_t>(i), ranges[i].begin, ranges[i].end,
+                stage.stage, input);
           }
         }
-        ATTATTR_ASSIGN_OR_RETURN(shards, Shards(txn.exec_params(select, job_id)));
+        ATTATTR_ASSIGN_OR_RETURN(
+            shards, Shards(txn.exec_params(absl::StrCat("SELECT ", kShardColumns,
+                                                        " FROM attattr_shards WHERE job_id = $1 "
+                                                        "AND stage = $2 ORDER BY shard"),
+                                           job_id, stage.stage)));
         int64_t done = 0;
+        bool unfinished = false;
         for (const ShardRecord& s : shards) {
           if (s.state == ShardState::kSucceeded) done += s.items.end - s.items.begin;
+          unfinished = unfinished || s.state != ShardState::kSucceeded;
         }
-        // The job is carried by its shards' leases from now on.
+        // The job is carried by its shards' leases from now on — unless they are all done and
+        // the caller merges them next, under the job's own lease (which lapses should it die).
         txn.exec_params(
-            "UPDATE attattr_jobs SET lease_expiry_ms = 0, progress_stage = 'shards', "
+            "UPDATE attattr_jobs SET lease_expiry_ms = CASE WHEN $6 THEN 0 ELSE lease_expiry_ms "
+            "END, progress_stage = CASE WHEN $5 = '' THEN progress_stage ELSE $5 END, "
             "progress_done = $2, progress_total = $3, update_time_ms = $4 WHERE id = $1",
-            job_id, done, shards.empty() ? int64_t{0} : shards.back().items.end, now_ms_());
+            job_id, done, shards.empty() ? int64_t{0} : shards.back().items.end, now_ms_(),
+            TextForStore(stage.name), unfinished);
         pg::Notify(txn, job_id);
         pg::Notify(txn, std::string(pg::kShardsPayloadPrefix) + job_id);
         txn.commit();
@@ -226,11 +254,13 @@ absl::StatusOr<ShardCompletion> PostgresShardStore::CompleteShard(const HeldShar
             "UPDATE attattr_shards SET state = 'SUCCEEDED', result = $3, lease_expiry_ms = 0 "
             "WHERE job_id = $1 AND shard = $2",
             held.job_id, held.index, pqxx::binarystring(result.data(), result.size()));
+        // Every stage before the latest has succeeded; progress counts the shard's stage.
         const pqxx::row left = txn.exec_params1(
             "SELECT count(*) FILTER (WHERE state <> 'SUCCEEDED'), "
-            "COALESCE(sum(end_item - begin_item) FILTER (WHERE state = 'SUCCEEDED'), 0)::BIGINT "
+            "COALESCE(sum(end_item - begin_item) FILTER (WHERE state = 'SUCCEEDED' AND stage = "
+            "(SELECT stage FROM attattr_shards WHERE job_id = $1 AND shard = $2)), 0)::BIGINT "
             "FROM attattr_shards WHERE job_id = $1",
-            held.job_id);
+            held.job_id, held.index);
         txn.exec_params(
             "UPDATE attattr_jobs SET progress_done = $2, update_time_ms = $3 WHERE id = $1",
             held.job_id, left[1].as<int64_t>(), now_ms_());

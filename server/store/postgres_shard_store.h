@@ -25,7 +25,7 @@ class PostgresShardStore final : public ShardStore {
 
   absl::StatusOr<std::vector<ShardRecord>> SplitJob(const std::string& job_id,
                                                     int64_t job_lease_token,
-                                                    const std::vector<ShardRange>& ranges) override;
+                                                    const ShardStage& stage) override;
   absl::StatusOr<std::vector<ShardRecord>> ListShards(const std::string& job_id) override;
   absl::StatusOr<std::optional<ShardRecord>> ClaimShard(const ClaimRequest& request) override;
   absl::StatusOr<ShardCompletion> CompleteShard(const HeldShard& shard, const std::string& result,

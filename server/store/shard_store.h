@@ -1,14 +1,18 @@
 // ShardStore: the shards of jobs split across replicas. A shardable job (a dataset ATTRIBUTION
-// job) is split by the replica that claims it into shards of consecutive items; every replica's
-// idle runners claim shards (with leases and fencing tokens, like jobs), store each shard's
-// partial result, and the runner that completes the last shard takes a fresh lease on the job and
-// merges the results in shard order. While split, the job's own lease does not expire (its shards'
-// leases carry it); a shard whose lease lapses goes back to the queue, and one that failed
-// max_attempts times fails the job with its error. When the job ends its unfinished shards are
-// dropped and the finished ones kept without their results (who ran what, how many attempts)
-// until the job is deleted. Only a store several processes share has shards (JobStore::shards()).
+// job, a HEAD_IMPORTANCE study, a TRIGGER_SEARCH) is split by the replica that claims it into
+// shards of consecutive items of its first stage (pass); every replica's idle runners claim shards
+// (with leases and fencing tokens, like jobs), store each shard's partial result, and the runner
+// that completes the last shard takes a fresh lease on the job and merges the results in shard
+// order — into the job's result, or into the input of the job's next stage, which it splits the
+// same way (a study's pruning curves need its rankings; a search's evaluation its patterns).
+// While split, the job's own lease does not expire (its shards' leases carry it); a shard whose
+// lease lapses goes back to the queue, and one that failed max_attempts times fails the job with
+// its error. When the job ends its unfinished shards are dropped and the finished ones kept
+// without their results (who ran what, how many attempts) until the job is deleted. Only a store
+// several processes share has shards (JobStore::shards()).
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <optional>
@@ -27,17 +31,39 @@ inline constexpr int kShardStateCount = 4;
 // "QUEUED", "RUNNING", "SUCCEEDED", "FAILED".
 const char* ShardStateName(ShardState state);
 
-// Items [begin, end) of a job.
+// Items [begin, end) of one stage of a job.
 struct ShardRange {
   int64_t begin = 0;
   int64_t end = 0;
 };
 
+// One stage of a job, split: its shards' ranges (in order, contiguous from item 0, non-empty),
+// the progress stage the job shows while they run, and the input every shard of it gets (what
+// the previous stage's merge decided; empty for the first).
+struct ShardStage {
+  int32_t stage = 0;
+  std::string name;
+  std::vector<ShardRange> ranges;
+  std::string input;
+};
+
+// Items [0, items) in consecutive ranges of `per_shard` items (the last may be shorter); none for
+// no items. per_shard >= 1.
+inline std::vector<ShardRange> SplitItems(int64_t items, int64_t per_shard) {
+  std::vector<ShardRange> ranges;
+  for (int64_t begin = 0; begin < items; begin += per_shard) {
+    ranges.push_back({begin, std::min(items, begin + per_shard)});
+  }
+  return ranges;
+}
+
 struct ShardRecord {
   std::string job_id;
-  int32_t index = 0;  // 0-based, in item order
+  int32_t index = 0;  // 0-based over the whole job, in stage then item order
+  int32_t stage = 0;
+  std::string input;  // the stage's input
   ShardState state = ShardState::kQueued;
-  ShardRange items;
+  ShardRange items;          // of its stage
   int32_t attempts = 0;      // starts so far
   std::string lease_holder;  // the replica running it, or the one that completed it
   int64_t lease_token = 0;   // fencing token of its current or last run
@@ -67,21 +93,23 @@ class ShardStore {
  public:
   virtual ~ShardStore() = default;
 
-  // Splits RUNNING job `job_id`, held with `job_lease_token`, into `ranges` (in order, non-empty
-  // and contiguous), unless it has shards already (an earlier run of the job made them; they are
-  // kept with their results). The job's lease then stops expiring: its shards' leases carry it.
-  // Returns every shard of the job.
-  virtual absl::StatusOr<std::vector<ShardRecord>> SplitJob(
-      const std::string& job_id, int64_t job_lease_token,
-      const std::vector<ShardRange>& ranges) = 0;
-  // Every shard of the job, by index.
+  // Splits stage `stage.stage` of RUNNING job `job_id`, held with `job_lease_token`, into
+  // stage.ranges, unless that stage has shards already (an earlier run of the job made them; they
+  // are kept with their results and the given ranges and input are not used). The job's lease
+  // then stops expiring (its shards' leases carry it) and its progress counts the stage's items.
+  // Returns the stage's shards, by index. InvalidArgument for ranges that are not contiguous from
+  // 0 or a stage before the job's latest.
+  virtual absl::StatusOr<std::vector<ShardRecord>> SplitJob(const std::string& job_id,
+                                                            int64_t job_lease_token,
+                                                            const ShardStage& stage) = 0;
+  // Every shard of the job, of every stage, by index.
   virtual absl::StatusOr<std::vector<ShardRecord>> ListShards(const std::string& job_id) = 0;
   // The next QUEUED shard of a RUNNING job (jobs by priority, then the order they started; shards
   // by index) for request.holder, with a new lease token; nullopt when none. Claims made at the
   // same moment by several processes each get a different shard.
   virtual absl::StatusOr<std::optional<ShardRecord>> ClaimShard(const ClaimRequest& request) = 0;
   // Stores the result of a RUNNING shard (fenced) and marks it SUCCEEDED; the job's progress
-  // becomes the items of its succeeded shards. See ShardCompletion for the last shard.
+  // becomes the items of its stage's succeeded shards. See ShardCompletion for the last shard.
   virtual absl::StatusOr<ShardCompletion> CompleteShard(const HeldShard& shard,
                                                         const std::string& result,
                                                         const std::string& holder,

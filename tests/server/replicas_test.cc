@@ -11,6 +11,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <future>
 #include <memory>
@@ -60,6 +62,112 @@ std::string DataRoot(const std::string& dir, int lines) {
   std::string line;
   for (int i = 0; i < lines && std::getline(in, line); ++i) out << line << "\n";
   return dir;
+}
+
+// dir/name: the shared SST-2 dev set's header, then its reviews [first, first + count).
+void WriteReviews(const std::string& dir, const std::string& name, int first, int count) {
+  std::ifstream in(::attattr::testing::SharedDir() + "/data/sst2/dev.tsv");
+  std::ofstream out(dir + "/" + name);
+  std::string line;
+  for (int i = 0; std::getline(in, line) && i <= first + count; ++i) {
+    if (i == 0 || i > first) out << line << "\n";
+  }
+}
+
+// A head-importance study: every method on 20 reviews (agreement with 8 others), pruning curves
+// on 40 more, and a pruned export — stages of 28 and 40 items.
+v1::JobSpec StudyJob() {
+  v1::JobSpec spec;
+  spec.set_model(kModel);
+  v1::HeadImportanceSpec& h = *spec.mutable_head_importance();
+  *h.mutable_importance_set() = ::attattr::testing::DatasetSource("sst2-dev.tsv", 20);
+  *h.mutable_agreement_set() = ::attattr::testing::DatasetSource("agreement.tsv", 8);
+  *h.mutable_evaluation_set() = ::attattr::testing::DatasetSource("evaluation.tsv", 40);
+  for (auto m : {v1::IMPORTANCE_METHOD_ATTRIBUTION, v1::IMPORTANCE_METHOD_ATTENTION,
+                 v1::IMPORTANCE_METHOD_TAYLOR, v1::IMPORTANCE_METHOD_RANDOM}) {
+    h.add_methods(m);
+  }
+  for (double r : {0.0, 25.0, 50.0, 75.0}) h.add_ratios(r);
+  h.set_seed(3);
+  h.mutable_attribution()->set_steps(3);
+  h.set_export_path("pruned");
+  h.set_export_ratio(25);
+  return spec;
+}
+
+// A trigger search: patterns mined from 20 reviews, the top 2 evaluated on 40 others — stages of
+// 20 and 40 items.
+v1::JobSpec SearchJob() {
+  v1::JobSpec spec;
+  spec.set_model(kModel);
+  v1::TriggerSearchSpec& t = *spec.mutable_trigger_search();
+  *t.mutable_mining_set() = ::attattr::testing::DatasetSource("sst2-dev.tsv", 20);
+  *t.mutable_evaluation_set() = ::attattr::testing::DatasetSource("evaluation.tsv", 40);
+  t.set_top_k(2);
+  t.set_seed(5);
+  t.mutable_attribution()->set_steps(3);
+  return spec;
+}
+
+// The heads a curve point prunes: the round(ratio% · L·H) lowest scores, ties to the earlier head
+// (engine::PruneLowest).
+std::vector<int> Pruned(const v1::MethodResult& method, double ratio) {
+  std::vector<int> heads(method.importance_size());
+  for (int h = 0; h < method.importance_size(); ++h) heads[h] = h;
+  std::stable_sort(heads.begin(), heads.end(),
+                   [&](int a, int b) { return method.importance(a) < method.importance(b); });
+  heads.resize(static_cast<size_t>(std::lround(ratio / 100.0 * heads.size())));
+  std::sort(heads.begin(), heads.end());
+  return heads;
+}
+
+// A sharded study against the whole one: rankings within float rounding (the shards batch their
+// examples differently), curves and correlations likewise, accuracies exactly wherever the two
+// rankings prune the same heads.
+void ExpectSameStudy(const v1::HeadImportanceResult& sharded,
+                     const v1::HeadImportanceResult& whole) {
+  ASSERT_EQ(sharded.methods_size(), whole.methods_size());
+  for (int m = 0; m < whole.methods_size(); ++m) {
+    const v1::MethodResult& s = sharded.methods(m);
+    const v1::MethodResult& w = whole.methods(m);
+    SCOPED_TRACE(v1::ImportanceMethod_Name(w.method()));
+    ASSERT_EQ(s.importance_size(), w.importance_size());
+    for (int h = 0; h < w.importance_size(); ++h) {
+      EXPECT_NEAR(s.importance(h), w.importance(h),
+                  1e-5 * std::max(1.0, std::fabs(w.importance(h))));
+    }
+    ASSERT_EQ(s.curve_size(), w.curve_size());
+    for (int r = 0; r < w.curve_size(); ++r) {
+      EXPECT_EQ(s.curve(r).heads_pruned(), w.curve(r).heads_pruned());
+      if (Pruned(s, w.curve(r).ratio()) != Pruned(w, w.curve(r).ratio())) continue;
+      EXPECT_EQ(s.curve(r).accuracy(), w.curve(r).accuracy());
+      EXPECT_NEAR(s.curve(r).mean_gold_probability(), w.curve(r).mean_gold_probability(), 1e-6);
+    }
+    EXPECT_EQ(s.has_agreement(), w.has_agreement());
+    EXPECT_NEAR(s.agreement().pearson(), w.agreement().pearson(), 1e-4);
+  }
+  ASSERT_EQ(sharded.correlations_size(), whole.correlations_size());
+  for (int c = 0; c < whole.correlations_size(); ++c) {
+    EXPECT_NEAR(sharded.correlations(c).pearson(), whole.correlations(c).pearson(), 1e-4);
+  }
+  EXPECT_EQ(sharded.export_heads_removed(), whole.export_heads_removed());
+  EXPECT_EQ(sharded.export_parameter_count(), whole.export_parameter_count());
+}
+
+// A sharded search against the whole one: the same patterns (scores within float rounding) and
+// exactly the same accuracies and counts.
+void ExpectSameSearch(const v1::TriggerSearchResult& sharded,
+                      const v1::TriggerSearchResult& whole) {
+  EXPECT_EQ(sharded.mined_examples(), whole.mined_examples());
+  EXPECT_EQ(sharded.patterns_above_threshold(), whole.patterns_above_threshold());
+  ASSERT_EQ(sharded.patterns_size(), whole.patterns_size());
+  for (int p = 0; p < whole.patterns_size(); ++p) {
+    v1::TriggerPattern s = sharded.patterns(p), w = whole.patterns(p);
+    EXPECT_NEAR(s.score(), w.score(), 1e-5);
+    s.clear_score();
+    w.clear_score();
+    EXPECT_EQ(s.SerializeAsString(), w.SerializeAsString()) << s.DebugString() << w.DebugString();
+  }
 }
 
 v1::JobSpec DatasetJob(int limit) {
@@ -165,6 +273,72 @@ class ReplicasTest : public ::testing::Test {
     run.spec = DatasetJob(120);
     EXPECT_TRUE(Submit(*Connect(run.replicas[0]->address()), run.spec, &run.job).ok());
     return run;
+  }
+
+  // Three replicas (a, b, c) splitting stages into shards of 8 examples, exporting under
+  // dir_/exports, `spec` submitted to a; c is killed (SIGKILL) once it runs a shard of stage
+  // `kill_in_stage`. Returns the job's result once done, and checks the shards: both stages'
+  // shards all succeeded, each merged once, run by at least two replicas.
+  v1::JobResult RunShardedAndKill(const v1::JobSpec& spec, int stage0_shards, int stage1_shards,
+                                  int kill_in_stage) {
+    const std::string data = DataRoot(dir_, 21);  // a header and 20 reviews
+    WriteReviews(data, "agreement.tsv", 100, 8);
+    WriteReviews(data, "evaluation.tsv", 200, 40);
+    std::filesystem::create_directories(dir_ + "/exports");
+    std::filesystem::create_directories(dir_ + "/whole-exports");
+    std::vector<std::unique_ptr<ServerProcess>> replicas;
+    for (const char* name : {"a", "b", "c"}) {
+      replicas.push_back(Replica(name, {"--data-root=" + data, "--shard-examples=8",
+                                        "--export-root=" + dir_ + "/exports"}));
+      if (!replicas.back()->ok()) return {};
+    }
+    v1::Job job;
+    EXPECT_TRUE(Submit(*Connect(replicas[0]->address()), spec, &job).ok());
+    const std::string where = "FROM attattr_shards WHERE job_id = '" + job.name() + "'";
+    const std::string on_c = where + " AND state = 'RUNNING' AND lease_holder = 'c' AND stage = " +
+                             std::to_string(kill_in_stage);
+    const auto until = Clock::now() + std::chrono::seconds(120);
+    while (Clock::now() < until && Sql("SELECT COUNT(*) " + on_c) == "0") {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    const std::string killed_shard = Sql("SELECT MIN(shard) " + on_c);
+    replicas[2]->Kill();
+    EXPECT_FALSE(killed_shard.empty()) << "c never ran a shard of stage " << kill_in_stage;
+    auto on_b = Connect(replicas[1]->address());
+    const v1::Job done = WaitDone(*on_b, job.name(), 600);
+    EXPECT_EQ(done.state(), v1::SUCCEEDED) << done.error_message();
+    for (int stage : {0, 1}) {
+      const std::string in_stage = where + " AND stage = " + std::to_string(stage);
+      EXPECT_EQ(Sql("SELECT COUNT(*) " + in_stage + " AND state = 'SUCCEEDED'"),
+                std::to_string(stage == 0 ? stage0_shards : stage1_shards))
+          << "stage " << stage;
+      EXPECT_EQ(Sql("SELECT COUNT(*) " + in_stage),
+                Sql("SELECT COUNT(*) " + in_stage + " AND state = 'SUCCEEDED'"));
+    }
+    // Only the killed replica's shard ran twice; it was stored (merged) once, by another.
+    if (!killed_shard.empty()) {
+      const std::string killed = where + " AND shard = " + killed_shard;
+      EXPECT_EQ(Sql("SELECT attempts " + killed), "2");
+      EXPECT_NE(Sql("SELECT lease_holder " + killed), "c");
+      EXPECT_EQ(Sql("SELECT COUNT(*) " + where + " AND attempts <> 1 AND shard <> " + killed_shard),
+                "0");
+    }
+    EXPECT_GE(std::stoi(Sql("SELECT COUNT(DISTINCT lease_holder) " + where)), 2);
+    auto result = ReadResult(*on_b, job.name());
+    EXPECT_TRUE(result.status.ok()) << result.status.error_message();
+    return result.result;
+  }
+
+  // `spec` run whole by a single replica on its own SQLite store, on the same data.
+  v1::JobResult WholeResult(const v1::JobSpec& spec) {
+    ServerProcess alone({{kModel, Sst2ModelDir()}},
+                        {"--data-root=" + dir_, "--export-root=" + dir_ + "/whole-exports"});
+    EXPECT_TRUE(alone.ok());
+    auto stub = Connect(alone.address());
+    v1::Job job;
+    EXPECT_TRUE(Submit(*stub, spec, &job).ok());
+    EXPECT_EQ(WaitDone(*stub, job.name(), 300).state(), v1::SUCCEEDED);
+    return ReadResult(*stub, job.name()).result;
   }
 
   PostgresServer* pg_ = nullptr;
@@ -481,6 +655,30 @@ TEST_F(ReplicasTest, KilledReplicasShardsRunAgainAndTheResultIsUnchanged) {
   ASSERT_TRUE(result.status.ok());
   EXPECT_EQ(result.result.attribution().examples_size(), 120);
   EXPECT_TRUE(result.bytes == SingleReplicaResult(spec, {"--data-root=" + data}));
+}
+
+// A head-importance study in two sharded stages (rankings over 28 items in 4 shards, then pruning
+// curves over 40 in 5), a replica killed while it runs a pruning-curve shard: the study equals
+// the single process's within float rounding, and the merging replica wrote the pruned export.
+TEST_F(ReplicasTest, HeadImportanceStudyIsShardedInTwoStagesWithTheSingleReplicaNumbers) {
+  const v1::JobSpec spec = StudyJob();
+  const v1::JobResult sharded = RunShardedAndKill(spec, 4, 5, /*kill_in_stage=*/1);
+  ASSERT_TRUE(sharded.has_head_importance());
+  EXPECT_TRUE(std::ifstream(dir_ + "/exports/pruned/config.json").good());
+  const v1::JobResult whole = WholeResult(spec);
+  ExpectSameStudy(sharded.head_importance(), whole.head_importance());
+}
+
+// A trigger search in two sharded stages (mining 20 reviews in 3 shards, evaluating on 40 in 5),
+// a replica killed while it mines: the same patterns and exactly the same accuracies as the
+// single process.
+TEST_F(ReplicasTest, TriggerSearchIsShardedInTwoStagesWithTheSingleReplicaNumbers) {
+  const v1::JobSpec spec = SearchJob();
+  const v1::JobResult sharded = RunShardedAndKill(spec, 3, 5, /*kill_in_stage=*/0);
+  ASSERT_TRUE(sharded.has_trigger_search());
+  ASSERT_GT(sharded.trigger_search().patterns_size(), 0);
+  const v1::JobResult whole = WholeResult(spec);
+  ExpectSameSearch(sharded.trigger_search(), whole.trigger_search());
 }
 
 }  // namespace

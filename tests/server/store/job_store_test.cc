@@ -1358,7 +1358,7 @@ TEST_F(PostgresJobStoreTest, ReplicasOpeningAnEmptyDatabaseAtOnceCreateTheSchema
     ASSERT_NE(store, nullptr);
     const std::string& change = static_cast<PostgresJobStore&>(*store).schema_change();
     if (!change.empty()) {
-      EXPECT_EQ(change, "created version 1");
+      EXPECT_EQ(change, absl::StrCat("created version ", PostgresJobStore::kSchemaVersion));
       ++created;
     }
   }
@@ -1461,19 +1461,20 @@ TEST_F(PostgresJobStoreTest, ShardsOfASplitJob) {
   ASSERT_NE(shards, nullptr);
   const std::string id = MustCreate(*store, NewJob());
   const JobRecord job = **store->Claim({"splitter", 10, 0});
-  EXPECT_TRUE(
-      absl::IsInvalidArgument(shards->SplitJob(id, job.lease_token, {{0, 5}, {6, 9}}).status()));
-  EXPECT_TRUE(
-      absl::IsFailedPrecondition(shards->SplitJob(id, job.lease_token + 1, {{0, 9}}).status()));
-  auto split = shards->SplitJob(id, job.lease_token, {{0, 4}, {4, 8}, {8, 9}});
+  EXPECT_TRUE(absl::IsInvalidArgument(
+      shards->SplitJob(id, job.lease_token, {0, "", {{0, 5}, {6, 9}}, ""}).status()));
+  EXPECT_TRUE(absl::IsFailedPrecondition(
+      shards->SplitJob(id, job.lease_token + 1, {0, "", {{0, 9}}, ""}).status()));
+  auto split = shards->SplitJob(id, job.lease_token, {0, "mining", {{0, 4}, {4, 8}, {8, 9}}, ""});
   ASSERT_TRUE(split.ok()) << split.status();
   ASSERT_EQ(split->size(), 3u);
   // Split again (a later run of the job): the same shards.
-  EXPECT_EQ(shards->SplitJob(id, job.lease_token, {{0, 9}})->size(), 3u);
+  EXPECT_EQ(shards->SplitJob(id, job.lease_token, {0, "mining", {{0, 9}}, ""})->size(), 3u);
   // The job's own lease no longer lapses: its shards carry it.
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   EXPECT_TRUE(store->RecoverExpiredLeases(3)->empty());
   EXPECT_EQ(store->Get(id)->progress.total, 9);
+  EXPECT_EQ(store->Get(id)->progress.stage, "mining");
 
   const ShardRecord s0 = **shards->ClaimShard({"a", 60000, 0});
   const ShardRecord s1 = **shards->ClaimShard({"b", 10, 0});
@@ -1516,15 +1517,66 @@ TEST_F(PostgresJobStoreTest, ShardsOfASplitJob) {
   EXPECT_EQ(*shards->GetShardResult(id, 0) + *shards->GetShardResult(id, 1) +
                 *shards->GetShardResult(id, 2),
             "ABC");
-  // The splitter's token is stale now; the merger's finishes the job.
+  // The splitter's token is stale now.
   EXPECT_TRUE(absl::IsFailedPrecondition(store->PutResult(id, "ABC", job.lease_token)));
-  ASSERT_TRUE(store->PutResult(id, "ABC", last->job.lease_token).ok());
-  ASSERT_TRUE(store->Finish(id, JobState::kSucceeded, 0, "", last->job.lease_token).ok());
+
+  // The merger starts the job's second stage with what the first decided: new indexes, the
+  // input on every shard, progress counted on the stage; the first stage cannot come back.
+  const int64_t merger = last->job.lease_token;
+  auto second = shards->SplitJob(id, merger, {1, "evaluating", {{0, 3}, {3, 5}}, "ABC"});
+  ASSERT_TRUE(second.ok()) << second.status();
+  ASSERT_EQ(second->size(), 2u);
+  EXPECT_TRUE(absl::IsInvalidArgument(
+      shards->SplitJob(id, merger, {0, "", {{0, 9}}, ""}).status()));  // before the latest
+  EXPECT_EQ((*second)[0].index, 3);
+  EXPECT_EQ((*second)[1].stage, 1);
+  EXPECT_EQ((*second)[1].input, "ABC");
+  EXPECT_EQ(store->Get(id)->progress.stage, "evaluating");
+  EXPECT_EQ(store->Get(id)->progress.total, 5);
+  EXPECT_EQ(store->Get(id)->progress.done, 0);
+  const ShardRecord t0 = **shards->ClaimShard({"a", 60000, 0});
+  const ShardRecord t1 = **shards->ClaimShard({"b", 60000, 0});
+  EXPECT_EQ(t0.input, "ABC");
+  EXPECT_EQ(t1.items.begin, 3);
+  ASSERT_FALSE(shards->CompleteShard({id, 4, t1.lease_token}, "E", "b", 60000)->job_complete);
+  EXPECT_EQ(store->Get(id)->progress.done, 2);
+  auto done = shards->CompleteShard({id, 3, t0.lease_token}, "D", "a", 60000);
+  ASSERT_TRUE(done.ok() && done->job_complete) << done.status();
+  EXPECT_TRUE(absl::IsFailedPrecondition(store->PutResult(id, "DE", merger)));
+  ASSERT_TRUE(store->PutResult(id, "DE", done->job.lease_token).ok());
+  ASSERT_TRUE(store->Finish(id, JobState::kSucceeded, 0, "", done->job.lease_token).ok());
   auto kept = shards->ListShards(id);
-  ASSERT_EQ(kept->size(), 3u);
+  ASSERT_EQ(kept->size(), 5u);
   EXPECT_EQ((*kept)[1].attempts, 2);
   EXPECT_EQ((*kept)[1].lease_holder, "c");
+  EXPECT_EQ((*kept)[4].stage, 1);
   EXPECT_TRUE(absl::IsNotFound(shards->GetShardResult(id, 0).status()));  // merged, gone
+}
+
+// A database of schema version 1 (shards without stages) is migrated in place at start: its
+// shards are kept, as stage 0.
+TEST_F(PostgresJobStoreTest, VersionOneDatabasesAreMigrated) {
+  std::string id;
+  {
+    auto store = OpenStore();
+    ASSERT_NE(store, nullptr);
+    id = MustCreate(*store, NewJob());
+    const JobRecord job = **store->Claim({"r", 60000, 0});
+    ASSERT_TRUE(store->shards()->SplitJob(id, job.lease_token, {0, "", {{0, 2}, {2, 4}}, ""}).ok());
+  }
+  ASSERT_TRUE(pg_->Query(database_,
+                         "ALTER TABLE attattr_shards DROP COLUMN stage, DROP COLUMN input; "
+                         "UPDATE attattr_schema SET version = 1")
+                  .ok());
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(static_cast<PostgresJobStore&>(*store).schema_change(), "migrated from version 1 to 2");
+  EXPECT_EQ(*pg_->Query(database_, "SELECT version FROM attattr_schema"), "2");
+  auto shards = store->shards()->ListShards(id);
+  ASSERT_TRUE(shards.ok()) << shards.status();
+  ASSERT_EQ(shards->size(), 2u);
+  EXPECT_EQ((*shards)[1].stage, 0);
+  EXPECT_EQ((*shards)[1].items.end, 4);
 }
 
 TEST_F(PostgresJobStoreTest, AShardFailingEveryAttemptFailsItsJobAndACancelDropsShards) {
@@ -1532,7 +1584,7 @@ TEST_F(PostgresJobStoreTest, AShardFailingEveryAttemptFailsItsJobAndACancelDrops
   ShardStore* shards = store->shards();
   const std::string doomed = MustCreate(*store, NewJob());
   const JobRecord job = **store->Claim({"r", 60000, 0});
-  ASSERT_TRUE(shards->SplitJob(doomed, job.lease_token, {{0, 2}, {2, 4}}).ok());
+  ASSERT_TRUE(shards->SplitJob(doomed, job.lease_token, {0, "", {{0, 2}, {2, 4}}, ""}).ok());
   for (int attempt = 1; attempt <= 2; ++attempt) {
     const ShardRecord shard = **shards->ClaimShard({"r", 60000, 0});
     ASSERT_EQ(shard.index, 0);
@@ -1548,7 +1600,7 @@ TEST_F(PostgresJobStoreTest, AShardFailingEveryAttemptFailsItsJobAndACancelDrops
 
   const std::string cancelled = MustCreate(*store, NewJob());
   const JobRecord held = **store->Claim({"r", 60000, 0});
-  ASSERT_TRUE(shards->SplitJob(cancelled, held.lease_token, {{0, 2}, {2, 4}}).ok());
+  ASSERT_TRUE(shards->SplitJob(cancelled, held.lease_token, {0, "", {{0, 2}, {2, 4}}, ""}).ok());
   const ShardRecord running = **shards->ClaimShard({"r", 60000, 0});
   ASSERT_TRUE(store->Cancel(cancelled).ok());
   EXPECT_TRUE(shards->ListShards(cancelled)->empty());
