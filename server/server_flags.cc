@@ -90,8 +90,9 @@ absl::StatusOr<ServerFlags> ParseServerFlags(const std::vector<std::string>& arg
   Flag(app, "--heartbeat-seconds", config.heartbeat_seconds,
        "How often a replica renews its jobs' leases (at most half of --lease-seconds)");
   Flag(app, "--shard-examples", config.shard_examples,
-       "PostgreSQL store: split ATTRIBUTION jobs of more than twice this many examples into "
-       "shards this size that every replica runs (0 = never)");
+       "PostgreSQL store: split a job (ATTRIBUTION, or a stage of HEAD_IMPORTANCE or "
+       "TRIGGER_SEARCH) of more than twice this many examples into shards this size that every "
+       "replica runs (0 = never)");
   Flag(app, "--replica-name", config.replica_name,
        "This replica's name in job leases (empty = host name, pid and a random suffix)");
   Flag(app, "--max-queued-jobs", config.max_queued_jobs,
