@@ -528,7 +528,7 @@ def run_server(args, opts, ini, ini_text, tls, auth, postgres, rendered_tokens, 
             database, schema = pg_database.split('"."')
             version = pg.sql(database, 'SELECT max(version) FROM "%s".attattr_schema' % schema)
             print("PostgreSQL database %s: attattr_schema version %s" % (pg_database, version))
-            if version != "1":
+            if not version.isdigit() or int(version) < 1:
                 proc.kill()
                 fail("the server did not create its schema in the PostgreSQL database")
 
