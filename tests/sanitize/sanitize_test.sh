@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The sanitizer builds of tests/sanitize/CMakeLists.txt. Usage: sanitize_test.sh SOURCE_DIR
-#   ASan + UBSan  preset `asan` (build-asan/): every torch-free unit test and the fuzz corpora
+#   ASan + UBSan  preset `asan` (build-asan/): every torch-free unit test and the fuzz corpora,
+#                 then the end-to-end RPC tests with the real server (LibTorch and gRPC)
 #   TSan          preset `tsan` (build-tsan/): the multi-threaded components' tests, run against
 #                 Abseil built with -fsanitize=thread from the Debian source of the installed
 #                 libabsl (fetched with apt-get source into build-tsan/absl/, once)
@@ -62,6 +63,34 @@ for t in "${unit_tests[@]}"; do run "asan:$t" "build-asan/bin/$t"; done
 for t in "${fuzz_targets[@]}"; do
   run "asan:${t}_corpus" "build-asan/bin/${t}_replay" "tests/fuzz/corpus/$t"
 done
+unset ASAN_OPTIONS UBSAN_OPTIONS
+
+# --- ASan + UBSan through LibTorch and gRPC ---------------------------------------------------
+# The end-to-end tests with the real attattr-server of this build (ServerProcess starts
+# build-asan/bin/attattr-server): Explain, every job kind and the job RPCs, hostile inputs. The
+# servers they start report into files (log_path), so a report from a child process — which its
+# test might outlive — fails too; the canary checks that such a file appears.
+e2e_tests=(explain_rpc_test job_rpc_test hostile_input_test)
+echo "== ASan + UBSan, LibTorch and gRPC end to end (build-asan)"
+cmake --build build-asan -j 2 --target attattr-server "${e2e_tests[@]}" \
+  >"$log_dir/e2e-build.log" 2>&1 || { tail -40 "$log_dir/e2e-build.log"; exit 1; }
+rm -f "$log_dir"/e2e-report.* "$log_dir"/canary-report.*
+ASAN_OPTIONS=halt_on_error=1:log_path=$log_dir/canary-report \
+  build-asan/bin/sanitizer_canary heap-overflow >/dev/null 2>&1
+if grep -qs "heap-buffer-overflow" "$log_dir"/canary-report.*; then
+  echo "ok   asan:canary-to-file: reported into $log_dir/canary-report.*"
+else
+  echo "FAIL asan:canary-to-file: no report file"; fails=$((fails + 1))
+fi
+export ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:abort_on_error=0:log_path=$log_dir/e2e-report
+export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:log_path=$log_dir/e2e-report
+for t in "${e2e_tests[@]}"; do run "asan:$t" "build-asan/bin/$t"; done
+if ls "$log_dir"/e2e-report.* >/dev/null 2>&1; then
+  echo "FAIL asan:e2e-processes: reports in $log_dir/e2e-report.*:"
+  head -30 "$log_dir"/e2e-report.* | sed 's/^/     /'; fails=$((fails + 1))
+else
+  echo "ok   asan:e2e-processes: no report from the tests or the servers they started"
+fi
 unset ASAN_OPTIONS UBSAN_OPTIONS
 
 # --- TSan ------------------------------------------------------------------------------------

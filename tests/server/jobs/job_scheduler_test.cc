@@ -14,8 +14,8 @@
 #include <thread>
 #include <vector>
 
-#include "spdlog/sinks/null_sink.h"
 #include "store/sqlite_job_store.h"
+#include "support/null_event_log.h"
 #include "support/test_paths.h"
 
 namespace attattr::server {
@@ -24,11 +24,7 @@ namespace {
 using store::JobRecord;
 using store::JobState;
 
-EventLog NullLog() {
-  return EventLog(
-      std::make_shared<spdlog::logger>("t", std::make_shared<spdlog::sinks::null_sink_mt>()),
-      LogFormat::kText);
-}
+EventLog NullLog() { return ::attattr::testing::NullEventLog(); }
 
 // Options with `runners` runners and room for `max_queued` queued jobs, the rest defaults.
 JobScheduler::Options Opts(int runners, int max_queued) {

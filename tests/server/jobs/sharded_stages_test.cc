@@ -5,7 +5,6 @@
 // stage 0 is taken over, resumed from that stage's stored results (not run again) and finished.
 // Skips with a message without PostgreSQL.
 #include <gtest/gtest.h>
-#include <spdlog/sinks/null_sink.h>
 
 #include <chrono>
 #include <memory>
@@ -17,6 +16,7 @@
 #include "jobs/job_scheduler.h"
 #include "store/postgres_job_store.h"
 #include "store/shard_store.h"
+#include "support/null_event_log.h"
 #include "support/postgres_server.h"
 
 namespace attattr::server {
@@ -25,11 +25,7 @@ namespace {
 using store::JobRecord;
 using store::JobState;
 
-EventLog NullLog() {
-  return EventLog(
-      std::make_shared<spdlog::logger>("t", std::make_shared<spdlog::sinks::null_sink_mt>()),
-      LogFormat::kText);
-}
+EventLog NullLog() { return ::attattr::testing::NullEventLog(); }
 
 int64_t Number(const std::string& text) {
   int64_t n = 0;
