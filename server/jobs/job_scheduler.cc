@@ -190,7 +190,12 @@ void JobScheduler::OnStoreChange(const std::string& id,
     if (!record.has_value()) {
       context.RequestStop(StopReason::kDeleted);
     } else if (store::IsTerminal(record->state)) {
-      context.RequestStop(StopReason::kCancelled);
+      // Cancelled under this run's lease: a cancel. Ended any other way, or under a newer lease
+      // (finished by the replica that took the job over, failed after lapsed leases): this run
+      // no longer holds it — it must not count the job as cancelled, and it says so in its log.
+      const bool cancel = run.shard.has_value() || (record->state == store::JobState::kCancelled &&
+                                                    record->lease_token <= context.lease_token());
+      context.RequestStop(cancel ? StopReason::kCancelled : StopReason::kLeaseLost);
     } else if (!run.shard.has_value() && record->lease_token > context.lease_token()) {
       // Claimed again since (tokens only grow): a record read before this run's own claim
       // (older token) is no reason to stop.
