@@ -17,6 +17,7 @@
 #include "job_report_http.h"
 #include "jobs/job_convert.h"
 #include "jobs/job_kinds.h"
+#include "malformed_request.h"
 #include "measured_job_store.h"
 #include "store/postgres_job_store.h"
 #include "store/shard_store.h"
@@ -184,6 +185,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
         "job (--auth-tokens, --tls-client-ca)");
   }
   builder.RegisterService(server->service_.get());
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(std::make_unique<MalformedRequestInterceptorFactory>());
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   server->grpc_ = builder.BuildAndStart();
   if (server->grpc_ == nullptr || server->port_ == 0) {
     return absl::UnavailableError(

@@ -3,7 +3,8 @@
 // is refused before any tokenizing while health and ListModels keep answering; a text with no word
 // pieces, an oversized text in a job, an oversized request, a 1 MiB model name (answered with a
 // short message) and a dataset far larger than its limit needs are all handled without work; a
-// submit-then-cancel loop meets the caller's stored-bytes quota.
+// submit-then-cancel loop meets the caller's stored-bytes quota; request bytes that do not parse
+// (malformed protobuf, strings that are not UTF-8) get INVALID_ARGUMENT naming the message.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -121,6 +122,41 @@ TEST_F(HostileInputTest, TokenizerBombsAreRefusedBeforeTokenizingWhileHealthKeep
   }
   // Just under the limit, the bomb is an ordinary text: tokenized (in linear time) and explained.
   EXPECT_TRUE(Explain(Request(Bomb(kMaxTextBytes - 8)), std::chrono::seconds(60)).ok());
+}
+
+// gRPC's callback handlers answer a request that does not parse with UNIMPLEMENTED and no message;
+// the server says what was wrong instead, and keeps serving.
+TEST_F(HostileInputTest, GarbageRequestBytesGetInvalidArgumentNamingTheMessage) {
+  const std::string address = "127.0.0.1:" + std::to_string(server_->port());
+  // A field 1 length-delimited record claiming more bytes than there are.
+  const std::string truncated =
+      "\x0a\x7f"
+      "abc";
+  // ExplainRequest.model (field 1, string) = bytes that are not UTF-8.
+  const std::string not_utf8 = "\x0a\x02\xc3\x28";
+  // A tag with a reserved wire type (7).
+  const std::string bad_wire_type = "\x0f\x01";
+  for (const std::string& bytes : {truncated, not_utf8, bad_wire_type}) {
+    const auto reply =
+        ::attattr::testing::RawUnaryCall(address, "/attattr.v1.Attattr/Explain", bytes);
+    ExpectStatus(reply.status, grpc::StatusCode::INVALID_ARGUMENT,
+                 "request: not a valid attattr.v1.ExplainRequest");
+  }
+  const auto job =
+      ::attattr::testing::RawUnaryCall(address, "/attattr.v1.Attattr/SubmitJob", truncated);
+  ExpectStatus(job.status, grpc::StatusCode::INVALID_ARGUMENT,
+               "not a valid attattr.v1.SubmitJobRequest");
+  // A well-formed empty request still reaches the service (which names the model it lacks), and an
+  // unknown method is still UNIMPLEMENTED.
+  const auto empty = ::attattr::testing::RawUnaryCall(address, "/attattr.v1.Attattr/Explain", "");
+  EXPECT_NE(empty.status.error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  EXPECT_NE(empty.status.error_message().find("model"), std::string::npos)
+      << empty.status.error_message();
+  EXPECT_EQ(empty.status.error_message().find("not a valid"), std::string::npos)
+      << empty.status.error_message();
+  const auto unknown = ::attattr::testing::RawUnaryCall(address, "/attattr.v1.Attattr/Nope", "");
+  EXPECT_EQ(unknown.status.error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  EXPECT_EQ(::attattr::testing::HealthStatus(address, ""), 1);
 }
 
 TEST_F(HostileInputTest, ATextWithNoWordPiecesIsRefused) {

@@ -137,35 +137,40 @@ StreamedResult ReadResult(v1::Attattr::Stub& stub, const std::string& name) {
   return out;
 }
 
-int HealthStatus(const std::string& address, const std::string& service) {
+RawReply RawUnaryCall(const std::string& address, const std::string& method,
+                      const std::string& request) {
   auto channel = grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
   grpc::GenericStub generic(channel);
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-  // HealthCheckRequest{service}: field 1, length-delimited.
-  std::string req = std::string(1, '\x0a') + static_cast<char>(service.size()) + service;
-  grpc::Slice slice(req);
+  grpc::Slice slice(request);
   grpc::ByteBuffer in(&slice, 1), out;
   std::mutex mu;
   std::condition_variable cv;
   bool done = false;
-  grpc::Status status;
-  generic.UnaryCall(&ctx, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &in, &out,
-                    [&](grpc::Status s) {
-                      std::lock_guard<std::mutex> l(mu);
-                      status = s;
-                      done = true;
-                      cv.notify_one();
-                    });
+  RawReply reply;
+  generic.UnaryCall(&ctx, method, grpc::StubOptions(), &in, &out, [&](grpc::Status s) {
+    std::lock_guard<std::mutex> l(mu);
+    reply.status = s;
+    done = true;
+    cv.notify_one();
+  });
   std::unique_lock<std::mutex> l(mu);
   cv.wait(l, [&] { return done; });
-  if (!status.ok()) return -1;
+  if (!reply.status.ok()) return reply;
   std::vector<grpc::Slice> slices;
   (void)out.Dump(&slices);
-  std::string body;
-  for (auto& s : slices) body.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  for (auto& s : slices) reply.body.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  return reply;
+}
+
+int HealthStatus(const std::string& address, const std::string& service) {
+  // HealthCheckRequest{service}: field 1, length-delimited.
+  const std::string req = std::string(1, '\x0a') + static_cast<char>(service.size()) + service;
+  const RawReply reply = RawUnaryCall(address, "/grpc.health.v1.Health/Check", req);
+  if (!reply.status.ok()) return -1;
   // HealthCheckResponse{status}: 0x08 <enum> (proto3 omits UNKNOWN = 0).
-  return body.size() == 2 ? body[1] : 0;
+  return reply.body.size() == 2 ? reply.body[1] : 0;
 }
 
 void ExpectStatus(const grpc::Status& s, grpc::StatusCode code, const std::string& text) {

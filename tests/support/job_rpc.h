@@ -54,6 +54,16 @@ struct StreamedResult {
 // GetJobResult, chunks concatenated and parsed; chunk indices checked.
 StreamedResult ReadResult(v1::Attattr::Stub& stub, const std::string& name);
 
+struct RawReply {
+  grpc::Status status;
+  std::string body;  // the serialized response when the status is OK
+};
+
+// A unary call of `method` ("/package.Service/Method") with `request` sent as it is (any bytes),
+// through a generic stub; 5 s deadline.
+RawReply RawUnaryCall(const std::string& address, const std::string& method,
+                      const std::string& request);
+
 // grpc.health.v1.Health/Check of `service` ("" = the whole server) at `address`, through a generic
 // call (the health proto is not generated here): 1 SERVING, 2 NOT_SERVING, 0 UNKNOWN, -1 when
 // the call failed (NOT_FOUND for an unknown service).
