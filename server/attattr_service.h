@@ -1,9 +1,9 @@
 // The attattr.v1.Attattr gRPC service (callback API). Handlers do constant-time checks and hand
 // work on: Explain calls and job specs to the validation pool (which validates, reads datasets and
 // tokenizes, then gives Explain items to the dynamic batcher and stores and queues jobs), and
-// GetJob/ListJobs/CancelJob/DeleteJob to the store pool; they never run the engine, read files,
-// tokenize or wait on the job store's transactions on a reaction thread (the streams' first read
-// and their result chunks are single-row reads by key, done in place). WaitJob and WatchJob
+// GetJob/ListJobs/CancelJob/DeleteJob, the streams' first reads and GetJobResult's chunks to the
+// store pool; they never run the engine, read files, tokenize or wait on the job store on a
+// reaction thread. WaitJob and WatchJob
 // subscribe to JobEvents instead of blocking; streams keep one write in flight. Every call ends
 // with one access-log line and the RPC metrics (RecordRpc). Every call first authenticates
 // (Authenticate: the bearer token or client certificate, auth/authenticator.h) and sees only its
@@ -43,7 +43,7 @@ struct ServiceDeps {
   AttributionBatcher& batcher;
   const JobKinds& job_kinds;
   WorkerPool& validation_pool;  // Explain's and SubmitJob's validation, off the reaction threads
-  WorkerPool& store_pool;       // Get/List/Cancel/DeleteJob's store calls, off the reaction threads
+  WorkerPool& store_pool;       // every job RPC's store calls, off the reaction threads
   JobScheduler& scheduler;
   store::JobStore& store;
   JobEvents& events;

@@ -1,9 +1,10 @@
 // The job RPCs that wait or stream (see attattr_service.h): WaitJob, WatchJob and GetJobResult.
-// None of them blocks a reaction thread: WaitJob and WatchJob subscribe to JobEvents (and WaitJob
-// sets a TimerQueue timeout); the write reactors keep exactly one write in flight and pick up the
-// next message in OnWriteDone. Each reactor owns itself and is deleted in OnDone, after it has
-// unsubscribed and cancelled its timer (both synchronous, so no callback can reach a deleted
-// reactor). Nothing touches `this` after Finish.
+// None of them blocks a reaction thread: each starts (Begin: authenticate, read the job) on the
+// store pool; WaitJob and WatchJob then subscribe to JobEvents (and WaitJob sets a TimerQueue
+// timeout); the write reactors keep exactly one write in flight, and GetJobResult reads each next
+// chunk on the store pool. Each reactor owns itself: it is deleted by the last of gRPC (OnDone)
+// and its Begin task to let go (Holds), after it has unsubscribed and cancelled its timer (both
+// synchronous, so no callback can reach a deleted reactor).
 #include <chrono>
 #include <optional>
 
@@ -25,6 +26,27 @@ grpc::Status StoppingStatus() {
                       "the server is draining (shutting down); call again after the restart");
 }
 
+grpc::Status StorePoolFullStatus(const char* method) {
+  return grpc::Status(
+      grpc::StatusCode::RESOURCE_EXHAUSTED,
+      absl::StrCat(method, ": too many calls waiting for the job store; retry later"));
+}
+
+// The two parties that use a reactor started on the store pool: gRPC (until OnDone) and the pool
+// task running its Begin (until Begin returns; gRPC may be done first, when the client cancels
+// meanwhile). Release says whether the caller was the last one, who then deletes the reactor.
+class Holds {
+ public:
+  bool Release() {
+    absl::MutexLock lock(&mu_);
+    return --count_ == 0;
+  }
+
+ private:
+  absl::Mutex mu_;
+  int count_ ABSL_GUARDED_BY(mu_) = 2;
+};
+
 grpc::Status DeletedStatus(const std::string& id) {
   return grpc::Status(grpc::StatusCode::NOT_FOUND, absl::StrCat("job ", id, " was deleted"));
 }
@@ -42,9 +64,6 @@ class WaitJobReactor final : public grpc::ServerUnaryReactor {
         response_(response) {}
 
   void Begin() {
-    auto caller = service_.Authenticate(ctx_, "WaitJob");
-    if (!caller.ok()) return Complete(ToGrpcStatus(caller.status()));
-    principal_ = caller->name;
     if (auto s = CheckJobName(name_); !s.ok()) return Complete(ToGrpcStatus(s));
     if (timeout_ms_ < 0 || timeout_ms_ > 600000) {
       return Complete(ToGrpcStatus(absl::InvalidArgumentError(
@@ -52,7 +71,7 @@ class WaitJobReactor final : public grpc::ServerUnaryReactor {
     }
     // Whose job it is first (that never changes); then subscribe before reading again, so a
     // change in between is not missed.
-    if (auto owned = service_.OwnedJob(*caller, name_, "WaitJob"); !owned.ok()) {
+    if (auto owned = service_.OwnedJob(caller_, name_, "WaitJob"); !owned.ok()) {
       return Complete(ToGrpcStatus(owned.status()));
     }
     token_ = d_.events.Subscribe(
@@ -72,10 +91,36 @@ class WaitJobReactor final : public grpc::ServerUnaryReactor {
     });
   }
 
+  // Authenticates here (in memory; the context is gRPC's until OnDone, so Begin never touches it),
+  // then Begin on the store pool; a failure or a full pool ends the call at once.
+  void Start() {
+    auto caller = service_.Authenticate(ctx_, "WaitJob");
+    if (!caller.ok()) {
+      Complete(ToGrpcStatus(caller.status()));
+      if (holds_.Release()) Destroy();
+      return;
+    }
+    caller_ = std::move(*caller);
+    principal_ = caller_.name;
+    if (d_.store_pool.TrySchedule([this] {
+          Begin();
+          if (holds_.Release()) Destroy();
+        })) {
+      return;
+    }
+    Complete(StorePoolFullStatus("WaitJob"));
+    if (holds_.Release()) Destroy();
+  }
+
   void OnCancel() override {
     Complete(grpc::Status(grpc::StatusCode::CANCELLED, "WaitJob: cancelled by the client"));
   }
   void OnDone() override {
+    if (holds_.Release()) Destroy();
+  }
+
+ private:
+  void Destroy() {
     d_.events.Unsubscribe(token_);
     TimerQueue::Id timer;
     {
@@ -85,8 +130,6 @@ class WaitJobReactor final : public grpc::ServerUnaryReactor {
     if (timer != 0) d_.timers.Cancel(timer);
     delete this;
   }
-
- private:
   void OnEvent(EventKind kind, const store::JobRecord& record) {
     if (kind == EventKind::kDeleted) return Complete(DeletedStatus(name_));
     if (kind == EventKind::kServerStopping) return Complete(StoppingStatus());
@@ -121,8 +164,10 @@ class WaitJobReactor final : public grpc::ServerUnaryReactor {
   const int64_t timeout_ms_;
   v1::Job* const response_;
   const Clock::time_point start_ = Clock::now();
-  std::string principal_;  // set by Begin before anything can finish the call
-  JobEvents::Token token_ = 0;
+  Principal caller_;            // set by Start, before Begin
+  std::string principal_;       // its name, for the access log
+  JobEvents::Token token_ = 0;  // set by Begin, read by Destroy (after Begin)
+  Holds holds_;
   absl::Mutex mu_;
   bool done_ ABSL_GUARDED_BY(mu_) = false;
   TimerQueue::Id timer_ ABSL_GUARDED_BY(mu_) = 0;
@@ -138,9 +183,33 @@ class OneWriteReactor : public grpc::ServerWriteReactor<Message> {
                   std::string name)
       : service_(service), d_(service.deps()), ctx_(ctx), method_(method), name_(std::move(name)) {}
 
+  // Authenticates here (in memory; the context is gRPC's until OnDone, so Begin never touches it),
+  // then Begin on the store pool; a failure or a full pool ends the stream at once.
+  void Start() {
+    auto caller = service_.Authenticate(ctx_, method_);
+    if (!caller.ok()) {
+      End(ToGrpcStatus(caller.status()));
+      if (holds_.Release()) Destroy();
+      return;
+    }
+    caller_ = std::move(*caller);
+    principal_ = caller_.name;
+    if (d_.store_pool.TrySchedule([this] {
+          Begin();
+          if (holds_.Release()) Destroy();
+        })) {
+      return;
+    }
+    End(StorePoolFullStatus(method_));
+    if (holds_.Release()) Destroy();
+  }
+
   void OnCancel() override {
     End(grpc::Status(grpc::StatusCode::CANCELLED,
                      absl::StrCat(method_, ": cancelled by the client")));
+  }
+  void OnDone() override {
+    if (holds_.Release()) Destroy();
   }
   void OnWriteDone(bool ok) override {
     if (!ok) {
@@ -154,9 +223,13 @@ class OneWriteReactor : public grpc::ServerWriteReactor<Message> {
   }
 
  protected:
+  // Reads the job as caller_ (on the store pool); may end the stream.
+  virtual void Begin() = 0;
   // After each completed write: start the next write (WriteLocked), end the stream (EndLocked),
   // or release mu_ and wait for more.
   virtual void AfterWrite() ABSL_UNLOCK_FUNCTION(mu_) = 0;
+  // Frees what Begin acquired, then deletes the reactor (gRPC and Begin are both done with it).
+  virtual void Destroy() { delete this; }
 
   // Starts writing `message_` (filled by the caller under mu_).
   void WriteLocked() ABSL_UNLOCK_FUNCTION(mu_) {
@@ -164,9 +237,9 @@ class OneWriteReactor : public grpc::ServerWriteReactor<Message> {
     mu_.Unlock();
     this->StartWrite(&message_);
   }
-  // Ends the stream now if no write is in flight, else after it (the status is kept).
+  // Ends the stream now if no write or read is in flight, else after it (the status is kept).
   void EndLocked(const grpc::Status& status) ABSL_UNLOCK_FUNCTION(mu_) {
-    if (finished_ || in_flight_) {
+    if (finished_ || in_flight_ || reading_) {
       if (!finished_ && !final_status_) final_status_ = status;
       mu_.Unlock();
       return;
@@ -188,10 +261,13 @@ class OneWriteReactor : public grpc::ServerWriteReactor<Message> {
   const char* const method_;
   const std::string name_;
   const Clock::time_point start_ = Clock::now();
-  std::string principal_;  // set by Begin before anything can end the stream
+  Principal caller_;       // set by Start, before Begin
+  std::string principal_;  // its name, for the access log
+  Holds holds_;
   absl::Mutex mu_;
   Message message_;  // written under mu_, then read by gRPC while the write is in flight
   bool in_flight_ ABSL_GUARDED_BY(mu_) = false;
+  bool reading_ ABSL_GUARDED_BY(mu_) = false;  // a store read for the next message is queued
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   // To send once the write in flight completes.
   std::optional<grpc::Status> final_status_ ABSL_GUARDED_BY(mu_);
@@ -205,13 +281,10 @@ class WatchJobReactor final : public OneWriteReactor<v1::Job> {
                   const v1::WatchJobRequest& request)
       : OneWriteReactor(service, ctx, "WatchJob", request.name()) {}
 
-  void Begin() {
-    auto caller = service_.Authenticate(ctx_, "WatchJob");
-    if (!caller.ok()) return End(ToGrpcStatus(caller.status()));
-    principal_ = caller->name;
+  void Begin() override {
     // Whose job it is first (that never changes); then subscribe before reading again, so a
     // change in between is not missed.
-    if (auto owned = service_.OwnedJob(*caller, name_, "WatchJob"); !owned.ok()) {
+    if (auto owned = service_.OwnedJob(caller_, name_, "WatchJob"); !owned.ok()) {
       return End(ToGrpcStatus(owned.status()));
     }
     token_ = d_.events.Subscribe(
@@ -220,7 +293,7 @@ class WatchJobReactor final : public OneWriteReactor<v1::Job> {
     if (!record.ok()) return End(ToGrpcStatus(record.status()));
     Offer(*record);
   }
-  void OnDone() override {
+  void Destroy() override {
     d_.events.Unsubscribe(token_);
     delete this;
   }
@@ -265,7 +338,7 @@ class WatchJobReactor final : public OneWriteReactor<v1::Job> {
     mu_.Unlock();
   }
 
-  JobEvents::Token token_ = 0;
+  JobEvents::Token token_ = 0;  // set by Begin, read by Destroy (after Begin)
   std::optional<store::JobRecord> pending_ ABSL_GUARDED_BY(mu_);
   bool wrote_terminal_ ABSL_GUARDED_BY(mu_) = false;
 };
@@ -277,11 +350,8 @@ class ResultReactor final : public OneWriteReactor<v1::ResultChunk> {
                 const v1::GetJobResultRequest& request)
       : OneWriteReactor(service, ctx, "GetJobResult", request.name()) {}
 
-  void Begin() {
-    auto caller = service_.Authenticate(ctx_, "GetJobResult");
-    if (!caller.ok()) return End(ToGrpcStatus(caller.status()));
-    principal_ = caller->name;
-    auto record = service_.OwnedJob(*caller, name_, "GetJobResult");
+  void Begin() override {
+    auto record = service_.OwnedJob(caller_, name_, "GetJobResult");
     if (!record.ok()) return End(ToGrpcStatus(record.status()));
     if (record->state != store::JobState::kSucceeded) {
       return End(
@@ -295,10 +365,9 @@ class ResultReactor final : public OneWriteReactor<v1::ResultChunk> {
     count_ = std::max<int64_t>(info->chunk_count, 1);
     Next();
   }
-  void OnDone() override { delete this; }
 
  private:
-  // Reads chunk `next_` from the store (a bounded local read) and writes it.
+  // Reads chunk `next_` from the store (one row by key, < 1 MiB; on the store pool) and writes it.
   void Next() ABSL_UNLOCK_FUNCTION(mu_) {
     if (finished_ || final_status_) return EndLocked(final_status_.value_or(grpc::Status::OK));
     message_.Clear();
@@ -318,7 +387,19 @@ class ResultReactor final : public OneWriteReactor<v1::ResultChunk> {
   void AfterWrite() override ABSL_UNLOCK_FUNCTION(mu_) {
     if (final_status_) return EndLocked(*final_status_);
     if (next_ >= count_) return EndLocked(grpc::Status::OK);
-    Next();
+    // The stream cannot finish (so gRPC cannot let go of the reactor) while reading_ is set.
+    reading_ = true;
+    mu_.Unlock();
+    if (d_.store_pool.TrySchedule([this] {
+          mu_.Lock();
+          reading_ = false;
+          Next();
+        })) {
+      return;
+    }
+    mu_.Lock();
+    reading_ = false;
+    EndLocked(StorePoolFullStatus(method_));
   }
 
   int64_t count_ ABSL_GUARDED_BY(mu_) = 0;
@@ -331,21 +412,21 @@ grpc::ServerUnaryReactor* AttattrService::WaitJob(grpc::CallbackServerContext* c
                                                   const v1::WaitJobRequest* request,
                                                   v1::Job* response) {
   auto* reactor = new WaitJobReactor(*this, ctx, *request, response);
-  reactor->Begin();
+  reactor->Start();
   return reactor;
 }
 
 grpc::ServerWriteReactor<v1::Job>* AttattrService::WatchJob(grpc::CallbackServerContext* ctx,
                                                             const v1::WatchJobRequest* request) {
   auto* reactor = new WatchJobReactor(*this, ctx, *request);
-  reactor->Begin();
+  reactor->Start();
   return reactor;
 }
 
 grpc::ServerWriteReactor<v1::ResultChunk>* AttattrService::GetJobResult(
     grpc::CallbackServerContext* ctx, const v1::GetJobResultRequest* request) {
   auto* reactor = new ResultReactor(*this, ctx, *request);
-  reactor->Begin();
+  reactor->Start();
   return reactor;
 }
 
