@@ -26,7 +26,7 @@ struct TargetSpec {
 
 // F for each row of the last hidden state x [R, n, d]; `rows` = how many copies of the B examples
 // are stacked (R = rows · B).
-torch::Tensor TargetValues(const BertEncoder& enc, const TargetSpec& target, const torch::Tensor& x,
+torch::Tensor TargetValues(const Encoder& enc, const TargetSpec& target, const torch::Tensor& x,
                            const torch::Tensor& attention_mask, int64_t rows) {
   if (target.kind == TargetKind::kEmbeddingSimilarity) {
     auto mask = attention_mask.repeat({rows, 1});
@@ -40,7 +40,7 @@ torch::Tensor TargetValues(const BertEncoder& enc, const TargetSpec& target, con
 }
 
 // Layers l+1.. on top of layer l whose context is `ctx`; returns F per row.
-torch::Tensor RunAbove(const BertEncoder& enc, int l, const torch::Tensor& h_rep,
+torch::Tensor RunAbove(const Encoder& enc, int l, const torch::Tensor& h_rep,
                        const torch::Tensor& ctx, const torch::Tensor& add_mask_rep,
                        const TargetSpec& target, const torch::Tensor& attention_mask,
                        int64_t rows) {
@@ -201,7 +201,7 @@ absl::StatusOr<std::vector<ExampleAttribution>> AttributeEncodings(
     const RunControl& control) {
   ATTATTR_RETURN_IF_ERROR(ValidateAttributionOptions(model, options));
   const auto& impl = model.impl();
-  const BertEncoder& enc = *impl.encoder;
+  const Encoder& enc = *impl.encoder;
   const ModelInfo& info = model.info();
   const std::vector<int> layers = ResolveLayers(info, options);
   const auto points = *MakeQuadrature(options.rule, options.steps);
@@ -252,7 +252,7 @@ absl::StatusOr<std::vector<ExampleAttribution>> AttributeEncodings(
             target.classes.defined() ? static_cast<int>(target.classes[r].item<int64_t>()) : -1;
         res.layers.resize(layers.size());
       }
-      const auto add_mask = BertEncoder::AdditiveMask(batch.attention_mask);
+      const auto add_mask = enc.AdditiveMask(batch.attention_mask);
       for (size_t li = 0; li < layers.size(); ++li) {
         if (control.ShouldStop()) return absl::CancelledError("attribution: cancelled");
         const int l = layers[li];
@@ -331,13 +331,9 @@ absl::StatusOr<std::vector<ExampleAttribution>> AttributeEncodingsReference(
   std::vector<ExampleAttribution> results(encodings.size());
   try {
     // A private copy of the weights that require grad, as in the authors' training-mode code.
-    BertWeights w = impl.encoder->weights();
     std::vector<torch::Tensor> params;
-    ForEachWeight(w, [&](torch::Tensor& t) {
-      t = t.detach().clone().requires_grad_(true);
-      params.push_back(t);
-    });
-    BertEncoder enc(std::move(w), impl.encoder->head_dim(), info.layer_norm_eps);
+    const std::unique_ptr<Encoder> owned = impl.encoder->CloneRequiringGrad(&params);
+    const Encoder& enc = *owned;
     torch::Tensor reference;
     if (options.target.kind == TargetKind::kEmbeddingSimilarity) {
       ATTATTR_ASSIGN_OR_RETURN(auto ref, ReferenceEmbedding(model, options.target));
@@ -371,7 +367,7 @@ absl::StatusOr<std::vector<ExampleAttribution>> AttributeEncodingsReference(
           target.classes.defined() ? static_cast<int>(target.classes[0].item<int64_t>()) : -1;
       const EncoderBatch rep{Stack(batch.input_ids, m), Stack(batch.token_type_ids, m),
                              Stack(batch.attention_mask, m)};
-      const auto add_mask = BertEncoder::AdditiveMask(rep.attention_mask);
+      const auto add_mask = enc.AdditiveMask(rep.attention_mask);
       for (int l : layers) {
         torch::AutoGradMode grad_on(true);
         const torch::Tensor probs = clean.attentions[l].detach();
@@ -400,7 +396,7 @@ absl::StatusOr<std::vector<ExampleAttribution>> AttributeEncodingsReference(
         // F(0), F(A) from the fast path's definition, for the completeness report.
         auto ends = torch::cat({torch::zeros_like(probs), probs}, 0);
         auto h = enc.Embed(batch);
-        auto add1 = BertEncoder::AdditiveMask(batch.attention_mask);
+        auto add1 = enc.AdditiveMask(batch.attention_mask);
         for (int u = 0; u < l; ++u) h = enc.Layer(u, h, add1, nullptr, nullptr);
         auto f_ends = RunAbove(enc, l, Stack(h, 2), torch::matmul(ends, Stack(enc.Values(l, h), 2)),
                                Stack(add1, 2), target, batch.attention_mask, 2)

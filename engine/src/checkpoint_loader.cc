@@ -101,23 +101,85 @@ absl::StatusOr<TensorSource> ReadPytorchBin(const std::string& path) {
   return src;
 }
 
-// Tensors a checkpoint may carry that the model does not use: buffers and pre-training heads.
+// Tensors a checkpoint may carry that the model does not use: buffers and pre-training heads
+// (BERT's `cls.*`, DistilBERT's masked-LM `vocab_*`).
 bool IsIgnorable(const std::string& name) {
-  return absl::EndsWith(name, "embeddings.position_ids") || absl::StartsWith(name, "cls.");
+  return absl::EndsWith(name, "embeddings.position_ids") || absl::StartsWith(name, "cls.") ||
+         absl::StartsWith(name, "vocab_");
+}
+
+// How a family names its tensors (Hugging Face's module paths). `encoder` prefixes the encoder in
+// classifier checkpoints; `layer` is followed by the layer index and a dot; `pooler` is inside the
+// encoder prefix for BERT and outside it (DistilBERT's pre_classifier) otherwise.
+struct TensorNames {
+  const char* encoder;
+  const char* architecture;  // the classifier checkpoint's class; the encoder's is `base`
+  const char* base;
+  bool token_types;
+  const char* layer;
+  const char* query;
+  const char* key;
+  const char* value;
+  const char* attention_out;
+  const char* attention_norm;
+  const char* ffn_in;
+  const char* ffn_out;
+  const char* output_norm;
+  const char* pooler;
+  bool pooler_in_encoder;
+};
+
+TensorNames NamesOf(ModelFamily family) {
+  if (family == ModelFamily::kDistilBert) {
+    return {"distilbert.",
+            "DistilBertForSequenceClassification",
+            "DistilBertModel",
+            false,
+            "transformer.layer.",
+            "attention.q_lin",
+            "attention.k_lin",
+            "attention.v_lin",
+            "attention.out_lin",
+            "sa_layer_norm",
+            "ffn.lin1",
+            "ffn.lin2",
+            "output_layer_norm",
+            "pre_classifier",
+            false};
+  }
+  return {"bert.",
+          "BertForSequenceClassification",
+          "BertModel",
+          true,
+          "encoder.layer.",
+          "attention.self.query",
+          "attention.self.key",
+          "attention.self.value",
+          "attention.output.dense",
+          "attention.output.LayerNorm",
+          "intermediate.dense",
+          "output.dense",
+          "output.LayerNorm",
+          "pooler.dense",
+          true};
 }
 
 class WeightPicker {
  public:
   WeightPicker(TensorSource* src, std::string prefix, const torch::Device& device,
-               std::string default_file)
+               std::string default_file, ModelFamily family)
       : src_(src),
         prefix_(std::move(prefix)),
         device_(device),
-        default_file_(std::move(default_file)) {}
+        default_file_(std::move(default_file)),
+        family_(family) {}
 
   // Takes tensor `prefix + name`, checking its shape.
   absl::Status Take(const std::string& name, std::vector<int64_t> shape, torch::Tensor* out) {
-    const std::string full = prefix_ + name;
+    return TakeFull(prefix_ + name, std::move(shape), out);
+  }
+  // Takes tensor `full` (outside the prefix: a classifier head), checking its shape.
+  absl::Status TakeFull(const std::string& full, std::vector<int64_t> shape, torch::Tensor* out) {
     auto it = src_->tensors.find(full);
     if (it == src_->tensors.end()) {
       return absl::NotFoundError(absl::StrCat(default_file_, ": missing tensor '", full,
@@ -138,7 +200,8 @@ class WeightPicker {
     return absl::OkStatus();
   }
 
-  bool Has(const std::string& name) const { return src_->tensors.count(prefix_ + name) > 0; }
+  bool HasFull(const std::string& full) const { return src_->tensors.count(full) > 0; }
+  const std::string& prefix() const { return prefix_; }
 
   // InvalidArgument naming the first tensor nobody took (other than ignorable ones).
   absl::Status CheckAllUsed() const {
@@ -146,7 +209,8 @@ class WeightPicker {
       if (used_.count(name) == 0 && !IsIgnorable(name)) {
         return absl::InvalidArgumentError(
             absl::StrCat(src_->file_of.at(name), ": unexpected tensor '", name, "' with shape ",
-                         ShapeString(t.sizes()), " (not part of a BERT encoder or classifier)"));
+                         ShapeString(t.sizes()), " (not part of a ", FamilyName(family_),
+                         " encoder or classifier)"));
       }
     }
     return absl::OkStatus();
@@ -159,13 +223,14 @@ class WeightPicker {
   std::string prefix_;
   torch::Device device_;
   std::string default_file_;
+  ModelFamily family_;
   std::set<std::string> used_;
   int64_t parameters_ = 0;
 };
 
 }  // namespace
 
-absl::StatusOr<LoadedWeights> LoadBertWeights(const std::string& dir, const BertConfig& config,
+absl::StatusOr<LoadedWeights> LoadBertWeights(const std::string& dir, const ModelConfig& config,
                                               const torch::Device& device) {
   LoadedWeights out;
   absl::StatusOr<TensorSource> src;
@@ -186,28 +251,36 @@ absl::StatusOr<LoadedWeights> LoadBertWeights(const std::string& dir, const Bert
   }
   if (!src.ok()) return src.status();
 
+  const TensorNames names = NamesOf(config.family);
+  const std::string word = "embeddings.word_embeddings.weight";
   std::string prefix;
-  if (src->tensors.count("bert.embeddings.word_embeddings.weight")) {
-    prefix = "bert.";
-  } else if (!src->tensors.count("embeddings.word_embeddings.weight")) {
-    return absl::NotFoundError(absl::StrCat(
-        out.weights_file,
-        ": missing tensor 'bert.embeddings.word_embeddings.weight' (or, for an encoder-only "
-        "checkpoint, 'embeddings.word_embeddings.weight')"));
+  if (src->tensors.count(names.encoder + word)) {
+    prefix = names.encoder;
+  } else if (!src->tensors.count(word)) {
+    return absl::NotFoundError(absl::StrCat(out.weights_file, ": missing tensor '", names.encoder,
+                                            word, "' (or, for an encoder-only checkpoint, '", word,
+                                            "')"));
   }
-  WeightPicker pick(&*src, prefix, device, out.weights_file);
+  WeightPicker pick(&*src, prefix, device, out.weights_file, config.family);
   const int64_t d_model = config.hidden_size;
   const int64_t dh = config.hidden_size / config.num_attention_heads;
   const int64_t inter = config.intermediate_size;
   BertWeights& w = out.weights;
-  ATTATTR_RETURN_IF_ERROR(
-      pick.Take("embeddings.word_embeddings.weight", {config.vocab_size, d_model}, &w.word_emb));
+  ATTATTR_RETURN_IF_ERROR(pick.Take(word, {config.vocab_size, d_model}, &w.word_emb));
   ATTATTR_RETURN_IF_ERROR(pick.Take("embeddings.position_embeddings.weight",
                                     {config.max_position_embeddings, d_model}, &w.pos_emb));
-  ATTATTR_RETURN_IF_ERROR(pick.Take("embeddings.token_type_embeddings.weight",
-                                    {config.type_vocab_size, d_model}, &w.type_emb));
+  if (names.token_types) {
+    ATTATTR_RETURN_IF_ERROR(pick.Take("embeddings.token_type_embeddings.weight",
+                                      {config.type_vocab_size, d_model}, &w.type_emb));
+  }
   ATTATTR_RETURN_IF_ERROR(pick.Take("embeddings.LayerNorm.weight", {d_model}, &w.emb_ln_w));
   ATTATTR_RETURN_IF_ERROR(pick.Take("embeddings.LayerNorm.bias", {d_model}, &w.emb_ln_b));
+  // Takes `<layer prefix><module>.weight` and `.bias`.
+  const auto linear = [&](const std::string& p, const char* module, std::vector<int64_t> shape,
+                          torch::Tensor* weight, torch::Tensor* bias) {
+    ATTATTR_RETURN_IF_ERROR(pick.Take(absl::StrCat(p, module, ".weight"), shape, weight));
+    return pick.Take(absl::StrCat(p, module, ".bias"), {shape[0]}, bias);
+  };
   for (int l = 0; l < config.num_hidden_layers; ++l) {
     BertLayerWeights lw;
     int pruned = 0;
@@ -216,46 +289,37 @@ absl::StatusOr<LoadedWeights> LoadBertWeights(const std::string& dir, const Bert
     }
     lw.num_heads = config.num_attention_heads - pruned;
     const int64_t inner = lw.num_heads * dh;
-    const std::string p = absl::StrCat("encoder.layer.", l, ".");
-    ATTATTR_RETURN_IF_ERROR(
-        pick.Take(p + "attention.self.query.weight", {inner, d_model}, &lw.q_w));
-    ATTATTR_RETURN_IF_ERROR(pick.Take(p + "attention.self.query.bias", {inner}, &lw.q_b));
-    ATTATTR_RETURN_IF_ERROR(pick.Take(p + "attention.self.key.weight", {inner, d_model}, &lw.k_w));
-    ATTATTR_RETURN_IF_ERROR(pick.Take(p + "attention.self.key.bias", {inner}, &lw.k_b));
-    ATTATTR_RETURN_IF_ERROR(
-        pick.Take(p + "attention.self.value.weight", {inner, d_model}, &lw.v_w));
-    ATTATTR_RETURN_IF_ERROR(pick.Take(p + "attention.self.value.bias", {inner}, &lw.v_b));
-    ATTATTR_RETURN_IF_ERROR(
-        pick.Take(p + "attention.output.dense.weight", {d_model, inner}, &lw.o_w));
-    ATTATTR_RETURN_IF_ERROR(pick.Take(p + "attention.output.dense.bias", {d_model}, &lw.o_b));
-    ATTATTR_RETURN_IF_ERROR(
-        pick.Take(p + "attention.output.LayerNorm.weight", {d_model}, &lw.ln1_w));
-    ATTATTR_RETURN_IF_ERROR(pick.Take(p + "attention.output.LayerNorm.bias", {d_model}, &lw.ln1_b));
-    ATTATTR_RETURN_IF_ERROR(pick.Take(p + "intermediate.dense.weight", {inter, d_model}, &lw.i_w));
-    ATTATTR_RETURN_IF_ERROR(pick.Take(p + "intermediate.dense.bias", {inter}, &lw.i_b));
-    ATTATTR_RETURN_IF_ERROR(pick.Take(p + "output.dense.weight", {d_model, inter}, &lw.f_w));
-    ATTATTR_RETURN_IF_ERROR(pick.Take(p + "output.dense.bias", {d_model}, &lw.f_b));
-    ATTATTR_RETURN_IF_ERROR(pick.Take(p + "output.LayerNorm.weight", {d_model}, &lw.ln2_w));
-    ATTATTR_RETURN_IF_ERROR(pick.Take(p + "output.LayerNorm.bias", {d_model}, &lw.ln2_b));
+    const std::string p = absl::StrCat(names.layer, l, ".");
+    ATTATTR_RETURN_IF_ERROR(linear(p, names.query, {inner, d_model}, &lw.q_w, &lw.q_b));
+    ATTATTR_RETURN_IF_ERROR(linear(p, names.key, {inner, d_model}, &lw.k_w, &lw.k_b));
+    ATTATTR_RETURN_IF_ERROR(linear(p, names.value, {inner, d_model}, &lw.v_w, &lw.v_b));
+    ATTATTR_RETURN_IF_ERROR(linear(p, names.attention_out, {d_model, inner}, &lw.o_w, &lw.o_b));
+    ATTATTR_RETURN_IF_ERROR(linear(p, names.attention_norm, {d_model}, &lw.ln1_w, &lw.ln1_b));
+    ATTATTR_RETURN_IF_ERROR(linear(p, names.ffn_in, {inter, d_model}, &lw.i_w, &lw.i_b));
+    ATTATTR_RETURN_IF_ERROR(linear(p, names.ffn_out, {d_model, inter}, &lw.f_w, &lw.f_b));
+    ATTATTR_RETURN_IF_ERROR(linear(p, names.output_norm, {d_model}, &lw.ln2_w, &lw.ln2_b));
     w.layers.push_back(std::move(lw));
   }
-  if (pick.Has("pooler.dense.weight")) {
-    ATTATTR_RETURN_IF_ERROR(pick.Take("pooler.dense.weight", {d_model, d_model}, &w.pooler_w));
-    ATTATTR_RETURN_IF_ERROR(pick.Take("pooler.dense.bias", {d_model}, &w.pooler_b));
+  // The classifier sits outside the encoder prefix; BERT's pooler inside it, DistilBERT's
+  // pre_classifier outside.
+  const std::string pooler = absl::StrCat(names.pooler_in_encoder ? prefix : "", names.pooler);
+  w.pooled_activation = names.pooler_in_encoder ? PooledActivation::kTanh : PooledActivation::kRelu;
+  if (pick.HasFull(pooler + ".weight")) {
+    ATTATTR_RETURN_IF_ERROR(pick.TakeFull(pooler + ".weight", {d_model, d_model}, &w.pooler_w));
+    ATTATTR_RETURN_IF_ERROR(pick.TakeFull(pooler + ".bias", {d_model}, &w.pooler_b));
   }
-  // The classifier sits outside the `bert.` prefix.
-  const bool has_classifier = src->tensors.count("classifier.weight") > 0;
+  const bool has_classifier = pick.HasFull("classifier.weight");
   if (has_classifier) {
     if (prefix.empty()) {
       return absl::InvalidArgumentError(
           absl::StrCat(out.weights_file,
                        ": unexpected tensor 'classifier.weight' in an encoder-only checkpoint "
-                       "(classifier checkpoints name the encoder 'bert.*')"));
+                       "(classifier checkpoints name the encoder '",
+                       names.encoder, "*')"));
     }
     if (!w.pooler_w.defined()) {
-      return absl::NotFoundError(absl::StrCat(out.weights_file,
-                                              ": missing tensor 'bert.pooler.dense.weight' "
-                                              "(a classifier needs the pooler)"));
+      return absl::NotFoundError(absl::StrCat(out.weights_file, ": missing tensor '", pooler,
+                                              ".weight' (the classifier needs it)"));
     }
     const int64_t num_labels = src->tensors["classifier.weight"].size(0);
     if (!config.id2label.empty() && num_labels != static_cast<int64_t>(config.id2label.size())) {
@@ -263,17 +327,12 @@ absl::StatusOr<LoadedWeights> LoadBertWeights(const std::string& dir, const Bert
           out.weights_file, ": tensor 'classifier.weight' has ", num_labels,
           " rows but config.json's id2label names ", config.id2label.size(), " labels"));
     }
-    WeightPicker head(&*src, "", device, out.weights_file);
-    ATTATTR_RETURN_IF_ERROR(head.Take("classifier.weight", {num_labels, d_model}, &w.cls_w));
-    ATTATTR_RETURN_IF_ERROR(head.Take("classifier.bias", {num_labels}, &w.cls_b));
-    // Mark the head's tensors as used for the unexpected-tensor check below.
-    src->tensors.erase("classifier.weight");
-    src->tensors.erase("classifier.bias");
-    out.parameter_count += head.parameters();
+    ATTATTR_RETURN_IF_ERROR(pick.TakeFull("classifier.weight", {num_labels, d_model}, &w.cls_w));
+    ATTATTR_RETURN_IF_ERROR(pick.TakeFull("classifier.bias", {num_labels}, &w.cls_b));
   }
   ATTATTR_RETURN_IF_ERROR(pick.CheckAllUsed());
   out.parameter_count += pick.parameters();
-  out.architecture = has_classifier ? "BertForSequenceClassification" : "BertModel";
+  out.architecture = has_classifier ? names.architecture : names.base;
   return out;
 }
 

@@ -1,6 +1,6 @@
-// Turns a Hugging Face BERT checkpoint directory's weights (model.safetensors, a sharded
-// model.safetensors.index.json, or pytorch_model.bin through LibTorch's unpickler) into BertWeights
-// on a device, checking every tensor's presence, shape and dtype against config.json.
+// Turns a Hugging Face BERT or DistilBERT checkpoint directory's weights (model.safetensors, a
+// sharded model.safetensors.index.json, or pytorch_model.bin through LibTorch's unpickler) into
+// BertWeights on a device, checking every tensor's presence, shape and dtype against config.json.
 // Does not parse the tokenizer or build the Model. Thread-compatible (no shared state).
 #pragma once
 
@@ -15,14 +15,14 @@ namespace attattr::engine {
 struct LoadedWeights {
   BertWeights weights;
   std::string weights_file;  // file the weights came from (index file for sharded checkpoints)
-  std::string architecture;  // "BertForSequenceClassification" or "BertModel"
+  std::string architecture;  // e.g. "BertForSequenceClassification", "DistilBertModel"
   int64_t parameter_count = 0;
 };
 
 // Reads and validates the weights of `dir` for `config`. Errors (naming file and tensor): NotFound
 // when no weights file or a required tensor is missing; InvalidArgument for a wrong shape, an
 // unsupported dtype, an unexpected tensor, or a malformed file.
-absl::StatusOr<LoadedWeights> LoadBertWeights(const std::string& dir, const BertConfig& config,
+absl::StatusOr<LoadedWeights> LoadBertWeights(const std::string& dir, const ModelConfig& config,
                                               const torch::Device& device);
 
 }  // namespace attattr::engine

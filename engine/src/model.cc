@@ -1,11 +1,13 @@
-// Model: loading a Hugging Face BERT directory (or random weights) and clean forward passes.
-// Torch and JSON exceptions stop here and in the other public entry points of the engine.
+// Model: loading a Hugging Face checkpoint directory (BERT family, see model_config.h) (or random
+// weights) and clean forward passes. Torch and JSON exceptions stop here and in the other public
+// entry points of the engine.
 #include <filesystem>
 #include <numeric>
 
 #include "absl/strings/str_cat.h"
 #include "attattr/base/field_error.h"
 #include "attattr/base/status_macros.h"
+#include "bert_encoder.h"
 #include "checkpoint_loader.h"
 #include "model_config.h"
 #include "model_impl.h"
@@ -70,7 +72,7 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Load(const std::string& dir,
     return absl::NotFoundError(absl::StrCat(dir, ": model directory not found"));
   }
   ATTATTR_ASSIGN_OR_RETURN(auto device, ParseDevice(options.device));
-  ATTATTR_ASSIGN_OR_RETURN(auto config, ReadBertConfig((fs::path(dir) / "config.json").string()));
+  ATTATTR_ASSIGN_OR_RETURN(auto config, ReadModelConfig((fs::path(dir) / "config.json").string()));
   ATTATTR_ASSIGN_OR_RETURN(auto tok_config,
                            ReadTokenizerConfig((fs::path(dir) / "tokenizer_config.json").string()));
   TokenizerOptions tok_options;
@@ -91,6 +93,7 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Load(const std::string& dir,
     auto impl = std::make_unique<Impl>();
     ModelInfo& info = impl->info;
     info.path = dir;
+    info.family = FamilyName(config.family);
     info.architecture = weights.architecture;
     info.weights_file = weights.weights_file;
     info.num_layers = config.num_hidden_layers;
@@ -168,6 +171,7 @@ absl::StatusOr<std::unique_ptr<Model>> Model::CreateRandom(const RandomModelSpec
     }
     auto impl = std::make_unique<Impl>();
     ModelInfo& info = impl->info;
+    info.family = "bert";
     info.architecture = spec.num_labels > 0 ? "BertForSequenceClassification" : "BertModel";
     info.num_layers = spec.num_layers;
     info.num_heads = spec.num_heads;

@@ -28,7 +28,36 @@ absl::Status ReadPositiveInt(const json& j, const std::string& key, const std::s
   return absl::OkStatus();
 }
 
+// The key names of the sizes, per family.
+struct SizeKeys {
+  const char* hidden;
+  const char* layers;
+  const char* heads;
+  const char* intermediate;
+  const char* activation;
+};
+
+SizeKeys KeysOf(ModelFamily family) {
+  if (family == ModelFamily::kDistilBert) {
+    return {"dim", "n_layers", "n_heads", "hidden_dim", "activation"};
+  }
+  return {"hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+          "hidden_act"};
+}
+
 }  // namespace
+
+const char* FamilyName(ModelFamily family) {
+  switch (family) {
+    case ModelFamily::kDistilBert:
+      return "distilbert";
+    case ModelFamily::kBert:
+      break;
+  }
+  return "bert";
+}
+
+const char* SupportedFamilies() { return "bert, distilbert"; }
 
 absl::StatusOr<std::string> ReadFileToString(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -38,21 +67,26 @@ absl::StatusOr<std::string> ReadFileToString(const std::string& path) {
   return ss.str();
 }
 
-absl::StatusOr<BertConfig> ParseBertConfig(const std::string& json_text, const std::string& path) {
+absl::StatusOr<ModelConfig> ParseModelConfig(const std::string& json_text,
+                                             const std::string& path) {
   json j = json::parse(json_text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object()) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": not a JSON object"));
   }
-  BertConfig c;
+  ModelConfig c;
   try {
     if (auto it = j.find("model_type"); it != j.end() && it->is_string()) {
       const std::string type = it->get<std::string>();
-      if (type != "bert") {
+      if (type == "distilbert") {
+        c.family = ModelFamily::kDistilBert;
+        c.type_vocab_size = 0;
+      } else if (type != "bert") {
         return absl::InvalidArgumentError(
-            absl::StrCat(path, ": 'model_type' is '", type,
-                         "'; only BERT-architecture checkpoints are supported"));
+            absl::StrCat(path, ": 'model_type' is '", type.substr(0, 64),
+                         "'; supported model types: ", SupportedFamilies()));
       }
     }
+    const SizeKeys keys = KeysOf(c.family);
     if (auto it = j.find("architectures"); it != j.end() && it->is_array()) {
       for (const auto& a : *it) {
         if (a.is_string()) c.architectures.push_back(a.get<std::string>());
@@ -60,30 +94,33 @@ absl::StatusOr<BertConfig> ParseBertConfig(const std::string& json_text, const s
     }
     absl::Status s;
     if (!(s = ReadPositiveInt(j, "vocab_size", path, &c.vocab_size)).ok()) return s;
-    if (!(s = ReadPositiveInt(j, "hidden_size", path, &c.hidden_size)).ok()) return s;
-    if (!(s = ReadPositiveInt(j, "num_hidden_layers", path, &c.num_hidden_layers)).ok()) return s;
-    if (!(s = ReadPositiveInt(j, "num_attention_heads", path, &c.num_attention_heads)).ok())
-      return s;
-    if (!(s = ReadPositiveInt(j, "intermediate_size", path, &c.intermediate_size)).ok()) return s;
+    if (!(s = ReadPositiveInt(j, keys.hidden, path, &c.hidden_size)).ok()) return s;
+    if (!(s = ReadPositiveInt(j, keys.layers, path, &c.num_hidden_layers)).ok()) return s;
+    if (!(s = ReadPositiveInt(j, keys.heads, path, &c.num_attention_heads)).ok()) return s;
+    if (!(s = ReadPositiveInt(j, keys.intermediate, path, &c.intermediate_size)).ok()) return s;
     if (!(s = ReadPositiveInt(j, "max_position_embeddings", path, &c.max_position_embeddings)).ok())
       return s;
-    if (!(s = ReadPositiveInt(j, "type_vocab_size", path, &c.type_vocab_size, false)).ok())
+    if (c.family == ModelFamily::kBert &&
+        !(s = ReadPositiveInt(j, "type_vocab_size", path, &c.type_vocab_size, false)).ok()) {
       return s;
-    if (c.hidden_size % c.num_attention_heads != 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          path, ": 'hidden_size' (", c.hidden_size,
-          ") is not a multiple of 'num_attention_heads' (", c.num_attention_heads, ")"));
     }
-    if (auto it = j.find("layer_norm_eps"); it != j.end()) {
+    if (c.hidden_size % c.num_attention_heads != 0) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ": '", keys.hidden, "' (", c.hidden_size,
+                                                     ") is not a multiple of '", keys.heads, "' (",
+                                                     c.num_attention_heads, ")"));
+    }
+    // DistilBERT's LayerNorms use a fixed eps of 1e-12 (the BERT default) and no config key.
+    if (auto it = j.find("layer_norm_eps"); c.family == ModelFamily::kBert && it != j.end()) {
       if (!it->is_number() || it->get<double>() <= 0) {
         return absl::InvalidArgumentError(
             absl::StrCat(path, ": 'layer_norm_eps' must be a positive number"));
       }
       c.layer_norm_eps = it->get<double>();
     }
-    if (auto it = j.find("hidden_act"); it != j.end()) {
+    if (auto it = j.find(keys.activation); it != j.end()) {
       if (!it->is_string() || it->get<std::string>() != "gelu") {
-        return absl::InvalidArgumentError(absl::StrCat(path, ": 'hidden_act' is ", it->dump(),
+        return absl::InvalidArgumentError(absl::StrCat(path, ": '", keys.activation, "' is ",
+                                                       it->dump().substr(0, 64),
                                                        "; only \"gelu\" (exact erf) is supported"));
       }
     }
@@ -137,9 +174,9 @@ absl::StatusOr<BertConfig> ParseBertConfig(const std::string& json_text, const s
   return c;
 }
 
-absl::StatusOr<BertConfig> ReadBertConfig(const std::string& path) {
+absl::StatusOr<ModelConfig> ReadModelConfig(const std::string& path) {
   ATTATTR_ASSIGN_OR_RETURN(auto text, ReadFileToString(path));
-  return ParseBertConfig(text, path);
+  return ParseModelConfig(text, path);
 }
 
 absl::StatusOr<TokenizerConfig> ReadTokenizerConfig(const std::string& path) {

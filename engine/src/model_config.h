@@ -1,6 +1,7 @@
-// Parses a Hugging Face BERT directory's config.json and tokenizer_config.json into plain structs.
-// Validates what the encoder relies on (positive sizes, hidden divisible by heads, gelu) and names
-// the offending key in errors. No torch, no I/O beyond reading the two files. Thread-compatible.
+// Parses a Hugging Face checkpoint directory's config.json (BERT or DistilBERT, by `model_type`)
+// and tokenizer_config.json into plain structs. Validates what the encoder relies on (positive
+// sizes, hidden divisible by heads, gelu) and names the offending key in errors. No torch, no I/O
+// beyond reading the two files. Thread-compatible.
 #pragma once
 
 #include <map>
@@ -11,7 +12,20 @@
 
 namespace attattr::engine {
 
-struct BertConfig {
+// The architectures the engine implements, picked from config.json's `model_type`.
+enum class ModelFamily {
+  kBert,        // "bert" (also a config without model_type)
+  kDistilBert,  // "distilbert": its own key names (dim, n_layers, ...), no token types
+};
+
+// "bert", "distilbert": the model_type spelling.
+const char* FamilyName(ModelFamily family);
+// The supported model_type values, for messages: "bert, distilbert".
+const char* SupportedFamilies();
+
+// config.json in the engine's terms, whatever the family calls the keys.
+struct ModelConfig {
+  ModelFamily family = ModelFamily::kBert;
   std::vector<std::string> architectures;
   int vocab_size = 0;
   int hidden_size = 0;
@@ -19,7 +33,7 @@ struct BertConfig {
   int num_attention_heads = 0;
   int intermediate_size = 0;
   int max_position_embeddings = 0;
-  int type_vocab_size = 2;
+  int type_vocab_size = 2;  // 0 for families without token types
   double layer_norm_eps = 1e-12;
   std::string hidden_act = "gelu";
   std::vector<std::string> id2label;  // index = class id; empty when the config has none
@@ -36,8 +50,8 @@ struct TokenizerConfig {
 };
 
 // `path` names the file in messages. Missing file: NotFound; bad values: InvalidArgument.
-absl::StatusOr<BertConfig> ReadBertConfig(const std::string& path);
-absl::StatusOr<BertConfig> ParseBertConfig(const std::string& json_text, const std::string& path);
+absl::StatusOr<ModelConfig> ReadModelConfig(const std::string& path);
+absl::StatusOr<ModelConfig> ParseModelConfig(const std::string& json_text, const std::string& path);
 // A missing tokenizer_config.json is not an error: defaults (uncased) are returned.
 absl::StatusOr<TokenizerConfig> ReadTokenizerConfig(const std::string& path);
 

@@ -6,14 +6,14 @@
 #include <vector>
 
 #include "attattr/engine/model.h"
-#include "bert_encoder.h"
+#include "encoder.h"
 
 namespace attattr::engine {
 
 struct Model::Impl {
   ModelInfo info;
   std::unique_ptr<WordPieceTokenizer> tokenizer;
-  std::unique_ptr<BertEncoder> encoder;
+  std::unique_ptr<Encoder> encoder;  // the family's implementation
   torch::Device device = torch::kCPU;
 };
 

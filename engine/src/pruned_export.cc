@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "attattr/base/status_macros.h"
+#include "bert_encoder.h"
 #include "model_impl.h"
 #include "nlohmann/json.hpp"
 #include "safetensors_writer.h"
@@ -127,6 +128,12 @@ absl::StatusOr<ExportedCheckpoint> ExportPrunedCheckpoint(
   const auto& impl = model.impl();
   const ModelInfo& info = impl.info;
   ATTATTR_RETURN_IF_ERROR(CheckMask(info, head_mask));
+  const auto* bert = dynamic_cast<const BertEncoder*>(impl.encoder.get());
+  if (bert == nullptr || info.family != "bert") {
+    return absl::FailedPreconditionError(
+        absl::StrCat("a pruned checkpoint can be exported for BERT models; this one is ",
+                     info.family, " (head masks and pruning curves work for it)"));
+  }
   if (info.path.empty()) {
     return absl::FailedPreconditionError("model: not loaded from a directory (nothing to copy)");
   }
@@ -161,8 +168,8 @@ absl::StatusOr<ExportedCheckpoint> ExportPrunedCheckpoint(
   ExportedCheckpoint out;
   out.dir = out_dir;
   const std::string prefix = info.has_classifier ? "bert." : "";
-  const BertWeights& w = impl.encoder->weights();
-  const int dh = impl.encoder->head_dim();
+  const BertWeights& w = bert->weights();
+  const int dh = bert->head_dim();
   std::vector<RawTensor> tensors;
   auto add = [&](const std::string& name, const torch::Tensor& t) {
     out.parameter_count += t.numel();

@@ -1,5 +1,5 @@
 // libFuzzer entry point for a model directory's JSON files: the input is a config.json for
-// ParseBertConfig and, written to a file, a tokenizer_config.json for ReadTokenizerConfig. Both
+// ParseModelConfig and, written to a file, a tokenizer_config.json for ReadTokenizerConfig. Both
 // must return a value or a Status with a message for anything (no crash, exception or UB), and a
 // config they accept must keep the promises the encoder relies on. Single-threaded.
 #include <cstddef>
@@ -12,8 +12,8 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string text(reinterpret_cast<const char*>(data), size);
-  absl::StatusOr<attattr::engine::BertConfig> config =
-      attattr::engine::ParseBertConfig(text, "config.json");
+  absl::StatusOr<attattr::engine::ModelConfig> config =
+      attattr::engine::ParseModelConfig(text, "config.json");
   if (config.ok()) {
     if (config->vocab_size <= 0 || config->hidden_size <= 0 || config->num_hidden_layers <= 0 ||
         config->num_attention_heads <= 0 || config->intermediate_size <= 0 ||

@@ -1,6 +1,7 @@
-// A loaded BERT-family checkpoint (Hugging Face directory) with its tokenizer, ready for prediction
-// and attribution. Opaque: the tensors live behind a pimpl so callers never include LibTorch.
-// Thread-safety: a Model is immutable after Load(); all const methods may run concurrently.
+// A loaded checkpoint (Hugging Face directory; the families of model_config.h) with its tokenizer,
+// ready for prediction and attribution. Opaque: the tensors live behind a pimpl so callers never
+// include LibTorch. Thread-safety: a Model is immutable after Load(); all const methods may run
+// concurrently.
 #pragma once
 
 #include <cstdint>
@@ -16,7 +17,8 @@ namespace attattr::engine {
 
 struct ModelInfo {
   std::string path;          // the directory it was loaded from ("" for random models)
-  std::string architecture;  // "BertForSequenceClassification" or "BertModel"
+  std::string family;        // config.json's model_type: "bert", "distilbert"
+  std::string architecture;  // e.g. "BertForSequenceClassification", "DistilBertModel"
   std::string weights_file;  // file the weights came from (or the index of a sharded checkpoint)
   int num_layers = 0;        // L
   int num_heads = 0;         // H per layer as configured (before any pruning)

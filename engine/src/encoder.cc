@@ -1,0 +1,55 @@
+// The family-independent parts of Encoder (see encoder.h): the whole forward pass and one layer
+// from the pieces, the padding mask, and mean pooling.
+#include "encoder.h"
+
+#include <limits>
+
+namespace attattr::engine {
+
+torch::Tensor Encoder::AdditiveMask(const torch::Tensor& attention_mask) const {
+  // Hugging Face: (1 − mask) · finfo(dtype).min, so padded keys get exactly zero probability.
+  const float lowest = std::numeric_limits<float>::lowest();
+  return ((1.0 - attention_mask) * lowest).unsqueeze(1).unsqueeze(2);
+}
+
+torch::Tensor Encoder::Layer(int l, const torch::Tensor& h, const torch::Tensor& add_mask,
+                             const torch::Tensor* head_mask_row, torch::Tensor* probs_out) const {
+  if (num_heads(l) == 0) {  // every head pruned: the attention block adds only its bias
+    auto ctx = torch::zeros({h.size(0), 0, h.size(1), head_dim()}, h.options());
+    if (probs_out) *probs_out = torch::zeros({h.size(0), 0, h.size(1), h.size(1)}, h.options());
+    return FinishLayer(l, h, ctx);
+  }
+  auto probs = AttentionProbs(l, h, add_mask);
+  if (head_mask_row != nullptr) probs = probs * head_mask_row->view({1, -1, 1, 1});
+  if (probs_out) *probs_out = probs;
+  return FinishLayer(l, h, torch::matmul(probs, Values(l, h)));
+}
+
+EncoderOutput Encoder::Forward(const EncoderBatch& batch, const ForwardOptions& options) const {
+  EncoderOutput out;
+  auto add_mask = AdditiveMask(batch.attention_mask);
+  auto h = Embed(batch);
+  for (int l = 0; l < num_layers(); ++l) {
+    if (options.capture_hidden_states) out.hidden_states.push_back(h);
+    torch::Tensor row;
+    if (options.head_mask) {
+      // Keep only the entries of heads still present (a pruned layer has fewer).
+      row = (*options.head_mask)[l].narrow(0, 0, num_heads(l));
+    }
+    torch::Tensor probs;
+    h = Layer(l, h, add_mask, options.head_mask ? &row : nullptr,
+              options.capture_attention ? &probs : nullptr);
+    if (options.capture_attention) out.attentions.push_back(probs);
+  }
+  if (options.capture_hidden_states) out.hidden_states.push_back(h);
+  out.last_hidden = h;
+  if (has_classifier()) out.logits = Head(h);
+  return out;
+}
+
+torch::Tensor MeanPool(const torch::Tensor& last_hidden, const torch::Tensor& attention_mask) {
+  auto m = attention_mask.unsqueeze(-1).to(last_hidden.dtype());
+  return (last_hidden * m).sum(1) / m.sum(1).clamp_min(1e-9);
+}
+
+}  // namespace attattr::engine

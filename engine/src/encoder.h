@@ -1,0 +1,81 @@
+// The model abstraction attribution runs on: a stack of self-attention layers whose per-head
+// attention probabilities A^l can be replaced (scaled by α), split into the pieces the fast path
+// needs — embeddings, the attention mask, layer l's probabilities and value projection, the rest
+// of layer l once its context A^l·V is known, and the head that reads the target off the last
+// hidden state. Each family implements it (bert_encoder.h: BERT and DistilBERT); a decoder fits the
+// same seams (a causal AdditiveMask, rotary positions inside AttentionProbs, grouped KV heads
+// expanded to query heads in Values, its own Head). Implementations are immutable after
+// construction, so a const Encoder is safe to use from many threads.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "torch_pch.h"
+
+namespace attattr::engine {
+
+// A padded batch: every tensor [B, n] (int64 ids, float mask with 1 = real token).
+struct EncoderBatch {
+  torch::Tensor input_ids;
+  torch::Tensor token_type_ids;
+  torch::Tensor attention_mask;
+};
+
+struct EncoderOutput {
+  torch::Tensor last_hidden;                 // [B, n, d]
+  torch::Tensor logits;                      // [B, C]; undefined without a classifier
+  std::vector<torch::Tensor> attentions;     // L × [B, H_l, n, n] when captured
+  std::vector<torch::Tensor> hidden_states;  // L+1 × [B, n, d] (input to layer l at index l)
+};
+
+struct ForwardOptions {
+  bool capture_attention = false;
+  bool capture_hidden_states = false;
+  // [L, H] float with 1 = keep; multiplies each layer's probabilities, as Hugging Face does.
+  std::optional<torch::Tensor> head_mask;
+};
+
+class Encoder {
+ public:
+  virtual ~Encoder() = default;
+
+  virtual int num_layers() const = 0;
+  virtual int head_dim() const = 0;
+  // Heads present in layer l (fewer than configured when pruned).
+  virtual int num_heads(int l) const = 0;
+  virtual bool has_classifier() const = 0;
+
+  // Full clean pass: Embed, every Layer, Head.
+  EncoderOutput Forward(const EncoderBatch& batch, const ForwardOptions& options = {}) const;
+
+  // Pieces for attribution -----------------------------------------------------------------------
+  virtual torch::Tensor Embed(const EncoderBatch& batch) const = 0;  // [B, n, d]
+  // What is added to the attention scores before the softmax, broadcastable to [B, H, n, n].
+  // Default: padded keys get finfo.min (exactly zero probability), as Hugging Face's encoders do.
+  virtual torch::Tensor AdditiveMask(const torch::Tensor& attention_mask) const;
+  // Clean attention probabilities of layer l for hidden input h: [B, H, n, n].
+  virtual torch::Tensor AttentionProbs(int l, const torch::Tensor& h,
+                                       const torch::Tensor& add_mask) const = 0;
+  // Value projection of layer l, one per query head: [B, H, n, dh].
+  virtual torch::Tensor Values(int l, const torch::Tensor& h) const = 0;
+  // Rest of layer l once its context (probs @ values, [B, H, n, dh]) is known; h is its input.
+  virtual torch::Tensor FinishLayer(int l, const torch::Tensor& h,
+                                    const torch::Tensor& context) const = 0;
+  // Classifier logits from the last hidden state ([B, C]); requires has_classifier().
+  virtual torch::Tensor Head(const torch::Tensor& last_hidden) const = 0;
+
+  // One whole layer; `probs_out` receives the probabilities when non-null.
+  torch::Tensor Layer(int l, const torch::Tensor& h, const torch::Tensor& add_mask,
+                      const torch::Tensor* head_mask_row, torch::Tensor* probs_out) const;
+
+  // A copy whose weights are fresh tensors that require grad (listed in `params`): the authors'
+  // scheme backpropagates through every parameter (AttributeEncodingsReference).
+  virtual std::unique_ptr<Encoder> CloneRequiringGrad(std::vector<torch::Tensor>* params) const = 0;
+};
+
+// Sentence-transformers mean pooling: Σ_i mask_i h_i / Σ_i mask_i, [B, d].
+torch::Tensor MeanPool(const torch::Tensor& last_hidden, const torch::Tensor& attention_mask);
+
+}  // namespace attattr::engine
