@@ -29,6 +29,7 @@ absl::Status RunModels(const ModelsFlags& flags, std::ostream& out) {
     nlohmann::json list = nlohmann::json::array();
     for (const auto& m : *models) {
       list.push_back({{"name", m.name},
+                      {"family", m.info.family},
                       {"architecture", m.info.architecture},
                       {"num_layers", m.info.num_layers},
                       {"num_heads", m.info.num_heads},

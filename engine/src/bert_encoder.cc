@@ -13,7 +13,8 @@ torch::Tensor BertEncoder::Embed(const EncoderBatch& batch) const {
   auto positions = torch::arange(n, batch.input_ids.options()).unsqueeze(0);
   auto e = torch::embedding(w_.word_emb, batch.input_ids) + torch::embedding(w_.pos_emb, positions);
   if (w_.type_emb.defined()) e = e + torch::embedding(w_.type_emb, batch.token_type_ids);
-  return torch::layer_norm(e, {e.size(-1)}, w_.emb_ln_w, w_.emb_ln_b, eps_);
+  e = torch::layer_norm(e, {e.size(-1)}, w_.emb_ln_w, w_.emb_ln_b, eps_);
+  return w_.emb_proj_w.defined() ? torch::linear(e, w_.emb_proj_w, w_.emb_proj_b) : e;
 }
 
 torch::Tensor BertEncoder::SplitHeads(const torch::Tensor& x, int heads) const {
@@ -49,14 +50,26 @@ torch::Tensor BertEncoder::FinishLayer(int l, const torch::Tensor& h,
 torch::Tensor BertEncoder::Head(const torch::Tensor& last_hidden) const {
   auto cls = last_hidden.select(1, 0);
   auto dense = torch::linear(cls, w_.pooler_w, w_.pooler_b);
-  auto pooled =
-      w_.pooled_activation == PooledActivation::kRelu ? torch::relu(dense) : torch::tanh(dense);
+  torch::Tensor pooled;
+  switch (w_.pooled_activation) {
+    case PooledActivation::kRelu:
+      pooled = torch::relu(dense);
+      break;
+    case PooledActivation::kGelu:
+      pooled = torch::gelu(dense);  // exact erf
+      break;
+    case PooledActivation::kTanh:
+      pooled = torch::tanh(dense);
+      break;
+  }
   return torch::linear(pooled, w_.cls_w, w_.cls_b);
 }
 
 void ForEachWeight(BertWeights& w, const std::function<void(torch::Tensor&)>& fn) {
   for (auto* t : {&w.word_emb, &w.pos_emb, &w.emb_ln_w, &w.emb_ln_b}) fn(*t);
-  if (w.type_emb.defined()) fn(w.type_emb);
+  for (auto* t : {&w.type_emb, &w.emb_proj_w, &w.emb_proj_b}) {
+    if (t->defined()) fn(*t);
+  }
   for (auto& lw : w.layers) {
     for (auto* t :
          {&lw.q_w, &lw.q_b, &lw.k_w, &lw.k_b, &lw.v_w, &lw.v_b, &lw.o_w, &lw.o_b, &lw.ln1_w,

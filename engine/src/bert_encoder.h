@@ -1,10 +1,12 @@
 // The post-LayerNorm encoders of the BERT family in plain LibTorch ops, matching Hugging Face in
-// eval mode: `BertModel`/`BertForSequenceClassification` and `DistilBertModel`/
-// `DistilBertForSequenceClassification`. Embeddings (word + position [+ token type], LayerNorm),
-// layers of self-attention (additive mask, optional head mask, optional replacement of one layer's
-// probabilities) and exact-erf GELU feed-forward, then the head on h[CLS]: BERT's pooler
-// tanh(dense(·)) and classifier, DistilBERT's ReLU(pre_classifier(·)) and classifier. The two
-// differ only in weight names (checkpoint_loader.cc), token types and the head's activation.
+// eval mode: `BertModel`/`BertForSequenceClassification`, `DistilBertModel`/
+// `DistilBertForSequenceClassification` and `ElectraModel`/`ElectraForSequenceClassification`.
+// Embeddings (word + position [+ token type], LayerNorm; ELECTRA's projected up to the hidden size
+// when narrower), layers of self-attention (additive mask, optional head mask, optional
+// replacement of one layer's probabilities) and exact-erf GELU feed-forward, then the head on
+// h[CLS]: a dense layer, an activation (BERT's pooler: tanh; DistilBERT's pre_classifier: ReLU;
+// ELECTRA's classifier.dense: GELU) and the classifier. The families differ only in weight names
+// (checkpoint_loader.cc), token types, the embedding projection and the head's activation.
 // Weights are plain tensors without requires_grad; a const BertEncoder is safe to use from many
 // threads.
 #pragma once
@@ -29,11 +31,12 @@ struct BertLayerWeights {
 
 // The activation between the head's dense layer (BERT's pooler, DistilBERT's pre_classifier) and
 // the classifier.
-enum class PooledActivation { kTanh, kRelu };
+enum class PooledActivation { kTanh, kRelu, kGelu };
 
 struct BertWeights {
   torch::Tensor word_emb, pos_emb, emb_ln_w, emb_ln_b;
-  torch::Tensor type_emb;  // undefined for families without token types (DistilBERT)
+  torch::Tensor type_emb;                // undefined for families without token types (DistilBERT)
+  torch::Tensor emb_proj_w, emb_proj_b;  // ELECTRA's embeddings_project; undefined when absent
   std::vector<BertLayerWeights> layers;
   torch::Tensor pooler_w, pooler_b;  // undefined when absent
   PooledActivation pooled_activation = PooledActivation::kTanh;

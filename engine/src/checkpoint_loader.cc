@@ -102,66 +102,71 @@ absl::StatusOr<TensorSource> ReadPytorchBin(const std::string& path) {
 }
 
 // Tensors a checkpoint may carry that the model does not use: buffers and pre-training heads
-// (BERT's `cls.*`, DistilBERT's masked-LM `vocab_*`).
+// (BERT's `cls.*`, DistilBERT's masked-LM `vocab_*`, ELECTRA's discriminator and generator heads).
 bool IsIgnorable(const std::string& name) {
   return absl::EndsWith(name, "embeddings.position_ids") || absl::StartsWith(name, "cls.") ||
-         absl::StartsWith(name, "vocab_");
+         absl::StartsWith(name, "vocab_") || absl::StartsWith(name, "discriminator_predictions.") ||
+         absl::StartsWith(name, "generator_");
 }
 
 // How a family names its tensors (Hugging Face's module paths). `encoder` prefixes the encoder in
-// classifier checkpoints; `layer` is followed by the layer index and a dot; `pooler` is inside the
-// encoder prefix for BERT and outside it (DistilBERT's pre_classifier) otherwise.
+// classifier checkpoints; `layer` is followed by the layer index and a dot; the head's dense layer
+// (`pooler`) is inside the encoder prefix for BERT and outside it otherwise; `classifier` is the
+// output projection.
 struct TensorNames {
-  const char* encoder;
-  const char* architecture;  // the classifier checkpoint's class; the encoder's is `base`
-  const char* base;
-  bool token_types;
-  const char* layer;
-  const char* query;
-  const char* key;
-  const char* value;
-  const char* attention_out;
-  const char* attention_norm;
-  const char* ffn_in;
-  const char* ffn_out;
-  const char* output_norm;
-  const char* pooler;
-  bool pooler_in_encoder;
+  const char* encoder = "bert.";
+  const char* architecture = "BertForSequenceClassification";  // with a classifier
+  const char* base = "BertModel";                              // without
+  bool token_types = true;
+  const char* layer = "encoder.layer.";
+  const char* query = "attention.self.query";
+  const char* key = "attention.self.key";
+  const char* value = "attention.self.value";
+  const char* attention_out = "attention.output.dense";
+  const char* attention_norm = "attention.output.LayerNorm";
+  const char* ffn_in = "intermediate.dense";
+  const char* ffn_out = "output.dense";
+  const char* output_norm = "output.LayerNorm";
+  const char* pooler = "pooler.dense";
+  bool pooler_in_encoder = true;
+  PooledActivation activation = PooledActivation::kTanh;
+  const char* classifier = "classifier";
 };
 
 TensorNames NamesOf(ModelFamily family) {
-  if (family == ModelFamily::kDistilBert) {
-    return {"distilbert.",
-            "DistilBertForSequenceClassification",
-            "DistilBertModel",
-            false,
-            "transformer.layer.",
-            "attention.q_lin",
-            "attention.k_lin",
-            "attention.v_lin",
-            "attention.out_lin",
-            "sa_layer_norm",
-            "ffn.lin1",
-            "ffn.lin2",
-            "output_layer_norm",
-            "pre_classifier",
-            false};
+  TensorNames n;  // BERT's
+  switch (family) {
+    case ModelFamily::kDistilBert:
+      n.encoder = "distilbert.";
+      n.architecture = "DistilBertForSequenceClassification";
+      n.base = "DistilBertModel";
+      n.token_types = false;
+      n.layer = "transformer.layer.";
+      n.query = "attention.q_lin";
+      n.key = "attention.k_lin";
+      n.value = "attention.v_lin";
+      n.attention_out = "attention.out_lin";
+      n.attention_norm = "sa_layer_norm";
+      n.ffn_in = "ffn.lin1";
+      n.ffn_out = "ffn.lin2";
+      n.output_norm = "output_layer_norm";
+      n.pooler = "pre_classifier";
+      n.pooler_in_encoder = false;
+      n.activation = PooledActivation::kRelu;
+      break;
+    case ModelFamily::kElectra:
+      n.encoder = "electra.";
+      n.architecture = "ElectraForSequenceClassification";
+      n.base = "ElectraModel";
+      n.pooler = "classifier.dense";
+      n.pooler_in_encoder = false;
+      n.activation = PooledActivation::kGelu;
+      n.classifier = "classifier.out_proj";
+      break;
+    case ModelFamily::kBert:
+      break;
   }
-  return {"bert.",
-          "BertForSequenceClassification",
-          "BertModel",
-          true,
-          "encoder.layer.",
-          "attention.self.query",
-          "attention.self.key",
-          "attention.self.value",
-          "attention.output.dense",
-          "attention.output.LayerNorm",
-          "intermediate.dense",
-          "output.dense",
-          "output.LayerNorm",
-          "pooler.dense",
-          true};
+  return n;
 }
 
 class WeightPicker {
@@ -263,18 +268,24 @@ absl::StatusOr<LoadedWeights> LoadBertWeights(const std::string& dir, const Mode
   }
   WeightPicker pick(&*src, prefix, device, out.weights_file, config.family);
   const int64_t d_model = config.hidden_size;
+  const int64_t d_emb = config.embedding_size > 0 ? config.embedding_size : d_model;
   const int64_t dh = config.hidden_size / config.num_attention_heads;
   const int64_t inter = config.intermediate_size;
   BertWeights& w = out.weights;
-  ATTATTR_RETURN_IF_ERROR(pick.Take(word, {config.vocab_size, d_model}, &w.word_emb));
+  ATTATTR_RETURN_IF_ERROR(pick.Take(word, {config.vocab_size, d_emb}, &w.word_emb));
   ATTATTR_RETURN_IF_ERROR(pick.Take("embeddings.position_embeddings.weight",
-                                    {config.max_position_embeddings, d_model}, &w.pos_emb));
+                                    {config.max_position_embeddings, d_emb}, &w.pos_emb));
   if (names.token_types) {
     ATTATTR_RETURN_IF_ERROR(pick.Take("embeddings.token_type_embeddings.weight",
-                                      {config.type_vocab_size, d_model}, &w.type_emb));
+                                      {config.type_vocab_size, d_emb}, &w.type_emb));
   }
-  ATTATTR_RETURN_IF_ERROR(pick.Take("embeddings.LayerNorm.weight", {d_model}, &w.emb_ln_w));
-  ATTATTR_RETURN_IF_ERROR(pick.Take("embeddings.LayerNorm.bias", {d_model}, &w.emb_ln_b));
+  ATTATTR_RETURN_IF_ERROR(pick.Take("embeddings.LayerNorm.weight", {d_emb}, &w.emb_ln_w));
+  ATTATTR_RETURN_IF_ERROR(pick.Take("embeddings.LayerNorm.bias", {d_emb}, &w.emb_ln_b));
+  if (d_emb != d_model) {  // ELECTRA's embeddings_project
+    ATTATTR_RETURN_IF_ERROR(
+        pick.Take("embeddings_project.weight", {d_model, d_emb}, &w.emb_proj_w));
+    ATTATTR_RETURN_IF_ERROR(pick.Take("embeddings_project.bias", {d_model}, &w.emb_proj_b));
+  }
   // Takes `<layer prefix><module>.weight` and `.bias`.
   const auto linear = [&](const std::string& p, const char* module, std::vector<int64_t> shape,
                           torch::Tensor* weight, torch::Tensor* bias) {
@@ -301,34 +312,35 @@ absl::StatusOr<LoadedWeights> LoadBertWeights(const std::string& dir, const Mode
     w.layers.push_back(std::move(lw));
   }
   // The classifier sits outside the encoder prefix; BERT's pooler inside it, DistilBERT's
-  // pre_classifier outside.
+  // pre_classifier and ELECTRA's classifier.dense outside.
   const std::string pooler = absl::StrCat(names.pooler_in_encoder ? prefix : "", names.pooler);
-  w.pooled_activation = names.pooler_in_encoder ? PooledActivation::kTanh : PooledActivation::kRelu;
+  w.pooled_activation = names.activation;
   if (pick.HasFull(pooler + ".weight")) {
     ATTATTR_RETURN_IF_ERROR(pick.TakeFull(pooler + ".weight", {d_model, d_model}, &w.pooler_w));
     ATTATTR_RETURN_IF_ERROR(pick.TakeFull(pooler + ".bias", {d_model}, &w.pooler_b));
   }
-  const bool has_classifier = pick.HasFull("classifier.weight");
+  const std::string classifier = names.classifier;
+  const bool has_classifier = pick.HasFull(classifier + ".weight");
   if (has_classifier) {
     if (prefix.empty()) {
       return absl::InvalidArgumentError(
-          absl::StrCat(out.weights_file,
-                       ": unexpected tensor 'classifier.weight' in an encoder-only checkpoint "
-                       "(classifier checkpoints name the encoder '",
+          absl::StrCat(out.weights_file, ": unexpected tensor '", classifier,
+                       ".weight' in an encoder-only checkpoint (classifier checkpoints name the "
+                       "encoder '",
                        names.encoder, "*')"));
     }
     if (!w.pooler_w.defined()) {
       return absl::NotFoundError(absl::StrCat(out.weights_file, ": missing tensor '", pooler,
                                               ".weight' (the classifier needs it)"));
     }
-    const int64_t num_labels = src->tensors["classifier.weight"].size(0);
+    const int64_t num_labels = src->tensors[classifier + ".weight"].size(0);
     if (!config.id2label.empty() && num_labels != static_cast<int64_t>(config.id2label.size())) {
       return absl::InvalidArgumentError(absl::StrCat(
-          out.weights_file, ": tensor 'classifier.weight' has ", num_labels,
+          out.weights_file, ": tensor '", classifier, ".weight' has ", num_labels,
           " rows but config.json's id2label names ", config.id2label.size(), " labels"));
     }
-    ATTATTR_RETURN_IF_ERROR(pick.TakeFull("classifier.weight", {num_labels, d_model}, &w.cls_w));
-    ATTATTR_RETURN_IF_ERROR(pick.TakeFull("classifier.bias", {num_labels}, &w.cls_b));
+    ATTATTR_RETURN_IF_ERROR(pick.TakeFull(classifier + ".weight", {num_labels, d_model}, &w.cls_w));
+    ATTATTR_RETURN_IF_ERROR(pick.TakeFull(classifier + ".bias", {num_labels}, &w.cls_b));
   }
   ATTATTR_RETURN_IF_ERROR(pick.CheckAllUsed());
   out.parameter_count += pick.parameters();

@@ -1,7 +1,8 @@
-// Turns a Hugging Face BERT or DistilBERT checkpoint directory's weights (model.safetensors, a
-// sharded model.safetensors.index.json, or pytorch_model.bin through LibTorch's unpickler) into
-// BertWeights on a device, checking every tensor's presence, shape and dtype against config.json.
-// Does not parse the tokenizer or build the Model. Thread-compatible (no shared state).
+// Turns a Hugging Face BERT, DistilBERT or ELECTRA checkpoint directory's weights
+// (model.safetensors, a sharded model.safetensors.index.json, or pytorch_model.bin through
+// LibTorch's unpickler) into BertWeights on a device, checking every tensor's presence, shape and
+// dtype against config.json. Does not parse the tokenizer or build the Model. Thread-compatible (no
+// shared state).
 #pragma once
 
 #include <string>

@@ -51,13 +51,15 @@ const char* FamilyName(ModelFamily family) {
   switch (family) {
     case ModelFamily::kDistilBert:
       return "distilbert";
+    case ModelFamily::kElectra:
+      return "electra";
     case ModelFamily::kBert:
       break;
   }
   return "bert";
 }
 
-const char* SupportedFamilies() { return "bert, distilbert"; }
+const char* SupportedFamilies() { return "bert, distilbert, electra"; }
 
 absl::StatusOr<std::string> ReadFileToString(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -80,6 +82,8 @@ absl::StatusOr<ModelConfig> ParseModelConfig(const std::string& json_text,
       if (type == "distilbert") {
         c.family = ModelFamily::kDistilBert;
         c.type_vocab_size = 0;
+      } else if (type == "electra") {
+        c.family = ModelFamily::kElectra;
       } else if (type != "bert") {
         return absl::InvalidArgumentError(
             absl::StrCat(path, ": 'model_type' is '", type.substr(0, 64),
@@ -100,8 +104,13 @@ absl::StatusOr<ModelConfig> ParseModelConfig(const std::string& json_text,
     if (!(s = ReadPositiveInt(j, keys.intermediate, path, &c.intermediate_size)).ok()) return s;
     if (!(s = ReadPositiveInt(j, "max_position_embeddings", path, &c.max_position_embeddings)).ok())
       return s;
-    if (c.family == ModelFamily::kBert &&
+    if (c.family != ModelFamily::kDistilBert &&
         !(s = ReadPositiveInt(j, "type_vocab_size", path, &c.type_vocab_size, false)).ok()) {
+      return s;
+    }
+    c.embedding_size = c.hidden_size;
+    if (c.family == ModelFamily::kElectra &&
+        !(s = ReadPositiveInt(j, "embedding_size", path, &c.embedding_size, false)).ok()) {
       return s;
     }
     if (c.hidden_size % c.num_attention_heads != 0) {
@@ -110,7 +119,7 @@ absl::StatusOr<ModelConfig> ParseModelConfig(const std::string& json_text,
                                                      c.num_attention_heads, ")"));
     }
     // DistilBERT's LayerNorms use a fixed eps of 1e-12 (the BERT default) and no config key.
-    if (auto it = j.find("layer_norm_eps"); c.family == ModelFamily::kBert && it != j.end()) {
+    if (auto it = j.find("layer_norm_eps"); c.family != ModelFamily::kDistilBert && it != j.end()) {
       if (!it->is_number() || it->get<double>() <= 0) {
         return absl::InvalidArgumentError(
             absl::StrCat(path, ": 'layer_norm_eps' must be a positive number"));

@@ -1,4 +1,5 @@
-// Parses a Hugging Face checkpoint directory's config.json (BERT or DistilBERT, by `model_type`)
+// Parses a Hugging Face checkpoint directory's config.json (BERT, DistilBERT or ELECTRA, by
+// `model_type`)
 // and tokenizer_config.json into plain structs. Validates what the encoder relies on (positive
 // sizes, hidden divisible by heads, gelu) and names the offending key in errors. No torch, no I/O
 // beyond reading the two files. Thread-compatible.
@@ -16,11 +17,12 @@ namespace attattr::engine {
 enum class ModelFamily {
   kBert,        // "bert" (also a config without model_type)
   kDistilBert,  // "distilbert": its own key names (dim, n_layers, ...), no token types
+  kElectra,     // "electra": BERT's layers, embeddings of `embedding_size` projected up
 };
 
-// "bert", "distilbert": the model_type spelling.
+// "bert", "distilbert", "electra": the model_type spelling.
 const char* FamilyName(ModelFamily family);
-// The supported model_type values, for messages: "bert, distilbert".
+// The supported model_type values, for messages: "bert, distilbert, electra".
 const char* SupportedFamilies();
 
 // config.json in the engine's terms, whatever the family calls the keys.
@@ -29,6 +31,7 @@ struct ModelConfig {
   std::vector<std::string> architectures;
   int vocab_size = 0;
   int hidden_size = 0;
+  int embedding_size = 0;  // width of the embeddings (ELECTRA's may be smaller); = hidden_size
   int num_hidden_layers = 0;
   int num_attention_heads = 0;
   int intermediate_size = 0;

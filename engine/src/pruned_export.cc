@@ -122,18 +122,22 @@ class StagingDir {
 
 }  // namespace
 
+absl::Status CheckPrunedExportSupported(const ModelInfo& info) {
+  if (info.family == "bert") return absl::OkStatus();
+  return absl::FailedPreconditionError(
+      absl::StrCat("pruned checkpoints are exported for bert models; this one is ", info.family,
+                   " (head masks and pruning curves work for it)"));
+}
+
 absl::StatusOr<ExportedCheckpoint> ExportPrunedCheckpoint(
     const Model& model, const std::vector<std::vector<float>>& head_mask,
     const std::string& out_dir) {
   const auto& impl = model.impl();
   const ModelInfo& info = impl.info;
   ATTATTR_RETURN_IF_ERROR(CheckMask(info, head_mask));
+  ATTATTR_RETURN_IF_ERROR(CheckPrunedExportSupported(info));
   const auto* bert = dynamic_cast<const BertEncoder*>(impl.encoder.get());
-  if (bert == nullptr || info.family != "bert") {
-    return absl::FailedPreconditionError(
-        absl::StrCat("a pruned checkpoint can be exported for BERT models; this one is ",
-                     info.family, " (head masks and pruning curves work for it)"));
-  }
+  if (bert == nullptr) return absl::InternalError("a bert model without a BertEncoder");
   if (info.path.empty()) {
     return absl::FailedPreconditionError("model: not loaded from a directory (nothing to copy)");
   }

@@ -539,25 +539,27 @@ absl::StatusOr<Encoding> WordPieceTokenizer::Encode(std::string_view text,
   std::vector<WordPiece> b;
   if (pair) b = Tokenize(*text_pair);
 
-  // transformers' truncate_sequences, longest_first: one token at a time from the longer
-  // sequence, from the second one when both are equally long.
+  // Longest-first truncation as Hugging Face's fast tokenizers do it (tokenizers'
+  // utils/truncation.rs, the only implementation in transformers 5): with n1 the shorter length,
+  // the longer keeps max(n1, budget - n1); when both must be cut, the shorter keeps budget / 2
+  // and the longer the rest. (The legacy Python tokenizer removed one token at a time and ended
+  // one token apart from this when both are cut by an odd count.)
   const std::size_t budget = static_cast<std::size_t>(max_length - specials);
   if (a.size() + b.size() > budget) {
-    std::size_t remove = a.size() + b.size() - budget;
     if (!pair) {
-      a.resize(a.size() - std::min(remove, a.size()));
+      a.resize(budget);
     } else {
-      const std::size_t diff = a.size() > b.size() ? a.size() - b.size() : b.size() - a.size();
-      const std::size_t first = std::min(diff, remove);
-      const std::size_t second = remove - first;
-      std::size_t from_a, from_b;
-      if (a.size() > b.size()) {
-        from_a = first + second / 2;
-        from_b = second - second / 2;
-      } else {
-        from_a = second / 2;
-        from_b = first + second - second / 2;
+      const bool a_shorter = a.size() <= b.size();
+      std::size_t n1 = a_shorter ? a.size() : b.size();
+      std::size_t n2 = n1 > budget ? n1 : std::max(n1, budget - n1);
+      if (n1 + n2 > budget) {
+        n1 = budget / 2;
+        n2 = n1 + budget % 2;
       }
+      const std::size_t keep_a = a_shorter ? n1 : n2;
+      const std::size_t keep_b = a_shorter ? n2 : n1;
+      const std::size_t from_a = a.size() - std::min(a.size(), keep_a);
+      const std::size_t from_b = b.size() - std::min(b.size(), keep_b);
       a.resize(a.size() - from_a);
       b.resize(b.size() - from_b);
     }

@@ -9,6 +9,7 @@
 #include "attattr/base/status_macros.h"
 #include "attattr/convert/head_importance_convert.h"
 #include "attattr/engine/gold_label.h"
+#include "attattr/engine/pruned_export.h"
 #include "jobs/job_spec.h"
 #include "proto_convert.h"
 
@@ -128,6 +129,9 @@ absl::StatusOr<HeadImportanceJob> PrepareHeadImportanceJob(const v1::JobSpec& sp
   if (h.export_path().empty()) {
     if (h.export_ratio() != 0) return Invalid("export_ratio", "set without export_path");
     return job;
+  }
+  if (auto s = engine::CheckPrunedExportSupported(info); !s.ok()) {
+    return Invalid("export_path", absl::StrCat("model '", spec.model(), "': ", s.message()));
   }
   for (size_t l = 0; l < info.heads_per_layer.size(); ++l) {
     if (info.heads_per_layer[l] != info.num_heads) {

@@ -3,6 +3,9 @@
 reference: transformers' pure-Python (slow) BertTokenizer, 4.x (5.x: BertTokenizerLegacy).
 Writes sst2_dev200_{uncased,cased}_ids.txt (one line of ids per sentence of the first 200 SST-2 dev
 sentences) and, with --cpp, prints the C++ table of pinned tricky cases pasted into the test.
+The one case where both sequences of a pair are cut by an odd count (pair_equal_odd_removal)
+follows Hugging Face's fast tokenizer instead (the test says so): the engine truncates as
+transformers 5 does, and the family oracle (tests/oracle) checks it against the fast tokenizer.
 Not run by the build. Usage (in a venv outside the repo, `pip install "transformers<5"`):
   python make_tokenizer_expectations.py --shared /work/shared [--cpp]
 """

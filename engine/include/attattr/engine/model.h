@@ -16,9 +16,10 @@
 namespace attattr::engine {
 
 struct ModelInfo {
-  std::string path;          // the directory it was loaded from ("" for random models)
-  std::string family;        // config.json's model_type: "bert", "distilbert"
-  std::string architecture;  // e.g. "BertForSequenceClassification", "DistilBertModel"
+  std::string path;                     // the directory it was loaded from ("" for random models)
+  std::string family;                   // config.json's model_type: "bert", "distilbert", "electra"
+  std::string tokenizer = "wordpiece";  // how texts become tokens (vocab.txt)
+  std::string architecture;             // e.g. "BertForSequenceClassification", "DistilBertModel"
   std::string weights_file;  // file the weights came from (or the index of a sharded checkpoint)
   int num_layers = 0;        // L
   int num_heads = 0;         // H per layer as configured (before any pruning)

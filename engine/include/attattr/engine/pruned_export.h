@@ -31,6 +31,10 @@ struct ExportedCheckpoint {
 // directory or is already pruned, or an out_dir that already holds files. Messages do not show
 // out_dir (callers name it their own way).
 // Not thread-safe against other writers of out_dir's parent beyond that race.
+// OK when a pruned checkpoint of `info`'s family can be written (BERT: the layout written here);
+// otherwise FailedPrecondition saying so (head masks and pruning curves work for every family).
+absl::Status CheckPrunedExportSupported(const ModelInfo& info);
+
 absl::StatusOr<ExportedCheckpoint> ExportPrunedCheckpoint(
     const Model& model, const std::vector<std::vector<float>>& head_mask,
     const std::string& out_dir);

@@ -1,0 +1,291 @@
+#!/usr/bin/env python3
+"""Tiny random checkpoints of each model family and what Hugging Face says about them: the oracle
+of tests/engine/family_oracle_test.cc (tests/oracle/README.md).
+
+For every family (bert, distilbert, electra) this builds, with Hugging Face `transformers` and `tokenizers` (never with
+attattr's code):
+  <out>/<family>/            a checkpoint as `save_pretrained` writes it: config.json,
+                             model.safetensors, the tokenizer files (tokenizer.json, vocab.txt, ...).
+                             The tokenizer is the family's real algorithm with a small vocabulary
+                             trained by `tokenizers` on the shared SST-2 training text; the weights
+                             are random (seeded), a few layers of small width.
+  <out>/<family>/oracle.json
+    "tokens":      ids of >= 500 strings (SST-2 sentences, MRPC pairs, Unicode edge cases) from
+                   the fast tokenizer;
+    "forward":     for a dozen inputs, the logits and every layer's attention probabilities
+                   (`output_attentions=True`, eager attention);
+    "attribution": for a few sentences and every layer l, the self-attention attribution
+                   A^l * sum_k w_k dF(alpha_k A^l)/dA^l (Gauss-Legendre, m = 20, alpha in [0, 1]),
+                   F = softmax probability of the predicted class, computed by replacing layer l's
+                   probabilities inside the HF model (a registered attention function) and
+                   differentiating with autograd; plus F(A^l) and F(0).
+
+Usage: make_family_checkpoints.py --shared ../shared --out build/oracle [--families bert,...]
+Run by CTest (fixture `oracle_checkpoints`) with the interpreter of the oracle virtual environment
+that scripts/setup.sh creates. Regenerates a family only when this script changed since.
+"""
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import sys
+
+import numpy as np
+import torch
+import transformers
+from tokenizers import BertWordPieceTokenizer
+from transformers import AttentionInterface
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SEED = 20261205
+LAYERS, HIDDEN, HEADS, FFN, MAX_POS = 3, 32, 4, 64, 128
+LABELS = ["negative", "neutral", "positive"]
+STEPS = 20  # Gauss-Legendre points
+
+EDGE_CASES = [
+    "Café résumé naïve",
+    "CAFÉ RÉSUMÉ NAÏVE ÀÉÎÕÜ Ångström",
+    "Cafe\u0301 re\u0301sume\u0301",
+    "emoji 😀👍🏽 and 🤖 robots",
+    "tabs\tand\nnewlines\r\n   and    runs     of spaces",
+    "   leading and trailing spaces   ",
+    "supercalifragilisticexpialidociousnessishlyunbelievablewordthatgoesonandonandonforeverandeverandever",
+    "don't won't can't it's 'quoted' \"double\"",
+    "numbers 3.14159 1,000,000 2026-12-05 #42 @user",
+    "punctuation!!! ??? ... --- ;;; ((()))",
+    "中文字符 mixed with English",
+    "日本語のテキスト",
+    "Ελληνικά και русский текст",
+    "zero\u200bwidth\u200cjoiners\u200d",
+    "soft\u00adhyphen and non\u00a0breaking space",
+    "ALL CAPS SHOUTING REVIEW",
+    "a",
+    "!",
+    "the the the the the the the the the the",
+    "a film with <b>html</b> &amp; entities",
+    "ﬁne ligatures ﬂow",
+    "full-width ＡＢＣ１２３",
+    "control\u0007chars\u001bhere",
+    "math ∑∫√∞ ≠ ≤ ≥",
+    "arrows → ← ↑ ↓ and bullets •",
+]
+
+
+def read_sst2(shared, split):
+    path = os.path.join(shared, "data", "sst2", f"{split}.tsv")
+    with open(path, encoding="utf-8") as f:
+        rows = [line.rstrip("\n").split("\t") for line in f][1:]
+    return [r[0].strip() for r in rows if r and r[0].strip()]
+
+
+def read_mrpc_pairs(shared, count):
+    path = os.path.join(shared, "data", "mrpc", "dev.tsv")
+    pairs = []
+    with open(path, encoding="utf-8-sig") as f:
+        next(f)
+        for line in f:
+            cols = line.rstrip("\n").split("\t")
+            if len(cols) >= 5:
+                pairs.append((cols[3], cols[4]))
+            if len(pairs) == count:
+                break
+    return pairs
+
+
+# --- families ------------------------------------------------------------------------------------
+
+def wordpiece_tokenizer(work, train_text, tok_class):
+    trainer = BertWordPieceTokenizer(lowercase=True, strip_accents=None, clean_text=True,
+                                     handle_chinese_chars=True)
+    trainer.train_from_iterator(train_text, vocab_size=3000, min_frequency=2,
+                                special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
+    os.makedirs(work, exist_ok=True)
+    trainer.save_model(work)
+    with open(os.path.join(work, "vocab.txt"), encoding="utf-8") as f:
+        vocab = {line.rstrip("\n"): i for i, line in enumerate(f)}
+    return tok_class(vocab=vocab, do_lower_case=True, model_max_length=MAX_POS)
+
+
+def make_bert(work, train_text):
+    tok = wordpiece_tokenizer(work, train_text, transformers.BertTokenizer)
+    config = transformers.BertConfig(
+        vocab_size=len(tok), hidden_size=HIDDEN, num_hidden_layers=LAYERS,
+        num_attention_heads=HEADS, intermediate_size=FFN, max_position_embeddings=MAX_POS,
+        initializer_range=0.15, id2label=dict(enumerate(LABELS)),
+        label2id={n: i for i, n in enumerate(LABELS)})
+    return tok, transformers.BertForSequenceClassification(config)
+
+
+def make_distilbert(work, train_text):
+    tok = wordpiece_tokenizer(work, train_text, transformers.DistilBertTokenizer)
+    config = transformers.DistilBertConfig(
+        vocab_size=len(tok), dim=HIDDEN, n_layers=LAYERS, n_heads=HEADS, hidden_dim=FFN,
+        max_position_embeddings=MAX_POS, initializer_range=0.15,
+        id2label=dict(enumerate(LABELS)), label2id={n: i for i, n in enumerate(LABELS)})
+    return tok, transformers.DistilBertForSequenceClassification(config)
+
+
+def make_electra(work, train_text):
+    tok = wordpiece_tokenizer(work, train_text, transformers.ElectraTokenizer)
+    # Embeddings narrower than the hidden size, so the embeddings_project layer is exercised.
+    config = transformers.ElectraConfig(
+        vocab_size=len(tok), embedding_size=HIDDEN // 2, hidden_size=HIDDEN,
+        num_hidden_layers=LAYERS, num_attention_heads=HEADS, intermediate_size=FFN,
+        max_position_embeddings=MAX_POS, initializer_range=0.15,
+        id2label=dict(enumerate(LABELS)), label2id={n: i for i, n in enumerate(LABELS)})
+    return tok, transformers.ElectraForSequenceClassification(config)
+
+
+FAMILIES = {"bert": make_bert, "distilbert": make_distilbert, "electra": make_electra}
+
+
+# --- attention replacement (the reference for attribution) -------------------------------------
+
+class AttentionProbe:
+    """An attention function for HF's AttentionInterface: the eager computation, except that the
+    probabilities of layer `layer` are replaced by `replacement` when it is set. Layers are
+    numbered by the order their attention modules are first called in a forward pass."""
+
+    def __init__(self):
+        self.order = {}
+        self.layer = None
+        self.replacement = None
+
+    def __call__(self, module, query, key, value, attention_mask, scaling=None, dropout=0.0,
+                 **kwargs):
+        index = self.order.setdefault(id(module), len(self.order))
+        if scaling is None:
+            scaling = query.size(-1) ** -0.5
+        scores = torch.matmul(query, key.transpose(2, 3)) * scaling
+        if attention_mask is not None:
+            scores = scores + attention_mask
+        probs = torch.softmax(scores, dim=-1)
+        if index == self.layer and self.replacement is not None:
+            probs = self.replacement
+        out = torch.matmul(probs, value).transpose(1, 2).contiguous()
+        return out, probs
+
+
+def gauss_legendre(m):
+    x, w = np.polynomial.legendre.leggauss(m)
+    return (x + 1) / 2, w / 2
+
+
+def attribute(model, probe, enc):
+    """Every layer's attribution of one unpadded example, with F(A) and F(0)."""
+    ids = enc["input_ids"]
+    extra = {k: v for k, v in enc.items() if k == "token_type_ids"}
+    with torch.no_grad():
+        probe.layer = None
+        clean = model(input_ids=ids, output_attentions=True, **extra)
+    target = int(clean.logits[0].argmax())
+    alphas, weights = gauss_legendre(STEPS)
+    alphas = torch.tensor(alphas, dtype=torch.float32).view(-1, 1, 1, 1)
+    weights = torch.tensor(weights, dtype=torch.float32)
+    rep = {"input_ids": ids.repeat(STEPS, 1)}
+    rep.update({k: v.repeat(STEPS, 1) for k, v in extra.items()})
+    layers = []
+    for l, a in enumerate(clean.attentions):
+        a = a.detach()
+        scaled = (alphas * a).detach().requires_grad_(True)  # [m, H, n, n]
+        probe.layer, probe.replacement = l, scaled
+        f = torch.softmax(model(**rep).logits, dim=-1)[:, target]
+        (grad,) = torch.autograd.grad((f * weights).sum(), scaled)
+        attr = (a[0] * grad.sum(0)).tolist()
+        ends = []
+        with torch.no_grad():
+            for replacement in (a, torch.zeros_like(a)):
+                probe.replacement = replacement
+                ends.append(float(torch.softmax(model(input_ids=ids, **extra).logits, -1)[0, target]))
+        probe.layer, probe.replacement = None, None
+        layers.append({"layer": l, "attribution": attr, "target_at_full": ends[0],
+                       "target_at_zero": ends[1]})
+    return target, layers
+
+
+# --- driver --------------------------------------------------------------------------------------
+
+def encode(tok, text, pair=None):
+    return tok(text, pair, truncation=True, max_length=MAX_POS, return_tensors="pt")
+
+
+def build(family, out_dir, shared, fingerprint):
+    torch.manual_seed(SEED)
+    train_text = read_sst2(shared, "train")[:20000]
+    dev = read_sst2(shared, "dev")
+    pairs = read_mrpc_pairs(shared, 60)
+    tmp = out_dir + ".tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tok, model = FAMILIES[family](tmp, train_text)
+    model.eval()
+    model.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+
+    oracle = {"family": family, "transformers": transformers.__version__, "steps": STEPS,
+              "tokens": [], "forward": [], "attribution": []}
+    strings = [(s, None) for s in dev[:420]] + pairs + [(s, None) for s in EDGE_CASES]
+    for text, pair in strings:
+        ids = tok(text, pair, truncation=True, max_length=MAX_POS)["input_ids"]
+        oracle["tokens"].append({"text": text, "text_pair": pair, "ids": ids})
+
+    model.set_attn_implementation("eager")
+    forward_inputs = [(s, None) for s in dev[:8]] + pairs[:2] + [(s, None) for s in EDGE_CASES[:2]]
+    for text, pair in forward_inputs:
+        enc = encode(tok, text, pair)
+        with torch.no_grad():
+            out = model(**enc, output_attentions=True)
+        oracle["forward"].append({
+            "text": text, "text_pair": pair, "ids": enc["input_ids"][0].tolist(),
+            "logits": out.logits[0].tolist(),
+            "attentions": [a[0].tolist() for a in out.attentions]})
+
+    probe = AttentionProbe()
+    AttentionInterface.register("attattr_probe", probe)
+    model.set_attn_implementation("attattr_probe")
+    # The probe must reproduce eager attention exactly before it is trusted with replacements.
+    check = encode(tok, dev[0])
+    with torch.no_grad():
+        probed = model(**check, output_attentions=True)
+    model.set_attn_implementation("eager")
+    with torch.no_grad():
+        eager = model(**check, output_attentions=True)
+    model.set_attn_implementation("attattr_probe")
+    assert torch.allclose(probed.logits, eager.logits, atol=1e-6), "probe differs from eager"
+    for text in dev[10:14]:
+        enc = dict(encode(tok, text))
+        enc.pop("attention_mask", None)
+        target, layers = attribute(model, probe, enc)
+        oracle["attribution"].append({"text": text, "ids": enc["input_ids"][0].tolist(),
+                                      "target_class": target, "layers": layers})
+
+    with open(os.path.join(tmp, "oracle.json"), "w", encoding="utf-8") as f:
+        json.dump(oracle, f)
+    with open(os.path.join(tmp, "oracle.stamp"), "w", encoding="utf-8") as f:
+        f.write(fingerprint)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    os.rename(tmp, out_dir)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--shared", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--families", default=",".join(FAMILIES))
+    args = parser.parse_args()
+    with open(os.path.abspath(__file__), "rb") as f:
+        fingerprint = hashlib.sha256(f.read()).hexdigest() + " " + transformers.__version__
+    torch.set_num_threads(2)
+    for family in args.families.split(","):
+        out_dir = os.path.join(args.out, family)
+        stamp = os.path.join(out_dir, "oracle.stamp")
+        if os.path.exists(stamp) and open(stamp, encoding="utf-8").read() == fingerprint:
+            print(f"{family}: up to date ({out_dir})")
+            continue
+        build(family, out_dir, args.shared, fingerprint)
+        print(f"{family}: written to {out_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,189 @@
+// Every model family through the service (a real in-process server on loopback, the generated
+// stubs): the tiny BERT and DistilBERT checkpoints Hugging Face saved for the family oracle
+// (tests/oracle, CTest fixture `oracle_checkpoints`) are listed with their family and tokenizer,
+// Explain equals the engine on each, and on DistilBERT every job kind runs — ATTRIBUTION,
+// HEAD_IMPORTANCE (rankings and curves; a pruned export is refused at submission, naming the
+// field and the family) and TRIGGER_SEARCH.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "attattr/engine/attention_attribution.h"
+#include "attattr/engine/model.h"
+#include "attattr/v1/attattr_service.grpc.pb.h"
+#include "server.h"
+#include "spdlog/sinks/null_sink.h"
+#include "spdlog/spdlog.h"
+#include "support/job_rpc.h"
+#include "support/test_paths.h"
+
+namespace attattr::server {
+namespace {
+
+namespace fs = std::filesystem;
+using ::attattr::testing::DatasetSource;
+using ::attattr::testing::ExpectStatus;
+using ::attattr::testing::ReadResult;
+using ::attattr::testing::Submit;
+using ::attattr::testing::WaitDone;
+
+std::string OracleDir(const std::string& family) {
+  return std::string(ATTATTR_ORACLE_DIR) + "/" + family;
+}
+
+class FamilyRpcTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    root_ = new std::string(::attattr::testing::MakeTempDir("attattr-families"));
+    fs::create_directories(*root_ + "/models");
+    fs::create_directories(*root_ + "/data");
+    fs::create_directories(*root_ + "/exports");
+    for (const char* family : {"bert", "distilbert"}) {
+      fs::create_directory_symlink(OracleDir(family), *root_ + "/models/tiny-" + family);
+    }
+    fs::copy_file(::attattr::testing::SharedDir() + "/data/sst2/dev.tsv",
+                  *root_ + "/data/sst2-dev.tsv");
+    ServerConfig config;
+    config.models_dir = *root_ + "/models";
+    config.data_root = *root_ + "/data";
+    config.export_root = *root_ + "/exports";
+    config.store = *root_ + "/jobs.db";
+    config.listen = "127.0.0.1:0";
+    config.metrics_listen = "";
+    auto log =
+        std::make_shared<spdlog::logger>("t", std::make_shared<spdlog::sinks::null_sink_mt>());
+    auto server = Server::Start(config, log);
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = server->release();
+  }
+  static void TearDownTestSuite() {
+    delete server_;
+    server_ = nullptr;
+    if (root_ != nullptr) fs::remove_all(*root_);
+    delete root_;
+    root_ = nullptr;
+  }
+  void SetUp() override {
+    ASSERT_NE(server_, nullptr);
+    stub_ = ::attattr::testing::Connect("127.0.0.1:" + std::to_string(server_->port()));
+  }
+
+  static Server* server_;
+  static std::string* root_;
+  std::unique_ptr<v1::Attattr::Stub> stub_;
+};
+
+Server* FamilyRpcTest::server_ = nullptr;
+std::string* FamilyRpcTest::root_ = nullptr;
+
+TEST_F(FamilyRpcTest, ModelsReportTheirFamilyAndTokenizer) {
+  grpc::ClientContext ctx;
+  v1::ListModelsResponse list;
+  ASSERT_TRUE(stub_->ListModels(&ctx, {}, &list).ok());
+  ASSERT_EQ(list.models_size(), 2);
+  for (const auto& m : list.models()) {
+    SCOPED_TRACE(m.name());
+    EXPECT_EQ("tiny-" + m.family(), m.name());
+    EXPECT_EQ(m.tokenizer(), "wordpiece");
+    EXPECT_EQ(m.num_layers(), 3);
+    EXPECT_EQ(m.heads_per_layer_size(), 3);
+    for (int h : m.heads_per_layer()) EXPECT_EQ(h, 4);
+    EXPECT_EQ(m.labels_size(), 3);
+    EXPECT_EQ(m.architecture(), m.family() == "bert" ? "BertForSequenceClassification"
+                                                     : "DistilBertForSequenceClassification");
+  }
+}
+
+TEST_F(FamilyRpcTest, ExplainEqualsTheEngineForEveryFamily) {
+  for (const std::string family : {"bert", "distilbert"}) {
+    SCOPED_TRACE(family);
+    v1::ExplainRequest req;
+    req.set_model("tiny-" + family);
+    req.mutable_example()->set_text("a gorgeous , witty , seductive movie .");
+    req.mutable_options()->set_rule(v1::GAUSS_LEGENDRE);
+    req.mutable_options()->set_steps(8);
+    req.mutable_result()->set_full_matrices(true);
+    grpc::ClientContext ctx;
+    v1::ExplainResponse resp;
+    const grpc::Status s = stub_->Explain(&ctx, req, &resp);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+
+    auto model = engine::Model::Load(OracleDir(family));
+    ASSERT_TRUE(model.ok()) << model.status();
+    engine::AttributionOptions o;
+    o.rule = engine::QuadratureRule::kGaussLegendre;
+    o.steps = 8;
+    auto local = engine::AttributeExamples(**model, {{req.example().text(), std::nullopt, -1}}, o);
+    ASSERT_TRUE(local.ok()) << local.status();
+    const auto& a = resp.attribution();
+    ASSERT_EQ(a.layers_size(), 3);
+    for (int l = 0; l < 3; ++l) {
+      const auto& want = (*local)[0].layers[l].attribution;
+      const auto& got = a.layers(l).attribution().f32().values();
+      ASSERT_EQ(static_cast<size_t>(got.size()), want.size());
+      for (size_t k = 0; k < want.size(); ++k) EXPECT_NEAR(got[k], want[k], 1e-6);
+    }
+  }
+}
+
+TEST_F(FamilyRpcTest, EveryJobKindRunsOnDistilBert) {
+  v1::Job attribution;
+  ASSERT_TRUE(
+      Submit(*stub_, ::attattr::testing::ReviewsJob("tiny-distilbert", 4, 4), &attribution).ok());
+
+  v1::JobSpec heads;
+  heads.set_model("tiny-distilbert");
+  auto* h = heads.mutable_head_importance();
+  *h->mutable_importance_set() = DatasetSource("sst2-dev.tsv", 8);
+  *h->mutable_evaluation_set() = DatasetSource("sst2-dev.tsv", 16);
+  h->add_methods(v1::IMPORTANCE_METHOD_ATTRIBUTION);
+  h->add_methods(v1::IMPORTANCE_METHOD_ATTENTION);
+  h->add_ratios(0);
+  h->add_ratios(50);
+  h->mutable_attribution()->set_steps(2);
+  v1::Job study;
+  ASSERT_TRUE(Submit(*stub_, heads, &study).ok());
+
+  h->set_export_path("pruned/tiny-distilbert");
+  h->set_export_ratio(50);
+  v1::Job refused;
+  ExpectStatus(Submit(*stub_, heads, &refused), grpc::StatusCode::INVALID_ARGUMENT,
+               "spec.head_importance.export_path: model 'tiny-distilbert': pruned checkpoints are "
+               "exported for bert models; this one is distilbert");
+  EXPECT_TRUE(fs::is_empty(*root_ + "/exports"));
+
+  v1::JobSpec triggers;
+  triggers.set_model("tiny-distilbert");
+  auto* t = triggers.mutable_trigger_search();
+  auto* mining = t->mutable_mining_set()->mutable_inline_();
+  for (const char* text : {"a gorgeous , witty , seductive movie .",
+                           "the story is bogus and its characters tissue-thin .",
+                           "it 's a charming and often affecting journey ."}) {
+    mining->add_examples()->set_text(text);
+  }
+  *t->mutable_evaluation_set() = DatasetSource("sst2-dev.tsv", 12);
+  t->set_top_k(2);
+  t->mutable_attribution()->set_steps(2);
+  v1::Job search;
+  ASSERT_TRUE(Submit(*stub_, triggers, &search).ok());
+
+  for (const v1::Job* job : {&attribution, &study, &search}) {
+    const v1::Job done = WaitDone(*stub_, job->name(), 300);
+    ASSERT_EQ(done.state(), v1::SUCCEEDED) << done.name() << ": " << done.error_message();
+    const auto result = ReadResult(*stub_, job->name());
+    ASSERT_TRUE(result.status.ok()) << result.status.error_message();
+  }
+  const auto a = ReadResult(*stub_, attribution.name()).result;
+  ASSERT_TRUE(a.has_attribution());
+  EXPECT_EQ(a.attribution().examples_size(), 4);
+  const auto s = ReadResult(*stub_, study.name()).result;
+  ASSERT_TRUE(s.has_head_importance());
+  EXPECT_EQ(s.head_importance().num_layers(), 3);
+  EXPECT_EQ(s.head_importance().methods_size(), 2);
+  EXPECT_TRUE(ReadResult(*stub_, search.name()).result.has_trigger_search());
+}
+
+}  // namespace
+}  // namespace attattr::server
