@@ -47,6 +47,29 @@ class Holds {
   int count_ ABSL_GUARDED_BY(mu_) = 2;
 };
 
+// Starts a stream reactor R: authenticates in the handler (in memory; the call's context is gRPC's
+// until OnDone, so nothing on the pool touches it), then runs R::Begin on the store pool; an
+// authentication failure or a full pool ends the call at once (R::Fail). Either way the start then
+// lets go of its hold, and deletes the reactor (R::Destroy) when gRPC already has.
+template <typename R>
+void StartOnStorePool(R* r, const char* method) {
+  auto caller = r->service_.Authenticate(r->ctx_, method);
+  if (!caller.ok()) {
+    r->Fail(ToGrpcStatus(caller.status()));
+  } else {
+    r->caller_ = std::move(*caller);
+    r->principal_ = r->caller_.name;
+    if (r->d_.store_pool.TrySchedule([r] {
+          r->Begin();
+          if (r->holds_.Release()) r->Destroy();
+        })) {
+      return;
+    }
+    r->Fail(StorePoolFullStatus(method));
+  }
+  if (r->holds_.Release()) r->Destroy();
+}
+
 grpc::Status DeletedStatus(const std::string& id) {
   return grpc::Status(grpc::StatusCode::NOT_FOUND, absl::StrCat("job ", id, " was deleted"));
 }
@@ -63,6 +86,7 @@ class WaitJobReactor final : public grpc::ServerUnaryReactor {
         timeout_ms_(request.timeout_ms()),
         response_(response) {}
 
+  // On the store pool, as caller_.
   void Begin() {
     if (auto s = CheckJobName(name_); !s.ok()) return Complete(ToGrpcStatus(s));
     if (timeout_ms_ < 0 || timeout_ms_ > 600000) {
@@ -91,26 +115,7 @@ class WaitJobReactor final : public grpc::ServerUnaryReactor {
     });
   }
 
-  // Authenticates here (in memory; the context is gRPC's until OnDone, so Begin never touches it),
-  // then Begin on the store pool; a failure or a full pool ends the call at once.
-  void Start() {
-    auto caller = service_.Authenticate(ctx_, "WaitJob");
-    if (!caller.ok()) {
-      Complete(ToGrpcStatus(caller.status()));
-      if (holds_.Release()) Destroy();
-      return;
-    }
-    caller_ = std::move(*caller);
-    principal_ = caller_.name;
-    if (d_.store_pool.TrySchedule([this] {
-          Begin();
-          if (holds_.Release()) Destroy();
-        })) {
-      return;
-    }
-    Complete(StorePoolFullStatus("WaitJob"));
-    if (holds_.Release()) Destroy();
-  }
+  void Start() { StartOnStorePool(this, "WaitJob"); }
 
   void OnCancel() override {
     Complete(grpc::Status(grpc::StatusCode::CANCELLED, "WaitJob: cancelled by the client"));
@@ -120,6 +125,9 @@ class WaitJobReactor final : public grpc::ServerUnaryReactor {
   }
 
  private:
+  template <typename R>
+  friend void StartOnStorePool(R* r, const char* method);
+  void Fail(const grpc::Status& status) { Complete(status); }
   void Destroy() {
     d_.events.Unsubscribe(token_);
     TimerQueue::Id timer;
@@ -183,26 +191,7 @@ class OneWriteReactor : public grpc::ServerWriteReactor<Message> {
                   std::string name)
       : service_(service), d_(service.deps()), ctx_(ctx), method_(method), name_(std::move(name)) {}
 
-  // Authenticates here (in memory; the context is gRPC's until OnDone, so Begin never touches it),
-  // then Begin on the store pool; a failure or a full pool ends the stream at once.
-  void Start() {
-    auto caller = service_.Authenticate(ctx_, method_);
-    if (!caller.ok()) {
-      End(ToGrpcStatus(caller.status()));
-      if (holds_.Release()) Destroy();
-      return;
-    }
-    caller_ = std::move(*caller);
-    principal_ = caller_.name;
-    if (d_.store_pool.TrySchedule([this] {
-          Begin();
-          if (holds_.Release()) Destroy();
-        })) {
-      return;
-    }
-    End(StorePoolFullStatus(method_));
-    if (holds_.Release()) Destroy();
-  }
+  void Start() { StartOnStorePool(this, method_); }
 
   void OnCancel() override {
     End(grpc::Status(grpc::StatusCode::CANCELLED,
@@ -223,8 +212,11 @@ class OneWriteReactor : public grpc::ServerWriteReactor<Message> {
   }
 
  protected:
+  template <typename R>
+  friend void StartOnStorePool(R* r, const char* method);
   // Reads the job as caller_ (on the store pool); may end the stream.
   virtual void Begin() = 0;
+  void Fail(const grpc::Status& status) { End(status); }
   // After each completed write: start the next write (WriteLocked), end the stream (EndLocked),
   // or release mu_ and wait for more.
   virtual void AfterWrite() ABSL_UNLOCK_FUNCTION(mu_) = 0;
