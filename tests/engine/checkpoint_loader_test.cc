@@ -200,6 +200,15 @@ TEST_F(CheckpointFixture, BadConfigValuesAreNamed) {
     "hidden_size": 256, "num_hidden_layers": 4, "num_attention_heads": 8, "hidden_act": "relu",
     "intermediate_size": 1024, "max_position_embeddings": 128})";
   ExpectMessageHas(LoadError(), "hidden_act");
+  // An architecture the engine does not implement is refused, naming those it does.
+  std::ofstream(dir_ + "/config.json") << R"({"model_type": "gpt_neox", "vocab_size": 30522,
+    "hidden_size": 256, "num_hidden_layers": 4, "num_attention_heads": 8,
+    "intermediate_size": 1024, "max_position_embeddings": 128})";
+  ExpectMessageHas(LoadError(), "'model_type' is 'gpt_neox'", "bert, distilbert, electra");
+  // A DistilBERT config over BERT tensors: the first missing DistilBERT tensor is named.
+  std::ofstream(dir_ + "/config.json") << R"({"model_type": "distilbert", "vocab_size": 30522,
+    "dim": 256, "n_layers": 4, "n_heads": 8, "hidden_dim": 1024, "max_position_embeddings": 128})";
+  ExpectMessageHas(LoadError(), "distilbert.embeddings.word_embeddings.weight");
 }
 
 TEST(MiniLmCheckpointTest, EncoderOnlyCheckpointLoads) {
