@@ -22,6 +22,10 @@ struct TargetSpec {
   TargetKind kind = TargetKind::kPredictedClassProb;
   torch::Tensor classes;    // [B] int64, for classifier targets
   torch::Tensor reference;  // [d], for similarity
+  // F reads the first token only (a [CLS] classifier, not the mean-pooled similarity): the last
+  // layer runs for query row 0 alone. Exact: no other row of the last layer reaches F, so their
+  // attributions are exactly zero either way.
+  bool first_row_only = false;
 };
 
 // F for each row of the last hidden state x [R, n, d]; `rows` = how many copies of the B examples
@@ -44,9 +48,14 @@ torch::Tensor RunAbove(const Encoder& enc, int l, const torch::Tensor& h_rep,
                        const torch::Tensor& ctx, const torch::Tensor& add_mask_rep,
                        const TargetSpec& target, const torch::Tensor& attention_mask,
                        int64_t rows) {
-  auto x = enc.FinishLayer(l, h_rep, ctx);
-  for (int u = l + 1; u < enc.num_layers(); ++u)
-    x = enc.Layer(u, x, add_mask_rep, nullptr, nullptr);
+  const int last = enc.num_layers() - 1;
+  const bool row0 = target.first_row_only;
+  auto x = row0 && l == last ? enc.FinishLayer(l, h_rep.narrow(1, 0, 1), ctx.narrow(2, 0, 1))
+                             : enc.FinishLayer(l, h_rep, ctx);
+  for (int u = l + 1; u <= last; ++u) {
+    x = row0 && u == last ? enc.FirstRowOfLayer(u, x, add_mask_rep)
+                          : enc.Layer(u, x, add_mask_rep, nullptr, nullptr);
+  }
   return TargetValues(enc, target, x, attention_mask, rows);
 }
 
@@ -95,10 +104,12 @@ void FillPrediction(const torch::Tensor& logits_row, ExampleAttribution* r) {
 }
 
 // Per-row target classes for a batch of clean logits [B, C].
-TargetSpec MakeTargetSpec(const AttributionTarget& target, const torch::Tensor& logits,
-                          const torch::Tensor& reference) {
+TargetSpec MakeTargetSpec(const Encoder& enc, const AttributionTarget& target,
+                          const torch::Tensor& logits, const torch::Tensor& reference) {
   TargetSpec spec;
   spec.kind = target.kind;
+  spec.first_row_only =
+      target.kind != TargetKind::kEmbeddingSimilarity && enc.HeadReadsFirstToken();
   if (target.kind == TargetKind::kEmbeddingSimilarity) {
     spec.reference = reference;
   } else if (target.kind == TargetKind::kPredictedClassProb) {
@@ -243,7 +254,7 @@ absl::StatusOr<std::vector<ExampleAttribution>> AttributeEncodings(
         fo.capture_hidden_states = true;
         clean = enc.Forward(batch, fo);
       }
-      const TargetSpec target = MakeTargetSpec(options.target, clean.logits, reference);
+      const TargetSpec target = MakeTargetSpec(enc, options.target, clean.logits, reference);
       for (int64_t r = 0; r < b; ++r) {
         ExampleAttribution& res = results[group[r]];
         res.encoding = encodings[group[r]];
@@ -359,7 +370,7 @@ absl::StatusOr<std::vector<ExampleAttribution>> AttributeEncodingsReference(
         fo.capture_attention = true;
         clean = enc.Forward(batch, fo);
       }
-      const TargetSpec target = MakeTargetSpec(options.target, clean.logits, reference);
+      const TargetSpec target = MakeTargetSpec(enc, options.target, clean.logits, reference);
       ExampleAttribution& res = results[e];
       res.encoding = encodings[e];
       if (clean.logits.defined()) FillPrediction(clean.logits[0], &res);

@@ -25,6 +25,16 @@ torch::Tensor Encoder::Layer(int l, const torch::Tensor& h, const torch::Tensor&
   return FinishLayer(l, h, torch::matmul(probs, Values(l, h)));
 }
 
+torch::Tensor Encoder::FirstRowOfLayer(int l, const torch::Tensor& h,
+                                       const torch::Tensor& add_mask) const {
+  const auto first = h.narrow(1, 0, 1);
+  if (num_heads(l) == 0) {
+    return FinishLayer(l, first, torch::zeros({h.size(0), 0, 1, head_dim()}, h.options()));
+  }
+  auto probs = AttentionProbs(l, h, add_mask).narrow(2, 0, 1);  // [B, H, 1, n]
+  return FinishLayer(l, first, torch::matmul(probs, Values(l, h)));
+}
+
 EncoderOutput Encoder::Forward(const EncoderBatch& batch, const ForwardOptions& options) const {
   EncoderOutput out;
   auto add_mask = AdditiveMask(batch.attention_mask);

@@ -65,10 +65,17 @@ class Encoder {
                                     const torch::Tensor& context) const = 0;
   // Classifier logits from the last hidden state ([B, C]); requires has_classifier().
   virtual torch::Tensor Head(const torch::Tensor& last_hidden) const = 0;
+  // Whether Head reads the first token's hidden state only (a [CLS] classifier): then the last
+  // layer is needed at query row 0 only (FirstRowOfLayer), exactly.
+  virtual bool HeadReadsFirstToken() const { return true; }
 
   // One whole layer; `probs_out` receives the probabilities when non-null.
   torch::Tensor Layer(int l, const torch::Tensor& h, const torch::Tensor& add_mask,
                       const torch::Tensor* head_mask_row, torch::Tensor* probs_out) const;
+
+  // Layer l's output at query row 0 only, [B, 1, d]: that row's attention over every key, then its
+  // output projection and feed-forward. Equals Layer(...)[:, :1] (FinishLayer works row by row).
+  torch::Tensor FirstRowOfLayer(int l, const torch::Tensor& h, const torch::Tensor& add_mask) const;
 
   // A copy whose weights are fresh tensors that require grad (listed in `params`): the authors'
   // scheme backpropagates through every parameter (AttributeEncodingsReference).

@@ -221,6 +221,36 @@ TEST_F(AttributionTest, LayerSubsetEqualsSameLayersOfFullRun) {
   }
 }
 
+// A [CLS] classifier reads only the first token of the last layer, so the engine computes that
+// layer for query row 0 alone: every other query row's attribution there is exactly zero, and the
+// row it does compute still satisfies completeness.
+TEST_F(AttributionTest, LastLayerIsAttributedAtTheClsRowOnly) {
+  const auto examples = DevSentences(3);
+  AttributionOptions o;
+  o.steps = 20;
+  auto r = AttributeExamples(*model_, examples, o);
+  ASSERT_TRUE(r.ok()) << r.status();
+  for (const auto& ex : *r) {
+    const auto& last = ex.layers.back();
+    const size_t n = ex.encoding.size();
+    double cls_row = 0;
+    for (int h = 0; h < last.num_heads; ++h) {
+      for (size_t i = 0; i < n; ++i) {
+        for (size_t j = 0; j < n; ++j) {
+          const float v = last.attribution[(h * n + i) * n + j];
+          if (i == 0) {
+            cls_row += std::fabs(v);
+          } else {
+            ASSERT_EQ(v, 0.0f) << "head " << h << ", query " << i << ", key " << j;
+          }
+        }
+      }
+    }
+    EXPECT_GT(cls_row, 0);
+    EXPECT_LT(last.completeness_gap, 1e-3);
+  }
+}
+
 TEST_F(AttributionTest, EveryClassifierTargetSatisfiesCompleteness) {
   const auto examples = DevSentences(2);
   for (TargetKind kind : {TargetKind::kClassProb, TargetKind::kClassLogit}) {
