@@ -367,6 +367,16 @@ absl::StatusOr<std::vector<TriggerEvaluation>> EvaluateTriggerPatterns(
   return FinishTriggerEvaluation(model.info(), patterns, tallies);
 }
 
+TriggerSearchReport CountMinedPatterns(const std::vector<TriggerPattern>& mined,
+                                       const TriggerSearchOptions& options) {
+  TriggerSearchReport report;
+  report.mined_examples = static_cast<int>(mined.size());
+  for (const auto& p : mined) {
+    report.patterns_above_threshold += !p.tokens.empty() && p.score >= options.threshold ? 1 : 0;
+  }
+  return report;
+}
+
 absl::StatusOr<TriggerSearchReport> RunTriggerSearch(const Model& model,
                                                      const std::vector<Encoding>& mining,
                                                      const std::vector<Encoding>& evaluation,
@@ -377,11 +387,7 @@ absl::StatusOr<TriggerSearchReport> RunTriggerSearch(const Model& model,
   // Evaluation inputs are checked before the expensive mining.
   ATTATTR_RETURN_IF_ERROR(CheckEvaluationSet(model, evaluation, labels).status());
   ATTATTR_ASSIGN_OR_RETURN(auto mined, MineTriggerPatterns(model, mining, options, control));
-  TriggerSearchReport report;
-  report.mined_examples = static_cast<int>(mined.size());
-  for (const auto& p : mined) {
-    report.patterns_above_threshold += !p.tokens.empty() && p.score >= options.threshold ? 1 : 0;
-  }
+  TriggerSearchReport report = CountMinedPatterns(mined, options);
   const auto best = RankAndFilter(std::move(mined), options);
   ATTATTR_ASSIGN_OR_RETURN(
       auto evaluated, EvaluateTriggerPatterns(model, evaluation, labels, best, options, control));

@@ -73,12 +73,7 @@ absl::StatusOr<StageMerge> MergeTriggerSearchStage(const TriggerSearchJob& job, 
       for (auto& p : patterns) mined.push_back(std::move(p));
     }
     // The counts RunTriggerSearch reports, over every mined example.
-    engine::TriggerSearchReport counts;
-    counts.mined_examples = static_cast<int>(mined.size());
-    for (const auto& p : mined) {
-      counts.patterns_above_threshold +=
-          !p.tokens.empty() && p.score >= job.options.threshold ? 1 : 0;
-    }
+    const engine::TriggerSearchReport counts = engine::CountMinedPatterns(mined, job.options);
     const auto best = engine::RankAndFilter(std::move(mined), job.options);
     if (best.empty()) {
       ATTATTR_ASSIGN_OR_RETURN(merged.result, Rendered(counts));

@@ -150,6 +150,11 @@ struct TriggerSearchReport {
   int patterns_above_threshold = 0;  // non-empty, score >= threshold, before dedup and top-K
 };
 
+// A report holding only the counts over the mined patterns (mined_examples,
+// patterns_above_threshold); RunTriggerSearch and a sharded search's merge fill the rest.
+TriggerSearchReport CountMinedPatterns(const std::vector<TriggerPattern>& mined,
+                                       const TriggerSearchOptions& options);
+
 // The whole search: validate, check the evaluation set (before mining), mine, rank, evaluate.
 // Progress stages "mining" then "evaluating".
 absl::StatusOr<TriggerSearchReport> RunTriggerSearch(const Model& model,
