@@ -106,7 +106,7 @@ absl::StatusOr<ExplainCall> ExplainFromProto(const v1::ExplainRequest& request,
         absl::StrCat(full->size(), " word pieces (with [CLS]/[SEP]) exceed the limit of ", limit,
                      " (the model's maximum length and --max-explain-tokens)"));
   }
-  if (auto s = engine::CheckSegmentsHaveWordPieces(*full, ex.has_text_pair()); !s.ok()) {
+  if (auto s = engine::CheckSegmentsHaveTokens(*full, ex.has_text_pair()); !s.ok()) {
     const auto field = GetFieldError(s);
     return field ? Invalid("example." + field->field.name, field->what) : s;
   }

@@ -10,7 +10,9 @@ namespace F = torch::nn::functional;
 
 torch::Tensor BertEncoder::Embed(const EncoderBatch& batch) const {
   const int64_t n = batch.input_ids.size(1);
-  auto positions = torch::arange(n, batch.input_ids.options()).unsqueeze(0);
+  auto positions =
+      torch::arange(w_.position_offset, w_.position_offset + n, batch.input_ids.options())
+          .unsqueeze(0);
   auto e = torch::embedding(w_.word_emb, batch.input_ids) + torch::embedding(w_.pos_emb, positions);
   if (w_.type_emb.defined()) e = e + torch::embedding(w_.type_emb, batch.token_type_ids);
   e = torch::layer_norm(e, {e.size(-1)}, w_.emb_ln_w, w_.emb_ln_b, eps_);

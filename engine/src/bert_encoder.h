@@ -35,6 +35,7 @@ enum class PooledActivation { kTanh, kRelu, kGelu };
 
 struct BertWeights {
   torch::Tensor word_emb, pos_emb, emb_ln_w, emb_ln_b;
+  int64_t position_offset = 0;           // position id of the first token (RoBERTa: pad id + 1)
   torch::Tensor type_emb;                // undefined for families without token types (DistilBERT)
   torch::Tensor emb_proj_w, emb_proj_b;  // ELECTRA's embeddings_project; undefined when absent
   std::vector<BertLayerWeights> layers;

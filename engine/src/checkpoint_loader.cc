@@ -102,11 +102,12 @@ absl::StatusOr<TensorSource> ReadPytorchBin(const std::string& path) {
 }
 
 // Tensors a checkpoint may carry that the model does not use: buffers and pre-training heads
-// (BERT's `cls.*`, DistilBERT's masked-LM `vocab_*`, ELECTRA's discriminator and generator heads).
+// (BERT's `cls.*`, DistilBERT's masked-LM `vocab_*`, ELECTRA's discriminator and generator heads,
+// RoBERTa's `lm_head.*`).
 bool IsIgnorable(const std::string& name) {
   return absl::EndsWith(name, "embeddings.position_ids") || absl::StartsWith(name, "cls.") ||
          absl::StartsWith(name, "vocab_") || absl::StartsWith(name, "discriminator_predictions.") ||
-         absl::StartsWith(name, "generator_");
+         absl::StartsWith(name, "generator_") || absl::StartsWith(name, "lm_head.");
 }
 
 // How a family names its tensors (Hugging Face's module paths). `encoder` prefixes the encoder in
@@ -163,6 +164,18 @@ TensorNames NamesOf(ModelFamily family) {
       n.activation = PooledActivation::kGelu;
       n.classifier = "classifier.out_proj";
       break;
+    case ModelFamily::kRoberta:
+    case ModelFamily::kXlmRoberta: {
+      const bool xlm = family == ModelFamily::kXlmRoberta;
+      n.encoder = "roberta.";
+      n.architecture =
+          xlm ? "XLMRobertaForSequenceClassification" : "RobertaForSequenceClassification";
+      n.base = xlm ? "XLMRobertaModel" : "RobertaModel";
+      n.pooler = "classifier.dense";
+      n.pooler_in_encoder = false;
+      n.classifier = "classifier.out_proj";
+      break;
+    }
     case ModelFamily::kBert:
       break;
   }
@@ -275,6 +288,7 @@ absl::StatusOr<LoadedWeights> LoadBertWeights(const std::string& dir, const Mode
   ATTATTR_RETURN_IF_ERROR(pick.Take(word, {config.vocab_size, d_emb}, &w.word_emb));
   ATTATTR_RETURN_IF_ERROR(pick.Take("embeddings.position_embeddings.weight",
                                     {config.max_position_embeddings, d_emb}, &w.pos_emb));
+  w.position_offset = config.position_offset;
   if (names.token_types) {
     ATTATTR_RETURN_IF_ERROR(pick.Take("embeddings.token_type_embeddings.weight",
                                       {config.type_vocab_size, d_emb}, &w.type_emb));

@@ -7,6 +7,8 @@
 #include "absl/strings/str_cat.h"
 #include "attattr/base/field_error.h"
 #include "attattr/base/status_macros.h"
+#include "attattr/engine/hf_tokenizer.h"
+#include "attattr/engine/wordpiece_tokenizer.h"
 #include "bert_encoder.h"
 #include "checkpoint_loader.h"
 #include "model_config.h"
@@ -64,7 +66,43 @@ Model::Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Model::~Model() = default;
 
 const ModelInfo& Model::info() const { return impl_->info; }
-const WordPieceTokenizer& Model::tokenizer() const { return *impl_->tokenizer; }
+const Tokenizer& Model::tokenizer() const { return *impl_->tokenizer; }
+
+namespace {
+
+// The checkpoint's tokenizer: tokenizer.json when it ships one (what transformers' fast tokenizers
+// read), otherwise vocab.txt with tokenizer_config.json's options. Its ids must fit the embeddings.
+absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizer(const fs::path& dir,
+                                                         const ModelConfig& config,
+                                                         const TokenizerConfig& tok_config) {
+  const fs::path json = dir / "tokenizer.json";
+  std::unique_ptr<Tokenizer> tokenizer;
+  std::string file;
+  if (fs::exists(json)) {
+    file = json.string();
+    ATTATTR_ASSIGN_OR_RETURN(tokenizer, HfTokenizer::Load(file));
+    if (tokenizer->vocab_size() > config.vocab_size) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(file, ": has ", tokenizer->vocab_size(),
+                       " tokens but config.json says vocab_size = ", config.vocab_size));
+    }
+    return tokenizer;
+  }
+  TokenizerOptions tok_options;
+  tok_options.do_lower_case = tok_config.do_lower_case;
+  if (tok_config.has_strip_accents) tok_options.strip_accents = tok_config.strip_accents;
+  tok_options.tokenize_chinese_chars = tok_config.tokenize_chinese_chars;
+  file = (dir / "vocab.txt").string();
+  ATTATTR_ASSIGN_OR_RETURN(tokenizer, WordPieceTokenizer::Load(file, tok_options));
+  if (tokenizer->vocab_size() != config.vocab_size) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(file, ": has ", tokenizer->vocab_size(),
+                     " tokens but config.json says vocab_size = ", config.vocab_size));
+  }
+  return tokenizer;
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<Model>> Model::Load(const std::string& dir,
                                                    const LoadOptions& options) {
@@ -75,18 +113,7 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Load(const std::string& dir,
   ATTATTR_ASSIGN_OR_RETURN(auto config, ReadModelConfig((fs::path(dir) / "config.json").string()));
   ATTATTR_ASSIGN_OR_RETURN(auto tok_config,
                            ReadTokenizerConfig((fs::path(dir) / "tokenizer_config.json").string()));
-  TokenizerOptions tok_options;
-  tok_options.do_lower_case = tok_config.do_lower_case;
-  if (tok_config.has_strip_accents) tok_options.strip_accents = tok_config.strip_accents;
-  tok_options.tokenize_chinese_chars = tok_config.tokenize_chinese_chars;
-  ATTATTR_ASSIGN_OR_RETURN(
-      auto tokenizer,
-      WordPieceTokenizer::Load((fs::path(dir) / "vocab.txt").string(), tok_options));
-  if (tokenizer->vocab_size() != config.vocab_size) {
-    return absl::InvalidArgumentError(
-        absl::StrCat((fs::path(dir) / "vocab.txt").string(), ": has ", tokenizer->vocab_size(),
-                     " tokens but config.json says vocab_size = ", config.vocab_size));
-  }
+  ATTATTR_ASSIGN_OR_RETURN(auto tokenizer, LoadTokenizer(dir, config, tok_config));
   try {
     torch::NoGradGuard no_grad;
     ATTATTR_ASSIGN_OR_RETURN(auto weights, LoadBertWeights(dir, config, device));
@@ -102,7 +129,8 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Load(const std::string& dir,
     info.hidden_size = config.hidden_size;
     info.intermediate_size = config.intermediate_size;
     info.vocab_size = config.vocab_size;
-    info.max_length = config.max_position_embeddings;
+    info.tokenizer = std::string(tokenizer->kind());
+    info.max_length = config.max_position_embeddings - config.position_offset;
     if (tok_config.model_max_length > 0) {
       info.max_length = std::min(info.max_length, tok_config.model_max_length);
     }
@@ -207,7 +235,7 @@ absl::StatusOr<Encoding> Model::Encode(const Example& example) const {
   if (example.text_pair) pair = *example.text_pair;
   ATTATTR_ASSIGN_OR_RETURN(Encoding encoding,
                            impl_->tokenizer->Encode(example.text, pair, impl_->info.max_length));
-  ATTATTR_RETURN_IF_ERROR(CheckSegmentsHaveWordPieces(encoding, example.text_pair.has_value()));
+  ATTATTR_RETURN_IF_ERROR(CheckSegmentsHaveTokens(encoding, example.text_pair.has_value()));
   return encoding;
 }
 

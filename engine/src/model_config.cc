@@ -53,13 +53,17 @@ const char* FamilyName(ModelFamily family) {
       return "distilbert";
     case ModelFamily::kElectra:
       return "electra";
+    case ModelFamily::kRoberta:
+      return "roberta";
+    case ModelFamily::kXlmRoberta:
+      return "xlm-roberta";
     case ModelFamily::kBert:
       break;
   }
   return "bert";
 }
 
-const char* SupportedFamilies() { return "bert, distilbert, electra"; }
+const char* SupportedFamilies() { return "bert, distilbert, electra, roberta, xlm-roberta"; }
 
 absl::StatusOr<std::string> ReadFileToString(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -84,6 +88,10 @@ absl::StatusOr<ModelConfig> ParseModelConfig(const std::string& json_text,
         c.type_vocab_size = 0;
       } else if (type == "electra") {
         c.family = ModelFamily::kElectra;
+      } else if (type == "roberta") {
+        c.family = ModelFamily::kRoberta;
+      } else if (type == "xlm-roberta") {
+        c.family = ModelFamily::kXlmRoberta;
       } else if (type != "bert") {
         return absl::InvalidArgumentError(
             absl::StrCat(path, ": 'model_type' is '", type.substr(0, 64),
@@ -107,6 +115,18 @@ absl::StatusOr<ModelConfig> ParseModelConfig(const std::string& json_text,
     if (c.family != ModelFamily::kDistilBert &&
         !(s = ReadPositiveInt(j, "type_vocab_size", path, &c.type_vocab_size, false)).ok()) {
       return s;
+    }
+    if (c.family == ModelFamily::kRoberta || c.family == ModelFamily::kXlmRoberta) {
+      int pad = 1;  // RobertaConfig's default pad_token_id
+      if (auto it = j.find("pad_token_id"); it != j.end()) {
+        if (!it->is_number_integer() || it->get<int64_t>() < 0 ||
+            it->get<int64_t>() >= c.max_position_embeddings - 1) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              path, ": 'pad_token_id' must be an integer in [0, max_position_embeddings - 1)"));
+        }
+        pad = it->get<int>();
+      }
+      c.position_offset = pad + 1;
     }
     c.embedding_size = c.hidden_size;
     if (c.family == ModelFamily::kElectra &&

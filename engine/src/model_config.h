@@ -1,8 +1,7 @@
-// Parses a Hugging Face checkpoint directory's config.json (BERT, DistilBERT or ELECTRA, by
-// `model_type`)
-// and tokenizer_config.json into plain structs. Validates what the encoder relies on (positive
-// sizes, hidden divisible by heads, gelu) and names the offending key in errors. No torch, no I/O
-// beyond reading the two files. Thread-compatible.
+// Parses a Hugging Face checkpoint directory's config.json (BERT, DistilBERT, ELECTRA, RoBERTa or
+// XLM-RoBERTa, by `model_type`) and tokenizer_config.json into plain structs. Validates what the
+// encoder relies on (positive sizes, hidden divisible by heads, gelu) and names the offending key
+// in errors. No torch, no I/O beyond reading the two files. Thread-compatible.
 #pragma once
 
 #include <map>
@@ -18,11 +17,13 @@ enum class ModelFamily {
   kBert,        // "bert" (also a config without model_type)
   kDistilBert,  // "distilbert": its own key names (dim, n_layers, ...), no token types
   kElectra,     // "electra": BERT's layers, embeddings of `embedding_size` projected up
+  kRoberta,     // "roberta": BERT's layers, positions from pad_token_id + 1, dense+tanh head
+  kXlmRoberta,  // "xlm-roberta": RoBERTa's architecture (a SentencePiece vocabulary)
 };
 
-// "bert", "distilbert", "electra": the model_type spelling.
+// "bert", "distilbert", "electra", "roberta", "xlm-roberta": the model_type spelling.
 const char* FamilyName(ModelFamily family);
-// The supported model_type values, for messages: "bert, distilbert, electra".
+// The supported model_type values, for messages: "bert, distilbert, electra, roberta, ...".
 const char* SupportedFamilies();
 
 // config.json in the engine's terms, whatever the family calls the keys.
@@ -36,6 +37,9 @@ struct ModelConfig {
   int num_attention_heads = 0;
   int intermediate_size = 0;
   int max_position_embeddings = 0;
+  // The position id of a text's first token: RoBERTa's pad_token_id + 1 (its position ids skip the
+  // padding index), 0 elsewhere. Texts hold at most max_position_embeddings - position_offset.
+  int position_offset = 0;
   int type_vocab_size = 2;  // 0 for families without token types
   double layer_norm_eps = 1e-12;
   std::string hidden_act = "gelu";

@@ -12,7 +12,7 @@ namespace attattr::engine {
 
 struct Model::Impl {
   ModelInfo info;
-  std::unique_ptr<WordPieceTokenizer> tokenizer;
+  std::unique_ptr<Tokenizer> tokenizer;
   std::unique_ptr<Encoder> encoder;  // the family's implementation
   torch::Device device = torch::kCPU;
 };

@@ -16,6 +16,7 @@ namespace {
 struct Piece {
   std::string token;
   int32_t id = 0;
+  int32_t type = 0;
   Encoding::Span span;
   bool inserted = false;
 };
@@ -26,6 +27,7 @@ std::vector<Piece> Slice(const Encoding& e, int begin, int end) {
     Piece piece;
     piece.token = p < static_cast<int>(e.tokens.size()) ? e.tokens[p] : "";
     piece.id = e.input_ids[p];
+    if (p < static_cast<int>(e.token_type_ids.size())) piece.type = e.token_type_ids[p];
     if (p < static_cast<int>(e.offsets.size())) piece.span = e.offsets[p];
     out.push_back(std::move(piece));
   }
@@ -64,7 +66,10 @@ bool TriggerPattern::NeedsSentencePair() const {
                      [](const TriggerToken& t) { return t.segment == 1; });
 }
 
-absl::StatusOr<SegmentBounds> FindSegments(const Encoding& e) {
+namespace {
+
+// [CLS] A [SEP] (B [SEP]) read from token types, for encodings built without spans.
+absl::StatusOr<SegmentBounds> FindSegmentsByTokenTypes(const Encoding& e) {
   const int n = static_cast<int>(e.input_ids.size());
   if (n < 2 || e.token_type_ids.size() != e.input_ids.size()) {
     return absl::InvalidArgumentError(
@@ -94,20 +99,66 @@ absl::StatusOr<SegmentBounds> FindSegments(const Encoding& e) {
   return b;
 }
 
+}  // namespace
+
+absl::StatusOr<SegmentBounds> FindSegments(const Encoding& e) {
+  const int n = static_cast<int>(e.input_ids.size());
+  if (e.offsets.size() != e.input_ids.size()) return FindSegmentsByTokenTypes(e);
+  if (e.token_type_ids.size() != e.input_ids.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("encoding: ", n, " ids and ", e.token_type_ids.size(), " token types"));
+  }
+  int first[2] = {-1, -1}, last[2] = {-1, -1};
+  for (int p = 0; p < n; ++p) {
+    const int s = e.offsets[p].segment;
+    if (s == -1) continue;
+    if (s != 0 && s != 1) {
+      return absl::InvalidArgumentError(absl::StrCat("encoding: segment ", s, " at ", p));
+    }
+    if (first[s] < 0) first[s] = p;
+    last[s] = p;
+  }
+  if (first[0] < 0) return absl::InvalidArgumentError("encoding: no token of segment A");
+  for (int s : {0, 1}) {
+    for (int p = first[s]; p >= 0 && p <= last[s]; ++p) {
+      if (e.offsets[p].segment != s) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("encoding: segment ", s, " is not contiguous (token ", p, ")"));
+      }
+    }
+  }
+  if (first[1] >= 0 && first[1] < last[0]) {
+    return absl::InvalidArgumentError("encoding: segment B starts before segment A ends");
+  }
+  SegmentBounds b;
+  b.a_begin = first[0];
+  b.a_end = last[0] + 1;
+  b.pair = first[1] >= 0;
+  if (b.pair) {
+    b.b_begin = first[1];
+    b.b_end = last[1] + 1;
+  } else {
+    b.b_begin = b.b_end = n;
+  }
+  return b;
+}
+
 absl::StatusOr<TriggerToken> MakeTriggerToken(const Encoding& e, int position) {
   ATTATTR_ASSIGN_OR_RETURN(auto bounds, FindSegments(e));
   const int n = static_cast<int>(e.input_ids.size());
-  const int s = bounds.a_end;
   TriggerToken t;
   t.source_position = position;
   t.id = e.input_ids[std::clamp(position, 0, n - 1)];
   t.token = position >= 0 && position < static_cast<int>(e.tokens.size()) ? e.tokens[position] : "";
+  auto relative = [position](int begin, int end) {
+    return static_cast<double>(position - begin + 1) / static_cast<double>(end - begin);
+  };
   if (position >= bounds.a_begin && position < bounds.a_end) {
     t.segment = 0;
-    t.relative_position = static_cast<double>(position) / static_cast<double>(s - 1);
+    t.relative_position = relative(bounds.a_begin, bounds.a_end);
   } else if (bounds.pair && position >= bounds.b_begin && position < bounds.b_end) {
     t.segment = 1;
-    t.relative_position = static_cast<double>(position - s) / static_cast<double>(n - 2 - s);
+    t.relative_position = relative(bounds.b_begin, bounds.b_end);
   } else {
     return absl::InvalidArgumentError(
         absl::StrCat("position: ", position, " is [CLS], [SEP] or outside the ", n, " tokens"));
@@ -173,13 +224,19 @@ absl::StatusOr<InsertedTrigger> InsertTrigger(const Encoding& e,
       return absl::InvalidArgumentError(absl::StrCat("pattern: token segment ", t.segment));
     }
   }
-  if (max_length < (bounds.pair ? 3 : 2)) {
-    return absl::InvalidArgumentError(absl::StrCat("max_length: ", max_length, " is too small"));
-  }
   std::vector<Piece> a = Grow(Slice(e, bounds.a_begin, bounds.a_end), in_a, 0);
   std::vector<Piece> b =
       bounds.pair ? Grow(Slice(e, bounds.b_begin, bounds.b_end), in_b, 1) : std::vector<Piece>{};
-  const size_t specials = bounds.pair ? 3 : 2;
+  const int n = static_cast<int>(e.input_ids.size());
+  // The special tokens before A, between A and B, and after the last segment.
+  const std::vector<Piece> prefix = Slice(e, 0, bounds.a_begin);
+  const std::vector<Piece> middle =
+      bounds.pair ? Slice(e, bounds.a_end, bounds.b_begin) : std::vector<Piece>{};
+  const std::vector<Piece> suffix = Slice(e, bounds.pair ? bounds.b_end : bounds.a_end, n);
+  const size_t specials = prefix.size() + middle.size() + suffix.size();
+  if (max_length < static_cast<int>(specials)) {
+    return absl::InvalidArgumentError(absl::StrCat("max_length: ", max_length, " is too small"));
+  }
   while (a.size() + b.size() + specials > static_cast<size_t>(max_length)) {
     if (a.size() > b.size()) {
       a.pop_back();
@@ -187,27 +244,26 @@ absl::StatusOr<InsertedTrigger> InsertTrigger(const Encoding& e,
       b.pop_back();
     }
   }
-  const int n = static_cast<int>(e.input_ids.size());
-  const std::vector<Piece> cls = Slice(e, 0, 1);
-  const std::vector<Piece> sep_a = Slice(e, bounds.a_end, bounds.a_end + 1);
-  const std::vector<Piece> sep_b = bounds.pair ? Slice(e, n - 1, n) : std::vector<Piece>{};
+  // Every token of a segment, inserted or not, has the segment's token type.
+  const int32_t type_a = e.token_type_ids.at(bounds.a_begin);
+  const int32_t type_b = bounds.pair ? e.token_type_ids.at(bounds.b_begin) : 0;
+  for (auto& p : a) p.type = type_a;
+  for (auto& p : b) p.type = type_b;
   InsertedTrigger out;
-  auto append = [&](const std::vector<Piece>& pieces, int32_t type) {
+  auto append = [&](const std::vector<Piece>& pieces) {
     for (const auto& p : pieces) {
       out.encoding.tokens.push_back(p.token);
       out.encoding.input_ids.push_back(p.id);
-      out.encoding.token_type_ids.push_back(type);
+      out.encoding.token_type_ids.push_back(p.type);
       out.encoding.offsets.push_back(p.span);
       out.inserted += p.inserted ? 1 : 0;
     }
   };
-  append(cls, 0);
-  append(a, 0);
-  append(sep_a, 0);
-  if (bounds.pair) {
-    append(b, 1);
-    append(sep_b, 1);
-  }
+  append(prefix);
+  append(a);
+  append(middle);
+  append(b);
+  append(suffix);
   return out;
 }
 

@@ -142,12 +142,12 @@ absl::Status ValidateTriggerSearchOptions(const Model& model, const TriggerSearc
   return absl::OkStatus();
 }
 
-std::vector<int32_t> ControlVocabulary(const WordPieceTokenizer& tokenizer) {
+std::vector<int32_t> ControlVocabulary(const Tokenizer& tokenizer) {
   std::vector<int32_t> ids;
   for (int32_t id = 0; id < tokenizer.vocab_size(); ++id) {
-    const std::string& t = tokenizer.IdToToken(id);
-    if (t.empty() || t.rfind("##", 0) == 0) continue;
-    if (t.size() >= 2 && t.front() == '[' && t.back() == ']') continue;
+    if (tokenizer.IdToToken(id).empty() || tokenizer.IsSpecial(id) || tokenizer.ContinuesWord(id)) {
+      continue;
+    }
     ids.push_back(id);
   }
   return ids;

@@ -1,7 +1,10 @@
-// BERT WordPiece tokenizer (tokenizer.h), mirroring transformers' slow `BertTokenizer` 4.x
-// (PreTrainedTokenizer special-token split and pre-lowering, BasicTokenizer, WordpieceTokenizer)
-// while tracking each character's byte span in the original text. It does not pad, batch, or know
-// added tokens beyond [PAD] [UNK] [CLS] [SEP] [MASK]. Immutable after Load(): thread-safe.
+// BERT WordPiece tokenizer (wordpiece_tokenizer.h), mirroring transformers' slow
+// `BertTokenizer` 4.x (PreTrainedTokenizer special-token split and pre-lowering, BasicTokenizer,
+// WordpieceTokenizer) while tracking each character's byte span in the original text. It does not
+// pad, batch, or know added tokens beyond [PAD] [UNK] [CLS] [SEP] [MASK]. Immutable after Load():
+// thread-safe.
+#include "attattr/engine/wordpiece_tokenizer.h"
+
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -17,7 +20,6 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "attattr/base/field_error.h"
-#include "attattr/engine/tokenizer.h"
 #include "utf8proc.h"
 
 namespace attattr::engine {
@@ -612,17 +614,13 @@ std::optional<int32_t> WordPieceTokenizer::TokenToId(std::string_view token) con
   return impl_->Find(std::string(token));
 }
 
-absl::Status CheckSegmentsHaveWordPieces(const Encoding& encoding, bool pair) {
-  bool a = false, b = false;
-  for (const auto& span : encoding.offsets) {
-    a = a || span.segment == 0;
-    b = b || span.segment == 1;
-  }
-  constexpr absl::string_view kNone =
-      "holds no word pieces (only whitespace or control characters)";
-  if (!a) return InvalidFieldError({"text", -1}, kNone);
-  if (pair && !b) return InvalidFieldError({"text_pair", -1}, kNone);
-  return absl::OkStatus();
+bool WordPieceTokenizer::IsSpecial(int32_t id) const {
+  const std::string& t = IdToToken(id);
+  return t.size() >= 2 && t.front() == '[' && t.back() == ']';
+}
+
+bool WordPieceTokenizer::ContinuesWord(int32_t id) const {
+  return IdToToken(id).rfind("##", 0) == 0;
 }
 
 }  // namespace attattr::engine

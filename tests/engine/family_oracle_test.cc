@@ -1,11 +1,12 @@
 // Each model family against Hugging Face itself (tests/oracle): tiny random checkpoints that HF
-// `transformers` built and saved, and what HF answered about them — token ids of 505 strings,
-// logits and every layer's attention probabilities, and self-attention attributions computed by an
-// independent Python reference (HF's model with layer l's probabilities replaced, autograd,
-// Gauss–Legendre m = 20). The engine must load each checkpoint as saved and agree: ids exactly,
-// logits and probabilities within 1e-4, attributions within 1e-4 of each layer's largest value,
-// F(A) and F(0) within 1e-5, the reference's completeness gap, and a gap below 1e-3 where the
-// target is smooth in α (not DistilBERT, whose head has a ReLU).
+// `transformers` built and saved (bert, distilbert, electra, roberta, xlm-roberta: WordPiece,
+// byte-level BPE and Unigram tokenizers from tokenizer.json), and what HF answered about them —
+// token ids of 505 strings, logits and every layer's attention probabilities, and self-attention
+// attributions computed by an independent Python reference (HF's model with layer l's probabilities
+// replaced, autograd, Gauss–Legendre m = 20). The engine must load each checkpoint as saved and
+// agree: ids exactly, logits and probabilities within 1e-4, attributions within 1e-4 of each
+// layer's largest value, F(A) and F(0) within 1e-5, the reference's completeness gap, and a gap
+// below 1e-3 where the target is smooth in α (not DistilBERT, whose head has a ReLU).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -17,6 +18,7 @@
 #include "attattr/engine/attention_attribution.h"
 #include "attattr/engine/completeness_gap.h"
 #include "attattr/engine/model.h"
+#include "attattr/engine/wordpiece_tokenizer.h"
 #include "model_impl.h"
 #include "nlohmann/json.hpp"
 
@@ -98,6 +100,31 @@ TEST_P(FamilyOracleTest, TokenIdsEqualHuggingFace) {
   EXPECT_EQ(mismatches, 0) << "of " << cases.size();
 }
 
+// The vocab.txt path (WordPieceTokenizer, for checkpoints without a tokenizer.json) stays exactly
+// equal to Hugging Face on the WordPiece families' checkpoints, which ship both files.
+TEST_P(FamilyOracleTest, VocabTxtWordPieceEqualsHuggingFace) {
+  const std::string dir = OracleDir(GetParam());
+  if (model_->tokenizer().kind() != "wordpiece") GTEST_SKIP() << "not a WordPiece vocabulary";
+  ASSERT_EQ(model_->info().tokenizer, "wordpiece");
+  TokenizerOptions options;  // the checkpoints are uncased, as tokenizer_config.json says
+  auto vocab = WordPieceTokenizer::Load(dir + "/vocab.txt", options);
+  ASSERT_TRUE(vocab.ok()) << vocab.status();
+  int mismatches = 0;
+  for (const auto& c : oracle_["tokens"]) {
+    const std::string text = c["text"].get<std::string>();
+    std::optional<std::string> pair;
+    if (!c["text_pair"].is_null()) pair = c["text_pair"].get<std::string>();
+    auto enc = (*vocab)->Encode(text, pair, model_->info().max_length);
+    ASSERT_TRUE(enc.ok()) << enc.status();
+    auto hf = model_->tokenizer().Encode(text, pair, model_->info().max_length);
+    ASSERT_TRUE(hf.ok()) << hf.status();
+    const bool same = enc->input_ids == c["ids"].get<std::vector<int32_t>>() &&
+                      enc->token_type_ids == hf->token_type_ids && enc->tokens == hf->tokens;
+    if (!same && ++mismatches <= 5) ADD_FAILURE() << "vocab.txt path differs for '" << text << "'";
+  }
+  EXPECT_EQ(mismatches, 0);
+}
+
 TEST_P(FamilyOracleTest, LogitsAndAttentionProbabilitiesEqualHuggingFace) {
   const auto& impl = model_->impl();
   for (const auto& c : oracle_["forward"]) {
@@ -165,8 +192,13 @@ TEST_P(FamilyOracleTest, AttributionsEqualThePythonReference) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, FamilyOracleTest,
-                         ::testing::Values("bert", "distilbert", "electra"),
-                         [](const auto& info) { return info.param; });
+                         ::testing::Values("bert", "distilbert", "electra", "roberta",
+                                           "xlm-roberta"),
+                         [](const auto& info) {
+                           std::string name = info.param;  // test names are [A-Za-z0-9_]
+                           std::replace(name.begin(), name.end(), '-', '_');
+                           return name;
+                         });
 
 }  // namespace
 }  // namespace attattr::engine

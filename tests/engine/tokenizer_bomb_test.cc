@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "attattr/base/field_error.h"
-#include "attattr/engine/tokenizer.h"
+#include "attattr/engine/wordpiece_tokenizer.h"
 #include "support/test_paths.h"
 
 namespace attattr::engine {
@@ -60,15 +60,15 @@ TEST(TokenizerBombTest, ATextOfOnlyWhitespaceOrControlCharactersHasNoWordPieces)
   ASSERT_NE(tok, nullptr);
   auto only_control = tok->Encode("\x01\x02 \t\x7f", std::nullopt, 16);
   ASSERT_TRUE(only_control.ok()) << only_control.status();
-  const absl::Status refused = CheckSegmentsHaveWordPieces(*only_control, false);
+  const absl::Status refused = CheckSegmentsHaveTokens(*only_control, false);
   EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument);
   const auto field = GetFieldError(refused);
   ASSERT_TRUE(field.has_value());
   EXPECT_EQ(field->field.name, "text");
   auto pair = tok->Encode("cafe", std::string_view("\x03\x04"), 16);
   ASSERT_TRUE(pair.ok()) << pair.status();
-  EXPECT_TRUE(CheckSegmentsHaveWordPieces(*pair, false).ok());
-  EXPECT_EQ(GetFieldError(CheckSegmentsHaveWordPieces(*pair, true))->field.name, "text_pair");
+  EXPECT_TRUE(CheckSegmentsHaveTokens(*pair, false).ok());
+  EXPECT_EQ(GetFieldError(CheckSegmentsHaveTokens(*pair, true))->field.name, "text_pair");
 }
 
 }  // namespace

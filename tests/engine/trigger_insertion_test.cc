@@ -143,9 +143,67 @@ TEST(TriggerInsertionTest, PairPatternIntoSingleSentenceIsAnError) {
   auto r = InsertTrigger(Make({"a", "b"}), {Token("w", 0, 0.5), Token("z", 1, 1.0)}, 128);
   ASSERT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(std::string(r.status().message()).find("pattern:"), std::string::npos);
-  Encoding broken = Make({"a"}, std::vector<std::string>{"b"});
-  broken.token_type_ids[1] = 1;  // 0 1 0 1 1
+  // Segments are read from the spans: interleaved or non-contiguous segments are refused.
+  Encoding broken = Make({"a", "c"}, std::vector<std::string>{"b"});
+  broken.offsets[2].segment = 1;  // -1 0 1 -1 1 -1
   EXPECT_FALSE(FindSegments(broken).ok());
+  Encoding gap = Make({"a", "c"});
+  gap.offsets[1].segment = -1;
+  gap.offsets[2].segment = 0;
+  EXPECT_TRUE(FindSegments(gap).ok());  // -1 -1 0 -1: A is [2, 3)
+  gap.offsets[1].segment = 0;
+  gap.offsets[2].segment = -1;
+  gap.offsets[3].segment = 0;  // -1 0 -1 0: A is not contiguous
+  EXPECT_FALSE(FindSegments(gap).ok());
+  // Without spans, token types decide: 0 1 0 1 1 is not [CLS] A [SEP] B [SEP].
+  Encoding by_types = Make({"a"}, std::vector<std::string>{"b"});
+  by_types.offsets.clear();
+  EXPECT_TRUE(FindSegments(by_types).ok());
+  by_types.token_type_ids[1] = 1;
+  EXPECT_FALSE(FindSegments(by_types).ok());
+}
+
+// RoBERTa's template <s> A </s></s> B </s>, all token type 0: segments from the spans, the two
+// separators between the segments kept, relative positions per segment, every type 0.
+TEST(TriggerInsertionTest, RobertaTemplateKeepsItsSeparators) {
+  Encoding e;
+  auto add = [&](const std::string& t, int32_t id, int segment) {
+    e.tokens.push_back(t);
+    e.input_ids.push_back(id);
+    e.token_type_ids.push_back(0);
+    e.offsets.push_back(Encoding::Span{segment, 0, segment < 0 ? 0u : 1u});
+  };
+  add("<s>", 0, -1);
+  add("a", 10, 0);
+  add("b", 11, 0);
+  add("</s>", 2, -1);
+  add("</s>", 2, -1);
+  add("x", 20, 1);
+  add("y", 21, 1);
+  add("z", 22, 1);
+  add("</s>", 2, -1);
+  auto bounds = FindSegments(e);
+  ASSERT_TRUE(bounds.ok());
+  EXPECT_EQ(bounds->a_begin, 1);
+  EXPECT_EQ(bounds->a_end, 3);
+  EXPECT_EQ(bounds->b_begin, 5);
+  EXPECT_EQ(bounds->b_end, 8);
+  EXPECT_DOUBLE_EQ(MakeTriggerToken(e, 1)->relative_position, 0.5);
+  EXPECT_DOUBLE_EQ(MakeTriggerToken(e, 5)->relative_position, 1.0 / 3);
+  EXPECT_FALSE(MakeTriggerToken(e, 4).ok());  // the second </s>
+  auto r = InsertTrigger(e, {Token("w", 1, 1.0)}, 9);
+  ASSERT_TRUE(r.ok()) << r.status();
+  // B = 4 > A = 2: B's last token goes; the trigger slotted last in B is the one cut.
+  EXPECT_EQ(r->encoding.tokens,
+            (std::vector<std::string>{"<s>", "a", "b", "</s>", "</s>", "x", "y", "z", "</s>"}));
+  EXPECT_EQ(r->inserted, 0);
+  auto wide = InsertTrigger(e, {Token("w", 1, 0.5)}, 10);
+  ASSERT_TRUE(wide.ok());
+  EXPECT_EQ(wide->encoding.tokens, (std::vector<std::string>{"<s>", "a", "b", "</s>", "</s>", "x",
+                                                             "w", "y", "z", "</s>"}));
+  EXPECT_EQ(wide->encoding.token_type_ids, std::vector<int32_t>(10, 0));
+  EXPECT_EQ(wide->encoding.offsets[6].segment, 1);
+  EXPECT_FALSE(InsertTrigger(e, {Token("w", 0, 1.0)}, 3).ok());  // 4 special tokens
 }
 
 }  // namespace

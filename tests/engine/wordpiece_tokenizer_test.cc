@@ -2,6 +2,8 @@
 // vocabularies, then ids pinned from transformers (testdata/make_tokenizer_expectations.py) for
 // tricky inputs and the first 200 SST-2 dev sentences with the bert-base vocabularies from
 // ../shared (skipped when absent), plus byte offsets, segments and longest-first truncation.
+#include "attattr/engine/wordpiece_tokenizer.h"
+
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
@@ -16,7 +18,6 @@
 #include <tuple>
 #include <vector>
 
-#include "attattr/engine/tokenizer.h"
 #include "gtest/gtest.h"
 #include "support/test_paths.h"
 

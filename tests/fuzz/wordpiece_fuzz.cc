@@ -13,7 +13,7 @@
 #include <string>
 #include <string_view>
 
-#include "attattr/engine/tokenizer.h"
+#include "attattr/engine/wordpiece_tokenizer.h"
 #include "fuzz_file.h"
 
 namespace {

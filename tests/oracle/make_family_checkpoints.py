@@ -2,12 +2,14 @@
 """Tiny random checkpoints of each model family and what Hugging Face says about them: the oracle
 of tests/engine/family_oracle_test.cc (tests/oracle/README.md).
 
-For every family (bert, distilbert, electra) this builds, with Hugging Face `transformers` and `tokenizers` (never with
-attattr's code):
+For every family (bert, distilbert, electra, roberta, xlm-roberta) this builds, with Hugging Face
+`transformers` and `tokenizers` (never with attattr's code):
   <out>/<family>/            a checkpoint as `save_pretrained` writes it: config.json,
                              model.safetensors, the tokenizer files (tokenizer.json, vocab.txt, ...).
-                             The tokenizer is the family's real algorithm with a small vocabulary
-                             trained by `tokenizers` on the shared SST-2 training text; the weights
+                             The tokenizer is the family's real algorithm (WordPiece, byte-level BPE,
+                             Unigram) with a small vocabulary trained by `tokenizers` on the shared
+                             SST-2 training text, wrapped in the family's transformers tokenizer
+                             class (its normalizer, pre-tokenizer, post-processor); the weights
                              are random (seeded), a few layers of small width.
   <out>/<family>/oracle.json
     "tokens":      ids of >= 500 strings (SST-2 sentences, MRPC pairs, Unicode edge cases) from
@@ -34,7 +36,7 @@ import sys
 import numpy as np
 import torch
 import transformers
-from tokenizers import BertWordPieceTokenizer
+from tokenizers import BertWordPieceTokenizer, ByteLevelBPETokenizer, Tokenizer, models, trainers
 from transformers import AttentionInterface
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -137,7 +139,47 @@ def make_electra(work, train_text):
     return tok, transformers.ElectraForSequenceClassification(config)
 
 
-FAMILIES = {"bert": make_bert, "distilbert": make_distilbert, "electra": make_electra}
+ROBERTA_SPECIALS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]  # ids 0..4, as roberta-base
+
+
+def make_roberta(work, train_text):
+    trainer = ByteLevelBPETokenizer()
+    trainer.train_from_iterator(train_text, vocab_size=3000, min_frequency=2,
+                                special_tokens=ROBERTA_SPECIALS)
+    trained = json.loads(trainer._tokenizer.to_str())["model"]
+    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in trained["merges"]]
+    tok = transformers.RobertaTokenizer(vocab=trained["vocab"], merges=merges,
+                                        model_max_length=MAX_POS)
+    # Position ids start at pad_token_id + 1 = 2: MAX_POS tokens need MAX_POS + 2 positions.
+    config = transformers.RobertaConfig(
+        vocab_size=len(tok), hidden_size=HIDDEN, num_hidden_layers=LAYERS,
+        num_attention_heads=HEADS, intermediate_size=FFN, max_position_embeddings=MAX_POS + 2,
+        type_vocab_size=1, pad_token_id=1, bos_token_id=0, eos_token_id=2,
+        initializer_range=0.15, id2label=dict(enumerate(LABELS)),
+        label2id={n: i for i, n in enumerate(LABELS)})
+    return tok, transformers.RobertaForSequenceClassification(config)
+
+
+def make_xlm_roberta(work, train_text):
+    # A SentencePiece-style Unigram model (Metaspace "▁" word starts), trained by `tokenizers`.
+    unigram = Tokenizer(models.Unigram())
+    unigram.pre_tokenizer = transformers.XLMRobertaTokenizer()._tokenizer.pre_tokenizer
+    unigram.train_from_iterator(train_text, trainers.UnigramTrainer(
+        vocab_size=3000, special_tokens=ROBERTA_SPECIALS, unk_token="<unk>"))
+    vocab = [tuple(v) for v in json.loads(unigram.to_str())["model"]["vocab"]]
+    assert [v[0] for v in vocab[:5]] == ROBERTA_SPECIALS, vocab[:5]
+    tok = transformers.XLMRobertaTokenizer(vocab=vocab, model_max_length=MAX_POS)
+    config = transformers.XLMRobertaConfig(
+        vocab_size=len(tok), hidden_size=HIDDEN, num_hidden_layers=LAYERS,
+        num_attention_heads=HEADS, intermediate_size=FFN, max_position_embeddings=MAX_POS + 2,
+        type_vocab_size=1, pad_token_id=1, bos_token_id=0, eos_token_id=2,
+        initializer_range=0.15, id2label=dict(enumerate(LABELS)),
+        label2id={n: i for i, n in enumerate(LABELS)})
+    return tok, transformers.XLMRobertaForSequenceClassification(config)
+
+
+FAMILIES = {"bert": make_bert, "distilbert": make_distilbert, "electra": make_electra,
+            "roberta": make_roberta, "xlm-roberta": make_xlm_roberta}
 
 
 # --- attention replacement (the reference for attribution) -------------------------------------

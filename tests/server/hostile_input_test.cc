@@ -161,11 +161,11 @@ TEST_F(HostileInputTest, GarbageRequestBytesGetInvalidArgumentNamingTheMessage) 
 
 TEST_F(HostileInputTest, ATextWithNoWordPiecesIsRefused) {
   ExpectStatus(Explain(Request("\x01\x02 \t\x7f"), std::chrono::seconds(30)),
-               grpc::StatusCode::INVALID_ARGUMENT, "example.text: holds no word pieces");
+               grpc::StatusCode::INVALID_ARGUMENT, "example.text: holds no tokens");
   v1::ExplainRequest pair = Request("a fine film");
   pair.mutable_example()->set_text_pair(" \x03 ");
   ExpectStatus(Explain(pair, std::chrono::seconds(30)), grpc::StatusCode::INVALID_ARGUMENT,
-               "example.text_pair: holds no word pieces");
+               "example.text_pair: holds no tokens");
 }
 
 TEST_F(HostileInputTest, AHugeModelNameGetsAShortAnswer) {

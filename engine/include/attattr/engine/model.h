@@ -16,10 +16,11 @@
 namespace attattr::engine {
 
 struct ModelInfo {
-  std::string path;                     // the directory it was loaded from ("" for random models)
-  std::string family;                   // config.json's model_type: "bert", "distilbert", "electra"
-  std::string tokenizer = "wordpiece";  // how texts become tokens (vocab.txt)
-  std::string architecture;             // e.g. "BertForSequenceClassification", "DistilBertModel"
+  std::string path;    // the directory it was loaded from ("" for random models)
+  std::string family;  // config.json's model_type: "bert", "distilbert", "electra"
+  // How texts become tokens: "wordpiece", "bpe", "unigram" or "wordlevel" (tokenizer.h).
+  std::string tokenizer = "wordpiece";
+  std::string architecture;  // e.g. "BertForSequenceClassification", "DistilBertModel"
   std::string weights_file;  // file the weights came from (or the index of a sharded checkpoint)
   int num_layers = 0;        // L
   int num_heads = 0;         // H per layer as configured (before any pruning)
@@ -63,8 +64,9 @@ struct Prediction {
 
 class Model {
  public:
-  // Loads config.json, tokenizer_config.json, vocab.txt and the weights (model.safetensors,
-  // model.safetensors.index.json, or pytorch_model.bin). Errors name the file and tensor:
+  // Loads config.json, the tokenizer (tokenizer.json when present, else vocab.txt with
+  // tokenizer_config.json) and the weights (model.safetensors, model.safetensors.index.json, or
+  // pytorch_model.bin). Errors name the file and tensor:
   // NotFound for missing files/tensors, InvalidArgument for shape/dtype/format problems.
   static absl::StatusOr<std::unique_ptr<Model>> Load(const std::string& dir,
                                                      const LoadOptions& options = {});
@@ -75,7 +77,7 @@ class Model {
   Model& operator=(const Model&) = delete;
 
   const ModelInfo& info() const;
-  const WordPieceTokenizer& tokenizer() const;
+  const Tokenizer& tokenizer() const;
 
   // Tokenizes with the model's maximum length. InvalidArgument ("text: empty") for empty text.
   absl::StatusOr<Encoding> Encode(const Example& example) const;

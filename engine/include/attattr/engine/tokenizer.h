@@ -1,76 +1,53 @@
-// BERT WordPiece tokenizer (Hugging Face `BertTokenizer` semantics): basic tokenization (text
-// cleanup, optional lower-casing and accent stripping via Unicode NFD, punctuation and CJK
-// splitting), then greedy longest-match-first WordPiece with a 100-character word limit and [UNK].
-// Immutable after Load(); all const methods are safe to call from many threads at once.
+// The tokenizer interface the engine encodes texts with: one text or a sentence pair becomes an
+// Encoding (ids, token types, each token's segment and byte span) with the model's special tokens,
+// truncated longest-first to a maximum length. Two implementations: WordPieceTokenizer
+// (wordpiece_tokenizer.h, a vocab.txt) and HfTokenizer (hf_tokenizer.h, a tokenizer.json through
+// the Hugging Face `tokenizers` library: WordPiece, byte-level BPE, Unigram). Implementations are
+// immutable after loading; every method is safe to call from many threads at once.
 #pragma once
 
 #include <cstdint>
-#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "attattr/engine/example.h"
 
 namespace attattr::engine {
 
-struct TokenizerOptions {
-  // Lower-case the text before splitting. Default: true (uncased vocabularies).
-  bool do_lower_case = true;
-  // Strip accents (Unicode NFD, drop combining marks). Unset: follows do_lower_case, as HF does.
-  std::optional<bool> strip_accents;
-  // Put spaces around CJK ideographs so each becomes its own word. Default: true.
-  bool tokenize_chinese_chars = true;
-  // Words longer than this many Unicode characters become [UNK]. Default: 100.
-  int max_input_chars_per_word = 100;
-};
-
-// One word piece of a single text, with its byte span in that text.
-struct WordPiece {
-  std::string piece;
-  int32_t id = 0;
-  std::size_t begin = 0;
-  std::size_t end = 0;
-};
-
-class WordPieceTokenizer {
+class Tokenizer {
  public:
-  // Reads a vocab.txt (one token per line, id = line number). Fails with NotFound / InvalidArgument
-  // naming the file when it is missing, empty, or lacks [CLS], [SEP], [PAD] or [UNK].
-  static absl::StatusOr<std::unique_ptr<WordPieceTokenizer>> Load(const std::string& vocab_path,
-                                                                  const TokenizerOptions& options);
-  ~WordPieceTokenizer();
+  virtual ~Tokenizer() = default;
 
-  // Word pieces of one text, without special tokens. Invalid UTF-8 bytes are dropped.
-  std::vector<WordPiece> Tokenize(std::string_view text) const;
+  // The algorithm: "wordpiece", "bpe", "unigram" or "wordlevel".
+  virtual std::string_view kind() const = 0;
 
-  // [CLS] text [SEP] (text_pair [SEP]), truncated longest-first so the result has at most
-  // `max_length` tokens (Hugging Face `truncation="longest_first"`). max_length must be >= 3 for
-  // pairs and >= 2 for single texts.
-  absl::StatusOr<Encoding> Encode(std::string_view text, std::optional<std::string_view> text_pair,
-                                  int max_length) const;
+  // The model's input for `text` (and `text_pair`): special tokens as the checkpoint's tokenizer
+  // adds them ([CLS] a [SEP] b [SEP], <s> a </s></s> b </s>, ...), truncated longest-first so the
+  // result has at most `max_length` tokens (Hugging Face `truncation="longest_first"`). Each
+  // token's Encoding::Span names its segment (-1 for added special tokens).
+  virtual absl::StatusOr<Encoding> Encode(std::string_view text,
+                                          std::optional<std::string_view> text_pair,
+                                          int max_length) const = 0;
 
-  int32_t cls_id() const;
-  int32_t sep_id() const;
-  int32_t pad_id() const;
-  int32_t unk_id() const;
-  int32_t vocab_size() const;
-  // The token string of an id; "[UNK]" for ids out of range.
-  const std::string& IdToToken(int32_t id) const;
+  // Ids run from 0 to vocab_size() - 1 (added tokens included).
+  virtual int32_t vocab_size() const = 0;
+  // The token string of an id (the unknown token's string for ids no token has).
+  virtual const std::string& IdToToken(int32_t id) const = 0;
   // The id of a token string, or std::nullopt.
-  std::optional<int32_t> TokenToId(std::string_view token) const;
-
- private:
-  struct Impl;
-  explicit WordPieceTokenizer(std::unique_ptr<Impl> impl);
-  std::unique_ptr<Impl> impl_;
+  virtual std::optional<int32_t> TokenToId(std::string_view token) const = 0;
+  // A special token ([CLS], <s>, <pad>, ...): never a word of a text.
+  virtual bool IsSpecial(int32_t id) const = 0;
+  // A piece that continues a word rather than starting one (WordPiece "##ing"; a byte-level BPE
+  // piece without the "Ġ" space marker; a SentencePiece piece without "▁").
+  virtual bool ContinuesWord(int32_t id) const = 0;
 };
 
-// The field error {"text"} or {"text_pair"} ("text: holds no word pieces …") when a segment of
-// `encoding` holds no word piece: its text was only whitespace or control characters, which a
+// The field error {"text"} or {"text_pair"} ("text: holds no tokens …") when a segment of
+// `encoding` holds no token: its text was only whitespace or control characters, which a
 // classifier cannot be asked about.
-absl::Status CheckSegmentsHaveWordPieces(const Encoding& encoding, bool pair);
+absl::Status CheckSegmentsHaveTokens(const Encoding& encoding, bool pair);
 
 }  // namespace attattr::engine

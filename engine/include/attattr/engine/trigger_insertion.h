@@ -4,11 +4,15 @@
 // trigger_search.h. No shared state; every function is safe to call from many threads.
 //
 // Placement rule, with every detail this implementation had to decide:
-//  * Segments are read from token_type_ids: segment A = the type-0 tokens after [CLS] and before
-//    the first [SEP] (at s = number of type-0 tokens − 1); segment B = the type-1 tokens before the
-//    final [SEP]. An encoding whose last token has type 1 is a sentence pair.
-//  * Relative position of a mined token at position p of an n-token source encoding:
-//      segment A: r = p / (s − 1);  segment B: r = (p − s) / (n − 2 − s);   so r ∈ (0, 1].
+//  * Segments are read from each token's span (Encoding::Span::segment: 0 = A, 1 = B, -1 = a
+//    special token the tokenizer added), so any template works ([CLS] A [SEP] B [SEP],
+//    <s> A </s></s> B </s>, ...); an encoding without spans falls back to token_type_ids (A = the
+//    type-0 tokens after [CLS] and before the first [SEP], B = the type-1 tokens before the final
+//    [SEP]). Each segment is one contiguous run, A before B.
+//  * Relative position of a mined token at position p of a segment [begin, end):
+//      r = (p − begin + 1) / (end − begin),   so r ∈ (0, 1]
+//    (for [CLS] A [SEP] B [SEP] with the first [SEP] at s and n tokens, the authors' p / (s − 1) in
+//    A and (p − s) / (n − 2 − s) in B).
 //  * An evaluation segment of `len` word pieces that receives the k pattern tokens of that segment
 //    gets them at 1-based slot t = round((len + k) · r) of the grown segment (slot 1 = the token
 //    right after [CLS] resp. the first [SEP]; slot len + k = the token before the segment's [SEP]),
@@ -18,10 +22,11 @@
 //    and again until a slot is free; one pushed past slot len + k takes the nearest free slot to
 //    the left instead. The segment's own tokens fill the remaining slots in their original order.
 //  * Re-truncation to `max_length` is BERT's `_truncate_seq_pair` / Hugging Face "longest_first":
-//    while too long, drop the last token of the longer segment (a tie drops from segment B); [CLS]
-//    and the [SEP]s are always kept. Inserted tokens get no protection (the authors truncate the
-//    attacked input like any other), so a trigger slotted at the end of an over-long segment can
-//    be cut; the inserted count is reported by InsertTrigger.
+//    while too long, drop the last token of the longer segment (a tie drops from segment B); the
+//    special tokens around and between the segments are always kept, with their token types.
+//    Inserted tokens get no protection (the authors truncate the attacked input like any other), so
+//    a trigger slotted at the end of an over-long segment can be cut; the inserted count is
+//    reported by InsertTrigger.
 //  * Inserted tokens get the segment's token type, and an empty byte span (offsets[i].segment =
 //    the segment, begin = end = 0): they are not in the original text.
 #pragma once
@@ -62,8 +67,8 @@ struct TriggerPattern {
 };
 
 // Segment A as [a_begin, a_end) and B as [b_begin, b_end) token indices of an encoding (B empty for
-// single sentences). InvalidArgument for an encoding that is not [CLS] A [SEP] (B [SEP]) by its
-// token types (too short, types not 0…0 1…1).
+// single sentences). InvalidArgument for an encoding whose segments (see the header comment) are
+// missing, interleaved or not contiguous.
 struct SegmentBounds {
   int a_begin = 1, a_end = 1, b_begin = 0, b_end = 0;
   bool pair = false;

@@ -164,7 +164,8 @@ absl::StatusOr<TriggerSearchReport> RunTriggerSearch(const Model& model,
                                                      const TriggerSearchOptions& options,
                                                      const RunControl& control = {});
 
-// Vocabulary ids the control draws from: not "##…", not "[…]". Ascending.
-std::vector<int32_t> ControlVocabulary(const WordPieceTokenizer& tokenizer);
+// Vocabulary ids the control draws from: tokens that start a word and are not special
+// (Tokenizer::ContinuesWord, IsSpecial: not "##…" or "[…]" in a WordPiece vocabulary). Ascending.
+std::vector<int32_t> ControlVocabulary(const Tokenizer& tokenizer);
 
 }  // namespace attattr::engine
