@@ -1,17 +1,19 @@
 // Every model family through the service (a real in-process server on loopback, the generated
-// stubs): the tiny BERT and DistilBERT checkpoints Hugging Face saved for the family oracle
-// (tests/oracle, CTest fixture `oracle_checkpoints`) are listed with their family and tokenizer,
-// Explain equals the engine on each, and on DistilBERT every job kind runs — ATTRIBUTION,
-// HEAD_IMPORTANCE (rankings and curves; a pruned export is refused at submission, naming the
-// field and the family) and TRIGGER_SEARCH.
+// stubs): the tiny BERT, DistilBERT, RoBERTa (byte-level BPE) and XLM-RoBERTa (Unigram) checkpoints
+// Hugging Face saved for the family oracle (tests/oracle, CTest fixture `oracle_checkpoints`) are
+// listed with their family and tokenizer, Explain equals the engine on each, and on DistilBERT and
+// RoBERTa every job kind runs — ATTRIBUTION, HEAD_IMPORTANCE (rankings and curves; a pruned export
+// is refused at submission, naming the field and the family) and TRIGGER_SEARCH.
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <string>
 
 #include "attattr/engine/attention_attribution.h"
 #include "attattr/engine/model.h"
+#include "attattr/report/html_report.h"
 #include "attattr/v1/attattr_service.grpc.pb.h"
 #include "server.h"
 #include "spdlog/sinks/null_sink.h"
@@ -33,6 +35,8 @@ std::string OracleDir(const std::string& family) {
   return std::string(ATTATTR_ORACLE_DIR) + "/" + family;
 }
 
+constexpr const char* kFamilies[] = {"bert", "distilbert", "roberta", "xlm-roberta"};
+
 class FamilyRpcTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -40,7 +44,7 @@ class FamilyRpcTest : public ::testing::Test {
     fs::create_directories(*root_ + "/models");
     fs::create_directories(*root_ + "/data");
     fs::create_directories(*root_ + "/exports");
-    for (const char* family : {"bert", "distilbert"}) {
+    for (const char* family : kFamilies) {
       fs::create_directory_symlink(OracleDir(family), *root_ + "/models/tiny-" + family);
     }
     fs::copy_file(::attattr::testing::SharedDir() + "/data/sst2/dev.tsv",
@@ -82,22 +86,28 @@ TEST_F(FamilyRpcTest, ModelsReportTheirFamilyAndTokenizer) {
   grpc::ClientContext ctx;
   v1::ListModelsResponse list;
   ASSERT_TRUE(stub_->ListModels(&ctx, {}, &list).ok());
-  ASSERT_EQ(list.models_size(), 2);
+  ASSERT_EQ(list.models_size(), 4);
+  const std::map<std::string, std::pair<std::string, std::string>> expected = {
+      {"bert", {"wordpiece", "BertForSequenceClassification"}},
+      {"distilbert", {"wordpiece", "DistilBertForSequenceClassification"}},
+      {"roberta", {"bpe", "RobertaForSequenceClassification"}},
+      {"xlm-roberta", {"unigram", "XLMRobertaForSequenceClassification"}}};
   for (const auto& m : list.models()) {
     SCOPED_TRACE(m.name());
     EXPECT_EQ("tiny-" + m.family(), m.name());
-    EXPECT_EQ(m.tokenizer(), "wordpiece");
+    ASSERT_EQ(expected.count(m.family()), 1u);
+    EXPECT_EQ(m.tokenizer(), expected.at(m.family()).first);
+    EXPECT_EQ(m.architecture(), expected.at(m.family()).second);
     EXPECT_EQ(m.num_layers(), 3);
     EXPECT_EQ(m.heads_per_layer_size(), 3);
     for (int h : m.heads_per_layer()) EXPECT_EQ(h, 4);
     EXPECT_EQ(m.labels_size(), 3);
-    EXPECT_EQ(m.architecture(), m.family() == "bert" ? "BertForSequenceClassification"
-                                                     : "DistilBertForSequenceClassification");
+    EXPECT_EQ(m.max_length(), 128);  // RoBERTa's 130 positions start at pad_token_id + 1 = 2
   }
 }
 
 TEST_F(FamilyRpcTest, ExplainEqualsTheEngineForEveryFamily) {
-  for (const std::string family : {"bert", "distilbert"}) {
+  for (const std::string family : kFamilies) {
     SCOPED_TRACE(family);
     v1::ExplainRequest req;
     req.set_model("tiny-" + family);
@@ -118,6 +128,7 @@ TEST_F(FamilyRpcTest, ExplainEqualsTheEngineForEveryFamily) {
     auto local = engine::AttributeExamples(**model, {{req.example().text(), std::nullopt, -1}}, o);
     ASSERT_TRUE(local.ok()) << local.status();
     const auto& a = resp.attribution();
+    EXPECT_EQ(a.tokens(0), family == "bert" || family == "distilbert" ? "[CLS]" : "<s>");
     ASSERT_EQ(a.layers_size(), 3);
     for (int l = 0; l < 3; ++l) {
       const auto& want = (*local)[0].layers[l].attribution;
@@ -128,13 +139,16 @@ TEST_F(FamilyRpcTest, ExplainEqualsTheEngineForEveryFamily) {
   }
 }
 
-TEST_F(FamilyRpcTest, EveryJobKindRunsOnDistilBert) {
+// Every job kind on the family's tiny checkpoint, each to SUCCEEDED with its result.
+void RunEveryJobKind(v1::Attattr::Stub& stub, const std::string& family,
+                     const std::string& exports) {
+  SCOPED_TRACE(family);
+  const std::string model = "tiny-" + family;
   v1::Job attribution;
-  ASSERT_TRUE(
-      Submit(*stub_, ::attattr::testing::ReviewsJob("tiny-distilbert", 4, 4), &attribution).ok());
+  ASSERT_TRUE(Submit(stub, ::attattr::testing::ReviewsJob(model, 4, 4), &attribution).ok());
 
   v1::JobSpec heads;
-  heads.set_model("tiny-distilbert");
+  heads.set_model(model);
   auto* h = heads.mutable_head_importance();
   *h->mutable_importance_set() = DatasetSource("sst2-dev.tsv", 8);
   *h->mutable_evaluation_set() = DatasetSource("sst2-dev.tsv", 16);
@@ -143,19 +157,20 @@ TEST_F(FamilyRpcTest, EveryJobKindRunsOnDistilBert) {
   h->add_ratios(0);
   h->add_ratios(50);
   h->mutable_attribution()->set_steps(2);
-  v1::Job study;
-  ASSERT_TRUE(Submit(*stub_, heads, &study).ok());
 
-  h->set_export_path("pruned/tiny-distilbert");
+  v1::Job study;
+  ASSERT_TRUE(Submit(stub, heads, &study).ok());
+
+  h->set_export_path("pruned/" + model);
   h->set_export_ratio(50);
   v1::Job refused;
-  ExpectStatus(Submit(*stub_, heads, &refused), grpc::StatusCode::INVALID_ARGUMENT,
-               "spec.head_importance.export_path: model 'tiny-distilbert': pruned checkpoints are "
-               "exported for bert models; this one is distilbert");
-  EXPECT_TRUE(fs::is_empty(*root_ + "/exports"));
+  ExpectStatus(Submit(stub, heads, &refused), grpc::StatusCode::INVALID_ARGUMENT,
+               "spec.head_importance.export_path: model '" + model +
+                   "': pruned checkpoints are exported for bert models; this one is " + family);
+  EXPECT_TRUE(fs::is_empty(exports));
 
   v1::JobSpec triggers;
-  triggers.set_model("tiny-distilbert");
+  triggers.set_model(model);
   auto* t = triggers.mutable_trigger_search();
   auto* mining = t->mutable_mining_set()->mutable_inline_();
   for (const char* text : {"a gorgeous , witty , seductive movie .",
@@ -167,22 +182,46 @@ TEST_F(FamilyRpcTest, EveryJobKindRunsOnDistilBert) {
   t->set_top_k(2);
   t->mutable_attribution()->set_steps(2);
   v1::Job search;
-  ASSERT_TRUE(Submit(*stub_, triggers, &search).ok());
+  ASSERT_TRUE(Submit(stub, triggers, &search).ok());
 
   for (const v1::Job* job : {&attribution, &study, &search}) {
-    const v1::Job done = WaitDone(*stub_, job->name(), 300);
+    const v1::Job done = WaitDone(stub, job->name(), 300);
     ASSERT_EQ(done.state(), v1::SUCCEEDED) << done.name() << ": " << done.error_message();
-    const auto result = ReadResult(*stub_, job->name());
+    const auto result = ReadResult(stub, job->name());
     ASSERT_TRUE(result.status.ok()) << result.status.error_message();
+    // The HTML report renders every kind, with the family's own tokens.
+    auto html = report::RenderJobReport(done, &result.result);
+    ASSERT_TRUE(html.ok()) << html.status();
+    if (job == &attribution) {
+      const bool wordpiece = family == "bert" || family == "distilbert";
+      EXPECT_NE(html->find(wordpiece ? "[CLS]" : "&lt;s&gt;"), std::string::npos);
+    }
   }
-  const auto a = ReadResult(*stub_, attribution.name()).result;
+  const auto a = ReadResult(stub, attribution.name()).result;
   ASSERT_TRUE(a.has_attribution());
   EXPECT_EQ(a.attribution().examples_size(), 4);
-  const auto s = ReadResult(*stub_, study.name()).result;
+  const auto s = ReadResult(stub, study.name()).result;
   ASSERT_TRUE(s.has_head_importance());
   EXPECT_EQ(s.head_importance().num_layers(), 3);
   EXPECT_EQ(s.head_importance().methods_size(), 2);
-  EXPECT_TRUE(ReadResult(*stub_, search.name()).result.has_trigger_search());
+  const auto t_result = ReadResult(stub, search.name()).result;
+  ASSERT_TRUE(t_result.has_trigger_search());
+  EXPECT_EQ(t_result.trigger_search().mined_examples(), 3);
+  // Every pattern's tokens are the family's own pieces, never its special tokens.
+  for (const auto& p : t_result.trigger_search().patterns()) {
+    for (const auto& token : p.tokens()) {
+      EXPECT_TRUE(token != "<s>" && token != "</s>" && token != "[CLS]" && token != "[SEP]")
+          << token;
+    }
+  }
+}
+
+TEST_F(FamilyRpcTest, EveryJobKindRunsOnDistilBert) {
+  RunEveryJobKind(*stub_, "distilbert", *root_ + "/exports");
+}
+
+TEST_F(FamilyRpcTest, EveryJobKindRunsOnRoberta) {
+  RunEveryJobKind(*stub_, "roberta", *root_ + "/exports");
 }
 
 }  // namespace

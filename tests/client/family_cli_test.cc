@@ -1,0 +1,70 @@
+// `attattr explain` on the families with tokenizer.json vocabularies, as a user runs it against a
+// checkpoint directory: the tiny RoBERTa (byte-level BPE) and XLM-RoBERTa (Unigram) checkpoints
+// that Hugging Face saved for the family oracle (tests/oracle, CTest fixture `oracle_checkpoints`).
+// Their special tokens and pair template (<s> A </s></s> B </s>) reach the output, the tree's nodes
+// are the family's own pieces, and completeness holds.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "nlohmann/json.hpp"
+#include "support/server_process.h"
+#include "support/test_paths.h"
+
+namespace {
+
+using ::attattr::testing::BinDir;
+
+::attattr::testing::CommandResult RunCli(const std::string& args) {
+  return ::attattr::testing::RunCommand(BinDir() + "/attattr " + args + " 2>/dev/null");
+}
+
+class FamilyCliTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  std::string Model() const {
+    return "--model " + std::string(ATTATTR_ORACLE_DIR) + "/" + GetParam() + " --threads 1";
+  }
+};
+
+TEST_P(FamilyCliTest, ExplainsAPairWithTheFamilysTemplateAndTree) {
+  auto r = RunCli("explain " + Model() +
+                  " --text 'a gorgeous , witty movie .' --text-pair 'it is bad .' --tree");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  auto j = nlohmann::json::parse(r.out);
+  const auto tokens = j["tokens"].get<std::vector<std::string>>();
+  ASSERT_GE(tokens.size(), 6u);
+  EXPECT_EQ(tokens.front(), "<s>");
+  EXPECT_EQ(tokens.back(), "</s>");
+  std::vector<size_t> separators;  // inside the encoding
+  for (size_t i = 1; i + 1 < tokens.size(); ++i) {
+    if (tokens[i] == "</s>") separators.push_back(i);
+  }
+  ASSERT_EQ(separators.size(), 2u) << "<s> A </s></s> B </s>";
+  EXPECT_EQ(separators[1], separators[0] + 1);
+  ASSERT_EQ(j["layers"].size(), 3u);
+  for (const auto& layer : j["layers"]) {
+    EXPECT_LT(layer["completeness_gap"].get<double>(), 1e-3);
+  }
+  ASSERT_TRUE(j.contains("tree"));
+  ASSERT_FALSE(j["tree"]["nodes"].empty());
+  for (const auto& node : j["tree"]["nodes"]) {  // the family's pieces, at their positions
+    EXPECT_EQ(node["token"], tokens.at(node["position"].get<size_t>()));
+  }
+}
+
+TEST_P(FamilyCliTest, TextOutputNamesTheTokens) {
+  auto r = RunCli("explain " + Model() + " --text 'the plot is a mess' --format text");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("prediction:"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("layer 2"), std::string::npos) << r.out;
+}
+
+INSTANTIATE_TEST_SUITE_P(Families, FamilyCliTest, ::testing::Values("roberta", "xlm-roberta"),
+                         [](const auto& info) {
+                           std::string name = info.param;
+                           for (char& c : name) c = c == '-' ? '_' : c;
+                           return name;
+                         });
+
+}  // namespace
