@@ -54,7 +54,7 @@ std::string DefaultModel(const char* argv0) {
 int main(int argc, char** argv) {
   CLI::App app{
       "attattr: self-attention attribution (Hao et al., AAAI 2021) for Hugging Face BERT, "
-      "DistilBERT and ELECTRA checkpoints"};
+      "DistilBERT, ELECTRA, RoBERTa and XLM-RoBERTa checkpoints"};
   app.require_subcommand(1);
   attattr::client::ExplainFlags ef;
   ef.model = DefaultModel(argv[0]);

@@ -13,10 +13,15 @@ torch::Tensor BertEncoder::Embed(const EncoderBatch& batch) const {
   auto positions =
       torch::arange(w_.position_offset, w_.position_offset + n, batch.input_ids.options())
           .unsqueeze(0);
-  auto e = torch::embedding(w_.word_emb, batch.input_ids) + torch::embedding(w_.pos_emb, positions);
+  auto e = torch::embedding(w_.word_emb, batch.input_ids);
+  if (w_.pos_emb.defined()) e = e + torch::embedding(w_.pos_emb, positions);
   if (w_.type_emb.defined()) e = e + torch::embedding(w_.type_emb, batch.token_type_ids);
+  const auto project = [&](const torch::Tensor& x) {
+    return w_.emb_proj_w.defined() ? torch::linear(x, w_.emb_proj_w, w_.emb_proj_b) : x;
+  };
+  if (w_.project_before_norm) e = project(e);
   e = torch::layer_norm(e, {e.size(-1)}, w_.emb_ln_w, w_.emb_ln_b, eps_);
-  return w_.emb_proj_w.defined() ? torch::linear(e, w_.emb_proj_w, w_.emb_proj_b) : e;
+  return w_.project_before_norm ? e : project(e);
 }
 
 torch::Tensor BertEncoder::SplitHeads(const torch::Tensor& x, int heads) const {
@@ -68,8 +73,8 @@ torch::Tensor BertEncoder::Head(const torch::Tensor& last_hidden) const {
 }
 
 void ForEachWeight(BertWeights& w, const std::function<void(torch::Tensor&)>& fn) {
-  for (auto* t : {&w.word_emb, &w.pos_emb, &w.emb_ln_w, &w.emb_ln_b}) fn(*t);
-  for (auto* t : {&w.type_emb, &w.emb_proj_w, &w.emb_proj_b}) {
+  for (auto* t : {&w.word_emb, &w.emb_ln_w, &w.emb_ln_b}) fn(*t);
+  for (auto* t : {&w.pos_emb, &w.type_emb, &w.emb_proj_w, &w.emb_proj_b}) {
     if (t->defined()) fn(*t);
   }
   for (auto& lw : w.layers) {
@@ -84,13 +89,17 @@ void ForEachWeight(BertWeights& w, const std::function<void(torch::Tensor&)>& fn
   }
 }
 
-std::unique_ptr<Encoder> BertEncoder::CloneRequiringGrad(std::vector<torch::Tensor>* params) const {
+BertEncoder BertEncoder::CloneWeightsRequiringGrad(std::vector<torch::Tensor>* params) const {
   BertWeights w = w_;
   ForEachWeight(w, [&](torch::Tensor& t) {
     t = t.detach().clone().requires_grad_(true);
     params->push_back(t);
   });
-  return std::make_unique<BertEncoder>(std::move(w), head_dim_, eps_);
+  return BertEncoder(std::move(w), head_dim_, eps_);
+}
+
+std::unique_ptr<Encoder> BertEncoder::CloneRequiringGrad(std::vector<torch::Tensor>* params) const {
+  return std::make_unique<BertEncoder>(CloneWeightsRequiringGrad(params));
 }
 
 }  // namespace attattr::engine

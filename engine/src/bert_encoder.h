@@ -1,14 +1,15 @@
 // The post-LayerNorm encoders of the BERT family in plain LibTorch ops, matching Hugging Face in
 // eval mode: `BertModel`/`BertForSequenceClassification`, `DistilBertModel`/
-// `DistilBertForSequenceClassification` and `ElectraModel`/`ElectraForSequenceClassification`.
-// Embeddings (word + position [+ token type], LayerNorm; ELECTRA's projected up to the hidden size
-// when narrower), layers of self-attention (additive mask, optional head mask, optional
-// replacement of one layer's probabilities) and exact-erf GELU feed-forward, then the head on
-// h[CLS]: a dense layer, an activation (BERT's pooler: tanh; DistilBERT's pre_classifier: ReLU;
-// ELECTRA's classifier.dense: GELU) and the classifier. The families differ only in weight names
-// (checkpoint_loader.cc), token types, the embedding projection and the head's activation.
-// Weights are plain tensors without requires_grad; a const BertEncoder is safe to use from many
-// threads.
+// `DistilBertForSequenceClassification`, `ElectraModel`/`ElectraForSequenceClassification` and
+// RoBERTa/XLM-R; DeBERTa-v2 reuses everything but the attention scores (deberta_encoder.h).
+// Embeddings (word [+ position] [+ token type], LayerNorm; ELECTRA's projected up to the hidden
+// size when narrower, DeBERTa's projected before its LayerNorm), layers of self-attention (additive
+// mask, optional head mask, optional replacement of one layer's probabilities) and exact-erf GELU
+// feed-forward, then the head on h[CLS]: a dense layer, an activation (BERT's pooler: tanh;
+// DistilBERT's pre_classifier: ReLU; ELECTRA's classifier.dense: GELU) and the classifier. The
+// families differ only in weight names (checkpoint_loader.cc), token types, the embedding
+// projection and the head's activation. Weights are plain tensors without requires_grad; a const
+// BertEncoder is safe to use from many threads.
 #pragma once
 
 #include <functional>
@@ -34,10 +35,13 @@ struct BertLayerWeights {
 enum class PooledActivation { kTanh, kRelu, kGelu };
 
 struct BertWeights {
-  torch::Tensor word_emb, pos_emb, emb_ln_w, emb_ln_b;
+  torch::Tensor word_emb, emb_ln_w, emb_ln_b;
+  torch::Tensor pos_emb;                 // undefined without absolute positions (DeBERTa-v3)
   int64_t position_offset = 0;           // position id of the first token (RoBERTa: pad id + 1)
   torch::Tensor type_emb;                // undefined for families without token types (DistilBERT)
-  torch::Tensor emb_proj_w, emb_proj_b;  // ELECTRA's embeddings_project; undefined when absent
+  torch::Tensor emb_proj_w, emb_proj_b;  // ELECTRA's embeddings_project, DeBERTa's embed_proj
+                                         // (no bias); undefined when absent
+  bool project_before_norm = false;      // DeBERTa: projection, then LayerNorm at hidden size
   std::vector<BertLayerWeights> layers;
   torch::Tensor pooler_w, pooler_b;  // undefined when absent
   PooledActivation pooled_activation = PooledActivation::kTanh;
@@ -48,7 +52,7 @@ struct BertWeights {
 // order.
 void ForEachWeight(BertWeights& w, const std::function<void(torch::Tensor&)>& fn);
 
-class BertEncoder final : public Encoder {
+class BertEncoder : public Encoder {
  public:
   BertEncoder(BertWeights weights, int head_dim, double layer_norm_eps)
       : w_(std::move(weights)), head_dim_(head_dim), eps_(layer_norm_eps) {}
@@ -67,6 +71,8 @@ class BertEncoder final : public Encoder {
                             const torch::Tensor& context) const override;
   torch::Tensor Head(const torch::Tensor& last_hidden) const override;
   std::unique_ptr<Encoder> CloneRequiringGrad(std::vector<torch::Tensor>* params) const override;
+  // The same, as a BertEncoder (for encoders built on this one).
+  BertEncoder CloneWeightsRequiringGrad(std::vector<torch::Tensor>* params) const;
 
  private:
   torch::Tensor SplitHeads(const torch::Tensor& x, int heads) const;  // [B,n,H*dh] -> [B,H,n,dh]

@@ -103,11 +103,12 @@ absl::StatusOr<TensorSource> ReadPytorchBin(const std::string& path) {
 
 // Tensors a checkpoint may carry that the model does not use: buffers and pre-training heads
 // (BERT's `cls.*`, DistilBERT's masked-LM `vocab_*`, ELECTRA's discriminator and generator heads,
-// RoBERTa's `lm_head.*`).
+// RoBERTa's `lm_head.*`, DeBERTa's masked-LM `lm_predictions.*`).
 bool IsIgnorable(const std::string& name) {
   return absl::EndsWith(name, "embeddings.position_ids") || absl::StartsWith(name, "cls.") ||
          absl::StartsWith(name, "vocab_") || absl::StartsWith(name, "discriminator_predictions.") ||
-         absl::StartsWith(name, "generator_") || absl::StartsWith(name, "lm_head.");
+         absl::StartsWith(name, "generator_") || absl::StartsWith(name, "lm_head.") ||
+         absl::StartsWith(name, "lm_predictions.") || absl::StartsWith(name, "mask_predictions.");
 }
 
 // How a family names its tensors (Hugging Face's module paths). `encoder` prefixes the encoder in
@@ -176,6 +177,17 @@ TensorNames NamesOf(ModelFamily family) {
       n.classifier = "classifier.out_proj";
       break;
     }
+    case ModelFamily::kDebertaV2:
+      n.encoder = "deberta.";
+      n.architecture = "DebertaV2ForSequenceClassification";
+      n.base = "DebertaV2Model";
+      n.query = "attention.self.query_proj";
+      n.key = "attention.self.key_proj";
+      n.value = "attention.self.value_proj";
+      n.pooler = "pooler.dense";
+      n.pooler_in_encoder = false;
+      n.activation = PooledActivation::kGelu;
+      break;
     case ModelFamily::kBert:
       break;
   }
@@ -286,16 +298,25 @@ absl::StatusOr<LoadedWeights> LoadBertWeights(const std::string& dir, const Mode
   const int64_t inter = config.intermediate_size;
   BertWeights& w = out.weights;
   ATTATTR_RETURN_IF_ERROR(pick.Take(word, {config.vocab_size, d_emb}, &w.word_emb));
-  ATTATTR_RETURN_IF_ERROR(pick.Take("embeddings.position_embeddings.weight",
-                                    {config.max_position_embeddings, d_emb}, &w.pos_emb));
+  const bool deberta = config.family == ModelFamily::kDebertaV2;
+  if (!deberta || config.disentangled.position_biased_input) {
+    ATTATTR_RETURN_IF_ERROR(pick.Take("embeddings.position_embeddings.weight",
+                                      {config.max_position_embeddings, d_emb}, &w.pos_emb));
+  }
   w.position_offset = config.position_offset;
-  if (names.token_types) {
+  if (names.token_types && config.type_vocab_size > 0) {
     ATTATTR_RETURN_IF_ERROR(pick.Take("embeddings.token_type_embeddings.weight",
                                       {config.type_vocab_size, d_emb}, &w.type_emb));
   }
-  ATTATTR_RETURN_IF_ERROR(pick.Take("embeddings.LayerNorm.weight", {d_emb}, &w.emb_ln_w));
-  ATTATTR_RETURN_IF_ERROR(pick.Take("embeddings.LayerNorm.bias", {d_emb}, &w.emb_ln_b));
-  if (d_emb != d_model) {  // ELECTRA's embeddings_project
+  // DeBERTa projects (without bias) before its LayerNorm; ELECTRA normalises, then projects.
+  const int64_t d_norm = deberta ? d_model : d_emb;
+  ATTATTR_RETURN_IF_ERROR(pick.Take("embeddings.LayerNorm.weight", {d_norm}, &w.emb_ln_w));
+  ATTATTR_RETURN_IF_ERROR(pick.Take("embeddings.LayerNorm.bias", {d_norm}, &w.emb_ln_b));
+  w.project_before_norm = deberta;
+  if (deberta && d_emb != d_model) {
+    ATTATTR_RETURN_IF_ERROR(
+        pick.Take("embeddings.embed_proj.weight", {d_model, d_emb}, &w.emb_proj_w));
+  } else if (d_emb != d_model) {  // ELECTRA's embeddings_project
     ATTATTR_RETURN_IF_ERROR(
         pick.Take("embeddings_project.weight", {d_model, d_emb}, &w.emb_proj_w));
     ATTATTR_RETURN_IF_ERROR(pick.Take("embeddings_project.bias", {d_model}, &w.emb_proj_b));
@@ -324,6 +345,32 @@ absl::StatusOr<LoadedWeights> LoadBertWeights(const std::string& dir, const Mode
     ATTATTR_RETURN_IF_ERROR(linear(p, names.ffn_out, {d_model, inter}, &lw.f_w, &lw.f_b));
     ATTATTR_RETURN_IF_ERROR(linear(p, names.output_norm, {d_model}, &lw.ln2_w, &lw.ln2_b));
     w.layers.push_back(std::move(lw));
+  }
+  if (deberta) {
+    DisentangledWeights dw;
+    dw.config = config.disentangled;
+    const auto& c = dw.config;
+    if (c.relative_attention) {
+      ATTATTR_RETURN_IF_ERROR(pick.Take("encoder.rel_embeddings.weight",
+                                        {2 * static_cast<int64_t>(c.span()), d_model},
+                                        &dw.rel_emb));
+      if (c.norm_rel_embeddings) {
+        ATTATTR_RETURN_IF_ERROR(
+            linear("encoder.", "LayerNorm", {d_model}, &dw.rel_ln_w, &dw.rel_ln_b));
+      }
+      for (int l = 0; l < config.num_hidden_layers && !c.share_att_key; ++l) {
+        const std::string p = absl::StrCat(names.layer, l, ".attention.self.");
+        const int64_t inner = w.layers[l].num_heads * dh;
+        torch::Tensor kw, kb, qw, qb;
+        if (c.c2p) ATTATTR_RETURN_IF_ERROR(linear(p, "pos_key_proj", {inner, d_model}, &kw, &kb));
+        if (c.p2c) ATTATTR_RETURN_IF_ERROR(linear(p, "pos_query_proj", {inner, d_model}, &qw, &qb));
+        dw.pos_key_w.push_back(kw);
+        dw.pos_key_b.push_back(kb);
+        dw.pos_query_w.push_back(qw);
+        dw.pos_query_b.push_back(qb);
+      }
+    }
+    out.disentangled = std::move(dw);
   }
   // The classifier sits outside the encoder prefix; BERT's pooler inside it, DistilBERT's
   // pre_classifier and ELECTRA's classifier.dense outside.

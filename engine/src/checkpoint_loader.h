@@ -1,20 +1,23 @@
-// Turns a Hugging Face BERT, DistilBERT or ELECTRA checkpoint directory's weights
+// Turns a Hugging Face BERT-family checkpoint directory's weights (the families of model_config.h)
 // (model.safetensors, a sharded model.safetensors.index.json, or pytorch_model.bin through
 // LibTorch's unpickler) into BertWeights on a device, checking every tensor's presence, shape and
 // dtype against config.json. Does not parse the tokenizer or build the Model. Thread-compatible (no
 // shared state).
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "bert_encoder.h"
+#include "deberta_encoder.h"
 #include "model_config.h"
 
 namespace attattr::engine {
 
 struct LoadedWeights {
   BertWeights weights;
+  std::optional<DisentangledWeights> disentangled;  // deberta-v2's relative-position attention
   std::string weights_file;  // file the weights came from (index file for sharded checkpoints)
   std::string architecture;  // e.g. "BertForSequenceClassification", "DistilBertModel"
   int64_t parameter_count = 0;

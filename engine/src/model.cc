@@ -11,6 +11,7 @@
 #include "attattr/engine/wordpiece_tokenizer.h"
 #include "bert_encoder.h"
 #include "checkpoint_loader.h"
+#include "deberta_encoder.h"
 #include "model_config.h"
 #include "model_impl.h"
 #include "torch_boundary.h"
@@ -148,9 +149,15 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Load(const std::string& dir,
     info.device = device.str();
     impl->tokenizer = std::move(tokenizer);
     impl->device = device;
-    impl->encoder = std::make_unique<BertEncoder>(std::move(weights.weights),
-                                                  config.hidden_size / config.num_attention_heads,
-                                                  config.layer_norm_eps);
+    const int head_dim = config.hidden_size / config.num_attention_heads;
+    if (weights.disentangled.has_value()) {
+      impl->encoder = std::make_unique<DebertaEncoder>(std::move(weights.weights),
+                                                       std::move(*weights.disentangled), head_dim,
+                                                       config.layer_norm_eps);
+    } else {
+      impl->encoder = std::make_unique<BertEncoder>(std::move(weights.weights), head_dim,
+                                                    config.layer_norm_eps);
+    }
     return std::unique_ptr<Model>(new Model(std::move(impl)));
   } catch (...) {
     return TorchExceptionToStatus(dir);

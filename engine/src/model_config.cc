@@ -1,6 +1,7 @@
 // Parses Hugging Face config.json / tokenizer_config.json (see model_config.h).
 #include "model_config.h"
 
+#include <cctype>
 #include <fstream>
 #include <sstream>
 
@@ -45,6 +46,111 @@ SizeKeys KeysOf(ModelFamily family) {
           "hidden_act"};
 }
 
+bool ReadBool(const json& j, const char* key, bool fallback) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_boolean() ? it->get<bool>() : fallback;
+}
+
+// The `|`-separated or listed names of a key ("p2c|c2p", ["p2c", "c2p"]), lower-cased.
+std::vector<std::string> ReadNames(const json& j, const char* key) {
+  std::vector<std::string> names;
+  auto add = [&](std::string s) {
+    s.erase(0, s.find_first_not_of(' '));
+    s.erase(s.find_last_not_of(' ') + 1);
+    for (char& ch : s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    if (!s.empty()) names.push_back(s);
+  };
+  auto it = j.find(key);
+  if (it == j.end()) return names;
+  if (it->is_string()) {
+    std::string all = it->get<std::string>();
+    for (size_t start = 0;;) {
+      const size_t bar = all.find('|', start);
+      add(all.substr(start, bar == std::string::npos ? std::string::npos : bar - start));
+      if (bar == std::string::npos) break;
+      start = bar + 1;
+    }
+  } else if (it->is_array()) {
+    for (const auto& v : *it) {
+      if (v.is_string()) add(v.get<std::string>());
+    }
+  }
+  return names;
+}
+
+// DeBERTa-v2's keys; what the engine does not implement is refused naming the key.
+absl::Status ParseDisentangled(const json& j, const std::string& path, ModelConfig* c) {
+  DisentangledConfig& d = c->disentangled;
+  d.relative_attention = ReadBool(j, "relative_attention", false);
+  d.share_att_key = ReadBool(j, "share_att_key", false);
+  d.position_biased_input = ReadBool(j, "position_biased_input", true);
+  auto read_int = [&](const char* key, int fallback, int* out) -> absl::Status {
+    *out = fallback;
+    auto it = j.find(key);
+    if (it == j.end() || it->is_null()) return absl::OkStatus();
+    if (!it->is_number_integer() || it->get<int64_t>() > (1 << 20) ||
+        it->get<int64_t>() < -(1 << 20)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": '", key, "' must be an integer, got ", it->dump().substr(0, 64)));
+    }
+    *out = static_cast<int>(it->get<int64_t>());
+    return absl::OkStatus();
+  };
+  ATTATTR_RETURN_IF_ERROR(read_int("max_relative_positions", -1, &d.max_relative_positions));
+  if (d.max_relative_positions < 1) d.max_relative_positions = c->max_position_embeddings;
+  ATTATTR_RETURN_IF_ERROR(read_int("position_buckets", -1, &d.position_buckets));
+  for (const std::string& t : ReadNames(j, "pos_att_type")) {
+    if (t == "c2p") {
+      d.c2p = true;
+    } else if (t == "p2c") {
+      d.p2c = true;
+    } else if (t != "none") {
+      return absl::InvalidArgumentError(absl::StrCat(path, ": 'pos_att_type' holds '",
+                                                     t.substr(0, 32), "'; supported: c2p, p2c"));
+    }
+  }
+  for (const std::string& t : ReadNames(j, "norm_rel_ebd")) {
+    if (t == "layer_norm") d.norm_rel_embeddings = true;
+  }
+  int conv = 0;
+  ATTATTR_RETURN_IF_ERROR(read_int("conv_kernel_size", 0, &conv));
+  if (conv > 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": 'conv_kernel_size' is ", conv,
+                     "; DeBERTa-v2's convolution after the first layer is not supported (only 0)"));
+  }
+  int head_size = 0;
+  ATTATTR_RETURN_IF_ERROR(read_int("attention_head_size", 0, &head_size));
+  if (head_size > 0 && head_size * c->num_attention_heads != c->hidden_size) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": 'attention_head_size' ", head_size,
+                                                   " is not hidden_size / num_attention_heads"));
+  }
+  int pooler_size = 0;
+  ATTATTR_RETURN_IF_ERROR(read_int("pooler_hidden_size", 0, &pooler_size));
+  if (pooler_size > 0 && pooler_size != c->hidden_size) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": 'pooler_hidden_size' ", pooler_size,
+                                                   " differs from hidden_size (not supported)"));
+  }
+  if (auto it = j.find("pooler_hidden_act");
+      it != j.end() && !(it->is_string() && it->get<std::string>() == "gelu")) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": 'pooler_hidden_act' is ",
+                                                   it->dump().substr(0, 64),
+                                                   "; only \"gelu\" (exact erf) is supported"));
+  }
+  if (d.relative_attention && d.span() < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": relative attention without positions"));
+  }
+  if (!d.relative_attention && !d.position_biased_input) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": neither relative_attention nor position_biased_input: no positions"));
+  }
+  if (auto it = j.find("pruned_heads"); it != j.end() && it->is_object() && !it->empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": 'pruned_heads' in a deberta-v2 checkpoint (not supported)"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 const char* FamilyName(ModelFamily family) {
@@ -57,13 +163,17 @@ const char* FamilyName(ModelFamily family) {
       return "roberta";
     case ModelFamily::kXlmRoberta:
       return "xlm-roberta";
+    case ModelFamily::kDebertaV2:
+      return "deberta-v2";
     case ModelFamily::kBert:
       break;
   }
   return "bert";
 }
 
-const char* SupportedFamilies() { return "bert, distilbert, electra, roberta, xlm-roberta"; }
+const char* SupportedFamilies() {
+  return "bert, distilbert, electra, roberta, xlm-roberta, deberta-v2";
+}
 
 absl::StatusOr<std::string> ReadFileToString(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -92,6 +202,9 @@ absl::StatusOr<ModelConfig> ParseModelConfig(const std::string& json_text,
         c.family = ModelFamily::kRoberta;
       } else if (type == "xlm-roberta") {
         c.family = ModelFamily::kXlmRoberta;
+      } else if (type == "deberta-v2") {
+        c.family = ModelFamily::kDebertaV2;
+        c.type_vocab_size = 0;  // DebertaV2Config's default
       } else if (type != "bert") {
         return absl::InvalidArgumentError(
             absl::StrCat(path, ": 'model_type' is '", type.substr(0, 64),
@@ -112,8 +225,14 @@ absl::StatusOr<ModelConfig> ParseModelConfig(const std::string& json_text,
     if (!(s = ReadPositiveInt(j, keys.intermediate, path, &c.intermediate_size)).ok()) return s;
     if (!(s = ReadPositiveInt(j, "max_position_embeddings", path, &c.max_position_embeddings)).ok())
       return s;
-    if (c.family != ModelFamily::kDistilBert &&
-        !(s = ReadPositiveInt(j, "type_vocab_size", path, &c.type_vocab_size, false)).ok()) {
+    if (c.family == ModelFamily::kDebertaV2) {
+      if (auto it = j.find("type_vocab_size");
+          it != j.end() && !(it->is_number_integer() && it->get<int64_t>() == 0)) {
+        if (!(s = ReadPositiveInt(j, "type_vocab_size", path, &c.type_vocab_size)).ok()) return s;
+      }
+      if (!(s = ParseDisentangled(j, path, &c)).ok()) return s;
+    } else if (c.family != ModelFamily::kDistilBert &&
+               !(s = ReadPositiveInt(j, "type_vocab_size", path, &c.type_vocab_size, false)).ok()) {
       return s;
     }
     if (c.family == ModelFamily::kRoberta || c.family == ModelFamily::kXlmRoberta) {
@@ -129,7 +248,7 @@ absl::StatusOr<ModelConfig> ParseModelConfig(const std::string& json_text,
       c.position_offset = pad + 1;
     }
     c.embedding_size = c.hidden_size;
-    if (c.family == ModelFamily::kElectra &&
+    if ((c.family == ModelFamily::kElectra || c.family == ModelFamily::kDebertaV2) &&
         !(s = ReadPositiveInt(j, "embedding_size", path, &c.embedding_size, false)).ok()) {
       return s;
     }

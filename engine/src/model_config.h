@@ -1,7 +1,7 @@
-// Parses a Hugging Face checkpoint directory's config.json (BERT, DistilBERT, ELECTRA, RoBERTa or
-// XLM-RoBERTa, by `model_type`) and tokenizer_config.json into plain structs. Validates what the
-// encoder relies on (positive sizes, hidden divisible by heads, gelu) and names the offending key
-// in errors. No torch, no I/O beyond reading the two files. Thread-compatible.
+// Parses a Hugging Face checkpoint directory's config.json (BERT, DistilBERT, ELECTRA, RoBERTa,
+// XLM-RoBERTa or DeBERTa-v2/v3, by `model_type`) and tokenizer_config.json into plain structs.
+// Validates what the encoder relies on (positive sizes, hidden divisible by heads, gelu) and names
+// the offending key in errors. No torch, no I/O beyond reading the two files. Thread-compatible.
 #pragma once
 
 #include <map>
@@ -19,9 +19,26 @@ enum class ModelFamily {
   kElectra,     // "electra": BERT's layers, embeddings of `embedding_size` projected up
   kRoberta,     // "roberta": BERT's layers, positions from pad_token_id + 1, dense+tanh head
   kXlmRoberta,  // "xlm-roberta": RoBERTa's architecture (a SentencePiece vocabulary)
+  kDebertaV2,   // "deberta-v2" (DeBERTa-v2 and v3): disentangled relative-position attention
 };
 
-// "bert", "distilbert", "electra", "roberta", "xlm-roberta": the model_type spelling.
+// DeBERTa-v2's disentangled attention (config.json keys of the same names). The attention scores
+// are QKᵀ plus content-to-position (c2p) and position-to-content (p2c) terms read from shared
+// relative-position embeddings, all divided by sqrt(head_dim · (1 + #terms)).
+struct DisentangledConfig {
+  bool relative_attention = false;
+  int max_relative_positions = 0;     // resolved: max_position_embeddings when the key is < 1
+  int position_buckets = -1;          // > 0: log-bucketed relative positions (v3: 256)
+  bool c2p = false;                   // pos_att_type holds "c2p"
+  bool p2c = false;                   // pos_att_type holds "p2c"
+  bool share_att_key = false;         // position terms reuse the layer's query/key projections
+  bool norm_rel_embeddings = false;   // norm_rel_ebd holds "layer_norm"
+  bool position_biased_input = true;  // absolute position embeddings are added to the input
+  // Rows of the relative-position embedding the attention reads: 2 · (buckets or max positions).
+  int span() const { return position_buckets > 0 ? position_buckets : max_relative_positions; }
+};
+
+// "bert", "distilbert", "electra", "roberta", "xlm-roberta", "deberta-v2": the model_type spelling.
 const char* FamilyName(ModelFamily family);
 // The supported model_type values, for messages: "bert, distilbert, electra, roberta, ...".
 const char* SupportedFamilies();
@@ -40,7 +57,8 @@ struct ModelConfig {
   // The position id of a text's first token: RoBERTa's pad_token_id + 1 (its position ids skip the
   // padding index), 0 elsewhere. Texts hold at most max_position_embeddings - position_offset.
   int position_offset = 0;
-  int type_vocab_size = 2;  // 0 for families without token types
+  int type_vocab_size = 2;          // 0 for families without token types (DistilBERT, DeBERTa-v3)
+  DisentangledConfig disentangled;  // deberta-v2 only
   double layer_norm_eps = 1e-12;
   std::string hidden_act = "gelu";
   std::vector<std::string> id2label;  // index = class id; empty when the config has none

@@ -1,8 +1,9 @@
 // `attattr explain` on the families with tokenizer.json vocabularies, as a user runs it against a
-// checkpoint directory: the tiny RoBERTa (byte-level BPE) and XLM-RoBERTa (Unigram) checkpoints
-// that Hugging Face saved for the family oracle (tests/oracle, CTest fixture `oracle_checkpoints`).
-// Their special tokens and pair template (<s> A </s></s> B </s>) reach the output, the tree's nodes
-// are the family's own pieces, and completeness holds.
+// checkpoint directory: the tiny RoBERTa (byte-level BPE), XLM-RoBERTa and DeBERTa-v2 (Unigram)
+// checkpoints that Hugging Face saved for the family oracle (tests/oracle, CTest fixture
+// `oracle_checkpoints`). Their special tokens and pair templates (<s> A </s></s> B </s>,
+// [CLS] A [SEP] B [SEP]) reach the output, the tree's nodes are the family's own pieces, and
+// completeness holds.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -34,14 +35,20 @@ TEST_P(FamilyCliTest, ExplainsAPairWithTheFamilysTemplateAndTree) {
   auto j = nlohmann::json::parse(r.out);
   const auto tokens = j["tokens"].get<std::vector<std::string>>();
   ASSERT_GE(tokens.size(), 6u);
-  EXPECT_EQ(tokens.front(), "<s>");
-  EXPECT_EQ(tokens.back(), "</s>");
+  const bool deberta = GetParam() == "deberta-v2";
+  const std::string cls = deberta ? "[CLS]" : "<s>", sep = deberta ? "[SEP]" : "</s>";
+  EXPECT_EQ(tokens.front(), cls);
+  EXPECT_EQ(tokens.back(), sep);
   std::vector<size_t> separators;  // inside the encoding
   for (size_t i = 1; i + 1 < tokens.size(); ++i) {
-    if (tokens[i] == "</s>") separators.push_back(i);
+    if (tokens[i] == sep) separators.push_back(i);
   }
-  ASSERT_EQ(separators.size(), 2u) << "<s> A </s></s> B </s>";
-  EXPECT_EQ(separators[1], separators[0] + 1);
+  if (deberta) {
+    EXPECT_EQ(separators.size(), 1u) << "[CLS] A [SEP] B [SEP]";
+  } else {
+    ASSERT_EQ(separators.size(), 2u) << "<s> A </s></s> B </s>";
+    EXPECT_EQ(separators[1], separators[0] + 1);
+  }
   ASSERT_EQ(j["layers"].size(), 3u);
   for (const auto& layer : j["layers"]) {
     EXPECT_LT(layer["completeness_gap"].get<double>(), 1e-3);
@@ -60,7 +67,8 @@ TEST_P(FamilyCliTest, TextOutputNamesTheTokens) {
   EXPECT_NE(r.out.find("layer 2"), std::string::npos) << r.out;
 }
 
-INSTANTIATE_TEST_SUITE_P(Families, FamilyCliTest, ::testing::Values("roberta", "xlm-roberta"),
+INSTANTIATE_TEST_SUITE_P(Families, FamilyCliTest,
+                         ::testing::Values("roberta", "xlm-roberta", "deberta-v2"),
                          [](const auto& info) {
                            std::string name = info.param;
                            for (char& c : name) c = c == '-' ? '_' : c;

@@ -1,12 +1,13 @@
 // Each model family against Hugging Face itself (tests/oracle): tiny random checkpoints that HF
-// `transformers` built and saved (bert, distilbert, electra, roberta, xlm-roberta: WordPiece,
-// byte-level BPE and Unigram tokenizers from tokenizer.json), and what HF answered about them —
-// token ids of 505 strings, logits and every layer's attention probabilities, and self-attention
-// attributions computed by an independent Python reference (HF's model with layer l's probabilities
-// replaced, autograd, Gauss–Legendre m = 20). The engine must load each checkpoint as saved and
-// agree: ids exactly, logits and probabilities within 1e-4, attributions within 1e-4 of each
-// layer's largest value, F(A) and F(0) within 1e-5, the reference's completeness gap, and a gap
-// below 1e-3 where the target is smooth in α (not DistilBERT, whose head has a ReLU).
+// `transformers` built and saved (bert, distilbert, electra, roberta, xlm-roberta, and deberta-v2
+// with its disentangled relative-position attention; WordPiece, byte-level BPE and Unigram
+// tokenizers from tokenizer.json), and what HF answered about them — token ids of 505 strings,
+// logits and every layer's attention probabilities, and self-attention attributions computed by an
+// independent Python reference (HF's model with layer l's probabilities replaced, autograd,
+// Gauss–Legendre m = 20). The engine must load each checkpoint as saved and agree: ids exactly,
+// logits and probabilities within 1e-4, attributions within 1e-4 of each layer's largest value,
+// F(A) and F(0) within 1e-5, the reference's completeness gap, and a gap below 1e-3 where the
+// target is smooth in α (not DistilBERT, whose head has a ReLU).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -193,7 +194,7 @@ TEST_P(FamilyOracleTest, AttributionsEqualThePythonReference) {
 
 INSTANTIATE_TEST_SUITE_P(Families, FamilyOracleTest,
                          ::testing::Values("bert", "distilbert", "electra", "roberta",
-                                           "xlm-roberta"),
+                                           "xlm-roberta", "deberta-v2"),
                          [](const auto& info) {
                            std::string name = info.param;  // test names are [A-Za-z0-9_]
                            std::replace(name.begin(), name.end(), '-', '_');

@@ -2,7 +2,7 @@
 """Tiny random checkpoints of each model family and what Hugging Face says about them: the oracle
 of tests/engine/family_oracle_test.cc (tests/oracle/README.md).
 
-For every family (bert, distilbert, electra, roberta, xlm-roberta) this builds, with Hugging Face
+For every family (bert, distilbert, electra, roberta, xlm-roberta, deberta-v2) this builds, with Hugging Face
 `transformers` and `tokenizers` (never with attattr's code):
   <out>/<family>/            a checkpoint as `save_pretrained` writes it: config.json,
                              model.safetensors, the tokenizer files (tokenizer.json, vocab.txt, ...).
@@ -19,8 +19,9 @@ For every family (bert, distilbert, electra, roberta, xlm-roberta) this builds, 
     "attribution": for a few sentences and every layer l, the self-attention attribution
                    A^l * sum_k w_k dF(alpha_k A^l)/dA^l (Gauss-Legendre, m = 20, alpha in [0, 1]),
                    F = softmax probability of the predicted class, computed by replacing layer l's
-                   probabilities inside the HF model (a registered attention function) and
-                   differentiating with autograd; plus F(A^l) and F(0).
+                   probabilities inside the HF model (a registered attention function; for
+                   DeBERTa, whose attention is its own module, the dropout module its softmax
+                   output passes through) and differentiating with autograd; plus F(A^l), F(0).
 
 Usage: make_family_checkpoints.py --shared ../shared --out build/oracle [--families bert,...]
 Run by CTest (fixture `oracle_checkpoints`) with the interpreter of the oracle virtual environment
@@ -178,8 +179,32 @@ def make_xlm_roberta(work, train_text):
     return tok, transformers.XLMRobertaForSequenceClassification(config)
 
 
+def make_deberta_v2(work, train_text):
+    # DeBERTa-v3's shape: a SentencePiece-style Unigram vocabulary, no absolute positions or token
+    # types, relative attention with c2p and p2c terms through shared key/query projections and
+    # log-bucketed positions (16 buckets, so the 128-token inputs reach the logarithmic part).
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    unigram = Tokenizer(models.Unigram())
+    unigram.pre_tokenizer = transformers.DebertaV2Tokenizer()._tokenizer.pre_tokenizer
+    unigram.train_from_iterator(train_text, trainers.UnigramTrainer(
+        vocab_size=3000, special_tokens=specials, unk_token="[UNK]"))
+    vocab = [tuple(v) for v in json.loads(unigram.to_str())["model"]["vocab"]]
+    assert [v[0] for v in vocab[:5]] == specials, vocab[:5]
+    tok = transformers.DebertaV2Tokenizer(vocab=vocab, unk_id=1, model_max_length=MAX_POS)
+    config = transformers.DebertaV2Config(
+        vocab_size=len(tok), hidden_size=HIDDEN, num_hidden_layers=LAYERS,
+        num_attention_heads=HEADS, intermediate_size=FFN, max_position_embeddings=MAX_POS,
+        type_vocab_size=0, relative_attention=True, position_buckets=16,
+        max_relative_positions=-1, pos_att_type="p2c|c2p", share_att_key=True,
+        norm_rel_ebd="layer_norm", position_biased_input=False, pad_token_id=0,
+        initializer_range=0.15, id2label=dict(enumerate(LABELS)),
+        label2id={n: i for i, n in enumerate(LABELS)})
+    return tok, transformers.DebertaV2ForSequenceClassification(config)
+
+
 FAMILIES = {"bert": make_bert, "distilbert": make_distilbert, "electra": make_electra,
-            "roberta": make_roberta, "xlm-roberta": make_xlm_roberta}
+            "roberta": make_roberta, "xlm-roberta": make_xlm_roberta,
+            "deberta-v2": make_deberta_v2}
 
 
 # --- attention replacement (the reference for attribution) -------------------------------------
@@ -207,6 +232,35 @@ class AttentionProbe:
             probs = self.replacement
         out = torch.matmul(probs, value).transpose(1, 2).contiguous()
         return out, probs
+
+
+class ProbeDropout(torch.nn.Module):
+    """Stands in for DeBERTa's attention dropout (identity in eval mode), which receives the
+    softmax output after every score term: returns the probe's replacement for its layer."""
+
+    def __init__(self, probe, index):
+        super().__init__()
+        self.probe, self.index = probe, index
+
+    def forward(self, probs):
+        if self.probe.layer == self.index and self.probe.replacement is not None:
+            return self.probe.replacement
+        return probs
+
+
+def install_probe(model, probe):
+    """Routes every layer's attention probabilities through `probe`."""
+    if model.config.model_type == "deberta-v2":
+        for index, layer in enumerate(model.deberta.encoder.layer):
+            layer.attention.self.dropout = ProbeDropout(probe, index)
+    else:
+        AttentionInterface.register("attattr_probe", probe)
+        model.set_attn_implementation("attattr_probe")
+
+
+def use_eager(model):
+    if model.config.model_type != "deberta-v2":  # DeBERTa's attention has one implementation
+        model.set_attn_implementation("eager")
 
 
 def gauss_legendre(m):
@@ -241,6 +295,9 @@ def attribute(model, probe, enc):
                 probe.replacement = replacement
                 ends.append(float(torch.softmax(model(input_ids=ids, **extra).logits, -1)[0, target]))
         probe.layer, probe.replacement = None, None
+        # The replacement must reach the model: A itself reproduces the clean pass, zero changes it.
+        clean_f = float(torch.softmax(clean.logits, -1)[0, target])
+        assert abs(ends[0] - clean_f) < 1e-5 and ends[1] != ends[0], (l, ends, clean_f)
         layers.append({"layer": l, "attribution": attr, "target_at_full": ends[0],
                        "target_at_zero": ends[1]})
     return target, layers
@@ -271,7 +328,7 @@ def build(family, out_dir, shared, fingerprint):
         ids = tok(text, pair, truncation=True, max_length=MAX_POS)["input_ids"]
         oracle["tokens"].append({"text": text, "text_pair": pair, "ids": ids})
 
-    model.set_attn_implementation("eager")
+    use_eager(model)
     forward_inputs = [(s, None) for s in dev[:8]] + pairs[:2] + [(s, None) for s in EDGE_CASES[:2]]
     for text, pair in forward_inputs:
         enc = encode(tok, text, pair)
@@ -282,17 +339,14 @@ def build(family, out_dir, shared, fingerprint):
             "logits": out.logits[0].tolist(),
             "attentions": [a[0].tolist() for a in out.attentions]})
 
-    probe = AttentionProbe()
-    AttentionInterface.register("attattr_probe", probe)
-    model.set_attn_implementation("attattr_probe")
     # The probe must reproduce eager attention exactly before it is trusted with replacements.
     check = encode(tok, dev[0])
     with torch.no_grad():
-        probed = model(**check, output_attentions=True)
-    model.set_attn_implementation("eager")
-    with torch.no_grad():
         eager = model(**check, output_attentions=True)
-    model.set_attn_implementation("attattr_probe")
+    probe = AttentionProbe()
+    install_probe(model, probe)
+    with torch.no_grad():
+        probed = model(**check, output_attentions=True)
     assert torch.allclose(probed.logits, eager.logits, atol=1e-6), "probe differs from eager"
     for text in dev[10:14]:
         enc = dict(encode(tok, text))

@@ -1,9 +1,10 @@
 // Every model family through the service (a real in-process server on loopback, the generated
-// stubs): the tiny BERT, DistilBERT, RoBERTa (byte-level BPE) and XLM-RoBERTa (Unigram) checkpoints
-// Hugging Face saved for the family oracle (tests/oracle, CTest fixture `oracle_checkpoints`) are
-// listed with their family and tokenizer, Explain equals the engine on each, and on DistilBERT and
-// RoBERTa every job kind runs — ATTRIBUTION, HEAD_IMPORTANCE (rankings and curves; a pruned export
-// is refused at submission, naming the field and the family) and TRIGGER_SEARCH.
+// stubs): the tiny BERT, DistilBERT, RoBERTa (byte-level BPE), XLM-RoBERTa (Unigram) and DeBERTa-v2
+// (disentangled attention) checkpoints Hugging Face saved for the family oracle (tests/oracle,
+// CTest fixture `oracle_checkpoints`) are listed with their family and tokenizer, Explain equals
+// the engine on each, and on DistilBERT, RoBERTa and DeBERTa every job kind runs — ATTRIBUTION,
+// HEAD_IMPORTANCE (rankings and curves; a pruned export is refused at submission, naming the
+// field and the family) and TRIGGER_SEARCH — and the HTML report renders each result.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -35,7 +36,7 @@ std::string OracleDir(const std::string& family) {
   return std::string(ATTATTR_ORACLE_DIR) + "/" + family;
 }
 
-constexpr const char* kFamilies[] = {"bert", "distilbert", "roberta", "xlm-roberta"};
+constexpr const char* kFamilies[] = {"bert", "distilbert", "roberta", "xlm-roberta", "deberta-v2"};
 
 class FamilyRpcTest : public ::testing::Test {
  protected:
@@ -86,12 +87,13 @@ TEST_F(FamilyRpcTest, ModelsReportTheirFamilyAndTokenizer) {
   grpc::ClientContext ctx;
   v1::ListModelsResponse list;
   ASSERT_TRUE(stub_->ListModels(&ctx, {}, &list).ok());
-  ASSERT_EQ(list.models_size(), 4);
+  ASSERT_EQ(list.models_size(), 5);
   const std::map<std::string, std::pair<std::string, std::string>> expected = {
       {"bert", {"wordpiece", "BertForSequenceClassification"}},
       {"distilbert", {"wordpiece", "DistilBertForSequenceClassification"}},
       {"roberta", {"bpe", "RobertaForSequenceClassification"}},
-      {"xlm-roberta", {"unigram", "XLMRobertaForSequenceClassification"}}};
+      {"xlm-roberta", {"unigram", "XLMRobertaForSequenceClassification"}},
+      {"deberta-v2", {"unigram", "DebertaV2ForSequenceClassification"}}};
   for (const auto& m : list.models()) {
     SCOPED_TRACE(m.name());
     EXPECT_EQ("tiny-" + m.family(), m.name());
@@ -128,7 +130,8 @@ TEST_F(FamilyRpcTest, ExplainEqualsTheEngineForEveryFamily) {
     auto local = engine::AttributeExamples(**model, {{req.example().text(), std::nullopt, -1}}, o);
     ASSERT_TRUE(local.ok()) << local.status();
     const auto& a = resp.attribution();
-    EXPECT_EQ(a.tokens(0), family == "bert" || family == "distilbert" ? "[CLS]" : "<s>");
+    const bool roberta = family == "roberta" || family == "xlm-roberta";
+    EXPECT_EQ(a.tokens(0), roberta ? "<s>" : "[CLS]");
     ASSERT_EQ(a.layers_size(), 3);
     for (int l = 0; l < 3; ++l) {
       const auto& want = (*local)[0].layers[l].attribution;
@@ -193,8 +196,8 @@ void RunEveryJobKind(v1::Attattr::Stub& stub, const std::string& family,
     auto html = report::RenderJobReport(done, &result.result);
     ASSERT_TRUE(html.ok()) << html.status();
     if (job == &attribution) {
-      const bool wordpiece = family == "bert" || family == "distilbert";
-      EXPECT_NE(html->find(wordpiece ? "[CLS]" : "&lt;s&gt;"), std::string::npos);
+      const bool roberta = family == "roberta" || family == "xlm-roberta";
+      EXPECT_NE(html->find(roberta ? "&lt;s&gt;" : "[CLS]"), std::string::npos);
     }
   }
   const auto a = ReadResult(stub, attribution.name()).result;
@@ -222,6 +225,10 @@ TEST_F(FamilyRpcTest, EveryJobKindRunsOnDistilBert) {
 
 TEST_F(FamilyRpcTest, EveryJobKindRunsOnRoberta) {
   RunEveryJobKind(*stub_, "roberta", *root_ + "/exports");
+}
+
+TEST_F(FamilyRpcTest, EveryJobKindRunsOnDeberta) {
+  RunEveryJobKind(*stub_, "deberta-v2", *root_ + "/exports");
 }
 
 }  // namespace

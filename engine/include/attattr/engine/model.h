@@ -17,7 +17,7 @@ namespace attattr::engine {
 
 struct ModelInfo {
   std::string path;    // the directory it was loaded from ("" for random models)
-  std::string family;  // config.json's model_type: "bert", "distilbert", "electra"
+  std::string family;  // config.json's model_type: "bert", "distilbert", "electra", "roberta", ...
   // How texts become tokens: "wordpiece", "bpe", "unigram" or "wordlevel" (tokenizer.h).
   std::string tokenizer = "wordpiece";
   std::string architecture;  // e.g. "BertForSequenceClassification", "DistilBertModel"

@@ -1,0 +1,102 @@
+// DeBERTa-v2's disentangled attention scores on top of BertEncoder (see deberta_encoder.h). Each
+// step follows Hugging Face's DisentangledSelfAttention (modeling_deberta_v2.py) so results agree
+// to float rounding; the relative positions are recomputed per call (an [n, n] integer table).
+#include "deberta_encoder.h"
+
+#include <cmath>
+
+namespace attattr::engine {
+
+DebertaEncoder::DebertaEncoder(BertWeights weights, DisentangledWeights disentangled, int head_dim,
+                               double layer_norm_eps)
+    : BertEncoder(std::move(weights), head_dim, layer_norm_eps),
+      d_(std::move(disentangled)),
+      eps_(layer_norm_eps) {}
+
+torch::Tensor DebertaEncoder::RelativeEmbeddings() const {
+  if (!d_.config.norm_rel_embeddings) return d_.rel_emb;
+  return torch::layer_norm(d_.rel_emb, {d_.rel_emb.size(-1)}, d_.rel_ln_w, d_.rel_ln_b, eps_);
+}
+
+torch::Tensor DebertaEncoder::RelativePositions(int64_t n, const torch::Device& device) const {
+  auto ids = torch::arange(n, torch::TensorOptions().dtype(torch::kLong).device(device));
+  auto rel = ids.unsqueeze(1) - ids.unsqueeze(0);
+  const int buckets = d_.config.position_buckets;
+  const int max_position = d_.config.max_relative_positions;
+  if (buckets <= 0 || max_position <= 0) return rel;
+  // make_log_bucket_position, in float32 as PyTorch computes it there.
+  const int64_t mid = buckets / 2;
+  auto sign = torch::sign(rel);
+  auto abs_pos =
+      torch::where((rel < mid) & (rel > -mid), torch::full_like(rel, mid - 1), torch::abs(rel));
+  auto abs_f = abs_pos.to(torch::kFloat);
+  const float denominator =
+      std::log(static_cast<float>(static_cast<double>(max_position - 1) / mid));
+  auto log_pos = torch::ceil(torch::log(abs_f / static_cast<float>(mid)) / denominator *
+                             static_cast<float>(mid - 1)) +
+                 static_cast<float>(mid);
+  auto bucket = torch::where(abs_pos <= mid, rel.to(torch::kFloat), log_pos * sign);
+  return bucket.to(torch::kLong);
+}
+
+torch::Tensor DebertaEncoder::AttentionProbs(int l, const torch::Tensor& h,
+                                             const torch::Tensor& add_mask) const {
+  const auto& lw = weights().layers[l];
+  const int64_t heads = lw.num_heads, dh = head_dim();
+  const auto split = [&](const torch::Tensor& x) {  // [B, m, H·dh] -> [B, H, m, dh]
+    return x.view({x.size(0), x.size(1), heads, dh}).transpose(1, 2);
+  };
+  const auto& c = d_.config;
+  const int scale_factor = 1 + (c.c2p ? 1 : 0) + (c.p2c ? 1 : 0);
+  const float scale = std::sqrt(static_cast<float>(dh) * static_cast<float>(scale_factor));
+  auto q = split(torch::linear(h, lw.q_w, lw.q_b));
+  auto k = split(torch::linear(h, lw.k_w, lw.k_b));
+  auto scores = torch::matmul(q, k.transpose(-1, -2) / scale);
+  if (c.relative_attention && (c.c2p || c.p2c)) {
+    const int64_t n = h.size(1), span = c.span();
+    auto rel_emb = RelativeEmbeddings()
+                       .narrow(0, 0, std::min<int64_t>(2 * span, d_.rel_emb.size(0)))
+                       .unsqueeze(0);  // [1, 2·span, d]
+    auto rel = RelativePositions(n, h.device());
+    const auto expand = [&](const torch::Tensor& index) {  // [n, n] -> [B, H, n, n]
+      return index.view({1, 1, n, n}).expand({h.size(0), heads, n, n});
+    };
+    if (c.c2p) {
+      auto pos_k = c.share_att_key
+                       ? split(torch::linear(rel_emb, lw.k_w, lw.k_b))
+                       : split(torch::linear(rel_emb, d_.pos_key_w[l], d_.pos_key_b[l]));
+      auto c2p = torch::matmul(q, pos_k.transpose(-1, -2));  // [B, H, n, 2·span]
+      auto index = torch::clamp(rel + span, 0, 2 * span - 1);
+      scores = scores + torch::gather(c2p, -1, expand(index)) / scale;
+    }
+    if (c.p2c) {
+      auto pos_q = c.share_att_key
+                       ? split(torch::linear(rel_emb, lw.q_w, lw.q_b))
+                       : split(torch::linear(rel_emb, d_.pos_query_w[l], d_.pos_query_b[l]));
+      auto p2c = torch::matmul(k, pos_q.transpose(-1, -2));  // [B, H, n (keys), 2·span]
+      auto index = torch::clamp(-rel + span, 0, 2 * span - 1);
+      scores = scores + torch::gather(p2c, -1, expand(index)).transpose(-1, -2) / scale;
+    }
+  }
+  return torch::softmax(scores + add_mask, -1);
+}
+
+std::unique_ptr<Encoder> DebertaEncoder::CloneRequiringGrad(
+    std::vector<torch::Tensor>* params) const {
+  BertEncoder base = CloneWeightsRequiringGrad(params);
+  DisentangledWeights d = d_;
+  const auto fresh = [&](torch::Tensor& t) {
+    if (!t.defined()) return;
+    t = t.detach().clone().requires_grad_(true);
+    params->push_back(t);
+  };
+  fresh(d.rel_emb);
+  fresh(d.rel_ln_w);
+  fresh(d.rel_ln_b);
+  for (auto* list : {&d.pos_key_w, &d.pos_key_b, &d.pos_query_w, &d.pos_query_b}) {
+    for (auto& t : *list) fresh(t);
+  }
+  return std::make_unique<DebertaEncoder>(base.weights(), std::move(d), head_dim(), eps_);
+}
+
+}  // namespace attattr::engine
