@@ -204,11 +204,43 @@ TEST_F(CheckpointFixture, BadConfigValuesAreNamed) {
   std::ofstream(dir_ + "/config.json") << R"({"model_type": "gpt_neox", "vocab_size": 30522,
     "hidden_size": 256, "num_hidden_layers": 4, "num_attention_heads": 8,
     "intermediate_size": 1024, "max_position_embeddings": 128})";
-  ExpectMessageHas(LoadError(), "'model_type' is 'gpt_neox'", "bert, distilbert, electra");
+  ExpectMessageHas(LoadError(), "'model_type' is 'gpt_neox'",
+                   "bert, distilbert, electra, roberta, xlm-roberta, deberta-v2");
   // A DistilBERT config over BERT tensors: the first missing DistilBERT tensor is named.
   std::ofstream(dir_ + "/config.json") << R"({"model_type": "distilbert", "vocab_size": 30522,
     "dim": 256, "n_layers": 4, "n_heads": 8, "hidden_dim": 1024, "max_position_embeddings": 128})";
   ExpectMessageHas(LoadError(), "distilbert.embeddings.word_embeddings.weight");
+  // DeBERTa-v2 options the engine does not implement are refused naming the key.
+  const std::string deberta = R"({"model_type": "deberta-v2", "vocab_size": 30522,
+    "hidden_size": 256, "num_hidden_layers": 4, "num_attention_heads": 8,
+    "intermediate_size": 1024, "max_position_embeddings": 128, "relative_attention": true,)";
+  std::ofstream(dir_ + "/config.json") << deberta << R"("conv_kernel_size": 3})";
+  ExpectMessageHas(LoadError(), "'conv_kernel_size' is 3");
+  std::ofstream(dir_ + "/config.json") << deberta << R"("pos_att_type": "p2c|c2c"})";
+  ExpectMessageHas(LoadError(), "'pos_att_type' holds 'c2c'");
+  std::ofstream(dir_ + "/config.json") << deberta << R"("pooler_hidden_act": "tanh"})";
+  ExpectMessageHas(LoadError(), "pooler_hidden_act");
+  // A DeBERTa config over BERT tensors: its first missing tensor is named.
+  std::ofstream(dir_ + "/config.json") << deberta << R"("pos_att_type": ["p2c", "c2p"]})";
+  ExpectMessageHas(LoadError(), "deberta.embeddings.word_embeddings.weight");
+  // RoBERTa's positions start after the padding index, which must leave room for a token.
+  std::ofstream(dir_ + "/config.json") << R"({"model_type": "roberta", "vocab_size": 30522,
+    "hidden_size": 256, "num_hidden_layers": 4, "num_attention_heads": 8,
+    "intermediate_size": 1024, "max_position_embeddings": 128, "pad_token_id": 127})";
+  ExpectMessageHas(LoadError(), "pad_token_id");
+}
+
+// tokenizer.json is preferred over vocab.txt; one the library cannot parse is refused naming it.
+TEST_F(CheckpointFixture, BadTokenizerJsonIsNamed) {
+  WriteAll("F32");
+  std::ofstream(dir_ + "/tokenizer.json") << R"({"model": {"type": "BPE", "vocab": 7}})";
+  const auto s = LoadError();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  ExpectMessageHas(s, "tokenizer.json", "not a Hugging Face tokenizer.json");
+  fs::remove(dir_ + "/tokenizer.json");
+  auto m = Model::Load(dir_);
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ((*m)->info().tokenizer, "wordpiece");
 }
 
 TEST(MiniLmCheckpointTest, EncoderOnlyCheckpointLoads) {
