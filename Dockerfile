@@ -71,7 +71,7 @@ RUN mkdir -p /out/bin /out/lib \
 FROM ${RUNTIME_IMAGE} AS runtime
 ARG VARIANT
 LABEL org.opencontainers.image.title="attattr" \
-      org.opencontainers.image.description="Self-attention attribution for BERT classifiers as a gRPC service"
+      org.opencontainers.image.description="Self-attention attribution for Transformer classifiers (Hugging Face checkpoints) as a gRPC service"
 RUN useradd --system --uid 10001 --user-group --home-dir /nonexistent --shell /usr/sbin/nologin attattr \
  && mkdir -p /models /data /var/lib/attattr \
  && chown attattr:attattr /var/lib/attattr

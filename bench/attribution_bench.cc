@@ -199,25 +199,6 @@ std::vector<engine::Encoding> EncodeAll(const engine::Model& model,
   return out;
 }
 
-// Each sentence repeated (space-joined) until it has at least `n` tokens, then encoded with
-// max_length n: exactly n tokens, [CLS] ... [SEP].
-std::vector<engine::Encoding> EncodeExactly(const engine::Model& model,
-                                            const std::vector<engine::Example>& examples, int n) {
-  std::vector<engine::Encoding> out;
-  for (const auto& e : examples) {
-    std::string text = e.text;
-    while (static_cast<int>(
-               OrDie(model.tokenizer().Encode(text, std::nullopt, 1 << 20), "encoding " + e.text)
-                   .size()) < n) {
-      text = absl::StrCat(text, " ", e.text);
-    }
-    auto enc = OrDie(model.tokenizer().Encode(text, std::nullopt, n), "encoding " + e.text);
-    if (static_cast<int>(enc.size()) != n) Die("EncodeExactly: wrong length");
-    out.push_back(std::move(enc));
-  }
-  return out;
-}
-
 // ---- Measurements ---------------------------------------------------------------------------
 
 struct Timed {

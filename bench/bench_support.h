@@ -1,5 +1,5 @@
 // Small helpers the benchmark programs share: fail loudly (a benchmark of failures is
-// meaningless), wall-clock seconds, mean input length. Header-only so that scripts/gpu_check.sh can
+// meaningless), wall-clock seconds, mean input length, inputs of an exact length. Header-only so that scripts/gpu_check.sh can
 // build bench/gpu_check.cc in its own minimal CMake project without another target.
 #pragma once
 
@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "attattr/engine/example.h"
+#include "attattr/engine/model.h"
 
 namespace attattr::bench {
 
@@ -39,6 +40,26 @@ inline double MeanTokens(const std::vector<engine::Encoding>& encodings) {
   double s = 0;
   for (const auto& e : encodings) s += static_cast<double>(e.size());
   return encodings.empty() ? 0 : s / static_cast<double>(encodings.size());
+}
+
+// Each sentence repeated (space-joined) until it has at least `n` tokens, then encoded with
+// max_length n: exactly n tokens, the model's special tokens included.
+inline std::vector<engine::Encoding> EncodeExactly(const engine::Model& model,
+                                                   const std::vector<engine::Example>& examples,
+                                                   int n) {
+  std::vector<engine::Encoding> out;
+  for (const auto& e : examples) {
+    std::string text = e.text;
+    while (static_cast<int>(
+               OrDie(model.tokenizer().Encode(text, std::nullopt, 1 << 20), "encoding " + e.text)
+                   .size()) < n) {
+      text = absl::StrCat(text, " ", e.text);
+    }
+    auto enc = OrDie(model.tokenizer().Encode(text, std::nullopt, n), "encoding " + e.text);
+    if (static_cast<int>(enc.size()) != n) Die("EncodeExactly: wrong length");
+    out.push_back(std::move(enc));
+  }
+  return out;
 }
 
 }  // namespace attattr::bench

@@ -30,9 +30,12 @@ absl::Status RunModels(const ModelsFlags& flags, std::ostream& out) {
     for (const auto& m : *models) {
       list.push_back({{"name", m.name},
                       {"family", m.info.family},
+                      {"tokenizer", m.info.tokenizer},
+                      {"decoder", m.info.decoder},
                       {"architecture", m.info.architecture},
                       {"num_layers", m.info.num_layers},
                       {"num_heads", m.info.num_heads},
+                      {"num_key_value_heads", m.info.num_key_value_heads},
                       {"hidden_size", m.info.hidden_size},
                       {"max_length", m.info.max_length},
                       {"has_classifier", m.info.has_classifier},

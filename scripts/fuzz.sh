@@ -6,16 +6,17 @@
 # replays every corpus (fuzz_corpus.* tests). Crashes land in build-fuzz/artifacts/ and stop the script with
 # libFuzzer's status; a summary line per target (runs, coverage, corpus size) goes to stdout.
 # Usage: scripts/fuzz.sh [SECONDS] [TARGET...]
-#   targets: safetensors_header_fuzz model_config_fuzz wordpiece_fuzz dataset_fuzz server_flags_fuzz
-#            job_spec_fuzz (built by the fuzz-server preset: clang with LibTorch, ~15 min once)
+#   targets: safetensors_header_fuzz model_config_fuzz wordpiece_fuzz hf_tokenizer_fuzz dataset_fuzz
+#            server_flags_fuzz job_spec_fuzz (built by the fuzz-server preset: clang with LibTorch,
+#            ~15 min once). hf_tokenizer_fuzz also instruments the Rust tokenizers crate for coverage.
 set -euo pipefail
 
 seconds="${1:-600}"
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(safetensors_header_fuzz model_config_fuzz wordpiece_fuzz dataset_fuzz server_flags_fuzz
-    job_spec_fuzz)
+  targets=(safetensors_header_fuzz model_config_fuzz wordpiece_fuzz hf_tokenizer_fuzz dataset_fuzz
+    server_flags_fuzz job_spec_fuzz)
 fi
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "${root}"

@@ -247,6 +247,8 @@ void ModelToProto(const std::string& name, const engine::ModelInfo& info, v1::Mo
   out->set_family(info.family);
   out->set_tokenizer(info.tokenizer);
   for (int h : info.heads_per_layer) out->add_heads_per_layer(h);
+  out->set_decoder(info.decoder);
+  out->set_num_key_value_heads(info.num_key_value_heads);
 }
 
 engine::ModelInfo ModelInfoFromProto(const v1::Model& model) {
@@ -263,6 +265,8 @@ engine::ModelInfo ModelInfoFromProto(const v1::Model& model) {
   info.family = model.family();
   info.tokenizer = model.tokenizer();
   info.heads_per_layer.assign(model.heads_per_layer().begin(), model.heads_per_layer().end());
+  info.decoder = model.decoder();
+  info.num_key_value_heads = model.num_key_value_heads();
   return info;
 }
 

@@ -126,6 +126,7 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Load(const std::string& dir,
     info.weights_file = weights.weights_file;
     info.num_layers = config.num_hidden_layers;
     info.num_heads = config.num_attention_heads;
+    info.num_key_value_heads = config.num_attention_heads;
     for (const auto& lw : weights.weights.layers) info.heads_per_layer.push_back(lw.num_heads);
     info.hidden_size = config.hidden_size;
     info.intermediate_size = config.intermediate_size;
@@ -210,6 +211,7 @@ absl::StatusOr<std::unique_ptr<Model>> Model::CreateRandom(const RandomModelSpec
     info.architecture = spec.num_labels > 0 ? "BertForSequenceClassification" : "BertModel";
     info.num_layers = spec.num_layers;
     info.num_heads = spec.num_heads;
+    info.num_key_value_heads = spec.num_heads;
     info.heads_per_layer.assign(spec.num_layers, spec.num_heads);
     info.hidden_size = spec.hidden_size;
     info.intermediate_size = spec.intermediate_size;

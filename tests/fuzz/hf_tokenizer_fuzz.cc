@@ -28,7 +28,7 @@ constexpr char kFixedTokenizer[] = R"({"version":"1.0","truncation":null,"paddin
 "rstrip":false,"normalized":false,"special":true}],"normalizer":null,
 "pre_tokenizer":{"type":"ByteLevel","add_prefix_space":false,"trim_offsets":true,"use_regex":true},
 "post_processor":{"type":"RobertaProcessing","sep":["</s>",1],"cls":["<s>",0],"trim_offsets":true,
-"add_prefix_space":false},"decoder":{"type":"ByteLevel"},"model":{"type":"BPE","dropout":null,
+"add_prefix_space":false},"decoder":{"type":"ByteLevel","add_prefix_space":true,"trim_offsets":true,"use_regex":true},"model":{"type":"BPE","dropout":null,
 "unk_token":null,"continuing_subword_prefix":null,"end_of_word_suffix":null,"fuse_unk":false,
 "byte_fallback":false,"vocab":{"<s>":0,"</s>":1,"a":2,"b":3,"c":4,"Ġ":5,"Ġa":6,"ab":7,"Ġab":8},
 "merges":["Ġ a","a b","Ġa b"]}})";

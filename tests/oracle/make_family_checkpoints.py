@@ -151,31 +151,37 @@ def make_roberta(work, train_text):
     merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in trained["merges"]]
     tok = transformers.RobertaTokenizer(vocab=trained["vocab"], merges=merges,
                                         model_max_length=MAX_POS)
-    # Position ids start at pad_token_id + 1 = 2: MAX_POS tokens need MAX_POS + 2 positions.
-    config = transformers.RobertaConfig(
-        vocab_size=len(tok), hidden_size=HIDDEN, num_hidden_layers=LAYERS,
-        num_attention_heads=HEADS, intermediate_size=FFN, max_position_embeddings=MAX_POS + 2,
-        type_vocab_size=1, pad_token_id=1, bos_token_id=0, eos_token_id=2,
-        initializer_range=0.15, id2label=dict(enumerate(LABELS)),
-        label2id={n: i for i, n in enumerate(LABELS)})
+    config = roberta_config(transformers.RobertaConfig, len(tok))
     return tok, transformers.RobertaForSequenceClassification(config)
 
 
-def make_xlm_roberta(work, train_text):
-    # A SentencePiece-style Unigram model (Metaspace "▁" word starts), trained by `tokenizers`.
-    unigram = Tokenizer(models.Unigram())
-    unigram.pre_tokenizer = transformers.XLMRobertaTokenizer()._tokenizer.pre_tokenizer
-    unigram.train_from_iterator(train_text, trainers.UnigramTrainer(
-        vocab_size=3000, special_tokens=ROBERTA_SPECIALS, unk_token="<unk>"))
-    vocab = [tuple(v) for v in json.loads(unigram.to_str())["model"]["vocab"]]
-    assert [v[0] for v in vocab[:5]] == ROBERTA_SPECIALS, vocab[:5]
-    tok = transformers.XLMRobertaTokenizer(vocab=vocab, model_max_length=MAX_POS)
-    config = transformers.XLMRobertaConfig(
-        vocab_size=len(tok), hidden_size=HIDDEN, num_hidden_layers=LAYERS,
+def roberta_config(config_class, vocab_size):
+    # Position ids start at pad_token_id + 1 = 2: MAX_POS tokens need MAX_POS + 2 positions.
+    return config_class(
+        vocab_size=vocab_size, hidden_size=HIDDEN, num_hidden_layers=LAYERS,
         num_attention_heads=HEADS, intermediate_size=FFN, max_position_embeddings=MAX_POS + 2,
         type_vocab_size=1, pad_token_id=1, bos_token_id=0, eos_token_id=2,
         initializer_range=0.15, id2label=dict(enumerate(LABELS)),
         label2id={n: i for i, n in enumerate(LABELS)})
+
+
+def unigram_vocab(train_text, pre_tokenizer, specials, unk_token):
+    """A SentencePiece-style Unigram vocabulary ([(piece, score)], specials first) trained by
+    `tokenizers` with the family's pre-tokenizer (Metaspace "▁" word starts)."""
+    unigram = Tokenizer(models.Unigram())
+    unigram.pre_tokenizer = pre_tokenizer
+    unigram.train_from_iterator(train_text, trainers.UnigramTrainer(
+        vocab_size=3000, special_tokens=specials, unk_token=unk_token))
+    vocab = [tuple(v) for v in json.loads(unigram.to_str())["model"]["vocab"]]
+    assert [v[0] for v in vocab[:len(specials)]] == specials, vocab[:len(specials)]
+    return vocab
+
+
+def make_xlm_roberta(work, train_text):
+    vocab = unigram_vocab(train_text, transformers.XLMRobertaTokenizer()._tokenizer.pre_tokenizer,
+                          ROBERTA_SPECIALS, "<unk>")
+    tok = transformers.XLMRobertaTokenizer(vocab=vocab, model_max_length=MAX_POS)
+    config = roberta_config(transformers.XLMRobertaConfig, len(tok))
     return tok, transformers.XLMRobertaForSequenceClassification(config)
 
 
@@ -183,13 +189,8 @@ def make_deberta_v2(work, train_text):
     # DeBERTa-v3's shape: a SentencePiece-style Unigram vocabulary, no absolute positions or token
     # types, relative attention with c2p and p2c terms through shared key/query projections and
     # log-bucketed positions (16 buckets, so the 128-token inputs reach the logarithmic part).
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    unigram = Tokenizer(models.Unigram())
-    unigram.pre_tokenizer = transformers.DebertaV2Tokenizer()._tokenizer.pre_tokenizer
-    unigram.train_from_iterator(train_text, trainers.UnigramTrainer(
-        vocab_size=3000, special_tokens=specials, unk_token="[UNK]"))
-    vocab = [tuple(v) for v in json.loads(unigram.to_str())["model"]["vocab"]]
-    assert [v[0] for v in vocab[:5]] == specials, vocab[:5]
+    vocab = unigram_vocab(train_text, transformers.DebertaV2Tokenizer()._tokenizer.pre_tokenizer,
+                          ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"], "[UNK]")
     tok = transformers.DebertaV2Tokenizer(vocab=vocab, unk_id=1, model_max_length=MAX_POS)
     config = transformers.DebertaV2Config(
         vocab_size=len(tok), hidden_size=HIDDEN, num_hidden_layers=LAYERS,

@@ -105,6 +105,8 @@ TEST_F(FamilyRpcTest, ModelsReportTheirFamilyAndTokenizer) {
     for (int h : m.heads_per_layer()) EXPECT_EQ(h, 4);
     EXPECT_EQ(m.labels_size(), 3);
     EXPECT_EQ(m.max_length(), 128);  // RoBERTa's 130 positions start at pad_token_id + 1 = 2
+    EXPECT_FALSE(m.decoder());
+    EXPECT_EQ(m.num_key_value_heads(), 4);
   }
 }
 

@@ -24,11 +24,15 @@ struct ModelInfo {
   std::string weights_file;  // file the weights came from (or the index of a sharded checkpoint)
   int num_layers = 0;        // L
   int num_heads = 0;         // H per layer as configured (before any pruning)
+  // Key/value heads per layer: num_heads for every encoder family (a grouped-query decoder shares
+  // fewer among its query heads; attributions stay per query head).
+  int num_key_value_heads = 0;
+  bool decoder = false;  // a causal decoder; false for every family loaded today
   std::vector<int> heads_per_layer;  // heads actually present per layer (fewer when pruned)
   int hidden_size = 0;
   int intermediate_size = 0;
   int vocab_size = 0;
-  int max_length = 0;  // longest accepted input in word pieces, [CLS]/[SEP] included
+  int max_length = 0;  // longest accepted input in tokens, special tokens included
   double layer_norm_eps = 0;
   bool has_classifier = false;  // false for encoder-only checkpoints (no pooler/classifier head)
   std::vector<std::string> labels;  // class names by id (empty when !has_classifier)

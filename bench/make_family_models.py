@@ -1,0 +1,47 @@
+#!/usr/bin/env python3
+"""Random checkpoints of every model family at one size, for bench/family_bench.cc: the families,
+tokenizers and configurations of tests/oracle/make_family_checkpoints.py (imported, so they stay
+the same), with the layers, hidden size, heads and feed-forward width set here (default: the shared
+4-layer model's 4 x 256, 4 heads, 1024). Run with the oracle virtual environment's interpreter
+(scripts/setup.sh makes it): ~/.cache/attattr/oracle-venv/bin/python bench/make_family_models.py
+--shared ../shared --out build/bench-families
+"""
+import argparse
+import os
+import shutil
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "oracle"))
+import make_family_checkpoints as oracle  # noqa: E402
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--shared", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--hidden", type=int, default=256)
+    parser.add_argument("--heads", type=int, default=4)
+    parser.add_argument("--ffn", type=int, default=1024)
+    parser.add_argument("--families", default=",".join(oracle.FAMILIES))
+    args = parser.parse_args()
+    oracle.LAYERS, oracle.HIDDEN, oracle.HEADS, oracle.FFN = (
+        args.layers, args.hidden, args.heads, args.ffn)
+    torch.manual_seed(oracle.SEED)
+    train_text = oracle.read_sst2(args.shared, "train")[:20000]
+    for family in args.families.split(","):
+        out = os.path.join(args.out, family)
+        shutil.rmtree(out, ignore_errors=True)
+        tok, model = oracle.FAMILIES[family](out + ".tmp", train_text)
+        model.eval()
+        model.save_pretrained(out)
+        tok.save_pretrained(out)
+        shutil.rmtree(out + ".tmp", ignore_errors=True)
+        print(f"{family}: {sum(p.numel() for p in model.parameters())} parameters in {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
