@@ -38,6 +38,7 @@
 
 namespace {
 
+using ::attattr::bench::EncodeExactly;
 using ::attattr::bench::Die;
 using ::attattr::bench::MeanTokens;
 using ::attattr::bench::OrDie;
