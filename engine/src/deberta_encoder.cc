@@ -1,6 +1,7 @@
 // DeBERTa-v2's disentangled attention scores on top of BertEncoder (see deberta_encoder.h). Each
 // step follows Hugging Face's DisentangledSelfAttention (modeling_deberta_v2.py) so results agree
-// to float rounding; the relative positions are recomputed per call (an [n, n] integer table).
+// to float rounding; the relative positions are recomputed per call (an [n, n] integer table on the
+// CPU), and only the embedding rows they reach are projected.
 #include "deberta_encoder.h"
 
 #include <cmath>
@@ -54,28 +55,32 @@ torch::Tensor DebertaEncoder::AttentionProbs(int l, const torch::Tensor& h,
   auto scores = torch::matmul(q, k.transpose(-1, -2) / scale);
   if (c.relative_attention && (c.c2p || c.p2c)) {
     const int64_t n = h.size(1), span = c.span();
-    auto rel_emb = RelativeEmbeddings()
-                       .narrow(0, 0, std::min<int64_t>(2 * span, d_.rel_emb.size(0)))
-                       .unsqueeze(0);  // [1, 2·span, d]
-    auto rel = RelativePositions(n, h.device());
-    const auto expand = [&](const torch::Tensor& index) {  // [n, n] -> [B, H, n, n]
-      return index.view({1, 1, n, n}).expand({h.size(0), heads, n, n});
+    // Rows of the relative-position embedding that δ indexes: c2p reads clamp(rel + span), p2c
+    // clamp(−rel + span), over rel ∈ [−(n−1), n−1]. Only rows [lo, hi] are ever read, so only they
+    // are projected and multiplied: the same scores, while v3's 2 × 256 rows would otherwise cost
+    // several times QKᵀ at typical lengths.
+    const torch::Tensor rel = RelativePositions(n, torch::kCPU);
+    const torch::Tensor c2p_index = torch::clamp(rel + span, 0, 2 * span - 1);
+    const torch::Tensor p2c_index = torch::clamp(-rel + span, 0, 2 * span - 1);
+    const int64_t lo = std::min(c2p_index.min().item<int64_t>(), p2c_index.min().item<int64_t>());
+    const int64_t hi = std::max(c2p_index.max().item<int64_t>(), p2c_index.max().item<int64_t>());
+    auto rel_emb = RelativeEmbeddings().narrow(0, lo, hi - lo + 1).unsqueeze(0);  // [1, r, d]
+    const auto expand = [&](const torch::Tensor& index) {  // [n, n] -> [B, H, n, n], h's device
+      return (index - lo).to(h.device()).view({1, 1, n, n}).expand({h.size(0), heads, n, n});
     };
     if (c.c2p) {
       auto pos_k = c.share_att_key
                        ? split(torch::linear(rel_emb, lw.k_w, lw.k_b))
                        : split(torch::linear(rel_emb, d_.pos_key_w[l], d_.pos_key_b[l]));
-      auto c2p = torch::matmul(q, pos_k.transpose(-1, -2));  // [B, H, n, 2·span]
-      auto index = torch::clamp(rel + span, 0, 2 * span - 1);
-      scores = scores + torch::gather(c2p, -1, expand(index)) / scale;
+      auto c2p = torch::matmul(q, pos_k.transpose(-1, -2));  // [B, H, n, r]
+      scores = scores + torch::gather(c2p, -1, expand(c2p_index)) / scale;
     }
     if (c.p2c) {
       auto pos_q = c.share_att_key
                        ? split(torch::linear(rel_emb, lw.q_w, lw.q_b))
                        : split(torch::linear(rel_emb, d_.pos_query_w[l], d_.pos_query_b[l]));
-      auto p2c = torch::matmul(k, pos_q.transpose(-1, -2));  // [B, H, n (keys), 2·span]
-      auto index = torch::clamp(-rel + span, 0, 2 * span - 1);
-      scores = scores + torch::gather(p2c, -1, expand(index)).transpose(-1, -2) / scale;
+      auto p2c = torch::matmul(k, pos_q.transpose(-1, -2));  // [B, H, n (keys), r]
+      scores = scores + torch::gather(p2c, -1, expand(p2c_index)).transpose(-1, -2) / scale;
     }
   }
   return torch::softmax(scores + add_mask, -1);

@@ -45,6 +45,7 @@ SEED = 20261205
 LAYERS, HIDDEN, HEADS, FFN, MAX_POS = 3, 32, 4, 64, 128
 LABELS = ["negative", "neutral", "positive"]
 STEPS = 20  # Gauss-Legendre points
+DEBERTA_BUCKETS = 16  # DeBERTa-v3 has 256; 16 lets 128-token inputs reach the log buckets
 
 EDGE_CASES = [
     "Café résumé naïve",
@@ -188,14 +189,14 @@ def make_xlm_roberta(work, train_text):
 def make_deberta_v2(work, train_text):
     # DeBERTa-v3's shape: a SentencePiece-style Unigram vocabulary, no absolute positions or token
     # types, relative attention with c2p and p2c terms through shared key/query projections and
-    # log-bucketed positions (16 buckets, so the 128-token inputs reach the logarithmic part).
+    # log-bucketed positions (DEBERTA_BUCKETS).
     vocab = unigram_vocab(train_text, transformers.DebertaV2Tokenizer()._tokenizer.pre_tokenizer,
                           ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"], "[UNK]")
     tok = transformers.DebertaV2Tokenizer(vocab=vocab, unk_id=1, model_max_length=MAX_POS)
     config = transformers.DebertaV2Config(
         vocab_size=len(tok), hidden_size=HIDDEN, num_hidden_layers=LAYERS,
         num_attention_heads=HEADS, intermediate_size=FFN, max_position_embeddings=MAX_POS,
-        type_vocab_size=0, relative_attention=True, position_buckets=16,
+        type_vocab_size=0, relative_attention=True, position_buckets=DEBERTA_BUCKETS,
         max_relative_positions=-1, pos_att_type="p2c|c2p", share_att_key=True,
         norm_rel_ebd="layer_norm", position_biased_input=False, pad_token_id=0,
         initializer_range=0.15, id2label=dict(enumerate(LABELS)),
