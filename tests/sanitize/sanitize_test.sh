@@ -41,8 +41,8 @@ unit_tests=(field_error_test quote_test worker_pool_test gold_label_test wordpie
   safetensors_reader_test dataset_tsv_test quadrature_test attribution_tree_test
   trigger_insertion_test convert_test html_report_test attribution_tree_render_test metrics_test
   metrics_http_test job_store_test job_scheduler_test sharded_stages_test auth_test)
-fuzz_targets=(safetensors_header_fuzz model_config_fuzz wordpiece_fuzz dataset_fuzz
-  server_flags_fuzz)
+fuzz_targets=(safetensors_header_fuzz model_config_fuzz wordpiece_fuzz hf_tokenizer_fuzz
+  dataset_fuzz server_flags_fuzz)
 # The components where threads meet: the worker pool, the HTTP listener, the metrics registry, the
 # store under concurrent callers, the scheduler.
 tsan_tests=(worker_pool_test metrics_http_test metrics_test job_store_test job_scheduler_test
