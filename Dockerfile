@@ -53,8 +53,13 @@ RUN apt-get update -qq \
  && rm -rf /var/lib/apt/lists/*
 COPY . .
 # The build: scripts/setup.sh's two CMake commands (the `release` preset, Ninja, build/), with the
-# tests and benchmarks left out of the image.
-RUN if [ "$VARIANT" = cuda ]; then export CMAKE_PREFIX_PATH=/opt/libtorch; fi \
+# tests and benchmarks left out of the image. cargo fetches engine/hf_tokenizers' crates from
+# crates.io over HTTPS; behind a TLS-intercepting proxy, pass the CA bundle that trusts it as the
+# optional build secret `ca_bundle` (scripts/build_image.sh passes the host's): it is mounted for
+# this step only and never stored in a layer.
+RUN --mount=type=secret,id=ca_bundle,required=false \
+    if [ -s /run/secrets/ca_bundle ]; then export CARGO_HTTP_CAINFO=/run/secrets/ca_bundle; fi \
+ && if [ "$VARIANT" = cuda ]; then export CMAKE_PREFIX_PATH=/opt/libtorch; fi \
  && cmake --preset release -DATTATTR_BUILD_TESTS=OFF -DATTATTR_BUILD_BENCH=OFF \
  && cmake --build --preset release --target attattr-server attattr
 # Stage the binaries and every shared library they load except glibc's own (the runtime image has

@@ -38,8 +38,8 @@
 
 namespace {
 
-using ::attattr::bench::EncodeExactly;
 using ::attattr::bench::Die;
+using ::attattr::bench::EncodeExactly;
 using ::attattr::bench::MeanTokens;
 using ::attattr::bench::OrDie;
 using ::attattr::bench::SecondsSince;

@@ -1,6 +1,7 @@
 // Small helpers the benchmark programs share: fail loudly (a benchmark of failures is
-// meaningless), wall-clock seconds, mean input length, inputs of an exact length. Header-only so that scripts/gpu_check.sh can
-// build bench/gpu_check.cc in its own minimal CMake project without another target.
+// meaningless), wall-clock seconds, mean input length, inputs of an exact length. Header-only so
+// that scripts/gpu_check.sh can build bench/gpu_check.cc in its own minimal CMake project without
+// another target.
 #pragma once
 
 #include <errno.h>  // program_invocation_short_name (glibc)

@@ -15,6 +15,8 @@
 #
 # usage: scripts/build_image.sh [--tag NAME] [--no-cache] [--bases-only]
 #   ATTATTR_DEBIAN_MIRROR   the Debian mirror debootstrap and apt use (default deb.debian.org)
+#   ATTATTR_CA_BUNDLE       CA bundle the build trusts for crates.io (default: the host's
+#                           /etc/ssl/certs/ca-certificates.crt; passed as the secret ca_bundle)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -105,7 +107,13 @@ $bases_only && exit 0
 # 3. The image ---------------------------------------------------------------------------------
 log "buildah build -t $tag (CPU variant, bases $base and $slim)"
 start=$(date +%s)
+# The host's CA bundle as the build secret `ca_bundle` (the Dockerfile's cargo step trusts it), so
+# the build reaches crates.io through whatever TLS-intercepting proxy the host itself trusts.
+secret=()
+ca_bundle="${ATTATTR_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}"
+[ -s "$ca_bundle" ] && secret=(--secret "id=ca_bundle,src=$ca_bundle")
 buildah build --isolation chroot --network host --pull=never --format docker "${cache[@]}" \
+  "${secret[@]}" \
   --build-arg VARIANT=cpu --build-arg BUILD_IMAGE="$base" --build-arg RUNTIME_IMAGE="$slim" \
   -f Dockerfile -t "$tag" .
 log "built $tag in $(($(date +%s) - start)) s: $(buildah images --format '{{.Size}}' "$tag" | head -1)"
