@@ -2,7 +2,9 @@
 """Random checkpoints of every model family at one size, for bench/family_bench.cc: the families,
 tokenizers and configurations of tests/oracle/make_family_checkpoints.py (imported, so they stay
 the same), with the layers, hidden size, heads and feed-forward width set here (default: the shared
-4-layer model's 4 x 256, 4 heads, 1024; 512 positions; DeBERTa with v3's 256 buckets). Run with the oracle virtual environment's interpreter
+4-layer model's 4 x 256, 4 heads, 1024; 512 positions; DeBERTa with v3's 256 buckets; ModernBERT
+with base's 128-token windows in two of every three layers). Run with the oracle virtual
+environment's interpreter
 (scripts/setup.sh makes it): ~/.cache/attattr/oracle-venv/bin/python bench/make_family_models.py
 --shared ../shared --out build/bench-families
 """
@@ -32,6 +34,8 @@ def main():
     # Serving-size positions: 512 tokens, and DeBERTa-v3's 256 relative-position buckets (its
     # c2p/p2c terms read 2 x 256 embedding rows per head, whatever the input length).
     oracle.MAX_POS, oracle.DEBERTA_BUCKETS = 512, 256
+    # ModernBERT-base's local/global pattern: 128-token windows, every third layer global.
+    oracle.MODERNBERT_WINDOW, oracle.MODERNBERT_GLOBAL_EVERY = 128, 3
     torch.manual_seed(oracle.SEED)
     train_text = oracle.read_sst2(args.shared, "train")[:20000]
     for family in args.families.split(","):

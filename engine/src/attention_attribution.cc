@@ -37,7 +37,7 @@ torch::Tensor TargetValues(const Encoder& enc, const TargetSpec& target, const t
     auto pooled = MeanPool(x, mask);
     return torch::cosine_similarity(pooled, target.reference.unsqueeze(0), 1, 1e-8);
   }
-  auto logits = enc.Head(x);
+  auto logits = enc.Head(x, attention_mask.repeat({rows, 1}));
   auto idx = target.classes.repeat({rows}).unsqueeze(1);
   if (target.kind == TargetKind::kClassLogit) return logits.gather(1, idx).squeeze(1);
   return torch::softmax(logits, -1).gather(1, idx).squeeze(1);

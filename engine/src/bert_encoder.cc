@@ -54,7 +54,8 @@ torch::Tensor BertEncoder::FinishLayer(int l, const torch::Tensor& h,
                            eps_);
 }
 
-torch::Tensor BertEncoder::Head(const torch::Tensor& last_hidden) const {
+torch::Tensor BertEncoder::Head(const torch::Tensor& last_hidden,
+                                const torch::Tensor& /*attention_mask*/) const {
   auto cls = last_hidden.select(1, 0);
   auto dense = torch::linear(cls, w_.pooler_w, w_.pooler_b);
   torch::Tensor pooled;

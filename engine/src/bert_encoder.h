@@ -69,13 +69,16 @@ class BertEncoder : public Encoder {
   torch::Tensor Values(int l, const torch::Tensor& h) const override;
   torch::Tensor FinishLayer(int l, const torch::Tensor& h,
                             const torch::Tensor& context) const override;
-  torch::Tensor Head(const torch::Tensor& last_hidden) const override;
+  torch::Tensor Head(const torch::Tensor& last_hidden,
+                     const torch::Tensor& attention_mask) const override;
   std::unique_ptr<Encoder> CloneRequiringGrad(std::vector<torch::Tensor>* params) const override;
   // The same, as a BertEncoder (for encoders built on this one).
   BertEncoder CloneWeightsRequiringGrad(std::vector<torch::Tensor>* params) const;
 
- private:
+ protected:
   torch::Tensor SplitHeads(const torch::Tensor& x, int heads) const;  // [B,n,H*dh] -> [B,H,n,dh]
+
+ private:
   BertWeights w_;
   int head_dim_;
   double eps_;

@@ -1,23 +1,22 @@
-// Turns a Hugging Face BERT-family checkpoint directory's weights (the families of model_config.h)
-// (model.safetensors, a sharded model.safetensors.index.json, or pytorch_model.bin through
-// LibTorch's unpickler) into BertWeights on a device, checking every tensor's presence, shape and
-// dtype against config.json. Does not parse the tokenizer or build the Model. Thread-compatible (no
-// shared state).
+// Turns a Hugging Face checkpoint directory's weights (the families of model_config.h;
+// model.safetensors, a sharded model.safetensors.index.json, or pytorch_model.bin) into the
+// family's Encoder on a device, checking every tensor's presence, shape and dtype against
+// config.json. Does not parse the tokenizer or build the Model. Thread-compatible (no shared
+// state).
 #pragma once
 
-#include <optional>
+#include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "bert_encoder.h"
-#include "deberta_encoder.h"
+#include "encoder.h"
 #include "model_config.h"
 
 namespace attattr::engine {
 
-struct LoadedWeights {
-  BertWeights weights;
-  std::optional<DisentangledWeights> disentangled;  // deberta-v2's relative-position attention
+struct LoadedEncoder {
+  std::unique_ptr<Encoder> encoder;
+  int num_labels = 0;        // rows of the classifier; 0 for encoder-only checkpoints
   std::string weights_file;  // file the weights came from (index file for sharded checkpoints)
   std::string architecture;  // e.g. "BertForSequenceClassification", "DistilBertModel"
   int64_t parameter_count = 0;
@@ -26,7 +25,7 @@ struct LoadedWeights {
 // Reads and validates the weights of `dir` for `config`. Errors (naming file and tensor): NotFound
 // when no weights file or a required tensor is missing; InvalidArgument for a wrong shape, an
 // unsupported dtype, an unexpected tensor, or a malformed file.
-absl::StatusOr<LoadedWeights> LoadBertWeights(const std::string& dir, const ModelConfig& config,
-                                              const torch::Device& device);
+absl::StatusOr<LoadedEncoder> LoadEncoder(const std::string& dir, const ModelConfig& config,
+                                          const torch::Device& device);
 
 }  // namespace attattr::engine

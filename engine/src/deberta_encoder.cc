@@ -44,9 +44,7 @@ torch::Tensor DebertaEncoder::AttentionProbs(int l, const torch::Tensor& h,
                                              const torch::Tensor& add_mask) const {
   const auto& lw = weights().layers[l];
   const int64_t heads = lw.num_heads, dh = head_dim();
-  const auto split = [&](const torch::Tensor& x) {  // [B, m, H·dh] -> [B, H, m, dh]
-    return x.view({x.size(0), x.size(1), heads, dh}).transpose(1, 2);
-  };
+  const auto split = [&](const torch::Tensor& x) { return SplitHeads(x, lw.num_heads); };
   const auto& c = d_.config;
   const int scale_factor = 1 + (c.c2p ? 1 : 0) + (c.p2c ? 1 : 0);
   const float scale = std::sqrt(static_cast<float>(dh) * static_cast<float>(scale_factor));

@@ -53,7 +53,7 @@ EncoderOutput Encoder::Forward(const EncoderBatch& batch, const ForwardOptions& 
   }
   if (options.capture_hidden_states) out.hidden_states.push_back(h);
   out.last_hidden = h;
-  if (has_classifier()) out.logits = Head(h);
+  if (has_classifier()) out.logits = Head(h, batch.attention_mask);
   return out;
 }
 

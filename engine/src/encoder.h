@@ -2,7 +2,8 @@
 // attention probabilities A^l can be replaced (scaled by α), split into the pieces the fast path
 // needs — embeddings, the attention mask, layer l's probabilities and value projection, the rest
 // of layer l once its context A^l·V is known, and the head that reads the target off the last
-// hidden state. Each family implements it (bert_encoder.h: BERT and DistilBERT); a decoder fits the
+// hidden state. Each family implements it (bert_encoder.h: the BERT family; deberta_encoder.h;
+// modernbert_encoder.h: pre-LayerNorm, RoPE, GeGLU, local/global layers); a decoder fits the
 // same seams (a causal AdditiveMask, rotary positions inside AttentionProbs, grouped KV heads
 // expanded to query heads in Values, its own Head). Implementations are immutable after
 // construction, so a const Encoder is safe to use from many threads.
@@ -63,8 +64,10 @@ class Encoder {
   // Rest of layer l once its context (probs @ values, [B, H, n, dh]) is known; h is its input.
   virtual torch::Tensor FinishLayer(int l, const torch::Tensor& h,
                                     const torch::Tensor& context) const = 0;
-  // Classifier logits from the last hidden state ([B, C]); requires has_classifier().
-  virtual torch::Tensor Head(const torch::Tensor& last_hidden) const = 0;
+  // Classifier logits from the last hidden state ([B, C]); requires has_classifier(). The mask
+  // ([B, n], 1 = real token) is for heads that pool over the tokens (ModernBERT's mean pooling).
+  virtual torch::Tensor Head(const torch::Tensor& last_hidden,
+                             const torch::Tensor& attention_mask) const = 0;
   // Whether Head reads the first token's hidden state only (a [CLS] classifier): then the last
   // layer is needed at query row 0 only (FirstRowOfLayer), exactly.
   virtual bool HeadReadsFirstToken() const { return true; }

@@ -11,7 +11,6 @@
 #include "attattr/engine/wordpiece_tokenizer.h"
 #include "bert_encoder.h"
 #include "checkpoint_loader.h"
-#include "deberta_encoder.h"
 #include "model_config.h"
 #include "model_impl.h"
 #include "torch_boundary.h"
@@ -117,17 +116,20 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Load(const std::string& dir,
   ATTATTR_ASSIGN_OR_RETURN(auto tokenizer, LoadTokenizer(dir, config, tok_config));
   try {
     torch::NoGradGuard no_grad;
-    ATTATTR_ASSIGN_OR_RETURN(auto weights, LoadBertWeights(dir, config, device));
+    ATTATTR_ASSIGN_OR_RETURN(auto loaded, LoadEncoder(dir, config, device));
     auto impl = std::make_unique<Impl>();
     ModelInfo& info = impl->info;
     info.path = dir;
     info.family = FamilyName(config.family);
-    info.architecture = weights.architecture;
-    info.weights_file = weights.weights_file;
+    impl->family = config.family;
+    info.architecture = loaded.architecture;
+    info.weights_file = loaded.weights_file;
     info.num_layers = config.num_hidden_layers;
     info.num_heads = config.num_attention_heads;
     info.num_key_value_heads = config.num_attention_heads;
-    for (const auto& lw : weights.weights.layers) info.heads_per_layer.push_back(lw.num_heads);
+    for (int l = 0; l < loaded.encoder->num_layers(); ++l) {
+      info.heads_per_layer.push_back(loaded.encoder->num_heads(l));
+    }
     info.hidden_size = config.hidden_size;
     info.intermediate_size = config.intermediate_size;
     info.vocab_size = config.vocab_size;
@@ -137,28 +139,20 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Load(const std::string& dir,
       info.max_length = std::min(info.max_length, tok_config.model_max_length);
     }
     info.layer_norm_eps = config.layer_norm_eps;
-    info.has_classifier = weights.weights.cls_w.defined();
+    info.has_classifier = loaded.encoder->has_classifier();
     if (info.has_classifier) {
       info.labels = config.id2label;
       if (info.labels.empty()) {
-        for (int64_t c = 0; c < weights.weights.cls_w.size(0); ++c) {
+        for (int c = 0; c < loaded.num_labels; ++c) {
           info.labels.push_back(absl::StrCat("LABEL_", c));
         }
       }
     }
-    info.parameter_count = weights.parameter_count;
+    info.parameter_count = loaded.parameter_count;
     info.device = device.str();
     impl->tokenizer = std::move(tokenizer);
     impl->device = device;
-    const int head_dim = config.hidden_size / config.num_attention_heads;
-    if (weights.disentangled.has_value()) {
-      impl->encoder = std::make_unique<DebertaEncoder>(std::move(weights.weights),
-                                                       std::move(*weights.disentangled), head_dim,
-                                                       config.layer_norm_eps);
-    } else {
-      impl->encoder = std::make_unique<BertEncoder>(std::move(weights.weights), head_dim,
-                                                    config.layer_norm_eps);
-    }
+    impl->encoder = std::move(loaded.encoder);
     return std::unique_ptr<Model>(new Model(std::move(impl)));
   } catch (...) {
     return TorchExceptionToStatus(dir);

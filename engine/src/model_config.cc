@@ -42,6 +42,10 @@ SizeKeys KeysOf(ModelFamily family) {
   if (family == ModelFamily::kDistilBert) {
     return {"dim", "n_layers", "n_heads", "hidden_dim", "activation"};
   }
+  if (family == ModelFamily::kModernBert) {
+    return {"hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+            "hidden_activation"};
+  }
   return {"hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
           "hidden_act"};
 }
@@ -151,6 +155,106 @@ absl::Status ParseDisentangled(const json& j, const std::string& path, ModelConf
   return absl::OkStatus();
 }
 
+// A positive finite number at `key` of `j` (kept at *out when absent); `where` names it in errors.
+absl::Status ReadPositiveNumber(const json& j, const char* key, const std::string& where,
+                                double* out) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return absl::OkStatus();
+  if (!it->is_number() || !(it->get<double>() > 0) || it->get<double>() > 1e12) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        where, "'", key, "' must be a positive number, got ", it->dump().substr(0, 64)));
+  }
+  *out = it->get<double>();
+  return absl::OkStatus();
+}
+
+// ModernBERT's keys, in both the saved formats of transformers 4.x (global_attn_every_n_layers,
+// global_rope_theta, local_rope_theta) and 5.x (layer_types, rope_parameters); what the engine
+// does not implement (scaled RoPE variants, other activations or poolings) is refused naming the
+// key.
+absl::Status ParseRotaryLayers(const json& j, const std::string& path, ModelConfig* c) {
+  RotaryLayersConfig& r = c->rotary;
+  r.norm_bias = ReadBool(j, "norm_bias", false);
+  r.attention_bias = ReadBool(j, "attention_bias", false);
+  r.mlp_bias = ReadBool(j, "mlp_bias", false);
+  r.classifier_bias = ReadBool(j, "classifier_bias", false);
+  int local_attention = 128;
+  ATTATTR_RETURN_IF_ERROR(ReadPositiveInt(j, "local_attention", path, &local_attention, false));
+  r.local_window = local_attention / 2;
+  if (auto it = j.find("layer_types"); it != j.end() && !it->is_null()) {
+    if (!it->is_array() || it->size() != static_cast<size_t>(c->num_hidden_layers)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          path, ": 'layer_types' must list one type per layer (", c->num_hidden_layers, ")"));
+    }
+    for (const auto& t : *it) {
+      const std::string type = t.is_string() ? t.get<std::string>() : t.dump();
+      if (type != "full_attention" && type != "sliding_attention") {
+        return absl::InvalidArgumentError(
+            absl::StrCat(path, ": 'layer_types' holds '", type.substr(0, 32),
+                         "'; supported: full_attention, sliding_attention"));
+      }
+      r.sliding.push_back(type == "sliding_attention");
+    }
+  } else {
+    int every = 3;  // ModernBertConfig's default
+    ATTATTR_RETURN_IF_ERROR(ReadPositiveInt(j, "global_attn_every_n_layers", path, &every, false));
+    for (int l = 0; l < c->num_hidden_layers; ++l) r.sliding.push_back(l % every != 0);
+  }
+  ATTATTR_RETURN_IF_ERROR(
+      ReadPositiveNumber(j, "global_rope_theta", path + ": ", &r.global_rope_theta));
+  ATTATTR_RETURN_IF_ERROR(
+      ReadPositiveNumber(j, "local_rope_theta", path + ": ", &r.local_rope_theta));
+  if (auto it = j.find("rope_scaling"); it != j.end() && !it->is_null()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": 'rope_scaling' is set; only unscaled (default) rotary positions are supported"));
+  }
+  if (auto it = j.find("rope_parameters"); it != j.end() && !it->is_null()) {
+    if (!it->is_object()) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ": 'rope_parameters' is not an object"));
+    }
+    for (const auto& [type, theta] :
+         {std::pair<const char*, double*>{"full_attention", &r.global_rope_theta},
+          {"sliding_attention", &r.local_rope_theta}}) {
+      auto p = it->find(type);
+      if (p == it->end() || p->is_null()) continue;
+      const std::string where = absl::StrCat(path, ": rope_parameters.", type, ": ");
+      if (!p->is_object()) return absl::InvalidArgumentError(where + "not an object");
+      if (auto kind = p->find("rope_type");
+          kind != p->end() && !(kind->is_string() && kind->get<std::string>() == "default")) {
+        return absl::InvalidArgumentError(absl::StrCat(where, "'rope_type' is ",
+                                                       kind->dump().substr(0, 32),
+                                                       "; only \"default\" is supported"));
+      }
+      ATTATTR_RETURN_IF_ERROR(ReadPositiveNumber(*p, "rope_theta", where, theta));
+    }
+  }
+  if (auto it = j.find("classifier_pooling"); it != j.end() && !it->is_null()) {
+    const std::string pooling = it->is_string() ? it->get<std::string>() : it->dump();
+    if (pooling != "cls" && pooling != "mean") {
+      return absl::InvalidArgumentError(absl::StrCat(
+          path, ": 'classifier_pooling' is '", pooling.substr(0, 32), "'; supported: cls, mean"));
+    }
+    r.mean_pooling = pooling == "mean";
+  }
+  if (auto it = j.find("classifier_activation");
+      it != j.end() && !(it->is_string() && it->get<std::string>() == "gelu")) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": 'classifier_activation' is ",
+                                                   it->dump().substr(0, 64),
+                                                   "; only \"gelu\" (exact erf) is supported"));
+  }
+  if (auto it = j.find("head_dim");
+      it != j.end() && !it->is_null() &&
+      !(it->is_number_integer() && it->get<int64_t>() * c->num_attention_heads == c->hidden_size)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": 'head_dim' is not hidden_size / num_attention_heads (not supported)"));
+  }
+  if (auto it = j.find("pruned_heads"); it != j.end() && it->is_object() && !it->empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": 'pruned_heads' in a modernbert checkpoint (not supported)"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 const char* FamilyName(ModelFamily family) {
@@ -165,6 +269,8 @@ const char* FamilyName(ModelFamily family) {
       return "xlm-roberta";
     case ModelFamily::kDebertaV2:
       return "deberta-v2";
+    case ModelFamily::kModernBert:
+      return "modernbert";
     case ModelFamily::kBert:
       break;
   }
@@ -172,7 +278,7 @@ const char* FamilyName(ModelFamily family) {
 }
 
 const char* SupportedFamilies() {
-  return "bert, distilbert, electra, roberta, xlm-roberta, deberta-v2";
+  return "bert, distilbert, electra, roberta, xlm-roberta, deberta-v2, modernbert";
 }
 
 absl::StatusOr<std::string> ReadFileToString(const std::string& path) {
@@ -205,6 +311,10 @@ absl::StatusOr<ModelConfig> ParseModelConfig(const std::string& json_text,
       } else if (type == "deberta-v2") {
         c.family = ModelFamily::kDebertaV2;
         c.type_vocab_size = 0;  // DebertaV2Config's default
+      } else if (type == "modernbert") {
+        c.family = ModelFamily::kModernBert;
+        c.type_vocab_size = 0;
+        c.layer_norm_eps = 1e-5;  // ModernBertConfig's norm_eps
       } else if (type != "bert") {
         return absl::InvalidArgumentError(
             absl::StrCat(path, ": 'model_type' is '", type.substr(0, 64),
@@ -231,6 +341,8 @@ absl::StatusOr<ModelConfig> ParseModelConfig(const std::string& json_text,
         if (!(s = ReadPositiveInt(j, "type_vocab_size", path, &c.type_vocab_size)).ok()) return s;
       }
       if (!(s = ParseDisentangled(j, path, &c)).ok()) return s;
+    } else if (c.family == ModelFamily::kModernBert) {
+      if (!(s = ParseRotaryLayers(j, path, &c)).ok()) return s;
     } else if (c.family != ModelFamily::kDistilBert &&
                !(s = ReadPositiveInt(j, "type_vocab_size", path, &c.type_vocab_size, false)).ok()) {
       return s;
@@ -257,11 +369,13 @@ absl::StatusOr<ModelConfig> ParseModelConfig(const std::string& json_text,
                                                      ") is not a multiple of '", keys.heads, "' (",
                                                      c.num_attention_heads, ")"));
     }
-    // DistilBERT's LayerNorms use a fixed eps of 1e-12 (the BERT default) and no config key.
-    if (auto it = j.find("layer_norm_eps"); c.family != ModelFamily::kDistilBert && it != j.end()) {
+    // DistilBERT's LayerNorms use a fixed eps of 1e-12 (the BERT default) and no config key;
+    // ModernBERT calls it norm_eps.
+    const char* eps_key = c.family == ModelFamily::kModernBert ? "norm_eps" : "layer_norm_eps";
+    if (auto it = j.find(eps_key); c.family != ModelFamily::kDistilBert && it != j.end()) {
       if (!it->is_number() || it->get<double>() <= 0) {
         return absl::InvalidArgumentError(
-            absl::StrCat(path, ": 'layer_norm_eps' must be a positive number"));
+            absl::StrCat(path, ": '", eps_key, "' must be a positive number"));
       }
       c.layer_norm_eps = it->get<double>();
     }

@@ -1,7 +1,8 @@
 // Parses a Hugging Face checkpoint directory's config.json (BERT, DistilBERT, ELECTRA, RoBERTa,
-// XLM-RoBERTa or DeBERTa-v2/v3, by `model_type`) and tokenizer_config.json into plain structs.
-// Validates what the encoder relies on (positive sizes, hidden divisible by heads, gelu) and names
-// the offending key in errors. No torch, no I/O beyond reading the two files. Thread-compatible.
+// XLM-RoBERTa, DeBERTa-v2/v3 or ModernBERT, by `model_type`) and tokenizer_config.json into plain
+// structs. Validates what the encoder relies on (positive sizes, hidden divisible by heads, gelu)
+// and names the offending key in errors. No torch, no I/O beyond reading the two files.
+// Thread-compatible.
 #pragma once
 
 #include <map>
@@ -20,6 +21,7 @@ enum class ModelFamily {
   kRoberta,     // "roberta": BERT's layers, positions from pad_token_id + 1, dense+tanh head
   kXlmRoberta,  // "xlm-roberta": RoBERTa's architecture (a SentencePiece vocabulary)
   kDebertaV2,   // "deberta-v2" (DeBERTa-v2 and v3): disentangled relative-position attention
+  kModernBert,  // "modernbert": pre-LayerNorm, rotary positions, GeGLU, local/global attention
 };
 
 // DeBERTa-v2's disentangled attention (config.json keys of the same names). The attention scores
@@ -38,7 +40,24 @@ struct DisentangledConfig {
   int span() const { return position_buckets > 0 ? position_buckets : max_relative_positions; }
 };
 
-// "bert", "distilbert", "electra", "roberta", "xlm-roberta", "deberta-v2": the model_type spelling.
+// ModernBERT's layers (config.json keys of the same names). Each layer attends globally or within a
+// window (`sliding`: |i − j| ≤ local_window, local_window = local_attention / 2), with rotary
+// positions of its own base; the LayerNorms, projections and head dense layer have biases only when
+// the config says so; the classifier reads h[CLS] or the mean over real tokens.
+struct RotaryLayersConfig {
+  std::vector<bool> sliding;  // per layer: layer_types / global_attn_every_n_layers
+  int local_window = 64;      // local_attention / 2
+  double global_rope_theta = 160000.0;
+  double local_rope_theta = 10000.0;
+  bool norm_bias = false;
+  bool attention_bias = false;
+  bool mlp_bias = false;
+  bool classifier_bias = false;
+  bool mean_pooling = false;  // classifier_pooling == "mean"
+};
+
+// "bert", "distilbert", "electra", "roberta", "xlm-roberta", "deberta-v2", "modernbert": the
+// model_type spelling.
 const char* FamilyName(ModelFamily family);
 // The supported model_type values, for messages: "bert, distilbert, electra, roberta, ...".
 const char* SupportedFamilies();
@@ -59,6 +78,7 @@ struct ModelConfig {
   int position_offset = 0;
   int type_vocab_size = 2;          // 0 for families without token types (DistilBERT, DeBERTa-v3)
   DisentangledConfig disentangled;  // deberta-v2 only
+  RotaryLayersConfig rotary;        // modernbert only
   double layer_norm_eps = 1e-12;
   std::string hidden_act = "gelu";
   std::vector<std::string> id2label;  // index = class id; empty when the config has none

@@ -7,11 +7,13 @@
 
 #include "attattr/engine/model.h"
 #include "encoder.h"
+#include "model_config.h"
 
 namespace attattr::engine {
 
 struct Model::Impl {
   ModelInfo info;
+  ModelFamily family = ModelFamily::kBert;  // info.family, as the enum
   std::unique_ptr<Tokenizer> tokenizer;
   std::unique_ptr<Encoder> encoder;  // the family's implementation
   torch::Device device = torch::kCPU;

@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "attattr/base/status_macros.h"
 #include "bert_encoder.h"
+#include "bert_family_names.h"
 #include "model_impl.h"
 #include "nlohmann/json.hpp"
 #include "safetensors_writer.h"
@@ -123,10 +124,16 @@ class StagingDir {
 }  // namespace
 
 absl::Status CheckPrunedExportSupported(const ModelInfo& info) {
-  if (info.family == "bert") return absl::OkStatus();
-  return absl::FailedPreconditionError(
-      absl::StrCat("pruned checkpoints are exported for bert models; this one is ", info.family,
-                   " (head masks and pruning curves work for it)"));
+  // The families whose Hugging Face classes read `pruned_heads` from config.json (transformers
+  // 4.x: BertModel, DistilBertModel, ElectraModel, RobertaModel, XLMRobertaModel); DeBERTa-v2's
+  // and ModernBERT's never did.
+  for (const char* family : {"bert", "distilbert", "electra", "roberta", "xlm-roberta"}) {
+    if (info.family == family) return absl::OkStatus();
+  }
+  return absl::FailedPreconditionError(absl::StrCat(
+      "pruned checkpoints are exported for bert, distilbert, electra, roberta and xlm-roberta "
+      "models (whose Hugging Face classes read pruned_heads); this one is ",
+      info.family, " (head masks and pruning curves work for it)"));
 }
 
 absl::StatusOr<ExportedCheckpoint> ExportPrunedCheckpoint(
@@ -137,7 +144,7 @@ absl::StatusOr<ExportedCheckpoint> ExportPrunedCheckpoint(
   ATTATTR_RETURN_IF_ERROR(CheckMask(info, head_mask));
   ATTATTR_RETURN_IF_ERROR(CheckPrunedExportSupported(info));
   const auto* bert = dynamic_cast<const BertEncoder*>(impl.encoder.get());
-  if (bert == nullptr) return absl::InternalError("a bert model without a BertEncoder");
+  if (bert == nullptr) return absl::InternalError("a bert-family model without a BertEncoder");
   if (info.path.empty()) {
     return absl::FailedPreconditionError("model: not loaded from a directory (nothing to copy)");
   }
@@ -171,7 +178,8 @@ absl::StatusOr<ExportedCheckpoint> ExportPrunedCheckpoint(
   }
   ExportedCheckpoint out;
   out.dir = out_dir;
-  const std::string prefix = info.has_classifier ? "bert." : "";
+  const TensorNames names = NamesOf(impl.family);
+  const std::string prefix = info.has_classifier ? names.encoder : "";
   const BertWeights& w = bert->weights();
   const int dh = bert->head_dim();
   std::vector<RawTensor> tensors;
@@ -183,9 +191,13 @@ absl::StatusOr<ExportedCheckpoint> ExportPrunedCheckpoint(
     torch::NoGradGuard no_grad;
     add(prefix + "embeddings.word_embeddings.weight", w.word_emb);
     add(prefix + "embeddings.position_embeddings.weight", w.pos_emb);
-    add(prefix + "embeddings.token_type_embeddings.weight", w.type_emb);
+    if (w.type_emb.defined()) add(prefix + "embeddings.token_type_embeddings.weight", w.type_emb);
     add(prefix + "embeddings.LayerNorm.weight", w.emb_ln_w);
     add(prefix + "embeddings.LayerNorm.bias", w.emb_ln_b);
+    if (w.emb_proj_w.defined()) {  // ELECTRA's embeddings_project
+      add(prefix + "embeddings_project.weight", w.emb_proj_w);
+      add(prefix + "embeddings_project.bias", w.emb_proj_b);
+    }
     nlohmann::json pruned = nlohmann::json::object();
     for (int l = 0; l < info.num_layers; ++l) {
       const BertLayerWeights& lw = w.layers[l];
@@ -194,31 +206,29 @@ absl::StatusOr<ExportedCheckpoint> ExportPrunedCheckpoint(
       if (!removed.empty()) pruned[std::to_string(l)] = removed;
       out.heads_removed += static_cast<int>(removed.size());
       const auto rows = KeptRows(kept, dh, impl.device);
-      const std::string p = prefix + "encoder.layer." + std::to_string(l) + ".";
-      add(p + "attention.self.query.weight", lw.q_w.index_select(0, rows));
-      add(p + "attention.self.query.bias", lw.q_b.index_select(0, rows));
-      add(p + "attention.self.key.weight", lw.k_w.index_select(0, rows));
-      add(p + "attention.self.key.bias", lw.k_b.index_select(0, rows));
-      add(p + "attention.self.value.weight", lw.v_w.index_select(0, rows));
-      add(p + "attention.self.value.bias", lw.v_b.index_select(0, rows));
-      add(p + "attention.output.dense.weight", lw.o_w.index_select(1, rows));
-      add(p + "attention.output.dense.bias", lw.o_b);
-      add(p + "attention.output.LayerNorm.weight", lw.ln1_w);
-      add(p + "attention.output.LayerNorm.bias", lw.ln1_b);
-      add(p + "intermediate.dense.weight", lw.i_w);
-      add(p + "intermediate.dense.bias", lw.i_b);
-      add(p + "output.dense.weight", lw.f_w);
-      add(p + "output.dense.bias", lw.f_b);
-      add(p + "output.LayerNorm.weight", lw.ln2_w);
-      add(p + "output.LayerNorm.bias", lw.ln2_b);
+      const std::string p = prefix + names.layer + std::to_string(l) + ".";
+      const auto linear = [&](const char* module, const torch::Tensor& weight,
+                              const torch::Tensor& bias) {
+        add(p + module + ".weight", weight);
+        add(p + module + ".bias", bias);
+      };
+      linear(names.query, lw.q_w.index_select(0, rows), lw.q_b.index_select(0, rows));
+      linear(names.key, lw.k_w.index_select(0, rows), lw.k_b.index_select(0, rows));
+      linear(names.value, lw.v_w.index_select(0, rows), lw.v_b.index_select(0, rows));
+      linear(names.attention_out, lw.o_w.index_select(1, rows), lw.o_b);
+      linear(names.attention_norm, lw.ln1_w, lw.ln1_b);
+      linear(names.ffn_in, lw.i_w, lw.i_b);
+      linear(names.ffn_out, lw.f_w, lw.f_b);
+      linear(names.output_norm, lw.ln2_w, lw.ln2_b);
     }
     if (w.pooler_w.defined()) {
-      add(prefix + "pooler.dense.weight", w.pooler_w);
-      add(prefix + "pooler.dense.bias", w.pooler_b);
+      const std::string pooler = (names.pooler_in_encoder ? prefix : "") + names.pooler;
+      add(pooler + ".weight", w.pooler_w);
+      add(pooler + ".bias", w.pooler_b);
     }
     if (w.cls_w.defined()) {
-      add("classifier.weight", w.cls_w);
-      add("classifier.bias", w.cls_b);
+      add(std::string(names.classifier) + ".weight", w.cls_w);
+      add(std::string(names.classifier) + ".bias", w.cls_b);
     }
     config["pruned_heads"] = pruned;
   } catch (...) {
@@ -233,7 +243,11 @@ absl::StatusOr<ExportedCheckpoint> ExportPrunedCheckpoint(
     config_file << config.dump(2) << "\n";
     if (!config_file.flush()) return absl::ResourceExhaustedError("config.json: cannot be written");
   }
-  for (const char* file : {"vocab.txt", "tokenizer_config.json"}) {
+  // The tokenizer files Hugging Face saves, whichever the checkpoint has.
+  for (const char* file :
+       {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
+        "vocab.txt", "vocab.json", "merges.txt", "sentencepiece.bpe.model", "spm.model"}) {
+    if (!fs::exists(fs::path(info.path) / file, ec)) continue;
     fs::copy_file(fs::path(info.path) / file, dir / file, fs::copy_options::overwrite_existing, ec);
     if (ec) return absl::DataLossError(absl::StrCat(info.path, "/", file, ": ", ec.message()));
   }

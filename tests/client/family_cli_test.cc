@@ -1,8 +1,8 @@
 // `attattr explain` on the families with tokenizer.json vocabularies, as a user runs it against a
-// checkpoint directory: the tiny RoBERTa (byte-level BPE), XLM-RoBERTa and DeBERTa-v2 (Unigram)
-// checkpoints that Hugging Face saved for the family oracle (tests/oracle, CTest fixture
-// `oracle_checkpoints`). Their special tokens and pair templates (<s> A </s></s> B </s>,
-// [CLS] A [SEP] B [SEP]) reach the output, the tree's nodes are the family's own pieces, and
+// checkpoint directory: the tiny RoBERTa and ModernBERT (byte-level BPE), XLM-RoBERTa and
+// DeBERTa-v2 (Unigram) checkpoints that Hugging Face saved for the family oracle (tests/oracle,
+// CTest fixture `oracle_checkpoints`). Their special tokens and pair templates (<s> A </s></s> B
+// </s>, [CLS] A [SEP] B [SEP]) reach the output, the tree's nodes are the family's own pieces, and
 // completeness holds.
 #include <gtest/gtest.h>
 
@@ -35,15 +35,16 @@ TEST_P(FamilyCliTest, ExplainsAPairWithTheFamilysTemplateAndTree) {
   auto j = nlohmann::json::parse(r.out);
   const auto tokens = j["tokens"].get<std::vector<std::string>>();
   ASSERT_GE(tokens.size(), 6u);
-  const bool deberta = GetParam() == "deberta-v2";
-  const std::string cls = deberta ? "[CLS]" : "<s>", sep = deberta ? "[SEP]" : "</s>";
+  const bool bert_template =
+      GetParam() == "deberta-v2" || GetParam() == "modernbert";  // [CLS] [SEP]
+  const std::string cls = bert_template ? "[CLS]" : "<s>", sep = bert_template ? "[SEP]" : "</s>";
   EXPECT_EQ(tokens.front(), cls);
   EXPECT_EQ(tokens.back(), sep);
   std::vector<size_t> separators;  // inside the encoding
   for (size_t i = 1; i + 1 < tokens.size(); ++i) {
     if (tokens[i] == sep) separators.push_back(i);
   }
-  if (deberta) {
+  if (bert_template) {
     EXPECT_EQ(separators.size(), 1u) << "[CLS] A [SEP] B [SEP]";
   } else {
     ASSERT_EQ(separators.size(), 2u) << "<s> A </s></s> B </s>";
@@ -68,7 +69,7 @@ TEST_P(FamilyCliTest, TextOutputNamesTheTokens) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, FamilyCliTest,
-                         ::testing::Values("roberta", "xlm-roberta", "deberta-v2"),
+                         ::testing::Values("roberta", "xlm-roberta", "deberta-v2", "modernbert"),
                          [](const auto& info) {
                            std::string name = info.param;
                            for (char& c : name) c = c == '-' ? '_' : c;

@@ -205,7 +205,7 @@ TEST_F(CheckpointFixture, BadConfigValuesAreNamed) {
     "hidden_size": 256, "num_hidden_layers": 4, "num_attention_heads": 8,
     "intermediate_size": 1024, "max_position_embeddings": 128})";
   ExpectMessageHas(LoadError(), "'model_type' is 'gpt_neox'",
-                   "bert, distilbert, electra, roberta, xlm-roberta, deberta-v2");
+                   "bert, distilbert, electra, roberta, xlm-roberta, deberta-v2, modernbert");
   // A DistilBERT config over BERT tensors: the first missing DistilBERT tensor is named.
   std::ofstream(dir_ + "/config.json") << R"({"model_type": "distilbert", "vocab_size": 30522,
     "dim": 256, "n_layers": 4, "n_heads": 8, "hidden_dim": 1024, "max_position_embeddings": 128})";
@@ -223,6 +223,24 @@ TEST_F(CheckpointFixture, BadConfigValuesAreNamed) {
   // A DeBERTa config over BERT tensors: its first missing tensor is named.
   std::ofstream(dir_ + "/config.json") << deberta << R"("pos_att_type": ["p2c", "c2p"]})";
   ExpectMessageHas(LoadError(), "deberta.embeddings.word_embeddings.weight");
+  // ModernBERT options the engine does not implement are refused naming the key.
+  const std::string modernbert = R"({"model_type": "modernbert", "vocab_size": 30522,
+    "hidden_size": 256, "num_hidden_layers": 4, "num_attention_heads": 8,
+    "intermediate_size": 1024, "max_position_embeddings": 128,)";
+  std::ofstream(dir_ + "/config.json") << modernbert << R"("rope_scaling": {"type": "linear"}})";
+  ExpectMessageHas(LoadError(), "'rope_scaling' is set");
+  std::ofstream(dir_ + "/config.json")
+      << modernbert << R"("rope_parameters": {"full_attention": {"rope_type": "yarn"}}})";
+  ExpectMessageHas(LoadError(), "rope_parameters.full_attention", "'rope_type'");
+  std::ofstream(dir_ + "/config.json") << modernbert << R"("classifier_pooling": "max"})";
+  ExpectMessageHas(LoadError(), "'classifier_pooling' is 'max'");
+  std::ofstream(dir_ + "/config.json") << modernbert << R"("layer_types": ["full_attention"]})";
+  ExpectMessageHas(LoadError(), "'layer_types' must list one type per layer (4)");
+  std::ofstream(dir_ + "/config.json") << modernbert << R"("hidden_activation": "silu"})";
+  ExpectMessageHas(LoadError(), "'hidden_activation' is \"silu\"");
+  // A ModernBERT config over BERT tensors: its first missing tensor is named.
+  std::ofstream(dir_ + "/config.json") << modernbert << R"("local_attention": 64})";
+  ExpectMessageHas(LoadError(), "model.embeddings.tok_embeddings.weight");
   // RoBERTa's positions start after the padding index, which must leave room for a token.
   std::ofstream(dir_ + "/config.json") << R"({"model_type": "roberta", "vocab_size": 30522,
     "hidden_size": 256, "num_hidden_layers": 4, "num_attention_heads": 8,

@@ -1,6 +1,7 @@
 // Each model family against Hugging Face itself (tests/oracle): tiny random checkpoints that HF
-// `transformers` built and saved (bert, distilbert, electra, roberta, xlm-roberta, and deberta-v2
-// with its disentangled relative-position attention; WordPiece, byte-level BPE and Unigram
+// `transformers` built and saved (bert, distilbert, electra, roberta, xlm-roberta, deberta-v2
+// with its disentangled relative-position attention, and modernbert with rotary positions, GeGLU,
+// sliding-window layers and mean pooling; WordPiece, byte-level BPE and Unigram
 // tokenizers from tokenizer.json), and what HF answered about them — token ids of 505 strings,
 // logits and every layer's attention probabilities, and self-attention attributions computed by an
 // independent Python reference (HF's model with layer l's probabilities replaced, autograd,
@@ -12,16 +13,23 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
+#include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
 #include "attattr/engine/attention_attribution.h"
 #include "attattr/engine/completeness_gap.h"
 #include "attattr/engine/model.h"
+#include "attattr/engine/pruned_export.h"
 #include "attattr/engine/wordpiece_tokenizer.h"
 #include "model_impl.h"
 #include "nlohmann/json.hpp"
+#include "safetensors_reader.h"
+#include "safetensors_writer.h"
+#include "support/test_paths.h"
 
 namespace attattr::engine {
 namespace {
@@ -149,6 +157,86 @@ TEST_P(FamilyOracleTest, LogitsAndAttentionProbabilitiesEqualHuggingFace) {
   }
 }
 
+// Padding changes nothing: a batch of examples of different lengths (so the shorter ones are
+// padded, through every layer's mask, sliding windows and mean pooling) gives each example the
+// logits and real-token probabilities it gets alone.
+TEST_P(FamilyOracleTest, PaddedBatchEqualsEachExampleAlone) {
+  const auto& impl = model_->impl();
+  std::vector<Encoding> encodings;
+  for (const auto& c : oracle_["forward"]) encodings.push_back(EncodeIds(c["ids"]));
+  ASSERT_GE(encodings.size(), 3u);
+  encodings.resize(3);
+  std::vector<size_t> rows(encodings.size());
+  for (size_t i = 0; i < rows.size(); ++i) rows[i] = i;
+  torch::NoGradGuard no_grad;
+  ForwardOptions fo;
+  fo.capture_attention = true;
+  const auto batched = impl.encoder->Forward(MakeBatch(encodings, rows, impl.device), fo);
+  for (size_t i = 0; i < encodings.size(); ++i) {
+    const auto alone = impl.encoder->Forward(MakeBatch({encodings[i]}, {0}, impl.device), fo);
+    const int64_t n = static_cast<int64_t>(encodings[i].input_ids.size());
+    EXPECT_LT(MaxDiff(ToVector(batched.logits[i]), ToVector(alone.logits[0])), 1e-5) << i;
+    for (size_t l = 0; l < alone.attentions.size(); ++l) {
+      const auto real = batched.attentions[l][i].narrow(1, 0, n).narrow(2, 0, n);
+      EXPECT_LT(MaxDiff(ToVector(real), ToVector(alone.attentions[l][0])), 1e-5)
+          << "example " << i << ", layer " << l;
+    }
+  }
+}
+
+// The families whose Hugging Face classes read pruned_heads export a pruned checkpoint, laid out
+// with their own tensor names and tokenizer files, whose logits equal the head-masked model's (a
+// whole layer removed included); the others refuse, saying so.
+TEST_P(FamilyOracleTest, PrunedExportEqualsTheMaskedModelOrIsRefused) {
+  std::vector<std::vector<float>> mask(3, std::vector<float>(4, 1.0f));
+  mask[0][1] = mask[0][3] = 0;
+  mask[2] = {0, 0, 0, 0};
+  ::attattr::testing::TempDir tmp("attattr-oracle-export");
+  const std::string out = tmp.path() + "/pruned";
+  const bool exportable = GetParam() != "deberta-v2" && GetParam() != "modernbert";
+  auto exported = ExportPrunedCheckpoint(*model_, mask, out);
+  if (!exportable) {
+    ASSERT_EQ(exported.status().code(), absl::StatusCode::kFailedPrecondition);
+    EXPECT_NE(exported.status().message().find("this one is " + GetParam()), std::string::npos)
+        << exported.status();
+    EXPECT_FALSE(::attattr::testing::PathExists(out));
+    return;
+  }
+  ASSERT_TRUE(exported.ok()) << exported.status();
+  EXPECT_EQ(exported->heads_removed, 6);
+  // Nothing removed: exactly the tensor names Hugging Face saved.
+  const std::string whole = tmp.path() + "/whole";
+  ASSERT_TRUE(
+      ExportPrunedCheckpoint(*model_, std::vector<std::vector<float>>(3, {1, 1, 1, 1}), whole)
+          .ok());
+  auto saved = SafetensorsCheckpoint::Open(OracleDir(GetParam()));
+  auto written = SafetensorsCheckpoint::Open(whole);
+  ASSERT_TRUE(saved.ok() && written.ok());
+  EXPECT_EQ((*written)->TensorNames(), (*saved)->TensorNames());
+  auto pruned = Model::Load(out);
+  ASSERT_TRUE(pruned.ok()) << pruned.status();
+  EXPECT_EQ(pruned->get()->info().heads_per_layer, (std::vector<int>{2, 4, 0}));
+  EXPECT_EQ(pruned->get()->info().architecture, model_->info().architecture);
+  EXPECT_EQ(pruned->get()->tokenizer().kind(), model_->tokenizer().kind());
+  for (const auto& c : oracle_["forward"]) {
+    Example ex;
+    ex.text = c["text"].get<std::string>();
+    if (!c["text_pair"].is_null()) ex.text_pair = c["text_pair"].get<std::string>();
+    auto enc = pruned->get()->Encode(ex);
+    ASSERT_TRUE(enc.ok()) << enc.status();
+    torch::NoGradGuard no_grad;
+    ForwardOptions masked;
+    masked.head_mask = torch::tensor(std::vector<float>{1, 0, 1, 0, 1, 1, 1, 1, 0, 0, 0, 0})
+                           .view({3, 4})
+                           .to(model_->impl().device);
+    const auto& impl = model_->impl();
+    const auto want = impl.encoder->Forward(MakeBatch({*enc}, {0}, impl.device), masked);
+    const auto& pimpl = pruned->get()->impl();
+    const auto got = pimpl.encoder->Forward(MakeBatch({*enc}, {0}, pimpl.device));
+    EXPECT_LT(MaxDiff(ToVector(got.logits[0]), ToVector(want.logits[0])), 1e-5) << ex.text;
+  }
+}
+
 TEST_P(FamilyOracleTest, AttributionsEqualThePythonReference) {
   AttributionOptions options;
   options.rule = QuadratureRule::kGaussLegendre;
@@ -192,9 +280,99 @@ TEST_P(FamilyOracleTest, AttributionsEqualThePythonReference) {
   }
 }
 
+// A copy of the tiny ModernBERT checkpoint with its config.json rewritten by `edit_config` and its
+// tensors by `edit_tensors` (name -> tensor), in `dir`.
+void RewriteModernBert(const std::string& dir, const std::function<void(json&)>& edit_config,
+                       const std::function<void(std::map<std::string, torch::Tensor>&)>& edit) {
+  const std::string from = OracleDir("modernbert");
+  for (const char* file : {"tokenizer.json", "tokenizer_config.json"}) {
+    std::filesystem::copy_file(from + "/" + file, dir + "/" + file);
+  }
+  json config = json::parse(std::ifstream(from + "/config.json"));
+  edit_config(config);
+  std::ofstream(dir + "/config.json") << config.dump();
+  auto ckpt = SafetensorsCheckpoint::Open(from);
+  ASSERT_TRUE(ckpt.ok()) << ckpt.status();
+  std::map<std::string, torch::Tensor> tensors;
+  for (const auto& name : (*ckpt)->TensorNames()) {
+    auto v = (*ckpt)->Find(name);
+    tensors[name] =
+        torch::from_blob(const_cast<uint8_t*>(v->data), v->entry->shape, torch::kFloat32).clone();
+  }
+  edit(tensors);
+  std::vector<RawTensor> raw;
+  for (const auto& [name, t] : tensors) {
+    raw.push_back({name, "F32", t.sizes().vec(),
+                   std::string(static_cast<const char*>(t.data_ptr()), t.numel() * 4)});
+  }
+  ASSERT_TRUE(WriteSafetensors(dir + "/model.safetensors", raw));
+}
+
+// The last hidden state of `model` for the oracle's first forward input.
+torch::Tensor LastHidden(const Model& model, const json& oracle) {
+  Example ex;
+  ex.text = oracle["forward"][0]["text"].get<std::string>();
+  auto enc = model.Encode(ex);
+  EXPECT_TRUE(enc.ok()) << enc.status();
+  torch::NoGradGuard no_grad;
+  const auto& impl = model.impl();
+  return impl.encoder->Forward(MakeBatch({*enc}, {0}, impl.device)).last_hidden;
+}
+
+// ModernBERT configs as transformers 4.x saved them (global_attn_every_n_layers, global_rope_theta,
+// local_rope_theta; no layer_types or rope_parameters) load as the same model; a masked-LM
+// checkpoint (prediction head and decoder, no classifier) loads as the encoder.
+TEST(ModernBertCheckpointTest, OldConfigKeysAndMaskedLmLayoutLoad) {
+  json oracle = json::parse(std::ifstream(OracleDir("modernbert") + "/oracle.json"));
+  auto reference = Model::Load(OracleDir("modernbert"));
+  ASSERT_TRUE(reference.ok()) << reference.status();
+  const auto want = LastHidden(**reference, oracle);
+
+  ::attattr::testing::TempDir old_keys("attattr-modernbert-4x");
+  RewriteModernBert(
+      old_keys.path(),
+      [](json& c) {
+        ASSERT_EQ(c["layer_types"],
+                  json({"full_attention", "sliding_attention", "full_attention"}));
+        c["global_rope_theta"] = c["rope_parameters"]["full_attention"]["rope_theta"];
+        c["local_rope_theta"] = c["rope_parameters"]["sliding_attention"]["rope_theta"];
+        c["global_attn_every_n_layers"] = 2;
+        c.erase("layer_types");
+        c.erase("rope_parameters");
+      },
+      [](auto&) {});
+  auto old_model = Model::Load(old_keys.path());
+  ASSERT_TRUE(old_model.ok()) << old_model.status();
+  EXPECT_EQ(MaxDiff(ToVector(LastHidden(**old_model, oracle)), ToVector(want)), 0.0);
+  // Another base for the sliding layer's rotary positions changes the result: the key is read.
+  ::attattr::testing::TempDir other_theta("attattr-modernbert-theta");
+  RewriteModernBert(
+      other_theta.path(),
+      [](json& c) { c["rope_parameters"]["sliding_attention"]["rope_theta"] = 500.0; },
+      [](auto&) {});
+  auto other = Model::Load(other_theta.path());
+  ASSERT_TRUE(other.ok()) << other.status();
+  EXPECT_GT(MaxDiff(ToVector(LastHidden(**other, oracle)), ToVector(want)), 1e-3);
+
+  ::attattr::testing::TempDir mlm("attattr-modernbert-mlm");
+  RewriteModernBert(
+      mlm.path(), [](json& c) { c["architectures"] = json({"ModernBertForMaskedLM"}); },
+      [](std::map<std::string, torch::Tensor>& t) {
+        const int64_t vocab = t["model.embeddings.tok_embeddings.weight"].size(0);
+        t.erase("classifier.weight");
+        t.erase("classifier.bias");
+        t["decoder.bias"] = torch::zeros({vocab});
+      });
+  auto encoder_only = Model::Load(mlm.path());
+  ASSERT_TRUE(encoder_only.ok()) << encoder_only.status();
+  EXPECT_FALSE(encoder_only->get()->info().has_classifier);
+  EXPECT_EQ(encoder_only->get()->info().architecture, "ModernBertModel");
+  EXPECT_EQ(MaxDiff(ToVector(LastHidden(**encoder_only, oracle)), ToVector(want)), 0.0);
+}
+
 INSTANTIATE_TEST_SUITE_P(Families, FamilyOracleTest,
                          ::testing::Values("bert", "distilbert", "electra", "roberta",
-                                           "xlm-roberta", "deberta-v2"),
+                                           "xlm-roberta", "deberta-v2", "modernbert"),
                          [](const auto& info) {
                            std::string name = info.param;  // test names are [A-Za-z0-9_]
                            std::replace(name.begin(), name.end(), '-', '_');

@@ -2,7 +2,7 @@
 """Tiny random checkpoints of each model family and what Hugging Face says about them: the oracle
 of tests/engine/family_oracle_test.cc (tests/oracle/README.md).
 
-For every family (bert, distilbert, electra, roberta, xlm-roberta, deberta-v2) this builds, with Hugging Face
+For every family (bert, distilbert, electra, roberta, xlm-roberta, deberta-v2, modernbert) this builds, with Hugging Face
 `transformers` and `tokenizers` (never with attattr's code):
   <out>/<family>/            a checkpoint as `save_pretrained` writes it: config.json,
                              model.safetensors, the tokenizer files (tokenizer.json, vocab.txt, ...).
@@ -37,7 +37,8 @@ import sys
 import numpy as np
 import torch
 import transformers
-from tokenizers import BertWordPieceTokenizer, ByteLevelBPETokenizer, Tokenizer, models, trainers
+from tokenizers import (BertWordPieceTokenizer, ByteLevelBPETokenizer, Tokenizer, models,
+                        normalizers, processors, trainers)
 from transformers import AttentionInterface
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -204,9 +205,49 @@ def make_deberta_v2(work, train_text):
     return tok, transformers.DebertaV2ForSequenceClassification(config)
 
 
+MODERNBERT_WINDOW = 16  # local_attention (ModernBERT-base: 128): SST-2 sentences reach past it
+MODERNBERT_GLOBAL_EVERY = 2  # every n-th layer global, the others sliding (ModernBERT-base: 3)
+
+
+def make_modernbert(work, train_text):
+    # ModernBERT's shape: a byte-level BPE tokenizer.json with NFC and a [CLS] $A [SEP] template
+    # (as ModernBERT-base ships), no token types; layers alternate global and sliding-window
+    # attention with their own RoPE bases, GeGLU, mean pooling. Biases on (ModernBERT-base has
+    # none) and randomised, so the loader's bias paths are checked too.
+    specials = ["[UNK]", "[CLS]", "[SEP]", "[PAD]", "[MASK]"]
+    trainer = ByteLevelBPETokenizer(add_prefix_space=False, trim_offsets=True)
+    trainer.train_from_iterator(train_text, vocab_size=3000, min_frequency=2,
+                                special_tokens=specials)
+    backend = trainer._tokenizer
+    backend.normalizer = normalizers.NFC()
+    cls, sep = backend.token_to_id("[CLS]"), backend.token_to_id("[SEP]")
+    backend.post_processor = processors.TemplateProcessing(
+        single="[CLS]:0 $A:0 [SEP]:0", pair="[CLS]:0 $A:0 [SEP]:0 $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
+    tok = transformers.PreTrainedTokenizerFast(
+        tokenizer_object=backend, unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]",
+        pad_token="[PAD]", mask_token="[MASK]", model_max_length=MAX_POS)
+    config = transformers.ModernBertConfig(
+        vocab_size=len(tok), hidden_size=HIDDEN, num_hidden_layers=LAYERS,
+        num_attention_heads=HEADS, intermediate_size=FFN, max_position_embeddings=MAX_POS,
+        local_attention=MODERNBERT_WINDOW,
+        layer_types=["sliding_attention" if i % MODERNBERT_GLOBAL_EVERY else "full_attention"
+                     for i in range(LAYERS)],
+        classifier_pooling="mean", attention_bias=True, mlp_bias=True, classifier_bias=True,
+        norm_bias=True, pad_token_id=tok.pad_token_id, cls_token_id=cls, sep_token_id=sep,
+        bos_token_id=cls, eos_token_id=sep, initializer_range=0.15,
+        id2label=dict(enumerate(LABELS)), label2id={n: i for i, n in enumerate(LABELS)})
+    model = transformers.ModernBertForSequenceClassification(config)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name.endswith(".bias") or "norm" in name:
+                param.add_(torch.randn_like(param) * 0.1)
+    return tok, model
+
+
 FAMILIES = {"bert": make_bert, "distilbert": make_distilbert, "electra": make_electra,
             "roberta": make_roberta, "xlm-roberta": make_xlm_roberta,
-            "deberta-v2": make_deberta_v2}
+            "deberta-v2": make_deberta_v2, "modernbert": make_modernbert}
 
 
 # --- attention replacement (the reference for attribution) -------------------------------------
@@ -257,6 +298,10 @@ def install_probe(model, probe):
             layer.attention.self.dropout = ProbeDropout(probe, index)
     else:
         AttentionInterface.register("attattr_probe", probe)
+        # Masks as eager attention gets them (padding, ModernBERT's sliding windows): without a
+        # registered mask function a custom attention implementation receives none.
+        masks = transformers.masking_utils.ALL_MASK_ATTENTION_FUNCTIONS
+        masks.register("attattr_probe", masks["eager"])
         model.set_attn_implementation("attattr_probe")
 
 

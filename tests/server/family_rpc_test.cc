@@ -1,15 +1,18 @@
 // Every model family through the service (a real in-process server on loopback, the generated
-// stubs): the tiny BERT, DistilBERT, RoBERTa (byte-level BPE), XLM-RoBERTa (Unigram) and DeBERTa-v2
-// (disentangled attention) checkpoints Hugging Face saved for the family oracle (tests/oracle,
-// CTest fixture `oracle_checkpoints`) are listed with their family and tokenizer, Explain equals
-// the engine on each, and on DistilBERT, RoBERTa and DeBERTa every job kind runs — ATTRIBUTION,
-// HEAD_IMPORTANCE (rankings and curves; a pruned export is refused at submission, naming the
-// field and the family) and TRIGGER_SEARCH — and the HTML report renders each result.
+// stubs): the tiny BERT, DistilBERT, RoBERTa (byte-level BPE), XLM-RoBERTa (Unigram), DeBERTa-v2
+// (disentangled attention) and ModernBERT (RoPE, GeGLU, sliding windows, mean pooling) checkpoints
+// Hugging Face saved for the family oracle (tests/oracle, CTest fixture `oracle_checkpoints`) are
+// listed with their family and tokenizer, Explain equals the engine on each, and on DistilBERT,
+// RoBERTa, DeBERTa and ModernBERT every job kind runs — ATTRIBUTION, HEAD_IMPORTANCE (rankings and
+// curves; the pruned export lands in the family's layout for DistilBERT and RoBERTa, and is refused
+// at submission for DeBERTa and ModernBERT, naming the field and the family) and TRIGGER_SEARCH —
+// and the HTML report renders each result.
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <numeric>
 #include <string>
 
 #include "attattr/engine/attention_attribution.h"
@@ -36,7 +39,8 @@ std::string OracleDir(const std::string& family) {
   return std::string(ATTATTR_ORACLE_DIR) + "/" + family;
 }
 
-constexpr const char* kFamilies[] = {"bert", "distilbert", "roberta", "xlm-roberta", "deberta-v2"};
+constexpr const char* kFamilies[] = {"bert",        "distilbert", "roberta",
+                                     "xlm-roberta", "deberta-v2", "modernbert"};
 
 class FamilyRpcTest : public ::testing::Test {
  protected:
@@ -87,13 +91,14 @@ TEST_F(FamilyRpcTest, ModelsReportTheirFamilyAndTokenizer) {
   grpc::ClientContext ctx;
   v1::ListModelsResponse list;
   ASSERT_TRUE(stub_->ListModels(&ctx, {}, &list).ok());
-  ASSERT_EQ(list.models_size(), 5);
+  ASSERT_EQ(list.models_size(), 6);
   const std::map<std::string, std::pair<std::string, std::string>> expected = {
       {"bert", {"wordpiece", "BertForSequenceClassification"}},
       {"distilbert", {"wordpiece", "DistilBertForSequenceClassification"}},
       {"roberta", {"bpe", "RobertaForSequenceClassification"}},
       {"xlm-roberta", {"unigram", "XLMRobertaForSequenceClassification"}},
-      {"deberta-v2", {"unigram", "DebertaV2ForSequenceClassification"}}};
+      {"deberta-v2", {"unigram", "DebertaV2ForSequenceClassification"}},
+      {"modernbert", {"bpe", "ModernBertForSequenceClassification"}}};
   for (const auto& m : list.models()) {
     SCOPED_TRACE(m.name());
     EXPECT_EQ("tiny-" + m.family(), m.name());
@@ -163,16 +168,25 @@ void RunEveryJobKind(v1::Attattr::Stub& stub, const std::string& family,
   h->add_ratios(50);
   h->mutable_attribution()->set_steps(2);
 
-  v1::Job study;
-  ASSERT_TRUE(Submit(stub, heads, &study).ok());
-
+  // Families whose Hugging Face classes read pruned_heads export the pruned checkpoint; the others
+  // are refused at submission, naming the field.
+  const bool exportable = family != "deberta-v2" && family != "modernbert";
   h->set_export_path("pruned/" + model);
   h->set_export_ratio(50);
-  v1::Job refused;
-  ExpectStatus(Submit(stub, heads, &refused), grpc::StatusCode::INVALID_ARGUMENT,
-               "spec.head_importance.export_path: model '" + model +
-                   "': pruned checkpoints are exported for bert models; this one is " + family);
-  EXPECT_TRUE(fs::is_empty(exports));
+  if (!exportable) {
+    v1::Job refused;
+    ExpectStatus(Submit(stub, heads, &refused), grpc::StatusCode::INVALID_ARGUMENT,
+                 "spec.head_importance.export_path: model '" + model +
+                     "': pruned checkpoints are exported for bert, distilbert, electra, roberta "
+                     "and xlm-roberta models (whose Hugging Face classes read pruned_heads); this "
+                     "one is " +
+                     family);
+    EXPECT_FALSE(fs::exists(exports + "/pruned/" + model));
+    h->clear_export_path();
+    h->clear_export_ratio();
+  }
+  v1::Job study;
+  ASSERT_TRUE(Submit(stub, heads, &study).ok());
 
   v1::JobSpec triggers;
   triggers.set_model(model);
@@ -207,6 +221,13 @@ void RunEveryJobKind(v1::Attattr::Stub& stub, const std::string& family,
   EXPECT_EQ(a.attribution().examples_size(), 4);
   const auto s = ReadResult(stub, study.name()).result;
   ASSERT_TRUE(s.has_head_importance());
+  if (exportable) {  // half of the 12 heads removed, in the family's own layout
+    auto pruned = engine::Model::Load(exports + "/pruned/" + model);
+    ASSERT_TRUE(pruned.ok()) << pruned.status();
+    EXPECT_EQ(pruned->get()->info().family, family);
+    const auto& kept = pruned->get()->info().heads_per_layer;
+    EXPECT_EQ(std::accumulate(kept.begin(), kept.end(), 0), 6);
+  }
   EXPECT_EQ(s.head_importance().num_layers(), 3);
   EXPECT_EQ(s.head_importance().methods_size(), 2);
   const auto t_result = ReadResult(stub, search.name()).result;
@@ -231,6 +252,10 @@ TEST_F(FamilyRpcTest, EveryJobKindRunsOnRoberta) {
 
 TEST_F(FamilyRpcTest, EveryJobKindRunsOnDeberta) {
   RunEveryJobKind(*stub_, "deberta-v2", *root_ + "/exports");
+}
+
+TEST_F(FamilyRpcTest, EveryJobKindRunsOnModernBert) {
+  RunEveryJobKind(*stub_, "modernbert", *root_ + "/exports");
 }
 
 }  // namespace

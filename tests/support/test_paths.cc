@@ -40,6 +40,11 @@ std::string MakeTempDir(const std::string& prefix) {
   }
 }
 
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
 CommandResult RunCommand(const std::string& shell_command) {
   CommandResult r;
   FILE* p = popen(shell_command.c_str(), "r");

@@ -19,6 +19,19 @@ std::string MiniLmDir();
 std::string BinDir();
 // A fresh empty temporary directory, removed by nobody (tests are short-lived).
 std::string MakeTempDir(const std::string& prefix);
+
+// MakeTempDir's directory, removed with everything in it when the TempDir goes out of scope.
+class TempDir {
+ public:
+  explicit TempDir(const std::string& prefix) : path_(MakeTempDir(prefix)) {}
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
 bool PathExists(const std::string& path);
 
 // Runs `shell_command` through /bin/sh and returns its exit code (-1 when it did not exit normally)

@@ -22,7 +22,8 @@ struct ExportedCheckpoint {
 };
 
 // Writes `model` without the heads where head_mask[l][h] == 0 into `out_dir`: config.json (the
-// source's, plus pruned_heads), vocab.txt, tokenizer_config.json and model.safetensors (fp32). The
+// source's, plus pruned_heads), the source's tokenizer files (tokenizer.json, vocab.txt, merges,
+// tokenizer_config.json, ...) and model.safetensors (fp32) with the family's own tensor names. The
 // files are written and fsynced in a staging directory beside out_dir, then renamed into place in
 // one step, so out_dir either does not change or holds the whole checkpoint; out_dir must not
 // exist or be an empty directory, and of two exports racing to one path exactly one lands (the
@@ -31,8 +32,10 @@ struct ExportedCheckpoint {
 // directory or is already pruned, or an out_dir that already holds files. Messages do not show
 // out_dir (callers name it their own way).
 // Not thread-safe against other writers of out_dir's parent beyond that race.
-// OK when a pruned checkpoint of `info`'s family can be written (BERT: the layout written here);
-// otherwise FailedPrecondition saying so (head masks and pruning curves work for every family).
+// OK when a pruned checkpoint of `info`'s family can be written: bert, distilbert, electra, roberta
+// and xlm-roberta, whose Hugging Face classes read `pruned_heads` (transformers 4.x; 5.x removed
+// head pruning, so there only attattr itself loads a pruned checkpoint); otherwise
+// FailedPrecondition saying so (head masks and pruning curves work for every family).
 absl::Status CheckPrunedExportSupported(const ModelInfo& info);
 
 absl::StatusOr<ExportedCheckpoint> ExportPrunedCheckpoint(

@@ -1,0 +1,181 @@
+// Reading a checkpoint's tensors and taking them out by name (see checkpoint_tensors.h).
+#include "checkpoint_tensors.h"
+
+#include <filesystem>
+#include <fstream>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "attattr/base/status_macros.h"
+#include "safetensors_reader.h"
+
+namespace attattr::engine {
+
+std::string ShapeString(at::IntArrayRef shape) {
+  return absl::StrCat("[", absl::StrJoin(shape.vec(), ", "), "]");
+}
+
+namespace {
+
+namespace fs = std::filesystem;
+
+absl::StatusOr<torch::ScalarType> TorchType(const TensorEntry& e, const std::string& file) {
+  switch (e.dtype) {
+    case SafetensorsDType::kF32:
+      return torch::kFloat32;
+    case SafetensorsDType::kF16:
+      return torch::kFloat16;
+    case SafetensorsDType::kBF16:
+      return torch::kBFloat16;
+    case SafetensorsDType::kF64:
+      return torch::kFloat64;
+    case SafetensorsDType::kI64:
+      return torch::kInt64;
+    default:
+      return absl::InvalidArgumentError(absl::StrCat(file, ": tensor '", e.name, "' has dtype ",
+                                                     std::string(DTypeName(e.dtype)),
+                                                     "; weights must be F32, F16 or BF16"));
+  }
+}
+
+absl::StatusOr<TensorSource> ReadSafetensors(const std::string& dir) {
+  ATTATTR_ASSIGN_OR_RETURN(auto ckpt, SafetensorsCheckpoint::Open(dir));
+  TensorSource src;
+  for (const auto& name : ckpt->TensorNames()) {
+    ATTATTR_ASSIGN_OR_RETURN(auto view, ckpt->Find(name));
+    const std::string file = ckpt->FileOf(name);
+    ATTATTR_ASSIGN_OR_RETURN(auto type, TorchType(*view.entry, file));
+    auto t = torch::from_blob(const_cast<uint8_t*>(view.data), view.entry->shape,
+                              torch::TensorOptions().dtype(type));
+    src.tensors[name] = (type == torch::kInt64) ? t.clone() : t.to(torch::kFloat32).clone();
+    src.file_of[name] = file;
+  }
+  return src;
+}
+
+absl::StatusOr<TensorSource> ReadPytorchBin(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open file"));
+  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  TensorSource src;
+  try {
+    c10::IValue root = torch::pickle_load(bytes);
+    if (!root.isGenericDict()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": expected a state dict (name -> tensor), got ", root.tagKind()));
+    }
+    for (const auto& item : root.toGenericDict()) {
+      if (!item.key().isString() || !item.value().isTensor()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(path, ": state dict entries must map names to tensors"));
+      }
+      const std::string name = item.key().toStringRef();
+      auto t = item.value().toTensor();
+      if (t.scalar_type() != torch::kInt64) {
+        if (!t.is_floating_point()) {
+          return absl::InvalidArgumentError(absl::StrCat(path, ": tensor '", name, "' has dtype ",
+                                                         std::string(t.dtype().name()),
+                                                         "; weights must be floating point"));
+        }
+        t = t.to(torch::kFloat32);
+      }
+      src.tensors[name] = t.contiguous().clone();
+      src.file_of[name] = path;
+    }
+  } catch (const c10::Error& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": not a readable PyTorch checkpoint: ", e.what_without_backtrace()));
+  } catch (const std::exception& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": not a readable PyTorch checkpoint: ", e.what()));
+  }
+  return src;
+}
+
+// Tensors a checkpoint may carry that the model does not use: buffers and pre-training heads
+// (BERT's `cls.*`, DistilBERT's masked-LM `vocab_*`, ELECTRA's discriminator and generator heads,
+// RoBERTa's `lm_head.*`, DeBERTa's masked-LM `lm_predictions.*`).
+bool IsIgnorable(const std::string& name) {
+  return absl::EndsWith(name, "embeddings.position_ids") || absl::StartsWith(name, "cls.") ||
+         absl::StartsWith(name, "vocab_") || absl::StartsWith(name, "discriminator_predictions.") ||
+         absl::StartsWith(name, "generator_") || absl::StartsWith(name, "lm_head.") ||
+         absl::StartsWith(name, "lm_predictions.") || absl::StartsWith(name, "mask_predictions.");
+}
+
+}  // namespace
+
+absl::StatusOr<TensorSource> ReadCheckpointTensors(const std::string& dir) {
+  const fs::path d(dir);
+  absl::StatusOr<TensorSource> src;
+  std::string file;
+  if (fs::exists(d / "model.safetensors.index.json")) {
+    file = (d / "model.safetensors.index.json").string();
+    src = ReadSafetensors(dir);
+  } else if (fs::exists(d / "model.safetensors")) {
+    file = (d / "model.safetensors").string();
+    src = ReadSafetensors(dir);
+  } else if (fs::exists(d / "pytorch_model.bin")) {
+    file = (d / "pytorch_model.bin").string();
+    src = ReadPytorchBin(file);
+  } else {
+    return absl::NotFoundError(absl::StrCat(
+        dir,
+        ": no weights (model.safetensors, model.safetensors.index.json or pytorch_model.bin)"));
+  }
+  if (src.ok()) src->weights_file = file;
+  return src;
+}
+
+absl::StatusOr<int64_t> ClassifierRows(const TensorSource& src, const std::string& name,
+                                       const ModelConfig& config) {
+  auto it = src.tensors.find(name);
+  if (it == src.tensors.end() || it->second.dim() != 2) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(src.weights_file, ": tensor '", name, "' is missing or not a matrix"));
+  }
+  const int64_t rows = it->second.size(0);
+  if (!config.id2label.empty() && rows != static_cast<int64_t>(config.id2label.size())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(src.file_of.at(name), ": tensor '", name, "' has ", rows,
+                     " rows but config.json's id2label names ", config.id2label.size(), " labels"));
+  }
+  return rows;
+}
+
+absl::Status WeightPicker::TakeFull(const std::string& full, std::vector<int64_t> shape,
+                                    torch::Tensor* out) {
+  auto it = src_->tensors.find(full);
+  if (it == src_->tensors.end()) {
+    return absl::NotFoundError(absl::StrCat(src_->weights_file, ": missing tensor '", full,
+                                            "' (expected shape ", ShapeString(shape), ")"));
+  }
+  if (it->second.sizes().vec() != shape) {
+    return absl::InvalidArgumentError(absl::StrCat(src_->file_of[full], ": tensor '", full,
+                                                   "' has shape ", ShapeString(it->second.sizes()),
+                                                   ", expected ", ShapeString(shape)));
+  }
+  if (it->second.scalar_type() != torch::kFloat32) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(src_->file_of[full], ": tensor '", full, "' is not floating point"));
+  }
+  *out = it->second.to(device_);
+  parameters_ += out->numel();
+  used_.insert(full);
+  return absl::OkStatus();
+}
+
+absl::Status WeightPicker::CheckAllUsed(
+    const std::function<bool(const std::string&)>& also_ignorable) const {
+  for (const auto& [name, t] : src_->tensors) {
+    if (used_.count(name) == 0 && !IsIgnorable(name) && !(also_ignorable && also_ignorable(name))) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(src_->file_of.at(name), ": unexpected tensor '", name, "' with shape ",
+                       ShapeString(t.sizes()), " (not part of a ", FamilyName(family_),
+                       " encoder or classifier)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace attattr::engine

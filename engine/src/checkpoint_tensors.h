@@ -1,0 +1,72 @@
+// The tensors of a Hugging Face checkpoint directory, family-independent: model.safetensors, a
+// sharded model.safetensors.index.json, or pytorch_model.bin (through LibTorch's unpickler), read
+// into float32 CPU tensors by name; and WeightPicker, which takes them out by name with their
+// expected shapes onto a device and names the file, tensor and shapes in every error. The family
+// loaders (checkpoint_loader.cc, modernbert_loader.cc) say which names they need.
+// Thread-compatible.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "model_config.h"
+#include "torch_pch.h"
+
+namespace attattr::engine {
+
+// Raw tensors by name (float32, or int64 buffers), with the file each came from for messages.
+struct TensorSource {
+  std::map<std::string, torch::Tensor> tensors;
+  std::map<std::string, std::string> file_of;
+  std::string weights_file;  // the file read (the index file for sharded checkpoints)
+};
+
+// Reads the weights of `dir`. NotFound when it holds no weights file; InvalidArgument for a
+// malformed file or a tensor of an unsupported dtype.
+absl::StatusOr<TensorSource> ReadCheckpointTensors(const std::string& dir);
+
+// "[2, 3]".
+std::string ShapeString(at::IntArrayRef shape);
+
+// The rows of the classifier weight `name` (its label count), checked against config.json's
+// id2label when that names labels.
+absl::StatusOr<int64_t> ClassifierRows(const TensorSource& src, const std::string& name,
+                                       const ModelConfig& config);
+
+class WeightPicker {
+ public:
+  WeightPicker(TensorSource* src, std::string prefix, const torch::Device& device,
+               ModelFamily family)
+      : src_(src), prefix_(std::move(prefix)), device_(device), family_(family) {}
+
+  // Takes tensor `prefix + name`, checking its shape.
+  absl::Status Take(const std::string& name, std::vector<int64_t> shape, torch::Tensor* out) {
+    return TakeFull(prefix_ + name, std::move(shape), out);
+  }
+  // Takes tensor `full` (outside the prefix: a classifier head), checking its shape.
+  absl::Status TakeFull(const std::string& full, std::vector<int64_t> shape, torch::Tensor* out);
+
+  bool HasFull(const std::string& full) const { return src_->tensors.count(full) > 0; }
+  const std::string& prefix() const { return prefix_; }
+
+  // InvalidArgument naming the first tensor nobody took, other than buffers and pre-training heads
+  // every family may carry, and those `also_ignorable` accepts.
+  absl::Status CheckAllUsed(
+      const std::function<bool(const std::string&)>& also_ignorable = nullptr) const;
+
+  int64_t parameters() const { return parameters_; }
+
+ private:
+  TensorSource* src_;
+  std::string prefix_;
+  torch::Device device_;
+  ModelFamily family_;
+  std::set<std::string> used_;
+  int64_t parameters_ = 0;
+};
+
+}  // namespace attattr::engine

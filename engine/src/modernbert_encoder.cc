@@ -1,0 +1,120 @@
+// ModernBERT's forward pass in LibTorch ops (see modernbert_encoder.h). Each step follows Hugging
+// Face's modeling_modernbert.py (eager attention) so results agree to float rounding.
+#include "modernbert_encoder.h"
+
+#include <cmath>
+#include <limits>
+
+namespace attattr::engine {
+namespace {
+
+// RoPE's inverse frequencies 1 / θ^(2i/dh), in float32 as Hugging Face computes them.
+torch::Tensor InverseFrequencies(double theta, int head_dim, const torch::Device& device) {
+  auto exponents =
+      torch::arange(0, head_dim, 2, torch::TensorOptions().dtype(torch::kFloat)) / head_dim;
+  return (1.0 / torch::pow(theta, exponents)).to(device);
+}
+
+}  // namespace
+
+ModernBertEncoder::ModernBertEncoder(ModernBertWeights weights, int head_dim, double norm_eps)
+    : w_(std::move(weights)), head_dim_(head_dim), eps_(norm_eps) {
+  const auto device = w_.word_emb.device();
+  global_inv_freq_ = InverseFrequencies(w_.config.global_rope_theta, head_dim_, device);
+  local_inv_freq_ = InverseFrequencies(w_.config.local_rope_theta, head_dim_, device);
+}
+
+torch::Tensor ModernBertEncoder::Norm(const torch::Tensor& x, const torch::Tensor& w,
+                                      const torch::Tensor& b) const {
+  return torch::layer_norm(x, {x.size(-1)}, w, b, eps_);
+}
+
+torch::Tensor ModernBertEncoder::Embed(const EncoderBatch& batch) const {
+  return Norm(torch::embedding(w_.word_emb, batch.input_ids), w_.emb_norm_w, w_.emb_norm_b);
+}
+
+torch::Tensor ModernBertEncoder::AttentionInput(int l, const torch::Tensor& h) const {
+  const auto& lw = w_.layers[l];
+  return lw.attn_norm_w.defined() ? Norm(h, lw.attn_norm_w, lw.attn_norm_b) : h;
+}
+
+torch::Tensor ModernBertEncoder::SplitHeads(const torch::Tensor& x) const {
+  return x.view({x.size(0), x.size(1), w_.num_heads, head_dim_}).transpose(1, 2);
+}
+
+torch::Tensor ModernBertEncoder::Rotate(int l, const torch::Tensor& x) const {
+  const int64_t n = x.size(2);
+  const auto& inv_freq = w_.config.sliding[l] ? local_inv_freq_ : global_inv_freq_;
+  auto positions = torch::arange(n, inv_freq.options());
+  auto freqs = positions.unsqueeze(1) * inv_freq.unsqueeze(0);  // [n, dh/2]
+  auto angles = torch::cat({freqs, freqs}, -1);                 // [n, dh]
+  const int64_t half = head_dim_ / 2;
+  auto rotated = torch::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
+  return x * angles.cos() + rotated * angles.sin();
+}
+
+torch::Tensor ModernBertEncoder::AttentionProbs(int l, const torch::Tensor& h,
+                                                const torch::Tensor& add_mask) const {
+  const auto& lw = w_.layers[l];
+  const auto x = AttentionInput(l, h);
+  auto q = Rotate(l, SplitHeads(torch::linear(x, lw.q_w, lw.q_b)));
+  auto k = Rotate(l, SplitHeads(torch::linear(x, lw.k_w, lw.k_b)));
+  auto scores = torch::matmul(q, k.transpose(-1, -2)) * std::pow(head_dim_, -0.5);
+  if (!w_.config.sliding[l]) return torch::softmax(scores + add_mask, -1);
+  // Keys farther than the window get finfo.min, as the padded ones do (the minimum, not the sum,
+  // so a key both padded and outside the window is not pushed to −inf).
+  const int64_t n = h.size(1);
+  auto ids = torch::arange(n, torch::TensorOptions().dtype(torch::kLong).device(h.device()));
+  auto outside = (ids.unsqueeze(1) - ids.unsqueeze(0)).abs() > w_.config.local_window;
+  auto window =
+      torch::zeros({n, n}, h.options()).masked_fill(outside, std::numeric_limits<float>::lowest());
+  return torch::softmax(scores + torch::minimum(add_mask, window), -1);
+}
+
+torch::Tensor ModernBertEncoder::Values(int l, const torch::Tensor& h) const {
+  const auto& lw = w_.layers[l];
+  return SplitHeads(torch::linear(AttentionInput(l, h), lw.v_w, lw.v_b));
+}
+
+torch::Tensor ModernBertEncoder::FinishLayer(int l, const torch::Tensor& h,
+                                             const torch::Tensor& context) const {
+  const auto& lw = w_.layers[l];
+  auto ctx = context.transpose(1, 2).reshape({h.size(0), h.size(1), w_.num_heads * head_dim_});
+  auto x = h + torch::linear(ctx, lw.o_w, lw.o_b);
+  auto parts = torch::linear(Norm(x, lw.mlp_norm_w, lw.mlp_norm_b), lw.wi_w, lw.wi_b).chunk(2, -1);
+  x = x + torch::linear(torch::gelu(parts[0]) * parts[1], lw.wo_w, lw.wo_b);  // exact erf GELU
+  if (l == num_layers() - 1) x = Norm(x, w_.final_norm_w, w_.final_norm_b);
+  return x;
+}
+
+torch::Tensor ModernBertEncoder::Head(const torch::Tensor& last_hidden,
+                                      const torch::Tensor& attention_mask) const {
+  auto pooled =
+      w_.config.mean_pooling ? MeanPool(last_hidden, attention_mask) : last_hidden.select(1, 0);
+  auto dense = torch::gelu(torch::linear(pooled, w_.head_w, w_.head_b));
+  return torch::linear(Norm(dense, w_.head_norm_w, w_.head_norm_b), w_.cls_w, w_.cls_b);
+}
+
+std::unique_ptr<Encoder> ModernBertEncoder::CloneRequiringGrad(
+    std::vector<torch::Tensor>* params) const {
+  ModernBertWeights w = w_;
+  const auto fresh = [&](torch::Tensor& t) {
+    if (!t.defined()) return;
+    t = t.detach().clone().requires_grad_(true);
+    params->push_back(t);
+  };
+  for (auto* t : {&w.word_emb, &w.emb_norm_w, &w.emb_norm_b, &w.final_norm_w, &w.final_norm_b,
+                  &w.head_w, &w.head_b, &w.head_norm_w, &w.head_norm_b, &w.cls_w, &w.cls_b}) {
+    fresh(*t);
+  }
+  for (auto& lw : w.layers) {
+    for (auto* t : {&lw.attn_norm_w, &lw.attn_norm_b, &lw.q_w, &lw.q_b, &lw.k_w, &lw.k_b, &lw.v_w,
+                    &lw.v_b, &lw.o_w, &lw.o_b, &lw.mlp_norm_w, &lw.mlp_norm_b, &lw.wi_w, &lw.wi_b,
+                    &lw.wo_w, &lw.wo_b}) {
+      fresh(*t);
+    }
+  }
+  return std::make_unique<ModernBertEncoder>(std::move(w), head_dim_, eps_);
+}
+
+}  // namespace attattr::engine
