@@ -1,7 +1,8 @@
 // DeBERTa-v2's disentangled attention scores on top of BertEncoder (see deberta_encoder.h). Each
 // step follows Hugging Face's DisentangledSelfAttention (modeling_deberta_v2.py) so results agree
 // to float rounding; the relative positions are recomputed per call (an [n, n] integer table on the
-// CPU), and only the embedding rows they reach are projected.
+// CPU), the LayerNorm-ed relative embeddings once, and only the embedding rows the positions reach
+// are projected.
 #include "deberta_encoder.h"
 
 #include <cmath>
@@ -12,15 +13,24 @@ DebertaEncoder::DebertaEncoder(BertWeights weights, DisentangledWeights disentan
                                double layer_norm_eps)
     : BertEncoder(std::move(weights), head_dim, layer_norm_eps),
       d_(std::move(disentangled)),
-      eps_(layer_norm_eps) {}
+      eps_(layer_norm_eps) {
+  if (d_.rel_emb.defined() && !d_.rel_emb.requires_grad()) {
+    torch::NoGradGuard no_grad;
+    rel_emb_ = ComputeRelativeEmbeddings();
+  }
+}
 
 torch::Tensor DebertaEncoder::RelativeEmbeddings() const {
+  return rel_emb_.defined() ? rel_emb_ : ComputeRelativeEmbeddings();
+}
+
+torch::Tensor DebertaEncoder::ComputeRelativeEmbeddings() const {
   if (!d_.config.norm_rel_embeddings) return d_.rel_emb;
   return torch::layer_norm(d_.rel_emb, {d_.rel_emb.size(-1)}, d_.rel_ln_w, d_.rel_ln_b, eps_);
 }
 
-torch::Tensor DebertaEncoder::RelativePositions(int64_t n, const torch::Device& device) const {
-  auto ids = torch::arange(n, torch::TensorOptions().dtype(torch::kLong).device(device));
+torch::Tensor DebertaEncoder::RelativePositions(int64_t n) const {
+  auto ids = torch::arange(n, torch::TensorOptions().dtype(torch::kLong));
   auto rel = ids.unsqueeze(1) - ids.unsqueeze(0);
   const int buckets = d_.config.position_buckets;
   const int max_position = d_.config.max_relative_positions;
@@ -57,7 +67,7 @@ torch::Tensor DebertaEncoder::AttentionProbs(int l, const torch::Tensor& h,
     // clamp(−rel + span), over rel ∈ [−(n−1), n−1]. Only rows [lo, hi] are ever read, so only they
     // are projected and multiplied: the same scores, while v3's 2 × 256 rows would otherwise cost
     // several times QKᵀ at typical lengths.
-    const torch::Tensor rel = RelativePositions(n, torch::kCPU);
+    const torch::Tensor rel = RelativePositions(n);
     const torch::Tensor c2p_index = torch::clamp(rel + span, 0, 2 * span - 1);
     const torch::Tensor p2c_index = torch::clamp(-rel + span, 0, 2 * span - 1);
     const int64_t lo = std::min(c2p_index.min().item<int64_t>(), p2c_index.min().item<int64_t>());

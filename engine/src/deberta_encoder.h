@@ -37,13 +37,18 @@ class DebertaEncoder final : public BertEncoder {
   std::unique_ptr<Encoder> CloneRequiringGrad(std::vector<torch::Tensor>* params) const override;
 
  private:
-  // The relative-position embeddings as the layers read them (LayerNorm-ed when configured).
+  // The relative-position embeddings as the layers read them (LayerNorm-ed when configured):
+  // computed once at construction, except in a copy whose weights require grad (the reference
+  // scheme differentiates through them in every pass).
   torch::Tensor RelativeEmbeddings() const;
-  // δ(i, j) for n tokens before clamping: i − j, log-bucketed when position_buckets > 0. [n, n].
-  torch::Tensor RelativePositions(int64_t n, const torch::Device& device) const;
+  torch::Tensor ComputeRelativeEmbeddings() const;
+  // δ(i, j) for n tokens before clamping: i − j, log-bucketed when position_buckets > 0. [n, n],
+  // on the CPU (a small integer table; its range decides which embedding rows are projected).
+  torch::Tensor RelativePositions(int64_t n) const;
 
   DisentangledWeights d_;
   double eps_;
+  torch::Tensor rel_emb_;  // ComputeRelativeEmbeddings(), or undefined when weights require grad
 };
 
 }  // namespace attattr::engine

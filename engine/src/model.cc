@@ -76,28 +76,26 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizer(const fs::path& dir,
                                                          const ModelConfig& config,
                                                          const TokenizerConfig& tok_config) {
   const fs::path json = dir / "tokenizer.json";
+  const bool hf = fs::exists(json);
   std::unique_ptr<Tokenizer> tokenizer;
   std::string file;
-  if (fs::exists(json)) {
+  if (hf) {
     file = json.string();
     ATTATTR_ASSIGN_OR_RETURN(tokenizer, HfTokenizer::Load(file));
-    if (tokenizer->vocab_size() > config.vocab_size) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(file, ": has ", tokenizer->vocab_size(),
-                       " tokens but config.json says vocab_size = ", config.vocab_size));
-    }
-    return tokenizer;
+  } else {
+    TokenizerOptions tok_options;
+    tok_options.do_lower_case = tok_config.do_lower_case;
+    if (tok_config.has_strip_accents) tok_options.strip_accents = tok_config.strip_accents;
+    tok_options.tokenize_chinese_chars = tok_config.tokenize_chinese_chars;
+    file = (dir / "vocab.txt").string();
+    ATTATTR_ASSIGN_OR_RETURN(tokenizer, WordPieceTokenizer::Load(file, tok_options));
   }
-  TokenizerOptions tok_options;
-  tok_options.do_lower_case = tok_config.do_lower_case;
-  if (tok_config.has_strip_accents) tok_options.strip_accents = tok_config.strip_accents;
-  tok_options.tokenize_chinese_chars = tok_config.tokenize_chinese_chars;
-  file = (dir / "vocab.txt").string();
-  ATTATTR_ASSIGN_OR_RETURN(tokenizer, WordPieceTokenizer::Load(file, tok_options));
-  if (tokenizer->vocab_size() != config.vocab_size) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(file, ": has ", tokenizer->vocab_size(),
-                     " tokens but config.json says vocab_size = ", config.vocab_size));
+  // vocab.txt lists exactly the embedding rows; a tokenizer.json may hold fewer pieces than a
+  // padded embedding matrix, never more.
+  const int pieces = tokenizer->vocab_size();
+  if (hf ? pieces > config.vocab_size : pieces != config.vocab_size) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        file, ": has ", pieces, " tokens but config.json says vocab_size = ", config.vocab_size));
   }
   return tokenizer;
 }

@@ -43,8 +43,8 @@ std::string Quote(const std::string& s) {
 
 // Runs build/bin/attattr with `args` (already shell-quoted); stdout is a pipe, never a terminal.
 RunResult RunCli(const std::string& args) {
-  static const std::string dir = MakeTempDir("attattr-job-cli");
-  return ::attattr::testing::RunCommandSplit(BinDir() + "/attattr " + args, dir);
+  static const ::attattr::testing::TempDir dir("attattr-job-cli");
+  return ::attattr::testing::RunCommandSplit(BinDir() + "/attattr " + args, dir.path());
 }
 
 // Whether attattr-server's --help mentions `flag` (options that land with the job scheduler).
@@ -105,7 +105,8 @@ class JobCliTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     if (!::attattr::testing::PathExists(Sst2ModelDir())) return;
-    const std::string dir = MakeTempDir("attattr-job-server");
+    tmp_ = new ::attattr::testing::TempDir("attattr-job-server");
+    const std::string dir = tmp_->path();
     std::vector<std::string> extra;
     // The job store: a fresh file per run, not attattr-jobs.db in the working directory.
     if (ServerHasFlag("--store")) extra.push_back("--store=" + dir + "/jobs.db");
@@ -125,6 +126,8 @@ class JobCliTest : public ::testing::Test {
     server_ = nullptr;
     delete data_root_;
     data_root_ = nullptr;
+    delete tmp_;  // after the server that used it
+    tmp_ = nullptr;
   }
   void SetUp() override {
     ATTATTR_SKIP_IF_MISSING(Sst2ModelDir());
@@ -145,10 +148,12 @@ class JobCliTest : public ::testing::Test {
 
   static ::attattr::testing::ServerProcess* server_;
   static std::string* data_root_;
+  static ::attattr::testing::TempDir* tmp_;
 };
 
 ::attattr::testing::ServerProcess* JobCliTest::server_ = nullptr;
 std::string* JobCliTest::data_root_ = nullptr;
+::attattr::testing::TempDir* JobCliTest::tmp_ = nullptr;
 
 const char kText1[] = "a gorgeous , witty , seductive movie .";
 const char kText2[] = "a long and rather tedious film";
@@ -186,7 +191,8 @@ TEST_F(JobCliTest, SubmitWaitGetMatchesExplain) {
   EXPECT_FALSE(done["end_time_ms"].is_null());
   EXPECT_FALSE(done.contains("error"));
 
-  const std::string file = MakeTempDir("attattr-job-get") + "/result.json";
+  const ::attattr::testing::TempDir tmp("attattr-job-get");
+  const std::string file = tmp.path() + "/result.json";
   auto got = RunCli("get " + name + Server() + " -o " + file);
   ASSERT_EQ(got.exit_code, 0) << got.Describe();
   EXPECT_EQ(got.out, "");

@@ -181,7 +181,8 @@ TEST(ParseDatasetTest, LimitStopsEarly) {
 // Files
 
 TEST(ReadDatasetTest, MissingFileAndLocalFile) {
-  const std::string dir = testing::MakeTempDir("dataset_tsv_test");
+  const testing::TempDir tmp("dataset_tsv_test");
+  const std::string dir = tmp.path();
   absl::StatusOr<Dataset> missing = ReadDataset(dir + "/absent.tsv");
   ASSERT_FALSE(missing.ok());
   EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);

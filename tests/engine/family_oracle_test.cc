@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -136,6 +137,7 @@ TEST_P(FamilyOracleTest, VocabTxtWordPieceEqualsHuggingFace) {
 
 TEST_P(FamilyOracleTest, LogitsAndAttentionProbabilitiesEqualHuggingFace) {
   const auto& impl = model_->impl();
+  double worst_logits = 0, worst_probs = 0;
   for (const auto& c : oracle_["forward"]) {
     Example ex;
     ex.text = c["text"].get<std::string>();
@@ -147,14 +149,20 @@ TEST_P(FamilyOracleTest, LogitsAndAttentionProbabilitiesEqualHuggingFace) {
     ForwardOptions fo;
     fo.capture_attention = true;
     const auto out = impl.encoder->Forward(MakeBatch({*enc}, {0}, impl.device), fo);
-    EXPECT_LT(MaxDiff(ToVector(out.logits[0]), Flatten(c["logits"])), 1e-4) << ex.text;
+    const double logits_diff = MaxDiff(ToVector(out.logits[0]), Flatten(c["logits"]));
+    EXPECT_LT(logits_diff, 1e-4) << ex.text;
+    worst_logits = std::max(worst_logits, logits_diff);
     const auto& attentions = c["attentions"];
     ASSERT_EQ(out.attentions.size(), attentions.size());
     for (size_t l = 0; l < attentions.size(); ++l) {
-      EXPECT_LT(MaxDiff(ToVector(out.attentions[l][0]), Flatten(attentions[l])), 1e-4)
-          << ex.text << ", layer " << l;
+      const double diff = MaxDiff(ToVector(out.attentions[l][0]), Flatten(attentions[l]));
+      EXPECT_LT(diff, 1e-4) << ex.text << ", layer " << l;
+      worst_probs = std::max(worst_probs, diff);
     }
   }
+  // The agreement itself, for the record (README, closing notes).
+  std::printf("%s: max |logit - HF| %.2e, max |probability - HF| %.2e over %zu inputs\n",
+              GetParam().c_str(), worst_logits, worst_probs, oracle_["forward"].size());
 }
 
 // Padding changes nothing: a batch of examples of different lengths (so the shorter ones are
@@ -247,6 +255,7 @@ TEST_P(FamilyOracleTest, AttributionsEqualThePythonReference) {
   auto results = AttributeEncodings(*model_, encodings, options);
   ASSERT_TRUE(results.ok()) << results.status();
   ASSERT_EQ(results->size(), oracle_["attribution"].size());
+  double worst_relative = 0, worst_gap = 0;
   for (size_t e = 0; e < results->size(); ++e) {
     const auto& expected = oracle_["attribution"][e];
     const auto& got = (*results)[e];
@@ -258,8 +267,10 @@ TEST_P(FamilyOracleTest, AttributionsEqualThePythonReference) {
       double scale = 0;
       for (float x : reference) scale = std::max(scale, std::fabs(double(x)));
       ASSERT_GT(scale, 0);
-      EXPECT_LT(MaxDiff(got.layers[l].attribution, reference) / scale, 1e-4)
-          << "example " << e << ", layer " << l;
+      const double relative = MaxDiff(got.layers[l].attribution, reference) / scale;
+      EXPECT_LT(relative, 1e-4) << "example " << e << ", layer " << l;
+      worst_relative = std::max(worst_relative, relative);
+      worst_gap = std::max(worst_gap, got.layers[l].completeness_gap);
       EXPECT_NEAR(got.layers[l].target_at_full, want["target_at_full"].get<double>(), 1e-5);
       EXPECT_NEAR(got.layers[l].target_at_zero, want["target_at_zero"].get<double>(), 1e-5);
       // The reference's own gap, from its numbers: the engine's must be the same (the quadrature
@@ -278,6 +289,8 @@ TEST_P(FamilyOracleTest, AttributionsEqualThePythonReference) {
       }
     }
   }
+  std::printf("%s: max |attribution - reference| / layer max %.2e, max completeness gap %.2e\n",
+              GetParam().c_str(), worst_relative, worst_gap);
 }
 
 // A copy of the tiny ModernBERT checkpoint with its config.json rewritten by `edit_config` and its

@@ -320,7 +320,8 @@ TEST(ParseSafetensorsHeaderTest, FuzzRegressions) {
 
 class SafetensorsFileTest : public ::testing::Test {
  protected:
-  void SetUp() override { dir_ = testing::MakeTempDir("safetensors_reader_test"); }
+  void SetUp() override { dir_ = tmp_.path(); }
+  ::attattr::testing::TempDir tmp_{"safetensors_reader_test"};
   std::string dir_;
 };
 

@@ -24,7 +24,6 @@
 namespace attattr::engine {
 namespace {
 
-using ::attattr::testing::MakeTempDir;
 using ::attattr::testing::SharedDir;
 
 std::string UncasedVocab() { return SharedDir() + "/vocab/bert-base-uncased-vocab.txt"; }
@@ -32,6 +31,15 @@ std::string CasedVocab() { return SharedDir() + "/vocab/bert-base-cased-vocab.tx
 std::string Sst2Dev() { return SharedDir() + "/data/sst2/dev.tsv"; }
 std::string TestDataDir() {
   return (std::filesystem::path(__FILE__).parent_path() / "testdata").string();
+}
+
+// A new empty directory for one test; all of them go when the process exits.
+std::string FreshDir() {
+  static const ::attattr::testing::TempDir root("tok");
+  static int count = 0;
+  const std::string dir = root.path() + "/" + std::to_string(count++);
+  std::filesystem::create_directory(dir);
+  return dir;
 }
 
 std::string WriteFile(const std::string& dir, const std::string& name, const std::string& data) {
@@ -69,7 +77,7 @@ std::vector<int32_t> Ids(const std::vector<WordPiece>& pieces) {
 // ---------------------------------------------------------------- loading (no shared data needed)
 
 TEST(WordPieceTokenizerLoadTest, MissingFileIsNotFoundNamingThePath) {
-  const std::string path = MakeTempDir("tok") + "/nope.txt";
+  const std::string path = FreshDir() + "/nope.txt";
   auto tok = WordPieceTokenizer::Load(path, {});
   ASSERT_FALSE(tok.ok());
   EXPECT_EQ(tok.status().code(), absl::StatusCode::kNotFound);
@@ -77,7 +85,7 @@ TEST(WordPieceTokenizerLoadTest, MissingFileIsNotFoundNamingThePath) {
 }
 
 TEST(WordPieceTokenizerLoadTest, EmptyFileIsInvalidArgument) {
-  const std::string path = WriteFile(MakeTempDir("tok"), "vocab.txt", "");
+  const std::string path = WriteFile(FreshDir(), "vocab.txt", "");
   auto tok = WordPieceTokenizer::Load(path, {});
   ASSERT_FALSE(tok.ok());
   EXPECT_EQ(tok.status().code(), absl::StatusCode::kInvalidArgument);
@@ -85,7 +93,7 @@ TEST(WordPieceTokenizerLoadTest, EmptyFileIsInvalidArgument) {
 }
 
 TEST(WordPieceTokenizerLoadTest, DirectoryIsInvalidArgument) {
-  const std::string dir = MakeTempDir("tok");
+  const std::string dir = FreshDir();
   auto tok = WordPieceTokenizer::Load(dir, {});
   ASSERT_FALSE(tok.ok());
   EXPECT_EQ(tok.status().code(), absl::StatusCode::kInvalidArgument);
@@ -97,7 +105,7 @@ TEST(WordPieceTokenizerLoadTest, MissingSpecialTokenIsInvalidArgumentNamingIt) {
     for (const std::string t : {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "hello"}) {
       if (t != missing) data += t + "\n";
     }
-    const std::string path = WriteFile(MakeTempDir("tok"), "vocab.txt", data);
+    const std::string path = WriteFile(FreshDir(), "vocab.txt", data);
     auto tok = WordPieceTokenizer::Load(path, {});
     ASSERT_FALSE(tok.ok()) << missing;
     EXPECT_EQ(tok.status().code(), absl::StatusCode::kInvalidArgument);
@@ -108,7 +116,7 @@ TEST(WordPieceTokenizerLoadTest, MissingSpecialTokenIsInvalidArgumentNamingIt) {
 
 TEST(WordPieceTokenizerLoadTest, InvalidUtf8LineIsInvalidArgument) {
   const std::string path =
-      WriteFile(MakeTempDir("tok"), "vocab.txt", "[PAD]\n[UNK]\n[CLS]\n[SEP]\nbad\xff\n");
+      WriteFile(FreshDir(), "vocab.txt", "[PAD]\n[UNK]\n[CLS]\n[SEP]\nbad\xff\n");
   auto tok = WordPieceTokenizer::Load(path, {});
   ASSERT_FALSE(tok.ok());
   EXPECT_EQ(tok.status().code(), absl::StatusCode::kInvalidArgument);
@@ -117,8 +125,8 @@ TEST(WordPieceTokenizerLoadTest, InvalidUtf8LineIsInvalidArgument) {
 
 TEST(WordPieceTokenizerLoadTest, IdsAreLineNumbersAndLineEndingsAreStripped) {
   // CRLF and a missing final newline; a repeated token maps to its last line, as in HF.
-  const std::string path = WriteFile(MakeTempDir("tok"), "vocab.txt",
-                                     "[PAD]\r\n[UNK]\r\n[CLS]\n[SEP]\nhello\nworld\nhello");
+  const std::string path =
+      WriteFile(FreshDir(), "vocab.txt", "[PAD]\r\n[UNK]\r\n[CLS]\n[SEP]\nhello\nworld\nhello");
   auto tok = MustLoad(path);
   ASSERT_NE(tok, nullptr);
   EXPECT_EQ(tok->vocab_size(), 7);
@@ -138,7 +146,7 @@ TEST(WordPieceTokenizerLoadTest, IdsAreLineNumbersAndLineEndingsAreStripped) {
 // ------------------------------------------------------------- behaviour on a tiny vocabulary
 
 TEST(WordPieceTokenizerTinyTest, GreedyLongestMatchFirstWithContinuations) {
-  const std::string dir = MakeTempDir("tok");
+  const std::string dir = FreshDir();
   auto tok = MustLoad(TinyVocab(dir));
   ASSERT_NE(tok, nullptr);
   EXPECT_EQ(
@@ -154,7 +162,7 @@ TEST(WordPieceTokenizerTinyTest, GreedyLongestMatchFirstWithContinuations) {
 }
 
 TEST(WordPieceTokenizerTinyTest, MaxInputCharsPerWordCountsCharacters) {
-  const std::string dir = MakeTempDir("tok");
+  const std::string dir = FreshDir();
   TokenizerOptions options;
   options.max_input_chars_per_word = 5;
   auto tok = MustLoad(TinyVocab(dir), options);
@@ -165,7 +173,7 @@ TEST(WordPieceTokenizerTinyTest, MaxInputCharsPerWordCountsCharacters) {
 }
 
 TEST(WordPieceTokenizerTinyTest, InvalidUtf8BytesAreDroppedAndOffsetsStayInOriginalBytes) {
-  const std::string dir = MakeTempDir("tok");
+  const std::string dir = FreshDir();
   auto tok = MustLoad(TinyVocab(dir));
   ASSERT_NE(tok, nullptr);
   // Stray continuation byte, truncated sequence, overlong "/" (C0 AF) and an encoded surrogate.
@@ -179,7 +187,7 @@ TEST(WordPieceTokenizerTinyTest, InvalidUtf8BytesAreDroppedAndOffsetsStayInOrigi
 }
 
 TEST(WordPieceTokenizerTinyTest, EncodeRejectsTooSmallMaxLength) {
-  const std::string dir = MakeTempDir("tok");
+  const std::string dir = FreshDir();
   auto tok = MustLoad(TinyVocab(dir));
   ASSERT_NE(tok, nullptr);
   EXPECT_EQ(tok->Encode("hello", std::nullopt, 1).status().code(),
@@ -191,7 +199,7 @@ TEST(WordPieceTokenizerTinyTest, EncodeRejectsTooSmallMaxLength) {
 }
 
 TEST(WordPieceTokenizerTinyTest, EncodePairSegmentsAndOffsets) {
-  const std::string dir = MakeTempDir("tok");
+  const std::string dir = FreshDir();
   auto tok = MustLoad(TinyVocab(dir));
   ASSERT_NE(tok, nullptr);
   auto enc = tok->Encode("Hello, world", "playing", 64);
@@ -212,7 +220,7 @@ TEST(WordPieceTokenizerTinyTest, EncodePairSegmentsAndOffsets) {
 }
 
 TEST(WordPieceTokenizerTinyTest, ConstMethodsAreSafeFromManyThreads) {
-  const std::string dir = MakeTempDir("tok");
+  const std::string dir = FreshDir();
   auto tok = MustLoad(TinyVocab(dir));
   ASSERT_NE(tok, nullptr);
   const std::vector<std::string> want = Pieces(tok->Tokenize("Playing unbelievable café, world!"));

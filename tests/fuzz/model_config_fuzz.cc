@@ -21,6 +21,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         config->hidden_size % config->num_attention_heads != 0) {
       std::abort();
     }
+    // ModernBERT: one attention type per layer, positive rotary bases.
+    const auto& rotary = config->rotary;
+    if (config->family == attattr::engine::ModelFamily::kModernBert &&
+        (rotary.sliding.size() != static_cast<size_t>(config->num_hidden_layers) ||
+         !(rotary.global_rope_theta > 0) || !(rotary.local_rope_theta > 0) ||
+         rotary.local_window < 0)) {
+      std::abort();
+    }
     for (const auto& [layer, heads] : config->pruned_heads) {
       if (layer < 0 || layer >= config->num_hidden_layers) std::abort();
       for (int h : heads) {

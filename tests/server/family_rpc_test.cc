@@ -1,12 +1,12 @@
 // Every model family through the service (a real in-process server on loopback, the generated
-// stubs): the tiny BERT, DistilBERT, RoBERTa (byte-level BPE), XLM-RoBERTa (Unigram), DeBERTa-v2
-// (disentangled attention) and ModernBERT (RoPE, GeGLU, sliding windows, mean pooling) checkpoints
-// Hugging Face saved for the family oracle (tests/oracle, CTest fixture `oracle_checkpoints`) are
-// listed with their family and tokenizer, Explain equals the engine on each, and on DistilBERT,
-// RoBERTa, DeBERTa and ModernBERT every job kind runs — ATTRIBUTION, HEAD_IMPORTANCE (rankings and
-// curves; the pruned export lands in the family's layout for DistilBERT and RoBERTa, and is refused
-// at submission for DeBERTa and ModernBERT, naming the field and the family) and TRIGGER_SEARCH —
-// and the HTML report renders each result.
+// stubs): the tiny BERT, DistilBERT, ELECTRA, RoBERTa (byte-level BPE), XLM-RoBERTa (Unigram),
+// DeBERTa-v2 (disentangled attention) and ModernBERT (RoPE, GeGLU, sliding windows, mean pooling)
+// checkpoints Hugging Face saved for the family oracle (tests/oracle, CTest fixture
+// `oracle_checkpoints`) are listed with their family and tokenizer, Explain equals the engine on
+// each, and on DistilBERT, RoBERTa, DeBERTa and ModernBERT every job kind runs — ATTRIBUTION,
+// HEAD_IMPORTANCE (rankings and curves; the pruned export lands in the family's layout for
+// DistilBERT and RoBERTa, and is refused at submission for DeBERTa and ModernBERT, naming the field
+// and the family) and TRIGGER_SEARCH — and the HTML report renders each result.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -39,7 +39,7 @@ std::string OracleDir(const std::string& family) {
   return std::string(ATTATTR_ORACLE_DIR) + "/" + family;
 }
 
-constexpr const char* kFamilies[] = {"bert",        "distilbert", "roberta",
+constexpr const char* kFamilies[] = {"bert",        "distilbert", "electra",   "roberta",
                                      "xlm-roberta", "deberta-v2", "modernbert"};
 
 class FamilyRpcTest : public ::testing::Test {
@@ -91,10 +91,11 @@ TEST_F(FamilyRpcTest, ModelsReportTheirFamilyAndTokenizer) {
   grpc::ClientContext ctx;
   v1::ListModelsResponse list;
   ASSERT_TRUE(stub_->ListModels(&ctx, {}, &list).ok());
-  ASSERT_EQ(list.models_size(), 6);
+  ASSERT_EQ(list.models_size(), 7);
   const std::map<std::string, std::pair<std::string, std::string>> expected = {
       {"bert", {"wordpiece", "BertForSequenceClassification"}},
       {"distilbert", {"wordpiece", "DistilBertForSequenceClassification"}},
+      {"electra", {"wordpiece", "ElectraForSequenceClassification"}},
       {"roberta", {"bpe", "RobertaForSequenceClassification"}},
       {"xlm-roberta", {"unigram", "XLMRobertaForSequenceClassification"}},
       {"deberta-v2", {"unigram", "DebertaV2ForSequenceClassification"}},

@@ -31,7 +31,7 @@ std::string BodyOf(const Response& response) {
 class JobReportHttpTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = testing::MakeTempDir("attattr-report-http");
+    dir_ = tmp_.path();
     store::SqliteJobStoreOptions options;
     options.path = dir_ + "/jobs.db";
     auto opened = store::SqliteJobStore::Open(options);
@@ -66,6 +66,7 @@ class JobReportHttpTest : public ::testing::Test {
     return request;
   }
 
+  ::attattr::testing::TempDir tmp_{"attattr-report-http"};
   std::string dir_;
   std::unique_ptr<store::JobStore> store_;
   std::string id_;

@@ -45,11 +45,12 @@ class PostgresStoreTest : public ::testing::Test {
     auto uri = pg_->CreateDatabase();
     ASSERT_TRUE(uri.ok()) << uri.status();
     uri_ = *uri;
-    dir_ = ::attattr::testing::MakeTempDir("attattr-pg-e2e");
+    dir_ = tmp_.path();
   }
 
   PostgresServer* pg_ = nullptr;
   std::string uri_;
+  ::attattr::testing::TempDir tmp_{"attattr-pg-e2e"};
   std::string dir_;
 };
 

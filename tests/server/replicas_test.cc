@@ -190,7 +190,7 @@ class ReplicasTest : public ::testing::Test {
     ASSERT_TRUE(uri.ok()) << uri.status();
     uri_ = *uri;
     database_ = uri_.substr(uri_.rfind('/') + 1);
-    dir_ = ::attattr::testing::MakeTempDir("attattr-replicas");
+    dir_ = tmp_.path();
   }
 
   // A replica named `name` on the test's database; its log goes to dir_/<name>.log.
@@ -344,6 +344,7 @@ class ReplicasTest : public ::testing::Test {
   PostgresServer* pg_ = nullptr;
   std::string uri_;
   std::string database_;
+  ::attattr::testing::TempDir tmp_{"attattr-replicas"};
   std::string dir_;
 };
 

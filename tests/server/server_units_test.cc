@@ -87,7 +87,8 @@ TEST(HalfPrecisionTest, ExactValuesAndRounding) {
 }
 
 TEST(ServerFlagsTest, CommandLineAndConfigFile) {
-  const std::string dir = testing::MakeTempDir("attattr-flags");
+  const testing::TempDir tmp("attattr-flags");
+  const std::string dir = tmp.path();
   const std::string ini = dir + "/attattr.ini";
   std::ofstream(ini) << "models=/m\njob-runners=3\nmax-result-mib=8\n";
   absl::StatusOr<ServerFlags> flags =

@@ -69,7 +69,7 @@ class JobStoreTestBase : public ::testing::Test {
   explicit JobStoreTestBase(std::string backend = "sqlite") : backend_(std::move(backend)) {}
 
   void SetUp() override {
-    dir_ = testing::MakeTempDir("attattr-store");
+    dir_ = tmp_.path();
     path_ = dir_ + "/jobs.db";
     if (backend_ != "postgresql") return;
     std::string why_not;
@@ -148,6 +148,7 @@ class JobStoreTestBase : public ::testing::Test {
   }
 
   const std::string backend_;
+  ::attattr::testing::TempDir tmp_{"attattr-store"};
   std::string dir_;
   std::string path_;
   testing::PostgresServer* pg_ = nullptr;  // postgresql only
