@@ -3,7 +3,8 @@
 tokenizers and configurations of tests/oracle/make_family_checkpoints.py (imported, so they stay
 the same), with the layers, hidden size, heads and feed-forward width set here (default: the shared
 4-layer model's 4 x 256, 4 heads, 1024; 512 positions; DeBERTa with v3's 256 buckets; ModernBERT
-with base's 128-token windows in two of every three layers). Run with the oracle virtual
+with base's 128-token windows in two of every three layers; the decoders with 2 key/value heads
+for 4 query heads). Run with the oracle virtual
 environment's interpreter
 (scripts/setup.sh makes it): ~/.cache/attattr/oracle-venv/bin/python bench/make_family_models.py
 --shared ../shared --out build/bench-families
@@ -36,6 +37,7 @@ def main():
     oracle.MAX_POS, oracle.DEBERTA_BUCKETS = 512, 256
     # ModernBERT-base's local/global pattern: 128-token windows, every third layer global.
     oracle.MODERNBERT_WINDOW, oracle.MODERNBERT_GLOBAL_EVERY = 128, 3
+    oracle.MISTRAL_WINDOW = 4096  # Mistral-7B-v0.1's
     torch.manual_seed(oracle.SEED)
     train_text = oracle.read_sst2(args.shared, "train")[:20000]
     for family in args.families.split(","):

@@ -58,6 +58,9 @@ TensorNames NamesOf(ModelFamily family) {
       break;
     case ModelFamily::kBert:
     case ModelFamily::kModernBert:  // its own layout: modernbert_loader.cc
+    case ModelFamily::kLlama:       // the decoders': llama_loader.cc
+    case ModelFamily::kMistral:
+    case ModelFamily::kQwen2:
       break;
   }
   return n;

@@ -1,5 +1,6 @@
 // Checkpoint weights → an Encoder (see checkpoint_loader.h): the BERT-family layouts here (BERT,
-// DistilBERT, ELECTRA, RoBERTa/XLM-R, DeBERTa-v2), ModernBERT's in modernbert_loader.cc. Tensors
+// DistilBERT, ELECTRA, RoBERTa/XLM-R, DeBERTa-v2), ModernBERT's in modernbert_loader.cc, the Llama
+// family's in llama_loader.cc. Tensors
 // are copied out of the memory-mapped file into float32 tensors on the target device, so the
 // mapping can be closed.
 #include "checkpoint_loader.h"
@@ -12,6 +13,7 @@
 #include "bert_family_names.h"
 #include "checkpoint_tensors.h"
 #include "deberta_encoder.h"
+#include "llama_loader.h"
 #include "modernbert_loader.h"
 
 namespace attattr::engine {
@@ -160,6 +162,7 @@ absl::StatusOr<LoadedEncoder> LoadEncoder(const std::string& dir, const ModelCon
                                           const torch::Device& device) {
   ATTATTR_ASSIGN_OR_RETURN(TensorSource src, ReadCheckpointTensors(dir));
   if (config.family == ModelFamily::kModernBert) return LoadModernBert(&src, config, device);
+  if (IsDecoder(config.family)) return LoadLlama(&src, config, device);
   return LoadBertFamily(&src, config, device);
 }
 

@@ -124,7 +124,9 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Load(const std::string& dir,
     info.weights_file = loaded.weights_file;
     info.num_layers = config.num_hidden_layers;
     info.num_heads = config.num_attention_heads;
-    info.num_key_value_heads = config.num_attention_heads;
+    info.decoder = IsDecoder(config.family);
+    info.num_key_value_heads =
+        info.decoder ? config.decoder.num_key_value_heads : config.num_attention_heads;
     for (int l = 0; l < loaded.encoder->num_layers(); ++l) {
       info.heads_per_layer.push_back(loaded.encoder->num_heads(l));
     }

@@ -255,7 +255,61 @@ absl::Status ParseRotaryLayers(const json& j, const std::string& path, ModelConf
   return absl::OkStatus();
 }
 
+// The Llama family's keys; scaled RoPE variants, another head size, Qwen2's per-layer sliding
+// windows are refused naming the key.
+absl::Status ParseDecoder(const json& j, const std::string& path, ModelConfig* c) {
+  DecoderConfig& d = c->decoder;
+  d.num_key_value_heads = c->num_attention_heads;
+  ATTATTR_RETURN_IF_ERROR(
+      ReadPositiveInt(j, "num_key_value_heads", path, &d.num_key_value_heads, false));
+  if (c->num_attention_heads % d.num_key_value_heads != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": 'num_attention_heads' (", c->num_attention_heads,
+                     ") is not a multiple of 'num_key_value_heads' (", d.num_key_value_heads, ")"));
+  }
+  const bool attention_bias = ReadBool(j, "attention_bias", false);
+  d.qkv_bias = c->family == ModelFamily::kQwen2 || attention_bias;
+  d.o_bias = c->family != ModelFamily::kQwen2 && attention_bias;
+  d.mlp_bias = c->family == ModelFamily::kLlama && ReadBool(j, "mlp_bias", false);
+  ATTATTR_RETURN_IF_ERROR(ReadPositiveNumber(j, "rope_theta", path + ": ", &d.rope_theta));
+  if (auto it = j.find("rope_scaling"); it != j.end() && !it->is_null()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": 'rope_scaling' is set; only unscaled (default) rotary positions are supported"));
+  }
+  if (auto it = j.find("rope_parameters"); it != j.end() && !it->is_null()) {
+    const std::string where = path + ": rope_parameters: ";
+    if (!it->is_object()) return absl::InvalidArgumentError(where + "not an object");
+    if (auto kind = it->find("rope_type");
+        kind != it->end() && !(kind->is_string() && kind->get<std::string>() == "default")) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          where, "'rope_type' is ", kind->dump().substr(0, 32), "; only \"default\" is supported"));
+    }
+    ATTATTR_RETURN_IF_ERROR(ReadPositiveNumber(*it, "rope_theta", where, &d.rope_theta));
+  }
+  if (auto it = j.find("head_dim");
+      it != j.end() && !it->is_null() &&
+      !(it->is_number_integer() && it->get<int64_t>() * c->num_attention_heads == c->hidden_size)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": 'head_dim' is not hidden_size / num_attention_heads (not supported)"));
+  }
+  if (c->family == ModelFamily::kMistral) {
+    ATTATTR_RETURN_IF_ERROR(ReadPositiveInt(j, "sliding_window", path, &d.sliding_window, false));
+  }
+  if (c->family == ModelFamily::kQwen2 && ReadBool(j, "use_sliding_window", false)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path,
+                     ": 'use_sliding_window' is true; Qwen2's per-layer sliding windows "
+                     "are not supported"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
+
+bool IsDecoder(ModelFamily family) {
+  return family == ModelFamily::kLlama || family == ModelFamily::kMistral ||
+         family == ModelFamily::kQwen2;
+}
 
 const char* FamilyName(ModelFamily family) {
   switch (family) {
@@ -271,6 +325,12 @@ const char* FamilyName(ModelFamily family) {
       return "deberta-v2";
     case ModelFamily::kModernBert:
       return "modernbert";
+    case ModelFamily::kLlama:
+      return "llama";
+    case ModelFamily::kMistral:
+      return "mistral";
+    case ModelFamily::kQwen2:
+      return "qwen2";
     case ModelFamily::kBert:
       break;
   }
@@ -278,7 +338,8 @@ const char* FamilyName(ModelFamily family) {
 }
 
 const char* SupportedFamilies() {
-  return "bert, distilbert, electra, roberta, xlm-roberta, deberta-v2, modernbert";
+  return "bert, distilbert, electra, roberta, xlm-roberta, deberta-v2, modernbert, llama, mistral, "
+         "qwen2";
 }
 
 absl::StatusOr<std::string> ReadFileToString(const std::string& path) {
@@ -315,6 +376,12 @@ absl::StatusOr<ModelConfig> ParseModelConfig(const std::string& json_text,
         c.family = ModelFamily::kModernBert;
         c.type_vocab_size = 0;
         c.layer_norm_eps = 1e-5;  // ModernBertConfig's norm_eps
+      } else if (type == "llama" || type == "mistral" || type == "qwen2") {
+        c.family = type == "llama"     ? ModelFamily::kLlama
+                   : type == "mistral" ? ModelFamily::kMistral
+                                       : ModelFamily::kQwen2;
+        c.type_vocab_size = 0;
+        c.layer_norm_eps = 1e-6;  // rms_norm_eps's default
       } else if (type != "bert") {
         return absl::InvalidArgumentError(
             absl::StrCat(path, ": 'model_type' is '", type.substr(0, 64),
@@ -343,6 +410,8 @@ absl::StatusOr<ModelConfig> ParseModelConfig(const std::string& json_text,
       if (!(s = ParseDisentangled(j, path, &c)).ok()) return s;
     } else if (c.family == ModelFamily::kModernBert) {
       if (!(s = ParseRotaryLayers(j, path, &c)).ok()) return s;
+    } else if (IsDecoder(c.family)) {
+      if (!(s = ParseDecoder(j, path, &c)).ok()) return s;
     } else if (c.family != ModelFamily::kDistilBert &&
                !(s = ReadPositiveInt(j, "type_vocab_size", path, &c.type_vocab_size, false)).ok()) {
       return s;
@@ -371,7 +440,9 @@ absl::StatusOr<ModelConfig> ParseModelConfig(const std::string& json_text,
     }
     // DistilBERT's LayerNorms use a fixed eps of 1e-12 (the BERT default) and no config key;
     // ModernBERT calls it norm_eps.
-    const char* eps_key = c.family == ModelFamily::kModernBert ? "norm_eps" : "layer_norm_eps";
+    const char* eps_key = c.family == ModelFamily::kModernBert ? "norm_eps"
+                          : IsDecoder(c.family)                ? "rms_norm_eps"
+                                                               : "layer_norm_eps";
     if (auto it = j.find(eps_key); c.family != ModelFamily::kDistilBert && it != j.end()) {
       if (!it->is_number() || it->get<double>() <= 0) {
         return absl::InvalidArgumentError(
@@ -379,11 +450,13 @@ absl::StatusOr<ModelConfig> ParseModelConfig(const std::string& json_text,
       }
       c.layer_norm_eps = it->get<double>();
     }
+    // The decoders' SwiGLU needs SiLU; the encoders' feed-forward exact-erf GELU.
+    const std::string activation = IsDecoder(c.family) ? "silu" : "gelu";
     if (auto it = j.find(keys.activation); it != j.end()) {
-      if (!it->is_string() || it->get<std::string>() != "gelu") {
-        return absl::InvalidArgumentError(absl::StrCat(path, ": '", keys.activation, "' is ",
-                                                       it->dump().substr(0, 64),
-                                                       "; only \"gelu\" (exact erf) is supported"));
+      if (!it->is_string() || it->get<std::string>() != activation) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            path, ": '", keys.activation, "' is ", it->dump().substr(0, 64), "; only \"",
+            activation, activation == "gelu" ? "\" (exact erf)" : "\"", " is supported"));
       }
     }
     if (auto it = j.find("position_embedding_type");

@@ -22,6 +22,23 @@ enum class ModelFamily {
   kXlmRoberta,  // "xlm-roberta": RoBERTa's architecture (a SentencePiece vocabulary)
   kDebertaV2,   // "deberta-v2" (DeBERTa-v2 and v3): disentangled relative-position attention
   kModernBert,  // "modernbert": pre-LayerNorm, rotary positions, GeGLU, local/global attention
+  // Decoders (causal): RMSNorm, RoPE, grouped-query attention, SwiGLU.
+  kLlama,    // "llama"
+  kMistral,  // "mistral": Llama's layers, an optional sliding window
+  kQwen2,    // "qwen2": Llama's layers, biases on the query/key/value projections
+};
+
+// Whether `family` is a causal decoder (the Llama family).
+bool IsDecoder(ModelFamily family);
+
+// The Llama family's keys (config.json names): grouped-query attention, RoPE's base, biases.
+struct DecoderConfig {
+  int num_key_value_heads = 0;  // = num_attention_heads when absent
+  double rope_theta = 10000.0;  // rope_theta or rope_parameters.rope_theta (rope_type "default")
+  bool qkv_bias = false;        // llama/mistral: attention_bias; qwen2: always
+  bool o_bias = false;          // llama/mistral: attention_bias
+  bool mlp_bias = false;        // llama: mlp_bias
+  int sliding_window = 0;       // mistral: keys within the last sliding_window positions; 0 = all
 };
 
 // DeBERTa-v2's disentangled attention (config.json keys of the same names). The attention scores
@@ -56,8 +73,8 @@ struct RotaryLayersConfig {
   bool mean_pooling = false;  // classifier_pooling == "mean"
 };
 
-// "bert", "distilbert", "electra", "roberta", "xlm-roberta", "deberta-v2", "modernbert": the
-// model_type spelling.
+// "bert", "distilbert", "electra", "roberta", "xlm-roberta", "deberta-v2", "modernbert", "llama",
+// "mistral", "qwen2": the model_type spelling.
 const char* FamilyName(ModelFamily family);
 // The supported model_type values, for messages: "bert, distilbert, electra, roberta, ...".
 const char* SupportedFamilies();
@@ -79,6 +96,7 @@ struct ModelConfig {
   int type_vocab_size = 2;          // 0 for families without token types (DistilBERT, DeBERTa-v3)
   DisentangledConfig disentangled;  // deberta-v2 only
   RotaryLayersConfig rotary;        // modernbert only
+  DecoderConfig decoder;            // llama, mistral, qwen2 only
   double layer_norm_eps = 1e-12;
   std::string hidden_act = "gelu";
   std::vector<std::string> id2label;  // index = class id; empty when the config has none

@@ -6,23 +6,13 @@
 #include <limits>
 
 namespace attattr::engine {
-namespace {
-
-// RoPE's inverse frequencies 1 / θ^(2i/dh), in float32 as Hugging Face computes them.
-torch::Tensor InverseFrequencies(double theta, int head_dim, const torch::Device& device) {
-  auto exponents =
-      torch::arange(0, head_dim, 2, torch::TensorOptions().dtype(torch::kFloat)) / head_dim;
-  return (1.0 / torch::pow(theta, exponents)).to(device);
-}
-
-}  // namespace
 
 ModernBertEncoder::ModernBertEncoder(ModernBertWeights weights, int head_dim, double norm_eps)
-    : w_(std::move(weights)), head_dim_(head_dim), eps_(norm_eps) {
-  const auto device = w_.word_emb.device();
-  global_inv_freq_ = InverseFrequencies(w_.config.global_rope_theta, head_dim_, device);
-  local_inv_freq_ = InverseFrequencies(w_.config.local_rope_theta, head_dim_, device);
-}
+    : w_(std::move(weights)),
+      head_dim_(head_dim),
+      eps_(norm_eps),
+      global_rope_(w_.config.global_rope_theta, head_dim, w_.word_emb.device()),
+      local_rope_(w_.config.local_rope_theta, head_dim, w_.word_emb.device()) {}
 
 torch::Tensor ModernBertEncoder::Norm(const torch::Tensor& x, const torch::Tensor& w,
                                       const torch::Tensor& b) const {
@@ -43,14 +33,7 @@ torch::Tensor ModernBertEncoder::SplitHeads(const torch::Tensor& x) const {
 }
 
 torch::Tensor ModernBertEncoder::Rotate(int l, const torch::Tensor& x) const {
-  const int64_t n = x.size(2);
-  const auto& inv_freq = w_.config.sliding[l] ? local_inv_freq_ : global_inv_freq_;
-  auto positions = torch::arange(n, inv_freq.options());
-  auto freqs = positions.unsqueeze(1) * inv_freq.unsqueeze(0);  // [n, dh/2]
-  auto angles = torch::cat({freqs, freqs}, -1);                 // [n, dh]
-  const int64_t half = head_dim_ / 2;
-  auto rotated = torch::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
-  return x * angles.cos() + rotated * angles.sin();
+  return (w_.config.sliding[l] ? local_rope_ : global_rope_).Apply(x);
 }
 
 torch::Tensor ModernBertEncoder::AttentionProbs(int l, const torch::Tensor& h,

@@ -19,6 +19,7 @@
 
 #include "encoder.h"
 #include "model_config.h"
+#include "rotary_embedding.h"
 
 namespace attattr::engine {
 
@@ -66,13 +67,13 @@ class ModernBertEncoder final : public Encoder {
   // The attention block's input: LN_attn(h), or h in layer 0.
   torch::Tensor AttentionInput(int l, const torch::Tensor& h) const;
   torch::Tensor SplitHeads(const torch::Tensor& x) const;  // [B, n, H·dh] -> [B, H, n, dh]
-  // q·cos + rotate_half(q)·sin for positions 0..n−1 with the base of layer l's type.
+  // RoPE with the base of layer l's type.
   torch::Tensor Rotate(int l, const torch::Tensor& x) const;
 
   ModernBertWeights w_;
   int head_dim_;
   double eps_;
-  torch::Tensor global_inv_freq_, local_inv_freq_;  // [dh / 2], float32, on the weights' device
+  RotaryEmbedding global_rope_, local_rope_;
 };
 
 }  // namespace attattr::engine

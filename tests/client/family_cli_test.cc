@@ -76,4 +76,28 @@ INSTANTIATE_TEST_SUITE_P(Families, FamilyCliTest,
                            return name;
                          });
 
+// A decoder explains from the command line like an encoder (its attributions lower-triangular);
+// a tree, rooted at [CLS], is a usage error naming --tree.
+TEST(DecoderCliTest, ExplainsCausallyAndRefusesTrees) {
+  const std::string model =
+      "--model " + std::string(ATTATTR_ORACLE_DIR) + "/llama --threads 1 --text 'a witty movie .'";
+  auto r = RunCli("explain " + model + " --rule gauss-legendre --steps 20");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["tokens"][0], "<|begin_of_text|>");
+  for (const auto& layer : j["layers"]) {
+    EXPECT_LT(layer["completeness_gap"].get<double>(), 1e-3);
+    for (const auto& head : layer["attribution"]) {  // query i reads keys j <= i only
+      for (size_t i = 0; i < head.size(); ++i) {
+        for (size_t k = i + 1; k < head[i].size(); ++k) EXPECT_EQ(head[i][k].get<float>(), 0.0f);
+      }
+    }
+  }
+  auto tree = ::attattr::testing::RunCommand(BinDir() + "/attattr explain " + model +
+                                             " --steps 2 --tree 2>&1");
+  EXPECT_EQ(tree.exit_code, 2) << tree.out;
+  EXPECT_NE(tree.out.find("--tree: attribution trees are rooted at [CLS]"), std::string::npos)
+      << tree.out;
+}
+
 }  // namespace

@@ -241,6 +241,28 @@ TEST_F(CheckpointFixture, BadConfigValuesAreNamed) {
   // A ModernBERT config over BERT tensors: its first missing tensor is named.
   std::ofstream(dir_ + "/config.json") << modernbert << R"("local_attention": 64})";
   ExpectMessageHas(LoadError(), "model.embeddings.tok_embeddings.weight");
+  // So are the decoders' (the Llama family's).
+  const std::string llama = R"({"model_type": "llama", "vocab_size": 30522,
+    "hidden_size": 256, "num_hidden_layers": 4, "num_attention_heads": 8,
+    "intermediate_size": 1024, "max_position_embeddings": 128,)";
+  std::ofstream(dir_ + "/config.json") << llama << R"("num_key_value_heads": 3})";
+  ExpectMessageHas(LoadError(), "'num_attention_heads' (8) is not a multiple of",
+                   "'num_key_value_heads' (3)");
+  std::ofstream(dir_ + "/config.json")
+      << llama << R"("rope_scaling": {"rope_type": "llama3", "factor": 8.0}})";
+  ExpectMessageHas(LoadError(), "'rope_scaling' is set");
+  std::ofstream(dir_ + "/config.json") << llama << R"("hidden_act": "gelu"})";
+  ExpectMessageHas(LoadError(), "'hidden_act' is \"gelu\"; only \"silu\" is supported");
+  std::ofstream(dir_ + "/config.json") << llama << R"("head_dim": 64})";
+  ExpectMessageHas(LoadError(), "'head_dim'");
+  std::ofstream(dir_ + "/config.json")
+      << R"({"model_type": "qwen2", "vocab_size": 30522, "hidden_size": 256,
+    "num_hidden_layers": 4, "num_attention_heads": 8, "intermediate_size": 1024,
+    "max_position_embeddings": 128, "use_sliding_window": true})";
+  ExpectMessageHas(LoadError(), "'use_sliding_window' is true");
+  // A Llama config over BERT tensors: its first missing tensor is named.
+  std::ofstream(dir_ + "/config.json") << llama << R"("num_key_value_heads": 2})";
+  ExpectMessageHas(LoadError(), "model.embed_tokens.weight");
   // RoBERTa's positions start after the padding index, which must leave room for a token.
   std::ofstream(dir_ + "/config.json") << R"({"model_type": "roberta", "vocab_size": 30522,
     "hidden_size": 256, "num_hidden_layers": 4, "num_attention_heads": 8,

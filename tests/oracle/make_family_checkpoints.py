@@ -2,7 +2,8 @@
 """Tiny random checkpoints of each model family and what Hugging Face says about them: the oracle
 of tests/engine/family_oracle_test.cc (tests/oracle/README.md).
 
-For every family (bert, distilbert, electra, roberta, xlm-roberta, deberta-v2, modernbert) this builds, with Hugging Face
+For every family (bert, distilbert, electra, roberta, xlm-roberta, deberta-v2, modernbert, and the
+decoders llama, mistral, qwen2) this builds, with Hugging Face
 `transformers` and `tokenizers` (never with attattr's code):
   <out>/<family>/            a checkpoint as `save_pretrained` writes it: config.json,
                              model.safetensors, the tokenizer files (tokenizer.json, vocab.txt, ...).
@@ -245,12 +246,79 @@ def make_modernbert(work, train_text):
     return tok, model
 
 
+DECODER_KV_HEADS = {"llama": 2, "mistral": 2, "qwen2": 1}  # grouped-query (qwen2: one KV head)
+MISTRAL_WINDOW = 8  # sliding_window: SST-2 sentences reach past it
+# Weights' scale: at BERT's 0.15 the tiny decoders' target is so sharp in α at layer 0 that
+# Gauss-Legendre m = 20 leaves gaps of 1e-2 (on the Python reference as in the engine).
+DECODER_INIT = 0.08
+
+
+def decoder_tokenizer(train_text, bos):
+    """A byte-level BPE tokenizer.json as the Llama-3 and Qwen2 checkpoints ship: `bos` (if any)
+    before each segment, an end-of-text and a padding token, no normalizer."""
+    specials = ([bos] if bos else []) + ["<|end_of_text|>", "<|pad|>"]
+    trainer = ByteLevelBPETokenizer(add_prefix_space=False, trim_offsets=False)
+    trainer.train_from_iterator(train_text, vocab_size=3000, min_frequency=2,
+                                special_tokens=specials)
+    backend = trainer._tokenizer
+    if bos:
+        bos_id = backend.token_to_id(bos)
+        backend.post_processor = processors.TemplateProcessing(
+            single=f"{bos}:0 $A:0", pair=f"{bos}:0 $A:0 {bos}:1 $B:1",
+            special_tokens=[(bos, bos_id)])
+    return transformers.PreTrainedTokenizerFast(
+        tokenizer_object=backend, bos_token=bos, eos_token="<|end_of_text|>",
+        pad_token="<|pad|>", model_max_length=MAX_POS)
+
+
+def make_decoder(family):
+    def make(work, train_text):
+        # The Llama family's shape: RMSNorm, RoPE, grouped-query attention, SwiGLU, a `score`
+        # classifier read at the last token; Mistral with a sliding window, Qwen2 with q/k/v
+        # biases and no BOS. Norm weights and biases randomised so they are checked too.
+        tok = decoder_tokenizer(train_text, None if family == "qwen2" else "<|begin_of_text|>")
+        config_class, model_class = {
+            "llama": (transformers.LlamaConfig, transformers.LlamaForSequenceClassification),
+            "mistral": (transformers.MistralConfig,
+                        transformers.MistralForSequenceClassification),
+            "qwen2": (transformers.Qwen2Config, transformers.Qwen2ForSequenceClassification),
+        }[family]
+        extra = {"sliding_window": MISTRAL_WINDOW} if family == "mistral" else {}
+        config = config_class(
+            vocab_size=len(tok), hidden_size=HIDDEN, num_hidden_layers=LAYERS,
+            num_attention_heads=HEADS, num_key_value_heads=DECODER_KV_HEADS[family],
+            intermediate_size=FFN, max_position_embeddings=MAX_POS, hidden_act="silu",
+            pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
+            eos_token_id=tok.eos_token_id, tie_word_embeddings=False,
+            initializer_range=DECODER_INIT,
+            id2label=dict(enumerate(LABELS)), label2id={n: i for i, n in enumerate(LABELS)},
+            **extra)
+        model = model_class(config)
+        with torch.no_grad():
+            for name, param in model.named_parameters():
+                if name.endswith(".bias") or "norm" in name:
+                    param.add_(torch.randn_like(param) * 0.1)
+        return tok, model
+    return make
+
+
 FAMILIES = {"bert": make_bert, "distilbert": make_distilbert, "electra": make_electra,
             "roberta": make_roberta, "xlm-roberta": make_xlm_roberta,
-            "deberta-v2": make_deberta_v2, "modernbert": make_modernbert}
+            "deberta-v2": make_deberta_v2, "modernbert": make_modernbert,
+            "llama": make_decoder("llama"), "mistral": make_decoder("mistral"),
+            "qwen2": make_decoder("qwen2")}
 
 
 # --- attention replacement (the reference for attribution) -------------------------------------
+
+def repeat_kv(x, heads):
+    """Grouped-query key/value heads [B, KV, n, d] repeated to one per query head, as eager
+    attention does (head h reads key/value head h // (heads // KV))."""
+    b, kv, n, d = x.shape
+    if kv == heads:
+        return x
+    return x[:, :, None].expand(b, kv, heads // kv, n, d).reshape(b, heads, n, d)
+
 
 class AttentionProbe:
     """An attention function for HF's AttentionInterface: the eager computation, except that the
@@ -267,6 +335,7 @@ class AttentionProbe:
         index = self.order.setdefault(id(module), len(self.order))
         if scaling is None:
             scaling = query.size(-1) ** -0.5
+        key, value = repeat_kv(key, query.size(1)), repeat_kv(value, query.size(1))
         scores = torch.matmul(query, key.transpose(2, 3)) * scaling
         if attention_mask is not None:
             scores = scores + attention_mask

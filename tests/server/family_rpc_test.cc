@@ -39,8 +39,8 @@ std::string OracleDir(const std::string& family) {
   return std::string(ATTATTR_ORACLE_DIR) + "/" + family;
 }
 
-constexpr const char* kFamilies[] = {"bert",        "distilbert", "electra",   "roberta",
-                                     "xlm-roberta", "deberta-v2", "modernbert"};
+constexpr const char* kFamilies[] = {"bert",        "distilbert", "electra",    "roberta",
+                                     "xlm-roberta", "deberta-v2", "modernbert", "llama"};
 
 class FamilyRpcTest : public ::testing::Test {
  protected:
@@ -91,7 +91,7 @@ TEST_F(FamilyRpcTest, ModelsReportTheirFamilyAndTokenizer) {
   grpc::ClientContext ctx;
   v1::ListModelsResponse list;
   ASSERT_TRUE(stub_->ListModels(&ctx, {}, &list).ok());
-  ASSERT_EQ(list.models_size(), 7);
+  ASSERT_EQ(list.models_size(), 8);
   const std::map<std::string, std::pair<std::string, std::string>> expected = {
       {"bert", {"wordpiece", "BertForSequenceClassification"}},
       {"distilbert", {"wordpiece", "DistilBertForSequenceClassification"}},
@@ -99,7 +99,8 @@ TEST_F(FamilyRpcTest, ModelsReportTheirFamilyAndTokenizer) {
       {"roberta", {"bpe", "RobertaForSequenceClassification"}},
       {"xlm-roberta", {"unigram", "XLMRobertaForSequenceClassification"}},
       {"deberta-v2", {"unigram", "DebertaV2ForSequenceClassification"}},
-      {"modernbert", {"bpe", "ModernBertForSequenceClassification"}}};
+      {"modernbert", {"bpe", "ModernBertForSequenceClassification"}},
+      {"llama", {"bpe", "LlamaForSequenceClassification"}}};
   for (const auto& m : list.models()) {
     SCOPED_TRACE(m.name());
     EXPECT_EQ("tiny-" + m.family(), m.name());
@@ -111,8 +112,9 @@ TEST_F(FamilyRpcTest, ModelsReportTheirFamilyAndTokenizer) {
     for (int h : m.heads_per_layer()) EXPECT_EQ(h, 4);
     EXPECT_EQ(m.labels_size(), 3);
     EXPECT_EQ(m.max_length(), 128);  // RoBERTa's 130 positions start at pad_token_id + 1 = 2
-    EXPECT_FALSE(m.decoder());
-    EXPECT_EQ(m.num_key_value_heads(), 4);
+    const bool decoder = m.family() == "llama";
+    EXPECT_EQ(m.decoder(), decoder);
+    EXPECT_EQ(m.num_key_value_heads(), decoder ? 2 : 4);  // grouped-query: 2 KV heads for 4
   }
 }
 
@@ -139,7 +141,7 @@ TEST_F(FamilyRpcTest, ExplainEqualsTheEngineForEveryFamily) {
     ASSERT_TRUE(local.ok()) << local.status();
     const auto& a = resp.attribution();
     const bool roberta = family == "roberta" || family == "xlm-roberta";
-    EXPECT_EQ(a.tokens(0), roberta ? "<s>" : "[CLS]");
+    EXPECT_EQ(a.tokens(0), family == "llama" ? "<|begin_of_text|>" : roberta ? "<s>" : "[CLS]");
     ASSERT_EQ(a.layers_size(), 3);
     for (int l = 0; l < 3; ++l) {
       const auto& want = (*local)[0].layers[l].attribution;
@@ -171,7 +173,7 @@ void RunEveryJobKind(v1::Attattr::Stub& stub, const std::string& family,
 
   // Families whose Hugging Face classes read pruned_heads export the pruned checkpoint; the others
   // are refused at submission, naming the field.
-  const bool exportable = family != "deberta-v2" && family != "modernbert";
+  const bool exportable = family != "deberta-v2" && family != "modernbert" && family != "llama";
   h->set_export_path("pruned/" + model);
   h->set_export_ratio(50);
   if (!exportable) {
@@ -214,7 +216,10 @@ void RunEveryJobKind(v1::Attattr::Stub& stub, const std::string& family,
     ASSERT_TRUE(html.ok()) << html.status();
     if (job == &attribution) {
       const bool roberta = family == "roberta" || family == "xlm-roberta";
-      EXPECT_NE(html->find(roberta ? "&lt;s&gt;" : "[CLS]"), std::string::npos);
+      EXPECT_NE(html->find(family == "llama" ? "&lt;|begin_of_text|&gt;"
+                           : roberta         ? "&lt;s&gt;"
+                                             : "[CLS]"),
+                std::string::npos);
     }
   }
   const auto a = ReadResult(stub, attribution.name()).result;
@@ -237,7 +242,8 @@ void RunEveryJobKind(v1::Attattr::Stub& stub, const std::string& family,
   // Every pattern's tokens are the family's own pieces, never its special tokens.
   for (const auto& p : t_result.trigger_search().patterns()) {
     for (const auto& token : p.tokens()) {
-      EXPECT_TRUE(token != "<s>" && token != "</s>" && token != "[CLS]" && token != "[SEP]")
+      EXPECT_TRUE(token != "<s>" && token != "</s>" && token != "[CLS]" && token != "[SEP]" &&
+                  token != "<|begin_of_text|>" && token != "<|end_of_text|>")
           << token;
     }
   }
@@ -257,6 +263,47 @@ TEST_F(FamilyRpcTest, EveryJobKindRunsOnDeberta) {
 
 TEST_F(FamilyRpcTest, EveryJobKindRunsOnModernBert) {
   RunEveryJobKind(*stub_, "modernbert", *root_ + "/exports");
+}
+
+TEST_F(FamilyRpcTest, EveryJobKindRunsOnLlama) {
+  RunEveryJobKind(*stub_, "llama", *root_ + "/exports");
+}
+
+// A decoder's attributions are lower-triangular; a tree (rooted at [CLS], position 0) is refused,
+// naming the field, in Explain and in ATTRIBUTION jobs alike.
+TEST_F(FamilyRpcTest, DecodersAttributeCausallyAndRefuseTrees) {
+  v1::ExplainRequest req;
+  req.set_model("tiny-llama");
+  req.mutable_example()->set_text("a gorgeous , witty , seductive movie .");
+  req.mutable_options()->set_steps(4);
+  req.mutable_result()->set_full_matrices(true);
+  {
+    grpc::ClientContext ctx;
+    v1::ExplainResponse resp;
+    const grpc::Status s = stub_->Explain(&ctx, req, &resp);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    const auto& a = resp.attribution();
+    const int n = a.tokens_size();
+    for (const auto& layer : a.layers()) {
+      const auto& values = layer.attribution().f32().values();
+      ASSERT_EQ(values.size(), 4 * n * n);
+      for (int h = 0; h < 4; ++h) {
+        for (int i = 0; i < n; ++i) {
+          for (int j = i + 1; j < n; ++j) EXPECT_EQ(values[(h * n + i) * n + j], 0.0f);
+        }
+      }
+    }
+  }
+  req.mutable_result()->set_tree(true);
+  grpc::ClientContext ctx;
+  v1::ExplainResponse resp;
+  ExpectStatus(stub_->Explain(&ctx, req, &resp), grpc::StatusCode::INVALID_ARGUMENT,
+               "result.tree: attribution trees are rooted at [CLS]");
+  v1::JobSpec spec = ::attattr::testing::ReviewsJob("tiny-llama", 2, 2);
+  spec.mutable_attribution()->mutable_result()->set_tree(true);
+  v1::Job job;
+  ExpectStatus(Submit(*stub_, spec, &job), grpc::StatusCode::INVALID_ARGUMENT,
+               "spec.attribution.result.tree: attribution trees are rooted at [CLS]");
 }
 
 }  // namespace

@@ -50,6 +50,12 @@ struct AttributionTree {
   std::vector<AttributionTreeEdge> edges;
 };
 
+// Why a decoder gets no tree (the message of the field error callers return): the tree is rooted at
+// [CLS], position 0, which a causal model's later tokens feed nothing into.
+inline constexpr const char* kNoDecoderTrees =
+    "attribution trees are rooted at [CLS] (position 0); a decoder's scored position is its last "
+    "token, and trees rooted there are not built yet";
+
 // InvalidArgument "<field>: ..." unless 0 < tau ≤ 1 (NaN is refused).
 absl::Status ValidateTreeTau(double tau, const std::string& field = "tau");
 

@@ -27,7 +27,7 @@ struct ModelInfo {
   // Key/value heads per layer: num_heads for every encoder family (a grouped-query decoder shares
   // fewer among its query heads; attributions stay per query head).
   int num_key_value_heads = 0;
-  bool decoder = false;              // a causal decoder; false for every family loaded today
+  bool decoder = false;              // a causal decoder: the Llama family (llama, mistral, qwen2)
   std::vector<int> heads_per_layer;  // heads actually present per layer (fewer when pruned)
   int hidden_size = 0;
   int intermediate_size = 0;

@@ -1,0 +1,111 @@
+// The Llama-family decoders' forward pass in LibTorch ops (see llama_decoder.h). Each step follows
+// Hugging Face's modeling_llama.py / modeling_mistral.py / modeling_qwen2.py (eager attention) so
+// results agree to float rounding.
+#include "llama_decoder.h"
+
+#include <cmath>
+#include <limits>
+
+namespace attattr::engine {
+
+LlamaDecoder::LlamaDecoder(LlamaWeights weights, int head_dim, double rms_norm_eps)
+    : w_(std::move(weights)),
+      head_dim_(head_dim),
+      eps_(rms_norm_eps),
+      rope_(w_.config.rope_theta, head_dim, w_.embed.device()) {}
+
+torch::Tensor LlamaDecoder::RmsNorm(const torch::Tensor& x, const torch::Tensor& weight) const {
+  return weight * (x * torch::rsqrt(x.pow(2).mean(-1, /*keepdim=*/true) + eps_));
+}
+
+torch::Tensor LlamaDecoder::SplitHeads(const torch::Tensor& x, int64_t heads) const {
+  return x.view({x.size(0), x.size(1), heads, head_dim_}).transpose(1, 2);
+}
+
+torch::Tensor LlamaDecoder::ExpandKeyValueHeads(const torch::Tensor& x) const {
+  const int64_t kv = x.size(1), group = w_.num_heads / kv;
+  if (group == 1) return x;
+  return x.unsqueeze(2)
+      .expand({x.size(0), kv, group, x.size(2), x.size(3)})
+      .reshape({x.size(0), kv * group, x.size(2), x.size(3)});
+}
+
+torch::Tensor LlamaDecoder::Embed(const EncoderBatch& batch) const {
+  return torch::embedding(w_.embed, batch.input_ids);
+}
+
+torch::Tensor LlamaDecoder::AdditiveMask(const torch::Tensor& attention_mask) const {
+  // Query i reads keys j ≤ i (and, with a sliding window W, j > i − W) that are not padding;
+  // everything else gets finfo.min once (a boolean mask turned additive, as HF builds it).
+  const int64_t n = attention_mask.size(1);
+  auto ids =
+      torch::arange(n, torch::TensorOptions().dtype(torch::kLong).device(attention_mask.device()));
+  auto allowed = ids.unsqueeze(0) <= ids.unsqueeze(1);  // [n (query), n (key)]
+  if (w_.config.sliding_window > 0) {
+    allowed = allowed & (ids.unsqueeze(0) > ids.unsqueeze(1) - w_.config.sliding_window);
+  }
+  auto keys = attention_mask.to(torch::kBool).unsqueeze(1).unsqueeze(2);  // [B, 1, 1, n]
+  auto all = allowed.unsqueeze(0).unsqueeze(0) & keys;                    // [B, 1, n, n]
+  return torch::zeros(all.sizes(), attention_mask.options().dtype(torch::kFloat))
+      .masked_fill(all.logical_not(), std::numeric_limits<float>::lowest());
+}
+
+torch::Tensor LlamaDecoder::AttentionProbs(int l, const torch::Tensor& h,
+                                           const torch::Tensor& add_mask) const {
+  const auto& lw = w_.layers[l];
+  const auto x = RmsNorm(h, lw.input_norm_w);
+  const int64_t kv = w_.config.num_key_value_heads;
+  auto q = rope_.Apply(SplitHeads(torch::linear(x, lw.q_w, lw.q_b), w_.num_heads));
+  auto k = ExpandKeyValueHeads(rope_.Apply(SplitHeads(torch::linear(x, lw.k_w, lw.k_b), kv)));
+  auto scores = torch::matmul(q, k.transpose(-1, -2)) * std::pow(head_dim_, -0.5);
+  return torch::softmax(scores + add_mask, -1);
+}
+
+torch::Tensor LlamaDecoder::Values(int l, const torch::Tensor& h) const {
+  const auto& lw = w_.layers[l];
+  const auto x = RmsNorm(h, lw.input_norm_w);
+  return ExpandKeyValueHeads(
+      SplitHeads(torch::linear(x, lw.v_w, lw.v_b), w_.config.num_key_value_heads));
+}
+
+torch::Tensor LlamaDecoder::FinishLayer(int l, const torch::Tensor& h,
+                                        const torch::Tensor& context) const {
+  const auto& lw = w_.layers[l];
+  auto ctx = context.transpose(1, 2).reshape({h.size(0), h.size(1), w_.num_heads * head_dim_});
+  auto x = h + torch::linear(ctx, lw.o_w, lw.o_b);
+  const auto z = RmsNorm(x, lw.post_norm_w);
+  x = x + torch::linear(torch::silu(torch::linear(z, lw.gate_w, lw.gate_b)) *
+                            torch::linear(z, lw.up_w, lw.up_b),
+                        lw.down_w, lw.down_b);
+  if (l == num_layers() - 1) x = RmsNorm(x, w_.final_norm_w);
+  return x;
+}
+
+torch::Tensor LlamaDecoder::Head(const torch::Tensor& last_hidden,
+                                 const torch::Tensor& attention_mask) const {
+  // The last real token of each row (right padding: its count minus one).
+  auto last = attention_mask.sum(1).to(torch::kLong).clamp_min(1) - 1;  // [B]
+  auto index = last.view({-1, 1, 1}).expand({last_hidden.size(0), 1, last_hidden.size(2)});
+  return torch::linear(last_hidden.gather(1, index).squeeze(1), w_.score_w);
+}
+
+std::unique_ptr<Encoder> LlamaDecoder::CloneRequiringGrad(
+    std::vector<torch::Tensor>* params) const {
+  LlamaWeights w = w_;
+  const auto fresh = [&](torch::Tensor& t) {
+    if (!t.defined()) return;
+    t = t.detach().clone().requires_grad_(true);
+    params->push_back(t);
+  };
+  for (auto* t : {&w.embed, &w.final_norm_w, &w.score_w}) fresh(*t);
+  for (auto& lw : w.layers) {
+    for (auto* t :
+         {&lw.input_norm_w, &lw.q_w, &lw.q_b, &lw.k_w, &lw.k_b, &lw.v_w, &lw.v_b, &lw.o_w, &lw.o_b,
+          &lw.post_norm_w, &lw.gate_w, &lw.gate_b, &lw.up_w, &lw.up_b, &lw.down_w, &lw.down_b}) {
+      fresh(*t);
+    }
+  }
+  return std::make_unique<LlamaDecoder>(std::move(w), head_dim_, eps_);
+}
+
+}  // namespace attattr::engine

@@ -1,0 +1,99 @@
+// Llama, Mistral and Qwen2 checkpoints → LlamaDecoder (see llama_loader.h). Biases are taken only
+// where the family and config.json say the projections have them (DecoderConfig).
+#include "llama_loader.h"
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "attattr/base/status_macros.h"
+#include "llama_decoder.h"
+
+namespace attattr::engine {
+namespace {
+
+// Hugging Face's class names per family, with and without the classifier.
+std::pair<const char*, const char*> Architectures(ModelFamily family) {
+  switch (family) {
+    case ModelFamily::kMistral:
+      return {"MistralForSequenceClassification", "MistralModel"};
+    case ModelFamily::kQwen2:
+      return {"Qwen2ForSequenceClassification", "Qwen2Model"};
+    default:
+      return {"LlamaForSequenceClassification", "LlamaModel"};
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<LoadedEncoder> LoadLlama(TensorSource* src, const ModelConfig& config,
+                                        const torch::Device& device) {
+  LoadedEncoder out;
+  out.weights_file = src->weights_file;
+  const std::string word = "embed_tokens.weight";
+  std::string prefix;
+  if (src->tensors.count("model." + word)) {
+    prefix = "model.";
+  } else if (!src->tensors.count(word)) {
+    return absl::NotFoundError(absl::StrCat(out.weights_file, ": missing tensor 'model.", word,
+                                            "' (or, for a bare model checkpoint, '", word, "')"));
+  }
+  WeightPicker pick(src, prefix, device, config.family);
+  const DecoderConfig& dc = config.decoder;
+  const int64_t d = config.hidden_size, inter = config.intermediate_size;
+  const int64_t dh = config.hidden_size / config.num_attention_heads;
+  const int64_t q_rows = config.num_attention_heads * dh, kv_rows = dc.num_key_value_heads * dh;
+  // Takes `<prefix><p>.weight` of `shape` and, when `bias`, `<prefix><p>.bias`.
+  const auto take = [&](const std::string& p, std::vector<int64_t> shape, bool bias,
+                        torch::Tensor* weight, torch::Tensor* bias_out) {
+    ATTATTR_RETURN_IF_ERROR(pick.Take(p + ".weight", shape, weight));
+    return bias ? pick.Take(p + ".bias", {shape[0]}, bias_out) : absl::OkStatus();
+  };
+  LlamaWeights w;
+  w.config = dc;
+  w.num_heads = config.num_attention_heads;
+  ATTATTR_RETURN_IF_ERROR(pick.Take(word, {config.vocab_size, d}, &w.embed));
+  for (int l = 0; l < config.num_hidden_layers; ++l) {
+    LlamaLayerWeights lw;
+    const std::string p = absl::StrCat("layers.", l, ".");
+    torch::Tensor none;
+    ATTATTR_RETURN_IF_ERROR(take(p + "input_layernorm", {d}, false, &lw.input_norm_w, &none));
+    ATTATTR_RETURN_IF_ERROR(
+        take(p + "self_attn.q_proj", {q_rows, d}, dc.qkv_bias, &lw.q_w, &lw.q_b));
+    ATTATTR_RETURN_IF_ERROR(
+        take(p + "self_attn.k_proj", {kv_rows, d}, dc.qkv_bias, &lw.k_w, &lw.k_b));
+    ATTATTR_RETURN_IF_ERROR(
+        take(p + "self_attn.v_proj", {kv_rows, d}, dc.qkv_bias, &lw.v_w, &lw.v_b));
+    ATTATTR_RETURN_IF_ERROR(take(p + "self_attn.o_proj", {d, q_rows}, dc.o_bias, &lw.o_w, &lw.o_b));
+    ATTATTR_RETURN_IF_ERROR(
+        take(p + "post_attention_layernorm", {d}, false, &lw.post_norm_w, &none));
+    ATTATTR_RETURN_IF_ERROR(
+        take(p + "mlp.gate_proj", {inter, d}, dc.mlp_bias, &lw.gate_w, &lw.gate_b));
+    ATTATTR_RETURN_IF_ERROR(take(p + "mlp.up_proj", {inter, d}, dc.mlp_bias, &lw.up_w, &lw.up_b));
+    ATTATTR_RETURN_IF_ERROR(
+        take(p + "mlp.down_proj", {d, inter}, dc.mlp_bias, &lw.down_w, &lw.down_b));
+    w.layers.push_back(std::move(lw));
+  }
+  ATTATTR_RETURN_IF_ERROR(pick.Take("norm.weight", {d}, &w.final_norm_w));
+  const bool has_classifier = pick.HasFull("score.weight");
+  if (has_classifier) {
+    if (prefix.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(out.weights_file,
+                       ": unexpected tensor 'score.weight' in a bare model checkpoint "
+                       "(classifier checkpoints name the decoder 'model.*')"));
+    }
+    ATTATTR_ASSIGN_OR_RETURN(const int64_t labels, ClassifierRows(*src, "score.weight", config));
+    out.num_labels = static_cast<int>(labels);
+    ATTATTR_RETURN_IF_ERROR(pick.TakeFull("score.weight", {labels, d}, &w.score_w));
+  }
+  // Older checkpoints saved RoPE's inverse frequencies as a buffer per layer.
+  ATTATTR_RETURN_IF_ERROR(pick.CheckAllUsed(
+      [](const std::string& name) { return absl::EndsWith(name, "rotary_emb.inv_freq"); }));
+  out.parameter_count = pick.parameters();
+  const auto [with_head, bare] = Architectures(config.family);
+  out.architecture = has_classifier ? with_head : bare;
+  out.encoder =
+      std::make_unique<LlamaDecoder>(std::move(w), static_cast<int>(dh), config.layer_norm_eps);
+  return out;
+}
+
+}  // namespace attattr::engine
