@@ -29,8 +29,9 @@ namespace {
 struct Flags {
   std::string models;  // a directory of <family>/ checkpoints
   std::string shared = ATTATTR_DEFAULT_SHARED_DIR;
-  std::vector<std::string> families = {"bert",        "distilbert", "electra",    "roberta",
-                                       "xlm-roberta", "deberta-v2", "modernbert", "llama"};
+  std::vector<std::string> families = {"bert",       "distilbert",  "electra",
+                                       "roberta",    "xlm-roberta", "deberta-v2",
+                                       "modernbert", "llama",       "gpt2"};
   int examples = 16;
   int length = 24;
   int steps = 20;

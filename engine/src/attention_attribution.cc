@@ -273,7 +273,7 @@ absl::StatusOr<std::vector<ExampleAttribution>> AttributeEncodings(
         torch::Tensor values, f_ends;
         {
           torch::NoGradGuard no_grad;
-          values = enc.Values(l, h);  // [B, H, n, dh]
+          values = enc.Values(l, enc.AttentionInput(l, h));  // [B, H, n, dh]
           // F(0) and F(A) in one no-grad pass of the layers above.
           auto ends = torch::cat({torch::zeros_like(probs), probs}, 0);
           auto ctx = torch::matmul(ends, Stack(values, 2));
@@ -392,7 +392,7 @@ absl::StatusOr<std::vector<ExampleAttribution>> AttributeEncodingsReference(
         // Full forward from the embeddings for all m points, as the authors' code does.
         auto x = enc.Embed(rep);
         for (int u = 0; u < l; ++u) x = enc.Layer(u, x, add_mask, nullptr, nullptr);
-        x = enc.FinishLayer(l, x, torch::matmul(scaled, enc.Values(l, x)));
+        x = enc.FinishLayer(l, x, torch::matmul(scaled, enc.Values(l, enc.AttentionInput(l, x))));
         for (int u = l + 1; u < enc.num_layers(); ++u)
           x = enc.Layer(u, x, add_mask, nullptr, nullptr);
         auto f = TargetValues(enc, target, x, batch.attention_mask, m);
@@ -409,10 +409,12 @@ absl::StatusOr<std::vector<ExampleAttribution>> AttributeEncodingsReference(
         auto h = enc.Embed(batch);
         auto add1 = enc.AdditiveMask(batch.attention_mask);
         for (int u = 0; u < l; ++u) h = enc.Layer(u, h, add1, nullptr, nullptr);
-        auto f_ends = RunAbove(enc, l, Stack(h, 2), torch::matmul(ends, Stack(enc.Values(l, h), 2)),
-                               Stack(add1, 2), target, batch.attention_mask, 2)
-                          .to(torch::kFloat64)
-                          .cpu();
+        auto f_ends =
+            RunAbove(enc, l, Stack(h, 2),
+                     torch::matmul(ends, Stack(enc.Values(l, enc.AttentionInput(l, h)), 2)),
+                     Stack(add1, 2), target, batch.attention_mask, 2)
+                .to(torch::kFloat64)
+                .cpu();
         LayerAttribution out;
         out.layer = l;
         StoreLayer(attr, probs, 0, n_real, f_ends[1].item<double>(), f_ends[0].item<double>(),

@@ -61,6 +61,7 @@ TensorNames NamesOf(ModelFamily family) {
     case ModelFamily::kLlama:       // the decoders': llama_loader.cc
     case ModelFamily::kMistral:
     case ModelFamily::kQwen2:
+    case ModelFamily::kGpt2:  // gpt2_loader.cc
       break;
   }
   return n;

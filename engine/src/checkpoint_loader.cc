@@ -13,6 +13,7 @@
 #include "bert_family_names.h"
 #include "checkpoint_tensors.h"
 #include "deberta_encoder.h"
+#include "gpt2_loader.h"
 #include "llama_loader.h"
 #include "modernbert_loader.h"
 
@@ -25,14 +26,8 @@ absl::StatusOr<LoadedEncoder> LoadBertFamily(TensorSource* src, const ModelConfi
   out.weights_file = src->weights_file;
   const TensorNames names = NamesOf(config.family);
   const std::string word = "embeddings.word_embeddings.weight";
-  std::string prefix;
-  if (src->tensors.count(names.encoder + word)) {
-    prefix = names.encoder;
-  } else if (!src->tensors.count(word)) {
-    return absl::NotFoundError(absl::StrCat(out.weights_file, ": missing tensor '", names.encoder,
-                                            word, "' (or, for an encoder-only checkpoint, '", word,
-                                            "')"));
-  }
+  ATTATTR_ASSIGN_OR_RETURN(const std::string prefix,
+                           ModelPrefix(*src, names.encoder, word, "an encoder-only checkpoint"));
   WeightPicker pick(src, prefix, device, config.family);
   const int64_t d_model = config.hidden_size;
   const int64_t d_emb = config.embedding_size > 0 ? config.embedding_size : d_model;
@@ -162,6 +157,7 @@ absl::StatusOr<LoadedEncoder> LoadEncoder(const std::string& dir, const ModelCon
                                           const torch::Device& device) {
   ATTATTR_ASSIGN_OR_RETURN(TensorSource src, ReadCheckpointTensors(dir));
   if (config.family == ModelFamily::kModernBert) return LoadModernBert(&src, config, device);
+  if (config.family == ModelFamily::kGpt2) return LoadGpt2(&src, config, device);
   if (IsDecoder(config.family)) return LoadLlama(&src, config, device);
   return LoadBertFamily(&src, config, device);
 }

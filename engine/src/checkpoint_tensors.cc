@@ -127,6 +127,30 @@ absl::StatusOr<TensorSource> ReadCheckpointTensors(const std::string& dir) {
   return src;
 }
 
+absl::StatusOr<std::string> ModelPrefix(const TensorSource& src, const std::string& prefix,
+                                        const std::string& first, const char* bare_kind) {
+  if (src.tensors.count(prefix + first)) return prefix;
+  if (src.tensors.count(first)) return std::string();
+  return absl::NotFoundError(absl::StrCat(src.weights_file, ": missing tensor '", prefix, first,
+                                          "' (or, for ", bare_kind, ", '", first, "')"));
+}
+
+absl::Status TakeDecoderScore(WeightPicker* pick, const TensorSource& src,
+                              const ModelConfig& config, const char* decoder_prefix,
+                              torch::Tensor* weight, int* num_labels) {
+  const std::string name = "score.weight";
+  if (!pick->HasFull(name)) return absl::OkStatus();
+  if (pick->prefix().empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(src.weights_file, ": unexpected tensor '", name,
+                     "' in a bare model checkpoint (classifier checkpoints name the decoder '",
+                     decoder_prefix, "*')"));
+  }
+  ATTATTR_ASSIGN_OR_RETURN(const int64_t labels, ClassifierRows(src, name, config));
+  *num_labels = static_cast<int>(labels);
+  return pick->TakeFull(name, {labels, config.hidden_size}, weight);
+}
+
 absl::StatusOr<int64_t> ClassifierRows(const TensorSource& src, const std::string& name,
                                        const ModelConfig& config) {
   auto it = src.tensors.find(name);

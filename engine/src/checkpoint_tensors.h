@@ -32,10 +32,26 @@ absl::StatusOr<TensorSource> ReadCheckpointTensors(const std::string& dir);
 // "[2, 3]".
 std::string ShapeString(at::IntArrayRef shape);
 
+// Where `src` keeps the model's tensors: `prefix` when it holds `prefix + first` (a checkpoint with
+// a head: "bert.", "model.", ...), "" when it holds `first` bare (a base-model checkpoint, called
+// `bare_kind` in the message); NotFound naming both names otherwise.
+absl::StatusOr<std::string> ModelPrefix(const TensorSource& src, const std::string& prefix,
+                                        const std::string& first, const char* bare_kind);
+
 // The rows of the classifier weight `name` (its label count), checked against config.json's
 // id2label when that names labels.
 absl::StatusOr<int64_t> ClassifierRows(const TensorSource& src, const std::string& name,
                                        const ModelConfig& config);
+
+class WeightPicker;
+
+// A decoder checkpoint's `score` classifier ([labels, hidden], no bias), as the Llama family's and
+// GPT-2's *ForSequenceClassification save it: taken into *weight, its rows into *num_labels, when
+// present; both left alone when absent. A base-model checkpoint (`pick`'s prefix empty) holding
+// one is refused: classifier checkpoints keep the decoder under `decoder_prefix`.
+absl::Status TakeDecoderScore(WeightPicker* pick, const TensorSource& src,
+                              const ModelConfig& config, const char* decoder_prefix,
+                              torch::Tensor* weight, int* num_labels);
 
 class WeightPicker {
  public:

@@ -98,16 +98,9 @@ std::unique_ptr<Encoder> DebertaEncoder::CloneRequiringGrad(
     std::vector<torch::Tensor>* params) const {
   BertEncoder base = CloneWeightsRequiringGrad(params);
   DisentangledWeights d = d_;
-  const auto fresh = [&](torch::Tensor& t) {
-    if (!t.defined()) return;
-    t = t.detach().clone().requires_grad_(true);
-    params->push_back(t);
-  };
-  fresh(d.rel_emb);
-  fresh(d.rel_ln_w);
-  fresh(d.rel_ln_b);
+  MakeFreshParameters({&d.rel_emb, &d.rel_ln_w, &d.rel_ln_b}, params);
   for (auto* list : {&d.pos_key_w, &d.pos_key_b, &d.pos_query_w, &d.pos_query_b}) {
-    for (auto& t : *list) fresh(t);
+    for (auto& t : *list) MakeFreshParameters({&t}, params);
   }
   return std::make_unique<DebertaEncoder>(base.weights(), std::move(d), head_dim(), eps_);
 }

@@ -1,5 +1,5 @@
 // The family-independent parts of Encoder (see encoder.h): the whole forward pass and one layer
-// from the pieces, the padding mask, and mean pooling.
+// from the pieces, the padding mask, fresh parameters for the reference scheme, and mean pooling.
 #include "encoder.h"
 
 #include <limits>
@@ -19,10 +19,11 @@ torch::Tensor Encoder::Layer(int l, const torch::Tensor& h, const torch::Tensor&
     if (probs_out) *probs_out = torch::zeros({h.size(0), 0, h.size(1), h.size(1)}, h.options());
     return FinishLayer(l, h, ctx);
   }
-  auto probs = AttentionProbs(l, h, add_mask);
+  const auto x = AttentionInput(l, h);
+  auto probs = AttentionProbs(l, x, add_mask);
   if (head_mask_row != nullptr) probs = probs * head_mask_row->view({1, -1, 1, 1});
   if (probs_out) *probs_out = probs;
-  return FinishLayer(l, h, torch::matmul(probs, Values(l, h)));
+  return FinishLayer(l, h, torch::matmul(probs, Values(l, x)));
 }
 
 torch::Tensor Encoder::FirstRowOfLayer(int l, const torch::Tensor& h,
@@ -31,8 +32,9 @@ torch::Tensor Encoder::FirstRowOfLayer(int l, const torch::Tensor& h,
   if (num_heads(l) == 0) {
     return FinishLayer(l, first, torch::zeros({h.size(0), 0, 1, head_dim()}, h.options()));
   }
-  auto probs = AttentionProbs(l, h, add_mask).narrow(2, 0, 1);  // [B, H, 1, n]
-  return FinishLayer(l, first, torch::matmul(probs, Values(l, h)));
+  const auto x = AttentionInput(l, h);
+  auto probs = AttentionProbs(l, x, add_mask).narrow(2, 0, 1);  // [B, H, 1, n]
+  return FinishLayer(l, first, torch::matmul(probs, Values(l, x)));
 }
 
 EncoderOutput Encoder::Forward(const EncoderBatch& batch, const ForwardOptions& options) const {
@@ -55,6 +57,15 @@ EncoderOutput Encoder::Forward(const EncoderBatch& batch, const ForwardOptions& 
   out.last_hidden = h;
   if (has_classifier()) out.logits = Head(h, batch.attention_mask);
   return out;
+}
+
+void MakeFreshParameters(std::initializer_list<torch::Tensor*> tensors,
+                         std::vector<torch::Tensor>* params) {
+  for (torch::Tensor* t : tensors) {
+    if (!t->defined()) continue;
+    *t = t->detach().clone().requires_grad_(true);
+    params->push_back(*t);
+  }
 }
 
 torch::Tensor MeanPool(const torch::Tensor& last_hidden, const torch::Tensor& attention_mask) {

@@ -5,10 +5,12 @@
 // hidden state. Each family implements it (bert_encoder.h: the BERT family; deberta_encoder.h;
 // modernbert_encoder.h: pre-LayerNorm, RoPE, GeGLU, local/global layers); a decoder fits the
 // same seams (a causal AdditiveMask, rotary positions inside AttentionProbs, grouped KV heads
-// expanded to query heads in Values, its own Head). Implementations are immutable after
-// construction, so a const Encoder is safe to use from many threads.
+// expanded to query heads in Values, its own Head). Pre-LayerNorm families normalise layer l's
+// input once (AttentionInput) for both AttentionProbs and Values. Implementations are immutable
+// after construction, so a const Encoder is safe to use from many threads.
 #pragma once
 
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -56,11 +58,16 @@ class Encoder {
   // What is added to the attention scores before the softmax, broadcastable to [B, H, n, n].
   // Default: padded keys get finfo.min (exactly zero probability), as Hugging Face's encoders do.
   virtual torch::Tensor AdditiveMask(const torch::Tensor& attention_mask) const;
-  // Clean attention probabilities of layer l for hidden input h: [B, H, n, n].
-  virtual torch::Tensor AttentionProbs(int l, const torch::Tensor& h,
+  // What layer l's attention reads from its input h ([B, n, d]): h itself (post-LayerNorm
+  // families), or its pre-attention normalisation (ModernBERT, the decoders). AttentionProbs and
+  // Values take this, computed once per layer.
+  virtual torch::Tensor AttentionInput(int /*l*/, const torch::Tensor& h) const { return h; }
+  // Clean attention probabilities of layer l for attention input x = AttentionInput(l, h):
+  // [B, H, n, n].
+  virtual torch::Tensor AttentionProbs(int l, const torch::Tensor& x,
                                        const torch::Tensor& add_mask) const = 0;
-  // Value projection of layer l, one per query head: [B, H, n, dh].
-  virtual torch::Tensor Values(int l, const torch::Tensor& h) const = 0;
+  // Value projection of layer l for x = AttentionInput(l, h), one per query head: [B, H, n, dh].
+  virtual torch::Tensor Values(int l, const torch::Tensor& x) const = 0;
   // Rest of layer l once its context (probs @ values, [B, H, n, dh]) is known; h is its input.
   virtual torch::Tensor FinishLayer(int l, const torch::Tensor& h,
                                     const torch::Tensor& context) const = 0;
@@ -84,6 +91,11 @@ class Encoder {
   // scheme backpropagates through every parameter (AttributeEncodingsReference).
   virtual std::unique_ptr<Encoder> CloneRequiringGrad(std::vector<torch::Tensor>* params) const = 0;
 };
+
+// CloneRequiringGrad's step: each defined tensor is replaced by a detached copy that requires grad,
+// appended to `params`; undefined ones (absent biases) are left alone.
+void MakeFreshParameters(std::initializer_list<torch::Tensor*> tensors,
+                         std::vector<torch::Tensor>* params);
 
 // Sentence-transformers mean pooling: Σ_i mask_i h_i / Σ_i mask_i, [B, d].
 torch::Tensor MeanPool(const torch::Tensor& last_hidden, const torch::Tensor& attention_mask);

@@ -4,7 +4,8 @@
 #include "llama_decoder.h"
 
 #include <cmath>
-#include <limits>
+
+#include "decoder_parts.h"
 
 namespace attattr::engine {
 
@@ -35,25 +36,16 @@ torch::Tensor LlamaDecoder::Embed(const EncoderBatch& batch) const {
 }
 
 torch::Tensor LlamaDecoder::AdditiveMask(const torch::Tensor& attention_mask) const {
-  // Query i reads keys j ≤ i (and, with a sliding window W, j > i − W) that are not padding;
-  // everything else gets finfo.min once (a boolean mask turned additive, as HF builds it).
-  const int64_t n = attention_mask.size(1);
-  auto ids =
-      torch::arange(n, torch::TensorOptions().dtype(torch::kLong).device(attention_mask.device()));
-  auto allowed = ids.unsqueeze(0) <= ids.unsqueeze(1);  // [n (query), n (key)]
-  if (w_.config.sliding_window > 0) {
-    allowed = allowed & (ids.unsqueeze(0) > ids.unsqueeze(1) - w_.config.sliding_window);
-  }
-  auto keys = attention_mask.to(torch::kBool).unsqueeze(1).unsqueeze(2);  // [B, 1, 1, n]
-  auto all = allowed.unsqueeze(0).unsqueeze(0) & keys;                    // [B, 1, n, n]
-  return torch::zeros(all.sizes(), attention_mask.options().dtype(torch::kFloat))
-      .masked_fill(all.logical_not(), std::numeric_limits<float>::lowest());
+  return CausalAdditiveMask(attention_mask, w_.config.sliding_window);
 }
 
-torch::Tensor LlamaDecoder::AttentionProbs(int l, const torch::Tensor& h,
+torch::Tensor LlamaDecoder::AttentionInput(int l, const torch::Tensor& h) const {
+  return RmsNorm(h, w_.layers[l].input_norm_w);
+}
+
+torch::Tensor LlamaDecoder::AttentionProbs(int l, const torch::Tensor& x,
                                            const torch::Tensor& add_mask) const {
   const auto& lw = w_.layers[l];
-  const auto x = RmsNorm(h, lw.input_norm_w);
   const int64_t kv = w_.config.num_key_value_heads;
   auto q = rope_.Apply(SplitHeads(torch::linear(x, lw.q_w, lw.q_b), w_.num_heads));
   auto k = ExpandKeyValueHeads(rope_.Apply(SplitHeads(torch::linear(x, lw.k_w, lw.k_b), kv)));
@@ -61,9 +53,8 @@ torch::Tensor LlamaDecoder::AttentionProbs(int l, const torch::Tensor& h,
   return torch::softmax(scores + add_mask, -1);
 }
 
-torch::Tensor LlamaDecoder::Values(int l, const torch::Tensor& h) const {
+torch::Tensor LlamaDecoder::Values(int l, const torch::Tensor& x) const {
   const auto& lw = w_.layers[l];
-  const auto x = RmsNorm(h, lw.input_norm_w);
   return ExpandKeyValueHeads(
       SplitHeads(torch::linear(x, lw.v_w, lw.v_b), w_.config.num_key_value_heads));
 }
@@ -83,27 +74,18 @@ torch::Tensor LlamaDecoder::FinishLayer(int l, const torch::Tensor& h,
 
 torch::Tensor LlamaDecoder::Head(const torch::Tensor& last_hidden,
                                  const torch::Tensor& attention_mask) const {
-  // The last real token of each row (right padding: its count minus one).
-  auto last = attention_mask.sum(1).to(torch::kLong).clamp_min(1) - 1;  // [B]
-  auto index = last.view({-1, 1, 1}).expand({last_hidden.size(0), 1, last_hidden.size(2)});
-  return torch::linear(last_hidden.gather(1, index).squeeze(1), w_.score_w);
+  return torch::linear(AtLastRealToken(last_hidden, attention_mask), w_.score_w);
 }
 
 std::unique_ptr<Encoder> LlamaDecoder::CloneRequiringGrad(
     std::vector<torch::Tensor>* params) const {
   LlamaWeights w = w_;
-  const auto fresh = [&](torch::Tensor& t) {
-    if (!t.defined()) return;
-    t = t.detach().clone().requires_grad_(true);
-    params->push_back(t);
-  };
-  for (auto* t : {&w.embed, &w.final_norm_w, &w.score_w}) fresh(*t);
+  MakeFreshParameters({&w.embed, &w.final_norm_w, &w.score_w}, params);
   for (auto& lw : w.layers) {
-    for (auto* t :
-         {&lw.input_norm_w, &lw.q_w, &lw.q_b, &lw.k_w, &lw.k_b, &lw.v_w, &lw.v_b, &lw.o_w, &lw.o_b,
-          &lw.post_norm_w, &lw.gate_w, &lw.gate_b, &lw.up_w, &lw.up_b, &lw.down_w, &lw.down_b}) {
-      fresh(*t);
-    }
+    MakeFreshParameters(
+        {&lw.input_norm_w, &lw.q_w, &lw.q_b, &lw.k_w, &lw.k_b, &lw.v_w, &lw.v_b, &lw.o_w, &lw.o_b,
+         &lw.post_norm_w, &lw.gate_w, &lw.gate_b, &lw.up_w, &lw.up_b, &lw.down_w, &lw.down_b},
+        params);
   }
   return std::make_unique<LlamaDecoder>(std::move(w), head_dim_, eps_);
 }

@@ -54,9 +54,10 @@ class LlamaDecoder final : public Encoder {
 
   torch::Tensor Embed(const EncoderBatch& batch) const override;
   torch::Tensor AdditiveMask(const torch::Tensor& attention_mask) const override;
-  torch::Tensor AttentionProbs(int l, const torch::Tensor& h,
+  torch::Tensor AttentionInput(int l, const torch::Tensor& h) const override;  // RMSNorm_in(h)
+  torch::Tensor AttentionProbs(int l, const torch::Tensor& x,
                                const torch::Tensor& add_mask) const override;
-  torch::Tensor Values(int l, const torch::Tensor& h) const override;
+  torch::Tensor Values(int l, const torch::Tensor& x) const override;
   torch::Tensor FinishLayer(int l, const torch::Tensor& h,
                             const torch::Tensor& context) const override;
   torch::Tensor Head(const torch::Tensor& last_hidden,

@@ -29,13 +29,8 @@ absl::StatusOr<LoadedEncoder> LoadLlama(TensorSource* src, const ModelConfig& co
   LoadedEncoder out;
   out.weights_file = src->weights_file;
   const std::string word = "embed_tokens.weight";
-  std::string prefix;
-  if (src->tensors.count("model." + word)) {
-    prefix = "model.";
-  } else if (!src->tensors.count(word)) {
-    return absl::NotFoundError(absl::StrCat(out.weights_file, ": missing tensor 'model.", word,
-                                            "' (or, for a bare model checkpoint, '", word, "')"));
-  }
+  ATTATTR_ASSIGN_OR_RETURN(const std::string prefix,
+                           ModelPrefix(*src, "model.", word, "a bare model checkpoint"));
   WeightPicker pick(src, prefix, device, config.family);
   const DecoderConfig& dc = config.decoder;
   const int64_t d = config.hidden_size, inter = config.intermediate_size;
@@ -73,18 +68,9 @@ absl::StatusOr<LoadedEncoder> LoadLlama(TensorSource* src, const ModelConfig& co
     w.layers.push_back(std::move(lw));
   }
   ATTATTR_RETURN_IF_ERROR(pick.Take("norm.weight", {d}, &w.final_norm_w));
-  const bool has_classifier = pick.HasFull("score.weight");
-  if (has_classifier) {
-    if (prefix.empty()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(out.weights_file,
-                       ": unexpected tensor 'score.weight' in a bare model checkpoint "
-                       "(classifier checkpoints name the decoder 'model.*')"));
-    }
-    ATTATTR_ASSIGN_OR_RETURN(const int64_t labels, ClassifierRows(*src, "score.weight", config));
-    out.num_labels = static_cast<int>(labels);
-    ATTATTR_RETURN_IF_ERROR(pick.TakeFull("score.weight", {labels, d}, &w.score_w));
-  }
+  ATTATTR_RETURN_IF_ERROR(
+      TakeDecoderScore(&pick, *src, config, "model.", &w.score_w, &out.num_labels));
+  const bool has_classifier = w.score_w.defined();
   // Older checkpoints saved RoPE's inverse frequencies as a buffer per layer.
   ATTATTR_RETURN_IF_ERROR(pick.CheckAllUsed(
       [](const std::string& name) { return absl::EndsWith(name, "rotary_emb.inv_freq"); }));

@@ -36,18 +36,22 @@ struct SizeKeys {
   const char* heads;
   const char* intermediate;
   const char* activation;
+  const char* max_positions;
 };
 
 SizeKeys KeysOf(ModelFamily family) {
   if (family == ModelFamily::kDistilBert) {
-    return {"dim", "n_layers", "n_heads", "hidden_dim", "activation"};
+    return {"dim", "n_layers", "n_heads", "hidden_dim", "activation", "max_position_embeddings"};
   }
   if (family == ModelFamily::kModernBert) {
-    return {"hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
-            "hidden_activation"};
+    return {"hidden_size",       "num_hidden_layers", "num_attention_heads",
+            "intermediate_size", "hidden_activation", "max_position_embeddings"};
   }
-  return {"hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
-          "hidden_act"};
+  if (family == ModelFamily::kGpt2) {
+    return {"n_embd", "n_layer", "n_head", "n_inner", "activation_function", "n_positions"};
+  }
+  return {"hidden_size",       "num_hidden_layers", "num_attention_heads",
+          "intermediate_size", "hidden_act",        "max_position_embeddings"};
 }
 
 bool ReadBool(const json& j, const char* key, bool fallback) {
@@ -304,11 +308,30 @@ absl::Status ParseDecoder(const json& j, const std::string& path, ModelConfig* c
   return absl::OkStatus();
 }
 
+// GPT-2's keys: how the scores are scaled; cross-attention (an encoder-decoder's) is refused.
+absl::Status ParseGpt2(const json& j, const std::string& path, ModelConfig* c) {
+  DecoderConfig& d = c->decoder;
+  d.num_key_value_heads = c->num_attention_heads;
+  d.scale_attn_weights = ReadBool(j, "scale_attn_weights", true);
+  d.scale_attn_by_inverse_layer_idx = ReadBool(j, "scale_attn_by_inverse_layer_idx", false);
+  if (ReadBool(j, "add_cross_attention", false)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path,
+                     ": 'add_cross_attention' is true; GPT-2 with cross-attention layers "
+                     "(an encoder-decoder's decoder) is not supported"));
+  }
+  if (auto it = j.find("pruned_heads"); it != j.end() && it->is_object() && !it->empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": 'pruned_heads' in a gpt2 checkpoint (not supported)"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 bool IsDecoder(ModelFamily family) {
   return family == ModelFamily::kLlama || family == ModelFamily::kMistral ||
-         family == ModelFamily::kQwen2;
+         family == ModelFamily::kQwen2 || family == ModelFamily::kGpt2;
 }
 
 const char* FamilyName(ModelFamily family) {
@@ -331,6 +354,8 @@ const char* FamilyName(ModelFamily family) {
       return "mistral";
     case ModelFamily::kQwen2:
       return "qwen2";
+    case ModelFamily::kGpt2:
+      return "gpt2";
     case ModelFamily::kBert:
       break;
   }
@@ -339,7 +364,7 @@ const char* FamilyName(ModelFamily family) {
 
 const char* SupportedFamilies() {
   return "bert, distilbert, electra, roberta, xlm-roberta, deberta-v2, modernbert, llama, mistral, "
-         "qwen2";
+         "qwen2, gpt2";
 }
 
 absl::StatusOr<std::string> ReadFileToString(const std::string& path) {
@@ -382,6 +407,11 @@ absl::StatusOr<ModelConfig> ParseModelConfig(const std::string& json_text,
                                        : ModelFamily::kQwen2;
         c.type_vocab_size = 0;
         c.layer_norm_eps = 1e-6;  // rms_norm_eps's default
+      } else if (type == "gpt2") {
+        c.family = ModelFamily::kGpt2;
+        c.type_vocab_size = 0;
+        c.layer_norm_eps = 1e-5;    // GPT2Config's layer_norm_epsilon
+        c.hidden_act = "gelu_new";  // its activation_function
       } else if (type != "bert") {
         return absl::InvalidArgumentError(
             absl::StrCat(path, ": 'model_type' is '", type.substr(0, 64),
@@ -399,8 +429,17 @@ absl::StatusOr<ModelConfig> ParseModelConfig(const std::string& json_text,
     if (!(s = ReadPositiveInt(j, keys.hidden, path, &c.hidden_size)).ok()) return s;
     if (!(s = ReadPositiveInt(j, keys.layers, path, &c.num_hidden_layers)).ok()) return s;
     if (!(s = ReadPositiveInt(j, keys.heads, path, &c.num_attention_heads)).ok()) return s;
-    if (!(s = ReadPositiveInt(j, keys.intermediate, path, &c.intermediate_size)).ok()) return s;
-    if (!(s = ReadPositiveInt(j, "max_position_embeddings", path, &c.max_position_embeddings)).ok())
+    if (c.family == ModelFamily::kGpt2) {  // n_inner: null or absent for 4 · n_embd
+      c.intermediate_size = 4 * c.hidden_size;
+      if (auto it = j.find(keys.intermediate);
+          it != j.end() && !it->is_null() &&
+          !(s = ReadPositiveInt(j, keys.intermediate, path, &c.intermediate_size)).ok()) {
+        return s;
+      }
+    } else if (!(s = ReadPositiveInt(j, keys.intermediate, path, &c.intermediate_size)).ok()) {
+      return s;
+    }
+    if (!(s = ReadPositiveInt(j, keys.max_positions, path, &c.max_position_embeddings)).ok())
       return s;
     if (c.family == ModelFamily::kDebertaV2) {
       if (auto it = j.find("type_vocab_size");
@@ -410,6 +449,8 @@ absl::StatusOr<ModelConfig> ParseModelConfig(const std::string& json_text,
       if (!(s = ParseDisentangled(j, path, &c)).ok()) return s;
     } else if (c.family == ModelFamily::kModernBert) {
       if (!(s = ParseRotaryLayers(j, path, &c)).ok()) return s;
+    } else if (c.family == ModelFamily::kGpt2) {
+      if (!(s = ParseGpt2(j, path, &c)).ok()) return s;
     } else if (IsDecoder(c.family)) {
       if (!(s = ParseDecoder(j, path, &c)).ok()) return s;
     } else if (c.family != ModelFamily::kDistilBert &&
@@ -441,6 +482,7 @@ absl::StatusOr<ModelConfig> ParseModelConfig(const std::string& json_text,
     // DistilBERT's LayerNorms use a fixed eps of 1e-12 (the BERT default) and no config key;
     // ModernBERT calls it norm_eps.
     const char* eps_key = c.family == ModelFamily::kModernBert ? "norm_eps"
+                          : c.family == ModelFamily::kGpt2     ? "layer_norm_epsilon"
                           : IsDecoder(c.family)                ? "rms_norm_eps"
                                                                : "layer_norm_eps";
     if (auto it = j.find(eps_key); c.family != ModelFamily::kDistilBert && it != j.end()) {
@@ -450,13 +492,27 @@ absl::StatusOr<ModelConfig> ParseModelConfig(const std::string& json_text,
       }
       c.layer_norm_eps = it->get<double>();
     }
-    // The decoders' SwiGLU needs SiLU; the encoders' feed-forward exact-erf GELU.
-    const std::string activation = IsDecoder(c.family) ? "silu" : "gelu";
-    if (auto it = j.find(keys.activation); it != j.end()) {
-      if (!it->is_string() || it->get<std::string>() != activation) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            path, ": '", keys.activation, "' is ", it->dump().substr(0, 64), "; only \"",
-            activation, activation == "gelu" ? "\" (exact erf)" : "\"", " is supported"));
+    // The Llama family's SwiGLU needs SiLU; the encoders' feed-forward exact-erf GELU; GPT-2's
+    // either GELU form.
+    if (c.family == ModelFamily::kGpt2) {
+      if (auto it = j.find(keys.activation); it != j.end()) {
+        const std::string act = it->is_string() ? it->get<std::string>() : it->dump();
+        if (act != "gelu_new" && act != "gelu_pytorch_tanh" && act != "gelu") {
+          return absl::InvalidArgumentError(
+              absl::StrCat(path, ": '", keys.activation, "' is '", act.substr(0, 64),
+                           "'; supported: gelu_new, gelu_pytorch_tanh, gelu"));
+        }
+        c.hidden_act = act;
+      }
+    } else {
+      const std::string activation = IsDecoder(c.family) ? "silu" : "gelu";
+      if (auto it = j.find(keys.activation); it != j.end()) {
+        if (!it->is_string() || it->get<std::string>() != activation) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              path, ": '", keys.activation, "' is ", it->dump().substr(0, 64), "; only \"",
+              activation, activation == "gelu" ? "\" (exact erf)" : "\"", " is supported"));
+        }
+        c.hidden_act = activation;
       }
     }
     if (auto it = j.find("position_embedding_type");

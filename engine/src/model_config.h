@@ -1,8 +1,8 @@
 // Parses a Hugging Face checkpoint directory's config.json (BERT, DistilBERT, ELECTRA, RoBERTa,
-// XLM-RoBERTa, DeBERTa-v2/v3 or ModernBERT, by `model_type`) and tokenizer_config.json into plain
-// structs. Validates what the encoder relies on (positive sizes, hidden divisible by heads, gelu)
-// and names the offending key in errors. No torch, no I/O beyond reading the two files.
-// Thread-compatible.
+// XLM-RoBERTa, DeBERTa-v2/v3, ModernBERT, the Llama family or GPT-2, by `model_type`) and
+// tokenizer_config.json into plain structs. Validates what the encoder relies on (positive sizes,
+// hidden divisible by heads, gelu) and names the offending key in errors. No torch, no I/O beyond
+// reading the two files. Thread-compatible.
 #pragma once
 
 #include <map>
@@ -26,12 +26,14 @@ enum class ModelFamily {
   kLlama,    // "llama"
   kMistral,  // "mistral": Llama's layers, an optional sliding window
   kQwen2,    // "qwen2": Llama's layers, biases on the query/key/value projections
+  kGpt2,     // "gpt2": learned positions, pre-LayerNorm, fused c_attn, Conv1D layout, GELU (tanh)
 };
 
-// Whether `family` is a causal decoder (the Llama family).
+// Whether `family` is a causal decoder (the Llama family, GPT-2).
 bool IsDecoder(ModelFamily family);
 
-// The Llama family's keys (config.json names): grouped-query attention, RoPE's base, biases.
+// The decoders' keys (config.json names): for the Llama family grouped-query attention, RoPE's
+// base, biases; for GPT-2 how the attention scores are scaled.
 struct DecoderConfig {
   int num_key_value_heads = 0;  // = num_attention_heads when absent
   double rope_theta = 10000.0;  // rope_theta or rope_parameters.rope_theta (rope_type "default")
@@ -39,6 +41,8 @@ struct DecoderConfig {
   bool o_bias = false;          // llama/mistral: attention_bias
   bool mlp_bias = false;        // llama: mlp_bias
   int sliding_window = 0;       // mistral: keys within the last sliding_window positions; 0 = all
+  bool scale_attn_weights = true;                // gpt2: scores / sqrt(head_dim)
+  bool scale_attn_by_inverse_layer_idx = false;  // gpt2: scores / (layer index + 1)
 };
 
 // DeBERTa-v2's disentangled attention (config.json keys of the same names). The attention scores
@@ -74,7 +78,7 @@ struct RotaryLayersConfig {
 };
 
 // "bert", "distilbert", "electra", "roberta", "xlm-roberta", "deberta-v2", "modernbert", "llama",
-// "mistral", "qwen2": the model_type spelling.
+// "mistral", "qwen2", "gpt2": the model_type spelling.
 const char* FamilyName(ModelFamily family);
 // The supported model_type values, for messages: "bert, distilbert, electra, roberta, ...".
 const char* SupportedFamilies();
@@ -96,8 +100,10 @@ struct ModelConfig {
   int type_vocab_size = 2;          // 0 for families without token types (DistilBERT, DeBERTa-v3)
   DisentangledConfig disentangled;  // deberta-v2 only
   RotaryLayersConfig rotary;        // modernbert only
-  DecoderConfig decoder;            // llama, mistral, qwen2 only
+  DecoderConfig decoder;            // llama, mistral, qwen2, gpt2 only
   double layer_norm_eps = 1e-12;
+  // The feed-forward activation: "gelu" (exact erf) for the encoders, "silu" for the Llama family,
+  // "gelu_new" / "gelu_pytorch_tanh" (the tanh form) or "gelu" for GPT-2.
   std::string hidden_act = "gelu";
   std::vector<std::string> id2label;  // index = class id; empty when the config has none
   // Heads removed per layer (Hugging Face `pruned_heads`: layer -> original head indices).

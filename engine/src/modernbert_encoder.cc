@@ -36,27 +36,26 @@ torch::Tensor ModernBertEncoder::Rotate(int l, const torch::Tensor& x) const {
   return (w_.config.sliding[l] ? local_rope_ : global_rope_).Apply(x);
 }
 
-torch::Tensor ModernBertEncoder::AttentionProbs(int l, const torch::Tensor& h,
+torch::Tensor ModernBertEncoder::AttentionProbs(int l, const torch::Tensor& x,
                                                 const torch::Tensor& add_mask) const {
   const auto& lw = w_.layers[l];
-  const auto x = AttentionInput(l, h);
   auto q = Rotate(l, SplitHeads(torch::linear(x, lw.q_w, lw.q_b)));
   auto k = Rotate(l, SplitHeads(torch::linear(x, lw.k_w, lw.k_b)));
   auto scores = torch::matmul(q, k.transpose(-1, -2)) * std::pow(head_dim_, -0.5);
   if (!w_.config.sliding[l]) return torch::softmax(scores + add_mask, -1);
   // Keys farther than the window get finfo.min, as the padded ones do (the minimum, not the sum,
   // so a key both padded and outside the window is not pushed to −inf).
-  const int64_t n = h.size(1);
-  auto ids = torch::arange(n, torch::TensorOptions().dtype(torch::kLong).device(h.device()));
+  const int64_t n = x.size(1);
+  auto ids = torch::arange(n, torch::TensorOptions().dtype(torch::kLong).device(x.device()));
   auto outside = (ids.unsqueeze(1) - ids.unsqueeze(0)).abs() > w_.config.local_window;
   auto window =
-      torch::zeros({n, n}, h.options()).masked_fill(outside, std::numeric_limits<float>::lowest());
+      torch::zeros({n, n}, x.options()).masked_fill(outside, std::numeric_limits<float>::lowest());
   return torch::softmax(scores + torch::minimum(add_mask, window), -1);
 }
 
-torch::Tensor ModernBertEncoder::Values(int l, const torch::Tensor& h) const {
+torch::Tensor ModernBertEncoder::Values(int l, const torch::Tensor& x) const {
   const auto& lw = w_.layers[l];
-  return SplitHeads(torch::linear(AttentionInput(l, h), lw.v_w, lw.v_b));
+  return SplitHeads(torch::linear(x, lw.v_w, lw.v_b));
 }
 
 torch::Tensor ModernBertEncoder::FinishLayer(int l, const torch::Tensor& h,
@@ -81,21 +80,14 @@ torch::Tensor ModernBertEncoder::Head(const torch::Tensor& last_hidden,
 std::unique_ptr<Encoder> ModernBertEncoder::CloneRequiringGrad(
     std::vector<torch::Tensor>* params) const {
   ModernBertWeights w = w_;
-  const auto fresh = [&](torch::Tensor& t) {
-    if (!t.defined()) return;
-    t = t.detach().clone().requires_grad_(true);
-    params->push_back(t);
-  };
-  for (auto* t : {&w.word_emb, &w.emb_norm_w, &w.emb_norm_b, &w.final_norm_w, &w.final_norm_b,
-                  &w.head_w, &w.head_b, &w.head_norm_w, &w.head_norm_b, &w.cls_w, &w.cls_b}) {
-    fresh(*t);
-  }
+  MakeFreshParameters({&w.word_emb, &w.emb_norm_w, &w.emb_norm_b, &w.final_norm_w, &w.final_norm_b,
+                       &w.head_w, &w.head_b, &w.head_norm_w, &w.head_norm_b, &w.cls_w, &w.cls_b},
+                      params);
   for (auto& lw : w.layers) {
-    for (auto* t : {&lw.attn_norm_w, &lw.attn_norm_b, &lw.q_w, &lw.q_b, &lw.k_w, &lw.k_b, &lw.v_w,
-                    &lw.v_b, &lw.o_w, &lw.o_b, &lw.mlp_norm_w, &lw.mlp_norm_b, &lw.wi_w, &lw.wi_b,
-                    &lw.wo_w, &lw.wo_b}) {
-      fresh(*t);
-    }
+    MakeFreshParameters(
+        {&lw.attn_norm_w, &lw.attn_norm_b, &lw.q_w, &lw.q_b, &lw.k_w, &lw.k_b, &lw.v_w, &lw.v_b,
+         &lw.o_w, &lw.o_b, &lw.mlp_norm_w, &lw.mlp_norm_b, &lw.wi_w, &lw.wi_b, &lw.wo_w, &lw.wo_b},
+        params);
   }
   return std::make_unique<ModernBertEncoder>(std::move(w), head_dim_, eps_);
 }

@@ -53,9 +53,11 @@ class ModernBertEncoder final : public Encoder {
   bool HeadReadsFirstToken() const override { return !w_.config.mean_pooling; }
 
   torch::Tensor Embed(const EncoderBatch& batch) const override;
-  torch::Tensor AttentionProbs(int l, const torch::Tensor& h,
+  // The attention block's input: LN_attn(h), or h in layer 0.
+  torch::Tensor AttentionInput(int l, const torch::Tensor& h) const override;
+  torch::Tensor AttentionProbs(int l, const torch::Tensor& x,
                                const torch::Tensor& add_mask) const override;
-  torch::Tensor Values(int l, const torch::Tensor& h) const override;
+  torch::Tensor Values(int l, const torch::Tensor& x) const override;
   torch::Tensor FinishLayer(int l, const torch::Tensor& h,
                             const torch::Tensor& context) const override;
   torch::Tensor Head(const torch::Tensor& last_hidden,
@@ -64,8 +66,6 @@ class ModernBertEncoder final : public Encoder {
 
  private:
   torch::Tensor Norm(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) const;
-  // The attention block's input: LN_attn(h), or h in layer 0.
-  torch::Tensor AttentionInput(int l, const torch::Tensor& h) const;
   torch::Tensor SplitHeads(const torch::Tensor& x) const;  // [B, n, H·dh] -> [B, H, n, dh]
   // RoPE with the base of layer l's type.
   torch::Tensor Rotate(int l, const torch::Tensor& x) const;

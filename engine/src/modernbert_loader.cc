@@ -15,14 +15,8 @@ absl::StatusOr<LoadedEncoder> LoadModernBert(TensorSource* src, const ModelConfi
   LoadedEncoder out;
   out.weights_file = src->weights_file;
   const std::string word = "embeddings.tok_embeddings.weight";
-  std::string prefix;
-  if (src->tensors.count("model." + word)) {
-    prefix = "model.";
-  } else if (!src->tensors.count(word)) {
-    return absl::NotFoundError(absl::StrCat(out.weights_file, ": missing tensor 'model.", word,
-                                            "' (or, for an encoder-only checkpoint, '", word,
-                                            "')"));
-  }
+  ATTATTR_ASSIGN_OR_RETURN(const std::string prefix,
+                           ModelPrefix(*src, "model.", word, "an encoder-only checkpoint"));
   WeightPicker pick(src, prefix, device, config.family);
   const RotaryLayersConfig& rc = config.rotary;
   const int64_t d = config.hidden_size, inter = config.intermediate_size;

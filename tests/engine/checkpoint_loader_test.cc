@@ -9,8 +9,7 @@
 
 #include "attattr/engine/model.h"
 #include "nlohmann/json.hpp"
-#include "safetensors_reader.h"
-#include "safetensors_writer.h"
+#include "support/float_tensors.h"
 #include "support/test_paths.h"
 
 namespace attattr::engine {
@@ -20,27 +19,11 @@ namespace fs = std::filesystem;
 using ::attattr::engine::RawTensor;
 using ::attattr::testing::Sst2ModelDir;
 
+using ::attattr::testing::ToRaw;
+
 // All tensors of the shared model as float32 torch tensors, by name.
 std::map<std::string, torch::Tensor> SharedTensors() {
-  auto ckpt = SafetensorsCheckpoint::Open(Sst2ModelDir());
-  EXPECT_TRUE(ckpt.ok()) << ckpt.status();
-  std::map<std::string, torch::Tensor> out;
-  for (const auto& name : (*ckpt)->TensorNames()) {
-    auto v = (*ckpt)->Find(name);
-    out[name] =
-        torch::from_blob(const_cast<uint8_t*>(v->data), v->entry->shape, torch::kFloat32).clone();
-  }
-  return out;
-}
-
-RawTensor ToRaw(const std::string& name, const torch::Tensor& t, const std::string& dtype) {
-  torch::Tensor c = t;
-  if (dtype == "F16") c = t.to(torch::kFloat16);
-  if (dtype == "BF16") c = t.to(torch::kBFloat16);
-  if (dtype == "I8") c = t.to(torch::kInt8);
-  c = c.contiguous();
-  return {name, dtype, t.sizes().vec(),
-          std::string(static_cast<const char*>(c.data_ptr()), c.numel() * c.element_size())};
+  return ::attattr::testing::ReadFloatTensors(Sst2ModelDir());
 }
 
 // A model directory with the shared config/vocab and the given weights file(s).
@@ -263,6 +246,19 @@ TEST_F(CheckpointFixture, BadConfigValuesAreNamed) {
   // A Llama config over BERT tensors: its first missing tensor is named.
   std::ofstream(dir_ + "/config.json") << llama << R"("num_key_value_heads": 2})";
   ExpectMessageHas(LoadError(), "model.embed_tokens.weight");
+  // GPT-2's keys (n_embd, n_layer, ...): another activation and cross-attention are refused; a
+  // GPT-2 config over BERT tensors names its first missing tensor.
+  const std::string gpt2 = R"({"model_type": "gpt2", "vocab_size": 30522, "n_embd": 256,
+    "n_layer": 4, "n_head": 8, "n_positions": 128, "n_inner": null,)";
+  std::ofstream(dir_ + "/config.json") << gpt2 << R"("activation_function": "relu"})";
+  ExpectMessageHas(LoadError(), "'activation_function' is 'relu'",
+                   "supported: gelu_new, gelu_pytorch_tanh, gelu");
+  std::ofstream(dir_ + "/config.json") << gpt2 << R"("add_cross_attention": true})";
+  ExpectMessageHas(LoadError(), "'add_cross_attention' is true");
+  std::ofstream(dir_ + "/config.json") << gpt2 << R"("n_inner": -3})";
+  ExpectMessageHas(LoadError(), "'n_inner' must be a positive integer");
+  std::ofstream(dir_ + "/config.json") << gpt2 << R"("scale_attn_weights": false})";
+  ExpectMessageHas(LoadError(), "transformer.wte.weight");
   // RoBERTa's positions start after the padding index, which must leave room for a token.
   std::ofstream(dir_ + "/config.json") << R"({"model_type": "roberta", "vocab_size": 30522,
     "hidden_size": 256, "num_hidden_layers": 4, "num_attention_heads": 8,

@@ -2,14 +2,15 @@
 // `transformers` built and saved (bert, distilbert, electra, roberta, xlm-roberta, deberta-v2
 // with its disentangled relative-position attention, modernbert with rotary positions, GeGLU,
 // sliding-window layers and mean pooling, and the decoders llama, mistral (sliding window) and
-// qwen2 (q/k/v biases) with causal grouped-query attention; WordPiece, byte-level BPE and Unigram
-// tokenizers from tokenizer.json), and what HF answered about them — token ids of 505 strings,
-// logits and every layer's attention probabilities, and self-attention attributions computed by an
-// independent Python reference (HF's model with layer l's probabilities replaced, autograd,
-// Gauss–Legendre m = 20). The engine must load each checkpoint as saved and agree: ids exactly,
-// logits and probabilities within 1e-4, attributions within 1e-4 of each layer's largest value,
-// F(A) and F(0) within 1e-5, the reference's completeness gap, and a gap below 1e-3 where the
-// target is smooth in α (not DistilBERT, whose head has a ReLU).
+// qwen2 (q/k/v biases) with causal grouped-query attention, and gpt2 (learned positions, fused
+// Conv1D projections, scores scaled by the inverse layer index); WordPiece, byte-level BPE and
+// Unigram tokenizers from tokenizer.json), and what HF answered about them — token ids of 505
+// strings, logits and every layer's attention probabilities, and self-attention attributions
+// computed by an independent Python reference (HF's model with layer l's probabilities replaced,
+// autograd, Gauss–Legendre m = 20). The engine must load each checkpoint as saved and agree: ids
+// exactly, logits and probabilities within 1e-4, attributions within 1e-4 of each layer's largest
+// value, F(A) and F(0) within 1e-5, the reference's completeness gap, and a gap below 1e-3 where
+// the target is smooth in α (not DistilBERT, whose head has a ReLU).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -29,8 +30,7 @@
 #include "attattr/engine/wordpiece_tokenizer.h"
 #include "model_impl.h"
 #include "nlohmann/json.hpp"
-#include "safetensors_reader.h"
-#include "safetensors_writer.h"
+#include "support/float_tensors.h"
 #include "support/test_paths.h"
 
 namespace attattr::engine {
@@ -295,32 +295,21 @@ TEST_P(FamilyOracleTest, AttributionsEqualThePythonReference) {
               GetParam().c_str(), worst_relative, worst_gap);
 }
 
-// A copy of the tiny ModernBERT checkpoint with its config.json rewritten by `edit_config` and its
-// tensors by `edit_tensors` (name -> tensor), in `dir`.
-void RewriteModernBert(const std::string& dir, const std::function<void(json&)>& edit_config,
+// A copy of the tiny checkpoint of `family` with its config.json rewritten by `edit_config` and its
+// tensors by `edit` (name -> tensor), in `dir`.
+void RewriteCheckpoint(const std::string& family, const std::string& dir,
+                       const std::function<void(json&)>& edit_config,
                        const std::function<void(std::map<std::string, torch::Tensor>&)>& edit) {
-  const std::string from = OracleDir("modernbert");
+  const std::string from = OracleDir(family);
   for (const char* file : {"tokenizer.json", "tokenizer_config.json"}) {
     std::filesystem::copy_file(from + "/" + file, dir + "/" + file);
   }
   json config = json::parse(std::ifstream(from + "/config.json"));
   edit_config(config);
   std::ofstream(dir + "/config.json") << config.dump();
-  auto ckpt = SafetensorsCheckpoint::Open(from);
-  ASSERT_TRUE(ckpt.ok()) << ckpt.status();
-  std::map<std::string, torch::Tensor> tensors;
-  for (const auto& name : (*ckpt)->TensorNames()) {
-    auto v = (*ckpt)->Find(name);
-    tensors[name] =
-        torch::from_blob(const_cast<uint8_t*>(v->data), v->entry->shape, torch::kFloat32).clone();
-  }
+  auto tensors = ::attattr::testing::ReadFloatTensors(from);
   edit(tensors);
-  std::vector<RawTensor> raw;
-  for (const auto& [name, t] : tensors) {
-    raw.push_back({name, "F32", t.sizes().vec(),
-                   std::string(static_cast<const char*>(t.data_ptr()), t.numel() * 4)});
-  }
-  ASSERT_TRUE(WriteSafetensors(dir + "/model.safetensors", raw));
+  ASSERT_TRUE(::attattr::testing::WriteFloatTensors(dir + "/model.safetensors", tensors));
 }
 
 // The last hidden state of `model` for the oracle's first forward input.
@@ -344,8 +333,8 @@ TEST(ModernBertCheckpointTest, OldConfigKeysAndMaskedLmLayoutLoad) {
   const auto want = LastHidden(**reference, oracle);
 
   ::attattr::testing::TempDir old_keys("attattr-modernbert-4x");
-  RewriteModernBert(
-      old_keys.path(),
+  RewriteCheckpoint(
+      "modernbert", old_keys.path(),
       [](json& c) {
         ASSERT_EQ(c["layer_types"],
                   json({"full_attention", "sliding_attention", "full_attention"}));
@@ -361,8 +350,8 @@ TEST(ModernBertCheckpointTest, OldConfigKeysAndMaskedLmLayoutLoad) {
   EXPECT_EQ(MaxDiff(ToVector(LastHidden(**old_model, oracle)), ToVector(want)), 0.0);
   // Another base for the sliding layer's rotary positions changes the result: the key is read.
   ::attattr::testing::TempDir other_theta("attattr-modernbert-theta");
-  RewriteModernBert(
-      other_theta.path(),
+  RewriteCheckpoint(
+      "modernbert", other_theta.path(),
       [](json& c) { c["rope_parameters"]["sliding_attention"]["rope_theta"] = 500.0; },
       [](auto&) {});
   auto other = Model::Load(other_theta.path());
@@ -370,8 +359,9 @@ TEST(ModernBertCheckpointTest, OldConfigKeysAndMaskedLmLayoutLoad) {
   EXPECT_GT(MaxDiff(ToVector(LastHidden(**other, oracle)), ToVector(want)), 1e-3);
 
   ::attattr::testing::TempDir mlm("attattr-modernbert-mlm");
-  RewriteModernBert(
-      mlm.path(), [](json& c) { c["architectures"] = json({"ModernBertForMaskedLM"}); },
+  RewriteCheckpoint(
+      "modernbert", mlm.path(),
+      [](json& c) { c["architectures"] = json({"ModernBertForMaskedLM"}); },
       [](std::map<std::string, torch::Tensor>& t) {
         const int64_t vocab = t["model.embeddings.tok_embeddings.weight"].size(0);
         t.erase("classifier.weight");
@@ -385,10 +375,78 @@ TEST(ModernBertCheckpointTest, OldConfigKeysAndMaskedLmLayoutLoad) {
   EXPECT_EQ(MaxDiff(ToVector(LastHidden(**encoder_only, oracle)), ToVector(want)), 0.0);
 }
 
+// GPT-2 checkpoints in the other layouts Hugging Face writes load as the same decoder: with the
+// causal-mask buffers older transformers saved in every layer (`attn.bias`, `attn.masked_bias`),
+// as a causal LM (`transformer.*` and `lm_head`, no classifier), and as a bare `GPT2Model`.
+TEST(Gpt2CheckpointTest, BuffersLmHeadAndBareLayoutsLoad) {
+  json oracle = json::parse(std::ifstream(OracleDir("gpt2") + "/oracle.json"));
+  auto reference = Model::Load(OracleDir("gpt2"));
+  ASSERT_TRUE(reference.ok()) << reference.status();
+  const auto want = LastHidden(**reference, oracle);
+  const int layers = reference->get()->info().num_layers;
+  const int positions = reference->get()->info().max_length;
+
+  ::attattr::testing::TempDir buffers("attattr-gpt2-buffers");
+  RewriteCheckpoint(
+      "gpt2", buffers.path(), [](json&) {},
+      [&](std::map<std::string, torch::Tensor>& t) {
+        for (int l = 0; l < layers; ++l) {
+          const std::string p = "transformer.h." + std::to_string(l) + ".attn.";
+          t[p + "bias"] = torch::ones({1, 1, positions, positions}).tril();
+          t[p + "masked_bias"] = torch::full({1}, -1e4);
+        }
+      });
+  auto with_buffers = Model::Load(buffers.path());
+  ASSERT_TRUE(with_buffers.ok()) << with_buffers.status();
+  EXPECT_TRUE(with_buffers->get()->info().has_classifier);
+  EXPECT_EQ(MaxDiff(ToVector(LastHidden(**with_buffers, oracle)), ToVector(want)), 0.0);
+
+  ::attattr::testing::TempDir lm("attattr-gpt2-lm");
+  RewriteCheckpoint(
+      "gpt2", lm.path(), [](json& c) { c["architectures"] = json({"GPT2LMHeadModel"}); },
+      [](std::map<std::string, torch::Tensor>& t) {
+        t["lm_head.weight"] = t["transformer.wte.weight"].clone();
+        t.erase("score.weight");
+      });
+  auto causal_lm = Model::Load(lm.path());
+  ASSERT_TRUE(causal_lm.ok()) << causal_lm.status();
+  EXPECT_FALSE(causal_lm->get()->info().has_classifier);
+  EXPECT_EQ(causal_lm->get()->info().architecture, "GPT2Model");
+  EXPECT_EQ(MaxDiff(ToVector(LastHidden(**causal_lm, oracle)), ToVector(want)), 0.0);
+
+  ::attattr::testing::TempDir bare("attattr-gpt2-bare");
+  RewriteCheckpoint(
+      "gpt2", bare.path(), [](json& c) { c["architectures"] = json({"GPT2Model"}); },
+      [](std::map<std::string, torch::Tensor>& t) {
+        std::map<std::string, torch::Tensor> renamed;
+        const std::string prefix = "transformer.";
+        for (const auto& [name, v] : t) {
+          if (name.rfind(prefix, 0) == 0) renamed[name.substr(prefix.size())] = v;
+        }
+        t = std::move(renamed);
+      });
+  auto base = Model::Load(bare.path());
+  ASSERT_TRUE(base.ok()) << base.status();
+  EXPECT_FALSE(base->get()->info().has_classifier);
+  EXPECT_EQ(MaxDiff(ToVector(LastHidden(**base, oracle)), ToVector(want)), 0.0);
+  // A Conv1D weight saved in torch::linear's orientation ([out, in]) is refused, naming it.
+  ::attattr::testing::TempDir flipped("attattr-gpt2-flipped");
+  RewriteCheckpoint(
+      "gpt2", flipped.path(), [](json&) {},
+      [](std::map<std::string, torch::Tensor>& t) {
+        auto& w = t["transformer.h.0.mlp.c_fc.weight"];
+        w = w.t().contiguous();
+      });
+  auto bad = Model::Load(flipped.path());
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("transformer.h.0.mlp.c_fc.weight"), std::string::npos)
+      << bad.status();
+}
+
 INSTANTIATE_TEST_SUITE_P(Families, FamilyOracleTest,
                          ::testing::Values("bert", "distilbert", "electra", "roberta",
                                            "xlm-roberta", "deberta-v2", "modernbert", "llama",
-                                           "mistral", "qwen2"),
+                                           "mistral", "qwen2", "gpt2"),
                          [](const auto& info) {
                            std::string name = info.param;  // test names are [A-Za-z0-9_]
                            std::replace(name.begin(), name.end(), '-', '_');

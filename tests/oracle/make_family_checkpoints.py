@@ -3,7 +3,7 @@
 of tests/engine/family_oracle_test.cc (tests/oracle/README.md).
 
 For every family (bert, distilbert, electra, roberta, xlm-roberta, deberta-v2, modernbert, and the
-decoders llama, mistral, qwen2) this builds, with Hugging Face
+decoders llama, mistral, qwen2, gpt2) this builds, with Hugging Face
 `transformers` and `tokenizers` (never with attattr's code):
   <out>/<family>/            a checkpoint as `save_pretrained` writes it: config.json,
                              model.safetensors, the tokenizer files (tokenizer.json, vocab.txt, ...).
@@ -210,6 +210,15 @@ MODERNBERT_WINDOW = 16  # local_attention (ModernBERT-base: 128): SST-2 sentence
 MODERNBERT_GLOBAL_EVERY = 2  # every n-th layer global, the others sliding (ModernBERT-base: 3)
 
 
+def perturb_norms_and_biases(model, norm_marker):
+    """Adds N(0, 0.1) noise to every bias and to the norms' parameters (names holding
+    `norm_marker`), which initialise to 0 and 1, so the engine must read each of them."""
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name.endswith(".bias") or norm_marker in name:
+                param.add_(torch.randn_like(param) * 0.1)
+
+
 def make_modernbert(work, train_text):
     # ModernBERT's shape: a byte-level BPE tokenizer.json with NFC and a [CLS] $A [SEP] template
     # (as ModernBERT-base ships), no token types; layers alternate global and sliding-window
@@ -239,10 +248,7 @@ def make_modernbert(work, train_text):
         bos_token_id=cls, eos_token_id=sep, initializer_range=0.15,
         id2label=dict(enumerate(LABELS)), label2id={n: i for i, n in enumerate(LABELS)})
     model = transformers.ModernBertForSequenceClassification(config)
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if name.endswith(".bias") or "norm" in name:
-                param.add_(torch.randn_like(param) * 0.1)
+    perturb_norms_and_biases(model, "norm")
     return tok, model
 
 
@@ -294,19 +300,34 @@ def make_decoder(family):
             id2label=dict(enumerate(LABELS)), label2id={n: i for i, n in enumerate(LABELS)},
             **extra)
         model = model_class(config)
-        with torch.no_grad():
-            for name, param in model.named_parameters():
-                if name.endswith(".bias") or "norm" in name:
-                    param.add_(torch.randn_like(param) * 0.1)
+        perturb_norms_and_biases(model, "norm")
         return tok, model
     return make
+
+
+def make_gpt2(work, train_text):
+    # GPT-2's shape: learned positions, pre-LayerNorm with biases, the fused c_attn and the other
+    # projections in Conv1D's [in, out] layout, GELU's tanh form, a `score` classifier read at the
+    # last token; scores also divided by the layer index + 1 (scale_attn_by_inverse_layer_idx, as
+    # some GPT-2 variants train) so that path is checked too. A byte-level BPE without BOS, as
+    # GPT-2's own. LayerNorm weights and biases randomised.
+    tok = decoder_tokenizer(train_text, None)
+    config = transformers.GPT2Config(
+        vocab_size=len(tok), n_embd=HIDDEN, n_layer=LAYERS, n_head=HEADS, n_inner=FFN,
+        n_positions=MAX_POS, activation_function="gelu_new", scale_attn_by_inverse_layer_idx=True,
+        pad_token_id=tok.pad_token_id, bos_token_id=tok.eos_token_id,
+        eos_token_id=tok.eos_token_id, initializer_range=DECODER_INIT,
+        id2label=dict(enumerate(LABELS)), label2id={n: i for i, n in enumerate(LABELS)})
+    model = transformers.GPT2ForSequenceClassification(config)
+    perturb_norms_and_biases(model, ".ln_")
+    return tok, model
 
 
 FAMILIES = {"bert": make_bert, "distilbert": make_distilbert, "electra": make_electra,
             "roberta": make_roberta, "xlm-roberta": make_xlm_roberta,
             "deberta-v2": make_deberta_v2, "modernbert": make_modernbert,
             "llama": make_decoder("llama"), "mistral": make_decoder("mistral"),
-            "qwen2": make_decoder("qwen2")}
+            "qwen2": make_decoder("qwen2"), "gpt2": make_gpt2}
 
 
 # --- attention replacement (the reference for attribution) -------------------------------------

@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <numeric>
@@ -39,8 +40,11 @@ std::string OracleDir(const std::string& family) {
   return std::string(ATTATTR_ORACLE_DIR) + "/" + family;
 }
 
-constexpr const char* kFamilies[] = {"bert",        "distilbert", "electra",    "roberta",
-                                     "xlm-roberta", "deberta-v2", "modernbert", "llama"};
+constexpr const char* kFamilies[] = {"bert",       "distilbert",  "electra",
+                                     "roberta",    "xlm-roberta", "deberta-v2",
+                                     "modernbert", "llama",       "gpt2"};
+
+bool IsDecoder(const std::string& family) { return family == "llama" || family == "gpt2"; }
 
 class FamilyRpcTest : public ::testing::Test {
  protected:
@@ -91,7 +95,7 @@ TEST_F(FamilyRpcTest, ModelsReportTheirFamilyAndTokenizer) {
   grpc::ClientContext ctx;
   v1::ListModelsResponse list;
   ASSERT_TRUE(stub_->ListModels(&ctx, {}, &list).ok());
-  ASSERT_EQ(list.models_size(), 8);
+  ASSERT_EQ(list.models_size(), static_cast<int>(std::size(kFamilies)));
   const std::map<std::string, std::pair<std::string, std::string>> expected = {
       {"bert", {"wordpiece", "BertForSequenceClassification"}},
       {"distilbert", {"wordpiece", "DistilBertForSequenceClassification"}},
@@ -100,7 +104,8 @@ TEST_F(FamilyRpcTest, ModelsReportTheirFamilyAndTokenizer) {
       {"xlm-roberta", {"unigram", "XLMRobertaForSequenceClassification"}},
       {"deberta-v2", {"unigram", "DebertaV2ForSequenceClassification"}},
       {"modernbert", {"bpe", "ModernBertForSequenceClassification"}},
-      {"llama", {"bpe", "LlamaForSequenceClassification"}}};
+      {"llama", {"bpe", "LlamaForSequenceClassification"}},
+      {"gpt2", {"bpe", "GPT2ForSequenceClassification"}}};
   for (const auto& m : list.models()) {
     SCOPED_TRACE(m.name());
     EXPECT_EQ("tiny-" + m.family(), m.name());
@@ -112,9 +117,9 @@ TEST_F(FamilyRpcTest, ModelsReportTheirFamilyAndTokenizer) {
     for (int h : m.heads_per_layer()) EXPECT_EQ(h, 4);
     EXPECT_EQ(m.labels_size(), 3);
     EXPECT_EQ(m.max_length(), 128);  // RoBERTa's 130 positions start at pad_token_id + 1 = 2
-    const bool decoder = m.family() == "llama";
-    EXPECT_EQ(m.decoder(), decoder);
-    EXPECT_EQ(m.num_key_value_heads(), decoder ? 2 : 4);  // grouped-query: 2 KV heads for 4
+    EXPECT_EQ(m.decoder(), IsDecoder(m.family()));
+    // Llama's grouped-query attention: 2 KV heads for 4.
+    EXPECT_EQ(m.num_key_value_heads(), m.family() == "llama" ? 2 : 4);
   }
 }
 
@@ -141,7 +146,11 @@ TEST_F(FamilyRpcTest, ExplainEqualsTheEngineForEveryFamily) {
     ASSERT_TRUE(local.ok()) << local.status();
     const auto& a = resp.attribution();
     const bool roberta = family == "roberta" || family == "xlm-roberta";
-    EXPECT_EQ(a.tokens(0), family == "llama" ? "<|begin_of_text|>" : roberta ? "<s>" : "[CLS]");
+    // GPT-2's tokenizer adds no BOS: the text's first piece leads.
+    EXPECT_EQ(a.tokens(0), family == "llama"  ? "<|begin_of_text|>"
+                           : family == "gpt2" ? "a"
+                           : roberta          ? "<s>"
+                                              : "[CLS]");
     ASSERT_EQ(a.layers_size(), 3);
     for (int l = 0; l < 3; ++l) {
       const auto& want = (*local)[0].layers[l].attribution;
@@ -173,7 +182,7 @@ void RunEveryJobKind(v1::Attattr::Stub& stub, const std::string& family,
 
   // Families whose Hugging Face classes read pruned_heads export the pruned checkpoint; the others
   // are refused at submission, naming the field.
-  const bool exportable = family != "deberta-v2" && family != "modernbert" && family != "llama";
+  const bool exportable = family != "deberta-v2" && family != "modernbert" && !IsDecoder(family);
   h->set_export_path("pruned/" + model);
   h->set_export_ratio(50);
   if (!exportable) {
@@ -214,7 +223,7 @@ void RunEveryJobKind(v1::Attattr::Stub& stub, const std::string& family,
     // The HTML report renders every kind, with the family's own tokens.
     auto html = report::RenderJobReport(done, &result.result);
     ASSERT_TRUE(html.ok()) << html.status();
-    if (job == &attribution) {
+    if (job == &attribution && family != "gpt2") {  // GPT-2 adds no special token to find
       const bool roberta = family == "roberta" || family == "xlm-roberta";
       EXPECT_NE(html->find(family == "llama" ? "&lt;|begin_of_text|&gt;"
                            : roberta         ? "&lt;s&gt;"
@@ -269,15 +278,20 @@ TEST_F(FamilyRpcTest, EveryJobKindRunsOnLlama) {
   RunEveryJobKind(*stub_, "llama", *root_ + "/exports");
 }
 
+TEST_F(FamilyRpcTest, EveryJobKindRunsOnGpt2) {
+  RunEveryJobKind(*stub_, "gpt2", *root_ + "/exports");
+}
+
 // A decoder's attributions are lower-triangular; a tree (rooted at [CLS], position 0) is refused,
 // naming the field, in Explain and in ATTRIBUTION jobs alike.
 TEST_F(FamilyRpcTest, DecodersAttributeCausallyAndRefuseTrees) {
   v1::ExplainRequest req;
-  req.set_model("tiny-llama");
   req.mutable_example()->set_text("a gorgeous , witty , seductive movie .");
   req.mutable_options()->set_steps(4);
   req.mutable_result()->set_full_matrices(true);
-  {
+  for (const char* model : {"tiny-gpt2", "tiny-llama"}) {
+    SCOPED_TRACE(model);
+    req.set_model(model);
     grpc::ClientContext ctx;
     v1::ExplainResponse resp;
     const grpc::Status s = stub_->Explain(&ctx, req, &resp);
