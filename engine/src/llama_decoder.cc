@@ -13,7 +13,7 @@ LlamaDecoder::LlamaDecoder(LlamaWeights weights, int head_dim, double rms_norm_e
     : w_(std::move(weights)),
       head_dim_(head_dim),
       eps_(rms_norm_eps),
-      rope_(w_.config.rope_theta, head_dim, w_.embed.device()) {}
+      rope_(w_.config.rope, head_dim, w_.embed.device()) {}
 
 torch::Tensor LlamaDecoder::RmsNorm(const torch::Tensor& x, const torch::Tensor& weight) const {
   return weight * (x * torch::rsqrt(x.pow(2).mean(-1, /*keepdim=*/true) + eps_));

@@ -2,6 +2,7 @@
 #include "model_config.h"
 
 #include <cctype>
+#include <cmath>
 #include <fstream>
 #include <sstream>
 
@@ -208,6 +209,7 @@ absl::Status ParseRotaryLayers(const json& j, const std::string& path, ModelConf
       ReadPositiveNumber(j, "global_rope_theta", path + ": ", &r.global_rope_theta));
   ATTATTR_RETURN_IF_ERROR(
       ReadPositiveNumber(j, "local_rope_theta", path + ": ", &r.local_rope_theta));
+  r.max_position_embeddings = c->max_position_embeddings;
   if (auto it = j.find("rope_scaling"); it != j.end() && !it->is_null()) {
     return absl::InvalidArgumentError(absl::StrCat(
         path, ": 'rope_scaling' is set; only unscaled (default) rotary positions are supported"));
@@ -259,8 +261,126 @@ absl::Status ParseRotaryLayers(const json& j, const std::string& path, ModelConf
   return absl::OkStatus();
 }
 
-// The Llama family's keys; scaled RoPE variants, another head size, Qwen2's per-layer sliding
-// windows are refused naming the key.
+// yarn_get_mscale of modeling_rope_utils.py: 0.1 · mscale · ln(scale) + 1 (1 for scale ≤ 1).
+double YarnMscale(double scale, double mscale) {
+  return scale <= 1 ? 1.0 : 0.1 * mscale * std::log(scale) + 1.0;
+}
+
+// The Llama family's rotary positions: `rope_parameters` (transformers 5) or `rope_scaling`
+// (4.x, with `rope_theta` beside it), resolved as transformers' standardize_rope_params and
+// ROPE_INIT_FUNCTIONS read them; the types it does not implement (longrope, proportional, a
+// partial rotary factor) are refused naming the key.
+absl::Status ParseRope(const json& j, const std::string& path, int max_positions, RopeConfig* r) {
+  r->max_position_embeddings = max_positions;
+  ATTATTR_RETURN_IF_ERROR(ReadPositiveNumber(j, "rope_theta", path + ": ", &r->theta));
+  // transformers 5 reads a non-empty rope_scaling in preference to rope_parameters.
+  const char* key = "rope_scaling";
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null() || (it->is_object() && it->empty())) {
+    key = "rope_parameters";
+    it = j.find(key);
+  }
+  if (it == j.end() || it->is_null()) return absl::OkStatus();
+  const std::string where = absl::StrCat(path, ": ", key, ": ");
+  const std::string where_int = absl::StrCat(path, ": ", key);  // ReadPositiveInt adds ": "
+  if (!it->is_object()) return absl::InvalidArgumentError(where + "not an object");
+  const json& p = *it;
+  ATTATTR_RETURN_IF_ERROR(ReadPositiveNumber(p, "rope_theta", where, &r->theta));
+  std::string type = "default";
+  for (const char* type_key : {"type", "rope_type"}) {  // rope_type wins, as in transformers
+    if (auto t = p.find(type_key); t != p.end() && !t->is_null()) {
+      if (!t->is_string()) {
+        return absl::InvalidArgumentError(absl::StrCat(where, "'", type_key, "' is not a string"));
+      }
+      type = t->get<std::string>();
+    }
+  }
+  if (type == "default") {
+    r->type = RopeConfig::Type::kDefault;
+  } else if (type == "linear") {
+    r->type = RopeConfig::Type::kLinear;
+  } else if (type == "dynamic") {
+    r->type = RopeConfig::Type::kDynamic;
+  } else if (type == "llama3") {
+    r->type = RopeConfig::Type::kLlama3;
+  } else if (type == "yarn") {
+    r->type = RopeConfig::Type::kYarn;
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, "'rope_type' is '", type.substr(0, 32),
+                     "'; supported: default, linear, dynamic, llama3, yarn"));
+  }
+  if (auto f = p.find("partial_rotary_factor");
+      f != p.end() && !f->is_null() && !(f->is_number() && f->get<double>() == 1.0)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, "'partial_rotary_factor' is ", f->dump().substr(0, 32),
+                     "; only rotary positions over the whole head (1.0) are supported"));
+  }
+  if (r->type == RopeConfig::Type::kDefault) return absl::OkStatus();
+  // A required positive number (yarn's `factor` may be null: max / original positions).
+  const auto required = [&](const char* name, double* out) -> absl::Status {
+    auto v = p.find(name);
+    if (v == p.end() || v->is_null()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, "'", name, "' is required for rope_type '", type, "'"));
+    }
+    return ReadPositiveNumber(p, name, where, out);
+  };
+  const bool yarn = r->type == RopeConfig::Type::kYarn;
+  if (r->type == RopeConfig::Type::kLlama3 || yarn) {
+    // transformers: a top-level original_max_position_embeddings (Phi-3's) wins, then the one in
+    // the parameters, then max_position_embeddings.
+    r->original_max_position_embeddings = max_positions;
+    ATTATTR_RETURN_IF_ERROR(ReadPositiveInt(p, "original_max_position_embeddings", where_int,
+                                            &r->original_max_position_embeddings, false));
+    ATTATTR_RETURN_IF_ERROR(ReadPositiveInt(j, "original_max_position_embeddings", path,
+                                            &r->original_max_position_embeddings, false));
+  }
+  if (yarn && p.contains("factor") && p["factor"].is_null()) {
+    r->factor = static_cast<double>(max_positions) / r->original_max_position_embeddings;
+  } else {
+    ATTATTR_RETURN_IF_ERROR(required("factor", &r->factor));
+  }
+  if (r->type == RopeConfig::Type::kLlama3) {
+    ATTATTR_RETURN_IF_ERROR(required("low_freq_factor", &r->low_freq_factor));
+    ATTATTR_RETURN_IF_ERROR(required("high_freq_factor", &r->high_freq_factor));
+    if (!(r->high_freq_factor > r->low_freq_factor)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, "'high_freq_factor' must exceed 'low_freq_factor'"));
+    }
+  }
+  if (yarn) {
+    if (!(r->theta > 1)) {  // its correction range divides by ln(theta)
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, "'rope_theta' must exceed 1 for rope_type 'yarn'"));
+    }
+    // beta_fast / beta_slow: `or` in transformers, so 0 means the default too.
+    for (auto [name, out] : {std::pair<const char*, double*>{"beta_fast", &r->beta_fast},
+                             {"beta_slow", &r->beta_slow}}) {
+      if (auto v = p.find(name); v != p.end() && v->is_number() && v->get<double>() == 0) continue;
+      ATTATTR_RETURN_IF_ERROR(ReadPositiveNumber(p, name, where, out));
+    }
+    r->truncate = ReadBool(p, "truncate", true);
+    double mscale = 0, mscale_all_dim = 0;
+    for (auto [name, out] : {std::pair<const char*, double*>{"mscale", &mscale},
+                             {"mscale_all_dim", &mscale_all_dim}}) {
+      if (auto v = p.find(name); v != p.end() && v->is_number() && v->get<double>() == 0) continue;
+      ATTATTR_RETURN_IF_ERROR(ReadPositiveNumber(p, name, where, out));
+    }
+    if (auto v = p.find("attention_factor"); v != p.end() && !v->is_null()) {
+      ATTATTR_RETURN_IF_ERROR(
+          ReadPositiveNumber(p, "attention_factor", where, &r->attention_factor));
+    } else if (mscale > 0 && mscale_all_dim > 0) {
+      r->attention_factor = YarnMscale(r->factor, mscale) / YarnMscale(r->factor, mscale_all_dim);
+    } else {
+      r->attention_factor = YarnMscale(r->factor, 1.0);
+    }
+  }
+  return absl::OkStatus();
+}
+
+// The Llama family's keys; RoPE variants other than those of ParseRope, another head size,
+// Qwen2's per-layer sliding windows are refused naming the key.
 absl::Status ParseDecoder(const json& j, const std::string& path, ModelConfig* c) {
   DecoderConfig& d = c->decoder;
   d.num_key_value_heads = c->num_attention_heads;
@@ -275,21 +395,7 @@ absl::Status ParseDecoder(const json& j, const std::string& path, ModelConfig* c
   d.qkv_bias = c->family == ModelFamily::kQwen2 || attention_bias;
   d.o_bias = c->family != ModelFamily::kQwen2 && attention_bias;
   d.mlp_bias = c->family == ModelFamily::kLlama && ReadBool(j, "mlp_bias", false);
-  ATTATTR_RETURN_IF_ERROR(ReadPositiveNumber(j, "rope_theta", path + ": ", &d.rope_theta));
-  if (auto it = j.find("rope_scaling"); it != j.end() && !it->is_null()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        path, ": 'rope_scaling' is set; only unscaled (default) rotary positions are supported"));
-  }
-  if (auto it = j.find("rope_parameters"); it != j.end() && !it->is_null()) {
-    const std::string where = path + ": rope_parameters: ";
-    if (!it->is_object()) return absl::InvalidArgumentError(where + "not an object");
-    if (auto kind = it->find("rope_type");
-        kind != it->end() && !(kind->is_string() && kind->get<std::string>() == "default")) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          where, "'rope_type' is ", kind->dump().substr(0, 32), "; only \"default\" is supported"));
-    }
-    ATTATTR_RETURN_IF_ERROR(ReadPositiveNumber(*it, "rope_theta", where, &d.rope_theta));
-  }
+  ATTATTR_RETURN_IF_ERROR(ParseRope(j, path, c->max_position_embeddings, &d.rope));
   if (auto it = j.find("head_dim");
       it != j.end() && !it->is_null() &&
       !(it->is_number_integer() && it->get<int64_t>() * c->num_attention_heads == c->hidden_size)) {

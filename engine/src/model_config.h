@@ -32,11 +32,36 @@ enum class ModelFamily {
 // Whether `family` is a causal decoder (the Llama family, GPT-2).
 bool IsDecoder(ModelFamily family);
 
+// Rotary positions as config.json gives them (transformers 5: `rope_parameters`; 4.x:
+// `rope_scaling` beside `rope_theta`): the base, and how a long-context checkpoint rescales the
+// frequencies (transformers' modeling_rope_utils.py; rotary_embedding.h computes them).
+struct RopeConfig {
+  enum class Type {
+    kDefault,  // θ_i = theta^(−2i/d)
+    kLinear,   // θ / factor
+    kDynamic,  // dynamic NTK: the default up to max_position_embeddings, a larger base beyond
+    kLlama3,   // Llama-3.1: long wavelengths ÷ factor, short kept, a smooth blend between
+    kYarn,  // YaRN: interpolated and extrapolated frequencies ramped, cos/sin × attention_factor
+  };
+  Type type = Type::kDefault;
+  double theta = 10000.0;
+  double factor = 1.0;           // linear, dynamic, llama3, yarn
+  double low_freq_factor = 1.0;  // llama3
+  double high_freq_factor = 4.0;
+  // llama3, yarn: the pre-training context; max_position_embeddings when absent.
+  int original_max_position_embeddings = 0;
+  double beta_fast = 32.0;        // yarn
+  double beta_slow = 1.0;         // yarn
+  bool truncate = true;           // yarn: the correction range rounded outwards
+  double attention_factor = 1.0;  // yarn: resolved (from factor, mscale, mscale_all_dim if absent)
+  int max_position_embeddings = 0;  // the model's (dynamic's reference length)
+};
+
 // The decoders' keys (config.json names): for the Llama family grouped-query attention, RoPE's
 // base, biases; for GPT-2 how the attention scores are scaled.
 struct DecoderConfig {
   int num_key_value_heads = 0;  // = num_attention_heads when absent
-  double rope_theta = 10000.0;  // rope_theta or rope_parameters.rope_theta (rope_type "default")
+  RopeConfig rope;              // llama, mistral, qwen2
   bool qkv_bias = false;        // llama/mistral: attention_bias; qwen2: always
   bool o_bias = false;          // llama/mistral: attention_bias
   bool mlp_bias = false;        // llama: mlp_bias
@@ -70,6 +95,7 @@ struct RotaryLayersConfig {
   int local_window = 64;      // local_attention / 2
   double global_rope_theta = 160000.0;
   double local_rope_theta = 10000.0;
+  int max_position_embeddings = 0;
   bool norm_bias = false;
   bool attention_bias = false;
   bool mlp_bias = false;

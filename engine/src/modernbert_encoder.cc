@@ -6,13 +6,26 @@
 #include <limits>
 
 namespace attattr::engine {
+namespace {
+
+// ModernBERT's unscaled rotary positions of one layer type.
+RopeConfig Rope(double theta, int max_positions) {
+  RopeConfig rope;
+  rope.theta = theta;
+  rope.max_position_embeddings = max_positions;
+  return rope;
+}
+
+}  // namespace
 
 ModernBertEncoder::ModernBertEncoder(ModernBertWeights weights, int head_dim, double norm_eps)
     : w_(std::move(weights)),
       head_dim_(head_dim),
       eps_(norm_eps),
-      global_rope_(w_.config.global_rope_theta, head_dim, w_.word_emb.device()),
-      local_rope_(w_.config.local_rope_theta, head_dim, w_.word_emb.device()) {}
+      global_rope_(Rope(w_.config.global_rope_theta, w_.config.max_position_embeddings), head_dim,
+                   w_.word_emb.device()),
+      local_rope_(Rope(w_.config.local_rope_theta, w_.config.max_position_embeddings), head_dim,
+                  w_.word_emb.device()) {}
 
 torch::Tensor ModernBertEncoder::Norm(const torch::Tensor& x, const torch::Tensor& w,
                                       const torch::Tensor& b) const {

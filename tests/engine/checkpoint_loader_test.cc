@@ -231,9 +231,20 @@ TEST_F(CheckpointFixture, BadConfigValuesAreNamed) {
   std::ofstream(dir_ + "/config.json") << llama << R"("num_key_value_heads": 3})";
   ExpectMessageHas(LoadError(), "'num_attention_heads' (8) is not a multiple of",
                    "'num_key_value_heads' (3)");
+  // RoPE scaling types the engine does not implement, and a type's missing parameters.
+  std::ofstream(dir_ + "/config.json")
+      << llama << R"("rope_scaling": {"rope_type": "longrope", "factor": 8.0}})";
+  ExpectMessageHas(LoadError(), "rope_scaling: 'rope_type' is 'longrope'",
+                   "supported: default, linear, dynamic, llama3, yarn");
   std::ofstream(dir_ + "/config.json")
       << llama << R"("rope_scaling": {"rope_type": "llama3", "factor": 8.0}})";
-  ExpectMessageHas(LoadError(), "'rope_scaling' is set");
+  ExpectMessageHas(LoadError(), "'low_freq_factor' is required for rope_type 'llama3'");
+  std::ofstream(dir_ + "/config.json") << llama << R"("rope_parameters": {"rope_type": "linear",
+    "rope_theta": 10000.0, "factor": 2.0, "partial_rotary_factor": 0.5}})";
+  ExpectMessageHas(LoadError(), "rope_parameters: 'partial_rotary_factor' is 0.5");
+  std::ofstream(dir_ + "/config.json") << llama << R"("rope_parameters": {"rope_type": "yarn",
+    "factor": -4, "original_max_position_embeddings": 64}})";
+  ExpectMessageHas(LoadError(), "'factor' must be a positive number");
   std::ofstream(dir_ + "/config.json") << llama << R"("hidden_act": "gelu"})";
   ExpectMessageHas(LoadError(), "'hidden_act' is \"gelu\"; only \"silu\" is supported");
   std::ofstream(dir_ + "/config.json") << llama << R"("head_dim": 64})";

@@ -28,8 +28,10 @@
 #include "attattr/engine/model.h"
 #include "attattr/engine/pruned_export.h"
 #include "attattr/engine/wordpiece_tokenizer.h"
+#include "model_config.h"
 #include "model_impl.h"
 #include "nlohmann/json.hpp"
+#include "rotary_embedding.h"
 #include "support/float_tensors.h"
 #include "support/test_paths.h"
 
@@ -441,6 +443,37 @@ TEST(Gpt2CheckpointTest, BuffersLmHeadAndBareLayoutsLoad) {
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("transformer.h.0.mlp.c_fc.weight"), std::string::npos)
       << bad.status();
+}
+
+// Every RoPE scaling type the engine reads (default, linear, dynamic NTK below and past its length,
+// llama3, YaRN with and without truncation, mscale, a given attention factor or a null factor):
+// from the config.json transformers writes, the inverse frequencies and the cos/sin scaling equal
+// what HF's own ROPE_INIT_FUNCTIONS compute (oracle.json "rope_variants").
+TEST(RopeScalingTest, FrequenciesEqualHuggingFace) {
+  json oracle = json::parse(std::ifstream(OracleDir("llama") + "/oracle.json"));
+  ASSERT_GE(oracle["rope_variants"].size(), 10u);
+  for (const auto& v : oracle["rope_variants"]) {
+    SCOPED_TRACE(v["config"]["rope_parameters"].dump());
+    auto config = ParseModelConfig(v["config"].dump(), "config.json");
+    ASSERT_TRUE(config.ok()) << config.status();
+    const int head_dim = config->hidden_size / config->num_attention_heads;
+    const RotaryEmbedding rope(config->decoder.rope, head_dim, torch::kCPU);
+    const int64_t n = std::max<int64_t>(v["seq_len"].get<int64_t>(), 1);
+    const auto got = ToVector(rope.InverseFrequencies(n));
+    const auto want = v["inv_freq"].get<std::vector<float>>();
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t i = 0; i < want.size(); ++i) {
+      EXPECT_NEAR(got[i], want[i], 1e-6 * std::abs(want[i])) << "frequency " << i;
+    }
+    EXPECT_NEAR(rope.attention_scaling(), v["attention_scaling"].get<double>(), 1e-12);
+  }
+  // Past its length, dynamic NTK's frequencies differ from those it starts with.
+  auto dynamic = ParseModelConfig(oracle["rope_variants"][2]["config"].dump(), "config.json");
+  ASSERT_TRUE(dynamic.ok()) << dynamic.status();
+  const RotaryEmbedding rope(dynamic->decoder.rope, 16, torch::kCPU);
+  EXPECT_GT(
+      MaxDiff(ToVector(rope.InverseFrequencies(1000)), ToVector(rope.InverseFrequencies(256))),
+      1e-3);
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, FamilyOracleTest,

@@ -257,6 +257,63 @@ MISTRAL_WINDOW = 8  # sliding_window: SST-2 sentences reach past it
 # Weights' scale: at BERT's 0.15 the tiny decoders' target is so sharp in α at layer 0 that
 # Gauss-Legendre m = 20 leaves gaps of 1e-2 (on the Python reference as in the engine).
 DECODER_INIT = 0.08
+# Each decoder's rotary positions rescaled as a long-context checkpoint's are, so the engine's
+# scaling types are checked on whole models: Llama-3.1's llama3 (head_dim 8: one frequency kept,
+# one blended, two divided), linear, and YaRN with a ramp that blends one frequency
+# (cos/sin × 0.1 ln 4 + 1).
+DECODER_ROPE = {
+    "llama": {"rope_type": "llama3", "rope_theta": 10000.0, "factor": 8.0, "low_freq_factor": 1.0,
+              "high_freq_factor": 4.0, "original_max_position_embeddings": 64},
+    "mistral": {"rope_type": "linear", "rope_theta": 10000.0, "factor": 2.0},
+    "qwen2": {"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0,
+              "original_max_position_embeddings": 32, "beta_fast": 8.0, "beta_slow": 0.5},
+}
+# More parameter sets per scaling type, whose inverse frequencies and attention scaling HF's own
+# ROPE_INIT_FUNCTIONS compute for a config of head_dim 16 and 256 positions (oracle.json
+# "rope_variants", in llama's): every branch of each formula. `seq_len` > 256 asks dynamic NTK
+# for a grown base.
+ROPE_VARIANTS = [
+    ({"rope_type": "default", "rope_theta": 500000.0}, None),
+    ({"rope_type": "linear", "rope_theta": 10000.0, "factor": 4.0}, None),
+    ({"rope_type": "dynamic", "rope_theta": 10000.0, "factor": 2.0}, None),
+    ({"rope_type": "dynamic", "rope_theta": 10000.0, "factor": 2.0}, 1000),
+    ({"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "low_freq_factor": 1.0,
+      "high_freq_factor": 4.0, "original_max_position_embeddings": 128}, None),
+    ({"rope_type": "llama3", "rope_theta": 10000.0, "factor": 32.0, "low_freq_factor": 2.0,
+      "high_freq_factor": 8.0}, None),
+    ({"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0,
+      "original_max_position_embeddings": 64}, None),
+    ({"rope_type": "yarn", "rope_theta": 1000000.0, "factor": 8.0, "beta_fast": 16.0,
+      "beta_slow": 2.0, "truncate": False, "original_max_position_embeddings": 32}, None),
+    ({"rope_type": "yarn", "rope_theta": 10000.0, "factor": 40.0, "mscale": 1.0,
+      "mscale_all_dim": 0.707, "original_max_position_embeddings": 128}, None),
+    ({"rope_type": "yarn", "rope_theta": 10000.0, "factor": 2.0, "attention_factor": 1.5,
+      "original_max_position_embeddings": 128}, None),
+    ({"rope_type": "yarn", "rope_theta": 10000.0, "factor": None,
+      "original_max_position_embeddings": 64}, None),
+]
+
+
+def rope_variants():
+    """HF's inverse frequencies and attention scaling for each of ROPE_VARIANTS, with the
+    config.json that states them."""
+    from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
+    out = []
+    for params, seq_len in ROPE_VARIANTS:
+        config = transformers.LlamaConfig(hidden_size=64, num_attention_heads=4,
+                                          num_key_value_heads=4, max_position_embeddings=256,
+                                          rope_parameters=dict(params))
+        kind = config.rope_parameters["rope_type"]
+        if kind == "default":
+            inv_freq, scaling = transformers.models.llama.modeling_llama.LlamaRotaryEmbedding \
+                .compute_default_rope_parameters(config)
+        elif seq_len is None:
+            inv_freq, scaling = ROPE_INIT_FUNCTIONS[kind](config)
+        else:
+            inv_freq, scaling = ROPE_INIT_FUNCTIONS[kind](config, seq_len=seq_len)
+        out.append({"config": json.loads(config.to_json_string()), "seq_len": seq_len or 0,
+                    "inv_freq": inv_freq.tolist(), "attention_scaling": float(scaling)})
+    return out
 
 
 def decoder_tokenizer(train_text, bos):
@@ -296,7 +353,7 @@ def make_decoder(family):
             intermediate_size=FFN, max_position_embeddings=MAX_POS, hidden_act="silu",
             pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
             eos_token_id=tok.eos_token_id, tie_word_embeddings=False,
-            initializer_range=DECODER_INIT,
+            initializer_range=DECODER_INIT, rope_parameters=dict(DECODER_ROPE[family]),
             id2label=dict(enumerate(LABELS)), label2id={n: i for i, n in enumerate(LABELS)},
             **extra)
         model = model_class(config)
@@ -492,6 +549,8 @@ def build(family, out_dir, shared, fingerprint):
         oracle["attribution"].append({"text": text, "ids": enc["input_ids"][0].tolist(),
                                       "target_class": target, "layers": layers})
 
+    if family == "llama":
+        oracle["rope_variants"] = rope_variants()
     with open(os.path.join(tmp, "oracle.json"), "w", encoding="utf-8") as f:
         json.dump(oracle, f)
     with open(os.path.join(tmp, "oracle.stamp"), "w", encoding="utf-8") as f:
