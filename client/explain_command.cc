@@ -174,9 +174,6 @@ absl::Status RunExplain(const ExplainFlags& flags, std::ostream& out) {
   if (auto s = engine::ValidateAttributionOptions(**model, options); !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("--", s.message()));
   }
-  if (WantsTree(flags) && info.decoder) {
-    return absl::InvalidArgumentError(absl::StrCat("--tree: ", engine::kNoDecoderTrees));
-  }
   ATTATTR_RETURN_IF_ERROR(CheckTreeLayers(flags, options, info.num_layers));
   RenderContext ctx{flags.model, flags.target, flags.rule, flags.steps, info.labels};
   // Stream results in slices so memory stays bounded for long input files.

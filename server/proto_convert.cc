@@ -119,7 +119,7 @@ absl::StatusOr<ExplainCall> ExplainFromProto(const v1::ExplainRequest& request,
                                                   std::numeric_limits<int>::max(), "result"));
   call.result = std::move(result);
   ATTATTR_RETURN_IF_ERROR(
-      CheckTreeLayers(call.options, call.result, model.info(), "options.layers", "result.tree"));
+      CheckTreeLayers(call.options, call.result, model.info(), "options.layers"));
   return call;
 }
 
@@ -142,10 +142,7 @@ absl::StatusOr<v1::ResultOptions> ResultOptionsFromProto(const v1::ResultOptions
 
 absl::Status CheckTreeLayers(const engine::AttributionOptions& options,
                              const v1::ResultOptions& result, const engine::ModelInfo& info,
-                             const std::string& layers_field, const std::string& tree_field) {
-  if (result.tree() && info.decoder) {
-    return Invalid(tree_field, engine::kNoDecoderTrees);
-  }
+                             const std::string& layers_field) {
   if (!result.tree() || options.layers.empty() ||
       static_cast<int>(options.layers.size()) == info.num_layers) {
     return absl::OkStatus();

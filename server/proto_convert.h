@@ -47,10 +47,9 @@ absl::StatusOr<v1::ResultOptions> ResultOptionsFromProto(const v1::ResultOptions
                                                          const std::string& field);
 
 // An attribution tree needs every layer attributed: InvalidArgument naming `layers_field` when
-// `result` asks for a tree and `options` attributes only some of the model's layers, and naming
-// `tree_field` when the model is a decoder (engine::kNoDecoderTrees).
+// `result` asks for a tree and `options` attributes only some of the model's layers.
 absl::Status CheckTreeLayers(const engine::AttributionOptions& options,
                              const v1::ResultOptions& result, const engine::ModelInfo& info,
-                             const std::string& layers_field, const std::string& tree_field);
+                             const std::string& layers_field);
 
 }  // namespace attattr::server

@@ -112,6 +112,7 @@ void AttributionToProto(const engine::ExampleAttribution& r, const v1::ResultOpt
   for (float p : r.prediction.probabilities) pred->add_probabilities(p);
   for (float l : r.prediction.logits) pred->add_logits(l);
   out->set_target_class(r.target_class);
+  out->set_scored_position(r.scored_position);
   const int n = static_cast<int>(r.encoding.size());
   for (const auto& layer : r.layers) {
     auto* pl = out->add_layers();
@@ -176,6 +177,7 @@ absl::StatusOr<engine::ExampleAttribution> AttributionFromProto(const v1::Exampl
                                     a.prediction().probabilities().end());
   r.prediction.logits.assign(a.prediction().logits().begin(), a.prediction().logits().end());
   r.target_class = a.target_class();
+  r.scored_position = a.scored_position();
   const size_t n = r.encoding.tokens.size();
   for (const auto& pl : a.layers()) {
     engine::LayerAttribution l;

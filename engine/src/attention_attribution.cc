@@ -59,6 +59,11 @@ torch::Tensor RunAbove(const Encoder& enc, int l, const torch::Tensor& h_rep,
   return TargetValues(enc, target, x, attention_mask, rows);
 }
 
+// Where F reads the output: a decoder's last token, the encoders' first.
+int ScoredPosition(const ModelInfo& info, const Encoding& encoding) {
+  return info.decoder ? static_cast<int>(encoding.input_ids.size()) - 1 : 0;
+}
+
 // Stacks `rows` copies of t along dim 0: [B, ...] -> [rows·B, ...].
 torch::Tensor Stack(const torch::Tensor& t, int64_t rows) {
   std::vector<int64_t> reps(t.dim(), 1);
@@ -258,6 +263,7 @@ absl::StatusOr<std::vector<ExampleAttribution>> AttributeEncodings(
       for (int64_t r = 0; r < b; ++r) {
         ExampleAttribution& res = results[group[r]];
         res.encoding = encodings[group[r]];
+        res.scored_position = ScoredPosition(info, res.encoding);
         if (clean.logits.defined()) FillPrediction(clean.logits[r], &res);
         res.target_class =
             target.classes.defined() ? static_cast<int>(target.classes[r].item<int64_t>()) : -1;
@@ -373,6 +379,7 @@ absl::StatusOr<std::vector<ExampleAttribution>> AttributeEncodingsReference(
       const TargetSpec target = MakeTargetSpec(enc, options.target, clean.logits, reference);
       ExampleAttribution& res = results[e];
       res.encoding = encodings[e];
+      res.scored_position = ScoredPosition(info, res.encoding);
       if (clean.logits.defined()) FillPrediction(clean.logits[0], &res);
       res.target_class =
           target.classes.defined() ? static_cast<int>(target.classes[0].item<int64_t>()) : -1;

@@ -37,13 +37,17 @@ absl::Status ValidateTreeTau(double tau, const std::string& field) {
 
 absl::StatusOr<AttributionTree> BuildAttributionTree(const std::vector<std::string>& tokens,
                                                      const std::vector<LayerAttribution>& layers,
-                                                     int num_layers, double tau) {
+                                                     int num_layers, double tau, int root) {
   ATTATTR_RETURN_IF_ERROR(ValidateTreeTau(tau));
   const size_t n = tokens.size();
   if (n < 2) {
     return Invalid("tokens",
-                   absl::StrCat(n, " tokens; the tree needs [CLS] and at least one more"));
+                   absl::StrCat(n, " tokens; the tree needs its root and at least one more"));
   }
+  if (root < 0 || static_cast<size_t>(root) >= n) {
+    return Invalid("root", absl::StrCat(root, " is not a position of the ", n, " tokens"));
+  }
+  const size_t r = static_cast<size_t>(root);
   if (num_layers < 1) return Invalid("num_layers", absl::StrCat(num_layers, " must be >= 1"));
   if (static_cast<int>(layers.size()) != num_layers) {
     return Invalid("layers", absl::StrCat("the tree needs every layer 0..", num_layers - 1,
@@ -70,7 +74,9 @@ absl::StatusOr<AttributionTree> BuildAttributionTree(const std::vector<std::stri
     std::vector<double> s = HeadSum(layers[l], n);
     for (size_t c = 0; c < s.size(); ++c) total[c] += s[c];
     double max = -INFINITY;
-    for (size_t c = n; c < s.size(); ++c) max = std::max(max, s[c]);  // rows i ≥ 1
+    for (size_t c = 0; c < s.size(); ++c) {
+      if (c / n != r) max = std::max(max, s[c]);  // rows i ≠ root
+    }
     if (max > 0) {
       for (double& v : s) v /= max;
       norm[l] = std::move(s);
@@ -79,11 +85,12 @@ absl::StatusOr<AttributionTree> BuildAttributionTree(const std::vector<std::stri
 
   AttributionTree tree;
   tree.tau = tau;
-  tree.root = 0;
-  tree.root_token = tokens[0];
+  tree.root = root;
+  tree.root_token = tokens[r];
   // Top node: the largest positive outgoing mass, ties to the smaller position.
   double best = -INFINITY;
-  for (size_t i = 1; i < n; ++i) {
+  for (size_t i = 0; i < n; ++i) {
+    if (i == r) continue;
     double mass = 0;
     for (size_t j = 0; j < n; ++j) {
       if (j != i) mass += std::max(total[i * n + j], 0.0);
@@ -95,7 +102,7 @@ absl::StatusOr<AttributionTree> BuildAttributionTree(const std::vector<std::stri
   }
   const size_t top = static_cast<size_t>(tree.top);
   const auto& last = norm[num_layers - 1];
-  tree.root_edge_score = last.empty() ? 0.0 : last[top];
+  tree.root_edge_score = last.empty() ? 0.0 : last[r * n + top];
 
   std::vector<int> joined_at(n, -1);  // layer at which each token joined; -1: not in the tree
   joined_at[top] = num_layers - 1;
@@ -103,11 +110,11 @@ absl::StatusOr<AttributionTree> BuildAttributionTree(const std::vector<std::stri
     const auto& nl = norm[l];
     if (nl.empty()) continue;
     std::vector<size_t> parents;  // fixed when the layer starts
-    for (size_t i = 1; i < n; ++i) {
-      if (joined_at[i] >= 0) parents.push_back(i);
+    for (size_t i = 0; i < n; ++i) {
+      if (i != r && joined_at[i] >= 0) parents.push_back(i);
     }
-    for (size_t j = 1; j < n; ++j) {
-      if (joined_at[j] >= 0) continue;
+    for (size_t j = 0; j < n; ++j) {
+      if (j == r || joined_at[j] >= 0) continue;
       int parent = -1;
       double score = tau;         // strictly above τ
       for (size_t i : parents) {  // ascending: a tie keeps the smaller i
@@ -121,15 +128,18 @@ absl::StatusOr<AttributionTree> BuildAttributionTree(const std::vector<std::stri
       tree.edges.push_back({parent, static_cast<int>(j), l, score});
     }
   }
-  for (size_t i = 1; i < n; ++i) {
-    if (joined_at[i] >= 0) tree.nodes.push_back({static_cast<int>(i), tokens[i], joined_at[i]});
+  for (size_t i = 0; i < n; ++i) {
+    if (i != r && joined_at[i] >= 0) {
+      tree.nodes.push_back({static_cast<int>(i), tokens[i], joined_at[i]});
+    }
   }
   return tree;
 }
 
 absl::StatusOr<AttributionTree> BuildAttributionTree(const ExampleAttribution& example,
                                                      int num_layers, double tau) {
-  return BuildAttributionTree(example.encoding.tokens, example.layers, num_layers, tau);
+  return BuildAttributionTree(example.encoding.tokens, example.layers, num_layers, tau,
+                              example.scored_position);
 }
 
 }  // namespace attattr::engine

@@ -206,9 +206,8 @@ absl::StatusOr<AttributionJob> PrepareAttributionJob(const v1::JobSpec& spec,
       auto result, ResultOptionsFromProto(attribution.result(), attribution.has_result(), kMaxTopK,
                                           "spec.attribution.result"));
   job.result = std::move(result);
-  ATTATTR_RETURN_IF_ERROR(CheckTreeLayers(job.options, job.result, info,
-                                          "spec.attribution.options.layers",
-                                          "spec.attribution.result.tree"));
+  ATTATTR_RETURN_IF_ERROR(
+      CheckTreeLayers(job.options, job.result, info, "spec.attribution.options.layers"));
   ATTATTR_RETURN_IF_ERROR(CheckJobWork(static_cast<int64_t>(examples.size()), job.options, info,
                                        config, "spec.attribution"));
   ATTATTR_ASSIGN_OR_RETURN(

@@ -77,10 +77,10 @@ INSTANTIATE_TEST_SUITE_P(Families, FamilyCliTest,
                          });
 
 // A decoder (Llama, GPT-2) explains from the command line like an encoder (its attributions
-// lower-triangular); a tree, rooted at [CLS], is a usage error naming --tree.
+// lower-triangular); its tree is rooted at the last token, which its classifier reads.
 class DecoderCliTest : public ::testing::TestWithParam<std::string> {};
 
-TEST_P(DecoderCliTest, ExplainsCausallyAndRefusesTrees) {
+TEST_P(DecoderCliTest, ExplainsCausallyWithTreesAtTheLastToken) {
   const std::string model = "--model " + std::string(ATTATTR_ORACLE_DIR) + "/" + GetParam() +
                             " --threads 1 --text 'a witty movie .'";
   auto r = RunCli("explain " + model + " --rule gauss-legendre --steps 20");
@@ -96,11 +96,13 @@ TEST_P(DecoderCliTest, ExplainsCausallyAndRefusesTrees) {
       }
     }
   }
-  auto tree = ::attattr::testing::RunCommand(BinDir() + "/attattr explain " + model +
-                                             " --steps 2 --tree 2>&1");
-  EXPECT_EQ(tree.exit_code, 2) << tree.out;
-  EXPECT_NE(tree.out.find("--tree: attribution trees are rooted at [CLS]"), std::string::npos)
-      << tree.out;
+  auto tree = RunCli("explain " + model + " --steps 2 --tree --tau 0.1");
+  ASSERT_EQ(tree.exit_code, 0) << tree.out;
+  auto t = nlohmann::json::parse(tree.out);
+  const int last = static_cast<int>(t["tokens"].size()) - 1;
+  ASSERT_TRUE(t.contains("tree")) << tree.out;
+  EXPECT_EQ(t["tree"]["root"], last);
+  for (const auto& node : t["tree"]["nodes"]) EXPECT_NE(node["position"], last);
 }
 
 INSTANTIATE_TEST_SUITE_P(Decoders, DecoderCliTest, ::testing::Values("llama", "gpt2"));

@@ -8,7 +8,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "support/golden.h"
@@ -229,6 +232,54 @@ TEST(AttributionTreeTest, RefusesBadInput) {
   auto tiny = BuildAttributionTree({"[CLS]"}, {Layer(0, Zeros(1))}, 1, 0.4);
   ASSERT_FALSE(tiny.ok());
   EXPECT_NE(tiny.status().message().find("tokens"), std::string::npos);
+}
+
+// A tree rooted at position r (a decoder's last token) is the tree rooted at 0 of the example with
+// positions 0 and r swapped — in the tokens and in every matrix's rows and columns —, relabelled.
+TEST(AttributionTreeTest, RootedElsewhereEqualsRootedAtZeroWithPositionsSwapped) {
+  const int n = 7, layers = 3, r = n - 1;
+  uint64_t state = 20261206;
+  const auto uniform = [&state] {  // deterministic, in [-0.5, 1)
+    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return static_cast<double>(state >> 11) / static_cast<double>(1ULL << 53) * 1.5 - 0.5;
+  };
+  const auto swap = [r](int i) { return i == 0 ? r : i == r ? 0 : i; };
+  std::vector<LayerAttribution> at_zero, at_r;
+  for (int l = 0; l < layers; ++l) {
+    Matrix m = Zeros(n), swapped = Zeros(n);
+    for (int i = 0; i < n; ++i) {
+      for (int j = 0; j < n; ++j) m[i][j] = uniform();
+    }
+    for (int i = 0; i < n; ++i) {
+      for (int j = 0; j < n; ++j) swapped[swap(i)][swap(j)] = m[i][j];
+    }
+    at_zero.push_back(Layer(l, m));
+    at_r.push_back(Layer(l, swapped));
+  }
+  std::vector<std::string> tokens = Tokens(n), swapped_tokens(n);
+  for (int i = 0; i < n; ++i) swapped_tokens[swap(i)] = tokens[i];
+  auto want = BuildAttributionTree(tokens, at_zero, layers, 0.2, 0);
+  auto got = BuildAttributionTree(swapped_tokens, at_r, layers, 0.2, r);
+  ASSERT_TRUE(want.ok()) << want.status();
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_GE(want->edges.size(), 2u);  // the example has a tree worth comparing
+  EXPECT_EQ(got->root, r);
+  EXPECT_EQ(got->root_token, "[CLS]");
+  EXPECT_EQ(got->top, swap(want->top));
+  EXPECT_DOUBLE_EQ(got->root_edge_score, want->root_edge_score);
+  std::set<std::tuple<int, int, int>> want_edges, got_edges;
+  for (const auto& e : want->edges) want_edges.insert({swap(e.parent), swap(e.child), e.layer});
+  for (const auto& e : got->edges) got_edges.insert({e.parent, e.child, e.layer});
+  EXPECT_EQ(got_edges, want_edges);
+  std::set<std::pair<int, int>> want_nodes, got_nodes;
+  for (const auto& v : want->nodes) want_nodes.insert({swap(v.position), v.layer});
+  for (const auto& v : got->nodes) got_nodes.insert({v.position, v.layer});
+  EXPECT_EQ(got_nodes, want_nodes);
+  for (const auto& v : got->nodes) EXPECT_NE(v.position, r);
+  // A root outside the tokens is refused, naming it.
+  auto bad = BuildAttributionTree(tokens, at_zero, layers, 0.4, n);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("root"), std::string::npos) << bad.status();
 }
 
 TEST(AttributionTreeGoldenTest, GoldenAttributionsGiveTheGoldenTrees) {

@@ -282,13 +282,30 @@ TEST_F(FamilyRpcTest, EveryJobKindRunsOnGpt2) {
   RunEveryJobKind(*stub_, "gpt2", *root_ + "/exports");
 }
 
-// A decoder's attributions are lower-triangular; a tree (rooted at [CLS], position 0) is refused,
-// naming the field, in Explain and in ATTRIBUTION jobs alike.
-TEST_F(FamilyRpcTest, DecodersAttributeCausallyAndRefuseTrees) {
+// The tree of a decoder's example (rooted at the scored last token): the root in no edge, every
+// edge from a later query to an earlier key (a causal model attends backwards only).
+void ExpectCausalTree(const v1::ExampleAttribution& a) {
+  const int n = a.tokens_size();
+  EXPECT_EQ(a.scored_position(), n - 1);
+  ASSERT_TRUE(a.has_tree());
+  EXPECT_EQ(a.tree().root(), n - 1);
+  EXPECT_NE(a.tree().top(), n - 1);
+  for (const auto& node : a.tree().nodes()) EXPECT_NE(node.position(), n - 1);
+  for (const auto& e : a.tree().edges()) {
+    EXPECT_GT(e.parent(), e.child()) << e.ShortDebugString();
+    EXPECT_NE(e.parent(), n - 1);
+  }
+}
+
+// A decoder's attributions are lower-triangular, and its attribution trees are rooted at the last
+// token, which its classifier reads, in Explain and in ATTRIBUTION jobs alike.
+TEST_F(FamilyRpcTest, DecodersAttributeCausallyAndRootTreesAtTheLastToken) {
   v1::ExplainRequest req;
   req.mutable_example()->set_text("a gorgeous , witty , seductive movie .");
   req.mutable_options()->set_steps(4);
   req.mutable_result()->set_full_matrices(true);
+  req.mutable_result()->set_tree(true);
+  req.mutable_result()->set_tree_tau(0.1);
   for (const char* model : {"tiny-gpt2", "tiny-llama"}) {
     SCOPED_TRACE(model);
     req.set_model(model);
@@ -307,17 +324,18 @@ TEST_F(FamilyRpcTest, DecodersAttributeCausallyAndRefuseTrees) {
         }
       }
     }
+    ExpectCausalTree(a);
   }
-  req.mutable_result()->set_tree(true);
-  grpc::ClientContext ctx;
-  v1::ExplainResponse resp;
-  ExpectStatus(stub_->Explain(&ctx, req, &resp), grpc::StatusCode::INVALID_ARGUMENT,
-               "result.tree: attribution trees are rooted at [CLS]");
-  v1::JobSpec spec = ::attattr::testing::ReviewsJob("tiny-llama", 2, 2);
+  v1::JobSpec spec = ::attattr::testing::ReviewsJob("tiny-gpt2", 2, 2);
   spec.mutable_attribution()->mutable_result()->set_tree(true);
   v1::Job job;
-  ExpectStatus(Submit(*stub_, spec, &job), grpc::StatusCode::INVALID_ARGUMENT,
-               "spec.attribution.result.tree: attribution trees are rooted at [CLS]");
+  ASSERT_TRUE(Submit(*stub_, spec, &job).ok());
+  const v1::Job done = WaitDone(*stub_, job.name(), 300);
+  ASSERT_EQ(done.state(), v1::SUCCEEDED) << done.error_message();
+  const auto result = ReadResult(*stub_, job.name());
+  ASSERT_TRUE(result.status.ok()) << result.status.error_message();
+  ASSERT_EQ(result.result.attribution().examples_size(), 2);
+  for (const auto& a : result.result.attribution().examples()) ExpectCausalTree(a);
 }
 
 }  // namespace

@@ -67,6 +67,9 @@ struct ExampleAttribution {
   Prediction prediction;                 // clean pass (empty logits for encoder-only models)
   int target_class = -1;                 // class whose probability/logit is F (-1 for similarity)
   std::vector<LayerAttribution> layers;  // in the order of AttributionOptions::layers
+  // The query position whose output F reads: 0 for the encoders ([CLS]; also mean pooling's
+  // convention), the last token for a decoder. Attribution trees are rooted there.
+  int scored_position = 0;
 };
 
 // Validates options against the model: InvalidArgument naming the field (steps, layers[i],

@@ -4,10 +4,12 @@
 //   top node = argmax_{i≥1} Σ_{j≠i} max(T_ij, 0) with T = Σ_l S^l; it joins at layer L−1; then for
 //   l = L−2 … 0 every token j ≥ 1 not yet in the tree joins under the parent i ≠ j (a token already
 //   in the tree when layer l starts) with the largest N^l_ij > τ, ties to the smaller i.
-// [CLS] (position 0) is the root and takes part in no layer's edges (neither parent nor child, as
-// in the golden reference); its one edge, to the top node, scores N^{L−1}_{0,top} (0 when the last
-// layer has no positive entry — as for a classifier reading [CLS], whose last layer attributes
-// nothing to the other query rows). Pure functions over plain structs, thread-safe, no torch.
+// The root is the position F reads — [CLS] (position 0) for the encoders, the last token for a
+// decoder (ExampleAttribution::scored_position) — and takes part in no layer's edges (neither
+// parent nor child, as in the golden reference); "rows i ≥ 1", "j ≥ 1" above read "≠ root". Its one
+// edge, to the top node, scores N^{L−1}_{root,top} (0 when the last layer has no positive entry —
+// as for a model whose last layer is read at the root alone, which attributes nothing to the other
+// query rows). Pure functions over plain structs, thread-safe, no torch.
 #pragma once
 
 #include <string>
@@ -39,7 +41,7 @@ struct AttributionTreeEdge {
 
 struct AttributionTree {
   double tau = kDefaultTreeTau;
-  int root = 0;                // always [CLS], position 0
+  int root = 0;                // the scored position: 0 ([CLS]) or a decoder's last token
   std::string root_token;      // the root's word piece, for renderers
   int top = 0;                 // the top node's position
   double root_edge_score = 0;  // N^{L−1}[root][top]; not listed in `edges`
@@ -50,23 +52,18 @@ struct AttributionTree {
   std::vector<AttributionTreeEdge> edges;
 };
 
-// Why a decoder gets no tree (the message of the field error callers return): the tree is rooted at
-// [CLS], position 0, which a causal model's later tokens feed nothing into.
-inline constexpr const char* kNoDecoderTrees =
-    "attribution trees are rooted at [CLS] (position 0); a decoder's scored position is its last "
-    "token, and trees rooted there are not built yet";
-
 // InvalidArgument "<field>: ..." unless 0 < tau ≤ 1 (NaN is refused).
 absl::Status ValidateTreeTau(double tau, const std::string& field = "tau");
 
-// Builds the tree of one example of n = tokens.size() word pieces. `layers` must hold every layer
-// 0..num_layers−1 in order (layers[l].layer == l), each with `attribution` of shape [H, n, n].
-// InvalidArgument naming "tau", "tokens", "layers" or "layers[l].attribution".
+// Builds the tree of one example of n = tokens.size() word pieces rooted at position `root`.
+// `layers` must hold every layer 0..num_layers−1 in order (layers[l].layer == l), each with
+// `attribution` of shape [H, n, n]. InvalidArgument naming "tau", "tokens", "root", "layers" or
+// "layers[l].attribution".
 absl::StatusOr<AttributionTree> BuildAttributionTree(const std::vector<std::string>& tokens,
                                                      const std::vector<LayerAttribution>& layers,
-                                                     int num_layers, double tau);
+                                                     int num_layers, double tau, int root = 0);
 
-// Same, from an engine result (tokens from its encoding).
+// Same, from an engine result (tokens from its encoding, rooted at its scored_position).
 absl::StatusOr<AttributionTree> BuildAttributionTree(const ExampleAttribution& example,
                                                      int num_layers, double tau);
 
