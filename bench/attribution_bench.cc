@@ -38,6 +38,7 @@
 
 namespace {
 
+using ::attattr::bench::BestSeconds;
 using ::attattr::bench::Die;
 using ::attattr::bench::EncodeExactly;
 using ::attattr::bench::MeanTokens;
@@ -120,22 +121,6 @@ struct MatmulFigure {
   double seconds = 0;  // best call
   double gflops() const { return flops / seconds / 1e9; }
 };
-
-// Best-of timing of `fn` (a few warm-up calls, then repeats for at least `min_seconds`).
-double BestSeconds(const std::function<void()>& fn, double min_seconds = 0.6) {
-  for (int i = 0; i < 2; ++i) fn();
-  double best = 1e30, total = 0;
-  int reps = 0;
-  while (reps < 3 || total < min_seconds) {
-    auto t0 = Clock::now();
-    fn();
-    const double s = SecondsSince(t0);
-    best = std::min(best, s);
-    total += s;
-    ++reps;
-  }
-  return best;
-}
 
 std::vector<MatmulFigure> MeasureMatmul() {
   at::manual_seed(0);

@@ -6,8 +6,10 @@
 
 #include <errno.h>  // program_invocation_short_name (glibc)
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <functional>
 #include <iostream>
 #include <string>
 #include <utility>
@@ -41,6 +43,22 @@ inline double MeanTokens(const std::vector<engine::Encoding>& encodings) {
   double s = 0;
   for (const auto& e : encodings) s += static_cast<double>(e.size());
   return encodings.empty() ? 0 : s / static_cast<double>(encodings.size());
+}
+
+// Best-of timing of `fn` (two warm-up calls, then repeats for at least `min_seconds`).
+inline double BestSeconds(const std::function<void()>& fn, double min_seconds = 0.6) {
+  for (int i = 0; i < 2; ++i) fn();
+  double best = 1e30, total = 0;
+  int reps = 0;
+  while (reps < 3 || total < min_seconds) {
+    const auto t0 = std::chrono::steady_clock::now();
+    fn();
+    const double s = SecondsSince(t0);
+    best = std::min(best, s);
+    total += s;
+    ++reps;
+  }
+  return best;
 }
 
 // Each sentence repeated (space-joined) until it has at least `n` tokens, then encoded with

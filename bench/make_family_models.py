@@ -28,13 +28,18 @@ def main():
     parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--ffn", type=int, default=1024)
+    parser.add_argument("--kv-heads", type=int, default=0,
+                        help="key/value heads of the decoders (0: the oracle's grouping)")
+    parser.add_argument("--positions", type=int, default=512)
     parser.add_argument("--families", default=",".join(oracle.FAMILIES))
     args = parser.parse_args()
     oracle.LAYERS, oracle.HIDDEN, oracle.HEADS, oracle.FFN = (
         args.layers, args.hidden, args.heads, args.ffn)
     # Serving-size positions: 512 tokens, and DeBERTa-v3's 256 relative-position buckets (its
     # c2p/p2c terms read 2 x 256 embedding rows per head, whatever the input length).
-    oracle.MAX_POS, oracle.DEBERTA_BUCKETS = 512, 256
+    oracle.MAX_POS, oracle.DEBERTA_BUCKETS = args.positions, 256
+    if args.kv_heads:
+        oracle.DECODER_KV_HEADS = {f: args.kv_heads for f in oracle.DECODER_KV_HEADS}
     # ModernBERT-base's local/global pattern: 128-token windows, every third layer global.
     oracle.MODERNBERT_WINDOW, oracle.MODERNBERT_GLOBAL_EVERY = 128, 3
     oracle.MISTRAL_WINDOW = 4096  # Mistral-7B-v0.1's

@@ -1,0 +1,126 @@
+// What a decoder's attribution costs against prompt length (issue "Decoder LLMs", bench/README.md
+// "Decoders by prompt length"): seconds per example for one prompt of each length (64 … 1,024
+// tokens by default) with every layer attributed, the growth per doubling, and the fraction of the
+// machine's matmul peak (a 1024³ float matmul timed in the same process) the run reaches, counting
+// the model FLOPs of the fast path: per layer l, m α-points through layer l's output projection and
+// feed-forward and every layer above, forward and backward (≈ 3× forward). The checkpoint is a
+// random decoder of realistic shape made by bench/make_family_models.py; speed does not depend on
+// the weights' values. Reports, never asserts.
+#include <torch/torch.h>
+
+#include <cstdio>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "CLI/CLI.hpp"
+#include "absl/strings/str_format.h"
+#include "attattr/engine/attention_attribution.h"
+#include "attattr/engine/dataset.h"
+#include "attattr/engine/model.h"
+#include "attattr/engine/runtime.h"
+#include "bench_support.h"
+
+#ifndef ATTATTR_DEFAULT_SHARED_DIR
+#define ATTATTR_DEFAULT_SHARED_DIR "../shared"
+#endif
+
+namespace attattr::bench {
+namespace {
+
+struct Flags {
+  std::string model;  // a decoder checkpoint directory
+  std::string shared = ATTATTR_DEFAULT_SHARED_DIR;
+  std::vector<int> lengths = {64, 128, 256, 512, 1024};
+  int steps = 8;
+  int repeats = 2;
+  int threads = 0;
+};
+
+// Forward FLOPs of one layer at n tokens (multiply-adds × 2): the query/output projections over
+// H·dh, key/value over KV·dh, the three SwiGLU matrices (two for GPT-2's MLP, counted as three:
+// an upper bound within 1.5× on that term), and the two n×n attention products per head.
+double LayerFlops(const engine::ModelInfo& info, double n) {
+  const double d = info.hidden_size, heads = info.num_heads, kv = info.num_key_value_heads;
+  const double dh = d / heads, inter = info.intermediate_size;
+  const double projections = 2 * d * heads * dh + 2 * d * kv * dh;
+  return 2 * n * (projections + 3 * d * inter) + 2 * 2 * heads * n * n * dh;
+}
+
+// Model FLOPs of attributing every layer with m points: for layer l the m points run layers l..L−1
+// forward and backward.
+double AttributionFlops(const engine::ModelInfo& info, double n, int m) {
+  double layers = 0;
+  for (int l = 0; l < info.num_layers; ++l) layers += info.num_layers - l;
+  return 3.0 * m * layers * LayerFlops(info, n);
+}
+
+double MatmulPeakGflops() {
+  torch::manual_seed(0);
+  auto a = torch::randn({1024, 1024}), b = torch::randn({1024, 1024});
+  return 2.0 * 1024 * 1024 * 1024 / BestSeconds([&] { torch::matmul(a, b); }) / 1e9;
+}
+
+}  // namespace
+}  // namespace attattr::bench
+
+int main(int argc, char** argv) {
+  using namespace attattr::bench;
+  namespace engine = attattr::engine;
+  Flags flags;
+  CLI::App app{"A decoder's attribution cost per example against prompt length"};
+  app.add_option("--model", flags.model, "A decoder checkpoint (bench/make_family_models.py)")
+      ->required();
+  app.add_option("--shared", flags.shared, "The shared data directory (SST-2 dev sentences)");
+  app.add_option("--lengths", flags.lengths, "Prompt lengths in tokens")->delimiter(',');
+  app.add_option("--steps", flags.steps, "Gauss-Legendre points m");
+  app.add_option("--repeats", flags.repeats, "Runs per length (the fastest counts)");
+  app.add_option("--threads", flags.threads, "Intra-op threads (0 = all cores)");
+  CLI11_PARSE(app, argc, argv);
+  if (auto s = engine::ConfigureRuntime({flags.threads}); !s.ok()) Die(s.ToString());
+  auto model = OrDie(engine::Model::Load(flags.model), "loading " + flags.model);
+  const auto& info = model->info();
+  if (!info.decoder) Die(flags.model + ": not a decoder");
+  const std::string path = flags.shared + "/data/sst2/dev.tsv";
+  auto dev = OrDie(engine::ReadDataset(path, 1), "reading " + path);
+  const double peak = MatmulPeakGflops();
+  std::cout << engine::RuntimeDescription() << "\n"
+            << absl::StrFormat(
+                   "%s %s: %d layers, hidden %d, %d heads (%d key/value), feed-forward %d, %.1fM "
+                   "parameters\n",
+                   info.family, info.architecture, info.num_layers, info.hidden_size,
+                   info.num_heads, info.num_key_value_heads, info.intermediate_size,
+                   info.parameter_count / 1e6)
+            << absl::StrFormat(
+                   "one prompt per length, all layers, Gauss-Legendre m = %d, best of %d runs; "
+                   "matmul peak %.1f GFLOP/s (1024^3, this process)\n",
+                   flags.steps, flags.repeats, peak)
+            << absl::StrFormat("%8s %12s %12s %12s %10s\n", "tokens", "seconds", "x previous",
+                               "GFLOP/s", "of peak");
+  engine::AttributionOptions options;
+  options.rule = engine::QuadratureRule::kGaussLegendre;
+  options.steps = flags.steps;
+  options.keep_attention = false;
+  double previous = 0;
+  for (int n : flags.lengths) {
+    if (n > info.max_length) {
+      std::cout << absl::StrFormat("%8d  (beyond the model's %d positions)\n", n, info.max_length);
+      continue;
+    }
+    const auto encodings = EncodeExactly(*model, dev.examples, n);
+    double best = 0;
+    for (int r = 0; r < flags.repeats; ++r) {
+      const auto t0 = std::chrono::steady_clock::now();
+      OrDie(engine::AttributeEncodings(*model, encodings, options), "attributing");
+      const double s = SecondsSince(t0);
+      if (r == 0 || s < best) best = s;
+    }
+    const double gflops = AttributionFlops(info, n, flags.steps) / best / 1e9;
+    std::cout << absl::StrFormat("%8d %12.3f %12s %12.1f %9.0f%%\n", n, best,
+                                 previous > 0 ? absl::StrFormat("%.2fx", best / previous) : "",
+                                 gflops, 100 * gflops / peak)
+              << std::flush;
+    previous = best;
+  }
+  return 0;
+}
