@@ -34,14 +34,26 @@ absl::StatusOr<engine::AttributionTarget> ParseTarget(const std::string& spec,
     t.reference_text = value;
     return t;
   }
-  if ((kind == "class" || kind == "logit") && !value.empty()) {
+  if ((kind == "class" || kind == "logit" || kind == "logprob") && !value.empty()) {
     ATTATTR_ASSIGN_OR_RETURN(auto k, ParseClass(value, labels, spec));
-    t.kind = kind == "class" ? engine::TargetKind::kClassProb : engine::TargetKind::kClassLogit;
+    t.kind = kind == "class"   ? engine::TargetKind::kClassProb
+             : kind == "logit" ? engine::TargetKind::kClassLogit
+                               : engine::TargetKind::kClassLogProb;
     t.class_index = k;
     return t;
   }
-  return absl::InvalidArgumentError(absl::StrCat(
-      "--target: '", spec, "' is not one of predicted, class:K, logit:K, similarity:TEXT"));
+  if ((kind == "next_token" || kind == "next_token_logprob" || kind == "next_token_logit") &&
+      !value.empty()) {
+    t.kind = kind == "next_token"           ? engine::TargetKind::kClassProb
+             : kind == "next_token_logprob" ? engine::TargetKind::kClassLogProb
+                                            : engine::TargetKind::kClassLogit;
+    t.next_token = value;  // the model checks it is one token (engine::NextTokenId)
+    return t;
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("--target: '", spec,
+                   "' is not one of predicted, class:K, logit:K, logprob:K, similarity:TEXT, "
+                   "next_token:TEXT, next_token_logprob:TEXT, next_token_logit:TEXT"));
 }
 
 bool TargetNeedsLabels(const std::string& spec) {
@@ -49,7 +61,7 @@ bool TargetNeedsLabels(const std::string& spec) {
   if (colon == std::string::npos) return false;
   const std::string kind = spec.substr(0, colon);
   int k = 0;
-  return (kind == "class" || kind == "logit") && colon + 1 < spec.size() &&
+  return (kind == "class" || kind == "logit" || kind == "logprob") && colon + 1 < spec.size() &&
          !absl::SimpleAtoi(spec.substr(colon + 1), &k);
 }
 
@@ -68,11 +80,17 @@ absl::StatusOr<std::vector<int>> ParseLayers(const std::string& spec) {
 }
 
 std::string TargetSpec(const v1::Target& t) {
+  const bool token = !t.next_token().empty();
   switch (t.kind()) {
     case v1::Target::CLASS_PROB:
-      return absl::StrCat("class:", t.class_index());
+      return token ? absl::StrCat("next_token:", t.next_token())
+                   : absl::StrCat("class:", t.class_index());
+    case v1::Target::CLASS_LOG_PROB:
+      return token ? absl::StrCat("next_token_logprob:", t.next_token())
+                   : absl::StrCat("logprob:", t.class_index());
     case v1::Target::CLASS_LOGIT:
-      return absl::StrCat("logit:", t.class_index());
+      return token ? absl::StrCat("next_token_logit:", t.next_token())
+                   : absl::StrCat("logit:", t.class_index());
     case v1::Target::EMBEDDING_SIMILARITY:
       return absl::StrCat("similarity:", t.reference_text());
     default:

@@ -13,7 +13,9 @@
 
 namespace attattr::client {
 
-// "predicted" | "class:K" | "logit:K" | "similarity:TEXT"; K is a class index or label name.
+// "predicted" | "class:K" | "logit:K" | "logprob:K" | "similarity:TEXT" | "next_token:TEXT" |
+// "next_token_logprob:TEXT" | "next_token_logit:TEXT"; K is a class index or label name (a token id
+// on a language model), TEXT after next_token one token of a language model (" Paris").
 absl::StatusOr<engine::AttributionTarget> ParseTarget(const std::string& spec,
                                                       const std::vector<std::string>& labels);
 // True when `spec` names a class by label (class:positive), i.e. ParseTarget needs the labels.

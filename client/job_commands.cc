@@ -438,8 +438,11 @@ JobCommands::JobCommands(CLI::App& app) {
       ->capture_default_str();
   submit_cmd_->add_option("--layers", s.layers, "Comma-separated layer indices (default: all)");
   submit_cmd_
-      ->add_option("--target", s.target,
-                   "predicted | class:K | logit:K | similarity:TEXT (K: index or label)")
+      ->add_option(
+          "--target", s.target,
+          "predicted | class:K | logit:K | logprob:K | similarity:TEXT (K: index or label); "
+          "language models: next_token:TEXT | next_token_logprob:TEXT | "
+          "next_token_logit:TEXT (TEXT one token, e.g. ' Paris'; K a token id)")
       ->capture_default_str();
   submit_cmd_->add_option("--top-k", s.top_k, "Keep the K strongest connections per layer")
       ->capture_default_str();

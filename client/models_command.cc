@@ -39,6 +39,8 @@ absl::Status RunModels(const ModelsFlags& flags, std::ostream& out) {
                       {"hidden_size", m.info.hidden_size},
                       {"max_length", m.info.max_length},
                       {"has_classifier", m.info.has_classifier},
+                      {"language_model", m.info.language_model},
+                      {"num_classes", m.info.num_classes},
                       {"labels", m.info.labels}});
     }
     out << nlohmann::json{{"models", list}}.dump() << "\n";
@@ -51,7 +53,9 @@ absl::Status RunModels(const ModelsFlags& flags, std::ostream& out) {
   for (const auto& m : *models) {
     const std::string shape = absl::StrCat(m.info.num_layers, "x", m.info.num_heads);
     const std::string labels =
-        m.info.has_classifier ? absl::StrJoin(m.info.labels, ",") : "(encoder-only)";
+        m.info.language_model   ? absl::StrCat("(language model, ", m.info.num_classes, " tokens)")
+        : m.info.has_classifier ? absl::StrJoin(m.info.labels, ",")
+                                : "(encoder-only)";
     std::snprintf(line, sizeof line, "%-28s %-30s %8s %7d %8d  %s\n", m.name.c_str(),
                   m.info.architecture.c_str(), shape.c_str(), m.info.hidden_size, m.info.max_length,
                   labels.c_str());

@@ -15,7 +15,16 @@ nlohmann::json AttributionToJson(const engine::ExampleAttribution& r, const Rend
   nlohmann::json j;
   j["model"] = ctx.model;
   j["tokens"] = r.encoding.tokens;
-  if (r.prediction.predicted >= 0) {
+  if (!r.prediction.top_tokens.empty()) {  // a language model: the next token
+    nlohmann::json top = nlohmann::json::array();
+    for (const auto& t : r.prediction.top_tokens) {
+      top.push_back({{"id", t.id}, {"token", t.token}, {"probability", t.probability}});
+    }
+    j["prediction"] = {{"label", r.prediction.top_tokens[0].token},
+                       {"token_id", r.prediction.predicted},
+                       {"probability", r.prediction.predicted_probability},
+                       {"top_tokens", std::move(top)}};
+  } else if (r.prediction.predicted >= 0) {
     const int p = r.prediction.predicted;
     j["prediction"] = {
         {"label", p < static_cast<int>(ctx.labels.size()) ? ctx.labels[p] : std::to_string(p)},
@@ -71,10 +80,18 @@ std::string AttributionToText(const engine::ExampleAttribution& r, const RenderC
   out << "tokens (" << tokens.size() << "):";
   for (const auto& t : tokens) out << " " << t;
   out << "\n";
-  if (r.prediction.predicted >= 0) {
+  if (!r.prediction.top_tokens.empty()) {  // a language model: the next token
+    out << "next token:";
+    for (const auto& t : r.prediction.top_tokens) {
+      char buf[64];
+      std::snprintf(buf, sizeof buf, "%.4f", t.probability);
+      out << " " << t.token << " #" << t.id << " (p=" << buf << ")";
+    }
+    out << "\n";
+  } else if (r.prediction.predicted >= 0) {
     const int p = r.prediction.predicted;
     char buf[64];
-    std::snprintf(buf, sizeof buf, "%.4f", r.prediction.probabilities[p]);
+    std::snprintf(buf, sizeof buf, "%.4f", r.prediction.predicted_probability);
     out << "prediction: "
         << (p < static_cast<int>(ctx.labels.size()) ? ctx.labels[p] : std::to_string(p))
         << " (p=" << buf << ")\n";

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "attattr/base/status_macros.h"
 #include "attattr/convert/attribution_convert.h"
 #include "attattr/convert/trigger_search_convert.h"
@@ -35,8 +36,8 @@ absl::StatusOr<v1::TriggerSearchResult> RunLocal(const TriggersCommand::Flags& f
   ATTATTR_ASSIGN_OR_RETURN(auto evaluation, ReadFlagSet(f.eval_set, f.eval_limit, "--eval-set"));
   ATTATTR_ASSIGN_OR_RETURN(const auto model, LoadStudyModel(f.study));
   const auto& info = model->info();
-  if (!info.has_classifier)
-    return InvalidFlag("--model", "trigger search needs a classifier checkpoint");
+  if (auto s = engine::RequireClassifier(info, "trigger search"); !s.ok())
+    return InvalidFlag("--model", std::string(absl::StripPrefix(s.message(), "model: ")));
   if (auto i = engine::FirstUnplaceableExample(mining, evaluation)) {
     return InvalidFlag("--eval-set", engine::UnplaceableExampleMessage(*i, "--mine-set"));
   }

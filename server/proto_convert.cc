@@ -55,16 +55,20 @@ absl::StatusOr<engine::AttributionOptions> AttributionOptionsFromProto(
   o.target.kind = *kind;
   o.target.class_index = t.class_index();
   o.target.reference_text = t.reference_text();
+  o.target.next_token = t.next_token();
   if (o.target.kind != engine::TargetKind::kEmbeddingSimilarity && !info.has_classifier) {
     return Invalid(field + ".target.kind",
                    "this model is encoder-only (no classes): use EMBEDDING_SIMILARITY");
   }
+  ATTATTR_RETURN_IF_ERROR(CheckTextBytes(t.next_token(), config, field + ".target.next_token"));
   if ((o.target.kind == engine::TargetKind::kClassProb ||
-       o.target.kind == engine::TargetKind::kClassLogit) &&
-      (t.class_index() < 0 || t.class_index() >= static_cast<int>(info.labels.size()))) {
-    return Invalid(field + ".target.class_index",
-                   absl::StrCat(t.class_index(), " is not a class of this model (0..",
-                                info.labels.size() - 1, ")"));
+       o.target.kind == engine::TargetKind::kClassLogit ||
+       o.target.kind == engine::TargetKind::kClassLogProb) &&
+      t.next_token().empty() && (t.class_index() < 0 || t.class_index() >= info.num_classes)) {
+    return Invalid(
+        field + ".target.class_index",
+        absl::StrCat(t.class_index(), " is not a ", info.language_model ? "token id" : "class",
+                     " of this model (0..", info.num_classes - 1, ")"));
   }
   ATTATTR_RETURN_IF_ERROR(
       CheckTextBytes(t.reference_text(), config, field + ".target.reference_text"));

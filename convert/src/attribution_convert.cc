@@ -70,6 +70,8 @@ std::optional<engine::TargetKind> TargetKindFromProto(v1::Target::Kind kind) {
       return engine::TargetKind::kClassLogit;
     case v1::Target::EMBEDDING_SIMILARITY:
       return engine::TargetKind::kEmbeddingSimilarity;
+    case v1::Target::CLASS_LOG_PROB:
+      return engine::TargetKind::kClassLogProb;
     default:
       return std::nullopt;
   }
@@ -85,6 +87,8 @@ v1::Target::Kind TargetKindToProto(engine::TargetKind kind) {
       return v1::Target::CLASS_LOGIT;
     case engine::TargetKind::kEmbeddingSimilarity:
       return v1::Target::EMBEDDING_SIMILARITY;
+    case engine::TargetKind::kClassLogProb:
+      return v1::Target::CLASS_LOG_PROB;
   }
   return v1::Target::KIND_UNSPECIFIED;
 }
@@ -97,6 +101,7 @@ void AttributionOptionsToProto(const engine::AttributionOptions& options,
   out->mutable_target()->set_kind(TargetKindToProto(options.target.kind));
   out->mutable_target()->set_class_index(options.target.class_index);
   out->mutable_target()->set_reference_text(options.target.reference_text);
+  out->mutable_target()->set_next_token(options.target.next_token);
 }
 
 void AttributionToProto(const engine::ExampleAttribution& r, const v1::ResultOptions& options,
@@ -108,9 +113,19 @@ void AttributionToProto(const engine::ExampleAttribution& r, const v1::ResultOpt
   pred->set_predicted(r.prediction.predicted);
   if (r.prediction.predicted >= 0 && r.prediction.predicted < static_cast<int>(labels.size())) {
     pred->set_label(labels[r.prediction.predicted]);
+  } else if (!r.prediction.top_tokens.empty()) {
+    pred->set_label(r.prediction.top_tokens[0].token);
   }
   for (float p : r.prediction.probabilities) pred->add_probabilities(p);
   for (float l : r.prediction.logits) pred->add_logits(l);
+  for (const auto& t : r.prediction.top_tokens) {
+    auto* top = pred->add_top_tokens();
+    top->set_id(t.id);
+    top->set_token(t.token);
+    top->set_probability(t.probability);
+    top->set_logit(t.logit);
+  }
+  pred->set_predicted_probability(r.prediction.predicted_probability);
   out->set_target_class(r.target_class);
   out->set_scored_position(r.scored_position);
   const int n = static_cast<int>(r.encoding.size());
@@ -176,6 +191,10 @@ absl::StatusOr<engine::ExampleAttribution> AttributionFromProto(const v1::Exampl
   r.prediction.probabilities.assign(a.prediction().probabilities().begin(),
                                     a.prediction().probabilities().end());
   r.prediction.logits.assign(a.prediction().logits().begin(), a.prediction().logits().end());
+  for (const auto& t : a.prediction().top_tokens()) {
+    r.prediction.top_tokens.push_back({t.id(), t.token(), t.probability(), t.logit()});
+  }
+  r.prediction.predicted_probability = a.prediction().predicted_probability();
   r.target_class = a.target_class();
   r.scored_position = a.scored_position();
   const size_t n = r.encoding.tokens.size();
@@ -251,6 +270,8 @@ void ModelToProto(const std::string& name, const engine::ModelInfo& info, v1::Mo
   for (int h : info.heads_per_layer) out->add_heads_per_layer(h);
   out->set_decoder(info.decoder);
   out->set_num_key_value_heads(info.num_key_value_heads);
+  out->set_language_model(info.language_model);
+  out->set_num_classes(info.num_classes);
 }
 
 engine::ModelInfo ModelInfoFromProto(const v1::Model& model) {
@@ -269,6 +290,8 @@ engine::ModelInfo ModelInfoFromProto(const v1::Model& model) {
   info.heads_per_layer.assign(model.heads_per_layer().begin(), model.heads_per_layer().end());
   info.decoder = model.decoder();
   info.num_key_value_heads = model.num_key_value_heads();
+  info.language_model = model.language_model();
+  info.num_classes = model.num_classes();
   return info;
 }
 

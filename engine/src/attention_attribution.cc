@@ -9,6 +9,7 @@
 #include <numeric>
 
 #include "absl/strings/str_cat.h"
+#include "attattr/base/quote.h"
 #include "attattr/base/status_macros.h"
 #include "attattr/engine/completeness_gap.h"
 #include "model_impl.h"
@@ -40,6 +41,9 @@ torch::Tensor TargetValues(const Encoder& enc, const TargetSpec& target, const t
   auto logits = enc.Head(x, attention_mask.repeat({rows, 1}));
   auto idx = target.classes.repeat({rows}).unsqueeze(1);
   if (target.kind == TargetKind::kClassLogit) return logits.gather(1, idx).squeeze(1);
+  if (target.kind == TargetKind::kClassLogProb) {
+    return torch::log_softmax(logits, -1).gather(1, idx).squeeze(1);
+  }
   return torch::softmax(logits, -1).gather(1, idx).squeeze(1);
 }
 
@@ -71,11 +75,13 @@ torch::Tensor Stack(const torch::Tensor& t, int64_t rows) {
   return t.repeat(reps);
 }
 
-// Activation bytes one α-point of one example costs when attributing layer l at length n.
+// Activation bytes one α-point of one example costs when attributing layer l at length n (a
+// language model's head adds its logits, softmax and gradient over the vocabulary).
 int64_t BytesPerPoint(const ModelInfo& info, int l, int64_t n) {
   const int64_t h = info.num_heads, d = info.hidden_size, i = info.intermediate_size;
   const int64_t upper = info.num_layers - l;
-  return 4 * (upper * (4 * h * n * n + 12 * n * d + 3 * n * i) + 2 * h * n * n);
+  const int64_t head = info.language_model ? 3 * int64_t{info.num_classes} : 0;
+  return 4 * (upper * (4 * h * n * n + 12 * n * d + 3 * n * i) + 2 * h * n * n + head);
 }
 
 std::vector<int> ResolveLayers(const ModelInfo& info, const AttributionOptions& options) {
@@ -100,12 +106,13 @@ absl::StatusOr<torch::Tensor> ReferenceEmbedding(const Model& model,
   return torch::tensor(target.reference_embedding).to(impl.device);
 }
 
-// Fills everything of an ExampleAttribution except the layers.
-void FillPrediction(const torch::Tensor& logits_row, ExampleAttribution* r) {
-  if (!logits_row.defined()) return;
-  r->prediction.logits = ToVector(logits_row);
-  r->prediction.probabilities = ToVector(torch::softmax(logits_row, -1));
-  r->prediction.predicted = static_cast<int>(logits_row.argmax().item<int64_t>());
+// The target with next_token resolved to its class_index.
+absl::StatusOr<AttributionTarget> ResolveTarget(const Model& model, const AttributionTarget& t) {
+  AttributionTarget out = t;
+  if (!t.next_token.empty()) {
+    ATTATTR_ASSIGN_OR_RETURN(out.class_index, NextTokenId(model, t.next_token));
+  }
+  return out;
 }
 
 // Per-row target classes for a batch of clean logits [B, C].
@@ -156,6 +163,15 @@ absl::Status ValidateAttributionOptions(const Model& model, const AttributionOpt
     }
   }
   const auto& t = options.target;
+  if (!t.next_token.empty()) {
+    if (t.kind != TargetKind::kClassProb && t.kind != TargetKind::kClassLogProb &&
+        t.kind != TargetKind::kClassLogit) {
+      return absl::InvalidArgumentError(
+          "target.next_token: applies to the class probability, log-probability and logit "
+          "targets only");
+    }
+    ATTATTR_RETURN_IF_ERROR(NextTokenId(model, t.next_token).status());
+  }
   switch (t.kind) {
     case TargetKind::kPredictedClassProb:
       if (!info.has_classifier) {
@@ -165,13 +181,15 @@ absl::Status ValidateAttributionOptions(const Model& model, const AttributionOpt
       break;
     case TargetKind::kClassProb:
     case TargetKind::kClassLogit:
+    case TargetKind::kClassLogProb:
       if (!info.has_classifier) {
         return absl::InvalidArgumentError(
             "target: encoder-only model has no classes; use the embedding-similarity target");
       }
-      if (t.class_index < 0 || t.class_index >= static_cast<int>(info.labels.size())) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "target.class_index: ", t.class_index, " is not in [0, ", info.labels.size() - 1, "]"));
+      if (t.next_token.empty() && (t.class_index < 0 || t.class_index >= info.num_classes)) {
+        return absl::InvalidArgumentError(absl::StrCat("target.class_index: ", t.class_index,
+                                                       " is not in [0, ", info.num_classes - 1, "]",
+                                                       info.language_model ? " (token ids)" : ""));
       }
       break;
     case TargetKind::kEmbeddingSimilarity:
@@ -196,6 +214,29 @@ absl::Status ValidateAttributionOptions(const Model& model, const AttributionOpt
   return absl::OkStatus();
 }
 
+absl::StatusOr<int> NextTokenId(const Model& model, const std::string& text) {
+  if (!model.info().language_model) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "target.next_token: model is not a language model (", model.info().architecture,
+        "); next-token targets need a causal LM checkpoint"));
+  }
+  auto encoding = model.Encode(Example{text, std::nullopt, -1});
+  if (!encoding.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("target.next_token: ", encoding.status().message()));
+  }
+  std::vector<int32_t> ids;
+  for (size_t i = 0; i < encoding->size(); ++i) {
+    if (encoding->offsets[i].segment >= 0) ids.push_back(encoding->input_ids[i]);
+  }
+  if (ids.size() != 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "target.next_token: ", QuoteInput(text), " is ", ids.size(),
+        " tokens; it must be exactly one (a byte-level BPE marks a leading space: ' Paris')"));
+  }
+  return ids[0];
+}
+
 absl::StatusOr<std::vector<ExampleAttribution>> AttributeExamples(
     const Model& model, const std::vector<Example>& examples, const AttributionOptions& options,
     const RunControl& control) {
@@ -216,6 +257,7 @@ absl::StatusOr<std::vector<ExampleAttribution>> AttributeEncodings(
     const Model& model, const std::vector<Encoding>& encodings, const AttributionOptions& options,
     const RunControl& control) {
   ATTATTR_RETURN_IF_ERROR(ValidateAttributionOptions(model, options));
+  ATTATTR_ASSIGN_OR_RETURN(const AttributionTarget resolved, ResolveTarget(model, options.target));
   const auto& impl = model.impl();
   const Encoder& enc = *impl.encoder;
   const ModelInfo& info = model.info();
@@ -259,12 +301,12 @@ absl::StatusOr<std::vector<ExampleAttribution>> AttributeEncodings(
         fo.capture_hidden_states = true;
         clean = enc.Forward(batch, fo);
       }
-      const TargetSpec target = MakeTargetSpec(enc, options.target, clean.logits, reference);
+      const TargetSpec target = MakeTargetSpec(enc, resolved, clean.logits, reference);
       for (int64_t r = 0; r < b; ++r) {
         ExampleAttribution& res = results[group[r]];
         res.encoding = encodings[group[r]];
         res.scored_position = ScoredPosition(info, res.encoding);
-        if (clean.logits.defined()) FillPrediction(clean.logits[r], &res);
+        if (clean.logits.defined()) res.prediction = MakePrediction(impl, clean.logits[r]);
         res.target_class =
             target.classes.defined() ? static_cast<int>(target.classes[r].item<int64_t>()) : -1;
         res.layers.resize(layers.size());
@@ -341,6 +383,7 @@ absl::StatusOr<std::vector<ExampleAttribution>> AttributeEncodingsReference(
     const Model& model, const std::vector<Encoding>& encodings, const AttributionOptions& options,
     int pad_to) {
   ATTATTR_RETURN_IF_ERROR(ValidateAttributionOptions(model, options));
+  ATTATTR_ASSIGN_OR_RETURN(const AttributionTarget resolved, ResolveTarget(model, options.target));
   const auto& impl = model.impl();
   const ModelInfo& info = model.info();
   const std::vector<int> layers = ResolveLayers(info, options);
@@ -376,11 +419,11 @@ absl::StatusOr<std::vector<ExampleAttribution>> AttributeEncodingsReference(
         fo.capture_attention = true;
         clean = enc.Forward(batch, fo);
       }
-      const TargetSpec target = MakeTargetSpec(enc, options.target, clean.logits, reference);
+      const TargetSpec target = MakeTargetSpec(enc, resolved, clean.logits, reference);
       ExampleAttribution& res = results[e];
       res.encoding = encodings[e];
       res.scored_position = ScoredPosition(info, res.encoding);
-      if (clean.logits.defined()) FillPrediction(clean.logits[0], &res);
+      if (clean.logits.defined()) res.prediction = MakePrediction(impl, clean.logits[0]);
       res.target_class =
           target.classes.defined() ? static_cast<int>(target.classes[0].item<int64_t>()) : -1;
       const EncoderBatch rep{Stack(batch.input_ids, m), Stack(batch.token_type_ids, m),
@@ -446,16 +489,18 @@ double AttributionFlops(const ModelInfo& info, int n, const AttributionOptions& 
   const double dh = d / h, nn = static_cast<double>(n);
   const double m = options.steps;
   const double layer_fwd = 8 * nn * d * d + 4 * nn * nn * d + 4 * nn * d * i;
-  double flops = info.num_layers * layer_fwd;  // the clean pass
+  // A language model's head at one row: [d] x [d, V] forward, the same again for the gradient.
+  const double head = info.language_model ? 2 * d * info.num_classes : 0;
+  double flops = info.num_layers * layer_fwd + head;  // the clean pass
   for (int l : ResolveLayers(info, options)) {
     const double upper = info.num_layers - 1 - l;
     const double target_fwd = 2 * h * nn * nn * dh + 2 * nn * d * d + 4 * nn * d * i;
     const double target_bwd = target_fwd;
     const double upper_fwd = upper * layer_fwd;
     const double upper_bwd = upper * (8 * nn * d * d + 8 * nn * nn * d + 4 * nn * d * i);
-    flops += 2 * nn * d * d;                // value projection
-    flops += 2 * (target_fwd + upper_fwd);  // F(0) and F(A)
-    flops += m * (target_fwd + target_bwd + upper_fwd + upper_bwd);
+    flops += 2 * nn * d * d;                       // value projection
+    flops += 2 * (target_fwd + upper_fwd + head);  // F(0) and F(A)
+    flops += m * (target_fwd + target_bwd + upper_fwd + upper_bwd + 2 * head);
   }
   return flops;
 }

@@ -16,9 +16,10 @@ namespace attattr::engine {
 
 struct LoadedEncoder {
   std::unique_ptr<Encoder> encoder;
-  int num_labels = 0;        // rows of the classifier; 0 for encoder-only checkpoints
-  std::string weights_file;  // file the weights came from (index file for sharded checkpoints)
-  std::string architecture;  // e.g. "BertForSequenceClassification", "DistilBertModel"
+  int num_labels = 0;           // rows of the classifier (the vocabulary for an LM); 0 for none
+  bool language_model = false;  // the head is a causal LM's (lm_head or tied embeddings)
+  std::string weights_file;     // file the weights came from (index file for sharded checkpoints)
+  std::string architecture;     // e.g. "BertForSequenceClassification", "DistilBertModel"
   int64_t parameter_count = 0;
 };
 

@@ -1,6 +1,7 @@
 // Reading a checkpoint's tensors and taking them out by name (see checkpoint_tensors.h).
 #include "checkpoint_tensors.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -149,6 +150,32 @@ absl::Status TakeDecoderScore(WeightPicker* pick, const TensorSource& src,
   ATTATTR_ASSIGN_OR_RETURN(const int64_t labels, ClassifierRows(src, name, config));
   *num_labels = static_cast<int>(labels);
   return pick->TakeFull(name, {labels, config.hidden_size}, weight);
+}
+
+absl::Status TakeDecoderHead(WeightPicker* pick, const TensorSource& src, const ModelConfig& config,
+                             const char* decoder_prefix, const torch::Tensor& embed,
+                             torch::Tensor* weight, int* num_labels, bool* language_model) {
+  ATTATTR_RETURN_IF_ERROR(TakeDecoderScore(pick, src, config, decoder_prefix, weight, num_labels));
+  const std::string lm_head = "lm_head.weight";
+  const bool named_lm = std::any_of(
+      config.architectures.begin(), config.architectures.end(), [](const std::string& a) {
+        return absl::EndsWith(a, "ForCausalLM") || absl::EndsWith(a, "LMHeadModel");
+      });
+  if (weight->defined() || (!named_lm && !pick->HasFull(lm_head))) return absl::OkStatus();
+  if (pick->HasFull(lm_head)) {
+    ATTATTR_RETURN_IF_ERROR(
+        pick->TakeFull(lm_head, {config.vocab_size, config.hidden_size}, weight));
+  } else if (config.decoder.tie_word_embeddings) {
+    *weight = embed;
+  } else {
+    return absl::NotFoundError(absl::StrCat(
+        src.weights_file, ": missing tensor '", lm_head, "' (config.json names a causal LM, ",
+        config.architectures.empty() ? std::string() : config.architectures[0].substr(0, 64),
+        ", and tie_word_embeddings is false)"));
+  }
+  *num_labels = config.vocab_size;
+  *language_model = true;
+  return absl::OkStatus();
 }
 
 absl::StatusOr<int64_t> ClassifierRows(const TensorSource& src, const std::string& name,

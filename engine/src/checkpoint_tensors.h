@@ -53,6 +53,16 @@ absl::Status TakeDecoderScore(WeightPicker* pick, const TensorSource& src,
                               const ModelConfig& config, const char* decoder_prefix,
                               torch::Tensor* weight, int* num_labels);
 
+// A decoder's head, into *weight: the `score` classifier (TakeDecoderScore), or a causal LM's head
+// when config.json's architectures name a *ForCausalLM / *LMHeadModel class or the checkpoint holds
+// `lm_head.weight` and no score — `lm_head.weight` ([vocab, hidden], no bias), else with
+// tie_word_embeddings the input embeddings `embed` themselves (*language_model set, *num_labels =
+// vocab). Neither (a base model): both left alone. A causal LM with neither an lm_head nor tied
+// embeddings is refused (NotFound naming lm_head.weight).
+absl::Status TakeDecoderHead(WeightPicker* pick, const TensorSource& src, const ModelConfig& config,
+                             const char* decoder_prefix, const torch::Tensor& embed,
+                             torch::Tensor* weight, int* num_labels, bool* language_model);
+
 class WeightPicker {
  public:
   WeightPicker(TensorSource* src, std::string prefix, const torch::Device& device,

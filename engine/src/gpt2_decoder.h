@@ -4,7 +4,8 @@
 //   layer l:    x = h + c_proj(Attention(LN_1(h)))
 //               y = x + mlp.c_proj(GELU(mlp.c_fc(LN_2(x))))   (GELU's tanh form for "gelu_new")
 //   after the last layer: LayerNorm (ln_f)
-//   head:       score(h at the last real token)       (as HF's sequence classifier reads it)
+//   head:       score(h at the last real token)       (as HF's sequence classifier reads it), or a
+//               causal LM's lm_head there (its next-token logits; the tied embeddings when so)
 // The checkpoint's Conv1D weights ([in, out], y = x·W + b) are stored transposed, and the fused
 // c_attn split into query, key and value, at load (gpt2_loader.cc), so every projection here is a
 // torch::linear. Attention is causal (decoder_parts.h), scores multiplied by head_dim^−½ when
@@ -40,7 +41,7 @@ struct Gpt2Weights {
   torch::Tensor wpe;                    // [P, d]
   std::vector<Gpt2LayerWeights> layers;
   torch::Tensor lnf_w, lnf_b;  // ln_f
-  torch::Tensor score_w;       // [C, d]; undefined without a classifier
+  torch::Tensor score_w;       // [C, d] classifier, or [V, d] LM head; undefined without either
 };
 
 class Gpt2Decoder final : public Encoder {

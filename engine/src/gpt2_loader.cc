@@ -54,15 +54,17 @@ absl::StatusOr<LoadedEncoder> LoadGpt2(TensorSource* src, const ModelConfig& con
     w.layers.push_back(std::move(lw));
   }
   ATTATTR_RETURN_IF_ERROR(norm("ln_f", &w.lnf_w, &w.lnf_b));
-  ATTATTR_RETURN_IF_ERROR(
-      TakeDecoderScore(&pick, *src, config, "transformer.", &w.score_w, &out.num_labels));
+  ATTATTR_RETURN_IF_ERROR(TakeDecoderHead(&pick, *src, config, "transformer.", w.wte, &w.score_w,
+                                          &out.num_labels, &out.language_model));
   const bool has_classifier = w.score_w.defined();
   // Checkpoints written by older transformers saved the causal mask as buffers of each layer.
   ATTATTR_RETURN_IF_ERROR(pick.CheckAllUsed([](const std::string& name) {
     return absl::EndsWith(name, ".attn.bias") || absl::EndsWith(name, ".attn.masked_bias");
   }));
   out.parameter_count = pick.parameters();
-  out.architecture = has_classifier ? "GPT2ForSequenceClassification" : "GPT2Model";
+  out.architecture = out.language_model ? "GPT2LMHeadModel"
+                     : has_classifier   ? "GPT2ForSequenceClassification"
+                                        : "GPT2Model";
   out.encoder = std::make_unique<Gpt2Decoder>(
       std::move(w), static_cast<int>(d / config.num_attention_heads), config.layer_norm_eps);
   return out;

@@ -26,9 +26,7 @@ HeadTable Zeros(const ModelInfo& info) {
 absl::Status CheckInputs(const Model& model, const std::vector<Encoding>& encodings,
                          const std::vector<int>& labels, bool need_labels) {
   const ModelInfo& info = model.info();
-  if (!info.has_classifier) {
-    return absl::InvalidArgumentError("model: head importance needs a classifier checkpoint");
-  }
+  ATTATTR_RETURN_IF_ERROR(RequireClassifier(info, "head importance"));
   if (encodings.empty()) return absl::InvalidArgumentError("examples: empty");
   if (labels.size() != encodings.size()) {
     return absl::InvalidArgumentError(
@@ -55,7 +53,7 @@ absl::StatusOr<HeadTable> ByAttribution(const Model& model, const std::vector<En
   control.Report({"importance: attribution", 0, total});
   for (const auto& [label, group] : by_label) {
     AttributionOptions o = options.attribution;
-    o.target = AttributionTarget{TargetKind::kClassProb, label, "", {}};
+    o.target = AttributionTarget{TargetKind::kClassProb, label, "", {}, ""};
     o.layers.clear();
     o.keep_attention = false;
     RunControl inner;

@@ -109,9 +109,7 @@ absl::StatusOr<HeadImportanceStudy> RunHeadImportanceStudy(
     const std::vector<int>& evaluation_labels, const HeadImportanceStudyOptions& options,
     const RunControl& control) {
   const ModelInfo& info = model.info();
-  if (!info.has_classifier) {
-    return absl::InvalidArgumentError("model: head importance needs a classifier checkpoint");
-  }
+  ATTATTR_RETURN_IF_ERROR(RequireClassifier(info, "head importance"));
   ATTATTR_RETURN_IF_ERROR(CheckOptions(options));
   ATTATTR_RETURN_IF_ERROR(
       CheckLabels(info, importance_set, importance_labels, "importance_labels"));

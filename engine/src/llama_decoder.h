@@ -5,7 +5,8 @@
 //   layer l:    x = h + o_proj(Attention(RMSNorm_in(h)))
 //               y = x + down_proj(SiLU(gate_proj(z)) ⊙ up_proj(z)),  z = RMSNorm_post(x)
 //   after the last layer: RMSNorm (model.norm)
-//   head:       score(h at the last real token)       (as HF's sequence classifier reads it)
+//   head:       score(h at the last real token)       (as HF's sequence classifier reads it), or a
+//               causal LM's lm_head there (its next-token logits; the tied embeddings when so)
 // Attention is causal (AdditiveMask: finfo.min above the diagonal and on padded keys; Mistral's
 // sliding window also hides keys more than sliding_window − 1 positions back), with RoPE on Q and
 // K and grouped-query attention: num_key_value_heads key/value heads, each shared by a group of
@@ -39,7 +40,7 @@ struct LlamaWeights {
   torch::Tensor embed;  // embed_tokens [V, d]
   std::vector<LlamaLayerWeights> layers;
   torch::Tensor final_norm_w;  // norm
-  torch::Tensor score_w;       // [C, d]; undefined without a classifier
+  torch::Tensor score_w;       // [C, d] classifier, or [V, d] LM head; undefined without either
 };
 
 class LlamaDecoder final : public Encoder {

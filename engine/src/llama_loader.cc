@@ -10,16 +10,18 @@
 namespace attattr::engine {
 namespace {
 
-// Hugging Face's class names per family, with and without the classifier.
-std::pair<const char*, const char*> Architectures(ModelFamily family) {
-  switch (family) {
-    case ModelFamily::kMistral:
-      return {"MistralForSequenceClassification", "MistralModel"};
-    case ModelFamily::kQwen2:
-      return {"Qwen2ForSequenceClassification", "Qwen2Model"};
-    default:
-      return {"LlamaForSequenceClassification", "LlamaModel"};
+// Hugging Face's class name per family for a classifier, a causal LM, or a bare model.
+const char* Architecture(ModelFamily family, bool classifier, bool language_model) {
+  const bool mistral = family == ModelFamily::kMistral, qwen2 = family == ModelFamily::kQwen2;
+  if (language_model) {
+    return mistral ? "MistralForCausalLM" : qwen2 ? "Qwen2ForCausalLM" : "LlamaForCausalLM";
   }
+  if (classifier) {
+    return mistral ? "MistralForSequenceClassification"
+           : qwen2 ? "Qwen2ForSequenceClassification"
+                   : "LlamaForSequenceClassification";
+  }
+  return mistral ? "MistralModel" : qwen2 ? "Qwen2Model" : "LlamaModel";
 }
 
 }  // namespace
@@ -68,15 +70,14 @@ absl::StatusOr<LoadedEncoder> LoadLlama(TensorSource* src, const ModelConfig& co
     w.layers.push_back(std::move(lw));
   }
   ATTATTR_RETURN_IF_ERROR(pick.Take("norm.weight", {d}, &w.final_norm_w));
-  ATTATTR_RETURN_IF_ERROR(
-      TakeDecoderScore(&pick, *src, config, "model.", &w.score_w, &out.num_labels));
+  ATTATTR_RETURN_IF_ERROR(TakeDecoderHead(&pick, *src, config, "model.", w.embed, &w.score_w,
+                                          &out.num_labels, &out.language_model));
   const bool has_classifier = w.score_w.defined();
   // Older checkpoints saved RoPE's inverse frequencies as a buffer per layer.
   ATTATTR_RETURN_IF_ERROR(pick.CheckAllUsed(
       [](const std::string& name) { return absl::EndsWith(name, "rotary_emb.inv_freq"); }));
   out.parameter_count = pick.parameters();
-  const auto [with_head, bare] = Architectures(config.family);
-  out.architecture = has_classifier ? with_head : bare;
+  out.architecture = Architecture(config.family, has_classifier, out.language_model);
   out.encoder =
       std::make_unique<LlamaDecoder>(std::move(w), static_cast<int>(dh), config.layer_norm_eps);
   return out;

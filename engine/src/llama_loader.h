@@ -1,5 +1,6 @@
 // The Llama family's tensor layout (`model.*` in classifier and causal-LM checkpoints, bare in
-// `LlamaModel` ones; `score` the classifier; a causal LM's `lm_head` ignored) → a LlamaDecoder.
+// `LlamaModel` ones; `score` the classifier, or a causal LM's `lm_head` / tied embeddings as the
+// head over the vocabulary: TakeDecoderHead) → a LlamaDecoder.
 // Called by LoadEncoder (checkpoint_loader.h) with the checkpoint's tensors already read.
 // Thread-compatible.
 #pragma once

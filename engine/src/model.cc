@@ -140,7 +140,9 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Load(const std::string& dir,
     }
     info.layer_norm_eps = config.layer_norm_eps;
     info.has_classifier = loaded.encoder->has_classifier();
-    if (info.has_classifier) {
+    info.language_model = loaded.language_model;
+    info.num_classes = loaded.num_labels;
+    if (info.has_classifier && !info.language_model) {
       info.labels = config.id2label;
       if (info.labels.empty()) {
         for (int c = 0; c < loaded.num_labels; ++c) {
@@ -214,6 +216,7 @@ absl::StatusOr<std::unique_ptr<Model>> Model::CreateRandom(const RandomModelSpec
     info.layer_norm_eps = 1e-12;
     info.has_classifier = spec.num_labels > 0;
     for (int c = 0; c < spec.num_labels; ++c) info.labels.push_back(absl::StrCat("LABEL_", c));
+    info.num_classes = spec.num_labels;
     info.device = device.str();
     impl->tokenizer = std::move(tokenizer);
     impl->device = device;
@@ -289,19 +292,46 @@ absl::StatusOr<std::vector<Prediction>> Model::Predict(
         order.push_back(i);
       auto batch = MakeBatch(encodings, order, impl_->device);
       auto logits = impl_->encoder->Forward(batch, fo).logits;
-      auto probs = torch::softmax(logits, -1);
-      for (int64_t r = 0; r < logits.size(0); ++r) {
-        Prediction p;
-        p.logits = ToVector(logits[r]);
-        p.probabilities = ToVector(probs[r]);
-        p.predicted = static_cast<int>(logits[r].argmax().item<int64_t>());
-        out.push_back(std::move(p));
-      }
+      for (int64_t r = 0; r < logits.size(0); ++r) out.push_back(MakePrediction(*impl_, logits[r]));
     }
   } catch (...) {
     return TorchExceptionToStatus("predict");
   }
   return out;
+}
+
+absl::Status RequireClassifier(const ModelInfo& info, const std::string& what) {
+  if (info.language_model) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("model: ", what, " needs a classifier checkpoint; ", info.architecture,
+                     " is a language model (gold labels are classes, not next tokens)"));
+  }
+  if (!info.has_classifier) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("model: ", what, " needs a classifier checkpoint"));
+  }
+  return absl::OkStatus();
+}
+
+Prediction MakePrediction(const Model::Impl& impl, const torch::Tensor& logits_row) {
+  Prediction p;
+  const auto logits = logits_row.to(torch::kCPU, torch::kFloat32);
+  const auto probs = torch::softmax(logits, -1);
+  p.predicted = static_cast<int>(logits.argmax().item<int64_t>());
+  p.predicted_probability = probs[p.predicted].item<float>();
+  if (!impl.info.language_model) {
+    p.logits = ToVector(logits);
+    p.probabilities = ToVector(probs);
+    return p;
+  }
+  const auto top = probs.topk(std::min<int64_t>(kTopTokens, probs.size(0)));
+  const auto ids = std::get<1>(top);
+  for (int64_t k = 0; k < ids.size(0); ++k) {
+    const auto id = static_cast<int32_t>(ids[k].item<int64_t>());
+    p.top_tokens.push_back(
+        {id, impl.tokenizer->IdToToken(id), probs[id].item<float>(), logits[id].item<float>()});
+  }
+  return p;
 }
 
 absl::StatusOr<std::vector<std::vector<float>>> Model::Embed(

@@ -384,6 +384,7 @@ absl::Status ParseRope(const json& j, const std::string& path, int max_positions
 absl::Status ParseDecoder(const json& j, const std::string& path, ModelConfig* c) {
   DecoderConfig& d = c->decoder;
   d.num_key_value_heads = c->num_attention_heads;
+  d.tie_word_embeddings = ReadBool(j, "tie_word_embeddings", false);
   ATTATTR_RETURN_IF_ERROR(
       ReadPositiveInt(j, "num_key_value_heads", path, &d.num_key_value_heads, false));
   if (c->num_attention_heads % d.num_key_value_heads != 0) {
@@ -418,6 +419,7 @@ absl::Status ParseDecoder(const json& j, const std::string& path, ModelConfig* c
 absl::Status ParseGpt2(const json& j, const std::string& path, ModelConfig* c) {
   DecoderConfig& d = c->decoder;
   d.num_key_value_heads = c->num_attention_heads;
+  d.tie_word_embeddings = ReadBool(j, "tie_word_embeddings", true);
   d.scale_attn_weights = ReadBool(j, "scale_attn_weights", true);
   d.scale_attn_by_inverse_layer_idx = ReadBool(j, "scale_attn_by_inverse_layer_idx", false);
   if (ReadBool(j, "add_cross_attention", false)) {

@@ -68,6 +68,10 @@ struct DecoderConfig {
   int sliding_window = 0;       // mistral: keys within the last sliding_window positions; 0 = all
   bool scale_attn_weights = true;                // gpt2: scores / sqrt(head_dim)
   bool scale_attn_by_inverse_layer_idx = false;  // gpt2: scores / (layer index + 1)
+  // A causal LM's head is the input embeddings when the checkpoint has no lm_head.weight:
+  // tie_word_embeddings, defaulting as transformers' configs do (GPT-2 true, the Llama family
+  // false).
+  bool tie_word_embeddings = false;
 };
 
 // DeBERTa-v2's disentangled attention (config.json keys of the same names). The attention scores

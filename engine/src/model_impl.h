@@ -24,6 +24,10 @@ struct Model::Impl {
 EncoderBatch MakeBatch(const std::vector<Encoding>& encodings, const std::vector<size_t>& order,
                        const torch::Device& device);
 
+// The Prediction of one example's head output [C]: every logit and probability, or for a language
+// model (C = the vocabulary) the kTopTokens most probable tokens only.
+Prediction MakePrediction(const Model::Impl& impl, const torch::Tensor& logits_row);
+
 // Copies a float tensor into a std::vector (moving it to the CPU first).
 std::vector<float> ToVector(const torch::Tensor& t);
 

@@ -116,9 +116,7 @@ std::string UnplaceableExampleMessage(size_t index, const std::string& mining_se
 }
 
 absl::Status ValidateTriggerSearchOptions(const Model& model, const TriggerSearchOptions& o) {
-  if (!model.info().has_classifier) {
-    return absl::InvalidArgumentError("model: trigger search needs a classifier checkpoint");
-  }
+  ATTATTR_RETURN_IF_ERROR(RequireClassifier(model.info(), "trigger search"));
   if (o.top_k < 1 || o.top_k > kMaxTriggerTopK) {
     return absl::InvalidArgumentError(
         absl::StrCat("top_k: ", o.top_k, " is not in [1, ", kMaxTriggerTopK, "]"));
@@ -209,9 +207,7 @@ std::vector<TriggerPattern> RankAndFilter(std::vector<TriggerPattern> patterns,
 absl::StatusOr<bool> CheckEvaluationSet(const Model& model, const std::vector<Encoding>& evaluation,
                                         const std::vector<int>& labels) {
   const ModelInfo& info = model.info();
-  if (!info.has_classifier) {
-    return absl::InvalidArgumentError("model: trigger search needs a classifier checkpoint");
-  }
+  ATTATTR_RETURN_IF_ERROR(RequireClassifier(info, "trigger search"));
   if (evaluation.empty()) return absl::InvalidArgumentError("evaluation_set: no examples");
   if (labels.size() != evaluation.size()) {
     return absl::InvalidArgumentError(

@@ -54,12 +54,25 @@ void AppendPrediction(const v1::ExampleAttribution& example, std::string* html) 
   if (p.predicted() < 0 && p.probabilities_size() == 0) {
     absl::StrAppend(html, "<p>Encoder-only model: no prediction.</p>");
   } else {
+    // A language model's classes are token ids.
+    const char* unit = p.top_tokens_size() > 0 ? "token" : "class";
     absl::StrAppend(html, "<p>Prediction: <b class=\"predicted-label\">", EscapeHtml(p.label()),
-                    "</b> (class ", p.predicted(), ")",
+                    "</b> (", unit, " ", p.predicted(), ")",
                     example.target_class() >= 0
-                        ? absl::StrCat("; target class ", example.target_class())
+                        ? absl::StrCat("; target ", unit, " ", example.target_class())
                         : std::string("; target: similarity"),
                     "</p>");
+    if (p.top_tokens_size() > 0) {
+      absl::StrAppend(html, "<table class=\"top-tokens\"><tr><th>next token</th>");
+      for (const auto& t : p.top_tokens()) {
+        absl::StrAppend(html, "<th>", EscapeHtml(t.token()), " <sub>#", t.id(), "</sub></th>");
+      }
+      absl::StrAppend(html, "</tr><tr><th>probability</th>");
+      for (const auto& t : p.top_tokens()) {
+        absl::StrAppend(html, "<td>", FormatNumber(t.probability()), "</td>");
+      }
+      absl::StrAppend(html, "</tr></table>");
+    }
     if (p.probabilities_size() > 0) {
       absl::StrAppend(html, "<table class=\"probabilities\"><tr><th>class</th>");
       for (int c = 0; c < p.probabilities_size(); ++c) absl::StrAppend(html, "<th>", c, "</th>");

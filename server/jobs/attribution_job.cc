@@ -22,6 +22,8 @@ constexpr int kMaxTopK = 10000;
 constexpr int64_t kBytesPerConnection = 24;  // a serialized Connection, roughly
 constexpr int64_t kBytesPerLayer = 64;       // LayerAttribution scalars and tensor headers
 constexpr int64_t kBytesPerExample = 64;     // prediction and message headers
+constexpr int64_t kBytesPerClass = 8;        // a class's probability and logit
+constexpr int64_t kBytesPerTopToken = 48;    // a language model's TokenProbability, its piece
 constexpr int64_t kBytesPerToken = 16;       // token text, input id, token type id
 
 absl::Status Invalid(const std::string& field, const std::string& what) {
@@ -169,7 +171,9 @@ int64_t EstimateAttributionResultBytes(const engine::ModelInfo& info,
   int64_t total = 0;
   for (const auto& encoding : encodings) {
     const int64_t n = static_cast<int64_t>(encoding.size());
-    total += kBytesPerExample + kBytesPerToken * n;
+    total += kBytesPerExample + kBytesPerToken * n +
+             (info.language_model ? engine::kTopTokens * kBytesPerTopToken
+                                  : kBytesPerClass * info.num_classes);
     if (result.tree()) total += 2 * kBytesPerConnection * n;  // a node and an edge per token
     for (int l : layers) {
       const int64_t heads = l < static_cast<int>(info.heads_per_layer.size())

@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/strip.h"
 #include "attattr/base/field_error.h"
 #include "attattr/base/quote.h"
 #include "attattr/base/status_macros.h"
@@ -199,9 +200,9 @@ absl::StatusOr<const engine::Model*> CheckClassifierJob(const v1::JobSpec& spec,
                                                         const ModelRegistry& models,
                                                         const std::string& job) {
   ATTATTR_ASSIGN_OR_RETURN(auto model, CheckJobCommon(spec, models));
-  if (!model->info().has_classifier) {
-    return Invalid("spec.model", absl::StrCat("'", spec.model(), "' is encoder-only; ", job,
-                                              " needs a classifier"));
+  if (auto s = engine::RequireClassifier(model->info(), job); !s.ok()) {
+    return Invalid("spec.model", absl::StrCat("'", spec.model(),
+                                              "': ", absl::StripPrefix(s.message(), "model: ")));
   }
   return model;
 }

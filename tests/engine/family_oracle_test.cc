@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "attattr/engine/attention_attribution.h"
 #include "attattr/engine/completeness_gap.h"
 #include "attattr/engine/model.h"
@@ -55,7 +56,10 @@ class FamilyOracleTest : public ::testing::TestWithParam<std::string> {
     auto model = Model::Load(dir);
     ASSERT_TRUE(model.ok()) << model.status();
     model_ = std::move(*model);
-    ASSERT_EQ(model_->info().family, GetParam());
+    // "llama-lm", "gpt2-lm": the causal-LM checkpoints of those families.
+    const bool lm = absl::EndsWith(GetParam(), "-lm");
+    ASSERT_EQ(model_->info().family, lm ? GetParam().substr(0, GetParam().size() - 3) : GetParam());
+    ASSERT_EQ(model_->info().language_model, lm);
   }
 
   Encoding EncodeIds(const json& ids) {
@@ -209,7 +213,8 @@ TEST_P(FamilyOracleTest, PrunedExportEqualsTheMaskedModelOrIsRefused) {
   auto exported = ExportPrunedCheckpoint(*model_, mask, out);
   if (!exportable) {
     ASSERT_EQ(exported.status().code(), absl::StatusCode::kFailedPrecondition);
-    EXPECT_NE(exported.status().message().find("this one is " + GetParam()), std::string::npos)
+    EXPECT_NE(exported.status().message().find("this one is " + model_->info().family),
+              std::string::npos)
         << exported.status();
     EXPECT_FALSE(::attattr::testing::PathExists(out));
     return;
@@ -295,6 +300,75 @@ TEST_P(FamilyOracleTest, AttributionsEqualThePythonReference) {
   }
   std::printf("%s: max |attribution - reference| / layer max %.2e, max completeness gap %.2e\n",
               GetParam().c_str(), worst_relative, worst_gap);
+}
+
+// A causal LM's next-token targets: the log-probability of a token that is not the greedy one
+// equals the Python reference (as above), whether named by id or by its text; the prediction keeps
+// the kTopTokens most probable tokens, as HF ranks them; text that is not one token is refused.
+TEST_P(FamilyOracleTest, NextTokenLogProbEqualsThePythonReference) {
+  if (!oracle_.contains("attribution_log_prob")) GTEST_SKIP() << "not a causal LM";
+  const auto& expected = oracle_["attribution_log_prob"];
+  const int token = expected["target_class"].get<int>();
+  AttributionOptions options;
+  options.rule = QuadratureRule::kGaussLegendre;
+  options.steps = oracle_["steps"].get<int>();
+  options.target.kind = TargetKind::kClassLogProb;
+  options.target.class_index = token;
+  const std::vector<Encoding> encodings = {EncodeIds(expected["ids"])};
+  auto by_id = AttributeEncodings(*model_, encodings, options);
+  ASSERT_TRUE(by_id.ok()) << by_id.status();
+  const auto& got = (*by_id)[0];
+  EXPECT_EQ(got.target_class, token);
+  EXPECT_NE(got.prediction.predicted, token);
+  ASSERT_EQ(got.layers.size(), expected["layers"].size());
+  double worst = 0;
+  for (size_t l = 0; l < got.layers.size(); ++l) {
+    const auto& want = expected["layers"][l];
+    const auto reference = Flatten(want["attribution"]);
+    double scale = 0;
+    for (float x : reference) scale = std::max(scale, std::fabs(double(x)));
+    const double relative = MaxDiff(got.layers[l].attribution, reference) / scale;
+    EXPECT_LT(relative, 1e-4) << "layer " << l;
+    worst = std::max(worst, relative);
+    EXPECT_NEAR(got.layers[l].target_at_full, want["target_at_full"].get<double>(), 1e-4);
+    EXPECT_NEAR(got.layers[l].target_at_zero, want["target_at_zero"].get<double>(), 1e-4);
+    EXPECT_LT(got.layers[l].completeness_gap, 1e-3) << "layer " << l;
+  }
+  std::printf("%s: log-probability of token %d: max |attribution - reference| / layer max %.2e\n",
+              GetParam().c_str(), token, worst);
+  // By text: a byte-level piece "Ġword" is the text " word".
+  const std::string piece = expected["token"].get<std::string>();
+  const std::string text = absl::StartsWith(piece, "\xC4\xA0") ? " " + piece.substr(2) : piece;
+  auto id = NextTokenId(*model_, text);
+  ASSERT_TRUE(id.ok()) << id.status();
+  EXPECT_EQ(*id, token) << "'" << text << "'";
+  options.target.class_index = -1;
+  options.target.next_token = text;
+  auto by_text = AttributeEncodings(*model_, encodings, options);
+  ASSERT_TRUE(by_text.ok()) << by_text.status();
+  EXPECT_EQ((*by_text)[0].target_class, token);
+  EXPECT_EQ(MaxDiff((*by_text)[0].layers[0].attribution, got.layers[0].attribution), 0.0);
+  // Two words are two tokens: refused, naming the field.
+  auto two = NextTokenId(*model_, " the film");
+  EXPECT_EQ(two.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StartsWith(two.status().message(), "target.next_token: ")) << two.status();
+  // The prediction: the ten most probable tokens, in HF's order, with their probabilities.
+  const auto& forward = oracle_["forward"][0];
+  auto predictions = model_->Predict({EncodeIds(forward["ids"])});
+  ASSERT_TRUE(predictions.ok()) << predictions.status();
+  const auto& p = (*predictions)[0];
+  EXPECT_TRUE(p.logits.empty() && p.probabilities.empty());
+  ASSERT_EQ(p.top_tokens.size(), static_cast<size_t>(kTopTokens));
+  const auto hf = torch::tensor(Flatten(forward["logits"]));
+  const auto hf_top = std::get<1>(hf.topk(kTopTokens));
+  const auto hf_probs = torch::softmax(hf, 0);
+  for (int k = 0; k < kTopTokens; ++k) {
+    EXPECT_EQ(p.top_tokens[k].id, hf_top[k].item<int64_t>()) << k;
+    EXPECT_NEAR(p.top_tokens[k].probability, hf_probs[p.top_tokens[k].id].item<float>(), 1e-5);
+    EXPECT_EQ(p.top_tokens[k].token, model_->tokenizer().IdToToken(p.top_tokens[k].id));
+  }
+  EXPECT_EQ(p.predicted, p.top_tokens[0].id);
+  EXPECT_FLOAT_EQ(p.predicted_probability, p.top_tokens[0].probability);
 }
 
 // A copy of the tiny checkpoint of `family` with its config.json rewritten by `edit_config` and its
@@ -412,8 +486,10 @@ TEST(Gpt2CheckpointTest, BuffersLmHeadAndBareLayoutsLoad) {
       });
   auto causal_lm = Model::Load(lm.path());
   ASSERT_TRUE(causal_lm.ok()) << causal_lm.status();
-  EXPECT_FALSE(causal_lm->get()->info().has_classifier);
-  EXPECT_EQ(causal_lm->get()->info().architecture, "GPT2Model");
+  EXPECT_TRUE(causal_lm->get()->info().language_model);
+  EXPECT_TRUE(causal_lm->get()->info().labels.empty());
+  EXPECT_EQ(causal_lm->get()->info().num_classes, causal_lm->get()->info().vocab_size);
+  EXPECT_EQ(causal_lm->get()->info().architecture, "GPT2LMHeadModel");
   EXPECT_EQ(MaxDiff(ToVector(LastHidden(**causal_lm, oracle)), ToVector(want)), 0.0);
 
   ::attattr::testing::TempDir bare("attattr-gpt2-bare");
@@ -479,7 +555,7 @@ TEST(RopeScalingTest, FrequenciesEqualHuggingFace) {
 INSTANTIATE_TEST_SUITE_P(Families, FamilyOracleTest,
                          ::testing::Values("bert", "distilbert", "electra", "roberta",
                                            "xlm-roberta", "deberta-v2", "modernbert", "llama",
-                                           "mistral", "qwen2", "gpt2"),
+                                           "mistral", "qwen2", "gpt2", "llama-lm", "gpt2-lm"),
                          [](const auto& info) {
                            std::string name = info.param;  // test names are [A-Za-z0-9_]
                            std::replace(name.begin(), name.end(), '-', '_');

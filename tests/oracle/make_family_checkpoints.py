@@ -334,11 +334,12 @@ def decoder_tokenizer(train_text, bos):
         pad_token="<|pad|>", model_max_length=MAX_POS)
 
 
-def make_decoder(family):
+def make_decoder(family, lm=False):
     def make(work, train_text):
         # The Llama family's shape: RMSNorm, RoPE, grouped-query attention, SwiGLU, a `score`
-        # classifier read at the last token; Mistral with a sliding window, Qwen2 with q/k/v
-        # biases and no BOS. Norm weights and biases randomised so they are checked too.
+        # classifier read at the last token (or, `lm`, a causal LM's untied lm_head);
+        # Mistral with a sliding window, Qwen2 with q/k/v biases and no BOS. Norm weights and
+        # biases randomised so they are checked too.
         tok = decoder_tokenizer(train_text, None if family == "qwen2" else "<|begin_of_text|>")
         config_class, model_class = {
             "llama": (transformers.LlamaConfig, transformers.LlamaForSequenceClassification),
@@ -346,6 +347,8 @@ def make_decoder(family):
                         transformers.MistralForSequenceClassification),
             "qwen2": (transformers.Qwen2Config, transformers.Qwen2ForSequenceClassification),
         }[family]
+        if lm:
+            model_class = transformers.LlamaForCausalLM
         extra = {"sliding_window": MISTRAL_WINDOW} if family == "mistral" else {}
         config = config_class(
             vocab_size=len(tok), hidden_size=HIDDEN, num_hidden_layers=LAYERS,
@@ -362,12 +365,13 @@ def make_decoder(family):
     return make
 
 
-def make_gpt2(work, train_text):
+def make_gpt2(work, train_text, lm=False):
     # GPT-2's shape: learned positions, pre-LayerNorm with biases, the fused c_attn and the other
     # projections in Conv1D's [in, out] layout, GELU's tanh form, a `score` classifier read at the
-    # last token; scores also divided by the layer index + 1 (scale_attn_by_inverse_layer_idx, as
-    # some GPT-2 variants train) so that path is checked too. A byte-level BPE without BOS, as
-    # GPT-2's own. LayerNorm weights and biases randomised.
+    # last token (or, `lm`, GPT2LMHeadModel's head tied to the token embeddings, as GPT-2's own);
+    # scores also divided by the layer index + 1 (scale_attn_by_inverse_layer_idx, as some GPT-2
+    # variants train) so that path is checked too. A byte-level BPE without BOS, as GPT-2's own.
+    # LayerNorm weights and biases randomised.
     tok = decoder_tokenizer(train_text, None)
     config = transformers.GPT2Config(
         vocab_size=len(tok), n_embd=HIDDEN, n_layer=LAYERS, n_head=HEADS, n_inner=FFN,
@@ -375,7 +379,8 @@ def make_gpt2(work, train_text):
         pad_token_id=tok.pad_token_id, bos_token_id=tok.eos_token_id,
         eos_token_id=tok.eos_token_id, initializer_range=DECODER_INIT,
         id2label=dict(enumerate(LABELS)), label2id={n: i for i, n in enumerate(LABELS)})
-    model = transformers.GPT2ForSequenceClassification(config)
+    model_class = transformers.GPT2LMHeadModel if lm else transformers.GPT2ForSequenceClassification
+    model = model_class(config)
     perturb_norms_and_biases(model, ".ln_")
     return tok, model
 
@@ -384,7 +389,10 @@ FAMILIES = {"bert": make_bert, "distilbert": make_distilbert, "electra": make_el
             "roberta": make_roberta, "xlm-roberta": make_xlm_roberta,
             "deberta-v2": make_deberta_v2, "modernbert": make_modernbert,
             "llama": make_decoder("llama"), "mistral": make_decoder("mistral"),
-            "qwen2": make_decoder("qwen2"), "gpt2": make_gpt2}
+            "qwen2": make_decoder("qwen2"), "gpt2": make_gpt2,
+            # Causal LMs: the head gives next-token logits after the last token.
+            "llama-lm": make_decoder("llama", lm=True),
+            "gpt2-lm": lambda work, text: make_gpt2(work, text, lm=True)}
 
 
 # --- attention replacement (the reference for attribution) -------------------------------------
@@ -462,14 +470,22 @@ def gauss_legendre(m):
     return (x + 1) / 2, w / 2
 
 
-def attribute(model, probe, enc):
-    """Every layer's attribution of one unpadded example, with F(A) and F(0)."""
+def head_logits(out):
+    """The classifier's logits [B, C], or a causal LM's next-token logits after the last token."""
+    return out.logits[:, -1] if out.logits.dim() == 3 else out.logits
+
+
+def attribute(model, probe, enc, target=None, log_prob=False):
+    """Every layer's attribution of one unpadded example, with F(A) and F(0): F is the
+    probability of `target` (default: the predicted class), or its log-probability."""
     ids = enc["input_ids"]
     extra = {k: v for k, v in enc.items() if k == "token_type_ids"}
     with torch.no_grad():
         probe.layer = None
         clean = model(input_ids=ids, output_attentions=True, **extra)
-    target = int(clean.logits[0].argmax())
+    if target is None:
+        target = int(head_logits(clean)[0].argmax())
+    score = torch.log_softmax if log_prob else torch.softmax
     alphas, weights = gauss_legendre(STEPS)
     alphas = torch.tensor(alphas, dtype=torch.float32).view(-1, 1, 1, 1)
     weights = torch.tensor(weights, dtype=torch.float32)
@@ -480,17 +496,18 @@ def attribute(model, probe, enc):
         a = a.detach()
         scaled = (alphas * a).detach().requires_grad_(True)  # [m, H, n, n]
         probe.layer, probe.replacement = l, scaled
-        f = torch.softmax(model(**rep).logits, dim=-1)[:, target]
+        f = score(head_logits(model(**rep)), dim=-1)[:, target]
         (grad,) = torch.autograd.grad((f * weights).sum(), scaled)
         attr = (a[0] * grad.sum(0)).tolist()
         ends = []
         with torch.no_grad():
             for replacement in (a, torch.zeros_like(a)):
                 probe.replacement = replacement
-                ends.append(float(torch.softmax(model(input_ids=ids, **extra).logits, -1)[0, target]))
+                out = model(input_ids=ids, **extra)
+                ends.append(float(score(head_logits(out), -1)[0, target]))
         probe.layer, probe.replacement = None, None
         # The replacement must reach the model: A itself reproduces the clean pass, zero changes it.
-        clean_f = float(torch.softmax(clean.logits, -1)[0, target])
+        clean_f = float(score(head_logits(clean), -1)[0, target])
         assert abs(ends[0] - clean_f) < 1e-5 and ends[1] != ends[0], (l, ends, clean_f)
         layers.append({"layer": l, "attribution": attr, "target_at_full": ends[0],
                        "target_at_zero": ends[1]})
@@ -530,7 +547,7 @@ def build(family, out_dir, shared, fingerprint):
             out = model(**enc, output_attentions=True)
         oracle["forward"].append({
             "text": text, "text_pair": pair, "ids": enc["input_ids"][0].tolist(),
-            "logits": out.logits[0].tolist(),
+            "logits": head_logits(out)[0].tolist(),
             "attentions": [a[0].tolist() for a in out.attentions]})
 
     # The probe must reproduce eager attention exactly before it is trusted with replacements.
@@ -548,6 +565,18 @@ def build(family, out_dir, shared, fingerprint):
         target, layers = attribute(model, probe, enc)
         oracle["attribution"].append({"text": text, "ids": enc["input_ids"][0].tolist(),
                                       "target_class": target, "layers": layers})
+    if family.endswith("-lm"):
+        # A next-token log-probability target: the second most probable token after dev[10].
+        enc = dict(encode(tok, dev[10]))
+        enc.pop("attention_mask", None)
+        with torch.no_grad():
+            probe.layer = None
+            second = int(head_logits(model(input_ids=enc["input_ids"]))[0].topk(2).indices[1])
+        target, layers = attribute(model, probe, enc, target=second, log_prob=True)
+        oracle["attribution_log_prob"] = {"text": dev[10], "ids": enc["input_ids"][0].tolist(),
+                                          "target_class": target,
+                                          "token": tok.convert_ids_to_tokens(target),
+                                          "layers": layers}
 
     if family == "llama":
         oracle["rope_variants"] = rope_variants()

@@ -24,13 +24,17 @@ enum class TargetKind {
   kClassProb,            // softmax probability of `class_index`
   kClassLogit,           // logit of `class_index`
   kEmbeddingSimilarity,  // cosine(mean-pooled last hidden state, reference embedding)
+  kClassLogProb,         // log-softmax of `class_index` (a language model's next-token log-prob)
 };
 
 struct AttributionTarget {
   TargetKind kind = TargetKind::kPredictedClassProb;
-  int class_index = -1;        // for kClassProb / kClassLogit
+  int class_index = -1;  // for kClassProb / kClassLogit / kClassLogProb
   std::string reference_text;  // for kEmbeddingSimilarity (embedded with this model) ...
   std::vector<float> reference_embedding;  // ... or given directly ([hidden_size]); text wins
+  // Language models: the next token whose probability, log-probability or logit is F, as text that
+  // encodes to exactly one token (" Paris" for a byte-level BPE); sets class_index (NextTokenId).
+  std::string next_token;
 };
 
 struct AttributionOptions {
@@ -72,8 +76,14 @@ struct ExampleAttribution {
   int scored_position = 0;
 };
 
+// The token id `text` encodes to, for AttributionTarget::next_token: InvalidArgument naming
+// target.next_token unless the model is a language model and the text is exactly one token
+// (special tokens the tokenizer adds, such as a BOS, aside).
+absl::StatusOr<int> NextTokenId(const Model& model, const std::string& text);
+
 // Validates options against the model: InvalidArgument naming the field (steps, layers[i],
-// target.class_index, target.reference_text, memory_budget_bytes, max_batch_examples).
+// target.class_index, target.next_token, target.reference_text, memory_budget_bytes,
+// max_batch_examples).
 absl::Status ValidateAttributionOptions(const Model& model, const AttributionOptions& options);
 
 // Attributes every example; results are in input order and do not depend on batching or chunking

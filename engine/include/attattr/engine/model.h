@@ -35,7 +35,12 @@ struct ModelInfo {
   int max_length = 0;  // longest accepted input in tokens, special tokens included
   double layer_norm_eps = 0;
   bool has_classifier = false;  // false for encoder-only checkpoints (no pooler/classifier head)
-  std::vector<std::string> labels;  // class names by id (empty when !has_classifier)
+  // A causal language model (a decoder loaded as *ForCausalLM / GPT2LMHeadModel): its head is the
+  // LM head read at the last real token, its "classes" are the vocabulary's token ids
+  // (num_classes = vocab_size) and labels stay empty. has_classifier is true for it.
+  bool language_model = false;
+  int num_classes = 0;              // the head's outputs: labels.size(), or the vocabulary
+  std::vector<std::string> labels;  // class names by id (empty when !has_classifier or an LM)
   int64_t parameter_count = 0;
   std::string device;  // "cpu", "cuda:0", ...
 };
@@ -59,12 +64,31 @@ struct RandomModelSpec {
   std::string device = "cpu";
 };
 
+// One of a language model's most probable next tokens.
+struct TokenProbability {
+  int32_t id = 0;
+  std::string token;  // the tokenizer's piece for id
+  float probability = 0;
+  float logit = 0;
+};
+
+// How many next tokens a language model's Prediction keeps (its vocabulary is too large to copy).
+inline constexpr int kTopTokens = 10;
+
 // Output of a clean forward pass for one example.
 struct Prediction {
-  std::vector<float> logits;         // [C]; empty for encoder-only models
+  std::vector<float> logits;         // [C]; empty for encoder-only models and language models
   std::vector<float> probabilities;  // softmax(logits)
-  int predicted = -1;                // argmax, -1 for encoder-only models
+  int predicted = -1;                // argmax (a token id for an LM), -1 for encoder-only models
+  // Language models: the kTopTokens most probable next tokens, most probable first.
+  std::vector<TokenProbability> top_tokens;
+  float predicted_probability = 0;  // probabilities[predicted] (also for an LM)
 };
+
+// OK when `info` is a classifier over labelled classes: what head importance and trigger search
+// need, whose gold labels are classes. InvalidArgument ("model: <what> needs a classifier
+// checkpoint", saying why for a language model, whose classes are the vocabulary) otherwise.
+absl::Status RequireClassifier(const ModelInfo& info, const std::string& what);
 
 class Model {
  public:
