@@ -68,13 +68,16 @@ TEST_P(FamilyCliTest, TextOutputNamesTheTokens) {
   EXPECT_NE(r.out.find("layer 2"), std::string::npos) << r.out;
 }
 
+// Test names are [A-Za-z0-9_]: "xlm-roberta" -> "xlm_roberta".
+std::string ParamName(const ::testing::TestParamInfo<std::string>& info) {
+  std::string name = info.param;
+  for (char& c : name) c = c == '-' ? '_' : c;
+  return name;
+}
+
 INSTANTIATE_TEST_SUITE_P(Families, FamilyCliTest,
                          ::testing::Values("roberta", "xlm-roberta", "deberta-v2", "modernbert"),
-                         [](const auto& info) {
-                           std::string name = info.param;
-                           for (char& c : name) c = c == '-' ? '_' : c;
-                           return name;
-                         });
+                         ParamName);
 
 // A decoder (Llama, GPT-2) explains from the command line like an encoder (its attributions
 // lower-triangular); its tree is rooted at the last token, which its classifier reads.
@@ -87,7 +90,7 @@ TEST_P(DecoderCliTest, ExplainsCausallyWithTreesAtTheLastToken) {
   ASSERT_EQ(r.exit_code, 0) << r.out;
   auto j = nlohmann::json::parse(r.out);
   // Llama's tokenizer puts its BOS first; GPT-2's adds nothing.
-  EXPECT_EQ(j["tokens"][0], GetParam() == "llama" ? "<|begin_of_text|>" : "a");
+  EXPECT_EQ(j["tokens"][0], GetParam().rfind("llama", 0) == 0 ? "<|begin_of_text|>" : "a");
   for (const auto& layer : j["layers"]) {
     EXPECT_LT(layer["completeness_gap"].get<double>(), 1e-3);
     for (const auto& head : layer["attribution"]) {  // query i reads keys j <= i only
@@ -105,6 +108,33 @@ TEST_P(DecoderCliTest, ExplainsCausallyWithTreesAtTheLastToken) {
   for (const auto& node : t["tree"]["nodes"]) EXPECT_NE(node["position"], last);
 }
 
-INSTANTIATE_TEST_SUITE_P(Decoders, DecoderCliTest, ::testing::Values("llama", "gpt2"));
+// A causal LM explains the log-probability of a next token given as text, and says what it would
+// predict next; text that is not one token is refused, naming the field.
+TEST_P(DecoderCliTest, CausalLanguageModelsExplainNextTokens) {
+  if (GetParam().find("-lm") == std::string::npos) GTEST_SKIP() << "a classifier";
+  const std::string model = "--model " + std::string(ATTATTR_ORACLE_DIR) + "/" + GetParam() +
+                            " --threads 1 --text 'a witty movie .' --steps 8";
+  auto r = RunCli("explain " + model + " --target \"next_token_logprob: the\" --format text");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("next token: "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("target: next_token_logprob: the"), std::string::npos) << r.out;
+  auto j = RunCli("explain " + model + " --target \"next_token: the\"");
+  ASSERT_EQ(j.exit_code, 0) << j.out;
+  auto json = nlohmann::json::parse(j.out);
+  EXPECT_EQ(json["prediction"]["top_tokens"].size(), 10u);
+  EXPECT_EQ(json["prediction"]["token_id"], json["prediction"]["top_tokens"][0]["id"]);
+  for (const auto& layer : json["layers"]) {
+    EXPECT_GT(layer["target_at_full"].get<double>(), 0.0);  // a probability this time
+    EXPECT_LT(layer["completeness_gap"].get<double>(), 1e-2);
+  }
+  auto refused = ::attattr::testing::RunCommand(BinDir() + "/attattr explain " + model +
+                                                " --target \"next_token: the film\" 2>&1");
+  EXPECT_EQ(refused.exit_code, 2);
+  EXPECT_NE(refused.out.find("target.next_token: ' the film' is 2 tokens"), std::string::npos)
+      << refused.out;
+}
+
+INSTANTIATE_TEST_SUITE_P(Decoders, DecoderCliTest,
+                         ::testing::Values("llama", "gpt2", "llama-lm", "gpt2-lm"), ParamName);
 
 }  // namespace

@@ -6,9 +6,12 @@
 // each, and on DistilBERT, RoBERTa, DeBERTa and ModernBERT every job kind runs — ATTRIBUTION,
 // HEAD_IMPORTANCE (rankings and curves; the pruned export lands in the family's layout for
 // DistilBERT and RoBERTa, and is refused at submission for DeBERTa and ModernBERT, naming the field
-// and the family) and TRIGGER_SEARCH — and the HTML report renders each result.
+// and the family) and TRIGGER_SEARCH — and the HTML report renders each result. The causal-LM
+// checkpoints (llama-lm, gpt2-lm) answer next-token targets through Explain and jobs, and refuse
+// the jobs whose gold labels are classes.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <iterator>
 #include <map>
@@ -56,6 +59,9 @@ class FamilyRpcTest : public ::testing::Test {
     for (const char* family : kFamilies) {
       fs::create_directory_symlink(OracleDir(family), *root_ + "/models/tiny-" + family);
     }
+    for (const char* family : {"llama-lm", "gpt2-lm"}) {
+      fs::create_directory_symlink(OracleDir(family), *root_ + "/models/tiny-" + family);
+    }
     fs::copy_file(::attattr::testing::SharedDir() + "/data/sst2/dev.tsv",
                   *root_ + "/data/sst2-dev.tsv");
     ServerConfig config;
@@ -95,7 +101,7 @@ TEST_F(FamilyRpcTest, ModelsReportTheirFamilyAndTokenizer) {
   grpc::ClientContext ctx;
   v1::ListModelsResponse list;
   ASSERT_TRUE(stub_->ListModels(&ctx, {}, &list).ok());
-  ASSERT_EQ(list.models_size(), static_cast<int>(std::size(kFamilies)));
+  ASSERT_EQ(list.models_size(), static_cast<int>(std::size(kFamilies)) + 2);  // + the causal LMs
   const std::map<std::string, std::pair<std::string, std::string>> expected = {
       {"bert", {"wordpiece", "BertForSequenceClassification"}},
       {"distilbert", {"wordpiece", "DistilBertForSequenceClassification"}},
@@ -108,6 +114,7 @@ TEST_F(FamilyRpcTest, ModelsReportTheirFamilyAndTokenizer) {
       {"gpt2", {"bpe", "GPT2ForSequenceClassification"}}};
   for (const auto& m : list.models()) {
     SCOPED_TRACE(m.name());
+    if (m.language_model()) continue;  // CausalLanguageModelsAnswerNextTokenTargets
     EXPECT_EQ("tiny-" + m.family(), m.name());
     ASSERT_EQ(expected.count(m.family()), 1u);
     EXPECT_EQ(m.tokenizer(), expected.at(m.family()).first);
@@ -116,6 +123,7 @@ TEST_F(FamilyRpcTest, ModelsReportTheirFamilyAndTokenizer) {
     EXPECT_EQ(m.heads_per_layer_size(), 3);
     for (int h : m.heads_per_layer()) EXPECT_EQ(h, 4);
     EXPECT_EQ(m.labels_size(), 3);
+    EXPECT_EQ(m.num_classes(), 3);
     EXPECT_EQ(m.max_length(), 128);  // RoBERTa's 130 positions start at pad_token_id + 1 = 2
     EXPECT_EQ(m.decoder(), IsDecoder(m.family()));
     // Llama's grouped-query attention: 2 KV heads for 4.
@@ -336,6 +344,126 @@ TEST_F(FamilyRpcTest, DecodersAttributeCausallyAndRootTreesAtTheLastToken) {
   ASSERT_TRUE(result.status.ok()) << result.status.error_message();
   ASSERT_EQ(result.result.attribution().examples_size(), 2);
   for (const auto& a : result.result.attribution().examples()) ExpectCausalTree(a);
+}
+
+// A causal LM is listed as one (its classes the vocabulary, no labels); Explain answers next-token
+// targets — by token id or by text, probability or log-probability — equal to the engine in
+// process, its prediction the ten most probable next tokens; an ATTRIBUTION job with a next-token
+// target succeeds and its report shows them; text that is not one token, a next-token target on a
+// classifier and the jobs whose gold labels are classes are refused, naming the field.
+TEST_F(FamilyRpcTest, CausalLanguageModelsAnswerNextTokenTargets) {
+  for (const char* family : {"llama-lm", "gpt2-lm"}) {
+    SCOPED_TRACE(family);
+    const std::string name = std::string("tiny-") + family;
+    auto engine_model = engine::Model::Load(OracleDir(family));
+    ASSERT_TRUE(engine_model.ok()) << engine_model.status();
+    const engine::Model& model = **engine_model;
+    {
+      grpc::ClientContext ctx;
+      v1::GetModelRequest req;
+      req.set_name(name);
+      v1::Model m;
+      ASSERT_TRUE(stub_->GetModel(&ctx, req, &m).ok());
+      EXPECT_TRUE(m.language_model());
+      EXPECT_TRUE(m.has_classifier());
+      EXPECT_EQ(m.num_classes(), model.info().vocab_size);
+      EXPECT_EQ(m.labels_size(), 0);
+      EXPECT_EQ(m.architecture(),
+                std::string(family) == "gpt2-lm" ? "GPT2LMHeadModel" : "LlamaForCausalLM");
+    }
+    const std::string text = "a gorgeous , witty , seductive movie";
+    v1::ExplainRequest req;
+    req.set_model(name);
+    req.mutable_example()->set_text(text);
+    req.mutable_options()->set_steps(4);
+    const auto explain = [&](const v1::ExplainRequest& r, v1::ExplainResponse* out) {
+      grpc::ClientContext ctx;
+      return stub_->Explain(&ctx, r, out);
+    };
+    v1::ExplainResponse greedy;
+    ASSERT_TRUE(explain(req, &greedy).ok());
+    const auto& p = greedy.attribution().prediction();
+    ASSERT_EQ(p.top_tokens_size(), engine::kTopTokens);
+    EXPECT_EQ(p.probabilities_size(), 0);
+    EXPECT_EQ(p.predicted(), p.top_tokens(0).id());
+    EXPECT_EQ(p.label(), p.top_tokens(0).token());
+    EXPECT_EQ(greedy.attribution().target_class(), p.predicted());
+    // The log-probability of the second most probable token, by id.
+    const auto second = p.top_tokens(1);
+    req.mutable_options()->mutable_target()->set_kind(v1::Target::CLASS_LOG_PROB);
+    req.mutable_options()->mutable_target()->set_class_index(second.id());
+    v1::ExplainResponse by_id;
+    ASSERT_TRUE(explain(req, &by_id).ok());
+    EXPECT_EQ(by_id.attribution().target_class(), second.id());
+    engine::AttributionOptions o;
+    o.steps = 4;
+    o.target.kind = engine::TargetKind::kClassLogProb;
+    o.target.class_index = second.id();
+    auto local = engine::AttributeExamples(model, {engine::Example{text, std::nullopt, -1}}, o);
+    ASSERT_TRUE(local.ok()) << local.status();
+    ASSERT_EQ(by_id.attribution().layers_size(), static_cast<int>((*local)[0].layers.size()));
+    for (int l = 0; l < by_id.attribution().layers_size(); ++l) {
+      const auto& got = by_id.attribution().layers(l);
+      EXPECT_NEAR(got.target_at_full(), std::log(second.probability()), 1e-4);
+      EXPECT_NEAR(got.target_at_full(), (*local)[0].layers[l].target_at_full, 1e-6);
+      EXPECT_NEAR(got.attribution_sum(), (*local)[0].layers[l].attribution_sum, 1e-5);
+    }
+    // By text: " the" is one token of these byte-level BPE vocabularies.
+    const auto the = model.tokenizer().TokenToId("\xC4\xA0the");
+    ASSERT_TRUE(the.has_value());
+    req.mutable_options()->mutable_target()->set_kind(v1::Target::CLASS_PROB);
+    req.mutable_options()->mutable_target()->set_class_index(0);
+    req.mutable_options()->mutable_target()->set_next_token(" the");
+    v1::ExplainResponse by_text;
+    ASSERT_TRUE(explain(req, &by_text).ok());
+    EXPECT_EQ(by_text.attribution().target_class(), *the);
+    // Refused: two tokens; an id outside the vocabulary.
+    req.mutable_options()->mutable_target()->set_next_token(" the film");
+    v1::ExplainResponse refused;
+    ExpectStatus(explain(req, &refused), grpc::StatusCode::INVALID_ARGUMENT,
+                 "target.next_token: ' the film' is 2 tokens; it must be exactly one");
+    req.mutable_options()->mutable_target()->clear_next_token();
+    req.mutable_options()->mutable_target()->set_class_index(model.info().vocab_size);
+    ExpectStatus(explain(req, &refused), grpc::StatusCode::INVALID_ARGUMENT,
+                 "options.target.class_index: " + std::to_string(model.info().vocab_size) +
+                     " is not a token id of this model");
+    // A job with a next-token target; its report shows the next tokens.
+    v1::JobSpec spec = ::attattr::testing::ReviewsJob(name, 2, 2);
+    spec.mutable_attribution()->mutable_options()->mutable_target()->set_kind(
+        v1::Target::CLASS_LOG_PROB);
+    spec.mutable_attribution()->mutable_options()->mutable_target()->set_next_token(" the");
+    v1::Job job;
+    ASSERT_TRUE(Submit(*stub_, spec, &job).ok());
+    const v1::Job done = WaitDone(*stub_, job.name(), 300);
+    ASSERT_EQ(done.state(), v1::SUCCEEDED) << done.error_message();
+    const auto result = ReadResult(*stub_, job.name());
+    ASSERT_TRUE(result.status.ok()) << result.status.error_message();
+    for (const auto& a : result.result.attribution().examples()) {
+      EXPECT_EQ(a.target_class(), *the);
+      EXPECT_EQ(a.prediction().top_tokens_size(), engine::kTopTokens);
+      EXPECT_LT(a.layers(0).target_at_full(), 0.0);  // a log-probability
+    }
+    auto html = report::RenderJobReport(done, &result.result);
+    ASSERT_TRUE(html.ok()) << html.status();
+    EXPECT_NE(html->find("next token"), std::string::npos);
+    // Head importance: gold labels are classes, not next tokens.
+    v1::JobSpec heads;
+    heads.set_model(name);
+    *heads.mutable_head_importance()->mutable_importance_set() = DatasetSource("sst2-dev.tsv", 4);
+    *heads.mutable_head_importance()->mutable_evaluation_set() = DatasetSource("sst2-dev.tsv", 4);
+    ExpectStatus(Submit(*stub_, heads, &job), grpc::StatusCode::INVALID_ARGUMENT,
+                 "spec.model: '" + name + "': head importance needs a classifier checkpoint");
+  }
+  // A next-token target on a classifier.
+  v1::ExplainRequest req;
+  req.set_model("tiny-llama");
+  req.mutable_example()->set_text("a gorgeous movie");
+  req.mutable_options()->mutable_target()->set_kind(v1::Target::CLASS_PROB);
+  req.mutable_options()->mutable_target()->set_next_token(" the");
+  grpc::ClientContext ctx;
+  v1::ExplainResponse resp;
+  ExpectStatus(stub_->Explain(&ctx, req, &resp), grpc::StatusCode::INVALID_ARGUMENT,
+               "target.next_token: model is not a language model (LlamaForSequenceClassification)");
 }
 
 }  // namespace
