@@ -50,10 +50,16 @@ absl::StatusOr<engine::AttributionTarget> ParseTarget(const std::string& spec,
     t.next_token = value;  // the model checks it is one token (engine::NextTokenId)
     return t;
   }
+  if (kind == "sequence_logprob" && !value.empty()) {
+    t.kind = engine::TargetKind::kSequenceLogProb;
+    t.continuation = value;
+    return t;
+  }
   return absl::InvalidArgumentError(
       absl::StrCat("--target: '", spec,
                    "' is not one of predicted, class:K, logit:K, logprob:K, similarity:TEXT, "
-                   "next_token:TEXT, next_token_logprob:TEXT, next_token_logit:TEXT"));
+                   "next_token:TEXT, next_token_logprob:TEXT, next_token_logit:TEXT, "
+                   "sequence_logprob:TEXT"));
 }
 
 bool TargetNeedsLabels(const std::string& spec) {
@@ -93,6 +99,8 @@ std::string TargetSpec(const v1::Target& t) {
                    : absl::StrCat("logit:", t.class_index());
     case v1::Target::EMBEDDING_SIMILARITY:
       return absl::StrCat("similarity:", t.reference_text());
+    case v1::Target::SEQUENCE_LOG_PROB:
+      return absl::StrCat("sequence_logprob:", t.continuation());
     default:
       return "predicted";
   }

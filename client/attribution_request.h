@@ -14,8 +14,9 @@
 namespace attattr::client {
 
 // "predicted" | "class:K" | "logit:K" | "logprob:K" | "similarity:TEXT" | "next_token:TEXT" |
-// "next_token_logprob:TEXT" | "next_token_logit:TEXT"; K is a class index or label name (a token id
-// on a language model), TEXT after next_token one token of a language model (" Paris").
+// "next_token_logprob:TEXT" | "next_token_logit:TEXT" | "sequence_logprob:TEXT"; K is a class
+// index or label name (a token id on a language model), TEXT after next_token one token of a
+// language model (" Paris"), after sequence_logprob a continuation scored teacher-forced.
 absl::StatusOr<engine::AttributionTarget> ParseTarget(const std::string& spec,
                                                       const std::vector<std::string>& labels);
 // True when `spec` names a class by label (class:positive), i.e. ParseTarget needs the labels.

@@ -442,7 +442,8 @@ JobCommands::JobCommands(CLI::App& app) {
           "--target", s.target,
           "predicted | class:K | logit:K | logprob:K | similarity:TEXT (K: index or label); "
           "language models: next_token:TEXT | next_token_logprob:TEXT | "
-          "next_token_logit:TEXT (TEXT one token, e.g. ' Paris'; K a token id)")
+          "next_token_logit:TEXT (TEXT one token, e.g. ' Paris'; K a token id) | "
+          "sequence_logprob:TEXT (log p(TEXT | input), teacher-forced)")
       ->capture_default_str();
   submit_cmd_->add_option("--top-k", s.top_k, "Keep the K strongest connections per layer")
       ->capture_default_str();

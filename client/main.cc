@@ -74,7 +74,8 @@ int main(int argc, char** argv) {
           "--target", ef.target,
           "predicted | class:K | logit:K | logprob:K | similarity:TEXT (K: index or label); "
           "language models: next_token:TEXT | next_token_logprob:TEXT | "
-          "next_token_logit:TEXT (TEXT one token, e.g. ' Paris'; K a token id)")
+          "next_token_logit:TEXT (TEXT one token, e.g. ' Paris'; K a token id) | "
+          "sequence_logprob:TEXT (log p(TEXT | input), teacher-forced)")
       ->capture_default_str();
   explain->add_option("--layers", ef.layers, "Comma-separated layer indices (default: all)");
   explain->add_option("--format", ef.format, "json | text")->capture_default_str();

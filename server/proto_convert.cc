@@ -56,11 +56,13 @@ absl::StatusOr<engine::AttributionOptions> AttributionOptionsFromProto(
   o.target.class_index = t.class_index();
   o.target.reference_text = t.reference_text();
   o.target.next_token = t.next_token();
+  o.target.continuation = t.continuation();
   if (o.target.kind != engine::TargetKind::kEmbeddingSimilarity && !info.has_classifier) {
     return Invalid(field + ".target.kind",
                    "this model is encoder-only (no classes): use EMBEDDING_SIMILARITY");
   }
   ATTATTR_RETURN_IF_ERROR(CheckTextBytes(t.next_token(), config, field + ".target.next_token"));
+  ATTATTR_RETURN_IF_ERROR(CheckTextBytes(t.continuation(), config, field + ".target.continuation"));
   if ((o.target.kind == engine::TargetKind::kClassProb ||
        o.target.kind == engine::TargetKind::kClassLogit ||
        o.target.kind == engine::TargetKind::kClassLogProb) &&
@@ -118,6 +120,14 @@ absl::StatusOr<ExplainCall> ExplainFromProto(const v1::ExplainRequest& request,
   ATTATTR_ASSIGN_OR_RETURN(
       auto options, AttributionOptionsFromProto(request.options(), model, config, "options"));
   call.options = std::move(options);
+  // A sequence target's continuation is appended to the text: both count against the limit.
+  if (const int extra = engine::TargetExtraTokens(model, call.options.target);
+      extra > 0 && static_cast<int>(call.encoding.size()) + extra > limit) {
+    return Invalid("options.target.continuation",
+                   absl::StrCat(call.encoding.size(), " tokens of text and ", extra,
+                                " of continuation exceed the limit of ", limit,
+                                " (the model's maximum length and --max-explain-tokens)"));
+  }
   ATTATTR_ASSIGN_OR_RETURN(auto result,
                            ResultOptionsFromProto(request.result(), request.has_result(),
                                                   std::numeric_limits<int>::max(), "result"));

@@ -72,6 +72,8 @@ std::optional<engine::TargetKind> TargetKindFromProto(v1::Target::Kind kind) {
       return engine::TargetKind::kEmbeddingSimilarity;
     case v1::Target::CLASS_LOG_PROB:
       return engine::TargetKind::kClassLogProb;
+    case v1::Target::SEQUENCE_LOG_PROB:
+      return engine::TargetKind::kSequenceLogProb;
     default:
       return std::nullopt;
   }
@@ -89,6 +91,8 @@ v1::Target::Kind TargetKindToProto(engine::TargetKind kind) {
       return v1::Target::EMBEDDING_SIMILARITY;
     case engine::TargetKind::kClassLogProb:
       return v1::Target::CLASS_LOG_PROB;
+    case engine::TargetKind::kSequenceLogProb:
+      return v1::Target::SEQUENCE_LOG_PROB;
   }
   return v1::Target::KIND_UNSPECIFIED;
 }
@@ -102,6 +106,7 @@ void AttributionOptionsToProto(const engine::AttributionOptions& options,
   out->mutable_target()->set_class_index(options.target.class_index);
   out->mutable_target()->set_reference_text(options.target.reference_text);
   out->mutable_target()->set_next_token(options.target.next_token);
+  out->mutable_target()->set_continuation(options.target.continuation);
 }
 
 void AttributionToProto(const engine::ExampleAttribution& r, const v1::ResultOptions& options,
@@ -128,6 +133,7 @@ void AttributionToProto(const engine::ExampleAttribution& r, const v1::ResultOpt
   pred->set_predicted_probability(r.prediction.predicted_probability);
   out->set_target_class(r.target_class);
   out->set_scored_position(r.scored_position);
+  out->set_continuation_start(r.continuation_start);
   const int n = static_cast<int>(r.encoding.size());
   for (const auto& layer : r.layers) {
     auto* pl = out->add_layers();
@@ -197,6 +203,7 @@ absl::StatusOr<engine::ExampleAttribution> AttributionFromProto(const v1::Exampl
   r.prediction.predicted_probability = a.prediction().predicted_probability();
   r.target_class = a.target_class();
   r.scored_position = a.scored_position();
+  r.continuation_start = a.continuation_start();
   const size_t n = r.encoding.tokens.size();
   for (const auto& pl : a.layers()) {
     engine::LayerAttribution l;

@@ -23,6 +23,9 @@ struct TargetSpec {
   TargetKind kind = TargetKind::kPredictedClassProb;
   torch::Tensor classes;    // [B] int64, for classifier targets
   torch::Tensor reference;  // [d], for similarity
+  // kSequenceLogProb: the positions whose output predicts each continuation token, and those
+  // tokens' ids: both [B, k] int64.
+  torch::Tensor positions, next_ids;
   // F reads the first token only (a [CLS] classifier, not the mean-pooled similarity): the last
   // layer runs for query row 0 alone. Exact: no other row of the last layer reaches F, so their
   // attributions are exactly zero either way.
@@ -37,6 +40,12 @@ torch::Tensor TargetValues(const Encoder& enc, const TargetSpec& target, const t
     auto mask = attention_mask.repeat({rows, 1});
     auto pooled = MeanPool(x, mask);
     return torch::cosine_similarity(pooled, target.reference.unsqueeze(0), 1, 1e-8);
+  }
+  if (target.kind == TargetKind::kSequenceLogProb) {
+    const auto positions = target.positions.repeat({rows, 1});  // [R, k]
+    const auto hidden = x.gather(1, positions.unsqueeze(2).expand({-1, -1, x.size(2)}));
+    const auto log_probs = torch::log_softmax(enc.LanguageModelLogits(hidden), -1);  // [R, k, V]
+    return log_probs.gather(2, target.next_ids.repeat({rows, 1}).unsqueeze(2)).squeeze(2).sum(1);
   }
   auto logits = enc.Head(x, attention_mask.repeat({rows, 1}));
   auto idx = target.classes.repeat({rows}).unsqueeze(1);
@@ -63,9 +72,35 @@ torch::Tensor RunAbove(const Encoder& enc, int l, const torch::Tensor& h_rep,
   return TargetValues(enc, target, x, attention_mask, rows);
 }
 
-// Where F reads the output: a decoder's last token, the encoders' first.
-int ScoredPosition(const ModelInfo& info, const Encoding& encoding) {
-  return info.decoder ? static_cast<int>(encoding.input_ids.size()) - 1 : 0;
+// Where F reads the output: a decoder's last token (for a sequence target the last position it
+// reads, before the last continuation token), the encoders' first.
+int ScoredPosition(const ModelInfo& info, const Encoding& encoding, bool sequence) {
+  const int last = static_cast<int>(encoding.input_ids.size()) - 1;
+  return info.decoder ? last - (sequence ? 1 : 0) : 0;
+}
+
+// Each encoding with the continuation's tokens appended (a kSequenceLogProb target);
+// InvalidArgument naming the example when that passes the model's maximum length.
+absl::StatusOr<std::vector<Encoding>> AppendContinuation(const Model& model,
+                                                         const std::vector<Encoding>& encodings,
+                                                         const std::vector<int32_t>& ids) {
+  std::vector<Encoding> out = encodings;
+  const Tokenizer& tok = model.tokenizer();
+  for (size_t i = 0; i < out.size(); ++i) {
+    Encoding& e = out[i];
+    if (static_cast<int>(e.size() + ids.size()) > model.info().max_length) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "examples[", i, "]: ", e.size(), " tokens and the continuation's ", ids.size(),
+          " exceed the model's maximum length of ", model.info().max_length));
+    }
+    for (int32_t id : ids) {
+      e.input_ids.push_back(id);
+      e.token_type_ids.push_back(0);
+      e.tokens.push_back(tok.IdToToken(id));
+      e.offsets.push_back({-1, 0, 0});
+    }
+  }
+  return out;
 }
 
 // Stacks `rows` copies of t along dim 0: [B, ...] -> [rows·B, ...].
@@ -76,11 +111,12 @@ torch::Tensor Stack(const torch::Tensor& t, int64_t rows) {
 }
 
 // Activation bytes one α-point of one example costs when attributing layer l at length n (a
-// language model's head adds its logits, softmax and gradient over the vocabulary).
-int64_t BytesPerPoint(const ModelInfo& info, int l, int64_t n) {
+// language model's head adds its logits, softmax and gradient over the vocabulary at each of the
+// `head_rows` positions it reads: 1, or a sequence target's continuation length).
+int64_t BytesPerPoint(const ModelInfo& info, int l, int64_t n, int64_t head_rows = 1) {
   const int64_t h = info.num_heads, d = info.hidden_size, i = info.intermediate_size;
   const int64_t upper = info.num_layers - l;
-  const int64_t head = info.language_model ? 3 * int64_t{info.num_classes} : 0;
+  const int64_t head = info.language_model ? 3 * int64_t{info.num_classes} * head_rows : 0;
   return 4 * (upper * (4 * h * n * n + 12 * n * d + 3 * n * i) + 2 * h * n * n + head);
 }
 
@@ -115,14 +151,28 @@ absl::StatusOr<AttributionTarget> ResolveTarget(const Model& model, const Attrib
   return out;
 }
 
-// Per-row target classes for a batch of clean logits [B, C].
+// Per-row target classes for a batch of clean logits [B, C]; `continuation` holds a sequence
+// target's token ids, which end every row (attention_mask [B, n]).
 TargetSpec MakeTargetSpec(const Encoder& enc, const AttributionTarget& target,
-                          const torch::Tensor& logits, const torch::Tensor& reference) {
+                          const torch::Tensor& logits, const torch::Tensor& reference,
+                          const std::vector<int32_t>& continuation,
+                          const torch::Tensor& attention_mask) {
   TargetSpec spec;
   spec.kind = target.kind;
-  spec.first_row_only =
-      target.kind != TargetKind::kEmbeddingSimilarity && enc.HeadReadsFirstToken();
-  if (target.kind == TargetKind::kEmbeddingSimilarity) {
+  spec.first_row_only = target.kind != TargetKind::kEmbeddingSimilarity &&
+                        target.kind != TargetKind::kSequenceLogProb && enc.HeadReadsFirstToken();
+  if (target.kind == TargetKind::kSequenceLogProb) {
+    const auto i64 = torch::TensorOptions().dtype(torch::kInt64).device(attention_mask.device());
+    const int64_t k = static_cast<int64_t>(continuation.size());
+    const auto lengths = attention_mask.sum(1).to(torch::kInt64);  // [B]
+    // Token c_t sits at n_r − k + t and is predicted by the output at n_r − k + t − 1.
+    spec.positions = (lengths - k - 1).unsqueeze(1) + torch::arange(k, i64).unsqueeze(0);
+    spec.next_ids =
+        torch::tensor(std::vector<int64_t>(continuation.begin(), continuation.end()), i64)
+            .unsqueeze(0)
+            .expand({attention_mask.size(0), k})
+            .contiguous();
+  } else if (target.kind == TargetKind::kEmbeddingSimilarity) {
     spec.reference = reference;
   } else if (target.kind == TargetKind::kPredictedClassProb) {
     spec.classes = logits.argmax(1);
@@ -192,6 +242,13 @@ absl::Status ValidateAttributionOptions(const Model& model, const AttributionOpt
                                                        info.language_model ? " (token ids)" : ""));
       }
       break;
+    case TargetKind::kSequenceLogProb:
+      if (t.continuation.empty()) {
+        return absl::InvalidArgumentError(
+            "target.continuation: the sequence log-probability target needs a continuation");
+      }
+      ATTATTR_RETURN_IF_ERROR(ContinuationIds(model, t.continuation).status());
+      break;
     case TargetKind::kEmbeddingSimilarity:
       if (t.reference_text.empty() && t.reference_embedding.empty()) {
         return absl::InvalidArgumentError(
@@ -214,21 +271,48 @@ absl::Status ValidateAttributionOptions(const Model& model, const AttributionOpt
   return absl::OkStatus();
 }
 
-absl::StatusOr<int> NextTokenId(const Model& model, const std::string& text) {
+namespace {
+
+// The ids of `text`'s own tokens (special tokens the tokenizer adds aside), for the target field
+// `field` (target.next_token, target.continuation), which only a language model has.
+absl::StatusOr<std::vector<int32_t>> LanguageModelTokens(const Model& model,
+                                                         const std::string& text,
+                                                         const char* field) {
   if (!model.info().language_model) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "target.next_token: model is not a language model (", model.info().architecture,
-        "); next-token targets need a causal LM checkpoint"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": model is not a language model (", model.info().architecture,
+                     "); next-token and sequence targets need a causal LM checkpoint"));
   }
   auto encoding = model.Encode(Example{text, std::nullopt, -1});
   if (!encoding.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("target.next_token: ", encoding.status().message()));
+    return absl::InvalidArgumentError(absl::StrCat(field, ": ", encoding.status().message()));
   }
   std::vector<int32_t> ids;
   for (size_t i = 0; i < encoding->size(); ++i) {
     if (encoding->offsets[i].segment >= 0) ids.push_back(encoding->input_ids[i]);
   }
+  return ids;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<int32_t>> ContinuationIds(const Model& model, const std::string& text) {
+  ATTATTR_ASSIGN_OR_RETURN(auto ids, LanguageModelTokens(model, text, "target.continuation"));
+  if (ids.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("target.continuation: ", QuoteInput(text), " holds no token"));
+  }
+  return ids;
+}
+
+int TargetExtraTokens(const Model& model, const AttributionTarget& target) {
+  if (target.kind != TargetKind::kSequenceLogProb) return 0;
+  auto ids = ContinuationIds(model, target.continuation);
+  return ids.ok() ? static_cast<int>(ids->size()) : 0;
+}
+
+absl::StatusOr<int> NextTokenId(const Model& model, const std::string& text) {
+  ATTATTR_ASSIGN_OR_RETURN(auto ids, LanguageModelTokens(model, text, "target.next_token"));
   if (ids.size() != 1) {
     return absl::InvalidArgumentError(absl::StrCat(
         "target.next_token: ", QuoteInput(text), " is ", ids.size(),
@@ -254,10 +338,18 @@ absl::StatusOr<std::vector<ExampleAttribution>> AttributeExamples(
 }
 
 absl::StatusOr<std::vector<ExampleAttribution>> AttributeEncodings(
-    const Model& model, const std::vector<Encoding>& encodings, const AttributionOptions& options,
+    const Model& model, const std::vector<Encoding>& given, const AttributionOptions& options,
     const RunControl& control) {
   ATTATTR_RETURN_IF_ERROR(ValidateAttributionOptions(model, options));
   ATTATTR_ASSIGN_OR_RETURN(const AttributionTarget resolved, ResolveTarget(model, options.target));
+  const bool sequence = resolved.kind == TargetKind::kSequenceLogProb;
+  std::vector<int32_t> continuation;
+  std::vector<Encoding> extended;
+  if (sequence) {
+    ATTATTR_ASSIGN_OR_RETURN(continuation, ContinuationIds(model, resolved.continuation));
+    ATTATTR_ASSIGN_OR_RETURN(extended, AppendContinuation(model, given, continuation));
+  }
+  const std::vector<Encoding>& encodings = sequence ? extended : given;
   const auto& impl = model.impl();
   const Encoder& enc = *impl.encoder;
   const ModelInfo& info = model.info();
@@ -301,11 +393,15 @@ absl::StatusOr<std::vector<ExampleAttribution>> AttributeEncodings(
         fo.capture_hidden_states = true;
         clean = enc.Forward(batch, fo);
       }
-      const TargetSpec target = MakeTargetSpec(enc, resolved, clean.logits, reference);
+      const TargetSpec target = MakeTargetSpec(enc, resolved, clean.logits, reference, continuation,
+                                               batch.attention_mask);
       for (int64_t r = 0; r < b; ++r) {
         ExampleAttribution& res = results[group[r]];
         res.encoding = encodings[group[r]];
-        res.scored_position = ScoredPosition(info, res.encoding);
+        res.scored_position = ScoredPosition(info, res.encoding, sequence);
+        if (sequence) {
+          res.continuation_start = static_cast<int>(res.encoding.size() - continuation.size());
+        }
         if (clean.logits.defined()) res.prediction = MakePrediction(impl, clean.logits[r]);
         res.target_class =
             target.classes.defined() ? static_cast<int>(target.classes[r].item<int64_t>()) : -1;
@@ -330,7 +426,8 @@ absl::StatusOr<std::vector<ExampleAttribution>> AttributeEncodings(
                        .to(torch::kFloat64)
                        .cpu();
         }
-        const int64_t per_point = BytesPerPoint(info, l, n) * b;
+        const int64_t head_rows = std::max<int64_t>(1, static_cast<int64_t>(continuation.size()));
+        const int64_t per_point = BytesPerPoint(info, l, n, head_rows) * b;
         const int64_t chunk = std::clamp<int64_t>(options.memory_budget_bytes / per_point, 1,
                                                   static_cast<int64_t>(points.size()));
         auto grad_sum = torch::zeros_like(probs);
@@ -380,10 +477,18 @@ absl::StatusOr<std::vector<ExampleAttribution>> AttributeEncodings(
 }
 
 absl::StatusOr<std::vector<ExampleAttribution>> AttributeEncodingsReference(
-    const Model& model, const std::vector<Encoding>& encodings, const AttributionOptions& options,
+    const Model& model, const std::vector<Encoding>& given, const AttributionOptions& options,
     int pad_to) {
   ATTATTR_RETURN_IF_ERROR(ValidateAttributionOptions(model, options));
   ATTATTR_ASSIGN_OR_RETURN(const AttributionTarget resolved, ResolveTarget(model, options.target));
+  const bool sequence = resolved.kind == TargetKind::kSequenceLogProb;
+  std::vector<int32_t> continuation;
+  std::vector<Encoding> extended;
+  if (sequence) {
+    ATTATTR_ASSIGN_OR_RETURN(continuation, ContinuationIds(model, resolved.continuation));
+    ATTATTR_ASSIGN_OR_RETURN(extended, AppendContinuation(model, given, continuation));
+  }
+  const std::vector<Encoding>& encodings = sequence ? extended : given;
   const auto& impl = model.impl();
   const ModelInfo& info = model.info();
   const std::vector<int> layers = ResolveLayers(info, options);
@@ -419,10 +524,14 @@ absl::StatusOr<std::vector<ExampleAttribution>> AttributeEncodingsReference(
         fo.capture_attention = true;
         clean = enc.Forward(batch, fo);
       }
-      const TargetSpec target = MakeTargetSpec(enc, resolved, clean.logits, reference);
+      const TargetSpec target = MakeTargetSpec(enc, resolved, clean.logits, reference, continuation,
+                                               batch.attention_mask);
       ExampleAttribution& res = results[e];
       res.encoding = encodings[e];
-      res.scored_position = ScoredPosition(info, res.encoding);
+      res.scored_position = ScoredPosition(info, res.encoding, sequence);
+      if (sequence) {
+        res.continuation_start = static_cast<int>(res.encoding.size() - continuation.size());
+      }
       if (clean.logits.defined()) res.prediction = MakePrediction(impl, clean.logits[0]);
       res.target_class =
           target.classes.defined() ? static_cast<int>(target.classes[0].item<int64_t>()) : -1;

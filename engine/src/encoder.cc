@@ -3,6 +3,7 @@
 #include "encoder.h"
 
 #include <limits>
+#include <stdexcept>
 
 namespace attattr::engine {
 
@@ -10,6 +11,11 @@ torch::Tensor Encoder::AdditiveMask(const torch::Tensor& attention_mask) const {
   // Hugging Face: (1 − mask) · finfo(dtype).min, so padded keys get exactly zero probability.
   const float lowest = std::numeric_limits<float>::lowest();
   return ((1.0 - attention_mask) * lowest).unsqueeze(1).unsqueeze(2);
+}
+
+torch::Tensor Encoder::LanguageModelLogits(const torch::Tensor& /*hidden*/) const {
+  // Callers check ModelInfo::language_model first (ValidateAttributionOptions).
+  throw std::logic_error("LanguageModelLogits: not a language model");
 }
 
 torch::Tensor Encoder::Layer(int l, const torch::Tensor& h, const torch::Tensor& add_mask,

@@ -75,6 +75,9 @@ class Encoder {
   // ([B, n], 1 = real token) is for heads that pool over the tokens (ModernBERT's mean pooling).
   virtual torch::Tensor Head(const torch::Tensor& last_hidden,
                              const torch::Tensor& attention_mask) const = 0;
+  // A language model's head applied to hidden states [..., d] (the last layer's output at any
+  // positions): next-token logits [..., V]. Only for language models (sequence targets).
+  virtual torch::Tensor LanguageModelLogits(const torch::Tensor& hidden) const;
   // Whether Head reads the first token's hidden state only (a [CLS] classifier): then the last
   // layer is needed at query row 0 only (FirstRowOfLayer), exactly.
   virtual bool HeadReadsFirstToken() const { return true; }

@@ -53,7 +53,7 @@ absl::StatusOr<HeadTable> ByAttribution(const Model& model, const std::vector<En
   control.Report({"importance: attribution", 0, total});
   for (const auto& [label, group] : by_label) {
     AttributionOptions o = options.attribution;
-    o.target = AttributionTarget{TargetKind::kClassProb, label, "", {}, ""};
+    o.target = AttributionTarget{TargetKind::kClassProb, label, "", {}, "", ""};
     o.layers.clear();
     o.keep_attention = false;
     RunControl inner;

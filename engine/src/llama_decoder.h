@@ -63,6 +63,9 @@ class LlamaDecoder final : public Encoder {
                             const torch::Tensor& context) const override;
   torch::Tensor Head(const torch::Tensor& last_hidden,
                      const torch::Tensor& attention_mask) const override;
+  torch::Tensor LanguageModelLogits(const torch::Tensor& hidden) const override {
+    return torch::linear(hidden, w_.score_w);  // the LM head (its [V, d] weight, no bias)
+  }
   std::unique_ptr<Encoder> CloneRequiringGrad(std::vector<torch::Tensor>* params) const override;
 
  private:

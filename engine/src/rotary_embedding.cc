@@ -9,11 +9,17 @@
 namespace attattr::engine {
 namespace {
 
-// base^(−2i/d), i = 0..d/2−1: the default frequencies (compute_default_rope_parameters).
+// base^(2i/d), i = 0..d/2−1, the exponents computed as transformers computes them (integers, then
+// float, then ÷ d), so the frequencies match it bit for bit.
+torch::Tensor PositionFrequencies(double base, int dim) {
+  return torch::pow(
+      base,
+      torch::arange(0, dim, 2, torch::TensorOptions().dtype(torch::kLong)).to(torch::kFloat) / dim);
+}
+
+// base^(−2i/d): the default frequencies (compute_default_rope_parameters).
 torch::Tensor DefaultInverseFrequencies(double base, int dim) {
-  auto exponents =
-      torch::arange(0, dim, 2, torch::TensorOptions().dtype(torch::kLong)).to(torch::kFloat) / dim;
-  return 1.0 / torch::pow(base, exponents);
+  return 1.0 / PositionFrequencies(base, dim);
 }
 
 // Llama-3.1's: frequencies whose wavelength exceeds original/low_freq_factor divided by `factor`,
@@ -49,9 +55,7 @@ torch::Tensor YarnInverseFrequencies(const RopeConfig& r, int dim) {
   low = std::max(low, 0.0);
   high = std::min(high, static_cast<double>(dim - 1));
   if (low == high) high += 0.001;  // HF: prevents a singular ramp
-  auto pos_freqs = torch::pow(
-      base,
-      torch::arange(0, dim, 2, torch::TensorOptions().dtype(torch::kLong)).to(torch::kFloat) / dim);
+  const auto pos_freqs = PositionFrequencies(base, dim);
   const auto extrapolation = 1.0 / pos_freqs;
   const auto interpolation = 1.0 / (r.factor * pos_freqs);
   const auto ramp = torch::clamp(

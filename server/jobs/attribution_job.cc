@@ -217,8 +217,9 @@ absl::StatusOr<AttributionJob> PrepareAttributionJob(const v1::JobSpec& spec,
   ATTATTR_ASSIGN_OR_RETURN(
       auto encodings, EncodeExamples(*model, examples, attribution.examples(), examples_field));
   job.encodings = std::move(encodings);
-  ATTATTR_RETURN_IF_ERROR(CheckAttributionMemory(info, job.encodings, job.options,
-                                                 attribution.examples(), config, examples_field));
+  ATTATTR_RETURN_IF_ERROR(CheckAttributionMemory(
+      info, job.encodings, job.options, engine::TargetExtraTokens(*model, job.options.target),
+      attribution.examples(), config, examples_field));
   job.result_bytes_estimate =
       EstimateAttributionResultBytes(info, job.encodings, job.options, job.result);
   if (job.result_bytes_estimate > config.max_result_bytes) {

@@ -117,10 +117,10 @@ absl::StatusOr<HeadImportanceJob> PrepareHeadImportanceJob(const v1::JobSpec& sp
         CheckJobWork(static_cast<int64_t>(job.importance_set.size() + job.agreement_set.size()),
                      job.options.importance.attribution, info, config, kField));
     ATTATTR_RETURN_IF_ERROR(CheckAttributionMemory(
-        info, job.importance_set, job.options.importance.attribution, h.importance_set(), config,
+        info, job.importance_set, job.options.importance.attribution, 0, h.importance_set(), config,
         absl::StrCat(kField, ".importance_set")));
     ATTATTR_RETURN_IF_ERROR(
-        CheckAttributionMemory(info, job.agreement_set, job.options.importance.attribution,
+        CheckAttributionMemory(info, job.agreement_set, job.options.importance.attribution, 0,
                                h.agreement_set(), config, absl::StrCat(kField, ".agreement_set")));
   }
   if (!(h.export_ratio() >= 0 && h.export_ratio() <= 100)) {

@@ -209,11 +209,11 @@ absl::StatusOr<const engine::Model*> CheckClassifierJob(const v1::JobSpec& spec,
 
 absl::Status CheckAttributionMemory(const engine::ModelInfo& info,
                                     const std::vector<engine::Encoding>& encodings,
-                                    const engine::AttributionOptions& options,
+                                    const engine::AttributionOptions& options, int extra_tokens,
                                     const v1::ExampleSource& source, const ServerConfig& config,
                                     const std::string& field) {
   for (size_t i = 0; i < encodings.size(); ++i) {
-    const int n = static_cast<int>(encodings[i].size());
+    const int n = static_cast<int>(encodings[i].size()) + extra_tokens;
     const int64_t need = engine::AttributionBytesPerPoint(info, n, options);
     if (need > config.memory_budget_bytes) {
       return Invalid(ExampleField(source, field, i),

@@ -71,10 +71,11 @@ absl::Status CheckExampleLabels(const engine::ModelInfo& info,
 
 // Admission control: an example whose one integration point needs more than
 // config.memory_budget_bytes (AttributionBytesPerPoint) -> InvalidArgument naming the example and
-// --memory-budget-mib.
+// --memory-budget-mib. `extra_tokens`: what the engine appends to each (a sequence target's
+// continuation, engine::TargetExtraTokens).
 absl::Status CheckAttributionMemory(const engine::ModelInfo& info,
                                     const std::vector<engine::Encoding>& encodings,
-                                    const engine::AttributionOptions& options,
+                                    const engine::AttributionOptions& options, int extra_tokens,
                                     const v1::ExampleSource& source, const ServerConfig& config,
                                     const std::string& field);
 

@@ -67,7 +67,7 @@ absl::StatusOr<TriggerSearchJob> PrepareTriggerSearchJob(const v1::JobSpec& spec
   ATTATTR_ASSIGN_OR_RETURN(auto mining_encoded,
                            EncodeExamples(*model, mining, mining_source, mining_field));
   job.mining_set = std::move(mining_encoded);
-  ATTATTR_RETURN_IF_ERROR(CheckAttributionMemory(info, job.mining_set, job.options.attribution,
+  ATTATTR_RETURN_IF_ERROR(CheckAttributionMemory(info, job.mining_set, job.options.attribution, 0,
                                                  mining_source, config, mining_field));
 
   const std::string eval_field = absl::StrCat(kField, ".evaluation_set");

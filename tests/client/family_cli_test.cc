@@ -127,6 +127,11 @@ TEST_P(DecoderCliTest, CausalLanguageModelsExplainNextTokens) {
     EXPECT_GT(layer["target_at_full"].get<double>(), 0.0);  // a probability this time
     EXPECT_LT(layer["completeness_gap"].get<double>(), 1e-2);
   }
+  auto sequence = RunCli("explain " + model + " --target \"sequence_logprob: and it is good\"");
+  ASSERT_EQ(sequence.exit_code, 0) << sequence.out;
+  auto seq = nlohmann::json::parse(sequence.out);
+  EXPECT_EQ(seq["target"], "sequence_logprob: and it is good");
+  EXPECT_LT(seq["layers"][0]["target_at_full"].get<double>(), 0.0);  // a log-probability
   auto refused = ::attattr::testing::RunCommand(BinDir() + "/attattr explain " + model +
                                                 " --target \"next_token: the film\" 2>&1");
   EXPECT_EQ(refused.exit_code, 2);

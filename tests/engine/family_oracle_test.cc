@@ -371,6 +371,67 @@ TEST_P(FamilyOracleTest, NextTokenLogProbEqualsThePythonReference) {
   EXPECT_FLOAT_EQ(p.predicted_probability, p.top_tokens[0].probability);
 }
 
+// A causal LM's sequence target: the teacher-forced log-probability of a continuation, its tokens
+// appended to the input, equals the Python reference (F summed over the continuation's positions),
+// from token ids or from text alike; the result says where the continuation starts.
+TEST_P(FamilyOracleTest, SequenceLogProbEqualsThePythonReference) {
+  if (!oracle_.contains("attribution_sequence")) {
+    // A classifier has no next-token distribution to score a continuation with.
+    AttributionOptions options;
+    options.target.kind = TargetKind::kSequenceLogProb;
+    options.target.continuation = " and it is a good film .";
+    const auto s = ValidateAttributionOptions(*model_, options);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_TRUE(absl::StartsWith(s.message(), "target.continuation: model is not a language model"))
+        << s;
+    return;
+  }
+  const auto& expected = oracle_["attribution_sequence"];
+  const auto prompt = expected["prompt_ids"].get<std::vector<int32_t>>();
+  const auto continuation = expected["continuation_ids"].get<std::vector<int32_t>>();
+  AttributionOptions options;
+  options.rule = QuadratureRule::kGaussLegendre;
+  options.steps = oracle_["steps"].get<int>();
+  options.target.kind = TargetKind::kSequenceLogProb;
+  options.target.continuation = expected["continuation"].get<std::string>();
+  auto ids = ContinuationIds(*model_, options.target.continuation);
+  ASSERT_TRUE(ids.ok()) << ids.status();
+  EXPECT_EQ(*ids, continuation);
+  auto results = AttributeEncodings(*model_, {EncodeIds(expected["prompt_ids"])}, options);
+  ASSERT_TRUE(results.ok()) << results.status();
+  const auto& got = (*results)[0];
+  std::vector<int32_t> whole = prompt;
+  whole.insert(whole.end(), continuation.begin(), continuation.end());
+  EXPECT_EQ(got.encoding.input_ids, whole);
+  EXPECT_EQ(got.continuation_start, static_cast<int>(prompt.size()));
+  EXPECT_EQ(got.scored_position, static_cast<int>(whole.size()) - 2);
+  EXPECT_EQ(got.target_class, -1);
+  ASSERT_EQ(got.layers.size(), expected["layers"].size());
+  double worst = 0;
+  for (size_t l = 0; l < got.layers.size(); ++l) {
+    const auto& want = expected["layers"][l];
+    const auto reference = Flatten(want["attribution"]);
+    double scale = 0;
+    for (float x : reference) scale = std::max(scale, std::fabs(double(x)));
+    const double relative = MaxDiff(got.layers[l].attribution, reference) / scale;
+    EXPECT_LT(relative, 1e-4) << "layer " << l;
+    worst = std::max(worst, relative);
+    EXPECT_NEAR(got.layers[l].target_at_full, want["target_at_full"].get<double>(), 2e-4);
+    EXPECT_NEAR(got.layers[l].target_at_zero, want["target_at_zero"].get<double>(), 2e-4);
+    EXPECT_LT(got.layers[l].completeness_gap, 1e-3) << "layer " << l;
+  }
+  std::printf(
+      "%s: log p(continuation of %zu tokens): max |attribution - reference| / layer max "
+      "%.2e\n",
+      GetParam().c_str(), continuation.size(), worst);
+  // From text: the prompt encoded by the model, then the same continuation.
+  auto from_text = AttributeExamples(
+      *model_, {Example{expected["text"].get<std::string>(), std::nullopt, -1}}, options);
+  ASSERT_TRUE(from_text.ok()) << from_text.status();
+  EXPECT_EQ((*from_text)[0].encoding.input_ids, whole);
+  EXPECT_EQ((*from_text)[0].layers[0].attribution_sum, got.layers[0].attribution_sum);
+}
+
 // A copy of the tiny checkpoint of `family` with its config.json rewritten by `edit_config` and its
 // tensors by `edit` (name -> tensor), in `dir`.
 void RewriteCheckpoint(const std::string& family, const std::string& dir,

@@ -470,22 +470,41 @@ def gauss_legendre(m):
     return (x + 1) / 2, w / 2
 
 
+# The causal LMs' sequence target: the log-probability of this continuation after a sentence.
+SEQUENCE_CONTINUATION = " and it is a good film ."
+
+
 def head_logits(out):
     """The classifier's logits [B, C], or a causal LM's next-token logits after the last token."""
     return out.logits[:, -1] if out.logits.dim() == 3 else out.logits
 
 
-def attribute(model, probe, enc, target=None, log_prob=False):
-    """Every layer's attribution of one unpadded example, with F(A) and F(0): F is the
+def class_score(target, log_prob=False):
+    """F = the probability (or log-probability) of class `target`, per row of a model output."""
+    score = torch.log_softmax if log_prob else torch.softmax
+    return lambda out: score(head_logits(out), dim=-1)[:, target]
+
+
+def sequence_score(start, continuation):
+    """F = sum over t of log p(continuation[t]), token t sitting at start + t and predicted by
+    the output at start + t - 1 (teacher forcing), per row of a causal LM's output."""
+    positions = torch.arange(start - 1, start - 1 + len(continuation))
+    ids = torch.tensor(continuation)
+    return lambda out: torch.log_softmax(out.logits, -1)[:, positions, ids].sum(-1)
+
+
+def attribute(model, probe, enc, target=None, log_prob=False, fn=None):
+    """Every layer's attribution of one unpadded example, with F(A) and F(0): F is `fn`, or the
     probability of `target` (default: the predicted class), or its log-probability."""
     ids = enc["input_ids"]
     extra = {k: v for k, v in enc.items() if k == "token_type_ids"}
     with torch.no_grad():
         probe.layer = None
         clean = model(input_ids=ids, output_attentions=True, **extra)
-    if target is None:
-        target = int(head_logits(clean)[0].argmax())
-    score = torch.log_softmax if log_prob else torch.softmax
+    if fn is None:
+        if target is None:
+            target = int(head_logits(clean)[0].argmax())
+        fn = class_score(target, log_prob)
     alphas, weights = gauss_legendre(STEPS)
     alphas = torch.tensor(alphas, dtype=torch.float32).view(-1, 1, 1, 1)
     weights = torch.tensor(weights, dtype=torch.float32)
@@ -496,7 +515,7 @@ def attribute(model, probe, enc, target=None, log_prob=False):
         a = a.detach()
         scaled = (alphas * a).detach().requires_grad_(True)  # [m, H, n, n]
         probe.layer, probe.replacement = l, scaled
-        f = score(head_logits(model(**rep)), dim=-1)[:, target]
+        f = fn(model(**rep))
         (grad,) = torch.autograd.grad((f * weights).sum(), scaled)
         attr = (a[0] * grad.sum(0)).tolist()
         ends = []
@@ -504,10 +523,10 @@ def attribute(model, probe, enc, target=None, log_prob=False):
             for replacement in (a, torch.zeros_like(a)):
                 probe.replacement = replacement
                 out = model(input_ids=ids, **extra)
-                ends.append(float(score(head_logits(out), -1)[0, target]))
+                ends.append(float(fn(out)[0]))
         probe.layer, probe.replacement = None, None
         # The replacement must reach the model: A itself reproduces the clean pass, zero changes it.
-        clean_f = float(score(head_logits(clean), -1)[0, target])
+        clean_f = float(fn(clean)[0])
         assert abs(ends[0] - clean_f) < 1e-5 and ends[1] != ends[0], (l, ends, clean_f)
         layers.append({"layer": l, "attribution": attr, "target_at_full": ends[0],
                        "target_at_zero": ends[1]})
@@ -577,6 +596,15 @@ def build(family, out_dir, shared, fingerprint):
                                           "target_class": target,
                                           "token": tok.convert_ids_to_tokens(target),
                                           "layers": layers}
+        # A sequence log-probability: a continuation tokenized on its own, appended to dev[11].
+        prompt = encode(tok, dev[11])["input_ids"]
+        continuation = tok(SEQUENCE_CONTINUATION, add_special_tokens=False)["input_ids"]
+        full = {"input_ids": torch.cat([prompt, torch.tensor([continuation])], 1)}
+        _, layers = attribute(model, probe, full,
+                              fn=sequence_score(prompt.size(1), continuation))
+        oracle["attribution_sequence"] = {"text": dev[11], "continuation": SEQUENCE_CONTINUATION,
+                                          "prompt_ids": prompt[0].tolist(),
+                                          "continuation_ids": continuation, "layers": layers}
 
     if family == "llama":
         oracle["rope_variants"] = rope_variants()

@@ -427,6 +427,27 @@ TEST_F(FamilyRpcTest, CausalLanguageModelsAnswerNextTokenTargets) {
     ExpectStatus(explain(req, &refused), grpc::StatusCode::INVALID_ARGUMENT,
                  "options.target.class_index: " + std::to_string(model.info().vocab_size) +
                      " is not a token id of this model");
+    // A continuation's log-probability, teacher-forced: its tokens end the input.
+    req.mutable_options()->mutable_target()->Clear();
+    req.mutable_options()->mutable_target()->set_kind(v1::Target::SEQUENCE_LOG_PROB);
+    req.mutable_options()->mutable_target()->set_continuation(" and it is a good film .");
+    v1::ExplainResponse sequence;
+    ASSERT_TRUE(explain(req, &sequence).ok());
+    auto cont = engine::ContinuationIds(model, " and it is a good film .");
+    ASSERT_TRUE(cont.ok()) << cont.status();
+    const auto& sa = sequence.attribution();
+    EXPECT_EQ(sa.continuation_start(), sa.tokens_size() - static_cast<int>(cont->size()));
+    EXPECT_EQ(sa.input_ids(sa.tokens_size() - 1), cont->back());
+    EXPECT_EQ(sa.target_class(), -1);
+    engine::AttributionOptions so;
+    so.steps = 4;
+    so.target.kind = engine::TargetKind::kSequenceLogProb;
+    so.target.continuation = " and it is a good film .";
+    auto seq_local =
+        engine::AttributeExamples(model, {engine::Example{text, std::nullopt, -1}}, so);
+    ASSERT_TRUE(seq_local.ok()) << seq_local.status();
+    EXPECT_NEAR(sa.layers(0).target_at_full(), (*seq_local)[0].layers[0].target_at_full, 1e-5);
+    EXPECT_LT(sa.layers(0).target_at_full(), 0.0);
     // A job with a next-token target; its report shows the next tokens.
     v1::JobSpec spec = ::attattr::testing::ReviewsJob(name, 2, 2);
     spec.mutable_attribution()->mutable_options()->mutable_target()->set_kind(

@@ -182,17 +182,19 @@ TEST_F(JobSpecTest, ResultEstimateFollowsTheRequestedTensors) {
   result.set_attention(true);
   result.set_top_k(5);
   const int64_t per_layer = 64 + 2 * h * n * n * 4 + n * n * 4 + 5 * 24;
+  // Per example: headers, 16 bytes a token, a probability and a logit per class.
+  const int64_t example = 64 + 16 * n + 8 * model_->info().num_classes;
   EXPECT_EQ(EstimateAttributionResultBytes(model_->info(), {*encoding}, options, result),
-            64 + 16 * n + 2 * per_layer);
+            example + 2 * per_layer);
   result.set_fp16(true);
   const int64_t per_layer_fp16 = 64 + 2 * h * n * n * 2 + n * n * 2 + 5 * 24;
   EXPECT_EQ(EstimateAttributionResultBytes(model_->info(), {*encoding, *encoding}, options, result),
-            2 * (64 + 16 * n + 2 * per_layer_fp16));
+            2 * (example + 2 * per_layer_fp16));
   options.layers.clear();  // all four layers; top_k beyond H·n² counts only H·n² connections
   v1::ResultOptions top;
   top.set_top_k(1000000);
   EXPECT_EQ(EstimateAttributionResultBytes(model_->info(), {*encoding}, options, top),
-            64 + 16 * n + model_->info().num_layers * (64 + h * n * n * 24));
+            example + model_->info().num_layers * (64 + h * n * n * 24));
 }
 
 TEST_F(JobSpecTest, DatasetUnderTheDataRootWithLimit) {

@@ -25,16 +25,22 @@ enum class TargetKind {
   kClassLogit,           // logit of `class_index`
   kEmbeddingSimilarity,  // cosine(mean-pooled last hidden state, reference embedding)
   kClassLogProb,         // log-softmax of `class_index` (a language model's next-token log-prob)
+  // Language models: log p(continuation | input) = Σ_t log p(c_t | input, c_<t), teacher-forced:
+  // the continuation's tokens are appended to each input and F sums their log-probabilities.
+  kSequenceLogProb,
 };
 
 struct AttributionTarget {
   TargetKind kind = TargetKind::kPredictedClassProb;
-  int class_index = -1;  // for kClassProb / kClassLogit / kClassLogProb
+  int class_index = -1;        // for kClassProb / kClassLogit / kClassLogProb
   std::string reference_text;  // for kEmbeddingSimilarity (embedded with this model) ...
   std::vector<float> reference_embedding;  // ... or given directly ([hidden_size]); text wins
   // Language models: the next token whose probability, log-probability or logit is F, as text that
   // encodes to exactly one token (" Paris" for a byte-level BPE); sets class_index (NextTokenId).
   std::string next_token;
+  // kSequenceLogProb: the continuation text, tokenized on its own (special tokens aside) and
+  // appended to every input (ContinuationIds).
+  std::string continuation;
 };
 
 struct AttributionOptions {
@@ -72,14 +78,25 @@ struct ExampleAttribution {
   int target_class = -1;                 // class whose probability/logit is F (-1 for similarity)
   std::vector<LayerAttribution> layers;  // in the order of AttributionOptions::layers
   // The query position whose output F reads: 0 for the encoders ([CLS]; also mean pooling's
-  // convention), the last token for a decoder. Attribution trees are rooted there.
+  // convention), the last token for a decoder (for a sequence target the last position F reads,
+  // the one before the last continuation token). Attribution trees are rooted there.
   int scored_position = 0;
+  // kSequenceLogProb: the position of the first continuation token in `encoding`; -1 otherwise.
+  int continuation_start = -1;
 };
 
 // The token id `text` encodes to, for AttributionTarget::next_token: InvalidArgument naming
 // target.next_token unless the model is a language model and the text is exactly one token
 // (special tokens the tokenizer adds, such as a BOS, aside).
 absl::StatusOr<int> NextTokenId(const Model& model, const std::string& text);
+
+// The token ids of a kSequenceLogProb continuation (special tokens the tokenizer adds aside):
+// InvalidArgument naming target.continuation unless the model is a language model and the text
+// has at least one token.
+absl::StatusOr<std::vector<int32_t>> ContinuationIds(const Model& model, const std::string& text);
+// The tokens attribution appends to each input for `target`: a sequence target's continuation
+// length, else 0 (also 0 for a continuation ValidateAttributionOptions would refuse).
+int TargetExtraTokens(const Model& model, const AttributionTarget& target);
 
 // Validates options against the model: InvalidArgument naming the field (steps, layers[i],
 // target.class_index, target.next_token, target.reference_text, memory_budget_bytes,
