@@ -245,21 +245,34 @@ class _BearerTokenInterceptor(grpc.UnaryUnaryClientInterceptor,
 
 # --- Building requests ----------------------------------------------------------------------
 
+TARGET_SPELLINGS = ("predicted | class:K | logit:K | logprob:K | similarity:TEXT | "
+                    "next_token:TEXT | next_token_logprob:TEXT | next_token_logit:TEXT | "
+                    "sequence_logprob:TEXT")
+
+
 def parse_target(spec: str) -> attribution_pb2.Target:
-    """Turns 'predicted', 'class:K', 'logit:K' or 'similarity:TEXT' into a Target message."""
+    """Turns a target as the attattr CLI spells it (TARGET_SPELLINGS; K a class index, a token id
+    on a language model) into a Target message."""
     T = attribution_pb2.Target
     if spec == "predicted":
         return T(kind=T.PREDICTED_CLASS_PROB)
     kind, sep, arg = spec.partition(":")
-    if sep and kind in ("class", "logit"):
+    by_class = {"class": T.CLASS_PROB, "logit": T.CLASS_LOGIT, "logprob": T.CLASS_LOG_PROB}
+    by_token = {"next_token": T.CLASS_PROB, "next_token_logit": T.CLASS_LOGIT,
+                "next_token_logprob": T.CLASS_LOG_PROB}
+    if sep and kind in by_class:
         try:
             index = int(arg)
         except ValueError:
             raise ValueError(f"target {spec!r}: {kind}:K needs an integer class index") from None
-        return T(kind=T.CLASS_PROB if kind == "class" else T.CLASS_LOGIT, class_index=index)
+        return T(kind=by_class[kind], class_index=index)
+    if sep and arg and kind in by_token:
+        return T(kind=by_token[kind], next_token=arg)
+    if sep and arg and kind == "sequence_logprob":
+        return T(kind=T.SEQUENCE_LOG_PROB, continuation=arg)
     if sep and kind == "similarity":
         return T(kind=T.EMBEDDING_SIMILARITY, reference_text=arg)
-    raise ValueError(f"target {spec!r}: expected predicted | class:K | logit:K | similarity:TEXT")
+    raise ValueError(f"target {spec!r}: expected {TARGET_SPELLINGS}")
 
 
 def parse_layers(spec: Optional[str]) -> List[int]:
@@ -614,7 +627,7 @@ class _PairAction(argparse.Action):
 
 def _add_attribution_options(e: argparse.ArgumentParser) -> None:
     e.add_argument("--target", default="predicted",
-                   help="predicted | class:K | logit:K | similarity:TEXT (default predicted)")
+                   help=f"{TARGET_SPELLINGS} (default predicted)")
     e.add_argument("--rule", default="default", choices=sorted(RULES),
                    help="quadrature rule (default: the server's, Gauss-Legendre)")
     e.add_argument("--steps", type=int, default=0, metavar="M",

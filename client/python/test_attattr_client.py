@@ -532,6 +532,24 @@ FAKE_PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 
 
 @unittest.skipIf(_import_error is not None, f"python client unavailable ({_import_error})")
+class ParseTargetTest(unittest.TestCase):
+    """The --target spellings, as the attattr CLI's (no server)."""
+
+    def test_spellings(self):
+        T = ac.attribution_pb2.Target
+        self.assertEqual(ac.parse_target("predicted").kind, T.PREDICTED_CLASS_PROB)
+        self.assertEqual(ac.parse_target("logprob:3"), T(kind=T.CLASS_LOG_PROB, class_index=3))
+        self.assertEqual(ac.parse_target("next_token: Paris"),
+                         T(kind=T.CLASS_PROB, next_token=" Paris"))
+        self.assertEqual(ac.parse_target("next_token_logprob: the"),
+                         T(kind=T.CLASS_LOG_PROB, next_token=" the"))
+        self.assertEqual(ac.parse_target("sequence_logprob: is good"),
+                         T(kind=T.SEQUENCE_LOG_PROB, continuation=" is good"))
+        for bad in ("next_token:", "logprob:x", "sequence_logprob", "bogus:1"):
+            with self.assertRaises(ValueError, msg=bad):
+                ac.parse_target(bad)
+
+
 class SecurityOptionsTest(unittest.TestCase):
     """The CLI's security flags and token sourcing, and connect()'s argument checks (no server)."""
 

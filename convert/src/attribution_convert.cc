@@ -133,7 +133,7 @@ void AttributionToProto(const engine::ExampleAttribution& r, const v1::ResultOpt
   pred->set_predicted_probability(r.prediction.predicted_probability);
   out->set_target_class(r.target_class);
   out->set_scored_position(r.scored_position);
-  out->set_continuation_start(r.continuation_start);
+  out->set_continuation_start(std::max(r.continuation_start, 0));  // 0: no continuation
   const int n = static_cast<int>(r.encoding.size());
   for (const auto& layer : r.layers) {
     auto* pl = out->add_layers();
@@ -203,7 +203,7 @@ absl::StatusOr<engine::ExampleAttribution> AttributionFromProto(const v1::Exampl
   r.prediction.predicted_probability = a.prediction().predicted_probability();
   r.target_class = a.target_class();
   r.scored_position = a.scored_position();
-  r.continuation_start = a.continuation_start();
+  r.continuation_start = a.continuation_start() > 0 ? a.continuation_start() : -1;
   const size_t n = r.encoding.tokens.size();
   for (const auto& pl : a.layers()) {
     engine::LayerAttribution l;

@@ -196,6 +196,17 @@ void StoreLayer(const torch::Tensor& attr, const torch::Tensor& probs, int64_t r
   layer->completeness_gap = CompletenessGap(layer->attribution_sum, f_full, f_zero);
 }
 
+// What both attribution paths start from: the target with next_token resolved, a sequence
+// target's continuation ids, and the inputs with that continuation appended (else as given).
+struct PreparedRun {
+  AttributionTarget target;
+  std::vector<int32_t> continuation;
+  std::vector<Encoding> encodings;
+};
+
+absl::StatusOr<PreparedRun> PrepareRun(const Model& model, const std::vector<Encoding>& given,
+                                       const AttributionOptions& options);
+
 }  // namespace
 
 absl::Status ValidateAttributionOptions(const Model& model, const AttributionOptions& options) {
@@ -321,6 +332,24 @@ absl::StatusOr<int> NextTokenId(const Model& model, const std::string& text) {
   return ids[0];
 }
 
+namespace {
+
+absl::StatusOr<PreparedRun> PrepareRun(const Model& model, const std::vector<Encoding>& given,
+                                       const AttributionOptions& options) {
+  ATTATTR_RETURN_IF_ERROR(ValidateAttributionOptions(model, options));
+  PreparedRun run;
+  ATTATTR_ASSIGN_OR_RETURN(run.target, ResolveTarget(model, options.target));
+  if (run.target.kind != TargetKind::kSequenceLogProb) {
+    run.encodings = given;
+    return run;
+  }
+  ATTATTR_ASSIGN_OR_RETURN(run.continuation, ContinuationIds(model, run.target.continuation));
+  ATTATTR_ASSIGN_OR_RETURN(run.encodings, AppendContinuation(model, given, run.continuation));
+  return run;
+}
+
+}  // namespace
+
 absl::StatusOr<std::vector<ExampleAttribution>> AttributeExamples(
     const Model& model, const std::vector<Example>& examples, const AttributionOptions& options,
     const RunControl& control) {
@@ -340,16 +369,11 @@ absl::StatusOr<std::vector<ExampleAttribution>> AttributeExamples(
 absl::StatusOr<std::vector<ExampleAttribution>> AttributeEncodings(
     const Model& model, const std::vector<Encoding>& given, const AttributionOptions& options,
     const RunControl& control) {
-  ATTATTR_RETURN_IF_ERROR(ValidateAttributionOptions(model, options));
-  ATTATTR_ASSIGN_OR_RETURN(const AttributionTarget resolved, ResolveTarget(model, options.target));
+  ATTATTR_ASSIGN_OR_RETURN(const PreparedRun run, PrepareRun(model, given, options));
+  const AttributionTarget& resolved = run.target;
   const bool sequence = resolved.kind == TargetKind::kSequenceLogProb;
-  std::vector<int32_t> continuation;
-  std::vector<Encoding> extended;
-  if (sequence) {
-    ATTATTR_ASSIGN_OR_RETURN(continuation, ContinuationIds(model, resolved.continuation));
-    ATTATTR_ASSIGN_OR_RETURN(extended, AppendContinuation(model, given, continuation));
-  }
-  const std::vector<Encoding>& encodings = sequence ? extended : given;
+  const std::vector<int32_t>& continuation = run.continuation;
+  const std::vector<Encoding>& encodings = run.encodings;
   const auto& impl = model.impl();
   const Encoder& enc = *impl.encoder;
   const ModelInfo& info = model.info();
@@ -479,16 +503,11 @@ absl::StatusOr<std::vector<ExampleAttribution>> AttributeEncodings(
 absl::StatusOr<std::vector<ExampleAttribution>> AttributeEncodingsReference(
     const Model& model, const std::vector<Encoding>& given, const AttributionOptions& options,
     int pad_to) {
-  ATTATTR_RETURN_IF_ERROR(ValidateAttributionOptions(model, options));
-  ATTATTR_ASSIGN_OR_RETURN(const AttributionTarget resolved, ResolveTarget(model, options.target));
+  ATTATTR_ASSIGN_OR_RETURN(const PreparedRun run, PrepareRun(model, given, options));
+  const AttributionTarget& resolved = run.target;
   const bool sequence = resolved.kind == TargetKind::kSequenceLogProb;
-  std::vector<int32_t> continuation;
-  std::vector<Encoding> extended;
-  if (sequence) {
-    ATTATTR_ASSIGN_OR_RETURN(continuation, ContinuationIds(model, resolved.continuation));
-    ATTATTR_ASSIGN_OR_RETURN(extended, AppendContinuation(model, given, continuation));
-  }
-  const std::vector<Encoding>& encodings = sequence ? extended : given;
+  const std::vector<int32_t>& continuation = run.continuation;
+  const std::vector<Encoding>& encodings = run.encodings;
   const auto& impl = model.impl();
   const ModelInfo& info = model.info();
   const std::vector<int> layers = ResolveLayers(info, options);

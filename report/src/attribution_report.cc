@@ -56,12 +56,15 @@ void AppendPrediction(const v1::ExampleAttribution& example, std::string* html) 
   } else {
     // A language model's classes are token ids.
     const char* unit = p.top_tokens_size() > 0 ? "token" : "class";
-    absl::StrAppend(html, "<p>Prediction: <b class=\"predicted-label\">", EscapeHtml(p.label()),
-                    "</b> (", unit, " ", p.predicted(), ")",
-                    example.target_class() >= 0
-                        ? absl::StrCat("; target ", unit, " ", example.target_class())
-                        : std::string("; target: similarity"),
-                    "</p>");
+    absl::StrAppend(
+        html, "<p>Prediction: <b class=\"predicted-label\">", EscapeHtml(p.label()), "</b> (", unit,
+        " ", p.predicted(), ")",
+        example.target_class() >= 0 ? absl::StrCat("; target ", unit, " ", example.target_class())
+        : example.continuation_start() > 0
+            ? absl::StrCat("; target: log-probability of the continuation from position ",
+                           example.continuation_start())
+            : std::string("; target: similarity"),
+        "</p>");
     if (p.top_tokens_size() > 0) {
       absl::StrAppend(html, "<table class=\"top-tokens\"><tr><th>next token</th>");
       for (const auto& t : p.top_tokens()) {

@@ -305,6 +305,27 @@ void ExpectCausalTree(const v1::ExampleAttribution& a) {
   }
 }
 
+// A job that ran to SUCCEEDED, with its result.
+struct Finished {
+  v1::Job job;
+  ::attattr::testing::StreamedResult result;
+};
+
+// Submits `spec` and waits for it; a job that fails or a result that cannot be read fails the test
+// (the result is then empty).
+Finished RunToSuccess(v1::Attattr::Stub& stub, const v1::JobSpec& spec) {
+  Finished out;
+  v1::Job job;
+  const grpc::Status submitted = Submit(stub, spec, &job);
+  EXPECT_TRUE(submitted.ok()) << submitted.error_message();
+  if (!submitted.ok()) return out;
+  out.job = WaitDone(stub, job.name(), 300);
+  EXPECT_EQ(out.job.state(), v1::SUCCEEDED) << out.job.error_message();
+  out.result = ReadResult(stub, job.name());
+  EXPECT_TRUE(out.result.status.ok()) << out.result.status.error_message();
+  return out;
+}
+
 // A decoder's attributions are lower-triangular, and its attribution trees are rooted at the last
 // token, which its classifier reads, in Explain and in ATTRIBUTION jobs alike.
 TEST_F(FamilyRpcTest, DecodersAttributeCausallyAndRootTreesAtTheLastToken) {
@@ -336,12 +357,7 @@ TEST_F(FamilyRpcTest, DecodersAttributeCausallyAndRootTreesAtTheLastToken) {
   }
   v1::JobSpec spec = ::attattr::testing::ReviewsJob("tiny-gpt2", 2, 2);
   spec.mutable_attribution()->mutable_result()->set_tree(true);
-  v1::Job job;
-  ASSERT_TRUE(Submit(*stub_, spec, &job).ok());
-  const v1::Job done = WaitDone(*stub_, job.name(), 300);
-  ASSERT_EQ(done.state(), v1::SUCCEEDED) << done.error_message();
-  const auto result = ReadResult(*stub_, job.name());
-  ASSERT_TRUE(result.status.ok()) << result.status.error_message();
+  const auto result = RunToSuccess(*stub_, spec).result;
   ASSERT_EQ(result.result.attribution().examples_size(), 2);
   for (const auto& a : result.result.attribution().examples()) ExpectCausalTree(a);
 }
@@ -453,12 +469,8 @@ TEST_F(FamilyRpcTest, CausalLanguageModelsAnswerNextTokenTargets) {
     spec.mutable_attribution()->mutable_options()->mutable_target()->set_kind(
         v1::Target::CLASS_LOG_PROB);
     spec.mutable_attribution()->mutable_options()->mutable_target()->set_next_token(" the");
-    v1::Job job;
-    ASSERT_TRUE(Submit(*stub_, spec, &job).ok());
-    const v1::Job done = WaitDone(*stub_, job.name(), 300);
-    ASSERT_EQ(done.state(), v1::SUCCEEDED) << done.error_message();
-    const auto result = ReadResult(*stub_, job.name());
-    ASSERT_TRUE(result.status.ok()) << result.status.error_message();
+    const auto [done, result] = RunToSuccess(*stub_, spec);
+    ASSERT_EQ(result.result.attribution().examples_size(), 2);
     for (const auto& a : result.result.attribution().examples()) {
       EXPECT_EQ(a.target_class(), *the);
       EXPECT_EQ(a.prediction().top_tokens_size(), engine::kTopTokens);
@@ -472,7 +484,8 @@ TEST_F(FamilyRpcTest, CausalLanguageModelsAnswerNextTokenTargets) {
     heads.set_model(name);
     *heads.mutable_head_importance()->mutable_importance_set() = DatasetSource("sst2-dev.tsv", 4);
     *heads.mutable_head_importance()->mutable_evaluation_set() = DatasetSource("sst2-dev.tsv", 4);
-    ExpectStatus(Submit(*stub_, heads, &job), grpc::StatusCode::INVALID_ARGUMENT,
+    v1::Job refused_job;
+    ExpectStatus(Submit(*stub_, heads, &refused_job), grpc::StatusCode::INVALID_ARGUMENT,
                  "spec.model: '" + name + "': head importance needs a classifier checkpoint");
   }
   // A next-token target on a classifier.
