@@ -577,6 +577,46 @@ TEST(Gpt2CheckpointTest, BuffersLmHeadAndBareLayoutsLoad) {
       << bad.status();
 }
 
+// A Llama-family causal LM with tie_word_embeddings (as Llama-3.2-1B and Qwen2-0.5B ship, no
+// lm_head.weight saved) reads its next-token logits off the input embeddings; one whose config
+// says untied but that lacks lm_head.weight is refused, naming the tensor.
+TEST(LlamaLmCheckpointTest, TiedEmbeddingsServeAsTheHeadAndAMissingHeadIsRefused) {
+  json oracle = json::parse(std::ifstream(OracleDir("llama-lm") + "/oracle.json"));
+  ::attattr::testing::TempDir tied("attattr-llama-tied");
+  torch::Tensor embed;
+  RewriteCheckpoint(
+      "llama-lm", tied.path(), [](json& c) { c["tie_word_embeddings"] = true; },
+      [&](std::map<std::string, torch::Tensor>& t) {
+        t.erase("lm_head.weight");
+        embed = t["model.embed_tokens.weight"];
+      });
+  auto model = Model::Load(tied.path());
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_TRUE(model->get()->info().language_model);
+  EXPECT_EQ(model->get()->info().architecture, "LlamaForCausalLM");
+  const auto hidden = LastHidden(**model, oracle);  // [1, n, d], final RMSNorm applied
+  Example ex;
+  ex.text = oracle["forward"][0]["text"].get<std::string>();
+  auto enc = model->get()->Encode(ex);
+  ASSERT_TRUE(enc.ok()) << enc.status();
+  auto predictions = model->get()->Predict({*enc});
+  ASSERT_TRUE(predictions.ok()) << predictions.status();
+  const auto want = torch::matmul(hidden[0][hidden.size(1) - 1], embed.t());
+  const auto& top = (*predictions)[0].top_tokens;
+  ASSERT_FALSE(top.empty());
+  EXPECT_EQ(top[0].id, want.argmax().item<int64_t>());
+  for (const auto& t : top) EXPECT_NEAR(t.logit, want[t.id].item<float>(), 1e-4) << t.id;
+
+  ::attattr::testing::TempDir headless("attattr-llama-headless");
+  RewriteCheckpoint(
+      "llama-lm", headless.path(), [](json&) {},
+      [](std::map<std::string, torch::Tensor>& t) { t.erase("lm_head.weight"); });
+  auto refused = Model::Load(headless.path());
+  ASSERT_EQ(refused.status().code(), absl::StatusCode::kNotFound) << refused.status();
+  EXPECT_NE(refused.status().message().find("missing tensor 'lm_head.weight'"), std::string::npos)
+      << refused.status();
+}
+
 // Every RoPE scaling type the engine reads (default, linear, dynamic NTK below and past its length,
 // llama3, YaRN with and without truncation, mscale, a given attention factor or a null factor):
 // from the config.json transformers writes, the inverse frequencies and the cos/sin scaling equal
