@@ -196,17 +196,6 @@ void StoreLayer(const torch::Tensor& attr, const torch::Tensor& probs, int64_t r
   layer->completeness_gap = CompletenessGap(layer->attribution_sum, f_full, f_zero);
 }
 
-// What both attribution paths start from: the target with next_token resolved, a sequence
-// target's continuation ids, and the inputs with that continuation appended (else as given).
-struct PreparedRun {
-  AttributionTarget target;
-  std::vector<int32_t> continuation;
-  std::vector<Encoding> encodings;
-};
-
-absl::StatusOr<PreparedRun> PrepareRun(const Model& model, const std::vector<Encoding>& given,
-                                       const AttributionOptions& options);
-
 }  // namespace
 
 absl::Status ValidateAttributionOptions(const Model& model, const AttributionOptions& options) {
@@ -334,6 +323,14 @@ absl::StatusOr<int> NextTokenId(const Model& model, const std::string& text) {
 
 namespace {
 
+// What both attribution paths start from: the target with next_token resolved, a sequence
+// target's continuation ids, and the inputs with that continuation appended (else as given).
+struct PreparedRun {
+  AttributionTarget target;
+  std::vector<int32_t> continuation;
+  std::vector<Encoding> encodings;
+};
+
 absl::StatusOr<PreparedRun> PrepareRun(const Model& model, const std::vector<Encoding>& given,
                                        const AttributionOptions& options) {
   ATTATTR_RETURN_IF_ERROR(ValidateAttributionOptions(model, options));
@@ -346,6 +343,21 @@ absl::StatusOr<PreparedRun> PrepareRun(const Model& model, const std::vector<Enc
   ATTATTR_ASSIGN_OR_RETURN(run.continuation, ContinuationIds(model, run.target.continuation));
   ATTATTR_ASSIGN_OR_RETURN(run.encodings, AppendContinuation(model, given, run.continuation));
   return run;
+}
+
+// Everything of an ExampleAttribution but its layers: the input, where F reads it (and where a
+// sequence target's continuation of `continuation_tokens` starts), the clean prediction from row r
+// of `logits` (undefined without a classifier), and the class F reads.
+void StartResult(const Model::Impl& impl, const Encoding& encoding, size_t continuation_tokens,
+                 const torch::Tensor& logits, const TargetSpec& target, int64_t r,
+                 ExampleAttribution* res) {
+  const bool sequence = target.kind == TargetKind::kSequenceLogProb;
+  res->encoding = encoding;
+  res->scored_position = ScoredPosition(impl.info, encoding, sequence);
+  if (sequence) res->continuation_start = static_cast<int>(encoding.size() - continuation_tokens);
+  if (logits.defined()) res->prediction = MakePrediction(impl, logits[r]);
+  res->target_class =
+      target.classes.defined() ? static_cast<int>(target.classes[r].item<int64_t>()) : -1;
 }
 
 }  // namespace
@@ -371,7 +383,6 @@ absl::StatusOr<std::vector<ExampleAttribution>> AttributeEncodings(
     const RunControl& control) {
   ATTATTR_ASSIGN_OR_RETURN(const PreparedRun run, PrepareRun(model, given, options));
   const AttributionTarget& resolved = run.target;
-  const bool sequence = resolved.kind == TargetKind::kSequenceLogProb;
   const std::vector<int32_t>& continuation = run.continuation;
   const std::vector<Encoding>& encodings = run.encodings;
   const auto& impl = model.impl();
@@ -421,14 +432,7 @@ absl::StatusOr<std::vector<ExampleAttribution>> AttributeEncodings(
                                                batch.attention_mask);
       for (int64_t r = 0; r < b; ++r) {
         ExampleAttribution& res = results[group[r]];
-        res.encoding = encodings[group[r]];
-        res.scored_position = ScoredPosition(info, res.encoding, sequence);
-        if (sequence) {
-          res.continuation_start = static_cast<int>(res.encoding.size() - continuation.size());
-        }
-        if (clean.logits.defined()) res.prediction = MakePrediction(impl, clean.logits[r]);
-        res.target_class =
-            target.classes.defined() ? static_cast<int>(target.classes[r].item<int64_t>()) : -1;
+        StartResult(impl, encodings[group[r]], continuation.size(), clean.logits, target, r, &res);
         res.layers.resize(layers.size());
       }
       const auto add_mask = enc.AdditiveMask(batch.attention_mask);
@@ -505,7 +509,6 @@ absl::StatusOr<std::vector<ExampleAttribution>> AttributeEncodingsReference(
     int pad_to) {
   ATTATTR_ASSIGN_OR_RETURN(const PreparedRun run, PrepareRun(model, given, options));
   const AttributionTarget& resolved = run.target;
-  const bool sequence = resolved.kind == TargetKind::kSequenceLogProb;
   const std::vector<int32_t>& continuation = run.continuation;
   const std::vector<Encoding>& encodings = run.encodings;
   const auto& impl = model.impl();
@@ -546,14 +549,7 @@ absl::StatusOr<std::vector<ExampleAttribution>> AttributeEncodingsReference(
       const TargetSpec target = MakeTargetSpec(enc, resolved, clean.logits, reference, continuation,
                                                batch.attention_mask);
       ExampleAttribution& res = results[e];
-      res.encoding = encodings[e];
-      res.scored_position = ScoredPosition(info, res.encoding, sequence);
-      if (sequence) {
-        res.continuation_start = static_cast<int>(res.encoding.size() - continuation.size());
-      }
-      if (clean.logits.defined()) res.prediction = MakePrediction(impl, clean.logits[0]);
-      res.target_class =
-          target.classes.defined() ? static_cast<int>(target.classes[0].item<int64_t>()) : -1;
+      StartResult(impl, encodings[e], continuation.size(), clean.logits, target, 0, &res);
       const EncoderBatch rep{Stack(batch.input_ids, m), Stack(batch.token_type_ids, m),
                              Stack(batch.attention_mask, m)};
       const auto add_mask = enc.AdditiveMask(rep.attention_mask);

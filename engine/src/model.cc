@@ -324,12 +324,11 @@ Prediction MakePrediction(const Model::Impl& impl, const torch::Tensor& logits_r
     p.probabilities = ToVector(probs);
     return p;
   }
-  const auto top = probs.topk(std::min<int64_t>(kTopTokens, probs.size(0)));
-  const auto ids = std::get<1>(top);
-  for (int64_t k = 0; k < ids.size(0); ++k) {
-    const auto id = static_cast<int32_t>(ids[k].item<int64_t>());
+  const auto [top_probs, top_ids] = probs.topk(std::min<int64_t>(kTopTokens, probs.size(0)));
+  for (int64_t k = 0; k < top_ids.size(0); ++k) {
+    const auto id = static_cast<int32_t>(top_ids[k].item<int64_t>());
     p.top_tokens.push_back(
-        {id, impl.tokenizer->IdToToken(id), probs[id].item<float>(), logits[id].item<float>()});
+        {id, impl.tokenizer->IdToToken(id), top_probs[k].item<float>(), logits[id].item<float>()});
   }
   return p;
 }
