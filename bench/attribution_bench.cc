@@ -57,6 +57,7 @@ struct Flags {
   int threads = 0;
   int steps = 20;
   std::string rule = "left-riemann";
+  std::string precision = "fp32";
   std::string workload = "all";
   int baseline_examples = 2;
   int baseline_layers = 2;  // BERT-base baseline: layers actually run (0 = all); scaled to all
@@ -400,6 +401,7 @@ engine::AttributionOptions BaseOptions(const Flags& flags) {
   engine::AttributionOptions o;
   o.rule = OrDie(engine::ParseQuadratureRule(flags.rule), "--rule");
   o.steps = flags.steps;
+  o.precision = OrDie(engine::ParsePrecision(flags.precision), "--precision");
   if (flags.max_batch_examples > 0) o.max_batch_examples = flags.max_batch_examples;
   if (flags.memory_budget_mib > 0) o.memory_budget_bytes = flags.memory_budget_mib << 20;
   return o;
@@ -594,6 +596,8 @@ int main(int argc, char** argv) {
                  "Fast-path inputs for bertbase-128 (each exactly 128 tokens)")
       ->capture_default_str();
   app.add_option("--gl-examples", flags.gl_examples, "SST-2 dev sentences for gl-sweep")
+      ->capture_default_str();
+  app.add_option("--precision", flags.precision, "fp32 | bf16: the fast path's integrand")
       ->capture_default_str();
   app.add_option("--threads", flags.threads, "Intra-op threads (0 = all cores)")
       ->capture_default_str();

@@ -12,6 +12,7 @@
 #include "attattr/base/quote.h"
 #include "attattr/base/status_macros.h"
 #include "attattr/engine/completeness_gap.h"
+#include "low_precision.h"
 #include "model_impl.h"
 #include "torch_boundary.h"
 
@@ -38,22 +39,31 @@ torch::Tensor TargetValues(const Encoder& enc, const TargetSpec& target, const t
                            const torch::Tensor& attention_mask, int64_t rows) {
   if (target.kind == TargetKind::kEmbeddingSimilarity) {
     auto mask = attention_mask.repeat({rows, 1});
-    auto pooled = MeanPool(x, mask);
+    auto pooled = MeanPool(x.to(torch::kFloat32), mask);
     return torch::cosine_similarity(pooled, target.reference.unsqueeze(0), 1, 1e-8);
   }
   if (target.kind == TargetKind::kSequenceLogProb) {
     const auto positions = target.positions.repeat({rows, 1});  // [R, k]
     const auto hidden = x.gather(1, positions.unsqueeze(2).expand({-1, -1, x.size(2)}));
-    const auto log_probs = torch::log_softmax(enc.LanguageModelLogits(hidden), -1);  // [R, k, V]
+    const auto log_probs =
+        torch::log_softmax(enc.LanguageModelLogits(hidden).to(torch::kFloat32), -1);  // [R, k, V]
     return log_probs.gather(2, target.next_ids.repeat({rows, 1}).unsqueeze(2)).squeeze(2).sum(1);
   }
-  auto logits = enc.Head(x, attention_mask.repeat({rows, 1}));
+  // fp32 logits (a bf16 integrand's head emits bf16): softmax and F keep fp32's resolution.
+  auto logits = enc.Head(x, attention_mask.repeat({rows, 1})).to(torch::kFloat32);
   auto idx = target.classes.repeat({rows}).unsqueeze(1);
   if (target.kind == TargetKind::kClassLogit) return logits.gather(1, idx).squeeze(1);
   if (target.kind == TargetKind::kClassLogProb) {
     return torch::log_softmax(logits, -1).gather(1, idx).squeeze(1);
   }
   return torch::softmax(logits, -1).gather(1, idx).squeeze(1);
+}
+
+// Stacks `rows` copies of t along dim 0: [B, ...] -> [rows·B, ...].
+torch::Tensor Stack(const torch::Tensor& t, int64_t rows) {
+  std::vector<int64_t> reps(t.dim(), 1);
+  reps[0] = rows;
+  return t.repeat(reps);
 }
 
 // Layers l+1.. on top of layer l whose context is `ctx`; returns F per row.
@@ -70,6 +80,40 @@ torch::Tensor RunAbove(const Encoder& enc, int l, const torch::Tensor& h_rep,
                           : enc.Layer(u, x, add_mask_rep, nullptr, nullptr);
   }
   return TargetValues(enc, target, x, attention_mask, rows);
+}
+
+// F(0) of each layer in `layers` (ascending): that layer's context zero, the layers above it as
+// they are, from the clean inputs `hidden` (hidden[l] = layer l's input, [B, n, d]); [k·B] with
+// layer-major rows. The paths started at each layer run through the layers above together,
+// stacked in the batch dimension, so each layer above is one larger GEMM rather than one small
+// GEMM per path.
+torch::Tensor TargetsAtZero(const Encoder& enc, const std::vector<int>& layers,
+                            const std::vector<torch::Tensor>& hidden, const torch::Tensor& add_mask,
+                            const TargetSpec& target, const torch::Tensor& attention_mask) {
+  const int last = enc.num_layers() - 1;
+  const bool row0 = target.first_row_only;
+  torch::Tensor paths;  // after layer u: [k·B, n (1 past the last layer with row0), d]
+  int64_t k = 0;
+  size_t next = 0;
+  for (int u = layers.front(); u <= last; ++u) {
+    const bool row_only = row0 && u == last;
+    if (k > 0) {
+      const auto mask = Stack(add_mask, k);
+      paths = row_only ? enc.FirstRowOfLayer(u, paths, mask)
+                       : enc.Layer(u, paths, mask, nullptr, nullptr);
+    }
+    if (next < layers.size() && layers[next] == u) {
+      const torch::Tensor& h = hidden[u];
+      const auto zero =
+          torch::zeros({h.size(0), enc.num_heads(u), h.size(1), enc.head_dim()}, h.options());
+      const auto start = row_only ? enc.FinishLayer(u, h.narrow(1, 0, 1), zero.narrow(2, 0, 1))
+                                  : enc.FinishLayer(u, h, zero);
+      paths = k > 0 ? torch::cat({paths, start}, 0) : start;
+      ++k;
+      ++next;
+    }
+  }
+  return TargetValues(enc, target, paths, attention_mask, k);
 }
 
 // Where F reads the output: a decoder's last token (for a sequence target the last position it
@@ -101,13 +145,6 @@ absl::StatusOr<std::vector<Encoding>> AppendContinuation(const Model& model,
     }
   }
   return out;
-}
-
-// Stacks `rows` copies of t along dim 0: [B, ...] -> [rows·B, ...].
-torch::Tensor Stack(const torch::Tensor& t, int64_t rows) {
-  std::vector<int64_t> reps(t.dim(), 1);
-  reps[0] = rows;
-  return t.repeat(reps);
 }
 
 // Activation bytes one α-point of one example costs when attributing layer l at length n (a
@@ -404,6 +441,8 @@ absl::StatusOr<std::vector<ExampleAttribution>> AttributeEncodings(
       ATTATTR_ASSIGN_OR_RETURN(auto ref, ReferenceEmbedding(model, options.target));
       reference = ref;
     }
+    // The α-points' forward passes run at options.precision; everything else in fp32.
+    const Encoder& integrand = IntegrandEncoder(impl, options.precision);
     // Sort by length so each batch pads little; results go back to input order.
     std::vector<size_t> order(encodings.size());
     std::iota(order.begin(), order.end(), 0);
@@ -430,29 +469,51 @@ absl::StatusOr<std::vector<ExampleAttribution>> AttributeEncodings(
       }
       const TargetSpec target = MakeTargetSpec(enc, resolved, clean.logits, reference, continuation,
                                                batch.attention_mask);
+      // F(A^l) is the clean pass's F for every l: unscaled probabilities are the clean ones.
+      torch::Tensor f_full;
+      {
+        torch::NoGradGuard no_grad;
+        f_full = TargetValues(enc, target, clean.last_hidden, batch.attention_mask, 1)
+                     .to(torch::kFloat64)
+                     .cpu();
+      }
+      const auto f_full_acc = f_full.accessor<double, 1>();
+      const auto add_mask = enc.AdditiveMask(batch.attention_mask);
+      // F(0) of every chosen layer, in groups of at most as many layers as one chunk has points
+      // at layer 0 (a forward pass needs less than a point's forward and backward). fp32 whatever
+      // the integrand's precision, so the completeness gap shows a bf16 integrand's error.
+      std::vector<double> f_zero(layers.size() * b);
+      {
+        torch::NoGradGuard no_grad;
+        const int64_t head_rows = std::max<int64_t>(1, static_cast<int64_t>(continuation.size()));
+        const int64_t group_size = std::clamp<int64_t>(
+            options.memory_budget_bytes / (BytesPerPoint(info, 0, n, head_rows) * b), 1,
+            static_cast<int64_t>(layers.size()));
+        for (size_t g0 = 0; g0 < layers.size(); g0 += group_size) {
+          const size_t g1 = std::min(layers.size(), g0 + group_size);
+          const std::vector<int> part(layers.begin() + g0, layers.begin() + g1);
+          auto values =
+              TargetsAtZero(enc, part, clean.hidden_states, add_mask, target, batch.attention_mask)
+                  .to(torch::kFloat64)
+                  .cpu();
+          std::copy_n(values.data_ptr<double>(), values.numel(), f_zero.begin() + g0 * b);
+        }
+      }
       for (int64_t r = 0; r < b; ++r) {
         ExampleAttribution& res = results[group[r]];
         StartResult(impl, encodings[group[r]], continuation.size(), clean.logits, target, r, &res);
         res.layers.resize(layers.size());
       }
-      const auto add_mask = enc.AdditiveMask(batch.attention_mask);
       for (size_t li = 0; li < layers.size(); ++li) {
         if (control.ShouldStop()) return absl::CancelledError("attribution: cancelled");
         const int l = layers[li];
         const torch::Tensor& probs = clean.attentions[l];  // A^l [B, H, n, n]
         const torch::Tensor& h = clean.hidden_states[l];   // input of layer l [B, n, d]
         const int64_t heads = probs.size(1);
-        torch::Tensor values, f_ends;
+        torch::Tensor values;
         {
           torch::NoGradGuard no_grad;
           values = enc.Values(l, enc.AttentionInput(l, h));  // [B, H, n, dh]
-          // F(0) and F(A) in one no-grad pass of the layers above.
-          auto ends = torch::cat({torch::zeros_like(probs), probs}, 0);
-          auto ctx = torch::matmul(ends, Stack(values, 2));
-          f_ends = RunAbove(enc, l, Stack(h, 2), ctx, Stack(add_mask, 2), target,
-                            batch.attention_mask, 2)
-                       .to(torch::kFloat64)
-                       .cpu();
         }
         const int64_t head_rows = std::max<int64_t>(1, static_cast<int64_t>(continuation.size()));
         const int64_t per_point = BytesPerPoint(info, l, n, head_rows) * b;
@@ -476,10 +537,16 @@ absl::StatusOr<std::vector<ExampleAttribution>> AttributeEncodings(
           // Scaled probabilities α_k·A^l for every point and example: [c·B, H, n, n].
           auto scaled = (alpha_t * probs.unsqueeze(0)).reshape({c * b, heads, n, n}).detach();
           scaled.requires_grad_(true);
-          auto ctx = torch::matmul(scaled.view({c, b, heads, n, n}), values.unsqueeze(0))
-                         .view({c * b, heads, n, enc.head_dim()});
-          auto f = RunAbove(enc, l, h_chunk.narrow(0, 0, c * b), ctx,
-                            mask_chunk.narrow(0, 0, c * b), target, batch.attention_mask, c);
+          torch::Tensor f;
+          {
+            // Layer l's own context in fp32 (α·A^l is the variable F is differentiated by; the
+            // product is cheap), everything above at options.precision.
+            auto ctx = torch::matmul(scaled.view({c, b, heads, n, n}), values.unsqueeze(0))
+                           .view({c * b, heads, n, enc.head_dim()});
+            LowPrecisionScope low_precision(options.precision, impl.device);
+            f = RunAbove(integrand, l, h_chunk.narrow(0, 0, c * b), ctx,
+                         mask_chunk.narrow(0, 0, c * b), target, batch.attention_mask, c);
+          }
           auto w = torch::tensor(weight, dev_opts).repeat_interleave(b);
           auto objective = (f * w).sum();
           auto grad = torch::autograd::grad({objective}, {scaled})[0];
@@ -487,11 +554,10 @@ absl::StatusOr<std::vector<ExampleAttribution>> AttributeEncodings(
         }
         torch::NoGradGuard no_grad;
         auto attr = probs * grad_sum;  // Attr^l = A^l ⊙ Σ_k w_k ∂F(α_k A^l)/∂(α_k A^l)
-        auto f_acc = f_ends.accessor<double, 1>();
         for (int64_t r = 0; r < b; ++r) {
           LayerAttribution& out = results[group[r]].layers[li];
           out.layer = l;
-          StoreLayer(attr, probs, r, encodings[group[r]].size(), f_acc[b + r], f_acc[r],
+          StoreLayer(attr, probs, r, encodings[group[r]].size(), f_full_acc[r], f_zero[li * b + r],
                      options.keep_attention, &out);
         }
         done += b;

@@ -73,34 +73,34 @@ torch::Tensor BertEncoder::Head(const torch::Tensor& last_hidden,
   return torch::linear(pooled, w_.cls_w, w_.cls_b);
 }
 
-void ForEachWeight(BertWeights& w, const std::function<void(torch::Tensor&)>& fn) {
-  for (auto* t : {&w.word_emb, &w.emb_ln_w, &w.emb_ln_b}) fn(*t);
-  for (auto* t : {&w.pos_emb, &w.type_emb, &w.emb_proj_w, &w.emb_proj_b}) {
-    if (t->defined()) fn(*t);
-  }
-  for (auto& lw : w.layers) {
-    for (auto* t :
-         {&lw.q_w, &lw.q_b, &lw.k_w, &lw.k_b, &lw.v_w, &lw.v_b, &lw.o_w, &lw.o_b, &lw.ln1_w,
-          &lw.ln1_b, &lw.i_w, &lw.i_b, &lw.f_w, &lw.f_b, &lw.ln2_w, &lw.ln2_b}) {
-      fn(*t);
+void ForEachWeight(BertWeights& w, const std::function<void(torch::Tensor&, WeightRole)>& fn) {
+  auto each = [&](std::initializer_list<torch::Tensor*> tensors, WeightRole role) {
+    for (torch::Tensor* t : tensors) {
+      if (t->defined()) fn(*t, role);
     }
+  };
+  constexpr WeightRole kMatrix = WeightRole::kMatrix, kOther = WeightRole::kOther;
+  each({&w.word_emb, &w.emb_ln_w, &w.emb_ln_b, &w.pos_emb, &w.type_emb}, kOther);
+  each({&w.emb_proj_w}, kMatrix);
+  each({&w.emb_proj_b}, kOther);
+  for (auto& lw : w.layers) {
+    each({&lw.q_w, &lw.k_w, &lw.v_w, &lw.o_w, &lw.i_w, &lw.f_w}, kMatrix);
+    each({&lw.q_b, &lw.k_b, &lw.v_b, &lw.o_b, &lw.ln1_w, &lw.ln1_b, &lw.i_b, &lw.f_b, &lw.ln2_w,
+          &lw.ln2_b},
+         kOther);
   }
-  for (auto* t : {&w.pooler_w, &w.pooler_b, &w.cls_w, &w.cls_b}) {
-    if (t->defined()) fn(*t);
-  }
+  each({&w.pooler_w, &w.cls_w}, kMatrix);
+  each({&w.pooler_b, &w.cls_b}, kOther);
 }
 
-BertEncoder BertEncoder::CloneWeightsRequiringGrad(std::vector<torch::Tensor>* params) const {
+BertEncoder BertEncoder::CloneWeights(const WeightMap& map) const {
   BertWeights w = w_;
-  ForEachWeight(w, [&](torch::Tensor& t) {
-    t = t.detach().clone().requires_grad_(true);
-    params->push_back(t);
-  });
+  ForEachWeight(w, [&](torch::Tensor& t, WeightRole role) { t = map(t, role); });
   return BertEncoder(std::move(w), head_dim_, eps_);
 }
 
-std::unique_ptr<Encoder> BertEncoder::CloneRequiringGrad(std::vector<torch::Tensor>* params) const {
-  return std::make_unique<BertEncoder>(CloneWeightsRequiringGrad(params));
+std::unique_ptr<Encoder> BertEncoder::CloneMapped(const WeightMap& map) const {
+  return std::make_unique<BertEncoder>(CloneWeights(map));
 }
 
 }  // namespace attattr::engine

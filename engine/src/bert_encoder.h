@@ -48,9 +48,8 @@ struct BertWeights {
   torch::Tensor cls_w, cls_b;  // undefined for encoder-only checkpoints
 };
 
-// Calls fn on every defined weight tensor (embeddings, layers, pooler, classifier), in a fixed
-// order.
-void ForEachWeight(BertWeights& w, const std::function<void(torch::Tensor&)>& fn);
+// Calls fn on every defined weight tensor (embeddings, layers, pooler, classifier) with its role.
+void ForEachWeight(BertWeights& w, const std::function<void(torch::Tensor&, WeightRole)>& fn);
 
 class BertEncoder : public Encoder {
  public:
@@ -71,9 +70,9 @@ class BertEncoder : public Encoder {
                             const torch::Tensor& context) const override;
   torch::Tensor Head(const torch::Tensor& last_hidden,
                      const torch::Tensor& attention_mask) const override;
-  std::unique_ptr<Encoder> CloneRequiringGrad(std::vector<torch::Tensor>* params) const override;
+  std::unique_ptr<Encoder> CloneMapped(const WeightMap& map) const override;
   // The same, as a BertEncoder (for encoders built on this one).
-  BertEncoder CloneWeightsRequiringGrad(std::vector<torch::Tensor>* params) const;
+  BertEncoder CloneWeights(const WeightMap& map) const;
 
  protected:
   torch::Tensor SplitHeads(const torch::Tensor& x, int heads) const;  // [B,n,H*dh] -> [B,H,n,dh]

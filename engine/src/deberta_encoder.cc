@@ -94,13 +94,15 @@ torch::Tensor DebertaEncoder::AttentionProbs(int l, const torch::Tensor& h,
   return torch::softmax(scores + add_mask, -1);
 }
 
-std::unique_ptr<Encoder> DebertaEncoder::CloneRequiringGrad(
-    std::vector<torch::Tensor>* params) const {
-  BertEncoder base = CloneWeightsRequiringGrad(params);
+std::unique_ptr<Encoder> DebertaEncoder::CloneMapped(const WeightMap& map) const {
+  BertEncoder base = CloneWeights(map);
   DisentangledWeights d = d_;
-  MakeFreshParameters({&d.rel_emb, &d.rel_ln_w, &d.rel_ln_b}, params);
-  for (auto* list : {&d.pos_key_w, &d.pos_key_b, &d.pos_query_w, &d.pos_query_b}) {
-    for (auto& t : *list) MakeFreshParameters({&t}, params);
+  MapWeights({&d.rel_emb, &d.rel_ln_w, &d.rel_ln_b}, WeightRole::kOther, map);
+  for (auto* list : {&d.pos_key_w, &d.pos_query_w}) {
+    for (auto& t : *list) MapWeights({&t}, WeightRole::kMatrix, map);
+  }
+  for (auto* list : {&d.pos_key_b, &d.pos_query_b}) {
+    for (auto& t : *list) MapWeights({&t}, WeightRole::kOther, map);
   }
   return std::make_unique<DebertaEncoder>(base.weights(), std::move(d), head_dim(), eps_);
 }

@@ -34,7 +34,7 @@ class DebertaEncoder final : public BertEncoder {
 
   torch::Tensor AttentionProbs(int l, const torch::Tensor& h,
                                const torch::Tensor& add_mask) const override;
-  std::unique_ptr<Encoder> CloneRequiringGrad(std::vector<torch::Tensor>* params) const override;
+  std::unique_ptr<Encoder> CloneMapped(const WeightMap& map) const override;
 
  private:
   // The relative-position embeddings as the layers read them (LayerNorm-ed when configured):

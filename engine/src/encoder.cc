@@ -65,12 +65,24 @@ EncoderOutput Encoder::Forward(const EncoderBatch& batch, const ForwardOptions& 
   return out;
 }
 
-void MakeFreshParameters(std::initializer_list<torch::Tensor*> tensors,
-                         std::vector<torch::Tensor>* params) {
+std::unique_ptr<Encoder> Encoder::CloneRequiringGrad(std::vector<torch::Tensor>* params) const {
+  return CloneMapped([params](const torch::Tensor& t, WeightRole) {
+    auto fresh = t.detach().clone().requires_grad_(true);
+    params->push_back(fresh);
+    return fresh;
+  });
+}
+
+std::unique_ptr<Encoder> Encoder::CloneWithMatrices(torch::ScalarType dtype) const {
+  return CloneMapped([dtype](const torch::Tensor& t, WeightRole role) {
+    return role == WeightRole::kMatrix && t.is_floating_point() ? t.to(dtype) : t;
+  });
+}
+
+void MapWeights(std::initializer_list<torch::Tensor*> tensors, WeightRole role,
+                const WeightMap& map) {
   for (torch::Tensor* t : tensors) {
-    if (!t->defined()) continue;
-    *t = t->detach().clone().requires_grad_(true);
-    params->push_back(*t);
+    if (t->defined()) *t = map(*t, role);
   }
 }
 

@@ -10,6 +10,7 @@
 // after construction, so a const Encoder is safe to use from many threads.
 #pragma once
 
+#include <functional>
 #include <initializer_list>
 #include <memory>
 #include <optional>
@@ -18,6 +19,12 @@
 #include "torch_pch.h"
 
 namespace attattr::engine {
+
+// What a weight does, for maps that treat weights differently: a matrix multiplies activations
+// (linear and projection weights, a head's weights); everything else — biases, norm scales,
+// embedding tables read by index — is kOther.
+enum class WeightRole { kMatrix, kOther };
+using WeightMap = std::function<torch::Tensor(const torch::Tensor&, WeightRole)>;
 
 // A padded batch: every tensor [B, n] (int64 ids, float mask with 1 = real token).
 struct EncoderBatch {
@@ -90,15 +97,22 @@ class Encoder {
   // output projection and feed-forward. Equals Layer(...)[:, :1] (FinishLayer works row by row).
   torch::Tensor FirstRowOfLayer(int l, const torch::Tensor& h, const torch::Tensor& add_mask) const;
 
+  // A copy of the same family whose every defined weight w is map(w, its role); undefined ones
+  // (absent biases) stay undefined. What CloneRequiringGrad and CloneForPrecision are made of.
+  virtual std::unique_ptr<Encoder> CloneMapped(const WeightMap& map) const = 0;
+
   // A copy whose weights are fresh tensors that require grad (listed in `params`): the authors'
   // scheme backpropagates through every parameter (AttributeEncodingsReference).
-  virtual std::unique_ptr<Encoder> CloneRequiringGrad(std::vector<torch::Tensor>* params) const = 0;
+  std::unique_ptr<Encoder> CloneRequiringGrad(std::vector<torch::Tensor>* params) const;
+  // A copy whose matrices (WeightRole::kMatrix) are stored in `dtype` (kBFloat16 for the bf16
+  // integrand, low_precision.h); every other weight is shared with this one, unchanged.
+  std::unique_ptr<Encoder> CloneWithMatrices(torch::ScalarType dtype) const;
 };
 
-// CloneRequiringGrad's step: each defined tensor is replaced by a detached copy that requires grad,
-// appended to `params`; undefined ones (absent biases) are left alone.
-void MakeFreshParameters(std::initializer_list<torch::Tensor*> tensors,
-                         std::vector<torch::Tensor>* params);
+// CloneMapped's step: each defined tensor is replaced by map(tensor, role); undefined ones are
+// left alone.
+void MapWeights(std::initializer_list<torch::Tensor*> tensors, WeightRole role,
+                const WeightMap& map);
 
 // Sentence-transformers mean pooling: Σ_i mask_i h_i / Σ_i mask_i, [B, d].
 torch::Tensor MeanPool(const torch::Tensor& last_hidden, const torch::Tensor& attention_mask);

@@ -70,14 +70,16 @@ torch::Tensor Gpt2Decoder::Head(const torch::Tensor& last_hidden,
   return torch::linear(AtLastRealToken(last_hidden, attention_mask), w_.score_w);
 }
 
-std::unique_ptr<Encoder> Gpt2Decoder::CloneRequiringGrad(std::vector<torch::Tensor>* params) const {
+std::unique_ptr<Encoder> Gpt2Decoder::CloneMapped(const WeightMap& map) const {
   Gpt2Weights w = w_;
-  MakeFreshParameters({&w.wte, &w.wpe, &w.lnf_w, &w.lnf_b, &w.score_w}, params);
+  MapWeights({&w.wte, &w.wpe, &w.lnf_w, &w.lnf_b}, WeightRole::kOther, map);
+  MapWeights({&w.score_w}, WeightRole::kMatrix, map);  // also when tied to wte (the LM head)
   for (auto& lw : w.layers) {
-    MakeFreshParameters(
-        {&lw.ln1_w, &lw.ln1_b, &lw.q_w, &lw.q_b, &lw.k_w, &lw.k_b, &lw.v_w, &lw.v_b, &lw.o_w,
-         &lw.o_b, &lw.ln2_w, &lw.ln2_b, &lw.fc_w, &lw.fc_b, &lw.proj_w, &lw.proj_b},
-        params);
+    MapWeights({&lw.q_w, &lw.k_w, &lw.v_w, &lw.o_w, &lw.fc_w, &lw.proj_w}, WeightRole::kMatrix,
+               map);
+    MapWeights({&lw.ln1_w, &lw.ln1_b, &lw.q_b, &lw.k_b, &lw.v_b, &lw.o_b, &lw.ln2_w, &lw.ln2_b,
+                &lw.fc_b, &lw.proj_b},
+               WeightRole::kOther, map);
   }
   return std::make_unique<Gpt2Decoder>(std::move(w), head_dim_, eps_);
 }

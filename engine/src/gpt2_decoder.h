@@ -67,7 +67,7 @@ class Gpt2Decoder final : public Encoder {
   torch::Tensor LanguageModelLogits(const torch::Tensor& hidden) const override {
     return torch::linear(hidden, w_.score_w);  // the LM head (its [V, d] weight, no bias)
   }
-  std::unique_ptr<Encoder> CloneRequiringGrad(std::vector<torch::Tensor>* params) const override;
+  std::unique_ptr<Encoder> CloneMapped(const WeightMap& map) const override;
 
  private:
   torch::Tensor Norm(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) const;

@@ -77,15 +77,16 @@ torch::Tensor LlamaDecoder::Head(const torch::Tensor& last_hidden,
   return torch::linear(AtLastRealToken(last_hidden, attention_mask), w_.score_w);
 }
 
-std::unique_ptr<Encoder> LlamaDecoder::CloneRequiringGrad(
-    std::vector<torch::Tensor>* params) const {
+std::unique_ptr<Encoder> LlamaDecoder::CloneMapped(const WeightMap& map) const {
   LlamaWeights w = w_;
-  MakeFreshParameters({&w.embed, &w.final_norm_w, &w.score_w}, params);
+  MapWeights({&w.embed, &w.final_norm_w}, WeightRole::kOther, map);
+  MapWeights({&w.score_w}, WeightRole::kMatrix, map);
   for (auto& lw : w.layers) {
-    MakeFreshParameters(
-        {&lw.input_norm_w, &lw.q_w, &lw.q_b, &lw.k_w, &lw.k_b, &lw.v_w, &lw.v_b, &lw.o_w, &lw.o_b,
-         &lw.post_norm_w, &lw.gate_w, &lw.gate_b, &lw.up_w, &lw.up_b, &lw.down_w, &lw.down_b},
-        params);
+    MapWeights({&lw.q_w, &lw.k_w, &lw.v_w, &lw.o_w, &lw.gate_w, &lw.up_w, &lw.down_w},
+               WeightRole::kMatrix, map);
+    MapWeights({&lw.input_norm_w, &lw.q_b, &lw.k_b, &lw.v_b, &lw.o_b, &lw.post_norm_w, &lw.gate_b,
+                &lw.up_b, &lw.down_b},
+               WeightRole::kOther, map);
   }
   return std::make_unique<LlamaDecoder>(std::move(w), head_dim_, eps_);
 }

@@ -66,7 +66,7 @@ class LlamaDecoder final : public Encoder {
   torch::Tensor LanguageModelLogits(const torch::Tensor& hidden) const override {
     return torch::linear(hidden, w_.score_w);  // the LM head (its [V, d] weight, no bias)
   }
-  std::unique_ptr<Encoder> CloneRequiringGrad(std::vector<torch::Tensor>* params) const override;
+  std::unique_ptr<Encoder> CloneMapped(const WeightMap& map) const override;
 
  private:
   torch::Tensor RmsNorm(const torch::Tensor& x, const torch::Tensor& weight) const;

@@ -220,7 +220,7 @@ absl::StatusOr<std::unique_ptr<Model>> Model::CreateRandom(const RandomModelSpec
     info.device = device.str();
     impl->tokenizer = std::move(tokenizer);
     impl->device = device;
-    ForEachWeight(w, [&](torch::Tensor& t) {
+    ForEachWeight(w, [&](torch::Tensor& t, WeightRole) {
       t = t.to(device);
       info.parameter_count += t.numel();
     });

@@ -5,6 +5,7 @@
 #include <memory>
 #include <vector>
 
+#include "absl/base/call_once.h"
 #include "attattr/engine/model.h"
 #include "encoder.h"
 #include "model_config.h"
@@ -17,6 +18,10 @@ struct Model::Impl {
   std::unique_ptr<Tokenizer> tokenizer;
   std::unique_ptr<Encoder> encoder;  // the family's implementation
   torch::Device device = torch::kCPU;
+  // The bf16 integrand's copy of `encoder` with bfloat16 matrices (low_precision.h:
+  // IntegrandEncoder), made once on first use; null until then.
+  mutable absl::once_flag bf16_once;
+  mutable std::unique_ptr<Encoder> bf16_encoder;
 };
 
 // Pads `encodings` (indices `order` of them, in that order) to the longest one; [B, n] tensors on

@@ -90,17 +90,17 @@ torch::Tensor ModernBertEncoder::Head(const torch::Tensor& last_hidden,
   return torch::linear(Norm(dense, w_.head_norm_w, w_.head_norm_b), w_.cls_w, w_.cls_b);
 }
 
-std::unique_ptr<Encoder> ModernBertEncoder::CloneRequiringGrad(
-    std::vector<torch::Tensor>* params) const {
+std::unique_ptr<Encoder> ModernBertEncoder::CloneMapped(const WeightMap& map) const {
   ModernBertWeights w = w_;
-  MakeFreshParameters({&w.word_emb, &w.emb_norm_w, &w.emb_norm_b, &w.final_norm_w, &w.final_norm_b,
-                       &w.head_w, &w.head_b, &w.head_norm_w, &w.head_norm_b, &w.cls_w, &w.cls_b},
-                      params);
+  MapWeights({&w.word_emb, &w.emb_norm_w, &w.emb_norm_b, &w.final_norm_w, &w.final_norm_b,
+              &w.head_b, &w.head_norm_w, &w.head_norm_b, &w.cls_b},
+             WeightRole::kOther, map);
+  MapWeights({&w.head_w, &w.cls_w}, WeightRole::kMatrix, map);
   for (auto& lw : w.layers) {
-    MakeFreshParameters(
-        {&lw.attn_norm_w, &lw.attn_norm_b, &lw.q_w, &lw.q_b, &lw.k_w, &lw.k_b, &lw.v_w, &lw.v_b,
-         &lw.o_w, &lw.o_b, &lw.mlp_norm_w, &lw.mlp_norm_b, &lw.wi_w, &lw.wi_b, &lw.wo_w, &lw.wo_b},
-        params);
+    MapWeights({&lw.q_w, &lw.k_w, &lw.v_w, &lw.o_w, &lw.wi_w, &lw.wo_w}, WeightRole::kMatrix, map);
+    MapWeights({&lw.attn_norm_w, &lw.attn_norm_b, &lw.q_b, &lw.k_b, &lw.v_b, &lw.o_b,
+                &lw.mlp_norm_w, &lw.mlp_norm_b, &lw.wi_b, &lw.wo_b},
+               WeightRole::kOther, map);
   }
   return std::make_unique<ModernBertEncoder>(std::move(w), head_dim_, eps_);
 }

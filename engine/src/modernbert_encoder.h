@@ -62,7 +62,7 @@ class ModernBertEncoder final : public Encoder {
                             const torch::Tensor& context) const override;
   torch::Tensor Head(const torch::Tensor& last_hidden,
                      const torch::Tensor& attention_mask) const override;
-  std::unique_ptr<Encoder> CloneRequiringGrad(std::vector<torch::Tensor>* params) const override;
+  std::unique_ptr<Encoder> CloneMapped(const WeightMap& map) const override;
 
  private:
   torch::Tensor Norm(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) const;

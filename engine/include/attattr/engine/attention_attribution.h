@@ -14,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "attattr/engine/example.h"
 #include "attattr/engine/model.h"
+#include "attattr/engine/precision.h"
 #include "attattr/engine/quadrature.h"
 #include "attattr/engine/run_control.h"
 
@@ -59,6 +60,8 @@ struct AttributionOptions {
   int max_batch_examples = 4;
   // Keep the clean attention probabilities A^l in the result. Default: true.
   bool keep_attention = true;
+  // The integrand's arithmetic (precision.h). Default: fp32. The reference scheme is always fp32.
+  Precision precision = Precision::kFp32;
 };
 
 struct LayerAttribution {

@@ -1,0 +1,23 @@
+// The arithmetic precision of the attribution integrand (README "Precision", bench/README.md):
+//   kFp32  everything in fp32 (the default);
+//   kBf16  the integrand — forward and backward through layer l's context and the layers above it
+//          at every α-point — runs its matrix products in bfloat16 (AMX / AVX-512-BF16 through
+//          oneDNN on CPU, tensor cores on GPU) by LibTorch's autocast over a bf16 copy of the
+//          model's matrices; norms, softmax, the residual stream and the target's logits stay fp32
+//          (type promotion and autocast's policy), and the clean pass, F(0) and F(A), the gradient
+//          sum over α-points, Attr = A ⊙ Σ and completeness are fp32 as with kFp32.
+#pragma once
+
+#include <string_view>
+
+#include "absl/status/statusor.h"
+
+namespace attattr::engine {
+
+enum class Precision { kFp32, kBf16 };
+
+std::string_view PrecisionName(Precision precision);  // "fp32", "bf16"
+// "fp32" or "bf16"; InvalidArgument naming `precision` otherwise.
+absl::StatusOr<Precision> ParsePrecision(std::string_view name);
+
+}  // namespace attattr::engine
