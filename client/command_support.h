@@ -7,6 +7,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -16,6 +17,7 @@
 #include "absl/status/statusor.h"
 #include "attattr/engine/dataset.h"
 #include "attattr/engine/model.h"
+#include "attattr/engine/precision.h"
 #include "attattr/engine/quadrature.h"
 #include "attattr/engine/run_control.h"
 #include "attattr/v1/attattr_service.pb.h"
@@ -31,6 +33,7 @@ absl::Status InvalidFlag(const std::string& flag, const std::string& what);
 struct StudyFlags {
   std::string model;  // a model directory; with --server, a served model (its last path component)
   int steps = engine::kDefaultQuadratureSteps;
+  std::string precision;  // --precision: "" (fp32 here, the server's default there), fp32, bf16
   std::string rule = std::string(engine::QuadratureRuleName(engine::kDefaultQuadratureRule));
   std::string format = "text";  // json | text
   int threads = 0;              // intra-op threads of the local engine, 0 = all cores
@@ -41,11 +44,24 @@ struct StudyFlags {
   double timeout_seconds = 0;   // --timeout-seconds: the wait for the job; 0 = until it ends
 };
 
+// --precision's help, shared by every command that attributes.
+extern const char kPrecisionHelp[];
+
+// A --precision value: unset ("": fp32 in-process, the server's --default-precision with
+// --server), fp32 or bf16; InvalidArgument naming --precision otherwise.
+absl::StatusOr<std::optional<engine::Precision>> ParsePrecisionFlag(const std::string& value);
+// What the request carries for it: UNSPECIFIED when unset.
+v1::Precision PrecisionFlagToProto(const std::optional<engine::Precision>& precision);
+
 // Registers StudyFlags' options on `cmd`; `steps_help` says what --steps integrates.
 void AddStudyFlags(CLI::App* cmd, StudyFlags* f, const std::string& steps_help);
 
-// Checks StudyFlags (InvalidArgument naming the flag) and returns the quadrature rule.
+// Checks StudyFlags (InvalidArgument naming the flag, --precision included) and returns the
+// quadrature rule.
 absl::StatusOr<engine::QuadratureRule> CheckStudyFlags(const StudyFlags& f);
+
+// --precision of flags CheckStudyFlags accepted.
+std::optional<engine::Precision> StudyPrecision(const StudyFlags& f);
 
 // In-process: sets the engine's intra-op threads and loads --model (FailedPrecondition when it
 // cannot be loaded).

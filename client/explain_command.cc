@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "attattr/base/status_macros.h"
+#include "attattr/convert/attribution_convert.h"
 #include "attattr/engine/attribution_tree.h"
 #include "attattr/engine/dataset.h"
 #include "attattr/engine/model.h"
@@ -75,9 +76,10 @@ using PrintFn = std::function<absl::Status(const engine::ExampleAttribution&, co
                                            const engine::AttributionTree*, size_t)>;
 
 // --server mode: one Explain call per example; the server validates and reports field errors.
+// `precision` is what the requests ask for (UNSPECIFIED: the server's default).
 absl::Status RunRemote(const ExplainFlags& flags, const std::vector<engine::Example>& examples,
-                       engine::AttributionOptions options, const PrintFn& print,
-                       std::ostream& out) {
+                       engine::AttributionOptions options, v1::Precision precision,
+                       const PrintFn& print, std::ostream& out) {
   RemoteRunner runner(flags.server, flags.security, flags.deadline);
   // A served model is named by its directory name: `--model models/x` and `--model x` both mean x.
   const std::string name = std::filesystem::path(flags.model).filename().string();
@@ -93,9 +95,12 @@ absl::Status RunRemote(const ExplainFlags& flags, const std::vector<engine::Exam
   ATTATTR_RETURN_IF_ERROR(CheckTreeLayers(flags, options, model->info.num_layers));
   RenderContext ctx{flags.model, flags.target, flags.rule, flags.steps, model->info.labels};
   const bool want_tree = WantsTree(flags);
+  v1::AttributionOptions requested;
+  convert::AttributionOptionsToProto(options, &requested);
+  requested.set_precision(precision);
   for (size_t i = 0; i < examples.size(); ++i) {
     engine::AttributionTree tree;
-    auto r = runner.Explain(name, examples[i], options, flags.tau, want_tree ? &tree : nullptr);
+    auto r = runner.Explain(name, examples[i], requested, flags.tau, want_tree ? &tree : nullptr);
     if (!r.ok()) {
       if (!flags.input.empty()) {
         return absl::Status(
@@ -132,6 +137,7 @@ absl::Status RunExplain(const ExplainFlags& flags, std::ostream& out) {
   auto rule = engine::ParseQuadratureRule(flags.rule);
   if (!rule.ok()) return absl::InvalidArgumentError(absl::StrCat("--", rule.status().message()));
   ATTATTR_ASSIGN_OR_RETURN(auto layers, ParseLayers(flags.layers));
+  ATTATTR_ASSIGN_OR_RETURN(const auto precision, ParsePrecisionFlag(flags.precision));
   ATTATTR_RETURN_IF_ERROR(engine::ValidateTreeTau(flags.tau, "--tau"));
   ATTATTR_ASSIGN_OR_RETURN(auto examples, CollectExamples(flags));
 
@@ -141,6 +147,7 @@ absl::Status RunExplain(const ExplainFlags& flags, std::ostream& out) {
   options.layers = layers;
   options.max_batch_examples = flags.batch;
   options.keep_attention = false;
+  options.precision = precision.value_or(engine::Precision::kFp32);
   const size_t count = examples.size();
   auto print = [&](const engine::ExampleAttribution& r, const RenderContext& ctx,
                    const engine::AttributionTree* tree, size_t index) -> absl::Status {
@@ -156,7 +163,9 @@ absl::Status RunExplain(const ExplainFlags& flags, std::ostream& out) {
     }
     return absl::OkStatus();
   };
-  if (!flags.server.empty()) return RunRemote(flags, examples, options, print, out);
+  if (!flags.server.empty()) {
+    return RunRemote(flags, examples, options, PrecisionFlagToProto(precision), print, out);
+  }
 
   engine::RuntimeOptions runtime;
   runtime.intra_op_threads = flags.threads;

@@ -26,6 +26,7 @@ struct ExplainFlags {
   int steps = engine::kDefaultQuadratureSteps;
   std::string rule = std::string(engine::QuadratureRuleName(engine::kDefaultQuadratureRule));
   std::string target = "predicted";
+  std::string precision;        // "" = fp32 in-process, the server's default with --server
   std::string layers;           // "0,3"; empty = all
   std::string format = "json";  // json | text
   int batch = 4;                // examples per engine batch

@@ -121,6 +121,7 @@ absl::StatusOr<v1::HeadImportanceResult> RunRemote(
   h->set_seed(options.importance.seed);
   h->mutable_attribution()->set_rule(convert::RuleToProto(options.importance.attribution.rule));
   h->mutable_attribution()->set_steps(options.importance.attribution.steps);
+  h->mutable_attribution()->set_precision(PrecisionFlagToProto(StudyPrecision(f.study)));
   if (!f.export_dir.empty()) {
     h->set_export_path(f.export_dir);
     h->set_export_ratio(f.export_ratio);
@@ -205,6 +206,8 @@ int HeadsCommand::Run(std::ostream& out, std::ostream& err) const {
   options.ratios_percent = *ratios;
   options.importance.attribution.rule = *rule;
   options.importance.attribution.steps = f.study.steps;
+  options.importance.attribution.precision =
+      StudyPrecision(f.study).value_or(engine::Precision::kFp32);
   options.importance.seed = f.seed;
   options.export_dir = f.export_dir;
   options.export_ratio_percent = f.export_ratio;

@@ -163,6 +163,8 @@ int RunSubmit(const JobCommands::Submit& f, std::ostream& out, std::ostream& err
   if (!rule.ok()) return Usage(absl::StrCat("--", rule.status().message()), err);
   auto layers = ParseLayers(f.layers);
   if (!layers.ok()) return Usage(std::string(layers.status().message()), err);
+  auto precision = ParsePrecisionFlag(f.precision);
+  if (!precision.ok()) return Usage(std::string(precision.status().message()), err);
   auto result = ResultOptionsFrom(f);
   if (!result.ok()) return Usage(std::string(result.status().message()), err);
 
@@ -202,6 +204,7 @@ int RunSubmit(const JobCommands::Submit& f, std::ostream& out, std::ostream& err
     for (const auto& [index, pair] : f.pairs) list->mutable_examples(index)->set_text_pair(pair);
   }
   convert::AttributionOptionsToProto(options, a->mutable_options());
+  a->mutable_options()->set_precision(PrecisionFlagToProto(*precision));
   *a->mutable_result() = *result;
 
   auto job = client.Submit(req);
@@ -436,6 +439,7 @@ JobCommands::JobCommands(CLI::App& app) {
   submit_cmd_->add_option("--steps", s.steps, "Integration points m")->capture_default_str();
   submit_cmd_->add_option("--rule", s.rule, "gauss-legendre | left-riemann | trapezoid")
       ->capture_default_str();
+  submit_cmd_->add_option("--precision", s.precision, kPrecisionHelp);
   submit_cmd_->add_option("--layers", s.layers, "Comma-separated layer indices (default: all)");
   submit_cmd_
       ->add_option(

@@ -81,6 +81,7 @@ class JobCommands {
     int limit = 0;
     int steps = engine::kDefaultQuadratureSteps;
     std::string rule = std::string(engine::QuadratureRuleName(engine::kDefaultQuadratureRule));
+    std::string precision;  // "" = the server's --default-precision
     std::string layers;
     std::string target = "predicted";
     int top_k = 0;

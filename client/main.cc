@@ -77,6 +77,7 @@ int main(int argc, char** argv) {
           "next_token_logit:TEXT (TEXT one token, e.g. ' Paris'; K a token id) | "
           "sequence_logprob:TEXT (log p(TEXT | input), teacher-forced)")
       ->capture_default_str();
+  explain->add_option("--precision", ef.precision, attattr::client::kPrecisionHelp);
   explain->add_option("--layers", ef.layers, "Comma-separated layer indices (default: all)");
   explain->add_option("--format", ef.format, "json | text")->capture_default_str();
   explain->add_option("--batch", ef.batch, "Examples per engine batch")->capture_default_str();

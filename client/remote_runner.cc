@@ -73,13 +73,13 @@ absl::StatusOr<std::vector<RemoteModel>> RemoteRunner::ListModels() {
 }
 
 absl::StatusOr<engine::ExampleAttribution> RemoteRunner::Explain(
-    const std::string& model, const engine::Example& example,
-    const engine::AttributionOptions& options, double tree_tau, engine::AttributionTree* tree) {
+    const std::string& model, const engine::Example& example, const v1::AttributionOptions& options,
+    double tree_tau, engine::AttributionTree* tree) {
   v1::ExplainRequest req;
   req.set_model(model);
   req.mutable_example()->set_text(example.text);
   if (example.text_pair) req.mutable_example()->set_text_pair(*example.text_pair);
-  convert::AttributionOptionsToProto(options, req.mutable_options());
+  *req.mutable_options() = options;
   req.mutable_result()->set_full_matrices(true);
   req.mutable_result()->set_top_k(0);
   if (tree != nullptr) {

@@ -9,6 +9,7 @@
 #include "attattr/engine/attention_attribution.h"
 #include "attattr/engine/attribution_tree.h"
 #include "attattr/engine/model.h"
+#include "attattr/v1/attribution.pb.h"
 #include "grpc_call.h"
 
 namespace attattr::client {
@@ -34,7 +35,7 @@ class RemoteRunner {
   // it there.
   absl::StatusOr<engine::ExampleAttribution> Explain(const std::string& model,
                                                      const engine::Example& example,
-                                                     const engine::AttributionOptions& options,
+                                                     const v1::AttributionOptions& options,
                                                      double tree_tau = 0,
                                                      engine::AttributionTree* tree = nullptr);
 

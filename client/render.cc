@@ -35,6 +35,7 @@ nlohmann::json AttributionToJson(const engine::ExampleAttribution& r, const Rend
   j["target"] = ctx.target;
   j["rule"] = ctx.rule;
   j["steps"] = ctx.steps;
+  j["precision"] = std::string(engine::PrecisionName(r.precision));
   const size_t n = r.encoding.size();
   nlohmann::json layers = nlohmann::json::array();
   for (const auto& layer : r.layers) {
@@ -96,7 +97,8 @@ std::string AttributionToText(const engine::ExampleAttribution& r, const RenderC
         << (p < static_cast<int>(ctx.labels.size()) ? ctx.labels[p] : std::to_string(p))
         << " (p=" << buf << ")\n";
   }
-  out << "target: " << ctx.target << "   rule: " << ctx.rule << ", m = " << ctx.steps << "\n";
+  out << "target: " << ctx.target << "   rule: " << ctx.rule << ", m = " << ctx.steps
+      << "   precision: " << engine::PrecisionName(r.precision) << "\n";
   const size_t n = tokens.size();
   for (const auto& layer : r.layers) {
     char head[200];

@@ -71,6 +71,7 @@ absl::StatusOr<v1::TriggerSearchResult> RunRemote(const TriggersCommand::Flags& 
   t->set_seed(options.seed);
   t->mutable_attribution()->set_rule(convert::RuleToProto(options.attribution.rule));
   t->mutable_attribution()->set_steps(options.attribution.steps);
+  t->mutable_attribution()->set_precision(PrecisionFlagToProto(StudyPrecision(f.study)));
   ATTATTR_ASSIGN_OR_RETURN(auto result,
                            RunJobToResult(f.study.server, f.study.security, f.study.deadline,
                                           f.study.timeout_seconds, request, err, job_exit));
@@ -196,6 +197,7 @@ int TriggersCommand::Run(std::ostream& out, std::ostream& err) const {
   engine::TriggerSearchOptions options;
   options.attribution.rule = *rule;
   options.attribution.steps = f.study.steps;
+  options.attribution.precision = StudyPrecision(f.study).value_or(engine::Precision::kFp32);
   options.top_k = f.top;
   options.threshold = f.threshold;
   options.seed = f.seed;

@@ -14,6 +14,7 @@
 #include "google/protobuf/reflection.h"
 #include "jobs/job_convert.h"
 #include "jobs/job_priority.h"
+#include "jobs/job_spec.h"
 #include "proto_convert.h"
 #include "status_convert.h"
 
@@ -356,7 +357,7 @@ void AttattrService::CompleteSubmitJob(grpc::CallbackServerContext* ctx,
   record.model = spec.model();
   record.priority = spec.priority();
   record.owner = caller.name;
-  spec.SerializeToString(&record.spec);
+  PinDefaultPrecision(spec, d_.config).SerializeToString(&record.spec);
   auto submitted = d_.scheduler.Submit(record);
   if (!submitted.ok()) {
     if (submitted.status().code() == absl::StatusCode::kResourceExhausted &&

@@ -17,11 +17,14 @@ std::string BatchKey(const engine::Model* model, const engine::AttributionOption
   // The reference embedding is compared by value: two jobs with equal vectors share batches.
   std::string embedding(reinterpret_cast<const char*>(t.reference_embedding.data()),
                         t.reference_embedding.size() * sizeof(float));
+  // Texts are length-prefixed so that no two different option sets share a key.
+  auto text = [](const std::string& s) { return absl::StrCat(s.size(), ":", s); };
   return absl::StrCat(reinterpret_cast<uintptr_t>(model), "|", static_cast<int>(o.rule), "|",
                       o.steps, "|", absl::StrJoin(o.layers, ","), "|", static_cast<int>(t.kind),
-                      "|", t.class_index, "|", t.reference_text.size(), ":", t.reference_text, "|",
-                      embedding, "|", o.memory_budget_bytes, "|", o.max_batch_examples, "|",
-                      o.keep_attention);
+                      "|", t.class_index, "|", text(t.reference_text), "|", text(embedding), "|",
+                      text(t.next_token), "|", text(t.continuation), "|", o.memory_budget_bytes,
+                      "|", o.max_batch_examples, "|", o.keep_attention, "|",
+                      static_cast<int>(o.precision));
 }
 
 AttributionBatcher::AttributionBatcher(const Options& options, BatchObserver observer)

@@ -30,6 +30,11 @@ absl::StatusOr<engine::AttributionOptions> AttributionOptionsFromProto(
   if (!rule) return Invalid(field + ".rule", absl::StrCat("unknown rule ", p.rule()));
   o.rule = *rule;
   if (p.steps() != 0) o.steps = p.steps();
+  const auto precision = convert::PrecisionFromProto(p.precision(), config.default_precision);
+  if (!precision) {
+    return Invalid(field + ".precision", absl::StrCat("unknown precision ", p.precision()));
+  }
+  o.precision = *precision;
   const int min_steps = o.rule == engine::QuadratureRule::kTrapezoid ? 2 : 1;
   if (o.steps < min_steps || o.steps > config.max_steps) {
     return Invalid(field + ".steps",

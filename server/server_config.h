@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "attattr/engine/precision.h"
 
 namespace attattr::server {
 
@@ -42,6 +43,9 @@ struct ServerConfig {
   int max_explain_tokens = 128;
   // Largest accepted integration steps m. Default: 256.
   int max_steps = 256;
+  // The integrand's precision of requests that leave AttributionOptions.precision unset (README
+  // "Precision"). Default: fp32.
+  engine::Precision default_precision = engine::Precision::kFp32;
   // Explain calls waiting for a worker before RESOURCE_EXHAUSTED. Default: 64.
   int max_pending_explains = 64;
   // Dynamic batching (Triton-style): attribution items with the same model and options that are

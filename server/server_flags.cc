@@ -112,6 +112,11 @@ absl::StatusOr<ServerFlags> ParseServerFlags(const std::vector<std::string>& arg
   Flag(app, "--max-explain-tokens", config.max_explain_tokens,
        "Longest Explain input in word pieces");
   Flag(app, "--max-steps", config.max_steps, "Largest accepted integration steps m");
+  std::string default_precision(engine::PrecisionName(config.default_precision));
+  Flag(app, "--default-precision", default_precision,
+       "Attribution integrand precision of requests that leave it unset: fp32, or bf16 (matrix "
+       "products in bfloat16 on AMX / tensor cores; see README \"Precision\")")
+      ->check(CLI::IsMember({"fp32", "bf16"}));
   Flag(app, "--max-pending-explains", config.max_pending_explains,
        "Explain calls waiting for an engine worker before RESOURCE_EXHAUSTED");
   Flag(app, "--memory-budget-mib", budget_mib, "Activation memory per attribution batch, MiB");
@@ -188,6 +193,7 @@ absl::StatusOr<ServerFlags> ParseServerFlags(const std::vector<std::string>& arg
           absl::StrCat(name, " must be between 0 and ", kMaxMib, " (got ", mib, ")"));
     }
   }
+  config.default_precision = *engine::ParsePrecision(default_precision);  // checked by IsMember
   config.memory_budget_bytes = budget_mib << 20;
   config.max_result_bytes = result_mib << 20;
   config.max_request_bytes = request_mib << 20;

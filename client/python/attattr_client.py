@@ -71,6 +71,12 @@ RULES = {
     "trapezoid": attribution_pb2.TRAPEZOID,
 }
 
+PRECISIONS = {
+    "default": attribution_pb2.PRECISION_UNSPECIFIED,  # the server's --default-precision
+    "fp32": attribution_pb2.FP32,
+    "bf16": attribution_pb2.BF16,  # matrix products in bfloat16 (README "Precision")
+}
+
 
 # --- Connecting -----------------------------------------------------------------------------
 
@@ -289,15 +295,16 @@ def build_explain_request(model: str, text: str, *, text_pair: Optional[str] = N
                           target: str = "predicted", rule: str = "default", steps: int = 0,
                           layers: Sequence[int] = (), top_k: int = 10,
                           head_summed: bool = False, full_matrices: bool = False,
-                          attention: bool = False,
-                          fp16: bool = False) -> service_pb2.ExplainRequest:
-    """Builds an ExplainRequest; steps=0 and rule='default' leave the server's defaults (m=8
-    Gauss-Legendre nodes)."""
+                          attention: bool = False, fp16: bool = False,
+                          precision: str = "default") -> service_pb2.ExplainRequest:
+    """Builds an ExplainRequest; steps=0, rule='default' and precision='default' leave the
+    server's defaults (m=8 Gauss-Legendre nodes, --default-precision)."""
     example = attribution_pb2.Example(text=text, label=-1)
     if text_pair is not None:
         example.text_pair = text_pair
     options = attribution_pb2.AttributionOptions(
-        target=parse_target(target), rule=RULES[rule], steps=steps, layers=list(layers))
+        target=parse_target(target), rule=RULES[rule], steps=steps, layers=list(layers),
+        precision=PRECISIONS[precision])
     result = attribution_pb2.ResultOptions(
         top_k=top_k, head_summed=head_summed, full_matrices=full_matrices, attention=attention,
         fp16=fp16)
@@ -310,7 +317,7 @@ def build_attribution_job(model: str, examples: Sequence[Any], *, target: str = 
                           top_k: int = 10, head_summed: bool = False,
                           full_matrices: bool = False, attention: bool = False,
                           fp16: bool = False, priority: int = 0,
-                          timeout_ms: int = 0) -> job_pb2.JobSpec:
+                          timeout_ms: int = 0, precision: str = "default") -> job_pb2.JobSpec:
     """Builds an ATTRIBUTION JobSpec over inline examples: each item of `examples` is a text or a
     (text, text_pair) tuple. For a dataset file under the server's --data-root instead, set
     spec.attribution.examples.dataset.path (and .limit) on the returned spec."""
@@ -323,7 +330,8 @@ def build_attribution_job(model: str, examples: Sequence[Any], *, target: str = 
     attribution = attribution_pb2.AttributionSpec(
         examples=attribution_pb2.ExampleSource(inline=inline),
         options=attribution_pb2.AttributionOptions(
-            target=parse_target(target), rule=RULES[rule], steps=steps, layers=list(layers)),
+            target=parse_target(target), rule=RULES[rule], steps=steps, layers=list(layers),
+            precision=PRECISIONS[precision]),
         result=attribution_pb2.ResultOptions(
             top_k=top_k, head_summed=head_summed, full_matrices=full_matrices,
             attention=attention, fp16=fp16))
@@ -404,6 +412,7 @@ def attribution_to_dict(a: attribution_pb2.ExampleAttribution) -> Dict[str, Any]
         "prediction": {"predicted": p.predicted, "label": p.label,
                        "probabilities": list(p.probabilities), "logits": list(p.logits)},
         "target_class": a.target_class,
+        "precision": attribution_pb2.Precision.Name(a.precision),
         "layers": layers,
     }
 
@@ -632,6 +641,9 @@ def _add_attribution_options(e: argparse.ArgumentParser) -> None:
                    help="quadrature rule (default: the server's, Gauss-Legendre)")
     e.add_argument("--steps", type=int, default=0, metavar="M",
                    help="integration points m (0 = server default 8)")
+    e.add_argument("--precision", default="default", choices=sorted(PRECISIONS),
+                   help="the integrand's arithmetic: fp32, or bf16 (matrix products in bfloat16 "
+                   "on AMX / tensor cores; default: the server's --default-precision)")
     e.add_argument("--layers", default=None, metavar="L,L",
                    help="comma-separated layers to attribute, e.g. 0,3 (default all)")
     e.add_argument("--top-k", type=int, default=10, metavar="K",
@@ -657,14 +669,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 args.model, args.text, text_pair=args.text_pair, target=args.target,
                 rule=args.rule, steps=args.steps, layers=parse_layers(args.layers),
                 top_k=args.top_k, head_summed=args.head_summed,
-                full_matrices=args.full_matrices, attention=args.attention, fp16=args.fp16)
+                full_matrices=args.full_matrices, attention=args.attention, fp16=args.fp16,
+                precision=args.precision)
         elif args.command in ("job", "submit"):
             spec = build_attribution_job(
                 args.model, [tuple(e) for e in args.examples], target=args.target,
                 rule=args.rule, steps=args.steps, layers=parse_layers(args.layers),
                 top_k=args.top_k, head_summed=args.head_summed,
                 full_matrices=args.full_matrices, attention=args.attention, fp16=args.fp16,
-                priority=args.priority)
+                priority=args.priority, precision=args.precision)
         security = connect_options(args)
         channel, stub = connect(args.server, **security)
     except ValueError as e:

@@ -254,6 +254,21 @@ class AttattrClientTest(unittest.TestCase):
             self.assertEqual(len(l.top_connections), 3)
             self.assertAlmostEqual(l.target_at_full, a.prediction.logits[0], places=4)
 
+    def test_precision(self):
+        # The server's default (fp32 here) unless asked; bf16 agrees within README's tolerance.
+        exact = self.explain(layers=[0], top_k=0, full_matrices=True)
+        self.assertEqual(exact.precision, ac.attribution_pb2.FP32)
+        self.assertEqual(ac.attribution_to_dict(exact)["precision"], "FP32")
+        low = self.explain(layers=[0], top_k=0, full_matrices=True, precision="bf16")
+        self.assertEqual(low.precision, ac.attribution_pb2.BF16)
+        a = list(exact.layers[0].attribution.f32.values)
+        b = list(low.layers[0].attribution.f32.values)
+        self.assertEqual(len(a), len(b))
+        error = max(abs(x - y) for x, y in zip(a, b)) / max(abs(x) for x in a)
+        self.assertLess(error, 1e-2)
+        self.assertGreater(error, 0.0)  # really computed in bf16
+        self.assertEqual(low.layers[0].target_at_full, exact.layers[0].target_at_full)
+
     def test_fp16_matrices_match_fp32(self):
         full = self.explain(layers=[1], top_k=0, head_summed=True)
         half = self.explain(layers=[1], top_k=0, head_summed=True, fp16=True)

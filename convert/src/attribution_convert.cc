@@ -59,6 +59,24 @@ std::string RuleName(v1::QuadratureRule rule) {
   return engine_rule ? std::string(engine::QuadratureRuleName(*engine_rule)) : "unknown";
 }
 
+std::optional<engine::Precision> PrecisionFromProto(v1::Precision precision,
+                                                    engine::Precision default_precision) {
+  switch (precision) {
+    case v1::PRECISION_UNSPECIFIED:
+      return default_precision;
+    case v1::FP32:
+      return engine::Precision::kFp32;
+    case v1::BF16:
+      return engine::Precision::kBf16;
+    default:
+      return std::nullopt;
+  }
+}
+
+v1::Precision PrecisionToProto(engine::Precision precision) {
+  return precision == engine::Precision::kBf16 ? v1::BF16 : v1::FP32;
+}
+
 std::optional<engine::TargetKind> TargetKindFromProto(v1::Target::Kind kind) {
   switch (kind) {
     case v1::Target::KIND_UNSPECIFIED:
@@ -107,6 +125,7 @@ void AttributionOptionsToProto(const engine::AttributionOptions& options,
   out->mutable_target()->set_reference_text(options.target.reference_text);
   out->mutable_target()->set_next_token(options.target.next_token);
   out->mutable_target()->set_continuation(options.target.continuation);
+  out->set_precision(PrecisionToProto(options.precision));
 }
 
 void AttributionToProto(const engine::ExampleAttribution& r, const v1::ResultOptions& options,
@@ -134,6 +153,7 @@ void AttributionToProto(const engine::ExampleAttribution& r, const v1::ResultOpt
   out->set_target_class(r.target_class);
   out->set_scored_position(r.scored_position);
   out->set_continuation_start(std::max(r.continuation_start, 0));  // 0: no continuation
+  out->set_precision(PrecisionToProto(r.precision));
   const int n = static_cast<int>(r.encoding.size());
   for (const auto& layer : r.layers) {
     auto* pl = out->add_layers();
@@ -204,6 +224,7 @@ absl::StatusOr<engine::ExampleAttribution> AttributionFromProto(const v1::Exampl
   r.target_class = a.target_class();
   r.scored_position = a.scored_position();
   r.continuation_start = a.continuation_start() > 0 ? a.continuation_start() : -1;
+  r.precision = a.precision() == v1::BF16 ? engine::Precision::kBf16 : engine::Precision::kFp32;
   const size_t n = r.encoding.tokens.size();
   for (const auto& pl : a.layers()) {
     engine::LayerAttribution l;

@@ -502,6 +502,7 @@ absl::StatusOr<std::vector<ExampleAttribution>> AttributeEncodings(
       for (int64_t r = 0; r < b; ++r) {
         ExampleAttribution& res = results[group[r]];
         StartResult(impl, encodings[group[r]], continuation.size(), clean.logits, target, r, &res);
+        res.precision = options.precision;
         res.layers.resize(layers.size());
       }
       for (size_t li = 0; li < layers.size(); ++li) {

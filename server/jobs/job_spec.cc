@@ -12,6 +12,7 @@
 #include "attattr/base/field_error.h"
 #include "attattr/base/quote.h"
 #include "attattr/base/status_macros.h"
+#include "attattr/convert/attribution_convert.h"
 #include "attattr/engine/dataset.h"
 #include "attattr/engine/gold_label.h"
 #include "jobs/job_priority.h"
@@ -272,5 +273,17 @@ absl::Status InvalidSpec(const std::string& field, const std::string& what) {
 }
 
 std::string FormatMib(int64_t bytes) { return absl::StrFormat("%.1f MiB", bytes / 1048576.0); }
+
+v1::JobSpec PinDefaultPrecision(const v1::JobSpec& spec, const ServerConfig& config) {
+  v1::JobSpec out = spec;
+  v1::AttributionOptions* options = nullptr;
+  if (out.has_attribution()) options = out.mutable_attribution()->mutable_options();
+  if (out.has_head_importance()) options = out.mutable_head_importance()->mutable_attribution();
+  if (out.has_trigger_search()) options = out.mutable_trigger_search()->mutable_attribution();
+  if (options != nullptr && options->precision() == v1::PRECISION_UNSPECIFIED) {
+    options->set_precision(convert::PrecisionToProto(config.default_precision));
+  }
+  return out;
+}
 
 }  // namespace attattr::server

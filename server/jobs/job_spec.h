@@ -69,6 +69,11 @@ absl::Status CheckExampleLabels(const engine::ModelInfo& info,
                                 const std::vector<engine::Example>& examples,
                                 const v1::ExampleSource& source, const std::string& field);
 
+// The spec as stored at SubmitJob: an unset attribution precision (AttributionOptions.precision
+// of whichever kind the spec is) pinned to config.default_precision, so that every replica that
+// runs the job, or a shard of it, computes alike whatever its own --default-precision.
+v1::JobSpec PinDefaultPrecision(const v1::JobSpec& spec, const ServerConfig& config);
+
 // Admission control: an example whose one integration point needs more than
 // config.memory_budget_bytes (AttributionBytesPerPoint) -> InvalidArgument naming the example and
 // --memory-budget-mib. `extra_tokens`: what the engine appends to each (a sequence target's

@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -39,6 +41,7 @@ TEST(ExplainCliTest, JsonHasTheDocumentedShape) {
   EXPECT_EQ(j["target"], "predicted");
   EXPECT_EQ(j["rule"], "gauss-legendre");
   EXPECT_EQ(j["steps"], 8);
+  EXPECT_EQ(j["precision"], "fp32");
   ASSERT_EQ(j["layers"].size(), 2u);
   EXPECT_EQ(j["layers"][1]["layer"], 3);
   const size_t n = j["tokens"].size();
@@ -48,6 +51,33 @@ TEST(ExplainCliTest, JsonHasTheDocumentedShape) {
   EXPECT_LT(j["layers"][0]["completeness_gap"].get<double>(), 1e-3);
   EXPECT_TRUE(j["layers"][0].contains("target_at_full"));
   EXPECT_TRUE(j["layers"][0].contains("target_at_zero"));
+}
+
+TEST(ExplainCliTest, Bf16PrecisionIsReportedAndCloseToFp32) {
+  ATTATTR_SKIP_IF_MISSING(Sst2ModelDir());
+  const std::string common = "explain " + Model() + " --text 'the plot is a mess' --layers 1";
+  auto exact = RunCli(common);
+  auto low = RunCli(common + " --precision bf16");
+  ASSERT_EQ(exact.exit_code, 0) << exact.out;
+  ASSERT_EQ(low.exit_code, 0) << low.out;
+  auto a = nlohmann::json::parse(exact.out), b = nlohmann::json::parse(low.out);
+  EXPECT_EQ(b["precision"], "bf16");
+  const auto& ma = a["layers"][0]["attribution"];
+  const auto& mb = b["layers"][0]["attribution"];
+  double max_ref = 0, diff = 0;
+  for (size_t h = 0; h < ma.size(); ++h) {
+    for (size_t i = 0; i < ma[h].size(); ++i) {
+      for (size_t k = 0; k < ma[h][i].size(); ++k) {
+        const double x = ma[h][i][k].get<double>(), y = mb[h][i][k].get<double>();
+        max_ref = std::max(max_ref, std::fabs(x));
+        diff = std::max(diff, std::fabs(x - y));
+      }
+    }
+  }
+  EXPECT_LE(diff, 1e-2 * max_ref);
+  EXPECT_GT(diff, 0);
+  auto text = RunCli(common + " --precision bf16 --format text");
+  EXPECT_NE(text.out.find("precision: bf16"), std::string::npos) << text.out;
 }
 
 TEST(ExplainCliTest, TextOutputListsStrongestConnections) {
@@ -91,7 +121,8 @@ TEST(ExplainCliTest, BadArgumentsExitWithCode2AndUsage) {
         "explain " + Model() + " --text hi --layers 9",
         "explain " + Model() + " --text hi --target class:7",
         "explain " + Model() + " --text hi --format xml", "explain " + Model(),
-        "explain " + Model() + " --text hi --steps many", std::string("frobnicate")}) {
+        "explain " + Model() + " --text hi --steps many",
+        "explain " + Model() + " --text hi --precision fp64", std::string("frobnicate")}) {
     auto r = RunCli(args);
     EXPECT_EQ(r.exit_code, 2) << args << "\n" << r.out;
     EXPECT_NE(r.out.find("error: "), std::string::npos) << r.out;
@@ -176,7 +207,7 @@ TEST(ExplainCliTest, HelpDocumentsEveryOption) {
   auto r = RunCli("explain --help");
   ASSERT_EQ(r.exit_code, 0) << r.out;
   for (const char* opt : {"--model", "--text", "--text-pair", "--input", "--steps", "--rule",
-                          "--target", "--layers", "--format", "--threads"}) {
+                          "--target", "--precision", "--layers", "--format", "--threads"}) {
     EXPECT_NE(r.out.find(opt), std::string::npos) << opt;
   }
 }

@@ -1,15 +1,19 @@
 // The dynamic batcher on the shared SST-2 model: items that wait at the same time run in one
 // engine call (the observer sees the batch size) and get the result they would get alone; items
 // with other options never share a batch; an item that asks to stop gets CANCELLED while its batch
-// neighbours finish; max_examples = 1 means no batching; Stop fails waiting items.
+// neighbours finish; max_examples = 1 means no batching; Stop fails waiting items; every option
+// that changes the computation is in the batch key.
 #include "attribution_batcher.h"
 
 #include <gtest/gtest.h>
 
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <mutex>
 #include <optional>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "support/test_paths.h"
@@ -153,6 +157,41 @@ TEST_F(AttributionBatcherTest, DifferentOptionsNeverShareABatchAndOneBatchMeansN
     ASSERT_TRUE(unbatched.TrySubmit(Item(single, i, kTexts[i], options_)));
   single.WaitAll();
   EXPECT_EQ(single.batches, (std::vector<int>{1, 1, 1}));
+}
+
+// Regression: next-token, continuation and precision were missing from the key, so two waiting
+// items asking for different next tokens could share one engine call under the first's target.
+TEST(BatchKeyTest, EveryOptionThatChangesTheComputationChangesTheKey) {
+  const engine::AttributionOptions base;
+  const std::string key = BatchKey(nullptr, base);
+  const std::vector<std::pair<const char*, std::function<void(engine::AttributionOptions&)>>>
+      changes = {
+          {"rule", [](auto& o) { o.rule = engine::QuadratureRule::kTrapezoid; }},
+          {"steps", [](auto& o) { o.steps = 3; }},
+          {"layers", [](auto& o) { o.layers = {1}; }},
+          {"target.kind", [](auto& o) { o.target.kind = engine::TargetKind::kClassLogit; }},
+          {"target.class_index", [](auto& o) { o.target.class_index = 1; }},
+          {"target.reference_text", [](auto& o) { o.target.reference_text = "a"; }},
+          {"target.reference_embedding", [](auto& o) { o.target.reference_embedding = {1.0f}; }},
+          {"target.next_token", [](auto& o) { o.target.next_token = " Paris"; }},
+          {"target.continuation", [](auto& o) { o.target.continuation = " and more"; }},
+          {"memory_budget_bytes", [](auto& o) { o.memory_budget_bytes = 1 << 20; }},
+          {"max_batch_examples", [](auto& o) { o.max_batch_examples = 2; }},
+          {"keep_attention", [](auto& o) { o.keep_attention = false; }},
+          {"precision", [](auto& o) { o.precision = engine::Precision::kBf16; }},
+      };
+  for (const auto& [field, change] : changes) {
+    engine::AttributionOptions o = base;
+    change(o);
+    EXPECT_NE(BatchKey(nullptr, o), key) << field;
+  }
+  // Texts are delimited: moving characters between two text fields changes the key.
+  engine::AttributionOptions a = base, b = base;
+  a.target.next_token = "x|";
+  a.target.continuation = "y";
+  b.target.next_token = "x";
+  b.target.continuation = "|y";
+  EXPECT_NE(BatchKey(nullptr, a), BatchKey(nullptr, b));
 }
 
 TEST_F(AttributionBatcherTest, AStoppedItemIsCancelledWhileItsNeighboursFinish) {

@@ -5,6 +5,8 @@
 #include <grpcpp/health_check_service_interface.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 
 #include "attattr/engine/attention_attribution.h"
@@ -186,6 +188,47 @@ TEST_F(ExplainRpcTest, BadRequestsNameTheField) {
   auto pair = Request("fine");
   pair.mutable_example()->set_text_pair("");
   ExpectError(pair, grpc::StatusCode::INVALID_ARGUMENT, "example.text_pair");
+}
+
+// Unset precision is the server's default (fp32 here); BF16 equals the engine's bf16 integrand and
+// stays within the documented tolerance of fp32; an unknown value names the field.
+TEST_F(ExplainRpcTest, PrecisionIsTheRequestsOrTheServersDefault) {
+  auto req = Request("a gorgeous , witty , seductive movie .");
+  req.mutable_options()->set_steps(20);
+  req.mutable_result()->set_full_matrices(true);
+  v1::ExplainResponse exact, low;
+  ASSERT_TRUE(Explain(req, &exact).ok());
+  EXPECT_EQ(exact.attribution().precision(), v1::FP32);
+  req.mutable_options()->set_precision(v1::BF16);
+  auto s = Explain(req, &low);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(low.attribution().precision(), v1::BF16);
+
+  auto model = engine::Model::Load(::attattr::testing::Sst2ModelDir());
+  ASSERT_TRUE(model.ok());
+  engine::AttributionOptions o;
+  o.steps = 20;
+  o.precision = engine::Precision::kBf16;
+  auto local = engine::AttributeExamples(**model, {{req.example().text(), std::nullopt, -1}}, o);
+  ASSERT_TRUE(local.ok()) << local.status();
+  for (int l = 0; l < 4; ++l) {
+    const auto& got = low.attribution().layers(l).attribution().f32().values();
+    const auto& fp32 = exact.attribution().layers(l).attribution().f32().values();
+    const auto& want = (*local)[0].layers[l].attribution;
+    ASSERT_EQ(static_cast<size_t>(got.size()), want.size());
+    double max_ref = 0, to_engine = 0, to_fp32 = 0;
+    for (int k = 0; k < got.size(); ++k) {
+      max_ref = std::max(max_ref, std::fabs(static_cast<double>(fp32[k])));
+      to_engine = std::max(to_engine, std::fabs(static_cast<double>(got[k]) - want[k]));
+      to_fp32 = std::max(to_fp32, std::fabs(static_cast<double>(got[k]) - fp32[k]));
+    }
+    EXPECT_LE(to_engine, 1e-6 * max_ref) << "layer " << l;
+    EXPECT_LE(to_fp32, 1e-2 * max_ref) << "layer " << l;
+    EXPECT_GT(to_fp32, 0) << "layer " << l;
+  }
+  auto unknown = Request("fine");
+  unknown.mutable_options()->set_precision(static_cast<v1::Precision>(7));
+  ExpectError(unknown, grpc::StatusCode::INVALID_ARGUMENT, "options.precision");
 }
 
 // The proto tree as the engine's struct, for comparisons.

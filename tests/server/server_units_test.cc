@@ -116,6 +116,20 @@ TEST(ServerFlagsTest, CommandLineAndConfigFile) {
   EXPECT_NE(typed.status().message().find("workers"), std::string::npos) << typed.status();
 }
 
+TEST(ServerFlagsTest, DefaultPrecisionIsFp32OrWhatTheFlagSays) {
+  absl::StatusOr<ServerFlags> plain = ParseServerFlags({"--models", "/m"});
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_EQ(plain->config.default_precision, engine::Precision::kFp32);
+  absl::StatusOr<ServerFlags> bf16 =
+      ParseServerFlags({"--models", "/m", "--default-precision", "bf16"});
+  ASSERT_TRUE(bf16.ok()) << bf16.status();
+  EXPECT_EQ(bf16->config.default_precision, engine::Precision::kBf16);
+  absl::StatusOr<ServerFlags> bad =
+      ParseServerFlags({"--models", "/m", "--default-precision", "fp64"});
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("--default-precision"), std::string::npos) << bad.status();
+}
+
 // Regression (seen while writing tests/fuzz/server_flags_fuzz.cc): a MiB value above 2^43
 // overflowed the signed shift to bytes (undefined behaviour) instead of being refused.
 TEST(ServerFlagsTest, HugeMibValuesAreRefusedNotOverflowed) {

@@ -146,6 +146,28 @@ TEST_F(JobSpecTest, InlineExamplesBecomeTheModelsEncodings) {
   EXPECT_GT(job->result_bytes_estimate, 0);
 }
 
+// A stored spec says which precision it runs at, so replicas with other --default-precision
+// values (and every shard) compute alike; a precision the caller chose is kept.
+TEST(PinDefaultPrecisionTest, AnUnsetPrecisionBecomesTheServersDefault) {
+  ServerConfig config;
+  config.default_precision = engine::Precision::kBf16;
+  v1::JobSpec attribution;
+  attribution.mutable_attribution();
+  EXPECT_EQ(PinDefaultPrecision(attribution, config).attribution().options().precision(), v1::BF16);
+  attribution.mutable_attribution()->mutable_options()->set_precision(v1::FP32);
+  EXPECT_EQ(PinDefaultPrecision(attribution, config).attribution().options().precision(), v1::FP32);
+  v1::JobSpec heads;
+  heads.mutable_head_importance();
+  EXPECT_EQ(PinDefaultPrecision(heads, config).head_importance().attribution().precision(),
+            v1::BF16);
+  v1::JobSpec triggers;
+  triggers.mutable_trigger_search();
+  config.default_precision = engine::Precision::kFp32;
+  EXPECT_EQ(PinDefaultPrecision(triggers, config).trigger_search().attribution().precision(),
+            v1::FP32);
+  EXPECT_FALSE(PinDefaultPrecision(v1::JobSpec(), config).has_attribution());
+}
+
 TEST_F(JobSpecTest, LongTextIsTruncatedToTheModelMaximum) {
   auto job = Prepare(Spec({LongText(300)}));
   ASSERT_TRUE(job.ok()) << job.status();

@@ -26,11 +26,17 @@ v1::QuadratureRule RuleToProto(engine::QuadratureRule rule);
 // "trapezoid"; "unknown" outside the enum.
 std::string RuleName(v1::QuadratureRule rule);
 
+// UNSPECIFIED is `default_precision` (the server's); nullopt for a value outside the enum.
+std::optional<engine::Precision> PrecisionFromProto(v1::Precision precision,
+                                                    engine::Precision default_precision);
+v1::Precision PrecisionToProto(engine::Precision precision);
+
 // KIND_UNSPECIFIED is PREDICTED_CLASS_PROB; nullopt for a value outside the enum.
 std::optional<engine::TargetKind> TargetKindFromProto(v1::Target::Kind kind);
 v1::Target::Kind TargetKindToProto(engine::TargetKind kind);
 
-// Rule, steps, layers and target (kind, class index, reference text).
+// Rule, steps, layers, target (kind, class index, reference text, next token, continuation)
+// and precision.
 void AttributionOptionsToProto(const engine::AttributionOptions& options,
                                v1::AttributionOptions* out);
 

@@ -86,6 +86,8 @@ struct ExampleAttribution {
   int scored_position = 0;
   // kSequenceLogProb: the position of the first continuation token in `encoding`; -1 otherwise.
   int continuation_start = -1;
+  // The integrand's arithmetic (AttributionOptions::precision; the reference scheme: fp32).
+  Precision precision = Precision::kFp32;
 };
 
 // The token id `text` encodes to, for AttributionTarget::next_token: InvalidArgument naming
