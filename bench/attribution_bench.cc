@@ -2,7 +2,8 @@
 // (engine::AttributeEncodings) against the authors' scheme (engine::AttributeEncodingsReference,
 // padded to 128 tokens, backward through every parameter) in one process, with achieved GFLOP/s
 // against the machine's matmul peak measured in-process, peak RSS, and a fast-vs-baseline agreement
-// check. A program, not a test: it reports figures and never asserts timings. See bench/README.md.
+// check; and the bf16 integrand against fp32 (workload "precision"). A program, not a test: it
+// reports figures and never asserts timings. See bench/README.md.
 #include <ATen/ATen.h>
 #include <malloc.h>
 #include <sys/resource.h>
@@ -25,6 +26,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "attattr/engine/attention_attribution.h"
+#include "attattr/engine/attribution_agreement.h"
 #include "attattr/engine/dataset.h"
 #include "attattr/engine/model.h"
 #include "attattr/engine/quadrature.h"
@@ -407,6 +409,90 @@ engine::AttributionOptions BaseOptions(const Flags& flags) {
   return o;
 }
 
+// ---- bf16 against fp32 (workload "precision") ---------------------------------------------
+
+struct PrecisionRow {
+  std::string model;
+  int examples = 0;
+  double mean_n = 0;
+  double fp32_eps = 0, bf16_eps = 0;
+  double max_error = 0;                      // max over examples and layers of max |Δ| / layer max
+  double mean_overlap = 0, min_overlap = 1;  // top-10 connections
+  double fp32_gap = 0, bf16_gap = 0;         // largest completeness gap
+};
+
+// The fast path on `encs` at fp32 and at bf16, one after the other in this process, with the
+// same options otherwise: examples/s and how far bf16 is from fp32 (engine::CompareAttributions).
+PrecisionRow ComparePrecision(const std::string& model_name, const engine::Model& model,
+                              const std::vector<engine::Encoding>& encs, const Flags& flags) {
+  engine::AttributionOptions fp32 = BaseOptions(flags);
+  fp32.precision = engine::Precision::kFp32;
+  engine::AttributionOptions bf16 = fp32;
+  bf16.precision = engine::Precision::kBf16;
+  std::cout << "[precision " << model_name << "] warm-up ..." << std::endl;
+  WarmUp(model, encs.front(), fp32, flags.pad_to, false);
+  WarmUp(model, encs.front(), bf16, flags.pad_to, false);
+  PrecisionRow r;
+  r.model = model_name;
+  r.examples = static_cast<int>(encs.size());
+  r.mean_n = MeanTokens(encs);
+  std::cout << "[precision " << model_name << "] fp32, then bf16, on " << encs.size()
+            << " examples ..." << std::endl;
+  const Timed exact = TimeFast(model, encs, fp32);
+  const Timed low = TimeFast(model, encs, bf16);
+  r.fp32_eps = r.examples / exact.seconds;
+  r.bf16_eps = r.examples / low.seconds;
+  double overlap_sum = 0;
+  int layers = 0;
+  for (size_t e = 0; e < encs.size(); ++e) {
+    const auto agreement =
+        OrDie(engine::CompareAttributions(exact.results[e], low.results[e]), "compare");
+    for (size_t i = 0; i < agreement.size(); ++i) {
+      r.max_error = std::max(r.max_error, agreement[i].relative_error);
+      r.min_overlap = std::min(r.min_overlap, agreement[i].top_k_overlap);
+      overlap_sum += agreement[i].top_k_overlap;
+      r.fp32_gap = std::max(r.fp32_gap, exact.results[e].layers[i].completeness_gap);
+      r.bf16_gap = std::max(r.bf16_gap, low.results[e].layers[i].completeness_gap);
+      ++layers;
+    }
+  }
+  r.mean_overlap = overlap_sum / std::max(layers, 1);
+  return r;
+}
+
+Json ToJson(const PrecisionRow& r) {
+  return Json{{"model", r.model},
+              {"examples", r.examples},
+              {"mean_tokens", r.mean_n},
+              {"fp32_examples_per_s", r.fp32_eps},
+              {"bf16_examples_per_s", r.bf16_eps},
+              {"bf16_over_fp32", r.bf16_eps / r.fp32_eps},
+              {"max_relative_error", r.max_error},
+              {"mean_top10_overlap", r.mean_overlap},
+              {"min_top10_overlap", r.min_overlap},
+              {"max_fp32_gap", r.fp32_gap},
+              {"max_bf16_gap", r.bf16_gap}};
+}
+
+// bf16 matmul figures beside the fp32 peak: AMX / AVX-512-BF16 through oneDNN on this CPU.
+std::vector<MatmulFigure> MeasureBf16Matmul() {
+  std::vector<MatmulFigure> out;
+  auto add = [&](const std::string& name, double flops, const std::function<void()>& fn) {
+    MatmulFigure f;
+    f.name = name;
+    f.flops = flops;
+    f.seconds = BestSeconds(fn);
+    out.push_back(f);
+  };
+  const auto bf16 = at::TensorOptions().dtype(at::kBFloat16);
+  auto a = at::randn({1024, 1024}, bf16), b = at::randn({1024, 1024}, bf16);
+  add("bf16 matmul 1024x1024x1024", 2.0 * 1024 * 1024 * 1024, [&] { at::matmul(a, b); });
+  auto x = at::randn({5 * 8 * 25, 768}, bf16), w = at::randn({3072, 768}, bf16);
+  add("bf16 linear [5x8x25 rows] 768->3072 (FFN in, n=25)", 2.0 * 5 * 8 * 25 * 768 * 3072,
+      [&] { at::linear(x, w); });
+  return out;
+}
+
 // Fast path on `fast_encs` over `fast_layer_count` layers (0 = all; time scaled to all layers by
 // AttributionFlops) vs the reference on the first `baseline_examples` of them over
 // `baseline_layer_count` layers (0 = all; its per-layer cost does not depend on the layer, so its
@@ -606,9 +692,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option(
          "--workload", flags.workload,
-         "all | bertbase-sst2 | bertbase-128 | sst2-model | gl-sweep | none (e.g. with --tune)")
-      ->check(
-          CLI::IsMember({"all", "bertbase-sst2", "bertbase-128", "sst2-model", "gl-sweep", "none"}))
+         "all | bertbase-sst2 | bertbase-128 | sst2-model | gl-sweep | precision (bf16 against "
+         "fp32) | none (e.g. with --tune)")
+      ->check(CLI::IsMember(
+          {"all", "bertbase-sst2", "bertbase-128", "sst2-model", "gl-sweep", "precision", "none"}))
       ->capture_default_str();
   app.add_option("--baseline-examples", flags.baseline_examples,
                  "Examples the (slow) baseline runs on; compared per example (0 = skip)")
@@ -681,9 +768,29 @@ int main(int argc, char** argv) {
   out["matmul_peak_gflops"] = peak;
 
   std::vector<Row> rows;
+  std::vector<PrecisionRow> precision_rows;
   std::vector<std::string> tune_table;
   std::string gl_summary;
 
+  if (want("precision")) {
+    std::cout << "== bf16 matmul (best of repeats)" << std::endl;
+    for (const auto& f : MeasureBf16Matmul()) {
+      std::cout << absl::StrFormat("  %-50s %8.1f GFLOP/s\n", f.name, f.gflops());
+      out["bf16_matmul"].push_back(Json{{"name", f.name}, {"gflops", f.gflops()}});
+    }
+    engine::RandomModelSpec spec;
+    spec.vocab_path = flags.shared + "/vocab/bert-base-uncased-vocab.txt";
+    auto bert_base = OrDie(engine::Model::CreateRandom(spec), "CreateRandom(BERT-base)");
+    std::cout << "== Workload precision: bf16 against fp32, SST-2 dev sentences" << std::endl;
+    precision_rows.push_back(ComparePrecision("random BERT-base 12x12x768", *bert_base,
+                                              EncodeAll(*bert_base, ReadDev(flags, flags.examples)),
+                                              flags));
+    for (const char* name : {"sst2-bert-l4-h256", "sst2-minilm-l6"}) {
+      auto model = OrDie(engine::Model::Load(flags.shared + "/models/" + name), name);
+      precision_rows.push_back(
+          ComparePrecision(name, *model, EncodeAll(*model, ReadDev(flags, flags.examples)), flags));
+    }
+  }
   if (want("bertbase-sst2") || want("bertbase-128") || flags.tune) {
     engine::RandomModelSpec spec;
     spec.vocab_path = flags.shared + "/vocab/bert-base-uncased-vocab.txt";
@@ -752,6 +859,19 @@ int main(int argc, char** argv) {
         r.workload, r.mean_n, r.fast_eps, r.baseline_eps, r.ratio, r.fast_gflops, r.peak_gflops,
         r.pct_peak, r.fast_rss, r.baseline_rss, r.max_rel_diff);
     out["workloads"].push_back(ToJson(r));
+  }
+  if (!precision_rows.empty()) {
+    std::cout << "\n| model | tokens | fp32 ex/s | bf16 ex/s | bf16/fp32 | max rel. error | "
+                 "top-10 overlap mean / min | max gap fp32 / bf16 |\n"
+                 "|---|---|---|---|---|---|---|---|\n";
+    for (const PrecisionRow& r : precision_rows) {
+      std::cout << absl::StrFormat(
+          "| %s | %.1f | %.3f | %.3f | %.2fx | %.1e | %.3f / %.2f | "
+          "%.1e / %.1e |\n",
+          r.model, r.mean_n, r.fp32_eps, r.bf16_eps, r.bf16_eps / r.fp32_eps, r.max_error,
+          r.mean_overlap, r.min_overlap, r.fp32_gap, r.bf16_gap);
+      out["precision"].push_back(ToJson(r));
+    }
   }
   if (!gl_summary.empty()) std::cout << gl_summary << "\n";
   if (!tune_table.empty()) {

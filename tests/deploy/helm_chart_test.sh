@@ -122,7 +122,7 @@ for name in names:
         expect(pod.get("nodeSelector") and pod.get("tolerations"), "gpu: nodeSelector and tolerations")
     if name == "default":
         expect("emptyDir" in vols["store"], "default: store on an emptyDir")
-        for line in ("lease-seconds=30", "heartbeat-seconds=10", "grace-seconds=30"):
+        for line in ("lease-seconds=30", "heartbeat-seconds=10", "grace-seconds=30", "default-precision=fp32"):
             expect(line + "\n" in ini, f"default: {line} in the INI")
         expect(vols["models"]["persistentVolumeClaim"]["claimName"] == "attattr-models", "default: models PVC")
         expect(pod["terminationGracePeriodSeconds"] == 45, "default: grace 30 + 15")
@@ -403,6 +403,7 @@ bad "replicaCount: -1 (values file)" "replicaCount" -f "$tmp/negative-replicas.y
 bad "an unknown device" "device" --set server.device=tpu
 bad "an unknown log format" "logFormat" --set server.logFormat=xml
 bad "maxSteps above the server's 1024" "maxSteps" --set server.maxSteps=5000
+bad "an unknown default precision" "defaultPrecision" --set server.defaultPrecision=fp64
 bad "workers 0" "workers" --set server.workers=0
 bad "a misspelt server option" "workrs" --set server.workrs=2
 bad "a string for an integer" "graceSeconds" --set-string server.graceSeconds=thirty
