@@ -13,7 +13,8 @@ Gpt2Decoder::Gpt2Decoder(Gpt2Weights weights, int head_dim, double layer_norm_ep
 
 torch::Tensor Gpt2Decoder::Norm(const torch::Tensor& x, const torch::Tensor& w,
                                 const torch::Tensor& b) const {
-  return torch::layer_norm(x, {x.size(-1)}, w, b, eps_);
+  // In the norm's dtype (fp32), whatever a bf16 integrand hands it.
+  return torch::layer_norm(x.to(w.scalar_type()), {x.size(-1)}, w, b, eps_);
 }
 
 torch::Tensor Gpt2Decoder::SplitHeads(const torch::Tensor& x) const {

@@ -16,7 +16,9 @@ LlamaDecoder::LlamaDecoder(LlamaWeights weights, int head_dim, double rms_norm_e
       rope_(w_.config.rope, head_dim, w_.embed.device()) {}
 
 torch::Tensor LlamaDecoder::RmsNorm(const torch::Tensor& x, const torch::Tensor& weight) const {
-  return weight * (x * torch::rsqrt(x.pow(2).mean(-1, /*keepdim=*/true) + eps_));
+  // In fp32, as Hugging Face's LlamaRMSNorm computes it, whatever a bf16 integrand hands it.
+  const auto x32 = x.to(torch::kFloat32);
+  return weight * (x32 * torch::rsqrt(x32.pow(2).mean(-1, /*keepdim=*/true) + eps_));
 }
 
 torch::Tensor LlamaDecoder::SplitHeads(const torch::Tensor& x, int64_t heads) const {

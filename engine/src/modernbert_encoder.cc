@@ -29,7 +29,9 @@ ModernBertEncoder::ModernBertEncoder(ModernBertWeights weights, int head_dim, do
 
 torch::Tensor ModernBertEncoder::Norm(const torch::Tensor& x, const torch::Tensor& w,
                                       const torch::Tensor& b) const {
-  return torch::layer_norm(x, {x.size(-1)}, w, b, eps_);
+  // In the norm's dtype (fp32): a bf16 integrand's activations (the head's dense output) meet fp32
+  // norm weights here.
+  return torch::layer_norm(x.to(w.scalar_type()), {x.size(-1)}, w, b, eps_);
 }
 
 torch::Tensor ModernBertEncoder::Embed(const EncoderBatch& batch) const {

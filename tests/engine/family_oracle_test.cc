@@ -25,6 +25,7 @@
 
 #include "absl/strings/match.h"
 #include "attattr/engine/attention_attribution.h"
+#include "attattr/engine/attribution_agreement.h"
 #include "attattr/engine/completeness_gap.h"
 #include "attattr/engine/model.h"
 #include "attattr/engine/pruned_export.h"
@@ -300,6 +301,43 @@ TEST_P(FamilyOracleTest, AttributionsEqualThePythonReference) {
   }
   std::printf("%s: max |attribution - reference| / layer max %.2e, max completeness gap %.2e\n",
               GetParam().c_str(), worst_relative, worst_gap);
+}
+
+// The bf16 integrand (README "Precision") runs on every family — RoPE, grouped-query attention,
+// DeBERTa's relative positions, GeGLU/SwiGLU, the LM heads — and stays near fp32 on these tiny
+// random checkpoints; F(0) and F(A) are fp32 whatever the precision.
+TEST_P(FamilyOracleTest, Bf16IntegrandStaysNearFp32) {
+  AttributionOptions fp32;
+  fp32.rule = QuadratureRule::kGaussLegendre;
+  fp32.steps = oracle_["steps"].get<int>();
+  std::vector<Encoding> encodings;
+  for (const auto& c : oracle_["attribution"]) encodings.push_back(EncodeIds(c["ids"]));
+  AttributionOptions bf16 = fp32;
+  bf16.precision = Precision::kBf16;
+  auto exact = AttributeEncodings(*model_, encodings, fp32);
+  ASSERT_TRUE(exact.ok()) << exact.status();
+  auto low = AttributeEncodings(*model_, encodings, bf16);
+  ASSERT_TRUE(low.ok()) << low.status();
+  double worst = 0, least_overlap = 1;
+  for (size_t e = 0; e < encodings.size(); ++e) {
+    EXPECT_EQ((*low)[e].precision, Precision::kBf16);
+    auto agreement = CompareAttributions((*exact)[e], (*low)[e]);
+    ASSERT_TRUE(agreement.ok()) << agreement.status();
+    for (size_t l = 0; l < agreement->size(); ++l) {
+      worst = std::max(worst, (*agreement)[l].relative_error);
+      least_overlap = std::min(least_overlap, (*agreement)[l].top_k_overlap);
+      EXPECT_EQ((*low)[e].layers[l].target_at_zero, (*exact)[e].layers[l].target_at_zero);
+      EXPECT_EQ((*low)[e].layers[l].target_at_full, (*exact)[e].layers[l].target_at_full);
+    }
+  }
+  // DistilBERT's head has a ReLU (pre_classifier): F is piecewise smooth in α and bf16's rounding
+  // moves its kinks, so the integrand differs near them (1.6e-1 of a layer's max on this tiny
+  // checkpoint; README "Precision"). Every other family: ~1e-2.
+  EXPECT_LT(worst, GetParam() == "distilbert" ? 0.25 : 5e-2);
+  EXPECT_GT(worst, 0);
+  EXPECT_GE(least_overlap, 0.6);
+  std::printf("%s bf16: max |bf16 - fp32| / layer max %.2e, least top-10 overlap %.2f\n",
+              GetParam().c_str(), worst, least_overlap);
 }
 
 // Expects each layer's attribution within 1e-4 of the reference's largest value, F(A) and F(0)
