@@ -11,7 +11,8 @@
 //   (b) batching: on cuda, --bench-examples sentences attributed with max_batch_examples = each of
 //       --batches (large memory budget, so the α-points of a batch run as one chunk), after a
 //       warm-up, timed with torch::cuda::synchronize; examples/s and the ratio to batch 1;
-//   (c) the same on a random model with BERT-base dimensions for --bertbase-examples sentences.
+//   (c) the same on a random model with BERT-base dimensions for --bertbase-examples sentences;
+//       --precision bf16 times (b) and (c) with the bf16 integrand (tensor cores).
 #include <dlfcn.h>
 #include <torch/cuda.h>
 #include <torch/version.h>
@@ -62,6 +63,7 @@ struct Flags {
   int bertbase_examples = 16;
   std::vector<int> bertbase_batches = {1, 16};
   int steps = 20;
+  std::string precision = "fp32";  // the integrand of the timed sweeps (b) and (c)
   int repeats = 3;
   int64_t memory_budget_mib = 16384;
   int threads = 0;
@@ -209,14 +211,15 @@ Json BatchSweep(const std::string& label, const engine::Model& model,
   Line(absl::StrCat("[", label, "] ", model.info().num_layers, " layers x ", model.info().num_heads,
                     " heads x ", model.info().hidden_size, " on ", model.info().device, ", ",
                     encs.size(), " sentences (mean ", absl::StrFormat("%.1f", MeanTokens(encs)),
-                    " word pieces), LEFT_RIEMANN m=", flags.steps,
-                    ", all layers, keep_attention=false, budget ", flags.memory_budget_mib,
+                    " word pieces), LEFT_RIEMANN m=", flags.steps, ", all layers, ",
+                    flags.precision, ", keep_attention=false, budget ", flags.memory_budget_mib,
                     " MiB, best of ", flags.repeats, " after a warm-up"));
   Json rows = Json::array();
   double base_ex_s = 0;
   std::vector<engine::ExampleAttribution> first;
   for (int batch : batches) {
-    const auto options = Options(flags.steps, batch, flags.memory_budget_mib, false);
+    auto options = Options(flags.steps, batch, flags.memory_budget_mib, false);
+    options.precision = OrDie(engine::ParsePrecision(flags.precision), "--precision");
     Timing t = TimeAttribution(model, encs, options, flags.repeats, cuda);
     const double ex_s = static_cast<double>(encs.size()) / t.best_s;
     if (base_ex_s == 0) base_ex_s = ex_s;
@@ -276,6 +279,10 @@ int main(int argc, char** argv) {
       ->delimiter(',')
       ->capture_default_str();
   app.add_option("--steps", flags.steps, "LEFT_RIEMANN steps m")->capture_default_str();
+  app.add_option("--precision", flags.precision,
+                 "fp32 | bf16: the integrand of the timed sweeps (b) and (c) (bf16: tensor cores)")
+      ->check(CLI::IsMember({"fp32", "bf16"}))
+      ->capture_default_str();
   app.add_option("--repeats", flags.repeats, "timed calls per configuration (best reported)")
       ->capture_default_str();
   app.add_option("--memory-budget-mib", flags.memory_budget_mib, "engine memory budget")

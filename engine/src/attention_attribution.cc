@@ -1,8 +1,10 @@
 // Self-attention attribution, fast path and the authors' reference scheme (see
 // attention_attribution.h). Fast path per batch of examples: one clean no-grad pass caches every
-// layer's input h_l and probabilities A^l; for each target layer l only V = h_l W_v is needed, the
+// layer's input h_l and probabilities A^l, and gives F(A); one stacked no-grad pass gives every
+// chosen layer's F(0) (TargetsAtZero); for each target layer l only V = h_l W_v is needed, the
 // α-points are stacked in the batch dimension (chunked by the memory budget) and gradients are
-// taken with respect to the scaled probabilities alone (weights never require grad).
+// taken with respect to the scaled probabilities alone (weights never require grad). With
+// Precision::kBf16 the α-points' forward passes run under bf16 autocast (low_precision.h).
 #include "attattr/engine/attention_attribution.h"
 
 #include <algorithm>
@@ -689,8 +691,8 @@ double AttributionFlops(const ModelInfo& info, int n, const AttributionOptions& 
     const double target_bwd = target_fwd;
     const double upper_fwd = upper * layer_fwd;
     const double upper_bwd = upper * (8 * nn * d * d + 8 * nn * nn * d + 4 * nn * d * i);
-    flops += 2 * nn * d * d;                       // value projection
-    flops += 2 * (target_fwd + upper_fwd + head);  // F(0) and F(A)
+    flops += 2 * nn * d * d;                 // value projection
+    flops += target_fwd + upper_fwd + head;  // F(0) (F(A) is the clean pass's own)
     flops += m * (target_fwd + target_bwd + upper_fwd + upper_bwd + 2 * head);
   }
   return flops;

@@ -22,7 +22,7 @@ class LowPrecisionScope {
 
  private:
   const bool active_;
-  const bool cuda_;
+  const c10::DeviceType type_;
   bool was_enabled_ = false;
   at::ScalarType was_dtype_ = at::kBFloat16;
 };
