@@ -671,9 +671,12 @@ absl::StatusOr<std::vector<ExampleAttribution>> AttributeEncodingsReference(
   return results;
 }
 
-int64_t AttributionBytesPerPoint(const ModelInfo& info, int n, const AttributionOptions& options) {
+int64_t AttributionBytesPerPoint(const ModelInfo& info, int n, const AttributionOptions& options,
+                                 int head_rows) {
   int64_t most = 0;
-  for (int l : ResolveLayers(info, options)) most = std::max(most, BytesPerPoint(info, l, n));
+  for (int l : ResolveLayers(info, options)) {
+    most = std::max(most, BytesPerPoint(info, l, n, std::max(head_rows, 1)));
+  }
   return most;
 }
 

@@ -215,7 +215,9 @@ absl::Status CheckAttributionMemory(const engine::ModelInfo& info,
                                     const std::string& field) {
   for (size_t i = 0; i < encodings.size(); ++i) {
     const int n = static_cast<int>(encodings[i].size()) + extra_tokens;
-    const int64_t need = engine::AttributionBytesPerPoint(info, n, options);
+    // A sequence target's head is read at each of its extra_tokens positions.
+    const int64_t need =
+        engine::AttributionBytesPerPoint(info, n, options, std::max(extra_tokens, 1));
     if (need > config.memory_budget_bytes) {
       return Invalid(ExampleField(source, field, i),
                      absl::StrCat(n, " word pieces need ", Mib(need),

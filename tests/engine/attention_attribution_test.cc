@@ -356,6 +356,27 @@ TEST_F(AttributionTest, CancellationStopsBetweenBatchesAndProgressIsReported) {
   EXPECT_EQ(seen.back().done, seen.back().total);
 }
 
+// Admission's estimate counts a language model's vocabulary-wide head at every position a
+// sequence target reads it, as the engine's chunk planner does (it counted one position before).
+TEST(AttributionBytesPerPointTest, ALanguageModelsHeadCountsAtEveryScoredPosition) {
+  ModelInfo info;
+  info.num_layers = 2;
+  info.num_heads = 4;
+  info.hidden_size = 64;
+  info.intermediate_size = 256;
+  info.language_model = true;
+  info.num_classes = 150000;
+  const AttributionOptions options;
+  const int64_t one = AttributionBytesPerPoint(info, 32, options);
+  EXPECT_EQ(AttributionBytesPerPoint(info, 32, options, 1), one);
+  const int64_t eight = AttributionBytesPerPoint(info, 32, options, 8);
+  EXPECT_EQ(eight - one, 7 * int64_t{4 * 3 * 150000});  // logits, softmax, gradient in fp32
+  info.language_model = false;
+  info.num_classes = 2;
+  EXPECT_EQ(AttributionBytesPerPoint(info, 32, options, 8),
+            AttributionBytesPerPoint(info, 32, options, 1));
+}
+
 TEST(MiniLmAttributionTest, EmbeddingSimilaritySatisfiesCompleteness) {
   const std::string dir = ::attattr::testing::MiniLmDir();
   ATTATTR_SKIP_IF_MISSING(dir);

@@ -127,8 +127,11 @@ absl::StatusOr<std::vector<ExampleAttribution>> AttributeEncodingsReference(
 
 // Activation bytes one α-point of one example of n tokens needs in the costliest of the chosen
 // layers (the smallest chunk the engine can run). Admission control compares it with
-// AttributionOptions::memory_budget_bytes before work is queued.
-int64_t AttributionBytesPerPoint(const ModelInfo& info, int n, const AttributionOptions& options);
+// AttributionOptions::memory_budget_bytes before work is queued. `head_rows`: the positions a
+// language model's head is read at (a sequence target's continuation length; the engine's chunk
+// planner counts the vocabulary-wide logits at each).
+int64_t AttributionBytesPerPoint(const ModelInfo& info, int n, const AttributionOptions& options,
+                                 int head_rows = 1);
 
 // Floating-point operations AttributeEncodings spends on one example of n tokens (forward and
 // input-gradient backward over all α-points and the chosen layers), for GFLOP/s reports.
