@@ -125,15 +125,21 @@ struct MatmulFigure {
   double gflops() const { return flops / seconds / 1e9; }
 };
 
+// Times fn (best of repeats) and appends it to `out` as a figure of `flops` operations.
+void AddFigure(std::vector<MatmulFigure>* out, const std::string& name, double flops,
+               const std::function<void()>& fn) {
+  MatmulFigure f;
+  f.name = name;
+  f.flops = flops;
+  f.seconds = BestSeconds(fn);
+  out->push_back(f);
+}
+
 std::vector<MatmulFigure> MeasureMatmul() {
   at::manual_seed(0);
   std::vector<MatmulFigure> out;
-  auto add = [&](const std::string& name, double flops, const std::function<void()>& fn) {
-    MatmulFigure f;
-    f.name = name;
-    f.flops = flops;
-    f.seconds = BestSeconds(fn);
-    out.push_back(f);
+  auto add = [&out](const std::string& name, double flops, const std::function<void()>& fn) {
+    AddFigure(&out, name, flops, fn);
   };
   {
     auto a = at::randn({1024, 1024});
@@ -477,12 +483,8 @@ Json ToJson(const PrecisionRow& r) {
 // bf16 matmul figures beside the fp32 peak: AMX / AVX-512-BF16 through oneDNN on this CPU.
 std::vector<MatmulFigure> MeasureBf16Matmul() {
   std::vector<MatmulFigure> out;
-  auto add = [&](const std::string& name, double flops, const std::function<void()>& fn) {
-    MatmulFigure f;
-    f.name = name;
-    f.flops = flops;
-    f.seconds = BestSeconds(fn);
-    out.push_back(f);
+  auto add = [&out](const std::string& name, double flops, const std::function<void()>& fn) {
+    AddFigure(&out, name, flops, fn);
   };
   const auto bf16 = at::TensorOptions().dtype(at::kBFloat16);
   auto a = at::randn({1024, 1024}, bf16), b = at::randn({1024, 1024}, bf16);
