@@ -5,9 +5,8 @@
 // dynamic batching (--batch-max-examples 1), then on one with it, and their ratio,
 // (2) server overhead per call = RPC latency − engine-only time (engine::AttributeEncodings on a
 // Model loaded from the same directory with the same options, same process), (3) RSS after 100 and
-// after
-// --leak-calls calls (leak check). A program, not a test: it never asserts timings. See
-// bench/README.md.
+// after --leak-calls calls (leak check); --precision bf16 runs it all with the bf16 integrand. A
+// program, not a test: it never asserts timings. See bench/README.md.
 #include <grpcpp/grpcpp.h>
 #include <malloc.h>
 #include <unistd.h>
@@ -46,6 +45,7 @@
 namespace {
 
 using ::attattr::bench::Die;
+using ::attattr::bench::OrDie;
 
 namespace engine = attattr::engine;
 namespace server = attattr::server;
@@ -67,6 +67,7 @@ struct Flags {
   int batch_max_examples = 8;         // the dynamic-batching server's --batch-max-examples
   int64_t batch_max_delay_us = 1000;  // ... and --batch-max-delay-us
   std::string device = "cpu";         // the models' device (server and engine-only reference)
+  std::string precision = "fp32";     // the servers' --default-precision and the engine's
   std::string json_path;
 };
 
@@ -182,6 +183,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--device", flags.device, "Device of the models: cpu, or cuda / cuda:N")
       ->capture_default_str();
+  app.add_option("--precision", flags.precision,
+                 "fp32 | bf16: the integrand of the servers (--default-precision) and the engine")
+      ->check(CLI::IsMember({"fp32", "bf16"}))
+      ->capture_default_str();
   app.add_option("--json", flags.json_path, "Write the figures as JSON to this file");
   CLI11_PARSE(app, argc, argv);
 
@@ -216,6 +221,7 @@ int main(int argc, char** argv) {
   config.batch_max_examples = flags.batch_max_examples;
   config.batch_max_delay_us = flags.batch_max_delay_us;
   config.device = flags.device;
+  config.default_precision = OrDie(engine::ParsePrecision(flags.precision), "--precision");
   auto log =
       std::make_shared<spdlog::logger>("bench", std::make_shared<spdlog::sinks::null_sink_mt>());
   // A server with `batch` as --batch-max-examples (1 = no dynamic batching), and a channel to it.
@@ -240,6 +246,7 @@ int main(int argc, char** argv) {
   options.rule = engine::QuadratureRule::kLeftRiemann;
   options.steps = kSteps;
   options.memory_budget_bytes = config.memory_budget_bytes;
+  options.precision = config.default_precision;
 
   std::vector<v1::ExplainRequest> requests;
   std::vector<engine::Encoding> encodings;
