@@ -445,6 +445,8 @@ absl::StatusOr<std::vector<ExampleAttribution>> AttributeEncodings(
     }
     // The α-points' forward passes run at options.precision; everything else in fp32.
     const Encoder& integrand = IntegrandEncoder(impl, options.precision);
+    // Positions a language model's head is read at: 1, or a sequence target's continuation.
+    const int64_t head_rows = std::max<int64_t>(1, static_cast<int64_t>(continuation.size()));
     // Sort by length so each batch pads little; results go back to input order.
     std::vector<size_t> order(encodings.size());
     std::iota(order.begin(), order.end(), 0);
@@ -487,7 +489,6 @@ absl::StatusOr<std::vector<ExampleAttribution>> AttributeEncodings(
       std::vector<double> f_zero(layers.size() * b);
       {
         torch::NoGradGuard no_grad;
-        const int64_t head_rows = std::max<int64_t>(1, static_cast<int64_t>(continuation.size()));
         const int64_t group_size = std::clamp<int64_t>(
             options.memory_budget_bytes / (BytesPerPoint(info, 0, n, head_rows) * b), 1,
             static_cast<int64_t>(layers.size()));
@@ -497,7 +498,8 @@ absl::StatusOr<std::vector<ExampleAttribution>> AttributeEncodings(
           auto values =
               TargetsAtZero(enc, part, clean.hidden_states, add_mask, target, batch.attention_mask)
                   .to(torch::kFloat64)
-                  .cpu();
+                  .cpu()
+                  .contiguous();
           std::copy_n(values.data_ptr<double>(), values.numel(), f_zero.begin() + g0 * b);
         }
       }
@@ -518,7 +520,6 @@ absl::StatusOr<std::vector<ExampleAttribution>> AttributeEncodings(
           torch::NoGradGuard no_grad;
           values = enc.Values(l, enc.AttentionInput(l, h));  // [B, H, n, dh]
         }
-        const int64_t head_rows = std::max<int64_t>(1, static_cast<int64_t>(continuation.size()));
         const int64_t per_point = BytesPerPoint(info, l, n, head_rows) * b;
         const int64_t chunk = std::clamp<int64_t>(options.memory_budget_bytes / per_point, 1,
                                                   static_cast<int64_t>(points.size()));
