@@ -117,6 +117,29 @@ def _cli_env(**extra):
     return env
 
 
+def run_cli(address, *args, timeout=60, **env):
+    """Runs `attattr_client.py --server address *args` with _cli_env(**env) and returns the
+    CompletedProcess (text stdout/stderr). A CLI that has not exited after `timeout` seconds
+    fails the test with its Python stacks: the child runs with faulthandler on, so SIGABRT makes
+    it print every thread's traceback to its stderr, which the failure message quotes (a hang
+    once seen in CI, not reproduced since, must say where it was next time)."""
+    argv = [sys.executable, str(HERE / "attattr_client.py"), "--server", address, *args]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=_cli_env(PYTHONFAULTHANDLER="1", **env))
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        try:
+            out, err = proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+        raise AssertionError(f"{' '.join(argv[1:])} did not exit within {timeout} s; its "
+                             f"stderr and stacks at SIGABRT:\n{err[-6000:]}") from None
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+
+
 class Server:
     """attattr-server as a child process on 127.0.0.1:<free port> with the 'sst2' model, its job
     store in a temporary directory; `extra_args` are added to its command line."""
@@ -310,10 +333,7 @@ class AttattrClientTest(unittest.TestCase):
 
     def test_cli(self):
         def cli(*args):
-            return subprocess.run(
-                [sys.executable, str(HERE / "attattr_client.py"), "--server",
-                 self.server.address, *args], capture_output=True, text=True, timeout=60,
-                env=_cli_env())
+            return run_cli(self.server.address, *args)
 
         r = cli("models")
         self.assertEqual(r.returncode, 0, r.stderr)
@@ -412,10 +432,7 @@ class JobTest(unittest.TestCase):
 
     def test_cli(self):
         def cli(*args):
-            return subprocess.run(
-                [sys.executable, str(HERE / "attattr_client.py"), "--server",
-                 self.server.address, *args], capture_output=True, text=True, timeout=120,
-                env=_cli_env())
+            return run_cli(self.server.address, *args, timeout=120)
 
         r = cli("job", "--model", "sst2", "--text", "a gripping film", "--text", "a dull one",
                 "--text-pair", "i left early", "--steps", "2", "--layers", "3", "--top-k", "2")
@@ -669,10 +686,8 @@ class SecurityOptionsTest(unittest.TestCase):
             ac.connect("127.0.0.1:1", tls_cert=FAKE_PEM.encode())
 
     def test_cli_error_exits_2_without_traceback(self):
-        r = subprocess.run(
-            [sys.executable, str(HERE / "attattr_client.py"), "--server", "127.0.0.1:1",
-             "--tls-ca", os.path.join(self.tmp.name, "missing.pem"), "models"],
-            capture_output=True, text=True, timeout=60, env=_cli_env())
+        r = run_cli("127.0.0.1:1", "--tls-ca", os.path.join(self.tmp.name, "missing.pem"),
+                    "models")
         self.assertEqual(r.returncode, 2, r.stderr)
         self.assertIn("error: --tls-ca ", r.stderr)
         self.assertIn("missing.pem: cannot read: No such file or directory", r.stderr)
@@ -884,9 +899,7 @@ class FakeServerSecurityTest(unittest.TestCase):
         self.assertEqual(server.servicer.seen, [[f"Bearer {self.TOKEN}"]] * n)
 
     def cli(self, server, *args, **env):
-        return subprocess.run(
-            [sys.executable, str(HERE / "attattr_client.py"), "--server", server.address,
-             *args], capture_output=True, text=True, timeout=60, env=_cli_env(**env))
+        return run_cli(server.address, *args, **env)
 
     def test_cli(self):
         pki = _pki()
@@ -949,9 +962,7 @@ class _SecureServerBase(unittest.TestCase):
     assert_code = assert_rpc_code
 
     def cli(self, *args, **env):
-        return subprocess.run(
-            [sys.executable, str(HERE / "attattr_client.py"), "--server", self.server.address,
-             *args], capture_output=True, text=True, timeout=120, env=_cli_env(**env))
+        return run_cli(self.server.address, *args, timeout=120, **env)
 
 
 @unittest.skipIf(_security_skip_reason() is not None, _security_skip_reason() or "")
