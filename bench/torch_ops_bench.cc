@@ -4,8 +4,8 @@
 // autocast with bf16 weights, as the engine runs it. bench/torch_ops_bench.py runs the same list
 // with the same shapes in PyTorch, so the LibTorch this project builds against (Debian's 1.13) can
 // be compared with the official 2.x of the PyPI wheel (bench/README.md). Prints best-of-N
-// milliseconds; never asserts.
-#include <ATen/autocast_mode.h>
+// milliseconds; never asserts. The bf16 layer runs under the engine's own autocast scope
+// (engine/src/low_precision.h), which speaks both LibTorch 1.13's and 2.x's autocast API.
 #include <torch/torch.h>
 #include <torch/version.h>
 
@@ -13,7 +13,10 @@
 #include <chrono>
 #include <cstdio>
 #include <functional>
+#include <optional>
 #include <string>
+
+#include "low_precision.h"
 
 namespace {
 
@@ -114,15 +117,9 @@ int main() {
     auto in = x.detach().requires_grad_(true);
     torch::Tensor out;
     {
-      if (autocast) {
-        at::autocast::set_cpu_enabled(true);
-        at::autocast::set_autocast_cpu_dtype(bf);
-      }
+      std::optional<attattr::engine::LowPrecisionScope> scope;
+      if (autocast) scope.emplace(attattr::engine::Precision::kBf16, torch::kCPU);
       out = l.Forward(in);
-      if (autocast) {
-        at::autocast::set_cpu_enabled(false);
-        at::autocast::clear_cache();
-      }
     }
     torch::autograd::grad({out}, {in});
   };

@@ -73,9 +73,9 @@ bool SyncPath(const fs::path& path) {
 class StagingDir {
  public:
   static absl::StatusOr<StagingDir> Create(const fs::path& target) {
-    std::string name =
-        (target.parent_path() / ("." + target.filename().string() + ".attattr-export-XXXXXX"))
-            .string();
+    std::string name = (target.parent_path() /
+                        absl::StrCat(".", target.filename().string(), ".attattr-export-XXXXXX"))
+                           .string();
     if (::mkdtemp(name.data()) == nullptr) {
       return absl::PermissionDeniedError(absl::StrCat(
           "the export directory's parent cannot hold a staging directory: ", std::strerror(errno)));
