@@ -4,7 +4,10 @@
 # commands as scripts/setup.sh; `runtime` is a slim image with the two binaries and the shared
 # libraries they load, running as a non-root user.
 #
-#   CPU (default): Debian 12 with Debian's LibTorch 1.13 (libtorch-dev, as in scripts/setup.sh)
+#   CPU (default): Debian 12 with the official LibTorch 2.x of the PyPI torch wheel
+#   (scripts/libtorch-wheel.txt, installed without its dependencies, as scripts/setup.sh does; the
+#   runtime image keeps only the libraries the binaries load: libtorch_cpu, libc10, the CUDA
+#   runtime and CUPTI that libtorch_cpu names)
 #     docker build -t attattr:cpu .
 #   CUDA: a CUDA base image and the official CUDA LibTorch (cxx11 ABI) instead of libtorch-dev; the
 #   server then defaults to --device cuda and needs the NVIDIA container runtime (or the GPU operator
@@ -34,13 +37,14 @@ ARG LIBTORCH_URL=https://download.pytorch.org/libtorch/cu126/libtorch-cxx11-abi-
 ARG LIBTORCH_SHA256=
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 WORKDIR /src
-# Packages: exactly the build's list and the filter scripts/setup.sh uses (CUDA: all but
-# libtorch-dev). scripts/dev-packages.txt (tests, style checks, the image build) stays out.
-COPY scripts/packages.txt scripts/packages.txt
+# Packages: the build's list (scripts/packages.txt) but Debian's libtorch-dev, the alternative
+# LibTorch the image does not use; python3-venv to install the CPU variant's wheel.
+# scripts/dev-packages.txt (tests, style checks, the image build) stays out.
+COPY scripts/packages.txt scripts/libtorch-wheel.txt scripts/
 # hadolint ignore=DL3008
 RUN apt-get update -qq \
- && grep -v '^\s*#' scripts/packages.txt | sed '/^\s*$/d' \
-    | { if [ "$VARIANT" = cuda ]; then grep -vx libtorch-dev; else cat; fi; } \
+ && { grep -v '^\s*#' scripts/packages.txt | sed '/^\s*$/d' | grep -vx libtorch-dev; \
+      echo python3-venv; } \
     | xargs env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
  && if [ "$VARIANT" = cuda ]; then \
       DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends curl ca-certificates \
@@ -51,6 +55,17 @@ RUN apt-get update -qq \
       && unzip -q /tmp/libtorch.zip -d /opt && rm /tmp/libtorch.zip; \
     fi \
  && rm -rf /var/lib/apt/lists/*
+# The CPU variant's LibTorch: the pinned torch wheel and the two CUDA runtime wheels it needs to load
+# (scripts/libtorch-wheel.txt), in /opt/libtorch-venv. Behind a TLS-intercepting proxy pip uses the
+# optional build secret `ca_bundle` (see the build step below).
+# hadolint ignore=DL3042
+RUN --mount=type=secret,id=ca_bundle,required=false \
+    if [ "$VARIANT" = cpu ]; then \
+      if [ -s /run/secrets/ca_bundle ]; then export PIP_CERT=/run/secrets/ca_bundle; fi \
+      && python3 -m venv /opt/libtorch-venv \
+      && /opt/libtorch-venv/bin/pip install --quiet --no-cache-dir --no-deps \
+           -r scripts/libtorch-wheel.txt; \
+    fi
 COPY . .
 # The build: scripts/setup.sh's two CMake commands (the `release` preset, Ninja, build/), with the
 # tests and benchmarks left out of the image. cargo fetches engine/hf_tokenizers' crates from
@@ -59,8 +74,13 @@ COPY . .
 # this step only and never stored in a layer.
 RUN --mount=type=secret,id=ca_bundle,required=false \
     if [ -s /run/secrets/ca_bundle ]; then export CARGO_HTTP_CAINFO=/run/secrets/ca_bundle; fi \
- && if [ "$VARIANT" = cuda ]; then export CMAKE_PREFIX_PATH=/opt/libtorch; fi \
- && cmake --preset release -DATTATTR_BUILD_TESTS=OFF -DATTATTR_BUILD_BENCH=OFF \
+ && if [ "$VARIANT" = cuda ]; then \
+      torch_args=(-DATTATTR_LIBTORCH=system -DCMAKE_PREFIX_PATH=/opt/libtorch); \
+    else \
+      torch_args=(-DATTATTR_LIBTORCH=wheel \
+        "-DATTATTR_TORCH_WHEEL_DIR=$(echo /opt/libtorch-venv/lib/python3*/site-packages/torch)"); \
+    fi \
+ && cmake --preset release -DATTATTR_BUILD_TESTS=OFF -DATTATTR_BUILD_BENCH=OFF "${torch_args[@]}" \
  && cmake --build --preset release --target attattr-server attattr
 # Stage the binaries and every shared library they load except glibc's own (the runtime image has
 # the same glibc); for CUDA the whole LibTorch lib/ (it dlopens cuDNN/NVRTC parts ldd cannot see).

@@ -2,8 +2,9 @@
 // BERT-base shapes (1,000 rows = 5 α-points × 8 examples × 25 tokens, hidden 768, FFN 3,072,
 // 12 heads), fp32 and bf16 — and one whole BERT-base layer forward + backward, fp32 and under bf16
 // autocast with bf16 weights, as the engine runs it. bench/torch_ops_bench.py runs the same list
-// with the same shapes in PyTorch, so the LibTorch this project builds against (Debian's 1.13) can
-// be compared with the official 2.x of the PyPI wheel (bench/README.md). Prints best-of-N
+// with the same shapes in PyTorch, so the two LibTorch builds of this project (the default, the
+// PyPI wheel's 2.x, and preset libtorch-system's Debian 1.13) can be compared op by op with
+// each other and with PyTorch itself (bench/README.md). Prints best-of-N
 // milliseconds; never asserts. The bf16 layer runs under the engine's own autocast scope
 // (engine/src/low_precision.h), which speaks both LibTorch 1.13's and 2.x's autocast API.
 #include <torch/torch.h>

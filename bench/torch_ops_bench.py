@@ -1,7 +1,8 @@
 """The operations of one α-point of the attribution integrand in PyTorch, fp32 and bf16, at the
 shapes of bench/torch_ops_bench.cc (its twin in LibTorch C++; same list, same shapes, same table),
-so the LibTorch the project builds against (Debian's 1.13) can be compared with the official 2.x
-of the PyPI wheel. Run it with the tests' oracle environment, which holds a CPU torch:
+so the LibTorch builds of the project (the default, the PyPI wheel's 2.x, or preset
+libtorch-system's Debian 1.13) can be compared with PyTorch itself. Run it with the tests' oracle
+environment, which holds the same torch wheel:
 
     ~/.cache/attattr/oracle-venv/bin/python bench/torch_ops_bench.py
 

@@ -1,45 +1,55 @@
 # Which LibTorch the engine (and the tests and benchmarks that call torch directly) build against,
 # as one INTERFACE target, attattr::torch: link it instead of ${TORCH_LIBRARIES}.
 #
-#   ATTATTR_LIBTORCH=debian (default)  Debian's libtorch-dev 1.13 through its TorchConfig.cmake.
-#   ATTATTR_LIBTORCH=wheel             The official LibTorch 2.x inside the PyPI `torch` wheel
-#                                      (ATTATTR_TORCH_WHEEL_DIR, default: the oracle virtual
-#                                      environment's site-packages/torch, which scripts/setup.sh
-#                                      installs). Its headers need C++20: attattr::torch requires
-#                                      cxx_std_20 of whatever links it (the engine, not its users:
-#                                      the engine's public headers are torch-free).
+#   ATTATTR_LIBTORCH=wheel (default)  The official LibTorch 2.x inside the PyPI `torch` wheel,
+#                                     pinned in scripts/libtorch-wheel.txt and installed by
+#                                     scripts/setup.sh into $ATTATTR_LIBTORCH_VENV (default
+#                                     ~/.cache/attattr/libtorch-venv); ATTATTR_TORCH_WHEEL_DIR names
+#                                     another .../site-packages/torch. Its headers need C++20:
+#                                     attattr::torch requires cxx_std_20 of whatever links it (the
+#                                     engine, not its users: the engine's public headers are
+#                                     torch-free, and the rest of the project stays C++17).
+#   ATTATTR_LIBTORCH=system           find_package(Torch): Debian's libtorch-dev 1.13, or another
+#                                     LibTorch named by CMAKE_PREFIX_PATH (the Dockerfile's CUDA
+#                                     variant). Preset `libtorch-system`; CI builds and tests it
+#                                     (tests/libtorch_system).
+#
+# The default follows the figures (bench/README.md "LibTorch 1.13 against 2.15"): built against
+# 2.15 the same engine explains 1.26–1.50× faster end to end than against 1.13, fp32 and bf16.
 #
 # Why not the wheel's own TorchConfig.cmake: the PyPI wheel is a CUDA build, and its config insists
 # on finding a CUDA toolkit (nvcc, headers) even for a CPU-only consumer. The CPU engine needs only
 # libtorch_cpu and libc10; libtorch_cpu lists libcudart and libcupti as needed libraries, which the
-# nvidia-cuda-runtime and nvidia-cuda-cupti wheels (installed beside torch) provide. At run time
-# libtorch_cpu finds them through its own RPATH ($ORIGIN/../../nvidia/...); at link time the linker
-# finds them through the -rpath given here. bench/README.md "LibTorch 1.13 against 2.x" has the
-# figures behind the default.
-set(ATTATTR_LIBTORCH "debian" CACHE STRING
-    "LibTorch to build the engine against: debian (libtorch-dev 1.13) or wheel (the PyPI torch wheel, 2.x)")
-set_property(CACHE ATTATTR_LIBTORCH PROPERTY STRINGS debian wheel)
+# nvidia-cuda-runtime and nvidia-cuda-cupti wheels (installed beside torch, without the rest of
+# CUDA) provide. At run time libtorch_cpu finds them through its own RPATH
+# ($ORIGIN/../../nvidia/...); at link time the linker finds them through the -rpath given here.
+set(ATTATTR_LIBTORCH "wheel" CACHE STRING
+    "LibTorch to build the engine against: wheel (the PyPI torch wheel, 2.x) or system (find_package(Torch), e.g. Debian's 1.13)")
+set_property(CACHE ATTATTR_LIBTORCH PROPERTY STRINGS wheel system)
 
 add_library(attattr_torch INTERFACE)
 add_library(attattr::torch ALIAS attattr_torch)
 
-if(ATTATTR_LIBTORCH STREQUAL "debian")
+if(ATTATTR_LIBTORCH STREQUAL "system")
   find_package(Torch REQUIRED)
+  message(STATUS "LibTorch: find_package(Torch) ${Torch_VERSION} (${Torch_DIR})")
   target_link_libraries(attattr_torch INTERFACE ${TORCH_LIBRARIES})
   target_compile_options(attattr_torch INTERFACE ${TORCH_CXX_FLAGS})
 elseif(ATTATTR_LIBTORCH STREQUAL "wheel")
-  set(attattr_venv "$ENV{HOME}/.cache/attattr/oracle-venv")
-  if(DEFINED ENV{ATTATTR_ORACLE_VENV})
-    set(attattr_venv "$ENV{ATTATTR_ORACLE_VENV}")
+  set(attattr_libtorch_venv "$ENV{HOME}/.cache/attattr/libtorch-venv")
+  if(DEFINED ENV{ATTATTR_LIBTORCH_VENV})
+    set(attattr_libtorch_venv "$ENV{ATTATTR_LIBTORCH_VENV}")
   endif()
-  file(GLOB attattr_wheel_guess "${attattr_venv}/lib/python3*/site-packages/torch")
+  file(GLOB attattr_wheel_guess "${attattr_libtorch_venv}/lib/python3*/site-packages/torch")
   set(ATTATTR_TORCH_WHEEL_DIR "${attattr_wheel_guess}" CACHE PATH
       "The PyPI torch wheel's package directory (.../site-packages/torch) for ATTATTR_LIBTORCH=wheel")
   set(attattr_tw "${ATTATTR_TORCH_WHEEL_DIR}")
   if(NOT EXISTS "${attattr_tw}/lib/libtorch_cpu.so" OR NOT EXISTS "${attattr_tw}/include/torch")
     message(FATAL_ERROR "ATTATTR_LIBTORCH=wheel: no torch wheel at '${attattr_tw}' (lib/libtorch_cpu.so "
-                        "and include/torch). Run scripts/setup.sh (it installs one in the oracle "
-                        "venv) or set ATTATTR_TORCH_WHEEL_DIR to a site-packages/torch directory.")
+                        "and include/torch). Run scripts/setup.sh (it installs the wheel of "
+                        "scripts/libtorch-wheel.txt into ${attattr_libtorch_venv}), set "
+                        "ATTATTR_TORCH_WHEEL_DIR to a site-packages/torch directory, or build "
+                        "against Debian's libtorch-dev with -DATTATTR_LIBTORCH=system.")
   endif()
   # The directories of the CUDA runtime and CUPTI libraries libtorch_cpu names (for the linker).
   file(GLOB attattr_cuda_runtime "${attattr_tw}/../nvidia/*/lib/libcudart.so*"
@@ -63,5 +73,5 @@ elseif(ATTATTR_LIBTORCH STREQUAL "wheel")
     target_link_options(attattr_torch INTERFACE "LINKER:-rpath,${dir}")
   endforeach()
 else()
-  message(FATAL_ERROR "ATTATTR_LIBTORCH must be debian or wheel, not '${ATTATTR_LIBTORCH}'")
+  message(FATAL_ERROR "ATTATTR_LIBTORCH must be wheel or system, not '${ATTATTR_LIBTORCH}'")
 endif()

@@ -107,8 +107,8 @@ $bases_only && exit 0
 # 3. The image ---------------------------------------------------------------------------------
 log "buildah build -t $tag (CPU variant, bases $base and $slim)"
 start=$(date +%s)
-# The host's CA bundle as the build secret `ca_bundle` (the Dockerfile's cargo step trusts it), so
-# the build reaches crates.io through whatever TLS-intercepting proxy the host itself trusts.
+# The host's CA bundle as the build secret `ca_bundle` (the Dockerfile's cargo and pip steps trust it), so
+# the build reaches crates.io and PyPI through whatever TLS-intercepting proxy the host itself trusts.
 secret=()
 ca_bundle="${ATTATTR_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}"
 [ -s "$ca_bundle" ] && secret=(--secret "id=ca_bundle,src=$ca_bundle")

