@@ -122,17 +122,18 @@ set_target_properties(PkgConfig::UTF8PROC PROPERTIES
   INTERFACE_INCLUDE_DIRECTORIES "\${UTF8PROC_INCLUDE_DIR}"
   INTERFACE_LINK_LIBRARIES "\${UTF8PROC_LIBRARY}")
 set(ATTATTR_ENGINE_TORCH ON)  # the main build's option: build the LibTorch part of the engine
+# attattr::torch from find_package(Torch) (Torch_DIR: PyTorch's own config or the stand-in below).
+set(ATTATTR_LIBTORCH system CACHE STRING "")
+include("$SRC/cmake/AttattrTorch.cmake")
 add_subdirectory("$SRC/engine" engine)
 add_subdirectory(gpu_check)
 EOF
 cat >"$PROJ/gpu_check/CMakeLists.txt" <<EOF
-find_package(Torch REQUIRED)
 message(STATUS "gpu_check: TORCH_LIBRARIES = \${TORCH_LIBRARIES}")
 add_executable(gpu_check "$SRC/bench/gpu_check.cc")
 target_link_libraries(gpu_check
   PRIVATE attattr_engine CLI11::CLI11 nlohmann_json::nlohmann_json absl::strings absl::str_format
-          \${TORCH_LIBRARIES})
-target_compile_options(gpu_check PRIVATE \${TORCH_CXX_FLAGS})
+          attattr::torch)
 EOF
 # Minimal stand-in for PyTorch's TorchConfig.cmake: headers and shared libraries only (this project
 # compiles no CUDA code, so it needs no CUDA toolkit). libtorch_cuda is linked --no-as-needed, as

@@ -244,7 +244,7 @@ cmake -S "$SRC" -B "$BUILD" "${GENERATOR[@]}" -DCMAKE_BUILD_TYPE=Release \
   -DOPENSSL_ROOT_DIR="$DEPS/usr" -DZLIB_ROOT="$DEPS/usr" \
   -DSQLite3_INCLUDE_DIR="$DEPS/usr/include" -DSQLite3_LIBRARY="$DL/libsqlite3.so" \
   -DPKG_CONFIG_EXECUTABLE="$PKG_CONFIG" \
-  "${TORCH_ARGS[@]}" ${CMAKE_EXTRA_ARGS:-} || fail "configure"
+  -DATTATTR_LIBTORCH=system "${TORCH_ARGS[@]}" ${CMAKE_EXTRA_ARGS:-} || fail "configure"
 # What the build found: each should be under $DEPS (or the torch directory).
 grep -E '^(Protobuf_|gRPC_DIR|absl_DIR|spdlog_DIR|fmt_DIR|SQLite3_|OPENSSL_(SSL|CRYPTO)_LIBRARY|OPENSSL_INCLUDE|ZLIB_(LIBRARY|INCLUDE)|c-ares|re2|GRPC_CPP_PLUGIN|PKG_CONFIG_EXECUTABLE|CPP_HTTPLIB_LINK|UTF8PROC_LINK|nlohmann_json_DIR|CLI11_DIR|Torch_DIR)' \
   "$BUILD/CMakeCache.txt" | sed 's/^/  cache: /'
