@@ -72,6 +72,12 @@ class AttributionBatcherTest : public ::testing::Test {
     return item;
   }
 
+  // Equal up to fp32 rounding: the largest difference within 1e-4 of the layer's largest
+  // attribution. Relative to the layer's max, rounding is largest where a layer barely matters:
+  // layer 1 of "boring ." attributes at most 1.9e-5 (F is ~1), and the ~2e-10 by which the
+  // kernels LibTorch 2.15 picks for a batch's shapes and for one example's round its gradients
+  // differently is 2.6e-5 of that (every other layer here: <= 2.1e-6). A result crossed with
+  // another item's would differ by O(1).
   static void ExpectSameAttribution(const engine::ExampleAttribution& a,
                                     const engine::ExampleAttribution& b) {
     ASSERT_EQ(a.layers.size(), b.layers.size());
@@ -81,7 +87,9 @@ class AttributionBatcherTest : public ::testing::Test {
       ASSERT_EQ(x.size(), y.size());
       float scale = 1e-12f;
       for (float v : x) scale = std::max(scale, std::abs(v));
-      for (size_t i = 0; i < x.size(); ++i) ASSERT_NEAR(x[i], y[i], 1e-5 * scale) << l << "/" << i;
+      float diff = 0;
+      for (size_t i = 0; i < x.size(); ++i) diff = std::max(diff, std::abs(x[i] - y[i]));
+      EXPECT_LE(diff, 1e-4f * scale) << "layer " << l;
     }
   }
 
