@@ -103,8 +103,9 @@ BUILD_ROOT="${BUILD_ROOT:-/tmp/gpu-check-build}"
 PROJ="$BUILD_ROOT/proj"
 mkdir -p "$PROJ/gpu_check" "$BUILD_ROOT/torch-minimal"
 
-# The project: engine/ as in the main build (which finds Torch itself) and gpu_check in a sibling
-# directory that finds Torch again, as bench/ does. utf8proc without pkg-config.
+# The project: base/ and engine/ as in the main build, attattr::torch from the Torch config below
+# (cmake/AttattrTorch.cmake, ATTATTR_LIBTORCH=system), and gpu_check in a sibling directory.
+# utf8proc without pkg-config.
 cat >"$PROJ/CMakeLists.txt" <<EOF
 cmake_minimum_required(VERSION 3.18)
 project(attattr_gpu_check LANGUAGES CXX)
@@ -125,6 +126,7 @@ set(ATTATTR_ENGINE_TORCH ON)  # the main build's option: build the LibTorch part
 # attattr::torch from find_package(Torch) (Torch_DIR: PyTorch's own config or the stand-in below).
 set(ATTATTR_LIBTORCH system CACHE STRING "")
 include("$SRC/cmake/AttattrTorch.cmake")
+add_subdirectory("$SRC/base" base)
 add_subdirectory("$SRC/engine" engine)
 add_subdirectory(gpu_check)
 EOF
