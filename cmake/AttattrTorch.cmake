@@ -15,7 +15,7 @@
 #                                     (tests/libtorch_system).
 #
 # The default follows the figures (bench/README.md "LibTorch 1.13 against 2.15"): built against
-# 2.15 the same engine explains 1.26–1.50× faster end to end than against 1.13, fp32 and bf16.
+# 2.15 the same engine explains 1.24–1.52× faster end to end than against 1.13, fp32 and bf16.
 #
 # Why not the wheel's own TorchConfig.cmake: the PyPI wheel is a CUDA build, and its config insists
 # on finding a CUDA toolkit (nvcc, headers) even for a CPU-only consumer. The CPU engine needs only

@@ -12,6 +12,22 @@ root=$(pwd)
 
 log() { printf '\n== %s\n' "$*"; }
 
+# pinned_venv DIR REQUIREMENTS WHAT [PIP_ARGS...]: a virtual environment in DIR holding
+# REQUIREMENTS (pip install PIP_ARGS -r REQUIREMENTS), remade only when that file's SHA-256
+# differs from the one stamped in DIR.
+pinned_venv() {
+  local dir=$1 requirements=$2 what=$3 hash
+  shift 3
+  hash=$(sha256sum "$requirements" | cut -d' ' -f1)
+  [ "$(cat "$dir/attattr-requirements.sha256" 2>/dev/null)" = "$hash" ] && return 0
+  log "installing $what ($requirements) into $dir"
+  rm -rf "$dir"
+  mkdir -p "$(dirname "$dir")"
+  python3 -m venv "$dir"
+  "$dir/bin/pip" install --quiet "$@" -r "$requirements"
+  echo "$hash" >"$dir/attattr-requirements.sha256"
+}
+
 # 1. Debian packages ---------------------------------------------------------------------------
 # The build's (scripts/packages.txt, the Dockerfile's list too) and the development machine's.
 mapfile -t pkgs < <(grep -v '^\s*#' scripts/packages.txt | sed '/^\s*$/d')
@@ -46,16 +62,8 @@ fi
 # PyPI torch wheel of scripts/libtorch-wheel.txt without its dependencies (~1 GB; pip's cache
 # shares the download with the oracle's venv below). Debian's libtorch-dev 1.13 (packages above)
 # stays the alternative: cmake --preset libtorch-system.
-libtorch_venv="${ATTATTR_LIBTORCH_VENV:-$HOME/.cache/attattr/libtorch-venv}"
-libtorch_hash=$(sha256sum scripts/libtorch-wheel.txt | cut -d' ' -f1)
-if [ "$(cat "$libtorch_venv/attattr-requirements.sha256" 2>/dev/null)" != "$libtorch_hash" ]; then
-  log "installing LibTorch (scripts/libtorch-wheel.txt) into $libtorch_venv"
-  rm -rf "$libtorch_venv"
-  mkdir -p "$(dirname "$libtorch_venv")"
-  python3 -m venv "$libtorch_venv"
-  "$libtorch_venv/bin/pip" install --quiet --no-deps -r scripts/libtorch-wheel.txt
-  echo "$libtorch_hash" >"$libtorch_venv/attattr-requirements.sha256"
-fi
+pinned_venv "${ATTATTR_LIBTORCH_VENV:-$HOME/.cache/attattr/libtorch-venv}" \
+  scripts/libtorch-wheel.txt LibTorch --no-deps
 
 # 4. Build -------------------------------------------------------------------------------------
 log "building Release into build/"
@@ -103,13 +111,5 @@ fi
 # Hugging Face transformers on PyTorch, pinned in tests/oracle/requirements.txt, in a virtual
 # environment outside the checkout so clones share it (~6 GB: PyPI's PyTorch wheel brings CUDA's
 # libraries; ~2 min from a PyPI mirror). Reinstalled when the requirements change.
-oracle_venv="${ATTATTR_ORACLE_VENV:-$HOME/.cache/attattr/oracle-venv}"
-oracle_hash=$(sha256sum tests/oracle/requirements.txt | cut -d' ' -f1)
-if [ "$(cat "$oracle_venv/attattr-requirements.sha256" 2>/dev/null)" != "$oracle_hash" ]; then
-  log "installing the oracle (tests/oracle/requirements.txt) into $oracle_venv"
-  rm -rf "$oracle_venv"
-  mkdir -p "$(dirname "$oracle_venv")"
-  python3 -m venv "$oracle_venv"
-  "$oracle_venv/bin/pip" install --quiet -r tests/oracle/requirements.txt
-  echo "$oracle_hash" >"$oracle_venv/attattr-requirements.sha256"
-fi
+pinned_venv "${ATTATTR_ORACLE_VENV:-$HOME/.cache/attattr/oracle-venv}" \
+  tests/oracle/requirements.txt "the oracle"
