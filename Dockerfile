@@ -108,7 +108,11 @@ COPY --from=build /out/bin/ /usr/local/bin/
 #                     mount the serving cluster's model volume here
 #   /data             data root (--data-root): GLUE TSV files that jobs name by relative path
 #   /var/lib/attattr  the SQLite job store (--store), the only path the server writes
+# OMP_WAIT_POLICY=PASSIVE: OpenMP threads sleep instead of spinning while they wait, so hand-set
+# --workers x --threads above the container's CPUs degrade gently (README "LibTorch", Threads);
+# measured free with the default one-thread workers and with one worker on every core.
 ENV LD_LIBRARY_PATH=/opt/attattr/lib \
+    OMP_WAIT_POLICY=PASSIVE \
     NVIDIA_VISIBLE_DEVICES=all \
     NVIDIA_DRIVER_CAPABILITIES=compute,utility \
     ATTATTR_MODELS=/models \

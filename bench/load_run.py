@@ -81,7 +81,11 @@ def rss_mib(pid: int) -> float:
 class Server:
     """attattr-server as a child process with its own store, models and ports."""
 
-    def __init__(self, binary: Path, model: Path, workdir: Path):
+    # The flags load_run gives it beside models, ports, store and data root.
+    LOAD_RUN_FLAGS = ["--job-runners", "2", "--max-queued-jobs", "1000",
+                      "--max-queued-jobs-per-principal", "1000", "--threads", "1"]
+
+    def __init__(self, binary: Path, model: Path, workdir: Path, flags=None, env=None):
         self.grpc_port, self.http_port = free_port(), free_port()
         models = workdir / "models"
         models.mkdir()
@@ -92,10 +96,8 @@ class Server:
         self.proc = subprocess.Popen(
             [str(binary), "--models", str(models), "--listen", f"127.0.0.1:{self.grpc_port}",
              "--metrics-listen", f"127.0.0.1:{self.http_port}", "--store", str(workdir / "jobs.db"),
-             "--data-root", str(data), "--job-runners", "2", "--max-queued-jobs", "1000",
-             "--max-queued-jobs-per-principal", "1000",
-             "--threads", "1"],
-            stdout=self.log, stderr=subprocess.STDOUT)
+             "--data-root", str(data)] + (self.LOAD_RUN_FLAGS if flags is None else flags),
+            stdout=self.log, stderr=subprocess.STDOUT, env=env)
 
     async def wait_serving(self) -> None:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{self.grpc_port}") as ch:

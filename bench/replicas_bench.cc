@@ -2,9 +2,9 @@
 // processes (the tests' ServerProcess and PostgresServer fixtures, a private PostgreSQL).
 //  1. A --examples SST-2 dataset ATTRIBUTION job (--steps) (the train split's first reviews) on 1,
 //  2 and 3
-//     replicas (each --threads 1, so the machine's cores are shared fairly): wall time, speed-up
-//     and efficiency against the 1-replica run in the same process, and how many shards each
-//     replica ran.
+//     replicas (each --threads 1 --workers 1, so the machine's cores are shared fairly): wall time,
+//     speed-up and efficiency against the 1-replica run in the same process, and how many shards
+//     each replica ran.
 //  2. Failover: a job's replica killed with SIGKILL, --failover-runs times; the time until
 //     another replica runs it (median), with --lease-seconds / --heartbeat-seconds as given.
 // A program, not a test: it never asserts a timing (bench/README.md).
@@ -62,7 +62,7 @@ std::vector<std::unique_ptr<ServerProcess>> StartReplicas(const Setup& setup, in
     auto replica = std::make_unique<ServerProcess>(
         std::map<std::string, std::string>{{"sst2", setup.model_dir}},
         std::vector<std::string>{"--store=" + uri, "--replica-name=r" + std::to_string(i),
-                                 "--job-runners=1", "--data-root=" + setup.data_root,
+                                 "--job-runners=1", "--workers=1", "--data-root=" + setup.data_root,
                                  "--shard-examples=" + std::to_string(setup.shard_examples),
                                  "--lease-seconds=" + std::to_string(setup.lease_seconds),
                                  "--heartbeat-seconds=" + std::to_string(setup.heartbeat_seconds)});
@@ -127,6 +127,7 @@ int main(int argc, char** argv) {
 
   std::cout << absl::StrFormat(
       "dataset job: %d SST-2 train reviews, %d steps, shards of %d; each replica --threads 1 "
+      "--workers 1 "
       "--job-runners 1\n",
       examples, steps, setup.shard_examples);
   std::cout << absl::StrFormat("%-9s %10s %9s %11s  %s\n", "replicas", "wall s", "speed-up",

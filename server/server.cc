@@ -13,7 +13,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "attattr/base/host_resources.h"
 #include "attattr/base/status_macros.h"
+#include "attattr/engine/runtime.h"
+#include "engine_parallelism.h"
 #include "job_report_http.h"
 #include "jobs/job_convert.h"
 #include "jobs/job_kinds.h"
@@ -268,12 +271,20 @@ absl::Status Server::StartJobs() {
                                                             config_.explain_burst_per_principal);
 
   AttributionBatcher::Options batch;
-  batch.workers = config_.workers;
+  // main() resolves --workers 0; a Server started in-process with workers 0 sizes its workers to
+  // the intra-op threads already set.
+  batch.workers = config_.workers > 0
+                      ? config_.workers
+                      : ChooseEngineParallelism(0, engine::IntraOpThreads(), config_.OnCuda(),
+                                                {UsableCpus(), UsableMemoryBytes()},
+                                                config_.memory_budget_bytes)
+                            .workers;
   batch.max_examples = config_.EffectiveBatchMaxExamples();
   batch.max_delay = std::chrono::microseconds(config_.batch_max_delay_us);
   batch.max_pending = config_.max_pending_explains;
   log_.Info("engine workers started",
             {{"workers", batch.workers},
+             {"intra_op_threads", engine::IntraOpThreads()},
              {"device", config_.device},
              {"batch_max_examples", batch.max_examples},
              {"batch_max_delay_us", int64_t{config_.batch_max_delay_us}}});

@@ -26,8 +26,10 @@ bool LooksLikeHostPort(const std::string& s) {
 
 int ServerConfig::EffectiveBatchMaxExamples() const {
   if (batch_max_examples > 0) return batch_max_examples;
-  return device.rfind("cuda", 0) == 0 ? 8 : 1;
+  return OnCuda() ? 8 : 1;
 }
+
+bool ServerConfig::OnCuda() const { return device.rfind("cuda", 0) == 0; }
 
 absl::Status ServerConfig::Validate() const {
   if (models_dir.empty()) return absl::InvalidArgumentError("--models: required");
@@ -38,8 +40,8 @@ absl::Status ServerConfig::Validate() const {
     return absl::InvalidArgumentError(
         absl::StrCat("--metrics-listen: '", metrics_listen, "' is not HOST:PORT"));
   }
-  if (workers < 1 || workers > 64)
-    return absl::InvalidArgumentError("--workers: must be in [1, 64]");
+  if (workers < 0 || workers > 64)
+    return absl::InvalidArgumentError("--workers: must be in [0, 64] (0 = auto)");
   if (intra_op_threads < 0) return absl::InvalidArgumentError("--threads: must be >= 0");
   if (max_explain_tokens < 2) {
     return absl::InvalidArgumentError("--max-explain-tokens: must be >= 2");

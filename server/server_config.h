@@ -22,12 +22,15 @@ struct ServerConfig {
   // (the Prometheus exporter convention; 9090 is Prometheus' own port).
   std::string metrics_listen = "127.0.0.1:9464";
   // Engine workers per device: threads that run attribution batches (Explain calls and job items
-  // alike). Default: 1 (each engine call already uses every intra-op thread).
-  int workers = 1;
+  // alike), each one engine call at a time. 0 = auto (engine_parallelism.h: on CPU one per usable
+  // core ÷ intra_op_threads, bounded by memory; on CUDA 1). Default: 0.
+  int workers = 0;
   // Jobs that run at the same time (each feeds its examples to the engine workers batch by batch,
   // so items of concurrent jobs share engine batches). Default: 2.
   int job_runners = 2;
-  // LibTorch intra-op threads (0 = all cores). Default: 0.
+  // LibTorch intra-op threads each engine worker's computation uses (a process-wide setting). 0 =
+  // auto: on CPU the usable cores ÷ workers when workers is set, else 1; on CUDA every usable
+  // core. Default: 0.
   int intra_op_threads = 0;
   // Where the served models' weights live and attribution runs: "cpu", or "cuda" / "cuda:N" with a
   // CUDA LibTorch build (engine::LoadOptions::device). Default: cpu.
@@ -56,6 +59,8 @@ struct ServerConfig {
   int batch_max_examples = 0;
   // The batch size batch_max_examples means for `device`.
   int EffectiveBatchMaxExamples() const;
+  // Whether `device` is a CUDA device.
+  bool OnCuda() const;
   // How long the oldest waiting item may wait for others to join its batch, microseconds.
   // Default: 1000 (1 ms; only a lone item on an idle worker waits it out).
   int64_t batch_max_delay_us = 1000;

@@ -63,7 +63,8 @@ absl::StatusOr<ServerFlags> ParseServerFlags(const std::vector<std::string>& arg
        "Directory head-importance jobs write pruned checkpoints under (empty = exports "
        "refused)");
   Flag(app, "--workers", config.workers,
-       "Engine workers per device: threads running attribution batches");
+       "Engine workers per device: threads running attribution batches, one engine call each "
+       "(0 = auto: on cpu one per usable core / --threads, bounded by memory; on cuda 1)");
   Flag(app, "--job-runners", config.job_runners, "Jobs running at the same time");
   Flag(app, "--batch-max-examples", config.batch_max_examples,
        "Dynamic batching: most examples per engine call (1 = none; 0 = by device: 8 on "
@@ -106,7 +107,9 @@ absl::StatusOr<ServerFlags> ParseServerFlags(const std::vector<std::string>& arg
   Flag(app, "--max-result-mib", result_mib, "Largest result one job may produce, MiB");
   Flag(app, "--retention-seconds", config.retention_seconds,
        "Finished jobs and their results are deleted this long after they end");
-  Flag(app, "--threads", config.intra_op_threads, "LibTorch intra-op threads (0 = all cores)");
+  Flag(app, "--threads", config.intra_op_threads,
+       "LibTorch intra-op threads of each engine worker (0 = auto: on cpu the usable cores / "
+       "--workers when --workers is set, else 1; on cuda all usable cores)");
   Flag(app, "--device", config.device,
        "Device of the models and attribution: cpu, or cuda / cuda:N (CUDA LibTorch)");
   Flag(app, "--max-explain-tokens", config.max_explain_tokens,

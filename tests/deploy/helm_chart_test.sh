@@ -404,7 +404,8 @@ bad "an unknown device" "device" --set server.device=tpu
 bad "an unknown log format" "logFormat" --set server.logFormat=xml
 bad "maxSteps above the server's 1024" "maxSteps" --set server.maxSteps=5000
 bad "an unknown default precision" "defaultPrecision" --set server.defaultPrecision=fp64
-bad "workers 0" "workers" --set server.workers=0
+bad "workers -1" "workers" --set server.workers=-1
+bad "workers above the server's 64" "workers" --set server.workers=65
 bad "a misspelt server option" "workrs" --set server.workrs=2
 bad "a string for an integer" "graceSeconds" --set-string server.graceSeconds=thirty
 bad "gpu.count 0" "count" --set gpu.enabled=true --set gpu.count=0

@@ -186,7 +186,10 @@ TEST(ServerConfigTest, ValidateNamesTheOption) {
   b.metrics_listen = "x:99999";
   expect(b, "--metrics-listen");
   b = c;
-  b.workers = 0;
+  b.workers = -1;
+  expect(b, "--workers");
+  b = c;
+  b.workers = 65;
   expect(b, "--workers");
   b = c;
   b.max_steps = 2000;

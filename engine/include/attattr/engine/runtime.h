@@ -11,12 +11,15 @@ namespace attattr::engine {
 
 struct RuntimeOptions {
   // Intra-op threads for LibTorch (matmuls, elementwise ops). 0 = the CPUs this process may use
-  // (affinity mask, capped by a cgroup v2 CPU quota).
+  // (attattr::UsableCpus: the affinity mask, capped by a cgroup v2 CPU quota).
   // Default: 0 (Debian's LibTorch otherwise starts with 1 on some machines).
   int intra_op_threads = 0;
 };
 
 absl::Status ConfigureRuntime(const RuntimeOptions& options);
+
+// The intra-op threads LibTorch uses now.
+int IntraOpThreads();
 
 // Threads in use and the parallel/BLAS backend LibTorch reports.
 std::string RuntimeDescription();
