@@ -217,7 +217,7 @@ int main(int argc, char** argv) {
   config.listen = "127.0.0.1:0";
   config.metrics_listen = "";
   config.workers = 1;
-  config.intra_op_threads = flags.threads;  // informational: ConfigureRuntime above sets it
+  config.intra_op_threads = flags.threads;  // each worker's (ConfigureRuntime set the process's)
   config.batch_max_examples = flags.batch_max_examples;
   config.batch_max_delay_us = flags.batch_max_delay_us;
   config.device = flags.device;

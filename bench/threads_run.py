@@ -24,7 +24,8 @@ timings. Needs the Python client's venv (client/python/setup_venv.sh) and a Rele
 
 A configuration is "defaults" (the server's own) or comma-separated key=value, each a server flag
 left at its default unless given: threads (--threads), workers (--workers), batch
-(--batch-max-examples), runners (--job-runners), precision (--default-precision: fp32 or bf16), and
+(--batch-max-examples), runners (--job-runners), jobthreads (--job-threads), precision
+(--default-precision: fp32 or bf16), and
 wait (OMP_WAIT_POLICY in the server's environment: passive or active; unset = libgomp's default,
 which spins for a while before sleeping).
 """
@@ -52,7 +53,7 @@ from attattr.v1 import attribution_pb2, job_pb2  # noqa: E402
 
 STEPS = 20
 DEADLINE_S = 600.0
-CONFIG_KEYS = {"threads", "wait", "batch", "runners", "workers", "precision"}
+CONFIG_KEYS = {"threads", "wait", "batch", "runners", "workers", "precision", "jobthreads"}
 
 
 def parse_config(text: str) -> dict:
@@ -69,7 +70,8 @@ def parse_config(text: str) -> dict:
 
 
 FLAGS = {"threads": "--threads", "runners": "--job-runners", "workers": "--workers",
-         "batch": "--batch-max-examples", "precision": "--default-precision"}
+         "batch": "--batch-max-examples", "precision": "--default-precision",
+         "jobthreads": "--job-threads"}
 
 
 def server_flags(config: dict) -> list:

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
+#include "attattr/engine/runtime.h"
 
 namespace attattr::server {
 
@@ -29,7 +30,12 @@ std::string BatchKey(const engine::Model* model, const engine::AttributionOption
 
 AttributionBatcher::AttributionBatcher(const Options& options, BatchObserver observer)
     : options_(options), observer_(std::move(observer)) {
-  for (int i = 0; i < options_.workers; ++i) threads_.emplace_back([this] { Loop(); });
+  for (int i = 0; i < options_.workers; ++i) {
+    threads_.emplace_back([this] {
+      engine::SetThreadIntraOpThreads(options_.intra_op_threads);
+      Loop();
+    });
+  }
 }
 
 AttributionBatcher::~AttributionBatcher() { Stop(); }

@@ -5,7 +5,8 @@
 // most `max_delay` for others to join. The engine's results do not depend on how examples are
 // batched (to float rounding, ~1e-5), so a batched item gets the answer it would get alone.
 //
-// Workers are the "workers per device": each runs one engine call at a time. A batch is stopped
+// Workers are the "workers per device": each runs one engine call at a time, with its own
+// intra-op thread count (engine::SetThreadIntraOpThreads). A batch is stopped
 // between engine chunks only when every item in it asks to stop; an item that asked to stop gets
 // CancelledError instead of its result. If a batched call fails for another reason, its items are
 // retried one by one so that one bad item cannot fail its neighbours.
@@ -41,6 +42,7 @@ class AttributionBatcher {
  public:
   struct Options {
     int workers = 1;                            // engine workers (per device)
+    int intra_op_threads = 0;                   // each worker's (0 = the process's setting)
     int max_examples = 8;                       // largest engine batch; 1 = no dynamic batching
     std::chrono::microseconds max_delay{2000};  // how long the oldest item may wait for company
     int max_pending = 256;                      // items waiting before TrySubmit refuses

@@ -8,7 +8,9 @@
 // cores — bounded by memory: each worker may hold a batch of up to --memory-budget-mib of
 // activations, and all of them together at most half the memory the process may use. On CUDA one
 // worker feeds the device (batching fills it) and the intra-op threads get every core for the
-// host-side work. Pure function; the caller reads the host (attattr/base/host_resources.h).
+// host-side work. Each worker sets its threads on its own thread (engine::SetThreadIntraOpThreads);
+// HEAD_IMPORTANCE and TRIGGER_SEARCH jobs run on their job runner's thread with the process's
+// (--job-threads). Pure function; the caller reads the host (attattr/base/host_resources.h).
 #pragma once
 
 #include <cstdint>

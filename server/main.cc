@@ -1,14 +1,12 @@
 // attattr-server: parses flags (server_flags.h: command line, ATTATTR_* environment variables, or
-// an INI/TOML --config file), sets up logging, chooses engine workers and LibTorch threads
-// together (engine_parallelism.h) and sets the threads once, starts the Server and
+// an INI/TOML --config file), sets up logging, sets the process's LibTorch threads once
+// (--job-threads; the engine workers set their own), starts the Server and
 // drains it on SIGTERM/SIGINT (health NOT_SERVING, new work refused, running jobs get
 // --grace-seconds to finish and are otherwise re-queued for the next start, exit 0).
 #include <csignal>
 #include <iostream>
 
-#include "attattr/base/host_resources.h"
 #include "attattr/engine/runtime.h"
-#include "engine_parallelism.h"
 #include "event_log.h"
 #include "server.h"
 #include "server_flags.h"
@@ -26,22 +24,15 @@ int main(int argc, char** argv) {
     std::cout << flags->help << std::endl;
     return 0;
   }
-  attattr::server::ServerConfig config = flags->config;
+  const attattr::server::ServerConfig& config = flags->config;
   const int grace_seconds = flags->grace_seconds;
   auto logger = attattr::server::MakeLogger(config.log_format, config.log_level,
                                             std::make_shared<spdlog::sinks::stderr_sink_mt>());
   const attattr::server::EventLog log(logger, config.log_format);
-  // Workers and intra-op threads chosen together (0 = auto), before any engine thread starts.
-  const attattr::server::EngineParallelism parallelism = attattr::server::ChooseEngineParallelism(
-      config.workers, config.intra_op_threads, config.OnCuda(),
-      {attattr::UsableCpus(), attattr::UsableMemoryBytes()}, config.memory_budget_bytes);
-  config.workers = parallelism.workers;
-  config.intra_op_threads = parallelism.intra_op_threads;
-  log.Info("engine parallelism", {{"workers", parallelism.workers},
-                                  {"intra_op_threads", parallelism.intra_op_threads},
-                                  {"reason", parallelism.reason}});
+  // The process's intra-op threads: what HEAD_IMPORTANCE and TRIGGER_SEARCH jobs use on their
+  // runner's thread. Each engine worker sets its own (Server::Start, engine_parallelism.h).
   attattr::engine::RuntimeOptions runtime;
-  runtime.intra_op_threads = config.intra_op_threads;
+  runtime.intra_op_threads = config.job_threads;
   if (auto s = attattr::engine::ConfigureRuntime(runtime); !s.ok()) {
     log.Error("cannot configure LibTorch", {{"error", s.message()}});
     return 2;

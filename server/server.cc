@@ -270,21 +270,21 @@ absl::Status Server::StartJobs() {
   explain_limiter_ = std::make_unique<PrincipalRateLimiter>(config_.explain_rate_per_principal,
                                                             config_.explain_burst_per_principal);
 
+  // Engine workers and each one's intra-op threads, chosen together (0 = auto).
+  const EngineParallelism parallelism =
+      ChooseEngineParallelism(config_.workers, config_.intra_op_threads, config_.OnCuda(),
+                              {UsableCpus(), UsableMemoryBytes()}, config_.memory_budget_bytes);
   AttributionBatcher::Options batch;
-  // main() resolves --workers 0; a Server started in-process with workers 0 sizes its workers to
-  // the intra-op threads already set.
-  batch.workers = config_.workers > 0
-                      ? config_.workers
-                      : ChooseEngineParallelism(0, engine::IntraOpThreads(), config_.OnCuda(),
-                                                {UsableCpus(), UsableMemoryBytes()},
-                                                config_.memory_budget_bytes)
-                            .workers;
+  batch.workers = parallelism.workers;
+  batch.intra_op_threads = parallelism.intra_op_threads;
   batch.max_examples = config_.EffectiveBatchMaxExamples();
   batch.max_delay = std::chrono::microseconds(config_.batch_max_delay_us);
   batch.max_pending = config_.max_pending_explains;
   log_.Info("engine workers started",
             {{"workers", batch.workers},
-             {"intra_op_threads", engine::IntraOpThreads()},
+             {"intra_op_threads", batch.intra_op_threads},
+             {"why", parallelism.reason},
+             {"job_threads", engine::IntraOpThreads()},
              {"device", config_.device},
              {"batch_max_examples", batch.max_examples},
              {"batch_max_delay_us", int64_t{config_.batch_max_delay_us}}});

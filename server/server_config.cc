@@ -43,6 +43,7 @@ absl::Status ServerConfig::Validate() const {
   if (workers < 0 || workers > 64)
     return absl::InvalidArgumentError("--workers: must be in [0, 64] (0 = auto)");
   if (intra_op_threads < 0) return absl::InvalidArgumentError("--threads: must be >= 0");
+  if (job_threads < 0) return absl::InvalidArgumentError("--job-threads: must be >= 0");
   if (max_explain_tokens < 2) {
     return absl::InvalidArgumentError("--max-explain-tokens: must be >= 2");
   }

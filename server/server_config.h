@@ -28,10 +28,15 @@ struct ServerConfig {
   // Jobs that run at the same time (each feeds its examples to the engine workers batch by batch,
   // so items of concurrent jobs share engine batches). Default: 2.
   int job_runners = 2;
-  // LibTorch intra-op threads each engine worker's computation uses (a process-wide setting). 0 =
+  // LibTorch intra-op threads of each engine worker's computations (set per worker thread). 0 =
   // auto: on CPU the usable cores ÷ workers when workers is set, else 1; on CUDA every usable
   // core. Default: 0.
   int intra_op_threads = 0;
+  // The process's intra-op threads, which HEAD_IMPORTANCE and TRIGGER_SEARCH jobs use: they run
+  // whole studies (many examples per product) on their job runner's thread, where a second thread
+  // pays (measured 1.8x on 2 cores). 0 = every usable core. Default: 0. Set by main() only (an
+  // in-process Server leaves the process's threads to its host program).
+  int job_threads = 0;
   // Where the served models' weights live and attribution runs: "cpu", or "cuda" / "cuda:N" with a
   // CUDA LibTorch build (engine::LoadOptions::device). Default: cpu.
   std::string device = "cpu";

@@ -110,6 +110,9 @@ absl::StatusOr<ServerFlags> ParseServerFlags(const std::vector<std::string>& arg
   Flag(app, "--threads", config.intra_op_threads,
        "LibTorch intra-op threads of each engine worker (0 = auto: on cpu the usable cores / "
        "--workers when --workers is set, else 1; on cuda all usable cores)");
+  Flag(app, "--job-threads", config.job_threads,
+       "LibTorch intra-op threads of HEAD_IMPORTANCE and TRIGGER_SEARCH jobs, which run whole "
+       "studies on their job runner's thread (0 = all usable cores)");
   Flag(app, "--device", config.device,
        "Device of the models and attribution: cpu, or cuda / cuda:N (CUDA LibTorch)");
   Flag(app, "--max-explain-tokens", config.max_explain_tokens,

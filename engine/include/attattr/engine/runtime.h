@@ -18,8 +18,13 @@ struct RuntimeOptions {
 
 absl::Status ConfigureRuntime(const RuntimeOptions& options);
 
-// The intra-op threads LibTorch uses now.
+// The intra-op threads LibTorch uses for work started from the calling thread.
 int IntraOpThreads();
+
+// Intra-op threads (≥ 1; 0 = leave as is) for work started from the calling thread only: OpenMP
+// regions, LibTorch's parallel loops and MKL's products. Other threads keep the process's setting
+// (ConfigureRuntime). The server's engine workers call it once when they start.
+void SetThreadIntraOpThreads(int threads);
 
 // Threads in use and the parallel/BLAS backend LibTorch reports.
 std::string RuntimeDescription();
