@@ -60,6 +60,8 @@ class AttributionBatcher {
   bool TrySubmit(AttributionItem item, bool force = false);
   // Items waiting (not yet in an engine call).
   int Pending() const;
+  // Engine workers.
+  int workers() const { return options_.workers; }
   // Fails every waiting item with Unavailable, refuses new ones and joins the workers once the
   // running batches finish.
   void Stop();

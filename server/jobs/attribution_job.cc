@@ -54,7 +54,9 @@ absl::StatusOr<v1::JobResult> RunAttributionJob(AttributionJob& work, JobRun& ru
 
   auto window = std::make_shared<Window>();
   const int batch = config.EffectiveBatchMaxExamples();
-  const int limit = 2 * batch;  // keep the next batch waiting in the batcher
+  // A batch in flight per engine worker (and at least two, so the next one waits in the batcher):
+  // one job can keep every worker busy, while Explain calls queue behind no more than that.
+  const int limit = batch * std::max(2, batcher.workers());
   auto should_stop = [&run] { return run.ShouldStop(); };
   v1::JobResult result;
   auto* out = result.mutable_attribution();
