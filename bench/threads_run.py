@@ -53,7 +53,13 @@ from attattr.v1 import attribution_pb2, job_pb2  # noqa: E402
 
 STEPS = 20
 DEADLINE_S = 600.0
-CONFIG_KEYS = {"threads", "wait", "batch", "runners", "workers", "precision", "jobthreads"}
+
+
+# Configuration keys that are server flags; "wait" is the one other key (the environment).
+FLAGS = {"threads": "--threads", "runners": "--job-runners", "workers": "--workers",
+         "batch": "--batch-max-examples", "precision": "--default-precision",
+         "jobthreads": "--job-threads"}
+CONFIG_KEYS = set(FLAGS) | {"wait"}
 
 
 def parse_config(text: str) -> dict:
@@ -67,11 +73,6 @@ def parse_config(text: str) -> dict:
     if config.get("wait") not in (None, "passive", "active"):
         raise argparse.ArgumentTypeError("--config: wait must be passive or active")
     return config
-
-
-FLAGS = {"threads": "--threads", "runners": "--job-runners", "workers": "--workers",
-         "batch": "--batch-max-examples", "precision": "--default-precision",
-         "jobthreads": "--job-threads"}
 
 
 def server_flags(config: dict) -> list:
