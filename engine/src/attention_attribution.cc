@@ -240,6 +240,11 @@ void StoreLayer(const torch::Tensor& attr, const torch::Tensor& probs, int64_t r
 absl::Status ValidateAttributionOptions(const Model& model, const AttributionOptions& options) {
   const ModelInfo& info = model.info();
   ATTATTR_ASSIGN_OR_RETURN(auto points, MakeQuadrature(options.rule, options.steps));
+  if (options.precision == Precision::kFp32 && info.weights == Precision::kBf16) {
+    return absl::InvalidArgumentError(
+        "precision: fp32 needs the model's weights in fp32; this model keeps bf16 weights "
+        "(loaded with bf16 weight storage): ask for bf16");
+  }
   for (size_t i = 0; i < options.layers.size(); ++i) {
     const int l = options.layers[i];
     if (l < 0 || l >= info.num_layers) {
@@ -463,9 +468,13 @@ absl::StatusOr<std::vector<ExampleAttribution>> AttributeEncodings(
       const int64_t b = static_cast<int64_t>(group.size());
       EncoderBatch batch = MakeBatch(encodings, group, impl.device);
       const int64_t n = batch.input_ids.size(1);
+      // Passes outside the integrand multiply at the weights' own precision: fp32, or bf16 for
+      // bf16 weights (weight_storage.h), whose scope turns autocast on around each of them.
+      const auto at_weights = [&] { return LowPrecisionScope(info.weights, impl.device); };
       EncoderOutput clean;
       {
         torch::NoGradGuard no_grad;
+        const auto arithmetic = at_weights();
         ForwardOptions fo;
         fo.capture_attention = true;
         fo.capture_hidden_states = true;
@@ -477,6 +486,7 @@ absl::StatusOr<std::vector<ExampleAttribution>> AttributeEncodings(
       torch::Tensor f_full;
       {
         torch::NoGradGuard no_grad;
+        const auto arithmetic = at_weights();
         f_full = TargetValues(enc, target, clean.last_hidden, batch.attention_mask, 1)
                      .to(torch::kFloat64)
                      .cpu();
@@ -489,6 +499,7 @@ absl::StatusOr<std::vector<ExampleAttribution>> AttributeEncodings(
       std::vector<double> f_zero(layers.size() * b);
       {
         torch::NoGradGuard no_grad;
+        const auto arithmetic = at_weights();
         const int64_t group_size = std::clamp<int64_t>(
             options.memory_budget_bytes / (BytesPerPoint(info, 0, n, head_rows) * b), 1,
             static_cast<int64_t>(layers.size()));
@@ -518,7 +529,9 @@ absl::StatusOr<std::vector<ExampleAttribution>> AttributeEncodings(
         torch::Tensor values;
         {
           torch::NoGradGuard no_grad;
-          values = enc.Values(l, enc.AttentionInput(l, h));  // [B, H, n, dh]
+          const auto arithmetic = at_weights();
+          // [B, H, n, dh], fp32 for layer l's own context (bf16 weights give bf16 values).
+          values = enc.Values(l, enc.AttentionInput(l, h)).to(torch::kFloat32);
         }
         const int64_t per_point = BytesPerPoint(info, l, n, head_rows) * b;
         const int64_t chunk = std::clamp<int64_t>(options.memory_budget_bytes / per_point, 1,
@@ -591,6 +604,8 @@ absl::StatusOr<std::vector<ExampleAttribution>> AttributeEncodingsReference(
     std::vector<torch::Tensor> params;
     const std::unique_ptr<Encoder> owned = impl.encoder->CloneRequiringGrad(&params);
     const Encoder& enc = *owned;
+    // Bf16 weights (weight_storage.h): every pass under bf16 autocast.
+    const LowPrecisionScope arithmetic(info.weights, impl.device);
     torch::Tensor reference;
     if (options.target.kind == TargetKind::kEmbeddingSimilarity) {
       ATTATTR_ASSIGN_OR_RETURN(auto ref, ReferenceEmbedding(model, options.target));

@@ -13,15 +13,17 @@ torch::Tensor BertEncoder::Embed(const EncoderBatch& batch) const {
   auto positions =
       torch::arange(w_.position_offset, w_.position_offset + n, batch.input_ids.options())
           .unsqueeze(0);
-  auto e = torch::embedding(w_.word_emb, batch.input_ids);
-  if (w_.pos_emb.defined()) e = e + torch::embedding(w_.pos_emb, positions);
-  if (w_.type_emb.defined()) e = e + torch::embedding(w_.type_emb, batch.token_type_ids);
+  auto e = LookUp(w_.word_emb, batch.input_ids);
+  if (w_.pos_emb.defined()) e = e + LookUp(w_.pos_emb, positions);
+  if (w_.type_emb.defined()) e = e + LookUp(w_.type_emb, batch.token_type_ids);
   const auto project = [&](const torch::Tensor& x) {
     return w_.emb_proj_w.defined() ? torch::linear(x, w_.emb_proj_w, w_.emb_proj_b) : x;
   };
-  if (w_.project_before_norm) e = project(e);
+  // fp32 into the norm and out to the layers: a bf16-stored model's projection (weight_storage.h)
+  // gives bf16, and the residual stream stays fp32.
+  if (w_.project_before_norm) e = project(e).to(torch::kFloat32);
   e = torch::layer_norm(e, {e.size(-1)}, w_.emb_ln_w, w_.emb_ln_b, eps_);
-  return w_.project_before_norm ? e : project(e);
+  return w_.project_before_norm ? e : project(e).to(torch::kFloat32);
 }
 
 torch::Tensor BertEncoder::SplitHeads(const torch::Tensor& x, int heads) const {
@@ -80,7 +82,8 @@ void ForEachWeight(BertWeights& w, const std::function<void(torch::Tensor&, Weig
     }
   };
   constexpr WeightRole kMatrix = WeightRole::kMatrix, kOther = WeightRole::kOther;
-  each({&w.word_emb, &w.emb_ln_w, &w.emb_ln_b, &w.pos_emb, &w.type_emb}, kOther);
+  each({&w.word_emb, &w.pos_emb, &w.type_emb}, WeightRole::kTable);
+  each({&w.emb_ln_w, &w.emb_ln_b}, kOther);
   each({&w.emb_proj_w}, kMatrix);
   each({&w.emb_proj_b}, kOther);
   for (auto& lw : w.layers) {

@@ -1,8 +1,9 @@
 // Checkpoint weights → an Encoder (see checkpoint_loader.h): the BERT-family layouts here (BERT,
 // DistilBERT, ELECTRA, RoBERTa/XLM-R, DeBERTa-v2), ModernBERT's in modernbert_loader.cc, the Llama
-// family's in llama_loader.cc. Tensors
-// are copied out of the memory-mapped file into float32 tensors on the target device, so the
-// mapping can be closed.
+// family's in llama_loader.cc, GPT-2's in gpt2_loader.cc. Tensors are copied out of the
+// memory-mapped file in their stored dtype (checkpoint_tensors.h) onto the target device, so the
+// mapping can be closed, then converted to the storage LoadOptions::weights asks for
+// (weight_storage.h).
 #include "checkpoint_loader.h"
 
 #include <optional>
@@ -16,6 +17,7 @@
 #include "gpt2_loader.h"
 #include "llama_loader.h"
 #include "modernbert_loader.h"
+#include "weight_storage.h"
 
 namespace attattr::engine {
 namespace {
@@ -154,12 +156,25 @@ absl::StatusOr<LoadedEncoder> LoadBertFamily(TensorSource* src, const ModelConfi
 }  // namespace
 
 absl::StatusOr<LoadedEncoder> LoadEncoder(const std::string& dir, const ModelConfig& config,
-                                          const torch::Device& device) {
-  ATTATTR_ASSIGN_OR_RETURN(TensorSource src, ReadCheckpointTensors(dir));
-  if (config.family == ModelFamily::kModernBert) return LoadModernBert(&src, config, device);
-  if (config.family == ModelFamily::kGpt2) return LoadGpt2(&src, config, device);
-  if (IsDecoder(config.family)) return LoadLlama(&src, config, device);
-  return LoadBertFamily(&src, config, device);
+                                          const torch::Device& device, Precision weights) {
+  absl::StatusOr<LoadedEncoder> loaded;
+  {
+    ATTATTR_ASSIGN_OR_RETURN(TensorSource src, ReadCheckpointTensors(dir));
+    if (config.family == ModelFamily::kModernBert) {
+      loaded = LoadModernBert(&src, config, device);
+    } else if (config.family == ModelFamily::kGpt2) {
+      loaded = LoadGpt2(&src, config, device);
+    } else if (IsDecoder(config.family)) {
+      loaded = LoadLlama(&src, config, device);
+    } else {
+      loaded = LoadBertFamily(&src, config, device);
+    }
+  }  // the checkpoint's tensors not taken are released before the weights are converted
+  if (!loaded.ok()) return loaded.status();
+  StoredEncoder stored = StoreWeights(*loaded->encoder, weights);
+  loaded->encoder = std::move(stored.encoder);
+  loaded->weight_bytes = stored.bytes;
+  return loaded;
 }
 
 }  // namespace attattr::engine

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "attattr/engine/precision.h"
 #include "encoder.h"
 #include "model_config.h"
 
@@ -21,12 +22,14 @@ struct LoadedEncoder {
   std::string weights_file;     // file the weights came from (index file for sharded checkpoints)
   std::string architecture;     // e.g. "BertForSequenceClassification", "DistilBertModel"
   int64_t parameter_count = 0;
+  int64_t weight_bytes = 0;  // what the weights take in the storage asked for (weight_storage.h)
 };
 
 // Reads and validates the weights of `dir` for `config`. Errors (naming file and tensor): NotFound
 // when no weights file or a required tensor is missing; InvalidArgument for a wrong shape, an
-// unsupported dtype, an unexpected tensor, or a malformed file.
+// unsupported dtype, an unexpected tensor, or a malformed file. The weights end up stored as
+// `weights` asks (StoreWeights) whatever the checkpoint's dtype.
 absl::StatusOr<LoadedEncoder> LoadEncoder(const std::string& dir, const ModelConfig& config,
-                                          const torch::Device& device);
+                                          const torch::Device& device, Precision weights);
 
 }  // namespace attattr::engine

@@ -40,6 +40,16 @@ absl::StatusOr<torch::ScalarType> TorchType(const TensorEntry& e, const std::str
   }
 }
 
+// What a checkpoint tensor is kept as until the weights are stored (weight_storage.h): fp32 and
+// bf16 as they are, so a bf16 checkpoint loaded with bf16 weights never holds an fp32 copy; int64
+// buffers too; fp16 and fp64 widened or narrowed to fp32 (fp16 → fp32 is exact, and not every
+// LibTorch CPU kernel a loader may run takes fp16).
+torch::Tensor KeepOrWiden(const torch::Tensor& t) {
+  const auto type = t.scalar_type();
+  if (type == torch::kFloat32 || type == torch::kBFloat16 || type == torch::kInt64) return t;
+  return t.to(torch::kFloat32);
+}
+
 absl::StatusOr<TensorSource> ReadSafetensors(const std::string& dir) {
   ATTATTR_ASSIGN_OR_RETURN(auto ckpt, SafetensorsCheckpoint::Open(dir));
   TensorSource src;
@@ -49,7 +59,7 @@ absl::StatusOr<TensorSource> ReadSafetensors(const std::string& dir) {
     ATTATTR_ASSIGN_OR_RETURN(auto type, TorchType(*view.entry, file));
     auto t = torch::from_blob(const_cast<uint8_t*>(view.data), view.entry->shape,
                               torch::TensorOptions().dtype(type));
-    src.tensors[name] = (type == torch::kInt64) ? t.clone() : t.to(torch::kFloat32).clone();
+    src.tensors[name] = KeepOrWiden(t).clone();
     src.file_of[name] = file;
   }
   return src;
@@ -79,7 +89,7 @@ absl::StatusOr<TensorSource> ReadPytorchBin(const std::string& path) {
                                                          std::string(t.dtype().name()),
                                                          "; weights must be floating point"));
         }
-        t = t.to(torch::kFloat32);
+        t = KeepOrWiden(t);
       }
       src.tensors[name] = t.contiguous().clone();
       src.file_of[name] = path;
@@ -206,7 +216,7 @@ absl::Status WeightPicker::TakeFull(const std::string& full, std::vector<int64_t
                                                    "' has shape ", ShapeString(it->second.sizes()),
                                                    ", expected ", ShapeString(shape)));
   }
-  if (it->second.scalar_type() != torch::kFloat32) {
+  if (!it->second.is_floating_point()) {
     return absl::InvalidArgumentError(
         absl::StrCat(src_->file_of[full], ": tensor '", full, "' is not floating point"));
   }

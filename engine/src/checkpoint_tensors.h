@@ -1,9 +1,9 @@
 // The tensors of a Hugging Face checkpoint directory, family-independent: model.safetensors, a
 // sharded model.safetensors.index.json, or pytorch_model.bin (through LibTorch's unpickler), read
-// into float32 CPU tensors by name; and WeightPicker, which takes them out by name with their
-// expected shapes onto a device and names the file, tensor and shapes in every error. The family
-// loaders (checkpoint_loader.cc, modernbert_loader.cc) say which names they need.
-// Thread-compatible.
+// into CPU tensors by name (fp32 and bf16 as stored, fp16 and fp64 as fp32); and WeightPicker,
+// which takes them out by name with their expected shapes onto a device and names the file, tensor
+// and shapes in every error. The family loaders (checkpoint_loader.cc, modernbert_loader.cc) say
+// which names they need. Thread-compatible.
 #pragma once
 
 #include <functional>
@@ -18,7 +18,8 @@
 
 namespace attattr::engine {
 
-// Raw tensors by name (float32, or int64 buffers), with the file each came from for messages.
+// Raw tensors by name (float32 or bfloat16, or int64 buffers), with the file each came from for
+// messages.
 struct TensorSource {
   std::map<std::string, torch::Tensor> tensors;
   std::map<std::string, std::string> file_of;

@@ -86,6 +86,10 @@ void MapWeights(std::initializer_list<torch::Tensor*> tensors, WeightRole role,
   }
 }
 
+torch::Tensor LookUp(const torch::Tensor& table, const torch::Tensor& ids) {
+  return torch::embedding(table, ids).to(torch::kFloat32);
+}
+
 torch::Tensor MeanPool(const torch::Tensor& last_hidden, const torch::Tensor& attention_mask) {
   auto m = attention_mask.unsqueeze(-1).to(last_hidden.dtype());
   return (last_hidden * m).sum(1) / m.sum(1).clamp_min(1e-9);

@@ -21,9 +21,11 @@
 namespace attattr::engine {
 
 // What a weight does, for maps that treat weights differently: a matrix multiplies activations
-// (linear and projection weights, a head's weights); everything else — biases, norm scales,
-// embedding tables read by index — is kOther.
-enum class WeightRole { kMatrix, kOther };
+// (linear and projection weights, a head's weights); a table is read by index (token, position and
+// segment embeddings; LookUp turns its rows fp32 whatever it is stored in); everything else —
+// biases, norm scales, relative-position embeddings that are normalised before use — is kOther.
+// Bf16 weight storage (LoadOptions::weights) keeps matrices and tables in bfloat16, kOther in fp32.
+enum class WeightRole { kMatrix, kTable, kOther };
 using WeightMap = std::function<torch::Tensor(const torch::Tensor&, WeightRole)>;
 
 // A padded batch: every tensor [B, n] (int64 ids, float mask with 1 = real token).
@@ -113,6 +115,10 @@ class Encoder {
 // left alone.
 void MapWeights(std::initializer_list<torch::Tensor*> tensors, WeightRole role,
                 const WeightMap& map);
+
+// Rows `ids` of the embedding table `table`, in fp32 whatever the table's storage (bf16 tables of a
+// model loaded with bf16 weights): the residual stream starts fp32 in every family.
+torch::Tensor LookUp(const torch::Tensor& table, const torch::Tensor& ids);
 
 // Sentence-transformers mean pooling: Σ_i mask_i h_i / Σ_i mask_i, [B, d].
 torch::Tensor MeanPool(const torch::Tensor& last_hidden, const torch::Tensor& attention_mask);

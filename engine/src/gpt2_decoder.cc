@@ -26,7 +26,7 @@ torch::Tensor Gpt2Decoder::Embed(const EncoderBatch& batch) const {
   // unpadded pass gives them).
   const int64_t n = batch.input_ids.size(1);
   auto positions = torch::arange(n, batch.input_ids.options()).unsqueeze(0);
-  return torch::embedding(w_.wte, batch.input_ids) + torch::embedding(w_.wpe, positions);
+  return LookUp(w_.wte, batch.input_ids) + LookUp(w_.wpe, positions);
 }
 
 torch::Tensor Gpt2Decoder::AdditiveMask(const torch::Tensor& attention_mask) const {
@@ -73,7 +73,8 @@ torch::Tensor Gpt2Decoder::Head(const torch::Tensor& last_hidden,
 
 std::unique_ptr<Encoder> Gpt2Decoder::CloneMapped(const WeightMap& map) const {
   Gpt2Weights w = w_;
-  MapWeights({&w.wte, &w.wpe, &w.lnf_w, &w.lnf_b}, WeightRole::kOther, map);
+  MapWeights({&w.wte, &w.wpe}, WeightRole::kTable, map);
+  MapWeights({&w.lnf_w, &w.lnf_b}, WeightRole::kOther, map);
   MapWeights({&w.score_w}, WeightRole::kMatrix, map);  // also when tied to wte (the LM head)
   for (auto& lw : w.layers) {
     MapWeights({&lw.q_w, &lw.k_w, &lw.v_w, &lw.o_w, &lw.fc_w, &lw.proj_w}, WeightRole::kMatrix,

@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "attattr/base/status_macros.h"
 #include "attattr/engine/gold_label.h"
+#include "low_precision.h"
 #include "model_impl.h"
 #include "torch_boundary.h"
 
@@ -92,6 +93,7 @@ absl::StatusOr<HeadTable> ByAttention(const Model& model, const std::vector<Enco
     if (control.ShouldStop()) return absl::CancelledError("head importance stopped");
     std::vector<size_t> order;
     for (size_t i = start; i < std::min(encodings.size(), start + batch); ++i) order.push_back(i);
+    const LowPrecisionScope arithmetic(impl.info.weights, impl.device);
     const auto out = impl.encoder->Forward(MakeBatch(encodings, order, impl.device), fo);
     for (size_t b = 0; b < order.size(); ++b) {
       const int64_t n = static_cast<int64_t>(encodings[order[b]].input_ids.size());
@@ -122,7 +124,12 @@ absl::StatusOr<HeadTable> ByTaylor(const Model& model, const std::vector<Encodin
                             torch::TensorOptions().device(impl.device).requires_grad(true));
     ForwardOptions fo;
     fo.head_mask = gate;
-    const auto logits = impl.encoder->Forward(MakeBatch(encodings, {i}, impl.device), fo).logits;
+    torch::Tensor logits;
+    {
+      const LowPrecisionScope arithmetic(impl.info.weights, impl.device);
+      logits = impl.encoder->Forward(MakeBatch(encodings, {i}, impl.device), fo)
+                   .logits.to(torch::kFloat32);
+    }
     const auto target =
         torch::full({1}, labels[i], torch::TensorOptions().dtype(torch::kLong).device(impl.device));
     const auto loss = torch::nn::functional::cross_entropy(logits, target);

@@ -34,7 +34,7 @@ torch::Tensor LlamaDecoder::ExpandKeyValueHeads(const torch::Tensor& x) const {
 }
 
 torch::Tensor LlamaDecoder::Embed(const EncoderBatch& batch) const {
-  return torch::embedding(w_.embed, batch.input_ids);
+  return LookUp(w_.embed, batch.input_ids);
 }
 
 torch::Tensor LlamaDecoder::AdditiveMask(const torch::Tensor& attention_mask) const {
@@ -81,7 +81,8 @@ torch::Tensor LlamaDecoder::Head(const torch::Tensor& last_hidden,
 
 std::unique_ptr<Encoder> LlamaDecoder::CloneMapped(const WeightMap& map) const {
   LlamaWeights w = w_;
-  MapWeights({&w.embed, &w.final_norm_w}, WeightRole::kOther, map);
+  MapWeights({&w.embed}, WeightRole::kTable, map);
+  MapWeights({&w.final_norm_w}, WeightRole::kOther, map);
   MapWeights({&w.score_w}, WeightRole::kMatrix, map);
   for (auto& lw : w.layers) {
     MapWeights({&lw.q_w, &lw.k_w, &lw.v_w, &lw.o_w, &lw.gate_w, &lw.up_w, &lw.down_w},

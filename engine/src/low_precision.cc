@@ -57,7 +57,11 @@ LowPrecisionScope::~LowPrecisionScope() {
 }
 
 const Encoder& IntegrandEncoder(const Model::Impl& impl, Precision precision) {
-  if (precision == Precision::kFp32) return *impl.encoder;
+  // Bf16 weights are the integrand's already (weight_storage.h); fp32 is refused with them
+  // (ValidateAttributionOptions).
+  if (precision == Precision::kFp32 || impl.info.weights == Precision::kBf16) {
+    return *impl.encoder;
+  }
   absl::call_once(impl.bf16_once, [&impl] {
     torch::NoGradGuard no_grad;
     impl.bf16_encoder = impl.encoder->CloneWithMatrices(torch::kBFloat16);

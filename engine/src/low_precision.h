@@ -1,7 +1,8 @@
 // The bf16 integrand (precision.h): a scope that turns on LibTorch's autocast to bfloat16 for the
 // device the integrand runs on, and the encoder whose matrices are already bfloat16 (made once per
 // model on first use), so autocast casts activations only, never the weights chunk after chunk —
-// its own cast cache keeps only the casts of weights that require grad.
+// its own cast cache keeps only the casts of weights that require grad. A model whose weights are
+// stored in bf16 (weight_storage.h) runs every pass inside such a scope.
 #pragma once
 
 #include "attattr/engine/precision.h"
@@ -28,7 +29,8 @@ class LowPrecisionScope {
 };
 
 // The encoder the integrand runs at `precision`: the model's own for kFp32, its bf16-matrix copy
-// (Encoder::CloneWithMatrices, made on first use, thread-safe) for kBf16.
+// (Encoder::CloneWithMatrices, made on first use, thread-safe) for kBf16 — or the model's own when
+// its weights are stored in bf16 already (LoadOptions::weights).
 const Encoder& IntegrandEncoder(const Model::Impl& impl, Precision precision);
 
 }  // namespace attattr::engine

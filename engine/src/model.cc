@@ -11,6 +11,7 @@
 #include "attattr/engine/wordpiece_tokenizer.h"
 #include "bert_encoder.h"
 #include "checkpoint_loader.h"
+#include "low_precision.h"
 #include "model_config.h"
 #include "model_impl.h"
 #include "torch_boundary.h"
@@ -114,7 +115,7 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Load(const std::string& dir,
   ATTATTR_ASSIGN_OR_RETURN(auto tokenizer, LoadTokenizer(dir, config, tok_config));
   try {
     torch::NoGradGuard no_grad;
-    ATTATTR_ASSIGN_OR_RETURN(auto loaded, LoadEncoder(dir, config, device));
+    ATTATTR_ASSIGN_OR_RETURN(auto loaded, LoadEncoder(dir, config, device, options.weights));
     auto impl = std::make_unique<Impl>();
     ModelInfo& info = impl->info;
     info.path = dir;
@@ -152,6 +153,8 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Load(const std::string& dir,
     }
     info.parameter_count = loaded.parameter_count;
     info.device = device.str();
+    info.weights = options.weights;
+    info.weight_bytes = loaded.weight_bytes;
     impl->tokenizer = std::move(tokenizer);
     impl->device = device;
     impl->encoder = std::move(loaded.encoder);
@@ -223,6 +226,7 @@ absl::StatusOr<std::unique_ptr<Model>> Model::CreateRandom(const RandomModelSpec
     ForEachWeight(w, [&](torch::Tensor& t, WeightRole) {
       t = t.to(device);
       info.parameter_count += t.numel();
+      info.weight_bytes += static_cast<int64_t>(t.nbytes());
     });
     impl->encoder = std::make_unique<BertEncoder>(std::move(w), spec.hidden_size / spec.num_heads,
                                                   info.layer_norm_eps);
@@ -291,6 +295,7 @@ absl::StatusOr<std::vector<Prediction>> Model::Predict(
       for (size_t i = start; i < std::min(encodings.size(), start + kBatch); ++i)
         order.push_back(i);
       auto batch = MakeBatch(encodings, order, impl_->device);
+      const LowPrecisionScope arithmetic(impl_->info.weights, impl_->device);
       auto logits = impl_->encoder->Forward(batch, fo).logits;
       for (int64_t r = 0; r < logits.size(0); ++r) out.push_back(MakePrediction(*impl_, logits[r]));
     }
@@ -340,6 +345,7 @@ absl::StatusOr<std::vector<std::vector<float>>> Model::Embed(
     torch::NoGradGuard no_grad;
     for (size_t i = 0; i < encodings.size(); ++i) {
       auto batch = MakeBatch(encodings, {i}, impl_->device);
+      const LowPrecisionScope arithmetic(impl_->info.weights, impl_->device);
       auto h = impl_->encoder->Forward(batch).last_hidden;
       out.push_back(ToVector(MeanPool(h, batch.attention_mask)[0]));
     }

@@ -35,7 +35,7 @@ torch::Tensor ModernBertEncoder::Norm(const torch::Tensor& x, const torch::Tenso
 }
 
 torch::Tensor ModernBertEncoder::Embed(const EncoderBatch& batch) const {
-  return Norm(torch::embedding(w_.word_emb, batch.input_ids), w_.emb_norm_w, w_.emb_norm_b);
+  return Norm(LookUp(w_.word_emb, batch.input_ids), w_.emb_norm_w, w_.emb_norm_b);
 }
 
 torch::Tensor ModernBertEncoder::AttentionInput(int l, const torch::Tensor& h) const {
@@ -94,8 +94,9 @@ torch::Tensor ModernBertEncoder::Head(const torch::Tensor& last_hidden,
 
 std::unique_ptr<Encoder> ModernBertEncoder::CloneMapped(const WeightMap& map) const {
   ModernBertWeights w = w_;
-  MapWeights({&w.word_emb, &w.emb_norm_w, &w.emb_norm_b, &w.final_norm_w, &w.final_norm_b,
-              &w.head_b, &w.head_norm_w, &w.head_norm_b, &w.cls_b},
+  MapWeights({&w.word_emb}, WeightRole::kTable, map);
+  MapWeights({&w.emb_norm_w, &w.emb_norm_b, &w.final_norm_w, &w.final_norm_b, &w.head_b,
+              &w.head_norm_w, &w.head_norm_b, &w.cls_b},
              WeightRole::kOther, map);
   MapWeights({&w.head_w, &w.cls_w}, WeightRole::kMatrix, map);
   for (auto& lw : w.layers) {

@@ -35,6 +35,7 @@
 #include "nlohmann/json.hpp"
 #include "rotary_embedding.h"
 #include "support/float_tensors.h"
+#include "support/oracle_dir.h"
 #include "support/test_paths.h"
 
 namespace attattr::engine {
@@ -42,18 +43,14 @@ namespace {
 
 using nlohmann::json;
 
-std::string OracleDir(const std::string& family) {
-  return std::string(ATTATTR_ORACLE_DIR) + "/" + family;
-}
+using ::attattr::testing::OracleDir;
 
 class FamilyOracleTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
     const std::string dir = OracleDir(GetParam());
-    std::ifstream in(dir + "/oracle.json");
-    ASSERT_TRUE(in.good()) << dir << "/oracle.json is missing: the CTest fixture "
-                           << "oracle_checkpoints (tests/oracle) writes it";
-    oracle_ = json::parse(in);
+    oracle_ = ::attattr::testing::ReadOracleJson(GetParam());
+    ASSERT_FALSE(oracle_.is_null());
     auto model = Model::Load(dir);
     ASSERT_TRUE(model.ok()) << model.status();
     model_ = std::move(*model);

@@ -4,14 +4,15 @@
 # Configures the `libtorch-system` preset (build-libtorch-system/: ATTATTR_LIBTORCH=system,
 # find_package(Torch) = Debian's libtorch-dev 1.13, engine in C++17; warnings are errors when
 # ATTATTR_WERROR=ON as in CI), builds the engine and its LibTorch-facing tests, and runs them: the
-# golden attributions (fp32 and bf16), the checkpoint loader, and every model family against
-# Hugging Face (ORACLE_DIR: the checkpoints the `oracle` fixture wrote for the main build).
+# golden attributions (fp32 and bf16), the checkpoint loader, every model family against Hugging
+# Face and with bf16 weight storage (ORACLE_DIR: the checkpoints the `oracle` fixture wrote for the main build).
 set -uo pipefail
 src=$(cd "$1" && pwd)
 oracle_dir=$2
 cd "$src" || exit 1
 build=build-libtorch-system
-tests=(attention_attribution_test bf16_attribution_test checkpoint_loader_test family_oracle_test)
+tests=(attention_attribution_test bf16_attribution_test checkpoint_loader_test family_oracle_test
+       weight_storage_test)
 mkdir -p "$build"
 cmake --preset libtorch-system >"$build/configure.log" 2>&1 \
   || { cat "$build/configure.log"; exit 1; }

@@ -27,6 +27,7 @@
 #include "spdlog/sinks/null_sink.h"
 #include "spdlog/spdlog.h"
 #include "support/job_rpc.h"
+#include "support/oracle_dir.h"
 #include "support/test_paths.h"
 
 namespace attattr::server {
@@ -39,9 +40,7 @@ using ::attattr::testing::ReadResult;
 using ::attattr::testing::Submit;
 using ::attattr::testing::WaitDone;
 
-std::string OracleDir(const std::string& family) {
-  return std::string(ATTATTR_ORACLE_DIR) + "/" + family;
-}
+using ::attattr::testing::OracleDir;
 
 constexpr const char* kFamilies[] = {"bert",       "distilbert",  "electra",
                                      "roberta",    "xlm-roberta", "deberta-v2",

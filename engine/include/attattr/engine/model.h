@@ -11,6 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "attattr/engine/example.h"
+#include "attattr/engine/precision.h"
 #include "attattr/engine/tokenizer.h"
 
 namespace attattr::engine {
@@ -43,11 +44,21 @@ struct ModelInfo {
   std::vector<std::string> labels;  // class names by id (empty when !has_classifier or an LM)
   int64_t parameter_count = 0;
   std::string device;  // "cpu", "cuda:0", ...
+  // How the weights are stored (LoadOptions::weights) and the bytes they take (a tied LM head and
+  // its embeddings counted once).
+  Precision weights = Precision::kFp32;
+  int64_t weight_bytes = 0;
 };
 
 struct LoadOptions {
   // Where the weights live. Default: "cpu". A CUDA LibTorch build accepts "cuda" / "cuda:N".
   std::string device = "cpu";
+  // How they are stored, whatever the checkpoint's dtype. kFp32: every weight fp32 (exact for
+  // fp32, fp16 and bf16 checkpoints). kBf16: matrices and embedding tables bfloat16, biases and
+  // norm scales fp32 — half the memory of a 0.5–1.5 B decoder; every pass over the model (clean
+  // passes, predictions, F(0), the integrand) then multiplies in bf16 as Precision::kBf16's
+  // integrand does, and attribution at Precision::kFp32 is refused (README "Precision").
+  Precision weights = Precision::kFp32;
 };
 
 // Dimensions of a model with random weights (benchmarks, size tests). Default: BERT-base.

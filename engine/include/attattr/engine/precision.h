@@ -6,6 +6,8 @@
 //          model's matrices; norms, softmax, the residual stream and the target's logits stay fp32
 //          (type promotion and autocast's policy), and the clean pass, F(0) and F(A), the gradient
 //          sum over α-points, Attr = A ⊙ Σ and completeness are fp32 as with kFp32.
+// The same names say how a model's weights are stored (LoadOptions::weights, weight_storage.h):
+// with bf16 weights every pass multiplies in bf16 and only kBf16 attribution is accepted.
 #pragma once
 
 #include <string_view>
