@@ -1,14 +1,17 @@
 // What a decoder's attribution costs against prompt length (issue "Decoder LLMs", bench/README.md
 // "Decoders by prompt length"): seconds per example for one prompt of each length (64 … 1,024
 // tokens by default) with every layer attributed, the growth per doubling, and the fraction of the
-// machine's matmul peak (a 1024³ float matmul timed in the same process) the run reaches, counting
+// machine's matmul peak (a 1024³ matmul in the integrand's precision, timed in the same process)
+// the run reaches, counting
 // the model FLOPs of the fast path: per layer l, m α-points through layer l's output projection and
 // feed-forward and every layer above, forward and backward (≈ 3× forward). The checkpoint is a
 // random decoder of realistic shape made by bench/make_family_models.py; speed does not depend on
-// the weights' values. Reports, never asserts.
+// the weights' values. --precision and --weights pick the integrand's arithmetic and the weights'
+// storage (README "Precision"); the process's RSS is printed at the end. Reports, never asserts.
 #include <torch/torch.h>
 
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -35,6 +38,8 @@ struct Flags {
   int steps = 8;
   int repeats = 2;
   int threads = 0;
+  std::string precision = "fp32";  // the integrand's
+  std::string weights = "fp32";    // how the model is stored (engine::LoadOptions::weights)
 };
 
 // Forward FLOPs of one layer at n tokens (multiply-adds × 2): the query/output projections over
@@ -55,9 +60,19 @@ double AttributionFlops(const engine::ModelInfo& info, double n, int m) {
   return 3.0 * m * layers * LayerFlops(info, n);
 }
 
-double MatmulPeakGflops() {
+// A /proc/self/status entry in MiB ("VmRSS:" now, "VmHWM:" the peak), 0 where unreadable.
+double StatusMib(const std::string& key) {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind(key, 0) == 0) return std::stod(line.substr(key.size())) / 1024.0;  // kB
+  }
+  return 0;
+}
+
+// A 1024³ matmul's rate in `dtype` (the integrand's: bf16 products run on AMX / tensor cores).
+double MatmulPeakGflops(torch::ScalarType dtype) {
   torch::manual_seed(0);
-  auto a = torch::randn({1024, 1024}), b = torch::randn({1024, 1024});
+  auto a = torch::randn({1024, 1024}).to(dtype), b = torch::randn({1024, 1024}).to(dtype);
   return 2.0 * 1024 * 1024 * 1024 / BestSeconds([&] { torch::matmul(a, b); }) / 1e9;
 }
 
@@ -76,31 +91,39 @@ int main(int argc, char** argv) {
   app.add_option("--steps", flags.steps, "Gauss-Legendre points m");
   app.add_option("--repeats", flags.repeats, "Runs per length (the fastest counts)");
   app.add_option("--threads", flags.threads, "Intra-op threads (0 = all cores)");
+  app.add_option("--precision", flags.precision, "fp32 | bf16: the integrand's arithmetic");
+  app.add_option("--weights", flags.weights, "fp32 | bf16: how the model's weights are stored");
   CLI11_PARSE(app, argc, argv);
   if (auto s = engine::ConfigureRuntime({flags.threads}); !s.ok()) Die(s.ToString());
-  auto model = OrDie(engine::Model::Load(flags.model), "loading " + flags.model);
+  const engine::Precision precision = OrDie(engine::ParsePrecision(flags.precision), "--precision");
+  engine::LoadOptions load;
+  load.weights = OrDie(engine::ParsePrecision(flags.weights), "--weights");
+  auto model = OrDie(engine::Model::Load(flags.model, load), "loading " + flags.model);
   const auto& info = model->info();
   if (!info.decoder) Die(flags.model + ": not a decoder");
   const std::string path = flags.shared + "/data/sst2/dev.tsv";
   auto dev = OrDie(engine::ReadDataset(path, 1), "reading " + path);
-  const double peak = MatmulPeakGflops();
+  const double peak =
+      MatmulPeakGflops(precision == engine::Precision::kBf16 ? torch::kBFloat16 : torch::kFloat32);
   std::cout << engine::RuntimeDescription() << "\n"
             << absl::StrFormat(
                    "%s %s: %d layers, hidden %d, %d heads (%d key/value), feed-forward %d, %.1fM "
-                   "parameters\n",
+                   "parameters; weights %s (%.0f MiB), integrand %s\n",
                    info.family, info.architecture, info.num_layers, info.hidden_size,
                    info.num_heads, info.num_key_value_heads, info.intermediate_size,
-                   info.parameter_count / 1e6)
+                   info.parameter_count / 1e6, flags.weights, info.weight_bytes / 1048576.0,
+                   flags.precision)
             << absl::StrFormat(
                    "one prompt per length, all layers, Gauss-Legendre m = %d, best of %d runs; "
-                   "matmul peak %.1f GFLOP/s (1024^3, this process)\n",
-                   flags.steps, flags.repeats, peak)
+                   "%s matmul peak %.1f GFLOP/s (1024^3, this process)\n",
+                   flags.steps, flags.repeats, flags.precision, peak)
             << absl::StrFormat("%8s %12s %12s %12s %10s\n", "tokens", "seconds", "x previous",
                                "GFLOP/s", "of peak");
   engine::AttributionOptions options;
   options.rule = engine::QuadratureRule::kGaussLegendre;
   options.steps = flags.steps;
   options.keep_attention = false;
+  options.precision = precision;
   double previous = 0;
   for (int n : flags.lengths) {
     if (n > info.max_length) {
@@ -122,5 +145,7 @@ int main(int argc, char** argv) {
               << std::flush;
     previous = best;
   }
+  std::cout << absl::StrFormat("RSS %.0f MiB after the runs (peak %.0f MiB, loading included)\n",
+                               StatusMib("VmRSS:"), StatusMib("VmHWM:"));
   return 0;
 }

@@ -4,7 +4,9 @@ tokenizers and configurations of tests/oracle/make_family_checkpoints.py (import
 the same), with the layers, hidden size, heads and feed-forward width set here (default: the shared
 4-layer model's 4 x 256, 4 heads, 1024; 512 positions; DeBERTa with v3's 256 buckets; ModernBERT
 with base's 128-token windows in two of every three layers; the decoders with 2 key/value heads
-for 4 query heads). Run with the oracle virtual
+for 4 query heads). `--vocab` pads the embeddings (and an LM head) to a real tokenizer's size, and
+`--dtype bfloat16` saves the weights as most published decoders are saved (the weight-storage
+figures of bench/README.md). Run with the oracle virtual
 environment's interpreter
 (scripts/setup.sh makes it): ~/.cache/attattr/oracle-venv/bin/python bench/make_family_models.py
 --shared ../shared --out build/bench-families
@@ -32,6 +34,11 @@ def main():
                         help="key/value heads of the decoders (0: the oracle's grouping)")
     parser.add_argument("--positions", type=int, default=512)
     parser.add_argument("--families", default=",".join(oracle.FAMILIES))
+    parser.add_argument("--vocab", type=int, default=0,
+                        help="embedding rows, padded with resize_token_embeddings (0: the "
+                             "tokenizer's own)")
+    parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
+                        help="the saved weights' dtype")
     args = parser.parse_args()
     oracle.LAYERS, oracle.HIDDEN, oracle.HEADS, oracle.FFN = (
         args.layers, args.hidden, args.heads, args.ffn)
@@ -50,6 +57,9 @@ def main():
         shutil.rmtree(out, ignore_errors=True)
         tok, model = oracle.FAMILIES[family](out + ".tmp", train_text)
         model.eval()
+        if args.vocab:
+            model.resize_token_embeddings(args.vocab)
+        model.to(getattr(torch, args.dtype))
         model.save_pretrained(out)
         tok.save_pretrained(out)
         shutil.rmtree(out + ".tmp", ignore_errors=True)

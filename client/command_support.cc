@@ -35,6 +35,26 @@ absl::StatusOr<std::optional<engine::Precision>> ParsePrecisionFlag(const std::s
   return std::optional<engine::Precision>(*precision);
 }
 
+const char kWeightsHelp[] =
+    "fp32 | bf16: how the in-process engine stores the model's weights (bf16: matrices and "
+    "embedding tables in bfloat16, half the memory; every pass multiplies in bf16, so --precision "
+    "defaults to bf16 and fp32 is refused). A server's is attattr-server --weights";
+
+absl::StatusOr<engine::Precision> ParseWeightsFlag(const std::string& value,
+                                                   const std::string& server) {
+  auto weights = engine::ParsePrecision(value);
+  if (!weights.ok()) return InvalidFlag("--weights", "fp32 or bf16");
+  if (*weights == engine::Precision::kBf16 && !server.empty()) {
+    return InvalidFlag("--weights", "in-process only (a server's is attattr-server --weights)");
+  }
+  return *weights;
+}
+
+engine::Precision LocalPrecision(const std::optional<engine::Precision>& precision,
+                                 engine::Precision weights) {
+  return precision.value_or(weights);
+}
+
 v1::Precision PrecisionFlagToProto(const std::optional<engine::Precision>& precision) {
   return precision ? convert::PrecisionToProto(*precision) : v1::PRECISION_UNSPECIFIED;
 }
@@ -47,6 +67,7 @@ void AddStudyFlags(CLI::App* cmd, StudyFlags* f, const std::string& steps_help) 
   cmd->add_option("--rule", f->rule, "gauss-legendre | left-riemann | trapezoid")
       ->capture_default_str();
   cmd->add_option("--precision", f->precision, kPrecisionHelp);
+  cmd->add_option("--weights", f->weights, kWeightsHelp)->capture_default_str();
   cmd->add_option("--format", f->format, "json | text")->capture_default_str();
   cmd->add_option("--threads", f->threads, "Intra-op threads (0 = all cores)")
       ->capture_default_str();
@@ -65,6 +86,7 @@ absl::StatusOr<engine::QuadratureRule> CheckStudyFlags(const StudyFlags& f) {
     return InvalidFlag("--timeout-seconds", "must be >= 0 (0 = until the job finishes)");
   }
   ATTATTR_RETURN_IF_ERROR(ParsePrecisionFlag(f.precision).status());
+  ATTATTR_RETURN_IF_ERROR(ParseWeightsFlag(f.weights, f.server).status());
   auto rule = engine::ParseQuadratureRule(f.rule);
   if (!rule.ok()) return InvalidFlag("--rule", std::string(rule.status().message()));
   return rule;
@@ -75,13 +97,20 @@ std::optional<engine::Precision> StudyPrecision(const StudyFlags& f) {
   return precision.ok() ? *precision : std::nullopt;
 }
 
+engine::Precision StudyWeights(const StudyFlags& f) {
+  auto weights = ParseWeightsFlag(f.weights, f.server);
+  return weights.ok() ? *weights : engine::Precision::kFp32;
+}
+
 absl::StatusOr<std::unique_ptr<engine::Model>> LoadStudyModel(const StudyFlags& f) {
   engine::RuntimeOptions runtime;
   runtime.intra_op_threads = f.threads;
   if (auto s = engine::ConfigureRuntime(runtime); !s.ok()) {
     return InvalidFlag("--threads", std::string(s.message()));
   }
-  auto model = engine::Model::Load(f.model);
+  engine::LoadOptions load;
+  load.weights = StudyWeights(f);
+  auto model = engine::Model::Load(f.model, load);
   if (!model.ok()) return absl::FailedPreconditionError(model.status().message());
   return model;
 }

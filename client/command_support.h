@@ -34,6 +34,7 @@ struct StudyFlags {
   std::string model;  // a model directory; with --server, a served model (its last path component)
   int steps = engine::kDefaultQuadratureSteps;
   std::string precision;  // --precision: "" (fp32 here, the server's default there), fp32, bf16
+  std::string weights = "fp32";  // --weights: the in-process model's storage, fp32 or bf16
   std::string rule = std::string(engine::QuadratureRuleName(engine::kDefaultQuadratureRule));
   std::string format = "text";  // json | text
   int threads = 0;              // intra-op threads of the local engine, 0 = all cores
@@ -50,6 +51,16 @@ extern const char kPrecisionHelp[];
 // A --precision value: unset ("": fp32 in-process, the server's --default-precision with
 // --server), fp32 or bf16; InvalidArgument naming --precision otherwise.
 absl::StatusOr<std::optional<engine::Precision>> ParsePrecisionFlag(const std::string& value);
+// --weights' help, shared by every command that loads a model in-process.
+extern const char kWeightsHelp[];
+// A --weights value (fp32 or bf16; bf16 with a `server` is refused: that is the server's
+// setting); InvalidArgument naming --weights otherwise.
+absl::StatusOr<engine::Precision> ParseWeightsFlag(const std::string& value,
+                                                   const std::string& server);
+// The in-process integrand's precision: --precision when set, else the weights' own (fp32 for fp32
+// weights, bf16 for bf16 ones, which refuse fp32).
+engine::Precision LocalPrecision(const std::optional<engine::Precision>& precision,
+                                 engine::Precision weights);
 // What the request carries for it: UNSPECIFIED when unset.
 v1::Precision PrecisionFlagToProto(const std::optional<engine::Precision>& precision);
 
@@ -62,9 +73,11 @@ absl::StatusOr<engine::QuadratureRule> CheckStudyFlags(const StudyFlags& f);
 
 // --precision of flags CheckStudyFlags accepted.
 std::optional<engine::Precision> StudyPrecision(const StudyFlags& f);
+// --weights of flags CheckStudyFlags accepted.
+engine::Precision StudyWeights(const StudyFlags& f);
 
-// In-process: sets the engine's intra-op threads and loads --model (FailedPrecondition when it
-// cannot be loaded).
+// In-process: sets the engine's intra-op threads and loads --model with --weights' storage
+// (FailedPrecondition when it cannot be loaded).
 absl::StatusOr<std::unique_ptr<engine::Model>> LoadStudyModel(const StudyFlags& f);
 
 // On a server: a SubmitJobRequest naming the served model.

@@ -138,6 +138,7 @@ absl::Status RunExplain(const ExplainFlags& flags, std::ostream& out) {
   if (!rule.ok()) return absl::InvalidArgumentError(absl::StrCat("--", rule.status().message()));
   ATTATTR_ASSIGN_OR_RETURN(auto layers, ParseLayers(flags.layers));
   ATTATTR_ASSIGN_OR_RETURN(const auto precision, ParsePrecisionFlag(flags.precision));
+  ATTATTR_ASSIGN_OR_RETURN(const auto weights, ParseWeightsFlag(flags.weights, flags.server));
   ATTATTR_RETURN_IF_ERROR(engine::ValidateTreeTau(flags.tau, "--tau"));
   ATTATTR_ASSIGN_OR_RETURN(auto examples, CollectExamples(flags));
 
@@ -147,7 +148,7 @@ absl::Status RunExplain(const ExplainFlags& flags, std::ostream& out) {
   options.layers = layers;
   options.max_batch_examples = flags.batch;
   options.keep_attention = false;
-  options.precision = precision.value_or(engine::Precision::kFp32);
+  options.precision = LocalPrecision(precision, weights);
   const size_t count = examples.size();
   auto print = [&](const engine::ExampleAttribution& r, const RenderContext& ctx,
                    const engine::AttributionTree* tree, size_t index) -> absl::Status {
@@ -172,7 +173,9 @@ absl::Status RunExplain(const ExplainFlags& flags, std::ostream& out) {
   if (auto s = engine::ConfigureRuntime(runtime); !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("--threads: ", s.message()));
   }
-  auto model = engine::Model::Load(flags.model);
+  engine::LoadOptions load;
+  load.weights = weights;
+  auto model = engine::Model::Load(flags.model, load);
   if (!model.ok()) {
     // A model that cannot be loaded is not a usage error.
     return absl::Status(absl::StatusCode::kFailedPrecondition, model.status().message());

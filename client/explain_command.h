@@ -26,16 +26,17 @@ struct ExplainFlags {
   int steps = engine::kDefaultQuadratureSteps;
   std::string rule = std::string(engine::QuadratureRuleName(engine::kDefaultQuadratureRule));
   std::string target = "predicted";
-  std::string precision;        // "" = fp32 in-process, the server's default with --server
-  std::string layers;           // "0,3"; empty = all
-  std::string format = "json";  // json | text
-  int batch = 4;                // examples per engine batch
-  int top_k = 5;                // connections per layer in text output
-  int threads = 0;              // intra-op threads, 0 = all cores
-  std::string server;           // HOST:PORT of an attattr-server; empty = run the engine in-process
-  ChannelSecurity security;     // how to reach `server` (the global TLS and token flags)
-  double deadline = 300;        // --deadline-seconds: each call to the server
-  bool tree = false;            // add each example's attribution tree to the output
+  std::string precision;         // "" = fp32 in-process, the server's default with --server
+  std::string weights = "fp32";  // the in-process model's weight storage: fp32 or bf16
+  std::string layers;            // "0,3"; empty = all
+  std::string format = "json";   // json | text
+  int batch = 4;                 // examples per engine batch
+  int top_k = 5;                 // connections per layer in text output
+  int threads = 0;               // intra-op threads, 0 = all cores
+  std::string server;        // HOST:PORT of an attattr-server; empty = run the engine in-process
+  ChannelSecurity security;  // how to reach `server` (the global TLS and token flags)
+  double deadline = 300;     // --deadline-seconds: each call to the server
+  bool tree = false;         // add each example's attribution tree to the output
   double tau = engine::kDefaultTreeTau;  // the tree's threshold τ, in (0, 1]
   std::string tree_dot;  // write the tree as Graphviz DOT to this file (implies --tree)
   std::string tree_svg;  // write the tree as SVG to this file (implies --tree)

@@ -207,7 +207,7 @@ int HeadsCommand::Run(std::ostream& out, std::ostream& err) const {
   options.importance.attribution.rule = *rule;
   options.importance.attribution.steps = f.study.steps;
   options.importance.attribution.precision =
-      StudyPrecision(f.study).value_or(engine::Precision::kFp32);
+      LocalPrecision(StudyPrecision(f.study), StudyWeights(f.study));
   options.importance.seed = f.seed;
   options.export_dir = f.export_dir;
   options.export_ratio_percent = f.export_ratio;

@@ -78,6 +78,8 @@ int main(int argc, char** argv) {
           "sequence_logprob:TEXT (log p(TEXT | input), teacher-forced)")
       ->capture_default_str();
   explain->add_option("--precision", ef.precision, attattr::client::kPrecisionHelp);
+  explain->add_option("--weights", ef.weights, attattr::client::kWeightsHelp)
+      ->capture_default_str();
   explain->add_option("--layers", ef.layers, "Comma-separated layer indices (default: all)");
   explain->add_option("--format", ef.format, "json | text")->capture_default_str();
   explain->add_option("--batch", ef.batch, "Examples per engine batch")->capture_default_str();

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "attattr/engine/precision.h"
 #include "nlohmann/json.hpp"
 #include "remote_runner.h"
 
@@ -41,14 +42,16 @@ absl::Status RunModels(const ModelsFlags& flags, std::ostream& out) {
                       {"has_classifier", m.info.has_classifier},
                       {"language_model", m.info.language_model},
                       {"num_classes", m.info.num_classes},
-                      {"labels", m.info.labels}});
+                      {"labels", m.info.labels},
+                      {"weights", std::string(engine::PrecisionName(m.info.weights))},
+                      {"weight_bytes", m.info.weight_bytes}});
     }
     out << nlohmann::json{{"models", list}}.dump() << "\n";
     return absl::OkStatus();
   }
   char line[512];
-  std::snprintf(line, sizeof line, "%-28s %-30s %8s %7s %8s  %s\n", "NAME", "ARCHITECTURE",
-                "LAYERSxH", "HIDDEN", "MAX_LEN", "LABELS");
+  std::snprintf(line, sizeof line, "%-28s %-30s %8s %7s %8s %13s  %s\n", "NAME", "ARCHITECTURE",
+                "LAYERSxH", "HIDDEN", "MAX_LEN", "WEIGHTS", "LABELS");
   out << line;
   for (const auto& m : *models) {
     const std::string shape = absl::StrCat(m.info.num_layers, "x", m.info.num_heads);
@@ -56,9 +59,12 @@ absl::Status RunModels(const ModelsFlags& flags, std::ostream& out) {
         m.info.language_model   ? absl::StrCat("(language model, ", m.info.num_classes, " tokens)")
         : m.info.has_classifier ? absl::StrJoin(m.info.labels, ",")
                                 : "(encoder-only)";
-    std::snprintf(line, sizeof line, "%-28s %-30s %8s %7d %8d  %s\n", m.name.c_str(),
+    // "bf16 942M": the storage and its MiB.
+    const std::string weights = absl::StrCat(std::string(engine::PrecisionName(m.info.weights)),
+                                             " ", m.info.weight_bytes >> 20, "M");
+    std::snprintf(line, sizeof line, "%-28s %-30s %8s %7d %8d %13s  %s\n", m.name.c_str(),
                   m.info.architecture.c_str(), shape.c_str(), m.info.hidden_size, m.info.max_length,
-                  labels.c_str());
+                  weights.c_str(), labels.c_str());
     out << line;
   }
   return absl::OkStatus();

@@ -197,7 +197,7 @@ int TriggersCommand::Run(std::ostream& out, std::ostream& err) const {
   engine::TriggerSearchOptions options;
   options.attribution.rule = *rule;
   options.attribution.steps = f.study.steps;
-  options.attribution.precision = StudyPrecision(f.study).value_or(engine::Precision::kFp32);
+  options.attribution.precision = LocalPrecision(StudyPrecision(f.study), StudyWeights(f.study));
   options.top_k = f.top;
   options.threshold = f.threshold;
   options.seed = f.seed;

@@ -35,6 +35,11 @@ absl::StatusOr<engine::AttributionOptions> AttributionOptionsFromProto(
     return Invalid(field + ".precision", absl::StrCat("unknown precision ", p.precision()));
   }
   o.precision = *precision;
+  if (o.precision == engine::Precision::kFp32 && info.weights == engine::Precision::kBf16) {
+    return Invalid(field + ".precision",
+                   "FP32 needs fp32 weights; this server stores them in bf16 (--weights bf16): "
+                   "ask for BF16 or leave it unset");
+  }
   const int min_steps = o.rule == engine::QuadratureRule::kTrapezoid ? 2 : 1;
   if (o.steps < min_steps || o.steps > config.max_steps) {
     return Invalid(field + ".steps",

@@ -135,8 +135,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
   server->metrics_ = std::make_unique<ServiceMetrics>(server->registry_);
 
   server->log_.Info("loading models", {{"models_dir", config.models_dir}});
-  ATTATTR_ASSIGN_OR_RETURN(
-      auto models, ModelRegistry::Load(config.models_dir, engine::LoadOptions{config.device}));
+  engine::LoadOptions load;
+  load.device = config.device;
+  load.weights = config.weights;
+  ATTATTR_ASSIGN_OR_RETURN(auto models, ModelRegistry::Load(config.models_dir, load));
   server->models_ = std::move(models);
   for (const auto& name : server->models_->Names()) {
     const auto& info = (*server->models_->Find(name))->info();
@@ -146,7 +148,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
                        {"heads", info.num_heads},
                        {"hidden", info.hidden_size},
                        {"max_length", info.max_length},
-                       {"head", info.has_classifier ? "classifier" : "encoder-only"}});
+                       {"head", info.has_classifier ? "classifier" : "encoder-only"},
+                       {"weights", std::string(engine::PrecisionName(info.weights))},
+                       {"weight_mib", info.weight_bytes >> 20}});
   }
   ATTATTR_RETURN_IF_ERROR(server->StartJobs());
   // HTML job reports on their own port (--report-listen) or beside /metrics, served on the HTTP

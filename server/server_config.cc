@@ -44,6 +44,10 @@ absl::Status ServerConfig::Validate() const {
     return absl::InvalidArgumentError("--workers: must be in [0, 64] (0 = auto)");
   if (intra_op_threads < 0) return absl::InvalidArgumentError("--threads: must be >= 0");
   if (job_threads < 0) return absl::InvalidArgumentError("--job-threads: must be >= 0");
+  if (weights == engine::Precision::kBf16 && default_precision == engine::Precision::kFp32) {
+    return absl::InvalidArgumentError(
+        "--default-precision: fp32 needs --weights fp32 (bf16 weights multiply in bf16)");
+  }
   if (max_explain_tokens < 2) {
     return absl::InvalidArgumentError("--max-explain-tokens: must be >= 2");
   }

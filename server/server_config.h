@@ -40,6 +40,10 @@ struct ServerConfig {
   // Where the served models' weights live and attribution runs: "cpu", or "cuda" / "cuda:N" with a
   // CUDA LibTorch build (engine::LoadOptions::device). Default: cpu.
   std::string device = "cpu";
+  // How the served models' weights are stored (engine::LoadOptions::weights): fp32, or bf16
+  // (matrices and embedding tables in bfloat16: half the memory; every pass multiplies in bf16,
+  // requests asking for fp32 precision are refused). Default: fp32.
+  engine::Precision weights = engine::Precision::kFp32;
   // Longest text accepted anywhere (Explain's text and text_pair, a similarity target's
   // reference_text, every job example's texts), in bytes, checked before any tokenizing.
   // Default: 65536 (a model's 128–512 word pieces are a few KiB of text).
@@ -52,7 +56,7 @@ struct ServerConfig {
   // Largest accepted integration steps m. Default: 256.
   int max_steps = 256;
   // The integrand's precision of requests that leave AttributionOptions.precision unset (README
-  // "Precision"). Default: fp32.
+  // "Precision"). Default: fp32, or bf16 when `weights` is bf16 (fp32 is refused then).
   engine::Precision default_precision = engine::Precision::kFp32;
   // Explain calls waiting for a worker before RESOURCE_EXHAUSTED. Default: 64.
   int max_pending_explains = 64;

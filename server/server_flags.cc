@@ -119,9 +119,17 @@ absl::StatusOr<ServerFlags> ParseServerFlags(const std::vector<std::string>& arg
        "Longest Explain input in word pieces");
   Flag(app, "--max-steps", config.max_steps, "Largest accepted integration steps m");
   std::string default_precision(engine::PrecisionName(config.default_precision));
-  Flag(app, "--default-precision", default_precision,
-       "Attribution integrand precision of requests that leave it unset: fp32, or bf16 (matrix "
-       "products in bfloat16 on AMX / tensor cores; see README \"Precision\")")
+  CLI::Option* default_precision_flag =
+      Flag(app, "--default-precision", default_precision,
+           "Attribution integrand precision of requests that leave it unset: fp32, or bf16 "
+           "(matrix products in bfloat16 on AMX / tensor cores; see README \"Precision\"). "
+           "Default: fp32, bf16 with --weights bf16")
+          ->check(CLI::IsMember({"fp32", "bf16"}));
+  std::string weights(engine::PrecisionName(config.weights));
+  Flag(app, "--weights", weights,
+       "How the models' weights are stored: fp32, or bf16 (matrices and embedding tables in "
+       "bfloat16, half the memory; every pass multiplies in bf16 and requests for fp32 "
+       "precision are refused)")
       ->check(CLI::IsMember({"fp32", "bf16"}));
   Flag(app, "--max-pending-explains", config.max_pending_explains,
        "Explain calls waiting for an engine worker before RESOURCE_EXHAUSTED");
@@ -199,7 +207,10 @@ absl::StatusOr<ServerFlags> ParseServerFlags(const std::vector<std::string>& arg
           absl::StrCat(name, " must be between 0 and ", kMaxMib, " (got ", mib, ")"));
     }
   }
-  config.default_precision = *engine::ParsePrecision(default_precision);  // checked by IsMember
+  config.weights = *engine::ParsePrecision(weights);  // checked by IsMember
+  config.default_precision = default_precision_flag->count() > 0
+                                 ? *engine::ParsePrecision(default_precision)
+                                 : config.weights;  // unset: the weights' own precision
   config.memory_budget_bytes = budget_mib << 20;
   config.max_result_bytes = result_mib << 20;
   config.max_request_bytes = request_mib << 20;

@@ -378,6 +378,7 @@ def model_to_dict(m: service_pb2.Model) -> Dict[str, Any]:
         "num_heads": m.num_heads, "hidden_size": m.hidden_size, "max_length": m.max_length,
         "has_classifier": m.has_classifier, "labels": list(m.labels),
         "parameter_count": m.parameter_count, "device": m.device,
+        "weights": attribution_pb2.Precision.Name(m.weights), "weight_bytes": m.weight_bytes,
     }
 
 

@@ -241,6 +241,9 @@ class AttattrClientTest(unittest.TestCase):
         self.assertEqual((m.num_layers, m.num_heads, m.hidden_size), (4, 8, 256))
         self.assertTrue(m.has_classifier)
         self.assertEqual(list(m.labels), ["negative", "positive"])
+        # Stored as loaded (--weights fp32, the default): 4 bytes per parameter.
+        self.assertEqual(ac.model_to_dict(m)["weights"], "FP32")
+        self.assertEqual(m.weight_bytes, 4 * m.parameter_count)
 
     def test_explain(self):
         a = self.explain()

@@ -300,6 +300,8 @@ void ModelToProto(const std::string& name, const engine::ModelInfo& info, v1::Mo
   out->set_num_key_value_heads(info.num_key_value_heads);
   out->set_language_model(info.language_model);
   out->set_num_classes(info.num_classes);
+  out->set_weights(PrecisionToProto(info.weights));
+  out->set_weight_bytes(info.weight_bytes);
 }
 
 engine::ModelInfo ModelInfoFromProto(const v1::Model& model) {
@@ -320,6 +322,8 @@ engine::ModelInfo ModelInfoFromProto(const v1::Model& model) {
   info.num_key_value_heads = model.num_key_value_heads();
   info.language_model = model.language_model();
   info.num_classes = model.num_classes();
+  info.weights = model.weights() == v1::BF16 ? engine::Precision::kBf16 : engine::Precision::kFp32;
+  info.weight_bytes = model.weight_bytes();
   return info;
 }
 

@@ -80,6 +80,24 @@ TEST(ExplainCliTest, Bf16PrecisionIsReportedAndCloseToFp32) {
   EXPECT_NE(text.out.find("precision: bf16"), std::string::npos) << text.out;
 }
 
+// --weights bf16 stores the model's matrices in bf16: --precision then defaults to bf16, and fp32
+// or a server beside it are usage errors naming the flag.
+TEST(ExplainCliTest, Bf16WeightsRunAtBf16) {
+  ATTATTR_SKIP_IF_MISSING(Sst2ModelDir());
+  const std::string common = "explain " + Model() + " --text 'the plot is a mess' --layers 1";
+  auto low = RunCli(common + " --weights bf16");
+  ASSERT_EQ(low.exit_code, 0) << low.out;
+  EXPECT_EQ(nlohmann::json::parse(low.out)["precision"], "bf16");
+  for (const auto& [args, flag] :
+       {std::pair<std::string, std::string>{" --weights bf16 --precision fp32", "--precision"},
+        {" --weights bf16 --server 127.0.0.1:1", "--weights"},
+        {" --weights int8", "--weights"}}) {
+    auto r = RunCli(common + args);
+    EXPECT_EQ(r.exit_code, 2) << args << "\n" << r.out;
+    EXPECT_NE(r.out.find(flag), std::string::npos) << args << "\n" << r.out;
+  }
+}
+
 TEST(ExplainCliTest, TextOutputListsStrongestConnections) {
   ATTATTR_SKIP_IF_MISSING(Sst2ModelDir());
   auto r = RunCli("explain " + Model() +
@@ -263,10 +281,13 @@ TEST(ExplainCliRemoteTest, RemoteOutputEqualsLocalByteForByte) {
   EXPECT_EQ(j["models"][0]["name"], "sst2-bert-l4-h256");
   EXPECT_EQ(j["models"][0]["num_layers"], 4);
   EXPECT_EQ(j["models"][0]["labels"], (std::vector<std::string>{"negative", "positive"}));
+  EXPECT_EQ(j["models"][0]["weights"], "fp32");
+  EXPECT_GT(j["models"][0]["weight_bytes"].get<int64_t>(), 0);
   auto table = RunCli("models --server " + server.address());
   ASSERT_EQ(table.exit_code, 0) << table.out;
   EXPECT_NE(table.out.find("sst2-bert-l4-h256"), std::string::npos) << table.out;
   EXPECT_NE(table.out.find("4x8"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("fp32 "), std::string::npos) << table.out;
   EXPECT_EQ(RunCli("models").exit_code, 2);
   // grpc.health.v1 as Kubernetes' probes ask it: the server, and the attribution service.
   auto health = RunCli("health --server " + server.address());

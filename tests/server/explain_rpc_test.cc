@@ -389,5 +389,78 @@ TEST(ServerLifecycleTest, HealthServesOverallAndPerServiceStatusThenShutsDown) {
   fs::remove_all(dir);
 }
 
+// A server storing its models' weights in bf16 (--weights bf16): GetModel says so and counts the
+// bytes (half the fp32 model's, and norms and biases stay fp32), requests leaving precision unset
+// run at bf16 and equal the engine on a bf16-stored model bit for bit, and FP32 is refused naming
+// the field.
+TEST(Bf16WeightsRpcTest, ServesTheBf16StoredModel) {
+  ATTATTR_SKIP_IF_MISSING(::attattr::testing::Sst2ModelDir());
+  ::attattr::testing::TempDir dir("attattr-bf16-models");
+  fs::create_directory_symlink(::attattr::testing::Sst2ModelDir(), dir.path() + "/sst2");
+  ServerConfig config;
+  config.models_dir = dir.path();
+  config.store = dir.path() + "/jobs.db";
+  config.listen = "127.0.0.1:0";
+  config.intra_op_threads = kWorkerThreads;
+  config.weights = engine::Precision::kBf16;
+  config.default_precision = engine::Precision::kBf16;
+  auto log =
+      std::make_shared<spdlog::logger>("test", std::make_shared<spdlog::sinks::null_sink_mt>());
+  auto server = Server::Start(config, log);
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto stub = v1::Attattr::NewStub(grpc::CreateChannel(
+      "127.0.0.1:" + std::to_string((*server)->port()), grpc::InsecureChannelCredentials()));
+
+  v1::Model described;
+  {
+    grpc::ClientContext ctx;
+    v1::GetModelRequest get;
+    get.set_name("sst2");
+    ASSERT_TRUE(stub->GetModel(&ctx, get, &described).ok());
+  }
+  EXPECT_EQ(described.weights(), v1::BF16);
+  EXPECT_GT(described.weight_bytes(), 2 * described.parameter_count());
+  EXPECT_LT(described.weight_bytes(), 2.2 * described.parameter_count());
+
+  v1::ExplainRequest req;
+  req.set_model("sst2");
+  req.mutable_example()->set_text("a gorgeous , witty , seductive movie .");
+  req.mutable_options()->set_steps(20);
+  req.mutable_result()->set_full_matrices(true);
+  v1::ExplainResponse resp;
+  {
+    grpc::ClientContext ctx;
+    auto s = stub->Explain(&ctx, req, &resp);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+  EXPECT_EQ(resp.attribution().precision(), v1::BF16);
+  engine::LoadOptions load;
+  load.weights = engine::Precision::kBf16;
+  auto model = engine::Model::Load(::attattr::testing::Sst2ModelDir(), load);
+  ASSERT_TRUE(model.ok()) << model.status();
+  engine::AttributionOptions o;
+  o.steps = 20;
+  o.precision = engine::Precision::kBf16;
+  std::optional<absl::StatusOr<std::vector<engine::ExampleAttribution>>> local;
+  std::thread([&] {
+    engine::SetThreadIntraOpThreads(kWorkerThreads);
+    local = engine::AttributeExamples(**model, {{req.example().text(), std::nullopt, -1}}, o);
+  }).join();
+  ASSERT_TRUE(local->ok()) << local->status();
+  for (int l = 0; l < 4; ++l) {
+    const auto& got = resp.attribution().layers(l).attribution().f32().values();
+    const auto& want = (**local)[0].layers[l].attribution;
+    ASSERT_EQ(static_cast<size_t>(got.size()), want.size());
+    for (int k = 0; k < got.size(); ++k) ASSERT_EQ(got[k], want[k]) << "layer " << l;
+  }
+
+  req.mutable_options()->set_precision(v1::FP32);
+  grpc::ClientContext ctx;
+  auto refused = stub->Explain(&ctx, req, &resp);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << refused.error_message();
+  EXPECT_NE(refused.error_message().find("options.precision"), std::string::npos)
+      << refused.error_message();
+}
+
 }  // namespace
 }  // namespace attattr::server

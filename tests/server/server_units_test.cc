@@ -130,6 +130,23 @@ TEST(ServerFlagsTest, DefaultPrecisionIsFp32OrWhatTheFlagSays) {
   EXPECT_NE(bad.status().message().find("--default-precision"), std::string::npos) << bad.status();
 }
 
+// --weights bf16 makes bf16 the default precision (fp32 would be refused on every request);
+// asking for fp32 beside it is a start-up error naming the flag.
+TEST(ServerFlagsTest, Bf16WeightsDefaultToBf16Precision) {
+  absl::StatusOr<ServerFlags> bf16 = ParseServerFlags({"--models", "/m", "--weights", "bf16"});
+  ASSERT_TRUE(bf16.ok()) << bf16.status();
+  EXPECT_EQ(bf16->config.weights, engine::Precision::kBf16);
+  EXPECT_EQ(bf16->config.default_precision, engine::Precision::kBf16);
+  absl::StatusOr<ServerFlags> clash =
+      ParseServerFlags({"--models", "/m", "--weights", "bf16", "--default-precision", "fp32"});
+  EXPECT_EQ(clash.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(clash.status().message().find("--default-precision"), std::string::npos)
+      << clash.status();
+  absl::StatusOr<ServerFlags> bad = ParseServerFlags({"--models", "/m", "--weights", "int8"});
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("--weights"), std::string::npos) << bad.status();
+}
+
 // Regression (seen while writing tests/fuzz/server_flags_fuzz.cc): a MiB value above 2^43
 // overflowed the signed shift to bytes (undefined behaviour) instead of being refused.
 TEST(ServerFlagsTest, HugeMibValuesAreRefusedNotOverflowed) {

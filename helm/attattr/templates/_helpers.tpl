@@ -136,6 +136,9 @@ httpGet:
 {{- if and (not (kindIs "invalid" .Values.terminationGracePeriodSeconds)) (le (int .Values.terminationGracePeriodSeconds) $grace) }}
 {{- fail (printf "terminationGracePeriodSeconds (%d) must exceed server.graceSeconds (%d): the pod would be killed while the server drains" (int .Values.terminationGracePeriodSeconds) $grace) }}
 {{- end }}
+{{- if and (eq .Values.server.weights "bf16") (eq .Values.server.defaultPrecision "fp32") }}
+{{- fail "server.weights is bf16 but server.defaultPrecision is fp32: bf16-stored weights multiply in bf16 and the server refuses fp32 requests (set server.defaultPrecision=bf16)" }}
+{{- end }}
 {{- if and (hasPrefix "cuda" .Values.server.device) (not .Values.gpu.enabled) }}
 {{- fail "server.device is cuda but gpu.enabled is false: the pod would get no GPU (set gpu.enabled=true)" }}
 {{- end }}
