@@ -14,6 +14,14 @@
 #include "spdlog/spdlog.h"
 
 int main(int argc, char** argv) {
+  // Block the stop signals first, so every thread started from here on (LibTorch's OpenMP and
+  // MKL threads when the intra-op threads are set below, gRPC's, the engine workers) inherits the
+  // block and a SIGTERM reaches main's sigwait below instead of killing the process undrained.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   std::vector<std::string> args(argv + 1, argv + argc);
   absl::StatusOr<attattr::server::ServerFlags> flags = attattr::server::ParseServerFlags(args);
   if (!flags.ok()) {
@@ -37,13 +45,6 @@ int main(int argc, char** argv) {
     log.Error("cannot configure LibTorch", {{"error", s.message()}});
     return 2;
   }
-  // Block the stop signals in every thread; main waits for them below.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-
   auto server = attattr::server::Server::Start(config, logger);
   if (!server.ok()) {
     log.Error("cannot start", {{"error", server.status().message()}});

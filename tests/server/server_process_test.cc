@@ -6,7 +6,11 @@
 #include <sys/wait.h>
 
 #include <array>
+#include <csignal>
+#include <cstdint>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <string>
 
 #include "support/test_paths.h"
@@ -66,6 +70,25 @@ TEST(ServerProcessTest, SigtermDrainsAndExitsZero) {
   ATTATTR_SKIP_IF_MISSING(::attattr::testing::Sst2ModelDir());
   ::attattr::testing::ServerProcess server({{"sst2", ::attattr::testing::Sst2ModelDir()}});
   ASSERT_TRUE(server.ok());
+  // Regression: LibTorch's OpenMP threads, started when main set the process's intra-op threads
+  // before it blocked the stop signals, did not block them, so a SIGTERM the kernel handed to one
+  // of them killed the server undrained (exit by signal, one run in four). Every thread of a
+  // serving server but main must block SIGTERM and SIGINT; main takes them with sigwait (which
+  // unblocks them while it waits).
+  const std::string pid = std::to_string(server.pid());
+  int threads = 0;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/" + pid + "/task")) {
+    if (task.path().filename() == pid) continue;
+    std::ifstream status(task.path() / "status");
+    for (std::string line; std::getline(status, line);) {
+      if (line.rfind("SigBlk:", 0) != 0) continue;
+      const uint64_t blocked = std::stoull(line.substr(7), nullptr, 16);
+      EXPECT_TRUE(blocked & (uint64_t{1} << (SIGTERM - 1))) << task.path() << ": " << line;
+      EXPECT_TRUE(blocked & (uint64_t{1} << (SIGINT - 1))) << task.path() << ": " << line;
+      ++threads;
+    }
+  }
+  EXPECT_GT(threads, 0);
   EXPECT_EQ(server.Stop(), 0);
 }
 
