@@ -35,11 +35,6 @@ absl::StatusOr<engine::AttributionOptions> AttributionOptionsFromProto(
     return Invalid(field + ".precision", absl::StrCat("unknown precision ", p.precision()));
   }
   o.precision = *precision;
-  if (o.precision == engine::Precision::kFp32 && info.weights == engine::Precision::kBf16) {
-    return Invalid(field + ".precision",
-                   "FP32 needs fp32 weights; this server stores them in bf16 (--weights bf16): "
-                   "ask for BF16 or leave it unset");
-  }
   const int min_steps = o.rule == engine::QuadratureRule::kTrapezoid ? 2 : 1;
   if (o.steps < min_steps || o.steps > config.max_steps) {
     return Invalid(field + ".steps",
@@ -88,7 +83,14 @@ absl::StatusOr<engine::AttributionOptions> AttributionOptionsFromProto(
     return Invalid(field + ".target.reference_text", "required for EMBEDDING_SIMILARITY");
   }
   if (auto s = engine::ValidateAttributionOptions(model, o); !s.ok()) {
-    return Invalid(field, std::string(s.message()));
+    // The engine names its own field (precision, layers[2], target.next_token); under `field`
+    // that is the request's path to it.
+    const auto error = GetFieldError(s);
+    if (!error) return Invalid(field, std::string(s.message()));
+    const ErrorField& f = error->field;
+    return Invalid(f.index >= 0 ? absl::StrCat(field, ".", f.name, "[", f.index, "]")
+                                : absl::StrCat(field, ".", f.name),
+                   error->what);
   }
   return o;
 }

@@ -11,6 +11,7 @@
 #include <numeric>
 
 #include "absl/strings/str_cat.h"
+#include "attattr/base/field_error.h"
 #include "attattr/base/quote.h"
 #include "attattr/base/status_macros.h"
 #include "attattr/engine/completeness_gap.h"
@@ -241,76 +242,77 @@ absl::Status ValidateAttributionOptions(const Model& model, const AttributionOpt
   const ModelInfo& info = model.info();
   ATTATTR_ASSIGN_OR_RETURN(auto points, MakeQuadrature(options.rule, options.steps));
   if (options.precision == Precision::kFp32 && info.weights == Precision::kBf16) {
-    return absl::InvalidArgumentError(
-        "precision: fp32 needs the model's weights in fp32; this model keeps bf16 weights "
-        "(loaded with bf16 weight storage): ask for bf16");
+    return InvalidFieldError({"precision"},
+                             "fp32 needs the model's weights in fp32; this model keeps bf16 "
+                             "weights (loaded with bf16 weight storage): ask for bf16");
   }
   for (size_t i = 0; i < options.layers.size(); ++i) {
     const int l = options.layers[i];
     if (l < 0 || l >= info.num_layers) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("layers[", i, "]: ", l, " is not in [0, ", info.num_layers - 1, "]"));
+      return InvalidFieldError({"layers", static_cast<int64_t>(i)},
+                               absl::StrCat(l, " is not in [0, ", info.num_layers - 1, "]"));
     }
     if (i > 0 && l <= options.layers[i - 1]) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("layers[", i, "]: layers must be ascending and unique"));
+      return InvalidFieldError({"layers", static_cast<int64_t>(i)},
+                               "layers must be ascending and unique");
     }
   }
   const auto& t = options.target;
   if (!t.next_token.empty()) {
     if (t.kind != TargetKind::kClassProb && t.kind != TargetKind::kClassLogProb &&
         t.kind != TargetKind::kClassLogit) {
-      return absl::InvalidArgumentError(
-          "target.next_token: applies to the class probability, log-probability and logit "
-          "targets only");
+      return InvalidFieldError({"target.next_token"},
+                               "applies to the class probability, log-probability and logit "
+                               "targets only");
     }
     ATTATTR_RETURN_IF_ERROR(NextTokenId(model, t.next_token).status());
   }
   switch (t.kind) {
     case TargetKind::kPredictedClassProb:
       if (!info.has_classifier) {
-        return absl::InvalidArgumentError(
-            "target: encoder-only model has no classes; use the embedding-similarity target");
+        return InvalidFieldError(
+            {"target"}, "encoder-only model has no classes; use the embedding-similarity target");
       }
       break;
     case TargetKind::kClassProb:
     case TargetKind::kClassLogit:
     case TargetKind::kClassLogProb:
       if (!info.has_classifier) {
-        return absl::InvalidArgumentError(
-            "target: encoder-only model has no classes; use the embedding-similarity target");
+        return InvalidFieldError(
+            {"target"}, "encoder-only model has no classes; use the embedding-similarity target");
       }
       if (t.next_token.empty() && (t.class_index < 0 || t.class_index >= info.num_classes)) {
-        return absl::InvalidArgumentError(absl::StrCat("target.class_index: ", t.class_index,
-                                                       " is not in [0, ", info.num_classes - 1, "]",
-                                                       info.language_model ? " (token ids)" : ""));
+        return InvalidFieldError(
+            {"target.class_index"},
+            absl::StrCat(t.class_index, " is not in [0, ", info.num_classes - 1, "]",
+                         info.language_model ? " (token ids)" : ""));
       }
       break;
     case TargetKind::kSequenceLogProb:
       if (t.continuation.empty()) {
-        return absl::InvalidArgumentError(
-            "target.continuation: the sequence log-probability target needs a continuation");
+        return InvalidFieldError({"target.continuation"},
+                                 "the sequence log-probability target needs a continuation");
       }
       ATTATTR_RETURN_IF_ERROR(ContinuationIds(model, t.continuation).status());
       break;
     case TargetKind::kEmbeddingSimilarity:
       if (t.reference_text.empty() && t.reference_embedding.empty()) {
-        return absl::InvalidArgumentError(
-            "target.reference_text: the similarity target needs a reference text or embedding");
+        return InvalidFieldError({"target.reference_text"},
+                                 "the similarity target needs a reference text or embedding");
       }
       if (t.reference_text.empty() &&
           static_cast<int>(t.reference_embedding.size()) != info.hidden_size) {
-        return absl::InvalidArgumentError(absl::StrCat("target.reference_embedding: has ",
-                                                       t.reference_embedding.size(),
-                                                       " values, expected ", info.hidden_size));
+        return InvalidFieldError({"target.reference_embedding"},
+                                 absl::StrCat("has ", t.reference_embedding.size(),
+                                              " values, expected ", info.hidden_size));
       }
       break;
   }
   if (options.memory_budget_bytes <= 0) {
-    return absl::InvalidArgumentError("memory_budget_bytes: must be positive");
+    return InvalidFieldError({"memory_budget_bytes"}, "must be positive");
   }
   if (options.max_batch_examples <= 0) {
-    return absl::InvalidArgumentError("max_batch_examples: must be positive");
+    return InvalidFieldError({"max_batch_examples"}, "must be positive");
   }
   return absl::OkStatus();
 }
@@ -323,13 +325,13 @@ absl::StatusOr<std::vector<int32_t>> LanguageModelTokens(const Model& model,
                                                          const std::string& text,
                                                          const char* field) {
   if (!model.info().language_model) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(field, ": model is not a language model (", model.info().architecture,
-                     "); next-token and sequence targets need a causal LM checkpoint"));
+    return InvalidFieldError(
+        {field}, absl::StrCat("model is not a language model (", model.info().architecture,
+                              "); next-token and sequence targets need a causal LM checkpoint"));
   }
   auto encoding = model.Encode(Example{text, std::nullopt, -1});
   if (!encoding.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(field, ": ", encoding.status().message()));
+    return InvalidFieldError({field}, encoding.status().message());
   }
   std::vector<int32_t> ids;
   for (size_t i = 0; i < encoding->size(); ++i) {
@@ -343,8 +345,8 @@ absl::StatusOr<std::vector<int32_t>> LanguageModelTokens(const Model& model,
 absl::StatusOr<std::vector<int32_t>> ContinuationIds(const Model& model, const std::string& text) {
   ATTATTR_ASSIGN_OR_RETURN(auto ids, LanguageModelTokens(model, text, "target.continuation"));
   if (ids.empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("target.continuation: ", QuoteInput(text), " holds no token"));
+    return InvalidFieldError({"target.continuation"},
+                             absl::StrCat(QuoteInput(text), " holds no token"));
   }
   return ids;
 }
@@ -358,9 +360,11 @@ int TargetExtraTokens(const Model& model, const AttributionTarget& target) {
 absl::StatusOr<int> NextTokenId(const Model& model, const std::string& text) {
   ATTATTR_ASSIGN_OR_RETURN(auto ids, LanguageModelTokens(model, text, "target.next_token"));
   if (ids.size() != 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "target.next_token: ", QuoteInput(text), " is ", ids.size(),
-        " tokens; it must be exactly one (a byte-level BPE marks a leading space: ' Paris')"));
+    return InvalidFieldError(
+        {"target.next_token"},
+        absl::StrCat(QuoteInput(text), " is ", ids.size(),
+                     " tokens; it must be exactly one (a byte-level BPE marks a leading space: "
+                     "' Paris')"));
   }
   return ids[0];
 }

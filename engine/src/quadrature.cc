@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "attattr/base/field_error.h"
 
 namespace attattr::engine {
 namespace {
@@ -44,9 +45,9 @@ void GaussLegendre(int m, std::vector<double>* x, std::vector<double>* w) {
 absl::StatusOr<std::vector<QuadraturePoint>> MakeQuadrature(QuadratureRule rule, int steps) {
   const int min_steps = rule == QuadratureRule::kTrapezoid ? 2 : 1;
   if (steps < min_steps || steps > kMaxQuadratureSteps) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("steps: must be in [", min_steps, ", ", kMaxQuadratureSteps, "] for ",
-                     std::string(QuadratureRuleName(rule)), ", got ", steps));
+    return InvalidFieldError(
+        {"steps"}, absl::StrCat("must be in [", min_steps, ", ", kMaxQuadratureSteps, "] for ",
+                                std::string(QuadratureRuleName(rule)), ", got ", steps));
   }
   std::vector<QuadraturePoint> points(steps);
   switch (rule) {

@@ -9,6 +9,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "absl/strings/str_cat.h"
+#include "attattr/base/field_error.h"
 #include "attattr/engine/dataset.h"
 #include "support/golden.h"
 #include "support/test_paths.h"
@@ -300,12 +302,18 @@ TEST_F(AttributionTest, SentencePairsAreAttributed) {
 }
 
 TEST_F(AttributionTest, RejectsBadOptionsNamingTheField) {
+  // The message starts with the field, and the status carries it as a field error (what the
+  // server turns into the request's path: options.layers[1]).
   auto expect_error = [&](AttributionOptions o, const std::string& field) {
     auto r = AttributeExamples(*model_, {Example{"fine", std::nullopt, -1}}, o);
     ASSERT_FALSE(r.ok());
     EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
-    EXPECT_NE(std::string(r.status().message()).find(field), std::string::npos)
-        << r.status().message();
+    EXPECT_EQ(std::string(r.status().message()).rfind(field + ": ", 0), 0u) << r.status().message();
+    const auto parts = GetFieldError(r.status());
+    ASSERT_TRUE(parts.has_value()) << r.status();
+    const ErrorField& f = parts->field;
+    EXPECT_EQ(f.index >= 0 ? absl::StrCat(f.name, "[", f.index, "]") : f.name, field);
+    EXPECT_EQ(absl::StrCat(field, ": ", parts->what), r.status().message());
   };
   AttributionOptions o;
   o.steps = 0;

@@ -436,7 +436,7 @@ TEST_F(FamilyRpcTest, CausalLanguageModelsAnswerNextTokenTargets) {
     req.mutable_options()->mutable_target()->set_next_token(" the film");
     v1::ExplainResponse refused;
     ExpectStatus(explain(req, &refused), grpc::StatusCode::INVALID_ARGUMENT,
-                 "target.next_token: ' the film' is 2 tokens; it must be exactly one");
+                 "options.target.next_token: ' the film' is 2 tokens; it must be exactly one");
     req.mutable_options()->mutable_target()->clear_next_token();
     req.mutable_options()->mutable_target()->set_class_index(model.info().vocab_size);
     ExpectStatus(explain(req, &refused), grpc::StatusCode::INVALID_ARGUMENT,
@@ -496,7 +496,8 @@ TEST_F(FamilyRpcTest, CausalLanguageModelsAnswerNextTokenTargets) {
   grpc::ClientContext ctx;
   v1::ExplainResponse resp;
   ExpectStatus(stub_->Explain(&ctx, req, &resp), grpc::StatusCode::INVALID_ARGUMENT,
-               "target.next_token: model is not a language model (LlamaForSequenceClassification)");
+               "options.target.next_token: model is not a language model "
+               "(LlamaForSequenceClassification)");
 }
 
 }  // namespace

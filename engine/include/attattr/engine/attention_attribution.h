@@ -103,9 +103,10 @@ absl::StatusOr<std::vector<int32_t>> ContinuationIds(const Model& model, const s
 // length, else 0 (also 0 for a continuation ValidateAttributionOptions would refuse).
 int TargetExtraTokens(const Model& model, const AttributionTarget& target);
 
-// Validates options against the model: InvalidArgument naming the field (steps, layers[i],
-// target.class_index, target.next_token, target.reference_text, memory_budget_bytes,
-// max_batch_examples).
+// Validates options against the model: InvalidArgument naming the field (steps, precision,
+// layers[i], target, target.class_index, target.next_token, target.continuation,
+// target.reference_text, target.reference_embedding, memory_budget_bytes, max_batch_examples),
+// as a field error (attattr/base/field_error.h) so each boundary can name it in its own terms.
 absl::Status ValidateAttributionOptions(const Model& model, const AttributionOptions& options);
 
 // Attributes every example; results are in input order and do not depend on batching or chunking
