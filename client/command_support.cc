@@ -11,6 +11,7 @@
 #include "attattr/base/field_error.h"
 #include "attattr/base/status_macros.h"
 #include "attattr/convert/attribution_convert.h"
+#include "attattr/engine/precision.h"
 #include "attattr/engine/runtime.h"
 #include "grpc_call.h"
 #include "job_client.h"
@@ -25,8 +26,9 @@ absl::Status InvalidFlag(const std::string& flag, const std::string& what) {
 
 const char kPrecisionHelp[] =
     "fp32 | bf16: the integrand's arithmetic (bf16: matrix products in bfloat16 on AMX / tensor "
-    "cores, ~3x faster, ~1-3 % error of each layer's max; README \"Precision\"). Default: fp32 "
-    "in-process, the server's --default-precision with --server";
+    "cores, ~3x faster, ~1-3 % error of each layer's max; on a CPU without AVX-512-BF16 or AMX "
+    "it is emulated and slower than fp32, and a warning says so; README \"Precision\"). "
+    "Default: fp32 in-process, the server's --default-precision with --server";
 
 absl::StatusOr<std::optional<engine::Precision>> ParsePrecisionFlag(const std::string& value) {
   if (value.empty()) return std::optional<engine::Precision>();
@@ -102,7 +104,16 @@ engine::Precision StudyWeights(const StudyFlags& f) {
   return weights.ok() ? *weights : engine::Precision::kFp32;
 }
 
-absl::StatusOr<std::unique_ptr<engine::Model>> LoadStudyModel(const StudyFlags& f) {
+void WarnIfEmulatedBf16(engine::Precision precision, engine::Precision weights, std::ostream& err) {
+  if (precision != engine::Precision::kBf16 && weights != engine::Precision::kBf16) return;
+  if (const std::string warning = engine::EmulatedBf16Warning(); !warning.empty()) {
+    err << "warning: " << warning << "\n";
+  }
+}
+
+absl::StatusOr<std::unique_ptr<engine::Model>> LoadStudyModel(const StudyFlags& f,
+                                                              std::ostream& err) {
+  WarnIfEmulatedBf16(LocalPrecision(StudyPrecision(f), StudyWeights(f)), StudyWeights(f), err);
   engine::RuntimeOptions runtime;
   runtime.intra_op_threads = f.threads;
   if (auto s = engine::ConfigureRuntime(runtime); !s.ok()) {

@@ -76,9 +76,14 @@ std::optional<engine::Precision> StudyPrecision(const StudyFlags& f);
 // --weights of flags CheckStudyFlags accepted.
 engine::Precision StudyWeights(const StudyFlags& f);
 
+// In-process runs: "warning: ..." on `err` when `precision` or `weights` is bf16 and this CPU
+// only emulates bf16 (engine::EmulatedBf16Warning).
+void WarnIfEmulatedBf16(engine::Precision precision, engine::Precision weights, std::ostream& err);
+
 // In-process: sets the engine's intra-op threads and loads --model with --weights' storage
-// (FailedPrecondition when it cannot be loaded).
-absl::StatusOr<std::unique_ptr<engine::Model>> LoadStudyModel(const StudyFlags& f);
+// (FailedPrecondition when it cannot be loaded); warns on `err` as WarnIfEmulatedBf16 does.
+absl::StatusOr<std::unique_ptr<engine::Model>> LoadStudyModel(const StudyFlags& f,
+                                                              std::ostream& err);
 
 // On a server: a SubmitJobRequest naming the served model.
 v1::SubmitJobRequest StudyJobRequest(const StudyFlags& f);

@@ -128,7 +128,7 @@ std::string NumberedTreePath(const std::string& path, size_t index, size_t count
   return numbered.string();
 }
 
-absl::Status RunExplain(const ExplainFlags& flags, std::ostream& out) {
+absl::Status RunExplain(const ExplainFlags& flags, std::ostream& out, std::ostream& err) {
   if (flags.format != "json" && flags.format != "text") {
     return absl::InvalidArgumentError(
         absl::StrCat("--format: '", flags.format, "' is not json or text"));
@@ -168,6 +168,7 @@ absl::Status RunExplain(const ExplainFlags& flags, std::ostream& out) {
     return RunRemote(flags, examples, options, PrecisionFlagToProto(precision), print, out);
   }
 
+  WarnIfEmulatedBf16(options.precision, weights, err);
   engine::RuntimeOptions runtime;
   runtime.intra_op_threads = flags.threads;
   if (auto s = engine::ConfigureRuntime(runtime); !s.ok()) {

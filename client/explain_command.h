@@ -48,6 +48,6 @@ std::string NumberedTreePath(const std::string& path, size_t index, size_t count
 
 // Runs the command. InvalidArgument for bad flag values (the caller prints usage and exits 2);
 // other errors (model cannot be loaded, input unreadable) exit 1.
-absl::Status RunExplain(const ExplainFlags& flags, std::ostream& out);
+absl::Status RunExplain(const ExplainFlags& flags, std::ostream& out, std::ostream& err);
 
 }  // namespace attattr::client

@@ -74,7 +74,7 @@ absl::StatusOr<v1::HeadImportanceResult> RunLocal(const HeadsCommand::Flags& f,
   ATTATTR_ASSIGN_OR_RETURN(auto importance,
                            ReadFlagSet(f.importance_set, f.importance_limit, "--importance-set"));
   ATTATTR_ASSIGN_OR_RETURN(auto evaluation, ReadFlagSet(f.eval_set, f.eval_limit, "--eval-set"));
-  ATTATTR_ASSIGN_OR_RETURN(const auto model, LoadStudyModel(f.study));
+  ATTATTR_ASSIGN_OR_RETURN(const auto model, LoadStudyModel(f.study, err));
   ATTATTR_ASSIGN_OR_RETURN(auto imp, EncodeFlagSet(*model, importance, "--importance-set"));
   ATTATTR_ASSIGN_OR_RETURN(auto eval, EncodeFlagSet(*model, evaluation, "--eval-set"));
   const std::vector<int> imp_labels = engine::GoldLabels(importance);

@@ -168,7 +168,7 @@ int main(int argc, char** argv) {
     return rc;
   }
   absl::Status s = models->parsed() ? attattr::client::RunModels(mf, std::cout)
-                                    : attattr::client::RunExplain(ef, std::cout);
+                                    : attattr::client::RunExplain(ef, std::cout, std::cerr);
   if (s.ok()) return 0;
   std::cerr << "error: " << s.message() << "\n";
   if (s.code() == absl::StatusCode::kInvalidArgument) {

@@ -34,7 +34,7 @@ absl::StatusOr<v1::TriggerSearchResult> RunLocal(const TriggersCommand::Flags& f
                                                  std::ostream& err) {
   ATTATTR_ASSIGN_OR_RETURN(auto mining, ReadFlagSet(f.mine_set, f.mine_count, "--mine-set"));
   ATTATTR_ASSIGN_OR_RETURN(auto evaluation, ReadFlagSet(f.eval_set, f.eval_limit, "--eval-set"));
-  ATTATTR_ASSIGN_OR_RETURN(const auto model, LoadStudyModel(f.study));
+  ATTATTR_ASSIGN_OR_RETURN(const auto model, LoadStudyModel(f.study, err));
   const auto& info = model->info();
   if (auto s = engine::RequireClassifier(info, "trigger search"); !s.ok())
     return InvalidFlag("--model", std::string(absl::StripPrefix(s.message(), "model: ")));

@@ -15,6 +15,7 @@
 #include "absl/strings/str_format.h"
 #include "attattr/base/host_resources.h"
 #include "attattr/base/status_macros.h"
+#include "attattr/engine/precision.h"
 #include "attattr/engine/runtime.h"
 #include "engine_parallelism.h"
 #include "job_report_http.h"
@@ -138,6 +139,12 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
   engine::LoadOptions load;
   load.device = config.device;
   load.weights = config.weights;
+  if (config.device == "cpu" && (config.weights == engine::Precision::kBf16 ||
+                                 config.default_precision == engine::Precision::kBf16)) {
+    if (const std::string warning = engine::EmulatedBf16Warning(); !warning.empty()) {
+      server->log_.Warn("bf16 on a CPU without bf16 arithmetic", {{"why", warning}});
+    }
+  }
   ATTATTR_ASSIGN_OR_RETURN(auto models, ModelRegistry::Load(config.models_dir, load));
   server->models_ = std::move(models);
   for (const auto& name : server->models_->Names()) {

@@ -122,8 +122,9 @@ absl::StatusOr<ServerFlags> ParseServerFlags(const std::vector<std::string>& arg
   CLI::Option* default_precision_flag =
       Flag(app, "--default-precision", default_precision,
            "Attribution integrand precision of requests that leave it unset: fp32, or bf16 "
-           "(matrix products in bfloat16 on AMX / tensor cores; see README \"Precision\"). "
-           "Default: fp32, bf16 with --weights bf16")
+           "(matrix products in bfloat16 on AMX / tensor cores; on a CPU without AVX-512-BF16 or "
+           "AMX it is emulated and slower than fp32: the server warns at start; see README "
+           "\"Precision\"). Default: fp32, bf16 with --weights bf16")
           ->check(CLI::IsMember({"fp32", "bf16"}));
   std::string weights(engine::PrecisionName(config.weights));
   Flag(app, "--weights", weights,

@@ -26,4 +26,20 @@ absl::StatusOr<Precision> ParsePrecision(std::string_view name) {
       "precision: unknown precision ", QuoteInput(std::string(name)), " (use fp32 or bf16)"));
 }
 
+std::optional<bool> CpuHasNativeBf16() {
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512bf16") || __builtin_cpu_supports("amx-bf16");
+#else
+  return std::nullopt;
+#endif
+}
+
+std::string EmulatedBf16Warning() {
+  if (CpuHasNativeBf16().value_or(true)) return "";
+  return "this CPU has neither AVX-512-BF16 nor AMX-BF16: bf16 arithmetic is emulated and runs "
+         "several times slower than fp32 here (README \"Precision\"); fp32 is the faster choice "
+         "unless bf16 weights are needed for memory";
+}
+
 }  // namespace attattr::engine

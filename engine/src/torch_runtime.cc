@@ -1,6 +1,7 @@
 // LibTorch process settings (see runtime.h).
 #include "absl/strings/str_cat.h"
 #include "attattr/base/host_resources.h"
+#include "attattr/engine/precision.h"
 #include "attattr/engine/runtime.h"
 #include "torch_boundary.h"
 #include "torch_pch.h"
@@ -45,8 +46,11 @@ void SetThreadIntraOpThreads(int threads) {
 }
 
 std::string RuntimeDescription() {
-  return absl::StrCat("torch ", TORCH_VERSION, ", intra-op threads ", at::get_num_threads(), "\n",
-                      at::get_parallel_info());
+  const auto bf16 = CpuHasNativeBf16();
+  return absl::StrCat(
+      "torch ", TORCH_VERSION, ", intra-op threads ", at::get_num_threads(),
+      ", CPU bf16 arithmetic: ", bf16 ? (*bf16 ? "yes" : "no (emulated)") : "unknown", "\n",
+      at::get_parallel_info());
 }
 
 }  // namespace attattr::engine

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "attattr/engine/precision.h"
 #include "nlohmann/json.hpp"
 #include "support/golden.h"
 #include "support/golden_tree.h"
@@ -25,6 +26,22 @@ using RunResult = ::attattr::testing::CommandResult;  // out = stdout + stderr
 
 RunResult RunCli(const std::string& args) {
   return ::attattr::testing::RunCommand(BinDir() + "/attattr " + args + " 2>&1");
+}
+
+// stdout and stderr apart: a bf16 run warns on stderr where the CPU only emulates bf16.
+::attattr::testing::SplitCommandResult RunCliSplit(const std::string& args) {
+  static const ::attattr::testing::TempDir dir("attattr-explain-cli");
+  return ::attattr::testing::RunCommandSplit(BinDir() + "/attattr " + args, dir.path());
+}
+
+// A bf16 run's stderr carries engine::EmulatedBf16Warning exactly when this CPU emulates bf16.
+void ExpectBf16WarningIffEmulated(const ::attattr::testing::SplitCommandResult& r) {
+  const std::string warning = ::attattr::engine::EmulatedBf16Warning();
+  if (warning.empty()) {
+    EXPECT_EQ(r.err.find("warning:"), std::string::npos) << r.Describe();
+  } else {
+    EXPECT_NE(r.err.find("warning: " + warning), std::string::npos) << r.Describe();
+  }
 }
 
 std::string Model() { return "--model " + Sst2ModelDir() + " --threads 1"; }
@@ -56,10 +73,12 @@ TEST(ExplainCliTest, JsonHasTheDocumentedShape) {
 TEST(ExplainCliTest, Bf16PrecisionIsReportedAndCloseToFp32) {
   ATTATTR_SKIP_IF_MISSING(Sst2ModelDir());
   const std::string common = "explain " + Model() + " --text 'the plot is a mess' --layers 1";
-  auto exact = RunCli(common);
-  auto low = RunCli(common + " --precision bf16");
-  ASSERT_EQ(exact.exit_code, 0) << exact.out;
-  ASSERT_EQ(low.exit_code, 0) << low.out;
+  auto exact = RunCliSplit(common);
+  auto low = RunCliSplit(common + " --precision bf16");
+  ASSERT_EQ(exact.exit_code, 0) << exact.Describe();
+  ASSERT_EQ(low.exit_code, 0) << low.Describe();
+  EXPECT_EQ(exact.err, "");
+  ExpectBf16WarningIffEmulated(low);
   auto a = nlohmann::json::parse(exact.out), b = nlohmann::json::parse(low.out);
   EXPECT_EQ(b["precision"], "bf16");
   const auto& ma = a["layers"][0]["attribution"];
@@ -85,8 +104,9 @@ TEST(ExplainCliTest, Bf16PrecisionIsReportedAndCloseToFp32) {
 TEST(ExplainCliTest, Bf16WeightsRunAtBf16) {
   ATTATTR_SKIP_IF_MISSING(Sst2ModelDir());
   const std::string common = "explain " + Model() + " --text 'the plot is a mess' --layers 1";
-  auto low = RunCli(common + " --weights bf16");
-  ASSERT_EQ(low.exit_code, 0) << low.out;
+  auto low = RunCliSplit(common + " --weights bf16");
+  ASSERT_EQ(low.exit_code, 0) << low.Describe();
+  ExpectBf16WarningIffEmulated(low);
   EXPECT_EQ(nlohmann::json::parse(low.out)["precision"], "bf16");
   for (const auto& [args, flag] :
        {std::pair<std::string, std::string>{" --weights bf16 --precision fp32", "--precision"},

@@ -137,20 +137,25 @@ TEST_P(WeightStorageTest, AttributionsAgreeWithFp32) {
   AttributionOptions exact;
   exact.rule = QuadratureRule::kGaussLegendre;
   exact.steps = 20;
-  AttributionOptions low = exact;
-  low.precision = Precision::kBf16;
   auto want = AttributeExamples(*fp32_, texts, exact);
   ASSERT_TRUE(want.ok()) << want.status();
-  auto got = AttributeExamples(*bf16_, texts, low);
-  ASSERT_TRUE(got.ok()) << got.status();
-  // The bf16 integrand over fp32-stored weights: the same matrices, rounded the same way.
-  auto integrand_only = AttributeExamples(*fp32_, texts, low);
-  ASSERT_TRUE(integrand_only.ok()) << integrand_only.status();
   double worst = 0, worst_integrand_only = 0, overlap = 0;
   int layers = 0;
   for (size_t e = 0; e < texts.size(); ++e) {
-    auto agreement = CompareAttributions((*want)[e], (*got)[e]);
-    auto baseline = CompareAttributions((*want)[e], (*integrand_only)[e]);
+    // The fp32 model's predicted class, named: a bf16 clean pass may predict another class where
+    // the random model's top two are within bf16's rounding (one oracle text of the tiny BERT is
+    // such a tie on CPUs without bf16 arithmetic), and F would then be another function.
+    AttributionOptions low = exact;
+    low.precision = Precision::kBf16;
+    low.target.kind = TargetKind::kClassProb;
+    low.target.class_index = (*want)[e].target_class;
+    auto got = AttributeExamples(*bf16_, {texts[e]}, low);
+    ASSERT_TRUE(got.ok()) << got.status();
+    // The bf16 integrand over fp32-stored weights: the same matrices, rounded the same way.
+    auto integrand_only = AttributeExamples(*fp32_, {texts[e]}, low);
+    ASSERT_TRUE(integrand_only.ok()) << integrand_only.status();
+    auto agreement = CompareAttributions((*want)[e], (*got)[0]);
+    auto baseline = CompareAttributions((*want)[e], (*integrand_only)[0]);
     ASSERT_TRUE(agreement.ok() && baseline.ok());
     for (size_t i = 0; i < agreement->size(); ++i) {
       worst = std::max(worst, (*agreement)[i].relative_error);
@@ -158,7 +163,7 @@ TEST_P(WeightStorageTest, AttributionsAgreeWithFp32) {
       overlap += (*agreement)[i].top_k_overlap;
       ++layers;
     }
-    EXPECT_EQ((*got)[e].precision, Precision::kBf16);
+    EXPECT_EQ((*got)[0].precision, Precision::kBf16);
   }
   std::printf(
       "%s: attribution error of the layer's max, bf16 storage %.2e (bf16 integrand over fp32 "

@@ -8,8 +8,11 @@
 //          sum over α-points, Attr = A ⊙ Σ and completeness are fp32 as with kFp32.
 // The same names say how a model's weights are stored (LoadOptions::weights, weight_storage.h):
 // with bf16 weights every pass multiplies in bf16 and only kBf16 attribution is accepted.
+// bf16 pays only where the hardware multiplies it (CpuHasNativeBf16 on the CPU; tensor cores).
 #pragma once
 
+#include <optional>
+#include <string>
 #include <string_view>
 
 #include "absl/status/statusor.h"
@@ -21,5 +24,15 @@ enum class Precision { kFp32, kBf16 };
 std::string_view PrecisionName(Precision precision);  // "fp32", "bf16"
 // "fp32" or "bf16"; InvalidArgument naming `precision` otherwise.
 absl::StatusOr<Precision> ParsePrecision(std::string_view name);
+
+// Whether this CPU multiplies bfloat16 in hardware: on x86-64, AVX-512-BF16 or AMX-BF16 (Intel
+// Cooper Lake, Sapphire Rapids and later; AMD Zen 4 and later). Without either, LibTorch emulates
+// bf16 products and a bf16 run on the CPU is many times slower than fp32 (README "Precision").
+// nullopt on other architectures, which this does not check.
+std::optional<bool> CpuHasNativeBf16();
+
+// For a program about to run bf16 arithmetic on the CPU (a bf16 integrand, bf16 weights): a
+// one-line warning when CpuHasNativeBf16() is false, naming what is missing; empty otherwise.
+std::string EmulatedBf16Warning();
 
 }  // namespace attattr::engine

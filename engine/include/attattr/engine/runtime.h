@@ -26,7 +26,8 @@ int IntraOpThreads();
 // (ConfigureRuntime). The server's engine workers call it once when they start.
 void SetThreadIntraOpThreads(int threads);
 
-// Threads in use and the parallel/BLAS backend LibTorch reports.
+// Threads in use, the parallel/BLAS backend LibTorch reports, and whether the CPU has bf16
+// arithmetic (CpuHasNativeBf16).
 std::string RuntimeDescription();
 
 }  // namespace attattr::engine
