@@ -36,6 +36,19 @@ using engine::HalfToFloat;
 // bit for bit with the engine run on a thread with as many.
 constexpr int kWorkerThreads = 1;
 
+// The engine's attribution of `text` run on a thread with kWorkerThreads intra-op threads, as the
+// server's workers run it: float sums split over another thread count round differently (and so
+// do bf16 products on CPUs that emulate them).
+absl::StatusOr<std::vector<engine::ExampleAttribution>> AttributeOnWorkerThreads(
+    const engine::Model& model, const std::string& text, const engine::AttributionOptions& o) {
+  std::optional<absl::StatusOr<std::vector<engine::ExampleAttribution>>> local;
+  std::thread([&] {
+    engine::SetThreadIntraOpThreads(kWorkerThreads);
+    local = engine::AttributeExamples(model, {{text, std::nullopt, -1}}, o);
+  }).join();
+  return *std::move(local);
+}
+
 namespace fs = std::filesystem;
 
 class ExplainRpcTest : public ::testing::Test {
@@ -134,18 +147,13 @@ TEST_F(ExplainRpcTest, ExplainEqualsTheEngine) {
   engine::AttributionOptions o;
   o.rule = engine::QuadratureRule::kLeftRiemann;
   o.steps = 20;
-  // Bit for bit, with the intra-op threads of the server's workers (float sums split differently
-  // over another thread count round differently).
-  std::optional<absl::StatusOr<std::vector<engine::ExampleAttribution>>> local;
-  std::thread([&] {
-    engine::SetThreadIntraOpThreads(kWorkerThreads);
-    local = engine::AttributeExamples(**model, {{req.example().text(), std::nullopt, -1}}, o);
-  }).join();
-  ASSERT_TRUE(local->ok());
+  // Bit for bit, with the intra-op threads of the server's workers.
+  const auto local = AttributeOnWorkerThreads(**model, req.example().text(), o);
+  ASSERT_TRUE(local.ok()) << local.status();
   const size_t n = a.tokens_size();
   for (int l = 0; l < 4; ++l) {
     const auto& layer = a.layers(l);
-    const auto& want = (**local)[0].layers[l];
+    const auto& want = (*local)[0].layers[l];
     EXPECT_NEAR(layer.completeness_gap(), want.completeness_gap, 1e-6);
     ASSERT_EQ(layer.attribution().shape_size(), 3);
     ASSERT_EQ(static_cast<size_t>(layer.attribution().f32().values_size()),
@@ -223,18 +231,12 @@ TEST_F(ExplainRpcTest, PrecisionIsTheRequestsOrTheServersDefault) {
   engine::AttributionOptions o;
   o.steps = 20;
   o.precision = engine::Precision::kBf16;
-  // On the server workers' thread count: where the CPU emulates bf16, LibTorch's bf16 products
-  // split their sums by threads, and results differ in the last bits between thread counts.
-  std::optional<absl::StatusOr<std::vector<engine::ExampleAttribution>>> local;
-  std::thread([&] {
-    engine::SetThreadIntraOpThreads(kWorkerThreads);
-    local = engine::AttributeExamples(**model, {{req.example().text(), std::nullopt, -1}}, o);
-  }).join();
-  ASSERT_TRUE(local->ok()) << local->status();
+  const auto local = AttributeOnWorkerThreads(**model, req.example().text(), o);
+  ASSERT_TRUE(local.ok()) << local.status();
   for (int l = 0; l < 4; ++l) {
     const auto& got = low.attribution().layers(l).attribution().f32().values();
     const auto& fp32 = exact.attribution().layers(l).attribution().f32().values();
-    const auto& want = (**local)[0].layers[l].attribution;
+    const auto& want = (*local)[0].layers[l].attribution;
     ASSERT_EQ(static_cast<size_t>(got.size()), want.size());
     double max_ref = 0, to_engine = 0, to_fp32 = 0;
     for (int k = 0; k < got.size(); ++k) {
@@ -447,15 +449,11 @@ TEST(Bf16WeightsRpcTest, ServesTheBf16StoredModel) {
   engine::AttributionOptions o;
   o.steps = 20;
   o.precision = engine::Precision::kBf16;
-  std::optional<absl::StatusOr<std::vector<engine::ExampleAttribution>>> local;
-  std::thread([&] {
-    engine::SetThreadIntraOpThreads(kWorkerThreads);
-    local = engine::AttributeExamples(**model, {{req.example().text(), std::nullopt, -1}}, o);
-  }).join();
-  ASSERT_TRUE(local->ok()) << local->status();
+  const auto local = AttributeOnWorkerThreads(**model, req.example().text(), o);
+  ASSERT_TRUE(local.ok()) << local.status();
   for (int l = 0; l < 4; ++l) {
     const auto& got = resp.attribution().layers(l).attribution().f32().values();
-    const auto& want = (**local)[0].layers[l].attribution;
+    const auto& want = (*local)[0].layers[l].attribution;
     ASSERT_EQ(static_cast<size_t>(got.size()), want.size());
     for (int k = 0; k < got.size(); ++k) ASSERT_EQ(got[k], want[k]) << "layer " << l;
   }
