@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <string>
+#include <utility>
 
 #include "attattr/engine/attention_attribution.h"
 #include "attattr/engine/attribution_agreement.h"
@@ -31,7 +32,18 @@ struct Case {
   // emulated products round differently: gaps up to 0.13 there). The shared model's case runs
   // everywhere and checks the emulated path.
   bool needs_native_bf16 = false;
+  // The bounds where the CPU emulates bf16 (LibTorch 1.13 on an AVX2-only AMD EPYC erred up to
+  // 2.6e-2 of the layer's max with gaps up to 2.2e-2 on the shared model; 2.15 stayed within the
+  // native bounds).
+  double emulated_max_error = 0;
+  double emulated_max_gap = 0;
 };
+
+// The bounds that apply on this CPU: (max error, max gap).
+std::pair<double, double> Bounds(const Case& c) {
+  if (CpuHasNativeBf16().value_or(true)) return {c.max_error, c.max_gap};
+  return {c.emulated_max_error, c.emulated_max_gap};
+}
 
 class Bf16AttributionTest : public ::testing::TestWithParam<Case> {};
 
@@ -68,9 +80,10 @@ TEST_P(Bf16AttributionTest, AgreesWithFp32OnTheGoldenExamples) {
       const LayerAgreement& g = (*agreement)[i];
       const LayerAttribution& got = (*low)[e].layers[i];
       // The documented tolerances (README "Precision").
-      EXPECT_LE(g.relative_error, GetParam().max_error) << "example " << e << " layer " << g.layer;
+      EXPECT_LE(g.relative_error, Bounds(GetParam()).first)
+          << "example " << e << " layer " << g.layer;
       EXPECT_GE(g.top_k_overlap, 0.8) << "example " << e << " layer " << g.layer;
-      EXPECT_LT(got.completeness_gap, GetParam().max_gap)
+      EXPECT_LT(got.completeness_gap, Bounds(GetParam()).second)
           << "example " << e << " layer " << g.layer;
       // F(0) and F(A) are fp32 whatever the integrand's precision.
       EXPECT_EQ(got.target_at_full, (*exact)[e].layers[i].target_at_full);
@@ -95,7 +108,7 @@ TEST_P(Bf16AttributionTest, AgreesWithFp32OnTheGoldenExamples) {
 
 INSTANTIATE_TEST_SUITE_P(SharedModels, Bf16AttributionTest,
                          // Measured 2026-12-06: 6.8e-3 and 7.1e-3; 2.5e-2 and 6.0e-2 (README).
-                         ::testing::Values(Case{"sst2-bert-l4-h256", 1e-2, 2e-2},
+                         ::testing::Values(Case{"sst2-bert-l4-h256", 1e-2, 2e-2, false, 4e-2, 4e-2},
                                            Case{"sst2-minilm-l6", 4e-2, 1e-1, true}),
                          [](const auto& info) {
                            std::string name = info.param.model;

@@ -14,6 +14,7 @@
 #include "attattr/engine/attention_attribution.h"
 #include "attattr/engine/attribution_tree.h"
 #include "attattr/engine/half_float.h"
+#include "attattr/engine/precision.h"
 #include "attattr/engine/runtime.h"
 #include "attattr/v1/attattr_service.grpc.pb.h"
 #include "proto_convert.h"
@@ -245,7 +246,10 @@ TEST_F(ExplainRpcTest, PrecisionIsTheRequestsOrTheServersDefault) {
       to_fp32 = std::max(to_fp32, std::fabs(static_cast<double>(got[k]) - fp32[k]));
     }
     EXPECT_LE(to_engine, 1e-6 * max_ref) << "layer " << l;
-    EXPECT_LE(to_fp32, 1e-2 * max_ref) << "layer " << l;
+    // README "Precision": within 1e-2 of the layer's max where the CPU multiplies bf16; LibTorch
+    // 1.13 (the sanitizer build) emulating bf16 on an AVX2-only CPU erred up to 2.2e-2.
+    const double tolerance = engine::CpuHasNativeBf16().value_or(true) ? 1e-2 : 3e-2;
+    EXPECT_LE(to_fp32, tolerance * max_ref) << "layer " << l;
     EXPECT_GT(to_fp32, 0) << "layer " << l;
   }
   auto unknown = Request("fine");
