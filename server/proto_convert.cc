@@ -87,10 +87,7 @@ absl::StatusOr<engine::AttributionOptions> AttributionOptionsFromProto(
     // that is the request's path to it.
     const auto error = GetFieldError(s);
     if (!error) return Invalid(field, std::string(s.message()));
-    const ErrorField& f = error->field;
-    return Invalid(f.index >= 0 ? absl::StrCat(field, ".", f.name, "[", f.index, "]")
-                                : absl::StrCat(field, ".", f.name),
-                   error->what);
+    return Invalid(absl::StrCat(field, ".", FieldPath(error->field)), error->what);
   }
   return o;
 }

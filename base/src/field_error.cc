@@ -13,10 +13,12 @@ constexpr absl::string_view kPayloadUrl = "type.attattr.dev/attattr.FieldError";
 
 }  // namespace
 
+std::string FieldPath(const ErrorField& field) {
+  return field.index >= 0 ? absl::StrCat(field.name, "[", field.index, "]") : field.name;
+}
+
 absl::Status FieldError(absl::StatusCode code, const ErrorField& field, absl::string_view what) {
-  const std::string where =
-      field.index >= 0 ? absl::StrCat(field.name, "[", field.index, "]") : field.name;
-  absl::Status status(code, absl::StrCat(where, ": ", what));
+  absl::Status status(code, absl::StrCat(FieldPath(field), ": ", what));
   status.SetPayload(kPayloadUrl,
                     absl::Cord(absl::StrCat(field.index, "\n", field.name, "\n", what)));
   return status;

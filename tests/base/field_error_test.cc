@@ -18,6 +18,7 @@ TEST(FieldErrorTest, MessageAndPartsRoundTrip) {
   EXPECT_EQ(parts->field.name, "evaluation_labels");
   EXPECT_EQ(parts->field.index, 3);
   EXPECT_EQ(parts->what, "2 is not a class");
+  EXPECT_EQ(FieldPath(parts->field), "evaluation_labels[3]");
 }
 
 TEST(FieldErrorTest, WithoutIndexAndWithNewlinesInTheMessage) {
@@ -29,6 +30,7 @@ TEST(FieldErrorTest, WithoutIndexAndWithNewlinesInTheMessage) {
   ASSERT_TRUE(parts.has_value());
   EXPECT_EQ(parts->field.index, -1);
   EXPECT_EQ(parts->what, "not served\nsee ListModels");
+  EXPECT_EQ(FieldPath(parts->field), "model");
 }
 
 TEST(FieldErrorTest, OtherStatusesAreNotFieldErrors) {

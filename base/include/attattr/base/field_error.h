@@ -28,6 +28,9 @@ struct FieldErrorParts {
   std::string what;
 };
 
+// "<name>[<index>]", or "<name>" without an index: how messages spell the field.
+std::string FieldPath(const ErrorField& field);
+
 // A Status with `code` and message "<name>[<index>]: <what>" ("<name>: <what>" without an index),
 // carrying `field` and `what` as a payload.
 absl::Status FieldError(absl::StatusCode code, const ErrorField& field, absl::string_view what);
