@@ -105,22 +105,23 @@ engine::Precision StudyWeights(const StudyFlags& f) {
 }
 
 void WarnIfEmulatedBf16(engine::Precision precision, engine::Precision weights, std::ostream& err) {
-  if (precision != engine::Precision::kBf16 && weights != engine::Precision::kBf16) return;
-  if (const std::string warning = engine::EmulatedBf16Warning(); !warning.empty()) {
+  if (const std::string warning = engine::EmulatedBf16Warning(precision, weights);
+      !warning.empty()) {
     err << "warning: " << warning << "\n";
   }
 }
 
 absl::StatusOr<std::unique_ptr<engine::Model>> LoadStudyModel(const StudyFlags& f,
                                                               std::ostream& err) {
-  WarnIfEmulatedBf16(LocalPrecision(StudyPrecision(f), StudyWeights(f)), StudyWeights(f), err);
+  const engine::Precision weights = StudyWeights(f);
+  WarnIfEmulatedBf16(LocalPrecision(StudyPrecision(f), weights), weights, err);
   engine::RuntimeOptions runtime;
   runtime.intra_op_threads = f.threads;
   if (auto s = engine::ConfigureRuntime(runtime); !s.ok()) {
     return InvalidFlag("--threads", std::string(s.message()));
   }
   engine::LoadOptions load;
-  load.weights = StudyWeights(f);
+  load.weights = weights;
   auto model = engine::Model::Load(f.model, load);
   if (!model.ok()) return absl::FailedPreconditionError(model.status().message());
   return model;
@@ -275,6 +276,27 @@ absl::StatusOr<std::vector<engine::Encoding>> EncodeFlagSet(const engine::Model&
   const auto error = GetFieldError(encodings.status());
   if (!error) return encodings.status();
   return InvalidFlag(flag, absl::StrCat("example ", error->field.index, ": ", error->what));
+}
+
+absl::Status NameOptionsFieldByFlag(const absl::Status& status) {
+  const auto error = GetFieldError(status);
+  if (!error) return status;
+  const std::string& name = error->field.name;
+  static constexpr std::pair<absl::string_view, absl::string_view> kFlags[] = {
+      {"precision", "--precision"},
+      {"layers", "--layers"},
+      {"steps", "--steps"},
+      {"max_batch_examples", "--batch"},
+      {"target", "--target"}};
+  for (const auto& [field, flag] : kFlags) {
+    if (name == field) return absl::Status(status.code(), absl::StrCat(flag, ": ", error->what));
+    // A part of the target ("target.class_index"): --target sets them all.
+    if (field == "target" && absl::StartsWith(name, "target.")) {
+      return absl::Status(status.code(),
+                          absl::StrCat(flag, ": ", name.substr(7), ": ", error->what));
+    }
+  }
+  return status;
 }
 
 absl::Status NameExampleByFlag(const absl::Status& status,

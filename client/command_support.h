@@ -146,6 +146,11 @@ absl::StatusOr<std::vector<engine::Encoding>> EncodeFlagSet(const engine::Model&
                                                             const std::vector<engine::Example>& set,
                                                             const std::string& flag);
 
+// An error of engine::ValidateAttributionOptions named by the flag that set the field:
+// {"layers", 1} becomes "--layers: <what>", {"target.class_index"} "--target: class_index:
+// <what>", {"steps"} "--steps: <what>". Fields no flag sets, and other errors, pass through.
+absl::Status NameOptionsFieldByFlag(const absl::Status& status);
+
 // An engine error that names an example of a set by its field (attattr/base/field_error.h), in the
 // set's flag: {"evaluation_labels", 3} with flag_for("evaluation_labels") = "--eval-set" becomes
 // "<flag>: example 3: <noun> <what>" (noun "label" for *_labels fields). Other errors pass through.

@@ -184,9 +184,8 @@ absl::Status RunExplain(const ExplainFlags& flags, std::ostream& out, std::ostre
   const auto& info = (*model)->info();
   ATTATTR_ASSIGN_OR_RETURN(auto target, ParseTarget(flags.target, info.labels));
   options.target = target;
-  if (auto s = engine::ValidateAttributionOptions(**model, options); !s.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("--", s.message()));
-  }
+  ATTATTR_RETURN_IF_ERROR(
+      NameOptionsFieldByFlag(engine::ValidateAttributionOptions(**model, options)));
   ATTATTR_RETURN_IF_ERROR(CheckTreeLayers(flags, options, info.num_layers));
   RenderContext ctx{flags.model, flags.target, flags.rule, flags.steps, info.labels};
   // Stream results in slices so memory stays bounded for long input files.

@@ -139,11 +139,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
   engine::LoadOptions load;
   load.device = config.device;
   load.weights = config.weights;
-  if (config.device == "cpu" && (config.weights == engine::Precision::kBf16 ||
-                                 config.default_precision == engine::Precision::kBf16)) {
-    if (const std::string warning = engine::EmulatedBf16Warning(); !warning.empty()) {
-      server->log_.Warn("bf16 on a CPU without bf16 arithmetic", {{"why", warning}});
-    }
+  if (const std::string warning =
+          engine::EmulatedBf16Warning(config.default_precision, config.weights);
+      config.device == "cpu" && !warning.empty()) {
+    server->log_.Warn("bf16 on a CPU without bf16 arithmetic", {{"why", warning}});
   }
   ATTATTR_ASSIGN_OR_RETURN(auto models, ModelRegistry::Load(config.models_dir, load));
   server->models_ = std::move(models);

@@ -35,7 +35,8 @@ std::optional<bool> CpuHasNativeBf16() {
 #endif
 }
 
-std::string EmulatedBf16Warning() {
+std::string EmulatedBf16Warning(Precision precision, Precision weights) {
+  if (precision != Precision::kBf16 && weights != Precision::kBf16) return "";
   if (CpuHasNativeBf16().value_or(true)) return "";
   return "this CPU has neither AVX-512-BF16 nor AMX-BF16: bf16 arithmetic is emulated and runs "
          "several times slower than fp32 here (README \"Precision\"); fp32 is the faster choice "

@@ -36,7 +36,8 @@ RunResult RunCli(const std::string& args) {
 
 // A bf16 run's stderr carries engine::EmulatedBf16Warning exactly when this CPU emulates bf16.
 void ExpectBf16WarningIffEmulated(const ::attattr::testing::SplitCommandResult& r) {
-  const std::string warning = ::attattr::engine::EmulatedBf16Warning();
+  const std::string warning = ::attattr::engine::EmulatedBf16Warning(
+      ::attattr::engine::Precision::kBf16, ::attattr::engine::Precision::kBf16);
   if (warning.empty()) {
     EXPECT_EQ(r.err.find("warning:"), std::string::npos) << r.Describe();
   } else {
@@ -153,17 +154,24 @@ TEST(ExplainCliTest, InputFileGivesOneJsonLinePerExampleInOrder) {
 
 TEST(ExplainCliTest, BadArgumentsExitWithCode2AndUsage) {
   ATTATTR_SKIP_IF_MISSING(Sst2ModelDir());
-  for (const std::string& args :
-       {"explain " + Model() + " --text hi --steps 0",
-        "explain " + Model() + " --text hi --rule simpson",
-        "explain " + Model() + " --text hi --layers 9",
-        "explain " + Model() + " --text hi --target class:7",
-        "explain " + Model() + " --text hi --format xml", "explain " + Model(),
-        "explain " + Model() + " --text hi --steps many",
-        "explain " + Model() + " --text hi --precision fp64", std::string("frobnicate")}) {
+  // Each error names the flag to mend (the engine's field errors mapped to flags).
+  const std::pair<std::string, std::string> cases[] = {
+      {"explain " + Model() + " --text hi --steps 0", "error: --steps: must be in [1, "},
+      {"explain " + Model() + " --text hi --rule simpson", "error: --rule: "},
+      {"explain " + Model() + " --text hi --layers 9", "error: --layers: 9 is not in [0, 3]"},
+      {"explain " + Model() + " --text hi --layers 2,1",
+       "error: --layers: layers must be ascending"},
+      {"explain " + Model() + " --text hi --target class:7",
+       "error: --target: class_index: 7 is not in [0, 1]"},
+      {"explain " + Model() + " --text hi --format xml", "error: --format: "},
+      {"explain " + Model(), "error: "},
+      {"explain " + Model() + " --text hi --steps many", "--steps = many"},
+      {"explain " + Model() + " --text hi --precision fp64", "error: --precision: "},
+      {"frobnicate", "error: "}};
+  for (const auto& [args, message] : cases) {
     auto r = RunCli(args);
     EXPECT_EQ(r.exit_code, 2) << args << "\n" << r.out;
-    EXPECT_NE(r.out.find("error: "), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find(message), std::string::npos) << message << "\n" << r.out;
     EXPECT_NE(r.out.find("usage: "), std::string::npos) << r.out;
   }
   auto missing = RunCli("explain --model /nonexistent --text hi");

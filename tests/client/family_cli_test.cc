@@ -135,7 +135,7 @@ TEST_P(DecoderCliTest, CausalLanguageModelsExplainNextTokens) {
   auto refused = ::attattr::testing::RunCommand(BinDir() + "/attattr explain " + model +
                                                 " --target \"next_token: the film\" 2>&1");
   EXPECT_EQ(refused.exit_code, 2);
-  EXPECT_NE(refused.out.find("target.next_token: ' the film' is 2 tokens"), std::string::npos)
+  EXPECT_NE(refused.out.find("--target: next_token: ' the film' is 2 tokens"), std::string::npos)
       << refused.out;
 }
 

@@ -45,6 +45,22 @@ std::pair<double, double> Bounds(const Case& c) {
   return {c.emulated_max_error, c.emulated_max_gap};
 }
 
+// The warning appears when bf16 is in play (either the integrand or the weights) on a CPU that
+// emulates it, and never for fp32 alone.
+TEST(EmulatedBf16WarningTest, OnlyWhenBf16MeetsACpuThatEmulatesIt) {
+  EXPECT_EQ(EmulatedBf16Warning(Precision::kFp32, Precision::kFp32), "");
+  const bool emulated = !CpuHasNativeBf16().value_or(true);
+  for (auto [precision, weights] : {std::pair{Precision::kBf16, Precision::kFp32},
+                                    std::pair{Precision::kFp32, Precision::kBf16},
+                                    std::pair{Precision::kBf16, Precision::kBf16}}) {
+    const std::string warning = EmulatedBf16Warning(precision, weights);
+    EXPECT_EQ(!warning.empty(), emulated) << warning;
+    if (emulated) {
+      EXPECT_NE(warning.find("emulated"), std::string::npos) << warning;
+    }
+  }
+}
+
 class Bf16AttributionTest : public ::testing::TestWithParam<Case> {};
 
 TEST_P(Bf16AttributionTest, AgreesWithFp32OnTheGoldenExamples) {
@@ -53,7 +69,8 @@ TEST_P(Bf16AttributionTest, AgreesWithFp32OnTheGoldenExamples) {
   ATTATTR_SKIP_IF_MISSING(dir);
   ATTATTR_SKIP_IF_MISSING(golden_path);
   if (GetParam().needs_native_bf16 && !CpuHasNativeBf16().value_or(true)) {
-    GTEST_SKIP() << "this CPU has no bf16 arithmetic (" << EmulatedBf16Warning() << ")";
+    GTEST_SKIP() << "this CPU has no bf16 arithmetic ("
+                 << EmulatedBf16Warning(Precision::kBf16, Precision::kFp32) << ")";
   }
   auto model = Model::Load(dir);
   ASSERT_TRUE(model.ok()) << model.status();

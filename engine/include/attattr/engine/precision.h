@@ -31,8 +31,9 @@ absl::StatusOr<Precision> ParsePrecision(std::string_view name);
 // nullopt on other architectures, which this does not check.
 std::optional<bool> CpuHasNativeBf16();
 
-// For a program about to run bf16 arithmetic on the CPU (a bf16 integrand, bf16 weights): a
-// one-line warning when CpuHasNativeBf16() is false, naming what is missing; empty otherwise.
-std::string EmulatedBf16Warning();
+// For a program about to run on the CPU with this integrand precision and weight storage: a
+// one-line warning when either is bf16 and CpuHasNativeBf16() is false, naming what is missing;
+// empty otherwise (fp32 only, or a CPU that multiplies bf16, or one this cannot check).
+std::string EmulatedBf16Warning(Precision precision, Precision weights);
 
 }  // namespace attattr::engine
