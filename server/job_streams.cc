@@ -364,20 +364,26 @@ class ResultReactor final : public OneWriteReactor<v1::ResultChunk> {
 
  private:
   // Reads chunk `next_` from the store (one row by key, < 1 MiB; on the store pool) and writes it.
+  // The read runs without mu_ (reading_ keeps the stream from finishing meanwhile), so a
+  // cancellation arriving then is not held up behind the store.
   void Next() ABSL_UNLOCK_FUNCTION(mu_) {
     if (finished_ || final_status_) return EndLocked(final_status_.value_or(grpc::Status::OK));
+    const int64_t index = next_;
+    reading_ = true;
+    mu_.Unlock();
+    auto chunk = d_.store.GetResultChunk(name_, index);
+    mu_.Lock();
+    reading_ = false;
+    if (final_status_) return EndLocked(*final_status_);
     message_.Clear();
-    message_.set_index(static_cast<int32_t>(next_));
+    message_.set_index(static_cast<int32_t>(index));
     message_.set_count(static_cast<int32_t>(count_));
-    if (count_ > 1 || next_ == 0) {
-      auto chunk = d_.store.GetResultChunk(name_, next_);
-      if (chunk.ok()) {
-        message_.set_data(std::move(*chunk));
-      } else if (chunk.status().code() != absl::StatusCode::kNotFound || next_ != 0) {
-        return EndLocked(ToGrpcStatus(chunk.status()));
-      }  // an empty result has no chunk 0: send one empty chunk
-    }
-    ++next_;
+    if (chunk.ok()) {
+      message_.set_data(std::move(*chunk));
+    } else if (chunk.status().code() != absl::StatusCode::kNotFound || index != 0) {
+      return EndLocked(ToGrpcStatus(chunk.status()));
+    }  // an empty result has no chunk 0: send one empty chunk
+    next_ = index + 1;
     WriteLocked();
   }
   void AfterWrite() override ABSL_UNLOCK_FUNCTION(mu_) {
