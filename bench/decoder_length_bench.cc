@@ -7,7 +7,11 @@
 // feed-forward and every layer above, forward and backward (≈ 3× forward). The checkpoint is a
 // random decoder of realistic shape made by bench/make_family_models.py; speed does not depend on
 // the weights' values. --precision and --weights pick the integrand's arithmetic and the weights'
-// storage (README "Precision"); the process's RSS is printed at the end. Reports, never asserts.
+// storage (README "Precision"); --device cuda runs it on a GPU (the peak is then an 8192³ matmul,
+// and every timing ends with a device synchronisation; scripts/gpu_check.sh runs it there on a
+// ~1 B model made by bench/make_random_decoder.py). The process's RSS is printed at the end.
+// Reports, never asserts.
+#include <torch/cuda.h>
 #include <torch/torch.h>
 
 #include <cstdio>
@@ -40,6 +44,8 @@ struct Flags {
   int threads = 0;
   std::string precision = "fp32";  // the integrand's
   std::string weights = "fp32";    // how the model is stored (engine::LoadOptions::weights)
+  std::string device = "cpu";      // engine::LoadOptions::device
+  std::string data;                // the prompts' sentences (default: SST-2 dev under --shared)
 };
 
 // Forward FLOPs of one layer at n tokens (multiply-adds × 2): the query/output projections over
@@ -69,11 +75,24 @@ double StatusMib(const std::string& key) {
   return 0;
 }
 
-// A 1024³ matmul's rate in `dtype` (the integrand's: bf16 products run on AMX / tensor cores).
-double MatmulPeakGflops(torch::ScalarType dtype) {
+// Waits for the device's queued work (CUDA runs asynchronously); nothing on the CPU.
+void Synchronize(const std::string& device) {
+  if (device != "cpu") torch::cuda::synchronize();
+}
+
+// The matmul rate in `dtype` (the integrand's: bf16 products run on AMX / tensor cores) on
+// `device`: a 1024³ product on the CPU, 8192³ on a GPU (a smaller one leaves it idle).
+double MatmulPeakGflops(torch::ScalarType dtype, const std::string& device, int64_t* size) {
+  *size = device == "cpu" ? 1024 : 8192;
   torch::manual_seed(0);
-  auto a = torch::randn({1024, 1024}).to(dtype), b = torch::randn({1024, 1024}).to(dtype);
-  return 2.0 * 1024 * 1024 * 1024 / BestSeconds([&] { torch::matmul(a, b); }) / 1e9;
+  const auto opts = torch::TensorOptions().dtype(dtype).device(device);
+  auto a = torch::randn({*size, *size}, opts), b = torch::randn({*size, *size}, opts);
+  const double flops = 2.0 * *size * *size * *size;
+  return flops / BestSeconds([&] {
+           torch::matmul(a, b);
+           Synchronize(device);
+         }) /
+         1e9;
 }
 
 }  // namespace
@@ -93,18 +112,25 @@ int main(int argc, char** argv) {
   app.add_option("--threads", flags.threads, "Intra-op threads (0 = all cores)");
   app.add_option("--precision", flags.precision, "fp32 | bf16: the integrand's arithmetic");
   app.add_option("--weights", flags.weights, "fp32 | bf16: how the model's weights are stored");
+  app.add_option("--device", flags.device, "cpu | cuda | cuda:N: where the model runs");
+  app.add_option(
+      "--data", flags.data,
+      "A GLUE TSV whose sentences make the prompts (default: <shared>/data/sst2/dev.tsv)");
   CLI11_PARSE(app, argc, argv);
   if (auto s = engine::ConfigureRuntime({flags.threads}); !s.ok()) Die(s.ToString());
   const engine::Precision precision = OrDie(engine::ParsePrecision(flags.precision), "--precision");
   engine::LoadOptions load;
   load.weights = OrDie(engine::ParsePrecision(flags.weights), "--weights");
+  load.device = flags.device;
   auto model = OrDie(engine::Model::Load(flags.model, load), "loading " + flags.model);
   const auto& info = model->info();
   if (!info.decoder) Die(flags.model + ": not a decoder");
-  const std::string path = flags.shared + "/data/sst2/dev.tsv";
+  const std::string path = flags.data.empty() ? flags.shared + "/data/sst2/dev.tsv" : flags.data;
   auto dev = OrDie(engine::ReadDataset(path, 1), "reading " + path);
+  int64_t peak_size = 0;
   const double peak =
-      MatmulPeakGflops(precision == engine::Precision::kBf16 ? torch::kBFloat16 : torch::kFloat32);
+      MatmulPeakGflops(precision == engine::Precision::kBf16 ? torch::kBFloat16 : torch::kFloat32,
+                       flags.device, &peak_size);
   std::cout << engine::RuntimeDescription() << "\n"
             << absl::StrFormat(
                    "%s %s: %d layers, hidden %d, %d heads (%d key/value), feed-forward %d, %.1fM "
@@ -115,8 +141,8 @@ int main(int argc, char** argv) {
                    flags.precision)
             << absl::StrFormat(
                    "one prompt per length, all layers, Gauss-Legendre m = %d, best of %d runs; "
-                   "%s matmul peak %.1f GFLOP/s (1024^3, this process)\n",
-                   flags.steps, flags.repeats, flags.precision, peak)
+                   "%s matmul peak %.1f GFLOP/s (%d^3 on %s, this process)\n",
+                   flags.steps, flags.repeats, flags.precision, peak, peak_size, flags.device)
             << absl::StrFormat("%8s %12s %12s %12s %10s\n", "tokens", "seconds", "x previous",
                                "GFLOP/s", "of peak");
   engine::AttributionOptions options;
@@ -135,6 +161,7 @@ int main(int argc, char** argv) {
     for (int r = 0; r < flags.repeats; ++r) {
       const auto t0 = std::chrono::steady_clock::now();
       OrDie(engine::AttributeEncodings(*model, encodings, options), "attributing");
+      Synchronize(flags.device);
       const double s = SecondsSince(t0);
       if (r == 0 || s < best) best = s;
     }

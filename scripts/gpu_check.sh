@@ -7,12 +7,18 @@
 # holding engine/ and gpu_check only, so server/, client/, proto/ and tests/ and their deps (gRPC,
 # spdlog, GTest) are not needed.
 #
-# Inputs, prepared on the dev machine in .gpu/ (ignored through .git/info/exclude; the device tool
-# sends it when `carry` names ".gpu"):
+# Two modes, from the repository root:
+#   scripts/gpu_check.sh prepare   on the dev machine (Debian 12, network, ../shared beside the
+#                                  checkout, tests/oracle's checkpoints in build/oracle): makes .gpu/
+#   scripts/gpu_check.sh [run]     on the GPU machine (the default)
+# Inputs, in .gpu/ (ignored by git; the device tool sends it when `carry` names ".gpu"):
 #   .gpu/debs/*.deb  Debian 12 packages: libabsl-dev libabsl20220623 libutf8proc-dev libutf8proc2
 #                    nlohmann-json3-dev libcli11-dev (`apt-get download ...`)
 #   .gpu/model/      a copy of ../shared/models/sst2-bert-l4-h256
 #   .gpu/dev.tsv     the first 100 lines of ../shared/data/sst2/dev.tsv
+#   .gpu/decoder-template/  optional: build/oracle/llama's config.json and tokenizer files (no
+#                    weights); with it, a ~1 B decoder is made on the GPU machine and
+#                    decoder_length_bench runs on it after gpu_check (see the end of this script)
 # Environment (all optional):
 #   OUT              log.txt, gpu_check.json and gpu_check.txt go here (default /tmp/gpu-check-out)
 #   TORCH_DIR        the torch package directory (default: the one python3 imports)
@@ -24,6 +30,8 @@
 #   JOBS             build parallelism (default: nproc)
 #   BUILD_ONLY=1     configure and build, do not run
 #   GPU_CHECK_ARGS   extra arguments for gpu_check
+#   SKIP_DECODER=1   skip the decoder stage; DECODER_ARGS / DECODER_BENCH_ARGS: extra arguments
+#                    for make_random_decoder.py / decoder_length_bench; DECODER_TIMEOUT (300 s)
 #   RUN_TIMEOUT      seconds gpu_check may run (default 420)
 set -uo pipefail
 
@@ -38,6 +46,29 @@ fail() { say "FAILED: $*"; exit 1; }
 
 [[ -f "$SRC/engine/CMakeLists.txt" && -f "$SRC/bench/gpu_check.cc" ]] ||
   fail "run from the repository root (engine/CMakeLists.txt, bench/gpu_check.cc not found in $SRC)"
+
+MODE="${1:-run}"
+if [[ "$MODE" == prepare ]]; then
+  SHARED="${SHARED:-$SRC/../shared}"
+  TEMPLATE_SRC="${TEMPLATE_SRC:-$SRC/build/oracle/llama}"
+  [[ -d "$SHARED/models/sst2-bert-l4-h256" ]] || fail "no $SHARED/models/sst2-bert-l4-h256"
+  [[ -f "$TEMPLATE_SRC/config.json" ]] ||
+    fail "no $TEMPLATE_SRC (ctest --test-dir build -R oracle_checkpoints makes it)"
+  rm -rf "$SRC/.gpu/debs" "$SRC/.gpu/model" "$SRC/.gpu/decoder-template"
+  mkdir -p "$SRC/.gpu/debs" "$SRC/.gpu/decoder-template"
+  (cd "$SRC/.gpu/debs" && apt-get download libabsl-dev libabsl20220623 libutf8proc-dev libutf8proc2 \
+    nlohmann-json3-dev libcli11-dev) || fail "apt-get download"
+  cp -r "$SHARED/models/sst2-bert-l4-h256" "$SRC/.gpu/model"
+  head -100 "$SHARED/data/sst2/dev.tsv" >"$SRC/.gpu/dev.tsv"
+  # The decoder's template: its config and tokenizer; make_random_decoder.py reads the tensor
+  # names from the safetensors header alone, so the weights are cut to that header.
+  for f in "$TEMPLATE_SRC"/config.json "$TEMPLATE_SRC"/tokenizer*; do cp "$f" "$SRC/.gpu/decoder-template/"; done
+  size=$(od -An -t u8 -N 8 "$TEMPLATE_SRC/model.safetensors" | tr -d ' ')
+  head -c $((8 + size)) "$TEMPLATE_SRC/model.safetensors" >"$SRC/.gpu/decoder-template/model.safetensors"
+  say "prepared .gpu/ ($(du -sh "$SRC/.gpu" | cut -f1)); run with carry [\".gpu\"]"
+  exit 0
+fi
+[[ "$MODE" == run ]] || fail "mode must be 'prepare' or 'run'"
 
 say "== machine"
 uname -a
@@ -136,6 +167,9 @@ add_executable(gpu_check "$SRC/bench/gpu_check.cc")
 target_link_libraries(gpu_check
   PRIVATE attattr_engine CLI11::CLI11 nlohmann_json::nlohmann_json absl::strings absl::str_format
           attattr::torch)
+add_executable(decoder_length_bench "$SRC/bench/decoder_length_bench.cc")
+target_link_libraries(decoder_length_bench
+  PRIVATE attattr_engine CLI11::CLI11 absl::strings absl::str_format attattr::torch)
 EOF
 # Minimal stand-in for PyTorch's TorchConfig.cmake: headers and shared libraries only (this project
 # compiles no CUDA code, so it needs no CUDA toolkit). libtorch_cuda is linked --no-as-needed, as
@@ -186,7 +220,8 @@ build() {  # build MODE: configure + build in $BUILD_ROOT/MODE; sets BIN
   say "== configure ($mode Torch config) in $dir"
   cmake "${args[@]}" || { say "configure ($mode) failed"; return 1; }
   say "== build ($mode) -j$JOBS"
-  cmake --build "$dir" -j "$JOBS" --target gpu_check || { say "build ($mode) failed"; return 1; }
+  cmake --build "$dir" -j "$JOBS" --target gpu_check decoder_length_bench ||
+    { say "build ($mode) failed"; return 1; }
   BIN="$dir/bin/gpu_check"
   say "built $BIN"
 }
@@ -217,4 +252,27 @@ timeout "${RUN_TIMEOUT:-420}" "$BIN" --model "$MODEL" --data "$DATA" --json "$OU
   ${GPU_CHECK_ARGS:-} | tee "$OUT/gpu_check.txt"
 rc=$?
 say "gpu_check exited with $rc"
-exit $rc
+
+# Issue "Decoder LLMs": a ~1 B decoder at 64 … 1,024 tokens in bf16 (weights and integrand) on the
+# GPU, every layer, Gauss–Legendre m = 8. The model is made here (it cannot be carried in) from the
+# small template .gpu/decoder-template (build/oracle/llama: config and tokenizer), with PyTorch
+# alone: bench/make_random_decoder.py, Llama-3.2-1B's shape by default (DECODER_ARGS).
+TEMPLATE="${DECODER_TEMPLATE:-$SRC/.gpu/decoder-template}"
+if [[ "${SKIP_DECODER:-0}" == 1 || ! -f "$TEMPLATE/config.json" ]]; then
+  say "decoder stage skipped (SKIP_DECODER=1, or no template at $TEMPLATE)"
+  exit $rc
+fi
+say "== decoder: make the model"
+DECODER_DIR="${DECODER_DIR:-$BUILD_ROOT/decoder-1b}"
+# shellcheck disable=SC2086
+"$PY" "$SRC/bench/make_random_decoder.py" --template "$TEMPLATE" --out "$DECODER_DIR" \
+  ${DECODER_ARGS:-} || fail "make_random_decoder.py"
+say "== decoder: run decoder_length_bench on cuda"
+# shellcheck disable=SC2086
+timeout "${DECODER_TIMEOUT:-300}" "$(dirname "$BIN")/decoder_length_bench" --model "$DECODER_DIR" \
+  --data "$DATA" --device cuda --precision bf16 --weights bf16 --repeats 2 \
+  ${DECODER_BENCH_ARGS:-} | tee "$OUT/decoder_length.txt"
+drc=$?
+say "decoder_length_bench exited with $drc"
+((rc != 0)) && exit $rc
+exit $drc
