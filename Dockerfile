@@ -73,12 +73,15 @@ COPY . .
 # optional build secret `ca_bundle` (scripts/build_image.sh passes the host's): it is mounted for
 # this step only and never stored in a layer. Three cache mounts (kept by the builder between builds,
 # never in a layer) make a rebuild after a source change take minutes, not the ~15 of a cold one:
-# ccache's objects (cmake/AttattrCcache.cmake), cargo's downloaded crates and its target directory.
+# ccache's objects (cmake/AttattrCcache.cmake), cargo's downloaded crates and its target directory
+# (the C ABI crate's own sources are touched first: cargo judges them by mtime, and a cached build
+# from other sources with newer mtimes would otherwise pass for fresh).
 RUN --mount=type=secret,id=ca_bundle,required=false \
     --mount=type=cache,id=attattr-ccache,target=/root/.cache/ccache \
     --mount=type=cache,id=attattr-cargo-registry,target=/root/.cargo/registry \
     --mount=type=cache,id=attattr-cargo-target,target=/src/.cache/cargo-target \
     if [ -s /run/secrets/ca_bundle ]; then export CARGO_HTTP_CAINFO=/run/secrets/ca_bundle; fi \
+ && find engine/hf_tokenizers -type f -exec touch {} + \
  && if [ "$VARIANT" = cuda ]; then \
       torch_args=(-DATTATTR_LIBTORCH=system -DCMAKE_PREFIX_PATH=/opt/libtorch); \
     else \

@@ -9,8 +9,7 @@
 #   CCACHE_NOHASHDIR=1           the sanitizer builds' debug info (-g1) names the directory of the
 #                                build that filled the entry; accepted to share entries across clones
 #   CCACHE_SLOPPINESS            what ccache needs to cache compiles that use the engine's
-#                                precompiled header (pch_defines, time_macros) and to trust headers
-#                                by content rather than by timestamps (a fresh clone's are all new)
+#                                precompiled header (pch_defines, time_macros)
 # ccache keeps its own size bound (5 GiB by default; `ccache -s` shows use and hit rate).
 option(ATTATTR_CCACHE "Compile through ccache when it is installed" ON)
 if(ATTATTR_CCACHE AND NOT CMAKE_CXX_COMPILER_LAUNCHER)
@@ -20,7 +19,7 @@ if(ATTATTR_CCACHE AND NOT CMAKE_CXX_COMPILER_LAUNCHER)
         ${CMAKE_COMMAND} -E env
         CCACHE_BASEDIR=${PROJECT_SOURCE_DIR}
         CCACHE_NOHASHDIR=1
-        CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime
+        CCACHE_SLOPPINESS=pch_defines,time_macros
         ${ATTATTR_CCACHE_PROGRAM})
     message(STATUS "Compiling through ${ATTATTR_CCACHE_PROGRAM}")
   endif()
