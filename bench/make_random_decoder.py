@@ -133,8 +133,8 @@ def main():
         if name.startswith("tokenizer") or name in ("vocab.json", "merges.txt", "special_tokens_map.json"):
             shutil.copy(os.path.join(a.template, name), a.out)
     params = sum(torch.Size(s).numel() for s in shapes.values())
-    print("%s: %.1f M parameters (%s), %d tensors, in %s" % (config["model_type"], params / 1e6,
-                                                           a.dtype, len(names), a.out))
+    print("%s: %d parameters (%.1f M, %s), %d tensors, in %s" % (
+        config["model_type"], params, params / 1e6, a.dtype, len(names), a.out))
     return 0
 
 
