@@ -19,6 +19,10 @@
 #   .gpu/decoder-template/  optional: build/oracle/llama's config.json and tokenizer files (no
 #                    weights); with it, a ~1 B decoder is made on the GPU machine and
 #                    decoder_length_bench runs on it after gpu_check (see the end of this script)
+#   .gpu/hf_tokenizers/libattattr_hf_tokenizers.a.xz  the engine's C ABI crate (engine/
+#                    hf_tokenizers) as built here, debug info stripped: the GPU machine has no
+#                    cargo and cannot reach crates.io (ATTATTR_HF_TOKENIZERS_LIB); without it the
+#                    build needs cargo there
 # Environment (all optional):
 #   OUT              log.txt, gpu_check.json and gpu_check.txt go here (default /tmp/gpu-check-out)
 #   TORCH_DIR        the torch package directory (default: the one python3 imports)
@@ -54,8 +58,13 @@ if [[ "$MODE" == prepare ]]; then
   [[ -d "$SHARED/models/sst2-bert-l4-h256" ]] || fail "no $SHARED/models/sst2-bert-l4-h256"
   [[ -f "$TEMPLATE_SRC/config.json" ]] ||
     fail "no $TEMPLATE_SRC (ctest --test-dir build -R oracle_checkpoints makes it)"
-  rm -rf "$SRC/.gpu/debs" "$SRC/.gpu/model" "$SRC/.gpu/decoder-template"
-  mkdir -p "$SRC/.gpu/debs" "$SRC/.gpu/decoder-template"
+  HF_LIB="${HF_LIB:-$SRC/.cache/cargo-target/release/libattattr_hf_tokenizers.a}"
+  [[ -f "$HF_LIB" ]] || fail "no $HF_LIB (scripts/setup.sh builds it)"
+  rm -rf "$SRC/.gpu/debs" "$SRC/.gpu/model" "$SRC/.gpu/decoder-template" "$SRC/.gpu/hf_tokenizers"
+  mkdir -p "$SRC/.gpu/debs" "$SRC/.gpu/decoder-template" "$SRC/.gpu/hf_tokenizers"
+  strip --strip-debug -o "$SRC/.gpu/hf_tokenizers/libattattr_hf_tokenizers.a" "$HF_LIB" ||
+    fail "strip $HF_LIB"
+  xz -T0 -9 "$SRC/.gpu/hf_tokenizers/libattattr_hf_tokenizers.a" || fail "xz"
   (cd "$SRC/.gpu/debs" && apt-get download libabsl-dev libabsl20220623 libutf8proc-dev libutf8proc2 \
     nlohmann-json3-dev libcli11-dev) || fail "apt-get download"
   cp -r "$SHARED/models/sst2-bert-l4-h256" "$SRC/.gpu/model"
@@ -134,6 +143,22 @@ BUILD_ROOT="${BUILD_ROOT:-/tmp/gpu-check-build}"
 PROJ="$BUILD_ROOT/proj"
 mkdir -p "$PROJ/gpu_check" "$BUILD_ROOT/torch-minimal"
 
+say "== the tokenizers crate"
+HF_XZ="$SRC/.gpu/hf_tokenizers/libattattr_hf_tokenizers.a.xz"
+HF_ARGS=()
+if [[ -f "$HF_XZ" ]]; then
+  HF_PREBUILT="$BUILD_ROOT/libattattr_hf_tokenizers.a"
+  { xz -dc "$HF_XZ" >"$HF_PREBUILT" 2>/dev/null ||
+      "$PY" -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), sys.stdout.buffer)' \
+        "$HF_XZ" >"$HF_PREBUILT"; } || fail "cannot unpack $HF_XZ"
+  HF_ARGS=(-DATTATTR_HF_TOKENIZERS_LIB="$HF_PREBUILT")
+  say "prebuilt $HF_PREBUILT ($(du -h "$HF_PREBUILT" | cut -f1))"
+else
+  command -v cargo >/dev/null || [[ -x "$HOME/.cargo/bin/cargo" ]] ||
+    fail "no $HF_XZ and no cargo: run 'scripts/gpu_check.sh prepare' here and carry .gpu"
+  say "no prebuilt library: cargo builds engine/hf_tokenizers"
+fi
+
 # The project: base/ and engine/ as in the main build, attattr::torch from the Torch config below
 # (cmake/AttattrTorch.cmake, ATTATTR_LIBTORCH=system), and gpu_check in a sibling directory.
 # utf8proc without pkg-config.
@@ -208,7 +233,7 @@ build() {  # build MODE: configure + build in $BUILD_ROOT/MODE; sets BIN
   local args=(-S "$PROJ" -B "$dir" "${GENERATOR[@]}" -DCMAKE_BUILD_TYPE=Release
               -DCMAKE_CXX_COMPILER="$CXX_BIN" "-DCMAKE_CXX_FLAGS=$CXXFLAGS_ALL"
               "-DCMAKE_PREFIX_PATH=$DEPS_USR" -Dabsl_DIR="$DEPS_USR/$LIBARCH/cmake/absl"
-              ${CMAKE_EXTRA_ARGS:-})
+              "${HF_ARGS[@]}" ${CMAKE_EXTRA_ARGS:-})
   if [[ "$mode" == real ]]; then
     export TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-9.0}"
     args+=(-DTorch_DIR="$TORCH_DIR/share/cmake/Torch" "-DCMAKE_PREFIX_PATH=$TORCH_DIR/share/cmake;$DEPS_USR")
