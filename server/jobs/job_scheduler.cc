@@ -170,6 +170,20 @@ void JobScheduler::RenewLeases() {
   }
 }
 
+void JobScheduler::Track(const std::string& key, RunningJob run) {
+  auto [it, inserted] = running_.try_emplace(key, run);
+  if (inserted) return;
+  // A run of the same job (or shard) is still here: the store gave this claim a newer lease, so
+  // that one lost it (its writes are refused); it is asked to stop and no longer tracked.
+  it->second.context->RequestStop(StopReason::kLeaseLost);
+  it->second = std::move(run);
+}
+
+void JobScheduler::Untrack(const std::string& key, const std::shared_ptr<JobContext>& context) {
+  auto it = running_.find(key);
+  if (it != running_.end() && it->second.context == context) running_.erase(it);
+}
+
 void JobScheduler::Start() {
   for (int i = 0; i < options_.runners; ++i) runners_.emplace_back([this] { Loop(); });
   heartbeat_ = std::thread([this] { Heartbeat(); });
@@ -372,7 +386,7 @@ void JobScheduler::Loop() {
     auto context = std::make_shared<JobContext>(store_, events_, job.id, job.lease_token);
     {
       absl::MutexLock lock(&mu_);
-      if (!draining_) running_[job.id] = RunningJob{context, job.owner, job.id, std::nullopt};
+      if (!draining_) Track(job.id, RunningJob{context, job.owner, job.id, std::nullopt});
     }
     if (context.use_count() == 1) {  // claimed as the drain began: back to the queue at once
       (void)store_.Requeue(job.id, job.lease_token);
@@ -380,7 +394,7 @@ void JobScheduler::Loop() {
     }
     RunJob(job, context);
     absl::MutexLock lock(&mu_);
-    running_.erase(job.id);  // Drain waits for running_ to empty
+    Untrack(job.id, context);  // Drain waits for running_ to empty
   }
 }
 
@@ -515,8 +529,8 @@ void JobScheduler::RunShard(const store::ShardRecord& shard) {
       (void)store_.shards()->ReleaseShard(held);
       return;
     }
-    running_[absl::StrCat(shard.job_id, "#", shard.index)] =
-        RunningJob{context, job->owner, job->id, held};
+    Track(absl::StrCat(shard.job_id, "#", shard.index),
+          RunningJob{context, job->owner, job->id, held});
   }
   log_.Debug("shard started", {{"job_id", job->id},
                                {"shard", shard.index},
@@ -530,7 +544,7 @@ void JobScheduler::RunShard(const store::ShardRecord& shard) {
   }
   FinishShard(*job, held, shard.stage, result, context->reason());
   absl::MutexLock lock(&mu_);
-  running_.erase(absl::StrCat(shard.job_id, "#", shard.index));
+  Untrack(absl::StrCat(shard.job_id, "#", shard.index), context);
 }
 
 void JobScheduler::FinishShard(const store::JobRecord& job, const store::HeldShard& held,
@@ -581,11 +595,11 @@ void JobScheduler::FinishShard(const store::JobRecord& job, const store::HeldSha
   auto context = std::make_shared<JobContext>(store_, events_, merging.id, merging.lease_token);
   {
     absl::MutexLock lock(&mu_);
-    running_[merging.id] = RunningJob{context, merging.owner, merging.id, std::nullopt};
+    Track(merging.id, RunningJob{context, merging.owner, merging.id, std::nullopt});
   }
   RunStages(merging, context, {stage, "", {}, ""});
   absl::MutexLock lock(&mu_);
-  running_.erase(merging.id);
+  Untrack(merging.id, context);
 }
 
 void JobScheduler::Finish(const store::JobRecord& running,

@@ -200,6 +200,11 @@ class JobScheduler {
     std::string job_id;
     std::optional<store::HeldShard> shard;
   };
+  // Adds `run` to running_ under `key`, replacing (and stopping) an older run of the same key.
+  void Track(const std::string& key, RunningJob run) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Removes `key` from running_ if it is still `context`'s run (a newer run may have replaced it).
+  void Untrack(const std::string& key, const std::shared_ptr<JobContext>& context)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Loop();
   void Heartbeat();
   // Gives jobs whose lease lapsed back to the queue (or fails them), logging and publishing.

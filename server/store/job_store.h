@@ -236,8 +236,11 @@ class JobStore {
   virtual absl::Status Delete(const std::string& id) = 0;
 
   // RUNNING -> QUEUED for one job whose run was interrupted on purpose (a graceful drain): its
-  // lease is released at once (no waiting for expiry), its progress and any partial result are
-  // dropped; attempts is kept. Returns the updated record.
+  // lease is released at once (no waiting for expiry) and its token advanced (every write under
+  // the old token is refused from then on), its progress and any partial result are dropped;
+  // the start it made is not counted (attempts - 1: only starts a process died under count
+  // against max attempts). Returns the updated record. RecoverExpiredLeases and
+  // RequeueInterrupted advance the token too, and count the start.
   virtual absl::StatusOr<JobRecord> Requeue(const std::string& id,
                                             int64_t lease_token = kNoLease) = 0;
   // At startup of the only process using the store: every RUNNING job (its process died) goes

@@ -106,15 +106,17 @@ absl::StatusOr<JobRecord> StartJob(pqxx::work& txn, const std::string& id,
   return RecordFromRow(rows[0]);
 }
 
-absl::StatusOr<JobRecord> RequeueJob(pqxx::work& txn, const std::string& id, int64_t now_ms) {
+absl::StatusOr<JobRecord> RequeueJob(pqxx::work& txn, const std::string& id, int64_t now_ms,
+                                     bool count_attempt) {
   txn.exec_params("DELETE FROM attattr_results WHERE job_id = $1", id);
   const pqxx::result rows = txn.exec_params(
       absl::StrCat("UPDATE attattr_jobs SET state = 'QUEUED', update_time_ms = $2, "
                    "progress_stage = '', progress_done = 0, progress_total = 0, "
                    "has_result = FALSE, result_size_bytes = 0, result_chunk_count = 0, "
-                   "lease_holder = '', lease_expiry_ms = 0 WHERE id = $1 RETURNING ",
+                   "lease_holder = '', lease_expiry_ms = 0, lease_token = lease_token + 1, "
+                   "attempts = GREATEST(attempts - $3, 0) WHERE id = $1 RETURNING ",
                    kJobColumns),
-      id, now_ms);
+      id, now_ms, count_attempt ? 0 : 1);
   Notify(txn, id);
   if (rows.empty()) return JobNotFound(id);
   return RecordFromRow(rows[0]);

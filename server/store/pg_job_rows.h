@@ -53,9 +53,12 @@ std::string TextArray(const std::vector<std::string>& values);
 // `holder`, lasting `lease_ms` by the database's clock (0 = no expiry).
 absl::StatusOr<JobRecord> StartJob(pqxx::work& txn, const std::string& id,
                                    const std::string& holder, int64_t lease_ms, int64_t now_ms);
-// Within `txn`: RUNNING job `id` (locked by the caller) back to QUEUED, lease released, progress
-// and partial result dropped (its shards are kept: their results stay valid).
-absl::StatusOr<JobRecord> RequeueJob(pqxx::work& txn, const std::string& id, int64_t now_ms);
+// Within `txn`: RUNNING job `id` (locked by the caller) back to QUEUED, lease released and its
+// token advanced (the run that held it is fenced off: its writes no longer match), progress and
+// partial result dropped (its shards are kept: their results stay valid). `count_attempt` false
+// (a run handing the job back on purpose): its start is not counted against max attempts.
+absl::StatusOr<JobRecord> RequeueJob(pqxx::work& txn, const std::string& id, int64_t now_ms,
+                                     bool count_attempt);
 // Within `txn`: job `id` (locked by the caller, not terminal) ends in terminal `state`; its
 // unfinished shards go, and the results of the finished ones (merged, or moot).
 absl::StatusOr<JobRecord> FinishLockedJob(pqxx::work& txn, const std::string& id, JobState state,

@@ -455,7 +455,7 @@ absl::StatusOr<std::vector<JobRecord>> PostgresJobStore::RecoverExpiredLeases(
                   ? pg::FinishLockedJob(txn, id, JobState::kFailed,
                                         static_cast<int32_t>(absl::StatusCode::kInternal),
                                         TooManyAttemptsMessage(attempts, max_attempts), NowMs())
-                  : pg::RequeueJob(txn, id, NowMs());
+                  : pg::RequeueJob(txn, id, NowMs(), /*count_attempt=*/true);
           if (!after.ok()) return after.status();
           changed.push_back(*std::move(after));
         }
@@ -622,7 +622,8 @@ absl::StatusOr<JobRecord> PostgresJobStore::Requeue(const std::string& id, int64
       absl::StrCat("re-queueing job ", Quote(id)), [&](pqxx::connection& c) -> absl::Status {
         pqxx::work txn(c);
         ATTATTR_RETURN_IF_ERROR(pg::LockRunningJob(txn, id, lease_token));
-        ATTATTR_ASSIGN_OR_RETURN(updated, pg::RequeueJob(txn, id, NowMs()));
+        ATTATTR_ASSIGN_OR_RETURN(updated,
+                                 pg::RequeueJob(txn, id, NowMs(), /*count_attempt=*/false));
         txn.commit();
         return absl::OkStatus();
       }));
@@ -636,7 +637,8 @@ absl::StatusOr<std::vector<std::string>> PostgresJobStore::RequeueInterrupted() 
         pqxx::nontransaction txn(c);
         const pqxx::result rows = txn.exec_params(
             absl::StrCat("UPDATE attattr_jobs SET state = 'QUEUED', update_time_ms = $1, "
-                         "lease_holder = '', lease_expiry_ms = 0 WHERE state = 'RUNNING' "
+                         "lease_holder = '', lease_expiry_ms = 0, lease_token = lease_token + 1 "
+                         "WHERE state = 'RUNNING' "
                          "RETURNING id, pg_notify('",
                          kChannel, "', id)"),
             NowMs());

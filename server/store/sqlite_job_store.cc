@@ -685,7 +685,7 @@ absl::StatusOr<std::vector<JobRecord>> SqliteJobStore::RecoverExpiredLeases(int3
                            static_cast<int32_t>(absl::StatusCode::kInternal),
                            TooManyAttemptsMessage(job.attempts, max_attempts), kNoLease,
                            /*own_transaction=*/false)
-            : RequeueLocked(job.id);
+            : RequeueLocked(job.id, /*count_attempt=*/true);
     if (!after.ok()) return after.status();
     changed.push_back(*std::move(after));
   }
@@ -886,16 +886,18 @@ absl::Status SqliteJobStore::Delete(const std::string& id) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<JobRecord> SqliteJobStore::RequeueLocked(const std::string& id) {
+absl::StatusOr<JobRecord> SqliteJobStore::RequeueLocked(const std::string& id, bool count_attempt) {
   ATTATTR_STORE_RETURN_IF_ERROR(DeleteResultLocked(id));
   {
     ATTATTR_ASSIGN_OR_RETURN(
         auto stmt,
         Prepare("UPDATE jobs SET state = 'QUEUED', update_time_ms = ?2, progress_stage = '', "
                 "progress_done = 0, progress_total = 0, has_result = 0, result_size_bytes = 0, "
-                "result_chunk_count = 0, lease_holder = '', lease_expiry_ms = 0 WHERE id = ?1"));
+                "result_chunk_count = 0, lease_holder = '', lease_expiry_ms = 0, "
+                "lease_token = lease_token + 1, attempts = MAX(attempts - ?3, 0) WHERE id = ?1"));
     stmt.BindText(1, id);
     stmt.BindInt(2, NowMs());
+    stmt.BindInt(3, count_attempt ? 0 : 1);
     const int rc = stmt.Step();
     if (rc != SQLITE_DONE) return SqliteError(rc, absl::StrCat("re-queueing job ", Quote(id)));
   }
@@ -906,7 +908,7 @@ absl::StatusOr<JobRecord> SqliteJobStore::Requeue(const std::string& id, int64_t
   absl::MutexLock lock(&mu_);
   Transaction txn(this);
   ATTATTR_STORE_RETURN_IF_ERROR(BeginOnRunningJob(txn, id, lease_token));
-  ATTATTR_ASSIGN_OR_RETURN(auto updated, RequeueLocked(id));
+  ATTATTR_ASSIGN_OR_RETURN(auto updated, RequeueLocked(id, /*count_attempt=*/false));
   ATTATTR_STORE_RETURN_IF_ERROR(txn.Commit());
   return updated;
 }
@@ -916,7 +918,8 @@ absl::StatusOr<std::vector<std::string>> SqliteJobStore::RequeueInterrupted() {
   ATTATTR_ASSIGN_OR_RETURN(
       auto stmt,
       Prepare("UPDATE jobs SET state = 'QUEUED', update_time_ms = ?1, lease_holder = '', "
-              "lease_expiry_ms = 0 WHERE state = 'RUNNING' RETURNING id"));
+              "lease_expiry_ms = 0, lease_token = lease_token + 1 WHERE state = 'RUNNING' "
+              "RETURNING id"));
   stmt.BindInt(1, NowMs());
   std::vector<std::string> ids;
   for (;;) {

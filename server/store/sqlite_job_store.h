@@ -128,7 +128,10 @@ class SqliteJobStore final : public JobStore {
                                         int64_t lease_expiry_ms) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Within the caller's transaction: RUNNING job `id` back to QUEUED, lease released, progress
   // and partial result dropped.
-  absl::StatusOr<JobRecord> RequeueLocked(const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // RUNNING job `id` back to QUEUED (as pg::RequeueJob: token advanced, the start uncounted
+  // unless `count_attempt`).
+  absl::StatusOr<JobRecord> RequeueLocked(const std::string& id, bool count_attempt)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int64_t NowMs() const;
 
   const SqliteJobStoreOptions options_;

@@ -85,6 +85,7 @@ struct Gate {
   std::condition_variable cv;
   bool open = false;
   std::vector<std::string> order;  // specs in the order they ran
+  int stopped = 0;                 // runs that ended because they were asked to stop
   JobExecutor Executor() {
     return [this](const JobRecord& job, JobContext& ctx) -> absl::StatusOr<std::string> {
       std::unique_lock<std::mutex> lock(mu);
@@ -92,7 +93,10 @@ struct Gate {
       if (job.spec == "fail") return absl::InvalidArgumentError("spec: bad on purpose");
       if (job.spec == "block") {
         while (!open && !ctx.ShouldStop()) cv.wait_for(lock, std::chrono::milliseconds(5));
-        if (ctx.ShouldStop()) return absl::CancelledError("stopped");
+        if (ctx.ShouldStop()) {
+          ++stopped;
+          return absl::CancelledError("stopped");
+        }
       }
       ctx.ReportProgress("work", 1, 1);
       return "result of " + job.spec;
@@ -325,7 +329,8 @@ TEST_F(JobSchedulerTest, DrainRequeuesRunningJobsAndTheNextStartRunsEverything) 
     auto done = WaitFor(*reopened, id, JobState::kSucceeded);
     EXPECT_GE(done.attempts, 1);
   }
-  EXPECT_EQ(reopened->Get(running_id)->attempts, 2);
+  // The drain handed its start back (only starts a process died under count); the crash did not.
+  EXPECT_EQ(reopened->Get(running_id)->attempts, 1);
   EXPECT_EQ(reopened->Get(crashed->record.id)->attempts, 2);
 }
 
@@ -366,14 +371,57 @@ TEST_F(JobSchedulerTest, AStaleChangeDoesNotStopARunButANewerClaimDoes) {
   JobRecord newer = running;
   newer.lease_token = running.lease_token + 1;
   s.OnStoreChange(running.id, newer);
-  // Stopped and handed back (the store still said this run held it): claimed again at once.
+  // Stopped and handed back (the store still said this run held it; the hand-back advances the
+  // token and does not count the start): claimed again at once.
   const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (store_->Get(running.id)->attempts < 2 && std::chrono::steady_clock::now() < until) {
+  while (store_->Get(running.id)->lease_token < running.lease_token + 2 &&
+         std::chrono::steady_clock::now() < until) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
-  EXPECT_EQ(store_->Get(running.id)->attempts, 2);
+  EXPECT_EQ(store_->Get(running.id)->lease_token, running.lease_token + 2);
+  EXPECT_EQ(store_->Get(running.id)->attempts, 1);
   gate.Open();
   WaitFor(*store_, running.id, JobState::kSucceeded);
+}
+
+// Regression (review): a job re-queued under a run of this process (its lease recovered after
+// the process froze) and claimed again by another runner here before the change notification
+// came. The newer claim must stop the old run at once, and the old run's end must not untrack
+// the new one: it would no longer be renewed, lapse, and be run again until max attempts.
+TEST_F(JobSchedulerTest, ANewerClaimOfTheSameJobStopsTheOldRunWhichThenLeavesTheNewOneTracked) {
+  Gate gate;
+  JobScheduler::Options options = Opts(2, 16);
+  options.poll = std::chrono::milliseconds(10);
+  JobScheduler s(*store_, events_, gate.Executor(), options, {}, NullLog());
+  s.Start();
+  auto submitted = s.Submit(Job(0, "block"));
+  ASSERT_TRUE(submitted.ok()) << submitted.status();
+  const JobRecord first = WaitFor(*store_, submitted->record.id, JobState::kRunning);
+  // What lease recovery does (without the notification): back to the queue, token advanced.
+  ASSERT_TRUE(store_->Requeue(first.id, first.lease_token).ok());
+  // The idle runner claims it again; the old run is stopped (its end is the gate's "stopped").
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::chrono::steady_clock::now() < until) {
+    {
+      std::lock_guard<std::mutex> lock(gate.mu);
+      if (gate.order.size() == 2 && gate.stopped == 1) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  {
+    std::lock_guard<std::mutex> lock(gate.mu);
+    EXPECT_EQ(gate.order.size(), 2u);
+    EXPECT_EQ(gate.stopped, 1);
+  }
+  const JobRecord second = *store_->Get(first.id);
+  EXPECT_EQ(second.state, JobState::kRunning);
+  EXPECT_EQ(second.lease_token, first.lease_token + 2);
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the old run's Finish and untrack
+  EXPECT_EQ(s.Running(), 1);  // the new run is still tracked (renewed, stoppable)
+  gate.Open();
+  const JobRecord done = WaitFor(*store_, first.id, JobState::kSucceeded);
+  EXPECT_EQ(done.lease_token, second.lease_token);
+  EXPECT_EQ(s.Running(), 0);
 }
 
 }  // namespace

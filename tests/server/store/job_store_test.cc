@@ -873,6 +873,42 @@ TEST_P(JobStoreTest, LeasesFenceTheWritesOfARunThatLostItsJob) {
             std::vector<std::string>{id});
 }
 
+// Regression (review): a run that lost its lease while the job waits in the queue again, not yet
+// claimed by anyone, could still finish it (SUCCEEDED with no result, never run again): every
+// re-queue advances the token, so the old run's writes are refused. A drain's hand-back fences
+// the same way and does not count the start it hands back.
+TEST_P(JobStoreTest, ARequeuedJobFencesTheRunThatHeldItBeforeAnyNewClaim) {
+  auto store = OpenStore();
+  const std::string id = MustCreate(*store, NewJob());
+  const JobRecord first = **store->Claim({"replica-a", 10, 0});
+  now_ms_ += 1000;
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ASSERT_EQ(store->RecoverExpiredLeases(3)->size(), 1u);
+  const JobRecord queued = *store->Get(id);
+  EXPECT_EQ(queued.state, JobState::kQueued);
+  EXPECT_GT(queued.lease_token, first.lease_token);
+  EXPECT_EQ(queued.attempts, 1);  // the start a lapsed lease ended counts
+  const int64_t stale = first.lease_token;
+  EXPECT_TRUE(absl::IsFailedPrecondition(store->UpdateProgress(id, {"late", 1, 2}, stale)));
+  EXPECT_TRUE(absl::IsFailedPrecondition(store->PutResult(id, "late result", stale)));
+  EXPECT_TRUE(
+      absl::IsFailedPrecondition(store->Finish(id, JobState::kSucceeded, 0, "", stale).status()));
+  EXPECT_TRUE(absl::IsFailedPrecondition(
+      store->Finish(id, JobState::kFailed, 13, "late failure", stale).status()));
+  EXPECT_EQ(store->Get(id)->state, JobState::kQueued);
+
+  const JobRecord second = **store->Claim({"replica-b", 60000, 0});
+  EXPECT_EQ(second.attempts, 2);
+  const JobRecord released = *store->Requeue(id, second.lease_token);
+  EXPECT_EQ(released.attempts, 1);
+  EXPECT_GT(released.lease_token, second.lease_token);
+  EXPECT_TRUE(absl::IsFailedPrecondition(
+      store->Finish(id, JobState::kSucceeded, 0, "", second.lease_token).status()));
+  EXPECT_TRUE(absl::IsFailedPrecondition(store->Requeue(id, second.lease_token).status()));
+  EXPECT_EQ(store->Get(id)->state, JobState::kQueued);
+  EXPECT_EQ((**store->Claim({"replica-c", 60000, 0})).attempts, 2);
+}
+
 TEST_P(JobStoreTest, LapsedLeasesRequeueUntilMaxAttemptsThenFail) {
   auto store = OpenStore();
   const std::string id = MustCreate(*store, NewJob());
@@ -1020,7 +1056,7 @@ TEST_P(JobStoreTest, RequeueOneRunningJobDropsItsProgressAndPartialResult) {
   EXPECT_EQ(requeued->progress.done, 0);
   EXPECT_EQ(requeued->progress.stage, "");
   EXPECT_FALSE(requeued->has_result);
-  EXPECT_EQ(requeued->attempts, 1);
+  EXPECT_EQ(requeued->attempts, 0);  // a hand-back does not count the start
   EXPECT_TRUE(absl::IsNotFound(store->GetResultInfo(id).status()));
   EXPECT_EQ(store->Get(other)->state, JobState::kRunning);  // only the one named
   // Only a RUNNING job can be re-queued; the message names the job and its state.
