@@ -12,11 +12,13 @@
 #include "attattr/engine/attention_attribution.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/reflection.h"
+#include "jobs/attribution_job.h"
 #include "jobs/job_convert.h"
 #include "jobs/job_priority.h"
 #include "jobs/job_spec.h"
 #include "proto_convert.h"
 #include "status_convert.h"
+#include "store/job_store_rules.h"
 
 namespace attattr::server {
 namespace {
@@ -274,6 +276,9 @@ void AttattrService::CompleteExplain(grpc::CallbackServerContext* ctx,
   if (!model.ok()) return finish(ToGrpcStatus(model.status()));
   auto call = ExplainFromProto(*request, **model, d_.config);
   if (!call.ok()) return finish(ToGrpcStatus(call.status()));
+  if (absl::Status cost = CheckExplainCost(*call, d_.config); !cost.ok()) {
+    return finish(ToGrpcStatus(cost));
+  }
   AttributionItem item;
   item.model = call->model;
   item.options = call->options;
@@ -317,7 +322,7 @@ grpc::ServerUnaryReactor* AttattrService::SubmitJob(grpc::CallbackServerContext*
   if (draining_) return finish(Draining("SubmitJob"));
   if (request->request_id().size() > 128) {
     return finish(ToGrpcStatus(absl::InvalidArgumentError(absl::StrCat(
-        "request_id: ", request->request_id().size(), " characters, at most 128 allowed"))));
+        "request_id: ", request->request_id().size(), " bytes, at most 128 allowed"))));
   }
   if (!request->has_spec()) {
     return finish(ToGrpcStatus(absl::InvalidArgumentError("spec: required")));
@@ -444,7 +449,9 @@ absl::Status AttattrService::ListJobsPage(const Principal& caller,
   if (request.kind() != v1::JOB_KIND_UNSPECIFIED) filter.kind = JobKindName(request.kind());
   filter.page_size = request.page_size();  // 0: the store's default, kDefaultListPageSize
   filter.page_token = request.page_token();
-  filter.include_spec = full;  // a summary never reads the (possibly large) specs
+  // The page is listed without specs (megabytes each, up to a whole page's worth); the full view
+  // reads them one job at a time below, so at most one spec beyond the response's budget is held.
+  filter.include_spec = false;
   if (!caller.admin) filter.owner = caller.name;  // only the caller's own jobs
   ATTATTR_ASSIGN_OR_RETURN(auto page, d_.store.List(filter));
   const int64_t now = UnixNowMs();
@@ -452,17 +459,18 @@ absl::Status AttattrService::ListJobsPage(const Principal& caller,
   for (size_t i = 0; i < page.records.size(); ++i) {
     v1::Job job;
     if (full) {
-      JobToProto(page.records[i], now, &job);
+      absl::StatusOr<store::JobRecord> record = d_.store.Get(page.records[i].id);
+      if (absl::IsNotFound(record.status())) continue;  // deleted since the listing
+      ATTATTR_RETURN_IF_ERROR(record.status());
+      JobToProto(*record, now, &job);
     } else {
       JobSummaryToProto(page.records[i], now, &job);
     }
     bytes += job.ByteSizeLong();
     if (i > 0 && bytes > kListResponseBudgetBytes) {
-      // Over the budget: end the page before this job; the token resumes at it.
-      store::ListFilter upto = filter;
-      upto.page_size = static_cast<int32_t>(i);
-      ATTATTR_ASSIGN_OR_RETURN(auto shorter, d_.store.List(upto));
-      response->set_next_page_token(shorter.next_page_token);
+      // Over the budget: end the page before this job; the token resumes at it (a position, so
+      // jobs deleted meanwhile neither shift nor end the listing).
+      response->set_next_page_token(store::EncodePageToken(filter, page.records[i - 1]));
       return absl::OkStatus();
     }
     *response->add_jobs() = std::move(job);

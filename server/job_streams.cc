@@ -37,6 +37,11 @@ grpc::Status StorePoolFullStatus(const char* method) {
 // meanwhile). Release says whether the caller was the last one, who then deletes the reactor.
 class Holds {
  public:
+  // One more hold (work handed to another thread), taken while the call is not yet answered.
+  void Acquire() {
+    absl::MutexLock lock(&mu_);
+    ++count_;
+  }
   bool Release() {
     absl::MutexLock lock(&mu_);
     return --count_ == 0;
@@ -105,14 +110,29 @@ class WaitJobReactor final : public grpc::ServerUnaryReactor {
     if (store::IsTerminal(record->state) || timeout_ms_ == 0) return Complete(*record);
     absl::MutexLock lock(&mu_);
     if (done_) return;
-    timer_ = d_.timers.Schedule(Clock::now() + std::chrono::milliseconds(timeout_ms_), [this] {
+    timer_ = d_.timers.Schedule(Clock::now() + std::chrono::milliseconds(timeout_ms_),
+                                [this] { OnTimeout(); });
+  }
+
+  // On the timer thread, which serves every deadline, health check and reload: the store read
+  // (a whole record, its spec parsed) goes to the store pool, holding the reactor until done; here
+  // only when the pool is full.
+  void OnTimeout() {
+    {
+      absl::MutexLock lock(&mu_);
+      if (done_) return;  // answered already: OnDone may be deleting the reactor
+      holds_.Acquire();   // not answered: OnDone's hold is still out, the reactor lives
+    }
+    const auto read = [this] {
       auto now = d_.store.Get(name_);
       if (now.ok()) {
         Complete(*now);
       } else {
         Complete(ToGrpcStatus(now.status()));
       }
-    });
+      if (holds_.Release()) Destroy();
+    };
+    if (!d_.store_pool.TrySchedule(read)) read();
   }
 
   void Start() { StartOnStorePool(this, "WaitJob"); }

@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <limits>
 
 #include "absl/strings/str_cat.h"
 #include "attattr/base/field_error.h"
@@ -137,9 +136,9 @@ absl::StatusOr<ExplainCall> ExplainFromProto(const v1::ExplainRequest& request,
                                 " of continuation exceed the limit of ", limit,
                                 " (the model's maximum length and --max-explain-tokens)"));
   }
-  ATTATTR_ASSIGN_OR_RETURN(auto result,
-                           ResultOptionsFromProto(request.result(), request.has_result(),
-                                                  std::numeric_limits<int>::max(), "result"));
+  ATTATTR_ASSIGN_OR_RETURN(
+      auto result,
+      ResultOptionsFromProto(request.result(), request.has_result(), kMaxResultTopK, "result"));
   call.result = std::move(result);
   ATTATTR_RETURN_IF_ERROR(
       CheckTreeLayers(call.options, call.result, model.info(), "options.layers"));

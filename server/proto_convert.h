@@ -28,7 +28,12 @@ struct ExplainCall {
 absl::Status CheckTextBytes(absl::string_view text, const ServerConfig& config,
                             const std::string& field);
 
-// Validates `request` against `model` and the server limits. InvalidArgument naming the field.
+// The most connections per layer a result may ask for (ResultOptions.top_k), Explain and jobs.
+inline constexpr int kMaxResultTopK = 10000;
+
+// Validates `request` against `model` and the server limits (text length, options, result
+// options with top_k at most kMaxResultTopK). InvalidArgument naming the field. The cost checks
+// that need the job layer's estimates follow in CheckExplainCost (jobs/attribution_job.h).
 absl::StatusOr<ExplainCall> ExplainFromProto(const v1::ExplainRequest& request,
                                              const engine::Model& model,
                                              const ServerConfig& config);

@@ -42,8 +42,12 @@ absl::Status ServerConfig::Validate() const {
   }
   if (workers < 0 || workers > 64)
     return absl::InvalidArgumentError("--workers: must be in [0, 64] (0 = auto)");
-  if (intra_op_threads < 0) return absl::InvalidArgumentError("--threads: must be >= 0");
-  if (job_threads < 0) return absl::InvalidArgumentError("--job-threads: must be >= 0");
+  if (intra_op_threads < 0 || intra_op_threads > 1024) {
+    return absl::InvalidArgumentError("--threads: must be in [0, 1024] (0 = auto)");
+  }
+  if (job_threads < 0 || job_threads > 1024) {
+    return absl::InvalidArgumentError("--job-threads: must be in [0, 1024] (0 = auto)");
+  }
   if (weights == engine::Precision::kBf16 && default_precision == engine::Precision::kFp32) {
     return absl::InvalidArgumentError(
         "--default-precision: fp32 needs --weights fp32 (bf16 weights multiply in bf16)");

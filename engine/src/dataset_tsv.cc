@@ -20,6 +20,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "attattr/base/quote.h"
 #include "attattr/engine/dataset.h"
 
 namespace attattr::engine {
@@ -165,8 +166,8 @@ absl::Status ParseLabel(std::string_view field, std::string_view source, int lin
   int value = 0;
   if (!absl::SimpleAtoi(Sv(field), &value) || value < -1) {
     return absl::InvalidArgumentError(
-        absl::StrCat(Sv(source), ":", line, ": label '", Sv(field),
-                     "' is not an integer class index (or -1 for unknown)"));
+        absl::StrCat(Sv(source), ":", line, ": label ", QuoteInput(Sv(field)),
+                     " is not an integer class index (or -1 for unknown)"));
   }
   *label = value;
   return absl::OkStatus();

@@ -18,7 +18,6 @@
 namespace attattr::server {
 namespace {
 
-constexpr int kMaxTopK = 10000;
 constexpr int64_t kBytesPerConnection = 24;  // a serialized Connection, roughly
 constexpr int64_t kBytesPerLayer = 64;       // LayerAttribution scalars and tensor headers
 constexpr int64_t kBytesPerExample = 64;     // prediction and message headers
@@ -192,6 +191,32 @@ int64_t EstimateAttributionResultBytes(const engine::ModelInfo& info,
   return total;
 }
 
+absl::Status CheckExplainCost(const ExplainCall& call, const ServerConfig& config) {
+  const engine::ModelInfo& info = call.model->info();
+  const int extra = engine::TargetExtraTokens(*call.model, call.options.target);
+  const int n = static_cast<int>(call.encoding.size()) + extra;
+  const int64_t need = engine::AttributionBytesPerPoint(info, n, call.options, std::max(extra, 1));
+  if (need > config.memory_budget_bytes) {
+    return Invalid("example.text",
+                   absl::StrCat(n, " tokens need ", Mib(need),
+                                " of activations per integration point, above the server's memory "
+                                "budget of ",
+                                Mib(config.memory_budget_bytes),
+                                " (--memory-budget-mib); shorten the text or attribute fewer "
+                                "layers"));
+  }
+  const int64_t bytes =
+      EstimateAttributionResultBytes(info, {call.encoding}, call.options, call.result);
+  if (bytes > config.max_result_bytes) {
+    return Invalid("result",
+                   absl::StrCat("the response would be about ", Mib(bytes),
+                                ", above the server's limit of ", Mib(config.max_result_bytes),
+                                " (--max-result-mib); ask for fp16, head_summed or "
+                                "top_k instead of full matrices, or fewer layers"));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<AttributionJob> PrepareAttributionJob(const v1::JobSpec& spec,
                                                      const ModelRegistry& models,
                                                      const ServerConfig& config) {
@@ -208,9 +233,9 @@ absl::StatusOr<AttributionJob> PrepareAttributionJob(const v1::JobSpec& spec,
                            AttributionOptionsFromProto(attribution.options(), *model, config,
                                                        "spec.attribution.options"));
   job.options = std::move(options);
-  ATTATTR_ASSIGN_OR_RETURN(
-      auto result, ResultOptionsFromProto(attribution.result(), attribution.has_result(), kMaxTopK,
-                                          "spec.attribution.result"));
+  ATTATTR_ASSIGN_OR_RETURN(auto result,
+                           ResultOptionsFromProto(attribution.result(), attribution.has_result(),
+                                                  kMaxResultTopK, "spec.attribution.result"));
   job.result = std::move(result);
   ATTATTR_RETURN_IF_ERROR(
       CheckTreeLayers(job.options, job.result, info, "spec.attribution.options.layers"));
@@ -219,6 +244,20 @@ absl::StatusOr<AttributionJob> PrepareAttributionJob(const v1::JobSpec& spec,
   ATTATTR_ASSIGN_OR_RETURN(
       auto encodings, EncodeExamples(*model, examples, attribution.examples(), examples_field));
   job.encodings = std::move(encodings);
+  // A sequence target's continuation is appended to each text (truncated to the model's maximum
+  // length when encoded): both must fit, or the example would fail only when the job runs.
+  if (const int extra = engine::TargetExtraTokens(*model, job.options.target); extra > 0) {
+    for (size_t i = 0; i < job.encodings.size(); ++i) {
+      const int n = static_cast<int>(job.encodings[i].size());
+      if (n + extra > info.max_length) {
+        return Invalid(ExampleField(attribution.examples(), examples_field, i),
+                       absl::StrCat(n, " tokens of text and ", extra,
+                                    " of continuation (spec.attribution.options.target) exceed "
+                                    "the model's maximum length of ",
+                                    info.max_length));
+      }
+    }
+  }
   ATTATTR_RETURN_IF_ERROR(CheckAttributionMemory(
       info, job.encodings, job.options, engine::TargetExtraTokens(*model, job.options.target),
       attribution.examples(), config, examples_field));

@@ -17,6 +17,7 @@
 #include "attribution_batcher.h"
 #include "jobs/job_run.h"
 #include "model_registry.h"
+#include "proto_convert.h"
 #include "server_config.h"
 #include "service_metrics.h"
 
@@ -40,6 +41,11 @@ int64_t EstimateAttributionResultBytes(const engine::ModelInfo& info,
                                        const std::vector<engine::Encoding>& encodings,
                                        const engine::AttributionOptions& options,
                                        const v1::ResultOptions& result);
+
+// What a job's admission checks for its examples, for one Explain call (`call`, from
+// ExplainFromProto): activations within --memory-budget-mib (InvalidArgument naming example.text)
+// and the response within --max-result-mib (naming result).
+absl::Status CheckExplainCost(const ExplainCall& call, const ServerConfig& config);
 
 // CheckJobCommon, then, for an attribution spec: LoadExamples ("spec.attribution.examples"),
 // AttributionOptionsFromProto ("spec.attribution.options"), result options (top_k in [0, 10000]),

@@ -1,8 +1,11 @@
 // The common frame of a job executor (see job_run.h).
 #include "jobs/job_run.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "jobs/job_convert.h"
+#include "jobs/job_spec.h"
 
 namespace attattr::server {
 
@@ -10,7 +13,10 @@ absl::Status JobRun::Begin() {
   if (!spec_.ParseFromString(job_.spec)) {
     return absl::DataLossError(absl::StrCat("job ", job_.id, ": stored spec does not parse"));
   }
-  deadline_ms_ = spec_.timeout_ms() > 0 ? job_.create_time_ms + spec_.timeout_ms() : 0;
+  // Submission bounds timeout_ms (kMaxJobTimeoutMs); a stored spec is clamped all the same, so
+  // the sum cannot overflow and wrap past the server's own bound below.
+  const int64_t timeout = std::min(spec_.timeout_ms(), kMaxJobTimeoutMs);
+  deadline_ms_ = timeout > 0 ? job_.create_time_ms + timeout : 0;
   // The server's own bound on one run, whatever the spec asks: counted from this start.
   if (max_run_ms_ > 0) {
     const int64_t started = job_.start_time_ms > 0 ? job_.start_time_ms : UnixNowMs();
@@ -40,16 +46,23 @@ engine::RunControl JobRun::Control() {
   engine::RunControl control;
   control.should_stop = [this] { return ShouldStop(); };
   control.on_progress = [this](const engine::Progress& p) {
+    ReportProgress(p.stage, p.done, p.total);
+  };
+  return control;
+}
+
+void JobRun::ReportProgress(const std::string& stage, int64_t done, int64_t total) {
+  {
+    absl::MutexLock lock(&progress_mu_);
     const auto now = std::chrono::steady_clock::now();
-    if (p.stage == last_stage_ && p.done < p.total &&
+    if (stage == last_stage_ && done < total &&
         now - last_report_ < std::chrono::milliseconds(250)) {
       return;
     }
-    last_stage_ = p.stage;
+    last_stage_ = stage;
     last_report_ = now;
-    context_.ReportProgress(p.stage, p.done, p.total);
-  };
-  return control;
+  }
+  context_.ReportProgress(stage, done, total);
 }
 
 absl::Status JobRun::EngineError(const absl::Status& status) const {

@@ -9,8 +9,10 @@
 #include <chrono>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "attattr/engine/run_control.h"
 #include "attattr/v1/job.pb.h"
 #include "jobs/job_scheduler.h"
@@ -38,10 +40,10 @@ class JobRun {
   bool ShouldStop() const { return StopRequested() || PastDeadline(); }
   // Cancelled or shutting down (a stop someone asked for, not the deadline).
   bool StopRequested() const { return context_.ShouldStop(); }
-  // Stores and publishes progress now (the engine's progress goes through Control() instead).
-  void ReportProgress(const std::string& stage, int64_t done, int64_t total) {
-    context_.ReportProgress(stage, done, total);
-  }
+  // Stores and publishes progress: a new stage and a stage's last item at once, otherwise at most
+  // every 250 ms (each report is a store write, a change notification to every replica and a
+  // record read). The engine's progress (Control()) comes through here too. Thread-safe.
+  void ReportProgress(const std::string& stage, int64_t done, int64_t total);
   // For the engine; borrows this JobRun, which must outlive it.
   engine::RunControl Control();
   // An engine error as the job's error: a stop past the deadline becomes DeadlineError().
@@ -56,8 +58,9 @@ class JobRun {
   const int64_t max_run_ms_;
   int64_t deadline_ms_ = 0;    // 0 = none
   bool server_bound_ = false;  // deadline_ms_ is the server's bound, not the spec's
-  std::string last_stage_;
-  std::chrono::steady_clock::time_point last_report_{};
+  absl::Mutex progress_mu_;
+  std::string last_stage_ ABSL_GUARDED_BY(progress_mu_);
+  std::chrono::steady_clock::time_point last_report_ ABSL_GUARDED_BY(progress_mu_){};
 };
 
 }  // namespace attattr::server

@@ -35,11 +35,6 @@ absl::Status Prefixed(const absl::Status& status, const std::string& field) {
 std::string Mib(int64_t bytes) { return FormatMib(bytes); }
 
 // Where example `i` of `source` is, for messages.
-std::string ExampleField(const v1::ExampleSource& source, const std::string& field, size_t i) {
-  if (source.has_inline_()) return absl::StrCat(field, ".inline.examples[", i, "]");
-  return absl::StrCat(field, ".dataset.path: examples[", i, "]");
-}
-
 engine::Example FromProto(const v1::Example& p) {
   engine::Example e;
   e.text = p.text();
@@ -189,7 +184,10 @@ absl::StatusOr<const engine::Model*> CheckJobCommon(const v1::JobSpec& spec,
     return Invalid("spec.priority", absl::StrCat(spec.priority(), " is not in [", kMinJobPriority,
                                                  ", ", kMaxJobPriority, "]"));
   }
-  if (spec.timeout_ms() < 0) return Invalid("spec.timeout_ms", "must be >= 0 (0 = no limit)");
+  if (spec.timeout_ms() < 0 || spec.timeout_ms() > kMaxJobTimeoutMs) {
+    return Invalid("spec.timeout_ms", absl::StrCat(spec.timeout_ms(), " is not in [0, ",
+                                                   kMaxJobTimeoutMs, "] (0 = no limit)"));
+  }
   if (spec.kind_case() == v1::JobSpec::KIND_NOT_SET) {
     return Invalid("spec.kind",
                    "one of attribution, head_importance or trigger_search is required");
@@ -268,6 +266,11 @@ absl::Status CheckJobWork(int64_t examples, const engine::AttributionOptions& op
                    " integration points, above the server's limit of ", config.max_job_work,
                    " (--max-job-work); split the job, or use fewer steps or "
                    "layers"));
+}
+
+std::string ExampleField(const v1::ExampleSource& source, const std::string& field, size_t i) {
+  if (source.has_inline_()) return absl::StrCat(field, ".inline.examples[", i, "]");
+  return absl::StrCat(field, ".dataset.path: examples[", i, "]");
 }
 
 absl::Status InvalidSpec(const std::string& field, const std::string& what) {

@@ -19,6 +19,10 @@
 
 namespace attattr::server {
 
+// The longest spec.timeout_ms a job may ask for: 365 days (a deadline counted from submission;
+// beyond this, 0 = no limit says the same and --max-job-seconds bounds each run anyway).
+inline constexpr int64_t kMaxJobTimeoutMs = int64_t{365} * 24 * 3600 * 1000;
+
 // Resolves `path` (relative, from a DatasetRef) under `data_root`. InvalidArgument naming `field`
 // when data_root is empty ("no --data-root configured"), the path is empty/absolute, has a ".."
 // component, resolves (after following symlinks, std::filesystem::weakly_canonical) outside the
@@ -90,6 +94,10 @@ absl::Status CheckAttributionMemory(const engine::ModelInfo& info,
 absl::Status CheckJobWork(int64_t examples, const engine::AttributionOptions& options,
                           const engine::ModelInfo& info, const ServerConfig& config,
                           const std::string& field);
+
+// The name of example `i` of `source` under `field`: "<field>.inline.examples[3]", or
+// "<field>.dataset.path: examples[3]" (index in file order).
+std::string ExampleField(const v1::ExampleSource& source, const std::string& field, size_t i);
 
 // InvalidArgument "<field>: <what>", the shape of every spec error.
 absl::Status InvalidSpec(const std::string& field, const std::string& what);

@@ -463,6 +463,26 @@ TEST_F(FamilyRpcTest, CausalLanguageModelsAnswerNextTokenTargets) {
     ASSERT_TRUE(seq_local.ok()) << seq_local.status();
     EXPECT_NEAR(sa.layers(0).target_at_full(), (*seq_local)[0].layers[0].target_at_full, 1e-5);
     EXPECT_LT(sa.layers(0).target_at_full(), 0.0);
+    // Regression (review): a job whose text, truncated to the model's maximum length, leaves no
+    // room for the continuation was accepted and failed only when it ran. Refused at submission,
+    // naming the example.
+    {
+      v1::JobSpec long_job;
+      long_job.set_model(name);
+      auto* list = long_job.mutable_attribution()->mutable_examples()->mutable_inline_();
+      list->add_examples()->set_text(text);
+      std::string very_long;
+      for (int i = 0; i < model.info().max_length; ++i) very_long += " movie";
+      list->add_examples()->set_text(very_long);
+      auto* target = long_job.mutable_attribution()->mutable_options()->mutable_target();
+      target->set_kind(v1::Target::SEQUENCE_LOG_PROB);
+      target->set_continuation(" and it is a good film .");
+      v1::Job refused_long;
+      ExpectStatus(Submit(*stub_, long_job, &refused_long), grpc::StatusCode::INVALID_ARGUMENT,
+                   "spec.attribution.examples.inline.examples[1]: " +
+                       std::to_string(model.info().max_length) + " tokens of text and " +
+                       std::to_string(cont->size()) + " of continuation");
+    }
     // A job with a next-token target; its report shows the next tokens.
     v1::JobSpec spec = ::attattr::testing::ReviewsJob(name, 2, 2);
     spec.mutable_attribution()->mutable_options()->mutable_target()->set_kind(

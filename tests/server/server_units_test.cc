@@ -212,6 +212,12 @@ TEST(ServerConfigTest, ValidateNamesTheOption) {
   b.max_steps = 2000;
   expect(b, "--max-steps");
   b = c;
+  b.intra_op_threads = 1025;  // the chart's schema holds the same range
+  expect(b, "--threads: must be in [0, 1024]");
+  b = c;
+  b.job_threads = -1;
+  expect(b, "--job-threads: must be in [0, 1024]");
+  b = c;
   b.log_format = "xml";
   expect(b, "--log-format");
   b = c;

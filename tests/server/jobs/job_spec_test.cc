@@ -9,12 +9,14 @@
 #include <filesystem>
 #include <fstream>
 #include <initializer_list>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "attattr/engine/dataset.h"
 #include "jobs/attribution_job.h"
+#include "proto_convert.h"
 #include "support/test_paths.h"
 
 namespace attattr::server {
@@ -287,8 +289,51 @@ TEST_F(JobSpecTest, PriorityAndTimeoutRanges) {
                 {"spec.priority: " + std::to_string(bad), "[-10, 10]"});
   }
   spec.set_priority(0);
-  spec.set_timeout_ms(-1);
-  ExpectError(spec, absl::StatusCode::kInvalidArgument, {"spec.timeout_ms: must be >= 0"});
+  for (int64_t ok : {int64_t{0}, int64_t{1}, kMaxJobTimeoutMs}) {
+    spec.set_timeout_ms(ok);
+    EXPECT_TRUE(Prepare(spec).ok()) << ok;
+  }
+  // Regression (review): INT64_MAX overflowed create_time + timeout_ms into a deadline in the
+  // past's negative range, which switched off --max-job-seconds as well.
+  for (int64_t bad : {int64_t{-1}, kMaxJobTimeoutMs + 1, std::numeric_limits<int64_t>::max()}) {
+    spec.set_timeout_ms(bad);
+    ExpectError(spec, absl::StatusCode::kInvalidArgument,
+                {"spec.timeout_ms: " + std::to_string(bad) + " is not in [0, 31536000000]"});
+  }
+}
+
+// Regression (review): Explain took any top_k up to INT_MAX and had neither the activation
+// memory check nor the result-size check a job of the same example gets.
+TEST_F(JobSpecTest, ExplainIsHeldToTheLimitsOfAJob) {
+  v1::ExplainRequest request;
+  request.set_model("sst2");
+  request.mutable_example()->set_text(LongText(28));
+  auto call = ExplainFromProto(request, *model_, config_);
+  ASSERT_TRUE(call.ok()) << call.status();
+  EXPECT_TRUE(CheckExplainCost(*call, config_).ok());
+  request.mutable_result()->set_top_k(kMaxResultTopK + 1);
+  auto too_many = ExplainFromProto(request, *model_, config_);
+  ASSERT_FALSE(too_many.ok());
+  EXPECT_TRUE(absl::IsInvalidArgument(too_many.status()));
+  EXPECT_NE(too_many.status().message().find("result.top_k: 10001 is above the limit of 10000"),
+            std::string::npos)
+      << too_many.status();
+  request.mutable_result()->set_top_k(kMaxResultTopK);
+  request.mutable_result()->set_full_matrices(true);
+  call = ExplainFromProto(request, *model_, config_);
+  ASSERT_TRUE(call.ok()) << call.status();
+  ServerConfig small = config_;
+  small.memory_budget_bytes = int64_t{1} << 16;
+  absl::Status memory = CheckExplainCost(*call, small);
+  EXPECT_TRUE(absl::IsInvalidArgument(memory)) << memory;
+  EXPECT_NE(memory.message().find("example.text: 30 tokens need"), std::string::npos) << memory;
+  EXPECT_NE(memory.message().find("--memory-budget-mib"), std::string::npos) << memory;
+  small = config_;
+  small.max_result_bytes = int64_t{1} << 16;  // full fp32 matrices: 4 layers of 8·30²·4 bytes
+  absl::Status size = CheckExplainCost(*call, small);
+  EXPECT_TRUE(absl::IsInvalidArgument(size)) << size;
+  EXPECT_NE(size.message().find("result: the response would be about"), std::string::npos) << size;
+  EXPECT_NE(size.message().find("--max-result-mib"), std::string::npos) << size;
 }
 
 TEST_F(JobSpecTest, KindIsRequiredAndMustBeAttribution) {
