@@ -54,7 +54,8 @@ std::string DefaultModel(const char* argv0) {
 int main(int argc, char** argv) {
   CLI::App app{
       "attattr: self-attention attribution (Hao et al., AAAI 2021) for Hugging Face BERT, "
-      "DistilBERT, ELECTRA, RoBERTa and XLM-RoBERTa checkpoints"};
+      "DistilBERT, ELECTRA, RoBERTa, XLM-RoBERTa, DeBERTa, ModernBERT, Llama, Mistral, Qwen2 "
+      "and GPT-2 checkpoints (classifiers, and the decoders also as language models)"};
   app.require_subcommand(1);
   attattr::client::ExplainFlags ef;
   ef.model = DefaultModel(argv[0]);

@@ -76,9 +76,9 @@ absl::StatusOr<ServerFlags> ParseServerFlags(const std::vector<std::string>& arg
        "Longest text (example, pair, reference) in bytes, refused before tokenizing");
   Flag(app, "--max-request-mib", request_mib, "Largest request message gRPC accepts, MiB");
   Flag(app, "--validation-workers", config.validation_workers,
-       "Threads validating SubmitJob specs (reading datasets, tokenizing)");
+       "Threads validating SubmitJob specs and Explain calls (reading datasets, tokenizing)");
   Flag(app, "--max-pending-validations", config.max_pending_validations,
-       "SubmitJob calls waiting for validation before RESOURCE_EXHAUSTED");
+       "SubmitJob and Explain calls waiting for validation before RESOURCE_EXHAUSTED");
   Flag(app, "--max-job-seconds", config.max_job_seconds,
        "Longest a job may run, whatever its own timeout asks");
   Flag(app, "--max-job-work", config.max_job_work,
