@@ -126,6 +126,8 @@ struct CreateResult {
 // ListJobs' page size when none is asked for, and the largest one (attattr_service.proto).
 inline constexpr int32_t kDefaultListPageSize = 100;
 inline constexpr int32_t kMaxListPageSize = 1000;
+// ExpireResults deletes at most this many jobs per statement.
+inline constexpr int64_t kExpireBatch = 1000;
 
 struct ListFilter {
   std::optional<JobState> state;    // only jobs in this state.
@@ -249,8 +251,8 @@ class JobStore {
   virtual absl::StatusOr<std::vector<std::string>> RequeueInterrupted() = 0;
   // How many jobs are QUEUED, overall and of `owner`.
   virtual absl::StatusOr<QueueCounts> CountQueued(const std::string& owner) = 0;
-  // Deletes terminal jobs (and results) whose end_time_ms < now_ms - retention_ms. Returns how
-  // many.
+  // Deletes terminal jobs (and results) whose end_time_ms < now_ms - retention_ms, kExpireBatch
+  // at a time until none is left. Returns how many.
   virtual absl::StatusOr<int64_t> ExpireResults(int64_t now_ms, int64_t retention_ms) = 0;
   // What `owner`'s jobs occupy: their specs and results, in bytes (0 for an owner with none).
   virtual absl::StatusOr<int64_t> StoredBytes(const std::string& owner) = 0;

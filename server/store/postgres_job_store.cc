@@ -671,18 +671,25 @@ absl::StatusOr<int64_t> PostgresJobStore::ExpireResults(int64_t now_ms, int64_t 
         absl::StrCat("retention_ms: must be >= 0, got ", retention_ms));
   }
   int64_t expired = 0;
-  // One DELETE: replicas sweeping at once each remove what is still there, never a job twice.
-  ATTATTR_RETURN_IF_ERROR(
-      pool_->Run("expiring finished jobs", [&](pqxx::connection& c) -> absl::Status {
-        pqxx::nontransaction txn(c);
-        expired = txn.exec_params(
-                         "DELETE FROM attattr_jobs WHERE state IN ('SUCCEEDED', 'FAILED', "
-                         "'CANCELLED') AND end_time_ms > 0 AND end_time_ms < $1",
-                         now_ms - retention_ms)
+  // In batches of kExpireBatch, each its own statement: a backlog (a long pause, a shorter
+  // retention) cannot make one DELETE and its cascades outlast the statement timeout every sweep,
+  // and what each batch removed stays removed. Rows another replica's sweep holds are skipped.
+  for (;;) {
+    int64_t batch = 0;
+    ATTATTR_RETURN_IF_ERROR(
+        pool_->Run("expiring finished jobs", [&](pqxx::connection& c) -> absl::Status {
+          pqxx::nontransaction txn(c);
+          batch = txn.exec_params(
+                         "DELETE FROM attattr_jobs WHERE id IN (SELECT id FROM attattr_jobs "
+                         "WHERE state IN ('SUCCEEDED', 'FAILED', 'CANCELLED') AND end_time_ms > 0 "
+                         "AND end_time_ms < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)",
+                         now_ms - retention_ms, kExpireBatch)
                       .affected_rows();
-        return absl::OkStatus();
-      }));
-  return expired;
+          return absl::OkStatus();
+        }));
+    expired += batch;
+    if (batch < kExpireBatch) return expired;
+  }
 }
 
 absl::StatusOr<int64_t> PostgresJobStore::StoredBytes(const std::string& owner) {

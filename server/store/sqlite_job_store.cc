@@ -948,14 +948,23 @@ absl::StatusOr<int64_t> SqliteJobStore::ExpireResults(int64_t now_ms, int64_t re
     return absl::InvalidArgumentError(
         absl::StrCat("retention_ms: must be >= 0, got ", retention_ms));
   }
-  absl::MutexLock lock(&mu_);
-  ATTATTR_ASSIGN_OR_RETURN(
-      auto stmt, Prepare("DELETE FROM jobs WHERE state IN ('SUCCEEDED', 'FAILED', 'CANCELLED') "
-                         "AND end_time_ms > 0 AND end_time_ms < ?1"));
-  stmt.BindInt(1, now_ms - retention_ms);
-  const int rc = stmt.Step();
-  if (rc != SQLITE_DONE) return SqliteError(rc, "expiring finished jobs");
-  return static_cast<int64_t>(sqlite3_changes64(db_));
+  // In batches of kExpireBatch, the store's lock let go between them: a backlog does not hold
+  // every other call for the whole sweep.
+  int64_t expired = 0;
+  for (;;) {
+    absl::MutexLock lock(&mu_);
+    ATTATTR_ASSIGN_OR_RETURN(
+        auto stmt,
+        Prepare("DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE state IN ('SUCCEEDED', "
+                "'FAILED', 'CANCELLED') AND end_time_ms > 0 AND end_time_ms < ?1 LIMIT ?2)"));
+    stmt.BindInt(1, now_ms - retention_ms);
+    stmt.BindInt(2, kExpireBatch);
+    const int rc = stmt.Step();
+    if (rc != SQLITE_DONE) return SqliteError(rc, "expiring finished jobs");
+    const int64_t batch = sqlite3_changes64(db_);
+    expired += batch;
+    if (batch < kExpireBatch) return expired;
+  }
 }
 
 absl::StatusOr<int64_t> SqliteJobStore::StoredBytes(const std::string& owner) {

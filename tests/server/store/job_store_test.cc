@@ -1098,6 +1098,24 @@ TEST_P(JobStoreTest, ExpireResultsDeletesOldFinishedJobs) {
   EXPECT_EQ(ResultRows(), "0");
 }
 
+// A backlog larger than one batch (the sweep deletes kExpireBatch jobs per statement) is
+// cleared in one call, batch after batch; unfinished jobs stay.
+TEST_P(JobStoreTest, ExpireResultsClearsABacklogBatchByBatch) {
+  auto store = OpenStore();
+  now_ms_ = 1000;
+  const int64_t backlog = kExpireBatch + 3;
+  for (int64_t i = 0; i < backlog; ++i) {
+    ASSERT_TRUE(store->Cancel(MustCreate(*store, NewJob())).ok());  // ends at 1000
+  }
+  const std::string queued = MustCreate(*store, NewJob());
+  absl::StatusOr<int64_t> expired = store->ExpireResults(5000, 1000);
+  ASSERT_TRUE(expired.ok()) << expired.status();
+  EXPECT_EQ(*expired, backlog);
+  EXPECT_EQ(store->Stats()->Count(JobState::kCancelled), 0);
+  EXPECT_EQ(store->Stats()->Count(JobState::kQueued), 1);
+  EXPECT_TRUE(store->Get(queued).ok());
+}
+
 TEST_P(JobStoreTest, StatsCountByState) {
   auto store = OpenStore();
   for (int i = 0; i < 3; ++i) MustCreate(*store, NewJob());
