@@ -15,7 +15,8 @@ namespace attattr::client {
 // "attribution", "attention", "taylor", "random".
 std::string ImportanceMethodName(v1::ImportanceMethod method);
 
-// Correlations that are undefined (NaN) are null.
+// Correlations that are undefined (NaN) are null. `result` has a checked shape
+// (convert::CheckHeadImportanceShape).
 nlohmann::json HeadImportanceToJson(const v1::HeadImportanceResult& result);
 std::string HeadImportanceToText(const v1::HeadImportanceResult& result);
 // Header "method,ratio,heads_pruned,accuracy,mean_gold_probability", one row per curve point.

@@ -238,14 +238,26 @@ absl::StatusOr<v1::JobResult> JobClient::GetResult(const std::string& name) {
   v1::GetJobResultRequest req;
   req.set_name(name);
   auto reader = impl_->stub->GetJobResult(&ctx, req);
+  // A JobResult is one protobuf message: under 2 GiB, in chunks the server keeps under 1 MiB.
+  // A reply past these bounds is refused at once (the call cancelled), not collected.
+  constexpr int64_t kMaxResultBytes = (int64_t{1} << 31) - 1;
+  constexpr int kMaxChunks = 1 << 20;
   std::map<int, std::string> chunks;
   int count = -1;
+  int64_t bytes = 0;
+  bool oversized = false;  // this side cancelled the call
   std::string problem;
   v1::ResultChunk chunk;
   while (reader->Read(&chunk)) {
     if (!problem.empty()) continue;  // drain the stream, report the first problem
     if (count < 0) count = chunk.count();
-    if (chunk.count() != count) {
+    bytes += static_cast<int64_t>(chunk.data().size());
+    if (count > kMaxChunks || bytes > kMaxResultBytes) {
+      problem = absl::StrCat("more than ", count > kMaxChunks ? kMaxChunks : kMaxResultBytes,
+                             count > kMaxChunks ? " chunks" : " bytes", ": not a JobResult");
+      ctx.TryCancel();
+      oversized = true;
+    } else if (chunk.count() != count) {
       problem = absl::StrCat("chunk ", chunk.index(), " says count ", chunk.count(),
                              ", an earlier one said ", count);
     } else if (chunk.index() < 0 || chunk.index() >= count) {
@@ -254,7 +266,8 @@ absl::StatusOr<v1::JobResult> JobClient::GetResult(const std::string& name) {
       problem = absl::StrCat("chunk ", chunk.index(), " sent twice");
     }
   }
-  ATTATTR_RETURN_IF_ERROR(impl_->FromGrpc(reader->Finish(), ctx, "job " + name));
+  const grpc::Status finished = reader->Finish();
+  if (!oversized) ATTATTR_RETURN_IF_ERROR(impl_->FromGrpc(finished, ctx, "job " + name));
   if (problem.empty() && static_cast<int>(chunks.size()) != std::max(count, 0)) {
     problem = absl::StrCat("received ", chunks.size(), " of ", std::max(count, 0), " chunks");
   }

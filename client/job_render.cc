@@ -13,6 +13,7 @@
 #include "absl/strings/str_format.h"
 #include "attattr/base/status_macros.h"
 #include "attattr/convert/attribution_convert.h"
+#include "attattr/convert/head_importance_convert.h"
 #include "attattr/convert/tensor_convert.h"
 #include "attribution_request.h"
 #include "heads_render.h"
@@ -76,9 +77,10 @@ RenderContext ContextFor(const v1::Job& job, const v1::ExampleAttribution& a) {
   ctx.target = TargetSpec(options.target());
   ctx.rule = convert::RuleName(options.rule());
   ctx.steps = options.steps() > 0 ? options.steps() : 8;  // the server's default m
-  // Only labels[predicted] is read; take it from the server's reply.
+  // Only labels[predicted] is read; take it from the server's reply (a class index, or a token
+  // id of a language model's vocabulary: beyond 2^20 no model has one).
   const int p = a.prediction().predicted();
-  if (p >= 0 && !a.prediction().label().empty()) {
+  if (p >= 0 && p < (1 << 20) && !a.prediction().label().empty()) {
     ctx.labels.resize(static_cast<size_t>(p) + 1);
     for (int i = 0; i < p; ++i) ctx.labels[i] = std::to_string(i);
     ctx.labels[p] = a.prediction().label();
@@ -92,7 +94,15 @@ absl::StatusOr<nlohmann::json> ExampleToJson(const v1::Job& job, const v1::Examp
   if (!r.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("examples[", index, "].", r.status().message()));
   }
-  const engine::AttributionTree tree = convert::TreeFromProto(a);
+  engine::AttributionTree tree;
+  if (a.has_tree()) {
+    auto read = convert::TreeFromProto(a);
+    if (!read.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("examples[", index, "].", read.status().message()));
+    }
+    tree = *std::move(read);
+  }
   nlohmann::json j = AttributionToJson(*r, ContextFor(job, a), a.has_tree() ? &tree : nullptr);
   const size_t n = static_cast<size_t>(a.tokens_size());
   auto token = [&](int i) {
@@ -234,6 +244,7 @@ std::string ProgressBar(const v1::Job& job, int width) {
 absl::StatusOr<nlohmann::json> JobResultToJson(const v1::Job& job, const v1::JobResult& result) {
   nlohmann::json out = {{"job", JobToJson(job)}};
   if (result.kind_case() == v1::JobResult::kHeadImportance) {
+    ATTATTR_RETURN_IF_ERROR(convert::CheckHeadImportanceShape(result.head_importance()));
     out["result"] = HeadImportanceToJson(result.head_importance());
     return out;
   }
@@ -266,6 +277,7 @@ absl::StatusOr<std::string> JobResultToText(const v1::Job& job, const v1::JobRes
   std::ostringstream out;
   out << JobToLine(job) << "\n";
   if (result.kind_case() == v1::JobResult::kHeadImportance) {
+    ATTATTR_RETURN_IF_ERROR(convert::CheckHeadImportanceShape(result.head_importance()));
     out << "\n" << HeadImportanceToText(result.head_importance());
     return out.str();
   }
@@ -297,7 +309,14 @@ absl::StatusOr<std::string> JobResultToText(const v1::Job& job, const v1::JobRes
                                tok(c.key()), c.score());
       }
     }
-    if (a.examples(i).has_tree()) out << "\n" << TreeToText(convert::TreeFromProto(a.examples(i)));
+    if (a.examples(i).has_tree()) {
+      auto tree = convert::TreeFromProto(a.examples(i));
+      if (!tree.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("examples[", i, "].", tree.status().message()));
+      }
+      out << "\n" << TreeToText(*tree);
+    }
   }
   return out.str();
 }

@@ -98,7 +98,12 @@ absl::StatusOr<engine::ExampleAttribution> RemoteRunner::Explain(
     if (!resp.attribution().has_tree()) {
       return absl::InternalError("malformed Explain reply: no attribution tree (old server?)");
     }
-    *tree = convert::TreeFromProto(resp.attribution());
+    auto read = convert::TreeFromProto(resp.attribution());
+    if (!read.ok()) {
+      return absl::InternalError(
+          absl::StrCat("malformed Explain reply: ", read.status().message()));
+    }
+    *tree = *std::move(read);
   }
   return r;
 }

@@ -269,7 +269,7 @@ void TreeToProto(const engine::AttributionTree& tree, v1::AttributionTree* out) 
   }
 }
 
-engine::AttributionTree TreeFromProto(const v1::ExampleAttribution& a) {
+absl::StatusOr<engine::AttributionTree> TreeFromProto(const v1::ExampleAttribution& a) {
   const auto& p = a.tree();
   engine::AttributionTree t;
   t.tau = p.tau();
@@ -279,6 +279,9 @@ engine::AttributionTree TreeFromProto(const v1::ExampleAttribution& a) {
   t.root_edge_score = p.root_edge_score();
   for (const auto& n : p.nodes()) t.nodes.push_back({n.position(), n.token(), n.layer()});
   for (const auto& e : p.edges()) t.edges.push_back({e.parent(), e.child(), e.layer(), e.score()});
+  if (absl::Status s = engine::CheckAttributionTree(t, a.tokens_size()); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("tree.", s.message()));
+  }
   return t;
 }
 

@@ -1,6 +1,8 @@
 // Head importance conversions (see head_importance_convert.h).
 #include "attattr/convert/head_importance_convert.h"
 
+#include "absl/strings/str_cat.h"
+
 namespace attattr::convert {
 
 std::optional<engine::HeadRanking> HeadRankingFromProto(v1::ImportanceMethod method) {
@@ -30,6 +32,22 @@ v1::ImportanceMethod HeadRankingToProto(engine::HeadRanking ranking) {
       return v1::IMPORTANCE_METHOD_RANDOM;
   }
   return v1::IMPORTANCE_METHOD_UNSPECIFIED;
+}
+
+absl::Status CheckHeadImportanceShape(const v1::HeadImportanceResult& result) {
+  const int64_t layers = result.num_layers(), heads = result.num_heads();
+  if (layers < 0 || heads < 0 || layers > 100000 || heads > 100000 || layers * heads > 1000000) {
+    return absl::InvalidArgumentError(absl::StrCat("head importance: ", layers, " layers x ", heads,
+                                                   " heads is not a model's shape"));
+  }
+  for (int m = 0; m < result.methods_size(); ++m) {
+    if (result.methods(m).importance_size() != layers * heads) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("head importance: methods[", m, "].importance holds ",
+                       result.methods(m).importance_size(), " values, not ", layers * heads));
+    }
+  }
+  return absl::OkStatus();
 }
 
 void HeadImportanceStudyToProto(const engine::HeadImportanceStudy& study,

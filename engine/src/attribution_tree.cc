@@ -136,6 +136,55 @@ absl::StatusOr<AttributionTree> BuildAttributionTree(const std::vector<std::stri
   return tree;
 }
 
+absl::Status CheckAttributionTree(const AttributionTree& tree, int num_tokens) {
+  const auto invalid = [](const std::string& field, const std::string& what) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ": ", what));
+  };
+  if (tree.root < 0 || tree.root >= num_tokens) {
+    return invalid("root",
+                   absl::StrCat(tree.root, " is not a position of the ", num_tokens, " tokens"));
+  }
+  std::vector<char> is_node(static_cast<size_t>(num_tokens), 0);
+  for (size_t i = 0; i < tree.nodes.size(); ++i) {
+    const int p = tree.nodes[i].position;
+    if (p < 0 || p >= num_tokens || is_node[p]) {
+      return invalid(absl::StrCat("nodes[", i, "].position"),
+                     absl::StrCat(p, " is outside the tokens or listed twice"));
+    }
+    is_node[p] = 1;
+  }
+  if (tree.nodes.empty()) {
+    return tree.edges.empty() ? absl::OkStatus() : invalid("edges", "present without nodes");
+  }
+  if (tree.top < 0 || tree.top >= num_tokens || tree.top == tree.root || !is_node[tree.top]) {
+    return invalid("top", absl::StrCat(tree.top, " is not one of the nodes"));
+  }
+  std::vector<int> parent(static_cast<size_t>(num_tokens), -1);
+  for (size_t i = 0; i < tree.edges.size(); ++i) {
+    const auto& e = tree.edges[i];
+    const bool ok = e.parent >= 0 && e.parent < num_tokens && is_node[e.parent] && e.child >= 0 &&
+                    e.child < num_tokens && is_node[e.child] && e.child != tree.top &&
+                    e.child != tree.root && parent[e.child] < 0;
+    if (!ok) {
+      return invalid(absl::StrCat("edges[", i, "]"),
+                     absl::StrCat(e.parent, " -> ", e.child, " does not join a node to the tree"));
+    }
+    parent[e.child] = e.parent;
+  }
+  for (const auto& n : tree.nodes) {
+    // Up from each node: the top (or the root) within as many steps as there are nodes, or a
+    // cycle or an orphan.
+    int at = n.position;
+    for (size_t steps = 0; at != tree.top && at != tree.root; ++steps) {
+      if (parent[at] < 0 || steps > tree.nodes.size()) {
+        return invalid("edges", absl::StrCat("node ", n.position, " does not lead to the top"));
+      }
+      at = parent[at];
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<AttributionTree> BuildAttributionTree(const ExampleAttribution& example,
                                                      int num_layers, double tau) {
   return BuildAttributionTree(example.encoding.tokens, example.layers, num_layers, tau,

@@ -298,14 +298,20 @@ absl::Status AppendAttributionSection(const v1::ResultOptions& options,
     AppendTokens({example.tokens().begin(), example.tokens().end()}, html);
     AppendGaps(example, html);
     if (example.has_tree()) {
+      auto tree = convert::TreeFromProto(example);
+      if (!tree.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("examples[", e, "].", tree.status().message()));
+      }
       absl::StrAppend(html, "<section class=\"attribution-tree\" id=\"", id,
                       "-tree\"><h4>"
                       "Attribution tree</h4><div class=\"scroll\">",
-                      AttributionTreeSvg(convert::TreeFromProto(example)), "</div></section>");
+                      AttributionTreeSvg(*tree), "</div></section>");
     }
     for (const auto& layer : example.layers()) {
       ATTATTR_RETURN_IF_ERROR(
           AppendLayer(example, layer, absl::StrCat(id, "-layer-", layer.layer()), budget, html));
+      ATTATTR_RETURN_IF_ERROR(page.Flush());  // held: one layer's maps, not a whole example's
     }
     absl::StrAppend(html, "</section>");
     ATTATTR_RETURN_IF_ERROR(page.Flush());

@@ -136,7 +136,7 @@ Drawing Draw(const engine::AttributionTree& tree, const std::string& svg_attribu
   }
   for (const auto& [pos, p] : placed) {
     const std::string& token = tokens[pos];
-    std::string shown = token.size() > 16 ? token.substr(0, 16) + "\u2026" : token;
+    std::string shown = ShortenLabel(token, 16);
     const int w = static_cast<int>(std::min<size_t>(token.size(), 17)) * kCharPx + 14;
     const char* kind = pos == tree.root ? " root" : (pos == tree.top ? " top" : "");
     absl::StrAppendFormat(

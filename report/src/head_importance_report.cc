@@ -8,6 +8,8 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "attattr/base/status_macros.h"
+#include "attattr/convert/head_importance_convert.h"
 #include "attattr/report/pruning_curve_svg.h"
 #include "heat_map_svg.h"
 #include "html_text.h"
@@ -60,6 +62,7 @@ void AppendPruningChart(const v1::HeadImportanceResult& result, std::string* htm
 
 absl::Status AppendHeadImportanceSection(const v1::HeadImportanceResult& result,
                                          std::string* html) {
+  ATTATTR_RETURN_IF_ERROR(convert::CheckHeadImportanceShape(result));
   const int layers = result.num_layers();
   const int heads = result.num_heads();
   absl::StrAppend(html,
@@ -76,11 +79,6 @@ absl::Status AppendHeadImportanceSection(const v1::HeadImportanceResult& result,
   for (int l = 0; l < layers; ++l) row_labels.push_back(absl::StrCat("layer ", l));
   for (int h = 0; h < heads; ++h) col_labels.push_back(absl::StrCat("head ", h));
   for (const auto& m : result.methods()) {
-    if (m.importance_size() != layers * heads) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "head_importance.methods[", MethodName(m.method()), "].importance: ", m.importance_size(),
-          " values, expected num_layers \u00d7 num_heads = ", layers * heads));
-    }
     std::vector<float> values(m.importance().begin(), m.importance().end());
     const bool signed_values =
         std::any_of(values.begin(), values.end(), [](float v) { return v < 0; });

@@ -15,12 +15,7 @@ constexpr int kLabelChars = 14;  // longer labels are cut with "…"
 constexpr int kCharPx = 7;       // rough width of one 11 px character
 constexpr int kLegendPx = 18;
 
-std::string Shorten(const std::string& label) {
-  if (label.size() <= kLabelChars) return label;
-  size_t cut = kLabelChars;  // do not split a UTF-8 sequence
-  while (cut > 0 && (static_cast<unsigned char>(label[cut]) & 0xC0) == 0x80) --cut;
-  return label.substr(0, cut) + "\u2026";
-}
+std::string Shorten(const std::string& label) { return ShortenLabel(label, kLabelChars); }
 
 int LabelSpace(const std::vector<std::string>& labels) {
   size_t longest = 0;

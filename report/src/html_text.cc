@@ -35,6 +35,13 @@ std::string EscapeHtml(absl::string_view text) {
   return out;
 }
 
+std::string ShortenLabel(const std::string& label, size_t max_bytes) {
+  if (label.size() <= max_bytes) return label;
+  size_t cut = max_bytes;  // do not split a UTF-8 sequence
+  while (cut > 0 && (static_cast<unsigned char>(label[cut]) & 0xC0) == 0x80) --cut;
+  return label.substr(0, cut) + "\u2026";
+}
+
 std::string FormatNumber(double value) {
   if (std::isnan(value)) return "NaN";
   if (std::isinf(value)) return value > 0 ? "inf" : "-inf";

@@ -4,6 +4,7 @@
 // characters is all HTML needs inside text and quoted attributes. Pure functions, thread-safe.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -13,6 +14,10 @@ namespace attattr::report {
 
 // & < > " ' replaced by character references; safe in text and in quoted attribute values.
 std::string EscapeHtml(absl::string_view text);
+
+// `label` cut to at most `max_bytes` bytes, never inside a UTF-8 sequence, with "…" when cut:
+// for tokens drawn in SVG, whose text must stay valid UTF-8.
+std::string ShortenLabel(const std::string& label, size_t max_bytes);
 
 // %.4g, "NaN"/"inf" spelled out.
 std::string FormatNumber(double value);

@@ -1,6 +1,6 @@
 // PageWriter: where a report's sections append their HTML, sent to the reader in pieces (after the
-// summary and after each example) rather than held whole, and the page's size budget the sections
-// consult. Internal to attattr_report. Not thread-safe: one per page.
+// summary, and after each layer of each example) rather than held whole, and the page's size budget
+// the sections consult. Internal to attattr_report. Not thread-safe: one per page.
 #pragma once
 
 #include <cstdint>

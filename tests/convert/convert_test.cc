@@ -118,7 +118,9 @@ TEST(AttributionConvertTest, ResultRoundTripsAndKeepsWhatWasAskedFor) {
   EXPECT_EQ(back->encoding.tokens, r.encoding.tokens);
   EXPECT_EQ(back->layers[1].attribution, r.layers[1].attribution);
   EXPECT_EQ(back->layers[1].attention, r.layers[1].attention);
-  const engine::AttributionTree tree = TreeFromProto(proto);
+  auto read = TreeFromProto(proto);
+  ASSERT_TRUE(read.ok()) << read.status();
+  const engine::AttributionTree& tree = *read;
   EXPECT_EQ(tree.root_token, "[CLS]");
   auto built = engine::BuildAttributionTree(r, 2, engine::kDefaultTreeTau);
   ASSERT_TRUE(built.ok()) << built.status();
@@ -132,6 +134,80 @@ TEST(AttributionConvertTest, ResultRoundTripsAndKeepsWhatWasAskedFor) {
   EXPECT_FALSE(small.layers(0).has_attribution());
   EXPECT_FALSE(small.layers(0).has_attention());
   EXPECT_FALSE(small.has_tree());
+}
+
+// Regression (review): a tree read from a reply or a stored result was walked as it came, and the
+// text renderer recursed forever on a cycle (a self-loop, or an edge back to the top). Every
+// way of not being a tree of the example's tokens is refused, naming the field.
+TEST(AttributionConvertTest, RefusesTreesThatAreNotTreesOfTheTokens) {
+  // [CLS] good [SEP]: root 0, top 1, and 2 joined under the top.
+  v1::ExampleAttribution good;
+  for (const char* t : {"[CLS]", "good", "[SEP]"}) good.add_tokens(t);
+  const int top = 1, other = 2;
+  good.mutable_tree()->set_root(0);
+  good.mutable_tree()->set_top(top);
+  for (int p : {top, other}) good.mutable_tree()->add_nodes()->set_position(p);
+  auto* joined = good.mutable_tree()->add_edges();
+  joined->set_parent(top);
+  joined->set_child(other);
+  ASSERT_TRUE(TreeFromProto(good).ok()) << TreeFromProto(good).status();
+  const auto expect_refused = [](const v1::ExampleAttribution& a, const std::string& field) {
+    auto t = TreeFromProto(a);
+    ASSERT_FALSE(t.ok()) << a.tree().DebugString();
+    EXPECT_TRUE(absl::IsInvalidArgument(t.status()));
+    EXPECT_EQ(std::string(t.status().message()).rfind(field, 0), 0u) << t.status();
+  };
+  v1::ExampleAttribution bad = good;
+  bad.mutable_tree()->set_root(bad.tokens_size());
+  expect_refused(bad, "tree.root: ");
+  bad = good;
+  bad.mutable_tree()->mutable_nodes(0)->set_position(-3);
+  expect_refused(bad, "tree.nodes[0].position: ");
+  bad = good;
+  bad.mutable_tree()->set_top(bad.tree().root());
+  expect_refused(bad, "tree.top: ");
+  bad = good;  // a self-loop
+  bad.mutable_tree()->clear_edges();
+  auto* loop = bad.mutable_tree()->add_edges();
+  loop->set_parent(other);
+  loop->set_child(other);
+  expect_refused(bad, "tree.edges");
+  bad = good;  // an edge into the top: top -> other -> top
+  bad.mutable_tree()->clear_edges();
+  auto* down = bad.mutable_tree()->add_edges();
+  down->set_parent(top);
+  down->set_child(other);
+  auto* up = bad.mutable_tree()->add_edges();
+  up->set_parent(other);
+  up->set_child(top);
+  expect_refused(bad, "tree.edges[1]: ");
+  bad = good;  // a node no edge joins
+  bad.mutable_tree()->clear_edges();
+  expect_refused(bad, "tree.edges: node ");
+}
+
+// Regression (review): `attattr get` indexed a head-importance result by l·H + h in int with the
+// server's num_layers/num_heads (1.5e9 heads wrapped the index negative; 2^31 layers allocated a
+// label per layer): the shape is checked before anything renders it.
+TEST(HeadImportanceConvertTest, ShapesThatAreNoModelsAreRefused) {
+  v1::HeadImportanceResult r;
+  r.set_num_layers(2);
+  r.set_num_heads(3);
+  auto* m = r.add_methods();
+  for (int i = 0; i < 6; ++i) m->add_importance(0.1f * i);
+  EXPECT_TRUE(CheckHeadImportanceShape(r).ok());
+  m->add_importance(1.0f);
+  absl::Status extra = CheckHeadImportanceShape(r);
+  EXPECT_TRUE(absl::IsInvalidArgument(extra));
+  EXPECT_NE(std::string(extra.message()).find("methods[0].importance holds 7 values, not 6"),
+            std::string::npos)
+      << extra;
+  for (auto [layers, heads] :
+       std::vector<std::pair<int, int>>{{3, 1500000000}, {2147483647, 1}, {-1, 3}, {2000, 2000}}) {
+    r.set_num_layers(layers);
+    r.set_num_heads(heads);
+    EXPECT_TRUE(absl::IsInvalidArgument(CheckHeadImportanceShape(r))) << layers << " x " << heads;
+  }
 }
 
 TEST(AttributionConvertTest, RefusesMatricesOfTheWrongSize) {

@@ -140,8 +140,9 @@ TEST(HeatMapSvgTest, OneCellPerValueWithEscapedLabels) {
 
 TEST(TreeSvgTest, DrawsEveryNodeAndTheRootEdge) {
   const v1::JobResult r = AttributionResult(false, false, false);
-  const std::string svg = attattr::report::AttributionTreeSvg(
-      attattr::convert::TreeFromProto(r.attribution().examples(0)));
+  auto tree = attattr::convert::TreeFromProto(r.attribution().examples(0));
+  ASSERT_TRUE(tree.ok()) << tree.status();
+  const std::string svg = attattr::report::AttributionTreeSvg(*tree);
   EXPECT_EQ(Count(svg, "class=\"tree-node"), 3);
   EXPECT_EQ(Count(svg, "class=\"tree-edge\""), 2);  // root -> top, top -> [SEP]
   EXPECT_NE(svg.find("data-parent=\"0\" data-child=\"1\""), std::string::npos);

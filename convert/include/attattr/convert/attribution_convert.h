@@ -53,7 +53,10 @@ absl::StatusOr<engine::ExampleAttribution> AttributionFromProto(const v1::Exampl
 
 void TreeToProto(const engine::AttributionTree& tree, v1::AttributionTree* out);
 // The tree `a` carries, as the engine's type; the root's token is taken from a's tokens.
-engine::AttributionTree TreeFromProto(const v1::ExampleAttribution& a);
+// InvalidArgument "tree.<field>: …" when it is not a tree of a's tokens
+// (engine::CheckAttributionTree): renderers walk it, so a reply or a stored result that holds a
+// cycle or a position outside the tokens is refused here.
+absl::StatusOr<engine::AttributionTree> TreeFromProto(const v1::ExampleAttribution& a);
 
 void ModelToProto(const std::string& name, const engine::ModelInfo& info, v1::Model* out);
 // What a served model's description says of it (the fields ModelToProto fills).

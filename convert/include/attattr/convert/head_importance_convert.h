@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 
+#include "absl/status/status.h"
 #include "attattr/engine/head_importance.h"
 #include "attattr/engine/head_importance_study.h"
 #include "attattr/v1/head_importance.pb.h"
@@ -14,6 +15,11 @@ namespace attattr::convert {
 
 std::optional<engine::HeadRanking> HeadRankingFromProto(v1::ImportanceMethod method);
 v1::ImportanceMethod HeadRankingToProto(engine::HeadRanking ranking);
+
+// InvalidArgument unless num_layers and num_heads are in [0, 100000], their product at most
+// 1,000,000, and every method's importance holds exactly L·H values: a result from a server or a
+// file is checked before renderers index and loop over it.
+absl::Status CheckHeadImportanceShape(const v1::HeadImportanceResult& result);
 
 // `export_path` is what the result reports as the export location (the caller's relative path).
 void HeadImportanceStudyToProto(const engine::HeadImportanceStudy& study,

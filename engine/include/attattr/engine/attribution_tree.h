@@ -52,6 +52,13 @@ struct AttributionTree {
   std::vector<AttributionTreeEdge> edges;
 };
 
+// InvalidArgument naming the field unless `tree` has the shape BuildAttributionTree gives a tree of
+// `num_tokens` tokens: root and node positions among them, nodes distinct (the root may be listed
+// as one), the top one of the nodes and not the root, every other node the child of exactly one
+// edge whose parent is a node, and no cycle (every node reaches the top). For trees read from
+// elsewhere (a reply, a stored result) before they are walked.
+absl::Status CheckAttributionTree(const AttributionTree& tree, int num_tokens);
+
 // InvalidArgument "<field>: ..." unless 0 < tau ≤ 1 (NaN is refused).
 absl::Status ValidateTreeTau(double tau, const std::string& field = "tau");
 
