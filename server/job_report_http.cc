@@ -1,7 +1,7 @@
 // The /jobs/{id}/report HTTP handler (see job_report_http.h).
 #include "job_report_http.h"
 
-#include <atomic>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -9,6 +9,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "absl/synchronization/mutex.h"
 #include "attattr/report/html_report.h"
 #include "attattr/v1/job.pb.h"
 #include "jobs/job_convert.h"
@@ -42,9 +43,13 @@ Response StoreError(const absl::Status& s) {
   return Plain(status, std::string(s.message()));
 }
 
-// Shared by the handler's calls: how many report pages are being drawn now.
+// Shared by the handler's calls: how many report pages are being drawn now, in all and by each
+// principal (one at a time each, when the server draws more than one: a caller who opens pages
+// and never reads them holds its own slot until the write deadline, not everyone's).
 struct ReportLoad {
-  std::atomic<int> rendering{0};
+  absl::Mutex mu;
+  int rendering ABSL_GUARDED_BY(mu) = 0;
+  std::map<std::string, int> by_principal ABSL_GUARDED_BY(mu);
 };
 
 Response Serve(store::JobStore& store, const JobReportAccess& access, const JobReportLimits& limits,
@@ -105,11 +110,25 @@ Response Serve(store::JobStore& store, const JobReportAccess& access, const JobR
                                          "): `attattr get ", name, "` fetches it.");
     } else {
       // A result is held in memory while its page is drawn: at most max_concurrent_pages at once.
-      if (load->rendering.fetch_add(1) >= limits.max_concurrent_pages) {
-        load->rendering.fetch_sub(1);
-        return Plain(503, "busy drawing other reports; retry in a few seconds");
+      const std::string who = caller.has_value() ? caller->name : "";
+      {
+        absl::MutexLock lock(&load->mu);
+        if (load->rendering >= limits.max_concurrent_pages) {
+          return Plain(503, "busy drawing other reports; retry in a few seconds");
+        }
+        if (caller.has_value() && limits.max_concurrent_pages > 1 && load->by_principal[who] > 0) {
+          return Plain(503,
+                       "your other report is still being drawn (one at a time per caller); "
+                       "retry once it has arrived");
+        }
+        ++load->rendering;
+        ++load->by_principal[who];
       }
-      slot = std::shared_ptr<void>(nullptr, [load](void*) { load->rendering.fetch_sub(1); });
+      slot = std::shared_ptr<void>(nullptr, [load, who](void*) {
+        absl::MutexLock lock(&load->mu);
+        --load->rendering;
+        if (--load->by_principal[who] == 0) load->by_principal.erase(who);
+      });
       std::string bytes;
       bytes.reserve(static_cast<size_t>(record->result_size_bytes));
       auto s = store.ReadResult(name, [&bytes](const std::string& chunk) {

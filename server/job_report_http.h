@@ -3,7 +3,8 @@
 // the job is queued, running, failed or cancelled, the full report once it SUCCEEDED, streamed as
 // it is drawn within the report's page budget. A result above
 // JobReportLimits::max_drawn_result_bytes is not drawn (the page says how to fetch it), and at most
-// max_concurrent_pages pages drawn from results are in memory at once (one more is 503). 404 with a
+// max_concurrent_pages pages drawn from results are in memory at once (one more is 503), and with
+// more than one allowed, one per authenticated caller (a caller's second is 503). 404 with a
 // plain message for an unknown job or path. With an Authenticator the request needs the same
 // credentials as gRPC (Authorization: Bearer, or a verified client certificate): 401 with
 // WWW-Authenticate without them, and another principal's job is a 404 worded as a missing one

@@ -225,25 +225,22 @@ void Print(const char* name, const std::vector<PruningPoint>& curve) {
   std::printf("  area(0-90) %.2f\n", Area(curve));
 }
 
+// Only the attribution ranking's curve against random ones: this small model is too robust to
+// pruning to order attribution, attention and Taylor (the paper's comparison is made on
+// sst2-minilm-l6, head_importance_minilm_test.cc); their rankings are compared with each other in
+// SameRankingOnTwoExampleSetsAgrees.
 TEST_F(HeadImportanceTest, AttributionRankingBeatsRandomOnTheDevSet) {
   const auto importance_set = First(200);
   const auto importance_labels = FirstLabels(200);
   std::vector<double> ratios;
   for (int p = 0; p <= 90; p += 10) ratios.push_back(p);
   HeadImportanceOptions o;  // default quadrature: Gauss–Legendre, m = 8
-  std::map<std::string, HeadTable> tables;
-  for (auto r : {HeadRanking::kAttribution, HeadRanking::kAttention, HeadRanking::kTaylor}) {
-    auto t = ComputeHeadImportance(*model_, importance_set, importance_labels, r, o);
-    ASSERT_TRUE(t.ok()) << t.status();
-    tables[HeadRankingName(r)] = *t;
-  }
-  std::map<std::string, double> areas;
-  for (const auto& [name, table] : tables) {
-    auto curve = PruningCurve(*model_, table, encodings_, labels_, ratios);
-    ASSERT_TRUE(curve.ok()) << curve.status();
-    Print(name.c_str(), *curve);
-    areas[name] = Area(*curve);
-  }
+  auto table = ComputeHeadImportance(*model_, importance_set, importance_labels,
+                                     HeadRanking::kAttribution, o);
+  ASSERT_TRUE(table.ok()) << table.status();
+  auto attribution_curve = PruningCurve(*model_, *table, encodings_, labels_, ratios);
+  ASSERT_TRUE(attribution_curve.ok()) << attribution_curve.status();
+  Print("attribution", *attribution_curve);
   double random_mean = 0;
   for (uint64_t seed = 1; seed <= 5; ++seed) {
     o.seed = seed;
@@ -256,16 +253,7 @@ TEST_F(HeadImportanceTest, AttributionRankingBeatsRandomOnTheDevSet) {
     random_mean += Area(*curve) / 5;
   }
   std::printf("mean random area %.2f\n", random_mean);
-  for (const auto& [a, ta] : tables) {
-    for (const auto& [b, tb] : tables) {
-      if (a < b) {
-        std::printf("%s vs %s: pearson %.3f spearman %.3f\n", a.c_str(), b.c_str(),
-                    *PearsonCorrelation(Flatten(ta), Flatten(tb)),
-                    *SpearmanCorrelation(Flatten(ta), Flatten(tb)));
-      }
-    }
-  }
-  EXPECT_GT(areas["attribution"], random_mean);
+  EXPECT_GT(Area(*attribution_curve), random_mean);
 }
 
 // The paper reports that rankings are stable across example sets; here the same ranking from two

@@ -1,12 +1,14 @@
 // Tests the /jobs/{id}/report handler against a real SQLite job store, without a socket: the page
-// of a finished job, the note in place of a result too large to draw, and the bound on pages drawn
-// from results at the same time (each holds its parsed result until its page is sent).
+// of a finished job, the note in place of a result too large to draw, and the bounds on pages drawn
+// from results at the same time (each holds its parsed result until its page is sent), in all and
+// per caller.
 #include "job_report_http.h"
 
 #include <memory>
 #include <string>
 
 #include "attattr/v1/job.pb.h"
+#include "auth/authenticator.h"
 #include "gtest/gtest.h"
 #include "store/sqlite_job_store.h"
 #include "support/test_paths.h"
@@ -114,6 +116,33 @@ TEST_F(JobReportHttpTest, PagesDrawnAtOnceAreBounded) {
   EXPECT_FALSE(BodyOf(*first).empty());
   first.reset();  // sent and gone: its slot is free
   EXPECT_EQ(handler(ReportRequest()).status, 200);
+}
+
+// Regression (review): the drawing slots were shared by everyone, so one caller opening pages and
+// never reading them held every slot until the write deadline. Each caller draws one at a time.
+TEST_F(JobReportHttpTest, EachCallerDrawsOnePageAtATime) {
+  AuthOptions options;
+  options.client_certificates = true;
+  options.admins = {"alice", "bob"};  // admins: the fixture's job is nobody's
+  auto auth = Authenticator::Create(options);
+  ASSERT_TRUE(auth.ok()) << auth.status();
+  JobReportLimits limits;
+  limits.max_concurrent_pages = 2;
+  auto handler = MakeJobReportHandler(*store_, {auth->get(), nullptr}, limits);
+  const auto as = [&](const std::string& who) {
+    Request request = ReportRequest();
+    request.peer_identity = who;
+    return request;
+  };
+  auto alices = std::make_unique<Response>(handler(as("alice")));
+  ASSERT_EQ(alices->status, 200) << alices->body;
+  const Response again = handler(as("alice"));
+  EXPECT_EQ(again.status, 503);
+  EXPECT_NE(again.body.find("one at a time per caller"), std::string::npos) << again.body;
+  auto bobs = std::make_unique<Response>(handler(as("bob")));
+  EXPECT_EQ(bobs->status, 200) << bobs->body;
+  alices.reset();
+  EXPECT_EQ(handler(as("alice")).status, 200);
 }
 
 }  // namespace
