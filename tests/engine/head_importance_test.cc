@@ -227,7 +227,7 @@ void Print(const char* name, const std::vector<PruningPoint>& curve) {
 
 // Only the attribution ranking's curve against random ones: this small model is too robust to
 // pruning to order attribution, attention and Taylor (the paper's comparison is made on
-// sst2-minilm-l6, head_importance_minilm_test.cc); their rankings are compared with each other in
+// sst2-minilm-l6, paper_claims_test.cc); their rankings are compared with each other in
 // SameRankingOnTwoExampleSetsAgrees.
 TEST_F(HeadImportanceTest, AttributionRankingBeatsRandomOnTheDevSet) {
   const auto importance_set = First(200);
