@@ -193,18 +193,9 @@ int64_t EstimateAttributionResultBytes(const engine::ModelInfo& info,
 
 absl::Status CheckExplainCost(const ExplainCall& call, const ServerConfig& config) {
   const engine::ModelInfo& info = call.model->info();
-  const int extra = engine::TargetExtraTokens(*call.model, call.options.target);
-  const int n = static_cast<int>(call.encoding.size()) + extra;
-  const int64_t need = engine::AttributionBytesPerPoint(info, n, call.options, std::max(extra, 1));
-  if (need > config.memory_budget_bytes) {
-    return Invalid("example.text",
-                   absl::StrCat(n, " tokens need ", Mib(need),
-                                " of activations per integration point, above the server's memory "
-                                "budget of ",
-                                Mib(config.memory_budget_bytes),
-                                " (--memory-budget-mib); shorten the text or attribute fewer "
-                                "layers"));
-  }
+  ATTATTR_RETURN_IF_ERROR(CheckPointMemory(
+      info, static_cast<int>(call.encoding.size()), call.options,
+      engine::TargetExtraTokens(*call.model, call.options.target), config, "example.text"));
   const int64_t bytes =
       EstimateAttributionResultBytes(info, {call.encoding}, call.options, call.result);
   if (bytes > config.max_result_bytes) {

@@ -212,21 +212,26 @@ absl::Status CheckAttributionMemory(const engine::ModelInfo& info,
                                     const v1::ExampleSource& source, const ServerConfig& config,
                                     const std::string& field) {
   for (size_t i = 0; i < encodings.size(); ++i) {
-    const int n = static_cast<int>(encodings[i].size()) + extra_tokens;
-    // A sequence target's head is read at each of its extra_tokens positions.
-    const int64_t need =
-        engine::AttributionBytesPerPoint(info, n, options, std::max(extra_tokens, 1));
-    if (need > config.memory_budget_bytes) {
-      return Invalid(ExampleField(source, field, i),
-                     absl::StrCat(n, " word pieces need ", Mib(need),
-                                  " of activations per integration point, above the server's "
-                                  "memory budget of ",
-                                  Mib(config.memory_budget_bytes),
-                                  " (--memory-budget-mib); shorten the text or attribute fewer "
-                                  "layers"));
-    }
+    ATTATTR_RETURN_IF_ERROR(CheckPointMemory(info, static_cast<int>(encodings[i].size()), options,
+                                             extra_tokens, config, ExampleField(source, field, i)));
   }
   return absl::OkStatus();
+}
+
+absl::Status CheckPointMemory(const engine::ModelInfo& info, int tokens,
+                              const engine::AttributionOptions& options, int extra_tokens,
+                              const ServerConfig& config, const std::string& field) {
+  const int n = tokens + extra_tokens;
+  // A sequence target's head is read at each of its extra_tokens positions.
+  const int64_t need =
+      engine::AttributionBytesPerPoint(info, n, options, std::max(extra_tokens, 1));
+  if (need <= config.memory_budget_bytes) return absl::OkStatus();
+  return Invalid(field, absl::StrCat(n, " word pieces need ", Mib(need),
+                                     " of activations per integration point, above the server's "
+                                     "memory budget of ",
+                                     Mib(config.memory_budget_bytes),
+                                     " (--memory-budget-mib); shorten the text or attribute fewer "
+                                     "layers"));
 }
 
 absl::StatusOr<std::vector<engine::Encoding>> EncodeExamples(

@@ -78,6 +78,14 @@ absl::Status CheckExampleLabels(const engine::ModelInfo& info,
 // runs the job, or a shard of it, computes alike whatever its own --default-precision.
 v1::JobSpec PinDefaultPrecision(const v1::JobSpec& spec, const ServerConfig& config);
 
+// InvalidArgument naming `field` and --memory-budget-mib when one integration point of an example
+// of `tokens` word pieces (plus a sequence target's `extra_tokens`) needs more activation memory
+// than the server's budget. CheckAttributionMemory applies it to each example of a job; Explain to
+// its one example.
+absl::Status CheckPointMemory(const engine::ModelInfo& info, int tokens,
+                              const engine::AttributionOptions& options, int extra_tokens,
+                              const ServerConfig& config, const std::string& field);
+
 // Admission control: an example whose one integration point needs more than
 // config.memory_budget_bytes (AttributionBytesPerPoint) -> InvalidArgument naming the example and
 // --memory-budget-mib. `extra_tokens`: what the engine appends to each (a sequence target's

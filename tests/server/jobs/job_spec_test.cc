@@ -326,7 +326,8 @@ TEST_F(JobSpecTest, ExplainIsHeldToTheLimitsOfAJob) {
   small.memory_budget_bytes = int64_t{1} << 16;
   absl::Status memory = CheckExplainCost(*call, small);
   EXPECT_TRUE(absl::IsInvalidArgument(memory)) << memory;
-  EXPECT_NE(memory.message().find("example.text: 30 tokens need"), std::string::npos) << memory;
+  EXPECT_NE(memory.message().find("example.text: 30 word pieces need"), std::string::npos)
+      << memory;
   EXPECT_NE(memory.message().find("--memory-budget-mib"), std::string::npos) << memory;
   small = config_;
   small.max_result_bytes = int64_t{1} << 16;  // full fp32 matrices: 4 layers of 8·30²·4 bytes
