@@ -36,8 +36,9 @@ auto MeasuredJobStore::Measure(const char* operation, Call&& call) -> decltype(c
   return result;
 }
 
-absl::StatusOr<store::CreateResult> MeasuredJobStore::Create(const store::JobRecord& record) {
-  return Measure("create", [&] { return inner_->Create(record); });
+absl::StatusOr<store::CreateResult> MeasuredJobStore::Create(const store::JobRecord& record,
+                                                             const store::AdmissionLimits& limits) {
+  return Measure("create", [&] { return inner_->Create(record, limits); });
 }
 absl::StatusOr<store::JobRecord> MeasuredJobStore::Get(const std::string& id) {
   return Measure("get", [&] { return inner_->Get(id); });

@@ -20,7 +20,9 @@ class MeasuredJobStore final : public store::JobStore {
   MeasuredJobStore(std::unique_ptr<store::JobStore> inner, ServiceMetrics& metrics)
       : inner_(std::move(inner)), metrics_(metrics) {}
 
-  absl::StatusOr<store::CreateResult> Create(const store::JobRecord& record) override;
+  using store::JobStore::Create;
+  absl::StatusOr<store::CreateResult> Create(const store::JobRecord& record,
+                                             const store::AdmissionLimits& limits) override;
   absl::StatusOr<store::JobRecord> Get(const std::string& id) override;
   absl::StatusOr<store::ListPage> List(const store::ListFilter& filter) override;
   absl::StatusOr<store::JobRecord> MarkRunning(const std::string& id) override;

@@ -234,47 +234,37 @@ absl::StatusOr<store::CreateResult> JobScheduler::Submit(const store::JobRecord&
       return absl::UnavailableError("the server is draining (shutting down); submit elsewhere");
     }
   }
-  // Counted before the job is stored (so a retry of an accepted submission is answered below
-  // whatever the queue holds); submissions racing on several replicas may overshoot by their
-  // number.
-  ATTATTR_ASSIGN_OR_RETURN(const store::QueueCounts counts, store_.CountQueued(record.owner));
-  const bool full = counts.queued >= options_.max_queued;
-  auto created = store_.Create(record);
+  // The store checks the limits in the transaction that stores the job: a refused job is never
+  // stored (no replica can claim it, no retry finds it), and submissions racing on several
+  // replicas cannot overshoot them. A retry of a stored submission is answered whatever they say.
+  store::AdmissionLimits limits;
+  limits.max_queued = options_.max_queued;
+  limits.max_queued_per_owner = options_.max_queued_per_owner;
+  limits.max_stored_bytes_per_owner = options_.max_stored_bytes_per_owner;
+  auto created = store_.Create(record, limits);
   if (!created.ok()) return created.status();
-  if (!created->created) return created;  // the same request_id: the existing job
-  if (!full && options_.max_queued_per_owner > 0 &&
-      counts.owner_queued >= options_.max_queued_per_owner) {
-    (void)store_.Delete(created->record.id);
-    return absl::ResourceExhaustedError(
-        absl::StrCat("principal '", record.owner, "' has ", counts.owner_queued,
-                     " jobs waiting to run (--max-queued-jobs-per-principal ",
-                     options_.max_queued_per_owner, ")"));
-  }
-  if (full) {
-    // Created only to honour idempotency above; a new job does not fit the queue.
-    (void)store_.Delete(created->record.id);
-    return absl::ResourceExhaustedError(absl::StrCat("the job queue is full (", options_.max_queued,
-                                                     " jobs waiting, --max-queued-jobs)"));
-  }
-  if (options_.max_stored_bytes_per_owner > 0) {
-    // Checked after the job is stored (so the check counts it, and idempotent retries above are
-    // answered whatever the quota); concurrent submissions can overshoot by what they add at once.
-    absl::StatusOr<int64_t> stored = store_.StoredBytes(record.owner);
-    if (!stored.ok()) {
-      (void)store_.Delete(created->record.id);
-      return stored.status();
-    }
-    if (*stored > options_.max_stored_bytes_per_owner) {
-      (void)store_.Delete(created->record.id);
-      absl::Status over = absl::ResourceExhaustedError(
-          absl::StrCat("principal '", record.owner, "' would store ", FormatBytes(*stored),
-                       " of jobs (specs and results), above --max-stored-mib-per-principal (",
-                       FormatBytes(options_.max_stored_bytes_per_owner),
-                       "); delete finished or cancelled jobs (DeleteJob) to make room"));
+  switch (created->refused) {
+    case store::Refusal::kNone:
+      break;
+    case store::Refusal::kQueueFull:
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "the job queue is full (", options_.max_queued, " jobs waiting, --max-queued-jobs)"));
+    case store::Refusal::kOwnerQueueFull:
+      return absl::ResourceExhaustedError(
+          absl::StrCat("principal '", record.owner, "' has ", created->counts.owner_queued,
+                       " jobs waiting to run (--max-queued-jobs-per-principal ",
+                       options_.max_queued_per_owner, ")"));
+    case store::Refusal::kOwnerStorageFull: {
+      absl::Status over = absl::ResourceExhaustedError(absl::StrCat(
+          "principal '", record.owner, "' would store ", FormatBytes(created->owner_stored_bytes),
+          " of jobs (specs and results), above --max-stored-mib-per-principal (",
+          FormatBytes(options_.max_stored_bytes_per_owner),
+          "); delete finished or cancelled jobs (DeleteJob) to make room"));
       over.SetPayload(kQuotaPayload, absl::Cord());
       return over;
     }
   }
+  if (!created->created) return created;  // the same request_id: the existing job
   Wake();
   log_.Info("job submitted", {{"audit", "job.submitted"},
                               {"principal", record.owner},

@@ -7,7 +7,8 @@
 // another process changes one (OnStoreChange), and every poll interval at the latest. The
 // heartbeat also gives jobs whose lease lapsed (their replica died or froze) back to the queue.
 // Submissions are bounded overall and per owner (a full queue is ResourceExhausted with a retry
-// hint; concurrent submissions may overshoot the bound by their number). Every change is
+// hint), checked by the store where it stores the job, so concurrent ones never overshoot a
+// bound and a refused job is never stored. Every change is
 // published on JobEvents, and every lifecycle event is one log line with an `audit` field
 // (job.submitted, job.started, job.succeeded/failed, job.cancelled, job.deleted, job.requeued)
 // and the principal. Cancel and Delete reach a job running here through its JobContext (checked
@@ -120,7 +121,7 @@ class JobScheduler {
  public:
   struct Options {
     int runners = 2;       // jobs running at once
-    int max_queued = 256;  // QUEUED jobs before Submit refuses new ones
+    int max_queued = 256;  // QUEUED jobs before Submit refuses new ones (0 = no limit)
     // A job found RUNNING at start-up (the process died under it) that has been started this many
     // times already fails instead of running again, so a job that kills the server cannot
     // crash-loop it.

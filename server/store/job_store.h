@@ -88,8 +88,8 @@ inline constexpr int64_t kNoLease = 0;
 struct ClaimRequest {
   std::string holder;    // who runs the job (a replica's id); non-empty.
   int64_t lease_ms = 0;  // the lease lasts this long unless renewed; > 0.
-  // Skip owners with this many RUNNING jobs already (0 = no limit). Across replicas claiming at
-  // the same moment the count may be exceeded by the concurrent claims.
+  // Skip owners with this many RUNNING jobs already (0 = no limit); claims on several replicas at
+  // the same moment count each other's.
   int32_t max_running_per_owner = 0;
 };
 
@@ -116,11 +116,30 @@ struct ChangeCallbacks {
   std::function<void()> on_resync;
 };
 
+// Limits Create checks in the transaction that stores the job, so a refused job is never stored
+// (nothing can claim it, no retry can find it) and concurrent creates, on any replica, cannot
+// together overshoot them. 0 = no limit.
+struct AdmissionLimits {
+  int64_t max_queued = 0;            // QUEUED jobs in the store
+  int64_t max_queued_per_owner = 0;  // QUEUED jobs of the new job's owner
+  // What the owner's jobs occupy (specs and results, see StoredBytes) with the new spec added.
+  int64_t max_stored_bytes_per_owner = 0;
+};
+
+// Which limit refused a create (the first that does, in the order of AdmissionLimits' fields).
+enum class Refusal { kNone, kQueueFull, kOwnerQueueFull, kOwnerStorageFull };
+
 struct CreateResult {
   JobRecord record;
   // False when a job with the same non-empty request_id already existed: `record` is that job,
-  // stored unchanged (the caller may compare its kind/spec with what it asked for).
+  // stored unchanged (the caller may compare its kind/spec with what it asked for); or when a
+  // limit refused the job (`refused` says which; nothing was stored and `record` is empty).
   bool created = false;
+  Refusal refused = Refusal::kNone;
+  // What the limits were checked against (QUEUED jobs before this one; the owner's stored bytes
+  // with this spec). Read only for the limits that were set.
+  QueueCounts counts;
+  int64_t owner_stored_bytes = 0;
 };
 
 // ListJobs' page size when none is asked for, and the largest one (attattr_service.proto).
@@ -176,8 +195,14 @@ class JobStore {
   // create_time_ms are taken from `record`; everything else starts empty. Idempotent on a non-empty
   // request_id per owner: if the owner has a job with it, returns that job with created = false
   // (another owner's job with the same request_id is unrelated). A caller-chosen id
-  // that exists (with another request_id) is AlreadyExists.
-  virtual absl::StatusOr<CreateResult> Create(const JobRecord& record) = 0;
+  // that exists (with another request_id) is AlreadyExists. An existing job with the request_id
+  // is returned whatever the limits; a new one is stored only within them.
+  virtual absl::StatusOr<CreateResult> Create(const JobRecord& record,
+                                              const AdmissionLimits& limits) = 0;
+  // Create without limits.
+  absl::StatusOr<CreateResult> Create(const JobRecord& record) {
+    return Create(record, AdmissionLimits{});
+  }
   virtual absl::StatusOr<JobRecord> Get(const std::string& id) = 0;
   // A page of jobs ordered by (create_time_ms, id). Tokens are keyset cursors: jobs inserted
   // between pages never cause a stored job to be skipped or repeated. A malformed token, or one

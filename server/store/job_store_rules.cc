@@ -5,6 +5,7 @@
 #include <utf8proc.h>
 
 #include <algorithm>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/escaping.h"
@@ -124,6 +125,29 @@ absl::Status ValidateNewRecord(const JobRecord& record) {
         absl::StrCat("create_time_ms: must be >= 0, got ", record.create_time_ms));
   }
   return absl::OkStatus();
+}
+
+absl::Status ValidateAdmissionLimits(const AdmissionLimits& limits) {
+  for (const auto& [name, value] :
+       {std::pair<const char*, int64_t>{"max_queued", limits.max_queued},
+        {"max_queued_per_owner", limits.max_queued_per_owner},
+        {"max_stored_bytes_per_owner", limits.max_stored_bytes_per_owner}}) {
+    if (value < 0) return absl::InvalidArgumentError(absl::StrCat(name, ": must be >= 0"));
+  }
+  return absl::OkStatus();
+}
+
+Refusal Admit(const AdmissionLimits& limits, const QueueCounts& counts,
+              int64_t owner_stored_bytes) {
+  if (limits.max_queued > 0 && counts.queued >= limits.max_queued) return Refusal::kQueueFull;
+  if (limits.max_queued_per_owner > 0 && counts.owner_queued >= limits.max_queued_per_owner) {
+    return Refusal::kOwnerQueueFull;
+  }
+  if (limits.max_stored_bytes_per_owner > 0 &&
+      owner_stored_bytes > limits.max_stored_bytes_per_owner) {
+    return Refusal::kOwnerStorageFull;
+  }
+  return Refusal::kNone;
 }
 
 absl::StatusOr<int32_t> ValidateFinish(JobState state, int32_t error_code) {

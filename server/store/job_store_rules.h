@@ -39,6 +39,16 @@ absl::Status ValidateId(const std::string& id);
 // as text), create_time_ms >= 0. InvalidArgument naming the field.
 absl::Status ValidateNewRecord(const JobRecord& record);
 
+// AdmissionLimits' checks: every limit >= 0 (InvalidArgument naming it).
+absl::Status ValidateAdmissionLimits(const AdmissionLimits& limits);
+// Whether Create must count the queue / sum the owner's bytes for `limits`.
+inline bool CountsQueue(const AdmissionLimits& limits) {
+  return limits.max_queued > 0 || limits.max_queued_per_owner > 0;
+}
+// The first limit that refuses a new job, given what the store holds before it (`counts`) and the
+// owner's bytes with its spec (`owner_stored_bytes`).
+Refusal Admit(const AdmissionLimits& limits, const QueueCounts& counts, int64_t owner_stored_bytes);
+
 // Finish's checks: `state` terminal, `error_code` canonical and consistent with it. Returns the
 // code to record (CANCELLED with 0 records kCancelledCode).
 absl::StatusOr<int32_t> ValidateFinish(JobState state, int32_t error_code);

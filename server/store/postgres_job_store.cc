@@ -34,6 +34,22 @@ using pg::kDbNowMs;
 using pg::kJobColumns;
 using pg::LockedJob;
 
+// The transaction-level advisory lock that limited creates take (hashtext of this name).
+constexpr char kAdmissionLock[] = "attattr_admission";
+// The advisory locks claims of one owner's jobs take under a running limit (hashtext of this name
+// and of the owner).
+constexpr char kRunningLock[] = "attattr_running";
+
+// What `owner`'s jobs occupy: their specs and results, in bytes.
+int64_t StoredBytesIn(pqxx::transaction_base& txn, const std::string& owner) {
+  return txn
+      .exec_params1(
+          "SELECT COALESCE(SUM(octet_length(spec) + result_size_bytes), 0)::BIGINT "
+          "FROM attattr_jobs WHERE owner = $1",
+          owner)[0]
+      .as<int64_t>();
+}
+
 // How many QUEUED jobs a claim considers at once (those other claims hold are skipped).
 constexpr int kClaimCandidates = 32;
 
@@ -279,8 +295,10 @@ absl::Status PostgresJobStore::CreateOrMigrateSchema() {
   });
 }
 
-absl::StatusOr<CreateResult> PostgresJobStore::Create(const JobRecord& record) {
+absl::StatusOr<CreateResult> PostgresJobStore::Create(const JobRecord& record,
+                                                      const AdmissionLimits& limits) {
   ATTATTR_RETURN_IF_ERROR(ValidateNewRecord(record));
+  ATTATTR_RETURN_IF_ERROR(ValidateAdmissionLimits(limits));
   std::string id = record.id;
   if (id.empty()) {
     ATTATTR_ASSIGN_OR_RETURN(id, NewJobId());
@@ -289,9 +307,44 @@ absl::StatusOr<CreateResult> PostgresJobStore::Create(const JobRecord& record) {
   CreateResult result;
   ATTATTR_RETURN_IF_ERROR(pool_->Run(
       absl::StrCat("creating job ", Quote(id)), [&](pqxx::connection& c) -> absl::Status {
-        pqxx::nontransaction txn(c);
-        // The unique constraints decide, not a check before the insert: of concurrent creates
-        // with one request_id (on any replica), one inserts and the others find its job.
+        result = CreateResult{};
+        pqxx::work txn(c);
+        const bool limited = CountsQueue(limits) || limits.max_stored_bytes_per_owner > 0;
+        if (limited) {
+          // Limited creates of every replica take turns, from their counts to their commit, so
+          // each one counts what the others stored (READ COMMITTED: every statement below reads
+          // after the lock). Unlimited creates and every other call do not wait for it.
+          txn.exec(absl::StrCat("SELECT pg_advisory_xact_lock(hashtext('", kAdmissionLock, "'))"));
+        }
+        auto find_existing = [&]() -> absl::StatusOr<bool> {
+          if (record.request_id.empty()) return false;
+          const pqxx::result existing = txn.exec_params(
+              absl::StrCat(pg::SelectJob(), " WHERE owner = $1 AND request_id = $2"), record.owner,
+              record.request_id);
+          if (existing.empty()) return false;
+          ATTATTR_ASSIGN_OR_RETURN(result.record, pg::RecordFromRow(existing[0]));
+          return true;
+        };
+        if (limited) {
+          // A retry of a stored submission is answered whatever the limits.
+          ATTATTR_ASSIGN_OR_RETURN(const bool found, find_existing());
+          if (found) return absl::OkStatus();
+          if (CountsQueue(limits)) {
+            const pqxx::row row = txn.exec_params1(
+                "SELECT count(*), count(*) FILTER (WHERE owner = $1) FROM attattr_jobs "
+                "WHERE state = 'QUEUED'",
+                record.owner);
+            result.counts = {row[0].as<int64_t>(), row[1].as<int64_t>()};
+          }
+          if (limits.max_stored_bytes_per_owner > 0) {
+            result.owner_stored_bytes =
+                StoredBytesIn(txn, record.owner) + static_cast<int64_t>(record.spec.size());
+          }
+          result.refused = Admit(limits, result.counts, result.owner_stored_bytes);
+          if (result.refused != Refusal::kNone) return absl::OkStatus();  // nothing written
+        }
+        // The unique constraints decide, not a check before the insert: of concurrent unlimited
+        // creates with one request_id (on any replica), one inserts and the others find its job.
         const pqxx::result inserted = txn.exec_params(
             absl::StrCat("INSERT INTO attattr_jobs (id, request_id, kind, model, priority, state, "
                          "spec, create_time_ms, update_time_ms, owner) VALUES ($1, NULLIF($2, ''), "
@@ -302,19 +355,12 @@ absl::StatusOr<CreateResult> PostgresJobStore::Create(const JobRecord& record) {
             record.create_time_ms != 0 ? record.create_time_ms : now, now, record.owner);
         if (!inserted.empty()) {
           ATTATTR_ASSIGN_OR_RETURN(result.record, pg::RecordFromRow(inserted[0]));
+          txn.commit();
           result.created = true;
           return absl::OkStatus();
         }
-        if (!record.request_id.empty()) {
-          const pqxx::result existing = txn.exec_params(
-              absl::StrCat(pg::SelectJob(), " WHERE owner = $1 AND request_id = $2"), record.owner,
-              record.request_id);
-          if (!existing.empty()) {
-            ATTATTR_ASSIGN_OR_RETURN(result.record, pg::RecordFromRow(existing[0]));
-            result.created = false;
-            return absl::OkStatus();
-          }
-        }
+        ATTATTR_ASSIGN_OR_RETURN(const bool found, find_existing());
+        if (found) return absl::OkStatus();
         return absl::AlreadyExistsError(absl::StrCat("job ", Quote(id), " already exists"));
       }));
   return result;
@@ -389,18 +435,39 @@ absl::StatusOr<std::optional<JobRecord>> PostgresJobStore::Claim(const ClaimRequ
       candidates.push_back(row[0].as<std::string>());
     }
     if (candidates.empty()) return absl::OkStatus();
-    // The first candidate no other claim holds, still QUEUED once locked.
-    const pqxx::result locked = txn.exec_params(
-        "SELECT id FROM attattr_jobs WHERE id = ANY($1::text[]) AND state = 'QUEUED' "
-        "ORDER BY array_position($1::text[], id) LIMIT 1 FOR UPDATE SKIP LOCKED",
-        pg::TextArray(candidates));
-    if (locked.empty()) return absl::OkStatus();
-    ATTATTR_ASSIGN_OR_RETURN(JobRecord record,
-                             pg::StartJob(txn, locked[0][0].as<std::string>(), request.holder,
-                                          request.lease_ms, NowMs()));
-    txn.commit();
-    claimed = std::move(record);
-    return absl::OkStatus();
+    // Owners found at their running limit once their count was taken under their lock.
+    std::vector<std::string> full_owners;
+    for (;;) {
+      // The first candidate no other claim holds, still QUEUED once locked.
+      const pqxx::result locked = txn.exec_params(
+          "SELECT id, owner FROM attattr_jobs WHERE id = ANY($1::text[]) AND state = 'QUEUED' "
+          "AND NOT owner = ANY($2::text[]) ORDER BY array_position($1::text[], id) LIMIT 1 "
+          "FOR UPDATE SKIP LOCKED",
+          pg::TextArray(candidates), pg::TextArray(full_owners));
+      if (locked.empty()) return absl::OkStatus();
+      const std::string owner = locked[0][1].as<std::string>();
+      if (request.max_running_per_owner > 0) {
+        // The candidates' counts were read before any lock: claims of one owner's jobs on
+        // several replicas take turns from here to their commit, and each counts again.
+        txn.exec_params("SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))",
+                        std::string(kRunningLock), owner);
+        const int64_t running = txn.exec_params1(
+                                       "SELECT count(*) FROM attattr_jobs WHERE state = "
+                                       "'RUNNING' AND owner = $1",
+                                       owner)[0]
+                                    .as<int64_t>();
+        if (running >= request.max_running_per_owner) {
+          full_owners.push_back(owner);
+          continue;
+        }
+      }
+      ATTATTR_ASSIGN_OR_RETURN(JobRecord record,
+                               pg::StartJob(txn, locked[0][0].as<std::string>(), request.holder,
+                                            request.lease_ms, NowMs()));
+      txn.commit();
+      claimed = std::move(record);
+      return absl::OkStatus();
+    }
   }));
   return claimed;
 }
@@ -694,16 +761,12 @@ absl::StatusOr<int64_t> PostgresJobStore::ExpireResults(int64_t now_ms, int64_t 
 
 absl::StatusOr<int64_t> PostgresJobStore::StoredBytes(const std::string& owner) {
   int64_t bytes = 0;
-  ATTATTR_RETURN_IF_ERROR(pool_->Run(
-      absl::StrCat("summing the jobs of ", Quote(owner)), [&](pqxx::connection& c) -> absl::Status {
-        pqxx::nontransaction txn(c);
-        bytes = txn.exec_params1(
-                       "SELECT COALESCE(SUM(octet_length(spec) + result_size_bytes), 0)::BIGINT "
-                       "FROM attattr_jobs WHERE owner = $1",
-                       owner)[0]
-                    .as<int64_t>();
-        return absl::OkStatus();
-      }));
+  ATTATTR_RETURN_IF_ERROR(pool_->Run(absl::StrCat("summing the jobs of ", Quote(owner)),
+                                     [&](pqxx::connection& c) -> absl::Status {
+                                       pqxx::nontransaction txn(c);
+                                       bytes = StoredBytesIn(txn, owner);
+                                       return absl::OkStatus();
+                                     }));
   return bytes;
 }
 

@@ -66,7 +66,9 @@ class PostgresJobStore final : public JobStore {
   PostgresJobStore(const PostgresJobStore&) = delete;
   PostgresJobStore& operator=(const PostgresJobStore&) = delete;
 
-  absl::StatusOr<CreateResult> Create(const JobRecord& record) override;
+  using JobStore::Create;
+  absl::StatusOr<CreateResult> Create(const JobRecord& record,
+                                      const AdmissionLimits& limits) override;
   absl::StatusOr<JobRecord> Get(const std::string& id) override;
   absl::StatusOr<ListPage> List(const ListFilter& filter) override;
   absl::StatusOr<JobRecord> MarkRunning(const std::string& id) override;

@@ -494,8 +494,10 @@ absl::Status SqliteJobStore::DeleteResultLocked(const std::string& id) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<CreateResult> SqliteJobStore::Create(const JobRecord& record) {
+absl::StatusOr<CreateResult> SqliteJobStore::Create(const JobRecord& record,
+                                                    const AdmissionLimits& limits) {
   ATTATTR_STORE_RETURN_IF_ERROR(ValidateNewRecord(record));
+  ATTATTR_STORE_RETURN_IF_ERROR(ValidateAdmissionLimits(limits));
 
   absl::MutexLock lock(&mu_);
   Transaction txn(this);
@@ -507,8 +509,24 @@ absl::StatusOr<CreateResult> SqliteJobStore::Create(const JobRecord& record) {
     stmt.BindText(1, record.owner);
     stmt.BindText(2, record.request_id);
     ATTATTR_ASSIGN_OR_RETURN(auto existing, QueryRecords(stmt));
-    if (!existing.empty()) return CreateResult{std::move(existing.front()), false};
+    if (!existing.empty()) {
+      CreateResult found;
+      found.record = std::move(existing.front());
+      return found;
+    }
   }
+  // Counted in the transaction that inserts, which holds the file's write lock from its start
+  // (BEGIN IMMEDIATE): no other process sharing the file inserts between the counts and the insert.
+  CreateResult admission;
+  if (CountsQueue(limits)) {
+    ATTATTR_ASSIGN_OR_RETURN(admission.counts, CountQueuedLocked(record.owner));
+  }
+  if (limits.max_stored_bytes_per_owner > 0) {
+    ATTATTR_ASSIGN_OR_RETURN(const int64_t stored, StoredBytesLocked(record.owner));
+    admission.owner_stored_bytes = stored + static_cast<int64_t>(record.spec.size());
+  }
+  admission.refused = Admit(limits, admission.counts, admission.owner_stored_bytes);
+  if (admission.refused != Refusal::kNone) return admission;
   std::string id = record.id;
   if (id.empty()) {
     ATTATTR_ASSIGN_OR_RETURN(id, NewJobId());
@@ -544,9 +562,10 @@ absl::StatusOr<CreateResult> SqliteJobStore::Create(const JobRecord& record) {
     const int rc = stmt.Step();
     if (rc != SQLITE_DONE) return SqliteError(rc, absl::StrCat("inserting job ", Quote(id)));
   }
-  ATTATTR_ASSIGN_OR_RETURN(auto created, GetLocked(id));
+  ATTATTR_ASSIGN_OR_RETURN(admission.record, GetLocked(id));
   ATTATTR_STORE_RETURN_IF_ERROR(txn.Commit());
-  return CreateResult{std::move(created), true};
+  admission.created = true;
+  return admission;
 }
 
 absl::StatusOr<JobRecord> SqliteJobStore::Get(const std::string& id) {
@@ -934,6 +953,10 @@ absl::StatusOr<std::vector<std::string>> SqliteJobStore::RequeueInterrupted() {
 
 absl::StatusOr<QueueCounts> SqliteJobStore::CountQueued(const std::string& owner) {
   absl::MutexLock lock(&mu_);
+  return CountQueuedLocked(owner);
+}
+
+absl::StatusOr<QueueCounts> SqliteJobStore::CountQueuedLocked(const std::string& owner) {
   ATTATTR_ASSIGN_OR_RETURN(auto stmt,
                            Prepare("SELECT COUNT(*), COALESCE(SUM(owner = ?1), 0) FROM jobs "
                                    "WHERE state = 'QUEUED'"));
@@ -969,6 +992,10 @@ absl::StatusOr<int64_t> SqliteJobStore::ExpireResults(int64_t now_ms, int64_t re
 
 absl::StatusOr<int64_t> SqliteJobStore::StoredBytes(const std::string& owner) {
   absl::MutexLock lock(&mu_);
+  return StoredBytesLocked(owner);
+}
+
+absl::StatusOr<int64_t> SqliteJobStore::StoredBytesLocked(const std::string& owner) {
   ATTATTR_ASSIGN_OR_RETURN(
       auto stmt,
       Prepare(

@@ -62,7 +62,9 @@ class SqliteJobStore final : public JobStore {
   SqliteJobStore(const SqliteJobStore&) = delete;
   SqliteJobStore& operator=(const SqliteJobStore&) = delete;
 
-  absl::StatusOr<CreateResult> Create(const JobRecord& record) override;
+  using JobStore::Create;
+  absl::StatusOr<CreateResult> Create(const JobRecord& record,
+                                      const AdmissionLimits& limits) override;
   absl::StatusOr<JobRecord> Get(const std::string& id) override;
   absl::StatusOr<ListPage> List(const ListFilter& filter) override;
   absl::StatusOr<JobRecord> MarkRunning(const std::string& id) override;
@@ -113,6 +115,10 @@ class SqliteJobStore final : public JobStore {
   absl::StatusOr<std::vector<JobRecord>> QueryRecords(Statement& stmt)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status DeleteResultLocked(const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<QueueCounts> CountQueuedLocked(const std::string& owner)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<int64_t> StoredBytesLocked(const std::string& owner)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Begins `txn` and checks that job `id` is RUNNING, with `lease_token` unless kNoLease
   // (FailedPrecondition otherwise).
   absl::Status BeginOnRunningJob(Transaction& txn, const std::string& id, int64_t lease_token)

@@ -306,6 +306,119 @@ TEST_P(JobStoreTest, CreateIsIdempotentOnRequestId) {
   EXPECT_EQ(stats->Count(JobState::kQueued), 4);
 }
 
+// Admission limits are checked where the job is stored: a refused job is never stored, a retry of
+// a stored submission is answered whatever the limits say.
+TEST_P(JobStoreTest, CreateStoresNothingALimitRefuses) {
+  auto store = OpenStore();
+  JobRecord alice = NewJob("ATTRIBUTION", 0, "a-1");
+  alice.owner = "alice";
+  AdmissionLimits limits;
+  limits.max_queued = 3;
+  limits.max_queued_per_owner = 2;
+  absl::StatusOr<CreateResult> first = store->Create(alice, limits);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_TRUE(first->created);
+  EXPECT_EQ(first->refused, Refusal::kNone);
+  EXPECT_EQ(first->counts.queued, 0);
+  alice.request_id = "a-2";
+  ASSERT_TRUE(store->Create(alice, limits).ok());
+  // Alice's third waits past her limit; the store holds two jobs, and a-3 was never stored.
+  alice.request_id = "a-3";
+  absl::StatusOr<CreateResult> third = store->Create(alice, limits);
+  ASSERT_TRUE(third.ok()) << third.status();
+  EXPECT_FALSE(third->created);
+  EXPECT_EQ(third->refused, Refusal::kOwnerQueueFull);
+  EXPECT_EQ(third->counts.owner_queued, 2);
+  EXPECT_TRUE(third->record.id.empty());
+  EXPECT_EQ(store->Stats()->Count(JobState::kQueued), 2);
+  // Bob fills the queue; then the queue refuses him.
+  JobRecord bob = NewJob();
+  bob.owner = "bob";
+  ASSERT_TRUE(store->Create(bob, limits)->created);
+  absl::StatusOr<CreateResult> full = store->Create(bob, limits);
+  ASSERT_TRUE(full.ok()) << full.status();
+  EXPECT_EQ(full->refused, Refusal::kQueueFull);
+  EXPECT_EQ(full->counts.queued, 3);
+  EXPECT_EQ(store->Stats()->Count(JobState::kQueued), 3);
+  // A retry of a stored submission is answered whatever the limits.
+  alice.request_id = "a-1";
+  absl::StatusOr<CreateResult> retry = store->Create(alice, limits);
+  ASSERT_TRUE(retry.ok()) << retry.status();
+  EXPECT_FALSE(retry->created);
+  EXPECT_EQ(retry->refused, Refusal::kNone);
+  EXPECT_EQ(retry->record.id, first->record.id);
+  // The refused request id is free: once there is room, it creates.
+  ASSERT_TRUE(store->Cancel(first->record.id).ok());
+  alice.request_id = "a-3";
+  absl::StatusOr<CreateResult> later = store->Create(alice, limits);
+  ASSERT_TRUE(later.ok()) << later.status();
+  EXPECT_TRUE(later->created);
+
+  // Stored bytes count the new spec: 10 bytes per job here.
+  JobRecord carol = NewJob();
+  carol.owner = "carol";
+  AdmissionLimits bytes;
+  bytes.max_stored_bytes_per_owner = 25;
+  ASSERT_TRUE(store->Create(carol, bytes)->created);
+  absl::StatusOr<CreateResult> second = store->Create(carol, bytes);
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_TRUE(second->created);
+  EXPECT_EQ(second->owner_stored_bytes, 20);
+  absl::StatusOr<CreateResult> over = store->Create(carol, bytes);
+  ASSERT_TRUE(over.ok()) << over.status();
+  EXPECT_EQ(over->refused, Refusal::kOwnerStorageFull);
+  EXPECT_EQ(over->owner_stored_bytes, 30);
+  EXPECT_EQ(*store->StoredBytes("carol"), 20);
+
+  AdmissionLimits negative;
+  negative.max_queued_per_owner = -1;
+  absl::Status bad = store->Create(carol, negative).status();
+  EXPECT_TRUE(absl::IsInvalidArgument(bad)) << bad;
+  EXPECT_NE(bad.message().find("max_queued_per_owner"), std::string::npos) << bad;
+}
+
+// Two stores on one database (two replicas) creating at once never overshoot a limit together:
+// the counts and the insert are one step.
+TEST_P(JobStoreTest, ConcurrentCreatesOnTwoReplicasNeverOvershootTheLimits) {
+  auto a = OpenStore();
+  auto b = OpenStore();
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  AdmissionLimits limits;
+  limits.max_queued = 9;
+  limits.max_queued_per_owner = 5;
+  std::atomic<int> created{0};
+  std::atomic<int> refused{0};
+  std::atomic<int> errors{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      JobStore& store = t % 2 == 0 ? *a : *b;
+      JobRecord job = NewJob();
+      job.owner = t < 4 ? "alice" : "bob";
+      for (int i = 0; i < 6; ++i) {
+        job.request_id = absl::StrCat("t", t, "-", i);
+        absl::StatusOr<CreateResult> result = store.Create(job, limits);
+        if (!result.ok()) {
+          if (!absl::IsUnavailable(result.status())) ++errors;  // SQLite's lock timeout may say so
+          continue;
+        }
+        ++(result->created ? created : refused);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(errors.load(), 0);
+  EXPECT_EQ(created.load(), 9);
+  EXPECT_EQ(a->Stats()->Count(JobState::kQueued), 9);
+  const int64_t alices = a->CountQueued("alice")->owner_queued;
+  const int64_t bobs = a->CountQueued("bob")->owner_queued;
+  EXPECT_LE(alices, 5);
+  EXPECT_LE(bobs, 5);
+  EXPECT_EQ(alices + bobs, 9);
+  EXPECT_GE(refused.load(), 30);
+}
+
 TEST_P(JobStoreTest, CreateWithCallerIdAndBadArguments) {
   auto store = OpenStore();
   JobRecord job = NewJob();
@@ -991,6 +1104,44 @@ TEST_P(JobStoreTest, ConcurrentClaimsTakeEachJobOnce) {
   EXPECT_EQ(std::set<std::string>(claimed.begin(), claimed.end()).size(),
             static_cast<size_t>(kJobs));
   EXPECT_EQ(a->Stats()->Count(JobState::kRunning), kJobs);
+}
+
+// Claims on two replicas at once never start more of one owner's jobs than its running limit.
+TEST_P(JobStoreTest, ConcurrentClaimsOnTwoReplicasKeepTheRunningLimit) {
+  auto a = OpenStore();
+  auto b = OpenStore();
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  for (const char* owner : {"alice", "bob"}) {
+    for (int i = 0; i < 10; ++i) {
+      JobRecord job = NewJob();
+      job.owner = owner;
+      MustCreate(*a, job);
+    }
+  }
+  std::atomic<int> errors{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      JobStore& store = t % 2 == 0 ? *a : *b;
+      for (int i = 0; i < 3; ++i) {
+        absl::StatusOr<std::optional<JobRecord>> job =
+            store.Claim({t % 2 == 0 ? "a" : "b", 60000, 3});
+        if (!job.ok() && !absl::IsUnavailable(job.status())) ++errors;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(errors.load(), 0);
+  ListFilter running;
+  running.state = JobState::kRunning;
+  running.include_spec = false;
+  std::map<std::string, int> per_owner;
+  absl::StatusOr<ListPage> page = a->List(running);
+  ASSERT_TRUE(page.ok()) << page.status();
+  for (const JobRecord& job : page->records) ++per_owner[job.owner];
+  EXPECT_EQ(per_owner["alice"], 3);
+  EXPECT_EQ(per_owner["bob"], 3);
 }
 
 TEST_P(JobStoreTest, PersistsAcrossReopenAndRequeuesInterrupted) {
