@@ -17,6 +17,7 @@
 #include "grpc_call.h"
 #include "job_client.h"
 #include "job_render.h"
+#include "terminal_output.h"
 
 namespace attattr::client {
 
@@ -301,7 +302,8 @@ int RunWatch(const JobCommands::Watch& f, std::ostream& out, std::ostream& err, 
       out << JobToJson(job).dump() << "\n";
     } else if (bar) {
       const std::string line = absl::StrCat(job.name(), "  ", ProgressBar(job));
-      out << "\r" << line << std::string(drawn > line.size() ? drawn - line.size() : 0, ' ');
+      WriteControl(out, "\r");
+      out << line << std::string(drawn > line.size() ? drawn - line.size() : 0, ' ');
       drawn = line.size();
     } else {
       // Updates may repeat (the server coalesces); print each distinct one once.

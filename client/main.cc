@@ -17,6 +17,7 @@
 #include "job_commands.h"
 #include "models_command.h"
 #include "report_command.h"
+#include "terminal_output.h"
 #include "triggers_command.h"
 
 namespace {
@@ -52,6 +53,9 @@ std::string DefaultModel(const char* argv0) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Replies cannot drive the user's terminal (terminal_output.h).
+  const attattr::client::TerminalGuard stdout_guard(std::cout, STDOUT_FILENO);
+  const attattr::client::TerminalGuard stderr_guard(std::cerr, STDERR_FILENO);
   CLI::App app{
       "attattr: self-attention attribution (Hao et al., AAAI 2021) for Hugging Face BERT, "
       "DistilBERT, ELECTRA, RoBERTa, XLM-RoBERTa, DeBERTa, ModernBERT, Llama, Mistral, Qwen2 "

@@ -1,12 +1,15 @@
 // The `attattr explain` command as a user runs it: JSON shape, text output, --input files in input
 // order, and bad arguments (one-line error + usage, exit code 2).
 #include <gtest/gtest.h>
+#include <pty.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -338,3 +341,63 @@ TEST(ExplainCliRemoteTest, RemoteOutputEqualsLocalByteForByte) {
 }
 
 }  // namespace
+
+namespace {
+
+// `command` run by /bin/sh with a pseudo-terminal as its stdin, stdout and stderr: what a user
+// would see. Returns the bytes the terminal received.
+std::string RunInTerminal(const std::string& command) {
+  int master = -1;
+  const pid_t pid = forkpty(&master, nullptr, nullptr, nullptr);
+  if (pid < 0) return "forkpty failed";
+  if (pid == 0) {
+    execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  std::string seen;
+  char buffer[4096];
+  for (;;) {
+    const ssize_t n = read(master, buffer, sizeof buffer);
+    if (n <= 0) break;  // EIO once the child has closed the terminal
+    seen.append(buffer, static_cast<size_t>(n));
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  close(master);
+  return seen;
+}
+
+}  // namespace
+
+// A reply cannot drive the user's terminal: a model whose labels carry escape sequences (an OSC
+// window title ended by BEL, a colour) is served, and the client shows them as visible symbols on a
+// terminal, while a pipe gets the bytes as they are.
+TEST(ExplainCliRemoteTest, RepliesCannotDriveTheTerminal) {
+  ATTATTR_SKIP_IF_MISSING(Sst2ModelDir());
+  const ::attattr::testing::TempDir dir("attattr-hostile-labels");
+  const std::string model = dir.path() + "/model";
+  std::filesystem::create_directory(model);
+  for (const auto& entry : std::filesystem::directory_iterator(Sst2ModelDir())) {
+    if (entry.path().filename() == "config.json") continue;
+    std::filesystem::create_symlink(entry.path(), model + "/" + entry.path().filename().string());
+  }
+  nlohmann::json config = nlohmann::json::parse(std::ifstream(Sst2ModelDir() + "/config.json"));
+  const std::string negative = "neg\x1b]0;owned\x07";
+  const std::string positive = "pos\x1b[31mred\x1b[0m";
+  config["id2label"] = {{"0", negative}, {"1", positive}};
+  config["label2id"] = {{negative, 0}, {positive, 1}};
+  std::ofstream(model + "/config.json") << config.dump();
+  ::attattr::testing::ServerProcess server({{"hostile", model}});
+  ASSERT_TRUE(server.ok());
+  const std::string command = BinDir() + "/attattr explain --model hostile --format text " +
+                              "--text 'a gorgeous , witty , seductive movie .' --layers 0 " +
+                              "--steps 2 --server " + server.address();
+  const std::string seen = RunInTerminal(command);
+  EXPECT_NE(seen.find("pos\u241b[31mred\u241b[0m"), std::string::npos) << seen;
+  EXPECT_EQ(seen.find('\x1b'), std::string::npos) << seen;
+  EXPECT_EQ(seen.find('\x07'), std::string::npos) << seen;
+  // Piped, the text is what the server sent.
+  auto piped = RunCli(command.substr(command.find("explain")));
+  ASSERT_EQ(piped.exit_code, 0) << piped.out;
+  EXPECT_NE(piped.out.find(positive), std::string::npos) << piped.out;
+}
