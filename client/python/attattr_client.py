@@ -553,6 +553,28 @@ def health_status(channel: grpc.Channel, service: str = "",
 
 # --- Command line ---------------------------------------------------------------------------
 
+def terminal_text(text: str, stream: Any) -> str:
+    """`text` (from a reply) as it may be written to `stream`: when `stream` is a terminal, C0
+    controls but tab and newline, and DEL, become their Unicode control pictures (ESC as U+241B)
+    and C1 controls U+FFFD, so no reply can drive the terminal; unchanged for pipes and files.
+    (The JSON this client prints escapes every non-ASCII character already.)"""
+    if not stream.isatty():
+        return text
+
+    def shown(c: str) -> str:
+        code = ord(c)
+        if (code < 0x20 and c not in "\t\n") or code == 0x7F:
+            return chr(0x2421 if code == 0x7F else 0x2400 + code)
+        return "\ufffd" if 0x80 <= code <= 0x9F else c
+
+    return "".join(shown(c) for c in text)
+
+
+def _error(message: str) -> None:
+    """One error line on stderr, `message` made safe for a terminal (terminal_text)."""
+    print(terminal_text(f"error: {message}", sys.stderr), file=sys.stderr)
+
+
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--deadline-seconds", "--deadline", dest="deadline", type=float,
@@ -682,7 +704,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         security = connect_options(args)
         channel, stub = connect(args.server, **security)
     except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
+        _error(str(e))
         return 2
     with channel:
         try:
@@ -708,15 +730,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 if job.state != job_pb2.SUCCEEDED:
                     json.dump(out, sys.stdout, indent=2)
                     sys.stdout.write("\n")
-                    print(f"error: job {job.name} is {job_pb2.JobState.Name(job.state)}"
-                          + (f": {job.error_message}" if job.error_message else ""),
-                          file=sys.stderr)
+                    _error(f"job {job.name} is {job_pb2.JobState.Name(job.state)}"
+                           + (f": {job.error_message}" if job.error_message else ""))
                     return 3
             else:
                 out = {"model": args.model,
                        **attribution_to_dict(explain(stub, request, args.deadline))}
         except grpc.RpcError as e:
-            print(f"error: {e.code().name}: {e.details()}", file=sys.stderr)
+            _error(f"{e.code().name}: {e.details()}")
             return 1
     json.dump(out, sys.stdout, indent=2)
     sys.stdout.write("\n")

@@ -585,6 +585,29 @@ class ParseTargetTest(unittest.TestCase):
                 ac.parse_target(bad)
 
 
+@unittest.skipIf(_import_error is not None, f"python client unavailable ({_import_error})")
+class TerminalTextTest(unittest.TestCase):
+    """Reply text written to a terminal cannot drive it; pipes get it unchanged."""
+
+    class _Stream(io.StringIO):
+        def __init__(self, tty: bool):
+            super().__init__()
+            self._tty = tty
+
+        def isatty(self) -> bool:
+            return self._tty
+
+    def test_terminal_and_pipe(self):
+        hostile = "job\x1b]0;owned\x07 a\tb\nc\x7f\u009b31m naïve"
+        self.assertEqual(ac.terminal_text(hostile, self._Stream(True)),
+                         "job\u241b]0;owned\u2407 a\tb\nc\u2421\ufffd31m naïve")
+        self.assertEqual(ac.terminal_text(hostile, self._Stream(False)), hostile)
+        tty = self._Stream(True)
+        with mock.patch.object(sys, "stderr", tty):
+            ac._error("INTERNAL: \x1b[2J")
+        self.assertEqual(tty.getvalue(), "error: INTERNAL: \u241b[2J\n")
+
+
 class SecurityOptionsTest(unittest.TestCase):
     """The CLI's security flags and token sourcing, and connect()'s argument checks (no server)."""
 
