@@ -40,8 +40,8 @@ absl::StatusOr<store::CreateResult> MeasuredJobStore::Create(const store::JobRec
                                                              const store::AdmissionLimits& limits) {
   return Measure("create", [&] { return inner_->Create(record, limits); });
 }
-absl::StatusOr<store::JobRecord> MeasuredJobStore::Get(const std::string& id) {
-  return Measure("get", [&] { return inner_->Get(id); });
+absl::StatusOr<store::JobRecord> MeasuredJobStore::Get(const std::string& id, bool include_spec) {
+  return Measure("get", [&] { return inner_->Get(id, include_spec); });
 }
 absl::StatusOr<store::ListPage> MeasuredJobStore::List(const store::ListFilter& filter) {
   return Measure("list", [&] { return inner_->List(filter); });

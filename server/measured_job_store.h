@@ -23,7 +23,8 @@ class MeasuredJobStore final : public store::JobStore {
   using store::JobStore::Create;
   absl::StatusOr<store::CreateResult> Create(const store::JobRecord& record,
                                              const store::AdmissionLimits& limits) override;
-  absl::StatusOr<store::JobRecord> Get(const std::string& id) override;
+  using store::JobStore::Get;
+  absl::StatusOr<store::JobRecord> Get(const std::string& id, bool include_spec) override;
   absl::StatusOr<store::ListPage> List(const store::ListFilter& filter) override;
   absl::StatusOr<store::JobRecord> MarkRunning(const std::string& id) override;
   absl::StatusOr<std::optional<store::JobRecord>> Claim(

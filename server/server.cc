@@ -369,9 +369,14 @@ absl::Status Server::StartJobs() {
 }
 
 void Server::OnStoreChange(const std::string& id) {
-  absl::StatusOr<store::JobRecord> record = store_->Get(id);
+  // The scheduler needs the job's state and lease, not its spec (up to megabytes, read by every
+  // replica on every change otherwise). Watchers get whole records, so they are published only
+  // when someone here watched the job before the read; one who subscribes later reads the job
+  // itself after subscribing (job_streams.cc), and misses nothing.
+  const bool watched = events_.HasSubscribers(id);
+  absl::StatusOr<store::JobRecord> record = store_->Get(id, /*include_spec=*/watched);
   if (record.ok()) {
-    events_.Publish(*record);
+    if (watched) events_.Publish(*record);
     scheduler_->OnStoreChange(id, *record);
   } else if (absl::IsNotFound(record.status())) {
     store::JobRecord gone;

@@ -89,6 +89,11 @@ std::vector<std::string> JobEvents::SubscribedJobs() const {
   return ids;
 }
 
+bool JobEvents::HasSubscribers(const std::string& job_id) const {
+  absl::MutexLock lock(&mu_);
+  return by_job_.count(job_id) > 0;
+}
+
 int JobEvents::SubscriberCount() const {
   absl::MutexLock lock(&mu_);
   return static_cast<int>(subscribers_.size());

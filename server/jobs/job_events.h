@@ -39,6 +39,8 @@ class JobEvents {
   // Tells every subscriber the server is stopping (kServerStopping).
   void StopAll();
   int SubscriberCount() const;
+  // Whether someone is subscribed to `job_id` now.
+  bool HasSubscribers(const std::string& job_id) const;
   // The jobs someone is subscribed to now.
   std::vector<std::string> SubscribedJobs() const;
 

@@ -203,7 +203,10 @@ class JobStore {
   absl::StatusOr<CreateResult> Create(const JobRecord& record) {
     return Create(record, AdmissionLimits{});
   }
-  virtual absl::StatusOr<JobRecord> Get(const std::string& id) = 0;
+  // Job `id`; without its spec (empty) when `include_spec` is false, for callers that need only
+  // its state (the spec can be megabytes).
+  virtual absl::StatusOr<JobRecord> Get(const std::string& id, bool include_spec) = 0;
+  absl::StatusOr<JobRecord> Get(const std::string& id) { return Get(id, true); }
   // A page of jobs ordered by (create_time_ms, id). Tokens are keyset cursors: jobs inserted
   // between pages never cause a stored job to be skipped or repeated. A malformed token, or one
   // from another filter, is InvalidArgument naming page_token.

@@ -40,6 +40,12 @@ constexpr char kAdmissionLock[] = "attattr_admission";
 // and of the owner).
 constexpr char kRunningLock[] = "attattr_running";
 
+// kJobColumns, or with an empty spec in its place when the spec is not wanted.
+std::string JobColumns(bool include_spec) {
+  if (include_spec) return kJobColumns;
+  return absl::StrReplaceAll(kJobColumns, {{" spec,", " ''::bytea AS spec,"}});
+}
+
 // What `owner`'s jobs occupy: their specs and results, in bytes.
 int64_t StoredBytesIn(pqxx::transaction_base& txn, const std::string& owner) {
   return txn
@@ -55,13 +61,14 @@ constexpr int kClaimCandidates = 32;
 
 // The QUEUED jobs in claim order (see JobStore::Claim): by priority, then owners take turns (the
 // owner whose last job started longest ago, or never, first: start_seq numbers the starts), then
-// submission order; $1 = max running per owner (0 = no limit), $2 = how many.
+// submission order; $1 = max running per owner (0 = no limit), $2 = how many, $3 = owners to pass
+// over.
 constexpr char kClaimCandidatesSql[] = R"sql(
 SELECT q.id FROM attattr_jobs AS q
 LEFT JOIN (SELECT owner, max(start_seq) AS last_start FROM attattr_jobs
            WHERE start_seq > 0 AND owner IN (SELECT owner FROM attattr_jobs WHERE state = 'QUEUED')
            GROUP BY owner) AS s ON s.owner = q.owner
-WHERE q.state = 'QUEUED' AND ($1 = 0 OR
+WHERE q.state = 'QUEUED' AND NOT q.owner = ANY($3::text[]) AND ($1 = 0 OR
       (SELECT count(*) FROM attattr_jobs AS r WHERE r.state = 'RUNNING' AND r.owner = q.owner) < $1)
 ORDER BY q.priority DESC, COALESCE(s.last_start, 0), q.seq LIMIT $2
 )sql";
@@ -366,14 +373,16 @@ absl::StatusOr<CreateResult> PostgresJobStore::Create(const JobRecord& record,
   return result;
 }
 
-absl::StatusOr<JobRecord> PostgresJobStore::Get(const std::string& id) {
+absl::StatusOr<JobRecord> PostgresJobStore::Get(const std::string& id, bool include_spec) {
   JobRecord record;
   ATTATTR_RETURN_IF_ERROR(
       pool_->Run(absl::StrCat("reading job ", Quote(id)), [&](pqxx::connection& c) -> absl::Status {
         pqxx::nontransaction txn(c);
         ATTATTR_ASSIGN_OR_RETURN(
-            record, pg::OneRecord(
-                        txn.exec_params(absl::StrCat(pg::SelectJob(), " WHERE id = $1"), id), id));
+            record, pg::OneRecord(txn.exec_params(absl::StrCat("SELECT ", JobColumns(include_spec),
+                                                               " FROM attattr_jobs WHERE id = $1"),
+                                                  id),
+                                  id));
         return absl::OkStatus();
       }));
   return record;
@@ -382,10 +391,7 @@ absl::StatusOr<JobRecord> PostgresJobStore::Get(const std::string& id) {
 absl::StatusOr<ListPage> PostgresJobStore::List(const ListFilter& filter) {
   ATTATTR_ASSIGN_OR_RETURN(const int32_t page_size, PageSize(filter));
   ATTATTR_ASSIGN_OR_RETURN(auto cursor, DecodePageToken(filter));
-  std::string columns = kJobColumns;
-  if (!filter.include_spec) {
-    columns = absl::StrReplaceAll(columns, {{" spec,", " ''::bytea AS spec,"}});
-  }
+  const std::string columns = JobColumns(filter.include_spec);
   // Unused filters compare a parameter with itself, so one statement shape serves all.
   const std::string sql = absl::StrCat(
       "SELECT ", columns,
@@ -427,23 +433,24 @@ absl::StatusOr<JobRecord> PostgresJobStore::MarkRunning(const std::string& id) {
 absl::StatusOr<std::optional<JobRecord>> PostgresJobStore::Claim(const ClaimRequest& request) {
   ATTATTR_RETURN_IF_ERROR(ValidateClaim(request));
   std::optional<JobRecord> claimed;
-  ATTATTR_RETURN_IF_ERROR(pool_->Run("claiming a job", [&](pqxx::connection& c) -> absl::Status {
-    pqxx::work txn(c);
-    std::vector<std::string> candidates;
-    for (const auto& row :
-         txn.exec_params(kClaimCandidatesSql, request.max_running_per_owner, kClaimCandidates)) {
-      candidates.push_back(row[0].as<std::string>());
-    }
-    if (candidates.empty()) return absl::OkStatus();
-    // Owners found at their running limit once their count was taken under their lock.
-    std::vector<std::string> full_owners;
-    for (;;) {
+  // Owners found at their running limit once counted under their lock. Each attempt is one
+  // transaction holding at most one owner's lock, so two claims never wait on each other's.
+  std::vector<std::string> full_owners;
+  for (bool again = true; again;) {
+    again = false;
+    ATTATTR_RETURN_IF_ERROR(pool_->Run("claiming a job", [&](pqxx::connection& c) -> absl::Status {
+      pqxx::work txn(c);
+      std::vector<std::string> candidates;
+      for (const auto& row : txn.exec_params(kClaimCandidatesSql, request.max_running_per_owner,
+                                             kClaimCandidates, pg::TextArray(full_owners))) {
+        candidates.push_back(row[0].as<std::string>());
+      }
+      if (candidates.empty()) return absl::OkStatus();
       // The first candidate no other claim holds, still QUEUED once locked.
       const pqxx::result locked = txn.exec_params(
           "SELECT id, owner FROM attattr_jobs WHERE id = ANY($1::text[]) AND state = 'QUEUED' "
-          "AND NOT owner = ANY($2::text[]) ORDER BY array_position($1::text[], id) LIMIT 1 "
-          "FOR UPDATE SKIP LOCKED",
-          pg::TextArray(candidates), pg::TextArray(full_owners));
+          "ORDER BY array_position($1::text[], id) LIMIT 1 FOR UPDATE SKIP LOCKED",
+          pg::TextArray(candidates));
       if (locked.empty()) return absl::OkStatus();
       const std::string owner = locked[0][1].as<std::string>();
       if (request.max_running_per_owner > 0) {
@@ -451,14 +458,15 @@ absl::StatusOr<std::optional<JobRecord>> PostgresJobStore::Claim(const ClaimRequ
         // several replicas take turns from here to their commit, and each counts again.
         txn.exec_params("SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))",
                         std::string(kRunningLock), owner);
-        const int64_t running = txn.exec_params1(
-                                       "SELECT count(*) FROM attattr_jobs WHERE state = "
-                                       "'RUNNING' AND owner = $1",
-                                       owner)[0]
-                                    .as<int64_t>();
+        const int64_t running =
+            txn.exec_params1(
+                   "SELECT count(*) FROM attattr_jobs WHERE state = 'RUNNING' AND owner = $1",
+                   owner)[0]
+                .as<int64_t>();
         if (running >= request.max_running_per_owner) {
           full_owners.push_back(owner);
-          continue;
+          again = true;
+          return absl::OkStatus();  // rolled back: the lock goes with it
         }
       }
       ATTATTR_ASSIGN_OR_RETURN(JobRecord record,
@@ -467,8 +475,8 @@ absl::StatusOr<std::optional<JobRecord>> PostgresJobStore::Claim(const ClaimRequ
       txn.commit();
       claimed = std::move(record);
       return absl::OkStatus();
-    }
-  }));
+    }));
+  }
   return claimed;
 }
 

@@ -69,7 +69,8 @@ class PostgresJobStore final : public JobStore {
   using JobStore::Create;
   absl::StatusOr<CreateResult> Create(const JobRecord& record,
                                       const AdmissionLimits& limits) override;
-  absl::StatusOr<JobRecord> Get(const std::string& id) override;
+  using JobStore::Get;
+  absl::StatusOr<JobRecord> Get(const std::string& id, bool include_spec) override;
   absl::StatusOr<ListPage> List(const ListFilter& filter) override;
   absl::StatusOr<JobRecord> MarkRunning(const std::string& id) override;
   absl::StatusOr<std::optional<JobRecord>> Claim(const ClaimRequest& request) override;

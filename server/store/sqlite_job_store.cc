@@ -33,6 +33,11 @@ constexpr char kJobColumns[] =
     "progress_stage, progress_done, progress_total, create_time_ms, start_time_ms, end_time_ms, "
     "update_time_ms, attempts, has_result, result_size_bytes, result_chunk_count, owner, "
     "lease_holder, lease_token, lease_expiry_ms";
+// kJobColumns, or with an empty spec in its place when the spec is not wanted.
+std::string JobColumns(bool include_spec) {
+  if (include_spec) return kJobColumns;
+  return absl::StrReplaceAll(kJobColumns, {{" spec,", " X'' AS spec,"}});
+}
 // The columns of schema version 3, which migrations copy from older files.
 constexpr char kJobColumnsV3[] =
     "id, request_id, kind, model, priority, state, spec, error_code, error_message, "
@@ -476,9 +481,9 @@ absl::StatusOr<std::vector<JobRecord>> SqliteJobStore::QueryRecords(Statement& s
   return records;
 }
 
-absl::StatusOr<JobRecord> SqliteJobStore::GetLocked(const std::string& id) {
+absl::StatusOr<JobRecord> SqliteJobStore::GetLocked(const std::string& id, bool include_spec) {
   absl::StatusOr<Statement> stmt =
-      Prepare(absl::StrCat("SELECT ", std::string(kJobColumns), " FROM jobs WHERE id = ?1"));
+      Prepare(absl::StrCat("SELECT ", JobColumns(include_spec), " FROM jobs WHERE id = ?1"));
   if (!stmt.ok()) return stmt.status();
   stmt->BindText(1, id);
   ATTATTR_ASSIGN_OR_RETURN(auto records, QueryRecords(*stmt));
@@ -568,21 +573,17 @@ absl::StatusOr<CreateResult> SqliteJobStore::Create(const JobRecord& record,
   return admission;
 }
 
-absl::StatusOr<JobRecord> SqliteJobStore::Get(const std::string& id) {
+absl::StatusOr<JobRecord> SqliteJobStore::Get(const std::string& id, bool include_spec) {
   absl::MutexLock lock(&mu_);
-  return GetLocked(id);
+  return GetLocked(id, include_spec);
 }
 
 absl::StatusOr<ListPage> SqliteJobStore::List(const ListFilter& filter) {
   ATTATTR_ASSIGN_OR_RETURN(const int32_t page_size, PageSize(filter));
   ATTATTR_ASSIGN_OR_RETURN(auto cursor, DecodePageToken(filter));
 
-  std::string columns = kJobColumns;
-  if (!filter.include_spec) {
-    columns = absl::StrReplaceAll(columns, {{" spec,", " X'' AS spec,"}});
-  }
-  std::string sql =
-      absl::StrCat("SELECT ", columns, " FROM jobs WHERE (create_time_ms, id) > (?1, ?2)");
+  std::string sql = absl::StrCat("SELECT ", JobColumns(filter.include_spec),
+                                 " FROM jobs WHERE (create_time_ms, id) > (?1, ?2)");
   if (filter.state.has_value()) absl::StrAppend(&sql, " AND state = ?3");
   if (filter.kind.has_value()) absl::StrAppend(&sql, " AND kind = ?4");
   if (filter.owner.has_value()) absl::StrAppend(&sql, " AND owner = ?6");

@@ -65,7 +65,8 @@ class SqliteJobStore final : public JobStore {
   using JobStore::Create;
   absl::StatusOr<CreateResult> Create(const JobRecord& record,
                                       const AdmissionLimits& limits) override;
-  absl::StatusOr<JobRecord> Get(const std::string& id) override;
+  using JobStore::Get;
+  absl::StatusOr<JobRecord> Get(const std::string& id, bool include_spec) override;
   absl::StatusOr<ListPage> List(const ListFilter& filter) override;
   absl::StatusOr<JobRecord> MarkRunning(const std::string& id) override;
   absl::StatusOr<std::optional<JobRecord>> Claim(const ClaimRequest& request) override;
@@ -111,7 +112,8 @@ class SqliteJobStore final : public JobStore {
   // An error from the last SQLite call, saying what was being done.
   absl::Status SqliteError(int rc, const std::string& what) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  absl::StatusOr<JobRecord> GetLocked(const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<JobRecord> GetLocked(const std::string& id, bool include_spec = true)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<std::vector<JobRecord>> QueryRecords(Statement& stmt)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status DeleteResultLocked(const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -369,10 +369,13 @@ TEST_F(ReplicasTest, AnyReplicaServesEveryJob) {
     v1::Job update, last;
     while (reader->Read(&update)) last = update;
     EXPECT_TRUE(reader->Finish().ok());
-    return last.state();
+    return last;
   });
   EXPECT_EQ(WaitDone(*on_c, job.name()).state(), v1::SUCCEEDED);
-  EXPECT_EQ(watched.get(), v1::SUCCEEDED);
+  const v1::Job last_seen = watched.get();
+  EXPECT_EQ(last_seen.state(), v1::SUCCEEDED);
+  // Watchers get whole jobs, spec included (replicas read specs only for jobs someone watches).
+  EXPECT_EQ(last_seen.spec().SerializeAsString(), job.spec().SerializeAsString());
   auto result = ReadResult(*on_c, job.name());
   ASSERT_TRUE(result.status.ok()) << result.status.error_message();
   EXPECT_TRUE(result.bytes == SingleReplicaResult(spec));

@@ -282,6 +282,27 @@ TEST(NewJobIdTest, IdsAre128RandomBitsInHex) {
   EXPECT_NEAR(static_cast<double>(ones), kIds * 64.0, 8 * 253.0);
 }
 
+TEST_P(JobStoreTest, GetWithoutTheSpec) {
+  auto store = OpenStore();
+  JobRecord job = NewJob("ATTRIBUTION", 4, "req");
+  job.owner = "alice";
+  const std::string id = MustCreate(*store, job);
+  absl::StatusOr<JobRecord> whole = store->Get(id);
+  absl::StatusOr<JobRecord> lean = store->Get(id, /*include_spec=*/false);
+  ASSERT_TRUE(whole.ok()) << whole.status();
+  ASSERT_TRUE(lean.ok()) << lean.status();
+  EXPECT_EQ(whole->spec, job.spec);
+  EXPECT_TRUE(lean->spec.empty());
+  EXPECT_EQ(lean->id, whole->id);  // everything else as stored
+  EXPECT_EQ(lean->request_id, "req");
+  EXPECT_EQ(lean->owner, "alice");
+  EXPECT_EQ(lean->priority, 4);
+  EXPECT_EQ(lean->state, JobState::kQueued);
+  EXPECT_EQ(lean->create_time_ms, whole->create_time_ms);
+  EXPECT_EQ(lean->lease_token, whole->lease_token);
+  EXPECT_TRUE(absl::IsNotFound(store->Get("jobs/none", false).status()));
+}
+
 TEST_P(JobStoreTest, CreateIsIdempotentOnRequestId) {
   auto store = OpenStore();
   absl::StatusOr<CreateResult> first = store->Create(NewJob("ATTRIBUTION", 0, "req-1"));
@@ -1127,7 +1148,10 @@ TEST_P(JobStoreTest, ConcurrentClaimsOnTwoReplicasKeepTheRunningLimit) {
       for (int i = 0; i < 3; ++i) {
         absl::StatusOr<std::optional<JobRecord>> job =
             store.Claim({t % 2 == 0 ? "a" : "b", 60000, 3});
-        if (!job.ok() && !absl::IsUnavailable(job.status())) ++errors;
+        if (!job.ok() && !absl::IsUnavailable(job.status())) {
+          ADD_FAILURE() << job.status();
+          ++errors;
+        }
       }
     });
   }
