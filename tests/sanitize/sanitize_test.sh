@@ -41,7 +41,7 @@ unit_tests=(field_error_test quote_test worker_pool_test gold_label_test wordpie
   safetensors_reader_test dataset_tsv_test quadrature_test attribution_tree_test
   trigger_insertion_test convert_test html_report_test attribution_tree_render_test metrics_test
   metrics_http_test job_store_test job_scheduler_test sharded_stages_test auth_test
-  host_resources_test engine_parallelism_test)
+  host_resources_test engine_parallelism_test terminal_output_test)
 fuzz_targets=(safetensors_header_fuzz model_config_fuzz wordpiece_fuzz hf_tokenizer_fuzz
   dataset_fuzz server_flags_fuzz)
 # The components where threads meet: the worker pool, the HTTP listener, the metrics registry, the
