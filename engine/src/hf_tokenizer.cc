@@ -98,6 +98,12 @@ absl::StatusOr<std::unique_ptr<HfTokenizer>> HfTokenizer::FromJson(std::string_v
   if (n == 0 || n > static_cast<std::size_t>(INT32_MAX)) {
     return absl::InvalidArgumentError(absl::StrCat(name, ": vocabulary of ", n, " tokens"));
   }
+  // Ids without a token are counted before a slot is made for each id (a vocabulary with ids up
+  // to 2^31 and two tokens must not allocate 2^31 strings).
+  if (const std::size_t distinct = attattr_hf_tokenizer_distinct_ids(h); distinct < n) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        name, ": ", n - distinct, " ids below the vocabulary size ", n, " have no token"));
+  }
   impl->tokens.reserve(n);
   impl->special.reserve(n);
   std::size_t holes = 0;

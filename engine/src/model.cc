@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "attattr/base/field_error.h"
+#include "attattr/base/quote.h"
 #include "attattr/base/status_macros.h"
 #include "attattr/engine/hf_tokenizer.h"
 #include "attattr/engine/wordpiece_tokenizer.h"
@@ -157,6 +158,8 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Load(const std::string& dir,
     info.weight_bytes = loaded.weight_bytes;
     impl->tokenizer = std::move(tokenizer);
     impl->device = device;
+    impl->token_types = 2;  // the random BERT's token-type table below
+    impl->token_types = config.type_vocab_size;
     impl->encoder = std::move(loaded.encoder);
     return std::unique_ptr<Model>(new Model(std::move(impl)));
   } catch (...) {
@@ -246,6 +249,28 @@ absl::StatusOr<Encoding> Model::Encode(const Example& example) const {
   ATTATTR_ASSIGN_OR_RETURN(Encoding encoding,
                            impl_->tokenizer->Encode(example.text, pair, impl_->info.max_length));
   ATTATTR_RETURN_IF_ERROR(CheckSegmentsHaveTokens(encoding, example.text_pair.has_value()));
+  // What the embeddings can look up, whatever the tokenizer's files say: an index past a table
+  // is an error on the CPU but a device-side assert that breaks every later call on a GPU.
+  if (static_cast<int>(encoding.size()) > impl_->info.max_length) {
+    return absl::InvalidArgumentError(absl::StrCat("text: the tokenizer made ", encoding.size(),
+                                                   " tokens, more than the model's ",
+                                                   impl_->info.max_length, " positions"));
+  }
+  for (size_t i = 0; i < encoding.size(); ++i) {
+    if (encoding.input_ids[i] < 0 || encoding.input_ids[i] >= impl_->info.vocab_size) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("text: the tokenizer gave id ", encoding.input_ids[i], " to ",
+                       QuoteInput(encoding.tokens[i]), ", outside the model's ",
+                       impl_->info.vocab_size, " embeddings"));
+    }
+    if (impl_->token_types > 0 &&
+        (encoding.token_type_ids[i] < 0 || encoding.token_type_ids[i] >= impl_->token_types)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(example.text_pair ? "text_pair" : "text", ": the tokenizer gave token type ",
+                       encoding.token_type_ids[i], " but the model has ", impl_->token_types,
+                       " token type(s) (config.json type_vocab_size)"));
+    }
+  }
   return encoding;
 }
 

@@ -403,7 +403,9 @@ absl::Status ParseDecoder(const json& j, const std::string& path, ModelConfig* c
     return absl::InvalidArgumentError(absl::StrCat(
         path, ": 'head_dim' is not hidden_size / num_attention_heads (not supported)"));
   }
-  if (c->family == ModelFamily::kMistral) {
+  // null, as Mistral v0.2 and later ship it, is no window, as when the key is absent.
+  if (auto it = j.find("sliding_window");
+      c->family == ModelFamily::kMistral && it != j.end() && !it->is_null()) {
     ATTATTR_RETURN_IF_ERROR(ReadPositiveInt(j, "sliding_window", path, &d.sliding_window, false));
   }
   if (c->family == ModelFamily::kQwen2 && ReadBool(j, "use_sliding_window", false)) {
@@ -586,6 +588,15 @@ absl::StatusOr<ModelConfig> ParseModelConfig(const std::string& json_text,
       return absl::InvalidArgumentError(absl::StrCat(path, ": '", keys.hidden, "' (", c.hidden_size,
                                                      ") is not a multiple of '", keys.heads, "' (",
                                                      c.num_attention_heads, ")"));
+    }
+    // Rotary embeddings turn pairs of each head's dimensions.
+    if (const int head_size = c.hidden_size / c.num_attention_heads;
+        (c.family == ModelFamily::kModernBert ||
+         (IsDecoder(c.family) && c.family != ModelFamily::kGpt2)) &&
+        head_size % 2 != 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": the head size ", keys.hidden, " / ", keys.heads, " (", head_size,
+                       ") is odd; rotary position embeddings need an even one"));
     }
     // DistilBERT's LayerNorms use a fixed eps of 1e-12 (the BERT default) and no config key;
     // ModernBERT calls it norm_eps.

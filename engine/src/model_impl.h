@@ -18,6 +18,9 @@ struct Model::Impl {
   std::unique_ptr<Tokenizer> tokenizer;
   std::unique_ptr<Encoder> encoder;  // the family's implementation
   torch::Device device = torch::kCPU;
+  // Token types the embeddings have (an encoding's type ids must be below it); 0 = the family has
+  // no token types and ignores the ids.
+  int token_types = 0;
   // The bf16 integrand's copy of `encoder` with bfloat16 matrices (low_precision.h:
   // IntegrandEncoder), made once on first use; null until then.
   mutable absl::once_flag bf16_once;

@@ -542,6 +542,93 @@ TEST(ModernBertCheckpointTest, OldConfigKeysAndMaskedLmLayoutLoad) {
   EXPECT_EQ(MaxDiff(ToVector(LastHidden(**encoder_only, oracle)), ToVector(want)), 0.0);
 }
 
+// Replaces the post-processor of `dir`'s tokenizer.json.
+void RewritePostProcessor(const std::string& dir, const json& post_processor) {
+  json tokenizer = json::parse(std::ifstream(dir + "/tokenizer.json"));
+  tokenizer["post_processor"] = post_processor;
+  std::ofstream(dir + "/tokenizer.json") << tokenizer.dump();
+}
+
+// A checkpoint whose tokenizer gives what its embeddings cannot look up is refused per request with
+// the reason, never indexed (on a GPU an out-of-range index breaks every later call): RoBERTa has
+// one token type, and a template that gives the second text type 1; a template that repeats the
+// text, which outgrows the positions.
+TEST(HostileCheckpointTest, TokensTheEmbeddingsCannotLookUpAreRefusedPerRequest) {
+  const json special = {{"<s>", {{"id", "<s>"}, {"ids", {0}}, {"tokens", {"<s>"}}}},
+                        {"</s>", {{"id", "</s>"}, {"ids", {2}}, {"tokens", {"</s>"}}}}};
+  auto piece = [](const char* kind, const char* id, int type) {
+    return json{{kind, {{"id", id}, {"type_id", type}}}};
+  };
+  ::attattr::testing::TempDir typed("attattr-hostile-types");
+  RewriteCheckpoint(
+      "roberta", typed.path(), [](json&) {}, [](auto&) {});
+  RewritePostProcessor(typed.path(), {{"type", "TemplateProcessing"},
+                                      {"single",
+                                       {piece("SpecialToken", "<s>", 0), piece("Sequence", "A", 0),
+                                        piece("SpecialToken", "</s>", 0)}},
+                                      {"pair",
+                                       {piece("SpecialToken", "<s>", 0), piece("Sequence", "A", 0),
+                                        piece("SpecialToken", "</s>", 0), piece("Sequence", "B", 1),
+                                        piece("SpecialToken", "</s>", 1)}},
+                                      {"special_tokens", special}});
+  auto model = Model::Load(typed.path());
+  ASSERT_TRUE(model.ok()) << model.status();
+  Example single;
+  single.text = "a fine movie";
+  EXPECT_TRUE(model->get()->Encode(single).ok());
+  Example pair = single;
+  pair.text_pair = "it was";
+  auto refused = model->get()->Encode(pair);
+  ASSERT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument) << refused.status();
+  EXPECT_NE(refused.status().message().find("text_pair: the tokenizer gave token type 1 but the "
+                                            "model has 1 token type"),
+            std::string::npos)
+      << refused.status();
+
+  ::attattr::testing::TempDir repeated("attattr-hostile-repeat");
+  RewriteCheckpoint(
+      "roberta", repeated.path(), [](json&) {}, [](auto&) {});
+  RewritePostProcessor(repeated.path(),
+                       {{"type", "TemplateProcessing"},
+                        {"single",
+                         {piece("SpecialToken", "<s>", 0), piece("Sequence", "A", 0),
+                          piece("Sequence", "A", 0), piece("SpecialToken", "</s>", 0)}},
+                        {"pair", {piece("Sequence", "A", 0), piece("Sequence", "B", 0)}},
+                        {"special_tokens", special}});
+  auto twice = Model::Load(repeated.path());
+  ASSERT_TRUE(twice.ok()) << twice.status();
+  Example longest;
+  for (int i = 0; i < twice->get()->info().max_length; ++i) longest.text += "a ";
+  auto grown = twice->get()->Encode(longest);
+  ASSERT_EQ(grown.status().code(), absl::StatusCode::kInvalidArgument) << grown.status();
+  EXPECT_NE(grown.status().message().find("post-processor made"), std::string::npos)
+      << grown.status();
+}
+
+// Configs as released checkpoints write them: Mistral's `"sliding_window": null` (v0.2 on) is no
+// window; a rotary head size that is odd is refused when the config is read.
+TEST(DecoderConfigTest, NullSlidingWindowLoadsAndAnOddRotaryHeadIsRefused) {
+  ::attattr::testing::TempDir unwindowed("attattr-mistral-null-window");
+  RewriteCheckpoint(
+      "mistral", unwindowed.path(), [](json& c) { c["sliding_window"] = nullptr; }, [](auto&) {});
+  auto mistral = Model::Load(unwindowed.path());
+  EXPECT_TRUE(mistral.ok()) << mistral.status();
+
+  ::attattr::testing::TempDir odd("attattr-llama-odd-head");
+  RewriteCheckpoint(
+      "llama", odd.path(),
+      [](json& c) {
+        const int hidden = c["hidden_size"].get<int>();
+        c["num_attention_heads"] = hidden;  // head size 1
+        c["num_key_value_heads"] = hidden;
+        c.erase("head_dim");
+      },
+      [](auto&) {});
+  auto refused = Model::Load(odd.path());
+  ASSERT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument) << refused.status();
+  EXPECT_NE(refused.status().message().find("(1) is odd"), std::string::npos) << refused.status();
+}
+
 // GPT-2 checkpoints in the other layouts Hugging Face writes load as the same decoder: with the
 // causal-mask buffers older transformers saved in every layer (`attn.bias`, `attn.masked_bias`),
 // as a causal LM (`transformer.*` and `lm_head`, no classifier), and as a bare `GPT2Model`.

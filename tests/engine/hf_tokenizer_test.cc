@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "attattr/engine/trigger_insertion.h"
+#include "nlohmann/json.hpp"
 
 namespace attattr::engine {
 namespace {
@@ -112,6 +113,42 @@ TEST(HfTokenizerTest, FilesThatAreNotTokenizersAreRefused) {
   const std::string huge(HfTokenizer::kMaxFileBytes + 1, ' ');
   EXPECT_NE(std::string(HfTokenizer::FromJson(huge, "big.json").status().message()).find("bytes"),
             std::string::npos);
+}
+
+// tokenizer.json settings that would make loading or tokenizing unbounded, or random, are refused
+// when the file is read, at once: a WordPiece word bound of 10^9 (its search is cubic in a word's
+// length), BPE dropout, and vocabularies whose ids run to 2^31 and beyond with two tokens (the
+// crate listed 4 billion holes to read WordPiece's prefix; a slot per id would take 64 GB).
+TEST(HfTokenizerTest, SettingsThatMakeTokenizingUnboundedAreRefused) {
+  auto read = [](const std::string& family) {
+    return nlohmann::json::parse(
+        std::ifstream(std::string(ATTATTR_ORACLE_DIR) + "/" + family + "/tokenizer.json"));
+  };
+  auto refused = [](const nlohmann::json& j, const std::string& why) {
+    auto t = HfTokenizer::FromJson(j.dump(), "tokenizer.json");
+    ASSERT_FALSE(t.ok()) << why;
+    EXPECT_EQ(t.status().code(), absl::StatusCode::kInvalidArgument) << t.status();
+    EXPECT_NE(std::string(t.status().message()).find(why), std::string::npos) << t.status();
+  };
+  nlohmann::json wordpiece = read("bert");
+  wordpiece["model"]["max_input_chars_per_word"] = 1000000000;
+  refused(wordpiece, "max_input_chars_per_word 1000000000 is above 1000");
+  nlohmann::json sparse = read("bert");
+  sparse["model"]["vocab"]["zzz"] = 4294967294u;
+  refused(sparse, "have no token");
+  nlohmann::json dropout = read("roberta");
+  dropout["model"]["dropout"] = 0.5;
+  refused(dropout, "dropout");
+  nlohmann::json far = read("roberta");
+  far["model"]["vocab"]["<far>"] = 2000000000;
+  far["added_tokens"].push_back({{"id", 2000000000},
+                                 {"content", "<far>"},
+                                 {"single_word", false},
+                                 {"lstrip", false},
+                                 {"rstrip", false},
+                                 {"normalized", false},
+                                 {"special", true}});
+  refused(far, "have no token");
 }
 
 TEST(HfTokenizerTest, ManyThreadsShareOneTokenizer) {

@@ -40,6 +40,9 @@ const char* attattr_hf_tokenizer_model_type(const AttattrHfTokenizer* tokenizer)
 const char* attattr_hf_tokenizer_continuing_prefix(const AttattrHfTokenizer* tokenizer);
 /* Vocabulary size, added tokens included (the largest id + 1 a model may see). */
 size_t attattr_hf_tokenizer_vocab_size(const AttattrHfTokenizer* tokenizer);
+/* How many distinct ids the vocabulary's tokens and added tokens have: below vocab_size when
+ * some ids below it have no token (cheap, whatever the ids). */
+size_t attattr_hf_tokenizer_distinct_ids(const AttattrHfTokenizer* tokenizer);
 /* 1 and *id when `token` (UTF-8, len bytes) is in the vocabulary or an added token; else 0. */
 int attattr_hf_tokenizer_token_to_id(const AttattrHfTokenizer* tokenizer, const char* token,
                                      size_t len, uint32_t* id);

@@ -75,11 +75,12 @@ pub unsafe extern "C" fn attattr_hf_tokenizer_from_json(
         Ok(Ok(mut tokenizer)) => {
             let _ = tokenizer.with_truncation(None);
             tokenizer.with_padding(None);
+            if let Err(m) = check_model(&tokenizer) {
+                set_error(error, m);
+                return std::ptr::null_mut();
+            }
             let continuing_prefix = match tokenizer.get_model() {
-                ModelWrapper::WordPiece(wp) => serde_json::to_value(wp)
-                    .ok()
-                    .and_then(|v| v.get("continuing_subword_prefix")?.as_str().map(String::from))
-                    .and_then(|s| CString::new(s).ok()),
+                ModelWrapper::WordPiece(wp) => CString::new(wp.continuing_subword_prefix.clone()).ok(),
                 _ => None,
             };
             Box::into_raw(Box::new(AttattrHfTokenizer { tokenizer, continuing_prefix }))
@@ -92,6 +93,26 @@ pub unsafe extern "C" fn attattr_hf_tokenizer_from_json(
             set_error(error, panic_message(p));
             std::ptr::null_mut()
         }
+    }
+}
+
+/// The longest word WordPiece may be asked to split: its search is cubic in the word's length, so a
+/// tokenizer.json's own bound (100 in every released BERT) may not lift it.
+const MAX_WORDPIECE_CHARS_PER_WORD: usize = 1000;
+
+/// Settings a tokenizer.json may carry that make tokenization unbounded or random.
+fn check_model(t: &Tokenizer) -> Result<(), String> {
+    match t.get_model() {
+        ModelWrapper::WordPiece(wp) if wp.max_input_chars_per_word > MAX_WORDPIECE_CHARS_PER_WORD => {
+            Err(format!(
+                "model.max_input_chars_per_word {} is above {MAX_WORDPIECE_CHARS_PER_WORD}",
+                wp.max_input_chars_per_word
+            ))
+        }
+        ModelWrapper::BPE(bpe) if bpe.dropout.is_some_and(|p| p > 0.0) => {
+            Err("model.dropout is set: BPE dropout makes tokenization random".to_string())
+        }
+        _ => Ok(()),
     }
 }
 
@@ -142,6 +163,17 @@ pub unsafe extern "C" fn attattr_hf_tokenizer_vocab_size(
     let model = t.get_vocab_size(false);
     let added = t.get_added_tokens_decoder().keys().map(|&id| id as usize + 1).max().unwrap_or(0);
     model.max(added)
+}
+
+/// # Safety
+/// `tokenizer` is a live tokenizer.
+#[no_mangle]
+pub unsafe extern "C" fn attattr_hf_tokenizer_distinct_ids(
+    tokenizer: *const AttattrHfTokenizer,
+) -> usize {
+    let ids: std::collections::HashSet<u32> =
+        (&*tokenizer).tokenizer.get_vocab(true).into_values().collect();
+    ids.len()
 }
 
 /// # Safety
@@ -234,6 +266,15 @@ fn encode(
     };
     let (a, b) = truncate_encodings(a, b, &params).map_err(|e| e.to_string())?;
     let e = t.post_process(a, b, true).map_err(|e| e.to_string())?;
+    if e.len() > max_length {
+        // A template that names a sequence twice repeats it (the crate does not refuse one read
+        // from JSON): the positions would run past the model's.
+        return Err(format!(
+            "the tokenizer's post-processor made {} tokens of at most {max_length} (does its \
+             template repeat a sequence?)",
+            e.len()
+        ));
+    }
     let sequence_ids =
         e.get_sequence_ids().iter().map(|s| s.map(|v| v as i32).unwrap_or(-1)).collect();
     let mut offsets = Vec::with_capacity(e.len() * 2);
