@@ -169,6 +169,18 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
     reports = server->report_http_.get();
     server->log_.Info("serving job reports", {{"port", reports->port()}});
   }
+  if (reports != nullptr && config.tls_cert.empty() && config.AuthEnabled() &&
+      !config.auth_tokens.empty()) {
+    const std::string& listen =
+        config.report_listen.empty() ? config.metrics_listen : config.report_listen;
+    if (!IsLoopback(listen)) {
+      server->log_.Warn(
+          "job reports are served over plain HTTP on a non-loopback address: bearer tokens and "
+          "reports cross the network unencrypted; use --tls-cert/--tls-key, or a service mesh's "
+          "mTLS",
+          {{"listen", listen}});
+    }
+  }
   if (reports != nullptr) {
     ATTATTR_RETURN_IF_ERROR(reports->AddHandler(
         kJobReportPrefix, MakeJobReportHandler(*server->store_, JobReportAccess{server->auth_.get(),

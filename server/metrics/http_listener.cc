@@ -28,11 +28,17 @@ struct HttpListener::Pending {
   std::chrono::steady_clock::time_point deadline;
   bool handshake_done = false;  // always true without TLS
   short events = POLLIN;        // what the connection waits for (TLS may need to write)
+  // What the per-peer limit counts: the address, or an IPv6 address's /64 (one host holds a
+  // whole /64, and could otherwise open max_connections_per_peer from each of its addresses).
+  std::string peer_key;
 };
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// How long accepting pauses when the process is out of descriptors or memory.
+constexpr auto kAcceptBackoff = std::chrono::milliseconds(100);
 
 const char* Reason(int status) {
   switch (status) {
@@ -54,18 +60,28 @@ bool HeadComplete(const std::string& bytes, size_t from) {
          bytes.find("\n\n", start) != std::string::npos;
 }
 
-void PeerOf(const sockaddr_storage& addr, HttpConnection* connection) {
+void PeerOf(const sockaddr_storage& addr, HttpConnection* connection, std::string* key) {
   char text[INET6_ADDRSTRLEN] = {};
   if (addr.ss_family == AF_INET6) {
     const auto* a = reinterpret_cast<const sockaddr_in6*>(&addr);
     inet_ntop(AF_INET6, &a->sin6_addr, text, sizeof(text));
     connection->peer_port = ntohs(a->sin6_port);
+    if (!IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) {
+      in6_addr prefix = a->sin6_addr;
+      std::fill(prefix.s6_addr + 8, prefix.s6_addr + 16, 0);
+      char network[INET6_ADDRSTRLEN] = {};
+      inet_ntop(AF_INET6, &prefix, network, sizeof(network));
+      connection->peer_ip = text;
+      *key = absl::StrCat(network, "/64");
+      return;
+    }
   } else {
     const auto* a = reinterpret_cast<const sockaddr_in*>(&addr);
     inet_ntop(AF_INET, &a->sin_addr, text, sizeof(text));
     connection->peer_port = ntohs(a->sin_port);
   }
   connection->peer_ip = text;
+  *key = text;
 }
 
 }  // namespace
@@ -94,7 +110,8 @@ absl::StatusOr<std::unique_ptr<HttpListener>> HttpListener::Start(int listen_fd,
                                                                   const Options& options,
                                                                   Handler handler) {
   if (options.workers < 1 || options.max_queued < 1 || options.max_connections < 1 ||
-      options.max_connections_per_peer < 1 || options.max_head_bytes < 64) {
+      options.max_connections_per_peer < 1 || options.max_dispatched_per_peer < 1 ||
+      options.max_head_bytes < 64) {
     close(listen_fd);
     return absl::InvalidArgumentError("HttpListener: every limit must be positive");
   }
@@ -122,16 +139,34 @@ HttpListener::~HttpListener() {
   close(wake_fd_);
 }
 
-void HttpListener::Dispatch(HttpConnection connection) {
+void HttpListener::Dispatch(HttpConnection connection, const std::string& peer_key) {
   connection.write_deadline = Clock::now() + options_.response_timeout;
+  {
+    absl::MutexLock lock(&dispatched_mu_);
+    int& from_peer = dispatched_[peer_key];
+    if (from_peer >= options_.max_dispatched_per_peer) {
+      RefuseConnection(connection, 503);
+      return;
+    }
+    ++from_peer;
+  }
+  auto done = [this, peer_key] {
+    absl::MutexLock lock(&dispatched_mu_);
+    auto it = dispatched_.find(peer_key);
+    if (it != dispatched_.end() && --it->second == 0) dispatched_.erase(it);
+  };
   auto shared = std::make_shared<HttpConnection>(std::move(connection));
-  const bool queued = workers_.TrySchedule([this, shared] {
+  const bool queued = workers_.TrySchedule([this, shared, done] {
     handler_(*shared);
     if (shared->ssl != nullptr) (void)SSL_shutdown(shared->ssl.get());  // close_notify, best effort
     shutdown(shared->fd, SHUT_RDWR);
     close(shared->fd);
+    done();
   });
-  if (!queued) RefuseConnection(*shared, 503);
+  if (!queued) {
+    RefuseConnection(*shared, 503);
+    done();
+  }
 }
 
 HttpListener::Outcome HttpListener::TlsWait(SSL* ssl, int rc, short* events) {
@@ -185,22 +220,26 @@ HttpListener::Outcome HttpListener::ReadHead(Pending& p, char* buffer, size_t si
 
 void HttpListener::PollLoop() {
   std::list<Pending> pending;
-  std::map<std::string, int> per_peer;  // pending connections by peer address
+  std::map<std::string, int> per_peer;  // pending connections by Pending::peer_key
   std::vector<pollfd> fds;
   std::vector<std::list<Pending>::iterator> polled;  // fds[i + 2] <-> polled[i]
   char buffer[4096];
 
   auto forget = [&per_peer](const Pending& p) {
-    auto it = per_peer.find(p.connection.peer_ip);
+    auto it = per_peer.find(p.peer_key);
     if (it != per_peer.end() && --it->second == 0) per_peer.erase(it);
   };
 
+  // While the process is out of descriptors, new connections wait in the backlog: accept() would
+  // fail at once, and polling the listening socket would spin.
+  Clock::time_point accept_again = Clock::time_point::min();
   while (!stopping_) {
     fds.clear();
     polled.clear();
     fds.push_back({wake_fd_, POLLIN, 0});
-    fds.push_back({listen_fd_, POLLIN, 0});
-    Clock::time_point next_deadline = Clock::time_point::max();
+    const bool accepting = Clock::now() >= accept_again;
+    fds.push_back({listen_fd_, static_cast<short>(accepting ? POLLIN : 0), 0});
+    Clock::time_point next_deadline = accepting ? Clock::time_point::max() : accept_again;
     for (auto it = pending.begin(); it != pending.end(); ++it) {
       fds.push_back({it->connection.fd, it->events, 0});
       polled.push_back(it);
@@ -225,7 +264,7 @@ void HttpListener::PollLoop() {
       forget(*it);
       HttpConnection& c = it->connection;
       if (outcome == Outcome::kComplete) {
-        Dispatch(std::move(c));
+        Dispatch(std::move(c), it->peer_key);
       } else if (outcome == Outcome::kTooLarge) {
         RefuseConnection(c, 431);
       } else {
@@ -253,15 +292,21 @@ void HttpListener::PollLoop() {
         socklen_t len = sizeof(addr);
         const int fd = accept4(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len,
                                SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) break;  // EAGAIN: accepted all; anything else: try on the next turn
+        if (fd < 0) {
+          // EAGAIN: accepted all. Out of descriptors or memory: pause accepting for a moment.
+          if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+            accept_again = Clock::now() + kAcceptBackoff;
+          }
+          break;  // anything else: try on the next turn
+        }
         Pending p;
         p.connection.fd = fd;
-        PeerOf(addr, &p.connection);
+        PeerOf(addr, &p.connection, &p.peer_key);
         p.deadline = Clock::now() + options_.head_timeout;
-        int& from_peer = per_peer[p.connection.peer_ip];
+        int& from_peer = per_peer[p.peer_key];
         if (static_cast<int>(pending.size()) >= options_.max_connections ||
             from_peer >= options_.max_connections_per_peer) {
-          if (from_peer == 0) per_peer.erase(p.connection.peer_ip);
+          if (from_peer == 0) per_peer.erase(p.peer_key);
           if (options_.tls != nullptr) {
             close(fd);  // no HTTP can be spoken before a handshake
           } else {
@@ -273,7 +318,7 @@ void HttpListener::PollLoop() {
           std::shared_ptr<SSL_CTX> ctx = options_.tls->Current();
           p.connection.ssl.reset(SSL_new(ctx.get()), SSL_free);
           if (p.connection.ssl == nullptr || SSL_set_fd(p.connection.ssl.get(), fd) != 1) {
-            if (from_peer == 0) per_peer.erase(p.connection.peer_ip);
+            if (from_peer == 0) per_peer.erase(p.peer_key);
             close(fd);
             continue;
           }

@@ -4,8 +4,10 @@
 // never resets, however slowly the client trickles bytes) and fit in `max_head_bytes`. Only
 // complete heads reach the `workers`, through a queue of at most `max_queued`; slow or oversized
 // clients therefore hold a poll slot, never a worker, and /healthz keeps answering beside them.
-// Connections past the limits (too many open, too many from one peer address, a full queue) get a
-// short 503 and are closed; a late head gets 408, an oversized one 431.
+// One peer (an address; an IPv6 /64) has at most `max_dispatched_per_peer` heads queued or being
+// answered, so a client that never reads its answers holds that many workers, not all of them.
+// Connections past the limits (too many open, too many from one peer, a full queue) get a short
+// 503 and are closed; a late head gets 408, an oversized one 431.
 //
 // With a TlsContext (Options::tls) every connection is TLS: the handshake runs on the same poll
 // thread, non-blocking, inside the same never-reset head deadline (a client that stalls the
@@ -22,11 +24,14 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "attattr/base/worker_pool.h"
 #include "metrics/tls_context.h"
 
@@ -51,10 +56,11 @@ class HttpListener {
  public:
   struct Options {
     int workers = 8;
-    int max_queued = 64;                                // complete heads waiting for a worker
-    int max_connections = 512;                          // connections still sending their head
-    int max_connections_per_peer = 64;                  // of those, from one peer address
-    size_t max_head_bytes = 16 * 1024;                  // request line + headers
+    int max_queued = 64;                // complete heads waiting for a worker
+    int max_connections = 512;          // connections still sending their head
+    int max_connections_per_peer = 64;  // of those, from one peer address
+    int max_dispatched_per_peer = 4;    // complete heads of one peer queued or being answered
+    size_t max_head_bytes = 16 * 1024;  // request line + headers
     std::chrono::milliseconds head_timeout{5000};       // from accept; never reset
     std::chrono::milliseconds response_timeout{30000};  // writing the response, from dispatch
     std::shared_ptr<TlsContext> tls;                    // null: plain HTTP
@@ -82,14 +88,17 @@ class HttpListener {
   // After an SSL_accept or SSL_read that returned `rc` without progress: kWaiting (with `events`
   // set to what the session waits for) or kGone.
   static Outcome TlsWait(SSL* ssl, int rc, short* events);
-  // Hands a complete head to the workers, or answers 503 when max_queued already wait.
-  void Dispatch(HttpConnection connection);
+  // Hands a complete head to the workers, or answers 503 when max_queued already wait or the
+  // peer `peer_key` has max_dispatched_per_peer in the workers' hands.
+  void Dispatch(HttpConnection connection, const std::string& peer_key);
 
   const int listen_fd_;
   const int wake_fd_;  // eventfd: wakes the poll thread to stop
   const Options options_;
   const Handler handler_;
   std::atomic<bool> stopping_{false};
+  absl::Mutex dispatched_mu_;
+  std::map<std::string, int> dispatched_ ABSL_GUARDED_BY(dispatched_mu_);  // by peer key
   WorkerPool workers_;
   std::thread poller_;
 };

@@ -25,6 +25,8 @@
 #include <limits>
 #include <utility>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "attattr/base/status_macros.h"
 #include "httplib.h"
@@ -124,15 +126,40 @@ constexpr char kContentSecurityPolicy[] =
 // A connection whose head HttpListener has read: reads replay that head (httplib asks for no
 // more: every request is answered before a body would be read); writes wait for the socket at
 // most until the response deadline, which never resets.
+// `head` without its Range header lines. Every answer here is whole: httplib would build a
+// multipart body of one copy of the response per range asked for (thousands fit in a head, on any
+// path, without credentials), and parse the list with a recursive std::regex first.
+std::string WithoutRangeHeaders(const std::string& head) {
+  const size_t end = head.find("\r\n\r\n");
+  const size_t headers_end = end == std::string::npos ? head.size() : end + 2;
+  std::string out;
+  out.reserve(head.size());
+  size_t line = 0;
+  while (line < headers_end) {
+    size_t next = head.find('\n', line);
+    next = next == std::string::npos || next >= headers_end ? headers_end : next + 1;
+    const absl::string_view text(head.data() + line, next - line);
+    const size_t colon = text.find(':');
+    const bool range =
+        line > 0 && colon != absl::string_view::npos &&
+        absl::EqualsIgnoreCase(absl::StripAsciiWhitespace(text.substr(0, colon)), "range");
+    if (!range) out.append(text.data(), text.size());
+    line = next;
+  }
+  out.append(head, headers_end, std::string::npos);
+  return out;
+}
+
 class ConnectionStream : public httplib::Stream {
  public:
-  explicit ConnectionStream(const HttpConnection& connection) : c_(connection) {}
+  explicit ConnectionStream(const HttpConnection& connection)
+      : c_(connection), head_(WithoutRangeHeaders(connection.head)) {}
 
-  bool is_readable() const override { return read_ < c_.head.size(); }
+  bool is_readable() const override { return read_ < head_.size(); }
   bool is_writable() const override { return Wait(POLLOUT); }
   ssize_t read(char* ptr, size_t size) override {
-    const size_t n = std::min(size, c_.head.size() - read_);
-    std::memcpy(ptr, c_.head.data() + read_, n);
+    const size_t n = std::min(size, head_.size() - read_);
+    std::memcpy(ptr, head_.data() + read_, n);
     read_ += n;
     return static_cast<ssize_t>(n);
   }
@@ -205,6 +232,7 @@ class ConnectionStream : public httplib::Stream {
   }
 
   const HttpConnection& c_;
+  const std::string head_;  // c_.head without Range headers
   size_t read_ = 0;
 };
 
@@ -227,13 +255,20 @@ class MetricsHttpServer::RequestProcessor : public httplib::Server {
     bool closed = false;
     // The verified client certificate's identity travels to the handler as a header set here, after
     // the client's headers are parsed (any copy the client sent is dropped first).
-    process_request(stream, /*close_connection=*/true, closed,
-                    [&connection](httplib::Request& req) {
-                      req.headers.erase(kPeerIdentityHeader);
-                      if (!connection.peer_identity.empty()) {
-                        req.set_header(kPeerIdentityHeader, connection.peer_identity);
-                      }
-                    });
+    // Runs on a WorkerPool thread, which must not throw (a bad_alloc would end the process): a
+    // request that fails that way loses only its connection.
+    try {
+      process_request(stream, /*close_connection=*/true, closed,
+                      [&connection](httplib::Request& req) {
+                        req.headers.erase(kPeerIdentityHeader);
+                        req.ranges.clear();  // whole answers only (WithoutRangeHeaders)
+                        if (!connection.peer_identity.empty()) {
+                          req.set_header(kPeerIdentityHeader, connection.peer_identity);
+                        }
+                      });
+    } catch (const std::exception&) {
+      // Nothing more can be sent; the listener closes the connection.
+    }
   }
 };
 
@@ -262,6 +297,7 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
       if (question != std::string::npos) request.query = req.target.substr(question + 1);
       request.authorization = req.get_header_value("Authorization");
       request.peer_identity = req.get_header_value(kPeerIdentityHeader);
+      request.peer_ip = req.remote_addr;
       response = self->Dispatch(request);
     }
     res.status = response.status;

@@ -35,6 +35,7 @@ class MetricsHttpServer {
     std::string query;          // raw query string without '?', may be empty
     std::string authorization;  // the Authorization header, "" when absent
     std::string peer_identity;  // the verified client certificate's identity, "" when none
+    std::string peer_ip;        // the client's address
   };
   // Sends one piece of a streamed body; false when the client is gone (stop writing).
   using BodyWriter = std::function<bool(absl::string_view piece)>;

@@ -381,6 +381,76 @@ TEST(MetricsHttpServerTest, OnePeerCannotTakeEveryConnection) {
   for (int fd : idle) close(fd);
 }
 
+// A Range header is ignored: the answer is whole (200), never one copy of the body per range (a
+// head holds thousands of "-" ranges, and /metrics takes no credentials).
+TEST(MetricsHttpServerTest, RangeHeadersGetTheWholeAnswer) {
+  Registry registry;
+  BuildCounter().Name("attattr_test_total").Help("A test.").Register(registry).Add({}).Increment();
+  auto server = StartServer(registry, HttpListener::Options{});
+  ASSERT_NE(server, nullptr);
+  std::string ranges = "bytes=-";
+  for (int i = 0; i < 1000; ++i) ranges += ",-";
+  const int fd = Connect(server->port());
+  ASSERT_GE(fd, 0);
+  SendText(fd, "GET /metrics HTTP/1.1\r\nHost: x\r\nrange: " + ranges + "\r\n\r\n");
+  const std::string answer = ReadUntilClosed(fd);
+  close(fd);
+  EXPECT_EQ(answer.compare(0, 12, "HTTP/1.1 200"), 0) << answer.substr(0, 200);
+  EXPECT_EQ(answer.find("multipart"), std::string::npos);
+  EXPECT_LT(answer.size(), 64u * 1024) << "the body was repeated";
+  EXPECT_NE(answer.find("attattr_test_total"), std::string::npos);
+}
+
+// One peer gets at most max_dispatched_per_peer answers at once: a client that sends requests and
+// never reads the answers holds that many workers; other peers, /healthz included, are served.
+TEST(MetricsHttpServerTest, OnePeerCannotHoldEveryWorker) {
+  Registry registry;
+  HttpListener::Options limits;
+  limits.workers = 3;
+  limits.max_dispatched_per_peer = 2;
+  auto server = StartServer(registry, limits);
+  ASSERT_NE(server, nullptr);
+  const int port = server->port();
+  absl::Notification release;
+  std::atomic<int> started{0};
+  ASSERT_TRUE(server
+                  ->AddHandler("/slow",
+                               [&](const MetricsHttpServer::Request&) {
+                                 ++started;
+                                 release.WaitForNotification();
+                                 return MetricsHttpServer::Response{};
+                               })
+                  .ok());
+  std::vector<int> held;
+  for (int i = 0; i < 2; ++i) {
+    held.push_back(Connect(port, "127.0.0.4"));
+    ASSERT_GE(held.back(), 0);
+    SendText(held.back(), "GET /slow HTTP/1.0\r\n\r\n");
+  }
+  for (int i = 0; i < 100 && started.load() < 2; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_EQ(started.load(), 2);
+  const int third = Connect(port, "127.0.0.4");
+  ASSERT_GE(third, 0);
+  SendText(third, "GET /slow HTTP/1.0\r\n\r\n");
+  const std::string refused = ReadUntilClosed(third, std::chrono::seconds(2));
+  EXPECT_EQ(refused.compare(0, 12, "HTTP/1.1 503"), 0) << refused;
+  close(third);
+  EXPECT_TRUE(HealthyWithin(port, std::chrono::milliseconds(500)));  // another peer is served
+  release.Notify();
+  for (int fd : held) {
+    EXPECT_EQ(ReadUntilClosed(fd).compare(0, 12, "HTTP/1.1 200"), 0);
+    close(fd);
+  }
+  // Their answers sent, the peer may ask again.
+  const int again = Connect(port, "127.0.0.4");
+  ASSERT_GE(again, 0);
+  SendText(again, "GET /healthz HTTP/1.0\r\n\r\n");
+  EXPECT_EQ(ReadUntilClosed(again).compare(0, 12, "HTTP/1.1 200"), 0);
+  close(again);
+}
+
 TEST(MetricsHttpServerTest, AFullQueueAnswers503AtOnce) {
   Registry registry;
   HttpListener::Options limits;
