@@ -480,6 +480,20 @@ refuse "helm template --skip-schema-validation refuses store persistence with Po
   "$HELM" template attattr "$chart" --skip-schema-validation --set store.persistence.enabled=true \
   --set store.postgresql.url=postgresql://attattr@db/attattr
 bad "store.postgresql.connections above 256" "connections" --set store.postgresql.connections=300
+bad_template "a store password Secret without a PostgreSQL store" "no PostgreSQL store is set" \
+  --set store.postgresql.passwordSecret=db-password
+bad_template "a GPU index the pod does not get" "cuda:1 but the pod gets gpu.count=1" \
+  --set gpu.enabled=true --set server.device=cuda:1
+bad "an admin principal longer than the server's 256 characters" "adminPrincipals" \
+  --set "auth.adminPrincipals[0]=$(printf 'p%.0s' $(seq 257))"
+
+# podDisruptionBudget.maxUnavailable 0 (no voluntary evictions) stays 0.
+check "PDB maxUnavailable 0 renders as 0" sh -c \
+  '"$1" template attattr "$2" --set podDisruptionBudget.maxUnavailable=0 --show-only templates/pdb.yaml | grep -qx "  maxUnavailable: 0"' \
+  sh "$HELM" "$chart"
+check "PDB maxUnavailable unset renders as 1" sh -c \
+  '"$1" template attattr "$2" --show-only templates/pdb.yaml | grep -qx "  maxUnavailable: 1"' \
+  sh "$HELM" "$chart"
 bad "a misspelt store.postgresql key" "existingSecrets" --set store.postgresql.existingSecrets=db-uri
 bad_template "a lease shorter than two heartbeats" "leaseSeconds.*2 x server.heartbeatSeconds" \
   --set server.leaseSeconds=15 --set server.heartbeatSeconds=10

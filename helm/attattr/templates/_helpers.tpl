@@ -150,6 +150,15 @@ httpGet:
 {{- if and .Values.store.persistence.enabled $postgres }}
 {{- fail "store.persistence.enabled is the SQLite store's volume: with PostgreSQL (store.postgresql, postgresql.enabled) nothing is stored on the pod; turn persistence off" }}
 {{- end }}
+{{- if and $pg.passwordSecret (not $postgres) }}
+{{- fail "store.postgresql.passwordSecret is the PostgreSQL store's password, but no PostgreSQL store is set (store.postgresql.url or existingSecret): the server refuses --store-password-file for its SQLite file" }}
+{{- end }}
+{{- if and (hasPrefix "cuda:" .Values.server.device) .Values.gpu.enabled }}
+{{- $index := int (trimPrefix "cuda:" .Values.server.device) }}
+{{- if ge $index (int .Values.gpu.count) }}
+{{- fail (printf "server.device is %s but the pod gets gpu.count=%d GPU(s), numbered from 0" .Values.server.device (int .Values.gpu.count)) }}
+{{- end }}
+{{- end }}
 {{- if and $pg.url $pg.existingSecret }}
 {{- fail "store.postgresql.url and store.postgresql.existingSecret are exclusive: give one PostgreSQL URI" }}
 {{- end }}
