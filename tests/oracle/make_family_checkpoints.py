@@ -35,12 +35,18 @@ import os
 import shutil
 import sys
 
-import numpy as np
-import torch
-import transformers
-from tokenizers import (BertWordPieceTokenizer, ByteLevelBPETokenizer, Tokenizer, models,
+# The tokenizer trainers below run single-threaded: threads sum the Unigram trainer's scores in no
+# fixed order, so every build would train slightly different vocabularies (set before `tokenizers`
+# is imported, which reads them once).
+os.environ["TOKENIZERS_PARALLELISM"] = "false"
+os.environ["RAYON_NUM_THREADS"] = "1"
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import transformers  # noqa: E402
+from tokenizers import (BertWordPieceTokenizer, ByteLevelBPETokenizer, Tokenizer, models,  # noqa: E402
                         normalizers, processors, trainers)
-from transformers import AttentionInterface
+from transformers import AttentionInterface  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SEED = 20261205
@@ -109,7 +115,15 @@ def wordpiece_tokenizer(work, train_text, tok_class):
     os.makedirs(work, exist_ok=True)
     trainer.save_model(work)
     with open(os.path.join(work, "vocab.txt"), encoding="utf-8") as f:
-        vocab = {line.rstrip("\n"): i for i, line in enumerate(f)}
+        pieces = [line.rstrip("\n") for line in f]
+    # The trainer breaks frequency ties in no fixed order (a Rust HashMap), so the same pieces came
+    # with other ids in every build, and with them the oracle texts' ids and every measured error.
+    # WordPiece finds pieces by their text, not their ids: sorted after the specials, every build
+    # makes the same checkpoint.
+    ordered = pieces[:5] + sorted(pieces[5:])
+    with open(os.path.join(work, "vocab.txt"), "w", encoding="utf-8") as f:
+        f.write("".join(piece + "\n" for piece in ordered))
+    vocab = {piece: i for i, piece in enumerate(ordered)}
     return tok_class(vocab=vocab, do_lower_case=True, model_max_length=MAX_POS)
 
 

@@ -145,5 +145,28 @@ TEST_F(JobReportHttpTest, EachCallerDrawsOnePageAtATime) {
   EXPECT_EQ(handler(as("alice")).status, 200);
 }
 
+// Without authentication every caller is the administrator "anonymous": callers are told apart by
+// their address, so one address that never reads its pages does not hold everyone's slot.
+TEST_F(JobReportHttpTest, WithoutAuthenticationEachAddressDrawsOnePageAtATime) {
+  auto auth = Authenticator::Create(AuthOptions{});
+  ASSERT_TRUE(auth.ok()) << auth.status();
+  ASSERT_FALSE(auth->get()->enabled());
+  JobReportLimits limits;
+  limits.max_concurrent_pages = 2;
+  auto handler = MakeJobReportHandler(*store_, {auth->get(), nullptr}, limits);
+  const auto from = [&](const std::string& ip) {
+    Request request = ReportRequest();
+    request.peer_ip = ip;
+    return request;
+  };
+  auto first = std::make_unique<Response>(handler(from("10.0.0.1")));
+  ASSERT_EQ(first->status, 200) << first->body;
+  const Response again = handler(from("10.0.0.1"));
+  EXPECT_EQ(again.status, 503);
+  EXPECT_NE(again.body.find("one at a time per caller"), std::string::npos) << again.body;
+  auto other = std::make_unique<Response>(handler(from("10.0.0.2")));
+  EXPECT_EQ(other->status, 200) << other->body;
+}
+
 }  // namespace
 }  // namespace attattr::server
