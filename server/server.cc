@@ -169,8 +169,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
     reports = server->report_http_.get();
     server->log_.Info("serving job reports", {{"port", reports->port()}});
   }
-  if (reports != nullptr && config.tls_cert.empty() && config.AuthEnabled() &&
-      !config.auth_tokens.empty()) {
+  if (reports != nullptr && config.tls_cert.empty() && !config.auth_tokens.empty()) {
     const std::string& listen =
         config.report_listen.empty() ? config.metrics_listen : config.report_listen;
     if (!IsLoopback(listen)) {

@@ -46,6 +46,15 @@ std::string JobColumns(bool include_spec) {
   return absl::StrReplaceAll(kJobColumns, {{" spec,", " ''::bytea AS spec,"}});
 }
 
+// QUEUED jobs, and of them `owner`'s.
+QueueCounts QueueCountsIn(pqxx::transaction_base& txn, const std::string& owner) {
+  const pqxx::row row = txn.exec_params1(
+      "SELECT count(*), count(*) FILTER (WHERE owner = $1) FROM attattr_jobs WHERE state = "
+      "'QUEUED'",
+      owner);
+  return QueueCounts{row[0].as<int64_t>(), row[1].as<int64_t>()};
+}
+
 // What `owner`'s jobs occupy: their specs and results, in bytes.
 int64_t StoredBytesIn(pqxx::transaction_base& txn, const std::string& owner) {
   return txn
@@ -336,13 +345,7 @@ absl::StatusOr<CreateResult> PostgresJobStore::Create(const JobRecord& record,
           // A retry of a stored submission is answered whatever the limits.
           ATTATTR_ASSIGN_OR_RETURN(const bool found, find_existing());
           if (found) return absl::OkStatus();
-          if (CountsQueue(limits)) {
-            const pqxx::row row = txn.exec_params1(
-                "SELECT count(*), count(*) FILTER (WHERE owner = $1) FROM attattr_jobs "
-                "WHERE state = 'QUEUED'",
-                record.owner);
-            result.counts = {row[0].as<int64_t>(), row[1].as<int64_t>()};
-          }
+          if (CountsQueue(limits)) result.counts = QueueCountsIn(txn, record.owner);
           if (limits.max_stored_bytes_per_owner > 0) {
             result.owner_stored_bytes =
                 StoredBytesIn(txn, record.owner) + static_cast<int64_t>(record.spec.size());
@@ -729,12 +732,7 @@ absl::StatusOr<QueueCounts> PostgresJobStore::CountQueued(const std::string& own
   ATTATTR_RETURN_IF_ERROR(
       pool_->Run("counting queued jobs", [&](pqxx::connection& c) -> absl::Status {
         pqxx::nontransaction txn(c);
-        const pqxx::row row = txn.exec_params1(
-            "SELECT count(*), count(*) FILTER (WHERE owner = $1) FROM attattr_jobs "
-            "WHERE state = 'QUEUED'",
-            owner);
-        counts.queued = row[0].as<int64_t>();
-        counts.owner_queued = row[1].as<int64_t>();
+        counts = QueueCountsIn(txn, owner);
         return absl::OkStatus();
       }));
   return counts;
