@@ -11,6 +11,8 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "attattr/base/loopback_address.h"
+#include "attattr/base/quote.h"
 
 namespace attattr::client {
 namespace {
@@ -88,6 +90,17 @@ absl::Status ChannelSecurity::Load() {
   return absl::OkStatus();
 }
 
+absl::Status ChannelSecurity::CheckTokenTransport(const std::string& server) const {
+  if (token.empty() || UseTls() || plaintext_token || IsLoopbackAddress(server)) {
+    return absl::OkStatus();
+  }
+  return absl::FailedPreconditionError(absl::StrCat(
+      "--server ", QuoteInput(server),
+      ": refusing to send the bearer token (--token-file or ATTATTR_TOKEN) in plain text to a "
+      "host that is not loopback, where anyone on the path could read it; connect with --tls or "
+      "--tls-ca, or pass --plaintext-token inside a service mesh that encrypts for you"));
+}
+
 void AddChannelSecurityFlags(CLI::App* app, ChannelSecurity* security) {
   app->add_flag("--tls", security->tls, "Connect with TLS, trusting the system's CAs");
   app->add_option("--tls-ca", security->tls_ca, "Connect with TLS, trusting the CAs of this PEM");
@@ -98,6 +111,9 @@ void AddChannelSecurityFlags(CLI::App* app, ChannelSecurity* security) {
                   "The name the server's certificate must carry (when not the host of --server)");
   app->add_option("--token-file", security->token_file,
                   "File holding the bearer token sent on every call (else $ATTATTR_TOKEN)");
+  app->add_flag("--plaintext-token", security->plaintext_token,
+                "Send the token even over plain text to a host that is not loopback (only inside "
+                "a service mesh that encrypts for you)");
 }
 
 std::shared_ptr<grpc::Channel> OpenChannel(const std::string& server,

@@ -24,6 +24,9 @@ struct ChannelSecurity {
   std::string tls_key;
   std::string tls_server_name;  // the name the server's certificate must carry, if not the host
   std::string token_file;
+  // --plaintext-token: send the token over a plain-text channel to a host that is not loopback
+  // (inside a service mesh that encrypts for you).
+  bool plaintext_token = false;
 
   // Filled by Load().
   std::string ca_pem, cert_pem, key_pem, token;
@@ -37,6 +40,10 @@ struct ChannelSecurity {
   // dropped); InvalidArgument naming the flag when a file cannot be read, --tls-cert comes without
   // --tls-key (or the reverse), or the token is empty or not printable ASCII.
   absl::Status Load();
+  // FailedPrecondition when a token would travel in plain text to `server` (HOST:PORT) that is not
+  // loopback without --plaintext-token: anyone on the path could read it and act as its
+  // principal.
+  absl::Status CheckTokenTransport(const std::string& server) const;
 };
 
 // Registers the ChannelSecurity flags on the top-level `app` (subcommands fall through to it, so

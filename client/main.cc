@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <string>
 
 #include "CLI/CLI.hpp"
 #include "explain_command.h"
@@ -21,6 +22,16 @@
 #include "triggers_command.h"
 
 namespace {
+
+// The --server of the (sub)command that was parsed, "" when it runs in-process.
+std::string ParsedServer(const CLI::App& app) {
+  for (const CLI::App* sub : app.get_subcommands()) {
+    if (std::string server = ParsedServer(*sub); !server.empty()) return server;
+    const CLI::Option* option = sub->get_option_no_throw("--server");
+    if (option != nullptr && option->count() > 0) return option->as<std::string>();
+  }
+  return "";
+}
 
 constexpr const char* kUsage =
     "usage: attattr explain [--model DIR] --text TEXT [--text-pair TEXT] [--steps M] [--rule RULE] "
@@ -137,6 +148,10 @@ int main(int argc, char** argv) {
   }
   if (absl::Status s = security.Load(); !s.ok()) {
     std::cerr << "error: " << s.message() << "\n" << kUsage;
+    return 2;
+  }
+  if (absl::Status s = security.CheckTokenTransport(ParsedServer(app)); !s.ok()) {
+    std::cerr << "error: " << s.message() << "\n";
     return 2;
   }
   ef.security = security;

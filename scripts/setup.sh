@@ -113,3 +113,15 @@ fi
 # libraries; ~2 min from a PyPI mirror). Reinstalled when the requirements change.
 pinned_venv "${ATTATTR_ORACLE_VENV:-$HOME/.cache/attattr/oracle-venv}" \
   tests/oracle/requirements.txt "the oracle"
+# Hugging Face transformers 4.57 for pruned_export_test's check that Hugging Face itself runs an
+# exported pruned checkpoint (5.x removed head pruning): a --no-deps folder on the oracle's
+# PYTHONPATH (tests/oracle/prune_requirements.txt).
+prune_site="${ATTATTR_PRUNE_SITE:-$HOME/.cache/attattr/prune-site}"
+prune_hash=$(sha256sum tests/oracle/prune_requirements.txt | cut -d' ' -f1)
+if [ "$(cat "$prune_site/attattr-requirements.sha256" 2>/dev/null)" != "$prune_hash" ]; then
+  log "installing transformers 4.x for the pruned-export check into $prune_site"
+  rm -rf "$prune_site"
+  "${ATTATTR_ORACLE_VENV:-$HOME/.cache/attattr/oracle-venv}/bin/pip" install --quiet --no-deps \
+    --target "$prune_site" -r tests/oracle/prune_requirements.txt
+  echo "$prune_hash" >"$prune_site/attattr-requirements.sha256"
+fi

@@ -23,6 +23,10 @@
 namespace attattr::server {
 namespace {
 
+constexpr char kValidationFull[] =
+    "too many calls waiting for validation (--max-pending-validations; with authentication one "
+    "principal may hold a quarter of the places); retry later";
+
 using Clock = std::chrono::steady_clock;
 
 // The client's x-request-id metadata, or "" (the log shows "-").
@@ -159,11 +163,20 @@ absl::StatusOr<Principal> AttattrService::Authenticate(grpc::CallbackServerConte
   return caller;
 }
 
+std::string AttattrService::ValidationKey(grpc::CallbackServerContext* ctx,
+                                          const Principal& caller) const {
+  if (d_.auth.enabled()) return caller.name;
+  // Without authentication every caller is the anonymous principal: callers take turns by
+  // address ("ipv4:10.0.0.7:51234" without its port).
+  const std::string peer = ctx->peer();
+  return peer.substr(0, peer.rfind(':'));
+}
+
 absl::StatusOr<store::JobRecord> AttattrService::OwnedJob(const Principal& caller,
                                                           const std::string& name,
-                                                          const char* method) {
+                                                          const char* method, bool include_spec) {
   ATTATTR_RETURN_IF_ERROR(CheckJobName(name));
-  ATTATTR_ASSIGN_OR_RETURN(auto record, d_.store.Get(name));
+  ATTATTR_ASSIGN_OR_RETURN(auto record, d_.store.Get(name, /*include_spec=*/false));
   if (!caller.admin && record.owner != caller.name) {
     d_.log.Warn("call denied", {{"audit", "call.denied"},
                                 {"principal", caller.name},
@@ -174,6 +187,7 @@ absl::StatusOr<store::JobRecord> AttattrService::OwnedJob(const Principal& calle
                                 {"error", "another principal's job"}});
     return store::JobNotFound(name);
   }
+  if (include_spec) return d_.store.Get(name);
   return record;
 }
 
@@ -250,12 +264,12 @@ grpc::ServerUnaryReactor* AttattrService::Explain(grpc::CallbackServerContext* c
   const bool queued = d_.validation_pool.TrySchedule(
       [this, ctx, request, response, reactor, start, caller = *caller] {
         CompleteExplain(ctx, request, response, reactor, start, caller);
-      });
+      },
+      ValidationKey(ctx, *caller));
   if (!queued) {
     FinishRpc("Explain", ctx, start, reactor,
               grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                           "Explain: too many calls waiting for validation "
-                           "(--max-pending-validations); retry later"),
+                           absl::StrCat("Explain: ", kValidationFull)),
               "", caller->name);
   }
   return reactor;
@@ -331,11 +345,11 @@ grpc::ServerUnaryReactor* AttattrService::SubmitJob(grpc::CallbackServerContext*
   const bool queued = d_.validation_pool.TrySchedule(
       [this, ctx, request, response, reactor, start, caller = *caller] {
         CompleteSubmitJob(ctx, request, response, reactor, start, caller);
-      });
+      },
+      ValidationKey(ctx, *caller));
   if (!queued) {
     return finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                               "SubmitJob: too many submissions waiting for validation "
-                               "(--max-pending-validations); retry later"));
+                               absl::StrCat("SubmitJob: ", kValidationFull)));
   }
   return reactor;
 }
@@ -392,7 +406,7 @@ grpc::ServerUnaryReactor* AttattrService::GetJob(grpc::CallbackServerContext* ct
   if (!caller.has_value()) return reactor;
   OnStorePool("GetJob", ctx, start, reactor, request->name(), caller->name,
               [this, ctx, request, response, reactor, start, caller = *caller] {
-                auto record = OwnedJob(caller, request->name(), "GetJob");
+                auto record = OwnedJob(caller, request->name(), "GetJob", /*include_spec=*/true);
                 if (record.ok()) JobToProto(*record, UnixNowMs(), response);
                 FinishRpc("GetJob", ctx, start, reactor, ToGrpcStatus(record.status()),
                           request->name(), caller.name);

@@ -103,9 +103,13 @@ class AttattrService final : public v1::Attattr::CallbackService {
   absl::StatusOr<Principal> Authenticate(grpc::CallbackServerContext* ctx, const char* method);
   // Job `name` when `caller` may see it: a well-formed name, stored, and the caller's own (or the
   // caller an admin). Another principal's job is the store's NotFound, word for word, with an
-  // audit line.
+  // audit line. Ownership is read without the spec, so another principal's job costs what a
+  // missing one does; the spec is read after it when `include_spec`.
+  // Whose turn a call takes on the validation pool: the principal, or without authentication
+  // the caller's address.
+  std::string ValidationKey(grpc::CallbackServerContext* ctx, const Principal& caller) const;
   absl::StatusOr<store::JobRecord> OwnedJob(const Principal& caller, const std::string& name,
-                                            const char* method);
+                                            const char* method, bool include_spec = false);
 
  private:
   // Explain's work on the validation pool: the model, the request's validation and tokenizing,

@@ -8,12 +8,14 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <iterator>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "attattr/base/host_resources.h"
+#include "attattr/base/loopback_address.h"
 #include "attattr/base/status_macros.h"
 #include "attattr/engine/precision.h"
 #include "attattr/engine/runtime.h"
@@ -50,12 +52,6 @@ std::string DefaultReplicaName() {
   return absl::StrFormat("%s-%d-%08x", host, getpid(), suffix);
 }
 
-// Whether HOST:PORT names a loopback host (reachable from this machine only).
-bool IsLoopback(const std::string& host_port) {
-  const std::string host = host_port.substr(0, host_port.rfind(':'));
-  return host == "localhost" || host == "[::1]" || host.rfind("127.", 0) == 0;
-}
-
 // The gRPC port's credentials: TLS from the PEM files, re-read by gRPC's file watcher every
 // tls_reload_seconds (mTLS with a client CA: certificates required and verified), else plain text.
 std::shared_ptr<grpc::ServerCredentials> GrpcCredentials(const ServerConfig& config) {
@@ -80,22 +76,36 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
                                                       std::shared_ptr<spdlog::logger> log) {
   ATTATTR_RETURN_IF_ERROR(config.Validate());
   auto server = std::unique_ptr<Server>(new Server(config, std::move(log)));
+  // 1 while the latest version of a re-read file could not be used and the previous one is kept:
+  // a rotated certificate or a revoked token that did not take effect is worth an alert.
+  auto& reload_failed = metrics::BuildGauge()
+                            .Name("attattr_config_reload_failed")
+                            .Help(
+                                "1 while a changed file (TLS, auth tokens) does not load and "
+                                "its previous version stays in use")
+                            .Register(server->registry_);
+  server->tls_reload_failed_ = &reload_failed.Add({{"file", "tls"}});
+  server->tokens_reload_failed_ = &reload_failed.Add({{"file", "auth_tokens"}});
   metrics::HttpListener::Options http_options;
   if (!config.tls_cert.empty()) {
     // Loaded now, so a missing or mismatched file fails the start with its name (gRPC's own file
     // watcher, below, would only log it).
     const EventLog* log = &server->log_;
+    metrics::Gauge* failed = server->tls_reload_failed_;
     ATTATTR_ASSIGN_OR_RETURN(
         server->tls_,
-        metrics::TlsContext::Open(
-            {config.tls_cert, config.tls_key, config.tls_client_ca}, [log](const absl::Status& s) {
-              if (s.ok()) {
-                log->Info("TLS files re-read: new connections use them");
-              } else {
-                log->Error("TLS files changed but do not load; keeping the previous ones",
-                           {{"error", s.message()}});
-              }
-            }));
+        metrics::TlsContext::Open({config.tls_cert, config.tls_key, config.tls_client_ca},
+                                  [log, failed](const absl::Status& s) {
+                                    failed->Set(s.ok() ? 0 : 1);
+                                    if (s.ok()) {
+                                      log->Info("TLS files re-read: new connections use them");
+                                    } else {
+                                      log->Error(
+                                          "TLS files changed but do not load; keeping the "
+                                          "previous ones",
+                                          {{"error", s.message()}});
+                                    }
+                                  }));
     http_options.tls = server->tls_;
   }
   // /metrics comes up first, so a scrape shows the process while models load.
@@ -172,7 +182,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
   if (reports != nullptr && config.tls_cert.empty() && !config.auth_tokens.empty()) {
     const std::string& listen =
         config.report_listen.empty() ? config.metrics_listen : config.report_listen;
-    if (!IsLoopback(listen)) {
+    if (!IsLoopbackAddress(listen)) {
       server->log_.Warn(
           "job reports are served over plain HTTP on a non-loopback address: bearer tokens and "
           "reports cross the network unencrypted; use --tls-cert/--tls-key, or a service mesh's "
@@ -192,7 +202,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
   grpc::ServerBuilder builder;
   builder.SetMaxReceiveMessageSize(static_cast<int>(config.max_request_bytes));
   builder.AddListeningPort(config.listen, GrpcCredentials(config), &server->port_);
-  if (config.tls_cert.empty() && !IsLoopback(config.listen)) {
+  if (config.tls_cert.empty() && !IsLoopbackAddress(config.listen)) {
     server->log_.Warn(
         "the gRPC port is plain text on a non-loopback address: calls, texts, results and bearer "
         "tokens cross the network unencrypted; use --tls-cert/--tls-key, or a service mesh's mTLS",
@@ -279,7 +289,9 @@ absl::Status Server::StartJobs() {
   auth.dataset_readers = config_.dataset_principals;
   auth.max_user_priority = config_.max_user_priority;
   const EventLog* log = &log_;
-  auth.on_token_reload = [log](const absl::Status& s, size_t entries) {
+  metrics::Gauge* failed = tokens_reload_failed_;
+  auth.on_token_reload = [log, failed](const absl::Status& s, size_t entries) {
+    failed->Set(s.ok() ? 0 : 1);
     if (s.ok()) {
       log->Info("auth tokens re-read", {{"tokens", entries}});
     } else {
@@ -369,8 +381,12 @@ absl::Status Server::StartJobs() {
     }));
   }
 
-  validation_pool_ =
-      std::make_unique<WorkerPool>(config_.validation_workers, config_.max_pending_validations);
+  // Callers take turns on the validation queue (worker_pool.h): principals, or addresses without
+  // authentication. With authentication one principal also holds at most a quarter of it; without,
+  // there are no tenants to keep apart (one client's 32 concurrent submissions must all queue).
+  validation_pool_ = std::make_unique<WorkerPool>(
+      config_.validation_workers, config_.max_pending_validations,
+      auth_->enabled() ? std::max(1, config_.max_pending_validations / 4) : 0);
   store_pool_ = std::make_unique<WorkerPool>(kStoreWorkers, kMaxPendingStoreCalls);
   service_ = std::make_unique<AttattrService>(ServiceDeps{
       config_, *models_, *batcher_, *job_kinds_, *validation_pool_, *store_pool_, *scheduler_,

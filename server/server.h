@@ -91,6 +91,9 @@ class Server {
   // running jobs), the job kinds and the batcher (which the scheduler's jobs use), the timers,
   // the events and the store; the HTTP server and collectors before the registry they read.
   metrics::Registry registry_;
+  // attattr_config_reload_failed{file}: owned by registry_.
+  metrics::Gauge* tls_reload_failed_ = nullptr;
+  metrics::Gauge* tokens_reload_failed_ = nullptr;
   std::unique_ptr<metrics::ProcessCollector> process_collector_;
   std::unique_ptr<metrics::GpuMemoryCollector> gpu_collector_;  // null without an NVIDIA driver
   std::unique_ptr<ServiceMetrics> metrics_;

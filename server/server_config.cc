@@ -153,6 +153,13 @@ absl::Status ServerConfig::Validate() const {
         return absl::InvalidArgumentError(
             absl::StrCat(flag, ": a principal name must be 1..256 characters"));
       }
+      // '*' means every principal for the other two lists; every principal an administrator
+      // would end tenant isolation by a typo (the chart's schema refuses it too).
+      if (name == "*" && names == &admin_principals) {
+        return absl::InvalidArgumentError(
+            "--admin-principals: '*' would make every principal an administrator that sees and "
+            "manages every job; name the administrators");
+      }
     }
   }
   if (max_user_priority < kMinJobPriority || max_user_priority > kMaxJobPriority) {

@@ -149,7 +149,7 @@ absl::StatusOr<ServerFlags> ParseServerFlags(const std::vector<std::string>& arg
        "File of `principal<TAB>hex sha256 of the token` lines (re-read on change): calls need "
        "'authorization: Bearer <token>'");
   Flag(app, "--admin-principals", config.admin_principals,
-       "Principals that see and manage every job (comma-separated)")
+       "Principals that see and manage every job (comma-separated; '*' is refused)")
       ->delimiter(',');
   Flag(app, "--export-principals", config.export_principals,
        "Principals besides admins that may export pruned checkpoints ('*' = all)")

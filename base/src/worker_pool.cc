@@ -5,22 +5,28 @@
 
 namespace attattr {
 
-WorkerPool::WorkerPool(int threads, int max_queued) : max_queued_(max_queued) {
+WorkerPool::WorkerPool(int threads, int max_queued, int max_queued_per_key)
+    : max_queued_(max_queued),
+      max_queued_per_key_(max_queued_per_key > 0 ? max_queued_per_key : max_queued) {
   for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Loop(); });
 }
 
 WorkerPool::~WorkerPool() { Stop(); }
 
-bool WorkerPool::TrySchedule(std::function<void()> task) {
+bool WorkerPool::TrySchedule(std::function<void()> task, const std::string& key) {
   absl::MutexLock lock(&mu_);
-  if (stopping_ || static_cast<int>(queue_.size()) >= max_queued_) return false;
-  queue_.push_back(std::move(task));
+  if (stopping_ || queued_ >= max_queued_) return false;
+  auto& queue = queues_[key];
+  if (static_cast<int>(queue.size()) >= max_queued_per_key_) return false;
+  if (queue.empty()) turns_.push_back(key);
+  queue.push_back(std::move(task));
+  ++queued_;
   return true;
 }
 
 int WorkerPool::Queued() const {
   absl::MutexLock lock(&mu_);
-  return static_cast<int>(queue_.size());
+  return queued_;
 }
 
 void WorkerPool::Stop() {
@@ -40,11 +46,21 @@ void WorkerPool::Loop() {
       absl::MutexLock lock(&mu_);
       mu_.Await(absl::Condition(
           +[](WorkerPool* p)
-               ABSL_EXCLUSIVE_LOCKS_REQUIRED(p->mu_) { return p->stopping_ || !p->queue_.empty(); },
+               ABSL_EXCLUSIVE_LOCKS_REQUIRED(p->mu_) { return p->stopping_ || p->queued_ > 0; },
           this));
-      if (queue_.empty()) return;  // stopping, and nothing left to run
-      task = std::move(queue_.front());
-      queue_.pop_front();
+      if (queued_ == 0) return;  // stopping, and nothing left to run
+      // The key whose turn it is gives its oldest task and goes to the back of the turns.
+      const std::string key = std::move(turns_.front());
+      turns_.pop_front();
+      auto it = queues_.find(key);
+      task = std::move(it->second.front());
+      it->second.pop_front();
+      --queued_;
+      if (it->second.empty()) {
+        queues_.erase(it);
+      } else {
+        turns_.push_back(key);
+      }
     }
     task();
   }

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import ipaddress
 import json
 import os
 import struct
@@ -88,7 +89,7 @@ PemSource = Any
 
 def connect(server: str, *, tls_ca: PemSource = None, tls_cert: PemSource = None,
             tls_key: PemSource = None, tls_server_name: Optional[str] = None,
-            tls: bool = False, token: Optional[str] = None,
+            tls: bool = False, token: Optional[str] = None, plaintext_token: bool = False,
             options: Sequence[Tuple[str, Any]] = ()) -> Tuple[grpc.Channel,
                                                               service_grpc.AttattrStub]:
     """Opens a channel to HOST:PORT and returns (channel, stub).
@@ -105,12 +106,14 @@ def connect(server: str, *, tls_ca: PemSource = None, tls_cert: PemSource = None
     token: a bearer token sent as `authorization: Bearer <token>` metadata on every call. With
     TLS it travels as call credentials composed into the channel credentials; on a plaintext
     channel (where gRPC refuses call credentials) a client interceptor adds the same metadata,
-    readable by anyone on the path, so use that only over loopback or inside a service mesh
-    that encrypts for you.
+    readable by anyone on the path: that is refused unless `server` is loopback (localhost,
+    127.0.0.0/8, ::1, a unix: socket) or plaintext_token=True says a service mesh encrypts for
+    you.
     options: extra gRPC channel options, (name, value) pairs.
 
     Raises ValueError (naming the argument) for an unreadable or non-PEM file, a certificate
-    without its key (or the reverse), or an empty or non-printable token. Close the channel when
+    without its key (or the reverse), an empty or non-printable token, or a token that would
+    travel in plain text to a host that is not loopback. Close the channel when
     done (channel.close(), or use it as a context manager).
     """
     token = None if token is None else check_token(token, "token")
@@ -119,6 +122,12 @@ def connect(server: str, *, tls_ca: PemSource = None, tls_cert: PemSource = None
                          "private key): give both or neither")
     options = list(options)
     use_tls = tls or any(v is not None for v in (tls_ca, tls_cert, tls_key, tls_server_name))
+    if not use_tls and token is not None and not plaintext_token and not is_loopback(server):
+        raise ValueError(
+            f"server {server[:64]!r}: refusing to send the bearer token in plain "
+            "text to a host that is not loopback, where anyone on the path could read it; "
+            "connect with TLS (--tls / --tls-ca), or pass plaintext_token=True "
+            "(--plaintext-token) inside a service mesh that encrypts for you")
     if not use_tls:
         channel = grpc.insecure_channel(server, options=options)
         if token is not None:
@@ -135,6 +144,35 @@ def connect(server: str, *, tls_ca: PemSource = None, tls_cert: PemSource = None
         options.append(("grpc.ssl_target_name_override", tls_server_name))
     channel = grpc.secure_channel(server, credentials, options=options)
     return channel, service_grpc.AttattrStub(channel)
+
+
+def is_loopback(server: str) -> bool:
+    """Whether the gRPC target `server` (HOST:PORT, [V6]:PORT, dns:///HOST:PORT, ipv4:/ipv6:
+    ADDR:PORT, unix:PATH) names this machine only: localhost, 127.0.0.0/8, ::1 or a Unix socket.
+    Names that merely resolve to a loopback address are not (what they resolve to can change);
+    the server and the C++ client apply the same rule (attattr/base/loopback_address.h)."""
+    if server.startswith(("unix:", "unix-abstract:")):
+        return True
+    if server.startswith("dns:"):
+        server = server[4:]
+        if server.startswith("//"):
+            server = server[2:].partition("/")[2]
+    elif server.startswith(("ipv4:", "ipv6:")):
+        server = server[5:]
+    if server.startswith("["):
+        host = server[1:].partition("]")[0]
+    elif server.count(":") == 1:
+        host = server.partition(":")[0]
+    else:
+        host = server
+    if host.lower() == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    # An IPv4-mapped ::ffff:127.0.0.1 is not, as in C++ (Python 3.13 would say it is).
+    return address.is_loopback and not (address.version == 6 and address.ipv4_mapped)
 
 
 def read_pem(source: PemSource, what: str) -> bytes:
@@ -202,7 +240,8 @@ def connect_options(args: argparse.Namespace,
     if (args.tls_cert is None) != (args.tls_key is None):
         raise ValueError("--tls-cert and --tls-key go together (the client certificate and its "
                          "private key): give both or neither")
-    out: Dict[str, Any] = {"tls": bool(args.tls), "token": token_from(args.token_file, environ)}
+    out: Dict[str, Any] = {"tls": bool(args.tls), "token": token_from(args.token_file, environ),
+                           "plaintext_token": bool(getattr(args, "plaintext_token", False))}
     for flag, dest in (("--tls-ca", "tls_ca"), ("--tls-cert", "tls_cert"),
                        ("--tls-key", "tls_key")):
         path = getattr(args, dest)
@@ -605,6 +644,9 @@ def _parser() -> argparse.ArgumentParser:
     sec.add_argument("--token-file", metavar="FILE",
                      help="file holding the bearer token sent as 'authorization: Bearer' "
                           "(one trailing newline ignored; wins over $ATTATTR_TOKEN)")
+    sec.add_argument("--plaintext-token", action="store_true",
+                     help="send the token even over plain text to a host that is not loopback "
+                          "(only inside a service mesh that encrypts for you)")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("models", parents=[common], help="list the served models (JSON)")
     m = sub.add_parser("model", parents=[common], help="describe one model (JSON)")

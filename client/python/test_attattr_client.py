@@ -647,8 +647,10 @@ class SecurityOptionsTest(unittest.TestCase):
 
     def test_defaults_are_plaintext_without_token(self):
         self.assertEqual(self.options(), {"tls": False, "token": None, "tls_ca": None,
-                                          "tls_cert": None, "tls_key": None})
+                                          "tls_cert": None, "tls_key": None,
+                                          "plaintext_token": False})
         self.assertEqual(self.options("--tls")["tls"], True)
+        self.assertEqual(self.options("--plaintext-token")["plaintext_token"], True)
 
     def test_token_sources(self):
         tok = _write(self.tmp.name, "tok", "from-file\n")
@@ -731,6 +733,28 @@ class SecurityOptionsTest(unittest.TestCase):
                 self.assertTrue(hasattr(channel, "unary_unary"))
         with self.assertRaisesRegex(ValueError, "token: the token is empty"):
             ac.connect("127.0.0.1:1", token="")
+
+    def test_token_is_not_sent_in_plain_text_to_another_host(self):
+        # Regression (security review): a forgotten --tls sent the token in plain text anywhere.
+        for server in ("attattr.prod:50051", "10.0.0.1:50051", "dns:///attattr:1",
+                       "127.evil.example:1", "[::2]:1", "[::ffff:127.0.0.1]:1"):
+            self.assertFalse(ac.is_loopback(server), server)
+            with self.assertRaisesRegex(ValueError, "refusing to send the bearer token in plain "
+                                                    "text to a host that is not loopback"):
+                ac.connect(server, token="t")
+            for kwargs in ({"token": "t", "plaintext_token": True}, {"token": "t", "tls": True},
+                           {}):
+                channel, _ = ac.connect(server, **kwargs)
+                channel.close()
+        for server in ("localhost:1", "127.0.0.2:1", "[::1]:1", "::1", "ipv4:127.0.0.1:1",
+                       "dns:///localhost:1", "unix:/tmp/x.sock"):
+            self.assertTrue(ac.is_loopback(server), server)
+            channel, _ = ac.connect(server, token="t")
+            channel.close()
+        r = run_cli("10.255.255.1:50051", "models", ATTATTR_TOKEN="t")
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("refusing to send the bearer token", r.stderr)
+        self.assertNotIn("Traceback", r.stderr)
         with self.assertRaisesRegex(ValueError, "tls_ca .*no-such: cannot read"):
             ac.connect("127.0.0.1:1", tls_ca=os.path.join(self.tmp.name, "no-such"))
 

@@ -273,6 +273,9 @@ absl::Status ValidateAttributionOptions(const Model& model, const AttributionOpt
         return InvalidFieldError(
             {"target"}, "encoder-only model has no classes; use the embedding-similarity target");
       }
+      if (auto softmax = RequireSoftmaxClasses(info); !softmax.ok()) {
+        return InvalidFieldError({"target"}, softmax.message());
+      }
       break;
     case TargetKind::kClassProb:
     case TargetKind::kClassLogit:
@@ -286,6 +289,10 @@ absl::Status ValidateAttributionOptions(const Model& model, const AttributionOpt
             {"target.class_index"},
             absl::StrCat(t.class_index, " is not in [0, ", info.num_classes - 1, "]",
                          info.language_model ? " (token ids)" : ""));
+      }
+      if (auto softmax = RequireSoftmaxClasses(info);
+          t.kind != TargetKind::kClassLogit && !softmax.ok()) {
+        return InvalidFieldError({"target"}, softmax.message());
       }
       break;
     case TargetKind::kSequenceLogProb:

@@ -43,6 +43,7 @@ TensorNames NamesOf(ModelFamily family) {
       n.pooler = "classifier.dense";
       n.pooler_in_encoder = false;
       n.classifier = "classifier.out_proj";
+      n.unused_pooler = "pooler.dense";
       break;
     }
     case ModelFamily::kDebertaV2:

@@ -31,6 +31,11 @@ struct TensorNames {
   bool pooler_in_encoder = true;
   PooledActivation activation = PooledActivation::kTanh;
   const char* classifier = "classifier";
+  // A tensor group (`<encoder prefix><name>.weight/.bias`) the family's base model saves but none
+  // of its heads uses, ignored when loading: RobertaModel/XLMRobertaModel's own pooler, which the
+  // bare checkpoints of most RoBERTa/XLM-R embedding models carry (embeddings are mean-pooled;
+  // the classifier has its own dense layer). nullptr when none.
+  const char* unused_pooler = nullptr;
 };
 
 TensorNames NamesOf(ModelFamily family);

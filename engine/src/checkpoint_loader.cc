@@ -140,7 +140,11 @@ absl::StatusOr<LoadedEncoder> LoadBertFamily(TensorSource* src, const ModelConfi
     ATTATTR_RETURN_IF_ERROR(pick.TakeFull(classifier + ".weight", {num_labels, d_model}, &w.cls_w));
     ATTATTR_RETURN_IF_ERROR(pick.TakeFull(classifier + ".bias", {num_labels}, &w.cls_b));
   }
-  ATTATTR_RETURN_IF_ERROR(pick.CheckAllUsed());
+  ATTATTR_RETURN_IF_ERROR(pick.CheckAllUsed([&](const std::string& name) {
+    if (names.unused_pooler == nullptr) return false;
+    const std::string unused = absl::StrCat(prefix, names.unused_pooler);
+    return name == unused + ".weight" || name == unused + ".bias";
+  }));
   out.parameter_count += pick.parameters();
   out.architecture = has_classifier ? names.architecture : names.base;
   const int head_dim = config.hidden_size / config.num_attention_heads;

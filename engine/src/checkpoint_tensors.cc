@@ -1,14 +1,25 @@
 // Reading a checkpoint's tensors and taking them out by name (see checkpoint_tensors.h).
+// pytorch_model.bin goes through LibTorch's own zip reader and unpickler (no hand-written pickle
+// reader), over the open file rather than a copy of it in memory.
 #include "checkpoint_tensors.h"
 
+#include <caffe2/serialize/inline_container.h>
+#include <caffe2/serialize/read_adapter_interface.h>
+#include <torch/csrc/jit/serialization/import_read.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
-#include <fstream>
+#include <memory>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "attattr/base/quote.h"
 #include "attattr/base/status_macros.h"
+#include "model_file.h"
 #include "safetensors_reader.h"
 
 namespace attattr::engine {
@@ -21,57 +32,160 @@ namespace {
 
 namespace fs = std::filesystem;
 
-absl::StatusOr<torch::ScalarType> TorchType(const TensorEntry& e, const std::string& file) {
-  switch (e.dtype) {
+// Safetensors dtypes as torch types: every one the format has, so a checkpoint's buffers (a bool
+// causal mask, uint8 indices) are read as what they are; whether a tensor may be a weight is
+// decided when it is taken (WeightPicker::TakeFull), by which time a loader has said which
+// tensors it ignores.
+torch::ScalarType TorchType(SafetensorsDType dtype) {
+  switch (dtype) {
+    case SafetensorsDType::kF64:
+      return torch::kFloat64;
     case SafetensorsDType::kF32:
       return torch::kFloat32;
     case SafetensorsDType::kF16:
       return torch::kFloat16;
     case SafetensorsDType::kBF16:
       return torch::kBFloat16;
-    case SafetensorsDType::kF64:
-      return torch::kFloat64;
     case SafetensorsDType::kI64:
       return torch::kInt64;
+    case SafetensorsDType::kI32:
+      return torch::kInt32;
+    case SafetensorsDType::kI16:
+      return torch::kInt16;
+    case SafetensorsDType::kI8:
+      return torch::kInt8;
+    case SafetensorsDType::kU8:
+      return torch::kUInt8;
+    case SafetensorsDType::kBool:
+      return torch::kBool;
+  }
+  return torch::kUInt8;
+}
+
+// A torch dtype as safetensors spells it, for messages ("U8", "BOOL"); torch's name otherwise.
+std::string DTypeSpelling(torch::ScalarType type) {
+  switch (type) {
+    case torch::kFloat64:
+      return "F64";
+    case torch::kFloat32:
+      return "F32";
+    case torch::kFloat16:
+      return "F16";
+    case torch::kBFloat16:
+      return "BF16";
+    case torch::kInt64:
+      return "I64";
+    case torch::kInt32:
+      return "I32";
+    case torch::kInt16:
+      return "I16";
+    case torch::kInt8:
+      return "I8";
+    case torch::kUInt8:
+      return "U8";
+    case torch::kBool:
+      return "BOOL";
     default:
-      return absl::InvalidArgumentError(absl::StrCat(file, ": tensor '", e.name, "' has dtype ",
-                                                     std::string(DTypeName(e.dtype)),
-                                                     "; weights must be F32, F16 or BF16"));
+      return c10::toString(type);
   }
 }
 
 // What a checkpoint tensor is kept as until the weights are stored (weight_storage.h): fp32 and
-// bf16 as they are, so a bf16 checkpoint loaded with bf16 weights never holds an fp32 copy; int64
-// buffers too; fp16 and fp64 widened or narrowed to fp32 (fp16 → fp32 is exact, and not every
-// LibTorch CPU kernel a loader may run takes fp16).
+// bf16 as they are, so a bf16 checkpoint loaded with bf16 weights never holds an fp32 copy; fp16
+// and fp64 widened or narrowed to fp32 (fp16 → fp32 is exact, and not every LibTorch CPU kernel a
+// loader may run takes fp16).
 torch::Tensor KeepOrWiden(const torch::Tensor& t) {
   const auto type = t.scalar_type();
-  if (type == torch::kFloat32 || type == torch::kBFloat16 || type == torch::kInt64) return t;
+  if (type == torch::kFloat32 || type == torch::kBFloat16) return t;
   return t.to(torch::kFloat32);
 }
 
+// The tensors are views of the memory-mapped files, not copies: a tensor no loader takes (a
+// pre-training head, a causal-mask buffer) is never read from disk. Each view keeps the mapping
+// alive; the mapping is read-only, so TakeFull copies what it takes.
 absl::StatusOr<TensorSource> ReadSafetensors(const std::string& dir) {
-  ATTATTR_ASSIGN_OR_RETURN(auto ckpt, SafetensorsCheckpoint::Open(dir));
+  ATTATTR_ASSIGN_OR_RETURN(std::shared_ptr<const SafetensorsCheckpoint> ckpt,
+                           SafetensorsCheckpoint::Open(dir));
   TensorSource src;
+  src.read_only = true;
   for (const auto& name : ckpt->TensorNames()) {
     ATTATTR_ASSIGN_OR_RETURN(auto view, ckpt->Find(name));
-    const std::string file = ckpt->FileOf(name);
-    ATTATTR_ASSIGN_OR_RETURN(auto type, TorchType(*view.entry, file));
-    auto t = torch::from_blob(const_cast<uint8_t*>(view.data), view.entry->shape,
-                              torch::TensorOptions().dtype(type));
-    src.tensors[name] = KeepOrWiden(t).clone();
-    src.file_of[name] = file;
+    src.tensors[name] = torch::from_blob(
+        const_cast<uint8_t*>(view.data), view.entry->shape, [ckpt](void*) {},
+        torch::TensorOptions().dtype(TorchType(view.entry->dtype)));
+    src.file_of[name] = ckpt->FileOf(name);
   }
   return src;
 }
 
+// caffe2's zip reader over an open file: it reads the records it is asked for, with pread, and
+// never holds the whole file.
+class FileReadAdapter final : public caffe2::serialize::ReadAdapterInterface {
+ public:
+  explicit FileReadAdapter(std::shared_ptr<const ModelFile> file) : file_(std::move(file)) {}
+  size_t size() const override { return static_cast<size_t>(file_->size()); }
+  size_t read(uint64_t pos, void* buf, size_t n, const char* /*what*/) const override {
+    size_t done = 0;
+    while (done < n) {
+      const ssize_t got = ::pread(file_->fd(), static_cast<char*>(buf) + done, n - done,
+                                  static_cast<off_t>(pos + done));
+      if (got < 0 && errno == EINTR) continue;
+      if (got <= 0) break;
+      done += static_cast<size_t>(got);
+    }
+    return done;
+  }
+
+ private:
+  std::shared_ptr<const ModelFile> file_;
+};
+
+// How to turn any PyTorch checkpoint into what the engine reads, for messages.
+constexpr char kConvertHint[] =
+    "; convert it to model.safetensors (README \"Checkpoint formats\"): python -c \"import torch; "
+    "from safetensors.torch import save_file; sd = torch.load('pytorch_model.bin', "
+    "map_location='cpu', weights_only=True); save_file({k: v.contiguous().clone() for k, v in "
+    "sd.items()}, 'model.safetensors', metadata={'format': 'pt'})\"";
+
 absl::StatusOr<TensorSource> ReadPytorchBin(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open file"));
-  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ATTATTR_ASSIGN_OR_RETURN(ModelFile opened, ModelFile::Open(path));
+  auto file = std::make_shared<const ModelFile>(std::move(opened));
+  std::string magic(4, '\0');
+  magic.resize(FileReadAdapter(file).read(0, magic.data(), magic.size(), "magic"));
+  if (magic != std::string("PK\x03\x04", 4)) {
+    // torch.save before PyTorch 1.6 (or with _use_new_zipfile_serialization=False) wrote a
+    // sequence of pickles, which starts with pickle's PROTO opcode; LibTorch reads only the zip.
+    return absl::InvalidArgumentError(absl::StrCat(
+        path,
+        !magic.empty() && static_cast<unsigned char>(magic[0]) == 0x80
+            ? ": a PyTorch checkpoint in the legacy (pre-1.6, non-zip) torch.save format, which "
+              "LibTorch cannot read"
+            : ": not a PyTorch checkpoint (torch.save writes a zip archive)",
+        kConvertHint));
+  }
   TensorSource src;
   try {
-    c10::IValue root = torch::pickle_load(bytes);
+    caffe2::serialize::PyTorchStreamReader reader(std::make_shared<FileReadAdapter>(file));
+    // torch.save(model.state_dict()) pickles an OrderedDict (with a _metadata attribute), which
+    // LibTorch's unpickler turns into None (it only meets OrderedDicts as a tensor's empty
+    // backward hooks; a type resolver is not consulted for it) and then fails an internal assert
+    // on; say so before it gets there. (transformers' save_pretrained saves plain dicts since it
+    // shards checkpoints.)
+    // Protocol 2, as torch.save writes: PROTO 2, then GLOBAL 'collections OrderedDict'.
+    const auto [pickle, pickle_size] = reader.getRecord("data.pkl");
+    const std::string_view head(static_cast<const char*>(pickle.get()),
+                                std::min<size_t>(pickle_size, 64));
+    if (head.size() >= 26 && head.substr(2, 24) == "ccollections\nOrderedDict") {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path,
+                       ": a state dict saved as an OrderedDict (torch.save(model.state_dict()), "
+                       "as training scripts and older transformers versions write it), which "
+                       "LibTorch's unpickler cannot read (it reads a plain dict of tensors)",
+                       kConvertHint));
+    }
+    c10::IValue root =
+        torch::jit::readArchiveAndTensors("data", /*pickle_prefix=*/"", /*tensor_prefix=*/"",
+                                          c10::nullopt, c10::nullopt, c10::nullopt, reader);
     if (!root.isGenericDict()) {
       return absl::InvalidArgumentError(
           absl::StrCat(path, ": expected a state dict (name -> tensor), got ", root.tagKind()));
@@ -82,24 +196,16 @@ absl::StatusOr<TensorSource> ReadPytorchBin(const std::string& path) {
             absl::StrCat(path, ": state dict entries must map names to tensors"));
       }
       const std::string name = item.key().toStringRef();
-      auto t = item.value().toTensor();
-      if (t.scalar_type() != torch::kInt64) {
-        if (!t.is_floating_point()) {
-          return absl::InvalidArgumentError(absl::StrCat(path, ": tensor '", name, "' has dtype ",
-                                                         std::string(t.dtype().name()),
-                                                         "; weights must be floating point"));
-        }
-        t = KeepOrWiden(t);
-      }
-      src.tensors[name] = t.contiguous().clone();
+      src.tensors[name] = item.value().toTensor().contiguous();
       src.file_of[name] = path;
     }
   } catch (const c10::Error& e) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ": not a readable PyTorch checkpoint: ", e.what_without_backtrace()));
+    return absl::InvalidArgumentError(absl::StrCat(path, ": not a readable PyTorch checkpoint: ",
+                                                   EscapeForLog(e.what_without_backtrace(), 300),
+                                                   kConvertHint));
   } catch (const std::exception& e) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ": not a readable PyTorch checkpoint: ", e.what()));
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": not a readable PyTorch checkpoint: ", EscapeForLog(e.what(), 300), kConvertHint));
   }
   return src;
 }
@@ -211,16 +317,22 @@ absl::Status WeightPicker::TakeFull(const std::string& full, std::vector<int64_t
     return absl::NotFoundError(absl::StrCat(src_->weights_file, ": missing tensor '", full,
                                             "' (expected shape ", ShapeString(shape), ")"));
   }
-  if (it->second.sizes().vec() != shape) {
+  const torch::Tensor& stored = it->second;
+  // Checked here, not when the file is read: only what a loader takes is a weight.
+  if (!stored.is_floating_point()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(src_->file_of[full], ": tensor '", full, "' has dtype ",
+                     DTypeSpelling(stored.scalar_type()), "; weights must be F32, F16 or BF16"));
+  }
+  if (stored.sizes().vec() != shape) {
     return absl::InvalidArgumentError(absl::StrCat(src_->file_of[full], ": tensor '", full,
-                                                   "' has shape ", ShapeString(it->second.sizes()),
+                                                   "' has shape ", ShapeString(stored.sizes()),
                                                    ", expected ", ShapeString(shape)));
   }
-  if (!it->second.is_floating_point()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(src_->file_of[full], ": tensor '", full, "' is not floating point"));
-  }
-  *out = it->second.to(device_);
+  torch::Tensor t = KeepOrWiden(stored).to(device_);
+  // A view of a read-only mapping is copied (on the CPU .to() returns the view itself).
+  if (src_->read_only && t.is_alias_of(stored)) t = t.clone();
+  *out = std::move(t);
   parameters_ += out->numel();
   used_.insert(full);
   return absl::OkStatus();
@@ -231,9 +343,9 @@ absl::Status WeightPicker::CheckAllUsed(
   for (const auto& [name, t] : src_->tensors) {
     if (used_.count(name) == 0 && !IsIgnorable(name) && !(also_ignorable && also_ignorable(name))) {
       return absl::InvalidArgumentError(
-          absl::StrCat(src_->file_of.at(name), ": unexpected tensor '", name, "' with shape ",
-                       ShapeString(t.sizes()), " (not part of a ", FamilyName(family_),
-                       " encoder or classifier)"));
+          absl::StrCat(src_->file_of.at(name), ": unexpected tensor ", QuoteInput(name, 200),
+                       " with shape ", ShapeString(t.sizes()), " (not part of a ",
+                       FamilyName(family_), " encoder or classifier)"));
     }
   }
   return absl::OkStatus();

@@ -1,9 +1,11 @@
 // The tensors of a Hugging Face checkpoint directory, family-independent: model.safetensors, a
-// sharded model.safetensors.index.json, or pytorch_model.bin (through LibTorch's unpickler), read
-// into CPU tensors by name (fp32 and bf16 as stored, fp16 and fp64 as fp32); and WeightPicker,
-// which takes them out by name with their expected shapes onto a device and names the file, tensor
-// and shapes in every error. The family loaders (checkpoint_loader.cc, modernbert_loader.cc) say
-// which names they need. Thread-compatible.
+// sharded model.safetensors.index.json, or pytorch_model.bin (through LibTorch's zip reader and
+// unpickler: a plain dict of tensors in the zip format), as CPU tensors by name in their stored
+// dtype (safetensors: views of the read-only mapping, so what no loader takes is never read); and
+// WeightPicker, which takes them out by name with their expected shapes and a floating-point dtype
+// onto a device (fp32 and bf16 as stored, fp16 and fp64 as fp32, always a copy of a mapping) and
+// names the file, tensor and shapes in every error. The family loaders (checkpoint_loader.cc,
+// modernbert_loader.cc, ...) say which names they need and which they ignore. Thread-compatible.
 #pragma once
 
 #include <functional>
@@ -18,16 +20,19 @@
 
 namespace attattr::engine {
 
-// Raw tensors by name (float32 or bfloat16, or int64 buffers), with the file each came from for
-// messages.
+// Raw tensors by name, any dtype the file holds, with the file each came from for messages.
 struct TensorSource {
   std::map<std::string, torch::Tensor> tensors;
   std::map<std::string, std::string> file_of;
   std::string weights_file;  // the file read (the index file for sharded checkpoints)
+  // The tensors are views of read-only memory (a safetensors mapping, kept alive by the views):
+  // never written, copied when taken.
+  bool read_only = false;
 };
 
-// Reads the weights of `dir`. NotFound when it holds no weights file; InvalidArgument for a
-// malformed file or a tensor of an unsupported dtype.
+// Reads the tensors of `dir`. NotFound when it holds no weights file; InvalidArgument for a
+// malformed file, one that is not a regular file, or a pytorch_model.bin LibTorch cannot read (an
+// OrderedDict state dict, the legacy non-zip format: the message says how to convert it).
 absl::StatusOr<TensorSource> ReadCheckpointTensors(const std::string& dir);
 
 // "[2, 3]".

@@ -3,12 +3,12 @@
 // IdToToken can return references, and the word-start rule of ContinuesWord is fixed per model.
 #include "attattr/engine/hf_tokenizer.h"
 
-#include <fstream>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "attattr/base/field_error.h"
 #include "attattr_hf_tokenizers.h"
+#include "model_file.h"
 
 namespace attattr::engine {
 namespace {
@@ -55,20 +55,11 @@ HfTokenizer::HfTokenizer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 HfTokenizer::~HfTokenizer() = default;
 
 absl::StatusOr<std::unique_ptr<HfTokenizer>> HfTokenizer::Load(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
-  in.seekg(0, std::ios::end);
-  const auto size = static_cast<std::size_t>(std::max<std::streamoff>(0, in.tellg()));
-  if (size > kMaxFileBytes) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": ", size, " bytes, more than the ",
-                                                   kMaxFileBytes, " a tokenizer.json may have"));
-  }
-  in.seekg(0);
-  std::string json(size, '\0');
-  if (!in.read(json.data(), static_cast<std::streamsize>(size))) {
-    return absl::DataLossError(absl::StrCat(path, ": read failed"));
-  }
-  return FromJson(json, path);
+  // A regular file of at most kMaxFileBytes (model_file.h): a FIFO named tokenizer.json is an
+  // error, not a load that blocks forever.
+  absl::StatusOr<std::string> json = ReadModelFile(path, kMaxFileBytes);
+  if (!json.ok()) return json.status();
+  return FromJson(*json, path);
 }
 
 absl::StatusOr<std::unique_ptr<HfTokenizer>> HfTokenizer::FromJson(std::string_view json,

@@ -145,6 +145,9 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Load(const std::string& dir,
     info.language_model = loaded.language_model;
     info.num_classes = loaded.num_labels;
     if (info.has_classifier && !info.language_model) {
+      info.problem_type = !config.problem_type.empty() ? config.problem_type
+                          : loaded.num_labels == 1     ? "regression"
+                                                       : "single_label_classification";
       info.labels = config.id2label;
       if (info.labels.empty()) {
         for (int c = 0; c < loaded.num_labels; ++c) {
@@ -222,6 +225,9 @@ absl::StatusOr<std::unique_ptr<Model>> Model::CreateRandom(const RandomModelSpec
     info.layer_norm_eps = 1e-12;
     info.has_classifier = spec.num_labels > 0;
     for (int c = 0; c < spec.num_labels; ++c) info.labels.push_back(absl::StrCat("LABEL_", c));
+    if (spec.num_labels > 0) {
+      info.problem_type = spec.num_labels == 1 ? "regression" : "single_label_classification";
+    }
     info.num_classes = spec.num_labels;
     info.device = device.str();
     impl->tokenizer = std::move(tokenizer);
@@ -339,6 +345,29 @@ absl::Status RequireClassifier(const ModelInfo& info, const std::string& what) {
   if (!info.has_classifier) {
     return absl::InvalidArgumentError(
         absl::StrCat("model: ", what, " needs a classifier checkpoint"));
+  }
+  if (info.problem_type != "single_label_classification") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("model: ", what,
+                     " needs a single-label classifier (gold labels are one class "
+                     "each); this model's problem_type is ",
+                     info.problem_type));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RequireSoftmaxClasses(const ModelInfo& info) {
+  if (info.problem_type == "regression") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "this model's head is a regression (", info.num_classes,
+        info.num_classes == 1 ? " output" : " outputs",
+        "): a softmax probability over it says nothing; attribute its value with the logit "
+        "target (logit:0)"));
+  }
+  if (info.problem_type == "multi_label_classification") {
+    return absl::InvalidArgumentError(
+        "this model's head is multi-label (a sigmoid per label, not a softmax over them); "
+        "attribute one label's score with the logit target (logit:K)");
   }
   return absl::OkStatus();
 }

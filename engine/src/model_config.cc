@@ -3,12 +3,12 @@
 
 #include <cctype>
 #include <cmath>
-#include <fstream>
-#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "attattr/base/status_macros.h"
+#include "model_file.h"
 #include "nlohmann/json.hpp"
+#include "untrusted_json.h"
 
 namespace attattr::engine {
 namespace {
@@ -24,7 +24,7 @@ absl::Status ReadPositiveInt(const json& j, const std::string& key, const std::s
   }
   if (!it->is_number_integer() || it->get<int64_t>() <= 0 || it->get<int64_t>() > (1 << 30)) {
     return absl::InvalidArgumentError(
-        absl::StrCat(path, ": '", key, "' must be a positive integer, got ", it->dump()));
+        absl::StrCat(path, ": '", key, "' must be a positive integer, got ", DescribeJson(*it)));
   }
   *out = static_cast<int>(it->get<int64_t>());
   return absl::OkStatus();
@@ -100,7 +100,7 @@ absl::Status ParseDisentangled(const json& j, const std::string& path, ModelConf
     if (!it->is_number_integer() || it->get<int64_t>() > (1 << 20) ||
         it->get<int64_t>() < -(1 << 20)) {
       return absl::InvalidArgumentError(
-          absl::StrCat(path, ": '", key, "' must be an integer, got ", it->dump().substr(0, 64)));
+          absl::StrCat(path, ": '", key, "' must be an integer, got ", DescribeJson(*it)));
     }
     *out = static_cast<int>(it->get<int64_t>());
     return absl::OkStatus();
@@ -143,7 +143,7 @@ absl::Status ParseDisentangled(const json& j, const std::string& path, ModelConf
   if (auto it = j.find("pooler_hidden_act");
       it != j.end() && !(it->is_string() && it->get<std::string>() == "gelu")) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": 'pooler_hidden_act' is ",
-                                                   it->dump().substr(0, 64),
+                                                   DescribeJson(*it),
                                                    "; only \"gelu\" (exact erf) is supported"));
   }
   if (d.relative_attention && d.span() < 1) {
@@ -166,8 +166,8 @@ absl::Status ReadPositiveNumber(const json& j, const char* key, const std::strin
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return absl::OkStatus();
   if (!it->is_number() || !(it->get<double>() > 0) || it->get<double>() > 1e12) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        where, "'", key, "' must be a positive number, got ", it->dump().substr(0, 64)));
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, "'", key, "' must be a positive number, got ", DescribeJson(*it)));
   }
   *out = it->get<double>();
   return absl::OkStatus();
@@ -192,7 +192,7 @@ absl::Status ParseRotaryLayers(const json& j, const std::string& path, ModelConf
           path, ": 'layer_types' must list one type per layer (", c->num_hidden_layers, ")"));
     }
     for (const auto& t : *it) {
-      const std::string type = t.is_string() ? t.get<std::string>() : t.dump();
+      const std::string type = t.is_string() ? t.get<std::string>() : DescribeJson(t);
       if (type != "full_attention" && type != "sliding_attention") {
         return absl::InvalidArgumentError(
             absl::StrCat(path, ": 'layer_types' holds '", type.substr(0, 32),
@@ -227,15 +227,14 @@ absl::Status ParseRotaryLayers(const json& j, const std::string& path, ModelConf
       if (!p->is_object()) return absl::InvalidArgumentError(where + "not an object");
       if (auto kind = p->find("rope_type");
           kind != p->end() && !(kind->is_string() && kind->get<std::string>() == "default")) {
-        return absl::InvalidArgumentError(absl::StrCat(where, "'rope_type' is ",
-                                                       kind->dump().substr(0, 32),
-                                                       "; only \"default\" is supported"));
+        return absl::InvalidArgumentError(absl::StrCat(
+            where, "'rope_type' is ", DescribeJson(*kind), "; only \"default\" is supported"));
       }
       ATTATTR_RETURN_IF_ERROR(ReadPositiveNumber(*p, "rope_theta", where, theta));
     }
   }
   if (auto it = j.find("classifier_pooling"); it != j.end() && !it->is_null()) {
-    const std::string pooling = it->is_string() ? it->get<std::string>() : it->dump();
+    const std::string pooling = it->is_string() ? it->get<std::string>() : DescribeJson(*it);
     if (pooling != "cls" && pooling != "mean") {
       return absl::InvalidArgumentError(absl::StrCat(
           path, ": 'classifier_pooling' is '", pooling.substr(0, 32), "'; supported: cls, mean"));
@@ -245,7 +244,7 @@ absl::Status ParseRotaryLayers(const json& j, const std::string& path, ModelConf
   if (auto it = j.find("classifier_activation");
       it != j.end() && !(it->is_string() && it->get<std::string>() == "gelu")) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": 'classifier_activation' is ",
-                                                   it->dump().substr(0, 64),
+                                                   DescribeJson(*it),
                                                    "; only \"gelu\" (exact erf) is supported"));
   }
   if (auto it = j.find("head_dim");
@@ -313,7 +312,7 @@ absl::Status ParseRope(const json& j, const std::string& path, int max_positions
   if (auto f = p.find("partial_rotary_factor");
       f != p.end() && !f->is_null() && !(f->is_number() && f->get<double>() == 1.0)) {
     return absl::InvalidArgumentError(
-        absl::StrCat(where, "'partial_rotary_factor' is ", f->dump().substr(0, 32),
+        absl::StrCat(where, "'partial_rotary_factor' is ", DescribeJson(*f),
                      "; only rotary positions over the whole head (1.0) are supported"));
   }
   if (r->type == RopeConfig::Type::kDefault) return absl::OkStatus();
@@ -477,19 +476,12 @@ const char* SupportedFamilies() {
          "qwen2, gpt2";
 }
 
-absl::StatusOr<std::string> ReadFileToString(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open file"));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 absl::StatusOr<ModelConfig> ParseModelConfig(const std::string& json_text,
                                              const std::string& path) {
-  json j = json::parse(json_text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object()) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": not a JSON object"));
+  ATTATTR_ASSIGN_OR_RETURN(const json j, ParseUntrustedJson(json_text, path));
+  if (!j.is_object()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": not a JSON object (", DescribeJson(j), ")"));
   }
   ModelConfig c;
   try {
@@ -615,7 +607,7 @@ absl::StatusOr<ModelConfig> ParseModelConfig(const std::string& json_text,
     // either GELU form.
     if (c.family == ModelFamily::kGpt2) {
       if (auto it = j.find(keys.activation); it != j.end()) {
-        const std::string act = it->is_string() ? it->get<std::string>() : it->dump();
+        const std::string act = it->is_string() ? it->get<std::string>() : DescribeJson(*it);
         if (act != "gelu_new" && act != "gelu_pytorch_tanh" && act != "gelu") {
           return absl::InvalidArgumentError(
               absl::StrCat(path, ": '", keys.activation, "' is '", act.substr(0, 64),
@@ -628,16 +620,28 @@ absl::StatusOr<ModelConfig> ParseModelConfig(const std::string& json_text,
       if (auto it = j.find(keys.activation); it != j.end()) {
         if (!it->is_string() || it->get<std::string>() != activation) {
           return absl::InvalidArgumentError(absl::StrCat(
-              path, ": '", keys.activation, "' is ", it->dump().substr(0, 64), "; only \"",
-              activation, activation == "gelu" ? "\" (exact erf)" : "\"", " is supported"));
+              path, ": '", keys.activation, "' is ", DescribeJson(*it), "; only \"", activation,
+              activation == "gelu" ? "\" (exact erf)" : "\"", " is supported"));
         }
         c.hidden_act = activation;
       }
     }
     if (auto it = j.find("position_embedding_type");
         it != j.end() && it->is_string() && it->get<std::string>() != "absolute") {
-      return absl::InvalidArgumentError(absl::StrCat(
-          path, ": 'position_embedding_type' is ", it->dump(), "; only \"absolute\" is supported"));
+      return absl::InvalidArgumentError(absl::StrCat(path, ": 'position_embedding_type' is ",
+                                                     DescribeJson(*it),
+                                                     "; only \"absolute\" is supported"));
+    }
+    if (auto it = j.find("problem_type"); it != j.end() && !it->is_null()) {
+      const std::string type = it->is_string() ? it->get<std::string>() : "";
+      if (type != "single_label_classification" && type != "multi_label_classification" &&
+          type != "regression") {
+        return absl::InvalidArgumentError(
+            absl::StrCat(path, ": 'problem_type' is ", DescribeJson(*it),
+                         "; Hugging Face knows \"single_label_classification\", "
+                         "\"multi_label_classification\" and \"regression\""));
+      }
+      c.problem_type = type;
     }
     if (auto it = j.find("id2label"); it != j.end() && it->is_object()) {
       std::map<int, std::string> by_id;
@@ -685,17 +689,19 @@ absl::StatusOr<ModelConfig> ParseModelConfig(const std::string& json_text,
 }
 
 absl::StatusOr<ModelConfig> ReadModelConfig(const std::string& path) {
-  ATTATTR_ASSIGN_OR_RETURN(auto text, ReadFileToString(path));
+  ATTATTR_ASSIGN_OR_RETURN(auto text, ReadModelFile(path, kMaxConfigJsonBytes));
   return ParseModelConfig(text, path);
 }
 
 absl::StatusOr<TokenizerConfig> ReadTokenizerConfig(const std::string& path) {
   TokenizerConfig c;
-  auto text = ReadFileToString(path);
-  if (!text.ok()) return c;  // optional file
-  json j = json::parse(*text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object()) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": not a JSON object"));
+  auto text = ReadModelFile(path, kMaxConfigJsonBytes);
+  if (absl::IsNotFound(text.status())) return c;  // optional file
+  if (!text.ok()) return text.status();           // there, but a FIFO, too large, unreadable
+  ATTATTR_ASSIGN_OR_RETURN(const json j, ParseUntrustedJson(*text, path));
+  if (!j.is_object()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": not a JSON object (", DescribeJson(j), ")"));
   }
   if (auto it = j.find("do_lower_case"); it != j.end() && it->is_boolean()) {
     c.do_lower_case = it->get<bool>();

@@ -1,8 +1,9 @@
 // Parses a Hugging Face checkpoint directory's config.json (BERT, DistilBERT, ELECTRA, RoBERTa,
 // XLM-RoBERTa, DeBERTa-v2/v3, ModernBERT, the Llama family or GPT-2, by `model_type`) and
 // tokenizer_config.json into plain structs. Validates what the encoder relies on (positive sizes,
-// hidden divisible by heads, gelu) and names the offending key in errors. No torch, no I/O beyond
-// reading the two files. Thread-compatible.
+// hidden divisible by heads, gelu) and names the offending key in errors; values are described in
+// messages, never serialised (untrusted_json.h). No torch, no I/O beyond reading the two files
+// (model_file.h). Thread-compatible.
 #pragma once
 
 #include <map>
@@ -136,6 +137,9 @@ struct ModelConfig {
   // "gelu_new" / "gelu_pytorch_tanh" (the tanh form) or "gelu" for GPT-2.
   std::string hidden_act = "gelu";
   std::vector<std::string> id2label;  // index = class id; empty when the config has none
+  // Hugging Face's problem_type: "" (unset), "single_label_classification",
+  // "multi_label_classification" or "regression".
+  std::string problem_type;
   // Heads removed per layer (Hugging Face `pruned_heads`: layer -> original head indices).
   std::map<int, std::vector<int>> pruned_heads;
 };
@@ -148,13 +152,13 @@ struct TokenizerConfig {
   int model_max_length = 0;  // 0 when absent or unreasonably large
 };
 
-// `path` names the file in messages. Missing file: NotFound; bad values: InvalidArgument.
+// `path` names the file in messages. Missing file: NotFound; a file that is not a regular file or
+// is larger than kMaxConfigJsonBytes (model_file.h), JSON nested deeper than kMaxJsonDepth
+// (untrusted_json.h), bad values: InvalidArgument.
 absl::StatusOr<ModelConfig> ReadModelConfig(const std::string& path);
 absl::StatusOr<ModelConfig> ParseModelConfig(const std::string& json_text, const std::string& path);
-// A missing tokenizer_config.json is not an error: defaults (uncased) are returned.
+// A missing tokenizer_config.json is not an error: defaults (uncased) are returned. One that is
+// there but cannot be read (a FIFO, too large) is, as is one that is not a JSON object.
 absl::StatusOr<TokenizerConfig> ReadTokenizerConfig(const std::string& path);
-
-// Reads a whole file; NotFound naming the path when it cannot be opened.
-absl::StatusOr<std::string> ReadFileToString(const std::string& path);
 
 }  // namespace attattr::engine

@@ -14,10 +14,12 @@
 #include "attattr/base/status_macros.h"
 #include "bert_encoder.h"
 #include "bert_family_names.h"
+#include "model_file.h"
 #include "model_impl.h"
 #include "nlohmann/json.hpp"
 #include "safetensors_writer.h"
 #include "torch_boundary.h"
+#include "untrusted_json.h"
 
 namespace attattr::engine {
 namespace {
@@ -168,14 +170,15 @@ absl::StatusOr<ExportedCheckpoint> ExportPrunedCheckpoint(
   // never sees a half-written checkpoint, and of two exports to one path exactly one lands.
   ATTATTR_ASSIGN_OR_RETURN(StagingDir staging, StagingDir::Create(target));
 
-  nlohmann::json config;
-  {
-    std::ifstream in(fs::path(info.path) / "config.json");
-    config = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
-    if (config.is_discarded() || !config.is_object()) {
-      return absl::DataLossError(absl::StrCat(info.path, "/config.json: not a JSON object"));
-    }
+  // Read again as at load (model_file.h, untrusted_json.h): the folder may have changed since.
+  const std::string config_path = (fs::path(info.path) / "config.json").string();
+  auto config_text = ReadModelFile(config_path, kMaxConfigJsonBytes);
+  if (!config_text.ok()) return absl::DataLossError(config_text.status().message());
+  auto parsed = ParseUntrustedJson(*config_text, config_path);
+  if (!parsed.ok() || !parsed->is_object()) {
+    return absl::DataLossError(absl::StrCat(config_path, ": not a JSON object"));
   }
+  nlohmann::json config = std::move(*parsed);
   ExportedCheckpoint out;
   out.dir = out_dir;
   const TensorNames names = NamesOf(impl.family);
@@ -203,9 +206,17 @@ absl::StatusOr<ExportedCheckpoint> ExportPrunedCheckpoint(
       const BertLayerWeights& lw = w.layers[l];
       std::vector<int> kept, removed;
       for (int h = 0; h < info.num_heads; ++h) (head_mask[l][h] != 0 ? kept : removed).push_back(h);
-      if (!removed.empty()) pruned[std::to_string(l)] = removed;
       out.heads_removed += static_cast<int>(removed.size());
+      // Every head off: head 0 stays, silenced by zero output-projection columns (see the header).
+      const bool silenced = kept.empty();
+      if (silenced) {
+        kept.push_back(removed.front());
+        removed.erase(removed.begin());
+      }
+      if (!removed.empty()) pruned[std::to_string(l)] = removed;
       const auto rows = KeptRows(kept, dh, impl.device);
+      torch::Tensor o_w = lw.o_w.index_select(1, rows);
+      if (silenced) o_w.zero_();
       const std::string p = prefix + names.layer + std::to_string(l) + ".";
       const auto linear = [&](const char* module, const torch::Tensor& weight,
                               const torch::Tensor& bias) {
@@ -215,7 +226,7 @@ absl::StatusOr<ExportedCheckpoint> ExportPrunedCheckpoint(
       linear(names.query, lw.q_w.index_select(0, rows), lw.q_b.index_select(0, rows));
       linear(names.key, lw.k_w.index_select(0, rows), lw.k_b.index_select(0, rows));
       linear(names.value, lw.v_w.index_select(0, rows), lw.v_b.index_select(0, rows));
-      linear(names.attention_out, lw.o_w.index_select(1, rows), lw.o_b);
+      linear(names.attention_out, o_w, lw.o_b);
       linear(names.attention_norm, lw.ln1_w, lw.ln1_b);
       linear(names.ffn_in, lw.i_w, lw.i_b);
       linear(names.ffn_out, lw.f_w, lw.f_b);

@@ -42,9 +42,12 @@ struct SafetensorsHeader {
 // Parses and validates the header of a complete safetensors file held in `data[0, size)`.
 // `file_label` names the file in error messages. Rejects (InvalidArgument, message naming the file
 // and, where there is one, the tensor): a file shorter than 8 bytes; a header length past the end;
-// JSON that is not an object; an entry without dtype/shape/data_offsets; an unknown dtype; negative
-// or non-integer dimensions; offsets with begin > end or past the end of the data section; a byte
-// count that does not match the shape and dtype; overlapping tensors. Never reads outside `data`.
+// JSON that is not an object; an entry without dtype/shape/data_offsets or with one twice; an
+// unknown dtype; negative or non-integer dimensions; offsets with begin > end or past the end of
+// the data section; a byte count that does not match the shape and dtype; overlapping tensors; a
+// name listed twice; more than 1 000 000 tensors; arrays or objects nested more than 64 deep. Never
+// reads outside `data`; builds no JSON tree (memory is the entries kept) and never serialises a
+// value into a message.
 absl::StatusOr<SafetensorsHeader> ParseSafetensorsHeader(const uint8_t* data, std::size_t size,
                                                          std::string_view file_label);
 
@@ -56,7 +59,8 @@ struct TensorView {
 
 class SafetensorsFile {
  public:
-  // Memory-maps and validates `path`. NotFound when missing; InvalidArgument when malformed.
+  // Memory-maps and validates `path`. NotFound when missing; InvalidArgument when malformed or not
+  // a regular file.
   static absl::StatusOr<std::unique_ptr<SafetensorsFile>> Open(const std::string& path);
   ~SafetensorsFile();
   SafetensorsFile(const SafetensorsFile&) = delete;
@@ -76,8 +80,10 @@ class SafetensorsFile {
 };
 
 // All tensors of a checkpoint directory, whether one `model.safetensors` or shards listed by
-// `model.safetensors.index.json` ({"weight_map": {tensor: file}}). Errors: a shard listed in the
-// index that is missing, a tensor the index names that its shard lacks, a tensor in two shards.
+// `model.safetensors.index.json` ({"weight_map": {tensor: file}}, at most 64 MiB). Errors: a shard
+// listed in the index that is missing, a tensor the index names that its shard lacks, a tensor in
+// two shards, more than 1 000 000 tensors in all; any of the files that is not a regular file (a
+// FIFO, a device: model_file.h) is refused before it is read.
 class SafetensorsCheckpoint {
  public:
   // `dir` holds model.safetensors or model.safetensors.index.json (index wins if both exist).

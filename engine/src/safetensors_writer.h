@@ -17,7 +17,10 @@ struct RawTensor {
   std::string bytes;  // little-endian data
 };
 
-// Returns false when the file cannot be written.
+// Writes `path` (created or truncated). Returns false when any part of it cannot be written (a
+// full disk, a file-size limit, an I/O error reported by close()): a true result means every byte
+// reached the kernel. It does not fsync: a caller that publishes the file (the pruned export)
+// syncs it before the rename that publishes it.
 bool WriteSafetensors(const std::string& path, const std::vector<RawTensor>& tensors);
 
 }  // namespace attattr::engine

@@ -40,17 +40,17 @@ std::vector<Piece> Grow(const std::vector<Piece>& segment, const std::vector<Tri
   if (tokens.empty()) return segment;
   std::vector<double> r;
   for (const auto& t : tokens) r.push_back(t.relative_position);
-  const std::vector<int> slots = TriggerSlots(static_cast<int>(segment.size()), r);
+  const std::vector<int> at = TriggerSlots(static_cast<int>(segment.size()), r);
   const size_t total = segment.size() + tokens.size();
   std::vector<Piece> grown(total);
   std::vector<bool> taken(total, false);
   for (size_t k = 0; k < tokens.size(); ++k) {
-    Piece& p = grown[slots[k] - 1];
+    Piece& p = grown[at[k]];
     p.token = tokens[k].token;
     p.id = tokens[k].id;
     p.span = Encoding::Span{segment_index, 0, 0};
     p.inserted = true;
-    taken[slots[k] - 1] = true;
+    taken[at[k]] = true;
   }
   size_t next = 0;
   for (size_t i = 0; i < total; ++i) {
@@ -188,21 +188,22 @@ absl::StatusOr<TriggerPattern> MakeTriggerPattern(
 
 std::vector<int> TriggerSlots(int len, const std::vector<double>& r) {
   const int total = len + static_cast<int>(r.size());
-  std::vector<bool> taken(total + 1, false);
-  std::vector<int> slots;
-  for (double rel : r) {
+  // The grown segment as the authors' list after each insert: -1 = an own token, else k.
+  std::vector<int> grown(static_cast<size_t>(std::max(len, 0)), -1);
+  int previous = -1;
+  for (size_t k = 0; k < r.size(); ++k) {
     // std::nearbyint rounds half to even in the default rounding mode, as Python's round().
-    int t = static_cast<int>(std::nearbyint(static_cast<double>(total) * rel));
-    t = std::clamp(t, 1, total);
-    while (t <= total && taken[t]) ++t;  // a collision moves the later token right
-    if (t > total) {
-      t = total;
-      while (taken[t]) --t;  // pushed past the end: nearest free slot to the left
-    }
-    taken[t] = true;
-    slots.push_back(t);
+    int t = static_cast<int>(std::nearbyint(static_cast<double>(total) * r[k]));
+    if (t == previous) ++t;
+    previous = t;
+    t = std::clamp(t, 0, static_cast<int>(grown.size()));  // list.insert past the end appends
+    grown.insert(grown.begin() + t, static_cast<int>(k));
   }
-  return slots;
+  std::vector<int> at(r.size());
+  for (size_t i = 0; i < grown.size(); ++i) {
+    if (grown[i] >= 0) at[grown[i]] = static_cast<int>(i);
+  }
+  return at;
 }
 
 absl::StatusOr<InsertedTrigger> InsertTrigger(const Encoding& e,

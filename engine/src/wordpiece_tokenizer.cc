@@ -5,14 +5,10 @@
 // thread-safe.
 #include "attattr/engine/wordpiece_tokenizer.h"
 
-#include <sys/stat.h>
-
 #include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 #include <string_view>
 #include <unordered_map>
 #include <utility>
@@ -20,6 +16,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "attattr/base/field_error.h"
+#include "model_file.h"
 #include "utf8proc.h"
 
 namespace attattr::engine {
@@ -414,22 +411,14 @@ WordPieceTokenizer::~WordPieceTokenizer() = default;
 
 absl::StatusOr<std::unique_ptr<WordPieceTokenizer>> WordPieceTokenizer::Load(
     const std::string& vocab_path, const TokenizerOptions& options) {
-  struct stat st;
-  if (::stat(vocab_path.c_str(), &st) != 0) {
-    return absl::NotFoundError(
-        absl::StrCat("vocabulary file ", vocab_path, ": ", std::strerror(errno)));
+  // A regular file of at most kMaxVocabularyBytes (model_file.h): a FIFO or /dev/zero named
+  // vocab.txt is an error, not a hang or an allocation without end.
+  absl::StatusOr<std::string> read = ReadModelFile(vocab_path, kMaxVocabularyBytes);
+  if (!read.ok()) {
+    return absl::Status(read.status().code(),
+                        absl::StrCat("vocabulary file ", read.status().message()));
   }
-  if (S_ISDIR(st.st_mode)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("vocabulary file ", vocab_path, " is a directory"));
-  }
-  std::ifstream in(vocab_path, std::ios::binary);
-  if (!in) {
-    return absl::NotFoundError(absl::StrCat("vocabulary file ", vocab_path, ": cannot open"));
-  }
-  std::ostringstream buffer;
-  buffer << in.rdbuf();
-  const std::string data = buffer.str();
+  const std::string data = *std::move(read);
   if (data.empty()) {
     return absl::InvalidArgumentError(absl::StrCat("vocabulary file ", vocab_path, " is empty"));
   }

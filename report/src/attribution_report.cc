@@ -19,10 +19,11 @@
 namespace attattr::report::internal {
 namespace {
 
-// Heat-map cells one report draws at most (each is an SVG <rect> of ~60 bytes): layer maps
-// (attribution and attention, n² each) and per-head small multiples (2·H·n² per layer). Beyond them
-// maps are left out with a note, so a page stays under ~35 MB (BERT-base at n = 128 is 393k
-// per-head cells per layer).
+// Heat-map cells one report draws at most (each is an SVG <rect>): layer maps (attribution and
+// attention, n² each) and per-head small multiples (2·H·n² per layer), so a browser draws a page
+// (BERT-base at n = 128 is 393k per-head cells per layer). A map is also drawn only where it fits
+// in what is left of the page's byte budget (HeatMapSvgBytes). Beyond either, maps are left out
+// with a note.
 constexpr int64_t kLayerCellBudget = 350000;
 constexpr int64_t kHeadCellBudget = 250000;
 // Token labels and per-cell tooltips on the layer maps up to this many tokens.
@@ -137,8 +138,24 @@ void AppendTopConnections(const v1::LayerAttribution& layer, const std::vector<s
   }
 }
 
+// At most the bytes of one of a layer's two maps drawn with `map` (title and class as set below).
+int64_t LayerMapBytes(HeatMapOptions map, int layer, int n) {
+  map.css_class = "attribution-map";
+  map.title = absl::StrCat("layer ", layer, " head-summed attribution");
+  return HeatMapSvgBytes(n, n, map);
+}
+
+// Whether maps of `bytes` at most still fit in the page's budget.
+bool Fits(const PageWriter& page, int64_t bytes) { return page.size() + bytes <= page.max_bytes(); }
+
+std::string PageFullNote(const char* what, const PageWriter& page) {
+  return Note(absl::StrCat(what, " left out: they would take the page past its budget of ",
+                           page.max_bytes() >> 10, " KiB (use `attattr get` for the matrices)."));
+}
+
 absl::Status AppendLayer(const v1::ExampleAttribution& example, const v1::LayerAttribution& layer,
-                         const std::string& id, Budget& budget, std::string* html) {
+                         const std::string& id, Budget& budget, PageWriter& page) {
+  std::string* html = page.html();
   const int n = example.tokens_size();
   const int heads = layer.num_heads();
   const std::vector<std::string> tokens(example.tokens().begin(), example.tokens().end());
@@ -175,12 +192,15 @@ absl::Status AppendLayer(const v1::ExampleAttribution& example, const v1::LayerA
   }
   map.cell_titles = labelled;
   const int64_t layer_cells = int64_t{2} * n * n;
-  if ((!summed.empty() || !attention.empty()) && layer_cells > budget.layer_cells_left) {
+  const bool layer_maps = !summed.empty() || !attention.empty();
+  if (layer_maps && layer_cells > budget.layer_cells_left) {
     absl::StrAppend(
         html, Note(absl::StrCat("Layer maps left out: the report draws at most ", kLayerCellBudget,
                                 " layer-map cells (use `attattr get` for the "
                                 "matrices).")));
-  } else if (!summed.empty() || !attention.empty()) {
+  } else if (layer_maps && !Fits(page, 2 * LayerMapBytes(map, layer.layer(), n))) {
+    absl::StrAppend(html, PageFullNote("Layer maps", page));
+  } else if (layer_maps) {
     budget.layer_cells_left -= layer_cells;
     absl::StrAppend(html, "<div class=\"map-pair\">");
     absl::StrAppend(html,
@@ -212,12 +232,17 @@ absl::Status AppendLayer(const v1::ExampleAttribution& example, const v1::LayerA
 
   if (!full.empty()) {
     const int64_t cells = int64_t{2} * heads * n * n;
-    if (cells <= budget.head_cells_left) {
+    HeatMapOptions small;
+    small.cell_px = std::clamp(96 / std::max(n, 1), 1, 8);
+    small.cell_titles = false;
+    small.legend = false;
+    // Each head's pair in a <figure>, its maps titled "layer L head H attribution" at most.
+    HeatMapOptions longest = small;
+    longest.css_class = "head-attribution";
+    longest.title = absl::StrCat("layer ", layer.layer(), " head ", heads, " attribution");
+    const int64_t head_bytes = 256 + heads * (128 + int64_t{2} * HeatMapSvgBytes(n, n, longest));
+    if (cells <= budget.head_cells_left && Fits(page, head_bytes)) {
       budget.head_cells_left -= cells;
-      HeatMapOptions small;
-      small.cell_px = std::clamp(96 / std::max(n, 1), 1, 8);
-      small.cell_titles = false;
-      small.legend = false;
       const size_t per_head = static_cast<size_t>(n) * n;
       absl::StrAppend(html,
                       "<details class=\"head-maps\" open><summary>Per head: attribution "
@@ -241,11 +266,13 @@ absl::Status AppendLayer(const v1::ExampleAttribution& example, const v1::LayerA
         absl::StrAppend(html, "</figure>");
       }
       absl::StrAppend(html, "</div></details>");
-    } else {
+    } else if (cells > budget.head_cells_left) {
       absl::StrAppend(html, Note(absl::StrCat("Per-head maps left out: the report draws at most ",
                                               kHeadCellBudget,
                                               " per-head cells (use `attattr get` for the "
                                               "matrices).")));
+    } else {
+      absl::StrAppend(html, PageFullNote("Per-head maps", page));
     }
   }
   AppendTopConnections(layer, tokens, html);
@@ -310,7 +337,7 @@ absl::Status AppendAttributionSection(const v1::ResultOptions& options,
     }
     for (const auto& layer : example.layers()) {
       ATTATTR_RETURN_IF_ERROR(
-          AppendLayer(example, layer, absl::StrCat(id, "-layer-", layer.layer()), budget, html));
+          AppendLayer(example, layer, absl::StrCat(id, "-layer-", layer.layer()), budget, page));
       ATTATTR_RETURN_IF_ERROR(page.Flush());  // held: one layer's maps, not a whole example's
     }
     absl::StrAppend(html, "</section>");

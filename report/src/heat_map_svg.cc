@@ -11,11 +11,29 @@
 namespace attattr::report {
 namespace {
 
-constexpr int kLabelChars = 14;  // longer labels are cut with "…"
+constexpr int kLabelChars = 14;  // longer axis labels are cut with "…"
+constexpr int kTitleChars = 48;  // and cell tooltips' labels
 constexpr int kCharPx = 7;       // rough width of one 11 px character
 constexpr int kLegendPx = 18;
 
 std::string Shorten(const std::string& label) { return ShortenLabel(label, kLabelChars); }
+
+// A token in a cell's tooltip: the whole token unless the model's vocabulary holds long ones.
+std::string TitleLabel(const std::string& label) { return ShortenLabel(label, kTitleChars); }
+
+int64_t Digits(int64_t value) {
+  int64_t digits = value < 0 ? 2 : 1;
+  for (value = value < 0 ? -value : value; value >= 10; value /= 10) ++digits;
+  return digits;
+}
+
+// Bytes of the escaped labels, as `label` turns each into text.
+int64_t LabelBytes(const std::vector<std::string>& labels,
+                   std::string (*label)(const std::string&)) {
+  int64_t bytes = 0;
+  for (const auto& l : labels) bytes += static_cast<int64_t>(EscapeHtml(label(l)).size());
+  return bytes;
+}
 
 int LabelSpace(const std::vector<std::string>& labels) {
   size_t longest = 0;
@@ -101,8 +119,8 @@ std::string HeatMapSvg(absl::Span<const float> values, int rows, int cols,
                           left + j * cell, top + i * cell, cell, cell,
                           HeatColor(values[k], extreme, options.scale));
     if (options.cell_titles) {
-      const std::string row = row_labels ? options.row_labels[i] : std::to_string(i);
-      const std::string col = col_labels ? options.col_labels[j] : std::to_string(j);
+      const std::string row = row_labels ? TitleLabel(options.row_labels[i]) : std::to_string(i);
+      const std::string col = col_labels ? TitleLabel(options.col_labels[j]) : std::to_string(j);
       absl::StrAppend(&svg, "><title>", i, " ", EscapeHtml(row), " \u2190 ", j, " ",
                       EscapeHtml(col), ": ", FormatNumber(values[k]), "</title></rect>");
     } else {
@@ -118,6 +136,39 @@ std::string HeatMapSvg(absl::Span<const float> values, int rows, int cols,
   }
   absl::StrAppend(&svg, "</svg>");
   return svg;
+}
+
+int64_t HeatMapSvgBytes(int rows, int cols, const HeatMapOptions& options) {
+  rows = std::max(rows, 0);
+  cols = std::max(cols, 0);
+  const int64_t cells = int64_t{rows} * cols;
+  const int64_t cell = std::max(1, options.cell_px);
+  // Every number HeatMapSvg prints is at most this wide: coordinates, sizes, indices.
+  const int64_t extent = 4096 + (int64_t{std::max(rows, cols)} + 1) * cell +
+                         int64_t{kLabelChars + 1} * kCharPx + kLegendPx;
+  const int64_t number = Digits(std::max<int64_t>(extent, std::max(rows, cols)));
+  constexpr int64_t kValue = 11;  // FormatNumber's %.4g at its widest: "-1.234e+308"
+  int64_t bytes = 200 + 6 * number + static_cast<int64_t>(EscapeHtml(options.css_class).size()) +
+                  static_cast<int64_t>(EscapeHtml(options.title).size()) + 64;
+  // Axis labels: <text x="" y="">…</text> and <text transform="translate( ) rotate(-90)">…</text>.
+  const bool row_labels = static_cast<int>(options.row_labels.size()) == rows && rows > 0;
+  const bool col_labels = static_cast<int>(options.col_labels.size()) == cols && cols > 0;
+  if (row_labels) bytes += 64 + rows * (32 + 2 * number) + LabelBytes(options.row_labels, Shorten);
+  if (col_labels) bytes += 64 + cols * (56 + 2 * number) + LabelBytes(options.col_labels, Shorten);
+  // <rect x="" y="" width="" height="" fill="#rrggbb"/>
+  bytes += 64 + cells * (51 + 4 * number);
+  if (options.cell_titles) {
+    // ><title>i ROW ← j COL: VALUE</title></rect> in place of "/>"; the labels once per cell of
+    // their row or column.
+    const int64_t row_titles =
+        row_labels ? LabelBytes(options.row_labels, TitleLabel) : int64_t{rows} * number;
+    const int64_t col_titles =
+        col_labels ? LabelBytes(options.col_labels, TitleLabel) : int64_t{cols} * number;
+    bytes += cells * (8 + 2 * number + 1 + 5 + 1 + 2 + kValue + 15) + cols * row_titles +
+             rows * col_titles;
+  }
+  if (options.legend) bytes += 80 + 2 * number + 8 + kValue;
+  return bytes;
 }
 
 }  // namespace attattr::report

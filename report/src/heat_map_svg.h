@@ -6,6 +6,7 @@
 // thread-safe.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,10 @@ struct HeatMapOptions {
 // `values` holds rows × cols floats, row-major. Returns an <svg> element.
 std::string HeatMapSvg(absl::Span<const float> values, int rows, int cols,
                        const HeatMapOptions& options);
+
+// At most how many bytes HeatMapSvg(values, rows, cols, options) returns, whatever `values` hold:
+// what a page budget consults before drawing a map. Exact in its labels, a bound in its numbers.
+int64_t HeatMapSvgBytes(int rows, int cols, const HeatMapOptions& options);
 
 // The fill colour of `value` in `scale` with extreme `max_abs` (> 0), "#rrggbb".
 std::string HeatColor(double value, double max_abs, ColorScale scale);

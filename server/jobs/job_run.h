@@ -23,7 +23,9 @@ namespace attattr::server {
 class JobRun {
  public:
   // Borrows both for its lifetime. `max_run_ms` > 0 bounds this run whatever the spec's
-  // timeout_ms says (the server's --max-job-seconds), counted from the job's start.
+  // timeout_ms says (the server's --max-job-seconds), counted from the job's start. A shard's run
+  // keeps its job's deadline: both bounds count from the job (its creation, its start), not from
+  // the shard's start, so the time a split job's shards wait counts too.
   JobRun(const store::JobRecord& job, JobContext& context, int64_t max_run_ms = 0)
       : job_(job), context_(context), max_run_ms_(max_run_ms) {}
   JobRun(const JobRun&) = delete;

@@ -28,6 +28,20 @@ auto RetryWhileUnavailable(std::chrono::milliseconds budget, Write&& write) -> d
   }
 }
 
+// Runs a store write again while the store is unreachable and `context`'s run has not been asked
+// to stop, however long that takes: the heartbeat renews the run's lease meanwhile (a lapsed one
+// too, while nobody took it) and stops the run once the lease is lost; a drain, a cancel or a
+// delete stop it as well. What the run computed is kept through an outage of any length, and
+// never written over another run's work (every such write is fenced by the lease token).
+template <typename Write>
+auto RetryWhileHeld(const JobContext& context, Write&& write) -> decltype(write()) {
+  for (;;) {
+    auto result = write();
+    if (!absl::IsUnavailable(StatusOf(result)) || context.ShouldStop()) return result;
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+}
+
 double Seconds(int64_t from_ms, int64_t to_ms) {
   return from_ms > 0 && to_ms >= from_ms ? (to_ms - from_ms) / 1000.0 : 0.0;
 }
@@ -40,6 +54,10 @@ void JobContext::ReportProgress(const std::string& stage, int64_t done, int64_t 
       store_.UpdateProgress(id_, store::JobProgress{stage, done, total}, lease_token_);
   if (absl::IsFailedPrecondition(stored)) RequestStop(StopReason::kLeaseLost);
   if (!stored.ok()) return;
+  // Only watchers here need the record back, and they get it whole (their answers show the
+  // spec); without one nothing is read — a spec can be megabytes, and progress comes several
+  // times a second from every running job.
+  if (!events_.HasSubscribers(id_)) return;
   auto record = store_.Get(id_);
   if (record.ok()) events_.Publish(*record);
 }
@@ -56,7 +74,9 @@ JobScheduler::JobScheduler(store::JobStore& store, JobEvents& events, JobExecuto
 JobScheduler::~JobScheduler() { Drain(std::chrono::milliseconds(0)); }
 
 absl::Status JobScheduler::Recover() {
-  if (store_.Shared()) return RecoverLapsed();
+  // Other replicas may be alive, and this one has only just reached the store: the heartbeat
+  // takes their lapsed leases over once it has been connected for a lease (ConnectedForALease).
+  if (store_.Shared()) return absl::OkStatus();
   ATTATTR_ASSIGN_OR_RETURN(auto requeued, store_.RequeueInterrupted());
   for (const auto& id : requeued) {
     ATTATTR_ASSIGN_OR_RETURN(const store::JobRecord job, store_.Get(id));
@@ -122,7 +142,8 @@ absl::Status JobScheduler::RecoverLapsed() {
 }
 
 void JobScheduler::PublishJob(const std::string& id) {
-  absl::StatusOr<store::JobRecord> job = store_.Get(id);
+  // The spec only for watchers here (see JobContext::ReportProgress).
+  absl::StatusOr<store::JobRecord> job = store_.Get(id, events_.HasSubscribers(id));
   if (!job.ok()) return;
   events_.Publish(*job);
   if (store::IsTerminal(job->state) && observer_.on_finish) {
@@ -146,6 +167,7 @@ void JobScheduler::RenewLeases() {
   std::vector<std::string> lost_keys;
   absl::StatusOr<std::vector<std::string>> lost =
       store_.RenewLeases(options_.holder, jobs, options_.lease.count());
+  NoteStoreCall(lost.status());
   if (!lost.ok()) {
     log_.Warn("cannot renew job leases", {{"error", lost.status().message()}});
   } else {
@@ -154,6 +176,7 @@ void JobScheduler::RenewLeases() {
   if (!shards.empty() && store_.shards() != nullptr) {
     absl::StatusOr<std::vector<store::HeldShard>> lost_shards =
         store_.shards()->RenewShardLeases(options_.holder, shards, options_.lease.count());
+    NoteStoreCall(lost_shards.status());
     if (!lost_shards.ok()) {
       log_.Warn("cannot renew shard leases", {{"error", lost_shards.status().message()}});
     } else {
@@ -338,7 +361,21 @@ int64_t JobScheduler::RetryAfterMs() const {
   return std::clamp<int64_t>(static_cast<int64_t>(seconds * 1000), 100, 600000);
 }
 
+std::optional<store::ShardRecord> JobScheduler::ClaimShard(const store::ClaimRequest& request,
+                                                           absl::Status* error) {
+  absl::StatusOr<std::optional<store::ShardRecord>> shard = store_.shards()->ClaimShard(request);
+  NoteStoreCall(shard.status());
+  if (!shard.ok()) {
+    if (error->ok()) *error = shard.status();
+    return std::nullopt;
+  }
+  return *std::move(shard);
+}
+
 void JobScheduler::Loop() {
+  const bool shards = store_.shards() != nullptr && static_cast<bool>(options_.sharding.run_shard);
+  const store::ClaimRequest request{options_.holder, options_.lease.count(),
+                                    options_.max_running_per_owner};
   bool claim_failed_before = false;
   while (true) {
     uint64_t seen = 0;
@@ -347,45 +384,62 @@ void JobScheduler::Loop() {
       if (draining_) return;
       seen = wakes_;
     }
-    absl::StatusOr<std::optional<store::JobRecord>> claimed =
-        store_.Claim({options_.holder, options_.lease.count(), options_.max_running_per_owner});
-    if (!claimed.ok() && !claim_failed_before) {
-      log_.Warn("cannot claim jobs from the store; retrying",
-                {{"error", claimed.status().message()}});
-    }
-    claim_failed_before = !claimed.ok();
-    if (claimed.ok() && !claimed->has_value() && store_.shards() != nullptr &&
-        options_.sharding.run_shard) {
-      // No job to start: help with another job's shards.
-      absl::StatusOr<std::optional<store::ShardRecord>> shard =
-          store_.shards()->ClaimShard({options_.holder, options_.lease.count(), 0});
-      if (shard.ok() && shard->has_value()) {
-        RunShard(**shard);
-        continue;
+    // Whichever ranks first: a shard of a split job unless a queued job outranks it (the store
+    // declines the shard then), else the next job — or, when no job came, a shard after all (the
+    // job that outranked it went to another runner meanwhile).
+    absl::Status claim_error;
+    std::optional<store::ShardRecord> shard;
+    std::optional<store::JobRecord> claimed;
+    if (shards) shard = ClaimShard(request, &claim_error);
+    if (!shard.has_value()) {
+      absl::StatusOr<std::optional<store::JobRecord>> job = store_.Claim(request);
+      NoteStoreCall(job.status());
+      if (job.ok()) {
+        claimed = *std::move(job);
+        if (!claimed.has_value() && shards) shard = ClaimShard(request, &claim_error);
+      } else if (claim_error.ok()) {
+        claim_error = job.status();
       }
     }
-    if (!claimed.ok() || !claimed->has_value()) {
+    if (!claim_error.ok() && !claim_failed_before) {
+      log_.Warn("cannot claim jobs from the store; retrying", {{"error", claim_error.message()}});
+    }
+    claim_failed_before = !claim_error.ok();
+    if (shard.has_value()) {
+      if (RunShard(*shard)) continue;
+    } else if (claimed.has_value()) {
+      const store::JobRecord job = *std::move(claimed);
+      auto context = std::make_shared<JobContext>(store_, events_, job.id, job.lease_token);
+      {
+        absl::MutexLock lock(&mu_);
+        if (!draining_) Track(job.id, RunningJob{context, job.owner, job.id, std::nullopt});
+      }
+      if (context.use_count() == 1) {  // claimed as the drain began: back to the queue at once
+        (void)HandBack(job.id, job.lease_token);
+        return;
+      }
+      RunJob(job, context);
       absl::MutexLock lock(&mu_);
-      const auto woken = [this, seen]() ABSL_NO_THREAD_SAFETY_ANALYSIS {  // under mu_ (Await)
-        return draining_ || wakes_ != seen;
-      };
-      mu_.AwaitWithTimeout(absl::Condition(&woken), absl::FromChrono(options_.poll));
+      Untrack(job.id, context);  // Drain waits for running_ to empty
       continue;
     }
-    const store::JobRecord job = **claimed;
-    auto context = std::make_shared<JobContext>(store_, events_, job.id, job.lease_token);
-    {
-      absl::MutexLock lock(&mu_);
-      if (!draining_) Track(job.id, RunningJob{context, job.owner, job.id, std::nullopt});
-    }
-    if (context.use_count() == 1) {  // claimed as the drain began: back to the queue at once
-      (void)store_.Requeue(job.id, job.lease_token);
-      return;
-    }
-    RunJob(job, context);
     absl::MutexLock lock(&mu_);
-    Untrack(job.id, context);  // Drain waits for running_ to empty
+    const auto woken = [this, seen]() ABSL_NO_THREAD_SAFETY_ANALYSIS {  // under mu_ (Await)
+      return draining_ || wakes_ != seen;
+    };
+    mu_.AwaitWithTimeout(absl::Condition(&woken), absl::FromChrono(options_.poll));
   }
+}
+
+void JobScheduler::NoteStoreCall(const absl::Status& status) {
+  if (status.ok()) return;
+  absl::MutexLock lock(&mu_);
+  store_error_at_ = Clock::now();
+}
+
+bool JobScheduler::ConnectedForALease() const {
+  absl::MutexLock lock(&mu_);
+  return Clock::now() - store_error_at_ >= options_.lease;
 }
 
 void JobScheduler::Heartbeat() {
@@ -397,7 +451,16 @@ void JobScheduler::Heartbeat() {
       if (stopped_) return;
     }
     RenewLeases();
-    if (absl::Status recovered = RecoverLapsed(); !recovered.ok()) {
+    if (!ConnectedForALease()) {
+      // Just back from an outage (or just started): other replicas cut off with this one may be
+      // renewing their lapsed leases right now, so none is taken over yet. A cheap read keeps
+      // watching the store meanwhile (renewals make no call when nothing runs here).
+      NoteStoreCall(store_.CountQueued("").status());
+      continue;
+    }
+    absl::Status recovered = RecoverLapsed();
+    NoteStoreCall(recovered);
+    if (!recovered.ok()) {
       log_.Warn("cannot recover jobs whose lease lapsed", {{"error", recovered.message()}});
     }
   }
@@ -421,15 +484,20 @@ void JobScheduler::RunJob(const store::JobRecord& job, const std::shared_ptr<Job
   } catch (const std::exception& e) {
     result = absl::InternalError(absl::StrCat("job failed: ", e.what()));
   }
-  Finish(job, result, context->reason(), context->lease_token());
+  Finish(job, result, *context);
 }
 
 bool JobScheduler::SplitJob(const store::JobRecord& job,
                             const std::shared_ptr<JobContext>& context) {
   if (store_.shards() == nullptr || !options_.sharding.plan) return false;
-  absl::StatusOr<std::vector<store::ShardRecord>> existing = store_.shards()->ListShards(job.id);
+  absl::StatusOr<std::vector<store::ShardRecord>> existing =
+      RetryWhileUnavailable(options_.lease, [&] { return store_.shards()->ListShards(job.id); });
+  if (absl::IsUnavailable(existing.status())) {
+    GiveBack(job, *context, existing.status(), "reading its shards");
+    return true;
+  }
   if (!existing.ok()) {
-    Finish(job, existing.status(), context->reason(), context->lease_token());
+    Finish(job, existing.status(), *context);
     return true;
   }
   if (!existing->empty()) {
@@ -440,7 +508,7 @@ bool JobScheduler::SplitJob(const store::JobRecord& job,
   absl::StatusOr<store::ShardStage> plan = options_.sharding.plan(job);
   if (plan.ok() && plan->ranges.size() < 2) return false;
   if (!plan.ok()) {
-    Finish(job, plan.status(), context->reason(), context->lease_token());
+    Finish(job, plan.status(), *context);
     return true;
   }
   RunStages(job, context, *std::move(plan));
@@ -450,13 +518,19 @@ bool JobScheduler::SplitJob(const store::JobRecord& job,
 void JobScheduler::RunStages(const store::JobRecord& job,
                              const std::shared_ptr<JobContext>& context, store::ShardStage stage) {
   for (;;) {
-    absl::StatusOr<std::vector<store::ShardRecord>> shards =
-        store_.shards()->SplitJob(job.id, context->lease_token(), stage);
+    // Splitting a stage again gives the shards the first split made, so a retry is safe.
+    absl::StatusOr<std::vector<store::ShardRecord>> shards = RetryWhileUnavailable(
+        options_.lease,
+        [&] { return store_.shards()->SplitJob(job.id, context->lease_token(), stage); });
     if (!shards.ok()) {
       if (absl::IsFailedPrecondition(shards.status()) || absl::IsNotFound(shards.status())) {
         return;  // cancelled, deleted or taken over meanwhile
       }
-      Finish(job, shards.status(), context->reason(), context->lease_token());
+      if (absl::IsUnavailable(shards.status())) {
+        GiveBack(job, *context, shards.status(), "splitting it");
+        return;
+      }
+      Finish(job, shards.status(), *context);  // the stage itself is wrong: the job's error
       return;
     }
     const bool all_done = std::all_of(shards->begin(), shards->end(), [](const auto& shard) {
@@ -472,31 +546,43 @@ void JobScheduler::RunStages(const store::JobRecord& job,
       Wake();
       return;
     }
-    absl::StatusOr<StageMerge> merged = MergeStage(job, *shards);
+    absl::StatusOr<std::vector<std::string>> results = ShardResults(*shards);
+    if (absl::IsUnavailable(results.status())) {
+      GiveBack(job, *context, results.status(), "reading its shards' results");
+      return;
+    }
+    absl::StatusOr<StageMerge> merged = results.ok() ? MergeStage(job, *shards, *results)
+                                                     : absl::StatusOr<StageMerge>(results.status());
     if (!merged.ok() || !merged->next.has_value()) {
       Finish(job,
              merged.ok() ? absl::StatusOr<std::string>(std::move(merged->result)) : merged.status(),
-             context->reason(), context->lease_token());
+             *context);
       return;
     }
     if (context->ShouldStop()) {
-      Finish(job, absl::CancelledError("stopped between stages"), context->reason(),
-             context->lease_token());
+      Finish(job, absl::CancelledError("stopped between stages"), *context);
       return;
     }
     stage = *std::move(merged->next);
   }
 }
 
-absl::StatusOr<StageMerge> JobScheduler::MergeStage(const store::JobRecord& job,
-                                                    const std::vector<store::ShardRecord>& shards) {
+absl::StatusOr<std::vector<std::string>> JobScheduler::ShardResults(
+    const std::vector<store::ShardRecord>& shards) {
   std::vector<std::string> results;
   results.reserve(shards.size());
   for (const store::ShardRecord& shard : shards) {
-    ATTATTR_ASSIGN_OR_RETURN(std::string result,
-                             store_.shards()->GetShardResult(job.id, shard.index));
+    ATTATTR_ASSIGN_OR_RETURN(std::string result, RetryWhileUnavailable(options_.lease, [&] {
+                               return store_.shards()->GetShardResult(shard.job_id, shard.index);
+                             }));
     results.push_back(std::move(result));
   }
+  return results;
+}
+
+absl::StatusOr<StageMerge> JobScheduler::MergeStage(const store::JobRecord& job,
+                                                    const std::vector<store::ShardRecord>& shards,
+                                                    const std::vector<std::string>& results) {
   const int32_t stage = shards.empty() ? 0 : shards.front().stage;
   ATTATTR_ASSIGN_OR_RETURN(
       StageMerge merged,
@@ -507,20 +593,36 @@ absl::StatusOr<StageMerge> JobScheduler::MergeStage(const store::JobRecord& job,
   return merged;
 }
 
-void JobScheduler::RunShard(const store::ShardRecord& shard) {
+bool JobScheduler::RunShard(const store::ShardRecord& shard) {
   const store::HeldShard held{shard.job_id, shard.index, shard.lease_token};
-  absl::StatusOr<store::JobRecord> job = store_.Get(shard.job_id);
-  if (!job.ok()) return;  // deleted meanwhile: the shard went with it
+  absl::StatusOr<store::JobRecord> job =
+      RetryWhileUnavailable(options_.heartbeat, [&] { return store_.Get(shard.job_id); });
+  if (absl::IsNotFound(job.status())) return true;  // deleted meanwhile: the shard went with it
+  if (!job.ok()) {
+    // Back to the queue now (its start not counted), rather than held unrenewed until its lease
+    // lapses and counted as a start a replica died under.
+    const bool released = HandBackShard(held);
+    log_.Warn("shard handed back: its job could not be read from the store",
+              {{"job_id", shard.job_id},
+               {"shard", shard.index},
+               {"error", job.status().message()},
+               {"released", released}});
+    return false;
+  }
   auto context =
       std::make_shared<JobContext>(store_, events_, job->id, shard.lease_token, /*shard=*/true);
+  bool draining = false;
   {
     absl::MutexLock lock(&mu_);
-    if (draining_) {
-      (void)store_.shards()->ReleaseShard(held);
-      return;
+    draining = draining_;
+    if (!draining) {
+      Track(absl::StrCat(shard.job_id, "#", shard.index),
+            RunningJob{context, job->owner, job->id, held});
     }
-    Track(absl::StrCat(shard.job_id, "#", shard.index),
-          RunningJob{context, job->owner, job->id, held});
+  }
+  if (draining) {
+    (void)HandBackShard(held);
+    return true;
   }
   log_.Debug("shard started", {{"job_id", job->id},
                                {"shard", shard.index},
@@ -532,29 +634,29 @@ void JobScheduler::RunShard(const store::ShardRecord& shard) {
   } catch (const std::exception& e) {
     result = absl::InternalError(absl::StrCat("shard failed: ", e.what()));
   }
-  FinishShard(*job, held, shard.stage, result, context->reason());
+  FinishShard(*job, held, shard.stage, result, *context);
   absl::MutexLock lock(&mu_);
   Untrack(absl::StrCat(shard.job_id, "#", shard.index), context);
+  return true;
 }
 
 void JobScheduler::FinishShard(const store::JobRecord& job, const store::HeldShard& held,
                                int32_t stage, const absl::StatusOr<std::string>& result,
-                               StopReason reason) {
+                               JobContext& context) {
+  const StopReason reason = context.reason();
   const bool stopped = !result.ok() && result.status().code() == absl::StatusCode::kCancelled;
-  if (stopped && reason == StopReason::kDraining) {
-    (void)store_.shards()->ReleaseShard(held);
-    return;
-  }
-  if (stopped && reason == StopReason::kLeaseLost) {
-    (void)store_.shards()->ReleaseShard(held);  // fenced: only if this run still holds it
+  if (stopped && (reason == StopReason::kDraining || reason == StopReason::kLeaseLost)) {
+    (void)HandBackShard(held);  // fenced: only if this run still holds it
     return;
   }
   if (stopped && reason != StopReason::kNone) return;  // its job ended, or another run has it
   if (!result.ok()) {
+    // A deadline does not move: running the shard again cannot meet it, so the job fails now.
+    const int32_t max_attempts =
+        absl::IsDeadlineExceeded(result.status()) ? 1 : options_.max_attempts;
     absl::StatusOr<store::ShardRecord> after = RetryWhileUnavailable(options_.lease, [&] {
       return store_.shards()->FailShard(held, static_cast<int32_t>(result.status().code()),
-                                        std::string(result.status().message()),
-                                        options_.max_attempts);
+                                        std::string(result.status().message()), max_attempts);
     });
     if (after.ok() && after->state == store::ShardState::kFailed) {
       log_.Error("job failed: a shard failed every time it ran",
@@ -569,12 +671,18 @@ void JobScheduler::FinishShard(const store::JobRecord& job, const store::HeldSha
     }
     return;
   }
-  absl::StatusOr<store::ShardCompletion> completion = RetryWhileUnavailable(options_.lease, [&] {
+  // The shard's work is kept through a store outage: its lease is renewed meanwhile.
+  absl::StatusOr<store::ShardCompletion> completion = RetryWhileHeld(context, [&] {
     return store_.shards()->CompleteShard(held, *result, options_.holder, options_.lease.count());
   });
   if (!completion.ok()) {
+    const bool unreachable = absl::IsUnavailable(completion.status());
+    // Stopped while the store still did not answer: handed back if it can be, else its lease
+    // lapses.
+    if (unreachable) (void)HandBackShard(held);
     log_.Info(
-        "shard result not stored: the shard is no longer this run's",
+        unreachable ? "shard result not stored: the store did not answer until the run stopped"
+                    : "shard result not stored: the shard is no longer this run's",
         {{"job_id", job.id}, {"shard", held.index}, {"error", completion.status().message()}});
     return;
   }
@@ -582,66 +690,107 @@ void JobScheduler::FinishShard(const store::JobRecord& job, const store::HeldSha
   if (!completion->job_complete) return;
   // The last shard: this runner merges the job, holding it like a claimed job.
   const store::JobRecord merging = completion->job;
-  auto context = std::make_shared<JobContext>(store_, events_, merging.id, merging.lease_token);
+  auto merge_context =
+      std::make_shared<JobContext>(store_, events_, merging.id, merging.lease_token);
   {
     absl::MutexLock lock(&mu_);
-    Track(merging.id, RunningJob{context, merging.owner, merging.id, std::nullopt});
+    Track(merging.id, RunningJob{merge_context, merging.owner, merging.id, std::nullopt});
   }
-  RunStages(merging, context, {stage, "", {}, ""});
+  RunStages(merging, merge_context, {stage, "", {}, ""});
   absl::MutexLock lock(&mu_);
-  Untrack(merging.id, context);
+  Untrack(merging.id, merge_context);
+}
+
+bool JobScheduler::HandBack(const std::string& id, int64_t lease_token) {
+  absl::StatusOr<store::JobRecord> requeued =
+      RetryWhileUnavailable(options_.heartbeat, [&] { return store_.Requeue(id, lease_token); });
+  if (!requeued.ok()) return false;
+  events_.Publish(*requeued);
+  Wake();
+  return true;
+}
+
+bool JobScheduler::HandBackShard(const store::HeldShard& held) {
+  return RetryWhileUnavailable(options_.heartbeat,
+                               [&] { return store_.shards()->ReleaseShard(held); })
+      .ok();
+}
+
+void JobScheduler::GiveBack(const store::JobRecord& job, const JobContext& context,
+                            const absl::Status& error, const char* what) {
+  const StopReason reason = context.reason();
+  if (reason == StopReason::kCancelled || reason == StopReason::kDeleted) return;  // it ended
+  if (HandBack(job.id, context.lease_token())) {
+    log_.Warn("job handed back to the queue: the job store did not answer",
+              {{"audit", "job.requeued"},
+               {"principal", job.owner},
+               {"job_id", job.id},
+               {"while", what},
+               {"error", error.message()}});
+  } else {
+    log_.Warn("job left to its lease: the job store did not answer, nor take it back",
+              {{"principal", job.owner},
+               {"job_id", job.id},
+               {"while", what},
+               {"error", error.message()}});
+  }
 }
 
 void JobScheduler::Finish(const store::JobRecord& running,
-                          const absl::StatusOr<std::string>& result, StopReason reason,
-                          int64_t lease_token) {
+                          const absl::StatusOr<std::string>& result, JobContext& context) {
   const std::string& id = running.id;
+  const StopReason reason = context.reason();
+  const int64_t lease_token = context.lease_token();
   const bool stopped = !result.ok() && result.status().code() == absl::StatusCode::kCancelled;
   if (stopped && reason == StopReason::kDraining) {
-    auto requeued = store_.Requeue(id, lease_token);
-    log_.Info("job stopped by the drain; released to the queue",
-              {{"audit", "job.requeued"}, {"principal", running.owner}, {"job_id", id}});
-    if (requeued.ok()) events_.Publish(*requeued);
+    const bool released = HandBack(id, lease_token);
+    log_.Info("job stopped by the drain; released to the queue", {{"audit", "job.requeued"},
+                                                                  {"principal", running.owner},
+                                                                  {"job_id", id},
+                                                                  {"released", released}});
     return;
   }
   if (stopped && reason == StopReason::kLeaseLost) {
     // Should the store still say this run holds the job, hand it back at once rather than let the
     // lease lapse (fenced: refused when another run has it).
-    auto released = store_.Requeue(id, lease_token);
+    const bool released = HandBack(id, lease_token);
     log_.Warn(
         "job stopped: this replica no longer holds it (finished, cancelled or taken over "
         "elsewhere)",
-        {{"principal", running.owner}, {"job_id", id}, {"released", released.ok()}});
-    if (released.ok()) {
-      events_.Publish(*released);
-      Wake();
-    }
+        {{"principal", running.owner}, {"job_id", id}, {"released", released}});
     return;
   }
   if (stopped && (reason == StopReason::kCancelled || reason == StopReason::kDeleted)) {
     if (observer_.on_finish && reason == StopReason::kCancelled) {
-      auto now = store_.Get(id);
+      auto now = store_.Get(id, /*include_spec=*/false);
       observer_.on_finish(running.kind, store::JobState::kCancelled,
                           now.ok() ? Seconds(running.start_time_ms, now->end_time_ms) : 0.0);
     }
     return;  // the store already says CANCELLED (or the job is gone); Cancel/Delete published it
   }
+  // Every write below is tried again while the store does not answer and this run still holds
+  // the job: an outage, however long, does not fail the job nor throw its result away.
   absl::StatusOr<store::JobRecord> finished;
   const auto finish = [&](store::JobState state, int32_t code, const std::string& message) {
-    absl::Status written = RetryWhileUnavailable(options_.lease, [&] {
+    absl::Status written = RetryWhileHeld(context, [&] {
       finished = store_.Finish(id, state, code, message, lease_token);
       return finished.status();
     });
     (void)written;
   };
   if (result.ok()) {
-    absl::Status s = RetryWhileUnavailable(
-        options_.lease, [&] { return store_.PutResult(id, *result, lease_token); });
+    absl::Status s =
+        RetryWhileHeld(context, [&] { return store_.PutResult(id, *result, lease_token); });
     if (s.code() == absl::StatusCode::kFailedPrecondition ||
         s.code() == absl::StatusCode::kNotFound) {
       // Cancelled, deleted or taken over while the result was being written.
       log_.Info("job result not stored: the job is no longer this run's",
                 {{"job_id", id}, {"error", s.message()}});
+      return;
+    }
+    if (absl::IsUnavailable(s)) {
+      // The run was stopped (a drain, a lost lease) before the store answered again.
+      GiveBack(running, context, s, "storing its result");
       return;
     }
     if (!s.ok()) {
@@ -655,6 +804,10 @@ void JobScheduler::Finish(const store::JobRecord& running,
            std::string(result.status().message()));
   }
   if (!finished.ok()) {
+    if (absl::IsUnavailable(finished.status())) {
+      GiveBack(running, context, finished.status(), "finishing it");
+      return;
+    }
     log_.Warn("job could not be finished",
               {{"job_id", id}, {"error", finished.status().message()}});
     return;

@@ -3,11 +3,17 @@
 // job from the store (JobStore::Claim: priority, owners in turns, submission order; owners at
 // max_running_per_owner passed over), holding a lease it renews every heartbeat, hands it to the
 // JobExecutor (the job kinds' one executor, jobs/job_kinds.h), stores the result and finishes it,
-// every write fenced by the lease token. Runners wake when this process submits a job, when
-// another process changes one (OnStoreChange), and every poll interval at the latest. The
-// heartbeat also gives jobs whose lease lapsed (their replica died or froze) back to the queue.
-// Submissions are bounded overall and per owner (a full queue is ResourceExhausted with a retry
-// hint), checked by the store where it stores the job, so concurrent ones never overshoot a
+// every write fenced by the lease token. On a shared store a runner also runs shards of jobs split
+// across replicas: whichever ranks first, the next shard or the next job (ShardStore::ClaimShard),
+// so a split job's shards never wait behind queued jobs of its priority or lower. Runners wake when
+// this process submits a job, when another process changes one (OnStoreChange), and every poll
+// interval at the latest. The heartbeat also gives jobs whose lease lapsed (their replica died or
+// froze) back to the queue — once this process has reached the store without error for a whole
+// lease, so that after an outage every replica first renews its own leases. A store that does not
+// answer (a failover, a broken connection) is no fault of the job's: a run that computed its result
+// keeps trying to store it while it holds the job, and one that cannot split or merge hands the job
+// back. Submissions are bounded overall and per owner (a full queue is ResourceExhausted with a
+// retry hint), checked by the store where it stores the job, so concurrent ones never overshoot a
 // bound and a refused job is never stored. Every change is
 // published on JobEvents, and every lifecycle event is one log line with an `audit` field
 // (job.submitted, job.started, job.succeeded/failed, job.cancelled, job.deleted, job.requeued)
@@ -65,7 +71,7 @@ class JobContext {
   }
   // Stores and publishes progress (stage, items done of total). Progress is advisory: a store
   // error is ignored, except that a refused write (the job was cancelled, or its lease lost)
-  // asks the run to stop.
+  // asks the run to stop. The record is read back (with its spec) only for local watchers.
   void ReportProgress(const std::string& stage, int64_t done, int64_t total);
 
  private:
@@ -96,7 +102,8 @@ struct JobSharding {
   // that claimed the job.
   std::function<absl::StatusOr<store::ShardStage>(const store::JobRecord& job)> plan;
   // Runs one shard of `job` (shard.stage and shard.input say of what); its serialized partial
-  // result (CancelledError when asked to stop).
+  // result (CancelledError when asked to stop). DeadlineExceeded (the job's deadline, counted from
+  // its creation or start, not the shard's) fails the job at once: a retry cannot meet it.
   std::function<absl::StatusOr<std::string>(const store::JobRecord& job,
                                             const store::ShardRecord& shard, JobContext& context)>
       run_shard;
@@ -158,8 +165,9 @@ class JobScheduler {
   JobScheduler& operator=(const JobScheduler&) = delete;
 
   // At start-up, before Start: on a store of this process alone, RUNNING jobs left by a crash go
-  // back to QUEUED — or, once started max_attempts times, end FAILED (INTERNAL, saying so); on a
-  // shared store only jobs whose lease lapsed do (the others run on live replicas).
+  // back to QUEUED — or, once started max_attempts times, end FAILED (INTERNAL, saying so). On a
+  // shared store nothing here: the heartbeat recovers the jobs whose lease lapsed once this
+  // process has been connected to the store for a lease (the others run on live replicas).
   absl::Status Recover();
   void Start();
 
@@ -207,9 +215,20 @@ class JobScheduler {
   void Untrack(const std::string& key, const std::shared_ptr<JobContext>& context)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Loop();
+  // A shard of a split job for a runner of this process, unless a queued job ranks first (see
+  // ShardStore::ClaimShard); a store error goes to `error` (when it holds none yet).
+  std::optional<store::ShardRecord> ClaimShard(const store::ClaimRequest& request,
+                                               absl::Status* error);
   void Heartbeat();
   // Gives jobs whose lease lapsed back to the queue (or fails them), logging and publishing.
   absl::Status RecoverLapsed();
+  // Records a store error seen by the heartbeat or a claim (a success changes nothing).
+  void NoteStoreCall(const absl::Status& status);
+  // True once no heartbeat or claim has seen a store error for a whole lease (nor since this
+  // scheduler was made): only then are other holders' lapsed leases recovered. After an outage
+  // longer than the lease every lease has lapsed; the replicas that come back renew their own
+  // within a heartbeat, and only those of replicas that did not are taken over.
+  bool ConnectedForALease() const;
   void RunJob(const store::JobRecord& job, const std::shared_ptr<JobContext>& context);
   // Splits `job` when its kind says so, or goes on with the stages an earlier run split; true
   // when its shards run it from now on, or it ended. False: run it whole.
@@ -219,20 +238,41 @@ class JobScheduler {
   // into its next stage, split in turn.
   void RunStages(const store::JobRecord& job, const std::shared_ptr<JobContext>& context,
                  store::ShardStage stage);
+  // The stored results of `shards` (one stage's, all done), read again while the store is
+  // unreachable, for a lease at most.
+  absl::StatusOr<std::vector<std::string>> ShardResults(
+      const std::vector<store::ShardRecord>& shards);
   // The results of `shards` (one stage's, all done) merged.
   absl::StatusOr<StageMerge> MergeStage(const store::JobRecord& job,
-                                        const std::vector<store::ShardRecord>& shards);
-  void RunShard(const store::ShardRecord& shard);
-  // `held` of stage `stage` ran to `result`: stored, retried or failed; the runner completing a
-  // stage's last shard merges the stage (RunStages).
+                                        const std::vector<store::ShardRecord>& shards,
+                                        const std::vector<std::string>& results);
+  // Runs a claimed shard. False when the store failed before it could start (the shard was
+  // handed back): the runner then waits a poll interval before it claims again.
+  bool RunShard(const store::ShardRecord& shard);
+  // `held` of stage `stage` ran to `result` under `context`: stored, retried or failed; the
+  // runner completing a stage's last shard merges the stage (RunStages).
   void FinishShard(const store::JobRecord& job, const store::HeldShard& held, int32_t stage,
-                   const absl::StatusOr<std::string>& result, StopReason reason);
+                   const absl::StatusOr<std::string>& result, JobContext& context);
+  // Hands a held job back to the queue at once (fenced by `lease_token`; the start not counted),
+  // trying again for a heartbeat while the store is unreachable. False when it could not: the
+  // lease then lapses and recovery re-queues the job (its start counted).
+  bool HandBack(const std::string& id, int64_t lease_token);
+  // The same for a held shard.
+  bool HandBackShard(const store::HeldShard& held);
+  // `job`, held by `context`'s run, could not be split, merged or finished (`what`) because the
+  // store did not answer (for a lease, or until the run was stopped): handed back (or left to its
+  // lease), never failed for it.
+  void GiveBack(const store::JobRecord& job, const JobContext& context, const absl::Status& error,
+                const char* what);
   // Publishes job `id` as the store has it now (and counts it when it ended: a shard failed it).
   void PublishJob(const std::string& id);
   // Renews this process's job and shard leases, stopping the runs whose lease is gone.
   void RenewLeases();
+  // Ends `context`'s run of `running` with `result`: stored and finished (a write the store does
+  // not take is tried again while the run holds the job), failed, handed back or left alone,
+  // by what stopped it.
   void Finish(const store::JobRecord& running, const absl::StatusOr<std::string>& result,
-              StopReason reason, int64_t lease_token);
+              JobContext& context);
 
   store::JobStore& store_;
   JobEvents& events_;
@@ -248,6 +288,10 @@ class JobScheduler {
   uint64_t wakes_ ABSL_GUARDED_BY(mu_) = 0;    // bumped by Wake: idle runners claim again
   mutable int last_queue_depth_ ABSL_GUARDED_BY(mu_) = 0;
   double mean_run_seconds_ ABSL_GUARDED_BY(mu_) = 1.0;  // moving average, for RetryAfterMs
+  // When a heartbeat or claim last saw the store fail (at first: when this scheduler was made,
+  // as nothing says yet how long it has been connected).
+  std::chrono::steady_clock::time_point store_error_at_ ABSL_GUARDED_BY(mu_) =
+      std::chrono::steady_clock::now();
   // Started by Start, joined by Drain; both from the owner thread.
   std::vector<std::thread> runners_;
   std::thread heartbeat_;

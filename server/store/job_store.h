@@ -224,7 +224,11 @@ class JobStore {
   // nothing can be claimed.
   virtual absl::StatusOr<std::optional<JobRecord>> Claim(const ClaimRequest& request) = 0;
   // Extends `holder`'s leases to now + lease_ms. Returns the ids of those no longer held (the job
-  // finished, was cancelled or deleted, or another run took it over): their runs must stop.
+  // finished, was cancelled or deleted, or another run took it over): their runs must stop. A
+  // lease that lapsed is renewed all the same while no recovery has taken it (the job is still
+  // RUNNING under this holder and token): nobody else has started it, so its run may go on — the
+  // same row decides between the two, and whichever comes second finds it changed (a recovery
+  // then skips the job; a renewal after a recovery reports it lost, fenced by the new token).
   virtual absl::StatusOr<std::vector<std::string>> RenewLeases(const std::string& holder,
                                                                const std::vector<HeldLease>& leases,
                                                                int64_t lease_ms) = 0;
@@ -274,7 +278,9 @@ class JobStore {
   virtual absl::StatusOr<JobRecord> Requeue(const std::string& id,
                                             int64_t lease_token = kNoLease) = 0;
   // At startup of the only process using the store: every RUNNING job (its process died) goes
-  // back to QUEUED. Returns their ids. Not for a store shared by replicas (their running jobs
+  // back to QUEUED like Requeue — lease released, token advanced, progress and any result the
+  // dead run stored dropped (so it no longer counts against its owner's stored bytes) — but its
+  // start counted. Returns their ids. Not for a store shared by replicas (their running jobs
   // are alive): there RecoverExpiredLeases does it once the leases lapse.
   virtual absl::StatusOr<std::vector<std::string>> RequeueInterrupted() = 0;
   // How many jobs are QUEUED, overall and of `owner`.

@@ -712,18 +712,21 @@ absl::StatusOr<std::vector<std::string>> PostgresJobStore::RequeueInterrupted() 
   std::vector<std::string> ids;
   ATTATTR_RETURN_IF_ERROR(
       pool_->Run("re-queueing running jobs", [&](pqxx::connection& c) -> absl::Status {
-        pqxx::nontransaction txn(c);
-        const pqxx::result rows = txn.exec_params(
-            absl::StrCat("UPDATE attattr_jobs SET state = 'QUEUED', update_time_ms = $1, "
-                         "lease_holder = '', lease_expiry_ms = 0, lease_token = lease_token + 1 "
-                         "WHERE state = 'RUNNING' "
-                         "RETURNING id, pg_notify('",
-                         kChannel, "', id)"),
-            NowMs());
-        for (const auto& row : rows) ids.push_back(row[0].as<std::string>());
+        ids.clear();
+        pqxx::work txn(c);
+        for (const auto& row : txn.exec("SELECT id FROM attattr_jobs WHERE state = 'RUNNING' "
+                                        "ORDER BY id FOR UPDATE")) {
+          ids.push_back(row[0].as<std::string>());
+        }
+        // Each as RecoverExpiredLeases re-queues a lapsed lease: the dead run's stored result
+        // and progress go too.
+        for (const std::string& id : ids) {
+          ATTATTR_RETURN_IF_ERROR(
+              pg::RequeueJob(txn, id, NowMs(), /*count_attempt=*/true).status());
+        }
+        txn.commit();
         return absl::OkStatus();
       }));
-  std::sort(ids.begin(), ids.end());
   return ids;
 }
 

@@ -217,10 +217,16 @@ absl::StatusOr<std::optional<ShardRecord>> PostgresShardStore::ClaimShard(
   std::optional<ShardRecord> claimed;
   ATTATTR_RETURN_IF_ERROR(pool_.Run("claiming a shard", [&](pqxx::connection& c) -> absl::Status {
     pqxx::work txn(c);
-    const pqxx::result next = txn.exec(
+    // Only shards of jobs at the priority of the best QUEUED job a claim could take, or above
+    // (the candidates of the job claim: owners at their running limit do not count).
+    const pqxx::result next = txn.exec_params(
         "SELECT s.job_id, s.shard FROM attattr_shards AS s JOIN attattr_jobs AS j "
-        "ON j.id = s.job_id WHERE s.state = 'QUEUED' AND j.state = 'RUNNING' "
-        "ORDER BY j.priority DESC, j.start_seq, s.shard LIMIT 1 FOR UPDATE OF s SKIP LOCKED");
+        "ON j.id = s.job_id WHERE s.state = 'QUEUED' AND j.state = 'RUNNING' AND "
+        "j.priority >= COALESCE((SELECT max(q.priority) FROM attattr_jobs AS q "
+        "WHERE q.state = 'QUEUED' AND ($1 = 0 OR (SELECT count(*) FROM attattr_jobs AS r "
+        "WHERE r.state = 'RUNNING' AND r.owner = q.owner) < $1)), j.priority) "
+        "ORDER BY j.priority DESC, j.start_seq, s.shard LIMIT 1 FOR UPDATE OF s SKIP LOCKED",
+        request.max_running_per_owner);
     if (next.empty()) return absl::OkStatus();
     const pqxx::result rows = txn.exec_params(
         absl::StrCat("UPDATE attattr_shards SET state = 'RUNNING', attempts = attempts + 1, "

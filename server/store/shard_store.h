@@ -105,8 +105,13 @@ class ShardStore {
   // Every shard of the job, of every stage, by index.
   virtual absl::StatusOr<std::vector<ShardRecord>> ListShards(const std::string& job_id) = 0;
   // The next QUEUED shard of a RUNNING job (jobs by priority, then the order they started; shards
-  // by index) for request.holder, with a new lease token; nullopt when none. Claims made at the
-  // same moment by several processes each get a different shard.
+  // by index) for request.holder, with a new lease token; nullopt when none — or when a QUEUED job
+  // ranks before it: one of higher priority than the shard's job that JobStore::Claim with the
+  // same request could take (owners at request.max_running_per_owner passed over; shards
+  // themselves are not bound by it, their job runs already). At equal priority the shard goes
+  // first: its job was at the head of the queue when it started. So a runner that asks for a
+  // shard first and for a job when none comes never leaves a split job's shards waiting behind
+  // the queue. Claims made at the same moment by several processes each get a different shard.
   virtual absl::StatusOr<std::optional<ShardRecord>> ClaimShard(const ClaimRequest& request) = 0;
   // Stores the result of a RUNNING shard (fenced) and marks it SUCCEEDED; the job's progress
   // becomes the items of its stage's succeeded shards. See ShardCompletion for the last shard.
@@ -124,7 +129,8 @@ class ShardStore {
   // The stored result of a SUCCEEDED shard.
   virtual absl::StatusOr<std::string> GetShardResult(const std::string& job_id, int32_t index) = 0;
   // Extends `holder`'s shard leases; returns those no longer held (the shard or its job is gone,
-  // finished, or taken over).
+  // finished, or taken over). A lease that lapsed but that no recovery has taken yet is renewed,
+  // as JobStore::RenewLeases does.
   virtual absl::StatusOr<std::vector<HeldShard>> RenewShardLeases(
       const std::string& holder, const std::vector<HeldShard>& shards, int64_t lease_ms) = 0;
   // Every RUNNING shard whose lease lapsed goes back to QUEUED, or — started max_attempts times —

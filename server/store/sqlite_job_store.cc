@@ -935,20 +935,26 @@ absl::StatusOr<JobRecord> SqliteJobStore::Requeue(const std::string& id, int64_t
 
 absl::StatusOr<std::vector<std::string>> SqliteJobStore::RequeueInterrupted() {
   absl::MutexLock lock(&mu_);
-  ATTATTR_ASSIGN_OR_RETURN(
-      auto stmt,
-      Prepare("UPDATE jobs SET state = 'QUEUED', update_time_ms = ?1, lease_holder = '', "
-              "lease_expiry_ms = 0, lease_token = lease_token + 1 WHERE state = 'RUNNING' "
-              "RETURNING id"));
-  stmt.BindInt(1, NowMs());
+  Transaction txn(this);
+  ATTATTR_STORE_RETURN_IF_ERROR(txn.Begin());
   std::vector<std::string> ids;
-  for (;;) {
-    const int rc = stmt.Step();
-    if (rc == SQLITE_DONE) break;
-    if (rc != SQLITE_ROW) return SqliteError(rc, "re-queueing running jobs");
-    ids.push_back(stmt.Bytes(0));
+  {
+    ATTATTR_ASSIGN_OR_RETURN(auto stmt,
+                             Prepare("SELECT id FROM jobs WHERE state = 'RUNNING' ORDER BY id"));
+    for (;;) {
+      const int rc = stmt.Step();
+      if (rc == SQLITE_DONE) break;
+      if (rc != SQLITE_ROW) return SqliteError(rc, "finding running jobs");
+      ids.push_back(stmt.Bytes(0));
+    }
   }
-  std::sort(ids.begin(), ids.end());
+  // Each re-queued as RecoverExpiredLeases re-queues a lapsed lease: a result the dead run stored
+  // before it could finish the job goes (it would count against its owner's stored bytes and
+  // read as the result of a job that is queued), and so does its progress.
+  for (const std::string& id : ids) {
+    ATTATTR_STORE_RETURN_IF_ERROR(RequeueLocked(id, /*count_attempt=*/true).status());
+  }
+  ATTATTR_STORE_RETURN_IF_ERROR(txn.Commit());
   return ids;
 }
 

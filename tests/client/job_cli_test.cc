@@ -41,10 +41,12 @@ std::string Quote(const std::string& s) {
   return q + "'";
 }
 
-// Runs build/bin/attattr with `args` (already shell-quoted); stdout is a pipe, never a terminal.
-RunResult RunCli(const std::string& args) {
+// Runs build/bin/attattr with `args` (already shell-quoted), or `args` as the whole command line
+// when `whole`; stdout is a pipe, never a terminal.
+RunResult RunCli(const std::string& args, bool whole = false) {
   static const ::attattr::testing::TempDir dir("attattr-job-cli");
-  return ::attattr::testing::RunCommandSplit(BinDir() + "/attattr " + args, dir.path());
+  return ::attattr::testing::RunCommandSplit(whole ? args : BinDir() + "/attattr " + args,
+                                             dir.path());
 }
 
 // Whether attattr-server's --help mentions `flag` (options that land with the job scheduler).
@@ -402,6 +404,33 @@ TEST(JobCliStandaloneTest, UnreachableServerIsUnavailable) {
               std::string::npos)
         << args << ": " << r.err;
     EXPECT_EQ(Lines(r.err).size(), 1u) << r.err;
+  }
+}
+
+// Regression (security review): a token from ATTATTR_TOKEN went in plain text to any host when
+// --tls was forgotten. Every command with --server now refuses before connecting, unless the
+// host is loopback, TLS is on, or --plaintext-token says a mesh encrypts.
+TEST(JobCliStandaloneTest, ATokenIsNotSentInPlainTextToAnotherHost) {
+  const std::string remote = " --server 10.255.255.1:50051 --deadline-seconds 1";
+  for (const std::string& args : std::vector<std::string>{
+           "list" + remote, "get jobs/x" + remote, "models --server 10.255.255.1:50051",
+           "health --server attattr.example:50051", "explain --text hi" + remote,
+           "report jobs/x -o x.html --server dns:///attattr.example:50051"}) {
+    auto r = RunCli("ATTATTR_TOKEN=secret-token " + BinDir() + "/attattr " + args, true);
+    EXPECT_EQ(r.exit_code, kExitUsage) << args << "\n" << r.Describe();
+    EXPECT_NE(r.err.find("refusing to send the bearer token (--token-file or ATTATTR_TOKEN) in "
+                         "plain text to a host that is not loopback"),
+              std::string::npos)
+        << args << ": " << r.err;
+    EXPECT_EQ(r.err.find("secret-token"), std::string::npos);
+  }
+  // Allowed: loopback, an explicit --plaintext-token, TLS; each then tries to connect.
+  for (const std::string& args :
+       std::vector<std::string>{"list --server 127.0.0.1:1 --deadline-seconds 5",
+                                "--plaintext-token list" + remote, "--tls list" + remote}) {
+    auto r = RunCli("ATTATTR_TOKEN=secret-token " + BinDir() + "/attattr " + args, true);
+    EXPECT_NE(r.exit_code, kExitUsage) << args << "\n" << r.Describe();
+    EXPECT_EQ(r.err.find("refusing to send"), std::string::npos) << args << ": " << r.err;
   }
 }
 

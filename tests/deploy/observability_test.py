@@ -44,7 +44,7 @@ FAILURE_ONLY = {"attattr_store_errors_total"}
 # The alerts the rules must define (deploy/README.md, "Alerts and what to do", has each runbook).
 EXPECTED_ALERTS = {"AttattrQueueSaturated", "AttattrRpcErrorRatioHigh", "AttattrJobsFailing",
                    "AttattrNoReadyReplica", "AttattrCompletenessGapDrifting", "AttattrStoreDown",
-                   "AttattrStoreErrors"}
+                   "AttattrStoreErrors", "AttattrConfigReloadFailed"}
 
 
 def fail(msg):

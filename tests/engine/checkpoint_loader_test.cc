@@ -1,12 +1,16 @@
 // Checkpoint loading: every weights format the engine accepts gives the same model (F32, F16 and
-// BF16 safetensors, sharded safetensors, pytorch_model.bin), and every defect is a clear error
-// naming the file and tensor. Fixtures are rewritten copies of the shared SST-2 model.
+// BF16 safetensors, sharded safetensors, pytorch_model.bin), every defect is a clear error
+// naming the file and tensor, and the layouts real checkpoints have load (a bare RoBERTa with its
+// pooler, a GPT-2 with its uint8/bool mask buffers). Fixtures are rewritten copies of the shared
+// SST-2 model.
+#include <caffe2/serialize/inline_container.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include <filesystem>
 #include <fstream>
 
+#include "attattr/engine/attention_attribution.h"
 #include "attattr/engine/model.h"
 #include "nlohmann/json.hpp"
 #include "support/float_tensors.h"
@@ -119,6 +123,167 @@ TEST_F(CheckpointFixture, PytorchBinThroughLibTorchUnpickler) {
 
   std::ofstream(dir_ + "/pytorch_model.bin", std::ios::binary) << "not a pickle";
   ExpectMessageHas(LoadError(), "pytorch_model.bin");
+}
+
+// pytorch_model.bin files LibTorch cannot read are refused saying how to convert them, not with
+// the unpickler's internal assert or its "central directory" message.
+TEST_F(CheckpointFixture, UnreadablePytorchBinSaysHowToConvert) {
+  // torch.save(model.state_dict()): an OrderedDict, as transformers writes pytorch_model.bin. The
+  // pickle (protocol 2, as torch.save writes it) of OrderedDict([("a", 1)]), in torch.save's zip.
+  const std::string pickle = std::string("\x80\x02", 2) + "ccollections\nOrderedDict\n" +
+                             std::string("q\x00)Rq\x01X\x01\x00\x00\x00", 11) + "aq" +
+                             std::string("\x02K\x01s.", 5);
+  {
+    caffe2::serialize::PyTorchStreamWriter writer(dir_ + "/pytorch_model.bin");
+    writer.writeRecord("data.pkl", pickle.data(), pickle.size());
+    writer.writeEndOfFile();
+  }
+  absl::Status s = LoadError();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  ExpectMessageHas(s, "pytorch_model.bin: a state dict saved as an OrderedDict", "save_file(");
+  EXPECT_EQ(std::string(s.message()).find("INTERNAL ASSERT"), std::string::npos) << s.message();
+  // The legacy format (torch.save before 1.6, or _use_new_zipfile_serialization=False): a
+  // sequence of pickles, the first holding torch's magic number.
+  std::ofstream(dir_ + "/pytorch_model.bin", std::ios::binary) << std::string(
+      "\x80\x02\x8a\x0a"
+      "l\xfc\x9c"
+      "F\xf9 j\xa8P\x19.",
+      15);
+  s = LoadError();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  ExpectMessageHas(s, "legacy (pre-1.6, non-zip) torch.save format", "model.safetensors");
+}
+
+// A bare RobertaModel / XLMRobertaModel checkpoint (most RoBERTa and XLM-R embedding models) has
+// the base model's pooler, which the engine does not use (embeddings are mean-pooled) and must
+// not refuse; also under the `roberta.` prefix, as roberta-base's own checkpoint has it beside
+// its masked-LM head. Made here from the BERT model: RoBERTa's layers are BERT's.
+TEST_F(CheckpointFixture, BareRobertaWithItsPoolerLoads) {
+  nlohmann::json config;
+  {
+    std::ifstream in(fs::path(Sst2ModelDir()) / "config.json");
+    config = nlohmann::json::parse(in);
+  }
+  for (const std::string& family : {std::string("roberta"), std::string("xlm-roberta")}) {
+    config["model_type"] = family;
+    config["pad_token_id"] = 0;
+    config["architectures"] = {family == "roberta" ? "RobertaModel" : "XLMRobertaModel"};
+    config.erase("id2label");
+    config.erase("label2id");
+    std::ofstream(dir_ + "/config.json") << config.dump();
+    for (const std::string& prefix : {std::string(), std::string("roberta.")}) {
+      SCOPED_TRACE(family + " '" + prefix + "'");
+      std::map<std::string, torch::Tensor> renamed;
+      for (const auto& [name, t] : tensors_) {
+        if (name.rfind("bert.", 0) == 0) renamed[prefix + name.substr(5)] = t;
+      }
+      ASSERT_EQ(renamed.count(prefix + "pooler.dense.weight"), 1u);
+      if (!prefix.empty()) renamed["lm_head.bias"] = torch::zeros({8});
+      ASSERT_TRUE(::attattr::testing::WriteFloatTensors(dir_ + "/model.safetensors", renamed));
+      auto m = Model::Load(dir_);
+      ASSERT_TRUE(m.ok()) << m.status();
+      EXPECT_EQ((*m)->info().family, family);
+      EXPECT_EQ((*m)->info().architecture,
+                family == "roberta" ? "RobertaModel" : "XLMRobertaModel");
+      EXPECT_FALSE((*m)->info().has_classifier);
+      // Anything else is still refused.
+      renamed[prefix + "pooler.extra.weight"] = torch::zeros({3});
+      ASSERT_TRUE(::attattr::testing::WriteFloatTensors(dir_ + "/model.safetensors", renamed));
+      ExpectMessageHas(LoadError(), "unexpected tensor", prefix + "pooler.extra.weight");
+    }
+  }
+}
+
+// Regression (checkpoint review): a one-output regression head (cross-encoders, STS-B) was read as
+// a one-class softmax, so every probability target was 1 and every attribution 0, reported as a
+// perfect completeness gap. problem_type is read (one output without it is a regression, as
+// Hugging Face decides): probability targets, head importance and trigger search refuse, the
+// logit target works; a multi-label head likewise.
+TEST_F(CheckpointFixture, RegressionAndMultiLabelHeadsRefuseSoftmaxTargets) {
+  nlohmann::json config;
+  {
+    std::ifstream in(fs::path(Sst2ModelDir()) / "config.json");
+    config = nlohmann::json::parse(in);
+  }
+  for (const std::string type : {"regression", "", "multi_label_classification"}) {
+    SCOPED_TRACE("problem_type '" + type + "'");
+    const int labels = type == "multi_label_classification" ? 2 : 1;
+    nlohmann::json c = config;
+    c.erase("id2label");
+    c.erase("label2id");
+    c["num_labels"] = labels;
+    if (type.empty()) {
+      c.erase("problem_type");
+    } else {
+      c["problem_type"] = type;
+    }
+    std::ofstream(dir_ + "/config.json") << c.dump();
+    auto weights = tensors_;
+    weights["classifier.weight"] = weights["classifier.weight"].narrow(0, 0, labels).clone();
+    weights["classifier.bias"] = weights["classifier.bias"].narrow(0, 0, labels).clone();
+    ASSERT_TRUE(::attattr::testing::WriteFloatTensors(dir_ + "/model.safetensors", weights));
+    auto m = Model::Load(dir_);
+    ASSERT_TRUE(m.ok()) << m.status();
+    EXPECT_EQ((*m)->info().problem_type, type.empty() ? "regression" : type);
+    AttributionOptions options;  // the predicted class's probability
+    ExpectMessageHas(ValidateAttributionOptions(**m, options), "target: this model's head is",
+                     "logit");
+    options.target.kind = TargetKind::kClassProb;
+    options.target.class_index = 0;
+    EXPECT_EQ(ValidateAttributionOptions(**m, options).code(), absl::StatusCode::kInvalidArgument);
+    options.target.kind = TargetKind::kClassLogit;
+    EXPECT_TRUE(ValidateAttributionOptions(**m, options).ok());
+    ExpectMessageHas(RequireClassifier((*m)->info(), "head importance"),
+                     "needs a single-label classifier", type.empty() ? "regression" : type);
+  }
+  // A configuration that names another problem_type is refused naming it.
+  config["problem_type"] = "ranking";
+  std::ofstream(dir_ + "/config.json") << config.dump();
+  ExpectMessageHas(LoadError(), "'problem_type' is \"ranking\"");
+}
+
+// A GPT-2 checkpoint of an older transformers keeps its causal mask as a uint8 or bool buffer
+// per layer (h.N.attn.bias) beside a float masked_bias: ignored, whatever their dtype, rather than
+// refused before the loader's ignore list applies. A tiny bare GPT2Model over the BERT vocabulary.
+TEST_F(CheckpointFixture, Gpt2MaskBuffersOfAnyDtypeAreIgnored) {
+  std::ofstream(dir_ + "/config.json") << R"({"model_type": "gpt2", "vocab_size": 30522,
+    "n_embd": 8, "n_layer": 1, "n_head": 2, "n_positions": 16, "n_inner": null})";
+  torch::manual_seed(3);
+  const auto f32 = [](std::vector<int64_t> shape) { return torch::randn(shape) * 0.02; };
+  std::map<std::string, torch::Tensor> weights = {
+      {"wte.weight", f32({30522, 8})},          {"wpe.weight", f32({16, 8})},
+      {"h.0.ln_1.weight", torch::ones({8})},    {"h.0.ln_1.bias", torch::zeros({8})},
+      {"h.0.attn.c_attn.weight", f32({8, 24})}, {"h.0.attn.c_attn.bias", torch::zeros({24})},
+      {"h.0.attn.c_proj.weight", f32({8, 8})},  {"h.0.attn.c_proj.bias", torch::zeros({8})},
+      {"h.0.ln_2.weight", torch::ones({8})},    {"h.0.ln_2.bias", torch::zeros({8})},
+      {"h.0.mlp.c_fc.weight", f32({8, 32})},    {"h.0.mlp.c_fc.bias", torch::zeros({32})},
+      {"h.0.mlp.c_proj.weight", f32({32, 8})},  {"h.0.mlp.c_proj.bias", torch::zeros({8})},
+      {"ln_f.weight", torch::ones({8})},        {"ln_f.bias", torch::zeros({8})},
+  };
+  for (const char* dtype : {"U8", "BOOL"}) {
+    SCOPED_TRACE(dtype);
+    std::vector<RawTensor> raw;
+    for (const auto& [name, t] : weights) raw.push_back(ToRaw(name, t));
+    const torch::Tensor mask =
+        torch::tril(torch::ones({16, 16}, torch::kUInt8)).view({1, 1, 16, 16});
+    raw.push_back({"h.0.attn.bias",
+                   dtype,
+                   {1, 1, 16, 16},
+                   std::string(static_cast<const char*>(mask.data_ptr()), 256)});
+    raw.push_back(ToRaw("h.0.attn.masked_bias", torch::tensor(-1e4f)));
+    ASSERT_TRUE(::attattr::engine::WriteSafetensors(dir_ + "/model.safetensors", raw));
+    auto m = Model::Load(dir_);
+    ASSERT_TRUE(m.ok()) << m.status();
+    EXPECT_EQ((*m)->info().architecture, "GPT2Model");
+  }
+  // A U8 tensor a loader takes as a weight is still refused, naming its dtype.
+  std::vector<RawTensor> raw;
+  for (const auto& [name, t] : weights) {
+    raw.push_back(name == "ln_f.bias" ? RawTensor{name, "U8", {8}, std::string(8, '\0')}
+                                      : ToRaw(name, t));
+  }
+  ASSERT_TRUE(::attattr::engine::WriteSafetensors(dir_ + "/model.safetensors", raw));
+  ExpectMessageHas(LoadError(), "tensor 'ln_f.bias' has dtype U8");
 }
 
 TEST_F(CheckpointFixture, MissingTensorIsNamed) {

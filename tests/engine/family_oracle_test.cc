@@ -35,6 +35,7 @@
 #include "nlohmann/json.hpp"
 #include "rotary_embedding.h"
 #include "support/float_tensors.h"
+#include "support/hf_pruned_check.h"
 #include "support/oracle_dir.h"
 #include "support/test_paths.h"
 
@@ -230,15 +231,19 @@ TEST_P(FamilyOracleTest, PrunedExportEqualsTheMaskedModelOrIsRefused) {
   EXPECT_EQ((*written)->TensorNames(), (*saved)->TensorNames());
   auto pruned = Model::Load(out);
   ASSERT_TRUE(pruned.ok()) << pruned.status();
-  EXPECT_EQ(pruned->get()->info().heads_per_layer, (std::vector<int>{2, 4, 0}));
+  // The layer that lost every head keeps its first, silenced (pruned_export.h).
+  EXPECT_EQ(pruned->get()->info().heads_per_layer, (std::vector<int>{2, 4, 1}));
   EXPECT_EQ(pruned->get()->info().architecture, model_->info().architecture);
   EXPECT_EQ(pruned->get()->tokenizer().kind(), model_->tokenizer().kind());
+  std::vector<Encoding> encodings;
+  std::vector<std::vector<float>> masked_logits;
   for (const auto& c : oracle_["forward"]) {
     Example ex;
     ex.text = c["text"].get<std::string>();
     if (!c["text_pair"].is_null()) ex.text_pair = c["text_pair"].get<std::string>();
     auto enc = pruned->get()->Encode(ex);
     ASSERT_TRUE(enc.ok()) << enc.status();
+    encodings.push_back(*enc);
     torch::NoGradGuard no_grad;
     ForwardOptions masked;
     masked.head_mask = torch::tensor(std::vector<float>{1, 0, 1, 0, 1, 1, 1, 1, 0, 0, 0, 0})
@@ -249,7 +254,19 @@ TEST_P(FamilyOracleTest, PrunedExportEqualsTheMaskedModelOrIsRefused) {
     const auto& pimpl = pruned->get()->impl();
     const auto got = pimpl.encoder->Forward(MakeBatch({*enc}, {0}, pimpl.device));
     EXPECT_LT(MaxDiff(ToVector(got.logits[0]), ToVector(want.logits[0])), 1e-5) << ex.text;
+    masked_logits.push_back(ToVector(want.logits[0]));
   }
+  // And Hugging Face transformers 4.x itself runs the export as the masked original.
+  if (!::attattr::testing::HfPruneCheckInstalled()) {
+    GTEST_SKIP() << "no transformers 4.x at " << ATTATTR_PRUNE_SITE
+                 << " (scripts/setup.sh installs it) for the Hugging Face check";
+  }
+  const auto reply = ::attattr::testing::RunHfPrunedCheck(OracleDir(GetParam()), out, mask,
+                                                          encodings, masked_logits, tmp.path());
+  ASSERT_FALSE(reply.is_null());
+  EXPECT_EQ(reply["heads_per_layer"], (std::vector<int>{2, 4, 1}));
+  EXPECT_LT(reply["pruned_vs_masked"].get<double>(), 1e-5) << reply;
+  EXPECT_LT(reply["pruned_vs_attattr"].get<double>(), 1e-4) << reply;
 }
 
 TEST_P(FamilyOracleTest, AttributionsEqualThePythonReference) {

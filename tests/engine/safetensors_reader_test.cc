@@ -1,10 +1,19 @@
 // Unit tests for the safetensors reader: header validation (every rejection the header promises,
 // on files built here by a tiny writer), memory-mapped files, sharded checkpoints, and the shared
-// SST-2 model when ../shared is present. No dtype conversion here (the checkpoint loader's job).
+// SST-2 model when ../shared is present; and the engine's writer, whose every failed write must be
+// reported. No dtype conversion here (the checkpoint loader's job). Hostile folders (FIFOs, nested
+// JSON) are model_file_test's.
 #include "safetensors_reader.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdint>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -12,6 +21,7 @@
 #include "absl/status/status.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "safetensors_writer.h"
 #include "support/test_paths.h"
 
 namespace attattr::engine {
@@ -305,6 +315,49 @@ TEST(ParseSafetensorsHeaderTest, RejectsBadMetadata) {
   ExpectRejected(R"({"__metadata__":{"a":{"b":"c"}}})", 0, {"__metadata__"});
 }
 
+TEST(ParseSafetensorsHeaderTest, RejectsNamesListedTwiceAndFieldsGivenTwice) {
+  ExpectRejected(R"({"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},)"
+                 R"("a":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}})",
+                 2, {"tensor 'a'", "listed twice"});
+  ExpectRejected(R"({"a":{"dtype":"U8","shape":[1],"shape":[2],"data_offsets":[0,1]}})", 1,
+                 {"tensor 'a'", "\"shape\" is given twice"});
+  // Keys the format does not define are skipped, whatever they hold.
+  absl::StatusOr<SafetensorsHeader> header = Parse(MakeFile(
+      R"({"a":{"x":{"y":[1,{"z":null}]},"dtype":"U8","shape":[1],"data_offsets":[0,1]}})", 1));
+  EXPECT_TRUE(header.ok()) << header.status();
+}
+
+TEST(ParseSafetensorsHeaderTest, MessagesQuoteAtMostAPrefixOfNamesAndValues) {
+  const std::string name(1 << 20, 'n');
+  const std::string dtype(1 << 20, 'd');
+  absl::StatusOr<SafetensorsHeader> header = Parse(MakeFile(
+      "{\"" + name + R"(":{"dtype":")" + dtype + R"(","shape":[1],"data_offsets":[0,1]}})", 1));
+  ASSERT_FALSE(header.ok());
+  const std::string message(header.status().message());
+  EXPECT_CONTAINS(message, "tensor 'nnnn");
+  EXPECT_CONTAINS(message, "unknown dtype \"dddd");
+  EXPECT_LT(message.size(), 1024u) << message.substr(0, 1024);
+  // A syntax error after a long string: the parser's message quotes it, cut here.
+  header = Parse(MakeFile("{\"" + name, 0));
+  ASSERT_FALSE(header.ok());
+  EXPECT_CONTAINS(std::string(header.status().message()), "not valid JSON");
+  EXPECT_LT(header.status().message().size(), 1024u);
+}
+
+TEST(ParseSafetensorsHeaderTest, RejectsMoreThanAMillionTensors) {
+  // The review's case: a header of empty entries, 1.6 GB of JSON tree for 99 MB. Now no tree is
+  // built and the count is capped.
+  const std::string entry = R"({"dtype":"U8","shape":[0],"data_offsets":[0,0]})";
+  std::string header = "{";
+  header.reserve(1'000'001 * (entry.size() + 12));
+  for (int i = 0; i <= 1'000'000; ++i) {
+    if (i > 0) header += ',';
+    header += "\"" + std::to_string(i) + "\":" + entry;
+  }
+  header += '}';
+  ExpectRejected(header, 0, {"more than 1000000 tensors"});
+}
+
 TEST(ParseSafetensorsHeaderTest, FuzzRegressions) {
   // Inputs found while fuzzing tests/fuzz/safetensors_header_fuzz.cc, kept so they stay fixed.
   // (None crashed the parser at the time of writing; these are the fuzzer's own seed shapes.)
@@ -459,6 +512,73 @@ TEST_F(SafetensorsCheckpointTest, MalformedIndex) {
   EXPECT_EQ(SafetensorsCheckpoint::Open(dir_).status().code(), absl::StatusCode::kInvalidArgument);
   WriteIndex({{"x", "../outside.safetensors"}});
   EXPECT_EQ(SafetensorsCheckpoint::Open(dir_).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(SafetensorsCheckpointTest, IndexLimits) {
+  // Larger than an index may be (sparse: refused before it is read).
+  const std::string index = dir_ + "/model.safetensors.index.json";
+  WriteFile(index, "{}");
+  std::filesystem::resize_file(index, std::size_t{65} << 20);
+  absl::StatusOr<std::unique_ptr<SafetensorsCheckpoint>> ckpt = SafetensorsCheckpoint::Open(dir_);
+  EXPECT_EQ(ckpt.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_CONTAINS(std::string(ckpt.status().message()), "model.safetensors.index.json");
+  // More tensors than a checkpoint may hold.
+  std::string map = "{\"weight_map\": {";
+  for (int i = 0; i <= 1'000'000; ++i) {
+    if (i > 0) map += ',';
+    map += "\"" + std::to_string(i) + "\":\"a.safetensors\"";
+  }
+  WriteFile(index, map + "}}");
+  ckpt = SafetensorsCheckpoint::Open(dir_);
+  EXPECT_EQ(ckpt.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_CONTAINS(std::string(ckpt.status().message()), "more than 1000000 tensors");
+  // Metadata of any shape is skipped; a tensor listed twice must name one shard.
+  WriteFile(dir_ + "/a.safetensors", WriteSafetensors({{"x", "F32", {1}}}));
+  WriteFile(index, R"({"metadata": {"total_size": 4, "x": [[{}]]}, )"
+                   R"("weight_map": {"x": "a.safetensors", "x": "a.safetensors"}})");
+  ckpt = SafetensorsCheckpoint::Open(dir_);
+  EXPECT_TRUE(ckpt.ok()) << ckpt.status();
+  WriteFile(index, R"({"weight_map": {"x": "a.safetensors", "x": "b.safetensors"}})");
+  ckpt = SafetensorsCheckpoint::Open(dir_);
+  EXPECT_EQ(ckpt.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_CONTAINS(std::string(ckpt.status().message()), "two shards");
+}
+
+// The writer: what it writes reads back, and a write that fails is reported.
+TEST_F(SafetensorsFileTest, WriterRoundTrip) {
+  const std::string path = dir_ + "/model.safetensors";
+  ASSERT_TRUE(::attattr::engine::WriteSafetensors(
+      path,
+      {{"w", "F32", {2}, std::string(8, '\x01')}, {"m", "BOOL", {3}, std::string(3, '\x01')}}));
+  absl::StatusOr<std::unique_ptr<SafetensorsFile>> file = SafetensorsFile::Open(path);
+  ASSERT_TRUE(file.ok()) << file.status();
+  EXPECT_EQ((*file)->header().tensors.size(), 2u);
+  EXPECT_EQ((*file)->header().metadata.at("format"), "pt");
+}
+
+TEST_F(SafetensorsFileTest, WriterReportsAFullDisk) {
+  // Everything fits the stream's buffer, so before the fix nothing was written until the
+  // destructor flushed it, after `true` had been returned.
+  const std::vector<RawTensor> tensors = {{"w", "F32", {4}, std::string(16, '\x01')}};
+  if (std::filesystem::exists("/dev/full")) {
+    EXPECT_FALSE(::attattr::engine::WriteSafetensors("/dev/full", tensors));
+  }
+  // A file-size limit (ulimit -f) that cuts the file short: in a child, whose limit it is.
+  const std::string path = dir_ + "/limited.safetensors";
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::signal(SIGXFSZ, SIG_IGN);  // write() then fails with EFBIG instead of killing the process
+    const struct rlimit limit = {64, 64};
+    ::setrlimit(RLIMIT_FSIZE, &limit);
+    ::_exit(::attattr::engine::WriteSafetensors(path, tensors) ? 1 : 0);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "WriteSafetensors returned true for a truncated file of "
+                                    << std::filesystem::file_size(path) << " bytes";
+  EXPECT_FALSE(
+      ::attattr::engine::WriteSafetensors(dir_ + "/no/such/dir/model.safetensors", tensors));
 }
 
 TEST(SharedModelTest, ReadsSst2Checkpoint) {

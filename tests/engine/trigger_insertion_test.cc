@@ -1,7 +1,8 @@
 // The trigger placement rule (trigger_insertion.h) on hand-built encodings, positions worked out by
-// hand: relative positions in both segments, slots with rounding half to even, collisions (right,
-// and left at the end), segment B, longest-first re-truncation that keeps the [SEP]s, and the error
-// for a sentence-pair pattern put into single-sentence data. No model.
+// hand and by the authors' own insertion loop: relative positions in both segments, places with
+// rounding half to even, collisions (right; appended past the end), segment B, longest-first
+// re-truncation that keeps the [SEP]s, and the error for a sentence-pair pattern put into
+// single-sentence data. No model.
 #include "attattr/engine/trigger_insertion.h"
 
 #include <gtest/gtest.h>
@@ -73,42 +74,53 @@ TEST(TriggerInsertionTest, PatternDropsSpecialsAndRepeatsAndKeepsSourceOrder) {
   EXPECT_TRUE(MakeTriggerPattern(pair, {{0, 3}})->tokens.empty());
 }
 
-TEST(TriggerInsertionTest, SlotsRoundHalfToEvenCollideRightAndClamp) {
-  EXPECT_EQ(TriggerSlots(5, {0.5}), (std::vector<int>{3}));           // 6·0.5 = 3
-  EXPECT_EQ(TriggerSlots(5, {0.25, 1.0}), (std::vector<int>{2, 7}));  // 7·0.25 = 1.75 → 2
-  EXPECT_EQ(TriggerSlots(4, {0.5}), (std::vector<int>{2}));           // 2.5 → 2 (half to even)
-  EXPECT_EQ(TriggerSlots(6, {0.5}), (std::vector<int>{4}));           // 3.5 → 4
-  EXPECT_EQ(TriggerSlots(3, {0.5, 0.5}), (std::vector<int>{2, 3}));   // 2.5 → 2; collision → 3
-  EXPECT_EQ(TriggerSlots(1, {1.0, 1.0}), (std::vector<int>{3, 2}));   // past the end → left
-  EXPECT_EQ(TriggerSlots(5, {0.05}), (std::vector<int>{1}));          // 0.3 → 0, clamped to 1
+// Expectations from the authors' run_adver_evaluate.py loop run in Python (cur_pos =
+// round((len + k)·r); +1 when equal to the previous; tokens.insert(cur_pos, token)).
+// Regression (method review): the rule was read as a 1-based slot, one word piece to the left of
+// where the authors put every trigger.
+TEST(TriggerInsertionTest, SlotsAreTheAuthorsListInserts) {
+  EXPECT_EQ(TriggerSlots(5, {0.5}), (std::vector<int>{3}));  // 6·0.5 = 3
+  EXPECT_EQ(TriggerSlots(5, {0.25, 1.0}),
+            (std::vector<int>{2, 6}));                       // 7·0.25 = 1.75 → 2; 7 appends
+  EXPECT_EQ(TriggerSlots(4, {0.5}), (std::vector<int>{2}));  // 2.5 → 2 (half to even)
+  EXPECT_EQ(TriggerSlots(6, {0.5}), (std::vector<int>{4}));  // 3.5 → 4
+  EXPECT_EQ(TriggerSlots(3, {0.5, 0.5}), (std::vector<int>{2, 3}));  // 2.5 → 2; collision → 3
+  EXPECT_EQ(TriggerSlots(1, {1.0, 1.0}), (std::vector<int>{1, 2}));  // past the end appends
+  EXPECT_EQ(TriggerSlots(5, {0.05}), (std::vector<int>{0}));         // 0.3 → 0: first
+  EXPECT_EQ(TriggerSlots(9, {0.4}), (std::vector<int>{4}));
+  EXPECT_EQ(TriggerSlots(10, {0.1}), (std::vector<int>{1}));
+  EXPECT_EQ(TriggerSlots(12, {0.2, 0.6}), (std::vector<int>{3, 8}));
+  EXPECT_EQ(TriggerSlots(10, {1.0}), (std::vector<int>{10}));
+  // Three at one place: the third is inserted before the first two, which move right.
+  EXPECT_EQ(TriggerSlots(4, {0.5, 0.5, 0.5}), (std::vector<int>{5, 6, 4}));
 }
 
 TEST(TriggerInsertionTest, InsertsIntoSingleSentence) {
   const Encoding e = Make({"the", "film", "is", "very", "good"});
   auto one = InsertTrigger(e, {Token("bad", 0, 0.5)}, 128);
   ASSERT_TRUE(one.ok()) << one.status();
-  EXPECT_EQ(one->encoding.tokens, (std::vector<std::string>{"[CLS]", "the", "film", "bad", "is",
+  EXPECT_EQ(one->encoding.tokens, (std::vector<std::string>{"[CLS]", "the", "film", "is", "bad",
                                                             "very", "good", "[SEP]"}));
   EXPECT_EQ(one->inserted, 1);
-  EXPECT_EQ(one->encoding.input_ids[3], 5000 + 'b');
-  EXPECT_EQ(one->encoding.input_ids[4], e.input_ids[3]);
+  EXPECT_EQ(one->encoding.input_ids[4], 5000 + 'b');
+  EXPECT_EQ(one->encoding.input_ids[3], e.input_ids[3]);
   EXPECT_EQ(one->encoding.token_type_ids, std::vector<int32_t>(8, 0));
-  EXPECT_EQ(one->encoding.offsets[3].segment, 0);
-  EXPECT_EQ(one->encoding.offsets[3].end, 0u);
+  EXPECT_EQ(one->encoding.offsets[4].segment, 0);
+  EXPECT_EQ(one->encoding.offsets[4].end, 0u);
   // Two tokens at r = 0.5: 7·0.5 = 3.5 → 4; the second collides and moves to 5.
   auto two = InsertTrigger(e, {Token("x", 0, 0.5), Token("y", 0, 0.5)}, 128);
   ASSERT_TRUE(two.ok());
-  EXPECT_EQ(two->encoding.tokens, (std::vector<std::string>{"[CLS]", "the", "film", "is", "x", "y",
-                                                            "very", "good", "[SEP]"}));
+  EXPECT_EQ(two->encoding.tokens, (std::vector<std::string>{"[CLS]", "the", "film", "is", "very",
+                                                            "x", "y", "good", "[SEP]"}));
 }
 
 TEST(TriggerInsertionTest, InsertsIntoSegmentBAndKeepsTokenTypes) {
   const Encoding e = Make({"a", "b"}, std::vector<std::string>{"c", "d", "e"});
   const std::vector<TriggerToken> pattern = {Token("w", 0, 0.5), Token("z", 1, 1.0)};
-  // A: 3·0.5 = 1.5 → 2; B: 4·1 = 4 (last).
+  // A: 3·0.5 = 1.5 → index 2 (last); B: 4·1 = 4 (last).
   auto r = InsertTrigger(e, pattern, 128);
   ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_EQ(r->encoding.tokens, (std::vector<std::string>{"[CLS]", "a", "w", "b", "[SEP]", "c", "d",
+  EXPECT_EQ(r->encoding.tokens, (std::vector<std::string>{"[CLS]", "a", "b", "w", "[SEP]", "c", "d",
                                                           "e", "z", "[SEP]"}));
   EXPECT_EQ(r->encoding.token_type_ids, (std::vector<int32_t>{0, 0, 0, 0, 0, 1, 1, 1, 1, 1}));
   EXPECT_EQ(r->encoding.offsets[8].segment, 1);
@@ -122,21 +134,22 @@ TEST(TriggerInsertionTest, RetruncatesLongestFirstKeepingSeparators) {
   auto r9 = InsertTrigger(e, pattern, 9);
   ASSERT_TRUE(r9.ok());
   EXPECT_EQ(r9->encoding.tokens,
-            (std::vector<std::string>{"[CLS]", "a", "w", "b", "[SEP]", "c", "d", "e", "[SEP]"}));
+            (std::vector<std::string>{"[CLS]", "a", "b", "w", "[SEP]", "c", "d", "e", "[SEP]"}));
   EXPECT_EQ(r9->inserted, 1);
   // A = 3, B = 3: a tie cuts B.
   auto r8 = InsertTrigger(e, pattern, 8);
   EXPECT_EQ(r8->encoding.tokens,
-            (std::vector<std::string>{"[CLS]", "a", "w", "b", "[SEP]", "c", "d", "[SEP]"}));
-  // A = 3, B = 2: A is longer.
+            (std::vector<std::string>{"[CLS]", "a", "b", "w", "[SEP]", "c", "d", "[SEP]"}));
+  // A = 3, B = 2: A is longer and loses its last token, the inserted "w".
   auto r7 = InsertTrigger(e, pattern, 7);
   EXPECT_EQ(r7->encoding.tokens,
-            (std::vector<std::string>{"[CLS]", "a", "w", "[SEP]", "c", "d", "[SEP]"}));
+            (std::vector<std::string>{"[CLS]", "a", "b", "[SEP]", "c", "d", "[SEP]"}));
   EXPECT_EQ(r7->encoding.token_type_ids, (std::vector<int32_t>{0, 0, 0, 0, 1, 1, 1}));
+  EXPECT_EQ(r7->inserted, 0);
   // Single sentence: the end of A goes.
   auto s = InsertTrigger(Make({"a", "b", "c"}), {Token("w", 0, 0.25)}, 4);
   ASSERT_TRUE(s.ok());
-  EXPECT_EQ(s->encoding.tokens, (std::vector<std::string>{"[CLS]", "w", "a", "[SEP]"}));
+  EXPECT_EQ(s->encoding.tokens, (std::vector<std::string>{"[CLS]", "a", "w", "[SEP]"}));
 }
 
 TEST(TriggerInsertionTest, PairPatternIntoSingleSentenceIsAnError) {
@@ -200,9 +213,9 @@ TEST(TriggerInsertionTest, RobertaTemplateKeepsItsSeparators) {
   auto wide = InsertTrigger(e, {Token("w", 1, 0.5)}, 10);
   ASSERT_TRUE(wide.ok());
   EXPECT_EQ(wide->encoding.tokens, (std::vector<std::string>{"<s>", "a", "b", "</s>", "</s>", "x",
-                                                             "w", "y", "z", "</s>"}));
+                                                             "y", "w", "z", "</s>"}));
   EXPECT_EQ(wide->encoding.token_type_ids, std::vector<int32_t>(10, 0));
-  EXPECT_EQ(wide->encoding.offsets[6].segment, 1);
+  EXPECT_EQ(wide->encoding.offsets[7].segment, 1);
   EXPECT_FALSE(InsertTrigger(e, {Token("w", 0, 1.0)}, 3).ok());  // 4 special tokens
 }
 

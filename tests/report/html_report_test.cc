@@ -6,7 +6,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -136,6 +138,60 @@ TEST(HeatMapSvgTest, OneCellPerValueWithEscapedLabels) {
   EXPECT_EQ(attattr::report::HeatColor(0, 1, attattr::report::ColorScale::kDiverging), "#ffffff");
   EXPECT_NE(attattr::report::HeatColor(1, 1, attattr::report::ColorScale::kDiverging),
             attattr::report::HeatColor(-1, 1, attattr::report::ColorScale::kDiverging));
+}
+
+// HeatMapSvgBytes is what page budgets consult: it must hold for any values and labels (hostile
+// ones escape to 6x their bytes), and stay close enough to the truth not to leave out maps that
+// fit.
+TEST(HeatMapSvgTest, BytesBoundEveryMap) {
+  namespace r = attattr::report;
+  const std::vector<float> odd = {-1.234e-38f,
+                                  std::numeric_limits<float>::quiet_NaN(),
+                                  -std::numeric_limits<float>::infinity(),
+                                  -3.402e38f,
+                                  0.0f,
+                                  1e-45f,
+                                  12345.678f};
+  const std::vector<std::string> labels = {
+      "",
+      "a",
+      "\"\"\"\"\"\"\"\"\"\"\"\"\"\"\"\"\"\"\"\"",
+      std::string(300, '\''),
+      "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9",
+      "##ing",
+      kEvil};
+  for (int rows : {1, 7, 64, 129}) {
+    for (int cols : {1, 7, 64}) {
+      std::vector<float> values(static_cast<size_t>(rows) * cols);
+      for (size_t k = 0; k < values.size(); ++k) values[k] = odd[(k * 7 + rows) % odd.size()];
+      for (int variant = 0; variant < 4; ++variant) {
+        r::HeatMapOptions o;
+        o.cell_px = variant == 3 ? 1 : 18;
+        o.cell_titles = variant != 2;
+        o.legend = variant != 1;
+        o.title = kEvil;
+        o.css_class = "attribution-map";
+        if (variant != 3) {
+          for (int i = 0; i < rows; ++i) o.row_labels.push_back(labels[(i + variant) % 7]);
+          for (int j = 0; j < cols; ++j) o.col_labels.push_back(labels[(j * 3) % 7]);
+        }
+        const int64_t bound = r::HeatMapSvgBytes(rows, cols, o);
+        const auto drawn = static_cast<int64_t>(r::HeatMapSvg(values, rows, cols, o).size());
+        EXPECT_LE(drawn, bound) << rows << "x" << cols << " variant " << variant;
+      }
+    }
+  }
+  // A typical layer map: 64 word pieces with tooltips, attribution values.
+  r::HeatMapOptions o;
+  o.cell_px = 5;
+  std::vector<float> values(64 * 64);
+  for (int i = 0; i < 64; ++i) {
+    o.row_labels.push_back("word" + std::to_string(i));
+    for (int j = 0; j < 64; ++j) values[i * 64 + j] = 0.001f * static_cast<float>(i - j);
+  }
+  o.col_labels = o.row_labels;
+  const auto drawn = static_cast<double>(r::HeatMapSvg(values, 64, 64, o).size());
+  EXPECT_LT(static_cast<double>(r::HeatMapSvgBytes(64, 64, o)), 1.5 * drawn);
 }
 
 TEST(TreeSvgTest, DrawsEveryNodeAndTheRootEdge) {
@@ -409,6 +465,50 @@ TEST(HtmlReportTest, APageStopsAtItsBudgetAndNamesWhatItLeftOut) {
                       " to 399 are left out: the page has reached its budget of 64 KiB"),
             std::string::npos);
   EXPECT_NE(cut->find("</html>"), std::string::npos);  // still a whole page
+}
+
+// Regression (the cell budgets alone allowed it): one example of BERT-base dimensions at n = 64
+// with full matrices, attention and head sums drew a page of ~27 MB against a 16 MiB budget. Maps
+// are now drawn only where they fit in what is left of the page.
+TEST(HtmlReportTest, OneLargeExampleStaysWithinThePageBudget) {
+  constexpr int kLayers = 12, kHeads = 12, kTokens = 64;
+  v1::Job job = MakeJob(v1::ATTRIBUTION, v1::SUCCEEDED);
+  auto* ro = job.mutable_spec()->mutable_attribution()->mutable_result();
+  ro->set_full_matrices(true);
+  ro->set_attention(true);
+  ro->set_head_summed(true);
+  v1::JobResult result;
+  auto* e = result.mutable_attribution()->add_examples();
+  for (int t = 0; t < kTokens; ++t) e->add_tokens("tok&<" + std::to_string(t));
+  e->mutable_prediction()->set_predicted(0);
+  e->mutable_prediction()->add_probabilities(1.0f);
+  e->set_target_class(0);
+  std::vector<float> full(kHeads * kTokens * kTokens), summed(kTokens * kTokens);
+  for (size_t k = 0; k < full.size(); ++k) full[k] = -1.2345e-7f * static_cast<float>(k % 977);
+  for (size_t k = 0; k < summed.size(); ++k) summed[k] = -9.8765e-6f * static_cast<float>(k % 113);
+  for (int l = 0; l < kLayers; ++l) {
+    auto* layer = e->add_layers();
+    layer->set_layer(l);
+    layer->set_num_heads(kHeads);
+    SetF32(layer->mutable_attribution(), {kHeads, kTokens, kTokens}, full);
+    SetF32(layer->mutable_attention(), {kHeads, kTokens, kTokens}, full);
+    SetF32(layer->mutable_head_summed(), {kTokens, kTokens}, summed);
+  }
+  const ReportOptions options;  // 16 MiB
+  int64_t sent = 0, largest_piece = 0;
+  ASSERT_TRUE(WriteJobReport(job, &result, options, [&](absl::string_view piece) {
+                sent += static_cast<int64_t>(piece.size());
+                largest_piece = std::max<int64_t>(largest_piece, piece.size());
+                return true;
+              }).ok());
+  EXPECT_LE(sent, options.max_page_bytes);
+  EXPECT_GT(sent, options.max_page_bytes / 2);  // maps were drawn while they fitted
+  EXPECT_LT(largest_piece, options.max_page_bytes / 2);
+  auto html = RenderJobReport(job, &result, options);
+  ASSERT_TRUE(html.ok()) << html.status();
+  EXPECT_NE(html->find("left out: they would take the page past its budget of 16384 KiB"),
+            std::string::npos);
+  EXPECT_EQ(Count(*html, "class=\"layer\""), kLayers);  // every layer's section is still there
 }
 
 TEST(HtmlReportTest, ATopConnectionsTableShowsAtMostAHundredRows) {

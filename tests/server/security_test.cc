@@ -196,6 +196,42 @@ TEST_F(SecurityTest, TlsAndTokens) {
   EXPECT_EQ(ListModels(*As("alice")).error_code(), grpc::StatusCode::UNAUTHENTICATED);
 }
 
+// Regression (security review): a token file that stopped parsing kept every previous token — one
+// being revoked included — and said so only in a log line. attattr_config_reload_failed now says
+// it on /metrics until a good file arrives.
+TEST_F(SecurityTest, ATokenFileThatDoesNotParseShowsOnMetrics) {
+  const int metrics_port = FreeLoopbackPort();
+  StartServer({"--auth-tokens=" + WriteTokens(dir_),
+               "--metrics-listen=127.0.0.1:" + std::to_string(metrics_port)});
+  auto gauge = [&]() -> std::string {
+    httplib::SSLClient client("127.0.0.1", metrics_port);
+    client.set_ca_cert_path(ca_->cert_path().c_str());
+    client.enable_server_certificate_verification(true);
+    auto metrics = client.Get("/metrics");
+    if (!metrics || metrics->status != 200) return "?";
+    const std::string series = "attattr_config_reload_failed{file=\"auth_tokens\"} ";
+    const size_t at = metrics->body.find(series);
+    return at == std::string::npos ? "?" : metrics->body.substr(at + series.size(), 1);
+  };
+  EXPECT_EQ(gauge(), "0");
+  auto replace = [&](const std::string& text) {
+    { std::ofstream(dir_ + "/tokens.next") << text; }
+    fs::rename(dir_ + "/tokens.next", dir_ + "/tokens");
+  };
+  auto wait_for = [&](const std::string& value) {
+    for (int i = 0; i < 50 && gauge() != value; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return gauge();
+  };
+  replace(std::string(300, 'x') + "\t" + Sha256Hex(Token("carol")) + "\n");  // a name too long
+  EXPECT_EQ(wait_for("1"), "1");
+  EXPECT_TRUE(ListModels(*As("alice")).ok()) << "the previous tokens stay in use";
+  replace("carol\t" + Sha256Hex(Token("carol")) + "\n");
+  EXPECT_EQ(wait_for("0"), "0");
+  EXPECT_TRUE(ListModels(*As("carol")).ok());
+}
+
 TEST_F(SecurityTest, ExpiredServerCertificateIsRefusedByClients) {
   server_cert_ = ca_->Issue("expired-server", "attattr", {"DNS:localhost"}, -7200, -3600);
   StartServer({"--auth-tokens=" + WriteTokens(dir_)});

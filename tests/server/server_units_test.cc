@@ -250,6 +250,14 @@ TEST(ServerConfigTest, ValidateNamesTheOption) {
   b = c;
   b.metrics_listen = "";
   EXPECT_TRUE(b.Validate().ok());
+  // Regression (security review): '*' as an administrator ended tenant isolation silently.
+  b = c;
+  b.admin_principals = {"root", "*"};
+  expect(b, "--admin-principals: '*' would make every principal an administrator");
+  b = c;
+  b.export_principals = {"*"};
+  b.dataset_principals = {"*"};
+  EXPECT_TRUE(b.Validate().ok());
 }
 
 TEST(TimerQueueTest, RunsInDeadlineOrderAndCancelIsSynchronous) {

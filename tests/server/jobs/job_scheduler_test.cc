@@ -1,7 +1,11 @@
 // JobScheduler with the real SQLite store: priority order (FIFO within a priority), the bounded
 // queue and idempotent submit, cancellation and failure of running jobs, the drain re-queueing a
-// running job, and recovery of queued and interrupted jobs by the next scheduler on the same file.
-// Executors here are small test functions: the scheduler is generic over job kinds.
+// running job, and recovery of queued and interrupted jobs by the next scheduler on the same file;
+// and, through a store that fails on purpose (faulty_job_store.h), store outages: a result kept
+// through one longer than the lease, a job handed back rather than failed when the store stays
+// down, hand-backs tried again, other replicas' lapsed leases left alone until this one has been
+// connected for a lease, and progress that reads no spec nobody watches. Executors here are small
+// test functions: the scheduler is generic over job kinds.
 #include "jobs/job_scheduler.h"
 
 #include <gtest/gtest.h>
@@ -14,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "faulty_job_store.h"
 #include "store/sqlite_job_store.h"
 #include "support/null_event_log.h"
 #include "support/test_paths.h"
@@ -422,6 +427,162 @@ TEST_F(JobSchedulerTest, ANewerClaimOfTheSameJobStopsTheOldRunWhichThenLeavesThe
   const JobRecord done = WaitFor(*store_, first.id, JobState::kSucceeded);
   EXPECT_EQ(done.lease_token, second.lease_token);
   EXPECT_EQ(s.Running(), 0);
+}
+
+// The store outage options: short leases and heartbeats, so that an outage outlasts a lease.
+JobScheduler::Options OutageOpts() {
+  JobScheduler::Options options = Opts(1, 16);
+  options.lease = std::chrono::milliseconds(300);
+  options.heartbeat = std::chrono::milliseconds(50);
+  options.poll = std::chrono::milliseconds(20);
+  return options;
+}
+
+absl::Status Down() { return absl::UnavailableError("the job store is unreachable (test)"); }
+
+// Regression (review): a store that did not take the result for one lease (a failover, a broken
+// connection) failed the job for good, "storing the result: ...", throwing the computed result
+// away. The run keeps trying while it holds the job (its lease renewed meanwhile), and so does
+// the final write.
+TEST_F(JobSchedulerTest, AResultIsKeptThroughAStoreOutageLongerThanTheLease) {
+  Gate gate;
+  gate.Open();
+  ::attattr::testing::FaultyJobStore faulty(*store_);
+  faulty.FailNext("put_result", Down(), 4);  // 4 tries, 500 ms apart: well past the 300 ms lease
+  faulty.FailNext("finish", Down(), 2);
+  JobScheduler s(faulty, events_, gate.Executor(), OutageOpts(), {}, NullLog());
+  s.Start();
+  auto submitted = s.Submit(Job(0, "kept"));
+  ASSERT_TRUE(submitted.ok()) << submitted.status();
+  const JobRecord done = WaitFor(*store_, submitted->record.id, JobState::kSucceeded);
+  EXPECT_EQ(done.attempts, 1);  // not run again
+  EXPECT_EQ(faulty.Failures("put_result"), 4);
+  EXPECT_EQ(faulty.Failures("finish"), 2);
+  std::string result;
+  ASSERT_TRUE(store_
+                  ->ReadResult(done.id,
+                               [&](const std::string& c) {
+                                 result += c;
+                                 return absl::OkStatus();
+                               })
+                  .ok());
+  EXPECT_EQ(result, "result of kept");
+}
+
+// Regression (review): the same, with a store that stays down until the run is stopped (here by
+// a drain): the job goes back to the queue, its start not counted, instead of FAILED.
+TEST_F(JobSchedulerTest, AStoreThatStaysDownHandsTheJobBackRatherThanFailingIt) {
+  Gate gate;
+  gate.Open();
+  ::attattr::testing::FaultyJobStore faulty(*store_);
+  faulty.FailAlways("put_result", Down());
+  JobScheduler s(faulty, events_, gate.Executor(), OutageOpts(), {}, NullLog());
+  s.Start();
+  auto submitted = s.Submit(Job(0, "computed"));
+  ASSERT_TRUE(submitted.ok()) << submitted.status();
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (faulty.Failures("put_result") < 3 && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ(store_->Get(submitted->record.id)->state, JobState::kRunning);  // still trying
+  s.Drain(std::chrono::milliseconds(100));
+  const JobRecord after = *store_->Get(submitted->record.id);
+  EXPECT_EQ(after.state, JobState::kQueued);
+  EXPECT_EQ(after.attempts, 0);
+  EXPECT_EQ(after.error_code, 0);
+}
+
+// Regression (review): a drain's hand-back was tried once; a store that missed it left the job
+// RUNNING under a lease nobody renewed, to be recovered a lease later with a start counted.
+TEST_F(JobSchedulerTest, ADrainsHandBackIsTriedAgainWhileTheStoreDoesNotAnswer) {
+  Gate gate;
+  ::attattr::testing::FaultyJobStore faulty(*store_);
+  JobScheduler s(faulty, events_, gate.Executor(), Opts(1, 16), {}, NullLog());
+  s.Start();
+  auto submitted = s.Submit(Job(0, "block"));
+  ASSERT_TRUE(submitted.ok()) << submitted.status();
+  WaitFor(*store_, submitted->record.id, JobState::kRunning);
+  faulty.FailNext("requeue", Down(), 2);
+  s.Drain(std::chrono::milliseconds(50));
+  EXPECT_EQ(faulty.Failures("requeue"), 2);
+  const JobRecord after = *store_->Get(submitted->record.id);
+  EXPECT_EQ(after.state, JobState::kQueued);
+  EXPECT_EQ(after.attempts, 0);
+}
+
+// Regression (review): every progress report read the whole job back, spec included (megabytes
+// at times, several times a second per running job), to publish it to no one. It is read only
+// for a local watcher, who gets the whole record.
+TEST_F(JobSchedulerTest, ProgressReportsReadTheSpecOnlyForLocalWatchers) {
+  ::attattr::testing::FaultyJobStore faulty(*store_);
+  JobExecutor reporting = [](const JobRecord& job, JobContext& ctx) -> absl::StatusOr<std::string> {
+    for (int i = 1; i <= 5; ++i) ctx.ReportProgress("work", i, 5);
+    return job.spec;
+  };
+  JobScheduler s(faulty, events_, reporting, Opts(1, 16), {}, NullLog());
+  auto unwatched = s.Submit(Job(0, "unwatched spec"));
+  auto watched = s.Submit(Job(0, "watched spec"));
+  ASSERT_TRUE(unwatched.ok() && watched.ok());
+  std::mutex mu;
+  std::vector<JobRecord> seen;
+  events_.Subscribe(watched->record.id, [&](JobEvents::Kind, const JobRecord& r) {
+    std::lock_guard<std::mutex> lock(mu);
+    seen.push_back(r);
+  });
+  s.Start();
+  WaitFor(*store_, unwatched->record.id, JobState::kSucceeded);
+  WaitFor(*store_, watched->record.id, JobState::kSucceeded);
+  EXPECT_EQ(faulty.Calls("get+spec"), 5);  // one per report of the watched job, none otherwise
+  std::lock_guard<std::mutex> lock(mu);
+  bool progress_with_spec = false;
+  for (const JobRecord& r : seen) {
+    progress_with_spec = progress_with_spec || (r.progress.done > 0 && r.spec == "watched spec");
+  }
+  EXPECT_TRUE(progress_with_spec);
+}
+
+// Regression (review): after a store outage longer than the lease, the first replica back renewed
+// its own leases and then took every other replica's over (they had lapsed in the outage too),
+// counting a start each time: three outages failed jobs no server had stopped. A replica takes
+// lapsed leases over only once it has reached the store without error for a whole lease; the
+// others renew theirs meanwhile (a lapsed lease nobody took is still theirs). A replica that
+// does not come back still loses its jobs.
+TEST_F(JobSchedulerTest, AReplicaBackFromAnOutageLeavesOtherReplicasLeasesToThem) {
+  Gate gate;
+  gate.Open();
+  ::attattr::testing::FaultyJobStore faulty(*store_);
+  JobScheduler::Options options = OutageOpts();
+  options.holder = "me";
+  options.lease = std::chrono::milliseconds(2000);
+  faulty.FailAlways("*", Down());
+  JobScheduler s(faulty, events_, gate.Executor(), options, {}, NullLog());
+  s.Start();
+  // Two other replicas' jobs, whose leases lapse during the outage.
+  auto theirs = store_->Create(Job(0, "theirs"));
+  auto gone = store_->Create(Job(0, "gone"));
+  ASSERT_TRUE(theirs.ok() && gone.ok());
+  const JobRecord held = **store_->Claim({"other", 200, 0});
+  const JobRecord lost = **store_->Claim({"dead", 200, 0});
+  ASSERT_EQ(held.id, theirs->record.id);
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  faulty.Heal("*");
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // back for half a lease
+  JobRecord now = *store_->Get(held.id);
+  EXPECT_EQ(now.state, JobState::kRunning);
+  EXPECT_EQ(now.lease_holder, "other");
+  EXPECT_EQ(now.lease_token, held.lease_token);
+  // "other" is back too: its lapsed lease, which nobody took, is renewed.
+  auto renewed = store_->RenewLeases("other", {{held.id, held.lease_token}}, 60000);
+  ASSERT_TRUE(renewed.ok()) << renewed.status();
+  EXPECT_TRUE(renewed->empty());
+  // "dead" never comes back: once this replica has been connected for a lease, its job is
+  // recovered (and run here); "other"'s is left alone.
+  WaitFor(*store_, lost.id, JobState::kSucceeded);
+  now = *store_->Get(held.id);
+  EXPECT_EQ(now.state, JobState::kRunning);
+  EXPECT_EQ(now.lease_holder, "other");
+  EXPECT_EQ(now.lease_token, held.lease_token);
+  EXPECT_EQ(now.attempts, 1);
 }
 
 }  // namespace

@@ -1073,6 +1073,31 @@ TEST_P(JobStoreTest, LapsedLeasesRequeueUntilMaxAttemptsThenFail) {
   EXPECT_EQ(ResultRows(id), "0");
 }
 
+// A lease that lapsed (its holder was cut off from the store) but that no recovery has taken yet
+// is still its holder's: renewing it keeps the run going. Once a recovery has taken it, the
+// renewal reports it lost (the new token fences the old run).
+TEST_P(JobStoreTest, ALapsedLeaseNobodyTookIsRenewedByItsHolder) {
+  auto store = OpenStore();
+  const std::string id = MustCreate(*store, NewJob());
+  const std::string other = MustCreate(*store, NewJob());
+  const JobRecord held = **store->Claim({"replica-a", 10, 0});
+  const JobRecord lost = **store->Claim({"replica-b", 10, 0});
+  now_ms_ += 1000;
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  absl::StatusOr<std::vector<std::string>> renewed =
+      store->RenewLeases("replica-a", {{id, held.lease_token}}, 600000);
+  ASSERT_TRUE(renewed.ok()) << renewed.status();
+  EXPECT_TRUE(renewed->empty());
+  absl::StatusOr<std::vector<JobRecord>> recovered = store->RecoverExpiredLeases(3);
+  ASSERT_TRUE(recovered.ok()) << recovered.status();
+  ASSERT_EQ(recovered->size(), 1u);  // only replica-b's, which nobody renewed
+  EXPECT_EQ((*recovered)[0].id, other);
+  EXPECT_EQ(store->Get(id)->state, JobState::kRunning);
+  EXPECT_TRUE(store->PutResult(id, "still the first run's", held.lease_token).ok());
+  EXPECT_EQ(*store->RenewLeases("replica-b", {{other, lost.lease_token}}, 600000),
+            std::vector<std::string>{other});
+}
+
 // A drain hands its running job back at once: the next claim (any replica's) takes it without
 // waiting for the lease to lapse.
 TEST_P(JobStoreTest, RequeueReleasesTheLeaseAtOnce) {
@@ -1194,7 +1219,7 @@ TEST_P(JobStoreTest, PersistsAcrossReopenAndRequeuesInterrupted) {
   absl::StatusOr<JobRecord> again = store->Get(running);
   EXPECT_EQ(again->state, JobState::kQueued);
   EXPECT_EQ(again->attempts, 1);
-  EXPECT_EQ(again->progress.stage, "integrating");
+  EXPECT_EQ(again->progress.stage, "");  // the dead run's progress is no longer the job's
   EXPECT_EQ(store->MarkRunning(running)->attempts, 2);
   EXPECT_EQ(store->Get(queued)->state, JobState::kQueued);
   EXPECT_FALSE(store->Create(NewJob("ATTRIBUTION", 0, "req-q"))->created);  // idempotency persists
@@ -1214,6 +1239,34 @@ TEST_P(JobStoreTest, RestartedRunDropsStaleResult) {
   absl::StatusOr<JobRecord> rerun = store->MarkRunning(id);
   ASSERT_TRUE(rerun.ok());
   EXPECT_FALSE(rerun->has_result);
+  EXPECT_TRUE(absl::IsNotFound(store->GetResultInfo(id).status()));
+}
+
+// Regression (review): RequeueInterrupted re-queued a job the process died under between
+// PutResult and Finish with has_result set, its size counted against its owner's stored bytes,
+// its chunks kept and the dead run's progress shown. It resets the job as a recovered lease does.
+TEST_P(JobStoreTest, RequeueInterruptedDropsTheDeadRunsResultAndProgress) {
+  auto store = OpenStore();
+  JobRecord job = NewJob();
+  job.owner = "alice";
+  const std::string id = MustCreate(*store, job);
+  ASSERT_TRUE(store->MarkRunning(id).ok());
+  ASSERT_TRUE(store->UpdateProgress(id, {"storing result", 4, 4}).ok());
+  ASSERT_TRUE(store->PutResult(id, RandomBytes(10000, 7)).ok());
+  ASSERT_EQ(*store->StoredBytes("alice"), 10 + 10000);
+  // The process dies before Finish; the next start re-queues the job.
+  ASSERT_EQ(*store->RequeueInterrupted(), std::vector<std::string>{id});
+  const JobRecord queued = *store->Get(id);
+  EXPECT_EQ(queued.state, JobState::kQueued);
+  EXPECT_FALSE(queued.has_result);
+  EXPECT_EQ(queued.result_size_bytes, 0);
+  EXPECT_EQ(queued.result_chunk_count, 0);
+  EXPECT_EQ(queued.progress.stage, "");
+  EXPECT_EQ(queued.progress.done, 0);
+  EXPECT_EQ(queued.progress.total, 0);
+  EXPECT_EQ(queued.attempts, 1);  // the start it died under counts
+  EXPECT_EQ(ResultRows(id), "0");
+  EXPECT_EQ(*store->StoredBytes("alice"), 10);
   EXPECT_TRUE(absl::IsNotFound(store->GetResultInfo(id).status()));
 }
 
@@ -1781,6 +1834,45 @@ TEST_F(PostgresJobStoreTest, ShardsOfASplitJob) {
   EXPECT_EQ((*kept)[1].lease_holder, "c");
   EXPECT_EQ((*kept)[4].stage, 1);
   EXPECT_TRUE(absl::IsNotFound(shards->GetShardResult(id, 0).status()));  // merged, gone
+}
+
+// Regression (review): runners asked for shards only when no job could be claimed, so a split
+// job's shards waited behind every queued job. A shard is claimed unless a queued job that a
+// claim could take ranks before it (higher priority; at equal priority the shard goes first).
+TEST_F(PostgresJobStoreTest, AShardWaitsOnlyForQueuedJobsThatRankBeforeIt) {
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  ShardStore* shards = store->shards();
+  JobRecord split_job = NewJob("ATTRIBUTION", 5);
+  split_job.owner = "alice";
+  const std::string split = MustCreate(*store, split_job);
+  const JobRecord held = **store->Claim({"splitter", 60000, 0});
+  ASSERT_EQ(held.id, split);
+  ASSERT_TRUE(shards->SplitJob(split, held.lease_token, {0, "", {{0, 2}, {2, 4}}, ""}).ok());
+  JobRecord low = NewJob("ATTRIBUTION", 1);
+  low.owner = "bob";
+  MustCreate(*store, low);
+  JobRecord equal = NewJob("ATTRIBUTION", 5);
+  equal.owner = "bob";
+  MustCreate(*store, equal);
+  // Queued jobs of lower or equal priority: the shard first.
+  absl::StatusOr<std::optional<ShardRecord>> first = shards->ClaimShard({"a", 60000, 0});
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_TRUE(first->has_value());
+  EXPECT_EQ((*first)->job_id, split);
+  // A job of higher priority ranks first...
+  JobRecord urgent = NewJob("ATTRIBUTION", 9);
+  urgent.owner = "alice";
+  const std::string urgent_id = MustCreate(*store, urgent);
+  EXPECT_FALSE(shards->ClaimShard({"a", 60000, 0})->has_value());
+  // ...unless its owner is at its running limit, so no claim could take it now (alice runs the
+  // split job): then the shard.
+  absl::StatusOr<std::optional<ShardRecord>> second = shards->ClaimShard({"a", 60000, 1});
+  ASSERT_TRUE(second.ok()) << second.status();
+  ASSERT_TRUE(second->has_value());
+  EXPECT_EQ((*second)->index, 1);
+  ASSERT_TRUE(store->Cancel(split).ok());  // its shards go, alice runs nothing
+  EXPECT_EQ((**store->Claim({"a", 60000, 1})).id, urgent_id);
 }
 
 // A database of schema version 1 (shards without stages) is migrated in place at start: its

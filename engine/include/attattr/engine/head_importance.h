@@ -68,8 +68,9 @@ HeadTable FinishHeadImportance(const ModelInfo& info, HeadRanking ranking,
                                const HeadImportanceSums& sums,
                                const HeadImportanceOptions& options);
 
-// The head mask (1 = keep, 0 = pruned) that removes the round(p/100 · L·H) lowest-scoring heads
-// of all layers together; ties go to the earlier (layer, head). p in [0, 100].
+// The head mask (1 = keep, 0 = pruned) that removes the ⌊p/100 · L·H⌋ lowest-scoring heads of
+// all layers together (truncated, as the authors' int(prune_rate · L · H)); ties go to the earlier
+// (layer, head). p in [0, 100].
 std::vector<std::vector<float>> PruneLowest(const HeadTable& importance, double ratio_percent);
 
 struct PruningPoint {

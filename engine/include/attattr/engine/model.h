@@ -42,6 +42,11 @@ struct ModelInfo {
   bool language_model = false;
   int num_classes = 0;              // the head's outputs: labels.size(), or the vocabulary
   std::vector<std::string> labels;  // class names by id (empty when !has_classifier or an LM)
+  // What the classifier's outputs mean, as Hugging Face's problem_type says (with its default: one
+  // output is a regression, more a single-label classification): "single_label_classification"
+  // (a softmax over the classes), "multi_label_classification" (a sigmoid per label) or
+  // "regression" (the outputs are the values). Empty without a classifier and for an LM.
+  std::string problem_type;
   int64_t parameter_count = 0;
   std::string device;  // "cpu", "cuda:0", ...
   // How the weights are stored (LoadOptions::weights) and the bytes they take (a tied LM head and
@@ -100,6 +105,12 @@ struct Prediction {
 // need, whose gold labels are classes. InvalidArgument ("model: <what> needs a classifier
 // checkpoint", saying why for a language model, whose classes are the vocabulary) otherwise.
 absl::Status RequireClassifier(const ModelInfo& info, const std::string& what);
+
+// OK when a softmax over `info`'s outputs is what its classifier means (single-label classes, or
+// a language model's vocabulary): the probability and log-probability targets. InvalidArgument
+// otherwise, pointing at the logit target (a regression's softmax over one output is 1 whatever
+// the input; a multi-label head scores each label on its own); the caller names the field.
+absl::Status RequireSoftmaxClasses(const ModelInfo& info);
 
 class Model {
  public:

@@ -2,7 +2,10 @@
 // are physically removed — their rows of the query/key/value projections and their columns of the
 // attention output projection — and recorded in config.json as `pruned_heads` ({"layer": [heads]}),
 // the way Hugging Face's `prune_heads` does, so the serving cluster (and this engine) load the
-// smaller model as it is. Its logits equal the masked model's (tested to 1e-5).
+// smaller model as it is. Its logits equal the masked model's (tested to 1e-5, and against Hugging
+// Face transformers 4.x itself). A layer whose every head is removed keeps its first head with a
+// zero attention output projection (its contribution is exactly the masked zero) and leaves it out
+// of `pruned_heads`: Hugging Face cannot run a layer without heads (a reshape of 0 elements).
 #pragma once
 
 #include <cstdint>
@@ -16,7 +19,7 @@ namespace attattr::engine {
 
 struct ExportedCheckpoint {
   std::string dir;
-  int heads_removed = 0;
+  int heads_removed = 0;      // the heads the mask switched off (a zeroed kept head counts)
   int64_t weights_bytes = 0;  // size of model.safetensors
   int64_t parameter_count = 0;
 };

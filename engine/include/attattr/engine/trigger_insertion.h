@@ -14,13 +14,12 @@
 //    (for [CLS] A [SEP] B [SEP] with the first [SEP] at s and n tokens, the authors' p / (s − 1) in
 //    A and (p − s) / (n − 2 − s) in B).
 //  * An evaluation segment of `len` word pieces that receives the k pattern tokens of that segment
-//    gets them at 1-based slot t = round((len + k) · r) of the grown segment (slot 1 = the token
-//    right after [CLS] resp. the first [SEP]; slot len + k = the token before the segment's [SEP]),
-//    so r = 1 lands last and the mapping fills exactly the grown segment. `round` rounds half to
-//    even, as Python's round() (the authors' code is Python); t is clamped to [1, len + k].
-//  * Tokens are placed in source order; a collision moves the later token one place right, again
-//    and again until a slot is free; one pushed past slot len + k takes the nearest free slot to
-//    the left instead. The segment's own tokens fill the remaining slots in their original order.
+//    gets them as the authors' run_adver_evaluate.py does: in source order, each is inserted into
+//    the segment's word-piece list (as Python's list.insert) at the 0-based index
+//    t = round((len + k) · r), or t + 1 when t equals the previous token's index (a collision
+//    moves the later token one place right); an index past the end appends. `round` rounds half
+//    to even, as Python's round(). So r = 1 lands last, and an earlier token's final place can
+//    move right when a later one is inserted before it (the authors' three-way collision).
 //  * Re-truncation to `max_length` is BERT's `_truncate_seq_pair` / Hugging Face "longest_first":
 //    while too long, drop the last token of the longer segment (a tie drops from segment B); the
 //    special tokens around and between the segments are always kept, with their token types.
@@ -84,8 +83,8 @@ absl::StatusOr<TriggerToken> MakeTriggerToken(const Encoding& encoding, int posi
 absl::StatusOr<TriggerPattern> MakeTriggerPattern(
     const Encoding& encoding, const std::vector<std::pair<int, int>>& connections);
 
-// The 1-based slots the k tokens (relative positions `r`, in source order) take in a segment of
-// `len` tokens grown to len + k (see the header comment).
+// The 0-based indices the k tokens (relative positions `r`, in source order) end at in a segment
+// of `len` tokens grown to len + k by the insertion rule (see the header comment).
 std::vector<int> TriggerSlots(int len, const std::vector<double>& r);
 
 struct InsertedTrigger {

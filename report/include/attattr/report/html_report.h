@@ -26,9 +26,10 @@ namespace attattr::report {
 using ReportSink = std::function<bool(absl::string_view piece)>;
 
 struct ReportOptions {
-  // Once the page passes this many bytes, the attribution section lists the examples still to
-  // come as left out (`attattr get` has them all). The page ends at most one example's drawing
-  // (bounded by the heat-map budgets) past it.
+  // Heat maps are drawn only where they fit in what is left of this many bytes (a note says what
+  // was left out); once the page passes it, the attribution section lists the examples still to
+  // come as left out (`attattr get` has them all). The page ends at most one example's text past
+  // it (tokens, tree and tables, bounded by their own budgets).
   int64_t max_page_bytes = int64_t{16} << 20;
   // Shown in place of the result section when `result` is null, when not empty (why the result is
   // not drawn, e.g. that it is too large for a page).
