@@ -42,6 +42,8 @@ absl::Status RunModels(const ModelsFlags& flags, std::ostream& out) {
                       {"has_classifier", m.info.has_classifier},
                       {"language_model", m.info.language_model},
                       {"num_classes", m.info.num_classes},
+                      {"problem_type", m.info.problem_type},
+                      {"heads_per_layer", m.info.heads_per_layer},
                       {"labels", m.info.labels},
                       {"weights", std::string(engine::PrecisionName(m.info.weights))},
                       {"weight_bytes", m.info.weight_bytes}});
@@ -56,9 +58,14 @@ absl::Status RunModels(const ModelsFlags& flags, std::ostream& out) {
   for (const auto& m : *models) {
     const std::string shape = absl::StrCat(m.info.num_layers, "x", m.info.num_heads);
     const std::string labels =
-        m.info.language_model   ? absl::StrCat("(language model, ", m.info.num_classes, " tokens)")
-        : m.info.has_classifier ? absl::StrJoin(m.info.labels, ",")
-                                : "(encoder-only)";
+        m.info.language_model    ? absl::StrCat("(language model, ", m.info.num_classes, " tokens)")
+        : !m.info.has_classifier ? std::string("(encoder-only)")
+        : m.info.problem_type == "regression"
+            ? absl::StrCat("(regression, ", m.info.num_classes,
+                           m.info.num_classes == 1 ? " output)" : " outputs)")
+        : m.info.problem_type == "multi_label_classification"
+            ? absl::StrCat("(multi-label) ", absl::StrJoin(m.info.labels, ","))
+            : absl::StrJoin(m.info.labels, ",");
     // "bf16 942M": the storage and its MiB.
     const std::string weights = absl::StrCat(std::string(engine::PrecisionName(m.info.weights)),
                                              " ", m.info.weight_bytes >> 20, "M");

@@ -28,6 +28,8 @@ nlohmann::json AttributionToJson(const engine::ExampleAttribution& r, const Rend
     const int p = r.prediction.predicted;
     j["prediction"] = {
         {"label", p < static_cast<int>(ctx.labels.size()) ? ctx.labels[p] : std::to_string(p)},
+        {"problem_type", r.prediction.problem_type},
+        {"logits", r.prediction.logits},
         {"probabilities", r.prediction.probabilities}};
   } else {
     j["prediction"] = nullptr;
@@ -89,13 +91,22 @@ std::string AttributionToText(const engine::ExampleAttribution& r, const RenderC
       out << " " << t.token << " #" << t.id << " (p=" << buf << ")";
     }
     out << "\n";
+  } else if (r.prediction.problem_type == "regression") {  // the outputs are the values
+    out << "prediction (regression):";
+    for (float v : r.prediction.logits) {
+      char buf[64];
+      std::snprintf(buf, sizeof buf, " %.5g", v);
+      out << buf;
+    }
+    out << "\n";
   } else if (r.prediction.predicted >= 0) {
     const int p = r.prediction.predicted;
     char buf[64];
     std::snprintf(buf, sizeof buf, "%.4f", r.prediction.predicted_probability);
-    out << "prediction: "
+    const bool multi_label = r.prediction.problem_type == "multi_label_classification";
+    out << (multi_label ? "prediction (multi-label, highest): " : "prediction: ")
         << (p < static_cast<int>(ctx.labels.size()) ? ctx.labels[p] : std::to_string(p))
-        << " (p=" << buf << ")\n";
+        << (multi_label ? " (sigmoid p=" : " (p=") << buf << ")\n";
   }
   out << "target: " << ctx.target << "   rule: " << ctx.rule << ", m = " << ctx.steps
       << "   precision: " << engine::PrecisionName(r.precision) << "\n";

@@ -450,6 +450,7 @@ def attribution_to_dict(a: attribution_pb2.ExampleAttribution) -> Dict[str, Any]
     return {
         "tokens": tokens,
         "prediction": {"predicted": p.predicted, "label": p.label,
+                       "problem_type": p.problem_type,
                        "probabilities": list(p.probabilities), "logits": list(p.logits)},
         "target_class": a.target_class,
         "precision": attribution_pb2.Precision.Name(a.precision),

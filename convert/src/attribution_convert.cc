@@ -142,6 +142,7 @@ void AttributionToProto(const engine::ExampleAttribution& r, const v1::ResultOpt
   }
   for (float p : r.prediction.probabilities) pred->add_probabilities(p);
   for (float l : r.prediction.logits) pred->add_logits(l);
+  pred->set_problem_type(r.prediction.problem_type);
   for (const auto& t : r.prediction.top_tokens) {
     auto* top = pred->add_top_tokens();
     top->set_id(t.id);
@@ -221,6 +222,7 @@ absl::StatusOr<engine::ExampleAttribution> AttributionFromProto(const v1::Exampl
     r.prediction.top_tokens.push_back({t.id(), t.token(), t.probability(), t.logit()});
   }
   r.prediction.predicted_probability = a.prediction().predicted_probability();
+  r.prediction.problem_type = a.prediction().problem_type();
   r.target_class = a.target_class();
   r.scored_position = a.scored_position();
   r.continuation_start = a.continuation_start() > 0 ? a.continuation_start() : -1;
@@ -303,6 +305,7 @@ void ModelToProto(const std::string& name, const engine::ModelInfo& info, v1::Mo
   out->set_num_key_value_heads(info.num_key_value_heads);
   out->set_language_model(info.language_model);
   out->set_num_classes(info.num_classes);
+  out->set_problem_type(info.problem_type);
   out->set_weights(PrecisionToProto(info.weights));
   out->set_weight_bytes(info.weight_bytes);
 }
@@ -325,6 +328,7 @@ engine::ModelInfo ModelInfoFromProto(const v1::Model& model) {
   info.num_key_value_heads = model.num_key_value_heads();
   info.language_model = model.language_model();
   info.num_classes = model.num_classes();
+  info.problem_type = model.problem_type();
   info.weights = model.weights() == v1::BF16 ? engine::Precision::kBf16 : engine::Precision::kFp32;
   info.weight_bytes = model.weight_bytes();
   return info;

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 #include <memory>
+#include <set>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -210,6 +211,53 @@ absl::StatusOr<TensorSource> ReadPytorchBin(const std::string& path) {
   return src;
 }
 
+// At most this many tensors in a sharded pytorch_model.bin, as in safetensors checkpoints.
+constexpr std::size_t kMaxCheckpointTensors = 1'000'000;
+
+// pytorch_model.bin.index.json (transformers' sharded .bin, the format of model.safetensors.index
+// .json): every shard read as one pytorch_model.bin, each tensor in exactly the shard the index
+// names. The shards are read one after another; together they hold what one file would.
+absl::StatusOr<TensorSource> ReadPytorchBinShards(const std::string& dir,
+                                                  const std::string& index_file) {
+  ATTATTR_ASSIGN_OR_RETURN(const auto weight_map, ReadShardIndex(dir, index_file));
+  const std::string index_path = (fs::path(dir) / index_file).string();
+  std::set<std::string> shards;
+  for (const auto& [tensor, shard] : weight_map) shards.insert(shard);
+  TensorSource src;
+  for (const std::string& shard : shards) {
+    const std::string path = (fs::path(dir) / shard).string();
+    absl::StatusOr<TensorSource> part = ReadPytorchBin(path);
+    if (absl::IsNotFound(part.status())) {
+      return absl::NotFoundError(
+          absl::StrCat("shard ", path, " listed in ", index_path, " is missing"));
+    }
+    ATTATTR_RETURN_IF_ERROR(part.status());
+    if (src.tensors.size() + part->tensors.size() > kMaxCheckpointTensors) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(dir, ": the shards hold more than ", kMaxCheckpointTensors, " tensors"));
+    }
+    for (auto& [name, tensor] : part->tensors) {
+      const auto [it, inserted] = src.file_of.emplace(name, path);
+      if (!inserted) {
+        return absl::InvalidArgumentError(absl::StrCat(dir, ": tensor ", QuoteInput(name, 200),
+                                                       " is in two shards: ", it->second, " and ",
+                                                       path));
+      }
+      src.tensors.emplace(name, std::move(tensor));
+    }
+  }
+  for (const auto& [tensor, shard] : weight_map) {
+    const auto it = src.file_of.find(tensor);
+    const std::string path = (fs::path(dir) / shard).string();
+    if (it == src.file_of.end() || it->second != path) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(index_path, ": tensor ", QuoteInput(tensor, 200), ": is listed in shard ",
+                       path, ", which does not hold it"));
+    }
+  }
+  return src;
+}
+
 // Tensors a checkpoint may carry that the model does not use: buffers and pre-training heads
 // (BERT's `cls.*`, DistilBERT's masked-LM `vocab_*`, ELECTRA's discriminator and generator heads,
 // RoBERTa's `lm_head.*`, DeBERTa's masked-LM `lm_predictions.*`).
@@ -235,10 +283,14 @@ absl::StatusOr<TensorSource> ReadCheckpointTensors(const std::string& dir) {
   } else if (fs::exists(d / "pytorch_model.bin")) {
     file = (d / "pytorch_model.bin").string();
     src = ReadPytorchBin(file);
+  } else if (fs::exists(d / "pytorch_model.bin.index.json")) {
+    file = (d / "pytorch_model.bin.index.json").string();
+    src = ReadPytorchBinShards(dir, "pytorch_model.bin.index.json");
   } else {
-    return absl::NotFoundError(absl::StrCat(
-        dir,
-        ": no weights (model.safetensors, model.safetensors.index.json or pytorch_model.bin)"));
+    return absl::NotFoundError(
+        absl::StrCat(dir,
+                     ": no weights (model.safetensors, model.safetensors.index.json, "
+                     "pytorch_model.bin or pytorch_model.bin.index.json)"));
   }
   if (src.ok()) src->weights_file = file;
   return src;

@@ -30,7 +30,9 @@ struct TensorSource {
   bool read_only = false;
 };
 
-// Reads the tensors of `dir`. NotFound when it holds no weights file; InvalidArgument for a
+// Reads the tensors of `dir`: model.safetensors.index.json, model.safetensors, pytorch_model.bin
+// or pytorch_model.bin.index.json (sharded .bin), the first present. NotFound when it holds no
+// weights file or a shard its index lists is missing; InvalidArgument for a
 // malformed file, one that is not a regular file, or a pytorch_model.bin LibTorch cannot read (an
 // OrderedDict state dict, the legacy non-zip format: the message says how to convert it).
 absl::StatusOr<TensorSource> ReadCheckpointTensors(const std::string& dir);

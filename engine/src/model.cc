@@ -374,9 +374,15 @@ absl::Status RequireSoftmaxClasses(const ModelInfo& info) {
 
 Prediction MakePrediction(const Model::Impl& impl, const torch::Tensor& logits_row) {
   Prediction p;
+  p.problem_type = impl.info.problem_type;
   const auto logits = logits_row.to(torch::kCPU, torch::kFloat32);
-  const auto probs = torch::softmax(logits, -1);
   p.predicted = static_cast<int>(logits.argmax().item<int64_t>());
+  if (p.problem_type == "regression") {
+    p.logits = ToVector(logits);
+    return p;
+  }
+  const auto probs = p.problem_type == "multi_label_classification" ? torch::sigmoid(logits)
+                                                                    : torch::softmax(logits, -1);
   p.predicted_probability = probs[p.predicted].item<float>();
   if (!impl.info.language_model) {
     p.logits = ToVector(logits);

@@ -723,6 +723,30 @@ absl::StatusOr<TensorView> SafetensorsFile::Find(std::string_view name) const {
   return view;
 }
 
+absl::StatusOr<std::map<std::string, std::string>> ReadShardIndex(const std::string& dir,
+                                                                  const std::string& index_file) {
+  const std::string index_path = absl::StrCat(dir, "/", index_file);
+  ATTATTR_ASSIGN_OR_RETURN(const std::string index_text,
+                           ReadModelFile(index_path, kMaxIndexJsonBytes));
+  std::map<std::string, std::string> weight_map;  // tensor -> shard
+  IndexReader reader(index_path, &weight_map);
+  ATTATTR_RETURN_IF_ERROR(reader.Parse(index_text.data(), index_text.data() + index_text.size()));
+  if (!reader.saw_weight_map()) {
+    return absl::InvalidArgumentError(absl::StrCat(index_path, ": missing \"weight_map\" object"));
+  }
+  for (const auto& [tensor, shard] : weight_map) {
+    // Shards are file names beside the index; refuse paths that would leave the directory.
+    if (shard.empty() || shard.front() == '/' || shard == ".." || shard.rfind("../", 0) == 0 ||
+        shard.find("/../") != std::string::npos ||
+        (shard.size() >= 3 && shard.compare(shard.size() - 3, 3, "/..") == 0)) {
+      return TensorError(index_path, tensor,
+                         absl::StrCat("shard name ", QuoteInput(shard, kQuotedNameBytes),
+                                      " is not a file in ", dir));
+    }
+  }
+  return weight_map;
+}
+
 // ---------------------------------------------------------------------------------------------
 // SafetensorsCheckpoint
 
@@ -749,28 +773,10 @@ absl::StatusOr<std::unique_ptr<SafetensorsCheckpoint>> SafetensorsCheckpoint::Op
       return checkpoint;
     }
 
-    // Sharded: read {"weight_map": {tensor: shard file}}.
-    ATTATTR_ASSIGN_OR_RETURN(const std::string index_text,
-                             ReadModelFile(index_path, kMaxIndexJsonBytes));
-    std::map<std::string, std::string> weight_map;  // tensor -> shard
-    IndexReader reader(index_path, &weight_map);
-    ATTATTR_RETURN_IF_ERROR(reader.Parse(index_text.data(), index_text.data() + index_text.size()));
-    if (!reader.saw_weight_map()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(index_path, ": missing \"weight_map\" object"));
-    }
+    // Sharded: {"weight_map": {tensor: shard file}}.
+    ATTATTR_ASSIGN_OR_RETURN(const auto weight_map, ReadShardIndex(dir, kIndexFile));
     std::set<std::string> shards;
-    for (const auto& [tensor, shard] : weight_map) {
-      // Shards are file names beside the index; refuse paths that would leave the directory.
-      if (shard.empty() || shard.front() == '/' || shard == ".." || shard.rfind("../", 0) == 0 ||
-          shard.find("/../") != std::string::npos ||
-          (shard.size() >= 3 && shard.compare(shard.size() - 3, 3, "/..") == 0)) {
-        return TensorError(index_path, tensor,
-                           absl::StrCat("shard name ", QuoteInput(shard, kQuotedNameBytes),
-                                        " is not a file in ", dir));
-      }
-      shards.insert(shard);
-    }
+    for (const auto& [tensor, shard] : weight_map) shards.insert(shard);
 
     std::map<std::string, const SafetensorsFile*> by_shard;
     for (const std::string& shard : shards) {

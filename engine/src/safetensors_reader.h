@@ -79,6 +79,14 @@ class SafetensorsFile {
   SafetensorsHeader header_;
 };
 
+// A sharded checkpoint's index file in `dir` (model.safetensors.index.json, and the same format
+// for pytorch_model.bin.index.json): its "weight_map" {tensor: shard file}, at most 64 MiB and
+// 1 000 000 tensors, read without building a JSON tree. InvalidArgument naming the index (and the
+// tensor) when it is malformed, has no "weight_map", or names a shard that is not a file in `dir`
+// (empty, absolute, or with a ".." component); NotFound when it is missing.
+absl::StatusOr<std::map<std::string, std::string>> ReadShardIndex(const std::string& dir,
+                                                                  const std::string& index_file);
+
 // All tensors of a checkpoint directory, whether one `model.safetensors` or shards listed by
 // `model.safetensors.index.json` ({"weight_map": {tensor: file}}, at most 64 MiB). Errors: a shard
 // listed in the index that is missing, a tensor the index names that its shard lacks, a tensor in

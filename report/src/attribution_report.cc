@@ -58,8 +58,11 @@ void AppendPrediction(const v1::ExampleAttribution& example, std::string* html) 
     // A language model's classes are token ids.
     const char* unit = p.top_tokens_size() > 0 ? "token" : "class";
     absl::StrAppend(
-        html, "<p>Prediction: <b class=\"predicted-label\">", EscapeHtml(p.label()), "</b> (", unit,
-        " ", p.predicted(), ")",
+        html,
+        p.problem_type() == "regression"
+            ? std::string("<p>Prediction: a regression (its values below)")
+            : absl::StrCat("<p>Prediction: <b class=\"predicted-label\">", EscapeHtml(p.label()),
+                           "</b> (", unit, " ", p.predicted(), ")"),
         example.target_class() >= 0 ? absl::StrCat("; target ", unit, " ", example.target_class())
         : example.continuation_start() > 0
             ? absl::StrCat("; target: log-probability of the continuation from position ",
@@ -77,13 +80,19 @@ void AppendPrediction(const v1::ExampleAttribution& example, std::string* html) 
       }
       absl::StrAppend(html, "</tr></table>");
     }
-    if (p.probabilities_size() > 0) {
-      absl::StrAppend(html, "<table class=\"probabilities\"><tr><th>class</th>");
-      for (int c = 0; c < p.probabilities_size(); ++c) absl::StrAppend(html, "<th>", c, "</th>");
-      absl::StrAppend(html, "</tr><tr><th>probability</th>");
-      for (float v : p.probabilities()) {
-        absl::StrAppend(html, "<td>", FormatNumber(v), "</td>");
-      }
+    // A regression's outputs are its values; a multi-label head's probabilities are per label.
+    const bool regression = p.problem_type() == "regression";
+    const auto& values = regression ? p.logits() : p.probabilities();
+    if (!values.empty()) {
+      absl::StrAppend(html, "<table class=\"probabilities\"><tr><th>",
+                      regression ? "output" : "class", "</th>");
+      for (int c = 0; c < values.size(); ++c) absl::StrAppend(html, "<th>", c, "</th>");
+      absl::StrAppend(html, "</tr><tr><th>",
+                      regression                                         ? "value (regression)"
+                      : p.problem_type() == "multi_label_classification" ? "sigmoid probability"
+                                                                         : "probability",
+                      "</th>");
+      for (float v : values) absl::StrAppend(html, "<td>", FormatNumber(v), "</td>");
       absl::StrAppend(html, "</tr></table>");
     }
   }

@@ -15,6 +15,8 @@
 
 #include "attattr/engine/precision.h"
 #include "nlohmann/json.hpp"
+#include "safetensors_reader.h"
+#include "safetensors_writer.h"
 #include "support/golden.h"
 #include "support/golden_tree.h"
 #include "support/server_process.h"
@@ -131,6 +133,63 @@ TEST(ExplainCliTest, TextOutputListsStrongestConnections) {
   EXPECT_NE(r.out.find("layer 3"), std::string::npos);
   EXPECT_NE(r.out.find("completeness gap"), std::string::npos);
   EXPECT_NE(r.out.find("<-"), std::string::npos);
+}
+
+// Regression (left alone by an earlier review): a regression head's prediction was shown as
+// "(p=1.0000)", a softmax over its one output. It is shown as its value, in text and JSON (with
+// the head's problem_type), and a softmax target on it is refused naming `target`.
+TEST(ExplainCliTest, RegressionHeadShowsItsValueNotAProbability) {
+  ATTATTR_SKIP_IF_MISSING(Sst2ModelDir());
+  const ::attattr::testing::TempDir dir("attattr-regression-model");
+  const std::filesystem::path src(Sst2ModelDir());
+  for (const char* f : {"vocab.txt", "tokenizer_config.json"}) {
+    std::filesystem::copy_file(src / f, std::filesystem::path(dir.path()) / f);
+  }
+  nlohmann::json config = nlohmann::json::parse(std::ifstream(src / "config.json"));
+  config.erase("id2label");
+  config.erase("label2id");
+  config["num_labels"] = 1;
+  config["problem_type"] = "regression";
+  std::ofstream(dir.path() + "/config.json") << config.dump();
+  // The same float32 weights with the classifier cut to its first output (row 0 of the weight, the
+  // first bias).
+  auto checkpoint = ::attattr::engine::SafetensorsCheckpoint::Open(Sst2ModelDir());
+  ASSERT_TRUE(checkpoint.ok()) << checkpoint.status();
+  std::vector<::attattr::engine::RawTensor> weights;
+  for (const std::string& name : (*checkpoint)->TensorNames()) {
+    auto view = (*checkpoint)->Find(name);
+    ASSERT_TRUE(view.ok()) << view.status();
+    ASSERT_EQ(::attattr::engine::DTypeName(view->entry->dtype), "F32") << name;
+    ::attattr::engine::RawTensor t{
+        name, "F32", view->entry->shape,
+        std::string(reinterpret_cast<const char*>(view->data), view->nbytes)};
+    if (name == "classifier.weight" || name == "classifier.bias") {
+      t.bytes.resize(t.bytes.size() / static_cast<size_t>(t.shape[0]));
+      t.shape[0] = 1;
+    }
+    weights.push_back(std::move(t));
+  }
+  ASSERT_TRUE(::attattr::engine::WriteSafetensors(dir.path() + "/model.safetensors", weights));
+  const std::string model = "explain --model " + dir.path() + " --threads 1 --text 'a fine film .'";
+
+  auto text = RunCli(model + " --target logit:0 --format text --layers 3");
+  ASSERT_EQ(text.exit_code, 0) << text.out;
+  EXPECT_NE(text.out.find("prediction (regression): "), std::string::npos) << text.out;
+  EXPECT_EQ(text.out.find("(p="), std::string::npos) << text.out;
+
+  auto json = RunCli(model + " --target logit:0 --layers 3");
+  ASSERT_EQ(json.exit_code, 0) << json.out;
+  const auto j = nlohmann::json::parse(json.out);
+  EXPECT_EQ(j["prediction"]["problem_type"], "regression");
+  EXPECT_TRUE(j["prediction"]["probabilities"].empty()) << json.out;
+  ASSERT_EQ(j["prediction"]["logits"].size(), 1u) << json.out;
+  // F(A) of the logit target at the last layer is that same value.
+  EXPECT_NEAR(j["layers"][0]["target_at_full"].get<double>(),
+              j["prediction"]["logits"][0].get<double>(), 1e-4);
+
+  auto refused = RunCli(model);  // the default target: the predicted class's probability
+  EXPECT_EQ(refused.exit_code, 2) << refused.out;
+  EXPECT_NE(refused.out.find("regression"), std::string::npos) << refused.out;
 }
 
 TEST(ExplainCliTest, InputFileGivesOneJsonLinePerExampleInOrder) {

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 
@@ -125,6 +126,60 @@ TEST_F(CheckpointFixture, PytorchBinThroughLibTorchUnpickler) {
   ExpectMessageHas(LoadError(), "pytorch_model.bin");
 }
 
+// transformers' sharded .bin (pytorch_model.bin.index.json, the safetensors index's format, with
+// pytorch_model-0000K-of-0000N.bin shards) loads as the single file does; a missing shard, a tensor
+// the index puts in a shard that lacks it, one in two shards and a shard name that leaves the
+// folder are errors naming the file.
+TEST_F(CheckpointFixture, ShardedPytorchBinEqualsSingleFile) {
+  const char* kShards[] = {"pytorch_model-00001-of-00002.bin", "pytorch_model-00002-of-00002.bin"};
+  c10::Dict<std::string, torch::Tensor> parts[2];
+  nlohmann::json index;
+  int i = 0;
+  for (const auto& [name, t] : tensors_) {
+    const int k = (i++ % 2);
+    parts[k].insert(name, t);
+    index["weight_map"][name] = kShards[k];
+  }
+  const auto write_shard = [&](int k, const c10::Dict<std::string, torch::Tensor>& dict) {
+    const std::vector<char> bytes = torch::pickle_save(c10::IValue(dict));
+    std::ofstream(dir_ + "/" + kShards[k], std::ios::binary).write(bytes.data(), bytes.size());
+  };
+  write_shard(0, parts[0]);
+  write_shard(1, parts[1]);
+  const auto write_index = [&](const nlohmann::json& j) {
+    std::ofstream(dir_ + "/pytorch_model.bin.index.json") << j.dump();
+  };
+  write_index(index);
+  auto m = Model::Load(dir_);
+  ASSERT_TRUE(m.ok()) << m.status();
+  auto ref = Model::Load(Sst2ModelDir());
+  EXPECT_EQ(Logits(**m), Logits(**ref));
+  EXPECT_NE((*m)->info().weights_file.find("pytorch_model.bin.index.json"), std::string::npos);
+
+  // A tensor listed in the wrong shard.
+  nlohmann::json wrong = index;
+  const std::string moved = tensors_.begin()->first;  // in shard 1 (k = 0)
+  wrong["weight_map"][moved] = kShards[1];
+  write_index(wrong);
+  ExpectMessageHas(LoadError(), moved, "which does not hold it");
+  // A shard name that leaves the folder.
+  wrong = index;
+  wrong["weight_map"][moved] = "../elsewhere.bin";
+  write_index(wrong);
+  ExpectMessageHas(LoadError(), "pytorch_model.bin.index.json", "is not a file in");
+  // A tensor in both shards.
+  write_index(index);
+  auto both = parts[1].copy();
+  both.insert(moved, tensors_.begin()->second);
+  write_shard(1, both);
+  ExpectMessageHas(LoadError(), "is in two shards");
+  // A missing shard.
+  fs::remove(dir_ + "/" + kShards[1]);
+  const absl::Status missing = LoadError();
+  EXPECT_EQ(missing.code(), absl::StatusCode::kNotFound) << missing;
+  ExpectMessageHas(missing, kShards[1], "is missing");
+}
+
 // pytorch_model.bin files LibTorch cannot read are refused saying how to convert them, not with
 // the unpickler's internal assert or its "central directory" message.
 TEST_F(CheckpointFixture, UnreadablePytorchBinSaysHowToConvert) {
@@ -235,6 +290,26 @@ TEST_F(CheckpointFixture, RegressionAndMultiLabelHeadsRefuseSoftmaxTargets) {
     EXPECT_TRUE(ValidateAttributionOptions(**m, options).ok());
     ExpectMessageHas(RequireClassifier((*m)->info(), "head importance"),
                      "needs a single-label classifier", type.empty() ? "regression" : type);
+    // The prediction follows the head: a regression's values are its logits (no probability),
+    // a multi-label head's probabilities are a sigmoid per label (they need not sum to 1).
+    auto encoded = (*m)->Encode(Example{"a fine film", std::nullopt});
+    ASSERT_TRUE(encoded.ok()) << encoded.status();
+    auto predictions = (*m)->Predict({*encoded});
+    ASSERT_TRUE(predictions.ok()) << predictions.status();
+    const Prediction& p = predictions->front();
+    EXPECT_EQ(p.problem_type, (*m)->info().problem_type);
+    ASSERT_EQ(p.logits.size(), static_cast<size_t>(labels));
+    if (labels == 1) {
+      EXPECT_TRUE(p.probabilities.empty());
+      EXPECT_EQ(p.predicted, 0);
+      EXPECT_EQ(p.predicted_probability, 0.0f);
+    } else {
+      ASSERT_EQ(p.probabilities.size(), 2u);
+      for (int c = 0; c < 2; ++c) {
+        EXPECT_NEAR(p.probabilities[c], 1.0 / (1.0 + std::exp(-p.logits[c])), 1e-6);
+      }
+      EXPECT_FLOAT_EQ(p.predicted_probability, p.probabilities[p.predicted]);
+    }
   }
   // A configuration that names another problem_type is refused naming it.
   config["problem_type"] = "ranking";

@@ -206,6 +206,36 @@ TEST(TreeSvgTest, DrawsEveryNodeAndTheRootEdge) {
   EXPECT_EQ(svg.find("tree-unplaced"), std::string::npos);
 }
 
+// A regression head's outputs are shown as its values (no class, no probability), a multi-label
+// head's probabilities as sigmoids per label; a single-label one as before.
+TEST(HtmlReportTest, PredictionFollowsTheHeadsProblemType) {
+  const v1::Job job = MakeJob(v1::ATTRIBUTION, v1::SUCCEEDED);
+  v1::JobResult result = AttributionResult(false, false, false);
+  auto* p = result.mutable_attribution()->mutable_examples(0)->mutable_prediction();
+  p->set_problem_type("single_label_classification");
+  auto html = RenderJobReport(job, &result);
+  ASSERT_TRUE(html.ok()) << html.status();
+  EXPECT_NE(html->find("<th>probability</th><td>0.25</td>"), std::string::npos);
+  EXPECT_NE(html->find("class=\"predicted-label\">posi&lt;tive&gt;</b> (class 1)"),
+            std::string::npos);
+
+  p->set_problem_type("multi_label_classification");
+  html = RenderJobReport(job, &result);
+  ASSERT_TRUE(html.ok()) << html.status();
+  EXPECT_NE(html->find("<th>sigmoid probability</th><td>0.25</td>"), std::string::npos);
+
+  p->set_problem_type("regression");
+  p->clear_probabilities();
+  p->set_predicted(0);
+  p->add_logits(3.5f);
+  html = RenderJobReport(job, &result);
+  ASSERT_TRUE(html.ok()) << html.status();
+  EXPECT_NE(html->find("Prediction: a regression"), std::string::npos);
+  EXPECT_NE(html->find("<th>value (regression)</th><td>3.5</td>"), std::string::npos);
+  EXPECT_EQ(html->find("predicted-label"), std::string::npos);
+  EXPECT_EQ(html->find("<th>probability</th>"), std::string::npos);
+}
+
 TEST(HtmlReportTest, AttributionWithFullMatricesAttentionAndTree) {
   v1::Job job = MakeJob(v1::ATTRIBUTION, v1::SUCCEEDED);
   auto* ro = job.mutable_spec()->mutable_attribution()->mutable_result();

@@ -92,13 +92,19 @@ struct TokenProbability {
 inline constexpr int kTopTokens = 10;
 
 // Output of a clean forward pass for one example.
+// What `probabilities` holds follows the head's problem_type (ModelInfo::problem_type):
+// softmax(logits) for a single-label classifier and a language model, sigmoid(logits) per label
+// for a multi-label head (each label on its own), nothing for a regression (its values are the
+// logits: a probability over them means nothing).
 struct Prediction {
   std::vector<float> logits;         // [C]; empty for encoder-only models and language models
-  std::vector<float> probabilities;  // softmax(logits)
+  std::vector<float> probabilities;  // as above; empty for a regression
   int predicted = -1;                // argmax (a token id for an LM), -1 for encoder-only models
   // Language models: the kTopTokens most probable next tokens, most probable first.
   std::vector<TokenProbability> top_tokens;
-  float predicted_probability = 0;  // probabilities[predicted] (also for an LM)
+  // probabilities[predicted] (also for an LM); 0 for a regression.
+  float predicted_probability = 0;
+  std::string problem_type;  // ModelInfo::problem_type of the model that made it
 };
 
 // OK when `info` is a classifier over labelled classes: what head importance and trigger search
