@@ -193,6 +193,7 @@ absl::Status JobClient::Watch(const std::string& name,
   impl_->SetDeadline(&ctx);
   v1::WatchJobRequest req;
   req.set_name(name);
+  req.set_view(v1::JOB_VIEW_BASIC);  // progress and state; the spec's contents are not shown
   auto reader = impl_->stub->WatchJob(&ctx, req);
   v1::Job job;
   while (reader->Read(&job)) on_update(job);
@@ -206,6 +207,7 @@ absl::StatusOr<JobClient::FollowEnd> JobClient::Follow(
   SetCallDeadline(&ctx, timeout_seconds);
   v1::WatchJobRequest req;
   req.set_name(name);
+  req.set_view(v1::JOB_VIEW_BASIC);  // progress and state; the spec's contents are not shown
   auto reader = impl_->stub->WatchJob(&ctx, req);
   // Reads block; a second thread turns an interrupt into a cancelled stream.
   std::atomic<bool> done{false}, cancelled{false};

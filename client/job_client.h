@@ -36,8 +36,9 @@ class JobClient {
   absl::StatusOr<v1::Job> Wait(const std::string& name, int64_t timeout_ms);
   absl::StatusOr<v1::Job> Cancel(const std::string& name);
   absl::Status Delete(const std::string& name);
-  // Calls `on_update` for every Job the stream sends (the job now, then each change) and returns
-  // the stream's final status (OK once the job finished).
+  // Calls `on_update` for every Job the stream sends (the job now, then each change; in the BASIC
+  // view, as Follow: the spec without its contents) and returns the stream's final status (OK once
+  // the job finished).
   absl::Status Watch(const std::string& name, const std::function<void(const v1::Job&)>& on_update);
   // How Follow ended.
   enum class FollowEnd { kFinished, kTimedOut, kInterrupted };

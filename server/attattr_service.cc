@@ -6,6 +6,7 @@
 #include <chrono>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "attattr/base/quote.h"
 #include "attattr/base/status_macros.h"
 #include "attattr/convert/attribution_convert.h"
@@ -120,7 +121,7 @@ void AttattrService::OnStorePool(const char* method, grpc::CallbackServerContext
                                  Clock::time_point start, grpc::ServerUnaryReactor* reactor,
                                  const std::string& job_id, const std::string& principal,
                                  std::function<void()> work) {
-  if (d_.store_pool.TrySchedule(std::move(work))) return;
+  if (d_.store_pool.TrySchedule(std::move(work), CallerKey(ctx, principal))) return;
   FinishRpc(
       method, ctx, start, reactor,
       grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
@@ -163,9 +164,9 @@ absl::StatusOr<Principal> AttattrService::Authenticate(grpc::CallbackServerConte
   return caller;
 }
 
-std::string AttattrService::ValidationKey(grpc::CallbackServerContext* ctx,
-                                          const Principal& caller) const {
-  if (d_.auth.enabled()) return caller.name;
+std::string AttattrService::CallerKey(grpc::CallbackServerContext* ctx,
+                                      const std::string& principal) const {
+  if (d_.auth.enabled()) return principal;
   // Without authentication every caller is the anonymous principal: callers take turns by
   // address ("ipv4:10.0.0.7:51234" without its port).
   const std::string peer = ctx->peer();
@@ -236,7 +237,14 @@ grpc::ServerUnaryReactor* AttattrService::GetModel(grpc::CallbackServerContext* 
   if (!caller.has_value()) return reactor;
   auto model = d_.models.Find(request->name());
   if (model.ok()) convert::ModelToProto(request->name(), (*model)->info(), response);
-  FinishRpc("GetModel", ctx, start, reactor, ToGrpcStatus(model.status()), "", caller->name);
+  // GetModelRequest names the model in `name` (Find's message says "model:", as other requests'
+  // field is called).
+  const absl::Status status =
+      model.ok() ? absl::OkStatus()
+                 : absl::Status(
+                       model.status().code(),
+                       absl::StrCat("name", absl::StripPrefix(model.status().message(), "model")));
+  FinishRpc("GetModel", ctx, start, reactor, ToGrpcStatus(status), "", caller->name);
   return reactor;
 }
 
@@ -265,7 +273,7 @@ grpc::ServerUnaryReactor* AttattrService::Explain(grpc::CallbackServerContext* c
       [this, ctx, request, response, reactor, start, caller = *caller] {
         CompleteExplain(ctx, request, response, reactor, start, caller);
       },
-      ValidationKey(ctx, *caller));
+      CallerKey(ctx, caller->name));
   if (!queued) {
     FinishRpc("Explain", ctx, start, reactor,
               grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
@@ -346,7 +354,7 @@ grpc::ServerUnaryReactor* AttattrService::SubmitJob(grpc::CallbackServerContext*
       [this, ctx, request, response, reactor, start, caller = *caller] {
         CompleteSubmitJob(ctx, request, response, reactor, start, caller);
       },
-      ValidationKey(ctx, *caller));
+      CallerKey(ctx, caller->name));
   if (!queued) {
     return finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
                                absl::StrCat("SubmitJob: ", kValidationFull)));

@@ -32,6 +32,7 @@
 #include "server_config.h"
 #include "service_metrics.h"
 #include "store/job_store.h"
+#include "stream_slots.h"
 #include "timer_queue.h"
 
 namespace attattr::server {
@@ -52,6 +53,7 @@ struct ServiceDeps {
   const EventLog& log;
   const Authenticator& auth;
   PrincipalRateLimiter& explain_limiter;  // --explain-rate-per-principal
+  StreamSlots& streams;                   // --max-streams-per-principal
 };
 
 class AttattrService final : public v1::Attattr::CallbackService {
@@ -101,13 +103,14 @@ class AttattrService final : public v1::Attattr::CallbackService {
   // The caller of `ctx` (its bearer token or verified client certificate), or Unauthenticated;
   // a refusal gets an audit line naming `method`.
   absl::StatusOr<Principal> Authenticate(grpc::CallbackServerContext* ctx, const char* method);
+  // Whose turn a call takes on the validation and store pools, and whose streams it counts
+  // against (ServiceDeps::streams): the principal named `principal`, or without authentication the
+  // caller's address.
+  std::string CallerKey(grpc::CallbackServerContext* ctx, const std::string& principal) const;
   // Job `name` when `caller` may see it: a well-formed name, stored, and the caller's own (or the
   // caller an admin). Another principal's job is the store's NotFound, word for word, with an
   // audit line. Ownership is read without the spec, so another principal's job costs what a
   // missing one does; the spec is read after it when `include_spec`.
-  // Whose turn a call takes on the validation pool: the principal, or without authentication
-  // the caller's address.
-  std::string ValidationKey(grpc::CallbackServerContext* ctx, const Principal& caller) const;
   absl::StatusOr<store::JobRecord> OwnedJob(const Principal& caller, const std::string& name,
                                             const char* method, bool include_spec = false);
 
@@ -132,8 +135,9 @@ class AttattrService final : public v1::Attattr::CallbackService {
                  std::chrono::steady_clock::time_point start, grpc::ServerUnaryReactor* reactor,
                  const grpc::Status& status, const std::string& job_id = "",
                  const std::string& principal = "");
-  // Runs `work` (which finishes the call) on the store pool; when the pool's queue is full,
-  // finishes the call with RESOURCE_EXHAUSTED instead.
+  // Runs `work` (which finishes the call) on the store pool, in the caller's turn (CallerKey);
+  // when the pool's queue, or the caller's share of it, is full, finishes the call with
+  // RESOURCE_EXHAUSTED instead.
   void OnStorePool(const char* method, grpc::CallbackServerContext* ctx,
                    std::chrono::steady_clock::time_point start, grpc::ServerUnaryReactor* reactor,
                    const std::string& job_id, const std::string& principal,

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
+#include "attattr/base/quote.h"
 #include "attattr/report/html_report.h"
 #include "attattr/v1/job.pb.h"
 #include "jobs/job_convert.h"
@@ -77,10 +78,15 @@ Response Serve(store::JobStore& store, const JobReportAccess& access, const JobR
   if (!absl::ConsumeSuffix(&path, kReportSuffix) || !absl::ConsumePrefix(&path, "/") ||
       !absl::StartsWith(path, "jobs/") || path.size() == 5 ||
       absl::StrContains(path.substr(5), '/')) {
-    return Plain(
-        404, absl::StrCat("not found: ", request.path, " (job reports are at /jobs/{id}/report)"));
+    return Plain(404, absl::StrCat("not found: ", QuoteInput(request.path),
+                                   " (job reports are at /jobs/{id}/report)"));
   }
   const std::string name(path);
+  // A name no job can have (longer than the store hands out) is not looked up, nor echoed whole.
+  if (!CheckJobName(name).ok()) {
+    return Plain(404, absl::StrCat("not found: ", QuoteInput(request.path),
+                                   " (job reports are at /jobs/{id}/report)"));
+  }
   // Whose job it is first, without its spec, so another principal's job costs what a missing one
   // does (no texts read for it: the answer's timing tells nothing either).
   auto record = store.Get(name, /*include_spec=*/false);

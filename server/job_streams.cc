@@ -52,10 +52,19 @@ class Holds {
   int count_ ABSL_GUARDED_BY(mu_) = 2;
 };
 
+grpc::Status StreamsFullStatus(const char* method, int max) {
+  return grpc::Status(
+      grpc::StatusCode::RESOURCE_EXHAUSTED,
+      absl::StrCat(method, ": ", max,
+                   " WaitJob/WatchJob/GetJobResult calls of this caller are open "
+                   "already (--max-streams-per-principal); close one or retry later"));
+}
+
 // Starts a stream reactor R: authenticates in the handler (in memory; the call's context is gRPC's
-// until OnDone, so nothing on the pool touches it), then runs R::Begin on the store pool; an
-// authentication failure or a full pool ends the call at once (R::Fail). Either way the start then
-// lets go of its hold, and deletes the reactor (R::Destroy) when gRPC already has.
+// until OnDone, so nothing on the pool touches it), takes one of the caller's stream slots (held
+// until the reactor is deleted), then runs R::Begin on the store pool in the caller's turn; an
+// authentication failure, no free slot or a full pool ends the call at once (R::Fail). Either way
+// the start then lets go of its hold, and deletes the reactor (R::Destroy) when gRPC already has.
 template <typename R>
 void StartOnStorePool(R* r, const char* method) {
   auto caller = r->service_.Authenticate(r->ctx_, method);
@@ -64,13 +73,20 @@ void StartOnStorePool(R* r, const char* method) {
   } else {
     r->caller_ = std::move(*caller);
     r->principal_ = r->caller_.name;
-    if (r->d_.store_pool.TrySchedule([r] {
-          r->Begin();
-          if (r->holds_.Release()) r->Destroy();
-        })) {
+    r->key_ = r->service_.CallerKey(r->ctx_, r->principal_);
+    r->slot_ = r->d_.streams.TryAcquire(r->key_);
+    if (!r->slot_.held()) {
+      r->Fail(StreamsFullStatus(method, r->d_.streams.max_per_key()));
+    } else if (r->d_.store_pool.TrySchedule(
+                   [r] {
+                     r->Begin();
+                     if (r->holds_.Release()) r->Destroy();
+                   },
+                   r->key_)) {
       return;
+    } else {
+      r->Fail(StorePoolFullStatus(method));
     }
-    r->Fail(StorePoolFullStatus(method));
   }
   if (r->holds_.Release()) r->Destroy();
 }
@@ -115,8 +131,8 @@ class WaitJobReactor final : public grpc::ServerUnaryReactor {
   }
 
   // On the timer thread, which serves every deadline, health check and reload: the store read
-  // (a whole record, its spec parsed) goes to the store pool, holding the reactor until done; here
-  // only when the pool is full.
+  // (a whole record, its spec parsed) goes to the store pool, holding the reactor until done.
+  // Never here: when the pool is full the call is answered RESOURCE_EXHAUSTED (the job goes on).
   void OnTimeout() {
     {
       absl::MutexLock lock(&mu_);
@@ -132,7 +148,9 @@ class WaitJobReactor final : public grpc::ServerUnaryReactor {
       }
       if (holds_.Release()) Destroy();
     };
-    if (!d_.store_pool.TrySchedule(read)) read();
+    if (d_.store_pool.TrySchedule(read, key_)) return;
+    Complete(StorePoolFullStatus("WaitJob"));
+    if (holds_.Release()) Destroy();
   }
 
   void Start() { StartOnStorePool(this, "WaitJob"); }
@@ -194,6 +212,8 @@ class WaitJobReactor final : public grpc::ServerUnaryReactor {
   const Clock::time_point start_ = Clock::now();
   Principal caller_;            // set by Start, before Begin
   std::string principal_;       // its name, for the access log
+  std::string key_;             // CallerKey: its turn on the store pool, its stream slots
+  StreamSlots::Slot slot_;      // held until the reactor is deleted
   JobEvents::Token token_ = 0;  // set by Begin, read by Destroy (after Begin)
   Holds holds_;
   absl::Mutex mu_;
@@ -277,8 +297,10 @@ class OneWriteReactor : public grpc::ServerWriteReactor<Message> {
   const char* const method_;
   const std::string name_;
   const Clock::time_point start_ = Clock::now();
-  Principal caller_;       // set by Start, before Begin
-  std::string principal_;  // its name, for the access log
+  Principal caller_;        // set by Start, before Begin
+  std::string principal_;   // its name, for the access log
+  std::string key_;         // CallerKey: its turn on the store pool, its stream slots
+  StreamSlots::Slot slot_;  // held until the reactor is deleted
   Holds holds_;
   absl::Mutex mu_;
   Message message_;  // written under mu_, then read by gRPC while the write is in flight
@@ -290,12 +312,15 @@ class OneWriteReactor : public grpc::ServerWriteReactor<Message> {
 };
 
 // WatchJob: the job now, then each change (coalesced to the latest while a write is in flight),
-// until the job is terminal.
+// until the job is terminal; in the view asked for (BASIC: no spec contents, nothing parsed). Each
+// change is converted on the thread that publishes it, never on a reaction thread (AfterWrite only
+// swaps the converted message in).
 class WatchJobReactor final : public OneWriteReactor<v1::Job> {
  public:
   WatchJobReactor(AttattrService& service, grpc::CallbackServerContext* ctx,
                   const v1::WatchJobRequest& request)
-      : OneWriteReactor(service, ctx, "WatchJob", request.name()) {}
+      : OneWriteReactor(service, ctx, "WatchJob", request.name()),
+        full_(request.view() != v1::JOB_VIEW_BASIC) {}
 
   void Begin() override {
     // Whose job it is first (that never changes); then subscribe before reading again, so a
@@ -305,7 +330,7 @@ class WatchJobReactor final : public OneWriteReactor<v1::Job> {
     }
     token_ = d_.events.Subscribe(
         name_, [this](EventKind kind, const store::JobRecord& record) { OnEvent(kind, record); });
-    auto record = d_.store.Get(name_);
+    auto record = d_.store.Get(name_, /*include_spec=*/full_);
     if (!record.ok()) return End(ToGrpcStatus(record.status()));
     Offer(*record);
   }
@@ -325,37 +350,50 @@ class WatchJobReactor final : public OneWriteReactor<v1::Job> {
     EndLocked(kind == EventKind::kDeleted ? DeletedStatus(name_) : StoppingStatus());
   }
   void Offer(const store::JobRecord& record) ABSL_LOCKS_EXCLUDED(mu_) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (finished_ || wrote_terminal_ || final_status_) return;
+    }
+    v1::Job job;  // converted here, without mu_: the spec may be megabytes
+    if (full_) {
+      JobToProto(record, UnixNowMs(), &job);
+    } else {
+      JobSummaryToProto(record, UnixNowMs(), &job);
+    }
+    const bool terminal = store::IsTerminal(record.state);
     mu_.Lock();
     if (finished_ || wrote_terminal_ || final_status_) {
       mu_.Unlock();
       return;
     }
     if (in_flight_) {
-      pending_ = record;
+      pending_ = std::move(job);
+      pending_terminal_ = terminal;
       mu_.Unlock();
       return;
     }
-    Write(record);
+    Write(&job, terminal);
   }
-  void Write(const store::JobRecord& record) ABSL_UNLOCK_FUNCTION(mu_) {
-    message_.Clear();
-    JobToProto(record, UnixNowMs(), &message_);
-    wrote_terminal_ = store::IsTerminal(record.state);
+  void Write(v1::Job* job, bool terminal) ABSL_UNLOCK_FUNCTION(mu_) {
+    message_.Swap(job);
+    wrote_terminal_ = terminal;
     WriteLocked();
   }
   void AfterWrite() override ABSL_UNLOCK_FUNCTION(mu_) {
     if (final_status_) return EndLocked(*final_status_);
     if (wrote_terminal_) return EndLocked(grpc::Status::OK);
     if (pending_) {
-      store::JobRecord next = std::move(*pending_);
+      v1::Job next = std::move(*pending_);
       pending_.reset();
-      return Write(next);
+      return Write(&next, pending_terminal_);
     }
     mu_.Unlock();
   }
 
+  const bool full_;             // WatchJobRequest.view: FULL (the default) or BASIC
   JobEvents::Token token_ = 0;  // set by Begin, read by Destroy (after Begin)
-  std::optional<store::JobRecord> pending_ ABSL_GUARDED_BY(mu_);
+  std::optional<v1::Job> pending_ ABSL_GUARDED_BY(mu_);
+  bool pending_terminal_ ABSL_GUARDED_BY(mu_) = false;
   bool wrote_terminal_ ABSL_GUARDED_BY(mu_) = false;
 };
 
@@ -412,11 +450,13 @@ class ResultReactor final : public OneWriteReactor<v1::ResultChunk> {
     // The stream cannot finish (so gRPC cannot let go of the reactor) while reading_ is set.
     reading_ = true;
     mu_.Unlock();
-    if (d_.store_pool.TrySchedule([this] {
-          mu_.Lock();
-          reading_ = false;
-          Next();
-        })) {
+    if (d_.store_pool.TrySchedule(
+            [this] {
+              mu_.Lock();
+              reading_ = false;
+              Next();
+            },
+            key_)) {
       return;
     }
     mu_.Lock();

@@ -387,10 +387,15 @@ absl::Status Server::StartJobs() {
   validation_pool_ = std::make_unique<WorkerPool>(
       config_.validation_workers, config_.max_pending_validations,
       auth_->enabled() ? std::max(1, config_.max_pending_validations / 4) : 0);
-  store_pool_ = std::make_unique<WorkerPool>(kStoreWorkers, kMaxPendingStoreCalls);
+  // The store pool likewise: with authentication one principal's flood of job calls holds at most
+  // a quarter of its queue, so it cannot refuse every other tenant's calls (or cut their result
+  // downloads short).
+  store_pool_ = std::make_unique<WorkerPool>(kStoreWorkers, kMaxPendingStoreCalls,
+                                             auth_->enabled() ? kMaxPendingStoreCalls / 4 : 0);
+  streams_ = std::make_unique<StreamSlots>(config_.max_streams_per_principal);
   service_ = std::make_unique<AttattrService>(ServiceDeps{
       config_, *models_, *batcher_, *job_kinds_, *validation_pool_, *store_pool_, *scheduler_,
-      *store_, events_, *timers_, *metrics_, log_, *auth_, *explain_limiter_});
+      *store_, events_, *timers_, *metrics_, log_, *auth_, *explain_limiter_, *streams_});
   SchedulePeriodicWork();
   return absl::OkStatus();
 }

@@ -112,6 +112,8 @@ class Server {
   std::unique_ptr<JobScheduler> scheduler_;
   std::unique_ptr<WorkerPool> validation_pool_;
   std::unique_ptr<WorkerPool> store_pool_;
+  // Before service_ and grpc_: the stream reactors give their slots back as gRPC lets them go.
+  std::unique_ptr<StreamSlots> streams_;
   std::unique_ptr<AttattrService> service_;
   std::unique_ptr<grpc::Server> grpc_;
   int port_ = 0;

@@ -171,6 +171,9 @@ absl::Status ServerConfig::Validate() const {
   if (max_running_jobs_per_principal < 0) {
     return absl::InvalidArgumentError("--max-running-jobs-per-principal: must be >= 0");
   }
+  if (max_streams_per_principal < 1 || max_streams_per_principal > 100000) {
+    return absl::InvalidArgumentError("--max-streams-per-principal: must be in [1, 100000]");
+  }
   if (!(explain_rate_per_principal >= 0) || explain_rate_per_principal > 1e6) {
     return absl::InvalidArgumentError("--explain-rate-per-principal: must be in [0, 1000000]");
   }

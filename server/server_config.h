@@ -169,6 +169,11 @@ struct ServerConfig {
   // Jobs of one principal running at the same time; the rest wait while other principals' jobs
   // run. 0 = no limit but job_runners. Default: 0.
   int max_running_jobs_per_principal = 0;
+  // WaitJob, WatchJob and GetJobResult calls one principal (without authentication: one client
+  // address) may hold open at once; past it such a call is answered RESOURCE_EXHAUSTED. Each open
+  // stream is a subscription every change of its job is converted for (stream_slots.h).
+  // Default: 64.
+  int max_streams_per_principal = 64;
   // Explain calls per second one principal may make (a token bucket holding
   // explain_burst_per_principal); more are RESOURCE_EXHAUSTED with a retry pushback. 0 = no
   // limit. Default: 0.

@@ -164,6 +164,9 @@ absl::StatusOr<ServerFlags> ParseServerFlags(const std::vector<std::string>& arg
        "no limit)");
   Flag(app, "--max-running-jobs-per-principal", config.max_running_jobs_per_principal,
        "Jobs of one principal running at once (0 = no limit but --job-runners)");
+  Flag(app, "--max-streams-per-principal", config.max_streams_per_principal,
+       "WaitJob, WatchJob and GetJobResult calls open at once per principal (without "
+       "authentication: per client address) before RESOURCE_EXHAUSTED");
   Flag(app, "--explain-rate-per-principal", config.explain_rate_per_principal,
        "Explain calls per second per principal, token bucket (0 = no limit)");
   Flag(app, "--explain-burst-per-principal", config.explain_burst_per_principal,

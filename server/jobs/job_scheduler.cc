@@ -326,7 +326,8 @@ absl::StatusOr<store::JobRecord> JobScheduler::Cancel(const std::string& id,
 }
 
 absl::Status JobScheduler::Delete(const std::string& id, const std::string& by) {
-  ATTATTR_ASSIGN_OR_RETURN(auto record, store_.Get(id));
+  // The owner for the audit line; watchers of a deleted job need no spec either.
+  ATTATTR_ASSIGN_OR_RETURN(auto record, store_.Get(id, /*include_spec=*/false));
   {
     absl::MutexLock lock(&mu_);
     for (auto& [key, run] : running_) {

@@ -148,7 +148,7 @@ absl::StatusOr<std::string> ResolveExportPath(const std::string& export_root,
     if (!fs::is_directory(status) || !fs::is_empty(full, ec)) {
       return absl::AlreadyExistsError(
           absl::StrCat(field, ": ", QuoteInput(path),
-                       "' already exists under --export-root and is not an empty directory"));
+                       " already exists under --export-root and is not an empty directory"));
     }
   }
   return full.string();

@@ -416,13 +416,61 @@ TEST_F(SecurityTest, RolesDecideExportsDatasetsAndPriority) {
 TEST_F(SecurityTest, QuotasPushBackOneTenantWhileOthersAreServed) {
   StartServer({"--auth-tokens=" + WriteTokens(dir_), "--job-runners=1",
                "--max-queued-jobs-per-principal=2", "--explain-rate-per-principal=0.05",
-               "--explain-burst-per-principal=1"});
+               "--explain-burst-per-principal=1", "--max-streams-per-principal=2"});
   auto alice = As("alice");
   auto bob = As("bob");
   // Alice: one job running (long), two waiting, the next refused with a pushback.
   v1::Job job;
   ASSERT_TRUE(attattr::testing::Submit(*alice, TextJob(40, 32), &job).ok());
   attattr::testing::WaitForState(*alice, job.name(), v1::RUNNING);
+
+  // Streams (WaitJob, WatchJob, GetJobResult): alice holds two WatchJob streams open on her running
+  // job; a third is refused at once, naming the flag, while bob's is served; once she closes one,
+  // its slot is hers again.
+  struct Watch {
+    grpc::ClientContext ctx;
+    std::unique_ptr<grpc::ClientReader<v1::Job>> reader;
+    v1::Job first;
+    bool open = false;
+  };
+  const auto watch = [&job](v1::Attattr::Stub& stub) {
+    auto w = std::make_unique<Watch>();
+    v1::WatchJobRequest request;
+    request.set_name(job.name());
+    request.set_view(v1::JOB_VIEW_BASIC);
+    w->reader = stub.WatchJob(&w->ctx, request);
+    w->open = w->reader->Read(&w->first);
+    return w;
+  };
+  auto first = watch(*alice);
+  auto second = watch(*alice);
+  ASSERT_TRUE(first->open && second->open);
+  EXPECT_EQ(first->first.spec().model(), kModel);  // BASIC: model and priority, no examples
+  EXPECT_EQ(first->first.spec().attribution().examples().inline_().examples_size(), 0);
+  {
+    auto third = watch(*alice);
+    EXPECT_FALSE(third->open);
+    ExpectStatus(third->reader->Finish(), grpc::StatusCode::RESOURCE_EXHAUSTED,
+                 "--max-streams-per-principal");
+  }
+  {
+    auto bobs_watch = watch(*bob);  // not bob's job: NOT_FOUND, but not refused for alice's streams
+    EXPECT_FALSE(bobs_watch->open);
+    ExpectStatus(bobs_watch->reader->Finish(), grpc::StatusCode::NOT_FOUND, "not found");
+  }
+  first->ctx.TryCancel();
+  EXPECT_EQ(first->reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  bool reopened = false;
+  for (int i = 0; i < 100 && !reopened; ++i) {  // the slot returns once the server lets go
+    auto again = watch(*alice);
+    reopened = again->open;
+    again->ctx.TryCancel();
+    (void)again->reader->Finish();
+    if (!reopened) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(reopened);
+  second->ctx.TryCancel();
+  (void)second->reader->Finish();
   ASSERT_TRUE(attattr::testing::Submit(*alice, TextJob(), &job).ok());
   ASSERT_TRUE(attattr::testing::Submit(*alice, TextJob(), &job).ok());
   grpc::ClientContext refused;

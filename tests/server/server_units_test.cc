@@ -22,6 +22,7 @@
 #include "server_flags.h"
 #include "spdlog/sinks/ostream_sink.h"
 #include "status_convert.h"
+#include "stream_slots.h"
 #include "support/test_paths.h"
 #include "timer_queue.h"
 
@@ -258,6 +259,54 @@ TEST(ServerConfigTest, ValidateNamesTheOption) {
   b.export_principals = {"*"};
   b.dataset_principals = {"*"};
   EXPECT_TRUE(b.Validate().ok());
+  b = c;
+  b.max_streams_per_principal = 0;
+  expect(b, "--max-streams-per-principal: must be in [1, 100000]");
+}
+
+// Each key holds at most max_per_key slots; a slot goes back when destroyed or moved over, and
+// keys do not share their bound.
+TEST(StreamSlotsTest, BoundsEachKeyAndGivesSlotsBackOnDestruction) {
+  StreamSlots slots(2);
+  StreamSlots::Slot a = slots.TryAcquire("alice");
+  StreamSlots::Slot b = slots.TryAcquire("alice");
+  EXPECT_TRUE(a.held() && b.held());
+  EXPECT_FALSE(slots.TryAcquire("alice").held());
+  EXPECT_EQ(slots.Held("alice"), 2);
+  {
+    StreamSlots::Slot bob = slots.TryAcquire("bob");
+    EXPECT_TRUE(bob.held());
+    EXPECT_EQ(slots.Held("bob"), 1);
+  }
+  EXPECT_EQ(slots.Held("bob"), 0);
+  StreamSlots::Slot moved = std::move(a);  // still one slot, now owned by `moved`
+  EXPECT_FALSE(a.held());                  // NOLINT(bugprone-use-after-move): the point
+  EXPECT_EQ(slots.Held("alice"), 2);
+  moved = StreamSlots::Slot();  // assigning over a held slot gives it back
+  EXPECT_EQ(slots.Held("alice"), 1);
+  StreamSlots::Slot again = slots.TryAcquire("alice");
+  EXPECT_TRUE(again.held());
+  EXPECT_FALSE(slots.TryAcquire("alice").held());
+  // Concurrent takers never exceed the bound.
+  StreamSlots many(3);
+  std::atomic<int> held{0}, peak{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 2000; ++i) {
+        StreamSlots::Slot s = many.TryAcquire("k");
+        if (!s.held()) continue;
+        const int now = ++held;
+        int seen = peak.load();
+        while (now > seen && !peak.compare_exchange_weak(seen, now)) {
+        }
+        --held;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_LE(peak.load(), 3);
+  EXPECT_EQ(many.Held("k"), 0);
 }
 
 TEST(TimerQueueTest, RunsInDeadlineOrderAndCancelIsSynchronous) {
