@@ -73,20 +73,16 @@ Response Serve(store::JobStore& store, const JobReportAccess& access, const JobR
     }
     caller = std::move(*who);
   }
-  // "/jobs/<id>/report" -> "jobs/<id>".
+  // "/jobs/<id>/report" -> "jobs/<id>". A name no job can have (longer than the store hands out)
+  // is not looked up, and the path is never echoed whole.
   absl::string_view path = request.path;
   if (!absl::ConsumeSuffix(&path, kReportSuffix) || !absl::ConsumePrefix(&path, "/") ||
       !absl::StartsWith(path, "jobs/") || path.size() == 5 ||
-      absl::StrContains(path.substr(5), '/')) {
+      absl::StrContains(path.substr(5), '/') || !CheckJobName(std::string(path)).ok()) {
     return Plain(404, absl::StrCat("not found: ", QuoteInput(request.path),
                                    " (job reports are at /jobs/{id}/report)"));
   }
   const std::string name(path);
-  // A name no job can have (longer than the store hands out) is not looked up, nor echoed whole.
-  if (!CheckJobName(name).ok()) {
-    return Plain(404, absl::StrCat("not found: ", QuoteInput(request.path),
-                                   " (job reports are at /jobs/{id}/report)"));
-  }
   // Whose job it is first, without its spec, so another principal's job costs what a missing one
   // does (no texts read for it: the answer's timing tells nothing either).
   auto record = store.Get(name, /*include_spec=*/false);
