@@ -29,6 +29,7 @@
 #include "jobs/job_kinds.h"
 #include "jobs/job_scheduler.h"
 #include "model_registry.h"
+#include "published_job_messages.h"
 #include "server_config.h"
 #include "service_metrics.h"
 #include "store/job_store.h"
@@ -99,6 +100,8 @@ class AttattrService final : public v1::Attattr::CallbackService {
                  std::chrono::steady_clock::time_point start, const grpc::Status& status,
                  const std::string& job_id = "", const std::string& principal = "");
   const ServiceDeps& deps() const { return d_; }
+  // The watched jobs' changes as messages, converted once for all WatchJob streams of a job.
+  PublishedJobMessages& published_messages() { return published_messages_; }
 
   // The caller of `ctx` (its bearer token or verified client certificate), or Unauthenticated;
   // a refusal gets an audit line naming `method`.
@@ -151,6 +154,7 @@ class AttattrService final : public v1::Attattr::CallbackService {
 
   ServiceDeps d_;
   std::atomic<bool> draining_{false};
+  PublishedJobMessages published_messages_;
 };
 
 }  // namespace attattr::server

@@ -13,6 +13,8 @@
 #include "absl/synchronization/mutex.h"
 #include "attattr_service.h"
 #include "jobs/job_convert.h"
+#include "pool_retry.h"
+#include "published_job_messages.h"
 #include "status_convert.h"
 
 namespace attattr::server {
@@ -119,8 +121,8 @@ class WaitJobReactor final : public grpc::ServerUnaryReactor {
     if (auto owned = service_.OwnedJob(caller_, name_, "WaitJob"); !owned.ok()) {
       return Complete(ToGrpcStatus(owned.status()));
     }
-    token_ = d_.events.Subscribe(
-        name_, [this](EventKind kind, const store::JobRecord& record) { OnEvent(kind, record); });
+    token_ = d_.events.Subscribe(name_, [this](EventKind kind, const store::JobRecord& record,
+                                               uint64_t) { OnEvent(kind, record); });
     auto record = d_.store.Get(name_);
     if (!record.ok()) return Complete(ToGrpcStatus(record.status()));
     if (store::IsTerminal(record->state) || timeout_ms_ == 0) return Complete(*record);
@@ -268,10 +270,12 @@ class OneWriteReactor : public grpc::ServerWriteReactor<Message> {
   virtual void Destroy() { delete this; }
 
   // Starts writing `message_` (filled by the caller under mu_).
-  void WriteLocked() ABSL_UNLOCK_FUNCTION(mu_) {
+  void WriteLocked() ABSL_UNLOCK_FUNCTION(mu_) { WriteLocked(&message_); }
+  // Starts writing `message`, which must stay alive and unchanged until AfterWrite.
+  void WriteLocked(const Message* message) ABSL_UNLOCK_FUNCTION(mu_) {
     in_flight_ = true;
     mu_.Unlock();
-    this->StartWrite(&message_);
+    this->StartWrite(message);
   }
   // Ends the stream now if no write or read is in flight, else after it (the status is kept).
   void EndLocked(const grpc::Status& status) ABSL_UNLOCK_FUNCTION(mu_) {
@@ -313,8 +317,9 @@ class OneWriteReactor : public grpc::ServerWriteReactor<Message> {
 
 // WatchJob: the job now, then each change (coalesced to the latest while a write is in flight),
 // until the job is terminal; in the view asked for (BASIC: no spec contents, nothing parsed). Each
-// change is converted on the thread that publishes it, never on a reaction thread (AfterWrite only
-// swaps the converted message in).
+// change is converted on the thread that publishes it, never on a reaction thread, once for all
+// the job's watchers of that view (PublishedJobMessages: they share the message, immutable, and
+// AfterWrite only moves a pointer).
 class WatchJobReactor final : public OneWriteReactor<v1::Job> {
  public:
   WatchJobReactor(AttattrService& service, grpc::CallbackServerContext* ctx,
@@ -329,10 +334,12 @@ class WatchJobReactor final : public OneWriteReactor<v1::Job> {
       return End(ToGrpcStatus(owned.status()));
     }
     token_ = d_.events.Subscribe(
-        name_, [this](EventKind kind, const store::JobRecord& record) { OnEvent(kind, record); });
+        name_, [this](EventKind kind, const store::JobRecord& record, uint64_t publication) {
+          OnEvent(kind, record, publication);
+        });
     auto record = d_.store.Get(name_, /*include_spec=*/full_);
     if (!record.ok()) return End(ToGrpcStatus(record.status()));
-    Offer(*record);
+    Offer(*record, /*publication=*/0);
   }
   void Destroy() override {
     d_.events.Unsubscribe(token_);
@@ -340,8 +347,9 @@ class WatchJobReactor final : public OneWriteReactor<v1::Job> {
   }
 
  private:
-  void OnEvent(EventKind kind, const store::JobRecord& record) ABSL_LOCKS_EXCLUDED(mu_) {
-    if (kind == EventKind::kChanged) return Offer(record);
+  void OnEvent(EventKind kind, const store::JobRecord& record, uint64_t publication)
+      ABSL_LOCKS_EXCLUDED(mu_) {
+    if (kind == EventKind::kChanged) return Offer(record, publication);
     mu_.Lock();
     if (wrote_terminal_) {  // the stream ends OK once the terminal state is written
       mu_.Unlock();
@@ -349,17 +357,16 @@ class WatchJobReactor final : public OneWriteReactor<v1::Job> {
     }
     EndLocked(kind == EventKind::kDeleted ? DeletedStatus(name_) : StoppingStatus());
   }
-  void Offer(const store::JobRecord& record) ABSL_LOCKS_EXCLUDED(mu_) {
+  // `record` from JobEvents' `publication`, or (0) as Begin read it for this stream alone.
+  void Offer(const store::JobRecord& record, uint64_t publication) ABSL_LOCKS_EXCLUDED(mu_) {
     {
       absl::MutexLock lock(&mu_);
       if (finished_ || wrote_terminal_ || final_status_) return;
     }
-    v1::Job job;  // converted here, without mu_: the spec may be megabytes
-    if (full_) {
-      JobToProto(record, UnixNowMs(), &job);
-    } else {
-      JobSummaryToProto(record, UnixNowMs(), &job);
-    }
+    // Converted here, without mu_: the spec may be megabytes.
+    std::shared_ptr<const v1::Job> job =
+        publication == 0 ? ConvertJob(record, full_)
+                         : service_.published_messages().Get(publication, record, full_);
     const bool terminal = store::IsTerminal(record.state);
     mu_.Lock();
     if (finished_ || wrote_terminal_ || final_status_) {
@@ -372,27 +379,25 @@ class WatchJobReactor final : public OneWriteReactor<v1::Job> {
       mu_.Unlock();
       return;
     }
-    Write(&job, terminal);
+    Write(std::move(job), terminal);
   }
-  void Write(v1::Job* job, bool terminal) ABSL_UNLOCK_FUNCTION(mu_) {
-    message_.Swap(job);
+  void Write(std::shared_ptr<const v1::Job> job, bool terminal) ABSL_UNLOCK_FUNCTION(mu_) {
+    writing_ = std::move(job);
     wrote_terminal_ = terminal;
-    WriteLocked();
+    WriteLocked(writing_.get());
   }
   void AfterWrite() override ABSL_UNLOCK_FUNCTION(mu_) {
     if (final_status_) return EndLocked(*final_status_);
     if (wrote_terminal_) return EndLocked(grpc::Status::OK);
-    if (pending_) {
-      v1::Job next = std::move(*pending_);
-      pending_.reset();
-      return Write(&next, pending_terminal_);
-    }
+    if (pending_) return Write(std::move(pending_), pending_terminal_);  // leaves pending_ empty
     mu_.Unlock();
   }
 
   const bool full_;             // WatchJobRequest.view: FULL (the default) or BASIC
   JobEvents::Token token_ = 0;  // set by Begin, read by Destroy (after Begin)
-  std::optional<v1::Job> pending_ ABSL_GUARDED_BY(mu_);
+  // The message in flight (shared with the job's other watchers) and the latest one waiting.
+  std::shared_ptr<const v1::Job> writing_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<const v1::Job> pending_ ABSL_GUARDED_BY(mu_);
   bool pending_terminal_ ABSL_GUARDED_BY(mu_) = false;
   bool wrote_terminal_ ABSL_GUARDED_BY(mu_) = false;
 };
@@ -448,22 +453,29 @@ class ResultReactor final : public OneWriteReactor<v1::ResultChunk> {
     if (final_status_) return EndLocked(*final_status_);
     if (next_ >= count_) return EndLocked(grpc::Status::OK);
     // The stream cannot finish (so gRPC cannot let go of the reactor) while reading_ is set.
+    // The pool may be full for a moment: the read is retried for a while (PoolRetry) before the
+    // stream ends RESOURCE_EXHAUSTED; a cancellation meanwhile ends it at the next try.
     reading_ = true;
     mu_.Unlock();
-    if (d_.store_pool.TrySchedule(
-            [this] {
-              mu_.Lock();
-              reading_ = false;
-              Next();
-            },
-            key_)) {
-      return;
-    }
-    mu_.Lock();
-    reading_ = false;
-    EndLocked(StorePoolFullStatus(method_));
+    retry_.Start(
+        key_,
+        [this] {
+          mu_.Lock();
+          reading_ = false;
+          Next();
+        },
+        [this] {
+          mu_.Lock();
+          reading_ = false;
+          EndLocked(final_status_.value_or(StorePoolFullStatus(method_)));
+        },
+        [this] {
+          absl::MutexLock lock(&mu_);
+          return final_status_.has_value();
+        });
   }
 
+  PoolRetry retry_{d_.store_pool, d_.timers, PoolRetry::Options{}};  // each next chunk's read
   int64_t count_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t next_ ABSL_GUARDED_BY(mu_) = 0;
 };

@@ -48,13 +48,14 @@ void JobEvents::Deliver(Token token, Kind kind, const store::JobRecord& record) 
     callback = it->second.callback;
     running_.insert(mark);
   }
-  callback(kind, record);
+  callback(kind, record, publication_);
   absl::MutexLock lock(&mu_);
   running_.erase(running_.find(mark));
 }
 
 void JobEvents::Publish(const store::JobRecord& record, Kind kind) {
   absl::MutexLock publishing(&publish_mu_);
+  ++publication_;
   std::vector<Token> tokens;
   {
     absl::MutexLock lock(&mu_);
@@ -66,6 +67,7 @@ void JobEvents::Publish(const store::JobRecord& record, Kind kind) {
 
 void JobEvents::StopAll() {
   absl::MutexLock publishing(&publish_mu_);
+  ++publication_;
   std::vector<std::pair<Token, std::string>> subscribers;
   {
     absl::MutexLock lock(&mu_);

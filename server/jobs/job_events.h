@@ -28,7 +28,11 @@ class JobEvents {
     kDeleted,         // the job was removed (DeleteJob); `record` is its last known state
     kServerStopping,  // the server is draining: finish the call; `record` holds only the id
   };
-  using Callback = std::function<void(Kind kind, const store::JobRecord& record)>;
+  // `publication` numbers the Publish (or StopAll) call being delivered, distinct for each and
+  // the same for all of its subscribers: work done for one subscriber (a conversion of `record`)
+  // can be shared with the others (job_streams.cc's PublishedJobMessages).
+  using Callback =
+      std::function<void(Kind kind, const store::JobRecord& record, uint64_t publication)>;
   using Token = uint64_t;
 
   // Calls `callback` for every record published for `job_id` from now on.
@@ -56,6 +60,7 @@ class JobEvents {
 
   // Held for a whole Publish / StopAll: subscribers see one job's records in publication order.
   absl::Mutex publish_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+  uint64_t publication_ ABSL_GUARDED_BY(publish_mu_) = 0;  // of the Publish/StopAll delivering
   // Guards the subscriptions; never held while a callback runs.
   mutable absl::Mutex mu_;
   std::map<Token, Subscriber> subscribers_ ABSL_GUARDED_BY(mu_);

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <condition_variable>
 #include <fstream>
 #include <limits>
 #include <mutex>
@@ -17,6 +18,7 @@
 #include "event_log.h"
 #include "jobs/job_events.h"
 #include "nlohmann/json.hpp"
+#include "pool_retry.h"
 #include "proto_convert.h"
 #include "server_config.h"
 #include "server_flags.h"
@@ -342,15 +344,117 @@ TEST(TimerQueueTest, RunsInDeadlineOrderAndCancelIsSynchronous) {
   EXPECT_EQ(fired, (std::vector<int>{1, 2}));
 }
 
+// A pool whose one worker is held until Release and whose one waiting place is taken: full.
+class FullPool {
+ public:
+  FullPool() {
+    EXPECT_TRUE(pool.TrySchedule([this] {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [this] { return released_; });
+    }));
+    while (pool.Queued() != 0) std::this_thread::yield();  // the worker holds the first task
+    EXPECT_TRUE(pool.TrySchedule([] {}));
+    EXPECT_FALSE(pool.TrySchedule([] {}));
+  }
+  ~FullPool() { Release(); }
+  void Release() {
+    std::lock_guard<std::mutex> lock(mu_);
+    released_ = true;
+    cv_.notify_all();
+  }
+  WorkerPool pool{1, 1};
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool released_ = false;
+};
+
+TEST(PoolRetryTest, RunsTheTaskOnceThePoolHasRoomAgain) {
+  TimerQueue timers;
+  FullPool full;
+  PoolRetry retry(full.pool, timers, PoolRetry::Options{});
+  std::atomic<int> ran{0}, gave_up{0};
+  retry.Start(
+      "k", [&] { ++ran; }, [&] { ++gave_up; }, [] { return false; });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // several tries, all refused
+  EXPECT_EQ(ran, 0);
+  full.Release();
+  for (int i = 0; i < 500 && ran == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  EXPECT_EQ(ran, 1);
+  EXPECT_EQ(gave_up, 0);
+}
+
+TEST(PoolRetryTest, GivesUpAfterMaxWaitOrWhenStopped) {
+  TimerQueue timers;
+  FullPool full;
+  PoolRetry::Options options;
+  options.max_wait = std::chrono::milliseconds(150);
+  std::atomic<int> ran{0}, gave_up{0};
+  {
+    PoolRetry retry(full.pool, timers, options);
+    const auto start = std::chrono::steady_clock::now();
+    retry.Start(
+        "k", [&] { ++ran; }, [&] { ++gave_up; }, [] { return false; });
+    while (gave_up == 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    const auto waited = std::chrono::steady_clock::now() - start;
+    EXPECT_GE(waited, options.max_wait);  // not before max_wait
+    EXPECT_LT(waited, std::chrono::seconds(5));
+  }
+  // Stopped (the call was cancelled) while waiting: gives up at the next try, well before max_wait.
+  options.max_wait = std::chrono::seconds(60);
+  std::atomic<bool> stop{false};
+  PoolRetry retry(full.pool, timers, options);
+  retry.Start(
+      "k", [&] { ++ran; }, [&] { ++gave_up; }, [&] { return stop.load(); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(gave_up, 1);
+  stop = true;
+  for (int i = 0; i < 1000 && gave_up == 1; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  EXPECT_EQ(gave_up, 2);
+  full.Release();
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(ran, 0);
+}
+
+TEST(PoolRetryTest, DestroyedWhileWaitingRunsNeitherCallback) {
+  TimerQueue timers;
+  FullPool full;
+  std::atomic<int> calls{0};
+  {
+    PoolRetry retry(full.pool, timers, PoolRetry::Options{});
+    retry.Start(
+        "k", [&] { ++calls; }, [&] { ++calls; }, [] { return false; });
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  }
+  full.Release();
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(calls, 0);
+}
+
 TEST(JobEventsTest, DeliversToSubscribersOfTheJobUntilUnsubscribed) {
   JobEvents events;
   int a = 0, b = 0, stopping = 0;
-  auto ta = events.Subscribe("jobs/a", [&](JobEvents::Kind kind, const store::JobRecord& r) {
-    EXPECT_EQ(r.id, "jobs/a");
-    if (kind == JobEvents::Kind::kServerStopping) ++stopping;
-    ++a;
+  // Publication numbers as each subscriber saw them: distinct per Publish, shared by the
+  // subscribers of one.
+  std::vector<uint64_t> seen_a, seen_a2, seen_b;
+  auto ta = events.Subscribe(
+      "jobs/a", [&](JobEvents::Kind kind, const store::JobRecord& r, uint64_t publication) {
+        EXPECT_EQ(r.id, "jobs/a");
+        if (kind == JobEvents::Kind::kServerStopping) ++stopping;
+        ++a;
+        seen_a.push_back(publication);
+      });
+  auto ta2 =
+      events.Subscribe("jobs/a", [&](JobEvents::Kind, const store::JobRecord&,
+                                     uint64_t publication) { seen_a2.push_back(publication); });
+  events.Subscribe("jobs/b", [&](JobEvents::Kind, const store::JobRecord&, uint64_t publication) {
+    ++b;
+    seen_b.push_back(publication);
   });
-  events.Subscribe("jobs/b", [&](JobEvents::Kind, const store::JobRecord&) { ++b; });
   store::JobRecord r;
   r.id = "jobs/a";
   events.Publish(r);
@@ -360,6 +464,12 @@ TEST(JobEventsTest, DeliversToSubscribersOfTheJobUntilUnsubscribed) {
   events.StopAll();
   EXPECT_EQ(stopping, 1);
   EXPECT_EQ(b, 1);
+  ASSERT_EQ(seen_a.size(), 3u);
+  EXPECT_EQ(seen_a, seen_a2);
+  EXPECT_LT(seen_a[0], seen_a[1]);
+  EXPECT_LT(seen_a[1], seen_a[2]);
+  EXPECT_EQ(seen_b, (std::vector<uint64_t>{seen_a[2]}));  // StopAll is one publication
+  events.Unsubscribe(ta2);
   events.Unsubscribe(ta);
   events.Publish(r);
   EXPECT_EQ(a, 3);
@@ -367,7 +477,7 @@ TEST(JobEventsTest, DeliversToSubscribersOfTheJobUntilUnsubscribed) {
   // A callback may unsubscribe itself.
   JobEvents::Token self = 0;
   int calls = 0;
-  self = events.Subscribe("jobs/c", [&](JobEvents::Kind, const store::JobRecord&) {
+  self = events.Subscribe("jobs/c", [&](JobEvents::Kind, const store::JobRecord&, uint64_t) {
     ++calls;
     events.Unsubscribe(self);
   });

@@ -275,7 +275,7 @@ TEST_F(JobSchedulerTest, CancelStopsARunningJobAndFailureIsRecorded) {
   std::mutex mu;
   auto running = s.Submit(Job(0, "block"));
   ASSERT_TRUE(running.ok());
-  events_.Subscribe(running->record.id, [&](JobEvents::Kind, const JobRecord& r) {
+  events_.Subscribe(running->record.id, [&](JobEvents::Kind, const JobRecord& r, uint64_t) {
     std::lock_guard<std::mutex> lock(mu);
     seen.push_back(r.state);
   });
@@ -345,7 +345,7 @@ TEST_F(JobSchedulerTest, DeleteRemovesQueuedJobsAndTellsSubscribers) {
   auto queued = s.Submit(Job(0, "never"));
   ASSERT_TRUE(queued.ok());
   bool deleted = false;
-  events_.Subscribe(queued->record.id, [&](JobEvents::Kind kind, const JobRecord&) {
+  events_.Subscribe(queued->record.id, [&](JobEvents::Kind kind, const JobRecord&, uint64_t) {
     deleted = kind == JobEvents::Kind::kDeleted;
   });
   ASSERT_TRUE(s.Delete(queued->record.id).ok());
@@ -525,7 +525,7 @@ TEST_F(JobSchedulerTest, ProgressReportsReadTheSpecOnlyForLocalWatchers) {
   ASSERT_TRUE(unwatched.ok() && watched.ok());
   std::mutex mu;
   std::vector<JobRecord> seen;
-  events_.Subscribe(watched->record.id, [&](JobEvents::Kind, const JobRecord& r) {
+  events_.Subscribe(watched->record.id, [&](JobEvents::Kind, const JobRecord& r, uint64_t) {
     std::lock_guard<std::mutex> lock(mu);
     seen.push_back(r);
   });

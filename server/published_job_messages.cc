@@ -1,0 +1,33 @@
+// PublishedJobMessages (see published_job_messages.h).
+#include "published_job_messages.h"
+
+#include "jobs/job_convert.h"
+
+namespace attattr::server {
+
+std::shared_ptr<const v1::Job> ConvertJob(const store::JobRecord& record, bool full) {
+  auto job = std::make_shared<v1::Job>();
+  if (full) {
+    JobToProto(record, UnixNowMs(), job.get());
+  } else {
+    JobSummaryToProto(record, UnixNowMs(), job.get());
+  }
+  return job;
+}
+
+std::shared_ptr<const v1::Job> PublishedJobMessages::Get(uint64_t publication,
+                                                         const store::JobRecord& record,
+                                                         bool full) {
+  // Converted under mu_: only the publishing thread asks (JobEvents serializes publications), so
+  // nobody waits here but a publication's own later subscribers, who want this very message.
+  absl::MutexLock lock(&mu_);
+  Converted& converted = by_view_[full ? 1 : 0];
+  if (converted.publication != publication || converted.job_id != record.id || !converted.job) {
+    converted.job = ConvertJob(record, full);
+    converted.publication = publication;
+    converted.job_id = record.id;
+  }
+  return converted.job;
+}
+
+}  // namespace attattr::server
