@@ -29,6 +29,10 @@ bool IsLoopbackAddress(absl::string_view address) {
   if (absl::StartsWith(address, "unix:") || absl::StartsWith(address, "unix-abstract:")) {
     return true;
   }
+  // A list of addresses (gRPC's ipv4:A:P,B:P and ipv6:[A]:P,[B]:P) is loopback only if every entry
+  // is; it is refused as a whole, since the channel moves on to the next address when the first
+  // refuses, and the rule stays one address to check.
+  if (absl::StrContains(address, ',')) return false;
   // gRPC's naming schemes: dns:[//authority/]HOST:PORT, ipv4:ADDR:PORT, ipv6:[ADDR]:PORT.
   if (absl::ConsumePrefix(&address, "dns:")) {
     if (absl::ConsumePrefix(&address, "//")) address = address.substr(address.find('/') + 1);

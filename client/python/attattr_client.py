@@ -153,6 +153,8 @@ def is_loopback(server: str) -> bool:
     the server and the C++ client apply the same rule (attattr/base/loopback_address.h)."""
     if server.startswith(("unix:", "unix-abstract:")):
         return True
+    if "," in server:  # an address list (ipv4:A:P,B:P): the channel may move on to any entry
+        return False
     if server.startswith("dns:"):
         server = server[4:]
         if server.startswith("//"):

@@ -737,7 +737,9 @@ class SecurityOptionsTest(unittest.TestCase):
     def test_token_is_not_sent_in_plain_text_to_another_host(self):
         # Regression (security review): a forgotten --tls sent the token in plain text anywhere.
         for server in ("attattr.prod:50051", "10.0.0.1:50051", "dns:///attattr:1",
-                       "127.evil.example:1", "[::2]:1", "[::ffff:127.0.0.1]:1"):
+                       "127.evil.example:1", "[::2]:1", "[::ffff:127.0.0.1]:1",
+                       # address lists: the channel may move on to any entry
+                       "ipv4:127.0.0.1:50051,10.0.0.5", "ipv6:[::1]:1,[2001:db8::5]:50051"):
             self.assertFalse(ac.is_loopback(server), server)
             with self.assertRaisesRegex(ValueError, "refusing to send the bearer token in plain "
                                                     "text to a host that is not loopback"):

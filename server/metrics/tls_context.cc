@@ -6,6 +6,9 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
+#include <optional>
+#include <string>
+
 #include "absl/strings/str_cat.h"
 
 namespace attattr::metrics {
@@ -105,26 +108,32 @@ void TlsContext::ReloadIfChanged() {
 
 std::string CertificateIdentity(X509* certificate) {
   if (certificate == nullptr) return "";
-  std::string identity;
+  // As gRPC names the peer (its GetPeerIdentity, which the RPCs use): the first name of these
+  // types in the certificate's order, even an empty one (which no principal matches); an IP
+  // address of neither 4 nor 16 bytes names nobody (gRPC refuses that handshake).
+  std::optional<std::string> identity;
   auto* names = static_cast<GENERAL_NAMES*>(
       X509_get_ext_d2i(certificate, NID_subject_alt_name, nullptr, nullptr));
-  for (int i = 0; names != nullptr && i < sk_GENERAL_NAME_num(names) && identity.empty(); ++i) {
+  for (int i = 0; names != nullptr && i < sk_GENERAL_NAME_num(names) && !identity; ++i) {
     const GENERAL_NAME* name = sk_GENERAL_NAME_value(names, i);
     if (name->type == GEN_DNS || name->type == GEN_URI || name->type == GEN_EMAIL) {
       const ASN1_STRING* text = name->d.ia5;
-      identity.assign(reinterpret_cast<const char*>(ASN1_STRING_get0_data(text)),
-                      static_cast<size_t>(ASN1_STRING_length(text)));
+      identity.emplace(reinterpret_cast<const char*>(ASN1_STRING_get0_data(text)),
+                       static_cast<size_t>(ASN1_STRING_length(text)));
     } else if (name->type == GEN_IPADD) {
       const ASN1_OCTET_STRING* ip = name->d.iPAddress;
+      const int length = ASN1_STRING_length(ip);
       char text[INET6_ADDRSTRLEN] = {};
-      const int family = ASN1_STRING_length(ip) == 16 ? AF_INET6 : AF_INET;
-      if (inet_ntop(family, ASN1_STRING_get0_data(ip), text, sizeof(text)) != nullptr) {
-        identity = text;
+      identity.emplace();
+      if ((length == 4 || length == 16) &&
+          inet_ntop(length == 16 ? AF_INET6 : AF_INET, ASN1_STRING_get0_data(ip), text,
+                    sizeof(text)) != nullptr) {
+        *identity = text;
       }
     }
   }
   if (names != nullptr) GENERAL_NAMES_free(names);
-  if (!identity.empty()) return identity;
+  if (identity) return *identity;
   X509_NAME* subject = X509_get_subject_name(certificate);
   const int index = X509_NAME_get_index_by_NID(subject, NID_commonName, -1);
   if (index < 0) return "";
@@ -132,9 +141,9 @@ std::string CertificateIdentity(X509* certificate) {
   unsigned char* utf8 = nullptr;
   const int length = ASN1_STRING_to_UTF8(&utf8, cn);
   if (length < 0) return "";
-  identity.assign(reinterpret_cast<const char*>(utf8), static_cast<size_t>(length));
+  std::string common_name(reinterpret_cast<const char*>(utf8), static_cast<size_t>(length));
   OPENSSL_free(utf8);
-  return identity;
+  return common_name;
 }
 
 }  // namespace attattr::metrics

@@ -61,8 +61,9 @@ class TlsContext {
 // A server context from `files`, or why it cannot be made (naming the file).
 absl::StatusOr<std::shared_ptr<SSL_CTX>> MakeServerContext(const TlsFiles& files);
 
-// Who a verified client certificate names: its first subject alternative name (DNS, URI, email or
-// IP address, in the certificate's order), else its subject's common name; "" when neither.
+// Who a verified client certificate names, as gRPC names it for the RPCs: its first subject
+// alternative name (DNS, URI, email or IP address, in the certificate's order; "" when that one is
+// empty or an IP address of the wrong length), else its subject's common name; "" when neither.
 std::string CertificateIdentity(X509* certificate);
 
 }  // namespace attattr::metrics

@@ -18,7 +18,11 @@ TEST(LoopbackAddressTest, ThisMachineOnly) {
   for (const char* no :
        {"attattr.prod:50051", "0.0.0.0:50051", "[::]:50051", "10.0.0.1:50051", "128.0.0.1:1",
         "127.evil.example:50051", "localhost.evil.example:1", "[::2]:1", "::ffff:10.0.0.1",
-        "dns:///attattr:50051", "ipv4:10.1.1.1:1", "", ":50051", "["}) {
+        "dns:///attattr:50051", "ipv4:10.1.1.1:1", "", ":50051", "[",
+        // Address lists: the channel moves on to the next entry when the first refuses
+        // (regression, security review: only the first entry was checked).
+        "ipv4:127.0.0.1:50051,10.0.0.5", "ipv4:127.0.0.1:1,127.0.0.1:2",
+        "ipv6:[::1]:1,[2001:db8::5]:50051"}) {
     EXPECT_FALSE(IsLoopbackAddress(no)) << no;
   }
 }

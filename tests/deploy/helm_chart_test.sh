@@ -508,6 +508,16 @@ bad_template "minReplicas above maxReplicas" "minReplicas" --set autoscaling.ena
 # TLS, tokens, principals, quotas, NetworkPolicy.
 bad "TLS without a Secret or cert-manager" "secretName" --set tls.enabled=true
 bad "mutual TLS without TLS" "tls/enabled" --set tls.clientAuth=true
+# Regression (security review): mutual TLS fell back to the server certificate's issuer as the
+# client CA, so whoever could get a certificate from it could name themselves an administrator.
+bad_template "mutual TLS without a client CA of its own" "tls.trustServerIssuerForClients=true" \
+  --set tls.enabled=true --set tls.secretName=attattr-tls --set tls.clientAuth=true
+bad_template "a client CA and the server's issuer both" "one or the other" --set tls.enabled=true \
+  --set tls.secretName=attattr-tls --set tls.clientAuth=true --set tls.clientCASecret=ca \
+  --set tls.trustServerIssuerForClients=true
+check "mutual TLS trusting the server's issuer when asked: --tls-client-ca from the TLS Secret" sh -c \
+  '"$1" template attattr "$2" --set tls.enabled=true --set tls.secretName=attattr-tls --set tls.clientAuth=true --set tls.trustServerIssuerForClients=true --show-only templates/deployment.yaml | grep -q -- "--tls-client-ca=/etc/attattr-tls/ca.crt"' \
+  sh "$HELM" "$chart"
 bad "cert-manager without TLS" "tls/enabled" --set tls.certManager.enabled=true \
   --set tls.certManager.issuerRef.name=ca
 bad "cert-manager without an issuer" "issuerRef" --set tls.enabled=true --set tls.certManager.enabled=true

@@ -204,4 +204,10 @@ httpGet:
 {{- if and .Values.tls.clientCASecret (not .Values.tls.clientAuth) }}
 {{- fail "tls.clientCASecret is set but tls.clientAuth is false: no client certificate would be verified" }}
 {{- end }}
+{{- if and .Values.tls.clientAuth (not .Values.tls.clientCASecret) (not .Values.tls.trustServerIssuerForClients) }}
+{{- fail "tls.clientAuth needs tls.clientCASecret, a CA that issues certificates to attattr's callers only: whoever can get a certificate from the client CA can name themselves any principal, administrators included. To trust the issuer of the server's certificate instead, set tls.trustServerIssuerForClients=true" }}
+{{- end }}
+{{- if and .Values.tls.trustServerIssuerForClients .Values.tls.clientCASecret }}
+{{- fail "tls.trustServerIssuerForClients and tls.clientCASecret are both set: the client CA is one or the other" }}
+{{- end }}
 {{- end }}
