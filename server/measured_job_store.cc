@@ -95,8 +95,9 @@ absl::StatusOr<store::JobRecord> MeasuredJobStore::Requeue(const std::string& id
                                                            int64_t lease_token) {
   return Measure("requeue", [&] { return inner_->Requeue(id, lease_token); });
 }
-absl::StatusOr<std::vector<std::string>> MeasuredJobStore::RequeueInterrupted() {
-  return Measure("requeue_interrupted", [&] { return inner_->RequeueInterrupted(); });
+absl::StatusOr<std::vector<store::JobRecord>> MeasuredJobStore::RequeueInterrupted(
+    int32_t max_attempts) {
+  return Measure("requeue_interrupted", [&] { return inner_->RequeueInterrupted(max_attempts); });
 }
 absl::StatusOr<store::QueueCounts> MeasuredJobStore::CountQueued(const std::string& owner) {
   return Measure("count_queued", [&] { return inner_->CountQueued(owner); });

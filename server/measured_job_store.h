@@ -45,7 +45,7 @@ class MeasuredJobStore final : public store::JobStore {
   absl::StatusOr<std::string> GetResultChunk(const std::string& id, int64_t seq) override;
   absl::Status Delete(const std::string& id) override;
   absl::StatusOr<store::JobRecord> Requeue(const std::string& id, int64_t lease_token) override;
-  absl::StatusOr<std::vector<std::string>> RequeueInterrupted() override;
+  absl::StatusOr<std::vector<store::JobRecord>> RequeueInterrupted(int32_t max_attempts) override;
   absl::StatusOr<store::QueueCounts> CountQueued(const std::string& owner) override;
   absl::StatusOr<int64_t> ExpireResults(int64_t now_ms, int64_t retention_ms) override;
   absl::StatusOr<int64_t> StoredBytes(const std::string& owner) override;

@@ -77,28 +77,22 @@ absl::Status JobScheduler::Recover() {
   // Other replicas may be alive, and this one has only just reached the store: the heartbeat
   // takes their lapsed leases over once it has been connected for a lease (ConnectedForALease).
   if (store_.Shared()) return absl::OkStatus();
-  ATTATTR_ASSIGN_OR_RETURN(auto requeued, store_.RequeueInterrupted());
-  for (const auto& id : requeued) {
-    ATTATTR_ASSIGN_OR_RETURN(const store::JobRecord job, store_.Get(id));
-    if (job.attempts < options_.max_attempts) {
+  ATTATTR_ASSIGN_OR_RETURN(auto changed, store_.RequeueInterrupted(options_.max_attempts));
+  for (const store::JobRecord& job : changed) {
+    if (job.state == store::JobState::kQueued) {
       log_.Warn("job was running when the server stopped; re-queued", {{"audit", "job.requeued"},
                                                                        {"principal", job.owner},
-                                                                       {"job_id", id},
+                                                                       {"job_id", job.id},
                                                                        {"attempt", job.attempts}});
       continue;
     }
     // A poison job: every start so far ended with the process dying under it.
-    ATTATTR_ASSIGN_OR_RETURN(
-        const store::JobRecord failed,
-        store_.Finish(id, store::JobState::kFailed,
-                      static_cast<int32_t>(absl::StatusCode::kInternal),
-                      store::TooManyAttemptsMessage(job.attempts, options_.max_attempts)));
     log_.Error("job failed: the server stopped under it every time it ran",
                {{"audit", "job.failed"},
                 {"principal", job.owner},
-                {"job_id", id},
+                {"job_id", job.id},
                 {"attempts", job.attempts}});
-    if (observer_.on_finish) observer_.on_finish(failed.kind, failed.state, 0.0);
+    if (observer_.on_finish) observer_.on_finish(job.kind, job.state, 0.0);
   }
   return absl::OkStatus();
 }
@@ -328,13 +322,16 @@ absl::StatusOr<store::JobRecord> JobScheduler::Cancel(const std::string& id,
 absl::Status JobScheduler::Delete(const std::string& id, const std::string& by) {
   // The owner for the audit line; watchers of a deleted job need no spec either.
   ATTATTR_ASSIGN_OR_RETURN(auto record, store_.Get(id, /*include_spec=*/false));
+  // Gone from the store first, then the runs here stop: a delete the store refuses (an outage)
+  // leaves the job running and held, not abandoned to lapse and run again (regression,
+  // durability review). A run writing meanwhile finds the job gone (NotFound) and stops there.
+  ATTATTR_RETURN_IF_ERROR(store_.Delete(id));
   {
     absl::MutexLock lock(&mu_);
     for (auto& [key, run] : running_) {
       if (run.job_id == id) run.context->RequestStop(StopReason::kDeleted);
     }
   }
-  ATTATTR_RETURN_IF_ERROR(store_.Delete(id));
   log_.Info("job deleted", {{"audit", "job.deleted"},
                             {"principal", by.empty() ? record.owner : by},
                             {"owner", record.owner},
@@ -651,40 +648,54 @@ void JobScheduler::FinishShard(const store::JobRecord& job, const store::HeldSha
     return;
   }
   if (stopped && reason != StopReason::kNone) return;  // its job ended, or another run has it
-  if (!result.ok()) {
-    // A deadline does not move: running the shard again cannot meet it, so the job fails now.
-    const int32_t max_attempts =
-        absl::IsDeadlineExceeded(result.status()) ? 1 : options_.max_attempts;
+  // The shard failed with `error`: queued again until it has run max_attempts times, then it
+  // fails its job.
+  const auto fail = [&](const absl::Status& error, int32_t max_attempts) {
     absl::StatusOr<store::ShardRecord> after = RetryWhileUnavailable(options_.lease, [&] {
-      return store_.shards()->FailShard(held, static_cast<int32_t>(result.status().code()),
-                                        std::string(result.status().message()), max_attempts);
+      return store_.shards()->FailShard(held, static_cast<int32_t>(error.code()),
+                                        std::string(error.message()), max_attempts);
     });
     if (after.ok() && after->state == store::ShardState::kFailed) {
-      log_.Error("job failed: a shard failed every time it ran",
-                 {{"audit", "job.failed"},
-                  {"principal", job.owner},
-                  {"job_id", job.id},
-                  {"shard", held.index},
-                  {"error", result.status().message()}});
+      log_.Error("job failed: a shard failed every time it ran", {{"audit", "job.failed"},
+                                                                  {"principal", job.owner},
+                                                                  {"job_id", job.id},
+                                                                  {"shard", held.index},
+                                                                  {"error", error.message()}});
       PublishJob(job.id);
     } else if (after.ok()) {
       Wake();
     }
-    return;
+  };
+  if (!result.ok()) {
+    // A deadline does not move: running the shard again cannot meet it, so the job fails now.
+    return fail(result.status(),
+                absl::IsDeadlineExceeded(result.status()) ? 1 : options_.max_attempts);
   }
   // The shard's work is kept through a store outage: its lease is renewed meanwhile.
   absl::StatusOr<store::ShardCompletion> completion = RetryWhileHeld(context, [&] {
     return store_.shards()->CompleteShard(held, *result, options_.holder, options_.lease.count());
   });
   if (!completion.ok()) {
-    const bool unreachable = absl::IsUnavailable(completion.status());
+    const absl::Status& error = completion.status();
+    const bool unreachable = absl::IsUnavailable(error);
+    if (!unreachable && !absl::IsFailedPrecondition(error) && !absl::IsNotFound(error)) {
+      // The store refused the result itself (too large for it, out of memory, an internal
+      // error): the shard fails with that error, tried again up to max attempts, instead of
+      // staying RUNNING until its lease lapses and the job fails blaming a dead replica
+      // (regression, durability review).
+      log_.Warn("shard result not stored: the store refused it",
+                {{"job_id", job.id}, {"shard", held.index}, {"error", error.message()}});
+      return fail(
+          absl::Status(error.code(), absl::StrCat("storing the shard result: ", error.message())),
+          options_.max_attempts);
+    }
     // Stopped while the store still did not answer: handed back if it can be, else its lease
     // lapses.
     if (unreachable) (void)HandBackShard(held);
-    log_.Info(
-        unreachable ? "shard result not stored: the store did not answer until the run stopped"
-                    : "shard result not stored: the shard is no longer this run's",
-        {{"job_id", job.id}, {"shard", held.index}, {"error", completion.status().message()}});
+    log_.Info(unreachable
+                  ? "shard result not stored: the store did not answer until the run stopped"
+                  : "shard result not stored: the shard is no longer this run's",
+              {{"job_id", job.id}, {"shard", held.index}, {"error", error.message()}});
     return;
   }
   PublishJob(job.id);
@@ -809,9 +820,19 @@ void JobScheduler::Finish(const store::JobRecord& running,
       GiveBack(running, context, finished.status(), "finishing it");
       return;
     }
-    log_.Warn("job could not be finished",
-              {{"job_id", id}, {"error", finished.status().message()}});
-    return;
+    const absl::Status error = finished.status();
+    if (!absl::IsFailedPrecondition(error) && !absl::IsNotFound(error) && result.ok()) {
+      // The store refused to finish the job SUCCEEDED (not a lost lease, not a deleted job):
+      // it fails with that error rather than staying RUNNING until its lease lapses and it runs
+      // again for nothing (regression, durability review).
+      finish(store::JobState::kFailed, static_cast<int32_t>(error.code()),
+             absl::StrCat("finishing the job: ", error.message()));
+    }
+    if (!finished.ok()) {
+      log_.Warn("job could not be finished",
+                {{"job_id", id}, {"error", finished.status().message()}});
+      return;
+    }
   }
   const double seconds = Seconds(finished->start_time_ms, finished->end_time_ms);
   {

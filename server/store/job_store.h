@@ -280,9 +280,11 @@ class JobStore {
   // At startup of the only process using the store: every RUNNING job (its process died) goes
   // back to QUEUED like Requeue — lease released, token advanced, progress and any result the
   // dead run stored dropped (so it no longer counts against its owner's stored bytes) — but its
-  // start counted. Returns their ids. Not for a store shared by replicas (their running jobs
-  // are alive): there RecoverExpiredLeases does it once the leases lapse.
-  virtual absl::StatusOr<std::vector<std::string>> RequeueInterrupted() = 0;
+  // start counted; or, started max_attempts times already (a poison job the process keeps dying
+  // under), ends FAILED (INTERNAL, saying so) in the same transaction, so no crash in between
+  // can let it run again. Returns the records as changed. Not for a store shared by replicas
+  // (their running jobs are alive): there RecoverExpiredLeases does it once the leases lapse.
+  virtual absl::StatusOr<std::vector<JobRecord>> RequeueInterrupted(int32_t max_attempts) = 0;
   // How many jobs are QUEUED, overall and of `owner`.
   virtual absl::StatusOr<QueueCounts> CountQueued(const std::string& owner) = 0;
   // Deletes terminal jobs (and results) whose end_time_ms < now_ms - retention_ms, kExpireBatch

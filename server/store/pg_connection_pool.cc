@@ -128,6 +128,16 @@ void PgConnectionPool::Release(std::unique_ptr<pqxx::connection> connection, boo
   connection.reset();  // closes the socket outside the lock
 }
 
+void PgConnectionPool::CloseIdle() {
+  std::vector<std::unique_ptr<pqxx::connection>> closing;
+  {
+    absl::MutexLock lock(&mu_);
+    closing.swap(idle_);
+    for (const auto& connection : closing) Drop(*connection);
+  }
+  closing.clear();  // closes the sockets outside the lock
+}
+
 bool PgConnectionPool::IsOwnBackend(int backend_pid) const {
   absl::MutexLock lock(&mu_);
   for (const auto& [connection, pid] : backends_) {

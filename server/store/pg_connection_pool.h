@@ -55,6 +55,12 @@ class PgConnectionPool {
   bool connected() const { return connected_.load(); }
   // True when `backend_pid` serves one of this pool's open connections (a notification it sent).
   bool IsOwnBackend(int backend_pid) const;
+  // Closes the idle connections and forgets their backends. For when the database may have
+  // restarted (the change listener lost its connection): an idle connection's backend pid would
+  // otherwise stay listed until the connection is next used, and once the restarted server hands
+  // that pid to another replica's backend, that replica's notifications would read as this
+  // pool's own and be dropped.
+  void CloseIdle();
 
  private:
   absl::StatusOr<std::unique_ptr<pqxx::connection>> Acquire(const std::string& what);

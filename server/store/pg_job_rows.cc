@@ -151,4 +151,14 @@ absl::StatusOr<JobRecord> OneRecord(const pqxx::result& rows, const std::string&
   return RecordFromRow(rows[0]);
 }
 
+absl::StatusOr<JobRecord> RecoverJob(pqxx::work& txn, const std::string& id, int32_t attempts,
+                                     int32_t max_attempts, int64_t now_ms) {
+  if (attempts >= max_attempts) {
+    return FinishLockedJob(txn, id, JobState::kFailed,
+                           static_cast<int32_t>(absl::StatusCode::kInternal),
+                           TooManyAttemptsMessage(attempts, max_attempts), now_ms);
+  }
+  return RequeueJob(txn, id, now_ms, /*count_attempt=*/true);
+}
+
 }  // namespace attattr::store::pg

@@ -64,5 +64,10 @@ absl::StatusOr<JobRecord> RequeueJob(pqxx::work& txn, const std::string& id, int
 absl::StatusOr<JobRecord> FinishLockedJob(pqxx::work& txn, const std::string& id, JobState state,
                                           int32_t error_code, const std::string& error_message,
                                           int64_t now_ms);
+// Within `txn`: RUNNING job `id` (locked by the caller), started `attempts` times, whose run died
+// (its process, or its lease lapsed): re-queued with the start counted (RequeueJob), or FAILED
+// (INTERNAL, TooManyAttemptsMessage) once started max_attempts times.
+absl::StatusOr<JobRecord> RecoverJob(pqxx::work& txn, const std::string& id, int32_t attempts,
+                                     int32_t max_attempts, int64_t now_ms);
 
 }  // namespace attattr::store::pg

@@ -253,7 +253,12 @@ bool PostgresJobStore::SubscribeChanges(ChangeCallbacks callbacks) {
         callbacks.on_change(payload);
       }
     };
-    routed.on_resync = callbacks.on_resync;
+    // The listener reconnected: the database may have restarted, and then the pool's idle
+    // connections are dead and their backend pids free for other replicas' backends.
+    routed.on_resync = [pool, callbacks] {
+      pool->CloseIdle();
+      if (callbacks.on_resync) callbacks.on_resync();
+    };
     listener_ = std::make_unique<PgChangeListener>(
         conninfo_, kChannel, std::move(routed),
         [pool](int backend_pid) { return pool->IsOwnBackend(backend_pid); });
@@ -526,16 +531,10 @@ absl::StatusOr<std::vector<JobRecord>> PostgresJobStore::RecoverExpiredLeases(
                          "lease_expiry_ms > 0 AND lease_expiry_ms < ",
                          kDbNowMs, " ORDER BY id FOR UPDATE SKIP LOCKED"));
         for (const auto& row : expired) {
-          const std::string id = row[0].as<std::string>();
-          const int32_t attempts = row[1].as<int32_t>();
-          absl::StatusOr<JobRecord> after =
-              attempts >= max_attempts
-                  ? pg::FinishLockedJob(txn, id, JobState::kFailed,
-                                        static_cast<int32_t>(absl::StatusCode::kInternal),
-                                        TooManyAttemptsMessage(attempts, max_attempts), NowMs())
-                  : pg::RequeueJob(txn, id, NowMs(), /*count_attempt=*/true);
-          if (!after.ok()) return after.status();
-          changed.push_back(*std::move(after));
+          ATTATTR_ASSIGN_OR_RETURN(
+              JobRecord after, pg::RecoverJob(txn, row[0].as<std::string>(), row[1].as<int32_t>(),
+                                              max_attempts, NowMs()));
+          changed.push_back(std::move(after));
         }
         txn.commit();
         return absl::OkStatus();
@@ -708,26 +707,25 @@ absl::StatusOr<JobRecord> PostgresJobStore::Requeue(const std::string& id, int64
   return updated;
 }
 
-absl::StatusOr<std::vector<std::string>> PostgresJobStore::RequeueInterrupted() {
-  std::vector<std::string> ids;
+absl::StatusOr<std::vector<JobRecord>> PostgresJobStore::RequeueInterrupted(int32_t max_attempts) {
+  std::vector<JobRecord> changed;
   ATTATTR_RETURN_IF_ERROR(
       pool_->Run("re-queueing running jobs", [&](pqxx::connection& c) -> absl::Status {
-        ids.clear();
+        changed.clear();
         pqxx::work txn(c);
-        for (const auto& row : txn.exec("SELECT id FROM attattr_jobs WHERE state = 'RUNNING' "
-                                        "ORDER BY id FOR UPDATE")) {
-          ids.push_back(row[0].as<std::string>());
-        }
-        // Each as RecoverExpiredLeases re-queues a lapsed lease: the dead run's stored result
-        // and progress go too.
-        for (const std::string& id : ids) {
-          ATTATTR_RETURN_IF_ERROR(
-              pg::RequeueJob(txn, id, NowMs(), /*count_attempt=*/true).status());
+        // Each as RecoverExpiredLeases recovers a lapsed lease: re-queued (the dead run's stored
+        // result and progress go too), or failed once started max_attempts times.
+        for (const auto& row : txn.exec("SELECT id, attempts FROM attattr_jobs WHERE state = "
+                                        "'RUNNING' ORDER BY id FOR UPDATE")) {
+          ATTATTR_ASSIGN_OR_RETURN(
+              JobRecord after, pg::RecoverJob(txn, row[0].as<std::string>(), row[1].as<int32_t>(),
+                                              max_attempts, NowMs()));
+          changed.push_back(std::move(after));
         }
         txn.commit();
         return absl::OkStatus();
       }));
-  return ids;
+  return changed;
 }
 
 absl::StatusOr<QueueCounts> PostgresJobStore::CountQueued(const std::string& owner) {

@@ -89,7 +89,7 @@ class PostgresJobStore final : public JobStore {
   absl::StatusOr<std::string> GetResultChunk(const std::string& id, int64_t seq) override;
   absl::Status Delete(const std::string& id) override;
   absl::StatusOr<JobRecord> Requeue(const std::string& id, int64_t lease_token) override;
-  absl::StatusOr<std::vector<std::string>> RequeueInterrupted() override;
+  absl::StatusOr<std::vector<JobRecord>> RequeueInterrupted(int32_t max_attempts) override;
   absl::StatusOr<QueueCounts> CountQueued(const std::string& owner) override;
   absl::StatusOr<int64_t> ExpireResults(int64_t now_ms, int64_t retention_ms) override;
   absl::StatusOr<int64_t> StoredBytes(const std::string& owner) override;

@@ -699,18 +699,22 @@ absl::StatusOr<std::vector<JobRecord>> SqliteJobStore::RecoverExpiredLeases(int3
   }
   std::vector<JobRecord> changed;
   for (const JobRecord& job : expired) {
-    absl::StatusOr<JobRecord> after =
-        job.attempts >= max_attempts
-            ? FinishLocked(job.id, JobState::kFailed,
-                           static_cast<int32_t>(absl::StatusCode::kInternal),
-                           TooManyAttemptsMessage(job.attempts, max_attempts), kNoLease,
-                           /*own_transaction=*/false)
-            : RequeueLocked(job.id, /*count_attempt=*/true);
-    if (!after.ok()) return after.status();
-    changed.push_back(*std::move(after));
+    ATTATTR_ASSIGN_OR_RETURN(JobRecord after, RecoverLocked(job, max_attempts));
+    changed.push_back(std::move(after));
   }
   ATTATTR_STORE_RETURN_IF_ERROR(txn.Commit());
   return changed;
+}
+
+absl::StatusOr<JobRecord> SqliteJobStore::RecoverLocked(const JobRecord& job,
+                                                        int32_t max_attempts) {
+  if (job.attempts >= max_attempts) {
+    return FinishLocked(job.id, JobState::kFailed,
+                        static_cast<int32_t>(absl::StatusCode::kInternal),
+                        TooManyAttemptsMessage(job.attempts, max_attempts), kNoLease,
+                        /*own_transaction=*/false);
+  }
+  return RequeueLocked(job.id, /*count_attempt=*/true);
 }
 
 absl::Status SqliteJobStore::UpdateProgress(const std::string& id, const JobProgress& progress,
@@ -933,29 +937,27 @@ absl::StatusOr<JobRecord> SqliteJobStore::Requeue(const std::string& id, int64_t
   return updated;
 }
 
-absl::StatusOr<std::vector<std::string>> SqliteJobStore::RequeueInterrupted() {
+absl::StatusOr<std::vector<JobRecord>> SqliteJobStore::RequeueInterrupted(int32_t max_attempts) {
   absl::MutexLock lock(&mu_);
   Transaction txn(this);
   ATTATTR_STORE_RETURN_IF_ERROR(txn.Begin());
-  std::vector<std::string> ids;
+  std::vector<JobRecord> running;
   {
-    ATTATTR_ASSIGN_OR_RETURN(auto stmt,
-                             Prepare("SELECT id FROM jobs WHERE state = 'RUNNING' ORDER BY id"));
-    for (;;) {
-      const int rc = stmt.Step();
-      if (rc == SQLITE_DONE) break;
-      if (rc != SQLITE_ROW) return SqliteError(rc, "finding running jobs");
-      ids.push_back(stmt.Bytes(0));
-    }
+    ATTATTR_ASSIGN_OR_RETURN(
+        auto stmt, Prepare(absl::StrCat("SELECT ", kJobColumns,
+                                        " FROM jobs WHERE state = 'RUNNING' ORDER BY id")));
+    ATTATTR_ASSIGN_OR_RETURN(running, QueryRecords(stmt));
   }
-  // Each re-queued as RecoverExpiredLeases re-queues a lapsed lease: a result the dead run stored
-  // before it could finish the job goes (it would count against its owner's stored bytes and
-  // read as the result of a job that is queued), and so does its progress.
-  for (const std::string& id : ids) {
-    ATTATTR_STORE_RETURN_IF_ERROR(RequeueLocked(id, /*count_attempt=*/true).status());
+  // Each re-queued as RecoverExpiredLeases re-queues a lapsed lease (a result the dead run stored
+  // before it could finish the job goes: it would count against its owner's stored bytes and
+  // read as the result of a job that is queued; so does its progress), or failed as it fails one.
+  std::vector<JobRecord> changed;
+  for (const JobRecord& job : running) {
+    ATTATTR_ASSIGN_OR_RETURN(JobRecord after, RecoverLocked(job, max_attempts));
+    changed.push_back(std::move(after));
   }
   ATTATTR_STORE_RETURN_IF_ERROR(txn.Commit());
-  return ids;
+  return changed;
 }
 
 absl::StatusOr<QueueCounts> SqliteJobStore::CountQueued(const std::string& owner) {

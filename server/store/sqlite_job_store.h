@@ -85,7 +85,7 @@ class SqliteJobStore final : public JobStore {
   absl::StatusOr<std::string> GetResultChunk(const std::string& id, int64_t seq) override;
   absl::Status Delete(const std::string& id) override;
   absl::StatusOr<JobRecord> Requeue(const std::string& id, int64_t lease_token) override;
-  absl::StatusOr<std::vector<std::string>> RequeueInterrupted() override;
+  absl::StatusOr<std::vector<JobRecord>> RequeueInterrupted(int32_t max_attempts) override;
   absl::StatusOr<QueueCounts> CountQueued(const std::string& owner) override;
   absl::StatusOr<int64_t> ExpireResults(int64_t now_ms, int64_t retention_ms) override;
   absl::StatusOr<int64_t> StoredBytes(const std::string& owner) override;
@@ -139,6 +139,10 @@ class SqliteJobStore final : public JobStore {
   // RUNNING job `id` back to QUEUED (as pg::RequeueJob: token advanced, the start uncounted
   // unless `count_attempt`).
   absl::StatusOr<JobRecord> RequeueLocked(const std::string& id, bool count_attempt)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Within the caller's transaction: RUNNING `job` whose process died back to QUEUED with its
+  // start counted, or FAILED once started max_attempts times.
+  absl::StatusOr<JobRecord> RecoverLocked(const JobRecord& job, int32_t max_attempts)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int64_t NowMs() const;
 

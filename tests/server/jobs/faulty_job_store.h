@@ -125,9 +125,9 @@ class FaultyJobStore final : public store::JobStore, private store::ShardStore {
     if (absl::Status s = Check("requeue"); !s.ok()) return s;
     return inner_.Requeue(id, lease_token);
   }
-  absl::StatusOr<std::vector<std::string>> RequeueInterrupted() override {
+  absl::StatusOr<std::vector<store::JobRecord>> RequeueInterrupted(int32_t max_attempts) override {
     if (absl::Status s = Check("requeue_interrupted"); !s.ok()) return s;
-    return inner_.RequeueInterrupted();
+    return inner_.RequeueInterrupted(max_attempts);
   }
   absl::StatusOr<store::QueueCounts> CountQueued(const std::string& owner) override {
     if (absl::Status s = Check("count_queued"); !s.ok()) return s;

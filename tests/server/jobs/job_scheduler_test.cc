@@ -469,6 +469,49 @@ TEST_F(JobSchedulerTest, AResultIsKeptThroughAStoreOutageLongerThanTheLease) {
   EXPECT_EQ(result, "result of kept");
 }
 
+// Regression (durability review): Delete stopped the job's local run before the store deleted
+// the job, so a delete the store refused left the job RUNNING, held by nobody, to lapse and run
+// again. The run now stops only once the job is gone.
+TEST_F(JobSchedulerTest, ADeleteTheStoreRefusesLeavesTheRunGoing) {
+  Gate gate;
+  ::attattr::testing::FaultyJobStore faulty(*store_);
+  JobScheduler s(faulty, events_, gate.Executor(), Opts(1, 16), {}, NullLog());
+  s.Start();
+  auto running = s.Submit(Job(0, "block"));
+  ASSERT_TRUE(running.ok());
+  const std::string id = running->record.id;
+  WaitFor(*store_, id, JobState::kRunning);
+  faulty.FailNext("delete", Down());
+  EXPECT_TRUE(absl::IsUnavailable(s.Delete(id)));
+  gate.Open();
+  const JobRecord done = WaitFor(*store_, id, JobState::kSucceeded);
+  EXPECT_EQ(done.attempts, 1);
+  {
+    std::lock_guard<std::mutex> lock(gate.mu);
+    EXPECT_EQ(gate.stopped, 0);
+  }
+  ASSERT_TRUE(s.Delete(id).ok());  // now it goes
+  EXPECT_TRUE(absl::IsNotFound(store_->Get(id).status()));
+}
+
+// Regression (durability review): a Finish the store refused outright (not an outage, not a lost
+// lease) left the job RUNNING until its lease lapsed and it ran again for nothing; it now fails
+// with the store's error.
+TEST_F(JobSchedulerTest, AFinishTheStoreRefusesFailsTheJobWithTheStoresError) {
+  Gate gate;
+  gate.Open();
+  ::attattr::testing::FaultyJobStore faulty(*store_);
+  faulty.FailNext("finish", absl::InternalError("disk I/O error (test)"));
+  JobScheduler s(faulty, events_, gate.Executor(), Opts(1, 16), {}, NullLog());
+  s.Start();
+  auto submitted = s.Submit(Job(0, "refused"));
+  ASSERT_TRUE(submitted.ok()) << submitted.status();
+  const JobRecord failed = WaitFor(*store_, submitted->record.id, JobState::kFailed);
+  EXPECT_EQ(failed.error_code, static_cast<int32_t>(absl::StatusCode::kInternal));
+  EXPECT_EQ(failed.error_message, "finishing the job: disk I/O error (test)");
+  EXPECT_EQ(faulty.Calls("finish"), 2);
+}
+
 // Regression (review): the same, with a store that stays down until the run is stopped (here by
 // a drain): the job goes back to the queue, its start not counted, instead of FAILED.
 TEST_F(JobSchedulerTest, AStoreThatStaysDownHandsTheJobBackRatherThanFailingIt) {

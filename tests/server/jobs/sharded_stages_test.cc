@@ -314,6 +314,39 @@ TEST_F(ShardedStagesTest, TransientStoreErrorsWhileSplittingMergingAndStoringAre
   EXPECT_EQ(refused.error_code, static_cast<int32_t>(absl::StatusCode::kInvalidArgument));
 }
 
+// Regression (durability review): a shard result the store refused outright (here INTERNAL, as
+// for one too large for the database) was logged as "no longer this run's" and left RUNNING: its
+// lease lapsed, it ran again, and the job failed blaming a dead replica. The shard now fails with
+// the store's error, is tried again, and the job goes on.
+TEST_F(ShardedStagesTest, AShardResultTheStoreRefusesFailsTheShardWithTheStoresError) {
+  auto real = OpenStore();
+  ASSERT_TRUE(real);
+  ::attattr::testing::FaultyJobStore store(*real);
+  store.FailNext("complete_shard", absl::InternalError("out of memory (test)"));
+  auto a = Replica(store, "a");
+  auto created = a->Submit(Job());
+  ASSERT_TRUE(created.ok()) << created.status();
+  const std::string id = created->record.id;
+  const JobRecord done = WaitDone(*real, id);
+  EXPECT_EQ(Result(*real, id), "690");
+  // Queued again by its runner with the store's error, not recovered from a lapsed lease.
+  EXPECT_EQ(
+      Sql("SELECT error_message FROM attattr_shards WHERE job_id = '" + id + "' AND attempts = 2"),
+      "storing the shard result: out of memory (test)");
+  EXPECT_EQ(done.attempts, 1);
+  EXPECT_EQ(store.Failures("complete_shard"), 1);
+  EXPECT_EQ(Sql("SELECT MAX(attempts) FROM attattr_shards WHERE job_id = '" + id + "'"), "2");
+  // Refused every time: the job fails with the store's own words.
+  store.FailAlways("complete_shard", absl::InternalError("out of memory (test)"));
+  auto doomed = a->Submit(Job());
+  ASSERT_TRUE(doomed.ok()) << doomed.status();
+  const JobRecord failed = WaitDone(*real, doomed->record.id, JobState::kFailed);
+  EXPECT_NE(failed.error_message.find("storing the shard result: out of memory (test)"),
+            std::string::npos)
+      << failed.error_message;
+  store.Heal("complete_shard");
+}
+
 // Regression (review): the store that does not answer for longer than a lease while the job is
 // split: the job goes back to the queue (its start not counted) instead of FAILED, and the next
 // claim splits and finishes it.

@@ -27,6 +27,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "store/job_store_rules.h"
+#include "store/pg_connection_pool.h"
 #include "store/postgres_job_store.h"
 #include "store/shard_store.h"
 #include "store/sqlite_job_store.h"
@@ -35,6 +37,13 @@
 
 namespace attattr::store {
 namespace {
+
+// The ids of `records`, in their order.
+std::vector<std::string> Ids(const std::vector<JobRecord>& records) {
+  std::vector<std::string> ids;
+  for (const JobRecord& record : records) ids.push_back(record.id);
+  return ids;
+}
 
 std::string Message(const absl::Status& status) { return std::string(status.message()); }
 
@@ -1211,11 +1220,12 @@ TEST_P(JobStoreTest, PersistsAcrossReopenAndRequeuesInterrupted) {
   }
   auto store = OpenStore();
   EXPECT_EQ(store->Get(running)->state, JobState::kRunning);
-  absl::StatusOr<std::vector<std::string>> requeued = store->RequeueInterrupted();
+  absl::StatusOr<std::vector<JobRecord>> requeued = store->RequeueInterrupted(3);
   ASSERT_TRUE(requeued.ok()) << requeued.status();
   std::vector<std::string> expected = {running, running2};
   std::sort(expected.begin(), expected.end());
-  EXPECT_EQ(*requeued, expected);
+  EXPECT_EQ(Ids(*requeued), expected);
+  for (const JobRecord& job : *requeued) EXPECT_EQ(job.state, JobState::kQueued);
   absl::StatusOr<JobRecord> again = store->Get(running);
   EXPECT_EQ(again->state, JobState::kQueued);
   EXPECT_EQ(again->attempts, 1);
@@ -1225,7 +1235,7 @@ TEST_P(JobStoreTest, PersistsAcrossReopenAndRequeuesInterrupted) {
   EXPECT_FALSE(store->Create(NewJob("ATTRIBUTION", 0, "req-q"))->created);  // idempotency persists
   EXPECT_EQ(store->Get(done)->state, JobState::kSucceeded);
   EXPECT_TRUE(ReadAll(*store, done) == blob);
-  EXPECT_TRUE(store->RequeueInterrupted()->size() == 1u);  // only `running`, started again
+  EXPECT_TRUE(store->RequeueInterrupted(3)->size() == 1u);  // only `running`, started again
   EXPECT_EQ(store->CountQueued("")->queued, 3);
 }
 
@@ -1235,11 +1245,40 @@ TEST_P(JobStoreTest, RestartedRunDropsStaleResult) {
   ASSERT_TRUE(store->MarkRunning(id).ok());
   ASSERT_TRUE(store->PutResult(id, "from the interrupted run").ok());
   // The process dies before Finish; on restart the job is re-queued and run again.
-  ASSERT_EQ(store->RequeueInterrupted()->size(), 1u);
+  ASSERT_EQ(store->RequeueInterrupted(3)->size(), 1u);
   absl::StatusOr<JobRecord> rerun = store->MarkRunning(id);
   ASSERT_TRUE(rerun.ok());
   EXPECT_FALSE(rerun->has_result);
   EXPECT_TRUE(absl::IsNotFound(store->GetResultInfo(id).status()));
+}
+
+// Regression (durability review): the poison-job check ran after RequeueInterrupted had committed,
+// so a crash (or a failed write) in between left a job started max_attempts times QUEUED, to be
+// run — and die under — once more. The check is now in the same transaction.
+TEST_P(JobStoreTest, RequeueInterruptedFailsAJobStartedMaxAttemptsTimesInOneStep) {
+  auto store = OpenStore();
+  const std::string poison = MustCreate(*store, NewJob());
+  const std::string young = MustCreate(*store, NewJob());
+  ASSERT_TRUE(store->MarkRunning(poison).ok());         // its first start
+  ASSERT_EQ(store->RequeueInterrupted(2)->size(), 1u);  // died under once: again
+  ASSERT_TRUE(store->MarkRunning(poison).ok());         // its second start
+  ASSERT_TRUE(store->MarkRunning(young).ok());
+  absl::StatusOr<std::vector<JobRecord>> changed = store->RequeueInterrupted(2);
+  ASSERT_TRUE(changed.ok()) << changed.status();
+  ASSERT_EQ(changed->size(), 2u);
+  for (const JobRecord& job : *changed) {
+    if (job.id == poison) {
+      EXPECT_EQ(job.state, JobState::kFailed);
+      EXPECT_EQ(job.error_code, static_cast<int32_t>(absl::StatusCode::kInternal));
+      EXPECT_EQ(job.error_message, TooManyAttemptsMessage(2, 2));
+    } else {
+      EXPECT_EQ(job.state, JobState::kQueued);
+      EXPECT_EQ(job.attempts, 1);
+    }
+  }
+  EXPECT_EQ(store->Get(poison)->state, JobState::kFailed);  // as committed, not just returned
+  EXPECT_EQ(store->Get(young)->state, JobState::kQueued);
+  EXPECT_TRUE(store->RequeueInterrupted(2)->empty());
 }
 
 // Regression (review): RequeueInterrupted re-queued a job the process died under between
@@ -1255,7 +1294,7 @@ TEST_P(JobStoreTest, RequeueInterruptedDropsTheDeadRunsResultAndProgress) {
   ASSERT_TRUE(store->PutResult(id, RandomBytes(10000, 7)).ok());
   ASSERT_EQ(*store->StoredBytes("alice"), 10 + 10000);
   // The process dies before Finish; the next start re-queues the job.
-  ASSERT_EQ(*store->RequeueInterrupted(), std::vector<std::string>{id});
+  ASSERT_EQ(Ids(*store->RequeueInterrupted(3)), std::vector<std::string>{id});
   const JobRecord queued = *store->Get(id);
   EXPECT_EQ(queued.state, JobState::kQueued);
   EXPECT_FALSE(queued.has_result);
@@ -1498,9 +1537,9 @@ TEST_F(SqliteJobStoreTest, SurvivesSigkillOfTheWritingProcess) {
   auto store = OpenStore();
   for (const std::string& id : queued) EXPECT_EQ(store->Get(id)->state, JobState::kQueued) << id;
   EXPECT_EQ(store->Get(running)->state, JobState::kRunning);
-  absl::StatusOr<std::vector<std::string>> requeued = store->RequeueInterrupted();
+  absl::StatusOr<std::vector<JobRecord>> requeued = store->RequeueInterrupted(3);
   ASSERT_TRUE(requeued.ok());
-  EXPECT_EQ(*requeued, std::vector<std::string>{running});
+  EXPECT_EQ(Ids(*requeued), std::vector<std::string>{running});
   EXPECT_EQ(store->CountQueued("")->queued, 6);
   absl::StatusOr<JobRecord> finished = store->Get(done);
   ASSERT_TRUE(finished.ok());
@@ -1565,7 +1604,7 @@ TEST_F(SqliteJobStoreTest, SigkillMidWriteKeepsReportedResults) {
     EXPECT_EQ(job->state, JobState::kSucceeded);
     EXPECT_TRUE(ReadAll(*store, id) == RandomBytes((1u << 20) + i, i)) << id;
   }
-  ASSERT_TRUE(store->RequeueInterrupted().ok());  // the job it was writing, if any
+  ASSERT_TRUE(store->RequeueInterrupted(3).ok());  // the job it was writing, if any
   ListFilter only_queued;
   only_queued.state = JobState::kQueued;
   only_queued.page_size = kMaxListPageSize;
@@ -1731,6 +1770,40 @@ TEST_F(PostgresJobStoreTest, ReconnectsAfterTheDatabaseRestarts) {
   EXPECT_EQ(back->state, JobState::kSucceeded);
   EXPECT_EQ(ReadAll(*store, id), RandomBytes(3u << 20, 5));
   EXPECT_TRUE(static_cast<PostgresJobStore&>(*store).connected());
+}
+
+// Regression (durability review): a pooled connection kept its backend pid listed as the pool's
+// own until it was next used, so after a database restart, notifications from another replica's
+// backend that drew the same pid were dropped as this replica's. CloseIdle (run when the change
+// listener reconnects) forgets the idle connections; connections in use are forgotten as they
+// break.
+TEST_F(PostgresJobStoreTest, ClosingIdleConnectionsForgetsTheirBackends) {
+  PgPoolOptions options;
+  options.conninfo = uri_;
+  options.size = 2;
+  PgConnectionPool pool(options);
+  int pid = 0;
+  ASSERT_TRUE(pool.Run("reading the backend",
+                       [&](pqxx::connection& c) {
+                         pid = c.backendpid();
+                         return absl::OkStatus();
+                       })
+                  .ok());
+  ASSERT_NE(pid, 0);
+  EXPECT_TRUE(pool.IsOwnBackend(pid));  // idle now, still the pool's
+  pool.CloseIdle();
+  EXPECT_FALSE(pool.IsOwnBackend(pid));
+  EXPECT_EQ(*pg_->Query(database_,
+                        absl::StrCat("SELECT count(*) FROM pg_stat_activity WHERE pid = ", pid)),
+            "0");  // closed, not just forgotten
+  int again = 0;
+  ASSERT_TRUE(pool.Run("reconnecting",
+                       [&](pqxx::connection& c) {
+                         again = c.backendpid();
+                         return absl::OkStatus();
+                       })
+                  .ok());  // a new connection, counted within size
+  EXPECT_TRUE(pool.IsOwnBackend(again));
 }
 
 // Shards of a split job: claimed in order by replicas, fenced by their lease tokens; the last
