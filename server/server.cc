@@ -280,6 +280,7 @@ absl::Status Server::StartJobs() {
   ATTATTR_ASSIGN_OR_RETURN(auto opened, OpenJobStore());
   store_ = std::make_unique<MeasuredJobStore>(std::move(opened), *metrics_);
   timers_ = std::make_unique<TimerQueue>();
+  store_timers_ = std::make_unique<TimerQueue>();
 
   AuthOptions auth;
   auth.tokens_path = config_.auth_tokens;
@@ -358,28 +359,17 @@ absl::Status Server::StartJobs() {
               {{"replica", scheduling.holder}});
   }
 
+  // What a scrape reads is in memory; the gauges read from the store (queued jobs, shards) are
+  // set by WatchStoreHealth, never during a scrape.
   JobScheduler* scheduler = scheduler_.get();
   AttributionBatcher* batcher = batcher_.get();
-  metrics::Gauge& job_depth = metrics_->QueueDepth("jobs");
   metrics::Gauge& item_depth = metrics_->QueueDepth("attribution_items");
   metrics::Gauge& running = metrics_->JobsRunning();
   collect_callbacks_.push_back(
-      registry_.AddCollectCallback([&job_depth, &item_depth, &running, scheduler, batcher] {
-        job_depth.Set(scheduler->QueueDepth());
+      registry_.AddCollectCallback([&item_depth, &running, scheduler, batcher] {
         item_depth.Set(batcher->Pending());
         running.Set(scheduler->Running());
       }));
-  std::array<metrics::Gauge*, store::kShardStateCount> shard_gauges{};
-  for (int i = 0; i < store::kShardStateCount; ++i) {
-    shard_gauges[i] = &metrics_->Shards(store::ShardStateName(static_cast<store::ShardState>(i)));
-  }
-  if (store::ShardStore* shards = store_->shards(); shards != nullptr) {
-    collect_callbacks_.push_back(registry_.AddCollectCallback([shard_gauges, shards] {
-      auto counts = shards->CountShards();
-      if (!counts.ok()) return;
-      for (int i = 0; i < store::kShardStateCount; ++i) shard_gauges[i]->Set((*counts)[i]);
-    }));
-  }
 
   // Callers take turns on the validation queue (worker_pool.h): principals, or addresses without
   // authentication. With authentication one principal also holds at most a quarter of it; without,
@@ -442,10 +432,22 @@ void Server::SetServing(bool serving) {
 }
 
 void Server::WatchStoreHealth() {
-  Every(std::chrono::seconds(1), [this] {
-    absl::Status answered = store_->CountQueued("").status();
+  std::array<metrics::Gauge*, store::kShardStateCount> shard_gauges{};
+  for (int i = 0; i < store::kShardStateCount; ++i) {
+    shard_gauges[i] = &metrics_->Shards(store::ShardStateName(static_cast<store::ShardState>(i)));
+  }
+  metrics::Gauge& job_depth = metrics_->QueueDepth("jobs");
+  Every(*store_timers_, std::chrono::seconds(1), [this, shard_gauges, &job_depth] {
+    absl::StatusOr<store::QueueCounts> queued = store_->CountQueued("");
+    const absl::Status answered = queued.status();
     const bool reachable = answered.ok();
     metrics_->StoreUp().Set(reachable ? 1 : 0);
+    if (reachable) job_depth.Set(static_cast<double>(queued->queued));
+    if (store::ShardStore* shards = store_->shards(); reachable && shards != nullptr) {
+      if (auto counts = shards->CountShards(); counts.ok()) {
+        for (int i = 0; i < store::kShardStateCount; ++i) shard_gauges[i]->Set((*counts)[i]);
+      }
+    }
     if (reachable == store_reachable_.exchange(reachable)) return;
     absl::MutexLock lock(&health_mu_);
     if (phase_.load() != Phase::kServing) return;
@@ -461,19 +463,20 @@ void Server::WatchStoreHealth() {
   });
 }
 
-void Server::Every(std::chrono::milliseconds period, std::function<void()> work) {
-  timers_->Schedule(std::chrono::steady_clock::now() + period,
-                    [this, period, work = std::move(work)]() mutable {
-                      work();
-                      Every(period, std::move(work));
-                    });
+void Server::Every(TimerQueue& timers, std::chrono::milliseconds period,
+                   std::function<void()> work) {
+  timers.Schedule(std::chrono::steady_clock::now() + period,
+                  [this, &timers, period, work = std::move(work)]() mutable {
+                    work();
+                    Every(timers, period, std::move(work));
+                  });
 }
 
 void Server::SchedulePeriodicWork() {
   // The retention sweep: every tenth of the retention, at most hourly and at least every second.
   const auto sweep_period = std::chrono::milliseconds(
       std::clamp<int64_t>(config_.retention_seconds * 100, 1000, 3600 * 1000));
-  Every(sweep_period, [this] {
+  Every(*store_timers_, sweep_period, [this] {
     auto expired = store_->ExpireResults(UnixNowMs(), config_.retention_seconds * 1000);
     if (!expired.ok()) {
       log_.Warn("retention sweep failed", {{"error", expired.status().message()}});
@@ -485,10 +488,11 @@ void Server::SchedulePeriodicWork() {
   // New versions of the token file and the HTTP ports' TLS files, read here on the timer thread so
   // no call and no accept ever waits on a file (gRPC's own file watcher covers the gRPC port).
   if (!config_.auth_tokens.empty()) {
-    Every(std::chrono::seconds(1), [this] { auth_->ReloadTokensIfChanged(); });
+    Every(*timers_, std::chrono::seconds(1), [this] { auth_->ReloadTokensIfChanged(); });
   }
   if (tls_ != nullptr) {
-    Every(std::chrono::seconds(config_.tls_reload_seconds), [this] { tls_->ReloadIfChanged(); });
+    Every(*timers_, std::chrono::seconds(config_.tls_reload_seconds),
+          [this] { tls_->ReloadIfChanged(); });
   }
 }
 
@@ -504,7 +508,8 @@ Server::~Server() {
   metrics_http_.reset();
   gpu_collector_.reset();
   for (auto id : collect_callbacks_) registry_.RemoveCollectCallback(id);
-  timers_.reset();  // the store watch and sweeps use the store and the health service
+  store_timers_.reset();  // the store watch and sweep use the store and the health service
+  timers_.reset();
   if (store_) store_->StopChanges();  // its callbacks use the scheduler and the events
   scheduler_.reset();                 // stops running jobs (re-queued) before the batcher goes
   job_kinds_.reset();

@@ -67,11 +67,14 @@ class Server {
   absl::Status StartJobs();
   // The --store: an SqliteJobStore for a file, a PostgresJobStore for a postgresql:// URI.
   absl::StatusOr<std::unique_ptr<store::JobStore>> OpenJobStore();
-  // Runs `work` on the timer thread every `period`, until the timers stop.
-  void Every(std::chrono::milliseconds period, std::function<void()> work);
-  // The retention sweep and the re-reads of the token and TLS files.
+  // Runs `work` on `timers`' thread every `period`, until those timers stop.
+  void Every(TimerQueue& timers, std::chrono::milliseconds period, std::function<void()> work);
+  // The retention sweep (store_timers_) and the re-reads of the token and TLS files (timers_).
   void SchedulePeriodicWork();
-  // Every second: whether the job store answers; health is NOT_SERVING while it does not.
+  // Every second (store_timers_): whether the job store answers — health is NOT_SERVING while it
+  // does not — and the queue and shard gauges, read from the store here so that a scrape of
+  // /metrics never waits on the store (a slow database would otherwise fail the scrape and take
+  // every metric, attattr_store_up included, with it).
   void WatchStoreHealth();
   // Another process changed job `id` in the shared store: the waiters here hear of it, and the
   // scheduler (a cancelled job running here stops, a queued one is claimed).
@@ -104,6 +107,10 @@ class Server {
   std::unique_ptr<store::JobStore> store_;
   JobEvents events_;
   std::unique_ptr<TimerQueue> timers_;
+  // The periodic work that calls the store (its health probe, the gauges read from it, the
+  // retention sweep), on a thread of its own: a store that hangs never delays timers_' deadlines
+  // (WaitJob timeouts, the token and TLS file re-reads).
+  std::unique_ptr<TimerQueue> store_timers_;
   std::unique_ptr<Authenticator> auth_;
   std::unique_ptr<PrincipalRateLimiter> explain_limiter_;
   std::unique_ptr<metrics::MetricsHttpServer> report_http_;  // --report-listen; reads store_, auth_

@@ -93,8 +93,8 @@ absl::Status CompleteStudy(const Model& model, const HeadImportanceStudyOptions&
     if (control.ShouldStop()) return absl::CancelledError("stopped before the export");
     control.Report({"export", 0, 1});
     const auto mask = PruneLowest(study.methods.front().importance, options.export_ratio_percent);
-    ATTATTR_ASSIGN_OR_RETURN(auto exported,
-                             ExportPrunedCheckpoint(model, mask, options.export_dir));
+    ATTATTR_ASSIGN_OR_RETURN(auto exported, ExportPrunedCheckpoint(model, mask, options.export_dir,
+                                                                   options.export_owner));
     study.exported = std::move(exported);
     control.Report({"export", 1, 1});
   }

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -95,8 +96,10 @@ class StagingDir {
 
   // Renames the staged files into `target` in one step: the target must not exist or be an empty
   // directory (rename replaces an empty directory atomically); otherwise AlreadyExists, and the
-  // first of two racing exports wins. The parent directory is synced after the rename.
-  absl::Status Publish(const fs::path& target) {
+  // first of two racing exports wins. With `replace`, the target (an earlier export of the same
+  // owner) and the staged files trade places in one step instead, and the old files go with the
+  // staging directory. The parent directory is synced after the rename.
+  absl::Status Publish(const fs::path& target, bool replace) {
     for (const auto& entry : fs::directory_iterator(path_)) {
       if (!SyncPath(entry.path())) {
         return absl::DataLossError(
@@ -104,6 +107,14 @@ class StagingDir {
       }
     }
     SyncPath(path_);
+    if (replace) {
+      if (::renameat2(AT_FDCWD, path_.c_str(), AT_FDCWD, target.c_str(), RENAME_EXCHANGE) != 0) {
+        return absl::PermissionDeniedError(
+            absl::StrCat("replacing the earlier export: ", std::strerror(errno)));
+      }
+      SyncPath(target.parent_path());
+      return absl::OkStatus();  // path_ now holds the earlier export: removed with this
+    }
     if (::rename(path_.c_str(), target.c_str()) != 0) {
       const int err = errno;
       if (err == ENOTEMPTY || err == EEXIST || err == ENOTDIR) {
@@ -138,9 +149,19 @@ absl::Status CheckPrunedExportSupported(const ModelInfo& info) {
       info.family, " (head masks and pruning curves work for it)"));
 }
 
+std::string PrunedExportOwner(const std::string& dir) {
+  // A few bytes at most (a job id); a larger or unreadable file names nobody.
+  std::ifstream file(fs::path(dir) / kPrunedExportOwnerFile, std::ios::binary);
+  std::string owner(256, '\0');
+  file.read(owner.data(), static_cast<std::streamsize>(owner.size()));
+  if (file.gcount() <= 0 || file.gcount() == static_cast<std::streamsize>(owner.size())) return "";
+  owner.resize(static_cast<size_t>(file.gcount()));
+  return owner;
+}
+
 absl::StatusOr<ExportedCheckpoint> ExportPrunedCheckpoint(
     const Model& model, const std::vector<std::vector<float>>& head_mask,
-    const std::string& out_dir) {
+    const std::string& out_dir, const std::string& owner) {
   const auto& impl = model.impl();
   const ModelInfo& info = impl.info;
   ATTATTR_RETURN_IF_ERROR(CheckMask(info, head_mask));
@@ -158,7 +179,9 @@ absl::StatusOr<ExportedCheckpoint> ExportPrunedCheckpoint(
   }
   std::error_code ec;
   const fs::path target = fs::path(out_dir).lexically_normal();
-  if (fs::exists(target, ec) && !fs::is_empty(target, ec)) {
+  // An earlier export of this owner is replaced; anything else there is refused.
+  const bool replace = fs::exists(target, ec) && !fs::is_empty(target, ec);
+  if (replace && (owner.empty() || PrunedExportOwner(target.string()) != owner)) {
     return absl::FailedPreconditionError("the export directory exists and is not empty");
   }
   fs::create_directories(target.parent_path(), ec);
@@ -262,8 +285,16 @@ absl::StatusOr<ExportedCheckpoint> ExportPrunedCheckpoint(
     fs::copy_file(fs::path(info.path) / file, dir / file, fs::copy_options::overwrite_existing, ec);
     if (ec) return absl::DataLossError(absl::StrCat(info.path, "/", file, ": ", ec.message()));
   }
+  if (!owner.empty()) {
+    std::ofstream owner_file(dir / kPrunedExportOwnerFile, std::ios::binary);
+    owner_file << owner;
+    if (!owner_file.flush()) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat(kPrunedExportOwnerFile, ": cannot be written"));
+    }
+  }
   out.weights_bytes = static_cast<int64_t>(fs::file_size(dir / "model.safetensors", ec));
-  ATTATTR_RETURN_IF_ERROR(staging.Publish(target));
+  ATTATTR_RETURN_IF_ERROR(staging.Publish(target, replace));
   return out;
 }
 

@@ -83,7 +83,8 @@ absl::Status ParseRatios(const v1::HeadImportanceSpec& spec, std::vector<double>
 
 absl::StatusOr<HeadImportanceJob> PrepareHeadImportanceJob(const v1::JobSpec& spec,
                                                            const ModelRegistry& models,
-                                                           const ServerConfig& config) {
+                                                           const ServerConfig& config,
+                                                           const std::string& job_id) {
   ATTATTR_ASSIGN_OR_RETURN(auto model, CheckClassifierJob(spec, models, "head importance"));
   const engine::ModelInfo& info = model->info();
   const v1::HeadImportanceSpec& h = spec.head_importance();
@@ -140,9 +141,11 @@ absl::StatusOr<HeadImportanceJob> PrepareHeadImportanceJob(const v1::JobSpec& sp
           absl::StrCat("model '", spec.model(), "' is already pruned; export from the full model"));
     }
   }
-  ATTATTR_ASSIGN_OR_RETURN(auto dir, ResolveExportPath(config.export_root, h.export_path(),
-                                                       absl::StrCat(kField, ".export_path")));
+  ATTATTR_ASSIGN_OR_RETURN(auto dir,
+                           ResolveExportPath(config.export_root, h.export_path(),
+                                             absl::StrCat(kField, ".export_path"), job_id));
   job.options.export_dir = dir;
+  job.options.export_owner = job_id;
   job.options.export_ratio_percent = h.export_ratio();
   job.export_path = h.export_path();
   return job;

@@ -41,9 +41,11 @@ struct HeadImportanceJob {
 // ATTRIBUTION is asked for), export_path (ResolveExportPath; refused for an already pruned model),
 // export_ratio in [0, 100] and only with export_path. Errors are InvalidArgument naming the field,
 // as job_spec.h.
+// `job_id`: the job being run ("" at submission), whose own earlier export the run may replace.
 absl::StatusOr<HeadImportanceJob> PrepareHeadImportanceJob(const v1::JobSpec& spec,
                                                            const ModelRegistry& models,
-                                                           const ServerConfig& config);
+                                                           const ServerConfig& config,
+                                                           const std::string& job_id = "");
 
 // Runs a prepared job under `run` (progress per stage, cancellation between engine batches) and
 // renders its JobResult.

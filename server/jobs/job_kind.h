@@ -46,8 +46,10 @@ class JobKind {
   // Validates `spec` (whose kind() is this one's) against the served models and the server's
   // limits: InvalidArgument / NotFound / AlreadyExists naming the field ("spec.<kind>.<field>:
   // ...") and, for a server limit, its flag. Reads dataset files under --data-root and tokenizes,
-  // so SubmitJob calls it off the gRPC reaction threads.
-  virtual absl::StatusOr<std::unique_ptr<PreparedJob>> Prepare(const v1::JobSpec& spec) const = 0;
+  // so SubmitJob calls it off the gRPC reaction threads. `job_id`: the job about to run ("" at
+  // submission), for what a run again may find of its own earlier run (an export).
+  virtual absl::StatusOr<std::unique_ptr<PreparedJob>> Prepare(const v1::JobSpec& spec,
+                                                               const std::string& job_id) const = 0;
 };
 
 // A JobKind from its steps, for a kind whose validated job is a value `Job` (with
@@ -56,7 +58,8 @@ class JobKind {
 // batcher), which must outlive the kind and every job it prepares.
 template <typename Job>
 std::unique_ptr<JobKind> MakeJobKind(
-    v1::JobKind kind, std::function<absl::StatusOr<Job>(const v1::JobSpec&)> prepare,
+    v1::JobKind kind,
+    std::function<absl::StatusOr<Job>(const v1::JobSpec&, const std::string&)> prepare,
     std::function<absl::StatusOr<v1::JobResult>(Job&, JobRun&)> run) {
   class Prepared final : public PreparedJob {
    public:
@@ -71,19 +74,21 @@ std::unique_ptr<JobKind> MakeJobKind(
   };
   class Kind final : public JobKind {
    public:
-    Kind(v1::JobKind kind, std::function<absl::StatusOr<Job>(const v1::JobSpec&)> prepare,
+    Kind(v1::JobKind kind,
+         std::function<absl::StatusOr<Job>(const v1::JobSpec&, const std::string&)> prepare,
          std::function<absl::StatusOr<v1::JobResult>(Job&, JobRun&)> run)
         : kind_(kind), prepare_(std::move(prepare)), run_(std::move(run)) {}
     v1::JobKind kind() const override { return kind_; }
-    absl::StatusOr<std::unique_ptr<PreparedJob>> Prepare(const v1::JobSpec& spec) const override {
-      absl::StatusOr<Job> job = prepare_(spec);
+    absl::StatusOr<std::unique_ptr<PreparedJob>> Prepare(const v1::JobSpec& spec,
+                                                         const std::string& job_id) const override {
+      absl::StatusOr<Job> job = prepare_(spec, job_id);
       if (!job.ok()) return job.status();
       return std::make_unique<Prepared>(std::move(*job), run_);
     }
 
    private:
     const v1::JobKind kind_;
-    const std::function<absl::StatusOr<Job>(const v1::JobSpec&)> prepare_;
+    const std::function<absl::StatusOr<Job>(const v1::JobSpec&, const std::string&)> prepare_;
     const std::function<absl::StatusOr<v1::JobResult>(Job&, JobRun&)> run_;
   };
   return std::make_unique<Kind>(kind, std::move(prepare), std::move(run));

@@ -26,7 +26,7 @@ JobKinds::JobKinds(const JobKindDeps& deps)
   // The table: one entry per kind, its validation and its run.
   kinds_.push_back(MakeJobKind<AttributionJob>(
       v1::ATTRIBUTION,
-      [&models, &config](const v1::JobSpec& spec) {
+      [&models, &config](const v1::JobSpec& spec, const std::string&) {
         return PrepareAttributionJob(spec, models, config);
       },
       [&config, &batcher, &metrics](AttributionJob& job, JobRun& run) {
@@ -34,23 +34,24 @@ JobKinds::JobKinds(const JobKindDeps& deps)
       }));
   kinds_.push_back(MakeJobKind<HeadImportanceJob>(
       v1::HEAD_IMPORTANCE,
-      [&models, &config](const v1::JobSpec& spec) {
-        return PrepareHeadImportanceJob(spec, models, config);
+      [&models, &config](const v1::JobSpec& spec, const std::string& job_id) {
+        return PrepareHeadImportanceJob(spec, models, config, job_id);
       },
       RunHeadImportanceJob));
   kinds_.push_back(MakeJobKind<TriggerSearchJob>(
       v1::TRIGGER_SEARCH,
-      [&models, &config](const v1::JobSpec& spec) {
+      [&models, &config](const v1::JobSpec& spec, const std::string&) {
         return PrepareTriggerSearchJob(spec, models, config);
       },
       RunTriggerSearchJob));
 }
 
-absl::StatusOr<std::unique_ptr<PreparedJob>> JobKinds::Prepare(const v1::JobSpec& spec) const {
+absl::StatusOr<std::unique_ptr<PreparedJob>> JobKinds::Prepare(const v1::JobSpec& spec,
+                                                               const std::string& job_id) const {
   ATTATTR_RETURN_IF_ERROR(CheckJobCommon(spec, models_).status());
   const v1::JobKind kind = JobKindOf(spec);
   for (const auto& k : kinds_) {
-    if (k->kind() == kind) return k->Prepare(spec);
+    if (k->kind() == kind) return k->Prepare(spec, job_id);
   }
   return absl::UnimplementedError(
       absl::StrCat("spec.kind: ", JobKindName(kind), " jobs are not served by this server"));
@@ -60,7 +61,7 @@ JobExecutor JobKinds::Executor() const {
   return [this](const store::JobRecord& job, JobContext& context) -> absl::StatusOr<std::string> {
     JobRun run(job, context, max_run_ms_);
     ATTATTR_RETURN_IF_ERROR(run.Begin());
-    ATTATTR_ASSIGN_OR_RETURN(std::unique_ptr<PreparedJob> prepared, Prepare(run.spec()));
+    ATTATTR_ASSIGN_OR_RETURN(std::unique_ptr<PreparedJob> prepared, Prepare(run.spec(), job.id));
     auto result = prepared->Run(run);
     if (!result.ok()) return run.EngineError(result.status());
     return run.Finish(*result, prepared->items());
@@ -91,7 +92,7 @@ JobSharding JobKinds::Sharding() const {
       }
       case v1::HEAD_IMPORTANCE: {
         ATTATTR_ASSIGN_OR_RETURN(HeadImportanceJob prepared,
-                                 PrepareHeadImportanceJob(spec, models_, config_));
+                                 PrepareHeadImportanceJob(spec, models_, config_, job.id));
         return PlanHeadImportanceShards(prepared, size);
       }
       case v1::TRIGGER_SEARCH: {
@@ -129,7 +130,7 @@ JobSharding JobKinds::Sharding() const {
       }
       case v1::HEAD_IMPORTANCE: {
         ATTATTR_ASSIGN_OR_RETURN(HeadImportanceJob prepared,
-                                 PrepareHeadImportanceJob(spec, models_, config_));
+                                 PrepareHeadImportanceJob(spec, models_, config_, job.id));
         return MergeHeadImportanceStage(prepared, stage, input, shards, size);
       }
       case v1::TRIGGER_SEARCH: {
@@ -160,7 +161,7 @@ absl::StatusOr<std::string> JobKinds::RunShard(JobRun& run, const store::ShardRe
     }
     case v1::HEAD_IMPORTANCE: {
       ATTATTR_ASSIGN_OR_RETURN(HeadImportanceJob prepared,
-                               PrepareHeadImportanceJob(spec, models_, config_));
+                               PrepareHeadImportanceJob(spec, models_, config_, shard.job_id));
       return RunHeadImportanceShard(prepared, shard, run);
     }
     case v1::TRIGGER_SEARCH: {

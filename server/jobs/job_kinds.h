@@ -35,8 +35,9 @@ class JobKinds {
   JobKinds& operator=(const JobKinds&) = delete;
 
   // What every kind shares (CheckJobCommon: spec.model served, spec.priority, spec.timeout_ms,
-  // spec.kind set), then the kind's own Prepare.
-  absl::StatusOr<std::unique_ptr<PreparedJob>> Prepare(const v1::JobSpec& spec) const;
+  // spec.kind set), then the kind's own Prepare (`job_id`: see JobKind::Prepare).
+  absl::StatusOr<std::unique_ptr<PreparedJob>> Prepare(const v1::JobSpec& spec,
+                                                       const std::string& job_id = "") const;
 
   // The scheduler's executor for every kind; borrows this table, which must outlive it.
   JobExecutor Executor() const;

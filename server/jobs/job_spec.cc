@@ -15,6 +15,7 @@
 #include "attattr/convert/attribution_convert.h"
 #include "attattr/engine/dataset.h"
 #include "attattr/engine/gold_label.h"
+#include "attattr/engine/pruned_export.h"
 #include "jobs/job_priority.h"
 #include "proto_convert.h"
 
@@ -137,7 +138,8 @@ absl::StatusOr<std::string> ResolveDataPath(const std::string& data_root, const 
 }
 
 absl::StatusOr<std::string> ResolveExportPath(const std::string& export_root,
-                                              const std::string& path, const std::string& field) {
+                                              const std::string& path, const std::string& field,
+                                              const std::string& owner) {
   if (export_root.empty()) {
     return Invalid(field, "exports are refused: no --export-root configured on this server");
   }
@@ -145,7 +147,9 @@ absl::StatusOr<std::string> ResolveExportPath(const std::string& export_root,
   std::error_code ec;
   const fs::file_status status = fs::symlink_status(full, ec);
   if (fs::exists(status)) {
-    if (!fs::is_directory(status) || !fs::is_empty(full, ec)) {
+    const bool ours = !owner.empty() && fs::is_directory(status) &&
+                      engine::PrunedExportOwner(full.string()) == owner;
+    if (!ours && (!fs::is_directory(status) || !fs::is_empty(full, ec))) {
       return absl::AlreadyExistsError(
           absl::StrCat(field, ": ", QuoteInput(path),
                        " already exists under --export-root and is not an empty directory"));

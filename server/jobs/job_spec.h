@@ -32,10 +32,13 @@ absl::StatusOr<std::string> ResolveDataPath(const std::string& data_root, const 
                                             const std::string& field);
 
 // Like ResolveDataPath, under `export_root` (--export-root) for a directory the job will create: it
-// may not exist yet, or be an empty directory; anything else there -> AlreadyExists naming `field`.
-// The root itself is refused as a target.
+// may not exist yet, be an empty directory, or (for `owner`, the running job's id; "" at
+// submission) hold that job's own earlier export (engine::PrunedExportOwner), which a run again
+// replaces; anything else there -> AlreadyExists naming `field`. The root itself is refused as a
+// target.
 absl::StatusOr<std::string> ResolveExportPath(const std::string& export_root,
-                                              const std::string& path, const std::string& field);
+                                              const std::string& path, const std::string& field,
+                                              const std::string& owner = "");
 
 // Examples from an ExampleSource (inline list, or a dataset file under config.data_root with an
 // optional limit); dataset labels are kept. Errors name the field under `field`:

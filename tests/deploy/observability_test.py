@@ -220,6 +220,13 @@ def cmd_dashboard(src):
     ds = variables.get("datasource")
     if not ds or ds.get("type") != "datasource" or ds.get("query") != "prometheus":
         errors.append("needs a templated datasource variable 'datasource' of type datasource (prometheus)")
+    # Regression (conventions review): "All" as allValue ".*" matched every scrape target in
+    # Prometheus, so up{job=~"$job"} counted node-exporter & co as attattr replicas. Without an
+    # allValue Grafana expands "All" to the attattr jobs the variable's query found.
+    for name, v in variables.items():
+        if v.get("includeAll") and v.get("allValue") not in (None, ""):
+            errors.append(f"variable '{name}': allValue {v.get('allValue')!r} matches beyond the "
+                          "values its query finds; leave it unset")
     ids, panels = set(), []
 
     def walk(ps):

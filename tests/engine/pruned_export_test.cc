@@ -157,6 +157,35 @@ TEST_F(PrunedExportTest, BadMasksAndTargetsAreRefused) {
   EXPECT_FALSE(fs::exists(dir_ + "/a/model.safetensors"));
 }
 
+// Regression (durability review): a job run again after its interrupted run had exported (a
+// crash, a lapsed lease, a store outage before the job was finished) failed on its own export.
+// An export names its owner; the same owner's export is replaced in one step, anyone else's (or
+// an export without an owner) still refuses the occupied directory.
+TEST_F(PrunedExportTest, TheSameOwnersEarlierExportIsReplacedOthersAreRefused) {
+  const std::string target = dir_ + "/owned";
+  auto first = ExportPrunedCheckpoint(*model_, Mask(), target, "jobs/a");
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(PrunedExportOwner(target), "jobs/a");
+  std::ofstream(target + "/from-the-first-run") << "x";  // to see the directory replaced
+  auto again = ExportPrunedCheckpoint(*model_, Mask(), target, "jobs/a");
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->heads_removed, first->heads_removed);
+  EXPECT_TRUE(fs::exists(target + "/model.safetensors"));
+  EXPECT_FALSE(fs::exists(target + "/from-the-first-run"));
+  EXPECT_EQ(PrunedExportOwner(target), "jobs/a");
+  for (const std::string& other : {std::string("jobs/b"), std::string()}) {
+    EXPECT_EQ(ExportPrunedCheckpoint(*model_, Mask(), target, other).status().code(),
+              absl::StatusCode::kFailedPrecondition)
+        << other;
+  }
+  EXPECT_EQ(PrunedExportOwner(target), "jobs/a");
+  EXPECT_EQ(PrunedExportOwner(dir_), "");  // no owner file
+  for (const auto& entry : fs::directory_iterator(dir_)) {
+    EXPECT_EQ(entry.path().filename().string().find(".attattr-export-"), std::string::npos)
+        << "staging (or the replaced export) left behind: " << entry.path();
+  }
+}
+
 // Exports land whole or not at all: two exports racing to one path — exactly one succeeds, the
 // other is AlreadyExists — and no staging directory or half-written file is left behind.
 TEST_F(PrunedExportTest, TwoExportsToOnePathLandExactlyOnceAndNothingHalfWrittenRemains) {

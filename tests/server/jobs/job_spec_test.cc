@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "attattr/engine/dataset.h"
+#include "attattr/engine/pruned_export.h"
 #include "jobs/attribution_job.h"
 #include "proto_convert.h"
 #include "support/test_paths.h"
@@ -267,6 +268,25 @@ TEST_F(JobSpecTest, ResolveDataPathStaysUnderTheRoot) {
   // The root must exist.
   auto gone = ResolveDataPath(data_root_ + "/missing-root", "x.tsv", "f");
   EXPECT_EQ(gone.status().code(), absl::StatusCode::kFailedPrecondition) << gone.status();
+}
+
+// An export directory must be new or empty at submission; when the job runs again it may also
+// hold that job's own earlier export (which the run replaces), never another's.
+TEST_F(JobSpecTest, ResolveExportPathAcceptsOnlyTheRunningJobsOwnEarlierExport) {
+  const std::string root = ::attattr::testing::MakeTempDir("attattr-jobspec-export");
+  EXPECT_TRUE(ResolveExportPath(root, "new", "f").ok());
+  fs::create_directory(root + "/empty");
+  EXPECT_TRUE(ResolveExportPath(root, "empty", "f").ok());
+  fs::create_directory(root + "/done");
+  std::ofstream(root + "/done/model.safetensors") << "x";
+  std::ofstream(root + "/done/" + engine::kPrunedExportOwnerFile) << "jobs/a";
+  EXPECT_EQ(ResolveExportPath(root, "done", "f").status().code(),
+            absl::StatusCode::kAlreadyExists);                       // at submission
+  EXPECT_TRUE(ResolveExportPath(root, "done", "f", "jobs/a").ok());  // job a, run again
+  auto other = ResolveExportPath(root, "done", "f.export_path", "jobs/b");
+  EXPECT_EQ(other.status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_NE(other.status().message().find("f.export_path"), std::string::npos);
+  fs::remove_all(root);
 }
 
 TEST_F(JobSpecTest, UnknownModelIsNotFound) {

@@ -49,6 +49,9 @@ struct HeadImportanceStudyOptions {
   // methods[0] here (ExportPrunedCheckpoint); empty = no export.
   std::string export_dir;
   double export_ratio_percent = 0;
+  // Whose export it is (a job id; ExportPrunedCheckpoint's owner): that owner's earlier export in
+  // export_dir is replaced. Empty = none: export_dir must be empty.
+  std::string export_owner;
   // Optional second labelled set, borrowed for the call: every ranking but RANDOM (whose seeded
   // table does not depend on the examples) is computed again on it and compared with the
   // importance set's. Empty = no agreement.

@@ -34,6 +34,11 @@ struct ExportedCheckpoint {
 // 0 and 1 (naming head_mask[l][h]); FailedPrecondition for a model that was not loaded from a
 // directory or is already pruned, or an out_dir that already holds files. Messages do not show
 // out_dir (callers name it their own way).
+// `owner` (a job id; empty = none) is recorded in the checkpoint as the file .attattr-owner
+// (PrunedExportOwner reads it), and a directory already holding `owner`'s export is replaced by
+// the new one in one step (renameat2 RENAME_EXCHANGE): a job run again after its interrupted run
+// exported (a crash, a lost lease, a store outage before the job was finished) lands where that
+// run did instead of failing on its own export.
 // Not thread-safe against other writers of out_dir's parent beyond that race.
 // OK when a pruned checkpoint of `info`'s family can be written: bert, distilbert, electra, roberta
 // and xlm-roberta, whose Hugging Face classes read `pruned_heads` (transformers 4.x; 5.x removed
@@ -43,6 +48,13 @@ absl::Status CheckPrunedExportSupported(const ModelInfo& info);
 
 absl::StatusOr<ExportedCheckpoint> ExportPrunedCheckpoint(
     const Model& model, const std::vector<std::vector<float>>& head_mask,
-    const std::string& out_dir);
+    const std::string& out_dir, const std::string& owner = "");
+
+// Whose export directory `dir` holds (the `owner` ExportPrunedCheckpoint recorded); "" when it
+// holds none, or not one of those.
+std::string PrunedExportOwner(const std::string& dir);
+
+// The file in an exported checkpoint that names its owner.
+inline constexpr char kPrunedExportOwnerFile[] = ".attattr-owner";
 
 }  // namespace attattr::engine
