@@ -260,6 +260,7 @@ grpc::ServerUnaryReactor* AttattrService::Explain(grpc::CallbackServerContext* c
     return reactor;
   }
   if (const int64_t wait_ms = d_.explain_limiter.TryAcquire(caller->name); wait_ms > 0) {
+    d_.metrics.RecordQuotaRefusal("explain_rate");
     FinishRpc("Explain", ctx, start, reactor,
               RetryLater(ctx,
                          absl::StrCat("Explain: principal '", caller->name,
@@ -387,6 +388,9 @@ void AttattrService::CompleteSubmitJob(grpc::CallbackServerContext* ctx,
   PinDefaultPrecision(spec, d_.config).SerializeToString(&record.spec);
   auto submitted = d_.scheduler.Submit(record);
   if (!submitted.ok()) {
+    if (auto quota = submitted.status().GetPayload(JobScheduler::kOwnerQuotaPayload)) {
+      d_.metrics.RecordQuotaRefusal(std::string(*quota));
+    }
     if (submitted.status().code() == absl::StatusCode::kResourceExhausted &&
         !submitted.status().GetPayload(JobScheduler::kQuotaPayload).has_value()) {
       return finish(RetryLater(ctx, submitted.status().message(), d_.scheduler.RetryAfterMs()));

@@ -78,6 +78,7 @@ void StartOnStorePool(R* r, const char* method) {
     r->key_ = r->service_.CallerKey(r->ctx_, r->principal_);
     r->slot_ = r->d_.streams.TryAcquire(r->key_);
     if (!r->slot_.held()) {
+      r->d_.metrics.RecordQuotaRefusal("streams");
       r->Fail(StreamsFullStatus(method, r->d_.streams.max_per_key()));
     } else if (r->d_.store_pool.TrySchedule(
                    [r] {

@@ -335,6 +335,20 @@ absl::Status Server::StartJobs() {
   };
   observer.on_lease_takeover = [metrics] { metrics->LeaseTakeovers().Increment(); };
   job_kinds_ = std::make_unique<JobKinds>(JobKindDeps{*models_, config_, *batcher_, *metrics_});
+  {
+    // Every job kind and RPC method, for the counters' series created at 0.
+    std::vector<std::string> kinds, methods;
+    for (v1::JobKind kind : {v1::ATTRIBUTION, v1::HEAD_IMPORTANCE, v1::TRIGGER_SEARCH}) {
+      kinds.push_back(JobKindName(kind));
+    }
+    const google::protobuf::ServiceDescriptor* service =
+        google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(
+            v1::Attattr::service_full_name());
+    for (int i = 0; service != nullptr && i < service->method_count(); ++i) {
+      methods.push_back(service->method(i)->name());
+    }
+    metrics_->DeclareSeries(kinds, methods);
+  }
   JobExecutor executor = job_kinds_->Executor();
   JobScheduler::Options scheduling;
   scheduling.runners = config_.job_runners;
@@ -427,8 +441,11 @@ absl::Status Server::Liveness() const {
 
 void Server::SetServing(bool serving) {
   auto* health = grpc_->GetHealthCheckService();
+  const bool api_serving = serving && store_reachable_.load();
   health->SetServingStatus("", serving);
-  health->SetServingStatus("attattr.v1.Attattr", serving && store_reachable_.load());
+  health->SetServingStatus("attattr.v1.Attattr", api_serving);
+  metrics_->Serving("").Set(serving ? 1 : 0);
+  metrics_->Serving("attattr.v1.Attattr").Set(api_serving ? 1 : 0);
 }
 
 void Server::WatchStoreHealth() {

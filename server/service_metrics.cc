@@ -78,15 +78,61 @@ ServiceMetrics::ServiceMetrics(metrics::Registry& registry)
       shards_(metrics::BuildGauge()
                   .Name("attattr_shards")
                   .Help("Shards of jobs split across replicas in the shared job store, by state")
-                  .Register(registry)) {}
+                  .Register(registry)),
+      quota_refusals_(metrics::BuildCounter()
+                          .Name("attattr_quota_refusals_total")
+                          .Help("Calls refused RESOURCE_EXHAUSTED by a per-principal quota (the "
+                                "caller's own limit, not the server's capacity), by quota")
+                          .Register(registry)),
+      serving_(metrics::BuildGauge()
+                   .Name("attattr_serving")
+                   .Help("1 while grpc.health.v1 answers SERVING for the service (\"\" or "
+                         "attattr.v1.Attattr), else 0: starting, draining, job store unreachable")
+                   .Register(registry)) {
+  for (const char* service : {"", "attattr.v1.Attattr"}) serving_.Add({{"service", service}});
+  for (const char* quota : {"queued_jobs", "stored_bytes", "explain_rate", "streams"}) {
+    quota_refusals_.Add({{"quota", quota}});
+  }
+}
 
 namespace {
 
+// Up to a day: --max-job-seconds defaults to 86400, and a queue can hold jobs for hours.
 metrics::BucketBoundaries JobSecondsBuckets() {
-  return {0.01, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 1800, 7200};
+  return {0.01, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 1800, 7200, 21600, 86400};
+}
+
+// Up to WaitJob's longest wait (600 s); streams (WatchJob, GetJobResult) may last longer.
+metrics::BucketBoundaries RpcSecondsBuckets() {
+  return {0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60, 300, 600};
 }
 
 }  // namespace
+
+const std::vector<std::string>& ServiceMetrics::ServerSideCodes() {
+  static const auto* codes = new std::vector<std::string>{
+      "INTERNAL", "UNAVAILABLE", "UNKNOWN", "DATA_LOSS", "RESOURCE_EXHAUSTED", "DEADLINE_EXCEEDED"};
+  return *codes;
+}
+
+void ServiceMetrics::DeclareSeries(const std::vector<std::string>& job_kinds,
+                                   const std::vector<std::string>& methods) {
+  for (const std::string& kind : job_kinds) {
+    for (const char* state : {"SUCCEEDED", "FAILED", "CANCELLED"}) {
+      jobs_.Add({{"kind", kind}, {"state", state}});
+    }
+  }
+  for (const std::string& method : methods) {
+    rpcs_.Add({{"method", method}, {"code", "OK"}});
+    for (const std::string& code : ServerSideCodes()) {
+      rpcs_.Add({{"method", method}, {"code", code}});
+    }
+  }
+}
+
+void ServiceMetrics::RecordQuotaRefusal(const std::string& quota) {
+  quota_refusals_.Add({{"quota", quota}}).Increment();
+}
 
 void ServiceMetrics::RecordJobStart(const std::string& kind, double seconds) {
   job_queue_seconds_.Add({{"kind", kind}}, JobSecondsBuckets()).Observe(seconds);
@@ -110,10 +156,7 @@ void ServiceMetrics::RecordStoreCall(const std::string& operation, double second
 
 void ServiceMetrics::RecordRpc(const std::string& method, const std::string& code, double seconds) {
   rpcs_.Add({{"method", method}, {"code", code}}).Increment();
-  rpc_seconds_
-      .Add({{"method", method}},
-           metrics::BucketBoundaries{0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60})
-      .Observe(seconds);
+  rpc_seconds_.Add({{"method", method}}, RpcSecondsBuckets()).Observe(seconds);
 }
 
 void ServiceMetrics::RecordAttribution(const std::string& kind,

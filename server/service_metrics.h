@@ -9,6 +9,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "attattr/engine/attention_attribution.h"
 #include "metrics/metrics.h"
@@ -19,6 +20,21 @@ class ServiceMetrics {
  public:
   // Registers every family in `registry` (which must outlive this object).
   explicit ServiceMetrics(metrics::Registry& registry);
+
+  // Creates at 0 the series that count events, so that the first event after a start is an
+  // increase to rate()/increase() rather than a series appearing at 1 (which they read as none):
+  // attattr_jobs_total for each of `job_kinds` x SUCCEEDED/FAILED/CANCELLED, and
+  // attattr_rpc_requests_total for each of `methods` x OK and the server-side codes the alert
+  // rules count (kServerSideCodes). attattr_quota_refusals_total's quotas exist from the start.
+  void DeclareSeries(const std::vector<std::string>& job_kinds,
+                     const std::vector<std::string>& methods);
+  // The codes deploy/prometheus/rules.yaml counts as the server's failures.
+  static const std::vector<std::string>& ServerSideCodes();
+
+  // One call refused by a per-principal quota (the caller's own limit, not the server's
+  // capacity): attattr_quota_refusals_total{quota}, quota one of "queued_jobs", "stored_bytes",
+  // "explain_rate", "streams". The alert on server-side errors leaves these out.
+  void RecordQuotaRefusal(const std::string& quota);
 
   // One finished RPC: attattr_rpc_requests_total{method,code} and
   // attattr_rpc_duration_seconds{method}.
@@ -45,6 +61,12 @@ class ServiceMetrics {
   // attattr_job_lease_takeovers_total: jobs this replica gave back to the queue (or failed)
   // because their holder's lease lapsed.
   metrics::Counter& LeaseTakeovers() { return lease_takeovers_; }
+  // attattr_serving{service}: 1 while grpc.health.v1 answers SERVING for `service` ("" or
+  // "attattr.v1.Attattr"), else 0 (starting, draining, the job store unreachable) — what the
+  // readiness probe sees, for alerts that cannot ask the probe.
+  metrics::Gauge& Serving(const std::string& service) {
+    return serving_.Add({{"service", service}});
+  }
   // attattr_shards{state}: shards of split jobs in the shared store, by state.
   metrics::Gauge& Shards(const std::string& state) { return shards_.Add({{"state", state}}); }
 
@@ -65,6 +87,8 @@ class ServiceMetrics {
   metrics::Gauge& store_up_;
   metrics::Counter& lease_takeovers_;
   metrics::Family<metrics::Gauge>& shards_;
+  metrics::Family<metrics::Counter>& quota_refusals_;
+  metrics::Family<metrics::Gauge>& serving_;
 };
 
 }  // namespace attattr::server

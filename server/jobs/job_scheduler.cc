@@ -266,11 +266,14 @@ absl::StatusOr<store::CreateResult> JobScheduler::Submit(const store::JobRecord&
     case store::Refusal::kQueueFull:
       return absl::ResourceExhaustedError(absl::StrCat(
           "the job queue is full (", options_.max_queued, " jobs waiting, --max-queued-jobs)"));
-    case store::Refusal::kOwnerQueueFull:
-      return absl::ResourceExhaustedError(
+    case store::Refusal::kOwnerQueueFull: {
+      absl::Status over = absl::ResourceExhaustedError(
           absl::StrCat("principal '", record.owner, "' has ", created->counts.owner_queued,
                        " jobs waiting to run (--max-queued-jobs-per-principal ",
                        options_.max_queued_per_owner, ")"));
+      over.SetPayload(kOwnerQuotaPayload, absl::Cord("queued_jobs"));
+      return over;
+    }
     case store::Refusal::kOwnerStorageFull: {
       absl::Status over = absl::ResourceExhaustedError(absl::StrCat(
           "principal '", record.owner, "' would store ", FormatBytes(created->owner_stored_bytes),
@@ -278,6 +281,7 @@ absl::StatusOr<store::CreateResult> JobScheduler::Submit(const store::JobRecord&
           FormatBytes(options_.max_stored_bytes_per_owner),
           "); delete finished or cancelled jobs (DeleteJob) to make room"));
       over.SetPayload(kQuotaPayload, absl::Cord());
+      over.SetPayload(kOwnerQuotaPayload, absl::Cord("stored_bytes"));
       return over;
     }
   }

@@ -157,6 +157,9 @@ class JobScheduler {
   // Set on the ResourceExhausted of an owner over its stored-bytes quota: waiting does not help
   // (deleting jobs does), so no retry pushback goes with it.
   static constexpr char kQuotaPayload[] = "type.attattr.dev/attattr.StoredBytesQuota";
+  // Set on every ResourceExhausted of an owner over one of its own quotas (not the server's
+  // capacity); the payload is the quota's name: "queued_jobs" or "stored_bytes".
+  static constexpr char kOwnerQuotaPayload[] = "type.attattr.dev/attattr.OwnerQuota";
 
   JobScheduler(store::JobStore& store, JobEvents& events, JobExecutor executor,
                const Options& options, JobObserver observer, EventLog log);

@@ -43,7 +43,8 @@ PROMETHEUS_OWN = {"up", "scrape_duration_seconds", "scrape_samples_scraped"}
 FAILURE_ONLY = {"attattr_store_errors_total"}
 # The alerts the rules must define (deploy/README.md, "Alerts and what to do", has each runbook).
 EXPECTED_ALERTS = {"AttattrQueueSaturated", "AttattrRpcErrorRatioHigh", "AttattrJobsFailing",
-                   "AttattrNoReadyReplica", "AttattrCompletenessGapDrifting", "AttattrStoreDown",
+                   "AttattrNoReadyReplica", "AttattrNoServingReplica", "AttattrCompletenessGapDrifting",
+                   "AttattrStoreDown",
                    "AttattrStoreErrors", "AttattrConfigReloadFailed"}
 
 

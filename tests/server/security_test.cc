@@ -414,9 +414,28 @@ TEST_F(SecurityTest, RolesDecideExportsDatasetsAndPriority) {
 }
 
 TEST_F(SecurityTest, QuotasPushBackOneTenantWhileOthersAreServed) {
+  const int metrics_port = FreeLoopbackPort();
   StartServer({"--auth-tokens=" + WriteTokens(dir_), "--job-runners=1",
                "--max-queued-jobs-per-principal=2", "--explain-rate-per-principal=0.05",
-               "--explain-burst-per-principal=1", "--max-streams-per-principal=2"});
+               "--explain-burst-per-principal=1", "--max-streams-per-principal=2",
+               "--metrics-listen=127.0.0.1:" + std::to_string(metrics_port)});
+  // attattr_quota_refusals_total{quota}: each refusal below is counted as the tenant's quota (the
+  // alert on server-side errors leaves these out), from 0 at the start.
+  auto refusals = [&](const std::string& quota) -> std::string {
+    httplib::SSLClient client("127.0.0.1", metrics_port);
+    client.set_ca_cert_path(ca_->cert_path().c_str());
+    client.enable_server_certificate_verification(true);
+    auto metrics = client.Get("/metrics");
+    if (!metrics || metrics->status != 200) return "?";
+    const std::string series = "attattr_quota_refusals_total{quota=\"" + quota + "\"} ";
+    const size_t at = metrics->body.find(series);
+    if (at == std::string::npos) return "?";
+    const size_t end = metrics->body.find('\n', at);
+    return metrics->body.substr(at + series.size(), end - at - series.size());
+  };
+  for (const char* quota : {"queued_jobs", "stored_bytes", "explain_rate", "streams"}) {
+    EXPECT_EQ(refusals(quota), "0") << quota;
+  }
   auto alice = As("alice");
   auto bob = As("bob");
   // Alice: one job running (long), two waiting, the next refused with a pushback.
@@ -502,6 +521,12 @@ TEST_F(SecurityTest, QuotasPushBackOneTenantWhileOthersAreServed) {
     EXPECT_TRUE(bob->Explain(&ctx, explain, &response).ok());
   }
   EXPECT_EQ(attattr::testing::WaitDone(*bob, bobs.name()).state(), v1::SUCCEEDED);
+  // The third watch, and any reopening tried before the server let go of the closed one.
+  const std::string streams = refusals("streams");
+  EXPECT_TRUE(streams != "0" && streams != "?") << streams;
+  EXPECT_EQ(refusals("queued_jobs"), "1");
+  EXPECT_EQ(refusals("explain_rate"), "1");
+  EXPECT_EQ(refusals("stored_bytes"), "0");
 }
 
 TEST_F(SecurityTest, MutualTlsIdentifiesCallersByCertificate) {
