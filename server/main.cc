@@ -40,7 +40,7 @@ int main(int argc, char** argv) {
   // The process's intra-op threads: what HEAD_IMPORTANCE and TRIGGER_SEARCH jobs use on their
   // runner's thread. Each engine worker sets its own (Server::Start, engine_parallelism.h).
   attattr::engine::RuntimeOptions runtime;
-  runtime.intra_op_threads = config.job_threads;
+  runtime.intra_op_threads = config.job_threads > 0 ? config.job_threads : config.EffectiveCpus();
   if (auto s = attattr::engine::ConfigureRuntime(runtime); !s.ok()) {
     log.Error("cannot configure LibTorch", {{"error", s.message()}});
     return 2;

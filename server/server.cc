@@ -305,9 +305,9 @@ absl::Status Server::StartJobs() {
                                                             config_.explain_burst_per_principal);
 
   // Engine workers and each one's intra-op threads, chosen together (0 = auto).
-  const EngineParallelism parallelism =
-      ChooseEngineParallelism(config_.workers, config_.intra_op_threads, config_.OnCuda(),
-                              {UsableCpus(), UsableMemoryBytes()}, config_.memory_budget_bytes);
+  const EngineParallelism parallelism = ChooseEngineParallelism(
+      config_.workers, config_.intra_op_threads, config_.OnCuda(),
+      {config_.EffectiveCpus(), UsableMemoryBytes()}, config_.memory_budget_bytes);
   AttributionBatcher::Options batch;
   batch.workers = parallelism.workers;
   batch.intra_op_threads = parallelism.intra_op_threads;

@@ -1,9 +1,12 @@
 // ServerConfig validation (see server_config.h).
 #include "server_config.h"
 
+#include <algorithm>
+
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "attattr/base/host_resources.h"
 #include "jobs/job_priority.h"
 #include "store/store_uri.h"
 
@@ -47,6 +50,9 @@ absl::Status ServerConfig::Validate() const {
   }
   if (job_threads < 0 || job_threads > 1024) {
     return absl::InvalidArgumentError("--job-threads: must be in [0, 1024] (0 = auto)");
+  }
+  if (cpus < 0 || cpus > 4096) {
+    return absl::InvalidArgumentError("--cpus: must be in [0, 4096] (0 = auto)");
   }
   if (weights == engine::Precision::kBf16 && default_precision == engine::Precision::kFp32) {
     return absl::InvalidArgumentError(
@@ -184,6 +190,11 @@ absl::Status ServerConfig::Validate() const {
     return absl::InvalidArgumentError("--log-format: must be text or json");
   }
   return absl::OkStatus();
+}
+
+int ServerConfig::EffectiveCpus() const {
+  const int usable = attattr::UsableCpus();
+  return cpus > 0 ? std::min(cpus, usable) : usable;
 }
 
 }  // namespace attattr::server

@@ -37,6 +37,14 @@ struct ServerConfig {
   // pays (measured 1.8x on 2 cores). 0 = every usable core. Default: 0. Set by main() only (an
   // in-process Server leaves the process's threads to its host program).
   int job_threads = 0;
+  // The cores this server sizes itself by (engine workers and threads, job_threads' auto): 0 =
+  // auto, the CPUs it may run on (affinity) under the cgroup's CPU limit (cpu.max); N = at most N
+  // of those. On Kubernetes without a CPU limit a pod sees every core of its node: the Helm chart
+  // and the manifests pass the container's CPU request here (ATTATTR_CPUS from the downward API),
+  // so that a pod requesting 2 CPUs on a 96-core node does not run 96 threads per job. Default: 0.
+  int cpus = 0;
+  // attattr::UsableCpus() under `cpus`.
+  int EffectiveCpus() const;
   // Where the served models' weights live and attribution runs: "cpu", or "cuda" / "cuda:N" with a
   // CUDA LibTorch build (engine::LoadOptions::device). Default: cpu.
   std::string device = "cpu";

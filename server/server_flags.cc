@@ -113,6 +113,10 @@ absl::StatusOr<ServerFlags> ParseServerFlags(const std::vector<std::string>& arg
   Flag(app, "--job-threads", config.job_threads,
        "LibTorch intra-op threads of HEAD_IMPORTANCE and TRIGGER_SEARCH jobs, which run whole "
        "studies on their job runner's thread (0 = all usable cores)");
+  Flag(app, "--cpus", config.cpus,
+       "Usable cores the server sizes its workers and threads by (0 = auto: the CPUs it may run "
+       "on under the cgroup's CPU limit; N = at most N of those). On Kubernetes without a CPU "
+       "limit, pass the container's CPU request (the chart sets ATTATTR_CPUS from it)");
   Flag(app, "--device", config.device,
        "Device of the models and attribution: cpu, or cuda / cuda:N (CUDA LibTorch)");
   Flag(app, "--max-explain-tokens", config.max_explain_tokens,

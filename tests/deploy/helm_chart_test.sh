@@ -487,6 +487,18 @@ bad_template "a GPU index the pod does not get" "cuda:1 but the pod gets gpu.cou
 bad "an admin principal longer than the server's 256 characters" "adminPrincipals" \
   --set "auth.adminPrincipals[0]=$(printf 'p%.0s' $(seq 257))"
 
+# The cores the server sizes itself by: by default the container's CPU request (the downward API:
+# without a CPU limit the pod would see every core of its node); server.cpus in the INI instead.
+check "ATTATTR_CPUS from the container's CPU request by default" sh -c \
+  '"$1" template attattr "$2" --show-only templates/deployment.yaml | grep -A5 "name: ATTATTR_CPUS" | grep -q "resource: requests.cpu"' \
+  sh "$HELM" "$chart"
+check "server.cpus=4: cpus=4 in the INI and no ATTATTR_CPUS" sh -c \
+  '"$1" template attattr "$2" --set server.cpus=4 > "$3/cpus.yaml" && grep -q "^    cpus=4$" "$3/cpus.yaml" && ! grep -q ATTATTR_CPUS "$3/cpus.yaml"' \
+  sh "$HELM" "$chart" "$tmp"
+check "no cpus= line in the INI by default" sh -c \
+  '! "$1" template attattr "$2" --show-only templates/configmap.yaml | grep -q "cpus="' \
+  sh "$HELM" "$chart"
+
 # podDisruptionBudget.maxUnavailable 0 (no voluntary evictions) stays 0.
 check "PDB maxUnavailable 0 renders as 0" sh -c \
   '"$1" template attattr "$2" --set podDisruptionBudget.maxUnavailable=0 --show-only templates/pdb.yaml | grep -qx "  maxUnavailable: 0"' \

@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "attattr/base/host_resources.h"
 #include "attattr/engine/half_float.h"
 #include "event_log.h"
 #include "jobs/job_events.h"
@@ -220,6 +221,16 @@ TEST(ServerConfigTest, ValidateNamesTheOption) {
   b = c;
   b.job_threads = -1;
   expect(b, "--job-threads: must be in [0, 1024]");
+  b = c;
+  b.cpus = 4097;  // the chart's schema holds the same range
+  expect(b, "--cpus: must be in [0, 4096]");
+  b = c;
+  // --cpus caps the usable cores (a pod's CPU request), never raises them.
+  EXPECT_EQ(b.EffectiveCpus(), attattr::UsableCpus());
+  b.cpus = 1;
+  EXPECT_EQ(b.EffectiveCpus(), 1);
+  b.cpus = 4096;
+  EXPECT_EQ(b.EffectiveCpus(), attattr::UsableCpus());
   b = c;
   b.log_format = "xml";
   expect(b, "--log-format");
