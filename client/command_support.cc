@@ -123,13 +123,24 @@ absl::StatusOr<std::unique_ptr<engine::Model>> LoadStudyModel(const StudyFlags& 
   engine::LoadOptions load;
   load.weights = weights;
   auto model = engine::Model::Load(f.model, load);
-  if (!model.ok()) return absl::FailedPreconditionError(model.status().message());
+  // Exit 1 as for explain ("the model ... cannot be used"; UNKNOWN maps there), not the job exit
+  // codes' "conflict" (9) that FAILED_PRECONDITION means for a job.
+  if (!model.ok()) return absl::UnknownError(absl::StrCat("--model: ", model.status().message()));
   return model;
+}
+
+std::string ServedModelName(const std::string& model_flag) {
+  std::filesystem::path path(model_flag);
+  // "models/x/" names x: its filename() is empty, so the trailing separators go first.
+  while (!path.empty() && path.filename().empty() && path.has_relative_path()) {
+    path = path.parent_path();
+  }
+  return path.filename().string();
 }
 
 v1::SubmitJobRequest StudyJobRequest(const StudyFlags& f) {
   v1::SubmitJobRequest request;
-  request.mutable_spec()->set_model(std::filesystem::path(f.model).filename().string());
+  request.mutable_spec()->set_model(ServedModelName(f.model));
   return request;
 }
 
@@ -315,7 +326,8 @@ absl::Status WriteFlagFile(const std::string& flag, const std::string& path,
   std::ofstream file(path, std::ios::binary | std::ios::trunc);
   file << contents;
   file.close();
-  if (!file) return absl::FailedPreconditionError(absl::StrCat(flag, ": cannot write ", path));
+  // An I/O failure: exit 1 (UNKNOWN), as documented, not the job exit codes' conflict (9).
+  if (!file) return absl::UnknownError(absl::StrCat(flag, ": cannot write ", path));
   return absl::OkStatus();
 }
 

@@ -28,6 +28,10 @@ namespace attattr::client {
 // INVALID_ARGUMENT "<flag>: <what>".
 absl::Status InvalidFlag(const std::string& flag, const std::string& what);
 
+// The served model a --model value names with --server: its directory's name, so that
+// `--model models/x`, `--model models/x/` and `--model x` all mean x.
+std::string ServedModelName(const std::string& model_flag);
+
 // What the study commands (heads, triggers) share: the model, how the study's attribution
 // integrates, where the study runs (in-process, or as a job on a server) and how it is printed.
 struct StudyFlags {

@@ -82,7 +82,7 @@ absl::Status RunRemote(const ExplainFlags& flags, const std::vector<engine::Exam
                        const PrintFn& print, std::ostream& out) {
   RemoteRunner runner(flags.server, flags.security, flags.deadline);
   // A served model is named by its directory name: `--model models/x` and `--model x` both mean x.
-  const std::string name = std::filesystem::path(flags.model).filename().string();
+  const std::string name = ServedModelName(flags.model);
   auto model = runner.GetModel(name);
   if (!model.ok()) {
     return absl::Status(model.status().code() == absl::StatusCode::kInvalidArgument
@@ -158,7 +158,7 @@ absl::Status RunExplain(const ExplainFlags& flags, std::ostream& out, std::ostre
     // --tree-dot/--tree-svg alone write files; --tree puts the tree in the output too.
     const engine::AttributionTree* shown = flags.tree ? tree : nullptr;
     if (flags.format == "json") {
-      out << AttributionToJson(r, ctx, shown).dump() << "\n";
+      out << JsonText(AttributionToJson(r, ctx, shown)) << "\n";
     } else {
       out << AttributionToText(r, ctx, flags.top_k, shown) << "\n";
     }

@@ -26,6 +26,7 @@
 #include "grpc_call.h"
 #include "heads_render.h"
 #include "job_commands.h"
+#include "render.h"
 
 namespace attattr::client {
 namespace {
@@ -222,7 +223,7 @@ int HeadsCommand::Run(std::ostream& out, std::ostream& err) const {
       return fail(s);
   }
   if (f.study.format == "json") {
-    out << HeadImportanceToJson(*result).dump() << "\n";
+    out << JsonText(HeadImportanceToJson(*result)) << "\n";
   } else {
     out << HeadImportanceToText(*result);
   }

@@ -15,6 +15,7 @@
 #include "grpc_call.h"
 #include "job_commands.h"
 #include "nlohmann/json.hpp"
+#include "render.h"
 
 namespace attattr::client {
 namespace {
@@ -114,10 +115,8 @@ int HealthCommand::Run(std::ostream& out, std::ostream& err) const {
   }
   const int serving = DecodeStatus(bytes);
   if (f.format == "json") {
-    out << nlohmann::json{{"server", f.server},
-                          {"service", f.service},
-                          {"status", StatusName(serving)}}
-               .dump()
+    out << JsonText(nlohmann::json{
+               {"server", f.server}, {"service", f.service}, {"status", StatusName(serving)}})
         << "\n";
   } else {
     out << StatusName(serving) << "\n";

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <map>
+#include <mutex>
 #include <thread>
 
 #include "absl/strings/ascii.h"
@@ -203,35 +204,109 @@ absl::Status JobClient::Watch(const std::string& name,
 absl::StatusOr<JobClient::FollowEnd> JobClient::Follow(
     const std::string& name, const std::function<void(const v1::Job&)>& on_update,
     double timeout_seconds, const std::function<bool()>& interrupted) {
-  grpc::ClientContext ctx;
-  SetCallDeadline(&ctx, timeout_seconds);
+  using Clock = std::chrono::steady_clock;
+  const bool bounded = timeout_seconds > 0;
+  const Clock::time_point until =
+      bounded
+          ? Clock::now() + std::chrono::milliseconds(static_cast<int64_t>(timeout_seconds * 1e3))
+          : Clock::time_point::max();
   v1::WatchJobRequest req;
   req.set_name(name);
   req.set_view(v1::JOB_VIEW_BASIC);  // progress and state; the spec's contents are not shown
-  auto reader = impl_->stub->WatchJob(&ctx, req);
-  // Reads block; a second thread turns an interrupt into a cancelled stream.
-  std::atomic<bool> done{false}, cancelled{false};
+  // Reads block; a second thread turns an interrupt into a cancelled stream (the one open now).
+  std::mutex mu;
+  grpc::ClientContext* open = nullptr;   // guarded by mu
+  bool done = false, cancelled = false;  // guarded by mu
   std::thread watchdog([&] {
-    while (!done.load()) {
-      if (interrupted && interrupted()) {
-        cancelled.store(true);
-        ctx.TryCancel();
-        return;
+    for (;;) {
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        if (done) return;
+        if (interrupted && interrupted()) {
+          cancelled = true;
+          if (open != nullptr) open->TryCancel();
+          return;
+        }
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
   });
-  v1::Job job;
-  while (reader->Read(&job)) on_update(job);
-  const grpc::Status status = reader->Finish();
-  done.store(true);
-  watchdog.join();
-  if (cancelled.load()) return FollowEnd::kInterrupted;
-  if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED && timeout_seconds > 0) {
-    return FollowEnd::kTimedOut;
+  const auto is_cancelled = [&] {
+    std::lock_guard<std::mutex> lock(mu);
+    return cancelled;
+  };
+  // A stream that breaks before the job ends — the replica draining in a rolling update (its job
+  // goes to another), a dropped connection, a proxy cutting an idle stream — is opened again: the
+  // first message of a new stream is the job as it is now, so nothing is missed. Given up only when
+  // nothing was heard for kSilence of tries, or on an error a retry cannot mend.
+  constexpr auto kSilence = std::chrono::seconds(120);
+  auto pause = std::chrono::milliseconds(250);
+  Clock::time_point last_heard = Clock::now();
+  absl::StatusOr<FollowEnd> end = FollowEnd::kFinished;
+  for (;;) {
+    grpc::ClientContext ctx;
+    if (bounded) {
+      ctx.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                           std::max(until - Clock::now(), Clock::duration::zero())));
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (cancelled) {
+        end = FollowEnd::kInterrupted;
+        break;
+      }
+      open = &ctx;
+    }
+    auto reader = impl_->stub->WatchJob(&ctx, req);
+    v1::Job job;
+    bool finished = false;
+    while (reader->Read(&job)) {
+      on_update(job);
+      last_heard = Clock::now();
+      pause = std::chrono::milliseconds(250);
+      finished =
+          job.state() == v1::SUCCEEDED || job.state() == v1::FAILED || job.state() == v1::CANCELLED;
+    }
+    const grpc::Status status = reader->Finish();
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      open = nullptr;
+    }
+    if (is_cancelled()) {
+      end = FollowEnd::kInterrupted;
+      break;
+    }
+    if (status.ok() && finished) break;
+    if (bounded && Clock::now() >= until) {
+      end = FollowEnd::kTimedOut;
+      break;
+    }
+    // CANCELLED here is the server's (our own interrupt was caught above): a server shutting down
+    // cancels the calls its grace did not see end.
+    const auto code = status.error_code();
+    const bool transient = status.ok() || code == grpc::StatusCode::UNAVAILABLE ||
+                           code == grpc::StatusCode::INTERNAL ||
+                           code == grpc::StatusCode::UNKNOWN || code == grpc::StatusCode::CANCELLED;
+    if (!transient || Clock::now() - last_heard >= kSilence) {
+      end = status.ok() ? absl::UnavailableError(absl::StrCat(
+                              "job ", name, ": the server ended the watch before the job ended"))
+                        : impl_->FromGrpc(status, ctx, "job " + name, 0, /*stream=*/true);
+      break;
+    }
+    // Wait before the next try (a restarting replica, a Service without ready endpoints).
+    const Clock::time_point retry = std::min(Clock::now() + pause, until);
+    while (Clock::now() < retry && !is_cancelled()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    pause = std::min(pause * 2, std::chrono::milliseconds(4000));
   }
-  ATTATTR_RETURN_IF_ERROR(impl_->FromGrpc(status, ctx, "job " + name, 0, /*stream=*/true));
-  return FollowEnd::kFinished;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    done = true;
+  }
+  watchdog.join();
+  return end;
 }
 
 absl::StatusOr<v1::JobResult> JobClient::GetResult(const std::string& name) {

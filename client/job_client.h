@@ -45,7 +45,10 @@ class JobClient {
   // Streams WatchJob until the job finishes, calling `on_update` for each change. No per-call
   // deadline applies: `timeout_seconds` > 0 bounds the whole follow (kTimedOut when it passes),
   // and `interrupted` (polled every 100 ms) cancels it (kInterrupted). The job goes on on the
-  // server either way. Errors of the stream itself (server gone, job deleted) as a Status.
+  // server either way. A stream that breaks first (UNAVAILABLE: a draining replica, a lost
+  // connection; INTERNAL/UNKNOWN: a proxy cutting it; CANCELLED: a server shutting down) is opened
+  // again after a pause, until two
+  // minutes pass without a message; other errors (job deleted, not allowed) end it as a Status.
   absl::StatusOr<FollowEnd> Follow(const std::string& name,
                                    const std::function<void(const v1::Job&)>& on_update,
                                    double timeout_seconds,

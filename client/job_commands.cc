@@ -17,6 +17,7 @@
 #include "grpc_call.h"
 #include "job_client.h"
 #include "job_render.h"
+#include "render.h"
 #include "terminal_output.h"
 
 namespace attattr::client {
@@ -89,7 +90,7 @@ absl::Status CheckCommon(const JobCommands::Common& c) {
 
 void PrintJob(const v1::Job& job, const std::string& format, std::ostream& out) {
   if (format == "json") {
-    out << JobToJson(job).dump() << "\n";
+    out << JsonText(JobToJson(job)) << "\n";
   } else {
     out << JobToLine(job) << "\n";
   }
@@ -243,7 +244,7 @@ int RunGet(const JobCommands::Get& f, std::ostream& out, std::ostream& err) {
   if (f.common.format == "json") {
     auto j = JobResultToJson(*job, *result);
     if (!j.ok()) return Report(absl::DataLossError(j.status().message()), err);
-    text = j->dump() + "\n";
+    text = JsonText(*j) + "\n";
   } else {
     auto t = JobResultToText(*job, *result, f.top_k);
     if (!t.ok()) return Report(absl::DataLossError(t.status().message()), err);
@@ -299,7 +300,7 @@ int RunWatch(const JobCommands::Watch& f, std::ostream& out, std::ostream& err, 
     last = job;
     any = true;
     if (json) {
-      out << JobToJson(job).dump() << "\n";
+      out << JsonText(JobToJson(job)) << "\n";
     } else if (bar) {
       const std::string line = absl::StrCat(job.name(), "  ", ProgressBar(job));
       WriteControl(out, "\r");
@@ -321,7 +322,7 @@ int RunWatch(const JobCommands::Watch& f, std::ostream& out, std::ostream& err, 
     if (!job.ok()) return Report(job.status(), err);
     last = std::move(*job);
     if (json) {
-      out << JobToJson(last).dump() << "\n";
+      out << JsonText(JobToJson(last)) << "\n";
     } else {
       out << ProgressLine(last) << "\n";
     }
@@ -345,7 +346,7 @@ int RunDelete(const JobCommands::OneJob& f, std::ostream& out, std::ostream& err
   JobClient client(f.common.server, f.common.security, f.common.deadline_seconds);
   if (auto s = client.Delete(name); !s.ok()) return Report(s, err);
   if (f.common.format == "json") {
-    out << nlohmann::json{{"name", name}, {"deleted", true}}.dump() << "\n";
+    out << JsonText(nlohmann::json{{"name", name}, {"deleted", true}}) << "\n";
   } else {
     out << "deleted " << name << "\n";
   }
@@ -397,7 +398,7 @@ int RunList(const JobCommands::List& f, std::ostream& out, std::ostream& err) {
   if (f.common.format == "json") {
     nlohmann::json list = nlohmann::json::array();
     for (const auto& job : jobs) list.push_back(JobToJson(job));
-    out << nlohmann::json{{"jobs", std::move(list)}, {"next_page_token", next}}.dump() << "\n";
+    out << JsonText(nlohmann::json{{"jobs", std::move(list)}, {"next_page_token", next}}) << "\n";
   } else {
     out << JobTable(jobs);
     if (!next.empty()) {

@@ -4,10 +4,12 @@
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "attattr/engine/precision.h"
 #include "nlohmann/json.hpp"
 #include "remote_runner.h"
+#include "render.h"
 
 namespace attattr::client {
 
@@ -48,13 +50,12 @@ absl::Status RunModels(const ModelsFlags& flags, std::ostream& out) {
                       {"weights", std::string(engine::PrecisionName(m.info.weights))},
                       {"weight_bytes", m.info.weight_bytes}});
     }
-    out << nlohmann::json{{"models", list}}.dump() << "\n";
+    out << JsonText(nlohmann::json{{"models", list}}) << "\n";
     return absl::OkStatus();
   }
-  char line[512];
-  std::snprintf(line, sizeof line, "%-28s %-30s %8s %7s %8s %13s  %s\n", "NAME", "ARCHITECTURE",
-                "LAYERSxH", "HIDDEN", "MAX_LEN", "WEIGHTS", "LABELS");
-  out << line;
+  // Rows of any length (a classifier with a hundred labels): a fixed buffer would cut them.
+  out << absl::StrFormat("%-28s %-30s %8s %7s %8s %13s  %s\n", "NAME", "ARCHITECTURE", "LAYERSxH",
+                         "HIDDEN", "MAX_LEN", "WEIGHTS", "LABELS");
   for (const auto& m : *models) {
     const std::string shape = absl::StrCat(m.info.num_layers, "x", m.info.num_heads);
     const std::string labels =
@@ -69,10 +70,8 @@ absl::Status RunModels(const ModelsFlags& flags, std::ostream& out) {
     // "bf16 942M": the storage and its MiB.
     const std::string weights = absl::StrCat(std::string(engine::PrecisionName(m.info.weights)),
                                              " ", m.info.weight_bytes >> 20, "M");
-    std::snprintf(line, sizeof line, "%-28s %-30s %8s %7d %8d %13s  %s\n", m.name.c_str(),
-                  m.info.architecture.c_str(), shape.c_str(), m.info.hidden_size, m.info.max_length,
-                  weights.c_str(), labels.c_str());
-    out << line;
+    out << absl::StrFormat("%-28s %-30s %8s %7d %8d %13s  %s\n", m.name, m.info.architecture, shape,
+                           m.info.hidden_size, m.info.max_length, weights, labels);
   }
   return absl::OkStatus();
 }

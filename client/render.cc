@@ -137,4 +137,8 @@ std::string AttributionToText(const engine::ExampleAttribution& r, const RenderC
   return out.str();
 }
 
+std::string JsonText(const nlohmann::json& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 }  // namespace attattr::client

@@ -37,4 +37,9 @@ std::string AttributionToText(const engine::ExampleAttribution& result, const Re
 // The tree for a terminal: a heading line with τ, then one indented line per token.
 std::string TreeToText(const engine::AttributionTree& tree);
 
+// `j` as one line of JSON text. Strings that are not UTF-8 (a flag value, a token of a byte-level
+// tokenizer cut mid-character) get U+FFFD for their bad bytes instead of aborting the process, as
+// nlohmann's default (strict) dump would.
+std::string JsonText(const nlohmann::json& j);
+
 }  // namespace attattr::client

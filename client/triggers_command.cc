@@ -23,6 +23,7 @@
 #include "grpc_call.h"
 #include "job_client.h"
 #include "job_commands.h"
+#include "render.h"
 
 namespace attattr::client {
 namespace {
@@ -205,7 +206,7 @@ int TriggersCommand::Run(std::ostream& out, std::ostream& err) const {
       f.study.server.empty() ? RunLocal(f, options, err) : RunRemote(f, options, err, &job_exit);
   if (!result.ok()) return fail(result.status());
   if (f.study.format == "json") {
-    out << TriggerSearchToJson(*result).dump() << "\n";
+    out << JsonText(TriggerSearchToJson(*result)) << "\n";
   } else {
     out << TriggerSearchToText(*result);
   }

@@ -51,6 +51,8 @@ if str(GEN_DIR) not in sys.path:
 
 try:
     import grpc
+    from google.protobuf import json_format
+    from google.protobuf import message as protobuf_message
     from attattr.v1 import attattr_service_pb2 as service_pb2
     from attattr.v1 import attattr_service_pb2_grpc as service_grpc
     from attattr.v1 import attribution_pb2
@@ -62,6 +64,12 @@ except ImportError as e:  # pragma: no cover - depends on the environment
 
 DEFAULT_SERVER = os.environ.get("ATTATTR_SERVER", "127.0.0.1:50051")
 DEFAULT_DEADLINE_S = 60.0
+
+
+def _timeout(deadline_s: Optional[float]) -> Optional[float]:
+    """A call's gRPC timeout for --deadline-seconds: 0 (or less) means no limit, as in the C++
+    CLI; gRPC Python itself would take timeout=0 as already expired."""
+    return None if deadline_s is None or deadline_s <= 0 else deadline_s
 # The longest WaitJob timeout the server accepts (attattr_service.proto); longer waits loop.
 MAX_WAIT_MS = 600_000
 
@@ -464,18 +472,19 @@ def attribution_to_dict(a: attribution_pb2.ExampleAttribution) -> Dict[str, Any]
 
 def list_models(stub: service_grpc.AttattrStub,
                 deadline_s: float = DEFAULT_DEADLINE_S) -> List[service_pb2.Model]:
-    return list(stub.ListModels(service_pb2.ListModelsRequest(), timeout=deadline_s).models)
+    return list(stub.ListModels(service_pb2.ListModelsRequest(),
+                                timeout=_timeout(deadline_s)).models)
 
 
 def get_model(stub: service_grpc.AttattrStub, name: str,
               deadline_s: float = DEFAULT_DEADLINE_S) -> service_pb2.Model:
-    return stub.GetModel(service_pb2.GetModelRequest(name=name), timeout=deadline_s)
+    return stub.GetModel(service_pb2.GetModelRequest(name=name), timeout=_timeout(deadline_s))
 
 
 def explain(stub: service_grpc.AttattrStub, request: service_pb2.ExplainRequest,
             deadline_s: float = DEFAULT_DEADLINE_S) -> attribution_pb2.ExampleAttribution:
     """Calls Explain; the deadline travels to the server, which gives up when it passes."""
-    return stub.Explain(request, timeout=deadline_s).attribution
+    return stub.Explain(request, timeout=_timeout(deadline_s)).attribution
 
 
 def submit_job(stub: service_grpc.AttattrStub, spec: job_pb2.JobSpec, request_id: str = "",
@@ -483,12 +492,12 @@ def submit_job(stub: service_grpc.AttattrStub, spec: job_pb2.JobSpec, request_id
     """SubmitJob: validates and stores the job and returns it at once (state QUEUED). The same
     non-empty request_id returns the same job (safe to retry after a lost reply)."""
     return stub.SubmitJob(service_pb2.SubmitJobRequest(spec=spec, request_id=request_id),
-                          timeout=deadline_s)
+                          timeout=_timeout(deadline_s))
 
 
 def get_job(stub: service_grpc.AttattrStub, name: str,
             deadline_s: float = DEFAULT_DEADLINE_S) -> job_pb2.Job:
-    return stub.GetJob(service_pb2.GetJobRequest(name=name), timeout=deadline_s)
+    return stub.GetJob(service_pb2.GetJobRequest(name=name), timeout=_timeout(deadline_s))
 
 
 def is_finished(job: job_pb2.Job) -> bool:
@@ -504,7 +513,8 @@ def wait_job(stub: service_grpc.AttattrStub, name: str, timeout_s: Optional[floa
     while True:
         slice_ms = MAX_WAIT_MS if left_ms is None else min(left_ms, MAX_WAIT_MS)
         job = stub.WaitJob(service_pb2.WaitJobRequest(name=name, timeout_ms=slice_ms),
-                           timeout=slice_ms / 1000 + deadline_s)
+                           timeout=None if _timeout(deadline_s) is None
+                           else slice_ms / 1000 + deadline_s)
         if left_ms is not None:
             left_ms -= slice_ms
         if is_finished(job) or (left_ms is not None and left_ms <= 0):
@@ -519,7 +529,7 @@ def read_job_result(stub: service_grpc.AttattrStub, name: str,
     chunks: Dict[int, bytes] = {}
     count = None
     for chunk in stub.GetJobResult(service_pb2.GetJobResultRequest(name=name),
-                                   timeout=deadline_s):
+                                   timeout=_timeout(deadline_s)):
         if count is None:
             count = chunk.count
         if chunk.count != count or not 0 <= chunk.index < count or chunk.index in chunks:
@@ -572,7 +582,14 @@ def run_attribution_job(stub: service_grpc.AttattrStub, spec: job_pb2.JobSpec,
 
 
 def job_result_to_dict(job: job_pb2.Job, result: job_pb2.JobResult) -> Dict[str, Any]:
-    """{"job": job_to_dict(job), "examples": [attribution_to_dict(...) per example]}."""
+    """An ATTRIBUTION job's result: {"job": job_to_dict(job), "examples": [attribution_to_dict(...)
+    per example]}; a HEAD_IMPORTANCE or TRIGGER_SEARCH job's: {"job": ..., "head_importance" or
+    "trigger_search": the result message as JSON (protobuf's JSON mapping)}."""
+    kind = result.WhichOneof("kind")
+    if kind not in (None, "attribution"):
+        return {"job": job_to_dict(job),
+                kind: json_format.MessageToDict(getattr(result, kind),
+                                                preserving_proto_field_name=True)}
     return {"job": job_to_dict(job),
             "examples": [{"model": job.spec.model, **attribution_to_dict(a)}
                          for a in result.attribution.examples]}
@@ -587,7 +604,7 @@ def health_status(channel: grpc.Channel, service: str = "",
     check = channel.unary_unary("/grpc.health.v1.Health/Check",
                                 request_serializer=lambda b: b,
                                 response_deserializer=lambda b: b)
-    reply = check(request, timeout=deadline_s)
+    reply = check(request, timeout=_timeout(deadline_s))
     status = reply[1] if len(reply) >= 2 and reply[0] == 0x08 else 0
     return {0: "UNKNOWN", 1: "SERVING", 2: "NOT_SERVING", 3: "SERVICE_UNKNOWN"}.get(
         status, str(status))
@@ -783,6 +800,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                        **attribution_to_dict(explain(stub, request, args.deadline))}
         except grpc.RpcError as e:
             _error(f"{e.code().name}: {e.details()}")
+            return 1
+        except (ValueError, protobuf_message.DecodeError) as e:  # a result that does not add up
+            _error(f"DATA_LOSS: {e}")
             return 1
     json.dump(out, sys.stdout, indent=2)
     sys.stdout.write("\n")

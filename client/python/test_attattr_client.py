@@ -341,6 +341,11 @@ class AttattrClientTest(unittest.TestCase):
         r = cli("models")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(json.loads(r.stdout)[0]["name"], "sst2")
+        # Regression (client review): --deadline 0 means no limit, as in the C++ CLI; gRPC Python
+        # took timeout=0 as already expired and failed every call.
+        r = cli("models", "--deadline", "0")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json.loads(r.stdout)[0]["name"], "sst2")
         r = cli("explain", "--model", "sst2", "--text", self.TEXT, "--layers", "0,3",
                 "--top-k", "2", "--deadline", "30")
         self.assertEqual(r.returncode, 0, r.stderr)
@@ -456,6 +461,28 @@ class JobTest(unittest.TestCase):
         r = cli("result", "jobs/no-such-job")
         self.assertEqual(r.returncode, 1)
         self.assertIn("NOT_FOUND", r.stderr)
+
+
+@unittest.skipIf(_import_error is not None, str(_import_error))
+class JobResultToDictTest(unittest.TestCase):
+    """Regression (client review): the result of a HEAD_IMPORTANCE or TRIGGER_SEARCH job printed as
+    `"examples": []`, its contents dropped; it is the result message as JSON now."""
+
+    def test_every_result_kind(self):
+        job = ac.job_pb2.Job(name="jobs/x", state=ac.job_pb2.SUCCEEDED)
+        result = ac.job_pb2.JobResult()
+        result.head_importance.export_path = "pruned/half"
+        out = ac.job_result_to_dict(job, result)
+        self.assertEqual(out["head_importance"]["export_path"], "pruned/half")
+        self.assertNotIn("examples", out)
+        result = ac.job_pb2.JobResult()
+        result.attribution.SetInParent()
+        self.assertEqual(ac.job_result_to_dict(job, result)["examples"], [])
+
+    def test_timeout(self):
+        self.assertIsNone(ac._timeout(0))
+        self.assertIsNone(ac._timeout(-1))
+        self.assertEqual(ac._timeout(2.5), 2.5)
 
 
 @unittest.skipIf(_skip_reason() is not None, _skip_reason() or "")

@@ -353,6 +353,30 @@ TEST(ExplainCliRemoteTest, RemoteOutputEqualsLocalByteForByte) {
     EXPECT_NE(local.out.find("tau"), std::string::npos);
     EXPECT_EQ(remote.out, local.out) << format;
   }
+  // Regression (client review): a --model path with a trailing slash (shell completion adds one)
+  // named the model "" on the --server path only.
+  {
+    const std::string args = " --model " + Sst2ModelDir() + "/" +
+                             " --text 'a gorgeous movie .' --layers 0 --steps 2 --threads 1";
+    auto local = RunCli("explain --format json" + args);
+    auto remote = RunCli("explain --format json" + args + " --server " + server.address());
+    ASSERT_EQ(local.exit_code, 0) << local.out;
+    ASSERT_EQ(remote.exit_code, 0) << remote.out;
+  }
+  // Regression (client review): a flag value that is not UTF-8 aborted the process when the JSON
+  // was written (nlohmann's strict dump); it is written with U+FFFD instead.
+  {
+    auto bad_utf8 = RunCli("explain --format json --model " + Sst2ModelDir() +
+                           " --text 'a gorgeous movie .' --layers 0 --steps 2 --threads 1 "
+                           "--target \"similarity:caf$(printf '\\351')\"");
+    EXPECT_NE(bad_utf8.exit_code, 134) << bad_utf8.out;
+    if (bad_utf8.exit_code == 0) {
+      EXPECT_FALSE(nlohmann::json::parse(bad_utf8.out.substr(0, bad_utf8.out.find('\n')), nullptr,
+                                         /*allow_exceptions=*/false)
+                       .is_discarded())
+          << bad_utf8.out;
+    }
+  }
   auto subset = RunCli("explain --model sst2-bert-l4-h256 --text hi --tree --layers 1 --server " +
                        server.address());
   EXPECT_EQ(subset.exit_code, 2) << subset.out;

@@ -181,6 +181,14 @@ TEST_F(HeadsCliTest, BadFlagsAndForeignLabelsExitTwoWithOneClearLine) {
           "/data/dev.tsv");
   EXPECT_NE(r.exit_code, 0) << r.Describe();
   EXPECT_NE(r.err.find("--importance-set"), std::string::npos) << r.err;
+  // Regression (client review): a model that does not load and a --csv that cannot be written
+  // exited 9 (a job's "conflict"); they exit 1 as documented, naming the flag.
+  r = Run("--model " + dir_ + "/no-such-model " + sets + "--methods random --ratios 0");
+  EXPECT_EQ(r.exit_code, 1) << r.Describe();
+  EXPECT_NE(r.err.find("--model"), std::string::npos) << r.err;
+  r = Run(model + sets + "--methods random --ratios 0 --csv " + dir_ + "/no-such-dir/curves.csv");
+  EXPECT_EQ(r.exit_code, 1) << r.Describe();
+  EXPECT_NE(r.err.find("--csv: cannot write"), std::string::npos) << r.err;
 }
 
 // With --server the study runs as a job the command follows to its end however long it takes;

@@ -11,9 +11,13 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <set>
 #include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
 
 #include "nlohmann/json.hpp"
 #include "support/server_process.h"
@@ -405,6 +409,48 @@ TEST(JobCliStandaloneTest, UnreachableServerIsUnavailable) {
         << args << ": " << r.err;
     EXPECT_EQ(Lines(r.err).size(), 1u) << r.err;
   }
+}
+
+// Regression (client review): `submit --wait` gave up (exit 6) when its WatchJob stream broke —
+// a replica draining in a rolling update hands its job back and ends the stream UNAVAILABLE —
+// although the job went on. The follow opens the stream again and sees the job to its end: here
+// the server is stopped mid-job (SIGTERM, no grace: the job goes back to the queue) and a new one
+// starts on the same address and store, which runs the job again.
+TEST(JobCliStandaloneTest, SubmitWaitFollowsTheJobThroughAServerRestart) {
+  ATTATTR_SKIP_IF_MISSING(Sst2ModelDir());
+  const ::attattr::testing::TempDir dir("attattr-follow-restart");
+  const std::string address = "127.0.0.1:" + std::to_string(::attattr::testing::FreeLoopbackPort());
+  const std::vector<std::string> args = {"--listen=" + address,
+                                         "--store=" + dir.path() + "/jobs.db", "--grace-seconds=0",
+                                         "--job-runners=1"};
+  auto first = std::make_unique<::attattr::testing::ServerProcess>(
+      std::map<std::string, std::string>{{"sst2", Sst2ModelDir()}}, args);
+  ASSERT_TRUE(first->ok());
+  std::string texts;
+  for (int i = 0; i < 12; ++i) texts += " --text " + Quote(kText1);
+  RunResult followed;
+  std::thread cli([&] {
+    // Its own scratch directory: the polls below run RunCli meanwhile.
+    followed = ::attattr::testing::RunCommandSplit(BinDir() + "/attattr submit --server " +
+                                                       address + " --model sst2" + texts +
+                                                       " --steps 64 --top-k 1 --wait --format json",
+                                                   dir.path());
+  });
+  // Stop the first server once the job runs on it.
+  bool running = false;
+  for (int i = 0; i < 300 && !running; ++i) {
+    auto list = RunCli("list --server " + address + " --state RUNNING --format json");
+    running = list.exit_code == 0 && list.out.find("jobs/") != std::string::npos;
+    if (!running) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(running);
+  EXPECT_EQ(first->Stop(), 0);
+  first.reset();
+  ::attattr::testing::ServerProcess second({{"sst2", Sst2ModelDir()}}, args);
+  ASSERT_TRUE(second.ok());
+  cli.join();
+  ASSERT_EQ(followed.exit_code, 0) << followed.Describe();
+  EXPECT_EQ(json::parse(followed.out)["state"], "SUCCEEDED");
 }
 
 // Regression (security review): a token from ATTATTR_TOKEN went in plain text to any host when

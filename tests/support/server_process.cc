@@ -23,15 +23,18 @@ ServerProcess::ServerProcess(const std::map<std::string, std::string>& models,
   int out_pipe[2];
   if (pipe(out_pipe) != 0) return;
   std::vector<std::string> args = {BinDir() + "/attattr-server", "--models=" + models_dir_,
-                                   "--listen=127.0.0.1:0", "--threads=1"};
+                                   "--threads=1"};
+  bool has_listen = false;  // a port of the test's choosing (a restart on the same address)
   bool has_store = false;
   bool has_metrics = false;
   bool has_log_level = false;
   for (const auto& a : extra_args) {
+    has_listen = has_listen || a.rfind("--listen", 0) == 0;
     has_store = has_store || a.rfind("--store", 0) == 0;
     has_metrics = has_metrics || a.rfind("--metrics-listen", 0) == 0;
     has_log_level = has_log_level || a.rfind("--log-level", 0) == 0;
   }
+  if (!has_listen) args.push_back("--listen=127.0.0.1:0");
   if (!has_log_level) args.push_back("--log-level=warn");
   if (!has_metrics) args.push_back("--metrics-listen=127.0.0.1:0");
   if (!has_store) {

@@ -15,8 +15,8 @@ namespace attattr::testing {
 class ServerProcess {
  public:
   // `models` maps served names to model directories. `extra_args` are appended to the command line
-  // (the log level is warn unless they name one). With `log_path`, the server's log (stderr) goes
-  // to that file instead of the test's stderr.
+  // (the log level is warn, the port any free one, unless they name one). With `log_path`, the
+  // server's log (stderr) goes to that file instead of the test's stderr.
   ServerProcess(const std::map<std::string, std::string>& models,
                 const std::vector<std::string>& extra_args = {}, const std::string& log_path = "");
   ~ServerProcess();
