@@ -124,6 +124,11 @@ absl::StatusOr<ExplainCall> ExplainFromProto(const v1::ExplainRequest& request,
     const auto field = GetFieldError(s);
     return field ? Invalid("example." + field->field.name, field->what) : s;
   }
+  // The ids and token types the embeddings can look up, as jobs check them (Model::Encode):
+  // regression (job-spec review), Explain skipped them.
+  if (auto s = model.CheckEncoding(*full, ex.has_text_pair()); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("example.", s.message()));
+  }
   call.encoding = std::move(*full);
   ATTATTR_ASSIGN_OR_RETURN(
       auto options, AttributionOptionsFromProto(request.options(), model, config, "options"));

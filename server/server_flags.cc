@@ -82,7 +82,8 @@ absl::StatusOr<ServerFlags> ParseServerFlags(const std::vector<std::string>& arg
   Flag(app, "--max-job-seconds", config.max_job_seconds,
        "Longest a job may run, whatever its own timeout asks");
   Flag(app, "--max-job-work", config.max_job_work,
-       "Largest job: examples x steps x attributed layers");
+       "Largest job: examples x steps x attributed layers, plus example forward passes "
+       "(evaluations, pruning curves, rankings) x the model's layers");
   Flag(app, "--max-job-attempts", config.max_job_attempts,
        "Starts after which a job the server died under fails instead of running again");
   Flag(app, "--lease-seconds", config.lease_seconds,

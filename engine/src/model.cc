@@ -255,6 +255,11 @@ absl::StatusOr<Encoding> Model::Encode(const Example& example) const {
   ATTATTR_ASSIGN_OR_RETURN(Encoding encoding,
                            impl_->tokenizer->Encode(example.text, pair, impl_->info.max_length));
   ATTATTR_RETURN_IF_ERROR(CheckSegmentsHaveTokens(encoding, example.text_pair.has_value()));
+  ATTATTR_RETURN_IF_ERROR(CheckEncoding(encoding, example.text_pair.has_value()));
+  return encoding;
+}
+
+absl::Status Model::CheckEncoding(const Encoding& encoding, bool pair) const {
   // What the embeddings can look up, whatever the tokenizer's files say: an index past a table
   // is an error on the CPU but a device-side assert that breaks every later call on a GPU.
   if (static_cast<int>(encoding.size()) > impl_->info.max_length) {
@@ -272,12 +277,12 @@ absl::StatusOr<Encoding> Model::Encode(const Example& example) const {
     if (impl_->token_types > 0 &&
         (encoding.token_type_ids[i] < 0 || encoding.token_type_ids[i] >= impl_->token_types)) {
       return absl::InvalidArgumentError(
-          absl::StrCat(example.text_pair ? "text_pair" : "text", ": the tokenizer gave token type ",
+          absl::StrCat(pair ? "text_pair" : "text", ": the tokenizer gave token type ",
                        encoding.token_type_ids[i], " but the model has ", impl_->token_types,
                        " token type(s) (config.json type_vocab_size)"));
     }
   }
-  return encoding;
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::vector<Encoding>> Model::EncodeAll(const std::vector<Example>& examples) const {

@@ -112,11 +112,23 @@ absl::StatusOr<HeadImportanceJob> PrepareHeadImportanceJob(const v1::JobSpec& sp
     ATTATTR_RETURN_IF_ERROR(LoadSet(h.agreement_set(), *model, config, "agreement_set",
                                     &job.agreement_set, &job.agreement_labels));
   }
+  // The whole study's work: the ATTRIBUTION ranking's integration points, and the forward passes
+  // of the other rankings (ATTENTION one per example, TAYLOR a forward and a backward) and of the
+  // pruning curves (each method's ranking at each ratio over the evaluation set).
+  const int64_t ranked = static_cast<int64_t>(job.importance_set.size() + job.agreement_set.size());
+  int64_t attributed = 0;
+  int64_t passes = static_cast<int64_t>(job.options.methods.size()) *
+                   static_cast<int64_t>(job.options.ratios_percent.size()) *
+                   static_cast<int64_t>(job.evaluation_set.size());
+  for (auto m : job.options.methods) {
+    if (m == engine::HeadRanking::kAttribution) attributed = ranked;
+    if (m == engine::HeadRanking::kAttention) passes += ranked;
+    if (m == engine::HeadRanking::kTaylor) passes += 2 * ranked;
+  }
+  ATTATTR_RETURN_IF_ERROR(
+      CheckJobWork(attributed, job.options.importance.attribution, info, config, kField, passes));
   for (auto m : job.options.methods) {
     if (m != engine::HeadRanking::kAttribution) continue;
-    ATTATTR_RETURN_IF_ERROR(
-        CheckJobWork(static_cast<int64_t>(job.importance_set.size() + job.agreement_set.size()),
-                     job.options.importance.attribution, info, config, kField));
     ATTATTR_RETURN_IF_ERROR(CheckAttributionMemory(
         info, job.importance_set, job.options.importance.attribution, 0, h.importance_set(), config,
         absl::StrCat(kField, ".importance_set")));

@@ -264,17 +264,27 @@ absl::Status CheckExampleLabels(const engine::ModelInfo& info,
 
 absl::Status CheckJobWork(int64_t examples, const engine::AttributionOptions& options,
                           const engine::ModelInfo& info, const ServerConfig& config,
-                          const std::string& field) {
+                          const std::string& field, int64_t forward_passes) {
   const int64_t layers =
       options.layers.empty() ? info.num_layers : static_cast<int64_t>(options.layers.size());
-  const int64_t work = examples * options.steps * layers;
+  const int64_t attribution = examples * options.steps * layers;
+  const int64_t passes = forward_passes * info.num_layers;
+  const int64_t work = attribution + passes;
   if (work <= config.max_job_work) return absl::OkStatus();
+  std::string what = absl::StrCat(examples, " examples x ", options.steps, " steps x ", layers,
+                                  " layers = ", attribution, " integration points");
+  if (forward_passes > 0) {
+    what = absl::StrCat(examples > 0 ? what + " + " : "", forward_passes,
+                        " example forward passes (evaluation, curves, rankings) x ",
+                        info.num_layers, " layers = ", work);
+  }
   return Invalid(
       field,
-      absl::StrCat(examples, " examples x ", options.steps, " steps x ", layers, " layers = ", work,
-                   " integration points, above the server's limit of ", config.max_job_work,
-                   " (--max-job-work); split the job, or use fewer steps or "
-                   "layers"));
+      absl::StrCat(
+          what, ", above the server's limit of ", config.max_job_work,
+          " (--max-job-work); split the job, or use fewer steps or "
+          "layers",
+          forward_passes > 0 ? " (or fewer evaluation examples, ratios, methods or top_k)" : ""));
 }
 
 std::string ExampleField(const v1::ExampleSource& source, const std::string& field, size_t i) {

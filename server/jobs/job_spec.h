@@ -99,12 +99,15 @@ absl::Status CheckAttributionMemory(const engine::ModelInfo& info,
                                     const v1::ExampleSource& source, const ServerConfig& config,
                                     const std::string& field);
 
-// The server's cap on one job's attribution work: `examples` × options.steps × the layers the
-// options attribute (all of them when none are named) must not exceed config.max_job_work;
-// otherwise InvalidArgument naming `field` and --max-job-work with the product.
+// The server's cap on one job's work, in integration points: `examples` × options.steps × the
+// layers the options attribute (all of them when none are named), plus `forward_passes` example
+// forward passes (evaluations, pruning curves, attention and Taylor rankings) at the model's
+// layer count each — one forward pass through L layers costs about what an integration point of
+// each of L layers does. Over config.max_job_work: InvalidArgument naming `field` and
+// --max-job-work with the products.
 absl::Status CheckJobWork(int64_t examples, const engine::AttributionOptions& options,
                           const engine::ModelInfo& info, const ServerConfig& config,
-                          const std::string& field);
+                          const std::string& field, int64_t forward_passes = 0);
 
 // The name of example `i` of `source` under `field`: "<field>.inline.examples[3]", or
 // "<field>.dataset.path: examples[3]" (index in file order).

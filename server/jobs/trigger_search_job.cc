@@ -77,6 +77,11 @@ absl::StatusOr<TriggerSearchJob> PrepareTriggerSearchJob(const v1::JobSpec& spec
                            EncodeExamples(*model, evaluation, t.evaluation_set(), eval_field));
   job.evaluation_set = std::move(eval_encoded);
   job.evaluation_labels = engine::GoldLabels(evaluation);
+  // Mining's integration points and the evaluation's forward passes together: the clean accuracy,
+  // then per kept pattern (top_k at most) the pattern inserted and random tokens in its place.
+  ATTATTR_RETURN_IF_ERROR(CheckJobWork(
+      static_cast<int64_t>(job.mining_set.size()), job.options.attribution, info, config, kField,
+      static_cast<int64_t>(job.evaluation_set.size()) * (1 + 2 * int64_t{job.options.top_k})));
 
   if (auto i = engine::FirstUnplaceableExample(mining, evaluation)) {
     return Invalid("evaluation_set", engine::UnplaceableExampleMessage(*i, "mining_set"));

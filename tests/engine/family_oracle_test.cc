@@ -601,6 +601,14 @@ TEST(HostileCheckpointTest, TokensTheEmbeddingsCannotLookUpAreRefusedPerRequest)
                                             "model has 1 token type"),
             std::string::npos)
       << refused.status();
+  // The same check of an encoding the tokenizer made directly (the Explain RPC tokenizes without
+  // truncation to tell an over-long text, then checks it: regression, job-spec review).
+  auto raw = model->get()->tokenizer().Encode("a fine movie", std::string_view("it was"), 1 << 20);
+  ASSERT_TRUE(raw.ok()) << raw.status();
+  const absl::Status checked = model->get()->CheckEncoding(*raw, /*pair=*/true);
+  EXPECT_EQ(checked.code(), absl::StatusCode::kInvalidArgument) << checked;
+  EXPECT_NE(checked.message().find("text_pair: the tokenizer gave token type 1"), std::string::npos)
+      << checked;
 
   ::attattr::testing::TempDir repeated("attattr-hostile-repeat");
   RewriteCheckpoint(

@@ -17,6 +17,8 @@
 #include "attattr/engine/dataset.h"
 #include "attattr/engine/pruned_export.h"
 #include "jobs/attribution_job.h"
+#include "jobs/head_importance_job.h"
+#include "jobs/trigger_search_job.h"
 #include "proto_convert.h"
 #include "support/test_paths.h"
 
@@ -287,6 +289,63 @@ TEST_F(JobSpecTest, ResolveExportPathAcceptsOnlyTheRunningJobsOwnEarlierExport) 
   EXPECT_EQ(other.status().code(), absl::StatusCode::kAlreadyExists);
   EXPECT_NE(other.status().message().find("f.export_path"), std::string::npos);
   fs::remove_all(root);
+}
+
+// Regression (job-spec review): --max-job-work counted only the integration points, so a trigger
+// search with a large evaluation set and top_k 100, or a head-importance study of RANDOM rankings
+// over many ratios, was admitted as almost free and then ran for a day of forward passes.
+TEST_F(JobSpecTest, JobWorkCountsTheForwardPassesOfEvaluationsCurvesAndRankings) {
+  engine::AttributionOptions options;
+  options.steps = 2;
+  options.layers = {0};
+  engine::ModelInfo info;
+  info.num_layers = 4;
+  ServerConfig c = config_;
+  c.max_job_work = 100;
+  EXPECT_TRUE(CheckJobWork(10, options, info, c, "f", 20).ok());  // 10*2*1 + 20*4 = 100
+  auto over = CheckJobWork(10, options, info, c, "spec.x", 21);   // 104
+  EXPECT_EQ(over.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(over.message().find("21 example forward passes"), std::string::npos) << over;
+  EXPECT_NE(over.message().find("--max-job-work"), std::string::npos) << over;
+  EXPECT_EQ(over.message().find("spec.x: "), 0u) << over;
+
+  const auto labelled = [](v1::ExampleSource* source, int n) {
+    for (int i = 0; i < n; ++i) {
+      auto* e = source->mutable_inline_()->add_examples();
+      e->set_text("a fine film .");
+      e->set_label(i % 2);
+    }
+  };
+  // The shared model has 4 layers. Trigger search: 1 mined example x 1 step x 4 layers, plus the
+  // evaluation's 5 examples x (1 + 2 top_k) passes x 4 layers.
+  c.max_job_work = 1000;
+  v1::JobSpec triggers;
+  triggers.set_model("sst2");
+  auto* t = triggers.mutable_trigger_search();
+  labelled(t->mutable_mining_set(), 1);
+  labelled(t->mutable_evaluation_set(), 5);
+  t->mutable_attribution()->set_steps(1);
+  t->set_top_k(1);  // 4 + 5*3*4 = 64
+  EXPECT_TRUE(PrepareTriggerSearchJob(triggers, *registry_, c).ok());
+  t->set_top_k(100);  // 4 + 5*201*4 = 4024
+  auto refused = PrepareTriggerSearchJob(triggers, *registry_, c);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument) << refused.status();
+  EXPECT_NE(refused.status().message().find("--max-job-work"), std::string::npos)
+      << refused.status();
+  // Head importance without the ATTRIBUTION ranking: 25 ratios x 1 method x 10 evaluation
+  // examples x 4 layers = 1000, then ATTENTION's 10 importance passes more.
+  v1::JobSpec heads;
+  heads.set_model("sst2");
+  auto* h = heads.mutable_head_importance();
+  labelled(h->mutable_importance_set(), 10);
+  labelled(h->mutable_evaluation_set(), 10);
+  h->add_methods(v1::IMPORTANCE_METHOD_RANDOM);
+  for (int r = 0; r < 25; ++r) h->add_ratios(4 * r);
+  EXPECT_TRUE(PrepareHeadImportanceJob(heads, *registry_, c).ok());
+  h->clear_methods();
+  h->add_methods(v1::IMPORTANCE_METHOD_ATTENTION);
+  auto ranked = PrepareHeadImportanceJob(heads, *registry_, c);
+  EXPECT_EQ(ranked.status().code(), absl::StatusCode::kInvalidArgument) << ranked.status();
 }
 
 TEST_F(JobSpecTest, UnknownModelIsNotFound) {

@@ -137,6 +137,11 @@ class Model {
 
   // Tokenizes with the model's maximum length. InvalidArgument ("text: empty") for empty text.
   absl::StatusOr<Encoding> Encode(const Example& example) const;
+  // What Encode checks of an encoding made by the tokenizer elsewhere (`pair`: of a text pair):
+  // no more tokens than positions, every id inside the embeddings and every token type inside
+  // the model's types — an index past a table would be a device-side assert on a GPU.
+  // InvalidArgument "text: ..." or "text_pair: ..." otherwise.
+  absl::Status CheckEncoding(const Encoding& encoding, bool pair) const;
   // Encode() of each example, in order. The first failure is the field error {"examples", i}
   // (attattr/base/field_error.h), so callers name example i in their own terms.
   absl::StatusOr<std::vector<Encoding>> EncodeAll(const std::vector<Example>& examples) const;
