@@ -39,6 +39,7 @@ import collections
 import ipaddress
 import json
 import os
+import threading
 import struct
 import sys
 from pathlib import Path
@@ -748,6 +749,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     including unreadable --tls-*/--token-file files and an empty token; 3 (job, wait, result) the
     job did not succeed: FAILED, CANCELLED or not finished."""
     args = _parser().parse_args(argv)
+    spec: Any = None  # the job command's JobSpec
+    request: Any = None  # explain's ExplainRequest
     try:
         if args.command == "explain":
             request = build_explain_request(
@@ -768,42 +771,65 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except ValueError as e:
         _error(str(e))
         return 2
-    with channel:
-        try:
-            if args.command == "models":
-                out: Any = [model_to_dict(m) for m in list_models(stub, args.deadline)]
-            elif args.command == "model":
-                out = model_to_dict(get_model(stub, args.name, args.deadline))
-            elif args.command == "health":
-                out = {"status": health_status(channel, "", args.deadline)}
-            elif args.command == "submit":
-                out = job_to_dict(submit_job(stub, spec, args.request_id, args.deadline))
-            elif args.command in ("job", "wait", "result"):
-                if args.command == "job":
-                    job, result = run_attribution_job(stub, spec, args.request_id, None,
-                                                      args.deadline)
-                elif args.command == "wait":
-                    job, result = wait_job(stub, args.name, args.timeout, args.deadline), None
-                else:
-                    job = get_job(stub, args.name, args.deadline)
-                    result = (read_job_result(stub, job.name, args.deadline)[0]
-                              if job.state == job_pb2.SUCCEEDED else None)
-                out = job_to_dict(job) if result is None else job_result_to_dict(job, result)
-                if job.state != job_pb2.SUCCEEDED:
-                    json.dump(out, sys.stdout, indent=2)
-                    sys.stdout.write("\n")
-                    _error(f"job {job.name} is {job_pb2.JobState.Name(job.state)}"
-                           + (f": {job.error_message}" if job.error_message else ""))
-                    return 3
+    try:
+        code = _run_command(args, channel, stub, spec, request)
+    finally:
+        closed = _close_channel(channel)
+    if not closed:  # the process would hang in gRPC's shutdown too: leave now
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def _close_channel(channel: grpc.Channel, seconds: float = 5.0) -> bool:
+    """Closes `channel`, waiting `seconds` at most. gRPC Python's Channel.close can deadlock, e.g.
+    after a refused TLS handshake (grpc/grpc#20026; seen in this project's CI as a CLI that never
+    exited after printing its error); False then, and the caller exits without waiting on it."""
+    closer = threading.Thread(target=channel.close, daemon=True)
+    closer.start()
+    closer.join(seconds)
+    return not closer.is_alive()
+
+
+def _run_command(args: argparse.Namespace, channel: grpc.Channel, stub: Any,
+                 spec: Any, request: Any) -> int:
+    """main's work once connected: the command's calls and output; returns the exit code."""
+    try:
+        if args.command == "models":
+            out: Any = [model_to_dict(m) for m in list_models(stub, args.deadline)]
+        elif args.command == "model":
+            out = model_to_dict(get_model(stub, args.name, args.deadline))
+        elif args.command == "health":
+            out = {"status": health_status(channel, "", args.deadline)}
+        elif args.command == "submit":
+            out = job_to_dict(submit_job(stub, spec, args.request_id, args.deadline))
+        elif args.command in ("job", "wait", "result"):
+            if args.command == "job":
+                job, result = run_attribution_job(stub, spec, args.request_id, None,
+                                                  args.deadline)
+            elif args.command == "wait":
+                job, result = wait_job(stub, args.name, args.timeout, args.deadline), None
             else:
-                out = {"model": args.model,
-                       **attribution_to_dict(explain(stub, request, args.deadline))}
-        except grpc.RpcError as e:
-            _error(f"{e.code().name}: {e.details()}")
-            return 1
-        except (ValueError, protobuf_message.DecodeError) as e:  # a result that does not add up
-            _error(f"DATA_LOSS: {e}")
-            return 1
+                job = get_job(stub, args.name, args.deadline)
+                result = (read_job_result(stub, job.name, args.deadline)[0]
+                          if job.state == job_pb2.SUCCEEDED else None)
+            out = job_to_dict(job) if result is None else job_result_to_dict(job, result)
+            if job.state != job_pb2.SUCCEEDED:
+                json.dump(out, sys.stdout, indent=2)
+                sys.stdout.write("\n")
+                _error(f"job {job.name} is {job_pb2.JobState.Name(job.state)}"
+                       + (f": {job.error_message}" if job.error_message else ""))
+                return 3
+        else:
+            out = {"model": args.model,
+                   **attribution_to_dict(explain(stub, request, args.deadline))}
+    except grpc.RpcError as e:
+        _error(f"{e.code().name}: {e.details()}")
+        return 1
+    except (ValueError, protobuf_message.DecodeError) as e:  # a result that does not add up
+        _error(f"DATA_LOSS: {e}")
+        return 1
     json.dump(out, sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0
