@@ -270,8 +270,6 @@ class OneWriteReactor : public grpc::ServerWriteReactor<Message> {
   // Frees what Begin acquired, then deletes the reactor (gRPC and Begin are both done with it).
   virtual void Destroy() { delete this; }
 
-  // Starts writing `message_` (filled by the caller under mu_).
-  void WriteLocked() ABSL_UNLOCK_FUNCTION(mu_) { WriteLocked(&message_); }
   // Starts writing `message`, which must stay alive and unchanged until AfterWrite.
   void WriteLocked(const Message* message) ABSL_UNLOCK_FUNCTION(mu_) {
     in_flight_ = true;
@@ -308,7 +306,6 @@ class OneWriteReactor : public grpc::ServerWriteReactor<Message> {
   StreamSlots::Slot slot_;  // held until the reactor is deleted
   Holds holds_;
   absl::Mutex mu_;
-  Message message_;  // written under mu_, then read by gRPC while the write is in flight
   bool in_flight_ ABSL_GUARDED_BY(mu_) = false;
   bool reading_ ABSL_GUARDED_BY(mu_) = false;  // a store read for the next message is queued
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
@@ -448,7 +445,7 @@ class ResultReactor final : public OneWriteReactor<v1::ResultChunk> {
       return EndLocked(ToGrpcStatus(chunk.status()));
     }  // an empty result has no chunk 0: send one empty chunk
     next_ = index + 1;
-    WriteLocked();
+    WriteLocked(&message_);
   }
   void AfterWrite() override ABSL_UNLOCK_FUNCTION(mu_) {
     if (final_status_) return EndLocked(*final_status_);
@@ -479,6 +476,8 @@ class ResultReactor final : public OneWriteReactor<v1::ResultChunk> {
   PoolRetry retry_{d_.store_pool, d_.timers, PoolRetry::Options{}};  // each next chunk's read
   int64_t count_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t next_ ABSL_GUARDED_BY(mu_) = 0;
+  // Written under mu_, then read by gRPC while the write is in flight.
+  v1::ResultChunk message_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace
