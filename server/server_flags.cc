@@ -139,7 +139,7 @@ absl::StatusOr<ServerFlags> ParseServerFlags(const std::vector<std::string>& arg
       ->check(CLI::IsMember({"fp32", "bf16"}));
   Flag(app, "--max-pending-explains", config.max_pending_explains,
        "Explain calls waiting for an engine worker before RESOURCE_EXHAUSTED");
-  Flag(app, "--memory-budget-mib", budget_mib, "Activation memory per attribution batch, MiB");
+  Flag(app, "--memory-budget-mib", budget_mib, "Activation memory per engine batch (attribution, study passes), MiB");
   Flag(app, "--report-listen", config.report_listen,
        "HTML job reports' HTTP address HOST:PORT (empty = on the --metrics-listen port)");
   Flag(app, "--tls-cert", config.tls_cert,

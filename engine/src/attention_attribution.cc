@@ -150,16 +150,6 @@ absl::StatusOr<std::vector<Encoding>> AppendContinuation(const Model& model,
   return out;
 }
 
-// Activation bytes one α-point of one example costs when attributing layer l at length n (a
-// language model's head adds its logits, softmax and gradient over the vocabulary at each of the
-// `head_rows` positions it reads: 1, or a sequence target's continuation length).
-int64_t BytesPerPoint(const ModelInfo& info, int l, int64_t n, int64_t head_rows = 1) {
-  const int64_t h = info.num_heads, d = info.hidden_size, i = info.intermediate_size;
-  const int64_t upper = info.num_layers - l;
-  const int64_t head = info.language_model ? 3 * int64_t{info.num_classes} * head_rows : 0;
-  return 4 * (upper * (4 * h * n * n + 12 * n * d + 3 * n * i) + 2 * h * n * n + head);
-}
-
 std::vector<int> ResolveLayers(const ModelInfo& info, const AttributionOptions& options) {
   if (!options.layers.empty()) return options.layers;
   std::vector<int> all(info.num_layers);
@@ -471,11 +461,17 @@ absl::StatusOr<std::vector<ExampleAttribution>> AttributeEncodings(
     const int64_t total = static_cast<int64_t>(encodings.size() * layers.size());
     int64_t done = 0;
     const auto dev_opts = torch::TensorOptions().dtype(torch::kFloat32).device(impl.device);
-    for (size_t start = 0; start < order.size(); start += options.max_batch_examples) {
+    // Groups of at most max_batch_examples whose α-point at the costliest chosen layer (the
+    // lowest) fits the budget together: a chunk then holds at least one point of every member.
+    const auto groups = PlanBatches(
+        order,
+        [&](size_t i) {
+          return PointBytes(info, layers.front(), static_cast<int64_t>(encodings[i].size()),
+                            head_rows);
+        },
+        options.memory_budget_bytes, static_cast<size_t>(options.max_batch_examples));
+    for (const std::vector<size_t>& group : groups) {
       if (control.ShouldStop()) return absl::CancelledError("attribution: cancelled");
-      std::vector<size_t> group(
-          order.begin() + start,
-          order.begin() + std::min(order.size(), start + options.max_batch_examples));
       const int64_t b = static_cast<int64_t>(group.size());
       EncoderBatch batch = MakeBatch(encodings, group, impl.device);
       const int64_t n = batch.input_ids.size(1);
@@ -512,7 +508,7 @@ absl::StatusOr<std::vector<ExampleAttribution>> AttributeEncodings(
         torch::NoGradGuard no_grad;
         const auto arithmetic = at_weights();
         const int64_t group_size = std::clamp<int64_t>(
-            options.memory_budget_bytes / (BytesPerPoint(info, 0, n, head_rows) * b), 1,
+            options.memory_budget_bytes / (PointBytes(info, 0, n, head_rows) * b), 1,
             static_cast<int64_t>(layers.size()));
         for (size_t g0 = 0; g0 < layers.size(); g0 += group_size) {
           const size_t g1 = std::min(layers.size(), g0 + group_size);
@@ -544,7 +540,7 @@ absl::StatusOr<std::vector<ExampleAttribution>> AttributeEncodings(
           // [B, H, n, dh], fp32 for layer l's own context (bf16 weights give bf16 values).
           values = enc.Values(l, enc.AttentionInput(l, h)).to(torch::kFloat32);
         }
-        const int64_t per_point = BytesPerPoint(info, l, n, head_rows) * b;
+        const int64_t per_point = PointBytes(info, l, n, head_rows) * b;
         const int64_t chunk = std::clamp<int64_t>(options.memory_budget_bytes / per_point, 1,
                                                   static_cast<int64_t>(points.size()));
         auto grad_sum = torch::zeros_like(probs);
@@ -702,7 +698,7 @@ int64_t AttributionBytesPerPoint(const ModelInfo& info, int n, const Attribution
                                  int head_rows) {
   int64_t most = 0;
   for (int l : ResolveLayers(info, options)) {
-    most = std::max(most, BytesPerPoint(info, l, n, std::max(head_rows, 1)));
+    most = std::max(most, PointBytes(info, l, n, std::max(head_rows, 1)));
   }
   return most;
 }

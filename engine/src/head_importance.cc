@@ -47,7 +47,8 @@ absl::StatusOr<HeadTable> ByAttribution(const Model& model, const std::vector<En
   HeadTable sum = Zeros(info);
   std::map<int, std::vector<Encoding>> by_label;
   for (size_t i = 0; i < encodings.size(); ++i) by_label[labels[i]].push_back(encodings[i]);
-  // Progress is reported after every slice of examples, so long sets show movement.
+  // Slices of at most 16 examples whose results, held until reduced to the table, fit the memory
+  // budget; progress is reported after each, so long sets show movement.
   constexpr size_t kSlice = 16;
   int64_t done = 0;
   const int64_t total = static_cast<int64_t>(encodings.size());
@@ -59,9 +60,18 @@ absl::StatusOr<HeadTable> ByAttribution(const Model& model, const std::vector<En
     o.keep_attention = false;
     RunControl inner;
     inner.should_stop = control.should_stop;
-    for (size_t start = 0; start < group.size(); start += kSlice) {
-      const std::vector<Encoding> slice(group.begin() + start,
-                                        group.begin() + std::min(group.size(), start + kSlice));
+    std::vector<size_t> in_order(group.size());
+    std::iota(in_order.begin(), in_order.end(), 0);
+    const auto slices = PlanBatches(
+        in_order,
+        [&](size_t i) {
+          return ResultBytes(info, static_cast<int64_t>(group[i].size()), info.num_layers, false);
+        },
+        o.memory_budget_bytes, kSlice);
+    for (const std::vector<size_t>& members : slices) {
+      std::vector<Encoding> slice;
+      slice.reserve(members.size());
+      for (size_t i : members) slice.push_back(group[i]);
       ATTATTR_ASSIGN_OR_RETURN(auto results, AttributeEncodings(model, slice, o, inner));
       for (const auto& r : results) {
         for (const auto& layer : r.layers) {
@@ -88,11 +98,19 @@ absl::StatusOr<HeadTable> ByAttention(const Model& model, const std::vector<Enco
   torch::NoGradGuard no_grad;
   ForwardOptions fo;
   fo.capture_attention = true;
-  const size_t batch = static_cast<size_t>(std::max(1, options.batch_size));
-  for (size_t start = 0; start < encodings.size(); start += batch) {
+  // Every layer's probabilities of a batch are kept: the batch is sized by the memory budget.
+  std::vector<size_t> all(encodings.size());
+  std::iota(all.begin(), all.end(), 0);
+  const auto batches = PlanBatches(
+      all,
+      [&](size_t i) {
+        return ForwardBytes(impl.info, static_cast<int64_t>(encodings[i].size()), true);
+      },
+      options.attribution.memory_budget_bytes,
+      static_cast<size_t>(std::max(1, options.batch_size)));
+  int64_t done = 0;
+  for (const std::vector<size_t>& order : batches) {
     if (control.ShouldStop()) return absl::CancelledError("head importance stopped");
-    std::vector<size_t> order;
-    for (size_t i = start; i < std::min(encodings.size(), start + batch); ++i) order.push_back(i);
     const LowPrecisionScope arithmetic(impl.info.weights, impl.device);
     const auto out = impl.encoder->Forward(MakeBatch(encodings, order, impl.device), fo);
     for (size_t b = 0; b < order.size(); ++b) {
@@ -104,8 +122,8 @@ absl::StatusOr<HeadTable> ByAttention(const Model& model, const std::vector<Enco
         for (int64_t h = 0; h < peak.size(0); ++h) sum[l][h] += peak[h].item<double>();
       }
     }
-    control.Report({"importance: attention", static_cast<int64_t>(start + order.size()),
-                    static_cast<int64_t>(encodings.size())});
+    done += static_cast<int64_t>(order.size());
+    control.Report({"importance: attention", done, static_cast<int64_t>(encodings.size())});
   }
   return sum;
 }
@@ -292,12 +310,10 @@ std::vector<std::vector<float>> PruneLowest(const HeadTable& importance, double 
   return mask;
 }
 
-absl::StatusOr<std::vector<PruningTally>> TallyPruning(const Model& model,
-                                                       const HeadTable& importance,
-                                                       const std::vector<Encoding>& encodings,
-                                                       const std::vector<int>& labels,
-                                                       const std::vector<double>& ratios_percent,
-                                                       int batch_size, const RunControl& control) {
+absl::StatusOr<std::vector<PruningTally>> TallyPruning(
+    const Model& model, const HeadTable& importance, const std::vector<Encoding>& encodings,
+    const std::vector<int>& labels, const std::vector<double>& ratios_percent,
+    const ForwardBatching& batching, const RunControl& control) {
   ATTATTR_RETURN_IF_ERROR(CheckInputs(model, encodings, labels, true));
   const ModelInfo& info = model.info();
   if (static_cast<int>(importance.size()) != info.num_layers) {
@@ -316,21 +332,25 @@ absl::StatusOr<std::vector<PruningTally>> TallyPruning(const Model& model,
   std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
     return encodings[a].input_ids.size() < encodings[b].input_ids.size();
   });
-  const size_t batch = static_cast<size_t>(std::max(1, batch_size));
+  const auto batches = PlanBatches(
+      order,
+      [&](size_t i) {
+        return ForwardBytes(info, static_cast<int64_t>(encodings[i].input_ids.size()), false);
+      },
+      batching.memory_budget_bytes, static_cast<size_t>(std::max(1, batching.max_examples)));
   std::vector<PruningTally> tallies;
   for (size_t r = 0; r < ratios_percent.size(); ++r) {
     const auto mask = PruneLowest(importance, ratios_percent[r]);
     PruningTally tally;
     tally.examples = static_cast<int64_t>(encodings.size());
-    for (size_t start = 0; start < order.size(); start += batch) {
+    for (const std::vector<size_t>& members : batches) {
       if (control.ShouldStop()) return absl::CancelledError("pruning curve stopped");
       std::vector<Encoding> chunk;
-      for (size_t k = start; k < std::min(order.size(), start + batch); ++k) {
-        chunk.push_back(encodings[order[k]]);
-      }
-      ATTATTR_ASSIGN_OR_RETURN(auto predictions, model.Predict(chunk, &mask));
+      chunk.reserve(members.size());
+      for (size_t i : members) chunk.push_back(encodings[i]);
+      ATTATTR_ASSIGN_OR_RETURN(auto predictions, model.Predict(chunk, &mask, batching));
       for (size_t k = 0; k < chunk.size(); ++k) {
-        const int label = labels[order[start + k]];
+        const int label = labels[members[k]];
         tally.correct += predictions[k].predicted == label ? 1 : 0;
         tally.gold_probability += predictions[k].probabilities[label];
       }
@@ -378,14 +398,12 @@ std::vector<PruningPoint> FinishPruningCurve(const HeadTable& importance,
   return curve;
 }
 
-absl::StatusOr<std::vector<PruningPoint>> PruningCurve(const Model& model,
-                                                       const HeadTable& importance,
-                                                       const std::vector<Encoding>& encodings,
-                                                       const std::vector<int>& labels,
-                                                       const std::vector<double>& ratios_percent,
-                                                       int batch_size, const RunControl& control) {
+absl::StatusOr<std::vector<PruningPoint>> PruningCurve(
+    const Model& model, const HeadTable& importance, const std::vector<Encoding>& encodings,
+    const std::vector<int>& labels, const std::vector<double>& ratios_percent,
+    const ForwardBatching& batching, const RunControl& control) {
   ATTATTR_ASSIGN_OR_RETURN(auto tallies, TallyPruning(model, importance, encodings, labels,
-                                                      ratios_percent, batch_size, control));
+                                                      ratios_percent, batching, control));
   return FinishPruningCurve(importance, ratios_percent, tallies);
 }
 

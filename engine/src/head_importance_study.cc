@@ -13,6 +13,11 @@
 namespace attattr::engine {
 namespace {
 
+// The curves' forward batches: eval_batch_size at most, within the attribution memory budget.
+ForwardBatching EvalBatching(const HeadImportanceStudyOptions& options) {
+  return {options.eval_batch_size, options.importance.attribution.memory_budget_bytes};
+}
+
 absl::Status Invalid(const std::string& field, const std::string& what) {
   return absl::InvalidArgumentError(absl::StrCat(field, ": ", what));
 }
@@ -140,7 +145,7 @@ absl::StatusOr<HeadImportanceStudy> RunHeadImportanceStudy(
     ATTATTR_ASSIGN_OR_RETURN(
         auto curve,
         PruningCurve(model, m.importance, evaluation_set, evaluation_labels, options.ratios_percent,
-                     options.eval_batch_size, Relabelled(control, "pruning curve: " + name)));
+                     EvalBatching(options), Relabelled(control, "pruning curve: " + name)));
     m.curve = std::move(curve);
     if (agreement && method != HeadRanking::kRandom) {
       ATTATTR_ASSIGN_OR_RETURN(
@@ -244,7 +249,7 @@ absl::StatusOr<StudyPruningTallies> TallyStudyPruning(const Model& model,
     ATTATTR_ASSIGN_OR_RETURN(
         auto tally,
         TallyPruning(model, rankings.importance[m], evaluation_part, evaluation_labels,
-                     options.ratios_percent, options.eval_batch_size,
+                     options.ratios_percent, EvalBatching(options),
                      Relabelled(control, absl::StrCat("pruning curve: ",
                                                       HeadRankingName(options.methods[m])))));
     tallies.push_back(std::move(tally));

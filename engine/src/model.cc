@@ -299,8 +299,8 @@ absl::StatusOr<std::vector<Encoding>> Model::EncodeAll(const std::vector<Example
 }
 
 absl::StatusOr<std::vector<Prediction>> Model::Predict(
-    const std::vector<Encoding>& encodings,
-    const std::vector<std::vector<float>>* head_mask) const {
+    const std::vector<Encoding>& encodings, const std::vector<std::vector<float>>* head_mask,
+    const ForwardBatching& batching) const {
   if (!impl_->info.has_classifier) {
     return absl::FailedPreconditionError("model: encoder-only checkpoint has no classifier");
   }
@@ -325,11 +325,15 @@ absl::StatusOr<std::vector<Prediction>> Model::Predict(
       }
       fo.head_mask = m.to(impl_->device);
     }
-    constexpr size_t kBatch = 64;
-    for (size_t start = 0; start < encodings.size(); start += kBatch) {
-      std::vector<size_t> order;
-      for (size_t i = start; i < std::min(encodings.size(), start + kBatch); ++i)
-        order.push_back(i);
+    std::vector<size_t> all(encodings.size());
+    std::iota(all.begin(), all.end(), 0);
+    const auto batches = PlanBatches(
+        all,
+        [&](size_t i) {
+          return ForwardBytes(impl_->info, static_cast<int64_t>(encodings[i].size()), false);
+        },
+        batching.memory_budget_bytes, static_cast<size_t>(std::max(1, batching.max_examples)));
+    for (const std::vector<size_t>& order : batches) {
       auto batch = MakeBatch(encodings, order, impl_->device);
       const LowPrecisionScope arithmetic(impl_->info.weights, impl_->device);
       auto logits = impl_->encoder->Forward(batch, fo).logits;

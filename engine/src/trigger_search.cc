@@ -166,16 +166,26 @@ absl::StatusOr<std::vector<TriggerPattern>> MineTriggerPatterns(const Model& mod
   inner.should_stop = control.should_stop;
   std::vector<TriggerPattern> patterns;
   patterns.reserve(mining.size());
-  const size_t batch = static_cast<size_t>(options.mining_batch);
   const int64_t total = static_cast<int64_t>(mining.size());
   control.Report({"mining", 0, total});
-  for (size_t start = 0; start < mining.size(); start += batch) {
+  // Slices whose results, held until each is reduced to its pattern, fit the memory budget.
+  std::vector<size_t> in_order(mining.size());
+  std::iota(in_order.begin(), in_order.end(), 0);
+  const int layers = model.info().num_layers;
+  const auto slices = PlanBatches(
+      in_order,
+      [&](size_t i) {
+        return ResultBytes(model.info(), static_cast<int64_t>(mining[i].size()), layers, false);
+      },
+      a.memory_budget_bytes, static_cast<size_t>(options.mining_batch));
+  for (const std::vector<size_t>& members : slices) {
     if (control.ShouldStop()) return absl::CancelledError("trigger search stopped");
-    const std::vector<Encoding> chunk(mining.begin() + start,
-                                      mining.begin() + std::min(mining.size(), start + batch));
+    std::vector<Encoding> chunk;
+    chunk.reserve(members.size());
+    for (size_t i : members) chunk.push_back(mining[i]);
     ATTATTR_ASSIGN_OR_RETURN(auto results, AttributeEncodings(model, chunk, a, inner));
     for (size_t k = 0; k < results.size(); ++k) {
-      const int64_t source = first_example + static_cast<int64_t>(start + k);
+      const int64_t source = first_example + static_cast<int64_t>(members[k]);
       auto p = PatternOf(results[k], static_cast<int>(source));
       if (!p.ok()) {
         return absl::InvalidArgumentError(
@@ -252,23 +262,32 @@ absl::StatusOr<TriggerTallies> TallyTriggerPatterns(
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(),
                    [&](size_t a, size_t b) { return evaluation[a].size() < evaluation[b].size(); });
-  const size_t batch = static_cast<size_t>(options.eval_batch);
-  const size_t batches_per_pass = (order.size() + batch - 1) / batch;
-  const int64_t total = static_cast<int64_t>(batches_per_pass * (1 + 2 * patterns.size()));
+  // One plan for every pass: an attacked variant inserts at most `max_trigger` tokens, counted
+  // into each example's length so its batches fit the budget too.
+  size_t max_trigger = 0;
+  for (const auto& p : patterns) max_trigger = std::max(max_trigger, p.tokens.size());
+  const ForwardBatching batching{options.eval_batch, options.attribution.memory_budget_bytes};
+  const auto batches = PlanBatches(
+      order,
+      [&](size_t i) {
+        const auto n = std::min<int64_t>(evaluation[i].size() + max_trigger, info.max_length);
+        return ForwardBytes(info, n, false);
+      },
+      batching.memory_budget_bytes, static_cast<size_t>(batching.max_examples));
+  const int64_t total = static_cast<int64_t>(batches.size() * (1 + 2 * patterns.size()));
   int64_t done = 0;
   control.Report({"evaluating", 0, total});
   // Predicts `variant` (parallel to `evaluation`) and tallies per gold class.
   auto run = [&](const std::vector<Encoding>& variant) -> absl::StatusOr<ClassTally> {
     ClassTally tally;
-    for (size_t start = 0; start < order.size(); start += batch) {
+    for (const std::vector<size_t>& members : batches) {
       if (control.ShouldStop()) return absl::CancelledError("trigger search stopped");
       std::vector<Encoding> chunk;
-      for (size_t k = start; k < std::min(order.size(), start + batch); ++k) {
-        chunk.push_back(variant[order[k]]);
-      }
-      ATTATTR_ASSIGN_OR_RETURN(auto predictions, model.Predict(chunk));
+      chunk.reserve(members.size());
+      for (size_t i : members) chunk.push_back(variant[i]);
+      ATTATTR_ASSIGN_OR_RETURN(auto predictions, model.Predict(chunk, nullptr, batching));
       for (size_t k = 0; k < chunk.size(); ++k) {
-        const int label = labels[order[start + k]];
+        const int label = labels[members[k]];
         ++tally.total[label];
         if (predictions[k].predicted == label) ++tally.correct[label];
       }

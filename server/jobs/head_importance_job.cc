@@ -1,6 +1,7 @@
 // HEAD_IMPORTANCE jobs (see head_importance_job.h).
 #include "jobs/head_importance_job.h"
 
+#include <algorithm>
 #include <cmath>
 #include <utility>
 
@@ -127,8 +128,14 @@ absl::StatusOr<HeadImportanceJob> PrepareHeadImportanceJob(const v1::JobSpec& sp
   }
   ATTATTR_RETURN_IF_ERROR(
       CheckJobWork(attributed, job.options.importance.attribution, info, config, kField, passes));
-  for (auto m : job.options.methods) {
-    if (m != engine::HeadRanking::kAttribution) continue;
+  // An ATTRIBUTION point and a TAYLOR example (forward and backward through every layer, one
+  // example at a time) need the same activations: each example must fit the budget alone. The
+  // other passes batch within the budget (memory_plan.h).
+  const bool backward =
+      std::any_of(job.options.methods.begin(), job.options.methods.end(), [](auto m) {
+        return m == engine::HeadRanking::kAttribution || m == engine::HeadRanking::kTaylor;
+      });
+  if (backward) {
     ATTATTR_RETURN_IF_ERROR(CheckAttributionMemory(
         info, job.importance_set, job.options.importance.attribution, 0, h.importance_set(), config,
         absl::StrCat(kField, ".importance_set")));

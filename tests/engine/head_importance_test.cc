@@ -209,12 +209,54 @@ TEST_F(HeadImportanceTest, StudySplitIntoPartsEqualsTheWholeStudy) {
   }
 }
 
+// Regression (job-spec review): the rankings' and curves' batches ignored the memory budget
+// (ATTENTION kept every layer's probabilities of 32 examples). With a budget of one byte every
+// batch holds one example — ATTENTION reports progress after each — and nothing changes.
+TEST_F(HeadImportanceTest, ATinyMemoryBudgetBatchesExamplesAloneWithTheSameResults) {
+  const auto enc = First(10);
+  const auto lab = FirstLabels(10);
+  HeadImportanceOptions wide, tiny;
+  wide.attribution.steps = tiny.attribution.steps = 3;
+  tiny.attribution.memory_budget_bytes = 1;
+  for (HeadRanking method : {HeadRanking::kAttention, HeadRanking::kAttribution}) {
+    SCOPED_TRACE(HeadRankingName(method));
+    std::vector<int64_t> wide_done, tiny_done;
+    RunControl wide_control, tiny_control;
+    wide_control.on_progress = [&](const Progress& p) { wide_done.push_back(p.done); };
+    tiny_control.on_progress = [&](const Progress& p) { tiny_done.push_back(p.done); };
+    auto a = ComputeHeadImportance(*model_, enc, lab, method, wide, wide_control);
+    auto b = ComputeHeadImportance(*model_, enc, lab, method, tiny, tiny_control);
+    ASSERT_TRUE(a.ok() && b.ok()) << a.status() << b.status();
+    const auto av = Flatten(*a), bv = Flatten(*b);
+    for (size_t k = 0; k < av.size(); ++k) EXPECT_NEAR(bv[k], av[k], 1e-5);
+    if (method == HeadRanking::kAttention) {
+      EXPECT_EQ(wide_done, (std::vector<int64_t>{10}));
+      EXPECT_EQ(tiny_done, (std::vector<int64_t>{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}));
+    } else {
+      // Results held per slice: one example each under the tiny budget (after the start report).
+      EXPECT_GT(tiny_done.size(), wide_done.size());
+    }
+  }
+  auto table = ComputeHeadImportance(*model_, enc, lab, HeadRanking::kAttention, wide);
+  ASSERT_TRUE(table.ok());
+  const auto eval = First(30);
+  const auto eval_labels = FirstLabels(30);
+  auto wide_curve = PruningCurve(*model_, *table, eval, eval_labels, {0, 50});
+  auto tiny_curve = PruningCurve(*model_, *table, eval, eval_labels, {0, 50}, {64, 1});
+  ASSERT_TRUE(wide_curve.ok() && tiny_curve.ok());
+  for (size_t r = 0; r < wide_curve->size(); ++r) {
+    EXPECT_EQ((*tiny_curve)[r].accuracy, (*wide_curve)[r].accuracy);
+    EXPECT_NEAR((*tiny_curve)[r].mean_gold_probability, (*wide_curve)[r].mean_gold_probability,
+                1e-6);
+  }
+}
+
 TEST_F(HeadImportanceTest, UnprunedCurvePointIsThePlainModelsAccuracy) {
   const auto enc = First(64);
   const auto lab = FirstLabels(64);
   auto random = ComputeHeadImportance(*model_, enc, lab, HeadRanking::kRandom, {});
   ASSERT_TRUE(random.ok());
-  auto curve = PruningCurve(*model_, *random, enc, lab, {0, 100}, 16);
+  auto curve = PruningCurve(*model_, *random, enc, lab, {0, 100}, {16});
   ASSERT_TRUE(curve.ok()) << curve.status();
   auto plain = model_->Predict(enc);
   ASSERT_TRUE(plain.ok());

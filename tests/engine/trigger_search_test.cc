@@ -209,6 +209,45 @@ TEST_F(TriggerSearchTest, SearchSplitIntoPartsEqualsTheWholeSearch) {
   }
 }
 
+// Regression (job-spec review): mining slices and evaluation batches ignored the memory budget.
+// With a budget of one byte each holds one example (evaluation reports one step per example and
+// pass) and the patterns and counts stay the same.
+TEST_F(TriggerSearchTest, ATinyMemoryBudgetBatchesExamplesAloneWithTheSameResults) {
+  const std::vector<Encoding> mining(mining_.begin(), mining_.begin() + 5);
+  TriggerSearchOptions wide;
+  wide.attribution.steps = 3;
+  wide.top_k = 2;
+  TriggerSearchOptions tiny = wide;
+  tiny.attribution.memory_budget_bytes = 1;
+  auto a = MineTriggerPatterns(*model_, mining, wide);
+  auto b = MineTriggerPatterns(*model_, mining, tiny);
+  ASSERT_TRUE(a.ok() && b.ok()) << a.status() << b.status();
+  ASSERT_EQ(a->size(), b->size());
+  for (size_t i = 0; i < a->size(); ++i) {
+    EXPECT_EQ(Tokens((*b)[i]), Tokens((*a)[i]));
+    EXPECT_NEAR((*b)[i].score, (*a)[i].score, 1e-5);
+  }
+  const auto best = RankAndFilter(*a, wide);
+  ASSERT_FALSE(best.empty());
+  const std::vector<Encoding> eval(dev_.begin(), dev_.begin() + 12);
+  const std::vector<int> labels(labels_.begin(), labels_.begin() + 12);
+  int64_t wide_total = 0, tiny_total = 0;
+  RunControl wide_control, tiny_control;
+  wide_control.on_progress = [&](const Progress& p) { wide_total = p.total; };
+  tiny_control.on_progress = [&](const Progress& p) { tiny_total = p.total; };
+  auto wide_eval = EvaluateTriggerPatterns(*model_, eval, labels, best, wide, wide_control);
+  auto tiny_eval = EvaluateTriggerPatterns(*model_, eval, labels, best, tiny, tiny_control);
+  ASSERT_TRUE(wide_eval.ok() && tiny_eval.ok()) << wide_eval.status() << tiny_eval.status();
+  const auto passes = static_cast<int64_t>(1 + 2 * best.size());
+  EXPECT_EQ(wide_total, passes);
+  EXPECT_EQ(tiny_total, 12 * passes);
+  for (size_t p = 0; p < best.size(); ++p) {
+    EXPECT_EQ(Accuracies((*tiny_eval)[p].clean), Accuracies((*wide_eval)[p].clean));
+    EXPECT_EQ(Accuracies((*tiny_eval)[p].attacked), Accuracies((*wide_eval)[p].attacked));
+    EXPECT_EQ(Accuracies((*tiny_eval)[p].control), Accuracies((*wide_eval)[p].control));
+  }
+}
+
 TEST_F(TriggerSearchTest, ControlIsSeededAndCleanMatchesPredict) {
   const std::vector<Encoding> eval(dev_.begin(), dev_.begin() + 40);
   const std::vector<int> labels(labels_.begin(), labels_.begin() + 40);

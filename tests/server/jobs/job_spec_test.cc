@@ -544,6 +544,34 @@ TEST_F(JobSpecTest, ExampleAboveTheMemoryBudgetIsRefused) {
                      {std::string(kPathField) + ": examples[1]:", "--memory-budget-mib"});
 }
 
+// Regression (job-spec review): a TAYLOR ranking backpropagates each example through every layer
+// (an α-point's activations at layer 0) but only ATTRIBUTION's examples were held to the budget.
+TEST_F(JobSpecTest, TaylorRankingsExamplesAreHeldToTheMemoryBudget) {
+  ServerConfig c = config_;
+  c.memory_budget_bytes = int64_t{1} << 20;
+  v1::JobSpec heads;
+  heads.set_model("sst2");
+  auto* h = heads.mutable_head_importance();
+  for (const std::string& text : {std::string("a fine film ."), LongText(100)}) {
+    auto* e = h->mutable_importance_set()->mutable_inline_()->add_examples();
+    e->set_text(text);
+    e->set_label(1);
+  }
+  auto* e = h->mutable_evaluation_set()->mutable_inline_()->add_examples();
+  e->set_text("a fine film .");
+  e->set_label(0);
+  h->add_methods(v1::IMPORTANCE_METHOD_RANDOM);
+  h->add_methods(v1::IMPORTANCE_METHOD_ATTENTION);  // batches within the budget: admitted
+  EXPECT_TRUE(PrepareHeadImportanceJob(heads, *registry_, c).ok());
+  h->add_methods(v1::IMPORTANCE_METHOD_TAYLOR);
+  auto refused = PrepareHeadImportanceJob(heads, *registry_, c);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument) << refused.status();
+  EXPECT_NE(refused.status().message().find("importance_set.inline.examples[1]"), std::string::npos)
+      << refused.status();
+  EXPECT_NE(refused.status().message().find("--memory-budget-mib"), std::string::npos)
+      << refused.status();
+}
+
 TEST_F(JobSpecTest, ResultAboveTheLimitIsRefused) {
   config_.max_result_bytes = int64_t{1} << 20;
   // n = 30: full fp32 matrices are 8·30²·4 bytes per layer, 115 KiB per example of 4 layers.

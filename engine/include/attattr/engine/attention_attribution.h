@@ -13,6 +13,7 @@
 
 #include "absl/status/statusor.h"
 #include "attattr/engine/example.h"
+#include "attattr/engine/memory_plan.h"
 #include "attattr/engine/model.h"
 #include "attattr/engine/precision.h"
 #include "attattr/engine/quadrature.h"
@@ -51,11 +52,13 @@ struct AttributionOptions {
   int steps = kDefaultQuadratureSteps;
   // Layers to attribute (0-based, ascending, unique). Empty: all layers.
   std::vector<int> layers;
-  // Activation memory one chunk of α-points may use; the chunk size is derived from it (estimated
-  // per layer and length). A chunk holds at least one α-point of the batch, so a single point of a
-  // batch larger than the budget still runs. Default: 1 GiB.
-  int64_t memory_budget_bytes = int64_t{1} << 30;
-  // Examples padded into one batch (sorted by length first). Default: 4 (bench/README.md: 4 beat
+  // Activation memory one chunk of α-points may use (memory_plan.h). Examples are grouped so that
+  // one α-point of each fits it together, and each chunk holds as many points as fit; a single
+  // example whose one point exceeds the budget still runs alone. Studies size their forward
+  // batches and the results they hold by it too. Default: 1 GiB.
+  int64_t memory_budget_bytes = kDefaultMemoryBudgetBytes;
+  // At most this many examples padded into one batch (sorted by length first; fewer when the
+  // memory budget says so). Default: 4 (bench/README.md: 4 beat
   // 8 and 16 by ~20 % on SST-2 lengths; the α-points already fill the batch dimension).
   int max_batch_examples = 4;
   // Keep the clean attention probabilities A^l in the result. Default: true.

@@ -33,11 +33,14 @@ std::optional<HeadRanking> HeadRankingFromName(const std::string& name);
 using HeadTable = std::vector<std::vector<double>>;  // [L][H]
 
 struct HeadImportanceOptions {
-  // Quadrature, steps and memory budget of kAttribution; the target is replaced by the gold
+  // Quadrature, steps and memory budget of kAttribution (the budget also sizes kAttention's
+  // batches and the attribution results held at once); the target is replaced by the gold
   // label's probability of each example.
   AttributionOptions attribution;
-  uint64_t seed = 0;    // kRandom
-  int batch_size = 32;  // examples per forward pass (kAttention)
+  uint64_t seed = 0;  // kRandom
+  // Examples per forward pass of kAttention at most; fewer where every layer's probabilities of a
+  // batch would exceed attribution.memory_budget_bytes.
+  int batch_size = 32;
 };
 
 // InvalidArgument when `labels` does not match `encodings`, a label is outside the model's classes
@@ -81,12 +84,12 @@ struct PruningPoint {
 };
 
 // One point per ratio: mask the lowest-ranked heads (PruneLowest), no retraining, and evaluate
-// `encodings` in forward batches of `batch_size` (sorted by length). InvalidArgument for a ratio
+// `encodings` in forward batches `batching` sizes (sorted by length). InvalidArgument for a ratio
 // outside [0, 100] (naming ratios[i]) or a label outside the model's classes.
 absl::StatusOr<std::vector<PruningPoint>> PruningCurve(
     const Model& model, const HeadTable& importance, const std::vector<Encoding>& encodings,
-    const std::vector<int>& labels, const std::vector<double>& ratios_percent, int batch_size = 64,
-    const RunControl& control = {});
+    const std::vector<int>& labels, const std::vector<double>& ratios_percent,
+    const ForwardBatching& batching = {}, const RunControl& control = {});
 
 // A pruning curve taken apart as the rankings are: PruningCurve is FinishPruningCurve of
 // TallyPruning, and the tallies of parts of the evaluation set add up (AddPruningTallies), exactly
@@ -99,8 +102,8 @@ struct PruningTally {
 // One tally per ratio, with PruningCurve's checks and progress.
 absl::StatusOr<std::vector<PruningTally>> TallyPruning(
     const Model& model, const HeadTable& importance, const std::vector<Encoding>& encodings,
-    const std::vector<int>& labels, const std::vector<double>& ratios_percent, int batch_size = 64,
-    const RunControl& control = {});
+    const std::vector<int>& labels, const std::vector<double>& ratios_percent,
+    const ForwardBatching& batching = {}, const RunControl& control = {});
 // into += part, ratio by ratio; into may be empty. InvalidArgument when the lengths differ.
 absl::Status AddPruningTallies(std::vector<PruningTally>& into,
                                const std::vector<PruningTally>& part);

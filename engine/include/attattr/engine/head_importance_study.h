@@ -44,7 +44,9 @@ struct HeadImportanceStudyOptions {
   // Percent of heads pruned at each curve point, each in [0, 100].
   std::vector<double> ratios_percent;
   HeadImportanceOptions importance;
-  int eval_batch_size = 64;  // examples per forward pass of the curves
+  // Examples per forward pass of the curves at most (fewer where importance.attribution's memory
+  // budget says so).
+  int eval_batch_size = 64;
   // Write a checkpoint without the round(export_ratio_percent/100 · L·H) lowest-ranked heads of
   // methods[0] here (ExportPrunedCheckpoint); empty = no export.
   std::string export_dir;

@@ -11,6 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "attattr/engine/example.h"
+#include "attattr/engine/memory_plan.h"
 #include "attattr/engine/precision.h"
 #include "attattr/engine/tokenizer.h"
 
@@ -146,12 +147,14 @@ class Model {
   // (attattr/base/field_error.h), so callers name example i in their own terms.
   absl::StatusOr<std::vector<Encoding>> EncodeAll(const std::vector<Example>& examples) const;
 
-  // Clean forward passes, batched. `head_mask` (optional) is [L][H] with 1 = keep, 0 = masked
-  // (multiplied into the attention probabilities, as Hugging Face does); in a pruned checkpoint the
-  // first heads_per_layer[l] entries of row l address the heads still present.
+  // Clean forward passes, batched as `batching` says (consecutive encodings, padded to the longest
+  // of each batch: callers sort by length). `head_mask` (optional) is [L][H] with 1 = keep,
+  // 0 = masked (multiplied into the attention probabilities, as Hugging Face does); in a pruned
+  // checkpoint the first heads_per_layer[l] entries of row l address the heads still present.
   absl::StatusOr<std::vector<Prediction>> Predict(
       const std::vector<Encoding>& encodings,
-      const std::vector<std::vector<float>>* head_mask = nullptr) const;
+      const std::vector<std::vector<float>>* head_mask = nullptr,
+      const ForwardBatching& batching = {}) const;
 
   // Mean-pooled last hidden state (sentence-transformers pooling), [hidden_size] per encoding.
   absl::StatusOr<std::vector<std::vector<float>>> Embed(

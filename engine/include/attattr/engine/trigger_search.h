@@ -54,10 +54,12 @@ struct TriggerSearchOptions {
   double threshold = kDefaultTriggerThreshold;
   // Seed of the random-token control. Default: 0.
   uint64_t seed = 0;
-  // Examples per mining call of AttributeEncodings (progress and cancellation granularity).
+  // Examples per mining call of AttributeEncodings at most (progress and cancellation
+  // granularity), fewer where their results would exceed attribution.memory_budget_bytes.
   // Default: 16.
   int mining_batch = 16;
-  // Examples per Model::Predict batch in evaluation. Default: 64.
+  // Examples per Model::Predict batch in evaluation at most, fewer where the activations would
+  // exceed attribution.memory_budget_bytes. Default: 64.
   int eval_batch = 64;
 };
 
