@@ -376,10 +376,11 @@ void AttattrService::CompleteSubmitJob(grpc::CallbackServerContext* ctx,
   if (auto s = CheckSpecPermissions(caller, spec); !s.ok()) return finish(ToGrpcStatus(s));
   // Validates everything that can be checked now (model, examples, options, admission control),
   // so a bad spec fails here rather than after it waited in the queue.
-  if (auto prepared = d_.job_kinds.Prepare(spec); !prepared.ok()) {
-    return finish(ToGrpcStatus(prepared.status()));
-  }
+  auto prepared = d_.job_kinds.Prepare(spec);
+  if (!prepared.ok()) return finish(ToGrpcStatus(prepared.status()));
   store::JobRecord record;
+  record.reserved_result_bytes = (*prepared)->result_bytes();
+  prepared->reset();  // its examples are not needed until a runner prepares the job again
   record.request_id = request->request_id();
   record.kind = JobKindName(JobKindOf(spec));
   record.model = spec.model();

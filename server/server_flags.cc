@@ -103,8 +103,9 @@ absl::StatusOr<ServerFlags> ParseServerFlags(const std::vector<std::string>& arg
        "Most MiB read from one dataset file (only as far as a job's examples need)");
   Flag(app, "--max-job-examples", config.max_job_examples, "Most examples in one job");
   Flag(app, "--max-stored-mib-per-principal", stored_mib,
-       "Most MiB one principal's stored jobs (specs and results) may occupy before SubmitJob "
-       "answers RESOURCE_EXHAUSTED; DeleteJob frees it");
+       "Most MiB one principal's stored jobs (specs, results, and the result estimates of queued "
+       "and running jobs) may occupy before SubmitJob answers RESOURCE_EXHAUSTED; DeleteJob "
+       "frees it");
   Flag(app, "--max-result-mib", result_mib, "Largest result one job may produce, MiB");
   Flag(app, "--retention-seconds", config.retention_seconds,
        "Finished jobs and their results are deleted this long after they end");
@@ -139,7 +140,8 @@ absl::StatusOr<ServerFlags> ParseServerFlags(const std::vector<std::string>& arg
       ->check(CLI::IsMember({"fp32", "bf16"}));
   Flag(app, "--max-pending-explains", config.max_pending_explains,
        "Explain calls waiting for an engine worker before RESOURCE_EXHAUSTED");
-  Flag(app, "--memory-budget-mib", budget_mib, "Activation memory per engine batch (attribution, study passes), MiB");
+  Flag(app, "--memory-budget-mib", budget_mib,
+       "Activation memory per engine batch (attribution, study passes), MiB");
   Flag(app, "--report-listen", config.report_listen,
        "HTML job reports' HTTP address HOST:PORT (empty = on the --metrics-listen port)");
   Flag(app, "--tls-cert", config.tls_cert,

@@ -32,6 +32,7 @@ struct AttributionJob {
   int64_t result_bytes_estimate = 0;        // serialized-size estimate of the whole JobResult
 
   int64_t items() const { return static_cast<int64_t>(encodings.size()); }
+  int64_t result_bytes() const { return result_bytes_estimate; }
 };
 
 // Serialized-size estimate of the JobResult for these encodings: per example and chosen layer,

@@ -82,6 +82,16 @@ absl::Status ParseRatios(const v1::HeadImportanceSpec& spec, std::vector<double>
 
 }  // namespace
 
+int64_t HeadImportanceJob::result_bytes() const {
+  const auto& info = model->info();
+  const auto methods = static_cast<int64_t>(options.methods.size());
+  const auto ratios = static_cast<int64_t>(options.ratios_percent.size());
+  // A packed double is 8 bytes; a curve point and a correlation under 48 with their tags.
+  const int64_t per_method = int64_t{info.num_layers} * info.num_heads * 8 + ratios * 48 + 64;
+  return methods * per_method + methods * methods * 48 + 512 +
+         static_cast<int64_t>(export_path.size());
+}
+
 absl::StatusOr<HeadImportanceJob> PrepareHeadImportanceJob(const v1::JobSpec& spec,
                                                            const ModelRegistry& models,
                                                            const ServerConfig& config,

@@ -32,6 +32,9 @@ struct HeadImportanceJob {
   std::string export_path;  // as the spec gave it (relative)
 
   int64_t items() const { return 1; }  // one study
+  // Per method L·H scores, a curve point per ratio and an agreement; the correlations; the export's
+  // summary. A few KiB: the estimate errs high.
+  int64_t result_bytes() const;
 };
 
 // CheckJobCommon, then, under "spec.head_importance": importance_set, evaluation_set and, when

@@ -34,6 +34,10 @@ class PreparedJob {
   // Items the job works through (examples of an attribution job; 1 for a study or a search), for
   // the final progress report.
   virtual int64_t items() const = 0;
+
+  // Estimated serialized size of the JobResult, held against the owner's stored-bytes quota while
+  // the job waits and runs (store::JobRecord::reserved_result_bytes).
+  virtual int64_t result_bytes() const = 0;
 };
 
 class JobKind {
@@ -53,9 +57,10 @@ class JobKind {
 };
 
 // A JobKind from its steps, for a kind whose validated job is a value `Job` (with
-// `int64_t items() const`): `prepare` validates a spec into a Job, `run` runs it under a JobRun and
-// renders its JobResult. Both may capture what they borrow from the server (models, config, the
-// batcher), which must outlive the kind and every job it prepares.
+// `int64_t items() const` and `int64_t result_bytes() const`): `prepare` validates a spec into a
+// Job, `run` runs it under a JobRun and renders its JobResult. Both may capture what they borrow
+// from the server (models, config, the batcher), which must outlive the kind and every job it
+// prepares.
 template <typename Job>
 std::unique_ptr<JobKind> MakeJobKind(
     v1::JobKind kind,
@@ -67,6 +72,7 @@ std::unique_ptr<JobKind> MakeJobKind(
         : job_(std::move(job)), run_(run) {}
     absl::StatusOr<v1::JobResult> Run(JobRun& run) override { return run_(job_, run); }
     int64_t items() const override { return job_.items(); }
+    int64_t result_bytes() const override { return job_.result_bytes(); }
 
    private:
     Job job_;

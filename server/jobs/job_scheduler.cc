@@ -277,7 +277,8 @@ absl::StatusOr<store::CreateResult> JobScheduler::Submit(const store::JobRecord&
     case store::Refusal::kOwnerStorageFull: {
       absl::Status over = absl::ResourceExhaustedError(absl::StrCat(
           "principal '", record.owner, "' would store ", FormatBytes(created->owner_stored_bytes),
-          " of jobs (specs and results), above --max-stored-mib-per-principal (",
+          " of jobs (specs, results and the result estimates of unfinished jobs), above "
+          "--max-stored-mib-per-principal (",
           FormatBytes(options_.max_stored_bytes_per_owner),
           "); delete finished or cancelled jobs (DeleteJob) to make room"));
       over.SetPayload(kQuotaPayload, absl::Cord());

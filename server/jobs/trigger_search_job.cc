@@ -1,6 +1,7 @@
 // TRIGGER_SEARCH jobs (see trigger_search_job.h).
 #include "jobs/trigger_search_job.h"
 
+#include <algorithm>
 #include <cmath>
 #include <utility>
 
@@ -21,6 +22,16 @@ absl::Status Invalid(const std::string& field, const std::string& what) {
 }
 
 }  // namespace
+
+int64_t TriggerSearchJob::result_bytes() const {
+  // A pattern: its tokens, segments and positions (a pattern is a few tokens: 1 KiB is ample),
+  // then clean, attacked and control accuracies per class (the label and two numbers).
+  size_t label = 0;
+  for (const std::string& name : model->info().labels) label = std::max(label, name.size());
+  const int64_t per_pattern =
+      1024 + 3 * int64_t{model->info().num_classes} * (32 + static_cast<int64_t>(label));
+  return int64_t{options.top_k} * per_pattern + 64;
+}
 
 absl::StatusOr<TriggerSearchJob> PrepareTriggerSearchJob(const v1::JobSpec& spec,
                                                          const ModelRegistry& models,

@@ -26,6 +26,8 @@ struct TriggerSearchJob {
   engine::TriggerSearchOptions options;
 
   int64_t items() const { return 1; }  // one search
+  // Per kept pattern its tokens and sources and three accuracies per class. The estimate errs high.
+  int64_t result_bytes() const;
 };
 
 // CheckJobCommon, then, under "spec.trigger_search": top_k in [1, 100] (0 = 3), threshold >= 0

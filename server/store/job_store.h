@@ -77,6 +77,11 @@ struct JobRecord {
   std::string lease_holder;
   int64_t lease_token = 0;
   int64_t lease_expiry_ms = 0;
+  // What the job's result is estimated to store (the kind's estimate at submission): counted
+  // against the owner's stored bytes while the job is QUEUED or RUNNING, so jobs admitted together
+  // cannot write past the quota (AdmissionLimits::max_stored_bytes_per_owner). Set by the
+  // submitter; negative counts as 0.
+  int64_t reserved_result_bytes = 0;
 };
 
 // Writes that name a lease token (UpdateProgress, PutResult, Finish, Requeue) are fenced: they
@@ -122,7 +127,8 @@ struct ChangeCallbacks {
 struct AdmissionLimits {
   int64_t max_queued = 0;            // QUEUED jobs in the store
   int64_t max_queued_per_owner = 0;  // QUEUED jobs of the new job's owner
-  // What the owner's jobs occupy (specs and results, see StoredBytes) with the new spec added.
+  // What the owner's jobs occupy (specs, results and reservations, see StoredBytes) with the new
+  // spec and its reserved_result_bytes added.
   int64_t max_stored_bytes_per_owner = 0;
 };
 
@@ -290,7 +296,8 @@ class JobStore {
   // Deletes terminal jobs (and results) whose end_time_ms < now_ms - retention_ms, kExpireBatch
   // at a time until none is left. Returns how many.
   virtual absl::StatusOr<int64_t> ExpireResults(int64_t now_ms, int64_t retention_ms) = 0;
-  // What `owner`'s jobs occupy: their specs and results, in bytes (0 for an owner with none).
+  // What `owner`'s jobs occupy: their specs and results, and the reserved_result_bytes of those
+  // QUEUED or RUNNING, in bytes (0 for an owner with none).
   virtual absl::StatusOr<int64_t> StoredBytes(const std::string& owner) = 0;
   virtual absl::StatusOr<StoreStats> Stats() = 0;
 

@@ -37,6 +37,7 @@ absl::StatusOr<JobRecord> RecordFromRow(const pqxx::row& row) {
   r.lease_holder = row[21].as<std::string>();
   r.lease_token = row[22].as<int64_t>();
   r.lease_expiry_ms = row[23].as<int64_t>();
+  r.reserved_result_bytes = row[24].as<int64_t>();
   return r;
 }
 

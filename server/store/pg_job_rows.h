@@ -20,7 +20,7 @@ inline constexpr char kJobColumns[] =
     "id, request_id, kind, model, priority, state, spec, error_code, error_message, "
     "progress_stage, progress_done, progress_total, create_time_ms, start_time_ms, end_time_ms, "
     "update_time_ms, attempts, has_result, result_size_bytes, result_chunk_count, owner, "
-    "lease_holder, lease_token, lease_expiry_ms";
+    "lease_holder, lease_token, lease_expiry_ms, reserved_bytes";
 // The notification channel of job changes; the payload is the job id, or "shards:" + the job id
 // when shards of the job became claimable.
 inline constexpr char kChannel[] = "attattr_jobs";

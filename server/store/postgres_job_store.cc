@@ -59,7 +59,8 @@ QueueCounts QueueCountsIn(pqxx::transaction_base& txn, const std::string& owner)
 int64_t StoredBytesIn(pqxx::transaction_base& txn, const std::string& owner) {
   return txn
       .exec_params1(
-          "SELECT COALESCE(SUM(octet_length(spec) + result_size_bytes), 0)::BIGINT "
+          "SELECT COALESCE(SUM(octet_length(spec) + result_size_bytes + CASE WHEN state IN "
+          "('QUEUED', 'RUNNING') THEN reserved_bytes ELSE 0 END), 0)::BIGINT "
           "FROM attattr_jobs WHERE owner = $1",
           owner)[0]
       .as<int64_t>();
@@ -112,6 +113,7 @@ CREATE TABLE attattr_jobs (
   lease_holder       TEXT    NOT NULL DEFAULT '',
   lease_token        BIGINT  NOT NULL DEFAULT 0,
   lease_expiry_ms    BIGINT  NOT NULL DEFAULT 0,
+  reserved_bytes     BIGINT  NOT NULL DEFAULT 0,  -- result estimate held against the quota
   CONSTRAINT attattr_jobs_request_id UNIQUE (owner, request_id)
 );
 CREATE INDEX attattr_jobs_by_owner ON attattr_jobs (owner, create_time_ms, id);
@@ -158,6 +160,10 @@ constexpr const char* kMigrations[] = {
     R"sql(
 ALTER TABLE attattr_shards ADD COLUMN stage INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE attattr_shards ADD COLUMN input BYTEA NOT NULL DEFAULT '';
+)sql",
+    // 2 -> 3: a queued or running job's result estimate, held against its owner's quota.
+    R"sql(
+ALTER TABLE attattr_jobs ADD COLUMN reserved_bytes BIGINT NOT NULL DEFAULT 0;
 )sql",
 };
 static_assert(std::size(kMigrations) == PostgresJobStore::kSchemaVersion - 1,
@@ -352,8 +358,9 @@ absl::StatusOr<CreateResult> PostgresJobStore::Create(const JobRecord& record,
           if (found) return absl::OkStatus();
           if (CountsQueue(limits)) result.counts = QueueCountsIn(txn, record.owner);
           if (limits.max_stored_bytes_per_owner > 0) {
-            result.owner_stored_bytes =
-                StoredBytesIn(txn, record.owner) + static_cast<int64_t>(record.spec.size());
+            result.owner_stored_bytes = StoredBytesIn(txn, record.owner) +
+                                        static_cast<int64_t>(record.spec.size()) +
+                                        std::max<int64_t>(record.reserved_result_bytes, 0);
           }
           result.refused = Admit(limits, result.counts, result.owner_stored_bytes);
           if (result.refused != Refusal::kNone) return absl::OkStatus();  // nothing written
@@ -361,13 +368,16 @@ absl::StatusOr<CreateResult> PostgresJobStore::Create(const JobRecord& record,
         // The unique constraints decide, not a check before the insert: of concurrent unlimited
         // creates with one request_id (on any replica), one inserts and the others find its job.
         const pqxx::result inserted = txn.exec_params(
-            absl::StrCat("INSERT INTO attattr_jobs (id, request_id, kind, model, priority, state, "
-                         "spec, create_time_ms, update_time_ms, owner) VALUES ($1, NULLIF($2, ''), "
-                         "$3, $4, $5, 'QUEUED', $6, $7, $8, $9) ON CONFLICT DO NOTHING RETURNING ",
-                         kJobColumns, ", pg_notify('", kChannel, "', id)"),
+            absl::StrCat(
+                "INSERT INTO attattr_jobs (id, request_id, kind, model, priority, state, "
+                "spec, create_time_ms, update_time_ms, owner, reserved_bytes) VALUES ($1, "
+                "NULLIF($2, ''), $3, $4, $5, 'QUEUED', $6, $7, $8, $9, $10) ON CONFLICT DO "
+                "NOTHING RETURNING ",
+                kJobColumns, ", pg_notify('", kChannel, "', id)"),
             id, record.request_id, record.kind, record.model, record.priority,
             pqxx::binarystring(record.spec.data(), record.spec.size()),
-            record.create_time_ms != 0 ? record.create_time_ms : now, now, record.owner);
+            record.create_time_ms != 0 ? record.create_time_ms : now, now, record.owner,
+            std::max<int64_t>(record.reserved_result_bytes, 0));
         if (!inserted.empty()) {
           ATTATTR_ASSIGN_OR_RETURN(result.record, pg::RecordFromRow(inserted[0]));
           txn.commit();

@@ -56,7 +56,7 @@ struct PostgresJobStoreOptions {
 class PostgresJobStore final : public JobStore {
  public:
   // The schema version this build writes, stored in attattr_schema.version.
-  static constexpr int kSchemaVersion = 2;
+  static constexpr int kSchemaVersion = 3;
 
   // Connects, then creates or migrates the schema. Unavailable when the database cannot be
   // reached; FailedPrecondition for a newer schema. Messages show the URI without its password.

@@ -32,7 +32,7 @@ constexpr char kJobColumns[] =
     "id, request_id, kind, model, priority, state, spec, error_code, error_message, "
     "progress_stage, progress_done, progress_total, create_time_ms, start_time_ms, end_time_ms, "
     "update_time_ms, attempts, has_result, result_size_bytes, result_chunk_count, owner, "
-    "lease_holder, lease_token, lease_expiry_ms";
+    "lease_holder, lease_token, lease_expiry_ms, reserved_bytes";
 // kJobColumns, or with an empty spec in its place when the spec is not wanted.
 std::string JobColumns(bool include_spec) {
   if (include_spec) return kJobColumns;
@@ -73,7 +73,8 @@ CREATE TABLE jobs (
   start_seq          INTEGER NOT NULL DEFAULT 0,  -- order of the last start (0 = never)
   lease_holder       TEXT    NOT NULL DEFAULT '',
   lease_token        INTEGER NOT NULL DEFAULT 0,
-  lease_expiry_ms    INTEGER NOT NULL DEFAULT 0
+  lease_expiry_ms    INTEGER NOT NULL DEFAULT 0,
+  reserved_bytes     INTEGER NOT NULL DEFAULT 0   -- result estimate held against the quota
 );
 )sql";
 constexpr char kJobsIndexesSql[] = R"sql(
@@ -409,6 +410,13 @@ absl::Status SqliteJobStore::MigrateToCurrent(int64_t version) {
       if (stmt.Step() != SQLITE_ROW) return SqliteError(SQLITE_ERROR, "reading user_version");
       if (stmt.Int(0) == kSchemaVersion) return absl::OkStatus();
     }
+    if (version == 4) {
+      // 4 -> 5: a queued or running job's result estimate, held against its owner's quota.
+      ATTATTR_STORE_RETURN_IF_ERROR(
+          Exec("ALTER TABLE jobs ADD COLUMN reserved_bytes INTEGER NOT NULL DEFAULT 0"));
+      ATTATTR_STORE_RETURN_IF_ERROR(Exec(absl::StrCat("PRAGMA user_version = ", kSchemaVersion)));
+      return txn.Commit();
+    }
     if (version == 1) {
       // 1 -> 2: jobs record their owner (the principal that submitted them); older jobs have none.
       ATTATTR_STORE_RETURN_IF_ERROR(
@@ -416,7 +424,7 @@ absl::Status SqliteJobStore::MigrateToCurrent(int64_t version) {
     }
     // 2 -> 3: request_id is unique per owner, no longer across owners (a column's UNIQUE cannot
     // be dropped: the table is rebuilt). 3 -> 4: the submission order (seq, numbered by create
-    // time) and the lease columns; the rebuild makes them too.
+    // time) and the lease columns, and 4 -> 5's reserved_bytes; the rebuild makes them too.
     std::string create = kJobsTableSql;
     create.replace(create.find("CREATE TABLE jobs ("), 19, "CREATE TABLE jobs_new (");
     ATTATTR_STORE_RETURN_IF_ERROR(Exec(create));
@@ -476,6 +484,7 @@ absl::StatusOr<std::vector<JobRecord>> SqliteJobStore::QueryRecords(Statement& s
     r.lease_holder = stmt.Bytes(21);
     r.lease_token = stmt.Int(22);
     r.lease_expiry_ms = stmt.Int(23);
+    r.reserved_result_bytes = stmt.Int(24);
     records.push_back(std::move(r));
   }
   return records;
@@ -528,7 +537,8 @@ absl::StatusOr<CreateResult> SqliteJobStore::Create(const JobRecord& record,
   }
   if (limits.max_stored_bytes_per_owner > 0) {
     ATTATTR_ASSIGN_OR_RETURN(const int64_t stored, StoredBytesLocked(record.owner));
-    admission.owner_stored_bytes = stored + static_cast<int64_t>(record.spec.size());
+    admission.owner_stored_bytes = stored + static_cast<int64_t>(record.spec.size()) +
+                                   std::max<int64_t>(record.reserved_result_bytes, 0);
   }
   admission.refused = Admit(limits, admission.counts, admission.owner_stored_bytes);
   if (admission.refused != Refusal::kNone) return admission;
@@ -549,8 +559,8 @@ absl::StatusOr<CreateResult> SqliteJobStore::Create(const JobRecord& record,
         auto stmt,
         Prepare(
             "INSERT INTO jobs (id, request_id, kind, model, priority, state, spec, create_time_ms, "
-            "update_time_ms, owner, seq) VALUES (?1, ?2, ?3, ?4, ?5, 'QUEUED', ?6, ?7, ?8, ?9, "
-            "(SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs))"));
+            "update_time_ms, owner, reserved_bytes, seq) VALUES (?1, ?2, ?3, ?4, ?5, 'QUEUED', ?6, "
+            "?7, ?8, ?9, ?10, (SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs))"));
     stmt.BindText(1, id);
     if (record.request_id.empty()) {
       stmt.BindNull(2);
@@ -564,6 +574,7 @@ absl::StatusOr<CreateResult> SqliteJobStore::Create(const JobRecord& record,
     stmt.BindInt(7, record.create_time_ms != 0 ? record.create_time_ms : now);
     stmt.BindInt(8, now);
     stmt.BindText(9, record.owner);
+    stmt.BindInt(10, std::max<int64_t>(record.reserved_result_bytes, 0));
     const int rc = stmt.Step();
     if (rc != SQLITE_DONE) return SqliteError(rc, absl::StrCat("inserting job ", Quote(id)));
   }
@@ -1008,7 +1019,8 @@ absl::StatusOr<int64_t> SqliteJobStore::StoredBytesLocked(const std::string& own
   ATTATTR_ASSIGN_OR_RETURN(
       auto stmt,
       Prepare(
-          "SELECT COALESCE(SUM(length(spec) + result_size_bytes), 0) FROM jobs WHERE owner = ?1"));
+          "SELECT COALESCE(SUM(length(spec) + result_size_bytes + CASE WHEN state IN ('QUEUED', "
+          "'RUNNING') THEN reserved_bytes ELSE 0 END), 0) FROM jobs WHERE owner = ?1"));
   stmt.BindText(1, owner);
   const int rc = stmt.Step();
   if (rc != SQLITE_ROW) return SqliteError(rc, absl::StrCat("summing the jobs of ", Quote(owner)));

@@ -52,7 +52,7 @@ class SqliteJobStore final : public JobStore {
   // Bumped when the schema changes; stored as PRAGMA user_version. A newer file is refused.
   // 2: jobs.owner; 3: request_id unique per owner; 4: submission order and leases (older files
   // are migrated in place at Open).
-  static constexpr int kSchemaVersion = 4;
+  static constexpr int kSchemaVersion = 5;
 
   // Opens (creating if needed) the store. Errors name the path: a missing directory is NotFound, a
   // file that is not an SQLite database or not a job store, or a newer schema, is

@@ -348,6 +348,108 @@ TEST_F(JobSpecTest, JobWorkCountsTheForwardPassesOfEvaluationsCurvesAndRankings)
   EXPECT_EQ(ranked.status().code(), absl::StatusCode::kInvalidArgument) << ranked.status();
 }
 
+// Each kind's result estimate is what its job reserves against the owner's stored-bytes quota
+// while it waits and runs: an attribution job's is the one checked against --max-result-mib, and a
+// study's or a search's is at least the largest result its spec can produce.
+TEST_F(JobSpecTest, EachKindsResultEstimateCoversItsResult) {
+  v1::JobSpec spec = Spec({"good", LongText(20)});
+  spec.mutable_attribution()->mutable_result()->set_full_matrices(true);
+  auto attribution = Prepare(spec);
+  ASSERT_TRUE(attribution.ok()) << attribution.status();
+  EXPECT_GT(attribution->result_bytes(), 2 * 4 * 8 * 22 * 22 * 4 / 2);
+  EXPECT_EQ(attribution->result_bytes(), attribution->result_bytes_estimate);
+
+  const auto labelled = [](v1::ExampleSource* source, int n) {
+    for (int i = 0; i < n; ++i) {
+      auto* e = source->mutable_inline_()->add_examples();
+      e->set_text("a fine film .");
+      e->set_label(i % 2);
+    }
+  };
+  const auto& info = model_->info();
+  v1::JobSpec heads;
+  heads.set_model("sst2");
+  auto* h = heads.mutable_head_importance();
+  labelled(h->mutable_importance_set(), 2);
+  labelled(h->mutable_evaluation_set(), 2);
+  for (auto m : {v1::IMPORTANCE_METHOD_ATTRIBUTION, v1::IMPORTANCE_METHOD_ATTENTION,
+                 v1::IMPORTANCE_METHOD_TAYLOR, v1::IMPORTANCE_METHOD_RANDOM}) {
+    h->add_methods(m);
+  }
+  for (int r = 0; r <= 100; r += 10) h->add_ratios(r);
+  auto study = PrepareHeadImportanceJob(heads, *registry_, config_);
+  ASSERT_TRUE(study.ok()) << study.status();
+  v1::JobResult largest;
+  auto* hr = largest.mutable_head_importance();
+  hr->set_num_layers(info.num_layers);
+  hr->set_num_heads(info.num_heads);
+  for (int m = 0; m < 4; ++m) {
+    auto* method = hr->add_methods();
+    method->set_method(v1::IMPORTANCE_METHOD_TAYLOR);
+    for (int k = 0; k < info.num_layers * info.num_heads; ++k) method->add_importance(0.1 + k);
+    for (int r = 0; r <= 100; r += 10) {
+      auto* point = method->add_curve();
+      point->set_ratio(r + 0.5);
+      point->set_accuracy(0.25);
+      point->set_mean_gold_probability(0.75);
+      point->set_heads_pruned(1 << 20);
+    }
+    method->mutable_agreement()->set_pearson(0.5);
+    method->mutable_agreement()->set_spearman(0.5);
+    method->mutable_agreement()->set_a(v1::IMPORTANCE_METHOD_TAYLOR);
+    method->mutable_agreement()->set_b(v1::IMPORTANCE_METHOD_TAYLOR);
+  }
+  for (int c = 0; c < 6; ++c) {
+    auto* pair = hr->add_correlations();
+    pair->set_a(v1::IMPORTANCE_METHOD_TAYLOR);
+    pair->set_b(v1::IMPORTANCE_METHOD_TAYLOR);
+    pair->set_pearson(0.5);
+    pair->set_spearman(0.5);
+  }
+  hr->set_export_heads_removed(1 << 20);
+  hr->set_export_weights_bytes(int64_t{1} << 40);
+  hr->set_export_parameter_count(int64_t{1} << 40);
+  EXPECT_GE(study->result_bytes(), static_cast<int64_t>(largest.ByteSizeLong()));
+
+  v1::JobSpec triggers;
+  triggers.set_model("sst2");
+  auto* t = triggers.mutable_trigger_search();
+  labelled(t->mutable_mining_set(), 2);
+  labelled(t->mutable_evaluation_set(), 2);
+  t->set_top_k(5);
+  auto search = PrepareTriggerSearchJob(triggers, *registry_, config_);
+  ASSERT_TRUE(search.ok()) << search.status();
+  largest.Clear();
+  auto* tr = largest.mutable_trigger_search();
+  tr->set_mined_examples(1 << 20);
+  tr->set_patterns_above_threshold(1 << 20);
+  for (int p = 0; p < 5; ++p) {
+    auto* pattern = tr->add_patterns();
+    for (int k = 0; k < 8; ++k) {
+      pattern->add_tokens("##token");
+      pattern->add_segments(1);
+      pattern->add_relative_positions(0.125 * k);
+    }
+    pattern->set_source(1 << 20);
+    pattern->set_layer(3);
+    pattern->set_head(7);
+    pattern->set_score(0.5);
+    pattern->set_truncated_examples(1 << 20);
+    for (const std::string& label : info.labels) {
+      for (auto* list : {pattern->add_clean(), pattern->add_attacked(), pattern->add_control()}) {
+        list->set_label(label);
+        list->set_accuracy(0.5);
+        list->set_examples(1 << 20);
+      }
+    }
+  }
+  EXPECT_GE(search->result_bytes(), static_cast<int64_t>(largest.ByteSizeLong()));
+  t->set_top_k(50);
+  auto larger = PrepareTriggerSearchJob(triggers, *registry_, config_);
+  ASSERT_TRUE(larger.ok()) << larger.status();
+  EXPECT_EQ(larger->result_bytes(), 10 * search->result_bytes() - 9 * 64);
+}
+
 TEST_F(JobSpecTest, UnknownModelIsNotFound) {
   v1::JobSpec spec = Spec({"good"});
   spec.set_model("no-such-model");

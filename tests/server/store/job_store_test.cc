@@ -677,6 +677,48 @@ TEST_P(JobStoreTest, BatchedResultWritesAreInvisibleUntilWholeAndStopOnCancel) {
   EXPECT_TRUE(absl::IsNotFound(store.GetResultInfo(cancelled).status()));
 }
 
+// Regression (security review): the stored-bytes quota counted only results already written, so
+// many jobs admitted together could each write up to --max-result-mib past it. A job's reserved
+// result estimate counts while it is QUEUED or RUNNING and gives way to its real result.
+TEST_P(JobStoreTest, ReservedResultBytesCountUntilTheJobEnds) {
+  auto store = OpenStore();
+  JobRecord a = NewJob();
+  a.owner = "dave";
+  a.reserved_result_bytes = 1000;
+  const int64_t spec = static_cast<int64_t>(a.spec.size());
+  AdmissionLimits limits;
+  limits.max_stored_bytes_per_owner = 2 * spec + 1500;
+  absl::StatusOr<CreateResult> first = store->Create(a, limits);
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_TRUE(first->created);
+  EXPECT_EQ(first->owner_stored_bytes, spec + 1000);
+  EXPECT_EQ(first->record.reserved_result_bytes, 1000);
+  EXPECT_EQ(*store->StoredBytes("dave"), spec + 1000);
+  // A second job of the same estimate does not fit beside the first's reservation.
+  absl::StatusOr<CreateResult> second = store->Create(a, limits);
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(second->refused, Refusal::kOwnerStorageFull);
+  EXPECT_EQ(second->owner_stored_bytes, 2 * spec + 2000);
+  // Running, it still holds its reservation (and whatever result it wrote so far).
+  ASSERT_TRUE(store->MarkRunning(first->record.id).ok());
+  EXPECT_EQ(*store->StoredBytes("dave"), spec + 1000);
+  ASSERT_TRUE(store->PutResult(first->record.id, std::string(300, 'r')).ok());
+  ASSERT_TRUE(store->Finish(first->record.id, JobState::kSucceeded, 0, "").ok());
+  EXPECT_EQ(*store->StoredBytes("dave"), spec + 300);
+  // A job that ends without a result releases its reservation too.
+  a.reserved_result_bytes = 1100;
+  absl::StatusOr<CreateResult> third = store->Create(a, limits);
+  ASSERT_TRUE(third.ok() && third->created) << third.status();
+  EXPECT_EQ(*store->StoredBytes("dave"), 2 * spec + 1400);
+  ASSERT_TRUE(store->Cancel(third->record.id).ok());
+  EXPECT_EQ(*store->StoredBytes("dave"), 2 * spec + 300);
+  // A negative estimate reserves nothing.
+  a.reserved_result_bytes = -5;
+  absl::StatusOr<CreateResult> fourth = store->Create(a);
+  ASSERT_TRUE(fourth.ok() && fourth->created) << fourth.status();
+  EXPECT_EQ(*store->StoredBytes("dave"), 3 * spec + 300);
+}
+
 TEST_P(JobStoreTest, OwnersAndTheBytesTheirJobsOccupy) {
   auto store = OpenStore();
   JobRecord a = NewJob();
@@ -717,7 +759,8 @@ std::string OldSchema(int version) {
 }
 
 // Stores written by schema versions 1 and 2 are migrated in place when opened: every job and result
-// kept, owners recorded from then on, request ids unique per owner.
+// kept, owners recorded from then on, request ids unique per owner. Version 4 (no reservations)
+// gains its column in place.
 TEST_F(SqliteJobStoreTest, OlderStoresAreMigratedWhenOpened) {
   for (int version : {1, 2}) {
     SCOPED_TRACE(version);
@@ -743,6 +786,25 @@ TEST_F(SqliteJobStoreTest, OlderStoresAreMigratedWhenOpened) {
     ASSERT_TRUE(store->Delete("jobs/old").ok());
     EXPECT_EQ(ResultRows(), "0");
   }
+  std::filesystem::remove(path_);
+  std::string id;
+  {
+    auto store = OpenStore();
+    ASSERT_NE(store, nullptr);
+    id = MustCreate(*store, NewJob());
+  }
+  RawSql(path_, "ALTER TABLE jobs DROP COLUMN reserved_bytes; PRAGMA user_version = 4;");
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(RawSql(path_, "PRAGMA user_version"), std::to_string(SqliteJobStore::kSchemaVersion));
+  absl::StatusOr<JobRecord> kept = store->Get(id);
+  ASSERT_TRUE(kept.ok()) << kept.status();
+  EXPECT_EQ(kept->reserved_result_bytes, 0);
+  JobRecord reserved = NewJob();
+  reserved.reserved_result_bytes = 7;
+  absl::StatusOr<CreateResult> created = store->Create(reserved);
+  ASSERT_TRUE(created.ok()) << created.status();
+  EXPECT_EQ(created->record.reserved_result_bytes, 7);
 }
 
 TEST_P(JobStoreTest, RequestIdsArePerOwner) {
@@ -1948,8 +2010,8 @@ TEST_F(PostgresJobStoreTest, AShardWaitsOnlyForQueuedJobsThatRankBeforeIt) {
   EXPECT_EQ((**store->Claim({"a", 60000, 1})).id, urgent_id);
 }
 
-// A database of schema version 1 (shards without stages) is migrated in place at start: its
-// shards are kept, as stage 0.
+// A database of schema version 1 (shards without stages, jobs without reservations) is migrated
+// in place at start: its shards are kept, as stage 0.
 TEST_F(PostgresJobStoreTest, VersionOneDatabasesAreMigrated) {
   std::string id;
   {
@@ -1961,12 +2023,14 @@ TEST_F(PostgresJobStoreTest, VersionOneDatabasesAreMigrated) {
   }
   ASSERT_TRUE(pg_->Query(database_,
                          "ALTER TABLE attattr_shards DROP COLUMN stage, DROP COLUMN input; "
+                         "ALTER TABLE attattr_jobs DROP COLUMN reserved_bytes; "
                          "UPDATE attattr_schema SET version = 1")
                   .ok());
   auto store = OpenStore();
   ASSERT_NE(store, nullptr);
-  EXPECT_EQ(static_cast<PostgresJobStore&>(*store).schema_change(), "migrated from version 1 to 2");
-  EXPECT_EQ(*pg_->Query(database_, "SELECT version FROM attattr_schema"), "2");
+  EXPECT_EQ(static_cast<PostgresJobStore&>(*store).schema_change(), "migrated from version 1 to 3");
+  EXPECT_EQ(*pg_->Query(database_, "SELECT version FROM attattr_schema"), "3");
+  EXPECT_EQ(store->Get(id)->reserved_result_bytes, 0);
   auto shards = store->shards()->ListShards(id);
   ASSERT_TRUE(shards.ok()) << shards.status();
   ASSERT_EQ(shards->size(), 2u);
