@@ -1,12 +1,14 @@
 // gRPC side of the job commands (see job_client.h).
 #include "job_client.h"
 
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <thread>
 
@@ -351,11 +353,19 @@ absl::StatusOr<v1::JobResult> JobClient::GetResult(const std::string& name) {
   if (!problem.empty()) {
     return absl::DataLossError(absl::StrCat("result of ", name, " is incomplete: ", problem));
   }
-  std::string data;
-  for (auto& [index, bytes] : chunks) data += bytes;
+  // Parsed from the chunks in place: concatenating them first held the result twice.
+  std::vector<std::unique_ptr<google::protobuf::io::ArrayInputStream>> parts;
+  std::vector<google::protobuf::io::ZeroCopyInputStream*> streams;
+  for (const auto& [index, data] : chunks) {
+    parts.push_back(std::make_unique<google::protobuf::io::ArrayInputStream>(
+        data.data(), static_cast<int>(data.size())));
+    streams.push_back(parts.back().get());
+  }
+  google::protobuf::io::ConcatenatingInputStream whole(streams.data(),
+                                                       static_cast<int>(streams.size()));
   v1::JobResult result;
-  if (!result.ParseFromString(data)) {
-    return absl::DataLossError(absl::StrCat("result of ", name, " (", data.size(), " bytes in ",
+  if (!result.ParseFromZeroCopyStream(&whole)) {
+    return absl::DataLossError(absl::StrCat("result of ", name, " (", bytes, " bytes in ",
                                             chunks.size(), " chunks) does not parse as JobResult"));
   }
   return result;

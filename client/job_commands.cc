@@ -3,7 +3,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
+#include <system_error>
 
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
@@ -240,25 +242,44 @@ int RunGet(const JobCommands::Get& f, std::ostream& out, std::ostream& err) {
   }
   auto result = client.GetResult(name);
   if (!result.ok()) return Report(result.status(), err);
-  std::string text;
-  if (f.common.format == "json") {
-    auto j = JobResultToJson(*job, *result);
-    if (!j.ok()) return Report(absl::DataLossError(j.status().message()), err);
-    text = JsonText(*j) + "\n";
-  } else {
-    auto t = JobResultToText(*job, *result, f.top_k);
-    if (!t.ok()) return Report(absl::DataLossError(t.status().message()), err);
-    text = std::move(*t);
-  }
-  if (f.output.empty() || f.output == "-") {
-    out << text;
-    out.flush();
+  // Rendered straight to the destination, one example at a time (a result may be a GiB).
+  const auto write = [&](std::ostream& to) {
+    absl::Status written = f.common.format == "json"
+                               ? WriteJobResultJson(*job, *result, to)
+                               : WriteJobResultText(*job, *result, f.top_k, to);
+    if (written.ok() && f.common.format == "json") to << "\n";
+    return written;
+  };
+  std::error_code probe;
+  const auto kind = std::filesystem::status(f.output, probe).type();
+  const bool special = kind != std::filesystem::file_type::not_found &&
+                       kind != std::filesystem::file_type::regular && !probe;
+  if (f.output.empty() || f.output == "-" || special) {
+    // Standard output, or a device or pipe named by --output (/dev/stdout, a FIFO): streamed, so
+    // an error part-way leaves part of the document there (and exits non-zero).
+    std::ofstream device;
+    if (special) device.open(f.output, std::ios::binary);
+    std::ostream& to = special ? device : out;
+    const absl::Status written = write(to);
+    to.flush();
+    if (!written.ok()) return Report(absl::DataLossError(written.message()), err);
+    if (!to) {
+      err << "error: cannot write " << f.output << "\n";
+      return kExitFailure;
+    }
     return kExitOk;
   }
-  std::ofstream file(f.output, std::ios::binary | std::ios::trunc);
-  file << text;
+  // A file holds the whole rendering or is left as it was: written beside it, then renamed.
+  const std::string staged = f.output + ".attattr-partial";
+  std::ofstream file(staged, std::ios::binary | std::ios::trunc);
+  const absl::Status written = file ? write(file) : absl::OkStatus();
   file.close();
-  if (!file) {
+  std::error_code renamed;
+  if (written.ok() && file) std::filesystem::rename(staged, f.output, renamed);
+  if (!written.ok() || !file || renamed) {
+    std::error_code ignored;
+    std::filesystem::remove(staged, ignored);
+    if (!written.ok()) return Report(absl::DataLossError(written.message()), err);
     err << "error: cannot write " << f.output << "\n";
     return kExitFailure;
   }

@@ -241,53 +241,56 @@ std::string ProgressBar(const v1::Job& job, int width) {
   return line;
 }
 
-absl::StatusOr<nlohmann::json> JobResultToJson(const v1::Job& job, const v1::JobResult& result) {
-  nlohmann::json out = {{"job", JobToJson(job)}};
+absl::Status WriteJobResultJson(const v1::Job& job, const v1::JobResult& result,
+                                std::ostream& out) {
+  // The document's keys in nlohmann's (sorted) order, each value dumped as JsonText would, so the
+  // bytes equal JsonText of the whole object.
+  const std::string job_json = JsonText(JobToJson(job));
+  nlohmann::json value;
   if (result.kind_case() == v1::JobResult::kHeadImportance) {
     ATTATTR_RETURN_IF_ERROR(convert::CheckHeadImportanceShape(result.head_importance()));
-    out["result"] = HeadImportanceToJson(result.head_importance());
-    return out;
-  }
-  if (result.kind_case() == v1::JobResult::kTriggerSearch) {
-    out["result"] = TriggerSearchToJson(result.trigger_search());
-    return out;
-  }
-  if (result.kind_case() != v1::JobResult::kAttribution) {
+    value = HeadImportanceToJson(result.head_importance());
+  } else if (result.kind_case() == v1::JobResult::kTriggerSearch) {
+    value = TriggerSearchToJson(result.trigger_search());
+  } else if (result.kind_case() != v1::JobResult::kAttribution) {
     std::string text;
     google::protobuf::util::JsonPrintOptions options;
     options.preserve_proto_field_names = true;
     if (!google::protobuf::util::MessageToJsonString(result, &text, options).ok()) {
       return absl::InternalError("cannot print the job result as JSON");
     }
-    out["result"] = nlohmann::json::parse(text);
-    return out;
+    value = nlohmann::json::parse(text);
   }
-  nlohmann::json examples = nlohmann::json::array();
+  if (result.kind_case() != v1::JobResult::kAttribution) {
+    out << "{\"job\":" << job_json << ",\"result\":" << JsonText(value) << "}";
+    return absl::OkStatus();
+  }
+  out << "{\"examples\":[";
   const auto& a = result.attribution();
   for (int i = 0; i < a.examples_size(); ++i) {
     ATTATTR_ASSIGN_OR_RETURN(auto e, ExampleToJson(job, a.examples(i), static_cast<size_t>(i)));
-    examples.push_back(std::move(e));
+    if (i > 0) out << ",";
+    out << JsonText(e);
   }
-  out["examples"] = std::move(examples);
-  return out;
+  out << "],\"job\":" << job_json << "}";
+  return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> JobResultToText(const v1::Job& job, const v1::JobResult& result,
-                                            int top_k) {
-  std::ostringstream out;
+absl::Status WriteJobResultText(const v1::Job& job, const v1::JobResult& result, int top_k,
+                                std::ostream& out) {
   out << JobToLine(job) << "\n";
   if (result.kind_case() == v1::JobResult::kHeadImportance) {
     ATTATTR_RETURN_IF_ERROR(convert::CheckHeadImportanceShape(result.head_importance()));
     out << "\n" << HeadImportanceToText(result.head_importance());
-    return out.str();
+    return absl::OkStatus();
   }
   if (result.kind_case() == v1::JobResult::kTriggerSearch) {
     out << "\n" << TriggerSearchToText(result.trigger_search());
-    return out.str();
+    return absl::OkStatus();
   }
   if (result.kind_case() != v1::JobResult::kAttribution) {
     out << "(a " << KindName(job.kind()) << " result; use --format json)\n";
-    return out.str();
+    return absl::OkStatus();
   }
   const auto& a = result.attribution();
   for (int i = 0; i < a.examples_size(); ++i) {
@@ -318,7 +321,7 @@ absl::StatusOr<std::string> JobResultToText(const v1::Job& job, const v1::JobRes
       out << "\n" << TreeToText(*tree);
     }
   }
-  return out.str();
+  return absl::OkStatus();
 }
 
 }  // namespace attattr::client

@@ -4,9 +4,11 @@
 // Pure functions over the v1 protos; no I/O, thread-safe.
 #pragma once
 
+#include <ostream>
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "attattr/v1/attattr_service.pb.h"
 #include "nlohmann/json.hpp"
@@ -35,14 +37,17 @@ std::string ProgressBar(const v1::Job& job, int width = 30);
 // True for SUCCEEDED, FAILED and CANCELLED.
 bool IsFinished(v1::JobState state);
 
-// A finished job's result. Attribution jobs: {"job", "examples": [AttributionToJson(...) per
-// example, plus per layer "head_summed" [n][n], "attention" [H][n][n] and "top_connections", and
-// the example's "tree", when the job asked for them]}. Other kinds: {"job", "result": the JobResult
-// as protobuf JSON}. InvalidArgument when a tensor in the result is malformed.
-absl::StatusOr<nlohmann::json> JobResultToJson(const v1::Job& job, const v1::JobResult& result);
+// A finished job's result, written to `out` one example at a time: memory holds the result
+// message and one example's rendering, never the whole document (a result may be a GiB of
+// matrices). On an error part of the document may have been written. Attribution jobs, as JSON:
+// {"examples": [AttributionToJson(...) per example, plus per layer "head_summed" [n][n],
+// "attention" [H][n][n] and "top_connections", and the example's "tree", when the job asked for
+// them], "job"}, compact, keys sorted (the bytes of JsonText of that object). Other kinds:
+// {"job", "result": the result as JSON}. InvalidArgument when a tensor in the result is malformed.
+absl::Status WriteJobResultJson(const v1::Job& job, const v1::JobResult& result, std::ostream& out);
 // The text form: the job line, then AttributionToText per example (`top_k` connections per layer)
 // and its attribution tree when the job kept one.
-absl::StatusOr<std::string> JobResultToText(const v1::Job& job, const v1::JobResult& result,
-                                            int top_k = 5);
+absl::Status WriteJobResultText(const v1::Job& job, const v1::JobResult& result, int top_k,
+                                std::ostream& out);
 
 }  // namespace attattr::client

@@ -18,7 +18,8 @@ ServiceMetrics::ServiceMetrics(metrics::Registry& registry)
                        .Register(registry)),
       examples_(metrics::BuildCounter()
                     .Name("attattr_examples_processed_total")
-                    .Help("Examples attributed, by job kind")
+                    .Help("Examples attributed, by source: kind=\"explain\" (Explain calls) or "
+                          "the job kind of attattr_jobs_total (\"ATTRIBUTION\")")
                     .Register(registry)),
       steps_(metrics::BuildCounter()
                  .Name("attattr_integration_steps_total")
@@ -121,7 +122,9 @@ void ServiceMetrics::DeclareSeries(const std::vector<std::string>& job_kinds,
     for (const char* state : {"SUCCEEDED", "FAILED", "CANCELLED"}) {
       jobs_.Add({{"kind", kind}, {"state", state}});
     }
+    if (kind == "ATTRIBUTION") examples_.Add({{"kind", kind}});
   }
+  examples_.Add({{"kind", "explain"}});
   for (const std::string& method : methods) {
     rpcs_.Add({{"method", method}, {"code", "OK"}});
     for (const std::string& code : ServerSideCodes()) {

@@ -25,7 +25,8 @@ class ServiceMetrics {
   // increase to rate()/increase() rather than a series appearing at 1 (which they read as none):
   // attattr_jobs_total for each of `job_kinds` x SUCCEEDED/FAILED/CANCELLED, and
   // attattr_rpc_requests_total for each of `methods` x OK and the server-side codes the alert
-  // rules count (kServerSideCodes). attattr_quota_refusals_total's quotas exist from the start.
+  // rules count (kServerSideCodes), and attattr_examples_processed_total for "explain" and the
+  // ATTRIBUTION kind. attattr_quota_refusals_total's quotas exist from the start.
   void DeclareSeries(const std::vector<std::string>& job_kinds,
                      const std::vector<std::string>& methods);
   // The codes deploy/prometheus/rules.yaml counts as the server's failures.
@@ -39,7 +40,8 @@ class ServiceMetrics {
   // One finished RPC: attattr_rpc_requests_total{method,code} and
   // attattr_rpc_duration_seconds{method}.
   void RecordRpc(const std::string& method, const std::string& code, double seconds);
-  // One attributed example: examples, integration steps (m · layers) and each layer's gap.
+  // One attributed example: examples, integration steps (m · layers) and each layer's gap. `kind`:
+  // "explain", or the job kind as attattr_jobs_total names it ("ATTRIBUTION").
   void RecordAttribution(const std::string& kind, const engine::ExampleAttribution& result,
                          int steps);
   // attattr_queue_depth{queue}.

@@ -42,6 +42,7 @@ import os
 import threading
 import struct
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
@@ -539,6 +540,7 @@ def read_job_result(stub: service_grpc.AttattrStub, name: str,
     if len(chunks) != (count or 0):
         raise ValueError(f"{name}: received {len(chunks)} of {count} result chunks")
     data = b"".join(chunks[i] for i in range(len(chunks)))
+    chunks.clear()  # the result is held once as bytes while it parses, not twice
     result = job_pb2.JobResult()
     result.ParseFromString(data)
     return result, len(data)
@@ -594,6 +596,23 @@ def job_result_to_dict(job: job_pb2.Job, result: job_pb2.JobResult) -> Dict[str,
     return {"job": job_to_dict(job),
             "examples": [{"model": job.spec.model, **attribution_to_dict(a)}
                          for a in result.attribution.examples]}
+
+
+def write_job_result_json(job: job_pb2.Job, result: job_pb2.JobResult, stream: Any) -> None:
+    """Writes job_result_to_dict(job, result) as json.dump(..., indent=2) does — the same text —
+    one example at a time, so memory holds one example's dict, not the whole result's (nested
+    lists of Python floats take ~8x a result's bytes). On an error part of it is written."""
+    kind = result.WhichOneof("kind")
+    examples = result.attribution.examples
+    if kind not in (None, "attribution") or not examples:
+        json.dump(job_result_to_dict(job, result), stream, indent=2)
+        return
+    head = json.dumps({"job": job_to_dict(job)}, indent=2)
+    stream.write(head[:-len("\n}")] + ',\n  "examples": [')
+    for i, a in enumerate(examples):
+        text = json.dumps({"model": job.spec.model, **attribution_to_dict(a)}, indent=2)
+        stream.write(("," if i else "") + "\n" + textwrap.indent(text, "    "))
+    stream.write("\n  ]\n}")
 
 
 def health_status(channel: grpc.Channel, service: str = "",
@@ -814,7 +833,11 @@ def _run_command(args: argparse.Namespace, channel: grpc.Channel, stub: Any,
                 job = get_job(stub, args.name, args.deadline)
                 result = (read_job_result(stub, job.name, args.deadline)[0]
                           if job.state == job_pb2.SUCCEEDED else None)
-            out = job_to_dict(job) if result is None else job_result_to_dict(job, result)
+            if result is not None:
+                write_job_result_json(job, result, sys.stdout)
+                sys.stdout.write("\n")
+                return 0
+            out = job_to_dict(job)
             if job.state != job_pb2.SUCCEEDED:
                 json.dump(out, sys.stdout, indent=2)
                 sys.stdout.write("\n")

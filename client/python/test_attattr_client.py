@@ -479,6 +479,32 @@ class JobResultToDictTest(unittest.TestCase):
         result.attribution.SetInParent()
         self.assertEqual(ac.job_result_to_dict(job, result)["examples"], [])
 
+    def test_written_json_is_the_dicts_json_one_example_at_a_time(self):
+        # Regression (client review): `result` built every example's nested lists before printing
+        # (~8-15x the result in memory); it streams them now, with the same text.
+        job = ac.job_pb2.Job(name="jobs/x", state=ac.job_pb2.SUCCEEDED)
+        job.spec.model = "sst2"
+        for count in (0, 1, 3):
+            result = ac.job_pb2.JobResult()
+            result.attribution.SetInParent()
+            for i in range(count):
+                a = result.attribution.examples.add()
+                a.tokens.extend(["[CLS]", f"w{i}", "[SEP]"])
+                layer = a.layers.add()
+                layer.layer = i
+                layer.attribution_sum = 0.5 + i
+                layer.head_summed.shape.extend([3, 3])
+                layer.head_summed.f32.values.extend([0.25 * k for k in range(9)])
+            stream = io.StringIO()
+            ac.write_job_result_json(job, result, stream)
+            self.assertEqual(stream.getvalue(),
+                             json.dumps(ac.job_result_to_dict(job, result), indent=2), count)
+        result = ac.job_pb2.JobResult()
+        result.trigger_search.mined_examples = 4
+        stream = io.StringIO()
+        ac.write_job_result_json(job, result, stream)
+        self.assertEqual(json.loads(stream.getvalue())["trigger_search"]["mined_examples"], 4)
+
     def test_a_channel_close_that_hangs_is_not_waited_for(self):
         # gRPC Python's Channel.close can deadlock (grpc/grpc#20026; a CLI that never exited after
         # a refused mutual-TLS handshake, seen once in CI): the CLI waits a bounded time.

@@ -12,6 +12,7 @@
 #include "absl/synchronization/mutex.h"
 #include "attattr/base/status_macros.h"
 #include "attattr/convert/attribution_convert.h"
+#include "jobs/job_convert.h"
 #include "jobs/job_spec.h"
 #include "proto_convert.h"
 
@@ -105,7 +106,7 @@ absl::StatusOr<v1::JobResult> RunAttributionJob(AttributionJob& work, JobRun& ru
         failure = r.status();
         break;
       }
-      metrics.RecordAttribution("attribution_job", *r, work.options.steps);
+      metrics.RecordAttribution(JobKindName(v1::ATTRIBUTION), *r, work.options.steps);
       window->mu.Unlock();
       convert::AttributionToProto(*r, work.result, work.model->info().labels, out->add_examples());
       window->mu.Lock();

@@ -2,7 +2,9 @@
 // them against a real attattr-server child process: results equal `attattr explain --server`,
 // progress lines on a pipe, and one clear line plus a distinct exit code for each server error
 // (NOT_FOUND, FAILED_PRECONDITION, UNAVAILABLE, INVALID_ARGUMENT).
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -233,6 +235,12 @@ TEST_F(JobCliTest, SubmitWaitGetMatchesExplain) {
   auto to_stdout = RunCli("get " + name + Server());
   ASSERT_EQ(to_stdout.exit_code, 0) << to_stdout.Describe();
   EXPECT_EQ(json::parse(to_stdout.out), result);
+  EXPECT_EQ(to_stdout.out, ss.str());  // the file holds the same bytes
+  // A path that cannot be written: an error, and no file or staging file left.
+  auto unwritable = RunCli("get " + name + Server() + " -o " + tmp.path() + "/no/such/dir.json");
+  EXPECT_EQ(unwritable.exit_code, 1) << unwritable.Describe();
+  EXPECT_NE(unwritable.err.find("cannot write"), std::string::npos) << unwritable.Describe();
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(tmp.path()), {}), 1);
   auto text = RunCli("get " + name.substr(5) + Server() + " --format text");
   ASSERT_EQ(text.exit_code, 0) << text.Describe();
   EXPECT_NE(text.out.find(name + " SUCCEEDED"), std::string::npos) << text.out;
@@ -273,6 +281,57 @@ TEST_F(JobCliTest, SubmitWaitGetMatchesExplain) {
   EXPECT_EQ(deleted.out, "deleted " + name + "\n");
   auto gone = RunCli("get " + name + Server());
   EXPECT_EQ(gone.exit_code, kExitNotFound) << gone.Describe();
+}
+
+// Runs build/bin/attattr with `args`, its output to /dev/null, and returns its peak resident
+// memory in bytes (wait4's ru_maxrss for that one process); -1 when it does not exit with 0.
+int64_t PeakBytesOf(const std::vector<std::string>& args) {
+  const std::string path = BinDir() + "/attattr";
+  std::vector<std::string> all = {path};
+  all.insert(all.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : all) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const pid_t pid = fork();
+  if (pid == 0) {  // only async-signal-safe calls until exec
+    const int null = open("/dev/null", O_WRONLY);
+    dup2(null, 1);
+    dup2(null, 2);
+    execv(path.c_str(), argv.data());
+    _exit(127);
+  }
+  int status = 0;
+  struct rusage usage {};
+  if (pid < 0 || wait4(pid, &status, 0, &usage) != pid) return -1;
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return -1;
+  return static_cast<int64_t>(usage.ru_maxrss) * 1024;
+}
+
+// Regression (client review): `get` held a result ~8-15 times over (the chunks, their
+// concatenation, the parsed message, the whole JSON tree and its text). It parses the chunks in
+// place and writes one example at a time: a ~90 MB result of full matrices and attention costs at
+// most about twice its size above what a tiny result's `get` costs.
+TEST_F(JobCliTest, GetStreamsALargeResultInsteadOfBuildingItsDocument) {
+  std::string text;
+  for (int i = 0; i < 110; ++i) text += "film ";
+  std::string args = "--steps 1 --full-matrices --attention";
+  for (int i = 0; i < 24; ++i) args += " --text " + Quote(text);
+  const std::string large = Submit(args);
+  const std::string tiny = Submit("--steps 1 --layers 0 --top-k 1 --text fine");
+  ASSERT_FALSE(large.empty() || tiny.empty());
+  auto waited = RunCli("wait " + large + Server() + " --timeout-seconds 300");
+  ASSERT_EQ(waited.exit_code, 0) << waited.Describe();
+  const int64_t result_bytes = json::parse(waited.out)["result_size_bytes"].get<int64_t>();
+  ASSERT_GT(result_bytes, int64_t{60} << 20);
+  ASSERT_EQ(RunCli("wait " + tiny + Server()).exit_code, 0);
+  const std::string address = server_->address();
+  const int64_t baseline = PeakBytesOf({"get", tiny, "--server", address, "-o", "/dev/null"});
+  const int64_t peak = PeakBytesOf({"get", large, "--server", address, "-o", "/dev/null"});
+  ASSERT_GT(baseline, 0);
+  ASSERT_GT(peak, 0);
+  std::printf("get: %.1f MB result, peak RSS %.1f MB (tiny result: %.1f MB)\n", result_bytes / 1e6,
+              peak / 1e6, baseline / 1e6);
+  EXPECT_LT(peak - baseline, 2.5 * static_cast<double>(result_bytes));
 }
 
 TEST_F(JobCliTest, ListFollowsPages) {

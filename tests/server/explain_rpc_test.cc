@@ -370,6 +370,9 @@ TEST_F(ExplainRpcTest, MetricsCountRpcsAndCompleteness) {
         "attattr_rpc_requests_total{code=\"INVALID_ARGUMENT\",method=\"Explain\"}",
         "attattr_rpc_duration_seconds_bucket{method=\"Explain\",le=\"+Inf\"}",
         "attattr_completeness_gap_count", "attattr_examples_processed_total{kind=\"explain\"}",
+        // Created at 0, with the kind attattr_jobs_total names ATTRIBUTION jobs by.
+        "attattr_examples_processed_total{kind=\"ATTRIBUTION\"} 0",
+        "attattr_jobs_total{kind=\"ATTRIBUTION\",state=\"SUCCEEDED\"} 0",
         "attattr_integration_steps_total", "attattr_queue_depth{queue=\"attribution_items\"} 0",
         "attattr_queue_depth{queue=\"jobs\"} 0", "attattr_batch_size_count",
         "attattr_jobs_running 0", "process_resident_memory_bytes"}) {
