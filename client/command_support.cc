@@ -28,7 +28,8 @@ const char kPrecisionHelp[] =
     "fp32 | bf16: the integrand's arithmetic (bf16: matrix products in bfloat16 on AMX / tensor "
     "cores, ~3x faster, ~1-3 % error of each layer's max; on a CPU without AVX-512-BF16 or AMX "
     "it is emulated and slower than fp32, and a warning says so; README \"Precision\"). "
-    "Default: fp32 in-process, the server's --default-precision with --server";
+    "Default: the --weights precision in-process (fp32), the server's --default-precision with "
+    "--server";
 
 absl::StatusOr<std::optional<engine::Precision>> ParsePrecisionFlag(const std::string& value) {
   if (value.empty()) return std::optional<engine::Precision>();

@@ -78,7 +78,7 @@ HealthCommand::HealthCommand(CLI::App& app) {
   AddDeadlineFlag(cmd_, &flags_.deadline);
   cmd_->footer(
       "Exit codes: 0 SERVING; 6 NOT_SERVING, SERVICE_UNKNOWN or the server unreachable; "
-      "2 bad arguments.");
+      "7 no answer within --deadline-seconds; 2 bad arguments; 1 other errors.");
 }
 
 int HealthCommand::Run(std::ostream& out, std::ostream& err) const {

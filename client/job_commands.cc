@@ -30,8 +30,8 @@ const char* const kJobExitCodesHelp =
     "  1  other failure (INTERNAL, UNIMPLEMENTED, DATA_LOSS, cannot write -o FILE, ...)\n"
     "  2  bad arguments, or the server's INVALID_ARGUMENT (the message names the field)\n"
     "  3  the job ended FAILED or CANCELLED (its error is printed)\n"
-    "  4  the job has not finished (--timeout-seconds passed or Ctrl-C while waiting; get\n"
-    "     before it finished); the job goes on on the server\n"
+    "  4  the job has not finished (--timeout-seconds passed, Ctrl-C while submit --wait,\n"
+    "     heads or triggers follow it, or get before it finished); the job goes on\n"
     "  5  NOT_FOUND: no such job (or model)\n"
     "  6  UNAVAILABLE: cannot reach the server, or it is draining\n"
     "  7  DEADLINE_EXCEEDED: no answer within --deadline-seconds\n"
@@ -542,7 +542,7 @@ JobCommands::JobCommands(CLI::App& app) {
   delete_cmd_->add_option("job", delete_.job, "Job name (jobs/ID or ID)")->required();
 
   // list ------------------------------------------------------------------------------------
-  list_cmd_ = app.add_subcommand("list", "List jobs, newest first (text: a table)");
+  list_cmd_ = app.add_subcommand("list", "List jobs, oldest first (creation order; text: a table)");
   AddCommon(list_cmd_, &list_.common, 30, "text", "");
   list_cmd_->add_option("--state", list_.state,
                         "Only jobs in this state: queued | running | succeeded | failed | "

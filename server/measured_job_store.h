@@ -51,6 +51,7 @@ class MeasuredJobStore final : public store::JobStore {
   absl::StatusOr<int64_t> StoredBytes(const std::string& owner) override;
   absl::StatusOr<store::StoreStats> Stats() override;
   bool Shared() const override { return inner_->Shared(); }
+  int64_t NowMs() const override { return inner_->NowMs(); }
   bool SubscribeChanges(store::ChangeCallbacks callbacks) override {
     return inner_->SubscribeChanges(std::move(callbacks));
   }

@@ -494,7 +494,7 @@ void Server::SchedulePeriodicWork() {
   const auto sweep_period = std::chrono::milliseconds(
       std::clamp<int64_t>(config_.retention_seconds * 100, 1000, 3600 * 1000));
   Every(*store_timers_, sweep_period, [this] {
-    auto expired = store_->ExpireResults(UnixNowMs(), config_.retention_seconds * 1000);
+    auto expired = store_->ExpireResults(store_->NowMs(), config_.retention_seconds * 1000);
     if (!expired.ok()) {
       log_.Warn("retention sweep failed", {{"error", expired.status().message()}});
     } else if (*expired > 0) {

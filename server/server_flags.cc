@@ -52,7 +52,7 @@ absl::StatusOr<ServerFlags> ParseServerFlags(const std::vector<std::string>& arg
   Flag(app, "--store", config.store,
        "Where jobs and results are kept: an SQLite file (created when missing), or a PostgreSQL "
        "URI postgresql://USER@HOST:PORT/DB?PARAMS (a password in it only through the "
-       "ATTATTR_STORE environment variable, not the command line)");
+       "ATTATTR_STORE environment variable or a --config file, not the command line)");
   Flag(app, "--store-password-file", config.store_password_file,
        "PostgreSQL store: file holding the password (else libpq's PGPASSWORD / PGPASSFILE)");
   Flag(app, "--store-connections", config.store_connections,

@@ -14,8 +14,7 @@ channels against an in-process Python gRPC server (FakeServerSecurityTest, needs
 and the same against attattr-server started with --tls-cert/--tls-key[/--tls-client-ca] and
 --auth-tokens (SecureServerTest, MutualTlsServerTest). The certificates (a CA, a server
 certificate with SAN DNS:localhost,IP:127.0.0.1, a client certificate, and an unrelated CA) are
-made with the openssl CLI in a temporary directory. The attattr-server tests skip, saying so,
-when the binary's --help lacks those flags (a build from before them).
+made with the openssl CLI in a temporary directory.
 
 Run with client/python/run_tests.sh (creates the venv), or .venv/bin/python -m unittest -v.
 Skips (with the reason) when the shared folder, the server binary or the stubs are absent.
@@ -55,7 +54,6 @@ SERVER_BIN = Path(os.environ.get("ATTATTR_SERVER_BIN") or REPO / "build" / "bin"
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 30.0
 OPENSSL = shutil.which("openssl")
-SECURITY_FLAGS = ("--tls-cert", "--tls-key", "--tls-client-ca", "--auth-tokens")
 
 sys.path.insert(0, str(HERE))
 _import_error = None
@@ -66,9 +64,12 @@ except ImportError as e:  # reported as a skip below
     _import_error = e
 
 try:
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
-except ImportError:
+    from grpc_health.v1 import health_pb2, health_pb2_grpc  # grpcio-health-checking
+except ImportError as e:  # requirements.txt pins it: its absence fails the tests that use it
     health_pb2 = health_pb2_grpc = None
+    _health_import_error = e
+else:
+    _health_import_error = None
 
 
 def _skip_reason():
@@ -83,27 +84,11 @@ def _skip_reason():
     return None
 
 
-_server_help = None
-
-
-def _server_has_flag(flag: str) -> bool:
-    """Whether attattr-server --help lists `flag` (options that land with the job scheduler)."""
-    global _server_help
-    if _server_help is None:
-        _server_help = subprocess.run([str(SERVER_BIN), "--help"], capture_output=True,
-                                      text=True, timeout=60).stdout
-    return flag in _server_help
-
-
 def _security_skip_reason():
     """Why the attattr-server TLS/token tests cannot run here, or None."""
     reason = _skip_reason()
     if reason is not None:
         return reason
-    missing = [f for f in SECURITY_FLAGS if not _server_has_flag(f)]
-    if missing:
-        return (f"{SERVER_BIN} --help lacks {', '.join(missing)}: a build from before TLS and "
-                "token support (issue 14); rebuild attattr-server to run these tests")
     if OPENSSL is None:
         return "no openssl CLI to make the test certificates (Debian: apt-get install openssl)"
     return None
@@ -148,9 +133,8 @@ class Server:
         self.models_dir = tempfile.TemporaryDirectory(prefix="attattr-models-")
         os.symlink(MODEL_DIR, os.path.join(self.models_dir.name, "sst2"))
         self.stderr = tempfile.TemporaryFile(mode="w+")
-        extra = []
-        if _server_has_flag("--store"):  # not attattr-jobs.db in the working directory
-            extra += ["--store", os.path.join(self.models_dir.name, "jobs.db")]
+        # The job store: not attattr-jobs.db in the working directory.
+        extra = ["--store", os.path.join(self.models_dir.name, "jobs.db")]
         self.proc = subprocess.Popen(
             [str(SERVER_BIN), "--models", self.models_dir.name, "--listen", "127.0.0.1:0",
              "--metrics-listen", "127.0.0.1:0", "--threads", "1", "--log-level", "warn",
@@ -325,11 +309,11 @@ class AttattrClientTest(unittest.TestCase):
                               ac.build_explain_request("no-such-model", "hello"), 10)
 
     def test_health_serving(self):
-        if health_pb2_grpc is not None:  # grpcio-health-checking (requirements.txt)
-            health = health_pb2_grpc.HealthStub(self.channel)
-            for service in ("", "attattr.v1.Attattr"):
-                reply = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=10)
-                self.assertEqual(reply.status, health_pb2.HealthCheckResponse.SERVING, service)
+        self.assertIsNone(_health_import_error, "grpcio-health-checking (requirements.txt)")
+        health = health_pb2_grpc.HealthStub(self.channel)
+        for service in ("", "attattr.v1.Attattr"):
+            reply = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=10)
+            self.assertEqual(reply.status, health_pb2.HealthCheckResponse.SERVING, service)
         # The client's raw call, with no extra package.
         self.assertEqual(ac.health_status(self.channel, "", 10), "SERVING")
         self.assertEqual(ac.health_status(self.channel, "attattr.v1.Attattr", 10), "SERVING")
@@ -403,10 +387,12 @@ class JobTest(unittest.TestCase):
             self.assertEqual(list(a.tokens), list(e.tokens))
             self.assertEqual(a.prediction.label, e.prediction.label)
             self.assertEqual([l.layer for l in a.layers], [0, 3])
+            self.assertEqual([l.layer for l in e.layers], [0, 3])
             for lj, le in zip(a.layers, e.layers):
                 self.assertAlmostEqual(lj.target_at_full, le.target_at_full, places=4)
                 self.assertAlmostEqual(lj.attribution_sum, le.attribution_sum, places=3)
                 self.assertEqual(len(lj.top_connections), 3)
+                self.assertEqual(len(le.top_connections), 3)
                 for cj, ce in zip(lj.top_connections, le.top_connections):
                     self.assertTrue(math.isclose(cj.score, ce.score, rel_tol=1e-3, abs_tol=1e-5),
                                     (cj, ce))

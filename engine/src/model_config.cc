@@ -3,7 +3,9 @@
 
 #include <cctype>
 #include <cmath>
+#include <initializer_list>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "attattr/base/status_macros.h"
 #include "model_file.h"
@@ -58,6 +60,20 @@ SizeKeys KeysOf(ModelFamily family) {
 bool ReadBool(const json& j, const char* key, bool fallback) {
   auto it = j.find(key);
   return it != j.end() && it->is_boolean() ? it->get<bool>() : fallback;
+}
+
+// The boolean keys ReadBool reads, which must be true or false when present: transformers tests
+// them for truth, so a 1, a "true" or a null (falsy there, the default here) would silently
+// compute another model.
+absl::Status CheckBooleans(const json& j, const std::string& where,
+                           std::initializer_list<const char*> keys) {
+  for (const char* key : keys) {
+    if (auto it = j.find(key); it != j.end() && !it->is_boolean()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, "'", key, "' is ", DescribeJson(*it), "; must be true or false"));
+    }
+  }
+  return absl::OkStatus();
 }
 
 // The `|`-separated or listed names of a key ("p2c|c2p", ["p2c", "c2p"]), lower-cased.
@@ -209,6 +225,10 @@ absl::Status ParseRotaryLayers(const json& j, const std::string& path, ModelConf
       ReadPositiveNumber(j, "global_rope_theta", path + ": ", &r.global_rope_theta));
   ATTATTR_RETURN_IF_ERROR(
       ReadPositiveNumber(j, "local_rope_theta", path + ": ", &r.local_rope_theta));
+  // transformers: a null local_rope_theta means the global one on the sliding layers too.
+  if (auto it = j.find("local_rope_theta"); it != j.end() && it->is_null()) {
+    r.local_rope_theta = r.global_rope_theta;
+  }
   r.max_position_embeddings = c->max_position_embeddings;
   if (auto it = j.find("rope_scaling"); it != j.end() && !it->is_null()) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -279,6 +299,13 @@ absl::Status ParseRope(const json& j, const std::string& path, int max_positions
     key = "rope_parameters";
     it = j.find(key);
   }
+  // transformers' rotary set-up reads a top-level partial_rotary_factor too.
+  if (auto f = j.find("partial_rotary_factor");
+      f != j.end() && !(f->is_number() && f->get<double>() == 1.0)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": 'partial_rotary_factor' is ", DescribeJson(*f),
+                     "; only rotary positions over the whole head (1.0) are supported"));
+  }
   if (it == j.end() || it->is_null()) return absl::OkStatus();
   const std::string where = absl::StrCat(path, ": ", key, ": ");
   const std::string where_int = absl::StrCat(path, ": ", key);  // ReadPositiveInt adds ": "
@@ -343,6 +370,12 @@ absl::Status ParseRope(const json& j, const std::string& path, int max_positions
   if (r->type == RopeConfig::Type::kLlama3) {
     ATTATTR_RETURN_IF_ERROR(required("low_freq_factor", &r->low_freq_factor));
     ATTATTR_RETURN_IF_ERROR(required("high_freq_factor", &r->high_freq_factor));
+    // transformers refuses llama3 scaling without it (no fallback to max_position_embeddings).
+    if (!p.contains("original_max_position_embeddings") &&
+        !j.contains("original_max_position_embeddings")) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          where, "'original_max_position_embeddings' is required for rope_type 'llama3'"));
+    }
     if (!(r->high_freq_factor > r->low_freq_factor)) {
       return absl::InvalidArgumentError(
           absl::StrCat(where, "'high_freq_factor' must exceed 'low_freq_factor'"));
@@ -359,6 +392,7 @@ absl::Status ParseRope(const json& j, const std::string& path, int max_positions
       if (auto v = p.find(name); v != p.end() && v->is_number() && v->get<double>() == 0) continue;
       ATTATTR_RETURN_IF_ERROR(ReadPositiveNumber(p, name, where, out));
     }
+    ATTATTR_RETURN_IF_ERROR(CheckBooleans(p, where, {"truncate"}));
     r->truncate = ReadBool(p, "truncate", true);
     double mscale = 0, mscale_all_dim = 0;
     for (auto [name, out] : {std::pair<const char*, double*>{"mscale", &mscale},
@@ -498,7 +532,8 @@ absl::StatusOr<ModelConfig> ParseModelConfig(const std::string& json_text,
         c.family = ModelFamily::kXlmRoberta;
       } else if (type == "deberta-v2") {
         c.family = ModelFamily::kDebertaV2;
-        c.type_vocab_size = 0;  // DebertaV2Config's default
+        c.type_vocab_size = 0;    // DebertaV2Config's default
+        c.layer_norm_eps = 1e-7;  // and its layer_norm_eps
       } else if (type == "modernbert") {
         c.family = ModelFamily::kModernBert;
         c.type_vocab_size = 0;
@@ -525,6 +560,31 @@ absl::StatusOr<ModelConfig> ParseModelConfig(const std::string& json_text,
       for (const auto& a : *it) {
         if (a.is_string()) c.architectures.push_back(a.get<std::string>());
       }
+    }
+    // Heads whose tensors look like a sequence classifier's but that score every token or every
+    // choice (ModernBertForTokenClassification, LlamaForTokenClassification, *ForMultipleChoice):
+    // loaded as classifiers they would give one row of another meaning.
+    for (const std::string& a : c.architectures) {
+      for (const char* head :
+           {"ForTokenClassification", "ForMultipleChoice", "ForQuestionAnswering"}) {
+        if (absl::EndsWith(a, head)) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              path, ": 'architectures' names ", a.substr(0, 64),
+              "; supported heads: sequence classification, causal LM, or none (encoder-only)"));
+        }
+      }
+    }
+    ATTATTR_RETURN_IF_ERROR(
+        CheckBooleans(j, path + ": ",
+                      {"relative_attention", "share_att_key", "position_biased_input", "norm_bias",
+                       "attention_bias", "mlp_bias", "classifier_bias", "tie_word_embeddings",
+                       "use_sliding_window", "scale_attn_weights",
+                       "scale_attn_by_inverse_layer_idx", "add_cross_attention", "is_decoder"}));
+    // BERT, RoBERTa, XLM-RoBERTa and ELECTRA run causally with is_decoder (BertLMHeadModel,
+    // RobertaForCausalLM): the engine's encoders are bidirectional.
+    if (auto it = j.find("is_decoder"); it != j.end() && it->get<bool>() && !IsDecoder(c.family)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          path, ": 'is_decoder' is true; this encoder family runs bidirectionally only"));
     }
     absl::Status s;
     if (!(s = ReadPositiveInt(j, "vocab_size", path, &c.vocab_size)).ok()) return s;
@@ -627,7 +687,7 @@ absl::StatusOr<ModelConfig> ParseModelConfig(const std::string& json_text,
       }
     }
     if (auto it = j.find("position_embedding_type");
-        it != j.end() && it->is_string() && it->get<std::string>() != "absolute") {
+        it != j.end() && !(it->is_string() && it->get<std::string>() == "absolute")) {
       return absl::InvalidArgumentError(absl::StrCat(path, ": 'position_embedding_type' is ",
                                                      DescribeJson(*it),
                                                      "; only \"absolute\" is supported"));

@@ -19,7 +19,7 @@ absl::Status JobRun::Begin() {
   deadline_ms_ = timeout > 0 ? job_.create_time_ms + timeout : 0;
   // The server's own bound on one run, whatever the spec asks: counted from this start.
   if (max_run_ms_ > 0) {
-    const int64_t started = job_.start_time_ms > 0 ? job_.start_time_ms : UnixNowMs();
+    const int64_t started = job_.start_time_ms > 0 ? job_.start_time_ms : context_.NowMs();
     const int64_t server_deadline = started + max_run_ms_;
     if (deadline_ms_ == 0 || server_deadline < deadline_ms_) {
       deadline_ms_ = server_deadline;
@@ -31,7 +31,9 @@ absl::Status JobRun::Begin() {
   return absl::OkStatus();
 }
 
-bool JobRun::PastDeadline() const { return deadline_ms_ > 0 && UnixNowMs() >= deadline_ms_; }
+// The store's clock stamped the job's creation and start: with several replicas that is the
+// database's, so a replica whose own clock is off neither fails jobs early nor runs them late.
+bool JobRun::PastDeadline() const { return deadline_ms_ > 0 && context_.NowMs() >= deadline_ms_; }
 
 absl::Status JobRun::DeadlineError() const {
   if (server_bound_) {

@@ -63,6 +63,8 @@ class JobContext {
   const std::string& id() const { return id_; }
   // The fencing token of this run (store::JobRecord::lease_token).
   int64_t lease_token() const { return lease_token_; }
+  // Now on the store's clock, which stamped the job's times (store::JobStore::NowMs).
+  int64_t NowMs() const { return store_.NowMs(); }
   bool ShouldStop() const { return reason_.load() != StopReason::kNone; }
   StopReason reason() const { return reason_.load(); }
   void RequestStop(StopReason reason) {

@@ -300,6 +300,11 @@ class JobStore {
   // QUEUED or RUNNING, in bytes (0 for an owner with none).
   virtual absl::StatusOr<int64_t> StoredBytes(const std::string& owner) = 0;
   virtual absl::StatusOr<StoreStats> Stats() = 0;
+  // Now, in unix ms, on the clock this store stamps jobs with (create, start, end times): the
+  // process's own for SQLite, the database server's for PostgreSQL (this host's clock corrected by
+  // the offset Stats measures), so deadlines and durations computed from a job's times do not
+  // depend on the replicas' clocks agreeing.
+  virtual int64_t NowMs() const = 0;
 
   // True when other processes may share this store (then RecoverExpiredLeases, not
   // RequeueInterrupted, recovers their jobs).

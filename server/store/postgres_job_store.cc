@@ -169,6 +169,17 @@ ALTER TABLE attattr_jobs ADD COLUMN reserved_bytes BIGINT NOT NULL DEFAULT 0;
 static_assert(std::size(kMigrations) == PostgresJobStore::kSchemaVersion - 1,
               "one migration per version step");
 
+// The database clock minus `host_now`'s, read in `txn`; nothing when the round trip took over a
+// second (it would say little about the offset).
+std::optional<int64_t> DbClockOffsetMs(pqxx::transaction_base& txn,
+                                       const std::function<int64_t()>& host_now) {
+  const int64_t before = host_now();
+  const auto db = txn.exec1(absl::StrCat("SELECT ", pg::kDbNowMs))[0].as<int64_t>();
+  const int64_t after = host_now();
+  if (after - before > 1000) return std::nullopt;
+  return db - (before + after) / 2;
+}
+
 int64_t SystemNowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -233,6 +244,15 @@ absl::StatusOr<std::unique_ptr<PostgresJobStore>> PostgresJobStore::Open(
     return absl::Status(schema.code(), absl::StrCat("job store ", Quote(RedactUri(options.uri)),
                                                     ": ", schema.message()));
   }
+  // Stats measures it again every time it runs (the server's store probe: every second).
+  PostgresJobStore* opened = store.get();
+  ATTATTR_RETURN_IF_ERROR(
+      opened->pool_->Run("reading the database clock", [&](pqxx::connection& c) {
+        pqxx::nontransaction txn(c);
+        const auto offset = DbClockOffsetMs(txn, [opened] { return opened->HostNowMs(); });
+        if (offset.has_value()) opened->clock_offset_ms_.store(*offset);
+        return absl::OkStatus();
+      }));
   return store;
 }
 
@@ -276,8 +296,12 @@ PostgresJobStore::~PostgresJobStore() = default;
 
 bool PostgresJobStore::connected() const { return pool_->connected(); }
 
+int64_t PostgresJobStore::HostNowMs() const {
+  return options_.host_clock ? options_.host_clock() : SystemNowMs();
+}
+
 int64_t PostgresJobStore::NowMs() const {
-  return options_.clock ? options_.clock() : SystemNowMs();
+  return options_.clock ? options_.clock() : HostNowMs() + clock_offset_ms_.load();
 }
 
 absl::Status PostgresJobStore::CreateOrMigrateSchema() {
@@ -800,6 +824,8 @@ absl::StatusOr<StoreStats> PostgresJobStore::Stats() {
       stats.jobs_by_state[static_cast<int>(*state)] = row[1].as<int64_t>();
       stats.result_bytes += row[2].as<int64_t>();
     }
+    const auto offset = DbClockOffsetMs(txn, [this] { return HostNowMs(); });
+    if (offset.has_value()) clock_offset_ms_.store(*offset);
     return absl::OkStatus();
   }));
   return stats;

@@ -8,6 +8,7 @@
 // refused. Thread-safe: calls run on a bounded pool of connections.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -45,9 +46,12 @@ struct PostgresJobStoreOptions {
   // PutResult writes a result in transactions of at most this many bytes (at least one chunk).
   // 4 KiB..1 GiB. Default: 8 MiB.
   int64_t result_write_batch_bytes = int64_t{8} << 20;
-  // Source of "now" in unix ms for create/start/end/update times. Default (empty): the system
-  // clock.
+  // Source of "now" in unix ms for create/start/end/update times. Default (empty): the database
+  // server's clock (host_clock corrected by the offset measured at Open and by every Stats).
   std::function<int64_t()> clock;
+  // This host's clock in unix ms, which the offset corrects. Default (empty): the system clock;
+  // tests skew it to stand for a replica whose clock is wrong.
+  std::function<int64_t()> host_clock;
 
   // InvalidArgument naming the first bad field.
   absl::Status Validate() const;
@@ -94,6 +98,7 @@ class PostgresJobStore final : public JobStore {
   absl::StatusOr<int64_t> ExpireResults(int64_t now_ms, int64_t retention_ms) override;
   absl::StatusOr<int64_t> StoredBytes(const std::string& owner) override;
   absl::StatusOr<StoreStats> Stats() override;
+  int64_t NowMs() const override;
   bool Shared() const override { return true; }
   // LISTENs on attattr_jobs on a connection of its own (reconnecting with backoff when it breaks,
   // then on_resync), calling on_change for other processes' changes (this store's own are
@@ -115,7 +120,7 @@ class PostgresJobStore final : public JobStore {
   // QUEUED/RUNNING -> terminal `state` (FailedPrecondition otherwise).
   absl::StatusOr<JobRecord> FinishJob(const std::string& id, JobState state, int32_t error_code,
                                       const std::string& error_message, int64_t lease_token);
-  int64_t NowMs() const;
+  int64_t HostNowMs() const;
 
   const PostgresJobStoreOptions options_;
   const std::string conninfo_;  // the URI with defaults and password added; never logged
@@ -123,6 +128,7 @@ class PostgresJobStore final : public JobStore {
   std::string schema_change_;
   const std::unique_ptr<PostgresShardStore> shards_;  // shares pool_
   std::unique_ptr<PgChangeListener> listener_;        // after SubscribeChanges; stopped first
+  std::atomic<int64_t> clock_offset_ms_{0};           // database clock − host clock (Stats)
 };
 
 }  // namespace attattr::store

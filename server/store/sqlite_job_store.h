@@ -90,6 +90,7 @@ class SqliteJobStore final : public JobStore {
   absl::StatusOr<int64_t> ExpireResults(int64_t now_ms, int64_t retention_ms) override;
   absl::StatusOr<int64_t> StoredBytes(const std::string& owner) override;
   absl::StatusOr<StoreStats> Stats() override;
+  int64_t NowMs() const override;
   // One process owns the file.
   bool Shared() const override { return false; }
 
@@ -144,7 +145,6 @@ class SqliteJobStore final : public JobStore {
   // start counted, or FAILED once started max_attempts times.
   absl::StatusOr<JobRecord> RecoverLocked(const JobRecord& job, int32_t max_attempts)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  int64_t NowMs() const;
 
   const SqliteJobStoreOptions options_;
   absl::Mutex mu_;

@@ -8,7 +8,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <array>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -53,21 +52,6 @@ RunResult RunCli(const std::string& args, bool whole = false) {
   static const ::attattr::testing::TempDir dir("attattr-job-cli");
   return ::attattr::testing::RunCommandSplit(whole ? args : BinDir() + "/attattr " + args,
                                              dir.path());
-}
-
-// Whether attattr-server's --help mentions `flag` (options that land with the job scheduler).
-bool ServerHasFlag(const std::string& flag) {
-  static const std::string help = [] {
-    std::string out;
-    FILE* p = popen((BinDir() + "/attattr-server --help 2>&1").c_str(), "r");
-    if (p == nullptr) return out;
-    std::array<char, 4096> buf;
-    size_t n;
-    while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-    pclose(p);
-    return out;
-  }();
-  return help.find(flag) != std::string::npos;
 }
 
 std::vector<std::string> Lines(const std::string& s) {
@@ -117,8 +101,8 @@ class JobCliTest : public ::testing::Test {
     const std::string dir = tmp_->path();
     std::vector<std::string> extra;
     // The job store: a fresh file per run, not attattr-jobs.db in the working directory.
-    if (ServerHasFlag("--store")) extra.push_back("--store=" + dir + "/jobs.db");
-    if (ServerHasFlag("--data-root")) {
+    extra.push_back("--store=" + dir + "/jobs.db");
+    {
       data_root_ = new std::string(dir + "/data");
       std::filesystem::create_directories(*data_root_);
       std::ofstream(*data_root_ + "/tiny.tsv") << "sentence\tlabel\n"
@@ -440,7 +424,6 @@ TEST_F(JobCliTest, BadSpecsAreUsageErrors) {
 }
 
 TEST_F(JobCliTest, DatasetJob) {
-  if (data_root_ == nullptr) GTEST_SKIP() << "attattr-server has no --data-root yet";
   const std::string name = Submit("--dataset tiny.tsv --limit 2 --steps 2 --layers 3 --top-k 3");
   ASSERT_FALSE(name.empty());
   ASSERT_EQ(RunCli("wait " + name + Server()).exit_code, 0);

@@ -173,8 +173,11 @@ TEST_F(AttributionTest, BatchingAndChunkingDoNotChangeResults) {
       o.memory_budget_bytes = budget;
       auto got = AttributeExamples(*model_, examples, o);
       ASSERT_TRUE(got.ok()) << got.status();
+      ASSERT_EQ(got->size(), examples.size());
       for (size_t e = 0; e < examples.size(); ++e) {
         ASSERT_EQ((*got)[e].encoding.tokens, (*base)[e].encoding.tokens);
+        ASSERT_EQ((*got)[e].layers.size(), (*base)[e].layers.size());
+        ASSERT_EQ((*got)[e].layers.size(), static_cast<size_t>(model_->info().num_layers));
         for (size_t l = 0; l < (*got)[e].layers.size(); ++l) {
           EXPECT_LT(RelDiff((*base)[e].layers[l].attribution, (*got)[e].layers[l].attribution),
                     1e-5)
@@ -198,7 +201,11 @@ TEST_F(AttributionTest, FastPathEqualsAuthorsScheme) {
   auto ref = AttributeEncodingsReference(*model_, encodings, o, /*pad_to=*/128);
   ASSERT_TRUE(fast.ok()) << fast.status();
   ASSERT_TRUE(ref.ok()) << ref.status();
+  ASSERT_EQ(fast->size(), encodings.size());
+  ASSERT_EQ(ref->size(), encodings.size());
   for (size_t e = 0; e < encodings.size(); ++e) {
+    ASSERT_EQ((*fast)[e].layers.size(), (*ref)[e].layers.size());
+    ASSERT_EQ((*fast)[e].layers.size(), static_cast<size_t>(model_->info().num_layers));
     for (size_t l = 0; l < (*fast)[e].layers.size(); ++l) {
       EXPECT_LT(RelDiff((*ref)[e].layers[l].attribution, (*fast)[e].layers[l].attribution), 1e-4);
       EXPECT_NEAR((*ref)[e].layers[l].target_at_zero, (*fast)[e].layers[l].target_at_zero, 1e-5);

@@ -324,5 +324,58 @@ TEST(UntrustedJsonTest, DeeplyNestedSafetensorsHeadersAndIndexesAreErrors) {
                 {"model.safetensors.index.json", "nests arrays or objects more than 64"});
 }
 
+// Regression (model-config review): options transformers honours that the engine read past or
+// read otherwise, each a model computed differently from Hugging Face's, are refused naming the
+// key, or read as transformers reads them.
+TEST(ModelConfigTest, OptionsTransformersReadOtherwiseAreRefusedOrFollowed) {
+  const auto refused = [](const std::string& config, const std::string& expected) {
+    auto parsed = ParseModelConfig(config, "config.json");
+    ASSERT_FALSE(parsed.ok()) << config;
+    EXPECT_NE(parsed.status().message().find(expected), std::string::npos) << parsed.status();
+  };
+  // Heads with a sequence classifier's tensors that score every token or every choice.
+  refused(BertConfig(R"("architectures": ["ModernBertForTokenClassification"])"),
+          "'architectures' names ModernBertForTokenClassification");
+  refused(BertConfig(R"("architectures": ["BertForMultipleChoice"])"), "BertForMultipleChoice");
+  // A causal BERT (BertLMHeadModel, RobertaForCausalLM).
+  refused(BertConfig(R"("is_decoder": true)"), "'is_decoder' is true");
+  EXPECT_TRUE(ParseModelConfig(BertConfig(R"("is_decoder": false)"), "config.json").ok());
+  // Booleans that are not: transformers tests them for truth.
+  refused(BertConfig(R"("is_decoder": 1)"), "'is_decoder' is 1; must be true or false");
+  const std::string llama = R"({"model_type": "llama", "vocab_size": 8, "hidden_size": 8,
+    "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 16,
+    "max_position_embeddings": 16)";
+  refused(llama + R"(, "tie_word_embeddings": null})", "'tie_word_embeddings' is null");
+  refused(llama + R"(, "rope_scaling": {"rope_type": "yarn", "factor": 2.0, "truncate": "no"}})",
+          "'truncate' is \"no\"");
+  // No position embeddings in transformers (a null type is not "absolute").
+  refused(BertConfig(R"("position_embedding_type": null)"), "'position_embedding_type' is null");
+  EXPECT_TRUE(
+      ParseModelConfig(BertConfig(R"("position_embedding_type": "absolute")"), "config.json").ok());
+  // llama3 scaling needs its original length (transformers refuses the config without it).
+  refused(llama + R"(, "rope_scaling": {"rope_type": "llama3", "factor": 8.0,
+    "low_freq_factor": 1.0, "high_freq_factor": 4.0}})",
+          "'original_max_position_embeddings' is required for rope_type 'llama3'");
+  // Partial rotary positions named at the top level as well as among the parameters.
+  refused(llama + R"(, "partial_rotary_factor": 0.5})", "'partial_rotary_factor' is 0.5");
+  // DeBERTa-v2's layer_norm_eps default is 1e-7, not BERT's 1e-12.
+  auto deberta = ParseModelConfig(R"({"model_type": "deberta-v2", "vocab_size": 8,
+    "hidden_size": 8, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 16,
+    "max_position_embeddings": 16})",
+                                  "config.json");
+  ASSERT_TRUE(deberta.ok()) << deberta.status();
+  EXPECT_EQ(deberta->layer_norm_eps, 1e-7);
+  // ModernBERT's null local_rope_theta means the global one.
+  const std::string modernbert = R"({"model_type": "modernbert", "vocab_size": 8,
+    "hidden_size": 8, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 16,
+    "max_position_embeddings": 16, "global_rope_theta": 160000.0)";
+  auto theta = ParseModelConfig(modernbert + R"(, "local_rope_theta": null})", "config.json");
+  ASSERT_TRUE(theta.ok()) << theta.status();
+  EXPECT_EQ(theta->rotary.local_rope_theta, 160000.0);
+  theta = ParseModelConfig(modernbert + "}", "config.json");
+  ASSERT_TRUE(theta.ok()) << theta.status();
+  EXPECT_EQ(theta->rotary.local_rope_theta, 10000.0);  // ModernBertConfig's default
+}
+
 }  // namespace
 }  // namespace attattr::engine

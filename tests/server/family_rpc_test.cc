@@ -218,6 +218,9 @@ void RunEveryJobKind(v1::Attattr::Stub& stub, const std::string& family,
   }
   *t->mutable_evaluation_set() = DatasetSource("sst2-dev.tsv", 12);
   t->set_top_k(2);
+  // A random tiny model's attributions are small: a threshold just above 0 keeps patterns to
+  // check (the default 0.02 kept none for some families, and the token check below checked none).
+  t->set_threshold(1e-9);
   t->mutable_attribution()->set_steps(2);
   v1::Job search;
   ASSERT_TRUE(Submit(stub, triggers, &search).ok());
@@ -256,7 +259,9 @@ void RunEveryJobKind(v1::Attattr::Stub& stub, const std::string& family,
   ASSERT_TRUE(t_result.has_trigger_search());
   EXPECT_EQ(t_result.trigger_search().mined_examples(), 3);
   // Every pattern's tokens are the family's own pieces, never its special tokens.
+  ASSERT_GT(t_result.trigger_search().patterns_size(), 0);
   for (const auto& p : t_result.trigger_search().patterns()) {
+    ASSERT_GT(p.tokens_size(), 0);
     for (const auto& token : p.tokens()) {
       EXPECT_TRUE(token != "<s>" && token != "</s>" && token != "[CLS]" && token != "[SEP]" &&
                   token != "<|begin_of_text|>" && token != "<|end_of_text|>")

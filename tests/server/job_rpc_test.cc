@@ -449,7 +449,9 @@ TEST_F(JobRpcTest, WaitJobReturnsTheJobWhenItsTimeoutPasses) {
   v1::Job waited;
   const auto start = Clock::now();
   ASSERT_TRUE(stub_->WaitJob(&ctx, req, &waited).ok());
-  EXPECT_LT(Clock::now() - start, std::chrono::seconds(5));
+  // It waited its timeout (a WaitJob that ignored it would answer at once) and the job is not
+  // done yet: 32 examples of 32 steps take seconds.
+  EXPECT_GE(Clock::now() - start, std::chrono::milliseconds(200));
   EXPECT_LT(waited.state(), v1::SUCCEEDED);
   grpc::ClientContext cancel_ctx;
   v1::CancelJobRequest cancel;

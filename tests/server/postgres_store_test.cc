@@ -39,9 +39,7 @@ class PostgresStoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ATTATTR_SKIP_IF_MISSING(Sst2ModelDir());
-    std::string why_not;
-    pg_ = ::attattr::testing::SharedPostgres(&why_not);
-    if (pg_ == nullptr) GTEST_SKIP() << "no PostgreSQL server: " << why_not;
+    ATTATTR_SHARED_POSTGRES_OR_SKIP(pg_);
     auto uri = pg_->CreateDatabase();
     ASSERT_TRUE(uri.ok()) << uri.status();
     uri_ = *uri;

@@ -490,8 +490,9 @@ TEST_F(SecurityTest, QuotasPushBackOneTenantWhileOthersAreServed) {
   EXPECT_TRUE(reopened);
   second->ctx.TryCancel();
   (void)second->reader->Finish();
-  ASSERT_TRUE(attattr::testing::Submit(*alice, TextJob(), &job).ok());
-  ASSERT_TRUE(attattr::testing::Submit(*alice, TextJob(), &job).ok());
+  v1::Job alices_second, alices_third;
+  ASSERT_TRUE(attattr::testing::Submit(*alice, TextJob(), &alices_second).ok());
+  ASSERT_TRUE(attattr::testing::Submit(*alice, TextJob(), &alices_third).ok());
   grpc::ClientContext refused;
   ExpectStatus(attattr::testing::Submit(*alice, TextJob(), &job, "", &refused),
                grpc::StatusCode::RESOURCE_EXHAUSTED, "--max-queued-jobs-per-principal");
@@ -520,7 +521,13 @@ TEST_F(SecurityTest, QuotasPushBackOneTenantWhileOthersAreServed) {
     grpc::ClientContext ctx;
     EXPECT_TRUE(bob->Explain(&ctx, explain, &response).ok());
   }
-  EXPECT_EQ(attattr::testing::WaitDone(*bob, bobs.name()).state(), v1::SUCCEEDED);
+  const v1::Job bobs_done = attattr::testing::WaitDone(*bob, bobs.name());
+  EXPECT_EQ(bobs_done.state(), v1::SUCCEEDED);
+  for (const v1::Job* waiting : {&alices_second, &alices_third}) {
+    const v1::Job later = attattr::testing::WaitDone(*alice, waiting->name());
+    EXPECT_EQ(later.state(), v1::SUCCEEDED);
+    EXPECT_GE(later.start_time_ms(), bobs_done.start_time_ms()) << waiting->name();
+  }
   // The third watch, and any reopening tried before the server let go of the closed one.
   const std::string streams = refusals("streams");
   EXPECT_TRUE(streams != "0" && streams != "?") << streams;

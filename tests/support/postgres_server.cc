@@ -248,11 +248,12 @@ absl::Status PostgresServer::Restart() {
   return Launch();
 }
 
-PostgresServer* SharedPostgres(std::string* why_not) {
+PostgresServer* SharedPostgres(std::string* why_not, bool* installed) {
   struct Shared {
     Shared() {
       why_not = PostgresServer::Unavailable();
       if (!why_not.empty()) return;
+      installed = true;
       auto started = PostgresServer::Start();
       if (started.ok()) {
         server = std::move(*started);
@@ -262,9 +263,11 @@ PostgresServer* SharedPostgres(std::string* why_not) {
     }
     std::unique_ptr<PostgresServer> server;
     std::string why_not;
+    bool installed = false;
   };
   static Shared shared;
   *why_not = shared.why_not;
+  if (installed != nullptr) *installed = shared.installed;
   return shared.server.get();
 }
 

@@ -61,7 +61,22 @@ class PostgresServer {
 
 // The PostgreSQL server the tests of one process share: started by the first call (a cluster takes
 // seconds to initialise), stopped and removed at exit. Null where none can be started, with the
-// reason in *why_not.
-PostgresServer* SharedPostgres(std::string* why_not);
+// reason in *why_not; *installed (when given) says whether PostgreSQL's binaries were there.
+PostgresServer* SharedPostgres(std::string* why_not, bool* installed = nullptr);
 
 }  // namespace attattr::testing
+
+// In a test's SetUp (the test includes gtest): `var` = SharedPostgres(). Skips the test where
+// PostgreSQL is not installed
+// (.ci/run installs it) and fails it where it is but does not start — a broken cluster set-up must
+// not turn every store, sharding and replica test into a skip.
+#define ATTATTR_SHARED_POSTGRES_OR_SKIP(var)                                           \
+  do {                                                                                 \
+    std::string attattr_why_not;                                                       \
+    bool attattr_installed = false;                                                    \
+    (var) = ::attattr::testing::SharedPostgres(&attattr_why_not, &attattr_installed);  \
+    if ((var) == nullptr && attattr_installed) {                                       \
+      FAIL() << "PostgreSQL is installed but did not start: " << attattr_why_not;      \
+    }                                                                                  \
+    if ((var) == nullptr) GTEST_SKIP() << "no PostgreSQL server: " << attattr_why_not; \
+  } while (0)

@@ -146,6 +146,7 @@ class FaultyJobStore final : public store::JobStore, private store::ShardStore {
     return inner_.Stats();
   }
   bool Shared() const override { return inner_.Shared(); }
+  int64_t NowMs() const override { return inner_.NowMs(); }
   bool SubscribeChanges(store::ChangeCallbacks callbacks) override {
     return inner_.SubscribeChanges(std::move(callbacks));
   }

@@ -83,9 +83,7 @@ JobSharding TwoStageSums(std::atomic<int>* shard_runs = nullptr) {
 class ShardedStagesTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string why_not;
-    pg_ = ::attattr::testing::SharedPostgres(&why_not);
-    if (pg_ == nullptr) GTEST_SKIP() << "no PostgreSQL server: " << why_not;
+    ATTATTR_SHARED_POSTGRES_OR_SKIP(pg_);
     auto uri = pg_->CreateDatabase();
     ASSERT_TRUE(uri.ok()) << uri.status();
     uri_ = *uri;

@@ -81,9 +81,7 @@ class JobStoreTestBase : public ::testing::Test {
     dir_ = tmp_.path();
     path_ = dir_ + "/jobs.db";
     if (backend_ != "postgresql") return;
-    std::string why_not;
-    pg_ = testing::SharedPostgres(&why_not);
-    if (pg_ == nullptr) GTEST_SKIP() << "no PostgreSQL server: " << why_not;
+    ATTATTR_SHARED_POSTGRES_OR_SKIP(pg_);
     absl::StatusOr<std::string> uri = pg_->CreateDatabase();
     ASSERT_TRUE(uri.ok()) << uri.status();
     uri_ = *uri;
@@ -1727,6 +1725,42 @@ TEST(PostgresUriTest, UnreachableDatabaseIsUnavailableWithoutThePassword) {
   EXPECT_NE(Message(status).find("postgresql://attattr:***@127.0.0.1:1/none"), std::string::npos)
       << status;
   EXPECT_EQ(Message(status).find("s3cret"), std::string::npos) << status;
+}
+
+// Regression (durability review): jobs were stamped with the creating or claiming replica's clock
+// and their deadlines checked against the running replica's, so a replica whose clock was an hour
+// ahead failed every job with a timeout at once. The store stamps and answers NowMs on the
+// database's clock, measured from the host's at Open and by every Stats.
+TEST_F(PostgresJobStoreTest, JobsAreStampedOnTheDatabaseClockWhateverTheHostsClockSays) {
+  constexpr int64_t kHour = 3600 * 1000;
+  std::atomic<int64_t> skew{kHour};
+  PostgresJobStoreOptions options;
+  options.uri = uri_;
+  options.host_clock = [&skew] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+               .count() +
+           skew.load();
+  };
+  auto opened = PostgresJobStore::Open(options);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  PostgresJobStore& store = **opened;
+  auto database_now = [&] {
+    return std::stoll(*pg_->Query(database_,
+                                  "SELECT (EXTRACT(EPOCH FROM clock_timestamp()) * "
+                                  "1000)::BIGINT"));
+  };
+  EXPECT_NEAR(static_cast<double>(store.NowMs()), static_cast<double>(database_now()), 2000);
+  const std::string id = MustCreate(store, NewJob());
+  EXPECT_NEAR(static_cast<double>(store.Get(id)->create_time_ms),
+              static_cast<double>(database_now()), 2000);
+  // The host's clock jumps back by two hours: the next Stats measures the offset again.
+  skew = -kHour;
+  ASSERT_TRUE(store.Stats().ok());
+  EXPECT_NEAR(static_cast<double>(store.NowMs()), static_cast<double>(database_now()), 2000);
+  ASSERT_TRUE(store.MarkRunning(id).ok());
+  EXPECT_NEAR(static_cast<double>(store.Get(id)->start_time_ms),
+              static_cast<double>(database_now()), 2000);
 }
 
 TEST_F(PostgresJobStoreTest, ReplicasOpeningAnEmptyDatabaseAtOnceCreateTheSchemaOnce) {
