@@ -163,6 +163,9 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Load(const std::string& dir,
     impl->device = device;
     impl->token_types = 2;  // the random BERT's token-type table below
     impl->token_types = config.type_vocab_size;
+    if (info.decoder && info.has_classifier && !info.language_model) {
+      impl->score_pad_id = config.decoder.pad_token_id;
+    }
     impl->encoder = std::move(loaded.encoder);
     return std::unique_ptr<Model>(new Model(std::move(impl)));
   } catch (...) {
@@ -281,6 +284,15 @@ absl::Status Model::CheckEncoding(const Encoding& encoding, bool pair) const {
                        encoding.token_type_ids[i], " but the model has ", impl_->token_types,
                        " token type(s) (config.json type_vocab_size)"));
     }
+  }
+  // transformers' decoder classifiers score the rightmost token that is not pad_token_id (often
+  // the EOS id too); the engine scores the last one, so such an input would give other numbers.
+  if (impl_->score_pad_id >= 0 && encoding.size() > 0 &&
+      encoding.input_ids.back() == impl_->score_pad_id) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        pair ? "text_pair" : "text", ": ends with ", QuoteInput(encoding.tokens.back()),
+        ", the model's pad_token_id (", impl_->score_pad_id,
+        "), which its sequence classifier skips when it picks the token to score; remove it"));
   }
   return absl::OkStatus();
 }

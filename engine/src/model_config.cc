@@ -4,6 +4,7 @@
 #include <cctype>
 #include <cmath>
 #include <initializer_list>
+#include <limits>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -414,8 +415,22 @@ absl::Status ParseRope(const json& j, const std::string& path, int max_positions
 
 // The Llama family's keys; RoPE variants other than those of ParseRope, another head size,
 // Qwen2's per-layer sliding windows are refused naming the key.
+// A decoder's pad_token_id: a non-negative integer, or -1 when null or absent.
+absl::Status ReadPadTokenId(const json& j, const std::string& path, DecoderConfig* d) {
+  auto it = j.find("pad_token_id");
+  if (it == j.end() || it->is_null()) return absl::OkStatus();
+  if (!it->is_number_integer() || it->get<int64_t>() < 0 ||
+      it->get<int64_t>() > std::numeric_limits<int32_t>::max()) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": 'pad_token_id' is ", DescribeJson(*it),
+                                                   "; must be a non-negative integer"));
+  }
+  d->pad_token_id = it->get<int>();
+  return absl::OkStatus();
+}
+
 absl::Status ParseDecoder(const json& j, const std::string& path, ModelConfig* c) {
   DecoderConfig& d = c->decoder;
+  ATTATTR_RETURN_IF_ERROR(ReadPadTokenId(j, path, &d));
   d.num_key_value_heads = c->num_attention_heads;
   d.tie_word_embeddings = ReadBool(j, "tie_word_embeddings", false);
   ATTATTR_RETURN_IF_ERROR(
@@ -453,6 +468,7 @@ absl::Status ParseDecoder(const json& j, const std::string& path, ModelConfig* c
 // GPT-2's keys: how the scores are scaled; cross-attention (an encoder-decoder's) is refused.
 absl::Status ParseGpt2(const json& j, const std::string& path, ModelConfig* c) {
   DecoderConfig& d = c->decoder;
+  ATTATTR_RETURN_IF_ERROR(ReadPadTokenId(j, path, &d));
   d.num_key_value_heads = c->num_attention_heads;
   d.tie_word_embeddings = ReadBool(j, "tie_word_embeddings", true);
   d.scale_attn_weights = ReadBool(j, "scale_attn_weights", true);

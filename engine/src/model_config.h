@@ -73,6 +73,10 @@ struct DecoderConfig {
   // tie_word_embeddings, defaulting as transformers' configs do (GPT-2 true, the Llama family
   // false).
   bool tie_word_embeddings = false;
+  // config.json pad_token_id (-1 when null or absent): transformers' sequence classifier scores
+  // the rightmost token that is not this id, the engine the last token (Model::CheckEncoding
+  // refuses an input that ends with it).
+  int pad_token_id = -1;
 };
 
 // DeBERTa-v2's disentangled attention (config.json keys of the same names). The attention scores
