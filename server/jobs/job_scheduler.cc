@@ -421,6 +421,14 @@ void JobScheduler::Loop() {
         (void)HandBack(job.id, job.lease_token);
         return;
       }
+      // A Cancel between the claim and Track found no run to stop: the store tells (Cancel
+      // writes the store before it looks for runs, this reads it after tracking the run).
+      if (auto now = store_.Get(job.id, /*include_spec=*/false);
+          now.ok() &&
+          (now->state != store::JobState::kRunning || now->lease_token != job.lease_token)) {
+        context->RequestStop(now->state == store::JobState::kCancelled ? StopReason::kCancelled
+                                                                       : StopReason::kLeaseLost);
+      }
       RunJob(job, context);
       absl::MutexLock lock(&mu_);
       Untrack(job.id, context);  // Drain waits for running_ to empty

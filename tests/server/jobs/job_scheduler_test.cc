@@ -281,6 +281,15 @@ TEST_F(JobSchedulerTest, CancelStopsARunningJobAndFailureIsRecorded) {
   });
   s.Start();
   WaitFor(*store_, running->record.id, JobState::kRunning);
+  // The executor has started (the store says RUNNING from the claim on, before the run is
+  // tracked and announced): the cancel stops a run in progress.
+  for (int i = 0; i < 2000; ++i) {
+    {
+      std::lock_guard<std::mutex> lock(gate.mu);
+      if (!gate.order.empty()) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
   auto cancelled = s.Cancel(running->record.id);
   ASSERT_TRUE(cancelled.ok()) << cancelled.status();
   EXPECT_EQ(cancelled->state, JobState::kCancelled);
