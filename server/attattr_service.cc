@@ -406,7 +406,7 @@ void AttattrService::CompleteSubmitJob(grpc::CallbackServerContext* ctx,
         absl::StrCat("request_id: ", QuoteInput(record.request_id), " was already used for job ",
                      submitted->record.id, " with a different spec")));
   }
-  JobToProto(submitted->record, UnixNowMs(), response);
+  JobToProto(submitted->record, d_.store.NowMs(), response);
   finish(grpc::Status::OK, submitted->record.id);
 }
 
@@ -420,7 +420,7 @@ grpc::ServerUnaryReactor* AttattrService::GetJob(grpc::CallbackServerContext* ct
   OnStorePool("GetJob", ctx, start, reactor, request->name(), caller->name,
               [this, ctx, request, response, reactor, start, caller = *caller] {
                 auto record = OwnedJob(caller, request->name(), "GetJob", /*include_spec=*/true);
-                if (record.ok()) JobToProto(*record, UnixNowMs(), response);
+                if (record.ok()) JobToProto(*record, d_.store.NowMs(), response);
                 FinishRpc("GetJob", ctx, start, reactor, ToGrpcStatus(record.status()),
                           request->name(), caller.name);
               });
@@ -481,7 +481,7 @@ absl::Status AttattrService::ListJobsPage(const Principal& caller,
   filter.include_spec = false;
   if (!caller.admin) filter.owner = caller.name;  // only the caller's own jobs
   ATTATTR_ASSIGN_OR_RETURN(auto page, d_.store.List(filter));
-  const int64_t now = UnixNowMs();
+  const int64_t now = d_.store.NowMs();
   size_t bytes = 0;
   for (size_t i = 0; i < page.records.size(); ++i) {
     v1::Job job;
@@ -518,7 +518,7 @@ grpc::ServerUnaryReactor* AttattrService::CancelJob(grpc::CallbackServerContext*
                 absl::Status status = OwnedJob(caller, request->name(), "CancelJob").status();
                 if (status.ok()) {
                   auto record = d_.scheduler.Cancel(request->name(), caller.name);
-                  if (record.ok()) JobToProto(*record, UnixNowMs(), response);
+                  if (record.ok()) JobToProto(*record, d_.store.NowMs(), response);
                   status = record.status();
                 }
                 FinishRpc("CancelJob", ctx, start, reactor, ToGrpcStatus(status), request->name(),

@@ -104,7 +104,7 @@ Response Serve(store::JobStore& store, const JobReportAccess& access, const JobR
   record = store.Get(name);
   if (!record.ok()) return StoreError(record.status());
   auto job = std::make_shared<v1::Job>();
-  JobToProto(*record, UnixNowMs(), job.get());
+  JobToProto(*record, store.NowMs(), job.get());
   auto result = std::make_shared<v1::JobResult>();
   report::ReportOptions options;
   options.max_page_bytes = limits.max_page_bytes;

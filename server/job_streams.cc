@@ -189,7 +189,7 @@ class WaitJobReactor final : public grpc::ServerUnaryReactor {
       absl::MutexLock lock(&mu_);
       if (done_) return;
       done_ = true;
-      JobToProto(record, UnixNowMs(), response_);
+      JobToProto(record, d_.store.NowMs(), response_);
     }
     Send(grpc::Status::OK);
   }
@@ -362,9 +362,10 @@ class WatchJobReactor final : public OneWriteReactor<v1::Job> {
       if (finished_ || wrote_terminal_ || final_status_) return;
     }
     // Converted here, without mu_: the spec may be megabytes.
+    const int64_t now_ms = d_.store.NowMs();
     std::shared_ptr<const v1::Job> job =
-        publication == 0 ? ConvertJob(record, full_)
-                         : service_.published_messages().Get(publication, record, full_);
+        publication == 0 ? ConvertJob(record, full_, now_ms)
+                         : service_.published_messages().Get(publication, record, full_, now_ms);
     const bool terminal = store::IsTerminal(record.state);
     mu_.Lock();
     if (finished_ || wrote_terminal_ || final_status_) {

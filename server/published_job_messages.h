@@ -22,9 +22,10 @@ namespace attattr::server {
 class PublishedJobMessages {
  public:
   // `record` as a message in the FULL (`full`) or BASIC view, converted at its first request for
-  // `publication` (JobEvents' number of the publication delivering it) and shared after that.
+  // `publication` (JobEvents' number of the publication delivering it) and shared after that;
+  // `now_ms` (the store's clock, which stamped the record) dates its progress estimate.
   std::shared_ptr<const v1::Job> Get(uint64_t publication, const store::JobRecord& record,
-                                     bool full);
+                                     bool full, int64_t now_ms);
 
  private:
   struct Converted {
@@ -36,7 +37,9 @@ class PublishedJobMessages {
   Converted by_view_[2] ABSL_GUARDED_BY(mu_);  // [0] BASIC, [1] FULL
 };
 
-// `record` as a v1::Job in the FULL view (JobToProto) or the BASIC one (JobSummaryToProto).
-std::shared_ptr<const v1::Job> ConvertJob(const store::JobRecord& record, bool full);
+// `record` as a v1::Job in the FULL view (JobToProto) or the BASIC one (JobSummaryToProto), its
+// ETA computed at `now_ms` on the store's clock (store::JobStore::NowMs).
+std::shared_ptr<const v1::Job> ConvertJob(const store::JobRecord& record, bool full,
+                                          int64_t now_ms);
 
 }  // namespace attattr::server

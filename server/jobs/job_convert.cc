@@ -1,8 +1,6 @@
 // Job record <-> proto conversion (see job_convert.h).
 #include "jobs/job_convert.h"
 
-#include <chrono>
-
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "attattr/base/quote.h"
@@ -60,12 +58,6 @@ v1::JobState StateToProto(store::JobState state) {
 }
 
 }  // namespace
-
-int64_t UnixNowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 absl::Status CheckJobName(const std::string& name) {
   if (name.empty()) return absl::InvalidArgumentError("name: required (\"jobs/<id>\")");

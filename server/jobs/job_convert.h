@@ -20,13 +20,12 @@ v1::JobKind JobKindOf(const v1::JobSpec& spec);
 // Store state for a proto filter; nullopt for JOB_STATE_UNSPECIFIED (= any).
 std::optional<store::JobState> StateFromProto(v1::JobState state);
 
-// `now_ms` (unix ms) is used for the ETA: (elapsed since start) · (total − done) / done.
+// `now_ms` (unix ms on the store's clock, store::JobStore::NowMs, which stamped start_time_ms) is
+// used for the ETA: (elapsed since start) · (total − done) / done.
 void JobToProto(const store::JobRecord& record, int64_t now_ms, v1::Job* out);
 // The BASIC view (attattr_service.proto JobView): the job with a spec of only model, priority and
 // the kind's (empty) case; `record` may come without its spec.
 void JobSummaryToProto(const store::JobRecord& record, int64_t now_ms, v1::Job* out);
-
-int64_t UnixNowMs();
 
 // InvalidArgument naming `name` unless it looks like a job name the store hands out ("jobs/<id>").
 absl::Status CheckJobName(const std::string& name);
