@@ -1,9 +1,17 @@
 # Sourced by the deploy tests: finds the tools scripts/setup.sh installs. Each need_* exits 77
-# (CTest: skipped) with a message saying how to get the tool when it is missing.
+# (CTest: skipped) with a message saying how to get the tool when it is missing — 1 (failed)
+# where ATTATTR_REQUIRE_TEST_DEPS=1, as .ci/run sets (tests/support/test_paths.h).
 # Expects $tools (directory with helm), $venv (virtual environment with kubernetes-validate), and,
 # for need_psa_check, $src (the source tree) and $tmp (a scratch directory).
 
-skip() { echo "SKIP: $*"; exit 77; }
+skip() {
+  echo "SKIP: $*"
+  if [ "${ATTATTR_REQUIRE_TEST_DEPS:-}" = 1 ]; then
+    echo "FAIL: ATTATTR_REQUIRE_TEST_DEPS=1: a missing dependency fails"
+    exit 1
+  fi
+  exit 77
+}
 
 need_helm() {
   HELM=$(command -v helm || true)

@@ -258,8 +258,9 @@ TEST_P(FamilyOracleTest, PrunedExportEqualsTheMaskedModelOrIsRefused) {
   }
   // And Hugging Face transformers 4.x itself runs the export as the masked original.
   if (!::attattr::testing::HfPruneCheckInstalled()) {
-    GTEST_SKIP() << "no transformers 4.x at " << ATTATTR_PRUNE_SITE
-                 << " (scripts/setup.sh installs it) for the Hugging Face check";
+    ATTATTR_MISSING_DEPENDENCY("no transformers 4.x at "
+                               << ATTATTR_PRUNE_SITE
+                               << " (scripts/setup.sh installs it) for the Hugging Face check");
   }
   const auto reply = ::attattr::testing::RunHfPrunedCheck(OracleDir(GetParam()), out, mask,
                                                           encodings, masked_logits, tmp.path());

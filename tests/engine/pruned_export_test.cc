@@ -119,8 +119,8 @@ TEST_F(PrunedExportTest, ExportedModelEqualsTheMaskedModel) {
 // engine's.
 TEST_F(PrunedExportTest, HuggingFaceRunsTheExportAsTheMaskedOriginal) {
   if (!::attattr::testing::HfPruneCheckInstalled()) {
-    GTEST_SKIP() << "no transformers 4.x at " << ATTATTR_PRUNE_SITE
-                 << " (scripts/setup.sh installs it)";
+    ATTATTR_MISSING_DEPENDENCY("no transformers 4.x at " << ATTATTR_PRUNE_SITE
+                                                         << " (scripts/setup.sh installs it)");
   }
   const auto mask = Mask();  // layer 2 loses every head
   const std::string out = dir_ + "/pruned";

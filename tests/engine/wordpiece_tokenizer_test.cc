@@ -29,9 +29,7 @@ using ::attattr::testing::SharedDir;
 std::string UncasedVocab() { return SharedDir() + "/vocab/bert-base-uncased-vocab.txt"; }
 std::string CasedVocab() { return SharedDir() + "/vocab/bert-base-cased-vocab.txt"; }
 std::string Sst2Dev() { return SharedDir() + "/data/sst2/dev.tsv"; }
-std::string TestDataDir() {
-  return (std::filesystem::path(__FILE__).parent_path() / "testdata").string();
-}
+std::string TestDataDir() { return ATTATTR_TOKENIZER_TESTDATA; }
 
 // A new empty directory for one test; all of them go when the process exits.
 std::string FreshDir() {

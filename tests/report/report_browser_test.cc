@@ -162,8 +162,9 @@ TEST(ReportBrowserTest, AttributionReportRendersInHeadlessChromium) {
   ATTATTR_SKIP_IF_MISSING(Sst2ModelDir());
   const std::string chromium = FindChromium();
   if (chromium.empty()) {
-    GTEST_SKIP() << "chromium not installed (Debian package `chromium`, in scripts/packages.txt; "
-                    "or set ATTATTR_CHROMIUM)";
+    ATTATTR_MISSING_DEPENDENCY(
+        "chromium not installed (Debian package `chromium`, in scripts/packages.txt; or set "
+        "ATTATTR_CHROMIUM)");
   }
   const int http_port = FreeLoopbackPort();
   ASSERT_GT(http_port, 0);
@@ -280,8 +281,9 @@ TEST(ReportBrowserTest, AttributionReportRendersInHeadlessChromium) {
 TEST(ReportBrowserTest, HeadImportanceAndTriggerReportsRender) {
   const std::string chromium = FindChromium();
   if (chromium.empty()) {
-    GTEST_SKIP() << "chromium not installed (Debian package `chromium`, in scripts/packages.txt; "
-                    "or set ATTATTR_CHROMIUM)";
+    ATTATTR_MISSING_DEPENDENCY(
+        "chromium not installed (Debian package `chromium`, in scripts/packages.txt; or set "
+        "ATTATTR_CHROMIUM)");
   }
   v1::Job job;
   job.set_name("jobs/heads");

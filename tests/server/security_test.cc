@@ -105,7 +105,7 @@ std::string Token(const std::string& name) { return name + "-token-secret"; }
 class SecurityTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!::attattr::testing::PathExists(Sst2ModelDir())) GTEST_SKIP() << "no SST-2 model";
+    ATTATTR_SKIP_IF_MISSING(Sst2ModelDir());
     dir_ = ::attattr::testing::MakeTempDir("attattr-security");
     ca_ = std::make_unique<TestCa>(dir_, "ca");
     other_ca_ = std::make_unique<TestCa>(dir_, "other-ca");

@@ -14,6 +14,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "support/test_paths.h"
 
 namespace attattr::testing {
 
@@ -70,13 +71,15 @@ PostgresServer* SharedPostgres(std::string* why_not, bool* installed = nullptr);
 // PostgreSQL is not installed
 // (.ci/run installs it) and fails it where it is but does not start — a broken cluster set-up must
 // not turn every store, sharding and replica test into a skip.
-#define ATTATTR_SHARED_POSTGRES_OR_SKIP(var)                                           \
-  do {                                                                                 \
-    std::string attattr_why_not;                                                       \
-    bool attattr_installed = false;                                                    \
-    (var) = ::attattr::testing::SharedPostgres(&attattr_why_not, &attattr_installed);  \
-    if ((var) == nullptr && attattr_installed) {                                       \
-      FAIL() << "PostgreSQL is installed but did not start: " << attattr_why_not;      \
-    }                                                                                  \
-    if ((var) == nullptr) GTEST_SKIP() << "no PostgreSQL server: " << attattr_why_not; \
+#define ATTATTR_SHARED_POSTGRES_OR_SKIP(var)                                          \
+  do {                                                                                \
+    std::string attattr_why_not;                                                      \
+    bool attattr_installed = false;                                                   \
+    (var) = ::attattr::testing::SharedPostgres(&attattr_why_not, &attattr_installed); \
+    if ((var) == nullptr && attattr_installed) {                                      \
+      FAIL() << "PostgreSQL is installed but did not start: " << attattr_why_not;     \
+    }                                                                                 \
+    if ((var) == nullptr) {                                                           \
+      ATTATTR_MISSING_DEPENDENCY("no PostgreSQL server: " << attattr_why_not);        \
+    }                                                                                 \
   } while (0)

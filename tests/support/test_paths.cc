@@ -30,6 +30,7 @@ std::string MiniLmDir() {
 }
 std::string BinDir() { return ATTATTR_BIN_DIR; }
 bool PathExists(const std::string& path) { return std::filesystem::exists(path); }
+bool RequireTestDependencies() { return EnvOr("ATTATTR_REQUIRE_TEST_DEPS", "") == "1"; }
 
 std::string MakeTempDir(const std::string& prefix) {
   std::random_device rd;

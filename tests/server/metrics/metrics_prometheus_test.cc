@@ -193,8 +193,9 @@ struct DemoMetrics {
 TEST(PrometheusTest, PromtoolAcceptsTheExposition) {
   const std::string promtool = FindOnPath("promtool");
   if (promtool.empty()) {
-    GTEST_SKIP() << "promtool not found on PATH: install the Debian package `prometheus` "
-                    "(scripts/packages.txt) to run this test";
+    ATTATTR_MISSING_DEPENDENCY(
+        "promtool not found on PATH: install the Debian package "
+        "`prometheus` (scripts/packages.txt) to run this test");
   }
   Registry registry;
   DemoMetrics demo(registry);
@@ -209,8 +210,9 @@ TEST(PrometheusTest, PromtoolAcceptsTheExposition) {
 TEST(PrometheusTest, RealPrometheusScrapesTheServer) {
   const std::string prometheus = FindOnPath("prometheus");
   if (prometheus.empty()) {
-    GTEST_SKIP() << "prometheus not found on PATH: install the Debian package `prometheus` "
-                    "(scripts/packages.txt) to run this test";
+    ATTATTR_MISSING_DEPENDENCY(
+        "prometheus not found on PATH: install the Debian package "
+        "`prometheus` (scripts/packages.txt) to run this test");
   }
   Registry registry;
   DemoMetrics demo(registry);
@@ -263,8 +265,9 @@ TEST(PrometheusTest, RealPrometheusScrapesTheAttattrService) {
   const std::string prometheus = FindOnPath("prometheus");
   const std::string promtool = FindOnPath("promtool");
   if (prometheus.empty() || promtool.empty()) {
-    GTEST_SKIP() << "prometheus/promtool not found on PATH: install the Debian package "
-                    "`prometheus` (scripts/packages.txt) to run this test";
+    ATTATTR_MISSING_DEPENDENCY(
+        "prometheus/promtool not found on PATH: install the Debian "
+        "package `prometheus` (scripts/packages.txt) to run this test");
   }
   ATTATTR_SKIP_IF_MISSING(::attattr::testing::Sst2ModelDir());
   namespace v1 = ::attattr::v1;
