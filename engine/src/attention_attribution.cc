@@ -454,10 +454,7 @@ absl::StatusOr<std::vector<ExampleAttribution>> AttributeEncodings(
     // Positions a language model's head is read at: 1, or a sequence target's continuation.
     const int64_t head_rows = std::max<int64_t>(1, static_cast<int64_t>(continuation.size()));
     // Sort by length so each batch pads little; results go back to input order.
-    std::vector<size_t> order(encodings.size());
-    std::iota(order.begin(), order.end(), 0);
-    std::stable_sort(order.begin(), order.end(),
-                     [&](size_t a, size_t b) { return encodings[a].size() < encodings[b].size(); });
+    const std::vector<size_t> order = ShortestFirst(encodings);
     const int64_t total = static_cast<int64_t>(encodings.size() * layers.size());
     int64_t done = 0;
     const auto dev_opts = torch::TensorOptions().dtype(torch::kFloat32).device(impl.device);

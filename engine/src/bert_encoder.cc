@@ -10,9 +10,18 @@ namespace F = torch::nn::functional;
 
 torch::Tensor BertEncoder::Embed(const EncoderBatch& batch) const {
   const int64_t n = batch.input_ids.size(1);
-  auto positions =
-      torch::arange(w_.position_offset, w_.position_offset + n, batch.input_ids.options())
-          .unsqueeze(0);
+  torch::Tensor positions;
+  if (w_.position_offset > 0) {
+    // RoBERTa's numbering (transformers' create_position_ids_from_input_ids): tokens other than
+    // the padding id count up from pad + 1; the padding id itself — a literal <pad> inside a
+    // text — takes position pad and is not counted. (A batch's padding slots hold id 0, so they
+    // keep counting, inside the table, and are masked.)
+    const int64_t pad = w_.position_offset - 1;
+    const auto counted = batch.input_ids.ne(pad).to(batch.input_ids.scalar_type());
+    positions = counted.cumsum(1) * counted + pad;
+  } else {
+    positions = torch::arange(n, batch.input_ids.options()).unsqueeze(0);
+  }
   auto e = LookUp(w_.word_emb, batch.input_ids);
   if (w_.pos_emb.defined()) e = e + LookUp(w_.pos_emb, positions);
   if (w_.type_emb.defined()) e = e + LookUp(w_.type_emb, batch.token_type_ids);

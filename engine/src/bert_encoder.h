@@ -37,7 +37,8 @@ enum class PooledActivation { kTanh, kRelu, kGelu };
 struct BertWeights {
   torch::Tensor word_emb, emb_ln_w, emb_ln_b;
   torch::Tensor pos_emb;                 // undefined without absolute positions (DeBERTa-v3)
-  int64_t position_offset = 0;           // position id of the first token (RoBERTa: pad id + 1)
+  int64_t position_offset = 0;           // position id of the first token (RoBERTa: pad id + 1,
+                                         // the pad id's own position: see Embed)
   torch::Tensor type_emb;                // undefined for families without token types (DistilBERT)
   torch::Tensor emb_proj_w, emb_proj_b;  // ELECTRA's embeddings_project, DeBERTa's embed_proj
                                          // (no bias); undefined when absent

@@ -330,6 +330,8 @@ absl::Status TakeDecoderHead(WeightPicker* pick, const TensorSource& src, const 
         return absl::EndsWith(a, "ForCausalLM") || absl::EndsWith(a, "LMHeadModel");
       });
   if (weight->defined() || (!named_lm && !pick->HasFull(lm_head))) return absl::OkStatus();
+  // A stored lm_head.weight is the head even with tie_word_embeddings true: transformers 5 does
+  // the same when it differs from the embeddings (it warns and does not tie them).
   if (pick->HasFull(lm_head)) {
     ATTATTR_RETURN_IF_ERROR(
         pick->TakeFull(lm_head, {config.vocab_size, config.hidden_size}, weight));

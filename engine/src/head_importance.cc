@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
-#include <numeric>
 #include <random>
 
 #include "absl/strings/str_cat.h"
@@ -60,19 +59,15 @@ absl::StatusOr<HeadTable> ByAttribution(const Model& model, const std::vector<En
     o.keep_attention = false;
     RunControl inner;
     inner.should_stop = control.should_stop;
-    std::vector<size_t> in_order(group.size());
-    std::iota(in_order.begin(), in_order.end(), 0);
     const auto slices = PlanBatches(
-        in_order,
+        group.size(),
         [&](size_t i) {
           return ResultBytes(info, static_cast<int64_t>(group[i].size()), info.num_layers, false);
         },
         o.memory_budget_bytes, kSlice);
     for (const std::vector<size_t>& members : slices) {
-      std::vector<Encoding> slice;
-      slice.reserve(members.size());
-      for (size_t i : members) slice.push_back(group[i]);
-      ATTATTR_ASSIGN_OR_RETURN(auto results, AttributeEncodings(model, slice, o, inner));
+      ATTATTR_ASSIGN_OR_RETURN(auto results,
+                               AttributeEncodings(model, Gather(group, members), o, inner));
       for (const auto& r : results) {
         for (const auto& layer : r.layers) {
           const size_t per_head = layer.attribution.size() / std::max(1, layer.num_heads);
@@ -82,7 +77,7 @@ absl::StatusOr<HeadTable> ByAttribution(const Model& model, const std::vector<En
           }
         }
       }
-      done += static_cast<int64_t>(slice.size());
+      done += static_cast<int64_t>(members.size());
       control.Report({"importance: attribution", done, total});
     }
   }
@@ -99,10 +94,8 @@ absl::StatusOr<HeadTable> ByAttention(const Model& model, const std::vector<Enco
   ForwardOptions fo;
   fo.capture_attention = true;
   // Every layer's probabilities of a batch are kept: the batch is sized by the memory budget.
-  std::vector<size_t> all(encodings.size());
-  std::iota(all.begin(), all.end(), 0);
   const auto batches = PlanBatches(
-      all,
+      encodings.size(),
       [&](size_t i) {
         return ForwardBytes(impl.info, static_cast<int64_t>(encodings[i].size()), true);
       },
@@ -327,11 +320,7 @@ absl::StatusOr<std::vector<PruningTally>> TallyPruning(
     }
   }
   // Evaluation order: by length, so each forward batch pads little.
-  std::vector<size_t> order(encodings.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-    return encodings[a].input_ids.size() < encodings[b].input_ids.size();
-  });
+  const std::vector<size_t> order = ShortestFirst(encodings);
   const auto batches = PlanBatches(
       order,
       [&](size_t i) {
@@ -345,11 +334,9 @@ absl::StatusOr<std::vector<PruningTally>> TallyPruning(
     tally.examples = static_cast<int64_t>(encodings.size());
     for (const std::vector<size_t>& members : batches) {
       if (control.ShouldStop()) return absl::CancelledError("pruning curve stopped");
-      std::vector<Encoding> chunk;
-      chunk.reserve(members.size());
-      for (size_t i : members) chunk.push_back(encodings[i]);
-      ATTATTR_ASSIGN_OR_RETURN(auto predictions, model.Predict(chunk, &mask, batching));
-      for (size_t k = 0; k < chunk.size(); ++k) {
+      ATTATTR_ASSIGN_OR_RETURN(auto predictions,
+                               model.Predict(Gather(encodings, members), &mask, batching));
+      for (size_t k = 0; k < members.size(); ++k) {
         const int label = labels[members[k]];
         tally.correct += predictions[k].predicted == label ? 1 : 0;
         tally.gold_probability += predictions[k].probabilities[label];

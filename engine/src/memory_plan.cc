@@ -2,6 +2,7 @@
 #include "attattr/engine/memory_plan.h"
 
 #include <algorithm>
+#include <numeric>
 
 #include "attattr/engine/model.h"
 
@@ -52,6 +53,30 @@ std::vector<std::vector<size_t>> PlanBatches(const std::vector<size_t>& order,
   }
   if (!current.empty()) batches.push_back(std::move(current));
   return batches;
+}
+
+std::vector<std::vector<size_t>> PlanBatches(size_t count,
+                                             const std::function<int64_t(size_t)>& bytes_of,
+                                             int64_t budget, size_t max_examples) {
+  std::vector<size_t> order(count);
+  std::iota(order.begin(), order.end(), 0);
+  return PlanBatches(order, bytes_of, budget, max_examples);
+}
+
+std::vector<size_t> ShortestFirst(const std::vector<Encoding>& encodings) {
+  std::vector<size_t> order(encodings.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return encodings[a].size() < encodings[b].size(); });
+  return order;
+}
+
+std::vector<Encoding> Gather(const std::vector<Encoding>& encodings,
+                             const std::vector<size_t>& batch) {
+  std::vector<Encoding> out;
+  out.reserve(batch.size());
+  for (size_t i : batch) out.push_back(encodings[i]);
+  return out;
 }
 
 }  // namespace attattr::engine

@@ -2,7 +2,6 @@
 // weights) and clean forward passes. Torch and JSON exceptions stop here and in the other public
 // entry points of the engine.
 #include <filesystem>
-#include <numeric>
 
 #include "absl/strings/str_cat.h"
 #include "attattr/base/field_error.h"
@@ -259,7 +258,22 @@ absl::StatusOr<Encoding> Model::Encode(const Example& example) const {
                            impl_->tokenizer->Encode(example.text, pair, impl_->info.max_length));
   ATTATTR_RETURN_IF_ERROR(CheckSegmentsHaveTokens(encoding, example.text_pair.has_value()));
   ATTATTR_RETURN_IF_ERROR(CheckEncoding(encoding, example.text_pair.has_value()));
+  EndAtScoredToken(&encoding);
   return encoding;
+}
+
+void Model::EndAtScoredToken(Encoding* encoding) const {
+  if (impl_->score_pad_id < 0) return;
+  std::size_t keep = encoding->input_ids.size();
+  while (keep > 1 && encoding->input_ids[keep - 1] == impl_->score_pad_id) --keep;
+  if (keep == encoding->input_ids.size()) return;
+  const auto cut = [keep](auto& v) {
+    if (v.size() > keep) v.resize(keep);
+  };
+  cut(encoding->tokens);
+  cut(encoding->input_ids);
+  cut(encoding->token_type_ids);
+  cut(encoding->offsets);
 }
 
 absl::Status Model::CheckEncoding(const Encoding& encoding, bool pair) const {
@@ -284,15 +298,6 @@ absl::Status Model::CheckEncoding(const Encoding& encoding, bool pair) const {
                        encoding.token_type_ids[i], " but the model has ", impl_->token_types,
                        " token type(s) (config.json type_vocab_size)"));
     }
-  }
-  // transformers' decoder classifiers score the rightmost token that is not pad_token_id (often
-  // the EOS id too); the engine scores the last one, so such an input would give other numbers.
-  if (impl_->score_pad_id >= 0 && encoding.size() > 0 &&
-      encoding.input_ids.back() == impl_->score_pad_id) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        pair ? "text_pair" : "text", ": ends with ", QuoteInput(encoding.tokens.back()),
-        ", the model's pad_token_id (", impl_->score_pad_id,
-        "), which its sequence classifier skips when it picks the token to score; remove it"));
   }
   return absl::OkStatus();
 }
@@ -337,10 +342,8 @@ absl::StatusOr<std::vector<Prediction>> Model::Predict(
       }
       fo.head_mask = m.to(impl_->device);
     }
-    std::vector<size_t> all(encodings.size());
-    std::iota(all.begin(), all.end(), 0);
     const auto batches = PlanBatches(
-        all,
+        encodings.size(),
         [&](size_t i) {
           return ForwardBytes(impl_->info, static_cast<int64_t>(encodings[i].size()), false);
         },

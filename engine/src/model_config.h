@@ -74,8 +74,7 @@ struct DecoderConfig {
   // false).
   bool tie_word_embeddings = false;
   // config.json pad_token_id (-1 when null or absent): transformers' sequence classifier scores
-  // the rightmost token that is not this id, the engine the last token (Model::CheckEncoding
-  // refuses an input that ends with it).
+  // the rightmost token that is not this id (Model::EndAtScoredToken).
   int pad_token_id = -1;
 };
 

@@ -21,8 +21,8 @@ struct Model::Impl {
   // Token types the embeddings have (an encoding's type ids must be below it); 0 = the family has
   // no token types and ignores the ids.
   int token_types = 0;
-  // A decoder sequence classifier's pad_token_id (DecoderConfig::pad_token_id), or -1: an input
-  // ending with it is refused, as transformers would score an earlier token.
+  // A decoder sequence classifier's pad_token_id (DecoderConfig::pad_token_id), or -1: the
+  // classifier scores the rightmost other token (Model::EndAtScoredToken).
   int score_pad_id = -1;
   // The bf16 integrand's copy of `encoder` with bfloat16 matrices (low_precision.h:
   // IntegrandEncoder), made once on first use; null until then.

@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
-#include <numeric>
 #include <random>
 #include <set>
 
@@ -169,21 +168,17 @@ absl::StatusOr<std::vector<TriggerPattern>> MineTriggerPatterns(const Model& mod
   const int64_t total = static_cast<int64_t>(mining.size());
   control.Report({"mining", 0, total});
   // Slices whose results, held until each is reduced to its pattern, fit the memory budget.
-  std::vector<size_t> in_order(mining.size());
-  std::iota(in_order.begin(), in_order.end(), 0);
   const int layers = model.info().num_layers;
   const auto slices = PlanBatches(
-      in_order,
+      mining.size(),
       [&](size_t i) {
         return ResultBytes(model.info(), static_cast<int64_t>(mining[i].size()), layers, false);
       },
       a.memory_budget_bytes, static_cast<size_t>(options.mining_batch));
   for (const std::vector<size_t>& members : slices) {
     if (control.ShouldStop()) return absl::CancelledError("trigger search stopped");
-    std::vector<Encoding> chunk;
-    chunk.reserve(members.size());
-    for (size_t i : members) chunk.push_back(mining[i]);
-    ATTATTR_ASSIGN_OR_RETURN(auto results, AttributeEncodings(model, chunk, a, inner));
+    ATTATTR_ASSIGN_OR_RETURN(auto results,
+                             AttributeEncodings(model, Gather(mining, members), a, inner));
     for (size_t k = 0; k < results.size(); ++k) {
       const int64_t source = first_example + static_cast<int64_t>(members[k]);
       auto p = PatternOf(results[k], static_cast<int>(source));
@@ -258,10 +253,7 @@ absl::StatusOr<TriggerTallies> TallyTriggerPatterns(
   if (vocabulary.empty()) return absl::InvalidArgumentError("model: vocabulary has no whole words");
 
   // Length-sorted order keeps padding small; the attacked variants keep the clean order.
-  std::vector<size_t> order(evaluation.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(),
-                   [&](size_t a, size_t b) { return evaluation[a].size() < evaluation[b].size(); });
+  const std::vector<size_t> order = ShortestFirst(evaluation);
   // One plan for every pass: an attacked variant inserts at most `max_trigger` tokens, counted
   // into each example's length so its batches fit the budget too.
   size_t max_trigger = 0;
@@ -282,11 +274,9 @@ absl::StatusOr<TriggerTallies> TallyTriggerPatterns(
     ClassTally tally;
     for (const std::vector<size_t>& members : batches) {
       if (control.ShouldStop()) return absl::CancelledError("trigger search stopped");
-      std::vector<Encoding> chunk;
-      chunk.reserve(members.size());
-      for (size_t i : members) chunk.push_back(variant[i]);
-      ATTATTR_ASSIGN_OR_RETURN(auto predictions, model.Predict(chunk, nullptr, batching));
-      for (size_t k = 0; k < chunk.size(); ++k) {
+      ATTATTR_ASSIGN_OR_RETURN(auto predictions,
+                               model.Predict(Gather(variant, members), nullptr, batching));
+      for (size_t k = 0; k < members.size(); ++k) {
         const int label = labels[members[k]];
         ++tally.total[label];
         if (predictions[k].predicted == label) ++tally.correct[label];
@@ -312,6 +302,8 @@ absl::StatusOr<TriggerTallies> TallyTriggerPatterns(
             "patterns[", p, "]: evaluation_set.examples[", example, "]: ", a.status().message()));
       }
       if (a->inserted < static_cast<int>(k)) ++truncated;
+      // A decoder classifier skips trailing pad ids (a random control may draw one).
+      model.EndAtScoredToken(&a->encoding);
       attacked.push_back(std::move(a->encoding));
       // The control's draws for an example depend on (seed, pattern rank, example) only, so
       // any split of the evaluation set draws the same tokens.
@@ -325,6 +317,7 @@ absl::StatusOr<TriggerTallies> TallyTriggerPatterns(
         t.token = model.tokenizer().IdToToken(t.id);
       }
       ATTATTR_ASSIGN_OR_RETURN(auto c, InsertTrigger(evaluation[i], random, info.max_length));
+      model.EndAtScoredToken(&c.encoding);
       controlled.push_back(std::move(c.encoding));
     }
     ATTATTR_ASSIGN_OR_RETURN(auto at, run(attacked));

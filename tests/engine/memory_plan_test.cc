@@ -49,7 +49,7 @@ TEST(PlanBatchesTest, FillsEachBatchUpToTheBudgetOrTheCount) {
   EXPECT_EQ(Sizes(PlanBatches(order, of, 1000, 4), order, bytes, 1000, 4),
             (std::vector<size_t>{4, 4, 2}));
   EXPECT_EQ(Sizes(PlanBatches(order, of, 1, 4), order, bytes, 1, 4), (std::vector<size_t>(10, 1)));
-  EXPECT_TRUE(PlanBatches({}, of, 100, 4).empty());
+  EXPECT_TRUE(PlanBatches(std::vector<size_t>{}, of, 100, 4).empty());
 }
 
 TEST(PlanBatchesTest, PadsToTheLongestMemberAndKeepsAnOversizedExampleAlone) {
@@ -65,6 +65,34 @@ TEST(PlanBatchesTest, PadsToTheLongestMemberAndKeepsAnOversizedExampleAlone) {
   const std::vector<size_t> mixed = {4, 0, 1};
   EXPECT_EQ(Sizes(PlanBatches(mixed, of, 100, 8), mixed, bytes, 100, 8),
             (std::vector<size_t>{2, 1}));
+}
+
+TEST(PlanBatchesTest, OverACountPlansTheIndicesInOrder) {
+  const std::vector<int64_t> bytes = {4, 1, 9, 2, 2, 30};
+  auto of = [&](size_t i) { return bytes[i]; };
+  EXPECT_EQ(PlanBatches(bytes.size(), of, 20, 3), PlanBatches(Iota(bytes.size()), of, 20, 3));
+  EXPECT_EQ(PlanBatches(bytes.size(), of, 20, 3),
+            (std::vector<std::vector<size_t>>{{0, 1}, {2, 3}, {4}, {5}}));
+  EXPECT_TRUE(PlanBatches(size_t{0}, of, 20, 3).empty());
+}
+
+Encoding OfLength(size_t n, int32_t tag) {
+  Encoding e;
+  e.input_ids.assign(n, tag);
+  return e;
+}
+
+TEST(PlanBatchesTest, ShortestFirstIsStableAndGatherFollowsTheBatch) {
+  const std::vector<Encoding> encodings = {OfLength(5, 0), OfLength(2, 1), OfLength(5, 2),
+                                           OfLength(1, 3), OfLength(2, 4)};
+  // Equal lengths keep their input order (2 before 4, 0 before 2).
+  EXPECT_EQ(ShortestFirst(encodings), (std::vector<size_t>{3, 1, 4, 0, 2}));
+  EXPECT_TRUE(ShortestFirst({}).empty());
+  const auto gathered = Gather(encodings, {4, 0, 3});
+  ASSERT_EQ(gathered.size(), 3u);
+  EXPECT_EQ(gathered[0].input_ids, std::vector<int32_t>(2, 4));
+  EXPECT_EQ(gathered[1].input_ids, std::vector<int32_t>(5, 0));
+  EXPECT_EQ(gathered[2].input_ids, std::vector<int32_t>(1, 3));
 }
 
 ModelInfo BertBase() {

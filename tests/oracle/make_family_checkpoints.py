@@ -574,6 +574,9 @@ def build(family, out_dir, shared, fingerprint):
 
     use_eager(model)
     forward_inputs = [(s, None) for s in dev[:8]] + pairs[:2] + [(s, None) for s in EDGE_CASES[:2]]
+    # The padding token written inside a text: read as a token by every family, and RoBERTa's
+    # position ids skip it (a decoder classifier's rightmost-non-pad rule: "pad_scored" below).
+    forward_inputs.append((f"{dev[5]} {tok.pad_token} {dev[6]}", None))
     for text, pair in forward_inputs:
         enc = encode(tok, text, pair)
         with torch.no_grad():
@@ -620,6 +623,18 @@ def build(family, out_dir, shared, fingerprint):
                                           "prompt_ids": prompt[0].tolist(),
                                           "continuation_ids": continuation, "layers": layers}
 
+    if family in ("llama", "mistral", "qwen2", "gpt2"):
+        # A sequence classifier scores the rightmost token that is not pad_token_id: a pad token
+        # inside the text is read like any other, the trailing ones are skipped.
+        pad = tok.pad_token
+        text = f"{dev[3]}{pad} {dev[4]}{pad}{pad}"
+        enc = encode(tok, text)
+        ids = enc["input_ids"][0].tolist()
+        assert ids[-2:] == [tok.pad_token_id] * 2 and ids.count(tok.pad_token_id) == 3, ids
+        with torch.no_grad():
+            probe.layer = None
+            logits = head_logits(model(**enc))[0].tolist()
+        oracle["pad_scored"] = {"text": text, "ids": ids, "logits": logits}
     if family == "llama":
         oracle["rope_variants"] = rope_variants()
     with open(os.path.join(tmp, "oracle.json"), "w", encoding="utf-8") as f:

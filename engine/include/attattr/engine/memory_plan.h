@@ -12,6 +12,8 @@
 #include <functional>
 #include <vector>
 
+#include "attattr/engine/example.h"
+
 namespace attattr::engine {
 
 struct ModelInfo;  // model.h, which includes this header for ForwardBatching
@@ -47,6 +49,16 @@ int64_t ResultBytes(const ModelInfo& info, int64_t n, int layers, bool keep_atte
 std::vector<std::vector<size_t>> PlanBatches(const std::vector<size_t>& order,
                                              const std::function<int64_t(size_t)>& bytes_of,
                                              int64_t budget, size_t max_examples);
+// The same over 0, 1, ..., count − 1.
+std::vector<std::vector<size_t>> PlanBatches(size_t count,
+                                             const std::function<int64_t(size_t)>& bytes_of,
+                                             int64_t budget, size_t max_examples);
+
+// The indices of `encodings` shortest first (stable), so consecutive batches pad little.
+std::vector<size_t> ShortestFirst(const std::vector<Encoding>& encodings);
+// The encodings `batch` names, in its order.
+std::vector<Encoding> Gather(const std::vector<Encoding>& encodings,
+                             const std::vector<size_t>& batch);
 
 }  // namespace attattr::engine
 

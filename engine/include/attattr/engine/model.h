@@ -143,6 +143,13 @@ class Model {
   // the model's types — an index past a table would be a device-side assert on a GPU.
   // InvalidArgument "text: ..." or "text_pair: ..." otherwise.
   absl::Status CheckEncoding(const Encoding& encoding, bool pair) const;
+  // A decoder sequence classifier scores the rightmost token that is not its pad_token_id, as
+  // transformers does (with pad = EOS, the token before a trailing EOS): the encoding is cut after
+  // that token — the tokens after it cannot change its score under causal attention — keeping at
+  // least the first token (transformers reads position 0 of an input that is all pad ids).
+  // Encode() applies it; callers that build encodings otherwise apply it before scoring them.
+  // Other models: unchanged.
+  void EndAtScoredToken(Encoding* encoding) const;
   // Encode() of each example, in order. The first failure is the field error {"examples", i}
   // (attattr/base/field_error.h), so callers name example i in their own terms.
   absl::StatusOr<std::vector<Encoding>> EncodeAll(const std::vector<Example>& examples) const;
