@@ -23,6 +23,7 @@
 #include "attattr/engine/model.h"
 #include "attattr/report/html_report.h"
 #include "attattr/v1/attattr_service.grpc.pb.h"
+#include "nlohmann/json.hpp"
 #include "server.h"
 #include "spdlog/sinks/null_sink.h"
 #include "spdlog/spdlog.h"
@@ -364,6 +365,36 @@ TEST_F(FamilyRpcTest, DecodersAttributeCausallyAndRootTreesAtTheLastToken) {
   const auto result = RunToSuccess(*stub_, spec).result;
   ASSERT_EQ(result.result.attribution().examples_size(), 2);
   for (const auto& a : result.result.attribution().examples()) ExpectCausalTree(a);
+}
+
+// Explain tokenizes on its own (to tell an over-long text): a decoder classifier's text ending
+// with pad_token_id is scored, as transformers scores it, at the rightmost other token — the
+// response's tokens end there and its logits are transformers' (oracle.json "pad_scored").
+TEST_F(FamilyRpcTest, ExplainScoresADecoderClassifierAtTheRightmostNonPadToken) {
+  for (const char* family : {"llama", "gpt2"}) {
+    SCOPED_TRACE(family);
+    const nlohmann::json oracle = ::attattr::testing::ReadOracleJson(family);
+    ASSERT_TRUE(oracle.contains("pad_scored"));
+    const auto& c = oracle["pad_scored"];
+    const auto hf_ids = c["ids"].get<std::vector<int32_t>>();
+    v1::ExplainRequest req;
+    req.set_model(std::string("tiny-") + family);
+    req.mutable_example()->set_text(c["text"].get<std::string>());
+    req.mutable_options()->set_steps(2);
+    grpc::ClientContext ctx;
+    v1::ExplainResponse resp;
+    const grpc::Status s = stub_->Explain(&ctx, req, &resp);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    const auto& a = resp.attribution();
+    ASSERT_EQ(static_cast<size_t>(a.input_ids_size()), hf_ids.size() - 2);
+    for (int i = 0; i < a.input_ids_size(); ++i) EXPECT_EQ(a.input_ids(i), hf_ids[i]) << i;
+    EXPECT_EQ(a.scored_position(), a.input_ids_size() - 1);
+    const auto hf_logits = c["logits"].get<std::vector<float>>();
+    ASSERT_EQ(static_cast<size_t>(a.prediction().logits_size()), hf_logits.size());
+    for (size_t k = 0; k < hf_logits.size(); ++k) {
+      EXPECT_NEAR(a.prediction().logits(static_cast<int>(k)), hf_logits[k], 1e-4) << k;
+    }
+  }
 }
 
 // A causal LM is listed as one (its classes the vocabulary, no labels); Explain answers next-token
