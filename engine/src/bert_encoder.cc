@@ -14,8 +14,8 @@ torch::Tensor BertEncoder::Embed(const EncoderBatch& batch) const {
   if (w_.position_offset > 0) {
     // RoBERTa's numbering (transformers' create_position_ids_from_input_ids): tokens other than
     // the padding id count up from pad + 1; the padding id itself — a literal <pad> inside a
-    // text — takes position pad and is not counted. (A batch's padding slots hold id 0, so they
-    // keep counting, inside the table, and are masked.)
+    // text — takes position pad and is not counted. (A batch's padding slots, id 0, get positions
+    // inside the table either way — counted on, or pad itself when pad is 0 — and are masked.)
     const int64_t pad = w_.position_offset - 1;
     const auto counted = batch.input_ids.ne(pad).to(batch.input_ids.scalar_type());
     positions = counted.cumsum(1) * counted + pad;

@@ -258,15 +258,15 @@ absl::StatusOr<Encoding> Model::Encode(const Example& example) const {
                            impl_->tokenizer->Encode(example.text, pair, impl_->info.max_length));
   ATTATTR_RETURN_IF_ERROR(CheckSegmentsHaveTokens(encoding, example.text_pair.has_value()));
   ATTATTR_RETURN_IF_ERROR(CheckEncoding(encoding, example.text_pair.has_value()));
-  EndAtScoredToken(&encoding);
+  ATTATTR_RETURN_IF_ERROR(EndAtScoredToken(&encoding, example.text_pair.has_value()));
   return encoding;
 }
 
-void Model::EndAtScoredToken(Encoding* encoding) const {
-  if (impl_->score_pad_id < 0) return;
+absl::Status Model::EndAtScoredToken(Encoding* encoding, bool pair) const {
+  if (impl_->score_pad_id < 0) return absl::OkStatus();
   std::size_t keep = encoding->input_ids.size();
   while (keep > 1 && encoding->input_ids[keep - 1] == impl_->score_pad_id) --keep;
-  if (keep == encoding->input_ids.size()) return;
+  if (keep == encoding->input_ids.size()) return absl::OkStatus();
   const auto cut = [keep](auto& v) {
     if (v.size() > keep) v.resize(keep);
   };
@@ -274,6 +274,19 @@ void Model::EndAtScoredToken(Encoding* encoding) const {
   cut(encoding->input_ids);
   cut(encoding->token_type_ids);
   cut(encoding->offsets);
+  bool has[2] = {false, false};
+  for (const auto& span : encoding->offsets) {
+    if (span.segment == 0 || span.segment == 1) has[span.segment] = true;
+  }
+  for (int s = 0; s < (pair ? 2 : 1); ++s) {
+    if (!has[s]) {
+      return InvalidFieldError(
+          {s == 0 ? "text" : "text_pair", -1},
+          absl::StrCat("holds only the model's pad_token_id (", impl_->score_pad_id,
+                       ") after its last scored token, which the sequence classifier skips"));
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Model::CheckEncoding(const Encoding& encoding, bool pair) const {

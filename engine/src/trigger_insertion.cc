@@ -258,6 +258,7 @@ absl::StatusOr<InsertedTrigger> InsertTrigger(const Encoding& e,
       out.encoding.token_type_ids.push_back(p.type);
       out.encoding.offsets.push_back(p.span);
       out.inserted += p.inserted ? 1 : 0;
+      out.trigger_at.push_back(p.inserted);
     }
   };
   append(prefix);

@@ -285,6 +285,20 @@ absl::StatusOr<TriggerTallies> TallyTriggerPatterns(
     }
     return tally;
   };
+  // A trigger placed into evaluation example i, its encoding ended where a decoder classifier
+  // scores it (Model::EndAtScoredToken: trailing pad ids — a random control may draw one — are
+  // skipped as transformers skips them); `inserted` counts the trigger tokens kept.
+  const auto place =
+      [&](size_t i, const std::vector<TriggerToken>& tokens) -> absl::StatusOr<InsertedTrigger> {
+    ATTATTR_ASSIGN_OR_RETURN(InsertedTrigger t,
+                             InsertTrigger(evaluation[i], tokens, info.max_length));
+    const bool pair = std::any_of(evaluation[i].offsets.begin(), evaluation[i].offsets.end(),
+                                  [](const Encoding::Span& s) { return s.segment == 1; });
+    ATTATTR_RETURN_IF_ERROR(model.EndAtScoredToken(&t.encoding, pair));
+    t.inserted = static_cast<int>(
+        std::count(t.trigger_at.begin(), t.trigger_at.begin() + t.encoding.size(), true));
+    return t;
+  };
   TriggerTallies out;
   ATTATTR_ASSIGN_OR_RETURN(out.clean, run(evaluation));
   for (size_t p = 0; p < patterns.size(); ++p) {
@@ -296,14 +310,12 @@ absl::StatusOr<TriggerTallies> TallyTriggerPatterns(
     int64_t truncated = 0;
     for (size_t i = 0; i < evaluation.size(); ++i) {
       const int64_t example = first_example + static_cast<int64_t>(i);
-      auto a = InsertTrigger(evaluation[i], patterns[p].tokens, info.max_length);
+      auto a = place(i, patterns[p].tokens);
       if (!a.ok()) {
         return absl::InvalidArgumentError(absl::StrCat(
             "patterns[", p, "]: evaluation_set.examples[", example, "]: ", a.status().message()));
       }
       if (a->inserted < static_cast<int>(k)) ++truncated;
-      // A decoder classifier skips trailing pad ids (a random control may draw one).
-      model.EndAtScoredToken(&a->encoding);
       attacked.push_back(std::move(a->encoding));
       // The control's draws for an example depend on (seed, pattern rank, example) only, so
       // any split of the evaluation set draws the same tokens.
@@ -316,9 +328,13 @@ absl::StatusOr<TriggerTallies> TallyTriggerPatterns(
         t.id = vocabulary[pick(rng)];
         t.token = model.tokenizer().IdToToken(t.id);
       }
-      ATTATTR_ASSIGN_OR_RETURN(auto c, InsertTrigger(evaluation[i], random, info.max_length));
-      model.EndAtScoredToken(&c.encoding);
-      controlled.push_back(std::move(c.encoding));
+      auto c = place(i, random);
+      if (!c.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat("patterns[", p,
+                                                       "]: control for evaluation_set.examples[",
+                                                       example, "]: ", c.status().message()));
+      }
+      controlled.push_back(std::move(c->encoding));
     }
     ATTATTR_ASSIGN_OR_RETURN(auto at, run(attacked));
     ATTATTR_ASSIGN_OR_RETURN(auto ct, run(controlled));

@@ -56,16 +56,41 @@ TEST_P(DecoderPadTokenTest, TheClassifierScoresTheRightmostTokenThatIsNotPad) {
   raw.input_ids.push_back(pad);
   raw.token_type_ids.push_back(0);
   raw.offsets.push_back({});
-  (*model)->EndAtScoredToken(&raw);
+  ASSERT_TRUE((*model)->EndAtScoredToken(&raw, false).ok());
   EXPECT_EQ(raw.input_ids, scored);
   Encoding all_pad;
   all_pad.tokens = {"p", "p", "p"};
   all_pad.input_ids = {pad, pad, pad};
   all_pad.token_type_ids = {0, 0, 0};
-  all_pad.offsets.resize(3);
-  (*model)->EndAtScoredToken(&all_pad);
+  all_pad.offsets.assign(3, {0, 0, 1});
+  ASSERT_TRUE((*model)->EndAtScoredToken(&all_pad, false).ok());
   EXPECT_EQ(all_pad.input_ids, std::vector<int32_t>{pad});
   EXPECT_EQ(all_pad.tokens.size(), 1u);
+}
+
+// A segment of nothing but pad tokens after the last scored token would be cut away entirely:
+// refused naming the segment (regression, review: a pair example became a single sentence and a
+// BOS-only text passed the submission checks, then failed trigger search at run time).
+TEST(DecoderPadTokenSegmentTest, ASegmentOfOnlyPadTokensIsRefusedNamingIt) {
+  auto model = Model::Load(::attattr::testing::OracleDir("llama"));  // BOS before each segment
+  ASSERT_TRUE(model.ok()) << model.status();
+  auto text = (*model)->Encode({"<|pad|>", std::nullopt, -1});
+  ASSERT_EQ(text.status().code(), absl::StatusCode::kInvalidArgument) << text.status();
+  EXPECT_NE(text.status().message().find("text: holds only the model's pad_token_id"),
+            std::string::npos)
+      << text.status();
+  auto pair = (*model)->Encode({"a fine film", std::string("<|pad|><|pad|>"), -1});
+  ASSERT_EQ(pair.status().code(), absl::StatusCode::kInvalidArgument) << pair.status();
+  EXPECT_NE(pair.status().message().find("text_pair: holds only"), std::string::npos)
+      << pair.status();
+  // A pad token that is not at the end is read.
+  EXPECT_TRUE((*model)->Encode({"<|pad|> a fine film", std::nullopt, -1}).ok());
+  // Without a BOS the only token is kept, as transformers reads position 0.
+  auto gpt2 = Model::Load(::attattr::testing::OracleDir("gpt2"));
+  ASSERT_TRUE(gpt2.ok()) << gpt2.status();
+  auto alone = (*gpt2)->Encode({"<|pad|>", std::nullopt, -1});
+  ASSERT_TRUE(alone.ok()) << alone.status();
+  EXPECT_EQ(alone->size(), 1u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, DecoderPadTokenTest,

@@ -148,8 +148,10 @@ class Model {
   // that token — the tokens after it cannot change its score under causal attention — keeping at
   // least the first token (transformers reads position 0 of an input that is all pad ids).
   // Encode() applies it; callers that build encodings otherwise apply it before scoring them.
-  // Other models: unchanged.
-  void EndAtScoredToken(Encoding* encoding) const;
+  // Other models: unchanged. InvalidArgument, the field error {"text" or "text_pair", -1}, when
+  // the cut leaves that segment (`pair`: of a text pair) without a token: a segment of nothing
+  // but pad tokens.
+  absl::Status EndAtScoredToken(Encoding* encoding, bool pair) const;
   // Encode() of each example, in order. The first failure is the field error {"examples", i}
   // (attattr/base/field_error.h), so callers name example i in their own terms.
   absl::StatusOr<std::vector<Encoding>> EncodeAll(const std::vector<Example>& examples) const;

@@ -90,6 +90,9 @@ std::vector<int> TriggerSlots(int len, const std::vector<double>& r);
 struct InsertedTrigger {
   Encoding encoding;
   int inserted = 0;  // trigger tokens still present after re-truncation
+  // Per token of `encoding`: whether it is a trigger token (so a caller that cuts the encoding
+  // further can count what it kept).
+  std::vector<bool> trigger_at;
 };
 
 // Inserts `tokens` (ids and strings as given — a random control passes other ids) into
