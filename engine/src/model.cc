@@ -274,19 +274,10 @@ absl::Status Model::EndAtScoredToken(Encoding* encoding, bool pair) const {
   cut(encoding->input_ids);
   cut(encoding->token_type_ids);
   cut(encoding->offsets);
-  bool has[2] = {false, false};
-  for (const auto& span : encoding->offsets) {
-    if (span.segment == 0 || span.segment == 1) has[span.segment] = true;
-  }
-  for (int s = 0; s < (pair ? 2 : 1); ++s) {
-    if (!has[s]) {
-      return InvalidFieldError(
-          {s == 0 ? "text" : "text_pair", -1},
-          absl::StrCat("holds only the model's pad_token_id (", impl_->score_pad_id,
-                       ") after its last scored token, which the sequence classifier skips"));
-    }
-  }
-  return absl::OkStatus();
+  return CheckSegmentsHaveTokens(
+      *encoding, pair,
+      absl::StrCat("holds only the model's pad_token_id (", impl_->score_pad_id,
+                   ") after its last scored token, which the sequence classifier skips"));
 }
 
 absl::Status Model::CheckEncoding(const Encoding& encoding, bool pair) const {

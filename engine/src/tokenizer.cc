@@ -5,15 +5,14 @@
 
 namespace attattr::engine {
 
-absl::Status CheckSegmentsHaveTokens(const Encoding& encoding, bool pair) {
+absl::Status CheckSegmentsHaveTokens(const Encoding& encoding, bool pair, absl::string_view why) {
   bool a = false, b = false;
   for (const auto& span : encoding.offsets) {
     a = a || span.segment == 0;
     b = b || span.segment == 1;
   }
-  constexpr absl::string_view kNone = "holds no tokens (only whitespace or control characters)";
-  if (!a) return InvalidFieldError({"text", -1}, kNone);
-  if (pair && !b) return InvalidFieldError({"text_pair", -1}, kNone);
+  if (!a) return InvalidFieldError({"text", -1}, why);
+  if (pair && !b) return InvalidFieldError({"text_pair", -1}, why);
   return absl::OkStatus();
 }
 

@@ -13,6 +13,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "attattr/engine/example.h"
 
 namespace attattr::engine {
@@ -45,9 +46,11 @@ class Tokenizer {
   virtual bool ContinuesWord(int32_t id) const = 0;
 };
 
-// The field error {"text"} or {"text_pair"} ("text: holds no tokens …") when a segment of
-// `encoding` holds no token: its text was only whitespace or control characters, which a
-// classifier cannot be asked about.
-absl::Status CheckSegmentsHaveTokens(const Encoding& encoding, bool pair);
+// The field error {"text"} or {"text_pair"} ("text: <why>") when a segment of `encoding` holds no
+// token, which a classifier cannot be asked about. `why` defaults to what a tokenizer leaves empty:
+// a text of only whitespace or control characters.
+absl::Status CheckSegmentsHaveTokens(
+    const Encoding& encoding, bool pair,
+    absl::string_view why = "holds no tokens (only whitespace or control characters)");
 
 }  // namespace attattr::engine
