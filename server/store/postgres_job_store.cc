@@ -170,13 +170,13 @@ static_assert(std::size(kMigrations) == PostgresJobStore::kSchemaVersion - 1,
               "one migration per version step");
 
 // The database clock minus `host_now`'s, read in `txn`; nothing when the round trip took over a
-// second (it would say little about the offset).
+// second (it would say little about the offset) or the host clock stepped back during it.
 std::optional<int64_t> DbClockOffsetMs(pqxx::transaction_base& txn,
                                        const std::function<int64_t()>& host_now) {
   const int64_t before = host_now();
   const auto db = txn.exec1(absl::StrCat("SELECT ", pg::kDbNowMs))[0].as<int64_t>();
   const int64_t after = host_now();
-  if (after - before > 1000) return std::nullopt;
+  if (after < before || after - before > 1000) return std::nullopt;  // a step, or a slow trip
   return db - (before + after) / 2;
 }
 
@@ -205,7 +205,8 @@ absl::Status PostgresJobStoreOptions::Validate() const {
         in_range("connect_timeout_s", connect_timeout_s, 1, 300),
         in_range("statement_timeout_ms", statement_timeout_ms, 100, 600000),
         in_range("result_chunk_bytes", result_chunk_bytes, 4096, int64_t{1} << 20),
-        in_range("result_write_batch_bytes", result_write_batch_bytes, 4096, int64_t{1} << 30)}) {
+        in_range("result_write_batch_bytes", result_write_batch_bytes, 4096, int64_t{1} << 30),
+        in_range("clock_refresh_ms", clock_refresh_ms, 10, 3600000)}) {
     if (!status.ok()) return status;
   }
   return absl::OkStatus();
@@ -244,16 +245,32 @@ absl::StatusOr<std::unique_ptr<PostgresJobStore>> PostgresJobStore::Open(
     return absl::Status(schema.code(), absl::StrCat("job store ", Quote(RedactUri(options.uri)),
                                                     ": ", schema.message()));
   }
-  // Stats measures it again every time it runs (the server's store probe: every second).
-  PostgresJobStore* opened = store.get();
-  ATTATTR_RETURN_IF_ERROR(
-      opened->pool_->Run("reading the database clock", [&](pqxx::connection& c) {
-        pqxx::nontransaction txn(c);
-        const auto offset = DbClockOffsetMs(txn, [opened] { return opened->HostNowMs(); });
-        if (offset.has_value()) opened->clock_offset_ms_.store(*offset);
-        return absl::OkStatus();
-      }));
+  ATTATTR_RETURN_IF_ERROR(store->MeasureClockOffset());
+  if (!options.clock) {
+    PostgresJobStore* opened = store.get();
+    opened->clock_thread_ = std::thread([opened] {
+      const absl::Duration period = absl::Milliseconds(opened->options_.clock_refresh_ms);
+      while (!opened->stop_clock_.WaitForNotificationWithTimeout(period)) {
+        // An unreachable database keeps the last offset; the store's calls say so themselves.
+        opened->MeasureClockOffset().IgnoreError();
+      }
+    });
+  }
   return store;
+}
+
+absl::Status PostgresJobStore::MeasureClockOffset() {
+  return pool_->Run("reading the database clock", [&](pqxx::connection& c) {
+    pqxx::nontransaction txn(c);
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      const auto offset = DbClockOffsetMs(txn, [this] { return HostNowMs(); });
+      if (offset.has_value()) {
+        clock_offset_ms_.store(*offset);
+        break;
+      }
+    }
+    return absl::OkStatus();
+  });
 }
 
 PostgresJobStore::PostgresJobStore(PostgresJobStoreOptions options, std::string conninfo,
@@ -292,7 +309,10 @@ bool PostgresJobStore::SubscribeChanges(ChangeCallbacks callbacks) {
   return true;
 }
 
-PostgresJobStore::~PostgresJobStore() = default;
+PostgresJobStore::~PostgresJobStore() {
+  stop_clock_.Notify();
+  if (clock_thread_.joinable()) clock_thread_.join();
+}
 
 bool PostgresJobStore::connected() const { return pool_->connected(); }
 

@@ -14,10 +14,12 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/notification.h"
 #include "store/job_store.h"
 #include "store/store_uri.h"
 
@@ -47,8 +49,13 @@ struct PostgresJobStoreOptions {
   // 4 KiB..1 GiB. Default: 8 MiB.
   int64_t result_write_batch_bytes = int64_t{8} << 20;
   // Source of "now" in unix ms for create/start/end/update times. Default (empty): the database
-  // server's clock (host_clock corrected by the offset measured at Open and by every Stats).
+  // server's clock (host_clock corrected by the offset measured at Open, then every
+  // clock_refresh_ms on a thread of the store's own, and by every Stats).
   std::function<int64_t()> clock;
+  // How often the offset between this host's clock and the database's is measured again, ms, so
+  // that a host clock stepped after Open (NTP, a resumed VM) does not move job times, deadlines
+  // or the retention sweep. 10..3600000. Default: 10000.
+  int64_t clock_refresh_ms = 10000;
   // This host's clock in unix ms, which the offset corrects. Default (empty): the system clock;
   // tests skew it to stand for a replica whose clock is wrong.
   std::function<int64_t()> host_clock;
@@ -121,6 +128,9 @@ class PostgresJobStore final : public JobStore {
   absl::StatusOr<JobRecord> FinishJob(const std::string& id, JobState state, int32_t error_code,
                                       const std::string& error_message, int64_t lease_token);
   int64_t HostNowMs() const;
+  // Measures clock_offset_ms_ (a round trip over a second says little and is tried again, at most
+  // three times; the old offset stays).
+  absl::Status MeasureClockOffset();
 
   const PostgresJobStoreOptions options_;
   const std::string conninfo_;  // the URI with defaults and password added; never logged
@@ -128,7 +138,10 @@ class PostgresJobStore final : public JobStore {
   std::string schema_change_;
   const std::unique_ptr<PostgresShardStore> shards_;  // shares pool_
   std::unique_ptr<PgChangeListener> listener_;        // after SubscribeChanges; stopped first
-  std::atomic<int64_t> clock_offset_ms_{0};           // database clock − host clock (Stats)
+  std::atomic<int64_t> clock_offset_ms_{0};           // database clock − host clock
+  // Measures the offset every clock_refresh_ms until stop_clock_ (the destructor: first).
+  absl::Notification stop_clock_;
+  std::thread clock_thread_;
 };
 
 }  // namespace attattr::store

@@ -263,6 +263,16 @@ absl::StatusOr<std::unique_ptr<SqliteJobStore>> SqliteJobStore::Open(
         absl::StrCat(where, "directory ", Quote(dir.string()), " does not exist"));
   }
 
+  // Before SQLite touches the file: a second server would re-queue the first's running jobs. Beside
+  // the file a symlink names, as SQLite's own -wal and -shm files are.
+  const fs::path real = fs::weakly_canonical(options.path, ec);
+  absl::StatusOr<FileLock> lock = FileLock::Acquire(
+      (ec ? options.path : real.string()) + ".lock",
+      "; one server per SQLite file (several replicas share a PostgreSQL store: --store "
+      "postgresql://...)");
+  if (!lock.ok()) {
+    return absl::Status(lock.status().code(), absl::StrCat(where, lock.status().message()));
+  }
   sqlite3* db = nullptr;
   const int rc =
       sqlite3_open_v2(options.path.c_str(), &db,
@@ -272,7 +282,7 @@ absl::StatusOr<std::unique_ptr<SqliteJobStore>> SqliteJobStore::Open(
     sqlite3_close_v2(db);
     return absl::Status(CodeForSqlite(rc), absl::StrCat(where, "cannot open: ", message));
   }
-  std::unique_ptr<SqliteJobStore> store(new SqliteJobStore(options, db));
+  std::unique_ptr<SqliteJobStore> store(new SqliteJobStore(options, *std::move(lock), db));
   absl::Status status;
   {
     absl::MutexLock lock(&store->mu_);
@@ -285,8 +295,8 @@ absl::StatusOr<std::unique_ptr<SqliteJobStore>> SqliteJobStore::Open(
   return store;
 }
 
-SqliteJobStore::SqliteJobStore(SqliteJobStoreOptions options, sqlite3* db)
-    : options_(std::move(options)), db_(db) {}
+SqliteJobStore::SqliteJobStore(SqliteJobStoreOptions options, FileLock lock, sqlite3* db)
+    : options_(std::move(options)), lock_(std::move(lock)), db_(db) {}
 
 SqliteJobStore::~SqliteJobStore() {
   absl::MutexLock lock(&mu_);

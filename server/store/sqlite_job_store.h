@@ -1,6 +1,8 @@
 // JobStore on one embedded SQLite file (WAL journal): the default single-machine store. Does not
 // share work between replicas (that is the PostgreSQL store's job) and keeps no cache: every call
-// reads or writes the file. Thread-safe: one connection, every call serialised by one mutex.
+// reads or writes the file. One store at a time per file: Open locks "<path>.lock" (FileLock) and
+// refuses a file another open store holds, in this process or another. Thread-safe: one connection,
+// every call serialised by one mutex.
 #pragma once
 
 #include <cstdint>
@@ -15,6 +17,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "store/file_lock.h"
 #include "store/job_store.h"
 
 struct sqlite3;
@@ -100,7 +103,7 @@ class SqliteJobStore final : public JobStore {
   class Statement;
   class Transaction;
 
-  SqliteJobStore(SqliteJobStoreOptions options, sqlite3* db);
+  SqliteJobStore(SqliteJobStoreOptions options, FileLock lock, sqlite3* db);
 
   absl::Status Configure() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status CreateOrCheckSchema() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -147,6 +150,8 @@ class SqliteJobStore final : public JobStore {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const SqliteJobStoreOptions options_;
+  // "<path>.lock", held until the store is gone (members go after the destructor closed db_).
+  const FileLock lock_;
   absl::Mutex mu_;
   sqlite3* db_ ABSL_GUARDED_BY(mu_);
   std::unordered_map<std::string, sqlite3_stmt*> statements_ ABSL_GUARDED_BY(mu_);

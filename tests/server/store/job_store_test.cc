@@ -13,6 +13,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -113,6 +114,12 @@ class JobStoreTestBase : public ::testing::Test {
     absl::StatusOr<std::unique_ptr<SqliteJobStore>> store = SqliteJobStore::Open(options);
     EXPECT_TRUE(store.ok()) << store.status();
     return store.ok() ? std::move(*store) : nullptr;
+  }
+
+  // A second replica's store: another store on the PostgreSQL database. A SQLite file is opened by
+  // one store at a time (FileLock): nullptr, and the test's threads share the first store.
+  std::unique_ptr<JobStore> SecondReplica() {
+    return backend_ == "postgresql" ? OpenStore() : nullptr;
   }
 
   // Stored result chunks (of job `id` when given), counted on the database itself.
@@ -405,11 +412,12 @@ TEST_P(JobStoreTest, CreateStoresNothingALimitRefuses) {
   EXPECT_NE(bad.message().find("max_queued_per_owner"), std::string::npos) << bad;
 }
 
-// Two stores on one database (two replicas) creating at once never overshoot a limit together:
-// the counts and the insert are one step.
+// Two stores on one database (two replicas; on SQLite, two threads on its one store) creating at
+// once never overshoot a limit together: the counts and the insert are one step.
 TEST_P(JobStoreTest, ConcurrentCreatesOnTwoReplicasNeverOvershootTheLimits) {
   auto a = OpenStore();
-  auto b = OpenStore();
+  auto second = SecondReplica();
+  JobStore* b = second != nullptr ? second.get() : a.get();
   ASSERT_NE(a, nullptr);
   ASSERT_NE(b, nullptr);
   AdmissionLimits limits;
@@ -1184,11 +1192,12 @@ TEST_P(JobStoreTest, RequeueReleasesTheLeaseAtOnce) {
   EXPECT_EQ(again.lease_holder, "replica-b");
 }
 
-// Replicas (stores on one file or database) claiming at once each get different jobs, and every
-// job is claimed exactly once.
+// Replicas (stores on one database; on SQLite, threads on its one store) claiming at once each get
+// different jobs, and every job is claimed exactly once.
 TEST_P(JobStoreTest, ConcurrentClaimsTakeEachJobOnce) {
   auto a = OpenStore();
-  auto b = OpenStore();
+  auto second = SecondReplica();
+  JobStore* b = second != nullptr ? second.get() : a.get();
   ASSERT_NE(a, nullptr);
   ASSERT_NE(b, nullptr);
   constexpr int kJobs = 60;
@@ -1224,7 +1233,8 @@ TEST_P(JobStoreTest, ConcurrentClaimsTakeEachJobOnce) {
 // Claims on two replicas at once never start more of one owner's jobs than its running limit.
 TEST_P(JobStoreTest, ConcurrentClaimsOnTwoReplicasKeepTheRunningLimit) {
   auto a = OpenStore();
-  auto b = OpenStore();
+  auto second = SecondReplica();
+  JobStore* b = second != nullptr ? second.get() : a.get();
   ASSERT_NE(a, nullptr);
   ASSERT_NE(b, nullptr);
   for (const char* owner : {"alice", "bob"}) {
@@ -1609,6 +1619,44 @@ TEST_F(SqliteJobStoreTest, SurvivesSigkillOfTheWritingProcess) {
   EXPECT_EQ(RawSql(path_, "PRAGMA integrity_check"), "ok");
 }
 
+// Regression (store review): nothing kept two servers off one SQLite file; the second re-queued
+// the first's running jobs as interrupted and ran them twice. Open now locks "<path>.lock": a
+// second store on the file is refused, in this process or another (naming the holder's pid), and
+// the file is free again once the holder closes it or dies.
+TEST_F(SqliteJobStoreTest, OneStoreAtATimeOpensAFile) {
+  {
+    auto first = OpenStore();
+    ASSERT_NE(first, nullptr);
+    absl::Status second = SqliteJobStore::Open(Options()).status();
+    EXPECT_TRUE(absl::IsFailedPrecondition(second)) << second;
+    EXPECT_NE(Message(second).find("already open in this process"), std::string::npos) << second;
+    EXPECT_NE(Message(second).find("one server per SQLite file"), std::string::npos) << second;
+  }
+  EXPECT_NE(OpenStore(), nullptr);  // closed: free again
+
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    close(fds[0]);
+    absl::StatusOr<std::unique_ptr<SqliteJobStore>> opened = SqliteJobStore::Open(Options());
+    if (!opened.ok()) _exit(2);
+    WriteLine(fds[1], "end");
+    for (;;) pause();  // killed here, store open
+  }
+  close(fds[1]);
+  ASSERT_EQ(ReadLines(fds[0], "end").size(), 1u);
+  absl::Status held = SqliteJobStore::Open(Options()).status();
+  EXPECT_TRUE(absl::IsFailedPrecondition(held)) << held;
+  EXPECT_NE(Message(held).find(absl::StrCat("(pid ", pid, ")")), std::string::npos) << held;
+  kill(pid, SIGKILL);
+  int wstatus = 0;
+  ASSERT_EQ(waitpid(pid, &wstatus, 0), pid);
+  close(fds[0]);
+  EXPECT_NE(OpenStore(), nullptr);  // the kernel let go with the process
+}
+
 // The child writes results in a loop and is killed at an arbitrary moment (possibly
 // mid-transaction): the file stays consistent and every job it reported finished keeps its exact
 // result.
@@ -1685,6 +1733,35 @@ TEST_F(SqliteJobStoreTest, SigkillMidWriteKeepsReportedResults) {
 class PostgresJobStoreTest : public JobStoreTestBase {
  protected:
   PostgresJobStoreTest() : JobStoreTestBase("postgresql") {}
+
+  // Options whose host clock is the system's plus `skew` (a replica whose clock is wrong), the
+  // offset measured again every 50 ms.
+  PostgresJobStoreOptions SkewedOptions(const std::atomic<int64_t>& skew) const {
+    PostgresJobStoreOptions options;
+    options.uri = uri_;
+    options.clock_refresh_ms = 50;
+    options.host_clock = [&skew] {
+      return std::chrono::duration_cast<std::chrono::milliseconds>(
+                 std::chrono::system_clock::now().time_since_epoch())
+                 .count() +
+             skew.load();
+    };
+    return options;
+  }
+  // The database server's clock, unix ms.
+  int64_t DatabaseNowMs() {
+    return std::stoll(
+        *pg_->Query(database_, "SELECT (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT"));
+  }
+  // Whether store.NowMs() comes within 2 s of the database's clock in 20 s.
+  bool NowMsReachesTheDatabase(const JobStore& store) {
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (std::chrono::steady_clock::now() < give_up) {
+      if (std::abs(store.NowMs() - DatabaseNowMs()) <= 2000) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return false;
+  }
 };
 
 TEST(PostgresUriTest, PasswordsAreFoundAndRedacted) {
@@ -1730,37 +1807,43 @@ TEST(PostgresUriTest, UnreachableDatabaseIsUnavailableWithoutThePassword) {
 // Regression (durability review): jobs were stamped with the creating or claiming replica's clock
 // and their deadlines checked against the running replica's, so a replica whose clock was an hour
 // ahead failed every job with a timeout at once. The store stamps and answers NowMs on the
-// database's clock, measured from the host's at Open and by every Stats.
+// database's clock, measured from the host's at Open and then every clock_refresh_ms.
 TEST_F(PostgresJobStoreTest, JobsAreStampedOnTheDatabaseClockWhateverTheHostsClockSays) {
   constexpr int64_t kHour = 3600 * 1000;
   std::atomic<int64_t> skew{kHour};
-  PostgresJobStoreOptions options;
-  options.uri = uri_;
-  options.host_clock = [&skew] {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-               .count() +
-           skew.load();
-  };
-  auto opened = PostgresJobStore::Open(options);
+  auto opened = PostgresJobStore::Open(SkewedOptions(skew));
   ASSERT_TRUE(opened.ok()) << opened.status();
   PostgresJobStore& store = **opened;
-  auto database_now = [&] {
-    return std::stoll(*pg_->Query(database_,
-                                  "SELECT (EXTRACT(EPOCH FROM clock_timestamp()) * "
-                                  "1000)::BIGINT"));
-  };
-  EXPECT_NEAR(static_cast<double>(store.NowMs()), static_cast<double>(database_now()), 2000);
+  EXPECT_NEAR(static_cast<double>(store.NowMs()), static_cast<double>(DatabaseNowMs()), 2000);
   const std::string id = MustCreate(store, NewJob());
   EXPECT_NEAR(static_cast<double>(store.Get(id)->create_time_ms),
-              static_cast<double>(database_now()), 2000);
-  // The host's clock jumps back by two hours: the next Stats measures the offset again.
+              static_cast<double>(DatabaseNowMs()), 2000);
+  // The host's clock jumps back by two hours: the store measures the offset again on its own.
   skew = -kHour;
-  ASSERT_TRUE(store.Stats().ok());
-  EXPECT_NEAR(static_cast<double>(store.NowMs()), static_cast<double>(database_now()), 2000);
+  EXPECT_TRUE(NowMsReachesTheDatabase(store)) << store.NowMs() - DatabaseNowMs();
   ASSERT_TRUE(store.MarkRunning(id).ok());
   EXPECT_NEAR(static_cast<double>(store.Get(id)->start_time_ms),
-              static_cast<double>(database_now()), 2000);
+              static_cast<double>(DatabaseNowMs()), 2000);
+}
+
+// Regression (store review): the offset was measured again only by Stats, which the server never
+// calls. A host clock stepped three hours forward after Open made NowMs three hours ahead, and the
+// retention sweep (ExpireResults(NowMs(), retention)) deleted every replica's results that much
+// early. The store now measures the offset every clock_refresh_ms on its own.
+TEST_F(PostgresJobStoreTest, AHostClockSteppedForwardAfterOpenDoesNotExpireResultsEarly) {
+  constexpr int64_t kHour = 3600 * 1000;
+  std::atomic<int64_t> skew{0};
+  auto opened = PostgresJobStore::Open(SkewedOptions(skew));
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  PostgresJobStore& store = **opened;
+  const std::string id = MustCreate(store, NewJob());
+  ASSERT_TRUE(store.Finish(id, JobState::kCancelled, 0, "", kNoLease).ok());
+  skew = 3 * kHour;
+  EXPECT_TRUE(NowMsReachesTheDatabase(store)) << store.NowMs() - DatabaseNowMs();
+  auto expired = store.ExpireResults(store.NowMs(), kHour);  // keeps an hour
+  ASSERT_TRUE(expired.ok()) << expired.status();
+  EXPECT_EQ(*expired, 0);
+  EXPECT_TRUE(store.Get(id).ok());
 }
 
 TEST_F(PostgresJobStoreTest, ReplicasOpeningAnEmptyDatabaseAtOnceCreateTheSchemaOnce) {
