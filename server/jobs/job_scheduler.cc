@@ -796,7 +796,9 @@ void JobScheduler::Finish(const store::JobRecord& running,
   // Every write below is tried again while the store does not answer and this run still holds
   // the job: an outage, however long, does not fail the job nor throw its result away.
   absl::StatusOr<store::JobRecord> finished;
+  store::JobState asked = store::JobState::kFailed;  // the state the last finish asked for
   const auto finish = [&](store::JobState state, int32_t code, const std::string& message) {
+    asked = state;
     absl::Status written = RetryWhileHeld(context, [&] {
       finished = store_.Finish(id, state, code, message, lease_token);
       return finished.status();
@@ -840,6 +842,13 @@ void JobScheduler::Finish(const store::JobRecord& running,
       // again for nothing (regression, durability review).
       finish(store::JobState::kFailed, static_cast<int32_t>(error.code()),
              absl::StrCat("finishing the job: ", error.message()));
+    }
+    if (!finished.ok() && absl::IsFailedPrecondition(finished.status())) {
+      // A Finish that committed but whose answer was lost (the connection broke after COMMIT)
+      // reads "job is <state>" when tried again: the job did finish as this run asked, under its
+      // lease, and nobody else publishes it (regression, store review: watchers waited on).
+      auto now = store_.Get(id, events_.HasSubscribers(id));
+      if (now.ok() && now->state == asked && now->lease_token == lease_token) finished = *now;
     }
     if (!finished.ok()) {
       log_.Warn("job could not be finished",

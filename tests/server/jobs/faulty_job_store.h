@@ -1,8 +1,9 @@
 // FaultyJobStore: a JobStore (and its ShardStore, when the wrapped store has one) that forwards
 // every call to a real store, except that a chosen operation fails with a chosen status — the next
 // few calls, or every call until healed: the failovers, broken connections and outages the
-// scheduler must ride out, at the exact call a test names. It also counts calls per operation
-// (Get by whether it read the spec). Header-only, for the scheduler tests; thread-safe.
+// scheduler must ride out, at the exact call a test names (and a Finish that commits, then fails).
+// It also counts calls per operation (Get by whether it read the spec). Header-only, for the
+// scheduler tests; thread-safe.
 #pragma once
 
 #include <array>
@@ -29,6 +30,12 @@ class FaultyJobStore final : public store::JobStore, private store::ShardStore {
   void FailNext(const std::string& op, const absl::Status& status, int times = 1) {
     absl::MutexLock lock(&mu_);
     for (int i = 0; i < times; ++i) next_[op].push_back(status);
+  }
+  // The next call of "finish" does its work in the inner store and then answers `status`, as a
+  // COMMIT that went through on a connection that broke before its answer came back.
+  void FailNextFinishAfterItsWork(const absl::Status& status) {
+    absl::MutexLock lock(&mu_);
+    after_finish_.push_back(status);
   }
   // Every call of `op` fails with `status` until Heal(op); "*" names every operation.
   void FailAlways(const std::string& op, const absl::Status& status) {
@@ -98,7 +105,12 @@ class FaultyJobStore final : public store::JobStore, private store::ShardStore {
                                           int32_t error_code, const std::string& error_message,
                                           int64_t lease_token) override {
     if (absl::Status s = Check("finish"); !s.ok()) return s;
-    return inner_.Finish(id, state, error_code, error_message, lease_token);
+    auto finished = inner_.Finish(id, state, error_code, error_message, lease_token);
+    absl::MutexLock lock(&mu_);
+    if (after_finish_.empty()) return finished;
+    absl::Status lost = after_finish_.front();
+    after_finish_.pop_front();
+    return lost;
   }
   absl::StatusOr<store::JobRecord> Cancel(const std::string& id) override {
     if (absl::Status s = Check("cancel"); !s.ok()) return s;
@@ -234,6 +246,7 @@ class FaultyJobStore final : public store::JobStore, private store::ShardStore {
   std::map<std::string, absl::Status> always_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, int> calls_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, int> failures_ ABSL_GUARDED_BY(mu_);
+  std::deque<absl::Status> after_finish_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace attattr::testing

@@ -521,6 +521,37 @@ TEST_F(JobSchedulerTest, AFinishTheStoreRefusesFailsTheJobWithTheStoresError) {
   EXPECT_EQ(faulty.Calls("finish"), 2);
 }
 
+// Regression (store review): a Finish that committed SUCCEEDED but whose answer was lost (the
+// connection broke after COMMIT) is tried again and refused ("job is SUCCEEDED"); the run then
+// returned without publishing, and watchers of the job on this replica waited on.
+TEST_F(JobSchedulerTest, AFinishThatCommittedButLostItsAnswerIsStillPublished) {
+  Gate gate;
+  ::attattr::testing::FaultyJobStore faulty(*store_);
+  faulty.FailNextFinishAfterItsWork(Down());
+  JobScheduler s(faulty, events_, gate.Executor(), OutageOpts(), {}, NullLog());
+  s.Start();
+  auto submitted = s.Submit(Job(0, "block"));
+  ASSERT_TRUE(submitted.ok()) << submitted.status();
+  const std::string id = submitted->record.id;
+  absl::Mutex mu;
+  std::vector<JobState> seen;
+  const JobEvents::Token token =
+      events_.Subscribe(id, [&](JobEvents::Kind, const JobRecord& record, uint64_t) {
+        absl::MutexLock lock(&mu);
+        seen.push_back(record.state);
+      });
+  gate.Open();
+  WaitFor(*store_, id, JobState::kSucceeded);
+  const auto published = [&seen] { return !seen.empty() && seen.back() == JobState::kSucceeded; };
+  {
+    absl::MutexLock lock(&mu);
+    EXPECT_TRUE(mu.AwaitWithTimeout(absl::Condition(&published), absl::Seconds(10)))
+        << "SUCCEEDED was never published";
+  }
+  events_.Unsubscribe(token);
+  EXPECT_EQ(faulty.Calls("finish"), 2);
+}
+
 // Regression (review): the same, with a store that stays down until the run is stopped (here by
 // a drain): the job goes back to the queue, its start not counted, instead of FAILED.
 TEST_F(JobSchedulerTest, AStoreThatStaysDownHandsTheJobBackRatherThanFailingIt) {
