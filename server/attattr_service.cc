@@ -41,28 +41,18 @@ std::string RequestId(const grpc::CallbackServerContext* ctx) {
 // (the store's tokens are far shorter).
 constexpr size_t kListResponseBudgetBytes = size_t{4} << 20;
 constexpr size_t kMaxPageTokenBytes = 1024;
+// The pushback on an Explain refused for want of a waiting place for the engine: about what a
+// typical call takes (a sentence, all layers, m = 20: 0.1–3 s on 2 cores).
+constexpr int64_t kExplainRetryMs = 1000;
 
-// Whether `message` holds, at any depth, an ExampleSource naming a dataset file. Walks the message
-// by reflection, so a dataset field added to any job kind later is covered.
-bool NamesDataset(const google::protobuf::Message& message) {
-  if (const auto* source = dynamic_cast<const v1::ExampleSource*>(&message)) {
-    if (source->has_dataset()) return true;
-  }
-  const auto* reflection = message.GetReflection();
-  std::vector<const google::protobuf::FieldDescriptor*> fields;
-  reflection->ListFields(message, &fields);
-  for (const auto* field : fields) {
-    if (field->cpp_type() != google::protobuf::FieldDescriptor::CPPTYPE_MESSAGE) continue;
-    if (field->message_type() == v1::Example::descriptor()) continue;  // texts only: no sources
-    if (field->is_repeated()) {
-      for (int i = 0; i < reflection->FieldSize(message, field); ++i) {
-        if (NamesDataset(reflection->GetRepeatedMessage(message, field, i))) return true;
-      }
-    } else if (NamesDataset(reflection->GetMessage(message, field))) {
-      return true;
-    }
-  }
-  return false;
+// Whether `spec` holds, at any depth, an ExampleSource naming a dataset file (ForEachExampleSource:
+// a dataset field added to any job kind later is covered).
+bool NamesDataset(const v1::JobSpec& spec) {
+  bool names = false;
+  ForEachExampleSource(spec, "spec", [&names](const v1::ExampleSource& source, const std::string&) {
+    names = names || source.has_dataset();
+  });
+  return names;
 }
 
 // RESOURCE_EXHAUSTED with gRPC's retry pushback (proposal A6; clients with a retry policy honour
@@ -325,9 +315,23 @@ void AttattrService::CompleteExplain(grpc::CallbackServerContext* ctx,
     }
     FinishRpc("Explain", ctx, start, reactor, status, "", principal);
   };
-  if (!d_.batcher.TrySubmit(std::move(item))) {
-    finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                        "Explain: too many calls waiting (--max-pending-explains); retry later"));
+  item.owner = CallerKey(ctx, caller.name);
+  switch (d_.batcher.TrySubmit(std::move(item))) {
+    case AttributionBatcher::Admission::kQueued:
+      return;
+    case AttributionBatcher::Admission::kOwnerFull:
+      // The caller's own share (with authentication): its flood does not refuse the others.
+      d_.metrics.RecordQuotaRefusal("explains");
+      return finish(RetryLater(ctx,
+                               absl::StrCat("Explain: principal '", caller.name,
+                                            "' has its share of --max-pending-explains (a "
+                                            "quarter) waiting for the engine"),
+                               kExplainRetryMs));
+    case AttributionBatcher::Admission::kFull:
+      return finish(RetryLater(ctx, "Explain: too many calls waiting (--max-pending-explains)",
+                               kExplainRetryMs));
+    case AttributionBatcher::Admission::kStopping:
+      return finish(Draining("Explain"));
   }
 }
 
@@ -349,6 +353,10 @@ grpc::ServerUnaryReactor* AttattrService::SubmitJob(grpc::CallbackServerContext*
   }
   if (!request->has_spec()) {
     return finish(ToGrpcStatus(absl::InvalidArgumentError("spec: required")));
+  }
+  // Counted before the request waits for validation, which copies the examples.
+  if (auto s = CheckInlineExampleCounts(request->spec(), d_.config); !s.ok()) {
+    return finish(ToGrpcStatus(s));
   }
   // Validation reads dataset files and tokenizes every example: not on a reaction thread.
   const bool queued = d_.validation_pool.TrySchedule(

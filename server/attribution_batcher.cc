@@ -40,15 +40,27 @@ AttributionBatcher::AttributionBatcher(const Options& options, BatchObserver obs
 
 AttributionBatcher::~AttributionBatcher() { Stop(); }
 
-bool AttributionBatcher::TrySubmit(AttributionItem item, bool force) {
+AttributionBatcher::Admission AttributionBatcher::TrySubmit(AttributionItem item, bool force) {
   std::string key = BatchKey(item.model, item.options);
-  {
-    absl::MutexLock lock(&mu_);
-    if (stopping_) return false;
-    if (!force && static_cast<int>(queue_.size()) >= options_.max_pending) return false;
-    queue_.push_back(Waiting{std::move(item), std::move(key), Clock::now()});
+  absl::MutexLock lock(&mu_);
+  if (stopping_) return Admission::kStopping;
+  if (!force && static_cast<int>(queue_.size()) >= options_.max_pending) return Admission::kFull;
+  if (force) item.owner.clear();  // admitted elsewhere: nobody's place
+  if (!item.owner.empty()) {
+    int& waiting = waiting_by_owner_[item.owner];
+    if (options_.max_pending_per_owner > 0 && waiting >= options_.max_pending_per_owner) {
+      return Admission::kOwnerFull;
+    }
+    ++waiting;
   }
-  return true;
+  queue_.push_back(Waiting{std::move(item), std::move(key), Clock::now()});
+  return Admission::kQueued;
+}
+
+void AttributionBatcher::Left(const Waiting& w) {
+  if (w.item.owner.empty()) return;
+  auto it = waiting_by_owner_.find(w.item.owner);
+  if (it != waiting_by_owner_.end() && --it->second <= 0) waiting_by_owner_.erase(it);
 }
 
 int AttributionBatcher::Pending() const {
@@ -63,6 +75,7 @@ void AttributionBatcher::Stop() {
     if (stopping_ && threads_.empty()) return;
     stopping_ = true;
     dropped.swap(queue_);
+    waiting_by_owner_.clear();
   }
   for (auto& w : dropped) {
     w.item.done(absl::UnavailableError("the server is shutting down; the item was not run"));
@@ -100,6 +113,7 @@ std::vector<AttributionBatcher::Waiting> AttributionBatcher::TakeBatch() {
   for (auto it = queue_.begin();
        it != queue_.end() && static_cast<int>(batch.size()) < options_.max_examples;) {
     if (it->key == key) {
+      Left(*it);
       batch.push_back(std::move(*it));
       it = queue_.erase(it);
     } else {

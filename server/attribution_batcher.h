@@ -9,7 +9,9 @@
 // intra-op thread count (engine::SetThreadIntraOpThreads). A batch is stopped
 // between engine chunks only when every item in it asks to stop; an item that asked to stop gets
 // CancelledError instead of its result. If a batched call fails for another reason, its items are
-// retried one by one so that one bad item cannot fail its neighbours.
+// retried one by one so that one bad item cannot fail its neighbours. Items carry their owner (an
+// Explain caller); each owner holds at most max_pending_per_owner of the waiting places, so one
+// tenant's flood of calls cannot refuse every other tenant's.
 // Thread-safe; the destructor finishes queued items (or fails them with Unavailable after Stop).
 #pragma once
 
@@ -18,6 +20,7 @@
 #include <functional>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -36,6 +39,9 @@ struct AttributionItem {
   std::function<bool()> should_stop;
   // Called exactly once, on a worker thread, with the item's result or error.
   std::function<void(absl::StatusOr<engine::ExampleAttribution>)> done;
+  // Whose waiting place the item takes (Options::max_pending_per_owner); "" = nobody's (a job's
+  // items, which the job queue admitted).
+  std::string owner;
 };
 
 class AttributionBatcher {
@@ -46,6 +52,14 @@ class AttributionBatcher {
     int max_examples = 8;                       // largest engine batch; 1 = no dynamic batching
     std::chrono::microseconds max_delay{2000};  // how long the oldest item may wait for company
     int max_pending = 256;                      // items waiting before TrySubmit refuses
+    int max_pending_per_owner = 0;              // of those, one owner's at most (0 = no bound)
+  };
+  // What TrySubmit did with an item (only kQueued calls its `done`).
+  enum class Admission {
+    kQueued,
+    kFull,       // max_pending items wait
+    kOwnerFull,  // the item's owner has max_pending_per_owner items waiting
+    kStopping,   // Stop was called
   };
   // Called after every engine call with the number of items it ran (for the batch-size metric).
   using BatchObserver = std::function<void(int items)>;
@@ -55,9 +69,9 @@ class AttributionBatcher {
   AttributionBatcher(const AttributionBatcher&) = delete;
   AttributionBatcher& operator=(const AttributionBatcher&) = delete;
 
-  // Queues `item`; false (and `item.done` not called) when max_pending items wait or the batcher
-  // is stopping. `force` ignores max_pending (job items already admitted by the job queue).
-  bool TrySubmit(AttributionItem item, bool force = false);
+  // Queues `item`, or says why not (and `item.done` is not called). `force` ignores the bounds on
+  // waiting items and the item's owner (job items already admitted by the job queue).
+  Admission TrySubmit(AttributionItem item, bool force = false);
   // Items waiting (not yet in an engine call).
   int Pending() const;
   // Engine workers.
@@ -78,12 +92,16 @@ class AttributionBatcher {
   std::vector<Waiting> TakeBatch() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Waiting items with `key`.
   int CountKey(const std::string& key) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // `w` left the queue (taken or dropped): its owner's place is free.
+  void Left(const Waiting& w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Run(std::vector<Waiting>& batch);
 
   const Options options_;
   const BatchObserver observer_;
   mutable absl::Mutex mu_;
   std::deque<Waiting> queue_ ABSL_GUARDED_BY(mu_);
+  // Waiting items per non-empty owner (owners with none are erased).
+  std::unordered_map<std::string, int> waiting_by_owner_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> threads_;  // started by the constructor, joined by Stop (owner thread)
 };

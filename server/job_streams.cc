@@ -323,9 +323,15 @@ class WatchJobReactor final : public OneWriteReactor<v1::Job> {
   WatchJobReactor(AttattrService& service, grpc::CallbackServerContext* ctx,
                   const v1::WatchJobRequest& request)
       : OneWriteReactor(service, ctx, "WatchJob", request.name()),
+        view_(request.view()),
         full_(request.view() != v1::JOB_VIEW_BASIC) {}
 
   void Begin() override {
+    // As ListJobs: a view this server does not know is refused, not read as FULL.
+    if (!v1::JobView_IsValid(view_)) {
+      return End(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                              absl::StrCat("view: unknown value ", view_)));
+    }
     // Whose job it is first (that never changes); then subscribe before reading again, so a
     // change in between is not missed.
     if (auto owned = service_.OwnedJob(caller_, name_, "WatchJob"); !owned.ok()) {
@@ -386,15 +392,20 @@ class WatchJobReactor final : public OneWriteReactor<v1::Job> {
     WriteLocked(writing_.get());
   }
   void AfterWrite() override ABSL_UNLOCK_FUNCTION(mu_) {
+    // Written: not held while the job waits for its next change (a FULL view carries the spec,
+    // which may be megabytes, and the first message is this stream's own).
+    writing_.reset();
     if (final_status_) return EndLocked(*final_status_);
     if (wrote_terminal_) return EndLocked(grpc::Status::OK);
     if (pending_) return Write(std::move(pending_), pending_terminal_);  // leaves pending_ empty
     mu_.Unlock();
   }
 
-  const bool full_;             // WatchJobRequest.view: FULL (the default) or BASIC
+  const int view_;              // WatchJobRequest.view as sent
+  const bool full_;             // FULL (the default) unless view_ is BASIC
   JobEvents::Token token_ = 0;  // set by Begin, read by Destroy (after Begin)
-  // The message in flight (shared with the job's other watchers) and the latest one waiting.
+  // The message in flight (shared with the job's other watchers; released once written) and the
+  // latest one waiting.
   std::shared_ptr<const v1::Job> writing_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<const v1::Job> pending_ ABSL_GUARDED_BY(mu_);
   bool pending_terminal_ ABSL_GUARDED_BY(mu_) = false;
@@ -420,6 +431,7 @@ class ResultReactor final : public OneWriteReactor<v1::ResultChunk> {
     auto info = d_.store.GetResultInfo(name_);
     if (!info.ok()) return End(ToGrpcStatus(info.status()));
     mu_.Lock();
+    empty_ = info->chunk_count == 0;
     count_ = std::max<int64_t>(info->chunk_count, 1);
     Next();
   }
@@ -442,7 +454,9 @@ class ResultReactor final : public OneWriteReactor<v1::ResultChunk> {
     message_.set_count(static_cast<int32_t>(count_));
     if (chunk.ok()) {
       message_.set_data(std::move(*chunk));
-    } else if (chunk.status().code() != absl::StatusCode::kNotFound || index != 0) {
+    } else if (!empty_ || chunk.status().code() != absl::StatusCode::kNotFound) {
+      // Also NotFound when the job was deleted since Begin (DeleteJob, any replica's retention
+      // sweep): not an empty result (regression, store review: one empty chunk, then OK).
       return EndLocked(ToGrpcStatus(chunk.status()));
     }  // an empty result has no chunk 0: send one empty chunk
     next_ = index + 1;
@@ -476,6 +490,7 @@ class ResultReactor final : public OneWriteReactor<v1::ResultChunk> {
 
   PoolRetry retry_{d_.store_pool, d_.timers, PoolRetry::Options{}};  // each next chunk's read
   int64_t count_ ABSL_GUARDED_BY(mu_) = 0;
+  bool empty_ ABSL_GUARDED_BY(mu_) = false;  // the stored result has no chunk
   int64_t next_ ABSL_GUARDED_BY(mu_) = 0;
   // Written under mu_, then read by gRPC while the write is in flight.
   v1::ResultChunk message_ ABSL_GUARDED_BY(mu_);

@@ -314,6 +314,10 @@ absl::Status Server::StartJobs() {
   batch.max_examples = config_.EffectiveBatchMaxExamples();
   batch.max_delay = std::chrono::microseconds(config_.batch_max_delay_us);
   batch.max_pending = config_.max_pending_explains;
+  // With authentication one principal's Explain calls hold at most a quarter of the waiting places,
+  // so its flood of calls cannot refuse every other tenant's (as on the validation queue).
+  batch.max_pending_per_owner =
+      auth_->enabled() ? std::max(1, config_.max_pending_explains / 4) : 0;
   log_.Info("engine workers started",
             {{"workers", batch.workers},
              {"intra_op_threads", batch.intra_op_threads},

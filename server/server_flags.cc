@@ -139,7 +139,8 @@ absl::StatusOr<ServerFlags> ParseServerFlags(const std::vector<std::string>& arg
        "precision are refused)")
       ->check(CLI::IsMember({"fp32", "bf16"}));
   Flag(app, "--max-pending-explains", config.max_pending_explains,
-       "Explain calls waiting for an engine worker before RESOURCE_EXHAUSTED");
+       "Explain calls waiting for an engine worker before RESOURCE_EXHAUSTED (with "
+       "authentication, a quarter of them per principal)");
   Flag(app, "--memory-budget-mib", budget_mib,
        "Activation memory per engine batch (attribution, study passes), MiB");
   Flag(app, "--report-listen", config.report_listen,

@@ -91,7 +91,7 @@ ServiceMetrics::ServiceMetrics(metrics::Registry& registry)
                          "attattr.v1.Attattr), else 0: starting, draining, job store unreachable")
                    .Register(registry)) {
   for (const char* service : {"", "attattr.v1.Attattr"}) serving_.Add({{"service", service}});
-  for (const char* quota : {"queued_jobs", "stored_bytes", "explain_rate", "streams"}) {
+  for (const char* quota : {"queued_jobs", "stored_bytes", "explain_rate", "explains", "streams"}) {
     quota_refusals_.Add({{"quota", quota}});
   }
 }

@@ -80,7 +80,8 @@ absl::StatusOr<v1::JobResult> RunAttributionJob(AttributionJob& work, JobRun& ru
       ++window->outstanding;
       ++next;
       window->mu.Unlock();
-      const bool queued = batcher.TrySubmit(std::move(item), /*force=*/true);
+      const bool queued = batcher.TrySubmit(std::move(item), /*force=*/true) ==
+                          AttributionBatcher::Admission::kQueued;
       window->mu.Lock();
       if (!queued) {
         --window->outstanding;

@@ -53,13 +53,21 @@ absl::StatusOr<std::vector<engine::Example>> ReadDatasetRef(const v1::DatasetRef
   // One example past the server limit is enough to refuse the job; the rest is not read.
   int limit = config.max_job_examples + 1;
   if (ref.limit() > 0) limit = std::min(limit, ref.limit());
-  auto dataset = engine::ReadDatasetPrefix(path, limit, config.max_dataset_bytes, ref.path());
+  // Messages name the file as the caller wrote it, quoted and cut ("a////…b.tsv" resolves too).
+  auto dataset =
+      engine::ReadDatasetPrefix(path, limit, config.max_dataset_bytes, QuoteInput(ref.path()));
   if (dataset.status().code() == absl::StatusCode::kOutOfRange) {
     return Invalid(field + ".path", absl::StrCat(dataset.status().message(),
                                                  " (--max-dataset-mib); set dataset.limit"));
   }
   if (!dataset.ok()) return Prefixed(dataset.status(), field + ".path");
   return std::move(dataset->examples);
+}
+
+absl::Status TooManyExamples(const std::string& field, const ServerConfig& config) {
+  return Invalid(field, absl::StrCat("more than ", config.max_job_examples,
+                                     " examples (server limit --max-job-examples); split the "
+                                     "job or set dataset.limit"));
 }
 
 // Empty texts and the example count, for either source.
@@ -71,9 +79,7 @@ absl::Status CheckExamples(const std::vector<engine::Example>& examples,
                                 : Invalid(field + ".dataset.path", "holds no examples");
   }
   if (static_cast<int64_t>(examples.size()) > config.max_job_examples) {
-    return Invalid(field, absl::StrCat("more than ", config.max_job_examples,
-                                       " examples (server limit --max-job-examples); split the "
-                                       "job or set dataset.limit"));
+    return TooManyExamples(field, config);
   }
   for (size_t i = 0; i < examples.size(); ++i) {
     if (examples[i].text.empty()) return Invalid(ExampleField(source, field, i) + ".text", "empty");
@@ -158,11 +164,51 @@ absl::StatusOr<std::string> ResolveExportPath(const std::string& export_root,
   return full.string();
 }
 
+void ForEachExampleSource(
+    const google::protobuf::Message& message, const std::string& path,
+    const std::function<void(const v1::ExampleSource&, const std::string&)>& visit) {
+  if (const auto* source = dynamic_cast<const v1::ExampleSource*>(&message)) {
+    visit(*source, path);
+  }
+  const auto* reflection = message.GetReflection();
+  std::vector<const google::protobuf::FieldDescriptor*> fields;
+  reflection->ListFields(message, &fields);
+  for (const auto* field : fields) {
+    if (field->cpp_type() != google::protobuf::FieldDescriptor::CPPTYPE_MESSAGE) continue;
+    if (field->message_type() == v1::Example::descriptor()) continue;  // texts only: no sources
+    const std::string name = absl::StrCat(path, ".", field->name());
+    if (field->is_repeated()) {
+      for (int i = 0; i < reflection->FieldSize(message, field); ++i) {
+        ForEachExampleSource(reflection->GetRepeatedMessage(message, field, i),
+                             absl::StrCat(name, "[", i, "]"), visit);
+      }
+    } else {
+      ForEachExampleSource(reflection->GetMessage(message, field), name, visit);
+    }
+  }
+}
+
+absl::Status CheckInlineExampleCounts(const v1::JobSpec& spec, const ServerConfig& config) {
+  absl::Status status;
+  ForEachExampleSource(spec, "spec",
+                       [&](const v1::ExampleSource& source, const std::string& field) {
+                         if (status.ok() && source.has_inline_() &&
+                             source.inline_().examples_size() > config.max_job_examples) {
+                           status = TooManyExamples(field, config);
+                         }
+                       });
+  return status;
+}
+
 absl::StatusOr<std::vector<engine::Example>> LoadExamples(const v1::ExampleSource& source,
                                                           const ServerConfig& config,
                                                           const std::string& field) {
   std::vector<engine::Example> examples;
   if (source.has_inline_()) {
+    // Counted before anything is copied.
+    if (source.inline_().examples_size() > config.max_job_examples) {
+      return TooManyExamples(field, config);
+    }
     examples.reserve(source.inline_().examples_size());
     for (const auto& e : source.inline_().examples()) examples.push_back(FromProto(e));
   } else if (source.has_dataset()) {

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -50,6 +51,19 @@ absl::StatusOr<std::string> ResolveExportPath(const std::string& export_root,
 absl::StatusOr<std::vector<engine::Example>> LoadExamples(const v1::ExampleSource& source,
                                                           const ServerConfig& config,
                                                           const std::string& field);
+
+// Calls `visit(source, field)` for every ExampleSource in `message` at any depth; `field` names it
+// under `path` ("spec.head_importance.evaluation_set"). Walks by reflection, so a source added to
+// any job kind later is covered, and never into an ExampleList's examples: the cost is the
+// message's fields, not its examples.
+void ForEachExampleSource(
+    const google::protobuf::Message& message, const std::string& path,
+    const std::function<void(const v1::ExampleSource&, const std::string&)>& visit);
+
+// The example count of every inline list in `spec`, read before anything is copied or validated
+// (a 32 MiB request holds 16 million empty examples): more than config.max_job_examples ->
+// InvalidArgument naming the source and --max-job-examples, as LoadExamples says.
+absl::Status CheckInlineExampleCounts(const v1::JobSpec& spec, const ServerConfig& config);
 
 // What every job kind shares: spec.model must be served (NotFound "spec.model: ..."),
 // spec.priority in [-10, 10], spec.timeout_ms >= 0, a kind must be set (InvalidArgument

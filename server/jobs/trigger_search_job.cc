@@ -67,19 +67,23 @@ absl::StatusOr<TriggerSearchJob> PrepareTriggerSearchJob(const v1::JobSpec& spec
   job.options.attribution = std::move(options);
 
   // Mining set: the first 500 of a dataset unless a limit is given; labels are not used.
-  v1::ExampleSource mining_source = t.mining_set();
-  if (mining_source.has_dataset() && mining_source.dataset().limit() == 0) {
-    mining_source.mutable_dataset()->set_limit(engine::kDefaultMiningExamples);
+  // (A dataset reference is copied to set it; inline examples are not copied.)
+  v1::ExampleSource limited;
+  const v1::ExampleSource* mining_source = &t.mining_set();
+  if (mining_source->has_dataset() && mining_source->dataset().limit() == 0) {
+    *limited.mutable_dataset() = mining_source->dataset();
+    limited.mutable_dataset()->set_limit(engine::kDefaultMiningExamples);
+    mining_source = &limited;
   }
   const std::string mining_field = absl::StrCat(kField, ".mining_set");
-  ATTATTR_ASSIGN_OR_RETURN(auto mining, LoadExamples(mining_source, config, mining_field));
+  ATTATTR_ASSIGN_OR_RETURN(auto mining, LoadExamples(*mining_source, config, mining_field));
   ATTATTR_RETURN_IF_ERROR(CheckJobWork(static_cast<int64_t>(mining.size()), job.options.attribution,
                                        info, config, kField));
   ATTATTR_ASSIGN_OR_RETURN(auto mining_encoded,
-                           EncodeExamples(*model, mining, mining_source, mining_field));
+                           EncodeExamples(*model, mining, *mining_source, mining_field));
   job.mining_set = std::move(mining_encoded);
   ATTATTR_RETURN_IF_ERROR(CheckAttributionMemory(info, job.mining_set, job.options.attribution, 0,
-                                                 mining_source, config, mining_field));
+                                                 *mining_source, config, mining_field));
 
   const std::string eval_field = absl::StrCat(kField, ".evaluation_set");
   ATTATTR_ASSIGN_OR_RETURN(auto evaluation, LoadExamples(t.evaluation_set(), config, eval_field));

@@ -1,8 +1,8 @@
 // The dynamic batcher on the shared SST-2 model: items that wait at the same time run in one
 // engine call (the observer sees the batch size) and get the result they would get alone; items
 // with other options never share a batch; an item that asks to stop gets CANCELLED while its batch
-// neighbours finish; max_examples = 1 means no batching; Stop fails waiting items; every option
-// that changes the computation is in the batch key.
+// neighbours finish; max_examples = 1 means no batching; Stop fails waiting items; each owner holds
+// its share of the waiting places; every option that changes the computation is in the batch key.
 #include "attribution_batcher.h"
 
 #include <gtest/gtest.h>
@@ -22,6 +22,7 @@ namespace attattr::server {
 namespace {
 
 using ::attattr::testing::Sst2ModelDir;
+constexpr AttributionBatcher::Admission kQueued = AttributionBatcher::Admission::kQueued;
 
 class AttributionBatcherTest : public ::testing::Test {
  protected:
@@ -118,7 +119,7 @@ TEST_F(AttributionBatcherTest, WaitingItemsShareOneEngineCallAndGetTheirOwnResul
       sink.batches.push_back(n);
     });
     for (size_t i = 0; i < kTexts.size(); ++i) {
-      ASSERT_TRUE(batcher.TrySubmit(Item(sink, i, kTexts[i], options_)));
+      ASSERT_EQ(batcher.TrySubmit(Item(sink, i, kTexts[i], options_)), kQueued);
     }
     sink.WaitAll();
   }
@@ -145,10 +146,10 @@ TEST_F(AttributionBatcherTest, DifferentOptionsNeverShareABatchAndOneBatchMeansN
       std::lock_guard<std::mutex> lock(sink.mu);
       sink.batches.push_back(n);
     });
-    ASSERT_TRUE(batcher.TrySubmit(Item(sink, 0, kTexts[0], options_)));
-    ASSERT_TRUE(batcher.TrySubmit(Item(sink, 1, kTexts[1], other)));
-    ASSERT_TRUE(batcher.TrySubmit(Item(sink, 2, kTexts[2], options_)));
-    ASSERT_TRUE(batcher.TrySubmit(Item(sink, 3, kTexts[3], other)));
+    ASSERT_EQ(batcher.TrySubmit(Item(sink, 0, kTexts[0], options_)), kQueued);
+    ASSERT_EQ(batcher.TrySubmit(Item(sink, 1, kTexts[1], other)), kQueued);
+    ASSERT_EQ(batcher.TrySubmit(Item(sink, 2, kTexts[2], options_)), kQueued);
+    ASSERT_EQ(batcher.TrySubmit(Item(sink, 3, kTexts[3], other)), kQueued);
     sink.WaitAll();
   }
   EXPECT_EQ(sink.batches, (std::vector<int>{2, 2}));
@@ -162,7 +163,7 @@ TEST_F(AttributionBatcherTest, DifferentOptionsNeverShareABatchAndOneBatchMeansN
     single.batches.push_back(n);
   });
   for (int i = 0; i < 3; ++i)
-    ASSERT_TRUE(unbatched.TrySubmit(Item(single, i, kTexts[i], options_)));
+    ASSERT_EQ(unbatched.TrySubmit(Item(single, i, kTexts[i], options_)), kQueued);
   single.WaitAll();
   EXPECT_EQ(single.batches, (std::vector<int>{1, 1, 1}));
 }
@@ -208,9 +209,9 @@ TEST_F(AttributionBatcherTest, AStoppedItemIsCancelledWhileItsNeighboursFinish) 
   AttributionBatcher::Options o;
   o.max_delay = std::chrono::milliseconds(300);
   AttributionBatcher batcher(o, nullptr);
-  ASSERT_TRUE(batcher.TrySubmit(Item(sink, 0, kTexts[0], options_)));
-  ASSERT_TRUE(batcher.TrySubmit(Item(sink, 1, kTexts[1], options_, [] { return true; })));
-  ASSERT_TRUE(batcher.TrySubmit(Item(sink, 2, kTexts[2], options_)));
+  ASSERT_EQ(batcher.TrySubmit(Item(sink, 0, kTexts[0], options_)), kQueued);
+  ASSERT_EQ(batcher.TrySubmit(Item(sink, 1, kTexts[1], options_, [] { return true; })), kQueued);
+  ASSERT_EQ(batcher.TrySubmit(Item(sink, 2, kTexts[2], options_)), kQueued);
   sink.WaitAll();
   EXPECT_TRUE(sink.results[0]->ok());
   EXPECT_EQ(sink.results[1]->status().code(), absl::StatusCode::kCancelled);
@@ -225,16 +226,63 @@ TEST_F(AttributionBatcherTest, BoundedQueueAndStopFailWaitingItems) {
   o.max_delay = std::chrono::seconds(30);  // nothing runs before Stop
   o.max_examples = 8;
   AttributionBatcher batcher(o, nullptr);
-  ASSERT_TRUE(batcher.TrySubmit(Item(sink, 0, kTexts[0], options_)));
-  ASSERT_TRUE(batcher.TrySubmit(Item(sink, 1, kTexts[1], options_)));
+  ASSERT_EQ(batcher.TrySubmit(Item(sink, 0, kTexts[0], options_)), kQueued);
+  ASSERT_EQ(batcher.TrySubmit(Item(sink, 1, kTexts[1], options_)), kQueued);
   AttributionItem refused = Item(sink, 2, kTexts[2], options_);
-  EXPECT_FALSE(batcher.TrySubmit(refused));
+  EXPECT_EQ(batcher.TrySubmit(refused), AttributionBatcher::Admission::kFull);
   EXPECT_EQ(batcher.Pending(), 2);
-  ASSERT_TRUE(batcher.TrySubmit(std::move(refused), /*force=*/true));  // admitted job items
+  ASSERT_EQ(batcher.TrySubmit(std::move(refused), /*force=*/true), kQueued);  // admitted job items
   batcher.Stop();
   sink.WaitAll();
   for (auto& r : sink.results) EXPECT_EQ(r->status().code(), absl::StatusCode::kUnavailable);
-  EXPECT_FALSE(batcher.TrySubmit(Item(sink, 0, kTexts[0], options_)));
+  EXPECT_EQ(batcher.TrySubmit(Item(sink, 0, kTexts[0], options_)),
+            AttributionBatcher::Admission::kStopping);
+}
+
+// Regression (hostile-input review): only max_pending bounded the waiting Explain calls, so one
+// principal's flood could hold every place and every other tenant's call was refused. Each owner
+// now holds at most max_pending_per_owner of them; items without an owner (jobs') and forced ones
+// are not counted against anyone, and an owner's place is free again once its item is taken.
+TEST_F(AttributionBatcherTest, EachOwnerHoldsItsShareOfTheWaitingPlaces) {
+  Sink sink;
+  sink.results.resize(6);
+  AttributionBatcher::Options o;
+  o.max_pending = 5;
+  o.max_pending_per_owner = 2;
+  o.max_delay = std::chrono::seconds(30);  // nothing runs before Stop
+  o.max_examples = 8;
+  AttributionBatcher batcher(o, nullptr);
+  auto owned = [&](int index, const std::string& owner) {
+    AttributionItem item = Item(sink, index, kTexts[index], options_);
+    item.owner = owner;
+    return item;
+  };
+  ASSERT_EQ(batcher.TrySubmit(owned(0, "alice")), kQueued);
+  ASSERT_EQ(batcher.TrySubmit(owned(1, "alice")), kQueued);
+  EXPECT_EQ(batcher.TrySubmit(owned(2, "alice")), AttributionBatcher::Admission::kOwnerFull);
+  ASSERT_EQ(batcher.TrySubmit(owned(2, "bob")), kQueued);  // another tenant is not refused
+  ASSERT_EQ(batcher.TrySubmit(owned(3, "")), kQueued);     // nobody's
+  ASSERT_EQ(batcher.TrySubmit(owned(4, "alice"), /*force=*/true), kQueued);
+  EXPECT_EQ(batcher.TrySubmit(owned(5, "carol")), AttributionBatcher::Admission::kFull);
+  EXPECT_EQ(batcher.Pending(), 5);
+  batcher.Stop();
+  sink.results.resize(5);
+  sink.WaitAll();
+
+  // Taken items free their owner's place (max_examples 1: each runs as soon as it arrives).
+  Sink ran;
+  ran.results.resize(3);
+  o.max_examples = 1;
+  o.max_pending_per_owner = 1;
+  AttributionBatcher running(o, nullptr);
+  for (int i = 0; i < 3; ++i) {
+    AttributionItem item = Item(ran, i, kTexts[i], options_);
+    item.owner = "alice";
+    ASSERT_EQ(running.TrySubmit(std::move(item)), kQueued) << i;
+    std::unique_lock<std::mutex> lock(ran.mu);
+    ran.cv.wait(lock, [&] { return ran.results[i].has_value(); });
+    EXPECT_TRUE(ran.results[i]->ok()) << i;
+  }
 }
 
 }  // namespace

@@ -194,6 +194,21 @@ TEST_F(HostileInputTest, AJobWithATooLongTextIsRefusedNamingTheExampleAndTheFlag
                "server's limit of 4096 (--max-text-bytes)");
 }
 
+// Regression (hostile-input review): a spec's inline examples were counted only after validation
+// had copied them all (a 32 MiB request holds 16 million empty examples: gigabytes, and the
+// validation workers busy for seconds). They are counted as the call arrives, before the spec
+// waits for validation, which would have named the unknown model first.
+TEST_F(HostileInputTest, TooManyInlineExamplesAreRefusedBeforeValidation) {
+  v1::JobSpec spec;
+  spec.set_model("no-such-model");
+  auto* list = spec.mutable_attribution()->mutable_examples()->mutable_inline_();
+  for (int i = 0; i <= 100000; ++i) list->add_examples();  // 2 bytes each on the wire
+  v1::Job job;
+  ExpectStatus(::attattr::testing::Submit(*stub_, spec, &job), grpc::StatusCode::INVALID_ARGUMENT,
+               "spec.attribution.examples: more than 100000 examples (server limit "
+               "--max-job-examples)");
+}
+
 TEST_F(HostileInputTest, ADatasetIsReadOnlyAsFarAsItsLimitNeeds) {
   // The file is ~3 MiB and the server reads at most 1 MiB of a dataset: a small limit is fine...
   ASSERT_GT(fs::file_size(*dir_ + "/data/big.tsv"), 2u << 20);

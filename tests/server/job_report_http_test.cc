@@ -1,5 +1,6 @@
 // Tests the /jobs/{id}/report handler against a real SQLite job store, without a socket: the page
-// of a finished job, the note in place of a result too large to draw, and the bounds on pages drawn
+// of a finished job, a running job's estimate (on the store's clock), the note in place of a
+// result too large to draw, and the bounds on pages drawn
 // from results at the same time (each holds its parsed result until its page is sent), in all and
 // per caller.
 #include "job_report_http.h"
@@ -90,6 +91,37 @@ TEST_F(JobReportHttpTest, AFinishedJobIsDrawnWithItsResult) {
   const Response missing = handler(unknown);
   EXPECT_EQ(missing.status, 404);
   EXPECT_EQ(missing.body, "job 'jobs/0000' not found\n");
+}
+
+// A running job's "about N s left" is measured on the store's clock, the one that stamped its
+// start: a store whose clock is far from this machine's (here 2001) still gives the estimate the
+// progress implies. Measured on this machine's clock it would be about 25 years.
+TEST_F(JobReportHttpTest, ARunningJobsEstimateIsOnTheStoresClock) {
+  int64_t store_now = 1'000'000'000'000;  // 2001-09-09, far from any machine's clock
+  store::SqliteJobStoreOptions options;
+  options.path = dir_ + "/skewed.db";
+  options.clock = [&store_now] { return store_now; };
+  auto opened = store::SqliteJobStore::Open(options);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  std::unique_ptr<store::JobStore> skewed = std::move(*opened);
+  store::JobRecord record;
+  record.kind = "ATTRIBUTION";
+  record.model = "sst2";
+  auto created = skewed->Create(record);
+  ASSERT_TRUE(created.ok()) << created.status();
+  const std::string id = created->record.id;
+  auto running = skewed->MarkRunning(id);
+  ASSERT_TRUE(running.ok()) << running.status();
+  ASSERT_EQ(running->start_time_ms, store_now);
+  ASSERT_TRUE(skewed->UpdateProgress(id, {"attributing", 1, 3}).ok());
+  store_now += 10'000;  // one of three done after 10 s: about 20 s left
+
+  Request request;
+  request.path = "/" + id + "/report";
+  const Response page = MakeJobReportHandler(*skewed)(request);
+  ASSERT_EQ(page.status, 200) << page.body;
+  const std::string html = BodyOf(page);
+  EXPECT_NE(html.find("1/3, about 20 s left"), std::string::npos) << html;
 }
 
 TEST_F(JobReportHttpTest, AResultAboveTheDrawingLimitIsNotParsedAndThePageSaysHowToGetIt) {

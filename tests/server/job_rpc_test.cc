@@ -210,6 +210,21 @@ TEST_F(JobRpcTest, ListJobsFiltersByStateAndKindAndPages) {
   ExpectStatus(stub_->ListJobs(&ctx, req, &resp), grpc::StatusCode::INVALID_ARGUMENT, "page_token");
 }
 
+// Regression (hostile-input review): WatchJob read a view it did not know as FULL; it is refused,
+// naming the field, as ListJobs refuses it.
+TEST_F(JobRpcTest, WatchJobRefusesAnUnknownView) {
+  v1::Job job;
+  ASSERT_TRUE(Submit(*stub_, TextJob(ManyTexts(1), 8), &job).ok());
+  grpc::ClientContext ctx;
+  v1::WatchJobRequest req;
+  req.set_name(job.name());
+  req.set_view(static_cast<v1::JobView>(99));
+  auto reader = stub_->WatchJob(&ctx, req);
+  v1::Job update;
+  EXPECT_FALSE(reader->Read(&update));
+  ExpectStatus(reader->Finish(), grpc::StatusCode::INVALID_ARGUMENT, "view: unknown value 99");
+}
+
 TEST_F(JobRpcTest, WatchJobStreamsProgressUntilSucceeded) {
   v1::Job job;
   ASSERT_TRUE(Submit(*stub_, TextJob(ManyTexts(12), 8), &job).ok());

@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -433,7 +434,7 @@ TEST_F(SecurityTest, QuotasPushBackOneTenantWhileOthersAreServed) {
     const size_t end = metrics->body.find('\n', at);
     return metrics->body.substr(at + series.size(), end - at - series.size());
   };
-  for (const char* quota : {"queued_jobs", "stored_bytes", "explain_rate", "streams"}) {
+  for (const char* quota : {"queued_jobs", "stored_bytes", "explain_rate", "explains", "streams"}) {
     EXPECT_EQ(refusals(quota), "0") << quota;
   }
   auto alice = As("alice");
@@ -534,6 +535,81 @@ TEST_F(SecurityTest, QuotasPushBackOneTenantWhileOthersAreServed) {
   EXPECT_EQ(refusals("queued_jobs"), "1");
   EXPECT_EQ(refusals("explain_rate"), "1");
   EXPECT_EQ(refusals("stored_bytes"), "0");
+}
+
+// Regression (hostile-input review): only --max-pending-explains bounded the Explain calls waiting
+// for the engine, so one principal's flood could hold every place and the other tenants' calls
+// were refused. With authentication one principal holds a quarter of them (here 1 of 4): with the
+// one engine worker busy on a job, one of alice's two calls waits and the other is refused with a
+// pushback, while bob's call is taken and served.
+TEST_F(SecurityTest, OneTenantsExplainCallsHoldAQuarterOfTheWaitingPlaces) {
+  StartServer({"--auth-tokens=" + WriteTokens(dir_), "--max-pending-explains=4", "--workers=1",
+               "--batch-max-examples=1", "--max-steps=1024"});
+  auto alice = As("alice");
+  auto bob = As("bob");
+  // Root's job keeps the worker busy: each of its examples takes seconds.
+  std::string text;
+  for (int i = 0; i < 12; ++i) text += "a gorgeous , witty , seductive and moving film . ";
+  v1::Job busy;
+  ASSERT_TRUE(attattr::testing::Submit(*As("root"), TextJob(4, 1024, text), &busy).ok());
+  for (int i = 0; i < 600; ++i) {  // its examples are in the engine queue once it reports them
+    grpc::ClientContext ctx;
+    v1::GetJobRequest get;
+    get.set_name(busy.name());
+    ASSERT_TRUE(As("root")->GetJob(&ctx, get, &busy).ok());
+    if (busy.progress().total() > 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_GT(busy.progress().total(), 0) << busy.DebugString();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+
+  v1::ExplainRequest quick;
+  quick.set_model(kModel);
+  quick.mutable_example()->set_text("a gorgeous film .");
+  quick.mutable_options()->set_steps(2);
+  struct Call {
+    grpc::ClientContext ctx;
+    v1::ExplainResponse response;
+    std::future<grpc::Status> status;
+  };
+  const auto call = [&quick](v1::Attattr::Stub& stub) {
+    auto c = std::make_unique<Call>();
+    c->ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
+    Call* raw = c.get();
+    c->status = std::async(std::launch::async, [&stub, &quick, raw] {
+      return stub.Explain(&raw->ctx, quick, &raw->response);
+    });
+    return c;
+  };
+  auto first = call(*alice);
+  auto second = call(*alice);
+  // The refused one answers at once; the other waits for the worker.
+  Call* refused = nullptr;
+  for (int i = 0; i < 600 && refused == nullptr; ++i) {
+    for (Call* c : {first.get(), second.get()}) {
+      if (c->status.wait_for(std::chrono::milliseconds(10)) == std::future_status::ready)
+        refused = c;
+    }
+  }
+  ASSERT_NE(refused, nullptr) << "neither of alice's calls was answered";
+  Call* waiting = refused == first.get() ? second.get() : first.get();
+  ExpectStatus(refused->status.get(), grpc::StatusCode::RESOURCE_EXHAUSTED,
+               "has its share of --max-pending-explains");
+  EXPECT_EQ(refused->ctx.GetServerTrailingMetadata().count("grpc-retry-pushback-ms"), 1u);
+  EXPECT_EQ(waiting->status.wait_for(std::chrono::milliseconds(0)), std::future_status::timeout)
+      << "alice's other call did not wait for the worker";
+  auto bobs = call(*bob);  // another tenant's call is taken while alice's waits
+  // Stop the job; both waiting calls are then served.
+  {
+    grpc::ClientContext ctx;
+    v1::CancelJobRequest cancel;
+    cancel.set_name(busy.name());
+    ASSERT_TRUE(As("root")->CancelJob(&ctx, cancel, &busy).ok());
+  }
+  const grpc::Status alices = waiting->status.get();
+  EXPECT_TRUE(alices.ok()) << alices.error_message();
+  const grpc::Status bobs_status = bobs->status.get();
+  EXPECT_TRUE(bobs_status.ok()) << bobs_status.error_message();
 }
 
 TEST_F(SecurityTest, MutualTlsIdentifiesCallersByCertificate) {

@@ -245,6 +245,42 @@ TEST_F(JobSpecTest, DatasetUnderTheDataRootWithLimit) {
   EXPECT_EQ((*examples)[1].label, 0);
 }
 
+// Regression (hostile-input review): repeated slashes count as one, so a long path (up to the
+// system's limit, 4 KiB) resolves to a real file, and the dataset's errors echoed it whole.
+TEST_F(JobSpecTest, ADatasetsErrorsQuoteItsPathCut) {
+  config_.max_dataset_bytes = 64;  // the file is larger: refused, naming it
+  const std::string path = "sst2" + std::string(3000, '/') + "dev.tsv";
+  auto examples =
+      LoadExamples(DatasetSpec(path).attribution().examples(), config_, "spec.examples");
+  ASSERT_TRUE(absl::IsInvalidArgument(examples.status()))
+      << examples.status().message().substr(0, 300);
+  const std::string message(examples.status().message());
+  EXPECT_LT(message.size(), 400u) << message.substr(0, 300);
+  EXPECT_NE(message.find("(--max-dataset-mib)"), std::string::npos) << message;
+  EXPECT_EQ(message.rfind("spec.examples.dataset.path: 'sst2////", 0), 0u) << message;
+}
+
+// Regression (hostile-input review): the example count of an inline list was read only after
+// every example was copied (a 32 MiB request holds 16 million empty ones). It is now read first,
+// for every source of every job kind, naming the source.
+TEST_F(JobSpecTest, InlineExampleCountsAreReadFromTheSpecForEverySource) {
+  config_.max_job_examples = 3;
+  v1::JobSpec spec;
+  spec.set_model("sst2");
+  auto* h = spec.mutable_head_importance();
+  for (int i = 0; i < 3; ++i) h->mutable_importance_set()->mutable_inline_()->add_examples();
+  EXPECT_TRUE(CheckInlineExampleCounts(spec, config_).ok());
+  for (int i = 0; i < 4; ++i) h->mutable_evaluation_set()->mutable_inline_()->add_examples();
+  absl::Status status = CheckInlineExampleCounts(spec, config_);
+  EXPECT_TRUE(absl::IsInvalidArgument(status)) << status;
+  EXPECT_EQ(status.message(),
+            "spec.head_importance.evaluation_set: more than 3 examples (server limit "
+            "--max-job-examples); split the job or set dataset.limit");
+  // LoadExamples says the same (it counts before copying).
+  auto loaded = LoadExamples(h->evaluation_set(), config_, "spec.head_importance.evaluation_set");
+  EXPECT_EQ(loaded.status(), status);
+}
+
 TEST_F(JobSpecTest, ResolveDataPathStaysUnderTheRoot) {
   auto path = ResolveDataPath(data_root_, "sst2/dev.tsv", "f");
   ASSERT_TRUE(path.ok()) << path.status();
@@ -602,12 +638,14 @@ TEST_F(JobSpecTest, MissingOrUnreadableDatasets) {
                      {kPathField, "not a regular file"});
   ExpectError(DatasetSpec("sst2/dev.tsv", -1), absl::StatusCode::kInvalidArgument,
               {"spec.attribution.examples.dataset.limit: must be >= 0"});
-  // Parse errors keep the engine's code, name the field and show the relative path, not the root.
+  // Parse errors keep the engine's code, name the field and show the relative path (quoted, as
+  // given), not the root.
   std::ofstream(data_root_ + "/bad.tsv") << "sentence\tlabel\ngood\tnot-a-number\n";
   auto job = Prepare(DatasetSpec("bad.tsv"));
   ASSERT_FALSE(job.ok());
   EXPECT_EQ(job.status().code(), absl::StatusCode::kInvalidArgument) << job.status();
-  EXPECT_NE(job.status().message().find(std::string(kPathField) + ": bad.tsv"), std::string::npos)
+  EXPECT_NE(job.status().message().find(std::string(kPathField) + ": 'bad.tsv':2: label"),
+            std::string::npos)
       << job.status();
   EXPECT_EQ(job.status().message().find(data_root_), std::string::npos) << job.status();
   std::ofstream(data_root_ + "/header-only.tsv") << "sentence\tlabel\n";
